@@ -1,0 +1,172 @@
+//! The narrow interface between the mail store and the disk.
+//!
+//! Everything the store writes or reads goes through [`Disk`] and [`DiskFile`], so a simulated
+//! disk (`sim.rs`, tests only) can stand in for the real one (`os.rs`) and freeze, tear or drop
+//! what was written but not yet flushed. Paths are always relative to the disk's root and are
+//! built by the store from ids and fixed names — never from anything a client sent.
+//!
+//! Durability is a property of the disk, not of one file: writes land in the *open epoch*;
+//! [`Disk::flush_begin`] closes that epoch and returns a [`Flush`] holding every file and
+//! directory written in it; running the flush (possibly on another thread, or through io_uring
+//! by the caller) makes them durable; [`Disk::flush_end`] then marks the epoch durable. A reply
+//! that promises durability waits until `epoch_durable() >= ticket`. This is the group commit:
+//! many mutations, one flush round.
+
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+
+use crate::types::Epoch;
+
+pub mod os;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+
+/// How [`Disk::open`] treats a missing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The file must exist.
+    Existing,
+    /// Create it empty if missing (the parent directory is then marked dirty for the flush).
+    CreateIfMissing,
+}
+
+/// A disk rooted at one directory.
+pub trait Disk {
+    /// An open file. Cheap to clone; clones refer to the same open file.
+    type File: DiskFile;
+    /// What [`Disk::flush_begin`] hands out: the work of one flush round.
+    type Flush: Flush;
+
+    /// Opens a file under the root.
+    ///
+    /// # Errors
+    /// The OS error, e.g. `NotFound` with [`OpenMode::Existing`].
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Self::File>;
+    /// Creates a directory and its parents; new directories' parents are marked dirty.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Removes a file; its directory is marked dirty.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Atomically renames a file over another; the directory is marked dirty.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn rename(&self, source: &Path, target: &Path) -> io::Result<()>;
+    /// The names of the entries of a directory, sorted.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// True when the path exists.
+    fn exists(&self, path: &Path) -> bool;
+
+    /// The epoch that writes made now belong to: the durability ticket for a reply.
+    fn epoch_open(&self) -> Epoch;
+    /// The newest epoch known durable. Always `< epoch_open()`.
+    fn epoch_durable(&self) -> Epoch;
+    /// Closes the open epoch and returns the work needed to make it durable; `None` when
+    /// nothing was written since the last flush (then every ticket so far is already durable).
+    fn flush_begin(&self) -> Option<Self::Flush>;
+    /// Records that `flush` ran successfully: its epoch is now durable.
+    fn flush_end(&self, epoch: Epoch);
+}
+
+/// One flush round: fdatasync of every file and fsync of every directory written in an epoch.
+/// It is `Send` so the runtime may run it off the reactor thread.
+pub trait Flush: Send + 'static {
+    /// The epoch this flush makes durable.
+    fn epoch(&self) -> Epoch;
+    /// Makes everything durable, blocking.
+    ///
+    /// # Errors
+    /// Any fsync error. An fsync error is fatal for the store: the caller must not call
+    /// `flush_end` and must stop acknowledging (see ARCHITECTURE.md, "fsync errors").
+    fn run(self) -> io::Result<()>;
+}
+
+/// An open file. Positioned I/O only; no cursor.
+pub trait DiskFile: Clone {
+    /// Current length in bytes.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn len(&self) -> io::Result<u64>;
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    ///
+    /// # Errors
+    /// `UnexpectedEof` past the end, or the OS error.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` and marks the file dirty in the open epoch.
+    ///
+    /// # Errors
+    /// The OS error (e.g. `StorageFull`).
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Truncates or extends the file; marks it dirty.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// A read-only view of `[offset, offset + len)`, which must lie below `len()`. The OS disk
+    /// serves it from a memory map of the file (no copy); the simulated disk from a snapshot.
+    ///
+    /// # Errors
+    /// The OS error, or `UnexpectedEof` if the range passes the end.
+    fn view(&self, offset: u64, len: u64) -> io::Result<Bytes>;
+}
+
+/// Read-only bytes that keep their backing (a memory map or a buffer) alive.
+#[derive(Clone)]
+pub struct Bytes {
+    backing: Rc<dyn AsRef<[u8]>>,
+    start: usize,
+    end: usize,
+}
+
+impl Bytes {
+    /// A view of `backing[start..end]`.
+    ///
+    /// # Panics
+    /// If the range is not inside `backing`.
+    #[must_use]
+    pub fn new(backing: Rc<dyn AsRef<[u8]>>, start: usize, end: usize) -> Bytes {
+        assert!(start <= end);
+        assert!(end <= (*backing).as_ref().len());
+        Bytes { backing, start, end }
+    }
+
+    /// Bytes owned by a fresh buffer.
+    #[must_use]
+    pub fn from_vec(data: Vec<u8>) -> Bytes {
+        let end = data.len();
+        Bytes::new(Rc::new(data), 0, end)
+    }
+
+    /// A sub-range of this view.
+    ///
+    /// # Panics
+    /// If the range is not inside this view.
+    #[must_use]
+    pub fn slice(&self, start: usize, end: usize) -> Bytes {
+        assert!(start <= end && end <= self.end - self.start);
+        Bytes { backing: self.backing.clone(), start: self.start + start, end: self.start + end }
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &(*self.backing).as_ref()[self.start..self.end]
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bytes({} bytes)", self.end - self.start)
+    }
+}

@@ -1,0 +1,1 @@
+//! Users: the passwd-file and password hashes (in progress).

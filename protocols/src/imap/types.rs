@@ -1,0 +1,425 @@
+//! Typed IMAP commands: what the parser (`parser.rs`) produces and the session (`session.rs`)
+//! executes. Grammar references are to RFC 9051 (IMAP4rev2) and RFC 3501 (IMAP4rev1).
+//!
+//! Invalid values are not constructible where it matters: a [`Tag`] is validated, a
+//! [`SequenceSet`] is non-empty, a mailbox name is already decoded from its wire form.
+
+use skua_core::types::{FlagsOp, InternalDate};
+
+/// A command tag (`tag = 1*<any ASTRING-CHAR except "+">`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Validates a tag.
+    #[must_use]
+    pub fn new(raw: &[u8]) -> Option<Tag> {
+        let valid = !raw.is_empty()
+            && raw.iter().all(|&b| crate::imap::types::is_astring_char(b) && b != b'+');
+        valid.then(|| Tag(String::from_utf8_lossy(raw).into_owned()))
+    }
+
+    /// The tag as sent.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `ASTRING-CHAR = ATOM-CHAR / resp-specials`
+#[must_use]
+pub fn is_astring_char(b: u8) -> bool {
+    is_atom_char(b) || b == b']'
+}
+
+/// `ATOM-CHAR = <any CHAR except atom-specials>`
+#[must_use]
+pub fn is_atom_char(b: u8) -> bool {
+    b > 0x20
+        && b < 0x7f
+        && !matches!(b, b'(' | b')' | b'{' | b' ' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+/// One end of a sequence range: a number or `*` (the largest in use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqBound {
+    /// A message sequence number or UID, never zero.
+    Value(u32),
+    /// `*`
+    Largest,
+}
+
+/// `sequence-set`: non-empty list of ranges; a single number is a range of one.
+/// Whether the numbers are sequence numbers or UIDs is decided by the command (`UID` prefix or
+/// the `UID` search key), not by the set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceSet {
+    ranges: Vec<(SeqBound, SeqBound)>,
+}
+
+impl SequenceSet {
+    /// Builds a set; `None` if empty.
+    #[must_use]
+    pub fn new(ranges: Vec<(SeqBound, SeqBound)>) -> Option<SequenceSet> {
+        (!ranges.is_empty()).then_some(SequenceSet { ranges })
+    }
+
+    /// The ranges as given (each may be reversed, e.g. `5:2`).
+    #[must_use]
+    pub fn ranges(&self) -> &[(SeqBound, SeqBound)] {
+        &self.ranges
+    }
+
+    /// True when `value` is in the set, with `*` meaning `largest`. An empty mailbox has
+    /// `largest == 0`, and then `*` matches nothing.
+    #[must_use]
+    pub fn contains(&self, value: u32, largest: u32) -> bool {
+        let resolve = |b: SeqBound| match b {
+            SeqBound::Value(v) => v,
+            SeqBound::Largest => largest,
+        };
+        self.ranges.iter().any(|&(a, b)| {
+            let (a, b) = (resolve(a), resolve(b));
+            let (low, high) = if a <= b { (a, b) } else { (b, a) };
+            low <= value && value <= high
+        })
+    }
+}
+
+/// A flag as written on the wire: a system flag or a keyword atom.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Flag {
+    /// `\Seen`
+    Seen,
+    /// `\Answered`
+    Answered,
+    /// `\Flagged`
+    Flagged,
+    /// `\Deleted`
+    Deleted,
+    /// `\Draft`
+    Draft,
+    /// A keyword (`flag-keyword = atom`), kept with its case as sent.
+    Keyword(String),
+    /// Another `\Extension` flag; the server refuses to store it.
+    Extension(String),
+}
+
+/// `section-spec` inside `BODY[...]` (RFC 9051 §6.4.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    /// Part numbers `1.2.3`; empty means the whole message.
+    pub part: Vec<u32>,
+    /// What of that part.
+    pub text: Option<SectionText>,
+}
+
+/// The text specifier after the part numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SectionText {
+    /// `HEADER`
+    Header,
+    /// `HEADER.FIELDS (name ...)`
+    HeaderFields(Vec<String>),
+    /// `HEADER.FIELDS.NOT (name ...)`
+    HeaderFieldsNot(Vec<String>),
+    /// `TEXT`
+    Text,
+    /// `MIME` (only with a part number)
+    Mime,
+}
+
+/// One FETCH data item (RFC 9051 §6.4.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchAttribute {
+    /// `ENVELOPE`
+    Envelope,
+    /// `FLAGS`
+    Flags,
+    /// `INTERNALDATE`
+    InternalDate,
+    /// `RFC822.SIZE`
+    Rfc822Size,
+    /// `UID`
+    Uid,
+    /// `BODY` (non-extensible BODYSTRUCTURE)
+    Body,
+    /// `BODYSTRUCTURE`
+    BodyStructure,
+    /// `BODY[section]<partial>` or `BODY.PEEK[...]`
+    BodySection {
+        /// The section.
+        section: Section,
+        /// `<offset.length>`
+        partial: Option<(u32, u32)>,
+        /// `.PEEK`: do not set `\Seen`.
+        peek: bool,
+    },
+    /// `RFC822` (= `BODY[]`, sets `\Seen`)
+    Rfc822,
+    /// `RFC822.HEADER` (= `BODY.PEEK[HEADER]`)
+    Rfc822Header,
+    /// `RFC822.TEXT` (= `BODY[TEXT]`)
+    Rfc822Text,
+    /// `MODSEQ` (RFC 7162), accepted so CONDSTORE-aware clients work once it is announced.
+    ModSeq,
+}
+
+/// A SEARCH key (RFC 9051 §6.4.4). Nesting depth is bounded by the parser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchKey {
+    /// `ALL`
+    All,
+    /// A sequence set of message sequence numbers.
+    SequenceSet(SequenceSet),
+    /// `UID set`
+    Uid(SequenceSet),
+    /// `ANSWERED`, `DELETED`, `DRAFT`, `FLAGGED`, `SEEN`, `KEYWORD k` (and `NEW`/`OLD`/`RECENT`
+    /// are mapped by the parser: `NEW` = `UNSEEN`, `OLD`/`RECENT` per RFC 9051 §6.4.4).
+    Flag(Flag),
+    /// `UNANSWERED`, `UNDELETED`, ... , `UNKEYWORD k`
+    NotFlag(Flag),
+    /// `FROM s`
+    From(String),
+    /// `TO s`
+    To(String),
+    /// `CC s`
+    Cc(String),
+    /// `BCC s`
+    Bcc(String),
+    /// `SUBJECT s`
+    Subject(String),
+    /// `HEADER name s`
+    Header(String, String),
+    /// `BODY s`
+    Body(String),
+    /// `TEXT s`
+    Text(String),
+    /// `BEFORE date` (internal date, day granularity): days since the epoch.
+    Before(i64),
+    /// `ON date`
+    On(i64),
+    /// `SINCE date`
+    Since(i64),
+    /// `SENTBEFORE date` (Date: header)
+    SentBefore(i64),
+    /// `SENTON date`
+    SentOn(i64),
+    /// `SENTSINCE date`
+    SentSince(i64),
+    /// `LARGER n`
+    Larger(u32),
+    /// `SMALLER n`
+    Smaller(u32),
+    /// `NOT key`
+    Not(Box<SearchKey>),
+    /// `OR a b`
+    Or(Box<SearchKey>, Box<SearchKey>),
+    /// `(key key ...)`: all must match.
+    And(Vec<SearchKey>),
+    /// `MODSEQ n` (RFC 7162)
+    ModSeq(u64),
+}
+
+/// `STATUS` data items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusAttribute {
+    /// `MESSAGES`
+    Messages,
+    /// `UIDNEXT`
+    UidNext,
+    /// `UIDVALIDITY`
+    UidValidity,
+    /// `UNSEEN`
+    Unseen,
+    /// `DELETED` (IMAP4rev2)
+    Deleted,
+    /// `SIZE` (IMAP4rev2)
+    Size,
+    /// `RECENT` (IMAP4rev1; always 0 here)
+    Recent,
+    /// `HIGHESTMODSEQ` (RFC 7162)
+    HighestModSeq,
+}
+
+/// SEARCH return options (`RETURN (...)`, RFC 9051 ESEARCH form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SearchReturn {
+    /// `MIN`
+    pub min: bool,
+    /// `MAX`
+    pub max: bool,
+    /// `ALL`
+    pub all: bool,
+    /// `COUNT`
+    pub count: bool,
+}
+
+/// A parsed command. `uid` marks the `UID` prefix for FETCH/STORE/COPY/MOVE/SEARCH/EXPUNGE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandBody {
+    /// `CAPABILITY`
+    Capability,
+    /// `NOOP`
+    Noop,
+    /// `LOGOUT`
+    Logout,
+    /// `STARTTLS` (refused until TLS is configured)
+    StartTls,
+    /// `LOGIN user password`
+    Login {
+        /// The user name, decoded.
+        user: String,
+        /// The password, decoded; never logged.
+        password: String,
+    },
+    /// `AUTHENTICATE mechanism [initial-response]`; the session runs the exchange.
+    Authenticate {
+        /// Mechanism name, upper-cased.
+        mechanism: String,
+        /// SASL-IR initial response, base64 as sent (`=` for empty).
+        initial_response: Option<String>,
+    },
+    /// `ENABLE cap ...`
+    Enable(Vec<String>),
+    /// `SELECT mailbox` (with `condstore` when `(CONDSTORE)` was given)
+    Select {
+        /// Mailbox name (modified UTF-7 already decoded only if UTF8=ACCEPT; see session).
+        mailbox: String,
+        /// `(CONDSTORE)` parameter.
+        condstore: bool,
+    },
+    /// `EXAMINE mailbox`
+    Examine {
+        /// Mailbox name.
+        mailbox: String,
+        /// `(CONDSTORE)` parameter.
+        condstore: bool,
+    },
+    /// `CREATE mailbox`
+    Create(String),
+    /// `DELETE mailbox`
+    Delete(String),
+    /// `RENAME old new`
+    Rename(String, String),
+    /// `SUBSCRIBE mailbox`
+    Subscribe(String),
+    /// `UNSUBSCRIBE mailbox`
+    Unsubscribe(String),
+    /// `LIST reference pattern` (basic form; extended selection/return options are ignored
+    /// except `RETURN (SUBSCRIBED)` and `(SUBSCRIBED)` selection).
+    List {
+        /// Reference name.
+        reference: String,
+        /// Mailbox patterns (`%`, `*` wildcards); several with LIST-EXTENDED's `(a b)`.
+        patterns: Vec<String>,
+        /// `(SUBSCRIBED)` selection option.
+        subscribed_only: bool,
+        /// `RETURN (SUBSCRIBED)`.
+        return_subscribed: bool,
+    },
+    /// `LSUB reference pattern`
+    Lsub {
+        /// Reference name.
+        reference: String,
+        /// Mailbox pattern.
+        pattern: String,
+    },
+    /// `STATUS mailbox (items)`
+    Status {
+        /// Mailbox name.
+        mailbox: String,
+        /// Requested items.
+        attributes: Vec<StatusAttribute>,
+    },
+    /// `APPEND mailbox [flags] [date] literal`
+    Append {
+        /// Target mailbox.
+        mailbox: String,
+        /// Initial flags.
+        flags: Vec<Flag>,
+        /// Internal date, if given.
+        date: Option<InternalDate>,
+        /// The message, exactly as sent in the literal.
+        message: Vec<u8>,
+    },
+    /// `IDLE` (the session then waits for `DONE`)
+    Idle,
+    /// `CLOSE`
+    Close,
+    /// `UNSELECT`
+    Unselect,
+    /// `EXPUNGE`, or `UID EXPUNGE set` when `uid` is given
+    Expunge {
+        /// `UID EXPUNGE` set.
+        uids: Option<SequenceSet>,
+    },
+    /// `[UID] SEARCH [RETURN (...)] [CHARSET x] keys`
+    Search {
+        /// `UID` prefix.
+        uid: bool,
+        /// Whether `RETURN (...)` was given (ESEARCH reply form).
+        esearch: Option<SearchReturn>,
+        /// Charset, if given (only US-ASCII and UTF-8 are accepted).
+        charset: Option<String>,
+        /// Keys; all must match.
+        keys: Vec<SearchKey>,
+    },
+    /// `[UID] FETCH set items [(CHANGEDSINCE n)]`
+    Fetch {
+        /// `UID` prefix.
+        uid: bool,
+        /// Messages.
+        set: SequenceSet,
+        /// Items; macros (ALL, FAST, FULL) already expanded by the parser.
+        attributes: Vec<FetchAttribute>,
+        /// `CHANGEDSINCE` modifier (RFC 7162).
+        changed_since: Option<u64>,
+    },
+    /// `[UID] STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags`
+    Store {
+        /// `UID` prefix.
+        uid: bool,
+        /// Messages.
+        set: SequenceSet,
+        /// Replace, add or remove.
+        op: FlagsOp,
+        /// `.SILENT`
+        silent: bool,
+        /// The flags.
+        flags: Vec<Flag>,
+        /// `UNCHANGEDSINCE` modifier (RFC 7162).
+        unchanged_since: Option<u64>,
+    },
+    /// `[UID] COPY set mailbox`
+    Copy {
+        /// `UID` prefix.
+        uid: bool,
+        /// Messages.
+        set: SequenceSet,
+        /// Target mailbox.
+        mailbox: String,
+    },
+    /// `[UID] MOVE set mailbox`
+    Move {
+        /// `UID` prefix.
+        uid: bool,
+        /// Messages.
+        set: SequenceSet,
+        /// Target mailbox.
+        mailbox: String,
+    },
+    /// `NAMESPACE`
+    Namespace,
+    /// `ID (...)` / `ID NIL` (RFC 2971); parameters are not kept.
+    Id,
+}
+
+/// A whole command: tag and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The tag.
+    pub tag: Tag,
+    /// What was asked.
+    pub body: CommandBody,
+}

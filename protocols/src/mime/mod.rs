@@ -1,0 +1,1 @@
+//! MIME analysis: ENVELOPE, BODYSTRUCTURE, sections, search (in progress).
