@@ -1,0 +1,75 @@
+"""kill -9 under LMTP load: every message that got 250 is there after restart, byte-identical."""
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import Server, lmtp_deliver, message
+from test_imap import fetch_uid_map
+
+USERS = {f"user{i}": f"pw{i}" for i in range(4)}
+
+
+class KillNineUnderLoad(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="skua-crash-")
+        self.data = os.path.join(self.tmp, "data")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_acknowledged_deliveries_survive_kill9(self):
+        server = Server(self.data, USERS, shards=2).start()
+        acked = {name: [] for name in USERS}
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def worker(n):
+            try:
+                lmtp = server.lmtp()
+                i = 0
+                while not stop.is_set():
+                    names = [f"user{(n + k) % len(USERS)}" for k in range(1 + i % 2)]
+                    raw = message(f"c{n}-{i}", f"worker {n} message {i}\r\n" + "x" * (i * 37 % 3000))
+                    replies = lmtp_deliver(
+                        lmtp, "s@example.org", [f"{u}@localhost" for u in names], raw
+                    )
+                    with lock:
+                        for name, (code, _) in zip(names, replies):
+                            if code == 250:
+                                acked[name].append(raw)
+                    i += 1
+            except (OSError, EOFError, Exception):  # the server died under us: expected
+                return
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        server.kill9()
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        total = sum(len(v) for v in acked.values())
+        self.assertGreater(total, 0, "the load produced no acknowledged delivery")
+
+        server = Server(self.data, None, shards=2).start()
+        try:
+            for name, expected in acked.items():
+                c = server.imap(name, USERS[name])
+                _, exists = c.select("INBOX")
+                stored = list(fetch_uid_map(c).values()) if exists != [b"0"] else []
+                stored_payloads = [b.split(b"\r\n", 1)[1] for b in stored]
+                for raw in expected:
+                    self.assertIn(raw, stored_payloads, f"acknowledged message lost for {name}")
+                c.logout()
+        finally:
+            self.assertEqual(server.stop(), 0)
+        print(f"\nkill -9 test: {total} acknowledged deliveries checked after restart")
+
+
+if __name__ == "__main__":
+    unittest.main()
