@@ -1,1 +1,52 @@
-//! placeholder
+//! skua-shard: the thread-per-core runtime.
+//!
+//! One glommio executor ("shard") per core, pinned; every user belongs to one shard
+//! ([`placement::shard_for`]) and all of that user's state lives and changes only there, so no
+//! lock guards mail data. Every shard listens on every port (SO_REUSEPORT); a connection is
+//! served where it was accepted until it authenticates, then moves, socket and session, to the
+//! user's home shard ([`handoff`]). LMTP deliveries travel to each recipient's home shard as
+//! owned messages over bounded channels ([`mesh`]). Durability is a group commit per shard
+//! ([`commit`]): replies that promise durability wait for the next flush round, which runs off
+//! the reactor thread.
+//!
+//! This crate is the only user of glommio in the workspace: a move to another io_uring runtime
+//! touches nothing else.
+//!
+//! Entry points: [`run`] (installs SIGTERM/SIGINT handlers) and [`run_with_shutdown`] (stopped
+//! through a [`ShutdownHandle`]), both configured by a [`ServerConfig`].
+
+#[cfg(feature = "wiring")]
+mod auth;
+pub mod commit;
+pub mod config;
+pub mod conn;
+#[cfg(feature = "wiring")]
+mod deliver;
+pub mod error;
+pub mod event;
+pub mod handoff;
+#[cfg(feature = "wiring")]
+mod imap;
+pub mod limits;
+pub mod listen;
+#[cfg(feature = "wiring")]
+mod lmtp;
+pub mod mesh;
+pub mod placement;
+#[cfg(feature = "wiring")]
+mod registry;
+#[cfg(feature = "wiring")]
+mod server;
+#[cfg(feature = "wiring")]
+mod shard;
+pub mod shutdown;
+#[cfg(test)]
+mod testutil;
+pub mod tracker;
+
+pub use config::ServerConfig;
+pub use error::ServeError;
+pub use placement::{ShardId, shard_for};
+#[cfg(feature = "wiring")]
+pub use server::{run, run_with_shutdown};
+pub use shutdown::ShutdownHandle;

@@ -91,6 +91,8 @@ pub trait Flush: Send + 'static {
 }
 
 /// An open file. Positioned I/O only; no cursor.
+// `len` is fallible I/O, not a container length, so an `is_empty` would add nothing.
+#[allow(clippy::len_without_is_empty)]
 pub trait DiskFile: Clone {
     /// Current length in bytes.
     ///

@@ -1,1 +1,384 @@
-//! The simulated disk (in progress).
+//! The simulated disk: a [`Disk`] in memory that knows what a crash would keep.
+//!
+//! For crash tests (`core/tests/crash*.rs`) and fuzz targets; compiled only for tests and with
+//! the `sim` feature. Every file and directory entry has a *live* state (what reads see) and a
+//! *durable* state (what survives a crash). Mutations since the last flush are a list of
+//! pending operations: a flush round ([`Disk::flush_begin`], [`Flush::run`],
+//! [`Disk::flush_end`]) replays them onto the durable image. A created, renamed or removed file
+//! is a pending directory operation like any write, so it too is lost unless a flush covered it.
+//!
+//! [`SimDisk::crash`] returns the disk as a restart would find it: the durable image plus what
+//! the chosen [`CrashMode`] keeps of the pending operations (none, all, a prefix, any subset,
+//! with writes torn at 512-byte sectors), drawn deterministically from a seed.
+//! [`SimDisk::freeze_after_flushes`] stops the durable image at the Nth flush: later flush runs
+//! fail (the store must then stop acknowledging), so the crash lands between flush N and N+1.
+//!
+//! The state sits behind `Arc<Mutex<..>>` only because a [`Flush`] must be `Send`; the sim is a
+//! test tool and its cost does not matter.
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{Bytes, Disk, DiskFile, Flush, OpenMode};
+use crate::types::Epoch;
+
+mod crash;
+mod image;
+mod rng;
+#[cfg(test)]
+mod tests;
+
+pub use crash::{CrashMode, CrashReport};
+pub use image::{SECTOR_BYTES, SIM_FILE_BYTES_MAX};
+pub use rng::SimRng;
+
+use image::{Image, InodeId, Op, normalize};
+
+/// An operation not yet covered by a flush, with the epoch it was made in.
+#[derive(Clone, Debug)]
+struct Pending {
+    epoch: u64,
+    op: Op,
+}
+
+/// Everything the simulated disk knows.
+#[derive(Debug)]
+struct State {
+    live: Image,
+    durable: Image,
+    /// Sorted by epoch, since epochs only grow.
+    pending: Vec<Pending>,
+    next_inode: InodeId,
+    epoch_open: u64,
+    epoch_durable: u64,
+    /// The newest epoch a flush run made durable (`flush_end` may not pass it).
+    epoch_flushed: u64,
+    flushes_done: u64,
+    freeze_after: Option<u64>,
+    frozen: bool,
+}
+
+impl State {
+    fn from_image(image: Image, next_inode: InodeId) -> State {
+        State {
+            live: image.clone(),
+            durable: image,
+            pending: Vec::new(),
+            next_inode,
+            epoch_open: 1,
+            epoch_durable: 0,
+            epoch_flushed: 0,
+            flushes_done: 0,
+            freeze_after: None,
+            frozen: false,
+        }
+    }
+
+    /// Applies a mutation to the live image and remembers it as pending.
+    fn mutate(&mut self, op: Op) -> io::Result<()> {
+        self.live.apply(&op)?;
+        self.pending.push(Pending {
+            epoch: self.epoch_open,
+            op,
+        });
+        Ok(())
+    }
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .expect("sim disk: a test panicked while holding the disk")
+}
+
+/// The simulated disk. Cheap to clone; clones share one state.
+#[derive(Clone, Debug)]
+pub struct SimDisk {
+    state: Shared,
+}
+
+impl Default for SimDisk {
+    fn default() -> SimDisk {
+        SimDisk::new()
+    }
+}
+
+impl SimDisk {
+    /// An empty disk: only the root directory, durable.
+    #[must_use]
+    pub fn new() -> SimDisk {
+        SimDisk {
+            state: Arc::new(Mutex::new(State::from_image(Image::default(), 1))),
+        }
+    }
+
+    /// Flush runs completed so far: the crash points of this disk are `0..=flushes_done()`.
+    #[must_use]
+    pub fn flushes_done(&self) -> u64 {
+        lock(&self.state).flushes_done
+    }
+
+    /// Operations made since the last completed flush.
+    #[must_use]
+    pub fn pending_ops(&self) -> usize {
+        lock(&self.state).pending.len()
+    }
+
+    /// Freezes the durable image after `flushes` flush runs: every later [`Flush::run`] fails
+    /// with an I/O error and makes nothing durable. Writes still reach the live image.
+    pub fn freeze_after_flushes(&self, flushes: u64) {
+        let mut state = lock(&self.state);
+        state.freeze_after = Some(flushes);
+        if state.flushes_done >= flushes {
+            state.frozen = true;
+        }
+    }
+
+    /// True once a flush run failed because of [`SimDisk::freeze_after_flushes`].
+    #[must_use]
+    pub fn is_frozen(&self) -> bool {
+        lock(&self.state).frozen
+    }
+
+    /// The disk a restart would find after a crash now: the durable image plus what `mode`
+    /// keeps of the pending operations, chosen from `seed`. This disk is left unchanged.
+    #[must_use]
+    pub fn crash(&self, seed: u64, mode: CrashMode) -> SimDisk {
+        self.crash_with_report(seed, mode).0
+    }
+
+    /// [`SimDisk::crash`], also telling how many pending operations were kept and torn.
+    #[must_use]
+    pub fn crash_with_report(&self, seed: u64, mode: CrashMode) -> (SimDisk, CrashReport) {
+        let state = lock(&self.state);
+        let pending: Vec<Op> = state.pending.iter().map(|p| p.op.clone()).collect();
+        let (survivors, report) = crash::choose(&pending, &mut SimRng::new(seed), mode);
+        let mut image = state.durable.clone();
+        for op in &survivors {
+            // An op whose parent or source did not survive is skipped, as the disk would.
+            let _skipped = image.apply(op);
+        }
+        image.collect_garbage();
+        let disk = SimDisk {
+            state: Arc::new(Mutex::new(State::from_image(image, state.next_inode))),
+        };
+        (disk, report)
+    }
+
+    /// The durable contents of a file, or `None` if its name is not durable. For tests of the
+    /// sim and for diagnostics.
+    #[must_use]
+    pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let path = normalize(path).ok()?;
+        let state = lock(&self.state);
+        state
+            .durable
+            .inode(&path)
+            .map(|inode| state.durable.contents(inode).to_vec())
+    }
+}
+
+impl Disk for SimDisk {
+    type File = SimFile;
+    type Flush = SimFlush;
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<SimFile> {
+        let path = normalize(path)?;
+        let mut state = lock(&self.state);
+        if let Some(inode) = state.live.inode(&path) {
+            return Ok(SimFile {
+                state: self.state.clone(),
+                inode,
+            });
+        }
+        if state.live.is_dir(&path) {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "sim disk: a directory",
+            ));
+        }
+        if mode == OpenMode::Existing {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "sim disk: no such file",
+            ));
+        }
+        let inode = state.next_inode;
+        state.mutate(Op::Create { path, inode })?;
+        state.next_inode += 1;
+        Ok(SimFile {
+            state: self.state.clone(),
+            inode,
+        })
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let path = normalize(path)?;
+        let mut state = lock(&self.state);
+        for ancestor in path.ancestors().collect::<Vec<_>>().into_iter().rev() {
+            if !state.live.is_dir(ancestor) {
+                state.mutate(Op::Mkdir {
+                    path: ancestor.to_path_buf(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let path = normalize(path)?;
+        lock(&self.state).mutate(Op::Remove { path })
+    }
+
+    fn rename(&self, source: &Path, target: &Path) -> io::Result<()> {
+        let (source, target) = (normalize(source)?, normalize(target)?);
+        lock(&self.state).mutate(Op::Rename { source, target })
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let path = normalize(path)?;
+        lock(&self.state).live.list(&path)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let Ok(path) = normalize(path) else {
+            return false;
+        };
+        let state = lock(&self.state);
+        state.live.is_dir(&path) || state.live.inode(&path).is_some()
+    }
+
+    fn epoch_open(&self) -> Epoch {
+        Epoch(lock(&self.state).epoch_open)
+    }
+
+    fn epoch_durable(&self) -> Epoch {
+        Epoch(lock(&self.state).epoch_durable)
+    }
+
+    fn flush_begin(&self) -> Option<SimFlush> {
+        let mut state = lock(&self.state);
+        let open = state.epoch_open;
+        if !state.pending.iter().any(|p| p.epoch == open) {
+            return None;
+        }
+        state.epoch_open += 1;
+        Some(SimFlush {
+            state: self.state.clone(),
+            epoch: open,
+        })
+    }
+
+    fn flush_end(&self, epoch: Epoch) {
+        let mut state = lock(&self.state);
+        assert!(
+            epoch.0 < state.epoch_open,
+            "flush_end of an epoch never closed"
+        );
+        assert!(
+            epoch.0 <= state.epoch_flushed,
+            "flush_end of an epoch whose flush did not run"
+        );
+        state.epoch_durable = state.epoch_durable.max(epoch.0);
+    }
+}
+
+/// One flush round of the simulated disk. Running it replays the pending operations of its
+/// epoch and every earlier one onto the durable image, as an fsync covers earlier writes too.
+#[derive(Debug)]
+pub struct SimFlush {
+    state: Shared,
+    epoch: u64,
+}
+
+impl Flush for SimFlush {
+    fn epoch(&self) -> Epoch {
+        Epoch(self.epoch)
+    }
+
+    fn run(self) -> io::Result<()> {
+        let mut state = lock(&self.state);
+        if state.frozen || state.freeze_after == Some(state.flushes_done) {
+            state.frozen = true;
+            return Err(io::Error::other(
+                "sim disk: frozen, the crash point was reached",
+            ));
+        }
+        let covered = state
+            .pending
+            .iter()
+            .take_while(|p| p.epoch <= self.epoch)
+            .count();
+        let ops: Vec<Pending> = state.pending.drain(..covered).collect();
+        for pending in &ops {
+            state
+                .durable
+                .apply(&pending.op)
+                .expect("an op valid on the live image replays onto the durable image");
+        }
+        state.epoch_flushed = state.epoch_flushed.max(self.epoch);
+        state.flushes_done += 1;
+        Ok(())
+    }
+}
+
+/// An open file of the simulated disk: a handle on an inode, so it survives renames.
+#[derive(Clone, Debug)]
+pub struct SimFile {
+    state: Shared,
+    inode: InodeId,
+}
+
+impl DiskFile for SimFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(lock(&self.state).live.contents(self.inode).len() as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let state = lock(&self.state);
+        let range = byte_range(state.live.contents(self.inode), offset, buf.len() as u64)?;
+        buf.copy_from_slice(&state.live.contents(self.inode)[range]);
+        Ok(())
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let op = Op::Write {
+            inode: self.inode,
+            offset,
+            data: buf.to_vec(),
+        };
+        lock(&self.state).mutate(op)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        lock(&self.state).mutate(Op::SetLen {
+            inode: self.inode,
+            len,
+        })
+    }
+
+    fn view(&self, offset: u64, len: u64) -> io::Result<Bytes> {
+        let state = lock(&self.state);
+        let contents = state.live.contents(self.inode);
+        let range = byte_range(contents, offset, len)?;
+        Ok(Bytes::from_vec(contents[range].to_vec()))
+    }
+}
+
+/// `offset..offset + len` as an index range into `contents`, or `UnexpectedEof`.
+fn byte_range(contents: &[u8], offset: u64, len: u64) -> io::Result<std::ops::Range<usize>> {
+    let end = offset
+        .checked_add(len)
+        .filter(|&end| end <= contents.len() as u64);
+    let Some(end) = end else {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "sim disk: read past the end",
+        ));
+    };
+    let start = usize::try_from(offset).expect("below contents.len()");
+    Ok(start..usize::try_from(end).expect("below contents.len()"))
+}

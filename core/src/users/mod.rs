@@ -1,1 +1,318 @@
-//! Users: the passwd-file and password hashes (in progress).
+//! Users: the passwd-file, password verification and hashing, and safe edits of the file.
+//!
+//! skua reads its users from a passwd-file in the format Dovecot's `passwd-file` driver uses
+//! (`user:{SCHEME}hash:uid:gid:gecos:home:shell:extra`), so an existing Dovecot file can be
+//! pointed at unchanged. Only the first two fields matter here; the rest are kept verbatim
+//! when the file is rewritten, as are comments and blank lines. See [`scheme`] for the
+//! supported hashes.
+//!
+//! # Names compare ASCII case-insensitively
+//!
+//! Dovecot compares names exactly. skua lowercases ASCII letters on both sides instead,
+//! because most names are mail addresses and senders and clients do not preserve case
+//! (`Alice@Example.com` must reach `alice@example.com`). The file's spelling stays the
+//! canonical name ([`UserEntry::name`]): that is what the shard hashes to place a user and
+//! what becomes the store's directory, so always use it, never the name a client typed. When
+//! two lines differ only in case the first wins and the later one is logged and ignored.
+//!
+//! # Threads
+//!
+//! [`UserDb`] is immutable after [`UserDb::load`], `Send + Sync`, and meant to be shared in an
+//! `Arc` by every shard; reloading means loading a new one and swapping the `Arc`.
+//! [`UserEntry::verify`] and [`hash_password`] are CPU-heavy on purpose (up to ~0.4 s): call
+//! them off the reactor thread.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read};
+use std::path::Path;
+
+mod edit;
+mod error;
+mod file;
+pub mod limits;
+pub mod scheme;
+
+pub use edit::{add_user, delete_user, list_users, set_password};
+pub use error::UsersError;
+pub use scheme::{HashCost, Scheme, hash_password, hash_password_with};
+
+use file::{Line, name_key, parse_line, strip_line_ending};
+use limits::PASSWD_FILE_BYTES_MAX;
+use scheme::Credential;
+
+/// One user from the passwd-file.
+#[derive(Clone)]
+pub struct UserEntry {
+    /// The canonical name, spelled as in the file. Use this (not what a client sent) for
+    /// placement, store paths and logs.
+    pub name: String,
+    credential: Credential,
+}
+
+impl UserEntry {
+    /// The canonical name, spelled as in the file.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The scheme of the stored password; `None` when the user cannot log in (no password, an
+    /// unknown scheme, or a malformed hash). Such a user still receives mail.
+    #[must_use]
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.credential.scheme()
+    }
+
+    /// True when `password` is this user's password.
+    ///
+    /// CPU-heavy by design (a SHA512-CRYPT, bcrypt or Argon2 computation, up to ~0.4 s):
+    /// never call it on a shard's reactor thread; run it on a blocking pool. `PLAIN` passwords
+    /// are compared in time independent of their content and length. Passwords longer than
+    /// [`limits::PASSWORD_BYTES_MAX`] are refused without hashing.
+    #[must_use]
+    pub fn verify(&self, password: impl AsRef<[u8]>) -> bool {
+        self.credential.verify(password.as_ref())
+    }
+}
+
+impl fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserEntry")
+            .field("name", &self.name)
+            .field("credential", &self.credential)
+            .finish()
+    }
+}
+
+/// The users of one passwd-file, loaded once. Cheap to share: `Send + Sync`, never mutated.
+#[derive(Debug, Default)]
+pub struct UserDb {
+    /// In file order.
+    entries: Vec<UserEntry>,
+    /// [`name_key`] → index into `entries`.
+    by_key: HashMap<String, usize>,
+}
+
+impl UserDb {
+    /// Loads the passwd-file at `path`. A missing file is an empty database (so a fresh
+    /// install starts; the admin adds users later). Lines that cannot be users, and users
+    /// whose password cannot be verified, are logged as warnings, never fatal: one bad line
+    /// must not lock every other user out.
+    ///
+    /// # Errors
+    /// [`UsersError::Io`] when the file exists but cannot be read, and
+    /// [`UsersError::FileTooLarge`] past [`limits::PASSWD_FILE_BYTES_MAX`].
+    pub fn load(path: &Path) -> Result<UserDb, UsersError> {
+        let contents = match read_bounded(path) {
+            Ok(contents) => contents,
+            Err(UsersError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                tracing::warn!(path = %path.display(), "no passwd-file: no users");
+                return Ok(UserDb::default());
+            }
+            Err(error) => return Err(error),
+        };
+        let db = UserDb::parse(&contents, &path.display().to_string());
+        tracing::info!(path = %path.display(), users = db.len(), "loaded passwd-file");
+        Ok(db)
+    }
+
+    /// Builds a database from the contents of a passwd-file; `origin` names it in warnings.
+    #[must_use]
+    pub fn parse(contents: &[u8], origin: &str) -> UserDb {
+        let mut db = UserDb::default();
+        for (index, raw) in contents.split_inclusive(|&b| b == b'\n').enumerate() {
+            let line_number = index + 1;
+            match parse_line(strip_line_ending(raw)) {
+                Line::Blank | Line::Comment => {}
+                Line::Invalid(reason) => {
+                    tracing::warn!(
+                        origin,
+                        line = line_number,
+                        reason,
+                        "passwd-file: line ignored"
+                    );
+                }
+                Line::User { name, password, .. } => db.insert(name, password, origin, line_number),
+            }
+        }
+        db
+    }
+
+    fn insert(&mut self, name: &str, password: &str, origin: &str, line_number: usize) {
+        let key = name_key(name);
+        if self.by_key.contains_key(&key) {
+            tracing::warn!(
+                origin,
+                line = line_number,
+                name,
+                "passwd-file: duplicate user ignored"
+            );
+            return;
+        }
+        let credential = Credential::parse(password);
+        if let Credential::Unusable(reason) = &credential {
+            tracing::warn!(
+                origin,
+                line = line_number,
+                name,
+                reason = reason.as_str(),
+                "passwd-file: user cannot log in"
+            );
+        }
+        self.by_key.insert(key, self.entries.len());
+        self.entries.push(UserEntry {
+            name: name.to_owned(),
+            credential,
+        });
+    }
+
+    /// The user called `name` (ASCII case-insensitive).
+    #[must_use]
+    pub fn lookup(&self, name: &str) -> Option<&UserEntry> {
+        self.by_key
+            .get(&name_key(name))
+            .map(|&index| &self.entries[index])
+    }
+
+    /// The user an LMTP recipient address belongs to: the whole address first (surrounding
+    /// `<>` and whitespace removed), then, when `by_local_part` is set, the part before the
+    /// last `@` (so `alice@example.com` reaches a user named `alice`). `None` when neither
+    /// is a user.
+    #[must_use]
+    pub fn resolve_recipient(&self, address: &str, by_local_part: bool) -> Option<&UserEntry> {
+        let address = address.trim();
+        let address = address
+            .strip_prefix('<')
+            .and_then(|inner| inner.strip_suffix('>'))
+            .unwrap_or(address);
+        if address.is_empty() {
+            return None;
+        }
+        if let Some(entry) = self.lookup(address) {
+            return Some(entry);
+        }
+        if !by_local_part {
+            return None;
+        }
+        let (local_part, _domain) = address.rsplit_once('@')?;
+        if local_part.is_empty() {
+            return None;
+        }
+        self.lookup(local_part)
+    }
+
+    /// Number of users.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no users.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The users, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &UserEntry> {
+        self.entries.iter()
+    }
+}
+
+/// Reads a whole file, refusing one over [`PASSWD_FILE_BYTES_MAX`] before reading it.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, UsersError> {
+    let file = std::fs::File::open(path).map_err(|e| UsersError::io(path, e))?;
+    let length = file.metadata().map_err(|e| UsersError::io(path, e))?.len();
+    if length > PASSWD_FILE_BYTES_MAX {
+        return Err(UsersError::FileTooLarge {
+            path: path.into(),
+            max: PASSWD_FILE_BYTES_MAX,
+        });
+    }
+    let mut contents = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+    // The `take` bounds a file that grows while we read it.
+    file.take(PASSWD_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut contents)
+        .map_err(|e| UsersError::io(path, e))?;
+    if contents.len() as u64 > PASSWD_FILE_BYTES_MAX {
+        return Err(UsersError::FileTooLarge {
+            path: path.into(),
+            max: PASSWD_FILE_BYTES_MAX,
+        });
+    }
+    Ok(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &[u8] = b"# users\n\
+        alice@example.com:{PLAIN}alice-pw:1000:1000::/home/alice::\n\
+        \n\
+        Bob:{CLEAR}bob-pw\n\
+        carol:{MD5-CRYPT}$1$x$y\n\
+        dave\n\
+        bad name:{PLAIN}x\n\
+        ALICE@example.com:{PLAIN}other\n";
+
+    #[test]
+    fn parse_and_lookup() {
+        let db = UserDb::parse(FILE, "test");
+        assert_eq!(db.len(), 4);
+        let names: Vec<&str> = db.iter().map(UserEntry::name).collect();
+        assert_eq!(names, ["alice@example.com", "Bob", "carol", "dave"]);
+        let alice = db.lookup("Alice@Example.COM").unwrap();
+        assert_eq!(alice.name, "alice@example.com");
+        assert!(alice.verify(b"alice-pw"));
+        assert!(!alice.verify("other"));
+        assert!(db.lookup("bob").unwrap().verify("bob-pw"));
+        let carol = db.lookup("carol").unwrap();
+        assert_eq!(carol.scheme(), None);
+        assert!(!carol.verify(""));
+        assert!(!db.lookup("dave").unwrap().verify(""));
+        assert!(db.lookup("bad name").is_none());
+        assert!(db.lookup("nobody").is_none());
+    }
+
+    #[test]
+    fn recipients() {
+        let db = UserDb::parse(FILE, "test");
+        let resolve = |a: &str, local: bool| db.resolve_recipient(a, local).map(UserEntry::name);
+        assert_eq!(
+            resolve("<alice@example.com>", false),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            resolve(" <ALICE@example.com> ", false),
+            Some("alice@example.com")
+        );
+        assert_eq!(resolve("bob@example.org", false), None);
+        assert_eq!(resolve("<bob@example.org>", true), Some("Bob"));
+        assert_eq!(resolve("\"odd@local\"@example.org", true), None);
+        assert_eq!(resolve("carol@a@b", true), None);
+        assert_eq!(resolve("<>", true), None);
+        assert_eq!(resolve("@example.org", true), None);
+        assert_eq!(resolve("nobody@example.org", true), None);
+    }
+
+    #[test]
+    fn missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = UserDb::load(&dir.path().join("passwd")).unwrap();
+        assert!(db.is_empty());
+    }
+
+    #[test]
+    fn shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<UserDb>();
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let db = UserDb::parse(FILE, "test");
+        assert!(!format!("{db:?}").contains("alice-pw"));
+    }
+}

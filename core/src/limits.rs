@@ -1,0 +1,62 @@
+//! Bounds on everything the mail store holds or writes, in one place.
+//!
+//! Each limit is enforced before memory or disk is spent, and refusing it is a typed error,
+//! never a crash. The relations between limits that the on-disk format relies on are pinned by
+//! `const` assertions below (see `core/FORMAT.md`).
+
+/// Largest message the store accepts (bytes). Matches the IMAP APPEND literal default, so a
+/// message the protocol layer accepts always fits.
+pub const MESSAGE_BYTES_MAX: u32 = 64 * 1024 * 1024;
+
+/// Largest cache blob (ENVELOPE, BODYSTRUCTURE, offsets) stored beside a message. The blob is
+/// derived from the message, so it is bounded by a fraction of the largest message.
+pub const CACHE_BYTES_MAX: u32 = 4 * 1024 * 1024;
+
+/// A spool segment is closed once the next record would take it past this size; a new one is
+/// started. Bounds a segment's memory map and the work of compacting one segment.
+pub const SEGMENT_BYTES_TARGET: u32 = 64 * 1024 * 1024;
+
+/// Most spool segments per user (numbered from 1). At the target size this is 64 TiB.
+pub const SEGMENTS_MAX: u32 = 1_000_000;
+
+/// UIDs named by one expunge tombstone record; a larger expunge writes several.
+pub const TOMBSTONE_UIDS_MAX: u32 = 4096;
+
+/// Longest mailbox name in bytes (UTF-8), all hierarchy levels together.
+pub const MAILBOX_NAME_BYTES_MAX: usize = 1024;
+
+/// Deepest mailbox hierarchy (levels separated by `/`).
+pub const MAILBOX_LEVELS_MAX: usize = 32;
+
+/// Most mailboxes one user may have at once.
+pub const MAILBOXES_PER_USER_MAX: usize = 10_000;
+
+/// Most subscriptions one user may have (subscriptions may name mailboxes that do not exist).
+pub const SUBSCRIPTIONS_PER_USER_MAX: usize = 10_000;
+
+/// Most keywords per mailbox: a keyword set is one `u64` of bits (`types::Keywords`).
+pub const KEYWORDS_PER_MAILBOX_MAX: usize = 64;
+
+/// Longest keyword name in bytes.
+pub const KEYWORD_BYTES_MAX: usize = 255;
+
+/// Largest `mailboxes.log` the store replays (records are small; a log this big means it must
+/// be compacted, and refusing to read more keeps open bounded).
+pub const MAILBOX_LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Most messages (expunged records included) one mailbox index holds.
+pub const MESSAGES_PER_MAILBOX_MAX: u32 = 50_000_000;
+
+/// Index headers are rewritten with a new spool checkpoint once the durable spool end has moved
+/// this far past the last checkpoint: bounds the spool scan on the next open.
+pub const CHECKPOINT_INTERVAL_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Longest user name in bytes (see `paths::UserName`).
+pub const USER_NAME_BYTES_MAX: usize = 255;
+
+const _: () = assert!(MESSAGE_BYTES_MAX as u64 + CACHE_BYTES_MAX as u64 + 4096 < u32::MAX as u64);
+const _: () = assert!(SEGMENT_BYTES_TARGET as u64 + MESSAGE_BYTES_MAX as u64 * 2 < u32::MAX as u64);
+const _: () = assert!(KEYWORDS_PER_MAILBOX_MAX <= 64);
+const _: () = assert!(MAILBOX_NAME_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(KEYWORD_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(TOMBSTONE_UIDS_MAX as u64 * 4 < MESSAGE_BYTES_MAX as u64);

@@ -1,0 +1,152 @@
+//! The in-memory mailbox list: names, ids, UIDVALIDITY, keyword tables and subscriptions, as
+//! replayed from `mailboxes.log`. [`Catalog::apply`] is both the replay rule check and the
+//! update, so a record is accepted on replay exactly when it could have been written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
+
+use super::log::LogRecord;
+use super::names;
+use crate::limits::{KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_PER_USER_MAX, SUBSCRIPTIONS_PER_USER_MAX};
+use crate::types::{MailboxId, UidValidity};
+
+/// One mailbox as the log describes it.
+#[derive(Clone, Debug)]
+pub(crate) struct CatalogEntry {
+    /// Canonical name.
+    pub name: String,
+    /// Fixed for the life of the id.
+    pub uid_validity: UidValidity,
+    /// Bit `i` of a message's keywords is `keywords[i]`.
+    pub keywords: Vec<String>,
+}
+
+/// The replayed mailbox list.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    pub mailboxes: BTreeMap<MailboxId, CatalogEntry>,
+    pub by_name: BTreeMap<String, MailboxId>,
+    pub subscriptions: BTreeSet<String>,
+    /// One past the largest id ever created.
+    pub next_id: u32,
+    /// The largest UIDVALIDITY ever given (new ones are larger, so none is ever reused).
+    pub last_uid_validity: u32,
+}
+
+impl Catalog {
+    /// Applies a record if it is consistent with the list; false (and no change) otherwise.
+    pub(crate) fn apply(&mut self, record: &LogRecord) -> bool {
+        match record {
+            LogRecord::Create { id, uid_validity, name } => self.create(*id, *uid_validity, name),
+            LogRecord::Rename { id, name } => self.rename(*id, name),
+            LogRecord::Delete { id } => self.delete(*id),
+            LogRecord::Subscribe { name } => {
+                let ok = names::canonical(name).is_ok_and(|c| &c == name)
+                    && self.subscriptions.len() < SUBSCRIPTIONS_PER_USER_MAX;
+                ok && self.subscriptions.insert(name.clone())
+            }
+            LogRecord::Unsubscribe { name } => self.subscriptions.remove(name),
+            LogRecord::Keyword { id, bit, name } => self.keyword(*id, *bit, name),
+        }
+    }
+
+    fn create(&mut self, id: MailboxId, uid_validity: UidValidity, name: &str) -> bool {
+        let valid_name = names::canonical(name).is_ok_and(|c| c == name);
+        if !valid_name
+            || id.0 < self.next_id
+            || uid_validity.get() <= self.last_uid_validity
+            || self.by_name.contains_key(name)
+            || self.mailboxes.len() >= MAILBOXES_PER_USER_MAX
+        {
+            return false;
+        }
+        let Some(next_id) = id.0.checked_add(1) else { return false };
+        self.next_id = next_id;
+        self.last_uid_validity = uid_validity.get();
+        self.by_name.insert(name.to_owned(), id);
+        let entry = CatalogEntry { name: name.to_owned(), uid_validity, keywords: Vec::new() };
+        self.mailboxes.insert(id, entry);
+        true
+    }
+
+    fn rename(&mut self, id: MailboxId, name: &str) -> bool {
+        let valid_name = names::canonical(name).is_ok_and(|c| c == name);
+        if !valid_name || self.by_name.contains_key(name) {
+            return false;
+        }
+        let Some(entry) = self.mailboxes.get_mut(&id) else { return false };
+        self.by_name.remove(&entry.name);
+        entry.name = name.to_owned();
+        self.by_name.insert(name.to_owned(), id);
+        true
+    }
+
+    fn delete(&mut self, id: MailboxId) -> bool {
+        let Some(entry) = self.mailboxes.remove(&id) else { return false };
+        self.by_name.remove(&entry.name);
+        true
+    }
+
+    fn keyword(&mut self, id: MailboxId, bit: u32, name: &str) -> bool {
+        let Some(entry) = self.mailboxes.get_mut(&id) else { return false };
+        let next = entry.keywords.len();
+        let fresh = !entry.keywords.iter().any(|k| k.eq_ignore_ascii_case(name));
+        if bit as usize != next || next >= KEYWORDS_PER_MAILBOX_MAX || !names::is_keyword(name) || !fresh
+        {
+            return false;
+        }
+        entry.keywords.push(name.to_owned());
+        true
+    }
+
+    /// The id of a canonical name.
+    pub(crate) fn id(&self, canonical_name: &str) -> Option<MailboxId> {
+        self.by_name.get(canonical_name).copied()
+    }
+
+    /// A UIDVALIDITY for a new mailbox: the clock, but always above every earlier one.
+    pub(crate) fn next_uid_validity(&self, now_unix_seconds: i64) -> UidValidity {
+        let clock = u32::try_from(now_unix_seconds.max(1)).unwrap_or(u32::MAX);
+        let value = clock.max(self.last_uid_validity.saturating_add(1));
+        UidValidity(NonZeroU32::new(value).expect("at least one"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(n: u32) -> UidValidity {
+        UidValidity(NonZeroU32::new(n).unwrap())
+    }
+
+    #[test]
+    fn replay_rules() {
+        let mut c = Catalog::default();
+        let create = |id, uv, name: &str| LogRecord::Create {
+            id: MailboxId(id),
+            uid_validity: v(uv),
+            name: name.into(),
+        };
+        assert!(c.apply(&create(0, 10, "INBOX")));
+        assert!(!c.apply(&create(0, 11, "a")), "id reused");
+        assert!(!c.apply(&create(1, 10, "a")), "uidvalidity not increasing");
+        assert!(!c.apply(&create(1, 11, "INBOX")), "name taken");
+        assert!(!c.apply(&create(1, 11, "inbox")), "not canonical");
+        assert!(c.apply(&create(1, 11, "a")));
+        assert!(c.apply(&LogRecord::Rename { id: MailboxId(1), name: "b".into() }));
+        assert_eq!(c.id("b"), Some(MailboxId(1)));
+        assert_eq!(c.id("a"), None);
+        assert!(!c.apply(&LogRecord::Rename { id: MailboxId(9), name: "c".into() }));
+        let keyword = |bit, name: &str| LogRecord::Keyword { id: MailboxId(1), bit, name: name.into() };
+        assert!(!c.apply(&keyword(1, "k")), "bits are given in order");
+        assert!(c.apply(&keyword(0, "k")));
+        assert!(!c.apply(&keyword(1, "K")), "keywords are case-insensitive");
+        assert!(c.apply(&LogRecord::Delete { id: MailboxId(1) }));
+        assert!(!c.apply(&LogRecord::Delete { id: MailboxId(1) }));
+        assert!(!c.apply(&create(1, 12, "b")), "ids are never reused");
+        assert!(c.apply(&create(2, 12, "b")));
+        assert_eq!(c.next_uid_validity(5), v(13));
+        assert_eq!(c.next_uid_validity(1_000_000), v(1_000_000));
+    }
+}

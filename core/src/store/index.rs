@@ -1,0 +1,466 @@
+//! Mailbox index files, `mbox/NNNNNNNN.idx`: a checksummed header and fixed 64-byte records,
+//! one per message ever appended, in UID order (`core/FORMAT.md`, "Mailbox index").
+//!
+//! [`Index`] keeps every record in memory (loaded when the store opens) plus the counters STATUS
+//! needs, so `messages()` and `mailbox_info()` read no file. Appends write one record at the
+//! end; flag changes and expunges rewrite one record in place.
+
+use std::path::{Path, PathBuf};
+
+use super::codec::{
+    Preamble, SpoolPos, all_zero, file_len, get_i16, get_i64, get_u16, get_u32, get_u64, put_i16,
+    put_i64, put_u16, put_u32, put_u64, read_at, set_len, write_at,
+};
+use super::spool::SpoolRef;
+use crate::disk::{Disk, DiskFile, OpenMode};
+use crate::error::StorageError;
+use crate::limits::MESSAGES_PER_MAILBOX_MAX;
+use crate::types::{Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid, UidValidity};
+
+/// Directory of the index files inside the user directory.
+pub(crate) const INDEX_DIR: &str = "mbox";
+/// Bytes of the header.
+pub(crate) const HEADER_BYTES: usize = 128;
+/// Bytes of a record.
+pub(crate) const RECORD_BYTES: usize = 64;
+const SECTOR_BYTES: usize = 512;
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKI\r\n\x1a\n", major: 1, minor: 0 };
+// A record never straddles a sector, so a torn write never tears a record.
+const _: () = assert!(HEADER_BYTES.is_multiple_of(RECORD_BYTES));
+const _: () = assert!(SECTOR_BYTES.is_multiple_of(RECORD_BYTES));
+const _: () = assert!(HEADER_BYTES <= SECTOR_BYTES);
+
+/// The index file name of a mailbox.
+pub(crate) fn index_path(user_dir: &Path, id: MailboxId) -> PathBuf {
+    user_dir.join(INDEX_DIR).join(format!("{:08}.idx", id.0))
+}
+
+/// The mailbox id of an index file name; `None` for other names.
+pub(crate) fn parse_index_name(name: &str) -> Option<MailboxId> {
+    let digits = name.strip_suffix(".idx")?;
+    let valid = digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| digits.parse().ok().map(MailboxId)).flatten()
+}
+
+/// The header's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexHeader {
+    pub mailbox: MailboxId,
+    pub uid_validity: UidValidity,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    pub checkpoint: SpoolPos,
+    pub messages: u32,
+}
+
+impl IndexHeader {
+    pub(crate) fn encode(&self) -> [u8; HEADER_BYTES] {
+        let mut buf = [0u8; HEADER_BYTES];
+        PREAMBLE.write(&mut buf, HEADER_BYTES as u32);
+        put_u32(&mut buf, 16, RECORD_BYTES as u32);
+        put_u32(&mut buf, 20, self.mailbox.0);
+        put_u32(&mut buf, 24, self.uid_validity.get());
+        put_u32(&mut buf, 28, self.uid_next);
+        put_u64(&mut buf, 32, self.highest_modseq);
+        put_u64(&mut buf, 40, self.checkpoint.0);
+        put_u32(&mut buf, 48, self.messages);
+        let crc = crc32c::crc32c(&buf[..124]);
+        put_u32(&mut buf, 124, crc);
+        buf
+    }
+
+    /// Decodes a header; `Ok(None)` when torn or damaged.
+    pub(crate) fn decode(buf: &[u8; HEADER_BYTES], path: &Path) -> Result<Option<IndexHeader>, StorageError> {
+        let Some(header_size) = PREAMBLE.check(buf, path)? else { return Ok(None) };
+        let valid = crc32c::crc32c(&buf[..124]) == get_u32(buf, 124)
+            && header_size as usize == HEADER_BYTES
+            && get_u32(buf, 16) as usize == RECORD_BYTES
+            && all_zero(&buf[52..124]);
+        let uid_validity = std::num::NonZeroU32::new(get_u32(buf, 24)).map(UidValidity);
+        let (true, Some(uid_validity)) = (valid, uid_validity) else { return Ok(None) };
+        Ok(Some(IndexHeader {
+            mailbox: MailboxId(get_u32(buf, 20)),
+            uid_validity,
+            uid_next: get_u32(buf, 28).max(1),
+            highest_modseq: get_u64(buf, 32),
+            checkpoint: SpoolPos(get_u64(buf, 40)),
+            messages: get_u32(buf, 48),
+        }))
+    }
+}
+
+/// One message's index record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub uid: Uid,
+    pub flags: Flags,
+    pub expunged: bool,
+    pub modseq: u64,
+    pub date: InternalDate,
+    pub size: u32,
+    pub spool: SpoolRef,
+}
+
+impl Entry {
+    pub(crate) fn encode(&self) -> [u8; RECORD_BYTES] {
+        assert_eq!(self.flags.system.0 & !SystemFlags::ALL, 0);
+        let mut buf = [0u8; RECORD_BYTES];
+        put_u32(&mut buf, 0, self.uid.get());
+        put_u16(&mut buf, 4, self.flags.system.0);
+        buf[6] = u8::from(self.expunged);
+        put_u64(&mut buf, 8, self.modseq);
+        put_u64(&mut buf, 16, self.flags.keywords.0);
+        put_i64(&mut buf, 24, self.date.unix_seconds);
+        put_i16(&mut buf, 32, self.date.zone_minutes);
+        put_u32(&mut buf, 36, self.size);
+        put_u32(&mut buf, 40, self.spool.segment);
+        put_u32(&mut buf, 44, self.spool.offset);
+        put_u32(&mut buf, 48, self.spool.len);
+        put_u32(&mut buf, 52, self.spool.crc);
+        let crc = crc32c::crc32c(&buf[..60]);
+        put_u32(&mut buf, 60, crc);
+        buf
+    }
+
+    pub(crate) fn decode(buf: &[u8]) -> Option<Entry> {
+        let buf = buf.get(..RECORD_BYTES)?;
+        let system = get_u16(buf, 4);
+        let valid = crc32c::crc32c(&buf[..60]) == get_u32(buf, 60)
+            && system & !SystemFlags::ALL == 0
+            && buf[6] <= 1
+            && buf[7] == 0
+            && all_zero(&buf[34..36])
+            && all_zero(&buf[56..60]);
+        if !valid {
+            return None;
+        }
+        Some(Entry {
+            uid: Uid::new(get_u32(buf, 0))?,
+            flags: Flags { system: SystemFlags(system), keywords: Keywords(get_u64(buf, 16)) },
+            expunged: buf[6] == 1,
+            modseq: get_u64(buf, 8),
+            date: InternalDate { unix_seconds: get_i64(buf, 24), zone_minutes: get_i16(buf, 32) },
+            size: get_u32(buf, 36),
+            spool: SpoolRef {
+                segment: get_u32(buf, 40),
+                offset: get_u32(buf, 44),
+                len: get_u32(buf, 48),
+                crc: get_u32(buf, 52),
+            },
+        })
+    }
+}
+
+/// Counters over live (not expunged) entries, kept up to date on every change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+    pub size: u64,
+}
+
+impl Counts {
+    fn add(&mut self, entry: &Entry) {
+        if entry.expunged {
+            return;
+        }
+        self.messages += 1;
+        self.unseen += u32::from(!entry.flags.system.contains(SystemFlags::SEEN));
+        self.deleted += u32::from(entry.flags.system.contains(SystemFlags::DELETED));
+        self.size += u64::from(entry.size);
+    }
+
+    fn remove(&mut self, entry: &Entry) {
+        if entry.expunged {
+            return;
+        }
+        self.messages -= 1;
+        self.unseen -= u32::from(!entry.flags.system.contains(SystemFlags::SEEN));
+        self.deleted -= u32::from(entry.flags.system.contains(SystemFlags::DELETED));
+        self.size -= u64::from(entry.size);
+    }
+}
+
+/// What loading an index file found.
+pub(crate) enum Loaded<F> {
+    /// A valid header; records up to the first bad one (the file was cut there).
+    Found { index: Index<F>, cut_records: u64 },
+    /// Missing, or a header that is torn or damaged: rebuild from the spool.
+    Missing,
+}
+
+/// One mailbox's index, in memory and on disk.
+pub(crate) struct Index<F> {
+    file: F,
+    path: PathBuf,
+    /// The header as last written.
+    header: IndexHeader,
+    entries: Vec<Entry>,
+    counts: Counts,
+    uid_next: u32,
+    highest_modseq: u64,
+}
+
+impl<F: DiskFile> Index<F> {
+    /// Creates a new, empty index file (overwriting a damaged one).
+    pub(crate) fn create<D: Disk<File = F>>(
+        disk: &D,
+        path: PathBuf,
+        header: IndexHeader,
+    ) -> Result<Index<F>, StorageError> {
+        let file = disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
+        write_at(&file, &path, &header.encode(), 0)?;
+        set_len(&file, &path, HEADER_BYTES as u64)?;
+        Ok(Index {
+            file,
+            path,
+            header,
+            entries: Vec::new(),
+            counts: Counts::default(),
+            uid_next: header.uid_next,
+            highest_modseq: header.highest_modseq,
+        })
+    }
+
+    /// Loads an index, cutting the file at the first bad record.
+    pub(crate) fn load<D: Disk<File = F>>(disk: &D, path: PathBuf) -> Result<Loaded<F>, StorageError> {
+        if !disk.exists(&path) {
+            return Ok(Loaded::Missing);
+        }
+        let file = disk.open(&path, OpenMode::Existing).map_err(|e| StorageError::io(&path, e))?;
+        let len = file_len(&file, &path)?;
+        if len < HEADER_BYTES as u64 {
+            return Ok(Loaded::Missing);
+        }
+        let mut header = [0u8; HEADER_BYTES];
+        read_at(&file, &path, &mut header, 0)?;
+        let Some(header) = IndexHeader::decode(&header, &path)? else { return Ok(Loaded::Missing) };
+        let records = ((len - HEADER_BYTES as u64) / RECORD_BYTES as u64)
+            .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
+        let mut bytes = vec![0u8; usize::try_from(records).expect("bounded") * RECORD_BYTES];
+        read_at(&file, &path, &mut bytes, HEADER_BYTES as u64)?;
+        let mut index = Index {
+            file,
+            path,
+            header,
+            entries: Vec::with_capacity(bytes.len() / RECORD_BYTES),
+            counts: Counts::default(),
+            uid_next: header.uid_next,
+            highest_modseq: header.highest_modseq,
+        };
+        for chunk in bytes.chunks_exact(RECORD_BYTES) {
+            let Some(entry) = Entry::decode(chunk) else { break };
+            if index.entries.last().is_some_and(|last| last.uid >= entry.uid) {
+                break;
+            }
+            index.push_loaded(entry);
+        }
+        let keep = HEADER_BYTES as u64 + index.entries.len() as u64 * RECORD_BYTES as u64;
+        let cut_records = (len - keep).div_ceil(RECORD_BYTES as u64);
+        if len != keep {
+            tracing::warn!(path = %index.path.display(), cut_records, "cutting index tail");
+            set_len(&index.file, &index.path, keep)?;
+        }
+        Ok(Loaded::Found { index, cut_records })
+    }
+
+    fn push_loaded(&mut self, entry: Entry) {
+        self.uid_next = self.uid_next.max(entry.uid.get().saturating_add(1));
+        self.highest_modseq = self.highest_modseq.max(entry.modseq);
+        self.counts.add(&entry);
+        self.entries.push(entry);
+    }
+
+    /// Clears keyword bits that name no keyword of the table (`count` names), in memory: a
+    /// keyword record lost from the log must not leave bits that callers cannot name. The file
+    /// keeps the bits until the record is next rewritten.
+    pub(crate) fn mask_keywords(&mut self, count: usize) {
+        for entry in &mut self.entries {
+            entry.flags.keywords = super::open::mask_keywords(entry.flags.keywords, count);
+        }
+    }
+
+    /// The header as last written.
+    pub(crate) fn header(&self) -> &IndexHeader {
+        &self.header
+    }
+
+    /// Every entry, expunged ones included, in UID order.
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Live counters.
+    pub(crate) fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// The next UID to give.
+    pub(crate) fn uid_next(&self) -> u32 {
+        self.uid_next
+    }
+
+    /// The largest modseq given.
+    pub(crate) fn highest_modseq(&self) -> u64 {
+        self.highest_modseq
+    }
+
+    /// Raises HIGHESTMODSEQ to at least `modseq` (recovery: a tombstone's modseq).
+    pub(crate) fn raise_highest_modseq(&mut self, modseq: u64) {
+        self.highest_modseq = self.highest_modseq.max(modseq);
+    }
+
+    /// A modseq for the next change: one past the highest.
+    pub(crate) fn next_modseq(&mut self) -> u64 {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+
+    /// The slot of `uid`, expunged or not.
+    pub(crate) fn find(&self, uid: Uid) -> Option<usize> {
+        self.entries.binary_search_by_key(&uid, |e| e.uid).ok()
+    }
+
+    /// True when no more entries fit (`limits::MESSAGES_PER_MAILBOX_MAX`, or UIDs exhausted).
+    pub(crate) fn is_full(&self) -> bool {
+        self.entries.len() >= MESSAGES_PER_MAILBOX_MAX as usize || self.uid_next == u32::MAX
+    }
+
+    fn slot_offset(slot: usize) -> u64 {
+        HEADER_BYTES as u64 + slot as u64 * RECORD_BYTES as u64
+    }
+
+    /// Appends an entry (one write). On error nothing changes in memory.
+    pub(crate) fn append(&mut self, entry: Entry) -> Result<(), StorageError> {
+        assert!(entry.uid.get() >= self.uid_next, "UIDs strictly increase");
+        assert!(entry.modseq <= self.highest_modseq, "modseq comes from next_modseq()");
+        assert!(!self.is_full());
+        let offset = Self::slot_offset(self.entries.len());
+        write_at(&self.file, &self.path, &entry.encode(), offset)?;
+        self.push_loaded(entry);
+        Ok(())
+    }
+
+    /// Rewrites the entry in `slot` (one write). On error nothing changes in memory.
+    pub(crate) fn rewrite(&mut self, slot: usize, entry: Entry) -> Result<(), StorageError> {
+        let old = self.entries[slot];
+        assert_eq!(old.uid, entry.uid);
+        assert_eq!(old.spool, entry.spool);
+        assert!(entry.modseq >= old.modseq && entry.modseq <= self.highest_modseq);
+        assert!(!old.expunged || entry.expunged, "an expunge is never undone in place");
+        write_at(&self.file, &self.path, &entry.encode(), Self::slot_offset(slot))?;
+        self.counts.remove(&old);
+        self.counts.add(&entry);
+        self.entries[slot] = entry;
+        Ok(())
+    }
+
+    /// Drops entries from `slot` on (recovery: they point at spool that is not there).
+    pub(crate) fn truncate(&mut self, slot: usize) -> Result<(), StorageError> {
+        set_len(&self.file, &self.path, Self::slot_offset(slot))?;
+        for entry in self.entries.drain(slot..) {
+            self.counts.remove(&entry);
+        }
+        Ok(())
+    }
+
+    /// Rewrites the header with the current UIDNEXT, HIGHESTMODSEQ and count, and `checkpoint`.
+    pub(crate) fn write_header(&mut self, checkpoint: SpoolPos) -> Result<(), StorageError> {
+        let header = IndexHeader {
+            uid_next: self.uid_next,
+            highest_modseq: self.highest_modseq,
+            checkpoint,
+            messages: self.counts.messages,
+            ..self.header
+        };
+        write_at(&self.file, &self.path, &header.encode(), 0)?;
+        self.header = header;
+        Ok(())
+    }
+
+    /// True when the header on disk lags what is in memory.
+    pub(crate) fn header_stale(&self) -> bool {
+        self.header.uid_next != self.uid_next || self.header.highest_modseq != self.highest_modseq
+    }
+
+    /// O(n) consistency checks (tests and debug builds).
+    #[cfg(any(test, debug_assertions))]
+    pub(crate) fn check_invariants(&self, keywords: usize) {
+        let mut counts = Counts::default();
+        for pair in self.entries.windows(2) {
+            assert!(pair[0].uid < pair[1].uid, "UIDs strictly increase");
+            assert!(pair[0].spool.pos() < pair[1].spool.pos(), "spool order follows UID order");
+        }
+        for entry in &self.entries {
+            assert!(entry.uid.get() < self.uid_next);
+            assert!(entry.modseq <= self.highest_modseq);
+            let masked = super::open::mask_keywords(entry.flags.keywords, keywords);
+            assert_eq!(entry.flags.keywords, masked, "keyword bits name keywords");
+            counts.add(entry);
+        }
+        assert_eq!(counts, self.counts);
+        assert!(self.uid_next >= self.header.uid_next);
+        assert!(self.highest_modseq >= self.header.highest_modseq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn entry(uid: u32) -> Entry {
+        Entry {
+            uid: Uid::new(uid).unwrap(),
+            flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(3) },
+            expunged: false,
+            modseq: 4,
+            date: InternalDate { unix_seconds: -5, zone_minutes: 120 },
+            size: 1234,
+            spool: SpoolRef { segment: 1, offset: 64, len: 1288, crc: 0xdead_beef },
+        }
+    }
+
+    #[test]
+    fn entry_round_trip_and_damage() {
+        let bytes = entry(7).encode();
+        assert_eq!(Entry::decode(&bytes), Some(entry(7)));
+        for i in 0..RECORD_BYTES {
+            let mut bad = bytes;
+            bad[i] ^= 0x04;
+            assert_eq!(Entry::decode(&bad), None, "flip at {i}");
+        }
+        assert_eq!(Entry::decode(&[0u8; RECORD_BYTES]), None);
+    }
+
+    #[test]
+    fn header_round_trip() {
+        let header = IndexHeader {
+            mailbox: MailboxId(4),
+            uid_validity: UidValidity(NonZeroU32::new(99).unwrap()),
+            uid_next: 17,
+            highest_modseq: 30,
+            checkpoint: SpoolPos::new(2, 640),
+            messages: 12,
+        };
+        let bytes = header.encode();
+        assert_eq!(IndexHeader::decode(&bytes, Path::new("x")).unwrap(), Some(header));
+        let mut bad = bytes;
+        bad[30] ^= 1;
+        assert_eq!(IndexHeader::decode(&bad, Path::new("x")).unwrap(), None);
+        let mut newer = bytes;
+        newer[8] = 2;
+        assert!(IndexHeader::decode(&newer, Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            index_path(Path::new("u"), MailboxId(12)),
+            Path::new("u/mbox/00000012.idx")
+        );
+        assert_eq!(parse_index_name("00000012.idx"), Some(MailboxId(12)));
+        assert_eq!(parse_index_name("00000012.idx.tmp"), None);
+    }
+}

@@ -1,0 +1,266 @@
+//! `mailboxes.log`: the append-only log of mailbox creation, renames, deletion, subscriptions
+//! and keyword tables (byte layout: `core/FORMAT.md`, "mailboxes.log").
+//!
+//! Opening reads the whole log (bounded by `limits::MAILBOX_LOG_BYTES_MAX`), hands each decoded
+//! record to a caller-supplied check (the replay rules live in `catalog.rs`), and truncates the
+//! file at the first record that is torn, fails its checksum or breaks a rule.
+
+use std::path::{Path, PathBuf};
+
+use super::codec::{
+    Preamble, all_zero, file_len, get_u16, get_u32, get_u64, nonce_seed, now_unix_seconds,
+    pad8, put_i64, put_u16, put_u32, put_u64, read_at, set_len, write_at,
+};
+use crate::disk::{Disk, OpenMode};
+use crate::error::StorageError;
+use crate::limits::{MAILBOX_LOG_BYTES_MAX, MAILBOX_NAME_BYTES_MAX};
+use crate::types::{MailboxId, UidValidity};
+
+/// File name inside the user directory.
+pub(crate) const LOG_FILE: &str = "mailboxes.log";
+/// Where a log with a damaged header is moved.
+pub(crate) const BAD_LOG_FILE: &str = "mailboxes.log.bad";
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 1, minor: 0 };
+/// Header bytes.
+pub(crate) const HEADER_BYTES: usize = 64;
+/// Fixed part of a record before the name.
+const RECORD_FIXED_BYTES: usize = 24;
+const _: () = assert!(RECORD_FIXED_BYTES + MAILBOX_NAME_BYTES_MAX <= u32::MAX as usize);
+
+/// One change to the mailbox list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LogRecord {
+    /// A new mailbox.
+    Create { id: MailboxId, uid_validity: UidValidity, name: String },
+    /// A mailbox's new name.
+    Rename { id: MailboxId, name: String },
+    /// A mailbox deleted.
+    Delete { id: MailboxId },
+    /// A name subscribed.
+    Subscribe { name: String },
+    /// A name unsubscribed.
+    Unsubscribe { name: String },
+    /// Keyword `bit` of mailbox `id` is `name`.
+    Keyword { id: MailboxId, bit: u32, name: String },
+}
+
+impl LogRecord {
+    fn parts(&self) -> (u8, u32, u32, &str) {
+        match self {
+            LogRecord::Create { id, uid_validity, name } => (1, id.0, uid_validity.get(), name),
+            LogRecord::Rename { id, name } => (2, id.0, 0, name),
+            LogRecord::Delete { id } => (3, id.0, 0, ""),
+            LogRecord::Subscribe { name } => (4, 0, 0, name),
+            LogRecord::Unsubscribe { name } => (5, 0, 0, name),
+            LogRecord::Keyword { id, bit, name } => (6, id.0, *bit, name),
+        }
+    }
+
+    /// The record's bytes, padded, checksummed with `nonce`.
+    pub(crate) fn encode(&self, nonce: u64) -> Vec<u8> {
+        let (kind, id, value, name) = self.parts();
+        assert!(name.len() <= MAILBOX_NAME_BYTES_MAX);
+        let size = RECORD_FIXED_BYTES + name.len();
+        let mut buf = vec![0u8; usize::try_from(pad8(size as u64)).expect("small")];
+        put_u32(&mut buf, 0, u32::try_from(size).expect("bounded"));
+        buf[8] = kind;
+        put_u32(&mut buf, 12, id);
+        put_u32(&mut buf, 16, value);
+        put_u16(&mut buf, 20, u16::try_from(name.len()).expect("bounded"));
+        buf[RECORD_FIXED_BYTES..size].copy_from_slice(name.as_bytes());
+        let crc = crc32c::crc32c_append(nonce_seed(nonce), &buf[8..size]);
+        put_u32(&mut buf, 4, crc);
+        buf
+    }
+
+    /// Decodes the record at the start of `buf`; `None` if torn, corrupt or unknown. Returns the
+    /// record and its padded length.
+    pub(crate) fn decode(buf: &[u8], nonce: u64) -> Option<(LogRecord, usize)> {
+        if buf.len() < RECORD_FIXED_BYTES {
+            return None;
+        }
+        let size = usize::try_from(get_u32(buf, 0)).ok()?;
+        let name_len = usize::from(get_u16(buf, 20));
+        if size != RECORD_FIXED_BYTES + name_len || name_len > MAILBOX_NAME_BYTES_MAX {
+            return None;
+        }
+        let padded = usize::try_from(pad8(size as u64)).ok()?;
+        if buf.len() < padded || !all_zero(&buf[size..padded]) {
+            return None;
+        }
+        if crc32c::crc32c_append(nonce_seed(nonce), &buf[8..size]) != get_u32(buf, 4) {
+            return None;
+        }
+        if !all_zero(&buf[9..12]) || !all_zero(&buf[22..24]) {
+            return None;
+        }
+        let id = MailboxId(get_u32(buf, 12));
+        let value = get_u32(buf, 16);
+        let name = std::str::from_utf8(&buf[RECORD_FIXED_BYTES..size]).ok()?.to_owned();
+        let record = match buf[8] {
+            1 => LogRecord::Create {
+                id,
+                uid_validity: UidValidity(std::num::NonZeroU32::new(value)?),
+                name,
+            },
+            2 => LogRecord::Rename { id, name },
+            3 if name.is_empty() => LogRecord::Delete { id },
+            4 => LogRecord::Subscribe { name },
+            5 => LogRecord::Unsubscribe { name },
+            6 => LogRecord::Keyword { id, bit: value, name },
+            _ => return None,
+        };
+        Some((record, padded))
+    }
+}
+
+/// The open log: where the next record goes.
+pub(crate) struct MailboxLog<F> {
+    file: F,
+    path: PathBuf,
+    nonce: u64,
+    end: u64,
+}
+
+/// What [`MailboxLog::open`] found.
+pub(crate) struct LogOpen<F> {
+    /// The log, positioned after the last good record.
+    pub log: MailboxLog<F>,
+    /// Bytes cut from a torn or corrupt tail.
+    pub truncated_bytes: u64,
+    /// The header was damaged: the old file was moved to `mailboxes.log.bad` and this log is
+    /// new and empty (the caller salvages what the index files still say).
+    pub header_damaged: bool,
+}
+
+impl<F: crate::disk::DiskFile> MailboxLog<F> {
+    /// Opens (or creates) the log in `dir`, feeding each good record to `accept`, which returns
+    /// false for a record that breaks a replay rule. The tail from the first bad record on is
+    /// cut.
+    pub(crate) fn open<D: Disk<File = F>>(
+        disk: &D,
+        dir: &Path,
+        mut accept: impl FnMut(&LogRecord) -> bool,
+    ) -> Result<LogOpen<F>, StorageError> {
+        let path = dir.join(LOG_FILE);
+        let file = disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
+        let len = file_len(&file, &path)?;
+        if len < HEADER_BYTES as u64 {
+            return Self::create(file, path, len);
+        }
+        let mut header = [0u8; HEADER_BYTES];
+        read_at(&file, &path, &mut header, 0)?;
+        let header_size = PREAMBLE.check(&header, &path)?;
+        let crc_ok = crc32c::crc32c(&header[..60]) == get_u32(&header, 60);
+        let Some(header_size) = header_size.filter(|&size| crc_ok && size as usize >= HEADER_BYTES)
+        else {
+            tracing::error!(path = %path.display(), "mailbox log header damaged; starting anew");
+            let aside = dir.join(BAD_LOG_FILE);
+            disk.rename(&path, &aside).map_err(|e| StorageError::io(&path, e))?;
+            let file =
+                disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
+            let mut opened = Self::create(file, path, 0)?;
+            opened.header_damaged = true;
+            return Ok(opened);
+        };
+        let nonce = get_u64(&header, 16);
+        let read_len = len.min(MAILBOX_LOG_BYTES_MAX);
+        let mut body = vec![0u8; usize::try_from(read_len - u64::from(header_size)).expect("bounded")];
+        read_at(&file, &path, &mut body, u64::from(header_size))?;
+        let mut at = 0usize;
+        while let Some((record, padded)) = LogRecord::decode(&body[at..], nonce) {
+            if !accept(&record) {
+                break;
+            }
+            at += padded;
+        }
+        let end = u64::from(header_size) + at as u64;
+        let truncated_bytes = len - end;
+        if truncated_bytes > 0 {
+            tracing::warn!(path = %path.display(), truncated_bytes, "cutting mailbox log tail");
+            set_len(&file, &path, end)?;
+        }
+        let log = MailboxLog { file, path, nonce, end };
+        Ok(LogOpen { log, truncated_bytes, header_damaged: false })
+    }
+
+    /// Writes a fresh header over a file shorter than one (new, or torn while being created).
+    fn create(file: F, path: PathBuf, len: u64) -> Result<LogOpen<F>, StorageError> {
+        let nonce = super::codec::new_nonce();
+        let mut header = [0u8; HEADER_BYTES];
+        PREAMBLE.write(&mut header, HEADER_BYTES as u32);
+        put_u64(&mut header, 16, nonce);
+        put_i64(&mut header, 24, now_unix_seconds());
+        let crc = crc32c::crc32c(&header[..60]);
+        put_u32(&mut header, 60, crc);
+        write_at(&file, &path, &header, 0)?;
+        let log = MailboxLog { file, path, nonce, end: HEADER_BYTES as u64 };
+        Ok(LogOpen { log, truncated_bytes: len, header_damaged: false })
+    }
+
+    /// Appends records in one write. On error nothing is considered written (the next append
+    /// overwrites the same bytes).
+    pub(crate) fn append_all(&mut self, records: &[LogRecord]) -> Result<(), StorageError> {
+        let mut bytes = Vec::new();
+        for record in records {
+            bytes.extend_from_slice(&record.encode(self.nonce));
+        }
+        if self.end + bytes.len() as u64 > MAILBOX_LOG_BYTES_MAX {
+            return Err(StorageError::Corrupt {
+                what: "mailbox log full (limits::MAILBOX_LOG_BYTES_MAX)",
+                path: self.path.clone(),
+                offset: self.end,
+            });
+        }
+        write_at(&self.file, &self.path, &bytes, self.end)?;
+        self.end += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Re-sets the file's length, which marks it dirty so the next flush round makes what
+    /// recovery validated durable (it may be in the page cache only, left by a crashed process).
+    pub(crate) fn touch(&self) -> Result<(), StorageError> {
+        set_len(&self.file, &self.path, self.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn samples() -> Vec<LogRecord> {
+        let v = UidValidity(NonZeroU32::new(77).unwrap());
+        vec![
+            LogRecord::Create { id: MailboxId(0), uid_validity: v, name: "INBOX".into() },
+            LogRecord::Rename { id: MailboxId(3), name: "a/b".into() },
+            LogRecord::Delete { id: MailboxId(3) },
+            LogRecord::Subscribe { name: "Entwürfe".into() },
+            LogRecord::Unsubscribe { name: "x".into() },
+            LogRecord::Keyword { id: MailboxId(0), bit: 5, name: "$Junk".into() },
+        ]
+    }
+
+    #[test]
+    fn records_round_trip() {
+        for record in samples() {
+            let bytes = record.encode(42);
+            assert_eq!(bytes.len() % 8, 0);
+            let (decoded, len) = LogRecord::decode(&bytes, 42).unwrap();
+            assert_eq!(decoded, record);
+            assert_eq!(len, bytes.len());
+        }
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let bytes = samples()[0].encode(42);
+        assert!(LogRecord::decode(&bytes, 43).is_none(), "wrong nonce");
+        assert!(LogRecord::decode(&bytes[..bytes.len() - 8], 42).is_none(), "torn");
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            assert!(LogRecord::decode(&bad, 42).is_none(), "flip at {i}");
+        }
+    }
+}

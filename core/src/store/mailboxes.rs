@@ -1,0 +1,218 @@
+//! CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE and keyword allocation: everything that
+//! changes `mailboxes.log`. Each change is one log append (a rename of a subtree is one write
+//! of several records), made before memory changes, so a failed write changes nothing.
+
+use super::codec::now_unix_seconds;
+use super::index::{self, Index, IndexHeader};
+use super::log::LogRecord;
+use super::{UserStore, names};
+use crate::disk::Disk;
+use crate::error::{KeywordError, MailboxError, StorageError};
+use crate::limits::{KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_PER_USER_MAX, SUBSCRIPTIONS_PER_USER_MAX};
+use crate::types::{Keywords, MailboxId};
+
+impl<D: Disk> UserStore<D> {
+    /// Creates a mailbox. Parents need not exist (LIST shows them as non-existent).
+    ///
+    /// # Errors
+    /// Invalid name, name taken, too many mailboxes, or the disk failed.
+    pub fn create_mailbox(&mut self, name: &str) -> Result<MailboxId, MailboxError> {
+        self.before_mutation();
+        let name = names::canonical(name)?;
+        if self.catalog.id(&name).is_some() {
+            return Err(MailboxError::AlreadyExists);
+        }
+        let id = self.new_index()?;
+        self.log_and_apply(&[LogRecord::Create {
+            id,
+            uid_validity: self.indexes[&id].header().uid_validity,
+            name,
+        }])
+        .inspect_err(|_| self.drop_new_index(id))?;
+        self.change_counter += 1;
+        Ok(id)
+    }
+
+    /// Makes the index file of a mailbox about to be created (before its log record, so the
+    /// log never names a mailbox without an index; a crash in between leaves a stray file that
+    /// the next open removes).
+    fn new_index(&mut self) -> Result<MailboxId, MailboxError> {
+        let id = MailboxId(self.catalog.next_id);
+        if self.catalog.mailboxes.len() >= MAILBOXES_PER_USER_MAX || id.0 == u32::MAX {
+            return Err(MailboxError::TooMany);
+        }
+        let header = IndexHeader {
+            mailbox: id,
+            uid_validity: self.catalog.next_uid_validity(now_unix_seconds()),
+            uid_next: 1,
+            highest_modseq: 1,
+            checkpoint: self.checkpoints.current(),
+            messages: 0,
+        };
+        let index = Index::create(&*self.disk, index::index_path(&self.dir, id), header)?;
+        self.indexes.insert(id, index);
+        Ok(id)
+    }
+
+    fn drop_new_index(&mut self, id: MailboxId) {
+        self.indexes.remove(&id);
+        let path = index::index_path(&self.dir, id);
+        if let Err(error) = self.disk.remove_file(&path) {
+            tracing::warn!(path = %path.display(), %error, "cannot remove unused index");
+        }
+    }
+
+    /// Appends records to the log in one write, then applies them.
+    fn log_and_apply(&mut self, records: &[LogRecord]) -> Result<(), StorageError> {
+        self.log.append_all(records)?;
+        for record in records {
+            assert!(self.catalog.apply(record), "a record we wrote replays: {record:?}");
+        }
+        Ok(())
+    }
+
+    /// Deletes a mailbox and its messages. Its children, if any, stay.
+    ///
+    /// # Errors
+    /// No such mailbox, INBOX, or the disk failed.
+    pub fn delete_mailbox(&mut self, name: &str) -> Result<(), MailboxError> {
+        self.before_mutation();
+        let name = names::canonical(name)?;
+        if name == names::INBOX {
+            return Err(MailboxError::CannotDeleteInbox);
+        }
+        let id = self.catalog.id(&name).ok_or(MailboxError::NotFound)?;
+        self.log_and_apply(&[LogRecord::Delete { id }])?;
+        self.indexes.remove(&id);
+        let path = index::index_path(&self.dir, id);
+        if let Err(error) = self.disk.remove_file(&path) {
+            // The next open removes index files of deleted mailboxes.
+            tracing::warn!(path = %path.display(), %error, "cannot remove deleted index");
+        }
+        self.change_counter += 1;
+        Ok(())
+    }
+
+    /// Renames a mailbox and its children. Renaming INBOX moves its messages to the new name
+    /// and leaves a new, empty INBOX (RFC 9051 §6.3.6); INBOX's children stay where they are.
+    ///
+    /// # Errors
+    /// No such mailbox, target taken, target under the source, invalid name, or the disk
+    /// failed.
+    pub fn rename_mailbox(&mut self, old: &str, new: &str) -> Result<(), MailboxError> {
+        self.before_mutation();
+        let (old, new) = (names::canonical(old)?, names::canonical(new)?);
+        let id = self.catalog.id(&old).ok_or(MailboxError::NotFound)?;
+        if self.catalog.id(&new).is_some() {
+            return Err(MailboxError::AlreadyExists);
+        }
+        if names::is_ancestor(&old, &new) {
+            return Err(MailboxError::RenameUnderItself);
+        }
+        if old == names::INBOX {
+            return self.rename_inbox(id, new);
+        }
+        let mut records = vec![LogRecord::Rename { id, name: new.clone() }];
+        for (name, &child) in &self.catalog.by_name {
+            if names::is_ancestor(&old, name) {
+                let renamed = names::canonical(&format!("{new}{}", &name[old.len()..]))?;
+                if self.catalog.id(&renamed).is_some() {
+                    return Err(MailboxError::AlreadyExists);
+                }
+                records.push(LogRecord::Rename { id: child, name: renamed });
+            }
+        }
+        self.log_and_apply(&records)?;
+        self.change_counter += 1;
+        Ok(())
+    }
+
+    fn rename_inbox(&mut self, id: MailboxId, new: String) -> Result<(), MailboxError> {
+        let fresh = self.new_index()?;
+        let records = [
+            LogRecord::Rename { id, name: new },
+            LogRecord::Create {
+                id: fresh,
+                uid_validity: self.indexes[&fresh].header().uid_validity,
+                name: names::INBOX.to_owned(),
+            },
+        ];
+        self.log_and_apply(&records).inspect_err(|_| self.drop_new_index(fresh))?;
+        self.change_counter += 1;
+        Ok(())
+    }
+
+    /// Subscribes a name (which need not exist). Subscribing twice is not an error.
+    ///
+    /// # Errors
+    /// Invalid name, too many subscriptions, or the disk failed.
+    pub fn subscribe(&mut self, name: &str) -> Result<(), MailboxError> {
+        self.before_mutation();
+        let name = names::canonical(name)?;
+        if self.catalog.subscriptions.contains(&name) {
+            return Ok(());
+        }
+        if self.catalog.subscriptions.len() >= SUBSCRIPTIONS_PER_USER_MAX {
+            return Err(MailboxError::TooMany);
+        }
+        self.log_and_apply(&[LogRecord::Subscribe { name }])?;
+        self.change_counter += 1;
+        Ok(())
+    }
+
+    /// Unsubscribes a name. Unsubscribing a name that is not subscribed is not an error.
+    ///
+    /// # Errors
+    /// Invalid name, or the disk failed.
+    pub fn unsubscribe(&mut self, name: &str) -> Result<(), MailboxError> {
+        self.before_mutation();
+        let name = names::canonical(name)?;
+        if !self.catalog.subscriptions.contains(&name) {
+            return Ok(());
+        }
+        self.log_and_apply(&[LogRecord::Unsubscribe { name }])?;
+        self.change_counter += 1;
+        Ok(())
+    }
+
+    /// The keyword bits for `names` in mailbox `id`, adding names the table lacks (matched
+    /// case-insensitively; a new name keeps the case first given).
+    ///
+    /// # Errors
+    /// No such mailbox, an invalid keyword, a full table, or the disk failed.
+    pub fn keyword_bits(&mut self, id: MailboxId, names: &[&str]) -> Result<Keywords, KeywordError> {
+        self.before_mutation();
+        let entry = self.catalog.mailboxes.get(&id).ok_or(KeywordError::NoSuchMailbox)?;
+        let mut table: Vec<&str> = entry.keywords.iter().map(String::as_str).collect();
+        let known = table.len();
+        let mut bits = 0u64;
+        for &name in names {
+            if !names::is_keyword(name) {
+                return Err(KeywordError::Invalid);
+            }
+            let bit = match table.iter().position(|k| k.eq_ignore_ascii_case(name)) {
+                Some(bit) => bit,
+                None if table.len() < KEYWORDS_PER_MAILBOX_MAX => {
+                    table.push(name);
+                    table.len() - 1
+                }
+                None => return Err(KeywordError::TooMany),
+            };
+            bits |= 1 << bit;
+        }
+        let records: Vec<LogRecord> = table[known..]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| LogRecord::Keyword {
+                id,
+                bit: u32::try_from(known + i).expect("at most 64"),
+                name: (*name).to_owned(),
+            })
+            .collect();
+        if !records.is_empty() {
+            self.log_and_apply(&records)?;
+            self.change_counter += 1;
+        }
+        Ok(Keywords(bits))
+    }
+}

@@ -1,0 +1,309 @@
+//! APPEND, STORE, EXPUNGE and COPY: everything that writes spool records or index records.
+//!
+//! Write order (see `core/FORMAT.md`, "Write and flush order"): the spool record first, then the
+//! index record; memory changes only after both writes succeeded, and the spool end advances
+//! only then, so a failed operation leaves nothing behind that a later one would not overwrite.
+
+use std::collections::BTreeMap;
+
+use super::codec::{get_u32, now_unix_seconds, pad8};
+use super::index::Entry;
+use super::record::{self, Head, MessageHead, RECORD_HEADER_BYTES};
+use super::{StoreOutcome, UserStore};
+use crate::disk::Disk;
+use crate::error::{AppendError, CopyError, ReadError, StorageError, UpdateError};
+use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX, TOMBSTONE_UIDS_MAX};
+use crate::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, ModSeq, SystemFlags, Uid};
+
+impl<D: Disk> UserStore<D> {
+    /// Appends a message (and its cache blob) to mailbox `id` with `flags`, dated `date` or
+    /// now. One spool write and one index write; durable after the caller's next flush round.
+    ///
+    /// # Errors
+    /// No such mailbox, message or cache too large, mailbox full, or the disk failed.
+    ///
+    /// # Panics
+    /// If `flags` has bits that name no system flag or no keyword of the mailbox (a bug: keyword
+    /// bits come from [`UserStore::keyword_bits`]).
+    pub fn append(
+        &mut self,
+        id: MailboxId,
+        message: &[u8],
+        cache: &[u8],
+        flags: Flags,
+        date: Option<InternalDate>,
+    ) -> Result<(Uid, ModSeq), AppendError> {
+        self.before_mutation();
+        let keywords = self.catalog.mailboxes.get(&id).ok_or(AppendError::NoSuchMailbox)?.keywords.len();
+        assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
+        assert_eq!(super::open::mask_keywords(flags.keywords, keywords), flags.keywords);
+        if message.len() > MESSAGE_BYTES_MAX as usize {
+            return Err(AppendError::TooLarge { size: message.len() as u64 });
+        }
+        if cache.len() > CACHE_BYTES_MAX as usize {
+            return Err(AppendError::TooLarge { size: cache.len() as u64 });
+        }
+        let date = date.unwrap_or(InternalDate { unix_seconds: now_unix_seconds(), zone_minutes: 0 });
+        let result = self.append_record(id, message, cache, flags, date)?;
+        self.change_counter += 1;
+        Ok(result)
+    }
+
+    /// The shared body of APPEND and COPY: checks nothing but fullness.
+    fn append_record(
+        &mut self,
+        id: MailboxId,
+        message: &[u8],
+        cache: &[u8],
+        flags: Flags,
+        date: InternalDate,
+    ) -> Result<(Uid, ModSeq), AppendError> {
+        let index = self.indexes.get_mut(&id).ok_or(AppendError::NoSuchMailbox)?;
+        if index.is_full() {
+            return Err(AppendError::MailboxFull);
+        }
+        let uid = Uid::new(index.uid_next()).expect("uid_next >= 1");
+        let head = MessageHead {
+            mailbox: id,
+            uid,
+            date,
+            flags,
+            message_len: u32::try_from(message.len()).expect("checked"),
+            cache_len: u32::try_from(cache.len()).expect("checked"),
+        };
+        let record_len = pad8((RECORD_HEADER_BYTES + message.len() + cache.len()) as u64);
+        let nonce = self.spool.prepare(&self.disk, record_len)?;
+        let bytes = record::encode_message(nonce, &head, message, cache);
+        let spool_ref = self.spool.write(&bytes, get_u32(&bytes, 4))?;
+        let modseq = index.next_modseq();
+        let entry = Entry {
+            uid,
+            flags,
+            expunged: false,
+            modseq,
+            date,
+            size: head.message_len,
+            spool: spool_ref,
+        };
+        index.append(entry)?;
+        self.spool.commit(spool_ref);
+        self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
+        Ok((uid, ModSeq(modseq)))
+    }
+
+    /// Changes the flags of the live messages among `uids` (others are skipped). With
+    /// `unchanged_since` (RFC 7162 UNCHANGEDSINCE), a message whose modseq is above it is left
+    /// alone and reported in [`StoreOutcome::modified`]. A message whose flags do not change
+    /// keeps its modseq.
+    ///
+    /// # Errors
+    /// No such mailbox, or the disk failed (changes made before the failure stay).
+    ///
+    /// # Panics
+    /// On flag bits that name nothing (as [`UserStore::append`]).
+    pub fn store_flags(
+        &mut self,
+        id: MailboxId,
+        uids: &[Uid],
+        op: FlagsOp,
+        flags: Flags,
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<StoreOutcome, UpdateError> {
+        self.before_mutation();
+        let keywords = self.catalog.mailboxes.get(&id).ok_or(UpdateError::NoSuchMailbox)?.keywords.len();
+        assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
+        assert_eq!(super::open::mask_keywords(flags.keywords, keywords), flags.keywords);
+        let index = self.indexes.get_mut(&id).ok_or(UpdateError::NoSuchMailbox)?;
+        let mut outcome = StoreOutcome::default();
+        for uid in sorted_unique(uids) {
+            let Some(slot) = index.find(uid) else { continue };
+            let entry = index.entries()[slot];
+            if entry.expunged {
+                continue;
+            }
+            if unchanged_since.is_some_and(|since| entry.modseq > since.0) {
+                outcome.modified.push(uid);
+                continue;
+            }
+            let combined = combine(entry.flags, op, flags);
+            if combined == entry.flags {
+                continue;
+            }
+            let modseq = index.next_modseq();
+            index.rewrite(slot, Entry { flags: combined, modseq, ..entry })?;
+            outcome.changed.push((uid, ModSeq(modseq)));
+            self.change_counter += 1;
+        }
+        Ok(outcome)
+    }
+
+    /// Expunges the live messages among `uids`: one tombstone record in the spool (so that
+    /// reconstruct does not bring them back), then each index record marked. All get one new
+    /// modseq, which is returned (the current HIGHESTMODSEQ if nothing was expunged).
+    ///
+    /// # Errors
+    /// No such mailbox, or the disk failed.
+    pub fn expunge(&mut self, id: MailboxId, uids: &[Uid]) -> Result<ModSeq, UpdateError> {
+        self.before_mutation();
+        let index = self.indexes.get_mut(&id).ok_or(UpdateError::NoSuchMailbox)?;
+        let live: Vec<(usize, Uid)> = sorted_unique(uids)
+            .filter_map(|uid| index.find(uid).map(|slot| (slot, uid)))
+            .filter(|&(slot, _)| !index.entries()[slot].expunged)
+            .collect();
+        if live.is_empty() {
+            return Ok(ModSeq(index.highest_modseq()));
+        }
+        let modseq = index.next_modseq();
+        let doomed: Vec<Uid> = live.iter().map(|&(_, uid)| uid).collect();
+        for chunk in doomed.chunks(TOMBSTONE_UIDS_MAX as usize) {
+            let record_len = pad8((RECORD_HEADER_BYTES + chunk.len() * 4) as u64);
+            let nonce = self.spool.prepare(&self.disk, record_len)?;
+            let bytes = record::encode_tombstone(nonce, id, modseq, chunk);
+            let spool_ref = self.spool.write(&bytes, get_u32(&bytes, 4))?;
+            self.spool.commit(spool_ref);
+        }
+        self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
+        self.change_counter += 1;
+        for (slot, _) in live {
+            let entry = index.entries()[slot];
+            index.rewrite(slot, Entry { expunged: true, modseq, ..entry })?;
+        }
+        Ok(ModSeq(modseq))
+    }
+
+    /// Copies the live messages among `uids` (ascending) from `source` to `target`, each as a
+    /// full new spool record with the same flags (keywords translated by name) and date.
+    /// Returns `(source uid, new uid)` pairs. On failure the copies made so far are expunged
+    /// again, so the target looks as before (RFC 9051 §6.4.7).
+    ///
+    /// # Errors
+    /// No such source or target, target full, or the disk failed.
+    pub fn copy(
+        &mut self,
+        source: MailboxId,
+        uids: &[Uid],
+        target: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, CopyError> {
+        self.before_mutation();
+        let entries: Vec<Entry> = {
+            let index = self.indexes.get(&source).ok_or(CopyError::NoSuchMailbox)?;
+            sorted_unique(uids)
+                .filter_map(|uid| index.find(uid).map(|slot| index.entries()[slot]))
+                .filter(|e| !e.expunged)
+                .collect()
+        };
+        let target_index = self.indexes.get(&target).ok_or(CopyError::NoSuchTarget)?;
+        let room = u64::from(u32::MAX - target_index.uid_next());
+        if entries.len() as u64 >= room || target_index.is_full() {
+            return Err(CopyError::MailboxFull);
+        }
+        let translate = self.keyword_translation(source, target, &entries)?;
+        let mut pairs = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            match self.copy_one(source, entry, target, &translate) {
+                Ok(uid) => pairs.push((entry.uid, uid)),
+                Err(error) => {
+                    let copied: Vec<Uid> = pairs.iter().map(|&(_, new)| new).collect();
+                    if let Err(undo) = self.expunge(target, &copied) {
+                        tracing::warn!(%undo, "cannot undo a failed COPY");
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        self.change_counter += 1;
+        Ok(pairs)
+    }
+
+    fn copy_one(
+        &mut self,
+        source: MailboxId,
+        entry: &Entry,
+        target: MailboxId,
+        translate: &BTreeMap<u32, u32>,
+    ) -> Result<Uid, CopyError> {
+        let (header, bytes) = self.spool.view_record(&self.disk, entry.spool)?;
+        let Head::Message(head) = header.head else {
+            return Err(CopyError::Storage(self.misdirected(*entry)));
+        };
+        if head.mailbox != source || head.uid != entry.uid {
+            return Err(CopyError::Storage(self.misdirected(*entry)));
+        }
+        let start = RECORD_HEADER_BYTES;
+        let middle = start + head.message_len as usize;
+        let end = middle + head.cache_len as usize;
+        let mut keywords = 0u64;
+        for (&from, &to) in translate {
+            if entry.flags.keywords.0 & (1 << from) != 0 {
+                keywords |= 1 << to;
+            }
+        }
+        let flags = Flags { system: entry.flags.system, keywords: Keywords(keywords) };
+        let appended = self.append_record(target, &bytes[start..middle], &bytes[middle..end], flags, entry.date);
+        match appended {
+            Ok((uid, _)) => Ok(uid),
+            Err(AppendError::MailboxFull) => Err(CopyError::MailboxFull),
+            Err(AppendError::NoSuchMailbox) => Err(CopyError::NoSuchTarget),
+            Err(AppendError::TooLarge { .. }) => unreachable!("a stored message fits"),
+            Err(AppendError::Storage(error)) => Err(CopyError::Storage(error)),
+        }
+    }
+
+    /// Source keyword bit → target keyword bit for the keywords `entries` use, allocating names
+    /// in the target. A keyword the target's full table cannot take is dropped.
+    fn keyword_translation(
+        &mut self,
+        source: MailboxId,
+        target: MailboxId,
+        entries: &[Entry],
+    ) -> Result<BTreeMap<u32, u32>, CopyError> {
+        let used = entries.iter().fold(0u64, |bits, e| bits | e.flags.keywords.0);
+        let names = self.keywords(source).map_err(|e| match e {
+            ReadError::Storage(error) => CopyError::Storage(error),
+            ReadError::NoSuchMailbox | ReadError::NoSuchMessage => CopyError::NoSuchMailbox,
+        })?;
+        let mut translate = BTreeMap::new();
+        for (bit, name) in names.iter().enumerate().filter(|&(bit, _)| used & (1 << bit) != 0) {
+            match self.keyword_bits(target, &[name.as_str()]) {
+                Ok(bits) => {
+                    let to = bits.0.trailing_zeros();
+                    translate.insert(u32::try_from(bit).expect("< 64"), to);
+                }
+                Err(crate::error::KeywordError::TooMany | crate::error::KeywordError::Invalid) => {}
+                Err(crate::error::KeywordError::NoSuchMailbox) => return Err(CopyError::NoSuchTarget),
+                Err(crate::error::KeywordError::Storage(error)) => return Err(CopyError::Storage(error)),
+            }
+        }
+        Ok(translate)
+    }
+
+    /// Housekeeping before every mutation: write a new spool checkpoint into the index headers
+    /// when one is due (see `checkpoint.rs`). A failure only means the checkpoint stays older.
+    pub(super) fn before_mutation(&mut self) {
+        let Some(checkpoint) = self.checkpoints.due(self.disk.epoch_durable()) else { return };
+        let result: Result<(), StorageError> =
+            self.indexes.values_mut().try_for_each(|index| index.write_header(checkpoint));
+        match result {
+            Ok(()) => self.checkpoints.written(checkpoint),
+            Err(error) => tracing::warn!(%error, "cannot write spool checkpoint"),
+        }
+    }
+}
+
+/// `uids` sorted and without duplicates.
+fn sorted_unique(uids: &[Uid]) -> impl Iterator<Item = Uid> {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.into_iter()
+}
+
+/// The flags after a STORE of `given` with `op` on `current`.
+fn combine(current: Flags, op: FlagsOp, given: Flags) -> Flags {
+    let (system, keywords) = match op {
+        FlagsOp::Replace => (given.system.0, given.keywords.0),
+        FlagsOp::Add => (current.system.0 | given.system.0, current.keywords.0 | given.keywords.0),
+        FlagsOp::Remove => (current.system.0 & !given.system.0, current.keywords.0 & !given.keywords.0),
+    };
+    Flags { system: SystemFlags(system), keywords: Keywords(keywords) }
+}

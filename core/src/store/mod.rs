@@ -1,0 +1,325 @@
+//! One user's mail store: mailbox list, message spool, per-mailbox indexes, recovery.
+//!
+//! ```text
+//! users/<hh>/<user>/
+//!     mailboxes.log        names, ids, UIDVALIDITY, subscriptions, keyword tables (log.rs)
+//!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
+//!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
+//! ```
+//!
+//! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
+//! the user's home shard and used only there (it is not `Send`). It never fsyncs: every
+//! mutation lands in the disk's open epoch, and the caller's group commit
+//! ([`Disk::flush_begin`](crate::disk::Disk::flush_begin)) makes it durable before replying.
+//! An append costs one spool write and one index write; a flag change one index write.
+//!
+//! Reads come from memory (the index of every mailbox is held in memory) and from the spool
+//! through [`Bytes`] views (memory-mapped on the real disk).
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::disk::{Bytes, Disk};
+use crate::error::{OpenError, ReadError};
+use crate::types::{Flags, InternalDate, MailboxId, ModSeq, Uid, UidValidity};
+
+mod catalog;
+mod checkpoint;
+mod codec;
+mod index;
+mod log;
+mod mailboxes;
+mod messages;
+pub mod names;
+mod open;
+mod reconstruct;
+mod record;
+mod scan;
+mod spool;
+#[cfg(test)]
+mod tests;
+
+pub use reconstruct::{ReconstructReport, reconstruct};
+
+use catalog::Catalog;
+use checkpoint::Checkpoints;
+use index::{Entry, Index};
+use spool::Spool;
+
+/// What STATUS, SELECT and LIST need to know about a mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailboxInfo {
+    /// The mailbox's id.
+    pub id: MailboxId,
+    /// Its name (canonical: `INBOX` uppercase).
+    pub name: String,
+    /// Fixed for the life of the id.
+    pub uid_validity: UidValidity,
+    /// The UID the next message will get.
+    pub uid_next: Uid,
+    /// The largest modseq given to any change in the mailbox.
+    pub highest_modseq: ModSeq,
+    /// Live messages.
+    pub messages: u32,
+    /// Live messages without `\Seen`.
+    pub unseen: u32,
+    /// Live messages with `\Deleted`.
+    pub deleted: u32,
+    /// Sum of live message sizes in bytes.
+    pub size: u64,
+    /// True when the name is subscribed.
+    pub subscribed: bool,
+}
+
+/// One message's metadata, from the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// Its UID.
+    pub uid: Uid,
+    /// The modseq of its last change.
+    pub modseq: ModSeq,
+    /// Its flags (keyword bits index the mailbox's keyword table).
+    pub flags: Flags,
+    /// Its INTERNALDATE.
+    pub internal_date: InternalDate,
+    /// RFC822.SIZE: the message's length in bytes.
+    pub size: u32,
+}
+
+impl MessageMeta {
+    fn of(entry: &Entry) -> MessageMeta {
+        MessageMeta {
+            uid: entry.uid,
+            modseq: ModSeq(entry.modseq),
+            flags: entry.flags,
+            internal_date: entry.date,
+            size: entry.size,
+        }
+    }
+}
+
+/// What a STORE did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreOutcome {
+    /// UIDs not changed because their modseq was above UNCHANGEDSINCE (RFC 7162 `[MODIFIED]`).
+    pub modified: Vec<Uid>,
+    /// UIDs whose flags changed, with their new modseq.
+    pub changed: Vec<(Uid, ModSeq)>,
+}
+
+/// What recovery found and repaired when the store was opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Bytes cut from the tail of `mailboxes.log`.
+    pub log_truncated_bytes: u64,
+    /// Spool records checked (those written since the oldest checkpoint).
+    pub spool_records_scanned: u64,
+    /// Bytes cut from torn spool tails, including removed segments.
+    pub spool_truncated_bytes: u64,
+    /// Index records dropped: torn, or pointing at spool records that are not there.
+    pub index_records_dropped: u64,
+    /// Index records added from spool records the index lacked.
+    pub index_records_added: u64,
+    /// Expunges applied from spool tombstones the index lacked.
+    pub expunges_applied: u64,
+    /// Indexes rebuilt because they were missing or their header was damaged.
+    pub indexes_rebuilt: u64,
+    /// Mailboxes named `Recovered/<id>` because the log's header was damaged.
+    pub mailboxes_salvaged: u64,
+}
+
+impl RecoveryReport {
+    /// True when recovery changed nothing.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        *self == RecoveryReport { spool_records_scanned: self.spool_records_scanned, ..Self::default() }
+    }
+}
+
+/// One user's mail store. See the module docs.
+pub struct UserStore<D: Disk> {
+    disk: Rc<D>,
+    dir: PathBuf,
+    log: log::MailboxLog<D::File>,
+    catalog: Catalog,
+    indexes: std::collections::BTreeMap<MailboxId, Index<D::File>>,
+    spool: Spool<D>,
+    checkpoints: Checkpoints,
+    change_counter: u64,
+    recovery: RecoveryReport,
+}
+
+impl<D: Disk> UserStore<D> {
+    /// Opens the store in `dir` (relative to the disk root), creating it if missing and
+    /// repairing what a crash left (see `core/FORMAT.md`, "Recovery on open"). INBOX always
+    /// exists afterwards.
+    ///
+    /// # Errors
+    /// The disk failed, or a file is damaged beyond repair or from a newer skua.
+    pub fn open(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, OpenError> {
+        open::open(disk, dir)
+    }
+
+    /// The disk the store writes to (for durability tickets: `disk().epoch_open()`).
+    #[must_use]
+    pub fn disk(&self) -> &D {
+        &self.disk
+    }
+
+    /// The store's directory, relative to the disk root.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What recovery did when the store was opened.
+    #[must_use]
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// A number that changes on every mutation: sessions compare it to learn that they must
+    /// look for changes (IDLE, NOOP).
+    #[must_use]
+    pub fn change_counter(&self) -> u64 {
+        self.change_counter
+    }
+
+    /// Every mailbox, sorted by name.
+    #[must_use]
+    pub fn mailboxes(&self) -> Vec<MailboxInfo> {
+        self.catalog.by_name.values().filter_map(|&id| self.mailbox_info(id)).collect()
+    }
+
+    /// The id of a mailbox name (`INBOX` in any case).
+    #[must_use]
+    pub fn mailbox_id(&self, name: &str) -> Option<MailboxId> {
+        self.catalog.id(&names::canonical_inbox(name))
+    }
+
+    /// A mailbox's name, counters and identifiers.
+    #[must_use]
+    pub fn mailbox_info(&self, id: MailboxId) -> Option<MailboxInfo> {
+        let entry = self.catalog.mailboxes.get(&id)?;
+        let index = self.indexes.get(&id).expect("every mailbox has an index");
+        let counts = index.counts();
+        Some(MailboxInfo {
+            id,
+            name: entry.name.clone(),
+            uid_validity: entry.uid_validity,
+            uid_next: Uid::new(index.uid_next()).expect("uid_next >= 1"),
+            highest_modseq: ModSeq(index.highest_modseq()),
+            messages: counts.messages,
+            unseen: counts.unseen,
+            deleted: counts.deleted,
+            size: counts.size,
+            subscribed: self.catalog.subscriptions.contains(&entry.name),
+        })
+    }
+
+    /// Subscribed names, sorted (they need not exist).
+    #[must_use]
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.catalog.subscriptions.iter().cloned().collect()
+    }
+
+    /// The mailbox's keyword table: bit `i` of [`Keywords`](crate::types::Keywords) is entry `i`.
+    ///
+    /// # Errors
+    /// [`ReadError::NoSuchMailbox`].
+    pub fn keywords(&self, id: MailboxId) -> Result<Vec<String>, ReadError> {
+        let entry = self.catalog.mailboxes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        Ok(entry.keywords.clone())
+    }
+
+    /// Live (not expunged) messages in UID order.
+    ///
+    /// # Errors
+    /// [`ReadError::NoSuchMailbox`].
+    pub fn messages(&self, id: MailboxId) -> Result<Vec<MessageMeta>, ReadError> {
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let live = index.entries().iter().filter(|e| !e.expunged);
+        Ok(live.map(MessageMeta::of).collect())
+    }
+
+    /// One live message's metadata; `None` if there is none with that UID.
+    ///
+    /// # Errors
+    /// [`ReadError::NoSuchMailbox`].
+    pub fn message(&self, id: MailboxId, uid: Uid) -> Result<Option<MessageMeta>, ReadError> {
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let entry = index.find(uid).map(|slot| &index.entries()[slot]);
+        Ok(entry.filter(|e| !e.expunged).map(MessageMeta::of))
+    }
+
+    /// The message's bytes, straight from the spool (a memory map on the real disk). A message
+    /// that was expunged but not yet compacted away can still be read: another session may not
+    /// have been told of the expunge yet.
+    ///
+    /// # Errors
+    /// No such mailbox or message, or the spool record does not match its index entry.
+    pub fn body(&self, id: MailboxId, uid: Uid) -> Result<Bytes, ReadError> {
+        let (header, bytes, message_len, _) = self.record(id, uid)?;
+        let start = record::RECORD_HEADER_BYTES;
+        debug_assert!(matches!(header.head, record::Head::Message(_)));
+        Ok(bytes.slice(start, start + message_len))
+    }
+
+    /// The cache blob stored with the message at append (opaque to core).
+    ///
+    /// # Errors
+    /// As [`UserStore::body`].
+    pub fn cache(&self, id: MailboxId, uid: Uid) -> Result<Bytes, ReadError> {
+        let (_, bytes, message_len, cache_len) = self.record(id, uid)?;
+        let start = record::RECORD_HEADER_BYTES + message_len;
+        Ok(bytes.slice(start, start + cache_len))
+    }
+
+    /// The spool record of a message, checked against its index entry.
+    fn record(
+        &self,
+        id: MailboxId,
+        uid: Uid,
+    ) -> Result<(record::RecordHeader, Bytes, usize, usize), ReadError> {
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
+        let entry = index.entries()[slot];
+        let (header, bytes) = self.spool.view_record(&self.disk, entry.spool)?;
+        let record::Head::Message(head) = header.head else {
+            return Err(self.misdirected(entry).into());
+        };
+        if head.mailbox != id || head.uid != uid || head.message_len != entry.size {
+            return Err(self.misdirected(entry).into());
+        }
+        Ok((header, bytes, head.message_len as usize, head.cache_len as usize))
+    }
+
+    fn misdirected(&self, entry: Entry) -> crate::error::StorageError {
+        crate::error::StorageError::Corrupt {
+            what: "spool record does not match its index entry",
+            path: self.spool.path(entry.spool.segment),
+            offset: u64::from(entry.spool.offset),
+        }
+    }
+
+    /// O(n) checks of every in-memory structure against the invariants in `core/FORMAT.md`.
+    ///
+    /// # Panics
+    /// When an invariant is broken (a bug).
+    #[cfg(any(test, debug_assertions))]
+    pub fn check_invariants(&self) {
+        assert_eq!(self.catalog.mailboxes.len(), self.indexes.len());
+        assert_eq!(self.catalog.mailboxes.len(), self.catalog.by_name.len());
+        assert!(self.catalog.id(names::INBOX).is_some(), "INBOX exists");
+        let end = self.spool.end_pos();
+        for (id, index) in &self.indexes {
+            assert!(self.catalog.mailboxes.contains_key(id));
+            assert_eq!(index.header().mailbox, *id);
+            assert_eq!(index.header().uid_validity, self.catalog.mailboxes[id].uid_validity);
+            index.check_invariants(self.catalog.mailboxes[id].keywords.len());
+            for entry in index.entries() {
+                assert!(entry.spool.end() <= end, "no index entry past the spool end");
+            }
+        }
+    }
+}

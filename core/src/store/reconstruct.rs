@@ -1,0 +1,213 @@
+//! `reconstruct`: rebuild every mailbox index of a user from the spool segments and
+//! `mailboxes.log` alone, keeping the flags and modseqs of old index records that still
+//! validate (checksum, and pointing at exactly the spool record found).
+//!
+//! For when an index is damaged beyond what the cheap recovery on open repairs, or as a check
+//! (`skua reconstruct`). Reads every spool record; run it on a store that is not open.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use super::catalog::Catalog;
+use super::codec::SpoolPos;
+use super::index::{self, Entry, Index, IndexHeader, Loaded};
+use super::log::MailboxLog;
+use super::open::mask_keywords;
+use super::record::Head;
+use super::scan::{ScanResult, scan};
+use super::spool::{SPOOL_DIR, Spool};
+use crate::disk::{Disk, DiskFile};
+use crate::error::{OpenError, StorageError};
+use crate::types::{MailboxId, UidValidity};
+
+/// What [`reconstruct`] found and wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReconstructReport {
+    /// Mailboxes whose index was rebuilt.
+    pub mailboxes: u64,
+    /// Live messages in the rebuilt indexes.
+    pub messages: u64,
+    /// Expunged messages still in the spool (kept as expunged records).
+    pub expunged: u64,
+    /// Messages whose flags came from the old index.
+    pub flags_kept: u64,
+    /// Messages whose old index record was missing or did not validate (flags from the spool
+    /// record, i.e. as appended).
+    pub flags_reset: u64,
+    /// Old index records that no spool record backs (dropped).
+    pub index_records_dropped: u64,
+    /// Spool records of mailboxes that no longer exist (left for compaction).
+    pub orphaned_records: u64,
+    /// Spool records read.
+    pub spool_records: u64,
+    /// Bytes cut from torn spool tails.
+    pub spool_truncated_bytes: u64,
+    /// Bytes cut from the tail of `mailboxes.log`.
+    pub log_truncated_bytes: u64,
+    /// Mailboxes named `Recovered/<id>` because the log's header was damaged.
+    pub mailboxes_salvaged: u64,
+}
+
+/// Rebuilds every index of the store in `dir` (relative to the disk root). The new indexes
+/// are written beside the old ones and renamed over them; they are durable after the caller's
+/// next flush round.
+///
+/// # Errors
+/// The disk failed, or the log is damaged beyond repair or from a newer skua.
+pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport, OpenError> {
+    let d = &*disk;
+    for sub in [SPOOL_DIR, index::INDEX_DIR] {
+        let path = dir.join(sub);
+        d.create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+    }
+    let mut catalog = Catalog::default();
+    let mut opened = MailboxLog::open(d, dir, |r| catalog.apply(r))?;
+    let mut report = ReconstructReport {
+        log_truncated_bytes: opened.truncated_bytes,
+        ..ReconstructReport::default()
+    };
+    if opened.header_damaged {
+        report.mailboxes_salvaged =
+            super::open::salvage_mailboxes(d, dir, &mut opened.log, &mut catalog)?;
+    }
+    let mut spool = Spool::list(d, dir)?;
+    let scanned = scan(d, &mut spool, SpoolPos::default())?;
+    report.spool_records = scanned.records.len() as u64;
+    report.spool_truncated_bytes = scanned.truncated_bytes;
+    report.orphaned_records = scanned
+        .records
+        .iter()
+        .filter(|r| {
+            let mailbox = match r.head {
+                Head::Message(h) => h.mailbox,
+                Head::Tombstone { mailbox, .. } => mailbox,
+            };
+            !catalog.mailboxes.contains_key(&mailbox)
+        })
+        .count() as u64;
+    for (&id, entry) in &catalog.mailboxes {
+        let keywords = entry.keywords.len();
+        rebuild(d, dir, id, entry.uid_validity, keywords, &scanned, &mut report)?;
+        report.mailboxes += 1;
+    }
+    opened.log.touch()?;
+    spool.touch_from(d, 0)?;
+    Ok(report)
+}
+
+/// Rebuilds one index into a temporary file and renames it over the old one.
+fn rebuild<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    id: MailboxId,
+    uid_validity: UidValidity,
+    keywords: usize,
+    scanned: &ScanResult,
+    report: &mut ReconstructReport,
+) -> Result<(), StorageError> {
+    let path = index::index_path(dir, id);
+    let old = match Index::load(disk, path.clone())? {
+        Loaded::Found { index, .. } if index.header().uid_validity == uid_validity => Some(index),
+        Loaded::Found { .. } | Loaded::Missing => None,
+    };
+    let old_entries: HashMap<u32, Entry> =
+        old.iter().flat_map(|i| i.entries().iter().map(|e| (e.uid.get(), *e))).collect();
+    let (uid_next, mut highest) = old.as_ref().map_or((1, 1), |i| (i.uid_next(), i.highest_modseq()));
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut tombstoned = std::collections::HashSet::new();
+    for record in &scanned.records {
+        match record.head {
+            Head::Message(head) if head.mailbox == id => {
+                if entries.last().is_some_and(|last| last.uid >= head.uid) {
+                    continue;
+                }
+                let kept = old_entries.get(&head.uid.get()).filter(|e| e.spool == record.spool);
+                let entry = if let Some(kept) = kept {
+                    report.flags_kept += 1;
+                    let mut kept = *kept;
+                    kept.flags.keywords = mask_keywords(kept.flags.keywords, keywords);
+                    kept
+                } else {
+                    report.flags_reset += 1;
+                    let mut flags = head.flags;
+                    flags.keywords = mask_keywords(flags.keywords, keywords);
+                    Entry {
+                        uid: head.uid,
+                        flags,
+                        expunged: false,
+                        modseq: 0,
+                        date: head.date,
+                        size: head.message_len,
+                        spool: record.spool,
+                    }
+                };
+                highest = highest.max(entry.modseq);
+                entries.push(entry);
+            }
+            Head::Tombstone { mailbox, modseq, .. } if mailbox == id => {
+                highest = highest.max(modseq);
+                tombstoned.extend(record.uids.iter().copied());
+            }
+            Head::Message(_) | Head::Tombstone { .. } => {}
+        }
+    }
+    let rebuilt: std::collections::HashSet<u32> = entries.iter().map(|e| e.uid.get()).collect();
+    report.index_records_dropped +=
+        old_entries.keys().filter(|uid| !rebuilt.contains(uid)).count() as u64;
+    for entry in &mut entries {
+        if entry.modseq == 0 {
+            highest += 1;
+            entry.modseq = highest;
+        }
+        if tombstoned.contains(&entry.uid) && !entry.expunged {
+            highest += 1;
+            entry.expunged = true;
+            entry.modseq = highest;
+        }
+        report.expunged += u64::from(entry.expunged);
+        report.messages += u64::from(!entry.expunged);
+    }
+    let uid_next = entries.last().map_or(uid_next, |e| uid_next.max(e.uid.get().saturating_add(1)));
+    write_rebuilt(disk, &path, id, uid_validity, uid_next, highest, &entries)
+}
+
+/// Writes the new index to `<path>.tmp`, then renames it over `path`.
+fn write_rebuilt<D: Disk>(
+    disk: &D,
+    path: &Path,
+    id: MailboxId,
+    uid_validity: UidValidity,
+    uid_next: u32,
+    highest_modseq: u64,
+    entries: &[Entry],
+) -> Result<(), StorageError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    // The checkpoint is the spool's start: the next open checks everything once, and moves the
+    // checkpoint up after its first flush (the rebuilt files are not durable yet).
+    let header = IndexHeader {
+        mailbox: id,
+        uid_validity,
+        uid_next,
+        highest_modseq,
+        checkpoint: SpoolPos::default(),
+        messages: 0,
+    };
+    let mut bytes = Vec::with_capacity(index::HEADER_BYTES + entries.len() * index::RECORD_BYTES);
+    let header = IndexHeader {
+        messages: u32::try_from(entries.iter().filter(|e| !e.expunged).count()).unwrap_or(u32::MAX),
+        ..header
+    };
+    bytes.extend_from_slice(&header.encode());
+    for entry in entries {
+        bytes.extend_from_slice(&entry.encode());
+    }
+    let file = disk
+        .open(&temporary, crate::disk::OpenMode::CreateIfMissing)
+        .map_err(|e| StorageError::io(&temporary, e))?;
+    file.set_len(0).map_err(|e| StorageError::io(&temporary, e))?;
+    file.write_all_at(&bytes, 0).map_err(|e| StorageError::io(&temporary, e))?;
+    disk.rename(&temporary, path).map_err(|e| StorageError::io(path, e))
+}

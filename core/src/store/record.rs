@@ -1,0 +1,216 @@
+//! Spool records: encoding, decoding and checking (byte layout: `core/FORMAT.md`, "Spool
+//! segments"). Pure functions over byte slices; the files are handled in `spool.rs`.
+
+use super::codec::{
+    all_zero, get_i16, get_i64, get_u16, get_u32, get_u64, nonce_seed, pad8, put_i16, put_i64,
+    put_u16, put_u32, put_u64,
+};
+use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX, TOMBSTONE_UIDS_MAX};
+use crate::types::{Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
+
+/// Bytes of a record header.
+pub(crate) const RECORD_HEADER_BYTES: usize = 48;
+const KIND_MESSAGE: u8 = 1;
+const KIND_TOMBSTONE: u8 = 2;
+/// Largest payload of any record.
+pub(crate) const PAYLOAD_BYTES_MAX: u32 = MESSAGE_BYTES_MAX + CACHE_BYTES_MAX;
+const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(8));
+const _: () = assert!(TOMBSTONE_UIDS_MAX * 4 <= PAYLOAD_BYTES_MAX);
+
+/// What a message record says about its message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MessageHead {
+    pub mailbox: MailboxId,
+    pub uid: Uid,
+    pub date: InternalDate,
+    /// Flags at append (for reconstruct; the index holds the current ones).
+    pub flags: Flags,
+    pub message_len: u32,
+    pub cache_len: u32,
+}
+
+/// A decoded record header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// A message: the payload is the message then the cache blob.
+    Message(MessageHead),
+    /// An expunge: the payload is `count` UIDs.
+    Tombstone { mailbox: MailboxId, modseq: u64, count: u32 },
+}
+
+/// A decoded header with its checksum field and payload length.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordHeader {
+    pub head: Head,
+    pub crc: u32,
+    pub payload_len: u32,
+}
+
+impl RecordHeader {
+    /// The record's length on disk, padded.
+    pub(crate) fn record_len(&self) -> u64 {
+        pad8(RECORD_HEADER_BYTES as u64 + u64::from(self.payload_len))
+    }
+}
+
+/// Encodes a message record: header, message, cache, padding.
+pub(crate) fn encode_message(nonce: u64, head: &MessageHead, message: &[u8], cache: &[u8]) -> Vec<u8> {
+    assert_eq!(head.message_len as usize, message.len());
+    assert_eq!(head.cache_len as usize, cache.len());
+    assert!(head.message_len <= MESSAGE_BYTES_MAX && head.cache_len <= CACHE_BYTES_MAX);
+    assert_eq!(head.flags.system.0 & !SystemFlags::ALL, 0);
+    let payload_len = message.len() + cache.len();
+    let total = usize::try_from(pad8((RECORD_HEADER_BYTES + payload_len) as u64)).expect("bounded");
+    let mut buf = Vec::with_capacity(total);
+    buf.resize(RECORD_HEADER_BYTES, 0);
+    buf[0] = KIND_MESSAGE;
+    put_u32(&mut buf, 8, u32::try_from(payload_len).expect("bounded"));
+    put_u32(&mut buf, 12, head.mailbox.0);
+    put_u32(&mut buf, 16, head.uid.get());
+    put_i16(&mut buf, 20, head.date.zone_minutes);
+    put_u16(&mut buf, 22, head.flags.system.0);
+    put_i64(&mut buf, 24, head.date.unix_seconds);
+    put_u32(&mut buf, 32, head.message_len);
+    put_u32(&mut buf, 36, head.cache_len);
+    put_u64(&mut buf, 40, head.flags.keywords.0);
+    buf.extend_from_slice(message);
+    buf.extend_from_slice(cache);
+    seal(nonce, buf, total)
+}
+
+/// Encodes a tombstone naming `uids` (ascending, at most `TOMBSTONE_UIDS_MAX`).
+pub(crate) fn encode_tombstone(nonce: u64, mailbox: MailboxId, modseq: u64, uids: &[Uid]) -> Vec<u8> {
+    assert!(!uids.is_empty() && uids.len() <= TOMBSTONE_UIDS_MAX as usize);
+    assert!(uids.windows(2).all(|w| w[0] < w[1]));
+    let payload_len = uids.len() * 4;
+    let total = usize::try_from(pad8((RECORD_HEADER_BYTES + payload_len) as u64)).expect("bounded");
+    let mut buf = vec![0u8; RECORD_HEADER_BYTES];
+    buf[0] = KIND_TOMBSTONE;
+    put_u32(&mut buf, 8, u32::try_from(payload_len).expect("bounded"));
+    put_u32(&mut buf, 12, mailbox.0);
+    put_u32(&mut buf, 16, u32::try_from(uids.len()).expect("bounded"));
+    put_u64(&mut buf, 24, modseq);
+    for uid in uids {
+        buf.extend_from_slice(&uid.get().to_le_bytes());
+    }
+    seal(nonce, buf, total)
+}
+
+/// Checksums the unpadded record, then pads it.
+fn seal(nonce: u64, mut buf: Vec<u8>, total: usize) -> Vec<u8> {
+    let crc = crc32c::crc32c_append(nonce_seed(nonce), &buf[8..]);
+    put_u32(&mut buf, 4, crc);
+    buf.resize(total, 0);
+    // Pair assertion: what we write checks out the way recovery will check it.
+    debug_assert!(check_whole(nonce, &buf).is_some());
+    buf
+}
+
+/// Decodes and structurally checks a header (not the checksum, which covers the payload).
+pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
+    let buf = buf.get(..RECORD_HEADER_BYTES)?;
+    if !all_zero(&buf[1..4]) {
+        return None;
+    }
+    let crc = get_u32(buf, 4);
+    let payload_len = get_u32(buf, 8);
+    let mailbox = MailboxId(get_u32(buf, 12));
+    let head = match buf[0] {
+        KIND_MESSAGE => {
+            let uid = Uid::new(get_u32(buf, 16))?;
+            let (message_len, cache_len) = (get_u32(buf, 32), get_u32(buf, 36));
+            let system = get_u16(buf, 22);
+            let sizes_ok = message_len <= MESSAGE_BYTES_MAX
+                && cache_len <= CACHE_BYTES_MAX
+                && u64::from(message_len) + u64::from(cache_len) == u64::from(payload_len);
+            if !sizes_ok || system & !SystemFlags::ALL != 0 {
+                return None;
+            }
+            let date = InternalDate { unix_seconds: get_i64(buf, 24), zone_minutes: get_i16(buf, 20) };
+            let flags = Flags { system: SystemFlags(system), keywords: Keywords(get_u64(buf, 40)) };
+            Head::Message(MessageHead { mailbox, uid, date, flags, message_len, cache_len })
+        }
+        KIND_TOMBSTONE => {
+            let count = get_u32(buf, 16);
+            let fields_ok = count > 0
+                && count <= TOMBSTONE_UIDS_MAX
+                && u64::from(count) * 4 == u64::from(payload_len)
+                && all_zero(&buf[20..24])
+                && all_zero(&buf[32..48]);
+            if !fields_ok {
+                return None;
+            }
+            Head::Tombstone { mailbox, modseq: get_u64(buf, 24), count }
+        }
+        _ => return None,
+    };
+    Some(RecordHeader { head, crc, payload_len })
+}
+
+/// Checks a whole record held in memory (header, payload, padding); returns its header.
+pub(crate) fn check_whole(nonce: u64, record: &[u8]) -> Option<RecordHeader> {
+    let header = decode_header(record)?;
+    let unpadded = RECORD_HEADER_BYTES + header.payload_len as usize;
+    let padded = usize::try_from(header.record_len()).ok()?;
+    if record.len() < padded || !all_zero(&record[unpadded..padded]) {
+        return None;
+    }
+    let crc = crc32c::crc32c_append(nonce_seed(nonce), &record[8..unpadded]);
+    (crc == header.crc).then_some(header)
+}
+
+/// The UIDs of a tombstone's payload; `None` unless strictly ascending and non-zero.
+pub(crate) fn tombstone_uids(payload: &[u8]) -> Option<Vec<Uid>> {
+    let uids: Option<Vec<Uid>> =
+        payload.chunks_exact(4).map(|c| Uid::new(u32::from_le_bytes(c.try_into().ok()?))).collect();
+    let uids = uids?;
+    uids.windows(2).all(|w| w[0] < w[1]).then_some(uids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head() -> MessageHead {
+        MessageHead {
+            mailbox: MailboxId(3),
+            uid: Uid::new(9).unwrap(),
+            date: InternalDate { unix_seconds: 1_700_000_000, zone_minutes: -300 },
+            flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(5) },
+            message_len: 5,
+            cache_len: 2,
+        }
+    }
+
+    #[test]
+    fn message_round_trip() {
+        let record = encode_message(7, &head(), b"hello", b"ca");
+        assert_eq!(record.len(), 56);
+        let header = check_whole(7, &record).unwrap();
+        assert_eq!(header.head, Head::Message(head()));
+        assert_eq!(header.record_len(), 56);
+        assert_eq!(&record[48..53], b"hello");
+    }
+
+    #[test]
+    fn tombstone_round_trip() {
+        let uids = [Uid::new(1).unwrap(), Uid::new(4).unwrap(), Uid::new(5).unwrap()];
+        let record = encode_tombstone(7, MailboxId(2), 11, &uids);
+        let header = check_whole(7, &record).unwrap();
+        assert_eq!(header.head, Head::Tombstone { mailbox: MailboxId(2), modseq: 11, count: 3 });
+        assert_eq!(tombstone_uids(&record[48..60]).unwrap(), uids);
+    }
+
+    #[test]
+    fn any_flipped_bit_is_caught() {
+        let record = encode_message(7, &head(), b"hello", b"ca");
+        assert!(check_whole(8, &record).is_none());
+        for byte in 0..record.len() {
+            for bit in 0..8 {
+                let mut bad = record.clone();
+                bad[byte] ^= 1 << bit;
+                assert!(check_whole(7, &bad).is_none(), "byte {byte} bit {bit}");
+            }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! What the workload knows about the store: snapshots of its live state, and the check that a
+//! recovered store is one of the states a crash may legally leave.
+//!
+//! The workload snapshots the live store after every operation. The *acknowledged* snapshot is
+//! the one taken before the last successful flush round; the snapshots taken after it are
+//! *in flight*. After a crash, every item (a mailbox, a message, a message's flags) must look
+//! like it did in one of the candidate snapshots (acknowledged or in flight), and whatever all
+//! candidates agree on must be there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+/// One message as the store showed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageState {
+    /// The message bytes.
+    pub body: Vec<u8>,
+    /// The cache blob given at append.
+    pub cache: Vec<u8>,
+    /// System flag bits.
+    pub system: u16,
+    /// Keyword names (not bits: bits only mean something with the keyword table).
+    pub keywords: BTreeSet<String>,
+    /// The message's MODSEQ.
+    pub modseq: u64,
+}
+
+impl MessageState {
+    /// The flags, for comparing states whose MODSEQs may differ.
+    pub fn flags(&self) -> (u16, &BTreeSet<String>) {
+        (self.system, &self.keywords)
+    }
+}
+
+/// One mailbox as the store showed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailboxState {
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// UIDNEXT.
+    pub uid_next: u32,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: u64,
+    /// The message count `mailbox_info` gave.
+    pub count: u32,
+    /// Live messages by UID, in the order `messages()` gave them.
+    pub messages: Vec<(u32, MessageState)>,
+}
+
+impl MailboxState {
+    /// The message with this UID.
+    pub fn message(&self, uid: u32) -> Option<&MessageState> {
+        self.messages.iter().find(|(u, _)| *u == uid).map(|(_, m)| m)
+    }
+}
+
+/// The whole store, by mailbox name.
+pub type Snapshot = BTreeMap<String, MailboxState>;
+
+/// The name recovery always creates.
+pub const INBOX: &str = "INBOX";
+
+/// Violations found in one recovered store, one line each.
+#[derive(Debug, Default)]
+pub struct Violations(pub Vec<String>);
+
+impl Violations {
+    fn add(&mut self, line: String) {
+        self.0.push(line);
+    }
+
+    /// True when the store was fine.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Checks that nothing the store reports breaks its own invariants: UIDs strictly increase,
+/// each is below UIDNEXT, each MODSEQ is at most HIGHESTMODSEQ, the count matches, and every
+/// body is one the workload wrote.
+pub fn check_invariants(store: &Snapshot, written: &BTreeSet<Vec<u8>>, out: &mut Violations) {
+    for (name, mailbox) in store {
+        let uids: Vec<u32> = mailbox.messages.iter().map(|(uid, _)| *uid).collect();
+        if uids.windows(2).any(|pair| pair[0] >= pair[1]) {
+            out.add(format!("{name}: UIDs not strictly increasing: {uids:?}"));
+        }
+        if let Some(&last) = uids.last()
+            && last >= mailbox.uid_next
+        {
+            out.add(format!("{name}: UID {last} not below UIDNEXT {}", mailbox.uid_next));
+        }
+        if mailbox.count as usize != uids.len() {
+            out.add(format!("{name}: info says {} messages, list has {}", mailbox.count, uids.len()));
+        }
+        for (uid, message) in &mailbox.messages {
+            if message.modseq > mailbox.highest_modseq {
+                let highest = mailbox.highest_modseq;
+                out.add(format!("{name}: UID {uid} MODSEQ {} > HIGHESTMODSEQ {highest}", message.modseq));
+            }
+            if !written.contains(&message.body) {
+                out.add(format!("{name}: UID {uid} has a body the workload never wrote"));
+            }
+        }
+    }
+}
+
+/// Checks a recovered store against the acknowledged snapshot and the in-flight ones.
+pub fn check_recovered(
+    recovered: &Snapshot,
+    acked: &Snapshot,
+    in_flight: &[Snapshot],
+    out: &mut Violations,
+) {
+    let candidates: Vec<&Snapshot> = std::iter::once(acked).chain(in_flight).collect();
+    check_names(recovered, &candidates, out);
+    let names: BTreeSet<&String> = candidates.iter().flat_map(|c| c.keys()).collect();
+    for name in names {
+        let present: Vec<&MailboxState> = candidates.iter().filter_map(|c| c.get(name)).collect();
+        match recovered.get(name) {
+            None if present.len() == candidates.len() => {
+                out.add(format!("{name}: mailbox lost (every candidate state has it)"));
+            }
+            None => {}
+            Some(mailbox) => check_mailbox(name, mailbox, acked.get(name), &present, out),
+        }
+    }
+}
+
+/// The set of mailbox names must be one a candidate had (so a rename is all or nothing),
+/// give or take INBOX, which recovery recreates.
+fn check_names(recovered: &Snapshot, candidates: &[&Snapshot], out: &mut Violations) {
+    let with_inbox = |names: BTreeSet<&String>| -> BTreeSet<String> {
+        names.into_iter().cloned().chain([INBOX.to_owned()]).collect()
+    };
+    let got = with_inbox(recovered.keys().collect());
+    if !candidates.iter().any(|c| with_inbox(c.keys().collect()) == got) {
+        let mut line = format!("mailbox names {got:?} match no candidate:");
+        for candidate in candidates {
+            let _ = write!(line, " {:?}", with_inbox(candidate.keys().collect()));
+        }
+        out.add(line);
+    }
+}
+
+fn check_mailbox(
+    name: &str,
+    mailbox: &MailboxState,
+    acked: Option<&MailboxState>,
+    present: &[&MailboxState],
+    out: &mut Violations,
+) {
+    // Only candidates of the same incarnation (UIDVALIDITY) say anything about its messages.
+    let same: Vec<&MailboxState> =
+        present.iter().copied().filter(|c| c.uid_validity == mailbox.uid_validity).collect();
+    if same.is_empty() {
+        let fresh = name == INBOX && acked.is_none() && mailbox.messages.is_empty();
+        if !fresh {
+            let known: Vec<u32> = present.iter().map(|c| c.uid_validity).collect();
+            out.add(format!("{name}: UIDVALIDITY {} is none of {known:?}", mailbox.uid_validity));
+        }
+        return;
+    }
+    let acked = acked.filter(|a| a.uid_validity == mailbox.uid_validity);
+    if let Some(acked) = acked {
+        check_counters(name, mailbox, acked, out);
+    }
+    for (uid, message) in &mailbox.messages {
+        check_message(name, *uid, message, &same, out);
+    }
+    if let Some(acked) = acked {
+        for (uid, _) in &acked.messages {
+            let everywhere = same.iter().all(|c| c.message(*uid).is_some());
+            if everywhere && mailbox.message(*uid).is_none() {
+                out.add(format!("{name}: acknowledged UID {uid} lost"));
+            }
+        }
+    }
+}
+
+fn check_counters(name: &str, mailbox: &MailboxState, acked: &MailboxState, out: &mut Violations) {
+    if mailbox.uid_next < acked.uid_next {
+        out.add(format!("{name}: UIDNEXT went back {} -> {}", acked.uid_next, mailbox.uid_next));
+    }
+    if mailbox.highest_modseq < acked.highest_modseq {
+        let (was, now) = (acked.highest_modseq, mailbox.highest_modseq);
+        out.add(format!("{name}: HIGHESTMODSEQ went back {was} -> {now}"));
+    }
+}
+
+fn check_message(
+    name: &str,
+    uid: u32,
+    message: &MessageState,
+    same: &[&MailboxState],
+    out: &mut Violations,
+) {
+    let known: Vec<&MessageState> = same.iter().filter_map(|c| c.message(uid)).collect();
+    if known.is_empty() {
+        out.add(format!("{name}: UID {uid} present but never live (expunged or never appended)"));
+        return;
+    }
+    if known[0].body != message.body {
+        out.add(format!("{name}: UID {uid} body differs ({} bytes, expected {})",
+            message.body.len(), known[0].body.len()));
+    }
+    if known[0].cache != message.cache {
+        out.add(format!("{name}: UID {uid} cache blob differs"));
+    }
+    if !known.iter().any(|k| k.flags() == message.flags()) {
+        let expected: Vec<_> = known.iter().map(|k| k.flags()).collect();
+        out.add(format!("{name}: UID {uid} flags {:?} are none of {expected:?}", message.flags()));
+    }
+}
+
+/// The checker must be able to fail: each test breaks one rule on purpose.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str, system: u16) -> MessageState {
+        MessageState {
+            body: body.as_bytes().to_vec(),
+            cache: Vec::new(),
+            system,
+            keywords: BTreeSet::new(),
+            modseq: 1,
+        }
+    }
+
+    fn mailbox(uid_validity: u32, messages: &[(u32, MessageState)]) -> MailboxState {
+        let uid_next = messages.last().map_or(1, |(uid, _)| uid + 1);
+        let count = u32::try_from(messages.len()).unwrap();
+        MailboxState { uid_validity, uid_next, highest_modseq: 5, count, messages: messages.to_vec() }
+    }
+
+    fn store(mailboxes: &[(&str, MailboxState)]) -> Snapshot {
+        mailboxes.iter().map(|(name, m)| ((*name).to_owned(), m.clone())).collect()
+    }
+
+    fn violations(recovered: &Snapshot, acked: &Snapshot, in_flight: &[Snapshot]) -> Vec<String> {
+        let mut out = Violations::default();
+        check_recovered(recovered, acked, in_flight, &mut out);
+        out.0
+    }
+
+    #[test]
+    fn the_acknowledged_state_itself_passes() {
+        let acked = store(&[(INBOX, mailbox(7, &[(1, message("a", 0))]))]);
+        assert!(violations(&acked, &acked, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_lost_acknowledged_message_fails() {
+        let acked = store(&[(INBOX, mailbox(7, &[(1, message("a", 0)), (2, message("b", 0))]))]);
+        let lost = store(&[(INBOX, mailbox(7, &[(1, message("a", 0))]))]);
+        let found = violations(&lost, &acked, &[]);
+        assert!(found.iter().any(|v| v.contains("acknowledged UID 2 lost")), "{found:?}");
+        let expunging = store(&[(INBOX, mailbox(7, &[(1, message("a", 0))]))]);
+        assert!(violations(&lost, &acked, &[expunging]).is_empty(), "an expunge in flight may land");
+    }
+
+    #[test]
+    fn wrong_bytes_flags_and_uidvalidity_fail() {
+        let acked = store(&[("Work", mailbox(7, &[(1, message("a", 1))]))]);
+        let bytes = store(&[("Work", mailbox(7, &[(1, message("x", 1))]))]);
+        assert!(violations(&bytes, &acked, &[]).iter().any(|v| v.contains("body differs")));
+        let flags = store(&[("Work", mailbox(7, &[(1, message("a", 2))]))]);
+        assert!(violations(&flags, &acked, &[]).iter().any(|v| v.contains("flags")));
+        let validity = store(&[("Work", mailbox(8, &[(1, message("a", 1))]))]);
+        assert!(violations(&validity, &acked, &[]).iter().any(|v| v.contains("UIDVALIDITY")));
+    }
+
+    #[test]
+    fn a_half_done_rename_fails() {
+        let before = store(&[(INBOX, mailbox(1, &[])), ("Old", mailbox(7, &[]))]);
+        let after = store(&[(INBOX, mailbox(1, &[])), ("New", mailbox(7, &[]))]);
+        let both = store(&[(INBOX, mailbox(1, &[])), ("Old", mailbox(7, &[])), ("New", mailbox(7, &[]))]);
+        assert!(violations(&after, &before, &[after.clone()]).is_empty());
+        assert!(violations(&before, &before, &[after.clone()]).is_empty());
+        assert!(!violations(&both, &before, &[after.clone()]).is_empty());
+        let neither = store(&[(INBOX, mailbox(1, &[]))]);
+        assert!(!violations(&neither, &before, &[after]).is_empty());
+    }
+
+    #[test]
+    fn counters_may_not_go_back() {
+        let acked = store(&[(INBOX, mailbox(7, &[(4, message("a", 0))]))]);
+        let mut back = acked.clone();
+        back.get_mut(INBOX).unwrap().highest_modseq = 4;
+        back.get_mut(INBOX).unwrap().uid_next = 3;
+        let found = violations(&back, &acked, &[]);
+        assert!(found.iter().any(|v| v.contains("HIGHESTMODSEQ")), "{found:?}");
+        assert!(found.iter().any(|v| v.contains("UIDNEXT")), "{found:?}");
+    }
+
+    #[test]
+    fn invariants_catch_unknown_bodies_and_disorder() {
+        let written: BTreeSet<Vec<u8>> = [b"a".to_vec()].into();
+        let mut bad = mailbox(7, &[(2, message("a", 0)), (1, message("zzz", 0))]);
+        bad.uid_next = 2;
+        let mut out = Violations::default();
+        check_invariants(&store(&[(INBOX, bad)]), &written, &mut out);
+        assert!(out.0.iter().any(|v| v.contains("strictly increasing")), "{:?}", out.0);
+        assert!(out.0.iter().any(|v| v.contains("never wrote")), "{:?}", out.0);
+        assert!(out.0.iter().any(|v| v.contains("UIDNEXT")), "{:?}", out.0);
+    }
+
+    #[test]
+    fn a_fresh_inbox_may_replace_an_unacknowledged_one() {
+        let in_flight = store(&[(INBOX, mailbox(7, &[]))]);
+        let fresh = store(&[(INBOX, mailbox(9, &[]))]);
+        assert!(violations(&fresh, &Snapshot::new(), &[in_flight]).is_empty());
+    }
+}

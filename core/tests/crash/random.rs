@@ -1,0 +1,123 @@
+//! Random workloads, drawn from a seed: the same seed gives the same actions, so a failing
+//! `SEED=` replays exactly.
+
+use skua_core::disk::sim::SimRng;
+use skua_core::types::{FlagsOp, SystemFlags};
+
+use crate::model::{INBOX, Snapshot};
+use crate::workload::{Action, Pick};
+
+/// Keyword names the random workload uses.
+const KEYWORDS: [&str; 5] = ["$Important", "project-x", "urgent", "$Junk", "later"];
+
+/// Body sizes: inside one sector, a few sectors, many sectors.
+const SIZES: [usize; 4] = [120, 600, 1700, 5000];
+
+/// The actions of one random workload. `live` is asked for the current state before each
+/// action, so picks and targets always exist.
+pub struct RandomWorkload {
+    rng: SimRng,
+    left: u64,
+    mailboxes_made: u32,
+    queued: Vec<Action>,
+}
+
+impl RandomWorkload {
+    /// A workload of 15 to 45 actions (flushes not counted) drawn from `seed`.
+    pub fn new(seed: u64) -> RandomWorkload {
+        let mut rng = SimRng::new(seed ^ 0x5eed_0f_c4a5);
+        let left = 15 + rng.below(31);
+        RandomWorkload { rng, left, mailboxes_made: 0, queued: vec![Action::Flush] }
+    }
+
+    /// The next action, or `None` at the end. Mailbox-list changes come flushed alone.
+    pub fn next(&mut self, live: &Snapshot) -> Option<Action> {
+        if let Some(action) = self.queued.pop() {
+            return Some(action);
+        }
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let action = self.draw(live);
+        if action.changes_names() {
+            // Popped from the end: flush, the action, flush.
+            self.queued = vec![Action::Flush, action, Action::Flush];
+            return self.queued.pop();
+        }
+        Some(action)
+    }
+
+    fn draw(&mut self, live: &Snapshot) -> Action {
+        let names: Vec<&String> = live.keys().collect();
+        let full: Vec<&String> = live.iter().filter(|(_, m)| !m.messages.is_empty()).map(|(n, _)| n).collect();
+        let others: Vec<&String> = names.iter().copied().filter(|n| *n != INBOX).collect();
+        let roll = self.rng.below(100);
+        match roll {
+            0..=34 => self.append(&names),
+            35..=49 => Action::Flush,
+            50..=64 if !full.is_empty() => self.flags(&full),
+            65..=74 if !full.is_empty() => {
+                let mailbox = self.pick_name(&full);
+                Action::Expunge { mailbox, pick: self.pick() }
+            }
+            75..=84 if !full.is_empty() && names.len() > 1 => {
+                let source = self.pick_name(&full);
+                let targets: Vec<&String> = names.iter().copied().filter(|n| **n != source).collect();
+                Action::Copy { source, pick: self.pick(), target: self.pick_name(&targets) }
+            }
+            85..=91 if names.len() < 6 => {
+                self.mailboxes_made += 1;
+                Action::Create(format!("Folder{}", self.mailboxes_made))
+            }
+            92..=96 if !others.is_empty() => {
+                self.mailboxes_made += 1;
+                let old = self.pick_name(&others);
+                Action::Rename(old, format!("Renamed{}", self.mailboxes_made))
+            }
+            97..=99 if !others.is_empty() => Action::Delete(self.pick_name(&others)),
+            _ => self.append(&names),
+        }
+    }
+
+    fn append(&mut self, names: &[&String]) -> Action {
+        Action::Append {
+            mailbox: self.pick_name(names),
+            size: SIZES[self.rng.index(SIZES.len())],
+            system: self.system_flags(),
+            keywords: self.keywords(),
+        }
+    }
+
+    fn flags(&mut self, full: &[&String]) -> Action {
+        let ops = [FlagsOp::Add, FlagsOp::Remove, FlagsOp::Replace];
+        Action::Flags {
+            mailbox: self.pick_name(full),
+            pick: self.pick(),
+            op: ops[self.rng.index(ops.len())],
+            system: self.system_flags(),
+            keywords: self.keywords(),
+        }
+    }
+
+    fn pick_name(&mut self, names: &[&String]) -> String {
+        names[self.rng.index(names.len())].clone()
+    }
+
+    fn pick(&mut self) -> Pick {
+        match self.rng.below(4) {
+            0 => Pick::First,
+            1 => Pick::Last,
+            2 => Pick::EveryOther,
+            _ => Pick::Random(self.rng.next_u64()),
+        }
+    }
+
+    fn system_flags(&mut self) -> u16 {
+        u16::try_from(self.rng.below(u64::from(SystemFlags::ALL) + 1)).expect("below 0x20")
+    }
+
+    fn keywords(&mut self) -> Vec<&'static str> {
+        (0..self.rng.below(3)).map(|_| KEYWORDS[self.rng.index(KEYWORDS.len())]).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+    }
+}

@@ -1,0 +1,153 @@
+//! The only place the crash tests touch the `UserStore` API: mailboxes by name, flags as bits
+//! plus keyword names, and a snapshot of everything.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::rc::Rc;
+
+use skua_core::disk::sim::SimDisk;
+use skua_core::store::UserStore;
+use skua_core::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
+
+use crate::model::{MailboxState, MessageState, Snapshot};
+
+/// The user's directory on the simulated disk.
+const USER_DIR: &str = "users/crash-test";
+
+/// A user's store on the simulated disk.
+pub struct Store {
+    inner: UserStore<SimDisk>,
+}
+
+fn uids(values: &[u32]) -> Vec<Uid> {
+    values.iter().map(|&v| Uid::new(v).expect("UIDs are never zero")).collect()
+}
+
+impl Store {
+    /// Opens (creating or recovering) the store on `disk`.
+    pub fn open(disk: &SimDisk) -> Result<Store, String> {
+        UserStore::open(Rc::new(disk.clone()), Path::new(USER_DIR))
+            .map(|inner| Store { inner })
+            .map_err(|e| format!("{e} ({e:?})"))
+    }
+
+    fn id(&self, name: &str) -> Result<MailboxId, String> {
+        self.inner.mailbox_id(name).ok_or_else(|| format!("no mailbox {name}"))
+    }
+
+    fn flags(&mut self, id: MailboxId, system: u16, keywords: &[&str]) -> Result<Flags, String> {
+        let keywords = if keywords.is_empty() {
+            Keywords::default()
+        } else {
+            self.inner.keyword_bits(id, keywords).map_err(|e| format!("keyword_bits: {e}"))?
+        };
+        Ok(Flags { system: SystemFlags(system), keywords })
+    }
+
+    /// Appends a message; its UID.
+    pub fn append(
+        &mut self,
+        mailbox: &str,
+        body: &[u8],
+        cache: &[u8],
+        system: u16,
+        keywords: &[&str],
+        serial: u64,
+    ) -> Result<u32, String> {
+        let id = self.id(mailbox)?;
+        let flags = self.flags(id, system, keywords)?;
+        let seconds = 1_700_000_000 + i64::try_from(serial).expect("small serial");
+        let date = InternalDate { unix_seconds: seconds, zone_minutes: 60 };
+        let (uid, _modseq) =
+            self.inner.append(id, body, cache, flags, date).map_err(|e| format!("append: {e}"))?;
+        Ok(uid.get())
+    }
+
+    /// Changes flags.
+    pub fn store_flags(
+        &mut self,
+        mailbox: &str,
+        targets: &[u32],
+        op: FlagsOp,
+        system: u16,
+        keywords: &[&str],
+    ) -> Result<(), String> {
+        let id = self.id(mailbox)?;
+        let flags = self.flags(id, system, keywords)?;
+        self.inner
+            .store_flags(id, &uids(targets), op, flags, None)
+            .map(drop)
+            .map_err(|e| format!("store_flags: {e}"))
+    }
+
+    /// Expunges messages.
+    pub fn expunge(&mut self, mailbox: &str, targets: &[u32]) -> Result<(), String> {
+        let id = self.id(mailbox)?;
+        self.inner.expunge(id, &uids(targets)).map(drop).map_err(|e| format!("expunge: {e}"))
+    }
+
+    /// Copies messages; the (source, new) UID pairs.
+    pub fn copy(&mut self, source: &str, targets: &[u32], target: &str) -> Result<Vec<(u32, u32)>, String> {
+        let (source, target) = (self.id(source)?, self.id(target)?);
+        let pairs = self.inner.copy(source, &uids(targets), target).map_err(|e| format!("copy: {e}"))?;
+        Ok(pairs.into_iter().map(|(from, to)| (from.get(), to.get())).collect())
+    }
+
+    /// Creates a mailbox.
+    pub fn create(&mut self, name: &str) -> Result<(), String> {
+        self.inner.create_mailbox(name).map(drop).map_err(|e| format!("create: {e}"))
+    }
+
+    /// Renames a mailbox.
+    pub fn rename(&mut self, old: &str, new: &str) -> Result<(), String> {
+        self.inner.rename_mailbox(old, new).map(drop).map_err(|e| format!("rename: {e}"))
+    }
+
+    /// Deletes a mailbox.
+    pub fn delete(&mut self, name: &str) -> Result<(), String> {
+        self.inner.delete_mailbox(name).map(drop).map_err(|e| format!("delete: {e}"))
+    }
+
+    /// Everything the store shows, by mailbox name.
+    pub fn snapshot(&self) -> Result<Snapshot, String> {
+        let mut snapshot = Snapshot::new();
+        for info in self.inner.mailboxes() {
+            let mailbox = self.mailbox_state(info.id)?;
+            if snapshot.insert(info.name.clone(), mailbox).is_some() {
+                return Err(format!("mailbox {} listed twice", info.name));
+            }
+        }
+        Ok(snapshot)
+    }
+
+    fn mailbox_state(&self, id: MailboxId) -> Result<MailboxState, String> {
+        let info = self.inner.mailbox_info(id).ok_or("listed mailbox has no info")?;
+        let names = self.inner.keywords(id).map_err(|e| format!("keywords: {e}"))?;
+        let metas = self.inner.messages(id).map_err(|e| format!("messages: {e}"))?;
+        let mut messages = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let body = self.inner.body(id, meta.uid).map_err(|e| format!("body {}: {e}", meta.uid.get()))?;
+            let cache = self.inner.cache(id, meta.uid).map_err(|e| format!("cache {}: {e}", meta.uid.get()))?;
+            let bits = meta.flags.keywords.0;
+            let keywords: BTreeSet<String> = (0..64)
+                .filter(|bit| bits & (1 << bit) != 0)
+                .map(|bit| names.get(bit).cloned().ok_or(format!("keyword bit {bit} has no name")))
+                .collect::<Result<_, _>>()?;
+            let message = MessageState {
+                body: body.to_vec(),
+                cache: cache.to_vec(),
+                system: meta.flags.system.0,
+                keywords,
+                modseq: meta.modseq.0,
+            };
+            messages.push((meta.uid.get(), message));
+        }
+        Ok(MailboxState {
+            uid_validity: info.uid_validity.get(),
+            uid_next: info.uid_next.get(),
+            highest_modseq: info.highest_modseq.0,
+            count: info.messages,
+            messages,
+        })
+    }
+}

@@ -1,0 +1,297 @@
+//! The workload: actions on a `UserStore<SimDisk>`, flush rounds that acknowledge them, and a
+//! snapshot of the live store after each action.
+//!
+//! An action is acknowledged only when a whole flush round (`flush_begin` → `run` →
+//! `flush_end`) after it succeeded and the disk's durable epoch reached the ticket read after
+//! the action, as the shard does before it sends a tagged OK or an LMTP 250. A flush run that
+//! fails (the sim froze the disk at the chosen crash point) ends the workload: the store would
+//! stop acknowledging there, and the crash comes next.
+
+use std::collections::BTreeSet;
+
+use skua_core::disk::sim::{SimDisk, SimRng};
+use skua_core::disk::{Disk, Flush};
+use skua_core::types::{FlagsOp, SystemFlags};
+
+use crate::model::{INBOX, MailboxState, Snapshot, Violations};
+use crate::store::Store;
+
+/// Which of a mailbox's messages an action touches; resolved against the live store.
+#[derive(Clone, Copy, Debug)]
+pub enum Pick {
+    /// The lowest UID.
+    First,
+    /// The highest UID.
+    Last,
+    /// Every other message, starting with the first.
+    EveryOther,
+    /// A random non-empty subset, drawn from this seed.
+    Random(u64),
+}
+
+/// One thing the workload does.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Appends a new message (an LMTP delivery or an IMAP APPEND).
+    Append {
+        /// Target mailbox.
+        mailbox: String,
+        /// Body size in bytes (bodies are unique per action).
+        size: usize,
+        /// System flags.
+        system: u16,
+        /// Keyword names.
+        keywords: Vec<&'static str>,
+    },
+    /// Changes flags (IMAP STORE).
+    Flags {
+        /// Mailbox.
+        mailbox: String,
+        /// Messages.
+        pick: Pick,
+        /// Replace, add or remove.
+        op: FlagsOp,
+        /// System flags.
+        system: u16,
+        /// Keyword names.
+        keywords: Vec<&'static str>,
+    },
+    /// Expunges messages.
+    Expunge {
+        /// Mailbox.
+        mailbox: String,
+        /// Messages.
+        pick: Pick,
+    },
+    /// Copies messages to another mailbox.
+    Copy {
+        /// Source mailbox.
+        source: String,
+        /// Messages.
+        pick: Pick,
+        /// Target mailbox.
+        target: String,
+    },
+    /// Creates a mailbox.
+    Create(String),
+    /// Renames a mailbox.
+    Rename(String, String),
+    /// Deletes a mailbox.
+    Delete(String),
+    /// A flush round: everything before it is acknowledged if it succeeds.
+    Flush,
+}
+
+impl Action {
+    /// True for actions that change the set of mailboxes. The workload flushes alone each of
+    /// these, so that the crash check may demand that the set of names after a crash is one
+    /// the store had (a rename is atomic).
+    pub fn changes_names(&self) -> bool {
+        matches!(self, Action::Create(_) | Action::Rename(..) | Action::Delete(_))
+    }
+}
+
+/// A workload in progress, or stopped at its crash point.
+pub struct Runner {
+    /// The disk under the store.
+    pub disk: SimDisk,
+    /// The store.
+    pub store: Store,
+    /// The state acknowledged by the last successful flush round.
+    pub acked: Snapshot,
+    /// Snapshots after each action since then.
+    pub in_flight: Vec<Snapshot>,
+    /// Every body ever appended.
+    pub written: BTreeSet<Vec<u8>>,
+    /// Successful flush rounds.
+    pub flushes: u64,
+    /// True once a flush failed: the crash point.
+    pub frozen: bool,
+    /// Wrong answers of the live store (not crash related, but bugs all the same).
+    pub live_errors: Violations,
+    serial: u64,
+}
+
+/// Why the workload could not go on.
+#[derive(Debug)]
+pub struct Broken(pub String);
+
+impl Runner {
+    /// Opens a fresh store on `disk`. The store's own first writes are in flight.
+    ///
+    /// # Errors
+    /// If the store does not open.
+    pub fn start(disk: SimDisk) -> Result<Runner, Broken> {
+        let store = Store::open(&disk).map_err(|e| Broken(format!("first open: {e}")))?;
+        let first = store.snapshot().map_err(Broken)?;
+        Ok(Runner {
+            disk,
+            store,
+            acked: Snapshot::new(),
+            in_flight: vec![first],
+            written: BTreeSet::new(),
+            flushes: 0,
+            frozen: false,
+            live_errors: Violations::default(),
+            serial: 0,
+        })
+    }
+
+    /// The live state now.
+    pub fn live(&self) -> &Snapshot {
+        self.in_flight.last().unwrap_or(&self.acked)
+    }
+
+    /// Runs one action; `false` once the workload reached its crash point.
+    ///
+    /// # Errors
+    /// If the store failed an action it should have done.
+    pub fn act(&mut self, action: &Action) -> Result<bool, Broken> {
+        if self.frozen {
+            return Ok(false);
+        }
+        if let Action::Flush = action {
+            self.flush();
+            return Ok(!self.frozen);
+        }
+        let before = self.live().clone();
+        let appended = self.perform(action, &before)?;
+        let after = self.store.snapshot().map_err(Broken)?;
+        let appended = appended.as_deref();
+        crate::semantics::check_action(action, appended, &before, &after, &mut self.live_errors);
+        self.in_flight.push(after);
+        Ok(true)
+    }
+
+    /// Does the action; returns the body it appended, if any.
+    fn perform(&mut self, action: &Action, before: &Snapshot) -> Result<Option<Vec<u8>>, Broken> {
+        let store = &mut self.store;
+        let result = match action {
+            Action::Append { mailbox, size, system, keywords } => {
+                self.serial += 1;
+                let body = body_bytes(self.serial, *size);
+                self.written.insert(body.clone());
+                let cache = format!("cache of message {}", self.serial).into_bytes();
+                let appended = store.append(mailbox, &body, &cache, *system, keywords, self.serial);
+                return appended.map(|_uid| Some(body)).map_err(|e| Broken(format!("{action:?}: {e}")));
+            }
+            Action::Flags { mailbox, pick, op, system, keywords } => {
+                let uids = pick_uids(before, mailbox, *pick);
+                store.store_flags(mailbox, &uids, *op, *system, keywords)
+            }
+            Action::Expunge { mailbox, pick } => {
+                store.expunge(mailbox, &pick_uids(before, mailbox, *pick))
+            }
+            Action::Copy { source, pick, target } => {
+                store.copy(source, &pick_uids(before, source, *pick), target).map(drop)
+            }
+            Action::Create(name) => store.create(name),
+            Action::Rename(old, new) => store.rename(old, new),
+            Action::Delete(name) => store.delete(name),
+            Action::Flush => unreachable!("handled by act"),
+        };
+        result.map(|()| None).map_err(|e| Broken(format!("{action:?}: {e}")))
+    }
+
+    /// One flush round; acknowledges everything in flight if it succeeds.
+    fn flush(&mut self) {
+        let ticket = self.disk.epoch_open();
+        if let Some(job) = self.disk.flush_begin() {
+            let epoch = job.epoch();
+            if job.run().is_err() {
+                self.frozen = true;
+                return;
+            }
+            self.disk.flush_end(epoch);
+            self.flushes += 1;
+            assert!(self.disk.epoch_durable() >= ticket, "the flush covered the ticket");
+        }
+        // With nothing to flush, every earlier flush already covered every write.
+        if let Some(last) = self.in_flight.pop() {
+            self.acked = last;
+        }
+        self.in_flight.clear();
+    }
+}
+
+/// The UIDs a pick selects in a mailbox of the snapshot (empty if the mailbox is empty).
+pub fn pick_uids(snapshot: &Snapshot, mailbox: &str, pick: Pick) -> Vec<u32> {
+    let uids: Vec<u32> = snapshot.get(mailbox).map_or_else(Vec::new, |m: &MailboxState| {
+        m.messages.iter().map(|(uid, _)| *uid).collect()
+    });
+    match pick {
+        Pick::First => uids.first().copied().into_iter().collect(),
+        Pick::Last => uids.last().copied().into_iter().collect(),
+        Pick::EveryOther => uids.iter().copied().step_by(2).collect(),
+        Pick::Random(seed) => {
+            let mut rng = SimRng::new(seed);
+            let picked: Vec<u32> = uids.iter().copied().filter(|_| rng.chance(1, 2)).collect();
+            if picked.is_empty() { uids.first().copied().into_iter().collect() } else { picked }
+        }
+    }
+}
+
+/// A unique, deterministic RFC 5322 message of about `size` bytes.
+pub fn body_bytes(serial: u64, size: usize) -> Vec<u8> {
+    let mut body = format!(
+        "From: sender{serial}@example.org\r\nTo: user@example.com\r\n\
+         Subject: crash test message {serial}\r\nMessage-ID: <{serial}@crash.skua.test>\r\n\r\n"
+    )
+    .into_bytes();
+    let mut line = 0u64;
+    while body.len() < size {
+        body.extend_from_slice(format!("line {line} of message {serial}\r\n").as_bytes());
+        line += 1;
+    }
+    body
+}
+
+/// The scripted workload: three mailboxes, deliveries (some sharing one flush, as group
+/// commit does), appends with flags and keywords, flag changes, expunges, a copy, a rename,
+/// and a tail of actions never flushed.
+pub fn script() -> Vec<Action> {
+    let append = |mailbox: &str, size: usize, system: u16, keywords: &[&'static str]| {
+        Action::Append { mailbox: mailbox.to_owned(), size, system, keywords: keywords.to_vec() }
+    };
+    let flags = |mailbox: &str, pick: Pick, op: FlagsOp, system: u16, keywords: &[&'static str]| {
+        Action::Flags { mailbox: mailbox.to_owned(), pick, op, system, keywords: keywords.to_vec() }
+    };
+    let (seen, flagged, deleted) = (SystemFlags::SEEN, SystemFlags::FLAGGED, SystemFlags::DELETED);
+    vec![
+        Action::Flush,
+        Action::Create("Work".into()),
+        Action::Flush,
+        Action::Create("Archive".into()),
+        Action::Flush,
+        append(INBOX, 200, 0, &[]),
+        Action::Flush,
+        append(INBOX, 1500, 0, &[]),
+        append(INBOX, 700, 0, &[]),
+        append("Work", 3000, seen, &["$Important"]),
+        Action::Flush,
+        append("Work", 90, seen | flagged, &["$Important", "project-x"]),
+        Action::Flush,
+        flags(INBOX, Pick::First, FlagsOp::Add, flagged, &["urgent"]),
+        Action::Flush,
+        flags("Work", Pick::Last, FlagsOp::Remove, seen, &["$Important"]),
+        flags(INBOX, Pick::Last, FlagsOp::Replace, seen | deleted, &[]),
+        Action::Flush,
+        Action::Expunge { mailbox: INBOX.into(), pick: Pick::Last },
+        Action::Flush,
+        Action::Copy { source: INBOX.into(), pick: Pick::EveryOther, target: "Archive".into() },
+        Action::Flush,
+        Action::Rename("Work".into(), "Projects".into()),
+        Action::Flush,
+        append("Projects", 2600, 0, &["project-x"]),
+        append("Archive", 520, seen, &[]),
+        Action::Flush,
+        flags("Archive", Pick::First, FlagsOp::Add, deleted, &[]),
+        Action::Expunge { mailbox: "Projects".into(), pick: Pick::First },
+        Action::Flush,
+        append(INBOX, 4100, 0, &[]),
+        Action::Flush,
+        // Never flushed: the crash after the last flush point must be able to lose these.
+        append(INBOX, 800, flagged, &[]),
+        flags("Archive", Pick::Last, FlagsOp::Replace, 0, &["late"]),
+    ]
+}

@@ -1,0 +1,176 @@
+//! The FETCH items that read the message itself or its cache blob: ENVELOPE, BODY,
+//! BODYSTRUCTURE, `BODY[section]<partial>`, RFC822, RFC822.HEADER, RFC822.TEXT.
+//!
+//! Byte ranges of the message go out as spool slices; only computed data (HEADER.FIELDS
+//! selections) is built in memory.
+
+use skua_core::disk::{Bytes, Disk};
+use skua_core::store::UserStore;
+use skua_core::types::{MailboxId, Uid};
+
+use crate::imap::reply::{self, Completion};
+use crate::imap::session::out::Out;
+use crate::imap::encode;
+use crate::imap::types::{FetchAttribute, Section, SectionText};
+use crate::mime::cache::{CacheView, SectionBytes};
+
+/// The message and cache blob of one message, read once per FETCH response as needed.
+pub(crate) struct Sources {
+    body: Option<Bytes>,
+    cache: Option<Bytes>,
+}
+
+impl Sources {
+    /// Reads what `attributes` need.
+    ///
+    /// # Errors
+    /// The reply for a store error.
+    pub(crate) fn load<D: Disk>(
+        store: &UserStore<D>,
+        mailbox: MailboxId,
+        uid: Uid,
+        attributes: &[FetchAttribute],
+    ) -> Result<Sources, Completion> {
+        let needs_cache = attributes.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttribute::Envelope
+                    | FetchAttribute::Body
+                    | FetchAttribute::BodyStructure
+                    | FetchAttribute::BodySection { .. }
+                    | FetchAttribute::Rfc822Header
+                    | FetchAttribute::Rfc822Text
+            )
+        });
+        let needs_body = attributes.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttribute::BodySection { .. }
+                    | FetchAttribute::Rfc822
+                    | FetchAttribute::Rfc822Header
+                    | FetchAttribute::Rfc822Text
+            )
+        });
+        let cache = if needs_cache {
+            Some(store.cache(mailbox, uid).map_err(|e| reply::read(&e))?)
+        } else {
+            None
+        };
+        let body = if needs_body {
+            Some(store.body(mailbox, uid).map_err(|e| reply::read(&e))?)
+        } else {
+            None
+        };
+        Ok(Sources { body, cache })
+    }
+
+    /// Writes one item (label and value).
+    pub(crate) fn write(&self, attribute: &FetchAttribute, out: &mut Out) {
+        let cache = self.cache.as_deref().and_then(|blob| CacheView::parse(blob).ok());
+        match attribute {
+            FetchAttribute::Envelope => {
+                out.put(b"ENVELOPE ");
+                out.put(cache.as_ref().map_or(EMPTY_ENVELOPE, CacheView::envelope));
+            }
+            FetchAttribute::Body => {
+                out.put(b"BODY ");
+                out.put(cache.as_ref().map_or(EMPTY_BODY, CacheView::body));
+            }
+            FetchAttribute::BodyStructure => {
+                out.put(b"BODYSTRUCTURE ");
+                out.put(cache.as_ref().map_or(EMPTY_BODY, CacheView::body_structure));
+            }
+            FetchAttribute::BodySection { section, partial, .. } => {
+                out.put(b"BODY");
+                encode::section(out.buf(), section);
+                if let Some((origin, _)) = partial {
+                    out.put(format!("<{origin}>").as_bytes());
+                }
+                out.put(b" ");
+                self.write_section(cache.as_ref(), section, *partial, out);
+            }
+            FetchAttribute::Rfc822 => {
+                out.put(b"RFC822 ");
+                self.write_section(cache.as_ref(), &WHOLE, None, out);
+            }
+            FetchAttribute::Rfc822Header => {
+                out.put(b"RFC822.HEADER ");
+                self.write_section(cache.as_ref(), &HEADER, None, out);
+            }
+            FetchAttribute::Rfc822Text => {
+                out.put(b"RFC822.TEXT ");
+                self.write_section(cache.as_ref(), &TEXT, None, out);
+            }
+            // Answered from the index by the caller.
+            FetchAttribute::Flags
+            | FetchAttribute::InternalDate
+            | FetchAttribute::Rfc822Size
+            | FetchAttribute::Uid
+            | FetchAttribute::ModSeq => {}
+        }
+    }
+
+    /// Writes a section's data as a literal (spool slice or computed bytes), `partial` applied.
+    fn write_section(
+        &self,
+        cache: Option<&CacheView<'_>>,
+        section: &Section,
+        partial: Option<(u32, u32)>,
+        out: &mut Out,
+    ) {
+        let Some(body) = &self.body else {
+            out.put(b"NIL");
+            return;
+        };
+        let data = if section.part.is_empty() && section.text.is_none() {
+            Some(SectionBytes::Range(0..body.len()))
+        } else {
+            cache.and_then(|c| c.section(body, &section.part, section.text.as_ref()))
+        };
+        match data {
+            None => out.put(b"\"\""),
+            Some(SectionBytes::Range(range)) => {
+                let (start, end) = clip(range.start, range.end.min(body.len()), partial);
+                encode::literal_header(out.buf(), end - start);
+                out.spool(body.slice(start, end));
+            }
+            Some(SectionBytes::Owned(bytes)) => {
+                let (start, end) = clip(0, bytes.len(), partial);
+                encode::literal_header(out.buf(), end - start);
+                out.put(&bytes[start..end]);
+            }
+        }
+    }
+}
+
+/// Applies `<origin.length>` to `[start, end)`.
+fn clip(start: usize, end: usize, partial: Option<(u32, u32)>) -> (usize, usize) {
+    let start = start.min(end);
+    let Some((origin, length)) = partial else { return (start, end) };
+    let from = start.saturating_add(origin as usize).min(end);
+    let to = from.saturating_add(length as usize).min(end);
+    (from, to)
+}
+
+/// Fallbacks for a cache blob that cannot be read (never expected: it was written by us).
+const EMPTY_ENVELOPE: &[u8] = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)";
+const EMPTY_BODY: &[u8] = b"(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)";
+
+const WHOLE: Section = Section { part: Vec::new(), text: None };
+const HEADER: Section = Section { part: Vec::new(), text: Some(SectionText::Header) };
+const TEXT: Section = Section { part: Vec::new(), text: Some(SectionText::Text) };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_clipping() {
+        assert_eq!(clip(10, 20, None), (10, 20));
+        assert_eq!(clip(10, 20, Some((0, 5))), (10, 15));
+        assert_eq!(clip(10, 20, Some((8, 5))), (18, 20));
+        assert_eq!(clip(10, 20, Some((30, 5))), (20, 20));
+        assert_eq!(clip(10, 20, Some((2, u32::MAX))), (12, 20));
+    }
+
+}

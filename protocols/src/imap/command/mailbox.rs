@@ -1,0 +1,123 @@
+//! CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE and STATUS (RFC 9051 §6.3.4-6.3.11).
+//! Name rules (INBOX, hierarchy, renaming INBOX) live in the store; this maps outcomes.
+
+use skua_core::disk::Disk;
+use skua_core::store::UserStore;
+
+use super::durable;
+use crate::imap::reply::{self, Code, Completion};
+use crate::imap::session::Conn;
+use crate::imap::session::out::Out;
+use crate::imap::encode;
+use crate::imap::types::StatusAttribute;
+
+/// A name without the trailing hierarchy separator RFC 9051 §6.3.4 lets CREATE carry.
+fn trim_separator(name: &str) -> &str {
+    let trimmed = name.trim_end_matches('/');
+    if trimmed.is_empty() { name } else { trimmed }
+}
+
+/// CREATE
+pub(crate) fn create<D: Disk>(store: &mut UserStore<D>, name: &str, out: &mut Out) -> Completion {
+    match store.create_mailbox(trim_separator(name)) {
+        Ok(_) => {
+            durable(store, out);
+            Completion::ok("CREATE completed")
+        }
+        Err(error) => reply::mailbox(&error),
+    }
+}
+
+/// DELETE. Deleting the selected mailbox deselects it.
+pub(crate) fn delete<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    name: &str,
+    out: &mut Out,
+) -> Completion {
+    let id = store.mailbox_id(name);
+    match store.delete_mailbox(name) {
+        Ok(()) => {
+            if id.is_some() && conn.selected.as_ref().map(|v| v.mailbox) == id {
+                conn.selected = None;
+                out.put(b"* OK [CLOSED] Selected mailbox deleted\r\n");
+            }
+            durable(store, out);
+            Completion::ok("DELETE completed")
+        }
+        Err(error) => reply::mailbox(&error),
+    }
+}
+
+/// RENAME
+pub(crate) fn rename<D: Disk>(
+    store: &mut UserStore<D>,
+    old: &str,
+    new: &str,
+    out: &mut Out,
+) -> Completion {
+    match store.rename_mailbox(old, trim_separator(new)) {
+        Ok(()) => {
+            durable(store, out);
+            Completion::ok("RENAME completed")
+        }
+        Err(error) => reply::mailbox(&error),
+    }
+}
+
+/// SUBSCRIBE (`on`) / UNSUBSCRIBE
+pub(crate) fn subscribe<D: Disk>(
+    store: &mut UserStore<D>,
+    name: &str,
+    on: bool,
+    out: &mut Out,
+) -> Completion {
+    let result = if on { store.subscribe(name) } else { store.unsubscribe(name) };
+    match result {
+        Ok(()) => {
+            durable(store, out);
+            Completion::ok(if on { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" })
+        }
+        Err(error) => reply::mailbox(&error),
+    }
+}
+
+/// STATUS
+pub(crate) fn status<D: Disk>(
+    conn: &Conn,
+    store: &mut UserStore<D>,
+    name: &str,
+    attributes: &[StatusAttribute],
+    out: &mut Out,
+) -> Completion {
+    if !conn.config.condstore && attributes.contains(&StatusAttribute::HighestModSeq) {
+        return Completion::bad("HIGHESTMODSEQ needs CONDSTORE");
+    }
+    let Some(info) = store.mailbox_id(name).and_then(|id| store.mailbox_info(id)) else {
+        return Completion::no("No such mailbox").with(Code::Nonexistent);
+    };
+    let b = out.buf();
+    b.extend_from_slice(b"* STATUS ");
+    encode::mailbox(b, &info.name, conn.enabled.rev2);
+    b.extend_from_slice(b" (");
+    for (i, attribute) in attributes.iter().enumerate() {
+        if i > 0 {
+            b.push(b' ');
+        }
+        let (label, value) = match attribute {
+            StatusAttribute::Messages => ("MESSAGES", u64::from(info.messages)),
+            StatusAttribute::UidNext => ("UIDNEXT", u64::from(info.uid_next.get())),
+            StatusAttribute::UidValidity => ("UIDVALIDITY", u64::from(info.uid_validity.get())),
+            StatusAttribute::Unseen => ("UNSEEN", u64::from(info.unseen)),
+            StatusAttribute::Deleted => ("DELETED", u64::from(info.deleted)),
+            StatusAttribute::Size => ("SIZE", info.size),
+            StatusAttribute::Recent => ("RECENT", 0),
+            StatusAttribute::HighestModSeq => ("HIGHESTMODSEQ", info.highest_modseq.0),
+        };
+        b.extend_from_slice(label.as_bytes());
+        b.push(b' ');
+        encode::number(b, value);
+    }
+    b.extend_from_slice(b")\r\n");
+    Completion::ok("STATUS completed")
+}

@@ -1,0 +1,128 @@
+//! SELECT / EXAMINE (RFC 9051 §6.3.2-3, RFC 7162 §3.1.2) and CLOSE (§6.4.1).
+
+use skua_core::disk::Disk;
+use skua_core::store::UserStore;
+use skua_core::types::{SystemFlags, Uid};
+
+use super::{durable, view};
+use crate::imap::reply::{self, Code, Completion};
+use crate::imap::session::Conn;
+use crate::imap::session::out::Out;
+use crate::imap::encode;
+use crate::imap::view::View;
+
+/// SELECT (`read_only == false`) or EXAMINE.
+pub(crate) fn select<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    name: &str,
+    read_only: bool,
+    condstore: bool,
+    out: &mut Out,
+) -> Completion {
+    if conn.selected.take().is_some() {
+        out.put(b"* OK [CLOSED] Previous mailbox closed\r\n");
+    }
+    if condstore {
+        if !conn.config.condstore {
+            return Completion::bad("CONDSTORE is not supported");
+        }
+        conn.enabled.condstore = true;
+    }
+    let Some(id) = store.mailbox_id(name) else {
+        return Completion::no("No such mailbox").with(Code::Nonexistent);
+    };
+    let (info, messages, keywords) =
+        match (store.mailbox_info(id), store.messages(id), store.keywords(id)) {
+            (Some(info), Ok(messages), Ok(keywords)) => (info, messages, keywords),
+            (None, _, _) => return Completion::no("No such mailbox").with(Code::Nonexistent),
+            (_, Err(error), _) | (_, _, Err(error)) => return reply::read(&error),
+        };
+    write_flags(&keywords, read_only, out.buf());
+    let b = out.buf();
+    b.extend_from_slice(format!("* {} EXISTS\r\n", messages.len()).as_bytes());
+    if !conn.enabled.rev2 {
+        b.extend_from_slice(b"* 0 RECENT\r\n");
+        let unseen = messages.iter().position(|m| !m.flags.system.contains(SystemFlags::SEEN));
+        if let Some(index) = unseen {
+            b.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes());
+        }
+    }
+    b.extend_from_slice(
+        format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", info.uid_validity.get()).as_bytes(),
+    );
+    b.extend_from_slice(format!("* OK [UIDNEXT {}] Predicted next UID\r\n", info.uid_next.get()).as_bytes());
+    if conn.config.condstore {
+        b.extend_from_slice(
+            format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", info.highest_modseq.0).as_bytes(),
+        );
+    }
+    if conn.enabled.rev2 {
+        b.extend_from_slice(b"* LIST () \"/\" ");
+        encode::mailbox(b, &info.name, true);
+        b.extend_from_slice(b"\r\n");
+    }
+    let mut selected = View::new(
+        id,
+        read_only,
+        info.uid_validity,
+        &messages,
+        info.highest_modseq,
+        store.change_counter(),
+    );
+    selected.keywords_announced = keywords.len();
+    conn.selected = Some(selected);
+    if read_only {
+        Completion::ok("EXAMINE completed").with(Code::ReadOnly)
+    } else {
+        Completion::ok("SELECT completed").with(Code::ReadWrite)
+    }
+}
+
+/// Writes `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for a mailbox's keywords.
+pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+    for keyword in keywords {
+        out.push(b' ');
+        out.extend_from_slice(keyword.as_bytes());
+    }
+    out.extend_from_slice(b")\r\n");
+    if read_only {
+        out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        return;
+    }
+    out.extend_from_slice(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+    for keyword in keywords {
+        out.push(b' ');
+        out.extend_from_slice(keyword.as_bytes());
+    }
+    if keywords.len() < skua_core::limits::KEYWORDS_PER_MAILBOX_MAX {
+        out.extend_from_slice(b" \\*");
+    }
+    out.extend_from_slice(b")] Flags permitted\r\n");
+}
+
+/// CLOSE: expunges `\Deleted` messages silently when read-write, then deselects.
+pub(crate) fn close<D: Disk>(conn: &mut Conn, store: &mut UserStore<D>, out: &mut Out) -> Completion {
+    let selected = view(conn);
+    let (mailbox, read_only) = (selected.mailbox, selected.read_only);
+    conn.selected = None;
+    if read_only {
+        return Completion::ok("CLOSE completed");
+    }
+    let deleted: Vec<Uid> = match store.messages(mailbox) {
+        Ok(messages) => messages
+            .iter()
+            .filter(|m| m.flags.system.contains(SystemFlags::DELETED))
+            .map(|m| m.uid)
+            .collect(),
+        Err(error) => return reply::read(&error),
+    };
+    if !deleted.is_empty() {
+        if let Err(error) = store.expunge(mailbox, &deleted) {
+            return reply::update(&error);
+        }
+        durable(store, out);
+    }
+    Completion::ok("CLOSE completed")
+}

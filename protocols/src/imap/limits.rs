@@ -1,0 +1,112 @@
+//! Bounds on what one IMAP client may make the server hold in memory while a command is framed
+//! and parsed.
+//!
+//! Every limit is enforced *before* the memory is spent: the framer checks a literal's announced
+//! size before it buffers a byte of it (and before it sends the `+` continuation of a
+//! synchronizing literal), and the parser checks list lengths and nesting as it goes. Refusing a
+//! limit yields a typed error that the session turns into a tagged `BAD` (or `NO [TOOBIG]`), never
+//! a crash. The defaults are generous for real clients and small enough that a few thousand
+//! connections per core cannot exhaust memory with half-sent commands.
+
+/// Default longest line (bytes between two CRLFs, or before a literal header), CRLF excluded.
+/// 64 KiB holds a `UID FETCH` with a badly fragmented UID set of several thousand ranges.
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// Default largest literal in any command but `APPEND` (search strings, passwords, names).
+pub const LITERAL_BYTES_MAX: u64 = 64 * 1024;
+
+/// Default largest message literal in `APPEND`. Larger messages get `NO [TOOBIG]`.
+pub const APPEND_LITERAL_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Default largest command, lines and literals together, not counting an `APPEND` message
+/// literal (which [`APPEND_LITERAL_BYTES_MAX`] bounds on its own).
+pub const COMMAND_BYTES_MAX: u64 = 1024 * 1024;
+
+/// Default largest number of literals in one command (LOGIN has two, a SEARCH may have a few).
+pub const LITERALS_PER_COMMAND_MAX: u32 = 32;
+
+/// Default deepest nesting of SEARCH keys: each `(`, `NOT` and `OR` adds one level. The parser
+/// recurses once per level, so this also bounds its stack use.
+pub const SEARCH_DEPTH_MAX: u32 = 32;
+
+/// Default largest number of items in one list: SEARCH keys in total, FETCH attributes, flags,
+/// header field names, STATUS items, LIST patterns, ENABLE capabilities, ID parameters.
+pub const LIST_ITEMS_MAX: usize = 1024;
+
+/// Default largest number of ranges in one sequence set. A set of this many ranges needs more
+/// than a default line anyway; the bound keeps literal-free memory per command in check.
+pub const SEQUENCE_RANGES_MAX: usize = 16 * 1024;
+
+/// The largest refused non-synchronizing literal the framer reads and throws away to stay in
+/// sync (RFC 7888 §4 allows either that or closing). Past this, reading it would only waste
+/// bandwidth on a misbehaving client: the refusal is fatal and the session closes with `BYE`.
+pub const DISCARD_LITERAL_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+/// The most digits a literal length may have (`number64` is at most 20 digits).
+pub const LITERAL_LENGTH_DIGITS_MAX: usize = 20;
+
+/// The hard ceiling on SEARCH nesting, whatever the configuration says: the parser clamps
+/// [`ParseLimits::search_depth_max`] to it so that no configuration can make its recursion deep
+/// enough to threaten the stack (each level costs a few hundred bytes of stack).
+pub const SEARCH_DEPTH_CEILING: u32 = 128;
+
+const _: () = assert!(LITERAL_BYTES_MAX <= COMMAND_BYTES_MAX);
+const _: () = assert!(LINE_BYTES_MAX as u64 <= COMMAND_BYTES_MAX);
+const _: () = assert!(LITERAL_BYTES_MAX <= APPEND_LITERAL_BYTES_MAX);
+const _: () = assert!(APPEND_LITERAL_BYTES_MAX <= DISCARD_LITERAL_BYTES_MAX);
+const _: () = assert!(SEARCH_DEPTH_MAX >= 4 && SEARCH_DEPTH_MAX <= SEARCH_DEPTH_CEILING);
+
+/// The framer's limits; every field is configurable, [`FrameLimits::default`] gives the consts
+/// above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// Longest line, CRLF excluded.
+    pub line_bytes_max: usize,
+    /// Largest literal outside `APPEND`.
+    pub literal_bytes_max: u64,
+    /// Largest `APPEND` message literal.
+    pub append_literal_bytes_max: u64,
+    /// Largest command, lines and literals together, without the `APPEND` message literal.
+    pub command_bytes_max: u64,
+    /// Most literals in one command.
+    pub literals_per_command_max: u32,
+    /// `quirk_bare_lf`: accept a bare LF as a line end. Off by default: RFC 9051 requires CRLF
+    /// and every mainstream client sends it; hand-typed sessions (`nc` without `-C`) and a few
+    /// scripts send LF alone. When off, a line ending in a bare LF is refused with a `BAD` and
+    /// the framer resynchronizes after it.
+    pub quirk_bare_lf: bool,
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        FrameLimits {
+            line_bytes_max: LINE_BYTES_MAX,
+            literal_bytes_max: LITERAL_BYTES_MAX,
+            append_literal_bytes_max: APPEND_LITERAL_BYTES_MAX,
+            command_bytes_max: COMMAND_BYTES_MAX,
+            literals_per_command_max: LITERALS_PER_COMMAND_MAX,
+            quirk_bare_lf: false,
+        }
+    }
+}
+
+/// The parser's limits; [`ParseLimits::default`] gives the consts above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Deepest SEARCH key nesting.
+    pub search_depth_max: u32,
+    /// Most items in one list (and SEARCH keys in total).
+    pub list_items_max: usize,
+    /// Most ranges in one sequence set.
+    pub sequence_ranges_max: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            search_depth_max: SEARCH_DEPTH_MAX,
+            list_items_max: LIST_ITEMS_MAX,
+            sequence_ranges_max: SEQUENCE_RANGES_MAX,
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The commands with simple arguments: authentication, mailbox management, LIST/LSUB, STATUS,
+//! APPEND, STORE, COPY/MOVE, ENABLE and ID (RFC 9051 §6, RFC 5258, RFC 7162, RFC 2971).
+//! Each function is called after the command name and parses from its first `SP`.
+
+use std::ops::Range;
+
+use crate::imap::types::{CommandBody, StatusAttribute};
+use skua_core::types::FlagsOp;
+
+use super::ParseErrorKind;
+use super::cursor::{Cursor, PResult, fail, syntax, utf8};
+use super::values::{date_time, flag_list, flags_bare, list_mailbox, mailbox, sequence_set};
+
+/// An APPEND whose message is still a range of the frame, so the caller can move it out of the
+/// frame's buffer instead of copying it.
+pub(crate) struct AppendParts {
+    pub mailbox: String,
+    pub flags: Vec<crate::imap::types::Flag>,
+    pub date: Option<skua_core::types::InternalDate>,
+    pub message: Range<usize>,
+}
+
+/// `login = "LOGIN" SP userid SP password` with `userid = astring`, `password = astring`.
+pub(crate) fn login(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    c.sp()?;
+    let user = utf8(c.astring()?, "user name is not UTF-8")?;
+    c.sp()?;
+    let password = utf8(c.astring()?, "password is not UTF-8")?;
+    Ok(CommandBody::Login { user, password })
+}
+
+/// ```text
+/// authenticate = "AUTHENTICATE" SP auth-type [SP initial-resp]
+/// auth-type    = atom
+/// initial-resp = (base64 / "=")                                    ; RFC 4959
+/// base64       = *(4base64-char) [base64-terminal]
+/// ```
+/// The mechanism is upper-cased; the initial response is kept as sent (base64 text or `=`).
+pub(crate) fn authenticate(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    c.sp()?;
+    let mechanism = std::str::from_utf8(c.atom()?)
+        .expect("atoms are ASCII")
+        .to_ascii_uppercase();
+    let initial_response = if c.eat(b' ') {
+        let text = c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        if text != b"=" && !super::is_base64(text) {
+            return syntax("initial response is not base64");
+        }
+        Some(
+            std::str::from_utf8(text)
+                .expect("base64 is ASCII")
+                .to_owned(),
+        )
+    } else {
+        None
+    };
+    Ok(CommandBody::Authenticate {
+        mechanism,
+        initial_response,
+    })
+}
+
+/// `enable = "ENABLE" 1*(SP capability)`, `capability = atom`; names are upper-cased.
+pub(crate) fn enable(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    let mut names = Vec::new();
+    while c.eat(b' ') {
+        if names.len() == c.limits.list_items_max {
+            return fail(ParseErrorKind::TooMany, "too many capabilities");
+        }
+        let atom = c.atom()?;
+        names.push(
+            std::str::from_utf8(atom)
+                .expect("atoms are ASCII")
+                .to_ascii_uppercase(),
+        );
+    }
+    if names.is_empty() {
+        return syntax("ENABLE needs at least one capability");
+    }
+    Ok(CommandBody::Enable(names))
+}
+
+/// ```text
+/// select        = "SELECT" SP mailbox [select-params]
+/// examine       = "EXAMINE" SP mailbox [select-params]
+/// select-params = SP "(" select-param *(SP select-param) ")"
+/// select-param  = "CONDSTORE"                                      ; RFC 7162
+/// ```
+pub(crate) fn select(c: &mut Cursor<'_>, examine: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let mailbox = mailbox(c)?;
+    let mut condstore = false;
+    if c.eat(b' ') {
+        c.expect(b'(', "expected select parameters")?;
+        loop {
+            let word = c.word()?;
+            if word.eq_ignore_ascii_case(b"CONDSTORE") {
+                condstore = true;
+            } else if word.eq_ignore_ascii_case(b"QRESYNC") {
+                return fail(ParseErrorKind::Unsupported, "QRESYNC is not supported");
+            } else {
+                return syntax("unknown select parameter");
+            }
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+    }
+    Ok(if examine {
+        CommandBody::Examine { mailbox, condstore }
+    } else {
+        CommandBody::Select { mailbox, condstore }
+    })
+}
+
+/// `SP mailbox` (CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE).
+pub(crate) fn one_mailbox(c: &mut Cursor<'_>) -> PResult<String> {
+    c.sp()?;
+    mailbox(c)
+}
+
+/// `rename = "RENAME" SP mailbox SP mailbox`
+pub(crate) fn rename(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    let old = one_mailbox(c)?;
+    let new = one_mailbox(c)?;
+    Ok(CommandBody::Rename(old, new))
+}
+
+/// ```text
+/// list             = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat
+///                    [SP list-return-opts]
+/// list-select-opts = "(" [list-select-opt *(SP list-select-opt)] ")"
+/// list-select-opt  = "SUBSCRIBED" / "REMOTE"
+/// mbox-or-pat      = list-mailbox / patterns
+/// patterns         = "(" list-mailbox *(SP list-mailbox) ")"
+/// list-return-opts = "RETURN" SP "(" [return-option *(SP return-option)] ")"
+/// return-option    = "SUBSCRIBED" / "CHILDREN"
+/// ```
+/// `REMOTE` is accepted and means nothing (there are no remote mailboxes). `CHILDREN` is
+/// accepted: the session always reports `\HasChildren`/`\HasNoChildren`. The other RFC 5258
+/// options (`RECURSIVEMATCH`, `SPECIAL-USE`, `STATUS`) are refused as not supported.
+pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    c.sp()?;
+    let mut subscribed_only = false;
+    if c.peek() == Some(b'(') {
+        option_words(c, |option| match option {
+            b"SUBSCRIBED" => {
+                subscribed_only = true;
+                Ok(())
+            }
+            b"REMOTE" => Ok(()),
+            b"RECURSIVEMATCH" | b"SPECIAL-USE" => {
+                fail(ParseErrorKind::Unsupported, "LIST option not supported")
+            }
+            _ => syntax("unknown LIST selection option"),
+        })?;
+        c.sp()?;
+    }
+    let reference = mailbox(c)?;
+    c.sp()?;
+    let patterns = patterns(c)?;
+    let mut return_subscribed = false;
+    if c.eat(b' ') {
+        if !c.eat_ignore_case(b"RETURN ") {
+            return syntax("expected RETURN");
+        }
+        option_words(c, |option| match option {
+            b"SUBSCRIBED" => {
+                return_subscribed = true;
+                Ok(())
+            }
+            b"CHILDREN" => Ok(()),
+            b"STATUS" | b"SPECIAL-USE" | b"MYRIGHTS" => {
+                fail(ParseErrorKind::Unsupported, "LIST option not supported")
+            }
+            _ => syntax("unknown LIST return option"),
+        })?;
+    }
+    Ok(CommandBody::List {
+        reference,
+        patterns,
+        subscribed_only,
+        return_subscribed,
+    })
+}
+
+/// `mbox-or-pat = list-mailbox / patterns`
+fn patterns(c: &mut Cursor<'_>) -> PResult<Vec<String>> {
+    if !c.eat(b'(') {
+        return Ok(vec![list_mailbox(c)?]);
+    }
+    let mut patterns = Vec::new();
+    loop {
+        if patterns.len() == c.limits.list_items_max {
+            return fail(ParseErrorKind::TooMany, "too many patterns");
+        }
+        patterns.push(list_mailbox(c)?);
+        if c.eat(b')') {
+            return Ok(patterns);
+        }
+        c.sp()?;
+    }
+}
+
+/// `"(" [word *(SP word)] ")"` (LIST options): `accept` sees each word, upper-cased, as soon
+/// as it is read, so an option with arguments is refused before its arguments confuse the list.
+fn option_words(c: &mut Cursor<'_>, mut accept: impl FnMut(&[u8]) -> PResult<()>) -> PResult<()> {
+    c.expect(b'(', "expected (")?;
+    if c.eat(b')') {
+        return Ok(());
+    }
+    for _ in 0..c.limits.list_items_max {
+        accept(c.keyword()?.as_slice())?;
+        if c.eat(b')') {
+            return Ok(());
+        }
+        c.sp()?;
+    }
+    fail(ParseErrorKind::TooMany, "too many options")
+}
+
+/// `lsub = "LSUB" SP mailbox SP list-mailbox`
+pub(crate) fn lsub(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    let reference = one_mailbox(c)?;
+    c.sp()?;
+    let pattern = list_mailbox(c)?;
+    Ok(CommandBody::Lsub { reference, pattern })
+}
+
+/// ```text
+/// status     = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"
+/// status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE" /
+///              "RECENT" / "HIGHESTMODSEQ"
+/// ```
+pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    let mailbox = one_mailbox(c)?;
+    c.sp()?;
+    c.expect(b'(', "expected status items")?;
+    let mut attributes = Vec::new();
+    loop {
+        if attributes.len() == c.limits.list_items_max {
+            return fail(ParseErrorKind::TooMany, "too many status items");
+        }
+        let word = c.keyword()?;
+        attributes.push(match word.as_slice() {
+            b"MESSAGES" => StatusAttribute::Messages,
+            b"UIDNEXT" => StatusAttribute::UidNext,
+            b"UIDVALIDITY" => StatusAttribute::UidValidity,
+            b"UNSEEN" => StatusAttribute::Unseen,
+            b"DELETED" => StatusAttribute::Deleted,
+            b"SIZE" => StatusAttribute::Size,
+            b"RECENT" => StatusAttribute::Recent,
+            b"HIGHESTMODSEQ" => StatusAttribute::HighestModSeq,
+            b"APPENDLIMIT" | b"MAILBOXID" | b"DELETED-STORAGE" => {
+                return fail(ParseErrorKind::Unsupported, "status item not supported");
+            }
+            _ => return syntax("unknown status item"),
+        });
+        if c.eat(b')') {
+            return Ok(CommandBody::Status {
+                mailbox,
+                attributes,
+            });
+        }
+        c.sp()?;
+    }
+}
+
+/// ```text
+/// append      = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP append-data
+/// append-data = literal / literal8                         ; literal8: RFC 9051 / RFC 3516
+/// ```
+/// MULTIAPPEND, CATENATE and the UTF8 data item are not supported.
+pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
+    let mailbox = one_mailbox(c)?;
+    c.sp()?;
+    let flags = if c.peek() == Some(b'(') {
+        let flags = flag_list(c)?;
+        c.sp()?;
+        flags
+    } else {
+        Vec::new()
+    };
+    let date = if c.peek() == Some(b'"') {
+        let date = date_time(c)?;
+        c.sp()?;
+        Some(date)
+    } else {
+        None
+    };
+    if !matches!(c.peek(), Some(b'{' | b'~')) {
+        return fail(
+            ParseErrorKind::Unsupported,
+            "APPEND needs a literal message",
+        );
+    }
+    let message = c.literal(true)?;
+    let end = c.pos();
+    if c.peek() == Some(b' ') {
+        return fail(ParseErrorKind::Unsupported, "MULTIAPPEND is not supported");
+    }
+    Ok(AppendParts {
+        mailbox,
+        flags,
+        date,
+        message: end - message.len()..end,
+    })
+}
+
+/// ```text
+/// store           = "STORE" SP sequence-set [store-modifiers] SP store-att-flags
+/// store-modifiers = SP "(" store-modifier *(SP store-modifier) ")"
+/// store-modifier  = "UNCHANGEDSINCE" SP mod-sequence-valzer          ; RFC 7162
+/// store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))
+/// ```
+pub(crate) fn store(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let set = sequence_set(c)?;
+    c.sp()?;
+    let mut unchanged_since = None;
+    if c.eat(b'(') {
+        let word = c.word()?;
+        if !word.eq_ignore_ascii_case(b"UNCHANGEDSINCE") {
+            return syntax("unknown store modifier");
+        }
+        c.sp()?;
+        unchanged_since = Some(c.number64()?);
+        c.expect(b')', "expected ) after store modifier")?;
+        c.sp()?;
+    }
+    let op = if c.eat(b'+') {
+        FlagsOp::Add
+    } else if c.eat(b'-') {
+        FlagsOp::Remove
+    } else {
+        FlagsOp::Replace
+    };
+    let word = c.word()?;
+    let silent = if word.eq_ignore_ascii_case(b"FLAGS.SILENT") {
+        true
+    } else if word.eq_ignore_ascii_case(b"FLAGS") {
+        false
+    } else {
+        return syntax("expected FLAGS, +FLAGS or -FLAGS");
+    };
+    c.sp()?;
+    let flags = if c.peek() == Some(b'(') {
+        flag_list(c)?
+    } else {
+        flags_bare(c)?
+    };
+    Ok(CommandBody::Store {
+        uid,
+        set,
+        op,
+        silent,
+        flags,
+        unchanged_since,
+    })
+}
+
+/// ```text
+/// copy = "COPY" SP sequence-set SP mailbox
+/// move = "MOVE" SP sequence-set SP mailbox                           ; RFC 6851
+/// ```
+pub(crate) fn copy_or_move(c: &mut Cursor<'_>, uid: bool, is_move: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let set = sequence_set(c)?;
+    let mailbox = one_mailbox(c)?;
+    Ok(if is_move {
+        CommandBody::Move { uid, set, mailbox }
+    } else {
+        CommandBody::Copy { uid, set, mailbox }
+    })
+}
+
+/// `uid-expunge = "UID" SP "EXPUNGE" SP sequence-set` (after `EXPUNGE`).
+pub(crate) fn uid_expunge(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    c.sp()?;
+    Ok(CommandBody::Expunge {
+        uids: Some(sequence_set(c)?),
+    })
+}
+
+/// ```text
+/// id             = "ID" SP id-params-list                             ; RFC 2971
+/// id-params-list = "(" [string SP nstring *(SP string SP nstring)] ")" / nil
+/// ```
+/// The parameters are checked and dropped; at most 30 pairs (RFC 2971 §3.3).
+pub(crate) fn id(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    const PAIRS_MAX: usize = 30;
+    c.sp()?;
+    if c.eat_ignore_case(b"NIL") {
+        return Ok(CommandBody::Id);
+    }
+    c.expect(b'(', "expected ( or NIL")?;
+    if c.eat(b')') {
+        return Ok(CommandBody::Id);
+    }
+    for _ in 0..PAIRS_MAX {
+        let key = c.string()?;
+        if key.len() > 30 {
+            return syntax("ID field name longer than 30 bytes");
+        }
+        c.sp()?;
+        c.nstring()?;
+        if c.eat(b')') {
+            return Ok(CommandBody::Id);
+        }
+        c.sp()?;
+    }
+    fail(ParseErrorKind::TooMany, "more than 30 ID fields")
+}
+
+#[cfg(test)]
+#[path = "commands_tests.rs"]
+mod tests;

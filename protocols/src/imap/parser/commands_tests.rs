@@ -1,0 +1,219 @@
+//! Unit tests for the simple commands.
+
+use super::*;
+use crate::imap::limits::ParseLimits;
+use crate::imap::types::Flag;
+
+fn run<T>(input: &[u8], f: impl Fn(&mut Cursor<'_>) -> PResult<T>) -> PResult<T> {
+    let mut c = Cursor::new(input, ParseLimits::default(), false);
+    let value = f(&mut c)?;
+    c.end()?;
+    Ok(value)
+}
+
+#[test]
+fn login_takes_two_astrings() {
+    let body = run(b" fred {4}\r\nse t", login).unwrap();
+    assert_eq!(
+        body,
+        CommandBody::Login {
+            user: "fred".into(),
+            password: "se t".into()
+        }
+    );
+    assert!(run(b" fred", login).is_err());
+    assert!(run(b" fred \"\xff\"", login).is_err());
+}
+
+#[test]
+fn authenticate_with_and_without_initial_response() {
+    let body = run(b" plain AGZyZWQAc2VjcmV0", authenticate).unwrap();
+    assert_eq!(
+        body,
+        CommandBody::Authenticate {
+            mechanism: "PLAIN".into(),
+            initial_response: Some("AGZyZWQAc2VjcmV0".into())
+        }
+    );
+    let body = run(b" EXTERNAL =", authenticate).unwrap();
+    assert!(
+        matches!(body, CommandBody::Authenticate { initial_response: Some(r), .. } if r == "=")
+    );
+    assert!(run(b" PLAIN", authenticate).is_ok());
+    assert!(run(b" PLAIN abc", authenticate).is_err());
+    assert!(run(b" PLAIN ", authenticate).is_err());
+}
+
+#[test]
+fn enable_and_select_params() {
+    let body = run(b" condstore UTF8=ACCEPT", enable).unwrap();
+    assert_eq!(
+        body,
+        CommandBody::Enable(vec!["CONDSTORE".into(), "UTF8=ACCEPT".into()])
+    );
+    assert!(run(b"", enable).is_err());
+    let body = run(b" inbox (CONDSTORE)", |c| select(c, false)).unwrap();
+    assert_eq!(
+        body,
+        CommandBody::Select {
+            mailbox: "INBOX".into(),
+            condstore: true
+        }
+    );
+    let body = run(b" x", |c| select(c, true)).unwrap();
+    assert_eq!(
+        body,
+        CommandBody::Examine {
+            mailbox: "x".into(),
+            condstore: false
+        }
+    );
+    assert!(run(b" x ()", |c| select(c, false)).is_err());
+    let error = run(b" x (QRESYNC (1 2))", |c| select(c, false)).unwrap_err();
+    assert_eq!(error.kind, ParseErrorKind::Unsupported);
+}
+
+#[test]
+fn list_basic_and_extended() {
+    let body = run(b" \"\" *", list).unwrap();
+    assert_eq!(
+        body,
+        CommandBody::List {
+            reference: String::new(),
+            patterns: vec!["*".into()],
+            subscribed_only: false,
+            return_subscribed: false
+        }
+    );
+    let body = run(
+        b" (SUBSCRIBED REMOTE) \"\" (INBOX \"Sent\" %) RETURN (CHILDREN subscribed)",
+        list,
+    );
+    let CommandBody::List {
+        patterns,
+        subscribed_only,
+        return_subscribed,
+        ..
+    } = body.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(patterns, vec!["INBOX", "Sent", "%"]);
+    assert!(subscribed_only && return_subscribed);
+    assert!(run(b" () \"\" *", list).is_ok());
+    assert!(run(b" \"\" * RETURN ()", list).is_ok());
+    assert!(run(b" (BOGUS) \"\" *", list).is_err());
+    assert_eq!(
+        run(b" \"\" * RETURN (STATUS (MESSAGES))", list)
+            .unwrap_err()
+            .kind,
+        ParseErrorKind::Unsupported
+    );
+    assert!(run(b" \"\"", list).is_err());
+    assert_eq!(
+        run(b" foo %", lsub).unwrap(),
+        CommandBody::Lsub {
+            reference: "foo".into(),
+            pattern: "%".into()
+        }
+    );
+}
+
+#[test]
+fn status_items() {
+    let body = run(b" blurdybloop (UIDNEXT MESSAGES highestmodseq)", status).unwrap();
+    assert_eq!(
+        body,
+        CommandBody::Status {
+            mailbox: "blurdybloop".into(),
+            attributes: vec![
+                StatusAttribute::UidNext,
+                StatusAttribute::Messages,
+                StatusAttribute::HighestModSeq
+            ]
+        }
+    );
+    assert!(run(b" x ()", status).is_err());
+    assert!(run(b" x (FOO)", status).is_err());
+}
+
+#[test]
+fn append_forms() {
+    let input = b" saved-messages (\\Seen) \"05-Jan-2026 10:00:00 +0000\" {5}\r\nhello";
+    let parts = run(input, append).unwrap();
+    assert_eq!(parts.mailbox, "saved-messages");
+    assert_eq!(parts.flags, vec![Flag::Seen]);
+    assert!(parts.date.is_some());
+    assert_eq!(&input[parts.message.clone()], b"hello");
+    let parts = run(b" x ~{2}\r\na\0", append).unwrap();
+    assert_eq!(parts.message.len(), 2);
+    assert!(run(b" x {1}\r\na {1}\r\nb", append).is_err());
+    assert!(run(b" x \"hello\"", append).is_err());
+    assert!(run(b" x (\\Seen) {3}\r\nab", append).is_err());
+}
+
+#[test]
+fn store_forms() {
+    let body = run(b" 2:4 +FLAGS.SILENT (\\Deleted)", |c| store(c, false)).unwrap();
+    assert_eq!(
+        body,
+        CommandBody::Store {
+            uid: false,
+            set: crate::imap::types::SequenceSet::new(vec![(
+                crate::imap::types::SeqBound::Value(2),
+                crate::imap::types::SeqBound::Value(4)
+            )])
+            .unwrap(),
+            op: FlagsOp::Add,
+            silent: true,
+            flags: vec![Flag::Deleted],
+            unchanged_since: None
+        }
+    );
+    let body = run(b" 1 (UNCHANGEDSINCE 320162338) -flags \\Seen $x", |c| {
+        store(c, true)
+    })
+    .unwrap();
+    let CommandBody::Store {
+        op,
+        flags,
+        unchanged_since,
+        silent,
+        ..
+    } = body
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (op, silent, unchanged_since),
+        (FlagsOp::Remove, false, Some(320_162_338))
+    );
+    assert_eq!(flags.len(), 2);
+    assert!(run(b" 1 FLAGS ()", |c| store(c, false)).is_ok());
+    assert!(run(b" 1 FLAGS", |c| store(c, false)).is_err());
+    assert!(run(b" 1 LABELS (x)", |c| store(c, false)).is_err());
+    assert!(run(b" 1 (FOO 1) FLAGS (x)", |c| store(c, false)).is_err());
+}
+
+#[test]
+fn copy_move_expunge_id() {
+    let body = run(b" 2:4 MEETING", |c| copy_or_move(c, false, false)).unwrap();
+    assert!(
+        matches!(body, CommandBody::Copy { ref mailbox, uid: false, .. } if mailbox == "MEETING")
+    );
+    let body = run(b" 1 Trash", |c| copy_or_move(c, true, true)).unwrap();
+    assert!(matches!(body, CommandBody::Move { uid: true, .. }));
+    assert!(run(b" 1:*", uid_expunge).is_ok());
+    assert!(run(b"", uid_expunge).is_err());
+    assert_eq!(run(b" NIL", id).unwrap(), CommandBody::Id);
+    assert_eq!(
+        run(b" (\"name\" \"sodr\" \"version\" NIL)", id).unwrap(),
+        CommandBody::Id
+    );
+    assert!(run(b" (\"name\")", id).is_err());
+    let many = format!(" ({})", vec!["\"k\" \"v\""; 31].join(" "));
+    assert_eq!(
+        run(many.as_bytes(), id).unwrap_err().kind,
+        ParseErrorKind::TooMany
+    );
+}

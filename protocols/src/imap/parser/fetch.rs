@@ -1,0 +1,309 @@
+//! FETCH: data items, body sections, partials and the CHANGEDSINCE modifier
+//! (RFC 9051 §6.4.5, RFC 3501 §6.4.5 for the RFC822 forms, RFC 7162 §3.1.4).
+
+use crate::imap::types::{CommandBody, FetchAttribute, Section, SectionText};
+
+use super::ParseErrorKind;
+use super::cursor::{Cursor, PResult, fail, syntax, utf8};
+use super::values::sequence_set;
+
+/// ```text
+/// fetch           = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" /
+///                   fetch-att / "(" fetch-att *(SP fetch-att) ")") [fetch-modifiers]
+/// fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"
+/// fetch-modifier  = "CHANGEDSINCE" SP mod-sequence-valzer        ; RFC 7162
+/// ```
+/// Called after `FETCH SP`. Macros are expanded here.
+pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
+    let set = sequence_set(c)?;
+    c.sp()?;
+    let attributes = if c.eat(b'(') {
+        attribute_list(c)?
+    } else {
+        let start = c.pos();
+        match macro_items(c.word()?) {
+            Some(items) => items,
+            None => {
+                c.rewind(start);
+                vec![attribute(c)?]
+            }
+        }
+    };
+    let changed_since = if c.eat(b' ') {
+        fetch_modifiers(c)?
+    } else {
+        None
+    };
+    Ok(CommandBody::Fetch {
+        uid,
+        set,
+        attributes,
+        changed_since,
+    })
+}
+
+/// `ALL`, `FAST` and `FULL`, expanded (RFC 9051 §6.4.5).
+fn macro_items(word: &[u8]) -> Option<Vec<FetchAttribute>> {
+    use FetchAttribute::{Body, Envelope, Flags, InternalDate, Rfc822Size};
+    let items = if word.eq_ignore_ascii_case(b"ALL") {
+        vec![Flags, InternalDate, Rfc822Size, Envelope]
+    } else if word.eq_ignore_ascii_case(b"FAST") {
+        vec![Flags, InternalDate, Rfc822Size]
+    } else if word.eq_ignore_ascii_case(b"FULL") {
+        vec![Flags, InternalDate, Rfc822Size, Envelope, Body]
+    } else {
+        return None;
+    };
+    Some(items)
+}
+
+/// `fetch-att *(SP fetch-att) ")"`, after the `(`.
+fn attribute_list(c: &mut Cursor<'_>) -> PResult<Vec<FetchAttribute>> {
+    let mut attributes = Vec::new();
+    loop {
+        if attributes.len() == c.limits.list_items_max {
+            return fail(ParseErrorKind::TooMany, "too many fetch attributes");
+        }
+        attributes.push(attribute(c)?);
+        if c.eat(b')') {
+            return Ok(attributes);
+        }
+        c.sp()?;
+    }
+}
+
+/// ```text
+/// fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" / "RFC822.SIZE" / "RFC822" /
+///             "RFC822.HEADER" / "RFC822.TEXT" / "BODY" ["STRUCTURE"] / "UID" /
+///             "BODY" section [partial] / "BODY.PEEK" section [partial] / "MODSEQ"
+/// ```
+pub(crate) fn attribute(c: &mut Cursor<'_>) -> PResult<FetchAttribute> {
+    let word = c.keyword()?;
+    let simple = match word.as_slice() {
+        b"ENVELOPE" => FetchAttribute::Envelope,
+        b"FLAGS" => FetchAttribute::Flags,
+        b"INTERNALDATE" => FetchAttribute::InternalDate,
+        b"RFC822.SIZE" => FetchAttribute::Rfc822Size,
+        b"RFC822" => FetchAttribute::Rfc822,
+        b"RFC822.HEADER" => FetchAttribute::Rfc822Header,
+        b"RFC822.TEXT" => FetchAttribute::Rfc822Text,
+        b"BODYSTRUCTURE" => FetchAttribute::BodyStructure,
+        b"UID" => FetchAttribute::Uid,
+        b"MODSEQ" => FetchAttribute::ModSeq,
+        b"BODY" if c.peek() != Some(b'[') => FetchAttribute::Body,
+        b"BODY" | b"BODY.PEEK" => {
+            let section = section(c)?;
+            let partial = if c.peek() == Some(b'<') {
+                Some(partial(c)?)
+            } else {
+                None
+            };
+            let peek = word.as_slice().len() > 4;
+            return Ok(FetchAttribute::BodySection {
+                section,
+                partial,
+                peek,
+            });
+        }
+        b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" | b"PREVIEW" | b"EMAILID" | b"THREADID"
+        | b"SAVEDATE" => return fail(ParseErrorKind::Unsupported, "fetch item not supported"),
+        _ => return syntax("unknown fetch attribute"),
+    };
+    Ok(simple)
+}
+
+/// ```text
+/// section         = "[" [section-spec] "]"
+/// section-spec    = section-msgtext / (section-part ["." section-text])
+/// section-msgtext = "HEADER" / "HEADER.FIELDS" [".NOT"] SP header-list / "TEXT"
+/// section-part    = nz-number *("." nz-number)
+/// section-text    = section-msgtext / "MIME"
+/// ```
+pub(crate) fn section(c: &mut Cursor<'_>) -> PResult<Section> {
+    c.expect(b'[', "expected [")?;
+    let mut part = Vec::new();
+    let mut text = None;
+    if c.peek().is_some_and(|b| b.is_ascii_digit()) {
+        part.push(c.nz_number()?);
+        while c.eat(b'.') {
+            if !c.peek().is_some_and(|b| b.is_ascii_digit()) {
+                text = Some(section_text(c, true)?);
+                break;
+            }
+            if part.len() == c.limits.list_items_max {
+                return fail(ParseErrorKind::TooMany, "too many section parts");
+            }
+            part.push(c.nz_number()?);
+        }
+    } else if c.peek() != Some(b']') {
+        text = Some(section_text(c, false)?);
+    }
+    c.expect(b']', "expected ] after section")?;
+    Ok(Section { part, text })
+}
+
+/// `section-msgtext / "MIME"` (MIME only after a part number).
+fn section_text(c: &mut Cursor<'_>, after_part: bool) -> PResult<SectionText> {
+    let word = c.keyword()?;
+    match word.as_slice() {
+        b"HEADER" => Ok(SectionText::Header),
+        b"TEXT" => Ok(SectionText::Text),
+        b"MIME" if after_part => Ok(SectionText::Mime),
+        b"HEADER.FIELDS" => Ok(SectionText::HeaderFields(header_list(c)?)),
+        b"HEADER.FIELDS.NOT" => Ok(SectionText::HeaderFieldsNot(header_list(c)?)),
+        _ => syntax("invalid section"),
+    }
+}
+
+/// ```text
+/// header-list     = "(" header-fld-name *(SP header-fld-name) ")"
+/// header-fld-name = astring
+/// ```
+/// Preceded by `SP`.
+fn header_list(c: &mut Cursor<'_>) -> PResult<Vec<String>> {
+    c.sp()?;
+    c.expect(b'(', "expected header field list")?;
+    let mut names = Vec::new();
+    loop {
+        if names.len() == c.limits.list_items_max {
+            return fail(ParseErrorKind::TooMany, "too many header fields");
+        }
+        names.push(utf8(c.astring()?, "header field name is not UTF-8")?);
+        if c.eat(b')') {
+            return Ok(names);
+        }
+        c.sp()?;
+    }
+}
+
+/// `partial = "<" number "." nz-number ">"` as `(offset, length)`.
+fn partial(c: &mut Cursor<'_>) -> PResult<(u32, u32)> {
+    c.expect(b'<', "expected <")?;
+    let offset = c.number()?;
+    c.expect(b'.', "expected . in partial")?;
+    let length = c.nz_number()?;
+    c.expect(b'>', "expected > after partial")?;
+    Ok((offset, length))
+}
+
+/// `"(" fetch-modifier *(SP fetch-modifier) ")"`, after the SP; returns CHANGEDSINCE.
+fn fetch_modifiers(c: &mut Cursor<'_>) -> PResult<Option<u64>> {
+    c.expect(b'(', "expected fetch modifiers")?;
+    let mut changed_since = None;
+    loop {
+        let word = c.word()?;
+        if word.eq_ignore_ascii_case(b"CHANGEDSINCE") && changed_since.is_none() {
+            c.sp()?;
+            changed_since = Some(c.number64()?);
+        } else if word.eq_ignore_ascii_case(b"VANISHED") {
+            return fail(ParseErrorKind::Unsupported, "VANISHED needs QRESYNC");
+        } else {
+            return syntax("unknown fetch modifier");
+        }
+        if c.eat(b')') {
+            return Ok(changed_since);
+        }
+        c.sp()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::limits::ParseLimits;
+    use crate::imap::types::SeqBound;
+
+    fn parse(input: &[u8]) -> PResult<CommandBody> {
+        let mut c = Cursor::new(input, ParseLimits::default(), false);
+        let body = fetch(&mut c, false)?;
+        c.end()?;
+        Ok(body)
+    }
+
+    fn attributes(input: &[u8]) -> Vec<FetchAttribute> {
+        match parse(input).unwrap() {
+            CommandBody::Fetch { attributes, .. } => attributes,
+            other => panic!("not a fetch: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn macros_expand() {
+        assert_eq!(attributes(b"1 fast").len(), 3);
+        assert_eq!(attributes(b"1 ALL").len(), 4);
+        assert_eq!(attributes(b"1 FULL")[4], FetchAttribute::Body);
+        assert!(parse(b"1 (FAST)").is_err());
+    }
+
+    #[test]
+    fn simple_items_and_lists() {
+        let items = attributes(b"1:* (FLAGS uid RFC822.SIZE BODYSTRUCTURE BODY MODSEQ)");
+        assert_eq!(items[0], FetchAttribute::Flags);
+        assert_eq!(items[1], FetchAttribute::Uid);
+        assert_eq!(items[4], FetchAttribute::Body);
+        assert!(parse(b"1 ()").is_err());
+        assert!(parse(b"1 (FLAGS ").is_err());
+        assert!(parse(b"1 FOO").is_err());
+        assert_eq!(
+            parse(b"1 BINARY[1]").unwrap_err().kind,
+            ParseErrorKind::Unsupported
+        );
+    }
+
+    #[test]
+    fn body_sections_and_partials() {
+        let items =
+            attributes(b"2 (BODY[] BODY.PEEK[1.2.MIME]<0.1024> body[header.fields (From \"To\")])");
+        assert_eq!(
+            items[0],
+            FetchAttribute::BodySection {
+                section: Section {
+                    part: vec![],
+                    text: None
+                },
+                partial: None,
+                peek: false
+            }
+        );
+        assert_eq!(
+            items[1],
+            FetchAttribute::BodySection {
+                section: Section {
+                    part: vec![1, 2],
+                    text: Some(SectionText::Mime)
+                },
+                partial: Some((0, 1024)),
+                peek: true
+            }
+        );
+        let FetchAttribute::BodySection { section, .. } = &items[2] else {
+            panic!()
+        };
+        assert_eq!(
+            section.text,
+            Some(SectionText::HeaderFields(vec!["From".into(), "To".into()]))
+        );
+        assert!(parse(b"1 BODY[MIME]").is_err());
+        assert!(parse(b"1 BODY[1.0]").is_err());
+        assert!(parse(b"1 BODY[HEADER.FIELDS]").is_err());
+        assert!(parse(b"1 BODY[TEXT]<0.0>").is_err());
+        assert!(parse(b"1 BODY.PEEK").is_err());
+        assert!(parse(b"1 BODY[1.TEXT").is_err());
+    }
+
+    #[test]
+    fn changedsince_modifier() {
+        let body = parse(b"1:3,5 (FLAGS) (CHANGEDSINCE 12345)").unwrap();
+        let CommandBody::Fetch {
+            set, changed_since, ..
+        } = body
+        else {
+            panic!()
+        };
+        assert_eq!(changed_since, Some(12_345));
+        assert_eq!(set.ranges()[1], (SeqBound::Value(5), SeqBound::Value(5)));
+        assert!(parse(b"1 FLAGS (CHANGEDSINCE)").is_err());
+        assert!(parse(b"1 FLAGS (VANISHED)").is_err());
+        assert!(parse(b"1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)").is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! The output of one turn of the session: owned response bytes interleaved with slices of the
+//! mapped spool, plus the durability ticket the tagged reply waits for.
+//!
+//! Response text accumulates in one growing buffer; a spool slice closes the buffer into an
+//! [`OutChunk::Owned`] chunk and follows it as an [`OutChunk::Spool`] chunk, so message bodies
+//! are never copied into the response buffer (the shard writes the chunks vectored).
+//!
+//! An `Out` never outlives one call of `ImapSession::next`: spool views are `Rc`-backed and
+//! must not stay inside the (`Send`) session.
+
+use skua_core::disk::Bytes;
+use skua_core::types::Epoch;
+
+use super::OutChunk;
+
+/// Spool slices shorter than this are copied into the owned buffer: a separate iovec costs more
+/// than copying a few hundred bytes.
+const SPOOL_COPY_BELOW: usize = 256;
+
+/// Output under construction.
+#[derive(Default)]
+pub(crate) struct Out {
+    chunks: Vec<OutChunk>,
+    buf: Vec<u8>,
+    /// The epoch the tagged reply must wait for; `None` for read-only commands.
+    pub durable: Option<Epoch>,
+}
+
+impl Out {
+    /// The owned buffer to append response bytes to.
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Appends raw bytes.
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Appends a slice of the spool, without copying it when it is large.
+    pub(crate) fn spool(&mut self, bytes: Bytes) {
+        if bytes.len() < SPOOL_COPY_BELOW {
+            self.buf.extend_from_slice(&bytes);
+            return;
+        }
+        if !self.buf.is_empty() {
+            self.chunks.push(OutChunk::Owned(std::mem::take(&mut self.buf)));
+        }
+        self.chunks.push(OutChunk::Spool(bytes));
+    }
+
+    /// Raises the durability ticket to at least `epoch`.
+    pub(crate) fn durable_at(&mut self, epoch: Epoch) {
+        self.durable = Some(self.durable.map_or(epoch, |e| e.max(epoch)));
+    }
+
+    /// True when nothing was written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.chunks.is_empty()
+    }
+
+    /// The chunks, in order.
+    pub(crate) fn finish(mut self) -> (Vec<OutChunk>, Option<Epoch>) {
+        if !self.buf.is_empty() {
+            self.chunks.push(OutChunk::Owned(self.buf));
+        }
+        (self.chunks, self.durable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_slices_become_their_own_chunks() {
+        let mut out = Out::default();
+        out.put(b"* 1 FETCH (BODY[] {300}\r\n");
+        out.spool(Bytes::from_vec(vec![b'x'; 300]));
+        out.put(b")\r\n");
+        out.spool(Bytes::from_vec(b"tiny".to_vec()));
+        let (chunks, durable) = out.finish();
+        assert_eq!(durable, None);
+        assert_eq!(chunks.len(), 3);
+        assert!(matches!(&chunks[1], OutChunk::Spool(b) if b.len() == 300));
+        assert!(matches!(&chunks[2], OutChunk::Owned(b) if b == b")\r\ntiny"));
+    }
+
+    #[test]
+    fn durability_only_rises() {
+        let mut out = Out::default();
+        out.durable_at(Epoch(5));
+        out.durable_at(Epoch(3));
+        assert_eq!(out.durable, Some(Epoch(5)));
+        assert!(out.is_empty());
+    }
+}

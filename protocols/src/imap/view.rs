@@ -1,0 +1,398 @@
+//! The selected-mailbox view: what one session has told its client about the mailbox.
+//!
+//! IMAP message sequence numbers are per session: they change only when *this* session reports
+//! an `EXPUNGE` or `EXISTS`. The view keeps the session's own MSN → UID list and the highest
+//! modseq up to which flag changes were reported, and after each command compares them with the
+//! store to produce the untagged updates the client is owed (RFC 9051 §7.4.1, §5.2):
+//!
+//! * `* n EXPUNGE` for messages gone from the store — only when the command allows it (not
+//!   during FETCH, STORE or SEARCH, where numbers must stay put); sent in descending order so
+//!   each number is right when the client applies it;
+//! * `* n EXISTS` when new messages arrived;
+//! * `* n FETCH (FLAGS (...) UID u)` for messages whose modseq passed the reported one,
+//!   except changes this session made and already reported (or asked to be silent about).
+//!
+//! Memory is four bytes per message plus a short list of own changes: many idle sessions on a
+//! big mailbox must stay cheap.
+
+use skua_core::store::MessageMeta;
+use skua_core::types::{MailboxId, ModSeq, Uid, UidValidity};
+
+use crate::imap::encode;
+use crate::imap::types::{SeqBound, SequenceSet};
+
+/// The state of a selected mailbox as this session's client knows it.
+#[derive(Debug)]
+pub struct View {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Selected with EXAMINE (or not writable).
+    pub read_only: bool,
+    /// UIDVALIDITY at selection (fixed for the mailbox id).
+    pub uid_validity: UidValidity,
+    /// MSN `i + 1` is `uids[i]`; strictly increasing.
+    uids: Vec<Uid>,
+    /// Every flag change with a modseq at or below this was reported (or predates SELECT).
+    reported_modseq: ModSeq,
+    /// The store's change counter at the last sync: unchanged means nothing to compare.
+    change_counter: u64,
+    /// Changes made by this session since the last sync, already reported or silent.
+    own_changes: Vec<(Uid, ModSeq)>,
+    /// How many keywords the client was told about in `FLAGS`.
+    pub keywords_announced: usize,
+}
+
+/// What `sync` found to report, already written to the output.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// EXPUNGE responses sent.
+    pub expunged: usize,
+    /// Whether EXISTS was sent.
+    pub exists_sent: bool,
+    /// FETCH responses sent.
+    pub fetches: usize,
+}
+
+impl View {
+    /// A view of `messages` as they are now (the SELECT snapshot).
+    #[must_use]
+    pub fn new(
+        mailbox: MailboxId,
+        read_only: bool,
+        uid_validity: UidValidity,
+        messages: &[MessageMeta],
+        highest_modseq: ModSeq,
+        change_counter: u64,
+    ) -> View {
+        let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
+        debug_assert!(uids.windows(2).all(|w| w[0] < w[1]));
+        View {
+            mailbox,
+            read_only,
+            uid_validity,
+            uids,
+            reported_modseq: highest_modseq,
+            change_counter,
+            own_changes: Vec::new(),
+            keywords_announced: 0,
+        }
+    }
+
+    /// Number of messages the client knows (`EXISTS`).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.uids.len()
+    }
+
+    /// True when the client knows no message.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.uids.is_empty()
+    }
+
+    /// The UIDs in MSN order.
+    #[must_use]
+    pub fn uids(&self) -> &[Uid] {
+        &self.uids
+    }
+
+    /// The MSN (1-based) of `uid`, if the client knows it.
+    #[must_use]
+    pub fn msn_of(&self, uid: Uid) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(msn_from_index)
+    }
+
+    /// Indexes (0-based) of the messages a sequence set names, ascending, duplicates removed.
+    /// With `uid`, the set holds UIDs (`*` = the largest UID known), otherwise MSNs.
+    #[must_use]
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+        let len = self.uids.len();
+        let largest = if uid {
+            self.uids.last().map_or(0, |u| u.get())
+        } else {
+            u32::try_from(len).unwrap_or(u32::MAX)
+        };
+        let value = |b: SeqBound| match b {
+            SeqBound::Value(v) => v,
+            SeqBound::Largest => largest,
+        };
+        // Each range becomes an index interval (binary search for UIDs), so a lookup costs
+        // O(ranges × log n) plus the output, not a scan of the mailbox.
+        let mut intervals: Vec<(usize, usize)> = Vec::with_capacity(set.ranges().len());
+        for &(a, b) in set.ranges() {
+            let (low, high) = (value(a).min(value(b)), value(a).max(value(b)));
+            let (start, end) = if uid {
+                let start = self.uids.partition_point(|u| u.get() < low);
+                let end = self.uids.partition_point(|u| u.get() <= high);
+                (start, end)
+            } else {
+                let start = (low.max(1) - 1) as usize;
+                (start.min(len), (high as usize).min(len))
+            };
+            if start < end {
+                intervals.push((start, end));
+            }
+        }
+        intervals.sort_unstable();
+        let mut indexes = Vec::new();
+        let mut next = 0;
+        for (start, end) in intervals {
+            for i in start.max(next)..end {
+                indexes.push(i);
+            }
+            next = next.max(end);
+        }
+        indexes
+    }
+
+    /// False when a sequence-number set names a message the client cannot know: a number
+    /// above `EXISTS` (RFC 9051 §9, `seq-number`). A range with `*` (such as `1:*` on an empty
+    /// mailbox) is accepted and simply matches what exists.
+    #[must_use]
+    pub fn msn_set_valid(&self, set: &SequenceSet) -> bool {
+        let len = u32::try_from(self.uids.len()).unwrap_or(u32::MAX);
+        set.ranges().iter().all(|&(a, b)| match (a, b) {
+            (SeqBound::Value(a), SeqBound::Value(b)) => a <= len && b <= len,
+            _ => true,
+        })
+    }
+
+    /// Records a change this session made (and reported, or was asked not to report).
+    pub fn own_change(&mut self, uid: Uid, modseq: ModSeq) {
+        // Bounded by the messages one command touches; cleared at every sync.
+        self.own_changes.push((uid, modseq));
+    }
+
+    /// The store's change counter seen at the last sync.
+    #[must_use]
+    pub fn change_counter(&self) -> u64 {
+        self.change_counter
+    }
+
+    /// Removes `uids` from the view after this session expunged them itself, writing
+    /// `* n EXPUNGE` for each (descending, so the numbers stay right).
+    pub fn expunged_by_self(&mut self, gone: &[Uid], out: &mut Vec<u8>) {
+        let mut indexes: Vec<usize> =
+            gone.iter().filter_map(|u| self.uids.binary_search(u).ok()).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        for &i in indexes.iter().rev() {
+            self.uids.remove(i);
+            write_expunge(out, msn_from_index(i));
+        }
+    }
+
+    /// Compares the view with the store's `messages` (live, UID order) and writes the updates
+    /// the client is owed. `allow_expunge` is false during FETCH, STORE and SEARCH.
+    /// `keywords` names the mailbox's keyword bits; `condstore` adds `MODSEQ` to FETCH updates.
+    pub fn sync(
+        &mut self,
+        messages: &[MessageMeta],
+        change_counter: u64,
+        allow_expunge: bool,
+        keywords: &[String],
+        condstore: bool,
+        out: &mut Vec<u8>,
+    ) -> SyncReport {
+        let mut report = SyncReport::default();
+        if allow_expunge {
+            report.expunged = self.sync_expunges(messages, out);
+        }
+        let known_max = self.uids.last().copied();
+        let first_new = known_max.map_or(0, |max| messages.partition_point(|m| m.uid <= max));
+        let mut highest = self.reported_modseq;
+        for message in &messages[..first_new] {
+            highest = highest.max(message.modseq);
+            if message.modseq <= self.reported_modseq
+                || self.own_changes.contains(&(message.uid, message.modseq))
+            {
+                continue;
+            }
+            if let Some(msn) = self.msn_of(message.uid) {
+                write_flags_fetch(out, msn, message, keywords, condstore);
+                report.fetches += 1;
+            }
+        }
+        for message in &messages[first_new..] {
+            highest = highest.max(message.modseq);
+            self.uids.push(message.uid);
+        }
+        if first_new < messages.len() {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.uids.len()).as_bytes());
+            report.exists_sent = true;
+        }
+        self.reported_modseq = highest;
+        self.own_changes.clear();
+        // With expunges deferred the view still differs from the store: sync again next time.
+        if self.uids.len() == messages.len() {
+            self.change_counter = change_counter;
+        }
+        report
+    }
+
+    /// Drops UIDs no longer in the store; returns how many EXPUNGEs were written.
+    fn sync_expunges(&mut self, messages: &[MessageMeta], out: &mut Vec<u8>) -> usize {
+        let mut gone = Vec::new();
+        let mut cursor = 0;
+        for (i, uid) in self.uids.iter().enumerate() {
+            while cursor < messages.len() && messages[cursor].uid < *uid {
+                cursor += 1;
+            }
+            if cursor >= messages.len() || messages[cursor].uid != *uid {
+                gone.push(i);
+            }
+        }
+        for &i in gone.iter().rev() {
+            self.uids.remove(i);
+            write_expunge(out, msn_from_index(i));
+        }
+        gone.len()
+    }
+}
+
+/// MSN of a 0-based index.
+#[must_use]
+pub fn msn_from_index(i: usize) -> u32 {
+    u32::try_from(i + 1).unwrap_or(u32::MAX)
+}
+
+fn write_expunge(out: &mut Vec<u8>, msn: u32) {
+    out.extend_from_slice(format!("* {msn} EXPUNGE\r\n").as_bytes());
+}
+
+/// Writes `* msn FETCH (FLAGS (...) [MODSEQ (n)] UID u)`.
+pub fn write_flags_fetch(
+    out: &mut Vec<u8>,
+    msn: u32,
+    message: &MessageMeta,
+    keywords: &[String],
+    condstore: bool,
+) {
+    out.extend_from_slice(format!("* {msn} FETCH (FLAGS ").as_bytes());
+    encode::flags(out, message.flags, keywords);
+    if condstore {
+        out.extend_from_slice(format!(" MODSEQ ({})", message.modseq.0).as_bytes());
+    }
+    out.extend_from_slice(format!(" UID {})\r\n", message.uid.get()).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skua_core::types::{Flags, InternalDate, SystemFlags};
+    use std::num::NonZeroU32;
+
+    fn meta(uid: u32, modseq: u64, system: u16) -> MessageMeta {
+        MessageMeta {
+            uid: Uid::new(uid).unwrap(),
+            modseq: ModSeq(modseq),
+            flags: Flags { system: SystemFlags(system), ..Flags::default() },
+            internal_date: InternalDate { unix_seconds: 0, zone_minutes: 0 },
+            size: 10,
+        }
+    }
+
+    fn view_of(messages: &[MessageMeta], highest: u64) -> View {
+        let validity = UidValidity(NonZeroU32::new(9).unwrap());
+        View::new(MailboxId(1), false, validity, messages, ModSeq(highest), 1)
+    }
+
+    fn text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn expunges_wait_until_allowed_and_go_out_descending() {
+        let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0), meta(3, 3, 0)], 3);
+        let now = [meta(2, 2, 0)];
+        let mut out = Vec::new();
+        let report = view.sync(&now, 2, false, &[], false, &mut out);
+        assert_eq!(report.expunged, 0);
+        assert_eq!(view.len(), 3);
+        assert!(out.is_empty());
+        // Deferred expunges keep the view "dirty": the counter is not taken.
+        assert_eq!(view.change_counter(), 1);
+        let report = view.sync(&now, 2, true, &[], false, &mut out);
+        assert_eq!(report.expunged, 2);
+        assert_eq!(text(&out), "* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n");
+        assert_eq!(view.uids(), &[Uid::new(2).unwrap()]);
+        assert_eq!(view.change_counter(), 2);
+    }
+
+    #[test]
+    fn new_messages_and_flag_changes() {
+        let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0)], 2);
+        let now = [meta(1, 5, SystemFlags::SEEN), meta(2, 2, 0), meta(4, 4, 0)];
+        let mut out = Vec::new();
+        let report = view.sync(&now, 2, true, &[], false, &mut out);
+        assert_eq!(report, SyncReport { expunged: 0, exists_sent: true, fetches: 1 });
+        assert_eq!(text(&out), "* 1 FETCH (FLAGS (\\Seen) UID 1)\r\n* 3 EXISTS\r\n");
+        out.clear();
+        // Nothing moved: nothing to say.
+        view.sync(&now, 3, true, &[], true, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn own_changes_are_not_echoed() {
+        let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0)], 2);
+        view.own_change(Uid::new(1).unwrap(), ModSeq(3));
+        let now = [meta(1, 3, SystemFlags::FLAGGED), meta(2, 4, SystemFlags::DELETED)];
+        let mut out = Vec::new();
+        view.sync(&now, 2, true, &[], true, &mut out);
+        assert_eq!(text(&out), "* 2 FETCH (FLAGS (\\Deleted) MODSEQ (4) UID 2)\r\n");
+    }
+
+    #[test]
+    fn sets_resolve_against_the_view() {
+        let view = view_of(&[meta(3, 1, 0), meta(7, 2, 0), meta(9, 3, 0)], 3);
+        let set = |a, b| SequenceSet::new(vec![(a, b)]).unwrap();
+        let all = set(SeqBound::Value(1), SeqBound::Largest);
+        assert_eq!(view.resolve(&all, false), vec![0, 1, 2]);
+        assert_eq!(view.resolve(&set(SeqBound::Value(2), SeqBound::Value(2)), false), vec![1]);
+        assert_eq!(view.resolve(&set(SeqBound::Value(4), SeqBound::Value(8)), true), vec![1]);
+        // `100:*` always includes the largest UID (RFC 9051 §6.4.8).
+        assert_eq!(view.resolve(&set(SeqBound::Value(100), SeqBound::Largest), true), vec![2]);
+        assert_eq!(view.msn_of(Uid::new(9).unwrap()), Some(3));
+        assert_eq!(view.msn_of(Uid::new(8).unwrap()), None);
+        assert!(view.msn_set_valid(&set(SeqBound::Value(1), SeqBound::Value(3))));
+        assert!(!view.msn_set_valid(&set(SeqBound::Value(2), SeqBound::Value(4))));
+        assert!(view.msn_set_valid(&set(SeqBound::Value(7), SeqBound::Largest)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn resolve_matches_the_set_definition(
+            uids in proptest::collection::btree_set(1u32..60, 0..20),
+            ranges in proptest::collection::vec((0u32..70, 0u32..70), 1..4),
+            by_uid in proptest::bool::ANY,
+        ) {
+            let messages: Vec<MessageMeta> = uids.iter().map(|&u| meta(u, 1, 0)).collect();
+            let view = view_of(&messages, 1);
+            let bound = |v: u32| if v == 0 { SeqBound::Largest } else { SeqBound::Value(v) };
+            let set = SequenceSet::new(ranges.iter().map(|&(a, b)| (bound(a), bound(b))).collect())
+                .unwrap();
+            let largest = if by_uid {
+                view.uids().last().map_or(0, |u| u.get())
+            } else {
+                u32::try_from(view.len()).unwrap()
+            };
+            let expected: Vec<usize> = (0..view.len())
+                .filter(|&i| {
+                    let n = if by_uid { view.uids()[i].get() } else { msn_from_index(i) };
+                    set.contains(n, largest)
+                })
+                .collect();
+            proptest::prop_assert_eq!(view.resolve(&set, by_uid), expected);
+        }
+    }
+
+    #[test]
+    fn self_expunge_reports_descending() {
+        let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0), meta(3, 3, 0)], 3);
+        let mut out = Vec::new();
+        view.expunged_by_self(&[Uid::new(1).unwrap(), Uid::new(3).unwrap()], &mut out);
+        assert_eq!(text(&out), "* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n");
+        assert_eq!(view.len(), 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! Receiving a message: the bounded buffer both `DATA` and `BDAT` fill, and the streaming
+//! dot-unstuffer for `DATA` (RFC 5321 §4.1.1.4, §4.5.2).
+//!
+//! The unstuffer holds at most two bytes back (a `.` or `.\r` at the start of a line, until it
+//! knows whether they begin the terminator), so a message is copied once from the input into
+//! the buffer whatever the line lengths. The terminator is recognized only as `CRLF . CRLF`:
+//! a bare LF never starts a line, so `LF . CRLF` is message content (the "SMTP smuggling"
+//! ambiguity, CVE-2023-51764/51765/51766, cannot arise here).
+
+/// The message being received: the `Return-Path:` line we prepend, then the client's bytes.
+/// Past the size limit the bytes are counted and dropped.
+#[derive(Debug)]
+pub(crate) struct MessageBuffer {
+    bytes: Vec<u8>,
+    prefix_bytes: usize,
+    data_bytes: u64,
+    limit_bytes: u64,
+    overflowed: bool,
+}
+
+/// Most a client's `SIZE=` may make us reserve up front: a lie must not cost memory.
+const RESERVE_BYTES_MAX: u64 = 1024 * 1024;
+
+impl MessageBuffer {
+    /// An empty message starting with `Return-Path: <return_path>` (RFC 5321 §4.4: the final
+    /// delivery agent records the reverse path), accepting at most `limit_bytes` of data.
+    pub(crate) fn new(
+        return_path: &str,
+        limit_bytes: u64,
+        size_hint: Option<u64>,
+    ) -> MessageBuffer {
+        let prefix = format!("Return-Path: <{return_path}>\r\n");
+        let reserve = size_hint
+            .unwrap_or(0)
+            .min(limit_bytes)
+            .min(RESERVE_BYTES_MAX);
+        let mut bytes = Vec::with_capacity(prefix.len() + usize::try_from(reserve).unwrap_or(0));
+        bytes.extend_from_slice(prefix.as_bytes());
+        MessageBuffer {
+            prefix_bytes: bytes.len(),
+            bytes,
+            data_bytes: 0,
+            limit_bytes,
+            overflowed: false,
+        }
+    }
+
+    /// Appends client bytes, or only counts them once over the limit.
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        self.data_bytes = self.data_bytes.saturating_add(data.len() as u64);
+        if self.overflowed {
+            return;
+        }
+        if self.data_bytes > self.limit_bytes {
+            self.overflowed = true;
+            self.bytes = Vec::new();
+            return;
+        }
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// True once more than the limit arrived.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Client bytes received so far (after unstuffing).
+    pub(crate) fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// The finished message, `Return-Path:` line included; `None` if it overflowed.
+    pub(crate) fn finish(self) -> Option<Vec<u8>> {
+        if self.overflowed {
+            return None;
+        }
+        debug_assert!(self.bytes.len() as u64 == self.prefix_bytes as u64 + self.data_bytes);
+        Some(self.bytes)
+    }
+}
+
+/// The state of a `DATA` transfer between two inputs.
+#[derive(Debug)]
+pub(crate) struct DotReader {
+    /// The last byte consumed was the LF of a CRLF (or nothing was consumed yet).
+    at_line_start: bool,
+    /// The last byte consumed was a CR.
+    after_cr: bool,
+}
+
+impl DotReader {
+    pub(crate) fn new() -> DotReader {
+        DotReader {
+            at_line_start: true,
+            after_cr: false,
+        }
+    }
+
+    /// Moves the content of `input` into `message`, unstuffed. Returns how many input bytes
+    /// were consumed and whether the terminating `.CRLF` was among them. Bytes not consumed
+    /// (at most `.\r`) must be offered again with more input after them.
+    pub(crate) fn consume(&mut self, input: &[u8], message: &mut MessageBuffer) -> (usize, bool) {
+        let mut position = 0;
+        while position < input.len() {
+            let rest = &input[position..];
+            if self.at_line_start && rest[0] == b'.' {
+                if rest.starts_with(b".\r\n") {
+                    return (position + 3, true);
+                }
+                if b".\r".starts_with(rest) {
+                    return (position, false);
+                }
+                // A stuffed dot: drop it, keep the rest of the line.
+                position += 1;
+                self.at_line_start = false;
+                self.after_cr = false;
+                continue;
+            }
+            let rest = &input[position..];
+            let line_end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            let segment = &rest[..line_end];
+            message.push(segment);
+            position += line_end;
+            let ends_in_lf = segment.ends_with(b"\n");
+            let before_lf_is_cr = match segment.len() {
+                0 | 1 => self.after_cr,
+                n => segment[n - 2] == b'\r',
+            };
+            self.at_line_start = ends_in_lf && before_lf_is_cr;
+            self.after_cr = segment.ends_with(b"\r");
+        }
+        (position, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `pieces` one after another as a session would (keeping unconsumed bytes).
+    fn receive(pieces: &[&[u8]], limit: u64) -> (Option<Vec<u8>>, Vec<u8>) {
+        let mut message = MessageBuffer::new("s@example.org", limit, None);
+        let mut reader = DotReader::new();
+        let mut pending = Vec::new();
+        let mut finished = false;
+        for piece in pieces {
+            pending.extend_from_slice(piece);
+            if finished {
+                continue;
+            }
+            let (used, done) = reader.consume(&pending, &mut message);
+            pending.drain(..used);
+            finished = done;
+        }
+        assert!(finished, "terminator not seen");
+        let message = message
+            .finish()
+            .map(|m| m[b"Return-Path: <s@example.org>\r\n".len()..].to_vec());
+        (message, pending)
+    }
+
+    #[test]
+    fn unstuffs_and_stops_at_the_terminator() {
+        let (message, rest) = receive(&[b"a\r\n..b\r\n.\r\nQUIT\r\n"], 100);
+        assert_eq!(message.unwrap(), b"a\r\n.b\r\n");
+        assert_eq!(rest, b"QUIT\r\n");
+    }
+
+    #[test]
+    fn empty_message() {
+        let (message, rest) = receive(&[b".\r\n"], 100);
+        assert_eq!(message.unwrap(), b"");
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn split_anywhere_gives_the_same_message() {
+        let input: &[u8] = b"Subject: x\r\n\r\n.hidden\r\n..\r\nline\r\n.\r\n";
+        let whole = receive(&[input], 1000).0.unwrap();
+        assert_eq!(whole, b"Subject: x\r\n\r\nhidden\r\n.\r\nline\r\n");
+        for cut in 0..input.len() {
+            let (message, rest) = receive(&[&input[..cut], &input[cut..]], 1000);
+            assert_eq!(message.unwrap(), whole, "cut at {cut}");
+            assert!(rest.is_empty());
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(receive(&bytes, 1000).0.unwrap(), whole);
+    }
+
+    #[test]
+    fn bare_lf_does_not_start_a_line() {
+        let (message, _) = receive(&[b"a\n.\r\nb\r\n.\r\n"], 100);
+        assert_eq!(message.unwrap(), b"a\n.\r\nb\r\n");
+        let (message, _) = receive(&[b"a\r", b"\n.\r\n"], 100);
+        assert_eq!(message.unwrap(), b"a\r\n");
+    }
+
+    #[test]
+    fn over_the_limit_reads_to_the_end_and_keeps_nothing() {
+        let (message, rest) = receive(&[b"0123456789\r\n", b"more\r\n.\r\nNOOP\r\n"], 10);
+        assert!(message.is_none());
+        assert_eq!(rest, b"NOOP\r\n");
+        // Exactly at the limit is fine.
+        assert_eq!(
+            receive(&[b"01234567\r\n.\r\n"], 10).0.unwrap(),
+            b"01234567\r\n"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! LMTP reply lines, with RFC 3463 enhanced status codes (RFC 2034), and the outcome of one
+//! recipient's delivery.
+//!
+//! Every reply the session sends is built here, so the codes can be read in one place.
+
+use std::fmt;
+
+/// Why one recipient's copy was not delivered. The shard (or [`super::deliver`]) produces it;
+/// the session turns it into that recipient's reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryFailure {
+    /// The user's quota is exhausted: `452 4.2.2` (temporary, so the MTA retries after the
+    /// user cleaned up, as Dovecot's `quota_full_tempfail` does).
+    OverQuota,
+    /// The message is larger than this user's store accepts: `552 5.3.4`.
+    TooLarge,
+    /// The disk is full: `452 4.3.1`.
+    StorageFull,
+    /// Anything else that may succeed later (store cannot be opened, I/O error, the home
+    /// shard is gone): `451 4.3.0`. The reason is for the log, never sent to the client.
+    Temporary(String),
+}
+
+impl DeliveryFailure {
+    /// A [`DeliveryFailure::Temporary`] with a reason for the log.
+    #[must_use]
+    pub fn temporary(reason: impl Into<String>) -> DeliveryFailure {
+        DeliveryFailure::Temporary(reason.into())
+    }
+}
+
+impl fmt::Display for DeliveryFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveryFailure::OverQuota => f.write_str("mailbox over quota"),
+            DeliveryFailure::TooLarge => f.write_str("message too large"),
+            DeliveryFailure::StorageFull => f.write_str("insufficient storage"),
+            DeliveryFailure::Temporary(reason) => write!(f, "temporary failure: {reason}"),
+        }
+    }
+}
+
+/// Appends the reply for one recipient's delivery outcome.
+pub(crate) fn delivery(out: &mut Vec<u8>, address: &str, outcome: &Result<(), DeliveryFailure>) {
+    let line = match outcome {
+        Ok(()) => format!("250 2.0.0 <{address}> Delivered\r\n"),
+        Err(DeliveryFailure::OverQuota) => format!("452 4.2.2 <{address}> Mailbox over quota\r\n"),
+        Err(DeliveryFailure::TooLarge) => format!("552 5.3.4 <{address}> Message too big\r\n"),
+        Err(DeliveryFailure::StorageFull) => {
+            format!("452 4.3.1 <{address}> Insufficient system storage\r\n")
+        }
+        Err(DeliveryFailure::Temporary(_)) => {
+            format!("451 4.3.0 <{address}> Temporary failure, try again later\r\n")
+        }
+    };
+    out.extend_from_slice(line.as_bytes());
+}
+
+/// Appends one single-line reply: `code SP text CRLF`.
+pub(crate) fn line(out: &mut Vec<u8>, code: &str, text: &str) {
+    out.extend_from_slice(code.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `250 2.0.0 Ok`
+pub(crate) const OK: (&str, &str) = ("250", "2.0.0 Ok");
+/// After `MAIL`.
+pub(crate) const SENDER_OK: (&str, &str) = ("250", "2.1.0 Sender ok");
+/// After an accepted `RCPT`.
+pub(crate) const RECIPIENT_OK: (&str, &str) = ("250", "2.1.5 Recipient ok");
+/// After `DATA`.
+pub(crate) const START_DATA: (&str, &str) = ("354", "Start mail input; end with <CRLF>.<CRLF>");
+/// `VRFY` is not answered (RFC 5321 §3.5.3 allows 252; user lists are private).
+pub(crate) const VRFY: (&str, &str) = (
+    "252",
+    "2.5.0 Cannot VRFY user, but will accept message and attempt delivery",
+);
+/// `HELO`/`EHLO`.
+pub(crate) const USE_LHLO: (&str, &str) = ("500", "5.5.1 This is LMTP: use LHLO");
+/// Unknown verb.
+pub(crate) const UNKNOWN: (&str, &str) = ("500", "5.5.1 Unknown command");
+/// A command line over the limit.
+pub(crate) const LINE_TOO_LONG: (&str, &str) = ("500", "5.5.2 Line too long");
+/// Before `LHLO`.
+pub(crate) const NEED_LHLO: (&str, &str) = ("503", "5.5.1 Send LHLO first");
+/// `MAIL` inside a transaction.
+pub(crate) const NESTED_MAIL: (&str, &str) = ("503", "5.5.1 MAIL already given");
+/// `RCPT`/`DATA`/`BDAT` outside a transaction.
+pub(crate) const NEED_MAIL: (&str, &str) = ("503", "5.5.1 Send MAIL first");
+/// `DATA`/`BDAT LAST` without an accepted recipient (RFC 2033 §4.2).
+pub(crate) const NO_RECIPIENTS: (&str, &str) = ("503", "5.5.1 No valid recipients");
+/// `DATA` after `BDAT` in one transaction, or `RCPT` after `BDAT` started the message.
+pub(crate) const MIXED_DATA: (&str, &str) = ("503", "5.5.1 Message transfer already started");
+/// `BDAT` after a failed chunk (RFC 3030 §2: the client must `RSET`).
+pub(crate) const TRANSACTION_FAILED: (&str, &str) =
+    ("503", "5.5.1 Transaction failed earlier; send RSET");
+/// A `SIZE=` or a chunk over the limit.
+pub(crate) const TOO_BIG: (&str, &str) = ("552", "5.3.4 Message too big for system");
+/// Recipient limit reached.
+pub(crate) const TOO_MANY_RECIPIENTS: (&str, &str) = ("452", "4.5.3 Too many recipients");
+
+/// Appends one of the constant replies above.
+pub(crate) fn fixed(out: &mut Vec<u8>, reply: (&str, &str)) {
+    line(out, reply.0, reply.1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_replies() {
+        let mut out = Vec::new();
+        delivery(&mut out, "a@b", &Ok(()));
+        delivery(&mut out, "a@b", &Err(DeliveryFailure::OverQuota));
+        delivery(
+            &mut out,
+            "a@b",
+            &Err(DeliveryFailure::temporary("disk on fire")),
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "250 2.0.0 <a@b> Delivered\r\n452 4.2.2 <a@b> Mailbox over quota\r\n\
+             451 4.3.0 <a@b> Temporary failure, try again later\r\n"
+        );
+    }
+}

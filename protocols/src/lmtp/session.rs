@@ -1,0 +1,399 @@
+//! The LMTP session: a sans-IO state machine from client bytes to recipient look-ups,
+//! deliveries and reply bytes.
+//!
+//! ```text
+//!   greeting ─► Command ◄──────────────────────────────────────────────┐
+//!                 │ RCPT ──► Step::ResolveRecipient ─ recipient_resolved ┤
+//!                 │ DATA ──► Data (dot-unstuffing) ─┐                    │
+//!                 │ BDAT ──► Chunk (raw n octets) ──┤ LAST / end of data │
+//!                 │                                 ▼                    │
+//!                 │              Step::Deliver ─ delivery_done ──────────┘
+//!                 │ QUIT / too many errors
+//!                 ▼
+//!              Step::Close
+//! ```
+//!
+//! Calling order: send [`LmtpSession::greeting`] once; then [`LmtpSession::feed`] the bytes
+//! read from the socket and call [`LmtpSession::next`] until it returns
+//! [`LmtpStep::NeedInput`] (read again) or [`LmtpStep::Close`]. After
+//! [`LmtpStep::ResolveRecipient`] call [`LmtpSession::recipient_resolved`], after
+//! [`LmtpStep::Deliver`] call [`LmtpSession::delivery_done`], before `next` again.
+//!
+//! Replies of pipelined commands are gathered into one [`LmtpStep::Write`], in command order;
+//! pending replies are always written before the session waits for input, asks for a
+//! delivery or closes, so a client that waits for a reply always gets it.
+
+use std::sync::Arc;
+
+use crate::lmtp::LmtpConfig;
+use crate::lmtp::command::{self, ParseError};
+use crate::lmtp::data::{DotReader, MessageBuffer};
+use crate::lmtp::limits::{ERRORS_MAX, OUTPUT_BATCH_BYTES_MAX};
+use crate::lmtp::reply::{self, DeliveryFailure};
+
+/// What the shard must do next for this session.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum LmtpStep {
+    /// Read more bytes from the client, [`LmtpSession::feed`] them, call `next` again.
+    NeedInput,
+    /// Send these bytes to the client, then call `next` again.
+    Write(Vec<u8>),
+    /// Look the recipient up (whole address, then local part: `UserDb::resolve_recipient`)
+    /// and answer with [`LmtpSession::recipient_resolved`].
+    ResolveRecipient {
+        /// The address, without angle brackets.
+        address: String,
+    },
+    /// Deliver `message` to each user (each on its home shard), wait until each copy is
+    /// durable, and answer with [`LmtpSession::delivery_done`], one result per user, in order.
+    Deliver {
+        /// The message to store: a `Return-Path: <return_path>` line (we are the final
+        /// delivery agent, RFC 5321 §4.4) followed by the client's bytes exactly as
+        /// received (dot-unstuffed for `DATA`, CRLF line ends kept). Shared by every copy.
+        message: Arc<[u8]>,
+        /// The canonical user names, in `RCPT` order (a user named twice is listed twice).
+        recipients: Vec<String>,
+        /// The reverse path of `MAIL FROM`, empty for `<>`; for logs.
+        return_path: String,
+    },
+    /// Close the connection (after writing everything returned before).
+    Close,
+}
+
+/// The shard's answer to [`LmtpStep::ResolveRecipient`]: whose mailbox the address reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedRecipient {
+    /// The canonical user name (as the passwd-file spells it).
+    pub user: String,
+}
+
+/// An accepted recipient.
+#[derive(Debug)]
+struct Recipient {
+    address: String,
+    user: String,
+}
+
+/// A mail transaction, from `MAIL` to the end of the message or `RSET`.
+#[derive(Debug)]
+struct Transaction {
+    return_path: String,
+    size_hint: Option<u64>,
+    recipients: Vec<Recipient>,
+    /// Set by the first `BDAT`.
+    message: Option<MessageBuffer>,
+    /// A `BDAT` chunk failed: later chunks are read and refused until `RSET` (RFC 3030 §2).
+    failed: bool,
+}
+
+/// What the session is doing with its input.
+#[derive(Debug)]
+enum Mode {
+    /// Reading command lines.
+    Command,
+    /// Skipping the rest of a command line that was too long.
+    DiscardLine,
+    /// Reading `DATA` content.
+    Data(DotReader, MessageBuffer),
+    /// Reading `remaining` octets of a `BDAT` chunk.
+    Chunk {
+        remaining: u64,
+        last: bool,
+        size: u64,
+    },
+    /// A delivery is ready; it is handed out once pending replies are written.
+    DeliverReady(Arc<[u8]>),
+    /// Waiting for [`LmtpSession::recipient_resolved`].
+    AwaitResolve(String),
+    /// Waiting for [`LmtpSession::delivery_done`].
+    AwaitDelivery,
+    /// Write what is pending, then close.
+    Closing,
+    /// Closed.
+    Closed,
+}
+
+/// One LMTP connection's protocol state. `Send`: it may be built on one thread and run on
+/// another.
+#[derive(Debug)]
+pub struct LmtpSession {
+    config: Arc<LmtpConfig>,
+    input: Vec<u8>,
+    /// Bytes of `input` already consumed (compacted on `feed`).
+    input_start: usize,
+    out: Vec<u8>,
+    mode: Mode,
+    greeted: bool,
+    transaction: Option<Transaction>,
+    errors: u32,
+}
+
+impl LmtpSession {
+    /// A new session. Takes an `LmtpConfig` or an `Arc` of one shared by a listener.
+    pub fn new(config: impl Into<Arc<LmtpConfig>>) -> LmtpSession {
+        LmtpSession {
+            config: config.into(),
+            input: Vec::new(),
+            input_start: 0,
+            out: Vec::new(),
+            mode: Mode::Command,
+            greeted: false,
+            transaction: None,
+            errors: 0,
+        }
+    }
+
+    /// The `220` greeting, to send when the connection opens.
+    #[must_use]
+    pub fn greeting(&self) -> Vec<u8> {
+        format!("220 {} LMTP skua ready\r\n", self.config.hostname).into_bytes()
+    }
+
+    /// Adds bytes read from the client. Call [`LmtpSession::next`] until `NeedInput` before
+    /// reading more, so the buffered input stays bounded by one read.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.input_start > 0 {
+            self.input.drain(..self.input_start);
+            self.input_start = 0;
+        }
+        self.input.extend_from_slice(bytes);
+    }
+
+    /// Runs until the session needs something from the shard.
+    ///
+    /// # Panics
+    /// If called while a [`LmtpStep::ResolveRecipient`] or [`LmtpStep::Deliver`] is
+    /// unanswered: that is a bug in the caller.
+    // Not an `Iterator`: it never ends, and the caller must answer some steps in between.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> LmtpStep {
+        loop {
+            if self.out.len() >= OUTPUT_BATCH_BYTES_MAX {
+                return self.flush();
+            }
+            let step = match &mut self.mode {
+                Mode::AwaitResolve(_) | Mode::AwaitDelivery => {
+                    panic!("LmtpSession::next called before the pending request was answered")
+                }
+                Mode::Closed => return LmtpStep::Close,
+                Mode::Closing => Some(self.next_closing()),
+                Mode::DeliverReady(_) => Some(self.next_deliver()),
+                Mode::Command => self.next_command(),
+                Mode::DiscardLine => self.next_discard(),
+                Mode::Data(..) => self.next_data(),
+                Mode::Chunk { .. } => self.next_chunk(),
+            };
+            if let Some(step) = step {
+                return step;
+            }
+        }
+    }
+
+    /// Answers [`LmtpStep::ResolveRecipient`]: `None` when the address reaches nobody.
+    ///
+    /// # Panics
+    /// If no resolution was asked for.
+    pub fn recipient_resolved(&mut self, resolved: Option<ResolvedRecipient>) {
+        let Mode::AwaitResolve(address) = std::mem::replace(&mut self.mode, Mode::Command) else {
+            panic!("recipient_resolved without a pending ResolveRecipient");
+        };
+        let transaction = self
+            .transaction
+            .as_mut()
+            .expect("RCPT is resolved inside a transaction");
+        if let Some(ResolvedRecipient { user }) = resolved {
+            transaction.recipients.push(Recipient { address, user });
+            reply::fixed(&mut self.out, reply::RECIPIENT_OK);
+        } else {
+            // A normal outcome, not a client error: it does not count towards `ERRORS_MAX`.
+            let text = format!("5.1.1 <{address}>: user unknown");
+            reply::line(&mut self.out, "550", &text);
+        }
+    }
+
+    /// Answers [`LmtpStep::Deliver`] with one result per recipient, in the order given.
+    ///
+    /// # Panics
+    /// If no delivery was asked for, or the number of results is not the number of
+    /// recipients.
+    pub fn delivery_done(&mut self, results: Vec<Result<(), DeliveryFailure>>) {
+        assert!(
+            matches!(self.mode, Mode::AwaitDelivery),
+            "delivery_done without a Deliver"
+        );
+        let transaction = self
+            .transaction
+            .take()
+            .expect("a delivery belongs to a transaction");
+        assert_eq!(
+            results.len(),
+            transaction.recipients.len(),
+            "one result per recipient"
+        );
+        for (recipient, result) in transaction.recipients.iter().zip(&results) {
+            reply::delivery(&mut self.out, &recipient.address, result);
+        }
+        self.mode = Mode::Command;
+    }
+
+    /// Hands out pending replies, or asks for input.
+    fn flush(&mut self) -> LmtpStep {
+        if self.out.is_empty() {
+            LmtpStep::NeedInput
+        } else {
+            LmtpStep::Write(std::mem::take(&mut self.out))
+        }
+    }
+
+    fn pending_input(&self) -> &[u8] {
+        &self.input[self.input_start..]
+    }
+
+    fn next_closing(&mut self) -> LmtpStep {
+        if !self.out.is_empty() {
+            return self.flush();
+        }
+        self.mode = Mode::Closed;
+        LmtpStep::Close
+    }
+
+    fn next_deliver(&mut self) -> LmtpStep {
+        if !self.out.is_empty() {
+            return self.flush();
+        }
+        let Mode::DeliverReady(message) = std::mem::replace(&mut self.mode, Mode::AwaitDelivery)
+        else {
+            unreachable!("checked by the caller");
+        };
+        let transaction = self
+            .transaction
+            .as_ref()
+            .expect("a delivery belongs to a transaction");
+        LmtpStep::Deliver {
+            message,
+            recipients: transaction
+                .recipients
+                .iter()
+                .map(|r| r.user.clone())
+                .collect(),
+            return_path: transaction.return_path.clone(),
+        }
+    }
+
+    fn next_command(&mut self) -> Option<LmtpStep> {
+        let limit = self.config.command_line_bytes_max;
+        let pending = self.pending_input();
+        let Some(newline) = pending.iter().position(|&b| b == b'\n') else {
+            if pending.len() > limit {
+                self.input_start = self.input.len();
+                self.mode = Mode::DiscardLine;
+                return None;
+            }
+            return Some(self.flush());
+        };
+        let line = &pending[..newline + 1];
+        if line.len() > limit {
+            self.input_start += newline + 1;
+            self.command_failed(reply::LINE_TOO_LONG);
+            return None;
+        }
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let parsed = command::parse(line, self.config.parse_options);
+        self.input_start += newline + 1;
+        match parsed {
+            Ok(command) => return self.execute(command),
+            Err(ParseError::Unknown) => self.command_failed(reply::UNKNOWN),
+            Err(ParseError::Syntax(detail)) => {
+                self.command_failed(("501", &format!("5.5.4 {detail}")));
+            }
+            Err(ParseError::Parameter(detail)) => {
+                self.command_failed(("555", &format!("5.5.4 {detail}")));
+            }
+        }
+        None
+    }
+
+    fn next_discard(&mut self) -> Option<LmtpStep> {
+        let pending = self.pending_input();
+        if let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            self.input_start += newline + 1;
+            self.mode = Mode::Command;
+            self.command_failed(reply::LINE_TOO_LONG);
+            None
+        } else {
+            self.input_start = self.input.len();
+            Some(self.flush())
+        }
+    }
+
+    fn next_data(&mut self) -> Option<LmtpStep> {
+        let Mode::Data(reader, message) = &mut self.mode else {
+            unreachable!("checked by the caller");
+        };
+        let (used, finished) = reader.consume(&self.input[self.input_start..], message);
+        self.input_start += used;
+        if !finished {
+            return Some(self.flush());
+        }
+        let Mode::Data(_, message) = std::mem::replace(&mut self.mode, Mode::Command) else {
+            unreachable!("matched above");
+        };
+        self.message_complete(message);
+        None
+    }
+
+    fn next_chunk(&mut self) -> Option<LmtpStep> {
+        let Mode::Chunk {
+            remaining,
+            last,
+            size,
+        } = &mut self.mode
+        else {
+            unreachable!("checked by the caller");
+        };
+        let available = self.input.len() - self.input_start;
+        let take = usize::try_from(*remaining)
+            .unwrap_or(usize::MAX)
+            .min(available);
+        let bytes = &self.input[self.input_start..self.input_start + take];
+        *remaining -= take as u64;
+        let (done, last, size) = (*remaining == 0, *last, *size);
+        let transaction = self
+            .transaction
+            .as_mut()
+            .filter(|t| !t.failed && !t.recipients.is_empty());
+        if let Some(message) = transaction.and_then(|t| t.message.as_mut()) {
+            message.push(bytes);
+        }
+        self.input_start += take;
+        if !done {
+            return Some(self.flush());
+        }
+        self.mode = Mode::Command;
+        self.chunk_complete(last, size);
+        None
+    }
+
+    /// Records a failed command; too many in a row end the session.
+    fn command_failed(&mut self, failure: (&str, &str)) {
+        reply::line(&mut self.out, failure.0, failure.1);
+        self.errors += 1;
+        if self.errors >= ERRORS_MAX {
+            let text = format!(
+                "4.7.0 {} Too many errors, closing connection",
+                self.config.hostname
+            );
+            reply::line(&mut self.out, "421", &text);
+            self.mode = Mode::Closing;
+        }
+    }
+
+    fn command_succeeded(&mut self, success: (&str, &str)) {
+        reply::line(&mut self.out, success.0, success.1);
+        self.errors = 0;
+    }
+}
+
+mod transaction;

@@ -1,0 +1,189 @@
+//! The commands of an LMTP session and the mail transaction they build: `LHLO`, `MAIL`,
+//! `RCPT`, `DATA`, `BDAT` and the end of a message (RFC 2033 §4, RFC 5321 §3.3, RFC 3030).
+
+use std::sync::Arc;
+
+use super::{LmtpSession, LmtpStep, Mode, Transaction};
+use crate::lmtp::command::Command;
+use crate::lmtp::data::{DotReader, MessageBuffer};
+use crate::lmtp::reply::{self, DeliveryFailure};
+
+impl LmtpSession {
+    /// Runs one parsed command; returns a step when the shard must answer something first.
+    pub(super) fn execute(&mut self, command: Command) -> Option<LmtpStep> {
+        match command {
+            Command::Lhlo(_) => self.lhlo(),
+            Command::SmtpHello => self.command_failed(reply::USE_LHLO),
+            Command::Mail {
+                reverse_path,
+                size,
+                body: _,
+            } => self.mail(reverse_path, size),
+            Command::Rcpt(address) => return self.rcpt(address),
+            Command::Data => self.data(),
+            Command::Bdat { size, last } => self.bdat(size, last),
+            Command::Rset => {
+                self.transaction = None;
+                self.command_succeeded(reply::OK);
+            }
+            Command::Noop => self.command_succeeded(reply::OK),
+            Command::Vrfy => self.command_succeeded(reply::VRFY),
+            Command::Quit => {
+                let text = format!("2.0.0 {} closing connection", self.config.hostname);
+                reply::line(&mut self.out, "221", &text);
+                self.mode = Mode::Closing;
+            }
+        }
+        None
+    }
+
+    /// `LHLO`: the capabilities; like `EHLO`, it also ends any transaction.
+    fn lhlo(&mut self) {
+        self.greeted = true;
+        self.transaction = None;
+        self.errors = 0;
+        let capabilities = format!(
+            "250-{}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n\
+             250-SIZE {}\r\n250 CHUNKING\r\n",
+            self.config.hostname, self.config.max_message_bytes
+        );
+        self.out.extend_from_slice(capabilities.as_bytes());
+    }
+
+    fn mail(&mut self, return_path: String, size_hint: Option<u64>) {
+        if !self.greeted {
+            return self.command_failed(reply::NEED_LHLO);
+        }
+        if self.transaction.is_some() {
+            return self.command_failed(reply::NESTED_MAIL);
+        }
+        if size_hint.is_some_and(|size| size > self.config.max_message_bytes) {
+            // Not the client's mistake: a limit, so it does not count as an error.
+            return reply::fixed(&mut self.out, reply::TOO_BIG);
+        }
+        self.transaction = Some(Transaction {
+            return_path,
+            size_hint,
+            recipients: Vec::new(),
+            message: None,
+            failed: false,
+        });
+        self.command_succeeded(reply::SENDER_OK);
+    }
+
+    fn rcpt(&mut self, address: String) -> Option<LmtpStep> {
+        if !self.greeted {
+            self.command_failed(reply::NEED_LHLO);
+            return None;
+        }
+        let Some(transaction) = &self.transaction else {
+            self.command_failed(reply::NEED_MAIL);
+            return None;
+        };
+        if transaction.message.is_some() || transaction.failed {
+            self.command_failed(reply::MIXED_DATA);
+            return None;
+        }
+        if transaction.recipients.len() >= self.config.max_recipients {
+            // A limit, not an error: the client sends the rest in another transaction.
+            reply::fixed(&mut self.out, reply::TOO_MANY_RECIPIENTS);
+            return None;
+        }
+        self.errors = 0;
+        self.mode = Mode::AwaitResolve(address.clone());
+        Some(LmtpStep::ResolveRecipient { address })
+    }
+
+    fn data(&mut self) {
+        if !self.greeted {
+            return self.command_failed(reply::NEED_LHLO);
+        }
+        let Some(transaction) = &self.transaction else {
+            return self.command_failed(reply::NEED_MAIL);
+        };
+        if transaction.failed {
+            return self.command_failed(reply::TRANSACTION_FAILED);
+        }
+        if transaction.message.is_some() {
+            return self.command_failed(reply::MIXED_DATA);
+        }
+        if transaction.recipients.is_empty() {
+            return self.command_failed(reply::NO_RECIPIENTS);
+        }
+        let message = MessageBuffer::new(
+            &transaction.return_path,
+            self.config.max_message_bytes,
+            transaction.size_hint,
+        );
+        self.command_succeeded(reply::START_DATA);
+        self.mode = Mode::Data(DotReader::new(), message);
+    }
+
+    /// `BDAT`: the chunk is read whatever happens (the client sends it without waiting);
+    /// whether it is accepted is decided when it has been read ([`Self::chunk_complete`]).
+    fn bdat(&mut self, size: u64, last: bool) {
+        let limit = self.config.max_message_bytes;
+        let accepting = self
+            .transaction
+            .as_mut()
+            .filter(|t| !t.failed && !t.recipients.is_empty());
+        if let Some(transaction) = accepting.filter(|_| self.greeted) {
+            transaction.message.get_or_insert_with(|| {
+                MessageBuffer::new(&transaction.return_path, limit, transaction.size_hint)
+            });
+        }
+        self.mode = Mode::Chunk {
+            remaining: size,
+            last,
+            size,
+        };
+    }
+
+    /// A `BDAT` chunk has been read.
+    pub(super) fn chunk_complete(&mut self, last: bool, size: u64) {
+        if !self.greeted {
+            return self.command_failed(reply::NEED_LHLO);
+        }
+        let Some(transaction) = self.transaction.as_mut() else {
+            return self.command_failed(reply::NEED_MAIL);
+        };
+        if transaction.failed {
+            return self.command_failed(reply::TRANSACTION_FAILED);
+        }
+        if transaction.recipients.is_empty() {
+            transaction.failed = true;
+            return self.command_failed(reply::NO_RECIPIENTS);
+        }
+        let message = transaction.message.as_ref().expect("created by bdat()");
+        if message.overflowed() && !last {
+            transaction.failed = true;
+            transaction.message = None;
+            return reply::fixed(&mut self.out, reply::TOO_BIG);
+        }
+        if last {
+            let message = transaction.message.take().expect("created by bdat()");
+            return self.message_complete(message);
+        }
+        let text = format!("2.0.0 {size} octets received");
+        self.command_succeeded(("250", &text));
+    }
+
+    /// The message is complete (`.` after `DATA`, or `BDAT LAST`): deliver it, or refuse it
+    /// per recipient when it was too large.
+    pub(super) fn message_complete(&mut self, message: MessageBuffer) {
+        let data_bytes = message.data_bytes();
+        if let Some(bytes) = message.finish() {
+            self.mode = Mode::DeliverReady(Arc::from(bytes));
+            return;
+        }
+        let transaction = self
+            .transaction
+            .take()
+            .expect("a message has a transaction");
+        tracing::info!(data_bytes, "LMTP message over the size limit refused");
+        let too_large = Err(DeliveryFailure::TooLarge);
+        for recipient in &transaction.recipients {
+            reply::delivery(&mut self.out, &recipient.address, &too_large);
+        }
+    }
+}

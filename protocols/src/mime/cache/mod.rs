@@ -1,0 +1,156 @@
+//! The MIME cache blob: computed once per message at delivery/append by [`build`], stored by
+//! the core store beside the message (opaque to it), read on every FETCH by [`CacheView`].
+//!
+//! The byte layout is documented in `protocols/src/mime/CACHE-FORMAT.md`; the constants below
+//! are its single implementation. The blob has no checksum of its own: it lives inside a spool
+//! record whose checksum covers it.
+//!
+//! ```
+//! use skua_protocols::imap::types::SectionText;
+//! use skua_protocols::mime::cache::{CacheView, build};
+//!
+//! let message = b"Subject: hi\r\n\r\nbody\r\n";
+//! let blob = build(message);
+//! let view = CacheView::parse(&blob).expect("a blob from build parses");
+//! assert_eq!(view.envelope(), b"(NIL \"hi\" NIL NIL NIL NIL NIL NIL NIL NIL)");
+//! let text = view.section(message, &[], Some(&SectionText::Text)).expect("exists");
+//! assert_eq!(text.bytes(message), b"body\r\n");
+//! ```
+
+mod section;
+mod view;
+
+pub use section::SectionBytes;
+pub use view::{CacheError, CacheView};
+
+use super::structure::body_structure;
+use super::tree::{Kind, Tree, default_media, scan};
+
+/// First three bytes of every blob.
+pub(crate) const MAGIC: [u8; 3] = *b"SMC";
+/// The format version written by this code; [`CacheView::parse`] refuses any other.
+pub const VERSION: u8 = 1;
+
+/// Flag bit: the Date: header parsed; the sent date fields are meaningful.
+pub(crate) const FLAG_SENT_DATE: u8 = 1 << 0;
+/// Flag bit: a limit was hit and the structure was simplified.
+pub(crate) const FLAG_TRUNCATED: u8 = 1 << 1;
+/// Flag bit: the message has no blank line between header and body.
+pub(crate) const FLAG_NO_SEPARATOR: u8 = 1 << 2;
+/// Every defined flag bit; the others must be zero.
+pub(crate) const FLAGS_ALL: u8 = FLAG_SENT_DATE | FLAG_TRUNCATED | FLAG_NO_SEPARATOR;
+
+/// Size of the fixed header: magic 3, version 1, flags 1, reserved 1, zone 2, date 8,
+/// header length 4.
+pub(crate) const FIXED_SIZE: usize = 3 + 1 + 1 + 1 + 2 + 8 + 4;
+/// Size of one part table entry: header offset 4, header length 4, body length 4,
+/// subtree size 2, kind 1, part flags 1.
+pub(crate) const PART_SIZE: usize = 4 + 4 + 4 + 2 + 1 + 1;
+
+/// Part kind: a leaf.
+pub(crate) const KIND_LEAF: u8 = 0;
+/// Part kind: a multipart.
+pub(crate) const KIND_MULTIPART: u8 = 1;
+/// Part kind: a message/rfc822 part whose one child is the encapsulated message.
+pub(crate) const KIND_MESSAGE: u8 = 2;
+/// Part flag bit: the entity is a message (the message itself or an encapsulated one).
+pub(crate) const PART_MESSAGE_ROOT: u8 = 1 << 0;
+
+const _: () = assert!(FIXED_SIZE == 20);
+const _: () = assert!(PART_SIZE == 16);
+
+/// Analyses `message` and returns its cache blob. Never fails: malformed MIME is described as
+/// well as possible, and a message beyond the limits gets a simplified structure (see
+/// `CACHE-FORMAT.md`, "Truncation").
+#[must_use]
+pub fn build(message: &[u8]) -> Vec<u8> {
+    let tree = scan(message);
+    encode(&tree).unwrap_or_else(|| {
+        // Only a multi-gigabyte header can make a field overflow its u32 length: describe the
+        // message as one leaf with an all-NIL envelope, which always fits.
+        let mut root = tree.nodes[0].clone();
+        root.kind = Kind::Leaf;
+        root.children.clear();
+        root.media = default_media();
+        root.fields = Default::default();
+        root.envelope = Some(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)".to_vec());
+        let simple = Tree {
+            nodes: vec![root],
+            truncated: true,
+            separator: tree.separator,
+        };
+        encode(&simple).expect("a one-leaf description with NIL fields is small")
+    })
+}
+
+/// Writes the blob; `None` when a length does not fit its u32 field.
+fn encode(tree: &Tree) -> Option<Vec<u8>> {
+    let root = &tree.nodes[0];
+    let envelope = root.envelope.as_deref().unwrap_or_default();
+    let extensible = body_structure(tree, true);
+    let basic = body_structure(tree, false);
+    let size = FIXED_SIZE
+        + 16
+        + envelope.len()
+        + extensible.len()
+        + basic.len()
+        + PART_SIZE * tree.nodes.len();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    let mut flags = 0;
+    if root.sent_date.is_some() {
+        flags |= FLAG_SENT_DATE;
+    }
+    if tree.truncated {
+        flags |= FLAG_TRUNCATED;
+    }
+    if !tree.separator {
+        flags |= FLAG_NO_SEPARATOR;
+    }
+    out.push(flags);
+    out.push(0);
+    let (zone, date) = root
+        .sent_date
+        .map_or((0, 0), |d| (d.zone_minutes, d.unix_seconds));
+    out.extend_from_slice(&zone.to_le_bytes());
+    out.extend_from_slice(&date.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(root.header.len()).ok()?.to_le_bytes());
+    for field in [envelope, &extensible, &basic] {
+        out.extend_from_slice(&u32::try_from(field.len()).ok()?.to_le_bytes());
+        out.extend_from_slice(field);
+    }
+    out.extend_from_slice(&u32::try_from(tree.nodes.len()).ok()?.to_le_bytes());
+    let subtree = subtree_sizes(tree);
+    for (node, size) in tree.nodes.iter().zip(subtree) {
+        out.extend_from_slice(&u32::try_from(node.header.start).ok()?.to_le_bytes());
+        out.extend_from_slice(&u32::try_from(node.header.len()).ok()?.to_le_bytes());
+        out.extend_from_slice(&u32::try_from(node.body().len()).ok()?.to_le_bytes());
+        out.extend_from_slice(&u16::try_from(size).ok()?.to_le_bytes());
+        out.push(match node.kind {
+            Kind::Leaf => KIND_LEAF,
+            Kind::Multipart => KIND_MULTIPART,
+            Kind::Message => KIND_MESSAGE,
+        });
+        out.push(if node.message_root {
+            PART_MESSAGE_ROOT
+        } else {
+            0
+        });
+    }
+    debug_assert_eq!(out.len(), size);
+    Some(out)
+}
+
+/// Entries in each node's subtree (itself included); nodes are in pre-order, so children come
+/// after their parent and one backward pass adds each size into the parent's.
+fn subtree_sizes(tree: &Tree) -> Vec<usize> {
+    let mut sizes = vec![1usize; tree.nodes.len()];
+    for index in (0..tree.nodes.len()).rev() {
+        for &child in &tree.nodes[index].children {
+            assert!(child > index, "nodes are in pre-order");
+            sizes[index] += sizes[child];
+        }
+    }
+    sizes
+}

@@ -1,0 +1,339 @@
+//! Reading a cache blob without copying: [`CacheView::parse`] checks the layout once, then the
+//! accessors hand out slices of the blob.
+
+use thiserror::Error;
+
+use super::{
+    FIXED_SIZE, FLAG_NO_SEPARATOR, FLAG_SENT_DATE, FLAG_TRUNCATED, FLAGS_ALL, KIND_LEAF,
+    KIND_MESSAGE, KIND_MULTIPART, MAGIC, PART_MESSAGE_ROOT, PART_SIZE, VERSION,
+};
+use crate::mime::limits::PARTS_MAX;
+
+/// Why a cache blob cannot be read. The store can always rebuild the blob from the message
+/// with [`build`](super::build).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CacheError {
+    /// Shorter than its fixed header or than a length it declares.
+    #[error("cache blob truncated")]
+    Truncated,
+    /// Does not start with the cache magic.
+    #[error("not a MIME cache blob")]
+    BadMagic,
+    /// Written by another format version.
+    #[error("unsupported MIME cache version {0}")]
+    UnsupportedVersion(u8),
+    /// Reserved bits or bytes are not zero.
+    #[error("reserved bits set in MIME cache blob")]
+    Reserved,
+    /// Bytes after the part table.
+    #[error("trailing bytes after MIME cache blob")]
+    TrailingBytes,
+    /// The part table is inconsistent.
+    #[error("corrupt MIME part table")]
+    PartTable,
+}
+
+/// A parsed cache blob, borrowing it.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheView<'a> {
+    flags: u8,
+    sent_zone_minutes: i16,
+    sent_date: i64,
+    header_len: u32,
+    envelope: &'a [u8],
+    body_structure: &'a [u8],
+    body: &'a [u8],
+    parts: &'a [u8],
+}
+
+/// One part table entry, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PartEntry {
+    pub header_offset: u32,
+    pub header_len: u32,
+    pub body_len: u32,
+    pub subtree: u16,
+    pub kind: u8,
+    pub message_root: bool,
+    pub flags_valid: bool,
+}
+
+/// A cursor over the blob that fails instead of reading past its end.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, length: usize) -> Result<&'a [u8], CacheError> {
+        if self.bytes.len() < length {
+            return Err(CacheError::Truncated);
+        }
+        let (head, tail) = self.bytes.split_at(length);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CacheError> {
+        let mut array = [0u8; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    fn u32(&mut self) -> Result<u32, CacheError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn length_prefixed(&mut self) -> Result<&'a [u8], CacheError> {
+        let length = self.u32()?;
+        self.take(usize::try_from(length).map_err(|_| CacheError::Truncated)?)
+    }
+}
+
+impl<'a> CacheView<'a> {
+    /// Checks and reads a blob written by [`build`](super::build).
+    ///
+    /// # Errors
+    /// [`CacheError`] when the blob is truncated, of another version, or inconsistent.
+    pub fn parse(blob: &'a [u8]) -> Result<CacheView<'a>, CacheError> {
+        if blob.len() < FIXED_SIZE {
+            return Err(CacheError::Truncated);
+        }
+        let mut reader = Reader { bytes: blob };
+        if reader.array::<3>()? != MAGIC {
+            return Err(CacheError::BadMagic);
+        }
+        let [version, flags, reserved] = reader.array()?;
+        if version != VERSION {
+            return Err(CacheError::UnsupportedVersion(version));
+        }
+        if reserved != 0 || flags & !FLAGS_ALL != 0 {
+            return Err(CacheError::Reserved);
+        }
+        let sent_zone_minutes = i16::from_le_bytes(reader.array()?);
+        let sent_date = i64::from_le_bytes(reader.array()?);
+        let header_len = reader.u32()?;
+        let envelope = reader.length_prefixed()?;
+        let body_structure = reader.length_prefixed()?;
+        let body = reader.length_prefixed()?;
+        let count = usize::try_from(reader.u32()?).map_err(|_| CacheError::PartTable)?;
+        if count == 0 || count > PARTS_MAX {
+            return Err(CacheError::PartTable);
+        }
+        let parts = reader.take(count * PART_SIZE)?;
+        if !reader.bytes.is_empty() {
+            return Err(CacheError::TrailingBytes);
+        }
+        let view = CacheView {
+            flags,
+            sent_zone_minutes,
+            sent_date,
+            header_len,
+            envelope,
+            body_structure,
+            body,
+            parts,
+        };
+        view.check_parts()?;
+        Ok(view)
+    }
+
+    /// Checks each entry's kind, flags and subtree size: every subtree stays inside the table
+    /// and inside its parent, leaves have no children, a message part has exactly one child
+    /// that is a message root. One pass with a stack of open subtree ends.
+    fn check_parts(&self) -> Result<(), CacheError> {
+        let count = self.part_count();
+        let mut ends: Vec<usize> = Vec::new();
+        for index in 0..count {
+            let entry = self.entry(index).ok_or(CacheError::PartTable)?;
+            while ends.last().is_some_and(|&end| end <= index) {
+                ends.pop();
+            }
+            let end = index + usize::from(entry.subtree);
+            let parent_end = ends.last().copied().unwrap_or(count);
+            let kind_ok = match entry.kind {
+                KIND_LEAF => entry.subtree == 1,
+                KIND_MULTIPART => entry.subtree > 1,
+                KIND_MESSAGE => self.entry(index + 1).is_some_and(|c| {
+                    c.message_root && usize::from(c.subtree) + 1 == usize::from(entry.subtree)
+                }),
+                _ => false,
+            };
+            if entry.subtree == 0
+                || !entry.flags_valid
+                || end > parent_end
+                || !kind_ok
+                || (index == 0 && end != count)
+            {
+                return Err(CacheError::PartTable);
+            }
+            let follows_message = index > 0
+                && self
+                    .entry(index - 1)
+                    .is_some_and(|e| e.kind == KIND_MESSAGE);
+            if entry.message_root != (index == 0 || follows_message) {
+                return Err(CacheError::PartTable);
+            }
+            ends.push(end);
+        }
+        Ok(())
+    }
+
+    /// The ENVELOPE response bytes (RFC 9051 §7.5.2).
+    #[must_use]
+    pub fn envelope(&self) -> &'a [u8] {
+        self.envelope
+    }
+
+    /// The BODYSTRUCTURE response bytes (extensible form).
+    #[must_use]
+    pub fn body_structure(&self) -> &'a [u8] {
+        self.body_structure
+    }
+
+    /// The BODY response bytes (non-extensible form).
+    #[must_use]
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The Date: header as seconds since the Unix epoch (UTC), if it parsed.
+    #[must_use]
+    pub fn sent_date(&self) -> Option<i64> {
+        (self.flags & FLAG_SENT_DATE != 0).then_some(self.sent_date)
+    }
+
+    /// The Date: header's zone offset in minutes, if it parsed.
+    #[must_use]
+    pub fn sent_zone_minutes(&self) -> Option<i16> {
+        (self.flags & FLAG_SENT_DATE != 0).then_some(self.sent_zone_minutes)
+    }
+
+    /// The calendar day the Date: header names, in its own zone, as days since 1970-01-01:
+    /// what SENTBEFORE/SENTON/SENTSINCE compare ("disregarding time and timezone").
+    #[must_use]
+    pub fn sent_day(&self) -> Option<i64> {
+        let local = self.sent_date()? + i64::from(self.sent_zone_minutes) * 60;
+        Some(local.div_euclid(86_400))
+    }
+
+    /// Bytes of the message header block, its terminating blank line included.
+    #[must_use]
+    pub fn header_len(&self) -> u32 {
+        self.header_len
+    }
+
+    /// True when a MIME limit was hit and the structure was simplified.
+    #[must_use]
+    pub fn truncated(&self) -> bool {
+        self.flags & FLAG_TRUNCATED != 0
+    }
+
+    /// True when the message has no blank line between header and body.
+    #[must_use]
+    pub fn missing_separator(&self) -> bool {
+        self.flags & FLAG_NO_SEPARATOR != 0
+    }
+
+    /// Number of MIME entities in the part table.
+    #[must_use]
+    pub fn part_count(&self) -> usize {
+        self.parts.len() / PART_SIZE
+    }
+
+    /// Part table entry `index`.
+    pub(crate) fn entry(&self, index: usize) -> Option<PartEntry> {
+        let bytes = self.parts.get(index * PART_SIZE..(index + 1) * PART_SIZE)?;
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        Some(PartEntry {
+            header_offset: u32_at(0),
+            header_len: u32_at(4),
+            body_len: u32_at(8),
+            subtree: u16::from_le_bytes([bytes[12], bytes[13]]),
+            kind: bytes[14],
+            message_root: bytes[15] & PART_MESSAGE_ROOT != 0,
+            flags_valid: bytes[15] & !PART_MESSAGE_ROOT == 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mime::cache::build;
+
+    const MESSAGE: &[u8] = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n\
+--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: s\r\n\r\ntwo\r\n--b--\r\n";
+
+    #[test]
+    fn round_trip_and_part_table() {
+        let blob = build(MESSAGE);
+        let view = CacheView::parse(&blob).expect("parses");
+        assert_eq!(view.part_count(), 4);
+        let kinds: Vec<(u8, u16, bool)> = (0..4)
+            .map(|i| {
+                view.entry(i)
+                    .map(|e| (e.kind, e.subtree, e.message_root))
+                    .expect("entry")
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (KIND_MULTIPART, 4, true),
+                (KIND_LEAF, 1, false),
+                (KIND_MESSAGE, 2, false),
+                (KIND_LEAF, 1, true)
+            ]
+        );
+        assert_eq!(view.entry(4), None);
+    }
+
+    #[test]
+    fn refuses_damaged_blobs() {
+        let blob = build(MESSAGE);
+        assert_eq!(
+            CacheView::parse(&blob[..10]).err(),
+            Some(CacheError::Truncated)
+        );
+        assert_eq!(
+            CacheView::parse(&blob[..blob.len() - 1]).err(),
+            Some(CacheError::Truncated)
+        );
+        let mut longer = blob.clone();
+        longer.push(0);
+        assert_eq!(
+            CacheView::parse(&longer).err(),
+            Some(CacheError::TrailingBytes)
+        );
+        let mut magic = blob.clone();
+        magic[0] = b'X';
+        assert_eq!(CacheView::parse(&magic).err(), Some(CacheError::BadMagic));
+        let mut version = blob.clone();
+        version[3] = 2;
+        assert_eq!(
+            CacheView::parse(&version).err(),
+            Some(CacheError::UnsupportedVersion(2))
+        );
+        let mut reserved = blob.clone();
+        reserved[5] = 1;
+        assert_eq!(
+            CacheView::parse(&reserved).err(),
+            Some(CacheError::Reserved)
+        );
+        let table = blob.len() - 4 * PART_SIZE;
+        let mut subtree = blob.clone();
+        subtree[table + 12] = 9;
+        assert_eq!(
+            CacheView::parse(&subtree).err(),
+            Some(CacheError::PartTable)
+        );
+        let mut kind = blob.clone();
+        kind[table + PART_SIZE + 14] = KIND_MULTIPART;
+        assert_eq!(CacheView::parse(&kind).err(), Some(CacheError::PartTable));
+        let mut root = blob.clone();
+        root[table + 3 * PART_SIZE + 15] = 0;
+        assert_eq!(CacheView::parse(&root).err(), Some(CacheError::PartTable));
+    }
+}

@@ -1,0 +1,137 @@
+//! What the runtime needs to know to serve: addresses, shard count, memory, timeouts.
+//!
+//! The CLI (`src/main.rs`) fills this from the TOML file and flags; every field has a default
+//! (see [`ServerConfig::default`]) so a test or a minimal config sets only what it cares about.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole runtime configuration.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Root of the mail store: users' stores live under `DATA_DIR/users/NAME`.
+    pub data_dir: PathBuf,
+    /// The Dovecot-style passwd-file.
+    pub passwd_path: PathBuf,
+    /// IMAP listen addresses; every shard listens on each (SO_REUSEPORT).
+    pub imap_listen: Vec<SocketAddr>,
+    /// LMTP listen addresses; every shard listens on each (SO_REUSEPORT).
+    pub lmtp_listen: Vec<SocketAddr>,
+    /// Number of shards; 0 means one per CPU this process may run on.
+    pub shards: usize,
+    /// Pin shard `i` to the `i`-th allowed CPU (wrapping when there are more shards than CPUs).
+    pub pin_to_cores: bool,
+    /// io_uring buffer memory per shard, in bytes. It is locked memory (three rings register
+    /// it), so `shards * 3 * io_memory_bytes` must fit `LimitMEMLOCK`.
+    pub io_memory_bytes: usize,
+    /// Threads per shard for work that must not run on the reactor (fsync rounds, password
+    /// hashes). One is always kept for the flush so logins cannot delay durability.
+    pub blocking_threads: usize,
+    /// The name in greetings and LMTP replies.
+    pub hostname: String,
+    /// LMTP: a recipient whose whole address is not a user is looked up by its local part.
+    pub lmtp_recipient_by_local_part: bool,
+    /// Allow plain-text passwords on unencrypted connections from any peer (default: only
+    /// from loopback).
+    pub plaintext_auth_always: bool,
+    /// A connection that has not logged in is closed after this long without input.
+    pub timeout_before_login: Duration,
+    /// A logged-in IMAP connection (also in IDLE) is closed after this long without input.
+    pub timeout_after_login: Duration,
+    /// An LMTP connection is closed after this long without input.
+    pub timeout_lmtp: Duration,
+    /// Writes nobody waits for are still flushed at least this often.
+    pub flush_interval: Duration,
+    /// At shutdown, connections get this long to finish their command before they are cut.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            data_dir: PathBuf::from("skua-data"),
+            passwd_path: PathBuf::from("skua-data/passwd"),
+            imap_listen: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
+            lmtp_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2424))],
+            shards: 0,
+            pin_to_cores: true,
+            io_memory_bytes: 512 * 1024,
+            blocking_threads: 3,
+            hostname: "localhost".to_owned(),
+            lmtp_recipient_by_local_part: true,
+            plaintext_auth_always: false,
+            timeout_before_login: Duration::from_secs(60),
+            timeout_after_login: Duration::from_secs(30 * 60),
+            timeout_lmtp: Duration::from_secs(5 * 60),
+            flush_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The shard count to start: the configured one, or one per allowed CPU.
+    #[must_use]
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            return self.shards.min(crate::limits::SHARDS_MAX);
+        }
+        allowed_cpus().len().clamp(1, crate::limits::SHARDS_MAX)
+    }
+}
+
+/// The CPUs this process may run on, from `Cpus_allowed_list` in `/proc/self/status` (which
+/// honours cgroup and taskset limits), else `0..available_parallelism`.
+#[must_use]
+pub fn allowed_cpus() -> Vec<usize> {
+    let parsed = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:"))?;
+        parse_cpu_list(line.split(':').nth(1)?.trim())
+    });
+    parsed.filter(|cpus| !cpus.is_empty()).unwrap_or_else(|| {
+        let count = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        (0..count).collect()
+    })
+}
+
+/// Parses a kernel CPU list such as `0-3,8,10-11`; `None` if malformed.
+fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (low, high): (usize, usize) = match part.split_once('-') {
+            Some((low, high)) => (low.parse().ok()?, high.parse().ok()?),
+            None => {
+                let cpu: usize = part.parse().ok()?;
+                (cpu, cpu)
+            }
+        };
+        if low > high || high - low > crate::limits::SHARDS_MAX * 64 {
+            return None;
+        }
+        cpus.extend(low..=high);
+    }
+    Some(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0-1"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0-2,5,7-8"), Some(vec![0, 1, 2, 5, 7, 8]));
+        assert_eq!(parse_cpu_list("3"), Some(vec![3]));
+        assert_eq!(parse_cpu_list("2-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn shard_count_follows_config_or_cpus() {
+        let config = ServerConfig { shards: 3, ..ServerConfig::default() };
+        assert_eq!(config.shard_count(), 3);
+        let automatic = ServerConfig::default().shard_count();
+        assert_eq!(automatic, allowed_cpus().len().clamp(1, crate::limits::SHARDS_MAX));
+    }
+}

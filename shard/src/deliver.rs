@@ -1,0 +1,149 @@
+//! Delivering one message to one user on the user's home shard, from any shard.
+//!
+//! ```text
+//!  LMTP shard                                   home shard of the recipient
+//!  ──────────                                   ───────────────────────────
+//!  deliver(user, message) ── home here? ──────► deliver_here
+//!        │ no: Request{id, user, Arc message}
+//!        └──── mesh ──────────────────────────► serve_request ─► deliver_here:
+//!                                                 open store, lmtp::deliver, notify IDLE,
+//!                                                 wait for the flush round (durable ticket)
+//!  Replies[id] ◄──────── mesh ◄── Reply{id, outcome}
+//! ```
+//!
+//! The message is an immutable `Arc<[u8]>`: every recipient's shard reads the same bytes, and
+//! nothing `Rc` ever crosses. An outcome is [`Outcome::Delivered`] only after the shard's flush
+//! round made the message durable.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use skua_core::types::InternalDate;
+use skua_protocols::lmtp::DeliveryFailure;
+
+use crate::event::Event;
+use crate::placement::ShardId;
+use crate::shard::{Shard, ShardMessage, home_of};
+
+/// What happened to one recipient's copy: `Ok` only once it is durable.
+pub(crate) type Outcome = Result<(), DeliveryFailure>;
+
+/// A delivery asked of another shard.
+pub(crate) struct Request {
+    id: u64,
+    origin: ShardId,
+    user: String,
+    message: Arc<[u8]>,
+    date: InternalDate,
+}
+
+/// The answer to a [`Request`].
+pub(crate) struct Reply {
+    id: u64,
+    outcome: Outcome,
+}
+
+/// Deliveries this shard sent elsewhere, by request id.
+#[derive(Default)]
+pub(crate) struct Replies {
+    next_id: Cell<u64>,
+    waiting: RefCell<HashMap<u64, Option<Outcome>>>,
+    arrived: Event,
+}
+
+impl Replies {
+    fn register(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.waiting.borrow_mut().insert(id, None);
+        id
+    }
+
+    /// Records an answer (called by the mesh dispatcher; never waits).
+    pub(crate) fn complete(&self, reply: Reply) {
+        if let Some(slot) = self.waiting.borrow_mut().get_mut(&reply.id) {
+            *slot = Some(reply.outcome);
+        }
+        self.arrived.notify();
+    }
+
+    async fn wait(&self, id: u64) -> Outcome {
+        loop {
+            let seen = self.arrived.generation();
+            let ready = self.waiting.borrow().get(&id).is_some_and(Option::is_some);
+            if ready {
+                let outcome = self.waiting.borrow_mut().remove(&id).flatten();
+                return outcome.expect("checked above");
+            }
+            self.arrived.wait_past(seen).await;
+        }
+    }
+}
+
+/// Delivers `message` to `user` on the user's home shard and waits until it is durable.
+pub(crate) async fn deliver(
+    shard: &Rc<Shard>,
+    user: String,
+    message: Arc<[u8]>,
+    date: InternalDate,
+) -> Outcome {
+    let home = home_of(&user, shard.shared.count);
+    if home == shard.id {
+        return deliver_here(shard, &user, &message, date).await;
+    }
+    let id = shard.replies.register();
+    let request = Request { id, origin: shard.id, user, message, date };
+    if shard.mesh.send(home, ShardMessage::Deliver(Box::new(request))).await.is_err() {
+        shard.replies.waiting.borrow_mut().remove(&id);
+        return Err(DeliveryFailure::temporary("home shard unavailable"));
+    }
+    shard.replies.wait(id).await
+}
+
+/// Serves a delivery asked by another shard, then answers it.
+pub(crate) async fn serve_request(shard: Rc<Shard>, request: Request) {
+    let _pass = shard.work.enter();
+    let outcome = deliver_here(&shard, &request.user, &request.message, request.date).await;
+    let reply = ShardMessage::Delivered(Reply { id: request.id, outcome });
+    if shard.mesh.send(request.origin, reply).await.is_err() {
+        tracing::warn!(origin = request.origin.0, "delivery answer lost: origin shard is gone");
+    }
+}
+
+/// The delivery itself, on the home shard.
+async fn deliver_here(shard: &Rc<Shard>, user: &str, message: &[u8], date: InternalDate) -> Outcome {
+    if shard.commit.is_failed() {
+        return Err(DeliveryFailure::temporary("storage failed earlier on this shard"));
+    }
+    let handle = match shard.registry.open(user) {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::error!(%error, "delivery deferred: store unavailable");
+            return Err(DeliveryFailure::temporary(error.to_string()));
+        }
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        handle.with_store(|store| skua_protocols::lmtp::deliver(store, message, date))
+    }));
+    let appended = match result {
+        Ok(appended) => appended,
+        Err(panic) => {
+            shard.note_panic("lmtp delivery", &crate::server::panic_message(&*panic));
+            shard.registry.poison(&handle);
+            Err(DeliveryFailure::temporary("internal error"))
+        }
+    };
+    shard.registry.release(handle);
+    let uid = appended?;
+    // The ticket is read after the append: the flush round that covers it covers the append.
+    match shard.commit.wait_durable(shard.commit.ticket()).await {
+        Ok(()) => {
+            tracing::debug!(user, uid = uid.get(), "delivered");
+            Ok(())
+        }
+        Err(error) => Err(DeliveryFailure::temporary(error.to_string())),
+    }
+}

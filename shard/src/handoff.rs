@@ -1,0 +1,120 @@
+//! Moving a live TCP connection from the shard that accepted it to its user's home shard.
+//!
+//! A glommio `TcpStream` is bound to the executor that made it (its readiness sources live in
+//! that shard's io_uring), so the socket itself cannot be sent. What moves is a duplicate of
+//! its descriptor: [`detach`] duplicates the descriptor (`F_DUPFD_CLOEXEC`, through
+//! `socket2::SockRef::try_clone`) and then drops the source shard's stream, which closes only
+//! the original descriptor; the kernel socket, with any bytes not yet read, stays open through
+//! the duplicate. The duplicate travels as an owned `socket2::Socket` (`Send`) and [`attach`]
+//! rebuilds a `TcpStream` on the target shard with glommio's safe `From<socket2::Socket>`.
+//!
+//! This is the room the design reserves for `unsafe` in this crate; it needs none, because
+//! socket2 (the same 0.4 release glommio uses) does the descriptor work behind safe calls.
+//! Invariants the hand-off relies on:
+//! - no read or write future on the source stream is alive when [`detach`] runs (the caller
+//!   owns the `Connection` by value, so the borrow checker guarantees it);
+//! - glommio reads only with non-blocking `recv` when a read is polled, so no received bytes
+//!   sit in a glommio buffer: everything unread is still in the kernel socket;
+//! - bytes the session already received travel inside the `Send` session itself.
+
+use std::io;
+use std::net::SocketAddr;
+
+use glommio::net::TcpStream;
+
+use crate::conn::Connection;
+
+/// A connection between two shards: the socket as an owned, `Send` descriptor.
+#[derive(Debug)]
+pub struct DetachedSocket {
+    socket: socket2::Socket,
+    peer: SocketAddr,
+}
+
+impl DetachedSocket {
+    /// The remote address of the connection.
+    #[must_use]
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+/// Takes a connection off this shard.
+///
+/// # Errors
+/// Duplicating the descriptor failed (EMFILE): the connection is then closed by the caller.
+pub fn detach(connection: Connection) -> io::Result<DetachedSocket> {
+    let peer = connection.peer();
+    let stream = connection.into_stream();
+    let socket = socket2::SockRef::from(&stream).try_clone()?;
+    // Dropping the stream closes the original descriptor only; the socket lives on in `socket`.
+    drop(stream);
+    Ok(DetachedSocket { socket, peer })
+}
+
+/// Puts a detached connection on the current shard.
+#[must_use]
+pub fn attach(detached: DetachedSocket) -> TcpStream {
+    TcpStream::from(detached.socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::channels::shared_channel;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    /// A connection accepted on one executor, with unread bytes in the kernel, moves to another
+    /// executor on another thread, which reads those bytes and answers on the same socket.
+    #[test]
+    fn a_live_socket_moves_between_executors_without_losing_bytes() {
+        let (sender, receiver) = shared_channel::new_bounded::<DetachedSocket>(1);
+        let (port_sender, port_receiver) = std::sync::mpsc::channel();
+        let source = std::thread::spawn(move || {
+            crate::testutil::executor().run(async move {
+                let sender = sender.connect().await;
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                port_sender.send(listener.local_addr().expect("addr").port()).expect("port");
+                let stream = listener.accept().await.expect("accept");
+                let mut connection =
+                    Connection::new(stream, Duration::from_secs(5)).expect("connection");
+                connection.write_all(b"greeting from source\r\n").await.expect("write");
+                // Give the client time to send bytes that this shard will never read.
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                let detached = detach(connection).expect("detach");
+                sender.send(detached).await.expect("send to target");
+            });
+        });
+        let target = std::thread::spawn(move || {
+            crate::testutil::executor().run(async move {
+                let receiver = receiver.connect().await;
+                let detached = receiver.recv().await.expect("a socket arrives");
+                let mut connection =
+                    Connection::new(attach(detached), Duration::from_secs(5)).expect("attach");
+                let mut seen = Vec::new();
+                while !seen.ends_with(b"\r\n") {
+                    match connection.read(Duration::from_secs(5)).await.expect("read") {
+                        crate::conn::ReadOutcome::Data(len) => {
+                            seen.extend_from_slice(connection.input(len));
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                assert_eq!(seen, b"sent before the move\r\n");
+                let parts: [&[u8]; 3] = [b"answer ", b"from ", b"target\r\n"];
+                connection.write_vectored_all(&parts).await.expect("write");
+                connection.close().await;
+            });
+        });
+        let port = port_receiver.recv().expect("port");
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        client.write_all(b"sent before the move\r\n").expect("client write");
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).expect("read until the target closes");
+        assert_eq!(reply, "greeting from source\r\nanswer from target\r\n");
+        source.join().expect("source shard");
+        target.join().expect("target shard");
+    }
+}

@@ -1,0 +1,143 @@
+//! LMTP connections: feed the socket to an [`LmtpSession`] and carry out its steps.
+//!
+//! ```text
+//!  accept ─ 220 ─┬─ NeedInput ──────── read (deadline; stop → 421) ─ feed ─┐
+//!                ├─ Write ──────────── write ───────────────────────────────┤
+//!                ├─ ResolveRecipient ─ UserDb::resolve_recipient ───────────┤
+//!                ├─ Deliver ────────── one delivery per recipient, each on  │
+//!                │                     its home shard, concurrently; results│
+//!                │                     in RCPT order ─ delivery_done ───────┤
+//!                └─ Close / error ──── close                                │
+//!                ◄─────────────────────────── next() ◄──────────────────────┘
+//! ```
+//!
+//! The connection never moves: the message goes to the recipients' shards instead (an
+//! `Arc<[u8]>`, so each shard reads the same bytes). Each recipient's `250` is given only
+//! after its copy is durable on its shard.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_lite::future;
+use glommio::net::TcpStream;
+use skua_core::types::InternalDate;
+use skua_protocols::lmtp::{LmtpSession, LmtpStep, ResolvedRecipient};
+
+use crate::conn::{Connection, ReadOutcome};
+use crate::deliver;
+use crate::shard::Shard;
+
+/// What ends a connection early, and the reply it gets.
+const SHUTTING_DOWN: &[u8] = b"421 4.3.2 Service shutting down\r\n";
+const TIMED_OUT: &[u8] = b"421 4.4.2 Idle for too long, closing connection\r\n";
+const SERVER_BUG: &[u8] = b"421 4.3.0 Internal error, closing connection\r\n";
+
+/// Serves an accepted LMTP connection until it closes.
+pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let _pass = shard.connections.enter();
+    let Ok(mut connection) = Connection::new(stream, shard.config().timeout_lmtp) else {
+        return;
+    };
+    let mut session = LmtpSession::new(shard.lmtp_config.clone());
+    let bye = match connection.write_all(&session.greeting()).await {
+        Ok(()) => drive(&shard, &mut connection, &mut session).await,
+        Err(_) => None,
+    };
+    if let Some(bye) = bye {
+        // The peer may be gone already; the socket is closed either way.
+        let _ = connection.write_all(bye).await;
+    }
+    connection.close().await;
+}
+
+/// Runs the session; returns the reply to send before closing, if any.
+async fn drive(
+    shard: &Rc<Shard>,
+    connection: &mut Connection,
+    session: &mut LmtpSession,
+) -> Option<&'static [u8]> {
+    loop {
+        let Ok(step) = catch_unwind(AssertUnwindSafe(|| session.next())) else {
+            shard.note_panic("lmtp step", "LmtpSession::next panicked");
+            return Some(SERVER_BUG);
+        };
+        match step {
+            LmtpStep::NeedInput => match read(shard, connection).await {
+                Ok(len) => session.feed(connection.input(len)),
+                Err(bye) => return bye,
+            },
+            LmtpStep::Write(bytes) => {
+                if connection.write_all(&bytes).await.is_err() {
+                    return None;
+                }
+            }
+            LmtpStep::ResolveRecipient { address } => {
+                let by_local_part = shard.config().lmtp_recipient_by_local_part;
+                let resolved = shard
+                    .shared
+                    .users
+                    .resolve_recipient(&address, by_local_part)
+                    .map(|entry| ResolvedRecipient { user: entry.name().to_owned() });
+                session.recipient_resolved(resolved);
+            }
+            LmtpStep::Deliver { message, recipients, return_path } => {
+                tracing::debug!(
+                    from = return_path, recipients = recipients.len(), bytes = message.len(),
+                    "delivering"
+                );
+                let results = deliver_all(shard, message, recipients).await;
+                session.delivery_done(results);
+            }
+            LmtpStep::Close => return None,
+        }
+    }
+}
+
+/// Reads input: the byte count, or the reply to close with.
+async fn read(shard: &Shard, connection: &mut Connection) -> Result<usize, Option<&'static [u8]>> {
+    let timeout = shard.config().timeout_lmtp;
+    let stop = shard.stop.clone();
+    let read = future::or(async { Some(connection.read(timeout).await) }, async {
+        stop.wait_past(0).await;
+        None
+    })
+    .await;
+    match read {
+        None => Err(Some(SHUTTING_DOWN)),
+        Some(Ok(ReadOutcome::Data(len))) => Ok(len),
+        Some(Ok(ReadOutcome::TimedOut)) => Err(Some(TIMED_OUT)),
+        Some(Ok(ReadOutcome::Closed) | Err(_)) => Err(None),
+    }
+}
+
+/// Delivers to every recipient concurrently (each on its home shard); results in RCPT order.
+async fn deliver_all(
+    shard: &Rc<Shard>,
+    message: Arc<[u8]>,
+    recipients: Vec<String>,
+) -> Vec<deliver::Outcome> {
+    let date = delivery_date();
+    let tasks: Vec<_> = recipients
+        .into_iter()
+        .map(|user| {
+            let shard = shard.clone();
+            let message = message.clone();
+            glommio::spawn_local(async move { deliver::deliver(&shard, user, message, date).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await);
+    }
+    results
+}
+
+/// The internal date of a delivery: now, in UTC.
+fn delivery_date() -> InternalDate {
+    let unix_seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+    InternalDate { unix_seconds, zone_minutes: 0 }
+}

@@ -1,0 +1,319 @@
+//! One shard's context and life: set up, serve until shutdown, drain, final flush.
+//!
+//! ```text
+//!  bind listeners ─ report Ready ─ wait for Go ─ connect mesh ─ spawn: commit loop,
+//!  mesh dispatchers, accept loops, shutdown watcher
+//!      ... serve ...
+//!  shutdown flag ─► stop event: accept loops end, idle sessions get BYE / 421
+//!  ─ wait for own connections (grace) ─ mark drained ─ wait until every shard drained
+//!  (deliveries from other shards are still served meanwhile) ─ wait for those deliveries
+//!  ─ final flush round ─ return
+//! ```
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::channels::shared_channel::ConnectedReceiver;
+use skua_core::disk::os::OsDisk;
+use skua_core::users::UserDb;
+use skua_protocols::imap::session::ImapConfig;
+use skua_protocols::lmtp::LmtpConfig;
+
+use crate::commit::GroupCommit;
+use crate::config::ServerConfig;
+use crate::error::ServeError;
+use crate::event::Event;
+use crate::limits::{AUTH_CHECKS_CONCURRENT_MAX, SHUTDOWN_POLL_MS};
+use crate::listen::{self, Listener, Protocol};
+use crate::mesh::{MeshEnds, MeshSenders};
+use crate::placement::ShardId;
+use crate::registry::Registry;
+use crate::server::{DrainCount, StartGate, StartupReport};
+use crate::shutdown::ShutdownHandle;
+use crate::tracker::Tracker;
+use crate::{deliver, imap, lmtp};
+
+/// Everything that crosses between shards. Owned data only.
+pub(crate) enum ShardMessage {
+    /// An authenticated IMAP connection moving to its user's home shard.
+    HandOff(Box<imap::HandOff>),
+    /// Deliver a message to a user on their home shard.
+    Deliver(Box<deliver::Request>),
+    /// The answer to a [`ShardMessage::Deliver`].
+    Delivered(deliver::Reply),
+}
+
+/// Process-wide, read-mostly state shared by every shard.
+pub(crate) struct Shared {
+    /// The configuration.
+    pub config: ServerConfig,
+    /// The users, from the passwd-file.
+    pub users: Arc<UserDb>,
+    /// Set by signals or the embedding program.
+    pub shutdown: ShutdownHandle,
+    /// Start-up handshake.
+    pub start_gate: StartGate,
+    /// Shards that finished their own connections.
+    pub drained: DrainCount,
+    /// Number of shards.
+    pub count: usize,
+    storage_failed: Mutex<Option<usize>>,
+}
+
+impl Shared {
+    /// Loads the users and checks the data directory.
+    ///
+    /// # Errors
+    /// [`ServeError::Users`] or [`ServeError::DataDir`].
+    pub(crate) fn load(
+        config: ServerConfig,
+        shutdown: ShutdownHandle,
+        count: usize,
+    ) -> Result<Shared, ServeError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
+        let users = UserDb::load(&config.passwd_path).map_err(|error| ServeError::Users {
+            path: config.passwd_path.clone(),
+            detail: error.to_string(),
+        })?;
+        Ok(Shared {
+            config,
+            users: Arc::new(users),
+            shutdown,
+            start_gate: StartGate::default(),
+            drained: DrainCount::default(),
+            count,
+            storage_failed: Mutex::new(None),
+        })
+    }
+
+    /// The first shard whose flush failed, if any.
+    pub(crate) fn storage_failed_shard(&self) -> Option<usize> {
+        *self.storage_failed.lock().expect("storage flag lock")
+    }
+
+    fn note_storage_failure(&self, shard: usize) {
+        self.storage_failed.lock().expect("storage flag lock").get_or_insert(shard);
+    }
+}
+
+/// One shard's state. Lives on the shard's thread only (`Rc`).
+pub(crate) struct Shard {
+    /// This shard.
+    pub id: ShardId,
+    /// Process-wide state.
+    pub shared: Arc<Shared>,
+    /// IMAP settings for peers allowed to send plain-text passwords.
+    pub imap_plaintext: Arc<ImapConfig>,
+    /// IMAP settings for other peers.
+    pub imap_strict: Arc<ImapConfig>,
+    /// LMTP settings.
+    pub lmtp_config: Arc<LmtpConfig>,
+    /// Open user stores.
+    pub registry: Registry,
+    /// The group commit of this shard's disk.
+    pub commit: Rc<GroupCommit<OsDisk>>,
+    /// Channels to the other shards.
+    pub mesh: MeshSenders<ShardMessage>,
+    /// Fires once, when shutdown starts.
+    pub stop: Rc<Event>,
+    /// Client connections served here.
+    pub connections: Rc<Tracker>,
+    /// Work done here for other shards (deliveries).
+    pub work: Rc<Tracker>,
+    /// Deliveries sent to other shards, awaiting their answer.
+    pub replies: deliver::Replies,
+    /// Bounds concurrent password checks.
+    pub auth_slots: glommio::sync::Semaphore,
+    /// Session panics caught on this shard.
+    pub panics: Cell<u64>,
+}
+
+impl Shard {
+    /// True once shutdown started.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stop.generation() > 0
+    }
+
+    /// The configuration.
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// Counts a caught panic and logs it.
+    pub(crate) fn note_panic(&self, what: &str, detail: &str) {
+        self.panics.set(self.panics.get() + 1);
+        tracing::error!(
+            shard = self.id.0, panics = self.panics.get(), what, detail,
+            "session panicked: connection closed with BYE [SERVERBUG], shard carries on"
+        );
+    }
+}
+
+/// The home shard of a user: placement hashes the ASCII-lowercased name, because user names
+/// compare case-insensitively (`UserDb::lookup`) and the store directory is lowercased.
+pub(crate) fn home_of(user: &str, shard_count: usize) -> ShardId {
+    crate::placement::shard_for(&user.to_ascii_lowercase(), shard_count)
+}
+
+/// The shard's thread body (inside its executor).
+pub(crate) async fn main(
+    index: usize,
+    ends: MeshEnds<ShardMessage>,
+    shared: Arc<Shared>,
+    reports: mpsc::Sender<(usize, StartupReport)>,
+) -> Result<(), ServeError> {
+    let setup = bind_all(&shared.config).and_then(|listeners| {
+        let disk = OsDisk::new(&shared.config.data_dir).map_err(|source| ServeError::DataDir {
+            path: shared.config.data_dir.clone(),
+            source,
+        })?;
+        Ok((listeners, disk))
+    });
+    let (listeners, disk) = match setup {
+        Ok(ready) => ready,
+        Err(error) => {
+            // The main thread may be gone already; then nobody needs the report.
+            let _ = reports.send((index, StartupReport::Failed(error)));
+            return Ok(());
+        }
+    };
+    let _ = reports.send((index, StartupReport::Ready));
+    drop(reports);
+    if !shared.start_gate.wait() {
+        return Ok(());
+    }
+    let (senders, receivers) = ends.connect().await;
+    let shard = Rc::new(new_shard(index, shared, senders, Rc::new(disk)));
+    glommio::spawn_local(shard.commit.clone().run(shard.config().flush_interval)).detach();
+    for (peer, receiver) in receivers {
+        glommio::spawn_local(dispatch(shard.clone(), peer, receiver)).detach();
+    }
+    glommio::spawn_local(watch_shutdown(shard.clone())).detach();
+    tracing::info!(shard = index, "serving");
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| glommio::spawn_local(accept(shard.clone(), listener)))
+        .collect();
+    for task in accepting {
+        task.await;
+    }
+    drain(&shard).await;
+    Ok(())
+}
+
+fn new_shard(
+    index: usize,
+    shared: Arc<Shared>,
+    mesh: MeshSenders<ShardMessage>,
+    disk: Rc<OsDisk>,
+) -> Shard {
+    let mut imap_plaintext = ImapConfig::new(&shared.config.hostname);
+    imap_plaintext.plaintext_login_allowed = true;
+    let mut imap_strict = imap_plaintext.clone();
+    imap_strict.plaintext_login_allowed = shared.config.plaintext_auth_always;
+    let lmtp_config = Arc::new(LmtpConfig::new(&shared.config.hostname));
+    Shard {
+        id: ShardId(u32::try_from(index).expect("shard count is bounded")),
+        shared,
+        imap_plaintext: Arc::new(imap_plaintext),
+        imap_strict: Arc::new(imap_strict),
+        lmtp_config,
+        registry: Registry::new(disk.clone()),
+        commit: GroupCommit::new(disk),
+        mesh,
+        stop: Rc::new(Event::new()),
+        connections: Tracker::new(),
+        work: Tracker::new(),
+        replies: deliver::Replies::default(),
+        auth_slots: glommio::sync::Semaphore::new(AUTH_CHECKS_CONCURRENT_MAX),
+        panics: Cell::new(0),
+    }
+}
+
+fn bind_all(config: &ServerConfig) -> Result<Vec<Listener>, ServeError> {
+    let imap = config.imap_listen.iter().map(|&a| listen::bind(Protocol::Imap, a));
+    let lmtp = config.lmtp_listen.iter().map(|&a| listen::bind(Protocol::Lmtp, a));
+    imap.chain(lmtp).collect()
+}
+
+async fn accept(shard: Rc<Shard>, listener: Listener) {
+    let stop = shard.stop.clone();
+    match listener.protocol {
+        Protocol::Imap => {
+            listen::accept_loop(listener, stop, 0, |stream| imap::serve(shard.clone(), stream))
+                .await;
+        }
+        Protocol::Lmtp => {
+            listen::accept_loop(listener, stop, 0, |stream| lmtp::serve(shard.clone(), stream))
+                .await;
+        }
+    }
+}
+
+/// Receives from one peer shard until it goes away. Never waits on a send of its own.
+async fn dispatch(shard: Rc<Shard>, peer: ShardId, receiver: ConnectedReceiver<ShardMessage>) {
+    while let Some(message) = receiver.recv().await {
+        match message {
+            ShardMessage::HandOff(handoff) => {
+                glommio::spawn_local(imap::arrive(shard.clone(), *handoff)).detach();
+            }
+            ShardMessage::Deliver(request) => {
+                glommio::spawn_local(deliver::serve_request(shard.clone(), *request)).detach();
+            }
+            ShardMessage::Delivered(reply) => shard.replies.complete(reply),
+        }
+    }
+    tracing::debug!(shard = shard.id.0, peer = peer.0, "peer channel closed");
+}
+
+/// Turns the process-wide shutdown flag into this shard's stop event.
+async fn watch_shutdown(shard: Rc<Shard>) {
+    while !shard.shared.shutdown.is_shutdown() {
+        glommio::timer::sleep(Duration::from_millis(SHUTDOWN_POLL_MS)).await;
+    }
+    tracing::info!(shard = shard.id.0, connections = shard.connections.live(), "shutting down");
+    shard.stop.notify();
+}
+
+/// After the accept loops ended: let connections finish, wait for the other shards, flush.
+async fn drain(shard: &Rc<Shard>) {
+    let grace = shard.config().shutdown_grace;
+    let finished = future::or(
+        async {
+            shard.connections.wait_idle().await;
+            true
+        },
+        async {
+            glommio::timer::sleep(grace).await;
+            false
+        },
+    )
+    .await;
+    if !finished {
+        tracing::warn!(
+            shard = shard.id.0, connections = shard.connections.live(),
+            "connections still open after the shutdown grace period; cutting them"
+        );
+    }
+    shard.shared.drained.mark();
+    while shard.shared.drained.count() < shard.shared.count {
+        glommio::timer::sleep(Duration::from_millis(SHUTDOWN_POLL_MS)).await;
+    }
+    future::or(shard.work.wait_idle(), glommio::timer::sleep(grace)).await;
+    shard.commit.round().await;
+    if shard.commit.is_failed() {
+        shard.shared.note_storage_failure(shard.id.index());
+    }
+    tracing::info!(
+        shard = shard.id.0,
+        flush_rounds = shard.commit.rounds(),
+        open_stores = shard.registry.len(),
+        panics = shard.panics.get(),
+        "stopped"
+    );
+}
