@@ -1,1 +1,170 @@
-fn main() {}
+//! `skua`: the command line. Argument parsing and wiring only; the work is in the crates.
+
+mod config;
+mod users;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::FileConfig;
+
+/// skua: a thread-per-core, durable IMAP and LMTP mail server.
+#[derive(Parser, Debug)]
+#[command(name = "skua", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// The TOML config file (default: built-in settings).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The data directory (default: ./skua-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the server.
+    Serve(ServeArgs),
+    /// Manage users in the passwd-file.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Rebuild a user's mailbox indexes from the spool segments.
+    Reconstruct {
+        /// The user whose store to rebuild.
+        user: String,
+        #[command(flatten)]
+        common: Common,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// IMAP listen address (repeatable).
+    #[arg(long, value_name = "ADDR:PORT")]
+    imap_listen: Vec<SocketAddr>,
+    /// LMTP listen address (repeatable).
+    #[arg(long, value_name = "ADDR:PORT")]
+    lmtp_listen: Vec<SocketAddr>,
+    /// Number of shards (default: one per online core).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Add a user; the password is read from stdin.
+    Add {
+        /// User name (a login name or a full address).
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set a user's password, read from stdin.
+    Passwd {
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a user from the passwd-file (their mail stays on disk).
+    Del {
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::User { command } => users::run(command),
+        Command::Reconstruct { user, common, json } => users::reconstruct(&user, &common, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("skua: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKUA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    let file = FileConfig::load(args.common.config.as_deref())?;
+    let data_dir = file.data_dir(args.common.data_dir.as_deref());
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let passwd_file = file.passwd_file(&data_dir);
+    let imap_listen = pick(args.imap_listen, file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
+    let lmtp_listen = pick(args.lmtp_listen, file.lmtp.listen.clone(), config::LMTP_LISTEN_DEFAULT);
+    users::ensure_demo_user(&passwd_file, &imap_listen, &lmtp_listen)?;
+    let shards = match args.shards.or(file.shards) {
+        None | Some(0) => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        Some(n) => n,
+    };
+    let plaintext_always = match file.imap.plaintext_auth.as_deref() {
+        None | Some("loopback") => false,
+        Some("always") => true,
+        Some(other) => anyhow::bail!("imap.plaintext_auth: unknown value {other:?}"),
+    };
+    let config = skua_shard::ServerConfig {
+        data_dir,
+        passwd_path: passwd_file,
+        imap_listen,
+        lmtp_listen,
+        shards,
+        io_memory_bytes: file.io_memory_bytes.unwrap_or(config::IO_MEMORY_BYTES_DEFAULT),
+        hostname: file.hostname.clone().unwrap_or_else(|| "localhost".to_owned()),
+        lmtp_recipient_by_local_part: file.lmtp.recipient_by_local_part.unwrap_or(true),
+        plaintext_auth_always: plaintext_always,
+        ..skua_shard::ServerConfig::default()
+    };
+    skua_shard::run(config).context("server failed")
+}
+
+/// Flags win over the file, the file over the default.
+fn pick(flag: Vec<SocketAddr>, file: Option<Vec<SocketAddr>>, default: &str) -> Vec<SocketAddr> {
+    if !flag.is_empty() {
+        return flag;
+    }
+    file.unwrap_or_else(|| vec![default.parse().expect("default listen address is valid")])
+}

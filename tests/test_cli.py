@@ -73,7 +73,9 @@ class Users(unittest.TestCase):
             c.logout()
         finally:
             process.terminate()
-            self.assertEqual(process.wait(timeout=30), 0)
+            code = process.wait(timeout=30)
+            process.stdout.close()
+            self.assertEqual(code, 0)
 
 
 class Reconstruct(unittest.TestCase):

@@ -80,6 +80,8 @@ class ImapBasics(ServerTest):
         self.assertEqual(typ, "OK")
         typ, data = c.uid("MOVE", "3", "Archive")
         self.assertEqual(typ, "OK")
+        # RFC 6851: MOVE reports the source message's removal as an untagged EXPUNGE.
+        self.assertEqual(c.response("EXPUNGE"), ("EXPUNGE", [b"3"]))
         typ, data = c.status("Archive", "(MESSAGES)")
         self.assertIn(b"MESSAGES 2", data[0])
         typ, data = c.search(None, "ALL")

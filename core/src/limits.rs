@@ -44,6 +44,11 @@ pub const KEYWORD_BYTES_MAX: usize = 255;
 /// be compacted, and refusing to read more keeps open bounded).
 pub const MAILBOX_LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
+/// `mailboxes.log` is considered for compaction once it reaches this size (and again each time
+/// it doubles); it is compacted when that would at least halve it. Bounds the log a client can
+/// grow by churning subscriptions or renames.
+pub const LOG_COMPACT_MIN_BYTES: u64 = 256 * 1024;
+
 /// Most messages (expunged records included) one mailbox index holds.
 pub const MESSAGES_PER_MAILBOX_MAX: u32 = 50_000_000;
 
@@ -57,6 +62,7 @@ pub const USER_NAME_BYTES_MAX: usize = 255;
 const _: () = assert!(MESSAGE_BYTES_MAX as u64 + CACHE_BYTES_MAX as u64 + 4096 < u32::MAX as u64);
 const _: () = assert!(SEGMENT_BYTES_TARGET as u64 + MESSAGE_BYTES_MAX as u64 * 2 < u32::MAX as u64);
 const _: () = assert!(KEYWORDS_PER_MAILBOX_MAX <= 64);
+const _: () = assert!(LOG_COMPACT_MIN_BYTES * 4 <= MAILBOX_LOG_BYTES_MAX);
 const _: () = assert!(MAILBOX_NAME_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(KEYWORD_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(TOMBSTONE_UIDS_MAX as u64 * 4 < MESSAGE_BYTES_MAX as u64);

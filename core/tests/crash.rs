@@ -95,7 +95,11 @@ fn finish(failures: &[String]) {
     for failure in failures {
         println!("{failure}");
     }
-    assert!(failures.is_empty(), "{} crash-test failures (see the lines above)", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} crash-test failures (see the lines above)",
+        failures.len()
+    );
 }
 
 #[test]
@@ -111,7 +115,9 @@ fn every_flush_point_of_the_scripted_workload() {
                 let seed = point * 1000 + variant;
                 cases += 1;
                 for violation in crash_and_check(&runner, seed, mode).0 {
-                    failures.push(format!("CRASH_POINT={point} MODE={mode:?} SEED={seed}: {violation}"));
+                    failures.push(format!(
+                        "CRASH_POINT={point} MODE={mode:?} SEED={seed}: {violation}"
+                    ));
                 }
             }
         }
@@ -127,7 +133,12 @@ fn every_flush_point_of_the_scripted_workload() {
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
-    Some(value.trim().parse().unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")))
+    Some(
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")),
+    )
 }
 
 /// One seed: a random workload, a random crash point in it, a random crash mode.
@@ -139,7 +150,9 @@ fn random_case(seed: u64, failures: &mut Vec<String>) -> Result<(), Broken> {
     let mode = CrashMode::ALL[rng.index(CrashMode::ALL.len())];
     let runner = run_random(seed, Some(point))?;
     for violation in crash_and_check(&runner, rng.next_u64(), mode).0 {
-        failures.push(format!("SEED={seed} (crash point {point}, {mode:?}): {violation}"));
+        failures.push(format!(
+            "SEED={seed} (crash point {point}, {mode:?}): {violation}"
+        ));
     }
     Ok(())
 }
@@ -156,8 +169,14 @@ fn random_workloads_crash_anywhere() {
             failures.push(format!("SEED={seed}: workload broke: {why}"));
         }
     }
-    let failed: std::collections::BTreeSet<&str> =
-        failures.iter().filter_map(|f| f.split([' ', ':']).next()).collect();
-    println!("random workloads: {} seeds tried, {} failed", seeds.len(), failed.len());
+    let failed: std::collections::BTreeSet<&str> = failures
+        .iter()
+        .filter_map(|f| f.split([' ', ':']).next())
+        .collect();
+    println!(
+        "random workloads: {} seeds tried, {} failed",
+        seeds.len(),
+        failed.len()
+    );
     finish(&failures);
 }

@@ -205,3 +205,14 @@ fn concurrent_edits_lose_nothing() {
     });
     assert_eq!(list_users(&path).unwrap().len(), 40);
 }
+
+#[test]
+fn oversized_file_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwd");
+    let file = fs::File::create(&path).unwrap();
+    // Sparse: no disk space is used, and nothing is read.
+    file.set_len(skua_core::users::limits::PASSWD_FILE_BYTES_MAX + 1).unwrap();
+    assert!(matches!(UserDb::load(&path), Err(UsersError::FileTooLarge { .. })));
+    assert!(matches!(list_users(&path), Err(UsersError::FileTooLarge { .. })));
+}

@@ -86,3 +86,11 @@ fn fetch_macros_and_index_items() {
     let text = output(&mut client, &mut world, "f UID FETCH 1:* (FLAGS)");
     assert!(text.starts_with("* 1 FETCH (UID 1 FLAGS ())"), "{text}");
 }
+
+#[test]
+fn condstore_fetch_that_sets_seen_reports_uid_and_modseq() {
+    let (mut world, mut client) = setup();
+    tagged(&client.command(&mut world, "e ENABLE CONDSTORE"), "e OK");
+    let text = output(&mut client, &mut world, "f FETCH 1 (BODY[1])");
+    assert!(text.contains("first part FLAGS (\\Seen) UID 1 MODSEQ ("), "{text}");
+}

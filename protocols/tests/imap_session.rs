@@ -149,6 +149,11 @@ fn condstore_changedsince_and_unchangedsince() {
         client.command(&mut world, &format!("u STORE 1:3 (UNCHANGEDSINCE {since}) +FLAGS (\\Seen)"));
     tagged(&reply, "u OK [MODIFIED 2]");
     assert_eq!(reply.iter().filter(|l| l.contains("\\Seen")).count(), 2, "{reply:?}");
+    // A silent STORE still reports the new modseq of what it changed (RFC 7162 §3.1.3).
+    let reply = client.command(&mut world, "q STORE 3 +FLAGS.SILENT (\\Deleted)");
+    assert!(reply[0].starts_with("* 3 FETCH (UID 3 MODSEQ ("), "{reply:?}");
+    let reply = client.command(&mut world, "r STORE 3 +FLAGS.SILENT (\\Deleted)");
+    assert_eq!(reply.len(), 1, "nothing changed, nothing reported: {reply:?}");
     let status = client.command(&mut world, "st STATUS INBOX (HIGHESTMODSEQ)");
     assert!(status[0].starts_with("* STATUS INBOX (HIGHESTMODSEQ "), "{status:?}");
 }
@@ -172,4 +177,85 @@ fn idle_reports_other_sessions_changes() {
     assert!(idler.drain().is_empty(), "nothing new, nothing said");
     let reply = idler.command(&mut world, "DONE");
     tagged(&reply, "i OK");
+}
+
+#[test]
+fn repeated_login_failures_end_the_session() {
+    let mut world = World::new();
+    let mut client = Client::new();
+    for i in 0..skua_protocols::imap::session::AUTH_FAILURES_MAX {
+        assert!(!client.closed);
+        let reply = client.command(&mut world, &format!("a{i} LOGIN alice wrong"));
+        assert!(reply[0].starts_with(&format!("a{i} NO [AUTHENTICATIONFAILED]")), "{reply:?}");
+    }
+    assert!(client.closed);
+    assert!(String::from_utf8_lossy(&client.transcript).contains("* BYE Too many failed"));
+}
+
+#[test]
+fn deleting_the_selected_mailbox_elsewhere_ends_the_session() {
+    let mut world = World::new();
+    let mut reader = Client::new();
+    let mut admin = Client::new();
+    reader.login(&mut world);
+    admin.login(&mut world);
+    tagged(&admin.command(&mut world, "c CREATE Doomed"), "c OK");
+    tagged(&reader.command(&mut world, "s SELECT Doomed"), "s OK");
+    tagged(&admin.command(&mut world, "d DELETE Doomed"), "d OK");
+    let reply = reader.command(&mut world, "n NOOP");
+    assert_eq!(reply[0], "* BYE Selected mailbox was deleted");
+    assert!(reader.closed);
+}
+
+#[test]
+fn pipelined_appends_share_one_write_and_one_ticket() {
+    let mut world = World::new();
+    let mut client = Client::new();
+    client.login(&mut world);
+    let raw = message("p", 10);
+    let mut burst = Vec::new();
+    for i in 0..5 {
+        burst.extend_from_slice(format!("p{i} APPEND INBOX {{{}+}}\r\n", raw.len()).as_bytes());
+        burst.extend_from_slice(&raw);
+        burst.extend_from_slice(b"\r\n");
+    }
+    client.session.feed(&burst);
+    let Step::Write { chunks, durable } = client.session.next(Some(&mut world.store)) else {
+        panic!("expected one write");
+    };
+    assert!(durable.is_some());
+    let text: Vec<u8> = chunks.iter().flat_map(|c| c.as_bytes().to_vec()).collect();
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(text.matches(" OK [APPENDUID ").count(), 5, "{text}");
+}
+
+#[test]
+fn own_changes_are_absorbed_but_foreign_ones_still_reported() {
+    let mut world = World::new();
+    let mut a = Client::new();
+    let mut b = Client::new();
+    a.login(&mut world);
+    b.login(&mut world);
+    for i in 0..3 {
+        append(&mut a, &mut world, &message(&format!("m{i}"), 3));
+    }
+    tagged(&a.command(&mut world, "s SELECT INBOX"), "s OK");
+    tagged(&b.command(&mut world, "s SELECT INBOX"), "s OK");
+    // A's own STORE is reported once, by the STORE itself.
+    let reply = a.command(&mut world, "t STORE 2 +FLAGS (\\Flagged)");
+    assert_eq!(reply.len(), 2, "{reply:?}");
+    assert_eq!(a.command(&mut world, "n NOOP").len(), 1, "nothing new for A");
+    // B's change before A's next STORE is reported to A alongside A's own.
+    tagged(&b.command(&mut world, "u STORE 1 +FLAGS (\\Answered)"), "u OK");
+    let reply = a.command(&mut world, "t2 STORE 3 +FLAGS (\\Seen)");
+    assert!(reply.contains(&"* 1 FETCH (FLAGS (\\Answered) UID 1)".to_owned()), "{reply:?}");
+    assert!(reply.contains(&"* 3 FETCH (FLAGS (\\Seen) UID 3)".to_owned()), "{reply:?}");
+    // And B's change after A's quiet STORE arrives with A's NOOP.
+    tagged(&a.command(&mut world, "t3 STORE 2 -FLAGS (\\Flagged)"), "t3 OK");
+    let b_reply = b.command(&mut world, "u2 STORE 3 +FLAGS (\\Deleted)");
+    let reply = a.command(&mut world, "n2 NOOP");
+    assert_eq!(reply[0], "* 3 FETCH (FLAGS (\\Seen \\Deleted) UID 3)", "{reply:?}");
+    // B heard about A's changes with its own STORE.
+    assert!(b_reply.contains(&"* 2 FETCH (FLAGS () UID 2)".to_owned()), "{b_reply:?}");
+    assert_eq!(b.command(&mut world, "n NOOP").len(), 1);
 }

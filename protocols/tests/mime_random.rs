@@ -336,52 +336,74 @@ fn deep_and_wide_nesting_is_bounded() {
 }
 
 /// Writes a well-formed random entity and records, for each leaf, its part number and the
-/// exact body bytes written, so sections can be checked against what was generated.
+/// exact body bytes written. `number` is the entity's part number if it is not a multipart;
+/// `base` is the prefix of its children's numbers if it is one.
 fn oracle_entity(
     random: &mut Random,
     out: &mut Vec<u8>,
     depth: usize,
-    path: &[u32],
+    (number, base): (&[u32], &[u32]),
     leaves: &mut Vec<(Vec<u32>, Vec<u8>)>,
 ) {
-    // `path` is the part number this entity's body gets when it is not a multipart.
-    let parent_path = &path[..path.len() - 1];
     match random.below(if depth == 0 { 1 } else { 3 }) {
         1 => {
-            let boundary = format!("=_bnd{}", leaves.len());
+            let boundary = format!("=_bnd{}", random.below(1_000_000));
             out.extend_from_slice(
                 format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\npre\r\n")
                     .as_bytes(),
             );
-            let message_root_path = if path.last() == Some(&1) && leaves.is_empty() {
-                parent_path
-            } else {
-                path
-            };
-            let base = if out.starts_with(b"Content-Type: multipart") && message_root_path.is_empty() {
-                Vec::new()
-            } else {
-                message_root_path.to_vec()
-            };
-            for number in 1..=u32::try_from(random.below(3) + 1).expect("small") {
+            for index in 1..=u32::try_from(random.below(3) + 1).expect("small") {
                 out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-                let mut child = base.clone();
-                child.push(number);
-                child.push(1);
-                oracle_entity(random, out, depth - 1, &child, leaves);
+                let child = [base, &[index]].concat();
+                oracle_entity(random, out, depth - 1, (&child, &child), leaves);
                 out.extend_from_slice(b"\r\n");
             }
             out.extend_from_slice(format!("--{boundary}--\r\nepilogue\r\n").as_bytes());
         }
+        2 => {
+            out.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n");
+            let inner = [number, &[1]].concat();
+            oracle_entity(random, out, depth - 1, (&inner, number), leaves);
+        }
         _ => {
             let mut body = format!("LEAF{}", leaves.len()).into_bytes();
             for _ in 0..random.below(6) {
-                let filler: &[u8] = [&b" words"[..], b"\r\n", b"--x", b"-", b"\r\nline"][random.below(5)];
-                body.extend_from_slice(filler);
+                let fillers: [&[u8]; 5] = [b" words", b"\r\n", b"--x", b"-", b"\r\nline"];
+                body.extend_from_slice(fillers[random.below(fillers.len())]);
             }
             out.extend_from_slice(b"Content-Type: text/plain\r\n\r\n");
             out.extend_from_slice(&body);
-            leaves.push((parent_path.to_vec(), body));
+            leaves.push((number.to_vec(), body));
         }
+    }
+}
+
+#[test]
+fn generated_trees_have_the_generated_parts() {
+    let mut random = Random(0xfeed_face_dead_beef);
+    for _ in 0..2000 {
+        let mut message = Vec::new();
+        let mut leaves = Vec::new();
+        oracle_entity(&mut random, &mut message, 4, (&[1], &[]), &mut leaves);
+        let blob = build(&message);
+        let view = CacheView::parse(&blob).expect("parses");
+        for (number, body) in &leaves {
+            let section = view
+                .section(&message, number, None)
+                .expect("generated part exists");
+            assert_eq!(
+                section.bytes(&message),
+                &body[..],
+                "part {number:?} of {}",
+                String::from_utf8_lossy(&message)
+            );
+        }
+        let leaf_count = leaves.len();
+        let text_leaves = view
+            .body_structure()
+            .windows(6)
+            .filter(|w| w == b"\"TEXT\"")
+            .count();
+        assert_eq!(text_leaves, leaf_count);
     }
 }

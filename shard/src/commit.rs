@@ -201,8 +201,9 @@ impl<D: Disk> GroupCommit<D> {
 async fn run_flush_off_reactor<F: Flush>(flush: F) -> std::io::Result<()> {
     glommio::executor()
         .spawn_blocking(move || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| flush.run()))
-                .unwrap_or_else(|_| Err(std::io::Error::other("flush panicked")))
+            crate::guard::guarded(|| flush.run()).unwrap_or_else(|detail| {
+                Err(std::io::Error::other(format!("flush panicked: {detail}")))
+            })
         })
         .await
 }
@@ -215,7 +216,9 @@ mod tests {
     use std::path::Path;
 
     fn write(disk: &SimDisk, name: &str) -> Epoch {
-        let file = disk.open(Path::new(name), OpenMode::CreateIfMissing).expect("open");
+        let file = disk
+            .open(Path::new(name), OpenMode::CreateIfMissing)
+            .expect("open");
         file.write_all_at(b"mail", 0).expect("write");
         disk.epoch_open()
     }
@@ -238,7 +241,10 @@ mod tests {
             }
             assert_eq!(commit.rounds(), 1, "ten writes of one turn, one flush");
             assert_eq!(disk.flushes_done(), 1);
-            assert_eq!(disk.durable_contents(Path::new("f9")), Some(b"mail".to_vec()));
+            assert_eq!(
+                disk.durable_contents(Path::new("f9")),
+                Some(b"mail".to_vec())
+            );
         });
     }
 
@@ -249,9 +255,16 @@ mod tests {
             let commit = GroupCommit::new(disk.clone());
             glommio::spawn_local(commit.clone().run(Duration::from_secs(60))).detach();
             let ticket = write(&disk, "one");
-            assert_eq!(disk.durable_contents(Path::new("one")), None, "not durable yet");
+            assert_eq!(
+                disk.durable_contents(Path::new("one")),
+                None,
+                "not durable yet"
+            );
             assert_eq!(commit.wait_durable(ticket).await, Ok(()));
-            assert_eq!(disk.durable_contents(Path::new("one")), Some(b"mail".to_vec()));
+            assert_eq!(
+                disk.durable_contents(Path::new("one")),
+                Some(b"mail".to_vec())
+            );
             assert_eq!(commit.rounds(), 1);
             // A ticket taken with nothing written since is satisfied without another fsync.
             let idle_ticket = commit.ticket();
@@ -277,7 +290,10 @@ mod tests {
             let second = write(&disk, "b");
             assert_eq!(commit.wait_durable(second).await, Ok(()));
             assert_eq!(waiter.await, Ok(()));
-            assert_eq!(disk.durable_contents(Path::new("b")), Some(b"mail".to_vec()));
+            assert_eq!(
+                disk.durable_contents(Path::new("b")),
+                Some(b"mail".to_vec())
+            );
         });
     }
 
@@ -294,7 +310,10 @@ mod tests {
             // Everything after a failure is refused too, even tickets already covered.
             let later = write(&disk, "later");
             assert_eq!(commit.wait_durable(later).await, Err(CommitError::Failed));
-            assert_eq!(commit.wait_durable(Epoch(0)).await, Err(CommitError::Failed));
+            assert_eq!(
+                commit.wait_durable(Epoch(0)).await,
+                Err(CommitError::Failed)
+            );
         });
     }
 
@@ -306,7 +325,10 @@ mod tests {
             glommio::spawn_local(commit.clone().run(Duration::from_millis(20))).detach();
             write(&disk, "quiet");
             glommio::timer::sleep(Duration::from_millis(200)).await;
-            assert_eq!(disk.durable_contents(Path::new("quiet")), Some(b"mail".to_vec()));
+            assert_eq!(
+                disk.durable_contents(Path::new("quiet")),
+                Some(b"mail".to_vec())
+            );
         });
     }
 }

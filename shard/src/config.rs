@@ -28,6 +28,15 @@ pub struct ServerConfig {
     /// Threads per shard for work that must not run on the reactor (fsync rounds, password
     /// hashes). One is always kept for the flush so logins cannot delay durability.
     pub blocking_threads: usize,
+    /// Client connections one shard serves at once (IMAP and LMTP together); more are
+    /// greeted with `* BYE [LIMIT]` / `421 4.7.0` and closed. Keep `shards *` this below the
+    /// open-files limit (LimitNOFILE), with room for store files.
+    pub connections_per_shard_max: usize,
+    /// A user store nobody uses is closed after this long (reopening runs a recovery check).
+    pub store_idle_close: Duration,
+    /// Open user stores per shard beyond which unused ones are closed early, least recently
+    /// used first (each holds file descriptors and its indexes in memory).
+    pub open_stores_per_shard_max: usize,
     /// The name in greetings and LMTP replies.
     pub hostname: String,
     /// LMTP: a recipient whose whole address is not a user is looked up by its local part.
@@ -41,10 +50,15 @@ pub struct ServerConfig {
     pub timeout_after_login: Duration,
     /// An LMTP connection is closed after this long without input.
     pub timeout_lmtp: Duration,
+    /// How often the passwd-file is checked for changes (and reloaded if it changed).
+    pub users_reload_interval: Duration,
     /// Writes nobody waits for are still flushed at least this often.
     pub flush_interval: Duration,
     /// At shutdown, connections get this long to finish their command before they are cut.
     pub shutdown_grace: Duration,
+    /// Turn on glommio's stall detector: a task that keeps a shard busy 10 ms past its
+    /// preemption budget is logged with a backtrace (through the `log` facade). Uses SIGUSR1.
+    pub detect_stalls: bool,
 }
 
 impl Default for ServerConfig {
@@ -58,14 +72,19 @@ impl Default for ServerConfig {
             pin_to_cores: true,
             io_memory_bytes: 512 * 1024,
             blocking_threads: 3,
+            connections_per_shard_max: 4096,
+            store_idle_close: Duration::from_secs(120),
+            open_stores_per_shard_max: 1024,
             hostname: "localhost".to_owned(),
             lmtp_recipient_by_local_part: true,
             plaintext_auth_always: false,
             timeout_before_login: Duration::from_secs(60),
             timeout_after_login: Duration::from_secs(30 * 60),
             timeout_lmtp: Duration::from_secs(5 * 60),
+            users_reload_interval: Duration::from_secs(5),
             flush_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            detect_stalls: false,
         }
     }
 }
@@ -85,10 +104,14 @@ impl ServerConfig {
 /// honours cgroup and taskset limits), else `0..available_parallelism`.
 #[must_use]
 pub fn allowed_cpus() -> Vec<usize> {
-    let parsed = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
-        let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:"))?;
-        parse_cpu_list(line.split(':').nth(1)?.trim())
-    });
+    let parsed = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))?;
+            parse_cpu_list(line.split(':').nth(1)?.trim())
+        });
     parsed.filter(|cpus| !cpus.is_empty()).unwrap_or_else(|| {
         let count = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         (0..count).collect()
@@ -129,9 +152,15 @@ mod tests {
 
     #[test]
     fn shard_count_follows_config_or_cpus() {
-        let config = ServerConfig { shards: 3, ..ServerConfig::default() };
+        let config = ServerConfig {
+            shards: 3,
+            ..ServerConfig::default()
+        };
         assert_eq!(config.shard_count(), 3);
         let automatic = ServerConfig::default().shard_count();
-        assert_eq!(automatic, allowed_cpus().len().clamp(1, crate::limits::SHARDS_MAX));
+        assert_eq!(
+            automatic,
+            allowed_cpus().len().clamp(1, crate::limits::SHARDS_MAX)
+        );
     }
 }

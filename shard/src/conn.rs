@@ -14,7 +14,7 @@ use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::limits::{READ_CHUNK_BYTES, WRITE_IOVECS_MAX};
+use crate::limits::{READ_CHUNK_BYTES, READ_PROBE_BYTES, WRITE_IOVECS_MAX};
 
 /// What a read produced.
 #[derive(Debug)]
@@ -43,8 +43,14 @@ impl Connection {
         let peer = stream.peer_addr().map_err(io::Error::from)?;
         // Small request/response exchanges: Nagle plus delayed ACKs would add ~40 ms.
         stream.set_nodelay(true).map_err(io::Error::from)?;
-        stream.set_write_timeout(Some(write_timeout)).map_err(io::Error::from)?;
-        Ok(Connection { stream, peer, buffer: vec![0; READ_CHUNK_BYTES] })
+        stream
+            .set_write_timeout(Some(write_timeout))
+            .map_err(io::Error::from)?;
+        Ok(Connection {
+            stream,
+            peer,
+            buffer: Vec::new(),
+        })
     }
 
     /// The remote address.
@@ -66,27 +72,46 @@ impl Connection {
     }
 
     /// Reads what is available, waiting at most `timeout`. Cancel-safe: dropping the future
-    /// loses no bytes (glommio reads only when polled to completion).
+    /// loses no bytes (glommio receives only when a read is polled to completion).
+    ///
+    /// An idle connection holds no heap buffer: the wait is a read into a small array inside
+    /// the future ([`READ_PROBE_BYTES`]), which glommio parks on a buffer-less poll. Only when
+    /// that fills up is a [`READ_CHUNK_BYTES`] buffer allocated, and the rest of what is
+    /// already queued is taken without waiting. Idle connections are most of a mail server's
+    /// connections, so this is what bounds memory per connection.
     ///
     /// # Errors
     /// The socket error (reset by peer, ...).
     pub async fn read(&mut self, timeout: Duration) -> io::Result<ReadOutcome> {
-        let Connection { stream, buffer, .. } = self;
-        let read = async {
-            loop {
-                match stream.read(buffer).await {
-                    Ok(0) => return Ok(ReadOutcome::Closed),
-                    Ok(len) => return Ok(ReadOutcome::Data(len)),
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    Err(error) => return Err(error),
-                }
-            }
+        self.buffer = Vec::new();
+        let mut probe = [0u8; READ_PROBE_BYTES];
+        let stream = &mut self.stream;
+        let first = future::or(
+            async { read_retrying(stream, &mut probe).await.map(Some) },
+            async {
+                glommio::timer::sleep(timeout).await;
+                Ok(None)
+            },
+        )
+        .await?;
+        let len = match first {
+            None => return Ok(ReadOutcome::TimedOut),
+            Some(0) => return Ok(ReadOutcome::Closed),
+            Some(len) => len,
         };
-        let deadline = async {
-            glommio::timer::sleep(timeout).await;
-            Ok(ReadOutcome::TimedOut)
-        };
-        future::or(read, deadline).await
+        self.buffer.extend_from_slice(&probe[..len]);
+        if len == probe.len() {
+            // More may be queued: take what is there now, without waiting for more.
+            self.buffer.resize(len + READ_CHUNK_BYTES, 0);
+            let more = future::poll_once(read_retrying(&mut self.stream, &mut self.buffer[len..]));
+            let extra = match more.await {
+                Some(Ok(extra)) => extra,
+                // Pending: nothing more yet. An error or EOF shows again at the next read.
+                None | Some(Err(_)) => 0,
+            };
+            self.buffer.truncate(len + extra);
+        }
+        Ok(ReadOutcome::Data(self.buffer.len()))
     }
 
     /// Writes one buffer completely.
@@ -102,7 +127,10 @@ impl Connection {
     /// # Errors
     /// The socket error, or `TimedOut` when the peer stops reading.
     pub async fn write_vectored_all(&mut self, slices: &[&[u8]]) -> io::Result<()> {
-        let mut cursor = Cursor { index: 0, offset: 0 };
+        let mut cursor = Cursor {
+            index: 0,
+            offset: 0,
+        };
         cursor.skip_empty(slices);
         while cursor.index < slices.len() {
             let sent = match self.send_vectored_nonblocking(slices, &cursor) {
@@ -147,6 +175,16 @@ impl Connection {
     }
 }
 
+/// A read that retries when interrupted by a signal.
+async fn read_retrying(stream: &mut TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match stream.read(buffer).await {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
+    }
+}
+
 /// Position inside a list of slices being written.
 struct Cursor {
     index: usize,
@@ -183,7 +221,10 @@ mod tests {
     #[test]
     fn cursor_walks_slices_and_skips_empty_ones() {
         let slices: [&[u8]; 4] = [b"abc", b"", b"de", b"f"];
-        let mut cursor = Cursor { index: 0, offset: 0 };
+        let mut cursor = Cursor {
+            index: 0,
+            offset: 0,
+        };
         cursor.advance(&slices, 2);
         assert_eq!((cursor.index, cursor.offset), (0, 2));
         cursor.advance(&slices, 1);

@@ -17,7 +17,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -25,7 +24,9 @@ use skua_core::types::InternalDate;
 use skua_protocols::lmtp::DeliveryFailure;
 
 use crate::event::Event;
+use crate::guard::guarded;
 use crate::placement::ShardId;
+use crate::reply;
 use crate::shard::{Shard, ShardMessage, home_of};
 
 /// What happened to one recipient's copy: `Ok` only once it is durable.
@@ -46,26 +47,49 @@ pub(crate) struct Reply {
     outcome: Outcome,
 }
 
+/// A delivery sent elsewhere: which shard has it, and its answer once there.
+struct Pending {
+    target: ShardId,
+    outcome: Option<Outcome>,
+}
+
 /// Deliveries this shard sent elsewhere, by request id.
 #[derive(Default)]
 pub(crate) struct Replies {
     next_id: Cell<u64>,
-    waiting: RefCell<HashMap<u64, Option<Outcome>>>,
+    waiting: RefCell<HashMap<u64, Pending>>,
     arrived: Event,
 }
 
 impl Replies {
-    fn register(&self) -> u64 {
+    fn register(&self, target: ShardId) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        self.waiting.borrow_mut().insert(id, None);
+        self.waiting.borrow_mut().insert(
+            id,
+            Pending {
+                target,
+                outcome: None,
+            },
+        );
         id
     }
 
     /// Records an answer (called by the mesh dispatcher; never waits).
     pub(crate) fn complete(&self, reply: Reply) {
-        if let Some(slot) = self.waiting.borrow_mut().get_mut(&reply.id) {
-            *slot = Some(reply.outcome);
+        if let Some(pending) = self.waiting.borrow_mut().get_mut(&reply.id) {
+            pending.outcome = Some(reply.outcome);
+        }
+        self.arrived.notify();
+    }
+
+    /// The channel from `target` closed: its unanswered deliveries will never be answered,
+    /// so they fail (temporarily: the MTA retries).
+    pub(crate) fn target_gone(&self, target: ShardId) {
+        for pending in self.waiting.borrow_mut().values_mut() {
+            if pending.target == target && pending.outcome.is_none() {
+                pending.outcome = Some(Err(DeliveryFailure::temporary("home shard stopped")));
+            }
         }
         self.arrived.notify();
     }
@@ -73,10 +97,14 @@ impl Replies {
     async fn wait(&self, id: u64) -> Outcome {
         loop {
             let seen = self.arrived.generation();
-            let ready = self.waiting.borrow().get(&id).is_some_and(Option::is_some);
+            let ready = self
+                .waiting
+                .borrow()
+                .get(&id)
+                .is_some_and(|p| p.outcome.is_some());
             if ready {
-                let outcome = self.waiting.borrow_mut().remove(&id).flatten();
-                return outcome.expect("checked above");
+                let pending = self.waiting.borrow_mut().remove(&id);
+                return pending.and_then(|p| p.outcome).expect("checked above");
             }
             self.arrived.wait_past(seen).await;
         }
@@ -94,9 +122,20 @@ pub(crate) async fn deliver(
     if home == shard.id {
         return deliver_here(shard, &user, &message, date).await;
     }
-    let id = shard.replies.register();
-    let request = Request { id, origin: shard.id, user, message, date };
-    if shard.mesh.send(home, ShardMessage::Deliver(Box::new(request))).await.is_err() {
+    let id = shard.replies.register(home);
+    let request = Request {
+        id,
+        origin: shard.id,
+        user,
+        message,
+        date,
+    };
+    if shard
+        .mesh
+        .send(home, ShardMessage::Deliver(Box::new(request)))
+        .await
+        .is_err()
+    {
         shard.replies.waiting.borrow_mut().remove(&id);
         return Err(DeliveryFailure::temporary("home shard unavailable"));
     }
@@ -107,31 +146,43 @@ pub(crate) async fn deliver(
 pub(crate) async fn serve_request(shard: Rc<Shard>, request: Request) {
     let _pass = shard.work.enter();
     let outcome = deliver_here(&shard, &request.user, &request.message, request.date).await;
-    let reply = ShardMessage::Delivered(Reply { id: request.id, outcome });
+    let reply = ShardMessage::Delivered(Box::new(Reply {
+        id: request.id,
+        outcome,
+    }));
     if shard.mesh.send(request.origin, reply).await.is_err() {
-        tracing::warn!(origin = request.origin.0, "delivery answer lost: origin shard is gone");
+        tracing::warn!(
+            origin = request.origin.0,
+            "delivery answer lost: origin shard is gone"
+        );
     }
 }
 
 /// The delivery itself, on the home shard.
-async fn deliver_here(shard: &Rc<Shard>, user: &str, message: &[u8], date: InternalDate) -> Outcome {
+async fn deliver_here(
+    shard: &Rc<Shard>,
+    user: &str,
+    message: &[u8],
+    date: InternalDate,
+) -> Outcome {
     if shard.commit.is_failed() {
-        return Err(DeliveryFailure::temporary("storage failed earlier on this shard"));
+        return Err(reply::delivery_failure_of_commit(
+            crate::commit::CommitError::Failed,
+        ));
     }
     let handle = match shard.registry.open(user) {
         Ok(handle) => handle,
         Err(error) => {
             tracing::error!(%error, "delivery deferred: store unavailable");
-            return Err(DeliveryFailure::temporary(error.to_string()));
+            return Err(reply::delivery_failure_of_registry(&error));
         }
     };
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        handle.with_store(|store| skua_protocols::lmtp::deliver(store, message, date))
-    }));
+    let result =
+        guarded(|| handle.with_store(|store| skua_protocols::lmtp::deliver(store, message, date)));
     let appended = match result {
         Ok(appended) => appended,
-        Err(panic) => {
-            shard.note_panic("lmtp delivery", &crate::server::panic_message(&*panic));
+        Err(detail) => {
+            shard.note_panic("lmtp delivery", &detail);
             shard.registry.poison(&handle);
             Err(DeliveryFailure::temporary("internal error"))
         }
@@ -144,6 +195,40 @@ async fn deliver_here(shard: &Rc<Shard>, user: &str, message: &[u8], date: Inter
             tracing::debug!(user, uid = uid.get(), "delivered");
             Ok(())
         }
-        Err(error) => Err(DeliveryFailure::temporary(error.to_string())),
+        Err(error) => Err(reply::delivery_failure_of_commit(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future;
+
+    #[test]
+    fn answers_reach_their_waiter_and_a_lost_shard_fails_its_deliveries() {
+        let replies = Replies::default();
+        let to_one = replies.register(ShardId(1));
+        let to_two = replies.register(ShardId(2));
+        let also_two = replies.register(ShardId(2));
+        replies.complete(Reply {
+            id: to_one,
+            outcome: Ok(()),
+        });
+        assert_eq!(future::block_on(replies.wait(to_one)), Ok(()));
+        replies.complete(Reply {
+            id: also_two,
+            outcome: Err(DeliveryFailure::OverQuota),
+        });
+        replies.target_gone(ShardId(2));
+        assert!(matches!(
+            future::block_on(replies.wait(to_two)),
+            Err(DeliveryFailure::Temporary(_))
+        ));
+        assert_eq!(
+            future::block_on(replies.wait(also_two)),
+            Err(DeliveryFailure::OverQuota),
+            "an answer that arrived is kept"
+        );
+        assert!(replies.waiting.borrow().is_empty(), "nothing left behind");
     }
 }

@@ -46,7 +46,11 @@ impl Event {
 
     /// Resolves once the generation differs from `seen`.
     pub fn wait_past(&self, seen: u64) -> Wait<'_> {
-        Wait { event: self, seen, key: None }
+        Wait {
+            event: self,
+            seen,
+            key: None,
+        }
     }
 
     /// Number of registered waiters (for tests and stats).
@@ -82,7 +86,10 @@ impl Future for Wait<'_> {
                 key
             }
         };
-        self.event.waiters.borrow_mut().insert(key, cx.waker().clone());
+        self.event
+            .waiters
+            .borrow_mut()
+            .insert(key, cx.waker().clone());
         Poll::Pending
     }
 }

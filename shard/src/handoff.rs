@@ -75,11 +75,16 @@ mod tests {
             crate::testutil::executor().run(async move {
                 let sender = sender.connect().await;
                 let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-                port_sender.send(listener.local_addr().expect("addr").port()).expect("port");
+                port_sender
+                    .send(listener.local_addr().expect("addr").port())
+                    .expect("port");
                 let stream = listener.accept().await.expect("accept");
                 let mut connection =
                     Connection::new(stream, Duration::from_secs(5)).expect("connection");
-                connection.write_all(b"greeting from source\r\n").await.expect("write");
+                connection
+                    .write_all(b"greeting from source\r\n")
+                    .await
+                    .expect("write");
                 // Give the client time to send bytes that this shard will never read.
                 glommio::timer::sleep(Duration::from_millis(100)).await;
                 let detached = detach(connection).expect("detach");
@@ -109,10 +114,16 @@ mod tests {
         });
         let port = port_receiver.recv().expect("port");
         let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        client.write_all(b"sent before the move\r\n").expect("client write");
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        client
+            .write_all(b"sent before the move\r\n")
+            .expect("client write");
         let mut reply = String::new();
-        client.read_to_string(&mut reply).expect("read until the target closes");
+        client
+            .read_to_string(&mut reply)
+            .expect("read until the target closes");
         assert_eq!(reply, "greeting from source\r\nanswer from target\r\n");
         source.join().expect("source shard");
         target.join().expect("target shard");

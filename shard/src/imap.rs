@@ -15,8 +15,7 @@
 //! `* BYE [SERVERBUG]`, poisons the user's store (its memory may be inconsistent) and leaves
 //! every other session on the shard running.
 
-use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use futures_lite::future;
@@ -25,16 +24,12 @@ use skua_protocols::imap::session::{AuthOutcome, ImapSession, OutChunk, Step};
 
 use crate::auth::{self, Verdict};
 use crate::conn::{Connection, ReadOutcome};
+use crate::guard::guarded;
 use crate::handoff::{self, DetachedSocket};
 
 use crate::registry::UserHandle;
+use crate::reply::{Ending, auth_outcome_of_registry, imap_bye};
 use crate::shard::{Shard, ShardMessage, home_of};
-
-const BYE_SHUTDOWN: &[u8] = b"* BYE Server shutting down\r\n";
-const BYE_TIMEOUT: &[u8] = b"* BYE Autologout; idle for too long\r\n";
-const BYE_SERVERBUG: &[u8] = b"* BYE [SERVERBUG] Internal error; please reconnect\r\n";
-const BYE_STORAGE: &[u8] = b"* BYE [UNAVAILABLE] Storage failure; please reconnect later\r\n";
-const BYE_RESET: &[u8] = b"* BYE [UNAVAILABLE] Mailbox is being reset; please reconnect\r\n";
 
 /// An authenticated connection on its way to the user's home shard.
 pub(crate) struct HandOff {
@@ -49,6 +44,14 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let Ok(mut connection) = Connection::new(stream, shard.config().timeout_after_login) else {
         return;
     };
+    if shard.is_full() {
+        tracing::warn!(shard = shard.id.0, peer = %connection.peer(), "IMAP connection refused: shard full");
+        let _ = connection
+            .write_all(imap_bye(Ending::TooManyConnections))
+            .await;
+        connection.close().await;
+        return;
+    }
     let config = if plaintext_allowed(&shard, connection.peer()) {
         shard.imap_plaintext.clone()
     } else {
@@ -64,14 +67,18 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 /// Continues a connection handed over by another shard.
 pub(crate) async fn arrive(shard: Rc<Shard>, handoff: HandOff) {
     let _pass = shard.connections.enter();
-    let HandOff { socket, mut session, user } = handoff;
+    let HandOff {
+        socket,
+        mut session,
+        user,
+    } = handoff;
     let stream = handoff::attach(socket);
     let Ok(mut connection) = Connection::new(stream, shard.config().timeout_after_login) else {
         return;
     };
     if shard.is_stopping() {
         session.auth_done(AuthOutcome::Unavailable);
-        let _ = connection.write_all(BYE_SHUTDOWN).await;
+        let _ = connection.write_all(imap_bye(Ending::Shutdown)).await;
         connection.close().await;
         return;
     }
@@ -79,8 +86,10 @@ pub(crate) async fn arrive(shard: Rc<Shard>, handoff: HandOff) {
     drive(&shard, connection, session, handle).await;
 }
 
+/// Plain-text passwords are accepted from loopback peers (also IPv4-mapped IPv6 ones) or
+/// when the config allows them everywhere.
 fn plaintext_allowed(shard: &Shard, peer: SocketAddr) -> bool {
-    shard.config().plaintext_auth_always || peer.ip().is_loopback()
+    shard.config().plaintext_auth_always || peer.ip().to_canonical().is_loopback()
 }
 
 /// Opens the user's store on this (their home) shard and completes the login.
@@ -93,12 +102,13 @@ fn log_in_here(shard: &Shard, session: &mut ImapSession, user: &str) -> Option<R
         }
         Err(error) => {
             tracing::error!(shard = shard.id.0, %error, "login refused: store unavailable");
-            session.auth_done(AuthOutcome::Unavailable);
+            session.auth_done(auth_outcome_of_registry(&error));
             None
         }
     }
 }
 
+/// Runs the session until it closes or moves to another shard.
 async fn drive(
     shard: &Rc<Shard>,
     mut connection: Connection,
@@ -110,6 +120,8 @@ async fn drive(
             Ok(()) => {}
             Err(StepEnd::Close(bye)) => break bye,
             Err(StepEnd::HandOff(target_user)) => {
+                // Only a session that is not logged in authenticates, so `user` is `None`.
+                debug_assert!(user.is_none(), "a logged-in session does not move");
                 hand_off(shard, connection, session, target_user).await;
                 return;
             }
@@ -141,7 +153,7 @@ async fn run_step(
     user: &mut Option<Rc<UserHandle>>,
 ) -> Result<(), StepEnd> {
     if user.as_ref().is_some_and(|h| h.is_poisoned()) {
-        return Err(StepEnd::Close(Some(BYE_RESET)));
+        return Err(StepEnd::Close(Some(imap_bye(Ending::StoreReset))));
     }
     let change_seen = user.as_ref().map(|h| h.changed.generation());
     let step = guarded_next(shard, session, user.as_deref())?;
@@ -151,16 +163,24 @@ async fn run_step(
             if let Some(ticket) = durable
                 && shard.commit.wait_durable(ticket).await.is_err()
             {
-                return Err(StepEnd::Close(Some(BYE_STORAGE)));
+                return Err(StepEnd::Close(Some(imap_bye(Ending::Storage))));
             }
             write_chunks(connection, &chunks).await
         }
-        Step::Authenticate { user: name, password } => {
-            authenticate(shard, session, user, name, password).await
-        }
+        Step::Authenticate {
+            user: name,
+            password,
+        } => authenticate(shard, connection.peer().ip(), session, user, name, password).await,
         Step::Idle => {
             let handle = user.clone();
-            idle(shard, connection, session, handle.as_deref(), change_seen.unwrap_or(0)).await
+            idle(
+                shard,
+                connection,
+                session,
+                handle.as_deref(),
+                change_seen.unwrap_or(0),
+            )
+            .await
         }
         Step::Close => Err(StepEnd::Close(None)),
     }
@@ -172,22 +192,25 @@ fn guarded_next(
     session: &mut ImapSession,
     user: Option<&UserHandle>,
 ) -> Result<Step, StepEnd> {
-    let result = catch_unwind(AssertUnwindSafe(|| match user {
+    let result = guarded(|| match user {
         Some(handle) => handle.with_store(|store| session.next(Some(store))),
         None => session.next::<skua_core::disk::os::OsDisk>(None),
-    }));
-    result.map_err(|panic| {
-        shard.note_panic("imap step", &crate::server::panic_message(&*panic));
+    });
+    result.map_err(|detail| {
+        shard.note_panic("imap step", &detail);
         if let Some(handle) = user {
             shard.registry.poison(handle);
         }
-        StepEnd::Close(Some(BYE_SERVERBUG))
+        StepEnd::Close(Some(imap_bye(Ending::ServerBug)))
     })
 }
 
 async fn write_chunks(connection: &mut Connection, chunks: &[OutChunk]) -> Result<(), StepEnd> {
     let slices: Vec<&[u8]> = chunks.iter().map(OutChunk::as_bytes).collect();
-    connection.write_vectored_all(&slices).await.map_err(|_| StepEnd::Close(None))
+    connection
+        .write_vectored_all(&slices)
+        .await
+        .map_err(|_| StepEnd::Close(None))
 }
 
 /// Waits for input (or shutdown) and feeds it to the session.
@@ -217,12 +240,12 @@ fn feed(
     read: Option<std::io::Result<ReadOutcome>>,
 ) -> Result<(), StepEnd> {
     match read {
-        None => Err(StepEnd::Close(Some(BYE_SHUTDOWN))),
+        None => Err(StepEnd::Close(Some(imap_bye(Ending::Shutdown)))),
         Some(Ok(ReadOutcome::Data(len))) => {
             session.feed(connection.input(len));
             Ok(())
         }
-        Some(Ok(ReadOutcome::TimedOut)) => Err(StepEnd::Close(Some(BYE_TIMEOUT))),
+        Some(Ok(ReadOutcome::TimedOut)) => Err(StepEnd::Close(Some(imap_bye(Ending::IdleTimeout)))),
         Some(Ok(ReadOutcome::Closed) | Err(_)) => Err(StepEnd::Close(None)),
     }
 }
@@ -263,12 +286,13 @@ async fn idle(
 /// Checks the credentials; logs in here or asks for a hand-off.
 async fn authenticate(
     shard: &Rc<Shard>,
+    source: IpAddr,
     session: &mut ImapSession,
     user: &mut Option<Rc<UserHandle>>,
     name: String,
     password: String,
 ) -> Result<(), StepEnd> {
-    match auth::check(shard, name, password).await {
+    match auth::check(shard, source, name, password).await {
         Verdict::Accepted(canonical) => {
             let home = home_of(&canonical, shard.shared.count);
             if home == shard.id {
@@ -301,17 +325,26 @@ async fn hand_off(shard: &Shard, connection: Connection, mut session: ImapSessio
         }
     };
     let peer = socket.peer();
-    let message = ShardMessage::HandOff(Box::new(HandOff { socket, session, user }));
+    tracing::debug!(%peer, source = shard.id.0, target = home.0, "handing connection over");
+    let message = ShardMessage::HandOff(Box::new(HandOff {
+        socket,
+        session,
+        user,
+    }));
     if let Err(message) = shard.mesh.send(home, message).await {
         tracing::error!(%peer, target = home.0, "hand-off failed: target shard is gone");
         if let ShardMessage::HandOff(handoff) = message {
-            let HandOff { socket, session: returned, .. } = *handoff;
+            let HandOff {
+                socket,
+                session: returned,
+                ..
+            } = *handoff;
             session = returned;
             session.auth_done(AuthOutcome::Unavailable);
             let stream = handoff::attach(socket);
             if let Ok(mut connection) = Connection::new(stream, shard.config().timeout_after_login)
             {
-                let _ = connection.write_all(BYE_SHUTDOWN).await;
+                let _ = connection.write_all(imap_bye(Ending::Shutdown)).await;
                 connection.close().await;
             }
         }

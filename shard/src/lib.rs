@@ -15,38 +15,33 @@
 //! Entry points: [`run`] (installs SIGTERM/SIGINT handlers) and [`run_with_shutdown`] (stopped
 //! through a [`ShutdownHandle`]), both configured by a [`ServerConfig`].
 
-#[cfg(feature = "wiring")]
 mod auth;
 pub mod commit;
 pub mod config;
 pub mod conn;
-#[cfg(feature = "wiring")]
 mod deliver;
 pub mod error;
 pub mod event;
+pub mod guard;
 pub mod handoff;
-#[cfg(feature = "wiring")]
 mod imap;
 pub mod limits;
 pub mod listen;
-#[cfg(feature = "wiring")]
 mod lmtp;
 pub mod mesh;
 pub mod placement;
-#[cfg(feature = "wiring")]
 mod registry;
-#[cfg(feature = "wiring")]
+mod reply;
 mod server;
-#[cfg(feature = "wiring")]
 mod shard;
 pub mod shutdown;
 #[cfg(test)]
 mod testutil;
 pub mod tracker;
+mod users;
 
 pub use config::ServerConfig;
 pub use error::ServeError;
 pub use placement::{ShardId, shard_for};
-#[cfg(feature = "wiring")]
 pub use server::{run, run_with_shutdown};
 pub use shutdown::ShutdownHandle;

@@ -8,16 +8,16 @@
 pub const SHARDS_MAX: usize = 256;
 
 /// Capacity of each directed cross-shard channel. A full channel makes the sender wait (back
-/// pressure), so this only needs to cover a burst of deliveries and hand-offs.
-pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+/// pressure), so this only needs to cover a burst of deliveries and hand-offs. glommio
+/// preallocates every slot: with 16-byte messages, 64 shards cost 64 * 63 * 256 * 16 B = 16 MiB.
+pub const MESH_CHANNEL_CAPACITY: usize = 256;
 
-/// Bytes read from a socket per `read` call.
+/// Bytes a waiting read holds inside its future (no heap): most IMAP and LMTP commands fit, and
+/// an idle connection costs no more than this for reading.
+pub const READ_PROBE_BYTES: usize = 256;
+
+/// Bytes read at once after the probe filled up (large literals, DATA), allocated per read.
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
-
-/// Bytes received but not yet consumed by a session that a connection may hold. A session
-/// consumes everything it is fed (it buffers its own bounded partial command), so this only
-/// bounds one read plus what arrived during a hand-off.
-pub const INPUT_PENDING_BYTES_MAX: usize = 256 * 1024;
 
 /// iovecs per vectored write (Linux `UIO_MAXIOV` is 1024).
 pub const WRITE_IOVECS_MAX: usize = 64;
@@ -26,10 +26,6 @@ pub const WRITE_IOVECS_MAX: usize = 64;
 /// instead of spinning on the error.
 pub const ACCEPT_ERROR_BACKOFF_MS: u64 = 1000;
 
-/// Password checks a shard runs at once off the reactor; more wait. Keeps one blocking
-/// thread free for flush rounds.
-pub const AUTH_CHECKS_CONCURRENT_MAX: u64 = 8;
-
 /// How often a shard looks at the process-wide shutdown flag.
 pub const SHUTDOWN_POLL_MS: u64 = 50;
 
@@ -37,8 +33,20 @@ pub const SHUTDOWN_POLL_MS: u64 = 50;
 pub const BLOCKING_THREADS_MAX: usize = 64;
 
 const _: () = assert!(WRITE_IOVECS_MAX <= 1024, "UIO_MAXIOV");
-const _: () = assert!(READ_CHUNK_BYTES < INPUT_PENDING_BYTES_MAX);
+const _: () = assert!(READ_PROBE_BYTES < READ_CHUNK_BYTES);
 
-/// A failed login is answered after this long: it slows password guessing on one connection
-/// without holding a thread (the wait is a timer).
+/// The first failed login from a source is answered after this long; each further recent
+/// failure from the same source doubles it. The wait is a timer: it holds no thread.
 pub const AUTH_FAILURE_DELAY_MS: u64 = 1000;
+
+/// The longest answer delay for a failed login (a client's command timeout is usually 30 s
+/// or more, so it still gets its `NO`).
+pub const AUTH_FAILURE_DELAY_MAX_MS: u64 = 16_000;
+
+/// Failures older than this no longer count for their source.
+pub const AUTH_FAILURE_WINDOW_SECONDS: u64 = 600;
+
+/// Sources whose failures a shard remembers (~64 bytes each).
+pub const AUTH_FAILURE_SOURCES_MAX: usize = 65_536;
+
+const _: () = assert!(AUTH_FAILURE_DELAY_MS <= AUTH_FAILURE_DELAY_MAX_MS);

@@ -58,7 +58,11 @@ pub fn bind(protocol: Protocol, address: SocketAddr) -> Result<Listener, ServeEr
         protocol: protocol.name(),
         source: io::Error::from(error),
     })?;
-    Ok(Listener { protocol, address, listener })
+    Ok(Listener {
+        protocol,
+        address,
+        listener,
+    })
 }
 
 /// Accepts until `stop` moves past `stop_seen`, handing each connection to `serve`.
@@ -129,8 +133,14 @@ mod tests {
     fn proc_limits_are_readable() {
         let files = proc_limit("Max open files").expect("Linux has /proc/self/limits");
         let soft = files.split(' ').next().expect("a value");
-        assert!(soft.parse::<u64>().is_ok() || soft == "unlimited", "{files}");
+        assert!(
+            soft.parse::<u64>().is_ok() || soft == "unlimited",
+            "{files}"
+        );
         let memlock = proc_limit("Max locked memory").expect("listed");
-        assert!(memlock.ends_with("bytes") || memlock.starts_with("unlimited"), "{memlock}");
+        assert!(
+            memlock.ends_with("bytes") || memlock.starts_with("unlimited"),
+            "{memlock}"
+        );
     }
 }

@@ -15,7 +15,6 @@
 //! `Arc<[u8]>`, so each shard reads the same bytes). Each recipient's `250` is given only
 //! after its copy is durable on its shard.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,12 +26,9 @@ use skua_protocols::lmtp::{LmtpSession, LmtpStep, ResolvedRecipient};
 
 use crate::conn::{Connection, ReadOutcome};
 use crate::deliver;
+use crate::guard::guarded;
+use crate::reply::{Ending, lmtp_closing};
 use crate::shard::Shard;
-
-/// What ends a connection early, and the reply it gets.
-const SHUTTING_DOWN: &[u8] = b"421 4.3.2 Service shutting down\r\n";
-const TIMED_OUT: &[u8] = b"421 4.4.2 Idle for too long, closing connection\r\n";
-const SERVER_BUG: &[u8] = b"421 4.3.0 Internal error, closing connection\r\n";
 
 /// Serves an accepted LMTP connection until it closes.
 pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
@@ -40,6 +36,14 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let Ok(mut connection) = Connection::new(stream, shard.config().timeout_lmtp) else {
         return;
     };
+    if shard.is_full() {
+        tracing::warn!(shard = shard.id.0, peer = %connection.peer(), "LMTP connection refused: shard full");
+        let _ = connection
+            .write_all(lmtp_closing(Ending::TooManyConnections))
+            .await;
+        connection.close().await;
+        return;
+    }
     let mut session = LmtpSession::new(shard.lmtp_config.clone());
     let bye = match connection.write_all(&session.greeting()).await {
         Ok(()) => drive(&shard, &mut connection, &mut session).await,
@@ -59,9 +63,12 @@ async fn drive(
     session: &mut LmtpSession,
 ) -> Option<&'static [u8]> {
     loop {
-        let Ok(step) = catch_unwind(AssertUnwindSafe(|| session.next())) else {
-            shard.note_panic("lmtp step", "LmtpSession::next panicked");
-            return Some(SERVER_BUG);
+        let step = match guarded(|| session.next()) {
+            Ok(step) => step,
+            Err(detail) => {
+                shard.note_panic("lmtp step", &detail);
+                return Some(lmtp_closing(Ending::ServerBug));
+            }
         };
         match step {
             LmtpStep::NeedInput => match read(shard, connection).await {
@@ -78,13 +85,22 @@ async fn drive(
                 let resolved = shard
                     .shared
                     .users
+                    .get()
                     .resolve_recipient(&address, by_local_part)
-                    .map(|entry| ResolvedRecipient { user: entry.name().to_owned() });
+                    .map(|entry| ResolvedRecipient {
+                        user: entry.name().to_owned(),
+                    });
                 session.recipient_resolved(resolved);
             }
-            LmtpStep::Deliver { message, recipients, return_path } => {
+            LmtpStep::Deliver {
+                message,
+                recipients,
+                return_path,
+            } => {
                 tracing::debug!(
-                    from = return_path, recipients = recipients.len(), bytes = message.len(),
+                    from = return_path,
+                    recipients = recipients.len(),
+                    bytes = message.len(),
                     "delivering"
                 );
                 let results = deliver_all(shard, message, recipients).await;
@@ -105,9 +121,9 @@ async fn read(shard: &Shard, connection: &mut Connection) -> Result<usize, Optio
     })
     .await;
     match read {
-        None => Err(Some(SHUTTING_DOWN)),
+        None => Err(Some(lmtp_closing(Ending::Shutdown))),
         Some(Ok(ReadOutcome::Data(len))) => Ok(len),
-        Some(Ok(ReadOutcome::TimedOut)) => Err(Some(TIMED_OUT)),
+        Some(Ok(ReadOutcome::TimedOut)) => Err(Some(lmtp_closing(Ending::IdleTimeout))),
         Some(Ok(ReadOutcome::Closed) | Err(_)) => Err(None),
     }
 }
@@ -138,6 +154,11 @@ async fn deliver_all(
 fn delivery_date() -> InternalDate {
     let unix_seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
-    InternalDate { unix_seconds, zone_minutes: 0 }
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        });
+    InternalDate {
+        unix_seconds,
+        zone_minutes: 0,
+    }
 }

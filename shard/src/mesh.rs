@@ -3,7 +3,7 @@
 //! glommio's `channel_mesh` numbers peers in the order they join, which need not be our shard
 //! numbering; building the mesh from `shared_channel`s by hand keeps `senders[i]` pointing at
 //! shard `i`. Each directed pair has its own single-producer channel of
-//! [`MESH_CHANNEL_CAPACITY`](crate::limits::MESH_CHANNEL_CAPACITY); a full channel makes the
+//! [`MESH_CHANNEL_CAPACITY`]; a full channel makes the
 //! sender wait. Messages are owned data only (`Send`), never `Rc` or borrowed buffers.
 //!
 //! No deadlock: a shard's receiving loop never waits on a send of its own; it only spawns
@@ -55,21 +55,37 @@ impl<T: Send + 'static> MeshEnds<T> {
                     None => None,
                 }
             })),
-            join_all(self.receivers.into_iter().enumerate().map(|(i, r)| async move {
-                match r {
-                    Some(r) => Some((ShardId(u32::try_from(i).expect("bounded")), r.connect().await)),
-                    None => None,
-                }
-            })),
+            join_all(
+                self.receivers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| async move {
+                        match r {
+                            Some(r) => Some((
+                                ShardId(u32::try_from(i).expect("bounded")),
+                                r.connect().await,
+                            )),
+                            None => None,
+                        }
+                    }),
+            ),
         )
         .await;
         let (senders, receivers) = senders;
-        (MeshSenders { shard: self.shard, senders }, receivers.into_iter().flatten().collect())
+        (
+            MeshSenders {
+                shard: self.shard,
+                senders,
+            },
+            receivers.into_iter().flatten().collect(),
+        )
     }
 }
 
 /// Runs futures concurrently on this shard and collects their outputs in order.
-async fn join_all<F: std::future::Future + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn join_all<F: std::future::Future + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: 'static,
 {
@@ -109,6 +125,46 @@ impl<T: Send + 'static> MeshSenders<T> {
                 other => panic!("shared channel send failed unexpectedly: {other}"),
             }),
             None => Err(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three shards each send their id to every other; each receives from exactly the others,
+    /// on the channel of the right sender.
+    #[test]
+    fn every_shard_reaches_every_other_by_id() {
+        let count = 3;
+        let threads: Vec<_> = build::<(u32, u32)>(count)
+            .into_iter()
+            .map(|ends| {
+                std::thread::spawn(move || {
+                    crate::testutil::executor().run(async move {
+                        let (senders, receivers) = ends.connect().await;
+                        let me = senders.shard();
+                        for target in 0..3u32 {
+                            let result = senders.send(ShardId(target), (me.0, target)).await;
+                            assert_eq!(result.is_ok(), target != me.0, "no channel to itself");
+                        }
+                        let mut heard = Vec::new();
+                        for (peer, receiver) in receivers {
+                            let (from, to) = receiver.recv().await.expect("a message");
+                            assert_eq!((from, to), (peer.0, me.0));
+                            heard.push(from);
+                        }
+                        heard.sort_unstable();
+                        heard
+                    })
+                })
+            })
+            .collect();
+        for (index, thread) in threads.into_iter().enumerate() {
+            let heard = thread.join().expect("shard thread");
+            let expected: Vec<u32> = (0..3).filter(|&i| i as usize != index).collect();
+            assert_eq!(heard, expected);
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The open user stores of one shard, and each user's change event.
 //!
-//! A store is opened (and recovered) on first use by a session or a delivery and stays open
-//! while the shard runs: reopening costs a recovery check, and an open store costs little
-//! beyond its maps. All users here have this shard as their home, so nothing else ever opens
-//! the same store.
+//! A store is opened (and recovered) on first use by a session or a delivery. Once no session
+//! or delivery holds it, it stays open for a while (reopening costs a recovery check) and is
+//! closed by [`Registry::sweep`] when it has been unused for the idle time, or earlier, least
+//! recently used first, when the shard holds more than its maximum of open stores (each holds
+//! file descriptors and its indexes in memory). Closing is safe at any time nobody holds the
+//! store: the disk keeps files with unflushed writes open until their flush round. All users
+//! here have this shard as their home, so nothing else ever opens the same store.
 //!
 //! A session whose step panicked may have left the store's memory inconsistent, so the store
 //! is *poisoned*: everybody using it is told to go away, and the registry drops it as soon as
@@ -13,6 +16,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use skua_core::disk::os::OsDisk;
 use skua_core::paths::{UserName, user_dir};
@@ -29,6 +33,7 @@ pub struct UserHandle {
     /// Notified whenever a step changed the store (IDLE sessions wait on it).
     pub changed: Event,
     poisoned: Cell<bool>,
+    last_used: Cell<Instant>,
 }
 
 impl UserHandle {
@@ -40,6 +45,7 @@ impl UserHandle {
 
     /// Runs `step` on the store and notifies the change event if the store changed.
     pub fn with_store<T>(&self, step: impl FnOnce(&mut UserStore<OsDisk>) -> T) -> T {
+        self.last_used.set(Instant::now());
         let mut store = self.store.borrow_mut();
         let before = store.change_counter();
         let result = step(&mut store);
@@ -86,7 +92,10 @@ impl Registry {
     /// An empty registry over the shard's disk.
     #[must_use]
     pub fn new(disk: Rc<OsDisk>) -> Registry {
-        Registry { disk, open: RefCell::new(HashMap::new()) }
+        Registry {
+            disk,
+            open: RefCell::new(HashMap::new()),
+        }
     }
 
     /// The open store of `user`, opening (and recovering) it if needed.
@@ -94,8 +103,10 @@ impl Registry {
     /// # Errors
     /// See [`RegistryError`].
     pub fn open(&self, user: &str) -> Result<Rc<UserHandle>, RegistryError> {
-        let name = UserName::new(user)
-            .map_err(|reason| RegistryError::BadName { user: user.to_owned(), reason })?;
+        let name = UserName::new(user).map_err(|reason| RegistryError::BadName {
+            user: user.to_owned(),
+            reason,
+        })?;
         let key = name.as_str();
         if let Some(handle) = self.open.borrow().get(key) {
             if handle.is_poisoned() {
@@ -104,15 +115,21 @@ impl Registry {
             return Ok(handle.clone());
         }
         let store = UserStore::open(self.disk.clone(), &user_dir(&name)).map_err(|error| {
-            RegistryError::Open { user: key.to_owned(), detail: error.to_string() }
+            RegistryError::Open {
+                user: key.to_owned(),
+                detail: error.to_string(),
+            }
         })?;
         let handle = Rc::new(UserHandle {
             name: key.to_owned(),
             store: RefCell::new(store),
             changed: Event::new(),
             poisoned: Cell::new(false),
+            last_used: Cell::new(Instant::now()),
         });
-        self.open.borrow_mut().insert(key.to_owned(), handle.clone());
+        self.open
+            .borrow_mut()
+            .insert(key.to_owned(), handle.clone());
         tracing::debug!(user = key, "store opened");
         Ok(handle)
     }
@@ -133,7 +150,10 @@ impl Registry {
         let mut open = self.open.borrow_mut();
         if open.get(&name).is_some_and(|h| Rc::strong_count(h) == 1) {
             open.remove(&name);
-            tracing::warn!(user = name, "poisoned store closed; it will be reopened from disk");
+            tracing::warn!(
+                user = name,
+                "poisoned store closed; it will be reopened from disk"
+            );
         }
     }
 
@@ -141,5 +161,131 @@ impl Registry {
     #[must_use]
     pub fn len(&self) -> usize {
         self.open.borrow().len()
+    }
+
+    /// Closes stores nobody holds that were unused for `idle`, then, while more than
+    /// `open_max` stores are open, the least recently used ones nobody holds. Returns how many
+    /// were closed. Held stores are never closed, so the bound can be passed while sessions
+    /// hold more stores than it.
+    pub fn sweep(&self, now: Instant, idle: Duration, open_max: usize) -> usize {
+        let mut open = self.open.borrow_mut();
+        let before = open.len();
+        let unheld = |handle: &Rc<UserHandle>| Rc::strong_count(handle) == 1;
+        open.retain(|_, h| !(unheld(h) && now.duration_since(h.last_used.get()) >= idle));
+        if open.len() > open_max {
+            let mut candidates: Vec<(Instant, String)> = open
+                .iter()
+                .filter(|(_, h)| unheld(h))
+                .map(|(name, h)| (h.last_used.get(), name.clone()))
+                .collect();
+            candidates.sort_unstable();
+            let excess = open.len() - open_max;
+            for (_, name) in candidates.into_iter().take(excess) {
+                open.remove(&name);
+            }
+        }
+        before - open.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(dir: &std::path::Path) -> Registry {
+        Registry::new(Rc::new(OsDisk::new(dir).expect("disk")))
+    }
+
+    #[test]
+    fn one_instance_per_user_whatever_the_case() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = registry(dir.path());
+        let first = registry.open("Alice").expect("open");
+        let second = registry.open("alice").expect("open again");
+        assert!(Rc::ptr_eq(&first, &second));
+        assert_eq!(first.name, "alice");
+        assert_eq!(registry.len(), 1);
+        assert!(matches!(
+            registry.open("../etc"),
+            Err(RegistryError::BadName { .. })
+        ));
+    }
+
+    #[test]
+    fn changes_notify_and_reads_do_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = registry(dir.path());
+        let handle = registry.open("bob").expect("open");
+        let seen = handle.changed.generation();
+        handle.with_store(|store| store.mailboxes().len());
+        assert_eq!(handle.changed.generation(), seen, "a read is not a change");
+        handle
+            .with_store(|store| store.create_mailbox("Archive"))
+            .expect("create");
+        assert_ne!(
+            handle.changed.generation(),
+            seen,
+            "a mutation wakes IDLE sessions"
+        );
+    }
+
+    #[test]
+    fn idle_and_surplus_stores_are_closed_but_never_held_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = registry(dir.path());
+        let held = registry.open("held").expect("open");
+        for name in ["a", "b", "c"] {
+            drop(registry.open(name).expect("open"));
+        }
+        let now = Instant::now();
+        let idle = Duration::from_secs(60);
+        assert_eq!(
+            registry.sweep(now, idle, 10),
+            0,
+            "recently used stores stay"
+        );
+        assert_eq!(
+            registry.sweep(now, idle, 2),
+            2,
+            "over the bound: two unheld ones go"
+        );
+        assert_eq!(registry.len(), 2);
+        let later = now + idle + Duration::from_secs(1);
+        assert_eq!(
+            registry.sweep(later, idle, 10),
+            1,
+            "the last unheld one idled out"
+        );
+        assert_eq!(
+            registry.sweep(later, idle, 0),
+            0,
+            "a held store is never closed"
+        );
+        assert!(Rc::ptr_eq(
+            &held,
+            &registry.open("held").expect("still open")
+        ));
+    }
+
+    #[test]
+    fn a_poisoned_store_is_reopened_only_after_its_last_user_left() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = registry(dir.path());
+        let session = registry.open("carol").expect("open");
+        let other = registry.open("carol").expect("open");
+        registry.poison(&session);
+        assert!(other.is_poisoned(), "every holder sees the poison");
+        assert!(matches!(
+            registry.open("carol"),
+            Err(RegistryError::Resetting(_))
+        ));
+        registry.release(session);
+        assert!(matches!(
+            registry.open("carol"),
+            Err(RegistryError::Resetting(_))
+        ));
+        registry.release(other);
+        let fresh = registry.open("carol").expect("reopened from disk");
+        assert!(!fresh.is_poisoned());
     }
 }

@@ -96,7 +96,13 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
         } else {
             Placement::Unbound
         };
-        let spawned = spawn_shard(index, placement, ends, shared.clone(), report_sender.clone());
+        let spawned = spawn_shard(
+            index,
+            placement,
+            ends,
+            shared.clone(),
+            report_sender.clone(),
+        );
         match spawned {
             Ok(thread) => threads.push(thread),
             Err(error) => {
@@ -113,7 +119,9 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
     if let Some(error) = first_error {
         return Err(error);
     }
-    results.into_iter().collect::<Result<Vec<()>, ServeError>>()?;
+    results
+        .into_iter()
+        .collect::<Result<Vec<()>, ServeError>>()?;
     if let Some(shard) = shared.storage_failed_shard() {
         return Err(ServeError::Storage { shard });
     }
@@ -123,7 +131,9 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
 
 fn validate(config: &ServerConfig) -> Result<(), ServeError> {
     if config.imap_listen.is_empty() && config.lmtp_listen.is_empty() {
-        return Err(ServeError::Config("no IMAP or LMTP listen address".to_owned()));
+        return Err(ServeError::Config(
+            "no IMAP or LMTP listen address".to_owned(),
+        ));
     }
     if config.blocking_threads < 2 || config.blocking_threads > BLOCKING_THREADS_MAX {
         return Err(ServeError::Config(format!(
@@ -134,7 +144,10 @@ fn validate(config: &ServerConfig) -> Result<(), ServeError> {
 }
 
 /// Waits for every shard's report; the first failure, if any.
-fn collect_reports(reports: &mpsc::Receiver<(usize, StartupReport)>, count: usize) -> Option<ServeError> {
+fn collect_reports(
+    reports: &mpsc::Receiver<(usize, StartupReport)>,
+    count: usize,
+) -> Option<ServeError> {
     let mut first_error = None;
     for _ in 0..count {
         match reports.recv() {
@@ -171,6 +184,11 @@ fn spawn_shard(
                 .blocking_thread_pool_placement(PoolPlacement::Unbound(
                     shared.config.blocking_threads,
                 ));
+            let builder = if shared.config.detect_stalls {
+                builder.detect_stalls(Some(Box::new(glommio::DefaultStallDetectionHandler {})))
+            } else {
+                builder
+            };
             let executor = match builder.make() {
                 Ok(executor) => executor,
                 Err(error) => {
@@ -180,33 +198,42 @@ fn spawn_shard(
                     return Ok(());
                 }
             };
-            executor.run(shard::main(index, ends, shared, reports))
+            let running = shared.clone();
+            crate::guard::guarded(|| executor.run(shard::main(index, ends, running, reports)))
+                .unwrap_or_else(|detail| {
+                    // A panic outside every session guard is a bug in the runtime itself: stop
+                    // the whole server rather than leave the other shards waiting for this one.
+                    tracing::error!(shard = index, detail, "shard panicked; shutting down");
+                    shared.shutdown.shutdown();
+                    shared.drained.mark();
+                    Err(ServeError::Shard {
+                        shard: index,
+                        detail: format!("panicked: {detail}"),
+                    })
+                })
         })
-        .map_err(|error| ServeError::Shard { shard: index, detail: error.to_string() })
+        .map_err(|error| ServeError::Shard {
+            shard: index,
+            detail: error.to_string(),
+        })
 }
 
-fn join_all(threads: Vec<thread::JoinHandle<Result<(), ServeError>>>) -> Vec<Result<(), ServeError>> {
+fn join_all(
+    threads: Vec<thread::JoinHandle<Result<(), ServeError>>>,
+) -> Vec<Result<(), ServeError>> {
     threads
         .into_iter()
         .enumerate()
         .map(|(shard, thread)| {
             thread.join().unwrap_or_else(|panic| {
-                let detail = panic_message(&*panic);
-                Err(ServeError::Shard { shard, detail: format!("panicked: {detail}") })
+                let detail = crate::guard::panic_message(&*panic);
+                Err(ServeError::Shard {
+                    shard,
+                    detail: format!("panicked: {detail}"),
+                })
             })
         })
         .collect()
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-string panic".to_owned()
-    }
 }
 
 /// Explains an executor set-up failure; io_uring's locked-memory needs come first.
@@ -244,5 +271,52 @@ impl DrainCount {
     /// Shards drained so far.
     pub(crate) fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_memory_failures_tell_the_operator_what_to_raise() {
+        let enomem =
+            glommio::GlommioError::IoError(std::io::Error::from_raw_os_error(libc::ENOMEM));
+        let text = executor_error(1, &enomem).to_string();
+        assert!(text.contains("shard 1"), "{text}");
+        assert!(
+            text.contains("io_uring needs locked memory: raise LimitMEMLOCK (current: "),
+            "{text}"
+        );
+        let limit = glommio::GlommioError::ReactorError(glommio::ReactorErrorKind::MemLockLimit(
+            65536, 524_288,
+        ));
+        assert!(
+            executor_error(0, &limit)
+                .to_string()
+                .contains("LimitMEMLOCK")
+        );
+        let other = glommio::GlommioError::IoError(std::io::Error::from_raw_os_error(libc::EINVAL));
+        assert!(
+            !executor_error(0, &other)
+                .to_string()
+                .contains("LimitMEMLOCK")
+        );
+    }
+
+    #[test]
+    fn configs_without_listeners_or_flush_thread_are_refused() {
+        let none = ServerConfig {
+            imap_listen: vec![],
+            lmtp_listen: vec![],
+            ..ServerConfig::default()
+        };
+        assert!(matches!(validate(&none), Err(ServeError::Config(_))));
+        let one_thread = ServerConfig {
+            blocking_threads: 1,
+            ..ServerConfig::default()
+        };
+        assert!(matches!(validate(&one_thread), Err(ServeError::Config(_))));
+        assert!(validate(&ServerConfig::default()).is_ok());
     }
 }

@@ -19,15 +19,15 @@ use std::time::Duration;
 use futures_lite::future;
 use glommio::channels::shared_channel::ConnectedReceiver;
 use skua_core::disk::os::OsDisk;
-use skua_core::users::UserDb;
 use skua_protocols::imap::session::ImapConfig;
 use skua_protocols::lmtp::LmtpConfig;
 
+use crate::auth::LoginFailures;
 use crate::commit::GroupCommit;
 use crate::config::ServerConfig;
 use crate::error::ServeError;
 use crate::event::Event;
-use crate::limits::{AUTH_CHECKS_CONCURRENT_MAX, SHUTDOWN_POLL_MS};
+use crate::limits::SHUTDOWN_POLL_MS;
 use crate::listen::{self, Listener, Protocol};
 use crate::mesh::{MeshEnds, MeshSenders};
 use crate::placement::ShardId;
@@ -35,6 +35,7 @@ use crate::registry::Registry;
 use crate::server::{DrainCount, StartGate, StartupReport};
 use crate::shutdown::ShutdownHandle;
 use crate::tracker::Tracker;
+use crate::users::Users;
 use crate::{deliver, imap, lmtp};
 
 /// Everything that crosses between shards. Owned data only.
@@ -44,15 +45,19 @@ pub(crate) enum ShardMessage {
     /// Deliver a message to a user on their home shard.
     Deliver(Box<deliver::Request>),
     /// The answer to a [`ShardMessage::Deliver`].
-    Delivered(deliver::Reply),
+    Delivered(Box<deliver::Reply>),
 }
+
+// Channels preallocate `MESH_CHANNEL_CAPACITY` slots per ordered pair of shards: keep a slot
+// to a tag and a pointer (payloads are boxed).
+const _: () = assert!(std::mem::size_of::<ShardMessage>() <= 16);
 
 /// Process-wide, read-mostly state shared by every shard.
 pub(crate) struct Shared {
     /// The configuration.
     pub config: ServerConfig,
-    /// The users, from the passwd-file.
-    pub users: Arc<UserDb>,
+    /// The users, from the passwd-file (reloaded when it changes).
+    pub users: Users,
     /// Set by signals or the embedding program.
     pub shutdown: ShutdownHandle,
     /// Start-up handshake.
@@ -74,15 +79,17 @@ impl Shared {
         shutdown: ShutdownHandle,
         count: usize,
     ) -> Result<Shared, ServeError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
-        let users = UserDb::load(&config.passwd_path).map_err(|error| ServeError::Users {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let users = Users::load(&config.passwd_path).map_err(|error| ServeError::Users {
             path: config.passwd_path.clone(),
             detail: error.to_string(),
         })?;
         Ok(Shared {
             config,
-            users: Arc::new(users),
+            users,
             shutdown,
             start_gate: StartGate::default(),
             drained: DrainCount::default(),
@@ -97,7 +104,10 @@ impl Shared {
     }
 
     fn note_storage_failure(&self, shard: usize) {
-        self.storage_failed.lock().expect("storage flag lock").get_or_insert(shard);
+        self.storage_failed
+            .lock()
+            .expect("storage flag lock")
+            .get_or_insert(shard);
     }
 }
 
@@ -127,8 +137,11 @@ pub(crate) struct Shard {
     pub work: Rc<Tracker>,
     /// Deliveries sent to other shards, awaiting their answer.
     pub replies: deliver::Replies,
-    /// Bounds concurrent password checks.
+    /// Bounds concurrent password checks to one less than the blocking threads, so a flush
+    /// round never queues behind password hashes.
     pub auth_slots: glommio::sync::Semaphore,
+    /// Failed logins per source address.
+    pub login_failures: LoginFailures,
     /// Session panics caught on this shard.
     pub panics: Cell<u64>,
 }
@@ -144,11 +157,19 @@ impl Shard {
         &self.shared.config
     }
 
+    /// True when a new connection must be turned away.
+    pub(crate) fn is_full(&self) -> bool {
+        self.connections.live() > self.config().connections_per_shard_max
+    }
+
     /// Counts a caught panic and logs it.
     pub(crate) fn note_panic(&self, what: &str, detail: &str) {
         self.panics.set(self.panics.get() + 1);
         tracing::error!(
-            shard = self.id.0, panics = self.panics.get(), what, detail,
+            shard = self.id.0,
+            panics = self.panics.get(),
+            what,
+            detail,
             "session panicked: connection closed with BYE [SERVERBUG], shard carries on"
         );
     }
@@ -194,6 +215,10 @@ pub(crate) async fn main(
         glommio::spawn_local(dispatch(shard.clone(), peer, receiver)).detach();
     }
     glommio::spawn_local(watch_shutdown(shard.clone())).detach();
+    glommio::spawn_local(close_idle_stores(shard.clone())).detach();
+    if index == 0 {
+        glommio::spawn_local(reload_users(shard.clone())).detach();
+    }
     tracing::info!(shard = index, "serving");
     let accepting: Vec<_> = listeners
         .into_iter()
@@ -217,6 +242,8 @@ fn new_shard(
     let mut imap_strict = imap_plaintext.clone();
     imap_strict.plaintext_login_allowed = shared.config.plaintext_auth_always;
     let lmtp_config = Arc::new(LmtpConfig::new(&shared.config.hostname));
+    // `validate` guarantees at least two blocking threads.
+    let auth_slots = u64::try_from(shared.config.blocking_threads - 1).expect("bounded");
     Shard {
         id: ShardId(u32::try_from(index).expect("shard count is bounded")),
         shared,
@@ -230,14 +257,21 @@ fn new_shard(
         connections: Tracker::new(),
         work: Tracker::new(),
         replies: deliver::Replies::default(),
-        auth_slots: glommio::sync::Semaphore::new(AUTH_CHECKS_CONCURRENT_MAX),
+        auth_slots: glommio::sync::Semaphore::new(auth_slots),
+        login_failures: LoginFailures::default(),
         panics: Cell::new(0),
     }
 }
 
 fn bind_all(config: &ServerConfig) -> Result<Vec<Listener>, ServeError> {
-    let imap = config.imap_listen.iter().map(|&a| listen::bind(Protocol::Imap, a));
-    let lmtp = config.lmtp_listen.iter().map(|&a| listen::bind(Protocol::Lmtp, a));
+    let imap = config
+        .imap_listen
+        .iter()
+        .map(|&a| listen::bind(Protocol::Imap, a));
+    let lmtp = config
+        .lmtp_listen
+        .iter()
+        .map(|&a| listen::bind(Protocol::Lmtp, a));
     imap.chain(lmtp).collect()
 }
 
@@ -245,12 +279,16 @@ async fn accept(shard: Rc<Shard>, listener: Listener) {
     let stop = shard.stop.clone();
     match listener.protocol {
         Protocol::Imap => {
-            listen::accept_loop(listener, stop, 0, |stream| imap::serve(shard.clone(), stream))
-                .await;
+            listen::accept_loop(listener, stop, 0, |stream| {
+                imap::serve(shard.clone(), stream)
+            })
+            .await;
         }
         Protocol::Lmtp => {
-            listen::accept_loop(listener, stop, 0, |stream| lmtp::serve(shard.clone(), stream))
-                .await;
+            listen::accept_loop(listener, stop, 0, |stream| {
+                lmtp::serve(shard.clone(), stream)
+            })
+            .await;
         }
     }
 }
@@ -265,10 +303,11 @@ async fn dispatch(shard: Rc<Shard>, peer: ShardId, receiver: ConnectedReceiver<S
             ShardMessage::Deliver(request) => {
                 glommio::spawn_local(deliver::serve_request(shard.clone(), *request)).detach();
             }
-            ShardMessage::Delivered(reply) => shard.replies.complete(reply),
+            ShardMessage::Delivered(reply) => shard.replies.complete(*reply),
         }
     }
     tracing::debug!(shard = shard.id.0, peer = peer.0, "peer channel closed");
+    shard.replies.target_gone(peer);
 }
 
 /// Turns the process-wide shutdown flag into this shard's stop event.
@@ -276,8 +315,51 @@ async fn watch_shutdown(shard: Rc<Shard>) {
     while !shard.shared.shutdown.is_shutdown() {
         glommio::timer::sleep(Duration::from_millis(SHUTDOWN_POLL_MS)).await;
     }
-    tracing::info!(shard = shard.id.0, connections = shard.connections.live(), "shutting down");
+    tracing::info!(
+        shard = shard.id.0,
+        connections = shard.connections.live(),
+        "shutting down"
+    );
     shard.stop.notify();
+}
+
+/// Closes user stores nobody used for a while, and keeps their number bounded.
+async fn close_idle_stores(shard: Rc<Shard>) {
+    let idle = shard.config().store_idle_close;
+    let period = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    while !shard.is_stopping() {
+        glommio::timer::sleep(period).await;
+        let max = shard.config().open_stores_per_shard_max;
+        let closed = shard.registry.sweep(std::time::Instant::now(), idle, max);
+        if closed > 0 {
+            tracing::debug!(
+                shard = shard.id.0,
+                closed,
+                open = shard.registry.len(),
+                "stores closed"
+            );
+        }
+    }
+}
+
+/// Reloads the passwd-file when it changes (shard 0 only; the result is shared).
+async fn reload_users(shard: Rc<Shard>) {
+    let interval = shard.config().users_reload_interval;
+    while !shard.is_stopping() {
+        glommio::timer::sleep(interval).await;
+        let shared = shard.shared.clone();
+        let reloaded = glommio::executor()
+            .spawn_blocking(move || crate::guard::guarded(|| shared.users.reload_if_changed()))
+            .await;
+        match reloaded {
+            Ok(true) => tracing::info!(
+                users = shard.shared.users.get().len(),
+                "passwd-file reloaded"
+            ),
+            Ok(false) => {}
+            Err(detail) => tracing::error!(detail, "passwd-file reload panicked"),
+        }
+    }
 }
 
 /// After the accept loops ended: let connections finish, wait for the other shards, flush.
@@ -296,7 +378,8 @@ async fn drain(shard: &Rc<Shard>) {
     .await;
     if !finished {
         tracing::warn!(
-            shard = shard.id.0, connections = shard.connections.live(),
+            shard = shard.id.0,
+            connections = shard.connections.live(),
             "connections still open after the shutdown grace period; cutting them"
         );
     }
@@ -314,6 +397,7 @@ async fn drain(shard: &Rc<Shard>) {
         flush_rounds = shard.commit.rounds(),
         open_stores = shard.registry.len(),
         panics = shard.panics.get(),
+        login_failure_sources = shard.login_failures.sources(),
         "stopped"
     );
 }

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::SigId;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::error::ServeError;
 
@@ -58,8 +58,8 @@ pub fn install_signal_handlers(handle: &ShutdownHandle) -> Result<SignalGuard, S
         let exit = signal_hook::flag::register_conditional_shutdown(signal, 1, handle.flag.clone())
             .map_err(ServeError::Signals)?;
         guard.ids.push(exit);
-        let id =
-            signal_hook::flag::register(signal, handle.flag.clone()).map_err(ServeError::Signals)?;
+        let id = signal_hook::flag::register(signal, handle.flag.clone())
+            .map_err(ServeError::Signals)?;
         guard.ids.push(id);
     }
     Ok(guard)

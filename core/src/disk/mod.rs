@@ -120,6 +120,16 @@ pub trait DiskFile: Clone {
     /// # Errors
     /// The OS error, or `UnexpectedEof` if the range passes the end.
     fn view(&self, offset: u64, len: u64) -> io::Result<Bytes>;
+    /// Hints that `[offset, offset + len)` will be viewed soon, so that reading the view later
+    /// does not stall the thread on a major page fault (the OS disk asks the kernel to read the
+    /// mapped range ahead). Advisory; the default does nothing.
+    ///
+    /// # Errors
+    /// `UnexpectedEof` past the end, or the OS error.
+    fn will_need(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 /// Read-only bytes that keep their backing (a memory map or a buffer) alive.

@@ -7,7 +7,7 @@
 //! thread): it `fdatasync`s every file, then `fsync`s every directory. Files are synced before
 //! directories so a new name never becomes durable pointing at data that is not.
 //!
-//! Views are served from read-only shared memory maps (see [`crate::mmap`] for what makes them
+//! Views are served from read-only shared memory maps (see `core/src/mmap.rs` for what makes them
 //! sound). A file's map is created on the first view and replaced by a larger one when a view
 //! needs bytes past it; the map is made with room to grow, so the active spool segment is not
 //! remapped on every append.
@@ -64,7 +64,10 @@ impl OsDisk {
             files: BTreeMap::new(),
             dirs: BTreeSet::new(),
         };
-        Ok(OsDisk { root: root.to_path_buf(), state: Rc::new(RefCell::new(state)) })
+        Ok(OsDisk {
+            root: root.to_path_buf(),
+            state: Rc::new(RefCell::new(state)),
+        })
     }
 
     /// The root directory.
@@ -78,7 +81,10 @@ impl OsDisk {
     fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
         let plain = path.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain || path.as_os_str().is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "disk path not plain relative"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "disk path not plain relative",
+            ));
         }
         Ok(self.root.join(path))
     }
@@ -100,8 +106,11 @@ impl Disk for OsDisk {
         let file = match (existing, mode) {
             (Ok(file), _) => file,
             (Err(error), OpenMode::CreateIfMissing) if error.kind() == io::ErrorKind::NotFound => {
-                let file =
-                    OpenOptions::new().read(true).write(true).create_new(true).open(&absolute)?;
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&absolute)?;
                 self.mark_parent_dirty(&absolute);
                 file
             }
@@ -124,7 +133,9 @@ impl Disk for OsDisk {
             viewed_len: Cell::new(0),
             map: RefCell::new(None),
         };
-        Ok(OsFile { inner: Rc::new(inner) })
+        Ok(OsFile {
+            inner: Rc::new(inner),
+        })
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -197,7 +208,10 @@ impl Disk for OsDisk {
 
     fn flush_end(&self, epoch: Epoch) {
         let mut state = self.state.borrow_mut();
-        assert!(epoch.0 < state.epoch_open, "flush_end of an epoch never closed");
+        assert!(
+            epoch.0 < state.epoch_open,
+            "flush_end of an epoch never closed"
+        );
         state.epoch_durable = state.epoch_durable.max(epoch.0);
     }
 }
@@ -242,7 +256,10 @@ struct FileInner {
 impl FileInner {
     fn mark_dirty(&self) {
         let mut state = self.state.borrow_mut();
-        state.files.entry(self.id).or_insert_with(|| self.file.clone());
+        state
+            .files
+            .entry(self.id)
+            .or_insert_with(|| self.file.clone());
     }
 
     /// A map covering `[0, end)`, reusing the current one when it is large enough.
@@ -300,9 +317,14 @@ impl DiskFile for OsFile {
     }
 
     fn view(&self, offset: u64, len: u64) -> io::Result<Bytes> {
-        let end = offset.checked_add(len).filter(|&end| end <= self.inner.len.get());
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= self.inner.len.get());
         let Some(end) = end else {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "view past the end"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "view past the end",
+            ));
         };
         if len == 0 {
             return Ok(Bytes::from_vec(Vec::new()));
@@ -311,21 +333,22 @@ impl DiskFile for OsFile {
         let start = usize::try_from(offset).expect("below a mapped length");
         let size = usize::try_from(len).expect("below a mapped length");
         let window = MapWindow::new(map, start, size, self.inner.len.get());
-        self.inner.viewed_len.set(self.inner.viewed_len.get().max(end));
+        self.inner
+            .viewed_len
+            .set(self.inner.viewed_len.get().max(end));
         Ok(Bytes::new(Rc::new(window), 0, size))
     }
-}
 
-impl OsFile {
-    /// Hints that `[offset, offset + len)` will be viewed soon (madvise `WILLNEED` on the map),
-    /// so a later view does not stall the thread on a major page fault.
-    ///
-    /// # Errors
-    /// `UnexpectedEof` past the end, or the OS error.
-    pub fn will_need(&self, offset: u64, len: u64) -> io::Result<()> {
-        let end = offset.checked_add(len).filter(|&end| end <= self.inner.len.get());
+    /// madvise `WILLNEED` on the mapped range.
+    fn will_need(&self, offset: u64, len: u64) -> io::Result<()> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= self.inner.len.get());
         let Some(end) = end else {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "range past the end"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "range past the end",
+            ));
         };
         if len == 0 {
             return Ok(());
@@ -350,7 +373,9 @@ mod tests {
     fn write_read_view_round_trip() {
         let (_dir, disk) = disk();
         disk.create_dir_all(Path::new("a/b")).unwrap();
-        let file = disk.open(Path::new("a/b/f"), OpenMode::CreateIfMissing).unwrap();
+        let file = disk
+            .open(Path::new("a/b/f"), OpenMode::CreateIfMissing)
+            .unwrap();
         file.write_all_at(b"hello", 0).unwrap();
         file.write_all_at(b" world", 5).unwrap();
         assert_eq!(file.len().unwrap(), 11);
@@ -368,7 +393,9 @@ mod tests {
     #[test]
     fn shrinking_below_a_view_is_refused() {
         let (_dir, disk) = disk();
-        let file = disk.open(Path::new("f"), OpenMode::CreateIfMissing).unwrap();
+        let file = disk
+            .open(Path::new("f"), OpenMode::CreateIfMissing)
+            .unwrap();
         file.write_all_at(b"0123456789", 0).unwrap();
         let view = file.view(2, 6).unwrap();
         assert!(file.set_len(7).is_err());
@@ -381,7 +408,9 @@ mod tests {
         let (_dir, disk) = disk();
         assert!(disk.flush_begin().is_none());
         assert_eq!(disk.epoch_open(), Epoch(1));
-        let file = disk.open(Path::new("f"), OpenMode::CreateIfMissing).unwrap();
+        let file = disk
+            .open(Path::new("f"), OpenMode::CreateIfMissing)
+            .unwrap();
         let flush = disk.flush_begin().expect("the new entry dirtied the root");
         assert_eq!(flush.files.len(), 0);
         assert_eq!(flush.dirs.len(), 1);
@@ -390,7 +419,10 @@ mod tests {
         let second = disk.flush_begin().unwrap();
         assert_eq!(second.files.len(), 1);
         let epoch = second.epoch();
-        std::thread::spawn(move || second.run()).join().unwrap().unwrap();
+        std::thread::spawn(move || second.run())
+            .join()
+            .unwrap()
+            .unwrap();
         disk.flush_end(epoch);
         assert_eq!(disk.epoch_durable(), Epoch(2));
         flush.run().unwrap();
@@ -401,8 +433,14 @@ mod tests {
     #[test]
     fn paths_must_be_plain_relative() {
         let (_dir, disk) = disk();
-        assert!(disk.open(Path::new("../x"), OpenMode::CreateIfMissing).is_err());
-        assert!(disk.open(Path::new("/etc/passwd"), OpenMode::Existing).is_err());
+        assert!(
+            disk.open(Path::new("../x"), OpenMode::CreateIfMissing)
+                .is_err()
+        );
+        assert!(
+            disk.open(Path::new("/etc/passwd"), OpenMode::Existing)
+                .is_err()
+        );
         assert!(disk.create_dir_all(Path::new("a/../../b")).is_err());
         assert!(!disk.exists(Path::new("..")));
     }
@@ -411,8 +449,10 @@ mod tests {
     fn list_rename_remove() {
         let (_dir, disk) = disk();
         disk.create_dir_all(Path::new("d")).unwrap();
-        disk.open(Path::new("d/b"), OpenMode::CreateIfMissing).unwrap();
-        disk.open(Path::new("d/a"), OpenMode::CreateIfMissing).unwrap();
+        disk.open(Path::new("d/b"), OpenMode::CreateIfMissing)
+            .unwrap();
+        disk.open(Path::new("d/a"), OpenMode::CreateIfMissing)
+            .unwrap();
         assert_eq!(disk.list_dir(Path::new("d")).unwrap(), vec!["a", "b"]);
         disk.rename(Path::new("d/a"), Path::new("d/c")).unwrap();
         disk.remove_file(Path::new("d/b")).unwrap();

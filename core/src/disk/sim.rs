@@ -23,13 +23,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{Bytes, Disk, DiskFile, Flush, OpenMode};
 use crate::types::Epoch;
 
+mod corrupt;
 mod crash;
 mod image;
 mod rng;
 #[cfg(test)]
 mod tests;
 
-pub use crash::{CrashMode, CrashReport};
+pub use crash::{CrashMode, CrashReport, Fate, PendingOp};
 pub use image::{SECTOR_BYTES, SIM_FILE_BYTES_MAX};
 pub use rng::SimRng;
 
@@ -141,31 +142,6 @@ impl SimDisk {
     #[must_use]
     pub fn is_frozen(&self) -> bool {
         lock(&self.state).frozen
-    }
-
-    /// The disk a restart would find after a crash now: the durable image plus what `mode`
-    /// keeps of the pending operations, chosen from `seed`. This disk is left unchanged.
-    #[must_use]
-    pub fn crash(&self, seed: u64, mode: CrashMode) -> SimDisk {
-        self.crash_with_report(seed, mode).0
-    }
-
-    /// [`SimDisk::crash`], also telling how many pending operations were kept and torn.
-    #[must_use]
-    pub fn crash_with_report(&self, seed: u64, mode: CrashMode) -> (SimDisk, CrashReport) {
-        let state = lock(&self.state);
-        let pending: Vec<Op> = state.pending.iter().map(|p| p.op.clone()).collect();
-        let (survivors, report) = crash::choose(&pending, &mut SimRng::new(seed), mode);
-        let mut image = state.durable.clone();
-        for op in &survivors {
-            // An op whose parent or source did not survive is skipped, as the disk would.
-            let _skipped = image.apply(op);
-        }
-        image.collect_garbage();
-        let disk = SimDisk {
-            state: Arc::new(Mutex::new(State::from_image(image, state.next_inode))),
-        };
-        (disk, report)
     }
 
     /// The durable contents of a file, or `None` if its name is not durable. For tests of the

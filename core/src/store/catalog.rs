@@ -17,8 +17,37 @@ pub(crate) struct CatalogEntry {
     pub name: String,
     /// Fixed for the life of the id.
     pub uid_validity: UidValidity,
-    /// Bit `i` of a message's keywords is `keywords[i]`.
+    /// Bit `i` of a message's keywords is `keywords[i]` (a placeholder for a void bit).
     pub keywords: Vec<String>,
+    /// Void bits: never set on a message, never given to a keyword (see
+    /// `LogRecord::VoidKeyword`).
+    pub void: u64,
+}
+
+impl CatalogEntry {
+    /// The keyword bits that name keywords: defined and not void.
+    pub(crate) fn valid_keywords(&self) -> u64 {
+        let defined = if self.keywords.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.keywords.len()) - 1
+        };
+        defined & !self.void
+    }
+
+    /// The bit of keyword `name` (case-insensitive), if defined and not void.
+    pub(crate) fn keyword_bit(&self, name: &str) -> Option<usize> {
+        let valid = self.valid_keywords();
+        self.keywords
+            .iter()
+            .enumerate()
+            .position(|(bit, k)| valid & (1 << bit) != 0 && k.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The name `keywords()` shows for a void bit: a valid atom no message ever carries.
+pub(crate) fn void_name(bit: u32) -> String {
+    format!("$SkuaVoid{bit}")
 }
 
 /// The replayed mailbox list.
@@ -27,6 +56,8 @@ pub(crate) struct Catalog {
     pub mailboxes: BTreeMap<MailboxId, CatalogEntry>,
     pub by_name: BTreeMap<String, MailboxId>,
     pub subscriptions: BTreeSet<String>,
+    /// Ids of deleted mailboxes (their index files may linger until the delete is durable).
+    pub deleted: BTreeSet<MailboxId>,
     /// One past the largest id ever created.
     pub next_id: u32,
     /// The largest UIDVALIDITY ever given (new ones are larger, so none is ever reused).
@@ -37,7 +68,11 @@ impl Catalog {
     /// Applies a record if it is consistent with the list; false (and no change) otherwise.
     pub(crate) fn apply(&mut self, record: &LogRecord) -> bool {
         match record {
-            LogRecord::Create { id, uid_validity, name } => self.create(*id, *uid_validity, name),
+            LogRecord::Create {
+                id,
+                uid_validity,
+                name,
+            } => self.create(*id, *uid_validity, name),
             LogRecord::Rename { id, name } => self.rename(*id, name),
             LogRecord::Delete { id } => self.delete(*id),
             LogRecord::Subscribe { name } => {
@@ -47,6 +82,15 @@ impl Catalog {
             }
             LogRecord::Unsubscribe { name } => self.subscriptions.remove(name),
             LogRecord::Keyword { id, bit, name } => self.keyword(*id, *bit, name),
+            LogRecord::VoidKeyword { id, bit } => self.void_keyword(*id, *bit),
+            LogRecord::Floor {
+                next_id,
+                last_uid_validity,
+            } => {
+                self.next_id = self.next_id.max(*next_id);
+                self.last_uid_validity = self.last_uid_validity.max(*last_uid_validity);
+                true
+            }
         }
     }
 
@@ -60,11 +104,18 @@ impl Catalog {
         {
             return false;
         }
-        let Some(next_id) = id.0.checked_add(1) else { return false };
+        let Some(next_id) = id.0.checked_add(1) else {
+            return false;
+        };
         self.next_id = next_id;
         self.last_uid_validity = uid_validity.get();
         self.by_name.insert(name.to_owned(), id);
-        let entry = CatalogEntry { name: name.to_owned(), uid_validity, keywords: Vec::new() };
+        let entry = CatalogEntry {
+            name: name.to_owned(),
+            uid_validity,
+            keywords: Vec::new(),
+            void: 0,
+        };
         self.mailboxes.insert(id, entry);
         true
     }
@@ -74,7 +125,9 @@ impl Catalog {
         if !valid_name || self.by_name.contains_key(name) {
             return false;
         }
-        let Some(entry) = self.mailboxes.get_mut(&id) else { return false };
+        let Some(entry) = self.mailboxes.get_mut(&id) else {
+            return false;
+        };
         self.by_name.remove(&entry.name);
         entry.name = name.to_owned();
         self.by_name.insert(name.to_owned(), id);
@@ -82,21 +135,56 @@ impl Catalog {
     }
 
     fn delete(&mut self, id: MailboxId) -> bool {
-        let Some(entry) = self.mailboxes.remove(&id) else { return false };
+        let Some(entry) = self.mailboxes.remove(&id) else {
+            return false;
+        };
         self.by_name.remove(&entry.name);
+        self.deleted.insert(id);
         true
     }
 
     fn keyword(&mut self, id: MailboxId, bit: u32, name: &str) -> bool {
-        let Some(entry) = self.mailboxes.get_mut(&id) else { return false };
+        let Some(entry) = self.mailboxes.get_mut(&id) else {
+            return false;
+        };
         let next = entry.keywords.len();
-        let fresh = !entry.keywords.iter().any(|k| k.eq_ignore_ascii_case(name));
-        if bit as usize != next || next >= KEYWORDS_PER_MAILBOX_MAX || !names::is_keyword(name) || !fresh
+        let fresh = entry.keyword_bit(name).is_none();
+        if bit as usize != next
+            || next >= KEYWORDS_PER_MAILBOX_MAX
+            || !names::is_keyword(name)
+            || !fresh
         {
             return false;
         }
         entry.keywords.push(name.to_owned());
         true
+    }
+
+    fn void_keyword(&mut self, id: MailboxId, bit: u32) -> bool {
+        let Some(entry) = self.mailboxes.get_mut(&id) else {
+            return false;
+        };
+        if bit as usize != entry.keywords.len() || entry.keywords.len() >= KEYWORDS_PER_MAILBOX_MAX
+        {
+            return false;
+        }
+        entry.keywords.push(void_name(bit));
+        entry.void |= 1 << bit;
+        true
+    }
+
+    /// Makes sure new mailboxes get an id above `id` and a UIDVALIDITY above `uid_validity`:
+    /// they were used by a mailbox whose creation was lost in a crash.
+    pub(crate) fn raise_floor(
+        &mut self,
+        (id, uid_validity): (Option<MailboxId>, Option<UidValidity>),
+    ) {
+        if let Some(id) = id {
+            self.next_id = self.next_id.max(id.0.saturating_add(1));
+        }
+        if let Some(uid_validity) = uid_validity {
+            self.last_uid_validity = self.last_uid_validity.max(uid_validity.get());
+        }
     }
 
     /// The id of a canonical name.
@@ -134,11 +222,21 @@ mod tests {
         assert!(!c.apply(&create(1, 11, "INBOX")), "name taken");
         assert!(!c.apply(&create(1, 11, "inbox")), "not canonical");
         assert!(c.apply(&create(1, 11, "a")));
-        assert!(c.apply(&LogRecord::Rename { id: MailboxId(1), name: "b".into() }));
+        assert!(c.apply(&LogRecord::Rename {
+            id: MailboxId(1),
+            name: "b".into()
+        }));
         assert_eq!(c.id("b"), Some(MailboxId(1)));
         assert_eq!(c.id("a"), None);
-        assert!(!c.apply(&LogRecord::Rename { id: MailboxId(9), name: "c".into() }));
-        let keyword = |bit, name: &str| LogRecord::Keyword { id: MailboxId(1), bit, name: name.into() };
+        assert!(!c.apply(&LogRecord::Rename {
+            id: MailboxId(9),
+            name: "c".into()
+        }));
+        let keyword = |bit, name: &str| LogRecord::Keyword {
+            id: MailboxId(1),
+            bit,
+            name: name.into(),
+        };
         assert!(!c.apply(&keyword(1, "k")), "bits are given in order");
         assert!(c.apply(&keyword(0, "k")));
         assert!(!c.apply(&keyword(1, "K")), "keywords are case-insensitive");

@@ -24,11 +24,18 @@ pub(crate) const HEADER_BYTES: usize = 128;
 /// Bytes of a record.
 pub(crate) const RECORD_BYTES: usize = 64;
 const SECTOR_BYTES: usize = 512;
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKI\r\n\x1a\n", major: 1, minor: 0 };
+const PREAMBLE: Preamble = Preamble {
+    magic: *b"\x89SKI\r\n\x1a\n",
+    major: 1,
+    minor: 0,
+};
 // A record never straddles a sector, so a torn write never tears a record.
 const _: () = assert!(HEADER_BYTES.is_multiple_of(RECORD_BYTES));
 const _: () = assert!(SECTOR_BYTES.is_multiple_of(RECORD_BYTES));
 const _: () = assert!(HEADER_BYTES <= SECTOR_BYTES);
+// Pinned by core/FORMAT.md ("Mailbox index").
+const _: () = assert!(HEADER_BYTES == 128);
+const _: () = assert!(RECORD_BYTES == 64);
 
 /// The index file name of a mailbox.
 pub(crate) fn index_path(user_dir: &Path, id: MailboxId) -> PathBuf {
@@ -51,7 +58,13 @@ pub(crate) struct IndexHeader {
     pub highest_modseq: u64,
     pub checkpoint: SpoolPos,
     pub messages: u32,
+    /// The mailbox's creation (its log record) is known durable: if the log ever lacks this
+    /// mailbox, the log was damaged and the index is salvaged rather than removed.
+    pub sealed: bool,
 }
+
+/// Bit of the header's `flags` field: see [`IndexHeader::sealed`].
+const FLAG_SEALED: u32 = 1;
 
 impl IndexHeader {
     pub(crate) fn encode(&self) -> [u8; HEADER_BYTES] {
@@ -64,20 +77,29 @@ impl IndexHeader {
         put_u64(&mut buf, 32, self.highest_modseq);
         put_u64(&mut buf, 40, self.checkpoint.0);
         put_u32(&mut buf, 48, self.messages);
+        put_u32(&mut buf, 52, if self.sealed { FLAG_SEALED } else { 0 });
         let crc = crc32c::crc32c(&buf[..124]);
         put_u32(&mut buf, 124, crc);
         buf
     }
 
     /// Decodes a header; `Ok(None)` when torn or damaged.
-    pub(crate) fn decode(buf: &[u8; HEADER_BYTES], path: &Path) -> Result<Option<IndexHeader>, StorageError> {
-        let Some(header_size) = PREAMBLE.check(buf, path)? else { return Ok(None) };
+    pub(crate) fn decode(
+        buf: &[u8; HEADER_BYTES],
+        path: &Path,
+    ) -> Result<Option<IndexHeader>, StorageError> {
+        let Some(header_size) = PREAMBLE.check(buf, path)? else {
+            return Ok(None);
+        };
         let valid = crc32c::crc32c(&buf[..124]) == get_u32(buf, 124)
             && header_size as usize == HEADER_BYTES
             && get_u32(buf, 16) as usize == RECORD_BYTES
-            && all_zero(&buf[52..124]);
+            && get_u32(buf, 52) & !FLAG_SEALED == 0
+            && all_zero(&buf[56..124]);
         let uid_validity = std::num::NonZeroU32::new(get_u32(buf, 24)).map(UidValidity);
-        let (true, Some(uid_validity)) = (valid, uid_validity) else { return Ok(None) };
+        let (true, Some(uid_validity)) = (valid, uid_validity) else {
+            return Ok(None);
+        };
         Ok(Some(IndexHeader {
             mailbox: MailboxId(get_u32(buf, 20)),
             uid_validity,
@@ -85,6 +107,7 @@ impl IndexHeader {
             highest_modseq: get_u64(buf, 32),
             checkpoint: SpoolPos(get_u64(buf, 40)),
             messages: get_u32(buf, 48),
+            sealed: get_u32(buf, 52) & FLAG_SEALED != 0,
         }))
     }
 }
@@ -136,10 +159,16 @@ impl Entry {
         }
         Some(Entry {
             uid: Uid::new(get_u32(buf, 0))?,
-            flags: Flags { system: SystemFlags(system), keywords: Keywords(get_u64(buf, 16)) },
+            flags: Flags {
+                system: SystemFlags(system),
+                keywords: Keywords(get_u64(buf, 16)),
+            },
             expunged: buf[6] == 1,
             modseq: get_u64(buf, 8),
-            date: InternalDate { unix_seconds: get_i64(buf, 24), zone_minutes: get_i16(buf, 32) },
+            date: InternalDate {
+                unix_seconds: get_i64(buf, 24),
+                zone_minutes: get_i16(buf, 32),
+            },
             size: get_u32(buf, 36),
             spool: SpoolRef {
                 segment: get_u32(buf, 40),
@@ -209,7 +238,9 @@ impl<F: DiskFile> Index<F> {
         path: PathBuf,
         header: IndexHeader,
     ) -> Result<Index<F>, StorageError> {
-        let file = disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
+        let file = disk
+            .open(&path, OpenMode::CreateIfMissing)
+            .map_err(|e| StorageError::io(&path, e))?;
         write_at(&file, &path, &header.encode(), 0)?;
         set_len(&file, &path, HEADER_BYTES as u64)?;
         Ok(Index {
@@ -224,18 +255,25 @@ impl<F: DiskFile> Index<F> {
     }
 
     /// Loads an index, cutting the file at the first bad record.
-    pub(crate) fn load<D: Disk<File = F>>(disk: &D, path: PathBuf) -> Result<Loaded<F>, StorageError> {
+    pub(crate) fn load<D: Disk<File = F>>(
+        disk: &D,
+        path: PathBuf,
+    ) -> Result<Loaded<F>, StorageError> {
         if !disk.exists(&path) {
             return Ok(Loaded::Missing);
         }
-        let file = disk.open(&path, OpenMode::Existing).map_err(|e| StorageError::io(&path, e))?;
+        let file = disk
+            .open(&path, OpenMode::Existing)
+            .map_err(|e| StorageError::io(&path, e))?;
         let len = file_len(&file, &path)?;
         if len < HEADER_BYTES as u64 {
             return Ok(Loaded::Missing);
         }
         let mut header = [0u8; HEADER_BYTES];
         read_at(&file, &path, &mut header, 0)?;
-        let Some(header) = IndexHeader::decode(&header, &path)? else { return Ok(Loaded::Missing) };
+        let Some(header) = IndexHeader::decode(&header, &path)? else {
+            return Ok(Loaded::Missing);
+        };
         let records = ((len - HEADER_BYTES as u64) / RECORD_BYTES as u64)
             .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
         let mut bytes = vec![0u8; usize::try_from(records).expect("bounded") * RECORD_BYTES];
@@ -250,8 +288,14 @@ impl<F: DiskFile> Index<F> {
             highest_modseq: header.highest_modseq,
         };
         for chunk in bytes.chunks_exact(RECORD_BYTES) {
-            let Some(entry) = Entry::decode(chunk) else { break };
-            if index.entries.last().is_some_and(|last| last.uid >= entry.uid) {
+            let Some(entry) = Entry::decode(chunk) else {
+                break;
+            };
+            if index
+                .entries
+                .last()
+                .is_some_and(|last| last.uid >= entry.uid)
+            {
                 break;
             }
             index.push_loaded(entry);
@@ -272,13 +316,21 @@ impl<F: DiskFile> Index<F> {
         self.entries.push(entry);
     }
 
-    /// Clears keyword bits that name no keyword of the table (`count` names), in memory: a
-    /// keyword record lost from the log must not leave bits that callers cannot name. The file
-    /// keeps the bits until the record is next rewritten.
-    pub(crate) fn mask_keywords(&mut self, count: usize) {
+    /// Clears, in memory, keyword bits outside `valid` (the bits that name keywords). Records
+    /// on disk may carry bits from a keyword definition a crash lost; recovery makes those
+    /// bits void for good, so masking them on every load is enough (a rewrite of the record
+    /// writes the masked bits).
+    pub(crate) fn mask_keywords(&mut self, valid: u64) {
         for entry in &mut self.entries {
-            entry.flags.keywords = super::open::mask_keywords(entry.flags.keywords, count);
+            entry.flags.keywords.0 &= valid;
         }
+    }
+
+    /// Keyword bits set on any record outside `valid`.
+    pub(crate) fn stray_keywords(&self, valid: u64) -> u64 {
+        self.entries
+            .iter()
+            .fold(0, |bits, e| bits | (e.flags.keywords.0 & !valid))
     }
 
     /// The header as last written.
@@ -333,8 +385,14 @@ impl<F: DiskFile> Index<F> {
 
     /// Appends an entry (one write). On error nothing changes in memory.
     pub(crate) fn append(&mut self, entry: Entry) -> Result<(), StorageError> {
-        assert!(entry.uid.get() >= self.uid_next, "UIDs strictly increase");
-        assert!(entry.modseq <= self.highest_modseq, "modseq comes from next_modseq()");
+        assert!(
+            self.entries.last().is_none_or(|last| last.uid < entry.uid),
+            "UIDs strictly increase"
+        );
+        assert!(
+            entry.modseq <= self.highest_modseq,
+            "modseq comes from next_modseq()"
+        );
         assert!(!self.is_full());
         let offset = Self::slot_offset(self.entries.len());
         write_at(&self.file, &self.path, &entry.encode(), offset)?;
@@ -348,8 +406,16 @@ impl<F: DiskFile> Index<F> {
         assert_eq!(old.uid, entry.uid);
         assert_eq!(old.spool, entry.spool);
         assert!(entry.modseq >= old.modseq && entry.modseq <= self.highest_modseq);
-        assert!(!old.expunged || entry.expunged, "an expunge is never undone in place");
-        write_at(&self.file, &self.path, &entry.encode(), Self::slot_offset(slot))?;
+        assert!(
+            !old.expunged || entry.expunged,
+            "an expunge is never undone in place"
+        );
+        write_at(
+            &self.file,
+            &self.path,
+            &entry.encode(),
+            Self::slot_offset(slot),
+        )?;
         self.counts.remove(&old);
         self.counts.add(&entry);
         self.entries[slot] = entry;
@@ -357,12 +423,55 @@ impl<F: DiskFile> Index<F> {
     }
 
     /// Drops entries from `slot` on (recovery: they point at spool that is not there).
+    /// UIDNEXT and HIGHESTMODSEQ stay where they were: they never go backwards.
     pub(crate) fn truncate(&mut self, slot: usize) -> Result<(), StorageError> {
         set_len(&self.file, &self.path, Self::slot_offset(slot))?;
         for entry in self.entries.drain(slot..) {
             self.counts.remove(&entry);
         }
         Ok(())
+    }
+
+    /// The header of an index file, if it is there and intact. Reads only.
+    pub(crate) fn read_header<D: Disk<File = F>>(
+        disk: &D,
+        path: &Path,
+    ) -> Result<Option<IndexHeader>, StorageError> {
+        if !disk.exists(path) {
+            return Ok(None);
+        }
+        let file = disk
+            .open(path, OpenMode::Existing)
+            .map_err(|e| StorageError::io(path, e))?;
+        if file_len(&file, path)? < HEADER_BYTES as u64 {
+            return Ok(None);
+        }
+        let mut header = [0u8; HEADER_BYTES];
+        read_at(&file, path, &mut header, 0)?;
+        IndexHeader::decode(&header, path)
+    }
+
+    /// Every record of an index file that checks out on its own, whatever the header or the
+    /// records around it look like (reconstruct: keep what can be kept). Reads only.
+    pub(crate) fn salvage<D: Disk<File = F>>(
+        disk: &D,
+        path: &Path,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if !disk.exists(path) {
+            return Ok(Vec::new());
+        }
+        let file = disk
+            .open(path, OpenMode::Existing)
+            .map_err(|e| StorageError::io(path, e))?;
+        let len = file_len(&file, path)?;
+        let records = (len.saturating_sub(HEADER_BYTES as u64) / RECORD_BYTES as u64)
+            .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
+        let mut bytes = vec![0u8; usize::try_from(records).expect("bounded") * RECORD_BYTES];
+        read_at(&file, path, &mut bytes, HEADER_BYTES as u64)?;
+        Ok(bytes
+            .chunks_exact(RECORD_BYTES)
+            .filter_map(Entry::decode)
+            .collect())
     }
 
     /// Rewrites the header with the current UIDNEXT, HIGHESTMODSEQ and count, and `checkpoint`.
@@ -379,6 +488,17 @@ impl<F: DiskFile> Index<F> {
         Ok(())
     }
 
+    /// Marks the header sealed (one header write; see [`IndexHeader::sealed`]).
+    pub(crate) fn seal(&mut self) -> Result<(), StorageError> {
+        let header = IndexHeader {
+            sealed: true,
+            ..self.header
+        };
+        write_at(&self.file, &self.path, &header.encode(), 0)?;
+        self.header = header;
+        Ok(())
+    }
+
     /// True when the header on disk lags what is in memory.
     pub(crate) fn header_stale(&self) -> bool {
         self.header.uid_next != self.uid_next || self.header.highest_modseq != self.highest_modseq
@@ -386,17 +506,23 @@ impl<F: DiskFile> Index<F> {
 
     /// O(n) consistency checks (tests and debug builds).
     #[cfg(any(test, debug_assertions))]
-    pub(crate) fn check_invariants(&self, keywords: usize) {
+    pub(crate) fn check_invariants(&self, valid_keywords: u64) {
         let mut counts = Counts::default();
         for pair in self.entries.windows(2) {
             assert!(pair[0].uid < pair[1].uid, "UIDs strictly increase");
-            assert!(pair[0].spool.pos() < pair[1].spool.pos(), "spool order follows UID order");
+            assert!(
+                pair[0].spool.pos() < pair[1].spool.pos(),
+                "spool order follows UID order"
+            );
         }
         for entry in &self.entries {
             assert!(entry.uid.get() < self.uid_next);
             assert!(entry.modseq <= self.highest_modseq);
-            let masked = super::open::mask_keywords(entry.flags.keywords, keywords);
-            assert_eq!(entry.flags.keywords, masked, "keyword bits name keywords");
+            assert_eq!(
+                entry.flags.keywords.0 & !valid_keywords,
+                0,
+                "keyword bits name keywords"
+            );
             counts.add(entry);
         }
         assert_eq!(counts, self.counts);
@@ -413,12 +539,23 @@ mod tests {
     fn entry(uid: u32) -> Entry {
         Entry {
             uid: Uid::new(uid).unwrap(),
-            flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(3) },
+            flags: Flags {
+                system: SystemFlags(SystemFlags::SEEN),
+                keywords: Keywords(3),
+            },
             expunged: false,
             modseq: 4,
-            date: InternalDate { unix_seconds: -5, zone_minutes: 120 },
+            date: InternalDate {
+                unix_seconds: -5,
+                zone_minutes: 120,
+            },
             size: 1234,
-            spool: SpoolRef { segment: 1, offset: 64, len: 1288, crc: 0xdead_beef },
+            spool: SpoolRef {
+                segment: 1,
+                offset: 64,
+                len: 1288,
+                crc: 0xdead_beef,
+            },
         }
     }
 
@@ -443,9 +580,13 @@ mod tests {
             highest_modseq: 30,
             checkpoint: SpoolPos::new(2, 640),
             messages: 12,
+            sealed: true,
         };
         let bytes = header.encode();
-        assert_eq!(IndexHeader::decode(&bytes, Path::new("x")).unwrap(), Some(header));
+        assert_eq!(
+            IndexHeader::decode(&bytes, Path::new("x")).unwrap(),
+            Some(header)
+        );
         let mut bad = bytes;
         bad[30] ^= 1;
         assert_eq!(IndexHeader::decode(&bad, Path::new("x")).unwrap(), None);

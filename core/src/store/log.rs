@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use super::codec::{
-    Preamble, all_zero, file_len, get_u16, get_u32, get_u64, nonce_seed, now_unix_seconds,
-    pad8, put_i64, put_u16, put_u32, put_u64, read_at, set_len, write_at,
+    Preamble, all_zero, file_len, get_u16, get_u32, get_u64, nonce_seed, now_unix_seconds, pad8,
+    put_i64, put_u16, put_u32, put_u64, read_at, set_len, write_at,
 };
 use crate::disk::{Disk, OpenMode};
 use crate::error::StorageError;
@@ -20,18 +20,29 @@ use crate::types::{MailboxId, UidValidity};
 pub(crate) const LOG_FILE: &str = "mailboxes.log";
 /// Where a log with a damaged header is moved.
 pub(crate) const BAD_LOG_FILE: &str = "mailboxes.log.bad";
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 1, minor: 0 };
+const PREAMBLE: Preamble = Preamble {
+    magic: *b"\x89SKL\r\n\x1a\n",
+    major: 1,
+    minor: 0,
+};
 /// Header bytes.
 pub(crate) const HEADER_BYTES: usize = 64;
 /// Fixed part of a record before the name.
 const RECORD_FIXED_BYTES: usize = 24;
 const _: () = assert!(RECORD_FIXED_BYTES + MAILBOX_NAME_BYTES_MAX <= u32::MAX as usize);
+// Pinned by core/FORMAT.md ("mailboxes.log").
+const _: () = assert!(HEADER_BYTES == 64);
+const _: () = assert!(RECORD_FIXED_BYTES == 24);
 
 /// One change to the mailbox list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum LogRecord {
     /// A new mailbox.
-    Create { id: MailboxId, uid_validity: UidValidity, name: String },
+    Create {
+        id: MailboxId,
+        uid_validity: UidValidity,
+        name: String,
+    },
     /// A mailbox's new name.
     Rename { id: MailboxId, name: String },
     /// A mailbox deleted.
@@ -41,18 +52,40 @@ pub(crate) enum LogRecord {
     /// A name unsubscribed.
     Unsubscribe { name: String },
     /// Keyword `bit` of mailbox `id` is `name`.
-    Keyword { id: MailboxId, bit: u32, name: String },
+    Keyword {
+        id: MailboxId,
+        bit: u32,
+        name: String,
+    },
+    /// New mailboxes get an id of at least `next_id` and a UIDVALIDITY above
+    /// `last_uid_validity` (ends a compacted log, which no longer holds deleted mailboxes).
+    Floor {
+        next_id: u32,
+        last_uid_validity: u32,
+    },
+    /// Keyword `bit` of mailbox `id` is void: records may carry it from a keyword definition a
+    /// crash lost, so it is never given to a keyword again (written by recovery).
+    VoidKeyword { id: MailboxId, bit: u32 },
 }
 
 impl LogRecord {
     fn parts(&self) -> (u8, u32, u32, &str) {
         match self {
-            LogRecord::Create { id, uid_validity, name } => (1, id.0, uid_validity.get(), name),
+            LogRecord::Create {
+                id,
+                uid_validity,
+                name,
+            } => (1, id.0, uid_validity.get(), name),
             LogRecord::Rename { id, name } => (2, id.0, 0, name),
             LogRecord::Delete { id } => (3, id.0, 0, ""),
             LogRecord::Subscribe { name } => (4, 0, 0, name),
             LogRecord::Unsubscribe { name } => (5, 0, 0, name),
             LogRecord::Keyword { id, bit, name } => (6, id.0, *bit, name),
+            LogRecord::Floor {
+                next_id,
+                last_uid_validity,
+            } => (7, *next_id, *last_uid_validity, ""),
+            LogRecord::VoidKeyword { id, bit } => (8, id.0, *bit, ""),
         }
     }
 
@@ -96,7 +129,9 @@ impl LogRecord {
         }
         let id = MailboxId(get_u32(buf, 12));
         let value = get_u32(buf, 16);
-        let name = std::str::from_utf8(&buf[RECORD_FIXED_BYTES..size]).ok()?.to_owned();
+        let name = std::str::from_utf8(&buf[RECORD_FIXED_BYTES..size])
+            .ok()?
+            .to_owned();
         let record = match buf[8] {
             1 => LogRecord::Create {
                 id,
@@ -107,19 +142,43 @@ impl LogRecord {
             3 if name.is_empty() => LogRecord::Delete { id },
             4 => LogRecord::Subscribe { name },
             5 => LogRecord::Unsubscribe { name },
-            6 => LogRecord::Keyword { id, bit: value, name },
+            6 => LogRecord::Keyword {
+                id,
+                bit: value,
+                name,
+            },
+            7 if name.is_empty() => LogRecord::Floor {
+                next_id: id.0,
+                last_uid_validity: value,
+            },
+            8 if name.is_empty() => LogRecord::VoidKeyword { id, bit: value },
             _ => return None,
         };
         Some((record, padded))
     }
 }
 
+/// A log header with `nonce`.
+pub(crate) fn encode_header(nonce: u64) -> [u8; HEADER_BYTES] {
+    let mut header = [0u8; HEADER_BYTES];
+    PREAMBLE.write(&mut header, HEADER_BYTES as u32);
+    put_u64(&mut header, 16, nonce);
+    put_i64(&mut header, 24, now_unix_seconds());
+    let crc = crc32c::crc32c(&header[..60]);
+    put_u32(&mut header, 60, crc);
+    header
+}
+
 /// The open log: where the next record goes.
 pub(crate) struct MailboxLog<F> {
-    file: F,
-    path: PathBuf,
-    nonce: u64,
-    end: u64,
+    pub(super) file: F,
+    pub(super) path: PathBuf,
+    pub(super) nonce: u64,
+    pub(super) end: u64,
+    /// A compacted copy being made durable before it replaces this file (`compact.rs`).
+    pub(super) compaction: Option<super::compact::Compaction<F>>,
+    /// The length at which compaction is considered next.
+    pub(super) next_compaction_check: u64,
 }
 
 /// What [`MailboxLog::open`] found.
@@ -143,7 +202,15 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
         mut accept: impl FnMut(&LogRecord) -> bool,
     ) -> Result<LogOpen<F>, StorageError> {
         let path = dir.join(LOG_FILE);
-        let file = disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
+        // A compaction that never replaced the log (see `compact.rs`).
+        let staging = dir.join(super::compact::LOG_TMP_FILE);
+        if disk.exists(&staging) {
+            disk.remove_file(&staging)
+                .map_err(|e| StorageError::io(&staging, e))?;
+        }
+        let file = disk
+            .open(&path, OpenMode::CreateIfMissing)
+            .map_err(|e| StorageError::io(&path, e))?;
         let len = file_len(&file, &path)?;
         if len < HEADER_BYTES as u64 {
             return Self::create(file, path, len);
@@ -156,16 +223,19 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
         else {
             tracing::error!(path = %path.display(), "mailbox log header damaged; starting anew");
             let aside = dir.join(BAD_LOG_FILE);
-            disk.rename(&path, &aside).map_err(|e| StorageError::io(&path, e))?;
-            let file =
-                disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
+            disk.rename(&path, &aside)
+                .map_err(|e| StorageError::io(&path, e))?;
+            let file = disk
+                .open(&path, OpenMode::CreateIfMissing)
+                .map_err(|e| StorageError::io(&path, e))?;
             let mut opened = Self::create(file, path, 0)?;
             opened.header_damaged = true;
             return Ok(opened);
         };
         let nonce = get_u64(&header, 16);
         let read_len = len.min(MAILBOX_LOG_BYTES_MAX);
-        let mut body = vec![0u8; usize::try_from(read_len - u64::from(header_size)).expect("bounded")];
+        let mut body =
+            vec![0u8; usize::try_from(read_len - u64::from(header_size)).expect("bounded")];
         read_at(&file, &path, &mut body, u64::from(header_size))?;
         let mut at = 0usize;
         while let Some((record, padded)) = LogRecord::decode(&body[at..], nonce) {
@@ -180,27 +250,45 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
             tracing::warn!(path = %path.display(), truncated_bytes, "cutting mailbox log tail");
             set_len(&file, &path, end)?;
         }
-        let log = MailboxLog { file, path, nonce, end };
-        Ok(LogOpen { log, truncated_bytes, header_damaged: false })
+        let log = MailboxLog::new(file, path, nonce, end);
+        Ok(LogOpen {
+            log,
+            truncated_bytes,
+            header_damaged: false,
+        })
     }
 
     /// Writes a fresh header over a file shorter than one (new, or torn while being created).
     fn create(file: F, path: PathBuf, len: u64) -> Result<LogOpen<F>, StorageError> {
         let nonce = super::codec::new_nonce();
-        let mut header = [0u8; HEADER_BYTES];
-        PREAMBLE.write(&mut header, HEADER_BYTES as u32);
-        put_u64(&mut header, 16, nonce);
-        put_i64(&mut header, 24, now_unix_seconds());
-        let crc = crc32c::crc32c(&header[..60]);
-        put_u32(&mut header, 60, crc);
-        write_at(&file, &path, &header, 0)?;
-        let log = MailboxLog { file, path, nonce, end: HEADER_BYTES as u64 };
-        Ok(LogOpen { log, truncated_bytes: len, header_damaged: false })
+        write_at(&file, &path, &encode_header(nonce), 0)?;
+        let log = MailboxLog::new(file, path, nonce, HEADER_BYTES as u64);
+        Ok(LogOpen {
+            log,
+            truncated_bytes: len,
+            header_damaged: false,
+        })
+    }
+
+    pub(super) fn new(file: F, path: PathBuf, nonce: u64, end: u64) -> MailboxLog<F> {
+        let next_compaction_check = super::compact::first_check(end);
+        MailboxLog {
+            file,
+            path,
+            nonce,
+            end,
+            compaction: None,
+            next_compaction_check,
+        }
     }
 
     /// Appends records in one write. On error nothing is considered written (the next append
     /// overwrites the same bytes).
-    pub(crate) fn append_all(&mut self, records: &[LogRecord]) -> Result<(), StorageError> {
+    pub(crate) fn append_all(
+        &mut self,
+        records: &[LogRecord],
+        now: crate::types::Epoch,
+    ) -> Result<(), StorageError> {
         let mut bytes = Vec::new();
         for record in records {
             bytes.extend_from_slice(&record.encode(self.nonce));
@@ -214,6 +302,7 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
         }
         write_at(&self.file, &self.path, &bytes, self.end)?;
         self.end += bytes.len() as u64;
+        self.compaction_append(records, now);
         Ok(())
     }
 
@@ -232,12 +321,33 @@ mod tests {
     fn samples() -> Vec<LogRecord> {
         let v = UidValidity(NonZeroU32::new(77).unwrap());
         vec![
-            LogRecord::Create { id: MailboxId(0), uid_validity: v, name: "INBOX".into() },
-            LogRecord::Rename { id: MailboxId(3), name: "a/b".into() },
+            LogRecord::Create {
+                id: MailboxId(0),
+                uid_validity: v,
+                name: "INBOX".into(),
+            },
+            LogRecord::Rename {
+                id: MailboxId(3),
+                name: "a/b".into(),
+            },
             LogRecord::Delete { id: MailboxId(3) },
-            LogRecord::Subscribe { name: "Entwürfe".into() },
+            LogRecord::Subscribe {
+                name: "Entwürfe".into(),
+            },
             LogRecord::Unsubscribe { name: "x".into() },
-            LogRecord::Keyword { id: MailboxId(0), bit: 5, name: "$Junk".into() },
+            LogRecord::Keyword {
+                id: MailboxId(0),
+                bit: 5,
+                name: "$Junk".into(),
+            },
+            LogRecord::Floor {
+                next_id: 9,
+                last_uid_validity: 1234,
+            },
+            LogRecord::VoidKeyword {
+                id: MailboxId(2),
+                bit: 7,
+            },
         ]
     }
 
@@ -256,7 +366,10 @@ mod tests {
     fn damage_is_detected() {
         let bytes = samples()[0].encode(42);
         assert!(LogRecord::decode(&bytes, 43).is_none(), "wrong nonce");
-        assert!(LogRecord::decode(&bytes[..bytes.len() - 8], 42).is_none(), "torn");
+        assert!(
+            LogRecord::decode(&bytes[..bytes.len() - 8], 42).is_none(),
+            "torn"
+        );
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;

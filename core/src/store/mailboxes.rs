@@ -48,9 +48,11 @@ impl<D: Disk> UserStore<D> {
             highest_modseq: 1,
             checkpoint: self.checkpoints.current(),
             messages: 0,
+            sealed: false,
         };
         let index = Index::create(&*self.disk, index::index_path(&self.dir, id), header)?;
         self.indexes.insert(id, index);
+        self.deferred.unsealed.push((self.disk.epoch_open(), id));
         Ok(id)
     }
 
@@ -64,9 +66,12 @@ impl<D: Disk> UserStore<D> {
 
     /// Appends records to the log in one write, then applies them.
     fn log_and_apply(&mut self, records: &[LogRecord]) -> Result<(), StorageError> {
-        self.log.append_all(records)?;
+        self.log.append_all(records, self.disk.epoch_open())?;
         for record in records {
-            assert!(self.catalog.apply(record), "a record we wrote replays: {record:?}");
+            assert!(
+                self.catalog.apply(record),
+                "a record we wrote replays: {record:?}"
+            );
         }
         Ok(())
     }
@@ -84,11 +89,10 @@ impl<D: Disk> UserStore<D> {
         let id = self.catalog.id(&name).ok_or(MailboxError::NotFound)?;
         self.log_and_apply(&[LogRecord::Delete { id }])?;
         self.indexes.remove(&id);
+        // The file goes once the delete record is durable: removed earlier, a crash that lost
+        // the record would leave a mailbox without its index (the next open also removes it).
         let path = index::index_path(&self.dir, id);
-        if let Err(error) = self.disk.remove_file(&path) {
-            // The next open removes index files of deleted mailboxes.
-            tracing::warn!(path = %path.display(), %error, "cannot remove deleted index");
-        }
+        self.deferred.doomed.push((self.disk.epoch_open(), path));
         self.change_counter += 1;
         Ok(())
     }
@@ -106,20 +110,27 @@ impl<D: Disk> UserStore<D> {
         if self.catalog.id(&new).is_some() {
             return Err(MailboxError::AlreadyExists);
         }
+        if old == names::INBOX {
+            // INBOX's children do not move with it, so `INBOX/Old` is a fine target.
+            return self.rename_inbox(id, new);
+        }
         if names::is_ancestor(&old, &new) {
             return Err(MailboxError::RenameUnderItself);
         }
-        if old == names::INBOX {
-            return self.rename_inbox(id, new);
-        }
-        let mut records = vec![LogRecord::Rename { id, name: new.clone() }];
+        let mut records = vec![LogRecord::Rename {
+            id,
+            name: new.clone(),
+        }];
         for (name, &child) in &self.catalog.by_name {
             if names::is_ancestor(&old, name) {
                 let renamed = names::canonical(&format!("{new}{}", &name[old.len()..]))?;
                 if self.catalog.id(&renamed).is_some() {
                     return Err(MailboxError::AlreadyExists);
                 }
-                records.push(LogRecord::Rename { id: child, name: renamed });
+                records.push(LogRecord::Rename {
+                    id: child,
+                    name: renamed,
+                });
             }
         }
         self.log_and_apply(&records)?;
@@ -137,7 +148,8 @@ impl<D: Disk> UserStore<D> {
                 name: names::INBOX.to_owned(),
             },
         ];
-        self.log_and_apply(&records).inspect_err(|_| self.drop_new_index(fresh))?;
+        self.log_and_apply(&records)
+            .inspect_err(|_| self.drop_new_index(fresh))?;
         self.change_counter += 1;
         Ok(())
     }
@@ -180,9 +192,17 @@ impl<D: Disk> UserStore<D> {
     ///
     /// # Errors
     /// No such mailbox, an invalid keyword, a full table, or the disk failed.
-    pub fn keyword_bits(&mut self, id: MailboxId, names: &[&str]) -> Result<Keywords, KeywordError> {
+    pub fn keyword_bits(
+        &mut self,
+        id: MailboxId,
+        names: &[&str],
+    ) -> Result<Keywords, KeywordError> {
         self.before_mutation();
-        let entry = self.catalog.mailboxes.get(&id).ok_or(KeywordError::NoSuchMailbox)?;
+        let entry = self
+            .catalog
+            .mailboxes
+            .get(&id)
+            .ok_or(KeywordError::NoSuchMailbox)?;
         let mut table: Vec<&str> = entry.keywords.iter().map(String::as_str).collect();
         let known = table.len();
         let mut bits = 0u64;
@@ -190,7 +210,11 @@ impl<D: Disk> UserStore<D> {
             if !names::is_keyword(name) {
                 return Err(KeywordError::Invalid);
             }
-            let bit = match table.iter().position(|k| k.eq_ignore_ascii_case(name)) {
+            let known_bit = entry.keyword_bit(name);
+            let new_bit = table[known..]
+                .iter()
+                .position(|k| k.eq_ignore_ascii_case(name));
+            let bit = match known_bit.or(new_bit.map(|i| known + i)) {
                 Some(bit) => bit,
                 None if table.len() < KEYWORDS_PER_MAILBOX_MAX => {
                     table.push(name);

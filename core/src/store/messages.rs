@@ -11,7 +11,7 @@ use super::index::Entry;
 use super::record::{self, Head, MessageHead, RECORD_HEADER_BYTES};
 use super::{StoreOutcome, UserStore};
 use crate::disk::Disk;
-use crate::error::{AppendError, CopyError, ReadError, StorageError, UpdateError};
+use crate::error::{AppendError, CopyError, ReadError, UpdateError};
 use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX, TOMBSTONE_UIDS_MAX};
 use crate::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, ModSeq, SystemFlags, Uid};
 
@@ -34,16 +34,36 @@ impl<D: Disk> UserStore<D> {
         date: Option<InternalDate>,
     ) -> Result<(Uid, ModSeq), AppendError> {
         self.before_mutation();
-        let keywords = self.catalog.mailboxes.get(&id).ok_or(AppendError::NoSuchMailbox)?.keywords.len();
-        assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
-        assert_eq!(super::open::mask_keywords(flags.keywords, keywords), flags.keywords);
+        let keywords = self
+            .catalog
+            .mailboxes
+            .get(&id)
+            .ok_or(AppendError::NoSuchMailbox)?
+            .valid_keywords();
+        assert_eq!(
+            flags.system.0 & !SystemFlags::ALL,
+            0,
+            "unknown system flag bits"
+        );
+        assert_eq!(
+            flags.keywords.0 & !keywords,
+            0,
+            "keyword bits name no keyword"
+        );
         if message.len() > MESSAGE_BYTES_MAX as usize {
-            return Err(AppendError::TooLarge { size: message.len() as u64 });
+            return Err(AppendError::TooLarge {
+                size: message.len() as u64,
+            });
         }
         if cache.len() > CACHE_BYTES_MAX as usize {
-            return Err(AppendError::TooLarge { size: cache.len() as u64 });
+            return Err(AppendError::TooLarge {
+                size: cache.len() as u64,
+            });
         }
-        let date = date.unwrap_or(InternalDate { unix_seconds: now_unix_seconds(), zone_minutes: 0 });
+        let date = date.unwrap_or(InternalDate {
+            unix_seconds: now_unix_seconds(),
+            zone_minutes: 0,
+        });
         let result = self.append_record(id, message, cache, flags, date)?;
         self.change_counter += 1;
         Ok(result)
@@ -58,7 +78,10 @@ impl<D: Disk> UserStore<D> {
         flags: Flags,
         date: InternalDate,
     ) -> Result<(Uid, ModSeq), AppendError> {
-        let index = self.indexes.get_mut(&id).ok_or(AppendError::NoSuchMailbox)?;
+        let index = self
+            .indexes
+            .get_mut(&id)
+            .ok_or(AppendError::NoSuchMailbox)?;
         if index.is_full() {
             return Err(AppendError::MailboxFull);
         }
@@ -87,7 +110,12 @@ impl<D: Disk> UserStore<D> {
         };
         index.append(entry)?;
         self.spool.commit(spool_ref);
-        self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
+        assert!(
+            spool_ref.end() <= self.spool.end_pos(),
+            "no index entry past the spool end"
+        );
+        self.checkpoints
+            .note_write(self.disk.epoch_open(), self.spool.end_pos());
         Ok((uid, ModSeq(modseq)))
     }
 
@@ -110,13 +138,31 @@ impl<D: Disk> UserStore<D> {
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreOutcome, UpdateError> {
         self.before_mutation();
-        let keywords = self.catalog.mailboxes.get(&id).ok_or(UpdateError::NoSuchMailbox)?.keywords.len();
-        assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
-        assert_eq!(super::open::mask_keywords(flags.keywords, keywords), flags.keywords);
-        let index = self.indexes.get_mut(&id).ok_or(UpdateError::NoSuchMailbox)?;
+        let keywords = self
+            .catalog
+            .mailboxes
+            .get(&id)
+            .ok_or(UpdateError::NoSuchMailbox)?
+            .valid_keywords();
+        assert_eq!(
+            flags.system.0 & !SystemFlags::ALL,
+            0,
+            "unknown system flag bits"
+        );
+        assert_eq!(
+            flags.keywords.0 & !keywords,
+            0,
+            "keyword bits name no keyword"
+        );
+        let index = self
+            .indexes
+            .get_mut(&id)
+            .ok_or(UpdateError::NoSuchMailbox)?;
         let mut outcome = StoreOutcome::default();
         for uid in sorted_unique(uids) {
-            let Some(slot) = index.find(uid) else { continue };
+            let Some(slot) = index.find(uid) else {
+                continue;
+            };
             let entry = index.entries()[slot];
             if entry.expunged {
                 continue;
@@ -130,7 +176,14 @@ impl<D: Disk> UserStore<D> {
                 continue;
             }
             let modseq = index.next_modseq();
-            index.rewrite(slot, Entry { flags: combined, modseq, ..entry })?;
+            index.rewrite(
+                slot,
+                Entry {
+                    flags: combined,
+                    modseq,
+                    ..entry
+                },
+            )?;
             outcome.changed.push((uid, ModSeq(modseq)));
             self.change_counter += 1;
         }
@@ -145,7 +198,10 @@ impl<D: Disk> UserStore<D> {
     /// No such mailbox, or the disk failed.
     pub fn expunge(&mut self, id: MailboxId, uids: &[Uid]) -> Result<ModSeq, UpdateError> {
         self.before_mutation();
-        let index = self.indexes.get_mut(&id).ok_or(UpdateError::NoSuchMailbox)?;
+        let index = self
+            .indexes
+            .get_mut(&id)
+            .ok_or(UpdateError::NoSuchMailbox)?;
         let live: Vec<(usize, Uid)> = sorted_unique(uids)
             .filter_map(|uid| index.find(uid).map(|slot| (slot, uid)))
             .filter(|&(slot, _)| !index.entries()[slot].expunged)
@@ -162,11 +218,19 @@ impl<D: Disk> UserStore<D> {
             let spool_ref = self.spool.write(&bytes, get_u32(&bytes, 4))?;
             self.spool.commit(spool_ref);
         }
-        self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
+        self.checkpoints
+            .note_write(self.disk.epoch_open(), self.spool.end_pos());
         self.change_counter += 1;
         for (slot, _) in live {
             let entry = index.entries()[slot];
-            index.rewrite(slot, Entry { expunged: true, modseq, ..entry })?;
+            index.rewrite(
+                slot,
+                Entry {
+                    expunged: true,
+                    modseq,
+                    ..entry
+                },
+            )?;
         }
         Ok(ModSeq(modseq))
     }
@@ -238,8 +302,17 @@ impl<D: Disk> UserStore<D> {
                 keywords |= 1 << to;
             }
         }
-        let flags = Flags { system: entry.flags.system, keywords: Keywords(keywords) };
-        let appended = self.append_record(target, &bytes[start..middle], &bytes[middle..end], flags, entry.date);
+        let flags = Flags {
+            system: entry.flags.system,
+            keywords: Keywords(keywords),
+        };
+        let appended = self.append_record(
+            target,
+            &bytes[start..middle],
+            &bytes[middle..end],
+            flags,
+            entry.date,
+        );
         match appended {
             Ok((uid, _)) => Ok(uid),
             Err(AppendError::MailboxFull) => Err(CopyError::MailboxFull),
@@ -257,36 +330,34 @@ impl<D: Disk> UserStore<D> {
         target: MailboxId,
         entries: &[Entry],
     ) -> Result<BTreeMap<u32, u32>, CopyError> {
-        let used = entries.iter().fold(0u64, |bits, e| bits | e.flags.keywords.0);
+        let used = entries
+            .iter()
+            .fold(0u64, |bits, e| bits | e.flags.keywords.0);
         let names = self.keywords(source).map_err(|e| match e {
             ReadError::Storage(error) => CopyError::Storage(error),
             ReadError::NoSuchMailbox | ReadError::NoSuchMessage => CopyError::NoSuchMailbox,
         })?;
         let mut translate = BTreeMap::new();
-        for (bit, name) in names.iter().enumerate().filter(|&(bit, _)| used & (1 << bit) != 0) {
+        for (bit, name) in names
+            .iter()
+            .enumerate()
+            .filter(|&(bit, _)| used & (1 << bit) != 0)
+        {
             match self.keyword_bits(target, &[name.as_str()]) {
                 Ok(bits) => {
                     let to = bits.0.trailing_zeros();
                     translate.insert(u32::try_from(bit).expect("< 64"), to);
                 }
                 Err(crate::error::KeywordError::TooMany | crate::error::KeywordError::Invalid) => {}
-                Err(crate::error::KeywordError::NoSuchMailbox) => return Err(CopyError::NoSuchTarget),
-                Err(crate::error::KeywordError::Storage(error)) => return Err(CopyError::Storage(error)),
+                Err(crate::error::KeywordError::NoSuchMailbox) => {
+                    return Err(CopyError::NoSuchTarget);
+                }
+                Err(crate::error::KeywordError::Storage(error)) => {
+                    return Err(CopyError::Storage(error));
+                }
             }
         }
         Ok(translate)
-    }
-
-    /// Housekeeping before every mutation: write a new spool checkpoint into the index headers
-    /// when one is due (see `checkpoint.rs`). A failure only means the checkpoint stays older.
-    pub(super) fn before_mutation(&mut self) {
-        let Some(checkpoint) = self.checkpoints.due(self.disk.epoch_durable()) else { return };
-        let result: Result<(), StorageError> =
-            self.indexes.values_mut().try_for_each(|index| index.write_header(checkpoint));
-        match result {
-            Ok(()) => self.checkpoints.written(checkpoint),
-            Err(error) => tracing::warn!(%error, "cannot write spool checkpoint"),
-        }
     }
 }
 
@@ -302,8 +373,17 @@ fn sorted_unique(uids: &[Uid]) -> impl Iterator<Item = Uid> {
 fn combine(current: Flags, op: FlagsOp, given: Flags) -> Flags {
     let (system, keywords) = match op {
         FlagsOp::Replace => (given.system.0, given.keywords.0),
-        FlagsOp::Add => (current.system.0 | given.system.0, current.keywords.0 | given.keywords.0),
-        FlagsOp::Remove => (current.system.0 & !given.system.0, current.keywords.0 & !given.keywords.0),
+        FlagsOp::Add => (
+            current.system.0 | given.system.0,
+            current.keywords.0 | given.keywords.0,
+        ),
+        FlagsOp::Remove => (
+            current.system.0 & !given.system.0,
+            current.keywords.0 & !given.keywords.0,
+        ),
     };
-    Flags { system: SystemFlags(system), keywords: Keywords(keywords) }
+    Flags {
+        system: SystemFlags(system),
+        keywords: Keywords(keywords),
+    }
 }

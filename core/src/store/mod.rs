@@ -10,7 +10,7 @@
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
 //! the user's home shard and used only there (it is not `Send`). It never fsyncs: every
 //! mutation lands in the disk's open epoch, and the caller's group commit
-//! ([`Disk::flush_begin`](crate::disk::Disk::flush_begin)) makes it durable before replying.
+//! ([`crate::disk::Disk::flush_begin`]) makes it durable before replying.
 //! An append costs one spool write and one index write; a flag change one index write.
 //!
 //! Reads come from memory (the index of every mailbox is held in memory) and from the spool
@@ -26,6 +26,7 @@ use crate::types::{Flags, InternalDate, MailboxId, ModSeq, Uid, UidValidity};
 mod catalog;
 mod checkpoint;
 mod codec;
+mod compact;
 mod index;
 mod log;
 mod mailboxes;
@@ -124,15 +125,26 @@ pub struct RecoveryReport {
     pub expunges_applied: u64,
     /// Indexes rebuilt because they were missing or their header was damaged.
     pub indexes_rebuilt: u64,
-    /// Mailboxes named `Recovered/<id>` because the log's header was damaged.
+    /// True when `mailboxes.log` had a damaged header and was started anew (the old file is
+    /// kept as `mailboxes.log.bad`).
+    pub log_replaced: bool,
+    /// Mailboxes whose creation was durable but which the log lacks (it was damaged), named
+    /// `Recovered/<id>` so their mail stays reachable.
     pub mailboxes_salvaged: u64,
+    /// Keyword bits that records carried but the log had lost (a keyword defined in flight at
+    /// the crash): made void for good, so no later keyword takes them.
+    pub keywords_voided: u64,
 }
 
 impl RecoveryReport {
     /// True when recovery changed nothing.
     #[must_use]
     pub fn is_clean(&self) -> bool {
-        *self == RecoveryReport { spool_records_scanned: self.spool_records_scanned, ..Self::default() }
+        *self
+            == RecoveryReport {
+                spool_records_scanned: self.spool_records_scanned,
+                ..Self::default()
+            }
     }
 }
 
@@ -145,6 +157,7 @@ pub struct UserStore<D: Disk> {
     indexes: std::collections::BTreeMap<MailboxId, Index<D::File>>,
     spool: Spool<D>,
     checkpoints: Checkpoints,
+    deferred: checkpoint::Deferred,
     change_counter: u64,
     recovery: RecoveryReport,
 }
@@ -188,7 +201,11 @@ impl<D: Disk> UserStore<D> {
     /// Every mailbox, sorted by name.
     #[must_use]
     pub fn mailboxes(&self) -> Vec<MailboxInfo> {
-        self.catalog.by_name.values().filter_map(|&id| self.mailbox_info(id)).collect()
+        self.catalog
+            .by_name
+            .values()
+            .filter_map(|&id| self.mailbox_info(id))
+            .collect()
     }
 
     /// The id of a mailbox name (`INBOX` in any case).
@@ -228,7 +245,11 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// [`ReadError::NoSuchMailbox`].
     pub fn keywords(&self, id: MailboxId) -> Result<Vec<String>, ReadError> {
-        let entry = self.catalog.mailboxes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let entry = self
+            .catalog
+            .mailboxes
+            .get(&id)
+            .ok_or(ReadError::NoSuchMailbox)?;
         Ok(entry.keywords.clone())
     }
 
@@ -275,6 +296,20 @@ impl<D: Disk> UserStore<D> {
         Ok(bytes.slice(start, start + cache_len))
     }
 
+    /// Asks the disk to read a message's spool record ahead (madvise `WILLNEED` on the real
+    /// disk), so that serving [`UserStore::body`] later does not stall the shard's thread on a
+    /// major page fault. Advisory.
+    ///
+    /// # Errors
+    /// No such mailbox or message, or the disk refused the hint.
+    pub fn prefetch(&self, id: MailboxId, uid: Uid) -> Result<(), ReadError> {
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
+        let spool = index.entries()[slot].spool;
+        self.spool.will_need(&self.disk, spool)?;
+        Ok(())
+    }
+
     /// The spool record of a message, checked against its index entry.
     fn record(
         &self,
@@ -291,7 +326,12 @@ impl<D: Disk> UserStore<D> {
         if head.mailbox != id || head.uid != uid || head.message_len != entry.size {
             return Err(self.misdirected(entry).into());
         }
-        Ok((header, bytes, head.message_len as usize, head.cache_len as usize))
+        Ok((
+            header,
+            bytes,
+            head.message_len as usize,
+            head.cache_len as usize,
+        ))
     }
 
     fn misdirected(&self, entry: Entry) -> crate::error::StorageError {
@@ -315,10 +355,16 @@ impl<D: Disk> UserStore<D> {
         for (id, index) in &self.indexes {
             assert!(self.catalog.mailboxes.contains_key(id));
             assert_eq!(index.header().mailbox, *id);
-            assert_eq!(index.header().uid_validity, self.catalog.mailboxes[id].uid_validity);
-            index.check_invariants(self.catalog.mailboxes[id].keywords.len());
+            assert_eq!(
+                index.header().uid_validity,
+                self.catalog.mailboxes[id].uid_validity
+            );
+            index.check_invariants(self.catalog.mailboxes[id].valid_keywords());
             for entry in index.entries() {
-                assert!(entry.spool.end() <= end, "no index entry past the spool end");
+                assert!(
+                    entry.spool.end() <= end,
+                    "no index entry past the spool end"
+                );
             }
         }
     }

@@ -8,80 +8,89 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::catalog::Catalog;
-use super::checkpoint::Checkpoints;
+use super::checkpoint::{Checkpoints, Deferred};
 use super::codec::SpoolPos;
 use super::index::{self, Entry, Index, IndexHeader, Loaded};
-use super::log::{LogOpen, MailboxLog};
+use super::log::{LogOpen, LogRecord, MailboxLog};
 use super::record::Head;
 use super::scan::{ScanResult, Scanned, scan};
 use super::spool::{SPOOL_DIR, Spool};
 use super::{RecoveryReport, UserStore, names};
 use crate::disk::Disk;
 use crate::error::{OpenError, StorageError};
-use crate::types::{Keywords, MailboxId};
+use crate::types::MailboxId;
 
 pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, OpenError> {
     let d = &*disk;
     for sub in [SPOOL_DIR, index::INDEX_DIR] {
         let path = dir.join(sub);
-        d.create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+        d.create_dir_all(&path)
+            .map_err(|e| StorageError::io(&path, e))?;
     }
     let mut catalog = Catalog::default();
-    let LogOpen { mut log, truncated_bytes, header_damaged } =
-        MailboxLog::open(d, dir, |r| catalog.apply(r))?;
-    let mut report = RecoveryReport { log_truncated_bytes: truncated_bytes, ..RecoveryReport::default() };
-    if header_damaged {
-        report.mailboxes_salvaged = salvage_mailboxes(d, dir, &mut log, &mut catalog)?;
-    }
+    let LogOpen {
+        mut log,
+        truncated_bytes,
+        header_damaged,
+    } = MailboxLog::open(d, dir, |r| catalog.apply(r))?;
+    let mut report = RecoveryReport {
+        log_truncated_bytes: truncated_bytes,
+        log_replaced: header_damaged,
+        ..RecoveryReport::default()
+    };
+    let mut deferred = Deferred::default();
+    sort_strays(d, dir, &mut log, &mut catalog, &mut deferred, &mut report)?;
     let mut spool = Spool::list(d, dir)?;
     let (mut indexes, missing) = load_indexes(d, dir, &catalog, &mut report)?;
-    remove_strays(d, dir, &catalog)?;
     let scan_start = if missing.is_empty() {
-        indexes.values().map(|i| i.header().checkpoint).min().unwrap_or_default()
+        indexes
+            .values()
+            .map(|i| i.header().checkpoint)
+            .min()
+            .unwrap_or_default()
     } else {
         SpoolPos::default()
     };
     let scanned = scan(d, &mut spool, scan_start)?;
+    raise_id_floor(&mut catalog, &scanned);
+    report.keywords_voided =
+        void_stray_keywords(&mut log, &mut catalog, &mut indexes, &scanned, d)?;
     report.spool_records_scanned = scanned.records.len() as u64;
     report.spool_truncated_bytes = scanned.truncated_bytes;
-    let mut changed = std::collections::BTreeSet::new();
-    for (id, index) in &mut indexes {
-        if drop_unbacked(index, *id, scan_start, &scanned, &mut report)? {
-            changed.insert(*id);
-        }
-    }
-    for id in missing {
-        let entry = &catalog.mailboxes[&id];
-        let header = IndexHeader {
-            mailbox: id,
-            uid_validity: entry.uid_validity,
-            uid_next: 1,
-            highest_modseq: 1,
-            checkpoint: SpoolPos::default(),
-            messages: 0,
-        };
-        indexes.insert(id, Index::create(d, index::index_path(dir, id), header)?);
-        report.indexes_rebuilt += 1;
-        changed.insert(id);
-    }
-    for (id, index) in &mut indexes {
-        let keywords = catalog.mailboxes[id].keywords.len();
-        if catch_up(index, *id, keywords, &scanned, &mut report)? || index.header_stale() {
-            changed.insert(*id);
-        }
-    }
-    for id in changed {
-        let index = indexes.get_mut(&id).expect("changed ids are loaded");
-        let checkpoint = index.header().checkpoint;
-        index.write_header(checkpoint)?;
-    }
+    repair(
+        d,
+        dir,
+        &catalog,
+        &mut indexes,
+        missing,
+        scan_start,
+        &scanned,
+        &mut report,
+    )?;
     spool.activate(d)?;
+    // Pair assertion: every entry recovery checked against the spool now lies inside it.
+    let end = spool.end_pos();
+    for index in indexes.values() {
+        for entry in index
+            .entries()
+            .iter()
+            .filter(|e| e.spool.pos() >= scan_start)
+        {
+            assert!(
+                entry.spool.end() <= end,
+                "no index entry past the spool end"
+            );
+        }
+    }
     // What recovery validated may sit in the page cache only (left by a crashed process):
     // dirty it so the next flush round makes it durable before any checkpoint passes it.
     log.touch()?;
     spool.touch_from(d, scan_start.segment())?;
+    let now = d.epoch_open();
     let mut checkpoints = Checkpoints::new(scan_start);
-    checkpoints.note_write(d.epoch_open(), spool.end_pos());
+    checkpoints.note_write(now, spool.end_pos());
+    let unsealed = indexes.iter().filter(|(_, i)| !i.header().sealed);
+    deferred.unsealed.extend(unsealed.map(|(&id, _)| (now, id)));
     let mut store = UserStore {
         disk: disk.clone(),
         dir: dir.to_path_buf(),
@@ -90,14 +99,17 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
         indexes,
         spool,
         checkpoints,
+        deferred,
         change_counter: 0,
         recovery: report,
     };
     if store.catalog.id(names::INBOX).is_none() {
-        store.create_mailbox(names::INBOX).map_err(|error| match error {
-            crate::error::MailboxError::Storage(storage) => OpenError::Storage(storage),
-            other => unreachable!("creating a missing INBOX: {other}"),
-        })?;
+        store
+            .create_mailbox(names::INBOX)
+            .map_err(|error| match error {
+                crate::error::MailboxError::Storage(storage) => OpenError::Storage(storage),
+                other => unreachable!("creating a missing INBOX: {other}"),
+            })?;
     }
     if !store.recovery.is_clean() {
         tracing::warn!(dir = %dir.display(), report = ?store.recovery, "store recovered");
@@ -107,34 +119,173 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
     Ok(store)
 }
 
-/// After the log's header was found damaged (the log is new and empty): names every mailbox
-/// whose index file is intact `Recovered/<id>`, keeping its id and UIDVALIDITY, so its mail
-/// stays reachable. Returns how many were salvaged.
-pub(super) fn salvage_mailboxes<D: Disk>(
+/// Records of a mailbox whose creation did not survive must never be taken for records of a
+/// new mailbox, so ids named by scanned records are not given again. (Records before the scan
+/// start belong to mailboxes whose creation was durable: a checkpoint only passes durable
+/// epochs.)
+fn raise_id_floor(catalog: &mut Catalog, scanned: &ScanResult) {
+    for record in &scanned.records {
+        let mailbox = match record.head {
+            Head::Message(head) => head.mailbox,
+            Head::Tombstone { mailbox, .. } => mailbox,
+        };
+        catalog.raise_floor((Some(mailbox), None));
+    }
+}
+
+/// Keyword bits that records carry but the log does not define come from keyword definitions
+/// a crash lost (the changes that used them were never acknowledged). Each such bit is made
+/// void for good, in the log, before anything else is written: a later keyword can then never
+/// take the bit and so never appear on a message that had the lost one. (The log is replayed
+/// as a prefix, so no later record survives without the void record.) Returns how many bits
+/// were voided; every index is then masked to the bits that name keywords.
+fn void_stray_keywords<D: Disk>(
+    log: &mut MailboxLog<D::File>,
+    catalog: &mut Catalog,
+    indexes: &mut Indexes<D::File>,
+    scanned: &ScanResult,
+    disk: &D,
+) -> Result<u64, StorageError> {
+    let mut voided = 0;
+    for (&id, entry) in &catalog.mailboxes.clone() {
+        let valid = entry.valid_keywords();
+        let mut stray = indexes
+            .get(&id)
+            .map_or(0, |i| i.stray_keywords(valid | entry.void));
+        for record in &scanned.records {
+            if let Head::Message(head) = record.head
+                && head.mailbox == id
+            {
+                stray |= head.flags.keywords.0 & !(valid | entry.void);
+            }
+        }
+        voided += void_bits(log, catalog, id, stray, disk)?;
+    }
+    for (id, index) in indexes.iter_mut() {
+        index.mask_keywords(catalog.mailboxes[id].valid_keywords());
+    }
+    Ok(voided)
+}
+
+/// Makes every bit of `stray` void in mailbox `id` (with the undefined bits below them, since
+/// bits are defined in order). Returns how many bits were voided.
+pub(super) fn void_bits<D: Disk>(
+    log: &mut MailboxLog<D::File>,
+    catalog: &mut Catalog,
+    id: MailboxId,
+    stray: u64,
+    disk: &D,
+) -> Result<u64, StorageError> {
+    if stray == 0 {
+        return Ok(0);
+    }
+    let highest = 63 - stray.leading_zeros();
+    let first = u32::try_from(catalog.mailboxes[&id].keywords.len()).expect("at most 64");
+    let records: Vec<LogRecord> = (first..=highest)
+        .map(|bit| LogRecord::VoidKeyword { id, bit })
+        .collect();
+    log.append_all(&records, disk.epoch_open())?;
+    for record in &records {
+        assert!(catalog.apply(record), "a void record we wrote replays");
+    }
+    Ok(records.len() as u64)
+}
+
+/// Brings every index in line with the scanned spool: drops entries no record backs, rebuilds
+/// missing indexes, catches up, and rewrites the headers of what changed.
+#[allow(clippy::too_many_arguments)]
+fn repair<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    catalog: &Catalog,
+    indexes: &mut Indexes<D::File>,
+    missing: Vec<MailboxId>,
+    scan_start: SpoolPos,
+    scanned: &ScanResult,
+    report: &mut RecoveryReport,
+) -> Result<(), StorageError> {
+    let mut changed = std::collections::BTreeSet::new();
+    for (id, index) in indexes.iter_mut() {
+        if drop_unbacked(index, *id, scan_start, scanned, report)? {
+            changed.insert(*id);
+        }
+    }
+    for id in missing {
+        let header = IndexHeader {
+            mailbox: id,
+            uid_validity: catalog.mailboxes[&id].uid_validity,
+            uid_next: 1,
+            highest_modseq: 1,
+            checkpoint: SpoolPos::default(),
+            messages: 0,
+            sealed: false,
+        };
+        indexes.insert(id, Index::create(disk, index::index_path(dir, id), header)?);
+        report.indexes_rebuilt += 1;
+        changed.insert(id);
+    }
+    for (id, index) in indexes.iter_mut() {
+        let valid = catalog.mailboxes[id].valid_keywords();
+        if catch_up(index, *id, valid, scanned, report)? || index.header_stale() {
+            changed.insert(*id);
+        }
+    }
+    for id in changed {
+        let index = indexes.get_mut(&id).expect("changed ids are loaded");
+        let checkpoint = index.header().checkpoint;
+        index.write_header(checkpoint)?;
+    }
+    Ok(())
+}
+
+/// Index files of mailboxes the log does not know. A sealed one (its creation was durable)
+/// of a mailbox the log never deleted means the log was damaged: it is salvaged as
+/// `Recovered/<id>` with its id and UIDVALIDITY, so its mail stays reachable. The others (a
+/// creation that did not survive, a deletion whose file removal did not) are removed once the
+/// next flush round has made the log durable; `*.tmp` files are removed now. Ids and
+/// UIDVALIDITYs of all of them are never given again.
+pub(super) fn sort_strays<D: Disk>(
     disk: &D,
     dir: &Path,
     log: &mut MailboxLog<D::File>,
     catalog: &mut Catalog,
-) -> Result<u64, StorageError> {
+    deferred: &mut Deferred,
+    report: &mut RecoveryReport,
+) -> Result<(), StorageError> {
     let index_dir = dir.join(index::INDEX_DIR);
-    let names = disk.list_dir(&index_dir).map_err(|e| StorageError::io(&index_dir, e))?;
-    let mut salvaged = 0;
+    let names = disk
+        .list_dir(&index_dir)
+        .map_err(|e| StorageError::io(&index_dir, e))?;
     // Names are zero-padded ids, so this is id order, which is also UIDVALIDITY order.
-    for id in names.iter().filter_map(|name| index::parse_index_name(name)) {
-        let Loaded::Found { index, .. } = Index::load(disk, index::index_path(dir, id))? else {
+    for name in names {
+        let path = index_dir.join(&name);
+        let Some(id) = index::parse_index_name(&name) else {
+            if name.ends_with(".tmp") {
+                disk.remove_file(&path)
+                    .map_err(|e| StorageError::io(&path, e))?;
+            }
             continue;
         };
-        let record = super::log::LogRecord::Create {
-            id,
-            uid_validity: index.header().uid_validity,
-            name: format!("Recovered/{:08}", id.0),
-        };
-        if index.header().mailbox == id && catalog.apply(&record) {
-            log.append_all(std::slice::from_ref(&record))?;
-            salvaged += 1;
+        if catalog.mailboxes.contains_key(&id) {
+            continue;
         }
+        let header = Index::<D::File>::read_header(disk, &path)?.filter(|h| h.mailbox == id);
+        if let Some(header) = header.filter(|h| h.sealed && !catalog.deleted.contains(&id)) {
+            let record = super::log::LogRecord::Create {
+                id,
+                uid_validity: header.uid_validity,
+                name: format!("Recovered/{:08}", id.0),
+            };
+            if catalog.apply(&record) {
+                log.append_all(std::slice::from_ref(&record), disk.epoch_open())?;
+                report.mailboxes_salvaged += 1;
+                continue;
+            }
+        }
+        catalog.raise_floor((Some(id), header.map(|h| h.uid_validity)));
+        deferred.doomed.push((disk.epoch_open(), path));
     }
-    Ok(salvaged)
+    Ok(())
 }
 
 type Indexes<F> = BTreeMap<MailboxId, Index<F>>;
@@ -151,35 +302,16 @@ fn load_indexes<D: Disk>(
     for (&id, entry) in &catalog.mailboxes {
         match Index::load(disk, index::index_path(dir, id))? {
             Loaded::Found { index, cut_records }
-                if index.header().mailbox == id && index.header().uid_validity == entry.uid_validity =>
+                if index.header().mailbox == id
+                    && index.header().uid_validity == entry.uid_validity =>
             {
                 report.index_records_dropped += cut_records;
-                let mut index = index;
-                index.mask_keywords(entry.keywords.len());
                 indexes.insert(id, index);
             }
             Loaded::Found { .. } | Loaded::Missing => missing.push(id),
         }
     }
     Ok((indexes, missing))
-}
-
-/// Removes index files of mailboxes the log does not know (their deletion was logged but the
-/// removal did not survive) and leftover temporary files.
-fn remove_strays<D: Disk>(disk: &D, dir: &Path, catalog: &Catalog) -> Result<(), StorageError> {
-    let index_dir = dir.join(index::INDEX_DIR);
-    let names = disk.list_dir(&index_dir).map_err(|e| StorageError::io(&index_dir, e))?;
-    for name in names {
-        let stray = match index::parse_index_name(&name) {
-            Some(id) => !catalog.mailboxes.contains_key(&id),
-            None => name.ends_with(".tmp"),
-        };
-        if stray {
-            let path = index_dir.join(&name);
-            disk.remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
-        }
-    }
-    Ok(())
 }
 
 /// Drops index entries at or past the scan start that no good spool record backs. Returns
@@ -191,7 +323,9 @@ fn drop_unbacked<F: crate::disk::DiskFile>(
     scanned: &ScanResult,
     report: &mut RecoveryReport,
 ) -> Result<bool, StorageError> {
-    let first = index.entries().partition_point(|e| e.spool.pos() < scan_start);
+    let first = index
+        .entries()
+        .partition_point(|e| e.spool.pos() < scan_start);
     if first == index.entries().len() {
         return Ok(false);
     }
@@ -205,30 +339,42 @@ fn drop_unbacked<F: crate::disk::DiskFile>(
         })
     };
     let bad = index.entries()[first..].iter().position(|e| !backed(e));
-    let Some(bad) = bad.map(|b| first + b) else { return Ok(false) };
+    let Some(bad) = bad.map(|b| first + b) else {
+        return Ok(false);
+    };
     report.index_records_dropped += (index.entries().len() - bad) as u64;
+    // The dropped UIDs and modseqs may have been seen by a session before the crash: keep
+    // UIDNEXT and HIGHESTMODSEQ past them.
     index.truncate(bad)?;
     Ok(true)
 }
 
-/// Applies scanned records the index lacks: messages at or past UIDNEXT are appended,
-/// tombstones mark their UIDs expunged. Returns true when something changed.
+/// Applies scanned records the index lacks: messages with a UID above the index's last are
+/// appended (so a record lost from the index comes back from the spool, even when UIDNEXT
+/// already passed it), tombstones mark their UIDs expunged. Returns true when something
+/// changed.
 fn catch_up<F: crate::disk::DiskFile>(
     index: &mut Index<F>,
     id: MailboxId,
-    keywords: usize,
+    valid_keywords: u64,
     scanned: &ScanResult,
     report: &mut RecoveryReport,
 ) -> Result<bool, StorageError> {
     let mut changed = false;
     for record in &scanned.records {
         match record.head {
-            Head::Message(head) if head.mailbox == id && head.uid.get() >= index.uid_next() => {
+            Head::Message(head)
+                if head.mailbox == id
+                    && index
+                        .entries()
+                        .last()
+                        .is_none_or(|last| last.uid < head.uid) =>
+            {
                 if index.is_full() {
                     continue;
                 }
                 let mut flags = head.flags;
-                flags.keywords = mask_keywords(flags.keywords, keywords);
+                flags.keywords.0 &= valid_keywords;
                 let modseq = index.next_modseq();
                 let entry = Entry {
                     uid: head.uid,
@@ -243,19 +389,30 @@ fn catch_up<F: crate::disk::DiskFile>(
                 report.index_records_added += 1;
                 changed = true;
             }
-            Head::Tombstone { mailbox, modseq, .. } if mailbox == id => {
+            Head::Tombstone {
+                mailbox, modseq, ..
+            } if mailbox == id => {
                 if modseq > index.highest_modseq() {
                     index.raise_highest_modseq(modseq);
                     changed = true;
                 }
                 for &uid in &record.uids {
-                    let Some(slot) = index.find(uid) else { continue };
+                    let Some(slot) = index.find(uid) else {
+                        continue;
+                    };
                     let entry = index.entries()[slot];
                     if entry.expunged {
                         continue;
                     }
                     let modseq = index.next_modseq();
-                    index.rewrite(slot, Entry { expunged: true, modseq, ..entry })?;
+                    index.rewrite(
+                        slot,
+                        Entry {
+                            expunged: true,
+                            modseq,
+                            ..entry
+                        },
+                    )?;
                     report.expunges_applied += 1;
                     changed = true;
                 }
@@ -264,9 +421,4 @@ fn catch_up<F: crate::disk::DiskFile>(
         }
     }
     Ok(changed)
-}
-
-/// Keyword bits limited to the `count` names the table has.
-pub(super) fn mask_keywords(keywords: Keywords, count: usize) -> Keywords {
-    if count >= 64 { keywords } else { Keywords(keywords.0 & ((1u64 << count) - 1)) }
 }

@@ -11,9 +11,8 @@ use std::rc::Rc;
 
 use super::catalog::Catalog;
 use super::codec::SpoolPos;
-use super::index::{self, Entry, Index, IndexHeader, Loaded};
+use super::index::{self, Entry, Index, IndexHeader};
 use super::log::MailboxLog;
-use super::open::mask_keywords;
 use super::record::Head;
 use super::scan::{ScanResult, scan};
 use super::spool::{SPOOL_DIR, Spool};
@@ -45,7 +44,10 @@ pub struct ReconstructReport {
     pub spool_truncated_bytes: u64,
     /// Bytes cut from the tail of `mailboxes.log`.
     pub log_truncated_bytes: u64,
-    /// Mailboxes named `Recovered/<id>` because the log's header was damaged.
+    /// Keyword bits that records carried but the log had lost, made void (as on open).
+    pub keywords_voided: u64,
+    /// Mailboxes whose creation was durable but which the log lacks (it was damaged), named
+    /// `Recovered/<id>`.
     pub mailboxes_salvaged: u64,
 }
 
@@ -59,7 +61,8 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
     let d = &*disk;
     for sub in [SPOOL_DIR, index::INDEX_DIR] {
         let path = dir.join(sub);
-        d.create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+        d.create_dir_all(&path)
+            .map_err(|e| StorageError::io(&path, e))?;
     }
     let mut catalog = Catalog::default();
     let mut opened = MailboxLog::open(d, dir, |r| catalog.apply(r))?;
@@ -67,10 +70,19 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
         log_truncated_bytes: opened.truncated_bytes,
         ..ReconstructReport::default()
     };
-    if opened.header_damaged {
-        report.mailboxes_salvaged =
-            super::open::salvage_mailboxes(d, dir, &mut opened.log, &mut catalog)?;
-    }
+    // Index files the log lacks: sealed ones are salvaged as on open; the others are left for
+    // the next open to remove.
+    let mut deferred = super::checkpoint::Deferred::default();
+    let mut recovery = super::RecoveryReport::default();
+    super::open::sort_strays(
+        d,
+        dir,
+        &mut opened.log,
+        &mut catalog,
+        &mut deferred,
+        &mut recovery,
+    )?;
+    report.mailboxes_salvaged = recovery.mailboxes_salvaged;
     let mut spool = Spool::list(d, dir)?;
     let scanned = scan(d, &mut spool, SpoolPos::default())?;
     report.spool_records = scanned.records.len() as u64;
@@ -86,9 +98,35 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
             !catalog.mailboxes.contains_key(&mailbox)
         })
         .count() as u64;
+    // Keyword bits the records carry but the log lost are made void, as on open.
+    for id in catalog.mailboxes.keys().copied().collect::<Vec<_>>() {
+        let entry = &catalog.mailboxes[&id];
+        let defined = entry.valid_keywords() | entry.void;
+        let path = index::index_path(dir, id);
+        let mut stray = Index::<D::File>::salvage(d, &path)?
+            .iter()
+            .fold(0, |bits, e| bits | (e.flags.keywords.0 & !defined));
+        for record in &scanned.records {
+            if let Head::Message(head) = record.head
+                && head.mailbox == id
+            {
+                stray |= head.flags.keywords.0 & !defined;
+            }
+        }
+        report.keywords_voided +=
+            super::open::void_bits(&mut opened.log, &mut catalog, id, stray, d)?;
+    }
     for (&id, entry) in &catalog.mailboxes {
-        let keywords = entry.keywords.len();
-        rebuild(d, dir, id, entry.uid_validity, keywords, &scanned, &mut report)?;
+        let keywords = entry.valid_keywords();
+        rebuild(
+            d,
+            dir,
+            id,
+            entry.uid_validity,
+            keywords,
+            &scanned,
+            &mut report,
+        )?;
         report.mailboxes += 1;
     }
     opened.log.touch()?;
@@ -102,18 +140,26 @@ fn rebuild<D: Disk>(
     dir: &Path,
     id: MailboxId,
     uid_validity: UidValidity,
-    keywords: usize,
+    keywords: u64,
     scanned: &ScanResult,
     report: &mut ReconstructReport,
 ) -> Result<(), StorageError> {
     let path = index::index_path(dir, id);
-    let old = match Index::load(disk, path.clone())? {
-        Loaded::Found { index, .. } if index.header().uid_validity == uid_validity => Some(index),
-        Loaded::Found { .. } | Loaded::Missing => None,
+    let header = Index::<D::File>::read_header(disk, &path)?;
+    let ours = header.is_none_or(|h| h.mailbox == id && h.uid_validity == uid_validity);
+    let salvaged = if ours {
+        Index::<D::File>::salvage(disk, &path)?
+    } else {
+        Vec::new()
     };
-    let old_entries: HashMap<u32, Entry> =
-        old.iter().flat_map(|i| i.entries().iter().map(|e| (e.uid.get(), *e))).collect();
-    let (uid_next, mut highest) = old.as_ref().map_or((1, 1), |i| (i.uid_next(), i.highest_modseq()));
+    let old_entries: HashMap<u32, Entry> = salvaged.iter().map(|e| (e.uid.get(), *e)).collect();
+    let (mut uid_next, mut highest) = header
+        .filter(|_| ours)
+        .map_or((1, 1), |h| (h.uid_next, h.highest_modseq));
+    for entry in &salvaged {
+        uid_next = uid_next.max(entry.uid.get().saturating_add(1));
+        highest = highest.max(entry.modseq);
+    }
     let mut entries: Vec<Entry> = Vec::new();
     let mut tombstoned = std::collections::HashSet::new();
     for record in &scanned.records {
@@ -122,16 +168,18 @@ fn rebuild<D: Disk>(
                 if entries.last().is_some_and(|last| last.uid >= head.uid) {
                     continue;
                 }
-                let kept = old_entries.get(&head.uid.get()).filter(|e| e.spool == record.spool);
+                let kept = old_entries
+                    .get(&head.uid.get())
+                    .filter(|e| e.spool == record.spool);
                 let entry = if let Some(kept) = kept {
                     report.flags_kept += 1;
                     let mut kept = *kept;
-                    kept.flags.keywords = mask_keywords(kept.flags.keywords, keywords);
+                    kept.flags.keywords.0 &= keywords;
                     kept
                 } else {
                     report.flags_reset += 1;
                     let mut flags = head.flags;
-                    flags.keywords = mask_keywords(flags.keywords, keywords);
+                    flags.keywords.0 &= keywords;
                     Entry {
                         uid: head.uid,
                         flags,
@@ -145,7 +193,9 @@ fn rebuild<D: Disk>(
                 highest = highest.max(entry.modseq);
                 entries.push(entry);
             }
-            Head::Tombstone { mailbox, modseq, .. } if mailbox == id => {
+            Head::Tombstone {
+                mailbox, modseq, ..
+            } if mailbox == id => {
                 highest = highest.max(modseq);
                 tombstoned.extend(record.uids.iter().copied());
             }
@@ -153,8 +203,10 @@ fn rebuild<D: Disk>(
         }
     }
     let rebuilt: std::collections::HashSet<u32> = entries.iter().map(|e| e.uid.get()).collect();
-    report.index_records_dropped +=
-        old_entries.keys().filter(|uid| !rebuilt.contains(uid)).count() as u64;
+    report.index_records_dropped += old_entries
+        .keys()
+        .filter(|uid| !rebuilt.contains(uid))
+        .count() as u64;
     for entry in &mut entries {
         if entry.modseq == 0 {
             highest += 1;
@@ -168,7 +220,9 @@ fn rebuild<D: Disk>(
         report.expunged += u64::from(entry.expunged);
         report.messages += u64::from(!entry.expunged);
     }
-    let uid_next = entries.last().map_or(uid_next, |e| uid_next.max(e.uid.get().saturating_add(1)));
+    let uid_next = entries
+        .last()
+        .map_or(uid_next, |e| uid_next.max(e.uid.get().saturating_add(1)));
     write_rebuilt(disk, &path, id, uid_validity, uid_next, highest, &entries)
 }
 
@@ -194,6 +248,7 @@ fn write_rebuilt<D: Disk>(
         highest_modseq,
         checkpoint: SpoolPos::default(),
         messages: 0,
+        sealed: false,
     };
     let mut bytes = Vec::with_capacity(index::HEADER_BYTES + entries.len() * index::RECORD_BYTES);
     let header = IndexHeader {
@@ -207,7 +262,10 @@ fn write_rebuilt<D: Disk>(
     let file = disk
         .open(&temporary, crate::disk::OpenMode::CreateIfMissing)
         .map_err(|e| StorageError::io(&temporary, e))?;
-    file.set_len(0).map_err(|e| StorageError::io(&temporary, e))?;
-    file.write_all_at(&bytes, 0).map_err(|e| StorageError::io(&temporary, e))?;
-    disk.rename(&temporary, path).map_err(|e| StorageError::io(path, e))
+    file.set_len(0)
+        .map_err(|e| StorageError::io(&temporary, e))?;
+    file.write_all_at(&bytes, 0)
+        .map_err(|e| StorageError::io(&temporary, e))?;
+    disk.rename(&temporary, path)
+        .map_err(|e| StorageError::io(path, e))
 }

@@ -42,7 +42,12 @@ pub(crate) fn scan<D: Disk>(
     from: SpoolPos,
 ) -> Result<ScanResult, StorageError> {
     let mut result = ScanResult::default();
-    let numbers: Vec<u32> = spool.segments().iter().copied().filter(|&n| n >= from.segment()).collect();
+    let numbers: Vec<u32> = spool
+        .segments()
+        .iter()
+        .copied()
+        .filter(|&n| n >= from.segment())
+        .collect();
     for number in numbers {
         let file = spool.file(disk, number)?;
         let path = spool.path(number);
@@ -106,7 +111,9 @@ fn check_record<F: DiskFile>(
     }
     let mut head_bytes = [0u8; RECORD_HEADER_BYTES];
     read_at(file, path, &mut head_bytes, offset)?;
-    let Some(header) = decode_header(&head_bytes) else { return Ok(None) };
+    let Some(header) = decode_header(&head_bytes) else {
+        return Ok(None);
+    };
     let record_len = header.record_len();
     if record_len > len - offset || offset + record_len > u64::from(u32::MAX) {
         return Ok(None);
@@ -120,7 +127,8 @@ fn check_record<F: DiskFile>(
         let n = usize::try_from((record_len - at).min(buf.len() as u64)).expect("bounded");
         read_at(file, path, &mut buf[..n], offset + at)?;
         // Split the chunk into payload (checksummed) and padding (must be zero).
-        let payload_n = usize::try_from(unpadded.saturating_sub(at).min(n as u64)).expect("bounded");
+        let payload_n =
+            usize::try_from(unpadded.saturating_sub(at).min(n as u64)).expect("bounded");
         crc = crc32c::crc32c_append(crc, &buf[..payload_n]);
         if !all_zero(&buf[payload_n..n]) {
             return Ok(None);
@@ -146,5 +154,9 @@ fn check_record<F: DiskFile>(
         len: u32::try_from(record_len).expect("checked above"),
         crc: header.crc,
     };
-    Ok(Some(Scanned { spool: spool_ref, head: header.head, uids }))
+    Ok(Some(Scanned {
+        spool: spool_ref,
+        head: header.head,
+        uids,
+    }))
 }

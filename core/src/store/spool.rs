@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::codec::{
-    Preamble, SpoolPos, file_len, get_u32, get_u64, new_nonce, now_unix_seconds, put_i64,
-    put_u32, put_u64, read_at, write_at,
+    Preamble, SpoolPos, file_len, get_u32, get_u64, new_nonce, now_unix_seconds, put_i64, put_u32,
+    put_u64, read_at, write_at,
 };
 use crate::disk::{Bytes, Disk, DiskFile, OpenMode};
 use crate::error::StorageError;
@@ -21,7 +21,13 @@ use crate::limits::{SEGMENT_BYTES_TARGET, SEGMENTS_MAX};
 pub(crate) const SPOOL_DIR: &str = "spool";
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = 64;
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKS\r\n\x1a\n", major: 1, minor: 0 };
+// Pinned by core/FORMAT.md ("Spool segments"); the header is one write inside one sector.
+const _: () = assert!(SEGMENT_HEADER_BYTES == 64);
+const PREAMBLE: Preamble = Preamble {
+    magic: *b"\x89SKS\r\n\x1a\n",
+    major: 1,
+    minor: 0,
+};
 
 /// Where a record lives, and its checksum (kept by whatever refers to it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,7 +60,10 @@ pub(crate) fn segment_name(number: u32) -> String {
 pub(crate) fn parse_segment_name(name: &str) -> Option<u32> {
     let digits = name.strip_suffix(".seg")?;
     let valid = digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit());
-    valid.then(|| digits.parse().ok()).flatten().filter(|n| (1..=SEGMENTS_MAX).contains(n))
+    valid
+        .then(|| digits.parse().ok())
+        .flatten()
+        .filter(|n| (1..=SEGMENTS_MAX).contains(n))
 }
 
 /// A segment header's fields.
@@ -87,14 +96,20 @@ pub(crate) fn read_segment_header<F: DiskFile>(
     }
     let mut header = [0u8; 64];
     read_at(file, path, &mut header, 0)?;
-    let Some(header_size) = PREAMBLE.check(&header, path)? else { return Ok(None) };
+    let Some(header_size) = PREAMBLE.check(&header, path)? else {
+        return Ok(None);
+    };
     let valid = crc32c::crc32c(&header[..60]) == get_u32(&header, 60)
         && u64::from(header_size) >= SEGMENT_HEADER_BYTES
         && header_size % 8 == 0
         && super::codec::all_zero(&header[20..24])
         && super::codec::all_zero(&header[40..60]);
     let number = get_u32(&header, 16);
-    Ok(valid.then(|| SegmentHeader { number, nonce: get_u64(&header, 24), header_size }))
+    Ok(valid.then(|| SegmentHeader {
+        number,
+        nonce: get_u64(&header, 24),
+        header_size,
+    }))
 }
 
 /// The segment appends go to.
@@ -125,7 +140,12 @@ impl<D: Disk> Spool<D> {
         let names = disk.list_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
         let mut segments: Vec<u32> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
         segments.sort_unstable();
-        Ok(Spool { dir, segments, files: RefCell::new(BTreeMap::new()), active: None })
+        Ok(Spool {
+            dir,
+            segments,
+            files: RefCell::new(BTreeMap::new()),
+            active: None,
+        })
     }
 
     /// Segment numbers, ascending.
@@ -144,7 +164,9 @@ impl<D: Disk> Spool<D> {
             return Ok(file.clone());
         }
         let path = self.path(number);
-        let file = disk.open(&path, OpenMode::Existing).map_err(|e| StorageError::io(&path, e))?;
+        let file = disk
+            .open(&path, OpenMode::Existing)
+            .map_err(|e| StorageError::io(&path, e))?;
         self.files.borrow_mut().insert(number, file.clone());
         Ok(file)
     }
@@ -154,7 +176,8 @@ impl<D: Disk> Spool<D> {
         while let Some(&last) = self.segments.last().filter(|&&last| last > number) {
             let path = self.path(last);
             self.files.borrow_mut().remove(&last);
-            disk.remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+            disk.remove_file(&path)
+                .map_err(|e| StorageError::io(&path, e))?;
             self.segments.pop();
         }
         Ok(())
@@ -179,7 +202,14 @@ impl<D: Disk> Spool<D> {
             }
         };
         let end = file_len(&file, &path)?;
-        self.active = Some(Active { number, file, path, nonce, header_size, end });
+        self.active = Some(Active {
+            number,
+            file,
+            path,
+            nonce,
+            header_size,
+            end,
+        });
         Ok(())
     }
 
@@ -194,7 +224,8 @@ impl<D: Disk> Spool<D> {
     /// a record of `record_len` bytes would not fit the active one.
     pub(crate) fn prepare(&mut self, disk: &D, record_len: u64) -> Result<u64, StorageError> {
         let fits = self.active.as_ref().is_some_and(|a| {
-            a.end == u64::from(a.header_size) || a.end + record_len <= u64::from(SEGMENT_BYTES_TARGET)
+            a.end == u64::from(a.header_size)
+                || a.end + record_len <= u64::from(SEGMENT_BYTES_TARGET)
         });
         if !fits {
             self.start_segment(disk)?;
@@ -212,14 +243,21 @@ impl<D: Disk> Spool<D> {
             });
         }
         let path = self.path(number);
-        let file =
-            disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
+        let file = disk
+            .open(&path, OpenMode::CreateIfMissing)
+            .map_err(|e| StorageError::io(&path, e))?;
         let nonce = new_nonce();
         write_at(&file, &path, &encode_segment_header(number, nonce), 0)?;
         self.segments.push(number);
         self.files.borrow_mut().insert(number, file.clone());
-        self.active =
-            Some(Active { number, file, path, nonce, header_size: 64, end: SEGMENT_HEADER_BYTES });
+        self.active = Some(Active {
+            number,
+            file,
+            path,
+            nonce,
+            header_size: 64,
+            end: SEGMENT_HEADER_BYTES,
+        });
         Ok(())
     }
 
@@ -227,7 +265,10 @@ impl<D: Disk> Spool<D> {
     /// active segment. It counts as written only after [`Spool::commit`]: until then the next
     /// write goes to the same place.
     pub(crate) fn write(&self, record: &[u8], crc: u32) -> Result<SpoolRef, StorageError> {
-        let active = self.active.as_ref().expect("prepare() made a segment active");
+        let active = self
+            .active
+            .as_ref()
+            .expect("prepare() made a segment active");
         assert_eq!(record.len() % 8, 0);
         write_at(&active.file, &active.path, record, active.end)?;
         Ok(SpoolRef {
@@ -275,6 +316,14 @@ impl<D: Disk> Spool<D> {
             return Err(corrupt());
         }
         Ok((header, bytes))
+    }
+
+    /// Hints that a record will be read soon (see `DiskFile::will_need`).
+    pub(crate) fn will_need(&self, disk: &D, spool_ref: SpoolRef) -> Result<(), StorageError> {
+        let path = self.path(spool_ref.segment);
+        let file = self.file(disk, spool_ref.segment)?;
+        file.will_need(u64::from(spool_ref.offset), u64::from(spool_ref.len))
+            .map_err(|e| StorageError::io(&path, e))
     }
 
     /// Marks every segment from `first` on dirty (see `MailboxLog::touch`).

@@ -30,12 +30,14 @@ use std::path::Path;
 mod edit;
 mod error;
 mod file;
+mod hash;
 pub mod limits;
 pub mod scheme;
 
 pub use edit::{add_user, delete_user, list_users, set_password};
 pub use error::UsersError;
-pub use scheme::{HashCost, Scheme, hash_password, hash_password_with};
+pub use hash::{HashCost, hash_password, hash_password_with};
+pub use scheme::Scheme;
 
 use file::{Line, name_key, parse_line, strip_line_ending};
 use limits::PASSWD_FILE_BYTES_MAX;

@@ -1,26 +1,31 @@
 //! One crash case: crash the workload's disk, recover the store on what survived, check it
 //! against the workload's snapshots, then prove the recovered store still works.
 
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use skua_core::disk::sim::{CrashMode, SimDisk};
 use skua_core::disk::{Disk, Flush};
 use skua_core::types::SystemFlags;
 
-use crate::model::{INBOX, Snapshot, Violations, check_invariants, check_recovered};
+use crate::model::{Snapshot, Violations, check_invariants, check_recovered};
 use crate::store::Store;
 use crate::workload::{Runner, body_bytes};
 
 /// Serial numbers of the messages appended after recovery, apart from the workload's.
 const HEALTH_SERIAL: u64 = 1_000_000;
 
+/// The keyword the health check gives its messages: new to every mailbox.
+const HEALTH_KEYWORD: &str = "health-check";
+
 /// Crashes `runner`'s disk with `mode` and `seed`, recovers, checks; the violations found.
 /// A panic inside the store counts as a violation.
 pub fn crash_and_check(runner: &Runner, seed: u64, mode: CrashMode) -> Violations {
     let mut out = Violations::default();
     let (disk, report) = runner.disk.crash_with_report(seed, mode);
-    let outcome =
-        catch_unwind(AssertUnwindSafe(|| recover_and_check(runner, &disk, seed, &mut out)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        recover_and_check(runner, &disk, seed, &mut out);
+    }));
     if let Err(panic) = outcome {
         let message = panic
             .downcast_ref::<String>()
@@ -30,61 +35,125 @@ pub fn crash_and_check(runner: &Runner, seed: u64, mode: CrashMode) -> Violation
         out.0.push(format!("store panicked: {message}"));
     }
     if !out.is_empty() {
-        out.0.push(format!("(crash kept {} of {} pending ops, {} torn)", report.kept, report.pending, report.torn));
+        let (kept, pending, torn) = (report.kept, report.pending, report.torn);
+        out.0.push(format!(
+            "(crash kept {kept} of {pending} pending ops whole, {torn} torn)"
+        ));
+        if std::env::var_os("SKUA_CRASH_VERBOSE").is_some() {
+            out.0
+                .extend(report.ops.iter().map(|op| format!("    {op}")));
+        }
     }
     out
 }
 
+/// What a reopened store is checked against: the bodies ever written, the acknowledged state
+/// and the states in flight.
+struct Expected<'a> {
+    written: &'a BTreeSet<Vec<u8>>,
+    acked: &'a Snapshot,
+    in_flight: &'a [Snapshot],
+}
+
+/// Opens the store on `disk` and checks it; its snapshot, or `None` after a violation (each
+/// prefixed with `label`).
+fn reopen_checked(
+    disk: &SimDisk,
+    label: &str,
+    expected: &Expected<'_>,
+    out: &mut Violations,
+) -> Option<(Store, Snapshot)> {
+    let opened = Store::open(disk).and_then(|store| store.snapshot().map(|s| (store, s)));
+    let (store, snapshot) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            out.0.push(format!("{label}: recovery failed: {error}"));
+            return None;
+        }
+    };
+    let mut found = Violations::default();
+    check_invariants(&snapshot, expected.written, &mut found);
+    check_recovered(&snapshot, expected.acked, expected.in_flight, &mut found);
+    if found.is_empty() {
+        return Some((store, snapshot));
+    }
+    out.0
+        .extend(found.0.into_iter().map(|v| format!("{label}: {v}")));
+    None
+}
+
 fn recover_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Violations) {
-    let mut store = match Store::open(disk) {
-        Ok(store) => store,
-        Err(error) => return out.0.push(format!("recovery failed: {error}")),
+    let expected = Expected {
+        written: &runner.written,
+        acked: &runner.acked,
+        in_flight: &runner.in_flight,
     };
-    let recovered = match store.snapshot() {
-        Ok(snapshot) => snapshot,
-        Err(error) => return out.0.push(format!("recovered store unreadable: {error}")),
-    };
-    check_invariants(&recovered, &runner.written, out);
-    check_recovered(&recovered, &runner.acked, &runner.in_flight, out);
-    if out.is_empty() {
-        check_crash_in_recovery(runner, disk, seed, out);
-    }
-    if out.is_empty() {
-        check_healthy(&mut store, disk, &recovered, runner, out);
-    }
-}
-
-/// Recovery's own repairs are unflushed writes too: a second crash right after it (keeping
-/// some of them, torn) must recover to a state that passes the same checks.
-fn check_crash_in_recovery(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Violations) {
-    if disk.pending_ops() == 0 {
+    let Some((mut store, recovered)) = reopen_checked(disk, "after the crash", &expected, out)
+    else {
         return;
-    }
-    let again = disk.crash(seed.rotate_left(17), CrashMode::TornSubset);
-    let snapshot = match Store::open(&again).and_then(|store| store.snapshot()) {
-        Ok(snapshot) => snapshot,
-        Err(error) => return out.0.push(format!("recovery after a crash in recovery failed: {error}")),
     };
-    let mut second = Violations::default();
-    check_invariants(&snapshot, &runner.written, &mut second);
-    check_recovered(&snapshot, &runner.acked, &runner.in_flight, &mut second);
-    out.0.extend(second.0.into_iter().map(|v| format!("after a crash in recovery: {v}")));
+    // Recovery's own repairs are unflushed writes too: crash again right after it.
+    if disk.pending_ops() > 0 {
+        let again = disk.crash(seed.rotate_left(17), CrashMode::TornSubset);
+        if reopen_checked(&again, "after a crash in recovery", &expected, out).is_none() {
+            return;
+        }
+    }
+    check_healthy(&mut store, disk, seed, &recovered, runner, out);
 }
 
-/// Appends and flushes on the recovered store, loses everything unflushed, and opens again:
-/// the new message and everything recovered must be there.
+/// Appends to every mailbox (with a keyword new to it) on the recovered store; crashes before
+/// the flush (the new writes and recovery's repairs may land in any part); then flushes, loses
+/// nothing, and opens again: the new messages and everything recovered must be there. No old
+/// message may ever gain the new keyword (a keyword bit left on disk by a lost keyword record
+/// must not come back under a new name).
 fn check_healthy(
     store: &mut Store,
     disk: &SimDisk,
+    seed: u64,
     recovered: &Snapshot,
     runner: &Runner,
     out: &mut Violations,
 ) {
-    let body = body_bytes(HEALTH_SERIAL, 900);
-    let uid = match store.append(INBOX, &body, b"health cache", SystemFlags::SEEN, &[], HEALTH_SERIAL) {
-        Ok(uid) => uid,
-        Err(error) => return out.0.push(format!("append after recovery failed: {error}")),
+    let mut written = runner.written.clone();
+    let mut appended = Vec::new();
+    for (serial, name) in (HEALTH_SERIAL..).zip(recovered.keys()) {
+        let body = body_bytes(serial, 900);
+        written.insert(body.clone());
+        let keywords = [HEALTH_KEYWORD];
+        match store.append(
+            name,
+            &body,
+            b"health cache",
+            SystemFlags::SEEN,
+            &keywords,
+            serial,
+        ) {
+            Ok(uid) => appended.push((name.clone(), uid, body)),
+            Err(error) => {
+                return out
+                    .0
+                    .push(format!("append to {name} after recovery failed: {error}"));
+            }
+        }
+    }
+    let Ok(live) = store.snapshot() else {
+        return out
+            .0
+            .push("store unreadable after the appends after recovery".to_owned());
     };
+    let mut in_flight = runner.in_flight.clone();
+    in_flight.extend([recovered.clone(), live.clone()]);
+    let expected = Expected {
+        written: &written,
+        acked: &runner.acked,
+        in_flight: &in_flight,
+    };
+    let unflushed = disk.crash(seed.rotate_left(29), CrashMode::TornSubset);
+    let label = "after recovery, an append per mailbox and a crash before its flush";
+    if reopen_checked(&unflushed, label, &expected, out).is_none() {
+        return;
+    }
     if let Some(job) = disk.flush_begin() {
         let epoch = job.epoch();
         if let Err(error) = job.run() {
@@ -92,26 +161,24 @@ fn check_healthy(
         }
         disk.flush_end(epoch);
     }
-    let Ok(before) = store.snapshot() else {
-        return out.0.push("store unreadable after the health append".to_owned());
+    // Everything was flushed: a restart must find exactly the live state.
+    let expected = Expected {
+        written: &written,
+        acked: &live,
+        in_flight: &[],
     };
-    let reopened = match Store::open(&disk.crash(0, CrashMode::DropPending)) {
-        Ok(store) => store,
-        Err(error) => return out.0.push(format!("second recovery failed: {error}")),
+    let label = "after recovery, an acknowledged append per mailbox and a clean restart";
+    let clean = disk.crash(0, CrashMode::DropPending);
+    let Some((_, after)) = reopen_checked(&clean, label, &expected, out) else {
+        return;
     };
-    let after = match reopened.snapshot() {
-        Ok(snapshot) => snapshot,
-        Err(error) => return out.0.push(format!("second recovery unreadable: {error}")),
-    };
-    let mut written = runner.written.clone();
-    written.insert(body.clone());
-    check_invariants(&after, &written, out);
-    // Everything was flushed: the second recovery must find exactly the state before it.
-    check_recovered(&after, &before, &[], out);
-    if after.get(INBOX).and_then(|m| m.message(uid)).is_none_or(|m| m.body != body) {
-        out.0.push(format!("INBOX UID {uid} appended after recovery is missing"));
-    }
-    if after.keys().ne(recovered.keys()) {
-        out.0.push("mailboxes changed across a clean restart".to_owned());
+    for (name, uid, body) in appended {
+        if after
+            .get(&name)
+            .and_then(|m| m.message(uid))
+            .is_none_or(|m| m.body != body)
+        {
+            out.0.push(format!("{label}: {name} UID {uid} is missing"));
+        }
     }
 }

@@ -50,7 +50,10 @@ pub struct MailboxState {
 impl MailboxState {
     /// The message with this UID.
     pub fn message(&self, uid: u32) -> Option<&MessageState> {
-        self.messages.iter().find(|(u, _)| *u == uid).map(|(_, m)| m)
+        self.messages
+            .iter()
+            .find(|(u, _)| *u == uid)
+            .map(|(_, m)| m)
     }
 }
 
@@ -87,18 +90,30 @@ pub fn check_invariants(store: &Snapshot, written: &BTreeSet<Vec<u8>>, out: &mut
         if let Some(&last) = uids.last()
             && last >= mailbox.uid_next
         {
-            out.add(format!("{name}: UID {last} not below UIDNEXT {}", mailbox.uid_next));
+            out.add(format!(
+                "{name}: UID {last} not below UIDNEXT {}",
+                mailbox.uid_next
+            ));
         }
         if mailbox.count as usize != uids.len() {
-            out.add(format!("{name}: info says {} messages, list has {}", mailbox.count, uids.len()));
+            out.add(format!(
+                "{name}: info says {} messages, list has {}",
+                mailbox.count,
+                uids.len()
+            ));
         }
         for (uid, message) in &mailbox.messages {
             if message.modseq > mailbox.highest_modseq {
                 let highest = mailbox.highest_modseq;
-                out.add(format!("{name}: UID {uid} MODSEQ {} > HIGHESTMODSEQ {highest}", message.modseq));
+                out.add(format!(
+                    "{name}: UID {uid} MODSEQ {} > HIGHESTMODSEQ {highest}",
+                    message.modseq
+                ));
             }
             if !written.contains(&message.body) {
-                out.add(format!("{name}: UID {uid} has a body the workload never wrote"));
+                out.add(format!(
+                    "{name}: UID {uid} has a body the workload never wrote"
+                ));
             }
         }
     }
@@ -118,7 +133,9 @@ pub fn check_recovered(
         let present: Vec<&MailboxState> = candidates.iter().filter_map(|c| c.get(name)).collect();
         match recovered.get(name) {
             None if present.len() == candidates.len() => {
-                out.add(format!("{name}: mailbox lost (every candidate state has it)"));
+                out.add(format!(
+                    "{name}: mailbox lost (every candidate state has it)"
+                ));
             }
             None => {}
             Some(mailbox) => check_mailbox(name, mailbox, acked.get(name), &present, out),
@@ -130,10 +147,17 @@ pub fn check_recovered(
 /// give or take INBOX, which recovery recreates.
 fn check_names(recovered: &Snapshot, candidates: &[&Snapshot], out: &mut Violations) {
     let with_inbox = |names: BTreeSet<&String>| -> BTreeSet<String> {
-        names.into_iter().cloned().chain([INBOX.to_owned()]).collect()
+        names
+            .into_iter()
+            .cloned()
+            .chain([INBOX.to_owned()])
+            .collect()
     };
     let got = with_inbox(recovered.keys().collect());
-    if !candidates.iter().any(|c| with_inbox(c.keys().collect()) == got) {
+    if !candidates
+        .iter()
+        .any(|c| with_inbox(c.keys().collect()) == got)
+    {
         let mut line = format!("mailbox names {got:?} match no candidate:");
         for candidate in candidates {
             let _ = write!(line, " {:?}", with_inbox(candidate.keys().collect()));
@@ -150,13 +174,19 @@ fn check_mailbox(
     out: &mut Violations,
 ) {
     // Only candidates of the same incarnation (UIDVALIDITY) say anything about its messages.
-    let same: Vec<&MailboxState> =
-        present.iter().copied().filter(|c| c.uid_validity == mailbox.uid_validity).collect();
+    let same: Vec<&MailboxState> = present
+        .iter()
+        .copied()
+        .filter(|c| c.uid_validity == mailbox.uid_validity)
+        .collect();
     if same.is_empty() {
         let fresh = name == INBOX && acked.is_none() && mailbox.messages.is_empty();
         if !fresh {
             let known: Vec<u32> = present.iter().map(|c| c.uid_validity).collect();
-            out.add(format!("{name}: UIDVALIDITY {} is none of {known:?}", mailbox.uid_validity));
+            out.add(format!(
+                "{name}: UIDVALIDITY {} is none of {known:?}",
+                mailbox.uid_validity
+            ));
         }
         return;
     }
@@ -165,7 +195,8 @@ fn check_mailbox(
         check_counters(name, mailbox, acked, out);
     }
     for (uid, message) in &mailbox.messages {
-        check_message(name, *uid, message, &same, out);
+        let in_flight = acked.is_none_or(|a| a.message(*uid).is_none());
+        check_message(name, *uid, message, &same, in_flight, out);
     }
     if let Some(acked) = acked {
         for (uid, _) in &acked.messages {
@@ -179,7 +210,10 @@ fn check_mailbox(
 
 fn check_counters(name: &str, mailbox: &MailboxState, acked: &MailboxState, out: &mut Violations) {
     if mailbox.uid_next < acked.uid_next {
-        out.add(format!("{name}: UIDNEXT went back {} -> {}", acked.uid_next, mailbox.uid_next));
+        out.add(format!(
+            "{name}: UIDNEXT went back {} -> {}",
+            acked.uid_next, mailbox.uid_next
+        ));
     }
     if mailbox.highest_modseq < acked.highest_modseq {
         let (was, now) = (acked.highest_modseq, mailbox.highest_modseq);
@@ -192,24 +226,62 @@ fn check_message(
     uid: u32,
     message: &MessageState,
     same: &[&MailboxState],
+    in_flight: bool,
     out: &mut Violations,
 ) {
-    let known: Vec<&MessageState> = same.iter().filter_map(|c| c.message(uid)).collect();
-    if known.is_empty() {
-        out.add(format!("{name}: UID {uid} present but never live (expunged or never appended)"));
+    let shown: Vec<&MessageState> = same.iter().filter_map(|c| c.message(uid)).collect();
+    if shown.is_empty() {
+        out.add(format!(
+            "{name}: UID {uid} present but never live (expunged or never appended)"
+        ));
         return;
     }
-    if known[0].body != message.body {
-        out.add(format!("{name}: UID {uid} body differs ({} bytes, expected {})",
-            message.body.len(), known[0].body.len()));
+    // A UID shown only in flight may be given again after a crash lost its message (UIDNEXT
+    // need only stay above what was acknowledged), so match the message by its bytes.
+    let known: Vec<&MessageState> = shown
+        .iter()
+        .copied()
+        .filter(|k| k.body == message.body)
+        .collect();
+    if known.is_empty() {
+        let sizes: Vec<usize> = shown.iter().map(|k| k.body.len()).collect();
+        let size = message.body.len();
+        out.add(format!(
+            "{name}: UID {uid} body differs ({size} bytes, expected one of {sizes:?})"
+        ));
+        return;
     }
-    if known[0].cache != message.cache {
+    if known.iter().all(|k| k.cache != message.cache) {
         out.add(format!("{name}: UID {uid} cache blob differs"));
     }
-    if !known.iter().any(|k| k.flags() == message.flags()) {
+    if !flags_possible(message, &known, in_flight) {
         let expected: Vec<_> = known.iter().map(|k| k.flags()).collect();
-        out.add(format!("{name}: UID {uid} flags {:?} are none of {expected:?}", message.flags()));
+        out.add(format!(
+            "{name}: UID {uid} flags {:?} are none of {expected:?}",
+            message.flags()
+        ));
     }
+}
+
+/// Whether recovered flags could come from the candidate states: each flag (system bit or
+/// keyword) must be set or clear as in at least one candidate. Where all candidates agree
+/// (an acknowledged state with no change in flight) that means equal; a change in flight may
+/// land flag by flag (it was never acknowledged), but no flag may appear that no state had.
+///
+/// For a message that is itself in flight (`in_flight`), every flag may also be clear: the
+/// message may have landed before its flags did, as the state before it existed had none.
+fn flags_possible(message: &MessageState, known: &[&MessageState], in_flight: bool) -> bool {
+    let system_ok = (0..16).all(|bit| {
+        let set = message.system & (1 << bit) != 0;
+        (in_flight && !set) || known.iter().any(|k| (k.system & (1 << bit) != 0) == set)
+    });
+    let mut names: BTreeSet<&String> = message.keywords.iter().collect();
+    names.extend(known.iter().flat_map(|k| &k.keywords));
+    let keywords_ok = names.into_iter().all(|name| {
+        let set = message.keywords.contains(name);
+        (in_flight && !set) || known.iter().any(|k| k.keywords.contains(name) == set)
+    });
+    system_ok && keywords_ok
 }
 
 /// The checker must be able to fail: each test breaks one rule on purpose.
@@ -230,11 +302,20 @@ mod tests {
     fn mailbox(uid_validity: u32, messages: &[(u32, MessageState)]) -> MailboxState {
         let uid_next = messages.last().map_or(1, |(uid, _)| uid + 1);
         let count = u32::try_from(messages.len()).unwrap();
-        MailboxState { uid_validity, uid_next, highest_modseq: 5, count, messages: messages.to_vec() }
+        MailboxState {
+            uid_validity,
+            uid_next,
+            highest_modseq: 5,
+            count,
+            messages: messages.to_vec(),
+        }
     }
 
     fn store(mailboxes: &[(&str, MailboxState)]) -> Snapshot {
-        mailboxes.iter().map(|(name, m)| ((*name).to_owned(), m.clone())).collect()
+        mailboxes
+            .iter()
+            .map(|(name, m)| ((*name).to_owned(), m.clone()))
+            .collect()
     }
 
     fn violations(recovered: &Snapshot, acked: &Snapshot, in_flight: &[Snapshot]) -> Vec<String> {
@@ -251,35 +332,81 @@ mod tests {
 
     #[test]
     fn a_lost_acknowledged_message_fails() {
-        let acked = store(&[(INBOX, mailbox(7, &[(1, message("a", 0)), (2, message("b", 0))]))]);
-        let lost = store(&[(INBOX, mailbox(7, &[(1, message("a", 0))]))]);
+        let acked = store(&[(
+            INBOX,
+            mailbox(7, &[(1, message("a", 0)), (2, message("b", 0))]),
+        )]);
+        let mut lost = store(&[(INBOX, mailbox(7, &[(1, message("a", 0))]))]);
+        lost.get_mut(INBOX).unwrap().uid_next = 3;
         let found = violations(&lost, &acked, &[]);
-        assert!(found.iter().any(|v| v.contains("acknowledged UID 2 lost")), "{found:?}");
-        let expunging = store(&[(INBOX, mailbox(7, &[(1, message("a", 0))]))]);
-        assert!(violations(&lost, &acked, &[expunging]).is_empty(), "an expunge in flight may land");
+        assert!(
+            found.iter().any(|v| v.contains("acknowledged UID 2 lost")),
+            "{found:?}"
+        );
+        let expunging = lost.clone();
+        assert!(
+            violations(&lost, &acked, &[expunging]).is_empty(),
+            "an expunge in flight may land"
+        );
     }
 
     #[test]
     fn wrong_bytes_flags_and_uidvalidity_fail() {
         let acked = store(&[("Work", mailbox(7, &[(1, message("a", 1))]))]);
         let bytes = store(&[("Work", mailbox(7, &[(1, message("x", 1))]))]);
-        assert!(violations(&bytes, &acked, &[]).iter().any(|v| v.contains("body differs")));
+        assert!(
+            violations(&bytes, &acked, &[])
+                .iter()
+                .any(|v| v.contains("body differs"))
+        );
         let flags = store(&[("Work", mailbox(7, &[(1, message("a", 2))]))]);
-        assert!(violations(&flags, &acked, &[]).iter().any(|v| v.contains("flags")));
+        assert!(
+            violations(&flags, &acked, &[])
+                .iter()
+                .any(|v| v.contains("flags"))
+        );
         let validity = store(&[("Work", mailbox(8, &[(1, message("a", 1))]))]);
-        assert!(violations(&validity, &acked, &[]).iter().any(|v| v.contains("UIDVALIDITY")));
+        assert!(
+            violations(&validity, &acked, &[])
+                .iter()
+                .any(|v| v.contains("UIDVALIDITY"))
+        );
     }
 
     #[test]
     fn a_half_done_rename_fails() {
         let before = store(&[(INBOX, mailbox(1, &[])), ("Old", mailbox(7, &[]))]);
         let after = store(&[(INBOX, mailbox(1, &[])), ("New", mailbox(7, &[]))]);
-        let both = store(&[(INBOX, mailbox(1, &[])), ("Old", mailbox(7, &[])), ("New", mailbox(7, &[]))]);
-        assert!(violations(&after, &before, &[after.clone()]).is_empty());
-        assert!(violations(&before, &before, &[after.clone()]).is_empty());
-        assert!(!violations(&both, &before, &[after.clone()]).is_empty());
+        let both = store(&[
+            (INBOX, mailbox(1, &[])),
+            ("Old", mailbox(7, &[])),
+            ("New", mailbox(7, &[])),
+        ]);
+        assert!(violations(&after, &before, std::slice::from_ref(&after)).is_empty());
+        assert!(violations(&before, &before, std::slice::from_ref(&after)).is_empty());
+        assert!(!violations(&both, &before, std::slice::from_ref(&after)).is_empty());
         let neither = store(&[(INBOX, mailbox(1, &[]))]);
         assert!(!violations(&neither, &before, &[after]).is_empty());
+    }
+
+    #[test]
+    fn flags_in_flight_may_land_flag_by_flag_but_never_invent_one() {
+        let mut with = message("a", 1);
+        with.keywords.insert("k".to_owned());
+        let before = store(&[(INBOX, mailbox(7, &[(1, message("a", 0))]))]);
+        let after = store(&[(INBOX, mailbox(7, &[(1, with.clone())]))]);
+        let mut half = with.clone();
+        half.system = 0;
+        let half = store(&[(INBOX, mailbox(7, &[(1, half)]))]);
+        assert!(violations(&half, &before, std::slice::from_ref(&after)).is_empty());
+        assert!(
+            !violations(&half, &before, &[]).is_empty(),
+            "acknowledged flags are exact"
+        );
+        let mut invented = with;
+        invented.system = 2;
+        let invented = store(&[(INBOX, mailbox(7, &[(1, invented)]))]);
+        assert!(!violations(&invented, &before, &[after]).is_empty());
     }
 
     #[test]
@@ -289,7 +416,10 @@ mod tests {
         back.get_mut(INBOX).unwrap().highest_modseq = 4;
         back.get_mut(INBOX).unwrap().uid_next = 3;
         let found = violations(&back, &acked, &[]);
-        assert!(found.iter().any(|v| v.contains("HIGHESTMODSEQ")), "{found:?}");
+        assert!(
+            found.iter().any(|v| v.contains("HIGHESTMODSEQ")),
+            "{found:?}"
+        );
         assert!(found.iter().any(|v| v.contains("UIDNEXT")), "{found:?}");
     }
 
@@ -297,11 +427,19 @@ mod tests {
     fn invariants_catch_unknown_bodies_and_disorder() {
         let written: BTreeSet<Vec<u8>> = [b"a".to_vec()].into();
         let mut bad = mailbox(7, &[(2, message("a", 0)), (1, message("zzz", 0))]);
-        bad.uid_next = 2;
+        bad.uid_next = 1;
         let mut out = Violations::default();
         check_invariants(&store(&[(INBOX, bad)]), &written, &mut out);
-        assert!(out.0.iter().any(|v| v.contains("strictly increasing")), "{:?}", out.0);
-        assert!(out.0.iter().any(|v| v.contains("never wrote")), "{:?}", out.0);
+        assert!(
+            out.0.iter().any(|v| v.contains("strictly increasing")),
+            "{:?}",
+            out.0
+        );
+        assert!(
+            out.0.iter().any(|v| v.contains("never wrote")),
+            "{:?}",
+            out.0
+        );
         assert!(out.0.iter().any(|v| v.contains("UIDNEXT")), "{:?}", out.0);
     }
 

@@ -20,14 +20,22 @@ pub struct RandomWorkload {
     left: u64,
     mailboxes_made: u32,
     queued: Vec<Action>,
+    /// Actions left before the flush round in progress ends (`None`: no round in progress).
+    round_left: Option<u64>,
 }
 
 impl RandomWorkload {
     /// A workload of 15 to 45 actions (flushes not counted) drawn from `seed`.
     pub fn new(seed: u64) -> RandomWorkload {
-        let mut rng = SimRng::new(seed ^ 0x5eed_0f_c4a5);
+        let mut rng = SimRng::new(seed ^ 0x5eed_0fc4_a5a5);
         let left = 15 + rng.below(31);
-        RandomWorkload { rng, left, mailboxes_made: 0, queued: vec![Action::Flush] }
+        RandomWorkload {
+            rng,
+            left,
+            mailboxes_made: 0,
+            queued: vec![Action::Flush],
+            round_left: None,
+        }
     }
 
     /// The next action, or `None` at the end. Mailbox-list changes come flushed alone.
@@ -35,36 +43,60 @@ impl RandomWorkload {
         if let Some(action) = self.queued.pop() {
             return Some(action);
         }
+        if self.round_left == Some(0) {
+            self.round_left = None;
+            return Some(Action::FlushEnd);
+        }
         if self.left == 0 {
             return None;
         }
         self.left -= 1;
         let action = self.draw(live);
-        if action.changes_names() {
-            // Popped from the end: flush, the action, flush.
-            self.queued = vec![Action::Flush, action, Action::Flush];
-            return self.queued.pop();
+        match action {
+            // A flush ends the round in progress first.
+            Action::Flush => self.round_left = None,
+            Action::FlushBegin => self.round_left = Some(1 + self.rng.below(3)),
+            _ if action.changes_names() => {
+                // Popped from the end: flush, the action, flush.
+                self.round_left = None;
+                self.queued = vec![Action::Flush, action, Action::Flush];
+                return self.queued.pop();
+            }
+            _ => self.round_left = self.round_left.map(|n| n - 1),
         }
         Some(action)
     }
 
     fn draw(&mut self, live: &Snapshot) -> Action {
         let names: Vec<&String> = live.keys().collect();
-        let full: Vec<&String> = live.iter().filter(|(_, m)| !m.messages.is_empty()).map(|(n, _)| n).collect();
+        let full: Vec<&String> = live
+            .iter()
+            .filter(|(_, m)| !m.messages.is_empty())
+            .map(|(n, _)| n)
+            .collect();
         let others: Vec<&String> = names.iter().copied().filter(|n| *n != INBOX).collect();
         let roll = self.rng.below(100);
+        // 0..=34, and any roll whose action does not fit the store now: an append.
         match roll {
-            0..=34 => self.append(&names),
-            35..=49 => Action::Flush,
+            35..=44 => Action::Flush,
+            45..=49 if self.round_left.is_none() => Action::FlushBegin,
             50..=64 if !full.is_empty() => self.flags(&full),
             65..=74 if !full.is_empty() => {
                 let mailbox = self.pick_name(&full);
-                Action::Expunge { mailbox, pick: self.pick() }
+                Action::Expunge {
+                    mailbox,
+                    pick: self.pick(),
+                }
             }
             75..=84 if !full.is_empty() && names.len() > 1 => {
                 let source = self.pick_name(&full);
-                let targets: Vec<&String> = names.iter().copied().filter(|n| **n != source).collect();
-                Action::Copy { source, pick: self.pick(), target: self.pick_name(&targets) }
+                let targets: Vec<&String> =
+                    names.iter().copied().filter(|n| **n != source).collect();
+                Action::Copy {
+                    source,
+                    pick: self.pick(),
+                    target: self.pick_name(&targets),
+                }
             }
             85..=91 if names.len() < 6 => {
                 self.mailboxes_made += 1;
@@ -118,6 +150,10 @@ impl RandomWorkload {
     }
 
     fn keywords(&mut self) -> Vec<&'static str> {
-        (0..self.rng.below(3)).map(|_| KEYWORDS[self.rng.index(KEYWORDS.len())]).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+        (0..self.rng.below(3))
+            .map(|_| KEYWORDS[self.rng.index(KEYWORDS.len())])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 }

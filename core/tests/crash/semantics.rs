@@ -8,7 +8,7 @@ use skua_core::types::FlagsOp;
 use crate::model::{MailboxState, MessageState, Snapshot, Violations};
 use crate::workload::{Action, pick_uids};
 
-/// Compares the live store before and after one action (never [`Action::Flush`]).
+/// Compares the live store before and after one action (never a flush).
 pub fn check_action(
     action: &Action,
     appended: Option<&[u8]>,
@@ -18,27 +18,64 @@ pub fn check_action(
 ) {
     let mut problems = Vec::new();
     match action {
-        Action::Append { mailbox, system, keywords, .. } => {
+        Action::Append {
+            mailbox,
+            system,
+            keywords,
+            ..
+        } => {
             let body = appended.expect("an append wrote a body");
-            check_append(&before[mailbox], &after[mailbox], body, *system, keywords, &mut problems);
+            check_append(
+                &before[mailbox],
+                &after[mailbox],
+                body,
+                *system,
+                keywords,
+                &mut problems,
+            );
         }
-        Action::Flags { mailbox, pick, op, system, keywords } => {
+        Action::Flags {
+            mailbox,
+            pick,
+            op,
+            system,
+            keywords,
+        } => {
             let uids = pick_uids(before, mailbox, *pick);
             let names: BTreeSet<String> = keywords.iter().map(|k| (*k).to_owned()).collect();
             let expected = |old: &MessageState| apply_flags(old, *op, *system, &names);
-            check_changed(&before[mailbox], &after[mailbox], &uids, expected, &mut problems);
+            check_changed(
+                &before[mailbox],
+                &after[mailbox],
+                &uids,
+                expected,
+                &mut problems,
+            );
         }
         Action::Expunge { mailbox, pick } => {
             let uids = pick_uids(before, mailbox, *pick);
             let mut expected = before[mailbox].messages.clone();
             expected.retain(|(uid, _)| !uids.contains(uid));
             if !same_messages(&expected, &after[mailbox].messages) {
-                problems.push(format!("expunge of {uids:?} left {:?}", uid_list(&after[mailbox])));
+                problems.push(format!(
+                    "expunge of {uids:?} left {:?}",
+                    uid_list(&after[mailbox])
+                ));
             }
         }
-        Action::Copy { source, pick, target } => {
+        Action::Copy {
+            source,
+            pick,
+            target,
+        } => {
             let uids = pick_uids(before, source, *pick);
-            check_copy(&before[source], &uids, &before[target], &after[target], &mut problems);
+            check_copy(
+                &before[source],
+                &uids,
+                &before[target],
+                &after[target],
+                &mut problems,
+            );
         }
         Action::Create(name) => {
             if after.get(name).is_none_or(|m| !m.messages.is_empty()) {
@@ -46,7 +83,9 @@ pub fn check_action(
             }
         }
         Action::Rename(old, new) => {
-            let moved = after.get(new).is_some_and(|m| same_messages(&m.messages, &before[old].messages));
+            let moved = after
+                .get(new)
+                .is_some_and(|m| same_messages(&m.messages, &before[old].messages));
             if after.contains_key(old) || !moved {
                 problems.push(format!("rename {old} -> {new} did not move the mailbox"));
             }
@@ -56,10 +95,13 @@ pub fn check_action(
                 problems.push(format!("{name} not deleted"));
             }
         }
-        Action::Flush => unreachable!("flushes change nothing live"),
+        Action::Flush | Action::FlushBegin | Action::FlushEnd => {
+            unreachable!("flushes change nothing live")
+        }
     }
     for problem in problems {
-        out.0.push(format!("live store, after {action:?}: {problem}"));
+        out.0
+            .push(format!("live store, after {action:?}: {problem}"));
     }
 }
 
@@ -71,27 +113,41 @@ fn check_append(
     keywords: &[&str],
     problems: &mut Vec<String>,
 ) {
-    let new: Vec<&(u32, MessageState)> =
-        after.messages.iter().filter(|(uid, _)| before.message(*uid).is_none()).collect();
+    let new: Vec<&(u32, MessageState)> = after
+        .messages
+        .iter()
+        .filter(|(uid, _)| before.message(*uid).is_none())
+        .collect();
     let [(uid, message)] = new.as_slice() else {
         problems.push(format!("{} new messages instead of one", new.len()));
         return;
     };
     if *uid < before.uid_next {
-        problems.push(format!("new UID {uid} below the old UIDNEXT {}", before.uid_next));
+        problems.push(format!(
+            "new UID {uid} below the old UIDNEXT {}",
+            before.uid_next
+        ));
     }
     let names: BTreeSet<String> = keywords.iter().map(|k| (*k).to_owned()).collect();
     if message.body != body || message.system != system || message.keywords != names {
-        problems.push(format!("UID {uid} is not what was appended: {:?}", message.flags()));
+        problems.push(format!(
+            "UID {uid} is not what was appended: {:?}",
+            message.flags()
+        ));
     }
 }
 
-fn apply_flags(old: &MessageState, op: FlagsOp, system: u16, names: &BTreeSet<String>) -> MessageState {
+fn apply_flags(
+    old: &MessageState,
+    op: FlagsOp,
+    system: u16,
+    names: &BTreeSet<String>,
+) -> MessageState {
     let mut new = old.clone();
     match op {
         FlagsOp::Replace => {
             new.system = system;
-            new.keywords = names.clone();
+            new.keywords.clone_from(names);
         }
         FlagsOp::Add => {
             new.system |= system;
@@ -117,12 +173,23 @@ fn check_changed(
         return;
     }
     for ((uid, old), (_, new)) in before.messages.iter().zip(&after.messages) {
-        let want = if uids.contains(uid) { expected(old) } else { old.clone() };
+        let want = if uids.contains(uid) {
+            expected(old)
+        } else {
+            old.clone()
+        };
         if want.flags() != new.flags() || want.body != new.body {
-            problems.push(format!("UID {uid} has flags {:?}, expected {:?}", new.flags(), want.flags()));
+            problems.push(format!(
+                "UID {uid} has flags {:?}, expected {:?}",
+                new.flags(),
+                want.flags()
+            ));
         }
         if want.flags() != old.flags() && new.modseq <= before.highest_modseq {
-            problems.push(format!("UID {uid} changed but its MODSEQ {} did not grow", new.modseq));
+            problems.push(format!(
+                "UID {uid} changed but its MODSEQ {} did not grow",
+                new.modseq
+            ));
         }
     }
 }
@@ -140,11 +207,18 @@ fn check_copy(
         .filter(|(uid, _)| target_before.message(*uid).is_none())
         .map(|(_, m)| m)
         .collect();
-    let originals: Vec<&MessageState> = uids.iter().filter_map(|uid| source.message(*uid)).collect();
+    let originals: Vec<&MessageState> =
+        uids.iter().filter_map(|uid| source.message(*uid)).collect();
     let same = copies.len() == originals.len()
-        && copies.iter().zip(&originals).all(|(c, o)| c.body == o.body && c.flags() == o.flags());
+        && copies
+            .iter()
+            .zip(&originals)
+            .all(|(c, o)| c.body == o.body && c.flags() == o.flags());
     if !same {
-        problems.push(format!("copy of {uids:?} made {} messages unlike the sources", copies.len()));
+        problems.push(format!(
+            "copy of {uids:?} made {} messages unlike the sources",
+            copies.len()
+        ));
     }
 }
 
@@ -154,7 +228,8 @@ fn uid_list(mailbox: &MailboxState) -> Vec<u32> {
 
 fn same_messages(left: &[(u32, MessageState)], right: &[(u32, MessageState)]) -> bool {
     left.len() == right.len()
-        && left.iter().zip(right).all(|((lu, l), (ru, r))| {
-            lu == ru && l.body == r.body && l.flags() == r.flags()
-        })
+        && left
+            .iter()
+            .zip(right)
+            .all(|((lu, l), (ru, r))| lu == ru && l.body == r.body && l.flags() == r.flags())
 }

@@ -20,7 +20,10 @@ pub struct Store {
 }
 
 fn uids(values: &[u32]) -> Vec<Uid> {
-    values.iter().map(|&v| Uid::new(v).expect("UIDs are never zero")).collect()
+    values
+        .iter()
+        .map(|&v| Uid::new(v).expect("UIDs are never zero"))
+        .collect()
 }
 
 impl Store {
@@ -32,16 +35,23 @@ impl Store {
     }
 
     fn id(&self, name: &str) -> Result<MailboxId, String> {
-        self.inner.mailbox_id(name).ok_or_else(|| format!("no mailbox {name}"))
+        self.inner
+            .mailbox_id(name)
+            .ok_or_else(|| format!("no mailbox {name}"))
     }
 
     fn flags(&mut self, id: MailboxId, system: u16, keywords: &[&str]) -> Result<Flags, String> {
         let keywords = if keywords.is_empty() {
             Keywords::default()
         } else {
-            self.inner.keyword_bits(id, keywords).map_err(|e| format!("keyword_bits: {e}"))?
+            self.inner
+                .keyword_bits(id, keywords)
+                .map_err(|e| format!("keyword_bits: {e}"))?
         };
-        Ok(Flags { system: SystemFlags(system), keywords })
+        Ok(Flags {
+            system: SystemFlags(system),
+            keywords,
+        })
     }
 
     /// Appends a message; its UID.
@@ -57,9 +67,14 @@ impl Store {
         let id = self.id(mailbox)?;
         let flags = self.flags(id, system, keywords)?;
         let seconds = 1_700_000_000 + i64::try_from(serial).expect("small serial");
-        let date = InternalDate { unix_seconds: seconds, zone_minutes: 60 };
-        let (uid, _modseq) =
-            self.inner.append(id, body, cache, flags, date).map_err(|e| format!("append: {e}"))?;
+        let date = InternalDate {
+            unix_seconds: seconds,
+            zone_minutes: 60,
+        };
+        let (uid, _modseq) = self
+            .inner
+            .append(id, body, cache, flags, Some(date))
+            .map_err(|e| format!("append: {e}"))?;
         Ok(uid.get())
     }
 
@@ -83,29 +98,52 @@ impl Store {
     /// Expunges messages.
     pub fn expunge(&mut self, mailbox: &str, targets: &[u32]) -> Result<(), String> {
         let id = self.id(mailbox)?;
-        self.inner.expunge(id, &uids(targets)).map(drop).map_err(|e| format!("expunge: {e}"))
+        self.inner
+            .expunge(id, &uids(targets))
+            .map(drop)
+            .map_err(|e| format!("expunge: {e}"))
     }
 
     /// Copies messages; the (source, new) UID pairs.
-    pub fn copy(&mut self, source: &str, targets: &[u32], target: &str) -> Result<Vec<(u32, u32)>, String> {
+    pub fn copy(
+        &mut self,
+        source: &str,
+        targets: &[u32],
+        target: &str,
+    ) -> Result<Vec<(u32, u32)>, String> {
         let (source, target) = (self.id(source)?, self.id(target)?);
-        let pairs = self.inner.copy(source, &uids(targets), target).map_err(|e| format!("copy: {e}"))?;
-        Ok(pairs.into_iter().map(|(from, to)| (from.get(), to.get())).collect())
+        let pairs = self
+            .inner
+            .copy(source, &uids(targets), target)
+            .map_err(|e| format!("copy: {e}"))?;
+        Ok(pairs
+            .into_iter()
+            .map(|(from, to)| (from.get(), to.get()))
+            .collect())
     }
 
     /// Creates a mailbox.
     pub fn create(&mut self, name: &str) -> Result<(), String> {
-        self.inner.create_mailbox(name).map(drop).map_err(|e| format!("create: {e}"))
+        self.inner
+            .create_mailbox(name)
+            .map(drop)
+            .map_err(|e| format!("create: {e}"))
     }
 
     /// Renames a mailbox.
     pub fn rename(&mut self, old: &str, new: &str) -> Result<(), String> {
-        self.inner.rename_mailbox(old, new).map(drop).map_err(|e| format!("rename: {e}"))
+        self.inner
+            .rename_mailbox(old, new)
+            .map(drop)
+            .map_err(|e| format!("rename: {e}"))
     }
 
     /// Deletes a mailbox.
     pub fn delete(&mut self, name: &str) -> Result<(), String> {
-        self.inner.delete_mailbox(name).map(drop).map_err(|e| format!("delete: {e}"))
+        self.inner
+            .delete_mailbox(name)
+            .map(drop)
+            .map_err(|e| format!("delete: {e}"))
     }
 
     /// Everything the store shows, by mailbox name.
@@ -121,17 +159,37 @@ impl Store {
     }
 
     fn mailbox_state(&self, id: MailboxId) -> Result<MailboxState, String> {
-        let info = self.inner.mailbox_info(id).ok_or("listed mailbox has no info")?;
-        let names = self.inner.keywords(id).map_err(|e| format!("keywords: {e}"))?;
-        let metas = self.inner.messages(id).map_err(|e| format!("messages: {e}"))?;
+        let info = self
+            .inner
+            .mailbox_info(id)
+            .ok_or("listed mailbox has no info")?;
+        let names = self
+            .inner
+            .keywords(id)
+            .map_err(|e| format!("keywords: {e}"))?;
+        let metas = self
+            .inner
+            .messages(id)
+            .map_err(|e| format!("messages: {e}"))?;
         let mut messages = Vec::with_capacity(metas.len());
         for meta in metas {
-            let body = self.inner.body(id, meta.uid).map_err(|e| format!("body {}: {e}", meta.uid.get()))?;
-            let cache = self.inner.cache(id, meta.uid).map_err(|e| format!("cache {}: {e}", meta.uid.get()))?;
+            let body = self
+                .inner
+                .body(id, meta.uid)
+                .map_err(|e| format!("body {}: {e}", meta.uid.get()))?;
+            let cache = self
+                .inner
+                .cache(id, meta.uid)
+                .map_err(|e| format!("cache {}: {e}", meta.uid.get()))?;
             let bits = meta.flags.keywords.0;
             let keywords: BTreeSet<String> = (0..64)
                 .filter(|bit| bits & (1 << bit) != 0)
-                .map(|bit| names.get(bit).cloned().ok_or(format!("keyword bit {bit} has no name")))
+                .map(|bit| {
+                    names
+                        .get(bit)
+                        .cloned()
+                        .ok_or(format!("keyword bit {bit} has no name"))
+                })
                 .collect::<Result<_, _>>()?;
             let message = MessageState {
                 body: body.to_vec(),
@@ -149,5 +207,25 @@ impl Store {
             count: info.messages,
             messages,
         })
+    }
+}
+
+impl Store {
+    /// Every listed message's bytes, or the error reading them: for damaged stores, where a
+    /// message may be listed and still fail its checks when read.
+    #[allow(dead_code, reason = "used by crash_corruption.rs, not by every test binary")]
+    pub fn read_everything(&self) -> Vec<(String, u32, Result<Vec<u8>, String>)> {
+        let mut all = Vec::new();
+        for info in self.inner.mailboxes() {
+            let Ok(metas) = self.inner.messages(info.id) else {
+                continue;
+            };
+            for meta in metas {
+                let body = self.inner.body(info.id, meta.uid);
+                let body = body.map(|b| b.to_vec()).map_err(|e| e.to_string());
+                all.push((info.name.clone(), meta.uid.get(), body));
+            }
+        }
+        all
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use skua_core::disk::sim::{SimDisk, SimRng};
+use skua_core::disk::sim::{SimDisk, SimFlush, SimRng};
 use skua_core::disk::{Disk, Flush};
 use skua_core::types::{FlagsOp, SystemFlags};
 
@@ -80,6 +80,12 @@ pub enum Action {
     Delete(String),
     /// A flush round: everything before it is acknowledged if it succeeds.
     Flush,
+    /// Closes the open epoch and starts a flush round; actions until [`Action::FlushEnd`] land
+    /// in the next epoch while it runs, as with the shard's group commit off the reactor.
+    FlushBegin,
+    /// Runs and ends the round [`Action::FlushBegin`] started: acknowledges what came before
+    /// that begin.
+    FlushEnd,
 }
 
 impl Action {
@@ -87,7 +93,10 @@ impl Action {
     /// these, so that the crash check may demand that the set of names after a crash is one
     /// the store had (a rename is atomic).
     pub fn changes_names(&self) -> bool {
-        matches!(self, Action::Create(_) | Action::Rename(..) | Action::Delete(_))
+        matches!(
+            self,
+            Action::Create(_) | Action::Rename(..) | Action::Delete(_)
+        )
     }
 }
 
@@ -107,6 +116,8 @@ pub struct Runner {
     pub flushes: u64,
     /// True once a flush failed: the crash point.
     pub frozen: bool,
+    /// A flush round begun and not ended, with how many in-flight snapshots it covers.
+    round: Option<(SimFlush, usize)>,
     /// Wrong answers of the live store (not crash related, but bugs all the same).
     pub live_errors: Violations,
     serial: u64,
@@ -132,6 +143,7 @@ impl Runner {
             written: BTreeSet::new(),
             flushes: 0,
             frozen: false,
+            round: None,
             live_errors: Violations::default(),
             serial: 0,
         })
@@ -150,9 +162,27 @@ impl Runner {
         if self.frozen {
             return Ok(false);
         }
-        if let Action::Flush = action {
-            self.flush();
-            return Ok(!self.frozen);
+        match action {
+            Action::Flush => {
+                self.flush_end();
+                if !self.frozen {
+                    self.flush_begin();
+                    self.flush_end();
+                }
+                return Ok(!self.frozen);
+            }
+            Action::FlushBegin => {
+                self.flush_end();
+                if !self.frozen {
+                    self.flush_begin();
+                }
+                return Ok(!self.frozen);
+            }
+            Action::FlushEnd => {
+                self.flush_end();
+                return Ok(!self.frozen);
+            }
+            _ => {}
         }
         let before = self.live().clone();
         let appended = self.perform(action, &before)?;
@@ -167,58 +197,98 @@ impl Runner {
     fn perform(&mut self, action: &Action, before: &Snapshot) -> Result<Option<Vec<u8>>, Broken> {
         let store = &mut self.store;
         let result = match action {
-            Action::Append { mailbox, size, system, keywords } => {
+            Action::Append {
+                mailbox,
+                size,
+                system,
+                keywords,
+            } => {
                 self.serial += 1;
                 let body = body_bytes(self.serial, *size);
                 self.written.insert(body.clone());
                 let cache = format!("cache of message {}", self.serial).into_bytes();
                 let appended = store.append(mailbox, &body, &cache, *system, keywords, self.serial);
-                return appended.map(|_uid| Some(body)).map_err(|e| Broken(format!("{action:?}: {e}")));
+                return appended
+                    .map(|_uid| Some(body))
+                    .map_err(|e| Broken(format!("{action:?}: {e}")));
             }
-            Action::Flags { mailbox, pick, op, system, keywords } => {
+            Action::Flags {
+                mailbox,
+                pick,
+                op,
+                system,
+                keywords,
+            } => {
                 let uids = pick_uids(before, mailbox, *pick);
                 store.store_flags(mailbox, &uids, *op, *system, keywords)
             }
             Action::Expunge { mailbox, pick } => {
                 store.expunge(mailbox, &pick_uids(before, mailbox, *pick))
             }
-            Action::Copy { source, pick, target } => {
-                store.copy(source, &pick_uids(before, source, *pick), target).map(drop)
-            }
+            Action::Copy {
+                source,
+                pick,
+                target,
+            } => store
+                .copy(source, &pick_uids(before, source, *pick), target)
+                .map(drop),
             Action::Create(name) => store.create(name),
             Action::Rename(old, new) => store.rename(old, new),
             Action::Delete(name) => store.delete(name),
-            Action::Flush => unreachable!("handled by act"),
+            Action::Flush | Action::FlushBegin | Action::FlushEnd => unreachable!("done by act"),
         };
-        result.map(|()| None).map_err(|e| Broken(format!("{action:?}: {e}")))
+        result
+            .map(|()| None)
+            .map_err(|e| Broken(format!("{action:?}: {e}")))
     }
 
-    /// One flush round; acknowledges everything in flight if it succeeds.
-    fn flush(&mut self) {
-        let ticket = self.disk.epoch_open();
-        if let Some(job) = self.disk.flush_begin() {
-            let epoch = job.epoch();
-            if job.run().is_err() {
-                self.frozen = true;
-                return;
-            }
-            self.disk.flush_end(epoch);
-            self.flushes += 1;
-            assert!(self.disk.epoch_durable() >= ticket, "the flush covered the ticket");
+    /// Begins a flush round covering every action so far.
+    fn flush_begin(&mut self) {
+        assert!(self.round.is_none(), "one round at a time");
+        let covered = self.in_flight.len();
+        match self.disk.flush_begin() {
+            Some(job) => self.round = Some((job, covered)),
+            // Nothing written since the last round: every earlier round covered every write.
+            None => self.acknowledge(covered),
         }
-        // With nothing to flush, every earlier flush already covered every write.
-        if let Some(last) = self.in_flight.pop() {
-            self.acked = last;
+    }
+
+    /// Runs and ends the round in progress, if any; acknowledges what it covered.
+    fn flush_end(&mut self) {
+        let Some((job, covered)) = self.round.take() else {
+            return;
+        };
+        let epoch = job.epoch();
+        if job.run().is_err() {
+            self.frozen = true;
+            return;
         }
-        self.in_flight.clear();
+        self.disk.flush_end(epoch);
+        self.flushes += 1;
+        // The durability ticket of the last covered action was the epoch this round closed.
+        assert!(
+            self.disk.epoch_durable() >= epoch,
+            "the round made its epoch durable"
+        );
+        self.acknowledge(covered);
+    }
+
+    /// The first `covered` in-flight snapshots are durable: the last one is acknowledged.
+    fn acknowledge(&mut self, covered: usize) {
+        if covered > 0 {
+            self.acked = self.in_flight[covered - 1].clone();
+            self.in_flight.drain(..covered);
+        }
     }
 }
 
 /// The UIDs a pick selects in a mailbox of the snapshot (empty if the mailbox is empty).
 pub fn pick_uids(snapshot: &Snapshot, mailbox: &str, pick: Pick) -> Vec<u32> {
-    let uids: Vec<u32> = snapshot.get(mailbox).map_or_else(Vec::new, |m: &MailboxState| {
-        m.messages.iter().map(|(uid, _)| *uid).collect()
-    });
+    let uids: Vec<u32> = snapshot
+        .get(mailbox)
+        .map_or_else(Vec::new, |m: &MailboxState| {
+            m.messages.iter().map(|(uid, _)| *uid).collect()
+        });
     match pick {
         Pick::First => uids.first().copied().into_iter().collect(),
         Pick::Last => uids.last().copied().into_iter().collect(),
@@ -226,7 +296,11 @@ pub fn pick_uids(snapshot: &Snapshot, mailbox: &str, pick: Pick) -> Vec<u32> {
         Pick::Random(seed) => {
             let mut rng = SimRng::new(seed);
             let picked: Vec<u32> = uids.iter().copied().filter(|_| rng.chance(1, 2)).collect();
-            if picked.is_empty() { uids.first().copied().into_iter().collect() } else { picked }
+            if picked.is_empty() {
+                uids.first().copied().into_iter().collect()
+            } else {
+                picked
+            }
         }
     }
 }
@@ -250,13 +324,27 @@ pub fn body_bytes(serial: u64, size: usize) -> Vec<u8> {
 /// commit does), appends with flags and keywords, flag changes, expunges, a copy, a rename,
 /// and a tail of actions never flushed.
 pub fn script() -> Vec<Action> {
-    let append = |mailbox: &str, size: usize, system: u16, keywords: &[&'static str]| {
-        Action::Append { mailbox: mailbox.to_owned(), size, system, keywords: keywords.to_vec() }
-    };
+    let append =
+        |mailbox: &str, size: usize, system: u16, keywords: &[&'static str]| Action::Append {
+            mailbox: mailbox.to_owned(),
+            size,
+            system,
+            keywords: keywords.to_vec(),
+        };
     let flags = |mailbox: &str, pick: Pick, op: FlagsOp, system: u16, keywords: &[&'static str]| {
-        Action::Flags { mailbox: mailbox.to_owned(), pick, op, system, keywords: keywords.to_vec() }
+        Action::Flags {
+            mailbox: mailbox.to_owned(),
+            pick,
+            op,
+            system,
+            keywords: keywords.to_vec(),
+        }
     };
-    let (seen, flagged, deleted) = (SystemFlags::SEEN, SystemFlags::FLAGGED, SystemFlags::DELETED);
+    let (seen, flagged, deleted) = (
+        SystemFlags::SEEN,
+        SystemFlags::FLAGGED,
+        SystemFlags::DELETED,
+    );
     vec![
         Action::Flush,
         Action::Create("Work".into()),
@@ -276,9 +364,18 @@ pub fn script() -> Vec<Action> {
         flags("Work", Pick::Last, FlagsOp::Remove, seen, &["$Important"]),
         flags(INBOX, Pick::Last, FlagsOp::Replace, seen | deleted, &[]),
         Action::Flush,
-        Action::Expunge { mailbox: INBOX.into(), pick: Pick::Last },
-        Action::Flush,
-        Action::Copy { source: INBOX.into(), pick: Pick::EveryOther, target: "Archive".into() },
+        Action::Expunge {
+            mailbox: INBOX.into(),
+            pick: Pick::Last,
+        },
+        // The expunge's round runs while the copy lands in the next epoch, as group commit does.
+        Action::FlushBegin,
+        Action::Copy {
+            source: INBOX.into(),
+            pick: Pick::EveryOther,
+            target: "Archive".into(),
+        },
+        Action::FlushEnd,
         Action::Flush,
         Action::Rename("Work".into(), "Projects".into()),
         Action::Flush,
@@ -286,7 +383,10 @@ pub fn script() -> Vec<Action> {
         append("Archive", 520, seen, &[]),
         Action::Flush,
         flags("Archive", Pick::First, FlagsOp::Add, deleted, &[]),
-        Action::Expunge { mailbox: "Projects".into(), pick: Pick::First },
+        Action::Expunge {
+            mailbox: "Projects".into(),
+            pick: Pick::First,
+        },
         Action::Flush,
         append(INBOX, 4100, 0, &[]),
         Action::Flush,

@@ -53,7 +53,15 @@ impl World {
     }
 }
 
-/// A message whose bytes depend on `n`, so mix-ups show.
+/// Runs the store's O(n) invariant checks (compiled only with debug assertions).
+pub fn check(store: &UserStore<OsDisk>) {
+    #[cfg(debug_assertions)]
+    store.check_invariants();
+    #[cfg(not(debug_assertions))]
+    let _ = store;
+}
+
+/// A message of exactly `len` bytes that depend on `n`, so mix-ups show.
 pub fn message(n: u32, len: usize) -> Vec<u8> {
     let mut bytes = format!("Subject: message {n}\r\n\r\n").into_bytes();
     let mut x = n.wrapping_mul(2_654_435_761).wrapping_add(1);
@@ -63,6 +71,7 @@ pub fn message(n: u32, len: usize) -> Vec<u8> {
         x ^= x << 5;
         bytes.push(x.to_le_bytes()[0]);
     }
+    bytes.truncate(len);
     bytes
 }
 
@@ -77,7 +86,10 @@ pub fn append_many(
         .map(|n| {
             let cache = format!("cache {n}").into_bytes();
             let body = message(n, 100 + (n as usize * 37) % 3000);
-            store.append(mailbox, &body, &cache, Flags::default(), None).expect("append").0
+            store
+                .append(mailbox, &body, &cache, Flags::default(), None)
+                .expect("append")
+                .0
         })
         .collect()
 }

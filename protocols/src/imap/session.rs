@@ -22,24 +22,27 @@
 //! user's store changed). After [`Step::Authenticate`], call [`ImapSession::auth_done`] before
 //! `next` again. `store` must be the authenticated user's store once logged in.
 //!
-//! Each [`Step::Write`] holds the output of one or more commands; when a command mutated the
-//! store its tagged reply ends the write and `durable` carries the epoch the shard must see
-//! durable before sending it.
+//! Each [`Step::Write`] holds the output of one or more pipelined commands; when any of them
+//! mutated the store, `durable` carries the newest epoch the shard must see durable before
+//! sending the write.
 
+mod api;
 mod caps;
+mod idle;
 mod input;
+mod login;
 pub(crate) mod out;
 
 use std::sync::Arc;
 
-use skua_core::disk::{Bytes, Disk};
+use skua_core::disk::Disk;
 use skua_core::store::UserStore;
-use skua_core::types::Epoch;
+
+pub use api::{AuthOutcome, ImapConfig, OutChunk, Step};
 
 use crate::imap::parser::{self, ParseOptions};
-use crate::imap::{command, framing};
-use crate::imap::limits::{FrameLimits, ParseLimits};
 use crate::imap::reply::{Code, Completion};
+use crate::imap::{command, framing};
 use crate::imap::types::{Command, CommandBody, Tag};
 use crate::imap::view::View;
 use input::{Frame, Input};
@@ -49,107 +52,16 @@ use out::Out;
 /// garbage is either broken or probing, and either way should not hold a connection.
 pub const BAD_COMMANDS_MAX: u32 = 16;
 
-/// Output batched from pipelined read-only commands before it is handed to the shard.
+/// Failed authentications after which the server says BYE: password guessing must cost a
+/// new connection (and the shard's per-source throttle) every few tries.
+pub const AUTH_FAILURES_MAX: u32 = 3;
+
+/// Output batched from pipelined commands before it is handed to the shard.
 const BATCH_BYTES_MAX: usize = 64 * 1024;
 
-/// Session settings, shared by every session of a listener.
-#[derive(Clone, Debug)]
-pub struct ImapConfig {
-    /// Host name used in the greeting.
-    pub hostname: String,
-    /// LOGIN and AUTHENTICATE PLAIN are allowed (TLS or loopback; the shard decides).
-    pub plaintext_login_allowed: bool,
-    /// Announce and honour CONDSTORE (RFC 7162).
-    pub condstore: bool,
-    /// Framer limits (line, literal and command sizes).
-    pub frame_limits: FrameLimits,
-    /// Parser limits (nesting, list lengths).
-    pub parse_limits: ParseLimits,
-}
-
-impl ImapConfig {
-    /// Defaults: plaintext login allowed, CONDSTORE on, default limits.
-    #[must_use]
-    pub fn new(hostname: &str) -> ImapConfig {
-        ImapConfig {
-            hostname: hostname.to_owned(),
-            plaintext_login_allowed: true,
-            condstore: true,
-            frame_limits: FrameLimits::default(),
-            parse_limits: ParseLimits::default(),
-        }
-    }
-}
-
-/// A piece of output: owned bytes, or a slice of the mapped spool sent without a copy.
-#[derive(Clone, Debug)]
-pub enum OutChunk {
-    /// Response bytes.
-    Owned(Vec<u8>),
-    /// Message bytes, straight from the spool.
-    Spool(Bytes),
-}
-
-impl OutChunk {
-    /// The bytes of this chunk.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            OutChunk::Owned(v) => v,
-            OutChunk::Spool(b) => b,
-        }
-    }
-}
-
-/// What the shard must do next for this session.
-pub enum Step {
-    /// Wait for more bytes from the client, then `feed` and `next`.
-    NeedInput,
-    /// Send these chunks in order, after `durable` (if any) is durable; then call `next` again.
-    Write {
-        /// The output.
-        chunks: Vec<OutChunk>,
-        /// The epoch that must be durable before the chunks go out.
-        durable: Option<Epoch>,
-    },
-    /// Check these credentials (off the reactor) and call [`ImapSession::auth_done`].
-    Authenticate {
-        /// The user name as sent.
-        user: String,
-        /// The password as sent; never log it.
-        password: String,
-    },
-    /// In IDLE: call `next` again when bytes arrive or the user's store changed.
-    Idle,
-    /// Close the connection (after writing everything returned before).
-    Close,
-}
-
-impl std::fmt::Debug for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Step::NeedInput => f.write_str("NeedInput"),
-            Step::Write { chunks, durable } => {
-                let bytes: usize = chunks.iter().map(|c| c.as_bytes().len()).sum();
-                write!(f, "Write({} chunks, {bytes} bytes, durable {durable:?})", chunks.len())
-            }
-            Step::Authenticate { user, .. } => write!(f, "Authenticate({user:?}, <redacted>)"),
-            Step::Idle => f.write_str("Idle"),
-            Step::Close => f.write_str("Close"),
-        }
-    }
-}
-
-/// The shard's verdict on the credentials of a [`Step::Authenticate`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthOutcome {
-    /// The password is right; `next` will now be given the user's store.
-    Success,
-    /// Wrong user or password.
-    Failure,
-    /// The check could not be made (store unavailable, too many attempts...): try later.
-    Unavailable,
-}
+/// Pipelined commands run in one `next` call at most: the shard's other sessions get the core
+/// back at least this often.
+const BATCH_COMMANDS_MAX: u32 = 64;
 
 /// Where the session is in the protocol.
 #[derive(Debug)]
@@ -192,6 +104,8 @@ pub(crate) struct Conn {
     pub selected: Option<View>,
     /// Enabled extensions.
     pub enabled: Enabled,
+    /// A command ended the session (BYE written): the session moves to Logout.
+    pub closing: bool,
 }
 
 /// One client connection's IMAP state machine. `Send`: it moves to the user's home shard.
@@ -203,6 +117,8 @@ pub struct ImapSession {
     pending: Vec<u8>,
     /// Consecutive BAD replies.
     bad_commands: u32,
+    /// Failed authentications on this connection.
+    auth_failures: u32,
 }
 
 impl ImapSession {
@@ -212,9 +128,18 @@ impl ImapSession {
         ImapSession {
             input: Input::new(config.frame_limits),
             phase: Phase::NotAuthenticated,
-            conn: Conn { config, selected: None, enabled: Enabled::default() },
+            conn: Conn { config, selected: None, enabled: Enabled::default(), closing: false },
             pending: Vec::new(),
             bad_commands: 0,
+            auth_failures: 0,
+        }
+    }
+
+    /// Overrides [`ImapConfig::plaintext_login_allowed`] for this connection (the shard knows
+    /// whether it is TLS or loopback). Call before [`ImapSession::greeting`].
+    pub fn set_plaintext_login_allowed(&mut self, allowed: bool) {
+        if self.conn.config.plaintext_login_allowed != allowed {
+            Arc::make_mut(&mut self.conn.config).plaintext_login_allowed = allowed;
         }
     }
 
@@ -240,38 +165,17 @@ impl ImapSession {
         matches!(self.phase, Phase::Authenticated | Phase::Idle(_))
     }
 
-    /// The shard's answer to [`Step::Authenticate`].
-    pub fn auth_done(&mut self, outcome: AuthOutcome) {
-        let Phase::AuthPending { tag, .. } =
-            std::mem::replace(&mut self.phase, Phase::NotAuthenticated)
-        else {
-            // auth_done without a pending authentication is the caller's bug; ignore it
-            // rather than log somebody in.
-            debug_assert!(false, "auth_done without Step::Authenticate");
-            return;
-        };
-        let completion = match outcome {
-            AuthOutcome::Success => {
-                self.phase = Phase::Authenticated;
-                let caps = caps::capabilities(&self.conn.config, true);
-                Completion::ok("Logged in").with(Code::Capability(caps))
-            }
-            AuthOutcome::Failure => {
-                Completion::no("Invalid credentials").with(Code::AuthenticationFailed)
-            }
-            AuthOutcome::Unavailable => {
-                Completion::no("Authentication unavailable, try later").with(Code::Unavailable)
-            }
-        };
-        completion.write(tag.as_str(), &mut self.pending);
-    }
-
     /// Runs until there is output to send or input is needed. See the module docs.
     pub fn next<D: Disk>(&mut self, mut store: Option<&mut UserStore<D>>) -> Step {
         let mut out = Out::default();
         out.put(&std::mem::take(&mut self.pending));
+        // Pipelined commands share one write, and mutations one durability ticket (the newest
+        // epoch): a burst of APPENDs waits for one flush, not one flush each. Replies are
+        // released together, in order, once everything they depend on is durable.
+        let mut commands = 0;
         loop {
-            if out.durable.is_some() || out.buf().len() >= BATCH_BYTES_MAX {
+            if commands >= BATCH_COMMANDS_MAX || out.buf().len() >= BATCH_BYTES_MAX {
+                // Not NeedInput: more commands may be buffered; the shard calls again.
                 return write(out);
             }
             match &mut self.phase {
@@ -306,7 +210,10 @@ impl ImapSession {
                                 self.bye("Protocol error", &mut out);
                             }
                         }
-                        Frame::Line(frame) => self.line(frame, store.as_deref_mut(), &mut out),
+                        Frame::Line(frame) => {
+                            commands += 1;
+                            self.line(frame, store.as_deref_mut(), &mut out);
+                        }
                     }
                 }
             }
@@ -361,6 +268,9 @@ impl ImapSession {
         };
         if let Some(completion) = completion {
             self.complete(&tag, &completion, out);
+        }
+        if self.conn.closing {
+            self.phase = Phase::Logout;
         }
     }
 
@@ -421,118 +331,6 @@ impl ImapSession {
         out.put(format!("* BYE {text}\r\n").as_bytes());
         self.phase = Phase::Logout;
     }
-
-    /// Starts LOGIN: refused without a safe channel, else handed to the shard.
-    fn login(&mut self, tag: &Tag, user: String, password: String) -> Option<Completion> {
-        if self.is_authenticated() {
-            return Some(Completion::bad("Already logged in"));
-        }
-        if !self.conn.config.plaintext_login_allowed {
-            return Some(
-                Completion::no("Plaintext login needs TLS").with(Code::PrivacyRequired),
-            );
-        }
-        self.phase = Phase::AuthPending { tag: tag.clone(), request: Some((user, password)) };
-        None
-    }
-
-    /// Starts AUTHENTICATE PLAIN (with or without SASL-IR).
-    fn authenticate(
-        &mut self,
-        tag: &Tag,
-        mechanism: &str,
-        initial_response: Option<&str>,
-        out: &mut Out,
-    ) -> Option<Completion> {
-        if self.is_authenticated() {
-            return Some(Completion::bad("Already logged in"));
-        }
-        if !mechanism.eq_ignore_ascii_case("PLAIN") {
-            return Some(Completion::no("Unsupported mechanism").with(Code::Cannot));
-        }
-        if !self.conn.config.plaintext_login_allowed {
-            return Some(
-                Completion::no("Plaintext authentication needs TLS").with(Code::PrivacyRequired),
-            );
-        }
-        match initial_response {
-            Some(response) => self.sasl_response(tag.clone(), response.as_bytes()),
-            None => {
-                out.put(b"+ \r\n");
-                self.phase = Phase::SaslWaiting(tag.clone());
-                None
-            }
-        }
-    }
-
-    /// Reads the SASL response line; false when more input is needed.
-    fn next_sasl(&mut self, out: &mut Out) -> bool {
-        let Phase::SaslWaiting(tag) = &self.phase else { return false };
-        let tag = tag.clone();
-        match self.input.next_frame() {
-            Frame::NeedMore => false,
-            Frame::Continue => {
-                out.put(b"+ Ready for literal\r\n");
-                true
-            }
-            Frame::Invalid { completion, fatal, .. } => {
-                self.phase = Phase::NotAuthenticated;
-                self.reply(Some(&tag), &completion, out);
-                if fatal {
-                    self.bye("Protocol error", out);
-                }
-                true
-            }
-            Frame::Line(line) => {
-                self.phase = Phase::NotAuthenticated;
-                if let Some(completion) = self.sasl_response(tag.clone(), line.as_bytes()) {
-                    self.reply(Some(&tag), &completion, out);
-                }
-                true
-            }
-        }
-    }
-
-    /// Decodes a PLAIN response (`*` cancels) and hands the credentials to the shard.
-    fn sasl_response(&mut self, tag: Tag, response: &[u8]) -> Option<Completion> {
-        match command::auth::decode_plain(response) {
-            Ok((user, password)) => {
-                self.phase = Phase::AuthPending { tag, request: Some((user, password)) };
-                None
-            }
-            Err(completion) => Some(completion),
-        }
-    }
-
-    /// IDLE: `DONE` ends it; otherwise report what changed in the store.
-    fn next_idle<D: Disk>(&mut self, store: Option<&mut UserStore<D>>, mut out: Out) -> Step {
-        let Phase::Idle(tag) = &self.phase else { return flush_or(out, Step::NeedInput) };
-        let tag = tag.clone();
-        if let Some(store) = store {
-            command::sync(&mut self.conn, store, true, &mut out);
-        }
-        let completion = match self.input.next_frame() {
-            Frame::NeedMore => return flush_or(out, Step::Idle),
-            Frame::Continue => {
-                out.put(b"+ Ready for literal\r\n");
-                return write(out);
-            }
-            Frame::Invalid { completion, fatal, .. } => {
-                if fatal {
-                    self.bye("Protocol error", &mut out);
-                    return write(out);
-                }
-                completion
-            }
-            Frame::Line(line) if parser::parse_idle_done(line.as_bytes()).is_ok() => {
-                Completion::ok("IDLE terminated")
-            }
-            Frame::Line(_) => Completion::bad("Expected DONE"),
-        };
-        self.phase = Phase::Authenticated;
-        self.reply(Some(&tag), &completion, &mut out);
-        write(out)
-    }
 }
 
 /// A write step for `out`.
@@ -564,6 +362,16 @@ mod tests {
         let greeting = String::from_utf8(session.greeting()).unwrap();
         assert!(greeting.starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 "), "{greeting}");
         assert!(greeting.ends_with("] mx.example skua ready\r\n"), "{greeting}");
+    }
+
+    #[test]
+    fn plaintext_can_be_refused_per_connection() {
+        let config = Arc::new(ImapConfig::new("mx.example"));
+        let mut session = ImapSession::new(config.clone());
+        session.set_plaintext_login_allowed(false);
+        let greeting = String::from_utf8(session.greeting()).unwrap();
+        assert!(greeting.contains("LOGINDISABLED"), "{greeting}");
+        assert!(config.plaintext_login_allowed, "the shared config is untouched");
     }
 
     #[test]

@@ -159,8 +159,20 @@ impl View {
 
     /// Records a change this session made (and reported, or was asked not to report).
     pub fn own_change(&mut self, uid: Uid, modseq: ModSeq) {
-        // Bounded by the messages one command touches; cleared at every sync.
-        self.own_changes.push((uid, modseq));
+        // Only changes past the reported modseq matter to the next sync; older ones were
+        // reported already (this also keeps the list empty while nothing changes).
+        if modseq > self.reported_modseq {
+            self.own_changes.push((uid, modseq));
+        }
+    }
+
+    /// Takes note that every store change up to `change_counter` was made by this session in
+    /// a command that already told the client about it (see `command::run`): the next sync can
+    /// start from here without reading the whole mailbox.
+    pub fn absorb_own_changes(&mut self, change_counter: u64, highest_modseq: ModSeq) {
+        self.change_counter = change_counter;
+        self.reported_modseq = self.reported_modseq.max(highest_modseq);
+        self.own_changes.clear();
     }
 
     /// The store's change counter seen at the last sync.
@@ -201,10 +213,12 @@ impl View {
         let known_max = self.uids.last().copied();
         let first_new = known_max.map_or(0, |max| messages.partition_point(|m| m.uid <= max));
         let mut highest = self.reported_modseq;
+        // Sorted, so each message costs a binary search, not a scan of a long list.
+        self.own_changes.sort_unstable();
         for message in &messages[..first_new] {
             highest = highest.max(message.modseq);
             if message.modseq <= self.reported_modseq
-                || self.own_changes.contains(&(message.uid, message.modseq))
+                || self.own_changes.binary_search(&(message.uid, message.modseq)).is_ok()
             {
                 continue;
             }
@@ -257,7 +271,9 @@ pub fn msn_from_index(i: usize) -> u32 {
 }
 
 fn write_expunge(out: &mut Vec<u8>, msn: u32) {
-    out.extend_from_slice(format!("* {msn} EXPUNGE\r\n").as_bytes());
+    out.extend_from_slice(b"* ");
+    encode::number(out, u64::from(msn));
+    out.extend_from_slice(b" EXPUNGE\r\n");
 }
 
 /// Writes `* msn FETCH (FLAGS (...) [MODSEQ (n)] UID u)`.
@@ -268,12 +284,18 @@ pub fn write_flags_fetch(
     keywords: &[String],
     condstore: bool,
 ) {
-    out.extend_from_slice(format!("* {msn} FETCH (FLAGS ").as_bytes());
+    out.extend_from_slice(b"* ");
+    encode::number(out, u64::from(msn));
+    out.extend_from_slice(b" FETCH (FLAGS ");
     encode::flags(out, message.flags, keywords);
     if condstore {
-        out.extend_from_slice(format!(" MODSEQ ({})", message.modseq.0).as_bytes());
+        out.extend_from_slice(b" MODSEQ (");
+        encode::number(out, message.modseq.0);
+        out.push(b')');
     }
-    out.extend_from_slice(format!(" UID {})\r\n", message.uid.get()).as_bytes());
+    out.extend_from_slice(b" UID ");
+    encode::number(out, u64::from(message.uid.get()));
+    out.extend_from_slice(b")\r\n");
 }
 
 #[cfg(test)]
@@ -331,6 +353,16 @@ mod tests {
         // Nothing moved: nothing to say.
         view.sync(&now, 3, true, &[], true, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn stale_own_changes_are_not_kept() {
+        // Repeated FETCH FLAGS on an unchanged mailbox must not grow the list.
+        let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0)], 2);
+        for _ in 0..100 {
+            view.own_change(Uid::new(1).unwrap(), ModSeq(1));
+        }
+        assert!(view.own_changes.is_empty());
     }
 
     #[test]

@@ -340,6 +340,54 @@ impl Image {
         Ok(())
     }
 
+    /// A file name of an inode, for diagnostics.
+    #[must_use]
+    pub fn name_of(&self, inode: InodeId) -> Option<&Path> {
+        self.files
+            .iter()
+            .find(|(_, i)| **i == inode)
+            .map(|(path, _)| path.as_path())
+    }
+
+    /// One line describing an op, naming inodes by their file name in this image.
+    #[must_use]
+    pub fn describe(&self, op: &Op) -> String {
+        let name = |inode: &InodeId| {
+            self.name_of(*inode)
+                .map_or_else(|| format!("inode {inode}"), |p| p.display().to_string())
+        };
+        match op {
+            Op::Write {
+                inode,
+                offset,
+                data,
+            } => {
+                format!(
+                    "write {} [{offset}, {})",
+                    name(inode),
+                    offset + data.len() as u64
+                )
+            }
+            Op::SetLen { inode, len } => format!("set_len {} {len}", name(inode)),
+            Op::Create { path, .. } => format!("create {}", path.display()),
+            Op::Mkdir { path } => format!("mkdir {}", path.display()),
+            Op::Remove { path } => format!("remove {}", path.display()),
+            Op::Rename { source, target } => {
+                format!("rename {} -> {}", source.display(), target.display())
+            }
+        }
+    }
+
+    /// Every file name with its inode, sorted by name.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, InodeId)> {
+        self.files.iter().map(|(path, inode)| (path.as_path(), *inode))
+    }
+
+    /// The contents of an inode, to damage in place (media corruption, not a write).
+    pub fn contents_mut(&mut self, inode: InodeId) -> &mut Vec<u8> {
+        self.data.entry(inode).or_default()
+    }
+
     /// Forgets the contents of inodes no name refers to: after a crash nothing can reach them.
     pub fn collect_garbage(&mut self) {
         let named: BTreeSet<InodeId> = self.files.values().copied().collect();

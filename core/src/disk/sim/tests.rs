@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{CrashMode, SECTOR_BYTES, SimDisk, SimRng};
+use super::{CrashMode, Fate, SECTOR_BYTES, SimDisk, SimRng};
 use crate::disk::{Disk, DiskFile, Flush, OpenMode};
 use crate::types::Epoch;
 
@@ -358,4 +358,66 @@ fn a_crashed_disk_is_a_fresh_working_disk() {
 fn flush_jobs_are_send() {
     fn assert_send<T: Send + 'static>() {}
     assert_send::<super::SimFlush>();
+}
+
+#[test]
+fn crash_where_picks_each_fate() {
+    let disk = SimDisk::new();
+    write(&disk, "a", 0, b"old");
+    write(&disk, "b", 0, &[7; 1024]);
+    flush(&disk);
+    write(&disk, "a", 0, b"new");
+    write(&disk, "b", 0, &[9; 1024]);
+    write(&disk, "c", 0, b"c");
+    let mut seen = Vec::new();
+    let (crashed, report) = disk.crash_where(|op| {
+        seen.push((op.kind, op.path.display().to_string(), op.offset, op.len));
+        match op.path.to_str() {
+            Some("a") => Fate::Lost,
+            Some("b") => Fate::Torn(512),
+            _ => Fate::Kept,
+        }
+    });
+    assert_eq!(
+        seen,
+        [
+            ("write", "a".to_owned(), 0, 3),
+            ("write", "b".to_owned(), 0, 1024),
+            ("create", "c".to_owned(), 0, 0),
+            ("write", "c".to_owned(), 0, 1),
+        ]
+    );
+    assert_eq!(read_all(&crashed, "a").unwrap(), b"old");
+    let b = read_all(&crashed, "b").unwrap();
+    assert!(b[..512].iter().all(|&x| x == 9) && b[512..].iter().all(|&x| x == 7));
+    assert_eq!(read_all(&crashed, "c").unwrap(), b"c");
+    assert_eq!((report.pending, report.kept, report.torn), (4, 2, 1));
+    assert!(
+        report.ops[1].ends_with("torn after 512 bytes"),
+        "{:?}",
+        report.ops
+    );
+}
+
+#[test]
+fn corruption_changes_live_and_durable_bytes_alike() {
+    let disk = SimDisk::new();
+    write(&disk, "a", 0, &[0x55; 2048]);
+    write(&disk, "empty", 0, b"");
+    flush(&disk);
+    for seed in 0..50 {
+        let crashed = disk.crash(seed, CrashMode::DropPending);
+        let damage = crashed.corrupt(seed, 1);
+        assert_eq!(damage.len(), 1);
+        assert!(damage[0].starts_with("a: "), "empty files are left alone: {damage:?}");
+        let live = read_all(&crashed, "a").unwrap();
+        assert_eq!(crashed.durable_contents(Path::new("a")).unwrap(), live);
+        let changed = live.iter().filter(|&&b| b != 0x55).count();
+        if damage[0].contains("flipped") {
+            assert_eq!(changed, 1, "{damage:?}");
+        } else {
+            assert_eq!(changed, SECTOR_BYTES, "{damage:?}");
+        }
+    }
+    assert_eq!(read_all(&disk, "a").unwrap(), vec![0x55; 2048], "the source disk is untouched");
 }

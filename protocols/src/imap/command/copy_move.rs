@@ -4,11 +4,13 @@
 //! MOVE is copy, then expunge of the sources: `* OK [COPYUID ...]`, the `EXPUNGE`s, then the
 //! tagged OK (RFC 6851 §4.3), all released after the one group commit that covers both.
 
+use std::fmt::Write as _;
+
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 use skua_core::types::Uid;
 
-use super::{durable, view};
+use super::{durable, lookup, view};
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
@@ -38,7 +40,7 @@ pub(crate) fn copy<D: Disk>(
     };
     let wanted: Vec<Uid> = selected.resolve(set, uid).into_iter().map(|i| selected.uids()[i]).collect();
     // Messages expunged by another session (but still in this view) are not copied.
-    let live = match store.messages(source) {
+    let live = match lookup(store, source, &wanted) {
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
     };
@@ -82,11 +84,8 @@ pub(crate) fn run_set(numbers: impl Iterator<Item = u32>) -> String {
         if !text.is_empty() {
             text.push(',');
         }
-        if start == end {
-            text.push_str(&start.to_string());
-        } else {
-            text.push_str(&format!("{start}:{end}"));
-        }
+        // Writing to a String cannot fail.
+        let _ = if start == end { write!(text, "{start}") } else { write!(text, "{start}:{end}") };
     };
     for n in numbers {
         run = match run {

@@ -12,7 +12,7 @@ use skua_core::store::{MessageMeta, UserStore};
 use skua_core::types::{Flags, FlagsOp, Keywords, MailboxId, ModSeq, SystemFlags, Uid};
 
 use super::fetch_body;
-use super::{durable, view};
+use super::{durable, lookup, view};
 use crate::imap::reply::{self, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
@@ -46,7 +46,8 @@ pub(crate) fn fetch<D: Disk>(
         }
         conn.enabled.condstore = true;
     }
-    let attributes = effective_attributes(request, conn.enabled.condstore);
+    let condstore = conn.enabled.condstore;
+    let attributes = effective_attributes(request, condstore);
     let selected = view(conn);
     let mailbox = selected.mailbox;
     let mut targets: Vec<(u32, Uid)> = selected
@@ -55,7 +56,8 @@ pub(crate) fn fetch<D: Disk>(
         .map(|i| (crate::imap::view::msn_from_index(i), selected.uids()[i]))
         .collect();
     let sets_seen = !selected.read_only && attributes.iter().any(sets_seen_flag);
-    let mut messages = match store.messages(mailbox) {
+    let target_uids: Vec<Uid> = targets.iter().map(|&(_, uid)| uid).collect();
+    let mut messages = match lookup(store, mailbox, &target_uids) {
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
     };
@@ -74,7 +76,7 @@ pub(crate) fn fetch<D: Disk>(
             Ok(changed) if !changed.is_empty() => {
                 durable(store, out);
                 flags_changed = changed;
-                messages = match store.messages(mailbox) {
+                messages = match lookup(store, mailbox, &target_uids) {
                     Ok(messages) => messages,
                     Err(error) => return reply::read(&error),
                 };
@@ -93,7 +95,7 @@ pub(crate) fn fetch<D: Disk>(
             // The client now knows these flags: the next sync need not repeat them.
             view(conn).own_change(uid, message.modseq);
         }
-        let item = FetchItem { msn, message, keywords: &keywords, add_flags };
+        let item = FetchItem { msn, message, keywords: &keywords, add_flags, condstore };
         if let Err(completion) = write_message(store, mailbox, &item, &attributes, out) {
             return completion;
         }
@@ -161,6 +163,8 @@ struct FetchItem<'a> {
     keywords: &'a [String],
     /// FLAGS must be reported (this FETCH set `\Seen`) even if not asked for.
     add_flags: bool,
+    /// CONDSTORE is on for this session.
+    condstore: bool,
 }
 
 /// Writes `* msn FETCH (...)` for one message.
@@ -174,7 +178,9 @@ fn write_message<D: Disk>(
     let message = item.message;
     // Everything that can fail is read before the first byte of the response is written.
     let sources = fetch_body::Sources::load(store, mailbox, message.uid, attributes)?;
-    out.put(format!("* {} FETCH (", item.msn).as_bytes());
+    out.put(b"* ");
+    encode::number(out.buf(), u64::from(item.msn));
+    out.put(b" FETCH (");
     let mut first = true;
     let mut flags_written = false;
     for attribute in attributes {
@@ -187,9 +193,13 @@ fn write_message<D: Disk>(
                 flags_written = true;
                 write_flags(out, message.flags, item.keywords);
             }
-            FetchAttribute::Uid => out.put(format!("UID {}", message.uid.get()).as_bytes()),
+            FetchAttribute::Uid => {
+                out.put(b"UID ");
+                encode::number(out.buf(), u64::from(message.uid.get()));
+            }
             FetchAttribute::Rfc822Size => {
-                out.put(format!("RFC822.SIZE {}", message.size).as_bytes());
+                out.put(b"RFC822.SIZE ");
+                encode::number(out.buf(), u64::from(message.size));
             }
             FetchAttribute::InternalDate => {
                 out.put(b"INTERNALDATE ");
@@ -211,6 +221,17 @@ fn write_message<D: Disk>(
         }
         write_flags(out, message.flags, item.keywords);
     }
+    // RFC 7162 §3.1: with CONDSTORE on, a FETCH that set \Seen reports UID and MODSEQ too.
+    if item.add_flags && item.condstore {
+        if !attributes.contains(&FetchAttribute::Uid) {
+            out.put(b" UID ");
+            encode::number(out.buf(), u64::from(message.uid.get()));
+        }
+        if !attributes.contains(&FetchAttribute::ModSeq) {
+            out.put(b" ");
+            write_modseq(out, message.modseq);
+        }
+    }
     out.put(b")\r\n");
     Ok(())
 }
@@ -221,5 +242,7 @@ fn write_flags(out: &mut Out, flags: Flags, keywords: &[String]) {
 }
 
 fn write_modseq(out: &mut Out, modseq: ModSeq) {
-    out.put(format!("MODSEQ ({})", modseq.0).as_bytes());
+    out.put(b"MODSEQ (");
+    encode::number(out.buf(), modseq.0);
+    out.put(b")");
 }

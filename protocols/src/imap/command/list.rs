@@ -68,8 +68,10 @@ pub(crate) fn list<D: Disk>(
         }
         let mut attributes = Vec::new();
         if !exists {
-            // IMAP4rev2 names a mere hierarchy level \NonExistent; rev1 knows \Noselect.
-            attributes.push(if options.utf8_names { "\\NonExistent" } else { "\\Noselect" });
+            // IMAP4rev2 and LIST-EXTENDED (RFC 5258) say \NonExistent for a name that is only
+            // a hierarchy level or a subscription; plain rev1 LIST knows \Noselect.
+            let extended = options.utf8_names || (options.subscribed_only && !options.lsub);
+            attributes.push(if extended { "\\NonExistent" } else { "\\Noselect" });
         }
         if !options.lsub {
             let prefix = format!("{name}{SEPARATOR}");

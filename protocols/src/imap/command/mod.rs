@@ -21,9 +21,11 @@ pub(crate) mod select;
 pub(crate) mod store;
 
 use skua_core::disk::Disk;
-use skua_core::store::UserStore;
+use skua_core::error::ReadError;
+use skua_core::store::{MessageMeta, UserStore};
+use skua_core::types::{MailboxId, Uid};
 
-use crate::imap::reply::{self, Code, Completion};
+use crate::imap::reply::{self, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::{CommandBody, Tag};
@@ -38,6 +40,9 @@ pub(crate) fn run<D: Disk>(
     out: &mut Out,
 ) -> Completion {
     let allow_expunge = allows_expunge(&body);
+    let reports_own_changes = reports_own_changes(&body);
+    let quiet_before =
+        conn.selected.as_ref().is_some_and(|v| v.change_counter() == store.change_counter());
     let completion = match body {
         body @ (CommandBody::Noop | CommandBody::Id) => misc::stateless(&body, out),
         CommandBody::Enable(names) => misc::enable(conn, &names, out),
@@ -76,10 +81,38 @@ pub(crate) fn run<D: Disk>(
         }
         body => run_selected(conn, store, tag, body, out),
     };
+    if quiet_before && reports_own_changes {
+        absorb_own_changes(conn, store);
+    }
     if completion.status != reply::Status::Bad {
         sync(conn, store, allow_expunge, out);
     }
     completion
+}
+
+/// Commands whose every change to the selected mailbox is reported (or, for `.SILENT`, not
+/// wanted) by the command itself, and which cannot add messages to it. After one of them, if
+/// nobody else changed the store before it ran, there is nothing for a sync to find: skipping
+/// it saves reading the whole mailbox after every STORE on a big one.
+fn reports_own_changes(body: &CommandBody) -> bool {
+    matches!(
+        body,
+        CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Expunge { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Noop
+            | CommandBody::Create(_)
+            | CommandBody::Subscribe(_)
+            | CommandBody::Unsubscribe(_)
+    )
+}
+
+/// See [`reports_own_changes`].
+fn absorb_own_changes<D: Disk>(conn: &mut Conn, store: &UserStore<D>) {
+    let Some(view) = conn.selected.as_mut() else { return };
+    let Some(info) = store.mailbox_info(view.mailbox) else { return };
+    view.absorb_own_changes(store.change_counter(), info.highest_modseq);
 }
 
 /// Commands that need the Selected state.
@@ -178,17 +211,14 @@ pub(crate) fn sync<D: Disk>(
     if counter == view.change_counter() {
         return;
     }
-    let messages = match store.messages(view.mailbox) {
-        Ok(messages) => messages,
-        Err(_) => {
-            // The mailbox went away under us (deleted by another session): the selection is
-            // over. RFC 9051 has no gentler way than BYE; we unselect and say why.
-            let mut line = Vec::new();
-            Completion::no("Mailbox no longer exists").with(Code::Closed).write("*", &mut line);
-            out.put(&line);
-            conn.selected = None;
-            return;
-        }
+    let Ok(messages) = store.messages(view.mailbox) else {
+        // The mailbox was deleted by another session. Its messages and numbers are gone and
+        // IMAP has no way to tell the client so in the Selected state: say BYE, as Dovecot
+        // does, and let the client reconnect.
+        out.put(b"* BYE Selected mailbox was deleted\r\n");
+        conn.selected = None;
+        conn.closing = true;
+        return;
     };
     let keywords = store.keywords(view.mailbox).unwrap_or_default();
     announce_new_keywords(view, &keywords, out);
@@ -201,6 +231,32 @@ pub(crate) fn announce_new_keywords(view: &mut View, keywords: &[String], out: &
         select::write_flags(keywords, view.read_only, out.buf());
         view.keywords_announced = keywords.len();
     }
+}
+
+/// Up to this many messages are looked up one by one (O(log n) each) rather than by reading
+/// the whole mailbox's records: a `UID FETCH` of one message must not cost O(mailbox).
+const LOOKUP_ONE_BY_ONE_MAX: usize = 64;
+
+/// The live index records among `uids` (ascending), possibly with others around them: callers
+/// binary-search the result by UID.
+///
+/// # Errors
+/// The store's read error.
+pub(crate) fn lookup<D: Disk>(
+    store: &UserStore<D>,
+    mailbox: MailboxId,
+    uids: &[Uid],
+) -> Result<Vec<MessageMeta>, ReadError> {
+    if uids.len() > LOOKUP_ONE_BY_ONE_MAX {
+        return store.messages(mailbox);
+    }
+    let mut found = Vec::with_capacity(uids.len());
+    for &uid in uids {
+        if let Some(meta) = store.message(mailbox, uid)? {
+            found.push(meta);
+        }
+    }
+    Ok(found)
 }
 
 /// Marks the reply as waiting for the store's current epoch (call after a mutation).

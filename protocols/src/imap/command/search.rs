@@ -34,19 +34,39 @@ struct LazyMessage<'a, D: Disk> {
     store: &'a UserStore<D>,
     mailbox: MailboxId,
     uid: Uid,
-    body: Option<Option<Bytes>>,
-    cache: Option<Option<Bytes>>,
+    body: Lazy,
+    cache: Lazy,
+}
+
+/// A value read at most once.
+enum Lazy {
+    /// Not asked for yet.
+    Unread,
+    /// Read (`None`: the store could not give it).
+    Read(Option<Bytes>),
+}
+
+impl Lazy {
+    fn get(&mut self, read: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
+        if let Lazy::Unread = self {
+            *self = Lazy::Read(read());
+        }
+        match self {
+            Lazy::Read(value) => value.clone(),
+            Lazy::Unread => None,
+        }
+    }
 }
 
 impl<D: Disk> Loader for LazyMessage<'_, D> {
     fn body(&mut self) -> Option<Bytes> {
         let (store, mailbox, uid) = (self.store, self.mailbox, self.uid);
-        self.body.get_or_insert_with(|| store.body(mailbox, uid).ok()).clone()
+        self.body.get(|| store.body(mailbox, uid).ok())
     }
 
     fn cache(&mut self) -> Option<Bytes> {
         let (store, mailbox, uid) = (self.store, self.mailbox, self.uid);
-        self.cache.get_or_insert_with(|| store.cache(mailbox, uid).ok()).clone()
+        self.cache.get(|| store.cache(mailbox, uid).ok())
     }
 }
 
@@ -95,7 +115,7 @@ pub(crate) fn search<D: Disk>(
             uid_largest,
         };
         let mut loader =
-            LazyMessage { store, mailbox, uid: *uid, body: None, cache: None };
+            LazyMessage { store, mailbox, uid: *uid, body: Lazy::Unread, cache: Lazy::Unread };
         if search_eval::matches(&key, &candidate, &mut loader) {
             hits.push(if request.uid { uid.get() } else { candidate.msn });
             highest_modseq = highest_modseq.max(meta.modseq.0);

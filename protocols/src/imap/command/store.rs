@@ -8,7 +8,7 @@ use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 use skua_core::types::{Flags, FlagsOp, MailboxId, ModSeq, SystemFlags, Uid};
 
-use super::{durable, view};
+use super::{durable, lookup, view};
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
@@ -84,17 +84,15 @@ pub(crate) fn store<D: Disk>(
         return Completion::no("Mailbox is read-only").with(Code::ReadOnly);
     }
     let mailbox = selected.mailbox;
-    let live = match store.messages(mailbox) {
+    let named: Vec<Uid> =
+        selected.resolve(request.set, request.uid).into_iter().map(|i| selected.uids()[i]).collect();
+    let live = match lookup(store, mailbox, &named) {
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
     };
     // Messages expunged by another session (not yet reported here) are left alone.
-    let uids: Vec<Uid> = selected
-        .resolve(request.set, request.uid)
-        .into_iter()
-        .map(|i| selected.uids()[i])
-        .filter(|uid| live.binary_search_by_key(uid, |m| m.uid).is_ok())
-        .collect();
+    let uids: Vec<Uid> =
+        named.into_iter().filter(|uid| live.binary_search_by_key(uid, |m| m.uid).is_ok()).collect();
     if uids.is_empty() {
         return Completion::ok("STORE completed");
     }
@@ -108,7 +106,7 @@ pub(crate) fn store<D: Disk>(
         Err(error) => return reply::update(&error),
     };
     durable(store, out);
-    let (messages, keywords) = match (store.messages(mailbox), store.keywords(mailbox)) {
+    let (messages, keywords) = match (lookup(store, mailbox, &uids), store.keywords(mailbox)) {
         (Ok(m), Ok(k)) => (m, k),
         (Err(error), _) | (_, Err(error)) => return reply::read(&error),
     };
@@ -122,10 +120,17 @@ pub(crate) fn store<D: Disk>(
         let Ok(index) = messages.binary_search_by_key(uid, |m| m.uid) else { continue };
         let message = &messages[index];
         selected.own_change(message.uid, message.modseq);
-        if !request.silent
-            && let Some(msn) = selected.msn_of(message.uid)
-        {
+        let Some(msn) = selected.msn_of(message.uid) else { continue };
+        if !request.silent {
             write_flags_fetch(out.buf(), msn, message, &keywords, condstore);
+        } else if condstore && outcome.changed.iter().any(|&(changed, _)| changed == *uid) {
+            // RFC 7162 §3.1.3: even a silent STORE reports the new modseq of what it changed.
+            let line = format!(
+                "* {msn} FETCH (UID {} MODSEQ ({}))\r\n",
+                message.uid.get(),
+                message.modseq.0
+            );
+            out.put(line.as_bytes());
         }
     }
     if outcome.modified.is_empty() {

@@ -80,7 +80,11 @@ impl LmtpSession {
             self.command_failed(reply::NEED_MAIL);
             return None;
         };
-        if transaction.message.is_some() || transaction.failed {
+        if transaction.failed {
+            self.command_failed(reply::TRANSACTION_FAILED);
+            return None;
+        }
+        if transaction.message.is_some() {
             self.command_failed(reply::MIXED_DATA);
             return None;
         }

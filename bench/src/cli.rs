@@ -1,0 +1,279 @@
+//! Command-line interface: one subcommand per scenario, common options flattened into each.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::limits;
+
+/// Load generator for IMAP and LMTP servers (loopback targets only).
+#[derive(Debug, Parser)]
+#[command(name = "skua-bench", version, about, long_about = None)]
+pub struct Cli {
+    /// The scenario to run.
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// Concurrent LMTP connections delivering messages to random users.
+    Lmtp(LmtpArgs),
+    /// IMAP sessions looping LOGIN, SELECT, FETCH, STORE, EXPUNGE, APPEND, LOGOUT by weights.
+    ImapMixed(ImapArgs),
+    /// Read-only IMAP sessions: FETCH ranges, SEARCH, STATUS, LIST, NOOP on filled mailboxes.
+    ImapRead(ImapArgs),
+    /// Hold K connections in IDLE; measure server memory per connection and delivery-to-EXISTS.
+    Idle(IdleArgs),
+    /// Connect, LOGIN, LOGOUT as fast as possible.
+    Churn(ChurnArgs),
+    /// Write a deterministic corpus of realistic messages to a directory.
+    Corpus(CorpusArgs),
+}
+
+/// Options every load scenario takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Server host; must resolve to loopback (127.0.0.0/8 or ::1) only.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// User names: `%d` is replaced by a number in 0..users.
+    #[arg(long, default_value = "user%d")]
+    pub user_pattern: String,
+    /// Number of users addressed.
+    #[arg(long, default_value_t = 100)]
+    pub users: u32,
+    /// Password of every user.
+    #[arg(long, default_value = "pw")]
+    pub password: String,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Length of the measured phase, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Stop after this many operations in total, even before --duration.
+    #[arg(long)]
+    pub max_ops: Option<u64>,
+    /// Open-loop mode: start operations at this fixed total rate per second (latency measured
+    /// from each operation's intended start). Default: closed loop, as fast as replies come.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Runtime worker threads of the bench itself.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Seed of the bench's random choices (users, commands, corpus picks).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Longest wait for any one server response, seconds.
+    #[arg(long, default_value_t = limits::DEFAULT_TIMEOUT.as_secs())]
+    pub timeout: u64,
+}
+
+/// What messages to send.
+#[derive(Debug, Clone, Args)]
+pub struct MessageArgs {
+    /// Size of each synthetic message, bytes (ignored with --corpus).
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+    /// Send messages from this corpus directory (see `skua-bench corpus`).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+}
+
+/// `lmtp` options.
+#[derive(Debug, Clone, Args)]
+pub struct LmtpArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: Common,
+    /// LMTP port.
+    #[arg(long, visible_alias = "lmtp-port", default_value_t = 24)]
+    pub port: u16,
+    /// Recipients per transaction (distinct users); each counts as one delivery.
+    #[arg(long, default_value_t = 1)]
+    pub recipients: usize,
+    /// Envelope sender.
+    #[arg(long, default_value = "bench@skua-bench.invalid")]
+    pub sender: String,
+    /// Messages.
+    #[command(flatten)]
+    pub message: MessageArgs,
+}
+
+/// `imap-mixed` and `imap-read` options.
+#[derive(Debug, Clone, Args)]
+pub struct ImapArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: Common,
+    /// IMAP port.
+    #[arg(long, visible_alias = "imap-port", default_value_t = 143)]
+    pub port: u16,
+    /// LMTP port, for --prefill.
+    #[arg(long)]
+    pub lmtp_port: Option<u16>,
+    /// Before measuring, deliver this many messages to each user over LMTP.
+    #[arg(long, default_value_t = 0)]
+    pub prefill: u32,
+    /// Command weights, `name=weight,...` (see the README for names and defaults).
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// Commands per session between SELECT and LOGOUT.
+    #[arg(long, default_value_t = 20)]
+    pub ops_per_session: u32,
+    /// Mailbox to work in.
+    #[arg(long, default_value = "INBOX")]
+    pub mailbox: String,
+    /// Messages (for APPEND and --prefill).
+    #[command(flatten)]
+    pub message: MessageArgs,
+}
+
+/// `idle` options.
+#[derive(Debug, Clone, Args)]
+pub struct IdleArgs {
+    /// Common options (--connections is the number of idling connections).
+    #[command(flatten)]
+    pub common: Common,
+    /// IMAP port.
+    #[arg(long, visible_alias = "imap-port", default_value_t = 143)]
+    pub port: u16,
+    /// LMTP port for the deliveries whose EXISTS the idlers wait for.
+    #[arg(long, default_value_t = 24)]
+    pub lmtp_port: u16,
+    /// Server process to read RSS/PSS of (/proc/PID/smaps_rollup), before and after.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Seconds to wait after all connections idle before reading memory.
+    #[arg(long, default_value_t = 2)]
+    pub settle: u64,
+    /// Connections being set up at once.
+    #[arg(long, default_value_t = 64)]
+    pub setup_concurrency: usize,
+    /// Messages.
+    #[command(flatten)]
+    pub message: MessageArgs,
+}
+
+/// `churn` options.
+#[derive(Debug, Clone, Args)]
+pub struct ChurnArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: Common,
+    /// IMAP port.
+    #[arg(long, visible_alias = "imap-port", default_value_t = 143)]
+    pub port: u16,
+}
+
+/// `corpus` options.
+#[derive(Debug, Clone, Args)]
+pub struct CorpusArgs {
+    /// Directory to write `NNNNNN.eml` files into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of messages.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u32,
+    /// Seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Largest message, bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_size: usize,
+}
+
+/// An option out of its allowed range.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidArgs(pub String);
+
+impl Common {
+    /// Checks ranges and the user pattern.
+    pub fn validate(&self) -> Result<(), InvalidArgs> {
+        let bad = |m: String| Err(InvalidArgs(m));
+        if !(1..=limits::MAX_CONNECTIONS).contains(&self.connections) {
+            return bad(format!("--connections must be 1..={}", limits::MAX_CONNECTIONS));
+        }
+        if !(1..=limits::MAX_DURATION_SECS).contains(&self.duration) {
+            return bad(format!("--duration must be 1..={} seconds", limits::MAX_DURATION_SECS));
+        }
+        if !(1..=limits::MAX_USERS).contains(&self.users) {
+            return bad(format!("--users must be 1..={}", limits::MAX_USERS));
+        }
+        if self.user_pattern.matches("%d").count() != 1 && self.users > 1 {
+            return bad("--user-pattern must contain %d exactly once when --users > 1".into());
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0 && r <= 10_000_000.0) {
+                return bad("--rate must be a positive number of operations per second".into());
+            }
+        }
+        if !(1..=256).contains(&self.threads) {
+            return bad("--threads must be 1..=256".into());
+        }
+        if !(1..=3600).contains(&self.timeout) {
+            return bad("--timeout must be 1..=3600 seconds".into());
+        }
+        Ok(())
+    }
+
+    /// The name of user `i`.
+    pub fn user(&self, i: u32) -> String {
+        self.user_pattern.replacen("%d", &i.to_string(), 1)
+    }
+}
+
+impl MessageArgs {
+    /// Checks the size.
+    pub fn validate(&self) -> Result<(), InvalidArgs> {
+        if self.size > limits::MAX_MESSAGE_BYTES {
+            return Err(InvalidArgs(format!("--size must be at most {}", limits::MAX_MESSAGE_BYTES)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("skua-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn parses_the_documented_lmtp_command() {
+        let cli = parse(&["lmtp", "--port", "2424", "--users", "100", "--user-pattern", "user%d", "--password", "pw",
+            "--connections", "8", "--duration", "10", "--size", "4096"]).unwrap();
+        let Scenario::Lmtp(a) = cli.scenario else { panic!("lmtp") };
+        assert_eq!((a.port, a.common.connections, a.common.duration, a.message.size), (2424, 8, 10, 4096));
+        assert_eq!(a.common.user(42), "user42");
+        a.common.validate().unwrap();
+        let Scenario::Lmtp(b) = parse(&["lmtp", "--lmtp-port", "99"]).unwrap().scenario else { panic!() };
+        assert_eq!(b.port, 99);
+    }
+
+    #[test]
+    fn validation() {
+        let Scenario::Churn(mut c) = parse(&["churn"]).unwrap().scenario else { panic!() };
+        c.common.validate().unwrap();
+        c.common.user_pattern = "fixed".into();
+        assert!(c.common.validate().is_err());
+        c.common.users = 1;
+        c.common.validate().unwrap();
+        c.common.duration = 0;
+        assert!(c.common.validate().is_err());
+        c.common.duration = 5;
+        c.common.rate = Some(f64::NAN);
+        assert!(c.common.validate().is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! The IMAP client: tagged commands, synchronizing literals for APPEND, IDLE, and the
+//! mailbox size kept up to date from `EXISTS`/`EXPUNGE` responses.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{ClientError, connect, excerpt, read_some};
+use crate::wire::imap::{Framer, Response, Status};
+
+/// What a completed command produced, besides its OK.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Untagged responses received before the tagged one.
+    pub untagged: usize,
+    /// Literal bytes among them (message data, for FETCH).
+    pub literal_bytes: usize,
+    /// Hits of a `* SEARCH` response, if one came.
+    pub search_hits: Option<usize>,
+}
+
+/// One IMAP connection.
+#[derive(Debug)]
+pub struct ImapClient {
+    stream: TcpStream,
+    framer: Framer,
+    chunk: Vec<u8>,
+    next_tag: u32,
+    timeout: Duration,
+    out: Vec<u8>,
+    /// Messages in the selected mailbox, as the server last told (`EXISTS`, less `EXPUNGE`s).
+    pub exists: u32,
+}
+
+/// `s` as an IMAP quoted string (RFC 9051 `quoted`): backslash and quote escaped.
+pub fn quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
+impl ImapClient {
+    /// Connects and reads the greeting, which must be `* OK` or `* PREAUTH`.
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
+        let stream = connect(addr, timeout).await?;
+        let mut c = Self {
+            stream,
+            framer: Framer::new(),
+            chunk: Vec::new(),
+            next_tag: 1,
+            timeout,
+            out: Vec::new(),
+            exists: 0,
+        };
+        let greeting = c.read_response(timeout).await?;
+        match greeting.untagged_status() {
+            Some(Status::Ok) => Ok(c),
+            _ if greeting.bytes.starts_with(b"* PREAUTH") => Ok(c),
+            _ => Err(ClientError::Unexpected(excerpt(&greeting.bytes))),
+        }
+    }
+
+    /// The next response from the server, waiting at most `timeout`.
+    pub async fn read_response(&mut self, timeout: Duration) -> Result<Response, ClientError> {
+        loop {
+            if let Some(r) = self.framer.next()? {
+                return Ok(r);
+            }
+            let data = read_some(&mut self.stream, &mut self.chunk, timeout).await?;
+            self.framer.feed(data);
+        }
+    }
+
+    fn tag(&mut self) -> String {
+        let t = format!("b{}", self.next_tag);
+        self.next_tag = self.next_tag.wrapping_add(1);
+        t
+    }
+
+    /// Sends `tag SP command CRLF` and reads to the tagged response.
+    pub async fn command(&mut self, command: &str) -> Result<Outcome, ClientError> {
+        let tag = self.tag();
+        self.out.clear();
+        self.out.extend_from_slice(format!("{tag} {command}\r\n").as_bytes());
+        self.stream.write_all(&self.out).await?;
+        self.finish(&tag).await
+    }
+
+    /// `LOGIN user password`.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<Outcome, ClientError> {
+        self.command(&format!("LOGIN {} {}", quote(user), quote(password))).await
+    }
+
+    /// `APPEND mailbox (flags) {n}` with a synchronizing literal: waits for the continuation
+    /// request before sending the message, as any server requires.
+    pub async fn append(&mut self, mailbox: &str, flags: &str, message: &[u8]) -> Result<Outcome, ClientError> {
+        let tag = self.tag();
+        let head = format!("{tag} APPEND {} ({flags}) {{{}}}\r\n", quote(mailbox), message.len());
+        self.stream.write_all(head.as_bytes()).await?;
+        loop {
+            let r = self.read_response(self.timeout).await?;
+            if r.is_continuation() {
+                break;
+            }
+            if r.tagged_status(tag.as_bytes()).is_some() {
+                return Err(ClientError::Refused(excerpt(&r.bytes)));
+            }
+            self.note_untagged(&r, &mut Outcome::default());
+        }
+        self.out.clear();
+        self.out.extend_from_slice(message);
+        self.out.extend_from_slice(b"\r\n");
+        self.stream.write_all(&self.out).await?;
+        self.finish(&tag).await
+    }
+
+    /// Sends `IDLE` and waits for the continuation request; returns the tag for [`Self::done`].
+    pub async fn idle(&mut self) -> Result<String, ClientError> {
+        let tag = self.tag();
+        self.stream.write_all(format!("{tag} IDLE\r\n").as_bytes()).await?;
+        loop {
+            let r = self.read_response(self.timeout).await?;
+            if r.is_continuation() {
+                return Ok(tag);
+            }
+            if r.tagged_status(tag.as_bytes()).is_some() {
+                return Err(ClientError::Refused(excerpt(&r.bytes)));
+            }
+            self.note_untagged(&r, &mut Outcome::default());
+        }
+    }
+
+    /// Ends an IDLE with `DONE` and reads its tagged response.
+    pub async fn done(&mut self, tag: &str) -> Result<Outcome, ClientError> {
+        self.stream.write_all(b"DONE\r\n").await?;
+        self.finish(tag).await
+    }
+
+    /// Tracks the mailbox size from an untagged response; used while idling too.
+    pub fn note_untagged(&mut self, r: &Response, outcome: &mut Outcome) {
+        outcome.untagged += 1;
+        outcome.literal_bytes += r.literal_bytes;
+        if let Some(n) = r.numbered(b"EXISTS") {
+            self.exists = n;
+        } else if r.numbered(b"EXPUNGE").is_some() {
+            self.exists = self.exists.saturating_sub(1);
+        } else if let Some(hits) = r.search_hits() {
+            outcome.search_hits = Some(outcome.search_hits.unwrap_or(0) + hits);
+        }
+    }
+
+    async fn finish(&mut self, tag: &str) -> Result<Outcome, ClientError> {
+        let mut outcome = Outcome::default();
+        loop {
+            let r = self.read_response(self.timeout).await?;
+            match r.tagged_status(tag.as_bytes()) {
+                Some(Status::Ok) => return Ok(outcome),
+                Some(_) => return Err(ClientError::Refused(excerpt(&r.bytes))),
+                None if r.is_untagged() => self.note_untagged(&r, &mut outcome),
+                None => return Err(ClientError::Unexpected(excerpt(&r.bytes))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("user1"), "\"user1\"");
+        assert_eq!(quote("p\"w\\x"), "\"p\\\"w\\\\x\"");
+    }
+}

@@ -1,0 +1,77 @@
+//! Minimal async IMAP and LMTP clients over the sans-IO readers in [`crate::wire`]: just what
+//! the scenarios send, every read bounded by a timeout.
+
+pub mod imap;
+pub mod lmtp;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::wire::FrameError;
+
+/// What can go wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// No response within the timeout.
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    /// The server closed the connection.
+    #[error("connection closed by server")]
+    Closed,
+    /// The server sent something that cannot be framed.
+    #[error("framing: {0}")]
+    Frame(#[from] FrameError),
+    /// The server answered, but not as the protocol allows at this point.
+    #[error("unexpected response: {0}")]
+    Unexpected(String),
+    /// The server refused the command (IMAP NO/BAD, LMTP 4xx/5xx); the connection is usable.
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+impl ClientError {
+    /// True if the connection can go on after this error.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, ClientError::Refused(_))
+    }
+}
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Connects with a timeout and turns off Nagle (commands are small and latency is measured).
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Reads once into `chunk` with a timeout, returning the bytes read (never 0).
+pub async fn read_some<'a>(
+    stream: &mut TcpStream,
+    chunk: &'a mut Vec<u8>,
+    timeout: Duration,
+) -> Result<&'a [u8], ClientError> {
+    chunk.resize(READ_CHUNK, 0);
+    let n = tokio::time::timeout(timeout, stream.read(chunk))
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))??;
+    if n == 0 {
+        return Err(ClientError::Closed);
+    }
+    Ok(&chunk[..n])
+}
+
+/// Lossy text of a server response, cut short for error messages.
+pub fn excerpt(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(200)];
+    String::from_utf8_lossy(cut).into_owned()
+}
