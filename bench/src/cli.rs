@@ -103,6 +103,9 @@ pub struct LmtpArgs {
     /// Envelope sender.
     #[arg(long, default_value = "bench@skua-bench.invalid")]
     pub sender: String,
+    /// Send MAIL, each RCPT and DATA one at a time even if the server offers PIPELINING.
+    #[arg(long)]
+    pub no_pipelining: bool,
     /// Messages.
     #[command(flatten)]
     pub message: MessageArgs,
@@ -201,10 +204,16 @@ impl Common {
     pub fn validate(&self) -> Result<(), InvalidArgs> {
         let bad = |m: String| Err(InvalidArgs(m));
         if !(1..=limits::MAX_CONNECTIONS).contains(&self.connections) {
-            return bad(format!("--connections must be 1..={}", limits::MAX_CONNECTIONS));
+            return bad(format!(
+                "--connections must be 1..={}",
+                limits::MAX_CONNECTIONS
+            ));
         }
         if !(1..=limits::MAX_DURATION_SECS).contains(&self.duration) {
-            return bad(format!("--duration must be 1..={} seconds", limits::MAX_DURATION_SECS));
+            return bad(format!(
+                "--duration must be 1..={} seconds",
+                limits::MAX_DURATION_SECS
+            ));
         }
         if !(1..=limits::MAX_USERS).contains(&self.users) {
             return bad(format!("--users must be 1..={}", limits::MAX_USERS));
@@ -212,10 +221,10 @@ impl Common {
         if self.user_pattern.matches("%d").count() != 1 && self.users > 1 {
             return bad("--user-pattern must contain %d exactly once when --users > 1".into());
         }
-        if let Some(r) = self.rate {
-            if !(r.is_finite() && r > 0.0 && r <= 10_000_000.0) {
-                return bad("--rate must be a positive number of operations per second".into());
-            }
+        if let Some(r) = self.rate
+            && !(r.is_finite() && r > 0.0 && r <= 10_000_000.0)
+        {
+            return bad("--rate must be a positive number of operations per second".into());
         }
         if !(1..=256).contains(&self.threads) {
             return bad("--threads must be 1..=256".into());
@@ -236,7 +245,10 @@ impl MessageArgs {
     /// Checks the size.
     pub fn validate(&self) -> Result<(), InvalidArgs> {
         if self.size > limits::MAX_MESSAGE_BYTES {
-            return Err(InvalidArgs(format!("--size must be at most {}", limits::MAX_MESSAGE_BYTES)));
+            return Err(InvalidArgs(format!(
+                "--size must be at most {}",
+                limits::MAX_MESSAGE_BYTES
+            )));
         }
         Ok(())
     }
@@ -252,19 +264,49 @@ mod tests {
 
     #[test]
     fn parses_the_documented_lmtp_command() {
-        let cli = parse(&["lmtp", "--port", "2424", "--users", "100", "--user-pattern", "user%d", "--password", "pw",
-            "--connections", "8", "--duration", "10", "--size", "4096"]).unwrap();
-        let Scenario::Lmtp(a) = cli.scenario else { panic!("lmtp") };
-        assert_eq!((a.port, a.common.connections, a.common.duration, a.message.size), (2424, 8, 10, 4096));
+        let cli = parse(&[
+            "lmtp",
+            "--port",
+            "2424",
+            "--users",
+            "100",
+            "--user-pattern",
+            "user%d",
+            "--password",
+            "pw",
+            "--connections",
+            "8",
+            "--duration",
+            "10",
+            "--size",
+            "4096",
+        ])
+        .unwrap();
+        let Scenario::Lmtp(a) = cli.scenario else {
+            panic!("lmtp")
+        };
+        assert_eq!(
+            (
+                a.port,
+                a.common.connections,
+                a.common.duration,
+                a.message.size
+            ),
+            (2424, 8, 10, 4096)
+        );
         assert_eq!(a.common.user(42), "user42");
         a.common.validate().unwrap();
-        let Scenario::Lmtp(b) = parse(&["lmtp", "--lmtp-port", "99"]).unwrap().scenario else { panic!() };
+        let Scenario::Lmtp(b) = parse(&["lmtp", "--lmtp-port", "99"]).unwrap().scenario else {
+            panic!()
+        };
         assert_eq!(b.port, 99);
     }
 
     #[test]
     fn validation() {
-        let Scenario::Churn(mut c) = parse(&["churn"]).unwrap().scenario else { panic!() };
+        let Scenario::Churn(mut c) = parse(&["churn"]).unwrap().scenario else {
+            panic!()
+        };
         c.common.validate().unwrap();
         c.common.user_pattern = "fixed".into();
         assert!(c.common.validate().is_err());

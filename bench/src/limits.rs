@@ -37,9 +37,6 @@ pub const MAX_RESPONSE_BYTES: usize = 512 << 20;
 /// Most lines in one LMTP reply (LHLO lists extensions, one a line).
 pub const MAX_REPLY_LINES: usize = 256;
 
-/// Most untagged responses kept between two tagged ones; past that they are counted, not kept.
-pub const MAX_UNTAGGED_KEPT: usize = 100_000;
-
 /// Default wait for any one response from the server (`--timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -18,6 +18,7 @@ mod stats;
 mod target;
 mod wire;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -33,11 +34,14 @@ fn main() -> ExitCode {
     }
     match execute(cli.scenario) {
         Ok((report, json)) => {
-            if json {
-                println!("{}", report.to_json());
+            let text = if json {
+                report.to_json() + "\n"
             } else {
-                print!("{}", report.to_table());
-            }
+                report.to_table()
+            };
+            // A closed pipe (`| head`) is not an error of the run: ignore write failures.
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -58,7 +62,8 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
         Scenario::Churn(a) => a.port,
         Scenario::Corpus(_) => unreachable!("handled in main"),
     };
-    let addr = target::resolve_loopback(&common.host, port).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let addr = target::resolve_loopback(&common.host, port)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
     // Raise the soft fd limit to the hard one: the idle scenario holds many sockets.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,7 +95,10 @@ fn common_of(s: &Scenario) -> &Common {
 }
 
 fn write_corpus(a: &cli::CorpusArgs) -> ExitCode {
-    if a.count > limits::MAX_CORPUS_MESSAGES || a.max_size > limits::MAX_MESSAGE_BYTES || a.max_size < 1024 {
+    if a.count > limits::MAX_CORPUS_MESSAGES
+        || a.max_size > limits::MAX_MESSAGE_BYTES
+        || a.max_size < 1024
+    {
         eprintln!(
             "skua-bench: --count must be at most {} and --max-size 1024..={}",
             limits::MAX_CORPUS_MESSAGES,
@@ -99,8 +107,12 @@ fn write_corpus(a: &cli::CorpusArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     match corpus::generate::write_corpus(&a.out, a.seed, a.count, a.max_size) {
-        Ok(bytes) => {
-            eprintln!("wrote {} messages ({} bytes) to {}", a.count, bytes, a.out.display());
+        Ok(summary) => {
+            eprintln!(
+                "wrote {} messages to {}: {summary}",
+                a.count,
+                a.out.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

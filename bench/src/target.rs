@@ -37,7 +37,9 @@ pub enum TargetError {
 pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -45,7 +47,10 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 pub fn resolve_loopback(host: &str, port: u16) -> Result<SocketAddr, TargetError> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|source| TargetError::Resolve { host: host.to_owned(), source })?
+        .map_err(|source| TargetError::Resolve {
+            host: host.to_owned(),
+            source,
+        })?
         .collect();
     check_all_loopback(host, &addrs)?;
     Ok(addrs[0])
@@ -57,7 +62,10 @@ pub fn check_all_loopback(host: &str, addrs: &[SocketAddr]) -> Result<(), Target
         return Err(TargetError::Empty(host.to_owned()));
     }
     match addrs.iter().find(|a| !is_loopback(a.ip())) {
-        Some(bad) => Err(TargetError::NotLoopback { host: host.to_owned(), addr: bad.ip() }),
+        Some(bad) => Err(TargetError::NotLoopback {
+            host: host.to_owned(),
+            addr: bad.ip(),
+        }),
         None => Ok(()),
     }
 }
@@ -71,7 +79,16 @@ mod tests {
         for ok in ["127.0.0.1", "127.255.3.4", "::1", "::ffff:127.0.0.2"] {
             assert!(is_loopback(ok.parse().unwrap()), "{ok}");
         }
-        for bad in ["10.0.0.1", "192.168.1.1", "172.16.0.1", "8.8.8.8", "0.0.0.0", "::", "fe80::1", "::ffff:10.0.0.1"] {
+        for bad in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "172.16.0.1",
+            "8.8.8.8",
+            "0.0.0.0",
+            "::",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(!is_loopback(bad.parse().unwrap()), "{bad}");
         }
     }
@@ -87,9 +104,21 @@ mod tests {
     fn refuses_routable_addresses_with_a_clear_message() {
         let err = resolve_loopback("192.0.2.7", 143).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("not a loopback address") && text.contains("192.0.2.7"), "{text}");
-        let mixed: Vec<SocketAddr> = vec!["127.0.0.1:1".parse().unwrap(), "10.1.2.3:1".parse().unwrap()];
-        assert!(matches!(check_all_loopback("x", &mixed), Err(TargetError::NotLoopback { .. })));
-        assert!(matches!(check_all_loopback("x", &[]), Err(TargetError::Empty(_))));
+        assert!(
+            text.contains("not a loopback address") && text.contains("192.0.2.7"),
+            "{text}"
+        );
+        let mixed: Vec<SocketAddr> = vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "10.1.2.3:1".parse().unwrap(),
+        ];
+        assert!(matches!(
+            check_all_loopback("x", &mixed),
+            Err(TargetError::NotLoopback { .. })
+        ));
+        assert!(matches!(
+            check_all_loopback("x", &[]),
+            Err(TargetError::Empty(_))
+        ));
     }
 }

@@ -16,6 +16,11 @@ pub const CACHE_BYTES_MAX: u32 = 4 * 1024 * 1024;
 /// started. Bounds a segment's memory map and the work of compacting one segment.
 pub const SEGMENT_BYTES_TARGET: u32 = 64 * 1024 * 1024;
 
+/// Most spool segment files one user's store keeps open at once (the active one included);
+/// past it, the others are closed (their memory maps live on while views use them). Bounds file
+/// descriptors per user.
+pub const SEGMENT_FILES_OPEN_MAX: usize = 16;
+
 /// Most spool segments per user (numbered from 1). At the target size this is 64 TiB.
 pub const SEGMENTS_MAX: u32 = 1_000_000;
 

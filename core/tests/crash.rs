@@ -11,12 +11,15 @@
 //! written, a mailbox rename all or nothing. Then the recovered store must take one more
 //! append and flush and survive a clean restart.
 //!
-//! Two tests:
+//! Three tests:
 //! - `every_flush_point_of_the_scripted_workload`: crash between every pair of flushes, with
 //!   every crash mode (the random modes several times).
-//! - `random_workloads_crash_anywhere`: a random workload and crash per seed, seeds
-//!   `0..SKUA_CRASH_SEEDS` (default 300); a failure prints `SEED=<n>`, and
-//!   `SKUA_CRASH_SEED=<n>` replays that seed alone.
+//! - `every_flush_point_across_a_checkpoint`: the same for a workload of 18 MiB, which carries
+//!   the store past its first index checkpoint (recovery then scans from it).
+//! - `random_workloads_crash_anywhere`: a random workload and crash per seed, then a second
+//!   random workload on the recovered store and a second crash; seeds
+//!   `SKUA_CRASH_SEED_START..` (default 0), `SKUA_CRASH_SEEDS` of them (default 300); a
+//!   failure prints `SEED=<n>`, and `SKUA_CRASH_SEED=<n>` replays that seed alone.
 //!
 //! Run with `cargo test -p skua-core --features sim --test crash -- --nocapture` to see counts.
 #![cfg(feature = "sim")]
@@ -34,11 +37,13 @@ mod store;
 #[path = "crash/workload.rs"]
 mod workload;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use skua_core::disk::sim::{CrashMode, SimDisk, SimRng};
 
 use check::crash_and_check;
 use random::RandomWorkload;
-use workload::{Broken, Runner, script};
+use workload::{Action, Broken, Runner, checkpoint_script, script};
 
 /// Seeds tried per random crash mode at each flush point of the scripted workload.
 const VARIANTS_PER_RANDOM_MODE: u64 = 4;
@@ -47,22 +52,27 @@ const VARIANTS_PER_RANDOM_MODE: u64 = 4;
 const SEEDS_DEFAULT: u64 = 300;
 
 /// Runs the scripted workload, frozen after `freeze` flushes (`None`: never).
-fn run_script(freeze: Option<u64>) -> Result<Runner, Broken> {
+fn run_script(actions: &[Action], freeze: Option<u64>) -> Result<Runner, Broken> {
     let disk = SimDisk::new();
     if let Some(flushes) = freeze {
         disk.freeze_after_flushes(flushes);
     }
     let mut runner = Runner::start(disk)?;
-    for action in script() {
-        if !runner.act(&action)? {
+    for action in actions {
+        if !runner.act(action)? {
             break;
         }
     }
     Ok(runner)
 }
 
-/// Runs the random workload of `seed`, frozen after `freeze` flushes (`None`: never).
-fn run_random(seed: u64, freeze: Option<u64>) -> Result<Runner, Broken> {
+/// Runs the random workload of `seed`, frozen after `freeze` flushes (`None`: never), counting
+/// the actions it ran by kind.
+fn run_random(
+    seed: u64,
+    freeze: Option<u64>,
+    kinds: &mut BTreeMap<&'static str, u64>,
+) -> Result<Runner, Broken> {
     let disk = SimDisk::new();
     if let Some(flushes) = freeze {
         disk.freeze_after_flushes(flushes);
@@ -73,15 +83,9 @@ fn run_random(seed: u64, freeze: Option<u64>) -> Result<Runner, Broken> {
         if !runner.act(&action)? {
             break;
         }
+        *kinds.entry(action.kind()).or_default() += 1;
     }
     Ok(runner)
-}
-
-fn variants(mode: CrashMode) -> u64 {
-    match mode {
-        CrashMode::DropPending | CrashMode::KeepPending => 1,
-        CrashMode::Prefix | CrashMode::Subset | CrashMode::TornSubset => VARIANTS_PER_RANDOM_MODE,
-    }
 }
 
 /// Reports live-store errors of a workload run (they are bugs even without a crash).
@@ -102,19 +106,45 @@ fn finish(failures: &[String]) {
     );
 }
 
-#[test]
-fn every_flush_point_of_the_scripted_workload() {
-    let full = run_script(None).expect("the scripted workload runs");
+/// What crashing a scripted workload at every flush point found.
+struct Sweep {
+    failures: Vec<String>,
+    points: u64,
+    cases: u64,
+    failed: u64,
+}
+
+impl Sweep {
+    fn print(&self, label: &str) {
+        let (points, cases, failed, modes) =
+            (self.points, self.cases, self.failed, CrashMode::ALL.len());
+        println!(
+            "{label}: {points} flush points, {cases} crash cases ({modes} modes), {failed} failed"
+        );
+    }
+}
+
+/// Crashes a scripted workload at every flush point with every mode (`variants` draws for the
+/// random modes).
+fn every_flush_point(actions: &[Action], variants: u64) -> Sweep {
+    let full = run_script(actions, None).expect("the scripted workload runs");
     let mut failures = Vec::new();
     live_errors("script", &full, &mut failures);
-    let mut cases = 0u64;
+    let (mut cases, mut failed) = (0u64, 0u64);
     for point in 0..=full.flushes {
-        let runner = run_script(Some(point)).expect("the scripted workload runs");
+        let runner = run_script(actions, Some(point)).expect("the scripted workload runs");
         for mode in CrashMode::ALL {
-            for variant in 0..variants(mode) {
+            let draws = if matches!(mode, CrashMode::DropPending | CrashMode::KeepPending) {
+                1
+            } else {
+                variants
+            };
+            for variant in 0..draws {
                 let seed = point * 1000 + variant;
                 cases += 1;
-                for violation in crash_and_check(&runner, seed, mode).0 {
+                let violations = crash_and_check(&runner, seed, mode).0;
+                failed += u64::from(!violations.is_empty());
+                for violation in violations {
                     failures.push(format!(
                         "CRASH_POINT={point} MODE={mode:?} SEED={seed}: {violation}"
                     ));
@@ -122,13 +152,38 @@ fn every_flush_point_of_the_scripted_workload() {
             }
         }
     }
-    println!(
-        "scripted workload: {} flush points, {cases} crash cases ({} modes), {} failures",
-        full.flushes + 1,
-        CrashMode::ALL.len(),
-        failures.len()
+    Sweep {
+        failures,
+        points: full.flushes + 1,
+        cases,
+        failed,
+    }
+}
+
+#[test]
+fn every_flush_point_of_the_scripted_workload() {
+    let sweep = every_flush_point(&script(), VARIANTS_PER_RANDOM_MODE);
+    sweep.print("scripted workload");
+    finish(&sweep.failures);
+}
+
+#[test]
+fn every_flush_point_across_a_checkpoint() {
+    // The workload must pass a checkpoint, or this test is the one above again.
+    let full = run_script(&checkpoint_script(), None).expect("the workload runs");
+    let reopened = store::Store::open(&full.disk.crash(0, CrashMode::DropPending)).unwrap();
+    let appended = checkpoint_script()
+        .iter()
+        .filter(|a| a.kind() == "append")
+        .count();
+    let scanned = reopened.records_scanned_at_open();
+    assert!(
+        scanned < appended as u64,
+        "recovery scanned {scanned} of {appended} records"
     );
-    finish(&failures);
+    let sweep = every_flush_point(&checkpoint_script(), 1);
+    sweep.print("checkpoint workload");
+    finish(&sweep.failures);
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -141,17 +196,50 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-/// One seed: a random workload, a random crash point in it, a random crash mode.
-fn random_case(seed: u64, failures: &mut Vec<String>) -> Result<(), Broken> {
-    let full = run_random(seed, None)?;
+/// One seed: a random workload, a random crash point in it, a random crash mode; then the
+/// recovered store runs a second random workload and crashes again.
+fn random_case(
+    seed: u64,
+    failures: &mut Vec<String>,
+    kinds: &mut BTreeMap<&'static str, u64>,
+) -> Result<(), Broken> {
+    let full = run_random(seed, None, kinds)?;
     live_errors(&format!("SEED={seed}"), &full, failures);
     let mut rng = SimRng::new(seed);
     let point = rng.below(full.flushes + 1);
     let mode = CrashMode::ALL[rng.index(CrashMode::ALL.len())];
-    let runner = run_random(seed, Some(point))?;
-    for violation in crash_and_check(&runner, rng.next_u64(), mode).0 {
+    let runner = run_random(seed, Some(point), &mut BTreeMap::new())?;
+    let crash_seed = rng.next_u64();
+    let violations = crash_and_check(&runner, crash_seed, mode).0;
+    let first = format!("SEED={seed} (crash point {point}, {mode:?})");
+    if !violations.is_empty() {
+        failures.extend(violations.into_iter().map(|v| format!("{first}: {v}")));
+        return Ok(());
+    }
+    // The store goes on after the crash, and crashes again.
+    let resumed = |freeze: Option<u64>, kinds: &mut BTreeMap<&'static str, u64>| {
+        let disk = runner.disk.crash(crash_seed, mode);
+        if let Some(flushes) = freeze {
+            disk.freeze_after_flushes(flushes);
+        }
+        let mut next = Runner::resume(disk, &runner)?;
+        let mut workload = RandomWorkload::new(seed.rotate_left(32));
+        while let Some(action) = workload.next(next.live()) {
+            if !next.act(&action)? {
+                break;
+            }
+            *kinds.entry(action.kind()).or_default() += 1;
+        }
+        Ok::<Runner, Broken>(next)
+    };
+    let full = resumed(None, kinds)?;
+    live_errors(&format!("{first}, after recovery"), &full, failures);
+    let point = rng.below(full.flushes + 1);
+    let mode = CrashMode::ALL[rng.index(CrashMode::ALL.len())];
+    let again = resumed(Some(point), &mut BTreeMap::new())?;
+    for violation in crash_and_check(&again, rng.next_u64(), mode).0 {
         failures.push(format!(
-            "SEED={seed} (crash point {point}, {mode:?}): {violation}"
+            "{first}, then crash point {point} ({mode:?}): {violation}"
         ));
     }
     Ok(())
@@ -159,24 +247,22 @@ fn random_case(seed: u64, failures: &mut Vec<String>) -> Result<(), Broken> {
 
 #[test]
 fn random_workloads_crash_anywhere() {
-    let seeds: Vec<u64> = match env_u64("SKUA_CRASH_SEED") {
-        Some(seed) => vec![seed],
-        None => (0..env_u64("SKUA_CRASH_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect(),
-    };
+    let start = env_u64("SKUA_CRASH_SEED_START").unwrap_or(0);
+    let count = env_u64("SKUA_CRASH_SEEDS").unwrap_or(SEEDS_DEFAULT);
+    let seeds: Vec<u64> = env_u64("SKUA_CRASH_SEED")
+        .map_or_else(|| (start..start + count).collect(), |seed| vec![seed]);
     let mut failures = Vec::new();
+    let mut kinds = BTreeMap::new();
     for &seed in &seeds {
-        if let Err(Broken(why)) = random_case(seed, &mut failures) {
+        if let Err(Broken(why)) = random_case(seed, &mut failures, &mut kinds) {
             failures.push(format!("SEED={seed}: workload broke: {why}"));
         }
     }
-    let failed: std::collections::BTreeSet<&str> = failures
+    let failed: BTreeSet<&str> = failures
         .iter()
         .filter_map(|f| f.split([' ', ':']).next())
         .collect();
-    println!(
-        "random workloads: {} seeds tried, {} failed",
-        seeds.len(),
-        failed.len()
-    );
+    let (tried, failed) = (seeds.len(), failed.len());
+    println!("random workloads: {tried} seeds tried, {failed} failed; actions run: {kinds:?}");
     finish(&failures);
 }

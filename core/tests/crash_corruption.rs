@@ -4,9 +4,10 @@
 //! Invariant under test (DESIGN.md: "every record carries a checksum"; STYLE.md: "a bad disk
 //! is an operating error: return `Err`"): a damaged store never panics (opening, listing,
 //! reading), and never serves bytes that were not written: a message it reads back is
-//! byte-identical to the one appended under that mailbox and UID, or one the workload wrote
-//! (when recovery had to rename a mailbox it could not identify). Losing mail to damage is
-//! allowed; silently serving wrong mail is not. Opening may fail with a typed error.
+//! byte-identical to the one appended under that UID in the mailbox of that UIDVALIDITY (the
+//! name may differ: damage to `mailboxes.log` can cut a later RENAME, or make recovery salvage
+//! a mailbox as `Recovered/<id>`). Losing mail to damage is allowed; silently serving wrong
+//! mail is not. Opening may fail with a typed error.
 //!
 //! Two stores are damaged: the scripted workload's (small: every record lies past the index
 //! checkpoint, so recovery checks them all) and one of 18 MiB of mail, past
@@ -91,23 +92,25 @@ fn check_damaged(
     let everything = store.read_everything();
     let total: usize = expected.values().map(|m| m.messages.len()).sum();
     tally.messages_lost += total.saturating_sub(everything.len()) as u64;
-    for (name, uid, body) in everything {
+    for (name, uid_validity, uid, body) in everything {
         let Ok(body) = body else {
             tally.messages_refused += 1;
             continue;
         };
         tally.messages_served += 1;
         let original = expected
-            .get(&name)
+            .values()
+            .find(|m| m.uid_validity == uid_validity)
             .and_then(|m| m.message(uid))
-            .map(|m| &m.body);
+            .map(|m| &*m.body);
         match original {
             Some(original) if *original != body => {
+                let size = body.len();
                 problems.push(format!(
-                    "{name} UID {uid}: served {} bytes unlike those appended",
-                    body.len()
+                    "{name} UID {uid}: served {size} bytes unlike those appended"
                 ));
             }
+            // Not in the final state (expunged, or its mailbox deleted) but real mail.
             None if !runner.written.contains(&body) => {
                 problems.push(format!("{name} UID {uid}: served bytes never written"));
             }

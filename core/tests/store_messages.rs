@@ -89,7 +89,9 @@ fn append_refuses_what_cannot_be_stored() {
         store.prefetch(inbox, Uid::MIN),
         Err(ReadError::NoSuchMessage)
     ));
-    let (uid, _) = store.append(inbox, b"hello", b"", Flags::default(), None).unwrap();
+    let (uid, _) = store
+        .append(inbox, b"hello", b"", Flags::default(), None)
+        .unwrap();
     store.prefetch(inbox, uid).unwrap();
     assert_eq!(&*store.body(inbox, uid).unwrap(), b"hello");
     assert!(matches!(
@@ -341,4 +343,37 @@ fn append_and_read_throughput() {
     let store = world.open();
     println!("reopen of {count} messages: {:?}", start.elapsed());
     assert_eq!(store.mailbox_info(inbox).unwrap().messages, count);
+}
+
+#[test]
+fn expunge_history_and_live_iteration() {
+    let mut world = World::new();
+    let mut store = world.open();
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    let uids = append_many(&mut store, inbox, 0, 5);
+    let before = store.mailbox_info(inbox).unwrap().highest_modseq;
+    let first = store.expunge(inbox, &[uids[1]]).unwrap();
+    let second = store.expunge(inbox, &[uids[3], uids[4]]).unwrap();
+    assert_eq!(
+        store.expunged_since(inbox, before).unwrap(),
+        vec![uids[1], uids[3], uids[4]]
+    );
+    assert_eq!(
+        store.expunged_since(inbox, first).unwrap(),
+        vec![uids[3], uids[4]]
+    );
+    assert!(store.expunged_since(inbox, second).unwrap().is_empty());
+    let live: Vec<Uid> = store.live_messages(inbox).unwrap().map(|m| m.uid).collect();
+    assert_eq!(live, vec![uids[0], uids[2]]);
+    assert_eq!(
+        store.live_messages(inbox).unwrap().collect::<Vec<_>>(),
+        store.messages(inbox).unwrap()
+    );
+    world.flush();
+    drop(store);
+    let store = world.open();
+    assert_eq!(
+        store.expunged_since(inbox, first).unwrap(),
+        vec![uids[3], uids[4]]
+    );
 }

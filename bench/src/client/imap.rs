@@ -17,6 +17,8 @@ pub struct Outcome {
     pub untagged: usize,
     /// Literal bytes among them (message data, for FETCH).
     pub literal_bytes: usize,
+    /// Bytes of all those untagged responses (FETCH data whether in literals or not).
+    pub response_bytes: usize,
     /// Hits of a `* SEARCH` response, if one came.
     pub search_hits: Option<usize>,
 }
@@ -90,21 +92,32 @@ impl ImapClient {
     pub async fn command(&mut self, command: &str) -> Result<Outcome, ClientError> {
         let tag = self.tag();
         self.out.clear();
-        self.out.extend_from_slice(format!("{tag} {command}\r\n").as_bytes());
+        self.out
+            .extend_from_slice(format!("{tag} {command}\r\n").as_bytes());
         self.stream.write_all(&self.out).await?;
         self.finish(&tag).await
     }
 
     /// `LOGIN user password`.
     pub async fn login(&mut self, user: &str, password: &str) -> Result<Outcome, ClientError> {
-        self.command(&format!("LOGIN {} {}", quote(user), quote(password))).await
+        self.command(&format!("LOGIN {} {}", quote(user), quote(password)))
+            .await
     }
 
     /// `APPEND mailbox (flags) {n}` with a synchronizing literal: waits for the continuation
     /// request before sending the message, as any server requires.
-    pub async fn append(&mut self, mailbox: &str, flags: &str, message: &[u8]) -> Result<Outcome, ClientError> {
+    pub async fn append(
+        &mut self,
+        mailbox: &str,
+        flags: &str,
+        message: &[u8],
+    ) -> Result<Outcome, ClientError> {
         let tag = self.tag();
-        let head = format!("{tag} APPEND {} ({flags}) {{{}}}\r\n", quote(mailbox), message.len());
+        let head = format!(
+            "{tag} APPEND {} ({flags}) {{{}}}\r\n",
+            quote(mailbox),
+            message.len()
+        );
         self.stream.write_all(head.as_bytes()).await?;
         loop {
             let r = self.read_response(self.timeout).await?;
@@ -126,7 +139,9 @@ impl ImapClient {
     /// Sends `IDLE` and waits for the continuation request; returns the tag for [`Self::done`].
     pub async fn idle(&mut self) -> Result<String, ClientError> {
         let tag = self.tag();
-        self.stream.write_all(format!("{tag} IDLE\r\n").as_bytes()).await?;
+        self.stream
+            .write_all(format!("{tag} IDLE\r\n").as_bytes())
+            .await?;
         loop {
             let r = self.read_response(self.timeout).await?;
             if r.is_continuation() {
@@ -149,6 +164,7 @@ impl ImapClient {
     pub fn note_untagged(&mut self, r: &Response, outcome: &mut Outcome) {
         outcome.untagged += 1;
         outcome.literal_bytes += r.literal_bytes;
+        outcome.response_bytes += r.bytes.len();
         if let Some(n) = r.numbered(b"EXISTS") {
             self.exists = n;
         } else if r.numbered(b"EXPUNGE").is_some() {

@@ -70,9 +70,11 @@ impl LmtpClient {
         Ok(c)
     }
 
-    /// True if the server advertised PIPELINING.
-    pub fn pipelining(&self) -> bool {
-        self.pipelining
+    /// Sends each envelope command on its own and waits for its reply, even when the server
+    /// offers PIPELINING (to measure what pipelining saves).
+    pub fn without_pipelining(mut self) -> Self {
+        self.pipelining = false;
+        self
     }
 
     async fn reply(&mut self) -> Result<Reply, ClientError> {
@@ -87,15 +89,25 @@ impl LmtpClient {
 
     async fn expect(&mut self, code: u16) -> Result<Reply, ClientError> {
         let r = self.reply().await?;
-        if r.code == code { Ok(r) } else { Err(ClientError::Unexpected(r.to_string())) }
+        if r.code == code {
+            Ok(r)
+        } else {
+            Err(ClientError::Unexpected(r.to_string()))
+        }
     }
 
     /// Delivers `message` (raw, not yet stuffed) from `sender` to `recipients`.
     /// A transaction the server refused as a whole is reset with RSET and reported as
     /// [`ClientError::Refused`]; single refused recipients are counted in `failed`.
-    pub async fn deliver(&mut self, sender: &str, recipients: &[String], message: &[u8]) -> Result<Delivery, ClientError> {
+    pub async fn deliver(
+        &mut self,
+        sender: &str,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<Delivery, ClientError> {
         self.out.clear();
-        self.out.extend_from_slice(format!("MAIL FROM:<{sender}>\r\n").as_bytes());
+        self.out
+            .extend_from_slice(format!("MAIL FROM:<{sender}>\r\n").as_bytes());
         let mut envelope = Vec::new();
         for r in recipients {
             envelope.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
@@ -129,7 +141,12 @@ impl LmtpClient {
         for _ in 0..accepted {
             delivered += usize::from(self.reply().await?.is_positive());
         }
-        Ok(Delivery { delivered, failed: recipients.len() - delivered, data_sent, done: Instant::now() })
+        Ok(Delivery {
+            delivered,
+            failed: recipients.len() - delivered,
+            data_sent,
+            done: Instant::now(),
+        })
     }
 
     /// Reads the replies to a pipelined MAIL, RCPT... and DATA: the number of accepted RCPTs.

@@ -12,6 +12,7 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::encode::{base64_encode, encode_word, qp_encode, rfc5322_date};
 use super::words::{ATTACHMENTS, DOMAINS, NON_ASCII_WORDS, PEOPLE, SUBJECTS, WORDS};
 
 /// The shape of a generated message.
@@ -60,19 +61,60 @@ pub fn message(seed: u64, index: u64, max_size: usize) -> Generated {
         Kind::Alternative => alternative_body(&mut rng, &mut m, target, index),
         Kind::Attachments => mixed_body(&mut rng, &mut m, target, index),
     };
-    Generated { bytes: m.into_bytes(), kind, subject, attachments }
+    Generated {
+        bytes: m.into_bytes(),
+        kind,
+        subject,
+        attachments,
+    }
 }
 
-/// Writes messages `0..count` of `seed` to `dir` as `NNNNNN.eml`; returns the bytes written.
-pub fn write_corpus(dir: &Path, seed: u64, count: u32, max_size: usize) -> std::io::Result<u64> {
+/// What [`write_corpus`] wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Total bytes.
+    pub bytes: u64,
+    /// Messages of each kind: plain, quoted-printable, alternative, with attachments.
+    pub kinds: [u32; 4],
+    /// Attachments in all.
+    pub attachments: u64,
+    /// Messages whose subject is an encoded word.
+    pub encoded_subjects: u32,
+    /// Largest message, bytes.
+    pub largest: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [p, q, a, m] = self.kinds;
+        write!(
+            f,
+            "{} bytes: {p} plain, {q} quoted-printable, {a} multipart/alternative, {m} with attachments \
+             ({} attachments); {} non-ASCII subjects; largest {} bytes",
+            self.bytes, self.attachments, self.encoded_subjects, self.largest
+        )
+    }
+}
+
+/// Writes messages `0..count` of `seed` to `dir` as `NNNNNN.eml`.
+pub fn write_corpus(
+    dir: &Path,
+    seed: u64,
+    count: u32,
+    max_size: usize,
+) -> std::io::Result<Summary> {
     std::fs::create_dir_all(dir)?;
-    let mut total = 0;
+    let mut s = Summary::default();
     for i in 0..count {
         let g = message(seed, u64::from(i), max_size);
         std::fs::write(dir.join(format!("{i:06}.eml")), &g.bytes)?;
-        total += g.bytes.len() as u64;
+        s.bytes += g.bytes.len() as u64;
+        s.kinds[g.kind as usize] += 1;
+        s.attachments += g.attachments as u64;
+        s.encoded_subjects += u32::from(!g.subject.is_ascii());
+        s.largest = s.largest.max(g.bytes.len());
     }
-    Ok(total)
+    Ok(s)
 }
 
 /// A size drawn from a spread like real mail: 60% 1-8 KiB, 25% 8-64 KiB, 12% 64-512 KiB,
@@ -106,111 +148,36 @@ fn headers(rng: &mut ChaCha8Rng, seed: u64, index: u64, subject: &str) -> String
     let mut h = String::new();
     let secs = 1_704_067_200 + index as i64 * 397 + rng.gen_range(0..300);
     let date = rfc5322_date(secs, *pick(rng, &[0, -300, 60, 540, 330]));
-    let _ = write!(h, "Received: from mx{}.example.net by mail.example.org; {date}\r\n", rng.gen_range(1..9));
+    let _ = write!(
+        h,
+        "Received: from mx{}.example.net by mail.example.org; {date}\r\n",
+        rng.gen_range(1..9)
+    );
     let _ = write!(h, "From: {}\r\n", address(rng));
     let to: Vec<String> = (0..rng.gen_range(1..4)).map(|_| address(rng)).collect();
     let _ = write!(h, "To: {}\r\n", to.join(",\r\n "));
     if rng.gen_bool(0.3) {
         let _ = write!(h, "Cc: {}\r\n", address(rng));
     }
-    let subj = if subject.is_ascii() { subject.to_owned() } else { encode_word(subject, rng.gen_bool(0.5)) };
+    let subj = if subject.is_ascii() {
+        subject.to_owned()
+    } else {
+        encode_word(subject, rng.gen_bool(0.5))
+    };
     let _ = write!(h, "Subject: {subj}\r\nDate: {date}\r\n");
-    let _ = write!(h, "Message-ID: <{seed:x}.{index}@corpus.skua-bench.invalid>\r\n");
+    let _ = write!(
+        h,
+        "Message-ID: <{seed:x}.{index}@corpus.skua-bench.invalid>\r\n"
+    );
     if subject.starts_with("Re:") {
-        let _ = write!(h, "In-Reply-To: <{seed:x}.{}@corpus.skua-bench.invalid>\r\n", index / 2);
+        let _ = write!(
+            h,
+            "In-Reply-To: <{seed:x}.{}@corpus.skua-bench.invalid>\r\n",
+            index / 2
+        );
     }
     h.push_str("MIME-Version: 1.0\r\n");
     h
-}
-
-/// One or more RFC 2047 encoded words for `text` (UTF-8, B or Q), each at most 75 characters,
-/// split on character boundaries and folded.
-pub fn encode_word(text: &str, base64: bool) -> String {
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    let budget = 75 - "=?UTF-8?B??=".len();
-    for c in text.chars() {
-        let mut next = chunk.clone();
-        next.push(c);
-        let len = if base64 { next.len().div_ceil(3) * 4 } else { q_encode(&next).len() };
-        if len > budget && !chunk.is_empty() {
-            words.push(std::mem::take(&mut chunk));
-        }
-        chunk.push(c);
-    }
-    words.push(chunk);
-    let enc = |w: &String| {
-        if base64 {
-            format!("=?UTF-8?B?{}?=", base64_encode(w.as_bytes(), usize::MAX))
-        } else {
-            format!("=?UTF-8?Q?{}?=", q_encode(w))
-        }
-    };
-    words.iter().map(enc).collect::<Vec<_>>().join("\r\n ")
-}
-
-/// RFC 2047 "Q" encoding: space as `_`, letters and digits as is, every other byte `=XX`.
-fn q_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b' ' => out.push('_'),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => out.push(b as char),
-            _ => {
-                let _ = write!(out, "={b:02X}");
-            }
-        }
-    }
-    out
-}
-
-/// Base64 (RFC 4648) with lines of at most `line` characters, CRLF-separated.
-pub fn base64_encode(data: &[u8], line: usize) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 38 + 4);
-    let mut col = 0;
-    for group in data.chunks(3) {
-        let n = group.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
-        let chars = [18, 12, 6, 0].map(|s| ABC[(n >> s & 63) as usize] as char);
-        let keep = group.len() + 1;
-        if col + 4 > line {
-            out.push_str("\r\n");
-            col = 0;
-        }
-        for (i, c) in chars.iter().enumerate() {
-            out.push(if i < keep { *c } else { '=' });
-        }
-        col += 4;
-    }
-    out
-}
-
-/// Quoted-printable (RFC 2045 §6.7) of text with CRLF line ends, soft breaks before 76.
-pub fn qp_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 5 / 4);
-    for (i, line) in text.split("\r\n").enumerate() {
-        if i > 0 {
-            out.push_str("\r\n");
-        }
-        let mut col = 0;
-        let bytes = line.as_bytes();
-        for (j, &b) in bytes.iter().enumerate() {
-            let last = j + 1 == bytes.len();
-            let piece = match b {
-                b'=' => "=3D".to_owned(),
-                b' ' | b'\t' if last => format!("={b:02X}"),
-                33..=126 | b' ' | b'\t' => (b as char).to_string(),
-                _ => format!("={b:02X}"),
-            };
-            if col + piece.len() > 75 {
-                out.push_str("=\r\n");
-                col = 0;
-            }
-            col += piece.len();
-            out.push_str(&piece);
-        }
-    }
-    out
 }
 
 /// Paragraphs of words (some non-ASCII when `utf8`) adding up to about `bytes`, CRLF lines
@@ -219,9 +186,17 @@ fn paragraphs(rng: &mut ChaCha8Rng, bytes: usize, utf8: bool) -> String {
     let mut text = String::new();
     let mut line_len = 0;
     while text.len() < bytes {
-        let w = if utf8 && rng.gen_bool(0.15) { pick(rng, NON_ASCII_WORDS) } else { pick(rng, WORDS) };
+        let w = if utf8 && rng.gen_bool(0.15) {
+            pick(rng, NON_ASCII_WORDS)
+        } else {
+            pick(rng, WORDS)
+        };
         if line_len + w.len() + 1 > 72 {
-            text.push_str(if rng.gen_bool(0.15) { ".\r\n\r\n" } else { "\r\n" });
+            text.push_str(if rng.gen_bool(0.15) {
+                ".\r\n\r\n"
+            } else {
+                "\r\n"
+            });
             line_len = 0;
         } else if line_len > 0 {
             text.push(' ');
@@ -241,7 +216,9 @@ fn plain_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, qp: bool) -> 
         m.push_str(&qp_encode(&paragraphs(rng, body_len * 4 / 5, true)));
         m.push_str("\r\n");
     } else {
-        m.push_str("Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n");
+        m.push_str(
+            "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
+        );
         m.push_str(&paragraphs(rng, body_len, false));
     }
     0
@@ -249,16 +226,29 @@ fn plain_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, qp: bool) -> 
 
 fn alternative_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: u64) -> usize {
     let boundary = format!("=_alt_{index:x}_skua");
-    let text = paragraphs(rng, target.saturating_sub(m.len() + 600).max(64) * 2 / 5, true);
+    let text = paragraphs(
+        rng,
+        target.saturating_sub(m.len() + 600).max(64) * 2 / 5,
+        true,
+    );
     let html = format!(
         "<html><head><meta charset=\"utf-8\"></head><body>\r\n<p>{}</p>\r\n</body></html>\r\n",
         text.replace("\r\n\r\n", "</p>\r\n<p>")
     );
-    let _ = write!(m, "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n");
+    let _ = write!(
+        m,
+        "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
+    );
     m.push_str("This is a multi-part message in MIME format.\r\n");
-    let _ = write!(m, "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
+    let _ = write!(
+        m,
+        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    );
     m.push_str(&qp_encode(&text));
-    let _ = write!(m, "\r\n--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
+    let _ = write!(
+        m,
+        "\r\n--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    );
     m.push_str(&qp_encode(&html));
     let _ = write!(m, "\r\n--{boundary}--\r\n");
     0
@@ -267,8 +257,14 @@ fn alternative_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: 
 fn mixed_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: u64) -> usize {
     let boundary = format!("=_mixed_{index:x}_skua");
     let count = rng.gen_range(1..4);
-    let _ = write!(m, "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n");
-    let _ = write!(m, "--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n");
+    let _ = write!(
+        m,
+        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
+    );
+    let _ = write!(
+        m,
+        "--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+    );
     let text_len = rng.gen_range(200..2000);
     m.push_str(&paragraphs(rng, text_len, false));
     // base64 grows data by 4/3 (plus line breaks): size the raw parts so the message lands
@@ -276,9 +272,15 @@ fn mixed_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: u64) -
     let raw_total = target.saturating_sub(m.len() + 300 * count) * 3 / 4;
     for _ in 0..count {
         let (stem, ext, mime) = pick(rng, ATTACHMENTS);
-        let data: Vec<u8> = (0..(raw_total / count).max(16)).map(|_| rng.r#gen()).collect();
+        let data: Vec<u8> = (0..(raw_total / count).max(16))
+            .map(|_| rng.r#gen())
+            .collect();
         let name = format!("{stem}.{ext}");
-        let param = if name.is_ascii() { format!("\"{name}\"") } else { format!("\"{}\"", encode_word(&name, true)) };
+        let param = if name.is_ascii() {
+            format!("\"{name}\"")
+        } else {
+            format!("\"{}\"", encode_word(&name, true))
+        };
         let _ = write!(
             m,
             "--{boundary}\r\nContent-Type: {mime}; name={param}\r\nContent-Transfer-Encoding: base64\r\n\
@@ -289,40 +291,4 @@ fn mixed_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: u64) -
     }
     let _ = write!(m, "--{boundary}--\r\n");
     count
-}
-
-/// `secs` since the Unix epoch as an RFC 5322 date in a zone `offset_min` minutes east of UTC.
-pub fn rfc5322_date(secs: i64, offset_min: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let local = secs + offset_min * 60;
-    let (days, rem) = (local.div_euclid(86_400), local.rem_euclid(86_400));
-    let (y, mo, d) = civil_from_days(days);
-    let sign = if offset_min < 0 { '-' } else { '+' };
-    let off = offset_min.abs();
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} {sign}{:02}{:02}",
-        DAYS[days.rem_euclid(7) as usize],
-        d,
-        MONTHS[(mo - 1) as usize],
-        y,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        off / 60,
-        off % 60
-    )
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }

@@ -14,7 +14,10 @@ use rand::Rng;
 use rand::distributions::{Distribution, WeightedIndex};
 use rand_chacha::ChaCha8Rng;
 
-use super::{BenchError, SessionOps, message_source, open_session, parse_mix, prefill, run_nonce, sampler, step, worker_rng};
+use super::{
+    BenchError, SessionOps, SessionSpec, message_source, open_session, parse_mix, prefill,
+    run_nonce, sampler, step, worker_rng,
+};
 use crate::cli::ImapArgs;
 use crate::client::ClientError;
 use crate::client::imap::ImapClient;
@@ -24,9 +27,22 @@ use crate::stats::Recorder;
 use crate::stats::report::Report;
 
 /// Operations measured.
-pub const OPS: &[&str] =
-    &["connect", "login", "select", "fetch-headers", "fetch-body", "store", "expunge", "append", "logout"];
-const SESSION: SessionOps = SessionOps { connect: 0, login: 1, select: 2 };
+pub const OPS: &[&str] = &[
+    "connect",
+    "login",
+    "select",
+    "fetch-headers",
+    "fetch-body",
+    "store",
+    "expunge",
+    "append",
+    "logout",
+];
+const SESSION: SessionOps = SessionOps {
+    connect: 0,
+    login: 1,
+    select: 2,
+};
 const FETCH_HEADERS: usize = 3;
 const FETCH_BODY: usize = 4;
 const STORE: usize = 5;
@@ -48,14 +64,32 @@ struct Plan {
 
 /// Runs the scenario against the IMAP server at `addr`.
 pub async fn run(args: ImapArgs, addr: SocketAddr) -> Result<Report, BenchError> {
-    let mix = sampler(&parse_mix(args.mix.as_deref().unwrap_or(DEFAULT_MIX), MIXABLE)?);
+    let mix = sampler(&parse_mix(
+        args.mix.as_deref().unwrap_or(DEFAULT_MIX),
+        MIXABLE,
+    )?);
     let source = message_source(&args.message)?;
     prefill_if_asked(&args, &source).await?;
-    let plan = Arc::new(Plan { addr, args: args.clone(), source, mix, nonce: run_nonce() });
+    let plan = Arc::new(Plan {
+        addr,
+        args: args.clone(),
+        source,
+        mix,
+        nonce: run_nonce(),
+    });
     let run = Run::new(&args.common);
     let open = run.open_loop();
-    let out = run_workers(&args.common, OPS, run, move |w, run, rec| worker(w, run, rec, plan.clone())).await;
-    let mut report = Report::new("imap-mixed", &out.stats, out.elapsed, open, args.common.connections);
+    let out = run_workers(&args.common, OPS, run, move |w, run, rec| {
+        worker(w, run, rec, plan.clone())
+    })
+    .await;
+    let mut report = Report::new(
+        "imap-mixed",
+        &out.stats,
+        out.elapsed,
+        open,
+        args.common.connections,
+    );
     report.notes = out.notes;
     report.extra("mix", args.mix.unwrap_or_else(|| DEFAULT_MIX.to_owned()));
     Ok(report)
@@ -66,9 +100,14 @@ pub async fn prefill_if_asked(args: &ImapArgs, source: &Source) -> Result<(), Be
     if args.prefill == 0 {
         return Ok(());
     }
-    let port = args.lmtp_port.ok_or_else(|| crate::cli::InvalidArgs("--prefill needs --lmtp-port".into()))?;
-    let lmtp = crate::target::resolve_loopback(&args.common.host, port).map_err(|e| BenchError::Setup(e.to_string()))?;
-    prefill::prefill(&args.common, lmtp, args.prefill, source).await.map(|_| ())
+    let port = args
+        .lmtp_port
+        .ok_or_else(|| crate::cli::InvalidArgs("--prefill needs --lmtp-port".into()))?;
+    let lmtp = crate::target::resolve_loopback(&args.common.host, port)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    prefill::prefill(&args.common, lmtp, args.prefill, source)
+        .await
+        .map(|_| ())
 }
 
 async fn worker(w: usize, run: Arc<Run>, mut rec: Recorder, plan: Arc<Plan>) -> Recorder {
@@ -79,7 +118,19 @@ async fn worker(w: usize, run: Arc<Run>, mut rec: Recorder, plan: Arc<Plan>) -> 
     'sessions: while let Some(tick) = pacer.tick(&run).await {
         let user = common.user(rng.gen_range(0..common.users));
         let start = tick.from(Instant::now());
-        let opened = open_session(plan.addr, run.timeout, &user, &common.password, &plan.args.mailbox, false, start, SESSION, &mut rec);
+        let opened = open_session(
+            SessionSpec {
+                addr: plan.addr,
+                timeout: run.timeout,
+                user: &user,
+                password: &common.password,
+                mailbox: &plan.args.mailbox,
+                read_only: false,
+            },
+            start,
+            SESSION,
+            &mut rec,
+        );
         let Ok(mut c) = opened.await else {
             pause_before_retry(&run).await;
             continue;
@@ -91,10 +142,19 @@ async fn worker(w: usize, run: Arc<Run>, mut rec: Recorder, plan: Arc<Plan>) -> 
             };
             seq += 1;
             let op = FETCH_HEADERS + plan.mix.sample(&mut rng);
-            if let Err(e) = command(&mut c, op, tick, &mut rng, &plan, (w as u64) << 40 | seq, &mut rec).await {
-                if !e.is_recoverable() {
-                    continue 'sessions;
-                }
+            if let Err(e) = command(
+                &mut c,
+                op,
+                tick,
+                &mut rng,
+                &plan,
+                (w as u64) << 40 | seq,
+                &mut rec,
+            )
+            .await
+                && !e.is_recoverable()
+            {
+                continue 'sessions;
             }
         }
         logout(&mut c, &mut rec).await;
@@ -124,10 +184,20 @@ async fn command(
         FETCH_HEADERS => {
             let first = rng.gen_range(1..=n);
             let last = (first + 9).min(n);
-            let cmd = format!("FETCH {first}:{last} (FLAGS BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])");
+            let cmd = format!(
+                "FETCH {first}:{last} (FLAGS BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])"
+            );
             step(rec, op, start, c.command(&cmd)).await?
         }
-        FETCH_BODY => step(rec, op, start, c.command(&format!("FETCH {} BODY.PEEK[]", rng.gen_range(1..=n)))).await?,
+        FETCH_BODY => {
+            step(
+                rec,
+                op,
+                start,
+                c.command(&format!("FETCH {} BODY.PEEK[]", rng.gen_range(1..=n))),
+            )
+            .await?
+        }
         STORE => {
             let flag = ["\\Seen", "\\Flagged", "\\Answered", "\\Deleted"][rng.gen_range(0..4)];
             let sign = if rng.gen_bool(0.7) { '+' } else { '-' };
@@ -140,9 +210,17 @@ async fn command(
             plan.source.render((plan.nonce, id), rng, &mut message);
             let flags = if rng.gen_bool(0.5) { "\\Seen" } else { "" };
             rec.bytes(APPEND, message.len());
-            step(rec, APPEND, start, c.append(&plan.args.mailbox, flags, &message)).await?
+            step(
+                rec,
+                APPEND,
+                start,
+                c.append(&plan.args.mailbox, flags, &message),
+            )
+            .await?
         }
     };
-    rec.bytes(op, outcome.literal_bytes);
+    if op != APPEND {
+        rec.bytes(op, outcome.response_bytes);
+    }
     Ok(())
 }

@@ -44,7 +44,9 @@ pub fn worker_rng(seed: u64, w: usize) -> ChaCha8Rng {
 
 /// A number unique to this run (wall clock, ns), so Message-IDs differ between runs.
 pub fn run_nonce() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The message source the options ask for.
@@ -67,11 +69,21 @@ pub fn parse_mix(spec: &str, allowed: &[&str]) -> Result<Vec<u32>, InvalidArgs> 
         let i = allowed
             .iter()
             .position(|a| *a == name.trim())
-            .ok_or_else(|| InvalidArgs(format!("--mix: unknown command {name:?}; known: {}", allowed.join(", "))))?;
-        weights[i] = w.trim().parse().map_err(|_| InvalidArgs(format!("--mix: weight of {name} is not a number")))?;
+            .ok_or_else(|| {
+                InvalidArgs(format!(
+                    "--mix: unknown command {name:?}; known: {}",
+                    allowed.join(", ")
+                ))
+            })?;
+        weights[i] = w
+            .trim()
+            .parse()
+            .map_err(|_| InvalidArgs(format!("--mix: weight of {name} is not a number")))?;
     }
     if weights.iter().all(|&w| w == 0) {
-        return Err(InvalidArgs("--mix: at least one weight must be positive".into()));
+        return Err(InvalidArgs(
+            "--mix: at least one weight must be positive".into(),
+        ));
     }
     Ok(weights)
 }
@@ -92,25 +104,49 @@ pub struct SessionOps {
     pub select: usize,
 }
 
-/// Connects, logs in and selects (`EXAMINE` when `read_only`), recording each step's latency
+/// Who opens a session, where, and on which mailbox.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSpec<'a> {
+    /// The IMAP server.
+    pub addr: SocketAddr,
+    /// Longest wait for one response.
+    pub timeout: Duration,
+    /// User name.
+    pub user: &'a str,
+    /// Password.
+    pub password: &'a str,
+    /// Mailbox to open.
+    pub mailbox: &'a str,
+    /// EXAMINE instead of SELECT.
+    pub read_only: bool,
+}
+
+/// Connects, logs in and selects (`EXAMINE` when read-only), recording each step's latency
 /// (the first one from `start`, which is the intended start in open loop).
 pub async fn open_session(
-    addr: SocketAddr,
-    timeout: Duration,
-    user: &str,
-    password: &str,
-    mailbox: &str,
-    read_only: bool,
+    s: SessionSpec<'_>,
     start: Instant,
     ops: SessionOps,
     rec: &mut Recorder,
 ) -> Result<ImapClient, ClientError> {
-    let mut c = step(rec, ops.connect, start, ImapClient::connect(addr, timeout)).await?;
+    let mut c = step(
+        rec,
+        ops.connect,
+        start,
+        ImapClient::connect(s.addr, s.timeout),
+    )
+    .await?;
     let t = Instant::now();
-    step(rec, ops.login, t, c.login(user, password)).await?;
-    let verb = if read_only { "EXAMINE" } else { "SELECT" };
+    step(rec, ops.login, t, c.login(s.user, s.password)).await?;
+    let verb = if s.read_only { "EXAMINE" } else { "SELECT" };
     let t = Instant::now();
-    step(rec, ops.select, t, c.command(&format!("{verb} {}", crate::client::imap::quote(mailbox)))).await?;
+    step(
+        rec,
+        ops.select,
+        t,
+        c.command(&format!("{verb} {}", crate::client::imap::quote(s.mailbox))),
+    )
+    .await?;
     Ok(c)
 }
 
@@ -141,7 +177,12 @@ mod tests {
     fn mixes() {
         let names = ["fetch", "store", "append"];
         assert_eq!(parse_mix("fetch=3, append=1", &names).unwrap(), [3, 0, 1]);
-        assert!(parse_mix("fetch=3,bogus=1", &names).unwrap_err().0.contains("known: fetch, store, append"));
+        assert!(
+            parse_mix("fetch=3,bogus=1", &names)
+                .unwrap_err()
+                .0
+                .contains("known: fetch, store, append")
+        );
         assert!(parse_mix("fetch", &names).is_err());
         assert!(parse_mix("fetch=x", &names).is_err());
         assert!(parse_mix("fetch=0", &names).is_err());

@@ -4,7 +4,6 @@
 //! refused delivery, since a server that refuses mail would make the measured phase meaningless.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{BenchError, run_nonce, worker_rng};
@@ -17,12 +16,19 @@ use crate::stats::{Live, Recorder, progress};
 const OPS: &[&str] = &["prefill"];
 
 /// Delivers `per_user` messages from `source` to every user; returns the number delivered.
-pub async fn prefill(common: &Common, lmtp: SocketAddr, per_user: u32, source: &Source) -> Result<u64, BenchError> {
+pub async fn prefill(
+    common: &Common,
+    lmtp: SocketAddr,
+    per_user: u32,
+    source: &Source,
+) -> Result<u64, BenchError> {
     if per_user == 0 {
         return Ok(0);
     }
     if per_user > MAX_PREFILL {
-        return Err(crate::cli::InvalidArgs(format!("--prefill must be at most {MAX_PREFILL}")).into());
+        return Err(
+            crate::cli::InvalidArgs(format!("--prefill must be at most {MAX_PREFILL}")).into(),
+        );
     }
     let live = Live::new(OPS);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -33,15 +39,22 @@ pub async fn prefill(common: &Common, lmtp: SocketAddr, per_user: u32, source: &
     let timeout = Duration::from_secs(common.timeout);
     let tasks: Vec<_> = (0..workers)
         .map(|w| {
-            let (common, source, rec) = (common.clone(), source.clone(), Recorder::new(live.clone()));
+            let (common, source, rec) =
+                (common.clone(), source.clone(), Recorder::new(live.clone()));
             tokio::spawn(async move {
-                fill(w, workers, &common, lmtp, per_user, &source, nonce, timeout, rec).await
+                fill(
+                    w, workers, &common, lmtp, per_user, &source, nonce, timeout, rec,
+                )
+                .await
             })
         })
         .collect();
     let mut result = Ok(0);
     for t in tasks {
-        let r = t.await.map_err(|e| BenchError::Setup(format!("prefill worker failed: {e}"))).and_then(|r| r);
+        let r = t
+            .await
+            .map_err(|e| BenchError::Setup(format!("prefill worker failed: {e}")))
+            .and_then(|r| r);
         result = match (result, r) {
             (Ok(a), Ok(b)) => Ok(a + b),
             (Err(e), _) | (_, Err(e)) => Err(e),
@@ -49,10 +62,13 @@ pub async fn prefill(common: &Common, lmtp: SocketAddr, per_user: u32, source: &
     }
     let _ = stop_tx.send(true);
     let _ = progress.await;
-    if let Ok(n) = &result {
-        if !common.quiet {
-            eprintln!("prefill: {n} messages delivered in {:.1}s", start.elapsed().as_secs_f64());
-        }
+    if let Ok(n) = &result
+        && !common.quiet
+    {
+        eprintln!(
+            "prefill: {n} messages delivered in {:.1}s",
+            start.elapsed().as_secs_f64()
+        );
     }
     result
 }
@@ -80,9 +96,15 @@ async fn fill(
             done += 1;
             source.render((nonce, (w as u64) << 40 | done), &mut rng, &mut message);
             let t = Instant::now();
-            let d = client.deliver("prefill@skua-bench.invalid", &rcpt, &message).await.map_err(setup)?;
+            let d = client
+                .deliver("prefill@skua-bench.invalid", &rcpt, &message)
+                .await
+                .map_err(setup)?;
             if d.delivered != 1 {
-                return Err(BenchError::Setup(format!("prefill: the server refused a delivery to {}", rcpt[0])));
+                return Err(BenchError::Setup(format!(
+                    "prefill: the server refused a delivery to {}",
+                    rcpt[0]
+                )));
             }
             rec.record(0, t.elapsed());
         }

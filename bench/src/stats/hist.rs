@@ -30,12 +30,19 @@ impl Live {
     /// Zeroed counters for `names`.
     pub fn new(names: &'static [&'static str]) -> Arc<Self> {
         let zeros = || names.iter().map(|_| AtomicU64::new(0)).collect();
-        Arc::new(Self { names, counts: zeros(), errors: zeros() })
+        Arc::new(Self {
+            names,
+            counts: zeros(),
+            errors: zeros(),
+        })
     }
 
     /// (successes, errors) of operation `op` so far.
     pub fn get(&self, op: usize) -> (u64, u64) {
-        (self.counts[op].load(Ordering::Relaxed), self.errors[op].load(Ordering::Relaxed))
+        (
+            self.counts[op].load(Ordering::Relaxed),
+            self.errors[op].load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -52,7 +59,11 @@ pub struct OpStats {
 
 impl OpStats {
     fn new() -> Self {
-        Self { hist: new_histogram(), errors: 0, bytes: 0 }
+        Self {
+            hist: new_histogram(),
+            errors: 0,
+            bytes: 0,
+        }
     }
 }
 
@@ -72,7 +83,9 @@ impl Recorder {
 
     /// Records one success of `op` that took `latency`.
     pub fn record(&mut self, op: usize, latency: Duration) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.ops[op].hist.saturating_record(us);
         self.live.counts[op].fetch_add(1, Ordering::Relaxed);
     }
@@ -90,7 +103,10 @@ impl Recorder {
 
     /// The recorder's measurements, for merging.
     pub fn into_stats(self) -> Stats {
-        Stats { names: self.live.names, ops: self.ops }
+        Stats {
+            names: self.live.names,
+            ops: self.ops,
+        }
     }
 }
 
@@ -106,14 +122,22 @@ pub struct Stats {
 impl Stats {
     /// Empty stats for `names`.
     pub fn empty(names: &'static [&'static str]) -> Self {
-        Self { names, ops: names.iter().map(|_| OpStats::new()).collect() }
+        Self {
+            names,
+            ops: names.iter().map(|_| OpStats::new()).collect(),
+        }
     }
 
     /// Adds `other` (same operation list) into self.
     pub fn merge(&mut self, other: &Stats) {
-        assert_eq!(self.names, other.names, "merging stats of different scenarios");
+        assert_eq!(
+            self.names, other.names,
+            "merging stats of different scenarios"
+        );
         for (mine, theirs) in self.ops.iter_mut().zip(&other.ops) {
-            mine.hist.add(&theirs.hist).expect("histograms share bounds");
+            mine.hist
+                .add(&theirs.hist)
+                .expect("histograms share bounds");
             mine.errors += theirs.errors;
             mine.bytes += theirs.bytes;
         }

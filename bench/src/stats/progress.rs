@@ -9,7 +9,13 @@ use std::time::{Duration, Instant};
 use super::Live;
 
 /// Formats one progress line from the previous and current (count, errors) of each operation.
-pub fn line(live: &Live, elapsed: Duration, prev: &[(u64, u64)], now: &[(u64, u64)], dt: f64) -> String {
+pub fn line(
+    live: &Live,
+    elapsed: Duration,
+    prev: &[(u64, u64)],
+    now: &[(u64, u64)],
+    dt: f64,
+) -> String {
     let mut parts = Vec::new();
     for (i, name) in live.names.iter().enumerate() {
         let ((c0, _), (c1, e1)) = (prev[i], now[i]);
@@ -17,14 +23,23 @@ pub fn line(live: &Live, elapsed: Duration, prev: &[(u64, u64)], now: &[(u64, u6
             continue;
         }
         let rate = (c1 - c0) as f64 / dt.max(1e-9);
-        let err = if e1 > 0 { format!(" err {e1}") } else { String::new() };
+        let err = if e1 > 0 {
+            format!(" err {e1}")
+        } else {
+            String::new()
+        };
         parts.push(format!("{name} {rate:.0}/s ({c1}{err})"));
     }
     format!("[{:>4}s] {}", elapsed.as_secs(), parts.join(" | "))
 }
 
 /// Prints the progress line every second until `stop` resolves; a no-op when `quiet`.
-pub async fn run(live: Arc<Live>, start: Instant, quiet: bool, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    live: Arc<Live>,
+    start: Instant,
+    quiet: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     if quiet {
         return;
     }
@@ -32,18 +47,31 @@ pub async fn run(live: Arc<Live>, start: Instant, quiet: bool, mut stop: tokio::
     let snapshot = |l: &Live| (0..l.names.len()).map(|i| l.get(i)).collect::<Vec<_>>();
     let mut prev = snapshot(&live);
     let mut last = Instant::now();
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => break,
         }
         let now = snapshot(&live);
-        let text = line(&live, start.elapsed(), &prev, &now, last.elapsed().as_secs_f64());
+        let text = line(
+            &live,
+            start.elapsed(),
+            &prev,
+            &now,
+            last.elapsed().as_secs_f64(),
+        );
         last = Instant::now();
         prev = now;
         let mut err = std::io::stderr().lock();
-        let _ = if tty { write!(err, "\r\x1b[2K{text}") } else { writeln!(err, "{text}") };
+        let _ = if tty {
+            write!(err, "\r\x1b[2K{text}")
+        } else {
+            writeln!(err, "{text}")
+        };
         let _ = err.flush();
     }
     if tty {

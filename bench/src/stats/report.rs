@@ -62,16 +62,22 @@ pub struct Report {
 
 impl Report {
     /// Builds the rows from merged stats; operations that never ran are left out.
-    pub fn new(scenario: &str, stats: &Stats, elapsed: Duration, open_loop: bool, connections: usize) -> Self {
+    pub fn new(
+        scenario: &str,
+        stats: &Stats,
+        elapsed: Duration,
+        open_loop: bool,
+        connections: usize,
+    ) -> Self {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let ops = stats
             .names
             .iter()
             .zip(&stats.ops)
-            .filter(|(_, op)| op.hist.len() > 0 || op.errors > 0)
+            .filter(|(_, op)| !op.hist.is_empty() || op.errors > 0)
             .map(|(name, op)| {
                 let h = &op.hist;
-                let latency_us = (h.len() > 0).then(|| Latency {
+                let latency_us = (!h.is_empty()).then(|| Latency {
                     p50: h.value_at_quantile(0.50),
                     p90: h.value_at_quantile(0.90),
                     p99: h.value_at_quantile(0.99),
@@ -124,7 +130,11 @@ impl Report {
             "op", "count", "errors", "per sec", "MiB/s", "p50", "p90", "p99", "p99.9", "max"
         );
         for op in &self.ops {
-            let lat = |f: fn(&Latency) -> u64| op.latency_us.as_ref().map_or("-".to_owned(), |l| fmt_us(f(l)));
+            let lat = |f: fn(&Latency) -> u64| {
+                op.latency_us
+                    .as_ref()
+                    .map_or("-".to_owned(), |l| fmt_us(f(l)))
+            };
             let _ = writeln!(
                 s,
                 "{:<14} {:>10} {:>7} {:>11.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -141,7 +151,11 @@ impl Report {
             );
         }
         for (k, v) in &self.extra {
-            let _ = writeln!(s, "{k}: {v}");
+            match v.as_str() {
+                Some(text) => writeln!(s, "{k}: {text}"),
+                None => writeln!(s, "{k}: {v}"),
+            }
+            .expect("writing to a String");
         }
         for note in &self.notes {
             let _ = writeln!(s, "note: {note}");
@@ -208,9 +222,16 @@ mod tests {
     fn table_layout() {
         let t = sample().to_table();
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "skua-bench lmtp: 2.0s, 8 connections, closed-loop");
+        assert_eq!(
+            lines[0],
+            "skua-bench lmtp: 2.0s, 8 connections, closed-loop"
+        );
         assert!(lines[1].starts_with("op ") && lines[1].ends_with("max"));
-        assert!(lines[2].starts_with("deliver") && lines[2].contains("500.0") && lines[2].contains("5.00ms"));
+        assert!(
+            lines[2].starts_with("deliver")
+                && lines[2].contains("500.0")
+                && lines[2].contains("5.00ms")
+        );
         assert!(lines[3].starts_with("connect") && lines[3].trim_end().ends_with('-'));
         assert_eq!(lines[4], "rss_per_conn_kib: 12.5");
         assert_eq!(lines[5], "note: a note");

@@ -70,7 +70,12 @@ impl Response {
         if rest.len() < 6 || !rest[..6].eq_ignore_ascii_case(b"SEARCH") {
             return None;
         }
-        Some(rest[6..].split(|&b| b == b' ').filter(|w| !w.is_empty()).count())
+        Some(
+            rest[6..]
+                .split(|&b| b == b' ')
+                .filter(|w| !w.is_empty())
+                .count(),
+        )
     }
 }
 
@@ -130,6 +135,7 @@ impl Framer {
     }
 
     /// True when no partial response is buffered.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.start == self.buf.len()
     }

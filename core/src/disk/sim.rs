@@ -12,12 +12,15 @@
 //! with writes torn at 512-byte sectors), drawn deterministically from a seed.
 //! [`SimDisk::freeze_after_flushes`] stops the durable image at the Nth flush: later flush runs
 //! fail (the store must then stop acknowledging), so the crash lands between flush N and N+1.
+//! [`SimDisk::crash_where`] lets a regression test pick each pending write's fate itself, and
+//! [`SimDisk::corrupt`] damages bytes at rest (a flipped bit, a zeroed sector) to test that
+//! checksums catch what a crash cannot cause.
 //!
 //! The state sits behind `Arc<Mutex<..>>` only because a [`Flush`] must be `Send`; the sim is a
 //! test tool and its cost does not matter.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Bytes, Disk, DiskFile, Flush, OpenMode};
@@ -30,6 +33,7 @@ mod rng;
 #[cfg(test)]
 mod tests;
 
+pub use corrupt::Damage;
 pub use crash::{CrashMode, CrashReport, Fate, PendingOp};
 pub use image::{SECTOR_BYTES, SIM_FILE_BYTES_MAX};
 pub use rng::SimRng;
@@ -41,6 +45,10 @@ use image::{Image, InodeId, Op, normalize};
 struct Pending {
     epoch: u64,
     op: Op,
+    /// The file or entry it changes, named as when it was made (see [`PendingOp::path`]).
+    path: PathBuf,
+    /// The op described with the file names of the moment it was made, for reports.
+    label: String,
 }
 
 /// Everything the simulated disk knows.
@@ -78,10 +86,13 @@ impl State {
 
     /// Applies a mutation to the live image and remembers it as pending.
     fn mutate(&mut self, op: Op) -> io::Result<()> {
+        let (path, label) = (self.live.path_of(&op), self.live.describe(&op));
         self.live.apply(&op)?;
         self.pending.push(Pending {
             epoch: self.epoch_open,
             op,
+            path,
+            label,
         });
         Ok(())
     }

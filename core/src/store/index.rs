@@ -229,6 +229,9 @@ pub(crate) struct Index<F> {
     counts: Counts,
     uid_next: u32,
     highest_modseq: u64,
+    /// One bit per slot: the spool record's checksum was verified in this process (written
+    /// here, checked by recovery, or checked on a first read), so reads need not check it.
+    verified: std::cell::RefCell<Vec<u64>>,
 }
 
 impl<F: DiskFile> Index<F> {
@@ -251,6 +254,7 @@ impl<F: DiskFile> Index<F> {
             counts: Counts::default(),
             uid_next: header.uid_next,
             highest_modseq: header.highest_modseq,
+            verified: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -286,6 +290,7 @@ impl<F: DiskFile> Index<F> {
             counts: Counts::default(),
             uid_next: header.uid_next,
             highest_modseq: header.highest_modseq,
+            verified: std::cell::RefCell::new(Vec::new()),
         };
         for chunk in bytes.chunks_exact(RECORD_BYTES) {
             let Some(entry) = Entry::decode(chunk) else {
@@ -397,7 +402,26 @@ impl<F: DiskFile> Index<F> {
         let offset = Self::slot_offset(self.entries.len());
         write_at(&self.file, &self.path, &entry.encode(), offset)?;
         self.push_loaded(entry);
+        // Its spool record was just written (or checked, on catch-up) by this process.
+        self.mark_verified(self.entries.len() - 1);
         Ok(())
+    }
+
+    /// True when the spool record of `slot` was verified in this process.
+    pub(crate) fn is_verified(&self, slot: usize) -> bool {
+        self.verified
+            .borrow()
+            .get(slot / 64)
+            .is_some_and(|word| word & (1 << (slot % 64)) != 0)
+    }
+
+    /// Remembers that the spool record of `slot` checked out.
+    pub(crate) fn mark_verified(&self, slot: usize) {
+        let mut verified = self.verified.borrow_mut();
+        if verified.len() <= slot / 64 {
+            verified.resize(slot / 64 + 1, 0);
+        }
+        verified[slot / 64] |= 1 << (slot % 64);
     }
 
     /// Rewrites the entry in `slot` (one write). On error nothing changes in memory.
@@ -428,6 +452,13 @@ impl<F: DiskFile> Index<F> {
         set_len(&self.file, &self.path, Self::slot_offset(slot))?;
         for entry in self.entries.drain(slot..) {
             self.counts.remove(&entry);
+        }
+        let mut verified = self.verified.borrow_mut();
+        verified.truncate(slot.div_ceil(64));
+        if !slot.is_multiple_of(64)
+            && let Some(last) = verified.last_mut()
+        {
+            *last &= (1u64 << (slot % 64)) - 1;
         }
         Ok(())
     }
@@ -466,6 +497,9 @@ impl<F: DiskFile> Index<F> {
         let len = file_len(&file, path)?;
         let records = (len.saturating_sub(HEADER_BYTES as u64) / RECORD_BYTES as u64)
             .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
+        if records == 0 {
+            return Ok(Vec::new());
+        }
         let mut bytes = vec![0u8; usize::try_from(records).expect("bounded") * RECORD_BYTES];
         read_at(&file, path, &mut bytes, HEADER_BYTES as u64)?;
         Ok(bytes

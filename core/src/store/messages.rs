@@ -286,7 +286,8 @@ impl<D: Disk> UserStore<D> {
         target: MailboxId,
         translate: &BTreeMap<u32, u32>,
     ) -> Result<Uid, CopyError> {
-        let (header, bytes) = self.spool.view_record(&self.disk, entry.spool)?;
+        // Copies are made from verified bytes only, so damage is never duplicated.
+        let (header, bytes) = self.spool.view_record(&self.disk, entry.spool, true)?;
         let Head::Message(head) = header.head else {
             return Err(CopyError::Storage(self.misdirected(*entry)));
         };

@@ -263,6 +263,34 @@ impl<D: Disk> UserStore<D> {
         Ok(live.map(MessageMeta::of).collect())
     }
 
+    /// Live messages in UID order, without copying them all: for callers that only scan.
+    ///
+    /// # Errors
+    /// [`ReadError::NoSuchMailbox`].
+    pub fn live_messages(
+        &self,
+        id: MailboxId,
+    ) -> Result<impl Iterator<Item = MessageMeta> + '_, ReadError> {
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let live = index.entries().iter().filter(|e| !e.expunged);
+        Ok(live.map(MessageMeta::of))
+    }
+
+    /// UIDs expunged with a modseq above `since`, ascending: what QRESYNC reports as
+    /// `VANISHED (EARLIER)` (RFC 7162 §3.2.5.2). Expunged records stay in the index until
+    /// compaction, so this history is complete until then.
+    ///
+    /// # Errors
+    /// [`ReadError::NoSuchMailbox`].
+    pub fn expunged_since(&self, id: MailboxId, since: ModSeq) -> Result<Vec<Uid>, ReadError> {
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let expunged = index
+            .entries()
+            .iter()
+            .filter(|e| e.expunged && e.modseq > since.0);
+        Ok(expunged.map(|e| e.uid).collect())
+    }
+
     /// One live message's metadata; `None` if there is none with that UID.
     ///
     /// # Errors
@@ -319,12 +347,16 @@ impl<D: Disk> UserStore<D> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
         let entry = index.entries()[slot];
-        let (header, bytes) = self.spool.view_record(&self.disk, entry.spool)?;
+        let verify = !index.is_verified(slot);
+        let (header, bytes) = self.spool.view_record(&self.disk, entry.spool, verify)?;
         let record::Head::Message(head) = header.head else {
             return Err(self.misdirected(entry).into());
         };
         if head.mailbox != id || head.uid != uid || head.message_len != entry.size {
             return Err(self.misdirected(entry).into());
+        }
+        if verify {
+            index.mark_verified(slot);
         }
         Ok((
             header,

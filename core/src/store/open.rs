@@ -68,18 +68,19 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
         &mut report,
     )?;
     spool.activate(d)?;
-    // Pair assertion: every entry recovery checked against the spool now lies inside it.
+    // Every entry at or past the scan start matched a record whose checksum the scan checked:
+    // reads need not check it again. Pair assertion: each lies inside the spool.
     let end = spool.end_pos();
     for index in indexes.values() {
-        for entry in index
+        let first = index
             .entries()
-            .iter()
-            .filter(|e| e.spool.pos() >= scan_start)
-        {
+            .partition_point(|e| e.spool.pos() < scan_start);
+        for (slot, entry) in index.entries().iter().enumerate().skip(first) {
             assert!(
                 entry.spool.end() <= end,
                 "no index entry past the spool end"
             );
+            index.mark_verified(slot);
         }
     }
     // What recovery validated may sit in the page cache only (left by a crashed process):

@@ -6,7 +6,7 @@
 //! (`skua reconstruct`). Reads every spool record; run it on a store that is not open.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::catalog::Catalog;
@@ -52,8 +52,10 @@ pub struct ReconstructReport {
 }
 
 /// Rebuilds every index of the store in `dir` (relative to the disk root). The new indexes
-/// are written beside the old ones and renamed over them; they are durable after the caller's
-/// next flush round.
+/// are written beside the old ones, made durable by a flush round that reconstruct runs
+/// itself, then renamed over them; the renames are durable after the caller's next flush
+/// round. The store must not be open, and no group-commit driver may be flushing the same
+/// disk meanwhile (`skua reconstruct` uses a disk of its own).
 ///
 /// # Errors
 /// The disk failed, or the log is damaged beyond repair or from a newer skua.
@@ -116,9 +118,10 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
         report.keywords_voided +=
             super::open::void_bits(&mut opened.log, &mut catalog, id, stray, d)?;
     }
+    let mut rebuilt = Vec::new();
     for (&id, entry) in &catalog.mailboxes {
         let keywords = entry.valid_keywords();
-        rebuild(
+        rebuilt.push(rebuild(
             d,
             dir,
             id,
@@ -126,15 +129,35 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
             keywords,
             &scanned,
             &mut report,
-        )?;
+        )?);
         report.mailboxes += 1;
     }
     opened.log.touch()?;
     spool.touch_from(d, 0)?;
+    // The new indexes replace the old ones only once their contents are durable: a rename that
+    // became durable before its file's contents would lose the flags the old index held.
+    flush_round(d)?;
+    for (temporary, path) in rebuilt {
+        d.rename(&temporary, &path)
+            .map_err(|e| StorageError::io(&path, e))?;
+    }
     Ok(report)
 }
 
-/// Rebuilds one index into a temporary file and renames it over the old one.
+/// One flush round of the disk (reconstruct is an offline tool with the disk to itself).
+fn flush_round<D: Disk>(disk: &D) -> Result<(), StorageError> {
+    use crate::disk::Flush;
+    if let Some(flush) = disk.flush_begin() {
+        let epoch = flush.epoch();
+        flush
+            .run()
+            .map_err(|e| StorageError::io("(flush round)", e))?;
+        disk.flush_end(epoch);
+    }
+    Ok(())
+}
+
+/// Rebuilds one index into a temporary file; returns it and the path it is to replace.
 fn rebuild<D: Disk>(
     disk: &D,
     dir: &Path,
@@ -143,7 +166,7 @@ fn rebuild<D: Disk>(
     keywords: u64,
     scanned: &ScanResult,
     report: &mut ReconstructReport,
-) -> Result<(), StorageError> {
+) -> Result<(PathBuf, PathBuf), StorageError> {
     let path = index::index_path(dir, id);
     let header = Index::<D::File>::read_header(disk, &path)?;
     let ours = header.is_none_or(|h| h.mailbox == id && h.uid_validity == uid_validity);
@@ -226,7 +249,7 @@ fn rebuild<D: Disk>(
     write_rebuilt(disk, &path, id, uid_validity, uid_next, highest, &entries)
 }
 
-/// Writes the new index to `<path>.tmp`, then renames it over `path`.
+/// Writes the new index to `<path>.tmp`; returns that path and `path`.
 fn write_rebuilt<D: Disk>(
     disk: &D,
     path: &Path,
@@ -235,7 +258,7 @@ fn write_rebuilt<D: Disk>(
     uid_next: u32,
     highest_modseq: u64,
     entries: &[Entry],
-) -> Result<(), StorageError> {
+) -> Result<(PathBuf, PathBuf), StorageError> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = std::path::PathBuf::from(temporary);
@@ -266,6 +289,5 @@ fn write_rebuilt<D: Disk>(
         .map_err(|e| StorageError::io(&temporary, e))?;
     file.write_all_at(&bytes, 0)
         .map_err(|e| StorageError::io(&temporary, e))?;
-    disk.rename(&temporary, path)
-        .map_err(|e| StorageError::io(path, e))
+    Ok((temporary, path.to_path_buf()))
 }

@@ -15,7 +15,7 @@ use super::codec::{
 };
 use crate::disk::{Bytes, Disk, DiskFile, OpenMode};
 use crate::error::StorageError;
-use crate::limits::{SEGMENT_BYTES_TARGET, SEGMENTS_MAX};
+use crate::limits::{SEGMENT_BYTES_TARGET, SEGMENT_FILES_OPEN_MAX, SEGMENTS_MAX};
 
 /// Directory of the segments inside the user directory.
 pub(crate) const SPOOL_DIR: &str = "spool";
@@ -129,6 +129,8 @@ pub(crate) struct Spool<D: Disk> {
     /// Every segment number present.
     segments: Vec<u32>,
     files: RefCell<BTreeMap<u32, D::File>>,
+    /// Segment nonces, read from segment headers on first need (to verify records on read).
+    nonces: RefCell<BTreeMap<u32, u64>>,
     active: Option<Active<D::File>>,
 }
 
@@ -144,6 +146,7 @@ impl<D: Disk> Spool<D> {
             dir,
             segments,
             files: RefCell::new(BTreeMap::new()),
+            nonces: RefCell::new(BTreeMap::new()),
             active: None,
         })
     }
@@ -167,7 +170,14 @@ impl<D: Disk> Spool<D> {
         let file = disk
             .open(&path, OpenMode::Existing)
             .map_err(|e| StorageError::io(&path, e))?;
-        self.files.borrow_mut().insert(number, file.clone());
+        let mut files = self.files.borrow_mut();
+        if files.len() >= SEGMENT_FILES_OPEN_MAX {
+            // Close the others (views keep their maps alive); the active segment stays open, as
+            // its handle tracks the length appends reach.
+            let active = self.active.as_ref().map(|a| a.number);
+            files.retain(|&n, _| Some(n) == active);
+        }
+        files.insert(number, file.clone());
         Ok(file)
     }
 
@@ -202,6 +212,7 @@ impl<D: Disk> Spool<D> {
             }
         };
         let end = file_len(&file, &path)?;
+        self.nonces.borrow_mut().insert(number, nonce);
         self.active = Some(Active {
             number,
             file,
@@ -250,6 +261,7 @@ impl<D: Disk> Spool<D> {
         write_at(&file, &path, &encode_segment_header(number, nonce), 0)?;
         self.segments.push(number);
         self.files.borrow_mut().insert(number, file.clone());
+        self.nonces.borrow_mut().insert(number, nonce);
         self.active = Some(Active {
             number,
             file,
@@ -287,13 +299,32 @@ impl<D: Disk> Spool<D> {
         active.end += u64::from(spool_ref.len);
     }
 
+    /// The nonce of a segment, from its header (cached).
+    fn nonce(&self, disk: &D, number: u32) -> Result<u64, StorageError> {
+        if let Some(&nonce) = self.nonces.borrow().get(&number) {
+            return Ok(nonce);
+        }
+        let path = self.path(number);
+        let header = read_segment_header(&self.file(disk, number)?, &path)?
+            .filter(|h| h.number == number)
+            .ok_or(StorageError::Corrupt {
+                what: "spool segment header",
+                path,
+                offset: 0,
+            })?;
+        self.nonces.borrow_mut().insert(number, header.nonce);
+        Ok(header.nonce)
+    }
+
     /// A view of a whole record, checked against its reference: the header must decode and
-    /// carry the checksum the reference kept (a cheap check for misdirected writes; the full
-    /// checksum is verified by recovery and reconstruct).
+    /// carry the checksum the reference kept (a cheap check for misdirected writes). With
+    /// `verify`, the record's own checksum is checked too (every payload byte), so damaged
+    /// bytes are never served; callers verify a record once and remember it.
     pub(crate) fn view_record(
         &self,
         disk: &D,
         spool_ref: SpoolRef,
+        verify: bool,
     ) -> Result<(super::record::RecordHeader, Bytes), StorageError> {
         let path = self.path(spool_ref.segment);
         let corrupt = || StorageError::Corrupt {
@@ -313,6 +344,11 @@ impl<D: Disk> Spool<D> {
             .map_err(|e| StorageError::io(&path, e))?;
         let header = super::record::decode_header(&bytes).ok_or_else(corrupt)?;
         if header.crc != spool_ref.crc || header.record_len() != u64::from(spool_ref.len) {
+            return Err(corrupt());
+        }
+        if verify
+            && super::record::check_whole(self.nonce(disk, spool_ref.segment)?, &bytes).is_none()
+        {
             return Err(corrupt());
         }
         Ok((header, bytes))

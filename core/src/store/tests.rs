@@ -263,3 +263,108 @@ fn log_compaction_replaces_a_grown_log_and_survives_crashes() {
     assert!(store.mailbox_id("After").is_some());
     assert!(!disk.exists(Path::new("u/mailboxes.log.tmp")));
 }
+
+/// Pins the byte layout of every record kind (`core/FORMAT.md`): a layout change must come
+/// with a FORMAT.md change and a new golden here.
+mod golden {
+    use super::super::codec::SpoolPos;
+    use super::super::index::{Entry, IndexHeader};
+    use super::super::log::LogRecord;
+    use super::super::record::{MessageHead, encode_message, encode_tombstone};
+    use super::super::spool::SpoolRef;
+    use crate::types::{Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid, UidValidity};
+    use std::num::NonZeroU32;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn log_record_layout() {
+        let record = LogRecord::Create {
+            id: MailboxId(3),
+            uid_validity: UidValidity(NonZeroU32::new(0x0102_0304).unwrap()),
+            name: "Box".into(),
+        };
+        assert_eq!(
+            hex(&record.encode(7)),
+            "1b00000009f5566e01000000030000000403020103000000426f780000000000"
+        );
+    }
+
+    #[test]
+    fn spool_record_layout() {
+        let head = MessageHead {
+            mailbox: MailboxId(2),
+            uid: Uid::new(5).unwrap(),
+            date: InternalDate {
+                unix_seconds: 0x1122_3344,
+                zone_minutes: -60,
+            },
+            flags: Flags {
+                system: SystemFlags(SystemFlags::SEEN),
+                keywords: Keywords(0b101),
+            },
+            message_len: 3,
+            cache_len: 1,
+        };
+        assert_eq!(
+            hex(&encode_message(9, &head, b"abc", b"z")),
+            "0100000073d96b80040000000200000005000000c4ff010044332211000000000300000001000000\
+             05000000000000006162637a00000000"
+        );
+        assert_eq!(
+            hex(&encode_tombstone(
+                9,
+                MailboxId(2),
+                6,
+                &[Uid::new(5).unwrap()]
+            )),
+            "02000000f34d04930400000002000000010000000000000006000000000000000000000000000000\
+             00000000000000000500000000000000"
+        );
+    }
+
+    #[test]
+    fn index_layout() {
+        let header = IndexHeader {
+            mailbox: MailboxId(2),
+            uid_validity: UidValidity(NonZeroU32::new(77).unwrap()),
+            uid_next: 6,
+            highest_modseq: 9,
+            checkpoint: SpoolPos::new(1, 64),
+            messages: 1,
+            sealed: true,
+        };
+        let expected_header = "89534b490d0a1a0a010000008000000040000000020000004d000000060000000900000000000000\
+             40000000010000000100000001000000000000000000000000000000000000000000000000000000\
+             00000000000000000000000000000000000000000000000000000000000000000000000000000000\
+             00000000a0d08432";
+        assert_eq!(hex(&header.encode()), expected_header);
+        let entry = Entry {
+            uid: Uid::new(5).unwrap(),
+            flags: Flags {
+                system: SystemFlags(SystemFlags::SEEN),
+                keywords: Keywords(0b101),
+            },
+            expunged: false,
+            modseq: 8,
+            date: InternalDate {
+                unix_seconds: 0x1122_3344,
+                zone_minutes: -60,
+            },
+            size: 3,
+            spool: SpoolRef {
+                segment: 1,
+                offset: 64,
+                len: 56,
+                crc: 0xaabb_ccdd,
+            },
+        };
+        assert_eq!(
+            hex(&entry.encode()),
+            "0500000001000000080000000000000005000000000000004433221100000000c4ff000003000000\
+             010000004000000038000000ddccbbaa0000000015d506aa"
+        );
+    }
+}

@@ -23,8 +23,13 @@ const HEALTH_KEYWORD: &str = "health-check";
 pub fn crash_and_check(runner: &Runner, seed: u64, mode: CrashMode) -> Violations {
     let mut out = Violations::default();
     let (disk, report) = runner.disk.crash_with_report(seed, mode);
+    // The same crash again, for `skua reconstruct` instead of the recovery on open.
+    let for_reconstruct = runner.disk.crash(seed, mode);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         recover_and_check(runner, &disk, seed, &mut out);
+        if out.is_empty() {
+            reconstruct_and_check(runner, &for_reconstruct, seed, &mut out);
+        }
     }));
     if let Err(panic) = outcome {
         let message = panic
@@ -102,6 +107,42 @@ fn recover_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Viola
     check_healthy(&mut store, disk, seed, &recovered, runner, out);
 }
 
+/// Runs `skua reconstruct` on the crashed disk instead of the recovery on open: the rebuilt
+/// indexes must pass the same checks, and so must the store after a crash in the middle of
+/// the rebuild (its new indexes are renamed over the old ones, unflushed).
+fn reconstruct_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Violations) {
+    if let Err(error) = Store::reconstruct(disk) {
+        return out
+            .0
+            .push(format!("reconstruct after the crash failed: {error}"));
+    }
+    let expected = Expected {
+        written: &runner.written,
+        acked: &runner.acked,
+        in_flight: &runner.in_flight,
+    };
+    let (torn, report) = disk.crash_with_report(seed.rotate_left(41), CrashMode::TornSubset);
+    if reopen_checked(&torn, "after a crash in reconstruct", &expected, out).is_none() {
+        if std::env::var_os("SKUA_CRASH_VERBOSE").is_some() {
+            out.0.push("  the crash in reconstruct:".to_owned());
+            out.0
+                .extend(report.ops.iter().map(|op| format!("    {op}")));
+        }
+        return;
+    }
+    if let Some(job) = disk.flush_begin() {
+        let epoch = job.epoch();
+        if let Err(error) = job.run() {
+            return out
+                .0
+                .push(format!("flush after reconstruct failed: {error}"));
+        }
+        disk.flush_end(epoch);
+    }
+    let clean = disk.crash(0, CrashMode::DropPending);
+    let _opened = reopen_checked(&clean, "after reconstruct and a restart", &expected, out);
+}
+
 /// Appends to every mailbox (with a keyword new to it) on the recovered store; crashes before
 /// the flush (the new writes and recovery's repairs may land in any part); then flushes, loses
 /// nothing, and opens again: the new messages and everything recovered must be there. No old
@@ -176,7 +217,7 @@ fn check_healthy(
         if after
             .get(&name)
             .and_then(|m| m.message(uid))
-            .is_none_or(|m| m.body != body)
+            .is_none_or(|m| *m.body != body[..])
         {
             out.0.push(format!("{label}: {name} UID {uid} is missing"));
         }

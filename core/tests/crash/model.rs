@@ -9,14 +9,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::rc::Rc;
+
+use skua_core::types::SystemFlags;
 
 /// One message as the store showed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageState {
     /// The message bytes.
-    pub body: Vec<u8>,
+    pub body: Rc<[u8]>,
     /// The cache blob given at append.
-    pub cache: Vec<u8>,
+    pub cache: Rc<[u8]>,
     /// System flag bits.
     pub system: u16,
     /// Keyword names (not bits: bits only mean something with the keyword table).
@@ -43,6 +46,10 @@ pub struct MailboxState {
     pub highest_modseq: u64,
     /// The message count `mailbox_info` gave.
     pub count: u32,
+    /// The `\Seen`-less and `\Deleted` counts `mailbox_info` gave.
+    pub unseen_deleted: (u32, u32),
+    /// Whether the name is subscribed.
+    pub subscribed: bool,
     /// Live messages by UID, in the order `messages()` gave them.
     pub messages: Vec<(u32, MessageState)>,
 }
@@ -82,6 +89,7 @@ impl Violations {
 /// each is below UIDNEXT, each MODSEQ is at most HIGHESTMODSEQ, the count matches, and every
 /// body is one the workload wrote.
 pub fn check_invariants(store: &Snapshot, written: &BTreeSet<Vec<u8>>, out: &mut Violations) {
+    check_uid_validities(store, out);
     for (name, mailbox) in store {
         let uids: Vec<u32> = mailbox.messages.iter().map(|(uid, _)| *uid).collect();
         if uids.windows(2).any(|pair| pair[0] >= pair[1]) {
@@ -102,6 +110,23 @@ pub fn check_invariants(store: &Snapshot, written: &BTreeSet<Vec<u8>>, out: &mut
                 uids.len()
             ));
         }
+        let count = |bit: u16, set: bool| {
+            let matching = mailbox
+                .messages
+                .iter()
+                .filter(|(_, m)| (m.system & bit != 0) == set);
+            u32::try_from(matching.count()).expect("bounded")
+        };
+        let counted = (
+            count(SystemFlags::SEEN, false),
+            count(SystemFlags::DELETED, true),
+        );
+        if mailbox.unseen_deleted != counted {
+            let said = mailbox.unseen_deleted;
+            out.add(format!(
+                "{name}: info says (unseen, deleted) {said:?}, messages have {counted:?}"
+            ));
+        }
         for (uid, message) in &mailbox.messages {
             if message.modseq > mailbox.highest_modseq {
                 let highest = mailbox.highest_modseq;
@@ -110,11 +135,25 @@ pub fn check_invariants(store: &Snapshot, written: &BTreeSet<Vec<u8>>, out: &mut
                     message.modseq
                 ));
             }
-            if !written.contains(&message.body) {
+            if !written.contains(&message.body[..]) {
                 out.add(format!(
                     "{name}: UID {uid} has a body the workload never wrote"
                 ));
             }
+        }
+    }
+}
+
+/// Checks that no two mailboxes share a UIDVALIDITY: the store never gives one twice, and the
+/// crash checks tell incarnations of a name apart by it.
+fn check_uid_validities(store: &Snapshot, out: &mut Violations) {
+    let mut seen = BTreeMap::new();
+    for (name, mailbox) in store {
+        if let Some(other) = seen.insert(mailbox.uid_validity, name) {
+            out.add(format!(
+                "{name} and {other} share UIDVALIDITY {}",
+                mailbox.uid_validity
+            ));
         }
     }
 }
@@ -138,7 +177,15 @@ pub fn check_recovered(
                 ));
             }
             None => {}
-            Some(mailbox) => check_mailbox(name, mailbox, acked.get(name), &present, out),
+            Some(mailbox) => {
+                let fresh_inbox_allowed = name == INBOX && inbox_moved_or_new(recovered, acked);
+                let known = Known {
+                    acked: acked.get(name),
+                    present: &present,
+                    fresh_inbox_allowed,
+                };
+                check_mailbox(name, mailbox, &known, out);
+            }
         }
     }
 }
@@ -166,13 +213,29 @@ fn check_names(recovered: &Snapshot, candidates: &[&Snapshot], out: &mut Violati
     }
 }
 
-fn check_mailbox(
-    name: &str,
-    mailbox: &MailboxState,
-    acked: Option<&MailboxState>,
-    present: &[&MailboxState],
-    out: &mut Violations,
-) {
+/// What the candidate states say about one mailbox name.
+struct Known<'a> {
+    /// The acknowledged state of the name.
+    acked: Option<&'a MailboxState>,
+    /// Every candidate state of the name (acknowledged or in flight) that has it.
+    present: &'a [&'a MailboxState],
+    /// True when a new, empty INBOX is fine (recovery creates INBOX when the log has none).
+    fresh_inbox_allowed: bool,
+}
+
+/// Whether recovery may have made a new INBOX: none was acknowledged, or the acknowledged one
+/// now lives under another name (a RENAME of INBOX moves its messages to the new name).
+fn inbox_moved_or_new(recovered: &Snapshot, acked: &Snapshot) -> bool {
+    let Some(inbox) = acked.get(INBOX) else {
+        return true;
+    };
+    recovered
+        .iter()
+        .any(|(name, m)| name != INBOX && m.uid_validity == inbox.uid_validity)
+}
+
+fn check_mailbox(name: &str, mailbox: &MailboxState, known: &Known<'_>, out: &mut Violations) {
+    let (acked, present) = (known.acked, known.present);
     // Only candidates of the same incarnation (UIDVALIDITY) say anything about its messages.
     let same: Vec<&MailboxState> = present
         .iter()
@@ -180,7 +243,7 @@ fn check_mailbox(
         .filter(|c| c.uid_validity == mailbox.uid_validity)
         .collect();
     if same.is_empty() {
-        let fresh = name == INBOX && acked.is_none() && mailbox.messages.is_empty();
+        let fresh = known.fresh_inbox_allowed && mailbox.messages.is_empty();
         if !fresh {
             let known: Vec<u32> = present.iter().map(|c| c.uid_validity).collect();
             out.add(format!(
@@ -189,6 +252,14 @@ fn check_mailbox(
             ));
         }
         return;
+    }
+    if !present.iter().any(|c| c.subscribed == mailbox.subscribed) {
+        let state = if mailbox.subscribed {
+            "subscribed"
+        } else {
+            "not subscribed"
+        };
+        out.add(format!("{name}: {state}, unlike every candidate state"));
     }
     let acked = acked.filter(|a| a.uid_validity == mailbox.uid_validity);
     if let Some(acked) = acked {
@@ -291,8 +362,8 @@ mod tests {
 
     fn message(body: &str, system: u16) -> MessageState {
         MessageState {
-            body: body.as_bytes().to_vec(),
-            cache: Vec::new(),
+            body: body.as_bytes().into(),
+            cache: Rc::from(&b""[..]),
             system,
             keywords: BTreeSet::new(),
             modseq: 1,
@@ -303,6 +374,11 @@ mod tests {
         let uid_next = messages.last().map_or(1, |(uid, _)| uid + 1);
         let count = u32::try_from(messages.len()).unwrap();
         MailboxState {
+            unseen_deleted: (
+                u32::try_from(messages.iter().filter(|(_, m)| m.system & 1 == 0).count()).unwrap(),
+                u32::try_from(messages.iter().filter(|(_, m)| m.system & 8 != 0).count()).unwrap(),
+            ),
+            subscribed: false,
             uid_validity,
             uid_next,
             highest_modseq: 5,
@@ -441,6 +517,29 @@ mod tests {
             out.0
         );
         assert!(out.0.iter().any(|v| v.contains("UIDNEXT")), "{:?}", out.0);
+    }
+
+    #[test]
+    fn invariants_catch_stale_counters_and_shared_uid_validities() {
+        let written: BTreeSet<Vec<u8>> = [b"a".to_vec()].into();
+        let mut stale = mailbox(7, &[(1, message("a", 0))]);
+        stale.unseen_deleted = (0, 0);
+        let mut out = Violations::default();
+        check_invariants(
+            &store(&[(INBOX, stale), ("Other", mailbox(7, &[]))]),
+            &written,
+            &mut out,
+        );
+        assert!(
+            out.0.iter().any(|v| v.contains("(unseen, deleted)")),
+            "{:?}",
+            out.0
+        );
+        assert!(
+            out.0.iter().any(|v| v.contains("share UIDVALIDITY")),
+            "{:?}",
+            out.0
+        );
     }
 
     #[test]

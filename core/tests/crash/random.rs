@@ -99,16 +99,55 @@ impl RandomWorkload {
                 }
             }
             85..=91 if names.len() < 6 => {
-                self.mailboxes_made += 1;
-                Action::Create(format!("Folder{}", self.mailboxes_made))
+                let made = self.fresh_number(live);
+                // Some children, one level deep, so renames move subtrees.
+                let parents: Vec<&String> = others
+                    .iter()
+                    .copied()
+                    .filter(|n| !n.contains('/'))
+                    .collect();
+                if !parents.is_empty() && self.rng.chance(1, 3) {
+                    Action::Create(format!("{}/Sub{made}", self.pick_name(&parents)))
+                } else {
+                    Action::Create(format!("Folder{made}"))
+                }
             }
-            92..=96 if !others.is_empty() => {
-                self.mailboxes_made += 1;
-                let old = self.pick_name(&others);
-                Action::Rename(old, format!("Renamed{}", self.mailboxes_made))
+            92..=96 => {
+                let made = self.fresh_number(live);
+                // INBOX now and then: its messages move, a new INBOX takes its place.
+                let old = if others.is_empty() || self.rng.chance(1, 5) {
+                    INBOX.to_owned()
+                } else {
+                    self.pick_name(&others)
+                };
+                Action::Rename(old, format!("Renamed{made}"))
             }
-            97..=99 if !others.is_empty() => Action::Delete(self.pick_name(&others)),
+            97 if !others.is_empty() => Action::Delete(self.pick_name(&others)),
+            98..=99 => {
+                let name = self.pick_name(&names);
+                Action::Subscribe(name, self.rng.chance(2, 3))
+            }
             _ => self.append(&names),
+        }
+    }
+
+    /// A number for a new name (`Folder<n>`, `Sub<n>`, `Renamed<n>`) that no live name uses,
+    /// even one made by an earlier workload on the same store.
+    fn fresh_number(&mut self, live: &Snapshot) -> u32 {
+        loop {
+            self.mailboxes_made += 1;
+            let n = self.mailboxes_made;
+            let made = [
+                format!("Folder{n}"),
+                format!("Sub{n}"),
+                format!("Renamed{n}"),
+            ];
+            let taken = live
+                .keys()
+                .any(|name| name.split('/').any(|part| made.iter().any(|m| m == part)));
+            if !taken {
+                return n;
+            }
         }
     }
 

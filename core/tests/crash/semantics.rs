@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use skua_core::types::FlagsOp;
 
-use crate::model::{MailboxState, MessageState, Snapshot, Violations};
+use crate::model::{INBOX, MailboxState, MessageState, Snapshot, Violations};
 use crate::workload::{Action, pick_uids};
 
 /// Compares the live store before and after one action (never a flush).
@@ -82,12 +82,10 @@ pub fn check_action(
                 problems.push(format!("{name} not created empty"));
             }
         }
-        Action::Rename(old, new) => {
-            let moved = after
-                .get(new)
-                .is_some_and(|m| same_messages(&m.messages, &before[old].messages));
-            if after.contains_key(old) || !moved {
-                problems.push(format!("rename {old} -> {new} did not move the mailbox"));
+        Action::Rename(old, new) => check_rename(old, new, before, after, &mut problems),
+        Action::Subscribe(name, on) => {
+            if after.get(name).is_some_and(|m| m.subscribed != *on) {
+                problems.push(format!("{name}: subscribed is not {on}"));
             }
         }
         Action::Delete(name) => {
@@ -102,6 +100,53 @@ pub fn check_action(
     for problem in problems {
         out.0
             .push(format!("live store, after {action:?}: {problem}"));
+    }
+}
+
+/// RENAME moves a mailbox and its children (RFC 9051 §6.3.6); renaming INBOX moves its
+/// messages to the new name and leaves INBOX empty, its children in place.
+fn check_rename(
+    old: &str,
+    new: &str,
+    before: &Snapshot,
+    after: &Snapshot,
+    problems: &mut Vec<String>,
+) {
+    let moved = |name: &str| -> Option<String> {
+        if name == old {
+            Some(new.to_owned())
+        } else if old != INBOX
+            && name
+                .strip_prefix(old)
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
+            Some(format!("{new}{}", &name[old.len()..]))
+        } else {
+            None
+        }
+    };
+    for (name, mailbox) in before {
+        let target = moved(name).unwrap_or_else(|| name.clone());
+        let arrived = after.get(&target).is_some_and(|m| {
+            m.uid_validity == mailbox.uid_validity && same_messages(&m.messages, &mailbox.messages)
+        });
+        if !arrived {
+            problems.push(format!("{name} did not end up as {target}"));
+        }
+        if target != *name
+            && after
+                .get(name)
+                .is_some_and(|m| name != INBOX || !m.messages.is_empty())
+        {
+            problems.push(format!("{name} still there after its rename"));
+        }
+    }
+    let expected = before.len() + usize::from(old == INBOX);
+    if after.len() != expected {
+        problems.push(format!(
+            "{} mailboxes after the rename, expected {expected}",
+            after.len()
+        ));
     }
 }
 
@@ -129,7 +174,7 @@ fn check_append(
         ));
     }
     let names: BTreeSet<String> = keywords.iter().map(|k| (*k).to_owned()).collect();
-    if message.body != body || message.system != system || message.keywords != names {
+    if *message.body != *body || message.system != system || message.keywords != names {
         problems.push(format!(
             "UID {uid} is not what was appended: {:?}",
             message.flags()

@@ -1,7 +1,8 @@
 //! The only place the crash tests touch the `UserStore` API: mailboxes by name, flags as bits
 //! plus keyword names, and a snapshot of everything.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -14,9 +15,16 @@ use crate::model::{MailboxState, MessageState, Snapshot};
 /// The user's directory on the simulated disk.
 const USER_DIR: &str = "users/crash-test";
 
+/// A message's bytes and its cache blob, shared by every snapshot that shows them.
+type BodyAndCache = (Rc<[u8]>, Rc<[u8]>);
+
 /// A user's store on the simulated disk.
 pub struct Store {
     inner: UserStore<SimDisk>,
+    /// Bodies and cache blobs already read, by mailbox id and UID: they never change (ids
+    /// and UIDs are never reused), so snapshots after each action share them instead of
+    /// reading and copying every message again. A new `Store` (a reopen) starts empty.
+    read: RefCell<HashMap<(MailboxId, u32), BodyAndCache>>,
 }
 
 fn uids(values: &[u32]) -> Vec<Uid> {
@@ -30,8 +38,25 @@ impl Store {
     /// Opens (creating or recovering) the store on `disk`.
     pub fn open(disk: &SimDisk) -> Result<Store, String> {
         UserStore::open(Rc::new(disk.clone()), Path::new(USER_DIR))
-            .map(|inner| Store { inner })
+            .map(|inner| Store {
+                inner,
+                read: RefCell::default(),
+            })
             .map_err(|e| format!("{e} ({e:?})"))
+    }
+
+    /// Rebuilds every index from the spool and the log (`skua reconstruct`); the store must
+    /// not be open.
+    pub fn reconstruct(disk: &SimDisk) -> Result<(), String> {
+        skua_core::store::reconstruct(Rc::new(disk.clone()), Path::new(USER_DIR))
+            .map(drop)
+            .map_err(|e| format!("{e} ({e:?})"))
+    }
+
+    /// Spool records the recovery on open checked: those past the oldest index checkpoint.
+    #[allow(dead_code, reason = "used by crash.rs, not by every test binary")]
+    pub fn records_scanned_at_open(&self) -> u64 {
+        self.inner.recovery().spool_records_scanned
     }
 
     fn id(&self, name: &str) -> Result<MailboxId, String> {
@@ -138,6 +163,16 @@ impl Store {
             .map_err(|e| format!("rename: {e}"))
     }
 
+    /// Subscribes or unsubscribes a name.
+    pub fn subscribe(&mut self, name: &str, on: bool) -> Result<(), String> {
+        let result = if on {
+            self.inner.subscribe(name)
+        } else {
+            self.inner.unsubscribe(name)
+        };
+        result.map_err(|e| format!("subscribe {on}: {e}"))
+    }
+
     /// Deletes a mailbox.
     pub fn delete(&mut self, name: &str) -> Result<(), String> {
         self.inner
@@ -158,6 +193,24 @@ impl Store {
         Ok(snapshot)
     }
 
+    /// A message's body and cache blob, read once per store.
+    fn bytes(&self, id: MailboxId, uid: Uid) -> Result<BodyAndCache, String> {
+        if let Some(known) = self.read.borrow().get(&(id, uid.get())) {
+            return Ok(known.clone());
+        }
+        let body = self
+            .inner
+            .body(id, uid)
+            .map_err(|e| format!("body {}: {e}", uid.get()))?;
+        let cache = self
+            .inner
+            .cache(id, uid)
+            .map_err(|e| format!("cache {}: {e}", uid.get()))?;
+        let read: BodyAndCache = (Rc::from(&body[..]), Rc::from(&cache[..]));
+        self.read.borrow_mut().insert((id, uid.get()), read.clone());
+        Ok(read)
+    }
+
     fn mailbox_state(&self, id: MailboxId) -> Result<MailboxState, String> {
         let info = self
             .inner
@@ -173,14 +226,7 @@ impl Store {
             .map_err(|e| format!("messages: {e}"))?;
         let mut messages = Vec::with_capacity(metas.len());
         for meta in metas {
-            let body = self
-                .inner
-                .body(id, meta.uid)
-                .map_err(|e| format!("body {}: {e}", meta.uid.get()))?;
-            let cache = self
-                .inner
-                .cache(id, meta.uid)
-                .map_err(|e| format!("cache {}: {e}", meta.uid.get()))?;
+            let (body, cache) = self.bytes(id, meta.uid)?;
             let bits = meta.flags.keywords.0;
             let keywords: BTreeSet<String> = (0..64)
                 .filter(|bit| bits & (1 << bit) != 0)
@@ -192,8 +238,8 @@ impl Store {
                 })
                 .collect::<Result<_, _>>()?;
             let message = MessageState {
-                body: body.to_vec(),
-                cache: cache.to_vec(),
+                body,
+                cache,
                 system: meta.flags.system.0,
                 keywords,
                 modseq: meta.modseq.0,
@@ -205,16 +251,26 @@ impl Store {
             uid_next: info.uid_next.get(),
             highest_modseq: info.highest_modseq.0,
             count: info.messages,
+            unseen_deleted: (info.unseen, info.deleted),
+            subscribed: info.subscribed,
             messages,
         })
     }
 }
 
+/// One message of a damaged store: mailbox name, UIDVALIDITY, UID, and its bytes or the
+/// error reading them.
+pub type ReadBack = (String, u32, u32, Result<Vec<u8>, String>);
+
 impl Store {
-    /// Every listed message's bytes, or the error reading them: for damaged stores, where a
-    /// message may be listed and still fail its checks when read.
-    #[allow(dead_code, reason = "used by crash_corruption.rs, not by every test binary")]
-    pub fn read_everything(&self) -> Vec<(String, u32, Result<Vec<u8>, String>)> {
+    /// Every listed message's mailbox name, UIDVALIDITY and UID, with its bytes or the error
+    /// reading them: for damaged stores, where a message may be listed and still fail its
+    /// checks when read.
+    #[allow(
+        dead_code,
+        reason = "used by crash_corruption.rs, not by every test binary"
+    )]
+    pub fn read_everything(&self) -> Vec<ReadBack> {
         let mut all = Vec::new();
         for info in self.inner.mailboxes() {
             let Ok(metas) = self.inner.messages(info.id) else {
@@ -223,7 +279,12 @@ impl Store {
             for meta in metas {
                 let body = self.inner.body(info.id, meta.uid);
                 let body = body.map(|b| b.to_vec()).map_err(|e| e.to_string());
-                all.push((info.name.clone(), meta.uid.get(), body));
+                all.push((
+                    info.name.clone(),
+                    info.uid_validity.get(),
+                    meta.uid.get(),
+                    body,
+                ));
             }
         }
         all

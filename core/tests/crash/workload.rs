@@ -78,6 +78,8 @@ pub enum Action {
     Rename(String, String),
     /// Deletes a mailbox.
     Delete(String),
+    /// Subscribes (`true`) or unsubscribes a name.
+    Subscribe(String, bool),
     /// A flush round: everything before it is acknowledged if it succeeds.
     Flush,
     /// Closes the open epoch and starts a flush round; actions until [`Action::FlushEnd`] land
@@ -89,6 +91,25 @@ pub enum Action {
 }
 
 impl Action {
+    /// A short name of the kind of action, for counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Append { .. } => "append",
+            Action::Flags { .. } => "store",
+            Action::Expunge { .. } => "expunge",
+            Action::Copy { .. } => "copy",
+            Action::Create(name) if name.contains('/') => "create-child",
+            Action::Create(_) => "create",
+            Action::Rename(old, _) if old == INBOX => "rename-inbox",
+            Action::Rename(..) => "rename",
+            Action::Delete(_) => "delete",
+            Action::Subscribe(_, true) => "subscribe",
+            Action::Subscribe(_, false) => "unsubscribe",
+            Action::Flush => "flush",
+            Action::FlushBegin | Action::FlushEnd => "overlapped-flush",
+        }
+    }
+
     /// True for actions that change the set of mailboxes. The workload flushes alone each of
     /// these, so that the crash check may demand that the set of names after a crash is one
     /// the store had (a rename is atomic).
@@ -146,6 +167,30 @@ impl Runner {
             round: None,
             live_errors: Violations::default(),
             serial: 0,
+        })
+    }
+
+    /// Reopens the store on `disk`, which a crash of `before`'s disk left, and goes on from
+    /// there: what `before` acknowledged stays acknowledged, its actions in flight stay in
+    /// flight, and the recovered state joins them until the next flush round covers it.
+    ///
+    /// # Errors
+    /// If the store does not open.
+    pub fn resume(disk: SimDisk, before: &Runner) -> Result<Runner, Broken> {
+        let store = Store::open(&disk).map_err(|e| Broken(format!("reopen: {e}")))?;
+        let mut in_flight = before.in_flight.clone();
+        in_flight.push(store.snapshot().map_err(Broken)?);
+        Ok(Runner {
+            disk,
+            store,
+            acked: before.acked.clone(),
+            in_flight,
+            written: before.written.clone(),
+            flushes: 0,
+            frozen: false,
+            round: None,
+            live_errors: Violations::default(),
+            serial: before.serial,
         })
     }
 
@@ -235,6 +280,7 @@ impl Runner {
             Action::Create(name) => store.create(name),
             Action::Rename(old, new) => store.rename(old, new),
             Action::Delete(name) => store.delete(name),
+            Action::Subscribe(name, on) => store.subscribe(name, *on),
             Action::Flush | Action::FlushBegin | Action::FlushEnd => unreachable!("done by act"),
         };
         result
@@ -320,9 +366,10 @@ pub fn body_bytes(serial: u64, size: usize) -> Vec<u8> {
     body
 }
 
-/// The scripted workload: three mailboxes, deliveries (some sharing one flush, as group
-/// commit does), appends with flags and keywords, flag changes, expunges, a copy, a rename,
-/// and a tail of actions never flushed.
+/// The scripted workload: four mailboxes (one a child, renamed with its parent), deliveries
+/// (some sharing one flush, as group commit does), appends with flags and keywords, flag
+/// changes, expunges, a copy, renames (of a subtree, and of INBOX), and a tail of actions
+/// never flushed.
 pub fn script() -> Vec<Action> {
     let append =
         |mailbox: &str, size: usize, system: u16, keywords: &[&'static str]| Action::Append {
@@ -350,6 +397,10 @@ pub fn script() -> Vec<Action> {
         Action::Create("Work".into()),
         Action::Flush,
         Action::Create("Archive".into()),
+        Action::Flush,
+        Action::Create("Work/2026".into()),
+        Action::Subscribe("Work".into(), true),
+        Action::Subscribe("Archive".into(), true),
         Action::Flush,
         append(INBOX, 200, 0, &[]),
         Action::Flush,
@@ -379,6 +430,8 @@ pub fn script() -> Vec<Action> {
         Action::Flush,
         Action::Rename("Work".into(), "Projects".into()),
         Action::Flush,
+        Action::Subscribe("Archive".into(), false),
+        Action::Flush,
         append("Projects", 2600, 0, &["project-x"]),
         append("Archive", 520, seen, &[]),
         Action::Flush,
@@ -388,10 +441,58 @@ pub fn script() -> Vec<Action> {
             pick: Pick::First,
         },
         Action::Flush,
+        // INBOX's messages move to a new name; a new, empty INBOX takes its place.
+        Action::Rename(INBOX.into(), "Old mail".into()),
+        Action::Flush,
         append(INBOX, 4100, 0, &[]),
         Action::Flush,
         // Never flushed: the crash after the last flush point must be able to lose these.
         append(INBOX, 800, flagged, &[]),
         flags("Archive", Pick::Last, FlagsOp::Replace, 0, &["late"]),
     ]
+}
+
+/// A workload that carries the store past its first index checkpoint
+/// (`limits::CHECKPOINT_INTERVAL_BYTES`, 16 MiB): 18 deliveries of 1 MiB, each flushed, with
+/// flag changes and an expunge on the way, then small appends and changes after it, so crash
+/// points fall before, at and after the headers are rewritten with a new checkpoint.
+pub fn checkpoint_script() -> Vec<Action> {
+    let append = |size: usize, keywords: &[&'static str]| Action::Append {
+        mailbox: INBOX.to_owned(),
+        size,
+        system: 0,
+        keywords: keywords.to_vec(),
+    };
+    let flags = |pick: Pick, keywords: &[&'static str]| Action::Flags {
+        mailbox: INBOX.to_owned(),
+        pick,
+        op: FlagsOp::Add,
+        system: SystemFlags::SEEN,
+        keywords: keywords.to_vec(),
+    };
+    let mut actions = vec![Action::Flush];
+    for delivery in 0..18 {
+        actions.extend([append(1 << 20, &[]), Action::Flush]);
+        match delivery % 6 {
+            2 => actions.extend([flags(Pick::First, &["old"]), Action::Flush]),
+            4 => actions.extend([Action::Expunge {
+                mailbox: INBOX.into(),
+                pick: Pick::Last,
+            }]),
+            _ => {}
+        }
+    }
+    actions.extend([
+        append(700, &["late"]),
+        flags(Pick::EveryOther, &["after-checkpoint"]),
+        Action::Flush,
+        append(300, &[]),
+        Action::Expunge {
+            mailbox: INBOX.into(),
+            pick: Pick::First,
+        },
+        Action::Flush,
+        append(900, &[]),
+    ]);
+    actions
 }

@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::image::{Image, Op};
+use super::image::Op;
 use super::rng::SimRng;
-use super::{SimDisk, State, lock};
+use super::{Pending, SimDisk, State, lock};
 
 /// Which unflushed operations survive a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,7 +61,10 @@ pub enum Fate {
     Lost,
     /// Reached the disk whole.
     Kept,
-    /// Only its first `n` bytes (whole sectors) reached the disk.
+    /// Only its first `n` bytes reached the disk. The crash modes tear at sector boundaries
+    /// only, as disks do; [`SimDisk::crash_where`] takes any `n`: a test stays realistic by
+    /// choosing `n` so that the write's offset plus `n` is a multiple of
+    /// [`SECTOR_BYTES`](super::SECTOR_BYTES).
     Torn(usize),
 }
 
@@ -118,8 +121,8 @@ pub struct PendingOp {
     pub epoch: u64,
     /// `write`, `set_len`, `create`, `mkdir`, `remove` or `rename`.
     pub kind: &'static str,
-    /// The file it changes (its live name; `inode N` if it has none), or the entry it
-    /// creates, removes or renames.
+    /// The file it changes (by its name when the op was made; `inode N` if it had none), or
+    /// the entry it creates, removes or renames (the source, for a rename).
     pub path: PathBuf,
     /// Where a write starts, or the new length for `set_len`; zero otherwise.
     pub offset: u64,
@@ -128,28 +131,20 @@ pub struct PendingOp {
 }
 
 impl PendingOp {
-    fn of(index: usize, epoch: u64, op: &Op, live: &Image) -> PendingOp {
-        let named = |inode| {
-            live.name_of(inode)
-                .map_or_else(|| PathBuf::from(format!("inode {inode}")), PathBuf::from)
-        };
-        let (kind, path, offset, len) = match op {
-            Op::Write {
-                inode,
-                offset,
-                data,
-            } => ("write", named(*inode), *offset, data.len() as u64),
-            Op::SetLen { inode, len } => ("set_len", named(*inode), *len, 0),
-            Op::Create { path, .. } => ("create", path.clone(), 0, 0),
-            Op::Mkdir { path } => ("mkdir", path.clone(), 0, 0),
-            Op::Remove { path } => ("remove", path.clone(), 0, 0),
-            Op::Rename { source, .. } => ("rename", source.clone(), 0, 0),
+    fn of(index: usize, pending: &Pending) -> PendingOp {
+        let (kind, offset, len) = match &pending.op {
+            Op::Write { offset, data, .. } => ("write", *offset, data.len() as u64),
+            Op::SetLen { len, .. } => ("set_len", *len, 0),
+            Op::Create { .. } => ("create", 0, 0),
+            Op::Mkdir { .. } => ("mkdir", 0, 0),
+            Op::Remove { .. } => ("remove", 0, 0),
+            Op::Rename { .. } => ("rename", 0, 0),
         };
         PendingOp {
             index,
-            epoch,
+            epoch: pending.epoch,
             kind,
-            path,
+            path: pending.path.clone(),
             offset,
             len,
         }
@@ -184,7 +179,7 @@ impl SimDisk {
             .iter()
             .enumerate()
             .map(|(index, p)| {
-                let chosen = fate(&PendingOp::of(index, p.epoch, &p.op, &state.live));
+                let chosen = fate(&PendingOp::of(index, p));
                 match (chosen, &p.op) {
                     (Fate::Torn(bytes), Op::Write { data, .. }) if bytes < data.len() => chosen,
                     (Fate::Torn(_), _) => Fate::Kept,
@@ -224,9 +219,7 @@ fn crashed(state: &State, fates: &[Fate]) -> (SimDisk, CrashReport) {
             (Some(Ok(())), Fate::Torn(bytes)) => format!("torn after {bytes} bytes"),
             (Some(Ok(())), _) => "kept".to_owned(),
         };
-        report
-            .ops
-            .push(format!("{}: {outcome}", state.live.describe(op)));
+        report.ops.push(format!("{}: {outcome}", pending.label));
     }
     image.collect_garbage();
     let state = State::from_image(image, state.next_inode);

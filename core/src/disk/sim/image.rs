@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// The largest file the simulated disk holds: a runaway writer gets `StorageFull`, not an
 /// out-of-memory abort of the whole test binary.
@@ -113,7 +114,9 @@ pub struct Image {
     /// Every file's name and inode.
     files: BTreeMap<PathBuf, InodeId>,
     /// The contents of every inode ever written in this image (named or not).
-    data: HashMap<InodeId, Vec<u8>>,
+    /// Shared between images until one of them writes (copy on write): a crash copies the
+    /// durable image many times, and most of its files are never written again.
+    data: HashMap<InodeId, Arc<Vec<u8>>>,
 }
 
 impl Default for Image {
@@ -181,7 +184,7 @@ impl Image {
     /// The contents of an inode (empty if it was never written).
     #[must_use]
     pub fn contents(&self, inode: InodeId) -> &[u8] {
-        self.data.get(&inode).map_or(&[], Vec::as_slice)
+        self.data.get(&inode).map_or(&[], |bytes| bytes.as_slice())
     }
 
     /// The sorted names of the entries directly under a directory.
@@ -221,7 +224,7 @@ impl Image {
             } => self.write(*inode, *offset, data),
             Op::SetLen { inode, len } => {
                 let len = to_index(*len)?;
-                self.data.entry(*inode).or_default().resize(len, 0);
+                Arc::make_mut(self.data.entry(*inode).or_default()).resize(len, 0);
                 Ok(())
             }
             Op::Create { path, inode } => {
@@ -253,7 +256,7 @@ impl Image {
     fn write(&mut self, inode: InodeId, offset: u64, data: &[u8]) -> io::Result<()> {
         let end = to_index(offset + data.len() as u64)?;
         let start = to_index(offset)?;
-        let contents = self.data.entry(inode).or_default();
+        let contents = Arc::make_mut(self.data.entry(inode).or_default());
         if contents.len() < end {
             contents.resize(end, 0);
         }
@@ -349,6 +352,23 @@ impl Image {
             .map(|(path, _)| path.as_path())
     }
 
+    /// The file an op changes (its name in this image, or `inode N` if it has none), or the
+    /// entry it creates, removes or renames (the source, for a rename).
+    #[must_use]
+    pub fn path_of(&self, op: &Op) -> PathBuf {
+        let named = |inode: InodeId| {
+            self.name_of(inode).map_or_else(
+                || PathBuf::from(format!("inode {inode}")),
+                Path::to_path_buf,
+            )
+        };
+        match op {
+            Op::Write { inode, .. } | Op::SetLen { inode, .. } => named(*inode),
+            Op::Create { path, .. } | Op::Mkdir { path } | Op::Remove { path } => path.clone(),
+            Op::Rename { source, .. } => source.clone(),
+        }
+    }
+
     /// One line describing an op, naming inodes by their file name in this image.
     #[must_use]
     pub fn describe(&self, op: &Op) -> String {
@@ -380,12 +400,14 @@ impl Image {
 
     /// Every file name with its inode, sorted by name.
     pub fn files(&self) -> impl Iterator<Item = (&Path, InodeId)> {
-        self.files.iter().map(|(path, inode)| (path.as_path(), *inode))
+        self.files
+            .iter()
+            .map(|(path, inode)| (path.as_path(), *inode))
     }
 
     /// The contents of an inode, to damage in place (media corruption, not a write).
     pub fn contents_mut(&mut self, inode: InodeId) -> &mut Vec<u8> {
-        self.data.entry(inode).or_default()
+        Arc::make_mut(self.data.entry(inode).or_default())
     }
 
     /// Forgets the contents of inodes no name refers to: after a crash nothing can reach them.

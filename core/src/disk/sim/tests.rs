@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{CrashMode, Fate, SECTOR_BYTES, SimDisk, SimRng};
+use super::{CrashMode, Damage, Fate, SECTOR_BYTES, SimDisk, SimRng};
 use crate::disk::{Disk, DiskFile, Flush, OpenMode};
 use crate::types::Epoch;
 
@@ -405,19 +405,89 @@ fn corruption_changes_live_and_durable_bytes_alike() {
     write(&disk, "a", 0, &[0x55; 2048]);
     write(&disk, "empty", 0, b"");
     flush(&disk);
-    for seed in 0..50 {
+    let mut kinds = BTreeSet::new();
+    for seed in 0..60 {
         let crashed = disk.crash(seed, CrashMode::DropPending);
         let damage = crashed.corrupt(seed, 1);
         assert_eq!(damage.len(), 1);
-        assert!(damage[0].starts_with("a: "), "empty files are left alone: {damage:?}");
+        assert!(
+            damage[0].starts_with("a: "),
+            "empty files are left alone: {damage:?}"
+        );
         let live = read_all(&crashed, "a").unwrap();
         assert_eq!(crashed.durable_contents(Path::new("a")).unwrap(), live);
         let changed = live.iter().filter(|&&b| b != 0x55).count();
-        if damage[0].contains("flipped") {
-            assert_eq!(changed, 1, "{damage:?}");
-        } else {
-            assert_eq!(changed, SECTOR_BYTES, "{damage:?}");
+        let kind = damage[0].split([' ', '{']).nth(1).unwrap().to_owned();
+        match kind.as_str() {
+            "Flip" => assert_eq!(changed, 1, "{damage:?}"),
+            "Zero" => assert_eq!(changed, SECTOR_BYTES, "{damage:?}"),
+            // The file is uniform: a misdirected sector changes nothing here.
+            _ => assert_eq!((kind.as_str(), changed), ("Misdirect", 0), "{damage:?}"),
         }
+        kinds.insert(kind);
     }
-    assert_eq!(read_all(&disk, "a").unwrap(), vec![0x55; 2048], "the source disk is untouched");
+    assert_eq!(kinds.len(), 3, "every kind of damage is drawn: {kinds:?}");
+    assert_eq!(
+        read_all(&disk, "a").unwrap(),
+        vec![0x55; 2048],
+        "the source disk is untouched"
+    );
+}
+
+#[test]
+fn damage_hits_exactly_where_it_is_told() {
+    let disk = SimDisk::new();
+    let sectors: Vec<u8> = (0..4 * SECTOR_BYTES)
+        .map(|i| u8::try_from(i / SECTOR_BYTES).unwrap())
+        .collect();
+    write(&disk, "f", 0, &sectors);
+    flush(&disk);
+    let f = Path::new("f");
+    disk.damage(
+        f,
+        Damage::Misdirect {
+            source: 3 * SECTOR_BYTES,
+            target: 0,
+        },
+    )
+    .unwrap();
+    disk.damage(
+        f,
+        Damage::Zero {
+            offset: SECTOR_BYTES + 7,
+        },
+    )
+    .unwrap();
+    disk.damage(
+        f,
+        Damage::Flip {
+            offset: 2 * SECTOR_BYTES,
+            mask: 0x80,
+        },
+    )
+    .unwrap();
+    let after = read_all(&disk, "f").unwrap();
+    assert!(after[..SECTOR_BYTES].iter().all(|&b| b == 3));
+    assert!(
+        after[SECTOR_BYTES..2 * SECTOR_BYTES]
+            .iter()
+            .all(|&b| b == 0)
+    );
+    assert_eq!(after[2 * SECTOR_BYTES], 0x82);
+    assert!(
+        after[2 * SECTOR_BYTES + 1..3 * SECTOR_BYTES]
+            .iter()
+            .all(|&b| b == 2)
+    );
+    assert_eq!(disk.durable_contents(f).unwrap(), after);
+    let unaligned = Damage::Misdirect {
+        source: 1,
+        target: 0,
+    };
+    assert_eq!(
+        disk.damage(f, unaligned).unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    let missing = disk.damage(Path::new("nope"), Damage::Zero { offset: 0 });
+    assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
 }

@@ -1,0 +1,262 @@
+//! Runs every scenario for 2 seconds against the real skua binary: `$SKUA_BIN`, or
+//! `target/release/skua` of the workspace. Ignored by default (it needs the release build):
+//!
+//!     cargo build --release --bin skua && cargo test -p skua-bench -- --ignored
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const USERS: u32 = 20;
+
+struct Server {
+    child: Child,
+    imap: u16,
+    lmtp: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn skua_bin() -> PathBuf {
+    std::env::var_os("SKUA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/skua"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(name: &str) -> Server {
+    let bin = skua_bin();
+    assert!(
+        bin.exists(),
+        "no skua binary at {} (set SKUA_BIN or build it)",
+        bin.display()
+    );
+    let dir = std::env::temp_dir().join(format!("skua-bench-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let passwd: String = (0..USERS)
+        .map(|i| format!("user{i}:{{PLAIN}}pw::::::\n"))
+        .collect();
+    std::fs::write(dir.join("data/passwd"), passwd).unwrap();
+    let (imap, lmtp) = (free_port(), free_port());
+    let child = Command::new(bin)
+        .args(["serve", "--data-dir"])
+        .arg(dir.join("data"))
+        .args([
+            "--imap-listen",
+            &format!("127.0.0.1:{imap}"),
+            "--lmtp-listen",
+            &format!("127.0.0.1:{lmtp}"),
+        ])
+        .args(["--shards", "2"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("skua.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut server = Server {
+        child,
+        imap,
+        lmtp,
+        dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for port in [imap, lmtp] {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                server.child.try_wait().unwrap().is_none(),
+                "skua exited early"
+            );
+            assert!(Instant::now() < deadline, "skua did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    server
+}
+
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_skua-bench"))
+        .args(args)
+        .args([
+            "--duration",
+            "2",
+            "--json",
+            "--quiet",
+            "--users",
+            &USERS.to_string(),
+            "--password",
+            "pw",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skua-bench {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn op<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+fn assert_clean(report: &Value, name: &str) {
+    let o = op(report, name);
+    assert!(o["count"].as_u64().unwrap() > 0, "{name}: {report}");
+    assert_eq!(o["errors"], 0, "{name}: {report}");
+}
+
+#[test]
+#[ignore = "needs the release skua binary"]
+fn lmtp_fixed_and_corpus() {
+    let s = start("lmtp");
+    let port = s.lmtp.to_string();
+    let r = bench(&[
+        "lmtp",
+        "--port",
+        &port,
+        "--connections",
+        "4",
+        "--size",
+        "4096",
+    ]);
+    assert_clean(&r, "deliver");
+    let corpus = s.dir.join("corpus");
+    let status = Command::new(env!("CARGO_BIN_EXE_skua-bench"))
+        .args(["corpus", "--count", "50", "--max-size", "262144", "--out"])
+        .arg(&corpus)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let r = bench(&[
+        "lmtp",
+        "--port",
+        &port,
+        "--connections",
+        "2",
+        "--recipients",
+        "3",
+        "--corpus",
+        corpus.to_str().unwrap(),
+    ]);
+    assert_clean(&r, "deliver");
+    assert_eq!(
+        op(&r, "deliver")["count"].as_u64().unwrap() % 3,
+        0,
+        "3 deliveries per transaction"
+    );
+    let r = bench(&[
+        "lmtp",
+        "--port",
+        &port,
+        "--recipients",
+        "2",
+        "--no-pipelining",
+    ]);
+    assert_clean(&r, "deliver");
+    let r = bench(&[
+        "lmtp",
+        "--port",
+        &port,
+        "--connections",
+        "2",
+        "--rate",
+        "200",
+    ]);
+    assert_eq!(r["mode"], "open");
+    let n = op(&r, "deliver")["count"].as_u64().unwrap();
+    assert!(
+        (300..=420).contains(&n),
+        "about 400 deliveries at 200/s for 2 s, got {n}"
+    );
+}
+
+#[test]
+#[ignore = "needs the release skua binary"]
+fn imap_scenarios() {
+    let s = start("imap");
+    let (imap, lmtp) = (s.imap.to_string(), s.lmtp.to_string());
+    let r = bench(&[
+        "imap-read",
+        "--port",
+        &imap,
+        "--lmtp-port",
+        &lmtp,
+        "--prefill",
+        "5",
+        "--connections",
+        "4",
+    ]);
+    for name in [
+        "login",
+        "examine",
+        "fetch-range",
+        "fetch-body",
+        "search",
+        "status",
+        "list",
+        "noop",
+    ] {
+        assert_clean(&r, name);
+    }
+    let r = bench(&["imap-mixed", "--port", &imap, "--connections", "4"]);
+    for name in [
+        "login",
+        "select",
+        "fetch-headers",
+        "fetch-body",
+        "store",
+        "append",
+        "logout",
+    ] {
+        assert_clean(&r, name);
+    }
+    let r = bench(&["churn", "--port", &imap, "--connections", "4"]);
+    assert_clean(&r, "session");
+}
+
+#[test]
+#[ignore = "needs the release skua binary"]
+fn idle_memory_and_notify() {
+    let s = start("idle");
+    let pid = s.child.id().to_string();
+    let r = bench(&[
+        "idle",
+        "--port",
+        &s.imap.to_string(),
+        "--lmtp-port",
+        &s.lmtp.to_string(),
+        "--connections",
+        "40",
+        "--server-pid",
+        &pid,
+        "--settle",
+        "1",
+    ]);
+    assert_eq!(r["extra"]["idle_connections"], 40, "{r}");
+    assert!(r["extra"]["rss_per_connection_kib"].is_number(), "{r}");
+    assert_clean(&r, "notify");
+    assert_clean(&r, "deliver");
+}
