@@ -7,14 +7,11 @@ use std::rc::Rc;
 
 use anyhow::{Context, bail};
 use rand::Rng;
-use skua_core::users::{self, Scheme};
+use skua_core::users;
 
 use crate::config::FileConfig;
 use crate::{Common, UserCommand};
 
-/// The scheme new passwords are stored with: SHA512-CRYPT verifies in a few milliseconds,
-/// so logins stay cheap for the shard's blocking pool, and every Dovecot-compatible tool reads it.
-const NEW_PASSWORD_SCHEME: Scheme = Scheme::Sha512Crypt;
 /// Name of the user made on a data dir with no users.
 const DEMO_USER: &str = "demo";
 /// Length of the demo user's random password.
@@ -25,14 +22,14 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { name, common } => {
             let password = read_password()?;
-            let hash = users::hash_password(NEW_PASSWORD_SCHEME, password.as_bytes())?;
+            let hash = users::hash_password(users::DEFAULT_SCHEME, password.as_bytes())?;
             users::add_user(&passwd_path(&common)?, &name, &hash)
                 .with_context(|| format!("adding user {name}"))?;
             eprintln!("added user {name}");
         }
         UserCommand::Passwd { name, common } => {
             let password = read_password()?;
-            let hash = users::hash_password(NEW_PASSWORD_SCHEME, password.as_bytes())?;
+            let hash = users::hash_password(users::DEFAULT_SCHEME, password.as_bytes())?;
             users::set_password(&passwd_path(&common)?, &name, &hash)
                 .with_context(|| format!("setting the password of {name}"))?;
             eprintln!("password of {name} changed");
@@ -87,7 +84,7 @@ pub fn ensure_demo_user(
         .take(DEMO_PASSWORD_LEN)
         .map(char::from)
         .collect();
-    let hash = users::hash_password(NEW_PASSWORD_SCHEME, password.as_bytes())?;
+    let hash = users::hash_password(users::DEFAULT_SCHEME, password.as_bytes())?;
     users::add_user(passwd_file, DEMO_USER, &hash)?;
     let imap = imap_listen.first().map(ToString::to_string).unwrap_or_default();
     let lmtp = lmtp_listen.first().map(ToString::to_string).unwrap_or_default();

@@ -152,7 +152,8 @@ pub struct IdleArgs {
     /// LMTP port for the deliveries whose EXISTS the idlers wait for.
     #[arg(long, default_value_t = 24)]
     pub lmtp_port: u16,
-    /// Server process to read RSS/PSS of (/proc/PID/smaps_rollup), before and after.
+    /// Server process to read RSS/PSS of, with all its descendants (/proc/PID/smaps_rollup),
+    /// before and after.
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Seconds to wait after all connections idle before reading memory.
@@ -204,16 +205,10 @@ impl Common {
     pub fn validate(&self) -> Result<(), InvalidArgs> {
         let bad = |m: String| Err(InvalidArgs(m));
         if !(1..=limits::MAX_CONNECTIONS).contains(&self.connections) {
-            return bad(format!(
-                "--connections must be 1..={}",
-                limits::MAX_CONNECTIONS
-            ));
+            return bad(format!("--connections must be 1..={}", limits::MAX_CONNECTIONS));
         }
         if !(1..=limits::MAX_DURATION_SECS).contains(&self.duration) {
-            return bad(format!(
-                "--duration must be 1..={} seconds",
-                limits::MAX_DURATION_SECS
-            ));
+            return bad(format!("--duration must be 1..={} seconds", limits::MAX_DURATION_SECS));
         }
         if !(1..=limits::MAX_USERS).contains(&self.users) {
             return bad(format!("--users must be 1..={}", limits::MAX_USERS));
@@ -282,16 +277,9 @@ mod tests {
             "4096",
         ])
         .unwrap();
-        let Scenario::Lmtp(a) = cli.scenario else {
-            panic!("lmtp")
-        };
+        let Scenario::Lmtp(a) = cli.scenario else { panic!("lmtp") };
         assert_eq!(
-            (
-                a.port,
-                a.common.connections,
-                a.common.duration,
-                a.message.size
-            ),
+            (a.port, a.common.connections, a.common.duration, a.message.size),
             (2424, 8, 10, 4096)
         );
         assert_eq!(a.common.user(42), "user42");
@@ -304,9 +292,7 @@ mod tests {
 
     #[test]
     fn validation() {
-        let Scenario::Churn(mut c) = parse(&["churn"]).unwrap().scenario else {
-            panic!()
-        };
+        let Scenario::Churn(mut c) = parse(&["churn"]).unwrap().scenario else { panic!() };
         c.common.validate().unwrap();
         c.common.user_pattern = "fixed".into();
         assert!(c.common.validate().is_err());

@@ -51,3 +51,8 @@ pub const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Latency histograms cover 1 µs ..= this many µs (one hour) at 3 significant digits.
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Most processes the memory reading sums under `--server-pid` (the server and its
+/// descendants). A forking server holds one process per connection plus a few helpers; this
+/// covers the largest connection count with room, and bounds the walk of a racy /proc snapshot.
+pub const MAX_TREE_PROCESSES: usize = MAX_CONNECTIONS + 1000;

@@ -34,11 +34,7 @@ fn main() -> ExitCode {
     }
     match execute(cli.scenario) {
         Ok((report, json)) => {
-            let text = if json {
-                report.to_json() + "\n"
-            } else {
-                report.to_table()
-            };
+            let text = if json { report.to_json() + "\n" } else { report.to_table() };
             // A closed pipe (`| head`) is not an error of the run: ignore write failures.
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
@@ -108,11 +104,7 @@ fn write_corpus(a: &cli::CorpusArgs) -> ExitCode {
     }
     match corpus::generate::write_corpus(&a.out, a.seed, a.count, a.max_size) {
         Ok(summary) => {
-            eprintln!(
-                "wrote {} messages to {}: {summary}",
-                a.count,
-                a.out.display()
-            );
+            eprintln!("wrote {} messages to {}: {summary}", a.count, a.out.display());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -62,16 +62,10 @@ impl Run {
 
     /// The pacer of worker `w`.
     pub fn pacer(&self, w: usize) -> Pacer {
-        let interval = self
-            .rate
-            .map(|r| Duration::from_secs_f64(self.connections as f64 / r));
-        let first = self.rate.map_or(self.start, |r| {
-            self.start + Duration::from_secs_f64(w as f64 / r)
-        });
-        Pacer {
-            interval,
-            next: first,
-        }
+        let interval = self.rate.map(|r| Duration::from_secs_f64(self.connections as f64 / r));
+        let first =
+            self.rate.map_or(self.start, |r| self.start + Duration::from_secs_f64(w as f64 / r));
+        Pacer { interval, next: first }
     }
 }
 
@@ -107,9 +101,7 @@ impl Pacer {
         }
         self.next += interval;
         tokio::time::sleep_until(intended.into()).await;
-        run.claim().then_some(Tick {
-            intended: Some(intended),
-        })
+        run.claim().then_some(Tick { intended: Some(intended) })
     }
 }
 
@@ -139,12 +131,7 @@ where
 {
     let live = Live::new(names);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let progress = tokio::spawn(progress::run(
-        live.clone(),
-        run.start,
-        common.quiet,
-        stop_rx,
-    ));
+    let progress = tokio::spawn(progress::run(live.clone(), run.start, common.quiet, stop_rx));
     let tasks: Vec<_> = (0..common.connections)
         .map(|w| tokio::spawn(worker(w, run.clone(), Recorder::new(live.clone()))))
         .collect();
@@ -168,11 +155,7 @@ where
     let elapsed = run.start.elapsed();
     let _ = stop_tx.send(true);
     let _ = progress.await;
-    Outcome {
-        stats,
-        elapsed,
-        notes,
-    }
+    Outcome { stats, elapsed, notes }
 }
 
 /// Sleeps the reconnect pause unless the run ends first.
@@ -187,9 +170,7 @@ mod tests {
     use clap::Parser;
 
     fn common(extra: &[&str]) -> Common {
-        let args = ["skua-bench", "churn", "--quiet", "--duration", "1"]
-            .iter()
-            .chain(extra);
+        let args = ["skua-bench", "churn", "--quiet", "--duration", "1"].iter().chain(extra);
         match crate::cli::Cli::parse_from(args).scenario {
             crate::cli::Scenario::Churn(c) => c.common,
             _ => unreachable!(),

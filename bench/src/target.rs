@@ -47,10 +47,7 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 pub fn resolve_loopback(host: &str, port: u16) -> Result<SocketAddr, TargetError> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|source| TargetError::Resolve {
-            host: host.to_owned(),
-            source,
-        })?
+        .map_err(|source| TargetError::Resolve { host: host.to_owned(), source })?
         .collect();
     check_all_loopback(host, &addrs)?;
     Ok(addrs[0])
@@ -62,10 +59,7 @@ pub fn check_all_loopback(host: &str, addrs: &[SocketAddr]) -> Result<(), Target
         return Err(TargetError::Empty(host.to_owned()));
     }
     match addrs.iter().find(|a| !is_loopback(a.ip())) {
-        Some(bad) => Err(TargetError::NotLoopback {
-            host: host.to_owned(),
-            addr: bad.ip(),
-        }),
+        Some(bad) => Err(TargetError::NotLoopback { host: host.to_owned(), addr: bad.ip() }),
         None => Ok(()),
     }
 }
@@ -104,21 +98,10 @@ mod tests {
     fn refuses_routable_addresses_with_a_clear_message() {
         let err = resolve_loopback("192.0.2.7", 143).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("not a loopback address") && text.contains("192.0.2.7"),
-            "{text}"
-        );
-        let mixed: Vec<SocketAddr> = vec![
-            "127.0.0.1:1".parse().unwrap(),
-            "10.1.2.3:1".parse().unwrap(),
-        ];
-        assert!(matches!(
-            check_all_loopback("x", &mixed),
-            Err(TargetError::NotLoopback { .. })
-        ));
-        assert!(matches!(
-            check_all_loopback("x", &[]),
-            Err(TargetError::Empty(_))
-        ));
+        assert!(text.contains("not a loopback address") && text.contains("192.0.2.7"), "{text}");
+        let mixed: Vec<SocketAddr> =
+            vec!["127.0.0.1:1".parse().unwrap(), "10.1.2.3:1".parse().unwrap()];
+        assert!(matches!(check_all_loopback("x", &mixed), Err(TargetError::NotLoopback { .. })));
+        assert!(matches!(check_all_loopback("x", &[]), Err(TargetError::Empty(_))));
     }
 }

@@ -34,26 +34,16 @@ fn skua_bin() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start(name: &str) -> Server {
     let bin = skua_bin();
-    assert!(
-        bin.exists(),
-        "no skua binary at {} (set SKUA_BIN or build it)",
-        bin.display()
-    );
+    assert!(bin.exists(), "no skua binary at {} (set SKUA_BIN or build it)", bin.display());
     let dir = std::env::temp_dir().join(format!("skua-bench-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    let passwd: String = (0..USERS)
-        .map(|i| format!("user{i}:{{PLAIN}}pw::::::\n"))
-        .collect();
+    let passwd: String = (0..USERS).map(|i| format!("user{i}:{{PLAIN}}pw::::::\n")).collect();
     std::fs::write(dir.join("data/passwd"), passwd).unwrap();
     let (imap, lmtp) = (free_port(), free_port());
     let child = Command::new(bin)
@@ -70,19 +60,11 @@ fn start(name: &str) -> Server {
         .stderr(std::fs::File::create(dir.join("skua.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut server = Server {
-        child,
-        imap,
-        lmtp,
-        dir,
-    };
+    let mut server = Server { child, imap, lmtp, dir };
     let deadline = Instant::now() + Duration::from_secs(30);
     for port in [imap, lmtp] {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                server.child.try_wait().unwrap().is_none(),
-                "skua exited early"
-            );
+            assert!(server.child.try_wait().unwrap().is_none(), "skua exited early");
             assert!(Instant::now() < deadline, "skua did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -105,11 +87,7 @@ fn bench(args: &[&str]) -> Value {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "skua-bench {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "skua-bench {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -133,15 +111,7 @@ fn assert_clean(report: &Value, name: &str) {
 fn lmtp_fixed_and_corpus() {
     let s = start("lmtp");
     let port = s.lmtp.to_string();
-    let r = bench(&[
-        "lmtp",
-        "--port",
-        &port,
-        "--connections",
-        "4",
-        "--size",
-        "4096",
-    ]);
+    let r = bench(&["lmtp", "--port", &port, "--connections", "4", "--size", "4096"]);
     assert_clean(&r, "deliver");
     let corpus = s.dir.join("corpus");
     let status = Command::new(env!("CARGO_BIN_EXE_skua-bench"))
@@ -162,35 +132,13 @@ fn lmtp_fixed_and_corpus() {
         corpus.to_str().unwrap(),
     ]);
     assert_clean(&r, "deliver");
-    assert_eq!(
-        op(&r, "deliver")["count"].as_u64().unwrap() % 3,
-        0,
-        "3 deliveries per transaction"
-    );
-    let r = bench(&[
-        "lmtp",
-        "--port",
-        &port,
-        "--recipients",
-        "2",
-        "--no-pipelining",
-    ]);
+    assert_eq!(op(&r, "deliver")["count"].as_u64().unwrap() % 3, 0, "3 deliveries per transaction");
+    let r = bench(&["lmtp", "--port", &port, "--recipients", "2", "--no-pipelining"]);
     assert_clean(&r, "deliver");
-    let r = bench(&[
-        "lmtp",
-        "--port",
-        &port,
-        "--connections",
-        "2",
-        "--rate",
-        "200",
-    ]);
+    let r = bench(&["lmtp", "--port", &port, "--connections", "2", "--rate", "200"]);
     assert_eq!(r["mode"], "open");
     let n = op(&r, "deliver")["count"].as_u64().unwrap();
-    assert!(
-        (300..=420).contains(&n),
-        "about 400 deliveries at 200/s for 2 s, got {n}"
-    );
+    assert!((300..=420).contains(&n), "about 400 deliveries at 200/s for 2 s, got {n}");
 }
 
 #[test]
@@ -209,28 +157,13 @@ fn imap_scenarios() {
         "--connections",
         "4",
     ]);
-    for name in [
-        "login",
-        "examine",
-        "fetch-range",
-        "fetch-body",
-        "search",
-        "status",
-        "list",
-        "noop",
-    ] {
+    for name in
+        ["login", "examine", "fetch-range", "fetch-body", "search", "status", "list", "noop"]
+    {
         assert_clean(&r, name);
     }
     let r = bench(&["imap-mixed", "--port", &imap, "--connections", "4"]);
-    for name in [
-        "login",
-        "select",
-        "fetch-headers",
-        "fetch-body",
-        "store",
-        "append",
-        "logout",
-    ] {
+    for name in ["login", "select", "fetch-headers", "fetch-body", "store", "append", "logout"] {
         assert_clean(&r, name);
     }
     let r = bench(&["churn", "--port", &imap, "--connections", "4"]);

@@ -46,10 +46,7 @@ impl StorageError {
     /// Wraps an I/O error with the path it happened on.
     #[must_use]
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> StorageError {
-        StorageError::Io {
-            path: path.into(),
-            source,
-        }
+        StorageError::Io { path: path.into(), source }
     }
 
     /// True when the disk ran out of space or quota: the caller may say "try later".

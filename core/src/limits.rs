@@ -54,6 +54,29 @@ pub const MAILBOX_LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// grow by churning subscriptions or renames.
 pub const LOG_COMPACT_MIN_BYTES: u64 = 256 * 1024;
 
+/// Most records in one batch record of `mailboxes.log` (one change written as several records
+/// that replay all or nothing): a subtree rename of every mailbox, or RENAME INBOX (2), or a
+/// whole keyword table at once.
+pub const LOG_BATCH_RECORDS_MAX: usize = MAILBOXES_PER_USER_MAX + 1;
+
+/// Most bytes of records inside one batch record: every record at its largest (24 bytes of
+/// fixed fields and a name of `MAILBOX_NAME_BYTES_MAX`, padded to 8).
+pub const LOG_BATCH_BYTES_MAX: usize =
+    LOG_BATCH_RECORDS_MAX * (24 + MAILBOX_NAME_BYTES_MAX).next_multiple_of(8);
+
+/// Recovery of a spool segment whose header is damaged reads at most this many records the
+/// indexes reference into it to get the segment's nonce back (`store/scan_repair.rs`)...
+pub const NONCE_RECOVERY_RECORDS_MAX: usize = 16;
+
+/// ...each at most this long (they are read whole into memory).
+pub const NONCE_RECOVERY_RECORD_BYTES_MAX: u32 = 4 * 1024 * 1024;
+
+/// Most bytes recovery checksums while looking for the next good spool record after a damaged
+/// one (`store/scan_repair.rs`). Bytes a client wrote can look like record headers (never with
+/// a valid checksum); this bounds what such bytes can cost. Past it, the rest of the segment
+/// is treated as a torn tail.
+pub const RESYNC_CHECKED_BYTES_MAX: u64 = 4 * SEGMENT_BYTES_TARGET as u64;
+
 /// Most messages (expunged records included) one mailbox index holds.
 pub const MESSAGES_PER_MAILBOX_MAX: u32 = 50_000_000;
 
@@ -69,5 +92,8 @@ const _: () = assert!(SEGMENT_BYTES_TARGET as u64 + MESSAGE_BYTES_MAX as u64 * 2
 const _: () = assert!(KEYWORDS_PER_MAILBOX_MAX <= 64);
 const _: () = assert!(LOG_COMPACT_MIN_BYTES * 4 <= MAILBOX_LOG_BYTES_MAX);
 const _: () = assert!(MAILBOX_NAME_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(KEYWORDS_PER_MAILBOX_MAX <= LOG_BATCH_RECORDS_MAX);
+const _: () = assert!((LOG_BATCH_BYTES_MAX as u64) < MAILBOX_LOG_BYTES_MAX);
+const _: () = assert!(KEYWORD_BYTES_MAX <= MAILBOX_NAME_BYTES_MAX);
 const _: () = assert!(KEYWORD_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(TOMBSTONE_UIDS_MAX as u64 * 4 < MESSAGE_BYTES_MAX as u64);

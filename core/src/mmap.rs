@@ -66,11 +66,7 @@ impl Map {
     /// # Errors
     /// The OS error from `madvise`.
     pub fn will_need(&self, start: usize, len: usize) -> io::Result<()> {
-        assert!(
-            start
-                .checked_add(len)
-                .is_some_and(|end| end <= self.raw.len())
-        );
+        assert!(start.checked_add(len).is_some_and(|end| end <= self.raw.len()));
         self.raw.advise_range(Advice::WillNeed, start, len)
     }
 }

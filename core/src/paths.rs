@@ -118,14 +118,8 @@ mod tests {
     fn user_dir_is_stable_and_plain() {
         let name = UserName::new("alice").unwrap();
         // Pinned: the bucket is part of the on-disk layout.
-        assert_eq!(
-            user_bucket(&name),
-            format!("{:02x}", crc32c::crc32c(b"alice") & 0xff)
-        );
-        assert_eq!(
-            user_dir(&name),
-            Path::new("users").join(user_bucket(&name)).join("alice")
-        );
+        assert_eq!(user_bucket(&name), format!("{:02x}", crc32c::crc32c(b"alice") & 0xff));
+        assert_eq!(user_dir(&name), Path::new("users").join(user_bucket(&name)).join("alice"));
         assert_eq!(user_bucket(&UserName::new("bob").unwrap()), "d4");
         for raw in ["a..b", "a.", "x@y", "-"] {
             let dir = user_dir(&UserName::new(raw).unwrap());

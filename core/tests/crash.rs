@@ -99,11 +99,7 @@ fn finish(failures: &[String]) {
     for failure in failures {
         println!("{failure}");
     }
-    assert!(
-        failures.is_empty(),
-        "{} crash-test failures (see the lines above)",
-        failures.len()
-    );
+    assert!(failures.is_empty(), "{} crash-test failures (see the lines above)", failures.len());
 }
 
 /// What crashing a scripted workload at every flush point found.
@@ -152,12 +148,7 @@ fn every_flush_point(actions: &[Action], variants: u64) -> Sweep {
             }
         }
     }
-    Sweep {
-        failures,
-        points: full.flushes + 1,
-        cases,
-        failed,
-    }
+    Sweep { failures, points: full.flushes + 1, cases, failed }
 }
 
 #[test]
@@ -172,15 +163,9 @@ fn every_flush_point_across_a_checkpoint() {
     // The workload must pass a checkpoint, or this test is the one above again.
     let full = run_script(&checkpoint_script(), None).expect("the workload runs");
     let reopened = store::Store::open(&full.disk.crash(0, CrashMode::DropPending)).unwrap();
-    let appended = checkpoint_script()
-        .iter()
-        .filter(|a| a.kind() == "append")
-        .count();
+    let appended = checkpoint_script().iter().filter(|a| a.kind() == "append").count();
     let scanned = reopened.records_scanned_at_open();
-    assert!(
-        scanned < appended as u64,
-        "recovery scanned {scanned} of {appended} records"
-    );
+    assert!(scanned < appended as u64, "recovery scanned {scanned} of {appended} records");
     let sweep = every_flush_point(&checkpoint_script(), 1);
     sweep.print("checkpoint workload");
     finish(&sweep.failures);
@@ -188,12 +173,7 @@ fn every_flush_point_across_a_checkpoint() {
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")),
-    )
+    Some(value.trim().parse().unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")))
 }
 
 /// One seed: a random workload, a random crash point in it, a random crash mode; then the
@@ -238,9 +218,7 @@ fn random_case(
     let mode = CrashMode::ALL[rng.index(CrashMode::ALL.len())];
     let again = resumed(Some(point), &mut BTreeMap::new())?;
     for violation in crash_and_check(&again, rng.next_u64(), mode).0 {
-        failures.push(format!(
-            "{first}, then crash point {point} ({mode:?}): {violation}"
-        ));
+        failures.push(format!("{first}, then crash point {point} ({mode:?}): {violation}"));
     }
     Ok(())
 }
@@ -258,10 +236,8 @@ fn random_workloads_crash_anywhere() {
             failures.push(format!("SEED={seed}: workload broke: {why}"));
         }
     }
-    let failed: BTreeSet<&str> = failures
-        .iter()
-        .filter_map(|f| f.split([' ', ':']).next())
-        .collect();
+    let failed: BTreeSet<&str> =
+        failures.iter().filter_map(|f| f.split([' ', ':']).next()).collect();
     let (tried, failed) = (seeds.len(), failed.len());
     println!("random workloads: {tried} seeds tried, {failed} failed; actions run: {kinds:?}");
     finish(&failures);

@@ -42,22 +42,14 @@ const SEEDS_DEFAULT: u64 = 300;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")),
-    )
+    Some(value.trim().parse().unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")))
 }
 
 /// The scripted workload, run to the end and flushed: the disk holds exactly its final state.
 fn finished_store() -> (SimDisk, Snapshot, Runner) {
     let mut runner = Runner::start(SimDisk::new()).expect("the store opens");
     for action in script().iter().chain([&workload::Action::Flush]) {
-        assert!(
-            runner.act(action).expect("the workload runs"),
-            "no freeze was asked for"
-        );
+        assert!(runner.act(action).expect("the workload runs"), "no freeze was asked for");
     }
     assert!(runner.live_errors.is_empty(), "{:?}", runner.live_errors);
     let clean = runner.disk.crash(0, CrashMode::DropPending);
@@ -106,9 +98,8 @@ fn check_damaged(
         match original {
             Some(original) if *original != body => {
                 let size = body.len();
-                problems.push(format!(
-                    "{name} UID {uid}: served {size} bytes unlike those appended"
-                ));
+                problems
+                    .push(format!("{name} UID {uid}: served {size} bytes unlike those appended"));
             }
             // Not in the final state (expunged, or its mailbox deleted) but real mail.
             None if !runner.written.contains(&body) => {
@@ -124,9 +115,7 @@ fn check_damaged(
 /// appended and flushed on its own.
 fn large_store() -> (SimDisk, Snapshot, Runner) {
     let mut runner = Runner::start(SimDisk::new()).expect("the store opens");
-    runner
-        .act(&workload::Action::Flush)
-        .expect("the first flush runs");
+    runner.act(&workload::Action::Flush).expect("the first flush runs");
     for size in std::iter::repeat_n(1 << 20, 18).chain(std::iter::repeat_n(300, 6)) {
         let append = workload::Action::Append {
             mailbox: model::INBOX.to_owned(),
@@ -135,9 +124,7 @@ fn large_store() -> (SimDisk, Snapshot, Runner) {
             keywords: Vec::new(),
         };
         runner.act(&append).expect("the append runs");
-        runner
-            .act(&workload::Action::Flush)
-            .expect("the flush runs");
+        runner.act(&workload::Action::Flush).expect("the flush runs");
     }
     assert!(runner.live_errors.is_empty(), "{:?}", runner.live_errors);
     let clean = runner.disk.crash(0, CrashMode::DropPending);
@@ -152,16 +139,9 @@ fn seeds(default: u64) -> Vec<u64> {
 }
 
 #[test]
-#[ignore = "open store bug (crash finding #9): a damaged first sector of a spool segment makes open panic; fails at SKUA_CORRUPT_SEED=126"]
 fn damaged_small_stores_never_panic_nor_serve_wrong_bytes() {
     let (clean, expected, runner) = finished_store();
-    damage_and_check(
-        "small store",
-        &clean,
-        &expected,
-        &runner,
-        &seeds(SEEDS_DEFAULT),
-    );
+    damage_and_check("small store", &clean, &expected, &runner, &seeds(SEEDS_DEFAULT));
 }
 
 #[test]
@@ -185,9 +165,8 @@ fn damage_and_check(
     for &seed in seeds {
         let disk = clean.crash(0, CrashMode::DropPending);
         let damage = disk.corrupt(seed, 1 + SimRng::new(seed).index(3));
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            check_damaged(&disk, expected, runner, &mut tally)
-        }));
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| check_damaged(&disk, expected, runner, &mut tally)));
         let problems = outcome.unwrap_or_else(|panic| {
             let message = panic
                 .downcast_ref::<String>()
@@ -205,9 +184,5 @@ fn damage_and_check(
     for failure in &failures {
         println!("{failure}");
     }
-    assert!(
-        failures.is_empty(),
-        "{} corruption-test failures (see above)",
-        failures.len()
-    );
+    assert!(failures.is_empty(), "{} corruption-test failures (see above)", failures.len());
 }

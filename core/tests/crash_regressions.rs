@@ -1,6 +1,6 @@
 //! Regression tests for store bugs the crash simulation found, each replaying the one crash
 //! outcome that exposed it (`SimDisk::crash_where`), so they keep testing the same thing when
-//! the random workloads change. Findings: `.notes/crash-findings.md` at the repository root.
+//! the random workloads change. Findings: `core/CRASH-FINDINGS.md`.
 //!
 //! 1. Keyword bits of a lost keyword record came back under a new name. Invariant: keyword
 //!    bits never change meaning; acknowledged flags are exact after a restart.
@@ -10,7 +10,9 @@
 //!    brought the mailbox back rebuilt from the spool: acknowledged flag changes undone and
 //!    HIGHESTMODSEQ lower. Invariant: acknowledged flags stay; HIGHESTMODSEQ never goes back.
 //! 4. (Follow-up of 1.) Recovery's clearing of a stray keyword bit was itself unflushed when
-//!    the next keyword took the bit. (5 and 6, damage at rest: see `crash_corruption.rs`.)
+//!    the next keyword took the bit. (5, damage at rest: see `crash_corruption.rs`.)
+//! 6. One damaged record in durable spool dropped every later record. Invariant: damage at
+//!    rest loses what it hit, not what follows it.
 //! 7. `reconstruct` failed on an index file shorter than its header (a crash in CREATE).
 //!    Invariant: reconstruct repairs what a crash leaves; it never refuses it.
 //! 8. A crash in `reconstruct` kept the rename of a rebuilt index over the old one but not the
@@ -20,6 +22,10 @@
 //!    a bad disk is an error or lost mail, never a panic, never wrong bytes.
 //! 10. A subtree RENAME (one log write of several records) torn at a sector boundary renamed
 //!     the parent but not its child. Invariant: a rename is all or nothing.
+//! 11. (Found while fixing 6.) Once recovery keeps spool records after a damaged one, an
+//!     unacknowledged expunge tombstone can outlive the message record it names; the UID was
+//!     given again, and the tombstone, scanned again on the next open, expunged the new,
+//!     acknowledged message. Invariant: a UID a surviving record names is never given again.
 #![cfg(feature = "sim")]
 
 #[path = "crash/model.rs"]
@@ -58,58 +64,26 @@ fn restart(disk: &SimDisk) -> (SimDisk, Store) {
 fn keyword_bits_of_a_lost_keyword_record_are_never_reused() {
     let disk = SimDisk::new();
     let mut store = Store::open(&disk).unwrap();
-    store
-        .append(INBOX, b"Subject: one\r\n\r\nbody\r\n", b"c", 0, &[], 1)
-        .unwrap();
+    store.append(INBOX, b"Subject: one\r\n\r\nbody\r\n", b"c", 0, &[], 1).unwrap();
     flush(&disk);
     // Unacknowledged STORE with a new keyword: the index write lands, the log write does not.
-    store
-        .store_flags(INBOX, &[1], FlagsOp::Add, SystemFlags::FLAGGED, &["urgent"])
-        .unwrap();
+    store.store_flags(INBOX, &[1], FlagsOp::Add, SystemFlags::FLAGGED, &["urgent"]).unwrap();
     let (crashed, report) = disk.crash_where(|op| if is_log(op) { Fate::Lost } else { Fate::Kept });
-    assert!(
-        report
-            .ops
-            .iter()
-            .any(|op| op.contains("mailboxes.log") && op.ends_with("lost"))
-    );
+    assert!(report.ops.iter().any(|op| op.contains("mailboxes.log") && op.ends_with("lost")));
 
     let mut recovered = Store::open(&crashed).unwrap();
     let snapshot = recovered.snapshot().unwrap();
-    let message = snapshot[INBOX]
-        .message(1)
-        .expect("acknowledged UID 1 survives");
-    assert!(
-        message.keywords.is_empty(),
-        "the keyword's name was lost: {:?}",
-        message.keywords
-    );
+    let message = snapshot[INBOX].message(1).expect("acknowledged UID 1 survives");
+    assert!(message.keywords.is_empty(), "the keyword's name was lost: {:?}", message.keywords);
 
     // An acknowledged append allocates a keyword: it must get a bit no old message carries.
-    recovered
-        .append(
-            INBOX,
-            b"Subject: two\r\n\r\nbody\r\n",
-            b"c",
-            0,
-            &["fresh"],
-            2,
-        )
-        .unwrap();
+    recovered.append(INBOX, b"Subject: two\r\n\r\nbody\r\n", b"c", 0, &["fresh"], 2).unwrap();
     flush(&crashed);
     let (_, reopened) = restart(&crashed);
     let after = reopened.snapshot().unwrap();
-    let old = after[INBOX]
-        .message(1)
-        .expect("UID 1 survives a clean restart");
-    assert_eq!(
-        old.flags(),
-        message.flags(),
-        "UID 1 gained a keyword nobody set"
-    );
-    let new = after[INBOX]
-        .message(2)
-        .expect("the acknowledged append survives");
+    let old = after[INBOX].message(1).expect("UID 1 survives a clean restart");
+    assert_eq!(old.flags(), message.flags(), "UID 1 gained a keyword nobody set");
+    let new = after[INBOX].message(2).expect("the acknowledged append survives");
     assert_eq!(new.keywords.iter().collect::<Vec<_>>(), ["fresh"]);
 }
 
@@ -121,18 +95,10 @@ fn a_crash_in_the_first_open_leaves_no_stray_mailbox() {
     let outcomes: [fn(&PendingOp) -> Fate; 3] = [
         |op| if is_log(op) { Fate::Lost } else { Fate::Kept },
         |op| {
-            if is_log(op) && op.kind != "create" {
-                Fate::Lost
-            } else {
-                Fate::Kept
-            }
+            if is_log(op) && op.kind != "create" { Fate::Lost } else { Fate::Kept }
         },
         |op| {
-            if is_log(op) && op.kind == "write" {
-                Fate::Lost
-            } else {
-                Fate::Kept
-            }
+            if is_log(op) && op.kind == "write" { Fate::Lost } else { Fate::Kept }
         },
     ];
     for (case, outcome) in outcomes.into_iter().enumerate() {
@@ -161,20 +127,9 @@ fn an_unacknowledged_delete_never_undoes_acknowledged_changes() {
     store.create("Folder1").unwrap();
     flush(&disk);
     let draft = SystemFlags::DELETED | SystemFlags::DRAFT;
-    store
-        .append(
-            "Folder1",
-            b"Subject: one\r\n\r\nbody\r\n",
-            b"c",
-            draft,
-            &[],
-            1,
-        )
-        .unwrap();
+    store.append("Folder1", b"Subject: one\r\n\r\nbody\r\n", b"c", draft, &[], 1).unwrap();
     flush(&disk);
-    store
-        .store_flags("Folder1", &[1], FlagsOp::Replace, SystemFlags::DELETED, &[])
-        .unwrap();
+    store.store_flags("Folder1", &[1], FlagsOp::Replace, SystemFlags::DELETED, &[]).unwrap();
     flush(&disk);
     let acked = store.snapshot().unwrap();
     // In flight: the delete. The log write is lost, everything else it did lands.
@@ -183,11 +138,7 @@ fn an_unacknowledged_delete_never_undoes_acknowledged_changes() {
     let recovered = Store::open(&crashed).unwrap().snapshot().unwrap();
     if let Some(folder) = recovered.get("Folder1") {
         let was = &acked["Folder1"];
-        assert!(
-            folder.highest_modseq >= was.highest_modseq,
-            "{:#?}",
-            report.ops
-        );
+        assert!(folder.highest_modseq >= was.highest_modseq, "{:#?}", report.ops);
         assert_eq!(folder.messages, was.messages, "{:#?}", report.ops);
     }
 }
@@ -199,49 +150,22 @@ fn an_unacknowledged_delete_never_undoes_acknowledged_changes() {
 fn clearing_a_stray_keyword_bit_is_durable_before_the_bit_is_reused() {
     let disk = SimDisk::new();
     let mut store = Store::open(&disk).unwrap();
-    store
-        .append(INBOX, b"Subject: one\r\n\r\nbody\r\n", b"c", 0, &[], 1)
-        .unwrap();
+    store.append(INBOX, b"Subject: one\r\n\r\nbody\r\n", b"c", 0, &[], 1).unwrap();
     flush(&disk);
-    store
-        .store_flags(INBOX, &[1], FlagsOp::Add, SystemFlags::FLAGGED, &["urgent"])
-        .unwrap();
+    store.store_flags(INBOX, &[1], FlagsOp::Add, SystemFlags::FLAGGED, &["urgent"]).unwrap();
     let (crashed, _) = disk.crash_where(|op| if is_log(op) { Fate::Lost } else { Fate::Kept });
 
     let mut recovered = Store::open(&crashed).unwrap();
-    let before = recovered.snapshot().unwrap()[INBOX]
-        .message(1)
-        .unwrap()
-        .clone();
-    recovered
-        .append(
-            INBOX,
-            b"Subject: two\r\n\r\nbody\r\n",
-            b"c",
-            0,
-            &["fresh"],
-            2,
-        )
-        .unwrap();
+    let before = recovered.snapshot().unwrap()[INBOX].message(1).unwrap().clone();
+    recovered.append(INBOX, b"Subject: two\r\n\r\nbody\r\n", b"c", 0, &["fresh"], 2).unwrap();
     // Crash again before any flush: the new keyword record lands, no index write does.
     let is_index = |op: &PendingOp| op.path.extension().is_some_and(|e| e == "idx");
     let (again, report) =
         crashed.crash_where(|op| if is_index(op) { Fate::Lost } else { Fate::Kept });
     let after = Store::open(&again).unwrap().snapshot().unwrap();
-    let old = after[INBOX]
-        .message(1)
-        .expect("acknowledged UID 1 survives");
-    assert!(
-        !old.keywords.contains("fresh"),
-        "UID 1 gained `fresh`: {:#?}",
-        report.ops
-    );
-    assert!(
-        old.keywords.is_subset(&before.keywords),
-        "{:?} vs {:?}",
-        old.flags(),
-        before.flags()
-    );
+    let old = after[INBOX].message(1).expect("acknowledged UID 1 survives");
+    assert!(!old.keywords.contains("fresh"), "UID 1 gained `fresh`: {:#?}", report.ops);
+    assert!(old.keywords.is_subset(&before.keywords), "{:?} vs {:?}", old.flags(), before.flags());
 }
 
 #[test]
@@ -252,13 +176,8 @@ fn reconstruct_takes_an_index_file_cut_short_by_a_crash() {
     // In flight: CREATE. The log record and the index file's name land, its header does not.
     store.create("Work").unwrap();
     let is_index_write = |op: &PendingOp| op.path.ends_with("00000001.idx") && op.kind != "create";
-    let (crashed, report) = disk.crash_where(|op| {
-        if is_index_write(op) {
-            Fate::Lost
-        } else {
-            Fate::Kept
-        }
-    });
+    let (crashed, report) =
+        disk.crash_where(|op| if is_index_write(op) { Fate::Lost } else { Fate::Kept });
     if let Err(error) = Store::reconstruct(&crashed) {
         panic!("reconstruct failed: {error}\n{:#?}", report.ops);
     }
@@ -272,37 +191,23 @@ fn reconstruct_takes_an_index_file_cut_short_by_a_crash() {
 fn a_crash_in_reconstruct_keeps_acknowledged_flags() {
     let disk = SimDisk::new();
     let mut store = Store::open(&disk).unwrap();
-    store
-        .append(INBOX, b"Subject: one\r\n\r\nbody\r\n", b"c", 0, &[], 1)
-        .unwrap();
+    store.append(INBOX, b"Subject: one\r\n\r\nbody\r\n", b"c", 0, &[], 1).unwrap();
     flush(&disk);
-    store
-        .store_flags(INBOX, &[1], FlagsOp::Add, SystemFlags::SEEN, &["urgent"])
-        .unwrap();
+    store.store_flags(INBOX, &[1], FlagsOp::Add, SystemFlags::SEEN, &["urgent"]).unwrap();
     flush(&disk);
     let acked = store.snapshot().unwrap();
     drop(store);
     Store::reconstruct(&disk).unwrap();
     // The rebuilt index replaces the old one by a rename; the rename lands, its bytes do not.
-    let (crashed, report) = disk.crash_where(|op| {
-        if op.kind == "write" {
-            Fate::Lost
-        } else {
-            Fate::Kept
-        }
-    });
+    let (crashed, report) =
+        disk.crash_where(|op| if op.kind == "write" { Fate::Lost } else { Fate::Kept });
     let recovered = Store::open(&crashed).unwrap().snapshot().unwrap();
     let (was, now) = (&acked[INBOX], &recovered[INBOX]);
     assert_eq!(now.messages, was.messages, "{:#?}", report.ops);
-    assert!(
-        now.highest_modseq >= was.highest_modseq,
-        "{:#?}",
-        report.ops
-    );
+    assert!(now.highest_modseq >= was.highest_modseq, "{:#?}", report.ops);
 }
 
 #[test]
-#[ignore = "open store bug (crash finding #9): recovery drops a segment whose header is damaged but index entries still point into it"]
 fn a_misdirected_sector_over_a_segment_header_is_no_panic() {
     let disk = SimDisk::new();
     let mut store = Store::open(&disk).unwrap();
@@ -316,38 +221,67 @@ fn a_misdirected_sector_over_a_segment_header_is_no_panic() {
     drop(store);
     let (clean, _) = restart(&disk);
     let segment = std::path::Path::new("users/crash-test/spool/00000001.seg");
-    let sectors = clean
-        .durable_contents(segment)
-        .expect("the segment exists")
-        .len()
-        / 512;
+    let sectors = clean.durable_contents(segment).expect("the segment exists").len() / 512;
     let zeroed = std::iter::once(Damage::Zero { offset: 0 });
-    let misdirected = (1..sectors).map(|source| Damage::Misdirect {
-        source: source * 512,
-        target: 0,
-    });
+    let misdirected =
+        (1..sectors).map(|source| Damage::Misdirect { source: source * 512, target: 0 });
     for damage in zeroed.chain(misdirected) {
         let damaged = clean.crash(0, skua_core::disk::sim::CrashMode::DropPending);
         damaged.damage(segment, damage).unwrap();
         let opened =
             std::panic::catch_unwind(|| Store::open(&damaged).map(|s| s.read_everything()));
-        let Ok(opened) = opened else {
-            panic!("open panicked after {damage:?}")
-        };
-        for (_, _, uid, body) in opened.unwrap_or_default() {
+        let Ok(opened) = opened else { panic!("open panicked after {damage:?}") };
+        let mut served = Vec::new();
+        for (_, _, uid, body) in opened.expect("a damaged header sector is repaired") {
             if let Ok(body) = body {
-                assert_eq!(
-                    body,
-                    bodies[uid as usize - 1],
-                    "{damage:?}: UID {uid} served wrong"
-                );
+                assert_eq!(body, bodies[uid as usize - 1], "{damage:?}: UID {uid} served wrong");
+                served.push(uid);
             }
+        }
+        // Only UID 1's record shares sector 0 with the header; the nonce is recovered from
+        // the others, so they stay readable.
+        for uid in 2..=4 {
+            assert!(served.contains(&uid), "{damage:?}: UID {uid} lost; served {served:?}");
         }
     }
 }
 
 #[test]
-#[ignore = "open store bug (crash finding #10): a subtree rename is several log records in one write; a write torn at 512 B keeps only part of it"]
+fn one_damaged_record_in_durable_spool_loses_only_itself() {
+    let disk = SimDisk::new();
+    let mut store = Store::open(&disk).unwrap();
+    let mut bodies = Vec::new();
+    for serial in 1..=6 {
+        let body = format!("Subject: {serial}\r\n\r\n{}\r\n", "y".repeat(700)).into_bytes();
+        store.append(INBOX, &body, b"c", 0, &[], serial).unwrap();
+        flush(&disk);
+        bodies.push(body);
+    }
+    store.store_flags(INBOX, &[6], FlagsOp::Add, SystemFlags::SEEN, &[]).unwrap();
+    flush(&disk);
+    drop(store);
+    let (clean, _) = restart(&disk);
+    let segment = std::path::Path::new("users/crash-test/spool/00000001.seg");
+    // A bit in the middle of UID 3's body (header 64 bytes, records of ~780 bytes).
+    let offset = 64 + 2 * 784 + 400;
+    let damaged = clean.crash(0, skua_core::disk::sim::CrashMode::DropPending);
+    damaged.damage(segment, Damage::Flip { offset, mask: 0x10 }).unwrap();
+    let store = Store::open(&damaged).unwrap();
+    let served: Vec<u32> = store
+        .read_everything()
+        .into_iter()
+        .filter_map(|(_, _, uid, body)| {
+            let body = body.ok()?;
+            assert_eq!(body, bodies[uid as usize - 1], "UID {uid} served wrong");
+            Some(uid)
+        })
+        .collect();
+    assert_eq!(served, [1, 2, 4, 5, 6], "only the damaged message is lost");
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(snapshot[INBOX].message(6).unwrap().flags().0, SystemFlags::SEEN);
+}
+
+#[test]
 fn a_torn_subtree_rename_is_all_or_nothing() {
     // Filler mailboxes move the log's end until the rename's write straddles a sector.
     for fillers in 0..32 {
@@ -372,12 +306,8 @@ fn a_torn_subtree_rename_is_all_or_nothing() {
         if tear.is_none() {
             continue;
         }
-        let names: Vec<String> = Store::open(&crashed)
-            .unwrap()
-            .snapshot()
-            .unwrap()
-            .into_keys()
-            .collect();
+        let names: Vec<String> =
+            Store::open(&crashed).unwrap().snapshot().unwrap().into_keys().collect();
         let old = names.contains(&"Work".to_owned()) && names.contains(&"Work/2026".to_owned());
         let new =
             names.contains(&"Projects".to_owned()) && names.contains(&"Projects/2026".to_owned());
@@ -385,4 +315,42 @@ fn a_torn_subtree_rename_is_all_or_nothing() {
         return;
     }
     panic!("no filler count made the rename straddle a sector");
+}
+
+#[test]
+fn a_tombstone_that_outlived_its_message_never_expunges_a_new_one() {
+    let disk = SimDisk::new();
+    let mut store = Store::open(&disk).unwrap();
+    for serial in 1..=2 {
+        let body = format!("Subject: {serial}\r\n\r\nbody\r\n").into_bytes();
+        store.append(INBOX, &body, b"c", 0, &[], serial).unwrap();
+    }
+    flush(&disk);
+    // Unacknowledged: UID 3 appended, then UIDs 2 and 3 expunged. The crash loses the message
+    // record of UID 3 and every index write, and keeps the tombstone after the hole.
+    let body = format!("Subject: 3\r\n\r\n{}\r\n", "x".repeat(600)).into_bytes();
+    assert_eq!(store.append(INBOX, &body, b"c", 0, &[], 3).unwrap(), 3);
+    store.expunge(INBOX, &[2, 3]).unwrap();
+    let mut spool_writes = 0;
+    let (crashed, report) = disk.crash_where(|op| {
+        if op.kind != "write" || op.path.ends_with("mailboxes.log") {
+            return Fate::Kept;
+        }
+        let spool = op.path.to_string_lossy().contains("spool");
+        spool_writes += usize::from(spool);
+        if spool && spool_writes == 2 { Fate::Kept } else { Fate::Lost }
+    });
+    let mut recovered = Store::open(&crashed).unwrap();
+    let uid =
+        recovered.append(INBOX, b"Subject: new\r\n\r\nacknowledged\r\n", b"c", 0, &[], 4).unwrap();
+    assert_ne!(uid, 3, "UID 3 was given to a message a surviving tombstone expunges");
+    flush(&crashed);
+    drop(recovered);
+    let (_, again) = restart(&crashed);
+    let snapshot = again.snapshot().unwrap();
+    assert!(
+        snapshot[INBOX].message(uid).is_some(),
+        "the acknowledged UID {uid} was lost\n{:#?}",
+        report.ops
+    );
 }

@@ -17,18 +17,9 @@ fn create_list_delete() {
     let work = store.create_mailbox("Work").unwrap();
     store.create_mailbox("Work/Projects").unwrap();
     store.create_mailbox("inbox/Sub").unwrap();
-    assert_eq!(
-        names(&store),
-        vec!["INBOX", "INBOX/Sub", "Work", "Work/Projects"]
-    );
-    assert!(matches!(
-        store.create_mailbox("Work"),
-        Err(MailboxError::AlreadyExists)
-    ));
-    assert!(matches!(
-        store.create_mailbox("iNbOx"),
-        Err(MailboxError::AlreadyExists)
-    ));
+    assert_eq!(names(&store), vec!["INBOX", "INBOX/Sub", "Work", "Work/Projects"]);
+    assert!(matches!(store.create_mailbox("Work"), Err(MailboxError::AlreadyExists)));
+    assert!(matches!(store.create_mailbox("iNbOx"), Err(MailboxError::AlreadyExists)));
     assert!(matches!(
         store.create_mailbox("a//b"),
         Err(MailboxError::InvalidName(NameError::EmptyLevel))
@@ -37,51 +28,29 @@ fn create_list_delete() {
         store.create_mailbox("a\r\nb"),
         Err(MailboxError::InvalidName(NameError::ControlCharacter))
     ));
-    assert!(matches!(
-        store.delete_mailbox("inbox"),
-        Err(MailboxError::CannotDeleteInbox)
-    ));
-    assert!(matches!(
-        store.delete_mailbox("Nope"),
-        Err(MailboxError::NotFound)
-    ));
+    assert!(matches!(store.delete_mailbox("inbox"), Err(MailboxError::CannotDeleteInbox)));
+    assert!(matches!(store.delete_mailbox("Nope"), Err(MailboxError::NotFound)));
     let validity = store.mailbox_info(work).unwrap().uid_validity;
     append_many(&mut store, work, 0, 3);
     store.delete_mailbox("Work").unwrap();
-    assert_eq!(
-        names(&store),
-        vec!["INBOX", "INBOX/Sub", "Work/Projects"],
-        "children stay"
-    );
+    assert_eq!(names(&store), vec!["INBOX", "INBOX/Sub", "Work/Projects"], "children stay");
     assert!(store.mailbox_info(work).is_none());
     let again = store.create_mailbox("Work").unwrap();
     assert_ne!(again, work, "ids are never reused");
     let info = store.mailbox_info(again).unwrap();
-    assert!(
-        info.uid_validity > validity,
-        "UIDVALIDITY is never reused for a name"
-    );
+    assert!(info.uid_validity > validity, "UIDVALIDITY is never reused for a name");
     assert_eq!(info.messages, 0);
     check(&store);
     world.flush();
     drop(store);
     let mut store = world.open();
-    assert_eq!(
-        names(&store),
-        vec!["INBOX", "INBOX/Sub", "Work", "Work/Projects"]
-    );
-    assert_eq!(
-        store.mailbox_info(again).unwrap().uid_validity,
-        info.uid_validity
-    );
+    assert_eq!(names(&store), vec!["INBOX", "INBOX/Sub", "Work", "Work/Projects"]);
+    assert_eq!(store.mailbox_info(again).unwrap().uid_validity, info.uid_validity);
     // The file goes once the delete is durable: after a flush, at the next mutation.
     assert!(world.index_path(work).exists());
     world.flush();
     store.subscribe("Work").unwrap();
-    assert!(
-        !world.index_path(work).exists(),
-        "a deleted mailbox's index is removed"
-    );
+    assert!(!world.index_path(work).exists(), "a deleted mailbox's index is removed");
 }
 
 #[test]
@@ -94,38 +63,20 @@ fn rename_moves_children() {
     store.create_mailbox("ab").unwrap();
     append_many(&mut store, child, 0, 2);
     let before = store.mailbox_info(child).unwrap();
-    assert!(matches!(
-        store.rename_mailbox("a", "a/x"),
-        Err(MailboxError::RenameUnderItself)
-    ));
-    assert!(matches!(
-        store.rename_mailbox("a", "ab"),
-        Err(MailboxError::AlreadyExists)
-    ));
-    assert!(matches!(
-        store.rename_mailbox("zz", "yy"),
-        Err(MailboxError::NotFound)
-    ));
+    assert!(matches!(store.rename_mailbox("a", "a/x"), Err(MailboxError::RenameUnderItself)));
+    assert!(matches!(store.rename_mailbox("a", "ab"), Err(MailboxError::AlreadyExists)));
+    assert!(matches!(store.rename_mailbox("zz", "yy"), Err(MailboxError::NotFound)));
     store.rename_mailbox("a", "z/y").unwrap();
-    assert_eq!(
-        names(&store),
-        vec!["INBOX", "ab", "z/y", "z/y/b", "z/y/b/c"]
-    );
+    assert_eq!(names(&store), vec!["INBOX", "ab", "z/y", "z/y/b", "z/y/b/c"]);
     assert_eq!(store.mailbox_id("z/y"), Some(a));
     assert_eq!(store.mailbox_id("z/y/b/c"), Some(grandchild));
     let after = store.mailbox_info(child).unwrap();
-    assert_eq!(
-        after.uid_validity, before.uid_validity,
-        "a rename keeps UIDVALIDITY"
-    );
+    assert_eq!(after.uid_validity, before.uid_validity, "a rename keeps UIDVALIDITY");
     assert_eq!(after.messages, 2);
     world.flush();
     drop(store);
     let store = world.open();
-    assert_eq!(
-        names(&store),
-        vec!["INBOX", "ab", "z/y", "z/y/b", "z/y/b/c"]
-    );
+    assert_eq!(names(&store), vec!["INBOX", "ab", "z/y", "z/y/b", "z/y/b/c"]);
 }
 
 #[test]
@@ -144,10 +95,7 @@ fn rename_inbox_moves_its_messages() {
     let info = store.mailbox_info(fresh).unwrap();
     assert_eq!(info.messages, 0);
     assert!(info.uid_validity > old.uid_validity);
-    assert!(
-        store.mailbox_id("INBOX/Kept").is_some(),
-        "INBOX's children stay"
-    );
+    assert!(store.mailbox_id("INBOX/Kept").is_some(), "INBOX's children stay");
     store.rename_mailbox("INBOX", "INBOX/Older").unwrap();
     assert_eq!(store.mailbox_id("INBOX/Older"), Some(fresh));
     let fresh = store.mailbox_id("INBOX").unwrap();
@@ -170,10 +118,7 @@ fn subscriptions() {
     store.subscribe("Lists").unwrap();
     store.unsubscribe("Lists").unwrap();
     store.unsubscribe("never").unwrap();
-    assert!(matches!(
-        store.subscribe(""),
-        Err(MailboxError::InvalidName(NameError::Empty))
-    ));
+    assert!(matches!(store.subscribe(""), Err(MailboxError::InvalidName(NameError::Empty))));
     assert_eq!(store.subscriptions(), vec!["Does/Not/Exist", "INBOX"]);
     let inbox = store.mailbox_id("INBOX").unwrap();
     assert!(store.mailbox_info(inbox).unwrap().subscribed);

@@ -9,10 +9,7 @@ use skua_core::types::{Flags, FlagsOp, InternalDate, Keywords, ModSeq, SystemFla
 use store_support::{World, append_many, check, message};
 
 fn seen() -> Flags {
-    Flags {
-        system: SystemFlags(SystemFlags::SEEN),
-        keywords: Keywords(0),
-    }
+    Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0) }
 }
 
 #[test]
@@ -20,23 +17,14 @@ fn append_reads_back_byte_identical() {
     let mut world = World::new();
     let mut store = world.open();
     let inbox = store.mailbox_id("INBOX").unwrap();
-    let date = InternalDate {
-        unix_seconds: 1_600_000_000,
-        zone_minutes: -420,
-    };
+    let date = InternalDate { unix_seconds: 1_600_000_000, zone_minutes: -420 };
     let sizes = [1usize, 7, 8, 9, 4095, 4096, 1 << 20, 3 << 20];
     let mut uids = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
         let body = message(u32::try_from(i).unwrap(), size);
         let cache = vec![u8::try_from(i).unwrap(); i * 3];
-        let (uid, modseq) = store
-            .append(inbox, &body, &cache, seen(), Some(date))
-            .unwrap();
-        assert_eq!(
-            uid.get(),
-            u32::try_from(i).unwrap() + 1,
-            "UIDs count from 1"
-        );
+        let (uid, modseq) = store.append(inbox, &body, &cache, seen(), Some(date)).unwrap();
+        assert_eq!(uid.get(), u32::try_from(i).unwrap() + 1, "UIDs count from 1");
         assert!(modseq > ModSeq(1));
         uids.push(uid);
     }
@@ -81,23 +69,12 @@ fn append_refuses_what_cannot_be_stored() {
         store.append(gone, b"x", b"", Flags::default(), None),
         Err(AppendError::NoSuchMailbox)
     ));
-    assert!(matches!(
-        store.body(inbox, Uid::MIN),
-        Err(ReadError::NoSuchMessage)
-    ));
-    assert!(matches!(
-        store.prefetch(inbox, Uid::MIN),
-        Err(ReadError::NoSuchMessage)
-    ));
-    let (uid, _) = store
-        .append(inbox, b"hello", b"", Flags::default(), None)
-        .unwrap();
+    assert!(matches!(store.body(inbox, Uid::MIN), Err(ReadError::NoSuchMessage)));
+    assert!(matches!(store.prefetch(inbox, Uid::MIN), Err(ReadError::NoSuchMessage)));
+    let (uid, _) = store.append(inbox, b"hello", b"", Flags::default(), None).unwrap();
     store.prefetch(inbox, uid).unwrap();
     assert_eq!(&*store.body(inbox, uid).unwrap(), b"hello");
-    assert!(matches!(
-        store.messages(gone),
-        Err(ReadError::NoSuchMailbox)
-    ));
+    assert!(matches!(store.messages(gone), Err(ReadError::NoSuchMailbox)));
     assert_eq!(store.mailbox_info(inbox).unwrap().messages, 1);
 }
 
@@ -110,33 +87,19 @@ fn flags_and_modseqs() {
     let before = store.mailbox_info(inbox).unwrap().highest_modseq;
     let work = store.keyword_bits(inbox, &["Work", "$Label1"]).unwrap();
     assert_eq!(work, Keywords(0b11));
-    assert_eq!(
-        store.keyword_bits(inbox, &["work"]).unwrap(),
-        Keywords(0b01),
-        "case-insensitive"
-    );
-    let flagged = Flags {
-        system: SystemFlags(SystemFlags::FLAGGED),
-        keywords: work,
-    };
-    let outcome = store
-        .store_flags(inbox, &uids, FlagsOp::Add, flagged, None)
-        .unwrap();
+    assert_eq!(store.keyword_bits(inbox, &["work"]).unwrap(), Keywords(0b01), "case-insensitive");
+    let flagged = Flags { system: SystemFlags(SystemFlags::FLAGGED), keywords: work };
+    let outcome = store.store_flags(inbox, &uids, FlagsOp::Add, flagged, None).unwrap();
     assert_eq!(outcome.changed.len(), 4);
     assert!(outcome.changed.iter().all(|&(_, m)| m > before));
-    let again = store
-        .store_flags(inbox, &uids, FlagsOp::Add, flagged, None)
-        .unwrap();
+    let again = store.store_flags(inbox, &uids, FlagsOp::Add, flagged, None).unwrap();
     assert!(again.changed.is_empty(), "no change, no new modseq");
     let removed = store
         .store_flags(
             inbox,
             &uids[..1],
             FlagsOp::Remove,
-            Flags {
-                keywords: Keywords(0b10),
-                ..Flags::default()
-            },
+            Flags { keywords: Keywords(0b10), ..Flags::default() },
             None,
         )
         .unwrap();
@@ -175,14 +138,8 @@ fn keyword_table_is_bounded() {
     for i in 0..KEYWORDS_PER_MAILBOX_MAX {
         store.keyword_bits(inbox, &[&format!("k{i}")]).unwrap();
     }
-    assert!(matches!(
-        store.keyword_bits(inbox, &["one-more"]),
-        Err(KeywordError::TooMany)
-    ));
-    assert!(matches!(
-        store.keyword_bits(inbox, &["\\Seen"]),
-        Err(KeywordError::Invalid)
-    ));
+    assert!(matches!(store.keyword_bits(inbox, &["one-more"]), Err(KeywordError::TooMany)));
+    assert!(matches!(store.keyword_bits(inbox, &["\\Seen"]), Err(KeywordError::Invalid)));
     assert_eq!(store.keyword_bits(inbox, &["K0"]).unwrap(), Keywords(1));
 }
 
@@ -197,30 +154,16 @@ fn expunge_keeps_uids_and_modseqs_moving_forward() {
     assert!(modseq > before.highest_modseq);
     let after = store.mailbox_info(inbox).unwrap();
     assert_eq!(after.messages, 3);
-    assert_eq!(
-        after.uid_next, before.uid_next,
-        "UIDNEXT stays after expunging the last"
-    );
+    assert_eq!(after.uid_next, before.uid_next, "UIDNEXT stays after expunging the last");
     assert_eq!(after.highest_modseq, modseq);
     assert_eq!(store.message(inbox, uids[1]).unwrap(), None);
-    assert_eq!(
-        store.expunge(inbox, &[uids[1]]).unwrap(),
-        modseq,
-        "nothing left to expunge"
-    );
-    let (next, _) = store
-        .append(inbox, b"new", b"", Flags::default(), None)
-        .unwrap();
+    assert_eq!(store.expunge(inbox, &[uids[1]]).unwrap(), modseq, "nothing left to expunge");
+    let (next, _) = store.append(inbox, b"new", b"", Flags::default(), None).unwrap();
     assert_eq!(next, before.uid_next, "a UID is never reused");
     world.flush();
     drop(store);
     let store = world.open();
-    let live: Vec<Uid> = store
-        .messages(inbox)
-        .unwrap()
-        .iter()
-        .map(|m| m.uid)
-        .collect();
+    let live: Vec<Uid> = store.messages(inbox).unwrap().iter().map(|m| m.uid).collect();
     assert_eq!(live, vec![uids[0], uids[2], uids[3], next]);
 }
 
@@ -233,51 +176,27 @@ fn copy_makes_independent_copies() {
     store.keyword_bits(archive, &["Other"]).unwrap();
     let uids = append_many(&mut store, inbox, 0, 3);
     let label = store.keyword_bits(inbox, &["Label"]).unwrap();
-    let flags = Flags {
-        system: SystemFlags(SystemFlags::ANSWERED),
-        keywords: label,
-    };
-    store
-        .store_flags(inbox, &uids[1..2], FlagsOp::Replace, flags, None)
-        .unwrap();
-    let pairs = store
-        .copy(inbox, &[uids[2], uids[1], uids[0]], archive)
-        .unwrap();
-    assert_eq!(
-        pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
-        uids,
-        "source order"
-    );
+    let flags = Flags { system: SystemFlags(SystemFlags::ANSWERED), keywords: label };
+    store.store_flags(inbox, &uids[1..2], FlagsOp::Replace, flags, None).unwrap();
+    let pairs = store.copy(inbox, &[uids[2], uids[1], uids[0]], archive).unwrap();
+    assert_eq!(pairs.iter().map(|p| p.0).collect::<Vec<_>>(), uids, "source order");
     assert_eq!(pairs[0].1, Uid::MIN);
     let copied = store.message(archive, pairs[1].1).unwrap().unwrap();
     assert_eq!(copied.flags.system, SystemFlags(SystemFlags::ANSWERED));
     assert_eq!(copied.flags.keywords, Keywords(0b10), "translated by name");
     assert_eq!(store.keywords(archive).unwrap(), vec!["Other", "Label"]);
     for (source, target) in &pairs {
-        assert_eq!(
-            &*store.body(inbox, *source).unwrap(),
-            &*store.body(archive, *target).unwrap()
-        );
+        assert_eq!(&*store.body(inbox, *source).unwrap(), &*store.body(archive, *target).unwrap());
         assert_eq!(
             &*store.cache(inbox, *source).unwrap(),
             &*store.cache(archive, *target).unwrap()
         );
     }
     store.expunge(inbox, &uids).unwrap();
-    assert_eq!(
-        store.messages(archive).unwrap().len(),
-        3,
-        "copies outlive the originals"
-    );
+    assert_eq!(store.messages(archive).unwrap().len(), 3, "copies outlive the originals");
     let gone = skua_core::types::MailboxId(999);
-    assert!(matches!(
-        store.copy(inbox, &uids, gone),
-        Err(CopyError::NoSuchTarget)
-    ));
-    assert!(matches!(
-        store.copy(gone, &uids, inbox),
-        Err(CopyError::NoSuchMailbox)
-    ));
+    assert!(matches!(store.copy(inbox, &uids, gone), Err(CopyError::NoSuchTarget)));
+    assert!(matches!(store.copy(gone, &uids, inbox), Err(CopyError::NoSuchMailbox)));
     world.flush();
     drop(store);
     let store = world.open();
@@ -291,14 +210,10 @@ fn change_counter_moves_on_every_mutation() {
     let mut store = world.open();
     let inbox = store.mailbox_id("INBOX").unwrap();
     let start = store.change_counter();
-    store
-        .append(inbox, b"x", b"", Flags::default(), None)
-        .unwrap();
+    store.append(inbox, b"x", b"", Flags::default(), None).unwrap();
     let after_append = store.change_counter();
     assert!(after_append > start);
-    store
-        .store_flags(inbox, &[Uid::MIN], FlagsOp::Add, seen(), None)
-        .unwrap();
+    store.store_flags(inbox, &[Uid::MIN], FlagsOp::Add, seen(), None).unwrap();
     assert!(store.change_counter() > after_append);
     let unchanged = store.change_counter();
     let _ = store.messages(inbox).unwrap();
@@ -317,9 +232,7 @@ fn append_and_read_throughput() {
     let count = 100_000u32;
     let start = std::time::Instant::now();
     for i in 0..count {
-        store
-            .append(inbox, &body, b"cache", Flags::default(), None)
-            .unwrap();
+        store.append(inbox, &body, b"cache", Flags::default(), None).unwrap();
         if i % 4096 == 4095 {
             world.flush();
         }
@@ -354,14 +267,8 @@ fn expunge_history_and_live_iteration() {
     let before = store.mailbox_info(inbox).unwrap().highest_modseq;
     let first = store.expunge(inbox, &[uids[1]]).unwrap();
     let second = store.expunge(inbox, &[uids[3], uids[4]]).unwrap();
-    assert_eq!(
-        store.expunged_since(inbox, before).unwrap(),
-        vec![uids[1], uids[3], uids[4]]
-    );
-    assert_eq!(
-        store.expunged_since(inbox, first).unwrap(),
-        vec![uids[3], uids[4]]
-    );
+    assert_eq!(store.expunged_since(inbox, before).unwrap(), vec![uids[1], uids[3], uids[4]]);
+    assert_eq!(store.expunged_since(inbox, first).unwrap(), vec![uids[3], uids[4]]);
     assert!(store.expunged_since(inbox, second).unwrap().is_empty());
     let live: Vec<Uid> = store.live_messages(inbox).unwrap().map(|m| m.uid).collect();
     assert_eq!(live, vec![uids[0], uids[2]]);
@@ -372,8 +279,5 @@ fn expunge_history_and_live_iteration() {
     world.flush();
     drop(store);
     let store = world.open();
-    assert_eq!(
-        store.expunged_since(inbox, first).unwrap(),
-        vec![uids[3], uids[4]]
-    );
+    assert_eq!(store.expunged_since(inbox, first).unwrap(), vec![uids[3], uids[4]]);
 }

@@ -18,13 +18,8 @@ fn reconstruct_keeps_valid_flags_and_expunges() {
     let uids = append_many(&mut store, inbox, 0, 6);
     append_many(&mut store, work, 20, 2);
     let label = store.keyword_bits(inbox, &["Label"]).unwrap();
-    let flags = Flags {
-        system: SystemFlags(SystemFlags::FLAGGED),
-        keywords: label,
-    };
-    store
-        .store_flags(inbox, &uids[..4], FlagsOp::Add, flags, None)
-        .unwrap();
+    let flags = Flags { system: SystemFlags(SystemFlags::FLAGGED), keywords: label };
+    store.store_flags(inbox, &uids[..4], FlagsOp::Add, flags, None).unwrap();
     store.expunge(inbox, &[uids[5]]).unwrap();
     let gone = store.create_mailbox("Gone").unwrap();
     append_many(&mut store, gone, 40, 1);
@@ -47,11 +42,7 @@ fn reconstruct_keeps_valid_flags_and_expunges() {
     assert_eq!(report.flags_kept, 5, "INBOX records 0, 1, 3, 4, 5 validate");
     assert_eq!(report.flags_reset, 1 + 2, "the damaged one and Work's");
     assert_eq!(report.orphaned_records, 1, "the deleted mailbox's message");
-    assert_eq!(
-        report.spool_records,
-        6 + 2 + 1 + 1,
-        "messages and one tombstone"
-    );
+    assert_eq!(report.spool_records, 6 + 2 + 1 + 1, "messages and one tombstone");
     world.flush();
 
     let store = world.open();
@@ -60,15 +51,8 @@ fn reconstruct_keeps_valid_flags_and_expunges() {
     for (old, new) in before.iter().zip(&after) {
         assert_eq!(old.uid, new.uid);
         if new.uid == uids[2] {
-            assert_eq!(
-                new.flags,
-                Flags::default(),
-                "the damaged record's flags are lost"
-            );
-            assert!(
-                new.modseq > info_before.highest_modseq,
-                "a rebuilt record gets a new modseq"
-            );
+            assert_eq!(new.flags, Flags::default(), "the damaged record's flags are lost");
+            assert!(new.modseq > info_before.highest_modseq, "a rebuilt record gets a new modseq");
         } else {
             assert_eq!(old, new);
         }
@@ -89,13 +73,8 @@ fn reconstruct_of_an_intact_store_changes_nothing() {
     let mut store = world.open();
     let inbox = store.mailbox_id("INBOX").unwrap();
     let uids = append_many(&mut store, inbox, 0, 3);
-    let seen = Flags {
-        system: SystemFlags(SystemFlags::SEEN),
-        keywords: Keywords(0),
-    };
-    store
-        .store_flags(inbox, &uids[1..], FlagsOp::Replace, seen, None)
-        .unwrap();
+    let seen = Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0) };
+    store.store_flags(inbox, &uids[1..], FlagsOp::Replace, seen, None).unwrap();
     let before = store.messages(inbox).unwrap();
     let info = store.mailbox_info(inbox).unwrap();
     world.flush();
@@ -107,8 +86,5 @@ fn reconstruct_of_an_intact_store_changes_nothing() {
     let store = world.open();
     assert_eq!(store.messages(inbox).unwrap(), before);
     assert_eq!(store.mailbox_info(inbox).unwrap(), info);
-    assert_eq!(
-        store.message(inbox, Uid::MIN).unwrap().unwrap().flags,
-        Flags::default()
-    );
+    assert_eq!(store.message(inbox, Uid::MIN).unwrap().unwrap().flags, Flags::default());
 }

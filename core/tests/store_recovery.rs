@@ -17,12 +17,7 @@ fn truncate_by(path: &std::path::Path, bytes: u64) {
 }
 
 fn append_junk(path: &std::path::Path, junk: &[u8]) {
-    OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(junk)
-        .unwrap();
+    OpenOptions::new().append(true).open(path).unwrap().write_all(junk).unwrap();
 }
 
 fn flip_byte(path: &std::path::Path, offset: u64) {
@@ -44,22 +39,12 @@ fn torn_spool_tail_drops_what_it_backed() {
     let report = store.recovery().clone();
     assert!(report.spool_truncated_bytes > 0, "{report:?}");
     assert_eq!(report.index_records_dropped, 1, "{report:?}");
-    let live: Vec<Uid> = store
-        .messages(inbox)
-        .unwrap()
-        .iter()
-        .map(|m| m.uid)
-        .collect();
+    let live: Vec<Uid> = store.messages(inbox).unwrap().iter().map(|m| m.uid).collect();
     assert_eq!(live, uids[..2]);
-    assert_eq!(
-        &*store.body(inbox, uids[1]).unwrap(),
-        &message(1, 100 + 37)[..]
-    );
+    assert_eq!(&*store.body(inbox, uids[1]).unwrap(), &message(1, 100 + 37)[..]);
     let info = store.mailbox_info(inbox).unwrap();
     assert_eq!(info.uid_next.get(), 4, "the dropped UID is not given again");
-    let (uid, _) = store
-        .append(inbox, b"after", b"", Flags::default(), None)
-        .unwrap();
+    let (uid, _) = store.append(inbox, b"after", b"", Flags::default(), None).unwrap();
     assert_eq!(uid.get(), 4);
     check(&store);
     world.flush();
@@ -92,13 +77,8 @@ fn torn_index_tail_is_caught_up_from_the_spool() {
     let mut store = world.open();
     let inbox = store.mailbox_id("INBOX").unwrap();
     let uids = append_many(&mut store, inbox, 0, 4);
-    let seen = Flags {
-        system: SystemFlags(SystemFlags::SEEN),
-        keywords: Keywords(0),
-    };
-    store
-        .store_flags(inbox, &uids, FlagsOp::Add, seen, None)
-        .unwrap();
+    let seen = Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0) };
+    store.store_flags(inbox, &uids, FlagsOp::Add, seen, None).unwrap();
     world.flush();
     drop(store);
     truncate_by(&world.index_path(inbox), 10);
@@ -109,11 +89,7 @@ fn torn_index_tail_is_caught_up_from_the_spool() {
     let metas = store.messages(inbox).unwrap();
     assert_eq!(metas.iter().map(|m| m.uid).collect::<Vec<_>>(), uids);
     assert_eq!(metas[0].flags, seen, "intact records keep their flags");
-    assert_eq!(
-        metas[3].flags,
-        Flags::default(),
-        "a rebuilt record has the flags of its append"
-    );
+    assert_eq!(metas[3].flags, Flags::default(), "a rebuilt record has the flags of its append");
     check(&store);
 }
 
@@ -128,20 +104,12 @@ fn damaged_index_record_is_rebuilt_from_the_spool() {
     // Record 1 (the second) starts at 128 + 64.
     flip_byte(&world.index_path(inbox), 128 + 64 + 20);
     let store = world.open();
-    let live: Vec<Uid> = store
-        .messages(inbox)
-        .unwrap()
-        .iter()
-        .map(|m| m.uid)
-        .collect();
+    let live: Vec<Uid> = store.messages(inbox).unwrap().iter().map(|m| m.uid).collect();
     assert_eq!(live, uids);
     assert_eq!(store.recovery().index_records_added, 3);
     for (i, uid) in uids.iter().enumerate() {
         let n = u32::try_from(i).unwrap();
-        assert_eq!(
-            &*store.body(inbox, *uid).unwrap(),
-            &message(n, 100 + (i * 37) % 3000)[..]
-        );
+        assert_eq!(&*store.body(inbox, *uid).unwrap(), &message(n, 100 + (i * 37) % 3000)[..]);
     }
 }
 
@@ -160,17 +128,8 @@ fn deleted_index_is_rebuilt_with_expunges() {
     std::fs::remove_file(world.index_path(inbox)).unwrap();
     let store = world.open();
     assert_eq!(store.recovery().indexes_rebuilt, 1);
-    let live: Vec<Uid> = store
-        .messages(inbox)
-        .unwrap()
-        .iter()
-        .map(|m| m.uid)
-        .collect();
-    assert_eq!(
-        live,
-        vec![uids[0], uids[2], uids[3]],
-        "expunged mail stays expunged"
-    );
+    let live: Vec<Uid> = store.messages(inbox).unwrap().iter().map(|m| m.uid).collect();
+    assert_eq!(live, vec![uids[0], uids[2], uids[3]], "expunged mail stays expunged");
     let after = store.mailbox_info(inbox).unwrap();
     assert_eq!(after.uid_next, before.uid_next);
     assert_eq!(after.uid_validity, before.uid_validity);
@@ -185,10 +144,7 @@ fn torn_log_tail_is_cut() {
     store.create_mailbox("Kept").unwrap();
     world.flush();
     drop(store);
-    append_junk(
-        &world.path("mailboxes.log"),
-        b"\x20\x00\x00\x00garbage-that-is-not-a-record",
-    );
+    append_junk(&world.path("mailboxes.log"), b"\x20\x00\x00\x00garbage-that-is-not-a-record");
     let mut store = world.open();
     assert!(store.recovery().log_truncated_bytes > 0);
     assert!(store.mailbox_id("Kept").is_some());
@@ -214,9 +170,7 @@ fn damaged_log_header_salvages_mailboxes() {
     flip_byte(&world.path("mailboxes.log"), 20);
     let store = world.open();
     assert_eq!(store.recovery().mailboxes_salvaged, 2, "INBOX and Work");
-    let salvaged = store
-        .mailbox_id(&format!("Recovered/{:08}", work.0))
-        .unwrap();
+    let salvaged = store.mailbox_id(&format!("Recovered/{:08}", work.0)).unwrap();
     assert_eq!(salvaged, work);
     assert_eq!(store.messages(work).unwrap().len(), 3);
     assert!(store.mailbox_id("INBOX").is_some());
@@ -250,22 +204,12 @@ fn stray_index_files_are_removed() {
     std::fs::write(world.path("mbox/00000077.idx"), b"stray").unwrap();
     std::fs::write(world.path("mbox/00000000.idx.tmp"), b"half").unwrap();
     let mut store = world.open();
-    assert!(
-        !world.path("mbox/00000000.idx.tmp").exists(),
-        "temporary files go at once"
-    );
-    assert!(
-        world.path("mbox/00000077.idx").exists(),
-        "strays wait for the next flush"
-    );
+    assert!(!world.path("mbox/00000000.idx.tmp").exists(), "temporary files go at once");
+    assert!(world.path("mbox/00000077.idx").exists(), "strays wait for the next flush");
     world.flush();
     store.create_mailbox("Next").unwrap();
     assert!(!world.path("mbox/00000077.idx").exists());
-    assert_eq!(
-        store.mailbox_id("Next").unwrap().0,
-        78,
-        "the stray's id is not given again"
-    );
+    assert_eq!(store.mailbox_id("Next").unwrap().0, 78, "the stray's id is not given again");
     check(&store);
 }
 
@@ -276,24 +220,15 @@ fn checkpoints_bound_the_scan_on_open() {
     let inbox = store.mailbox_id("INBOX").unwrap();
     let big = vec![b'x'; 4 << 20];
     for _ in 0..5 {
-        store
-            .append(inbox, &big, b"", Flags::default(), None)
-            .unwrap();
+        store.append(inbox, &big, b"", Flags::default(), None).unwrap();
     }
     world.flush();
     // The next mutation sees the durable spool end and writes it into the index headers.
-    store
-        .append(inbox, b"small", b"", Flags::default(), None)
-        .unwrap();
+    store.append(inbox, b"small", b"", Flags::default(), None).unwrap();
     world.flush();
     drop(store);
     let store = world.open();
-    assert_eq!(
-        store.recovery().spool_records_scanned,
-        1,
-        "{:?}",
-        store.recovery()
-    );
+    assert_eq!(store.recovery().spool_records_scanned, 1, "{:?}", store.recovery());
     assert_eq!(store.messages(inbox).unwrap().len(), 6);
 }
 
@@ -304,13 +239,8 @@ fn keyword_bits_whose_definition_was_lost_are_never_reused() {
     let inbox = store.mailbox_id("INBOX").unwrap();
     let uids = append_many(&mut store, inbox, 0, 2);
     let urgent = store.keyword_bits(inbox, &["urgent"]).unwrap();
-    let flags = Flags {
-        system: SystemFlags(SystemFlags::FLAGGED),
-        keywords: urgent,
-    };
-    store
-        .store_flags(inbox, &uids[..1], FlagsOp::Add, flags, None)
-        .unwrap();
+    let flags = Flags { system: SystemFlags(SystemFlags::FLAGGED), keywords: urgent };
+    store.store_flags(inbox, &uids[..1], FlagsOp::Add, flags, None).unwrap();
     world.flush();
     drop(store);
     // The keyword's log record (24 + 6 bytes, padded to 32) is lost; the index record that

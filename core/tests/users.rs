@@ -9,13 +9,8 @@ use skua_core::users::{
     set_password,
 };
 
-const SCHEMES: [Scheme; 5] = [
-    Scheme::Sha512Crypt,
-    Scheme::BlfCrypt,
-    Scheme::Argon2id,
-    Scheme::Argon2i,
-    Scheme::Plain,
-];
+const SCHEMES: [Scheme; 5] =
+    [Scheme::Sha512Crypt, Scheme::BlfCrypt, Scheme::Argon2id, Scheme::Argon2i, Scheme::Plain];
 
 fn load(path: &Path) -> UserDb {
     UserDb::load(path).expect("load")
@@ -52,14 +47,11 @@ fn fixed_salt_hashes_in_dovecot_forms() {
     let bcrypt = bcrypt::hash_with_salt(password, 5, *b"0123456789abcdef").unwrap();
     let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
     let argon2_params = argon2::Params::new(64, 1, 1, None).unwrap();
-    let argon2id = argon2::Argon2::new(
-        argon2::Algorithm::Argon2id,
-        argon2::Version::V0x13,
-        argon2_params,
-    )
-    .hash_password(password, &salt)
-    .unwrap()
-    .to_string();
+    let argon2id =
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2_params)
+            .hash_password(password, &salt)
+            .unwrap()
+            .to_string();
     assert!(argon2id.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
 
     let contents = format!(
@@ -109,12 +101,7 @@ erin:{PLAIN}e\r
         assert_eq!(entry.scheme(), None);
         assert!(!entry.verify(""));
     }
-    assert_eq!(
-        db.resolve_recipient("<carol@example.net>", true)
-            .unwrap()
-            .name,
-        "carol"
-    );
+    assert_eq!(db.resolve_recipient("<carol@example.net>", true).unwrap().name, "carol");
     assert!(db.resolve_recipient("<carol@example.net>", false).is_none());
 }
 
@@ -153,38 +140,18 @@ fn edit_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("passwd");
     assert!(list_users(&path).unwrap().is_empty());
-    assert!(matches!(
-        delete_user(&path, "x"),
-        Err(UsersError::NoSuchUser(_))
-    ));
-    assert!(matches!(
-        set_password(&path, "x", "{PLAIN}p"),
-        Err(UsersError::NoSuchUser(_))
-    ));
+    assert!(matches!(delete_user(&path, "x"), Err(UsersError::NoSuchUser(_))));
+    assert!(matches!(set_password(&path, "x", "{PLAIN}p"), Err(UsersError::NoSuchUser(_))));
     add_user(&path, "alice", "{PLAIN}a").unwrap();
-    assert!(matches!(
-        add_user(&path, "ALICE", "{PLAIN}b"),
-        Err(UsersError::UserExists(_))
-    ));
+    assert!(matches!(add_user(&path, "ALICE", "{PLAIN}b"), Err(UsersError::UserExists(_))));
     for bad in ["a:b", "a\nb", "", "a b", "../x"] {
         assert!(
-            matches!(
-                add_user(&path, bad, "{PLAIN}a"),
-                Err(UsersError::InvalidName { .. })
-            ),
+            matches!(add_user(&path, bad, "{PLAIN}a"), Err(UsersError::InvalidName { .. })),
             "{bad:?}"
         );
     }
-    for bad in [
-        "{PLAIN}a:b",
-        "{NOPE}x",
-        "cleartext",
-        "{PLAIN}a\nbob:{PLAIN}b",
-    ] {
-        assert!(
-            matches!(add_user(&path, "bob", bad), Err(UsersError::InvalidHash(_))),
-            "{bad:?}"
-        );
+    for bad in ["{PLAIN}a:b", "{NOPE}x", "cleartext", "{PLAIN}a\nbob:{PLAIN}b"] {
+        assert!(matches!(add_user(&path, "bob", bad), Err(UsersError::InvalidHash(_))), "{bad:?}");
     }
     assert_eq!(fs::read_to_string(&path).unwrap(), "alice:{PLAIN}a\n");
 }

@@ -63,7 +63,10 @@ fn sections_and_partials() {
     assert!(text.contains("BODY[2.MIME] {"), "{text}");
     assert!(text.contains("Content-Type: text/html\r\n\r\n)"), "{text}");
     let text = output(&mut client, &mut world, "f FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
-    assert!(text.contains("BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: parts\r\n\r\n)"), "{text}");
+    assert!(
+        text.contains("BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: parts\r\n\r\n)"),
+        "{text}"
+    );
     let text = output(&mut client, &mut world, "f FETCH 1 (BODY.PEEK[]<6.3>)");
     assert!(text.starts_with("* 1 FETCH (BODY[]<6> {3}\r\nAnn)\r\n"), "{text}");
     let text = output(&mut client, &mut world, "f FETCH 1 (BODY.PEEK[3])");

@@ -8,12 +8,27 @@ use proptest::prelude::*;
 
 /// Fragments that reach deep into the grammar and the command code.
 const FRAGMENTS: &[&str] = &[
-    "a SELECT INBOX\r\n", "b FETCH 1:* (FLAGS BODY[] BODY.PEEK[1.MIME]<0.5> ENVELOPE)\r\n",
-    "c STORE 1 +FLAGS (\\Deleted kw)\r\n", "d EXPUNGE\r\n", "e APPEND INBOX {5+}\r\nhello\r\n",
-    "f SEARCH OR FROM x NOT SEEN\r\n", "g UID MOVE 1:* INBOX\r\n", "h IDLE\r\n", "DONE\r\n",
-    "i CREATE a/b\r\n", "j LIST \"\" *\r\n", "k CLOSE\r\n", "l COPY 1 a/b\r\n", "{3}\r\n",
-    "m AUTHENTICATE PLAIN\r\n", "*\r\n", "n UID EXPUNGE 1\r\n", "o ENABLE IMAP4rev2\r\n",
-    "p STATUS INBOX (MESSAGES SIZE)\r\n", "q UNSELECT\r\n", "r FETCH 1 BODY[2.HEADER]\r\n",
+    "a SELECT INBOX\r\n",
+    "b FETCH 1:* (FLAGS BODY[] BODY.PEEK[1.MIME]<0.5> ENVELOPE)\r\n",
+    "c STORE 1 +FLAGS (\\Deleted kw)\r\n",
+    "d EXPUNGE\r\n",
+    "e APPEND INBOX {5+}\r\nhello\r\n",
+    "f SEARCH OR FROM x NOT SEEN\r\n",
+    "g UID MOVE 1:* INBOX\r\n",
+    "h IDLE\r\n",
+    "DONE\r\n",
+    "i CREATE a/b\r\n",
+    "j LIST \"\" *\r\n",
+    "k CLOSE\r\n",
+    "l COPY 1 a/b\r\n",
+    "{3}\r\n",
+    "m AUTHENTICATE PLAIN\r\n",
+    "*\r\n",
+    "n UID EXPUNGE 1\r\n",
+    "o ENABLE IMAP4rev2\r\n",
+    "p STATUS INBOX (MESSAGES SIZE)\r\n",
+    "q UNSELECT\r\n",
+    "r FETCH 1 BODY[2.HEADER]\r\n",
 ];
 
 fn drive(chunks: &[Vec<u8>], login: bool) {

@@ -5,7 +5,7 @@ mod imap_support;
 
 use imap_support::{Client, World, tagged};
 use skua_protocols::imap::limits::FrameLimits;
-use skua_protocols::imap::session::{ImapConfig, Step, BAD_COMMANDS_MAX};
+use skua_protocols::imap::session::{BAD_COMMANDS_MAX, ImapConfig, Step};
 
 /// A message of `body_len` bytes of body text.
 fn message(subject: &str, body_len: usize) -> Vec<u8> {
@@ -145,8 +145,8 @@ fn condstore_changedsince_and_unchangedsince() {
     assert_eq!(reply.len(), 2, "{reply:?}");
     assert!(reply[0].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ("), "{reply:?}");
     // UNCHANGEDSINCE below message 2's modseq fails for it only.
-    let reply =
-        client.command(&mut world, &format!("u STORE 1:3 (UNCHANGEDSINCE {since}) +FLAGS (\\Seen)"));
+    let reply = client
+        .command(&mut world, &format!("u STORE 1:3 (UNCHANGEDSINCE {since}) +FLAGS (\\Seen)"));
     tagged(&reply, "u OK [MODIFIED 2]");
     assert_eq!(reply.iter().filter(|l| l.contains("\\Seen")).count(), 2, "{reply:?}");
     // A silent STORE still reports the new modseq of what it changed (RFC 7162 §3.1.3).
@@ -177,6 +177,40 @@ fn idle_reports_other_sessions_changes() {
     assert!(idler.drain().is_empty(), "nothing new, nothing said");
     let reply = idler.command(&mut world, "DONE");
     tagged(&reply, "i OK");
+}
+
+#[test]
+fn reports_of_foreign_changes_wait_for_their_flush() {
+    let mut world = World::new();
+    let mut idler = Client::new();
+    let mut other = Client::new();
+    idler.login(&mut world);
+    other.login(&mut world);
+    idler.command(&mut world, "s SELECT INBOX");
+    idler.command(&mut world, "i IDLE");
+    // The other session's APPEND, fed by hand so its flush does not run yet.
+    let raw = message("unflushed", 3);
+    let mut command = format!("ap APPEND INBOX {{{}+}}\r\n", raw.len()).into_bytes();
+    command.extend_from_slice(&raw);
+    command.extend_from_slice(b"\r\n");
+    other.session.feed(&command);
+    let Step::Write { durable: Some(append_epoch), .. } =
+        other.session.next(Some(&mut world.store))
+    else {
+        panic!("APPEND must wait for a flush");
+    };
+    // The idler's EXISTS must not go out before the appended message is durable.
+    match idler.session.next(Some(&mut world.store)) {
+        Step::Write { durable, .. } => {
+            assert!(
+                durable.is_some_and(|epoch| epoch >= append_epoch),
+                "EXISTS sent before its flush: {durable:?}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Once reported, nothing new: the next turn writes nothing and waits for nothing.
+    assert!(matches!(idler.session.next(Some(&mut world.store)), Step::Idle));
 }
 
 #[test]

@@ -47,22 +47,12 @@ impl Harness {
                 LmtpStep::Write(bytes) => written.extend_from_slice(&bytes),
                 LmtpStep::ResolveRecipient { address } => {
                     let entry = self.users.resolve_recipient(&address, true);
-                    let resolved = entry.map(|e| ResolvedRecipient {
-                        user: e.name.clone(),
-                    });
+                    let resolved = entry.map(|e| ResolvedRecipient { user: e.name.clone() });
                     self.session.recipient_resolved(resolved);
                 }
-                LmtpStep::Deliver {
-                    message,
-                    recipients,
-                    return_path,
-                } => {
+                LmtpStep::Deliver { message, recipients, return_path } => {
                     let results = recipients.iter().map(|user| outcome(user)).collect();
-                    self.deliveries.push(Delivered {
-                        message,
-                        recipients,
-                        return_path,
-                    });
+                    self.deliveries.push(Delivered { message, recipients, return_path });
                     self.session.delivery_done(results);
                 }
                 LmtpStep::Close => {
@@ -76,11 +66,7 @@ impl Harness {
 
     /// Runs a transcript; panics at the first difference.
     fn transcript(&mut self, text: &str) {
-        let mut lines = text
-            .lines()
-            .map(str::trim_start)
-            .filter(|l| !l.is_empty())
-            .peekable();
+        let mut lines = text.lines().map(str::trim_start).filter(|l| !l.is_empty()).peekable();
         while lines.peek().is_some() {
             let mut input = String::new();
             while let Some(line) = lines.next_if(|l| l.starts_with("C:")) {
@@ -100,11 +86,7 @@ impl Harness {
 
 /// The outcome of delivering to `user`: the user `full@example.com` is over quota.
 fn outcome(user: &str) -> Result<(), DeliveryFailure> {
-    if user == "full@example.com" {
-        Err(DeliveryFailure::OverQuota)
-    } else {
-        Ok(())
-    }
+    if user == "full@example.com" { Err(DeliveryFailure::OverQuota) } else { Ok(()) }
 }
 
 fn config() -> LmtpConfig {
@@ -113,10 +95,7 @@ fn config() -> LmtpConfig {
 
 fn greeted() -> Harness {
     let mut harness = Harness::new(config());
-    assert_eq!(
-        harness.session.greeting(),
-        b"220 lmtp.example LMTP skua ready\r\n"
-    );
+    assert_eq!(harness.session.greeting(), b"220 lmtp.example LMTP skua ready\r\n");
     harness.transcript(
         "C: LHLO mx.example.org
          S: 250-lmtp.example
@@ -158,10 +137,7 @@ fn one_transaction_three_recipients_one_unknown() {
     assert!(h.closed);
     assert_eq!(h.deliveries.len(), 1);
     let delivered = &h.deliveries[0];
-    assert_eq!(
-        delivered.recipients,
-        ["alice@example.com", "bob", "full@example.com"]
-    );
+    assert_eq!(delivered.recipients, ["alice@example.com", "bob", "full@example.com"]);
     assert_eq!(delivered.return_path, "sender@example.org");
     assert_eq!(
         &*delivered.message,
@@ -182,10 +158,7 @@ fn pipelined_commands_in_one_feed_reply_in_order() {
          354 Start mail input; end with <CRLF>.<CRLF>\r\n\
          250 2.0.0 <alice@example.com> Delivered\r\n250 2.0.0 Ok\r\n"
     );
-    assert_eq!(
-        &*h.deliveries[0].message,
-        "Return-Path: <>\r\nbody é\r\n".as_bytes()
-    );
+    assert_eq!(&*h.deliveries[0].message, "Return-Path: <>\r\nbody é\r\n".as_bytes());
 }
 
 #[test]
@@ -220,14 +193,7 @@ fn data_split_across_reads() {
          S: 250 2.1.5 Recipient ok
          S: 354 Start mail input; end with <CRLF>.<CRLF>",
     );
-    for piece in [
-        &b"line one\r"[..],
-        b"\n..",
-        b"\r",
-        b"\nline two\r\n",
-        b".",
-        b"\r",
-    ] {
+    for piece in [&b"line one\r"[..], b"\n..", b"\r", b"\nline two\r\n", b".", b"\r"] {
         assert_eq!(h.exchange(piece), "");
     }
     assert!(h.deliveries.is_empty());
@@ -240,10 +206,7 @@ fn data_split_across_reads() {
 
 #[test]
 fn oversize_message_is_read_to_the_end_then_refused_per_recipient() {
-    let mut h = Harness::new(LmtpConfig {
-        max_message_bytes: 16,
-        ..config()
-    });
+    let mut h = Harness::new(LmtpConfig { max_message_bytes: 16, ..config() });
     h.transcript(
         "C: LHLO mx
          S: 250-lmtp.example
@@ -301,10 +264,7 @@ fn bdat_chunks() {
         &*h.deliveries[0].message,
         b"Return-Path: <s@example.org>\r\nSubject: x\r\nbody\r\n"
     );
-    assert_eq!(
-        &*h.deliveries[1].message,
-        b"Return-Path: <s@example.org>\r\n"
-    );
+    assert_eq!(&*h.deliveries[1].message, b"Return-Path: <s@example.org>\r\n");
 }
 
 #[test]
@@ -319,10 +279,7 @@ fn bdat_data_is_raw_and_may_hold_command_lookalikes() {
          250 2.0.0 Ok\r\n"
     );
     assert!(!h.closed);
-    assert_eq!(
-        &*h.deliveries[0].message,
-        b"Return-Path: <s@example.org>\r\n.\r\nQUIT\r\n\r\n"
-    );
+    assert_eq!(&*h.deliveries[0].message, b"Return-Path: <s@example.org>\r\n.\r\nQUIT\r\n\r\n");
 }
 
 #[test]
@@ -363,10 +320,7 @@ fn bdat_failures_consume_the_chunk() {
 
 #[test]
 fn oversize_bdat_chunk_fails_the_transaction() {
-    let mut h = Harness::new(LmtpConfig {
-        max_message_bytes: 4,
-        ..config()
-    });
+    let mut h = Harness::new(LmtpConfig { max_message_bytes: 4, ..config() });
     h.exchange(b"LHLO mx\r\n");
     h.transcript(
         "C: MAIL FROM:<s@example.org>
@@ -463,18 +417,12 @@ fn long_lines_are_refused_and_the_session_goes_on() {
     // The same, arriving in pieces so the session never holds the whole line.
     assert_eq!(h.exchange(&[b'x'; 3000]), "");
     assert_eq!(h.exchange(&[b'x'; 3000]), "");
-    assert_eq!(
-        h.exchange(b"x\r\nNOOP\r\n"),
-        "500 5.5.2 Line too long\r\n250 2.0.0 Ok\r\n"
-    );
+    assert_eq!(h.exchange(b"x\r\nNOOP\r\n"), "500 5.5.2 Line too long\r\n250 2.0.0 Ok\r\n");
 }
 
 #[test]
 fn too_many_recipients() {
-    let mut h = Harness::new(LmtpConfig {
-        max_recipients: 2,
-        ..config()
-    });
+    let mut h = Harness::new(LmtpConfig { max_recipients: 2, ..config() });
     h.exchange(b"LHLO mx\r\n");
     h.transcript(
         "C: MAIL FROM:<s@example.org>

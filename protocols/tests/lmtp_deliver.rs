@@ -12,10 +12,7 @@ use skua_core::users::UserDb;
 use skua_protocols::lmtp::{self, LmtpConfig, LmtpSession, LmtpStep, ResolvedRecipient};
 use skua_protocols::mime;
 
-const DATE: InternalDate = InternalDate {
-    unix_seconds: 1_700_000_000,
-    zone_minutes: 60,
-};
+const DATE: InternalDate = InternalDate { unix_seconds: 1_700_000_000, zone_minutes: 60 };
 
 fn flush(disk: &OsDisk) {
     if let Some(flush) = disk.flush_begin() {
@@ -38,15 +35,10 @@ fn run(root: &Path, users: &UserDb, input: &[u8]) -> (String, Vec<Rc<[u8]>>) {
             LmtpStep::Write(bytes) => written.push_str(std::str::from_utf8(&bytes).unwrap()),
             LmtpStep::ResolveRecipient { address } => {
                 let entry = users.resolve_recipient(&address, true);
-                session.recipient_resolved(entry.map(|e| ResolvedRecipient {
-                    user: e.name.clone(),
-                }));
+                session
+                    .recipient_resolved(entry.map(|e| ResolvedRecipient { user: e.name.clone() }));
             }
-            LmtpStep::Deliver {
-                message,
-                recipients,
-                ..
-            } => {
+            LmtpStep::Deliver { message, recipients, .. } => {
                 let results = recipients
                     .iter()
                     .map(|user| {
@@ -79,10 +71,7 @@ fn delivered_messages_are_in_each_inbox_with_their_cache() {
         ),
         "{replies}"
     );
-    assert_eq!(
-        &*messages[0],
-        b"Return-Path: <s@example.org>\r\nSubject: one\r\n\r\n.body\r\n"
-    );
+    assert_eq!(&*messages[0], b"Return-Path: <s@example.org>\r\nSubject: one\r\n\r\n.body\r\n");
     assert_eq!(&*messages[1], b"Return-Path: <>\r\nSubject: two\r\n\r\n");
 
     // Reopen from disk: what was acknowledged is there, byte for byte.
@@ -93,10 +82,7 @@ fn delivered_messages_are_in_each_inbox_with_their_cache() {
     assert_eq!(stored.len(), 2);
     for (meta, message) in stored.iter().zip(&messages) {
         assert_eq!(&*alice.body(inbox, meta.uid).unwrap(), &**message);
-        assert_eq!(
-            &*alice.cache(inbox, meta.uid).unwrap(),
-            &mime::cache::build(message)[..]
-        );
+        assert_eq!(&*alice.cache(inbox, meta.uid).unwrap(), &mime::cache::build(message)[..]);
         assert_eq!(meta.internal_date, DATE);
     }
     assert_eq!(stored[0].uid, Uid::MIN);

@@ -29,11 +29,7 @@ fn run(config: LmtpConfig, pieces: &[&[u8]]) -> Outcome {
                 LmtpStep::ResolveRecipient { address } => {
                     session.recipient_resolved(Some(ResolvedRecipient { user: address }));
                 }
-                LmtpStep::Deliver {
-                    message,
-                    recipients,
-                    ..
-                } => {
+                LmtpStep::Deliver { message, recipients, .. } => {
                     session.delivery_done(recipients.iter().map(|_| Ok(())).collect());
                     outcome.delivered.push(message);
                 }

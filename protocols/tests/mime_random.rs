@@ -168,12 +168,7 @@ fn structured(random: &mut Random, out: &mut Vec<u8>, depth: usize) {
 /// Checks `text` is a parenthesised IMAP list: balanced parentheses outside strings, quoted
 /// strings closed, literals with exactly the announced length.
 fn assert_well_formed(text: &[u8], message: &[u8]) {
-    assert_eq!(
-        text.first(),
-        Some(&b'('),
-        "{:?}",
-        String::from_utf8_lossy(message)
-    );
+    assert_eq!(text.first(), Some(&b'('), "{:?}", String::from_utf8_lossy(message));
     let mut depth = 0usize;
     let mut position = 0;
     while position < text.len() {
@@ -189,10 +184,7 @@ fn assert_well_formed(text: &[u8], message: &[u8]) {
             b'"' => {
                 position += 1;
                 while text[position] != b'"' {
-                    assert!(
-                        !matches!(text[position], b'\r' | b'\n' | 0),
-                        "bad quoted char"
-                    );
+                    assert!(!matches!(text[position], b'\r' | b'\n' | 0), "bad quoted char");
                     assert!(text[position] < 0x80, "8-bit in quoted string");
                     position += if text[position] == b'\\' { 2 } else { 1 };
                 }
@@ -208,10 +200,7 @@ fn assert_well_formed(text: &[u8], message: &[u8]) {
                 position = close + 2 + length;
             }
             b' ' | b'N' | b'I' | b'L' | b'0'..=b'9' => {}
-            other => panic!(
-                "unexpected byte {other:#x} in {:?}",
-                String::from_utf8_lossy(text)
-            ),
+            other => panic!("unexpected byte {other:#x} in {:?}", String::from_utf8_lossy(text)),
         }
         position += 1;
     }
@@ -230,10 +219,7 @@ fn check(message: &[u8]) {
         Some(SectionText::Header),
         Some(SectionText::Text),
         Some(SectionText::Mime),
-        Some(SectionText::HeaderFields(vec![
-            "subject".into(),
-            "from".into(),
-        ])),
+        Some(SectionText::HeaderFields(vec!["subject".into(), "from".into()])),
         Some(SectionText::HeaderFieldsNot(vec!["content-type".into()])),
     ];
     let mut paths: Vec<Vec<u32>> = vec![vec![]];
@@ -388,9 +374,7 @@ fn generated_trees_have_the_generated_parts() {
         let blob = build(&message);
         let view = CacheView::parse(&blob).expect("parses");
         for (number, body) in &leaves {
-            let section = view
-                .section(&message, number, None)
-                .expect("generated part exists");
+            let section = view.section(&message, number, None).expect("generated part exists");
             assert_eq!(
                 section.bytes(&message),
                 &body[..],
@@ -399,11 +383,7 @@ fn generated_trees_have_the_generated_parts() {
             );
         }
         let leaf_count = leaves.len();
-        let text_leaves = view
-            .body_structure()
-            .windows(6)
-            .filter(|w| w == b"\"TEXT\"")
-            .count();
+        let text_leaves = view.body_structure().windows(6).filter(|w| w == b"\"TEXT\"").count();
         assert_eq!(text_leaves, leaf_count);
     }
 }

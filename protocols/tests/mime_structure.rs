@@ -10,11 +10,7 @@ fn view_text(message: &[u8]) -> (String, String, String) {
     let blob = build(message);
     let view = CacheView::parse(&blob).expect("own blob parses");
     let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).expect("utf-8");
-    (
-        text(view.envelope()),
-        text(view.body_structure()),
-        text(view.body()),
-    )
+    (text(view.envelope()), text(view.body_structure()), text(view.body()))
 }
 
 #[test]
@@ -34,10 +30,7 @@ NIL NIL \"<B27397-0100000@cac.washington.edu>\")"
         structure,
         "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 26 2 NIL NIL NIL NIL)"
     );
-    assert_eq!(
-        body,
-        "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 26 2)"
-    );
+    assert_eq!(body, "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 26 2)");
     let blob = build(SIMPLE);
     let view = CacheView::parse(&blob).expect("parses");
     // 1996-07-17T09:23:25Z; the day as written is 1996-07-17 = day 9694.
@@ -118,10 +111,7 @@ NIL NIL NIL \"<a@b>\" NIL)"
     );
     let raw = "Subject: Grüße\r\n\r\n";
     let (envelope, _, _) = view_text(raw.as_bytes());
-    assert_eq!(
-        envelope,
-        "(NIL {7}\r\nGrüße NIL NIL NIL NIL NIL NIL NIL NIL)"
-    );
+    assert_eq!(envelope, "(NIL {7}\r\nGrüße NIL NIL NIL NIL NIL NIL NIL NIL)");
 }
 
 #[test]
@@ -132,10 +122,7 @@ fn missing_headers_are_nil() {
         structure,
         "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 11 1 NIL NIL NIL NIL)"
     );
-    assert_eq!(
-        body,
-        "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 11 1)"
-    );
+    assert_eq!(body, "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 11 1)");
     let blob = build(b"\r\nbody only\r\n");
     assert_eq!(CacheView::parse(&blob).expect("parses").sent_date(), None);
     let (envelope, structure, _) = view_text(b"");

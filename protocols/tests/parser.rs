@@ -26,17 +26,11 @@ fn rfc_9051_any_and_non_authenticated_state() {
     assert_eq!(body("a002 STARTTLS"), CommandBody::StartTls);
     assert_eq!(
         body("A001 AUTHENTICATE GSSAPI"),
-        CommandBody::Authenticate {
-            mechanism: "GSSAPI".into(),
-            initial_response: None
-        }
+        CommandBody::Authenticate { mechanism: "GSSAPI".into(), initial_response: None }
     );
     assert_eq!(
         body("a001 LOGIN SMITH SESAME"),
-        CommandBody::Login {
-            user: "SMITH".into(),
-            password: "SESAME".into()
-        }
+        CommandBody::Login { user: "SMITH".into(), password: "SESAME".into() }
     );
 }
 
@@ -44,26 +38,14 @@ fn rfc_9051_any_and_non_authenticated_state() {
 fn rfc_9051_authenticated_state() {
     assert_eq!(
         body("A142 SELECT INBOX"),
-        CommandBody::Select {
-            mailbox: "INBOX".into(),
-            condstore: false
-        }
+        CommandBody::Select { mailbox: "INBOX".into(), condstore: false }
     );
     assert_eq!(
         body("A932 EXAMINE blurdybloop"),
-        CommandBody::Examine {
-            mailbox: "blurdybloop".into(),
-            condstore: false
-        }
+        CommandBody::Examine { mailbox: "blurdybloop".into(), condstore: false }
     );
-    assert_eq!(
-        body("A003 CREATE owatagusiam/"),
-        CommandBody::Create("owatagusiam/".into())
-    );
-    assert_eq!(
-        body("A683 DELETE blurdybloop"),
-        CommandBody::Delete("blurdybloop".into())
-    );
+    assert_eq!(body("A003 CREATE owatagusiam/"), CommandBody::Create("owatagusiam/".into()));
+    assert_eq!(body("A683 DELETE blurdybloop"), CommandBody::Delete("blurdybloop".into()));
     assert_eq!(
         body("A683 RENAME blurdybloop sarasoop"),
         CommandBody::Rename("blurdybloop".into(), "sarasoop".into())
@@ -77,10 +59,7 @@ fn rfc_9051_authenticated_state() {
         CommandBody::Unsubscribe("#news.comp.mail.mime".into())
     );
     assert_eq!(body("A001 NAMESPACE"), CommandBody::Namespace);
-    assert_eq!(
-        body("a1 ENABLE IMAP4rev2"),
-        CommandBody::Enable(vec!["IMAP4REV2".into()])
-    );
+    assert_eq!(body("a1 ENABLE IMAP4rev2"), CommandBody::Enable(vec!["IMAP4REV2".into()]));
     assert_eq!(
         body("A042 STATUS blurdybloop (UIDNEXT MESSAGES)"),
         CommandBody::Status {
@@ -95,34 +74,16 @@ fn rfc_9051_authenticated_state() {
 fn rfc_9051_list_examples() {
     for (line, reference, pattern) in [
         ("A101 LIST \"\" \"\"", "", ""),
-        (
-            "A102 LIST #news.comp.mail.misc \"\"",
-            "#news.comp.mail.misc",
-            "",
-        ),
+        ("A102 LIST #news.comp.mail.misc \"\"", "#news.comp.mail.misc", ""),
         ("A103 LIST /usr/staff/jones \"\"", "/usr/staff/jones", ""),
         ("A202 LIST ~/Mail/ %", "~/Mail/", "%"),
         ("A682 LIST \"\" *", "", "*"),
     ] {
-        let CommandBody::List {
-            reference: r,
-            patterns,
-            ..
-        } = body(line)
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (r.as_str(), patterns),
-            (reference, vec![pattern.to_owned()]),
-            "{line}"
-        );
+        let CommandBody::List { reference: r, patterns, .. } = body(line) else { panic!() };
+        assert_eq!((r.as_str(), patterns), (reference, vec![pattern.to_owned()]), "{line}");
     }
     // RFC 5258 examples.
-    let CommandBody::List {
-        subscribed_only, ..
-    } = body("A02 LIST (SUBSCRIBED) \"\" \"*\"")
-    else {
+    let CommandBody::List { subscribed_only, .. } = body("A02 LIST (SUBSCRIBED) \"\" \"*\"") else {
         panic!()
     };
     assert!(subscribed_only);
@@ -143,17 +104,9 @@ fn rfc_9051_search_examples() {
         body("A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\""),
         CommandBody::Search {
             uid: false,
-            esearch: Some(SearchReturn {
-                min: true,
-                count: true,
-                ..SearchReturn::default()
-            }),
+            esearch: Some(SearchReturn { min: true, count: true, ..SearchReturn::default() }),
             charset: None,
-            keys: vec![
-                SearchKey::Flag(Flag::Flagged),
-                SearchKey::Since(8797),
-                from_smith()
-            ]
+            keys: vec![SearchKey::Flag(Flag::Flagged), SearchKey::Since(8797), from_smith()]
         }
     );
     let CommandBody::Search { esearch, .. } =
@@ -161,13 +114,7 @@ fn rfc_9051_search_examples() {
     else {
         panic!()
     };
-    assert_eq!(
-        esearch,
-        Some(SearchReturn {
-            all: true,
-            ..SearchReturn::default()
-        })
-    );
+    assert_eq!(esearch, Some(SearchReturn { all: true, ..SearchReturn::default() }));
     assert_eq!(
         body("A284 SEARCH TEXT \"string not in mailbox\""),
         CommandBody::Search {
@@ -178,16 +125,9 @@ fn rfc_9051_search_examples() {
         }
     );
     let line = "A285 SEARCH CHARSET UTF-8 TEXT {12}\r\n\u{43c}\u{43e}\u{441}\u{43a}\u{432}\u{430}";
-    let CommandBody::Search { charset, keys, .. } = body(line) else {
-        panic!()
-    };
+    let CommandBody::Search { charset, keys, .. } = body(line) else { panic!() };
     assert_eq!(charset.as_deref(), Some("UTF-8"));
-    assert_eq!(
-        keys,
-        vec![SearchKey::Text(
-            "\u{43c}\u{43e}\u{441}\u{43a}\u{432}\u{430}".into()
-        )]
-    );
+    assert_eq!(keys, vec![SearchKey::Text("\u{43c}\u{43e}\u{441}\u{43a}\u{432}\u{430}".into())]);
     // RFC 7162 §3.1.5.
     let CommandBody::Search { keys, .. } =
         body("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338")
@@ -199,11 +139,8 @@ fn rfc_9051_search_examples() {
 
 #[test]
 fn rfc_9051_fetch_store_copy_move() {
-    let CommandBody::Fetch {
-        attributes,
-        uid: false,
-        ..
-    } = body("A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])")
+    let CommandBody::Fetch { attributes, uid: false, .. } =
+        body("A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])")
     else {
         panic!()
     };
@@ -214,61 +151,35 @@ fn rfc_9051_fetch_store_copy_move() {
             FetchAttribute::BodySection {
                 section: Section {
                     part: vec![],
-                    text: Some(SectionText::HeaderFields(vec![
-                        "DATE".into(),
-                        "FROM".into()
-                    ]))
+                    text: Some(SectionText::HeaderFields(vec!["DATE".into(), "FROM".into()]))
                 },
                 partial: None,
                 peek: false
             }
         ]
     );
-    let CommandBody::Fetch {
-        uid: true,
-        changed_since,
-        ..
-    } = body("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)")
+    let CommandBody::Fetch { uid: true, changed_since, .. } =
+        body("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)")
     else {
         panic!()
     };
     assert_eq!(changed_since, Some(12_345));
-    let CommandBody::Store {
-        op,
-        flags,
-        silent: false,
-        ..
-    } = body("A003 STORE 2:4 +FLAGS (\\Deleted)")
+    let CommandBody::Store { op, flags, silent: false, .. } =
+        body("A003 STORE 2:4 +FLAGS (\\Deleted)")
     else {
         panic!()
     };
     assert_eq!((op, flags), (FlagsOp::Add, vec![Flag::Deleted]));
-    let CommandBody::Store {
-        uid: true,
-        unchanged_since,
-        silent: true,
-        ..
-    } = body("a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)")
+    let CommandBody::Store { uid: true, unchanged_since, silent: true, .. } =
+        body("a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)")
     else {
         panic!()
     };
     assert_eq!(unchanged_since, Some(12_121_230_045));
-    assert!(matches!(
-        body("A003 COPY 2:4 MEETING"),
-        CommandBody::Copy { uid: false, .. }
-    ));
-    assert!(matches!(
-        body("a UID MOVE 42:69 foo"),
-        CommandBody::Move { uid: true, .. }
-    ));
-    assert!(matches!(
-        body("A202 EXPUNGE"),
-        CommandBody::Expunge { uids: None }
-    ));
-    assert!(matches!(
-        body("A003 UID EXPUNGE 3000:3002"),
-        CommandBody::Expunge { uids: Some(_) }
-    ));
+    assert!(matches!(body("A003 COPY 2:4 MEETING"), CommandBody::Copy { uid: false, .. }));
+    assert!(matches!(body("a UID MOVE 42:69 foo"), CommandBody::Move { uid: true, .. }));
+    assert!(matches!(body("A202 EXPUNGE"), CommandBody::Expunge { uids: None }));
+    assert!(matches!(body("A003 UID EXPUNGE 3000:3002"), CommandBody::Expunge { uids: Some(_) }));
     assert_eq!(body("A341 CLOSE"), CommandBody::Close);
     assert_eq!(
         body("a023 ID (\"name\" \"sodr\" \"version\" \"19.34\" \"vendor\" \"Pink Floyd\")"),
@@ -318,27 +229,15 @@ fn rfc_9051_append_through_the_framer() {
         let (bodies, continuations) = run_transcript(transcript.as_bytes(), chunk);
         assert_eq!(continuations, 2, "chunk {chunk}");
         assert_eq!(bodies.len(), 3);
-        let CommandBody::Append {
-            mailbox,
-            flags,
-            date,
-            message: bytes,
-        } = &bodies[0]
-        else {
+        let CommandBody::Append { mailbox, flags, date, message: bytes } = &bodies[0] else {
             panic!()
         };
-        assert_eq!(
-            (mailbox.as_str(), flags.as_slice()),
-            ("saved-messages", &[Flag::Seen][..])
-        );
+        assert_eq!((mailbox.as_str(), flags.as_slice()), ("saved-messages", &[Flag::Seen][..]));
         assert_eq!(date.unwrap().zone_minutes, -480);
         assert_eq!(bytes, message.as_bytes());
         assert_eq!(
             bodies[1],
-            CommandBody::Login {
-                user: "fred ".into(),
-                password: "secret".into()
-            }
+            CommandBody::Login { user: "fred ".into(), password: "secret".into() }
         );
         assert_eq!(bodies[2], CommandBody::Noop);
     }
@@ -346,11 +245,9 @@ fn rfc_9051_append_through_the_framer() {
 
 #[test]
 fn tags_survive_parse_errors() {
-    let error = parse_frame(
-        Frame::from_bytes(b"x1 FETCH 1 (FLAGS".to_vec()),
-        &ParseOptions::default(),
-    )
-    .unwrap_err();
+    let error =
+        parse_frame(Frame::from_bytes(b"x1 FETCH 1 (FLAGS".to_vec()), &ParseOptions::default())
+            .unwrap_err();
     assert_eq!(error.tag.unwrap().as_str(), "x1");
     assert!(!error.message.is_empty());
 }

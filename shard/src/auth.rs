@@ -8,11 +8,18 @@
 //! shards) and answered only after a delay that doubles with each recent failure from that
 //! source, from [`AUTH_FAILURE_DELAY_MS`] up to [`AUTH_FAILURE_DELAY_MAX_MS`]. The delay is a
 //! timer, not a held thread or permit, so a guesser slows only itself.
+//!
+//! An unknown user costs what a known one does: [`UserDb::check_login`] verifies the password
+//! against a dummy hash then, so neither the check's time nor the failure delay (the same for
+//! every failure) tells a guesser which names exist. The password travels as a [`Secret`],
+//! whose `Debug` redacts it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use skua_core::users::{Secret, UserDb};
 
 use crate::guard::guarded;
 use crate::limits::{
@@ -33,19 +40,20 @@ pub enum Verdict {
 }
 
 /// Checks `password` for `user` (connecting from `source`) on the blocking pool.
-pub async fn check(shard: &Shard, source: IpAddr, user: String, password: String) -> Verdict {
+pub async fn check(
+    shard: &Shard,
+    source: IpAddr,
+    user: String,
+    password: impl Into<Secret<String>>,
+) -> Verdict {
+    let password = password.into();
     let outcome = {
         let Ok(_permit) = shard.auth_slots.acquire_permit(1).await else {
             return Verdict::Unavailable;
         };
         let users = shard.shared.users.get();
         glommio::executor()
-            .spawn_blocking(move || {
-                guarded(|| {
-                    let entry = users.lookup(&user)?;
-                    entry.verify(&password).then(|| entry.name.clone())
-                })
-            })
+            .spawn_blocking(move || guarded(|| verify(&users, &user, &password)))
             .await
     };
     match outcome {
@@ -63,6 +71,12 @@ pub async fn check(shard: &Shard, source: IpAddr, user: String, password: String
             Verdict::Unavailable
         }
     }
+}
+
+/// The canonical name when `password` is `user`'s. One password verification whether or not
+/// the user exists (see the module docs). CPU-heavy: on the blocking pool only.
+fn verify(users: &UserDb, user: &str, password: &Secret<String>) -> Option<String> {
+    users.check_login(user, password).map(|entry| entry.name.clone())
 }
 
 /// Recent failures of one source.
@@ -91,10 +105,7 @@ impl LoginFailures {
                 by_source.clear();
             }
         }
-        let entry = by_source.entry(source).or_insert(Failures {
-            count: 0,
-            last: now,
-        });
+        let entry = by_source.entry(source).or_insert(Failures { count: 0, last: now });
         if now.duration_since(entry.last) >= window {
             entry.count = 0;
         }
@@ -134,6 +145,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_user_costs_one_verification_like_a_wrong_password() {
+        let users = UserDb::parse(b"alice:{PLAIN}right\n", "test");
+        let secret = |p: &str| Secret::from(p);
+        assert_eq!(verify(&users, "ALICE", &secret("right")), Some("alice".to_owned()));
+        assert_eq!(users.verifications(), 1);
+        assert_eq!(verify(&users, "alice", &secret("wrong")), None);
+        assert_eq!(users.verifications(), 2);
+        assert_eq!(verify(&users, "mallory", &secret("right")), None);
+        assert_eq!(users.verifications(), 3, "the unknown user's password was verified too");
+        assert_eq!(format!("{:?}", secret("right")), "<redacted>");
+    }
+
+    #[test]
     fn delays_double_per_source_and_are_capped() {
         let failures = LoginFailures::default();
         let now = Instant::now();
@@ -141,18 +165,11 @@ mod tests {
         assert_eq!(failures.record(ip(1), now), base);
         assert_eq!(failures.record(ip(1), now), base * 2);
         assert_eq!(failures.record(ip(1), now), base * 4);
-        assert_eq!(
-            failures.record(ip(2), now),
-            base,
-            "another source starts afresh"
-        );
+        assert_eq!(failures.record(ip(2), now), base, "another source starts afresh");
         for _ in 0..40 {
             failures.record(ip(1), now);
         }
-        assert_eq!(
-            failures.record(ip(1), now),
-            Duration::from_millis(AUTH_FAILURE_DELAY_MAX_MS)
-        );
+        assert_eq!(failures.record(ip(1), now), Duration::from_millis(AUTH_FAILURE_DELAY_MAX_MS));
     }
 
     #[test]

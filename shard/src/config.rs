@@ -72,7 +72,10 @@ impl Default for ServerConfig {
             pin_to_cores: true,
             io_memory_bytes: 512 * 1024,
             blocking_threads: 3,
-            connections_per_shard_max: 4096,
+            // An idle connection costs under 2 KiB here (perf/results/2026-11-26-imap-gains.md);
+            // the open-files limit (one descriptor per connection) usually binds first, and an
+            // accept past it fails with EMFILE, logged once a second.
+            connections_per_shard_max: 16_384,
             store_idle_close: Duration::from_secs(120),
             open_stores_per_shard_max: 1024,
             hostname: "localhost".to_owned(),
@@ -104,14 +107,10 @@ impl ServerConfig {
 /// honours cgroup and taskset limits), else `0..available_parallelism`.
 #[must_use]
 pub fn allowed_cpus() -> Vec<usize> {
-    let parsed = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status
-                .lines()
-                .find(|l| l.starts_with("Cpus_allowed_list:"))?;
-            parse_cpu_list(line.split(':').nth(1)?.trim())
-        });
+    let parsed = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:"))?;
+        parse_cpu_list(line.split(':').nth(1)?.trim())
+    });
     parsed.filter(|cpus| !cpus.is_empty()).unwrap_or_else(|| {
         let count = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         (0..count).collect()
@@ -152,15 +151,9 @@ mod tests {
 
     #[test]
     fn shard_count_follows_config_or_cpus() {
-        let config = ServerConfig {
-            shards: 3,
-            ..ServerConfig::default()
-        };
+        let config = ServerConfig { shards: 3, ..ServerConfig::default() };
         assert_eq!(config.shard_count(), 3);
         let automatic = ServerConfig::default().shard_count();
-        assert_eq!(
-            automatic,
-            allowed_cpus().len().clamp(1, crate::limits::SHARDS_MAX)
-        );
+        assert_eq!(automatic, allowed_cpus().len().clamp(1, crate::limits::SHARDS_MAX));
     }
 }

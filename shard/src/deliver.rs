@@ -65,13 +65,7 @@ impl Replies {
     fn register(&self, target: ShardId) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        self.waiting.borrow_mut().insert(
-            id,
-            Pending {
-                target,
-                outcome: None,
-            },
-        );
+        self.waiting.borrow_mut().insert(id, Pending { target, outcome: None });
         id
     }
 
@@ -97,11 +91,7 @@ impl Replies {
     async fn wait(&self, id: u64) -> Outcome {
         loop {
             let seen = self.arrived.generation();
-            let ready = self
-                .waiting
-                .borrow()
-                .get(&id)
-                .is_some_and(|p| p.outcome.is_some());
+            let ready = self.waiting.borrow().get(&id).is_some_and(|p| p.outcome.is_some());
             if ready {
                 let pending = self.waiting.borrow_mut().remove(&id);
                 return pending.and_then(|p| p.outcome).expect("checked above");
@@ -123,19 +113,8 @@ pub(crate) async fn deliver(
         return deliver_here(shard, &user, &message, date).await;
     }
     let id = shard.replies.register(home);
-    let request = Request {
-        id,
-        origin: shard.id,
-        user,
-        message,
-        date,
-    };
-    if shard
-        .mesh
-        .send(home, ShardMessage::Deliver(Box::new(request)))
-        .await
-        .is_err()
-    {
+    let request = Request { id, origin: shard.id, user, message, date };
+    if shard.mesh.send(home, ShardMessage::Deliver(Box::new(request))).await.is_err() {
         shard.replies.waiting.borrow_mut().remove(&id);
         return Err(DeliveryFailure::temporary("home shard unavailable"));
     }
@@ -146,15 +125,9 @@ pub(crate) async fn deliver(
 pub(crate) async fn serve_request(shard: Rc<Shard>, request: Request) {
     let _pass = shard.work.enter();
     let outcome = deliver_here(&shard, &request.user, &request.message, request.date).await;
-    let reply = ShardMessage::Delivered(Box::new(Reply {
-        id: request.id,
-        outcome,
-    }));
+    let reply = ShardMessage::Delivered(Box::new(Reply { id: request.id, outcome }));
     if shard.mesh.send(request.origin, reply).await.is_err() {
-        tracing::warn!(
-            origin = request.origin.0,
-            "delivery answer lost: origin shard is gone"
-        );
+        tracing::warn!(origin = request.origin.0, "delivery answer lost: origin shard is gone");
     }
 }
 
@@ -166,9 +139,7 @@ async fn deliver_here(
     date: InternalDate,
 ) -> Outcome {
     if shard.commit.is_failed() {
-        return Err(reply::delivery_failure_of_commit(
-            crate::commit::CommitError::Failed,
-        ));
+        return Err(reply::delivery_failure_of_commit(crate::commit::CommitError::Failed));
     }
     let handle = match shard.registry.open(user) {
         Ok(handle) => handle,
@@ -210,15 +181,9 @@ mod tests {
         let to_one = replies.register(ShardId(1));
         let to_two = replies.register(ShardId(2));
         let also_two = replies.register(ShardId(2));
-        replies.complete(Reply {
-            id: to_one,
-            outcome: Ok(()),
-        });
+        replies.complete(Reply { id: to_one, outcome: Ok(()) });
         assert_eq!(future::block_on(replies.wait(to_one)), Ok(()));
-        replies.complete(Reply {
-            id: also_two,
-            outcome: Err(DeliveryFailure::OverQuota),
-        });
+        replies.complete(Reply { id: also_two, outcome: Err(DeliveryFailure::OverQuota) });
         replies.target_gone(ShardId(2));
         assert!(matches!(
             future::block_on(replies.wait(to_two)),

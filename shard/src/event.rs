@@ -46,11 +46,7 @@ impl Event {
 
     /// Resolves once the generation differs from `seen`.
     pub fn wait_past(&self, seen: u64) -> Wait<'_> {
-        Wait {
-            event: self,
-            seen,
-            key: None,
-        }
+        Wait { event: self, seen, key: None }
     }
 
     /// Number of registered waiters (for tests and stats).
@@ -86,10 +82,7 @@ impl Future for Wait<'_> {
                 key
             }
         };
-        self.event
-            .waiters
-            .borrow_mut()
-            .insert(key, cx.waker().clone());
+        self.event.waiters.borrow_mut().insert(key, cx.waker().clone());
         Poll::Pending
     }
 }

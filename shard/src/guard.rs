@@ -36,25 +36,15 @@ mod tests {
     #[test]
     fn panics_become_errors_with_their_message() {
         assert_eq!(guarded(|| 7), Ok(7));
-        assert_eq!(
-            guarded(|| -> u8 { panic!("literal") }),
-            Err("literal".to_owned())
-        );
+        assert_eq!(guarded(|| -> u8 { panic!("literal") }), Err("literal".to_owned()));
         let n = 3;
-        assert_eq!(
-            guarded(|| -> u8 { panic!("formatted {n}") }),
-            Err("formatted 3".to_owned())
-        );
+        assert_eq!(guarded(|| -> u8 { panic!("formatted {n}") }), Err("formatted 3".to_owned()));
         let mut state = vec![1];
         let result = guarded(|| {
             state.push(2);
             panic!("midway")
         });
         assert!(result.is_err());
-        assert_eq!(
-            state,
-            [1, 2],
-            "the caller decides what to do with touched state"
-        );
+        assert_eq!(state, [1, 2], "the caller decides what to do with touched state");
     }
 }

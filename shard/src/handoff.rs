@@ -39,16 +39,34 @@ impl DetachedSocket {
     }
 }
 
+/// A connection that could not be detached: duplicating its descriptor failed (EMFILE when
+/// the process is out of file descriptors). The connection is still whole and usable.
+pub struct DetachError {
+    /// The connection, as it was.
+    pub connection: Connection,
+    /// Why the duplicate failed.
+    pub error: io::Error,
+}
+
+impl std::fmt::Debug for DetachError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DetachError({}, {})", self.connection.peer(), self.error)
+    }
+}
+
 /// Takes a connection off this shard.
 ///
 /// # Errors
-/// Duplicating the descriptor failed (EMFILE): the connection is then closed by the caller.
-pub fn detach(connection: Connection) -> io::Result<DetachedSocket> {
+/// Duplicating the descriptor failed; the connection comes back so the caller can still
+/// answer the client (see [`DetachError`]).
+pub fn detach(connection: Connection) -> Result<DetachedSocket, Box<DetachError>> {
     let peer = connection.peer();
-    let stream = connection.into_stream();
-    let socket = socket2::SockRef::from(&stream).try_clone()?;
+    let socket = match socket2::SockRef::from(connection.stream()).try_clone() {
+        Ok(socket) => socket,
+        Err(error) => return Err(Box::new(DetachError { connection, error })),
+    };
     // Dropping the stream closes the original descriptor only; the socket lives on in `socket`.
-    drop(stream);
+    drop(connection.into_stream());
     Ok(DetachedSocket { socket, peer })
 }
 
@@ -75,16 +93,11 @@ mod tests {
             crate::testutil::executor().run(async move {
                 let sender = sender.connect().await;
                 let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-                port_sender
-                    .send(listener.local_addr().expect("addr").port())
-                    .expect("port");
+                port_sender.send(listener.local_addr().expect("addr").port()).expect("port");
                 let stream = listener.accept().await.expect("accept");
                 let mut connection =
                     Connection::new(stream, Duration::from_secs(5)).expect("connection");
-                connection
-                    .write_all(b"greeting from source\r\n")
-                    .await
-                    .expect("write");
+                connection.write_all(b"greeting from source\r\n").await.expect("write");
                 // Give the client time to send bytes that this shard will never read.
                 glommio::timer::sleep(Duration::from_millis(100)).await;
                 let detached = detach(connection).expect("detach");
@@ -114,16 +127,10 @@ mod tests {
         });
         let port = port_receiver.recv().expect("port");
         let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        client
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        client
-            .write_all(b"sent before the move\r\n")
-            .expect("client write");
+        client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        client.write_all(b"sent before the move\r\n").expect("client write");
         let mut reply = String::new();
-        client
-            .read_to_string(&mut reply)
-            .expect("read until the target closes");
+        client.read_to_string(&mut reply).expect("read until the target closes");
         assert_eq!(reply, "greeting from source\r\nanswer from target\r\n");
         source.join().expect("source shard");
         target.join().expect("target shard");

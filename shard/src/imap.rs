@@ -15,17 +15,26 @@
 //! `* BYE [SERVERBUG]`, poisons the user's store (its memory may be inconsistent) and leaves
 //! every other session on the shard running.
 
-use std::net::{IpAddr, SocketAddr};
+use std::cell::Cell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use futures_lite::future;
 use glommio::net::TcpStream;
+use skua_core::types::Epoch;
+use skua_core::users::Secret;
 use skua_protocols::imap::session::{AuthOutcome, ImapSession, OutChunk, Step};
 
 use crate::auth::{self, Verdict};
 use crate::conn::{Connection, ReadOutcome};
+use crate::event::Wait;
 use crate::guard::guarded;
-use crate::handoff::{self, DetachedSocket};
+use crate::handoff::{self, DetachError, DetachedSocket};
+use crate::limits::SLOW_STEP_MS;
+use crate::listen::open_files_limit;
 
 use crate::registry::UserHandle;
 use crate::reply::{Ending, auth_outcome_of_registry, imap_bye};
@@ -38,19 +47,40 @@ pub(crate) struct HandOff {
     user: String,
 }
 
+/// One client's state. It lives on the heap so that the connection's task holds a pointer to
+/// it: the task's future is then a few hundred bytes, and an idle connection costs little more
+/// than its session (see `perf/results/2026-11-26-imap-gains.md`). Work that needs a large
+/// future (password check, hand-off, writes waiting for durability) is boxed while it runs
+/// instead of sizing every connection's task for it.
+struct Client {
+    connection: Connection,
+    session: ImapSession,
+    user: Option<Rc<UserHandle>>,
+}
+
 /// Serves a freshly accepted connection.
-pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let _pass = shard.connections.enter();
-    let Ok(mut connection) = Connection::new(stream, shard.config().timeout_after_login) else {
-        return;
-    };
+///
+/// A plain function returning the task's future, so that the stream is not kept as an
+/// argument inside the long-lived future: it moves into the (boxed, short-lived) greeting.
+pub(crate) fn serve(shard: Rc<Shard>, stream: TcpStream) -> impl Future<Output = ()> {
+    let pass = shard.connections.enter();
+    let greeting = Box::pin(welcome(shard.clone(), stream));
+    async move {
+        let _pass = pass;
+        if let Some(client) = greeting.await {
+            drive(&shard, client).await;
+        }
+    }
+}
+
+/// Greets a new connection (or turns it away when the shard is full).
+async fn welcome(shard: Rc<Shard>, stream: TcpStream) -> Option<Box<Client>> {
+    let mut connection = Connection::new(stream, shard.config().timeout_after_login).ok()?;
     if shard.is_full() {
-        tracing::warn!(shard = shard.id.0, peer = %connection.peer(), "IMAP connection refused: shard full");
-        let _ = connection
-            .write_all(imap_bye(Ending::TooManyConnections))
-            .await;
+        note_refused(&shard);
+        let _ = connection.write_all(imap_bye(Ending::TooManyConnections)).await;
         connection.close().await;
-        return;
+        return None;
     }
     let config = if plaintext_allowed(&shard, connection.peer()) {
         shard.imap_plaintext.clone()
@@ -58,32 +88,57 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         shard.imap_strict.clone()
     };
     let session = ImapSession::new(config);
-    if connection.write_all(&session.greeting()).await.is_err() {
-        return;
-    }
-    drive(&shard, connection, session, None).await;
+    connection.write_all(&session.greeting()).await.ok()?;
+    Some(Box::new(Client { connection, session, user: None }))
+}
+
+thread_local! {
+    /// Connections this shard turned away since it last said so, and when it last did.
+    static REFUSED: Cell<(u64, Option<Instant>)> = const { Cell::new((0, None)) };
+}
+
+/// Logs refused connections at most once a second per shard, with their count: under an
+/// overload (or at the open-files limit) a line per connection would flood the log.
+fn note_refused(shard: &Shard) {
+    REFUSED.with(|refused| {
+        let (count, last) = refused.get();
+        let now = Instant::now();
+        if last.is_some_and(|last| now.duration_since(last) < Duration::from_secs(1)) {
+            refused.set((count + 1, last));
+            return;
+        }
+        tracing::warn!(
+            shard = shard.id.0,
+            refused = count + 1,
+            connections = shard.connections.live(),
+            open_files_limit = %open_files_limit(),
+            "IMAP connections refused: shard full (connection cap or open-files budget)"
+        );
+        refused.set((0, Some(now)));
+    });
 }
 
 /// Continues a connection handed over by another shard.
-pub(crate) async fn arrive(shard: Rc<Shard>, handoff: HandOff) {
+pub(crate) async fn arrive(shard: Rc<Shard>, handoff: Box<HandOff>) {
     let _pass = shard.connections.enter();
-    let HandOff {
-        socket,
-        mut session,
-        user,
-    } = handoff;
+    if let Some(client) = Box::pin(settle(&shard, handoff)).await {
+        drive(&shard, client).await;
+    }
+}
+
+/// Takes over a handed-over connection and completes its login here.
+async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Client>> {
+    let HandOff { socket, mut session, user } = *handoff;
     let stream = handoff::attach(socket);
-    let Ok(mut connection) = Connection::new(stream, shard.config().timeout_after_login) else {
-        return;
-    };
+    let mut connection = Connection::new(stream, shard.config().timeout_after_login).ok()?;
     if shard.is_stopping() {
         session.auth_done(AuthOutcome::Unavailable);
         let _ = connection.write_all(imap_bye(Ending::Shutdown)).await;
         connection.close().await;
-        return;
+        return None;
     }
-    let handle = log_in_here(&shard, &mut session, &user);
-    drive(&shard, connection, session, handle).await;
+    let handle = log_in_here(shard, &mut session, &user);
+    Some(Box::new(Client { connection, session, user: handle }))
 }
 
 /// Plain-text passwords are accepted from loopback peers (also IPv4-mapped IPv6 ones) or
@@ -109,24 +164,43 @@ fn log_in_here(shard: &Shard, session: &mut ImapSession, user: &str) -> Option<R
 }
 
 /// Runs the session until it closes or moves to another shard.
-async fn drive(
-    shard: &Rc<Shard>,
-    mut connection: Connection,
-    mut session: ImapSession,
-    mut user: Option<Rc<UserHandle>>,
-) {
+///
+/// Waiting for input (with or without IDLE) is the one await that is not boxed: it is what
+/// an idle connection sits in, so it is a small hand-written future ([`WaitInput`]). Every
+/// other await (writes, password checks, the hand-off, the goodbye) is boxed while it runs.
+async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
     let bye = loop {
-        match run_step(shard, &mut connection, &mut session, &mut user).await {
+        let ended = match next_step(shard, &mut client) {
+            Err(end) => Err(end),
+            Ok((Step::NeedInput, _)) => wait_input(shard, &mut client, None).await,
+            Ok((Step::Idle, change_seen)) => {
+                wait_input(shard, &mut client, Some(change_seen)).await
+            }
+            Ok((Step::Write { chunks, durable }, _)) => {
+                Box::pin(write_step(shard, &mut client.connection, chunks, durable)).await
+            }
+            Ok((Step::Authenticate { user, password }, _)) => {
+                Box::pin(authenticate(shard, &mut client, user, password)).await
+            }
+            Ok((Step::Close, _)) => Err(StepEnd::Close(None)),
+        };
+        match ended {
             Ok(()) => {}
             Err(StepEnd::Close(bye)) => break bye,
             Err(StepEnd::HandOff(target_user)) => {
                 // Only a session that is not logged in authenticates, so `user` is `None`.
-                debug_assert!(user.is_none(), "a logged-in session does not move");
-                hand_off(shard, connection, session, target_user).await;
+                debug_assert!(client.user.is_none(), "a logged-in session does not move");
+                Box::pin(hand_off(shard, client, target_user)).await;
                 return;
             }
         }
     };
+    Box::pin(finish(shard, client, bye)).await;
+}
+
+/// Ends a connection: gives the store back, says BYE if there is one to say, closes.
+async fn finish(shard: &Shard, client: Box<Client>, bye: Option<&'static [u8]>) {
+    let Client { mut connection, user, .. } = *client;
     if let Some(handle) = user {
         shard.registry.release(handle);
     }
@@ -145,44 +219,25 @@ enum StepEnd {
     HandOff(String),
 }
 
-/// One `next` and what it asks for.
-async fn run_step(
-    shard: &Rc<Shard>,
-    connection: &mut Connection,
-    session: &mut ImapSession,
-    user: &mut Option<Rc<UserHandle>>,
-) -> Result<(), StepEnd> {
-    if user.as_ref().is_some_and(|h| h.is_poisoned()) {
+/// One `next` under the panic guard, with the user's change generation read before it (what
+/// an IDLE wait must see move).
+fn next_step(shard: &Shard, client: &mut Client) -> Result<(Step, u64), StepEnd> {
+    if client.user.as_ref().is_some_and(|h| h.is_poisoned()) {
         return Err(StepEnd::Close(Some(imap_bye(Ending::StoreReset))));
     }
-    let change_seen = user.as_ref().map(|h| h.changed.generation());
-    let step = guarded_next(shard, session, user.as_deref())?;
-    match step {
-        Step::NeedInput => read_into(shard, connection, session, user.is_some()).await,
-        Step::Write { chunks, durable } => {
-            if let Some(ticket) = durable
-                && shard.commit.wait_durable(ticket).await.is_err()
-            {
-                return Err(StepEnd::Close(Some(imap_bye(Ending::Storage))));
-            }
-            write_chunks(connection, &chunks).await
-        }
-        Step::Authenticate {
-            user: name,
-            password,
-        } => authenticate(shard, connection.peer().ip(), session, user, name, password).await,
-        Step::Idle => {
-            let handle = user.clone();
-            idle(
-                shard,
-                connection,
-                session,
-                handle.as_deref(),
-                change_seen.unwrap_or(0),
-            )
-            .await
-        }
-        Step::Close => Err(StepEnd::Close(None)),
+    let change_seen = client.user.as_ref().map_or(0, |h| h.changed.generation());
+    let started = Instant::now();
+    let step = guarded_next(shard, &mut client.session, client.user.as_deref());
+    note_slow("IMAP step held the shard's thread", shard, started);
+    Ok((step?, change_seen))
+}
+
+/// Logs work on the shard's thread that took [`SLOW_STEP_MS`] or more: every other connection
+/// of the shard waited that long. Cheap enough to stay on (two clock reads per step).
+fn note_slow(what: &'static str, shard: &Shard, started: Instant) {
+    let took = started.elapsed();
+    if took >= Duration::from_millis(SLOW_STEP_MS) {
+        tracing::warn!(shard = shard.id.0, took_ms = took.as_millis(), "{what}");
     }
 }
 
@@ -205,140 +260,173 @@ fn guarded_next(
     })
 }
 
-async fn write_chunks(connection: &mut Connection, chunks: &[OutChunk]) -> Result<(), StepEnd> {
-    let slices: Vec<&[u8]> = chunks.iter().map(OutChunk::as_bytes).collect();
-    connection
-        .write_vectored_all(&slices)
-        .await
-        .map_err(|_| StepEnd::Close(None))
-}
-
-/// Waits for input (or shutdown) and feeds it to the session.
-async fn read_into(
+/// Waits until the write's durability ticket is reached, then writes it vectored.
+async fn write_step(
     shard: &Shard,
     connection: &mut Connection,
-    session: &mut ImapSession,
-    logged_in: bool,
+    chunks: Vec<OutChunk>,
+    durable: Option<Epoch>,
 ) -> Result<(), StepEnd> {
-    let timeout = if logged_in {
+    if let Some(ticket) = durable {
+        let started = Instant::now();
+        if shard.commit.wait_durable(ticket).await.is_err() {
+            return Err(StepEnd::Close(Some(imap_bye(Ending::Storage))));
+        }
+        let waited = started.elapsed();
+        if waited >= Duration::from_millis(SLOW_STEP_MS) {
+            tracing::debug!(
+                shard = shard.id.0,
+                waited_ms = waited.as_millis(),
+                "IMAP reply waited for its flush round"
+            );
+        }
+    }
+    write_chunks(connection, &chunks).await.map_err(|_| StepEnd::Close(None))
+}
+
+/// Writes a step's chunks, vectored.
+async fn write_chunks(connection: &mut Connection, chunks: &[OutChunk]) -> std::io::Result<()> {
+    let slices: Vec<&[u8]> = chunks.iter().map(OutChunk::as_bytes).collect();
+    connection.write_vectored_all(&slices).await
+}
+
+/// Waits for input, feeding it to the session, or for shutdown, or (in IDLE, with the
+/// generation seen before the step) for a change of the user's store.
+async fn wait_input(
+    shard: &Shard,
+    client: &mut Client,
+    idle_change_seen: Option<u64>,
+) -> Result<(), StepEnd> {
+    let timeout = if client.user.is_some() {
         shard.config().timeout_after_login
     } else {
         shard.config().timeout_before_login
     };
-    let stop = shard.stop.clone();
-    let read = future::or(async { Some(connection.read(timeout).await) }, async {
-        stop.wait_past(0).await;
-        None
-    })
-    .await;
-    feed(connection, session, read)
-}
-
-fn feed(
-    connection: &Connection,
-    session: &mut ImapSession,
-    read: Option<std::io::Result<ReadOutcome>>,
-) -> Result<(), StepEnd> {
-    match read {
-        None => Err(StepEnd::Close(Some(imap_bye(Ending::Shutdown)))),
-        Some(Ok(ReadOutcome::Data(len))) => {
-            session.feed(connection.input(len));
-            Ok(())
+    let Client { connection, session, user } = client;
+    if connection.set_read_timeout(timeout).is_err() {
+        return Err(StepEnd::Close(None));
+    }
+    let changed = match (idle_change_seen, user.as_deref()) {
+        (Some(seen), Some(handle)) => Some(handle.changed.wait_past(seen)),
+        _ => None,
+    };
+    let woken = WaitInput { connection, session, stop: shard.stop.wait_past(0), changed }.await;
+    match woken {
+        Woken::Changed => Ok(()), // `next` reports what changed
+        Woken::Stop => Err(StepEnd::Close(Some(imap_bye(Ending::Shutdown)))),
+        Woken::Read(Ok(ReadOutcome::Data(_))) => Ok(()),
+        Woken::Read(Ok(ReadOutcome::TimedOut)) => {
+            Err(StepEnd::Close(Some(imap_bye(Ending::IdleTimeout))))
         }
-        Some(Ok(ReadOutcome::TimedOut)) => Err(StepEnd::Close(Some(imap_bye(Ending::IdleTimeout)))),
-        Some(Ok(ReadOutcome::Closed) | Err(_)) => Err(StepEnd::Close(None)),
+        Woken::Read(Ok(ReadOutcome::Closed) | Err(_)) => Err(StepEnd::Close(None)),
     }
 }
 
-/// IDLE: wake on input, on a change of the user's store, or on shutdown.
-async fn idle(
-    shard: &Shard,
-    connection: &mut Connection,
-    session: &mut ImapSession,
-    user: Option<&UserHandle>,
-    change_seen: u64,
-) -> Result<(), StepEnd> {
-    let timeout = shard.config().timeout_after_login;
-    let stop = shard.stop.clone();
-    let woken = future::or(
-        async { Some(Some(connection.read(timeout).await)) },
-        future::or(
-            async {
-                stop.wait_past(0).await;
-                Some(None)
-            },
-            async {
-                match user {
-                    Some(handle) => handle.changed.wait_past(change_seen).await,
-                    None => future::pending::<()>().await,
-                }
-                None
-            },
-        ),
-    )
-    .await;
-    match woken {
-        None => Ok(()), // the store changed: `next` reports it
-        Some(read) => feed(connection, session, read),
+/// What ended a [`WaitInput`].
+enum Woken {
+    /// Input arrived (already fed to the session), or the read ended.
+    Read(std::io::Result<ReadOutcome>),
+    /// Shutdown started.
+    Stop,
+    /// The user's store changed (IDLE only).
+    Changed,
+}
+
+/// The wait a connection spends most of its life in: the socket, the shard's stop event and,
+/// in IDLE, the user's change event, polled in that order (input first, so a client's `DONE`
+/// is never lost to a notification). A handful of words, where nested `or` combinators would
+/// take hundreds of bytes in every connection's task.
+struct WaitInput<'a> {
+    connection: &'a mut Connection,
+    session: &'a mut ImapSession,
+    stop: Wait<'a>,
+    changed: Option<Wait<'a>>,
+}
+
+impl Future for WaitInput<'_> {
+    type Output = Woken;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woken> {
+        let this = self.get_mut();
+        let session = &mut *this.session;
+        if let Poll::Ready(read) =
+            this.connection.poll_read_with(cx, &mut |bytes| session.feed(bytes))
+        {
+            return Poll::Ready(Woken::Read(read));
+        }
+        if Pin::new(&mut this.stop).poll(cx).is_ready() {
+            return Poll::Ready(Woken::Stop);
+        }
+        if let Some(changed) = &mut this.changed
+            && Pin::new(changed).poll(cx).is_ready()
+        {
+            return Poll::Ready(Woken::Changed);
+        }
+        Poll::Pending
     }
 }
 
 /// Checks the credentials; logs in here or asks for a hand-off.
 async fn authenticate(
     shard: &Rc<Shard>,
-    source: IpAddr,
-    session: &mut ImapSession,
-    user: &mut Option<Rc<UserHandle>>,
+    client: &mut Client,
     name: String,
-    password: String,
+    password: Secret<String>,
 ) -> Result<(), StepEnd> {
+    let source = client.connection.peer().ip();
     match auth::check(shard, source, name, password).await {
         Verdict::Accepted(canonical) => {
             let home = home_of(&canonical, shard.shared.count);
             if home == shard.id {
-                *user = log_in_here(shard, session, &canonical);
+                client.user = log_in_here(shard, &mut client.session, &canonical);
                 Ok(())
             } else {
                 Err(StepEnd::HandOff(canonical))
             }
         }
         Verdict::Rejected => {
-            session.auth_done(AuthOutcome::Failure);
+            client.session.auth_done(AuthOutcome::Failure);
             Ok(())
         }
         Verdict::Unavailable => {
-            session.auth_done(AuthOutcome::Unavailable);
+            client.session.auth_done(AuthOutcome::Unavailable);
             Ok(())
         }
     }
 }
 
 /// Moves the connection to `user`'s home shard. The session's login completes there.
-async fn hand_off(shard: &Shard, connection: Connection, mut session: ImapSession, user: String) {
+async fn hand_off(shard: &Shard, client: Box<Client>, user: String) {
+    let Client { connection, mut session, .. } = *client;
     let home = home_of(&user, shard.shared.count);
     let socket = match handoff::detach(connection) {
         Ok(socket) => socket,
-        Err(error) => {
-            // The connection is gone with the failed duplicate; nothing can be told to it.
-            tracing::error!(%error, "hand-off failed: cannot duplicate the socket");
+        Err(failed) => {
+            let DetachError { mut connection, error } = *failed;
+            tracing::error!(
+                %error,
+                open_files_limit = %open_files_limit(),
+                "hand-off failed: cannot duplicate the socket (raise LimitNOFILE if EMFILE)"
+            );
+            // The tagged `NO [UNAVAILABLE]`, then `BYE [LIMIT]`: the process is out of
+            // descriptors, so this connection should not stay either.
+            session.auth_done(AuthOutcome::Unavailable);
+            let answer = guarded(|| session.next::<skua_core::disk::os::OsDisk>(None));
+            if let Ok(Step::Write { chunks, .. }) = answer {
+                let _ = write_chunks(&mut connection, &chunks).await;
+            }
+            let _ = connection.write_all(imap_bye(Ending::TooManyConnections)).await;
+            connection.close().await;
             return;
         }
     };
     let peer = socket.peer();
     tracing::debug!(%peer, source = shard.id.0, target = home.0, "handing connection over");
-    let message = ShardMessage::HandOff(Box::new(HandOff {
-        socket,
-        session,
-        user,
-    }));
+    let message = ShardMessage::HandOff(Box::new(HandOff { socket, session, user }));
     if let Err(message) = shard.mesh.send(home, message).await {
         tracing::error!(%peer, target = home.0, "hand-off failed: target shard is gone");
         if let ShardMessage::HandOff(handoff) = message {
-            let HandOff {
-                socket,
-                session: returned,
-                ..
-            } = *handoff;
+            let HandOff { socket, session: returned, .. } = *handoff;
             session = returned;
             session.auth_done(AuthOutcome::Unavailable);
             let stream = handoff::attach(socket);

@@ -12,12 +12,15 @@ pub const SHARDS_MAX: usize = 256;
 /// preallocates every slot: with 16-byte messages, 64 shards cost 64 * 63 * 256 * 16 B = 16 MiB.
 pub const MESH_CHANNEL_CAPACITY: usize = 256;
 
-/// Bytes a waiting read holds inside its future (no heap): most IMAP and LMTP commands fit, and
-/// an idle connection costs no more than this for reading.
-pub const READ_PROBE_BYTES: usize = 256;
+/// Bytes one `recv` may take: the size of the one scratch buffer per shard thread that every
+/// read receives into (a waiting read owns no buffer). Large enough for a burst of pipelined
+/// commands or a good piece of a literal per system call.
+pub const READ_SCRATCH_BYTES: usize = 16 * 1024;
 
-/// Bytes read at once after the probe filled up (large literals, DATA), allocated per read.
-pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// A synchronous session step (or write) that holds the shard's thread this long or more is
+/// logged: every other connection on the shard waited as long. A step is normally tens of
+/// microseconds; 10 ms is far outside that and well below what a client notices.
+pub const SLOW_STEP_MS: u64 = 10;
 
 /// iovecs per vectored write (Linux `UIO_MAXIOV` is 1024).
 pub const WRITE_IOVECS_MAX: usize = 64;
@@ -26,6 +29,16 @@ pub const WRITE_IOVECS_MAX: usize = 64;
 /// instead of spinning on the error.
 pub const ACCEPT_ERROR_BACKOFF_MS: u64 = 1000;
 
+/// Open files kept free of client connections, process-wide: listeners, io_uring rings and
+/// eventfds, the passwd-file, and above all the directories a flush round opens to fsync and
+/// the files of stores being opened. Running out there turns into failed logins and, worse, a
+/// failed flush; a refused connection costs far less.
+pub const FD_RESERVE: usize = 512;
+
+/// Descriptors an open user store holds, about (spool segment, index, mailbox log, and more
+/// while several mailboxes are open): for the open-files budget, see [`FD_RESERVE`].
+pub const STORE_FDS_ESTIMATE: usize = 3;
+
 /// How often a shard looks at the process-wide shutdown flag.
 pub const SHUTDOWN_POLL_MS: u64 = 50;
 
@@ -33,7 +46,6 @@ pub const SHUTDOWN_POLL_MS: u64 = 50;
 pub const BLOCKING_THREADS_MAX: usize = 64;
 
 const _: () = assert!(WRITE_IOVECS_MAX <= 1024, "UIO_MAXIOV");
-const _: () = assert!(READ_PROBE_BYTES < READ_CHUNK_BYTES);
 
 /// The first failed login from a source is answered after this long; each further recent
 /// failure from the same source doubles it. The wait is a timer: it holds no thread.

@@ -10,6 +10,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_lite::future;
@@ -17,7 +19,7 @@ use glommio::net::{TcpListener, TcpStream};
 
 use crate::error::ServeError;
 use crate::event::Event;
-use crate::limits::ACCEPT_ERROR_BACKOFF_MS;
+use crate::limits::{ACCEPT_ERROR_BACKOFF_MS, FD_RESERVE, SHARDS_MAX, STORE_FDS_ESTIMATE};
 
 /// Which protocol a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,11 +60,7 @@ pub fn bind(protocol: Protocol, address: SocketAddr) -> Result<Listener, ServeEr
         protocol: protocol.name(),
         source: io::Error::from(error),
     })?;
-    Ok(Listener {
-        protocol,
-        address,
-        listener,
-    })
+    Ok(Listener { protocol, address, listener })
 }
 
 /// Accepts until `stop` moves past `stop_seen`, handing each connection to `serve`.
@@ -106,10 +104,58 @@ fn log_accept_error(protocol: &str, address: SocketAddr, error: &io::Error) {
     }
 }
 
-/// The soft `Max open files` limit, from `/proc/self/limits` (no `unsafe` getrlimit).
+/// The soft `Max open files` limit, from `/proc/self/limits` (no `unsafe` getrlimit), read
+/// once: when the limit is hit, reading the file would itself fail with EMFILE.
 #[must_use]
 pub fn open_files_limit() -> String {
-    proc_limit("Max open files").unwrap_or_else(|| "unknown".to_owned())
+    open_files().text.clone()
+}
+
+/// The open-files limit, read once per process.
+struct OpenFiles {
+    /// As `/proc/self/limits` shows it (for logs).
+    text: String,
+    /// The soft limit, when it is a number.
+    soft: Option<usize>,
+}
+
+fn open_files() -> &'static OpenFiles {
+    static OPEN_FILES: OnceLock<OpenFiles> = OnceLock::new();
+    OPEN_FILES.get_or_init(|| {
+        let text = proc_limit("Max open files").unwrap_or_else(|| "unknown".to_owned());
+        let soft = text.split(' ').next().and_then(|soft| soft.parse().ok());
+        OpenFiles { text, soft }
+    })
+}
+
+/// Descriptors each shard last reported using (connections + open stores' files), by shard
+/// index. The open-files limit is per process, so the budget is shared, not split: a shard
+/// with more than its half of the users (placement is a hash) may use more than half.
+static SHARD_FDS: [AtomicUsize; SHARDS_MAX] = [const { AtomicUsize::new(0) }; SHARDS_MAX];
+
+/// True while one more connection on shard `shard` keeps the process clear of its open-files
+/// limit: every shard's connections and open stores (about [`STORE_FDS_ESTIMATE`] descriptors
+/// each) must stay below `limit - FD_RESERVE`. Each shard refreshes its own figure here on
+/// every accept; the others' figures are as of their last accept, close enough next to the
+/// reserve. A connection turned away gets `BYE [LIMIT]`; without this, the descriptors would
+/// run out in the middle of a store open or a flush round (which opens directories), where
+/// EMFILE does real harm.
+#[must_use]
+pub fn fds_to_spare(shard: usize, connections: usize, open_stores: usize) -> bool {
+    let own = connections + open_stores * STORE_FDS_ESTIMATE;
+    if let Some(slot) = SHARD_FDS.get(shard) {
+        slot.store(own, Ordering::Relaxed);
+    }
+    let Some(limit) = open_files().soft else {
+        return true; // unlimited or unknown: only the configured cap applies
+    };
+    let total = SHARD_FDS.iter().map(|slot| slot.load(Ordering::Relaxed)).sum();
+    fds_cover(limit, total)
+}
+
+/// True when `in_use` descriptors leave the reserve free under `limit`.
+fn fds_cover(limit: usize, in_use: usize) -> bool {
+    in_use < limit.saturating_sub(FD_RESERVE)
 }
 
 /// The soft limit named `name` in `/proc/self/limits`.
@@ -130,17 +176,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_fd_budget_keeps_the_reserve_free() {
+        let limit = 20_000;
+        assert!(fds_cover(limit, limit - FD_RESERVE - 1));
+        assert!(!fds_cover(limit, limit - FD_RESERVE), "the reserve stays free");
+        assert!(!fds_cover(100, 0), "a limit below the reserve serves nobody");
+    }
+
+    #[test]
     fn proc_limits_are_readable() {
         let files = proc_limit("Max open files").expect("Linux has /proc/self/limits");
         let soft = files.split(' ').next().expect("a value");
-        assert!(
-            soft.parse::<u64>().is_ok() || soft == "unlimited",
-            "{files}"
-        );
+        assert!(soft.parse::<u64>().is_ok() || soft == "unlimited", "{files}");
+        assert!(!open_files_limit().is_empty());
         let memlock = proc_limit("Max locked memory").expect("listed");
-        assert!(
-            memlock.ends_with("bytes") || memlock.starts_with("unlimited"),
-            "{memlock}"
-        );
+        assert!(memlock.ends_with("bytes") || memlock.starts_with("unlimited"), "{memlock}");
     }
 }

@@ -38,9 +38,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     if shard.is_full() {
         tracing::warn!(shard = shard.id.0, peer = %connection.peer(), "LMTP connection refused: shard full");
-        let _ = connection
-            .write_all(lmtp_closing(Ending::TooManyConnections))
-            .await;
+        let _ = connection.write_all(lmtp_closing(Ending::TooManyConnections)).await;
         connection.close().await;
         return;
     }
@@ -87,16 +85,10 @@ async fn drive(
                     .users
                     .get()
                     .resolve_recipient(&address, by_local_part)
-                    .map(|entry| ResolvedRecipient {
-                        user: entry.name().to_owned(),
-                    });
+                    .map(|entry| ResolvedRecipient { user: entry.name().to_owned() });
                 session.recipient_resolved(resolved);
             }
-            LmtpStep::Deliver {
-                message,
-                recipients,
-                return_path,
-            } => {
+            LmtpStep::Deliver { message, recipients, return_path } => {
                 tracing::debug!(
                     from = return_path,
                     recipients = recipients.len(),
@@ -154,11 +146,6 @@ async fn deliver_all(
 fn delivery_date() -> InternalDate {
     let unix_seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        });
-    InternalDate {
-        unix_seconds,
-        zone_minutes: 0,
-    }
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+    InternalDate { unix_seconds, zone_minutes: 0 }
 }

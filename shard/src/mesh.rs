@@ -55,30 +55,18 @@ impl<T: Send + 'static> MeshEnds<T> {
                     None => None,
                 }
             })),
-            join_all(
-                self.receivers
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| async move {
-                        match r {
-                            Some(r) => Some((
-                                ShardId(u32::try_from(i).expect("bounded")),
-                                r.connect().await,
-                            )),
-                            None => None,
-                        }
-                    }),
-            ),
+            join_all(self.receivers.into_iter().enumerate().map(|(i, r)| async move {
+                match r {
+                    Some(r) => {
+                        Some((ShardId(u32::try_from(i).expect("bounded")), r.connect().await))
+                    }
+                    None => None,
+                }
+            })),
         )
         .await;
         let (senders, receivers) = senders;
-        (
-            MeshSenders {
-                shard: self.shard,
-                senders,
-            },
-            receivers.into_iter().flatten().collect(),
-        )
+        (MeshSenders { shard: self.shard, senders }, receivers.into_iter().flatten().collect())
     }
 }
 

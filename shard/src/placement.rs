@@ -31,9 +31,7 @@ impl std::fmt::Display for ShardId {
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET_BASIS, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-    })
+    bytes.iter().fold(OFFSET_BASIS, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
 }
 
 /// MurmurHash3's 64-bit finaliser: every input bit affects every output bit.
@@ -90,11 +88,7 @@ mod tests {
             ("x", 1, 0),
         ];
         for (user, count, expected) in cases {
-            assert_eq!(
-                shard_for(user, count),
-                ShardId(expected),
-                "{user} among {count}"
-            );
+            assert_eq!(shard_for(user, count), ShardId(expected), "{user} among {count}");
         }
     }
 

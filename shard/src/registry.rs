@@ -92,10 +92,7 @@ impl Registry {
     /// An empty registry over the shard's disk.
     #[must_use]
     pub fn new(disk: Rc<OsDisk>) -> Registry {
-        Registry {
-            disk,
-            open: RefCell::new(HashMap::new()),
-        }
+        Registry { disk, open: RefCell::new(HashMap::new()) }
     }
 
     /// The open store of `user`, opening (and recovering) it if needed.
@@ -103,10 +100,8 @@ impl Registry {
     /// # Errors
     /// See [`RegistryError`].
     pub fn open(&self, user: &str) -> Result<Rc<UserHandle>, RegistryError> {
-        let name = UserName::new(user).map_err(|reason| RegistryError::BadName {
-            user: user.to_owned(),
-            reason,
-        })?;
+        let name = UserName::new(user)
+            .map_err(|reason| RegistryError::BadName { user: user.to_owned(), reason })?;
         let key = name.as_str();
         if let Some(handle) = self.open.borrow().get(key) {
             if handle.is_poisoned() {
@@ -115,10 +110,7 @@ impl Registry {
             return Ok(handle.clone());
         }
         let store = UserStore::open(self.disk.clone(), &user_dir(&name)).map_err(|error| {
-            RegistryError::Open {
-                user: key.to_owned(),
-                detail: error.to_string(),
-            }
+            RegistryError::Open { user: key.to_owned(), detail: error.to_string() }
         })?;
         let handle = Rc::new(UserHandle {
             name: key.to_owned(),
@@ -127,9 +119,7 @@ impl Registry {
             poisoned: Cell::new(false),
             last_used: Cell::new(Instant::now()),
         });
-        self.open
-            .borrow_mut()
-            .insert(key.to_owned(), handle.clone());
+        self.open.borrow_mut().insert(key.to_owned(), handle.clone());
         tracing::debug!(user = key, "store opened");
         Ok(handle)
     }
@@ -150,10 +140,7 @@ impl Registry {
         let mut open = self.open.borrow_mut();
         if open.get(&name).is_some_and(|h| Rc::strong_count(h) == 1) {
             open.remove(&name);
-            tracing::warn!(
-                user = name,
-                "poisoned store closed; it will be reopened from disk"
-            );
+            tracing::warn!(user = name, "poisoned store closed; it will be reopened from disk");
         }
     }
 
@@ -205,10 +192,7 @@ mod tests {
         assert!(Rc::ptr_eq(&first, &second));
         assert_eq!(first.name, "alice");
         assert_eq!(registry.len(), 1);
-        assert!(matches!(
-            registry.open("../etc"),
-            Err(RegistryError::BadName { .. })
-        ));
+        assert!(matches!(registry.open("../etc"), Err(RegistryError::BadName { .. })));
     }
 
     #[test]
@@ -219,14 +203,8 @@ mod tests {
         let seen = handle.changed.generation();
         handle.with_store(|store| store.mailboxes().len());
         assert_eq!(handle.changed.generation(), seen, "a read is not a change");
-        handle
-            .with_store(|store| store.create_mailbox("Archive"))
-            .expect("create");
-        assert_ne!(
-            handle.changed.generation(),
-            seen,
-            "a mutation wakes IDLE sessions"
-        );
+        handle.with_store(|store| store.create_mailbox("Archive")).expect("create");
+        assert_ne!(handle.changed.generation(), seen, "a mutation wakes IDLE sessions");
     }
 
     #[test]
@@ -239,32 +217,13 @@ mod tests {
         }
         let now = Instant::now();
         let idle = Duration::from_secs(60);
-        assert_eq!(
-            registry.sweep(now, idle, 10),
-            0,
-            "recently used stores stay"
-        );
-        assert_eq!(
-            registry.sweep(now, idle, 2),
-            2,
-            "over the bound: two unheld ones go"
-        );
+        assert_eq!(registry.sweep(now, idle, 10), 0, "recently used stores stay");
+        assert_eq!(registry.sweep(now, idle, 2), 2, "over the bound: two unheld ones go");
         assert_eq!(registry.len(), 2);
         let later = now + idle + Duration::from_secs(1);
-        assert_eq!(
-            registry.sweep(later, idle, 10),
-            1,
-            "the last unheld one idled out"
-        );
-        assert_eq!(
-            registry.sweep(later, idle, 0),
-            0,
-            "a held store is never closed"
-        );
-        assert!(Rc::ptr_eq(
-            &held,
-            &registry.open("held").expect("still open")
-        ));
+        assert_eq!(registry.sweep(later, idle, 10), 1, "the last unheld one idled out");
+        assert_eq!(registry.sweep(later, idle, 0), 0, "a held store is never closed");
+        assert!(Rc::ptr_eq(&held, &registry.open("held").expect("still open")));
     }
 
     #[test]
@@ -275,15 +234,9 @@ mod tests {
         let other = registry.open("carol").expect("open");
         registry.poison(&session);
         assert!(other.is_poisoned(), "every holder sees the poison");
-        assert!(matches!(
-            registry.open("carol"),
-            Err(RegistryError::Resetting(_))
-        ));
+        assert!(matches!(registry.open("carol"), Err(RegistryError::Resetting(_))));
         registry.release(session);
-        assert!(matches!(
-            registry.open("carol"),
-            Err(RegistryError::Resetting(_))
-        ));
+        assert!(matches!(registry.open("carol"), Err(RegistryError::Resetting(_))));
         registry.release(other);
         let fresh = registry.open("carol").expect("reopened from disk");
         assert!(!fresh.is_poisoned());

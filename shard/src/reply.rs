@@ -100,11 +100,7 @@ mod tests {
         for ending in ENDINGS {
             for line in [imap_bye(ending), lmtp_closing(ending)] {
                 assert!(line.ends_with(b"\r\n"), "{ending:?}");
-                assert_eq!(
-                    line.iter().filter(|&&b| b == b'\n').count(),
-                    1,
-                    "{ending:?}"
-                );
+                assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1, "{ending:?}");
             }
             assert!(imap_bye(ending).starts_with(b"* BYE "));
             assert!(lmtp_closing(ending).starts_with(b"421 4."));
@@ -114,15 +110,9 @@ mod tests {
     #[test]
     fn store_and_flush_failures_are_temporary_for_the_mta() {
         let error = RegistryError::Resetting("alice".to_owned());
-        assert!(matches!(
-            delivery_failure_of_registry(&error),
-            DeliveryFailure::Temporary(_)
-        ));
+        assert!(matches!(delivery_failure_of_registry(&error), DeliveryFailure::Temporary(_)));
         assert_eq!(auth_outcome_of_registry(&error), AuthOutcome::Unavailable);
         let flush = delivery_failure_of_commit(CommitError::Failed);
-        assert!(
-            matches!(flush, DeliveryFailure::Temporary(_)),
-            "451 4.3.0: the MTA retries"
-        );
+        assert!(matches!(flush, DeliveryFailure::Temporary(_)), "451 4.3.0: the MTA retries");
     }
 }

@@ -96,13 +96,7 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
         } else {
             Placement::Unbound
         };
-        let spawned = spawn_shard(
-            index,
-            placement,
-            ends,
-            shared.clone(),
-            report_sender.clone(),
-        );
+        let spawned = spawn_shard(index, placement, ends, shared.clone(), report_sender.clone());
         match spawned {
             Ok(thread) => threads.push(thread),
             Err(error) => {
@@ -119,9 +113,7 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
     if let Some(error) = first_error {
         return Err(error);
     }
-    results
-        .into_iter()
-        .collect::<Result<Vec<()>, ServeError>>()?;
+    results.into_iter().collect::<Result<Vec<()>, ServeError>>()?;
     if let Some(shard) = shared.storage_failed_shard() {
         return Err(ServeError::Storage { shard });
     }
@@ -131,9 +123,7 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
 
 fn validate(config: &ServerConfig) -> Result<(), ServeError> {
     if config.imap_listen.is_empty() && config.lmtp_listen.is_empty() {
-        return Err(ServeError::Config(
-            "no IMAP or LMTP listen address".to_owned(),
-        ));
+        return Err(ServeError::Config("no IMAP or LMTP listen address".to_owned()));
     }
     if config.blocking_threads < 2 || config.blocking_threads > BLOCKING_THREADS_MAX {
         return Err(ServeError::Config(format!(
@@ -206,16 +196,10 @@ fn spawn_shard(
                     tracing::error!(shard = index, detail, "shard panicked; shutting down");
                     shared.shutdown.shutdown();
                     shared.drained.mark();
-                    Err(ServeError::Shard {
-                        shard: index,
-                        detail: format!("panicked: {detail}"),
-                    })
+                    Err(ServeError::Shard { shard: index, detail: format!("panicked: {detail}") })
                 })
         })
-        .map_err(|error| ServeError::Shard {
-            shard: index,
-            detail: error.to_string(),
-        })
+        .map_err(|error| ServeError::Shard { shard: index, detail: error.to_string() })
 }
 
 fn join_all(
@@ -227,10 +211,7 @@ fn join_all(
         .map(|(shard, thread)| {
             thread.join().unwrap_or_else(|panic| {
                 let detail = crate::guard::panic_message(&*panic);
-                Err(ServeError::Shard {
-                    shard,
-                    detail: format!("panicked: {detail}"),
-                })
+                Err(ServeError::Shard { shard, detail: format!("panicked: {detail}") })
             })
         })
         .collect()
@@ -291,31 +272,17 @@ mod tests {
         let limit = glommio::GlommioError::ReactorError(glommio::ReactorErrorKind::MemLockLimit(
             65536, 524_288,
         ));
-        assert!(
-            executor_error(0, &limit)
-                .to_string()
-                .contains("LimitMEMLOCK")
-        );
+        assert!(executor_error(0, &limit).to_string().contains("LimitMEMLOCK"));
         let other = glommio::GlommioError::IoError(std::io::Error::from_raw_os_error(libc::EINVAL));
-        assert!(
-            !executor_error(0, &other)
-                .to_string()
-                .contains("LimitMEMLOCK")
-        );
+        assert!(!executor_error(0, &other).to_string().contains("LimitMEMLOCK"));
     }
 
     #[test]
     fn configs_without_listeners_or_flush_thread_are_refused() {
-        let none = ServerConfig {
-            imap_listen: vec![],
-            lmtp_listen: vec![],
-            ..ServerConfig::default()
-        };
+        let none =
+            ServerConfig { imap_listen: vec![], lmtp_listen: vec![], ..ServerConfig::default() };
         assert!(matches!(validate(&none), Err(ServeError::Config(_))));
-        let one_thread = ServerConfig {
-            blocking_threads: 1,
-            ..ServerConfig::default()
-        };
+        let one_thread = ServerConfig { blocking_threads: 1, ..ServerConfig::default() };
         assert!(matches!(validate(&one_thread), Err(ServeError::Config(_))));
         assert!(validate(&ServerConfig::default()).is_ok());
     }

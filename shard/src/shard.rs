@@ -79,10 +79,8 @@ impl Shared {
         shutdown: ShutdownHandle,
         count: usize,
     ) -> Result<Shared, ServeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
         let users = Users::load(&config.passwd_path).map_err(|error| ServeError::Users {
             path: config.passwd_path.clone(),
             detail: error.to_string(),
@@ -104,10 +102,7 @@ impl Shared {
     }
 
     fn note_storage_failure(&self, shard: usize) {
-        self.storage_failed
-            .lock()
-            .expect("storage flag lock")
-            .get_or_insert(shard);
+        self.storage_failed.lock().expect("storage flag lock").get_or_insert(shard);
     }
 }
 
@@ -159,7 +154,9 @@ impl Shard {
 
     /// True when a new connection must be turned away.
     pub(crate) fn is_full(&self) -> bool {
-        self.connections.live() > self.config().connections_per_shard_max
+        let live = self.connections.live();
+        live > self.config().connections_per_shard_max
+            || !crate::listen::fds_to_spare(self.id.index(), live, self.registry.len())
     }
 
     /// Counts a caught panic and logs it.
@@ -264,14 +261,8 @@ fn new_shard(
 }
 
 fn bind_all(config: &ServerConfig) -> Result<Vec<Listener>, ServeError> {
-    let imap = config
-        .imap_listen
-        .iter()
-        .map(|&a| listen::bind(Protocol::Imap, a));
-    let lmtp = config
-        .lmtp_listen
-        .iter()
-        .map(|&a| listen::bind(Protocol::Lmtp, a));
+    let imap = config.imap_listen.iter().map(|&a| listen::bind(Protocol::Imap, a));
+    let lmtp = config.lmtp_listen.iter().map(|&a| listen::bind(Protocol::Lmtp, a));
     imap.chain(lmtp).collect()
 }
 
@@ -279,16 +270,12 @@ async fn accept(shard: Rc<Shard>, listener: Listener) {
     let stop = shard.stop.clone();
     match listener.protocol {
         Protocol::Imap => {
-            listen::accept_loop(listener, stop, 0, |stream| {
-                imap::serve(shard.clone(), stream)
-            })
-            .await;
+            listen::accept_loop(listener, stop, 0, |stream| imap::serve(shard.clone(), stream))
+                .await;
         }
         Protocol::Lmtp => {
-            listen::accept_loop(listener, stop, 0, |stream| {
-                lmtp::serve(shard.clone(), stream)
-            })
-            .await;
+            listen::accept_loop(listener, stop, 0, |stream| lmtp::serve(shard.clone(), stream))
+                .await;
         }
     }
 }
@@ -298,7 +285,7 @@ async fn dispatch(shard: Rc<Shard>, peer: ShardId, receiver: ConnectedReceiver<S
     while let Some(message) = receiver.recv().await {
         match message {
             ShardMessage::HandOff(handoff) => {
-                glommio::spawn_local(imap::arrive(shard.clone(), *handoff)).detach();
+                glommio::spawn_local(imap::arrive(shard.clone(), handoff)).detach();
             }
             ShardMessage::Deliver(request) => {
                 glommio::spawn_local(deliver::serve_request(shard.clone(), *request)).detach();
@@ -315,11 +302,7 @@ async fn watch_shutdown(shard: Rc<Shard>) {
     while !shard.shared.shutdown.is_shutdown() {
         glommio::timer::sleep(Duration::from_millis(SHUTDOWN_POLL_MS)).await;
     }
-    tracing::info!(
-        shard = shard.id.0,
-        connections = shard.connections.live(),
-        "shutting down"
-    );
+    tracing::info!(shard = shard.id.0, connections = shard.connections.live(), "shutting down");
     shard.stop.notify();
 }
 
@@ -352,10 +335,9 @@ async fn reload_users(shard: Rc<Shard>) {
             .spawn_blocking(move || crate::guard::guarded(|| shared.users.reload_if_changed()))
             .await;
         match reloaded {
-            Ok(true) => tracing::info!(
-                users = shard.shared.users.get().len(),
-                "passwd-file reloaded"
-            ),
+            Ok(true) => {
+                tracing::info!(users = shard.shared.users.get().len(), "passwd-file reloaded")
+            }
             Ok(false) => {}
             Err(detail) => tracing::error!(detail, "passwd-file reload panicked"),
         }

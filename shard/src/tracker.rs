@@ -25,9 +25,7 @@ impl Tracker {
     pub fn enter(self: &Rc<Self>) -> Pass {
         self.live.set(self.live.get() + 1);
         self.changed.notify();
-        Pass {
-            tracker: self.clone(),
-        }
+        Pass { tracker: self.clone() }
     }
 
     /// Live tasks now.

@@ -25,11 +25,7 @@ struct Stamp {
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let metadata = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        len: metadata.len(),
-        modified: metadata.modified().ok(),
-        inode: metadata.ino(),
-    })
+    Some(Stamp { len: metadata.len(), modified: metadata.modified().ok(), inode: metadata.ino() })
 }
 
 /// The current users and the file they came from.
@@ -46,10 +42,7 @@ impl Users {
     pub(crate) fn load(path: &Path) -> Result<Users, UsersError> {
         let before = stamp(path);
         let db = UserDb::load(path)?;
-        Ok(Users {
-            path: path.to_owned(),
-            current: Mutex::new((Arc::new(db), before)),
-        })
+        Ok(Users { path: path.to_owned(), current: Mutex::new((Arc::new(db), before)) })
     }
 
     /// The users now.
@@ -96,10 +89,7 @@ mod tests {
         std::fs::write(&path, "alice:{PLAIN}a::::::\nbob:{PLAIN}b::::::\n").expect("rewrite");
         assert!(users.reload_if_changed());
         assert!(users.get().lookup("bob").is_some());
-        assert!(
-            held.lookup("bob").is_none(),
-            "snapshots already taken stay as they were"
-        );
+        assert!(held.lookup("bob").is_none(), "snapshots already taken stay as they were");
     }
 
     #[test]

@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 use skua_shard::{ServerConfig, ShutdownHandle, run_with_shutdown, shard_for};
 
 /// Users and where they live among two shards (pinned by the placement test too).
-const USERS: [(&str, &str); 3] = [
-    ("alice", "alice-pw"),
-    ("frank", "frank-pw"),
-    ("ivan", "ivan-pw"),
-];
+const USERS: [(&str, &str); 3] =
+    [("alice", "alice-pw"), ("frank", "frank-pw"), ("ivan", "ivan-pw")];
 
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -25,10 +22,7 @@ fn free_port() -> u16 {
 fn wait_for_port(address: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(address).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "server did not listen on {address}"
-        );
+        assert!(Instant::now() < deadline, "server did not listen on {address}");
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -42,13 +36,8 @@ struct Client {
 impl Client {
     fn connect(address: SocketAddr) -> Client {
         let stream = TcpStream::connect(address).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        Client {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-        }
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        Client { reader: BufReader::new(stream.try_clone().expect("clone")), writer: stream }
     }
 
     fn send(&mut self, text: &str) {
@@ -90,10 +79,8 @@ impl Server {
 
     fn start_with(dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> Server {
         let passwd = dir.join("passwd");
-        let lines: String = USERS
-            .iter()
-            .map(|(user, pw)| format!("{user}:{{PLAIN}}{pw}::::::\n"))
-            .collect();
+        let lines: String =
+            USERS.iter().map(|(user, pw)| format!("{user}:{{PLAIN}}{pw}::::::\n")).collect();
         std::fs::write(&passwd, lines).expect("passwd-file");
         let imap = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let lmtp = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -114,21 +101,12 @@ impl Server {
         let thread = thread::spawn(move || run_with_shutdown(config, handle));
         wait_for_port(imap);
         wait_for_port(lmtp);
-        Server {
-            imap,
-            lmtp,
-            shutdown,
-            thread: Some(thread),
-        }
+        Server { imap, lmtp, shutdown, thread: Some(thread) }
     }
 
     fn stop(mut self) -> Result<(), skua_shard::ServeError> {
         self.shutdown.shutdown();
-        self.thread
-            .take()
-            .expect("running")
-            .join()
-            .expect("server thread")
+        self.thread.take().expect("running").join().expect("server thread")
     }
 
     fn login(&self, user: &str, password: &str) -> Client {
@@ -136,10 +114,7 @@ impl Server {
         assert!(client.line().starts_with("* OK"), "greeting");
         client.send(&format!("a1 LOGIN {user} {password}\r\n"));
         let lines = client.until("a1 ");
-        assert!(
-            lines.last().expect("tagged").starts_with("a1 OK"),
-            "{lines:?}"
-        );
+        assert!(lines.last().expect("tagged").starts_with("a1 OK"), "{lines:?}");
         client
     }
 }
@@ -166,9 +141,7 @@ fn deliver(server: &Server, recipients: &[&str], body: &str) -> Vec<String> {
     }
     lmtp.send("DATA\r\n");
     assert!(lmtp.line().starts_with("354"));
-    lmtp.send(&format!(
-        "Subject: test\r\nFrom: sender@example.org\r\n\r\n{body}\r\n.\r\n"
-    ));
+    lmtp.send(&format!("Subject: test\r\nFrom: sender@example.org\r\n\r\n{body}\r\n.\r\n"));
     let replies: Vec<String> = recipients.iter().map(|_| lmtp.line()).collect();
     lmtp.send("QUIT\r\n");
     assert!(lmtp.line().starts_with("221"));
@@ -178,10 +151,7 @@ fn deliver(server: &Server, recipients: &[&str], body: &str) -> Vec<String> {
 /// Shows the server's logs when `SKUA_LOG` is set (e.g. `SKUA_LOG=debug`).
 fn init_logging() {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SKUA_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
 }
 
@@ -198,43 +168,21 @@ fn two_shards_login_deliver_idle_and_shut_down() {
         for (user, password) in [("alice", "alice-pw"), ("frank", "frank-pw")] {
             let mut client = server.login(user, password);
             client.send("a2 LOGOUT\r\n");
-            assert!(
-                client
-                    .until("a2 ")
-                    .last()
-                    .expect("tagged")
-                    .starts_with("a2 OK")
-            );
+            assert!(client.until("a2 ").last().expect("tagged").starts_with("a2 OK"));
         }
     }
     let mut wrong = Client::connect(server.imap);
     wrong.line();
     wrong.send("a1 LOGIN alice nope\r\n");
-    assert!(
-        wrong
-            .until("a1 ")
-            .last()
-            .expect("tagged")
-            .starts_with("a1 NO")
-    );
+    assert!(wrong.until("a1 ").last().expect("tagged").starts_with("a1 NO"));
 
     // frank idles; a delivery to alice and frank wakes him.
     let mut idler = server.login("frank", "frank-pw");
     idler.send("a2 SELECT INBOX\r\n");
-    assert!(
-        idler
-            .until("a2 ")
-            .last()
-            .expect("tagged")
-            .starts_with("a2 OK")
-    );
+    assert!(idler.until("a2 ").last().expect("tagged").starts_with("a2 OK"));
     idler.send("a3 IDLE\r\n");
     assert!(idler.line().starts_with('+'));
-    let replies = deliver(
-        &server,
-        &["alice@localhost", "frank@localhost"],
-        "hello both",
-    );
+    let replies = deliver(&server, &["alice@localhost", "frank@localhost"], "hello both");
     assert_eq!(replies.len(), 2);
     for reply in &replies {
         assert!(reply.starts_with("250"), "{replies:?}");
@@ -244,10 +192,7 @@ fn two_shards_login_deliver_idle_and_shut_down() {
     let mut reader = server.login("alice", "alice-pw");
     reader.send("a2 SELECT INBOX\r\n");
     let selected = reader.until("a2 ");
-    assert!(
-        selected.iter().any(|l| l == "* 1 EXISTS\r\n"),
-        "{selected:?}"
-    );
+    assert!(selected.iter().any(|l| l == "* 1 EXISTS\r\n"), "{selected:?}");
     reader.send("a3 FETCH 1 BODY[]\r\n");
     let fetched = reader.until("a3 ").concat();
     assert!(fetched.contains("hello both"), "{fetched}");
@@ -255,10 +200,7 @@ fn two_shards_login_deliver_idle_and_shut_down() {
     // Shutdown: the idler hears BYE; run returns Ok.
     let result = server.stop();
     let bye = idler.until("* BYE");
-    assert!(
-        bye.last().expect("bye").contains("shutting down"),
-        "{bye:?}"
-    );
+    assert!(bye.last().expect("bye").contains("shutting down"), "{bye:?}");
     result.expect("clean shutdown");
 }
 
@@ -273,11 +215,7 @@ fn idle_connections_time_out_and_shutdown_cuts_lmtp_between_transactions() {
     assert!(silent.line().starts_with("* OK"));
     let started = Instant::now();
     assert_eq!(silent.line(), "* BYE Autologout; idle for too long\r\n");
-    assert!(
-        started.elapsed() >= Duration::from_millis(250),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
     assert_eq!(silent.line(), "", "closed after BYE");
 
     let mut lmtp = Client::connect(server.lmtp);
@@ -285,10 +223,7 @@ fn idle_connections_time_out_and_shutdown_cuts_lmtp_between_transactions() {
     lmtp.send("LHLO test.example\r\n");
     lmtp.until("250 ");
     server.stop().expect("clean shutdown");
-    assert!(
-        lmtp.line().starts_with("421 4.3.2"),
-        "LMTP clients hear 421 at shutdown"
-    );
+    assert!(lmtp.line().starts_with("421 4.3.2"), "LMTP clients hear 421 at shutdown");
 }
 
 #[test]
@@ -308,10 +243,7 @@ fn a_busy_port_is_reported_with_its_address() {
     };
     let error = run_with_shutdown(config, ShutdownHandle::new()).expect_err("port is taken");
     let text = error.to_string();
-    assert!(
-        text.contains(&address.to_string()) && text.contains("IMAP"),
-        "{text}"
-    );
+    assert!(text.contains(&address.to_string()) && text.contains("IMAP"), "{text}");
 }
 
 #[test]
@@ -319,10 +251,7 @@ fn a_full_shard_turns_new_connections_away_politely() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start_with(dir.path(), |config| config.connections_per_shard_max = 0);
     let mut imap = Client::connect(server.imap);
-    assert_eq!(
-        imap.line(),
-        "* BYE [LIMIT] Too many connections; try again later\r\n"
-    );
+    assert_eq!(imap.line(), "* BYE [LIMIT] Too many connections; try again later\r\n");
     assert_eq!(imap.line(), "", "closed");
     let mut lmtp = Client::connect(server.lmtp);
     assert!(lmtp.line().starts_with("421 4.7.0"));
@@ -335,9 +264,8 @@ fn a_large_message_round_trips_through_lmtp_and_imap() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     // 2 MiB of numbered lines: many reads on the way in, a spool chunk on the way out.
-    let body: String = (0..40_000)
-        .map(|i| format!("line {i:08} of a large message ......\r\n"))
-        .collect();
+    let body: String =
+        (0..40_000).map(|i| format!("line {i:08} of a large message ......\r\n")).collect();
     let replies = deliver(&server, &["ivan@localhost"], body.trim_end_matches("\r\n"));
     assert!(replies[0].starts_with("250"), "{replies:?}");
     let mut reader = server.login("ivan", "ivan-pw");
@@ -353,12 +281,6 @@ fn a_large_message_round_trips_through_lmtp_and_imap() {
     let mut literal = vec![0; size];
     std::io::Read::read_exact(&mut reader.reader, &mut literal).expect("literal");
     assert_eq!(String::from_utf8(literal).expect("utf-8"), body);
-    assert!(
-        reader
-            .until("a3 ")
-            .last()
-            .expect("tagged")
-            .starts_with("a3 OK")
-    );
+    assert!(reader.until("a3 ").last().expect("tagged").starts_with("a3 OK"));
     server.stop().expect("clean shutdown");
 }

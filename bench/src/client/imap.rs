@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::{ClientError, connect, excerpt, read_some};
+use super::{ClientError, IDLE_READ_CHUNK, READ_CHUNK, connect, excerpt, read_some};
 use crate::wire::imap::{Framer, Response, Status};
 
 /// What a completed command produced, besides its OK.
@@ -32,6 +32,8 @@ pub struct ImapClient {
     next_tag: u32,
     timeout: Duration,
     out: Vec<u8>,
+    /// Bytes asked of each `read`: large while commands run, small once in IDLE.
+    read_size: usize,
     /// Messages in the selected mailbox, as the server last told (`EXISTS`, less `EXPUNGE`s).
     pub exists: u32,
 }
@@ -61,6 +63,7 @@ impl ImapClient {
             next_tag: 1,
             timeout,
             out: Vec::new(),
+            read_size: READ_CHUNK,
             exists: 0,
         };
         let greeting = c.read_response(timeout).await?;
@@ -77,7 +80,8 @@ impl ImapClient {
             if let Some(r) = self.framer.next()? {
                 return Ok(r);
             }
-            let data = read_some(&mut self.stream, &mut self.chunk, timeout).await?;
+            let data =
+                read_some(&mut self.stream, &mut self.chunk, self.read_size, timeout).await?;
             self.framer.feed(data);
         }
     }
@@ -92,16 +96,14 @@ impl ImapClient {
     pub async fn command(&mut self, command: &str) -> Result<Outcome, ClientError> {
         let tag = self.tag();
         self.out.clear();
-        self.out
-            .extend_from_slice(format!("{tag} {command}\r\n").as_bytes());
+        self.out.extend_from_slice(format!("{tag} {command}\r\n").as_bytes());
         self.stream.write_all(&self.out).await?;
         self.finish(&tag).await
     }
 
     /// `LOGIN user password`.
     pub async fn login(&mut self, user: &str, password: &str) -> Result<Outcome, ClientError> {
-        self.command(&format!("LOGIN {} {}", quote(user), quote(password)))
-            .await
+        self.command(&format!("LOGIN {} {}", quote(user), quote(password))).await
     }
 
     /// `APPEND mailbox (flags) {n}` with a synchronizing literal: waits for the continuation
@@ -113,11 +115,7 @@ impl ImapClient {
         message: &[u8],
     ) -> Result<Outcome, ClientError> {
         let tag = self.tag();
-        let head = format!(
-            "{tag} APPEND {} ({flags}) {{{}}}\r\n",
-            quote(mailbox),
-            message.len()
-        );
+        let head = format!("{tag} APPEND {} ({flags}) {{{}}}\r\n", quote(mailbox), message.len());
         self.stream.write_all(head.as_bytes()).await?;
         loop {
             let r = self.read_response(self.timeout).await?;
@@ -137,14 +135,17 @@ impl ImapClient {
     }
 
     /// Sends `IDLE` and waits for the continuation request; returns the tag for [`Self::done`].
+    /// From then on the connection reads with a small buffer (see [`IDLE_READ_CHUNK`]) and
+    /// gives back its large one and its output buffer.
     pub async fn idle(&mut self) -> Result<String, ClientError> {
         let tag = self.tag();
-        self.stream
-            .write_all(format!("{tag} IDLE\r\n").as_bytes())
-            .await?;
+        self.stream.write_all(format!("{tag} IDLE\r\n").as_bytes()).await?;
         loop {
             let r = self.read_response(self.timeout).await?;
             if r.is_continuation() {
+                self.read_size = IDLE_READ_CHUNK;
+                self.chunk = Vec::new();
+                self.out = Vec::new();
                 return Ok(tag);
             }
             if r.tagged_status(tag.as_bytes()).is_some() {

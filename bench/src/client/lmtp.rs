@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::{ClientError, connect, read_some};
+use super::{ClientError, READ_CHUNK, connect, read_some};
 use crate::wire::lmtp::{Reply, ReplyReader};
 
 /// The result of one transaction.
@@ -82,18 +82,15 @@ impl LmtpClient {
             if let Some(r) = self.reader.next()? {
                 return Ok(r);
             }
-            let data = read_some(&mut self.stream, &mut self.chunk, self.timeout).await?;
+            let data =
+                read_some(&mut self.stream, &mut self.chunk, READ_CHUNK, self.timeout).await?;
             self.reader.feed(data);
         }
     }
 
     async fn expect(&mut self, code: u16) -> Result<Reply, ClientError> {
         let r = self.reply().await?;
-        if r.code == code {
-            Ok(r)
-        } else {
-            Err(ClientError::Unexpected(r.to_string()))
-        }
+        if r.code == code { Ok(r) } else { Err(ClientError::Unexpected(r.to_string())) }
     }
 
     /// Delivers `message` (raw, not yet stuffed) from `sender` to `recipients`.
@@ -106,8 +103,7 @@ impl LmtpClient {
         message: &[u8],
     ) -> Result<Delivery, ClientError> {
         self.out.clear();
-        self.out
-            .extend_from_slice(format!("MAIL FROM:<{sender}>\r\n").as_bytes());
+        self.out.extend_from_slice(format!("MAIL FROM:<{sender}>\r\n").as_bytes());
         let mut envelope = Vec::new();
         for r in recipients {
             envelope.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());

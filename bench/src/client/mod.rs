@@ -42,8 +42,13 @@ impl ClientError {
     }
 }
 
-/// Bytes read per `read` call.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read per `read` call by a busy connection (FETCH bodies, LMTP replies).
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Bytes read per `read` call by a connection that only waits (IDLE): its responses are short
+/// lines, and thousands of idlers must not each keep a 64 KiB buffer (19,000 idlers would
+/// hold 1.2 GiB of read buffers in the bench alone).
+pub const IDLE_READ_CHUNK: usize = 1024;
 
 /// Connects with a timeout and turns off Nagle (commands are small and latency is measured).
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ClientError> {
@@ -54,13 +59,15 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, C
     Ok(stream)
 }
 
-/// Reads once into `chunk` with a timeout, returning the bytes read (never 0).
+/// Reads at most `size` bytes once into `chunk` with a timeout, returning the bytes read
+/// (never 0).
 pub async fn read_some<'a>(
     stream: &mut TcpStream,
     chunk: &'a mut Vec<u8>,
+    size: usize,
     timeout: Duration,
 ) -> Result<&'a [u8], ClientError> {
-    chunk.resize(READ_CHUNK, 0);
+    chunk.resize(size, 0);
     let n = tokio::time::timeout(timeout, stream.read(chunk))
         .await
         .map_err(|_| ClientError::Timeout(timeout))??;

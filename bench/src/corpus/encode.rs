@@ -12,11 +12,7 @@ pub fn encode_word(text: &str, base64: bool) -> String {
     for c in text.chars() {
         let mut next = chunk.clone();
         next.push(c);
-        let len = if base64 {
-            next.len().div_ceil(3) * 4
-        } else {
-            q_encode(&next).len()
-        };
+        let len = if base64 { next.len().div_ceil(3) * 4 } else { q_encode(&next).len() };
         if len > budget && !chunk.is_empty() {
             words.push(std::mem::take(&mut chunk));
         }
@@ -105,9 +101,8 @@ pub fn qp_encode(text: &str) -> String {
 /// `secs` since the Unix epoch as an RFC 5322 date in a zone `offset_min` minutes east of UTC.
 pub fn rfc5322_date(secs: i64, offset_min: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let local = secs + offset_min * 60;
     let (days, rem) = (local.div_euclid(86_400), local.rem_euclid(86_400));
     let (y, mo, d) = civil_from_days(days);

@@ -61,12 +61,7 @@ pub fn message(seed: u64, index: u64, max_size: usize) -> Generated {
         Kind::Alternative => alternative_body(&mut rng, &mut m, target, index),
         Kind::Attachments => mixed_body(&mut rng, &mut m, target, index),
     };
-    Generated {
-        bytes: m.into_bytes(),
-        kind,
-        subject,
-        attachments,
-    }
+    Generated { bytes: m.into_bytes(), kind, subject, attachments }
 }
 
 /// What [`write_corpus`] wrote.
@@ -136,11 +131,8 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
 fn address(rng: &mut ChaCha8Rng) -> String {
     let (name, local) = pick(rng, PEOPLE);
     let domain = pick(rng, DOMAINS);
-    let display = if name.is_ascii() {
-        format!("\"{name}\"")
-    } else {
-        encode_word(name, rng.gen_bool(0.5))
-    };
+    let display =
+        if name.is_ascii() { format!("\"{name}\"") } else { encode_word(name, rng.gen_bool(0.5)) };
     format!("{display} <{local}@{domain}>")
 }
 
@@ -165,16 +157,9 @@ fn headers(rng: &mut ChaCha8Rng, seed: u64, index: u64, subject: &str) -> String
         encode_word(subject, rng.gen_bool(0.5))
     };
     let _ = write!(h, "Subject: {subj}\r\nDate: {date}\r\n");
-    let _ = write!(
-        h,
-        "Message-ID: <{seed:x}.{index}@corpus.skua-bench.invalid>\r\n"
-    );
+    let _ = write!(h, "Message-ID: <{seed:x}.{index}@corpus.skua-bench.invalid>\r\n");
     if subject.starts_with("Re:") {
-        let _ = write!(
-            h,
-            "In-Reply-To: <{seed:x}.{}@corpus.skua-bench.invalid>\r\n",
-            index / 2
-        );
+        let _ = write!(h, "In-Reply-To: <{seed:x}.{}@corpus.skua-bench.invalid>\r\n", index / 2);
     }
     h.push_str("MIME-Version: 1.0\r\n");
     h
@@ -186,17 +171,10 @@ fn paragraphs(rng: &mut ChaCha8Rng, bytes: usize, utf8: bool) -> String {
     let mut text = String::new();
     let mut line_len = 0;
     while text.len() < bytes {
-        let w = if utf8 && rng.gen_bool(0.15) {
-            pick(rng, NON_ASCII_WORDS)
-        } else {
-            pick(rng, WORDS)
-        };
+        let w =
+            if utf8 && rng.gen_bool(0.15) { pick(rng, NON_ASCII_WORDS) } else { pick(rng, WORDS) };
         if line_len + w.len() + 1 > 72 {
-            text.push_str(if rng.gen_bool(0.15) {
-                ".\r\n\r\n"
-            } else {
-                "\r\n"
-            });
+            text.push_str(if rng.gen_bool(0.15) { ".\r\n\r\n" } else { "\r\n" });
             line_len = 0;
         } else if line_len > 0 {
             text.push(' ');
@@ -226,19 +204,12 @@ fn plain_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, qp: bool) -> 
 
 fn alternative_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: u64) -> usize {
     let boundary = format!("=_alt_{index:x}_skua");
-    let text = paragraphs(
-        rng,
-        target.saturating_sub(m.len() + 600).max(64) * 2 / 5,
-        true,
-    );
+    let text = paragraphs(rng, target.saturating_sub(m.len() + 600).max(64) * 2 / 5, true);
     let html = format!(
         "<html><head><meta charset=\"utf-8\"></head><body>\r\n<p>{}</p>\r\n</body></html>\r\n",
         text.replace("\r\n\r\n", "</p>\r\n<p>")
     );
-    let _ = write!(
-        m,
-        "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
-    );
+    let _ = write!(m, "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n");
     m.push_str("This is a multi-part message in MIME format.\r\n");
     let _ = write!(
         m,
@@ -257,14 +228,8 @@ fn alternative_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: 
 fn mixed_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: u64) -> usize {
     let boundary = format!("=_mixed_{index:x}_skua");
     let count = rng.gen_range(1..4);
-    let _ = write!(
-        m,
-        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
-    );
-    let _ = write!(
-        m,
-        "--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
-    );
+    let _ = write!(m, "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n");
+    let _ = write!(m, "--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n");
     let text_len = rng.gen_range(200..2000);
     m.push_str(&paragraphs(rng, text_len, false));
     // base64 grows data by 4/3 (plus line breaks): size the raw parts so the message lands
@@ -272,9 +237,7 @@ fn mixed_body(rng: &mut ChaCha8Rng, m: &mut String, target: usize, index: u64) -
     let raw_total = target.saturating_sub(m.len() + 300 * count) * 3 / 4;
     for _ in 0..count {
         let (stem, ext, mime) = pick(rng, ATTACHMENTS);
-        let data: Vec<u8> = (0..(raw_total / count).max(16))
-            .map(|_| rng.r#gen())
-            .collect();
+        let data: Vec<u8> = (0..(raw_total / count).max(16)).map(|_| rng.r#gen()).collect();
         let name = format!("{stem}.{ext}");
         let param = if name.is_ascii() {
             format!("\"{name}\"")

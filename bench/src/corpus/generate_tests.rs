@@ -22,38 +22,18 @@ fn every_message_parses_with_its_structure() {
     let mut non_ascii_subjects = 0;
     for i in 0..300 {
         let g = message(42, i, 256 << 10);
-        assert!(
-            g.bytes.len() <= (256 << 10) + 8192,
-            "message {i} is {} bytes",
-            g.bytes.len()
-        );
-        assert!(
-            g.bytes.is_ascii(),
-            "message {i} must be 7-bit clean on the wire"
-        );
-        assert!(
-            !g.bytes.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
-            "bare LF in {i}"
-        );
-        let m = parser
-            .parse(&g.bytes[..])
-            .unwrap_or_else(|| panic!("message {i} does not parse"));
+        assert!(g.bytes.len() <= (256 << 10) + 8192, "message {i} is {} bytes", g.bytes.len());
+        assert!(g.bytes.is_ascii(), "message {i} must be 7-bit clean on the wire");
+        assert!(!g.bytes.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF in {i}");
+        let m = parser.parse(&g.bytes[..]).unwrap_or_else(|| panic!("message {i} does not parse"));
         assert_eq!(m.subject(), Some(g.subject.as_str()), "subject of {i}");
         non_ascii_subjects += usize::from(!g.subject.is_ascii());
-        assert!(
-            m.from()
-                .and_then(|f| f.first())
-                .and_then(|a| a.address())
-                .is_some()
-        );
+        assert!(m.from().and_then(|f| f.first()).and_then(|a| a.address()).is_some());
         assert!(m.date().is_some(), "date of {i}");
         assert_eq!(m.attachment_count(), g.attachments, "attachments of {i}");
         match g.kind {
             Kind::Alternative => {
-                assert!(
-                    m.body_html(0).is_some() && m.body_text(0).is_some(),
-                    "alternative {i}"
-                );
+                assert!(m.body_html(0).is_some() && m.body_text(0).is_some(), "alternative {i}");
             }
             Kind::Attachments => {
                 for a in m.attachments() {
@@ -69,17 +49,12 @@ fn every_message_parses_with_its_structure() {
         kinds.insert(format!("{:?}", g.kind));
     }
     assert_eq!(kinds.len(), 4, "all kinds appear: {kinds:?}");
-    assert!(
-        non_ascii_subjects > 30,
-        "encoded-word subjects appear ({non_ascii_subjects})"
-    );
+    assert!(non_ascii_subjects > 30, "encoded-word subjects appear ({non_ascii_subjects})");
 }
 
 #[test]
 fn sizes_spread() {
-    let sizes: Vec<usize> = (0..400)
-        .map(|i| message(3, i, 1 << 20).bytes.len())
-        .collect();
+    let sizes: Vec<usize> = (0..400).map(|i| message(3, i, 1 << 20).bytes.len()).collect();
     let small = sizes.iter().filter(|&&s| s < 10 << 10).count();
     let large = sizes.iter().filter(|&&s| s > 64 << 10).count();
     assert!(small > 150 && large > 20, "small {small}, large {large}");
@@ -92,16 +67,9 @@ fn encoders() {
     assert_eq!(base64_encode(b"f", 76), "Zg==");
     assert_eq!(base64_encode(b"fo", 76), "Zm8=");
     assert_eq!(base64_encode(b"foobar", 76), "Zm9vYmFy");
-    assert_eq!(
-        base64_encode(&[0xff; 60], 76).lines().map(str::len).max(),
-        Some(76)
-    );
+    assert_eq!(base64_encode(&[0xff; 60], 76).lines().map(str::len).max(), Some(76));
     assert_eq!(qp_encode("a=b \r\ncafé"), "a=3Db=20\r\ncaf=C3=A9");
-    assert!(
-        qp_encode(&"x".repeat(200))
-            .split("\r\n")
-            .all(|l| l.len() <= 76)
-    );
+    assert!(qp_encode(&"x".repeat(200)).split("\r\n").all(|l| l.len() <= 76));
     assert_eq!(encode_word("café", false), "=?UTF-8?Q?caf=C3=A9?=");
     assert_eq!(encode_word("café", true), "=?UTF-8?B?Y2Fmw6k=?=");
     let long = encode_word(&"Привет ".repeat(10), true);
@@ -111,14 +79,8 @@ fn encoders() {
 #[test]
 fn dates() {
     assert_eq!(rfc5322_date(0, 0), "Thu, 01 Jan 1970 00:00:00 +0000");
-    assert_eq!(
-        rfc5322_date(1_704_067_200, -300),
-        "Sun, 31 Dec 2023 19:00:00 -0500"
-    );
-    assert_eq!(
-        rfc5322_date(1_709_164_800, 330),
-        "Thu, 29 Feb 2024 05:30:00 +0530"
-    );
+    assert_eq!(rfc5322_date(1_704_067_200, -300), "Sun, 31 Dec 2023 19:00:00 -0500");
+    assert_eq!(rfc5322_date(1_709_164_800, 330), "Thu, 29 Feb 2024 05:30:00 +0530");
 }
 
 #[test]
@@ -127,18 +89,10 @@ fn writes_a_directory_that_loads_back() {
     let summary = write_corpus(&dir, 5, 20, 64 << 10).unwrap();
     assert_eq!(summary.kinds.iter().sum::<u32>(), 20);
     let bytes = summary.bytes;
-    let super::Source::Corpus(ms) = super::Source::load(&dir).unwrap() else {
-        panic!("corpus")
-    };
+    let super::Source::Corpus(ms) = super::Source::load(&dir).unwrap() else { panic!("corpus") };
     assert_eq!(ms.len(), 20);
-    assert!(ms.iter().all(|m| {
-        !m.windows(11)
-            .any(|w| w.eq_ignore_ascii_case(b"message-id:"))
-    }));
+    assert!(ms.iter().all(|m| { !m.windows(11).any(|w| w.eq_ignore_ascii_case(b"message-id:")) }));
     assert!(bytes > 20 * 1024);
-    assert_eq!(
-        std::fs::read(dir.join("000003.eml")).unwrap(),
-        message(5, 3, 64 << 10).bytes
-    );
+    assert_eq!(std::fs::read(dir.join("000003.eml")).unwrap(), message(5, 3, 64 << 10).bytes);
     std::fs::remove_dir_all(&dir).unwrap();
 }

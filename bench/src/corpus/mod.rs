@@ -61,9 +61,7 @@ impl Source {
                     MIME-Version: 1.0\r\n\
                     Content-Type: text/plain; charset=us-ascii\r\n\r\n";
         let mut m = head.as_bytes().to_vec();
-        let body = size
-            .min(MAX_MESSAGE_BYTES)
-            .saturating_sub(m.len() + MESSAGE_ID_LINE);
+        let body = size.min(MAX_MESSAGE_BYTES).saturating_sub(m.len() + MESSAGE_ID_LINE);
         let line =
             b"The quick brown fox jumps over the lazy dog while the mail server keeps count. ";
         let mut left = body;
@@ -113,11 +111,7 @@ impl Source {
     pub fn render(&self, id: (u64, u64), rng: &mut impl Rng, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(
-            format!(
-                "Message-ID: <{:016x}.{:016x}@skua-bench.invalid>\r\n",
-                id.0, id.1
-            )
-            .as_bytes(),
+            format!("Message-ID: <{:016x}.{:016x}@skua-bench.invalid>\r\n", id.0, id.1).as_bytes(),
         );
         debug_assert_eq!(out.len(), MESSAGE_ID_LINE);
         match self {
@@ -134,10 +128,7 @@ pub fn strip_header(message: &[u8], name: &[u8]) -> Vec<u8> {
     let mut rest = message;
     let mut dropping = false;
     while !rest.is_empty() {
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
+        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
         let (line, tail) = rest.split_at(end);
         if line == b"\r\n" || line == b"\n" {
             out.extend_from_slice(rest);
@@ -170,26 +161,18 @@ mod tests {
             Source::fixed(size).render((1, 2), &mut rng, &mut out);
             assert_eq!(out.len(), size, "size {size}");
             assert!(out.starts_with(b"Message-ID: <0000000000000001.0000000000000002@"));
-            let parsed = mail_parser::MessageParser::default()
-                .parse(&out[..])
-                .unwrap();
+            let parsed = mail_parser::MessageParser::default().parse(&out[..]).unwrap();
             assert_eq!(parsed.subject(), Some("skua-bench fixed-size message"));
         }
         Source::fixed(10).render((1, 2), &mut rng, &mut out);
-        assert!(
-            out.len() > 10 && out.ends_with(b"\r\n\r\n"),
-            "smallest well-formed message"
-        );
+        assert!(out.len() > 10 && out.ends_with(b"\r\n\r\n"), "smallest well-formed message");
     }
 
     #[test]
     fn strips_message_id_with_folding_but_not_in_body() {
         let m = b"Subject: a\r\nMessage-ID:\r\n <x@y>\r\nmessage-idx: keep\r\nTo: b\r\n\r\nMessage-ID: <body>\r\n";
         let s = strip_header(m, b"message-id");
-        assert_eq!(
-            s,
-            b"Subject: a\r\nmessage-idx: keep\r\nTo: b\r\n\r\nMessage-ID: <body>\r\n"
-        );
+        assert_eq!(s, b"Subject: a\r\nmessage-idx: keep\r\nTo: b\r\n\r\nMessage-ID: <body>\r\n");
     }
 
     #[test]
@@ -198,14 +181,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         assert!(matches!(Source::load(&dir), Err(CorpusError::Empty(_))));
         std::fs::write(dir.join("b.eml"), b"Subject: b\r\n\r\nB\r\n").unwrap();
-        std::fs::write(
-            dir.join("a.eml"),
-            b"Message-ID: <1@x>\r\nSubject: a\r\n\r\nA\r\n",
-        )
-        .unwrap();
-        let Source::Corpus(ms) = Source::load(&dir).unwrap() else {
-            panic!("corpus")
-        };
+        std::fs::write(dir.join("a.eml"), b"Message-ID: <1@x>\r\nSubject: a\r\n\r\nA\r\n").unwrap();
+        let Source::Corpus(ms) = Source::load(&dir).unwrap() else { panic!("corpus") };
         assert_eq!(ms[0], b"Subject: a\r\n\r\nA\r\n");
         assert_eq!(ms[1], b"Subject: b\r\n\r\nB\r\n");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -103,12 +103,7 @@ pub const PEOPLE: &[(&str, &str)] = &[
 ];
 
 /// Mail domains (reserved for documentation and testing, never routable).
-pub const DOMAINS: &[&str] = &[
-    "example.org",
-    "example.com",
-    "example.net",
-    "mail.example.org",
-];
+pub const DOMAINS: &[&str] = &["example.org", "example.com", "example.net", "mail.example.org"];
 
 /// Subjects, some non-ASCII so they need RFC 2047 encoded words.
 pub const SUBJECTS: &[&str] = &[

@@ -31,13 +31,7 @@ pub async fn run(args: ChurnArgs, addr: SocketAddr) -> Result<Report, BenchError
         worker(w, run, rec, addr, common.clone())
     })
     .await;
-    let mut report = Report::new(
-        "churn",
-        &out.stats,
-        out.elapsed,
-        open,
-        args.common.connections,
-    );
+    let mut report = Report::new("churn", &out.stats, out.elapsed, open, args.common.connections);
     report.notes = out.notes;
     Ok(report)
 }
@@ -54,10 +48,7 @@ async fn worker(
     while let Some(tick) = pacer.tick(&run).await {
         let start = tick.from(Instant::now());
         let user = common.user(rng.gen_range(0..common.users));
-        if session(&mut rec, addr, &run, start, &user, &common.password)
-            .await
-            .is_err()
-        {
+        if session(&mut rec, addr, &run, start, &user, &common.password).await.is_err() {
             rec.error(SESSION);
             pause_before_retry(&run).await;
         }

@@ -1,7 +1,8 @@
 //! `idle`: open K connections, LOGIN, SELECT, IDLE, and hold them. Two figures come out:
 //!
-//! - the server's memory per held connection: RSS and PSS of `--server-pid` before any
-//!   connection and after all of them idle (plus `--settle` seconds), divided by K;
+//! - the server's memory per held connection: RSS and PSS of `--server-pid` and all its
+//!   descendants (summed; see `memory.rs`) before any connection and after all of them idle
+//!   (plus `--settle` seconds), divided by K;
 //! - notification latency: for `--duration` seconds, one LMTP connection delivers to users that
 //!   have idlers, one delivery at a time (or at `--rate`), and every idler of that user records
 //!   the time from the DATA command to the `* n EXISTS` it sees (`notify`); `deliver` is the
@@ -30,11 +31,7 @@ use crate::stats::{Live, Recorder, Stats, progress};
 
 /// Operations measured.
 pub const OPS: &[&str] = &["connect", "login", "select", "idle", "deliver", "notify"];
-const SESSION: SessionOps = SessionOps {
-    connect: 0,
-    login: 1,
-    select: 2,
-};
+const SESSION: SessionOps = SessionOps { connect: 0, login: 1, select: 2 };
 const IDLE: usize = 3;
 const DELIVER: usize = 4;
 const NOTIFY: usize = 5;
@@ -50,12 +47,8 @@ pub async fn run(args: IdleArgs, addr: SocketAddr) -> Result<Report, BenchError>
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     let live = Live::new(OPS);
     let (stop_progress, progress_rx) = watch::channel(false);
-    let progress = tokio::spawn(progress::run(
-        live.clone(),
-        Instant::now(),
-        common.quiet,
-        progress_rx,
-    ));
+    let progress =
+        tokio::spawn(progress::run(live.clone(), Instant::now(), common.quiet, progress_rx));
     let before = read_memory(args.server_pid)?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -64,10 +57,7 @@ pub async fn run(args: IdleArgs, addr: SocketAddr) -> Result<Report, BenchError>
     let after = read_memory(args.server_pid)?;
 
     // One delivering driver: the pacer spreads --rate over one "connection".
-    let run = Run::new(&Common {
-        connections: 1,
-        ..common.clone()
-    });
+    let run = Run::new(&Common { connections: 1, ..common.clone() });
     let rec = deliver_loop(
         &args,
         lmtp,
@@ -114,29 +104,16 @@ fn read_memory(pid: Option<u32>) -> Result<Option<Memory>, BenchError> {
 
 fn memory_figures(report: &mut Report, before: Memory, after: Memory, held: usize) {
     let per = |a: u64, b: u64| {
-        if held == 0 {
-            0.0
-        } else {
-            (a as f64 - b as f64) / held as f64
-        }
+        if held == 0 { 0.0 } else { (a as f64 - b as f64) / held as f64 }
     };
-    report.extra(
-        "memory_before",
-        serde_json::to_value(before).expect("serializes"),
-    );
-    report.extra(
-        "memory_after",
-        serde_json::to_value(after).expect("serializes"),
-    );
+    report.extra("memory_before", serde_json::to_value(before).expect("serializes"));
+    report.extra("memory_after", serde_json::to_value(after).expect("serializes"));
     report.extra(
         "rss_per_connection_kib",
         (per(after.rss_kib, before.rss_kib) * 100.0).round() / 100.0,
     );
     if let (Some(pa), Some(pb)) = (after.pss_kib, before.pss_kib) {
-        report.extra(
-            "pss_per_connection_kib",
-            (per(pa, pb) * 100.0).round() / 100.0,
-        );
+        report.extra("pss_per_connection_kib", (per(pa, pb) * 100.0).round() / 100.0);
     }
 }
 
@@ -192,14 +169,8 @@ async fn setup(
     pw: &str,
     mut rec: Recorder,
 ) -> (Option<(ImapClient, String)>, Recorder) {
-    let spec = SessionSpec {
-        addr,
-        timeout,
-        user,
-        password: pw,
-        mailbox: "INBOX",
-        read_only: false,
-    };
+    let spec =
+        SessionSpec { addr, timeout, user, password: pw, mailbox: "INBOX", read_only: false };
     let Ok(mut c) = open_session(spec, Instant::now(), SESSION, &mut rec).await else {
         return (None, rec);
     };
@@ -274,11 +245,7 @@ async fn deliver_loop(
         seq += 1;
         source.render((nonce, seq), &mut rng, &mut message);
         let d = match c
-            .deliver(
-                "idle@skua-bench.invalid",
-                &[args.common.user(u as u32)],
-                &message,
-            )
+            .deliver("idle@skua-bench.invalid", &[args.common.user(u as u32)], &message)
             .await
         {
             Ok(d) if d.delivered == 1 => d,
@@ -290,10 +257,8 @@ async fn deliver_loop(
         };
         let from = tick.from(d.data_sent);
         rec.record(DELIVER, d.done - from);
-        let mut waiting: Vec<usize> = (u..watched.len())
-            .step_by(users)
-            .filter(|&i| watched[i])
-            .collect();
+        let mut waiting: Vec<usize> =
+            (u..watched.len()).step_by(users).filter(|&i| watched[i]).collect();
         let until = Instant::now() + run.timeout;
         while !waiting.is_empty() {
             match tokio::time::timeout_at(until.into(), events.recv()).await {

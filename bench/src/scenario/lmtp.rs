@@ -41,43 +41,22 @@ pub async fn run(args: LmtpArgs, addr: SocketAddr) -> Result<Report, BenchError>
         .into());
     }
     let source = message_source(&args.message)?;
-    let plan = Arc::new(Plan {
-        addr,
-        args: args.clone(),
-        source,
-        nonce: run_nonce(),
-    });
+    let plan = Arc::new(Plan { addr, args: args.clone(), source, nonce: run_nonce() });
     let run = Run::new(&args.common);
     let open = run.open_loop();
-    let out = run_workers(&args.common, OPS, run, move |w, run, rec| {
-        worker(w, run, rec, plan.clone())
-    })
-    .await;
-    let mut report = Report::new(
-        "lmtp",
-        &out.stats,
-        out.elapsed,
-        open,
-        args.common.connections,
-    );
+    let out =
+        run_workers(&args.common, OPS, run, move |w, run, rec| worker(w, run, rec, plan.clone()))
+            .await;
+    let mut report = Report::new("lmtp", &out.stats, out.elapsed, open, args.common.connections);
     report.notes = out.notes;
     report.extra("recipients_per_transaction", args.recipients);
-    report.extra(
-        "pipelining",
-        if args.no_pipelining {
-            "off"
-        } else {
-            "when offered"
-        },
-    );
+    report.extra("pipelining", if args.no_pipelining { "off" } else { "when offered" });
     report.extra(
         "message",
         args.message
             .corpus
             .as_ref()
-            .map_or(format!("{} bytes", args.message.size), |d| {
-                d.display().to_string()
-            }),
+            .map_or(format!("{} bytes", args.message.size), |d| d.display().to_string()),
     );
     Ok(report)
 }
@@ -95,13 +74,9 @@ async fn worker(w: usize, run: Arc<Run>, mut rec: Recorder, plan: Arc<Plan>) -> 
             None => {
                 let t = Instant::now();
                 let connected = LmtpClient::connect(plan.addr, run.timeout).await;
-                match connected.map(|c| {
-                    if plan.args.no_pipelining {
-                        c.without_pipelining()
-                    } else {
-                        c
-                    }
-                }) {
+                match connected
+                    .map(|c| if plan.args.no_pipelining { c.without_pipelining() } else { c })
+                {
                     Ok(c) => {
                         rec.record(CONNECT, t.elapsed());
                         client.insert(c)
@@ -119,8 +94,7 @@ async fn worker(w: usize, run: Arc<Run>, mut rec: Recorder, plan: Arc<Plan>) -> 
             .map(|u| common.user(u as u32))
             .collect();
         seq += 1;
-        plan.source
-            .render((plan.nonce, (w as u64) << 40 | seq), &mut rng, &mut message);
+        plan.source.render((plan.nonce, (w as u64) << 40 | seq), &mut rng, &mut message);
         match c.deliver(&plan.args.sender, &rcpts, &message).await {
             Ok(d) => {
                 let latency = d.done - tick.from(d.data_sent);

@@ -7,6 +7,7 @@ pub mod imap_mixed;
 pub mod imap_read;
 pub mod lmtp;
 pub mod prefill;
+pub mod sessions;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -66,24 +67,16 @@ pub fn parse_mix(spec: &str, allowed: &[&str]) -> Result<Vec<u32>, InvalidArgs> 
         let (name, w) = part
             .split_once('=')
             .ok_or_else(|| InvalidArgs(format!("--mix entry {part:?} is not name=weight")))?;
-        let i = allowed
-            .iter()
-            .position(|a| *a == name.trim())
-            .ok_or_else(|| {
-                InvalidArgs(format!(
-                    "--mix: unknown command {name:?}; known: {}",
-                    allowed.join(", ")
-                ))
-            })?;
+        let i = allowed.iter().position(|a| *a == name.trim()).ok_or_else(|| {
+            InvalidArgs(format!("--mix: unknown command {name:?}; known: {}", allowed.join(", ")))
+        })?;
         weights[i] = w
             .trim()
             .parse()
             .map_err(|_| InvalidArgs(format!("--mix: weight of {name} is not a number")))?;
     }
     if weights.iter().all(|&w| w == 0) {
-        return Err(InvalidArgs(
-            "--mix: at least one weight must be positive".into(),
-        ));
+        return Err(InvalidArgs("--mix: at least one weight must be positive".into()));
     }
     Ok(weights)
 }
@@ -129,13 +122,7 @@ pub async fn open_session(
     ops: SessionOps,
     rec: &mut Recorder,
 ) -> Result<ImapClient, ClientError> {
-    let mut c = step(
-        rec,
-        ops.connect,
-        start,
-        ImapClient::connect(s.addr, s.timeout),
-    )
-    .await?;
+    let mut c = step(rec, ops.connect, start, ImapClient::connect(s.addr, s.timeout)).await?;
     let t = Instant::now();
     step(rec, ops.login, t, c.login(s.user, s.password)).await?;
     let verb = if s.read_only { "EXAMINE" } else { "SELECT" };

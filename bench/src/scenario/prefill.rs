@@ -27,7 +27,7 @@ pub async fn prefill(
     }
     if per_user > MAX_PREFILL {
         return Err(
-            crate::cli::InvalidArgs(format!("--prefill must be at most {MAX_PREFILL}")).into(),
+            crate::cli::InvalidArgs(format!("--prefill must be at most {MAX_PREFILL}")).into()
         );
     }
     let live = Live::new(OPS);
@@ -42,10 +42,7 @@ pub async fn prefill(
             let (common, source, rec) =
                 (common.clone(), source.clone(), Recorder::new(live.clone()));
             tokio::spawn(async move {
-                fill(
-                    w, workers, &common, lmtp, per_user, &source, nonce, timeout, rec,
-                )
-                .await
+                fill(w, workers, &common, lmtp, per_user, &source, nonce, timeout, rec).await
             })
         })
         .collect();
@@ -65,10 +62,7 @@ pub async fn prefill(
     if let Ok(n) = &result
         && !common.quiet
     {
-        eprintln!(
-            "prefill: {n} messages delivered in {:.1}s",
-            start.elapsed().as_secs_f64()
-        );
+        eprintln!("prefill: {n} messages delivered in {:.1}s", start.elapsed().as_secs_f64());
     }
     result
 }

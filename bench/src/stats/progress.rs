@@ -23,11 +23,7 @@ pub fn line(
             continue;
         }
         let rate = (c1 - c0) as f64 / dt.max(1e-9);
-        let err = if e1 > 0 {
-            format!(" err {e1}")
-        } else {
-            String::new()
-        };
+        let err = if e1 > 0 { format!(" err {e1}") } else { String::new() };
         parts.push(format!("{name} {rate:.0}/s ({c1}{err})"));
     }
     format!("[{:>4}s] {}", elapsed.as_secs(), parts.join(" | "))
@@ -57,21 +53,11 @@ pub async fn run(
             _ = stop.changed() => break,
         }
         let now = snapshot(&live);
-        let text = line(
-            &live,
-            start.elapsed(),
-            &prev,
-            &now,
-            last.elapsed().as_secs_f64(),
-        );
+        let text = line(&live, start.elapsed(), &prev, &now, last.elapsed().as_secs_f64());
         last = Instant::now();
         prev = now;
         let mut err = std::io::stderr().lock();
-        let _ = if tty {
-            write!(err, "\r\x1b[2K{text}")
-        } else {
-            writeln!(err, "{text}")
-        };
+        let _ = if tty { write!(err, "\r\x1b[2K{text}") } else { writeln!(err, "{text}") };
         let _ = err.flush();
     }
     if tty {

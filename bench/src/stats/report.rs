@@ -131,9 +131,7 @@ impl Report {
         );
         for op in &self.ops {
             let lat = |f: fn(&Latency) -> u64| {
-                op.latency_us
-                    .as_ref()
-                    .map_or("-".to_owned(), |l| fmt_us(f(l)))
+                op.latency_us.as_ref().map_or("-".to_owned(), |l| fmt_us(f(l)))
             };
             let _ = writeln!(
                 s,
@@ -222,10 +220,7 @@ mod tests {
     fn table_layout() {
         let t = sample().to_table();
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(
-            lines[0],
-            "skua-bench lmtp: 2.0s, 8 connections, closed-loop"
-        );
+        assert_eq!(lines[0], "skua-bench lmtp: 2.0s, 8 connections, closed-loop");
         assert!(lines[1].starts_with("op ") && lines[1].ends_with("max"));
         assert!(
             lines[2].starts_with("deliver")

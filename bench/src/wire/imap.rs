@@ -70,12 +70,7 @@ impl Response {
         if rest.len() < 6 || !rest[..6].eq_ignore_ascii_case(b"SEARCH") {
             return None;
         }
-        Some(
-            rest[6..]
-                .split(|&b| b == b' ')
-                .filter(|w| !w.is_empty())
-                .count(),
-        )
+        Some(rest[6..].split(|&b| b == b' ').filter(|w| !w.is_empty()).count())
     }
 }
 

@@ -24,11 +24,9 @@ impl Reply {
 
     /// True if some line (an LHLO extension) equals `keyword`, ignoring case and parameters.
     pub fn has_extension(&self, keyword: &str) -> bool {
-        self.lines.iter().any(|l| {
-            l.split(' ')
-                .next()
-                .is_some_and(|w| w.eq_ignore_ascii_case(keyword))
-        })
+        self.lines
+            .iter()
+            .any(|l| l.split(' ').next().is_some_and(|w| w.eq_ignore_ascii_case(keyword)))
     }
 }
 
@@ -80,10 +78,7 @@ impl ReplyReader {
             let line = String::from_utf8_lossy(&self.buf[self.start..end]).into_owned();
             self.start = lf + 1;
             let (code, last, text) = parse_line(&line)?;
-            let reply = self.partial.get_or_insert_with(|| Reply {
-                code,
-                lines: Vec::new(),
-            });
+            let reply = self.partial.get_or_insert_with(|| Reply { code, lines: Vec::new() });
             if reply.code != code {
                 return Err(FrameError::BadReply(line));
             }
@@ -141,10 +136,7 @@ mod tests {
         let whole = all(&[LHLO]);
         assert_eq!(whole.len(), 2);
         assert_eq!(whole[0].code, 220);
-        assert_eq!(
-            whole[1].lines,
-            ["skua", "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME"]
-        );
+        assert_eq!(whole[1].lines, ["skua", "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME"]);
         assert!(whole[1].has_extension("pipelining"));
         assert!(!whole[1].has_extension("CHUNKING"));
         for split in 1..LHLO.len() {
@@ -156,23 +148,15 @@ mod tests {
     #[test]
     fn per_recipient_replies_after_data() {
         let rs = all(&[b"250 2.1.5 <a> OK\r\n452 4.2.2 <b> over quota\r\n250\r\n"]);
-        assert_eq!(
-            rs.iter().map(|r| r.code).collect::<Vec<_>>(),
-            [250, 452, 250]
-        );
+        assert_eq!(rs.iter().map(|r| r.code).collect::<Vec<_>>(), [250, 452, 250]);
         assert!(rs[0].is_positive() && !rs[1].is_positive());
         assert_eq!(rs[2].lines, [""]);
     }
 
     #[test]
     fn malformed_replies_are_errors() {
-        for bad in [
-            &b"25\r\n"[..],
-            b"hello\r\n",
-            b"250_x\r\n",
-            b"250-a\r\n251 b\r\n",
-            b"650 x\r\n",
-        ] {
+        for bad in [&b"25\r\n"[..], b"hello\r\n", b"250_x\r\n", b"250-a\r\n251 b\r\n", b"650 x\r\n"]
+        {
             let mut r = ReplyReader::new();
             r.feed(bad);
             let mut got = Ok(None);

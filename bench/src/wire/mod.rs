@@ -27,17 +27,10 @@ pub enum FrameError {
 
 /// Finds the first LF at or after `from`, returning its index.
 fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    buf[from..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| from + i)
+    buf[from..].iter().position(|&b| b == b'\n').map(|i| from + i)
 }
 
 /// A line's content without its terminator: drops the LF at `lf` and a CR just before it.
 fn line_end(buf: &[u8], start: usize, lf: usize) -> usize {
-    if lf > start && buf[lf - 1] == b'\r' {
-        lf - 1
-    } else {
-        lf
-    }
+    if lf > start && buf[lf - 1] == b'\r' { lf - 1 } else { lf }
 }

@@ -19,6 +19,7 @@ use std::rc::Rc;
 use crate::types::Epoch;
 
 pub mod os;
+mod os_sync;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 

@@ -5,7 +5,10 @@
 //! marks its directory dirty. [`Disk::flush_begin`] takes those sets and hands them to an
 //! [`OsFlush`] that holds its own `Arc<File>` handles (so it is `Send` and can run on a blocking
 //! thread): it `fdatasync`s every file, then `fsync`s every directory. Files are synced before
-//! directories so a new name never becomes durable pointing at data that is not.
+//! directories so a new name never becomes durable pointing at data that is not. The syncs of
+//! one kind run concurrently on the disk's sync threads (`os_sync.rs`: the file system folds
+//! concurrent syncs into few journal commits, so a round costs about one flush, not one per
+//! file).
 //!
 //! Views are served from read-only shared memory maps (see `core/src/mmap.rs` for what makes them
 //! sound). A file's map is created on the first view and replaced by a larger one when a view
@@ -23,6 +26,7 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::os_sync::{SyncPool, SyncTarget};
 use super::{Bytes, Disk, DiskFile, Flush, OpenMode};
 use crate::mmap::{Map, MapWindow};
 use crate::types::Epoch;
@@ -48,6 +52,8 @@ struct State {
 pub struct OsDisk {
     root: PathBuf,
     state: Rc<RefCell<State>>,
+    /// Threads that run a flush round's syncs concurrently; shared with the flushes.
+    sync: Arc<SyncPool>,
 }
 
 impl OsDisk {
@@ -67,6 +73,7 @@ impl OsDisk {
         Ok(OsDisk {
             root: root.to_path_buf(),
             state: Rc::new(RefCell::new(state)),
+            sync: Arc::new(SyncPool::new()),
         })
     }
 
@@ -106,11 +113,8 @@ impl Disk for OsDisk {
         let file = match (existing, mode) {
             (Ok(file), _) => file,
             (Err(error), OpenMode::CreateIfMissing) if error.kind() == io::ErrorKind::NotFound => {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&absolute)?;
+                let file =
+                    OpenOptions::new().read(true).write(true).create_new(true).open(&absolute)?;
                 self.mark_parent_dirty(&absolute);
                 file
             }
@@ -133,9 +137,7 @@ impl Disk for OsDisk {
             viewed_len: Cell::new(0),
             map: RefCell::new(None),
         };
-        Ok(OsFile {
-            inner: Rc::new(inner),
-        })
+        Ok(OsFile { inner: Rc::new(inner) })
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -203,25 +205,24 @@ impl Disk for OsDisk {
         state.epoch_open += 1;
         let files = std::mem::take(&mut state.files).into_values().collect();
         let dirs = std::mem::take(&mut state.dirs).into_iter().collect();
-        Some(OsFlush { epoch, files, dirs })
+        Some(OsFlush { epoch, files, dirs, sync: self.sync.clone() })
     }
 
     fn flush_end(&self, epoch: Epoch) {
         let mut state = self.state.borrow_mut();
-        assert!(
-            epoch.0 < state.epoch_open,
-            "flush_end of an epoch never closed"
-        );
+        assert!(epoch.0 < state.epoch_open, "flush_end of an epoch never closed");
         state.epoch_durable = state.epoch_durable.max(epoch.0);
     }
 }
 
-/// One flush round of the real disk: `fdatasync` each file, then `fsync` each directory.
+/// One flush round of the real disk: `fdatasync` each file, then `fsync` each directory, each
+/// kind concurrently.
 #[derive(Debug)]
 pub struct OsFlush {
     epoch: u64,
     files: Vec<Arc<File>>,
     dirs: Vec<PathBuf>,
+    sync: Arc<SyncPool>,
 }
 
 impl Flush for OsFlush {
@@ -230,13 +231,10 @@ impl Flush for OsFlush {
     }
 
     fn run(self) -> io::Result<()> {
-        for file in &self.files {
-            file.sync_data()?;
-        }
-        for dir in &self.dirs {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        let files = self.files.into_iter().map(SyncTarget::Data).collect();
+        self.sync.sync_all(files)?;
+        let dirs = self.dirs.into_iter().map(SyncTarget::Dir).collect();
+        self.sync.sync_all(dirs)
     }
 }
 
@@ -256,10 +254,7 @@ struct FileInner {
 impl FileInner {
     fn mark_dirty(&self) {
         let mut state = self.state.borrow_mut();
-        state
-            .files
-            .entry(self.id)
-            .or_insert_with(|| self.file.clone());
+        state.files.entry(self.id).or_insert_with(|| self.file.clone());
     }
 
     /// A map covering `[0, end)`, reusing the current one when it is large enough.
@@ -317,14 +312,9 @@ impl DiskFile for OsFile {
     }
 
     fn view(&self, offset: u64, len: u64) -> io::Result<Bytes> {
-        let end = offset
-            .checked_add(len)
-            .filter(|&end| end <= self.inner.len.get());
+        let end = offset.checked_add(len).filter(|&end| end <= self.inner.len.get());
         let Some(end) = end else {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "view past the end",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "view past the end"));
         };
         if len == 0 {
             return Ok(Bytes::from_vec(Vec::new()));
@@ -333,22 +323,15 @@ impl DiskFile for OsFile {
         let start = usize::try_from(offset).expect("below a mapped length");
         let size = usize::try_from(len).expect("below a mapped length");
         let window = MapWindow::new(map, start, size, self.inner.len.get());
-        self.inner
-            .viewed_len
-            .set(self.inner.viewed_len.get().max(end));
+        self.inner.viewed_len.set(self.inner.viewed_len.get().max(end));
         Ok(Bytes::new(Rc::new(window), 0, size))
     }
 
     /// madvise `WILLNEED` on the mapped range.
     fn will_need(&self, offset: u64, len: u64) -> io::Result<()> {
-        let end = offset
-            .checked_add(len)
-            .filter(|&end| end <= self.inner.len.get());
+        let end = offset.checked_add(len).filter(|&end| end <= self.inner.len.get());
         let Some(end) = end else {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "range past the end",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "range past the end"));
         };
         if len == 0 {
             return Ok(());
@@ -373,9 +356,7 @@ mod tests {
     fn write_read_view_round_trip() {
         let (_dir, disk) = disk();
         disk.create_dir_all(Path::new("a/b")).unwrap();
-        let file = disk
-            .open(Path::new("a/b/f"), OpenMode::CreateIfMissing)
-            .unwrap();
+        let file = disk.open(Path::new("a/b/f"), OpenMode::CreateIfMissing).unwrap();
         file.write_all_at(b"hello", 0).unwrap();
         file.write_all_at(b" world", 5).unwrap();
         assert_eq!(file.len().unwrap(), 11);
@@ -393,9 +374,7 @@ mod tests {
     #[test]
     fn shrinking_below_a_view_is_refused() {
         let (_dir, disk) = disk();
-        let file = disk
-            .open(Path::new("f"), OpenMode::CreateIfMissing)
-            .unwrap();
+        let file = disk.open(Path::new("f"), OpenMode::CreateIfMissing).unwrap();
         file.write_all_at(b"0123456789", 0).unwrap();
         let view = file.view(2, 6).unwrap();
         assert!(file.set_len(7).is_err());
@@ -408,9 +387,7 @@ mod tests {
         let (_dir, disk) = disk();
         assert!(disk.flush_begin().is_none());
         assert_eq!(disk.epoch_open(), Epoch(1));
-        let file = disk
-            .open(Path::new("f"), OpenMode::CreateIfMissing)
-            .unwrap();
+        let file = disk.open(Path::new("f"), OpenMode::CreateIfMissing).unwrap();
         let flush = disk.flush_begin().expect("the new entry dirtied the root");
         assert_eq!(flush.files.len(), 0);
         assert_eq!(flush.dirs.len(), 1);
@@ -419,10 +396,7 @@ mod tests {
         let second = disk.flush_begin().unwrap();
         assert_eq!(second.files.len(), 1);
         let epoch = second.epoch();
-        std::thread::spawn(move || second.run())
-            .join()
-            .unwrap()
-            .unwrap();
+        std::thread::spawn(move || second.run()).join().unwrap().unwrap();
         disk.flush_end(epoch);
         assert_eq!(disk.epoch_durable(), Epoch(2));
         flush.run().unwrap();
@@ -433,14 +407,8 @@ mod tests {
     #[test]
     fn paths_must_be_plain_relative() {
         let (_dir, disk) = disk();
-        assert!(
-            disk.open(Path::new("../x"), OpenMode::CreateIfMissing)
-                .is_err()
-        );
-        assert!(
-            disk.open(Path::new("/etc/passwd"), OpenMode::Existing)
-                .is_err()
-        );
+        assert!(disk.open(Path::new("../x"), OpenMode::CreateIfMissing).is_err());
+        assert!(disk.open(Path::new("/etc/passwd"), OpenMode::Existing).is_err());
         assert!(disk.create_dir_all(Path::new("a/../../b")).is_err());
         assert!(!disk.exists(Path::new("..")));
     }
@@ -449,10 +417,8 @@ mod tests {
     fn list_rename_remove() {
         let (_dir, disk) = disk();
         disk.create_dir_all(Path::new("d")).unwrap();
-        disk.open(Path::new("d/b"), OpenMode::CreateIfMissing)
-            .unwrap();
-        disk.open(Path::new("d/a"), OpenMode::CreateIfMissing)
-            .unwrap();
+        disk.open(Path::new("d/b"), OpenMode::CreateIfMissing).unwrap();
+        disk.open(Path::new("d/a"), OpenMode::CreateIfMissing).unwrap();
         assert_eq!(disk.list_dir(Path::new("d")).unwrap(), vec!["a", "b"]);
         disk.rename(Path::new("d/a"), Path::new("d/c")).unwrap();
         disk.remove_file(Path::new("d/b")).unwrap();

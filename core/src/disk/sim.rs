@@ -88,12 +88,7 @@ impl State {
     fn mutate(&mut self, op: Op) -> io::Result<()> {
         let (path, label) = (self.live.path_of(&op), self.live.describe(&op));
         self.live.apply(&op)?;
-        self.pending.push(Pending {
-            epoch: self.epoch_open,
-            op,
-            path,
-            label,
-        });
+        self.pending.push(Pending { epoch: self.epoch_open, op, path, label });
         Ok(())
     }
 }
@@ -101,9 +96,7 @@ impl State {
 type Shared = Arc<Mutex<State>>;
 
 fn lock(state: &Shared) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .expect("sim disk: a test panicked while holding the disk")
+    state.lock().expect("sim disk: a test panicked while holding the disk")
 }
 
 /// The simulated disk. Cheap to clone; clones share one state.
@@ -122,9 +115,7 @@ impl SimDisk {
     /// An empty disk: only the root directory, durable.
     #[must_use]
     pub fn new() -> SimDisk {
-        SimDisk {
-            state: Arc::new(Mutex::new(State::from_image(Image::default(), 1))),
-        }
+        SimDisk { state: Arc::new(Mutex::new(State::from_image(Image::default(), 1))) }
     }
 
     /// Flush runs completed so far: the crash points of this disk are `0..=flushes_done()`.
@@ -161,10 +152,7 @@ impl SimDisk {
     pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
         let path = normalize(path).ok()?;
         let state = lock(&self.state);
-        state
-            .durable
-            .inode(&path)
-            .map(|inode| state.durable.contents(inode).to_vec())
+        state.durable.inode(&path).map(|inode| state.durable.contents(inode).to_vec())
     }
 }
 
@@ -176,30 +164,18 @@ impl Disk for SimDisk {
         let path = normalize(path)?;
         let mut state = lock(&self.state);
         if let Some(inode) = state.live.inode(&path) {
-            return Ok(SimFile {
-                state: self.state.clone(),
-                inode,
-            });
+            return Ok(SimFile { state: self.state.clone(), inode });
         }
         if state.live.is_dir(&path) {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "sim disk: a directory",
-            ));
+            return Err(io::Error::new(io::ErrorKind::IsADirectory, "sim disk: a directory"));
         }
         if mode == OpenMode::Existing {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "sim disk: no such file",
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotFound, "sim disk: no such file"));
         }
         let inode = state.next_inode;
         state.mutate(Op::Create { path, inode })?;
         state.next_inode += 1;
-        Ok(SimFile {
-            state: self.state.clone(),
-            inode,
-        })
+        Ok(SimFile { state: self.state.clone(), inode })
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -207,9 +183,7 @@ impl Disk for SimDisk {
         let mut state = lock(&self.state);
         for ancestor in path.ancestors().collect::<Vec<_>>().into_iter().rev() {
             if !state.live.is_dir(ancestor) {
-                state.mutate(Op::Mkdir {
-                    path: ancestor.to_path_buf(),
-                })?;
+                state.mutate(Op::Mkdir { path: ancestor.to_path_buf() })?;
             }
         }
         Ok(())
@@ -253,22 +227,13 @@ impl Disk for SimDisk {
             return None;
         }
         state.epoch_open += 1;
-        Some(SimFlush {
-            state: self.state.clone(),
-            epoch: open,
-        })
+        Some(SimFlush { state: self.state.clone(), epoch: open })
     }
 
     fn flush_end(&self, epoch: Epoch) {
         let mut state = lock(&self.state);
-        assert!(
-            epoch.0 < state.epoch_open,
-            "flush_end of an epoch never closed"
-        );
-        assert!(
-            epoch.0 <= state.epoch_flushed,
-            "flush_end of an epoch whose flush did not run"
-        );
+        assert!(epoch.0 < state.epoch_open, "flush_end of an epoch never closed");
+        assert!(epoch.0 <= state.epoch_flushed, "flush_end of an epoch whose flush did not run");
         state.epoch_durable = state.epoch_durable.max(epoch.0);
     }
 }
@@ -290,15 +255,9 @@ impl Flush for SimFlush {
         let mut state = lock(&self.state);
         if state.frozen || state.freeze_after == Some(state.flushes_done) {
             state.frozen = true;
-            return Err(io::Error::other(
-                "sim disk: frozen, the crash point was reached",
-            ));
+            return Err(io::Error::other("sim disk: frozen, the crash point was reached"));
         }
-        let covered = state
-            .pending
-            .iter()
-            .take_while(|p| p.epoch <= self.epoch)
-            .count();
+        let covered = state.pending.iter().take_while(|p| p.epoch <= self.epoch).count();
         let ops: Vec<Pending> = state.pending.drain(..covered).collect();
         for pending in &ops {
             state
@@ -332,19 +291,12 @@ impl DiskFile for SimFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let op = Op::Write {
-            inode: self.inode,
-            offset,
-            data: buf.to_vec(),
-        };
+        let op = Op::Write { inode: self.inode, offset, data: buf.to_vec() };
         lock(&self.state).mutate(op)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        lock(&self.state).mutate(Op::SetLen {
-            inode: self.inode,
-            len,
-        })
+        lock(&self.state).mutate(Op::SetLen { inode: self.inode, len })
     }
 
     fn view(&self, offset: u64, len: u64) -> io::Result<Bytes> {
@@ -357,14 +309,9 @@ impl DiskFile for SimFile {
 
 /// `offset..offset + len` as an index range into `contents`, or `UnexpectedEof`.
 fn byte_range(contents: &[u8], offset: u64, len: u64) -> io::Result<std::ops::Range<usize>> {
-    let end = offset
-        .checked_add(len)
-        .filter(|&end| end <= contents.len() as u64);
+    let end = offset.checked_add(len).filter(|&end| end <= contents.len() as u64);
     let Some(end) = end else {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "sim disk: read past the end",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "sim disk: read past the end"));
     };
     let start = usize::try_from(offset).expect("below contents.len()");
     Ok(start..usize::try_from(end).expect("below contents.len()"))

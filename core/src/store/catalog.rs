@@ -27,11 +27,8 @@ pub(crate) struct CatalogEntry {
 impl CatalogEntry {
     /// The keyword bits that name keywords: defined and not void.
     pub(crate) fn valid_keywords(&self) -> u64 {
-        let defined = if self.keywords.len() >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.keywords.len()) - 1
-        };
+        let defined =
+            if self.keywords.len() >= 64 { u64::MAX } else { (1u64 << self.keywords.len()) - 1 };
         defined & !self.void
     }
 
@@ -51,7 +48,7 @@ pub(crate) fn void_name(bit: u32) -> String {
 }
 
 /// The replayed mailbox list.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Catalog {
     pub mailboxes: BTreeMap<MailboxId, CatalogEntry>,
     pub by_name: BTreeMap<String, MailboxId>,
@@ -65,14 +62,26 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// Applies a replay unit of the log (one record, or a batch written as one change) if
+    /// every record of it is consistent with the list, in order; false (and no change)
+    /// otherwise, so a batch lands whole or not at all.
+    pub(crate) fn apply_unit(&mut self, records: &[LogRecord]) -> bool {
+        if let [record] = records {
+            return self.apply(record);
+        }
+        // Batches are rare (renames, several new keywords), and the list is bounded.
+        let mut staged = self.clone();
+        if !records.iter().all(|record| staged.apply(record)) {
+            return false;
+        }
+        *self = staged;
+        true
+    }
+
     /// Applies a record if it is consistent with the list; false (and no change) otherwise.
     pub(crate) fn apply(&mut self, record: &LogRecord) -> bool {
         match record {
-            LogRecord::Create {
-                id,
-                uid_validity,
-                name,
-            } => self.create(*id, *uid_validity, name),
+            LogRecord::Create { id, uid_validity, name } => self.create(*id, *uid_validity, name),
             LogRecord::Rename { id, name } => self.rename(*id, name),
             LogRecord::Delete { id } => self.delete(*id),
             LogRecord::Subscribe { name } => {
@@ -83,10 +92,7 @@ impl Catalog {
             LogRecord::Unsubscribe { name } => self.subscriptions.remove(name),
             LogRecord::Keyword { id, bit, name } => self.keyword(*id, *bit, name),
             LogRecord::VoidKeyword { id, bit } => self.void_keyword(*id, *bit),
-            LogRecord::Floor {
-                next_id,
-                last_uid_validity,
-            } => {
+            LogRecord::Floor { next_id, last_uid_validity } => {
                 self.next_id = self.next_id.max(*next_id);
                 self.last_uid_validity = self.last_uid_validity.max(*last_uid_validity);
                 true
@@ -110,12 +116,8 @@ impl Catalog {
         self.next_id = next_id;
         self.last_uid_validity = uid_validity.get();
         self.by_name.insert(name.to_owned(), id);
-        let entry = CatalogEntry {
-            name: name.to_owned(),
-            uid_validity,
-            keywords: Vec::new(),
-            void: 0,
-        };
+        let entry =
+            CatalogEntry { name: name.to_owned(), uid_validity, keywords: Vec::new(), void: 0 };
         self.mailboxes.insert(id, entry);
         true
     }
@@ -222,21 +224,12 @@ mod tests {
         assert!(!c.apply(&create(1, 11, "INBOX")), "name taken");
         assert!(!c.apply(&create(1, 11, "inbox")), "not canonical");
         assert!(c.apply(&create(1, 11, "a")));
-        assert!(c.apply(&LogRecord::Rename {
-            id: MailboxId(1),
-            name: "b".into()
-        }));
+        assert!(c.apply(&LogRecord::Rename { id: MailboxId(1), name: "b".into() }));
         assert_eq!(c.id("b"), Some(MailboxId(1)));
         assert_eq!(c.id("a"), None);
-        assert!(!c.apply(&LogRecord::Rename {
-            id: MailboxId(9),
-            name: "c".into()
-        }));
-        let keyword = |bit, name: &str| LogRecord::Keyword {
-            id: MailboxId(1),
-            bit,
-            name: name.into(),
-        };
+        assert!(!c.apply(&LogRecord::Rename { id: MailboxId(9), name: "c".into() }));
+        let keyword =
+            |bit, name: &str| LogRecord::Keyword { id: MailboxId(1), bit, name: name.into() };
         assert!(!c.apply(&keyword(1, "k")), "bits are given in order");
         assert!(c.apply(&keyword(0, "k")));
         assert!(!c.apply(&keyword(1, "K")), "keywords are case-insensitive");
@@ -245,6 +238,13 @@ mod tests {
         assert!(!c.apply(&create(1, 12, "b")), "ids are never reused");
         assert!(c.apply(&create(2, 12, "b")));
         assert_eq!(c.next_uid_validity(5), v(13));
+        let rename = |id, name: &str| LogRecord::Rename { id: MailboxId(id), name: name.into() };
+        assert!(c.apply(&create(3, 13, "b/c")));
+        let half_good = [rename(2, "d"), rename(3, "INBOX")];
+        assert!(!c.apply_unit(&half_good), "the second record breaks a rule");
+        assert_eq!(c.id("b"), Some(MailboxId(2)), "so the first is not applied");
+        assert!(c.apply_unit(&[rename(2, "d"), rename(3, "d/c")]));
+        assert_eq!((c.id("d"), c.id("d/c")), (Some(MailboxId(2)), Some(MailboxId(3))));
         assert_eq!(c.next_uid_validity(1_000_000), v(1_000_000));
     }
 }

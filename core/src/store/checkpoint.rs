@@ -34,11 +34,7 @@ pub(crate) struct Checkpoints {
 impl Checkpoints {
     /// Starts from the checkpoint the headers hold.
     pub(crate) fn new(written: SpoolPos) -> Checkpoints {
-        Checkpoints {
-            pending: VecDeque::new(),
-            durable: written,
-            written,
-        }
+        Checkpoints { pending: VecDeque::new(), durable: written, written }
     }
 
     /// Notes that the spool ends at `end` after a write in `epoch`.
@@ -97,10 +93,8 @@ impl<D: Disk> UserStore<D> {
         let Some(checkpoint) = self.checkpoints.due(durable) else {
             return;
         };
-        let result: Result<(), StorageError> = self
-            .indexes
-            .values_mut()
-            .try_for_each(|index| index.write_header(checkpoint));
+        let result: Result<(), StorageError> =
+            self.indexes.values_mut().try_for_each(|index| index.write_header(checkpoint));
         match result {
             Ok(()) => self.checkpoints.written(checkpoint),
             Err(error) => tracing::warn!(%error, "cannot write spool checkpoint"),
@@ -143,17 +137,13 @@ impl<D: Disk> UserStore<D> {
         });
         // A compaction starts only when no removal is outstanding: the compacted log forgets
         // deleted mailboxes, so their index files must be gone before it replaces the log.
-        let compaction = self
-            .log
-            .finish_compaction(&*self.disk, durable)
-            .and_then(|_| {
-                if self.deferred.doomed.is_empty() {
-                    self.log
-                        .maybe_compact(&*self.disk, &self.dir, &self.catalog)
-                } else {
-                    Ok(false)
-                }
-            });
+        let compaction = self.log.finish_compaction(&*self.disk, durable).and_then(|_| {
+            if self.deferred.doomed.is_empty() {
+                self.log.maybe_compact(&*self.disk, &self.dir, &self.catalog)
+            } else {
+                Ok(false)
+            }
+        });
         if let Err(error) = compaction {
             tracing::warn!(%error, "mailbox log compaction failed");
             self.log.abandon_compaction();
@@ -176,11 +166,7 @@ mod tests {
         c.written(far);
         assert_eq!(c.due(Epoch(3)), None);
         c.note_write(Epoch(4), SpoolPos::new(2, 64));
-        assert_eq!(
-            c.due(Epoch(4)),
-            Some(SpoolPos::new(2, 64)),
-            "a new segment is far"
-        );
+        assert_eq!(c.due(Epoch(4)), Some(SpoolPos::new(2, 64)), "a new segment is far");
         let mut small = Checkpoints::new(SpoolPos::new(1, 64));
         small.note_write(Epoch(1), SpoolPos::new(1, 4096));
         assert_eq!(small.due(Epoch(1)), None, "too close to bother");

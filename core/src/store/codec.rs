@@ -151,8 +151,7 @@ pub(crate) fn read_at<F: DiskFile>(
     buf: &mut [u8],
     offset: u64,
 ) -> Result<(), StorageError> {
-    file.read_exact_at(buf, offset)
-        .map_err(|e| StorageError::io(path, e))
+    file.read_exact_at(buf, offset).map_err(|e| StorageError::io(path, e))
 }
 
 /// Writes `buf` at `offset`, mapping the error to the file's path.
@@ -162,8 +161,7 @@ pub(crate) fn write_at<F: DiskFile>(
     buf: &[u8],
     offset: u64,
 ) -> Result<(), StorageError> {
-    file.write_all_at(buf, offset)
-        .map_err(|e| StorageError::io(path, e))
+    file.write_all_at(buf, offset).map_err(|e| StorageError::io(path, e))
 }
 
 /// The file's length, mapping the error to its path.

@@ -59,11 +59,7 @@ pub(crate) fn compacted_records(catalog: &Catalog) -> Vec<LogRecord> {
             records.push(if void {
                 LogRecord::VoidKeyword { id, bit }
             } else {
-                LogRecord::Keyword {
-                    id,
-                    bit,
-                    name: name.clone(),
-                }
+                LogRecord::Keyword { id, bit, name: name.clone() }
             });
         }
     }
@@ -99,26 +95,15 @@ impl<F: DiskFile> MailboxLog<F> {
         if bytes.len() as u64 * 2 > self.end {
             return Ok(false);
         }
-        debug_assert!(
-            replays_to(&records, catalog),
-            "a compacted log replays to the same list"
-        );
+        debug_assert!(replays_to(&records, catalog), "a compacted log replays to the same list");
         let path = dir.join(LOG_TMP_FILE);
-        let file = disk
-            .open(&path, OpenMode::CreateIfMissing)
-            .map_err(|e| StorageError::io(&path, e))?;
+        let file =
+            disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
         file.set_len(0).map_err(|e| StorageError::io(&path, e))?;
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| StorageError::io(&path, e))?;
+        file.write_all_at(&bytes, 0).map_err(|e| StorageError::io(&path, e))?;
         let end = bytes.len() as u64;
         let epoch = disk.epoch_open();
-        self.compaction = Some(Compaction {
-            file,
-            path,
-            nonce,
-            end,
-            epoch,
-        });
+        self.compaction = Some(Compaction { file, path, nonce, end, epoch });
         Ok(true)
     }
 
@@ -128,10 +113,7 @@ impl<F: DiskFile> MailboxLog<F> {
         let Some(compaction) = self.compaction.as_mut() else {
             return;
         };
-        let mut bytes = Vec::new();
-        for record in records {
-            bytes.extend_from_slice(&record.encode(compaction.nonce));
-        }
+        let bytes = super::log_batch::encode_unit(records, compaction.nonce);
         match compaction.file.write_all_at(&bytes, compaction.end) {
             Ok(()) => {
                 compaction.end += bytes.len() as u64;
@@ -163,11 +145,7 @@ impl<F: DiskFile> MailboxLog<F> {
         disk.rename(&compaction.path, &self.path)
             .map_err(|e| StorageError::io(&compaction.path, e))?;
         assert!(compaction.end >= HEADER_BYTES as u64);
-        tracing::info!(
-            before = self.end,
-            after = compaction.end,
-            "mailbox log compacted"
-        );
+        tracing::info!(before = self.end, after = compaction.end, "mailbox log compacted");
         self.file = compaction.file;
         self.nonce = compaction.nonce;
         self.end = compaction.end;

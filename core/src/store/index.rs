@@ -24,11 +24,7 @@ pub(crate) const HEADER_BYTES: usize = 128;
 /// Bytes of a record.
 pub(crate) const RECORD_BYTES: usize = 64;
 const SECTOR_BYTES: usize = 512;
-const PREAMBLE: Preamble = Preamble {
-    magic: *b"\x89SKI\r\n\x1a\n",
-    major: 1,
-    minor: 0,
-};
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKI\r\n\x1a\n", major: 1, minor: 0 };
 // A record never straddles a sector, so a torn write never tears a record.
 const _: () = assert!(HEADER_BYTES.is_multiple_of(RECORD_BYTES));
 const _: () = assert!(SECTOR_BYTES.is_multiple_of(RECORD_BYTES));
@@ -159,16 +155,10 @@ impl Entry {
         }
         Some(Entry {
             uid: Uid::new(get_u32(buf, 0))?,
-            flags: Flags {
-                system: SystemFlags(system),
-                keywords: Keywords(get_u64(buf, 16)),
-            },
+            flags: Flags { system: SystemFlags(system), keywords: Keywords(get_u64(buf, 16)) },
             expunged: buf[6] == 1,
             modseq: get_u64(buf, 8),
-            date: InternalDate {
-                unix_seconds: get_i64(buf, 24),
-                zone_minutes: get_i16(buf, 32),
-            },
+            date: InternalDate { unix_seconds: get_i64(buf, 24), zone_minutes: get_i16(buf, 32) },
             size: get_u32(buf, 36),
             spool: SpoolRef {
                 segment: get_u32(buf, 40),
@@ -214,7 +204,9 @@ impl Counts {
 /// What loading an index file found.
 pub(crate) enum Loaded<F> {
     /// A valid header; records up to the first bad one (the file was cut there).
-    Found { index: Index<F>, cut_records: u64 },
+    /// `good_after_cut`: a record after the cut decodes, so the cut record was damaged in the
+    /// middle of the file rather than torn at its tail.
+    Found { index: Index<F>, cut_records: u64, good_after_cut: bool },
     /// Missing, or a header that is torn or damaged: rebuild from the spool.
     Missing,
 }
@@ -241,9 +233,8 @@ impl<F: DiskFile> Index<F> {
         path: PathBuf,
         header: IndexHeader,
     ) -> Result<Index<F>, StorageError> {
-        let file = disk
-            .open(&path, OpenMode::CreateIfMissing)
-            .map_err(|e| StorageError::io(&path, e))?;
+        let file =
+            disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
         write_at(&file, &path, &header.encode(), 0)?;
         set_len(&file, &path, HEADER_BYTES as u64)?;
         Ok(Index {
@@ -266,9 +257,7 @@ impl<F: DiskFile> Index<F> {
         if !disk.exists(&path) {
             return Ok(Loaded::Missing);
         }
-        let file = disk
-            .open(&path, OpenMode::Existing)
-            .map_err(|e| StorageError::io(&path, e))?;
+        let file = disk.open(&path, OpenMode::Existing).map_err(|e| StorageError::io(&path, e))?;
         let len = file_len(&file, &path)?;
         if len < HEADER_BYTES as u64 {
             return Ok(Loaded::Missing);
@@ -296,22 +285,22 @@ impl<F: DiskFile> Index<F> {
             let Some(entry) = Entry::decode(chunk) else {
                 break;
             };
-            if index
-                .entries
-                .last()
-                .is_some_and(|last| last.uid >= entry.uid)
-            {
+            if index.entries.last().is_some_and(|last| last.uid >= entry.uid) {
                 break;
             }
             index.push_loaded(entry);
         }
+        let good_after_cut = bytes
+            .chunks_exact(RECORD_BYTES)
+            .skip(index.entries.len() + 1)
+            .any(|chunk| Entry::decode(chunk).is_some());
         let keep = HEADER_BYTES as u64 + index.entries.len() as u64 * RECORD_BYTES as u64;
         let cut_records = (len - keep).div_ceil(RECORD_BYTES as u64);
         if len != keep {
             tracing::warn!(path = %index.path.display(), cut_records, "cutting index tail");
             set_len(&index.file, &index.path, keep)?;
         }
-        Ok(Loaded::Found { index, cut_records })
+        Ok(Loaded::Found { index, cut_records, good_after_cut })
     }
 
     fn push_loaded(&mut self, entry: Entry) {
@@ -333,9 +322,7 @@ impl<F: DiskFile> Index<F> {
 
     /// Keyword bits set on any record outside `valid`.
     pub(crate) fn stray_keywords(&self, valid: u64) -> u64 {
-        self.entries
-            .iter()
-            .fold(0, |bits, e| bits | (e.flags.keywords.0 & !valid))
+        self.entries.iter().fold(0, |bits, e| bits | (e.flags.keywords.0 & !valid))
     }
 
     /// The header as last written.
@@ -368,6 +355,12 @@ impl<F: DiskFile> Index<F> {
         self.highest_modseq = self.highest_modseq.max(modseq);
     }
 
+    /// Raises UIDNEXT past `uid` (recovery: a tombstone names a UID whose message record a
+    /// crash lost, so the UID was given and must never be given again).
+    pub(crate) fn raise_uid_next_past(&mut self, uid: Uid) {
+        self.uid_next = self.uid_next.max(uid.get().saturating_add(1));
+    }
+
     /// A modseq for the next change: one past the highest.
     pub(crate) fn next_modseq(&mut self) -> u64 {
         self.highest_modseq += 1;
@@ -394,10 +387,7 @@ impl<F: DiskFile> Index<F> {
             self.entries.last().is_none_or(|last| last.uid < entry.uid),
             "UIDs strictly increase"
         );
-        assert!(
-            entry.modseq <= self.highest_modseq,
-            "modseq comes from next_modseq()"
-        );
+        assert!(entry.modseq <= self.highest_modseq, "modseq comes from next_modseq()");
         assert!(!self.is_full());
         let offset = Self::slot_offset(self.entries.len());
         write_at(&self.file, &self.path, &entry.encode(), offset)?;
@@ -409,10 +399,7 @@ impl<F: DiskFile> Index<F> {
 
     /// True when the spool record of `slot` was verified in this process.
     pub(crate) fn is_verified(&self, slot: usize) -> bool {
-        self.verified
-            .borrow()
-            .get(slot / 64)
-            .is_some_and(|word| word & (1 << (slot % 64)) != 0)
+        self.verified.borrow().get(slot / 64).is_some_and(|word| word & (1 << (slot % 64)) != 0)
     }
 
     /// Remembers that the spool record of `slot` checked out.
@@ -430,16 +417,8 @@ impl<F: DiskFile> Index<F> {
         assert_eq!(old.uid, entry.uid);
         assert_eq!(old.spool, entry.spool);
         assert!(entry.modseq >= old.modseq && entry.modseq <= self.highest_modseq);
-        assert!(
-            !old.expunged || entry.expunged,
-            "an expunge is never undone in place"
-        );
-        write_at(
-            &self.file,
-            &self.path,
-            &entry.encode(),
-            Self::slot_offset(slot),
-        )?;
+        assert!(!old.expunged || entry.expunged, "an expunge is never undone in place");
+        write_at(&self.file, &self.path, &entry.encode(), Self::slot_offset(slot))?;
         self.counts.remove(&old);
         self.counts.add(&entry);
         self.entries[slot] = entry;
@@ -471,9 +450,7 @@ impl<F: DiskFile> Index<F> {
         if !disk.exists(path) {
             return Ok(None);
         }
-        let file = disk
-            .open(path, OpenMode::Existing)
-            .map_err(|e| StorageError::io(path, e))?;
+        let file = disk.open(path, OpenMode::Existing).map_err(|e| StorageError::io(path, e))?;
         if file_len(&file, path)? < HEADER_BYTES as u64 {
             return Ok(None);
         }
@@ -491,9 +468,7 @@ impl<F: DiskFile> Index<F> {
         if !disk.exists(path) {
             return Ok(Vec::new());
         }
-        let file = disk
-            .open(path, OpenMode::Existing)
-            .map_err(|e| StorageError::io(path, e))?;
+        let file = disk.open(path, OpenMode::Existing).map_err(|e| StorageError::io(path, e))?;
         let len = file_len(&file, path)?;
         let records = (len.saturating_sub(HEADER_BYTES as u64) / RECORD_BYTES as u64)
             .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
@@ -502,10 +477,7 @@ impl<F: DiskFile> Index<F> {
         }
         let mut bytes = vec![0u8; usize::try_from(records).expect("bounded") * RECORD_BYTES];
         read_at(&file, path, &mut bytes, HEADER_BYTES as u64)?;
-        Ok(bytes
-            .chunks_exact(RECORD_BYTES)
-            .filter_map(Entry::decode)
-            .collect())
+        Ok(bytes.chunks_exact(RECORD_BYTES).filter_map(Entry::decode).collect())
     }
 
     /// Rewrites the header with the current UIDNEXT, HIGHESTMODSEQ and count, and `checkpoint`.
@@ -524,10 +496,7 @@ impl<F: DiskFile> Index<F> {
 
     /// Marks the header sealed (one header write; see [`IndexHeader::sealed`]).
     pub(crate) fn seal(&mut self) -> Result<(), StorageError> {
-        let header = IndexHeader {
-            sealed: true,
-            ..self.header
-        };
+        let header = IndexHeader { sealed: true, ..self.header };
         write_at(&self.file, &self.path, &header.encode(), 0)?;
         self.header = header;
         Ok(())
@@ -544,19 +513,12 @@ impl<F: DiskFile> Index<F> {
         let mut counts = Counts::default();
         for pair in self.entries.windows(2) {
             assert!(pair[0].uid < pair[1].uid, "UIDs strictly increase");
-            assert!(
-                pair[0].spool.pos() < pair[1].spool.pos(),
-                "spool order follows UID order"
-            );
+            assert!(pair[0].spool.pos() < pair[1].spool.pos(), "spool order follows UID order");
         }
         for entry in &self.entries {
             assert!(entry.uid.get() < self.uid_next);
             assert!(entry.modseq <= self.highest_modseq);
-            assert_eq!(
-                entry.flags.keywords.0 & !valid_keywords,
-                0,
-                "keyword bits name keywords"
-            );
+            assert_eq!(entry.flags.keywords.0 & !valid_keywords, 0, "keyword bits name keywords");
             counts.add(entry);
         }
         assert_eq!(counts, self.counts);
@@ -573,23 +535,12 @@ mod tests {
     fn entry(uid: u32) -> Entry {
         Entry {
             uid: Uid::new(uid).unwrap(),
-            flags: Flags {
-                system: SystemFlags(SystemFlags::SEEN),
-                keywords: Keywords(3),
-            },
+            flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(3) },
             expunged: false,
             modseq: 4,
-            date: InternalDate {
-                unix_seconds: -5,
-                zone_minutes: 120,
-            },
+            date: InternalDate { unix_seconds: -5, zone_minutes: 120 },
             size: 1234,
-            spool: SpoolRef {
-                segment: 1,
-                offset: 64,
-                len: 1288,
-                crc: 0xdead_beef,
-            },
+            spool: SpoolRef { segment: 1, offset: 64, len: 1288, crc: 0xdead_beef },
         }
     }
 
@@ -617,10 +568,7 @@ mod tests {
             sealed: true,
         };
         let bytes = header.encode();
-        assert_eq!(
-            IndexHeader::decode(&bytes, Path::new("x")).unwrap(),
-            Some(header)
-        );
+        assert_eq!(IndexHeader::decode(&bytes, Path::new("x")).unwrap(), Some(header));
         let mut bad = bytes;
         bad[30] ^= 1;
         assert_eq!(IndexHeader::decode(&bad, Path::new("x")).unwrap(), None);
@@ -631,10 +579,7 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            index_path(Path::new("u"), MailboxId(12)),
-            Path::new("u/mbox/00000012.idx")
-        );
+        assert_eq!(index_path(Path::new("u"), MailboxId(12)), Path::new("u/mbox/00000012.idx"));
         assert_eq!(parse_index_name("00000012.idx"), Some(MailboxId(12)));
         assert_eq!(parse_index_name("00000012.idx.tmp"), None);
     }

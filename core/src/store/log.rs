@@ -2,8 +2,9 @@
 //! and keyword tables (byte layout: `core/FORMAT.md`, "mailboxes.log").
 //!
 //! Opening reads the whole log (bounded by `limits::MAILBOX_LOG_BYTES_MAX`), hands each decoded
-//! record to a caller-supplied check (the replay rules live in `catalog.rs`), and truncates the
-//! file at the first record that is torn, fails its checksum or breaks a rule.
+//! replay unit (one record, or a batch of records written as one change: `log_batch.rs`) to a
+//! caller-supplied check (the replay rules live in `catalog.rs`), and truncates the file at the
+//! first unit that is torn, fails its checksum or breaks a rule.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use super::codec::{
     Preamble, all_zero, file_len, get_u16, get_u32, get_u64, nonce_seed, now_unix_seconds, pad8,
     put_i64, put_u16, put_u32, put_u64, read_at, set_len, write_at,
 };
+use super::log_batch::{decode_unit, encode_unit};
 use crate::disk::{Disk, OpenMode};
 use crate::error::StorageError;
 use crate::limits::{MAILBOX_LOG_BYTES_MAX, MAILBOX_NAME_BYTES_MAX};
@@ -20,15 +22,13 @@ use crate::types::{MailboxId, UidValidity};
 pub(crate) const LOG_FILE: &str = "mailboxes.log";
 /// Where a log with a damaged header is moved.
 pub(crate) const BAD_LOG_FILE: &str = "mailboxes.log.bad";
-const PREAMBLE: Preamble = Preamble {
-    magic: *b"\x89SKL\r\n\x1a\n",
-    major: 1,
-    minor: 0,
-};
+/// Major 2 added batch records (`log_batch.rs`): a major, because a 1.x reader would take a
+/// batch for a torn tail and cut it and everything after it. 1.x logs are upgraded on open.
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 2, minor: 0 };
 /// Header bytes.
 pub(crate) const HEADER_BYTES: usize = 64;
 /// Fixed part of a record before the name.
-const RECORD_FIXED_BYTES: usize = 24;
+pub(super) const RECORD_FIXED_BYTES: usize = 24;
 const _: () = assert!(RECORD_FIXED_BYTES + MAILBOX_NAME_BYTES_MAX <= u32::MAX as usize);
 // Pinned by core/FORMAT.md ("mailboxes.log").
 const _: () = assert!(HEADER_BYTES == 64);
@@ -38,11 +38,7 @@ const _: () = assert!(RECORD_FIXED_BYTES == 24);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum LogRecord {
     /// A new mailbox.
-    Create {
-        id: MailboxId,
-        uid_validity: UidValidity,
-        name: String,
-    },
+    Create { id: MailboxId, uid_validity: UidValidity, name: String },
     /// A mailbox's new name.
     Rename { id: MailboxId, name: String },
     /// A mailbox deleted.
@@ -52,17 +48,10 @@ pub(crate) enum LogRecord {
     /// A name unsubscribed.
     Unsubscribe { name: String },
     /// Keyword `bit` of mailbox `id` is `name`.
-    Keyword {
-        id: MailboxId,
-        bit: u32,
-        name: String,
-    },
+    Keyword { id: MailboxId, bit: u32, name: String },
     /// New mailboxes get an id of at least `next_id` and a UIDVALIDITY above
     /// `last_uid_validity` (ends a compacted log, which no longer holds deleted mailboxes).
-    Floor {
-        next_id: u32,
-        last_uid_validity: u32,
-    },
+    Floor { next_id: u32, last_uid_validity: u32 },
     /// Keyword `bit` of mailbox `id` is void: records may carry it from a keyword definition a
     /// crash lost, so it is never given to a keyword again (written by recovery).
     VoidKeyword { id: MailboxId, bit: u32 },
@@ -71,20 +60,15 @@ pub(crate) enum LogRecord {
 impl LogRecord {
     fn parts(&self) -> (u8, u32, u32, &str) {
         match self {
-            LogRecord::Create {
-                id,
-                uid_validity,
-                name,
-            } => (1, id.0, uid_validity.get(), name),
+            LogRecord::Create { id, uid_validity, name } => (1, id.0, uid_validity.get(), name),
             LogRecord::Rename { id, name } => (2, id.0, 0, name),
             LogRecord::Delete { id } => (3, id.0, 0, ""),
             LogRecord::Subscribe { name } => (4, 0, 0, name),
             LogRecord::Unsubscribe { name } => (5, 0, 0, name),
             LogRecord::Keyword { id, bit, name } => (6, id.0, *bit, name),
-            LogRecord::Floor {
-                next_id,
-                last_uid_validity,
-            } => (7, *next_id, *last_uid_validity, ""),
+            LogRecord::Floor { next_id, last_uid_validity } => {
+                (7, *next_id, *last_uid_validity, "")
+            }
             LogRecord::VoidKeyword { id, bit } => (8, id.0, *bit, ""),
         }
     }
@@ -129,9 +113,7 @@ impl LogRecord {
         }
         let id = MailboxId(get_u32(buf, 12));
         let value = get_u32(buf, 16);
-        let name = std::str::from_utf8(&buf[RECORD_FIXED_BYTES..size])
-            .ok()?
-            .to_owned();
+        let name = std::str::from_utf8(&buf[RECORD_FIXED_BYTES..size]).ok()?.to_owned();
         let record = match buf[8] {
             1 => LogRecord::Create {
                 id,
@@ -142,15 +124,8 @@ impl LogRecord {
             3 if name.is_empty() => LogRecord::Delete { id },
             4 => LogRecord::Subscribe { name },
             5 => LogRecord::Unsubscribe { name },
-            6 => LogRecord::Keyword {
-                id,
-                bit: value,
-                name,
-            },
-            7 if name.is_empty() => LogRecord::Floor {
-                next_id: id.0,
-                last_uid_validity: value,
-            },
+            6 => LogRecord::Keyword { id, bit: value, name },
+            7 if name.is_empty() => LogRecord::Floor { next_id: id.0, last_uid_validity: value },
             8 if name.is_empty() => LogRecord::VoidKeyword { id, bit: value },
             _ => return None,
         };
@@ -167,6 +142,25 @@ pub(crate) fn encode_header(nonce: u64) -> [u8; HEADER_BYTES] {
     let crc = crc32c::crc32c(&header[..60]);
     put_u32(&mut header, 60, crc);
     header
+}
+
+/// Rewrites a header of an older major (1: no batch records) as the current one, in place (the
+/// header is sector 0, so the write is never torn), before anything could append a batch.
+/// Nonce, creation time and `header_size` stay.
+fn upgrade_header<F: crate::disk::DiskFile>(
+    file: &F,
+    path: &Path,
+    header: &mut [u8; HEADER_BYTES],
+) -> Result<(), StorageError> {
+    if get_u16(header, 8) >= PREAMBLE.major {
+        return Ok(());
+    }
+    let header_size = get_u32(header, 12);
+    PREAMBLE.write(header, header_size);
+    let crc = crc32c::crc32c(&header[..60]);
+    put_u32(header, 60, crc);
+    tracing::info!(path = %path.display(), "upgrading mailbox log to format {}", PREAMBLE.major);
+    write_at(file, path, header, 0)
 }
 
 /// The open log: where the next record goes.
@@ -193,24 +187,22 @@ pub(crate) struct LogOpen<F> {
 }
 
 impl<F: crate::disk::DiskFile> MailboxLog<F> {
-    /// Opens (or creates) the log in `dir`, feeding each good record to `accept`, which returns
-    /// false for a record that breaks a replay rule. The tail from the first bad record on is
-    /// cut.
+    /// Opens (or creates) the log in `dir`, feeding each good replay unit (one record, or every
+    /// record of a batch) to `accept`, which returns false (and applies nothing) for a unit that
+    /// breaks a replay rule. The tail from the first bad unit on is cut.
     pub(crate) fn open<D: Disk<File = F>>(
         disk: &D,
         dir: &Path,
-        mut accept: impl FnMut(&LogRecord) -> bool,
+        mut accept: impl FnMut(&[LogRecord]) -> bool,
     ) -> Result<LogOpen<F>, StorageError> {
         let path = dir.join(LOG_FILE);
         // A compaction that never replaced the log (see `compact.rs`).
         let staging = dir.join(super::compact::LOG_TMP_FILE);
         if disk.exists(&staging) {
-            disk.remove_file(&staging)
-                .map_err(|e| StorageError::io(&staging, e))?;
+            disk.remove_file(&staging).map_err(|e| StorageError::io(&staging, e))?;
         }
-        let file = disk
-            .open(&path, OpenMode::CreateIfMissing)
-            .map_err(|e| StorageError::io(&path, e))?;
+        let file =
+            disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
         let len = file_len(&file, &path)?;
         if len < HEADER_BYTES as u64 {
             return Self::create(file, path, len);
@@ -223,8 +215,7 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
         else {
             tracing::error!(path = %path.display(), "mailbox log header damaged; starting anew");
             let aside = dir.join(BAD_LOG_FILE);
-            disk.rename(&path, &aside)
-                .map_err(|e| StorageError::io(&path, e))?;
+            disk.rename(&path, &aside).map_err(|e| StorageError::io(&path, e))?;
             let file = disk
                 .open(&path, OpenMode::CreateIfMissing)
                 .map_err(|e| StorageError::io(&path, e))?;
@@ -233,13 +224,14 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
             return Ok(opened);
         };
         let nonce = get_u64(&header, 16);
+        upgrade_header(&file, &path, &mut header)?;
         let read_len = len.min(MAILBOX_LOG_BYTES_MAX);
         let mut body =
             vec![0u8; usize::try_from(read_len - u64::from(header_size)).expect("bounded")];
         read_at(&file, &path, &mut body, u64::from(header_size))?;
         let mut at = 0usize;
-        while let Some((record, padded)) = LogRecord::decode(&body[at..], nonce) {
-            if !accept(&record) {
+        while let Some((records, padded)) = decode_unit(&body[at..], nonce) {
+            if !accept(&records) {
                 break;
             }
             at += padded;
@@ -251,11 +243,7 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
             set_len(&file, &path, end)?;
         }
         let log = MailboxLog::new(file, path, nonce, end);
-        Ok(LogOpen {
-            log,
-            truncated_bytes,
-            header_damaged: false,
-        })
+        Ok(LogOpen { log, truncated_bytes, header_damaged: false })
     }
 
     /// Writes a fresh header over a file shorter than one (new, or torn while being created).
@@ -263,36 +251,23 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
         let nonce = super::codec::new_nonce();
         write_at(&file, &path, &encode_header(nonce), 0)?;
         let log = MailboxLog::new(file, path, nonce, HEADER_BYTES as u64);
-        Ok(LogOpen {
-            log,
-            truncated_bytes: len,
-            header_damaged: false,
-        })
+        Ok(LogOpen { log, truncated_bytes: len, header_damaged: false })
     }
 
     pub(super) fn new(file: F, path: PathBuf, nonce: u64, end: u64) -> MailboxLog<F> {
         let next_compaction_check = super::compact::first_check(end);
-        MailboxLog {
-            file,
-            path,
-            nonce,
-            end,
-            compaction: None,
-            next_compaction_check,
-        }
+        MailboxLog { file, path, nonce, end, compaction: None, next_compaction_check }
     }
 
-    /// Appends records in one write. On error nothing is considered written (the next append
+    /// Appends records in one write, as one replay unit (a batch if more than one, so a torn
+    /// write replays as none of them). On error nothing is considered written (the next append
     /// overwrites the same bytes).
     pub(crate) fn append_all(
         &mut self,
         records: &[LogRecord],
         now: crate::types::Epoch,
     ) -> Result<(), StorageError> {
-        let mut bytes = Vec::new();
-        for record in records {
-            bytes.extend_from_slice(&record.encode(self.nonce));
-        }
+        let bytes = encode_unit(records, self.nonce);
         if self.end + bytes.len() as u64 > MAILBOX_LOG_BYTES_MAX {
             return Err(StorageError::Corrupt {
                 what: "mailbox log full (limits::MAILBOX_LOG_BYTES_MAX)",
@@ -321,33 +296,14 @@ mod tests {
     fn samples() -> Vec<LogRecord> {
         let v = UidValidity(NonZeroU32::new(77).unwrap());
         vec![
-            LogRecord::Create {
-                id: MailboxId(0),
-                uid_validity: v,
-                name: "INBOX".into(),
-            },
-            LogRecord::Rename {
-                id: MailboxId(3),
-                name: "a/b".into(),
-            },
+            LogRecord::Create { id: MailboxId(0), uid_validity: v, name: "INBOX".into() },
+            LogRecord::Rename { id: MailboxId(3), name: "a/b".into() },
             LogRecord::Delete { id: MailboxId(3) },
-            LogRecord::Subscribe {
-                name: "Entwürfe".into(),
-            },
+            LogRecord::Subscribe { name: "Entwürfe".into() },
             LogRecord::Unsubscribe { name: "x".into() },
-            LogRecord::Keyword {
-                id: MailboxId(0),
-                bit: 5,
-                name: "$Junk".into(),
-            },
-            LogRecord::Floor {
-                next_id: 9,
-                last_uid_validity: 1234,
-            },
-            LogRecord::VoidKeyword {
-                id: MailboxId(2),
-                bit: 7,
-            },
+            LogRecord::Keyword { id: MailboxId(0), bit: 5, name: "$Junk".into() },
+            LogRecord::Floor { next_id: 9, last_uid_validity: 1234 },
+            LogRecord::VoidKeyword { id: MailboxId(2), bit: 7 },
         ]
     }
 
@@ -362,14 +318,74 @@ mod tests {
         }
     }
 
+    fn open_replaying(
+        disk: &crate::disk::sim::SimDisk,
+    ) -> (LogOpen<crate::disk::sim::SimFile>, Vec<LogRecord>) {
+        let mut replayed = Vec::new();
+        let opened = MailboxLog::open(disk, Path::new("u"), |unit| {
+            replayed.extend_from_slice(unit);
+            true
+        })
+        .unwrap();
+        (opened, replayed)
+    }
+
+    #[test]
+    fn a_major_1_log_is_upgraded_and_replays() {
+        let disk = crate::disk::sim::SimDisk::new();
+        disk.create_dir_all(Path::new("u")).unwrap();
+        let path = Path::new("u").join(LOG_FILE);
+        let file = disk.open(&path, OpenMode::CreateIfMissing).unwrap();
+        let mut header = encode_header(42);
+        put_u16(&mut header, 8, 1);
+        let crc = crc32c::crc32c(&header[..60]);
+        put_u32(&mut header, 60, crc);
+        let mut bytes = header.to_vec();
+        for record in &samples()[..2] {
+            bytes.extend_from_slice(&record.encode(42));
+        }
+        write_at(&file, &path, &bytes, 0).unwrap();
+        let (opened, replayed) = open_replaying(&disk);
+        assert_eq!(replayed, samples()[..2]);
+        assert_eq!(opened.truncated_bytes, 0);
+        let mut upgraded = [0u8; HEADER_BYTES];
+        read_at(&file, &path, &mut upgraded, 0).unwrap();
+        assert_eq!(get_u16(&upgraded, 8), 2);
+        assert_eq!(get_u64(&upgraded, 16), 42, "the nonce stays");
+        assert_eq!(crc32c::crc32c(&upgraded[..60]), get_u32(&upgraded, 60));
+    }
+
+    #[test]
+    fn a_torn_batch_is_cut_whole() {
+        let disk = crate::disk::sim::SimDisk::new();
+        disk.create_dir_all(Path::new("u")).unwrap();
+        let (mut opened, _) = open_replaying(&disk);
+        let single = samples()[3].clone();
+        opened.log.append_all(std::slice::from_ref(&single), crate::types::Epoch(0)).unwrap();
+        let start = opened.log.end;
+        let batch: Vec<LogRecord> = (0..30)
+            .map(|i| LogRecord::Rename { id: MailboxId(i), name: format!("box{i}") })
+            .collect();
+        opened.log.append_all(&batch, crate::types::Epoch(0)).unwrap();
+        let end = opened.log.end;
+        let (_, replayed) = open_replaying(&disk);
+        assert_eq!(replayed.len(), 31, "whole batch replays");
+        // Tear the batch at the first sector boundary inside it: zeros from there on.
+        let file = opened.log.file.clone();
+        let boundary = (start / 512 + 1) * 512;
+        assert!(boundary < end);
+        let zeros = vec![0u8; usize::try_from(end - boundary).unwrap()];
+        write_at(&file, &opened.log.path, &zeros, boundary).unwrap();
+        let (reopened, replayed) = open_replaying(&disk);
+        assert_eq!(replayed, vec![single], "none of the batch");
+        assert_eq!(reopened.truncated_bytes, end - start);
+    }
+
     #[test]
     fn damage_is_detected() {
         let bytes = samples()[0].encode(42);
         assert!(LogRecord::decode(&bytes, 43).is_none(), "wrong nonce");
-        assert!(
-            LogRecord::decode(&bytes[..bytes.len() - 8], 42).is_none(),
-            "torn"
-        );
+        assert!(LogRecord::decode(&bytes[..bytes.len() - 8], 42).is_none(), "torn");
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;

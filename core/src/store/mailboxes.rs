@@ -1,6 +1,7 @@
 //! CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE and keyword allocation: everything that
-//! changes `mailboxes.log`. Each change is one log append (a rename of a subtree is one write
-//! of several records), made before memory changes, so a failed write changes nothing.
+//! changes `mailboxes.log`. Each change is one log append (a change of several records, such
+//! as a subtree rename, is one batch record that replays whole or not at all), made before
+//! memory changes, so a failed write changes nothing.
 
 use super::codec::now_unix_seconds;
 use super::index::{self, Index, IndexHeader};
@@ -64,14 +65,11 @@ impl<D: Disk> UserStore<D> {
         }
     }
 
-    /// Appends records to the log in one write, then applies them.
+    /// Appends records to the log in one write (one batch if several), then applies them.
     fn log_and_apply(&mut self, records: &[LogRecord]) -> Result<(), StorageError> {
         self.log.append_all(records, self.disk.epoch_open())?;
         for record in records {
-            assert!(
-                self.catalog.apply(record),
-                "a record we wrote replays: {record:?}"
-            );
+            assert!(self.catalog.apply(record), "a record we wrote replays: {record:?}");
         }
         Ok(())
     }
@@ -117,20 +115,14 @@ impl<D: Disk> UserStore<D> {
         if names::is_ancestor(&old, &new) {
             return Err(MailboxError::RenameUnderItself);
         }
-        let mut records = vec![LogRecord::Rename {
-            id,
-            name: new.clone(),
-        }];
+        let mut records = vec![LogRecord::Rename { id, name: new.clone() }];
         for (name, &child) in &self.catalog.by_name {
             if names::is_ancestor(&old, name) {
                 let renamed = names::canonical(&format!("{new}{}", &name[old.len()..]))?;
                 if self.catalog.id(&renamed).is_some() {
                     return Err(MailboxError::AlreadyExists);
                 }
-                records.push(LogRecord::Rename {
-                    id: child,
-                    name: renamed,
-                });
+                records.push(LogRecord::Rename { id: child, name: renamed });
             }
         }
         self.log_and_apply(&records)?;
@@ -148,8 +140,7 @@ impl<D: Disk> UserStore<D> {
                 name: names::INBOX.to_owned(),
             },
         ];
-        self.log_and_apply(&records)
-            .inspect_err(|_| self.drop_new_index(fresh))?;
+        self.log_and_apply(&records).inspect_err(|_| self.drop_new_index(fresh))?;
         self.change_counter += 1;
         Ok(())
     }
@@ -198,11 +189,7 @@ impl<D: Disk> UserStore<D> {
         names: &[&str],
     ) -> Result<Keywords, KeywordError> {
         self.before_mutation();
-        let entry = self
-            .catalog
-            .mailboxes
-            .get(&id)
-            .ok_or(KeywordError::NoSuchMailbox)?;
+        let entry = self.catalog.mailboxes.get(&id).ok_or(KeywordError::NoSuchMailbox)?;
         let mut table: Vec<&str> = entry.keywords.iter().map(String::as_str).collect();
         let known = table.len();
         let mut bits = 0u64;
@@ -211,9 +198,7 @@ impl<D: Disk> UserStore<D> {
                 return Err(KeywordError::Invalid);
             }
             let known_bit = entry.keyword_bit(name);
-            let new_bit = table[known..]
-                .iter()
-                .position(|k| k.eq_ignore_ascii_case(name));
+            let new_bit = table[known..].iter().position(|k| k.eq_ignore_ascii_case(name));
             let bit = match known_bit.or(new_bit.map(|i| known + i)) {
                 Some(bit) => bit,
                 None if table.len() < KEYWORDS_PER_MAILBOX_MAX => {

@@ -34,36 +34,18 @@ impl<D: Disk> UserStore<D> {
         date: Option<InternalDate>,
     ) -> Result<(Uid, ModSeq), AppendError> {
         self.before_mutation();
-        let keywords = self
-            .catalog
-            .mailboxes
-            .get(&id)
-            .ok_or(AppendError::NoSuchMailbox)?
-            .valid_keywords();
-        assert_eq!(
-            flags.system.0 & !SystemFlags::ALL,
-            0,
-            "unknown system flag bits"
-        );
-        assert_eq!(
-            flags.keywords.0 & !keywords,
-            0,
-            "keyword bits name no keyword"
-        );
+        let keywords =
+            self.catalog.mailboxes.get(&id).ok_or(AppendError::NoSuchMailbox)?.valid_keywords();
+        assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
+        assert_eq!(flags.keywords.0 & !keywords, 0, "keyword bits name no keyword");
         if message.len() > MESSAGE_BYTES_MAX as usize {
-            return Err(AppendError::TooLarge {
-                size: message.len() as u64,
-            });
+            return Err(AppendError::TooLarge { size: message.len() as u64 });
         }
         if cache.len() > CACHE_BYTES_MAX as usize {
-            return Err(AppendError::TooLarge {
-                size: cache.len() as u64,
-            });
+            return Err(AppendError::TooLarge { size: cache.len() as u64 });
         }
-        let date = date.unwrap_or(InternalDate {
-            unix_seconds: now_unix_seconds(),
-            zone_minutes: 0,
-        });
+        let date =
+            date.unwrap_or(InternalDate { unix_seconds: now_unix_seconds(), zone_minutes: 0 });
         let result = self.append_record(id, message, cache, flags, date)?;
         self.change_counter += 1;
         Ok(result)
@@ -78,10 +60,7 @@ impl<D: Disk> UserStore<D> {
         flags: Flags,
         date: InternalDate,
     ) -> Result<(Uid, ModSeq), AppendError> {
-        let index = self
-            .indexes
-            .get_mut(&id)
-            .ok_or(AppendError::NoSuchMailbox)?;
+        let index = self.indexes.get_mut(&id).ok_or(AppendError::NoSuchMailbox)?;
         if index.is_full() {
             return Err(AppendError::MailboxFull);
         }
@@ -110,12 +89,8 @@ impl<D: Disk> UserStore<D> {
         };
         index.append(entry)?;
         self.spool.commit(spool_ref);
-        assert!(
-            spool_ref.end() <= self.spool.end_pos(),
-            "no index entry past the spool end"
-        );
-        self.checkpoints
-            .note_write(self.disk.epoch_open(), self.spool.end_pos());
+        assert!(spool_ref.end() <= self.spool.end_pos(), "no index entry past the spool end");
+        self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
         Ok((uid, ModSeq(modseq)))
     }
 
@@ -138,26 +113,11 @@ impl<D: Disk> UserStore<D> {
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreOutcome, UpdateError> {
         self.before_mutation();
-        let keywords = self
-            .catalog
-            .mailboxes
-            .get(&id)
-            .ok_or(UpdateError::NoSuchMailbox)?
-            .valid_keywords();
-        assert_eq!(
-            flags.system.0 & !SystemFlags::ALL,
-            0,
-            "unknown system flag bits"
-        );
-        assert_eq!(
-            flags.keywords.0 & !keywords,
-            0,
-            "keyword bits name no keyword"
-        );
-        let index = self
-            .indexes
-            .get_mut(&id)
-            .ok_or(UpdateError::NoSuchMailbox)?;
+        let keywords =
+            self.catalog.mailboxes.get(&id).ok_or(UpdateError::NoSuchMailbox)?.valid_keywords();
+        assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
+        assert_eq!(flags.keywords.0 & !keywords, 0, "keyword bits name no keyword");
+        let index = self.indexes.get_mut(&id).ok_or(UpdateError::NoSuchMailbox)?;
         let mut outcome = StoreOutcome::default();
         for uid in sorted_unique(uids) {
             let Some(slot) = index.find(uid) else {
@@ -176,14 +136,7 @@ impl<D: Disk> UserStore<D> {
                 continue;
             }
             let modseq = index.next_modseq();
-            index.rewrite(
-                slot,
-                Entry {
-                    flags: combined,
-                    modseq,
-                    ..entry
-                },
-            )?;
+            index.rewrite(slot, Entry { flags: combined, modseq, ..entry })?;
             outcome.changed.push((uid, ModSeq(modseq)));
             self.change_counter += 1;
         }
@@ -198,10 +151,7 @@ impl<D: Disk> UserStore<D> {
     /// No such mailbox, or the disk failed.
     pub fn expunge(&mut self, id: MailboxId, uids: &[Uid]) -> Result<ModSeq, UpdateError> {
         self.before_mutation();
-        let index = self
-            .indexes
-            .get_mut(&id)
-            .ok_or(UpdateError::NoSuchMailbox)?;
+        let index = self.indexes.get_mut(&id).ok_or(UpdateError::NoSuchMailbox)?;
         let live: Vec<(usize, Uid)> = sorted_unique(uids)
             .filter_map(|uid| index.find(uid).map(|slot| (slot, uid)))
             .filter(|&(slot, _)| !index.entries()[slot].expunged)
@@ -218,19 +168,11 @@ impl<D: Disk> UserStore<D> {
             let spool_ref = self.spool.write(&bytes, get_u32(&bytes, 4))?;
             self.spool.commit(spool_ref);
         }
-        self.checkpoints
-            .note_write(self.disk.epoch_open(), self.spool.end_pos());
+        self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
         self.change_counter += 1;
         for (slot, _) in live {
             let entry = index.entries()[slot];
-            index.rewrite(
-                slot,
-                Entry {
-                    expunged: true,
-                    modseq,
-                    ..entry
-                },
-            )?;
+            index.rewrite(slot, Entry { expunged: true, modseq, ..entry })?;
         }
         Ok(ModSeq(modseq))
     }
@@ -303,10 +245,7 @@ impl<D: Disk> UserStore<D> {
                 keywords |= 1 << to;
             }
         }
-        let flags = Flags {
-            system: entry.flags.system,
-            keywords: Keywords(keywords),
-        };
+        let flags = Flags { system: entry.flags.system, keywords: Keywords(keywords) };
         let appended = self.append_record(
             target,
             &bytes[start..middle],
@@ -331,19 +270,13 @@ impl<D: Disk> UserStore<D> {
         target: MailboxId,
         entries: &[Entry],
     ) -> Result<BTreeMap<u32, u32>, CopyError> {
-        let used = entries
-            .iter()
-            .fold(0u64, |bits, e| bits | e.flags.keywords.0);
+        let used = entries.iter().fold(0u64, |bits, e| bits | e.flags.keywords.0);
         let names = self.keywords(source).map_err(|e| match e {
             ReadError::Storage(error) => CopyError::Storage(error),
             ReadError::NoSuchMailbox | ReadError::NoSuchMessage => CopyError::NoSuchMailbox,
         })?;
         let mut translate = BTreeMap::new();
-        for (bit, name) in names
-            .iter()
-            .enumerate()
-            .filter(|&(bit, _)| used & (1 << bit) != 0)
-        {
+        for (bit, name) in names.iter().enumerate().filter(|&(bit, _)| used & (1 << bit) != 0) {
             match self.keyword_bits(target, &[name.as_str()]) {
                 Ok(bits) => {
                     let to = bits.0.trailing_zeros();
@@ -374,17 +307,10 @@ fn sorted_unique(uids: &[Uid]) -> impl Iterator<Item = Uid> {
 fn combine(current: Flags, op: FlagsOp, given: Flags) -> Flags {
     let (system, keywords) = match op {
         FlagsOp::Replace => (given.system.0, given.keywords.0),
-        FlagsOp::Add => (
-            current.system.0 | given.system.0,
-            current.keywords.0 | given.keywords.0,
-        ),
-        FlagsOp::Remove => (
-            current.system.0 & !given.system.0,
-            current.keywords.0 & !given.keywords.0,
-        ),
+        FlagsOp::Add => (current.system.0 | given.system.0, current.keywords.0 | given.keywords.0),
+        FlagsOp::Remove => {
+            (current.system.0 & !given.system.0, current.keywords.0 & !given.keywords.0)
+        }
     };
-    Flags {
-        system: SystemFlags(system),
-        keywords: Keywords(keywords),
-    }
+    Flags { system: SystemFlags(system), keywords: Keywords(keywords) }
 }

@@ -27,8 +27,10 @@ mod catalog;
 mod checkpoint;
 mod codec;
 mod compact;
+mod crc_seed;
 mod index;
 mod log;
+mod log_batch;
 mod mailboxes;
 mod messages;
 pub mod names;
@@ -36,6 +38,7 @@ mod open;
 mod reconstruct;
 mod record;
 mod scan;
+mod scan_repair;
 mod spool;
 #[cfg(test)]
 mod tests;
@@ -117,6 +120,13 @@ pub struct RecoveryReport {
     pub spool_records_scanned: u64,
     /// Bytes cut from torn spool tails, including removed segments.
     pub spool_truncated_bytes: u64,
+    /// Spool segment headers found damaged and rewritten with the nonce recovered from their
+    /// records.
+    pub spool_headers_repaired: u64,
+    /// Bytes of damaged spool records skipped (good records follow them). They are left on
+    /// disk, so every open that scans them reports them again: like `spool_records_scanned`,
+    /// this is what recovery found, not a change, and [`RecoveryReport::is_clean`] ignores it.
+    pub spool_damaged_bytes: u64,
     /// Index records dropped: torn, or pointing at spool records that are not there.
     pub index_records_dropped: u64,
     /// Index records added from spool records the index lacked.
@@ -143,6 +153,7 @@ impl RecoveryReport {
         *self
             == RecoveryReport {
                 spool_records_scanned: self.spool_records_scanned,
+                spool_damaged_bytes: self.spool_damaged_bytes,
                 ..Self::default()
             }
     }
@@ -201,11 +212,7 @@ impl<D: Disk> UserStore<D> {
     /// Every mailbox, sorted by name.
     #[must_use]
     pub fn mailboxes(&self) -> Vec<MailboxInfo> {
-        self.catalog
-            .by_name
-            .values()
-            .filter_map(|&id| self.mailbox_info(id))
-            .collect()
+        self.catalog.by_name.values().filter_map(|&id| self.mailbox_info(id)).collect()
     }
 
     /// The id of a mailbox name (`INBOX` in any case).
@@ -245,11 +252,7 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// [`ReadError::NoSuchMailbox`].
     pub fn keywords(&self, id: MailboxId) -> Result<Vec<String>, ReadError> {
-        let entry = self
-            .catalog
-            .mailboxes
-            .get(&id)
-            .ok_or(ReadError::NoSuchMailbox)?;
+        let entry = self.catalog.mailboxes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         Ok(entry.keywords.clone())
     }
 
@@ -284,10 +287,7 @@ impl<D: Disk> UserStore<D> {
     /// [`ReadError::NoSuchMailbox`].
     pub fn expunged_since(&self, id: MailboxId, since: ModSeq) -> Result<Vec<Uid>, ReadError> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
-        let expunged = index
-            .entries()
-            .iter()
-            .filter(|e| e.expunged && e.modseq > since.0);
+        let expunged = index.entries().iter().filter(|e| e.expunged && e.modseq > since.0);
         Ok(expunged.map(|e| e.uid).collect())
     }
 
@@ -358,12 +358,7 @@ impl<D: Disk> UserStore<D> {
         if verify {
             index.mark_verified(slot);
         }
-        Ok((
-            header,
-            bytes,
-            head.message_len as usize,
-            head.cache_len as usize,
-        ))
+        Ok((header, bytes, head.message_len as usize, head.cache_len as usize))
     }
 
     fn misdirected(&self, entry: Entry) -> crate::error::StorageError {
@@ -387,16 +382,10 @@ impl<D: Disk> UserStore<D> {
         for (id, index) in &self.indexes {
             assert!(self.catalog.mailboxes.contains_key(id));
             assert_eq!(index.header().mailbox, *id);
-            assert_eq!(
-                index.header().uid_validity,
-                self.catalog.mailboxes[id].uid_validity
-            );
+            assert_eq!(index.header().uid_validity, self.catalog.mailboxes[id].uid_validity);
             index.check_invariants(self.catalog.mailboxes[id].valid_keywords());
             for entry in index.entries() {
-                assert!(
-                    entry.spool.end() <= end,
-                    "no index entry past the spool end"
-                );
+                assert!(entry.spool.end() <= end, "no index entry past the spool end");
             }
         }
     }

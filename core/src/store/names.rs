@@ -72,10 +72,7 @@ pub fn is_keyword(keyword: &str) -> bool {
     let atom_char = |b: u8| {
         b > 0x20
             && b < 0x7f
-            && !matches!(
-                b,
-                b'(' | b')' | b'{' | b' ' | b'%' | b'*' | b'"' | b'\\' | b']'
-            )
+            && !matches!(b, b'(' | b')' | b'{' | b' ' | b'%' | b'*' | b'"' | b'\\' | b']')
     };
     !keyword.is_empty() && keyword.len() <= KEYWORD_BYTES_MAX && keyword.bytes().all(atom_char)
 }
@@ -101,10 +98,7 @@ mod tests {
         assert_eq!(canonical("a/"), Err(NameError::EmptyLevel));
         assert_eq!(canonical("a//b"), Err(NameError::EmptyLevel));
         assert_eq!(canonical("a*"), Err(NameError::Wildcard));
-        assert_eq!(
-            canonical(&"x".repeat(MAILBOX_NAME_BYTES_MAX + 1)),
-            Err(NameError::TooLong)
-        );
+        assert_eq!(canonical(&"x".repeat(MAILBOX_NAME_BYTES_MAX + 1)), Err(NameError::TooLong));
         let deep = vec!["a"; MAILBOX_LEVELS_MAX + 1].join("/");
         assert_eq!(canonical(&deep), Err(NameError::TooDeep));
         assert!(canonical(&vec!["a"; MAILBOX_LEVELS_MAX].join("/")).is_ok());

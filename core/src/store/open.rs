@@ -14,25 +14,22 @@ use super::index::{self, Entry, Index, IndexHeader, Loaded};
 use super::log::{LogOpen, LogRecord, MailboxLog};
 use super::record::Head;
 use super::scan::{ScanResult, Scanned, scan};
-use super::spool::{SPOOL_DIR, Spool};
+use super::spool::{SPOOL_DIR, Spool, SpoolRef};
 use super::{RecoveryReport, UserStore, names};
 use crate::disk::Disk;
 use crate::error::{OpenError, StorageError};
+use crate::limits::NONCE_RECOVERY_RECORDS_MAX;
 use crate::types::MailboxId;
 
 pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, OpenError> {
     let d = &*disk;
     for sub in [SPOOL_DIR, index::INDEX_DIR] {
         let path = dir.join(sub);
-        d.create_dir_all(&path)
-            .map_err(|e| StorageError::io(&path, e))?;
+        d.create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
     }
     let mut catalog = Catalog::default();
-    let LogOpen {
-        mut log,
-        truncated_bytes,
-        header_damaged,
-    } = MailboxLog::open(d, dir, |r| catalog.apply(r))?;
+    let LogOpen { mut log, truncated_bytes, header_damaged } =
+        MailboxLog::open(d, dir, |unit| catalog.apply_unit(unit))?;
     let mut report = RecoveryReport {
         log_truncated_bytes: truncated_bytes,
         log_replaced: header_damaged,
@@ -41,46 +38,39 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
     let mut deferred = Deferred::default();
     sort_strays(d, dir, &mut log, &mut catalog, &mut deferred, &mut report)?;
     let mut spool = Spool::list(d, dir)?;
-    let (mut indexes, missing) = load_indexes(d, dir, &catalog, &mut report)?;
+    let (mut indexes, missing, cut) = load_indexes(d, dir, &catalog, &mut report)?;
     let scan_start = if missing.is_empty() {
         indexes
-            .values()
-            .map(|i| i.header().checkpoint)
+            .iter()
+            .map(|(id, i)| index_scan_start(i, cut.contains(id)))
             .min()
             .unwrap_or_default()
     } else {
         SpoolPos::default()
     };
-    let scanned = scan(d, &mut spool, scan_start)?;
+    let hints = |segment: u32| segment_references(&indexes, segment);
+    let scanned = scan(d, &mut spool, scan_start, &hints)?;
     raise_id_floor(&mut catalog, &scanned);
     report.keywords_voided =
         void_stray_keywords(&mut log, &mut catalog, &mut indexes, &scanned, d)?;
     report.spool_records_scanned = scanned.records.len() as u64;
     report.spool_truncated_bytes = scanned.truncated_bytes;
-    repair(
-        d,
-        dir,
-        &catalog,
-        &mut indexes,
-        missing,
-        scan_start,
-        &scanned,
-        &mut report,
-    )?;
+    report.spool_headers_repaired = scanned.headers_repaired;
+    report.spool_damaged_bytes = scanned.damaged_bytes;
+    repair(d, dir, &catalog, &mut indexes, missing, scan_start, &scanned, &mut report)?;
     spool.activate(d)?;
-    // Every entry at or past the scan start matched a record whose checksum the scan checked:
-    // reads need not check it again. Pair assertion: each lies inside the spool.
+    // Every entry at or past the scan start matched a record whose checksum the scan checked
+    // (but for the expunged entries of damaged records): reads need not check it again. Pair
+    // assertion: each lies inside the spool.
     let end = spool.end_pos();
     for index in indexes.values() {
-        let first = index
-            .entries()
-            .partition_point(|e| e.spool.pos() < scan_start);
+        let first = index.entries().partition_point(|e| e.spool.pos() < scan_start);
         for (slot, entry) in index.entries().iter().enumerate().skip(first) {
-            assert!(
-                entry.spool.end() <= end,
-                "no index entry past the spool end"
-            );
-            index.mark_verified(slot);
+            assert!(entry.spool.end() <= end, "no index entry past the spool end");
+            // A damaged record's entry (expunged by `drop_unbacked`) was not checked.
+            if !scanned.is_damaged(entry.spool) {
+                index.mark_verified(slot);
+            }
         }
     }
     // What recovery validated may sit in the page cache only (left by a crashed process):
@@ -105,12 +95,10 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
         recovery: report,
     };
     if store.catalog.id(names::INBOX).is_none() {
-        store
-            .create_mailbox(names::INBOX)
-            .map_err(|error| match error {
-                crate::error::MailboxError::Storage(storage) => OpenError::Storage(storage),
-                other => unreachable!("creating a missing INBOX: {other}"),
-            })?;
+        store.create_mailbox(names::INBOX).map_err(|error| match error {
+            crate::error::MailboxError::Storage(storage) => OpenError::Storage(storage),
+            other => unreachable!("creating a missing INBOX: {other}"),
+        })?;
     }
     if !store.recovery.is_clean() {
         tracing::warn!(dir = %dir.display(), report = ?store.recovery, "store recovered");
@@ -150,9 +138,7 @@ fn void_stray_keywords<D: Disk>(
     let mut voided = 0;
     for (&id, entry) in &catalog.mailboxes.clone() {
         let valid = entry.valid_keywords();
-        let mut stray = indexes
-            .get(&id)
-            .map_or(0, |i| i.stray_keywords(valid | entry.void));
+        let mut stray = indexes.get(&id).map_or(0, |i| i.stray_keywords(valid | entry.void));
         for record in &scanned.records {
             if let Head::Message(head) = record.head
                 && head.mailbox == id
@@ -182,9 +168,8 @@ pub(super) fn void_bits<D: Disk>(
     }
     let highest = 63 - stray.leading_zeros();
     let first = u32::try_from(catalog.mailboxes[&id].keywords.len()).expect("at most 64");
-    let records: Vec<LogRecord> = (first..=highest)
-        .map(|bit| LogRecord::VoidKeyword { id, bit })
-        .collect();
+    let records: Vec<LogRecord> =
+        (first..=highest).map(|bit| LogRecord::VoidKeyword { id, bit }).collect();
     log.append_all(&records, disk.epoch_open())?;
     for record in &records {
         assert!(catalog.apply(record), "a void record we wrote replays");
@@ -254,16 +239,13 @@ pub(super) fn sort_strays<D: Disk>(
     report: &mut RecoveryReport,
 ) -> Result<(), StorageError> {
     let index_dir = dir.join(index::INDEX_DIR);
-    let names = disk
-        .list_dir(&index_dir)
-        .map_err(|e| StorageError::io(&index_dir, e))?;
+    let names = disk.list_dir(&index_dir).map_err(|e| StorageError::io(&index_dir, e))?;
     // Names are zero-padded ids, so this is id order, which is also UIDVALIDITY order.
     for name in names {
         let path = index_dir.join(&name);
         let Some(id) = index::parse_index_name(&name) else {
             if name.ends_with(".tmp") {
-                disk.remove_file(&path)
-                    .map_err(|e| StorageError::io(&path, e))?;
+                disk.remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
             }
             continue;
         };
@@ -291,32 +273,76 @@ pub(super) fn sort_strays<D: Disk>(
 
 type Indexes<F> = BTreeMap<MailboxId, Index<F>>;
 
-/// Loads every mailbox's index; returns them and the ids whose index must be rebuilt.
+/// Where the spool scan must start for `index`: its checkpoint, or, if loading cut it at a
+/// damaged record with good records after it, the end of its last kept entry, if lower: the
+/// cut entries' records are then scanned and caught up again (flags as at append). A torn
+/// tail, all a crash leaves, costs no longer scan.
+fn index_scan_start<F: crate::disk::DiskFile>(index: &Index<F>, cut: bool) -> SpoolPos {
+    let checkpoint = index.header().checkpoint;
+    if !cut {
+        return checkpoint;
+    }
+    let kept_end = index.entries().last().map_or(SpoolPos::default(), |e| e.spool.end());
+    checkpoint.min(kept_end)
+}
+
+/// Loads every mailbox's index; returns them, the ids whose index must be rebuilt, and the
+/// ids whose index was cut at a damaged record in its middle.
+#[allow(clippy::type_complexity)]
 fn load_indexes<D: Disk>(
     disk: &D,
     dir: &Path,
     catalog: &Catalog,
     report: &mut RecoveryReport,
-) -> Result<(Indexes<D::File>, Vec<MailboxId>), StorageError> {
+) -> Result<(Indexes<D::File>, Vec<MailboxId>, Vec<MailboxId>), StorageError> {
     let mut indexes = BTreeMap::new();
     let mut missing = Vec::new();
+    let mut cut = Vec::new();
     for (&id, entry) in &catalog.mailboxes {
         match Index::load(disk, index::index_path(dir, id))? {
-            Loaded::Found { index, cut_records }
+            Loaded::Found { index, cut_records, good_after_cut }
                 if index.header().mailbox == id
                     && index.header().uid_validity == entry.uid_validity =>
             {
                 report.index_records_dropped += cut_records;
+                if good_after_cut {
+                    cut.push(id);
+                }
                 indexes.insert(id, index);
             }
             Loaded::Found { .. } | Loaded::Missing => missing.push(id),
         }
     }
-    Ok((indexes, missing))
+    Ok((indexes, missing, cut))
 }
 
-/// Drops index entries at or past the scan start that no good spool record backs. Returns
-/// true when something was dropped.
+/// The first few references the indexes hold into `segment`, by offset: where to look for
+/// intact records when the segment's header is damaged.
+fn segment_references<F: crate::disk::DiskFile>(
+    indexes: &Indexes<F>,
+    segment: u32,
+) -> Vec<SpoolRef> {
+    let mut references: Vec<SpoolRef> = indexes
+        .values()
+        .flat_map(|index| {
+            let entries = index.entries();
+            let first = entries.partition_point(|e| e.spool.segment < segment);
+            entries[first..]
+                .iter()
+                .take_while(|e| e.spool.segment == segment)
+                .take(NONCE_RECOVERY_RECORDS_MAX)
+                .map(|e| e.spool)
+        })
+        .collect();
+    references.sort_unstable_by_key(|r| r.offset);
+    references.truncate(NONCE_RECOVERY_RECORDS_MAX);
+    references
+}
+
+/// Drops index entries that no good spool record backs: at or past the scan start, those no
+/// scanned record matches; anywhere, those in a removed segment. An entry whose record lies in
+/// a skipped damaged span is expunged; at the first other such entry the index is cut
+/// (entries are in spool order). Returns true when something changed.
 fn drop_unbacked<F: crate::disk::DiskFile>(
     index: &mut Index<F>,
     id: MailboxId,
@@ -324,9 +350,10 @@ fn drop_unbacked<F: crate::disk::DiskFile>(
     scanned: &ScanResult,
     report: &mut RecoveryReport,
 ) -> Result<bool, StorageError> {
-    let first = index
-        .entries()
-        .partition_point(|e| e.spool.pos() < scan_start);
+    let removed =
+        index.entries().iter().position(|e| scanned.removed_segments.contains(&e.spool.segment));
+    let first = index.entries().partition_point(|e| e.spool.pos() < scan_start);
+    let first = removed.map_or(first, |r| r.min(first));
     if first == index.entries().len() {
         return Ok(false);
     }
@@ -339,10 +366,36 @@ fn drop_unbacked<F: crate::disk::DiskFile>(
                     if h.mailbox == id && h.uid == entry.uid && h.message_len == entry.size)
         })
     };
-    let bad = index.entries()[first..].iter().position(|e| !backed(e));
-    let Some(bad) = bad.map(|b| first + b) else {
-        return Ok(false);
-    };
+    let mut changed = false;
+    let mut slot = first;
+    while slot < index.entries().len() {
+        let entry = index.entries()[slot];
+        let removed = scanned.removed_segments.contains(&entry.spool.segment);
+        if !removed && backed(&entry) {
+            slot += 1;
+            continue;
+        }
+        // Expunged in place only where the index stays in spool order (a stale entry left
+        // by an earlier crash may not be).
+        let in_order = slot == 0 || index.entries()[slot - 1].spool.end() <= entry.spool.pos();
+        if removed || !in_order || !scanned.is_damaged(entry.spool) {
+            break;
+        }
+        // Its record is damaged in durable spool with good records after it: only this
+        // message is lost. It is expunged (clients see it vanish) rather than the index cut,
+        // which would drop the acknowledged flags of every later message.
+        if !entry.expunged {
+            let modseq = index.next_modseq();
+            index.rewrite(slot, Entry { expunged: true, modseq, ..entry })?;
+            report.index_records_dropped += 1;
+            changed = true;
+        }
+        slot += 1;
+    }
+    let bad = slot;
+    if bad == index.entries().len() {
+        return Ok(changed);
+    }
     report.index_records_dropped += (index.entries().len() - bad) as u64;
     // The dropped UIDs and modseqs may have been seen by a session before the crash: keep
     // UIDNEXT and HIGHESTMODSEQ past them.
@@ -366,10 +419,7 @@ fn catch_up<F: crate::disk::DiskFile>(
         match record.head {
             Head::Message(head)
                 if head.mailbox == id
-                    && index
-                        .entries()
-                        .last()
-                        .is_none_or(|last| last.uid < head.uid) =>
+                    && index.entries().last().is_none_or(|last| last.uid < head.uid) =>
             {
                 if index.is_full() {
                     continue;
@@ -390,15 +440,20 @@ fn catch_up<F: crate::disk::DiskFile>(
                 report.index_records_added += 1;
                 changed = true;
             }
-            Head::Tombstone {
-                mailbox, modseq, ..
-            } if mailbox == id => {
+            Head::Tombstone { mailbox, modseq, .. } if mailbox == id => {
                 if modseq > index.highest_modseq() {
                     index.raise_highest_modseq(modseq);
                     changed = true;
                 }
                 for &uid in &record.uids {
                     let Some(slot) = index.find(uid) else {
+                        // Its message was lost in a crash (a later record survived, so the
+                        // tombstone is scanned again on the next open): never give the UID
+                        // again, or this tombstone would expunge the new message.
+                        if uid.get() >= index.uid_next() {
+                            index.raise_uid_next_past(uid);
+                            changed = true;
+                        }
                         continue;
                     };
                     let entry = index.entries()[slot];
@@ -406,14 +461,7 @@ fn catch_up<F: crate::disk::DiskFile>(
                         continue;
                     }
                     let modseq = index.next_modseq();
-                    index.rewrite(
-                        slot,
-                        Entry {
-                            expunged: true,
-                            modseq,
-                            ..entry
-                        },
-                    )?;
+                    index.rewrite(slot, Entry { expunged: true, modseq, ..entry })?;
                     report.expunges_applied += 1;
                     changed = true;
                 }

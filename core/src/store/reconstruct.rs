@@ -63,11 +63,10 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
     let d = &*disk;
     for sub in [SPOOL_DIR, index::INDEX_DIR] {
         let path = dir.join(sub);
-        d.create_dir_all(&path)
-            .map_err(|e| StorageError::io(&path, e))?;
+        d.create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
     }
     let mut catalog = Catalog::default();
-    let mut opened = MailboxLog::open(d, dir, |r| catalog.apply(r))?;
+    let mut opened = MailboxLog::open(d, dir, |unit| catalog.apply_unit(unit))?;
     let mut report = ReconstructReport {
         log_truncated_bytes: opened.truncated_bytes,
         ..ReconstructReport::default()
@@ -76,17 +75,13 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
     // the next open to remove.
     let mut deferred = super::checkpoint::Deferred::default();
     let mut recovery = super::RecoveryReport::default();
-    super::open::sort_strays(
-        d,
-        dir,
-        &mut opened.log,
-        &mut catalog,
-        &mut deferred,
-        &mut recovery,
-    )?;
+    super::open::sort_strays(d, dir, &mut opened.log, &mut catalog, &mut deferred, &mut recovery)?;
     report.mailboxes_salvaged = recovery.mailboxes_salvaged;
     let mut spool = Spool::list(d, dir)?;
-    let scanned = scan(d, &mut spool, SpoolPos::default())?;
+    // No references to recover a damaged segment header from (the old indexes are read
+    // later): open, which has them, repairs such a header first; here only the header's own
+    // nonce field is tried.
+    let scanned = scan(d, &mut spool, SpoolPos::default(), &|_| Vec::new())?;
     report.spool_records = scanned.records.len() as u64;
     report.spool_truncated_bytes = scanned.truncated_bytes;
     report.orphaned_records = scanned
@@ -121,15 +116,7 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
     let mut rebuilt = Vec::new();
     for (&id, entry) in &catalog.mailboxes {
         let keywords = entry.valid_keywords();
-        rebuilt.push(rebuild(
-            d,
-            dir,
-            id,
-            entry.uid_validity,
-            keywords,
-            &scanned,
-            &mut report,
-        )?);
+        rebuilt.push(rebuild(d, dir, id, entry.uid_validity, keywords, &scanned, &mut report)?);
         report.mailboxes += 1;
     }
     opened.log.touch()?;
@@ -138,8 +125,7 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
     // became durable before its file's contents would lose the flags the old index held.
     flush_round(d)?;
     for (temporary, path) in rebuilt {
-        d.rename(&temporary, &path)
-            .map_err(|e| StorageError::io(&path, e))?;
+        d.rename(&temporary, &path).map_err(|e| StorageError::io(&path, e))?;
     }
     Ok(report)
 }
@@ -149,9 +135,7 @@ fn flush_round<D: Disk>(disk: &D) -> Result<(), StorageError> {
     use crate::disk::Flush;
     if let Some(flush) = disk.flush_begin() {
         let epoch = flush.epoch();
-        flush
-            .run()
-            .map_err(|e| StorageError::io("(flush round)", e))?;
+        flush.run().map_err(|e| StorageError::io("(flush round)", e))?;
         disk.flush_end(epoch);
     }
     Ok(())
@@ -170,15 +154,10 @@ fn rebuild<D: Disk>(
     let path = index::index_path(dir, id);
     let header = Index::<D::File>::read_header(disk, &path)?;
     let ours = header.is_none_or(|h| h.mailbox == id && h.uid_validity == uid_validity);
-    let salvaged = if ours {
-        Index::<D::File>::salvage(disk, &path)?
-    } else {
-        Vec::new()
-    };
+    let salvaged = if ours { Index::<D::File>::salvage(disk, &path)? } else { Vec::new() };
     let old_entries: HashMap<u32, Entry> = salvaged.iter().map(|e| (e.uid.get(), *e)).collect();
-    let (mut uid_next, mut highest) = header
-        .filter(|_| ours)
-        .map_or((1, 1), |h| (h.uid_next, h.highest_modseq));
+    let (mut uid_next, mut highest) =
+        header.filter(|_| ours).map_or((1, 1), |h| (h.uid_next, h.highest_modseq));
     for entry in &salvaged {
         uid_next = uid_next.max(entry.uid.get().saturating_add(1));
         highest = highest.max(entry.modseq);
@@ -191,9 +170,7 @@ fn rebuild<D: Disk>(
                 if entries.last().is_some_and(|last| last.uid >= head.uid) {
                     continue;
                 }
-                let kept = old_entries
-                    .get(&head.uid.get())
-                    .filter(|e| e.spool == record.spool);
+                let kept = old_entries.get(&head.uid.get()).filter(|e| e.spool == record.spool);
                 let entry = if let Some(kept) = kept {
                     report.flags_kept += 1;
                     let mut kept = *kept;
@@ -216,9 +193,7 @@ fn rebuild<D: Disk>(
                 highest = highest.max(entry.modseq);
                 entries.push(entry);
             }
-            Head::Tombstone {
-                mailbox, modseq, ..
-            } if mailbox == id => {
+            Head::Tombstone { mailbox, modseq, .. } if mailbox == id => {
                 highest = highest.max(modseq);
                 tombstoned.extend(record.uids.iter().copied());
             }
@@ -226,10 +201,8 @@ fn rebuild<D: Disk>(
         }
     }
     let rebuilt: std::collections::HashSet<u32> = entries.iter().map(|e| e.uid.get()).collect();
-    report.index_records_dropped += old_entries
-        .keys()
-        .filter(|uid| !rebuilt.contains(uid))
-        .count() as u64;
+    report.index_records_dropped +=
+        old_entries.keys().filter(|uid| !rebuilt.contains(uid)).count() as u64;
     for entry in &mut entries {
         if entry.modseq == 0 {
             highest += 1;
@@ -243,9 +216,7 @@ fn rebuild<D: Disk>(
         report.expunged += u64::from(entry.expunged);
         report.messages += u64::from(!entry.expunged);
     }
-    let uid_next = entries
-        .last()
-        .map_or(uid_next, |e| uid_next.max(e.uid.get().saturating_add(1)));
+    let uid_next = entries.last().map_or(uid_next, |e| uid_next.max(e.uid.get().saturating_add(1)));
     write_rebuilt(disk, &path, id, uid_validity, uid_next, highest, &entries)
 }
 
@@ -285,9 +256,7 @@ fn write_rebuilt<D: Disk>(
     let file = disk
         .open(&temporary, crate::disk::OpenMode::CreateIfMissing)
         .map_err(|e| StorageError::io(&temporary, e))?;
-    file.set_len(0)
-        .map_err(|e| StorageError::io(&temporary, e))?;
-    file.write_all_at(&bytes, 0)
-        .map_err(|e| StorageError::io(&temporary, e))?;
+    file.set_len(0).map_err(|e| StorageError::io(&temporary, e))?;
+    file.write_all_at(&bytes, 0).map_err(|e| StorageError::io(&temporary, e))?;
     Ok((temporary, path.to_path_buf()))
 }

@@ -37,11 +37,7 @@ pub(crate) enum Head {
     /// A message: the payload is the message then the cache blob.
     Message(MessageHead),
     /// An expunge: the payload is `count` UIDs.
-    Tombstone {
-        mailbox: MailboxId,
-        modseq: u64,
-        count: u32,
-    },
+    Tombstone { mailbox: MailboxId, modseq: u64, count: u32 },
 }
 
 /// A decoded header with its checksum field and payload length.
@@ -142,22 +138,10 @@ pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
             if !sizes_ok || system & !SystemFlags::ALL != 0 {
                 return None;
             }
-            let date = InternalDate {
-                unix_seconds: get_i64(buf, 24),
-                zone_minutes: get_i16(buf, 20),
-            };
-            let flags = Flags {
-                system: SystemFlags(system),
-                keywords: Keywords(get_u64(buf, 40)),
-            };
-            Head::Message(MessageHead {
-                mailbox,
-                uid,
-                date,
-                flags,
-                message_len,
-                cache_len,
-            })
+            let date =
+                InternalDate { unix_seconds: get_i64(buf, 24), zone_minutes: get_i16(buf, 20) };
+            let flags = Flags { system: SystemFlags(system), keywords: Keywords(get_u64(buf, 40)) };
+            Head::Message(MessageHead { mailbox, uid, date, flags, message_len, cache_len })
         }
         KIND_TOMBSTONE => {
             let count = get_u32(buf, 16);
@@ -169,19 +153,11 @@ pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
             if !fields_ok {
                 return None;
             }
-            Head::Tombstone {
-                mailbox,
-                modseq: get_u64(buf, 24),
-                count,
-            }
+            Head::Tombstone { mailbox, modseq: get_u64(buf, 24), count }
         }
         _ => return None,
     };
-    Some(RecordHeader {
-        head,
-        crc,
-        payload_len,
-    })
+    Some(RecordHeader { head, crc, payload_len })
 }
 
 /// Checks a whole record held in memory (header, payload, padding); returns its header.
@@ -198,10 +174,8 @@ pub(crate) fn check_whole(nonce: u64, record: &[u8]) -> Option<RecordHeader> {
 
 /// The UIDs of a tombstone's payload; `None` unless strictly ascending and non-zero.
 pub(crate) fn tombstone_uids(payload: &[u8]) -> Option<Vec<Uid>> {
-    let uids: Option<Vec<Uid>> = payload
-        .chunks_exact(4)
-        .map(|c| Uid::new(u32::from_le_bytes(c.try_into().ok()?)))
-        .collect();
+    let uids: Option<Vec<Uid>> =
+        payload.chunks_exact(4).map(|c| Uid::new(u32::from_le_bytes(c.try_into().ok()?))).collect();
     let uids = uids?;
     uids.windows(2).all(|w| w[0] < w[1]).then_some(uids)
 }
@@ -214,14 +188,8 @@ mod tests {
         MessageHead {
             mailbox: MailboxId(3),
             uid: Uid::new(9).unwrap(),
-            date: InternalDate {
-                unix_seconds: 1_700_000_000,
-                zone_minutes: -300,
-            },
-            flags: Flags {
-                system: SystemFlags(SystemFlags::SEEN),
-                keywords: Keywords(5),
-            },
+            date: InternalDate { unix_seconds: 1_700_000_000, zone_minutes: -300 },
+            flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(5) },
             message_len: 5,
             cache_len: 2,
         }
@@ -239,21 +207,10 @@ mod tests {
 
     #[test]
     fn tombstone_round_trip() {
-        let uids = [
-            Uid::new(1).unwrap(),
-            Uid::new(4).unwrap(),
-            Uid::new(5).unwrap(),
-        ];
+        let uids = [Uid::new(1).unwrap(), Uid::new(4).unwrap(), Uid::new(5).unwrap()];
         let record = encode_tombstone(7, MailboxId(2), 11, &uids);
         let header = check_whole(7, &record).unwrap();
-        assert_eq!(
-            header.head,
-            Head::Tombstone {
-                mailbox: MailboxId(2),
-                modseq: 11,
-                count: 3
-            }
-        );
+        assert_eq!(header.head, Head::Tombstone { mailbox: MailboxId(2), modseq: 11, count: 3 });
         assert_eq!(tombstone_uids(&record[48..60]).unwrap(), uids);
     }
 

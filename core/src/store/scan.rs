@@ -1,15 +1,21 @@
 //! Reading the spool record by record, checking every checksum, and cutting a torn tail.
 //!
 //! Used by recovery on open (from the oldest checkpoint) and by reconstruct (from the start).
-//! The first record that is short, malformed or fails its checksum ends the spool: its segment
-//! is truncated there and later segments are removed. Nothing after it was acknowledged,
-//! because acknowledgements wait for a flush and a flush covers every earlier write.
+//! A bad record followed by a good one in its segment is damage in durable data: it is skipped
+//! (`scan_repair.rs`). A bad record with no good record after it in its segment is a torn tail:
+//! the segment is cut there (nothing after it was acknowledged, because acknowledgements wait
+//! for a flush and a flush covers every earlier write). A segment whose header is bad gets its
+//! nonce back from its records if it can; otherwise the last segment is a torn creation and is
+//! removed, and an earlier one is left alone and skipped (its records cannot be verified).
 
 use std::path::Path;
 
-use super::codec::{SpoolPos, all_zero, file_len, nonce_seed, read_at, set_len};
+use super::codec::{SpoolPos, all_zero, file_len, nonce_seed, read_at, set_len, write_at};
 use super::record::{Head, RECORD_HEADER_BYTES, decode_header, tombstone_uids};
-use super::spool::{SEGMENT_HEADER_BYTES, Spool, SpoolRef, read_segment_header};
+use super::scan_repair::{recover_nonce, resync};
+use super::spool::{
+    SEGMENT_HEADER_BYTES, Spool, SpoolRef, encode_segment_header, read_segment_header,
+};
 use crate::disk::{Disk, DiskFile};
 use crate::error::StorageError;
 use crate::types::Uid;
@@ -33,72 +39,137 @@ pub(crate) struct ScanResult {
     pub records: Vec<Scanned>,
     /// Bytes cut (torn tail plus removed segments).
     pub truncated_bytes: u64,
+    /// Segments removed (a torn creation: the last segment's header was bad and its nonce
+    /// could not be recovered). Index entries into them must go.
+    pub removed_segments: Vec<u32>,
+    /// Segment headers rewritten with a nonce recovered from their records.
+    pub headers_repaired: u64,
+    /// Bytes of bad records skipped because good records follow them (left on disk).
+    pub damaged_bytes: u64,
+    /// The skipped spans, `[start, end)`, in spool order.
+    pub damaged: Vec<(SpoolPos, SpoolPos)>,
 }
 
-/// Scans from `from` to the end of the spool, cutting at the first bad record.
+impl ScanResult {
+    /// True when the record `spool` refers to lies wholly in a skipped damaged span. (A
+    /// reference that runs past the span's end does not: the good record after the span sits
+    /// where it claims its own bytes, so it was never written there; such an entry is
+    /// treated as torn.)
+    pub(crate) fn is_damaged(&self, spool: SpoolRef) -> bool {
+        let (first, last) = (spool.pos(), spool.end());
+        self.damaged.iter().any(|&(start, end)| start <= first && last <= end)
+    }
+}
+
+/// References the indexes hold into one segment, by offset (at most a few are used).
+pub(crate) type Hints<'a> = &'a dyn Fn(u32) -> Vec<SpoolRef>;
+
+/// Scans from `from` to the end of the spool (see the module docs). Segments before `from` only
+/// have their header checked (and repaired if damaged). `hints` gives, for a segment whose
+/// header is bad, the references the indexes hold into it.
 pub(crate) fn scan<D: Disk>(
     disk: &D,
     spool: &mut Spool<D>,
     from: SpoolPos,
+    hints: Hints<'_>,
 ) -> Result<ScanResult, StorageError> {
     let mut result = ScanResult::default();
-    let numbers: Vec<u32> = spool
-        .segments()
-        .iter()
-        .copied()
-        .filter(|&n| n >= from.segment())
-        .collect();
+    let numbers = spool.segments().to_vec();
+    let last = numbers.last().copied();
     for number in numbers {
         let file = spool.file(disk, number)?;
         let path = spool.path(number);
         let len = file_len(&file, &path)?;
-        let header = read_segment_header(&file, &path)?.filter(|h| h.number == number);
-        let Some(header) = header else {
-            // A torn segment creation: nothing in it or after it was acknowledged.
-            result.truncated_bytes += len;
-            cut_after(disk, spool, number - 1, &mut result)?;
-            break;
+        let Some((nonce, start)) = segment_nonce(&file, &path, number, len, hints, &mut result)?
+        else {
+            if Some(number) == last {
+                // A torn segment creation: nothing in it was acknowledged.
+                tracing::warn!(path = %path.display(), "removing a segment with a bad header");
+                result.truncated_bytes += len;
+                result.removed_segments.push(number);
+                spool.remove_after(disk, number - 1)?;
+            } else {
+                tracing::error!(path = %path.display(), "segment header damaged beyond repair");
+            }
+            continue;
         };
-        let mut offset = u64::from(header.header_size).max(SEGMENT_HEADER_BYTES);
+        if number < from.segment() {
+            continue;
+        }
+        let mut offset = start;
         if number == from.segment() {
             offset = offset.max(u64::from(from.offset()));
         }
-        while offset < len {
-            match check_record(&file, &path, header.nonce, number, offset, len)? {
-                Some(scanned) => {
-                    offset += u64::from(scanned.spool.len);
-                    result.records.push(scanned);
-                }
-                None => break,
-            }
-        }
+        offset = scan_segment(&file, &path, nonce, number, offset, len, &mut result)?;
         if offset < len {
             tracing::warn!(path = %path.display(), offset, len, "cutting torn spool tail");
             result.truncated_bytes += len - offset;
             set_len(&file, &path, offset)?;
-            cut_after(disk, spool, number, &mut result)?;
-            break;
         }
     }
     Ok(result)
 }
 
-/// Removes every segment after `number`, counting their bytes.
-fn cut_after<D: Disk>(
-    disk: &D,
-    spool: &mut Spool<D>,
+/// The nonce of a segment and where its records start; a bad header is rewritten with a nonce
+/// recovered from the segment's records. `None` when the header is bad beyond repair.
+fn segment_nonce<F: DiskFile>(
+    file: &F,
+    path: &Path,
     number: u32,
+    len: u64,
+    hints: Hints<'_>,
     result: &mut ScanResult,
-) -> Result<(), StorageError> {
-    for &later in spool.segments().iter().filter(|&&n| n > number) {
-        let file = spool.file(disk, later)?;
-        result.truncated_bytes += file_len(&file, &spool.path(later))?;
+) -> Result<Option<(u64, u64)>, StorageError> {
+    if let Some(header) = read_segment_header(file, path)?.filter(|h| h.number == number) {
+        let start = u64::from(header.header_size).max(SEGMENT_HEADER_BYTES);
+        return Ok(Some((header.nonce, start)));
     }
-    spool.remove_after(disk, number)
+    let Some(nonce) = recover_nonce(file, path, len, &hints(number))? else {
+        return Ok(None);
+    };
+    tracing::warn!(path = %path.display(), "segment header damaged; rewritten with its nonce");
+    write_at(file, path, &encode_segment_header(number, nonce), 0)?;
+    result.headers_repaired += 1;
+    Ok(Some((nonce, SEGMENT_HEADER_BYTES)))
+}
+
+/// Checks the records of one segment from `offset`, skipping bad records that good ones
+/// follow. Returns where the good records end (the segment's length unless the tail is bad).
+fn scan_segment<F: DiskFile>(
+    file: &F,
+    path: &Path,
+    nonce: u64,
+    number: u32,
+    mut offset: u64,
+    len: u64,
+    result: &mut ScanResult,
+) -> Result<u64, StorageError> {
+    while offset < len {
+        let scanned = match check_record(file, path, nonce, number, offset, len)? {
+            Some(scanned) => scanned,
+            None => match resync(file, path, nonce, number, offset + 8, len)? {
+                Some(next) => {
+                    let skipped = u64::from(next.spool.offset) - offset;
+                    tracing::error!(path = %path.display(), offset, skipped, "skipping a damaged spool record");
+                    result.damaged_bytes += skipped;
+                    let start = u32::try_from(offset).expect("segments < 4 GiB");
+                    result.damaged.push((
+                        SpoolPos::new(number, start),
+                        SpoolPos::new(number, next.spool.offset),
+                    ));
+                    next
+                }
+                None => break,
+            },
+        };
+        offset = u64::from(scanned.spool.offset) + u64::from(scanned.spool.len);
+        result.records.push(scanned);
+    }
+    Ok(offset)
 }
 
 /// Checks the record at `offset`; `None` if it is torn or damaged.
-fn check_record<F: DiskFile>(
+pub(super) fn check_record<F: DiskFile>(
     file: &F,
     path: &Path,
     nonce: u64,
@@ -154,9 +225,5 @@ fn check_record<F: DiskFile>(
         len: u32::try_from(record_len).expect("checked above"),
         crc: header.crc,
     };
-    Ok(Some(Scanned {
-        spool: spool_ref,
-        head: header.head,
-        uids,
-    }))
+    Ok(Some(Scanned { spool: spool_ref, head: header.head, uids }))
 }

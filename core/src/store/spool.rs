@@ -23,11 +23,7 @@ pub(crate) const SPOOL_DIR: &str = "spool";
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = 64;
 // Pinned by core/FORMAT.md ("Spool segments"); the header is one write inside one sector.
 const _: () = assert!(SEGMENT_HEADER_BYTES == 64);
-const PREAMBLE: Preamble = Preamble {
-    magic: *b"\x89SKS\r\n\x1a\n",
-    major: 1,
-    minor: 0,
-};
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKS\r\n\x1a\n", major: 1, minor: 0 };
 
 /// Where a record lives, and its checksum (kept by whatever refers to it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,10 +56,7 @@ pub(crate) fn segment_name(number: u32) -> String {
 pub(crate) fn parse_segment_name(name: &str) -> Option<u32> {
     let digits = name.strip_suffix(".seg")?;
     let valid = digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit());
-    valid
-        .then(|| digits.parse().ok())
-        .flatten()
-        .filter(|n| (1..=SEGMENTS_MAX).contains(n))
+    valid.then(|| digits.parse().ok()).flatten().filter(|n| (1..=SEGMENTS_MAX).contains(n))
 }
 
 /// A segment header's fields.
@@ -105,11 +98,7 @@ pub(crate) fn read_segment_header<F: DiskFile>(
         && super::codec::all_zero(&header[20..24])
         && super::codec::all_zero(&header[40..60]);
     let number = get_u32(&header, 16);
-    Ok(valid.then(|| SegmentHeader {
-        number,
-        nonce: get_u64(&header, 24),
-        header_size,
-    }))
+    Ok(valid.then(|| SegmentHeader { number, nonce: get_u64(&header, 24), header_size }))
 }
 
 /// The segment appends go to.
@@ -167,9 +156,7 @@ impl<D: Disk> Spool<D> {
             return Ok(file.clone());
         }
         let path = self.path(number);
-        let file = disk
-            .open(&path, OpenMode::Existing)
-            .map_err(|e| StorageError::io(&path, e))?;
+        let file = disk.open(&path, OpenMode::Existing).map_err(|e| StorageError::io(&path, e))?;
         let mut files = self.files.borrow_mut();
         if files.len() >= SEGMENT_FILES_OPEN_MAX {
             // Close the others (views keep their maps alive); the active segment stays open, as
@@ -186,8 +173,7 @@ impl<D: Disk> Spool<D> {
         while let Some(&last) = self.segments.last().filter(|&&last| last > number) {
             let path = self.path(last);
             self.files.borrow_mut().remove(&last);
-            disk.remove_file(&path)
-                .map_err(|e| StorageError::io(&path, e))?;
+            disk.remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
             self.segments.pop();
         }
         Ok(())
@@ -213,14 +199,7 @@ impl<D: Disk> Spool<D> {
         };
         let end = file_len(&file, &path)?;
         self.nonces.borrow_mut().insert(number, nonce);
-        self.active = Some(Active {
-            number,
-            file,
-            path,
-            nonce,
-            header_size,
-            end,
-        });
+        self.active = Some(Active { number, file, path, nonce, header_size, end });
         Ok(())
     }
 
@@ -254,22 +233,15 @@ impl<D: Disk> Spool<D> {
             });
         }
         let path = self.path(number);
-        let file = disk
-            .open(&path, OpenMode::CreateIfMissing)
-            .map_err(|e| StorageError::io(&path, e))?;
+        let file =
+            disk.open(&path, OpenMode::CreateIfMissing).map_err(|e| StorageError::io(&path, e))?;
         let nonce = new_nonce();
         write_at(&file, &path, &encode_segment_header(number, nonce), 0)?;
         self.segments.push(number);
         self.files.borrow_mut().insert(number, file.clone());
         self.nonces.borrow_mut().insert(number, nonce);
-        self.active = Some(Active {
-            number,
-            file,
-            path,
-            nonce,
-            header_size: 64,
-            end: SEGMENT_HEADER_BYTES,
-        });
+        self.active =
+            Some(Active { number, file, path, nonce, header_size: 64, end: SEGMENT_HEADER_BYTES });
         Ok(())
     }
 
@@ -277,10 +249,7 @@ impl<D: Disk> Spool<D> {
     /// active segment. It counts as written only after [`Spool::commit`]: until then the next
     /// write goes to the same place.
     pub(crate) fn write(&self, record: &[u8], crc: u32) -> Result<SpoolRef, StorageError> {
-        let active = self
-            .active
-            .as_ref()
-            .expect("prepare() made a segment active");
+        let active = self.active.as_ref().expect("prepare() made a segment active");
         assert_eq!(record.len() % 8, 0);
         write_at(&active.file, &active.path, record, active.end)?;
         Ok(SpoolRef {
@@ -307,11 +276,7 @@ impl<D: Disk> Spool<D> {
         let path = self.path(number);
         let header = read_segment_header(&self.file(disk, number)?, &path)?
             .filter(|h| h.number == number)
-            .ok_or(StorageError::Corrupt {
-                what: "spool segment header",
-                path,
-                offset: 0,
-            })?;
+            .ok_or(StorageError::Corrupt { what: "spool segment header", path, offset: 0 })?;
         self.nonces.borrow_mut().insert(number, header.nonce);
         Ok(header.nonce)
     }

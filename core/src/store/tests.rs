@@ -28,19 +28,12 @@ fn append_read_reopen() {
     let disk = Rc::new(SimDisk::new());
     let mut store = open(&disk);
     let inbox = store.mailbox_id("INBOX").unwrap();
-    let flags = Flags {
-        system: SystemFlags(SystemFlags::SEEN),
-        keywords: Keywords(0),
-    };
-    let (uid, modseq) = store
-        .append(inbox, b"Subject: hi\r\n\r\nbody", b"cache", flags, None)
-        .unwrap();
+    let flags = Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0) };
+    let (uid, modseq) =
+        store.append(inbox, b"Subject: hi\r\n\r\nbody", b"cache", flags, None).unwrap();
     assert_eq!(uid, Uid::MIN);
     assert!(modseq.0 > 1);
-    assert_eq!(
-        &*store.body(inbox, uid).unwrap(),
-        b"Subject: hi\r\n\r\nbody"
-    );
+    assert_eq!(&*store.body(inbox, uid).unwrap(), b"Subject: hi\r\n\r\nbody");
     assert_eq!(&*store.cache(inbox, uid).unwrap(), b"cache");
     store.check_invariants();
     drop(store);
@@ -49,10 +42,7 @@ fn append_read_reopen() {
     let messages = store.messages(inbox).unwrap();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].flags, flags);
-    assert_eq!(
-        &*store.body(inbox, uid).unwrap(),
-        b"Subject: hi\r\n\r\nbody"
-    );
+    assert_eq!(&*store.body(inbox, uid).unwrap(), b"Subject: hi\r\n\r\nbody");
     store.check_invariants();
 }
 
@@ -65,27 +55,14 @@ fn flags_expunge_copy() {
     let junk = store.keyword_bits(inbox, &["$Junk"]).unwrap();
     let none = Flags::default();
     for i in 0..5u8 {
-        store
-            .append(inbox, &[b'a' + i; 10], b"", none, None)
-            .unwrap();
+        store.append(inbox, &[b'a' + i; 10], b"", none, None).unwrap();
     }
-    let uids: Vec<Uid> = store
-        .messages(inbox)
-        .unwrap()
-        .iter()
-        .map(|m| m.uid)
-        .collect();
-    let keyword = Flags {
-        system: SystemFlags(SystemFlags::FLAGGED),
-        keywords: junk,
-    };
-    let outcome = store
-        .store_flags(inbox, &uids[..2], FlagsOp::Add, keyword, None)
-        .unwrap();
+    let uids: Vec<Uid> = store.messages(inbox).unwrap().iter().map(|m| m.uid).collect();
+    let keyword = Flags { system: SystemFlags(SystemFlags::FLAGGED), keywords: junk };
+    let outcome = store.store_flags(inbox, &uids[..2], FlagsOp::Add, keyword, None).unwrap();
     assert_eq!(outcome.changed.len(), 2);
-    let stale = store
-        .store_flags(inbox, &uids[..1], FlagsOp::Remove, keyword, Some(ModSeq(1)))
-        .unwrap();
+    let stale =
+        store.store_flags(inbox, &uids[..1], FlagsOp::Remove, keyword, Some(ModSeq(1))).unwrap();
     assert_eq!(stale.modified, vec![uids[0]]);
     let pairs = store.copy(inbox, &uids[..3], work).unwrap();
     assert_eq!(pairs.len(), 3);
@@ -132,19 +109,11 @@ fn crash_after_any_step_keeps_what_was_flushed() {
             let body = format!("message {seed}/{step}").repeat(1 + (step as usize * 97) % 40);
             match step % 6 {
                 3 if step > 6 => {
-                    let uids: Vec<Uid> = store
-                        .messages(inbox)
-                        .unwrap()
-                        .iter()
-                        .map(|m| m.uid)
-                        .collect();
-                    let seen = Flags {
-                        system: SystemFlags(SystemFlags::SEEN),
-                        keywords: Keywords(0),
-                    };
-                    store
-                        .store_flags(inbox, &uids[..1], FlagsOp::Add, seen, None)
-                        .unwrap();
+                    let uids: Vec<Uid> =
+                        store.messages(inbox).unwrap().iter().map(|m| m.uid).collect();
+                    let seen =
+                        Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0) };
+                    store.store_flags(inbox, &uids[..1], FlagsOp::Add, seen, None).unwrap();
                     store.expunge(inbox, &uids[1..2]).unwrap();
                     pending.retain(|(m, u, _)| !(*m == inbox && *u == uids[1]));
                     acked.retain(|(m, u, _)| !(*m == inbox && *u == uids[1]));
@@ -173,11 +142,7 @@ fn crash_after_any_step_keeps_what_was_flushed() {
                 let first_report = recovered.recovery().clone();
                 for (mailbox, uid, bytes) in &acked {
                     let body = recovered.body(*mailbox, *uid);
-                    assert_eq!(
-                        &*body.unwrap(),
-                        &bytes[..],
-                        "seed {seed} step {step} {mode:?}"
-                    );
+                    assert_eq!(&*body.unwrap(), &bytes[..], "seed {seed} step {step} {mode:?}");
                 }
                 // Recovery itself must leave a store that reopens cleanly.
                 flush(&crashed);
@@ -199,9 +164,7 @@ fn crash_after_any_step_keeps_what_was_flushed() {
 /// The log's length on the live image.
 fn log_len(disk: &Rc<SimDisk>) -> u64 {
     use crate::disk::{DiskFile, OpenMode};
-    let file = disk
-        .open(Path::new("u/mailboxes.log"), OpenMode::Existing)
-        .unwrap();
+    let file = disk.open(Path::new("u/mailboxes.log"), OpenMode::Existing).unwrap();
     file.len().unwrap()
 }
 
@@ -241,12 +204,7 @@ fn log_compaction_replaces_a_grown_log_and_survives_crashes() {
         crash_points.push(disk.crash(u64::from(step as u8), CrashMode::Subset));
         crash_points.push(disk.crash(u64::from(step as u8), CrashMode::KeepPending));
     }
-    assert!(
-        log_len(&disk) * 4 < grown,
-        "{} -> {}",
-        grown,
-        log_len(&disk)
-    );
+    assert!(log_len(&disk) * 4 < grown, "{} -> {}", grown, log_len(&disk));
     expect(&store);
     assert_eq!(store.subscriptions(), vec!["Kept/Child"]);
     let fresh = store.create_mailbox("After").unwrap();
@@ -297,14 +255,8 @@ mod golden {
         let head = MessageHead {
             mailbox: MailboxId(2),
             uid: Uid::new(5).unwrap(),
-            date: InternalDate {
-                unix_seconds: 0x1122_3344,
-                zone_minutes: -60,
-            },
-            flags: Flags {
-                system: SystemFlags(SystemFlags::SEEN),
-                keywords: Keywords(0b101),
-            },
+            date: InternalDate { unix_seconds: 0x1122_3344, zone_minutes: -60 },
+            flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0b101) },
             message_len: 3,
             cache_len: 1,
         };
@@ -314,12 +266,7 @@ mod golden {
              05000000000000006162637a00000000"
         );
         assert_eq!(
-            hex(&encode_tombstone(
-                9,
-                MailboxId(2),
-                6,
-                &[Uid::new(5).unwrap()]
-            )),
+            hex(&encode_tombstone(9, MailboxId(2), 6, &[Uid::new(5).unwrap()])),
             "02000000f34d04930400000002000000010000000000000006000000000000000000000000000000\
              00000000000000000500000000000000"
         );
@@ -343,23 +290,12 @@ mod golden {
         assert_eq!(hex(&header.encode()), expected_header);
         let entry = Entry {
             uid: Uid::new(5).unwrap(),
-            flags: Flags {
-                system: SystemFlags(SystemFlags::SEEN),
-                keywords: Keywords(0b101),
-            },
+            flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0b101) },
             expunged: false,
             modseq: 8,
-            date: InternalDate {
-                unix_seconds: 0x1122_3344,
-                zone_minutes: -60,
-            },
+            date: InternalDate { unix_seconds: 0x1122_3344, zone_minutes: -60 },
             size: 3,
-            spool: SpoolRef {
-                segment: 1,
-                offset: 64,
-                len: 56,
-                crc: 0xaabb_ccdd,
-            },
+            spool: SpoolRef { segment: 1, offset: 64, len: 56, crc: 0xaabb_ccdd },
         };
         assert_eq!(
             hex(&entry.encode()),

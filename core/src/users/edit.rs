@@ -25,10 +25,7 @@ use super::scheme::Credential;
 /// [`UsersError::InvalidName`], [`UsersError::InvalidHash`], [`UsersError::UserExists`] (names
 /// compare ASCII case-insensitively), or an I/O error.
 pub fn add_user(path: &Path, name: &str, password_hash: &str) -> Result<(), UsersError> {
-    validate_name(name).map_err(|reason| UsersError::InvalidName {
-        name: name.into(),
-        reason,
-    })?;
+    validate_name(name).map_err(|reason| UsersError::InvalidName { name: name.into(), reason })?;
     validate_hash(password_hash)?;
     edit(path, |contents| {
         if users(contents).any(|(_, existing, _)| name_key(existing) == name_key(name)) {
@@ -74,17 +71,13 @@ pub fn delete_user(path: &Path, name: &str) -> Result<(), UsersError> {
 /// An I/O error, or [`UsersError::FileTooLarge`].
 pub fn list_users(path: &Path) -> Result<Vec<String>, UsersError> {
     let contents = read_or_empty(path)?;
-    Ok(users(&contents)
-        .map(|(_, name, _)| name.to_owned())
-        .collect())
+    Ok(users(&contents).map(|(_, name, _)| name.to_owned()).collect())
 }
 
 /// A hash we would accept on login: storable on one line and in a form we can verify.
 fn validate_hash(password_hash: &str) -> Result<(), UsersError> {
     if password_hash.chars().any(|c| c == ':' || c.is_control()) {
-        return Err(UsersError::InvalidHash(
-            "contains ':' or a control character",
-        ));
+        return Err(UsersError::InvalidHash("contains ':' or a control character"));
     }
     if password_hash.is_empty() {
         return Err(UsersError::InvalidHash("empty"));
@@ -99,9 +92,7 @@ fn validate_hash(password_hash: &str) -> Result<(), UsersError> {
 fn users(contents: &[u8]) -> impl Iterator<Item = (&[u8], &str, usize)> {
     contents.split_inclusive(|&b| b == b'\n').filter_map(|raw| {
         match parse_line(strip_line_ending(raw)) {
-            Line::User {
-                name, rest_offset, ..
-            } => Some((raw, name, rest_offset)),
+            Line::User { name, rest_offset, .. } => Some((raw, name, rest_offset)),
             Line::Blank | Line::Comment | Line::Invalid(_) => None,
         }
     })
@@ -120,11 +111,7 @@ fn edit_existing(
         let mut found = false;
         for raw in contents.split_inclusive(|&b| b == b'\n') {
             match parse_line(strip_line_ending(raw)) {
-                Line::User {
-                    name: file_name,
-                    rest_offset,
-                    ..
-                } if name_key(file_name) == key => {
+                Line::User { name: file_name, rest_offset, .. } if name_key(file_name) == key => {
                     found = true;
                     if let Some(line) = replace(raw, file_name, rest_offset) {
                         output.extend_from_slice(&line);
@@ -133,11 +120,7 @@ fn edit_existing(
                 _ => output.extend_from_slice(raw),
             }
         }
-        if found {
-            Ok(output)
-        } else {
-            Err(UsersError::NoSuchUser(name.into()))
-        }
+        if found { Ok(output) } else { Err(UsersError::NoSuchUser(name.into())) }
     })
 }
 
@@ -181,10 +164,8 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// permission bits, or gets 0600 (hashes are secrets) when there was none.
 fn replace_file(path: &Path, contents: &[u8]) -> Result<(), UsersError> {
     let mode = fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
-    let temp_path = sibling(
-        path,
-        &format!(".tmp.{}.{:08x}", std::process::id(), rand::random::<u32>()),
-    );
+    let temp_path =
+        sibling(path, &format!(".tmp.{}.{:08x}", std::process::id(), rand::random::<u32>()));
     let result = write_synced(&temp_path, contents, mode)
         .and_then(|()| fs::rename(&temp_path, path).map_err(|e| UsersError::io(path, e)));
     if result.is_err() {
@@ -196,9 +177,7 @@ fn replace_file(path: &Path, contents: &[u8]) -> Result<(), UsersError> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    File::open(directory)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| UsersError::io(directory, e))
+    File::open(directory).and_then(|d| d.sync_all()).map_err(|e| UsersError::io(directory, e))
 }
 
 fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<(), UsersError> {
@@ -209,10 +188,8 @@ fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<(), UsersErro
         .open(path)
         .map_err(|e| UsersError::io(path, e))?;
     // `mode` at creation is filtered by the umask; set it exactly.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| UsersError::io(path, e))?;
-    file.write_all(contents)
-        .map_err(|e| UsersError::io(path, e))?;
+    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| UsersError::io(path, e))?;
+    file.write_all(contents).map_err(|e| UsersError::io(path, e))?;
     file.sync_all().map_err(|e| UsersError::io(path, e))
 }
 

@@ -46,9 +46,6 @@ pub enum UsersError {
 
 impl UsersError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> UsersError {
-        UsersError::Io {
-            path: path.into(),
-            source,
-        }
+        UsersError::Io { path: path.into(), source }
     }
 }

@@ -67,11 +67,7 @@ pub(crate) fn parse_line(raw: &[u8]) -> Line<'_> {
             None => (after, text.len()),
         },
     };
-    Line::User {
-        name,
-        password,
-        rest_offset,
-    }
+    Line::User { name, password, rest_offset }
 }
 
 /// Checks that a user name can be stored in the file and used as a login and as a store
@@ -126,37 +122,19 @@ mod tests {
         assert_eq!(parse_line(b"  #indented"), Line::Comment);
         assert_eq!(
             parse_line(b"alice"),
-            Line::User {
-                name: "alice",
-                password: "",
-                rest_offset: 5
-            }
+            Line::User { name: "alice", password: "", rest_offset: 5 }
         );
         assert_eq!(
             parse_line(b"alice:{PLAIN}x"),
-            Line::User {
-                name: "alice",
-                password: "{PLAIN}x",
-                rest_offset: 14
-            }
+            Line::User { name: "alice", password: "{PLAIN}x", rest_offset: 14 }
         );
         let line = b"bob@example.com:{PLAIN}y:1000:1000::/home/bob::userdb_quota_rule=*:storage=1G";
-        let Line::User {
-            name,
-            password,
-            rest_offset,
-        } = parse_line(line)
-        else {
-            panic!()
-        };
+        let Line::User { name, password, rest_offset } = parse_line(line) else { panic!() };
         assert_eq!((name, password), ("bob@example.com", "{PLAIN}y"));
         assert_eq!(&line[rest_offset..rest_offset + 6], b":1000:");
         assert!(matches!(parse_line(b"\xff:x"), Line::Invalid(_)));
         assert!(matches!(parse_line(b"a b:x"), Line::Invalid(_)));
-        assert!(matches!(
-            parse_line(&vec![b'a'; LINE_BYTES_MAX + 1]),
-            Line::Invalid(_)
-        ));
+        assert!(matches!(parse_line(&vec![b'a'; LINE_BYTES_MAX + 1]), Line::Invalid(_)));
     }
 
     #[test]

@@ -84,9 +84,7 @@ pub fn hash_password_with(
         return Err(UsersError::Hash("empty password".into()));
     }
     if password.len() > PASSWORD_BYTES_MAX {
-        return Err(UsersError::Hash(format!(
-            "password longer than {PASSWORD_BYTES_MAX} bytes"
-        )));
+        return Err(UsersError::Hash(format!("password longer than {PASSWORD_BYTES_MAX} bytes")));
     }
     let hash = match scheme {
         Scheme::Sha512Crypt => sha512_hash(password, cost.sha512_rounds)?,
@@ -104,9 +102,7 @@ fn plain_storable(password: &[u8]) -> Result<String, UsersError> {
     let text = std::str::from_utf8(password)
         .map_err(|_| UsersError::Hash("PLAIN password is not UTF-8".into()))?;
     if text.chars().any(|c| c == ':' || c.is_control()) {
-        return Err(UsersError::Hash(
-            "PLAIN password holds ':' or a control character".into(),
-        ));
+        return Err(UsersError::Hash("PLAIN password holds ':' or a control character".into()));
     }
     Ok(text.to_owned())
 }
@@ -126,13 +122,9 @@ fn argon2_hash(
     password: &[u8],
     cost: &HashCost,
 ) -> Result<String, UsersError> {
-    let params = Params::new(
-        cost.argon2_memory_kib,
-        cost.argon2_iterations,
-        cost.argon2_lanes,
-        None,
-    )
-    .map_err(|e| UsersError::Hash(e.to_string()))?;
+    let params =
+        Params::new(cost.argon2_memory_kib, cost.argon2_iterations, cost.argon2_lanes, None)
+            .map_err(|e| UsersError::Hash(e.to_string()))?;
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|e| UsersError::Hash(e.to_string()))?;
     let hasher = Argon2::new(algorithm, Version::V0x13, params);
@@ -155,10 +147,7 @@ mod tests {
             Scheme::Plain,
         ] {
             let stored = hash_password_with(scheme, b"pa55 word", &HashCost::low()).unwrap();
-            assert!(
-                stored.starts_with(&format!("{{{}}}", scheme.name())),
-                "{stored}"
-            );
+            assert!(stored.starts_with(&format!("{{{}}}", scheme.name())), "{stored}");
             let credential = Credential::parse(&stored);
             assert_eq!(credential.scheme(), Some(scheme), "{stored}");
             assert!(credential.verify(b"pa55 word"), "{stored}");

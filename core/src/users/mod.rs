@@ -19,13 +19,22 @@
 //!
 //! [`UserDb`] is immutable after [`UserDb::load`], `Send + Sync`, and meant to be shared in an
 //! `Arc` by every shard; reloading means loading a new one and swapping the `Arc`.
-//! [`UserEntry::verify`] and [`hash_password`] are CPU-heavy on purpose (up to ~0.4 s): call
-//! them off the reactor thread.
+//! [`UserDb::check_login`], [`UserEntry::verify`] and [`hash_password`] are CPU-heavy on
+//! purpose (up to ~0.4 s): call them off the reactor thread.
+//!
+//! # Logins do not tell which users exist
+//!
+//! [`UserDb::check_login`] runs one password verification whatever the name: for an unknown
+//! name, or a user who cannot log in, it verifies the password against a dummy hash of
+//! [`DEFAULT_SCHEME`] (made once, on first need) and then fails, so the time a failed login
+//! takes does not reveal whether the user exists. Passwords travel as [`Secret`]s.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 mod edit;
 mod error;
@@ -33,11 +42,18 @@ mod file;
 mod hash;
 pub mod limits;
 pub mod scheme;
+mod secret;
 
 pub use edit::{add_user, delete_user, list_users, set_password};
 pub use error::UsersError;
 pub use hash::{HashCost, hash_password, hash_password_with};
 pub use scheme::Scheme;
+pub use secret::{Secret, Wipe};
+
+/// The scheme skua hashes new passwords with: SHA512-CRYPT verifies in a few milliseconds, so
+/// logins stay cheap for the shard's blocking pool, and every Dovecot-compatible tool reads
+/// it. Also the scheme of the dummy hash an unknown user's login is checked against.
+pub const DEFAULT_SCHEME: Scheme = Scheme::Sha512Crypt;
 
 use file::{Line, name_key, parse_line, strip_line_ending};
 use limits::PASSWD_FILE_BYTES_MAX;
@@ -87,13 +103,30 @@ impl fmt::Debug for UserEntry {
     }
 }
 
-/// The users of one passwd-file, loaded once. Cheap to share: `Send + Sync`, never mutated.
+/// The users of one passwd-file, loaded once. Cheap to share: `Send + Sync`, never mutated
+/// (but for a counter).
 #[derive(Debug, Default)]
 pub struct UserDb {
     /// In file order.
     entries: Vec<UserEntry>,
     /// [`name_key`] → index into `entries`.
     by_key: HashMap<String, usize>,
+    /// Password verifications run by [`UserDb::check_login`].
+    verifications: AtomicU64,
+}
+
+/// The credential an unknown user's password is checked against: a hash of a random password
+/// in [`DEFAULT_SCHEME`] at the default cost, made on first need (hashing costs as much as a
+/// check, so not at load).
+fn dummy_credential() -> &'static Credential {
+    static DUMMY: OnceLock<Credential> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let password: String =
+            (0..24).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
+        let hash = hash_password(DEFAULT_SCHEME, password.as_bytes())
+            .expect("a random password hashes in the default scheme");
+        Credential::parse(&hash)
+    })
 }
 
 impl UserDb {
@@ -128,12 +161,7 @@ impl UserDb {
             match parse_line(strip_line_ending(raw)) {
                 Line::Blank | Line::Comment => {}
                 Line::Invalid(reason) => {
-                    tracing::warn!(
-                        origin,
-                        line = line_number,
-                        reason,
-                        "passwd-file: line ignored"
-                    );
+                    tracing::warn!(origin, line = line_number, reason, "passwd-file: line ignored");
                 }
                 Line::User { name, password, .. } => db.insert(name, password, origin, line_number),
             }
@@ -144,12 +172,7 @@ impl UserDb {
     fn insert(&mut self, name: &str, password: &str, origin: &str, line_number: usize) {
         let key = name_key(name);
         if self.by_key.contains_key(&key) {
-            tracing::warn!(
-                origin,
-                line = line_number,
-                name,
-                "passwd-file: duplicate user ignored"
-            );
+            tracing::warn!(origin, line = line_number, name, "passwd-file: duplicate user ignored");
             return;
         }
         let credential = Credential::parse(password);
@@ -163,18 +186,38 @@ impl UserDb {
             );
         }
         self.by_key.insert(key, self.entries.len());
-        self.entries.push(UserEntry {
-            name: name.to_owned(),
-            credential,
-        });
+        self.entries.push(UserEntry { name: name.to_owned(), credential });
+    }
+
+    /// Checks a login: the user's entry when `name` is a user (ASCII case-insensitive) and
+    /// `password` is theirs. Every call runs exactly one password verification: an unknown
+    /// name, or a user who cannot log in, is checked against a dummy hash of
+    /// [`DEFAULT_SCHEME`] and then refused, so the answer's timing does not reveal whether the
+    /// user exists.
+    ///
+    /// CPU-heavy by design: never call it on a shard's reactor thread.
+    #[must_use]
+    pub fn check_login(&self, name: &str, password: &Secret<String>) -> Option<&UserEntry> {
+        let entry = self.lookup(name).filter(|e| e.scheme().is_some());
+        let credential: &Credential = match entry {
+            Some(entry) => &entry.credential,
+            None => dummy_credential(),
+        };
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        let right = credential.verify(password.expose().as_bytes());
+        entry.filter(|_| right)
+    }
+
+    /// How many password verifications [`UserDb::check_login`] has run.
+    #[must_use]
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// The user called `name` (ASCII case-insensitive).
     #[must_use]
     pub fn lookup(&self, name: &str) -> Option<&UserEntry> {
-        self.by_key
-            .get(&name_key(name))
-            .map(|&index| &self.entries[index])
+        self.by_key.get(&name_key(name)).map(|&index| &self.entries[index])
     }
 
     /// The user an LMTP recipient address belongs to: the whole address first (surrounding
@@ -184,10 +227,8 @@ impl UserDb {
     #[must_use]
     pub fn resolve_recipient(&self, address: &str, by_local_part: bool) -> Option<&UserEntry> {
         let address = address.trim();
-        let address = address
-            .strip_prefix('<')
-            .and_then(|inner| inner.strip_suffix('>'))
-            .unwrap_or(address);
+        let address =
+            address.strip_prefix('<').and_then(|inner| inner.strip_suffix('>')).unwrap_or(address);
         if address.is_empty() {
             return None;
         }
@@ -227,10 +268,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, UsersError> {
     let file = std::fs::File::open(path).map_err(|e| UsersError::io(path, e))?;
     let length = file.metadata().map_err(|e| UsersError::io(path, e))?.len();
     if length > PASSWD_FILE_BYTES_MAX {
-        return Err(UsersError::FileTooLarge {
-            path: path.into(),
-            max: PASSWD_FILE_BYTES_MAX,
-        });
+        return Err(UsersError::FileTooLarge { path: path.into(), max: PASSWD_FILE_BYTES_MAX });
     }
     let mut contents = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
     // The `take` bounds a file that grows while we read it.
@@ -238,10 +276,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, UsersError> {
         .read_to_end(&mut contents)
         .map_err(|e| UsersError::io(path, e))?;
     if contents.len() as u64 > PASSWD_FILE_BYTES_MAX {
-        return Err(UsersError::FileTooLarge {
-            path: path.into(),
-            max: PASSWD_FILE_BYTES_MAX,
-        });
+        return Err(UsersError::FileTooLarge { path: path.into(), max: PASSWD_FILE_BYTES_MAX });
     }
     Ok(contents)
 }
@@ -258,6 +293,25 @@ mod tests {
         dave\n\
         bad name:{PLAIN}x\n\
         ALICE@example.com:{PLAIN}other\n";
+
+    #[test]
+    fn every_login_check_runs_one_verification_known_user_or_not() {
+        let db = UserDb::parse(FILE, "test");
+        let secret = |p: &str| Secret::new(p.to_owned());
+        let right = db.check_login("ALICE@example.com", &secret("alice-pw"));
+        assert_eq!(right.map(UserEntry::name), Some("alice@example.com"));
+        assert_eq!(db.verifications(), 1);
+        assert!(db.check_login("alice@example.com", &secret("wrong")).is_none());
+        assert_eq!(db.verifications(), 2);
+        // Unknown, and known but unable to log in: the same one verification, then refused.
+        assert!(db.check_login("nobody", &secret("alice-pw")).is_none());
+        assert_eq!(db.verifications(), 3);
+        assert!(db.check_login("carol", &secret("")).is_none());
+        assert_eq!(db.verifications(), 4);
+        // ...against a real hash of the default scheme, the cost a real user's check has.
+        assert_eq!(dummy_credential().scheme(), Some(DEFAULT_SCHEME));
+        assert!(!dummy_credential().verify(b"alice-pw"));
+    }
 
     #[test]
     fn parse_and_lookup() {
@@ -282,14 +336,8 @@ mod tests {
     fn recipients() {
         let db = UserDb::parse(FILE, "test");
         let resolve = |a: &str, local: bool| db.resolve_recipient(a, local).map(UserEntry::name);
-        assert_eq!(
-            resolve("<alice@example.com>", false),
-            Some("alice@example.com")
-        );
-        assert_eq!(
-            resolve(" <ALICE@example.com> ", false),
-            Some("alice@example.com")
-        );
+        assert_eq!(resolve("<alice@example.com>", false), Some("alice@example.com"));
+        assert_eq!(resolve(" <ALICE@example.com> ", false), Some("alice@example.com"));
         assert_eq!(resolve("bob@example.org", false), None);
         assert_eq!(resolve("<bob@example.org>", true), Some("Bob"));
         assert_eq!(resolve("\"odd@local\"@example.org", true), None);

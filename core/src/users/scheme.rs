@@ -33,7 +33,7 @@ pub enum Scheme {
     Sha512Crypt,
     /// `BLF-CRYPT`: bcrypt, `$2y$`.
     BlfCrypt,
-    /// `ARGON2ID`: Argon2id in a PHC string. The default for new passwords.
+    /// `ARGON2ID`: Argon2id in a PHC string.
     Argon2id,
     /// `ARGON2I`: Argon2i in a PHC string.
     Argon2i,
@@ -103,11 +103,7 @@ pub(super) fn sha512_digest(
 #[derive(Clone)]
 pub(crate) enum Credential {
     /// `$6$`: rounds (already clamped as glibc does), salt (at most 16 chars), digest.
-    Sha512Crypt {
-        rounds: u32,
-        salt: String,
-        digest: String,
-    },
+    Sha512Crypt { rounds: u32, salt: String, digest: String },
     /// A whole `$2?$` string.
     BlfCrypt(String),
     /// A whole PHC string, whose algorithm matches the scheme.
@@ -165,9 +161,7 @@ impl Credential {
             return Err("empty PLAIN password".into());
         }
         if password.len() > PASSWORD_BYTES_MAX {
-            return Err(format!(
-                "PLAIN password longer than {PASSWORD_BYTES_MAX} bytes"
-            ));
+            return Err(format!("PLAIN password longer than {PASSWORD_BYTES_MAX} bytes"));
         }
         Ok(Credential::Plain(password.as_bytes().to_vec()))
     }
@@ -176,10 +170,7 @@ impl Credential {
     fn parse_crypt(hash: &str) -> Result<Credential, String> {
         if hash.starts_with("$6$") {
             parse_sha512(hash)
-        } else if ["$2y$", "$2b$", "$2a$", "$2x$"]
-            .iter()
-            .any(|p| hash.starts_with(p))
-        {
+        } else if ["$2y$", "$2b$", "$2a$", "$2x$"].iter().any(|p| hash.starts_with(p)) {
             parse_bcrypt(hash)
         } else if hash.starts_with("$argon2id$") {
             parse_argon2(Scheme::Argon2id, hash)
@@ -207,12 +198,10 @@ impl Credential {
             return false;
         }
         match self {
-            Credential::Sha512Crypt {
-                rounds,
-                salt,
-                digest,
-            } => sha512_digest(password, salt, *rounds)
-                .is_ok_and(|computed| equal_fixed_time(computed.as_bytes(), digest.as_bytes())),
+            Credential::Sha512Crypt { rounds, salt, digest } => {
+                sha512_digest(password, salt, *rounds)
+                    .is_ok_and(|computed| equal_fixed_time(computed.as_bytes(), digest.as_bytes()))
+            }
             Credential::BlfCrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
             Credential::Argon2 { phc, .. } => PasswordHash::new(phc)
                 .is_ok_and(|hash| Argon2::default().verify_password(password, &hash).is_ok()),
@@ -235,9 +224,7 @@ fn parse_sha512(hash: &str) -> Result<Credential, String> {
         None => (SHA512_ROUNDS_DEFAULT, body),
     };
     if rounds > SHA512_CRYPT_ROUNDS_MAX {
-        return Err(format!(
-            "SHA512-CRYPT rounds above {SHA512_CRYPT_ROUNDS_MAX}"
-        ));
+        return Err(format!("SHA512-CRYPT rounds above {SHA512_CRYPT_ROUNDS_MAX}"));
     }
     let (salt, digest) = body.split_once('$').ok_or("SHA512-CRYPT: no digest")?;
     let in_alphabet = |s: &str| s.bytes().all(|b| CRYPT_ALPHABET.contains(&b));
@@ -248,11 +235,7 @@ fn parse_sha512(hash: &str) -> Result<Credential, String> {
         return Err("SHA512-CRYPT: bad salt".into());
     }
     let salt: String = salt.chars().take(SHA512_SALT_CHARS_MAX).collect();
-    Ok(Credential::Sha512Crypt {
-        rounds,
-        salt,
-        digest: digest.to_owned(),
-    })
+    Ok(Credential::Sha512Crypt { rounds, salt, digest: digest.to_owned() })
 }
 
 fn parse_bcrypt(hash: &str) -> Result<Credential, String> {
@@ -272,10 +255,7 @@ fn parse_argon2(scheme: Scheme, phc: &str) -> Result<Credential, String> {
     if hash.salt.is_none() || hash.hash.is_none() {
         return Err(format!("{scheme}: no salt or no hash"));
     }
-    Ok(Credential::Argon2 {
-        scheme,
-        phc: phc.to_owned(),
-    })
+    Ok(Credential::Argon2 { scheme, phc: phc.to_owned() })
 }
 
 /// Compares two byte strings of at most [`PASSWORD_BYTES_MAX`] bytes in time that depends on
@@ -375,10 +355,7 @@ mod tests {
             "{BLF-CRYPT}$2y$31$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy2",
         ] {
             let credential = Credential::parse(field);
-            assert!(
-                credential.scheme().is_none(),
-                "{field:?} parsed as {credential:?}"
-            );
+            assert!(credential.scheme().is_none(), "{field:?} parsed as {credential:?}");
             assert!(!credential.verify(b""));
         }
     }

@@ -41,12 +41,9 @@ pub fn crash_and_check(runner: &Runner, seed: u64, mode: CrashMode) -> Violation
     }
     if !out.is_empty() {
         let (kept, pending, torn) = (report.kept, report.pending, report.torn);
-        out.0.push(format!(
-            "(crash kept {kept} of {pending} pending ops whole, {torn} torn)"
-        ));
+        out.0.push(format!("(crash kept {kept} of {pending} pending ops whole, {torn} torn)"));
         if std::env::var_os("SKUA_CRASH_VERBOSE").is_some() {
-            out.0
-                .extend(report.ops.iter().map(|op| format!("    {op}")));
+            out.0.extend(report.ops.iter().map(|op| format!("    {op}")));
         }
     }
     out
@@ -82,17 +79,13 @@ fn reopen_checked(
     if found.is_empty() {
         return Some((store, snapshot));
     }
-    out.0
-        .extend(found.0.into_iter().map(|v| format!("{label}: {v}")));
+    out.0.extend(found.0.into_iter().map(|v| format!("{label}: {v}")));
     None
 }
 
 fn recover_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Violations) {
-    let expected = Expected {
-        written: &runner.written,
-        acked: &runner.acked,
-        in_flight: &runner.in_flight,
-    };
+    let expected =
+        Expected { written: &runner.written, acked: &runner.acked, in_flight: &runner.in_flight };
     let Some((mut store, recovered)) = reopen_checked(disk, "after the crash", &expected, out)
     else {
         return;
@@ -112,30 +105,22 @@ fn recover_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Viola
 /// the rebuild (its new indexes are renamed over the old ones, unflushed).
 fn reconstruct_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Violations) {
     if let Err(error) = Store::reconstruct(disk) {
-        return out
-            .0
-            .push(format!("reconstruct after the crash failed: {error}"));
+        return out.0.push(format!("reconstruct after the crash failed: {error}"));
     }
-    let expected = Expected {
-        written: &runner.written,
-        acked: &runner.acked,
-        in_flight: &runner.in_flight,
-    };
+    let expected =
+        Expected { written: &runner.written, acked: &runner.acked, in_flight: &runner.in_flight };
     let (torn, report) = disk.crash_with_report(seed.rotate_left(41), CrashMode::TornSubset);
     if reopen_checked(&torn, "after a crash in reconstruct", &expected, out).is_none() {
         if std::env::var_os("SKUA_CRASH_VERBOSE").is_some() {
             out.0.push("  the crash in reconstruct:".to_owned());
-            out.0
-                .extend(report.ops.iter().map(|op| format!("    {op}")));
+            out.0.extend(report.ops.iter().map(|op| format!("    {op}")));
         }
         return;
     }
     if let Some(job) = disk.flush_begin() {
         let epoch = job.epoch();
         if let Err(error) = job.run() {
-            return out
-                .0
-                .push(format!("flush after reconstruct failed: {error}"));
+            return out.0.push(format!("flush after reconstruct failed: {error}"));
         }
         disk.flush_end(epoch);
     }
@@ -162,34 +147,19 @@ fn check_healthy(
         let body = body_bytes(serial, 900);
         written.insert(body.clone());
         let keywords = [HEALTH_KEYWORD];
-        match store.append(
-            name,
-            &body,
-            b"health cache",
-            SystemFlags::SEEN,
-            &keywords,
-            serial,
-        ) {
+        match store.append(name, &body, b"health cache", SystemFlags::SEEN, &keywords, serial) {
             Ok(uid) => appended.push((name.clone(), uid, body)),
             Err(error) => {
-                return out
-                    .0
-                    .push(format!("append to {name} after recovery failed: {error}"));
+                return out.0.push(format!("append to {name} after recovery failed: {error}"));
             }
         }
     }
     let Ok(live) = store.snapshot() else {
-        return out
-            .0
-            .push("store unreadable after the appends after recovery".to_owned());
+        return out.0.push("store unreadable after the appends after recovery".to_owned());
     };
     let mut in_flight = runner.in_flight.clone();
     in_flight.extend([recovered.clone(), live.clone()]);
-    let expected = Expected {
-        written: &written,
-        acked: &runner.acked,
-        in_flight: &in_flight,
-    };
+    let expected = Expected { written: &written, acked: &runner.acked, in_flight: &in_flight };
     let unflushed = disk.crash(seed.rotate_left(29), CrashMode::TornSubset);
     let label = "after recovery, an append per mailbox and a crash before its flush";
     if reopen_checked(&unflushed, label, &expected, out).is_none() {
@@ -203,22 +173,14 @@ fn check_healthy(
         disk.flush_end(epoch);
     }
     // Everything was flushed: a restart must find exactly the live state.
-    let expected = Expected {
-        written: &written,
-        acked: &live,
-        in_flight: &[],
-    };
+    let expected = Expected { written: &written, acked: &live, in_flight: &[] };
     let label = "after recovery, an acknowledged append per mailbox and a clean restart";
     let clean = disk.crash(0, CrashMode::DropPending);
     let Some((_, after)) = reopen_checked(&clean, label, &expected, out) else {
         return;
     };
     for (name, uid, body) in appended {
-        if after
-            .get(&name)
-            .and_then(|m| m.message(uid))
-            .is_none_or(|m| *m.body != body[..])
-        {
+        if after.get(&name).and_then(|m| m.message(uid)).is_none_or(|m| *m.body != body[..]) {
             out.0.push(format!("{label}: {name} UID {uid} is missing"));
         }
     }

@@ -57,10 +57,7 @@ pub struct MailboxState {
 impl MailboxState {
     /// The message with this UID.
     pub fn message(&self, uid: u32) -> Option<&MessageState> {
-        self.messages
-            .iter()
-            .find(|(u, _)| *u == uid)
-            .map(|(_, m)| m)
+        self.messages.iter().find(|(u, _)| *u == uid).map(|(_, m)| m)
     }
 }
 
@@ -98,10 +95,7 @@ pub fn check_invariants(store: &Snapshot, written: &BTreeSet<Vec<u8>>, out: &mut
         if let Some(&last) = uids.last()
             && last >= mailbox.uid_next
         {
-            out.add(format!(
-                "{name}: UID {last} not below UIDNEXT {}",
-                mailbox.uid_next
-            ));
+            out.add(format!("{name}: UID {last} not below UIDNEXT {}", mailbox.uid_next));
         }
         if mailbox.count as usize != uids.len() {
             out.add(format!(
@@ -111,16 +105,10 @@ pub fn check_invariants(store: &Snapshot, written: &BTreeSet<Vec<u8>>, out: &mut
             ));
         }
         let count = |bit: u16, set: bool| {
-            let matching = mailbox
-                .messages
-                .iter()
-                .filter(|(_, m)| (m.system & bit != 0) == set);
+            let matching = mailbox.messages.iter().filter(|(_, m)| (m.system & bit != 0) == set);
             u32::try_from(matching.count()).expect("bounded")
         };
-        let counted = (
-            count(SystemFlags::SEEN, false),
-            count(SystemFlags::DELETED, true),
-        );
+        let counted = (count(SystemFlags::SEEN, false), count(SystemFlags::DELETED, true));
         if mailbox.unseen_deleted != counted {
             let said = mailbox.unseen_deleted;
             out.add(format!(
@@ -136,9 +124,7 @@ pub fn check_invariants(store: &Snapshot, written: &BTreeSet<Vec<u8>>, out: &mut
                 ));
             }
             if !written.contains(&message.body[..]) {
-                out.add(format!(
-                    "{name}: UID {uid} has a body the workload never wrote"
-                ));
+                out.add(format!("{name}: UID {uid} has a body the workload never wrote"));
             }
         }
     }
@@ -150,10 +136,7 @@ fn check_uid_validities(store: &Snapshot, out: &mut Violations) {
     let mut seen = BTreeMap::new();
     for (name, mailbox) in store {
         if let Some(other) = seen.insert(mailbox.uid_validity, name) {
-            out.add(format!(
-                "{name} and {other} share UIDVALIDITY {}",
-                mailbox.uid_validity
-            ));
+            out.add(format!("{name} and {other} share UIDVALIDITY {}", mailbox.uid_validity));
         }
     }
 }
@@ -172,18 +155,13 @@ pub fn check_recovered(
         let present: Vec<&MailboxState> = candidates.iter().filter_map(|c| c.get(name)).collect();
         match recovered.get(name) {
             None if present.len() == candidates.len() => {
-                out.add(format!(
-                    "{name}: mailbox lost (every candidate state has it)"
-                ));
+                out.add(format!("{name}: mailbox lost (every candidate state has it)"));
             }
             None => {}
             Some(mailbox) => {
                 let fresh_inbox_allowed = name == INBOX && inbox_moved_or_new(recovered, acked);
-                let known = Known {
-                    acked: acked.get(name),
-                    present: &present,
-                    fresh_inbox_allowed,
-                };
+                let known =
+                    Known { acked: acked.get(name), present: &present, fresh_inbox_allowed };
                 check_mailbox(name, mailbox, &known, out);
             }
         }
@@ -194,17 +172,10 @@ pub fn check_recovered(
 /// give or take INBOX, which recovery recreates.
 fn check_names(recovered: &Snapshot, candidates: &[&Snapshot], out: &mut Violations) {
     let with_inbox = |names: BTreeSet<&String>| -> BTreeSet<String> {
-        names
-            .into_iter()
-            .cloned()
-            .chain([INBOX.to_owned()])
-            .collect()
+        names.into_iter().cloned().chain([INBOX.to_owned()]).collect()
     };
     let got = with_inbox(recovered.keys().collect());
-    if !candidates
-        .iter()
-        .any(|c| with_inbox(c.keys().collect()) == got)
-    {
+    if !candidates.iter().any(|c| with_inbox(c.keys().collect()) == got) {
         let mut line = format!("mailbox names {got:?} match no candidate:");
         for candidate in candidates {
             let _ = write!(line, " {:?}", with_inbox(candidate.keys().collect()));
@@ -229,36 +200,24 @@ fn inbox_moved_or_new(recovered: &Snapshot, acked: &Snapshot) -> bool {
     let Some(inbox) = acked.get(INBOX) else {
         return true;
     };
-    recovered
-        .iter()
-        .any(|(name, m)| name != INBOX && m.uid_validity == inbox.uid_validity)
+    recovered.iter().any(|(name, m)| name != INBOX && m.uid_validity == inbox.uid_validity)
 }
 
 fn check_mailbox(name: &str, mailbox: &MailboxState, known: &Known<'_>, out: &mut Violations) {
     let (acked, present) = (known.acked, known.present);
     // Only candidates of the same incarnation (UIDVALIDITY) say anything about its messages.
-    let same: Vec<&MailboxState> = present
-        .iter()
-        .copied()
-        .filter(|c| c.uid_validity == mailbox.uid_validity)
-        .collect();
+    let same: Vec<&MailboxState> =
+        present.iter().copied().filter(|c| c.uid_validity == mailbox.uid_validity).collect();
     if same.is_empty() {
         let fresh = known.fresh_inbox_allowed && mailbox.messages.is_empty();
         if !fresh {
             let known: Vec<u32> = present.iter().map(|c| c.uid_validity).collect();
-            out.add(format!(
-                "{name}: UIDVALIDITY {} is none of {known:?}",
-                mailbox.uid_validity
-            ));
+            out.add(format!("{name}: UIDVALIDITY {} is none of {known:?}", mailbox.uid_validity));
         }
         return;
     }
     if !present.iter().any(|c| c.subscribed == mailbox.subscribed) {
-        let state = if mailbox.subscribed {
-            "subscribed"
-        } else {
-            "not subscribed"
-        };
+        let state = if mailbox.subscribed { "subscribed" } else { "not subscribed" };
         out.add(format!("{name}: {state}, unlike every candidate state"));
     }
     let acked = acked.filter(|a| a.uid_validity == mailbox.uid_validity);
@@ -281,10 +240,7 @@ fn check_mailbox(name: &str, mailbox: &MailboxState, known: &Known<'_>, out: &mu
 
 fn check_counters(name: &str, mailbox: &MailboxState, acked: &MailboxState, out: &mut Violations) {
     if mailbox.uid_next < acked.uid_next {
-        out.add(format!(
-            "{name}: UIDNEXT went back {} -> {}",
-            acked.uid_next, mailbox.uid_next
-        ));
+        out.add(format!("{name}: UIDNEXT went back {} -> {}", acked.uid_next, mailbox.uid_next));
     }
     if mailbox.highest_modseq < acked.highest_modseq {
         let (was, now) = (acked.highest_modseq, mailbox.highest_modseq);
@@ -302,18 +258,13 @@ fn check_message(
 ) {
     let shown: Vec<&MessageState> = same.iter().filter_map(|c| c.message(uid)).collect();
     if shown.is_empty() {
-        out.add(format!(
-            "{name}: UID {uid} present but never live (expunged or never appended)"
-        ));
+        out.add(format!("{name}: UID {uid} present but never live (expunged or never appended)"));
         return;
     }
     // A UID shown only in flight may be given again after a crash lost its message (UIDNEXT
     // need only stay above what was acknowledged), so match the message by its bytes.
-    let known: Vec<&MessageState> = shown
-        .iter()
-        .copied()
-        .filter(|k| k.body == message.body)
-        .collect();
+    let known: Vec<&MessageState> =
+        shown.iter().copied().filter(|k| k.body == message.body).collect();
     if known.is_empty() {
         let sizes: Vec<usize> = shown.iter().map(|k| k.body.len()).collect();
         let size = message.body.len();
@@ -327,10 +278,7 @@ fn check_message(
     }
     if !flags_possible(message, &known, in_flight) {
         let expected: Vec<_> = known.iter().map(|k| k.flags()).collect();
-        out.add(format!(
-            "{name}: UID {uid} flags {:?} are none of {expected:?}",
-            message.flags()
-        ));
+        out.add(format!("{name}: UID {uid} flags {:?} are none of {expected:?}", message.flags()));
     }
 }
 
@@ -388,10 +336,7 @@ mod tests {
     }
 
     fn store(mailboxes: &[(&str, MailboxState)]) -> Snapshot {
-        mailboxes
-            .iter()
-            .map(|(name, m)| ((*name).to_owned(), m.clone()))
-            .collect()
+        mailboxes.iter().map(|(name, m)| ((*name).to_owned(), m.clone())).collect()
     }
 
     fn violations(recovered: &Snapshot, acked: &Snapshot, in_flight: &[Snapshot]) -> Vec<String> {
@@ -408,17 +353,11 @@ mod tests {
 
     #[test]
     fn a_lost_acknowledged_message_fails() {
-        let acked = store(&[(
-            INBOX,
-            mailbox(7, &[(1, message("a", 0)), (2, message("b", 0))]),
-        )]);
+        let acked = store(&[(INBOX, mailbox(7, &[(1, message("a", 0)), (2, message("b", 0))]))]);
         let mut lost = store(&[(INBOX, mailbox(7, &[(1, message("a", 0))]))]);
         lost.get_mut(INBOX).unwrap().uid_next = 3;
         let found = violations(&lost, &acked, &[]);
-        assert!(
-            found.iter().any(|v| v.contains("acknowledged UID 2 lost")),
-            "{found:?}"
-        );
+        assert!(found.iter().any(|v| v.contains("acknowledged UID 2 lost")), "{found:?}");
         let expunging = lost.clone();
         assert!(
             violations(&lost, &acked, &[expunging]).is_empty(),
@@ -430,34 +369,19 @@ mod tests {
     fn wrong_bytes_flags_and_uidvalidity_fail() {
         let acked = store(&[("Work", mailbox(7, &[(1, message("a", 1))]))]);
         let bytes = store(&[("Work", mailbox(7, &[(1, message("x", 1))]))]);
-        assert!(
-            violations(&bytes, &acked, &[])
-                .iter()
-                .any(|v| v.contains("body differs"))
-        );
+        assert!(violations(&bytes, &acked, &[]).iter().any(|v| v.contains("body differs")));
         let flags = store(&[("Work", mailbox(7, &[(1, message("a", 2))]))]);
-        assert!(
-            violations(&flags, &acked, &[])
-                .iter()
-                .any(|v| v.contains("flags"))
-        );
+        assert!(violations(&flags, &acked, &[]).iter().any(|v| v.contains("flags")));
         let validity = store(&[("Work", mailbox(8, &[(1, message("a", 1))]))]);
-        assert!(
-            violations(&validity, &acked, &[])
-                .iter()
-                .any(|v| v.contains("UIDVALIDITY"))
-        );
+        assert!(violations(&validity, &acked, &[]).iter().any(|v| v.contains("UIDVALIDITY")));
     }
 
     #[test]
     fn a_half_done_rename_fails() {
         let before = store(&[(INBOX, mailbox(1, &[])), ("Old", mailbox(7, &[]))]);
         let after = store(&[(INBOX, mailbox(1, &[])), ("New", mailbox(7, &[]))]);
-        let both = store(&[
-            (INBOX, mailbox(1, &[])),
-            ("Old", mailbox(7, &[])),
-            ("New", mailbox(7, &[])),
-        ]);
+        let both =
+            store(&[(INBOX, mailbox(1, &[])), ("Old", mailbox(7, &[])), ("New", mailbox(7, &[]))]);
         assert!(violations(&after, &before, std::slice::from_ref(&after)).is_empty());
         assert!(violations(&before, &before, std::slice::from_ref(&after)).is_empty());
         assert!(!violations(&both, &before, std::slice::from_ref(&after)).is_empty());
@@ -475,10 +399,7 @@ mod tests {
         half.system = 0;
         let half = store(&[(INBOX, mailbox(7, &[(1, half)]))]);
         assert!(violations(&half, &before, std::slice::from_ref(&after)).is_empty());
-        assert!(
-            !violations(&half, &before, &[]).is_empty(),
-            "acknowledged flags are exact"
-        );
+        assert!(!violations(&half, &before, &[]).is_empty(), "acknowledged flags are exact");
         let mut invented = with;
         invented.system = 2;
         let invented = store(&[(INBOX, mailbox(7, &[(1, invented)]))]);
@@ -492,10 +413,7 @@ mod tests {
         back.get_mut(INBOX).unwrap().highest_modseq = 4;
         back.get_mut(INBOX).unwrap().uid_next = 3;
         let found = violations(&back, &acked, &[]);
-        assert!(
-            found.iter().any(|v| v.contains("HIGHESTMODSEQ")),
-            "{found:?}"
-        );
+        assert!(found.iter().any(|v| v.contains("HIGHESTMODSEQ")), "{found:?}");
         assert!(found.iter().any(|v| v.contains("UIDNEXT")), "{found:?}");
     }
 
@@ -506,16 +424,8 @@ mod tests {
         bad.uid_next = 1;
         let mut out = Violations::default();
         check_invariants(&store(&[(INBOX, bad)]), &written, &mut out);
-        assert!(
-            out.0.iter().any(|v| v.contains("strictly increasing")),
-            "{:?}",
-            out.0
-        );
-        assert!(
-            out.0.iter().any(|v| v.contains("never wrote")),
-            "{:?}",
-            out.0
-        );
+        assert!(out.0.iter().any(|v| v.contains("strictly increasing")), "{:?}", out.0);
+        assert!(out.0.iter().any(|v| v.contains("never wrote")), "{:?}", out.0);
         assert!(out.0.iter().any(|v| v.contains("UIDNEXT")), "{:?}", out.0);
     }
 
@@ -525,21 +435,9 @@ mod tests {
         let mut stale = mailbox(7, &[(1, message("a", 0))]);
         stale.unseen_deleted = (0, 0);
         let mut out = Violations::default();
-        check_invariants(
-            &store(&[(INBOX, stale), ("Other", mailbox(7, &[]))]),
-            &written,
-            &mut out,
-        );
-        assert!(
-            out.0.iter().any(|v| v.contains("(unseen, deleted)")),
-            "{:?}",
-            out.0
-        );
-        assert!(
-            out.0.iter().any(|v| v.contains("share UIDVALIDITY")),
-            "{:?}",
-            out.0
-        );
+        check_invariants(&store(&[(INBOX, stale), ("Other", mailbox(7, &[]))]), &written, &mut out);
+        assert!(out.0.iter().any(|v| v.contains("(unseen, deleted)")), "{:?}", out.0);
+        assert!(out.0.iter().any(|v| v.contains("share UIDVALIDITY")), "{:?}", out.0);
     }
 
     #[test]

@@ -69,11 +69,8 @@ impl RandomWorkload {
 
     fn draw(&mut self, live: &Snapshot) -> Action {
         let names: Vec<&String> = live.keys().collect();
-        let full: Vec<&String> = live
-            .iter()
-            .filter(|(_, m)| !m.messages.is_empty())
-            .map(|(n, _)| n)
-            .collect();
+        let full: Vec<&String> =
+            live.iter().filter(|(_, m)| !m.messages.is_empty()).map(|(n, _)| n).collect();
         let others: Vec<&String> = names.iter().copied().filter(|n| *n != INBOX).collect();
         let roll = self.rng.below(100);
         // 0..=34, and any roll whose action does not fit the store now: an append.
@@ -83,29 +80,19 @@ impl RandomWorkload {
             50..=64 if !full.is_empty() => self.flags(&full),
             65..=74 if !full.is_empty() => {
                 let mailbox = self.pick_name(&full);
-                Action::Expunge {
-                    mailbox,
-                    pick: self.pick(),
-                }
+                Action::Expunge { mailbox, pick: self.pick() }
             }
             75..=84 if !full.is_empty() && names.len() > 1 => {
                 let source = self.pick_name(&full);
                 let targets: Vec<&String> =
                     names.iter().copied().filter(|n| **n != source).collect();
-                Action::Copy {
-                    source,
-                    pick: self.pick(),
-                    target: self.pick_name(&targets),
-                }
+                Action::Copy { source, pick: self.pick(), target: self.pick_name(&targets) }
             }
             85..=91 if names.len() < 6 => {
                 let made = self.fresh_number(live);
                 // Some children, one level deep, so renames move subtrees.
-                let parents: Vec<&String> = others
-                    .iter()
-                    .copied()
-                    .filter(|n| !n.contains('/'))
-                    .collect();
+                let parents: Vec<&String> =
+                    others.iter().copied().filter(|n| !n.contains('/')).collect();
                 if !parents.is_empty() && self.rng.chance(1, 3) {
                     Action::Create(format!("{}/Sub{made}", self.pick_name(&parents)))
                 } else {
@@ -137,14 +124,9 @@ impl RandomWorkload {
         loop {
             self.mailboxes_made += 1;
             let n = self.mailboxes_made;
-            let made = [
-                format!("Folder{n}"),
-                format!("Sub{n}"),
-                format!("Renamed{n}"),
-            ];
-            let taken = live
-                .keys()
-                .any(|name| name.split('/').any(|part| made.iter().any(|m| m == part)));
+            let made = [format!("Folder{n}"), format!("Sub{n}"), format!("Renamed{n}")];
+            let taken =
+                live.keys().any(|name| name.split('/').any(|part| made.iter().any(|m| m == part)));
             if !taken {
                 return n;
             }

@@ -18,64 +18,27 @@ pub fn check_action(
 ) {
     let mut problems = Vec::new();
     match action {
-        Action::Append {
-            mailbox,
-            system,
-            keywords,
-            ..
-        } => {
+        Action::Append { mailbox, system, keywords, .. } => {
             let body = appended.expect("an append wrote a body");
-            check_append(
-                &before[mailbox],
-                &after[mailbox],
-                body,
-                *system,
-                keywords,
-                &mut problems,
-            );
+            check_append(&before[mailbox], &after[mailbox], body, *system, keywords, &mut problems);
         }
-        Action::Flags {
-            mailbox,
-            pick,
-            op,
-            system,
-            keywords,
-        } => {
+        Action::Flags { mailbox, pick, op, system, keywords } => {
             let uids = pick_uids(before, mailbox, *pick);
             let names: BTreeSet<String> = keywords.iter().map(|k| (*k).to_owned()).collect();
             let expected = |old: &MessageState| apply_flags(old, *op, *system, &names);
-            check_changed(
-                &before[mailbox],
-                &after[mailbox],
-                &uids,
-                expected,
-                &mut problems,
-            );
+            check_changed(&before[mailbox], &after[mailbox], &uids, expected, &mut problems);
         }
         Action::Expunge { mailbox, pick } => {
             let uids = pick_uids(before, mailbox, *pick);
             let mut expected = before[mailbox].messages.clone();
             expected.retain(|(uid, _)| !uids.contains(uid));
             if !same_messages(&expected, &after[mailbox].messages) {
-                problems.push(format!(
-                    "expunge of {uids:?} left {:?}",
-                    uid_list(&after[mailbox])
-                ));
+                problems.push(format!("expunge of {uids:?} left {:?}", uid_list(&after[mailbox])));
             }
         }
-        Action::Copy {
-            source,
-            pick,
-            target,
-        } => {
+        Action::Copy { source, pick, target } => {
             let uids = pick_uids(before, source, *pick);
-            check_copy(
-                &before[source],
-                &uids,
-                &before[target],
-                &after[target],
-                &mut problems,
-            );
+            check_copy(&before[source], &uids, &before[target], &after[target], &mut problems);
         }
         Action::Create(name) => {
             if after.get(name).is_none_or(|m| !m.messages.is_empty()) {
@@ -98,8 +61,7 @@ pub fn check_action(
         }
     }
     for problem in problems {
-        out.0
-            .push(format!("live store, after {action:?}: {problem}"));
+        out.0.push(format!("live store, after {action:?}: {problem}"));
     }
 }
 
@@ -115,11 +77,7 @@ fn check_rename(
     let moved = |name: &str| -> Option<String> {
         if name == old {
             Some(new.to_owned())
-        } else if old != INBOX
-            && name
-                .strip_prefix(old)
-                .is_some_and(|rest| rest.starts_with('/'))
-        {
+        } else if old != INBOX && name.strip_prefix(old).is_some_and(|rest| rest.starts_with('/')) {
             Some(format!("{new}{}", &name[old.len()..]))
         } else {
             None
@@ -134,19 +92,14 @@ fn check_rename(
             problems.push(format!("{name} did not end up as {target}"));
         }
         if target != *name
-            && after
-                .get(name)
-                .is_some_and(|m| name != INBOX || !m.messages.is_empty())
+            && after.get(name).is_some_and(|m| name != INBOX || !m.messages.is_empty())
         {
             problems.push(format!("{name} still there after its rename"));
         }
     }
     let expected = before.len() + usize::from(old == INBOX);
     if after.len() != expected {
-        problems.push(format!(
-            "{} mailboxes after the rename, expected {expected}",
-            after.len()
-        ));
+        problems.push(format!("{} mailboxes after the rename, expected {expected}", after.len()));
     }
 }
 
@@ -158,27 +111,18 @@ fn check_append(
     keywords: &[&str],
     problems: &mut Vec<String>,
 ) {
-    let new: Vec<&(u32, MessageState)> = after
-        .messages
-        .iter()
-        .filter(|(uid, _)| before.message(*uid).is_none())
-        .collect();
+    let new: Vec<&(u32, MessageState)> =
+        after.messages.iter().filter(|(uid, _)| before.message(*uid).is_none()).collect();
     let [(uid, message)] = new.as_slice() else {
         problems.push(format!("{} new messages instead of one", new.len()));
         return;
     };
     if *uid < before.uid_next {
-        problems.push(format!(
-            "new UID {uid} below the old UIDNEXT {}",
-            before.uid_next
-        ));
+        problems.push(format!("new UID {uid} below the old UIDNEXT {}", before.uid_next));
     }
     let names: BTreeSet<String> = keywords.iter().map(|k| (*k).to_owned()).collect();
     if *message.body != *body || message.system != system || message.keywords != names {
-        problems.push(format!(
-            "UID {uid} is not what was appended: {:?}",
-            message.flags()
-        ));
+        problems.push(format!("UID {uid} is not what was appended: {:?}", message.flags()));
     }
 }
 
@@ -218,11 +162,7 @@ fn check_changed(
         return;
     }
     for ((uid, old), (_, new)) in before.messages.iter().zip(&after.messages) {
-        let want = if uids.contains(uid) {
-            expected(old)
-        } else {
-            old.clone()
-        };
+        let want = if uids.contains(uid) { expected(old) } else { old.clone() };
         if want.flags() != new.flags() || want.body != new.body {
             problems.push(format!(
                 "UID {uid} has flags {:?}, expected {:?}",
@@ -231,10 +171,7 @@ fn check_changed(
             ));
         }
         if want.flags() != old.flags() && new.modseq <= before.highest_modseq {
-            problems.push(format!(
-                "UID {uid} changed but its MODSEQ {} did not grow",
-                new.modseq
-            ));
+            problems.push(format!("UID {uid} changed but its MODSEQ {} did not grow", new.modseq));
         }
     }
 }
@@ -255,15 +192,10 @@ fn check_copy(
     let originals: Vec<&MessageState> =
         uids.iter().filter_map(|uid| source.message(*uid)).collect();
     let same = copies.len() == originals.len()
-        && copies
-            .iter()
-            .zip(&originals)
-            .all(|(c, o)| c.body == o.body && c.flags() == o.flags());
+        && copies.iter().zip(&originals).all(|(c, o)| c.body == o.body && c.flags() == o.flags());
     if !same {
-        problems.push(format!(
-            "copy of {uids:?} made {} messages unlike the sources",
-            copies.len()
-        ));
+        problems
+            .push(format!("copy of {uids:?} made {} messages unlike the sources", copies.len()));
     }
 }
 

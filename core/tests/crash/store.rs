@@ -28,20 +28,14 @@ pub struct Store {
 }
 
 fn uids(values: &[u32]) -> Vec<Uid> {
-    values
-        .iter()
-        .map(|&v| Uid::new(v).expect("UIDs are never zero"))
-        .collect()
+    values.iter().map(|&v| Uid::new(v).expect("UIDs are never zero")).collect()
 }
 
 impl Store {
     /// Opens (creating or recovering) the store on `disk`.
     pub fn open(disk: &SimDisk) -> Result<Store, String> {
         UserStore::open(Rc::new(disk.clone()), Path::new(USER_DIR))
-            .map(|inner| Store {
-                inner,
-                read: RefCell::default(),
-            })
+            .map(|inner| Store { inner, read: RefCell::default() })
             .map_err(|e| format!("{e} ({e:?})"))
     }
 
@@ -60,23 +54,16 @@ impl Store {
     }
 
     fn id(&self, name: &str) -> Result<MailboxId, String> {
-        self.inner
-            .mailbox_id(name)
-            .ok_or_else(|| format!("no mailbox {name}"))
+        self.inner.mailbox_id(name).ok_or_else(|| format!("no mailbox {name}"))
     }
 
     fn flags(&mut self, id: MailboxId, system: u16, keywords: &[&str]) -> Result<Flags, String> {
         let keywords = if keywords.is_empty() {
             Keywords::default()
         } else {
-            self.inner
-                .keyword_bits(id, keywords)
-                .map_err(|e| format!("keyword_bits: {e}"))?
+            self.inner.keyword_bits(id, keywords).map_err(|e| format!("keyword_bits: {e}"))?
         };
-        Ok(Flags {
-            system: SystemFlags(system),
-            keywords,
-        })
+        Ok(Flags { system: SystemFlags(system), keywords })
     }
 
     /// Appends a message; its UID.
@@ -92,10 +79,7 @@ impl Store {
         let id = self.id(mailbox)?;
         let flags = self.flags(id, system, keywords)?;
         let seconds = 1_700_000_000 + i64::try_from(serial).expect("small serial");
-        let date = InternalDate {
-            unix_seconds: seconds,
-            zone_minutes: 60,
-        };
+        let date = InternalDate { unix_seconds: seconds, zone_minutes: 60 };
         let (uid, _modseq) = self
             .inner
             .append(id, body, cache, flags, Some(date))
@@ -123,10 +107,7 @@ impl Store {
     /// Expunges messages.
     pub fn expunge(&mut self, mailbox: &str, targets: &[u32]) -> Result<(), String> {
         let id = self.id(mailbox)?;
-        self.inner
-            .expunge(id, &uids(targets))
-            .map(drop)
-            .map_err(|e| format!("expunge: {e}"))
+        self.inner.expunge(id, &uids(targets)).map(drop).map_err(|e| format!("expunge: {e}"))
     }
 
     /// Copies messages; the (source, new) UID pairs.
@@ -137,48 +118,30 @@ impl Store {
         target: &str,
     ) -> Result<Vec<(u32, u32)>, String> {
         let (source, target) = (self.id(source)?, self.id(target)?);
-        let pairs = self
-            .inner
-            .copy(source, &uids(targets), target)
-            .map_err(|e| format!("copy: {e}"))?;
-        Ok(pairs
-            .into_iter()
-            .map(|(from, to)| (from.get(), to.get()))
-            .collect())
+        let pairs =
+            self.inner.copy(source, &uids(targets), target).map_err(|e| format!("copy: {e}"))?;
+        Ok(pairs.into_iter().map(|(from, to)| (from.get(), to.get())).collect())
     }
 
     /// Creates a mailbox.
     pub fn create(&mut self, name: &str) -> Result<(), String> {
-        self.inner
-            .create_mailbox(name)
-            .map(drop)
-            .map_err(|e| format!("create: {e}"))
+        self.inner.create_mailbox(name).map(drop).map_err(|e| format!("create: {e}"))
     }
 
     /// Renames a mailbox.
     pub fn rename(&mut self, old: &str, new: &str) -> Result<(), String> {
-        self.inner
-            .rename_mailbox(old, new)
-            .map(drop)
-            .map_err(|e| format!("rename: {e}"))
+        self.inner.rename_mailbox(old, new).map(drop).map_err(|e| format!("rename: {e}"))
     }
 
     /// Subscribes or unsubscribes a name.
     pub fn subscribe(&mut self, name: &str, on: bool) -> Result<(), String> {
-        let result = if on {
-            self.inner.subscribe(name)
-        } else {
-            self.inner.unsubscribe(name)
-        };
+        let result = if on { self.inner.subscribe(name) } else { self.inner.unsubscribe(name) };
         result.map_err(|e| format!("subscribe {on}: {e}"))
     }
 
     /// Deletes a mailbox.
     pub fn delete(&mut self, name: &str) -> Result<(), String> {
-        self.inner
-            .delete_mailbox(name)
-            .map(drop)
-            .map_err(|e| format!("delete: {e}"))
+        self.inner.delete_mailbox(name).map(drop).map_err(|e| format!("delete: {e}"))
     }
 
     /// Everything the store shows, by mailbox name.
@@ -198,44 +161,24 @@ impl Store {
         if let Some(known) = self.read.borrow().get(&(id, uid.get())) {
             return Ok(known.clone());
         }
-        let body = self
-            .inner
-            .body(id, uid)
-            .map_err(|e| format!("body {}: {e}", uid.get()))?;
-        let cache = self
-            .inner
-            .cache(id, uid)
-            .map_err(|e| format!("cache {}: {e}", uid.get()))?;
+        let body = self.inner.body(id, uid).map_err(|e| format!("body {}: {e}", uid.get()))?;
+        let cache = self.inner.cache(id, uid).map_err(|e| format!("cache {}: {e}", uid.get()))?;
         let read: BodyAndCache = (Rc::from(&body[..]), Rc::from(&cache[..]));
         self.read.borrow_mut().insert((id, uid.get()), read.clone());
         Ok(read)
     }
 
     fn mailbox_state(&self, id: MailboxId) -> Result<MailboxState, String> {
-        let info = self
-            .inner
-            .mailbox_info(id)
-            .ok_or("listed mailbox has no info")?;
-        let names = self
-            .inner
-            .keywords(id)
-            .map_err(|e| format!("keywords: {e}"))?;
-        let metas = self
-            .inner
-            .messages(id)
-            .map_err(|e| format!("messages: {e}"))?;
+        let info = self.inner.mailbox_info(id).ok_or("listed mailbox has no info")?;
+        let names = self.inner.keywords(id).map_err(|e| format!("keywords: {e}"))?;
+        let metas = self.inner.messages(id).map_err(|e| format!("messages: {e}"))?;
         let mut messages = Vec::with_capacity(metas.len());
         for meta in metas {
             let (body, cache) = self.bytes(id, meta.uid)?;
             let bits = meta.flags.keywords.0;
             let keywords: BTreeSet<String> = (0..64)
                 .filter(|bit| bits & (1 << bit) != 0)
-                .map(|bit| {
-                    names
-                        .get(bit)
-                        .cloned()
-                        .ok_or(format!("keyword bit {bit} has no name"))
-                })
+                .map(|bit| names.get(bit).cloned().ok_or(format!("keyword bit {bit} has no name")))
                 .collect::<Result<_, _>>()?;
             let message = MessageState {
                 body,
@@ -266,10 +209,7 @@ impl Store {
     /// Every listed message's mailbox name, UIDVALIDITY and UID, with its bytes or the error
     /// reading them: for damaged stores, where a message may be listed and still fail its
     /// checks when read.
-    #[allow(
-        dead_code,
-        reason = "used by crash_corruption.rs, not by every test binary"
-    )]
+    #[allow(dead_code, reason = "used by crash_corruption.rs, not by every test binary")]
     pub fn read_everything(&self) -> Vec<ReadBack> {
         let mut all = Vec::new();
         for info in self.inner.mailboxes() {
@@ -279,12 +219,7 @@ impl Store {
             for meta in metas {
                 let body = self.inner.body(info.id, meta.uid);
                 let body = body.map(|b| b.to_vec()).map_err(|e| e.to_string());
-                all.push((
-                    info.name.clone(),
-                    info.uid_validity.get(),
-                    meta.uid.get(),
-                    body,
-                ));
+                all.push((info.name.clone(), info.uid_validity.get(), meta.uid.get(), body));
             }
         }
         all

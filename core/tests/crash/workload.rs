@@ -114,10 +114,7 @@ impl Action {
     /// these, so that the crash check may demand that the set of names after a crash is one
     /// the store had (a rename is atomic).
     pub fn changes_names(&self) -> bool {
-        matches!(
-            self,
-            Action::Create(_) | Action::Rename(..) | Action::Delete(_)
-        )
+        matches!(self, Action::Create(_) | Action::Rename(..) | Action::Delete(_))
     }
 }
 
@@ -242,12 +239,7 @@ impl Runner {
     fn perform(&mut self, action: &Action, before: &Snapshot) -> Result<Option<Vec<u8>>, Broken> {
         let store = &mut self.store;
         let result = match action {
-            Action::Append {
-                mailbox,
-                size,
-                system,
-                keywords,
-            } => {
+            Action::Append { mailbox, size, system, keywords } => {
                 self.serial += 1;
                 let body = body_bytes(self.serial, *size);
                 self.written.insert(body.clone());
@@ -257,35 +249,23 @@ impl Runner {
                     .map(|_uid| Some(body))
                     .map_err(|e| Broken(format!("{action:?}: {e}")));
             }
-            Action::Flags {
-                mailbox,
-                pick,
-                op,
-                system,
-                keywords,
-            } => {
+            Action::Flags { mailbox, pick, op, system, keywords } => {
                 let uids = pick_uids(before, mailbox, *pick);
                 store.store_flags(mailbox, &uids, *op, *system, keywords)
             }
             Action::Expunge { mailbox, pick } => {
                 store.expunge(mailbox, &pick_uids(before, mailbox, *pick))
             }
-            Action::Copy {
-                source,
-                pick,
-                target,
-            } => store
-                .copy(source, &pick_uids(before, source, *pick), target)
-                .map(drop),
+            Action::Copy { source, pick, target } => {
+                store.copy(source, &pick_uids(before, source, *pick), target).map(drop)
+            }
             Action::Create(name) => store.create(name),
             Action::Rename(old, new) => store.rename(old, new),
             Action::Delete(name) => store.delete(name),
             Action::Subscribe(name, on) => store.subscribe(name, *on),
             Action::Flush | Action::FlushBegin | Action::FlushEnd => unreachable!("done by act"),
         };
-        result
-            .map(|()| None)
-            .map_err(|e| Broken(format!("{action:?}: {e}")))
+        result.map(|()| None).map_err(|e| Broken(format!("{action:?}: {e}")))
     }
 
     /// Begins a flush round covering every action so far.
@@ -312,10 +292,7 @@ impl Runner {
         self.disk.flush_end(epoch);
         self.flushes += 1;
         // The durability ticket of the last covered action was the epoch this round closed.
-        assert!(
-            self.disk.epoch_durable() >= epoch,
-            "the round made its epoch durable"
-        );
+        assert!(self.disk.epoch_durable() >= epoch, "the round made its epoch durable");
         self.acknowledge(covered);
     }
 
@@ -332,9 +309,7 @@ impl Runner {
 pub fn pick_uids(snapshot: &Snapshot, mailbox: &str, pick: Pick) -> Vec<u32> {
     let uids: Vec<u32> = snapshot
         .get(mailbox)
-        .map_or_else(Vec::new, |m: &MailboxState| {
-            m.messages.iter().map(|(uid, _)| *uid).collect()
-        });
+        .map_or_else(Vec::new, |m: &MailboxState| m.messages.iter().map(|(uid, _)| *uid).collect());
     match pick {
         Pick::First => uids.first().copied().into_iter().collect(),
         Pick::Last => uids.last().copied().into_iter().collect(),
@@ -342,11 +317,7 @@ pub fn pick_uids(snapshot: &Snapshot, mailbox: &str, pick: Pick) -> Vec<u32> {
         Pick::Random(seed) => {
             let mut rng = SimRng::new(seed);
             let picked: Vec<u32> = uids.iter().copied().filter(|_| rng.chance(1, 2)).collect();
-            if picked.is_empty() {
-                uids.first().copied().into_iter().collect()
-            } else {
-                picked
-            }
+            if picked.is_empty() { uids.first().copied().into_iter().collect() } else { picked }
         }
     }
 }
@@ -371,27 +342,13 @@ pub fn body_bytes(serial: u64, size: usize) -> Vec<u8> {
 /// changes, expunges, a copy, renames (of a subtree, and of INBOX), and a tail of actions
 /// never flushed.
 pub fn script() -> Vec<Action> {
-    let append =
-        |mailbox: &str, size: usize, system: u16, keywords: &[&'static str]| Action::Append {
-            mailbox: mailbox.to_owned(),
-            size,
-            system,
-            keywords: keywords.to_vec(),
-        };
-    let flags = |mailbox: &str, pick: Pick, op: FlagsOp, system: u16, keywords: &[&'static str]| {
-        Action::Flags {
-            mailbox: mailbox.to_owned(),
-            pick,
-            op,
-            system,
-            keywords: keywords.to_vec(),
-        }
+    let append = |mailbox: &str, size: usize, system: u16, keywords: &[&'static str]| {
+        Action::Append { mailbox: mailbox.to_owned(), size, system, keywords: keywords.to_vec() }
     };
-    let (seen, flagged, deleted) = (
-        SystemFlags::SEEN,
-        SystemFlags::FLAGGED,
-        SystemFlags::DELETED,
-    );
+    let flags = |mailbox: &str, pick: Pick, op: FlagsOp, system: u16, keywords: &[&'static str]| {
+        Action::Flags { mailbox: mailbox.to_owned(), pick, op, system, keywords: keywords.to_vec() }
+    };
+    let (seen, flagged, deleted) = (SystemFlags::SEEN, SystemFlags::FLAGGED, SystemFlags::DELETED);
     vec![
         Action::Flush,
         Action::Create("Work".into()),
@@ -415,17 +372,10 @@ pub fn script() -> Vec<Action> {
         flags("Work", Pick::Last, FlagsOp::Remove, seen, &["$Important"]),
         flags(INBOX, Pick::Last, FlagsOp::Replace, seen | deleted, &[]),
         Action::Flush,
-        Action::Expunge {
-            mailbox: INBOX.into(),
-            pick: Pick::Last,
-        },
+        Action::Expunge { mailbox: INBOX.into(), pick: Pick::Last },
         // The expunge's round runs while the copy lands in the next epoch, as group commit does.
         Action::FlushBegin,
-        Action::Copy {
-            source: INBOX.into(),
-            pick: Pick::EveryOther,
-            target: "Archive".into(),
-        },
+        Action::Copy { source: INBOX.into(), pick: Pick::EveryOther, target: "Archive".into() },
         Action::FlushEnd,
         Action::Flush,
         Action::Rename("Work".into(), "Projects".into()),
@@ -436,10 +386,7 @@ pub fn script() -> Vec<Action> {
         append("Archive", 520, seen, &[]),
         Action::Flush,
         flags("Archive", Pick::First, FlagsOp::Add, deleted, &[]),
-        Action::Expunge {
-            mailbox: "Projects".into(),
-            pick: Pick::First,
-        },
+        Action::Expunge { mailbox: "Projects".into(), pick: Pick::First },
         Action::Flush,
         // INBOX's messages move to a new name; a new, empty INBOX takes its place.
         Action::Rename(INBOX.into(), "Old mail".into()),
@@ -475,10 +422,7 @@ pub fn checkpoint_script() -> Vec<Action> {
         actions.extend([append(1 << 20, &[]), Action::Flush]);
         match delivery % 6 {
             2 => actions.extend([flags(Pick::First, &["old"]), Action::Flush]),
-            4 => actions.extend([Action::Expunge {
-                mailbox: INBOX.into(),
-                pick: Pick::Last,
-            }]),
+            4 => actions.extend([Action::Expunge { mailbox: INBOX.into(), pick: Pick::Last }]),
             _ => {}
         }
     }
@@ -487,10 +431,7 @@ pub fn checkpoint_script() -> Vec<Action> {
         flags(Pick::EveryOther, &["after-checkpoint"]),
         Action::Flush,
         append(300, &[]),
-        Action::Expunge {
-            mailbox: INBOX.into(),
-            pick: Pick::First,
-        },
+        Action::Expunge { mailbox: INBOX.into(), pick: Pick::First },
         Action::Flush,
         append(900, &[]),
     ]);

@@ -86,10 +86,7 @@ pub fn append_many(
         .map(|n| {
             let cache = format!("cache {n}").into_bytes();
             let body = message(n, 100 + (n as usize * 37) % 3000);
-            store
-                .append(mailbox, &body, &cache, Flags::default(), None)
-                .expect("append")
-                .0
+            store.append(mailbox, &body, &cache, Flags::default(), None).expect("append").0
         })
         .collect()
 }

@@ -30,9 +30,7 @@ pub const SYSTEM_FLAG_NAMES: [(u16, &str); 5] = [
 #[must_use]
 pub fn is_quotable(value: &[u8]) -> bool {
     value.len() <= QUOTED_BYTES_MAX
-        && value
-            .iter()
-            .all(|&b| b != 0 && b != b'\r' && b != b'\n' && b < 0x80)
+        && value.iter().all(|&b| b != 0 && b != b'\r' && b != b'\n' && b < 0x80)
 }
 
 /// `string = quoted / literal`: quoted when [`is_quotable`], a literal otherwise.
@@ -184,10 +182,7 @@ pub fn flags(out: &mut Vec<u8>, flags: Flags, keywords: &[String]) {
 /// tolerated; nothing is written for an empty slice (which is not a valid set: callers send no
 /// set, or `NIL`, instead).
 pub fn sequence_set(out: &mut Vec<u8>, sorted: &[u32]) {
-    debug_assert!(
-        sorted.windows(2).all(|w| w[0] <= w[1]),
-        "numbers must be sorted"
-    );
+    debug_assert!(sorted.windows(2).all(|w| w[0] <= w[1]), "numbers must be sorted");
     let mut i = 0;
     while i < sorted.len() {
         if i > 0 {

@@ -15,10 +15,7 @@ fn strings_choose_their_form() {
     assert_eq!(written(|o| astring(o, b"")), "\"\"");
     assert_eq!(written(|o| astring(o, b"nil")), "\"nil\"");
     assert_eq!(written(|o| astring(o, b"a b")), "\"a b\"");
-    assert_eq!(
-        written(|o| string(o, b"say \"hi\" \\o/")),
-        r#""say \"hi\" \\o/""#
-    );
+    assert_eq!(written(|o| string(o, b"say \"hi\" \\o/")), r#""say \"hi\" \\o/""#);
     assert_eq!(written(|o| string(o, b"a\r\nb")), "{4}\r\na\r\nb");
     assert_eq!(written(|o| string(o, "\u{e9}".as_bytes())), "{2}\r\n\u{e9}");
     assert_eq!(written(|o| nstring(o, None)), "NIL");
@@ -30,14 +27,8 @@ fn strings_choose_their_form() {
 fn numbers_and_sequence_sets() {
     assert_eq!(written(|o| number(o, 0)), "0");
     assert_eq!(written(|o| number(o, u64::MAX)), u64::MAX.to_string());
-    assert_eq!(
-        written(|o| sequence_set(o, &[1, 2, 3, 4, 5, 7, 9, 10])),
-        "1:5,7,9:10"
-    );
-    assert_eq!(
-        written(|o| sequence_set(o, &[3, 3, 4, u32::MAX])),
-        "3:4,4294967295"
-    );
+    assert_eq!(written(|o| sequence_set(o, &[1, 2, 3, 4, 5, 7, 9, 10])), "1:5,7,9:10");
+    assert_eq!(written(|o| sequence_set(o, &[3, 3, 4, u32::MAX])), "3:4,4294967295");
     assert_eq!(written(|o| sequence_set(o, &[8])), "8");
     assert_eq!(written(|o| sequence_set(o, &[])), "");
     let mut out = b"UID 5 ".to_vec();
@@ -47,11 +38,7 @@ fn numbers_and_sequence_sets() {
 
 #[test]
 fn flags_render() {
-    let list = [
-        Flag::Seen,
-        Flag::Keyword("$Junk".into()),
-        Flag::Extension("Recent".into()),
-    ];
+    let list = [Flag::Seen, Flag::Keyword("$Junk".into()), Flag::Extension("Recent".into())];
     assert_eq!(written(|o| flag_list(o, &list)), "(\\Seen $Junk \\Recent)");
     assert_eq!(written(|o| flag_list(o, &[])), "()");
     let message = Flags {
@@ -59,31 +46,16 @@ fn flags_render() {
         keywords: Keywords(0b101),
     };
     let table = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
-    assert_eq!(
-        written(|o| flags(o, message, &table)),
-        "(\\Seen \\Deleted a c)"
-    );
+    assert_eq!(written(|o| flags(o, message, &table)), "(\\Seen \\Deleted a c)");
     assert_eq!(written(|o| flags(o, Flags::default(), &table)), "()");
 }
 
 #[test]
 fn dates_render() {
-    let date = InternalDate {
-        unix_seconds: 1_795_641_109,
-        zone_minutes: 0,
-    };
-    assert_eq!(
-        written(|o| internal_date(o, date)),
-        "\"25-Nov-2026 21:11:49 +0000\""
-    );
-    let date = InternalDate {
-        unix_seconds: 0,
-        zone_minutes: -330,
-    };
-    assert_eq!(
-        written(|o| internal_date(o, date)),
-        "\"31-Dec-1969 18:30:00 -0530\""
-    );
+    let date = InternalDate { unix_seconds: 1_795_641_109, zone_minutes: 0 };
+    assert_eq!(written(|o| internal_date(o, date)), "\"25-Nov-2026 21:11:49 +0000\"");
+    let date = InternalDate { unix_seconds: 0, zone_minutes: -330 };
+    assert_eq!(written(|o| internal_date(o, date)), "\"31-Dec-1969 18:30:00 -0530\"");
     assert_eq!(written(|o| search_date(o, 0)), "01-Jan-1970");
 }
 
@@ -104,23 +76,8 @@ fn sections_render() {
         part: vec![1, 2],
         text: Some(SectionText::HeaderFields(vec!["From".into(), "X Y".into()])),
     };
-    assert_eq!(
-        written(|o| section(o, &s)),
-        "[1.2.HEADER.FIELDS (From \"X Y\")]"
-    );
-    assert_eq!(
-        written(|o| section(
-            o,
-            &Section {
-                part: vec![],
-                text: None
-            }
-        )),
-        "[]"
-    );
-    let s = Section {
-        part: vec![],
-        text: Some(SectionText::Text),
-    };
+    assert_eq!(written(|o| section(o, &s)), "[1.2.HEADER.FIELDS (From \"X Y\")]");
+    assert_eq!(written(|o| section(o, &Section { part: vec![], text: None })), "[]");
+    let s = Section { part: vec![], text: Some(SectionText::Text) };
     assert_eq!(written(|o| section(o, &s)), "[TEXT]");
 }

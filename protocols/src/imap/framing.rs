@@ -111,11 +111,9 @@ impl FrameError {
     pub fn is_fatal(&self) -> bool {
         match self.kind {
             FrameErrorKind::LiteralLengthInvalid { synchronizing } => !synchronizing,
-            FrameErrorKind::LiteralTooBig {
-                size,
-                synchronizing,
-                ..
-            } => !synchronizing && size > DISCARD_LITERAL_BYTES_MAX,
+            FrameErrorKind::LiteralTooBig { size, synchronizing, .. } => {
+                !synchronizing && size > DISCARD_LITERAL_BYTES_MAX
+            }
             _ => false,
         }
     }
@@ -123,10 +121,7 @@ impl FrameError {
     /// True for an `APPEND` message over the size limit: answer `NO [TOOBIG]` rather than `BAD`.
     #[must_use]
     pub fn is_append_too_big(&self) -> bool {
-        matches!(
-            self.kind,
-            FrameErrorKind::LiteralTooBig { append: true, .. }
-        )
+        matches!(self.kind, FrameErrorKind::LiteralTooBig { append: true, .. })
     }
 }
 
@@ -201,18 +196,13 @@ pub(crate) fn literal_header_at_end(line: &[u8]) -> Option<Result<LiteralHeader,
     }
     let mut size: u64 = 0;
     for &digit in &body[open + 1..] {
-        let next = size
-            .checked_mul(10)
-            .and_then(|s| s.checked_add(u64::from(digit - b'0')));
+        let next = size.checked_mul(10).and_then(|s| s.checked_add(u64::from(digit - b'0')));
         let Some(next) = next else {
             return Some(Err(synchronizing));
         };
         size = next;
     }
-    Some(Ok(LiteralHeader {
-        size,
-        synchronizing,
-    }))
+    Some(Ok(LiteralHeader { size, synchronizing }))
 }
 
 /// Bytes kept from the end of a discarded line: enough for `~{` + 20 digits + `+}` + CR.
@@ -228,10 +218,7 @@ enum State {
     /// Buffering a literal that ends at this index of `buf`.
     Literal { end: usize },
     /// Discarding the rest of a refused command's line; the last bytes seen are kept.
-    DiscardLine {
-        tail: [u8; TAIL_BYTES],
-        tail_len: usize,
-    },
+    DiscardLine { tail: [u8; TAIL_BYTES], tail_len: usize },
     /// Discarding a refused non-synchronizing literal.
     DiscardLiteral { remaining: u64 },
 }
@@ -336,9 +323,26 @@ impl Framer {
             match step {
                 Step::Continue => {}
                 Step::Emit(framed) => return framed,
-                Step::NeedInput => return Framed::NeedInput,
+                Step::NeedInput => {
+                    self.release_if_drained();
+                    return Framed::NeedInput;
+                }
             }
         }
+    }
+
+    /// Gives the buffer's memory back once every byte was consumed: a connection waiting for
+    /// its next command (most connections, most of the time) then holds no input buffer.
+    fn release_if_drained(&mut self) {
+        if self.start != self.buf.len() || self.buf.capacity() == 0 {
+            return;
+        }
+        debug_assert!(!matches!(self.state, State::Literal { .. }), "a literal is pending");
+        debug_assert!(self.line_start == self.start && self.scan == self.start);
+        self.buf = Vec::new();
+        self.start = 0;
+        self.line_start = 0;
+        self.scan = 0;
     }
 
     fn compact(&mut self) {
@@ -411,12 +415,8 @@ impl Framer {
         };
         if header.size > limit {
             let synchronizing = header.synchronizing;
-            let kind = FrameErrorKind::LiteralTooBig {
-                size: header.size,
-                limit,
-                synchronizing,
-                append,
-            };
+            let kind =
+                FrameErrorKind::LiteralTooBig { size: header.size, limit, synchronizing, append };
             return self.refuse_whole_line(line_end, lf, kind);
         }
         if is_message {
@@ -443,11 +443,7 @@ impl Framer {
         self.line_start = lf + 1;
         self.scan = lf + 1;
         self.state = State::Literal { end: lf + 1 + size };
-        if header.synchronizing {
-            Step::Emit(Framed::SendContinuation)
-        } else {
-            Step::Continue
-        }
+        if header.synchronizing { Step::Emit(Framed::SendContinuation) } else { Step::Continue }
     }
 
     fn step_literal(&mut self, end: usize) -> Step {
@@ -489,9 +485,7 @@ impl Framer {
     /// The tag of the current command, if its first bytes form one.
     fn current_tag(&self) -> Option<Tag> {
         let first = &self.buf[self.start..];
-        let end = first
-            .iter()
-            .position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
+        let end = first.iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
         Tag::new(&first[..end])
     }
 
@@ -500,10 +494,7 @@ impl Framer {
     fn refuse_whole_line(&mut self, line_end: usize, lf: usize, kind: FrameErrorKind) -> Step {
         let header = literal_header_at_end(&self.buf[self.line_start..line_end]);
         let kind = fatal_header(header).unwrap_or(kind);
-        let error = FrameError {
-            tag: self.current_tag(),
-            kind,
-        };
+        let error = FrameError { tag: self.current_tag(), kind };
         self.start = lf + 1;
         self.reset_command();
         self.after_refused_line(header);
@@ -513,10 +504,7 @@ impl Framer {
     /// Refuses the current command in the middle of a line that is too long; the rest of the
     /// line is discarded as it arrives.
     fn refuse_partial_line(&mut self, kind: FrameErrorKind) -> Step {
-        let error = FrameError {
-            tag: self.current_tag(),
-            kind,
-        };
+        let error = FrameError { tag: self.current_tag(), kind };
         let (tail, tail_len) = tail_of(&[], 0, &self.buf[self.line_start..]);
         self.start = self.buf.len();
         self.reset_command();
@@ -527,11 +515,7 @@ impl Framer {
     /// A refused line ended in `header`: a non-synchronizing literal follows whether we like it
     /// or not, so skip it and the rest of its command; otherwise the next line is a new command.
     fn after_refused_line(&mut self, header: Option<Result<LiteralHeader, bool>>) {
-        if let Some(Ok(LiteralHeader {
-            size,
-            synchronizing: false,
-        })) = header
-        {
+        if let Some(Ok(LiteralHeader { size, synchronizing: false })) = header {
             self.state = State::DiscardLiteral { remaining: size };
         }
     }
@@ -565,10 +549,7 @@ impl Framer {
         let remaining = remaining - skip as u64;
         self.reset_command();
         if remaining == 0 {
-            self.state = State::DiscardLine {
-                tail: [0; TAIL_BYTES],
-                tail_len: 0,
-            };
+            self.state = State::DiscardLine { tail: [0; TAIL_BYTES], tail_len: 0 };
             Step::Continue
         } else {
             self.state = State::DiscardLiteral { remaining };
@@ -581,20 +562,10 @@ impl Framer {
 /// cannot be skipped: its length is unreadable, or it is too big to be worth reading.
 fn fatal_header(header: Option<Result<LiteralHeader, bool>>) -> Option<FrameErrorKind> {
     match header? {
-        Err(false) => Some(FrameErrorKind::LiteralLengthInvalid {
-            synchronizing: false,
-        }),
-        Ok(LiteralHeader {
-            size,
-            synchronizing: false,
-        }) if size > DISCARD_LITERAL_BYTES_MAX => {
+        Err(false) => Some(FrameErrorKind::LiteralLengthInvalid { synchronizing: false }),
+        Ok(LiteralHeader { size, synchronizing: false }) if size > DISCARD_LITERAL_BYTES_MAX => {
             let limit = DISCARD_LITERAL_BYTES_MAX;
-            Some(FrameErrorKind::LiteralTooBig {
-                size,
-                limit,
-                synchronizing: false,
-                append: false,
-            })
+            Some(FrameErrorKind::LiteralTooBig { size, limit, synchronizing: false, append: false })
         }
         _ => None,
     }
@@ -617,9 +588,7 @@ fn tail_of(previous: &[u8], previous_len: usize, more: &[u8]) -> ([u8; TAIL_BYTE
 fn is_append_line(line: &[u8]) -> bool {
     let mut words = line.splitn(3, |&b| b == b' ');
     words.next();
-    words
-        .next()
-        .is_some_and(|word| word.eq_ignore_ascii_case(b"APPEND"))
+    words.next().is_some_and(|word| word.eq_ignore_ascii_case(b"APPEND"))
 }
 
 #[cfg(test)]

@@ -47,16 +47,11 @@ fn literal8_and_non_sync_literals_need_no_continuation() {
 fn bare_lf_is_refused_unless_quirk() {
     let mut f = framer();
     f.feed(b"a NOOP\nb NOOP\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert_eq!(error.kind, FrameErrorKind::BareLineFeed);
     assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("a"));
     assert_eq!(f.next(), frame(b"b NOOP"));
-    let mut f = Framer::new(FrameLimits {
-        quirk_bare_lf: true,
-        ..FrameLimits::default()
-    });
+    let mut f = Framer::new(FrameLimits { quirk_bare_lf: true, ..FrameLimits::default() });
     f.feed(b"a NOOP\nb NOOP\r\n");
     assert_eq!(f.next(), frame(b"a NOOP"));
     assert_eq!(f.next(), frame(b"b NOOP"));
@@ -64,15 +59,10 @@ fn bare_lf_is_refused_unless_quirk() {
 
 #[test]
 fn oversized_sync_literal_is_refused_without_reading() {
-    let limits = FrameLimits {
-        literal_bytes_max: 10,
-        ..FrameLimits::default()
-    };
+    let limits = FrameLimits { literal_bytes_max: 10, ..FrameLimits::default() };
     let mut f = Framer::new(limits);
     f.feed(b"t1 LOGIN {11}\r\nt2 NOOP\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("t1"));
     assert!(!error.is_append_too_big() && !error.is_fatal());
     assert_eq!(f.next(), frame(b"t2 NOOP"));
@@ -87,52 +77,29 @@ fn oversized_append_gets_toobig_and_append_limit_applies_once() {
     };
     let mut f = Framer::new(limits);
     f.feed(b"t1 append INBOX {101}\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert!(error.is_append_too_big());
     f.feed(b"t2 APPEND INBOX {50}\r\n");
     assert_eq!(f.next(), Framed::SendContinuation);
     f.feed(&[b'x'; 50]);
     f.feed(b"\r\n");
-    let Framed::Frame(frame) = f.next() else {
-        panic!()
-    };
-    assert_eq!(
-        frame.as_bytes().len(),
-        b"t2 APPEND INBOX {50}\r\n".len() + 50
-    );
+    let Framed::Frame(frame) = f.next() else { panic!() };
+    assert_eq!(frame.as_bytes().len(), b"t2 APPEND INBOX {50}\r\n".len() + 50);
     // A second big literal in the same APPEND is held to the ordinary limit.
     f.feed(b"t3 APPEND {50+}\r\n");
     f.feed(&[b'x'; 50]);
     f.feed(b" {50}\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
-    assert!(matches!(
-        error.kind,
-        FrameErrorKind::LiteralTooBig { limit: 10, .. }
-    ));
+    let Framed::Rejected(error) = f.next() else { panic!() };
+    assert!(matches!(error.kind, FrameErrorKind::LiteralTooBig { limit: 10, .. }));
 }
 
 #[test]
 fn oversized_non_sync_literal_is_skipped() {
-    let limits = FrameLimits {
-        literal_bytes_max: 4,
-        ..FrameLimits::default()
-    };
+    let limits = FrameLimits { literal_bytes_max: 4, ..FrameLimits::default() };
     let mut f = Framer::new(limits);
     f.feed(b"t1 LOGIN {8+}\r\n1234");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
-    assert!(matches!(
-        error.kind,
-        FrameErrorKind::LiteralTooBig {
-            synchronizing: false,
-            ..
-        }
-    ));
+    let Framed::Rejected(error) = f.next() else { panic!() };
+    assert!(matches!(error.kind, FrameErrorKind::LiteralTooBig { synchronizing: false, .. }));
     assert_eq!(f.next(), Framed::NeedInput);
     // The rest of the literal, then the rest of the command (with another literal), then a
     // new command.
@@ -143,15 +110,10 @@ fn oversized_non_sync_literal_is_skipped() {
 
 #[test]
 fn long_line_is_refused_early_and_resynchronized() {
-    let limits = FrameLimits {
-        line_bytes_max: 16,
-        ..FrameLimits::default()
-    };
+    let limits = FrameLimits { line_bytes_max: 16, ..FrameLimits::default() };
     let mut f = Framer::new(limits);
     f.feed(b"t1 SEARCH TEXT aaaaaaaaaaaaaaaaaaaa");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("t1"));
     assert_eq!(error.kind, FrameErrorKind::LineTooLong { limit: 16 });
     f.feed(&[b'a'; 1000]);
@@ -164,10 +126,7 @@ fn long_line_is_refused_early_and_resynchronized() {
     f.feed(b"t3 NOOP aaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nt4 NOOP\r\n");
     assert!(matches!(
         f.next(),
-        Framed::Rejected(FrameError {
-            kind: FrameErrorKind::LineTooLong { .. },
-            ..
-        })
+        Framed::Rejected(FrameError { kind: FrameErrorKind::LineTooLong { .. }, .. })
     ));
     assert_eq!(f.next(), frame(b"t4 NOOP"));
 }
@@ -181,15 +140,11 @@ fn command_and_literal_count_limits() {
     };
     let mut f = Framer::new(limits);
     f.feed(b"t1 X {1+}\r\na {1+}\r\nb {1+}\r\nc\r\nt2 NOOP\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert_eq!(error.kind, FrameErrorKind::TooManyLiterals { limit: 2 });
     assert_eq!(f.next(), frame(b"t2 NOOP"));
     f.feed(b"t3 X {30+}\r\n012345678901234567890123456789\r\nt4 NOOP\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert_eq!(error.kind, FrameErrorKind::CommandTooBig { limit: 40 });
     assert_eq!(f.next(), frame(b"t4 NOOP"));
 }
@@ -198,15 +153,11 @@ fn command_and_literal_count_limits() {
 fn unreadable_non_sync_length_is_fatal() {
     let mut f = framer();
     f.feed(b"t1 LOGIN {123456789012345678901+}\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert!(error.is_fatal());
     let mut f = framer();
     f.feed(b"t1 LOGIN {99999999999999999999}\r\nt2 NOOP\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert!(!error.is_fatal());
     assert_eq!(f.next(), frame(b"t2 NOOP"));
 }
@@ -215,26 +166,17 @@ fn unreadable_non_sync_length_is_fatal() {
 fn literal_header_detection() {
     assert_eq!(
         literal_header_at_end(b"a {5}"),
-        Some(Ok(LiteralHeader {
-            size: 5,
-            synchronizing: true
-        }))
+        Some(Ok(LiteralHeader { size: 5, synchronizing: true }))
     );
     assert_eq!(
         literal_header_at_end(b"~{0+}"),
-        Some(Ok(LiteralHeader {
-            size: 0,
-            synchronizing: false
-        }))
+        Some(Ok(LiteralHeader { size: 0, synchronizing: false }))
     );
     assert_eq!(literal_header_at_end(b"a {}"), None);
     assert_eq!(literal_header_at_end(b"a {x}"), None);
     assert_eq!(literal_header_at_end(b"a 5}"), None);
     assert_eq!(literal_header_at_end(b"}"), None);
-    assert_eq!(
-        literal_header_at_end(b"{18446744073709551616}"),
-        Some(Err(true))
-    );
+    assert_eq!(literal_header_at_end(b"{18446744073709551616}"), Some(Err(true)));
 }
 
 #[test]
@@ -244,9 +186,7 @@ fn big_frames_move_out_of_the_buffer() {
     input.extend(std::iter::repeat_n(b'm', 70_000));
     input.extend_from_slice(b"\r\nb NOOP\r\n");
     f.feed(&input);
-    let Framed::Frame(big) = f.next() else {
-        panic!()
-    };
+    let Framed::Frame(big) = f.next() else { panic!() };
     assert_eq!(big.as_bytes().len(), input.len() - b"\r\nb NOOP\r\n".len());
     assert_eq!(f.next(), frame(b"b NOOP"));
 }
@@ -264,35 +204,21 @@ fn take_unframed_returns_pipelined_bytes() {
 fn absurd_non_sync_literal_is_fatal_not_skipped() {
     let mut f = framer();
     f.feed(b"t1 APPEND x {99999999999+}\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert!(error.is_fatal());
     // A whole long line: the fatal refusal replaces the line-length one.
-    let mut f = Framer::new(FrameLimits {
-        line_bytes_max: 8,
-        ..FrameLimits::default()
-    });
+    let mut f = Framer::new(FrameLimits { line_bytes_max: 8, ..FrameLimits::default() });
     f.feed(b"t1 SEARCH TEXT {99999999999+}\r\n");
-    let Framed::Rejected(error) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(error) = f.next() else { panic!() };
     assert!(error.is_fatal());
     assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("t1"));
     // A long line seen in pieces: first the line-length refusal, then the fatal one.
-    let mut f = Framer::new(FrameLimits {
-        line_bytes_max: 8,
-        ..FrameLimits::default()
-    });
+    let mut f = Framer::new(FrameLimits { line_bytes_max: 8, ..FrameLimits::default() });
     f.feed(b"t1 SEARCH TEXT ");
-    let Framed::Rejected(first) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(first) = f.next() else { panic!() };
     assert!(!first.is_fatal());
     f.feed(b"{99999999999+}\r\n");
-    let Framed::Rejected(second) = f.next() else {
-        panic!()
-    };
+    let Framed::Rejected(second) = f.next() else { panic!() };
     assert!(second.is_fatal());
 }
 
@@ -300,4 +226,19 @@ fn absurd_non_sync_literal_is_fatal_not_skipped() {
 fn frame_debug_does_not_show_contents() {
     let frame = Frame::from_bytes(b"a LOGIN fred secret".to_vec());
     assert_eq!(format!("{frame:?}"), "Frame(<19 bytes>)");
+}
+
+#[test]
+fn a_drained_framer_holds_no_buffer() {
+    let mut f = framer();
+    f.feed(b"a IDLE\r\nDO");
+    assert_eq!(f.next(), frame(b"a IDLE"));
+    assert_eq!(f.next(), Framed::NeedInput);
+    assert!(f.buf.capacity() > 0, "a partial line stays buffered");
+    f.feed(b"NE\r\n");
+    assert_eq!(f.next(), frame(b"DONE"));
+    assert_eq!(f.next(), Framed::NeedInput);
+    assert_eq!(f.buf.capacity(), 0, "nothing pending: the memory went back");
+    f.feed(b"b NOOP\r\n");
+    assert_eq!(f.next(), frame(b"b NOOP"), "and the framer goes on");
 }

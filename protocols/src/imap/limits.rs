@@ -50,6 +50,12 @@ pub const LITERAL_LENGTH_DIGITS_MAX: usize = 20;
 /// enough to threaten the stack (each level costs a few hundred bytes of stack).
 pub const SEARCH_DEPTH_CEILING: u32 = 128;
 
+/// How many messages past the one being answered a FETCH of bodies asks the store to read
+/// ahead (`UserStore::prefetch`, madvise `WILLNEED`). Enough to keep the disk busy with a
+/// multi-message FETCH; bounded so that `FETCH 1:* BODY[]` on a huge mailbox does not ask the
+/// kernel to read gigabytes at once.
+pub const PREFETCH_AHEAD_MESSAGES: usize = 16;
+
 const _: () = assert!(LITERAL_BYTES_MAX <= COMMAND_BYTES_MAX);
 const _: () = assert!(LINE_BYTES_MAX as u64 <= COMMAND_BYTES_MAX);
 const _: () = assert!(LITERAL_BYTES_MAX <= APPEND_LITERAL_BYTES_MAX);

@@ -1,12 +1,12 @@
 //! IMAP4rev2 / IMAP4rev1: grammar (`types`, `parser`, `encode`) and the session (`session`).
 
+pub(crate) mod command;
 pub mod encode;
 pub mod framing;
 pub mod limits;
 pub mod parser;
-pub mod types;
-pub mod utf7;
-pub(crate) mod command;
 pub mod reply;
 pub mod session;
+pub mod types;
+pub mod utf7;
 pub mod view;

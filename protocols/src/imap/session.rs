@@ -42,9 +42,9 @@ pub use api::{AuthOutcome, ImapConfig, OutChunk, Step};
 
 use crate::imap::parser::{self, ParseOptions};
 use crate::imap::reply::{Code, Completion};
-use crate::imap::{command, framing};
 use crate::imap::types::{Command, CommandBody, Tag};
 use crate::imap::view::View;
+use crate::imap::{command, framing};
 use input::{Frame, Input};
 use out::Out;
 
@@ -76,7 +76,7 @@ pub(crate) enum Phase {
         /// The command's tag.
         tag: Tag,
         /// Not yet returned as `Step::Authenticate`.
-        request: Option<(String, String)>,
+        request: Option<(String, crate::imap::types::Secret<String>)>,
     },
     /// Logged in (Selected when `Conn::selected` is set).
     Authenticated,
@@ -197,25 +197,23 @@ impl ImapSession {
                         return flush_or(out, Step::NeedInput);
                     }
                 }
-                Phase::NotAuthenticated | Phase::Authenticated => {
-                    match self.input.next_frame() {
-                        Frame::NeedMore => return flush_or(out, Step::NeedInput),
-                        Frame::Continue => {
-                            out.put(b"+ Ready for literal\r\n");
-                            return write(out);
-                        }
-                        Frame::Invalid { tag, completion, fatal } => {
-                            self.reply(tag.as_ref(), &completion, &mut out);
-                            if fatal {
-                                self.bye("Protocol error", &mut out);
-                            }
-                        }
-                        Frame::Line(frame) => {
-                            commands += 1;
-                            self.line(frame, store.as_deref_mut(), &mut out);
+                Phase::NotAuthenticated | Phase::Authenticated => match self.input.next_frame() {
+                    Frame::NeedMore => return flush_or(out, Step::NeedInput),
+                    Frame::Continue => {
+                        out.put(b"+ Ready for literal\r\n");
+                        return write(out);
+                    }
+                    Frame::Invalid { tag, completion, fatal } => {
+                        self.reply(tag.as_ref(), &completion, &mut out);
+                        if fatal {
+                            self.bye("Protocol error", &mut out);
                         }
                     }
-                }
+                    Frame::Line(frame) => {
+                        commands += 1;
+                        self.line(frame, store.as_deref_mut(), &mut out);
+                    }
+                },
             }
         }
     }
@@ -261,7 +259,7 @@ impl ImapSession {
             }
             CommandBody::Login { user, password } => self.login(&tag, user, password),
             CommandBody::Authenticate { mechanism, initial_response } => {
-                self.authenticate(&tag, &mechanism, initial_response.as_deref(), out)
+                self.authenticate(&tag, &mechanism, initial_response.as_ref(), out)
             }
             CommandBody::StartTls => Some(Completion::bad("STARTTLS is not available here")),
             body => self.command_store(&tag, body, store, out),
@@ -376,7 +374,10 @@ mod tests {
 
     #[test]
     fn step_debug_redacts_the_password() {
-        let step = Step::Authenticate { user: "alice".into(), password: "hunter2".into() };
+        let step = Step::Authenticate {
+            user: "alice".into(),
+            password: crate::imap::types::Secret::from("hunter2"),
+        };
         let text = format!("{step:?}");
         assert!(!text.contains("hunter2"), "{text}");
     }

@@ -5,6 +5,7 @@
 //! [`SequenceSet`] is non-empty, a mailbox name is already decoded from its wire form.
 
 use skua_core::types::{FlagsOp, InternalDate};
+pub use skua_core::users::Secret;
 
 /// A command tag (`tag = 1*<any ASTRING-CHAR except "+">`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -270,15 +271,16 @@ pub enum CommandBody {
     Login {
         /// The user name, decoded.
         user: String,
-        /// The password, decoded; never logged.
-        password: String,
+        /// The password, decoded; `Debug` redacts it.
+        password: Secret<String>,
     },
     /// `AUTHENTICATE mechanism [initial-response]`; the session runs the exchange.
     Authenticate {
         /// Mechanism name, upper-cased.
         mechanism: String,
-        /// SASL-IR initial response, base64 as sent (`=` for empty).
-        initial_response: Option<String>,
+        /// SASL-IR initial response, base64 as sent (`=` for empty). It holds the password
+        /// (PLAIN), so `Debug` redacts it.
+        initial_response: Option<Secret<String>>,
     },
     /// `ENABLE cap ...`
     Enable(Vec<String>),

@@ -63,10 +63,8 @@ pub fn decode(wire: &[u8]) -> Result<String, Utf7Error> {
             continue;
         }
         let run_start = i + 1;
-        let run_len = wire[run_start..]
-            .iter()
-            .position(|&b| b == b'-')
-            .ok_or(Utf7Error::Malformed)?;
+        let run_len =
+            wire[run_start..].iter().position(|&b| b == b'-').ok_or(Utf7Error::Malformed)?;
         let run = &wire[run_start..run_start + run_len];
         if run.is_empty() {
             out.push('&');
@@ -177,10 +175,7 @@ mod tests {
         // RFC 3501 §5.1.3: "~peter/mail/台北/日本語"
         let wire = b"~peter/mail/&U,BTFw-/&ZeVnLIqe-";
         let name = decode(wire).unwrap();
-        assert_eq!(
-            name,
-            "~peter/mail/\u{53f0}\u{5317}/\u{65e5}\u{672c}\u{8a9e}"
-        );
+        assert_eq!(name, "~peter/mail/\u{53f0}\u{5317}/\u{65e5}\u{672c}\u{8a9e}");
         assert_eq!(encode_to_string(&name).as_bytes(), wire);
     }
 
@@ -207,14 +202,7 @@ mod tests {
 
     #[test]
     fn round_trip_over_many_strings() {
-        let samples = [
-            "",
-            "INBOX",
-            "a&b",
-            "\u{e9}t\u{e9}",
-            "\u{4e2d}\u{6587}",
-            "x\u{10ffff}y",
-        ];
+        let samples = ["", "INBOX", "a&b", "\u{e9}t\u{e9}", "\u{4e2d}\u{6587}", "x\u{10ffff}y"];
         for name in samples {
             assert_eq!(decode(encode_to_string(name).as_bytes()).unwrap(), name);
         }

@@ -145,11 +145,7 @@ fn parse_mail(arguments: &str, options: ParseOptions) -> Result<Command, ParseEr
             _ => return Err(ParseError::Parameter("unsupported MAIL parameter")),
         }
     }
-    Ok(Command::Mail {
-        reverse_path,
-        size,
-        body,
-    })
+    Ok(Command::Mail { reverse_path, size, body })
 }
 
 /// `rcpt = "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" / Forward-path )
@@ -192,18 +188,12 @@ fn strip_keyword<'a>(
     keyword: &str,
     options: ParseOptions,
 ) -> Result<&'a str, ParseError> {
-    let head = arguments
-        .get(..keyword.len())
-        .filter(|head| head.eq_ignore_ascii_case(keyword));
+    let head = arguments.get(..keyword.len()).filter(|head| head.eq_ignore_ascii_case(keyword));
     let Some(_) = head else {
         return Err(ParseError::Syntax("expected FROM:<path> or TO:<path>"));
     };
     let rest = &arguments[keyword.len()..];
-    if options.quirk_space_after_colon {
-        Ok(rest.trim_start_matches(' '))
-    } else {
-        Ok(rest)
-    }
+    if options.quirk_space_after_colon { Ok(rest.trim_start_matches(' ')) } else { Ok(rest) }
 }
 
 type Parameters<'a> = Vec<(&'a str, Option<&'a str>)>;
@@ -212,16 +202,13 @@ type Parameters<'a> = Vec<(&'a str, Option<&'a str>)>;
 /// (empty for `<>`) and the parameters. The mailbox's local part may be a quoted string, which
 /// may hold spaces and `>`.
 fn parse_path(text: &str) -> Result<(String, Parameters<'_>), ParseError> {
-    let inner = text
-        .strip_prefix('<')
-        .ok_or(ParseError::Syntax("path must start with '<'"))?;
+    let inner = text.strip_prefix('<').ok_or(ParseError::Syntax("path must start with '<'"))?;
     let end = path_end(inner).ok_or(ParseError::Syntax("path must end with '>'"))?;
     let mut mailbox = &inner[..end];
     if mailbox.starts_with('@') {
         // A source route, which RFC 5321 §4.1.1.3 says to accept and ignore.
-        let (_route, rest) = mailbox
-            .split_once(':')
-            .ok_or(ParseError::Syntax("bad source route"))?;
+        let (_route, rest) =
+            mailbox.split_once(':').ok_or(ParseError::Syntax("bad source route"))?;
         mailbox = rest;
     }
     if mailbox.len() > ADDRESS_BYTES_MAX {
@@ -231,9 +218,7 @@ fn parse_path(text: &str) -> Result<(String, Parameters<'_>), ParseError> {
     let after = &inner[end + 1..];
     let mut parameters = Vec::new();
     if !after.is_empty() {
-        let after = after
-            .strip_prefix(' ')
-            .ok_or(ParseError::Syntax("junk after path"))?;
+        let after = after.strip_prefix(' ').ok_or(ParseError::Syntax("junk after path"))?;
         for parameter in after.split(' ') {
             parameters.push(parse_parameter(parameter)?);
         }
@@ -271,11 +256,7 @@ fn validate_mailbox(mailbox: &str) -> Result<(), ParseError> {
             _ => {}
         }
     }
-    if quoted {
-        Err(ParseError::Syntax("unterminated quoted string"))
-    } else {
-        Ok(())
-    }
+    if quoted { Err(ParseError::Syntax("unterminated quoted string")) } else { Ok(()) }
 }
 
 /// `esmtp-param = esmtp-keyword ["=" esmtp-value]`,
@@ -286,13 +267,8 @@ fn parse_parameter(parameter: &str) -> Result<(&str, Option<&str>), ParseError> 
         Some((keyword, value)) => (keyword, Some(value)),
         None => (parameter, None),
     };
-    let keyword_valid = keyword
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric())
-        && keyword
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let keyword_valid = keyword.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let value_valid = value
         .is_none_or(|v| !v.is_empty() && v.bytes().all(|b| (33..=126).contains(&b) && b != b'='));
     if keyword_valid && value_valid {
@@ -312,14 +288,8 @@ mod tests {
 
     #[test]
     fn simple_verbs() {
-        assert_eq!(
-            strict("LHLO mx.example.com"),
-            Ok(Command::Lhlo("mx.example.com".into()))
-        );
-        assert_eq!(
-            strict("lhlo [127.0.0.1]"),
-            Ok(Command::Lhlo("[127.0.0.1]".into()))
-        );
+        assert_eq!(strict("LHLO mx.example.com"), Ok(Command::Lhlo("mx.example.com".into())));
+        assert_eq!(strict("lhlo [127.0.0.1]"), Ok(Command::Lhlo("[127.0.0.1]".into())));
         assert!(matches!(strict("LHLO"), Err(ParseError::Syntax(_))));
         assert_eq!(strict("EHLO x"), Ok(Command::SmtpHello));
         assert_eq!(strict("data"), Ok(Command::Data));
@@ -329,14 +299,8 @@ mod tests {
         assert!(matches!(strict("VRFY"), Err(ParseError::Syntax(_))));
         assert_eq!(strict("HELP"), Err(ParseError::Unknown));
         assert_eq!(strict(""), Err(ParseError::Unknown));
-        assert!(matches!(
-            parse(b"NOOP \x00", ParseOptions::default()),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse(b"NOOP \xff", ParseOptions::default()),
-            Err(ParseError::Syntax(_))
-        ));
+        assert!(matches!(parse(b"NOOP \x00", ParseOptions::default()), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse(b"NOOP \xff", ParseOptions::default()), Err(ParseError::Syntax(_))));
     }
 
     #[test]
@@ -351,11 +315,7 @@ mod tests {
         );
         assert_eq!(
             strict("mail from:<>"),
-            Ok(Command::Mail {
-                reverse_path: String::new(),
-                size: None,
-                body: Body::SevenBit
-            })
+            Ok(Command::Mail { reverse_path: String::new(), size: None, body: Body::SevenBit })
         );
         assert_eq!(
             strict("MAIL FROM:<@relay.example,@r2.example:a@b.example>"),
@@ -365,49 +325,17 @@ mod tests {
                 body: Body::SevenBit
             })
         );
-        assert!(matches!(
-            strict("MAIL FROM:<a@b> SIZE=x"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            strict("MAIL FROM:<a@b> SIZE=1 SIZE=2"),
-            Err(ParseError::Parameter(_))
-        ));
-        assert!(matches!(
-            strict("MAIL FROM:<a@b> BODY=BINARYMIME"),
-            Err(ParseError::Parameter(_))
-        ));
-        assert!(matches!(
-            strict("MAIL FROM:<a@b> SMTPUTF8"),
-            Err(ParseError::Parameter(_))
-        ));
-        assert!(matches!(
-            strict("MAIL FROM:<a@b>  SIZE=1"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            strict("MAIL FROM:a@b"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            strict("MAIL FROM:<a@b"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            strict("MAIL TO:<a@b>"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            strict("MAIL FROM: <a@b>"),
-            Err(ParseError::Syntax(_))
-        ));
-        let lenient = ParseOptions {
-            quirk_space_after_colon: true,
-        };
-        assert!(matches!(
-            parse(b"MAIL FROM: <a@b>", lenient),
-            Ok(Command::Mail { .. })
-        ));
+        assert!(matches!(strict("MAIL FROM:<a@b> SIZE=x"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b> SIZE=1 SIZE=2"), Err(ParseError::Parameter(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b> BODY=BINARYMIME"), Err(ParseError::Parameter(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b> SMTPUTF8"), Err(ParseError::Parameter(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b>  SIZE=1"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("MAIL FROM:a@b"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("MAIL TO:<a@b>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("MAIL FROM: <a@b>"), Err(ParseError::Syntax(_))));
+        let lenient = ParseOptions { quirk_space_after_colon: true };
+        assert!(matches!(parse(b"MAIL FROM: <a@b>", lenient), Ok(Command::Mail { .. })));
     }
 
     #[test]
@@ -416,43 +344,22 @@ mod tests {
             strict("RCPT TO:<alice@example.com>"),
             Ok(Command::Rcpt("alice@example.com".into()))
         );
-        assert_eq!(
-            strict("rcpt to:<Postmaster>"),
-            Ok(Command::Rcpt("Postmaster".into()))
-        );
+        assert_eq!(strict("rcpt to:<Postmaster>"), Ok(Command::Rcpt("Postmaster".into())));
         assert_eq!(
             strict("RCPT TO:<\"odd > name\"@example.com>"),
             Ok(Command::Rcpt("\"odd > name\"@example.com".into()))
         );
         assert!(matches!(strict("RCPT TO:<>"), Err(ParseError::Syntax(_))));
-        assert!(matches!(
-            strict("RCPT TO:<a b@c>"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            strict("RCPT TO:<a@b> NOTIFY=NEVER"),
-            Err(ParseError::Parameter(_))
-        ));
+        assert!(matches!(strict("RCPT TO:<a b@c>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("RCPT TO:<a@b> NOTIFY=NEVER"), Err(ParseError::Parameter(_))));
         let long = format!("RCPT TO:<{}@example.com>", "a".repeat(ADDRESS_BYTES_MAX));
         assert!(matches!(strict(&long), Err(ParseError::Syntax(_))));
     }
 
     #[test]
     fn bdat() {
-        assert_eq!(
-            strict("BDAT 100"),
-            Ok(Command::Bdat {
-                size: 100,
-                last: false
-            })
-        );
-        assert_eq!(
-            strict("bdat 0 last"),
-            Ok(Command::Bdat {
-                size: 0,
-                last: true
-            })
-        );
+        assert_eq!(strict("BDAT 100"), Ok(Command::Bdat { size: 100, last: false }));
+        assert_eq!(strict("bdat 0 last"), Ok(Command::Bdat { size: 0, last: true }));
         for bad in [
             "BDAT",
             "BDAT x",

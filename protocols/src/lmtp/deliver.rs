@@ -63,24 +63,12 @@ mod tests {
     fn append_errors_map_to_recipient_failures() {
         let full = io::Error::from(io::ErrorKind::StorageFull);
         let broken = io::Error::from(io::ErrorKind::PermissionDenied);
-        assert_eq!(
-            failure_of(&AppendError::TooLarge { size: 1 }),
-            DeliveryFailure::TooLarge
-        );
-        assert_eq!(
-            failure_of(&AppendError::MailboxFull),
-            DeliveryFailure::OverQuota
-        );
-        assert!(matches!(
-            failure_of(&AppendError::NoSuchMailbox),
-            DeliveryFailure::Temporary(_)
-        ));
+        assert_eq!(failure_of(&AppendError::TooLarge { size: 1 }), DeliveryFailure::TooLarge);
+        assert_eq!(failure_of(&AppendError::MailboxFull), DeliveryFailure::OverQuota);
+        assert!(matches!(failure_of(&AppendError::NoSuchMailbox), DeliveryFailure::Temporary(_)));
         let storage = AppendError::Storage(StorageError::io("spool", full));
         assert_eq!(failure_of(&storage), DeliveryFailure::StorageFull);
         let storage = AppendError::Storage(StorageError::io("spool", broken));
-        assert!(matches!(
-            failure_of(&storage),
-            DeliveryFailure::Temporary(_)
-        ));
+        assert!(matches!(failure_of(&storage), DeliveryFailure::Temporary(_)));
     }
 }

@@ -28,6 +28,8 @@ mod deliver;
 pub mod limits;
 mod reply;
 mod session;
+#[cfg(test)]
+mod workload;
 
 pub use deliver::deliver;
 pub use reply::DeliveryFailure;

@@ -73,10 +73,8 @@ pub(crate) const RECIPIENT_OK: (&str, &str) = ("250", "2.1.5 Recipient ok");
 /// After `DATA`.
 pub(crate) const START_DATA: (&str, &str) = ("354", "Start mail input; end with <CRLF>.<CRLF>");
 /// `VRFY` is not answered (RFC 5321 §3.5.3 allows 252; user lists are private).
-pub(crate) const VRFY: (&str, &str) = (
-    "252",
-    "2.5.0 Cannot VRFY user, but will accept message and attempt delivery",
-);
+pub(crate) const VRFY: (&str, &str) =
+    ("252", "2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
 /// `HELO`/`EHLO`.
 pub(crate) const USE_LHLO: (&str, &str) = ("500", "5.5.1 This is LMTP: use LHLO");
 /// Unknown verb.
@@ -115,11 +113,7 @@ mod tests {
         let mut out = Vec::new();
         delivery(&mut out, "a@b", &Ok(()));
         delivery(&mut out, "a@b", &Err(DeliveryFailure::OverQuota));
-        delivery(
-            &mut out,
-            "a@b",
-            &Err(DeliveryFailure::temporary("disk on fire")),
-        );
+        delivery(&mut out, "a@b", &Err(DeliveryFailure::temporary("disk on fire")));
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,

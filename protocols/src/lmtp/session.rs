@@ -97,11 +97,7 @@ enum Mode {
     /// Reading `DATA` content.
     Data(DotReader, MessageBuffer),
     /// Reading `remaining` octets of a `BDAT` chunk.
-    Chunk {
-        remaining: u64,
-        last: bool,
-        size: u64,
-    },
+    Chunk { remaining: u64, last: bool, size: u64 },
     /// A delivery is ready; it is handed out once pending replies are written.
     DeliverReady(Arc<[u8]>),
     /// Waiting for [`LmtpSession::recipient_resolved`].
@@ -198,10 +194,7 @@ impl LmtpSession {
         let Mode::AwaitResolve(address) = std::mem::replace(&mut self.mode, Mode::Command) else {
             panic!("recipient_resolved without a pending ResolveRecipient");
         };
-        let transaction = self
-            .transaction
-            .as_mut()
-            .expect("RCPT is resolved inside a transaction");
+        let transaction = self.transaction.as_mut().expect("RCPT is resolved inside a transaction");
         if let Some(ResolvedRecipient { user }) = resolved {
             transaction.recipients.push(Recipient { address, user });
             reply::fixed(&mut self.out, reply::RECIPIENT_OK);
@@ -218,19 +211,9 @@ impl LmtpSession {
     /// If no delivery was asked for, or the number of results is not the number of
     /// recipients.
     pub fn delivery_done(&mut self, results: Vec<Result<(), DeliveryFailure>>) {
-        assert!(
-            matches!(self.mode, Mode::AwaitDelivery),
-            "delivery_done without a Deliver"
-        );
-        let transaction = self
-            .transaction
-            .take()
-            .expect("a delivery belongs to a transaction");
-        assert_eq!(
-            results.len(),
-            transaction.recipients.len(),
-            "one result per recipient"
-        );
+        assert!(matches!(self.mode, Mode::AwaitDelivery), "delivery_done without a Deliver");
+        let transaction = self.transaction.take().expect("a delivery belongs to a transaction");
+        assert_eq!(results.len(), transaction.recipients.len(), "one result per recipient");
         for (recipient, result) in transaction.recipients.iter().zip(&results) {
             reply::delivery(&mut self.out, &recipient.address, result);
         }
@@ -266,17 +249,10 @@ impl LmtpSession {
         else {
             unreachable!("checked by the caller");
         };
-        let transaction = self
-            .transaction
-            .as_ref()
-            .expect("a delivery belongs to a transaction");
+        let transaction = self.transaction.as_ref().expect("a delivery belongs to a transaction");
         LmtpStep::Deliver {
             message,
-            recipients: transaction
-                .recipients
-                .iter()
-                .map(|r| r.user.clone())
-                .collect(),
+            recipients: transaction.recipients.iter().map(|r| r.user.clone()).collect(),
             return_path: transaction.return_path.clone(),
         }
     }
@@ -345,25 +321,16 @@ impl LmtpSession {
     }
 
     fn next_chunk(&mut self) -> Option<LmtpStep> {
-        let Mode::Chunk {
-            remaining,
-            last,
-            size,
-        } = &mut self.mode
-        else {
+        let Mode::Chunk { remaining, last, size } = &mut self.mode else {
             unreachable!("checked by the caller");
         };
         let available = self.input.len() - self.input_start;
-        let take = usize::try_from(*remaining)
-            .unwrap_or(usize::MAX)
-            .min(available);
+        let take = usize::try_from(*remaining).unwrap_or(usize::MAX).min(available);
         let bytes = &self.input[self.input_start..self.input_start + take];
         *remaining -= take as u64;
         let (done, last, size) = (*remaining == 0, *last, *size);
-        let transaction = self
-            .transaction
-            .as_mut()
-            .filter(|t| !t.failed && !t.recipients.is_empty());
+        let transaction =
+            self.transaction.as_mut().filter(|t| !t.failed && !t.recipients.is_empty());
         if let Some(message) = transaction.and_then(|t| t.message.as_mut()) {
             message.push(bytes);
         }
@@ -381,10 +348,8 @@ impl LmtpSession {
         reply::line(&mut self.out, failure.0, failure.1);
         self.errors += 1;
         if self.errors >= ERRORS_MAX {
-            let text = format!(
-                "4.7.0 {} Too many errors, closing connection",
-                self.config.hostname
-            );
+            let text =
+                format!("4.7.0 {} Too many errors, closing connection", self.config.hostname);
             reply::line(&mut self.out, "421", &text);
             self.mode = Mode::Closing;
         }

@@ -38,10 +38,7 @@ impl MediaType {
 
 /// The value of parameter `name` (case-insensitive) in `parameters`.
 pub(crate) fn parameter<'a>(parameters: &'a Parameters, name: &[u8]) -> Option<&'a [u8]> {
-    parameters
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_slice())
+    parameters.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
 }
 
 /// The MIME fields of one entity; the first occurrence of each field counts.
@@ -110,10 +107,7 @@ impl EntityFields {
     /// True when the transfer encoding leaves the bytes as they are (7bit, 8bit, binary or
     /// none given), so an encapsulated message can be parsed in place.
     pub fn is_identity_encoding(&self) -> bool {
-        matches!(
-            self.encoding.as_deref(),
-            None | Some(b"7bit" | b"8bit" | b"binary")
-        )
+        matches!(self.encoding.as_deref(), None | Some(b"7bit" | b"8bit" | b"binary"))
     }
 }
 
@@ -128,11 +122,7 @@ pub(crate) fn parse_media_type(value: &[u8]) -> Option<MediaType> {
     }
     tokens.skip_cfws();
     let sub = tokens.token()?.to_ascii_lowercase();
-    Some(MediaType {
-        main,
-        sub,
-        parameters: tokens.parameters(),
-    })
+    Some(MediaType { main, sub, parameters: tokens.parameters() })
 }
 
 /// Parses a Content-Disposition value (RFC 2183): `type *(";" parameter)`.
@@ -270,10 +260,7 @@ impl<'a> Tokens<'a> {
 
     /// Moves past the next `stop` byte; false at the end.
     fn skip_past(&mut self, stop: u8) -> bool {
-        match self.bytes[self.position.min(self.bytes.len())..]
-            .iter()
-            .position(|&b| b == stop)
-        {
+        match self.bytes[self.position.min(self.bytes.len())..].iter().position(|&b| b == stop) {
             Some(index) => {
                 self.position += index + 1;
                 true
@@ -331,12 +318,7 @@ mod tests {
 Content-Transfer-Encoding: BASE64\r\nContent-Disposition: Attachment; filename=\"a b.txt\"\r\n\
 Content-Language: en, (c) de\r\nContent-ID: <x@y>\r\n\r\n";
         let parsed = EntityFields::parse(data, 0..data.len());
-        assert!(
-            parsed
-                .media
-                .as_ref()
-                .is_some_and(|m| m.is(b"text", b"html"))
-        );
+        assert!(parsed.media.as_ref().is_some_and(|m| m.is(b"text", b"html")));
         assert_eq!(parsed.encoding.as_deref(), Some(&b"base64"[..]));
         assert!(!parsed.is_identity_encoding());
         let (kind, parameters) = parsed.disposition.expect("disposition");

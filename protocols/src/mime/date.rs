@@ -55,10 +55,7 @@ pub(crate) fn parse_date(value: &[u8]) -> Option<SentDate> {
     }
     let days = days_from_civil(year, month, day);
     let local = days * 86_400 + hour * 3_600 + minute * 60 + second;
-    Some(SentDate {
-        unix_seconds: local - i64::from(zone_minutes) * 60,
-        zone_minutes,
-    })
+    Some(SentDate { unix_seconds: local - i64::from(zone_minutes) * 60, zone_minutes })
 }
 
 /// Words of the value, split at white space and commas, comments removed.

@@ -39,19 +39,14 @@ pub(crate) fn envelope(data: &[u8], header: Range<usize>) -> (Vec<u8>, Option<Se
     let mut values: [Option<Vec<u8>>; 10] = Default::default();
     for field in fields(data, header) {
         let name = field.name(data);
-        if let Some(index) = FIELD_NAMES
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(name))
+        if let Some(index) = FIELD_NAMES.iter().position(|n| n.eq_ignore_ascii_case(name))
             && values[index].is_none()
         {
             values[index] = Some(field.unfolded(data));
         }
     }
     let addresses = |index: usize| -> Vec<Address> {
-        values[index]
-            .as_deref()
-            .map(parse_address_list)
-            .unwrap_or_default()
+        values[index].as_deref().map(parse_address_list).unwrap_or_default()
     };
     let from = addresses(FROM);
     let mut sender = addresses(SENDER);
@@ -67,14 +62,7 @@ pub(crate) fn envelope(data: &[u8], header: Range<usize>) -> (Vec<u8>, Option<Se
     nstring(&mut out, values[0].as_deref());
     out.push(b' ');
     nstring(&mut out, values[1].as_deref());
-    for list in [
-        &from,
-        &sender,
-        &reply_to,
-        &addresses(5),
-        &addresses(6),
-        &addresses(7),
-    ] {
+    for list in [&from, &sender, &reply_to, &addresses(5), &addresses(6), &addresses(7)] {
         out.push(b' ');
         address_list(&mut out, list);
     }

@@ -35,22 +35,11 @@ pub(crate) fn line_at(data: &[u8], start: usize) -> Line {
     match data[start..].iter().position(|&b| b == b'\n') {
         Some(index) => {
             let newline = start + index;
-            let end = if newline > start && data[newline - 1] == b'\r' {
-                newline - 1
-            } else {
-                newline
-            };
-            Line {
-                start,
-                end,
-                next: newline + 1,
-            }
+            let end =
+                if newline > start && data[newline - 1] == b'\r' { newline - 1 } else { newline };
+            Line { start, end, next: newline + 1 }
         }
-        None => Line {
-            start,
-            end: data.len(),
-            next: data.len(),
-        },
+        None => Line { start, end: data.len(), next: data.len() },
     }
 }
 
@@ -118,36 +107,23 @@ impl Field {
 
     /// The value unfolded (CR and LF removed, RFC 5322 §2.2.3) and trimmed of white space.
     pub fn unfolded(&self, data: &[u8]) -> Vec<u8> {
-        let value: Vec<u8> = self
-            .raw_value(data)
-            .iter()
-            .copied()
-            .filter(|&b| b != b'\r' && b != b'\n')
-            .collect();
+        let value: Vec<u8> =
+            self.raw_value(data).iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
         trim_wsp(&value).to_vec()
     }
 }
 
 /// `bytes` without leading and trailing SP/HTAB.
 pub(crate) fn trim_wsp(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|&b| !is_wsp(b))
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|&b| !is_wsp(b))
-        .map_or(start, |i| i + 1);
+    let start = bytes.iter().position(|&b| !is_wsp(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| !is_wsp(b)).map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
 /// The header fields of the block `data[range]`, in order, stopping at the blank line.
 pub(crate) fn fields(data: &[u8], range: Range<usize>) -> Fields<'_> {
     debug_assert!(range.start <= range.end && range.end <= data.len());
-    Fields {
-        data: &data[..range.end],
-        position: range.start,
-    }
+    Fields { data: &data[..range.end], position: range.start }
 }
 
 /// Iterator over header fields; see [`fields`].

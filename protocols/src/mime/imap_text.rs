@@ -7,10 +7,7 @@
 
 /// Appends `value` as an IMAP `string`.
 pub(crate) fn string(out: &mut Vec<u8>, value: &[u8]) {
-    if value
-        .iter()
-        .all(|&b| (0x01..0x80).contains(&b) && b != b'\r' && b != b'\n')
-    {
+    if value.iter().all(|&b| (0x01..0x80).contains(&b) && b != b'\r' && b != b'\n') {
         out.push(b'"');
         for &b in value {
             if b == b'"' || b == b'\\' {

@@ -28,9 +28,6 @@ pub const PARAMETERS_MAX: usize = 64;
 /// Most language tags kept from one Content-Language header.
 pub const LANGUAGES_MAX: usize = 32;
 
-const _: () = assert!(
-    PARTS_MAX <= u16::MAX as usize,
-    "subtree sizes are stored as u16"
-);
+const _: () = assert!(PARTS_MAX <= u16::MAX as usize, "subtree sizes are stored as u16");
 const _: () = assert!(DEPTH_MAX >= 2 && DEPTH_MAX <= PARTS_MAX);
 const _: () = assert!(MESSAGE_BYTES_MAX <= u32::MAX as usize);

@@ -20,6 +20,52 @@ fn fold(text: &str) -> String {
     text.chars().flat_map(char::to_lowercase).collect()
 }
 
+/// A search key, lower-cased once and then matched against many texts.
+struct Needle {
+    folded: String,
+}
+
+impl Needle {
+    fn new(text: &str) -> Self {
+        Self { folded: fold(text) }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.folded.is_empty()
+    }
+
+    /// True when the lower-cased `haystack` contains the key. Most mail text is ASCII, whose
+    /// lower-casing is ASCII and byte for byte, so that case is compared in place without
+    /// building a folded copy (which cost more than the rest of SEARCH together).
+    fn found_in(&self, haystack: &str) -> bool {
+        if self.folded.is_empty() {
+            return true;
+        }
+        if haystack.is_ascii() {
+            // A folded ASCII text holds no non-ASCII character, so such a key cannot match.
+            return self.folded.is_ascii()
+                && ascii_contains_folded(haystack.as_bytes(), self.folded.as_bytes());
+        }
+        fold(haystack).contains(&self.folded)
+    }
+}
+
+/// True when `haystack`, ASCII-lower-cased, contains `needle` (lower-case ASCII, not empty).
+fn ascii_contains_folded(haystack: &[u8], needle: &[u8]) -> bool {
+    let first = needle[0];
+    let last_start = match haystack.len().checked_sub(needle.len()) {
+        Some(last) => last,
+        None => return false,
+    };
+    (0..=last_start).any(|start| {
+        haystack[start].to_ascii_lowercase() == first
+            && haystack[start + 1..start + needle.len()]
+                .iter()
+                .zip(&needle[1..])
+                .all(|(h, n)| h.to_ascii_lowercase() == *n)
+    })
+}
+
 /// A field's value with encoded words decoded and folding removed.
 fn decoded_value(message: &[u8], field: &Field) -> String {
     // The decoder stops at the line ending that ends the field, so it needs one.
@@ -38,11 +84,11 @@ fn decoded_value(message: &[u8], field: &Field) -> String {
 /// (`HEADER name ""`). Only the message's own header is searched.
 #[must_use]
 pub fn header_contains(message: &[u8], field_name: &str, needle: &str) -> bool {
-    let needle = fold(needle);
+    let needle = Needle::new(needle);
     let (header, _) = header_block(message, 0);
     fields(message, header)
         .filter(|field| field.is(message, field_name.as_bytes()))
-        .any(|field| needle.is_empty() || fold(&decoded_value(message, &field)).contains(&needle))
+        .any(|field| needle.is_empty() || needle.found_in(&decoded_value(message, &field)))
 }
 
 /// `FROM`, `TO`, `CC`, `BCC`: the address header's decoded text (display names decoded,
@@ -55,7 +101,10 @@ pub fn address_header_contains(message: &[u8], field_name: &str, needle: &str) -
 /// `BODY`: the decoded text of some `text/*` part contains `needle`, ignoring case.
 #[must_use]
 pub fn body_contains(message: &[u8], needle: &str) -> bool {
-    let needle = fold(needle);
+    body_contains_needle(message, &Needle::new(needle))
+}
+
+fn body_contains_needle(message: &[u8], needle: &Needle) -> bool {
     if needle.is_empty() {
         return true;
     }
@@ -63,20 +112,20 @@ pub fn body_contains(message: &[u8], needle: &str) -> bool {
     tree.nodes
         .iter()
         .filter(|node| node.kind == Kind::Leaf && node.media.main == b"text")
-        .any(|node| fold(&decoded_text(message, node)).contains(&needle))
+        .any(|node| needle.found_in(&decoded_text(message, node)))
 }
 
 /// `TEXT`: the message header (raw or with encoded words decoded) or its body contains
 /// `needle`, ignoring case.
 #[must_use]
 pub fn text_contains(message: &[u8], needle: &str) -> bool {
-    let folded = fold(needle);
+    let needle = Needle::new(needle);
     let (header, _) = header_block(message, 0);
-    if fold(&String::from_utf8_lossy(&message[header.clone()])).contains(&folded) {
+    if needle.found_in(&String::from_utf8_lossy(&message[header.clone()])) {
         return true;
     }
-    fields(message, header).any(|field| fold(&decoded_value(message, &field)).contains(&folded))
-        || body_contains(message, needle)
+    fields(message, header).any(|field| needle.found_in(&decoded_value(message, &field)))
+        || body_contains_needle(message, &needle)
 }
 
 /// A text part's body: transfer encoding undone, converted to UTF-8 from its charset.
@@ -97,6 +146,26 @@ fn decoded_text(message: &[u8], node: &Node) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The in-place ASCII comparison answers exactly as folding both sides does.
+        #[test]
+        fn ascii_fast_path_agrees_with_full_folding(
+            haystack in "[a-zA-Z0-9 K\u{212A}\u{130}\u{e9}\u{c9}]{0,40}",
+            needle in "[a-zA-Z K\u{212A}\u{130}\u{e9}]{0,5}",
+        ) {
+            let slow = fold(&haystack).contains(&fold(&needle));
+            prop_assert_eq!(Needle::new(&needle).found_in(&haystack), slow);
+        }
+    }
+
+    #[test]
+    fn a_non_ascii_key_that_folds_to_ascii_matches_ascii_text() {
+        // KELVIN SIGN lower-cases to ASCII 'k'.
+        assert!(Needle::new("\u{212A}ey").found_in("KEY"));
+        assert!(!Needle::new("\u{e9}t\u{e9}").found_in("ete"));
+    }
 
     const MESSAGE: &[u8] = b"From: =?ISO-8859-1?Q?J=F6rg?= <joerg@example.com>\r\n\
 Subject: =?utf-8?B?R3LDvMOfZQ==?=\r\n  again\r\nX-Empty:\r\n\

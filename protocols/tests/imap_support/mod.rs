@@ -44,7 +44,9 @@ impl World {
     /// Makes everything written so far durable, as the shard's group commit would; false when
     /// nothing had been written (every ticket is then durable already).
     pub fn flush(&self) -> bool {
-        let Some(flush) = self.disk.flush_begin() else { return false };
+        let Some(flush) = self.disk.flush_begin() else {
+            return false;
+        };
         let epoch = flush.epoch();
         flush.run().expect("flush");
         self.disk.flush_end(epoch);
@@ -139,7 +141,7 @@ impl Client {
                     }
                 }
                 Step::Authenticate { user: _, password } => {
-                    let outcome = if password == PASSWORD {
+                    let outcome = if password.expose() == PASSWORD {
                         AuthOutcome::Success
                     } else {
                         AuthOutcome::Failure
@@ -253,9 +255,15 @@ fn expect_line(client: &mut Client, world: &mut World, expected: &str, name: &st
 /// True when `actual` matches `pattern`, where each `...` stands for any text.
 pub fn glob_matches(pattern: &str, actual: &str) -> bool {
     let parts: Vec<&str> = pattern.split("...").collect();
-    let Some((first, rest)) = parts.split_first() else { return actual.is_empty() };
-    let Some(mut remaining) = actual.strip_prefix(first) else { return false };
-    let Some((last, middle)) = rest.split_last() else { return remaining.is_empty() };
+    let Some((first, rest)) = parts.split_first() else {
+        return actual.is_empty();
+    };
+    let Some(mut remaining) = actual.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return remaining.is_empty();
+    };
     for part in middle {
         match remaining.find(part) {
             Some(at) => remaining = &remaining[at + part.len()..],

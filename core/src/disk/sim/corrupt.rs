@@ -49,10 +49,7 @@ impl SimDisk {
     pub fn damage(&self, path: &Path, damage: Damage) -> io::Result<()> {
         let path = normalize(path)?;
         let mut state = lock(&self.state);
-        assert!(
-            state.pending.is_empty(),
-            "damage a disk without pending writes"
-        );
+        assert!(state.pending.is_empty(), "damage a disk without pending writes");
         let inode = state.live.inode(&path).ok_or(io::ErrorKind::NotFound)?;
         let len = state.live.contents(inode).len();
         match damage {
@@ -104,18 +101,14 @@ impl SimDisk {
             let (name, len) = &files[rng.index(files.len())];
             let offset = rng.index(*len);
             let damage = match rng.below(3) {
-                0 => Damage::Flip {
-                    offset,
-                    mask: 1 << rng.below(8),
-                },
+                0 => Damage::Flip { offset, mask: 1 << rng.below(8) },
                 1 => Damage::Zero { offset },
                 _ => Damage::Misdirect {
                     source: rng.index(len.div_ceil(SECTOR_BYTES)) * SECTOR_BYTES,
                     target: offset / SECTOR_BYTES * SECTOR_BYTES,
                 },
             };
-            self.damage(Path::new(name), damage)
-                .expect("a file of this disk, in range");
+            self.damage(Path::new(name), damage).expect("a file of this disk, in range");
             lines.push(format!("{name}: {damage:?}"));
         }
         lines

@@ -91,11 +91,7 @@ pub fn choose(pending: &[Op], rng: &mut SimRng, mode: CrashMode) -> Vec<Fate> {
                     continue;
                 }
                 let torn = mode == CrashMode::TornSubset && rng.chance(1, 2);
-                *fate = if torn {
-                    tear(op, rng).unwrap_or(Fate::Kept)
-                } else {
-                    Fate::Kept
-                };
+                *fate = if torn { tear(op, rng).unwrap_or(Fate::Kept) } else { Fate::Kept };
             }
         }
     }
@@ -140,14 +136,7 @@ impl PendingOp {
             Op::Remove { .. } => ("remove", 0, 0),
             Op::Rename { .. } => ("rename", 0, 0),
         };
-        PendingOp {
-            index,
-            epoch: pending.epoch,
-            kind,
-            path: pending.path.clone(),
-            offset,
-            len,
-        }
+        PendingOp { index, epoch: pending.epoch, kind, path: pending.path.clone(), offset, len }
     }
 }
 
@@ -193,10 +182,7 @@ impl SimDisk {
 
 /// The durable image with the pending ops applied according to their fates, as a new disk.
 fn crashed(state: &State, fates: &[Fate]) -> (SimDisk, CrashReport) {
-    let mut report = CrashReport {
-        pending: fates.len(),
-        ..CrashReport::default()
-    };
+    let mut report = CrashReport { pending: fates.len(), ..CrashReport::default() };
     let mut image = state.durable.clone();
     for (pending, fate) in state.pending.iter().zip(fates) {
         let op = &pending.op;
@@ -223,10 +209,5 @@ fn crashed(state: &State, fates: &[Fate]) -> (SimDisk, CrashReport) {
     }
     image.collect_garbage();
     let state = State::from_image(image, state.next_inode);
-    (
-        SimDisk {
-            state: Arc::new(Mutex::new(state)),
-        },
-        report,
-    )
+    (SimDisk { state: Arc::new(Mutex::new(state)) }, report)
 }

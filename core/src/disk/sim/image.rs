@@ -75,15 +75,9 @@ impl Op {
     #[must_use]
     pub fn truncated_write(&self, kept: usize) -> Op {
         match self {
-            Op::Write {
-                inode,
-                offset,
-                data,
-            } => Op::Write {
-                inode: *inode,
-                offset: *offset,
-                data: data[..kept].to_vec(),
-            },
+            Op::Write { inode, offset, data } => {
+                Op::Write { inode: *inode, offset: *offset, data: data[..kept].to_vec() }
+            }
             other => other.clone(),
         }
     }
@@ -152,18 +146,12 @@ pub fn normalize(path: &Path) -> io::Result<PathBuf> {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("sim disk: {} not found", path.display()),
-    )
+    io::Error::new(io::ErrorKind::NotFound, format!("sim disk: {} not found", path.display()))
 }
 
 fn to_index(value: u64) -> io::Result<usize> {
     if value > SIM_FILE_BYTES_MAX {
-        return Err(io::Error::new(
-            io::ErrorKind::StorageFull,
-            "sim disk: file too large",
-        ));
+        return Err(io::Error::new(io::ErrorKind::StorageFull, "sim disk: file too large"));
     }
     Ok(usize::try_from(value).expect("SIM_FILE_BYTES_MAX fits usize"))
 }
@@ -198,11 +186,7 @@ impl Image {
         let children = self.dirs.iter().chain(self.files.keys());
         let mut names: Vec<String> = children
             .filter(|child| child.as_os_str() != "" && child.parent() == Some(path))
-            .filter_map(|child| {
-                child
-                    .file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-            })
+            .filter_map(|child| child.file_name().map(|name| name.to_string_lossy().into_owned()))
             .collect();
         names.sort();
         names.dedup();
@@ -217,11 +201,7 @@ impl Image {
     /// other kind of entry, `StorageFull` past [`SIM_FILE_BYTES_MAX`].
     pub fn apply(&mut self, op: &Op) -> io::Result<()> {
         match op {
-            Op::Write {
-                inode,
-                offset,
-                data,
-            } => self.write(*inode, *offset, data),
+            Op::Write { inode, offset, data } => self.write(*inode, *offset, data),
             Op::SetLen { inode, len } => {
                 let len = to_index(*len)?;
                 Arc::make_mut(self.data.entry(*inode).or_default()).resize(len, 0);
@@ -236,19 +216,12 @@ impl Image {
             Op::Mkdir { path } => {
                 self.check_new_name(path)?;
                 if self.files.contains_key(path) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        "sim disk: a file",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::AlreadyExists, "sim disk: a file"));
                 }
                 self.dirs.insert(path.clone());
                 Ok(())
             }
-            Op::Remove { path } => self
-                .files
-                .remove(path)
-                .map(drop)
-                .ok_or_else(|| not_found(path)),
+            Op::Remove { path } => self.files.remove(path).map(drop).ok_or_else(|| not_found(path)),
             Op::Rename { source, target } => self.rename(source, target),
         }
     }
@@ -271,10 +244,7 @@ impl Image {
             return Err(not_found(parent));
         }
         if self.is_dir(path) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "sim disk: a directory",
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "sim disk: a directory"));
         }
         Ok(())
     }
@@ -314,18 +284,11 @@ impl Image {
             return Err(not_found(parent));
         }
         if self.is_dir(target) && !self.list(target)?.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::DirectoryNotEmpty,
-                "sim disk: target",
-            ));
+            return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, "sim disk: target"));
         }
         let moved = |path: &Path| target.join(path.strip_prefix(source).expect("under source"));
-        let dirs: Vec<PathBuf> = self
-            .dirs
-            .iter()
-            .filter(|d| d.starts_with(source))
-            .cloned()
-            .collect();
+        let dirs: Vec<PathBuf> =
+            self.dirs.iter().filter(|d| d.starts_with(source)).cloned().collect();
         for dir in dirs {
             self.dirs.remove(&dir);
             self.dirs.insert(moved(&dir));
@@ -346,10 +309,7 @@ impl Image {
     /// A file name of an inode, for diagnostics.
     #[must_use]
     pub fn name_of(&self, inode: InodeId) -> Option<&Path> {
-        self.files
-            .iter()
-            .find(|(_, i)| **i == inode)
-            .map(|(path, _)| path.as_path())
+        self.files.iter().find(|(_, i)| **i == inode).map(|(path, _)| path.as_path())
     }
 
     /// The file an op changes (its name in this image, or `inode N` if it has none), or the
@@ -357,10 +317,8 @@ impl Image {
     #[must_use]
     pub fn path_of(&self, op: &Op) -> PathBuf {
         let named = |inode: InodeId| {
-            self.name_of(inode).map_or_else(
-                || PathBuf::from(format!("inode {inode}")),
-                Path::to_path_buf,
-            )
+            self.name_of(inode)
+                .map_or_else(|| PathBuf::from(format!("inode {inode}")), Path::to_path_buf)
         };
         match op {
             Op::Write { inode, .. } | Op::SetLen { inode, .. } => named(*inode),
@@ -377,16 +335,8 @@ impl Image {
                 .map_or_else(|| format!("inode {inode}"), |p| p.display().to_string())
         };
         match op {
-            Op::Write {
-                inode,
-                offset,
-                data,
-            } => {
-                format!(
-                    "write {} [{offset}, {})",
-                    name(inode),
-                    offset + data.len() as u64
-                )
+            Op::Write { inode, offset, data } => {
+                format!("write {} [{offset}, {})", name(inode), offset + data.len() as u64)
             }
             Op::SetLen { inode, len } => format!("set_len {} {len}", name(inode)),
             Op::Create { path, .. } => format!("create {}", path.display()),
@@ -400,9 +350,7 @@ impl Image {
 
     /// Every file name with its inode, sorted by name.
     pub fn files(&self) -> impl Iterator<Item = (&Path, InodeId)> {
-        self.files
-            .iter()
-            .map(|(path, inode)| (path.as_path(), *inode))
+        self.files.iter().map(|(path, inode)| (path.as_path(), *inode))
     }
 
     /// The contents of an inode, to damage in place (media corruption, not a write).

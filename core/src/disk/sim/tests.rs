@@ -23,9 +23,7 @@ fn read_all(disk: &SimDisk, path: &str) -> Option<Vec<u8>> {
 }
 
 fn write(disk: &SimDisk, path: &str, offset: u64, data: &[u8]) {
-    let file = disk
-        .open(Path::new(path), OpenMode::CreateIfMissing)
-        .unwrap();
+    let file = disk.open(Path::new(path), OpenMode::CreateIfMissing).unwrap();
     file.write_all_at(data, offset).unwrap();
 }
 
@@ -34,25 +32,15 @@ fn writes_are_live_at_once_and_durable_after_a_flush() {
     let disk = SimDisk::new();
     write(&disk, "a", 0, b"hello");
     assert_eq!(read_all(&disk, "a").unwrap(), b"hello");
-    assert_eq!(
-        disk.durable_contents(Path::new("a")),
-        None,
-        "the name is not durable yet"
-    );
+    assert_eq!(disk.durable_contents(Path::new("a")), None, "the name is not durable yet");
     assert_eq!(read_all(&disk.crash(1, CrashMode::DropPending), "a"), None);
-    assert_eq!(
-        read_all(&disk.crash(1, CrashMode::KeepPending), "a").unwrap(),
-        b"hello"
-    );
+    assert_eq!(read_all(&disk.crash(1, CrashMode::KeepPending), "a").unwrap(), b"hello");
 
     flush(&disk);
     write(&disk, "a", 5, b" world");
     assert_eq!(read_all(&disk, "a").unwrap(), b"hello world");
     assert_eq!(disk.durable_contents(Path::new("a")).unwrap(), b"hello");
-    assert_eq!(
-        read_all(&disk.crash(1, CrashMode::DropPending), "a").unwrap(),
-        b"hello"
-    );
+    assert_eq!(read_all(&disk.crash(1, CrashMode::DropPending), "a").unwrap(), b"hello");
     assert_eq!(disk.pending_ops(), 1);
     assert_eq!(disk.flushes_done(), 1);
 }
@@ -60,10 +48,7 @@ fn writes_are_live_at_once_and_durable_after_a_flush() {
 #[test]
 fn epochs_advance_with_flush_rounds() {
     let disk = SimDisk::new();
-    assert_eq!(
-        (disk.epoch_open(), disk.epoch_durable()),
-        (Epoch(1), Epoch(0))
-    );
+    assert_eq!((disk.epoch_open(), disk.epoch_durable()), (Epoch(1), Epoch(0)));
     assert!(disk.flush_begin().is_none(), "nothing written");
     write(&disk, "a", 0, b"x");
     let job = disk.flush_begin().unwrap();
@@ -110,8 +95,7 @@ fn directory_entries_need_a_flush() {
     write(&disk, "u/mail/x", 0, b"data");
     flush(&disk);
 
-    disk.rename(Path::new("u/mail/x"), Path::new("u/mail/y"))
-        .unwrap();
+    disk.rename(Path::new("u/mail/x"), Path::new("u/mail/y")).unwrap();
     write(&disk, "u/mail/new", 0, b"fresh");
     assert_eq!(disk.list_dir(Path::new("u/mail")).unwrap(), ["new", "y"]);
     let lost = disk.crash(7, CrashMode::DropPending);
@@ -123,15 +107,8 @@ fn directory_entries_need_a_flush() {
     flush(&disk);
     disk.remove_file(Path::new("u/mail/y")).unwrap();
     assert!(!disk.exists(Path::new("u/mail/y")));
-    assert!(
-        disk.crash(7, CrashMode::DropPending)
-            .exists(Path::new("u/mail/y"))
-    );
-    assert!(
-        !disk
-            .crash(7, CrashMode::KeepPending)
-            .exists(Path::new("u/mail/y"))
-    );
+    assert!(disk.crash(7, CrashMode::DropPending).exists(Path::new("u/mail/y")));
+    assert!(!disk.crash(7, CrashMode::KeepPending).exists(Path::new("u/mail/y")));
 }
 
 #[test]
@@ -160,9 +137,7 @@ fn rename_replaces_atomically_and_keeps_open_handles() {
     handle.write_all_at(b"NEW", 0).unwrap();
     assert_eq!(read_all(&disk, "old").unwrap(), b"NEW");
     assert_eq!(
-        disk.rename(Path::new("tmp"), Path::new("x"))
-            .unwrap_err()
-            .kind(),
+        disk.rename(Path::new("tmp"), Path::new("x")).unwrap_err().kind(),
         std::io::ErrorKind::NotFound
     );
 }
@@ -182,15 +157,10 @@ fn directories_rename_with_their_contents() {
 fn paths_must_stay_under_the_root() {
     let disk = SimDisk::new();
     for bad in ["../x", "/etc/passwd", "a/../../b"] {
-        let error = disk
-            .open(Path::new(bad), OpenMode::CreateIfMissing)
-            .unwrap_err();
+        let error = disk.open(Path::new(bad), OpenMode::CreateIfMissing).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{bad}");
     }
-    assert!(
-        disk.open(Path::new("missing/x"), OpenMode::CreateIfMissing)
-            .is_err()
-    );
+    assert!(disk.open(Path::new("missing/x"), OpenMode::CreateIfMissing).is_err());
     assert!(disk.open(Path::new("x"), OpenMode::Existing).is_err());
 }
 
@@ -218,9 +188,7 @@ fn torn_fixture(sectors: u8) -> (SimDisk, Vec<u8>) {
     let total = usize::from(sectors) * SECTOR_BYTES;
     write(&disk, "f", 0, &vec![0xee; total]);
     flush(&disk);
-    let data: Vec<u8> = (0..total)
-        .map(|i| u8::try_from(i / SECTOR_BYTES + 1).unwrap())
-        .collect();
+    let data: Vec<u8> = (0..total).map(|i| u8::try_from(i / SECTOR_BYTES + 1).unwrap()).collect();
     write(&disk, "f", 0, &data);
     (disk, data)
 }
@@ -235,23 +203,12 @@ fn torn_writes_keep_a_sector_prefix() {
         let sectors: Vec<&[u8]> = contents.chunks(SECTOR_BYTES).collect();
         let kept = sectors.iter().take_while(|s| s[0] != 0xee).count();
         for (index, sector) in sectors.iter().enumerate() {
-            let expected = if index < kept {
-                u8::try_from(index + 1).unwrap()
-            } else {
-                0xee
-            };
-            assert!(
-                sector.iter().all(|&b| b == expected),
-                "seed {seed} sector {index}"
-            );
+            let expected = if index < kept { u8::try_from(index + 1).unwrap() } else { 0xee };
+            assert!(sector.iter().all(|&b| b == expected), "seed {seed} sector {index}");
         }
         prefixes.insert(kept);
     }
-    assert_eq!(
-        prefixes,
-        BTreeSet::from([0, 1, 2, 3, 4]),
-        "every tear point is reachable"
-    );
+    assert_eq!(prefixes, BTreeSet::from([0, 1, 2, 3, 4]), "every tear point is reachable");
 }
 
 #[test]
@@ -265,10 +222,7 @@ fn prefix_mode_keeps_ops_in_order() {
     let mut lengths = BTreeSet::new();
     for seed in 0..200 {
         let contents = read_all(&disk.crash(seed, CrashMode::Prefix), "f").unwrap();
-        assert_eq!(
-            contents,
-            (0..u8::try_from(contents.len()).unwrap()).collect::<Vec<_>>()
-        );
+        assert_eq!(contents, (0..u8::try_from(contents.len()).unwrap()).collect::<Vec<_>>());
         lengths.insert(contents.len());
     }
     assert_eq!(lengths.len(), 11, "every prefix length is reachable");
@@ -286,11 +240,7 @@ fn subset_mode_reorders_whole_writes() {
     for seed in 0..500 {
         outcomes.insert(read_all(&disk.crash(seed, CrashMode::Subset), "f").unwrap());
     }
-    assert_eq!(
-        outcomes.len(),
-        16,
-        "every subset of four writes is reachable"
-    );
+    assert_eq!(outcomes.len(), 16, "every subset of four writes is reachable");
 }
 
 #[test]
@@ -317,19 +267,9 @@ fn freeze_stops_the_durable_image_at_the_nth_flush() {
     assert!(job.run().is_err());
     assert!(disk.is_frozen());
     assert_eq!(disk.flushes_done(), 1);
-    assert_eq!(
-        read_all(&disk, "a").unwrap(),
-        b"12",
-        "the live image still moves"
-    );
-    assert_eq!(
-        read_all(&disk.crash(0, CrashMode::DropPending), "a").unwrap(),
-        b"1"
-    );
-    assert_eq!(
-        read_all(&disk.crash(0, CrashMode::KeepPending), "a").unwrap(),
-        b"12"
-    );
+    assert_eq!(read_all(&disk, "a").unwrap(), b"12", "the live image still moves");
+    assert_eq!(read_all(&disk.crash(0, CrashMode::DropPending), "a").unwrap(), b"1");
+    assert_eq!(read_all(&disk.crash(0, CrashMode::KeepPending), "a").unwrap(), b"12");
 }
 
 #[test]
@@ -338,20 +278,13 @@ fn a_crashed_disk_is_a_fresh_working_disk() {
     write(&disk, "a", 0, b"1");
     flush(&disk);
     let crashed = disk.crash(3, CrashMode::DropPending);
-    assert_eq!(
-        (crashed.epoch_open(), crashed.epoch_durable()),
-        (Epoch(1), Epoch(0))
-    );
+    assert_eq!((crashed.epoch_open(), crashed.epoch_durable()), (Epoch(1), Epoch(0)));
     assert_eq!(crashed.pending_ops(), 0);
     write(&crashed, "b", 0, b"2");
     flush(&crashed);
     assert_eq!(read_all(&crashed, "a").unwrap(), b"1");
     assert_eq!(crashed.durable_contents(Path::new("b")).unwrap(), b"2");
-    assert_eq!(
-        read_all(&disk, "b"),
-        None,
-        "the crashed disk shares nothing with the old one"
-    );
+    assert_eq!(read_all(&disk, "b"), None, "the crashed disk shares nothing with the old one");
 }
 
 #[test]
@@ -392,11 +325,7 @@ fn crash_where_picks_each_fate() {
     assert!(b[..512].iter().all(|&x| x == 9) && b[512..].iter().all(|&x| x == 7));
     assert_eq!(read_all(&crashed, "c").unwrap(), b"c");
     assert_eq!((report.pending, report.kept, report.torn), (4, 2, 1));
-    assert!(
-        report.ops[1].ends_with("torn after 512 bytes"),
-        "{:?}",
-        report.ops
-    );
+    assert!(report.ops[1].ends_with("torn after 512 bytes"), "{:?}", report.ops);
 }
 
 #[test]
@@ -410,10 +339,7 @@ fn corruption_changes_live_and_durable_bytes_alike() {
         let crashed = disk.crash(seed, CrashMode::DropPending);
         let damage = crashed.corrupt(seed, 1);
         assert_eq!(damage.len(), 1);
-        assert!(
-            damage[0].starts_with("a: "),
-            "empty files are left alone: {damage:?}"
-        );
+        assert!(damage[0].starts_with("a: "), "empty files are left alone: {damage:?}");
         let live = read_all(&crashed, "a").unwrap();
         assert_eq!(crashed.durable_contents(Path::new("a")).unwrap(), live);
         let changed = live.iter().filter(|&&b| b != 0x55).count();
@@ -427,67 +353,28 @@ fn corruption_changes_live_and_durable_bytes_alike() {
         kinds.insert(kind);
     }
     assert_eq!(kinds.len(), 3, "every kind of damage is drawn: {kinds:?}");
-    assert_eq!(
-        read_all(&disk, "a").unwrap(),
-        vec![0x55; 2048],
-        "the source disk is untouched"
-    );
+    assert_eq!(read_all(&disk, "a").unwrap(), vec![0x55; 2048], "the source disk is untouched");
 }
 
 #[test]
 fn damage_hits_exactly_where_it_is_told() {
     let disk = SimDisk::new();
-    let sectors: Vec<u8> = (0..4 * SECTOR_BYTES)
-        .map(|i| u8::try_from(i / SECTOR_BYTES).unwrap())
-        .collect();
+    let sectors: Vec<u8> =
+        (0..4 * SECTOR_BYTES).map(|i| u8::try_from(i / SECTOR_BYTES).unwrap()).collect();
     write(&disk, "f", 0, &sectors);
     flush(&disk);
     let f = Path::new("f");
-    disk.damage(
-        f,
-        Damage::Misdirect {
-            source: 3 * SECTOR_BYTES,
-            target: 0,
-        },
-    )
-    .unwrap();
-    disk.damage(
-        f,
-        Damage::Zero {
-            offset: SECTOR_BYTES + 7,
-        },
-    )
-    .unwrap();
-    disk.damage(
-        f,
-        Damage::Flip {
-            offset: 2 * SECTOR_BYTES,
-            mask: 0x80,
-        },
-    )
-    .unwrap();
+    disk.damage(f, Damage::Misdirect { source: 3 * SECTOR_BYTES, target: 0 }).unwrap();
+    disk.damage(f, Damage::Zero { offset: SECTOR_BYTES + 7 }).unwrap();
+    disk.damage(f, Damage::Flip { offset: 2 * SECTOR_BYTES, mask: 0x80 }).unwrap();
     let after = read_all(&disk, "f").unwrap();
     assert!(after[..SECTOR_BYTES].iter().all(|&b| b == 3));
-    assert!(
-        after[SECTOR_BYTES..2 * SECTOR_BYTES]
-            .iter()
-            .all(|&b| b == 0)
-    );
+    assert!(after[SECTOR_BYTES..2 * SECTOR_BYTES].iter().all(|&b| b == 0));
     assert_eq!(after[2 * SECTOR_BYTES], 0x82);
-    assert!(
-        after[2 * SECTOR_BYTES + 1..3 * SECTOR_BYTES]
-            .iter()
-            .all(|&b| b == 2)
-    );
+    assert!(after[2 * SECTOR_BYTES + 1..3 * SECTOR_BYTES].iter().all(|&b| b == 2));
     assert_eq!(disk.durable_contents(f).unwrap(), after);
-    let unaligned = Damage::Misdirect {
-        source: 1,
-        target: 0,
-    };
-    assert_eq!(
-        disk.damage(f, unaligned).unwrap_err().kind(),
-        std::io::ErrorKind::InvalidInput
-    );
+    let unaligned = Damage::Misdirect { source: 1, target: 0 };
+    assert_eq!(disk.damage(f, unaligned).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
     let missing = disk.damage(Path::new("nope"), Damage::Zero { offset: 0 });
     assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
 }

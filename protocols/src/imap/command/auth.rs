@@ -4,6 +4,7 @@
 use base64::Engine as _;
 
 use crate::imap::reply::{Code, Completion};
+use crate::imap::types::Secret;
 
 /// Longest base64 PLAIN response accepted: authzid, authcid and password of 255 bytes each.
 const PLAIN_RESPONSE_MAX: usize = 1100;
@@ -14,7 +15,7 @@ const PLAIN_RESPONSE_MAX: usize = 1100;
 ///
 /// # Errors
 /// The tagged reply to send instead of authenticating.
-pub(crate) fn decode_plain(response: &[u8]) -> Result<(String, String), Completion> {
+pub(crate) fn decode_plain(response: &[u8]) -> Result<(String, Secret<String>), Completion> {
     let response = response.trim_ascii();
     if response == b"*" {
         return Err(Completion::bad("Authentication cancelled"));
@@ -22,34 +23,34 @@ pub(crate) fn decode_plain(response: &[u8]) -> Result<(String, String), Completi
     if response.len() > PLAIN_RESPONSE_MAX {
         return Err(Completion::bad("SASL response too long"));
     }
-    let decoded = if response == b"=" {
+    // The decoded bytes hold the password: wiped when dropped.
+    let decoded = Secret::new(if response == b"=" {
         Vec::new()
     } else {
         base64::engine::general_purpose::STANDARD
             .decode(response)
             .map_err(|_| Completion::bad("Invalid base64 in SASL response"))?
-    };
-    let mut fields = decoded.split(|&b| b == 0);
+    });
+    let mut fields = decoded.expose().split(|&b| b == 0);
     let (Some(authz), Some(user), Some(password), None) =
         (fields.next(), fields.next(), fields.next(), fields.next())
     else {
         return Err(Completion::bad("Malformed PLAIN response"));
     };
-    let (Ok(authz), Ok(user), Ok(password)) = (
-        std::str::from_utf8(authz),
-        std::str::from_utf8(user),
-        std::str::from_utf8(password),
-    ) else {
+    let (Ok(authz), Ok(user), Ok(password)) =
+        (std::str::from_utf8(authz), std::str::from_utf8(user), std::str::from_utf8(password))
+    else {
         return Err(Completion::bad("PLAIN response is not UTF-8"));
     };
     if user.is_empty() {
         return Err(Completion::bad("Empty user name"));
     }
     if !authz.is_empty() && authz != user {
-        return Err(Completion::no("Proxy authorization is not supported")
-            .with(Code::AuthenticationFailed));
+        return Err(
+            Completion::no("Proxy authorization is not supported").with(Code::AuthenticationFailed)
+        );
     }
-    Ok((user.to_owned(), password.to_owned()))
+    Ok((user.to_owned(), Secret::from(password)))
 }
 
 #[cfg(test)]
@@ -64,11 +65,11 @@ mod tests {
     fn plain_forms() {
         assert_eq!(
             decode_plain(&b64(b"\0alice\0pw")).unwrap(),
-            ("alice".to_owned(), "pw".to_owned())
+            ("alice".to_owned(), Secret::from("pw"))
         );
         assert_eq!(
             decode_plain(&b64(b"alice\0alice\0pw")).unwrap(),
-            ("alice".to_owned(), "pw".to_owned())
+            ("alice".to_owned(), Secret::from("pw"))
         );
         assert!(decode_plain(&b64(b"bob\0alice\0pw")).is_err());
         assert!(decode_plain(b"*").is_err());

@@ -38,7 +38,8 @@ pub(crate) fn copy<D: Disk>(
     let Some(target_info) = store.mailbox_info(target) else {
         return Completion::no("No such mailbox").with(Code::TryCreate);
     };
-    let wanted: Vec<Uid> = selected.resolve(set, uid).into_iter().map(|i| selected.uids()[i]).collect();
+    let wanted: Vec<Uid> =
+        selected.resolve(set, uid).into_iter().map(|i| selected.uids()[i]).collect();
     // Messages expunged by another session (but still in this view) are not copied.
     let live = match lookup(store, source, &wanted) {
         Ok(messages) => messages,

@@ -13,10 +13,10 @@ use skua_core::types::{Flags, FlagsOp, Keywords, MailboxId, ModSeq, SystemFlags,
 
 use super::fetch_body;
 use super::{durable, lookup, view};
+use crate::imap::encode;
 use crate::imap::reply::{self, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::encode;
 use crate::imap::types::{FetchAttribute, SequenceSet};
 
 /// A parsed FETCH.
@@ -61,14 +61,12 @@ pub(crate) fn fetch<D: Disk>(
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
     };
-    let find = |messages: &[MessageMeta], uid: Uid| {
-        messages.binary_search_by_key(&uid, |m| m.uid).ok()
-    };
+    let find =
+        |messages: &[MessageMeta], uid: Uid| messages.binary_search_by_key(&uid, |m| m.uid).ok();
     // Messages expunged by another session but not yet reported are skipped.
     targets.retain(|&(_, uid)| {
-        find(&messages, uid).is_some_and(|i| {
-            request.changed_since.is_none_or(|since| messages[i].modseq.0 > since)
-        })
+        find(&messages, uid)
+            .is_some_and(|i| request.changed_since.is_none_or(|since| messages[i].modseq.0 > since))
     });
     let mut flags_changed: Vec<Uid> = Vec::new();
     if sets_seen {
@@ -87,8 +85,15 @@ pub(crate) fn fetch<D: Disk>(
     }
     let keywords = store.keywords(mailbox).unwrap_or_default();
     let reports_flags = attributes.contains(&FetchAttribute::Flags);
-    for &(msn, uid) in &targets {
-        let Some(index) = find(&messages, uid) else { continue };
+    let reads_body = fetch_body::needs_body(&attributes);
+    let mut prefetched = 0;
+    for (position, &(msn, uid)) in targets.iter().enumerate() {
+        if reads_body {
+            prefetched = fetch_body::prefetch_ahead(store, mailbox, &targets, position, prefetched);
+        }
+        let Some(index) = find(&messages, uid) else {
+            continue;
+        };
         let message = &messages[index];
         let add_flags = flags_changed.binary_search(&uid).is_ok();
         if add_flags || reports_flags {
@@ -110,9 +115,7 @@ fn effective_attributes(request: &FetchRequest<'_>, condstore: bool) -> Vec<Fetc
     if request.uid && !attributes.contains(&FetchAttribute::Uid) {
         attributes.insert(0, FetchAttribute::Uid);
     }
-    if condstore
-        && request.changed_since.is_some()
-        && !attributes.contains(&FetchAttribute::ModSeq)
+    if condstore && request.changed_since.is_some() && !attributes.contains(&FetchAttribute::ModSeq)
     {
         attributes.push(FetchAttribute::ModSeq);
     }

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 
+use crate::imap::encode;
 use crate::imap::reply::Completion;
 use crate::imap::session::out::Out;
-use crate::imap::encode;
 
 /// The hierarchy separator.
 pub(crate) const SEPARATOR: char = '/';

@@ -5,10 +5,10 @@ use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 
 use super::durable;
+use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::encode;
 use crate::imap::types::StatusAttribute;
 
 /// A name without the trailing hierarchy separator RFC 9051 §6.3.4 lets CREATE carry.

@@ -110,8 +110,12 @@ fn reports_own_changes(body: &CommandBody) -> bool {
 
 /// See [`reports_own_changes`].
 fn absorb_own_changes<D: Disk>(conn: &mut Conn, store: &UserStore<D>) {
-    let Some(view) = conn.selected.as_mut() else { return };
-    let Some(info) = store.mailbox_info(view.mailbox) else { return };
+    let Some(view) = conn.selected.as_mut() else {
+        return;
+    };
+    let Some(info) = store.mailbox_info(view.mailbox) else {
+        return;
+    };
     view.absorb_own_changes(store.change_counter(), info.highest_modseq);
 }
 
@@ -206,7 +210,9 @@ pub(crate) fn sync<D: Disk>(
     out: &mut Out,
 ) {
     let condstore = conn.enabled.condstore;
-    let Some(view) = conn.selected.as_mut() else { return };
+    let Some(view) = conn.selected.as_mut() else {
+        return;
+    };
     let counter = store.change_counter();
     if counter == view.change_counter() {
         return;
@@ -221,8 +227,16 @@ pub(crate) fn sync<D: Disk>(
         return;
     };
     let keywords = store.keywords(view.mailbox).unwrap_or_default();
+    let written = out.buf().len();
     announce_new_keywords(view, &keywords, out);
     view.sync(&messages, counter, allow_expunge, &keywords, condstore, out.buf());
+    if out.buf().len() != written {
+        // What is reported may be another session's change or a delivery that is not durable
+        // yet. A client must never see a UID or a flag that a crash could take back (the UID
+        // could then be given to another message under the same UIDVALIDITY), so the report
+        // waits for the epoch the store is writing in now, like a mutation's reply.
+        durable(store, out);
+    }
 }
 
 /// When keywords were created since the client last heard, repeat FLAGS / PERMANENTFLAGS.

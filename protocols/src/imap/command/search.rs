@@ -10,10 +10,10 @@ use skua_core::types::{MailboxId, Uid};
 
 use super::search_eval::{self, Candidate, Loader};
 use super::view;
+use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::encode;
 use crate::imap::types::{SearchKey, SearchReturn, Tag};
 use crate::imap::view::msn_from_index;
 
@@ -105,7 +105,9 @@ pub(crate) fn search<D: Disk>(
     let mut hits: Vec<u32> = Vec::new();
     let mut highest_modseq = 0u64;
     for (index, uid) in selected.uids().iter().enumerate() {
-        let Ok(position) = messages.binary_search_by_key(uid, |m| m.uid) else { continue };
+        let Ok(position) = messages.binary_search_by_key(uid, |m| m.uid) else {
+            continue;
+        };
         let meta = &messages[position];
         let candidate = Candidate {
             msn: msn_from_index(index),

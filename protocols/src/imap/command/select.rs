@@ -5,10 +5,10 @@ use skua_core::store::UserStore;
 use skua_core::types::{SystemFlags, Uid};
 
 use super::{durable, view};
+use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::encode;
 use crate::imap::view::View;
 
 /// SELECT (`read_only == false`) or EXAMINE.
@@ -51,7 +51,9 @@ pub(crate) fn select<D: Disk>(
     b.extend_from_slice(
         format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", info.uid_validity.get()).as_bytes(),
     );
-    b.extend_from_slice(format!("* OK [UIDNEXT {}] Predicted next UID\r\n", info.uid_next.get()).as_bytes());
+    b.extend_from_slice(
+        format!("* OK [UIDNEXT {}] Predicted next UID\r\n", info.uid_next.get()).as_bytes(),
+    );
     if conn.config.condstore {
         b.extend_from_slice(
             format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", info.highest_modseq.0).as_bytes(),
@@ -103,7 +105,11 @@ pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut Vec<u8
 }
 
 /// CLOSE: expunges `\Deleted` messages silently when read-write, then deselects.
-pub(crate) fn close<D: Disk>(conn: &mut Conn, store: &mut UserStore<D>, out: &mut Out) -> Completion {
+pub(crate) fn close<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    out: &mut Out,
+) -> Completion {
     let selected = view(conn);
     let (mailbox, read_only) = (selected.mailbox, selected.read_only);
     conn.selected = None;

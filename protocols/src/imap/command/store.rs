@@ -9,10 +9,10 @@ use skua_core::store::UserStore;
 use skua_core::types::{Flags, FlagsOp, MailboxId, ModSeq, SystemFlags, Uid};
 
 use super::{durable, lookup, view};
+use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::encode;
 use crate::imap::types::{Flag, SequenceSet};
 use crate::imap::view::write_flags_fetch;
 
@@ -84,8 +84,11 @@ pub(crate) fn store<D: Disk>(
         return Completion::no("Mailbox is read-only").with(Code::ReadOnly);
     }
     let mailbox = selected.mailbox;
-    let named: Vec<Uid> =
-        selected.resolve(request.set, request.uid).into_iter().map(|i| selected.uids()[i]).collect();
+    let named: Vec<Uid> = selected
+        .resolve(request.set, request.uid)
+        .into_iter()
+        .map(|i| selected.uids()[i])
+        .collect();
     let live = match lookup(store, mailbox, &named) {
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
@@ -117,10 +120,14 @@ pub(crate) fn store<D: Disk>(
         if outcome.modified.contains(uid) {
             continue;
         }
-        let Ok(index) = messages.binary_search_by_key(uid, |m| m.uid) else { continue };
+        let Ok(index) = messages.binary_search_by_key(uid, |m| m.uid) else {
+            continue;
+        };
         let message = &messages[index];
         selected.own_change(message.uid, message.modseq);
-        let Some(msn) = selected.msn_of(message.uid) else { continue };
+        let Some(msn) = selected.msn_of(message.uid) else {
+            continue;
+        };
         if !request.silent {
             write_flags_fetch(out.buf(), msn, message, &keywords, condstore);
         } else if condstore && outcome.changed.iter().any(|&(changed, _)| changed == *uid) {

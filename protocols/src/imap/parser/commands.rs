@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use crate::imap::types::{CommandBody, StatusAttribute};
+use crate::imap::types::{CommandBody, Secret, StatusAttribute};
 use skua_core::types::FlagsOp;
 
 use super::ParseErrorKind;
@@ -25,7 +25,7 @@ pub(crate) fn login(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
     let user = utf8(c.astring()?, "user name is not UTF-8")?;
     c.sp()?;
-    let password = utf8(c.astring()?, "password is not UTF-8")?;
+    let password = Secret::new(utf8(c.astring()?, "password is not UTF-8")?);
     Ok(CommandBody::Login { user, password })
 }
 
@@ -38,26 +38,17 @@ pub(crate) fn login(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// The mechanism is upper-cased; the initial response is kept as sent (base64 text or `=`).
 pub(crate) fn authenticate(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
-    let mechanism = std::str::from_utf8(c.atom()?)
-        .expect("atoms are ASCII")
-        .to_ascii_uppercase();
+    let mechanism = std::str::from_utf8(c.atom()?).expect("atoms are ASCII").to_ascii_uppercase();
     let initial_response = if c.eat(b' ') {
         let text = c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
         if text != b"=" && !super::is_base64(text) {
             return syntax("initial response is not base64");
         }
-        Some(
-            std::str::from_utf8(text)
-                .expect("base64 is ASCII")
-                .to_owned(),
-        )
+        Some(Secret::new(std::str::from_utf8(text).expect("base64 is ASCII").to_owned()))
     } else {
         None
     };
-    Ok(CommandBody::Authenticate {
-        mechanism,
-        initial_response,
-    })
+    Ok(CommandBody::Authenticate { mechanism, initial_response })
 }
 
 /// `enable = "ENABLE" 1*(SP capability)`, `capability = atom`; names are upper-cased.
@@ -68,11 +59,7 @@ pub(crate) fn enable(c: &mut Cursor<'_>) -> PResult<CommandBody> {
             return fail(ParseErrorKind::TooMany, "too many capabilities");
         }
         let atom = c.atom()?;
-        names.push(
-            std::str::from_utf8(atom)
-                .expect("atoms are ASCII")
-                .to_ascii_uppercase(),
-        );
+        names.push(std::str::from_utf8(atom).expect("atoms are ASCII").to_ascii_uppercase());
     }
     if names.is_empty() {
         return syntax("ENABLE needs at least one capability");
@@ -177,12 +164,7 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
             _ => syntax("unknown LIST return option"),
         })?;
     }
-    Ok(CommandBody::List {
-        reference,
-        patterns,
-        subscribed_only,
-        return_subscribed,
-    })
+    Ok(CommandBody::List { reference, patterns, subscribed_only, return_subscribed })
 }
 
 /// `mbox-or-pat = list-mailbox / patterns`
@@ -258,10 +240,7 @@ pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
             _ => return syntax("unknown status item"),
         });
         if c.eat(b')') {
-            return Ok(CommandBody::Status {
-                mailbox,
-                attributes,
-            });
+            return Ok(CommandBody::Status { mailbox, attributes });
         }
         c.sp()?;
     }
@@ -290,22 +269,14 @@ pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
         None
     };
     if !matches!(c.peek(), Some(b'{' | b'~')) {
-        return fail(
-            ParseErrorKind::Unsupported,
-            "APPEND needs a literal message",
-        );
+        return fail(ParseErrorKind::Unsupported, "APPEND needs a literal message");
     }
     let message = c.literal(true)?;
     let end = c.pos();
     if c.peek() == Some(b' ') {
         return fail(ParseErrorKind::Unsupported, "MULTIAPPEND is not supported");
     }
-    Ok(AppendParts {
-        mailbox,
-        flags,
-        date,
-        message: end - message.len()..end,
-    })
+    Ok(AppendParts { mailbox, flags, date, message: end - message.len()..end })
 }
 
 /// ```text
@@ -345,19 +316,8 @@ pub(crate) fn store(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
         return syntax("expected FLAGS, +FLAGS or -FLAGS");
     };
     c.sp()?;
-    let flags = if c.peek() == Some(b'(') {
-        flag_list(c)?
-    } else {
-        flags_bare(c)?
-    };
-    Ok(CommandBody::Store {
-        uid,
-        set,
-        op,
-        silent,
-        flags,
-        unchanged_since,
-    })
+    let flags = if c.peek() == Some(b'(') { flag_list(c)? } else { flags_bare(c)? };
+    Ok(CommandBody::Store { uid, set, op, silent, flags, unchanged_since })
 }
 
 /// ```text
@@ -378,9 +338,7 @@ pub(crate) fn copy_or_move(c: &mut Cursor<'_>, uid: bool, is_move: bool) -> PRes
 /// `uid-expunge = "UID" SP "EXPUNGE" SP sequence-set` (after `EXPUNGE`).
 pub(crate) fn uid_expunge(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
-    Ok(CommandBody::Expunge {
-        uids: Some(sequence_set(c)?),
-    })
+    Ok(CommandBody::Expunge { uids: Some(sequence_set(c)?) })
 }
 
 /// ```text

@@ -25,10 +25,7 @@ pub(crate) type PResult<T> = Result<T, Fail>;
 
 /// A syntax failure with `message`.
 pub(crate) fn syntax<T>(message: &'static str) -> PResult<T> {
-    Err(Fail {
-        kind: ParseErrorKind::Syntax,
-        message,
-    })
+    Err(Fail { kind: ParseErrorKind::Syntax, message })
 }
 
 /// A failure of another kind.
@@ -66,12 +63,7 @@ pub(crate) struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `input`.
     pub fn new(input: &'a [u8], limits: ParseLimits, utf8_names: bool) -> Cursor<'a> {
-        Cursor {
-            input,
-            pos: 0,
-            limits,
-            utf8_names,
-        }
+        Cursor { input, pos: 0, limits, utf8_names }
     }
 
     /// The current offset.
@@ -91,11 +83,7 @@ impl<'a> Cursor<'a> {
 
     /// Fails unless everything was consumed.
     pub fn end(&self) -> PResult<()> {
-        if self.at_end() {
-            Ok(())
-        } else {
-            syntax("unexpected characters at end of command")
-        }
+        if self.at_end() { Ok(()) } else { syntax("unexpected characters at end of command") }
     }
 
     /// Consumes `byte` if it is next.
@@ -109,11 +97,7 @@ impl<'a> Cursor<'a> {
 
     /// Consumes `byte` or fails with `message`.
     pub fn expect(&mut self, byte: u8, message: &'static str) -> PResult<()> {
-        if self.eat(byte) {
-            Ok(())
-        } else {
-            syntax(message)
-        }
+        if self.eat(byte) { Ok(()) } else { syntax(message) }
     }
 
     /// `SP`
@@ -124,10 +108,7 @@ impl<'a> Cursor<'a> {
     /// Consumes `prefix` (ASCII, compared without case) if it is next.
     pub fn eat_ignore_case(&mut self, prefix: &[u8]) -> bool {
         let end = self.pos + prefix.len();
-        let found = self
-            .input
-            .get(self.pos..end)
-            .is_some_and(|s| s.eq_ignore_ascii_case(prefix));
+        let found = self.input.get(self.pos..end).is_some_and(|s| s.eq_ignore_ascii_case(prefix));
         if found {
             self.pos = end;
         }
@@ -155,10 +136,7 @@ impl<'a> Cursor<'a> {
     /// without allocating.
     pub fn keyword(&mut self) -> PResult<Keyword> {
         let word = self.word()?;
-        let mut keyword = Keyword {
-            bytes: [0; KEYWORD_BYTES_MAX],
-            len: 0,
-        };
+        let mut keyword = Keyword { bytes: [0; KEYWORD_BYTES_MAX], len: 0 };
         if word.len() <= KEYWORD_BYTES_MAX {
             keyword.bytes[..word.len()].copy_from_slice(word);
             keyword.bytes.make_ascii_uppercase();
@@ -202,10 +180,7 @@ impl<'a> Cursor<'a> {
                 .checked_mul(10)
                 .and_then(|v| v.checked_add(u64::from(digit - b'0')))
                 .filter(|&v| i64::try_from(v).is_ok())
-                .ok_or(Fail {
-                    kind: ParseErrorKind::Syntax,
-                    message: "number too large",
-                })?;
+                .ok_or(Fail { kind: ParseErrorKind::Syntax, message: "number too large" })?;
         }
         Ok(value)
     }
@@ -213,11 +188,7 @@ impl<'a> Cursor<'a> {
     /// `atom = 1*ATOM-CHAR`
     pub fn atom(&mut self) -> PResult<&'a [u8]> {
         let atom = self.take_while(is_atom_char);
-        if atom.is_empty() {
-            syntax("expected an atom")
-        } else {
-            Ok(atom)
-        }
+        if atom.is_empty() { syntax("expected an atom") } else { Ok(atom) }
     }
 
     /// `astring = 1*ASTRING-CHAR / string`
@@ -226,11 +197,7 @@ impl<'a> Cursor<'a> {
             Some(b'"' | b'{') => self.string(),
             _ => {
                 let atom = self.take_while(is_astring_char);
-                if atom.is_empty() {
-                    syntax("expected a string")
-                } else {
-                    Ok(Cow::Borrowed(atom))
-                }
+                if atom.is_empty() { syntax("expected a string") } else { Ok(Cow::Borrowed(atom)) }
             }
         }
     }
@@ -246,11 +213,7 @@ impl<'a> Cursor<'a> {
 
     /// `nstring = string / nil`
     pub fn nstring(&mut self) -> PResult<Option<Cow<'a, [u8]>>> {
-        if self.eat_ignore_case(b"NIL") {
-            Ok(None)
-        } else {
-            self.string().map(Some)
-        }
+        if self.eat_ignore_case(b"NIL") { Ok(None) } else { self.string().map(Some) }
     }
 
     /// ```text
@@ -308,10 +271,7 @@ impl<'a> Cursor<'a> {
             return syntax("literal header must end the line");
         }
         let size = usize::try_from(size).or_else(|_| syntax("literal too long"))?;
-        let end = self
-            .pos
-            .checked_add(size)
-            .filter(|&end| end <= self.input.len());
+        let end = self.pos.checked_add(size).filter(|&end| end <= self.input.len());
         let Some(end) = end else {
             return syntax("literal shorter than announced");
         };
@@ -350,10 +310,7 @@ mod tests {
     #[test]
     fn quoted_strings_unescape_and_refuse_bad_input() {
         assert_eq!(cursor(br#""a b""#).quoted().unwrap().as_ref(), b"a b");
-        assert_eq!(
-            cursor(br#""a\"b\\""#).quoted().unwrap().as_ref(),
-            br#"a"b\"#
-        );
+        assert_eq!(cursor(br#""a\"b\\""#).quoted().unwrap().as_ref(), br#"a"b\"#);
         assert!(cursor(br#""a\nb""#).quoted().is_err());
         assert!(cursor(b"\"a\r\"").quoted().is_err());
         assert!(cursor(b"\"abc").quoted().is_err());
@@ -386,10 +343,7 @@ mod tests {
         assert_eq!(cursor(b"4294967295").number().unwrap(), u32::MAX);
         assert!(cursor(b"4294967296").number().is_err());
         assert!(cursor(b"0").nz_number().is_err());
-        assert_eq!(
-            cursor(b"9223372036854775807").number64().unwrap(),
-            i64::MAX as u64
-        );
+        assert_eq!(cursor(b"9223372036854775807").number64().unwrap(), i64::MAX as u64);
         assert!(cursor(b"9223372036854775808").number64().is_err());
         assert!(cursor(b"x").number().is_err());
     }

@@ -2,15 +2,12 @@
 //! Shared by the parser (`date`, `date-time`) and the encoder (INTERNALDATE).
 
 /// Month names as IMAP spells them (`date-month`).
-pub(crate) const MONTH_NAMES: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+pub(crate) const MONTH_NAMES: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// `date-month`, matched without case, as 1..=12.
 pub(crate) fn month_from_name(name: &[u8]) -> Option<u32> {
-    let index = MONTH_NAMES
-        .iter()
-        .position(|m| m.as_bytes().eq_ignore_ascii_case(name))?;
+    let index = MONTH_NAMES.iter().position(|m| m.as_bytes().eq_ignore_ascii_case(name))?;
     Some(u32::try_from(index).expect("12 months") + 1)
 }
 

@@ -29,17 +29,8 @@ pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
             }
         }
     };
-    let changed_since = if c.eat(b' ') {
-        fetch_modifiers(c)?
-    } else {
-        None
-    };
-    Ok(CommandBody::Fetch {
-        uid,
-        set,
-        attributes,
-        changed_since,
-    })
+    let changed_since = if c.eat(b' ') { fetch_modifiers(c)? } else { None };
+    Ok(CommandBody::Fetch { uid, set, attributes, changed_since })
 }
 
 /// `ALL`, `FAST` and `FULL`, expanded (RFC 9051 §6.4.5).
@@ -93,17 +84,9 @@ pub(crate) fn attribute(c: &mut Cursor<'_>) -> PResult<FetchAttribute> {
         b"BODY" if c.peek() != Some(b'[') => FetchAttribute::Body,
         b"BODY" | b"BODY.PEEK" => {
             let section = section(c)?;
-            let partial = if c.peek() == Some(b'<') {
-                Some(partial(c)?)
-            } else {
-                None
-            };
+            let partial = if c.peek() == Some(b'<') { Some(partial(c)?) } else { None };
             let peek = word.as_slice().len() > 4;
-            return Ok(FetchAttribute::BodySection {
-                section,
-                partial,
-                peek,
-            });
+            return Ok(FetchAttribute::BodySection { section, partial, peek });
         }
         b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" | b"PREVIEW" | b"EMAILID" | b"THREADID"
         | b"SAVEDATE" => return fail(ParseErrorKind::Unsupported, "fetch item not supported"),
@@ -244,10 +227,7 @@ mod tests {
         assert!(parse(b"1 ()").is_err());
         assert!(parse(b"1 (FLAGS ").is_err());
         assert!(parse(b"1 FOO").is_err());
-        assert_eq!(
-            parse(b"1 BINARY[1]").unwrap_err().kind,
-            ParseErrorKind::Unsupported
-        );
+        assert_eq!(parse(b"1 BINARY[1]").unwrap_err().kind, ParseErrorKind::Unsupported);
     }
 
     #[test]
@@ -257,10 +237,7 @@ mod tests {
         assert_eq!(
             items[0],
             FetchAttribute::BodySection {
-                section: Section {
-                    part: vec![],
-                    text: None
-                },
+                section: Section { part: vec![], text: None },
                 partial: None,
                 peek: false
             }
@@ -268,21 +245,13 @@ mod tests {
         assert_eq!(
             items[1],
             FetchAttribute::BodySection {
-                section: Section {
-                    part: vec![1, 2],
-                    text: Some(SectionText::Mime)
-                },
+                section: Section { part: vec![1, 2], text: Some(SectionText::Mime) },
                 partial: Some((0, 1024)),
                 peek: true
             }
         );
-        let FetchAttribute::BodySection { section, .. } = &items[2] else {
-            panic!()
-        };
-        assert_eq!(
-            section.text,
-            Some(SectionText::HeaderFields(vec!["From".into(), "To".into()]))
-        );
+        let FetchAttribute::BodySection { section, .. } = &items[2] else { panic!() };
+        assert_eq!(section.text, Some(SectionText::HeaderFields(vec!["From".into(), "To".into()])));
         assert!(parse(b"1 BODY[MIME]").is_err());
         assert!(parse(b"1 BODY[1.0]").is_err());
         assert!(parse(b"1 BODY[HEADER.FIELDS]").is_err());
@@ -294,12 +263,7 @@ mod tests {
     #[test]
     fn changedsince_modifier() {
         let body = parse(b"1:3,5 (FLAGS) (CHANGEDSINCE 12345)").unwrap();
-        let CommandBody::Fetch {
-            set, changed_since, ..
-        } = body
-        else {
-            panic!()
-        };
+        let CommandBody::Fetch { set, changed_since, .. } = body else { panic!() };
         assert_eq!(changed_since, Some(12_345));
         assert_eq!(set.ranges()[1], (SeqBound::Value(5), SeqBound::Value(5)));
         assert!(parse(b"1 FLAGS (CHANGEDSINCE)").is_err());

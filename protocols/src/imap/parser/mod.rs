@@ -82,11 +82,7 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(tag: Option<Tag>, fail: Fail) -> ParseError {
-        ParseError {
-            tag,
-            kind: fail.kind,
-            message: fail.message,
-        }
+        ParseError { tag, kind: fail.kind, message: fail.message }
     }
 }
 
@@ -171,10 +167,7 @@ pub fn parse_idle_done(line: &[u8]) -> Result<(), ParseError> {
     if line.eq_ignore_ascii_case(b"DONE") {
         Ok(())
     } else {
-        let fail = Fail {
-            kind: ParseErrorKind::Syntax,
-            message: "expected DONE",
-        };
+        let fail = Fail { kind: ParseErrorKind::Syntax, message: "expected DONE" };
         Err(ParseError::new(None, fail))
     }
 }
@@ -196,31 +189,19 @@ pub fn parse_sasl_response(line: &[u8]) -> Result<SaslResponse, ParseError> {
 /// # Errors
 /// [`ParseError`] when the text is not valid padded base64.
 pub fn decode_initial_response(text: &str) -> Result<Vec<u8>, ParseError> {
-    if text == "=" {
-        Ok(Vec::new())
-    } else {
-        decode_base64(text.as_bytes())
-    }
+    if text == "=" { Ok(Vec::new()) } else { decode_base64(text.as_bytes()) }
 }
 
 fn decode_base64(text: &[u8]) -> Result<Vec<u8>, ParseError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| {
-            let fail = Fail {
-                kind: ParseErrorKind::Syntax,
-                message: "invalid base64",
-            };
-            ParseError::new(None, fail)
-        })
+    base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| {
+        let fail = Fail { kind: ParseErrorKind::Syntax, message: "invalid base64" };
+        ParseError::new(None, fail)
+    })
 }
 
 /// `base64 = *(4base64-char) [base64-terminal]`, non-empty.
 pub(crate) fn is_base64(text: &[u8]) -> bool {
-    !text.is_empty()
-        && base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .is_ok()
+    !text.is_empty() && base64::engine::general_purpose::STANDARD.decode(text).is_ok()
 }
 
 /// A parsed body, or an APPEND whose message is still a range of the input.
@@ -234,12 +215,7 @@ fn parts_range(parts: &AppendParts) -> std::ops::Range<usize> {
 }
 
 fn append_body(parts: AppendParts, message: Vec<u8>) -> CommandBody {
-    CommandBody::Append {
-        mailbox: parts.mailbox,
-        flags: parts.flags,
-        date: parts.date,
-        message,
-    }
+    CommandBody::Append { mailbox: parts.mailbox, flags: parts.flags, date: parts.date, message }
 }
 
 /// `tag SP command-body`, then the end of input.
@@ -247,19 +223,13 @@ fn parse_parts(input: &[u8], options: &ParseOptions) -> Result<(Tag, Parsed), Pa
     let mut c = Cursor::new(input, options.limits, options.utf8_names);
     let raw_tag = c.take_while(|b| is_astring_char(b) && b != b'+');
     let Some(tag) = Tag::new(raw_tag) else {
-        let fail = Fail {
-            kind: ParseErrorKind::Syntax,
-            message: "missing or invalid tag",
-        };
+        let fail = Fail { kind: ParseErrorKind::Syntax, message: "missing or invalid tag" };
         return Err(ParseError::new(None, fail));
     };
-    let result = c
-        .sp()
-        .and_then(|()| command_body(&mut c))
-        .and_then(|parsed| {
-            c.end()?;
-            Ok(parsed)
-        });
+    let result = c.sp().and_then(|()| command_body(&mut c)).and_then(|parsed| {
+        c.end()?;
+        Ok(parsed)
+    });
     match result {
         Ok(parsed) => Ok((tag, parsed)),
         Err(fail) => Err(ParseError::new(Some(tag), fail)),

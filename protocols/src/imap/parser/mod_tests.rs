@@ -29,12 +29,7 @@ fn simple_commands_dispatch_case_insensitively() {
         (b"a NAMESPACE", CommandBody::Namespace),
     ];
     for (input, body) in cases {
-        assert_eq!(
-            parse_command(input).unwrap().body,
-            body,
-            "{}",
-            input.escape_ascii()
-        );
+        assert_eq!(parse_command(input).unwrap().body, body, "{}", input.escape_ascii());
     }
     assert!(parse_command(b"a  NOOP").is_err());
     assert!(parse_command(b"a UID NOOP").is_err());
@@ -44,12 +39,7 @@ fn simple_commands_dispatch_case_insensitively() {
 #[test]
 fn uid_prefix_reaches_every_form() {
     let command = parse_command(b"A999 UID FETCH 4827313:4828442 FLAGS").unwrap();
-    let CommandBody::Fetch {
-        uid, attributes, ..
-    } = command.body
-    else {
-        panic!()
-    };
+    let CommandBody::Fetch { uid, attributes, .. } = command.body else { panic!() };
     assert!(uid);
     assert_eq!(attributes, vec![FetchAttribute::Flags]);
     assert!(matches!(
@@ -66,12 +56,7 @@ fn uid_prefix_reaches_every_form() {
 fn parse_frame_moves_the_append_message() {
     let frame = Frame::from_bytes(b"A003 APPEND saved {9}\r\nSubject:x".to_vec());
     let command = parse_frame(frame, &ParseOptions::default()).unwrap();
-    let CommandBody::Append {
-        message, mailbox, ..
-    } = command.body
-    else {
-        panic!()
-    };
+    let CommandBody::Append { message, mailbox, .. } = command.body else { panic!() };
     assert_eq!(message, b"Subject:x");
     assert_eq!(mailbox, "saved");
     let copied = parse_command(b"A003 APPEND saved {9}\r\nSubject:x").unwrap();
@@ -82,10 +67,7 @@ fn parse_frame_moves_the_append_message() {
 
 #[test]
 fn utf8_names_option() {
-    let options = ParseOptions {
-        utf8_names: true,
-        ..ParseOptions::default()
-    };
+    let options = ParseOptions { utf8_names: true, ..ParseOptions::default() };
     let command = parse_command_with(b"a CREATE R&D", &options).unwrap();
     assert_eq!(command.body, CommandBody::Create("R&D".into()));
     assert!(parse_command(b"a CREATE R&D").is_err());
@@ -98,22 +80,13 @@ fn continuation_lines() {
     assert!(parse_idle_done(b"done").is_ok());
     assert!(parse_idle_done(b"DONE ").is_err());
     assert_eq!(parse_sasl_response(b"*").unwrap(), SaslResponse::Cancel);
-    assert_eq!(
-        parse_sasl_response(b"").unwrap(),
-        SaslResponse::Data(Vec::new())
-    );
-    assert_eq!(
-        parse_sasl_response(b"AGZyZWQ=").unwrap(),
-        SaslResponse::Data(b"\0fred".to_vec())
-    );
+    assert_eq!(parse_sasl_response(b"").unwrap(), SaslResponse::Data(Vec::new()));
+    assert_eq!(parse_sasl_response(b"AGZyZWQ=").unwrap(), SaslResponse::Data(b"\0fred".to_vec()));
     assert!(parse_sasl_response(b"AGZyZWQ").is_err());
     assert!(parse_sasl_response(b"** ").is_err());
     assert_eq!(decode_initial_response("=").unwrap(), Vec::<u8>::new());
     assert_eq!(decode_initial_response("YQ==").unwrap(), b"a");
-    assert_eq!(
-        format!("{:?}", SaslResponse::Data(b"pw".to_vec())),
-        "Data(<2 bytes>)"
-    );
+    assert_eq!(format!("{:?}", SaslResponse::Data(b"pw".to_vec())), "Data(<2 bytes>)");
 }
 
 #[test]

@@ -24,17 +24,9 @@ use super::values::{date, sequence_set};
 /// (RFC 4731 §3.1). `SAVE` (SEARCHRES) is not supported.
 pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
-    let esearch = if c.eat_ignore_case(b"RETURN ") {
-        Some(return_options(c)?)
-    } else {
-        None
-    };
+    let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c)?) } else { None };
     let charset = if c.eat_ignore_case(b"CHARSET ") {
-        let raw = if c.peek() == Some(b'"') {
-            c.quoted()?
-        } else {
-            c.atom()?.into()
-        };
+        let raw = if c.peek() == Some(b'"') { c.quoted()? } else { c.atom()?.into() };
         c.sp()?;
         Some(utf8(raw, "charset name is not UTF-8")?)
     } else {
@@ -45,12 +37,7 @@ pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     while c.eat(b' ') {
         keys.push(state.key(c, 0)?);
     }
-    Ok(CommandBody::Search {
-        uid,
-        esearch,
-        charset,
-        keys,
-    })
+    Ok(CommandBody::Search { uid, esearch, charset, keys })
 }
 
 /// `"(" [search-return-opt *(SP search-return-opt)] ")" SP`
@@ -219,11 +206,7 @@ fn argument_key(c: &mut Cursor<'_>, word: &[u8]) -> PResult<SearchKey> {
 /// `flag-keyword = atom` (KEYWORD's argument; a `\` flag is not a keyword).
 fn keyword(c: &mut Cursor<'_>) -> PResult<Flag> {
     let atom = c.atom()?;
-    Ok(Flag::Keyword(
-        std::str::from_utf8(atom)
-            .expect("atoms are ASCII")
-            .to_owned(),
-    ))
+    Ok(Flag::Keyword(std::str::from_utf8(atom).expect("atoms are ASCII").to_owned()))
 }
 
 fn saturate(value: u64) -> u32 {

@@ -30,22 +30,13 @@ fn simple_keys() {
     );
     assert_eq!(keys(b" new"), vec![SearchKey::NotFlag(Flag::Seen)]);
     assert_eq!(keys(b" OLD"), vec![SearchKey::All]);
-    assert_eq!(
-        keys(b" RECENT"),
-        vec![SearchKey::Not(Box::new(SearchKey::All))]
-    );
-    assert_eq!(
-        keys(b" LARGER 99999999999"),
-        vec![SearchKey::Larger(u32::MAX)]
-    );
+    assert_eq!(keys(b" RECENT"), vec![SearchKey::Not(Box::new(SearchKey::All))]);
+    assert_eq!(keys(b" LARGER 99999999999"), vec![SearchKey::Larger(u32::MAX)]);
     assert_eq!(
         keys(b" HEADER Message-ID {5}\r\n<a@b>"),
         vec![SearchKey::Header("Message-ID".into(), "<a@b>".into())]
     );
-    assert_eq!(
-        keys(b" KEYWORD $Junk"),
-        vec![SearchKey::Flag(Flag::Keyword("$Junk".into()))]
-    );
+    assert_eq!(keys(b" KEYWORD $Junk"), vec![SearchKey::Flag(Flag::Keyword("$Junk".into()))]);
 }
 
 #[test]
@@ -61,9 +52,7 @@ fn sets_or_and_parentheses() {
             .unwrap()
         )
     );
-    let SearchKey::Or(left, right) = &parsed[1] else {
-        panic!("{parsed:?}")
-    };
+    let SearchKey::Or(left, right) = &parsed[1] else { panic!("{parsed:?}") };
     assert!(matches!(**left, SearchKey::And(ref v) if v.len() == 2));
     assert_eq!(**right, SearchKey::Smaller(10));
     assert!(parse_with(b" (SEEN", ParseLimits::default()).is_err());
@@ -75,44 +64,21 @@ fn sets_or_and_parentheses() {
 
 #[test]
 fn return_options_and_charset() {
-    let body = parse_with(
-        b" RETURN (MIN COUNT) CHARSET UTF-8 ALL",
-        ParseLimits::default(),
-    );
-    let CommandBody::Search {
-        esearch, charset, ..
-    } = body.unwrap()
-    else {
-        panic!()
-    };
-    let expected = SearchReturn {
-        min: true,
-        count: true,
-        ..SearchReturn::default()
-    };
+    let body = parse_with(b" RETURN (MIN COUNT) CHARSET UTF-8 ALL", ParseLimits::default());
+    let CommandBody::Search { esearch, charset, .. } = body.unwrap() else { panic!() };
+    let expected = SearchReturn { min: true, count: true, ..SearchReturn::default() };
     assert_eq!(esearch, Some(expected));
     assert_eq!(charset.as_deref(), Some("UTF-8"));
     let body = parse_with(b" RETURN () ALL", ParseLimits::default()).unwrap();
-    let CommandBody::Search { esearch, .. } = body else {
-        panic!()
-    };
-    assert_eq!(
-        esearch,
-        Some(SearchReturn {
-            all: true,
-            ..SearchReturn::default()
-        })
-    );
+    let CommandBody::Search { esearch, .. } = body else { panic!() };
+    assert_eq!(esearch, Some(SearchReturn { all: true, ..SearchReturn::default() }));
     let error = parse_with(b" RETURN (SAVE) ALL", ParseLimits::default()).unwrap_err();
     assert_eq!(error.kind, ParseErrorKind::Unsupported);
 }
 
 #[test]
 fn modseq_with_and_without_entry() {
-    assert_eq!(
-        keys(b" MODSEQ 620162338"),
-        vec![SearchKey::ModSeq(620_162_338)]
-    );
+    assert_eq!(keys(b" MODSEQ 620162338"), vec![SearchKey::ModSeq(620_162_338)]);
     assert_eq!(
         keys(b" MODSEQ \"/flags/\\\\draft\" all 620162338"),
         vec![SearchKey::ModSeq(620_162_338)]
@@ -122,35 +88,20 @@ fn modseq_with_and_without_entry() {
 
 #[test]
 fn nesting_is_bounded_without_overflowing_the_stack() {
-    let limits = ParseLimits {
-        search_depth_max: 8,
-        ..ParseLimits::default()
-    };
+    let limits = ParseLimits { search_depth_max: 8, ..ParseLimits::default() };
     let ok = format!(" {}ALL", "NOT ".repeat(7));
     assert!(parse_with(ok.as_bytes(), limits).is_ok());
     let deep = format!(" {}ALL", "NOT ".repeat(8));
-    assert_eq!(
-        parse_with(deep.as_bytes(), limits).unwrap_err().kind,
-        ParseErrorKind::TooMany
-    );
+    assert_eq!(parse_with(deep.as_bytes(), limits).unwrap_err().kind, ParseErrorKind::TooMany);
     // Far past any limit: refused quickly, never recursing more than the ceiling.
     let huge = format!(" {}ALL{}", "(".repeat(100_000), ")".repeat(100_000));
-    let limits = ParseLimits {
-        search_depth_max: u32::MAX,
-        ..ParseLimits::default()
-    };
-    assert_eq!(
-        parse_with(huge.as_bytes(), limits).unwrap_err().kind,
-        ParseErrorKind::TooMany
-    );
+    let limits = ParseLimits { search_depth_max: u32::MAX, ..ParseLimits::default() };
+    assert_eq!(parse_with(huge.as_bytes(), limits).unwrap_err().kind, ParseErrorKind::TooMany);
 }
 
 #[test]
 fn key_count_is_bounded() {
-    let limits = ParseLimits {
-        list_items_max: 4,
-        ..ParseLimits::default()
-    };
+    let limits = ParseLimits { list_items_max: 4, ..ParseLimits::default() };
     assert!(parse_with(b" SEEN SEEN SEEN SEEN", limits).is_ok());
     let error = parse_with(b" SEEN SEEN (SEEN SEEN SEEN)", limits).unwrap_err();
     assert_eq!(error.kind, ParseErrorKind::TooMany);

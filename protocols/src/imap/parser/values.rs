@@ -17,10 +17,7 @@ use super::date::{days_from_civil, month_from_name};
 /// The SEARCHRES reference `$` (RFC 5182) is not supported.
 pub(crate) fn sequence_set(c: &mut Cursor<'_>) -> PResult<SequenceSet> {
     if c.peek() == Some(b'$') {
-        return fail(
-            ParseErrorKind::Unsupported,
-            "$ (SEARCHRES) is not supported",
-        );
+        return fail(ParseErrorKind::Unsupported, "$ (SEARCHRES) is not supported");
     }
     let mut ranges = Vec::new();
     loop {
@@ -58,9 +55,7 @@ fn seq_number(c: &mut Cursor<'_>) -> PResult<SeqBound> {
 pub(crate) fn flag(c: &mut Cursor<'_>) -> PResult<Flag> {
     let system = c.eat(b'\\');
     let atom = c.atom()?;
-    let text = std::str::from_utf8(atom)
-        .expect("atoms are ASCII")
-        .to_owned();
+    let text = std::str::from_utf8(atom).expect("atoms are ASCII").to_owned();
     if !system {
         return Ok(Flag::Keyword(text));
     }
@@ -152,11 +147,7 @@ pub(crate) fn name_from_wire(raw: &[u8], utf8_names: bool) -> PResult<String> {
             Err(_) => return fail(ParseErrorKind::Encoding, "invalid modified UTF-7 name"),
         }
     };
-    if name.eq_ignore_ascii_case("INBOX") {
-        Ok("INBOX".to_owned())
-    } else {
-        Ok(name)
-    }
+    if name.eq_ignore_ascii_case("INBOX") { Ok("INBOX".to_owned()) } else { Ok(name) }
 }
 
 /// ```text
@@ -199,11 +190,7 @@ fn date_rest(c: &mut Cursor<'_>, day: u32) -> PResult<i64> {
 /// ```
 pub(crate) fn date_time(c: &mut Cursor<'_>) -> PResult<InternalDate> {
     c.expect(b'"', "expected a quoted date-time")?;
-    let day = if c.eat(b' ') {
-        digits(c, 1, 1)?
-    } else {
-        digits(c, 2, 2)?
-    };
+    let day = if c.eat(b' ') { digits(c, 1, 1)? } else { digits(c, 2, 2)? };
     let days = date_rest(c, day)?;
     c.sp()?;
     let hour = digits(c, 2, 2)?;
@@ -245,11 +232,7 @@ fn digits(c: &mut Cursor<'_>, min: usize, max: usize) -> PResult<u32> {
             _ => break,
         }
     }
-    if c.pos() - start < min {
-        syntax("expected digits")
-    } else {
-        Ok(value)
-    }
+    if c.pos() - start < min { syntax("expected digits") } else { Ok(value) }
 }
 
 #[cfg(test)]
@@ -281,10 +264,7 @@ mod tests {
 
     #[test]
     fn sequence_set_range_count_is_bounded() {
-        let limits = ParseLimits {
-            sequence_ranges_max: 3,
-            ..ParseLimits::default()
-        };
+        let limits = ParseLimits { sequence_ranges_max: 3, ..ParseLimits::default() };
         assert!(sequence_set(&mut Cursor::new(b"1,2,3", limits, false)).is_ok());
         let error = sequence_set(&mut Cursor::new(b"1,2,3,4", limits, false)).unwrap_err();
         assert_eq!(error.kind, ParseErrorKind::TooMany);
@@ -311,14 +291,8 @@ mod tests {
     fn mailbox_names_decode_and_normalise_inbox() {
         assert_eq!(mailbox(&mut cursor(b"inbox")).unwrap(), "INBOX");
         assert_eq!(mailbox(&mut cursor(b"\"InBoX\"")).unwrap(), "INBOX");
-        assert_eq!(
-            mailbox(&mut cursor(b"Entw&APw-rfe")).unwrap(),
-            "Entw\u{fc}rfe"
-        );
-        assert_eq!(
-            mailbox(&mut cursor("\"Entw\u{fc}rfe\"".as_bytes())).unwrap(),
-            "Entw\u{fc}rfe"
-        );
+        assert_eq!(mailbox(&mut cursor(b"Entw&APw-rfe")).unwrap(), "Entw\u{fc}rfe");
+        assert_eq!(mailbox(&mut cursor("\"Entw\u{fc}rfe\"".as_bytes())).unwrap(), "Entw\u{fc}rfe");
         assert!(mailbox(&mut cursor(b"a&b")).is_err());
         let mut utf8 = Cursor::new(b"a&b", ParseLimits::default(), true);
         assert_eq!(mailbox(&mut utf8).unwrap(), "a&b");

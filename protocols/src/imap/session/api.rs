@@ -3,6 +3,7 @@
 
 use skua_core::disk::Bytes;
 use skua_core::types::Epoch;
+use skua_core::users::Secret;
 
 use crate::imap::limits::{FrameLimits, ParseLimits};
 
@@ -70,8 +71,8 @@ pub enum Step {
     Authenticate {
         /// The user name as sent.
         user: String,
-        /// The password as sent; never log it.
-        password: String,
+        /// The password as sent (its Debug is redacted).
+        password: Secret<String>,
     },
     /// In IDLE: call `next` again when bytes arrive or the user's store changed.
     Idle,

@@ -13,8 +13,14 @@ use crate::imap::reply::Completion;
 
 impl ImapSession {
     /// IDLE: `DONE` ends it; otherwise report what changed in the store.
-    pub(super) fn next_idle<D: Disk>(&mut self, store: Option<&mut UserStore<D>>, mut out: Out) -> Step {
-        let Phase::Idle(tag) = &self.phase else { return flush_or(out, Step::NeedInput) };
+    pub(super) fn next_idle<D: Disk>(
+        &mut self,
+        store: Option<&mut UserStore<D>>,
+        mut out: Out,
+    ) -> Step {
+        let Phase::Idle(tag) = &self.phase else {
+            return flush_or(out, Step::NeedInput);
+        };
         let tag = tag.clone();
         if let Some(store) = store {
             command::sync(&mut self.conn, store, true, &mut out);

@@ -9,7 +9,7 @@ use super::out::Out;
 use super::{AUTH_FAILURES_MAX, AuthOutcome, ImapSession, Phase, caps};
 use crate::imap::command;
 use crate::imap::reply::{Code, Completion};
-use crate::imap::types::Tag;
+use crate::imap::types::{Secret, Tag};
 
 impl ImapSession {
     /// The shard's answer to [`Step::Authenticate`].
@@ -44,14 +44,17 @@ impl ImapSession {
     }
 
     /// Starts LOGIN: refused without a safe channel, else handed to the shard.
-    pub(super) fn login(&mut self, tag: &Tag, user: String, password: String) -> Option<Completion> {
+    pub(super) fn login(
+        &mut self,
+        tag: &Tag,
+        user: String,
+        password: Secret<String>,
+    ) -> Option<Completion> {
         if self.is_authenticated() {
             return Some(Completion::bad("Already logged in"));
         }
         if !self.conn.config.plaintext_login_allowed {
-            return Some(
-                Completion::no("Plaintext login needs TLS").with(Code::PrivacyRequired),
-            );
+            return Some(Completion::no("Plaintext login needs TLS").with(Code::PrivacyRequired));
         }
         self.phase = Phase::AuthPending { tag: tag.clone(), request: Some((user, password)) };
         None
@@ -62,7 +65,7 @@ impl ImapSession {
         &mut self,
         tag: &Tag,
         mechanism: &str,
-        initial_response: Option<&str>,
+        initial_response: Option<&Secret<String>>,
         out: &mut Out,
     ) -> Option<Completion> {
         if self.is_authenticated() {
@@ -77,7 +80,7 @@ impl ImapSession {
             );
         }
         match initial_response {
-            Some(response) => self.sasl_response(tag.clone(), response.as_bytes()),
+            Some(response) => self.sasl_response(tag.clone(), response.expose().as_bytes()),
             None => {
                 out.put(b"+ \r\n");
                 self.phase = Phase::SaslWaiting(tag.clone());
@@ -88,7 +91,9 @@ impl ImapSession {
 
     /// Reads the SASL response line; false when more input is needed.
     pub(super) fn next_sasl(&mut self, out: &mut Out) -> bool {
-        let Phase::SaslWaiting(tag) = &self.phase else { return false };
+        let Phase::SaslWaiting(tag) = &self.phase else {
+            return false;
+        };
         let tag = tag.clone();
         match self.input.next_frame() {
             Frame::NeedMore => false,

@@ -14,11 +14,7 @@ impl LmtpSession {
         match command {
             Command::Lhlo(_) => self.lhlo(),
             Command::SmtpHello => self.command_failed(reply::USE_LHLO),
-            Command::Mail {
-                reverse_path,
-                size,
-                body: _,
-            } => self.mail(reverse_path, size),
+            Command::Mail { reverse_path, size, body: _ } => self.mail(reverse_path, size),
             Command::Rcpt(address) => return self.rcpt(address),
             Command::Data => self.data(),
             Command::Bdat { size, last } => self.bdat(size, last),
@@ -127,20 +123,13 @@ impl LmtpSession {
     /// whether it is accepted is decided when it has been read ([`Self::chunk_complete`]).
     fn bdat(&mut self, size: u64, last: bool) {
         let limit = self.config.max_message_bytes;
-        let accepting = self
-            .transaction
-            .as_mut()
-            .filter(|t| !t.failed && !t.recipients.is_empty());
+        let accepting = self.transaction.as_mut().filter(|t| !t.failed && !t.recipients.is_empty());
         if let Some(transaction) = accepting.filter(|_| self.greeted) {
             transaction.message.get_or_insert_with(|| {
                 MessageBuffer::new(&transaction.return_path, limit, transaction.size_hint)
             });
         }
-        self.mode = Mode::Chunk {
-            remaining: size,
-            last,
-            size,
-        };
+        self.mode = Mode::Chunk { remaining: size, last, size };
     }
 
     /// A `BDAT` chunk has been read.
@@ -180,10 +169,7 @@ impl LmtpSession {
             self.mode = Mode::DeliverReady(Arc::from(bytes));
             return;
         }
-        let transaction = self
-            .transaction
-            .take()
-            .expect("a message has a transaction");
+        let transaction = self.transaction.take().expect("a message has a transaction");
         tracing::info!(data_bytes, "LMTP message over the size limit refused");
         let too_large = Err(DeliveryFailure::TooLarge);
         for recipient in &transaction.recipients {

@@ -74,11 +74,7 @@ pub fn build(message: &[u8]) -> Vec<u8> {
         root.media = default_media();
         root.fields = Default::default();
         root.envelope = Some(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)".to_vec());
-        let simple = Tree {
-            nodes: vec![root],
-            truncated: true,
-            separator: tree.separator,
-        };
+        let simple = Tree { nodes: vec![root], truncated: true, separator: tree.separator };
         encode(&simple).expect("a one-leaf description with NIL fields is small")
     })
 }
@@ -110,9 +106,7 @@ fn encode(tree: &Tree) -> Option<Vec<u8>> {
     }
     out.push(flags);
     out.push(0);
-    let (zone, date) = root
-        .sent_date
-        .map_or((0, 0), |d| (d.zone_minutes, d.unix_seconds));
+    let (zone, date) = root.sent_date.map_or((0, 0), |d| (d.zone_minutes, d.unix_seconds));
     out.extend_from_slice(&zone.to_le_bytes());
     out.extend_from_slice(&date.to_le_bytes());
     out.extend_from_slice(&u32::try_from(root.header.len()).ok()?.to_le_bytes());
@@ -132,11 +126,7 @@ fn encode(tree: &Tree) -> Option<Vec<u8>> {
             Kind::Multipart => KIND_MULTIPART,
             Kind::Message => KIND_MESSAGE,
         });
-        out.push(if node.message_root {
-            PART_MESSAGE_ROOT
-        } else {
-            0
-        });
+        out.push(if node.message_root { PART_MESSAGE_ROOT } else { 0 });
     }
     debug_assert_eq!(out.len(), size);
     Some(out)

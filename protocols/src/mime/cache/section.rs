@@ -140,6 +140,9 @@ impl CacheView<'_> {
     }
 }
 
+/// The most a `HEADER.FIELDS` selection reserves up front; a bigger header grows as needed.
+const HEADER_FIELDS_RESERVE_BYTES: usize = 8 * 1024;
+
 /// `HEADER`, `TEXT`, `HEADER.FIELDS` or `HEADER.FIELDS.NOT` of the message entity `entry`.
 fn message_section(message: &[u8], entry: PartEntry, text: &SectionText) -> Option<SectionBytes> {
     match text {
@@ -166,7 +169,8 @@ fn header_fields(
     if header.end > message.len() {
         return None;
     }
-    let mut out = Vec::new();
+    // One allocation in the common case: the selection is at most the header (plus CRLFs).
+    let mut out = Vec::with_capacity(header.len().min(HEADER_FIELDS_RESERVE_BYTES) + 2);
     for field in fields(message, header) {
         let listed = names.iter().any(|name| field.is(message, name.as_bytes()));
         if listed == keep {

@@ -166,10 +166,8 @@ impl<'a> CacheView<'a> {
             {
                 return Err(CacheError::PartTable);
             }
-            let follows_message = index > 0
-                && self
-                    .entry(index - 1)
-                    .is_some_and(|e| e.kind == KIND_MESSAGE);
+            let follows_message =
+                index > 0 && self.entry(index - 1).is_some_and(|e| e.kind == KIND_MESSAGE);
             if entry.message_root != (index == 0 || follows_message) {
                 return Err(CacheError::PartTable);
             }
@@ -272,11 +270,7 @@ mod tests {
         let view = CacheView::parse(&blob).expect("parses");
         assert_eq!(view.part_count(), 4);
         let kinds: Vec<(u8, u16, bool)> = (0..4)
-            .map(|i| {
-                view.entry(i)
-                    .map(|e| (e.kind, e.subtree, e.message_root))
-                    .expect("entry")
-            })
+            .map(|i| view.entry(i).map(|e| (e.kind, e.subtree, e.message_root)).expect("entry"))
             .collect();
         assert_eq!(
             kinds,
@@ -293,42 +287,24 @@ mod tests {
     #[test]
     fn refuses_damaged_blobs() {
         let blob = build(MESSAGE);
-        assert_eq!(
-            CacheView::parse(&blob[..10]).err(),
-            Some(CacheError::Truncated)
-        );
-        assert_eq!(
-            CacheView::parse(&blob[..blob.len() - 1]).err(),
-            Some(CacheError::Truncated)
-        );
+        assert_eq!(CacheView::parse(&blob[..10]).err(), Some(CacheError::Truncated));
+        assert_eq!(CacheView::parse(&blob[..blob.len() - 1]).err(), Some(CacheError::Truncated));
         let mut longer = blob.clone();
         longer.push(0);
-        assert_eq!(
-            CacheView::parse(&longer).err(),
-            Some(CacheError::TrailingBytes)
-        );
+        assert_eq!(CacheView::parse(&longer).err(), Some(CacheError::TrailingBytes));
         let mut magic = blob.clone();
         magic[0] = b'X';
         assert_eq!(CacheView::parse(&magic).err(), Some(CacheError::BadMagic));
         let mut version = blob.clone();
         version[3] = 2;
-        assert_eq!(
-            CacheView::parse(&version).err(),
-            Some(CacheError::UnsupportedVersion(2))
-        );
+        assert_eq!(CacheView::parse(&version).err(), Some(CacheError::UnsupportedVersion(2)));
         let mut reserved = blob.clone();
         reserved[5] = 1;
-        assert_eq!(
-            CacheView::parse(&reserved).err(),
-            Some(CacheError::Reserved)
-        );
+        assert_eq!(CacheView::parse(&reserved).err(), Some(CacheError::Reserved));
         let table = blob.len() - 4 * PART_SIZE;
         let mut subtree = blob.clone();
         subtree[table + 12] = 9;
-        assert_eq!(
-            CacheView::parse(&subtree).err(),
-            Some(CacheError::PartTable)
-        );
+        assert_eq!(CacheView::parse(&subtree).err(), Some(CacheError::PartTable));
         let mut kind = blob.clone();
         kind[table + PART_SIZE + 14] = KIND_MULTIPART;
         assert_eq!(CacheView::parse(&kind).err(), Some(CacheError::PartTable));

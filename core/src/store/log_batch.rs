@@ -1,0 +1,155 @@
+//! Batch records of `mailboxes.log`: several records that replay all together or not at all
+//! (byte layout: `core/FORMAT.md`, "mailboxes.log", batch records).
+//!
+//! A change made of several records (a subtree rename, RENAME INBOX = rename + create, several
+//! new keywords at once) is one write, but a write is atomic only per 512-byte sector: torn at
+//! a sector boundary, a plain sequence of records would keep its first records and lose the
+//! rest (a parent renamed without its children). A batch wraps the records in one outer record
+//! whose checksum covers all of them, so replay sees the whole change or none of it.
+
+use super::codec::{all_zero, get_u16, get_u32, nonce_seed, put_u32};
+use super::log::{LogRecord, RECORD_FIXED_BYTES};
+use crate::limits::{LOG_BATCH_BYTES_MAX, LOG_BATCH_RECORDS_MAX};
+
+/// The `kind` byte of a batch record.
+pub(crate) const KIND_BATCH: u8 = 9;
+
+/// The bytes of one replay unit: a single record as itself, several as one batch record.
+///
+/// # Panics
+/// If `records` is empty or larger than the batch limits (callers bound what they write).
+pub(crate) fn encode_unit(records: &[LogRecord], nonce: u64) -> Vec<u8> {
+    assert!(!records.is_empty(), "a log write holds at least one record");
+    if let [record] = records {
+        return record.encode(nonce);
+    }
+    assert!(records.len() <= LOG_BATCH_RECORDS_MAX);
+    let mut buf = vec![0u8; RECORD_FIXED_BYTES];
+    for record in records {
+        buf.extend_from_slice(&record.encode(nonce));
+    }
+    let inner = buf.len() - RECORD_FIXED_BYTES;
+    assert!(inner <= LOG_BATCH_BYTES_MAX);
+    let size = u32::try_from(buf.len()).expect("bounded");
+    put_u32(&mut buf, 0, size);
+    buf[8] = KIND_BATCH;
+    put_u32(&mut buf, 12, u32::try_from(records.len()).expect("bounded"));
+    put_u32(&mut buf, 16, u32::try_from(inner).expect("bounded"));
+    let crc = crc32c::crc32c_append(nonce_seed(nonce), &buf[8..]);
+    put_u32(&mut buf, 4, crc);
+    // Pair assertion: what we write replays as written.
+    debug_assert!(
+        decode_unit(&buf, nonce).is_some_and(|(r, len)| r == records && len == buf.len())
+    );
+    buf
+}
+
+/// Decodes the replay unit at the start of `buf`: its records (one, or a whole batch) and its
+/// length on disk. `None` if it is torn, corrupt or unknown.
+pub(crate) fn decode_unit(buf: &[u8], nonce: u64) -> Option<(Vec<LogRecord>, usize)> {
+    if buf.len() >= RECORD_FIXED_BYTES && buf[8] == KIND_BATCH {
+        return decode_batch(buf, nonce);
+    }
+    LogRecord::decode(buf, nonce).map(|(record, len)| (vec![record], len))
+}
+
+fn decode_batch(buf: &[u8], nonce: u64) -> Option<(Vec<LogRecord>, usize)> {
+    let size = usize::try_from(get_u32(buf, 0)).ok()?;
+    let count = usize::try_from(get_u32(buf, 12)).ok()?;
+    let inner = usize::try_from(get_u32(buf, 16)).ok()?;
+    let fields_ok = (2..=LOG_BATCH_RECORDS_MAX).contains(&count)
+        && inner <= LOG_BATCH_BYTES_MAX
+        && inner.is_multiple_of(8)
+        && size == RECORD_FIXED_BYTES + inner
+        && get_u16(buf, 20) == 0
+        && all_zero(&buf[9..12])
+        && all_zero(&buf[22..24]);
+    if !fields_ok || buf.len() < size {
+        return None;
+    }
+    if crc32c::crc32c_append(nonce_seed(nonce), &buf[8..size]) != get_u32(buf, 4) {
+        return None;
+    }
+    let mut records = Vec::with_capacity(count);
+    let mut at = RECORD_FIXED_BYTES;
+    while at < size && records.len() < count {
+        // A batch never nests: `LogRecord::decode` knows no batch kind.
+        let (record, len) = LogRecord::decode(&buf[at..size], nonce)?;
+        records.push(record);
+        at += len;
+    }
+    (at == size && records.len() == count).then_some((records, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::MailboxId;
+
+    fn renames(n: u32) -> Vec<LogRecord> {
+        (0..n)
+            .map(|i| LogRecord::Rename {
+                id: MailboxId(i),
+                name: format!("Projects/{}", "x".repeat(i as usize * 7)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_record_is_written_plain() {
+        let records = renames(1);
+        assert_eq!(encode_unit(&records, 5), records[0].encode(5));
+        assert_eq!(decode_unit(&records[0].encode(5), 5).unwrap().0, records);
+    }
+
+    #[test]
+    fn a_batch_round_trips() {
+        let records = renames(40);
+        let bytes = encode_unit(&records, 5);
+        assert_eq!(bytes.len() % 8, 0);
+        assert_eq!(bytes[8], KIND_BATCH);
+        let (decoded, len) = decode_unit(&bytes, 5).unwrap();
+        assert_eq!(decoded, records);
+        assert_eq!(len, bytes.len());
+        assert!(decode_unit(&bytes, 6).is_none(), "wrong nonce");
+    }
+
+    #[test]
+    fn a_torn_batch_is_nothing() {
+        let records = renames(40);
+        let mut bytes = encode_unit(&records, 5);
+        assert!(bytes.len() > 1024);
+        for cut in (8..bytes.len()).step_by(8) {
+            assert!(decode_unit(&bytes[..cut], 5).is_none(), "cut at {cut}");
+        }
+        // Torn at a sector: the rest of the batch reads back as zeros.
+        bytes[512..].fill(0);
+        assert!(decode_unit(&bytes, 5).is_none());
+    }
+
+    #[test]
+    fn any_flipped_bit_is_caught() {
+        let bytes = encode_unit(&renames(3), 5);
+        for byte in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[byte] ^= 0x04;
+            assert!(decode_unit(&bad, 5).is_none(), "flip at {byte}");
+        }
+    }
+
+    #[test]
+    fn a_batch_inside_a_batch_is_refused() {
+        let inner = encode_unit(&renames(2), 5);
+        let mut outer = vec![0u8; RECORD_FIXED_BYTES];
+        outer.extend_from_slice(&inner);
+        outer.extend_from_slice(&renames(1)[0].encode(5));
+        let len = outer.len();
+        put_u32(&mut outer, 0, u32::try_from(len).unwrap());
+        outer[8] = KIND_BATCH;
+        put_u32(&mut outer, 12, 2);
+        put_u32(&mut outer, 16, u32::try_from(len - RECORD_FIXED_BYTES).unwrap());
+        let crc = crc32c::crc32c_append(nonce_seed(5), &outer[8..]);
+        put_u32(&mut outer, 4, crc);
+        assert!(decode_unit(&outer, 5).is_none());
+    }
+}

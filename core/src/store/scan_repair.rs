@@ -1,0 +1,274 @@
+//! Damage the spool scan steps over instead of cutting: a segment header whose nonce can be
+//! recovered, and a bad record with good records after it (`core/FORMAT.md`, "Recovery on
+//! open", step 4).
+//!
+//! A crash only ever tears the *tail* of what was written since the last flush, so recovery
+//! used to cut the spool at the first bad record. Damage at rest (a flipped bit, a zeroed or
+//! misdirected sector) can hit durable, acknowledged records anywhere; cutting there would
+//! throw away every later record, all intact and checksummed. So:
+//!
+//! - a segment whose header is bad gets its nonce back from its own records (`crc_seed.rs`),
+//!   starting only from records the indexes reference (their checksum copy proves the record
+//!   header authentic, so bytes a client wrote can never pose as the start of a record chain),
+//!   confirmed by a second record; the header is then rewritten;
+//! - a bad record is skipped when a good record follows it in the same segment: the search
+//!   tries every 8-byte-aligned position after it, and only a record whose checksum holds with
+//!   the segment's nonce counts (a client cannot forge one).
+
+use std::path::Path;
+
+use super::codec::{get_u64, read_at};
+use super::crc_seed::{nonce_for, seed_for};
+use super::record::{RECORD_HEADER_BYTES, check_whole, decode_header};
+use super::scan::{Scanned, check_record};
+use super::spool::{SEGMENT_HEADER_BYTES, SpoolRef};
+use crate::disk::DiskFile;
+use crate::error::StorageError;
+use crate::limits::{
+    NONCE_RECOVERY_RECORD_BYTES_MAX, NONCE_RECOVERY_RECORDS_MAX, RESYNC_CHECKED_BYTES_MAX,
+};
+
+/// Bytes read at once while searching for the next good record.
+const RESYNC_CHUNK_BYTES: u64 = 1 << 20;
+const _: () = assert!(RESYNC_CHUNK_BYTES > RECORD_HEADER_BYTES as u64);
+
+/// The nonce of a segment whose header is bad, recovered from the records that `hints`
+/// (references the indexes hold into this segment, by offset) point at; `None` when no two
+/// records agree. The damaged header's own nonce field is tried first (damage elsewhere in the
+/// header leaves it intact).
+///
+/// # Errors
+/// The disk failed.
+pub(crate) fn recover_nonce<F: DiskFile>(
+    file: &F,
+    path: &Path,
+    len: u64,
+    hints: &[SpoolRef],
+) -> Result<Option<u64>, StorageError> {
+    let stored = if len >= SEGMENT_HEADER_BYTES {
+        let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+        read_at(file, path, &mut header, 0)?;
+        Some(get_u64(&header, 24))
+    } else {
+        None
+    };
+    let usable: Vec<SpoolRef> = hints
+        .iter()
+        .copied()
+        .filter(|r| {
+            u64::from(r.offset) >= SEGMENT_HEADER_BYTES
+                && u64::from(r.offset) + u64::from(r.len) <= len
+                && r.len <= NONCE_RECOVERY_RECORD_BYTES_MAX
+        })
+        .take(NONCE_RECOVERY_RECORDS_MAX)
+        .collect();
+    for (i, reference) in usable.iter().enumerate() {
+        let Some(bytes) = read_referenced(file, path, *reference)? else {
+            continue;
+        };
+        if let Some(nonce) = stored.filter(|&n| check_whole(n, &bytes).is_some()) {
+            return Ok(Some(nonce));
+        }
+        let header = decode_header(&bytes).expect("read_referenced decoded it");
+        let unpadded = RECORD_HEADER_BYTES + header.payload_len as usize;
+        let Some(nonce) = seed_for(&bytes[8..unpadded], reference.crc).and_then(nonce_for) else {
+            continue;
+        };
+        let next = reference.offset + reference.len;
+        let confirmed = check_at(file, path, len, nonce, next)?
+            || any_checks(file, path, nonce, &usable[i + 1..])?;
+        if confirmed {
+            return Ok(Some(nonce));
+        }
+    }
+    Ok(None)
+}
+
+/// The bytes of the record `reference` points at, if its header decodes and agrees with the
+/// reference (length and checksum copy).
+fn read_referenced<F: DiskFile>(
+    file: &F,
+    path: &Path,
+    reference: SpoolRef,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let mut bytes = vec![0u8; reference.len as usize];
+    read_at(file, path, &mut bytes, u64::from(reference.offset))?;
+    let agrees = decode_header(&bytes)
+        .is_some_and(|h| h.crc == reference.crc && h.record_len() == u64::from(reference.len));
+    Ok(agrees.then_some(bytes))
+}
+
+/// True when a whole record at `offset` checks out with `nonce`.
+fn check_at<F: DiskFile>(
+    file: &F,
+    path: &Path,
+    len: u64,
+    nonce: u64,
+    offset: u32,
+) -> Result<bool, StorageError> {
+    let offset = u64::from(offset);
+    if offset + RECORD_HEADER_BYTES as u64 > len {
+        return Ok(false);
+    }
+    let mut head = [0u8; RECORD_HEADER_BYTES];
+    read_at(file, path, &mut head, offset)?;
+    let Some(header) = decode_header(&head) else {
+        return Ok(false);
+    };
+    let record_len = header.record_len();
+    if offset + record_len > len || record_len > u64::from(NONCE_RECOVERY_RECORD_BYTES_MAX) {
+        return Ok(false);
+    }
+    let mut bytes = vec![0u8; usize::try_from(record_len).expect("bounded")];
+    read_at(file, path, &mut bytes, offset)?;
+    Ok(check_whole(nonce, &bytes).is_some())
+}
+
+/// True when any referenced record checks out with `nonce`.
+fn any_checks<F: DiskFile>(
+    file: &F,
+    path: &Path,
+    nonce: u64,
+    references: &[SpoolRef],
+) -> Result<bool, StorageError> {
+    for &reference in references {
+        if let Some(bytes) = read_referenced(file, path, reference)?
+            && check_whole(nonce, &bytes).is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The first good record at an 8-byte-aligned position in `[from, len)` of a segment, if any
+/// is found before `limits::RESYNC_CHECKED_BYTES_MAX` bytes were checksummed.
+///
+/// # Errors
+/// The disk failed.
+pub(crate) fn resync<F: DiskFile>(
+    file: &F,
+    path: &Path,
+    nonce: u64,
+    segment: u32,
+    from: u64,
+    len: u64,
+) -> Result<Option<Scanned>, StorageError> {
+    assert!(from.is_multiple_of(8));
+    let head_bytes = RECORD_HEADER_BYTES as u64;
+    let mut chunk_start = from;
+    let mut chunk = Vec::new();
+    let mut checked = 0u64;
+    while chunk_start + head_bytes <= len {
+        // Chunks overlap by a header, so a header across a chunk boundary is seen whole.
+        let chunk_len = (len - chunk_start).min(RESYNC_CHUNK_BYTES);
+        chunk.resize(usize::try_from(chunk_len).expect("bounded"), 0);
+        read_at(file, path, &mut chunk, chunk_start)?;
+        let mut at = 0u64;
+        while at + head_bytes <= chunk_len {
+            let slice = &chunk[usize::try_from(at).expect("bounded")..];
+            if let Some(header) = decode_header(slice) {
+                let offset = chunk_start + at;
+                if offset + header.record_len() <= len {
+                    checked += header.record_len();
+                    if checked > RESYNC_CHECKED_BYTES_MAX {
+                        tracing::warn!(path = %path.display(), offset, "giving up the search for a good record");
+                        return Ok(None);
+                    }
+                    if let Some(found) = check_record(file, path, nonce, segment, offset, len)? {
+                        return Ok(Some(found));
+                    }
+                }
+            }
+            at += 8;
+        }
+        chunk_start += at;
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::sim::SimDisk;
+    use crate::disk::{Disk, OpenMode};
+    use crate::store::codec::{nonce_seed, write_at};
+    use crate::store::record::{MessageHead, encode_message};
+    use crate::store::spool::encode_segment_header;
+    use crate::types::{Flags, InternalDate, MailboxId, Uid};
+
+    const NONCE: u64 = 0x5eed_f00d_1234_5678;
+
+    /// A segment of five message records; returns the file and their references.
+    fn segment(disk: &SimDisk) -> (crate::disk::sim::SimFile, Vec<SpoolRef>) {
+        let path = Path::new("s.seg");
+        let file = disk.open(path, OpenMode::CreateIfMissing).unwrap();
+        write_at(&file, path, &encode_segment_header(1, NONCE), 0).unwrap();
+        let mut offset = SEGMENT_HEADER_BYTES;
+        let mut references = Vec::new();
+        for uid in 1..=5u32 {
+            let message = format!("Subject: {uid}\r\n\r\n{}", "z".repeat(300 * uid as usize));
+            let head = MessageHead {
+                mailbox: MailboxId(0),
+                uid: Uid::new(uid).unwrap(),
+                date: InternalDate { unix_seconds: 1, zone_minutes: 0 },
+                flags: Flags::default(),
+                message_len: u32::try_from(message.len()).unwrap(),
+                cache_len: 1,
+            };
+            let record = encode_message(NONCE, &head, message.as_bytes(), b"c");
+            write_at(&file, path, &record, offset).unwrap();
+            let header = decode_header(&record).unwrap();
+            references.push(SpoolRef {
+                segment: 1,
+                offset: u32::try_from(offset).unwrap(),
+                len: u32::try_from(record.len()).unwrap(),
+                crc: header.crc,
+            });
+            offset += record.len() as u64;
+        }
+        (file, references)
+    }
+
+    #[test]
+    fn resync_finds_the_record_after_a_damaged_one() {
+        let disk = SimDisk::new();
+        let (file, refs) = segment(&disk);
+        let path = Path::new("s.seg");
+        let len = file.len().unwrap();
+        write_at(&file, path, &[0xff; 16], u64::from(refs[1].offset) + 100).unwrap();
+        let found = resync(&file, path, NONCE, 1, u64::from(refs[1].offset) + 8, len).unwrap();
+        assert_eq!(found.unwrap().spool, refs[2]);
+        let last = u64::from(refs[4].offset) + 8;
+        assert!(resync(&file, path, NONCE, 1, last, len).unwrap().is_none(), "nothing after");
+        let wrong_nonce = resync(&file, path, NONCE + 1, 1, 64, len).unwrap();
+        assert!(wrong_nonce.is_none(), "records only count with the segment's nonce");
+    }
+
+    #[test]
+    fn a_zeroed_header_sector_gives_its_nonce_back_from_referenced_records() {
+        let disk = SimDisk::new();
+        let (file, refs) = segment(&disk);
+        let path = Path::new("s.seg");
+        let len = file.len().unwrap();
+        write_at(&file, path, &[0u8; 512], 0).unwrap();
+        let nonce = recover_nonce(&file, path, len, &refs).unwrap().unwrap();
+        assert_eq!(nonce_seed(nonce), nonce_seed(NONCE));
+        assert!(recover_nonce(&file, path, len, &[]).unwrap().is_none(), "no references");
+        // One reference alone cannot be confirmed... unless the record after it checks out.
+        let lone = recover_nonce(&file, path, len, &refs[4..]).unwrap();
+        assert!(lone.is_none(), "the last record has nothing after it to confirm the seed");
+        let confirmed = recover_nonce(&file, path, len, &refs[3..4]).unwrap();
+        assert_eq!(confirmed.map(nonce_seed), Some(nonce_seed(NONCE)));
+    }
+
+    #[test]
+    fn a_header_with_its_nonce_intact_is_trusted_on_one_record() {
+        let disk = SimDisk::new();
+        let (file, refs) = segment(&disk);
+        let path = Path::new("s.seg");
+        let len = file.len().unwrap();
+        write_at(&file, path, &[0xee; 4], 0).unwrap();
+        assert_eq!(recover_nonce(&file, path, len, &refs[4..]).unwrap(), Some(NONCE));
+    }
+}

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Measures skua, Dovecot and Cyrus the same way in one run and prints them side by side.
+
+    python3 perf/compare.py [--peers skua,dovecot,cyrus] [--duration 10] [--out NAME.md]
+
+For every peer in turn and every scenario, on a fresh temporary directory and fresh random
+loopback ports: start the server (perf/peers/), prefill mailboxes over LMTP where the
+scenario reads mail (the bench's own `--prefill`, identical for every peer), run skua-bench
+with `--json`, stop the server. Then one table: per scenario and operation, ops/s, p50 and
+p99 for each peer and the ratios skua/peer, with issue 3's targets. `--out` writes the table,
+the machine, the commit, the exact command and every run's raw JSON into perf/results/.
+See perf/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+PERF = pathlib.Path(__file__).resolve().parent
+REPO = PERF.parent
+sys.path.insert(0, str(PERF))
+
+import compare_table  # noqa: E402
+import machine  # noqa: E402
+import peers  # noqa: E402
+from peers.base import PeerUnavailable, free_port  # noqa: E402
+
+BENCH = REPO / "target" / "release" / "skua-bench"
+SCENARIOS = ["lmtp", "imap-mixed", "imap-read", "idle", "churn"]
+# Descriptors the bench keeps besides the idle sockets (stdio, runtime, LMTP, slack).
+FD_RESERVE = 200
+# Connections a server with a fixed limit keeps free for the idle scenario's LMTP connection
+# (at least; 1/16 of the limit when larger, as skua's per-shard limits fill unevenly).
+SERVER_RESERVE = 64
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--peers", default=",".join(peers.known()), help="comma-separated")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
+    p.add_argument("--users", type=int, default=100)
+    p.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    p.add_argument("--connections", type=int, default=8, help="bench connections (not idle)")
+    p.add_argument("--idle-connections", type=int, default=19_000,
+                   help="skua's idle connections (capped by the fd limit)")
+    p.add_argument("--peer-idle-connections", type=int, default=500,
+                   help="idle connections for Dovecot/Cyrus (a process each)")
+    p.add_argument("--prefill-mixed", type=int, default=20, help="messages per user")
+    p.add_argument("--prefill-read", type=int, default=50, help="messages per user")
+    p.add_argument("--corpus-count", type=int, default=1000,
+                   help="messages of the generated corpus; 0: synthetic 4 KiB messages")
+    p.add_argument("--corpus-max-size", type=int, default=256 * 1024)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--shards", type=int, default=os.cpu_count() or 1, help="skua's shards")
+    p.add_argument("--dovecot-hibernate", action="store_true",
+                   help="turn Dovecot's imap_hibernate on")
+    p.add_argument("--workdir", default=tempfile.gettempdir(),
+                   help="where the servers' temporary directories go")
+    p.add_argument("--no-build", action="store_true", help="use the binaries as they are")
+    p.add_argument("--keep", action="store_true", help="keep the servers' directories")
+    p.add_argument("--out", help="write a result file perf/results/NAME.md")
+    args = p.parse_args(argv)
+    args.peers = [x for x in args.peers.split(",") if x]
+    args.scenarios = [x for x in args.scenarios.split(",") if x]
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+    if not 1 <= args.duration <= 3600:
+        p.error("--duration must be 1..3600")
+    return args
+
+
+def build(no_build: bool) -> None:
+    """Release builds of the bench and the server (the commands the brief names)."""
+    if no_build:
+        return
+    for cmd in (
+        ["cargo", "build", "--release", "-p", "skua-bench", "--bin", "skua-bench"],
+        ["cargo", "build", "--release", "--bin", "skua"],
+    ):
+        log(f"$ {' '.join(cmd)}")
+        subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def make_corpus(args, base: pathlib.Path) -> list[str]:
+    """The bench's message options: a generated corpus, or synthetic 4 KiB messages."""
+    if args.corpus_count == 0:
+        return ["--size", "4096"]
+    out = base / "corpus"
+    cmd = [str(BENCH), "corpus", "--out", str(out), "--count", str(args.corpus_count),
+           "--seed", str(args.seed), "--max-size", str(args.corpus_max_size)]
+    log(f"$ {shlex.join(cmd)}")
+    subprocess.run(cmd, check=True)
+    return ["--corpus", str(out)]
+
+
+def idle_limit(wanted: int) -> tuple[int, str | None]:
+    """`wanted`, capped so the bench's sockets fit in its descriptor limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = hard if hard != resource.RLIM_INFINITY else soft
+    cap = max(1, limit - FD_RESERVE)
+    if wanted > cap:
+        return cap, f"idle connections capped at {cap} by the fd limit ({limit})"
+    return wanted, None
+
+
+def bench_command(args, scenario, peer, imap, lmtp, message, pid, idle_k) -> list[str]:
+    """The skua-bench command line of one run."""
+    common = ["--users", str(args.users), "--duration", str(args.duration), "--json",
+              "--quiet", "--seed", str(args.seed)]
+    if scenario == "lmtp":
+        return [str(BENCH), "lmtp", "--port", str(lmtp), "--connections",
+                str(args.connections), *common, *message]
+    if scenario in ("imap-mixed", "imap-read"):
+        prefill = args.prefill_mixed if scenario == "imap-mixed" else args.prefill_read
+        return [str(BENCH), scenario, "--port", str(imap), "--lmtp-port", str(lmtp),
+                "--prefill", str(prefill), "--connections", str(args.connections),
+                *common, *message]
+    if scenario == "idle":
+        return [str(BENCH), "idle", "--port", str(imap), "--lmtp-port", str(lmtp),
+                "--connections", str(idle_k), "--server-pid", str(pid),
+                "--settle", str(idle_settle(args)),
+                *common, *message]
+    return [str(BENCH), "churn", "--port", str(imap), "--connections",
+            str(args.connections), *common]
+
+
+def idle_settle(args) -> int:
+    """Seconds between the last idler and the memory reading: longer than Dovecot's
+    hibernation timeout (2 s) when that is on, so the idlers have hibernated; the same for
+    every peer of the run."""
+    return 6 if args.dovecot_hibernate else 2
+
+
+def run_bench(cmd: list[str], timeout_s: float) -> tuple[dict | None, str]:
+    """Runs one bench command; returns (its JSON report or None, error text)."""
+    log(f"$ {shlex.join(cmd)}")
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout_s:.0f}s"
+    if r.returncode != 0:
+        return None, (r.stderr.strip() or f"exit {r.returncode}")[-2000:]
+    try:
+        return json.loads(r.stdout), ""
+    except json.JSONDecodeError as e:
+        return None, f"bad JSON ({e}): {r.stdout[:500]}"
+
+
+def run_peer(args, name: str, message: list[str], base: pathlib.Path, record: dict) -> dict:
+    """Every scenario against one peer; returns scenario -> report (None on failure)."""
+    options = {"shards": args.shards, "dovecot_hibernate": args.dovecot_hibernate,
+               "max_connections": max(args.peer_idle_connections, args.connections) + 64}
+    peer = peers.make(name, options)
+    peer.install()
+    record["version"] = peer.version()
+    wanted = args.idle_connections if name == "skua" else args.peer_idle_connections
+    idle_k, note = idle_limit(wanted)
+    if note:
+        record.setdefault("notes", []).append(note)
+    server_max = peer.max_connections() if hasattr(peer, "max_connections") else None
+    reserve = max(SERVER_RESERVE, (server_max or 0) // 16)
+    if server_max is not None and idle_k > server_max - reserve:
+        idle_k = max(1, server_max - reserve)
+        record.setdefault("notes", []).append(
+            f"idle connections capped at {idle_k}: the server accepts {server_max} at once "
+            f"(less {reserve} for the LMTP connection and uneven spreading over shards)")
+    users = [(f"user{i}", "pw") for i in range(args.users)]
+    results = {}
+    for scenario in args.scenarios:
+        workdir = pathlib.Path(tempfile.mkdtemp(prefix=f"compare-{name}-{scenario}-", dir=base))
+        imap, lmtp = free_port(), free_port()
+        run = {"scenario": scenario, "workdir": str(workdir), "loadavg_before": machine.loadavg()}
+        try:
+            peer.start(workdir, users, imap, lmtp)
+            run["settings"] = peer.settings()
+            timeout = args.duration * 3 + 900
+            # No warm-up before idle: a warm-up leaves per-connection processes behind in the
+            # servers that reuse them (Cyrus keeps its imapd processes for the next client),
+            # which would hide their cost from the "after - before" difference. Every server
+            # is measured from rest, fresh; skua's share of opening the users' stores for the
+            # first time is in its figure (100 users over thousands of connections).
+            cmd = bench_command(args, scenario, peer, imap, lmtp, message,
+                                peer.main_pid(), idle_k)
+            report, error = run_bench(cmd, timeout)
+            run.update(command=shlex.join(cmd), report=report, error=error or None)
+            if error:
+                log(f"{name} {scenario}: FAILED: {error}")
+        except Exception as e:  # PeerUnavailable, or a peer module's bug: the next scenario runs
+            text = str(e) if isinstance(e, PeerUnavailable) else traceback.format_exc()
+            run.update(report=None, error=text)
+            log(f"{name} {scenario}: {text}")
+        finally:
+            peer.stop()
+            run["loadavg_after"] = machine.loadavg()
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+        record.setdefault("runs", []).append(run)
+        results[scenario] = run.get("report")
+    return results
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (or SIGHUP) raises SystemExit, so every `finally` stops its server."""
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    stop_on_sigterm()
+    started = time.time()
+    build(args.no_build)
+    base = pathlib.Path(tempfile.mkdtemp(prefix="skua-compare-", dir=args.workdir))
+    base.chmod(0o755)  # peers' unprivileged processes (Dovecot's auth, mail user) traverse it
+    info = machine.describe(REPO, base)
+    info["load at start"] = machine.busiest()
+    results, records = {}, {}
+    try:
+        message = make_corpus(args, base)
+        for name in args.peers:
+            record = records.setdefault(name, {})
+            try:
+                results[name] = run_peer(args, name, message, base, record)
+            except PeerUnavailable as e:
+                record["skipped"] = str(e)
+                log(f"{name}: skipped: {e}")
+            except Exception as e:  # a bug in one peer's module must not lose the others' runs
+                record["skipped"] = f"failed: {type(e).__name__}: {e}"
+                log(f"{name}: failed:\n{traceback.format_exc()}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    lines = summary(args, results, records)
+    print("\n".join(lines))
+    if args.out:
+        path = write_result(args, argv, info, lines, records, started)
+        log(f"wrote {path}")
+    return 0
+
+
+def summary(args, results: dict, records: dict) -> list[str]:
+    """The table, the skipped peers, the targets."""
+    lines = compare_table.table(results, args.scenarios) if results else ["(no peer ran)"]
+    lines.append("")
+    lines.append("ops x P = skua ops/s / P ops/s (higher is better); p99 x P = skua p99 / P p99 "
+                 "and memory x P = skua / P (lower is better).")
+    for name, record in records.items():
+        if "skipped" in record:
+            lines.append(f"{name}: skipped: {record['skipped']}")
+        for run in record.get("runs", []):
+            if run.get("error"):
+                lines.append(f"{name} {run['scenario']}: failed: {run['error'].splitlines()[-1]}")
+    lines.append("")
+    lines.append("Issue 3 targets:")
+    lines += [f"  {t}" for t in compare_table.TARGETS_TEXT]
+    lines += [f"  -> {v}" for v in compare_table.verdicts(results)]
+    return lines
+
+
+def write_result(args, argv, info, lines, records, started) -> pathlib.Path:
+    """perf/results/NAME.md: when, what, where, how, the table and the raw runs."""
+    name = args.out if args.out.endswith(".md") else args.out + ".md"
+    path = PERF / "results" / pathlib.Path(name).name
+    path.parent.mkdir(exist_ok=True)
+    command = shlex.join(["python3", "perf/compare.py", *argv])
+    out = [f"# Comparison: {', '.join(args.peers)}", ""]
+    out.append(f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
+               f"took {time.time() - started:.0f}s")
+    out += [f"- {k}: {v}" for k, v in info.items() if k != "load at start"]
+    out.append(f"- Command: `{command}`")
+    out += ["", "## Results", "", "```", *lines, "```", "", "## Peers", ""]
+    for peer, record in records.items():
+        out.append(f"### {peer} {record.get('version', '')}".rstrip())
+        if "skipped" in record:
+            out.append(f"Skipped: {record['skipped']}")
+        settings = next((r["settings"] for r in record.get("runs", []) if "settings" in r), {})
+        out += [f"- {k}: {v}" for k, v in settings.items()]
+        out += [f"- note: {n}" for n in record.get("notes", [])]
+        out.append("")
+    out += ["## Machine load", "", "Processes using the most CPU when the run started "
+            "(the machine is shared; other helpers were compiling):", "", "```",
+            info["load at start"], "```", "", "Load average (1, 5, 15 min) around each run:", ""]
+    for peer, record in records.items():
+        for run in record.get("runs", []):
+            out.append(f"- {peer} {run['scenario']}: before {run['loadavg_before']}, "
+                       f"after {run['loadavg_after']}")
+    out += ["", "## Raw runs", "", "```json", json.dumps(records, indent=1), "```", ""]
+    path.write_text("\n".join(out))
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
