@@ -9,6 +9,8 @@
 //! shards = 0                       # 0: one per online core
 //! hostname = "localhost"
 //! io_memory_bytes = 524288         # per shard; locked memory (LimitMEMLOCK) must cover it
+//! pin_cores = true                 # pin shard i to the i-th allowed CPU
+//! connections_per_shard = 16384    # IMAP + LMTP; more get BYE [LIMIT] / 421 (fds bind first)
 //!
 //! [imap]
 //! listen = ["127.0.0.1:1143"]
@@ -49,6 +51,11 @@ pub struct FileConfig {
     pub hostname: Option<String>,
     /// io_uring memory per shard.
     pub io_memory_bytes: Option<usize>,
+    /// Pin each shard to its own CPU (default). Turn off where other busy processes share the
+    /// cores (a load generator on the same machine): an unpinned shard can move to a free core.
+    pub pin_cores: Option<bool>,
+    /// Client connections one shard serves at once, IMAP and LMTP together.
+    pub connections_per_shard: Option<usize>,
     /// IMAP settings.
     #[serde(default)]
     pub imap: ImapSection,

@@ -146,6 +146,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some("always") => true,
         Some(other) => anyhow::bail!("imap.plaintext_auth: unknown value {other:?}"),
     };
+    let defaults = skua_shard::ServerConfig::default();
     let config = skua_shard::ServerConfig {
         data_dir,
         passwd_path: passwd_file,
@@ -156,7 +157,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         hostname: file.hostname.clone().unwrap_or_else(|| "localhost".to_owned()),
         lmtp_recipient_by_local_part: file.lmtp.recipient_by_local_part.unwrap_or(true),
         plaintext_auth_always: plaintext_always,
-        ..skua_shard::ServerConfig::default()
+        pin_to_cores: file.pin_cores.unwrap_or(defaults.pin_to_cores),
+        connections_per_shard_max: match file.connections_per_shard {
+            Some(0) => anyhow::bail!("connections_per_shard must be at least 1"),
+            Some(n) => n,
+            None => defaults.connections_per_shard_max,
+        },
+        ..defaults
     };
     skua_shard::run(config).context("server failed")
 }

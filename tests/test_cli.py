@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -126,6 +127,50 @@ class Curl(ServerTest):
         )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout, raw)
+
+
+
+class ConfigFile(unittest.TestCase):
+    """Settings from the TOML file reach the server; unknown keys are refused."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="skua-test-")
+        self.config = os.path.join(self.tmp, "skua.toml")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_connections_per_shard_and_unpinned_shards(self):
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write("pin_cores = false\nconnections_per_shard = 1\n")
+        server = Server(os.path.join(self.tmp, "data"), {"alice": "pw"}, shards=1,
+                        extra_args=["--config", self.config]).start()
+        try:
+            # The harness's readiness probes hold the one slot until the server sees them
+            # close; wait for it to be free.
+            deadline = time.monotonic() + 10
+            while True:
+                first = socket.create_connection((HOST, server.imap_port), timeout=10)
+                greeting = first.recv(512)
+                if greeting.startswith(b"* OK") or time.monotonic() > deadline:
+                    break
+                first.close()
+                time.sleep(0.05)
+            self.assertTrue(greeting.startswith(b"* OK"), greeting)
+            second = socket.create_connection((HOST, server.imap_port), timeout=10)
+            self.assertIn(b"* BYE [LIMIT]", second.recv(512))
+            second.close()
+            first.close()
+        finally:
+            self.assertEqual(server.stop(), 0, server.log_text())
+
+    def test_unknown_setting_is_refused(self):
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write("pin_core = false\n")
+        result = run_cli("serve", "--config", self.config, "--data-dir",
+                         os.path.join(self.tmp, "data"), check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("pin_core", result.stderr + result.stdout)
 
 
 if __name__ == "__main__":
