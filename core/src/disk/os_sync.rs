@@ -39,9 +39,36 @@ impl SyncTarget {
     fn sync(&self) -> io::Result<()> {
         match self {
             SyncTarget::Data(file) => file.sync_data(),
-            SyncTarget::Dir(path) => File::open(path)?.sync_all(),
+            SyncTarget::Dir(path) => open_dir(path)?.sync_all(),
         }
     }
+}
+
+/// Attempts to open a directory while the process is out of descriptors, and the pause
+/// between them. Running out of descriptors is not a disk failure: nothing written was lost,
+/// and connections closing give descriptors back, so the sync waits (on its own thread, never
+/// the reactor) instead of failing the round, which would stop the shard acknowledging for
+/// good. Only a failed `fsync` is fatal. 100 x 20 ms: two seconds.
+const DIR_OPEN_ATTEMPTS: u32 = 100;
+const DIR_OPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Opens a directory to sync it, waiting out a temporary lack of descriptors.
+fn open_dir(path: &std::path::Path) -> io::Result<File> {
+    let mut attempt = 1;
+    loop {
+        match File::open(path) {
+            Err(error) if out_of_descriptors(&error) && attempt < DIR_OPEN_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(DIR_OPEN_PAUSE);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// EMFILE (this process's limit) or ENFILE (the system's).
+fn out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// One batch in flight: how many syncs are outstanding and the first error.
@@ -181,6 +208,15 @@ fn sync_thread(queue: &Mutex<Receiver<Job>>) {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn only_a_lack_of_descriptors_is_waited_out() {
+        assert!(out_of_descriptors(&io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(out_of_descriptors(&io::Error::from_raw_os_error(libc::ENFILE)));
+        assert!(!out_of_descriptors(&io::Error::from_raw_os_error(libc::EIO)));
+        let missing = std::path::Path::new("/nonexistent-skua-dir/sub");
+        assert_eq!(open_dir(missing).unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn syncs_every_target_and_reuses_threads() {

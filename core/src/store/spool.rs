@@ -291,10 +291,10 @@ impl<D: Disk> Spool<D> {
         spool_ref: SpoolRef,
         verify: bool,
     ) -> Result<(super::record::RecordHeader, Bytes), StorageError> {
-        let path = self.path(spool_ref.segment);
+        // Paths are built only for errors: formatting one per read showed in FETCH profiles.
         let corrupt = || StorageError::Corrupt {
             what: "spool record",
-            path: path.clone(),
+            path: self.path(spool_ref.segment),
             offset: u64::from(spool_ref.offset),
         };
         if self.active.as_ref().is_some_and(|a| {
@@ -306,7 +306,7 @@ impl<D: Disk> Spool<D> {
         let file = self.file(disk, spool_ref.segment)?;
         let bytes = file
             .view(u64::from(spool_ref.offset), u64::from(spool_ref.len))
-            .map_err(|e| StorageError::io(&path, e))?;
+            .map_err(|e| StorageError::io(self.path(spool_ref.segment), e))?;
         let header = super::record::decode_header(&bytes).ok_or_else(corrupt)?;
         if header.crc != spool_ref.crc || header.record_len() != u64::from(spool_ref.len) {
             return Err(corrupt());
@@ -321,10 +321,9 @@ impl<D: Disk> Spool<D> {
 
     /// Hints that a record will be read soon (see `DiskFile::will_need`).
     pub(crate) fn will_need(&self, disk: &D, spool_ref: SpoolRef) -> Result<(), StorageError> {
-        let path = self.path(spool_ref.segment);
         let file = self.file(disk, spool_ref.segment)?;
         file.will_need(u64::from(spool_ref.offset), u64::from(spool_ref.len))
-            .map_err(|e| StorageError::io(&path, e))
+            .map_err(|e| StorageError::io(self.path(spool_ref.segment), e))
     }
 
     /// Marks every segment from `first` on dirty (see `MailboxLog::touch`).
