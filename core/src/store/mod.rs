@@ -75,6 +75,19 @@ pub struct MailboxInfo {
     pub subscribed: bool,
 }
 
+/// A mailbox's cheap counters, without its name: what a selected session compares to tell
+/// whether anything but appends happened since it last looked (see
+/// [`UserStore::mailbox_marks`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailboxMarks {
+    /// The UID the next message will get.
+    pub uid_next: Uid,
+    /// The largest modseq given to any change in the mailbox.
+    pub highest_modseq: ModSeq,
+    /// Live messages.
+    pub messages: u32,
+}
+
 /// One message's metadata, from the index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageMeta {
@@ -241,6 +254,22 @@ impl<D: Disk> UserStore<D> {
         })
     }
 
+    /// A mailbox's UIDNEXT, HIGHESTMODSEQ and message count, without allocating.
+    ///
+    /// Every message added to a mailbox (append, copy, recovery) takes the next UID and
+    /// exactly one new modseq, and every other change to it (a flag change, an expunge) takes
+    /// at least one new modseq. So when HIGHESTMODSEQ rose by exactly as much as UIDNEXT since
+    /// an earlier look, nothing but additions happened in between.
+    #[must_use]
+    pub fn mailbox_marks(&self, id: MailboxId) -> Option<MailboxMarks> {
+        let index = self.indexes.get(&id)?;
+        Some(MailboxMarks {
+            uid_next: Uid::new(index.uid_next()).expect("uid_next >= 1"),
+            highest_modseq: ModSeq(index.highest_modseq()),
+            messages: index.counts().messages,
+        })
+    }
+
     /// Subscribed names, sorted (they need not exist).
     #[must_use]
     pub fn subscriptions(&self) -> Vec<String> {
@@ -254,6 +283,15 @@ impl<D: Disk> UserStore<D> {
     pub fn keywords(&self, id: MailboxId) -> Result<Vec<String>, ReadError> {
         let entry = self.catalog.mailboxes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         Ok(entry.keywords.clone())
+    }
+
+    /// The mailbox's keyword table, borrowed (as [`UserStore::keywords`], without the copy).
+    ///
+    /// # Errors
+    /// [`ReadError::NoSuchMailbox`].
+    pub fn keyword_table(&self, id: MailboxId) -> Result<&[String], ReadError> {
+        let entry = self.catalog.mailboxes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        Ok(&entry.keywords)
     }
 
     /// Live (not expunged) messages in UID order.

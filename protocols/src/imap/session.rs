@@ -167,14 +167,13 @@ impl ImapSession {
 
     /// Runs until there is output to send or input is needed. See the module docs.
     pub fn next<D: Disk>(&mut self, mut store: Option<&mut UserStore<D>>) -> Step {
-        let mut out = Out::default();
-        out.put(&std::mem::take(&mut self.pending));
+        let mut out = Out::starting_with(std::mem::take(&mut self.pending));
         // Pipelined commands share one write, and mutations one durability ticket (the newest
         // epoch): a burst of APPENDs waits for one flush, not one flush each. Replies are
         // released together, in order, once everything they depend on is durable.
         let mut commands = 0;
         loop {
-            if commands >= BATCH_COMMANDS_MAX || out.buf().len() >= BATCH_BYTES_MAX {
+            if commands >= BATCH_COMMANDS_MAX || out.buffered() >= BATCH_BYTES_MAX {
                 // Not NeedInput: more commands may be buffered; the shard calls again.
                 return write(out);
             }

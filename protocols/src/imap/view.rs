@@ -14,8 +14,16 @@
 //!
 //! Memory is four bytes per message plus a short list of own changes: many idle sessions on a
 //! big mailbox must stay cheap.
+//!
+//! Time must stay cheap too: the view keeps the store's marks of the mailbox (UIDNEXT,
+//! HIGHESTMODSEQ, count) from when it last matched the store, and when the marks show that
+//! only appends happened since ([`View::appended_range`]), a sync needs only the new records
+//! ([`View::sync_appended`]), not the whole mailbox: a delivery costs each IDLE session
+//! O(new × log n), not O(n).
 
-use skua_core::store::MessageMeta;
+use std::ops::Range;
+
+use skua_core::store::{MailboxMarks, MessageMeta};
 use skua_core::types::{MailboxId, ModSeq, Uid, UidValidity};
 
 use crate::imap::encode;
@@ -40,6 +48,10 @@ pub struct View {
     own_changes: Vec<(Uid, ModSeq)>,
     /// How many keywords the client was told about in `FLAGS`.
     pub keywords_announced: usize,
+    /// The store's marks of the mailbox when the view last matched it exactly (same live
+    /// UIDs, every flag change reported): lets a sync tell "only appends since" cheaply.
+    /// `None` while expunges are deferred or before the first mark.
+    marks: Option<MailboxMarks>,
 }
 
 /// What `sync` found to report, already written to the output.
@@ -75,6 +87,7 @@ impl View {
             change_counter,
             own_changes: Vec::new(),
             keywords_announced: 0,
+            marks: None,
         }
     }
 
@@ -118,8 +131,7 @@ impl View {
         };
         // Each range becomes an index interval (binary search for UIDs), so a lookup costs
         // O(ranges × log n) plus the output, not a scan of the mailbox.
-        let mut intervals: Vec<(usize, usize)> = Vec::with_capacity(set.ranges().len());
-        for &(a, b) in set.ranges() {
+        let interval = |&(a, b): &(SeqBound, SeqBound)| {
             let (low, high) = (value(a).min(value(b)), value(a).max(value(b)));
             let (start, end) = if uid {
                 let start = self.uids.partition_point(|u| u.get() < low);
@@ -129,17 +141,19 @@ impl View {
                 let start = (low.max(1) - 1) as usize;
                 (start.min(len), (high as usize).min(len))
             };
-            if start < end {
-                intervals.push((start, end));
-            }
+            (start < end).then_some((start, end))
+        };
+        // One range (the usual case) needs neither the interval list nor a growing result.
+        if let [range] = set.ranges() {
+            return interval(range).map_or_else(Vec::new, |(start, end)| (start..end).collect());
         }
+        let mut intervals: Vec<(usize, usize)> = set.ranges().iter().filter_map(interval).collect();
         intervals.sort_unstable();
-        let mut indexes = Vec::new();
+        let total: usize = intervals.iter().map(|(start, end)| end - start).sum();
+        let mut indexes = Vec::with_capacity(total.min(len));
         let mut next = 0;
         for (start, end) in intervals {
-            for i in start.max(next)..end {
-                indexes.push(i);
-            }
+            indexes.extend(start.max(next)..end);
             next = next.max(end);
         }
         indexes
@@ -169,10 +183,70 @@ impl View {
     /// Takes note that every store change up to `change_counter` was made by this session in
     /// a command that already told the client about it (see `command::run`): the next sync can
     /// start from here without reading the whole mailbox.
-    pub fn absorb_own_changes(&mut self, change_counter: u64, highest_modseq: ModSeq) {
+    /// `marks` are the store's marks of the mailbox now.
+    pub fn absorb_own_changes(&mut self, change_counter: u64, marks: MailboxMarks) {
         self.change_counter = change_counter;
-        self.reported_modseq = self.reported_modseq.max(highest_modseq);
+        self.reported_modseq = self.reported_modseq.max(marks.highest_modseq);
         self.own_changes.clear();
+        // The command reported its own expunges too (`expunged_by_self`), so the view
+        // matches the store again.
+        self.marks = Some(marks);
+    }
+
+    /// Notes that the view matches the store's mailbox exactly now (same live UIDs, every
+    /// flag change up to `marks.highest_modseq` reported or own): see [`View::appended_range`].
+    /// Only a caller that knows this (right after SELECT, a complete sync, or
+    /// [`View::absorb_own_changes`]) may call it.
+    pub fn set_marks(&mut self, marks: MailboxMarks) {
+        self.marks = Some(marks);
+    }
+
+    /// The UIDs that may have been appended since the view last matched the store, when the
+    /// store's `now` marks prove that nothing else happened (no expunge, no flag change): a
+    /// sync then only needs these records. `None` when a full comparison is needed.
+    #[must_use]
+    pub fn appended_range(&self, now: &MailboxMarks) -> Option<Range<u32>> {
+        let then = self.marks?;
+        let (from, to) = (then.uid_next.get(), now.uid_next.get());
+        let added = to.checked_sub(from)?;
+        // Each addition takes one UID and one modseq, every other change a modseq of its own.
+        let only_added =
+            now.highest_modseq.0.checked_sub(then.highest_modseq.0)? == u64::from(added);
+        let counted = u64::from(now.messages) == u64::from(then.messages) + u64::from(added)
+            && then.messages as usize == self.uids.len();
+        (only_added && counted).then_some(from..to)
+    }
+
+    /// Applies appends found through [`View::appended_range`]: `added` are the records of
+    /// every UID in that range (all live), ascending. Writes what [`View::sync`] would write
+    /// given the whole mailbox: `* n EXISTS` if anything arrived.
+    pub fn sync_appended(
+        &mut self,
+        added: &[MessageMeta],
+        change_counter: u64,
+        now: MailboxMarks,
+        out: &mut Vec<u8>,
+    ) -> SyncReport {
+        debug_assert!(added.windows(2).all(|w| w[0].uid < w[1].uid));
+        debug_assert!(
+            self.uids.last().is_none_or(|&max| added.first().is_none_or(|m| m.uid > max))
+        );
+        let mut highest = self.reported_modseq;
+        self.uids.reserve(added.len());
+        for message in added {
+            highest = highest.max(message.modseq);
+            self.uids.push(message.uid);
+        }
+        let mut report = SyncReport::default();
+        if !added.is_empty() {
+            write_exists(out, self.uids.len());
+            report.exists_sent = true;
+        }
+        self.reported_modseq = highest;
+        self.own_changes.clear();
+        self.change_counter = change_counter;
+        self.marks = Some(now);
+        report
     }
 
     /// The store's change counter seen at the last sync.
@@ -188,6 +262,7 @@ impl View {
             gone.iter().filter_map(|u| self.uids.binary_search(u).ok()).collect();
         indexes.sort_unstable();
         indexes.dedup();
+        self.marks = None;
         for &i in indexes.iter().rev() {
             self.uids.remove(i);
             write_expunge(out, msn_from_index(i));
@@ -232,7 +307,7 @@ impl View {
             self.uids.push(message.uid);
         }
         if first_new < messages.len() {
-            out.extend_from_slice(format!("* {} EXISTS\r\n", self.uids.len()).as_bytes());
+            write_exists(out, self.uids.len());
             report.exists_sent = true;
         }
         self.reported_modseq = highest;
@@ -241,6 +316,8 @@ impl View {
         if self.uids.len() == messages.len() {
             self.change_counter = change_counter;
         }
+        // The caller knows the store's marks for `messages` (see `View::set_marks`).
+        self.marks = None;
         report
     }
 
@@ -268,6 +345,12 @@ impl View {
 #[must_use]
 pub fn msn_from_index(i: usize) -> u32 {
     u32::try_from(i + 1).unwrap_or(u32::MAX)
+}
+
+fn write_exists(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(b"* ");
+    encode::number(out, len as u64);
+    out.extend_from_slice(b" EXISTS\r\n");
 }
 
 fn write_expunge(out: &mut Vec<u8>, msn: u32) {
@@ -417,6 +500,39 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(view.resolve(&set, by_uid), expected);
         }
+    }
+
+    fn marks(uid_next: u32, highest: u64, messages: u32) -> MailboxMarks {
+        MailboxMarks {
+            uid_next: Uid::new(uid_next).unwrap(),
+            highest_modseq: ModSeq(highest),
+            messages,
+        }
+    }
+
+    #[test]
+    fn marks_tell_appends_from_other_changes() {
+        let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0)], 2);
+        // Never marked: no shortcut.
+        assert_eq!(view.appended_range(&marks(3, 2, 2)), None);
+        view.set_marks(marks(3, 2, 2));
+        assert_eq!(view.appended_range(&marks(3, 2, 2)), Some(3..3));
+        assert_eq!(view.appended_range(&marks(5, 4, 4)), Some(3..5));
+        // One modseq more than UIDs: a flag change or an expunge happened too.
+        assert_eq!(view.appended_range(&marks(5, 5, 4)), None);
+        assert_eq!(view.appended_range(&marks(3, 3, 2)), None);
+        // The count does not add up.
+        assert_eq!(view.appended_range(&marks(5, 4, 3)), None);
+        let mut out = Vec::new();
+        let report =
+            view.sync_appended(&[meta(3, 3, 0), meta(4, 4, 0)], 7, marks(5, 4, 4), &mut out);
+        assert!(report.exists_sent);
+        assert_eq!(text(&out), "* 4 EXISTS\r\n");
+        assert_eq!(view.change_counter(), 7);
+        assert_eq!(view.appended_range(&marks(5, 4, 4)), Some(5..5));
+        // A full sync forgets the marks until its caller sets them again.
+        view.sync(&[meta(1, 1, 0)], 8, false, &[], false, &mut out);
+        assert_eq!(view.appended_range(&marks(5, 4, 4)), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 
 use super::header::is_wsp;
+use super::imap_text::nstring;
 use super::limits::ENVELOPE_ADDRESSES_MAX;
 
 /// Host reported for an address that has no domain.
@@ -18,7 +19,8 @@ pub(crate) const MISSING_HOST: &[u8] = b".MISSING-HOST-NAME.";
 /// Mailbox reported for an address that has a domain but no local part.
 pub(crate) const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
 
-/// One ENVELOPE address structure.
+/// One ENVELOPE address structure, owned (the unit tests compare these).
+#[cfg(test)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Address {
     /// `addr-name`: the display name (phrase), or a trailing comment when there is none.
@@ -29,6 +31,16 @@ pub(crate) struct Address {
     pub mailbox: Option<Vec<u8>>,
     /// `addr-host`: the domain; `None` only in group markers.
     pub host: Option<Vec<u8>>,
+}
+
+/// One address as the parser finds it, borrowing the header value wherever the output bytes
+/// are a slice of it (the common case: one-token names, mailboxes and domains).
+#[derive(Default)]
+struct Found<'v> {
+    name: Option<Cow<'v, [u8]>>,
+    adl: Option<Cow<'v, [u8]>>,
+    mailbox: Option<Cow<'v, [u8]>>,
+    host: Option<Cow<'v, [u8]>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +65,8 @@ struct Token<'v> {
     text: Cow<'v, [u8]>,
     /// Raw bytes as sent (quotes included).
     raw: &'v [u8],
+    /// Offset of `raw` in the value.
+    start: usize,
     /// White space or a comment came before this token.
     spaced: bool,
     /// The comment right before this token, if any.
@@ -69,7 +83,8 @@ fn is_special(b: u8) -> bool {
 /// Splits a header value into tokens; comments attach to the token that follows them (a
 /// final comment attaches to an end marker that is not returned but kept in `trailing`).
 fn tokenize(value: &[u8]) -> (Vec<Token<'_>>, Option<Vec<u8>>) {
-    let mut tokens = Vec::new();
+    // Common values (a name and an address) have about ten tokens: one allocation, no growth.
+    let mut tokens = Vec::with_capacity(16);
     let mut position = 0;
     let mut spaced = false;
     let mut comment: Option<Vec<u8>> = None;
@@ -90,9 +105,19 @@ fn tokenize(value: &[u8]) -> (Vec<Token<'_>>, Option<Vec<u8>>) {
                 continue;
             }
             b'"' => {
-                let (content, end) = delimited(value, position, b'"', b'"');
-                position = end;
-                (Kind::Quoted, Cow::Owned(content))
+                let stop = value[start + 1..].iter().position(|&c| c == b'"' || c == b'\\');
+                match stop {
+                    // No escapes: the content is a slice of the value.
+                    Some(i) if value[start + 1 + i] == b'"' => {
+                        position = start + 2 + i;
+                        (Kind::Quoted, Cow::Borrowed(&value[start + 1..start + 1 + i]))
+                    }
+                    _ => {
+                        let (content, end) = delimited(value, position, b'"', b'"');
+                        position = end;
+                        (Kind::Quoted, Cow::Owned(content))
+                    }
+                }
             }
             b'[' => {
                 let end = value[position..]
@@ -126,7 +151,7 @@ fn tokenize(value: &[u8]) -> (Vec<Token<'_>>, Option<Vec<u8>>) {
             }
         };
         let raw = &value[start..position];
-        tokens.push(Token { kind, text, raw, spaced, comment: comment.take() });
+        tokens.push(Token { kind, text, raw, start, spaced, comment: comment.take() });
         spaced = false;
     }
     (tokens, comment)
@@ -162,28 +187,74 @@ fn delimited(value: &[u8], start: usize, open: u8, close: u8) -> (Vec<u8>, usize
 
 /// Parses an address-list header value (unfolded). Returns no addresses for an empty or
 /// unusable value; the caller reports that as NIL.
+#[cfg(test)]
 pub(crate) fn parse_address_list(value: &[u8]) -> Vec<Address> {
-    let (tokens, trailing) = tokenize(value);
-    let mut parser = Parser { tokens: &tokens, position: 0, out: Vec::new(), trailing };
-    parser.run();
-    parser.out
+    let mut out = Vec::new();
+    parse(value, |found| {
+        out.push(Address {
+            name: found.name.map(Cow::into_owned),
+            adl: found.adl.map(Cow::into_owned),
+            mailbox: found.mailbox.map(Cow::into_owned),
+            host: found.host.map(Cow::into_owned),
+        });
+    });
+    out
 }
 
-struct Parser<'a> {
-    tokens: &'a [Token<'a>],
+/// Writes the address list in `value` as the ENVELOPE form `"(" 1*address ")"` straight into
+/// `out`, and returns true; writes nothing and returns false when it holds no address (the
+/// caller writes NIL or, for Sender and Reply-To, From's list).
+pub(crate) fn write_address_list(out: &mut Vec<u8>, value: &[u8]) -> bool {
+    let start = out.len();
+    out.push(b'(');
+    let mut any = false;
+    parse(value, |found| {
+        any = true;
+        out.push(b'(');
+        nstring(out, found.name.as_deref());
+        out.push(b' ');
+        nstring(out, found.adl.as_deref());
+        out.push(b' ');
+        nstring(out, found.mailbox.as_deref());
+        out.push(b' ');
+        nstring(out, found.host.as_deref());
+        out.push(b')');
+    });
+    if any {
+        out.push(b')');
+    } else {
+        out.truncate(start);
+    }
+    any
+}
+
+/// Parses `value`, handing each address to `sink` in order (at most
+/// [`ENVELOPE_ADDRESSES_MAX`] of them).
+fn parse<'v>(value: &'v [u8], sink: impl FnMut(Found<'v>)) {
+    let (tokens, trailing) = tokenize(value);
+    let mut parser = Parser { value, tokens: &tokens, position: 0, count: 0, sink, trailing };
+    parser.run();
+}
+
+struct Parser<'a, 'v, F> {
+    value: &'v [u8],
+    tokens: &'a [Token<'v>],
     position: usize,
-    out: Vec<Address>,
+    /// Addresses handed to `sink` so far.
+    count: usize,
+    sink: F,
     trailing: Option<Vec<u8>>,
 }
 
-impl<'a> Parser<'a> {
+impl<'a, 'v, F: FnMut(Found<'v>)> Parser<'a, 'v, F> {
     fn peek(&self) -> Option<&Kind> {
         self.tokens.get(self.position).map(|t| &t.kind)
     }
 
-    fn push(&mut self, address: Address) {
-        if self.out.len() < ENVELOPE_ADDRESSES_MAX {
-            self.out.push(address);
+    fn push(&mut self, address: Found<'v>) {
+        if self.count < ENVELOPE_ADDRESSES_MAX {
+            self.count += 1;
+            (self.sink)(address);
         }
     }
 
@@ -204,7 +275,8 @@ impl<'a> Parser<'a> {
                 Some(Kind::Special(b':')) if !in_group => {
                     self.position += 1;
                     in_group = true;
-                    self.push(Address { mailbox: Some(display(phrase)), ..Address::default() });
+                    let mailbox = Some(display(self.value, phrase));
+                    self.push(Found { mailbox, ..Found::default() });
                 }
                 Some(Kind::Special(b'<')) => {
                     self.position += 1;
@@ -218,7 +290,7 @@ impl<'a> Parser<'a> {
                     self.position += 1;
                     self.bare(phrase, comment);
                     in_group = false;
-                    self.push(Address::default());
+                    self.push(Found::default());
                 }
                 Some(_) => {
                     // `,`, a stray `;` or `:`: ends an item.
@@ -228,7 +300,7 @@ impl<'a> Parser<'a> {
                 None => {
                     self.bare(phrase, comment);
                     if in_group {
-                        self.push(Address::default());
+                        self.push(Found::default());
                     }
                     return;
                 }
@@ -237,25 +309,40 @@ impl<'a> Parser<'a> {
     }
 
     /// A phrase that was not followed by an address: a local part without a domain.
-    fn bare(&mut self, phrase: &[Token], name: Option<Vec<u8>>) {
+    fn bare(&mut self, phrase: &[Token<'v>], name: Option<Vec<u8>>) {
         if phrase.is_empty() {
             return;
         }
-        self.push(Address {
-            name,
+        self.push(Found {
+            name: name.map(Cow::Owned),
             adl: None,
-            mailbox: Some(concatenated(phrase)),
-            host: Some(MISSING_HOST.to_vec()),
+            mailbox: Some(concatenated(self.value, phrase)),
+            host: Some(Cow::Borrowed(MISSING_HOST)),
         });
     }
 
     /// `local "@" domain` with the local part already read as `phrase` and `@` consumed.
-    fn addr_spec(&mut self, local: &[Token]) {
+    fn addr_spec(&mut self, local: &[Token<'v>]) {
         let domain = self.domain();
-        let name = self.comment_here();
-        let mailbox = if local.is_empty() { MISSING_MAILBOX.to_vec() } else { concatenated(local) };
-        let host = if domain.is_empty() { MISSING_HOST.to_vec() } else { concatenated(domain) };
-        self.push(Address { name, adl: None, mailbox: Some(mailbox), host: Some(host) });
+        let name = self.comment_here().map(Cow::Owned);
+        let (mailbox, host) = self.mailbox_host(local, domain);
+        self.push(Found { name, adl: None, mailbox: Some(mailbox), host: Some(host) });
+    }
+
+    /// Mailbox and host from the tokens of a local part and a domain, either possibly empty.
+    fn mailbox_host(
+        &self,
+        local: &[Token<'v>],
+        domain: &[Token<'v>],
+    ) -> (Cow<'v, [u8]>, Cow<'v, [u8]>) {
+        let mailbox = if local.is_empty() {
+            Cow::Borrowed(MISSING_MAILBOX)
+        } else {
+            concatenated(self.value, local)
+        };
+        let host =
+            if domain.is_empty() { Cow::Borrowed(MISSING_HOST) } else { concatenated(self.value, domain) };
+        (mailbox, host)
     }
 
     /// The comment right after the last token read: on the next token, or at the very end.
@@ -267,7 +354,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Tokens of a domain: atoms, dots and literals.
-    fn domain(&mut self) -> &'a [Token<'a>] {
+    fn domain(&mut self) -> &'a [Token<'v>] {
         let tokens = self.tokens;
         let start = self.position;
         while matches!(self.peek(), Some(Kind::Atom | Kind::Literal | Kind::Special(b'.'))) {
@@ -277,15 +364,15 @@ impl<'a> Parser<'a> {
     }
 
     /// `"<" [route ":"] local "@" domain ">"` after `<`.
-    fn angle_address(&mut self, phrase: &[Token]) {
-        let name = if phrase.is_empty() { None } else { Some(display(phrase)) };
+    fn angle_address(&mut self, phrase: &[Token<'v>]) {
+        let name = if phrase.is_empty() { None } else { Some(display(self.value, phrase)) };
         let mut adl = None;
         if self.peek() == Some(&Kind::Special(b'@')) {
             let start = self.position;
             while !matches!(self.peek(), None | Some(Kind::Special(b':' | b'>'))) {
                 self.position += 1;
             }
-            adl = Some(concatenated(&self.tokens[start..self.position]));
+            adl = Some(concatenated(self.value, &self.tokens[start..self.position]));
             if self.peek() == Some(&Kind::Special(b':')) {
                 self.position += 1;
             }
@@ -311,14 +398,25 @@ impl<'a> Parser<'a> {
         if local.is_empty() && domain.is_empty() {
             return; // `<>`: no address at all.
         }
-        let mailbox = if local.is_empty() { MISSING_MAILBOX.to_vec() } else { concatenated(local) };
-        let host = if domain.is_empty() { MISSING_HOST.to_vec() } else { concatenated(domain) };
-        self.push(Address { name, adl, mailbox: Some(mailbox), host: Some(host) });
+        let (mailbox, host) = self.mailbox_host(local, domain);
+        self.push(Found { name, adl, mailbox: Some(mailbox), host: Some(host) });
     }
 }
 
 /// A display phrase: quoted strings unquoted, one space where the source had white space.
-fn display(tokens: &[Token]) -> Vec<u8> {
+/// Borrowed from `value` when that is already what the source holds (one token, or unquoted
+/// tokens separated by single spaces).
+fn display<'v>(value: &'v [u8], tokens: &[Token<'v>]) -> Cow<'v, [u8]> {
+    if let [one] = tokens {
+        return one.text.clone();
+    }
+    let as_sent = tokens.windows(2).all(|pair| {
+        let gap = &value[pair[0].start + pair[0].raw.len()..pair[1].start];
+        pair[1].kind != Kind::Quoted && gap == if pair[1].spaced { &b" "[..] } else { b"" }
+    });
+    if as_sent && tokens.first().is_some_and(|t| t.kind != Kind::Quoted) {
+        return Cow::Borrowed(span(value, tokens));
+    }
     let mut out = Vec::new();
     for (index, token) in tokens.iter().enumerate() {
         if index > 0 && token.spaced {
@@ -326,16 +424,30 @@ fn display(tokens: &[Token]) -> Vec<u8> {
         }
         out.extend_from_slice(&token.text);
     }
-    out
+    Cow::Owned(out)
 }
 
-/// Tokens as sent, without the white space or comments between them.
-fn concatenated(tokens: &[Token]) -> Vec<u8> {
+/// The bytes of `value` from the first token to the end of the last (empty for no tokens).
+fn span<'v>(value: &'v [u8], tokens: &[Token<'v>]) -> &'v [u8] {
+    match (tokens.first(), tokens.last()) {
+        (Some(first), Some(last)) => &value[first.start..last.start + last.raw.len()],
+        _ => &[],
+    }
+}
+
+/// Tokens as sent, without the white space or comments between them; borrowed from `value`
+/// when nothing came between them.
+fn concatenated<'v>(value: &'v [u8], tokens: &[Token<'v>]) -> Cow<'v, [u8]> {
+    let adjacent =
+        tokens.windows(2).all(|pair| pair[0].start + pair[0].raw.len() == pair[1].start);
+    if adjacent {
+        return Cow::Borrowed(span(value, tokens));
+    }
     let mut out = Vec::with_capacity(tokens.iter().map(|t| t.raw.len()).sum());
     for token in tokens {
         out.extend_from_slice(token.raw);
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::header::{fields, is_wsp, trim_wsp};
+use super::header::{Field, fields, is_wsp, trim_wsp};
 use super::limits::{LANGUAGES_MAX, PARAMETERS_MAX};
 
 /// `attribute = value` pairs, in order.
@@ -44,7 +44,8 @@ pub(crate) fn parameter<'a>(parameters: &'a Parameters, name: &[u8]) -> Option<&
 /// The MIME fields of one entity; the first occurrence of each field counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct EntityFields {
-    /// Content-Type, `None` when absent or unparseable (the default then applies).
+    /// Content-Type, `None` when absent or unparseable (the default then applies); the tree
+    /// scanner moves it into its node's `media`.
     pub media: Option<MediaType>,
     /// Content-Transfer-Encoding token, lower-cased.
     pub encoding: Option<Vec<u8>>,
@@ -64,41 +65,47 @@ pub(crate) struct EntityFields {
 
 impl EntityFields {
     /// Parses the MIME fields of the header block `data[header]`.
+    #[cfg(test)]
     pub fn parse(data: &[u8], header: Range<usize>) -> EntityFields {
+        EntityFields::parse_with(data, header, |_| {})
+    }
+
+    /// Parses the MIME fields of the header block `data[header]`, handing every other field
+    /// to `other` on the way (the ENVELOPE collector), so the block is scanned once.
+    pub fn parse_with(data: &[u8], header: Range<usize>, mut other: impl FnMut(&Field)) -> Self {
         let mut result = EntityFields::default();
         let mut seen_type = false;
         let mut seen_language = false;
         for field in fields(data, header) {
             let name = field.name(data);
             if name.len() < 8 || !name[..8].eq_ignore_ascii_case(b"content-") {
+                other(&field);
                 continue;
             }
             let value = || field.unfolded(data);
-            match name[8..].to_ascii_lowercase().as_slice() {
-                b"type" if !seen_type => {
-                    seen_type = true;
-                    result.media = parse_media_type(&value());
-                }
-                b"transfer-encoding" if result.encoding.is_none() => {
-                    let value = value();
-                    let mut tokens = Tokens::new(&value);
-                    tokens.skip_cfws();
-                    result.encoding = tokens.token().map(|t| t.to_ascii_lowercase());
-                }
-                b"id" if result.id.is_none() => result.id = Some(value()),
-                b"description" if result.description.is_none() => {
-                    result.description = Some(value());
-                }
-                b"md5" if result.md5.is_none() => result.md5 = Some(value()),
-                b"disposition" if result.disposition.is_none() => {
-                    result.disposition = parse_disposition(&value());
-                }
-                b"language" if !seen_language => {
-                    seen_language = true;
-                    result.languages = parse_languages(&value());
-                }
-                b"location" if result.location.is_none() => result.location = Some(value()),
-                _ => {}
+            let suffix = &name[8..];
+            let is = |expected: &[u8]| suffix.eq_ignore_ascii_case(expected);
+            if is(b"type") && !seen_type {
+                seen_type = true;
+                result.media = parse_media_type(&value());
+            } else if is(b"transfer-encoding") && result.encoding.is_none() {
+                let value = value();
+                let mut tokens = Tokens::new(&value);
+                tokens.skip_cfws();
+                result.encoding = tokens.token().map(|t| t.to_ascii_lowercase());
+            } else if is(b"id") && result.id.is_none() {
+                result.id = Some(value().into_owned());
+            } else if is(b"description") && result.description.is_none() {
+                result.description = Some(value().into_owned());
+            } else if is(b"md5") && result.md5.is_none() {
+                result.md5 = Some(value().into_owned());
+            } else if is(b"disposition") && result.disposition.is_none() {
+                result.disposition = parse_disposition(&value());
+            } else if is(b"language") && !seen_language {
+                seen_language = true;
+                result.languages = parse_languages(&value());
+            } else if is(b"location") && result.location.is_none() {
+                result.location = Some(value().into_owned());
             }
         }
         result

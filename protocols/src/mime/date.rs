@@ -15,6 +15,13 @@ const MONTHS: [&[u8; 3]; 12] = [
     b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
 ];
 
+/// The value of a run of ASCII digits; `None` when it does not fit an `i64`.
+fn digits_value(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0i64, |value, &digit| {
+        value.checked_mul(10)?.checked_add(i64::from(digit - b'0'))
+    })
+}
+
 /// Parses a Date: value; `None` when day, month, year or time is missing or out of range.
 pub(crate) fn parse_date(value: &[u8]) -> Option<SentDate> {
     let mut day = None;
@@ -28,7 +35,7 @@ pub(crate) fn parse_date(value: &[u8]) -> Option<SentDate> {
         } else if word[0] == b'+' || word[0] == b'-' {
             zone_minutes = parse_zone_offset(word).unwrap_or(0);
         } else if word.iter().all(u8::is_ascii_digit) {
-            let number: i64 = std::str::from_utf8(word).ok()?.parse().ok()?;
+            let number = digits_value(word)?;
             if month.is_none() && day.is_none() && word.len() <= 2 {
                 day = Some(number);
             } else if year.is_none() && (month.is_some() || day.is_some()) {
@@ -39,8 +46,8 @@ pub(crate) fn parse_date(value: &[u8]) -> Option<SentDate> {
                 });
             }
         } else if word.len() >= 3 && month.is_none() {
-            let prefix = word[..3].to_ascii_lowercase();
-            if let Some(index) = MONTHS.iter().position(|m| m[..] == prefix[..]) {
+            let prefix = &word[..3];
+            if let Some(index) = MONTHS.iter().position(|m| m[..].eq_ignore_ascii_case(prefix)) {
                 month = Some(index as i64 + 1);
             } else if let Some(zone) = zone_name(word) {
                 zone_minutes = zone;
@@ -60,7 +67,8 @@ pub(crate) fn parse_date(value: &[u8]) -> Option<SentDate> {
 
 /// Words of the value, split at white space and commas, comments removed.
 fn words(value: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
+    // A usual date has six words: one allocation.
+    let mut out = Vec::with_capacity(8);
     let mut depth = 0usize;
     let mut start = None;
     for (index, &b) in value.iter().enumerate() {
@@ -93,7 +101,7 @@ fn parse_time(word: &[u8]) -> Option<(i64, i64, i64)> {
         if part.is_empty() || part.len() > 2 || !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        std::str::from_utf8(part).ok()?.parse().ok()
+        digits_value(part)
     };
     let hour = number()?;
     let minute = number()?;
@@ -117,7 +125,14 @@ fn parse_zone_offset(word: &[u8]) -> Option<i16> {
 
 /// Obsolete zone names (RFC 5322 §4.3); military zones count as +0000 as it advises.
 fn zone_name(word: &[u8]) -> Option<i16> {
-    let hours = match word.to_ascii_uppercase().as_slice() {
+    // Every name is at most three letters: upper-case a copy on the stack.
+    if word.len() > 3 {
+        return None;
+    }
+    let mut upper = [0u8; 3];
+    upper[..word.len()].copy_from_slice(word);
+    upper.make_ascii_uppercase();
+    let hours = match &upper[..word.len()] {
         b"UT" | b"UTC" | b"GMT" | b"Z" => 0,
         b"EDT" => -4,
         b"EST" | b"CDT" => -5,
@@ -166,6 +181,15 @@ mod tests {
         assert_eq!(parse_date(b"7 Foo 1994 21:52"), None);
         assert_eq!(parse_date(b"7 Feb 1994 25:00"), None);
         assert_eq!(parse_date(b"99 Feb 1994 10:00"), None);
+    }
+
+    #[test]
+    fn digits_and_month_case() {
+        assert_eq!(digits_value(b"0042"), Some(42));
+        assert_eq!(digits_value(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(digits_value(b"9223372036854775808"), None);
+        assert_eq!(parse_date(b"7 FEB 1994 21:52 +0000"), parse_date(b"7 feb 1994 21:52 +0000"));
+        assert_eq!(parse_date(b"7 Feb 99999999999999999999 21:52"), None);
     }
 
     #[test]

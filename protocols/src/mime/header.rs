@@ -4,6 +4,7 @@
 //! without a colon is skipped, a continuation line with no field before it is skipped. All
 //! positions are byte offsets into the message so callers can serve ranges without copying.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// One line of the message.
@@ -32,7 +33,7 @@ impl Line {
 /// The line that starts at `start` (which must be `<= data.len()`).
 pub(crate) fn line_at(data: &[u8], start: usize) -> Line {
     debug_assert!(start <= data.len());
-    match data[start..].iter().position(|&b| b == b'\n') {
+    match find_newline(&data[start..]) {
         Some(index) => {
             let newline = start + index;
             let end =
@@ -41,6 +42,43 @@ pub(crate) fn line_at(data: &[u8], start: usize) -> Line {
         }
         None => Line { start, end: data.len(), next: data.len() },
     }
+}
+
+/// Index of the first LF in `bytes`. Eight bytes at a time (header lines are scanned for
+/// their end on every delivery): XOR makes each LF a zero byte, and per byte the high bit of
+/// `((x & 0x7f..) + 0x7f..) | x` is clear exactly for a zero byte; only the word that holds
+/// the LF is then looked at byte by byte.
+pub(crate) fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const PATTERN: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ PATTERN;
+        if (((x & LOW7) + LOW7) | x) & HIGH != HIGH {
+            return chunk.iter().position(|&b| b == b'\n').map(|i| offset + i);
+        }
+        offset += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == b'\n').map(|i| offset + i)
+}
+
+/// True when `bytes` holds a CR or an LF; eight bytes at a time, as [`find_newline`].
+fn has_cr_or_lf(bytes: &[u8]) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const CRS: u64 = 0x0d0d_0d0d_0d0d_0d0d;
+    const LFS: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let has_zero = |x: u64| (((x & LOW7) + LOW7) | x) & HIGH != HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        if has_zero(word ^ CRS) || has_zero(word ^ LFS) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
 }
 
 /// Length of the line ending just before `position` (2 for CRLF, 1 for LF, 0 if none).
@@ -106,10 +144,15 @@ impl Field {
     }
 
     /// The value unfolded (CR and LF removed, RFC 5322 §2.2.3) and trimmed of white space.
-    pub fn unfolded(&self, data: &[u8]) -> Vec<u8> {
-        let value: Vec<u8> =
-            self.raw_value(data).iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
-        trim_wsp(&value).to_vec()
+    /// Borrows the message unless the value is folded or holds a bare CR: most values are
+    /// one line, and copying each one was the largest cost of an ENVELOPE.
+    pub fn unfolded<'a>(&self, data: &'a [u8]) -> Cow<'a, [u8]> {
+        let raw = self.raw_value(data);
+        if !has_cr_or_lf(raw) {
+            return Cow::Borrowed(trim_wsp(raw));
+        }
+        let value: Vec<u8> = raw.iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
+        Cow::Owned(trim_wsp(&value).to_vec())
     }
 }
 
@@ -186,10 +229,10 @@ mod tests {
         let all: Vec<Field> = fields(data, block).collect();
         assert_eq!(all.len(), 2);
         assert!(all[0].is(data, b"SUBJECT"));
-        assert_eq!(all[0].unfolded(data), b"a b");
+        assert_eq!(&*all[0].unfolded(data), b"a b");
         assert_eq!(&data[all[0].start..all[0].next], b"Subject: a\r\n b\r\n");
         assert_eq!(all[1].name(data), b"To");
-        assert_eq!(all[1].unfolded(data), b"x");
+        assert_eq!(&*all[1].unfolded(data), b"x");
     }
 
     #[test]
@@ -198,6 +241,28 @@ mod tests {
         assert_eq!(header_block(data, 0), (0..data.len(), false));
         assert_eq!(fields(data, 0..data.len()).count(), 2);
         assert_eq!(header_block(b"", 0), (0..0, false));
+    }
+
+    #[test]
+    fn find_newline_matches_position() {
+        for length in 0..24 {
+            for at in 0..=length {
+                for filler in [b'a', 0x8a, 0x8d, 0x0b, 0x00, 0xff, b'\r'] {
+                    let mut bytes = vec![filler; length];
+                    if at < length {
+                        bytes[at] = b'\n';
+                    }
+                    let expected = bytes.iter().position(|&b| b == b'\n');
+                    assert_eq!(find_newline(&bytes), expected, "{bytes:?}");
+                    let either = bytes.iter().any(|&b| b == b'\r' || b == b'\n');
+                    assert_eq!(has_cr_or_lf(&bytes), either, "{bytes:?}");
+                    if at < length {
+                        bytes[at] = b'\r';
+                        assert!(has_cr_or_lf(&bytes));
+                    }
+                }
+            }
+        }
     }
 
     #[test]

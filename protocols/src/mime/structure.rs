@@ -19,15 +19,22 @@
 //! scanner caps at [`DEPTH_MAX`], and is asserted here.
 
 use super::content::Parameters;
-use super::imap_text::{nstring, string, upper_string};
+use super::imap_text::{decimal, nstring, string, upper_string};
 use super::limits::DEPTH_MAX;
 use super::tree::{Kind, Node, Tree};
 
 /// Writes the structure of the whole message: BODYSTRUCTURE when `extensible`, else BODY.
+#[cfg(test)]
 pub(crate) fn body_structure(tree: &Tree, extensible: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 * tree.nodes.len());
-    write_node(&mut out, tree, 0, extensible, 1);
+    write_body_structure(&mut out, tree, extensible);
     out
+}
+
+/// Appends the structure of the whole message to `out`: BODYSTRUCTURE when `extensible`,
+/// else BODY.
+pub(crate) fn write_body_structure(out: &mut Vec<u8>, tree: &Tree, extensible: bool) {
+    write_node(out, tree, 0, extensible, 1);
 }
 
 fn write_node(out: &mut Vec<u8>, tree: &Tree, index: usize, extensible: bool, depth: usize) {
@@ -55,7 +62,7 @@ fn write_node(out: &mut Vec<u8>, tree: &Tree, index: usize, extensible: bool, de
             out.push(b' ');
             write_node(out, tree, node.children[0], extensible, depth + 1);
             out.push(b' ');
-            out.extend_from_slice(node.lines.to_string().as_bytes());
+            decimal(out, u64::from(node.lines));
             if extensible {
                 single_part_extension(out, node);
             }
@@ -64,7 +71,7 @@ fn write_node(out: &mut Vec<u8>, tree: &Tree, index: usize, extensible: bool, de
             body_fields(out, node);
             if node.media.main == b"text" {
                 out.push(b' ');
-                out.extend_from_slice(node.lines.to_string().as_bytes());
+                decimal(out, u64::from(node.lines));
             }
             if extensible {
                 single_part_extension(out, node);
@@ -88,7 +95,7 @@ fn body_fields(out: &mut Vec<u8>, node: &Node) {
     out.push(b' ');
     upper_string(out, node.fields.encoding.as_deref().unwrap_or(b"7bit"));
     out.push(b' ');
-    out.extend_from_slice((node.body_end - node.header.end).to_string().as_bytes());
+    decimal(out, (node.body_end - node.header.end) as u64);
 }
 
 /// `SP body-fld-md5 SP body-fld-dsp SP body-fld-lang SP body-fld-loc`

@@ -41,7 +41,7 @@ pub(crate) fn copy<D: Disk>(
     let wanted: Vec<Uid> =
         selected.resolve(set, uid).into_iter().map(|i| selected.uids()[i]).collect();
     // Messages expunged by another session (but still in this view) are not copied.
-    let live = match lookup(store, source, &wanted) {
+    let live = match lookup(store, source, wanted.iter().copied()) {
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
     };

@@ -35,7 +35,7 @@ pub(crate) struct FetchRequest<'a> {
 pub(crate) fn fetch<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
-    request: &FetchRequest<'_>,
+    mut request: FetchRequest<'_>,
     out: &mut Out,
 ) -> Completion {
     let wants_modseq = request.changed_since.is_some()
@@ -47,7 +47,7 @@ pub(crate) fn fetch<D: Disk>(
         conn.enabled.condstore = true;
     }
     let condstore = conn.enabled.condstore;
-    let attributes = effective_attributes(request, condstore);
+    let attributes = effective_attributes(&mut request, condstore);
     let selected = view(conn);
     let mailbox = selected.mailbox;
     let mut targets: Vec<(u32, Uid)> = selected
@@ -56,8 +56,7 @@ pub(crate) fn fetch<D: Disk>(
         .map(|i| (crate::imap::view::msn_from_index(i), selected.uids()[i]))
         .collect();
     let sets_seen = !selected.read_only && attributes.iter().any(sets_seen_flag);
-    let target_uids: Vec<Uid> = targets.iter().map(|&(_, uid)| uid).collect();
-    let mut messages = match lookup(store, mailbox, &target_uids) {
+    let mut messages = match lookup(store, mailbox, uids_of(&targets)) {
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
     };
@@ -74,7 +73,7 @@ pub(crate) fn fetch<D: Disk>(
             Ok(changed) if !changed.is_empty() => {
                 durable(store, out);
                 flags_changed = changed;
-                messages = match lookup(store, mailbox, &target_uids) {
+                messages = match lookup(store, mailbox, uids_of(&targets)) {
                     Ok(messages) => messages,
                     Err(error) => return reply::read(&error),
                 };
@@ -83,7 +82,7 @@ pub(crate) fn fetch<D: Disk>(
             Err(completion) => return completion,
         }
     }
-    let keywords = store.keywords(mailbox).unwrap_or_default();
+    let keywords = store.keyword_table(mailbox).unwrap_or_default();
     let reports_flags = attributes.contains(&FetchAttribute::Flags);
     let reads_body = fetch_body::needs_body(&attributes);
     let mut prefetched = 0;
@@ -100,7 +99,7 @@ pub(crate) fn fetch<D: Disk>(
             // The client now knows these flags: the next sync need not repeat them.
             view(conn).own_change(uid, message.modseq);
         }
-        let item = FetchItem { msn, message, keywords: &keywords, add_flags, condstore };
+        let item = FetchItem { msn, message, keywords, add_flags, condstore };
         if let Err(completion) = write_message(store, mailbox, &item, &attributes, out) {
             return completion;
         }
@@ -108,10 +107,16 @@ pub(crate) fn fetch<D: Disk>(
     Completion::ok("FETCH completed")
 }
 
+/// The UIDs of `(msn, uid)` targets.
+fn uids_of(targets: &[(u32, Uid)]) -> impl ExactSizeIterator<Item = Uid> + '_ {
+    targets.iter().map(|&(_, uid)| uid)
+}
+
 /// The attributes to answer: UID added for UID FETCH, MODSEQ when CONDSTORE is on and
 /// CHANGEDSINCE was given (RFC 7162 §3.1.4.1).
-fn effective_attributes(request: &FetchRequest<'_>, condstore: bool) -> Vec<FetchAttribute> {
-    let mut attributes = request.attributes.clone();
+/// Takes the request's list (no copy).
+fn effective_attributes(request: &mut FetchRequest<'_>, condstore: bool) -> Vec<FetchAttribute> {
+    let mut attributes = std::mem::take(&mut request.attributes);
     if request.uid && !attributes.contains(&FetchAttribute::Uid) {
         attributes.insert(0, FetchAttribute::Uid);
     }

@@ -19,10 +19,12 @@ pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
 pub(crate) mod store;
+#[cfg(test)]
+mod sync_tests;
 
 use skua_core::disk::Disk;
 use skua_core::error::ReadError;
-use skua_core::store::{MessageMeta, UserStore};
+use skua_core::store::{MailboxMarks, MessageMeta, UserStore};
 use skua_core::types::{MailboxId, Uid};
 
 use crate::imap::reply::{self, Completion};
@@ -113,10 +115,10 @@ fn absorb_own_changes<D: Disk>(conn: &mut Conn, store: &UserStore<D>) {
     let Some(view) = conn.selected.as_mut() else {
         return;
     };
-    let Some(info) = store.mailbox_info(view.mailbox) else {
+    let Some(marks) = store.mailbox_marks(view.mailbox) else {
         return;
     };
-    view.absorb_own_changes(store.change_counter(), info.highest_modseq);
+    view.absorb_own_changes(store.change_counter(), marks);
 }
 
 /// Commands that need the Selected state.
@@ -153,7 +155,7 @@ fn run_selected<D: Disk>(
         }
         CommandBody::Fetch { uid, set, attributes, changed_since } => {
             let request = fetch::FetchRequest { uid, set: &set, attributes, changed_since };
-            fetch::fetch(conn, store, &request, out)
+            fetch::fetch(conn, store, request, out)
         }
         CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {
             let request =
@@ -217,7 +219,8 @@ pub(crate) fn sync<D: Disk>(
     if counter == view.change_counter() {
         return;
     }
-    let Ok(messages) = store.messages(view.mailbox) else {
+    let written = out.buffered();
+    if sync_view(view, store, allow_expunge, condstore, out.buf()).is_err() {
         // The mailbox was deleted by another session. Its messages and numbers are gone and
         // IMAP has no way to tell the client so in the Selected state: say BYE, as Dovecot
         // does, and let the client reconnect.
@@ -225,12 +228,8 @@ pub(crate) fn sync<D: Disk>(
         conn.selected = None;
         conn.closing = true;
         return;
-    };
-    let keywords = store.keywords(view.mailbox).unwrap_or_default();
-    let written = out.buf().len();
-    announce_new_keywords(view, &keywords, out);
-    view.sync(&messages, counter, allow_expunge, &keywords, condstore, out.buf());
-    if out.buf().len() != written {
+    }
+    if out.buffered() != written {
         // What is reported may be another session's change or a delivery that is not durable
         // yet. A client must never see a UID or a flag that a crash could take back (the UID
         // could then be given to another message under the same UIDVALIDITY), so the report
@@ -239,10 +238,89 @@ pub(crate) fn sync<D: Disk>(
     }
 }
 
+/// Which way [`sync_view`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SyncPath {
+    /// Only appends (or nothing in this mailbox) since the last sync: just the new records
+    /// were looked up, O(new × log n).
+    Appended,
+    /// The whole mailbox was compared, O(n).
+    Full,
+}
+
+/// Brings `view` up to date with the store's mailbox, writing the updates to `out`: through
+/// the new records only when the store's marks prove nothing but appends happened, otherwise
+/// through the whole mailbox. Both ways write the same bytes. A view in IDLE on a big mailbox
+/// thus pays per delivery for the delivery, not for the mailbox.
+///
+/// # Errors
+/// [`ReadError::NoSuchMailbox`] when the mailbox is gone.
+pub(crate) fn sync_view<D: Disk>(
+    view: &mut View,
+    store: &UserStore<D>,
+    allow_expunge: bool,
+    condstore: bool,
+    out: &mut Vec<u8>,
+) -> Result<SyncPath, ReadError> {
+    let marks = store.mailbox_marks(view.mailbox).ok_or(ReadError::NoSuchMailbox)?;
+    let keywords = store.keyword_table(view.mailbox)?;
+    announce_new_keywords(view, keywords, out);
+    if let Some(added) = appended(view, store, &marks)? {
+        view.sync_appended(&added, store.change_counter(), marks, out);
+        return Ok(SyncPath::Appended);
+    }
+    sync_full(view, store, allow_expunge, condstore, out)?;
+    Ok(SyncPath::Full)
+}
+
+/// [`sync_view`] by comparing the whole mailbox (keywords already announced).
+fn sync_full<D: Disk>(
+    view: &mut View,
+    store: &UserStore<D>,
+    allow_expunge: bool,
+    condstore: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), ReadError> {
+    let marks = store.mailbox_marks(view.mailbox).ok_or(ReadError::NoSuchMailbox)?;
+    let keywords = store.keyword_table(view.mailbox)?;
+    let counter = store.change_counter();
+    let messages = store.messages(view.mailbox)?;
+    view.sync(&messages, counter, allow_expunge, keywords, condstore, out);
+    if view.change_counter() == counter {
+        // The sync was complete (no deferred expunge): the view matches these marks.
+        view.set_marks(marks);
+    }
+    Ok(())
+}
+
+/// The records appended since the view last matched the store, when that is all that
+/// changed (see [`View::appended_range`]) and there are few enough to look up one by one.
+fn appended<D: Disk>(
+    view: &View,
+    store: &UserStore<D>,
+    marks: &MailboxMarks,
+) -> Result<Option<Vec<MessageMeta>>, ReadError> {
+    let Some(range) = view.appended_range(marks) else {
+        return Ok(None);
+    };
+    if range.len() > LOOKUP_ONE_BY_ONE_MAX {
+        return Ok(None);
+    }
+    let mut added = Vec::with_capacity(range.len());
+    for uid in range.filter_map(Uid::new) {
+        match store.message(view.mailbox, uid)? {
+            Some(meta) => added.push(meta),
+            // Cannot happen when the marks add up; the full comparison is always right.
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(added))
+}
+
 /// When keywords were created since the client last heard, repeat FLAGS / PERMANENTFLAGS.
-pub(crate) fn announce_new_keywords(view: &mut View, keywords: &[String], out: &mut Out) {
+pub(crate) fn announce_new_keywords(view: &mut View, keywords: &[String], out: &mut Vec<u8>) {
     if keywords.len() > view.keywords_announced {
-        select::write_flags(keywords, view.read_only, out.buf());
+        select::write_flags(keywords, view.read_only, out);
         view.keywords_announced = keywords.len();
     }
 }
@@ -259,13 +337,13 @@ const LOOKUP_ONE_BY_ONE_MAX: usize = 64;
 pub(crate) fn lookup<D: Disk>(
     store: &UserStore<D>,
     mailbox: MailboxId,
-    uids: &[Uid],
+    uids: impl ExactSizeIterator<Item = Uid>,
 ) -> Result<Vec<MessageMeta>, ReadError> {
     if uids.len() > LOOKUP_ONE_BY_ONE_MAX {
         return store.messages(mailbox);
     }
     let mut found = Vec::with_capacity(uids.len());
-    for &uid in uids {
+    for uid in uids {
         if let Some(meta) = store.message(mailbox, uid)? {
             found.push(meta);
         }

@@ -99,7 +99,7 @@ pub(crate) fn search<D: Disk>(
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
     };
-    let keywords = store.keywords(mailbox).unwrap_or_default();
+    let keywords = store.keyword_table(mailbox).unwrap_or_default();
     let msn_largest = u32::try_from(selected.len()).unwrap_or(u32::MAX);
     let uid_largest = selected.uids().last().map_or(0, |u| u.get());
     let mut hits: Vec<u32> = Vec::new();
@@ -109,13 +109,8 @@ pub(crate) fn search<D: Disk>(
             continue;
         };
         let meta = &messages[position];
-        let candidate = Candidate {
-            msn: msn_from_index(index),
-            meta,
-            keywords: &keywords,
-            msn_largest,
-            uid_largest,
-        };
+        let candidate =
+            Candidate { msn: msn_from_index(index), meta, keywords, msn_largest, uid_largest };
         let mut loader =
             LazyMessage { store, mailbox, uid: *uid, body: Lazy::Unread, cache: Lazy::Unread };
         if search_eval::matches(&key, &candidate, &mut loader) {

@@ -1,7 +1,7 @@
 //! SELECT / EXAMINE (RFC 9051 §6.3.2-3, RFC 7162 §3.1.2) and CLOSE (§6.4.1).
 
 use skua_core::disk::Disk;
-use skua_core::store::UserStore;
+use skua_core::store::{MailboxMarks, UserStore};
 use skua_core::types::{SystemFlags, Uid};
 
 use super::{durable, view};
@@ -73,6 +73,11 @@ pub(crate) fn select<D: Disk>(
         store.change_counter(),
     );
     selected.keywords_announced = keywords.len();
+    selected.set_marks(MailboxMarks {
+        uid_next: info.uid_next,
+        highest_modseq: info.highest_modseq,
+        messages: info.messages,
+    });
     conn.selected = Some(selected);
     if read_only {
         Completion::ok("EXAMINE completed").with(Code::ReadOnly)

@@ -89,7 +89,7 @@ pub(crate) fn store<D: Disk>(
         .into_iter()
         .map(|i| selected.uids()[i])
         .collect();
-    let live = match lookup(store, mailbox, &named) {
+    let live = match lookup(store, mailbox, named.iter().copied()) {
         Ok(messages) => messages,
         Err(error) => return reply::read(&error),
     };
@@ -109,13 +109,14 @@ pub(crate) fn store<D: Disk>(
         Err(error) => return reply::update(&error),
     };
     durable(store, out);
-    let (messages, keywords) = match (lookup(store, mailbox, &uids), store.keywords(mailbox)) {
-        (Ok(m), Ok(k)) => (m, k),
-        (Err(error), _) | (_, Err(error)) => return reply::read(&error),
-    };
+    let (messages, keywords) =
+        match (lookup(store, mailbox, uids.iter().copied()), store.keyword_table(mailbox)) {
+            (Ok(m), Ok(k)) => (m, k),
+            (Err(error), _) | (_, Err(error)) => return reply::read(&error),
+        };
     let selected = view(conn);
     // New keywords are announced before the FETCH responses that carry them.
-    super::announce_new_keywords(selected, &keywords, out);
+    super::announce_new_keywords(selected, keywords, out.buf());
     for uid in &uids {
         if outcome.modified.contains(uid) {
             continue;
@@ -129,7 +130,7 @@ pub(crate) fn store<D: Disk>(
             continue;
         };
         if !request.silent {
-            write_flags_fetch(out.buf(), msn, message, &keywords, condstore);
+            write_flags_fetch(out.buf(), msn, message, keywords, condstore);
         } else if condstore && outcome.changed.iter().any(|&(changed, _)| changed == *uid) {
             // RFC 7162 §3.1.3: even a silent STORE reports the new modseq of what it changed.
             let line = format!(

@@ -17,6 +17,11 @@ use super::OutChunk;
 /// than copying a few hundred bytes.
 const SPOOL_COPY_BELOW: usize = 256;
 
+/// The owned buffer starts at this size when first written: a tagged reply and a few untagged
+/// lines fit without growing it step by step (8, 16, 32, ... bytes: one `realloc` each). A
+/// turn that writes nothing allocates nothing.
+const BUF_FIRST_CAPACITY: usize = 512;
+
 /// Output under construction.
 #[derive(Default)]
 pub(crate) struct Out {
@@ -27,20 +32,35 @@ pub(crate) struct Out {
 }
 
 impl Out {
+    /// Output that starts with `pending` bytes (taken over, not copied).
+    pub(crate) fn starting_with(pending: Vec<u8>) -> Out {
+        Out { chunks: Vec::new(), buf: pending, durable: None }
+    }
+
     /// The owned buffer to append response bytes to.
     pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(BUF_FIRST_CAPACITY);
+        }
         &mut self.buf
+    }
+
+    /// Bytes in the owned buffer (without allocating it).
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// Appends raw bytes.
     pub(crate) fn put(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        if !bytes.is_empty() {
+            self.buf().extend_from_slice(bytes);
+        }
     }
 
     /// Appends a slice of the spool, without copying it when it is large.
     pub(crate) fn spool(&mut self, bytes: Bytes) {
         if bytes.len() < SPOOL_COPY_BELOW {
-            self.buf.extend_from_slice(&bytes);
+            self.put(&bytes);
             return;
         }
         if !self.buf.is_empty() {
@@ -71,6 +91,22 @@ impl Out {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_buffer_is_allocated_once_and_only_when_written() {
+        let mut out = Out::starting_with(Vec::new());
+        out.put(b"");
+        assert!(out.is_empty());
+        assert_eq!(out.buf.capacity(), 0);
+        out.put(b"* OK\r\n");
+        assert!(out.buf.capacity() >= BUF_FIRST_CAPACITY);
+        assert_eq!(out.buffered(), 6);
+        let out = Out::starting_with(b"a OK\r\n".to_vec());
+        let (chunks, durable) = out.finish();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].as_bytes(), b"a OK\r\n");
+        assert_eq!(durable, None);
+    }
 
     #[test]
     fn spool_slices_become_their_own_chunks() {

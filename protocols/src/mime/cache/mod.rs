@@ -23,7 +23,7 @@ mod view;
 pub use section::SectionBytes;
 pub use view::{CacheError, CacheView};
 
-use super::structure::body_structure;
+use super::structure::write_body_structure;
 use super::tree::{Kind, Tree, default_media, scan};
 
 /// First three bytes of every blob.
@@ -83,15 +83,10 @@ pub fn build(message: &[u8]) -> Vec<u8> {
 fn encode(tree: &Tree) -> Option<Vec<u8>> {
     let root = &tree.nodes[0];
     let envelope = root.envelope.as_deref().unwrap_or_default();
-    let extensible = body_structure(tree, true);
-    let basic = body_structure(tree, false);
-    let size = FIXED_SIZE
-        + 16
-        + envelope.len()
-        + extensible.len()
-        + basic.len()
-        + PART_SIZE * tree.nodes.len();
-    let mut out = Vec::with_capacity(size);
+    // One allocation in the common case: the two structures take about 128 bytes a part.
+    let estimate =
+        FIXED_SIZE + 16 + envelope.len() + (2 * 128 + PART_SIZE) * tree.nodes.len();
+    let mut out = Vec::with_capacity(estimate);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     let mut flags = 0;
@@ -110,9 +105,15 @@ fn encode(tree: &Tree) -> Option<Vec<u8>> {
     out.extend_from_slice(&zone.to_le_bytes());
     out.extend_from_slice(&date.to_le_bytes());
     out.extend_from_slice(&u32::try_from(root.header.len()).ok()?.to_le_bytes());
-    for field in [envelope, &extensible, &basic] {
-        out.extend_from_slice(&u32::try_from(field.len()).ok()?.to_le_bytes());
-        out.extend_from_slice(field);
+    out.extend_from_slice(&u32::try_from(envelope.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(envelope);
+    for extensible in [true, false] {
+        // The structures are written in place; their length fields are filled in after.
+        let length_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        write_body_structure(&mut out, tree, extensible);
+        let length = u32::try_from(out.len() - length_at - 4).ok()?;
+        out[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
     }
     out.extend_from_slice(&u32::try_from(tree.nodes.len()).ok()?.to_le_bytes());
     let subtree = subtree_sizes(tree);
@@ -128,7 +129,6 @@ fn encode(tree: &Tree) -> Option<Vec<u8>> {
         });
         out.push(if node.message_root { PART_MESSAGE_ROOT } else { 0 });
     }
-    debug_assert_eq!(out.len(), size);
     Some(out)
 }
 
