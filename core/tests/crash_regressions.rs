@@ -26,6 +26,17 @@
 //!     unacknowledged expunge tombstone can outlive the message record it names; the UID was
 //!     given again, and the tombstone, scanned again on the next open, expunged the new,
 //!     acknowledged message. Invariant: a UID a surviving record names is never given again.
+//! 12. (Not a finding: pins a contract.) Appends write their index record unsynced: the flush
+//!     round that acknowledges a delivery syncs the spool but not the index. Invariant: a crash
+//!     that loses every unsynced index write loses no acknowledged message, flag, UID, and
+//!     UIDNEXT and HIGHESTMODSEQ never go back.
+//! 13. (Found with 12.) A stale index entry (its record lost, recovery's cut of it lost by a
+//!     second crash) lay in a span skipped as damaged, before a later UID's record: kept as
+//!     expunged, it broke spool order. Invariant: an entry no record backs is dropped unless
+//!     it is damage at rest.
+//! 14. (Found with 12.) A log record after one a crash lost replayed after the new records
+//!     written where recovery cut the log, once a second crash lost the cut: a keyword bit
+//!     changed meaning. Invariant: a record recovery cut never replays.
 #![cfg(feature = "sim")]
 
 #[path = "crash/model.rs"]
@@ -353,4 +364,253 @@ fn a_tombstone_that_outlived_its_message_never_expunges_a_new_one() {
         "the acknowledged UID {uid} was lost\n{:#?}",
         report.ops
     );
+}
+
+#[test]
+fn an_acknowledged_delivery_survives_losing_its_unsynced_index_record() {
+    let disk = SimDisk::new();
+    let mut store = Store::open(&disk).unwrap();
+    store.create("Folder1").unwrap();
+    for serial in 1..=2 {
+        let body = format!("Subject: {serial}\r\n\r\nbody\r\n").into_bytes();
+        store.append(INBOX, &body, b"c", 0, &[], serial).unwrap();
+    }
+    flush(&disk);
+    store.store_flags(INBOX, &[1], FlagsOp::Add, SystemFlags::FLAGGED, &[]).unwrap();
+    flush(&disk);
+    // Acknowledged deliveries: their rounds sync the spool, not the index records.
+    let seen = SystemFlags::SEEN | SystemFlags::ANSWERED;
+    let body = b"Subject: 3\r\n\r\nacknowledged\r\n";
+    assert_eq!(store.append(INBOX, body, b"c", seen, &[], 3).unwrap(), 3);
+    assert_eq!(store.append("Folder1", body, b"c", 0, &[], 4).unwrap(), 1);
+    flush(&disk);
+    assert_eq!(store.append(INBOX, body, b"c", 0, &[], 5).unwrap(), 4);
+    flush(&disk);
+    let acked = store.snapshot().unwrap();
+    let is_index = |op: &PendingOp| op.path.extension().is_some_and(|e| e == "idx");
+    let (crashed, report) =
+        disk.crash_where(|op| if is_index(op) { Fate::Lost } else { Fate::Kept });
+    for file in ["00000000.idx", "00000001.idx"] {
+        assert!(
+            report.ops.iter().any(|op| op.contains(file) && op.contains("(unsynced): lost")),
+            "an acknowledged index record of {file} was still unsynced: {:#?}",
+            report.ops
+        );
+    }
+    let recovered = Store::open(&crashed).unwrap().snapshot().unwrap();
+    assert_nothing_acknowledged_lost(&acked, &recovered, &[INBOX, "Folder1"]);
+}
+
+/// Every acknowledged message is back with its flags and body; UIDNEXT and HIGHESTMODSEQ are
+/// not lower.
+fn assert_nothing_acknowledged_lost(
+    acked: &model::Snapshot,
+    recovered: &model::Snapshot,
+    names: &[&str],
+) {
+    for &name in names {
+        let (was, now) = (&acked[name], &recovered[name]);
+        for (uid, message) in &was.messages {
+            let back = now.message(*uid).unwrap_or_else(|| panic!("{name} UID {uid} lost"));
+            assert_eq!(back.flags(), message.flags(), "{name} UID {uid}");
+            assert_eq!(back.body, message.body);
+        }
+        // An unacknowledged delivery may survive too (its spool record landed), never more.
+        assert!(
+            now.messages.iter().all(|(uid, _)| was.message(*uid).is_some() || *uid >= was.uid_next),
+            "{name}: a message appeared among acknowledged UIDs"
+        );
+        assert!(now.uid_next >= was.uid_next, "{name}: UIDNEXT went back");
+        assert!(now.highest_modseq >= was.highest_modseq, "{name}: HIGHESTMODSEQ went back");
+    }
+}
+
+/// 12, at a checkpoint: the header write that moves the checkpoint lands, the unsynced index
+/// records of the acknowledged deliveries before it do not. The header must not claim them.
+#[test]
+fn a_checkpoint_never_passes_an_unsynced_index_record() {
+    let disk = SimDisk::new();
+    let mut store = Store::open(&disk).unwrap();
+    flush(&disk);
+    let big = vec![b'x'; 1 << 20];
+    // 17 MiB of acknowledged deliveries: past `limits::CHECKPOINT_INTERVAL_BYTES`.
+    for serial in 1..=17 {
+        store.append(INBOX, &big, b"c", 0, &[], serial).unwrap();
+        flush(&disk);
+    }
+    let acked = store.snapshot().unwrap();
+    // The next mutation writes the checkpoint into the header.
+    store.append(INBOX, b"Subject: 18\r\n\r\nx\r\n", b"c", 0, &[], 18).unwrap();
+    let mut header_kept = false;
+    let (crashed, report) = disk.crash_where(|op| {
+        let index = op.path.extension().is_some_and(|e| e == "idx");
+        if index && op.kind == "write" && op.offset == 0 {
+            header_kept = true;
+            Fate::Kept
+        } else if op.unsynced {
+            Fate::Lost
+        } else {
+            Fate::Kept
+        }
+    });
+    assert!(header_kept, "no checkpoint was written: {:#?}", report.ops);
+    let recovered = Store::open(&crashed).unwrap().snapshot().unwrap();
+    assert_nothing_acknowledged_lost(&acked, &recovered, &[INBOX]);
+}
+
+/// 12, across a restart that kept the page cache (a process crash): the index records the old
+/// process appended unsynced are read back as if durable. A checkpoint written by the new
+/// process must not claim them until a round has synced them.
+#[test]
+fn a_restart_does_not_take_unsynced_index_records_for_durable() {
+    let disk = SimDisk::new();
+    let mut store = Store::open(&disk).unwrap();
+    flush(&disk);
+    let big = vec![b'x'; 1 << 20];
+    for serial in 1..=17 {
+        store.append(INBOX, &big, b"c", 0, &[], serial).unwrap();
+        flush(&disk);
+    }
+    let acked = store.snapshot().unwrap();
+    drop(store);
+    // The process dies; the page cache (the live image, unsynced writes included) survives.
+    let mut store = Store::open(&disk).unwrap();
+    flush(&disk);
+    store.append(INBOX, b"Subject: 18\r\n\r\nx\r\n", b"c", 0, &[], 18).unwrap();
+    let mut header_kept = false;
+    let (crashed, report) = disk.crash_where(|op| {
+        let index = op.path.extension().is_some_and(|e| e == "idx");
+        if index && op.kind == "write" && op.offset == 0 {
+            header_kept = true;
+            Fate::Kept
+        } else if op.unsynced || index {
+            Fate::Lost
+        } else {
+            Fate::Kept
+        }
+    });
+    assert!(header_kept, "no checkpoint was written: {:#?}", report.ops);
+    let recovered = Store::open(&crashed).unwrap().snapshot().unwrap();
+    assert_nothing_acknowledged_lost(&acked, &recovered, &[INBOX]);
+}
+
+/// Regression 13 (found with 12): an index entry whose spool record a crash lost is cut by recovery; a
+/// second crash loses that cut (a `set_len`, unflushed) and the index records appended since,
+/// but keeps the spool records written since over where the lost record was. The stale entry
+/// then lies inside a span the scan skips as damaged, after the new record of a later UID of
+/// its mailbox. Kept as expunged, it broke spool order (the next open panicked). Invariant:
+/// an entry no spool record backs is dropped unless it is damage in durable spool.
+#[test]
+fn a_stale_entry_overtaken_by_a_later_uid_is_dropped_not_expunged() {
+    let disk = SimDisk::new();
+    let mut store = Store::open(&disk).unwrap();
+    store.create("Folder1").unwrap();
+    for serial in 1..=2 {
+        let body = format!("Subject: {serial}\r\n\r\nbody\r\n").into_bytes();
+        store.append(INBOX, &body, b"c", 0, &[], serial).unwrap();
+    }
+    flush(&disk);
+    let acked = store.snapshot().unwrap();
+    // Unacknowledged: Folder1 UID 1 then INBOX UID 3. The crash loses both spool records and
+    // keeps their index records.
+    store.append("Folder1", &vec![b'f'; 600], b"c", 0, &[], 3).unwrap();
+    assert_eq!(store.append(INBOX, &vec![b'i'; 600], b"c", 0, &[], 4).unwrap(), 3);
+    let is_spool = |op: &PendingOp| op.path.extension().is_some_and(|e| e == "seg");
+    let (crashed, _) = disk.crash_where(|op| if is_spool(op) { Fate::Lost } else { Fate::Kept });
+    // Recovery cuts both index entries (unflushed). The next INBOX message, UID 4, goes where
+    // Folder1 UID 1 was; then a long record and one more.
+    let mut store = Store::open(&crashed).unwrap();
+    assert_eq!(store.append(INBOX, b"Subject: 4\r\n\r\nx\r\n", b"c", 0, &[], 5).unwrap(), 4);
+    store.append("Folder1", &vec![b'g'; 3000], b"c", 0, &[], 6).unwrap();
+    store.append("Folder1", b"Subject: 7\r\n\r\nx\r\n", b"c", 0, &[], 7).unwrap();
+    // The crash keeps the first and the last spool record, loses the one between (a damaged
+    // span over where INBOX UID 3 was) and every index write (the cuts and the appends).
+    let mut spool_writes = 0;
+    let (again, report) = crashed.crash_where(|op| {
+        let index = op.path.extension().is_some_and(|e| e == "idx");
+        if is_spool(op) && op.kind == "write" {
+            spool_writes += 1;
+        }
+        if index || (is_spool(op) && op.kind == "write" && spool_writes == 2) {
+            Fate::Lost
+        } else {
+            Fate::Kept
+        }
+    });
+    assert_eq!(spool_writes, 3, "{:#?}", report.ops);
+    let recovered = Store::open(&again).expect("the store opens").snapshot().unwrap();
+    assert_nothing_acknowledged_lost(&acked, &recovered, &[INBOX]);
+    assert!(recovered[INBOX].message(3).is_none(), "INBOX UID 3 was never written whole");
+    assert!(recovered[INBOX].message(4).is_some(), "INBOX UID 4 landed");
+    // And a clean restart finds the same.
+    let (_, store) = restart(&again);
+    let uids = |m: &model::MailboxState| m.messages.iter().map(|(uid, _)| *uid).collect::<Vec<_>>();
+    assert_eq!(uids(&store.snapshot().unwrap()[INBOX]), uids(&recovered[INBOX]));
+}
+
+/// Regression 14 (found with 12): a crash kept a log record written after one it lost; recovery cut the
+/// log at the lost one, and the next keyword records went where the cut was. A second crash
+/// lost that cut (a `set_len`, unflushed) and the second new keyword record, but kept the
+/// first: replay read the first new record, then the stale one after it, whose bit is the bit
+/// the second new keyword took: a message appended with `fresh2` came back with `$Important`.
+/// Invariant: keyword bits never change meaning; a record a cut removed never replays.
+#[test]
+fn a_log_record_cut_by_recovery_never_replays_after_new_ones() {
+    let disk = SimDisk::new();
+    let mut store = Store::open(&disk).unwrap();
+    flush(&disk);
+    // Unacknowledged: two keyword records of the same size; the crash keeps only the second.
+    store.append(INBOX, b"Subject: a\r\n\r\na\r\n", b"c", 0, &["lost01"], 1).unwrap();
+    store.append(INBOX, b"Subject: b\r\n\r\nb\r\n", b"c", 0, &["$Important"], 2).unwrap();
+    let mut log_writes = 0;
+    let (crashed, report) = disk.crash_where(|op| {
+        if is_log(op) && op.kind == "write" {
+            log_writes += 1;
+            if log_writes == 2 {
+                return Fate::Kept;
+            }
+        }
+        Fate::Lost
+    });
+    assert_eq!(log_writes, 2, "{:#?}", report.ops);
+    let mut store = Store::open(&crashed).unwrap();
+    let (one, two) = (b"Subject: 1\r\n\r\none\r\n", b"Subject: 2\r\n\r\ntwo\r\n");
+    store.append(INBOX, one, b"c", 0, &["fresh1"], 3).unwrap();
+    store.append(INBOX, two, b"c", 0, &["fresh2"], 4).unwrap();
+    // The crash keeps every write but the last log record, and loses the log's resizes.
+    let last_log_write = crashed_log_writes(&crashed);
+    let mut log_writes = 0;
+    let (again, report) = crashed.crash_where(|op| {
+        if !is_log(op) {
+            return Fate::Kept;
+        }
+        if op.kind == "write" {
+            log_writes += 1;
+        }
+        if op.kind != "write" || log_writes == last_log_write { Fate::Lost } else { Fate::Kept }
+    });
+    let recovered = Store::open(&again).expect("the store opens").snapshot().unwrap();
+    for (_, message) in &recovered[INBOX].messages {
+        let (_, keywords) = message.flags();
+        let allowed: &[&str] = match &message.body[..] {
+            body if body == one => &["fresh1"],
+            body if body == two => &["fresh2"],
+            _ => &[],
+        };
+        assert!(
+            keywords.iter().all(|k| allowed.contains(&k.as_str())),
+            "{keywords:?} on a message appended with {allowed:?}\n{:#?}",
+            report.ops
+        );
+    }
+}
+
+/// How many log writes are pending on `disk`.
+fn crashed_log_writes(disk: &SimDisk) -> usize {
+    let mut count = 0;
+    let _ = disk.crash_where(|op| {
+        count += usize::from(is_log(op) && op.kind == "write");
+        Fate::Kept
+    });
+    count
 }

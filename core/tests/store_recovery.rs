@@ -226,6 +226,11 @@ fn checkpoints_bound_the_scan_on_open() {
     // The next mutation sees the durable spool end and writes it into the index headers.
     store.append(inbox, b"small", b"", Flags::default(), None).unwrap();
     world.flush();
+    // The big appends' index records were written unsynced; the header write above made the
+    // round sync them, so only now may a header claim the checkpoint past them.
+    let seen = Flags { system: SystemFlags(SystemFlags::SEEN), ..Flags::default() };
+    store.store_flags(inbox, &[Uid::new(6).unwrap()], FlagsOp::Add, seen, None).unwrap();
+    world.flush();
     drop(store);
     let store = world.open();
     assert_eq!(store.recovery().spool_records_scanned, 1, "{:?}", store.recovery());

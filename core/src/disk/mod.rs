@@ -110,6 +110,18 @@ pub trait DiskFile: Clone {
     /// # Errors
     /// The OS error (e.g. `StorageFull`).
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` *without* marking the file dirty: the write is made
+    /// durable by the first flush round that covers a later [`DiskFile::write_all_at`] or
+    /// [`DiskFile::set_len`] of the same file (the OS syncs the whole file then), and not
+    /// before. Until then a crash may keep it, lose it or tear it. For data that recovery can
+    /// rebuild from elsewhere (index records of appends: the spool has them); the caller must
+    /// track what is not yet durable. The default is [`DiskFile::write_all_at`] (conservative).
+    ///
+    /// # Errors
+    /// The OS error (e.g. `StorageFull`).
+    fn write_all_at_unsynced(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.write_all_at(buf, offset)
+    }
     /// Truncates or extends the file; marks it dirty.
     ///
     /// # Errors

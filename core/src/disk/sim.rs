@@ -44,6 +44,9 @@ use image::{Image, InodeId, Op, normalize};
 #[derive(Clone, Debug)]
 struct Pending {
     epoch: u64,
+    /// Written by [`DiskFile::write_all_at_unsynced`]: a flush round applies it only if the
+    /// same round also flushes a normal write or resize of its inode.
+    unsynced: bool,
     op: Op,
     /// The file or entry it changes, named as when it was made (see [`PendingOp::path`]).
     path: PathBuf,
@@ -86,9 +89,16 @@ impl State {
 
     /// Applies a mutation to the live image and remembers it as pending.
     fn mutate(&mut self, op: Op) -> io::Result<()> {
-        let (path, label) = (self.live.path_of(&op), self.live.describe(&op));
+        self.mutate_as(op, false)
+    }
+
+    fn mutate_as(&mut self, op: Op, unsynced: bool) -> io::Result<()> {
+        let (path, mut label) = (self.live.path_of(&op), self.live.describe(&op));
+        if unsynced {
+            label.push_str(" (unsynced)");
+        }
         self.live.apply(&op)?;
-        self.pending.push(Pending { epoch: self.epoch_open, op, path, label });
+        self.pending.push(Pending { epoch: self.epoch_open, unsynced, op, path, label });
         Ok(())
     }
 }
@@ -223,7 +233,7 @@ impl Disk for SimDisk {
     fn flush_begin(&self) -> Option<SimFlush> {
         let mut state = lock(&self.state);
         let open = state.epoch_open;
-        if !state.pending.iter().any(|p| p.epoch == open) {
+        if !state.pending.iter().any(|p| p.epoch == open && !p.unsynced) {
             return None;
         }
         state.epoch_open += 1;
@@ -258,7 +268,28 @@ impl Flush for SimFlush {
             return Err(io::Error::other("sim disk: frozen, the crash point was reached"));
         }
         let covered = state.pending.iter().take_while(|p| p.epoch <= self.epoch).count();
-        let ops: Vec<Pending> = state.pending.drain(..covered).collect();
+        // Like fdatasync: a file this round syncs has all its earlier writes synced, unsynced
+        // ones included; an unsynced write to a file the round does not sync stays pending.
+        let synced: std::collections::HashSet<InodeId> = state.pending[..covered]
+            .iter()
+            .filter(|p| !p.unsynced)
+            .filter_map(|p| match p.op {
+                Op::Write { inode, .. } | Op::SetLen { inode, .. } => Some(inode),
+                _ => None,
+            })
+            .collect();
+        let mut ops = Vec::with_capacity(covered);
+        let mut kept = Vec::new();
+        for pending in state.pending.drain(..covered) {
+            let flushed = !pending.unsynced
+                || matches!(pending.op, Op::Write { inode, .. } if synced.contains(&inode));
+            if flushed {
+                ops.push(pending);
+            } else {
+                kept.push(pending);
+            }
+        }
+        state.pending.splice(0..0, kept);
         for pending in &ops {
             state
                 .durable
@@ -293,6 +324,11 @@ impl DiskFile for SimFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let op = Op::Write { inode: self.inode, offset, data: buf.to_vec() };
         lock(&self.state).mutate(op)
+    }
+
+    fn write_all_at_unsynced(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let op = Op::Write { inode: self.inode, offset, data: buf.to_vec() };
+        lock(&self.state).mutate_as(op, true)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {

@@ -75,6 +75,86 @@ impl Checkpoints {
     }
 }
 
+/// The appended records of one index that may not be durable yet.
+///
+/// Appends write their index record with `DiskFile::write_all_at_unsynced`, which does not add
+/// the index file to the flush round: the spool record is what makes the append durable, and
+/// recovery rebuilds index records from the spool past the header's checkpoint. Such a record
+/// becomes durable once a round that syncs the index file completes, that is the round of the
+/// epoch of any later normal write to the file (a flag change, an expunge, a header). This
+/// tracks the spool position of the first record not known durable, so a header never claims a
+/// checkpoint past it (`core/FORMAT.md`, "Write and flush order").
+///
+/// A normal write's epoch is learned late ([`UnsyncedRecords::settle`] stamps it with the epoch
+/// open then, never earlier than the write's own): waiting for a later epoch is only slower.
+#[derive(Debug, Default)]
+pub(crate) struct UnsyncedRecords {
+    /// Runs of records, oldest first, each by the spool position of its first record: the
+    /// covered ones, then at most one unstamped run, then at most one uncovered run.
+    runs: VecDeque<(SpoolPos, Cover)>,
+}
+
+/// What is known about when a run of unsynced records becomes durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cover {
+    /// A normal write of this epoch (or an earlier one) came after them: durable with it.
+    Epoch(Epoch),
+    /// A normal write came after them; its epoch is not stamped yet.
+    Unstamped,
+    /// No normal write since they were written.
+    None,
+}
+
+impl UnsyncedRecords {
+    /// Notes an unsynced record written for the spool record at `pos`.
+    pub(crate) fn note_unsynced(&mut self, pos: SpoolPos) {
+        if !matches!(self.runs.back(), Some((_, Cover::None))) {
+            self.runs.push_back((pos, Cover::None));
+        }
+    }
+
+    /// Notes a normal (dirtying) write to the index file: the round of its epoch syncs every
+    /// record written before it.
+    pub(crate) fn note_synced_write(&mut self) {
+        let len = self.runs.len();
+        if !matches!(self.runs.back(), Some((_, Cover::None))) {
+            return;
+        }
+        if len >= 2 && self.runs[len - 2].1 == Cover::Unstamped {
+            self.runs.pop_back();
+        } else {
+            self.runs[len - 1].1 = Cover::Unstamped;
+        }
+    }
+
+    /// Stamps pending normal writes with `open` (not earlier than their epoch) and forgets the
+    /// records whose covering epoch is `durable`.
+    pub(crate) fn settle(&mut self, open: Epoch, durable: Epoch) {
+        if let Some(at) = self.runs.iter().position(|&(_, c)| c == Cover::Unstamped) {
+            if at > 0 && self.runs[at - 1].1 == Cover::Epoch(open) {
+                self.runs.remove(at);
+            } else {
+                self.runs[at].1 = Cover::Epoch(open);
+            }
+        }
+        while let Some(&(_, Cover::Epoch(epoch))) = self.runs.front()
+            && epoch <= durable
+        {
+            self.runs.pop_front();
+        }
+    }
+
+    /// The spool position of the first record not known durable.
+    pub(crate) fn first(&self) -> Option<SpoolPos> {
+        self.runs.front().map(|&(pos, _)| pos)
+    }
+
+    /// `checkpoint`, lowered so it never passes a record not known durable.
+    pub(crate) fn clamp(&self, checkpoint: SpoolPos) -> SpoolPos {
+        self.first().map_or(checkpoint, |first| first.min(checkpoint))
+    }
+}
+
 /// Work that must wait until earlier writes are durable.
 #[derive(Debug, Default)]
 pub(crate) struct Deferred {
@@ -90,7 +170,12 @@ impl<D: Disk> UserStore<D> {
     pub(super) fn before_mutation(&mut self) {
         let durable = self.disk.epoch_durable();
         self.run_deferred(durable);
+        let open = self.disk.epoch_open();
+        for index in self.indexes.values_mut() {
+            index.settle_unsynced(open, durable);
+        }
         let Some(checkpoint) = self.checkpoints.due(durable) else {
+            self.catch_up_clamped_headers();
             return;
         };
         let result: Result<(), StorageError> =
@@ -98,6 +183,22 @@ impl<D: Disk> UserStore<D> {
         match result {
             Ok(()) => self.checkpoints.written(checkpoint),
             Err(error) => tracing::warn!(%error, "cannot write spool checkpoint"),
+        }
+    }
+
+    /// Rewrites, once, the header of each index whose last checkpoint was lowered because
+    /// records before it were not known durable (see [`UnsyncedRecords`]), as soon as they
+    /// are: the scan on open stays bounded by one checkpoint interval. Failures only mean the
+    /// checkpoint stays older.
+    fn catch_up_clamped_headers(&mut self) {
+        let current = self.checkpoints.current();
+        for index in self.indexes.values_mut() {
+            if index.header().checkpoint < current
+                && index.checkpoint_reachable(current)
+                && let Err(error) = index.write_header(current)
+            {
+                tracing::warn!(%error, "cannot write spool checkpoint");
+            }
         }
     }
 
@@ -154,6 +255,28 @@ impl<D: Disk> UserStore<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsynced_records_wait_for_a_covering_epoch() {
+        let mut u = UnsyncedRecords::default();
+        let (a, b, c) = (SpoolPos::new(1, 64), SpoolPos::new(1, 200), SpoolPos::new(1, 400));
+        assert_eq!(u.clamp(c), c);
+        u.note_unsynced(a);
+        u.note_unsynced(b);
+        u.settle(Epoch(2), Epoch(5));
+        assert_eq!(u.first(), Some(a), "no normal write yet: nothing is known durable");
+        u.note_synced_write();
+        u.note_unsynced(c);
+        u.settle(Epoch(6), Epoch(5));
+        assert_eq!(u.clamp(SpoolPos::new(2, 64)), a, "the covering epoch is not durable yet");
+        u.settle(Epoch(7), Epoch(6));
+        assert_eq!(u.first(), Some(c), "a and b are durable, c came after the normal write");
+        u.note_synced_write();
+        u.settle(Epoch(7), Epoch(6));
+        assert_eq!(u.first(), Some(c));
+        u.settle(Epoch(8), Epoch(7));
+        assert_eq!(u.first(), None);
+    }
 
     #[test]
     fn checkpoint_waits_for_durability_and_distance() {

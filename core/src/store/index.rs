@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::checkpoint::UnsyncedRecords;
 use super::codec::{
     Preamble, SpoolPos, all_zero, file_len, get_i16, get_i64, get_u16, get_u32, get_u64, put_i16,
     put_i64, put_u16, put_u32, put_u64, read_at, set_len, write_at,
@@ -15,7 +16,9 @@ use super::spool::SpoolRef;
 use crate::disk::{Disk, DiskFile, OpenMode};
 use crate::error::StorageError;
 use crate::limits::MESSAGES_PER_MAILBOX_MAX;
-use crate::types::{Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid, UidValidity};
+use crate::types::{
+    Epoch, Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid, UidValidity,
+};
 
 /// Directory of the index files inside the user directory.
 pub(crate) const INDEX_DIR: &str = "mbox";
@@ -224,6 +227,8 @@ pub(crate) struct Index<F> {
     /// One bit per slot: the spool record's checksum was verified in this process (written
     /// here, checked by recovery, or checked on a first read), so reads need not check it.
     verified: std::cell::RefCell<Vec<u64>>,
+    /// Appended records that may not be durable yet (see [`Index::append_unsynced`]).
+    unsynced: UnsyncedRecords,
 }
 
 impl<F: DiskFile> Index<F> {
@@ -246,6 +251,7 @@ impl<F: DiskFile> Index<F> {
             uid_next: header.uid_next,
             highest_modseq: header.highest_modseq,
             verified: std::cell::RefCell::new(Vec::new()),
+            unsynced: UnsyncedRecords::default(),
         })
     }
 
@@ -280,6 +286,7 @@ impl<F: DiskFile> Index<F> {
             uid_next: header.uid_next,
             highest_modseq: header.highest_modseq,
             verified: std::cell::RefCell::new(Vec::new()),
+            unsynced: UnsyncedRecords::default(),
         };
         for chunk in bytes.chunks_exact(RECORD_BYTES) {
             let Some(entry) = Entry::decode(chunk) else {
@@ -289,6 +296,12 @@ impl<F: DiskFile> Index<F> {
                 break;
             }
             index.push_loaded(entry);
+        }
+        // Records past the checkpoint may sit in the page cache only (appended unsynced by a
+        // process that crashed): no header may claim them before a round has synced the file.
+        let past = index.entries.partition_point(|e| e.spool.pos() < header.checkpoint);
+        if let Some(first) = index.entries.get(past) {
+            index.unsynced.note_unsynced(first.spool.pos());
         }
         let good_after_cut = bytes
             .chunks_exact(RECORD_BYTES)
@@ -390,10 +403,50 @@ impl<F: DiskFile> Index<F> {
         assert!(entry.modseq <= self.highest_modseq, "modseq comes from next_modseq()");
         assert!(!self.is_full());
         let offset = Self::slot_offset(self.entries.len());
-        write_at(&self.file, &self.path, &entry.encode(), offset)?;
+        self.write(&entry.encode(), offset)?;
         self.push_loaded(entry);
         // Its spool record was just written (or checked, on catch-up) by this process.
         self.mark_verified(self.entries.len() - 1);
+        Ok(())
+    }
+
+    /// Appends an entry whose spool record was just written, without adding the index file to
+    /// the flush round (`DiskFile::write_all_at_unsynced`): recovery rebuilds the record from
+    /// the spool if a crash loses it, since no header checkpoint passes it until a round that
+    /// synced the file is durable (see [`UnsyncedRecords`]). On error nothing changes in
+    /// memory.
+    pub(crate) fn append_unsynced(&mut self, entry: Entry) -> Result<(), StorageError> {
+        assert!(
+            self.entries.last().is_none_or(|last| last.uid < entry.uid),
+            "UIDs strictly increase"
+        );
+        assert!(entry.modseq <= self.highest_modseq, "modseq comes from next_modseq()");
+        assert!(!self.is_full());
+        let offset = Self::slot_offset(self.entries.len());
+        self.file
+            .write_all_at_unsynced(&entry.encode(), offset)
+            .map_err(|e| StorageError::io(&self.path, e))?;
+        self.unsynced.note_unsynced(entry.spool.pos());
+        self.push_loaded(entry);
+        self.mark_verified(self.entries.len() - 1);
+        Ok(())
+    }
+
+    /// Takes in the disk's epochs: forgets unsynced records a durable round has synced.
+    pub(crate) fn settle_unsynced(&mut self, open: Epoch, durable: Epoch) {
+        self.unsynced.settle(open, durable);
+    }
+
+    /// True when a header may claim `checkpoint` as it is: no record before it is unsynced.
+    pub(crate) fn checkpoint_reachable(&self, checkpoint: SpoolPos) -> bool {
+        self.unsynced.clamp(checkpoint) == checkpoint
+    }
+
+    /// A normal write: the file joins the open epoch's flush round, which then syncs every
+    /// unsynced record written before it too.
+    fn write(&mut self, buf: &[u8], offset: u64) -> Result<(), StorageError> {
+        write_at(&self.file, &self.path, buf, offset)?;
+        self.unsynced.note_synced_write();
         Ok(())
     }
 
@@ -418,7 +471,7 @@ impl<F: DiskFile> Index<F> {
         assert_eq!(old.spool, entry.spool);
         assert!(entry.modseq >= old.modseq && entry.modseq <= self.highest_modseq);
         assert!(!old.expunged || entry.expunged, "an expunge is never undone in place");
-        write_at(&self.file, &self.path, &entry.encode(), Self::slot_offset(slot))?;
+        self.write(&entry.encode(), Self::slot_offset(slot))?;
         self.counts.remove(&old);
         self.counts.add(&entry);
         self.entries[slot] = entry;
@@ -429,6 +482,7 @@ impl<F: DiskFile> Index<F> {
     /// UIDNEXT and HIGHESTMODSEQ stay where they were: they never go backwards.
     pub(crate) fn truncate(&mut self, slot: usize) -> Result<(), StorageError> {
         set_len(&self.file, &self.path, Self::slot_offset(slot))?;
+        self.unsynced.note_synced_write();
         for entry in self.entries.drain(slot..) {
             self.counts.remove(&entry);
         }
@@ -480,8 +534,11 @@ impl<F: DiskFile> Index<F> {
         Ok(bytes.chunks_exact(RECORD_BYTES).filter_map(Entry::decode).collect())
     }
 
-    /// Rewrites the header with the current UIDNEXT, HIGHESTMODSEQ and count, and `checkpoint`.
+    /// Rewrites the header with the current UIDNEXT, HIGHESTMODSEQ and count, and `checkpoint`
+    /// lowered to the first record not known durable: should a crash lose that record, the
+    /// header must still send recovery's spool scan to it.
     pub(crate) fn write_header(&mut self, checkpoint: SpoolPos) -> Result<(), StorageError> {
+        let checkpoint = self.unsynced.clamp(checkpoint);
         let header = IndexHeader {
             uid_next: self.uid_next,
             highest_modseq: self.highest_modseq,
@@ -489,7 +546,7 @@ impl<F: DiskFile> Index<F> {
             messages: self.counts.messages,
             ..self.header
         };
-        write_at(&self.file, &self.path, &header.encode(), 0)?;
+        self.write(&header.encode(), 0)?;
         self.header = header;
         Ok(())
     }
@@ -497,7 +554,7 @@ impl<F: DiskFile> Index<F> {
     /// Marks the header sealed (one header write; see [`IndexHeader::sealed`]).
     pub(crate) fn seal(&mut self) -> Result<(), StorageError> {
         let header = IndexHeader { sealed: true, ..self.header };
-        write_at(&self.file, &self.path, &header.encode(), 0)?;
+        self.write(&header.encode(), 0)?;
         self.header = header;
         Ok(())
     }

@@ -236,10 +236,16 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
             }
             at += padded;
         }
-        let end = u64::from(header_size) + at as u64;
+        let mut end = u64::from(header_size) + at as u64;
         let truncated_bytes = len - end;
         if truncated_bytes > 0 {
             tracing::warn!(path = %path.display(), truncated_bytes, "cutting mailbox log tail");
+            // Stale records in the tail must never replay after new ones (see `encode_filler`).
+            let filler = super::log_batch::encode_filler(end, truncated_bytes, nonce);
+            if end + filler.len() as u64 <= MAILBOX_LOG_BYTES_MAX {
+                write_at(&file, &path, &filler, end)?;
+                end += filler.len() as u64;
+            }
             set_len(&file, &path, end)?;
         }
         let log = MailboxLog::new(file, path, nonce, end);

@@ -81,10 +81,71 @@ fn decode_batch(buf: &[u8], nonce: u64) -> Option<(Vec<LogRecord>, usize)> {
     (at == size && records.len() == count).then_some((records, size))
 }
 
+/// Disk sector: a write is atomic per sector only (the crash model of `core/FORMAT.md`).
+const SECTOR_BYTES: u64 = 512;
+
+/// The bytes written over a cut log tail of `len` bytes at offset `start`: no-op floor records
+/// (`Floor` with zeros raises nothing) in batch records covering at least `len` bytes.
+///
+/// Why: the tail recovery cuts may hold records of the crashed process's last epoch whose
+/// checksums hold (written after a record the crash lost). Were new records appended where the
+/// tail was cut, a crash that lost the cut (a `set_len`, unflushed) but kept some of them
+/// would replay a stale record right after the last new one that landed: a keyword bit or a
+/// mailbox taking a meaning nobody gave it now. New records go after the filler instead. The
+/// filler is valid only if every byte of a batch landed, and no batch but the last ends on a
+/// sector boundary, so a torn write never leaves a valid batch followed by stale bytes: either
+/// the whole stale tail is overwritten, or replay ends where it ended before.
+pub(crate) fn encode_filler(start: u64, len: u64, nonce: u64) -> Vec<u8> {
+    let floor = LogRecord::Floor { next_id: 0, last_uid_validity: 0 };
+    let record = RECORD_FIXED_BYTES as u64;
+    let size = |count: u64| record * (count + 1);
+    let goal = start + len;
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < goal {
+        let mut count = (goal - at).saturating_sub(record).div_ceil(record);
+        count = count.clamp(2, LOG_BATCH_RECORDS_MAX as u64);
+        // Not the last batch (so more than three records): one record fewer moves its end off
+        // the sector boundary, sectors being 512 bytes apart and records 24.
+        if at + size(count) < goal && (at + size(count)).is_multiple_of(SECTOR_BYTES) {
+            count -= 1;
+        }
+        let records = vec![floor.clone(); usize::try_from(count).expect("bounded")];
+        out.extend_from_slice(&encode_unit(&records, nonce));
+        at += size(count);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::MailboxId;
+
+    #[test]
+    fn a_filler_covers_the_tail_replays_as_no_ops_and_ends_batches_off_sectors() {
+        let nonce = 0x1234_5678;
+        // Every start modulo a sector, for a tail of two full batches and a bit: some batch
+        // would end on a sector boundary unless shortened.
+        let long = (64..64 + 512).step_by(8).map(|start| (start, 24 * 10_002 + 100));
+        for (start, len) in [(64, 8), (64, 40), (200, 1000)].into_iter().chain(long) {
+            let filler = encode_filler(start, len, nonce);
+            assert!(filler.len() as u64 >= len);
+            let (mut at, goal) = (0usize, start as usize + filler.len());
+            while at < filler.len() {
+                let (records, used) = decode_unit(&filler[at..], nonce).expect("a whole batch");
+                assert!(
+                    records
+                        .iter()
+                        .all(|r| *r == LogRecord::Floor { next_id: 0, last_uid_validity: 0 })
+                );
+                at += used;
+                let end = start as usize + at;
+                assert!(end == goal || !end.is_multiple_of(512), "a batch ends on a sector: {end}");
+            }
+            assert_eq!(at, filler.len());
+        }
+    }
 
     fn renames(n: u32) -> Vec<LogRecord> {
         (0..n)

@@ -87,7 +87,9 @@ impl<D: Disk> UserStore<D> {
             size: head.message_len,
             spool: spool_ref,
         };
-        index.append(entry)?;
+        // The spool record is this append's durable copy; the index record joins a flush
+        // round later (see `Index::append_unsynced`).
+        index.append_unsynced(entry)?;
         self.spool.commit(spool_ref);
         assert!(spool_ref.end() <= self.spool.end_pos(), "no index entry past the spool end");
         self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());

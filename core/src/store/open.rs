@@ -366,6 +366,17 @@ fn drop_unbacked<F: crate::disk::DiskFile>(
                     if h.mailbox == id && h.uid == entry.uid && h.message_len == entry.size)
         })
     };
+    // A scanned record of this mailbox before the entry in the spool with a UID not below its
+    // own means the entry is a leftover of a crash, not damage: its record was lost, recovery
+    // cut the entry, a crash lost that cut too, and the spool was written again over where the
+    // record was (then the entry may even lie inside a span skipped as damaged). Kept as
+    // expunged, it would sit before the message that overtook it: it must go.
+    let overtaken =
+        |entry: &Entry| {
+            scanned.records.iter().take_while(|r| r.spool.pos() < entry.spool.pos()).any(
+                |r| matches!(r.head, Head::Message(h) if h.mailbox == id && h.uid >= entry.uid),
+            )
+        };
     let mut changed = false;
     let mut slot = first;
     while slot < index.entries().len() {
@@ -378,7 +389,7 @@ fn drop_unbacked<F: crate::disk::DiskFile>(
         // Expunged in place only where the index stays in spool order (a stale entry left
         // by an earlier crash may not be).
         let in_order = slot == 0 || index.entries()[slot - 1].spool.end() <= entry.spool.pos();
-        if removed || !in_order || !scanned.is_damaged(entry.spool) {
+        if removed || !in_order || !scanned.is_damaged(entry.spool) || overtaken(&entry) {
             break;
         }
         // Its record is damaged in durable spool with good records after it: only this

@@ -124,6 +124,8 @@ pub struct PendingOp {
     pub offset: u64,
     /// How many bytes a write carries; zero otherwise.
     pub len: u64,
+    /// Written by `DiskFile::write_all_at_unsynced`: no flush round has synced its file since.
+    pub unsynced: bool,
 }
 
 impl PendingOp {
@@ -136,7 +138,15 @@ impl PendingOp {
             Op::Remove { .. } => ("remove", 0, 0),
             Op::Rename { .. } => ("rename", 0, 0),
         };
-        PendingOp { index, epoch: pending.epoch, kind, path: pending.path.clone(), offset, len }
+        PendingOp {
+            index,
+            epoch: pending.epoch,
+            kind,
+            path: pending.path.clone(),
+            offset,
+            len,
+            unsynced: pending.unsynced,
+        }
     }
 }
 

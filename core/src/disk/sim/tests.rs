@@ -378,3 +378,28 @@ fn damage_hits_exactly_where_it_is_told() {
     let missing = disk.damage(Path::new("nope"), Damage::Zero { offset: 0 });
     assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
 }
+
+#[test]
+fn unsynced_writes_wait_for_a_round_that_syncs_their_file() {
+    let disk = SimDisk::new();
+    write(&disk, "a", 0, b"aa");
+    write(&disk, "b", 0, b"bb");
+    flush(&disk);
+    let a = disk.open(Path::new("a"), OpenMode::Existing).unwrap();
+    a.write_all_at_unsynced(b"xx", 2).unwrap();
+    assert_eq!(read_all(&disk, "a").unwrap(), b"aaxx", "live at once");
+    assert!(disk.flush_begin().is_none(), "an unsynced write dirties nothing");
+    // A round that syncs only another file leaves it pending: a crash may still lose it.
+    write(&disk, "b", 2, b"yy");
+    flush(&disk);
+    assert_eq!(disk.durable_contents(Path::new("a")).unwrap(), b"aa");
+    assert_eq!(disk.durable_contents(Path::new("b")).unwrap(), b"bbyy");
+    assert_eq!(disk.pending_ops(), 1);
+    let lost = disk.crash(1, CrashMode::DropPending);
+    assert_eq!(read_all(&lost, "a").unwrap(), b"aa");
+    // A normal write to the same file makes the round sync the earlier unsynced one too.
+    a.write_all_at(b"z", 4).unwrap();
+    flush(&disk);
+    assert_eq!(disk.durable_contents(Path::new("a")).unwrap(), b"aaxxz");
+    assert_eq!(disk.pending_ops(), 0);
+}
