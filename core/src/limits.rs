@@ -97,3 +97,7 @@ const _: () = assert!((LOG_BATCH_BYTES_MAX as u64) < MAILBOX_LOG_BYTES_MAX);
 const _: () = assert!(KEYWORD_BYTES_MAX <= MAILBOX_NAME_BYTES_MAX);
 const _: () = assert!(KEYWORD_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(TOMBSTONE_UIDS_MAX as u64 * 4 < MESSAGE_BYTES_MAX as u64);
+
+/// Most sync threads per disk (each shard has its own disk). A round with more targets queues
+/// the rest; more threads would add little, as the file system batches the commits anyway.
+pub const SYNC_THREADS_MAX: usize = 16;

@@ -35,6 +35,7 @@ impl Random {
     }
 }
 
+#[rustfmt::skip]
 const NAMES: &[&str] = &[
     "Date", "Subject", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "In-Reply-To",
     "Message-ID", "DATE", "subject", "fRoM", "reply-to", "Received", "X-Junk", "Content-Type",
@@ -42,6 +43,7 @@ const NAMES: &[&str] = &[
     "Content-Language", "Content-Location", "Content-MD5", "MIME-Version", "To ", "Cc\t",
 ];
 
+#[rustfmt::skip]
 const VALUE_PIECES: &[&[u8]] = &[
     b"a@b.c", b"\"Doe, John\" <john.doe@example.com>", b"jane@example.org (Jane)", b",", b" ",
     b"\t", b"\r\n ", b"\r\n\t", b"\n ", b"<", b">", b"@", b":", b";", b".", b"\"", b"\\",

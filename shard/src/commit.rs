@@ -34,13 +34,8 @@ use skua_core::disk::{Disk, Flush};
 use skua_core::types::Epoch;
 
 use crate::event::Event;
+use crate::limits::ROUNDS_IN_FLIGHT_MAX;
 
-/// Most flush rounds running at once per shard. Each holds one thread of the shard's blocking
-/// pool while its syncs run. Measured on the 2-core VM (perf/results/2026-11-26-lmtp-gains.md):
-/// two rounds in flight gave no more deliveries/s than one and a slightly higher p99 (each
-/// round then carries fewer writes, so there are more syncs for the same work), so one it is;
-/// a device with a deep flush queue may gain from two.
-pub const ROUNDS_IN_FLIGHT_MAX: usize = 1;
 const _: () = assert!(ROUNDS_IN_FLIGHT_MAX >= 1);
 
 /// Why a durability wait failed.

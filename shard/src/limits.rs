@@ -62,3 +62,10 @@ pub const AUTH_FAILURE_WINDOW_SECONDS: u64 = 600;
 pub const AUTH_FAILURE_SOURCES_MAX: usize = 65_536;
 
 const _: () = assert!(AUTH_FAILURE_DELAY_MS <= AUTH_FAILURE_DELAY_MAX_MS);
+
+/// Most flush rounds running at once per shard. Each holds one thread of the shard's blocking
+/// pool while its syncs run. Measured on the 2-core VM (perf/results/2026-11-26-lmtp-gains.md):
+/// two rounds in flight gave no more deliveries/s than one and a slightly higher p99 (each
+/// round then carries fewer writes, so there are more syncs for the same work), so one it is;
+/// a device with a deep flush queue may gain from two.
+pub const ROUNDS_IN_FLIGHT_MAX: usize = 1;

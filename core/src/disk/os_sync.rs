@@ -13,15 +13,13 @@
 //! round returns the first error. The pool ends when the last flush and the disk holding it are
 //! dropped (the job channel closes).
 
+use crate::limits::SYNC_THREADS_MAX;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-/// Most sync threads per disk (each shard has its own disk). A round with more targets queues
-/// the rest; more threads would add little, as the file system batches the commits anyway.
-pub(crate) const SYNC_THREADS_MAX: usize = 16;
 /// Stack of a sync thread: it only calls `fdatasync`/`fsync`.
 const SYNC_THREAD_STACK_BYTES: usize = 64 * 1024;
 const _: () = assert!(SYNC_THREADS_MAX >= 1);

@@ -340,8 +340,11 @@ impl<'a, 'v, F: FnMut(Found<'v>)> Parser<'a, 'v, F> {
         } else {
             concatenated(self.value, local)
         };
-        let host =
-            if domain.is_empty() { Cow::Borrowed(MISSING_HOST) } else { concatenated(self.value, domain) };
+        let host = if domain.is_empty() {
+            Cow::Borrowed(MISSING_HOST)
+        } else {
+            concatenated(self.value, domain)
+        };
         (mailbox, host)
     }
 
@@ -438,8 +441,7 @@ fn span<'v>(value: &'v [u8], tokens: &[Token<'v>]) -> &'v [u8] {
 /// Tokens as sent, without the white space or comments between them; borrowed from `value`
 /// when nothing came between them.
 fn concatenated<'v>(value: &'v [u8], tokens: &[Token<'v>]) -> Cow<'v, [u8]> {
-    let adjacent =
-        tokens.windows(2).all(|pair| pair[0].start + pair[0].raw.len() == pair[1].start);
+    let adjacent = tokens.windows(2).all(|pair| pair[0].start + pair[0].raw.len() == pair[1].start);
     if adjacent {
         return Cow::Borrowed(span(value, tokens));
     }

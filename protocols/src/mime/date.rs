@@ -17,9 +17,9 @@ const MONTHS: [&[u8; 3]; 12] = [
 
 /// The value of a run of ASCII digits; `None` when it does not fit an `i64`.
 fn digits_value(digits: &[u8]) -> Option<i64> {
-    digits.iter().try_fold(0i64, |value, &digit| {
-        value.checked_mul(10)?.checked_add(i64::from(digit - b'0'))
-    })
+    digits
+        .iter()
+        .try_fold(0i64, |value, &digit| value.checked_mul(10)?.checked_add(i64::from(digit - b'0')))
 }
 
 /// Parses a Date: value; `None` when day, month, year or time is missing or out of range.

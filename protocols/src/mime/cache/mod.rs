@@ -84,8 +84,7 @@ fn encode(tree: &Tree) -> Option<Vec<u8>> {
     let root = &tree.nodes[0];
     let envelope = root.envelope.as_deref().unwrap_or_default();
     // One allocation in the common case: the two structures take about 128 bytes a part.
-    let estimate =
-        FIXED_SIZE + 16 + envelope.len() + (2 * 128 + PART_SIZE) * tree.nodes.len();
+    let estimate = FIXED_SIZE + 16 + envelope.len() + (2 * 128 + PART_SIZE) * tree.nodes.len();
     let mut out = Vec::with_capacity(estimate);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
