@@ -167,10 +167,10 @@ class CompareArgsTest(unittest.TestCase):
             self.assertTrue(limit is None or limit > 0, name)
             self.assertIsInstance(peer.settings(), dict)
 
-    def test_skua_connection_limit_is_read_from_the_source(self):
-        from peers.skua import connections_per_shard
-        self.assertEqual(connections_per_shard("x\n connections_per_shard_max: 16_384,\n"), 16384)
-        self.assertEqual(connections_per_shard("pub connections_per_shard_max: usize,"), 4096)
+    def test_skua_connection_limit_is_the_one_its_config_sets(self):
+        from peers.skua import CONNECTIONS_PER_SHARD, Skua, config_text
+        self.assertEqual(config_text(16384), "connections_per_shard = 16384\n")
+        self.assertEqual(Skua(shards=3).max_connections(), 3 * CONNECTIONS_PER_SHARD)
 
     def test_unknown_peer_is_unavailable(self):
         with self.assertRaises(peers.PeerUnavailable):

@@ -73,6 +73,39 @@ class Peer:
         return None
 
 
+class ProcessPeer(Peer):
+    """A peer that is one foreground process (plus its children), logging to a file."""
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.log = None
+
+    def launch(self, argv: list[str], log_path: pathlib.Path, ports: list[int]) -> None:
+        """Starts `argv` with output to `log_path`; returns once every port answers."""
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        try:
+            wait_for_ports(ports, alive=lambda: self.process.poll() is None)
+        except RuntimeError as e:
+            self.stop()
+            raise PeerUnavailable(f"{self.name} did not start: {e} (see {log_path})") from e
+
+    def main_pid(self) -> int:
+        assert self.process is not None, "main_pid() before start()"
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is not None:
+            kill_tree(self.process.pid)
+            self.process.wait()
+            self.process = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
 def free_port() -> int:
     """A loopback port in 20000-60000 that was free a moment ago (the brief's range)."""
     import random

@@ -39,12 +39,10 @@ import subprocess
 
 from .base import (
     HOST,
-    Peer,
     PeerUnavailable,
+    ProcessPeer,
     apt_install,
-    kill_tree,
     stop_system_service,
-    wait_for_ports,
 )
 
 PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd"]
@@ -52,7 +50,7 @@ MAIL_USER = "vmail"
 INOTIFY = pathlib.Path("/proc/sys/fs/inotify/max_user_instances")
 
 
-class Dovecot(Peer):
+class Dovecot(ProcessPeer):
     """Dovecot 2.3 (Debian 12's) in the foreground (`dovecot -F -c WORKDIR/dovecot.conf`)."""
 
     name = "dovecot"
@@ -60,8 +58,7 @@ class Dovecot(Peer):
     def __init__(self, hibernate: bool = False, max_connections: int = 1000):
         self.hibernate = hibernate
         self.connections_expected = max_connections
-        self.process: subprocess.Popen | None = None
-        self.log = None
+        super().__init__()
         self.inotify_before: int | None = None
 
     def install(self) -> None:
@@ -105,33 +102,11 @@ class Dovecot(Peer):
         )
         if check.returncode != 0:
             raise PeerUnavailable(f"dovecot: config refused: {check.stderr.strip()}")
-        self.log = open(workdir / "dovecot.stderr", "ab")
-        self.process = subprocess.Popen(
-            ["dovecot", "-F", "-c", str(config)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_ports([imap_port, lmtp_port], alive=lambda: self.process.poll() is None)
-        except RuntimeError as e:
-            self.stop()
-            raise PeerUnavailable(
-                f"dovecot did not start: {e} (see {workdir}/dovecot.log)"
-            ) from e
-
-    def main_pid(self) -> int:
-        assert self.process is not None, "main_pid() before start()"
-        return self.process.pid
+        self.launch(["dovecot", "-F", "-c", str(config)], workdir / "dovecot.stderr",
+                    [imap_port, lmtp_port])
 
     def stop(self) -> None:
-        if self.process is not None:
-            kill_tree(self.process.pid)
-            self.process.wait()
-            self.process = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
+        super().stop()
         if self.inotify_before is not None:
             try:
                 INOTIFY.write_text(str(self.inotify_before))
