@@ -15,11 +15,17 @@ fn message(subject: &str, body_len: usize) -> Vec<u8> {
     m
 }
 
-fn append(client: &mut Client, world: &mut World, raw: &[u8]) -> Vec<String> {
-    client.lines.clear();
+/// `ap APPEND INBOX` of `raw` as one LITERAL+ command.
+fn append_command(raw: &[u8]) -> Vec<u8> {
     let mut command = format!("ap APPEND INBOX {{{}+}}\r\n", raw.len()).into_bytes();
     command.extend_from_slice(raw);
     command.extend_from_slice(b"\r\n");
+    command
+}
+
+fn append(client: &mut Client, world: &mut World, raw: &[u8]) -> Vec<String> {
+    client.lines.clear();
+    let command = append_command(raw);
     client.send(world, &command);
     client.drain()
 }
@@ -50,9 +56,7 @@ fn mutations_carry_a_durability_ticket_and_reads_do_not() {
     let mut client = Client::new();
     client.login(&mut world);
     let raw = message("t", 10);
-    let mut command = format!("ap APPEND INBOX {{{}+}}\r\n", raw.len()).into_bytes();
-    command.extend_from_slice(&raw);
-    command.extend_from_slice(b"\r\n");
+    let command = append_command(&raw);
     client.session.feed(&command);
     let store = &mut world.store;
     match client.session.next(Some(store)) {
@@ -190,9 +194,7 @@ fn reports_of_foreign_changes_wait_for_their_flush() {
     idler.command(&mut world, "i IDLE");
     // The other session's APPEND, fed by hand so its flush does not run yet.
     let raw = message("unflushed", 3);
-    let mut command = format!("ap APPEND INBOX {{{}+}}\r\n", raw.len()).into_bytes();
-    command.extend_from_slice(&raw);
-    command.extend_from_slice(b"\r\n");
+    let command = append_command(&raw);
     other.session.feed(&command);
     let Step::Write { durable: Some(append_epoch), .. } =
         other.session.next(Some(&mut world.store))
