@@ -177,7 +177,17 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
                 wait_input(shard, &mut client, Some(change_seen)).await
             }
             Ok((Step::Write { chunks, durable }, _)) => {
-                Box::pin(write_step(shard, &mut client.connection, chunks, durable)).await
+                let written =
+                    Box::pin(write_step(shard, &mut client.connection, chunks, durable)).await;
+                if written.is_ok() && client.session.in_progress() {
+                    // A paused command: the others on this core go first.
+                    glommio::executor().yield_now().await;
+                }
+                written
+            }
+            Ok((Step::Yield, _)) => {
+                glommio::executor().yield_now().await;
+                Ok(())
             }
             Ok((Step::Authenticate { user, password }, _)) => {
                 Box::pin(authenticate(shard, &mut client, user, password)).await

@@ -159,6 +159,21 @@ impl ImapSession {
         self.input.feed(bytes);
     }
 
+    /// True while a command is paused between slices of its work: after a [`Step::Write`]
+    /// the shard yields to its other sessions before calling `next` again, so a long command
+    /// never holds the core for more than one slice.
+    #[must_use]
+    pub fn in_progress(&self) -> bool {
+        false
+    }
+
+    /// True when part of a command has arrived but not all of it: the shard holds such a
+    /// connection to a whole-command deadline, not only to a per-read timeout.
+    #[must_use]
+    pub fn has_partial_command(&self) -> bool {
+        self.input.buffered_bytes() > 0
+    }
+
     /// True once logged in (the shard then passes the user's store to `next`).
     #[must_use]
     pub fn is_authenticated(&self) -> bool {

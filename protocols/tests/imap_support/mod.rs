@@ -70,6 +70,8 @@ pub struct Client {
     pub idle: bool,
     /// Spool chunks seen (to check bodies are not copied).
     pub spool_chunks: usize,
+    /// `Step::Yield`s seen (a long command paused between slices).
+    pub yields: usize,
 }
 
 impl Client {
@@ -90,6 +92,7 @@ impl Client {
             closed: false,
             idle: false,
             spool_chunks: 0,
+            yields: 0,
         };
         client.take_output(&greeting);
         client
@@ -127,6 +130,7 @@ impl Client {
                     self.closed = true;
                     return;
                 }
+                Step::Yield => self.yields += 1,
                 Step::Write { chunks, durable } => {
                     if let Some(epoch) = durable
                         && world.flush()

@@ -57,6 +57,9 @@ impl OutChunk {
 }
 
 /// What the shard must do next for this session.
+///
+/// `#[must_use]`: dropping a step loses output or leaves a paused command hanging.
+#[must_use]
 pub enum Step {
     /// Wait for more bytes from the client, then `feed` and `next`.
     NeedInput,
@@ -67,6 +70,9 @@ pub enum Step {
         /// The epoch that must be durable before the chunks go out.
         durable: Option<Epoch>,
     },
+    /// A long command did a bounded slice of its work and paused: let the shard's other
+    /// sessions run (an unconditional yield), then call `next` again. No input is needed.
+    Yield,
     /// Check these credentials (off the reactor) and call [`ImapSession::auth_done`].
     Authenticate {
         /// The user name as sent.
@@ -89,6 +95,7 @@ impl std::fmt::Debug for Step {
                 write!(f, "Write({} chunks, {bytes} bytes, durable {durable:?})", chunks.len())
             }
             Step::Authenticate { user, .. } => write!(f, "Authenticate({user:?}, <redacted>)"),
+            Step::Yield => f.write_str("Yield"),
             Step::Idle => f.write_str("Idle"),
             Step::Close => f.write_str("Close"),
         }

@@ -47,6 +47,11 @@ impl Input {
         self.framer.feed(bytes);
     }
 
+    /// Bytes received and not yet consumed as a whole command.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.framer.buffered_bytes()
+    }
+
     /// The next thing to act on.
     pub(crate) fn next_frame(&mut self) -> Frame {
         match self.framer.next() {
