@@ -85,6 +85,7 @@ proptest! {
             append_literal_bytes_max: 64,
             command_bytes_max: 128,
             literals_per_command_max: 3,
+            discard_literal_bytes_max: 256,
             quirk_bare_lf: bare_lf,
         };
         let mut framer = Framer::new(limits);

@@ -40,7 +40,9 @@ use std::mem;
 
 use thiserror::Error;
 
-use crate::imap::limits::{DISCARD_LITERAL_BYTES_MAX, FrameLimits, LITERAL_LENGTH_DIGITS_MAX};
+#[cfg(doc)]
+use crate::imap::limits::DISCARD_LITERAL_BYTES_MAX;
+use crate::imap::limits::{FrameLimits, LITERAL_LENGTH_DIGITS_MAX};
 use crate::imap::types::Tag;
 
 /// One whole command (or continuation line): its bytes without the final CRLF, literals inline
@@ -101,21 +103,30 @@ pub struct FrameError {
     pub tag: Option<Tag>,
     /// What limit or rule was broken.
     pub kind: FrameErrorKind,
+    /// See [`FrameError::is_fatal`].
+    fatal: bool,
 }
 
 impl FrameError {
-    /// True when the connection cannot (or should not) be resynchronized: answer `* BYE` and
-    /// close. That is a non-synchronizing literal whose length is unreadable, or so large
-    /// (over [`DISCARD_LITERAL_BYTES_MAX`]) that reading it to throw it away is not worth it.
-    #[must_use]
-    pub fn is_fatal(&self) -> bool {
-        match self.kind {
+    /// A refusal of `kind`, fatal or not under `limits`.
+    fn new(tag: Option<Tag>, kind: FrameErrorKind, limits: &FrameLimits) -> FrameError {
+        let fatal = match kind {
             FrameErrorKind::LiteralLengthInvalid { synchronizing } => !synchronizing,
             FrameErrorKind::LiteralTooBig { size, synchronizing, .. } => {
-                !synchronizing && size > DISCARD_LITERAL_BYTES_MAX
+                !synchronizing && size > limits.discard_literal_bytes_max
             }
             _ => false,
-        }
+        };
+        FrameError { tag, kind, fatal }
+    }
+
+    /// True when the connection cannot (or should not) be resynchronized: answer `* BYE` and
+    /// close. That is a non-synchronizing literal whose length is unreadable, or so large
+    /// (over [`FrameLimits::discard_literal_bytes_max`], [`DISCARD_LITERAL_BYTES_MAX`] by
+    /// default) that reading it to throw it away is not worth it.
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        self.fatal
     }
 
     /// True for an `APPEND` message over the size limit: answer `NO [TOOBIG]` rather than `BAD`.
@@ -269,6 +280,13 @@ impl Framer {
             state: State::Line,
             command: CommandState::default(),
         }
+    }
+
+    /// Replaces the limits for the commands that follow (a session tightens them before login
+    /// and restores them after). The command being framed keeps the limits it was checked
+    /// against so far; the new ones apply from its next check.
+    pub fn set_limits(&mut self, limits: FrameLimits) {
+        self.limits = limits;
     }
 
     /// The limits in force.
@@ -493,8 +511,8 @@ impl Framer {
     /// skips whatever the client will still send for it.
     fn refuse_whole_line(&mut self, line_end: usize, lf: usize, kind: FrameErrorKind) -> Step {
         let header = literal_header_at_end(&self.buf[self.line_start..line_end]);
-        let kind = fatal_header(header).unwrap_or(kind);
-        let error = FrameError { tag: self.current_tag(), kind };
+        let kind = fatal_header(header, &self.limits).unwrap_or(kind);
+        let error = FrameError::new(self.current_tag(), kind, &self.limits);
         self.start = lf + 1;
         self.reset_command();
         self.after_refused_line(header);
@@ -504,7 +522,7 @@ impl Framer {
     /// Refuses the current command in the middle of a line that is too long; the rest of the
     /// line is discarded as it arrives.
     fn refuse_partial_line(&mut self, kind: FrameErrorKind) -> Step {
-        let error = FrameError { tag: self.current_tag(), kind };
+        let error = FrameError::new(self.current_tag(), kind, &self.limits);
         let (tail, tail_len) = tail_of(&[], 0, &self.buf[self.line_start..]);
         self.start = self.buf.len();
         self.reset_command();
@@ -535,8 +553,8 @@ impl Framer {
         let header = literal_header_at_end(last);
         self.start = lf + 1;
         self.reset_command();
-        if let Some(kind) = fatal_header(header) {
-            return Step::Emit(Framed::Rejected(FrameError { tag: None, kind }));
+        if let Some(kind) = fatal_header(header, &self.limits) {
+            return Step::Emit(Framed::Rejected(FrameError::new(None, kind, &self.limits)));
         }
         self.after_refused_line(header);
         Step::Continue
@@ -560,11 +578,14 @@ impl Framer {
 
 /// The refusal to report instead when a refused line ends in a non-synchronizing literal that
 /// cannot be skipped: its length is unreadable, or it is too big to be worth reading.
-fn fatal_header(header: Option<Result<LiteralHeader, bool>>) -> Option<FrameErrorKind> {
+fn fatal_header(
+    header: Option<Result<LiteralHeader, bool>>,
+    limits: &FrameLimits,
+) -> Option<FrameErrorKind> {
+    let limit = limits.discard_literal_bytes_max;
     match header? {
         Err(false) => Some(FrameErrorKind::LiteralLengthInvalid { synchronizing: false }),
-        Ok(LiteralHeader { size, synchronizing: false }) if size > DISCARD_LITERAL_BYTES_MAX => {
-            let limit = DISCARD_LITERAL_BYTES_MAX;
+        Ok(LiteralHeader { size, synchronizing: false }) if size > limit => {
             Some(FrameErrorKind::LiteralTooBig { size, limit, synchronizing: false, append: false })
         }
         _ => None,

@@ -42,6 +42,19 @@ pub const SEQUENCE_RANGES_MAX: usize = 16 * 1024;
 /// bandwidth on a misbehaving client: the refusal is fatal and the session closes with `BYE`.
 pub const DISCARD_LITERAL_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 
+/// Before login, literals are limited to what LOGIN and AUTHENTICATE need (a user name, a
+/// password, a SASL response): an unauthenticated client must not make the server hold more
+/// than this per literal, nor announce an APPEND message at all.
+pub const PRE_LOGIN_LITERAL_BYTES_MAX: u64 = 8 * 1024;
+
+/// Before login, the largest whole command (LOGIN with two literals, AUTHENTICATE with a
+/// SASL initial response, ID with its parameters).
+pub const PRE_LOGIN_COMMAND_BYTES_MAX: u64 = 32 * 1024;
+
+/// Before login, a refused non-synchronizing literal larger than this is not read to be thrown
+/// away: the session closes. An unauthenticated client has no business sending one.
+pub const PRE_LOGIN_DISCARD_LITERAL_BYTES_MAX: u64 = 64 * 1024;
+
 /// The most digits a literal length may have (`number64` is at most 20 digits).
 pub const LITERAL_LENGTH_DIGITS_MAX: usize = 20;
 
@@ -56,10 +69,24 @@ pub const SEARCH_DEPTH_CEILING: u32 = 128;
 /// kernel to read gigabytes at once.
 pub const PREFETCH_AHEAD_MESSAGES: usize = 16;
 
+/// Work units one slice of a resumable command may spend before it pauses and lets the shard's
+/// other sessions run (`command/slice.rs`). A unit is about one message handled (its index
+/// record looked up, its response encoded), 4 KiB of text scanned, or one mailbox name matched:
+/// a few microseconds. 256 units keep a slice well under a millisecond on this hardware.
+pub const SLICE_WORK_UNITS: u64 = 256;
+
+/// Output one slice may produce before it pauses (owned response bytes and spool slices
+/// together): the most a session holds for a client that has stopped reading.
+pub const SLICE_OUTPUT_BYTES_MAX: usize = 256 * 1024;
+
+const _: () = assert!(SLICE_WORK_UNITS >= 1);
 const _: () = assert!(LITERAL_BYTES_MAX <= COMMAND_BYTES_MAX);
 const _: () = assert!(LINE_BYTES_MAX as u64 <= COMMAND_BYTES_MAX);
 const _: () = assert!(LITERAL_BYTES_MAX <= APPEND_LITERAL_BYTES_MAX);
 const _: () = assert!(APPEND_LITERAL_BYTES_MAX <= DISCARD_LITERAL_BYTES_MAX);
+const _: () = assert!(PRE_LOGIN_LITERAL_BYTES_MAX <= PRE_LOGIN_COMMAND_BYTES_MAX);
+const _: () = assert!(PRE_LOGIN_COMMAND_BYTES_MAX <= COMMAND_BYTES_MAX);
+const _: () = assert!(PRE_LOGIN_DISCARD_LITERAL_BYTES_MAX <= DISCARD_LITERAL_BYTES_MAX);
 const _: () = assert!(SEARCH_DEPTH_MAX >= 4 && SEARCH_DEPTH_MAX <= SEARCH_DEPTH_CEILING);
 
 /// The framer's limits; every field is configurable, [`FrameLimits::default`] gives the consts
@@ -76,6 +103,9 @@ pub struct FrameLimits {
     pub command_bytes_max: u64,
     /// Most literals in one command.
     pub literals_per_command_max: u32,
+    /// A refused non-synchronizing literal larger than this is not read and thrown away: the
+    /// refusal is fatal (`BYE` and close).
+    pub discard_literal_bytes_max: u64,
     /// `quirk_bare_lf`: accept a bare LF as a line end. Off by default: RFC 9051 requires CRLF
     /// and every mainstream client sends it; hand-typed sessions (`nc` without `-C`) and a few
     /// scripts send LF alone. When off, a line ending in a bare LF is refused with a `BAD` and
@@ -91,7 +121,26 @@ impl Default for FrameLimits {
             append_literal_bytes_max: APPEND_LITERAL_BYTES_MAX,
             command_bytes_max: COMMAND_BYTES_MAX,
             literals_per_command_max: LITERALS_PER_COMMAND_MAX,
+            discard_literal_bytes_max: DISCARD_LITERAL_BYTES_MAX,
             quirk_bare_lf: false,
+        }
+    }
+}
+
+impl FrameLimits {
+    /// These limits as they apply before login: literals only as large as LOGIN and
+    /// AUTHENTICATE need, no APPEND message, a small whole command, and no discarding of a
+    /// large refused literal. Each is the smaller of the pre-login bound and `self`'s.
+    #[must_use]
+    pub fn before_login(self) -> FrameLimits {
+        FrameLimits {
+            literal_bytes_max: self.literal_bytes_max.min(PRE_LOGIN_LITERAL_BYTES_MAX),
+            append_literal_bytes_max: self.literal_bytes_max.min(PRE_LOGIN_LITERAL_BYTES_MAX),
+            command_bytes_max: self.command_bytes_max.min(PRE_LOGIN_COMMAND_BYTES_MAX),
+            discard_literal_bytes_max: self
+                .discard_literal_bytes_max
+                .min(PRE_LOGIN_DISCARD_LITERAL_BYTES_MAX),
+            ..self
         }
     }
 }

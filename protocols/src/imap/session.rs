@@ -119,6 +119,9 @@ pub struct ImapSession {
     bad_commands: u32,
     /// Failed authentications on this connection.
     auth_failures: u32,
+    /// A command paused between slices (FETCH, SEARCH, LIST over much data): it runs on before
+    /// any further input is looked at.
+    running: Option<Box<command::Running>>,
 }
 
 impl ImapSession {
@@ -126,12 +129,13 @@ impl ImapSession {
     #[must_use]
     pub fn new(config: Arc<ImapConfig>) -> ImapSession {
         ImapSession {
-            input: Input::new(config.frame_limits),
+            input: Input::new(config.frame_limits.before_login()),
             phase: Phase::NotAuthenticated,
             conn: Conn { config, selected: None, enabled: Enabled::default(), closing: false },
             pending: Vec::new(),
             bad_commands: 0,
             auth_failures: 0,
+            running: None,
         }
     }
 
@@ -164,7 +168,7 @@ impl ImapSession {
     /// never holds the core for more than one slice.
     #[must_use]
     pub fn in_progress(&self) -> bool {
-        false
+        self.running.is_some()
     }
 
     /// True when part of a command has arrived but not all of it: the shard holds such a
@@ -188,9 +192,20 @@ impl ImapSession {
         // released together, in order, once everything they depend on is durable.
         let mut commands = 0;
         loop {
-            if commands >= BATCH_COMMANDS_MAX || out.buffered() >= BATCH_BYTES_MAX {
+            if commands >= BATCH_COMMANDS_MAX || out.total_bytes() >= BATCH_BYTES_MAX {
                 // Not NeedInput: more commands may be buffered; the shard calls again.
                 return write(out);
+            }
+            if let Some(running) = self.running.take() {
+                if commands > 0 {
+                    // A command paused in this turn: its next slice waits for the next turn,
+                    // after the shard wrote this one's output and let others run.
+                    self.running = Some(running);
+                    return flush_or(out, Step::Yield);
+                }
+                commands += 1;
+                self.resume(running, store.as_deref_mut(), &mut out);
+                continue;
             }
             match &mut self.phase {
                 Phase::Logout => {
@@ -286,6 +301,31 @@ impl ImapSession {
         }
     }
 
+    /// Runs the next slice of a paused command; finishes it (tagged reply) when it is done.
+    fn resume<D: Disk>(
+        &mut self,
+        running: Box<command::Running>,
+        store: Option<&mut UserStore<D>>,
+        out: &mut Out,
+    ) {
+        let tag = running.tag.clone();
+        let Some(store) = store else {
+            debug_assert!(false, "a paused command without the store");
+            let completion = Completion::no("Store unavailable").with(Code::ServerBug);
+            self.complete(&tag, &completion, out);
+            return;
+        };
+        match command::resume(&mut self.conn, store, running, out) {
+            command::Outcome::Paused(running) => self.running = Some(running),
+            command::Outcome::Done(completion) => {
+                self.complete(&tag, &completion, out);
+                if self.conn.closing {
+                    self.phase = Phase::Logout;
+                }
+            }
+        }
+    }
+
     /// Commands that need the user's store.
     fn command_store<D: Disk>(
         &mut self,
@@ -311,7 +351,14 @@ impl ImapSession {
             command::sync(&mut self.conn, store, true, out);
             return None;
         }
-        Some(command::run(&mut self.conn, store, tag, body, out))
+        match command::run(&mut self.conn, store, tag, body, out) {
+            command::Outcome::Done(completion) => Some(completion),
+            command::Outcome::Paused(running) => {
+                // The tagged reply comes with the last slice (see `resume`).
+                self.running = Some(running);
+                None
+            }
+        }
     }
 
     /// Writes a tagged completion and keeps the count of consecutive BADs.

@@ -72,6 +72,11 @@ pub struct Client {
     pub spool_chunks: usize,
     /// `Step::Yield`s seen (a long command paused between slices).
     pub yields: usize,
+    /// `Step::Write`s seen, and the largest one in bytes: what a client that stopped reading
+    /// would leave the session holding.
+    pub writes: usize,
+    /// See `writes`.
+    pub largest_write: usize,
 }
 
 impl Client {
@@ -93,6 +98,8 @@ impl Client {
             idle: false,
             spool_chunks: 0,
             yields: 0,
+            writes: 0,
+            largest_write: 0,
         };
         client.take_output(&greeting);
         client
@@ -115,7 +122,7 @@ impl Client {
 
     /// Runs the session until it waits (for input, or in IDLE for a change).
     pub fn run(&mut self, world: &mut World) {
-        for _ in 0..10_000 {
+        for _ in 0..100_000 {
             let store = self.session.is_authenticated().then_some(&mut world.store);
             match self.session.next(store) {
                 Step::NeedInput => {
@@ -137,6 +144,9 @@ impl Client {
                     {
                         assert!(world.disk.epoch_durable() >= epoch, "ticket not durable");
                     }
+                    self.writes += 1;
+                    let bytes: usize = chunks.iter().map(|c| c.as_bytes().len()).sum();
+                    self.largest_write = self.largest_write.max(bytes);
                     for chunk in &chunks {
                         if matches!(chunk, skua_protocols::imap::session::OutChunk::Spool(_)) {
                             self.spool_chunks += 1;

@@ -11,8 +11,11 @@ use skua_core::disk::Disk;
 use skua_core::store::{MessageMeta, UserStore};
 use skua_core::types::{Flags, FlagsOp, Keywords, MailboxId, ModSeq, SystemFlags, Uid};
 
+use skua_core::error::ReadError;
+
 use super::fetch_body;
-use super::{durable, lookup, view};
+use super::slice::Slice;
+use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, durable, lookup, view};
 use crate::imap::encode;
 use crate::imap::reply::{self, Completion};
 use crate::imap::session::Conn;
@@ -31,80 +34,187 @@ pub(crate) struct FetchRequest<'a> {
     pub changed_since: Option<u64>,
 }
 
-/// FETCH / UID FETCH
+/// A FETCH between slices: everything it needs, owned (see `slice.rs`).
+#[derive(Debug)]
+pub(crate) struct FetchTask {
+    /// The items to answer (UID and MODSEQ added where required).
+    attributes: Vec<FetchAttribute>,
+    /// `CHANGEDSINCE`
+    changed_since: Option<u64>,
+    /// `(msn, uid)` of every message asked for, in order; `position` is the next one.
+    targets: Vec<(u32, Uid)>,
+    position: usize,
+    /// Body items without `.PEEK` in a read-write mailbox: `\Seen` is set as messages are
+    /// reached, one lookup-sized chunk at a time.
+    sets_seen: bool,
+    /// Targets before this index have had `\Seen` set where needed.
+    seen_until: usize,
+    /// UIDs whose `\Seen` this FETCH set (ascending): their FLAGS are reported.
+    flags_changed: Vec<Uid>,
+    /// How far ahead bodies were asked to be paged in.
+    prefetched: usize,
+    /// Messages whose data could not be read (damaged on disk): the rest are still answered,
+    /// and the tagged reply is NO naming these.
+    damaged: Vec<(Uid, ReadError)>,
+}
+
+/// FETCH / UID FETCH: checks the request and runs its first slice.
 pub(crate) fn fetch<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
     mut request: FetchRequest<'_>,
     out: &mut Out,
-) -> Completion {
+    slice: &mut Slice,
+) -> Progress {
     let wants_modseq = request.changed_since.is_some()
         || request.attributes.iter().any(|a| matches!(a, FetchAttribute::ModSeq));
     if wants_modseq {
         if !conn.config.condstore {
-            return Completion::bad("MODSEQ needs CONDSTORE");
+            return Progress::Done(Completion::bad("MODSEQ needs CONDSTORE"));
         }
         conn.enabled.condstore = true;
     }
-    let condstore = conn.enabled.condstore;
-    let attributes = effective_attributes(&mut request, condstore);
+    let attributes = effective_attributes(&mut request, conn.enabled.condstore);
     let selected = view(conn);
-    let mailbox = selected.mailbox;
-    let mut targets: Vec<(u32, Uid)> = selected
+    let targets: Vec<(u32, Uid)> = selected
         .resolve(request.set, request.uid)
         .into_iter()
         .map(|i| (crate::imap::view::msn_from_index(i), selected.uids()[i]))
         .collect();
     let sets_seen = !selected.read_only && attributes.iter().any(sets_seen_flag);
-    let mut messages = match lookup(store, mailbox, uids_of(&targets)) {
-        Ok(messages) => messages,
-        Err(error) => return reply::read(&error),
+    let task = FetchTask {
+        attributes,
+        changed_since: request.changed_since,
+        targets,
+        position: 0,
+        sets_seen,
+        seen_until: 0,
+        flags_changed: Vec::new(),
+        prefetched: 0,
+        damaged: Vec::new(),
     };
-    let find =
-        |messages: &[MessageMeta], uid: Uid| messages.binary_search_by_key(&uid, |m| m.uid).ok();
-    // Messages expunged by another session but not yet reported are skipped.
-    targets.retain(|&(_, uid)| {
-        find(&messages, uid)
-            .is_some_and(|i| request.changed_since.is_none_or(|since| messages[i].modseq.0 > since))
-    });
-    let mut flags_changed: Vec<Uid> = Vec::new();
-    if sets_seen {
-        match mark_seen(store, mailbox, &messages, &targets) {
-            Ok(changed) if !changed.is_empty() => {
-                durable(store, out);
-                flags_changed = changed;
-                messages = match lookup(store, mailbox, uids_of(&targets)) {
-                    Ok(messages) => messages,
-                    Err(error) => return reply::read(&error),
-                };
+    resume(conn, store, task, out, slice)
+}
+
+/// Runs one more slice of a FETCH.
+pub(crate) fn resume<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    mut task: FetchTask,
+    out: &mut Out,
+    slice: &mut Slice,
+) -> Progress {
+    let mailbox = view(conn).mailbox;
+    while task.position < task.targets.len() {
+        if slice.spent(out) {
+            return Progress::Paused(Task::Fetch(task));
+        }
+        // One lookup-sized chunk: O(chunk × log n) to find its records, never O(mailbox).
+        let end = (task.position + LOOKUP_ONE_BY_ONE_MAX).min(task.targets.len());
+        if task.sets_seen && task.seen_until < end {
+            let chunk = &task.targets[task.seen_until..end];
+            let messages = match lookup(store, mailbox, uids_of(chunk)) {
+                Ok(messages) => messages,
+                Err(error) => return Progress::Done(reply::read(&error)),
+            };
+            match mark_seen(store, mailbox, &messages, chunk) {
+                Ok(changed) if !changed.is_empty() => {
+                    durable(store, out);
+                    task.flags_changed.extend(changed);
+                }
+                Ok(_) => {}
+                Err(completion) => return Progress::Done(completion),
             }
-            Ok(_) => {}
-            Err(completion) => return completion,
+            task.seen_until = end;
+        }
+        let chunk = &task.targets[task.position..end];
+        let messages = match lookup(store, mailbox, uids_of(chunk)) {
+            Ok(messages) => messages,
+            Err(error) => return Progress::Done(reply::read(&error)),
+        };
+        if let Err(completion) = write_chunk(conn, store, &mut task, &messages, end, out, slice) {
+            return Progress::Done(completion);
         }
     }
+    Progress::Done(completion_of(&task.damaged))
+}
+
+/// Writes the messages of one chunk (up to target `end`) until the slice is spent.
+fn write_chunk<D: Disk>(
+    conn: &mut Conn,
+    store: &UserStore<D>,
+    task: &mut FetchTask,
+    messages: &[MessageMeta],
+    end: usize,
+    out: &mut Out,
+    slice: &mut Slice,
+) -> Result<(), Completion> {
+    let mailbox = view(conn).mailbox;
+    let condstore = conn.enabled.condstore;
     let keywords = store.keyword_table(mailbox).unwrap_or_default();
-    let reports_flags = attributes.contains(&FetchAttribute::Flags);
-    let reads_body = fetch_body::needs_body(&attributes);
-    let mut prefetched = 0;
-    for (position, &(msn, uid)) in targets.iter().enumerate() {
-        if reads_body {
-            prefetched = fetch_body::prefetch_ahead(store, mailbox, &targets, position, prefetched);
+    let reports_flags = task.attributes.contains(&FetchAttribute::Flags);
+    let reads_body = fetch_body::needs_body(&task.attributes);
+    while task.position < end {
+        if slice.spent(out) {
+            return Ok(());
         }
-        let Some(index) = find(&messages, uid) else {
+        let position = task.position;
+        task.position += 1;
+        slice.spend(1);
+        if reads_body {
+            task.prefetched = fetch_body::prefetch_ahead(
+                store,
+                mailbox,
+                &task.targets,
+                position,
+                task.prefetched,
+            );
+        }
+        let (msn, uid) = task.targets[position];
+        // Messages expunged by another session but not yet reported are skipped.
+        let Ok(index) = messages.binary_search_by_key(&uid, |m| m.uid) else {
             continue;
         };
         let message = &messages[index];
-        let add_flags = flags_changed.binary_search(&uid).is_ok();
+        if task.changed_since.is_some_and(|since| message.modseq.0 <= since) {
+            continue;
+        }
+        let add_flags = task.flags_changed.binary_search(&uid).is_ok();
         if add_flags || reports_flags {
             // The client now knows these flags: the next sync need not repeat them.
             view(conn).own_change(uid, message.modseq);
         }
         let item = FetchItem { msn, message, keywords, add_flags, condstore };
-        if let Err(completion) = write_message(store, mailbox, &item, &attributes, out) {
-            return completion;
+        match write_message(store, mailbox, &item, &task.attributes, out) {
+            Ok(()) => {}
+            // Expunged between the lookup and the read (cannot happen within one slice, but
+            // costs nothing to handle): nothing to report.
+            Err(ReadError::NoSuchMessage) => {}
+            Err(ReadError::NoSuchMailbox) => return Err(reply::read(&ReadError::NoSuchMailbox)),
+            Err(error @ ReadError::Storage(_)) => task.damaged.push((uid, error)),
         }
     }
-    Completion::ok("FETCH completed")
+    Ok(())
+}
+
+/// The tagged reply: OK, or NO naming the messages that could not be read (every other one
+/// was answered).
+fn completion_of(damaged: &[(Uid, ReadError)]) -> Completion {
+    let Some((_, first)) = damaged.first() else {
+        return Completion::ok("FETCH completed");
+    };
+    let mut uids: Vec<u32> = damaged.iter().map(|(uid, _)| uid.get()).collect();
+    uids.sort_unstable();
+    let mut set = Vec::new();
+    encode::sequence_set(&mut set, &uids);
+    let mut completion = reply::read(first);
+    completion.text = format!(
+        "{} (UID {}); the other messages were sent",
+        completion.text,
+        String::from_utf8_lossy(&set)
+    )
+    .into();
+    completion
 }
 
 /// The UIDs of `(msn, uid)` targets.
@@ -182,7 +292,7 @@ fn write_message<D: Disk>(
     item: &FetchItem<'_>,
     attributes: &[FetchAttribute],
     out: &mut Out,
-) -> Result<(), Completion> {
+) -> Result<(), ReadError> {
     let message = item.message;
     // Everything that can fail is read before the first byte of the response is written.
     let sources = fetch_body::Sources::load(store, mailbox, message.uid, attributes)?;

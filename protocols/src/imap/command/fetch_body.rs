@@ -5,12 +5,12 @@
 //! selections) is built in memory.
 
 use skua_core::disk::{Bytes, Disk};
+use skua_core::error::ReadError;
 use skua_core::store::UserStore;
 use skua_core::types::{MailboxId, Uid};
 
 use crate::imap::encode;
 use crate::imap::limits::PREFETCH_AHEAD_MESSAGES;
-use crate::imap::reply::{self, Completion};
 use crate::imap::session::out::Out;
 use crate::imap::types::{FetchAttribute, Section, SectionText};
 use crate::mime::cache::{CacheView, SectionBytes};
@@ -25,13 +25,13 @@ impl Sources {
     /// Reads what `attributes` need.
     ///
     /// # Errors
-    /// The reply for a store error.
+    /// The store's read error (the message is gone, or its data is damaged).
     pub(crate) fn load<D: Disk>(
         store: &UserStore<D>,
         mailbox: MailboxId,
         uid: Uid,
         attributes: &[FetchAttribute],
-    ) -> Result<Sources, Completion> {
+    ) -> Result<Sources, ReadError> {
         let needs_cache = attributes.iter().any(|a| match a {
             FetchAttribute::Envelope
             | FetchAttribute::Body
@@ -44,16 +44,8 @@ impl Sources {
             _ => false,
         });
         let needs_body = needs_body(attributes);
-        let cache = if needs_cache {
-            Some(store.cache(mailbox, uid).map_err(|e| reply::read(&e))?)
-        } else {
-            None
-        };
-        let body = if needs_body {
-            Some(store.body(mailbox, uid).map_err(|e| reply::read(&e))?)
-        } else {
-            None
-        };
+        let cache = if needs_cache { Some(store.cache(mailbox, uid)?) } else { None };
+        let body = if needs_body { Some(store.body(mailbox, uid)?) } else { None };
         Ok(Sources { body, cache })
     }
 

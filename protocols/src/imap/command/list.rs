@@ -1,16 +1,19 @@
 //! LIST and LSUB (RFC 9051 §6.3.9, RFC 3501 §6.3.9): wildcard matching over the user's
 //! mailbox names, with `\HasChildren`/`\HasNoChildren` and `\Subscribed`.
 //!
-//! Matching is an NFA walk over the pattern (no recursion, `O(name × pattern)`), with `*`
-//! matching anything and `%` anything but the separator `/`.
+//! Matching is a bit-parallel NFA walk (`pattern.rs`): linear in the name, no backtracking.
+//! A LIST over many mailboxes is resumable: it matches a slice of names at a time.
 
 use std::collections::BTreeSet;
 
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 
+use super::pattern::{Pattern, Scratch};
+use super::slice::Slice;
+use super::{Progress, Task};
 use crate::imap::encode;
-use crate::imap::reply::Completion;
+use crate::imap::reply::{Code, Completion};
 use crate::imap::session::out::Out;
 
 /// The hierarchy separator.
@@ -29,15 +32,34 @@ pub(crate) struct ListOptions {
     pub utf8_names: bool,
 }
 
-/// LIST / LSUB
+/// Compiled patterns of one LIST may hold at most this many u64 words (8 MiB): beyond it the
+/// command is refused rather than the memory spent. Real clients send one or two short
+/// patterns; only a hostile one comes near.
+const PATTERN_WORDS_MAX: usize = 1 << 20;
+
+/// A LIST or LSUB between slices (see `slice.rs`).
+#[derive(Debug)]
+pub(crate) struct ListTask {
+    options: ListOptions,
+    patterns: Vec<Pattern>,
+    existing: BTreeSet<String>,
+    subscribed: BTreeSet<String>,
+    /// Every name that may be listed (candidates and their implied parents), sorted.
+    names: Vec<String>,
+    /// The next name to consider.
+    position: usize,
+}
+
+/// LIST / LSUB: gathers the names and runs the first slice of matching.
 pub(crate) fn list<D: Disk>(
     store: &mut UserStore<D>,
     reference: &str,
     patterns: &[String],
     options: ListOptions,
     out: &mut Out,
-) -> Completion {
-    let verb = if options.lsub { "LSUB" } else { "LIST" };
+    slice: &mut Slice,
+) -> Progress {
+    let verb = verb(options);
     if patterns.len() == 1 && patterns[0].is_empty() {
         // `LIST "" ""`: the separator and the reference's root.
         let root = reference.split(SEPARATOR).next().unwrap_or("");
@@ -45,7 +67,17 @@ pub(crate) fn list<D: Disk>(
         b.extend_from_slice(format!("* {verb} (\\Noselect) \"/\" ").as_bytes());
         encode::string(b, root.as_bytes());
         b.extend_from_slice(b"\r\n");
-        return Completion::ok(format!("{verb} completed"));
+        return Progress::Done(Completion::ok(format!("{verb} completed")));
+    }
+    let mut compiled = Vec::with_capacity(patterns.len());
+    let mut words = 0;
+    for pattern in patterns {
+        let pattern = Pattern::new(normalize_inbox(&format!("{reference}{pattern}")).as_bytes());
+        words += pattern.size_words();
+        if words > PATTERN_WORDS_MAX {
+            return Progress::Done(Completion::no("Patterns too complex").with(Code::Limit));
+        }
+        compiled.push(pattern);
     }
     let existing: BTreeSet<String> = store.mailboxes().into_iter().map(|m| m.name).collect();
     let subscribed: BTreeSet<String> = store.subscriptions().into_iter().collect();
@@ -54,40 +86,68 @@ pub(crate) fn list<D: Disk>(
     // Parents implied by deeper names are listed too (as non-selectable) when they match.
     let parents: Vec<&str> = candidates.iter().flat_map(|n| parents_of(n)).collect();
     names.extend(parents);
-    let full: Vec<String> =
-        patterns.iter().map(|p| normalize_inbox(&format!("{reference}{p}"))).collect();
-    for name in names {
-        if !full.iter().any(|p| matches(p, name)) {
-            continue;
+    let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    slice.spend(names.len() as u64 / 64 + 1);
+    let task = ListTask { options, patterns: compiled, existing, subscribed, names, position: 0 };
+    resume(task, out, slice)
+}
+
+/// Runs one more slice of a LIST or LSUB.
+pub(crate) fn resume(mut task: ListTask, out: &mut Out, slice: &mut Slice) -> Progress {
+    let mut scratch = Scratch::default();
+    while task.position < task.names.len() {
+        if slice.spent(out) {
+            return Progress::Paused(Task::List(task));
         }
-        let exists = existing.contains(name);
-        let is_subscribed = subscribed.contains(name);
-        if options.subscribed_only && !is_subscribed && !options.lsub {
-            // A parent implied by a subscription: LIST (SUBSCRIBED) leaves it out.
-            continue;
+        let name = &task.names[task.position];
+        task.position += 1;
+        // Matching costs a few words per name byte and pattern: 64 such words are one unit.
+        let words: usize = task.patterns.iter().map(Pattern::words).sum();
+        slice.spend(1 + (name.len() * words / 64) as u64);
+        if task.patterns.iter().any(|p| p.matches(name.as_bytes(), &mut scratch)) {
+            write_name(&task, name, out);
         }
-        let mut attributes = Vec::new();
-        if !exists {
-            // IMAP4rev2 and LIST-EXTENDED (RFC 5258) say \NonExistent for a name that is only
-            // a hierarchy level or a subscription; plain rev1 LIST knows \Noselect.
-            let extended = options.utf8_names || (options.subscribed_only && !options.lsub);
-            attributes.push(if extended { "\\NonExistent" } else { "\\Noselect" });
-        }
-        if !options.lsub {
-            let prefix = format!("{name}{SEPARATOR}");
-            let children =
-                existing.range(prefix.clone()..).next().is_some_and(|n| n.starts_with(&prefix));
-            attributes.push(if children { "\\HasChildren" } else { "\\HasNoChildren" });
-            if is_subscribed && (options.return_subscribed || options.subscribed_only) {
-                attributes.push("\\Subscribed");
-            }
-        }
-        let b = out.buf();
-        b.extend_from_slice(format!("* {verb} ({}) \"/\" ", attributes.join(" ")).as_bytes());
-        encode::mailbox(b, name, options.utf8_names);
-        b.extend_from_slice(b"\r\n");
     }
-    Completion::ok(format!("{verb} completed"))
+    Progress::Done(Completion::ok(format!("{} completed", verb(task.options))))
+}
+
+/// `LIST` or `LSUB`.
+fn verb(options: ListOptions) -> &'static str {
+    if options.lsub { "LSUB" } else { "LIST" }
+}
+
+/// Writes the `* LIST` / `* LSUB` line of one matching name (or nothing, for a parent that
+/// `LIST (SUBSCRIBED)` leaves out).
+fn write_name(task: &ListTask, name: &str, out: &mut Out) {
+    let options = task.options;
+    let exists = task.existing.contains(name);
+    let is_subscribed = task.subscribed.contains(name);
+    if options.subscribed_only && !is_subscribed && !options.lsub {
+        // A parent implied by a subscription: LIST (SUBSCRIBED) leaves it out.
+        return;
+    }
+    let mut attributes = Vec::new();
+    if !exists {
+        // IMAP4rev2 and LIST-EXTENDED (RFC 5258) say \NonExistent for a name that is only
+        // a hierarchy level or a subscription; plain rev1 LIST knows \Noselect.
+        let extended = options.utf8_names || (options.subscribed_only && !options.lsub);
+        attributes.push(if extended { "\\NonExistent" } else { "\\Noselect" });
+    }
+    if !options.lsub {
+        let prefix = format!("{name}{SEPARATOR}");
+        let children =
+            task.existing.range(prefix.clone()..).next().is_some_and(|n| n.starts_with(&prefix));
+        attributes.push(if children { "\\HasChildren" } else { "\\HasNoChildren" });
+        if is_subscribed && (options.return_subscribed || options.subscribed_only) {
+            attributes.push("\\Subscribed");
+        }
+    }
+    let b = out.buf();
+    b.extend_from_slice(
+        format!("* {} ({}) \"/\" ", verb(options), attributes.join(" ")).as_bytes(),
+    );
+    encode::mailbox(b, name, options.utf8_names);
+    b.extend_from_slice(b"\r\n");
 }
 
 /// `a/b/c` → `a`, `a/b`.
@@ -108,65 +168,9 @@ fn normalize_inbox(pattern: &str) -> String {
     }
 }
 
-/// True when `name` matches the LIST `pattern` (`*` anything, `%` anything but `/`).
-pub(crate) fn matches(pattern: &str, name: &str) -> bool {
-    let pattern = pattern.as_bytes();
-    // states[i]: the pattern prefix of length i matches the name prefix read so far.
-    let mut states = vec![false; pattern.len() + 1];
-    states[0] = true;
-    close_wildcards(pattern, &mut states);
-    for &c in name.as_bytes() {
-        let mut next = vec![false; pattern.len() + 1];
-        for i in 0..pattern.len() {
-            if !states[i] {
-                continue;
-            }
-            match pattern[i] {
-                b'*' => next[i] = true,
-                b'%' if c != b'/' => next[i] = true,
-                b'%' => {}
-                p if p == c => next[i + 1] = true,
-                _ => {}
-            }
-        }
-        close_wildcards(pattern, &mut next);
-        if !next.iter().any(|&s| s) {
-            return false;
-        }
-        states = next;
-    }
-    states[pattern.len()]
-}
-
-/// A wildcard may match nothing: a state before it also stands after it.
-fn close_wildcards(pattern: &[u8], states: &mut [bool]) {
-    for i in 0..pattern.len() {
-        if states[i] && matches!(pattern[i], b'*' | b'%') {
-            states[i + 1] = true;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(matches("*", "a/b/c"));
-        assert!(matches("%", "abc"));
-        assert!(!matches("%", "a/b"));
-        assert!(matches("a/%", "a/b"));
-        assert!(!matches("a/%", "a/b/c"));
-        assert!(matches("a/*", "a/b/c"));
-        assert!(matches("a*c", "abbbc"));
-        assert!(!matches("a*c", "abbbd"));
-        assert!(matches("%/%", "x/y"));
-        assert!(matches("INBOX", "INBOX"));
-        assert!(!matches("INBOX", "INBOX/x"));
-        assert!(matches("", ""));
-        assert!(matches("**%%", "abc"));
-    }
 
     #[test]
     fn inbox_is_case_insensitive() {

@@ -5,6 +5,10 @@
 //! [`run`] dispatches by state, and after every command in the Selected state brings the
 //! client's view up to date ([`sync`]) before the tagged reply, so a client learns about other
 //! sessions' changes at the points RFC 9051 §7.4.1 allows.
+//!
+//! FETCH, SEARCH, LIST and LSUB are resumable ([`slice`]): [`run`] may answer
+//! [`Outcome::Paused`], and the session calls [`resume`] on its next turn until the command is
+//! done; the sync and the tagged reply come after the last slice.
 
 pub(crate) mod append;
 pub(crate) mod auth;
@@ -15,9 +19,11 @@ mod fetch_body;
 pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod misc;
+mod pattern;
 pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
+pub(crate) mod slice;
 pub(crate) mod store;
 #[cfg(test)]
 mod sync_tests;
@@ -33,41 +39,97 @@ use crate::imap::session::out::Out;
 use crate::imap::types::{CommandBody, Tag};
 use crate::imap::view::View;
 
-/// Runs a command that needs the Authenticated or Selected state.
+/// A command paused between slices of its work.
+#[derive(Debug)]
+pub(crate) enum Task {
+    /// FETCH / UID FETCH
+    Fetch(fetch::FetchTask),
+    /// SEARCH / UID SEARCH
+    Search(search::SearchTask),
+    /// LIST / LSUB
+    List(list::ListTask),
+}
+
+/// Where a resumable command stands after a slice.
+#[derive(Debug)]
+pub(crate) enum Progress {
+    /// Finished: the tagged reply.
+    Done(Completion),
+    /// More to do.
+    Paused(Task),
+}
+
+/// A command in progress, with what its end needs to know.
+#[derive(Debug)]
+pub(crate) struct Running {
+    /// The command's tag.
+    pub tag: Tag,
+    task: Task,
+    ending: Ending,
+    /// The store's change counter when the last slice ended.
+    counter_seen: u64,
+}
+
+/// What a command's end (the sync before its tagged reply) needs to know of its start.
+#[derive(Clone, Copy, Debug)]
+struct Ending {
+    /// See [`allows_expunge`].
+    allow_expunge: bool,
+    /// See [`reports_own_changes`].
+    reports_own_changes: bool,
+    /// Nobody else changed the store since the command started (so far).
+    quiet: bool,
+}
+
+/// What running (a slice of) a command came to.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The command is finished: its tagged reply.
+    Done(Completion),
+    /// The command paused; resume it on the next turn.
+    Paused(Box<Running>),
+}
+
+/// Runs a command that needs the Authenticated or Selected state (its first slice, for the
+/// resumable ones).
 pub(crate) fn run<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
     tag: &Tag,
     body: CommandBody,
     out: &mut Out,
-) -> Completion {
-    let allow_expunge = allows_expunge(&body);
-    let reports_own_changes = reports_own_changes(&body);
-    let quiet_before =
-        conn.selected.as_ref().is_some_and(|v| v.change_counter() == store.change_counter());
-    let completion = match body {
-        body @ (CommandBody::Noop | CommandBody::Id) => misc::stateless(&body, out),
-        CommandBody::Enable(names) => misc::enable(conn, &names, out),
-        CommandBody::Namespace => misc::namespace(out),
+) -> Outcome {
+    let ending = Ending {
+        allow_expunge: allows_expunge(&body),
+        reports_own_changes: reports_own_changes(&body),
+        quiet: conn.selected.as_ref().is_some_and(|v| v.change_counter() == store.change_counter()),
+    };
+    let mut slice = slice::Slice::new();
+    let progress = match body {
+        body @ (CommandBody::Noop | CommandBody::Id) => Progress::Done(misc::stateless(&body, out)),
+        CommandBody::Enable(names) => Progress::Done(misc::enable(conn, &names, out)),
+        CommandBody::Namespace => Progress::Done(misc::namespace(out)),
         CommandBody::Select { mailbox, condstore } => {
-            select::select(conn, store, &mailbox, false, condstore, out)
+            Progress::Done(select::select(conn, store, &mailbox, false, condstore, out))
         }
         CommandBody::Examine { mailbox, condstore } => {
-            select::select(conn, store, &mailbox, true, condstore, out)
+            Progress::Done(select::select(conn, store, &mailbox, true, condstore, out))
         }
-        CommandBody::Create(name) => mailbox::create(store, &name, out),
-        CommandBody::Delete(name) => mailbox::delete(conn, store, &name, out),
-        CommandBody::Rename(old, new) => mailbox::rename(store, &old, &new, out),
-        CommandBody::Subscribe(name) => mailbox::subscribe(store, &name, true, out),
-        CommandBody::Unsubscribe(name) => mailbox::subscribe(store, &name, false, out),
+        CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, out)),
+        CommandBody::Delete(name) => Progress::Done(mailbox::delete(conn, store, &name, out)),
+        CommandBody::Rename(old, new) => Progress::Done(mailbox::rename(store, &old, &new, out)),
+        CommandBody::Subscribe(name) => Progress::Done(mailbox::subscribe(store, &name, true, out)),
+        CommandBody::Unsubscribe(name) => {
+            Progress::Done(mailbox::subscribe(store, &name, false, out))
+        }
         CommandBody::Status { mailbox, attributes } => {
-            mailbox::status(conn, store, &mailbox, &attributes, out)
+            Progress::Done(mailbox::status(conn, store, &mailbox, &attributes, out))
         }
         CommandBody::List { reference, patterns, subscribed_only, return_subscribed } => {
             let utf8_names = conn.enabled.rev2;
             let options =
                 list::ListOptions { subscribed_only, return_subscribed, lsub: false, utf8_names };
-            list::list(store, &reference, &patterns, options, out)
+            list::list(store, &reference, &patterns, options, out, &mut slice)
         }
         CommandBody::Lsub { reference, pattern } => {
             let options = list::ListOptions {
@@ -76,20 +138,73 @@ pub(crate) fn run<D: Disk>(
                 lsub: true,
                 utf8_names: conn.enabled.rev2,
             };
-            list::list(store, &reference, &[pattern], options, out)
+            list::list(store, &reference, &[pattern], options, out, &mut slice)
         }
         CommandBody::Append { mailbox, flags, date, message } => {
-            append::append(conn, store, &mailbox, &flags, date, &message, out)
+            Progress::Done(append::append(conn, store, &mailbox, &flags, date, &message, out))
         }
-        body => run_selected(conn, store, tag, body, out),
+        body => run_selected(conn, store, tag, body, out, &mut slice),
     };
-    if quiet_before && reports_own_changes {
-        absorb_own_changes(conn, store);
+    settle(conn, store, tag, ending, progress, out)
+}
+
+/// Runs the next slice of a paused command.
+pub(crate) fn resume<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    running: Box<Running>,
+    out: &mut Out,
+) -> Outcome {
+    let Running { tag, task, mut ending, counter_seen } = *running;
+    // Another session (or a delivery) changed the store while this command was paused: its
+    // changes are for the sync to report, not to be absorbed as this command's own.
+    ending.quiet &= store.change_counter() == counter_seen;
+    let mut slice = slice::Slice::new();
+    let progress = match task {
+        Task::Fetch(task) => {
+            if conn.selected.is_none() {
+                return Outcome::Done(Completion::bad("No mailbox selected"));
+            }
+            fetch::resume(conn, store, task, out, &mut slice)
+        }
+        Task::Search(task) => {
+            if conn.selected.is_none() {
+                return Outcome::Done(Completion::bad("No mailbox selected"));
+            }
+            search::resume(conn, store, &tag, task, out, &mut slice)
+        }
+        Task::List(task) => list::resume(task, out, &mut slice),
+    };
+    settle(conn, store, &tag, ending, progress, out)
+}
+
+/// After a slice: keeps a paused command, or finishes a done one (own changes absorbed, the
+/// view synced).
+fn settle<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    tag: &Tag,
+    ending: Ending,
+    progress: Progress,
+    out: &mut Out,
+) -> Outcome {
+    match progress {
+        Progress::Paused(task) => Outcome::Paused(Box::new(Running {
+            tag: tag.clone(),
+            task,
+            ending,
+            counter_seen: store.change_counter(),
+        })),
+        Progress::Done(completion) => {
+            if ending.quiet && ending.reports_own_changes {
+                absorb_own_changes(conn, store);
+            }
+            if completion.status != reply::Status::Bad {
+                sync(conn, store, ending.allow_expunge, out);
+            }
+            Outcome::Done(completion)
+        }
     }
-    if completion.status != reply::Status::Bad {
-        sync(conn, store, allow_expunge, out);
-    }
-    completion
 }
 
 /// Commands whose every change to the selected mailbox is reported (or, for `.SILENT`, not
@@ -128,9 +243,10 @@ fn run_selected<D: Disk>(
     tag: &Tag,
     body: CommandBody,
     out: &mut Out,
-) -> Completion {
+    slice: &mut slice::Slice,
+) -> Progress {
     let Some(selected) = conn.selected.as_ref() else {
-        return Completion::bad("No mailbox selected");
+        return Progress::Done(Completion::bad("No mailbox selected"));
     };
     let msn_set = match &body {
         CommandBody::Fetch { uid: false, set, .. }
@@ -140,9 +256,9 @@ fn run_selected<D: Disk>(
         _ => None,
     };
     if msn_set.is_some_and(|set| !selected.msn_set_valid(set)) {
-        return Completion::bad("Invalid message sequence number");
+        return Progress::Done(Completion::bad("Invalid message sequence number"));
     }
-    match body {
+    let completion = match body {
         CommandBody::Close => select::close(conn, store, out),
         CommandBody::Unselect => {
             conn.selected = None;
@@ -151,11 +267,11 @@ fn run_selected<D: Disk>(
         CommandBody::Expunge { uids } => expunge::expunge(conn, store, uids.as_ref(), out),
         CommandBody::Search { uid, esearch, charset, keys } => {
             let request = search::SearchRequest { uid, esearch, charset, keys: &keys };
-            search::search(conn, store, tag, &request, out)
+            return search::search(conn, store, tag, &request, out, slice);
         }
         CommandBody::Fetch { uid, set, attributes, changed_since } => {
             let request = fetch::FetchRequest { uid, set: &set, attributes, changed_since };
-            fetch::fetch(conn, store, request, out)
+            return fetch::fetch(conn, store, request, out, slice);
         }
         CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {
             let request =
@@ -190,7 +306,8 @@ fn run_selected<D: Disk>(
         | CommandBody::Idle
         | CommandBody::Namespace
         | CommandBody::Id => Completion::bad("Command not valid in this state"),
-    }
+    };
+    Progress::Done(completion)
 }
 
 /// FETCH, STORE and SEARCH by sequence number must not be followed by EXPUNGE responses
@@ -327,7 +444,7 @@ pub(crate) fn announce_new_keywords(view: &mut View, keywords: &[String], out: &
 
 /// Up to this many messages are looked up one by one (O(log n) each) rather than by reading
 /// the whole mailbox's records: a `UID FETCH` of one message must not cost O(mailbox).
-const LOOKUP_ONE_BY_ONE_MAX: usize = 64;
+pub(crate) const LOOKUP_ONE_BY_ONE_MAX: usize = 64;
 
 /// The live index records among `uids` (ascending), possibly with others around them: callers
 /// binary-search the result by UID.

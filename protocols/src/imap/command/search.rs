@@ -9,7 +9,8 @@ use skua_core::store::UserStore;
 use skua_core::types::{MailboxId, Uid};
 
 use super::search_eval::{self, Candidate, Loader};
-use super::view;
+use super::slice::{Slice, scan_units};
+use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, lookup, view};
 use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
@@ -29,13 +30,16 @@ pub(crate) struct SearchRequest<'a> {
     pub keys: &'a [SearchKey],
 }
 
-/// Reads a message's body and cache blob at most once, on first use.
+/// Reads a message's body and cache blob at most once, on first use, and counts the text the
+/// keys scan (each key that reads the body scans it again).
 struct LazyMessage<'a, D: Disk> {
     store: &'a UserStore<D>,
     mailbox: MailboxId,
     uid: Uid,
     body: Lazy,
     cache: Lazy,
+    /// Bytes handed to keys that scan them.
+    scanned: usize,
 }
 
 /// A value read at most once.
@@ -61,7 +65,9 @@ impl Lazy {
 impl<D: Disk> Loader for LazyMessage<'_, D> {
     fn body(&mut self) -> Option<Bytes> {
         let (store, mailbox, uid) = (self.store, self.mailbox, self.uid);
-        self.body.get(|| store.body(mailbox, uid).ok())
+        let body = self.body.get(|| store.body(mailbox, uid).ok());
+        self.scanned += body.as_ref().map_or(0, |b| b.len());
+        body
     }
 
     fn cache(&mut self) -> Option<Bytes> {
@@ -70,64 +76,125 @@ impl<D: Disk> Loader for LazyMessage<'_, D> {
     }
 }
 
-/// SEARCH / UID SEARCH
+/// A SEARCH between slices (see `slice.rs`).
+#[derive(Debug)]
+pub(crate) struct SearchTask {
+    uid: bool,
+    esearch: Option<SearchReturn>,
+    key: SearchKey,
+    uses_modseq: bool,
+    /// Answer with ESEARCH (IMAP4rev2) when no RETURN was given.
+    rev2: bool,
+    /// The next position in the view to evaluate.
+    position: usize,
+    /// Matches so far (UIDs or sequence numbers), ascending.
+    hits: Vec<u32>,
+    highest_modseq: u64,
+}
+
+/// SEARCH / UID SEARCH: checks the request and runs its first slice.
 pub(crate) fn search<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
     tag: &Tag,
     request: &SearchRequest<'_>,
     out: &mut Out,
-) -> Completion {
+    slice: &mut Slice,
+) -> Progress {
     if let Some(charset) = &request.charset
         && !charset.eq_ignore_ascii_case("US-ASCII")
         && !charset.eq_ignore_ascii_case("UTF-8")
     {
-        return Completion::no("Unsupported charset").with(Code::BadCharset);
+        return Progress::Done(Completion::no("Unsupported charset").with(Code::BadCharset));
     }
     let key = SearchKey::And(request.keys.to_vec());
     let uses_modseq = search_eval::uses_modseq(&key);
     if uses_modseq {
         if !conn.config.condstore {
-            return Completion::bad("MODSEQ needs CONDSTORE");
+            return Progress::Done(Completion::bad("MODSEQ needs CONDSTORE"));
         }
         conn.enabled.condstore = true;
     }
-    let rev2 = conn.enabled.rev2;
+    let task = SearchTask {
+        uid: request.uid,
+        esearch: request.esearch,
+        key,
+        uses_modseq,
+        rev2: conn.enabled.rev2,
+        position: 0,
+        hits: Vec::new(),
+        highest_modseq: 0,
+    };
+    resume(conn, store, tag, task, out, slice)
+}
+
+/// Runs one more slice of a SEARCH; the last one writes the result.
+pub(crate) fn resume<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    tag: &Tag,
+    mut task: SearchTask,
+    out: &mut Out,
+    slice: &mut Slice,
+) -> Progress {
     let selected = view(conn);
     let mailbox = selected.mailbox;
-    let messages = match store.messages(mailbox) {
-        Ok(messages) => messages,
-        Err(error) => return reply::read(&error),
-    };
     let keywords = store.keyword_table(mailbox).unwrap_or_default();
     let msn_largest = u32::try_from(selected.len()).unwrap_or(u32::MAX);
     let uid_largest = selected.uids().last().map_or(0, |u| u.get());
-    let mut hits: Vec<u32> = Vec::new();
-    let mut highest_modseq = 0u64;
-    for (index, uid) in selected.uids().iter().enumerate() {
-        let Ok(position) = messages.binary_search_by_key(uid, |m| m.uid) else {
-            continue;
+    while task.position < selected.len() {
+        if slice.spent(out) {
+            return Progress::Paused(Task::Search(task));
+        }
+        // One lookup-sized chunk: O(chunk × log n) to find its records.
+        let end = (task.position + LOOKUP_ONE_BY_ONE_MAX).min(selected.len());
+        let uids = &selected.uids()[task.position..end];
+        let messages = match lookup(store, mailbox, uids.iter().copied()) {
+            Ok(messages) => messages,
+            Err(error) => return Progress::Done(reply::read(&error)),
         };
-        let meta = &messages[position];
-        let candidate =
-            Candidate { msn: msn_from_index(index), meta, keywords, msn_largest, uid_largest };
-        let mut loader =
-            LazyMessage { store, mailbox, uid: *uid, body: Lazy::Unread, cache: Lazy::Unread };
-        if search_eval::matches(&key, &candidate, &mut loader) {
-            hits.push(if request.uid { uid.get() } else { candidate.msn });
-            highest_modseq = highest_modseq.max(meta.modseq.0);
+        while task.position < end && !slice.spent(out) {
+            let index = task.position;
+            task.position += 1;
+            let uid = selected.uids()[index];
+            // Expunged by another session since the view last synced: not a match.
+            let Ok(position) = messages.binary_search_by_key(&uid, |m| m.uid) else {
+                slice.spend(1);
+                continue;
+            };
+            let meta = &messages[position];
+            let candidate =
+                Candidate { msn: msn_from_index(index), meta, keywords, msn_largest, uid_largest };
+            let mut loader = LazyMessage {
+                store,
+                mailbox,
+                uid,
+                body: Lazy::Unread,
+                cache: Lazy::Unread,
+                scanned: 0,
+            };
+            if search_eval::matches(&task.key, &candidate, &mut loader) {
+                task.hits.push(if task.uid { uid.get() } else { candidate.msn });
+                task.highest_modseq = task.highest_modseq.max(meta.modseq.0);
+            }
+            slice.spend(1 + if loader.scanned > 0 { scan_units(loader.scanned) } else { 0 });
         }
     }
-    let modseq = uses_modseq.then_some(highest_modseq).filter(|&m| m > 0);
-    match request.esearch {
-        Some(options) => write_esearch(out, tag, request.uid, options, &hits, modseq),
-        None if rev2 => {
+    write_result(&task, tag, out);
+    Progress::Done(Completion::ok("SEARCH completed"))
+}
+
+/// The untagged SEARCH or ESEARCH response.
+fn write_result(task: &SearchTask, tag: &Tag, out: &mut Out) {
+    let modseq = task.uses_modseq.then_some(task.highest_modseq).filter(|&m| m > 0);
+    match task.esearch {
+        Some(options) => write_esearch(out, tag, task.uid, options, &task.hits, modseq),
+        None if task.rev2 => {
             let all = SearchReturn { all: true, ..SearchReturn::default() };
-            write_esearch(out, tag, request.uid, all, &hits, modseq);
+            write_esearch(out, tag, task.uid, all, &task.hits, modseq);
         }
-        None => write_search(out, &hits, modseq),
+        None => write_search(out, &task.hits, modseq),
     }
-    Completion::ok("SEARCH completed")
 }
 
 /// `* SEARCH 1 2 3 [(MODSEQ n)]`

@@ -47,6 +47,11 @@ impl Input {
         self.framer.feed(bytes);
     }
 
+    /// Replaces the framer's limits (before login / after login).
+    pub(crate) fn set_limits(&mut self, limits: FrameLimits) {
+        self.framer.set_limits(limits);
+    }
+
     /// Bytes received and not yet consumed as a whole command.
     pub(crate) fn buffered_bytes(&self) -> usize {
         self.framer.buffered_bytes()

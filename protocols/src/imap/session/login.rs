@@ -25,6 +25,7 @@ impl ImapSession {
         let completion = match outcome {
             AuthOutcome::Success => {
                 self.phase = Phase::Authenticated;
+                self.input.set_limits(self.conn.config.frame_limits);
                 let caps = caps::capabilities(&self.conn.config, true);
                 Completion::ok("Logged in").with(Code::Capability(caps))
             }

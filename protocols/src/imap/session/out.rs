@@ -27,6 +27,8 @@ const BUF_FIRST_CAPACITY: usize = 512;
 pub(crate) struct Out {
     chunks: Vec<OutChunk>,
     buf: Vec<u8>,
+    /// Bytes in `chunks` (owned and spool).
+    chunk_bytes: usize,
     /// The epoch the tagged reply must wait for; `None` for read-only commands.
     pub durable: Option<Epoch>,
 }
@@ -34,7 +36,7 @@ pub(crate) struct Out {
 impl Out {
     /// Output that starts with `pending` bytes (taken over, not copied).
     pub(crate) fn starting_with(pending: Vec<u8>) -> Out {
-        Out { chunks: Vec::new(), buf: pending, durable: None }
+        Out { chunks: Vec::new(), buf: pending, chunk_bytes: 0, durable: None }
     }
 
     /// The owned buffer to append response bytes to.
@@ -48,6 +50,11 @@ impl Out {
     /// Bytes in the owned buffer (without allocating it).
     pub(crate) fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Every byte of output so far, owned and spool: what a slice's output budget counts.
+    pub(crate) fn total_bytes(&self) -> usize {
+        self.chunk_bytes + self.buf.len()
     }
 
     /// Appends raw bytes.
@@ -64,8 +71,10 @@ impl Out {
             return;
         }
         if !self.buf.is_empty() {
+            self.chunk_bytes += self.buf.len();
             self.chunks.push(OutChunk::Owned(std::mem::take(&mut self.buf)));
         }
+        self.chunk_bytes += bytes.len();
         self.chunks.push(OutChunk::Spool(bytes));
     }
 
@@ -118,6 +127,7 @@ mod tests {
         let (chunks, durable) = out.finish();
         assert_eq!(durable, None);
         assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.iter().map(|c| c.as_bytes().len()).sum::<usize>(), 25 + 300 + 7);
         assert!(matches!(&chunks[1], OutChunk::Spool(b) if b.len() == 300));
         assert!(matches!(&chunks[2], OutChunk::Owned(b) if b == b")\r\ntiny"));
     }
