@@ -107,21 +107,26 @@ fn a_big_fetch_is_written_in_bounded_slices() {
     let _ = yields;
 }
 
-#[test]
-fn a_fetch_of_many_small_messages_pauses_and_answers_in_order() {
-    let mut world = World::new();
-    let mut client = Client::new();
-    client.login(&mut world);
+/// Appends `count` small messages to INBOX in one pipelined burst and selects INBOX.
+fn fill(client: &mut Client, world: &mut World, count: usize) {
     let mut command = Vec::new();
-    for i in 0..700 {
+    for i in 0..count {
         let raw = message(&format!("m{i}"), 1, 10);
         command.extend_from_slice(format!("ap{i} APPEND INBOX {{{}+}}\r\n", raw.len()).as_bytes());
         command.extend_from_slice(&raw);
         command.extend_from_slice(b"\r\n");
     }
-    client.send(&mut world, &command);
+    client.send(world, &command);
     client.drain();
-    tagged(&client.command(&mut world, "s SELECT INBOX"), "s OK");
+    tagged(&client.command(world, "s SELECT INBOX"), "s OK");
+}
+
+#[test]
+fn a_fetch_of_many_small_messages_pauses_and_answers_in_order() {
+    let mut world = World::new();
+    let mut client = Client::new();
+    client.login(&mut world);
+    fill(&mut client, &mut world, 700);
     let writes = client.writes;
     let reply = client.command(&mut world, "f FETCH 1:* (UID FLAGS)");
     tagged(&reply, "f OK");
@@ -230,4 +235,45 @@ fn a_damaged_record_fails_only_its_own_message() {
     let last = tagged(&reply, "f NO");
     assert!(last.contains("UID 2"), "{last}");
     tagged(&client.command(&mut world, "n NOOP"), "n OK");
+}
+
+#[test]
+fn store_copy_move_and_expunge_over_many_messages_run_in_slices() {
+    let mut world = World::new();
+    let mut client = Client::new();
+    client.login(&mut world);
+    fill(&mut client, &mut world, 700);
+    tagged(&client.command(&mut world, "c CREATE Other"), "c OK");
+    let writes = client.writes;
+    let reply = client.command(&mut world, "t STORE 1:* +FLAGS (\\Flagged)");
+    tagged(&reply, "t OK STORE completed");
+    assert_eq!(reply.iter().filter(|l| l.contains("FLAGS (\\Flagged)")).count(), 700);
+    assert!(client.writes - writes >= 3, "a STORE of 700 messages takes several slices");
+    // COPY: one COPYUID naming all 700, and the target holds them.
+    let reply = client.command(&mut world, "k COPY 1:* Other");
+    let last = tagged(&reply, "k OK [COPYUID ");
+    assert!(last.contains(" 1:700 1:700]"), "{last}");
+    let reply = client.command(&mut world, "u STATUS Other (MESSAGES)");
+    assert_eq!(reply[0], "* STATUS Other (MESSAGES 700)");
+    // MOVE half: untagged COPYUIDs before their EXPUNGEs, one EXPUNGE per message, numbered
+    // as the view shrinks: replayed on the client's numbering, they remove exactly 1:350.
+    let reply = client.command(&mut world, "v MOVE 1:350 Other");
+    tagged(&reply, "v OK MOVE completed");
+    let mut numbering: Vec<u32> = (1..=700).collect();
+    for line in reply.iter().filter(|l| l.ends_with(" EXPUNGE")) {
+        let msn: usize = line[2..line.len() - 8].parse().expect("a number");
+        assert!((1..=numbering.len()).contains(&msn), "{line} past the end");
+        numbering.remove(msn - 1);
+    }
+    assert_eq!(numbering, (351..=700).collect::<Vec<u32>>());
+    assert!(reply[0].starts_with("* OK [COPYUID "), "COPYUID comes first: {:?}", reply[0]);
+    // EXPUNGE the rest (all are \Deleted now).
+    tagged(&client.command(&mut world, "d STORE 1:* +FLAGS.SILENT (\\Deleted)"), "d OK");
+    let reply = client.command(&mut world, "x EXPUNGE");
+    tagged(&reply, "x OK EXPUNGE completed");
+    assert_eq!(reply.iter().filter(|l| l.ends_with(" EXPUNGE")).count(), 350);
+    let reply = client.command(&mut world, "y STATUS INBOX (MESSAGES)");
+    assert_eq!(reply[0], "* STATUS INBOX (MESSAGES 0)");
+    let reply = client.command(&mut world, "z STATUS Other (MESSAGES)");
+    assert_eq!(reply[0], "* STATUS Other (MESSAGES 1050)");
 }

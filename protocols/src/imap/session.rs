@@ -204,7 +204,7 @@ impl ImapSession {
                     return flush_or(out, Step::Yield);
                 }
                 commands += 1;
-                self.resume(running, store.as_deref_mut(), &mut out);
+                self.resume(*running, store.as_deref_mut(), &mut out);
                 continue;
             }
             match &mut self.phase {
@@ -304,7 +304,7 @@ impl ImapSession {
     /// Runs the next slice of a paused command; finishes it (tagged reply) when it is done.
     fn resume<D: Disk>(
         &mut self,
-        running: Box<command::Running>,
+        running: command::Running,
         store: Option<&mut UserStore<D>>,
         out: &mut Out,
     ) {

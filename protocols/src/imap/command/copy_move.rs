@@ -8,72 +8,166 @@ use std::fmt::Write as _;
 
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
-use skua_core::types::Uid;
+use skua_core::types::{MailboxId, Uid, UidValidity};
 
-use super::{durable, lookup, view};
+use super::slice::Slice;
+use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, durable, lookup, view};
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::SequenceSet;
 
-/// COPY (`move_messages == false`) or MOVE.
+/// A COPY or MOVE between slices (see `slice.rs`). Each slice copies one chunk of messages;
+/// a MOVE also expunges the chunk's sources and reports them, after an untagged
+/// `OK [COPYUID ...]` for the chunk (RFC 6851 §4.3 allows one per batch). A COPY that fails
+/// part way expunges what it already copied, so the target is as before (RFC 9051 §6.4.7).
+#[derive(Debug)]
+pub(crate) struct CopyTask {
+    uid: bool,
+    move_messages: bool,
+    target: MailboxId,
+    target_validity: UidValidity,
+    /// The messages named, in order; `position` is the next one.
+    wanted: Vec<Uid>,
+    position: usize,
+    /// (source, target) of every message copied so far.
+    pairs: Vec<(Uid, Uid)>,
+}
+
+/// A parsed COPY or MOVE.
+pub(crate) struct CopyRequest<'a> {
+    /// UID COPY / UID MOVE
+    pub uid: bool,
+    /// The messages.
+    pub set: &'a SequenceSet,
+    /// The target mailbox's name.
+    pub target_name: &'a str,
+    /// MOVE, not COPY.
+    pub move_messages: bool,
+}
+
+/// COPY or MOVE: checks the request and runs its first slice.
 pub(crate) fn copy<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
-    uid: bool,
-    set: &SequenceSet,
-    target_name: &str,
-    move_messages: bool,
+    request: &CopyRequest<'_>,
     out: &mut Out,
-) -> Completion {
-    let verb = if move_messages { "MOVE" } else { "COPY" };
+    slice: &mut Slice,
+) -> Progress {
+    let CopyRequest { uid, set, target_name, move_messages } = *request;
     let selected = view(conn);
     if move_messages && selected.read_only {
-        return Completion::no("Mailbox is read-only").with(Code::ReadOnly);
+        return Progress::Done(Completion::no("Mailbox is read-only").with(Code::ReadOnly));
     }
-    let source = selected.mailbox;
     let Some(target) = store.mailbox_id(target_name) else {
-        return Completion::no("No such mailbox").with(Code::TryCreate);
+        return Progress::Done(Completion::no("No such mailbox").with(Code::TryCreate));
     };
     let Some(target_info) = store.mailbox_info(target) else {
-        return Completion::no("No such mailbox").with(Code::TryCreate);
+        return Progress::Done(Completion::no("No such mailbox").with(Code::TryCreate));
     };
     let wanted: Vec<Uid> =
         selected.resolve(set, uid).into_iter().map(|i| selected.uids()[i]).collect();
-    // Messages expunged by another session (but still in this view) are not copied.
-    let live = match lookup(store, source, wanted.iter().copied()) {
-        Ok(messages) => messages,
-        Err(error) => return reply::read(&error),
+    let task = CopyTask {
+        uid,
+        move_messages,
+        target,
+        target_validity: target_info.uid_validity,
+        wanted,
+        position: 0,
+        pairs: Vec::new(),
     };
-    let uids: Vec<Uid> =
-        wanted.into_iter().filter(|u| live.binary_search_by_key(u, |m| m.uid).is_ok()).collect();
-    if uids.is_empty() {
-        return if uid {
+    resume(conn, store, task, out, slice)
+}
+
+/// Runs one more slice of a COPY or MOVE.
+pub(crate) fn resume<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    mut task: CopyTask,
+    out: &mut Out,
+    slice: &mut Slice,
+) -> Progress {
+    while task.position < task.wanted.len() {
+        if slice.spent(out) {
+            return Progress::Paused(Task::Copy(task));
+        }
+        let end = (task.position + LOOKUP_ONE_BY_ONE_MAX).min(task.wanted.len());
+        slice.spend((end - task.position) as u64);
+        if let Err(completion) = copy_chunk(conn, store, &mut task, end, out) {
+            return Progress::Done(completion);
+        }
+        task.position = end;
+    }
+    let verb = if task.move_messages { "MOVE" } else { "COPY" };
+    if task.pairs.is_empty() {
+        return Progress::Done(if task.uid {
             Completion::ok(format!("{verb} completed, nothing matched"))
         } else {
             Completion::no("Messages were expunged").with(Code::ExpungeIssued)
-        };
+        });
     }
-    let pairs = match store.copy(source, &uids, target) {
+    if task.move_messages {
+        return Progress::Done(Completion::ok("MOVE completed"));
+    }
+    Progress::Done(Completion::ok("COPY completed").with(copy_uid(&task, &task.pairs)))
+}
+
+/// Copies (and for MOVE, expunges and reports) the wanted messages from `task.position` to
+/// `end`.
+fn copy_chunk<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    task: &mut CopyTask,
+    end: usize,
+    out: &mut Out,
+) -> Result<(), Completion> {
+    let source = view(conn).mailbox;
+    let chunk = &task.wanted[task.position..end];
+    // Messages expunged by another session (but still in this view) are not copied.
+    let live = lookup(store, source, chunk.iter().copied()).map_err(|e| reply::read(&e))?;
+    let uids: Vec<Uid> =
+        chunk.iter().copied().filter(|u| live.binary_search_by_key(u, |m| m.uid).is_ok()).collect();
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let pairs = match store.copy(source, &uids, task.target) {
         Ok(pairs) => pairs,
-        Err(error) => return reply::copy(&error),
+        Err(error) => {
+            undo_copies(store, task);
+            return Err(reply::copy(&error));
+        }
     };
-    let source_set = run_set(pairs.iter().map(|p| p.0.get()));
-    let target_set = run_set(pairs.iter().map(|p| p.1.get()));
-    let code = Code::CopyUid(target_info.uid_validity, source_set, target_set);
-    if !move_messages {
-        durable(store, out);
-        return Completion::ok("COPY completed").with(code);
+    durable(store, out);
+    task.pairs.extend_from_slice(&pairs);
+    if !task.move_messages {
+        return Ok(());
     }
     let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
-    if let Err(error) = store.expunge(source, &moved) {
-        durable(store, out);
-        return reply::update(&error);
-    }
+    store.expunge(source, &moved).map_err(|e| reply::update(&e))?;
     durable(store, out);
-    Completion::ok("Moved").with(code).write("*", out.buf());
+    Completion::ok("Moved").with(copy_uid(task, &pairs)).write("*", out.buf());
     view(conn).expunged_by_self(&moved, out.buf());
-    Completion::ok("MOVE completed")
+    Ok(())
+}
+
+/// A COPY failed part way: the copies made so far are expunged from the target, so that it
+/// holds no partial result. (MOVE keeps what it moved: each moved message is gone from the
+/// source and reported, RFC 6851 §3.3.)
+fn undo_copies<D: Disk>(store: &mut UserStore<D>, task: &CopyTask) {
+    if task.move_messages || task.pairs.is_empty() {
+        return;
+    }
+    let copies: Vec<Uid> = task.pairs.iter().map(|p| p.1).collect();
+    if let Err(error) = store.expunge(task.target, &copies) {
+        tracing::warn!(%error, copies = copies.len(), "could not undo a partial COPY");
+    }
+}
+
+/// `[COPYUID validity sources targets]` for `pairs`.
+fn copy_uid(task: &CopyTask, pairs: &[(Uid, Uid)]) -> Code {
+    let source_set = run_set(pairs.iter().map(|p| p.0.get()));
+    let target_set = run_set(pairs.iter().map(|p| p.1.get()));
+    Code::CopyUid(task.target_validity, source_set, target_set)
 }
 
 /// Numbers in the given order as a set, runs of consecutive values joined: `1:3,7`. The order

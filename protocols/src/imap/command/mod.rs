@@ -6,7 +6,7 @@
 //! client's view up to date ([`sync`]) before the tagged reply, so a client learns about other
 //! sessions' changes at the points RFC 9051 §7.4.1 allows.
 //!
-//! FETCH, SEARCH, LIST and LSUB are resumable ([`slice`]): [`run`] may answer
+//! FETCH, SEARCH, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE are resumable ([`slice`]): [`run`] may answer
 //! [`Outcome::Paused`], and the session calls [`resume`] on its next turn until the command is
 //! done; the sync and the tagged reply come after the last slice.
 
@@ -48,6 +48,12 @@ pub(crate) enum Task {
     Search(search::SearchTask),
     /// LIST / LSUB
     List(list::ListTask),
+    /// STORE / UID STORE
+    Store(store::StoreTask),
+    /// EXPUNGE / UID EXPUNGE
+    Expunge(expunge::ExpungeTask),
+    /// COPY / MOVE and their UID forms
+    Copy(copy_move::CopyTask),
 }
 
 /// Where a resumable command stands after a slice.
@@ -152,28 +158,26 @@ pub(crate) fn run<D: Disk>(
 pub(crate) fn resume<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
-    running: Box<Running>,
+    running: Running,
     out: &mut Out,
 ) -> Outcome {
-    let Running { tag, task, mut ending, counter_seen } = *running;
+    let Running { tag, task, mut ending, counter_seen } = running;
     // Another session (or a delivery) changed the store while this command was paused: its
     // changes are for the sync to report, not to be absorbed as this command's own.
     ending.quiet &= store.change_counter() == counter_seen;
+    // Only the end of a command changes the selection, so a paused command that needs one
+    // still has it; checked anyway, since `view()` would panic.
+    if !matches!(task, Task::List(_)) && conn.selected.is_none() {
+        return Outcome::Done(Completion::bad("No mailbox selected"));
+    }
     let mut slice = slice::Slice::new();
     let progress = match task {
-        Task::Fetch(task) => {
-            if conn.selected.is_none() {
-                return Outcome::Done(Completion::bad("No mailbox selected"));
-            }
-            fetch::resume(conn, store, task, out, &mut slice)
-        }
-        Task::Search(task) => {
-            if conn.selected.is_none() {
-                return Outcome::Done(Completion::bad("No mailbox selected"));
-            }
-            search::resume(conn, store, &tag, task, out, &mut slice)
-        }
+        Task::Fetch(task) => fetch::resume(conn, store, task, out, &mut slice),
+        Task::Search(task) => search::resume(conn, store, &tag, task, out, &mut slice),
         Task::List(task) => list::resume(task, out, &mut slice),
+        Task::Store(task) => store::resume(conn, store, task, out, &mut slice),
+        Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
+        Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
 }
@@ -264,7 +268,7 @@ fn run_selected<D: Disk>(
             conn.selected = None;
             Completion::ok("UNSELECT completed")
         }
-        CommandBody::Expunge { uids } => expunge::expunge(conn, store, uids.as_ref(), out),
+        CommandBody::Expunge { uids } => return expunge::expunge(conn, store, uids, out, slice),
         CommandBody::Search { uid, esearch, charset, keys } => {
             let request = search::SearchRequest { uid, esearch, charset, keys: &keys };
             return search::search(conn, store, tag, &request, out, slice);
@@ -276,13 +280,25 @@ fn run_selected<D: Disk>(
         CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {
             let request =
                 store::StoreRequest { uid, set: &set, op, silent, flags: &flags, unchanged_since };
-            store::store(conn, store, &request, out)
+            return store::store(conn, store, &request, out, slice);
         }
         CommandBody::Copy { uid, set, mailbox } => {
-            copy_move::copy(conn, store, uid, &set, &mailbox, false, out)
+            let request = copy_move::CopyRequest {
+                uid,
+                set: &set,
+                target_name: &mailbox,
+                move_messages: false,
+            };
+            return copy_move::copy(conn, store, &request, out, slice);
         }
         CommandBody::Move { uid, set, mailbox } => {
-            copy_move::copy(conn, store, uid, &set, &mailbox, true, out)
+            let request = copy_move::CopyRequest {
+                uid,
+                set: &set,
+                target_name: &mailbox,
+                move_messages: true,
+            };
+            return copy_move::copy(conn, store, &request, out, slice);
         }
         // Handled before dispatch (session.rs) or above; reaching here is a state error.
         CommandBody::Capability

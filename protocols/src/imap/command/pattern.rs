@@ -126,9 +126,9 @@ impl Pattern {
     /// follow each other in a compiled pattern, so one step closes the set.
     fn close(&self, states: &mut [u64]) {
         let mut carry = 0u64;
-        for w in 0..self.words {
-            let before_wildcard = states[w] & (self.star[w] | self.percent[w]);
-            states[w] |= (before_wildcard << 1) | carry;
+        for ((state, star), percent) in states.iter_mut().zip(&self.star).zip(&self.percent) {
+            let before_wildcard = *state & (star | percent);
+            *state |= (before_wildcard << 1) | carry;
             carry = before_wildcard >> 63;
         }
     }

@@ -43,12 +43,6 @@ impl Slice {
     pub(crate) fn spent(&self, out: &Out) -> bool {
         self.work >= SLICE_WORK_UNITS || out.total_bytes() >= SLICE_OUTPUT_BYTES_MAX
     }
-
-    /// Work units spent so far.
-    #[cfg(test)]
-    pub(crate) fn work(&self) -> u64 {
-        self.work
-    }
 }
 
 /// Work units for scanning `bytes` of message text (a SEARCH TEXT or BODY key): one per

@@ -8,7 +8,8 @@ use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 use skua_core::types::{Flags, FlagsOp, MailboxId, ModSeq, SystemFlags, Uid};
 
-use super::{durable, lookup, view};
+use super::slice::Slice;
+use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, durable, lookup, view};
 use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
@@ -65,23 +66,40 @@ pub(crate) fn flags_for<D: Disk>(
     Ok(Flags { system: SystemFlags(system), keywords })
 }
 
-/// STORE / UID STORE
+/// A STORE between slices (see `slice.rs`): each slice changes the flags of one chunk of
+/// messages (one store call, one modseq) and reports them.
+#[derive(Debug)]
+pub(crate) struct StoreTask {
+    /// UID STORE: the MODIFIED set is in UIDs.
+    uid: bool,
+    op: FlagsOp,
+    silent: bool,
+    flags: Flags,
+    unchanged_since: Option<ModSeq>,
+    /// The messages named, in order; `position` is the next one.
+    named: Vec<Uid>,
+    position: usize,
+    /// Messages not changed because of `UNCHANGEDSINCE` (RFC 7162 §3.1.3).
+    modified: Vec<Uid>,
+}
+
+/// STORE / UID STORE: checks the request and runs its first slice.
 pub(crate) fn store<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
     request: &StoreRequest<'_>,
     out: &mut Out,
-) -> Completion {
+    slice: &mut Slice,
+) -> Progress {
     if request.unchanged_since.is_some() {
         if !conn.config.condstore {
-            return Completion::bad("UNCHANGEDSINCE needs CONDSTORE");
+            return Progress::Done(Completion::bad("UNCHANGEDSINCE needs CONDSTORE"));
         }
         conn.enabled.condstore = true;
     }
-    let condstore = conn.enabled.condstore;
     let selected = view(conn);
     if selected.read_only {
-        return Completion::no("Mailbox is read-only").with(Code::ReadOnly);
+        return Progress::Done(Completion::no("Mailbox is read-only").with(Code::ReadOnly));
     }
     let mailbox = selected.mailbox;
     let named: Vec<Uid> = selected
@@ -89,31 +107,83 @@ pub(crate) fn store<D: Disk>(
         .into_iter()
         .map(|i| selected.uids()[i])
         .collect();
-    let live = match lookup(store, mailbox, named.iter().copied()) {
-        Ok(messages) => messages,
-        Err(error) => return reply::read(&error),
-    };
-    // Messages expunged by another session (not yet reported here) are left alone.
-    let uids: Vec<Uid> =
-        named.into_iter().filter(|uid| live.binary_search_by_key(uid, |m| m.uid).is_ok()).collect();
-    if uids.is_empty() {
-        return Completion::ok("STORE completed");
+    if named.is_empty() {
+        return Progress::Done(Completion::ok("STORE completed"));
     }
     let flags = match flags_for(store, mailbox, request.flags) {
         Ok(flags) => flags,
-        Err(completion) => return completion,
+        Err(completion) => return Progress::Done(completion),
     };
-    let unchanged_since = request.unchanged_since.map(ModSeq);
-    let outcome = match store.store_flags(mailbox, &uids, request.op, flags, unchanged_since) {
-        Ok(outcome) => outcome,
-        Err(error) => return reply::update(&error),
+    let task = StoreTask {
+        uid: request.uid,
+        op: request.op,
+        silent: request.silent,
+        flags,
+        unchanged_since: request.unchanged_since.map(ModSeq),
+        named,
+        position: 0,
+        modified: Vec::new(),
     };
+    resume(conn, store, task, out, slice)
+}
+
+/// Runs one more slice of a STORE.
+pub(crate) fn resume<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    mut task: StoreTask,
+    out: &mut Out,
+    slice: &mut Slice,
+) -> Progress {
+    while task.position < task.named.len() {
+        if slice.spent(out) {
+            return Progress::Paused(Task::Store(task));
+        }
+        let end = (task.position + LOOKUP_ONE_BY_ONE_MAX).min(task.named.len());
+        let chunk = &task.named[task.position..end];
+        slice.spend(chunk.len() as u64);
+        if let Err(completion) = store_chunk(conn, store, &mut task, end, out) {
+            return Progress::Done(completion);
+        }
+        task.position = end;
+    }
+    let selected = view(conn);
+    Progress::Done(if task.modified.is_empty() {
+        Completion::ok("STORE completed")
+    } else {
+        let set = uid_set(&task.modified, task.uid, selected);
+        Completion::ok("Conditional STORE failed for some messages").with(Code::Modified(set))
+    })
+}
+
+/// Changes and reports the flags of the named messages from `task.position` to `end`.
+fn store_chunk<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    task: &mut StoreTask,
+    end: usize,
+    out: &mut Out,
+) -> Result<(), Completion> {
+    let condstore = conn.enabled.condstore;
+    let mailbox = view(conn).mailbox;
+    let chunk = &task.named[task.position..end];
+    let live = lookup(store, mailbox, chunk.iter().copied()).map_err(|e| reply::read(&e))?;
+    // Messages expunged by another session (not yet reported here) are left alone.
+    let uids: Vec<Uid> = chunk
+        .iter()
+        .copied()
+        .filter(|uid| live.binary_search_by_key(uid, |m| m.uid).is_ok())
+        .collect();
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let outcome = store
+        .store_flags(mailbox, &uids, task.op, task.flags, task.unchanged_since)
+        .map_err(|e| reply::update(&e))?;
     durable(store, out);
-    let (messages, keywords) =
-        match (lookup(store, mailbox, uids.iter().copied()), store.keyword_table(mailbox)) {
-            (Ok(m), Ok(k)) => (m, k),
-            (Err(error), _) | (_, Err(error)) => return reply::read(&error),
-        };
+    task.modified.extend_from_slice(&outcome.modified);
+    let messages = lookup(store, mailbox, uids.iter().copied()).map_err(|e| reply::read(&e))?;
+    let keywords = store.keyword_table(mailbox).map_err(|e| reply::read(&e))?;
     let selected = view(conn);
     // New keywords are announced before the FETCH responses that carry them.
     super::announce_new_keywords(selected, keywords, out.buf());
@@ -129,7 +199,7 @@ pub(crate) fn store<D: Disk>(
         let Some(msn) = selected.msn_of(message.uid) else {
             continue;
         };
-        if !request.silent {
+        if !task.silent {
             write_flags_fetch(out.buf(), msn, message, keywords, condstore);
         } else if condstore && outcome.changed.iter().any(|&(changed, _)| changed == *uid) {
             // RFC 7162 §3.1.3: even a silent STORE reports the new modseq of what it changed.
@@ -141,12 +211,7 @@ pub(crate) fn store<D: Disk>(
             out.put(line.as_bytes());
         }
     }
-    if outcome.modified.is_empty() {
-        Completion::ok("STORE completed")
-    } else {
-        let set = uid_set(&outcome.modified, request.uid, selected);
-        Completion::ok("Conditional STORE failed for some messages").with(Code::Modified(set))
-    }
+    Ok(())
 }
 
 /// Formats UIDs (or their MSNs) as a compact sequence set `1:3,7`.
