@@ -365,6 +365,19 @@ def raw_login(port, user, password, source=HOST, rcvbuf=None):
     return c.login(user, password)
 
 
+class SourcedIMAP4(imaplib.IMAP4):
+    """imaplib's client, connecting from a chosen loopback source address."""
+
+    def __init__(self, port, source=HOST, timeout=60):
+        self.source = source
+        super().__init__(HOST, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self.source, 0)
+        )
+
+
 class OtherUserProbe:
     """Another user's session on the same server, asked NOOP and FETCH in a loop from a thread
     while a test's abuse runs; `check` fails the test if any answer (or one still awaited at
@@ -373,10 +386,12 @@ class OtherUserProbe:
     The session logs in and selects before the abuse starts (login itself goes through the
     shard), with one message in INBOX so that FETCH has something to read."""
 
-    def __init__(self, server, user, password, bound_s=PROBE_BOUND_S, interval_s=0.1):
+    def __init__(
+        self, server, user, password, bound_s=PROBE_BOUND_S, interval_s=0.1, source=HOST
+    ):
         self.bound_s = bound_s
         self.interval_s = interval_s
-        self.client = imaplib.IMAP4(HOST, server.imap_port, timeout=60)
+        self.client = SourcedIMAP4(server.imap_port, source=source)
         self.client.login(user, password)
         typ, data = self.client.select("INBOX")
         assert typ == "OK", (typ, data)
@@ -416,7 +431,8 @@ class OtherUserProbe:
             self.stop_event.wait(self.interval_s)
 
     def stop(self):
-        """Stops the loop; returns (answered, worst latency in s, still-waiting seconds)."""
+        """Stops the loop and logs out; returns (answered, worst latency in s, still-waiting
+        seconds)."""
         self.stop_event.set()
         waiting = 0.0
         since = self.inflight_since
@@ -427,6 +443,11 @@ class OtherUserProbe:
             waiting = max(waiting, time.monotonic() - since)
         worst = max(self.latencies, default=0.0)
         self.result = (len(self.latencies), worst, waiting)
+        if not self.thread.is_alive():
+            try:
+                self.client.logout()
+            except Exception:  # noqa: BLE001 - the session may be gone; check() reports that
+                pass
         return self.result
 
     def check(self, test, what="the abuse"):
