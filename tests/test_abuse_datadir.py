@@ -44,6 +44,7 @@ def message_ids_and_flags(client, mailbox="INBOX"):
 class SecondProcess(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-dir-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.data = os.path.join(self.tmp, "data")
         self.server = AbuseServer(self.data, USERS).start()
         self.others = []
@@ -54,7 +55,6 @@ class SecondProcess(unittest.TestCase):
                 process.kill()
                 process.wait()
         self.server.stop_quietly()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def second_serve(self):
         """`skua serve` on the same data dir and the same listen addresses as the first."""

@@ -86,12 +86,13 @@ def message_ids(client):
 class DiskFull(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-enospc-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.mount = os.path.join(self.tmp, "fs")
         os.makedirs(self.mount)
         why = mount_tmpfs(self.mount)
         if why is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
             self.skipTest(f"cannot mount a small tmpfs for the disk-full test ({why})")
+        self.addCleanup(subprocess.run, ["umount", self.mount], capture_output=True, timeout=30)
         self.data = os.path.join(self.mount, "data")
         self.server = AbuseServer(self.data, USERS)
         # The server's log lives outside the small filesystem.
@@ -100,8 +101,6 @@ class DiskFull(unittest.TestCase):
 
     def tearDown(self):
         self.server.stop_quietly()
-        subprocess.run(["umount", self.mount], capture_output=True, timeout=30)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def preload(self, acked):
         """Gives every target user RECORDS_TO_PAGE_END messages (one transaction each, to all

@@ -34,6 +34,7 @@ class AbuseCase(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-lit-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.server = AbuseServer(os.path.join(self.tmp, "data"), USERS, config=self.CONFIG)
         self.clients = []
         self.server.start()
@@ -42,7 +43,6 @@ class AbuseCase(unittest.TestCase):
         for c in self.clients:
             c.close()
         self.server.stop_quietly()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def connect(self, **kwargs):
         c = RawImap(self.server.imap_port, **kwargs)

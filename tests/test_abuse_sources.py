@@ -37,6 +37,7 @@ class SourceCase(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-src-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.clients = []
         self.server = AbuseServer(
             os.path.join(self.tmp, "data"), USERS, shards=self.SHARDS, config=self.CONFIG
@@ -46,7 +47,6 @@ class SourceCase(unittest.TestCase):
         for c in self.clients:
             c.close()
         self.server.stop_quietly()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def probe(self):
         return OtherUserProbe(self.server, "carol", "carol-pw", source=PROBE_SOURCE)
@@ -256,6 +256,7 @@ class TimingDoesNotTellUsersApart(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-timing-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         data = os.path.join(self.tmp, "data")
         os.makedirs(data)
         run_cli("user", "add", "shauser", "--data-dir", data, stdin="sha-secret\n")
@@ -278,7 +279,6 @@ class TimingDoesNotTellUsersApart(unittest.TestCase):
 
     def tearDown(self):
         self.server.stop_quietly()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_wrong_password_takes_as_long_for_unknown_and_known_users(self):
         users = ["nobody-here", "plainuser", "shauser"]

@@ -66,12 +66,10 @@ class ServerPerClass(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="skua-abuse-stall-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
         cls.server = AbuseServer(os.path.join(cls.tmp, "data"), USERS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop_quietly()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        # A cleanup, not tearDownClass: it runs even when the rest of a setUpClass fails.
+        cls.addClassCleanup(cls.server.stop_quietly)
 
 
 class PathologicalList(ServerPerClass):
@@ -196,11 +194,11 @@ class StuckReader(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-stuck-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.server = AbuseServer(os.path.join(self.tmp, "data"), USERS).start()
 
     def tearDown(self):
         self.server.stop_quietly()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_a_client_that_stops_reading_does_not_pin_the_response(self):
         to = ", ".join(f"Person {k} <person{k:04d}@example.org>" for k in range(self.ADDRESSES))
