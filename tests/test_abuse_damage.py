@@ -10,6 +10,7 @@ offset 8; message_len, u32 LE, at 32), the payload, then zero padding to a multi
 """
 
 import glob
+import imaplib
 import os
 import re
 import shutil
@@ -78,7 +79,10 @@ class Damage(unittest.TestCase):
     def check_user_works_and_reconstructs(self, what):
         self.server.start()
         with OtherUserProbe(self.server, "bob", "bob-pw") as probe:
-            c = self.server.imap("alice", "alice-pw")  # raises on NO [UNAVAILABLE]
+            try:
+                c = self.server.imap("alice", "alice-pw")
+            except imaplib.IMAP4.error as error:
+                self.fail(f"{what}: alice cannot log in: {error}")
             typ, data = c.select("INBOX")
             self.assertEqual(typ, "OK", f"{what}: SELECT INBOX: {data}")
             c.logout()

@@ -18,7 +18,7 @@ import threading
 import time
 import unittest
 
-from harness import AbuseServer, OtherUserProbe, RawImap, lmtp_deliver, message, raw_login
+from harness import AbuseServer, OtherUserProbe, lmtp_deliver, message, raw_login
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 MAILBOXES = 2000
