@@ -197,17 +197,24 @@ def main():
     print(f"\nskua abuse bench: {args.shards} shard(s), {args.users} users, "
           f"{args.connections} connections, {args.duration}s per run; searcher INBOX "
           f"{messages} x {MESSAGE_KB} KB = {messages * MESSAGE_KB // 1024} MB")
-    print(f"{'op':<14}{'p99 alone':>12}{'p99 abused':>12}{'ratio':>8}  within 2x   "
-          f"count alone / abused")
+    print(f"{'op':<14}{'p99 alone':>12}{'p99 abused':>12}{'ratio':>8}  {'within 2x':<10}  "
+          f"ok/errors alone, abused")
     for op in OPS:
         a, b = quiet.get(op), abused.get(op)
         pa = a["latency_us"]["p99"] if a and a["latency_us"] else None
         pb = b["latency_us"]["p99"] if b and b["latency_us"] else None
-        ratio = pb / pa if pa and pb else None
-        verdict = "-" if ratio is None else ("yes" if ratio <= 2 else "NO")
-        print(f"{op:<14}{fmt_us(pa):>12}{fmt_us(pb):>12}"
-              f"{'-' if ratio is None else f'{ratio:.2f}':>8}  {verdict:<10}  "
-              f"{a['count'] if a else 0} / {b['count'] if b else 0}")
+        if pa and pb:
+            ratio, verdict = f"{pb / pa:.2f}", ("yes" if pb <= 2 * pa else "NO")
+        elif pa and not pb:
+            ratio, verdict = "inf", "NO (none answered)"
+        else:
+            ratio, verdict = "-", "-"
+
+        def counts(r):
+            return f"{r['count']}/{r['errors']}" if r else "0/0"
+
+        print(f"{op:<14}{fmt_us(pa):>12}{fmt_us(pb):>12}{ratio:>8}  {verdict:<10}  "
+              f"{counts(a)}, {counts(b)}")
     for loop, name in zip(loops, ("LIST 20,000-char pattern", "SEARCH TEXT")):
         d = loop.durations
         print(f"{name}: {len(d)} completed during the abused run"

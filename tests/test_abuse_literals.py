@@ -93,6 +93,8 @@ class LiteralsBeforeLogin(AbuseCase):
                 c.send(b"a APPEND INBOX {%d+}\r\n" % HUGE + b"x" * MIB)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # closed already: what we want
+            except socket.timeout:
+                pass  # not reading: whether it closes is checked next
             try:
                 elapsed, lines = c.wait_closed(5)
             except socket.timeout:
@@ -122,8 +124,8 @@ class LiteralsBeforeLogin(AbuseCase):
                     for _ in range(HUGE // MIB - 1):
                         c.send(payload)
                     c.send(payload[: MIB - 1])
-                except (BrokenPipeError, ConnectionResetError):
-                    continue
+                except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                    continue  # refused, closed, or not reading: memory is what is checked
             time.sleep(1.0)
             after = self.server.memory_kib()["VmRSS"]
         probe.check(self)
