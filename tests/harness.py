@@ -6,12 +6,14 @@ smtplib.LMTP, curl). The binary is `$SKUA_BIN`, or `target/release/skua` under t
 
 import imaplib
 import os
+import re
 import shutil
 import signal
 import smtplib
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -182,3 +184,297 @@ def lmtp_deliver(client, sender, recipients, data):
     for _ in accepted[1:]:
         replies.append(client.getreply())
     return replies
+
+
+# ---------------------------------------------------------------------------------------------
+# The abuse suite (tests/test_abuse_*.py): servers with a config file, raw sockets from chosen
+# source addresses, memory readings, and a probe that checks another user is still served.
+# ---------------------------------------------------------------------------------------------
+
+# How long another user on the shard may wait for a NOOP/FETCH answer while abuse runs.
+PROBE_BOUND_S = 2.0
+
+
+def write_config(path, text):
+    """Writes a TOML config file and returns its path."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+class AbuseServer(Server):
+    """A `Server` with an optional TOML config (passed as `--config`) and one shard by default,
+    so that every user shares the shard the abuse runs on."""
+
+    def __init__(self, data_dir, users=None, shards=1, config=None, extra_args=()):
+        super().__init__(data_dir, users, shards, extra_args)
+        self.config_path = None
+        if config is not None:
+            self.config_path = write_config(
+                os.path.join(data_dir, "..", f"skua-{self.imap_port}.toml"), config
+            )
+            self.extra_args = ["--config", self.config_path, *self.extra_args]
+
+    def start(self):
+        try:
+            return super().start()
+        except RuntimeError as error:
+            # Say why (an unknown config key, a refused lock...), not only that it exited.
+            if self.process is not None and self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+            self.log.close()
+            raise AssertionError(f"{error}; server log:\n{self.log_text()[-3000:]}") from None
+
+    def stop_quietly(self, timeout_s=30):
+        """Stops the server (SIGTERM, then SIGKILL after `timeout_s`); returns the exit code or
+        None when it had to be killed. For tearDown after abuse, where a clean exit is not what
+        the test checks."""
+        if self.process is None:
+            return None
+        try:
+            return self.stop(timeout_s=timeout_s)
+        except AssertionError:
+            return None
+
+    def memory_kib(self):
+        """{"VmRSS": KiB, "RssAnon": KiB, ...} from /proc/PID/status."""
+        return proc_memory_kib(self.process.pid)
+
+    def user_dir(self, user):
+        """The store directory of `user` (FORMAT.md: `users/<hh>/<user>`), found on disk."""
+        users = os.path.join(self.data_dir, "users")
+        for bucket in sorted(os.listdir(users)):
+            candidate = os.path.join(users, bucket, user)
+            if os.path.isdir(candidate):
+                return candidate
+        raise AssertionError(f"no store directory for {user} under {users}")
+
+
+def proc_memory_kib(pid):
+    """The Vm*/Rss* lines of /proc/PID/status, in KiB."""
+    result = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            m = re.match(r"(Vm\w+|Rss\w+):\s+(\d+) kB", line)
+            if m:
+                result[m.group(1)] = int(m.group(2))
+    return result
+
+
+class RawImap:
+    """An IMAP connection on a plain socket, for what imaplib will not send: huge or unfinished
+    literals, byte-at-a-time commands, connections from a chosen 127.0.0.x source, a client
+    that stops reading (small SO_RCVBUF)."""
+
+    def __init__(self, port, source=HOST, timeout=10.0, rcvbuf=None, host=HOST):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.bind((source, 0))
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.buf = b""
+        self.eof = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self, timeout=10.0):
+        """The next line (with CRLF); b"" at EOF or reset. Raises socket.timeout."""
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.buf:
+            if self.eof:
+                rest, self.buf = self.buf, b""
+                return rest
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout(f"no line within {timeout}s (have {self.buf[:200]!r})")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line + b"\r\n"
+
+    def greeting(self, timeout=10.0):
+        return self.line(timeout)
+
+    def command(self, tag, text, timeout=10.0):
+        """Sends `TAG TEXT` and reads up to the tagged reply: (untagged lines, tagged line).
+        The tagged line is b"" when the connection closed first."""
+        self.send(f"{tag} {text}\r\n".encode())
+        return self.read_tagged(tag, timeout)
+
+    def read_tagged(self, tag, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        lines = []
+        prefix = tag.encode() + b" "
+        while True:
+            line = self.line(max(0.01, deadline - time.monotonic()))
+            if not line:
+                return lines, b""
+            if line.startswith(prefix):
+                return lines, line
+            lines.append(line)
+            m = re.search(rb"\{(\d+)\}\r\n$", line)
+            if m:
+                # A literal inside an untagged response: skip its bytes.
+                need = int(m.group(1))
+                while len(self.buf) < need and not self.eof:
+                    chunk = self.sock.recv(65536)
+                    if not chunk:
+                        self.eof = True
+                    self.buf += chunk
+                lines.append(self.buf[:need])
+                self.buf = self.buf[need:]
+
+    def login(self, user, password, tag="l1"):
+        _, tagged = self.command(tag, f'LOGIN "{user}" "{password}"')
+        assert tagged.startswith(tag.encode() + b" OK"), tagged
+        return self
+
+    def wait_closed(self, timeout):
+        """Reads until EOF/reset; returns (seconds it took, the lines read). Raises
+        socket.timeout if the connection is still open after `timeout`."""
+        start = time.monotonic()
+        lines = []
+        while True:
+            line = self.line(max(0.01, timeout - (time.monotonic() - start)))
+            if not line:
+                return time.monotonic() - start, lines
+            lines.append(line)
+
+
+def raw_login(port, user, password, source=HOST, rcvbuf=None):
+    """A RawImap past its greeting and logged in."""
+    c = RawImap(port, source=source, rcvbuf=rcvbuf)
+    greeting = c.greeting()
+    assert greeting.startswith(b"* OK"), greeting
+    return c.login(user, password)
+
+
+class SourcedIMAP4(imaplib.IMAP4):
+    """imaplib's client, connecting from a chosen loopback source address."""
+
+    def __init__(self, port, source=HOST, timeout=60):
+        self.source = source
+        super().__init__(HOST, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self.source, 0)
+        )
+
+
+class OtherUserProbe:
+    """Another user's session on the same server, asked NOOP and FETCH in a loop from a thread
+    while a test's abuse runs; `check` fails the test if any answer (or one still awaited at
+    the end) took longer than the bound, or if nothing was answered at all.
+
+    The session logs in and selects before the abuse starts (login itself goes through the
+    shard), with one message in INBOX so that FETCH has something to read."""
+
+    def __init__(
+        self, server, user, password, bound_s=PROBE_BOUND_S, interval_s=0.1, source=HOST
+    ):
+        self.bound_s = bound_s
+        self.interval_s = interval_s
+        self.client = SourcedIMAP4(server.imap_port, source=source)
+        self.client.login(user, password)
+        typ, data = self.client.select("INBOX")
+        assert typ == "OK", (typ, data)
+        if data == [b"0"]:
+            self.client.append("INBOX", None, None, message("probe", "probe body"))
+            self.client.noop()
+        self.latencies = []
+        self.errors = []
+        self.inflight_since = None
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def _run(self):
+        commands = (lambda: self.client.noop(), lambda: self.client.fetch("1", "(FLAGS BODY.PEEK[])"))
+        i = 0
+        while not self.stop_event.is_set():
+            self.inflight_since = time.monotonic()
+            try:
+                typ, data = commands[i % 2]()
+                if typ != "OK":
+                    self.errors.append(f"{typ} {data!r}")
+            except Exception as error:  # a dropped or timed-out session is a failure
+                self.errors.append(repr(error))
+                self.inflight_since = None
+                return
+            self.latencies.append(time.monotonic() - self.inflight_since)
+            self.inflight_since = None
+            i += 1
+            self.stop_event.wait(self.interval_s)
+
+    def stop(self):
+        """Stops the loop and logs out; returns (answered, worst latency in s, still-waiting
+        seconds)."""
+        self.stop_event.set()
+        waiting = 0.0
+        since = self.inflight_since
+        if since is not None:
+            waiting = time.monotonic() - since
+        self.thread.join(timeout=self.bound_s + 1)
+        if self.thread.is_alive() and since is not None:
+            waiting = max(waiting, time.monotonic() - since)
+        worst = max(self.latencies, default=0.0)
+        self.result = (len(self.latencies), worst, waiting)
+        if not self.thread.is_alive():
+            try:
+                self.client.logout()
+            except Exception:  # noqa: BLE001 - the session may be gone; check() reports that
+                pass
+        return self.result
+
+    def check(self, test, what="the abuse"):
+        """Asserts the other user was served within the bound throughout."""
+        if not self.stop_event.is_set():
+            self.stop()
+        answered, worst, waiting = self.result
+        test.assertFalse(self.errors, f"the other user's session failed during {what}: {self.errors}")
+        test.assertGreater(answered, 0, f"the other user got no answer at all during {what}")
+        test.assertLess(
+            max(worst, waiting), self.bound_s,
+            f"the other user on the same shard waited {max(worst, waiting):.2f}s for a NOOP/FETCH "
+            f"during {what} (bound {self.bound_s}s; {answered} answered)",
+        )
+
+
+def lmtp_raw_greeting(port, source=HOST, timeout=10.0):
+    """Connects to LMTP from `source`; returns the first line (b"" when closed without one)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.settimeout(timeout)
+    try:
+        s.connect((HOST, port))
+        f = s.makefile("rb")
+        try:
+            return f.readline()
+        except (ConnectionResetError, socket.timeout):
+            return b""
+    finally:
+        s.close()
