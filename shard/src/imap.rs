@@ -181,12 +181,12 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
                     Box::pin(write_step(shard, &mut client.connection, chunks, durable)).await;
                 if written.is_ok() && client.session.in_progress() {
                     // A paused command: the others on this core go first.
-                    glommio::executor().yield_now().await;
+                    yield_to_reactor().await;
                 }
                 written
             }
             Ok((Step::Yield, _)) => {
-                glommio::executor().yield_now().await;
+                yield_to_reactor().await;
                 Ok(())
             }
             Ok((Step::Authenticate { user, password }, _)) => {
@@ -207,6 +207,22 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
     };
     Box::pin(finish(shard, client, bye)).await;
 }
+
+/// Lets every other task of the shard run, and the reactor collect what the sockets and the
+/// disk finished, before this one goes on. A plain task yield is not enough: the executor runs
+/// its queue until the queue is empty (or its 100 ms preemption timer fires) before it polls
+/// the ring again, and a task that keeps yielding keeps the queue non-empty, so connections
+/// waiting on their sockets would not be woken for up to 100 ms. A timer a few microseconds
+/// away fires only from the reactor, so the task comes back after the reactor's next turn,
+/// behind every connection that had input. (A zero-length timer would not do: glommio answers
+/// an expired timer at once, without parking.)
+async fn yield_to_reactor() {
+    glommio::timer::sleep(YIELD_TIMER).await;
+}
+
+/// See [`yield_to_reactor`]: long enough to be unexpired when first polled, short next to a
+/// slice of work (hundreds of microseconds).
+const YIELD_TIMER: Duration = Duration::from_micros(20);
 
 /// Ends a connection: gives the store back, says BYE if there is one to say, closes.
 async fn finish(shard: &Shard, client: Box<Client>, bye: Option<&'static [u8]>) {

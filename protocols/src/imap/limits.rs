@@ -72,8 +72,10 @@ pub const PREFETCH_AHEAD_MESSAGES: usize = 16;
 /// Work units one slice of a resumable command may spend before it pauses and lets the shard's
 /// other sessions run (`command/slice.rs`). A unit is about one message handled (its index
 /// record looked up, its response encoded), 4 KiB of text scanned, or one mailbox name matched:
-/// a few microseconds. 256 units keep a slice well under a millisecond on this hardware.
-pub const SLICE_WORK_UNITS: u64 = 256;
+/// a few microseconds. 64 units (256 KiB of text) take about 0.1-0.5 ms on the 2-core test
+/// machine: measured there, a `SEARCH TEXT` over 60 MB in 64-unit slices left another user's
+/// NOOP p99 at 0.8 ms (2.4 ms with 256-unit slices), and took 114 ms instead of 109 ms.
+pub const SLICE_WORK_UNITS: u64 = 64;
 
 /// Output one slice may produce before it pauses (owned response bytes and spool slices
 /// together): the most a session holds for a client that has stopped reading.
