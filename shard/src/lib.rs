@@ -15,6 +15,7 @@
 //! Entry points: [`run`] (installs SIGTERM/SIGINT handlers) and [`run_with_shutdown`] (stopped
 //! through a [`ShutdownHandle`]), both configured by a [`ServerConfig`].
 
+pub mod admission;
 mod auth;
 pub mod commit;
 pub mod config;

@@ -23,6 +23,8 @@ use skua_core::paths::{UserName, user_dir};
 use skua_core::store::UserStore;
 
 use crate::event::Event;
+use crate::guard::guarded;
+use crate::limits::SLOW_STORE_OPEN_MS;
 
 /// One user's open store with its change event.
 pub struct UserHandle {
@@ -72,6 +74,14 @@ pub enum RegistryError {
     /// A poisoned instance is still in use; try again once it is released.
     #[error("the store of {0:?} is being reset after an internal error")]
     Resetting(String),
+    /// Opening or recovering the store panicked (caught; see `guard.rs`).
+    #[error("opening the store of {user:?} panicked: {detail}")]
+    Panicked {
+        /// The user.
+        user: String,
+        /// The panic's message.
+        detail: String,
+    },
     /// The store failed to open or recover.
     #[error("cannot open the store of {user:?}: {detail}")]
     Open {
@@ -109,9 +119,32 @@ impl Registry {
             }
             return Ok(handle.clone());
         }
-        let store = UserStore::open(self.disk.clone(), &user_dir(&name)).map_err(|error| {
-            RegistryError::Open { user: key.to_owned(), detail: error.to_string() }
-        })?;
+        let started = Instant::now();
+        // A panic while opening or recovering (our bug, or a damaged store tripping an
+        // assertion) ends this login or delivery, not the shard: nothing was registered yet,
+        // so the next open starts again from the disk.
+        let opened = guarded(|| UserStore::open(self.disk.clone(), &user_dir(&name)));
+        let took = started.elapsed();
+        if took >= Duration::from_millis(SLOW_STORE_OPEN_MS) {
+            tracing::warn!(
+                user = key,
+                took_ms = took.as_millis(),
+                "slow store open (recovery?): the shard's other sessions waited as long"
+            );
+        }
+        let store = match opened {
+            Ok(Ok(store)) => store,
+            Ok(Err(error)) => {
+                return Err(RegistryError::Open {
+                    user: key.to_owned(),
+                    detail: error.to_string(),
+                });
+            }
+            Err(detail) => {
+                tracing::error!(user = key, detail, "store open panicked; the shard carries on");
+                return Err(RegistryError::Panicked { user: key.to_owned(), detail });
+            }
+        };
         let handle = Rc::new(UserHandle {
             name: key.to_owned(),
             store: RefCell::new(store),
