@@ -19,10 +19,12 @@
 //!   connections get no more guesses per second than one. A check whose turn is more than
 //!   [`AUTH_QUEUE_DELAYS_MAX`] maximal delays away is answered `NO [UNAVAILABLE]` at once,
 //!   without checking: the queue of a flooding source stays short.
-//! - **The delay** doubles with each recent failure of the source *or* of the target user
-//!   (a spread-out attack on one user slows too), from `auth_failure_delay` up to
-//!   [`AUTH_FAILURE_DELAY_DOUBLINGS_MAX`] doublings. A failure is also answered only after
-//!   that delay. Waits are timers: they hold no thread and no permit.
+//! - **The delay** doubles with each recent failure of the source, from `auth_failure_delay`
+//!   up to [`AUTH_FAILURE_DELAY_DOUBLINGS_MAX`] doublings. A failure is answered only after
+//!   the delay of the source's *or* the target user's failures, whichever are more: guesses
+//!   at one user spread over many sources slow down too (each connection waits for its
+//!   answer), while the user's own logins from elsewhere are not held up (turns depend on
+//!   the source alone). Waits are timers: they hold no thread and no permit.
 //! - **A success clears only what it disproves**: the failures of that source against that
 //!   user. Logging in to one's own account does not reset the guesses against another.
 //!
@@ -217,7 +219,6 @@ impl AuthBrake {
         let source = source_key(source);
         let user = user_key(user);
         let mut tables = self.tables.lock().expect("auth brake lock");
-        let user_failures = tables.users.get(&user).map_or(0, |f| f.recent(now));
         let busy = |r: &SourceRecord| r.in_flight > 0 || r.failures.recent(now) > 0;
         make_room(&mut tables.sources, &source, AUTH_FAILURE_SOURCES_MAX, busy);
         let fresh = SourceRecord {
@@ -227,7 +228,10 @@ impl AuthBrake {
             next_turn: now,
         };
         let record = tables.sources.entry(source).or_insert(fresh);
-        let failures = record.failures.recent(now).max(user_failures);
+        // The turn depends on the source alone: failures against a user slow the answers to
+        // failed guesses (see `finish`), never a check, or guessing at a user would delay
+        // that user's own logins.
+        let failures = record.failures.recent(now);
         let (at, queued) = if failures == 0 && record.in_flight < AUTH_CHECKS_PER_SOURCE_MAX {
             (now, false)
         } else {
