@@ -2,7 +2,7 @@
 //!
 //! Three budgets guard a new connection, checked in this order right after accept:
 //!
-//! 1. The shard's budget for its protocol ([`Shard::admits`](crate::shard::Shard::admits)):
+//! 1. The shard's budget for its protocol (`Shard::admits` in `shard.rs`):
 //!    LMTP has its own (`lmtp_connections_per_shard_max`), carved out of the shard's total,
 //!    so an IMAP flood cannot keep the MTA out, nor an LMTP flood the users. The open-files
 //!    budget is split the same way (see [`crate::listen::fds_to_spare`]).

@@ -11,6 +11,11 @@
 //!                     ◄──────────────────── next(store) ◄───────────────────┘
 //! ```
 //!
+//! A new connection is admitted against the shard's IMAP budget and its source's budget
+//! (`admission.rs`); a login against the user's. A wait for input runs until the per-read
+//! timeout or the nearest deadline: the login deadline (from accept, until logged in) and the
+//! command deadline (from a command's first byte); see [`nearest_deadline`].
+//!
 //! Each `next` runs under a panic guard: a panic ends this connection with
 //! `* BYE [SERVERBUG]`, poisons the user's store (its memory may be inconsistent) and leaves
 //! every other session on the shard running.
@@ -67,7 +72,7 @@ struct Client {
     source: SourceSlot,
     /// Accept time plus `login_deadline`: until logged in, no wait goes past it.
     login_deadline: Instant,
-    /// When the unfinished command now arriving began, if one is (see [`Deadline`]).
+    /// When the unfinished command now arriving began, if one is (see [`nearest_deadline`]).
     command_started: Option<Instant>,
 }
 
@@ -341,14 +346,24 @@ async fn wait_input(
     client: &mut Client,
     idle_change_seen: Option<u64>,
 ) -> Result<(), StepEnd> {
-    let deadline = Deadline::next(shard, client, Instant::now());
-    let (timeout, ending) = match deadline.binding(shard, client.user.is_some()) {
-        Some(limit) => limit,
-        None => {
-            let ending = deadline.ending;
-            shard.shared.refusals.note(client.connection.peer().ip(), ending.0, shard.id.0);
-            return Err(StepEnd::Close(Some(imap_bye(ending.1))));
-        }
+    let now = Instant::now();
+    let per_read = if client.user.is_some() {
+        shard.config().timeout_after_login
+    } else {
+        shard.config().timeout_before_login
+    };
+    // The read waits until the per-read timeout or the nearest deadline, whichever is first;
+    // `ending` says which deadline, if one is what the wait runs into.
+    let (timeout, ending) = match nearest_deadline(shard, client, now) {
+        None => (per_read, None),
+        Some((at, refusal, ending)) => match at.checked_duration_since(now) {
+            Some(left) if !left.is_zero() && left < per_read => (left, Some((refusal, ending))),
+            Some(left) if !left.is_zero() => (per_read, None),
+            _ => {
+                shard.shared.refusals.note(client.connection.peer().ip(), refusal, shard.id.0);
+                return Err(StepEnd::Close(Some(imap_bye(ending))));
+            }
+        },
     };
     let peer = client.connection.peer().ip();
     let Client { connection, session, user, .. } = client;
@@ -375,74 +390,32 @@ async fn wait_input(
     }
 }
 
-/// The deadlines a wait for input must respect besides the per-read timeout: the login
-/// deadline until the session logged in, and the command deadline while part of a command
-/// has arrived ([`ImapSession::has_partial_command`]). A command's clock starts at the first
-/// wait that finds part of it buffered (just after its first bytes were read) and stops when
-/// the session answers a command; continuation requests (`+`) do not stop it, or a client
-/// could stretch one command forever with synchronizing literals.
-struct Deadline {
-    /// The earliest deadline, if any applies.
-    at: Option<Instant>,
-    /// What that deadline is, for the log and the `BYE`.
-    ending: (Refusal, Ending),
+/// The nearest deadline a wait for input must respect besides the per-read timeout, with
+/// what it is: the login deadline until the session logged in, and the command deadline while
+/// part of a command has arrived ([`ImapSession::has_partial_command`]). A command's clock
+/// starts at the first wait that finds part of it buffered (just after its first bytes were
+/// read) and stops when the session answers a command; continuation requests (`+`) do not
+/// stop it, or a client could stretch one command for ever with synchronizing literals.
+fn nearest_deadline(
+    shard: &Shard,
+    client: &mut Client,
     now: Instant,
-}
-
-impl Deadline {
-    /// Updates the command clock and finds the earliest deadline.
-    fn next(shard: &Shard, client: &mut Client, now: Instant) -> Deadline {
-        if client.session.has_partial_command() {
-            client.command_started.get_or_insert(now);
-        } else {
-            client.command_started = None;
-        }
-        let command = client
-            .command_started
-            .map(|started| (started + shard.config().command_deadline, Refusal::CommandDeadline));
-        let login =
-            client.user.is_none().then_some((client.login_deadline, Refusal::LoginDeadline));
-        let earliest = match (command, login) {
-            (Some(command), Some(login)) => Some(if login.0 < command.0 { login } else { command }),
-            (command, login) => command.or(login),
-        };
-        match earliest {
-            Some((at, Refusal::LoginDeadline)) => Deadline {
-                at: Some(at),
-                ending: (Refusal::LoginDeadline, Ending::LoginDeadline),
-                now,
-            },
-            Some((at, _)) => Deadline {
-                at: Some(at),
-                ending: (Refusal::CommandDeadline, Ending::CommandDeadline),
-                now,
-            },
-            None => Deadline {
-                at: None,
-                ending: (Refusal::CommandDeadline, Ending::CommandDeadline),
-                now,
-            },
-        }
+) -> Option<(Instant, Refusal, Ending)> {
+    if client.session.has_partial_command() {
+        client.command_started.get_or_insert(now);
+    } else {
+        client.command_started = None;
     }
-
-    /// The read timeout to wait with, and the deadline's ending when the deadline (not the
-    /// per-read timeout) is what the wait would run into; `None` when the deadline passed.
-    fn binding(
-        &self,
-        shard: &Shard,
-        logged_in: bool,
-    ) -> Option<(Duration, Option<(Refusal, Ending)>)> {
-        let per_read = if logged_in {
-            shard.config().timeout_after_login
-        } else {
-            shard.config().timeout_before_login
-        };
-        let Some(at) = self.at else {
-            return Some((per_read, None));
-        };
-        let left = at.checked_duration_since(self.now).filter(|left| !left.is_zero())?;
-        if left < per_read { Some((left, Some(self.ending))) } else { Some((per_read, None)) }
-    }
+    let command_deadline = shard.config().command_deadline;
+    let command = client.command_started.map(|started| {
+        (started + command_deadline, Refusal::CommandDeadline, Ending::CommandDeadline)
+    });
+    let login = client.user.is_none().then_some((
+        client.login_deadline,
+        Refusal::LoginDeadline,
+        Ending::LoginDeadline,
+    ));
+    [command, login].into_iter().flatten().min_by_key(|(at, ..)| *at)
 }
 
 /// True when a write is only a continuation request (`+ ...`), which asks for more of the
