@@ -254,11 +254,19 @@ impl RefusalLog {
     pub fn note(&self, peer: IpAddr, reason: Refusal, shard: u32) {
         if let Some((source, refused)) = self.count(peer, reason, Instant::now()) {
             let source = source.map_or_else(|| "many sources".to_owned(), |s| s.to_string());
+            // A full shard may mean the open-files limit is too low for the load.
+            let open_files_limit = match reason {
+                Refusal::ImapShardFull | Refusal::LmtpShardFull => {
+                    crate::listen::open_files_limit()
+                }
+                _ => String::new(),
+            };
             tracing::warn!(
                 shard,
                 source,
                 refused,
                 interval_seconds = self.interval.as_secs(),
+                open_files_limit,
                 "{}",
                 reason.describe()
             );
