@@ -92,6 +92,38 @@ pub enum RegistryError {
     },
 }
 
+/// Runs a store open (`open`) for `user` under the panic guard, and logs it when slow.
+///
+/// A panic while opening or recovering (our bug, or a damaged store tripping an assertion)
+/// ends that login or delivery, not the shard: nothing was registered yet, so the next open
+/// starts again from the disk. An open taking [`SLOW_STORE_OPEN_MS`] or more is logged: it ran
+/// on the shard's thread, so the shard's other sessions waited as long.
+fn open_guarded<T, E: std::fmt::Display>(
+    user: &str,
+    open: impl FnOnce() -> Result<T, E>,
+) -> Result<T, RegistryError> {
+    let started = Instant::now();
+    let opened = guarded(open);
+    let took = started.elapsed();
+    if took >= Duration::from_millis(SLOW_STORE_OPEN_MS) {
+        tracing::warn!(
+            user,
+            took_ms = took.as_millis(),
+            "slow store open (recovery?): the shard's other sessions waited as long"
+        );
+    }
+    match opened {
+        Ok(Ok(store)) => Ok(store),
+        Ok(Err(error)) => {
+            Err(RegistryError::Open { user: user.to_owned(), detail: error.to_string() })
+        }
+        Err(detail) => {
+            tracing::error!(user, detail, "store open panicked; the shard carries on");
+            Err(RegistryError::Panicked { user: user.to_owned(), detail })
+        }
+    }
+}
+
 /// The shard's open stores.
 pub struct Registry {
     disk: Rc<OsDisk>,
@@ -119,32 +151,7 @@ impl Registry {
             }
             return Ok(handle.clone());
         }
-        let started = Instant::now();
-        // A panic while opening or recovering (our bug, or a damaged store tripping an
-        // assertion) ends this login or delivery, not the shard: nothing was registered yet,
-        // so the next open starts again from the disk.
-        let opened = guarded(|| UserStore::open(self.disk.clone(), &user_dir(&name)));
-        let took = started.elapsed();
-        if took >= Duration::from_millis(SLOW_STORE_OPEN_MS) {
-            tracing::warn!(
-                user = key,
-                took_ms = took.as_millis(),
-                "slow store open (recovery?): the shard's other sessions waited as long"
-            );
-        }
-        let store = match opened {
-            Ok(Ok(store)) => store,
-            Ok(Err(error)) => {
-                return Err(RegistryError::Open {
-                    user: key.to_owned(),
-                    detail: error.to_string(),
-                });
-            }
-            Err(detail) => {
-                tracing::error!(user = key, detail, "store open panicked; the shard carries on");
-                return Err(RegistryError::Panicked { user: key.to_owned(), detail });
-            }
-        };
+        let store = open_guarded(key, || UserStore::open(self.disk.clone(), &user_dir(&name)))?;
         let handle = Rc::new(UserHandle {
             name: key.to_owned(),
             store: RefCell::new(store),
@@ -214,6 +221,26 @@ mod tests {
 
     fn registry(dir: &std::path::Path) -> Registry {
         Registry::new(Rc::new(OsDisk::new(dir).expect("disk")))
+    }
+
+    /// Issue 7, defect 9: a panic while opening a store (outside the session guard) would
+    /// have stopped the whole server. It now fails that open only, and a later open works.
+    #[test]
+    fn a_panicking_open_fails_that_open_only() {
+        let panicked = open_guarded::<(), String>("alice", || panic!("recovery bug"));
+        match panicked {
+            Err(RegistryError::Panicked { user, detail }) => {
+                assert_eq!(user, "alice");
+                assert_eq!(detail, "recovery bug");
+            }
+            other => panic!("{other:?}"),
+        }
+        let failed = open_guarded::<(), String>("alice", || Err("disk gone".to_owned()));
+        assert!(matches!(failed, Err(RegistryError::Open { .. })), "{failed:?}");
+        assert_eq!(open_guarded::<u8, String>("alice", || Ok(7)).ok(), Some(7));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = registry(dir.path());
+        assert!(registry.open("alice").is_ok(), "the real open goes through the same guard");
     }
 
     #[test]
