@@ -34,9 +34,9 @@
 //! check of an unknown user verifies against a dummy hash (`UserDb::check_login`), and every
 //! failed check is padded on the timer to the cost of the slowest check of the current
 //! passwd-file ([`crate::users::Users::slowest_check`], measured when the file is loaded and
-//! raised by any slower check seen since). Successes are not padded: their timing tells
-//! nothing the success does not. The password travels as a [`Secret`], whose `Debug` redacts
-//! it.
+//! raised by a slower check seen since, up to a bound). Successes are not padded: their
+//! timing tells nothing the success does not. The password travels as a [`Secret`], whose
+//! `Debug` redacts it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

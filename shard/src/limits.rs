@@ -85,6 +85,15 @@ pub const AUTH_FAILURE_USERS_MAX: usize = 65_536;
 /// long, and the key only has to tell guessed names apart).
 pub const AUTH_FAILURE_NAME_BYTES_MAX: usize = 128;
 
+// The delay is `base << doublings` in a u32 multiplier; parallel checks need at least one.
+const _: () = assert!(AUTH_FAILURE_DELAY_DOUBLINGS_MAX < 16);
+const _: () = assert!(AUTH_CHECKS_PER_SOURCE_MAX >= 1 && AUTH_QUEUE_DELAYS_MAX >= 1);
+const _: () = assert!(AUTH_FAILURE_NAME_BYTES_MAX >= 64, "room for any passwd-file name");
+
+/// A password check slower than the figure measured when the passwd-file was loaded raises
+/// the failed-login padding (`users.rs`), up to this many times the measured figure.
+pub const TIMING_PAD_RAISE_MAX: u64 = 4;
+
 /// Sources (with a reason) the refusal log tracks at once; past it, quiet ones are forgotten
 /// and the rest are tallied together.
 pub const REFUSAL_LOG_SOURCES_MAX: usize = 4096;

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use skua_core::users::{Scheme, Secret, UserDb, UsersError};
 
+use crate::limits::TIMING_PAD_RAISE_MAX;
+
 /// What identifies one version of the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Stamp {
@@ -43,6 +45,9 @@ pub(crate) struct Users {
     current: Mutex<(Arc<UserDb>, Option<Stamp>)>,
     /// The slowest password check of the current file, in nanoseconds.
     slowest_check_ns: AtomicU64,
+    /// The figure measured at the last load; later checks raise the figure to at most
+    /// [`TIMING_PAD_RAISE_MAX`] times this.
+    measured_check_ns: AtomicU64,
 }
 
 /// The password the cost probes check (no user can have it: it holds a control character,
@@ -95,6 +100,7 @@ impl Users {
             path: path.to_owned(),
             current: Mutex::new((Arc::new(db), before)),
             slowest_check_ns: AtomicU64::new(nanos(slowest)),
+            measured_check_ns: AtomicU64::new(nanos(slowest)),
         })
     }
 
@@ -104,9 +110,14 @@ impl Users {
         Duration::from_nanos(self.slowest_check_ns.load(Ordering::Relaxed))
     }
 
-    /// A check took `took`: a slower one than measured raises the figure.
+    /// A check took `took`: a slower one than measured raises the figure (a user whose hash
+    /// costs more than the probed one of its scheme), but to at most [`TIMING_PAD_RAISE_MAX`]
+    /// times the measured figure: a check slowed by a busy machine must not make every later
+    /// failure wait as long until the next reload.
     pub(crate) fn note_check(&self, took: Duration) {
-        self.slowest_check_ns.fetch_max(nanos(took), Ordering::Relaxed);
+        let ceiling =
+            self.measured_check_ns.load(Ordering::Relaxed).saturating_mul(TIMING_PAD_RAISE_MAX);
+        self.slowest_check_ns.fetch_max(nanos(took).min(ceiling), Ordering::Relaxed);
     }
 
     /// The users now.
@@ -126,6 +137,7 @@ impl Users {
                 let slowest = measure_slowest_check(&db);
                 *self.current.lock().expect("users lock") = (Arc::new(db), now);
                 self.slowest_check_ns.store(nanos(slowest), Ordering::Relaxed);
+                self.measured_check_ns.store(nanos(slowest), Ordering::Relaxed);
                 tracing::info!(
                     slowest_check_ms = slowest.as_millis(),
                     "failed logins padded to this"
@@ -178,6 +190,9 @@ mod tests {
         assert_eq!(users.slowest_check(), measured, "a faster check changes nothing");
         users.note_check(measured * 3);
         assert_eq!(users.slowest_check(), measured * 3, "a slower one raises the figure");
+        users.note_check(measured * 100);
+        let ceiling = measured * u32::try_from(TIMING_PAD_RAISE_MAX).expect("small");
+        assert_eq!(users.slowest_check(), ceiling, "up to a bound");
         std::fs::write(&path, "a:{PLAIN}a::::::\n").expect("rewrite");
         assert!(users.reload_if_changed());
         assert_eq!(users.get().verifications(), 2, "measured again for the new file");
