@@ -28,12 +28,14 @@ pub struct ServerConfig {
     /// Threads per shard for work that must not run on the reactor (fsync rounds, password
     /// hashes). One is always kept for the flush so logins cannot delay durability.
     pub blocking_threads: usize,
-    /// Client connections one shard serves at once (IMAP and LMTP together); more are
-    /// greeted with `* BYE [LIMIT]` / `421 4.7.0` and closed. Keep `shards *` this below the
-    /// open-files limit (LimitNOFILE), with room for store files.
+    /// Client connections one shard serves at once (IMAP and LMTP together: LMTP's share is
+    /// `lmtp_connections_per_shard_max`, IMAP gets the rest); more are greeted with
+    /// `* BYE [LIMIT]` / `421 4.7.0` and closed. Keep `shards *` this below the open-files
+    /// limit (LimitNOFILE), with room for store files.
     pub connections_per_shard_max: usize,
-    /// Of `connections_per_shard_max`, the LMTP connections one shard serves at most; IMAP may
-    /// use only the rest, so a flood of either protocol cannot starve the other. Also carved
+    /// Of `connections_per_shard_max`, the LMTP connections one shard serves at most (but never
+    /// more than half of it); IMAP may use only the rest, so a flood of either protocol
+    /// cannot starve the other. Also carved
     /// out of the open-files budget ([`crate::listen`]): IMAP leaves this many descriptors
     /// per shard free for LMTP.
     pub lmtp_connections_per_shard_max: usize,
