@@ -365,9 +365,15 @@ mod tests {
             glommio::executor().yield_now().await;
             glommio::executor().yield_now().await;
             let second = write(&disk, "b");
+            assert!(second > first, "the first round closed its epoch before the second write");
             assert_eq!(commit.wait_durable(second).await, Ok(()));
             assert_eq!(waiter.await, Ok(()));
             assert_eq!(disk.durable_contents(Path::new("b")), Some(b"mail".to_vec()));
+            assert_eq!(
+                commit.rounds(),
+                2,
+                "the write made during the flush got a round of its own"
+            );
         });
     }
 

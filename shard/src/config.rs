@@ -28,10 +28,37 @@ pub struct ServerConfig {
     /// Threads per shard for work that must not run on the reactor (fsync rounds, password
     /// hashes). One is always kept for the flush so logins cannot delay durability.
     pub blocking_threads: usize,
-    /// Client connections one shard serves at once (IMAP and LMTP together); more are
-    /// greeted with `* BYE [LIMIT]` / `421 4.7.0` and closed. Keep `shards *` this below the
-    /// open-files limit (LimitNOFILE), with room for store files.
+    /// Client connections one shard serves at once (IMAP and LMTP together: LMTP's share is
+    /// `lmtp_connections_per_shard_max`, IMAP gets the rest); more are greeted with
+    /// `* BYE [LIMIT]` / `421 4.7.0` and closed. Keep `shards *` this below the open-files
+    /// limit (LimitNOFILE), with room for store files.
     pub connections_per_shard_max: usize,
+    /// Of `connections_per_shard_max`, the LMTP connections one shard serves at most (but never
+    /// more than half of it); IMAP may use only the rest, so a flood of either protocol
+    /// cannot starve the other. Also carved
+    /// out of the open-files budget ([`crate::listen`]): IMAP leaves this many descriptors
+    /// per shard free for LMTP.
+    pub lmtp_connections_per_shard_max: usize,
+    /// IMAP and LMTP connections from one source address (an IPv6 source is its /64), across
+    /// every shard; more are greeted with `* BYE [LIMIT]` / `421 4.7.0` and closed.
+    pub connections_per_source_max: u32,
+    /// Logged-in IMAP sessions of one user at once (counted on the user's home shard, where
+    /// they all live); one more login gets a tagged `NO`.
+    pub connections_per_user_max: u32,
+    /// From accept to a successful login, whatever the client sends meanwhile: a connection
+    /// that has not logged in by then gets `* BYE` and is closed.
+    pub login_deadline: Duration,
+    /// From the first byte of a command (IMAP command with its literals, LMTP command line or
+    /// message data) to its last: a command still unfinished after this long ends the
+    /// connection (`* BYE` / `421 4.4.2`), however steadily its bytes trickle in.
+    pub command_deadline: Duration,
+    /// Refused connections and logins are logged at most once per source and reason in this
+    /// interval, with the number refused since the last line.
+    pub refusal_log_interval: Duration,
+    /// The first failed login from a source is answered after this long; the delay doubles
+    /// with each recent failure of the source or of the user, up to 16 times this
+    /// (see `auth.rs`). Tests shorten it.
+    pub auth_failure_delay: Duration,
     /// A user store nobody uses is closed after this long (reopening runs a recovery check).
     pub store_idle_close: Duration,
     /// Open user stores per shard beyond which unused ones are closed early, least recently
@@ -76,6 +103,15 @@ impl Default for ServerConfig {
             // the open-files limit (one descriptor per connection) usually binds first, and an
             // accept past it fails with EMFILE, logged once a second.
             connections_per_shard_max: 16_384,
+            lmtp_connections_per_shard_max: 256,
+            // An MTA or a large NAT opens a few hundred at most; one source holding more than
+            // this is a flood (see "Admission" in ARCHITECTURE.md).
+            connections_per_source_max: 1024,
+            connections_per_user_max: 64,
+            login_deadline: Duration::from_secs(60),
+            command_deadline: Duration::from_secs(300),
+            refusal_log_interval: Duration::from_secs(60),
+            auth_failure_delay: Duration::from_millis(crate::limits::AUTH_FAILURE_DELAY_MS),
             store_idle_close: Duration::from_secs(120),
             open_stores_per_shard_max: 1024,
             hostname: "localhost".to_owned(),

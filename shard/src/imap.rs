@@ -11,13 +11,17 @@
 //!                     ◄──────────────────── next(store) ◄───────────────────┘
 //! ```
 //!
+//! A new connection is admitted against the shard's IMAP budget and its source's budget
+//! (`admission.rs`); a login against the user's. A wait for input runs until the per-read
+//! timeout or the nearest deadline: the login deadline (from accept, until logged in) and the
+//! command deadline (from a command's first byte); see [`nearest_deadline`].
+//!
 //! Each `next` runs under a panic guard: a panic ends this connection with
 //! `* BYE [SERVERBUG]`, poisons the user's store (its memory may be inconsistent) and leaves
 //! every other session on the shard running.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -36,8 +40,10 @@ use crate::handoff::{self, DetachError, DetachedSocket};
 use crate::limits::SLOW_STEP_MS;
 use crate::listen::open_files_limit;
 
+use crate::admission::{Refusal, SourceSlot, UserSlot};
+use crate::listen::Protocol;
 use crate::registry::UserHandle;
-use crate::reply::{Ending, auth_outcome_of_registry, imap_bye};
+use crate::reply::{Ending, auth_outcome_of_registry, auth_outcome_of_user_cap, imap_bye};
 use crate::shard::{Shard, ShardMessage, home_of};
 
 /// An authenticated connection on its way to the user's home shard.
@@ -45,6 +51,10 @@ pub(crate) struct HandOff {
     socket: DetachedSocket,
     session: ImapSession,
     user: String,
+    /// The connection's place in its source's budget travels with it.
+    source: SourceSlot,
+    /// When the connection must have logged in (the login may still fail on arrival).
+    login_deadline: Instant,
 }
 
 /// One client's state. It lives on the heap so that the connection's task holds a pointer to
@@ -56,6 +66,14 @@ struct Client {
     connection: Connection,
     session: ImapSession,
     user: Option<Rc<UserHandle>>,
+    /// The logged-in session's place in its user's budget.
+    user_slot: Option<UserSlot>,
+    /// The connection's place in its source's budget.
+    source: SourceSlot,
+    /// Accept time plus `login_deadline`: until logged in, no wait goes past it.
+    login_deadline: Instant,
+    /// When the unfinished command now arriving began, if one is (see [`nearest_deadline`]).
+    command_started: Option<Instant>,
 }
 
 /// Serves a freshly accepted connection.
@@ -73,15 +91,26 @@ pub(crate) fn serve(shard: Rc<Shard>, stream: TcpStream) -> impl Future<Output =
     }
 }
 
-/// Greets a new connection (or turns it away when the shard is full).
+/// Greets a new connection, or turns it away when the shard's IMAP budget or its source's
+/// budget is spent (see `admission.rs`).
 async fn welcome(shard: Rc<Shard>, stream: TcpStream) -> Option<Box<Client>> {
+    let accepted = Instant::now();
     let mut connection = Connection::new(stream, shard.config().timeout_after_login).ok()?;
-    if shard.is_full() {
-        note_refused(&shard);
-        let _ = connection.write_all(imap_bye(Ending::TooManyConnections)).await;
-        connection.close().await;
-        return None;
-    }
+    let peer = connection.peer().ip();
+    let admitted = if shard.admits(Protocol::Imap) {
+        shard.shared.sources.admit(peer).ok_or((Refusal::SourceCap, Ending::TooManyFromSource))
+    } else {
+        Err((Refusal::ImapShardFull, Ending::TooManyConnections))
+    };
+    let source = match admitted {
+        Ok(source) => source,
+        Err((refusal, ending)) => {
+            shard.shared.refusals.note(peer, refusal, shard.id.0);
+            let _ = connection.write_all(imap_bye(ending)).await;
+            connection.close().await;
+            return None;
+        }
+    };
     let config = if plaintext_allowed(&shard, connection.peer()) {
         shard.imap_plaintext.clone()
     } else {
@@ -89,33 +118,15 @@ async fn welcome(shard: Rc<Shard>, stream: TcpStream) -> Option<Box<Client>> {
     };
     let session = ImapSession::new(config);
     connection.write_all(&session.greeting()).await.ok()?;
-    Some(Box::new(Client { connection, session, user: None }))
-}
-
-thread_local! {
-    /// Connections this shard turned away since it last said so, and when it last did.
-    static REFUSED: Cell<(u64, Option<Instant>)> = const { Cell::new((0, None)) };
-}
-
-/// Logs refused connections at most once a second per shard, with their count: under an
-/// overload (or at the open-files limit) a line per connection would flood the log.
-fn note_refused(shard: &Shard) {
-    REFUSED.with(|refused| {
-        let (count, last) = refused.get();
-        let now = Instant::now();
-        if last.is_some_and(|last| now.duration_since(last) < Duration::from_secs(1)) {
-            refused.set((count + 1, last));
-            return;
-        }
-        tracing::warn!(
-            shard = shard.id.0,
-            refused = count + 1,
-            connections = shard.connections.live(),
-            open_files_limit = %open_files_limit(),
-            "IMAP connections refused: shard full (connection cap or open-files budget)"
-        );
-        refused.set((0, Some(now)));
-    });
+    Some(Box::new(Client {
+        connection,
+        session,
+        user: None,
+        user_slot: None,
+        source,
+        login_deadline: accepted + shard.config().login_deadline,
+        command_started: None,
+    }))
 }
 
 /// Continues a connection handed over by another shard.
@@ -128,7 +139,7 @@ pub(crate) async fn arrive(shard: Rc<Shard>, handoff: Box<HandOff>) {
 
 /// Takes over a handed-over connection and completes its login here.
 async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Client>> {
-    let HandOff { socket, mut session, user } = *handoff;
+    let HandOff { socket, mut session, user, source, login_deadline } = *handoff;
     let stream = handoff::attach(socket);
     let mut connection = Connection::new(stream, shard.config().timeout_after_login).ok()?;
     if shard.is_stopping() {
@@ -137,8 +148,17 @@ async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Client>> {
         connection.close().await;
         return None;
     }
-    let handle = log_in_here(shard, &mut session, &user);
-    Some(Box::new(Client { connection, session, user: handle }))
+    let peer = connection.peer().ip();
+    let (handle, user_slot) = log_in_here(shard, &mut session, &user, peer);
+    Some(Box::new(Client {
+        connection,
+        session,
+        user: handle,
+        user_slot,
+        source,
+        login_deadline,
+        command_started: None,
+    }))
 }
 
 /// Plain-text passwords are accepted from loopback peers (also IPv4-mapped IPv6 ones) or
@@ -147,18 +167,31 @@ fn plaintext_allowed(shard: &Shard, peer: SocketAddr) -> bool {
     shard.config().plaintext_auth_always || peer.ip().to_canonical().is_loopback()
 }
 
-/// Opens the user's store on this (their home) shard and completes the login.
-fn log_in_here(shard: &Shard, session: &mut ImapSession, user: &str) -> Option<Rc<UserHandle>> {
+/// Completes the login on this (the user's home) shard: takes a place in the user's session
+/// budget, then opens the user's store. Either failing answers the login with a tagged `NO`
+/// and leaves the session logged out.
+fn log_in_here(
+    shard: &Shard,
+    session: &mut ImapSession,
+    user: &str,
+    peer: IpAddr,
+) -> (Option<Rc<UserHandle>>, Option<UserSlot>) {
+    let max = shard.config().connections_per_user_max;
+    let Some(slot) = shard.user_sessions.admit(&user.to_ascii_lowercase(), max) else {
+        shard.shared.refusals.note(peer, Refusal::UserCap, shard.id.0);
+        session.auth_done(auth_outcome_of_user_cap());
+        return (None, None);
+    };
     match shard.registry.open(user) {
         Ok(handle) => {
             session.auth_done(AuthOutcome::Success);
             tracing::debug!(shard = shard.id.0, user, "logged in");
-            Some(handle)
+            (Some(handle), Some(slot))
         }
         Err(error) => {
             tracing::error!(shard = shard.id.0, %error, "login refused: store unavailable");
             session.auth_done(auth_outcome_of_registry(&error));
-            None
+            (None, None)
         }
     }
 }
@@ -177,6 +210,10 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
                 wait_input(shard, &mut client, Some(change_seen)).await
             }
             Ok((Step::Write { chunks, durable }, _)) => {
+                if !is_continuation_request(&chunks) {
+                    // A command was answered: what arrives next is timed afresh.
+                    client.command_started = None;
+                }
                 let written =
                     Box::pin(write_step(shard, &mut client.connection, chunks, durable)).await;
                 if written.is_ok() && client.session.in_progress() {
@@ -226,7 +263,9 @@ const YIELD_TIMER: Duration = Duration::from_micros(20);
 
 /// Ends a connection: gives the store back, says BYE if there is one to say, closes.
 async fn finish(shard: &Shard, client: Box<Client>, bye: Option<&'static [u8]>) {
-    let Client { mut connection, user, .. } = *client;
+    let Client { mut connection, user, user_slot, source, .. } = *client;
+    // The budgets are given back when the connection has closed, at the end of this function.
+    let _budgets = (user_slot, source);
     if let Some(handle) = user {
         shard.registry.release(handle);
     }
@@ -323,12 +362,27 @@ async fn wait_input(
     client: &mut Client,
     idle_change_seen: Option<u64>,
 ) -> Result<(), StepEnd> {
-    let timeout = if client.user.is_some() {
+    let now = Instant::now();
+    let per_read = if client.user.is_some() {
         shard.config().timeout_after_login
     } else {
         shard.config().timeout_before_login
     };
-    let Client { connection, session, user } = client;
+    // The read waits until the per-read timeout or the nearest deadline, whichever is first;
+    // `ending` says which deadline, if one is what the wait runs into.
+    let (timeout, ending) = match nearest_deadline(shard, client, now) {
+        None => (per_read, None),
+        Some((at, refusal, ending)) => match at.checked_duration_since(now) {
+            Some(left) if !left.is_zero() && left < per_read => (left, Some((refusal, ending))),
+            Some(left) if !left.is_zero() => (per_read, None),
+            _ => {
+                shard.shared.refusals.note(client.connection.peer().ip(), refusal, shard.id.0);
+                return Err(StepEnd::Close(Some(imap_bye(ending))));
+            }
+        },
+    };
+    let peer = client.connection.peer().ip();
+    let Client { connection, session, user, .. } = client;
     if connection.set_read_timeout(timeout).is_err() {
         return Err(StepEnd::Close(None));
     }
@@ -342,10 +396,49 @@ async fn wait_input(
         Woken::Stop => Err(StepEnd::Close(Some(imap_bye(Ending::Shutdown)))),
         Woken::Read(Ok(ReadOutcome::Data(_))) => Ok(()),
         Woken::Read(Ok(ReadOutcome::TimedOut)) => {
-            Err(StepEnd::Close(Some(imap_bye(Ending::IdleTimeout))))
+            if let Some((refusal, _)) = ending {
+                shard.shared.refusals.note(peer, refusal, shard.id.0);
+            }
+            let ending = ending.map_or(Ending::IdleTimeout, |(_, ending)| ending);
+            Err(StepEnd::Close(Some(imap_bye(ending))))
         }
         Woken::Read(Ok(ReadOutcome::Closed) | Err(_)) => Err(StepEnd::Close(None)),
     }
+}
+
+/// The nearest deadline a wait for input must respect besides the per-read timeout, with
+/// what it is: the login deadline until the session logged in, and the command deadline while
+/// part of a command has arrived ([`ImapSession::has_partial_command`]). A command's clock
+/// starts at the first wait that finds part of it buffered (just after its first bytes were
+/// read) and stops when the session answers a command; continuation requests (`+`) do not
+/// stop it, or a client could stretch one command for ever with synchronizing literals.
+fn nearest_deadline(
+    shard: &Shard,
+    client: &mut Client,
+    now: Instant,
+) -> Option<(Instant, Refusal, Ending)> {
+    if client.session.has_partial_command() {
+        client.command_started.get_or_insert(now);
+    } else {
+        client.command_started = None;
+    }
+    let command_deadline = shard.config().command_deadline;
+    let command = client.command_started.map(|started| {
+        (started + command_deadline, Refusal::CommandDeadline, Ending::CommandDeadline)
+    });
+    let login = client.user.is_none().then_some((
+        client.login_deadline,
+        Refusal::LoginDeadline,
+        Ending::LoginDeadline,
+    ));
+    [command, login].into_iter().flatten().min_by_key(|(at, ..)| *at)
+}
+
+/// True when a write is only a continuation request (`+ ...`), which asks for more of the
+/// same command rather than answering it.
+fn is_continuation_request(chunks: &[OutChunk]) -> bool {
+    chunks.first().is_some_and(|chunk| chunk.as_bytes().starts_with(b"+"))
+        && chunks.iter().map(|chunk| chunk.as_bytes().len()).sum::<usize>() < 1024
 }
 
 /// What ended a [`WaitInput`].
@@ -404,7 +497,9 @@ async fn authenticate(
         Verdict::Accepted(canonical) => {
             let home = home_of(&canonical, shard.shared.count);
             if home == shard.id {
-                client.user = log_in_here(shard, &mut client.session, &canonical);
+                let (handle, slot) = log_in_here(shard, &mut client.session, &canonical, source);
+                client.user = handle;
+                client.user_slot = slot;
                 Ok(())
             } else {
                 Err(StepEnd::HandOff(canonical))
@@ -423,7 +518,7 @@ async fn authenticate(
 
 /// Moves the connection to `user`'s home shard. The session's login completes there.
 async fn hand_off(shard: &Shard, client: Box<Client>, user: String) {
-    let Client { connection, mut session, .. } = *client;
+    let Client { connection, mut session, source, login_deadline, .. } = *client;
     let home = home_of(&user, shard.shared.count);
     let socket = match handoff::detach(connection) {
         Ok(socket) => socket,
@@ -448,7 +543,8 @@ async fn hand_off(shard: &Shard, client: Box<Client>, user: String) {
     };
     let peer = socket.peer();
     tracing::debug!(%peer, source = shard.id.0, target = home.0, "handing connection over");
-    let message = ShardMessage::HandOff(Box::new(HandOff { socket, session, user }));
+    let handoff = HandOff { socket, session, user, source, login_deadline };
+    let message = ShardMessage::HandOff(Box::new(handoff));
     if let Err(message) = shard.mesh.send(home, message).await {
         tracing::error!(%peer, target = home.0, "hand-off failed: target shard is gone");
         if let ShardMessage::HandOff(handoff) = message {

@@ -9,12 +9,17 @@
 //! ([`commit`]): replies that promise durability wait for the next flush round, which runs off
 //! the reactor thread.
 //!
+//! Admission ([`admission`]) keeps one source, one user or one protocol from taking every
+//! connection; deadlines bound how long a session may stay logged out and a command may take
+//! to arrive; the login brake (`auth.rs`) is process-wide, per source and per user.
+//!
 //! This crate is the only user of glommio in the workspace: a move to another io_uring runtime
 //! touches nothing else.
 //!
 //! Entry points: [`run`] (installs SIGTERM/SIGINT handlers) and [`run_with_shutdown`] (stopped
 //! through a [`ShutdownHandle`]), both configured by a [`ServerConfig`].
 
+pub mod admission;
 mod auth;
 pub mod commit;
 pub mod config;

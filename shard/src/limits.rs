@@ -22,6 +22,11 @@ pub const READ_SCRATCH_BYTES: usize = 16 * 1024;
 /// microseconds; 10 ms is far outside that and well below what a client notices.
 pub const SLOW_STEP_MS: u64 = 10;
 
+/// A store open (with its recovery check) that takes this long or more is logged. It runs on
+/// the shard's thread, so every other connection of the shard waited as long; a warm open
+/// takes well under a millisecond, a recovery after a crash can take seconds.
+pub const SLOW_STORE_OPEN_MS: u64 = 100;
+
 /// iovecs per vectored write (Linux `UIO_MAXIOV` is 1024).
 pub const WRITE_IOVECS_MAX: usize = 64;
 
@@ -47,21 +52,51 @@ pub const BLOCKING_THREADS_MAX: usize = 64;
 
 const _: () = assert!(WRITE_IOVECS_MAX <= 1024, "UIO_MAXIOV");
 
-/// The first failed login from a source is answered after this long; each further recent
-/// failure from the same source doubles it. The wait is a timer: it holds no thread.
+/// The default delay before answering the first recent failed login of a source (or against
+/// a user); each further failure doubles it, up to [`AUTH_FAILURE_DELAY_DOUBLINGS_MAX`]
+/// doublings. `ServerConfig::auth_failure_delay` sets it (tests shorten it). The wait is a
+/// timer: it holds no thread.
 pub const AUTH_FAILURE_DELAY_MS: u64 = 1000;
 
-/// The longest answer delay for a failed login (a client's command timeout is usually 30 s
-/// or more, so it still gets its `NO`).
-pub const AUTH_FAILURE_DELAY_MAX_MS: u64 = 16_000;
+/// Doublings of the failure delay at most: 16 s with the default delay (a client's command
+/// timeout is usually 30 s or more, so it still gets its `NO`).
+pub const AUTH_FAILURE_DELAY_DOUBLINGS_MAX: u32 = 4;
 
-/// Failures older than this no longer count for their source.
+/// A password check waits for its source's turn at most this many maximal failure delays
+/// (64 s by default); a login that would wait longer is answered `NO [UNAVAILABLE]` at once,
+/// without a check, so a source with hundreds of parallel guesses holds no queue.
+pub const AUTH_QUEUE_DELAYS_MAX: u32 = 4;
+
+/// Password checks one source may run at once while it has no recent failure (a NAT of many
+/// honest users); once it has one, its checks run one at a time, spaced by the failure delay.
+pub const AUTH_CHECKS_PER_SOURCE_MAX: u32 = 4;
+
+/// Failures older than this no longer count for their source or user.
 pub const AUTH_FAILURE_WINDOW_SECONDS: u64 = 600;
 
-/// Sources whose failures a shard remembers (~64 bytes each).
+/// Sources the login brake remembers, process-wide (~100 bytes each).
 pub const AUTH_FAILURE_SOURCES_MAX: usize = 65_536;
 
-const _: () = assert!(AUTH_FAILURE_DELAY_MS <= AUTH_FAILURE_DELAY_MAX_MS);
+/// Target users (as sent, lowercased) the login brake remembers, process-wide, and pairs of
+/// source and user (each ~200 bytes with its name).
+pub const AUTH_FAILURE_USERS_MAX: usize = 65_536;
+
+/// Bytes of a user name the brake keys on: longer names are cut (no passwd-file name is that
+/// long, and the key only has to tell guessed names apart).
+pub const AUTH_FAILURE_NAME_BYTES_MAX: usize = 128;
+
+// The delay is `base << doublings` in a u32 multiplier; parallel checks need at least one.
+const _: () = assert!(AUTH_FAILURE_DELAY_DOUBLINGS_MAX < 16);
+const _: () = assert!(AUTH_CHECKS_PER_SOURCE_MAX >= 1 && AUTH_QUEUE_DELAYS_MAX >= 1);
+const _: () = assert!(AUTH_FAILURE_NAME_BYTES_MAX >= 64, "room for any passwd-file name");
+
+/// A password check slower than the figure measured when the passwd-file was loaded raises
+/// the failed-login padding (`users.rs`), up to this many times the measured figure.
+pub const TIMING_PAD_RAISE_MAX: u64 = 4;
+
+/// Sources (with a reason) the refusal log tracks at once; past it, quiet ones are forgotten
+/// and the rest are tallied together.
+pub const REFUSAL_LOG_SOURCES_MAX: usize = 4096;
 
 /// Most flush rounds running at once per shard. Each holds one thread of the shard's blocking
 /// pool while its syncs run. Measured on the 2-core VM (perf/results/2026-11-26-lmtp-gains.md):

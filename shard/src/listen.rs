@@ -128,29 +128,56 @@ fn open_files() -> &'static OpenFiles {
     })
 }
 
-/// Descriptors each shard last reported using (connections + open stores' files), by shard
-/// index. The open-files limit is per process, so the budget is shared, not split: a shard
-/// with more than its half of the users (placement is a hash) may use more than half.
-static SHARD_FDS: [AtomicUsize; SHARDS_MAX] = [const { AtomicUsize::new(0) }; SHARDS_MAX];
+/// Descriptors each shard last reported using for IMAP (connections and open stores' files)
+/// and for LMTP connections, by shard index. The open-files limit is per process, so the
+/// budget is shared, not split between shards: a shard with more than its half of the users
+/// (placement is a hash) may use more than half.
+static SHARD_FDS: [[AtomicUsize; 2]; SHARDS_MAX] =
+    [const { [AtomicUsize::new(0), AtomicUsize::new(0)] }; SHARDS_MAX];
 
-/// True while one more connection on shard `shard` keeps the process clear of its open-files
-/// limit: every shard's connections and open stores (about [`STORE_FDS_ESTIMATE`] descriptors
-/// each) must stay below `limit - FD_RESERVE`. Each shard refreshes its own figure here on
-/// every accept; the others' figures are as of their last accept, close enough next to the
-/// reserve. A connection turned away gets `BYE [LIMIT]`; without this, the descriptors would
-/// run out in the middle of a store open or a flush round (which opens directories), where
-/// EMFILE does real harm.
+/// What one shard's connections and stores hold now.
+#[derive(Clone, Copy, Debug)]
+pub struct FdUse {
+    /// IMAP connections.
+    pub imap: usize,
+    /// LMTP connections.
+    pub lmtp: usize,
+    /// Open user stores (about [`STORE_FDS_ESTIMATE`] descriptors each).
+    pub open_stores: usize,
+}
+
+/// True while one more `protocol` connection on shard `shard` keeps the process clear of its
+/// open-files limit. Every shard's connections and open stores must stay below
+/// `limit - FD_RESERVE`; on top of that, IMAP leaves `lmtp_reserve` descriptors (LMTP's
+/// connection budget over all shards) for LMTP connections, so an IMAP flood that reaches the
+/// open-files limit still leaves the MTA room to deliver, and LMTP (capped at that budget by
+/// count) can never take IMAP's share. Each shard refreshes its own figures here on every
+/// accept; the others' figures are as of their last accept, close enough next to the
+/// reserve. A connection turned away gets `BYE [LIMIT]` / `421 4.7.0`; without this, the
+/// descriptors would run out in the middle of a store open or a flush round (which opens
+/// directories), where EMFILE does real harm.
 #[must_use]
-pub fn fds_to_spare(shard: usize, connections: usize, open_stores: usize) -> bool {
-    let own = connections + open_stores * STORE_FDS_ESTIMATE;
-    if let Some(slot) = SHARD_FDS.get(shard) {
-        slot.store(own, Ordering::Relaxed);
+pub fn fds_to_spare(shard: usize, protocol: Protocol, usage: FdUse, lmtp_reserve: usize) -> bool {
+    let imap_own = usage.imap + usage.open_stores * STORE_FDS_ESTIMATE;
+    if let Some([imap, lmtp]) = SHARD_FDS.get(shard) {
+        imap.store(imap_own, Ordering::Relaxed);
+        lmtp.store(usage.lmtp, Ordering::Relaxed);
     }
     let Some(limit) = open_files().soft else {
-        return true; // unlimited or unknown: only the configured cap applies
+        return true; // unlimited or unknown: only the configured caps apply
     };
-    let total = SHARD_FDS.iter().map(|slot| slot.load(Ordering::Relaxed)).sum();
-    fds_cover(limit, total)
+    let imap_total: usize = SHARD_FDS.iter().map(|[imap, _]| imap.load(Ordering::Relaxed)).sum();
+    let lmtp_total: usize = SHARD_FDS.iter().map(|[_, lmtp]| lmtp.load(Ordering::Relaxed)).sum();
+    fds_cover(limit, fds_counted(protocol, imap_total, lmtp_total, lmtp_reserve))
+}
+
+/// The descriptors a new `protocol` connection must fit beside: IMAP counts LMTP's whole
+/// reserve as taken, LMTP only what LMTP uses.
+fn fds_counted(protocol: Protocol, imap: usize, lmtp: usize, lmtp_reserve: usize) -> usize {
+    match protocol {
+        Protocol::Imap => imap + lmtp.max(lmtp_reserve),
+        Protocol::Lmtp => imap + lmtp,
+    }
 }
 
 /// True when `in_use` descriptors leave the reserve free under `limit`.
@@ -181,6 +208,19 @@ mod tests {
         assert!(fds_cover(limit, limit - FD_RESERVE - 1));
         assert!(!fds_cover(limit, limit - FD_RESERVE), "the reserve stays free");
         assert!(!fds_cover(100, 0), "a limit below the reserve serves nobody");
+    }
+
+    #[test]
+    fn imap_leaves_lmtp_its_share_of_the_open_files() {
+        let limit = 20_000;
+        let reserve = 512;
+        let imap_fills = limit - FD_RESERVE - reserve;
+        assert!(fds_cover(limit, fds_counted(Protocol::Imap, imap_fills - 1, 0, reserve)));
+        assert!(!fds_cover(limit, fds_counted(Protocol::Imap, imap_fills, 0, reserve)));
+        assert!(
+            fds_cover(limit, fds_counted(Protocol::Lmtp, imap_fills, reserve - 1, reserve)),
+            "LMTP is still admitted when IMAP has used all of its share"
+        );
     }
 
     #[test]

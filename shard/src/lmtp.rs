@@ -17,31 +17,44 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::future;
 use glommio::net::TcpStream;
 use skua_core::types::InternalDate;
 use skua_protocols::lmtp::{LmtpSession, LmtpStep, ResolvedRecipient};
 
+use crate::admission::Refusal;
 use crate::conn::{Connection, ReadOutcome};
 use crate::deliver;
 use crate::guard::guarded;
+use crate::listen::Protocol;
 use crate::reply::{Ending, lmtp_closing};
 use crate::shard::Shard;
 
-/// Serves an accepted LMTP connection until it closes.
+/// Serves an accepted LMTP connection until it closes. It is turned away (`421 4.7.0`) when
+/// the shard's LMTP budget or its source's budget is spent (see `admission.rs`).
 pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _pass = shard.connections.enter();
+    let _lmtp_pass = shard.lmtp_connections.enter();
     let Ok(mut connection) = Connection::new(stream, shard.config().timeout_lmtp) else {
         return;
     };
-    if shard.is_full() {
-        tracing::warn!(shard = shard.id.0, peer = %connection.peer(), "LMTP connection refused: shard full");
-        let _ = connection.write_all(lmtp_closing(Ending::TooManyConnections)).await;
-        connection.close().await;
-        return;
-    }
+    let peer = connection.peer().ip();
+    let admitted = if shard.admits(Protocol::Lmtp) {
+        shard.shared.sources.admit(peer).ok_or((Refusal::SourceCap, Ending::TooManyFromSource))
+    } else {
+        Err((Refusal::LmtpShardFull, Ending::TooManyConnections))
+    };
+    let _source = match admitted {
+        Ok(source) => source,
+        Err((refusal, ending)) => {
+            shard.shared.refusals.note(peer, refusal, shard.id.0);
+            let _ = connection.write_all(lmtp_closing(ending)).await;
+            connection.close().await;
+            return;
+        }
+    };
     let mut session = LmtpSession::new(shard.lmtp_config.clone());
     let bye = match connection.write_all(&session.greeting()).await {
         Ok(()) => drive(&shard, &mut connection, &mut session).await,
@@ -60,6 +73,8 @@ async fn drive(
     connection: &mut Connection,
     session: &mut LmtpSession,
 ) -> Option<&'static [u8]> {
+    // When the command now arriving (line, or message data) began, if one is.
+    let mut command_started: Option<Instant> = None;
     loop {
         let step = match guarded(|| session.next()) {
             Ok(step) => step,
@@ -69,10 +84,17 @@ async fn drive(
             }
         };
         match step {
-            LmtpStep::NeedInput => match read(shard, connection).await {
-                Ok(len) => session.feed(connection.input(len)),
-                Err(bye) => return bye,
-            },
+            LmtpStep::NeedInput => {
+                if session.has_partial_command() {
+                    command_started.get_or_insert_with(Instant::now);
+                } else {
+                    command_started = None;
+                }
+                match read(shard, connection, command_started).await {
+                    Ok(len) => session.feed(connection.input(len)),
+                    Err(bye) => return bye,
+                }
+            }
             LmtpStep::Write(bytes) => {
                 if connection.write_all(&bytes).await.is_err() {
                     return None;
@@ -103,9 +125,30 @@ async fn drive(
     }
 }
 
-/// Reads input: the byte count, or the reply to close with.
-async fn read(shard: &Shard, connection: &mut Connection) -> Result<usize, Option<&'static [u8]>> {
-    let timeout = shard.config().timeout_lmtp;
+/// Reads input: the byte count, or the reply to close with. A command that began at
+/// `command_started` must be complete by `command_deadline` after it, however steadily its
+/// bytes trickle in: the read waits no longer than that, and past it the connection gets
+/// `421 4.4.2` and is closed.
+async fn read(
+    shard: &Shard,
+    connection: &mut Connection,
+    command_started: Option<Instant>,
+) -> Result<usize, Option<&'static [u8]>> {
+    let per_read = shard.config().timeout_lmtp;
+    let deadline = command_started.map(|started| started + shard.config().command_deadline);
+    let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+    let (timeout, ending) = match left {
+        Some(left) if left.is_zero() => {
+            shard.shared.refusals.note(
+                connection.peer().ip(),
+                Refusal::CommandDeadline,
+                shard.id.0,
+            );
+            return Err(Some(lmtp_closing(Ending::CommandDeadline)));
+        }
+        Some(left) if left < per_read => (left, Ending::CommandDeadline),
+        _ => (per_read, Ending::IdleTimeout),
+    };
     let stop = shard.stop.clone();
     let read = future::or(async { Some(connection.read(timeout).await) }, async {
         stop.wait_past(0).await;
@@ -115,7 +158,13 @@ async fn read(shard: &Shard, connection: &mut Connection) -> Result<usize, Optio
     match read {
         None => Err(Some(lmtp_closing(Ending::Shutdown))),
         Some(Ok(ReadOutcome::Data(len))) => Ok(len),
-        Some(Ok(ReadOutcome::TimedOut)) => Err(Some(lmtp_closing(Ending::IdleTimeout))),
+        Some(Ok(ReadOutcome::TimedOut)) => {
+            if ending == Ending::CommandDeadline {
+                let peer = connection.peer().ip();
+                shard.shared.refusals.note(peer, Refusal::CommandDeadline, shard.id.0);
+            }
+            Err(Some(lmtp_closing(ending)))
+        }
         Some(Ok(ReadOutcome::Closed) | Err(_)) => Err(None),
     }
 }

@@ -23,6 +23,8 @@ use skua_core::paths::{UserName, user_dir};
 use skua_core::store::UserStore;
 
 use crate::event::Event;
+use crate::guard::guarded;
+use crate::limits::SLOW_STORE_OPEN_MS;
 
 /// One user's open store with its change event.
 pub struct UserHandle {
@@ -72,6 +74,14 @@ pub enum RegistryError {
     /// A poisoned instance is still in use; try again once it is released.
     #[error("the store of {0:?} is being reset after an internal error")]
     Resetting(String),
+    /// Opening or recovering the store panicked (caught; see `guard.rs`).
+    #[error("opening the store of {user:?} panicked: {detail}")]
+    Panicked {
+        /// The user.
+        user: String,
+        /// The panic's message.
+        detail: String,
+    },
     /// The store failed to open or recover.
     #[error("cannot open the store of {user:?}: {detail}")]
     Open {
@@ -80,6 +90,38 @@ pub enum RegistryError {
         /// The store's error.
         detail: String,
     },
+}
+
+/// Runs a store open (`open`) for `user` under the panic guard, and logs it when slow.
+///
+/// A panic while opening or recovering (our bug, or a damaged store tripping an assertion)
+/// ends that login or delivery, not the shard: nothing was registered yet, so the next open
+/// starts again from the disk. An open taking [`SLOW_STORE_OPEN_MS`] or more is logged: it ran
+/// on the shard's thread, so the shard's other sessions waited as long.
+fn open_guarded<T, E: std::fmt::Display>(
+    user: &str,
+    open: impl FnOnce() -> Result<T, E>,
+) -> Result<T, RegistryError> {
+    let started = Instant::now();
+    let opened = guarded(open);
+    let took = started.elapsed();
+    if took >= Duration::from_millis(SLOW_STORE_OPEN_MS) {
+        tracing::warn!(
+            user,
+            took_ms = took.as_millis(),
+            "slow store open (recovery?): the shard's other sessions waited as long"
+        );
+    }
+    match opened {
+        Ok(Ok(store)) => Ok(store),
+        Ok(Err(error)) => {
+            Err(RegistryError::Open { user: user.to_owned(), detail: error.to_string() })
+        }
+        Err(detail) => {
+            tracing::error!(user, detail, "store open panicked; the shard carries on");
+            Err(RegistryError::Panicked { user: user.to_owned(), detail })
+        }
+    }
 }
 
 /// The shard's open stores.
@@ -109,9 +151,7 @@ impl Registry {
             }
             return Ok(handle.clone());
         }
-        let store = UserStore::open(self.disk.clone(), &user_dir(&name)).map_err(|error| {
-            RegistryError::Open { user: key.to_owned(), detail: error.to_string() }
-        })?;
+        let store = open_guarded(key, || UserStore::open(self.disk.clone(), &user_dir(&name)))?;
         let handle = Rc::new(UserHandle {
             name: key.to_owned(),
             store: RefCell::new(store),
@@ -181,6 +221,26 @@ mod tests {
 
     fn registry(dir: &std::path::Path) -> Registry {
         Registry::new(Rc::new(OsDisk::new(dir).expect("disk")))
+    }
+
+    /// Issue 7, defect 9: a panic while opening a store (outside the session guard) would
+    /// have stopped the whole server. It now fails that open only, and a later open works.
+    #[test]
+    fn a_panicking_open_fails_that_open_only() {
+        let panicked = open_guarded::<(), String>("alice", || panic!("recovery bug"));
+        match panicked {
+            Err(RegistryError::Panicked { user, detail }) => {
+                assert_eq!(user, "alice");
+                assert_eq!(detail, "recovery bug");
+            }
+            other => panic!("{other:?}"),
+        }
+        let failed = open_guarded::<(), String>("alice", || Err("disk gone".to_owned()));
+        assert!(matches!(failed, Err(RegistryError::Open { .. })), "{failed:?}");
+        assert_eq!(open_guarded::<u8, String>("alice", || Ok(7)).ok(), Some(7));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = registry(dir.path());
+        assert!(registry.open("alice").is_ok(), "the real open goes through the same guard");
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub(crate) enum Ending {
     StoreReset,
     /// The shard already serves its maximum number of connections.
     TooManyConnections,
+    /// The peer's address already has its maximum number of connections.
+    TooManyFromSource,
+    /// No successful login within the login deadline.
+    LoginDeadline,
+    /// A command still unfinished at the command deadline.
+    CommandDeadline,
 }
 
 /// The untagged `BYE` for an IMAP connection (RFC 9051 §7.1.5, codes from RFC 5530).
@@ -39,6 +45,11 @@ pub(crate) fn imap_bye(ending: Ending) -> &'static [u8] {
         Ending::Storage => b"* BYE [UNAVAILABLE] Storage failure; please reconnect later\r\n",
         Ending::StoreReset => b"* BYE [UNAVAILABLE] Mailbox is being reset; please reconnect\r\n",
         Ending::TooManyConnections => b"* BYE [LIMIT] Too many connections; try again later\r\n",
+        Ending::TooManyFromSource => {
+            b"* BYE [LIMIT] Too many connections from your address; try again later\r\n"
+        }
+        Ending::LoginDeadline => b"* BYE Autologout; no login within the time allowed\r\n",
+        Ending::CommandDeadline => b"* BYE Autologout; command took too long to arrive\r\n",
     }
 }
 
@@ -52,6 +63,11 @@ pub(crate) fn lmtp_closing(ending: Ending) -> &'static [u8] {
         Ending::Storage => b"421 4.3.0 Storage failure, closing connection\r\n",
         Ending::StoreReset => b"421 4.3.0 Mailbox is being reset, closing connection\r\n",
         Ending::TooManyConnections => b"421 4.7.0 Too many connections, try again later\r\n",
+        Ending::TooManyFromSource => {
+            b"421 4.7.0 Too many connections from your address, try again later\r\n"
+        }
+        Ending::LoginDeadline => b"421 4.4.2 Session took too long, closing connection\r\n",
+        Ending::CommandDeadline => b"421 4.4.2 Command took too long, closing connection\r\n",
     }
 }
 
@@ -61,6 +77,7 @@ pub(crate) fn delivery_failure_of_registry(error: &RegistryError) -> DeliveryFai
     match error {
         RegistryError::BadName { .. }
         | RegistryError::Resetting(_)
+        | RegistryError::Panicked { .. }
         | RegistryError::Open { .. } => DeliveryFailure::temporary(error.to_string()),
     }
 }
@@ -78,21 +95,34 @@ pub(crate) fn auth_outcome_of_registry(error: &RegistryError) -> AuthOutcome {
     match error {
         RegistryError::BadName { .. }
         | RegistryError::Resetting(_)
+        | RegistryError::Panicked { .. }
         | RegistryError::Open { .. } => AuthOutcome::Unavailable,
     }
+}
+
+/// A login refused because the user already has `connections_per_user_max` sessions.
+///
+/// `AuthOutcome` has no variant for this yet, so the client hears `NO [UNAVAILABLE]` ("try
+/// later", which is true); `NO [LIMIT]` (RFC 5530) needs an `AuthOutcome::Limit` in
+/// `skua-protocols`.
+pub(crate) fn auth_outcome_of_user_cap() -> AuthOutcome {
+    AuthOutcome::Unavailable
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ENDINGS: [Ending; 6] = [
+    const ENDINGS: [Ending; 9] = [
         Ending::Shutdown,
         Ending::IdleTimeout,
         Ending::ServerBug,
         Ending::Storage,
         Ending::StoreReset,
         Ending::TooManyConnections,
+        Ending::TooManyFromSource,
+        Ending::LoginDeadline,
+        Ending::CommandDeadline,
     ];
 
     #[test]

@@ -22,7 +22,8 @@ use skua_core::disk::os::OsDisk;
 use skua_protocols::imap::session::ImapConfig;
 use skua_protocols::lmtp::LmtpConfig;
 
-use crate::auth::LoginFailures;
+use crate::admission::{RefusalLog, SourceTable, UserSessions};
+use crate::auth::AuthBrake;
 use crate::commit::GroupCommit;
 use crate::config::ServerConfig;
 use crate::error::ServeError;
@@ -66,6 +67,12 @@ pub(crate) struct Shared {
     pub drained: DrainCount,
     /// Number of shards.
     pub count: usize,
+    /// Live connections per source address, across shards (see `admission.rs`).
+    pub sources: Arc<SourceTable>,
+    /// One log line per source and reason per interval.
+    pub refusals: RefusalLog,
+    /// Failed logins per source and per user, across shards (see `auth.rs`).
+    pub auth_brake: AuthBrake,
     storage_failed: Mutex<Option<usize>>,
 }
 
@@ -86,6 +93,9 @@ impl Shared {
             detail: error.to_string(),
         })?;
         Ok(Shared {
+            sources: SourceTable::new(config.connections_per_source_max),
+            refusals: RefusalLog::new(config.refusal_log_interval),
+            auth_brake: AuthBrake::new(config.auth_failure_delay),
             config,
             users,
             shutdown,
@@ -126,8 +136,12 @@ pub(crate) struct Shard {
     pub mesh: MeshSenders<ShardMessage>,
     /// Fires once, when shutdown starts.
     pub stop: Rc<Event>,
-    /// Client connections served here.
+    /// Client connections served here (IMAP and LMTP).
     pub connections: Rc<Tracker>,
+    /// Of those, the LMTP ones.
+    pub lmtp_connections: Rc<Tracker>,
+    /// Logged-in IMAP sessions per user (this shard is their home).
+    pub user_sessions: Rc<UserSessions>,
     /// Work done here for other shards (deliveries).
     pub work: Rc<Tracker>,
     /// Deliveries sent to other shards, awaiting their answer.
@@ -135,8 +149,6 @@ pub(crate) struct Shard {
     /// Bounds concurrent password checks to one less than the blocking threads, so a flush
     /// round never queues behind password hashes.
     pub auth_slots: glommio::sync::Semaphore,
-    /// Failed logins per source address.
-    pub login_failures: LoginFailures,
     /// Session panics caught on this shard.
     pub panics: Cell<u64>,
 }
@@ -152,11 +164,20 @@ impl Shard {
         &self.shared.config
     }
 
-    /// True when a new connection must be turned away.
-    pub(crate) fn is_full(&self) -> bool {
-        let live = self.connections.live();
-        live > self.config().connections_per_shard_max
-            || !crate::listen::fds_to_spare(self.id.index(), live, self.registry.len())
+    /// True while this shard can take the connection of `protocol` it just counted (in
+    /// [`Shard::connections`], and for LMTP in [`Shard::lmtp_connections`]): within the
+    /// protocol's share of the shard's connections and of the process's open files.
+    pub(crate) fn admits(&self, protocol: Protocol) -> bool {
+        let budget = Budget::of(self.config());
+        let lmtp = self.lmtp_connections.live();
+        let imap = self.connections.live() - lmtp;
+        let within = match protocol {
+            Protocol::Imap => imap <= budget.imap,
+            Protocol::Lmtp => lmtp <= budget.lmtp,
+        };
+        let usage = crate::listen::FdUse { imap, lmtp, open_stores: self.registry.len() };
+        let lmtp_reserve = budget.lmtp * self.shared.count;
+        within && crate::listen::fds_to_spare(self.id.index(), protocol, usage, lmtp_reserve)
     }
 
     /// Counts a caught panic and logs it.
@@ -169,6 +190,25 @@ impl Shard {
             detail,
             "session panicked: connection closed with BYE [SERVERBUG], shard carries on"
         );
+    }
+}
+
+/// The shard's connections, split between the protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// IMAP connections per shard.
+    pub imap: usize,
+    /// LMTP connections per shard.
+    pub lmtp: usize,
+}
+
+impl Budget {
+    /// LMTP's share is its configured budget, but never more than half of the shard's total
+    /// (a small total must still leave IMAP most of it); IMAP gets the rest.
+    pub(crate) fn of(config: &ServerConfig) -> Budget {
+        let total = config.connections_per_shard_max;
+        let lmtp = config.lmtp_connections_per_shard_max.min(total / 2);
+        Budget { imap: total - lmtp, lmtp }
     }
 }
 
@@ -252,10 +292,11 @@ fn new_shard(
         mesh,
         stop: Rc::new(Event::new()),
         connections: Tracker::new(),
+        lmtp_connections: Tracker::new(),
+        user_sessions: Rc::new(UserSessions::default()),
         work: Tracker::new(),
         replies: deliver::Replies::default(),
         auth_slots: glommio::sync::Semaphore::new(auth_slots),
-        login_failures: LoginFailures::default(),
         panics: Cell::new(0),
     }
 }
@@ -379,7 +420,7 @@ async fn drain(shard: &Rc<Shard>) {
         flush_rounds = shard.commit.rounds(),
         open_stores = shard.registry.len(),
         panics = shard.panics.get(),
-        login_failure_sources = shard.login_failures.sources(),
+        login_failure_sources = shard.shared.auth_brake.sources(),
         "stopped"
     );
 }

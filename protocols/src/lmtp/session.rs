@@ -156,6 +156,22 @@ impl LmtpSession {
         self.input.extend_from_slice(bytes);
     }
 
+    /// True while a command is partly received: part of a command line, a line being
+    /// discarded for its length, or `DATA` / `BDAT` content not yet complete. The shard holds
+    /// such a connection to a whole-command deadline, not only to a per-read timeout.
+    #[must_use]
+    pub fn has_partial_command(&self) -> bool {
+        match self.mode {
+            Mode::Command => !self.pending_input().is_empty(),
+            Mode::DiscardLine | Mode::Data(..) | Mode::Chunk { .. } => true,
+            Mode::DeliverReady(_)
+            | Mode::AwaitResolve(_)
+            | Mode::AwaitDelivery
+            | Mode::Closing
+            | Mode::Closed => false,
+        }
+    }
+
     /// Runs until the session needs something from the shard.
     ///
     /// # Panics
@@ -362,3 +378,40 @@ impl LmtpSession {
 }
 
 mod transaction;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(session: &mut LmtpSession) {
+        loop {
+            match session.next() {
+                LmtpStep::NeedInput => return,
+                LmtpStep::Write(_) => {}
+                LmtpStep::ResolveRecipient { .. } => {
+                    session.recipient_resolved(Some(ResolvedRecipient { user: "u".to_owned() }));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_line_or_unfinished_data_is_a_partial_command() {
+        let mut session = LmtpSession::new(LmtpConfig::new("test"));
+        drain(&mut session);
+        assert!(!session.has_partial_command(), "nothing received");
+        session.feed(b"LHLO x\r\nMAIL FROM:<a@b>\r\nRC");
+        drain(&mut session);
+        assert!(session.has_partial_command(), "half a RCPT line");
+        session.feed(b"PT TO:<u@b>\r\n");
+        drain(&mut session);
+        assert!(!session.has_partial_command(), "every line complete");
+        session.feed(b"DATA\r\n");
+        drain(&mut session);
+        assert!(session.has_partial_command(), "DATA begun: the message is the command");
+        session.feed(b"Subject: x\r\n\r\nbody\r\n");
+        drain(&mut session);
+        assert!(session.has_partial_command(), "no final dot yet");
+    }
+}
