@@ -169,7 +169,10 @@ class CompareArgsTest(unittest.TestCase):
 
     def test_skua_connection_limit_is_the_one_its_config_sets(self):
         from peers.skua import CONNECTIONS_PER_SHARD, Skua, config_text
-        self.assertEqual(config_text(16384), "connections_per_shard = 16384\n")
+        self.assertEqual(
+            config_text(16384),
+            "connections_per_shard = 16384\n[limits]\nconnections_per_source = 65536\n",
+        )
         self.assertEqual(Skua(shards=3).max_connections(), 3 * CONNECTIONS_PER_SHARD)
 
     def test_unknown_peer_is_unavailable(self):

@@ -80,20 +80,12 @@ pub struct FileConfig {
     pub lmtp: LmtpSection,
     /// Admission limits and deadlines.
     #[serde(default)]
-    #[allow(
-        dead_code,
-        reason = "read by apply_limits, which src/main.rs is to call (remove this allow then)"
-    )]
     pub limits: LimitsSection,
 }
 
 /// `[limits]`
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by apply_limits, which src/main.rs is to call (remove this allow then)"
-)]
 pub struct LimitsSection {
     /// IMAP and LMTP connections from one source address, across every shard.
     pub connections_per_source: Option<u32>,
@@ -126,10 +118,6 @@ pub struct LmtpSection {
     /// Look a recipient up by its local part when the whole address is not a user.
     pub recipient_by_local_part: Option<bool>,
     /// LMTP connections one shard serves at most, carved out of `connections_per_shard`.
-    #[allow(
-        dead_code,
-        reason = "read by apply_limits, which src/main.rs is to call (remove this allow then)"
-    )]
     pub connections_per_shard: Option<usize>,
 }
 
@@ -167,7 +155,6 @@ impl FileConfig {
     /// # Errors
     /// A zero cap or deadline: it would refuse every connection or end every session at once,
     /// which is never what an operator means.
-    #[allow(dead_code, reason = "src/main.rs is to call it (remove this allow then)")]
     pub fn apply_limits(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
         let limits = &self.limits;
         if let Some(max) = positive(limits.connections_per_source, "limits.connections_per_source")?
@@ -198,7 +185,6 @@ impl FileConfig {
 }
 
 /// `value`, refused when zero.
-#[allow(dead_code, reason = "used by apply_limits (see there)")]
 fn positive<T: Copy + PartialEq + Default>(
     value: Option<T>,
     key: &str,

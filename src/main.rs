@@ -147,7 +147,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("imap.plaintext_auth: unknown value {other:?}"),
     };
     let defaults = skua_shard::ServerConfig::default();
-    let config = skua_shard::ServerConfig {
+    let mut config = skua_shard::ServerConfig {
         data_dir,
         passwd_path: passwd_file,
         imap_listen,
@@ -165,6 +165,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         ..defaults
     };
+    file.apply_limits(&mut config)?;
     skua_shard::run(config).context("server failed")
 }
 

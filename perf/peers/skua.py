@@ -20,9 +20,17 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 CONNECTIONS_PER_SHARD = 16384
 
 
+# The load generator connects from one address (127.0.0.1): the per-source cap (1024 by default,
+# against one source taking the whole server) must not apply to it.
+CONNECTIONS_PER_SOURCE = 65536
+
+
 def config_text(connections_per_shard: int = CONNECTIONS_PER_SHARD) -> str:
     """The skua config file of a run (everything else comes from the command line)."""
-    return f"connections_per_shard = {connections_per_shard}\n"
+    return (
+        f"connections_per_shard = {connections_per_shard}\n"
+        f"[limits]\nconnections_per_source = {CONNECTIONS_PER_SOURCE}\n"
+    )
 
 
 class Skua(ProcessPeer):

@@ -100,13 +100,10 @@ pub(crate) fn auth_outcome_of_registry(error: &RegistryError) -> AuthOutcome {
     }
 }
 
-/// A login refused because the user already has `connections_per_user_max` sessions.
-///
-/// `AuthOutcome` has no variant for this yet, so the client hears `NO [UNAVAILABLE]` ("try
-/// later", which is true); `NO [LIMIT]` (RFC 5530) needs an `AuthOutcome::Limit` in
-/// `skua-protocols`.
+/// A login refused because the user already has `connections_per_user_max` sessions:
+/// `NO [LIMIT]` (RFC 5530).
 pub(crate) fn auth_outcome_of_user_cap() -> AuthOutcome {
-    AuthOutcome::Unavailable
+    AuthOutcome::Limit
 }
 
 #[cfg(test)]

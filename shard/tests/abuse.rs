@@ -283,7 +283,7 @@ fn a_user_has_at_most_its_cap_of_sessions() {
     assert!(third.line().starts_with("* OK"));
     third.send("a1 LOGIN ivan ivan-pw\r\n");
     let answer = third.until("a1 ").pop().expect("tagged");
-    assert!(answer.starts_with("a1 NO"), "{answer}");
+    assert!(answer.starts_with("a1 NO [LIMIT]"), "{answer}");
     // Another user is not affected, and a session that ends gives its place back.
     let _other = server.login("alice", "alice-pw");
     drop(first);

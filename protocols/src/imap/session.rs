@@ -175,7 +175,7 @@ impl ImapSession {
     /// connection to a whole-command deadline, not only to a per-read timeout.
     #[must_use]
     pub fn has_partial_command(&self) -> bool {
-        self.input.buffered_bytes() > 0
+        !self.input.is_idle()
     }
 
     /// True once logged in (the shard then passes the user's store to `next`).

@@ -111,4 +111,6 @@ pub enum AuthOutcome {
     Failure,
     /// The check could not be made (store unavailable, too many attempts...): try later.
     Unavailable,
+    /// The password is right but the user has as many sessions as allowed: `NO [LIMIT]`.
+    Limit,
 }

@@ -52,9 +52,9 @@ impl Input {
         self.framer.set_limits(limits);
     }
 
-    /// Bytes received and not yet consumed as a whole command.
-    pub(crate) fn buffered_bytes(&self) -> usize {
-        self.framer.buffered_bytes()
+    /// True when no command is partly received (nor a refused one partly skipped).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.framer.is_idle()
     }
 
     /// The next thing to act on.

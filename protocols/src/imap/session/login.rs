@@ -36,6 +36,9 @@ impl ImapSession {
             AuthOutcome::Unavailable => {
                 Completion::no("Authentication unavailable, try later").with(Code::Unavailable)
             }
+            AuthOutcome::Limit => {
+                Completion::no("Too many sessions for this user").with(Code::Limit)
+            }
         };
         completion.write(tag.as_str(), &mut self.pending);
         if self.auth_failures >= AUTH_FAILURES_MAX {
