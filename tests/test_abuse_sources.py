@@ -208,6 +208,7 @@ class BruteForce(SourceCase):
         from the same source must not get more than about that."""
         source = "127.0.0.6"
         answered = []
+        refused = []
         lock = threading.Lock()
         end = time.monotonic() + 10.0
 
@@ -222,9 +223,14 @@ class BruteForce(SourceCase):
                         _, tagged = c.read_tagged(f"g{i}", max(0.05, end - time.monotonic()))
                     except socket.timeout:
                         return
+                    # A guess is answered when the password was checked; a refusal without a
+                    # check ([UNAVAILABLE], the source's queue of checks is full) is not one.
                     if tagged.startswith(f"g{i} NO".encode()) and time.monotonic() < end:
                         with lock:
-                            answered.append(time.monotonic())
+                            if b"[UNAVAILABLE]" in tagged:
+                                refused.append(time.monotonic())
+                            else:
+                                answered.append(time.monotonic())
                     if not tagged:
                         return
                     i += 1
@@ -244,6 +250,12 @@ class BruteForce(SourceCase):
             len(answered), 4,
             f"50 parallel connections from one source got {len(answered)} answered guesses "
             f"in 10 s (one connection gets 3)",
+        )
+        # Refusals are not free either: each waits for the failure delay and counts towards
+        # the connection's BYE, so fifty connections cannot spin on them.
+        self.assertLessEqual(
+            len(refused), 50 * 3,
+            f"{len(refused)} refusals in 10 s: a refused client must not be able to spin",
         )
 
 

@@ -61,8 +61,11 @@ pub enum Verdict {
     Accepted(String),
     /// Unknown user or wrong password.
     Rejected,
-    /// The check could not be made (or the source must wait too long for it).
+    /// The check could not be made.
     Unavailable,
+    /// Not checked: the source's queue of checks is full (it has failed too often lately).
+    /// Answered after the base failure delay, so that a refused client cannot spin on it.
+    Throttled,
 }
 
 /// Checks `password` for `user` (connecting from `source`) on the blocking pool, in the
@@ -77,7 +80,8 @@ pub async fn check(
     let brake = &shard.shared.auth_brake;
     let Some(mut turn) = brake.reserve(source, &user, Instant::now()) else {
         tracing::debug!(%source, "login refused: the source's queue of checks is full");
-        return Verdict::Unavailable;
+        glommio::timer::sleep(shard.config().auth_failure_delay).await;
+        return Verdict::Throttled;
     };
     glommio::timer::sleep(turn.at.saturating_duration_since(Instant::now())).await;
     let outcome = {

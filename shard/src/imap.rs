@@ -513,6 +513,10 @@ async fn authenticate(
             client.session.auth_done(AuthOutcome::Unavailable);
             Ok(())
         }
+        Verdict::Throttled => {
+            client.session.auth_done(AuthOutcome::Throttled);
+            Ok(())
+        }
     }
 }
 

@@ -113,4 +113,7 @@ pub enum AuthOutcome {
     Unavailable,
     /// The password is right but the user has as many sessions as allowed: `NO [LIMIT]`.
     Limit,
+    /// Not checked: the client's address failed too often lately. `NO [UNAVAILABLE]`, and it
+    /// counts as a failed attempt on this connection (BYE after a few).
+    Throttled,
 }

@@ -36,6 +36,11 @@ impl ImapSession {
             AuthOutcome::Unavailable => {
                 Completion::no("Authentication unavailable, try later").with(Code::Unavailable)
             }
+            AuthOutcome::Throttled => {
+                self.auth_failures += 1;
+                Completion::no("Too many failed logins from this address, try later")
+                    .with(Code::Unavailable)
+            }
             AuthOutcome::Limit => {
                 Completion::no("Too many sessions for this user").with(Code::Limit)
             }
