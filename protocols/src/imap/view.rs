@@ -263,10 +263,24 @@ impl View {
         indexes.sort_unstable();
         indexes.dedup();
         self.marks = None;
+        self.remove_reporting(&indexes, out);
+    }
+
+    /// Removes the messages at `indexes` (ascending, distinct), writing `* n EXPUNGE` for each,
+    /// highest first so every number is right when the client reads it. One pass over the
+    /// view, however many go: removing them one by one cost O(gone × view), seconds for a mass
+    /// expunge in a big mailbox.
+    fn remove_reporting(&mut self, indexes: &[usize], out: &mut Vec<u8>) {
         for &i in indexes.iter().rev() {
-            self.uids.remove(i);
             write_expunge(out, msn_from_index(i));
         }
+        let mut doomed = indexes.iter().copied().peekable();
+        let mut index = 0;
+        self.uids.retain(|_| {
+            let keep = doomed.next_if_eq(&index).is_none();
+            index += 1;
+            keep
+        });
     }
 
     /// Compares the view with the store's `messages` (live, UID order) and writes the updates
@@ -333,10 +347,7 @@ impl View {
                 gone.push(i);
             }
         }
-        for &i in gone.iter().rev() {
-            self.uids.remove(i);
-            write_expunge(out, msn_from_index(i));
-        }
+        self.remove_reporting(&gone, out);
         gone.len()
     }
 }
@@ -542,5 +553,28 @@ mod tests {
         view.expunged_by_self(&[Uid::new(1).unwrap(), Uid::new(3).unwrap()], &mut out);
         assert_eq!(text(&out), "* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n");
         assert_eq!(view.len(), 1);
+    }
+
+    #[test]
+    fn removing_many_at_once_is_removing_them_one_by_one() {
+        // Every subset of 8 messages: one pass gives the view and the lines that removing
+        // them one by one (highest first) gives.
+        let messages: Vec<MessageMeta> = (1..=8).map(|u| meta(u, u64::from(u), 0)).collect();
+        for mask in 0u32..256 {
+            let gone: Vec<Uid> =
+                (1..=8).filter(|u| mask & (1 << (u - 1)) != 0).filter_map(Uid::new).collect();
+            let mut view = view_of(&messages, 8);
+            let mut out = Vec::new();
+            view.expunged_by_self(&gone, &mut out);
+            let mut expected_uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
+            let mut expected_out = Vec::new();
+            for uid in gone.iter().rev() {
+                let i = expected_uids.binary_search(uid).expect("present");
+                expected_uids.remove(i);
+                write_expunge(&mut expected_out, msn_from_index(i));
+            }
+            assert_eq!(view.uids(), &expected_uids[..], "mask {mask:08b}");
+            assert_eq!(text(&out), text(&expected_out), "mask {mask:08b}");
+        }
     }
 }
