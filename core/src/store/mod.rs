@@ -146,8 +146,11 @@ pub struct RecoveryReport {
     pub index_records_added: u64,
     /// Expunges applied from spool tombstones the index lacked.
     pub expunges_applied: u64,
-    /// Indexes rebuilt because they were missing or their header was damaged.
+    /// Indexes rebuilt from the spool because they were missing (or shorter than a header).
     pub indexes_rebuilt: u64,
+    /// Indexes whose header was damaged and rewritten from the log, their records kept (and
+    /// checked against a scan of the whole spool).
+    pub index_headers_repaired: u64,
     /// True when `mailboxes.log` had a damaged header and was started anew (the old file is
     /// kept as `mailboxes.log.bad`).
     pub log_replaced: bool,
@@ -184,6 +187,10 @@ pub struct UserStore<D: Disk> {
     deferred: checkpoint::Deferred,
     change_counter: u64,
     recovery: RecoveryReport,
+    /// Set when a failed operation's spool records could not be cut away: the spool position
+    /// to cut back to. Every mutation retries the cut first and is refused until it is made
+    /// (see [`UserStore::cut_spool_back`]).
+    pending_cut: Option<codec::SpoolPos>,
 }
 
 impl<D: Disk> UserStore<D> {

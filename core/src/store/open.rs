@@ -93,6 +93,7 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
         deferred,
         change_counter: 0,
         recovery: report,
+        pending_cut: None,
     };
     if store.catalog.id(names::INBOX).is_none() {
         store.create_mailbox(names::INBOX).map_err(|error| match error {
@@ -308,6 +309,28 @@ fn load_indexes<D: Disk>(
                 if good_after_cut {
                     cut.push(id);
                 }
+                indexes.insert(id, index);
+            }
+            Loaded::DamagedHeader => {
+                let header = IndexHeader {
+                    mailbox: id,
+                    uid_validity: entry.uid_validity,
+                    uid_next: 1,
+                    highest_modseq: 1,
+                    checkpoint: SpoolPos::default(),
+                    messages: 0,
+                    sealed: false,
+                };
+                let path = index::index_path(dir, id);
+                let Loaded::Found { index, cut_records, .. } =
+                    Index::load_headless(disk, path, header)?
+                else {
+                    unreachable!("load_headless finds the records it is given");
+                };
+                report.index_records_dropped += cut_records;
+                report.index_headers_repaired += 1;
+                // Checked against a scan from the start of the spool, like a cut index.
+                cut.push(id);
                 indexes.insert(id, index);
             }
             Loaded::Found { .. } | Loaded::Missing => missing.push(id),
