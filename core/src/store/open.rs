@@ -94,6 +94,7 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
         change_counter: 0,
         recovery: report,
         pending_cut: None,
+        damaged_logged: std::cell::RefCell::default(),
     };
     if store.catalog.id(names::INBOX).is_none() {
         store.create_mailbox(names::INBOX).map_err(|error| match error {
