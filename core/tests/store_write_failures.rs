@@ -222,3 +222,25 @@ fn a_cut_the_disk_refuses_blocks_writes_until_it_is_made() {
     );
     assert!(store.message(inbox, uid).unwrap().is_some());
 }
+
+#[test]
+fn a_refused_append_that_started_a_segment_leaves_it_empty() {
+    let disk = SimDisk::new();
+    let mut store = open(&disk);
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    append(&mut store, inbox, b"Subject: kept\r\n\r\nA\r\n").unwrap();
+    settle(&mut store, &disk);
+    // Too big for the first segment: the append starts segment 2, writes its record there,
+    // and then its index write fails.
+    let big = vec![b'z'; usize::try_from(skua_core::limits::SEGMENT_BYTES_TARGET).unwrap() - 100];
+    disk.fail_next(FailOp::Write, ".idx", ErrorKind::StorageFull, 1);
+    append(&mut store, inbox, &big).unwrap_err();
+    drop(store);
+    let (disk, mut store) = restart(&disk);
+    assert_eq!(bodies(&store, inbox), vec![b"Subject: kept\r\n\r\nA\r\n".to_vec()]);
+    // The store goes on in the emptied segment.
+    append(&mut store, inbox, b"Subject: next\r\n\r\nC\r\n").unwrap();
+    drop(store);
+    let (_disk, store) = restart(&disk);
+    assert_eq!(bodies(&store, inbox).len(), 2, "{:?}", store.recovery());
+}
