@@ -211,8 +211,8 @@ pub(crate) enum Loaded<F> {
     Found { index: Index<F>, cut_records: u64, good_after_cut: bool },
     /// Missing, or shorter than a header: rebuild from the spool.
     Missing,
-    /// A whole header that is damaged (its checksum fails): the records after it may be
-    /// intact (see [`Index::load_headless`]).
+    /// A whole header that is damaged (its checksum fails): rebuild from the spool, keeping
+    /// the flags of the records that still check out ([`Index::salvage`]).
     DamagedHeader,
 }
 
@@ -275,24 +275,6 @@ impl<F: DiskFile> Index<F> {
         let Some(header) = IndexHeader::decode(&header, &path)? else {
             return Ok(Loaded::DamagedHeader);
         };
-        Self::load_records(file, path, len, header)
-    }
-
-    /// Loads an index whose header is damaged ([`Loaded::DamagedHeader`]) with `header` in its
-    /// place, and writes that header (recovery: the caller builds it from the log, with
-    /// checkpoint zero, so the whole spool is scanned and every record kept here is checked
-    /// against it; UIDNEXT and HIGHESTMODSEQ follow from the records). Records keep their
-    /// flags, which a rebuild from the spool would reset.
-    pub(crate) fn load_headless<D: Disk<File = F>>(
-        disk: &D,
-        path: PathBuf,
-        header: IndexHeader,
-    ) -> Result<Loaded<F>, StorageError> {
-        let file = disk.open(&path, OpenMode::Existing).map_err(|e| StorageError::io(&path, e))?;
-        let len = file_len(&file, &path)?;
-        assert!(len >= HEADER_BYTES as u64, "the caller saw a whole damaged header");
-        write_at(&file, &path, &header.encode(), 0)?;
-        tracing::warn!(path = %path.display(), "index header damaged; rewritten, records kept");
         Self::load_records(file, path, len, header)
     }
 

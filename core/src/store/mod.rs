@@ -146,10 +146,10 @@ pub struct RecoveryReport {
     pub index_records_added: u64,
     /// Expunges applied from spool tombstones the index lacked.
     pub expunges_applied: u64,
-    /// Indexes rebuilt from the spool because they were missing (or shorter than a header).
+    /// Indexes rebuilt from the spool because they were missing or their header was damaged.
     pub indexes_rebuilt: u64,
-    /// Indexes whose header was damaged and rewritten from the log, their records kept (and
-    /// checked against a scan of the whole spool).
+    /// Of those, indexes whose header was damaged: the flags of their records that still
+    /// check out were kept.
     pub index_headers_repaired: u64,
     /// True when `mailboxes.log` had a damaged header and was started anew (the old file is
     /// kept as `mailboxes.log.bad`).
