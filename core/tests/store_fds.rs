@@ -3,9 +3,10 @@
 //! touched (about 2.6 on average in the abuse runs, so the server refused connections at 18,888
 //! with 200 users against a 20,000 limit).
 //!
-//! Invariant: an idle open store (nothing done since the last flush round began) holds at most
-//! one descriptor (today none: the disk closes every handle when a round begins, maps outlive
-//! them, and the next operation reopens what it needs); the store keeps working across that.
+//! Invariant: an idle open store (nothing done for a round interval) holds at most one
+//! descriptor (today none: a round's begin closes every handle unused since the previous one,
+//! maps outlive them, and the next operation reopens what it needs); the store keeps working
+//! across that.
 //! The count is of `/proc/self/fd`, so this file holds one test only (tests of one binary run
 //! on threads of one process).
 
@@ -65,7 +66,8 @@ fn an_idle_open_store_holds_at_most_one_descriptor() {
         store.append(inbox, &message(9, 500), b"late", Flags::default(), None).unwrap();
     }
     flush(&disk);
-    // The round above released every handle; a round with nothing to sync releases too.
+    // A handle used in a round is kept through the next round begin, and closed at the one
+    // after if unused meanwhile (here a round with nothing to sync: it releases too).
     flush(&disk);
     let idle = open_fds().saturating_sub(baseline);
     println!(

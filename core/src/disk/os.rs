@@ -16,9 +16,11 @@
 //! remapped on every append.
 //!
 //! Descriptors are a budget (issue 7): an idle open store must not hold one per file. A file's
-//! OS handle is opened when an operation needs it and closed again by the next
-//! [`Disk::flush_begin`] (or [`OsDisk::release_handles`]): a map outlives its descriptor, so a
-//! view needs a handle only while a map is made, and a round's sync holds handles of its own.
+//! OS handle is opened when an operation needs it and closed again by a later
+//! [`Disk::flush_begin`] once a whole round interval passed without using it (so a store busy
+//! in every round keeps its few handles, and an idle one holds none), or at once by
+//! [`OsDisk::release_handles`]. A map outlives its descriptor, so a view needs a handle only
+//! while a map is made, and a round's sync holds handles of its own.
 //! A released file is reopened by name, so the disk keeps each open file's name current across
 //! renames; a file whose name was removed or renamed over keeps its handle for good (it cannot
 //! be found again), and a reopen that finds another file under the name is refused.
@@ -114,15 +116,26 @@ impl OsDisk {
     }
 
     /// Closes the OS handle of every file that has one (and can be found again by name): the
-    /// next operation that needs it reopens it. [`Disk::flush_begin`] calls this, so an idle
-    /// store holds no descriptor; a runtime may call it too.
+    /// next operation that needs it reopens it.
     pub fn release_handles(&self) {
+        self.release(false);
+    }
+
+    /// Closes the handles not used since the last call (`keep_used`), or all of them.
+    fn release(&self, keep_used: bool) {
         let opened = std::mem::take(&mut self.state.borrow_mut().handles_open);
+        let mut kept = Vec::new();
         for inner in opened.iter().filter_map(Weak::upgrade) {
-            if !inner.orphaned.get() {
+            if inner.orphaned.get() || inner.handle.borrow().is_none() {
+                continue;
+            }
+            if keep_used && inner.used.replace(false) {
+                kept.push(Rc::downgrade(&inner));
+            } else {
                 inner.handle.borrow_mut().take();
             }
         }
+        self.state.borrow_mut().handles_open.extend(kept);
     }
 
     /// How many times a released handle was opened again.
@@ -188,6 +201,7 @@ impl Disk for OsDisk {
             path: RefCell::new(absolute.clone()),
             identity: (metadata.dev(), metadata.ino()),
             orphaned: Cell::new(false),
+            used: Cell::new(true),
             state: self.state.clone(),
             len: Cell::new(metadata.len()),
             viewed_len: Cell::new(0),
@@ -283,8 +297,9 @@ impl Disk for OsDisk {
                 Some(OsFlush { epoch, files, dirs, sync: self.sync.clone() })
             }
         };
-        // The round holds handles of its own for the files it syncs.
-        self.release_handles();
+        // Handles idle for a whole round interval go (the round holds its own for the files it
+        // syncs): an idle store holds no descriptor, a busy one does not reopen every round.
+        self.release(true);
         flush
     }
 
@@ -330,6 +345,8 @@ struct FileInner {
     identity: (u64, u64),
     /// Its name was removed or renamed over: the handle is never released.
     orphaned: Cell<bool>,
+    /// The handle was used since the last `flush_begin` (see `OsDisk::release`).
+    used: Cell<bool>,
     state: Rc<RefCell<State>>,
     /// The file's length as this process wrote it (the only writer; see `crate::mmap`).
     len: Cell<u64>,
@@ -354,6 +371,7 @@ impl Drop for FileInner {
 
 /// The OS handle of `inner`, reopened by name if it was released.
 fn handle(inner: &Rc<FileInner>) -> io::Result<Arc<File>> {
+    inner.used.set(true);
     if let Some(file) = inner.handle.borrow().as_ref() {
         return Ok(file.clone());
     }
@@ -564,7 +582,9 @@ mod tests {
         file.write_all_at(b"one", 0).unwrap();
         let view = file.view(0, 3).unwrap();
         let _ = disk.flush_begin();
-        assert!(file.inner.handle.borrow().is_none(), "flush_begin released the handle");
+        assert!(file.inner.handle.borrow().is_some(), "used in this round: kept one more");
+        let _ = disk.flush_begin();
+        assert!(file.inner.handle.borrow().is_none(), "idle for a round: released");
         assert_eq!(&*view, b"one", "a view outlives the handle");
         disk.rename(Path::new("a"), Path::new("b")).unwrap();
         file.write_all_at(b"two", 3).unwrap();
