@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use skua_core::lock::{DataDirLock, LockError};
+
 use crate::config::FileConfig;
 
 /// skua: a thread-per-core, durable IMAP and LMTP mail server.
@@ -105,7 +107,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::User { command } => users::run(command),
-        Command::Reconstruct { user, common, json } => users::reconstruct(&user, &common, json),
+        Command::Reconstruct { user, common, json } => reconstruct(&user, &common, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -133,6 +135,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = file.data_dir(args.common.data_dir.as_deref());
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    // Held until `serve` returns: a second server on the same data dir would append over
+    // records this one acknowledged (issue 7, defect 1).
+    let _lock = DataDirLock::acquire(&data_dir)?;
     let passwd_file = file.passwd_file(&data_dir);
     let imap_listen = pick(args.imap_listen, file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
     let lmtp_listen = pick(args.lmtp_listen, file.lmtp.listen.clone(), config::LMTP_LISTEN_DEFAULT);
@@ -167,6 +172,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     file.apply_limits(&mut config)?;
     skua_shard::run(config).context("server failed")
+}
+
+/// `skua reconstruct`: refuses a data dir a running server holds (it rewrites the indexes the
+/// server has open), and holds the lock itself so that no server starts meanwhile.
+fn reconstruct(user: &str, common: &Common, json: bool) -> anyhow::Result<()> {
+    let file = FileConfig::load(common.config.as_deref())?;
+    let data_dir = file.data_dir(common.data_dir.as_deref());
+    // A missing data dir holds no store: `users::reconstruct` says so.
+    let _lock = if data_dir.is_dir() {
+        match DataDirLock::acquire(&data_dir) {
+            Ok(lock) => Some(lock),
+            Err(LockError::Held { dir, pid }) => {
+                let holder = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
+                anyhow::bail!(
+                    "data dir {} is in use by a running skua server ({holder}); reconstruct \
+                     rewrites the indexes the server holds open: stop the server first \
+                     (running it through the live server needs the admin socket, issue 8)",
+                    dir.display()
+                );
+            }
+            Err(error) => return Err(error.into()),
+        }
+    } else {
+        None
+    };
+    users::reconstruct(user, common, json)
 }
 
 /// Flags win over the file, the file over the default.

@@ -148,6 +148,21 @@ pub enum ReadError {
     Storage(#[from] StorageError),
 }
 
+impl ReadError {
+    /// True when the message's own spool record is damaged (`StorageError::Corrupt` from
+    /// [`body`], [`cache`] or [`prefetch`] of one UID): only that message is unreadable, every
+    /// other message of the mailbox still reads, so a FETCH over many messages answers the
+    /// healthy ones and NO for this one. An I/O error (`StorageError::Io`) is not damage.
+    ///
+    /// [`body`]: crate::store::UserStore::body
+    /// [`cache`]: crate::store::UserStore::cache
+    /// [`prefetch`]: crate::store::UserStore::prefetch
+    #[must_use]
+    pub fn is_damaged_message(&self) -> bool {
+        matches!(self, ReadError::Storage(StorageError::Corrupt { .. }))
+    }
+}
+
 /// Errors of STORE and EXPUNGE.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {

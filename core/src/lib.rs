@@ -13,6 +13,7 @@
 pub mod disk;
 pub mod error;
 pub mod limits;
+pub mod lock;
 mod mmap;
 pub mod paths;
 pub mod store;

@@ -10,8 +10,9 @@
 //!   written length therefore never changes while a view of it is alive, so a `&[u8]` over it
 //!   really is immutable.
 //! - **One writer.** Only this process writes the files (the data directory is private to the
-//!   server), and within the process every file is reached through `disk::os::OsFile`, which
-//!   tracks its length.
+//!   server, and `serve` and `reconstruct` hold its lock, `core/src/lock.rs`, so no second skua
+//!   writes it), and within the process every file is reached through `disk::os::OsFile`,
+//!   which tracks its length.
 //! - **Never truncated while mapped.** `OsFile::set_len` refuses to shrink a file below the
 //!   largest length ever handed out as a view; recovery truncates torn tails *before* anything
 //!   maps the file. Reading a mapped page that lies wholly past the end of file raises SIGBUS,

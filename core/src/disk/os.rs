@@ -15,15 +15,25 @@
 //! needs bytes past it; the map is made with room to grow, so the active spool segment is not
 //! remapped on every append.
 //!
+//! Descriptors are a budget (issue 7): an idle open store must not hold one per file. A file's
+//! OS handle is opened when an operation needs it and closed again by a later
+//! [`Disk::flush_begin`] once a whole round interval passed without using it (so a store busy
+//! in every round keeps its few handles, and an idle one holds none), or at once by
+//! [`OsDisk::release_handles`]. A map outlives its descriptor, so a view needs a handle only
+//! while a map is made, and a round's sync holds handles of its own.
+//! A released file is reopened by name, so the disk keeps each open file's name current across
+//! renames; a file whose name was removed or renamed over keeps its handle for good (it cannot
+//! be found again), and a reopen that finds another file under the name is refused.
+//!
 //! One disk per shard thread: the state is `Rc<RefCell<..>>`, not shared between threads.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use super::os_sync::{SyncPool, SyncTarget};
@@ -45,6 +55,12 @@ struct State {
     files: BTreeMap<u64, Arc<File>>,
     /// Directories (absolute) whose entries changed in the open epoch.
     dirs: BTreeSet<PathBuf>,
+    /// Files whose handle was opened since the last release.
+    handles_open: Vec<Weak<FileInner>>,
+    /// Every open file by its current absolute name, to follow renames and removals.
+    by_path: HashMap<PathBuf, Vec<Weak<FileInner>>>,
+    /// Handles opened again after a release (for tests and diagnostics).
+    reopens: u64,
 }
 
 /// A [`Disk`] over a directory of the real file system.
@@ -69,6 +85,9 @@ impl OsDisk {
             next_file_id: 1,
             files: BTreeMap::new(),
             dirs: BTreeSet::new(),
+            handles_open: Vec::new(),
+            by_path: HashMap::new(),
+            reopens: 0,
         };
         Ok(OsDisk {
             root: root.to_path_buf(),
@@ -94,6 +113,53 @@ impl OsDisk {
             ));
         }
         Ok(self.root.join(path))
+    }
+
+    /// Closes the OS handle of every file that has one (and can be found again by name): the
+    /// next operation that needs it reopens it.
+    pub fn release_handles(&self) {
+        self.release(false);
+    }
+
+    /// Closes the handles not used since the last call (`keep_used`), or all of them.
+    fn release(&self, keep_used: bool) {
+        let opened = std::mem::take(&mut self.state.borrow_mut().handles_open);
+        let mut kept = Vec::new();
+        for inner in opened.iter().filter_map(Weak::upgrade) {
+            if inner.orphaned.get() || inner.handle.borrow().is_none() {
+                continue;
+            }
+            if keep_used && inner.used.replace(false) {
+                kept.push(Rc::downgrade(&inner));
+            } else {
+                inner.handle.borrow_mut().take();
+            }
+        }
+        self.state.borrow_mut().handles_open.extend(kept);
+    }
+
+    /// How many times a released handle was opened again.
+    #[must_use]
+    pub fn reopens(&self) -> u64 {
+        self.state.borrow().reopens
+    }
+
+    /// The open files now named `absolute`.
+    fn files_named(&self, absolute: &Path) -> Vec<Rc<FileInner>> {
+        let state = self.state.borrow();
+        state
+            .by_path
+            .get(absolute)
+            .map_or_else(Vec::new, |files| files.iter().filter_map(Weak::upgrade).collect())
+    }
+
+    /// The name `absolute` no longer leads to these files: they keep their handle for good (a
+    /// removed or replaced file cannot be reopened), or, without one, refuse further I/O.
+    fn orphan(&self, absolute: &Path) {
+        for inner in self.files_named(absolute) {
+            inner.orphaned.set(true);
+        }
+        self.state.borrow_mut().by_path.remove(absolute);
     }
 
     fn mark_parent_dirty(&self, absolute: &Path) {
@@ -123,21 +189,30 @@ impl Disk for OsDisk {
         if file.metadata()?.is_dir() {
             return Err(io::Error::new(io::ErrorKind::IsADirectory, "a directory"));
         }
-        let len = file.metadata()?.len();
+        let metadata = file.metadata()?;
         let id = {
             let mut state = self.state.borrow_mut();
             state.next_file_id += 1;
             state.next_file_id
         };
-        let inner = FileInner {
+        let inner = Rc::new(FileInner {
             id,
-            file: Arc::new(file),
+            handle: RefCell::new(Some(Arc::new(file))),
+            path: RefCell::new(absolute.clone()),
+            identity: (metadata.dev(), metadata.ino()),
+            orphaned: Cell::new(false),
+            used: Cell::new(true),
             state: self.state.clone(),
-            len: Cell::new(len),
+            len: Cell::new(metadata.len()),
             viewed_len: Cell::new(0),
             map: RefCell::new(None),
-        };
-        Ok(OsFile { inner: Rc::new(inner) })
+        });
+        {
+            let mut state = self.state.borrow_mut();
+            state.handles_open.push(Rc::downgrade(&inner));
+            state.by_path.entry(absolute).or_default().push(Rc::downgrade(&inner));
+        }
+        Ok(OsFile { inner })
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -159,6 +234,7 @@ impl Disk for OsDisk {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let absolute = self.resolve(path)?;
         fs::remove_file(&absolute)?;
+        self.orphan(&absolute);
         self.mark_parent_dirty(&absolute);
         Ok(())
     }
@@ -166,6 +242,18 @@ impl Disk for OsDisk {
     fn rename(&self, source: &Path, target: &Path) -> io::Result<()> {
         let (source, target) = (self.resolve(source)?, self.resolve(target)?);
         fs::rename(&source, &target)?;
+        if source != target {
+            self.orphan(&target);
+            let moved = self.files_named(&source);
+            for inner in &moved {
+                *inner.path.borrow_mut() = target.clone();
+            }
+            let mut state = self.state.borrow_mut();
+            state.by_path.remove(&source);
+            if !moved.is_empty() {
+                state.by_path.insert(target.clone(), moved.iter().map(Rc::downgrade).collect());
+            }
+        }
         self.mark_parent_dirty(&source);
         self.mark_parent_dirty(&target);
         Ok(())
@@ -197,15 +285,22 @@ impl Disk for OsDisk {
     }
 
     fn flush_begin(&self) -> Option<OsFlush> {
-        let mut state = self.state.borrow_mut();
-        if state.files.is_empty() && state.dirs.is_empty() {
-            return None;
-        }
-        let epoch = state.epoch_open;
-        state.epoch_open += 1;
-        let files = std::mem::take(&mut state.files).into_values().collect();
-        let dirs = std::mem::take(&mut state.dirs).into_iter().collect();
-        Some(OsFlush { epoch, files, dirs, sync: self.sync.clone() })
+        let flush = {
+            let mut state = self.state.borrow_mut();
+            if state.files.is_empty() && state.dirs.is_empty() {
+                None
+            } else {
+                let epoch = state.epoch_open;
+                state.epoch_open += 1;
+                let files = std::mem::take(&mut state.files).into_values().collect();
+                let dirs = std::mem::take(&mut state.dirs).into_iter().collect();
+                Some(OsFlush { epoch, files, dirs, sync: self.sync.clone() })
+            }
+        };
+        // Handles idle for a whole round interval go (the round holds its own for the files it
+        // syncs): an idle store holds no descriptor, a busy one does not reopen every round.
+        self.release(true);
+        flush
     }
 
     fn flush_end(&self, epoch: Epoch) {
@@ -242,7 +337,16 @@ impl Flush for OsFlush {
 #[derive(Debug)]
 struct FileInner {
     id: u64,
-    file: Arc<File>,
+    /// The OS handle; `None` once released (reopened by `path` when next needed).
+    handle: RefCell<Option<Arc<File>>>,
+    /// The file's current absolute name (renames move it).
+    path: RefCell<PathBuf>,
+    /// Device and inode: a reopen must find this same file.
+    identity: (u64, u64),
+    /// Its name was removed or renamed over: the handle is never released.
+    orphaned: Cell<bool>,
+    /// The handle was used since the last `flush_begin` (see `OsDisk::release`).
+    used: Cell<bool>,
     state: Rc<RefCell<State>>,
     /// The file's length as this process wrote it (the only writer; see `crate::mmap`).
     len: Cell<u64>,
@@ -251,27 +355,69 @@ struct FileInner {
     map: RefCell<Option<Rc<Map>>>,
 }
 
-impl FileInner {
-    fn mark_dirty(&self) {
-        let mut state = self.state.borrow_mut();
-        state.files.entry(self.id).or_insert_with(|| self.file.clone());
-    }
-
-    /// A map covering `[0, end)`, reusing the current one when it is large enough.
-    fn map_covering(&self, end: u64) -> io::Result<Rc<Map>> {
-        if let Some(map) = self.map.borrow().as_ref()
-            && map.len() as u64 >= end
+impl Drop for FileInner {
+    fn drop(&mut self) {
+        let path = self.path.get_mut();
+        if let Ok(mut state) = self.state.try_borrow_mut()
+            && let Some(files) = state.by_path.get_mut(path.as_path())
         {
-            return Ok(map.clone());
+            files.retain(|file| file.strong_count() > 0);
+            if files.is_empty() {
+                state.by_path.remove(path.as_path());
+            }
         }
-        let previous = self.map.borrow().as_ref().map_or(0, |map| map.len() as u64);
-        let want = end.max(previous * 2).max(MAP_BYTES_MIN);
-        let want = usize::try_from(want)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "map too large"))?;
-        let map = Rc::new(Map::new(&self.file, want)?);
-        *self.map.borrow_mut() = Some(map.clone());
-        Ok(map)
     }
+}
+
+/// The OS handle of `inner`, reopened by name if it was released.
+fn handle(inner: &Rc<FileInner>) -> io::Result<Arc<File>> {
+    inner.used.set(true);
+    if let Some(file) = inner.handle.borrow().as_ref() {
+        return Ok(file.clone());
+    }
+    if inner.orphaned.get() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "file removed or replaced"));
+    }
+    let path = inner.path.borrow().clone();
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let metadata = file.metadata()?;
+    if (metadata.dev(), metadata.ino()) != inner.identity {
+        return Err(io::Error::other(format!("{} is another file now", path.display())));
+    }
+    let file = Arc::new(file);
+    *inner.handle.borrow_mut() = Some(file.clone());
+    let mut state = inner.state.borrow_mut();
+    state.reopens += 1;
+    state.handles_open.push(Rc::downgrade(inner));
+    Ok(file)
+}
+
+impl FileInner {
+    fn mark_dirty(&self, file: &Arc<File>) {
+        let mut state = self.state.borrow_mut();
+        state.files.entry(self.id).or_insert_with(|| file.clone());
+    }
+}
+
+/// A map covering `[0, end)`, reusing the current one when it is large enough. A handle
+/// opened only to make the map is closed again at once: the map does not need it.
+fn map_covering(inner: &Rc<FileInner>, end: u64) -> io::Result<Rc<Map>> {
+    if let Some(map) = inner.map.borrow().as_ref()
+        && map.len() as u64 >= end
+    {
+        return Ok(map.clone());
+    }
+    let previous = inner.map.borrow().as_ref().map_or(0, |map| map.len() as u64);
+    let want = end.max(previous * 2).max(MAP_BYTES_MIN);
+    let want = usize::try_from(want)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "map too large"))?;
+    let was_open = inner.handle.borrow().is_some();
+    let map = Rc::new(Map::new(&*handle(inner)?, want)?);
+    if !was_open && !inner.orphaned.get() {
+        inner.handle.borrow_mut().take();
+    }
+    *inner.map.borrow_mut() = Some(map.clone());
+    Ok(map)
 }
 
 /// An open file of the real disk. Clones share the handle, the length and the map.
@@ -286,13 +432,14 @@ impl DiskFile for OsFile {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.file.read_exact_at(buf, offset)
+        handle(&self.inner)?.read_exact_at(buf, offset)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let file = handle(&self.inner)?;
         // Mark first: a write that fails half-way may still have changed the file.
-        self.inner.mark_dirty();
-        self.inner.file.write_all_at(buf, offset)?;
+        self.inner.mark_dirty(&file);
+        file.write_all_at(buf, offset)?;
         let end = offset + buf.len() as u64;
         self.inner.len.set(self.inner.len.get().max(end));
         Ok(())
@@ -300,8 +447,9 @@ impl DiskFile for OsFile {
 
     fn write_all_at_unsynced(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         // Not in the epoch's dirty set: the fdatasync of a later round that the file is dirty
-        // in syncs these bytes too (it syncs every page of the file written before it).
-        self.inner.file.write_all_at(buf, offset)?;
+        // in syncs these bytes too (it syncs every page of the file written before it, through
+        // whichever handle: it syncs the inode).
+        handle(&self.inner)?.write_all_at(buf, offset)?;
         let end = offset + buf.len() as u64;
         self.inner.len.set(self.inner.len.get().max(end));
         Ok(())
@@ -314,8 +462,9 @@ impl DiskFile for OsFile {
                 "refusing to truncate a file below a byte handed out as a view",
             ));
         }
-        self.inner.mark_dirty();
-        self.inner.file.set_len(len)?;
+        let file = handle(&self.inner)?;
+        self.inner.mark_dirty(&file);
+        file.set_len(len)?;
         self.inner.len.set(len);
         Ok(())
     }
@@ -328,7 +477,7 @@ impl DiskFile for OsFile {
         if len == 0 {
             return Ok(Bytes::from_vec(Vec::new()));
         }
-        let map = self.inner.map_covering(end)?;
+        let map = map_covering(&self.inner, end)?;
         let start = usize::try_from(offset).expect("below a mapped length");
         let size = usize::try_from(len).expect("below a mapped length");
         let window = MapWindow::new(map, start, size, self.inner.len.get());
@@ -345,7 +494,7 @@ impl DiskFile for OsFile {
         if len == 0 {
             return Ok(());
         }
-        let map = self.inner.map_covering(end)?;
+        let map = map_covering(&self.inner, end)?;
         let start = usize::try_from(offset).expect("below a mapped length");
         map.will_need(start, usize::try_from(len).expect("below a mapped length"))
     }
@@ -424,6 +573,57 @@ mod tests {
         assert!(disk.flush_begin().is_none(), "an unsynced write dirties nothing");
         file.write_all_at(b"d", 3).unwrap();
         assert_eq!(disk.flush_begin().unwrap().files.len(), 1);
+    }
+
+    #[test]
+    fn released_handles_reopen_by_their_current_name() {
+        let (dir, disk) = disk();
+        let file = disk.open(Path::new("a"), OpenMode::CreateIfMissing).unwrap();
+        file.write_all_at(b"one", 0).unwrap();
+        let view = file.view(0, 3).unwrap();
+        let _ = disk.flush_begin();
+        assert!(file.inner.handle.borrow().is_some(), "used in this round: kept one more");
+        let _ = disk.flush_begin();
+        assert!(file.inner.handle.borrow().is_none(), "idle for a round: released");
+        assert_eq!(&*view, b"one", "a view outlives the handle");
+        disk.rename(Path::new("a"), Path::new("b")).unwrap();
+        file.write_all_at(b"two", 3).unwrap();
+        assert_eq!(disk.reopens(), 1);
+        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"onetwo");
+        // A view past the map made without a handle keeps none.
+        disk.release_handles();
+        let big = vec![7u8; (MAP_BYTES_MIN as usize) + 10];
+        file.write_all_at(&big, 6).unwrap();
+        disk.release_handles();
+        assert_eq!(&*file.view(6 + MAP_BYTES_MIN, 2).unwrap(), &[7, 7]);
+        assert!(file.inner.handle.borrow().is_none(), "mapping needs no lasting handle");
+        // A file renamed over while its handle is open keeps it for good.
+        let old = disk.open(Path::new("c"), OpenMode::CreateIfMissing).unwrap();
+        old.write_all_at(b"old", 0).unwrap();
+        disk.rename(Path::new("b"), Path::new("c")).unwrap();
+        disk.release_handles();
+        let mut buf = [0u8; 3];
+        old.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"old", "still the replaced file, never the new one named c");
+        file.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"one", "the renamed file found under its new name");
+        // A removed file whose handle was released cannot be reopened (it is gone).
+        disk.release_handles();
+        disk.remove_file(Path::new("c")).unwrap();
+        assert!(file.read_exact_at(&mut buf, 0).is_err());
+    }
+
+    #[test]
+    fn a_reopen_that_finds_another_file_is_refused() {
+        let (dir, disk) = disk();
+        let file = disk.open(Path::new("a"), OpenMode::CreateIfMissing).unwrap();
+        disk.release_handles();
+        // Replaced behind the disk's back (no process but the lock holder should do this).
+        // (Made before the old one goes, so it cannot reuse the old inode number.)
+        std::fs::write(dir.path().join("a.new"), b"impostor").unwrap();
+        std::fs::rename(dir.path().join("a.new"), dir.path().join("a")).unwrap();
+        assert!(file.write_all_at(b"x", 0).is_err());
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"impostor");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! fail (the store must then stop acknowledging), so the crash lands between flush N and N+1.
 //! [`SimDisk::crash_where`] lets a regression test pick each pending write's fate itself, and
 //! [`SimDisk::corrupt`] damages bytes at rest (a flipped bit, a zeroed sector) to test that
-//! checksums catch what a crash cannot cause.
+//! checksums catch what a crash cannot cause. [`SimDisk::fail_next`] makes chosen writes fail
+//! (`ENOSPC`, `EIO`) to test what a refused operation leaves behind.
 //!
 //! The state sits behind `Arc<Mutex<..>>` only because a [`Flush`] must be `Send`; the sim is a
 //! test tool and its cost does not matter.
@@ -28,6 +29,7 @@ use crate::types::Epoch;
 
 mod corrupt;
 mod crash;
+mod fault;
 mod image;
 mod rng;
 #[cfg(test)]
@@ -35,6 +37,7 @@ mod tests;
 
 pub use corrupt::Damage;
 pub use crash::{CrashMode, CrashReport, Fate, PendingOp};
+pub use fault::FailOp;
 pub use image::{SECTOR_BYTES, SIM_FILE_BYTES_MAX};
 pub use rng::SimRng;
 
@@ -69,6 +72,9 @@ struct State {
     flushes_done: u64,
     freeze_after: Option<u64>,
     frozen: bool,
+    /// Operations to refuse (`fault.rs`).
+    fail: Vec<fault::FailRule>,
+    failures_injected: u64,
 }
 
 impl State {
@@ -84,6 +90,8 @@ impl State {
             flushes_done: 0,
             freeze_after: None,
             frozen: false,
+            fail: Vec::new(),
+            failures_injected: 0,
         }
     }
 
@@ -323,16 +331,28 @@ impl DiskFile for SimFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let op = Op::Write { inode: self.inode, offset, data: buf.to_vec() };
-        lock(&self.state).mutate(op)
+        let mut state = lock(&self.state);
+        if let Some(error) = state.injected(FailOp::Write, self.inode) {
+            return Err(error);
+        }
+        state.mutate(op)
     }
 
     fn write_all_at_unsynced(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let op = Op::Write { inode: self.inode, offset, data: buf.to_vec() };
-        lock(&self.state).mutate_as(op, true)
+        let mut state = lock(&self.state);
+        if let Some(error) = state.injected(FailOp::Write, self.inode) {
+            return Err(error);
+        }
+        state.mutate_as(op, true)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        lock(&self.state).mutate(Op::SetLen { inode: self.inode, len })
+        let mut state = lock(&self.state);
+        if let Some(error) = state.injected(FailOp::SetLen, self.inode) {
+            return Err(error);
+        }
+        state.mutate(Op::SetLen { inode: self.inode, len })
     }
 
     fn view(&self, offset: u64, len: u64) -> io::Result<Bytes> {

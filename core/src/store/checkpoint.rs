@@ -63,6 +63,15 @@ impl Checkpoints {
         moved.then_some(self.durable)
     }
 
+    /// Forgets spool written past `mark` in epochs not yet durable: a failed operation's
+    /// records were cut (`Spool::cut_back`), so no checkpoint may claim them.
+    pub(crate) fn cut(&mut self, mark: SpoolPos) {
+        assert!(self.durable <= mark, "a cut never reaches durable spool");
+        for (_, pos) in &mut self.pending {
+            *pos = (*pos).min(mark);
+        }
+    }
+
     /// Records that the headers now hold `checkpoint`.
     pub(crate) fn written(&mut self, checkpoint: SpoolPos) {
         assert!(checkpoint >= self.written, "checkpoints never go backwards");
@@ -165,9 +174,25 @@ pub(crate) struct Deferred {
 }
 
 impl<D: Disk> UserStore<D> {
-    /// Housekeeping before every mutation: write a new spool checkpoint into the index headers
-    /// when one is due (see `checkpoint.rs`). A failure only means the checkpoint stays older.
-    pub(super) fn before_mutation(&mut self) {
+    /// Housekeeping before every mutation: finish a cut a failed operation could not make
+    /// (until it is made, every mutation is refused: see [`UserStore::cut_spool_back`]), then
+    /// write a new spool checkpoint into the index headers when one is due (see
+    /// `checkpoint.rs`). A checkpoint failure only means the checkpoint stays older.
+    ///
+    /// # Errors
+    /// The spool still holds records of a failed operation that cannot be cut.
+    pub(super) fn before_mutation(&mut self) -> Result<(), StorageError> {
+        if let Some(mark) = self.pending_cut {
+            self.spool.cut_back(&self.disk, mark)?;
+            self.checkpoints.cut(mark);
+            self.pending_cut = None;
+            tracing::info!(user = %self.dir.display(), "spool cut made; writes accepted again");
+        }
+        self.before_mutation_housekeeping();
+        Ok(())
+    }
+
+    fn before_mutation_housekeeping(&mut self) {
         let durable = self.disk.epoch_durable();
         self.run_deferred(durable);
         let open = self.disk.epoch_open();

@@ -103,11 +103,27 @@ impl Preamble {
         put_u32(header, 12, header_size);
     }
 
-    /// Checks magic and major of `header`; returns its `header_size`.
+    /// Checks a file header: first its checksum (`crc32c(header[..crc_at])`, stored as a u32
+    /// at `crc_at`), then its magic, then its major; returns its `header_size`.
     ///
-    /// `Ok(None)` means "not a valid header" (bad magic): the caller decides whether that is a
-    /// torn creation or corruption.
-    pub(crate) fn check(&self, header: &[u8], path: &Path) -> Result<Option<u32>, StorageError> {
+    /// `Ok(None)` means a damaged (or torn) header: the checksum fails or the magic is wrong.
+    /// The caller repairs it or decides it is a torn creation. The checksum comes first so
+    /// that a flipped bit in the version field reads as damage, never as a newer format
+    /// (which would lock the user out for good); this relies on every major keeping
+    /// `header_crc` at the same place, covering the bytes before it (`core/FORMAT.md`,
+    /// "Conventions").
+    ///
+    /// # Errors
+    /// [`StorageError::UnsupportedFormat`] for an intact header of a newer major.
+    pub(crate) fn check(
+        &self,
+        header: &[u8],
+        crc_at: usize,
+        path: &Path,
+    ) -> Result<Option<u32>, StorageError> {
+        if crc32c::crc32c(&header[..crc_at]) != get_u32(header, crc_at) {
+            return Ok(None);
+        }
         if header[0..8] != self.magic {
             return Ok(None);
         }

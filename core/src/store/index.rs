@@ -87,11 +87,10 @@ impl IndexHeader {
         buf: &[u8; HEADER_BYTES],
         path: &Path,
     ) -> Result<Option<IndexHeader>, StorageError> {
-        let Some(header_size) = PREAMBLE.check(buf, path)? else {
+        let Some(header_size) = PREAMBLE.check(buf, 124, path)? else {
             return Ok(None);
         };
-        let valid = crc32c::crc32c(&buf[..124]) == get_u32(buf, 124)
-            && header_size as usize == HEADER_BYTES
+        let valid = header_size as usize == HEADER_BYTES
             && get_u32(buf, 16) as usize == RECORD_BYTES
             && get_u32(buf, 52) & !FLAG_SEALED == 0
             && all_zero(&buf[56..124]);
@@ -210,8 +209,11 @@ pub(crate) enum Loaded<F> {
     /// `good_after_cut`: a record after the cut decodes, so the cut record was damaged in the
     /// middle of the file rather than torn at its tail.
     Found { index: Index<F>, cut_records: u64, good_after_cut: bool },
-    /// Missing, or a header that is torn or damaged: rebuild from the spool.
+    /// Missing, or shorter than a header: rebuild from the spool.
     Missing,
+    /// A whole header that is damaged (its checksum fails): rebuild from the spool, keeping
+    /// the flags of the records that still check out ([`Index::salvage`]).
+    DamagedHeader,
 }
 
 /// One mailbox's index, in memory and on disk.
@@ -271,8 +273,18 @@ impl<F: DiskFile> Index<F> {
         let mut header = [0u8; HEADER_BYTES];
         read_at(&file, &path, &mut header, 0)?;
         let Some(header) = IndexHeader::decode(&header, &path)? else {
-            return Ok(Loaded::Missing);
+            return Ok(Loaded::DamagedHeader);
         };
+        Self::load_records(file, path, len, header)
+    }
+
+    /// Reads the records after a header, cutting the file at the first bad one.
+    fn load_records(
+        file: F,
+        path: PathBuf,
+        len: u64,
+        header: IndexHeader,
+    ) -> Result<Loaded<F>, StorageError> {
         let records = ((len - HEADER_BYTES as u64) / RECORD_BYTES as u64)
             .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
         let mut bytes = vec![0u8; usize::try_from(records).expect("bounded") * RECORD_BYTES];
@@ -629,9 +641,19 @@ mod tests {
         let mut bad = bytes;
         bad[30] ^= 1;
         assert_eq!(IndexHeader::decode(&bad, Path::new("x")).unwrap(), None);
+        // A flipped version bit is damage (the checksum fails), never a newer format.
+        let mut flipped = bytes;
+        flipped[8] ^= 2;
+        assert_eq!(IndexHeader::decode(&flipped, Path::new("x")).unwrap(), None);
+        // An intact header of a newer major is refused as newer.
         let mut newer = bytes;
         newer[8] = 2;
-        assert!(IndexHeader::decode(&newer, Path::new("x")).is_err());
+        let crc = crc32c::crc32c(&newer[..124]);
+        put_u32(&mut newer, 124, crc);
+        assert!(matches!(
+            IndexHeader::decode(&newer, Path::new("x")),
+            Err(StorageError::UnsupportedFormat { major: 2, supported: 1, .. })
+        ));
     }
 
     #[test]

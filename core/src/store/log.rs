@@ -163,6 +163,38 @@ fn upgrade_header<F: crate::disk::DiskFile>(
     write_at(file, path, header, 0)
 }
 
+/// A damaged header (its checksum fails) whose nonce field still checks the first record: the
+/// damage hit another field (a flipped version bit, the creation time, the checksum itself),
+/// and the nonce in it is the file's, since a record checks out only with it. The header is
+/// rewritten in place (current major, the same nonce, `header_size` 64, the only size ever
+/// written) and the log replays as usual. Returns the header size, or `None` when the first
+/// record does not check out (the caller moves the log aside and starts anew).
+fn repair_header<F: crate::disk::DiskFile>(
+    file: &F,
+    path: &Path,
+    header: &mut [u8; HEADER_BYTES],
+    len: u64,
+) -> Result<Option<u32>, StorageError> {
+    let nonce = get_u64(header, 16);
+    let unit_bytes_max = (RECORD_FIXED_BYTES + crate::limits::LOG_BATCH_BYTES_MAX) as u64;
+    let first_len = (len - HEADER_BYTES as u64).min(unit_bytes_max);
+    let mut first = vec![0u8; usize::try_from(first_len).expect("bounded")];
+    read_at(file, path, &mut first, HEADER_BYTES as u64)?;
+    if decode_unit(&first, nonce).is_none() {
+        return Ok(None);
+    }
+    let created = super::codec::get_i64(header, 24);
+    *header = [0u8; HEADER_BYTES];
+    PREAMBLE.write(header, HEADER_BYTES as u32);
+    put_u64(header, 16, nonce);
+    put_i64(header, 24, created);
+    let crc = crc32c::crc32c(&header[..60]);
+    put_u32(header, 60, crc);
+    tracing::warn!(path = %path.display(), "mailbox log header damaged; rewritten with its nonce");
+    write_at(file, path, header, 0)?;
+    Ok(Some(HEADER_BYTES as u32))
+}
+
 /// The open log: where the next record goes.
 pub(crate) struct MailboxLog<F> {
     pub(super) file: F,
@@ -209,10 +241,12 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
         }
         let mut header = [0u8; HEADER_BYTES];
         read_at(&file, &path, &mut header, 0)?;
-        let header_size = PREAMBLE.check(&header, &path)?;
-        let crc_ok = crc32c::crc32c(&header[..60]) == get_u32(&header, 60);
-        let Some(header_size) = header_size.filter(|&size| crc_ok && size as usize >= HEADER_BYTES)
-        else {
+        let header_size = PREAMBLE.check(&header, 60, &path)?;
+        let header_size = match header_size.filter(|&size| size as usize >= HEADER_BYTES) {
+            Some(size) => Some(size),
+            None => repair_header(&file, &path, &mut header, len)?,
+        };
+        let Some(header_size) = header_size else {
             tracing::error!(path = %path.display(), "mailbox log header damaged; starting anew");
             let aside = dir.join(BAD_LOG_FILE);
             disk.rename(&path, &aside).map_err(|e| StorageError::io(&path, e))?;

@@ -18,7 +18,7 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// Invalid name, name taken, too many mailboxes, or the disk failed.
     pub fn create_mailbox(&mut self, name: &str) -> Result<MailboxId, MailboxError> {
-        self.before_mutation();
+        self.before_mutation()?;
         let name = names::canonical(name)?;
         if self.catalog.id(&name).is_some() {
             return Err(MailboxError::AlreadyExists);
@@ -51,7 +51,8 @@ impl<D: Disk> UserStore<D> {
             messages: 0,
             sealed: false,
         };
-        let index = Index::create(&*self.disk, index::index_path(&self.dir, id), header)?;
+        let index = Index::create(&*self.disk, index::index_path(&self.dir, id), header)
+            .map_err(|e| self.logged("create mailbox", e))?;
         self.indexes.insert(id, index);
         self.deferred.unsealed.push((self.disk.epoch_open(), id));
         Ok(id)
@@ -67,7 +68,9 @@ impl<D: Disk> UserStore<D> {
 
     /// Appends records to the log in one write (one batch if several), then applies them.
     fn log_and_apply(&mut self, records: &[LogRecord]) -> Result<(), StorageError> {
-        self.log.append_all(records, self.disk.epoch_open())?;
+        self.log
+            .append_all(records, self.disk.epoch_open())
+            .map_err(|e| self.logged("mailbox list change", e))?;
         for record in records {
             assert!(self.catalog.apply(record), "a record we wrote replays: {record:?}");
         }
@@ -79,7 +82,7 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// No such mailbox, INBOX, or the disk failed.
     pub fn delete_mailbox(&mut self, name: &str) -> Result<(), MailboxError> {
-        self.before_mutation();
+        self.before_mutation()?;
         let name = names::canonical(name)?;
         if name == names::INBOX {
             return Err(MailboxError::CannotDeleteInbox);
@@ -102,7 +105,7 @@ impl<D: Disk> UserStore<D> {
     /// No such mailbox, target taken, target under the source, invalid name, or the disk
     /// failed.
     pub fn rename_mailbox(&mut self, old: &str, new: &str) -> Result<(), MailboxError> {
-        self.before_mutation();
+        self.before_mutation()?;
         let (old, new) = (names::canonical(old)?, names::canonical(new)?);
         let id = self.catalog.id(&old).ok_or(MailboxError::NotFound)?;
         if self.catalog.id(&new).is_some() {
@@ -150,7 +153,7 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// Invalid name, too many subscriptions, or the disk failed.
     pub fn subscribe(&mut self, name: &str) -> Result<(), MailboxError> {
-        self.before_mutation();
+        self.before_mutation()?;
         let name = names::canonical(name)?;
         if self.catalog.subscriptions.contains(&name) {
             return Ok(());
@@ -168,7 +171,7 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// Invalid name, or the disk failed.
     pub fn unsubscribe(&mut self, name: &str) -> Result<(), MailboxError> {
-        self.before_mutation();
+        self.before_mutation()?;
         let name = names::canonical(name)?;
         if !self.catalog.subscriptions.contains(&name) {
             return Ok(());
@@ -188,7 +191,7 @@ impl<D: Disk> UserStore<D> {
         id: MailboxId,
         names: &[&str],
     ) -> Result<Keywords, KeywordError> {
-        self.before_mutation();
+        self.before_mutation()?;
         let entry = self.catalog.mailboxes.get(&id).ok_or(KeywordError::NoSuchMailbox)?;
         let mut table: Vec<&str> = entry.keywords.iter().map(String::as_str).collect();
         let known = table.len();

@@ -2,16 +2,18 @@
 //!
 //! Write order (see `core/FORMAT.md`, "Write and flush order"): the spool record first, then the
 //! index record; memory changes only after both writes succeeded, and the spool end advances
-//! only then, so a failed operation leaves nothing behind that a later one would not overwrite.
+//! only then. A failed operation cuts the spool back to where it ended before it
+//! ([`UserStore::cut_spool_back`]), so it leaves no record that recovery would bring back (a
+//! delivery refused with 452 must not reappear after a restart).
 
 use std::collections::BTreeMap;
 
-use super::codec::{get_u32, now_unix_seconds, pad8};
+use super::codec::{SpoolPos, get_u32, now_unix_seconds, pad8};
 use super::index::Entry;
 use super::record::{self, Head, MessageHead, RECORD_HEADER_BYTES};
 use super::{StoreOutcome, UserStore};
 use crate::disk::Disk;
-use crate::error::{AppendError, CopyError, ReadError, UpdateError};
+use crate::error::{AppendError, CopyError, ReadError, StorageError, UpdateError};
 use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX, TOMBSTONE_UIDS_MAX};
 use crate::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, ModSeq, SystemFlags, Uid};
 
@@ -33,7 +35,7 @@ impl<D: Disk> UserStore<D> {
         flags: Flags,
         date: Option<InternalDate>,
     ) -> Result<(Uid, ModSeq), AppendError> {
-        self.before_mutation();
+        self.before_mutation().map_err(|e| self.logged("append", e))?;
         let keywords =
             self.catalog.mailboxes.get(&id).ok_or(AppendError::NoSuchMailbox)?.valid_keywords();
         assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
@@ -46,12 +48,17 @@ impl<D: Disk> UserStore<D> {
         }
         let date =
             date.unwrap_or(InternalDate { unix_seconds: now_unix_seconds(), zone_minutes: 0 });
-        let result = self.append_record(id, message, cache, flags, date)?;
+        let result = self.append_record(id, message, cache, flags, date).map_err(|e| match e {
+            AppendError::Storage(error) => AppendError::Storage(self.logged("append", error)),
+            other => other,
+        })?;
         self.change_counter += 1;
         Ok(result)
     }
 
-    /// The shared body of APPEND and COPY: checks nothing but fullness.
+    /// The shared body of APPEND and COPY: checks nothing but fullness. On failure the spool
+    /// is cut back to where it ended before (`core/FORMAT.md`, "Write and flush order"), so no
+    /// record of a refused append is left for recovery to bring back.
     fn append_record(
         &mut self,
         id: MailboxId,
@@ -60,7 +67,7 @@ impl<D: Disk> UserStore<D> {
         flags: Flags,
         date: InternalDate,
     ) -> Result<(Uid, ModSeq), AppendError> {
-        let index = self.indexes.get_mut(&id).ok_or(AppendError::NoSuchMailbox)?;
+        let index = self.indexes.get(&id).ok_or(AppendError::NoSuchMailbox)?;
         if index.is_full() {
             return Err(AppendError::MailboxFull);
         }
@@ -73,17 +80,32 @@ impl<D: Disk> UserStore<D> {
             message_len: u32::try_from(message.len()).expect("checked"),
             cache_len: u32::try_from(cache.len()).expect("checked"),
         };
+        let mark = self.spool.end_pos();
+        self.append_record_writes(&head, message, cache).map_err(|error| {
+            self.cut_spool_back(mark);
+            AppendError::Storage(error)
+        })
+    }
+
+    /// The writes of one append: the spool record, then the index record.
+    fn append_record_writes(
+        &mut self,
+        head: &MessageHead,
+        message: &[u8],
+        cache: &[u8],
+    ) -> Result<(Uid, ModSeq), StorageError> {
         let record_len = pad8((RECORD_HEADER_BYTES + message.len() + cache.len()) as u64);
         let nonce = self.spool.prepare(&self.disk, record_len)?;
-        let bytes = record::encode_message(nonce, &head, message, cache);
+        let bytes = record::encode_message(nonce, head, message, cache);
         let spool_ref = self.spool.write(&bytes, get_u32(&bytes, 4))?;
+        let index = self.indexes.get_mut(&head.mailbox).expect("the caller found it");
         let modseq = index.next_modseq();
         let entry = Entry {
-            uid,
-            flags,
+            uid: head.uid,
+            flags: head.flags,
             expunged: false,
             modseq,
-            date,
+            date: head.date,
             size: head.message_len,
             spool: spool_ref,
         };
@@ -93,7 +115,42 @@ impl<D: Disk> UserStore<D> {
         self.spool.commit(spool_ref);
         assert!(spool_ref.end() <= self.spool.end_pos(), "no index entry past the spool end");
         self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
-        Ok((uid, ModSeq(modseq)))
+        Ok((head.uid, ModSeq(modseq)))
+    }
+
+    /// Cuts the spool back to `mark` after a failed operation (see [`Spool::cut_back`]). If
+    /// the disk refuses the cut too, the store remembers it and refuses every mutation until a
+    /// retry succeeds (`before_mutation`): a later record in a new segment would leave the
+    /// failed one behind, intact, for recovery to bring back.
+    ///
+    /// [`Spool::cut_back`]: super::spool::Spool::cut_back
+    pub(super) fn cut_spool_back(&mut self, mark: SpoolPos) {
+        match self.spool.cut_back(&self.disk, mark) {
+            Ok(()) => self.checkpoints.cut(mark),
+            Err(error) => {
+                tracing::error!(
+                    user = %self.dir.display(),
+                    %error,
+                    "cannot cut a failed write from the spool; refusing writes until it is cut"
+                );
+                self.pending_cut = Some(mark);
+            }
+        }
+    }
+
+    /// Logs a failed write once, with the user's directory and the file (ENOSPC, EIO: what an
+    /// operator must see), and hands the error back.
+    pub(super) fn logged(&self, operation: &'static str, error: StorageError) -> StorageError {
+        if let StorageError::Io { path, source } = &error {
+            tracing::error!(
+                user = %self.dir.display(),
+                file = %path.display(),
+                kind = ?source.kind(),
+                %source,
+                "{operation} failed"
+            );
+        }
+        error
     }
 
     /// Changes the flags of the live messages among `uids` (others are skipped). With
@@ -114,7 +171,7 @@ impl<D: Disk> UserStore<D> {
         flags: Flags,
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreOutcome, UpdateError> {
-        self.before_mutation();
+        self.before_mutation().map_err(|e| self.logged("store", e))?;
         let keywords =
             self.catalog.mailboxes.get(&id).ok_or(UpdateError::NoSuchMailbox)?.valid_keywords();
         assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
@@ -138,7 +195,9 @@ impl<D: Disk> UserStore<D> {
                 continue;
             }
             let modseq = index.next_modseq();
-            index.rewrite(slot, Entry { flags: combined, modseq, ..entry })?;
+            if let Err(error) = index.rewrite(slot, Entry { flags: combined, modseq, ..entry }) {
+                return Err(self.logged("store", error).into());
+            }
             outcome.changed.push((uid, ModSeq(modseq)));
             self.change_counter += 1;
         }
@@ -152,7 +211,7 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// No such mailbox, or the disk failed.
     pub fn expunge(&mut self, id: MailboxId, uids: &[Uid]) -> Result<ModSeq, UpdateError> {
-        self.before_mutation();
+        self.before_mutation().map_err(|e| self.logged("expunge", e))?;
         let index = self.indexes.get_mut(&id).ok_or(UpdateError::NoSuchMailbox)?;
         let live: Vec<(usize, Uid)> = sorted_unique(uids)
             .filter_map(|uid| index.find(uid).map(|slot| (slot, uid)))
@@ -163,6 +222,34 @@ impl<D: Disk> UserStore<D> {
         }
         let modseq = index.next_modseq();
         let doomed: Vec<Uid> = live.iter().map(|&(_, uid)| uid).collect();
+        // A tombstone left behind by a refused EXPUNGE would expunge on the next open what
+        // the client was told is still there: the spool is cut back if any write fails.
+        let mark = self.spool.end_pos();
+        if let Err(error) = self.expunge_tombstones(id, modseq, &doomed) {
+            self.cut_spool_back(mark);
+            return Err(self.logged("expunge", error).into());
+        }
+        self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
+        self.change_counter += 1;
+        let index = self.indexes.get_mut(&id).expect("found above");
+        for (slot, _) in live {
+            let entry = index.entries()[slot];
+            // Once a record is marked the tombstone must stay (recovery finishes the
+            // expunge from it); a failure here leaves the rest to recovery.
+            if let Err(error) = index.rewrite(slot, Entry { expunged: true, modseq, ..entry }) {
+                return Err(self.logged("expunge", error).into());
+            }
+        }
+        Ok(ModSeq(modseq))
+    }
+
+    /// Writes the tombstone records of an expunge (one per `TOMBSTONE_UIDS_MAX` UIDs).
+    fn expunge_tombstones(
+        &mut self,
+        id: MailboxId,
+        modseq: u64,
+        doomed: &[Uid],
+    ) -> Result<(), StorageError> {
         for chunk in doomed.chunks(TOMBSTONE_UIDS_MAX as usize) {
             let record_len = pad8((RECORD_HEADER_BYTES + chunk.len() * 4) as u64);
             let nonce = self.spool.prepare(&self.disk, record_len)?;
@@ -170,13 +257,7 @@ impl<D: Disk> UserStore<D> {
             let spool_ref = self.spool.write(&bytes, get_u32(&bytes, 4))?;
             self.spool.commit(spool_ref);
         }
-        self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
-        self.change_counter += 1;
-        for (slot, _) in live {
-            let entry = index.entries()[slot];
-            index.rewrite(slot, Entry { expunged: true, modseq, ..entry })?;
-        }
-        Ok(ModSeq(modseq))
+        Ok(())
     }
 
     /// Copies the live messages among `uids` (ascending) from `source` to `target`, each as a
@@ -192,7 +273,7 @@ impl<D: Disk> UserStore<D> {
         uids: &[Uid],
         target: MailboxId,
     ) -> Result<Vec<(Uid, Uid)>, CopyError> {
-        self.before_mutation();
+        self.before_mutation().map_err(|e| self.logged("copy", e))?;
         let entries: Vec<Entry> = {
             let index = self.indexes.get(&source).ok_or(CopyError::NoSuchMailbox)?;
             sorted_unique(uids)
@@ -206,21 +287,51 @@ impl<D: Disk> UserStore<D> {
             return Err(CopyError::MailboxFull);
         }
         let translate = self.keyword_translation(source, target, &entries)?;
+        let mark = self.spool.end_pos();
+        let target_len = self.indexes[&target].entries().len();
         let mut pairs = Vec::with_capacity(entries.len());
         for entry in &entries {
             match self.copy_one(source, entry, target, &translate) {
                 Ok(uid) => pairs.push((entry.uid, uid)),
                 Err(error) => {
-                    let copied: Vec<Uid> = pairs.iter().map(|&(_, new)| new).collect();
-                    if let Err(undo) = self.expunge(target, &copied) {
-                        tracing::warn!(%undo, "cannot undo a failed COPY");
-                    }
-                    return Err(error);
+                    self.undo_copy(target, target_len, mark, &pairs);
+                    return Err(match error {
+                        CopyError::Storage(error) => CopyError::Storage(self.logged("copy", error)),
+                        other => other,
+                    });
                 }
             }
         }
         self.change_counter += 1;
         Ok(pairs)
+    }
+
+    /// Takes back the copies a failed COPY made (RFC 9051 §6.4.7: the target looks as
+    /// before): their index entries are cut from the target (UIDNEXT and HIGHESTMODSEQ stay
+    /// past them) and their records from the spool, so recovery cannot bring them back. If the
+    /// index cannot be cut, the copies are expunged instead (a tombstone).
+    fn undo_copy(
+        &mut self,
+        target: MailboxId,
+        target_len: usize,
+        mark: SpoolPos,
+        pairs: &[(Uid, Uid)],
+    ) {
+        if pairs.is_empty() {
+            return;
+        }
+        self.change_counter += 1;
+        let index = self.indexes.get_mut(&target).expect("the copy found it");
+        match index.truncate(target_len) {
+            Ok(()) => self.cut_spool_back(mark),
+            Err(error) => {
+                tracing::warn!(%error, "cannot cut a failed COPY from the target index");
+                let copied: Vec<Uid> = pairs.iter().map(|&(_, new)| new).collect();
+                if let Err(undo) = self.expunge(target, &copied) {
+                    tracing::warn!(%undo, "cannot undo a failed COPY");
+                }
+            }
+        }
     }
 
     fn copy_one(

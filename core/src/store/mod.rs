@@ -146,8 +146,11 @@ pub struct RecoveryReport {
     pub index_records_added: u64,
     /// Expunges applied from spool tombstones the index lacked.
     pub expunges_applied: u64,
-    /// Indexes rebuilt because they were missing or their header was damaged.
+    /// Indexes rebuilt from the spool because they were missing or their header was damaged.
     pub indexes_rebuilt: u64,
+    /// Of those, indexes whose header was damaged: the flags of their records that still
+    /// check out were kept.
+    pub index_headers_repaired: u64,
     /// True when `mailboxes.log` had a damaged header and was started anew (the old file is
     /// kept as `mailboxes.log.bad`).
     pub log_replaced: bool,
@@ -184,6 +187,12 @@ pub struct UserStore<D: Disk> {
     deferred: checkpoint::Deferred,
     change_counter: u64,
     recovery: RecoveryReport,
+    /// Set when a failed operation's spool records could not be cut away: the spool position
+    /// to cut back to. Every mutation retries the cut first and is refused until it is made
+    /// (see [`UserStore::cut_spool_back`]).
+    pending_cut: Option<codec::SpoolPos>,
+    /// Messages whose damaged record was already logged (see `UserStore::damaged`).
+    damaged_logged: std::cell::RefCell<std::collections::BTreeSet<(MailboxId, Uid)>>,
 }
 
 impl<D: Disk> UserStore<D> {
@@ -386,17 +395,42 @@ impl<D: Disk> UserStore<D> {
         let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
         let entry = index.entries()[slot];
         let verify = !index.is_verified(slot);
-        let (header, bytes) = self.spool.view_record(&self.disk, entry.spool, verify)?;
+        let (header, bytes) = self
+            .spool
+            .view_record(&self.disk, entry.spool, verify)
+            .map_err(|error| self.damaged(id, uid, error))?;
         let record::Head::Message(head) = header.head else {
-            return Err(self.misdirected(entry).into());
+            return Err(self.damaged(id, uid, self.misdirected(entry)).into());
         };
         if head.mailbox != id || head.uid != uid || head.message_len != entry.size {
-            return Err(self.misdirected(entry).into());
+            return Err(self.damaged(id, uid, self.misdirected(entry)).into());
         }
         if verify {
             index.mark_verified(slot);
         }
         Ok((header, bytes, head.message_len as usize, head.cache_len as usize))
+    }
+
+    /// Logs a message whose spool record is damaged, naming it, once per process (it stays
+    /// damaged: every read of it fails, and only of it), and hands the error back.
+    fn damaged(
+        &self,
+        id: MailboxId,
+        uid: Uid,
+        error: crate::error::StorageError,
+    ) -> crate::error::StorageError {
+        if matches!(error, crate::error::StorageError::Corrupt { .. })
+            && self.damaged_logged.borrow_mut().insert((id, uid))
+        {
+            tracing::error!(
+                user = %self.dir.display(),
+                mailbox = id.0,
+                uid = uid.get(),
+                %error,
+                "message record damaged: this message cannot be read, the others can"
+            );
+        }
+        error
     }
 
     fn misdirected(&self, entry: Entry) -> crate::error::StorageError {

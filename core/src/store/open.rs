@@ -38,7 +38,8 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
     let mut deferred = Deferred::default();
     sort_strays(d, dir, &mut log, &mut catalog, &mut deferred, &mut report)?;
     let mut spool = Spool::list(d, dir)?;
-    let (mut indexes, missing, cut) = load_indexes(d, dir, &catalog, &mut report)?;
+    let LoadedIndexes { mut indexes, missing, cut, salvaged } =
+        load_indexes(d, dir, &catalog, &mut report)?;
     let scan_start = if missing.is_empty() {
         indexes
             .iter()
@@ -57,7 +58,8 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
     report.spool_truncated_bytes = scanned.truncated_bytes;
     report.spool_headers_repaired = scanned.headers_repaired;
     report.spool_damaged_bytes = scanned.damaged_bytes;
-    repair(d, dir, &catalog, &mut indexes, missing, scan_start, &scanned, &mut report)?;
+    let rebuild = Rebuild { missing, salvaged };
+    repair(d, dir, &catalog, &mut indexes, rebuild, scan_start, &scanned, &mut report)?;
     spool.activate(d)?;
     // Every entry at or past the scan start matched a record whose checksum the scan checked
     // (but for the expunged entries of damaged records): reads need not check it again. Pair
@@ -93,6 +95,8 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
         deferred,
         change_counter: 0,
         recovery: report,
+        pending_cut: None,
+        damaged_logged: std::cell::RefCell::default(),
     };
     if store.catalog.id(names::INBOX).is_none() {
         store.create_mailbox(names::INBOX).map_err(|error| match error {
@@ -185,7 +189,7 @@ fn repair<D: Disk>(
     dir: &Path,
     catalog: &Catalog,
     indexes: &mut Indexes<D::File>,
-    missing: Vec<MailboxId>,
+    Rebuild { missing, salvaged }: Rebuild,
     scan_start: SpoolPos,
     scanned: &ScanResult,
     report: &mut RecoveryReport,
@@ -216,10 +220,50 @@ fn repair<D: Disk>(
             changed.insert(*id);
         }
     }
+    for (id, entries) in &salvaged {
+        let index = indexes.get_mut(id).expect("a salvaged index was rebuilt");
+        restore_flags(index, entries, catalog.mailboxes[id].valid_keywords())?;
+    }
     for id in changed {
         let index = indexes.get_mut(&id).expect("changed ids are loaded");
         let checkpoint = index.header().checkpoint;
         index.write_header(checkpoint)?;
+    }
+    Ok(())
+}
+
+/// The indexes [`repair`] rebuilds from the spool, and what the damaged ones still held.
+struct Rebuild {
+    missing: Vec<MailboxId>,
+    salvaged: BTreeMap<MailboxId, Vec<Entry>>,
+}
+
+/// Gives a rebuilt index the flags (and expunges) of the old records that still check out
+/// and point at exactly the record the rebuild found (UID and spool reference), as
+/// `reconstruct` does: an index whose header was damaged keeps its acknowledged flags. Each
+/// change takes a new modseq above every old record's.
+fn restore_flags<F: crate::disk::DiskFile>(
+    index: &mut Index<F>,
+    salvaged: &[Entry],
+    valid_keywords: u64,
+) -> Result<(), StorageError> {
+    let old: HashMap<u32, &Entry> = salvaged.iter().map(|e| (e.uid.get(), e)).collect();
+    let matched = |entry: &Entry| old.get(&entry.uid.get()).filter(|o| o.spool == entry.spool);
+    let highest = index.entries().iter().filter_map(matched).map(|o| o.modseq).max();
+    index.raise_highest_modseq(highest.unwrap_or(0));
+    for slot in 0..index.entries().len() {
+        let entry = index.entries()[slot];
+        let Some(old) = matched(&entry) else {
+            continue;
+        };
+        let mut flags = old.flags;
+        flags.keywords.0 &= valid_keywords;
+        let expunged = entry.expunged || old.expunged;
+        if flags == entry.flags && expunged == entry.expunged {
+            continue;
+        }
+        let modseq = index.next_modseq();
+        index.rewrite(slot, Entry { flags, expunged, modseq, ..entry })?;
     }
     Ok(())
 }
@@ -286,18 +330,28 @@ fn index_scan_start<F: crate::disk::DiskFile>(index: &Index<F>, cut: bool) -> Sp
     checkpoint.min(kept_end)
 }
 
-/// Loads every mailbox's index; returns them, the ids whose index must be rebuilt, and the
-/// ids whose index was cut at a damaged record in its middle.
-#[allow(clippy::type_complexity)]
+/// What [`load_indexes`] found.
+struct LoadedIndexes<F> {
+    indexes: Indexes<F>,
+    /// Ids whose index must be rebuilt from the spool.
+    missing: Vec<MailboxId>,
+    /// Ids whose index was cut at a damaged record in its middle.
+    cut: Vec<MailboxId>,
+    /// For indexes with a damaged header: their records that check out on their own.
+    salvaged: BTreeMap<MailboxId, Vec<Entry>>,
+}
+
+/// Loads every mailbox's index (see [`LoadedIndexes`]).
 fn load_indexes<D: Disk>(
     disk: &D,
     dir: &Path,
     catalog: &Catalog,
     report: &mut RecoveryReport,
-) -> Result<(Indexes<D::File>, Vec<MailboxId>, Vec<MailboxId>), StorageError> {
+) -> Result<LoadedIndexes<D::File>, StorageError> {
     let mut indexes = BTreeMap::new();
     let mut missing = Vec::new();
     let mut cut = Vec::new();
+    let mut salvaged = BTreeMap::new();
     for (&id, entry) in &catalog.mailboxes {
         match Index::load(disk, index::index_path(dir, id))? {
             Loaded::Found { index, cut_records, good_after_cut }
@@ -310,10 +364,18 @@ fn load_indexes<D: Disk>(
                 }
                 indexes.insert(id, index);
             }
+            Loaded::DamagedHeader => {
+                // Rebuilt from a full scan like a missing index; the records that still check
+                // out on their own give back their flags (`restore_flags`).
+                let entries = Index::<D::File>::salvage(disk, &index::index_path(dir, id))?;
+                salvaged.insert(id, entries);
+                report.index_headers_repaired += 1;
+                missing.push(id);
+            }
             Loaded::Found { .. } | Loaded::Missing => missing.push(id),
         }
     }
-    Ok((indexes, missing, cut))
+    Ok(LoadedIndexes { indexes, missing, cut, salvaged })
 }
 
 /// The first few references the indexes hold into `segment`, by offset: where to look for

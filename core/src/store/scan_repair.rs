@@ -52,6 +52,15 @@ pub(crate) fn recover_nonce<F: DiskFile>(
     } else {
         None
     };
+    // A record checks out only with its segment's nonce, which no client knows: if the first
+    // record checks out with the nonce field of the damaged header, the damage hit another
+    // field (a flipped version bit, the creation time, the checksum) and the nonce is the
+    // segment's. This needs no references, so `reconstruct` repairs such a header too.
+    if let Some(nonce) = stored
+        && check_record(file, path, nonce, 0, SEGMENT_HEADER_BYTES, len)?.is_some()
+    {
+        return Ok(Some(nonce));
+    }
     let usable: Vec<SpoolRef> = hints
         .iter()
         .copied()

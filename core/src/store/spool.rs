@@ -89,11 +89,10 @@ pub(crate) fn read_segment_header<F: DiskFile>(
     }
     let mut header = [0u8; 64];
     read_at(file, path, &mut header, 0)?;
-    let Some(header_size) = PREAMBLE.check(&header, path)? else {
+    let Some(header_size) = PREAMBLE.check(&header, 60, path)? else {
         return Ok(None);
     };
-    let valid = crc32c::crc32c(&header[..60]) == get_u32(&header, 60)
-        && u64::from(header_size) >= SEGMENT_HEADER_BYTES
+    let valid = u64::from(header_size) >= SEGMENT_HEADER_BYTES
         && header_size % 8 == 0
         && super::codec::all_zero(&header[20..24])
         && super::codec::all_zero(&header[40..60]);
@@ -266,6 +265,37 @@ impl<D: Disk> Spool<D> {
         assert_eq!(spool_ref.segment, active.number);
         assert_eq!(u64::from(spool_ref.offset), active.end);
         active.end += u64::from(spool_ref.len);
+    }
+
+    /// Cuts the spool back to `mark` (an earlier [`Spool::end_pos`]): what a failed operation
+    /// wrote after it, committed by this operation or not, goes. The segment holding `mark` is
+    /// cut to it, and any segment started since is cut to its header (it stays, empty, as the
+    /// active one: a segment number is never given twice). The cuts are `set_len`s, which join
+    /// the open epoch's flush round with the writes they undo (`core/FORMAT.md`, "Write and
+    /// flush order"). Idempotent, so a failed cut can be retried.
+    ///
+    /// # Errors
+    /// The disk refused a cut; the spool is then as before the call, or partly cut (retry).
+    pub(crate) fn cut_back(&mut self, disk: &D, mark: SpoolPos) -> Result<(), StorageError> {
+        let later: Vec<u32> =
+            self.segments.iter().copied().filter(|&n| n > mark.segment()).collect();
+        for number in later.into_iter().rev() {
+            let path = self.path(number);
+            super::codec::set_len(&self.file(disk, number)?, &path, SEGMENT_HEADER_BYTES)?;
+        }
+        if self.segments.contains(&mark.segment()) {
+            let path = self.path(mark.segment());
+            let file = self.file(disk, mark.segment())?;
+            super::codec::set_len(&file, &path, u64::from(mark.offset()))?;
+        }
+        if let Some(active) = self.active.as_mut() {
+            active.end = if active.number == mark.segment() {
+                u64::from(mark.offset())
+            } else {
+                u64::from(active.header_size)
+            };
+        }
+        Ok(())
     }
 
     /// The nonce of a segment, from its header (cached).
