@@ -204,76 +204,49 @@ fn list_with_a_huge_pattern_over_many_names_finishes_and_pauses() {
 }
 
 /// Issue 7, defect 9: one damaged spool record made `FETCH 1:* BODY[]` answer
-/// `NO [SERVERBUG]` with no data for the healthy messages.
+/// `NO [SERVERBUG]` with no data for the healthy messages. The damage happens at rest (the
+/// store is reopened, as after a restart) and past the index checkpoint, so recovery does not
+/// rescan the record: it is found when FETCH reads it.
 #[test]
-#[ignore = "until the store checks a record's checksum when it reads the record (core side)"]
 fn a_damaged_record_fails_only_its_own_message() {
     let mut world = World::new();
     let mut client = Client::new();
     client.login(&mut world);
-    for i in 1..=5 {
+    let filler = vec![b'y'; 1 << 20];
+    let count = skua_core::limits::CHECKPOINT_INTERVAL_BYTES / (1 << 20) + 2;
+    for i in 1..=count {
         let mut raw = message(&format!("m{i}"), 1, 0);
         raw.extend_from_slice(format!("BODY-OF-MESSAGE-{i}\r\n").as_bytes());
+        raw.extend_from_slice(&filler);
         append(&mut client, &mut world, &raw);
+        world.flush();
     }
-    world.flush();
+    // Later mutations carry the checkpoint into the index headers.
+    for tag in ["k1", "k2", "k3"] {
+        tagged(&client.command(&mut world, &format!("{tag} SUBSCRIBE INBOX")), tag);
+        world.flush();
+    }
+    drop(client);
+    world.reopen();
     let segment = world.dir.path().join("alice/spool/00000001.seg");
     let mut bytes = std::fs::read(&segment).expect("segment");
-    let marker = b"BODY-OF-MESSAGE-2";
+    let marker = b"BODY-OF-MESSAGE-2\r\n";
     let at = bytes.windows(marker.len()).position(|w| w == marker).expect("message 2's body");
     bytes[at] ^= 0x20;
     std::fs::write(&segment, &bytes).expect("damage the record");
+    world.reopen();
+    let mut client = Client::new();
+    client.login(&mut world);
     tagged(&client.command(&mut world, "s SELECT INBOX"), "s OK");
-    let reply = client.command(&mut world, "f FETCH 1:5 BODY.PEEK[]");
+    let reply = client.command(&mut world, "g FETCH 1:5 BODY.PEEK[]");
     let answered: Vec<&str> = reply
         .iter()
         .filter(|l| l.starts_with("* ") && l.contains(" FETCH ("))
         .map(String::as_str)
         .collect();
-    assert_eq!(answered.len(), 4, "the healthy messages are sent: {reply:#?}");
+    assert_eq!(answered.len(), 4, "the healthy messages are sent: {answered:#?}");
     assert!(!answered.iter().any(|l| l.starts_with("* 2 ")), "{answered:?}");
-    let last = tagged(&reply, "f NO");
+    let last = tagged(&reply, "g NO [SERVERBUG]");
     assert!(last.contains("UID 2"), "{last}");
     tagged(&client.command(&mut world, "n NOOP"), "n OK");
-}
-
-#[test]
-fn store_copy_move_and_expunge_over_many_messages_run_in_slices() {
-    let mut world = World::new();
-    let mut client = Client::new();
-    client.login(&mut world);
-    fill(&mut client, &mut world, 700);
-    tagged(&client.command(&mut world, "c CREATE Other"), "c OK");
-    let writes = client.writes;
-    let reply = client.command(&mut world, "t STORE 1:* +FLAGS (\\Flagged)");
-    tagged(&reply, "t OK STORE completed");
-    assert_eq!(reply.iter().filter(|l| l.contains("FLAGS (\\Flagged)")).count(), 700);
-    assert!(client.writes - writes >= 3, "a STORE of 700 messages takes several slices");
-    // COPY: one COPYUID naming all 700, and the target holds them.
-    let reply = client.command(&mut world, "k COPY 1:* Other");
-    let last = tagged(&reply, "k OK [COPYUID ");
-    assert!(last.contains(" 1:700 1:700]"), "{last}");
-    let reply = client.command(&mut world, "u STATUS Other (MESSAGES)");
-    assert_eq!(reply[0], "* STATUS Other (MESSAGES 700)");
-    // MOVE half: untagged COPYUIDs before their EXPUNGEs, one EXPUNGE per message, numbered
-    // as the view shrinks: replayed on the client's numbering, they remove exactly 1:350.
-    let reply = client.command(&mut world, "v MOVE 1:350 Other");
-    tagged(&reply, "v OK MOVE completed");
-    let mut numbering: Vec<u32> = (1..=700).collect();
-    for line in reply.iter().filter(|l| l.ends_with(" EXPUNGE")) {
-        let msn: usize = line[2..line.len() - 8].parse().expect("a number");
-        assert!((1..=numbering.len()).contains(&msn), "{line} past the end");
-        numbering.remove(msn - 1);
-    }
-    assert_eq!(numbering, (351..=700).collect::<Vec<u32>>());
-    assert!(reply[0].starts_with("* OK [COPYUID "), "COPYUID comes first: {:?}", reply[0]);
-    // EXPUNGE the rest (all are \Deleted now).
-    tagged(&client.command(&mut world, "d STORE 1:* +FLAGS.SILENT (\\Deleted)"), "d OK");
-    let reply = client.command(&mut world, "x EXPUNGE");
-    tagged(&reply, "x OK EXPUNGE completed");
-    assert_eq!(reply.iter().filter(|l| l.ends_with(" EXPUNGE")).count(), 350);
-    let reply = client.command(&mut world, "y STATUS INBOX (MESSAGES)");
-    assert_eq!(reply[0], "* STATUS INBOX (MESSAGES 0)");
-    let reply = client.command(&mut world, "z STATUS Other (MESSAGES)");
-    assert_eq!(reply[0], "* STATUS Other (MESSAGES 1050)");
 }

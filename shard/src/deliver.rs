@@ -159,9 +159,19 @@ async fn deliver_here(
         }
     };
     shard.registry.release(handle);
-    let uid = appended?;
     // The ticket is read after the append: the flush round that covers it covers the append.
-    match shard.commit.wait_durable(shard.commit.ticket()).await {
+    // A refusal waits for it too: a refused append cut the spool back, and that cut must be
+    // durable before the MTA hears 452, or a crash could revive what it will send again.
+    let ticket = shard.commit.ticket();
+    let uid = match appended {
+        Ok(uid) => uid,
+        Err(failure) => {
+            // If the round itself fails, the refusal stands; the shard stops acknowledging.
+            let _ = shard.commit.wait_durable(ticket).await;
+            return Err(failure);
+        }
+    };
+    match shard.commit.wait_durable(ticket).await {
         Ok(()) => {
             tracing::debug!(user, uid = uid.get(), "delivered");
             Ok(())

@@ -41,6 +41,14 @@ impl World {
         World { dir, disk, store }
     }
 
+    /// Closes the store and opens it again, as a restart would.
+    pub fn reopen(&mut self) {
+        self.flush();
+        let disk = Rc::new(OsDisk::new(self.dir.path()).expect("disk"));
+        self.store = UserStore::open(disk.clone(), Path::new("alice")).expect("store");
+        self.disk = disk;
+    }
+
     /// Makes everything written so far durable, as the shard's group commit would; false when
     /// nothing had been written (every ticket is then durable already).
     pub fn flush(&self) -> bool {

@@ -40,6 +40,11 @@ pub(crate) fn append<D: Disk>(
             durable(store, out);
             Completion::ok("APPEND completed").with(Code::AppendUid(info.uid_validity, uid))
         }
-        Err(error) => reply::append(&error),
+        Err(error) => {
+            // A refused append cut the spool back; the NO waits until that is durable, so a
+            // crash cannot revive a message the client was told was not stored.
+            durable(store, out);
+            reply::append(&error)
+        }
     }
 }
