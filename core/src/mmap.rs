@@ -111,10 +111,103 @@ impl AsRef<[u8]> for MapWindow {
     }
 }
 
+/// Pages asked about per `mincore` call: the answer buffer lives on the stack.
+const RESIDENCY_PAGES_PER_CALL: usize = 256;
+
+/// The page size, from the OS once.
+fn page_bytes() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: `sysconf` with a valid name reads a constant; no memory is touched.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(page).ok().filter(|&p| p.is_power_of_two()).unwrap_or(4096)
+    })
+}
+
+/// True when every page under `bytes` is in memory, so reading them (a `send` from a mapped
+/// spool) cannot stall the thread on a major page fault. Bytes in ordinary heap memory are
+/// resident. An error from the OS answers `true`: the caller then reads as it always did.
+#[must_use]
+pub fn resident(bytes: &[u8]) -> bool {
+    if bytes.is_empty() {
+        return true;
+    }
+    let page = page_bytes();
+    let start = (bytes.as_ptr() as usize) & !(page - 1);
+    let end = (bytes.as_ptr() as usize) + bytes.len();
+    let mut answer = [0u8; RESIDENCY_PAGES_PER_CALL];
+    let mut at = start;
+    while at < end {
+        let pages = (end - at).div_ceil(page).min(RESIDENCY_PAGES_PER_CALL);
+        // SAFETY: `mincore` only reads the page tables for `[at, at + pages * page)`, which
+        // lies within the pages that hold `bytes` (a live slice, so they are mapped), and
+        // writes one byte per page into `answer`, which has room for `pages` bytes.
+        let status =
+            unsafe { libc::mincore(at as *mut libc::c_void, pages * page, answer.as_mut_ptr()) };
+        if status != 0 {
+            return true;
+        }
+        if answer[..pages].iter().any(|&flags| flags & 1 == 0) {
+            return false;
+        }
+        at += pages * page;
+    }
+    true
+}
+
+/// Asks the kernel to read the pages under `bytes` ahead (madvise `WILLNEED`): the read runs in
+/// the background, and [`resident`] turns true once it is done. Advisory; errors are ignored
+/// (heap memory, for one, is not file-backed and needs no reading).
+pub fn will_need(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let page = page_bytes();
+    let start = (bytes.as_ptr() as usize) & !(page - 1);
+    let len = (bytes.as_ptr() as usize) + bytes.len() - start;
+    // SAFETY: `madvise(WILLNEED)` changes no memory and no mapping; it only starts reads of
+    // the pages under `bytes`, a live slice, so the range is mapped.
+    let _ = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_WILLNEED) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn residency_follows_the_page_cache() {
+        // A file on a real disk (the target directory, not a tmpfs), written and synced, then
+        // dropped from the page cache: its mapped pages are not resident until read ahead.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = dir.path().join("cold");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(&vec![7u8; 1 << 20]).unwrap();
+        file.sync_all().unwrap();
+        drop(file);
+        let file = std::fs::File::open(&path).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: fadvise on an open descriptor changes no memory.
+        let dropped = unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(dropped, 0);
+        let map = Rc::new(Map::new(&file, 1 << 20).unwrap());
+        let window = MapWindow::new(map, 0, 1 << 20, 1 << 20);
+        let bytes = window.as_ref();
+        if resident(bytes) {
+            // Some filesystems keep clean pages anyway; nothing to learn here then.
+            eprintln!("the page cache kept the file: residency not observable here");
+            return;
+        }
+        will_need(bytes);
+        let started = std::time::Instant::now();
+        while !resident(bytes) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "never read ahead");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(bytes[12345], 7);
+        assert!(resident(&[1, 2, 3]), "heap bytes are resident");
+        assert!(resident(&[]));
+    }
 
     #[test]
     fn window_reads_mapped_bytes_and_sees_later_appends() {

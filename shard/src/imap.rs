@@ -346,6 +346,7 @@ async fn write_step(
             );
         }
     }
+    crate::pagein::page_in(shard, &chunks).await;
     write_chunks(connection, &chunks).await.map_err(|_| StepEnd::Close(None))
 }
 

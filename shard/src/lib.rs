@@ -34,6 +34,7 @@ pub mod limits;
 pub mod listen;
 mod lmtp;
 pub mod mesh;
+mod pagein;
 pub mod placement;
 mod registry;
 mod reply;

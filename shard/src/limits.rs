@@ -107,3 +107,11 @@ pub const REFUSAL_LOG_SOURCES_MAX: usize = 4096;
 /// round then carries fewer writes, so there are more syncs for the same work), so one it is;
 /// a device with a deep flush queue may gain from two.
 pub const ROUNDS_IN_FLIGHT_MAX: usize = 1;
+
+/// How long a write of cold message bodies waits for their read-ahead (`pagein.rs`) before it
+/// sends anyway. Far above a disk read (0.1-10 ms); reached only by a failing or saturated disk.
+pub const PAGE_IN_WAIT_MAX_MS: u64 = 2000;
+
+/// How often a write waiting for read-ahead looks again (`mincore`, one system call per
+/// chunk). Short next to a disk read, long next to the call.
+pub const PAGE_IN_POLL_US: u64 = 500;

@@ -172,6 +172,19 @@ impl Bytes {
         Bytes::new(Rc::new(data), 0, end)
     }
 
+    /// True when every page under these bytes is in memory: sending them cannot stall on a
+    /// major page fault ([`crate::mmap::resident`]).
+    #[must_use]
+    pub fn is_resident(&self) -> bool {
+        crate::mmap::resident(self)
+    }
+
+    /// Starts reading the pages under these bytes ahead, in the background
+    /// ([`crate::mmap::will_need`]).
+    pub fn will_need(&self) {
+        crate::mmap::will_need(self);
+    }
+
     /// A sub-range of this view.
     ///
     /// # Panics
