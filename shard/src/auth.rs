@@ -14,8 +14,10 @@
 //!
 //! - **The delay applies to the source, not to a connection.** Each check takes a *turn*
 //!   from its source. A source without recent failures may run a few checks at once
-//!   ([`AUTH_CHECKS_PER_SOURCE_MAX`], for NATs); otherwise its checks run one after the
-//!   other, each turn at least the failure delay after the previous one. So 150 parallel
+//!   ([`AUTH_CHECKS_PER_SOURCE_MAX`], for NATs); more wait for one of those to end
+//!   ([`Reservation::Busy`], polled every [`AUTH_SLOT_POLL_US`]), so a burst of honest logins
+//!   behind one address costs milliseconds. Once the source has failed, its checks run one
+//!   after the other, each turn at least the failure delay after the previous one. So 150 parallel
 //!   connections get no more guesses per second than one. A check whose turn is more than
 //!   [`AUTH_QUEUE_DELAYS_MAX`] maximal delays away is answered `NO [UNAVAILABLE]` at once,
 //!   without checking: the queue of a flooding source stays short.
@@ -50,7 +52,7 @@ use crate::guard::guarded;
 use crate::limits::{
     AUTH_CHECKS_PER_SOURCE_MAX, AUTH_FAILURE_DELAY_DOUBLINGS_MAX, AUTH_FAILURE_NAME_BYTES_MAX,
     AUTH_FAILURE_SOURCES_MAX, AUTH_FAILURE_USERS_MAX, AUTH_FAILURE_WINDOW_SECONDS,
-    AUTH_QUEUE_DELAYS_MAX,
+    AUTH_QUEUE_DELAYS_MAX, AUTH_SLOT_POLL_US,
 };
 use crate::shard::Shard;
 
@@ -78,10 +80,21 @@ pub async fn check(
 ) -> Verdict {
     let password = password.into();
     let brake = &shard.shared.auth_brake;
-    let Some(mut turn) = brake.reserve(source, &user, Instant::now()) else {
-        tracing::debug!(%source, "login refused: the source's queue of checks is full");
-        glommio::timer::sleep(shard.config().auth_failure_delay).await;
-        return Verdict::Throttled;
+    let started = Instant::now();
+    let mut turn = loop {
+        match brake.reserve(source, &user, Instant::now()) {
+            Reservation::Turn(turn) => break turn,
+            // A burst of logins from a source with no failures: wait for one of its checks in
+            // flight to end (they take milliseconds), not for a failure delay.
+            Reservation::Busy if started.elapsed() < brake.queue_max() => {
+                glommio::timer::sleep(Duration::from_micros(AUTH_SLOT_POLL_US)).await;
+            }
+            Reservation::Busy | Reservation::Refused => {
+                tracing::debug!(%source, "login refused: the source's queue of checks is full");
+                glommio::timer::sleep(shard.config().auth_failure_delay).await;
+                return Verdict::Throttled;
+            }
+        }
     };
     glommio::timer::sleep(turn.at.saturating_duration_since(Instant::now())).await;
     let outcome = {
@@ -183,6 +196,31 @@ pub struct AuthBrake {
     tables: Mutex<Tables>,
 }
 
+/// What [`AuthBrake::reserve`] gives a check.
+#[derive(Debug)]
+pub enum Reservation<'a> {
+    /// The check's turn.
+    Turn(Turn<'a>),
+    /// The source has no recent failure but as many checks running as it may: try again when
+    /// one of them ended (a NAT's users logging in together, or the first guesses of a
+    /// guesser, which are then at most [`AUTH_CHECKS_PER_SOURCE_MAX`] before its first failure
+    /// turns the source to one check per failure delay).
+    Busy,
+    /// The source's turn would be too far away: answer without a check.
+    Refused,
+}
+
+impl<'a> Reservation<'a> {
+    /// The turn, if this is one.
+    #[must_use]
+    pub fn turn(self) -> Option<Turn<'a>> {
+        match self {
+            Reservation::Turn(turn) => Some(turn),
+            Reservation::Busy | Reservation::Refused => None,
+        }
+    }
+}
+
 /// A check's place in its source's order. Finish it with [`Turn::finish`]; dropped unfinished
 /// (the connection went away), it gives its place back without counting anything.
 #[derive(Debug)]
@@ -213,13 +251,13 @@ impl AuthBrake {
     }
 
     /// The longest wait for a turn.
-    fn queue_max(&self) -> Duration {
+    pub fn queue_max(&self) -> Duration {
         self.delay(AUTH_FAILURE_DELAY_DOUBLINGS_MAX + 1) * AUTH_QUEUE_DELAYS_MAX
     }
 
     /// Takes a turn for a check of `user` from `source` at `now`; `None` when the turn would
     /// be too far away (answer `NO [UNAVAILABLE]` without checking).
-    pub fn reserve(&self, source: IpAddr, user: &str, now: Instant) -> Option<Turn<'_>> {
+    pub fn reserve(&self, source: IpAddr, user: &str, now: Instant) -> Reservation<'_> {
         let source = source_key(source);
         let user = user_key(user);
         let mut tables = self.tables.lock().expect("auth brake lock");
@@ -238,20 +276,22 @@ impl AuthBrake {
         let failures = record.failures.recent(now);
         let (at, queued) = if failures == 0 && record.in_flight < AUTH_CHECKS_PER_SOURCE_MAX {
             (now, false)
+        } else if failures == 0 {
+            return Reservation::Busy;
         } else {
             // One at a time: each turn a delay after the previous turn or failure, the delay
             // growing with the failures and with the turns already waiting.
             let spacing = self.delay(failures.max(record.queued + 1));
             let at = record.next_turn.max(now) + spacing;
             if at.duration_since(now) > self.queue_max() {
-                return None;
+                return Reservation::Refused;
             }
             record.next_turn = at;
             record.queued += 1;
             (at, true)
         };
         record.in_flight += 1;
-        Some(Turn { brake: self, source, user, queued, at, finished: false })
+        Reservation::Turn(Turn { brake: self, source, user, queued, at, finished: false })
     }
 
     /// Counts how `turn`'s check ended; the delay before answering a failure.
@@ -383,7 +423,7 @@ mod tests {
 
     /// A failed check of `user` from `source` at `now`: its answer delay.
     fn fail(brake: &AuthBrake, source: IpAddr, user: &str, now: Instant) -> Duration {
-        let mut turn = brake.reserve(source, user, now).expect("a turn");
+        let mut turn = brake.reserve(source, user, now).turn().expect("a turn");
         turn.finish(Outcome::Failure, now)
     }
 
@@ -446,7 +486,7 @@ mod tests {
             fail(&brake, ip(1), "victim", now);
         }
         // The guesser logs in to its own account from the same address.
-        let mut own = brake.reserve(ip(1), "guesser", now).expect("turn");
+        let mut own = brake.reserve(ip(1), "guesser", now).turn().expect("turn");
         assert_eq!(own.finish(Outcome::Success, now), Duration::ZERO);
         drop(own);
         assert_eq!(fail(&brake, ip(1), "victim", now), BASE * 8, "still the 4th failure");
@@ -458,7 +498,7 @@ mod tests {
         let now = Instant::now();
         fail(&brake, ip(1), "alice", now);
         fail(&brake, ip(1), "alice", now);
-        let mut typo_fixed = brake.reserve(ip(1), "ALICE", now + BASE * 4).expect("turn");
+        let mut typo_fixed = brake.reserve(ip(1), "ALICE", now + BASE * 4).turn().expect("turn");
         typo_fixed.finish(Outcome::Success, now + BASE * 4);
         drop(typo_fixed);
         assert_eq!(brake.sources(), 0, "nothing left to remember about the source");
@@ -470,7 +510,8 @@ mod tests {
         let brake = AuthBrake::new(BASE);
         let now = Instant::now();
         // 150 connections from one address send a guess at the same instant.
-        let turns: Vec<_> = (0..150).filter_map(|_| brake.reserve(ip(1), "victim", now)).collect();
+        let turns: Vec<_> =
+            (0..150).filter_map(|_| brake.reserve(ip(1), "victim", now).turn()).collect();
         let at_once = turns.iter().filter(|turn| turn.at == now).count();
         assert_eq!(at_once, usize::try_from(AUTH_CHECKS_PER_SOURCE_MAX).expect("small"));
         let last = turns.iter().map(|turn| turn.at).max().expect("turns");
@@ -485,7 +526,28 @@ mod tests {
             assert!(pair[1] >= pair[0] + BASE, "queued checks are at least a delay apart");
         }
         // Another source is not held up by this one.
-        assert_eq!(brake.reserve(ip(2), "other", now).map(|t| t.at), Some(now));
+        assert_eq!(brake.reserve(ip(2), "other", now).turn().map(|t| t.at), Some(now));
+    }
+
+    #[test]
+    fn a_burst_of_honest_logins_waits_for_slots_not_for_delays() {
+        let brake = AuthBrake::new(BASE);
+        let now = Instant::now();
+        // 40 users behind one address log in at once: a few checks run, the rest are told to
+        // try again shortly (not given turns a failure delay apart).
+        let mut running: Vec<_> =
+            (0..4).filter_map(|_| brake.reserve(ip(1), "alice", now).turn()).collect();
+        assert!(running.iter().all(|turn| turn.at == now));
+        assert!(matches!(brake.reserve(ip(1), "bob", now), Reservation::Busy));
+        // One ends well: the next check runs at once.
+        running.pop().expect("a turn").finish(Outcome::Success, now);
+        let next = brake.reserve(ip(1), "bob", now).turn().expect("a free slot");
+        assert_eq!(next.at, now);
+        // One ends badly: from now on the source's checks are spaced by the failure delay.
+        let delay = running.pop().expect("a turn").finish(Outcome::Failure, now);
+        assert!(delay >= BASE);
+        let spaced = brake.reserve(ip(1), "carol", now).turn().expect("a turn");
+        assert!(spaced.at >= now + BASE, "after a failure, turns are a delay apart");
     }
 
     #[test]
@@ -493,7 +555,7 @@ mod tests {
         let brake = AuthBrake::new(BASE);
         let now = Instant::now();
         let delay = fail(&brake, ip(1), "victim", now);
-        let next = brake.reserve(ip(1), "victim", now).expect("turn");
+        let next = brake.reserve(ip(1), "victim", now).turn().expect("turn");
         assert!(next.at >= now + delay, "the next check waits for the delay");
     }
 
@@ -501,10 +563,10 @@ mod tests {
     fn an_abandoned_turn_gives_its_place_back() {
         let brake = AuthBrake::new(BASE);
         let now = Instant::now();
-        let turns: Vec<_> = (0..4).filter_map(|_| brake.reserve(ip(1), "u", now)).collect();
+        let turns: Vec<_> = (0..4).filter_map(|_| brake.reserve(ip(1), "u", now).turn()).collect();
         drop(turns);
         assert_eq!(brake.sources(), 0);
-        assert_eq!(brake.reserve(ip(1), "u", now).map(|t| t.at), Some(now));
+        assert_eq!(brake.reserve(ip(1), "u", now).turn().map(|t| t.at), Some(now));
     }
 
     #[test]
