@@ -135,6 +135,8 @@ thread_local! {
     /// True while this thread runs target cases: their panics are expected while proptest
     /// shrinks a failing input, and only the final report is printed.
     static QUIET: Cell<bool> = const { Cell::new(false) };
+    /// Where the last quiet panic happened, for the final report.
+    static LAST_PANIC: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Installs, once, a panic hook that stays silent on threads running target cases and defers
@@ -144,7 +146,10 @@ fn quiet_panics_while_fuzzing() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(Cell::get) {
+            if QUIET.with(Cell::get) {
+                let place = info.location().map_or_else(String::new, ToString::to_string);
+                LAST_PANIC.with(|last| *last.borrow_mut() = place);
+            } else {
                 previous(info);
             }
         }));
@@ -169,7 +174,8 @@ fn batch(name: &str, target: fn(&[u8]), corpus: &'static Corpus, cases: u32, see
     match result {
         Ok(()) => {}
         Err(proptest::test_runner::TestError::Fail(reason, input)) => panic!(
-            "fuzz {name}: SKUA_FUZZ_SEED={seed}: {reason}\ninput ({} bytes, hex): {}\ninput (text): {:?}",
+            "fuzz {name}: SKUA_FUZZ_SEED={seed}: {reason}\npanicked at: {}\ninput ({} bytes, hex): {}\ninput (text): {:?}",
+            LAST_PANIC.with(|last| last.borrow().clone()),
             input.len(),
             hex(&input),
             String::from_utf8_lossy(&input)
