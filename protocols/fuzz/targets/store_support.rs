@@ -201,12 +201,16 @@ fn known_finding(kind: Kind, bytes: &[u8]) -> bool {
         // A segment whose checksummed header claims a header_size other than 64: the first
         // open appends after it, the next cuts the append away.
         Kind::Spool => header_size.is_some_and(|size| size != 64),
-        // An index record whose spool offset plus length passes u32::MAX: `SpoolRef::end`
-        // overflows.
+        // A checksummed index record whose spool offset plus length passes u32::MAX:
+        // `SpoolRef::end` overflows. One whose spool offset is not 8-byte aligned: the scan's
+        // resync (`scan_repair.rs`) asserts alignment.
         Kind::Index => bytes.get(128..).is_some_and(|records| {
             records.chunks_exact(64).any(|record| {
-                u64::from(get_u32(record, 44)) + u64::from(get_u32(record, 48))
-                    > u64::from(u32::MAX)
+                let offset = get_u32(record, 44);
+                let sealed = crc32c::crc32c(&record[..60]) == get_u32(record, 60);
+                let overflows =
+                    u64::from(offset) + u64::from(get_u32(record, 48)) > u64::from(u32::MAX);
+                sealed && (overflows || offset % 8 != 0)
             })
         }),
     }
