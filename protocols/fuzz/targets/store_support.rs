@@ -186,7 +186,7 @@ fn reseal(kind: Kind, bytes: &mut [u8]) {
 /// True for the files that hit a finding not fixed yet (see `protocols/fuzz/README.md`,
 /// "Findings"; each is pinned by an ignored test in `core/tests/fuzz_findings.rs`). Remove a
 /// clause with the fix it waits for.
-fn known_finding(kind: Kind, bytes: &[u8]) -> bool {
+fn known_finding(kind: Kind, bytes: &[u8], original: &[u8]) -> bool {
     // Only a header whose magic and checksum hold gets this far into recovery.
     let magic: &[u8] =
         if kind == Kind::Spool { b"\x89SKS\r\n\x1a\n" } else { b"\x89SKL\r\n\x1a\n" };
@@ -199,11 +199,21 @@ fn known_finding(kind: Kind, bytes: &[u8]) -> bool {
         // `log.rs` subtracts it from the length unchecked.
         Kind::Log => header_size.is_some_and(|size| u64::from(size) > bytes.len() as u64),
         // A segment whose checksummed header claims a header_size other than 64: the first
-        // open appends after it, the next cuts the append away.
-        Kind::Spool => header_size.is_some_and(|size| size != 64),
-        // A checksummed index record whose spool offset plus length passes u32::MAX:
-        // `SpoolRef::end` overflows. One whose spool offset is not 8-byte aligned: the scan's
-        // resync (`scan_repair.rs`) asserts alignment.
+        // open appends after it, the next cuts the append away. A checksummed record that
+        // names another mailbox or UID than the record written there: recovery's catch-up
+        // appends it out of spool order (`Index::check_invariants`).
+        Kind::Spool => header_size.is_some_and(|size| size != 64) || moved_record(bytes, original),
+        // A checksummed index header whose spool checkpoint is not 8-byte aligned, or a
+        // checksummed record whose spool offset is not: the scan starts or resyncs there, and
+        // `scan_repair::resync` asserts alignment. A record whose spool offset plus length
+        // passes u32::MAX: `SpoolRef::end` overflows.
+        Kind::Index
+            if bytes.len() >= 128
+                && crc32c::crc32c(&bytes[..124]) == get_u32(bytes, 124)
+                && get_u32(bytes, 40) % 8 != 0 =>
+        {
+            true
+        }
         Kind::Index => bytes.get(128..).is_some_and(|records| {
             records.chunks_exact(64).any(|record| {
                 let offset = get_u32(record, 44);
@@ -216,13 +226,39 @@ fn known_finding(kind: Kind, bytes: &[u8]) -> bool {
     }
 }
 
+/// True when a spool record whose checksum holds (with the nonce of `bytes`' header) sits
+/// where `original` had no record, or names another mailbox or UID than the one there.
+fn moved_record(bytes: &[u8], original: &[u8]) -> bool {
+    if bytes.len() < 64 {
+        return false;
+    }
+    let nonce = get_u64(bytes, 24);
+    let mut starts = std::collections::BTreeSet::new();
+    let mut at = 64;
+    while at + 48 <= original.len() {
+        starts.insert(at);
+        let size = u64::from(get_u32(original, at + 8)) + 48;
+        at += usize::try_from(size.div_ceil(8) * 8).expect("small");
+    }
+    (64..bytes.len().saturating_sub(47)).step_by(8).any(|at| {
+        let size = usize::try_from(get_u32(bytes, at + 8)).unwrap_or(usize::MAX);
+        let Some(end) = (at + 48).checked_add(size).filter(|&end| end <= bytes.len()) else {
+            return false;
+        };
+        let sealed = nonce_crc(nonce, &bytes[at + 8..end]) == get_u32(bytes, at + 4);
+        let same = starts.contains(&at) && bytes[at + 12..at + 20] == original[at + 12..at + 20];
+        sealed && !same
+    })
+}
+
 /// Applies the input's edit to a fresh store; `None` for an input too short to say one.
 fn edited(kind: Kind, data: &[u8], skip_known: bool) -> Option<SimDisk> {
     let (&[control, low, high], payload) = data.split_first_chunk::<3>()?;
     let disk = fresh();
     let candidates = files(&disk, kind);
     let path = &candidates[usize::from((control >> 2) & 31) % candidates.len()];
-    let mut bytes = read_all(&disk, path);
+    let original = read_all(&disk, path);
+    let mut bytes = original.clone();
     let offset = usize::from(u16::from_le_bytes([low, high])) % (bytes.len() + 1);
     match control & 3 {
         0 => bytes = payload.to_vec(),
@@ -247,7 +283,7 @@ fn edited(kind: Kind, data: &[u8], skip_known: bool) -> Option<SimDisk> {
     if control & 0x80 != 0 {
         reseal(kind, &mut bytes);
     }
-    if skip_known && known_finding(kind, &bytes) {
+    if skip_known && known_finding(kind, &bytes, &original) {
         return None;
     }
     let file = disk.open(path, OpenMode::Existing).expect("the file exists");
