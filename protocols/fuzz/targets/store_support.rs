@@ -214,6 +214,7 @@ fn known_finding(kind: Kind, bytes: &[u8], original: &[u8]) -> bool {
         {
             true
         }
+        Kind::Index if spool_order_breaks(bytes) => true,
         Kind::Index => bytes.get(128..).is_some_and(|records| {
             records.chunks_exact(64).any(|record| {
                 let offset = get_u32(record, 44);
@@ -224,6 +225,19 @@ fn known_finding(kind: Kind, bytes: &[u8], original: &[u8]) -> bool {
             })
         }),
     }
+}
+
+/// True when two successive index records whose checksums hold point into the spool out of
+/// order (`Index::load` checks that UIDs increase, not spool positions).
+fn spool_order_breaks(bytes: &[u8]) -> bool {
+    let positions: Vec<u64> = bytes
+        .get(128..)
+        .unwrap_or_default()
+        .chunks_exact(64)
+        .take_while(|record| crc32c::crc32c(&record[..60]) == get_u32(record, 60))
+        .map(|record| (u64::from(get_u32(record, 40)) << 32) | u64::from(get_u32(record, 44)))
+        .collect();
+    positions.windows(2).any(|pair| pair[0] >= pair[1])
 }
 
 /// True when a spool record whose checksum holds (with the nonce of `bytes`' header) sits

@@ -1,0 +1,10 @@
+//! libFuzzer harness of the `store_log` target (`targets/store_log.rs`, expectations in
+//! `targets/store_support.rs` and README.md).
+#![no_main]
+
+#[path = "../targets/store_support.rs"]
+mod store_support;
+#[path = "../targets/store_log.rs"]
+mod target;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::target(data));
