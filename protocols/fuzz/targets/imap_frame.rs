@@ -38,8 +38,8 @@ fn refusal(error: &FrameError) -> String {
     }
 }
 
-fn frame_all(limits: &FrameLimits, data: &[u8], piece: usize, parse: bool) -> Vec<Event> {
-    let mut framer = Framer::new(limits.clone());
+fn frame_all(limits: FrameLimits, data: &[u8], piece: usize, parse: bool) -> Vec<Event> {
+    let mut framer = Framer::new(limits);
     let mut events = Vec::new();
     for chunk in data.chunks(piece) {
         framer.feed(chunk);
@@ -83,7 +83,7 @@ pub fn target(data: &[u8]) {
         quirk_bare_lf: first & 0x80 != 0,
     };
     let piece = usize::from(first & 0x7f).max(1);
-    let in_pieces = frame_all(&limits, rest, piece, true);
-    let whole = frame_all(&limits, rest, rest.len().max(1), false);
+    let in_pieces = frame_all(limits, rest, piece, true);
+    let whole = frame_all(limits, rest, rest.len().max(1), false);
     assert_eq!(in_pieces, whole, "reads of {piece} bytes framed differently from one read");
 }
