@@ -3,6 +3,7 @@
 #![no_main]
 
 #[path = "../targets/store_support.rs"]
+#[allow(dead_code, reason = "each harness uses one file kind")]
 mod store_support;
 #[path = "../targets/store_spool.rs"]
 mod target;

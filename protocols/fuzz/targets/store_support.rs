@@ -203,10 +203,8 @@ fn known_finding(kind: Kind, bytes: &[u8], original: &[u8]) -> bool {
         // names another mailbox or UID than the record written there: recovery's catch-up
         // appends it out of spool order (`Index::check_invariants`).
         Kind::Spool => header_size.is_some_and(|size| size != 64) || moved_record(bytes, original),
-        // A checksummed index header whose spool checkpoint is not 8-byte aligned, or a
-        // checksummed record whose spool offset is not: the scan starts or resyncs there, and
-        // `scan_repair::resync` asserts alignment. A record whose spool offset plus length
-        // passes u32::MAX: `SpoolRef::end` overflows.
+        // A checksummed index header whose spool checkpoint is not 8-byte aligned: the scan
+        // starts there and `scan_repair::resync` asserts alignment.
         Kind::Index
             if bytes.len() >= 128
                 && crc32c::crc32c(&bytes[..124]) == get_u32(bytes, 124)
@@ -214,17 +212,24 @@ fn known_finding(kind: Kind, bytes: &[u8], original: &[u8]) -> bool {
         {
             true
         }
-        Kind::Index if spool_order_breaks(bytes) => true,
-        Kind::Index => bytes.get(128..).is_some_and(|records| {
-            records.chunks_exact(64).any(|record| {
-                let offset = get_u32(record, 44);
-                let sealed = crc32c::crc32c(&record[..60]) == get_u32(record, 60);
-                let overflows =
-                    u64::from(offset) + u64::from(get_u32(record, 48)) > u64::from(u32::MAX);
-                sealed && (overflows || !offset.is_multiple_of(8))
-            })
-        }),
+        // A checksummed index record whose spool reference (segment, offset, length, checksum
+        // copy) is not the one written in that slot: recovery trusts the references of records
+        // before the checkpoint, and one past the spool end, out of spool order or overflowing
+        // `SpoolRef::end` breaks the store's invariants or panics.
+        Kind::Index => spool_order_breaks(bytes) || moved_reference(bytes, original),
     }
+}
+
+/// True when a checksummed index record refers to another spool record than the one the
+/// original file's record in the same slot did.
+fn moved_reference(bytes: &[u8], original: &[u8]) -> bool {
+    let records = bytes.get(128..).unwrap_or_default().chunks_exact(64);
+    let originals = original.get(128..).unwrap_or_default();
+    records.enumerate().any(|(slot, record)| {
+        let sealed = crc32c::crc32c(&record[..60]) == get_u32(record, 60);
+        let written = originals.get(slot * 64 + 40..slot * 64 + 56);
+        sealed && written != Some(&record[40..56])
+    })
 }
 
 /// True when two successive index records whose checksums hold point into the spool out of
