@@ -102,3 +102,29 @@ fn index_record_out_of_spool_order() {
 fn index_record_past_the_spool_end() {
     check_unfiltered(Kind::Index, &hex("83ac004000000083ac08"));
 }
+
+/// Bug (target `store_index`, found by libFuzzer): an index record of the `Archive/Old`
+/// mailbox's index rewritten, with a checksum that holds, to carry modseq `u64::MAX`.
+/// `reconstruct` (core/src/store/reconstruct.rs) keeps old entries' modseqs, takes the highest,
+/// and gives each change it makes `highest += 1`: an overflow (a panic in debug builds; in
+/// release the modseq wraps to 0 and HIGHESTMODSEQ goes backwards, which CONDSTORE clients
+/// rely on never happening). Invariant: modseqs never go backwards; a value read from disk that
+/// leaves no room is refused.
+#[test]
+#[ignore = "known bug in core/src/store/reconstruct.rs (modseq + 1 unchecked); un-ignore with the fix"]
+fn reconstruct_modseq_overflow() {
+    check_unfiltered(
+        Kind::Index,
+        &hex("f1f9024f6c640000f8000000feffffff00000000ffffffffffffffffffff032e00000000"),
+    );
+}
+
+/// Bug (target `store_index`), the same root cause at its other site: the INBOX index header
+/// rewritten, with a checksum that holds, to claim HIGHESTMODSEQ `u64::MAX`. The store opens,
+/// and the next change (an append) takes `Index::next_modseq` (core/src/store/index.rs,
+/// `highest_modseq += 1`): an overflow, a panic in debug builds, a modseq of 0 in release.
+#[test]
+#[ignore = "known bug in core/src/store/index.rs (next_modseq unchecked); un-ignore with the fix"]
+fn header_modseq_overflow() {
+    check_unfiltered(Kind::Index, &hex("812000ffffffffffffffff"));
+}

@@ -202,7 +202,12 @@ fn known_finding(kind: Kind, bytes: &[u8], original: &[u8]) -> bool {
         // open appends after it, the next cuts the append away. A checksummed record that
         // names another mailbox or UID than the record written there: recovery's catch-up
         // appends it out of spool order (`Index::check_invariants`).
-        Kind::Spool => header_size.is_some_and(|size| size != 64) || moved_record(bytes, original),
+        // A checksummed tombstone whose modseq leaves no room: the index modseq overflow below.
+        Kind::Spool => {
+            header_size.is_some_and(|size| size != 64)
+                || moved_record(bytes, original)
+                || tombstone_modseq_at_the_top(bytes)
+        }
         // A checksummed index header whose spool checkpoint is not 8-byte aligned: the scan
         // starts there and `scan_repair::resync` asserts alignment.
         Kind::Index
@@ -216,8 +221,42 @@ fn known_finding(kind: Kind, bytes: &[u8], original: &[u8]) -> bool {
         // copy) is not the one written in that slot: recovery trusts the references of records
         // before the checkpoint, and one past the spool end, out of spool order or overflowing
         // `SpoolRef::end` breaks the store's invariants or panics.
-        Kind::Index => spool_order_breaks(bytes) || moved_reference(bytes, original),
+        Kind::Index => {
+            spool_order_breaks(bytes)
+                || moved_reference(bytes, original)
+                || modseq_at_the_top(bytes)
+        }
     }
+}
+
+/// True when a checksummed index header or record carries a modseq within 2^20 of `u64::MAX`:
+/// the store (`Index::next_modseq`) and reconstruct give later changes `highest + 1` unchecked.
+fn modseq_at_the_top(bytes: &[u8]) -> bool {
+    let top = u64::MAX - (1 << 20);
+    let header_sealed = bytes.len() >= 128 && crc32c::crc32c(&bytes[..124]) == get_u32(bytes, 124);
+    if header_sealed && get_u64(bytes, 32) > top {
+        return true;
+    }
+    bytes.get(128..).unwrap_or_default().chunks_exact(64).any(|record| {
+        let sealed = crc32c::crc32c(&record[..60]) == get_u32(record, 60);
+        sealed && get_u64(record, 8) > top
+    })
+}
+
+/// True when a checksummed spool tombstone carries a modseq within 2^20 of `u64::MAX`.
+fn tombstone_modseq_at_the_top(bytes: &[u8]) -> bool {
+    if bytes.len() < 64 {
+        return false;
+    }
+    let nonce = get_u64(bytes, 24);
+    (64..bytes.len().saturating_sub(47)).step_by(8).any(|at| {
+        let size = usize::try_from(get_u32(bytes, at + 8)).unwrap_or(usize::MAX);
+        let Some(end) = (at + 48).checked_add(size).filter(|&end| end <= bytes.len()) else {
+            return false;
+        };
+        let sealed = nonce_crc(nonce, &bytes[at + 8..end]) == get_u32(bytes, at + 4);
+        sealed && bytes[at] == 2 && get_u64(bytes, at + 24) > u64::MAX - (1 << 20)
+    })
 }
 
 /// True when a checksummed index record refers to another spool record than the one the
