@@ -74,6 +74,7 @@ pub fn target(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
+    #[allow(clippy::needless_update, reason = "limits added later keep their defaults")]
     let limits = FrameLimits {
         line_bytes_max: LINE_BYTES_MAX,
         literal_bytes_max: LITERAL_BYTES_MAX,
@@ -81,6 +82,8 @@ pub fn target(data: &[u8]) {
         command_bytes_max: COMMAND_BYTES_MAX,
         literals_per_command_max: 4,
         quirk_bare_lf: first & 0x80 != 0,
+        // Any other limit at its default: a refused literal thrown away is never held.
+        ..FrameLimits::default()
     };
     let piece = usize::from(first & 0x7f).max(1);
     let in_pieces = frame_all(limits, rest, piece, true);
