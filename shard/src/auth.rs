@@ -210,6 +210,7 @@ pub enum Reservation<'a> {
     Refused,
 }
 
+#[cfg(test)]
 impl<'a> Reservation<'a> {
     /// The turn, if this is one.
     #[must_use]

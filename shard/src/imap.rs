@@ -346,7 +346,7 @@ async fn write_step(
             );
         }
     }
-    crate::pagein::page_in(shard, &chunks).await;
+    crate::pagein::page_in(shard, &chunks, glommio::timer::sleep).await;
     write_chunks(connection, &chunks).await.map_err(|_| StepEnd::Close(None))
 }
 

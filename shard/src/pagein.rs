@@ -9,6 +9,7 @@
 //! to [`PAGE_IN_WAIT_MAX_MS`]. A chunk still cold after that is sent anyway (the disk is
 //! failing or far too slow; the wait is logged).
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use skua_protocols::imap::session::OutChunk;
@@ -16,8 +17,13 @@ use skua_protocols::imap::session::OutChunk;
 use crate::limits::{PAGE_IN_POLL_US, PAGE_IN_WAIT_MAX_MS};
 use crate::shard::Shard;
 
-/// Waits until every spool chunk of `chunks` is in memory (see the module docs).
-pub(crate) async fn page_in(shard: &Shard, chunks: &[OutChunk]) {
+/// Waits until every spool chunk of `chunks` is in memory (see the module docs), sleeping
+/// with `sleep` (the runtime's timer) between looks.
+pub(crate) async fn page_in<F: Future<Output = ()>>(
+    shard: &Shard,
+    chunks: &[OutChunk],
+    sleep: impl Fn(Duration) -> F,
+) {
     let cold = |chunk: &&OutChunk| matches!(chunk, OutChunk::Spool(bytes) if !bytes.is_resident());
     if !chunks.iter().any(|chunk| cold(&chunk)) {
         return;
@@ -38,7 +44,7 @@ pub(crate) async fn page_in(shard: &Shard, chunks: &[OutChunk]) {
             );
             return;
         }
-        glommio::timer::sleep(Duration::from_micros(PAGE_IN_POLL_US)).await;
+        sleep(Duration::from_micros(PAGE_IN_POLL_US)).await;
     }
     tracing::trace!(shard = shard.id.0, waited_us = started.elapsed().as_micros(), "paged in");
 }
