@@ -12,9 +12,12 @@ use skua_protocols::lmtp::command::{Command, ParseOptions, parse};
 /// recipient (`user@example.com`). Invariant: a path the parser returns is a Mailbox, so
 /// writing it back in angle brackets parses to the same command.
 #[test]
-#[ignore = "known bug in protocols/src/lmtp/command.rs (parse_path); un-ignore with the fix"]
 fn lmtp_path_with_an_empty_route_domain() {
     let line = b"RCPT TO:<@route,:@r2:user@example.com>";
+    // A well-formed route is still accepted and ignored.
+    let routed =
+        parse(b"RCPT TO:<@a.example,@[192.0.2.1]:user@example.com>", ParseOptions::default());
+    assert_eq!(routed, Ok(Command::Rcpt("user@example.com".to_owned())));
     match parse(line, ParseOptions::default()) {
         Err(_) => {}
         Ok(Command::Rcpt(path)) => {

@@ -207,9 +207,13 @@ fn parse_path(text: &str) -> Result<(String, Parameters<'_>), ParseError> {
     let mut mailbox = &inner[..end];
     if mailbox.starts_with('@') {
         // A source route, which RFC 5321 §4.1.1.3 says to accept and ignore.
-        let (_route, rest) =
+        let (route, rest) =
             mailbox.split_once(':').ok_or(ParseError::Syntax("bad source route"))?;
+        validate_route(route)?;
         mailbox = rest;
+    }
+    if mailbox.starts_with('@') {
+        return Err(ParseError::Syntax("bad source route"));
     }
     if mailbox.len() > ADDRESS_BYTES_MAX {
         return Err(ParseError::Syntax("path too long"));
@@ -224,6 +228,22 @@ fn parse_path(text: &str) -> Result<(String, Parameters<'_>), ParseError> {
         }
     }
     Ok((mailbox.to_owned(), parameters))
+}
+
+/// A source route, RFC 5321 §4.1.2: `A-d-l = At-domain *( "," At-domain )`,
+/// `At-domain = "@" Domain`. Only its shape is checked (it is ignored): every element is `@`
+/// and a non-empty domain of letters, digits, `-`, `.`, or an address literal in brackets.
+fn validate_route(route: &str) -> Result<(), ParseError> {
+    for at_domain in route.split(',') {
+        let domain = at_domain.strip_prefix('@').ok_or(ParseError::Syntax("bad source route"))?;
+        let literal = domain.starts_with('[') && domain.ends_with(']') && domain.len() > 2;
+        let name = !domain.is_empty()
+            && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !(literal || name) {
+            return Err(ParseError::Syntax("bad source route"));
+        }
+    }
+    Ok(())
 }
 
 /// The offset of the `>` that closes a path, skipping quoted strings.
