@@ -26,7 +26,7 @@ const UNSAFE_ROOMS: &[(&str, &str)] = &[
     ),
     (
         "shard/src/handoff.rs",
-        "hand-off of raw socket fds between executors (reserved; needs no unsafe today)",
+        "raw socket descriptors: the hand-off between executors, and listeners given to glommio",
     ),
 ];
 

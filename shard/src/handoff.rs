@@ -8,8 +8,10 @@
 //! the duplicate. The duplicate travels as an owned `socket2::Socket` (`Send`) and [`attach`]
 //! rebuilds a `TcpStream` on the target shard with glommio's safe `From<socket2::Socket>`.
 //!
-//! This is the room the design reserves for `unsafe` in this crate; it needs none, because
-//! socket2 (the same 0.4 release glommio uses) does the descriptor work behind safe calls.
+//! This is the room the design reserves for `unsafe` in this crate. The hand-off needs none,
+//! because socket2 (the same 0.4 release glommio uses) does the descriptor work behind safe
+//! calls; [`adopt_listener`] needs one block, because glommio builds a listener from a
+//! descriptor only through `FromRawFd`.
 //! Invariants the hand-off relies on:
 //! - no read or write future on the source stream is alive when [`detach`] runs (the caller
 //!   owns the `Connection` by value, so the borrow checker guarantees it);
@@ -17,10 +19,14 @@
 //!   sit in a glommio buffer: everything unread is still in the kernel socket;
 //! - bytes the session already received travel inside the `Send` session itself.
 
+#![allow(unsafe_code)]
+
 use std::io;
 use std::net::SocketAddr;
 
-use glommio::net::TcpStream;
+use std::os::unix::io::{FromRawFd, IntoRawFd};
+
+use glommio::net::{TcpListener, TcpStream};
 
 use crate::conn::Connection;
 
@@ -135,4 +141,16 @@ mod tests {
         source.join().expect("source shard");
         target.join().expect("target shard");
     }
+}
+
+/// Hands a bound, listening socket to glommio. The caller keeps a duplicate of the descriptor
+/// (`try_clone`) to shut the socket down at stop: glommio's listener has no descriptor access,
+/// and closing it is not enough (see `listen.rs`, "Stopping").
+#[must_use]
+pub fn adopt_listener(socket: socket2::Socket) -> TcpListener {
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` comes from `into_raw_fd` of an open, bound, listening TCP socket that this
+    // function owned, so it is valid and nothing else owns it: the listener becomes its only
+    // owner and closes it when dropped. (The caller's duplicate is another descriptor.)
+    unsafe { TcpListener::from_raw_fd(fd) }
 }

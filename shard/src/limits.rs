@@ -30,6 +30,10 @@ pub const SLOW_STORE_OPEN_MS: u64 = 100;
 /// iovecs per vectored write (Linux `UIO_MAXIOV` is 1024).
 pub const WRITE_IOVECS_MAX: usize = 64;
 
+/// Connections the kernel queues per listener (per shard) before the shard accepts them: what
+/// glommio's own `bind` uses. The kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
 /// Back-off after an accept error such as EMFILE, so a full fd table logs once per second
 /// instead of spinning on the error.
 pub const ACCEPT_ERROR_BACKOFF_MS: u64 = 1000;

@@ -19,7 +19,9 @@ use glommio::net::{TcpListener, TcpStream};
 
 use crate::error::ServeError;
 use crate::event::Event;
-use crate::limits::{ACCEPT_ERROR_BACKOFF_MS, FD_RESERVE, SHARDS_MAX, STORE_FDS_ESTIMATE};
+use crate::limits::{
+    ACCEPT_ERROR_BACKOFF_MS, FD_RESERVE, LISTEN_BACKLOG, SHARDS_MAX, STORE_FDS_ESTIMATE,
+};
 
 /// Which protocol a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,19 +50,30 @@ pub struct Listener {
     /// The configured address.
     pub address: SocketAddr,
     listener: TcpListener,
+    /// A second descriptor of the same socket, to shut it down when accepting stops.
+    control: socket2::Socket,
 }
 
-/// Binds `address` on the current shard (SO_REUSEPORT).
+/// Binds `address` on the current shard (SO_REUSEPORT, as glommio's own `bind` does).
 ///
 /// # Errors
 /// [`ServeError::Bind`] naming the address.
 pub fn bind(protocol: Protocol, address: SocketAddr) -> Result<Listener, ServeError> {
-    let listener = TcpListener::bind(address).map_err(|error| ServeError::Bind {
-        address,
-        protocol: protocol.name(),
-        source: io::Error::from(error),
-    })?;
-    Ok(Listener { protocol, address, listener })
+    let bound = listening_socket(address).and_then(|socket| Ok((socket.try_clone()?, socket)));
+    let (control, socket) =
+        bound.map_err(|source| ServeError::Bind { address, protocol: protocol.name(), source })?;
+    let listener = crate::handoff::adopt_listener(socket);
+    Ok(Listener { protocol, address, listener, control })
+}
+
+/// A TCP socket bound to `address` with SO_REUSEPORT, listening.
+fn listening_socket(address: SocketAddr) -> io::Result<socket2::Socket> {
+    let domain = if address.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket)
 }
 
 /// Accepts until `stop` moves past `stop_seen`, handing each connection to `serve`.
@@ -89,6 +102,15 @@ where
                 glommio::timer::sleep(Duration::from_millis(ACCEPT_ERROR_BACKOFF_MS)).await;
             }
         }
+    }
+    // Stopping: the socket must leave the port's SO_REUSEPORT group now. Dropping the
+    // listener closes its descriptor, but the shard's io_uring may still hold the socket (an
+    // accept that was in flight), and the ring is torn down only after the process exits: for
+    // that moment the kernel keeps handing new connections to a socket nobody accepts on, and
+    // a server restarted on the same port lost about half of its first connections.
+    // `shutdown(SHUT_RD)` on a listening socket closes it at once, whoever holds it.
+    if let Err(error) = listener.control.shutdown(std::net::Shutdown::Read) {
+        tracing::debug!(protocol, %error, "shutting the listener down failed");
     }
     tracing::debug!(protocol, address = %listener.address, "stopped accepting");
 }
