@@ -82,6 +82,18 @@ pub fn attach(detached: DetachedSocket) -> TcpStream {
     TcpStream::from(detached.socket)
 }
 
+/// Hands a bound, listening socket to glommio. The caller keeps a duplicate of the descriptor
+/// (`try_clone`) to shut the socket down at stop: glommio's listener has no descriptor access,
+/// and closing it is not enough (see `listen.rs`, "Stopping").
+#[must_use]
+pub fn adopt_listener(socket: socket2::Socket) -> TcpListener {
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` comes from `into_raw_fd` of an open, bound, listening TCP socket that this
+    // function owned, so it is valid and nothing else owns it: the listener becomes its only
+    // owner and closes it when dropped. (The caller's duplicate is another descriptor.)
+    unsafe { TcpListener::from_raw_fd(fd) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,16 +153,4 @@ mod tests {
         source.join().expect("source shard");
         target.join().expect("target shard");
     }
-}
-
-/// Hands a bound, listening socket to glommio. The caller keeps a duplicate of the descriptor
-/// (`try_clone`) to shut the socket down at stop: glommio's listener has no descriptor access,
-/// and closing it is not enough (see `listen.rs`, "Stopping").
-#[must_use]
-pub fn adopt_listener(socket: socket2::Socket) -> TcpListener {
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` comes from `into_raw_fd` of an open, bound, listening TCP socket that this
-    // function owned, so it is valid and nothing else owns it: the listener becomes its only
-    // owner and closes it when dropped. (The caller's duplicate is another descriptor.)
-    unsafe { TcpListener::from_raw_fd(fd) }
 }
