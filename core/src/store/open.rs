@@ -38,8 +38,9 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
     let mut deferred = Deferred::default();
     sort_strays(d, dir, &mut log, &mut catalog, &mut deferred, &mut report)?;
     let mut spool = Spool::list(d, dir)?;
-    let LoadedIndexes { mut indexes, missing, cut, salvaged } =
+    let LoadedIndexes { mut indexes, missing, mut cut, salvaged } =
         load_indexes(d, dir, &catalog, &mut report)?;
+    cut.extend(cut_past_segment_ends(d, &spool, &mut indexes, &mut report)?);
     let scan_start = if missing.is_empty() {
         indexes
             .iter()
@@ -328,6 +329,57 @@ fn index_scan_start<F: crate::disk::DiskFile>(index: &Index<F>, cut: bool) -> Sp
     }
     let kept_end = index.entries().last().map_or(SpoolPos::default(), |e| e.spool.end());
     checkpoint.min(kept_end)
+}
+
+/// Recovery trusts the entries before an index's checkpoint without reading their records, but
+/// not their bounds, which cost no read: an entry in a segment that is not there, past its
+/// segment's end, or across the checkpoint (a checkpoint is a record boundary) comes from a
+/// damaged or misdirected record that checks out. The index is cut there, and the spool is
+/// scanned again from its last kept entry (the caller marks it cut), so the messages after it
+/// come back from the spool. Returns the ids of the indexes cut.
+fn cut_past_segment_ends<D: Disk>(
+    disk: &D,
+    spool: &Spool<D>,
+    indexes: &mut Indexes<D::File>,
+    report: &mut RecoveryReport,
+) -> Result<Vec<MailboxId>, StorageError> {
+    let mut lengths: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut segment_len = |segment: u32| -> Result<Option<u64>, StorageError> {
+        if spool.segments().binary_search(&segment).is_err() {
+            return Ok(None);
+        }
+        if let Some(&len) = lengths.get(&segment) {
+            return Ok(Some(len));
+        }
+        let path = spool.path(segment);
+        let file = disk.open(&path, crate::disk::OpenMode::Existing);
+        let file = file.map_err(|e| StorageError::io(&path, e))?;
+        let len = super::codec::file_len(&file, &path)?;
+        lengths.insert(segment, len);
+        Ok(Some(len))
+    };
+    let mut cut = Vec::new();
+    for (&id, index) in indexes.iter_mut() {
+        let checkpoint = index.header().checkpoint;
+        let mut bad = None;
+        for (slot, entry) in index.entries().iter().enumerate() {
+            if entry.spool.pos() >= checkpoint {
+                break;
+            }
+            let fits = segment_len(entry.spool.segment)?
+                .is_some_and(|len| u64::from(entry.spool.end().offset()) <= len);
+            if !fits || entry.spool.end() > checkpoint {
+                bad = Some(slot);
+                break;
+            }
+        }
+        if let Some(slot) = bad {
+            report.index_records_dropped += (index.entries().len() - slot) as u64;
+            index.truncate(slot)?;
+            cut.push(id);
+        }
+    }
+    Ok(cut)
 }
 
 /// What [`load_indexes`] found.

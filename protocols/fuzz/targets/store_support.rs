@@ -195,93 +195,16 @@ fn known_finding(kind: Kind, bytes: &[u8], original: &[u8]) -> bool {
         && crc32c::crc32c(&bytes[..60]) == get_u32(bytes, 60);
     let header_size = sealed.then(|| get_u32(bytes, 12));
     match kind {
-        // `mailboxes.log` whose checksummed header claims a header_size past the file's end:
-        // `log.rs` subtracts it from the length unchecked.
-        Kind::Log => header_size.is_some_and(|size| u64::from(size) > bytes.len() as u64),
+        Kind::Log => false,
         // A segment whose checksummed header claims a header_size other than 64: the first
         // open appends after it, the next cuts the append away. A checksummed record that
         // names another mailbox or UID than the record written there: recovery's catch-up
         // appends it out of spool order (`Index::check_invariants`).
-        // A checksummed tombstone whose modseq leaves no room: the index modseq overflow below.
-        Kind::Spool => {
-            header_size.is_some_and(|size| size != 64)
-                || moved_record(bytes, original)
-                || tombstone_modseq_at_the_top(bytes)
-        }
-        // A checksummed index header whose spool checkpoint is not 8-byte aligned: the scan
-        // starts there and `scan_repair::resync` asserts alignment.
-        Kind::Index
-            if bytes.len() >= 128
-                && crc32c::crc32c(&bytes[..124]) == get_u32(bytes, 124)
-                && !get_u32(bytes, 40).is_multiple_of(8) =>
-        {
-            true
-        }
-        // A checksummed index record whose spool reference (segment, offset, length, checksum
-        // copy) is not the one written in that slot: recovery trusts the references of records
-        // before the checkpoint, and one past the spool end, out of spool order or overflowing
-        // `SpoolRef::end` breaks the store's invariants or panics.
-        Kind::Index => {
-            spool_order_breaks(bytes)
-                || moved_reference(bytes, original)
-                || modseq_at_the_top(bytes)
-        }
+        Kind::Spool => header_size.is_some_and(|size| size != 64) || moved_record(bytes, original),
+        // Index records are checked on load (order, bounds, modseq) and against their segment
+        // before recovery trusts them: no known finding left.
+        Kind::Index => false,
     }
-}
-
-/// True when a checksummed index header or record carries a modseq within 2^20 of `u64::MAX`:
-/// the store (`Index::next_modseq`) and reconstruct give later changes `highest + 1` unchecked.
-fn modseq_at_the_top(bytes: &[u8]) -> bool {
-    let top = u64::MAX - (1 << 20);
-    let header_sealed = bytes.len() >= 128 && crc32c::crc32c(&bytes[..124]) == get_u32(bytes, 124);
-    if header_sealed && get_u64(bytes, 32) > top {
-        return true;
-    }
-    bytes.get(128..).unwrap_or_default().chunks_exact(64).any(|record| {
-        let sealed = crc32c::crc32c(&record[..60]) == get_u32(record, 60);
-        sealed && get_u64(record, 8) > top
-    })
-}
-
-/// True when a checksummed spool tombstone carries a modseq within 2^20 of `u64::MAX`.
-fn tombstone_modseq_at_the_top(bytes: &[u8]) -> bool {
-    if bytes.len() < 64 {
-        return false;
-    }
-    let nonce = get_u64(bytes, 24);
-    (64..bytes.len().saturating_sub(47)).step_by(8).any(|at| {
-        let size = usize::try_from(get_u32(bytes, at + 8)).unwrap_or(usize::MAX);
-        let Some(end) = (at + 48).checked_add(size).filter(|&end| end <= bytes.len()) else {
-            return false;
-        };
-        let sealed = nonce_crc(nonce, &bytes[at + 8..end]) == get_u32(bytes, at + 4);
-        sealed && bytes[at] == 2 && get_u64(bytes, at + 24) > u64::MAX - (1 << 20)
-    })
-}
-
-/// True when a checksummed index record refers to another spool record than the one the
-/// original file's record in the same slot did.
-fn moved_reference(bytes: &[u8], original: &[u8]) -> bool {
-    let records = bytes.get(128..).unwrap_or_default().chunks_exact(64);
-    let originals = original.get(128..).unwrap_or_default();
-    records.enumerate().any(|(slot, record)| {
-        let sealed = crc32c::crc32c(&record[..60]) == get_u32(record, 60);
-        let written = originals.get(slot * 64 + 40..slot * 64 + 56);
-        sealed && written != Some(&record[40..56])
-    })
-}
-
-/// True when two successive index records whose checksums hold point into the spool out of
-/// order (`Index::load` checks that UIDs increase, not spool positions).
-fn spool_order_breaks(bytes: &[u8]) -> bool {
-    let positions: Vec<u64> = bytes
-        .get(128..)
-        .unwrap_or_default()
-        .chunks_exact(64)
-        .take_while(|record| crc32c::crc32c(&record[..60]) == get_u32(record, 60))
-        .map(|record| (u64::from(get_u32(record, 40)) << 32) | u64::from(get_u32(record, 44)))
-        .collect();
-    positions.windows(2).any(|pair| pair[0] >= pair[1])
 }
 
 /// True when a spool record whose checksum holds (with the nonce of `bytes`' header) sits
