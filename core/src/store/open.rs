@@ -46,6 +46,7 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
             .iter()
             .map(|(id, i)| index_scan_start(i, cut.contains(id)))
             .min()
+            .map(|start| record_boundary(&indexes, start))
             .unwrap_or_default()
     } else {
         SpoolPos::default()
@@ -332,9 +333,8 @@ fn index_scan_start<F: crate::disk::DiskFile>(index: &Index<F>, cut: bool) -> Sp
 }
 
 /// Recovery trusts the entries before an index's checkpoint without reading their records, but
-/// not their bounds, which cost no read: an entry in a segment that is not there, past its
-/// segment's end, or across the checkpoint (a checkpoint is a record boundary) comes from a
-/// damaged or misdirected record that checks out. The index is cut there, and the spool is
+/// not their bounds, which cost no read: an entry in a segment that is not there or past its
+/// segment's end comes from a damaged or misdirected record that checks out. The index is cut there, and the spool is
 /// scanned again from its last kept entry (the caller marks it cut), so the messages after it
 /// come back from the spool. Returns the ids of the indexes cut.
 fn cut_past_segment_ends<D: Disk>(
@@ -368,7 +368,7 @@ fn cut_past_segment_ends<D: Disk>(
             }
             let fits = segment_len(entry.spool.segment)?
                 .is_some_and(|len| u64::from(entry.spool.end().offset()) <= len);
-            if !fits || entry.spool.end() > checkpoint {
+            if !fits {
                 bad = Some(slot);
                 break;
             }
@@ -380,6 +380,19 @@ fn cut_past_segment_ends<D: Disk>(
         }
     }
     Ok(cut)
+}
+
+/// A checkpoint is a record boundary, but one read from a damaged header whose checksum holds
+/// may lie inside a record: a scan started there would take the rest of the record for damage
+/// (or, at the end, for a torn tail). When `start` lies inside an entry of any index, the scan
+/// starts at that entry instead, which it then checks like every entry it covers.
+fn record_boundary<F: crate::disk::DiskFile>(indexes: &Indexes<F>, start: SpoolPos) -> SpoolPos {
+    let inside = indexes.values().find_map(|index| {
+        let after = index.entries().partition_point(|e| e.spool.pos() < start);
+        let entry = index.entries()[..after].last()?;
+        (entry.spool.end() > start).then_some(entry.spool.pos())
+    });
+    inside.unwrap_or(start)
 }
 
 /// What [`load_indexes`] found.
@@ -528,8 +541,8 @@ fn drop_unbacked<F: crate::disk::DiskFile>(
     Ok(true)
 }
 
-/// Applies scanned records the index lacks: messages with a UID above the index's last are
-/// appended (so a record lost from the index comes back from the spool, even when UIDNEXT
+/// Applies scanned records the index lacks: messages with a UID above the index's last, after
+/// it in the spool, are appended (so a record lost from the index comes back from the spool, even when UIDNEXT
 /// already passed it), tombstones mark their UIDs expunged. Returns true when something
 /// changed.
 fn catch_up<F: crate::disk::DiskFile>(
@@ -542,9 +555,14 @@ fn catch_up<F: crate::disk::DiskFile>(
     let mut changed = false;
     for record in &scanned.records {
         match record.head {
+            // Spool order follows UID order: a record before the index's last entry in the
+            // spool (a record rewritten, with a checksum that holds, as one of this mailbox)
+            // is not appended, whatever its UID.
             Head::Message(head)
                 if head.mailbox == id
-                    && index.entries().last().is_none_or(|last| last.uid < head.uid) =>
+                    && index.entries().last().is_none_or(|last| {
+                        last.uid < head.uid && last.spool.end() <= record.spool.pos()
+                    }) =>
             {
                 if index.is_full() {
                     continue;
