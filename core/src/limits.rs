@@ -77,6 +77,15 @@ pub const NONCE_RECOVERY_RECORD_BYTES_MAX: u32 = 4 * 1024 * 1024;
 /// is treated as a torn tail.
 pub const RESYNC_CHECKED_BYTES_MAX: u64 = 4 * SEGMENT_BYTES_TARGET as u64;
 
+/// Largest modseq accepted from disk (an index header or record, a spool tombstone); a larger
+/// one makes its header or record bad. RFC 7162 allows modseqs up to 2^63 - 1
+/// ([`MODSEQ_MAX`]): this leaves 2^62 changes of room above any value read, so `highest + 1`
+/// never passes the RFC's bound nor wraps, whatever the disk says.
+pub const MODSEQ_READ_MAX: u64 = 1 << 62;
+
+/// Largest modseq RFC 7162 allows (a positive 63-bit integer). A change past it is our bug.
+pub const MODSEQ_MAX: u64 = (1 << 63) - 1;
+
 /// Most messages (expunged records included) one mailbox index holds.
 pub const MESSAGES_PER_MAILBOX_MAX: u32 = 50_000_000;
 
@@ -90,6 +99,7 @@ pub const USER_NAME_BYTES_MAX: usize = 255;
 const _: () = assert!(MESSAGE_BYTES_MAX as u64 + CACHE_BYTES_MAX as u64 + 4096 < u32::MAX as u64);
 const _: () = assert!(SEGMENT_BYTES_TARGET as u64 + MESSAGE_BYTES_MAX as u64 * 2 < u32::MAX as u64);
 const _: () = assert!(KEYWORDS_PER_MAILBOX_MAX <= 64);
+const _: () = assert!(MODSEQ_MAX - MODSEQ_READ_MAX >= 1 << 61);
 const _: () = assert!(LOG_COMPACT_MIN_BYTES * 4 <= MAILBOX_LOG_BYTES_MAX);
 const _: () = assert!(MAILBOX_NAME_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(KEYWORDS_PER_MAILBOX_MAX <= LOG_BATCH_RECORDS_MAX);

@@ -22,7 +22,6 @@ fn hex(text: &str) -> Vec<u8> {
 /// runs outside the session's panic guard, so one such file stops the server. Invariant: a
 /// damaged store is refused or repaired with a typed result, never a panic.
 #[test]
-#[ignore = "known bug in core/src/store/log.rs (open: header_size past the end); un-ignore with the fix"]
 fn log_header_size_past_the_end() {
     check_unfiltered(Kind::Log, &hex("ff576f726bffffff83000001"));
 }
@@ -32,7 +31,6 @@ fn log_header_size_past_the_end() {
 /// `self.offset + self.len`) add with overflow while the store opens: a panic in a debug build,
 /// a wrapped position in release. Invariant as above.
 #[test]
-#[ignore = "known bug in core/src/store/spool.rs (SpoolRef::end overflow); un-ignore with the fix"]
 fn index_record_spool_reference_overflows() {
     check_unfiltered(Kind::Index, &hex("83ffffffff000001"));
 }
@@ -44,7 +42,6 @@ fn index_record_spool_reference_overflows() {
 /// (`spool_truncated_bytes: 3456`, `index_records_dropped: 1`). Invariant: recovery settles
 /// (a second open repairs nothing) and never loses an acknowledged append.
 #[test]
-#[ignore = "known bug in core/src/store/spool.rs / open.rs (header_size inside the records); un-ignore with the fix"]
 fn segment_header_size_inside_the_records() {
     check_unfiltered(Kind::Spool, &hex("830c00400c"));
 }
@@ -58,7 +55,6 @@ fn segment_header_size_inside_the_records() {
 /// An index record with an unaligned spool offset is skipped by the targets for the same
 /// reason. Invariant as above.
 #[test]
-#[ignore = "known bug in core/src/store/scan_repair.rs (resync asserts alignment of a disk value); un-ignore with the fix"]
 fn index_header_unaligned_checkpoint() {
     check_unfiltered(Kind::Index, &hex("8320008089534b530d0a1a0a"));
 }
@@ -71,7 +67,6 @@ fn index_header_unaligned_checkpoint() {
 /// core/src/store/index.rs), asserted only in debug builds; a release build keeps the
 /// disordered index. Invariant: recovery never builds an index that fails its invariants.
 #[test]
-#[ignore = "known bug in core/src/store recovery catch-up (record before the index's last); un-ignore with the fix"]
 fn spool_record_renamed_to_another_mailbox() {
     check_unfiltered(Kind::Spool, &hex("cd4c000100000060"));
 }
@@ -84,7 +79,6 @@ fn spool_record_renamed_to_another_mailbox() {
 /// seed, so a record misdirected from another index checks out the same way. Invariant:
 /// recovery never builds an index that fails its invariants.
 #[test]
-#[ignore = "known bug in core/src/store/index.rs (load does not check spool order); un-ignore with the fix"]
 fn index_record_out_of_spool_order() {
     check_unfiltered(Kind::Index, &hex("8389534b530d0a1a0a000000000000600001"));
 }
@@ -98,7 +92,6 @@ fn index_record_out_of_spool_order() {
 /// read. A bound check costs no read: recovery could drop such an entry. Invariant: no index
 /// entry past the spool end (core/FORMAT.md, "Invariants asserted").
 #[test]
-#[ignore = "known bug in core/src/store/open.rs (trusted entries not checked against the spool end); un-ignore with the fix"]
 fn index_record_past_the_spool_end() {
     check_unfiltered(Kind::Index, &hex("83ac004000000083ac08"));
 }
@@ -111,7 +104,6 @@ fn index_record_past_the_spool_end() {
 /// rely on never happening). Invariant: modseqs never go backwards; a value read from disk that
 /// leaves no room is refused.
 #[test]
-#[ignore = "known bug in core/src/store/reconstruct.rs (modseq + 1 unchecked); un-ignore with the fix"]
 fn reconstruct_modseq_overflow() {
     check_unfiltered(
         Kind::Index,
@@ -124,7 +116,17 @@ fn reconstruct_modseq_overflow() {
 /// and the next change (an append) takes `Index::next_modseq` (core/src/store/index.rs,
 /// `highest_modseq += 1`): an overflow, a panic in debug builds, a modseq of 0 in release.
 #[test]
-#[ignore = "known bug in core/src/store/index.rs (next_modseq unchecked); un-ignore with the fix"]
 fn header_modseq_overflow() {
     check_unfiltered(Kind::Index, &hex("812000ffffffffffffffff"));
+}
+
+/// Bug (target `store_index`, in the first fix of the findings above, commit 81e937d, which
+/// cut an index at an entry across its checkpoint): the INBOX index header rewritten, with a
+/// checksum that holds, so that its (aligned) spool checkpoint lies 16 bytes inside a record.
+/// The entry was cut and caught up again on every open (the header keeps its checkpoint), and
+/// a scan started there would start inside a record. Invariant: recovery settles (a second
+/// open repairs nothing); the scan starts at a record boundary (`open.rs`, `record_boundary`).
+#[test]
+fn index_checkpoint_inside_a_record() {
+    check_unfiltered(Kind::Index, &hex("8328000010"));
 }

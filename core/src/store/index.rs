@@ -15,7 +15,7 @@ use super::codec::{
 use super::spool::SpoolRef;
 use crate::disk::{Disk, DiskFile, OpenMode};
 use crate::error::StorageError;
-use crate::limits::MESSAGES_PER_MAILBOX_MAX;
+use crate::limits::{MESSAGES_PER_MAILBOX_MAX, MODSEQ_MAX, MODSEQ_READ_MAX};
 use crate::types::{
     Epoch, Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid, UidValidity,
 };
@@ -90,8 +90,12 @@ impl IndexHeader {
         let Some(header_size) = PREAMBLE.check(buf, 124, path)? else {
             return Ok(None);
         };
+        // Values read from disk are input: a checkpoint that is not a record boundary (8-byte
+        // aligned) or a HIGHESTMODSEQ that leaves no room makes the header bad (rebuilt).
         let valid = header_size as usize == HEADER_BYTES
             && get_u32(buf, 16) as usize == RECORD_BYTES
+            && get_u64(buf, 32) <= MODSEQ_READ_MAX
+            && SpoolPos(get_u64(buf, 40)).offset().is_multiple_of(8)
             && get_u32(buf, 52) & !FLAG_SEALED == 0
             && all_zero(&buf[56..124]);
         let uid_validity = std::num::NonZeroU32::new(get_u32(buf, 24)).map(UidValidity);
@@ -143,6 +147,9 @@ impl Entry {
         buf
     }
 
+    /// Decodes a record; `None` when its checksum fails or a field is out of range (a modseq
+    /// past [`MODSEQ_READ_MAX`], a spool reference that is unaligned, shorter than a record
+    /// header or whose end passes `u32::MAX`).
     pub(crate) fn decode(buf: &[u8]) -> Option<Entry> {
         let buf = buf.get(..RECORD_BYTES)?;
         let system = get_u16(buf, 4);
@@ -150,6 +157,8 @@ impl Entry {
             && system & !SystemFlags::ALL == 0
             && buf[6] <= 1
             && buf[7] == 0
+            && get_u64(buf, 8) <= MODSEQ_READ_MAX
+            && spool_reference_fits(get_u32(buf, 44), get_u32(buf, 48))
             && all_zero(&buf[34..36])
             && all_zero(&buf[56..60]);
         if !valid {
@@ -170,6 +179,15 @@ impl Entry {
             },
         })
     }
+}
+
+/// True when a spool reference read from disk can name a record: 8-byte aligned offset and
+/// length, at least a record header long, and an end that fits in a `u32` offset.
+fn spool_reference_fits(offset: u32, len: u32) -> bool {
+    offset.is_multiple_of(8)
+        && len.is_multiple_of(8)
+        && len as usize >= super::record::RECORD_HEADER_BYTES
+        && offset.checked_add(len).is_some()
 }
 
 /// Counters over live (not expunged) entries, kept up to date on every change.
@@ -300,11 +318,22 @@ impl<F: DiskFile> Index<F> {
             verified: std::cell::RefCell::new(Vec::new()),
             unsynced: UnsyncedRecords::default(),
         };
+        let mut out_of_order = false;
         for chunk in bytes.chunks_exact(RECORD_BYTES) {
             let Some(entry) = Entry::decode(chunk) else {
                 break;
             };
             if index.entries.last().is_some_and(|last| last.uid >= entry.uid) {
+                break;
+            }
+            // Spool order follows UID order. A record that checks out but points before the
+            // previous record's end (a misdirected or rewritten record: index records carry
+            // no nonce) leaves no telling which of the two is wrong: both go, and the cut
+            // makes recovery scan the spool from the last kept entry (`good_after_cut`).
+            if index.entries.last().is_some_and(|last| last.spool.end() > entry.spool.pos()) {
+                let dropped = index.entries.pop().expect("a last entry");
+                index.counts.remove(&dropped);
+                out_of_order = true;
                 break;
             }
             index.push_loaded(entry);
@@ -315,10 +344,11 @@ impl<F: DiskFile> Index<F> {
         if let Some(first) = index.entries.get(past) {
             index.unsynced.note_unsynced(first.spool.pos());
         }
-        let good_after_cut = bytes
-            .chunks_exact(RECORD_BYTES)
-            .skip(index.entries.len() + 1)
-            .any(|chunk| Entry::decode(chunk).is_some());
+        let good_after_cut = out_of_order
+            || bytes
+                .chunks_exact(RECORD_BYTES)
+                .skip(index.entries.len() + 1)
+                .any(|chunk| Entry::decode(chunk).is_some());
         let keep = HEADER_BYTES as u64 + index.entries.len() as u64 * RECORD_BYTES as u64;
         let cut_records = (len - keep).div_ceil(RECORD_BYTES as u64);
         if len != keep {
@@ -388,6 +418,8 @@ impl<F: DiskFile> Index<F> {
 
     /// A modseq for the next change: one past the highest.
     pub(crate) fn next_modseq(&mut self) -> u64 {
+        // Every modseq read from disk is at most MODSEQ_READ_MAX: 2^62 changes of room.
+        assert!(self.highest_modseq < MODSEQ_MAX, "modseq room is never used up");
         self.highest_modseq += 1;
         self.highest_modseq
     }

@@ -242,7 +242,11 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
         let mut header = [0u8; HEADER_BYTES];
         read_at(&file, &path, &mut header, 0)?;
         let header_size = PREAMBLE.check(&header, 60, &path)?;
-        let header_size = match header_size.filter(|&size| size as usize >= HEADER_BYTES) {
+        // A header_size read from disk is input: one shorter than the header or past the
+        // file's end (or past what is ever read) makes the header bad, like a failed checksum.
+        let read_len = len.min(MAILBOX_LOG_BYTES_MAX);
+        let fits = |size: u32| size as usize >= HEADER_BYTES && u64::from(size) <= read_len;
+        let header_size = match header_size.filter(|&size| fits(size)) {
             Some(size) => Some(size),
             None => repair_header(&file, &path, &mut header, len)?,
         };
@@ -259,7 +263,6 @@ impl<F: crate::disk::DiskFile> MailboxLog<F> {
         };
         let nonce = get_u64(&header, 16);
         upgrade_header(&file, &path, &mut header)?;
-        let read_len = len.min(MAILBOX_LOG_BYTES_MAX);
         let mut body =
             vec![0u8; usize::try_from(read_len - u64::from(header_size)).expect("bounded")];
         read_at(&file, &path, &mut body, u64::from(header_size))?;

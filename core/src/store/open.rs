@@ -38,13 +38,15 @@ pub(super) fn open<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, Ope
     let mut deferred = Deferred::default();
     sort_strays(d, dir, &mut log, &mut catalog, &mut deferred, &mut report)?;
     let mut spool = Spool::list(d, dir)?;
-    let LoadedIndexes { mut indexes, missing, cut, salvaged } =
+    let LoadedIndexes { mut indexes, missing, mut cut, salvaged } =
         load_indexes(d, dir, &catalog, &mut report)?;
+    cut.extend(cut_past_segment_ends(d, &spool, &mut indexes, &mut report)?);
     let scan_start = if missing.is_empty() {
         indexes
             .iter()
             .map(|(id, i)| index_scan_start(i, cut.contains(id)))
             .min()
+            .map(|start| record_boundary(&indexes, start))
             .unwrap_or_default()
     } else {
         SpoolPos::default()
@@ -330,6 +332,69 @@ fn index_scan_start<F: crate::disk::DiskFile>(index: &Index<F>, cut: bool) -> Sp
     checkpoint.min(kept_end)
 }
 
+/// Recovery trusts the entries before an index's checkpoint without reading their records, but
+/// not their bounds, which cost no read: an entry in a segment that is not there or past its
+/// segment's end comes from a damaged or misdirected record that checks out. The index is cut there, and the spool is
+/// scanned again from its last kept entry (the caller marks it cut), so the messages after it
+/// come back from the spool. Returns the ids of the indexes cut.
+fn cut_past_segment_ends<D: Disk>(
+    disk: &D,
+    spool: &Spool<D>,
+    indexes: &mut Indexes<D::File>,
+    report: &mut RecoveryReport,
+) -> Result<Vec<MailboxId>, StorageError> {
+    let mut lengths: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut segment_len = |segment: u32| -> Result<Option<u64>, StorageError> {
+        if spool.segments().binary_search(&segment).is_err() {
+            return Ok(None);
+        }
+        if let Some(&len) = lengths.get(&segment) {
+            return Ok(Some(len));
+        }
+        let path = spool.path(segment);
+        let file = disk.open(&path, crate::disk::OpenMode::Existing);
+        let file = file.map_err(|e| StorageError::io(&path, e))?;
+        let len = super::codec::file_len(&file, &path)?;
+        lengths.insert(segment, len);
+        Ok(Some(len))
+    };
+    let mut cut = Vec::new();
+    for (&id, index) in indexes.iter_mut() {
+        let checkpoint = index.header().checkpoint;
+        let mut bad = None;
+        for (slot, entry) in index.entries().iter().enumerate() {
+            if entry.spool.pos() >= checkpoint {
+                break;
+            }
+            let fits = segment_len(entry.spool.segment)?
+                .is_some_and(|len| u64::from(entry.spool.end().offset()) <= len);
+            if !fits {
+                bad = Some(slot);
+                break;
+            }
+        }
+        if let Some(slot) = bad {
+            report.index_records_dropped += (index.entries().len() - slot) as u64;
+            index.truncate(slot)?;
+            cut.push(id);
+        }
+    }
+    Ok(cut)
+}
+
+/// A checkpoint is a record boundary, but one read from a damaged header whose checksum holds
+/// may lie inside a record: a scan started there would take the rest of the record for damage
+/// (or, at the end, for a torn tail). When `start` lies inside an entry of any index, the scan
+/// starts at that entry instead, which it then checks like every entry it covers.
+fn record_boundary<F: crate::disk::DiskFile>(indexes: &Indexes<F>, start: SpoolPos) -> SpoolPos {
+    let inside = indexes.values().find_map(|index| {
+        let after = index.entries().partition_point(|e| e.spool.pos() < start);
+        let entry = index.entries()[..after].last()?;
+        (entry.spool.end() > start).then_some(entry.spool.pos())
+    });
+    inside.unwrap_or(start)
+}
+
 /// What [`load_indexes`] found.
 struct LoadedIndexes<F> {
     indexes: Indexes<F>,
@@ -476,8 +541,8 @@ fn drop_unbacked<F: crate::disk::DiskFile>(
     Ok(true)
 }
 
-/// Applies scanned records the index lacks: messages with a UID above the index's last are
-/// appended (so a record lost from the index comes back from the spool, even when UIDNEXT
+/// Applies scanned records the index lacks: messages with a UID above the index's last, after
+/// it in the spool, are appended (so a record lost from the index comes back from the spool, even when UIDNEXT
 /// already passed it), tombstones mark their UIDs expunged. Returns true when something
 /// changed.
 fn catch_up<F: crate::disk::DiskFile>(
@@ -490,9 +555,14 @@ fn catch_up<F: crate::disk::DiskFile>(
     let mut changed = false;
     for record in &scanned.records {
         match record.head {
+            // Spool order follows UID order: a record before the index's last entry in the
+            // spool (a record rewritten, with a checksum that holds, as one of this mailbox)
+            // is not appended, whatever its UID.
             Head::Message(head)
                 if head.mailbox == id
-                    && index.entries().last().is_none_or(|last| last.uid < head.uid) =>
+                    && index.entries().last().is_none_or(|last| {
+                        last.uid < head.uid && last.spool.end() <= record.spool.pos()
+                    }) =>
             {
                 if index.is_full() {
                     continue;

@@ -5,7 +5,7 @@ use super::codec::{
     all_zero, get_i16, get_i64, get_u16, get_u32, get_u64, nonce_seed, pad8, put_i16, put_i64,
     put_u16, put_u32, put_u64,
 };
-use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX, TOMBSTONE_UIDS_MAX};
+use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX, MODSEQ_READ_MAX, TOMBSTONE_UIDS_MAX};
 use crate::types::{Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
 
 /// Bytes of a record header.
@@ -149,7 +149,8 @@ pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
                 && count <= TOMBSTONE_UIDS_MAX
                 && u64::from(count) * 4 == u64::from(payload_len)
                 && all_zero(&buf[20..24])
-                && all_zero(&buf[32..48]);
+                && all_zero(&buf[32..48])
+                && get_u64(buf, 24) <= MODSEQ_READ_MAX;
             if !fields_ok {
                 return None;
             }

@@ -122,6 +122,18 @@ fn segment_nonce<F: DiskFile>(
 ) -> Result<Option<(u64, u64)>, StorageError> {
     if let Some(header) = read_segment_header(file, path)?.filter(|h| h.number == number) {
         let start = u64::from(header.header_size).max(SEGMENT_HEADER_BYTES);
+        // skua writes only 64-byte segment headers. A longer header_size (a newer minor's)
+        // has header bytes at 64, never a record that checks out with the segment's nonce
+        // (which no client knows): when one does, header_size is damage, and trusting it would
+        // skip records and put appends where the next open does not look.
+        let first_record = start != SEGMENT_HEADER_BYTES
+            && check_record(file, path, header.nonce, number, SEGMENT_HEADER_BYTES, len)?.is_some();
+        if first_record {
+            tracing::warn!(path = %path.display(), "segment header_size damaged; rewritten");
+            write_at(file, path, &encode_segment_header(number, header.nonce), 0)?;
+            result.headers_repaired += 1;
+            return Ok(Some((header.nonce, SEGMENT_HEADER_BYTES)));
+        }
         return Ok(Some((header.nonce, start)));
     }
     let Some(nonce) = recover_nonce(file, path, len, &hints(number))? else {

@@ -84,7 +84,8 @@ pub(crate) fn read_segment_header<F: DiskFile>(
     file: &F,
     path: &Path,
 ) -> Result<Option<SegmentHeader>, StorageError> {
-    if file_len(file, path)? < SEGMENT_HEADER_BYTES {
+    let len = file_len(file, path)?;
+    if len < SEGMENT_HEADER_BYTES {
         return Ok(None);
     }
     let mut header = [0u8; 64];
@@ -92,7 +93,10 @@ pub(crate) fn read_segment_header<F: DiskFile>(
     let Some(header_size) = PREAMBLE.check(&header, 60, path)? else {
         return Ok(None);
     };
+    // A header_size past the file's end is damage: appends would go below it, where the next
+    // open does not look.
     let valid = u64::from(header_size) >= SEGMENT_HEADER_BYTES
+        && u64::from(header_size) <= len
         && header_size % 8 == 0
         && super::codec::all_zero(&header[20..24])
         && super::codec::all_zero(&header[40..60]);

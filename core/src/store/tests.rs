@@ -93,6 +93,50 @@ fn flush(disk: &SimDisk) {
     }
 }
 
+/// Fuzz finding 6 (`core/CRASH-FINDINGS.md` 17), in the case spool order cannot catch: an index
+/// record before the checkpoint, in an older segment than the checkpoint's, rewritten with a
+/// checksum that holds to a length past its segment's end. Recovery trusted it (the spool end
+/// it checks is the last segment's), so an intact message could not be read. Now the entry is
+/// cut (`open.rs`, `cut_past_segment_ends`) and the message comes back from the spool.
+#[test]
+fn an_index_entry_past_its_segment_end_is_cut_and_caught_up() {
+    use crate::disk::{Disk, DiskFile, OpenMode};
+    let disk = Rc::new(SimDisk::new());
+    let mut store = open(&disk);
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    // Two messages of 40 MiB: the second starts segment 2.
+    let big = |byte: u8| vec![byte; 40 << 20];
+    let (first, _) = store.append(inbox, &big(b'a'), b"", Flags::default(), None).unwrap();
+    store.append(inbox, &big(b'b'), b"", Flags::default(), None).unwrap();
+    flush(&disk);
+    // Later mutations write the checkpoint (past both records) into the header.
+    let seen = Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0) };
+    for op in [FlagsOp::Add, FlagsOp::Remove, FlagsOp::Add] {
+        store.store_flags(inbox, &[first], op, seen, None).unwrap();
+        flush(&disk);
+    }
+    drop(store);
+    let path = index::index_path(Path::new("u"), inbox);
+    let file = disk.open(&path, OpenMode::Existing).unwrap();
+    let mut header = [0u8; index::HEADER_BYTES];
+    file.read_exact_at(&mut header, 0).unwrap();
+    let header = index::IndexHeader::decode(&header, &path).unwrap().unwrap();
+    let mut record = [0u8; index::RECORD_BYTES];
+    let at = index::HEADER_BYTES as u64;
+    file.read_exact_at(&mut record, at).unwrap();
+    let mut entry = Entry::decode(&record).unwrap();
+    assert_eq!((entry.spool.segment, header.checkpoint.segment()), (1, 2), "the setup");
+    entry.spool.len += 4096;
+    file.write_all_at(&entry.encode(), at).unwrap();
+    flush(&disk);
+    let store = open(&disk);
+    assert_eq!(store.recovery().index_records_dropped, 2, "{:?}", store.recovery());
+    assert_eq!(store.body(inbox, first).unwrap().len(), 40 << 20);
+    store.check_invariants();
+    drop(store);
+    assert!(open(&disk).recovery().is_clean());
+}
+
 /// A small mixed workload with a flush after every few operations, crashed after each step in
 /// every mode: the store always opens, its invariants hold, and every flushed append is there
 /// with its bytes.
