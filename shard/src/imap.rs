@@ -74,6 +74,9 @@ struct Client {
     login_deadline: Instant,
     /// When the unfinished command now arriving began, if one is (see [`nearest_deadline`]).
     command_started: Option<Instant>,
+    /// The shard's slice turn, held from the wait before a paused command's next slice until
+    /// the slice is done (see [`next_slice_turn`]).
+    slice_turn: Option<glommio::sync::StaticPermit>,
 }
 
 /// Serves a freshly accepted connection.
@@ -126,6 +129,7 @@ async fn welcome(shard: Rc<Shard>, stream: TcpStream) -> Option<Box<Client>> {
         source,
         login_deadline: accepted + shard.config().login_deadline,
         command_started: None,
+        slice_turn: None,
     }))
 }
 
@@ -158,6 +162,7 @@ async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Client>> {
         source,
         login_deadline,
         command_started: None,
+        slice_turn: None,
     }))
 }
 
@@ -203,7 +208,10 @@ fn log_in_here(
 /// other await (writes, password checks, the hand-off, the goodbye) is boxed while it runs.
 async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
     let bye = loop {
-        let ended = match next_step(shard, &mut client) {
+        let step = next_step(shard, &mut client);
+        // A slice of a paused command ran (or none did): its turn goes to the next one.
+        client.slice_turn = None;
+        let ended = match step {
             Err(end) => Err(end),
             Ok((Step::NeedInput, _)) => wait_input(shard, &mut client, None).await,
             Ok((Step::Idle, change_seen)) => {
@@ -218,12 +226,12 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
                     Box::pin(write_step(shard, &mut client.connection, chunks, durable)).await;
                 if written.is_ok() && client.session.in_progress() {
                     // A paused command: the others on this core go first.
-                    yield_to_reactor().await;
+                    next_slice_turn(shard, &mut client).await;
                 }
                 written
             }
             Ok((Step::Yield, _)) => {
-                yield_to_reactor().await;
+                next_slice_turn(shard, &mut client).await;
                 Ok(())
             }
             Ok((Step::Authenticate { user, password }, _)) => {
@@ -243,6 +251,20 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
         }
     };
     Box::pin(finish(shard, client, bye)).await;
+}
+
+/// Waits until a paused command may run its next slice: after every other session of the
+/// shard had its turn (see [`yield_to_reactor`]), and holding the shard's one *slice turn*, so
+/// that however many sessions have long commands running, at most one slice runs per turn of
+/// the reactor. Interactive commands thus wait behind one slice at most, not behind one slice
+/// of every long command on the shard. Paused commands take the turn in order (the semaphore
+/// is first come, first served); the turn is given back as soon as the slice is done, before
+/// its output is written, so a client that stops reading holds no one up.
+async fn next_slice_turn(shard: &Shard, client: &mut Client) {
+    // `Err` only once the semaphore is closed (never here): run without the turn then.
+    let turn = shard.slice_turns.acquire_static_permit(1).await.ok();
+    yield_to_reactor().await;
+    client.slice_turn = turn;
 }
 
 /// Lets every other task of the shard run, and the reactor collect what the sockets and the

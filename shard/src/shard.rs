@@ -149,6 +149,9 @@ pub(crate) struct Shard {
     /// Bounds concurrent password checks to one less than the blocking threads, so a flush
     /// round never queues behind password hashes.
     pub auth_slots: glommio::sync::Semaphore,
+    /// The one slice turn of the shard: a paused long command holds it while it waits for,
+    /// and runs, its next slice (`imap.rs`, `next_slice_turn`).
+    pub slice_turns: Rc<glommio::sync::Semaphore>,
     /// Session panics caught on this shard.
     pub panics: Cell<u64>,
 }
@@ -297,6 +300,7 @@ fn new_shard(
         work: Tracker::new(),
         replies: deliver::Replies::default(),
         auth_slots: glommio::sync::Semaphore::new(auth_slots),
+        slice_turns: Rc::new(glommio::sync::Semaphore::new(1)),
         panics: Cell::new(0),
     }
 }
