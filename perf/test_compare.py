@@ -171,7 +171,8 @@ class CompareArgsTest(unittest.TestCase):
         from peers.skua import CONNECTIONS_PER_SHARD, Skua, config_text
         self.assertEqual(
             config_text(16384),
-            "connections_per_shard = 16384\n[limits]\nconnections_per_source = 65536\n",
+            "connections_per_shard = 16384\n[limits]\nconnections_per_source = 65536\n"
+            "connections_per_user = 65536\n[lmtp]\nconnections_per_shard = 64\n",
         )
         self.assertEqual(Skua(shards=3).max_connections(), 3 * CONNECTIONS_PER_SHARD)
 

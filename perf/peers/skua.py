@@ -20,9 +20,15 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 CONNECTIONS_PER_SHARD = 16384
 
 
-# The load generator connects from one address (127.0.0.1): the per-source cap (1024 by default,
-# against one source taking the whole server) must not apply to it.
+# The load generator connects from one address (127.0.0.1) as 100 users: the per-source cap
+# (1024 by default, against one source taking the whole server) and the per-user cap (64) must
+# not apply to it, as Dovecot's `mail_max_userip_connections` is raised for it (dovecot.py).
 CONNECTIONS_PER_SOURCE = 65536
+CONNECTIONS_PER_USER = 65536
+# LMTP's own budget per shard (256 by default) is carved out of the open-files budget too; the
+# scenarios use at most 64 LMTP connections in all, and the idle scenario needs every other
+# descriptor of the 20,000 for its IMAP connections.
+LMTP_CONNECTIONS_PER_SHARD = 64
 
 
 def config_text(connections_per_shard: int = CONNECTIONS_PER_SHARD) -> str:
@@ -30,6 +36,8 @@ def config_text(connections_per_shard: int = CONNECTIONS_PER_SHARD) -> str:
     return (
         f"connections_per_shard = {connections_per_shard}\n"
         f"[limits]\nconnections_per_source = {CONNECTIONS_PER_SOURCE}\n"
+        f"connections_per_user = {CONNECTIONS_PER_USER}\n"
+        f"[lmtp]\nconnections_per_shard = {LMTP_CONNECTIONS_PER_SHARD}\n"
     )
 
 

@@ -44,13 +44,6 @@ pub const ACCEPT_ERROR_BACKOFF_MS: u64 = 1000;
 /// failed flush; a refused connection costs far less.
 pub const FD_RESERVE: usize = 512;
 
-/// Descriptors an open user store holds, about: none while idle (the disk closes a file's
-/// handle once it went unused for a flush round; maps outlive handles), about two while it is
-/// written in the current round (spool segment, an index, sometimes the mailbox log). Measured
-/// by `core/tests/store_fds.rs`: 0 per idle store (6.0 before handles were released). For the
-/// open-files budget, see [`FD_RESERVE`].
-pub const STORE_FDS_ESTIMATE: usize = 1;
-
 /// How often a shard looks at the process-wide shutdown flag.
 pub const SHUTDOWN_POLL_MS: u64 = 50;
 

@@ -19,9 +19,7 @@ use glommio::net::{TcpListener, TcpStream};
 
 use crate::error::ServeError;
 use crate::event::Event;
-use crate::limits::{
-    ACCEPT_ERROR_BACKOFF_MS, FD_RESERVE, LISTEN_BACKLOG, SHARDS_MAX, STORE_FDS_ESTIMATE,
-};
+use crate::limits::{ACCEPT_ERROR_BACKOFF_MS, FD_RESERVE, LISTEN_BACKLOG, SHARDS_MAX};
 
 /// Which protocol a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,15 +155,14 @@ fn open_files() -> &'static OpenFiles {
 static SHARD_FDS: [[AtomicUsize; 2]; SHARDS_MAX] =
     [const { [AtomicUsize::new(0), AtomicUsize::new(0)] }; SHARDS_MAX];
 
-/// What one shard's connections and stores hold now.
+/// What one shard's connections hold now. Store files are counted for the whole process by
+/// the store itself (`skua_core::disk::os::open_handles`: an idle store holds none).
 #[derive(Clone, Copy, Debug)]
 pub struct FdUse {
     /// IMAP connections.
     pub imap: usize,
     /// LMTP connections.
     pub lmtp: usize,
-    /// Open user stores (about [`STORE_FDS_ESTIMATE`] descriptors each).
-    pub open_stores: usize,
 }
 
 /// True while one more `protocol` connection on shard `shard` keeps the process clear of its
@@ -180,7 +177,7 @@ pub struct FdUse {
 /// directories), where EMFILE does real harm.
 #[must_use]
 pub fn fds_to_spare(shard: usize, protocol: Protocol, usage: FdUse, lmtp_reserve: usize) -> bool {
-    let imap_own = usage.imap + usage.open_stores * STORE_FDS_ESTIMATE;
+    let imap_own = usage.imap;
     if let Some([imap, lmtp]) = SHARD_FDS.get(shard) {
         imap.store(imap_own, Ordering::Relaxed);
         lmtp.store(usage.lmtp, Ordering::Relaxed);
@@ -188,7 +185,9 @@ pub fn fds_to_spare(shard: usize, protocol: Protocol, usage: FdUse, lmtp_reserve
     let Some(limit) = open_files().soft else {
         return true; // unlimited or unknown: only the configured caps apply
     };
-    let imap_total: usize = SHARD_FDS.iter().map(|[imap, _]| imap.load(Ordering::Relaxed)).sum();
+    let connections: usize = SHARD_FDS.iter().map(|[imap, _]| imap.load(Ordering::Relaxed)).sum();
+    // Store files count against IMAP's share: LMTP's reserve is for connections.
+    let imap_total = connections + skua_core::disk::os::open_handles();
     let lmtp_total: usize = SHARD_FDS.iter().map(|[_, lmtp]| lmtp.load(Ordering::Relaxed)).sum();
     fds_cover(limit, fds_counted(protocol, imap_total, lmtp_total, lmtp_reserve))
 }

@@ -178,7 +178,7 @@ impl Shard {
             Protocol::Imap => imap <= budget.imap,
             Protocol::Lmtp => lmtp <= budget.lmtp,
         };
-        let usage = crate::listen::FdUse { imap, lmtp, open_stores: self.registry.len() };
+        let usage = crate::listen::FdUse { imap, lmtp };
         let lmtp_reserve = budget.lmtp * self.shared.count;
         within && crate::listen::fds_to_spare(self.id.index(), protocol, usage, lmtp_reserve)
     }

@@ -3,7 +3,7 @@
 //!
 //! Every write marks its file dirty in the open epoch; creating, renaming or removing an entry
 //! marks its directory dirty. [`Disk::flush_begin`] takes those sets and hands them to an
-//! [`OsFlush`] that holds its own `Arc<File>` handles (so it is `Send` and can run on a blocking
+//! [`OsFlush`] that holds its own `Arc<Handle>` handles (so it is `Send` and can run on a blocking
 //! thread): it `fdatasync`s every file, then `fsync`s every directory. Files are synced before
 //! directories so a new name never becomes durable pointing at data that is not. The syncs of
 //! one kind run concurrently on the disk's sync threads (`os_sync.rs`: the file system folds
@@ -35,6 +35,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::os_sync::{SyncPool, SyncTarget};
 use super::{Bytes, Disk, DiskFile, Flush, OpenMode};
@@ -52,7 +53,7 @@ struct State {
     epoch_durable: u64,
     next_file_id: u64,
     /// Files written in the open epoch, by file id.
-    files: BTreeMap<u64, Arc<File>>,
+    files: BTreeMap<u64, Arc<Handle>>,
     /// Directories (absolute) whose entries changed in the open epoch.
     dirs: BTreeSet<PathBuf>,
     /// Files whose handle was opened since the last release.
@@ -197,7 +198,7 @@ impl Disk for OsDisk {
         };
         let inner = Rc::new(FileInner {
             id,
-            handle: RefCell::new(Some(Arc::new(file))),
+            handle: RefCell::new(Some(Arc::new(Handle::new(file)))),
             path: RefCell::new(absolute.clone()),
             identity: (metadata.dev(), metadata.ino()),
             orphaned: Cell::new(false),
@@ -315,7 +316,7 @@ impl Disk for OsDisk {
 #[derive(Debug)]
 pub struct OsFlush {
     epoch: u64,
-    files: Vec<Arc<File>>,
+    files: Vec<Arc<Handle>>,
     dirs: Vec<PathBuf>,
     sync: Arc<SyncPool>,
 }
@@ -338,7 +339,7 @@ impl Flush for OsFlush {
 struct FileInner {
     id: u64,
     /// The OS handle; `None` once released (reopened by `path` when next needed).
-    handle: RefCell<Option<Arc<File>>>,
+    handle: RefCell<Option<Arc<Handle>>>,
     /// The file's current absolute name (renames move it).
     path: RefCell<PathBuf>,
     /// Device and inode: a reopen must find this same file.
@@ -369,8 +370,43 @@ impl Drop for FileInner {
     }
 }
 
+/// Store files held open by every [`OsDisk`] of the process: what the runtime's open-files
+/// budget counts (an idle store holds none, a store written in the current round one per file
+/// it touched), instead of an estimate per open store.
+static OPEN_HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of store files this process holds open now ([`OPEN_HANDLES`]).
+#[must_use]
+pub fn open_handles() -> usize {
+    OPEN_HANDLES.load(Ordering::Relaxed)
+}
+
+/// An open store file, counted in [`OPEN_HANDLES`] from open to close.
+#[derive(Debug)]
+pub(crate) struct Handle(File);
+
+impl Handle {
+    pub(crate) fn new(file: File) -> Handle {
+        OPEN_HANDLES.fetch_add(1, Ordering::Relaxed);
+        Handle(file)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        OPEN_HANDLES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl std::ops::Deref for Handle {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
+}
+
 /// The OS handle of `inner`, reopened by name if it was released.
-fn handle(inner: &Rc<FileInner>) -> io::Result<Arc<File>> {
+fn handle(inner: &Rc<FileInner>) -> io::Result<Arc<Handle>> {
     inner.used.set(true);
     if let Some(file) = inner.handle.borrow().as_ref() {
         return Ok(file.clone());
@@ -384,7 +420,7 @@ fn handle(inner: &Rc<FileInner>) -> io::Result<Arc<File>> {
     if (metadata.dev(), metadata.ino()) != inner.identity {
         return Err(io::Error::other(format!("{} is another file now", path.display())));
     }
-    let file = Arc::new(file);
+    let file = Arc::new(Handle::new(file));
     *inner.handle.borrow_mut() = Some(file.clone());
     let mut state = inner.state.borrow_mut();
     state.reopens += 1;
@@ -393,7 +429,7 @@ fn handle(inner: &Rc<FileInner>) -> io::Result<Arc<File>> {
 }
 
 impl FileInner {
-    fn mark_dirty(&self, file: &Arc<File>) {
+    fn mark_dirty(&self, file: &Arc<Handle>) {
         let mut state = self.state.borrow_mut();
         state.files.entry(self.id).or_insert_with(|| file.clone());
     }

@@ -28,7 +28,7 @@ const _: () = assert!(SYNC_THREADS_MAX >= 1);
 #[derive(Debug, Clone)]
 pub(crate) enum SyncTarget {
     /// A file's data (and the metadata needed to read it back): `fdatasync`.
-    Data(Arc<File>),
+    Data(Arc<super::os::Handle>),
     /// A directory's entries: open it and `fsync`.
     Dir(PathBuf),
 }
@@ -226,7 +226,7 @@ mod tests {
             for i in 0..5 {
                 let mut file = File::create(dir.path().join(format!("f{round}-{i}"))).unwrap();
                 file.write_all(b"mail").unwrap();
-                targets.push(SyncTarget::Data(Arc::new(file)));
+                targets.push(SyncTarget::Data(Arc::new(super::super::os::Handle::new(file))));
             }
             pool.sync_all(targets).unwrap();
         }
@@ -237,7 +237,8 @@ mod tests {
     fn an_error_is_reported_after_every_target_ran() {
         let dir = tempfile::tempdir().unwrap();
         let pool = SyncPool::new();
-        let file = Arc::new(File::create(dir.path().join("f")).unwrap());
+        let file = File::create(dir.path().join("f")).unwrap();
+        let file = Arc::new(super::super::os::Handle::new(file));
         let targets = vec![
             SyncTarget::Data(file.clone()),
             SyncTarget::Dir(dir.path().join("missing")),
