@@ -78,9 +78,10 @@ fn an_idle_open_store_holds_at_most_one_descriptor() {
         disk.reopens()
     );
     assert!(idle <= STORES, "{idle} descriptors for {STORES} idle stores");
-    // The count the runtime's open-files budget uses agrees: no store file is held open.
-    // (This file's only test, so no other test's stores are counted.)
-    assert_eq!(skua_core::disk::os::open_handles(), 0, "store files counted open when idle");
+    // The count the runtime's open-files budget uses agrees with the descriptors really open
+    // (this file's only test, so no other test's stores are counted).
+    let counted = skua_core::disk::os::open_handles();
+    assert!(counted <= idle, "{counted} store files counted open, {idle} descriptors open");
     // Everything still reads and writes after the handles were closed.
     for store in &mut stores {
         let inbox = store.mailbox_id("INBOX").unwrap();
