@@ -12,12 +12,14 @@
 //! Seeds per crash mode: `SKUA_CRASH_SEEDS` (default 40).
 #![cfg(feature = "sim")]
 
+mod store_support;
+
 use std::io::ErrorKind;
 use std::path::Path;
 use std::rc::Rc;
+use store_support::{flush, settle};
 
 use skua_core::disk::sim::{CrashMode, FailOp, SimDisk};
-use skua_core::disk::{Disk, Flush};
 use skua_core::store::UserStore;
 use skua_core::types::{Flags, FlagsOp, MailboxId, SystemFlags, Uid};
 
@@ -26,32 +28,6 @@ const SEEDS_DEFAULT: u64 = 40;
 
 fn open(disk: &SimDisk) -> Result<UserStore<SimDisk>, String> {
     UserStore::open(Rc::new(disk.clone()), Path::new(USER)).map_err(|e| format!("{e:?}"))
-}
-
-fn flush(disk: &SimDisk) {
-    if let Some(job) = disk.flush_begin() {
-        let epoch = job.epoch();
-        job.run().expect("the flush runs");
-        disk.flush_end(epoch);
-    }
-}
-
-/// Flushes until the store's housekeeping (sealing headers, catching up checkpoints) has
-/// nothing left to write, so the failure a test injects hits the operation's own writes.
-fn settle(store: &mut UserStore<SimDisk>, disk: &SimDisk) {
-    for _ in 0..6 {
-        flush(disk);
-        store.subscribe("INBOX").expect("an existing subscription writes nothing");
-        if disk.flush_begin().is_none_or(|job| {
-            let epoch = job.epoch();
-            job.run().expect("the flush runs");
-            disk.flush_end(epoch);
-            false
-        }) {
-            return;
-        }
-    }
-    panic!("housekeeping keeps writing");
 }
 
 /// Where the refused operation fails.

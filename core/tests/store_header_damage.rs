@@ -11,11 +11,13 @@
 //! `reconstruct` works.
 #![cfg(feature = "sim")]
 
+mod store_support;
+
 use std::path::Path;
 use std::rc::Rc;
+use store_support::flush;
 
 use skua_core::disk::sim::{CrashMode, Damage, SimDisk};
-use skua_core::disk::{Disk, Flush};
 use skua_core::error::{OpenError, StorageError};
 use skua_core::store::UserStore;
 use skua_core::types::{Flags, FlagsOp, SystemFlags};
@@ -26,14 +28,6 @@ const SEEN: Flags =
 
 fn open(disk: &SimDisk) -> Result<UserStore<SimDisk>, OpenError> {
     UserStore::open(Rc::new(disk.clone()), Path::new(USER))
-}
-
-fn flush(disk: &SimDisk) {
-    if let Some(job) = disk.flush_begin() {
-        let epoch = job.epoch();
-        job.run().expect("the flush runs");
-        disk.flush_end(epoch);
-    }
 }
 
 /// A store with two messages in INBOX (the first `\Seen`) and one in `Archive`, all durable;

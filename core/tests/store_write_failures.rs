@@ -8,12 +8,14 @@
 //! recovery could take for data; the store stays usable afterwards.
 #![cfg(feature = "sim")]
 
+mod store_support;
+
 use std::io::ErrorKind;
 use std::path::Path;
 use std::rc::Rc;
+use store_support::{flush, settle};
 
 use skua_core::disk::sim::{CrashMode, FailOp, SimDisk};
-use skua_core::disk::{Disk, Flush};
 use skua_core::error::{AppendError, CopyError, StorageError, UpdateError};
 use skua_core::store::UserStore;
 use skua_core::types::{Flags, MailboxId, Uid};
@@ -22,33 +24,6 @@ const USER: &str = "users/aa/alice";
 
 fn open(disk: &SimDisk) -> UserStore<SimDisk> {
     UserStore::open(Rc::new(disk.clone()), Path::new(USER)).expect("the store opens")
-}
-
-/// Flushes, then lets the store's housekeeping (sealing new index headers) run and flushes
-/// that too, so the next write the test injects a failure into is the operation's own.
-fn settle(store: &mut UserStore<SimDisk>, disk: &SimDisk) {
-    flush(disk);
-    for _ in 0..4 {
-        // A subscription already there writes nothing itself; only housekeeping writes.
-        store.subscribe("INBOX").unwrap();
-        if disk.flush_begin().is_none_or(|job| {
-            let epoch = job.epoch();
-            job.run().expect("the flush runs");
-            disk.flush_end(epoch);
-            false
-        }) {
-            return;
-        }
-    }
-    panic!("housekeeping keeps writing");
-}
-
-fn flush(disk: &SimDisk) {
-    if let Some(job) = disk.flush_begin() {
-        let epoch = job.epoch();
-        job.run().expect("the flush runs");
-        disk.flush_end(epoch);
-    }
 }
 
 /// A clean restart: everything flushed survives, nothing else.

@@ -35,11 +35,7 @@ impl World {
 
     /// Runs one group-commit round.
     pub fn flush(&self) {
-        if let Some(flush) = self.disk.flush_begin() {
-            let epoch = flush.epoch();
-            flush.run().expect("flush");
-            self.disk.flush_end(epoch);
-        }
+        flush(&*self.disk);
     }
 
     /// The absolute path of a file of the user's store.
@@ -51,6 +47,33 @@ impl World {
     pub fn index_path(&self, id: MailboxId) -> PathBuf {
         self.path(&format!("mbox/{:08}.idx", id.0))
     }
+}
+
+/// Runs one group-commit round on `disk`, as the shard would; false when nothing was written
+/// since the last one.
+pub fn flush<D: Disk>(disk: &D) -> bool {
+    let Some(job) = disk.flush_begin() else {
+        return false;
+    };
+    let epoch = job.epoch();
+    job.run().expect("the flush runs");
+    disk.flush_end(epoch);
+    true
+}
+
+/// Flushes until the store's housekeeping (sealing new index headers, catching up checkpoints)
+/// has nothing left to write, so that the next write a test injects a failure into is the
+/// operation's own.
+pub fn settle<D: Disk>(store: &mut UserStore<D>, disk: &D) {
+    flush(disk);
+    for _ in 0..6 {
+        // A subscription already there writes nothing itself; only housekeeping writes.
+        store.subscribe("INBOX").expect("an existing subscription");
+        if !flush(disk) {
+            return;
+        }
+    }
+    panic!("housekeeping keeps writing");
 }
 
 /// Runs the store's O(n) invariant checks (compiled only with debug assertions).
