@@ -250,3 +250,48 @@ fn a_damaged_record_fails_only_its_own_message() {
     assert!(last.contains("UID 2"), "{last}");
     tagged(&client.command(&mut world, "n NOOP"), "n OK");
 }
+
+/// Counts the interrupt's calls (the session takes a plain function, so the count lives in a
+/// thread-local of the test's thread).
+fn always_interrupted() -> bool {
+    INTERRUPTS.with(|count| count.set(count.get() + 1));
+    true
+}
+
+thread_local! {
+    static INTERRUPTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[test]
+fn an_interrupt_ends_slices_after_their_minimum_and_the_answer_stays_whole() {
+    // The shard keeps slices short in time through this interrupt (a 200 KB message scan held
+    // the shard 250 µs per step while other users' NOOPs waited behind it).
+    let mut world = World::new();
+    let mut client = Client::new();
+    client.login(&mut world);
+    fill(&mut client, &mut world, 200);
+    let yields = client.yields;
+    let reply = client.command(&mut world, "x SEARCH SUBJECT m19");
+    tagged(&reply, "x OK");
+    let uninterrupted = client.yields - yields;
+
+    client.session.set_interrupt(Some(always_interrupted));
+    let yields = client.yields;
+    let reply = client.command(&mut world, "y SEARCH SUBJECT m19");
+    tagged(&reply, "y OK");
+    assert_eq!(reply[0], "* SEARCH 20 191 192 193 194 195 196 197 198 199 200");
+    let interrupted = client.yields - yields;
+    let per_slice = skua_protocols::imap::limits::SLICE_WORK_UNITS_MIN as usize;
+    assert!(
+        interrupted + 1 >= 200 / per_slice,
+        "with the interrupt a slice does its minimum ({per_slice} units): {interrupted} yields"
+    );
+    assert!(interrupted > 2 * uninterrupted, "{interrupted} against {uninterrupted}");
+    assert!(INTERRUPTS.with(std::cell::Cell::get) > 0);
+
+    // A FETCH under the same interrupt still answers every message, in order.
+    let reply = client.command(&mut world, "f FETCH 1:* (UID)");
+    tagged(&reply, "f OK");
+    assert_eq!(reply.len(), 201);
+    client.session.set_interrupt(None);
+}

@@ -212,6 +212,11 @@ fn log_in_here(
 /// other await (writes, password checks, the hand-off, the goodbye) is boxed while it runs.
 async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
     let bye = loop {
+        // No slice holds the shard for long, a long command's least (see [`slice_time_spent`]).
+        let long = client.slices_run >= FREE_SLICES;
+        let budget = if long { LONG_SLICE_TIME } else { SLICE_TIME };
+        SLICE_DEADLINE.with(|deadline| deadline.set(Instant::now() + budget));
+        client.session.set_interrupt(Some(slice_time_spent));
         let step = next_step(shard, &mut client);
         // A slice of a paused command ran (or none did): its turn goes to the next one.
         client.slice_turn = None;
@@ -282,8 +287,34 @@ async fn next_slice_turn(shard: &Shard, client: &mut Client) {
 }
 
 /// See [`next_slice_turn`]: slices of one command that run without waiting for the turn,
-/// about 2-3 ms of work.
+/// at most [`SLICE_TIME`] each.
 const FREE_SLICES: u32 = 8;
+
+/// The interrupt every slice runs with (`ImapSession::set_interrupt`): true once the slice has
+/// run its time, [`SLICE_TIME`] for an ordinary command and [`LONG_SLICE_TIME`] for a long one
+/// (past [`FREE_SLICES`]), or when glommio has a completion waiting on its latency ring (an
+/// accepted connection, its preemption timer). Idle sockets wait on readiness polls, which
+/// glommio puts on its main ring, so another session's input cannot be seen before the
+/// reactor's next turn: slices are kept short in time instead, and the sessions with input run
+/// right after. The work-unit budget still bounds a slice where time cannot (tests, and the
+/// output a slice may build).
+fn slice_time_spent() -> bool {
+    SLICE_DEADLINE.with(|deadline| Instant::now() >= deadline.get())
+        || glommio::executor().need_preempt()
+}
+
+thread_local! {
+    /// When the slice now running on this shard must stop (see [`slice_time_spent`]).
+    static SLICE_DEADLINE: std::cell::Cell<Instant> = std::cell::Cell::new(Instant::now());
+}
+
+/// See [`slice_time_spent`]: how long a slice of an ordinary command may hold the shard.
+const SLICE_TIME: Duration = Duration::from_micros(200);
+
+/// See [`slice_time_spent`]: how long a slice of a long command may hold the shard (measured
+/// with `perf/abuse_bench.py`: slices of a 1 GB SEARCH TEXT then take 50-100 µs, one 200 KB
+/// message being the smallest step).
+const LONG_SLICE_TIME: Duration = Duration::from_micros(50);
 
 /// Lets every other task of the shard run, and the reactor collect what the sockets and the
 /// disk finished, before this one goes on. A plain task yield is not enough: the executor runs

@@ -81,7 +81,12 @@ pub const SLICE_WORK_UNITS: u64 = 64;
 /// together): the most a session holds for a client that has stopped reading.
 pub const SLICE_OUTPUT_BYTES_MAX: usize = 256 * 1024;
 
-const _: () = assert!(SLICE_WORK_UNITS >= 1);
+/// Work units a slice does before it heeds the shard's interrupt (see
+/// `ImapSession::set_interrupt`): however busy the shard's other sessions are, a long command
+/// still moves on by this much per turn.
+pub const SLICE_WORK_UNITS_MIN: u64 = 4;
+
+const _: () = assert!(SLICE_WORK_UNITS_MIN >= 1 && SLICE_WORK_UNITS_MIN <= SLICE_WORK_UNITS);
 const _: () = assert!(LITERAL_BYTES_MAX <= COMMAND_BYTES_MAX);
 const _: () = assert!(LINE_BYTES_MAX as u64 <= COMMAND_BYTES_MAX);
 const _: () = assert!(LITERAL_BYTES_MAX <= APPEND_LITERAL_BYTES_MAX);

@@ -106,6 +106,9 @@ pub(crate) struct Conn {
     pub enabled: Enabled,
     /// A command ended the session (BYE written): the session moves to Logout.
     pub closing: bool,
+    /// Ends a paused command's slices early when other sessions wait (see
+    /// [`ImapSession::set_interrupt`]).
+    pub interrupt: Option<command::slice::Interrupt>,
 }
 
 /// One client connection's IMAP state machine. `Send`: it moves to the user's home shard.
@@ -131,7 +134,13 @@ impl ImapSession {
         ImapSession {
             input: Input::new(config.frame_limits.before_login()),
             phase: Phase::NotAuthenticated,
-            conn: Conn { config, selected: None, enabled: Enabled::default(), closing: false },
+            conn: Conn {
+                config,
+                selected: None,
+                enabled: Enabled::default(),
+                closing: false,
+                interrupt: None,
+            },
             pending: Vec::new(),
             bad_commands: 0,
             auth_failures: 0,
@@ -145,6 +154,15 @@ impl ImapSession {
         if self.conn.config.plaintext_login_allowed != allowed {
             Arc::make_mut(&mut self.conn.config).plaintext_login_allowed = allowed;
         }
+    }
+
+    /// Lets the slices of the commands that run next end early, once past
+    /// [`SLICE_WORK_UNITS_MIN`](crate::imap::limits::SLICE_WORK_UNITS_MIN), when `interrupt`
+    /// says another session is waiting (`None`: slices run their full budget). The shard gives
+    /// one to commands that have run many slices already, so that a long command gives way to
+    /// interactive ones at once while ordinary commands are not cut into more pieces.
+    pub fn set_interrupt(&mut self, interrupt: Option<fn() -> bool>) {
+        self.conn.interrupt = interrupt;
     }
 
     /// The greeting to send first: `* OK [CAPABILITY ...] skua ready`.

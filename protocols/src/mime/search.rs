@@ -51,20 +51,43 @@ impl Needle {
 }
 
 /// True when `haystack`, ASCII-lower-cased, contains `needle` (lower-case ASCII, not empty).
+///
+/// The haystack is lower-cased [`FOLD_CHUNK_BYTES`] at a time into a buffer on the stack and
+/// searched there with a SIMD substring finder; consecutive chunks overlap by the needle's
+/// length less one, so a match across a chunk border is found. This runs at several GB/s where
+/// a byte-by-byte comparison ran at well under one (a `SEARCH TEXT` over 200 KB messages spent
+/// about 250 µs per message in it, and a slice cannot stop inside a message).
 fn ascii_contains_folded(haystack: &[u8], needle: &[u8]) -> bool {
-    let first = needle[0];
-    let last_start = match haystack.len().checked_sub(needle.len()) {
-        Some(last) => last,
-        None => return false,
-    };
-    (0..=last_start).any(|start| {
-        haystack[start].to_ascii_lowercase() == first
-            && haystack[start + 1..start + needle.len()]
-                .iter()
-                .zip(&needle[1..])
-                .all(|(h, n)| h.to_ascii_lowercase() == *n)
-    })
+    if haystack.len() < needle.len() {
+        return false;
+    }
+    if needle.len() > FOLD_CHUNK_BYTES / 2 {
+        // A key this long is rare; compare in place.
+        return haystack.windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle));
+    }
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut folded = [0u8; FOLD_CHUNK_BYTES];
+    let mut start = 0;
+    loop {
+        let end = (start + FOLD_CHUNK_BYTES).min(haystack.len());
+        let chunk = &haystack[start..end];
+        for (to, from) in folded.iter_mut().zip(chunk) {
+            *to = from.to_ascii_lowercase();
+        }
+        if finder.find(&folded[..chunk.len()]).is_some() {
+            return true;
+        }
+        if end == haystack.len() {
+            return false;
+        }
+        // Pair assertion: the needle is at most half a chunk, so each step moves on.
+        debug_assert!(needle.len() - 1 < chunk.len());
+        start = end - (needle.len() - 1);
+    }
 }
+
+/// See [`ascii_contains_folded`]: bytes lower-cased and searched at a time.
+const FOLD_CHUNK_BYTES: usize = 8 * 1024;
 
 /// A field's value with encoded words decoded and folding removed.
 fn decoded_value(message: &[u8], field: &Field) -> String {
@@ -128,19 +151,70 @@ pub fn text_contains(message: &[u8], needle: &str) -> bool {
         || body_contains_needle(message, &needle)
 }
 
-/// A text part's body: transfer encoding undone, converted to UTF-8 from its charset.
-fn decoded_text(message: &[u8], node: &Node) -> String {
+/// A text part's body: transfer encoding undone, converted to UTF-8 from its charset. Borrowed
+/// from the message when it needs neither (most 8-bit and 7-bit text), so searching it copies
+/// nothing.
+fn decoded_text<'m>(message: &'m [u8], node: &Node) -> std::borrow::Cow<'m, str> {
     let raw = message.get(node.body()).unwrap_or_default();
     let decoded = match node.fields.encoding.as_deref() {
         Some(b"base64") => base64_decode(raw),
         Some(b"quoted-printable") => quoted_printable_decode(raw),
         _ => None,
     };
+    let charset = node.media.parameter(b"charset");
     let bytes = decoded.as_deref().unwrap_or(raw);
-    match node.media.parameter(b"charset").and_then(charset_decoder) {
-        Some(decoder) => decoder(bytes),
-        None => String::from_utf8_lossy(bytes).into_owned(),
+    if charset.is_none_or(is_utf8_or_ascii)
+        || (bytes.is_ascii() && charset.is_some_and(is_ascii_superset))
+    {
+        // No conversion to do: ASCII reads the same in UTF-8 and in every charset that
+        // extends ASCII (a per-character decoder took three quarters of a SEARCH TEXT).
+        return match decoded {
+            None => utf8_lossy(raw),
+            Some(decoded) => utf8_lossy(&decoded).into_owned().into(),
+        };
     }
+    match charset.and_then(charset_decoder) {
+        Some(decoder) => decoder(bytes).into(),
+        None => String::from_utf8_lossy(bytes).into_owned().into(),
+    }
+}
+
+/// `bytes` as UTF-8, invalid sequences replaced. Valid text (nearly all) is checked by the
+/// standard library's fast validator and borrowed; the lossy conversion's chunk iterator, far
+/// slower, runs only on text that needs it.
+fn utf8_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.into(),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// Charsets whose text is UTF-8 as it stands (ASCII is).
+fn is_utf8_or_ascii(charset: &[u8]) -> bool {
+    [&b"utf-8"[..], b"utf8", b"us-ascii", b"ascii"].iter().any(|c| charset.eq_ignore_ascii_case(c))
+}
+
+/// Charsets whose first 128 code points are ASCII, one byte each, so that ASCII bytes decode to
+/// themselves. (Not UTF-7, UTF-16 or EBCDIC, whose ASCII-looking bytes mean something else.)
+fn is_ascii_superset(charset: &[u8]) -> bool {
+    let lower = charset.to_ascii_lowercase();
+    [
+        "iso-8859-",
+        "iso8859-",
+        "windows-125",
+        "cp125",
+        "koi8-",
+        "latin",
+        "gb2312",
+        "gbk",
+        "gb18030",
+        "big5",
+        "euc-",
+        "shift_jis",
+        "tis-620",
+    ]
+    .iter()
+    .any(|prefix| lower.starts_with(prefix.as_bytes()))
 }
 
 #[cfg(test)]
@@ -158,6 +232,51 @@ mod tests {
             let slow = fold(&haystack).contains(&fold(&needle));
             prop_assert_eq!(Needle::new(&needle).found_in(&haystack), slow);
         }
+    }
+
+    proptest! {
+        /// The chunked search finds a key wherever it lies, across chunk borders too, and
+        /// answers as a plain comparison of every window does.
+        #[test]
+        fn chunked_search_agrees_with_every_window(
+            len in 0usize..3 * FOLD_CHUNK_BYTES,
+            at in 0usize..3 * FOLD_CHUNK_BYTES,
+            needle in "[a-cA-C]{1,12}",
+            plant in any::<bool>(),
+        ) {
+            let mut haystack: Vec<u8> = (0..len).map(|i| b"abcABC xyz"[i % 10]).collect();
+            if plant && at + needle.len() <= haystack.len() {
+                haystack[at..at + needle.len()].copy_from_slice(needle.as_bytes());
+            }
+            let folded = needle.to_ascii_lowercase();
+            let expected = haystack.windows(folded.len()).any(|w| w.eq_ignore_ascii_case(folded.as_bytes()));
+            prop_assert_eq!(ascii_contains_folded(&haystack, folded.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn ascii_text_in_an_ascii_superset_charset_is_searched_as_is_and_other_text_decoded() {
+        let part = |charset: &str, body: &[u8]| {
+            let mut m = format!("Content-Type: text/plain; charset={charset}\r\n\r\n").into_bytes();
+            m.extend_from_slice(body);
+            m
+        };
+        assert!(body_contains(&part("iso-8859-1", b"plain words"), "WORDS"));
+        assert!(body_contains(&part("iso-8859-1", b"Gr\xfc\xdfe"), "gr\u{fc}\u{df}e"));
+        // UTF-7 is not an ASCII superset: "+AOk-" is an e with an acute accent.
+        assert!(body_contains(&part("utf-7", b"caf+AOk-"), "caf\u{e9}"));
+        assert!(!body_contains(&part("utf-7", b"caf+AOk-"), "aok"));
+    }
+
+    #[test]
+    fn a_key_across_a_chunk_border_is_found() {
+        for offset in 1..6 {
+            let mut haystack = vec![b'-'; 2 * FOLD_CHUNK_BYTES];
+            let start = FOLD_CHUNK_BYTES - offset;
+            haystack[start..start + 6].copy_from_slice(b"NeEdLe");
+            assert!(ascii_contains_folded(&haystack, b"needle"), "offset {offset}");
+        }
+        assert!(!ascii_contains_folded(&[b'-'; 3 * FOLD_CHUNK_BYTES], b"needle"));
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub(crate) fn run<D: Disk>(
         reports_own_changes: reports_own_changes(&body),
         quiet: conn.selected.as_ref().is_some_and(|v| v.change_counter() == store.change_counter()),
     };
-    let mut slice = slice::Slice::new();
+    let mut slice = slice::Slice::new(conn.interrupt);
     let progress = match body {
         body @ (CommandBody::Noop | CommandBody::Id) => Progress::Done(misc::stateless(&body, out)),
         CommandBody::Enable(names) => Progress::Done(misc::enable(conn, &names, out)),
@@ -170,7 +170,7 @@ pub(crate) fn resume<D: Disk>(
     if !matches!(task, Task::List(_)) && conn.selected.is_none() {
         return Outcome::Done(Completion::bad("No mailbox selected"));
     }
-    let mut slice = slice::Slice::new();
+    let mut slice = slice::Slice::new(conn.interrupt);
     let progress = match task {
         Task::Fetch(task) => fetch::resume(conn, store, task, out, &mut slice),
         Task::Search(task) => search::resume(conn, store, &tag, task, out, &mut slice),
