@@ -1,5 +1,7 @@
 //! One client socket on a shard: reads with a deadline, and vectored writes of response chunks
-//! (owned buffers and slices of mapped spools) without copying them together.
+//! (owned buffers and slices of mapped spools) without copying them together. The transport is
+//! plain TCP or TLS (`conn_tls.rs`, after [`Connection::start_tls`]); the protocol sessions see
+//! plaintext either way, through the same calls.
 //!
 //! glommio's `TcpStream` has no vectored write, so a write first tries `sendmsg` with every
 //! pending slice (non-blocking, through `socket2::SockRef`, no `unsafe`); when the socket is
@@ -17,6 +19,7 @@ use std::task::{Context, Poll};
 use futures_lite::{AsyncRead, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use crate::conn_tls::{TlsInfo, TlsLayer};
 use crate::limits::{READ_SCRATCH_BYTES, WRITE_IOVECS_MAX};
 
 thread_local! {
@@ -42,6 +45,26 @@ pub struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     buffer: Vec<u8>,
+    /// The TLS session once one is started (boxed: most of a plain connection's life it is
+    /// `None`, and the connection stays small).
+    tls: Option<Box<TlsLayer>>,
+}
+
+/// Why [`Connection::start_tls`] failed. The connection is unusable afterwards.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The config was refused by rustls.
+    #[error("TLS config: {0}")]
+    Config(#[from] rustls::Error),
+    /// The peer broke the protocol, or the socket failed.
+    #[error("TLS handshake: {0}")]
+    Io(#[from] io::Error),
+    /// The peer closed during the handshake.
+    #[error("TLS handshake: the peer closed the connection")]
+    Closed,
+    /// The handshake did not finish in time.
+    #[error("TLS handshake: no progress before the deadline")]
+    TimedOut,
 }
 
 impl Connection {
@@ -54,7 +77,83 @@ impl Connection {
         // Small request/response exchanges: Nagle plus delayed ACKs would add ~40 ms.
         stream.set_nodelay(true).map_err(io::Error::from)?;
         stream.set_write_timeout(Some(write_timeout)).map_err(io::Error::from)?;
-        Ok(Connection { stream, peer, buffer: Vec::new() })
+        Ok(Connection { stream, peer, buffer: Vec::new(), tls: None })
+    }
+
+    /// Wraps a handed-over stream together with the TLS session it was carrying, if any.
+    ///
+    /// # Errors
+    /// See [`Connection::new`].
+    pub fn with_tls(
+        stream: TcpStream,
+        write_timeout: Duration,
+        tls: Option<Box<TlsLayer>>,
+    ) -> io::Result<Connection> {
+        let mut connection = Connection::new(stream, write_timeout)?;
+        connection.tls = tls;
+        Ok(connection)
+    }
+
+    /// True once a TLS session runs on this connection.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The negotiated TLS parameters, for logs.
+    #[must_use]
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        self.tls.as_ref().map(|tls| tls.info())
+    }
+
+    /// The TLS layer (channel binding, client certificate), if any.
+    #[must_use]
+    pub fn tls(&self) -> Option<&TlsLayer> {
+        self.tls.as_deref()
+    }
+
+    /// Starts TLS as the server and completes the handshake, waiting at most `timeout` for the
+    /// peer at each step and `deadline` in all. Called before any plaintext is read (implicit
+    /// TLS) or right after the STARTTLS answer was written; bytes the peer sent before (a
+    /// pipelined command after STARTTLS) were already taken by the session, which discards
+    /// them, and nothing read from the socket from here on is taken for plaintext unless
+    /// TLS decrypted it.
+    ///
+    /// # Errors
+    /// See [`HandshakeError`]; a protocol error has been answered with an alert.
+    pub async fn start_tls(
+        &mut self,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        deadline: std::time::Instant,
+    ) -> Result<(), HandshakeError> {
+        debug_assert!(self.tls.is_none(), "one TLS session per connection");
+        self.tls = Some(Box::new(TlsLayer::new(config)?));
+        loop {
+            self.flush_tls().await?;
+            let tls = self.tls.as_mut().expect("set above");
+            if !tls.is_handshaking() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(HandshakeError::TimedOut);
+            }
+            self.set_read_timeout(left)?;
+            let received = std::future::poll_fn(|cx| self.poll_read_ciphertext(cx)).await;
+            match received {
+                Ok(ReadOutcome::Data(_)) => {}
+                Ok(ReadOutcome::Closed) => return Err(HandshakeError::Closed),
+                Ok(ReadOutcome::TimedOut) => return Err(HandshakeError::TimedOut),
+                Err(error) => {
+                    // An alert may be waiting: send it if the socket takes it now.
+                    let _ = self.flush_tls_nonblocking();
+                    return Err(HandshakeError::Io(error));
+                }
+            }
+        }
+        // Session tickets and the like follow the handshake.
+        self.flush_tls().await?;
+        Ok(())
     }
 
     /// The remote address.
@@ -137,6 +236,9 @@ impl Connection {
         cx: &mut Context<'_>,
         sink: &mut impl FnMut(&[u8]),
     ) -> Poll<io::Result<ReadOutcome>> {
+        if self.tls.is_some() {
+            return self.poll_read_plaintext(cx, sink);
+        }
         SCRATCH.with(|scratch| {
             // One poll at a time runs on a thread, and `sink` does not poll: the borrow is free.
             let mut scratch = scratch.borrow_mut();
@@ -159,6 +261,100 @@ impl Connection {
         })
     }
 
+    /// The TLS side of [`Connection::poll_read_with`]: plaintext rustls decrypted earlier goes
+    /// first; otherwise ciphertext is read and decrypted until some plaintext comes (a record
+    /// may arrive in pieces, and not every record carries plaintext).
+    fn poll_read_plaintext(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Poll<io::Result<ReadOutcome>> {
+        loop {
+            let tls = self.tls.as_mut().expect("called with TLS only");
+            let delivered = match tls.drain_plaintext(sink) {
+                Ok(delivered) => delivered,
+                Err(error) => return Poll::Ready(Err(error)),
+            };
+            if delivered > 0 {
+                return Poll::Ready(Ok(ReadOutcome::Data(delivered)));
+            }
+            if tls.peer_closed() {
+                return Poll::Ready(Ok(ReadOutcome::Closed));
+            }
+            match self.poll_read_ciphertext(cx) {
+                Poll::Ready(Ok(ReadOutcome::Data(_))) => {
+                    // rustls may have an answer to send (a key update, an alert).
+                    if let Err(error) = self.flush_tls_nonblocking() {
+                        return Poll::Ready(Err(error));
+                    }
+                }
+                Poll::Ready(other) => {
+                    if other.is_err() {
+                        let _ = self.flush_tls_nonblocking();
+                    }
+                    return Poll::Ready(other);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Reads ciphertext from the socket into the thread's scratch buffer and gives it to the
+    /// TLS layer. `Data(n)`: `n` bytes of ciphertext were taken (maybe no plaintext yet).
+    fn poll_read_ciphertext(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ReadOutcome>> {
+        let Connection { stream, tls, .. } = self;
+        let tls = tls.as_mut().expect("called with TLS only");
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let received = loop {
+                match Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
+                    Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Poll::Ready(received) => break received,
+                    Poll::Pending => return Poll::Pending,
+                }
+            };
+            Poll::Ready(match received {
+                Ok(0) => Ok(ReadOutcome::Closed),
+                Ok(len) => tls.receive(&scratch[..len]).map(|()| ReadOutcome::Data(len)),
+                Err(error) if error.kind() == io::ErrorKind::TimedOut => Ok(ReadOutcome::TimedOut),
+                Err(error) => Err(error),
+            })
+        })
+    }
+
+    /// Sends the records rustls has waiting, parking until the socket takes them all.
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        if self.flush_tls_nonblocking()? {
+            return Ok(());
+        }
+        // The socket is full: take the rest out of rustls (at most its buffer limit) and let
+        // glommio park this task until the socket takes it.
+        let mut rest = Vec::new();
+        if let Some(tls) = self.tls.as_mut() {
+            while tls.wants_write() {
+                tls.write_records(&mut rest)?;
+            }
+        }
+        self.stream.write_all(&rest).await
+    }
+
+    /// Sends waiting records while the socket takes them without blocking. True when nothing
+    /// is left to send.
+    fn flush_tls_nonblocking(&mut self) -> io::Result<bool> {
+        let Connection { stream, tls, .. } = self;
+        let Some(tls) = tls.as_mut() else { return Ok(true) };
+        let mut socket = NonBlocking(socket2::SockRef::from(&*stream));
+        while tls.wants_write() {
+            match tls.write_records(&mut socket) {
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(true)
+    }
+
     /// Writes one buffer completely.
     ///
     /// # Errors
@@ -174,6 +370,9 @@ impl Connection {
     pub async fn write_vectored_all(&mut self, slices: &[&[u8]]) -> io::Result<()> {
         let mut cursor = Cursor { index: 0, offset: 0 };
         cursor.skip_empty(slices);
+        if self.tls.is_some() {
+            return self.write_tls(slices, cursor).await;
+        }
         while cursor.index < slices.len() {
             let sent = match self.send_vectored_nonblocking(slices, &cursor) {
                 Ok(sent) => sent,
@@ -190,30 +389,62 @@ impl Connection {
         Ok(())
     }
 
-    fn send_vectored_nonblocking(&self, slices: &[&[u8]], cursor: &Cursor) -> io::Result<usize> {
-        let mut iovecs: Vec<IoSlice<'_>> = Vec::with_capacity(WRITE_IOVECS_MAX);
-        iovecs.push(IoSlice::new(&slices[cursor.index][cursor.offset..]));
-        for slice in slices[cursor.index + 1..].iter().filter(|s| !s.is_empty()) {
-            if iovecs.len() == WRITE_IOVECS_MAX {
-                break;
+    /// The TLS side of [`Connection::write_vectored_all`]: encrypts the slices from where they
+    /// lie, a record buffer at a time, sending each buffer before encrypting more.
+    async fn write_tls(&mut self, slices: &[&[u8]], mut cursor: Cursor) -> io::Result<()> {
+        loop {
+            self.flush_tls().await?;
+            if cursor.index >= slices.len() {
+                return Ok(());
             }
-            iovecs.push(IoSlice::new(slice));
+            let iovecs = cursor.iovecs(slices);
+            let tls = self.tls.as_mut().expect("called with TLS only");
+            let taken = tls.encrypt(&iovecs)?;
+            cursor.advance(slices, taken);
         }
+    }
+
+    fn send_vectored_nonblocking(&self, slices: &[&[u8]], cursor: &Cursor) -> io::Result<usize> {
+        let iovecs = cursor.iovecs(slices);
         let socket = socket2::SockRef::from(&self.stream);
         socket.send_vectored_with_flags(&iovecs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
     }
 
-    /// Shuts the write side so the peer sees EOF after everything written.
-    pub async fn close(self) {
+    /// Shuts the write side so the peer sees EOF after everything written (after a TLS
+    /// close_notify, on TLS).
+    pub async fn close(mut self) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.close_notify();
+            // The peer may already be gone; the socket is closed either way.
+            let _ = self.flush_tls().await;
+        }
         let mut stream = self.stream;
         // The peer may already be gone; nothing useful can be done about a failed close.
         let _ = stream.close().await;
     }
 
-    /// Gives the stream back (for the hand-off).
+    /// Gives the stream back, with its TLS session if any (for the hand-off).
     #[must_use]
-    pub fn into_stream(self) -> TcpStream {
-        self.stream
+    pub fn into_parts(self) -> (TcpStream, Option<Box<TlsLayer>>) {
+        (self.stream, self.tls)
+    }
+}
+
+/// A socket as an `io::Write` that never blocks (`WouldBlock` when full), for rustls to write
+/// its records into.
+struct NonBlocking<'a>(socket2::SockRef<'a>);
+
+impl io::Write for NonBlocking<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(bytes)])
+    }
+
+    fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.send_vectored_with_flags(slices, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -224,6 +455,19 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// The unsent part of `slices` from here, at most [`WRITE_IOVECS_MAX`] slices.
+    fn iovecs<'s>(&self, slices: &'s [&[u8]]) -> Vec<IoSlice<'s>> {
+        let mut iovecs: Vec<IoSlice<'_>> = Vec::with_capacity(WRITE_IOVECS_MAX);
+        iovecs.push(IoSlice::new(&slices[self.index][self.offset..]));
+        for slice in slices[self.index + 1..].iter().filter(|s| !s.is_empty()) {
+            if iovecs.len() == WRITE_IOVECS_MAX {
+                break;
+            }
+            iovecs.push(IoSlice::new(slice));
+        }
+        iovecs
+    }
+
     fn advance(&mut self, slices: &[&[u8]], mut sent: usize) {
         while sent > 0 {
             let left = slices[self.index].len() - self.offset;

@@ -23,18 +23,22 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use std::os::unix::io::{FromRawFd, IntoRawFd};
 
 use glommio::net::{TcpListener, TcpStream};
 
 use crate::conn::Connection;
+use crate::conn_tls::TlsLayer;
 
 /// A connection between two shards: the socket as an owned, `Send` descriptor.
 #[derive(Debug)]
 pub struct DetachedSocket {
     socket: socket2::Socket,
     peer: SocketAddr,
+    /// The connection's TLS session, if it runs one: it moves with the socket.
+    tls: Option<Box<TlsLayer>>,
 }
 
 impl DetachedSocket {
@@ -72,14 +76,18 @@ pub fn detach(connection: Connection) -> Result<DetachedSocket, Box<DetachError>
         Err(error) => return Err(Box::new(DetachError { connection, error })),
     };
     // Dropping the stream closes the original descriptor only; the socket lives on in `socket`.
-    drop(connection.into_stream());
-    Ok(DetachedSocket { socket, peer })
+    let (stream, tls) = connection.into_parts();
+    drop(stream);
+    Ok(DetachedSocket { socket, peer, tls })
 }
 
-/// Puts a detached connection on the current shard.
-#[must_use]
-pub fn attach(detached: DetachedSocket) -> TcpStream {
-    TcpStream::from(detached.socket)
+/// Puts a detached connection on the current shard, with its TLS session if it had one.
+///
+/// # Errors
+/// The socket died meanwhile (see [`Connection::new`]).
+pub fn attach(detached: DetachedSocket, write_timeout: Duration) -> io::Result<Connection> {
+    let DetachedSocket { socket, tls, .. } = detached;
+    Connection::with_tls(TcpStream::from(socket), write_timeout, tls)
 }
 
 /// Hands a bound, listening socket to glommio. The caller keeps a duplicate of the descriptor
@@ -99,7 +107,6 @@ mod tests {
     use super::*;
     use glommio::channels::shared_channel;
     use std::io::{Read, Write};
-    use std::time::Duration;
 
     /// A connection accepted on one executor, with unread bytes in the kernel, moves to another
     /// executor on another thread, which reads those bytes and answers on the same socket.
@@ -126,8 +133,7 @@ mod tests {
             crate::testutil::executor().run(async move {
                 let receiver = receiver.connect().await;
                 let detached = receiver.recv().await.expect("a socket arrives");
-                let mut connection =
-                    Connection::new(attach(detached), Duration::from_secs(5)).expect("attach");
+                let mut connection = attach(detached, Duration::from_secs(5)).expect("attach");
                 let mut seen = Vec::new();
                 while !seen.ends_with(b"\r\n") {
                     match connection.read(Duration::from_secs(5)).await.expect("read") {

@@ -147,8 +147,7 @@ pub(crate) async fn arrive(shard: Rc<Shard>, handoff: Box<HandOff>) {
 /// Takes over a handed-over connection and completes its login here.
 async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Client>> {
     let HandOff { socket, mut session, user, source, login_deadline } = *handoff;
-    let stream = handoff::attach(socket);
-    let mut connection = Connection::new(stream, shard.config().timeout_after_login).ok()?;
+    let mut connection = handoff::attach(socket, shard.config().timeout_after_login).ok()?;
     if shard.is_stopping() {
         session.auth_done(AuthOutcome::Unavailable);
         let _ = connection.write_all(imap_bye(Ending::Shutdown)).await;
@@ -248,6 +247,9 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
                 Box::pin(authenticate(shard, &mut client, user, password)).await
             }
             Ok((Step::Close, _)) => Err(StepEnd::Close(None)),
+            // The shard's sessions are not offered STARTTLS yet (`ImapConfig::starttls` is
+            // off), so no session asks for it.
+            Ok((Step::StartTls, _)) => Err(StepEnd::Close(None)),
         };
         match ended {
             Ok(()) => {}
@@ -627,8 +629,7 @@ async fn hand_off(shard: &Shard, client: Box<Client>, user: String) {
             let HandOff { socket, session: returned, .. } = *handoff;
             session = returned;
             session.auth_done(AuthOutcome::Unavailable);
-            let stream = handoff::attach(socket);
-            if let Ok(mut connection) = Connection::new(stream, shard.config().timeout_after_login)
+            if let Ok(mut connection) = handoff::attach(socket, shard.config().timeout_after_login)
             {
                 let _ = connection.write_all(imap_bye(Ending::Shutdown)).await;
                 connection.close().await;

@@ -119,3 +119,7 @@ pub const PAGE_IN_WAIT_MAX_MS: u64 = 2000;
 /// How often a write waiting for read-ahead looks again (`mincore`, one system call per
 /// chunk). Short next to a disk read, long next to the call.
 pub const PAGE_IN_POLL_US: u64 = 500;
+
+/// Encrypted records a TLS connection may hold waiting for its socket; the writer sends them
+/// before it encrypts more (`conn_tls.rs`). rustls refuses more plaintext past it.
+pub const TLS_SENDABLE_BYTES_MAX: usize = 64 * 1024;

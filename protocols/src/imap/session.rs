@@ -82,6 +82,8 @@ pub(crate) enum Phase {
     Authenticated,
     /// In IDLE, waiting for `DONE`.
     Idle(Tag),
+    /// STARTTLS answered: once its OK is written, `Step::StartTls` until `tls_started`.
+    StartTls,
     /// LOGOUT or a fatal error: everything written, then `Step::Close`.
     Logout,
 }
@@ -106,6 +108,8 @@ pub(crate) struct Conn {
     pub enabled: Enabled,
     /// A command ended the session (BYE written): the session moves to Logout.
     pub closing: bool,
+    /// The connection is encrypted (implicit TLS, or after STARTTLS).
+    pub tls: bool,
     /// Ends a paused command's slices early when other sessions wait (see
     /// [`ImapSession::set_interrupt`]).
     pub interrupt: Option<command::slice::Interrupt>,
@@ -139,6 +143,7 @@ impl ImapSession {
                 selected: None,
                 enabled: Enabled::default(),
                 closing: false,
+                tls: false,
                 interrupt: None,
             },
             pending: Vec::new(),
@@ -168,7 +173,7 @@ impl ImapSession {
     /// The greeting to send first: `* OK [CAPABILITY ...] skua ready`.
     #[must_use]
     pub fn greeting(&self) -> Vec<u8> {
-        let caps = caps::capabilities(&self.conn.config, false);
+        let caps = caps::capabilities(&self.conn.config, false, self.conn.tls);
         let mut out = Vec::new();
         Completion::ok(format!("{} skua ready", self.conn.config.hostname))
             .with(Code::Capability(caps))
@@ -239,6 +244,7 @@ impl ImapSession {
                     };
                 }
                 Phase::Idle(_) => return self.next_idle(store.as_deref_mut(), out),
+                Phase::StartTls => return flush_or(out, Step::StartTls),
                 Phase::SaslWaiting(_) => {
                     if !self.next_sasl(&mut out) {
                         return flush_or(out, Step::NeedInput);
@@ -295,7 +301,8 @@ impl ImapSession {
         let Command { tag, body } = command;
         let completion = match body {
             CommandBody::Capability => {
-                let caps = caps::capabilities(&self.conn.config, self.is_authenticated());
+                let caps =
+                    caps::capabilities(&self.conn.config, self.is_authenticated(), self.conn.tls);
                 out.put(format!("* CAPABILITY {caps}\r\n").as_bytes());
                 Some(Completion::ok("CAPABILITY completed"))
             }
@@ -308,7 +315,14 @@ impl ImapSession {
             CommandBody::Authenticate { mechanism, initial_response } => {
                 self.authenticate(&tag, &mechanism, initial_response.as_ref(), out)
             }
-            CommandBody::StartTls => Some(Completion::bad("STARTTLS is not available here")),
+            CommandBody::StartTls => self.start_tls(),
+            ref body
+                if self.conn.config.require_tls
+                    && !self.conn.tls
+                    && !matches!(body, CommandBody::Noop) =>
+            {
+                Some(Completion::no("TLS is required: use STARTTLS").with(Code::PrivacyRequired))
+            }
             body => self.command_store(&tag, body, store, out),
         };
         if let Some(completion) = completion {
@@ -316,6 +330,39 @@ impl ImapSession {
         }
         if self.conn.closing {
             self.phase = Phase::Logout;
+        }
+    }
+
+    /// STARTTLS (RFC 9051 §6.2.1): refused once TLS runs, after login, or where no TLS is
+    /// configured. Otherwise the OK is queued, and whatever the client sent behind the command
+    /// is thrown away (the STARTTLS command-injection class: bytes that arrived in plain text
+    /// must never run as if they came over TLS); `next` then asks for the handshake.
+    fn start_tls(&mut self) -> Option<Completion> {
+        if self.conn.tls {
+            return Some(Completion::bad("TLS is already active"));
+        }
+        if self.is_authenticated() {
+            return Some(Completion::bad("STARTTLS is only valid before login"));
+        }
+        if !self.conn.config.starttls {
+            return Some(Completion::bad("STARTTLS is not available here"));
+        }
+        let discarded = self.input.take_unframed();
+        if !discarded.is_empty() {
+            tracing::debug!(bytes = discarded.len(), "discarded input pipelined after STARTTLS");
+        }
+        self.phase = Phase::StartTls;
+        Some(Completion::ok("Begin TLS negotiation now"))
+    }
+
+    /// The TLS handshake asked for by [`Step::StartTls`] succeeded (or the connection began with
+    /// implicit TLS: call this before [`ImapSession::greeting`]). The session is back at the
+    /// start of the not-authenticated state, with plain-text passwords allowed and STARTTLS no
+    /// longer announced.
+    pub fn tls_started(&mut self) {
+        self.conn.tls = true;
+        if matches!(self.phase, Phase::StartTls) {
+            self.phase = Phase::NotAuthenticated;
         }
     }
 

@@ -85,6 +85,8 @@ pub struct Client {
     pub writes: usize,
     /// See `writes`.
     pub largest_write: usize,
+    /// `Step::StartTls` seen: the test stands in for the handshake by calling `tls_started`.
+    pub tls_handshakes: usize,
 }
 
 impl Client {
@@ -108,6 +110,7 @@ impl Client {
             yields: 0,
             writes: 0,
             largest_write: 0,
+            tls_handshakes: 0,
         };
         client.take_output(&greeting);
         client
@@ -146,6 +149,14 @@ impl Client {
                     return;
                 }
                 Step::Yield => self.yields += 1,
+                Step::StartTls => {
+                    // What the shard does after a successful handshake; input sent "inside"
+                    // TLS arrives by later `send`s.
+                    self.tls_handshakes += 1;
+                    self.session.tls_started();
+                    self.idle = false;
+                    return;
+                }
                 Step::Write { chunks, durable } => {
                     if let Some(epoch) = durable
                         && world.flush()

@@ -16,6 +16,11 @@ pub struct ImapConfig {
     pub plaintext_login_allowed: bool,
     /// Announce and honour CONDSTORE (RFC 7162).
     pub condstore: bool,
+    /// TLS can be started on this connection (STARTTLS is announced until it is).
+    pub starttls: bool,
+    /// Before TLS, refuse everything but CAPABILITY, NOOP, LOGOUT and STARTTLS
+    /// (`[imap] require_tls`).
+    pub require_tls: bool,
     /// Framer limits (line, literal and command sizes).
     pub frame_limits: FrameLimits,
     /// Parser limits (nesting, list lengths).
@@ -30,6 +35,8 @@ impl ImapConfig {
             hostname: hostname.to_owned(),
             plaintext_login_allowed: true,
             condstore: true,
+            starttls: false,
+            require_tls: false,
             frame_limits: FrameLimits::default(),
             parse_limits: ParseLimits::default(),
         }
@@ -82,6 +89,13 @@ pub enum Step {
     },
     /// In IDLE: call `next` again when bytes arrive or the user's store changed.
     Idle,
+    /// STARTTLS was answered (the OK is already written): run the TLS handshake as the server
+    /// before reading anything else, then call [`ImapSession::tls_started`] (or close the
+    /// connection when the handshake fails). Bytes the client pipelined after STARTTLS were
+    /// discarded by the session; none is ever taken as a command.
+    ///
+    /// [`ImapSession::tls_started`]: super::ImapSession::tls_started
+    StartTls,
     /// Close the connection (after writing everything returned before).
     Close,
 }
@@ -97,6 +111,7 @@ impl std::fmt::Debug for Step {
             Step::Authenticate { user, .. } => write!(f, "Authenticate({user:?}, <redacted>)"),
             Step::Yield => f.write_str("Yield"),
             Step::Idle => f.write_str("Idle"),
+            Step::StartTls => f.write_str("StartTls"),
             Step::Close => f.write_str("Close"),
         }
     }

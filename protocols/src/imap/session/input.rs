@@ -57,6 +57,11 @@ impl Input {
         self.framer.is_idle()
     }
 
+    /// Throws away every buffered byte not yet framed (after STARTTLS); returns them.
+    pub(crate) fn take_unframed(&mut self) -> Vec<u8> {
+        self.framer.take_unframed()
+    }
+
     /// The next thing to act on.
     pub(crate) fn next_frame(&mut self) -> Frame {
         match self.framer.next() {

@@ -26,7 +26,7 @@ impl ImapSession {
             AuthOutcome::Success => {
                 self.phase = Phase::Authenticated;
                 self.input.set_limits(self.conn.config.frame_limits);
-                let caps = caps::capabilities(&self.conn.config, true);
+                let caps = caps::capabilities(&self.conn.config, true, self.conn.tls);
                 Completion::ok("Logged in").with(Code::Capability(caps))
             }
             AuthOutcome::Failure => {
@@ -62,7 +62,7 @@ impl ImapSession {
         if self.is_authenticated() {
             return Some(Completion::bad("Already logged in"));
         }
-        if !self.conn.config.plaintext_login_allowed {
+        if !caps::login_allowed(&self.conn.config, self.conn.tls) {
             return Some(Completion::no("Plaintext login needs TLS").with(Code::PrivacyRequired));
         }
         self.phase = Phase::AuthPending { tag: tag.clone(), request: Some((user, password)) };
@@ -83,7 +83,7 @@ impl ImapSession {
         if !mechanism.eq_ignore_ascii_case("PLAIN") {
             return Some(Completion::no("Unsupported mechanism").with(Code::Cannot));
         }
-        if !self.conn.config.plaintext_login_allowed {
+        if !caps::login_allowed(&self.conn.config, self.conn.tls) {
             return Some(
                 Completion::no("Plaintext authentication needs TLS").with(Code::PrivacyRequired),
             );
