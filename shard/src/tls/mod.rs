@@ -41,7 +41,7 @@ mod sni;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
@@ -196,7 +196,11 @@ pub struct TlsConfigSet {
 pub struct TlsConfigs {
     settings: TlsSettings,
     provider: Arc<CryptoProvider>,
+    /// Held only to clone or swap the `Arc`: a shard accepting a connection never waits for
+    /// a reload's file reads.
     current: RwLock<Arc<TlsConfigSet>>,
+    /// Serialises reloads (their file reads happen outside `current`'s lock).
+    reloading: Mutex<()>,
     generation: AtomicU64,
     reloads_failed: AtomicU64,
 }
@@ -214,6 +218,7 @@ impl TlsConfigs {
             settings,
             provider,
             current: RwLock::new(Arc::new(set)),
+            reloading: Mutex::new(()),
             generation: AtomicU64::new(1),
             reloads_failed: AtomicU64::new(0),
         })
@@ -253,12 +258,13 @@ impl TlsConfigs {
     /// # Errors
     /// As [`TlsConfigs::load`].
     pub fn reload(&self) -> Result<u64, TlsError> {
-        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _reloading = self.reloading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let generation = self.generation.load(Ordering::SeqCst) + 1;
         let set = build(&self.settings, &self.provider, generation).inspect_err(|_| {
             self.reloads_failed.fetch_add(1, Ordering::SeqCst);
         })?;
-        *current = Arc::new(set);
+        let set = Arc::new(set);
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = set;
         self.generation.store(generation, Ordering::SeqCst);
         Ok(generation)
     }
