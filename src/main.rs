@@ -204,13 +204,11 @@ fn load_tls(file: &FileConfig, data_dir: &Path) -> anyhow::Result<Arc<TlsConfigs
         Ok(paths)
     })?;
     let configs = TlsConfigs::load(settings).context("loading the TLS certificates")?;
-    let settings = configs.settings();
     tracing::info!(
-        cert = %settings.default_certificate.cert.display(),
-        sni_certificates = settings.certificates.len(),
-        client_ca = ?settings.client_ca,
+        client_ca = ?configs.settings().client_ca,
         "TLS certificates loaded (SIGHUP reloads them)"
     );
+    tls::log_certificates(&configs.current());
     if let Some(made) = self_signed {
         let state = if made.created { "made now" } else { "made earlier" };
         println!(

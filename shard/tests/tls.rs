@@ -79,6 +79,47 @@ fn sni_picks_the_certificate_by_name_and_falls_back_to_the_default() {
 }
 
 #[test]
+fn each_load_describes_its_certificates_for_the_log() {
+    let site = site();
+    let configs = load(site.settings.clone());
+    let set = configs.current();
+    let summaries = &set.certificates;
+    assert_eq!(summaries.len(), 3);
+    let expected = [
+        (&site.settings.default_certificate, &site.default, &["mail.example.org", "localhost"][..]),
+        (&site.settings.certificates[0], &site.net, &["imap.example.net"][..]),
+        (&site.settings.certificates[1], &site.wildcard, &["*.example.com"][..]),
+    ];
+    for (summary, (paths, der, names)) in summaries.iter().zip(expected) {
+        assert_eq!(summary.path, paths.cert);
+        assert_eq!(summary.fingerprint, Fingerprint::of(der));
+        assert_eq!(summary.names, names);
+    }
+
+    // A certificate whose validity ends soon is reported as expiring.
+    let mut params = rcgen::CertificateParams::new(vec!["old.example.org".to_owned()]).expect("p");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let old = params.signed_by(&key, &site.ca.certificate, &site.ca.key).expect("signed");
+    let cert = write(site.dir.path(), "old.crt", &old.pem());
+    let key = write(site.dir.path(), "old.key", &key.serialize_pem());
+    let configs = load(TlsSettings::new(CertificatePaths { cert, key }));
+    let summary = &configs.current().certificates[0];
+    let end_of_2020 = 1_609_459_200;
+    assert_eq!(summary.not_after_unix, end_of_2020);
+    assert!(summary.expires_within(end_of_2020 - 10, 10));
+    assert!(!summary.expires_within(end_of_2020 - 11, 10));
+    assert!(!site_expires_within(&site, end_of_2020));
+}
+
+/// True if any certificate of the site's (valid until 4096) expires within a day of `now`.
+fn site_expires_within(site: &Site, now: i64) -> bool {
+    let configs = load(site.settings.clone());
+    configs.current().certificates.iter().any(|c| c.expires_within(now, 24 * 60 * 60))
+}
+
+#[test]
 fn imap_offers_alpn_imap_and_lmtp_none() {
     let site = site();
     let configs = load(site.settings.clone());

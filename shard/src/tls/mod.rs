@@ -182,6 +182,28 @@ pub enum TlsError {
     Signals(std::io::Error),
 }
 
+/// What was loaded from one certificate file: for the start-up and reload log lines, and for
+/// warning about a certificate that has expired or is about to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// The chain file.
+    pub path: PathBuf,
+    /// SHA-256 of the end-entity certificate.
+    pub fingerprint: Fingerprint,
+    /// Its DNS names (subjectAltName), in lower case: what SNI matches against.
+    pub names: Vec<String>,
+    /// End of its validity, in seconds since the Unix epoch.
+    pub not_after_unix: i64,
+}
+
+impl CertificateSummary {
+    /// True if the certificate is no longer valid `seconds` after `now_unix`.
+    #[must_use]
+    pub fn expires_within(&self, now_unix: i64, seconds: i64) -> bool {
+        self.not_after_unix <= now_unix.saturating_add(seconds)
+    }
+}
+
 /// The configurations built from one reading of the files.
 pub struct TlsConfigSet {
     /// For the IMAP listeners (implicit TLS and STARTTLS): ALPN `imap`.
@@ -190,6 +212,8 @@ pub struct TlsConfigSet {
     pub lmtp: Arc<ServerConfig>,
     /// Counts loads: 1 for the first, +1 per successful reload.
     pub generation: u64,
+    /// Every certificate loaded, the default first, then `[[tls.certificates]]` in order.
+    pub certificates: Vec<CertificateSummary>,
 }
 
 /// The process-wide TLS configuration, shared by every shard and swapped on reload.
@@ -306,6 +330,28 @@ impl fmt::Debug for TlsConfigs {
     }
 }
 
+/// A certificate that expires within this many seconds is logged as a warning at each load.
+pub const EXPIRY_WARNING_SECONDS: i64 = 14 * 24 * 60 * 60;
+
+/// Logs one line per certificate of `set` (file, names, fingerprint, expiry), as a warning
+/// for one that has expired or expires within [`EXPIRY_WARNING_SECONDS`].
+pub fn log_certificates(set: &TlsConfigSet) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+    for certificate in &set.certificates {
+        let path = certificate.path.display();
+        let names = certificate.names.join(",");
+        let fingerprint = certificate.fingerprint.to_string();
+        let days_left = (certificate.not_after_unix - now).div_euclid(24 * 60 * 60);
+        if certificate.expires_within(now, EXPIRY_WARNING_SECONDS) {
+            tracing::warn!(%path, names, fingerprint, days_left, "TLS certificate expires soon");
+        } else {
+            tracing::info!(%path, names, fingerprint, days_left, "TLS certificate");
+        }
+    }
+}
+
 /// rustls's ring provider: TLS 1.3 and 1.2 suites, X25519 / P-256 / P-384 key exchange.
 ///
 /// rustls 0.23.48 deprecated it because ring has no post-quantum key exchange; the provider
@@ -333,6 +379,7 @@ fn build(
         others.push(pem::load_certified_key(paths, provider)?);
     }
     let resolver = Arc::new(sni::SniResolver::new(default, others));
+    let certificates = resolver.summaries();
     let verifier = match &settings.client_ca {
         Some(path) => Some(client_verifier(path, provider)?),
         None => None,
@@ -351,7 +398,7 @@ fn build(
         config.alpn_protocols = alpn.map(|id| vec![id.to_vec()]).unwrap_or_default();
         Ok(Arc::new(config))
     };
-    Ok(TlsConfigSet { imap: make(Some(ALPN_IMAP))?, lmtp: make(None)?, generation })
+    Ok(TlsConfigSet { imap: make(Some(ALPN_IMAP))?, lmtp: make(None)?, generation, certificates })
 }
 
 /// A verifier that asks for a client certificate and accepts a connection without one.

@@ -59,8 +59,9 @@ pub(super) fn load_certified_key(
     provider: &CryptoProvider,
 ) -> Result<Entry, TlsError> {
     let chain = read_certificates(&paths.cert)?;
-    let names = super::sni::dns_names(&chain[0])
+    let (names, not_after_unix) = super::sni::describe(&chain[0])
         .map_err(|detail| TlsError::Certificate { path: paths.cert.clone(), detail })?;
+    let fingerprint = super::Fingerprint::of(chain[0].as_ref());
     let key = read_key(&paths.key)?;
     let key_error = |detail: String| TlsError::Key {
         path: paths.key.clone(),
@@ -86,5 +87,7 @@ pub(super) fn load_certified_key(
             });
         }
     }
-    Ok(Entry { key: Arc::new(certified), names })
+    let summary =
+        super::CertificateSummary { path: paths.cert.clone(), fingerprint, names, not_after_unix };
+    Ok(Entry { key: Arc::new(certified), summary })
 }

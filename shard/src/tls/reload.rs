@@ -43,6 +43,7 @@ pub fn reload_logged(configs: &TlsConfigs) {
     match configs.reload() {
         Ok(generation) => {
             tracing::info!(generation, "TLS certificates reloaded (SIGHUP)");
+            super::log_certificates(&configs.current());
         }
         Err(error) => {
             tracing::error!(

@@ -18,21 +18,23 @@ use x509_parser::extensions::GeneralName;
 /// One loaded certificate with the names it answers for (lower case).
 pub(super) struct Entry {
     pub(super) key: Arc<CertifiedKey>,
-    pub(super) names: Vec<String>,
+    pub(super) summary: super::CertificateSummary,
 }
 
-/// The DNS names of a certificate's subjectAltName extension, in lower case.
-pub(super) fn dns_names(certificate: &CertificateDer<'_>) -> Result<Vec<String>, String> {
+/// The DNS names of a certificate's subjectAltName extension (in lower case), and the end of
+/// its validity (seconds since the Unix epoch).
+pub(super) fn describe(certificate: &CertificateDer<'_>) -> Result<(Vec<String>, i64), String> {
     let (_, parsed) =
         x509_parser::parse_x509_certificate(certificate).map_err(|error| error.to_string())?;
+    let not_after = parsed.validity().not_after.timestamp();
     let Some(extension) = parsed.subject_alternative_name().map_err(|e| e.to_string())? else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), not_after));
     };
     let names = extension.value.general_names.iter().filter_map(|name| match name {
         GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
         _ => None,
     });
-    Ok(names.collect())
+    Ok((names.collect(), not_after))
 }
 
 /// True if the certificate name `pattern` (lower case) covers the SNI `name`.
@@ -53,6 +55,11 @@ pub(super) struct SniResolver {
 }
 
 impl SniResolver {
+    /// The summaries of every certificate, the default first.
+    pub(super) fn summaries(&self) -> Vec<super::CertificateSummary> {
+        self.entries.iter().map(|entry| entry.summary.clone()).collect()
+    }
+
     pub(super) fn new(default: Entry, others: Vec<Entry>) -> SniResolver {
         let mut entries = Vec::with_capacity(others.len() + 1);
         entries.push(default);
@@ -66,14 +73,13 @@ impl SniResolver {
         let Some(name) = name else {
             return default;
         };
-        let exact = self
-            .entries
-            .iter()
-            .find(|entry| entry.names.iter().any(|pattern| pattern.eq_ignore_ascii_case(name)));
+        let exact = self.entries.iter().find(|entry| {
+            entry.summary.names.iter().any(|pattern| pattern.eq_ignore_ascii_case(name))
+        });
         let chosen = exact.or_else(|| {
-            self.entries
-                .iter()
-                .find(|entry| entry.names.iter().any(|pattern| wildcard_covers(pattern, name)))
+            self.entries.iter().find(|entry| {
+                entry.summary.names.iter().any(|pattern| wildcard_covers(pattern, name))
+            })
         });
         chosen.map_or(default, |entry| &entry.key)
     }
@@ -87,7 +93,8 @@ impl ResolvesServerCert for SniResolver {
 
 impl fmt::Debug for SniResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&[String]> = self.entries.iter().map(|entry| &entry.names[..]).collect();
+        let names: Vec<&[String]> =
+            self.entries.iter().map(|entry| &entry.summary.names[..]).collect();
         f.debug_struct("SniResolver").field("names", &names).finish()
     }
 }
