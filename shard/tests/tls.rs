@@ -174,6 +174,59 @@ fn tls_1_2_and_1_3_both_handshake_and_resume_from_a_ticket() {
     }
 }
 
+/// A TLS 1.2 ClientHello (one ECDHE-ECDSA suite, X25519, ecdsa_secp256r1_sha256, no SNI),
+/// with or without the extended master secret extension: rustls's client always sends it.
+fn tls12_client_hello(extended_master_secret: bool) -> Vec<u8> {
+    let mut extensions = vec![0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d]; // groups: x25519
+    extensions.extend([0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]); // point formats: uncompressed
+    extensions.extend([0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03]); // ecdsa P-256 SHA-256
+    if extended_master_secret {
+        extensions.extend([0x00, 0x17, 0x00, 0x00]);
+    }
+    let mut body = vec![0x03, 0x03];
+    body.extend([0x5a; 32]); // random
+    body.push(0); // no session id
+    body.extend([0x00, 0x02, 0xc0, 0x2b]); // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    body.extend([0x01, 0x00]); // null compression
+    body.extend(u16::try_from(extensions.len()).expect("small").to_be_bytes());
+    body.extend(extensions);
+    let length = u32::try_from(body.len()).expect("small").to_be_bytes();
+    let mut handshake = vec![0x01, length[1], length[2], length[3]]; // ClientHello
+    handshake.extend(body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend(u16::try_from(handshake.len()).expect("small").to_be_bytes());
+    record.extend(handshake);
+    record
+}
+
+#[test]
+fn tls_1_2_without_the_extended_master_secret_is_refused() {
+    let site = site();
+    let configs = load(site.settings.clone());
+    for (server, protocol) in [(configs.imap(), "IMAP"), (configs.lmtp(), "LMTP")] {
+        for extended_master_secret in [true, false] {
+            let mut connection = rustls::ServerConnection::new(server.clone()).expect("server");
+            let hello = tls12_client_hello(extended_master_secret);
+            connection.read_tls(&mut &hello[..]).expect("from memory");
+            let result = connection.process_new_packets();
+            if extended_master_secret {
+                result.expect("a TLS 1.2 hello with EMS is answered");
+                assert_eq!(connection.protocol_version(), Some(ProtocolVersion::TLSv1_2));
+                assert!(connection.wants_write(), "{protocol}: ServerHello expected");
+            } else {
+                let error = result.expect_err("EMS is required");
+                assert_eq!(
+                    error,
+                    rustls::Error::PeerIncompatible(
+                        rustls::PeerIncompatible::ExtendedMasterSecretExtensionRequired
+                    ),
+                    "{protocol}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_ticket_from_another_server_process_gives_a_full_handshake() {
     let site = site();

@@ -10,7 +10,7 @@
 //!  [tls] cert/key, [[tls.certificates]], client_ca      (or DATA_DIR/tls/selfsigned.*)
 //!        │  read PEM (bounded), parse keys (PKCS#8, PKCS#1, SEC1), check key matches cert
 //!        ▼
-//!  TlsConfigSet { imap, lmtp }  ── one SNI resolver (sni.rs), one ticketer, one verifier
+//!  TlsConfigSet { imap, lmtp }  ── one SNI resolver (sni.rs), a ticketer each, one verifier
 //!        │  RwLock<Arc<..>>: readers clone the Arc; a reload swaps it whole
 //!        ▼
 //!  TlsConfigs::imap() / lmtp() at accept ── SIGHUP: load again; on error keep the old set
@@ -27,6 +27,10 @@
 //!   the new certificate, instead of the old one living on in tickets for 12 more hours.
 //! - **SNI**: a name picks the certificate whose DNS names match it (exact names first, then
 //!   one-label wildcards); no name, or no match, gets the default certificate (`[tls] cert`).
+//! - **TLS 1.2 only with the extended master secret** (RFC 7627): without it a TLS 1.2
+//!   session's keying material can be the same on two connections (the triple handshake), so
+//!   `tls-exporter` channel binding (RFC 9266, for SCRAM-PLUS) would bind nothing. Every TLS
+//!   1.2 client of the last decade offers it; TLS 1.3 has it built in.
 //! - **Client certificates** are asked for, never required, when `client_ca` is set; a
 //!   certificate that does not verify against that CA fails the handshake (rustls cannot
 //!   accept and ignore it). [`TlsConfigs::client_user`] maps a verified one to a user.
@@ -396,6 +400,7 @@ fn build(
         config.ticketer = rustls::crypto::ring::Ticketer::new()?;
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.alpn_protocols = alpn.map(|id| vec![id.to_vec()]).unwrap_or_default();
+        config.require_ems = true;
         Ok(Arc::new(config))
     };
     Ok(TlsConfigSet { imap: make(Some(ALPN_IMAP))?, lmtp: make(None)?, generation, certificates })
