@@ -19,7 +19,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, AbuseServer, free_port, write_config
+from harness import BIN, AbuseServer, free_port, run_cli, write_config
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FINGERPRINT = re.compile(r"SHA-256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})")
@@ -181,6 +181,18 @@ class TlsConfig(unittest.TestCase):
             )
             self.assertNotEqual(result.returncode, 0, text)
             self.assertIn(expected, plain(result.stderr), text)
+
+    def test_imaps_flags_are_documented_and_exclusive(self):
+        help_text = run_cli("serve", "--help").stdout
+        self.assertIn("--imaps-listen", help_text)
+        self.assertIn("--no-imaps", help_text)
+        both = run_cli(
+            "serve", "--data-dir", os.path.join(self.tmp, "data"), "--no-imaps",
+            "--imaps-listen", f"127.0.0.1:{free_port()}", check=False,
+        )
+        self.assertNotEqual(both.returncode, 0)
+        self.assertIn("cannot be used with", both.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "data")))
 
 
 if __name__ == "__main__":

@@ -481,6 +481,13 @@ fn the_self_signed_certificate_is_made_once_and_reused() {
     assert!(third.created);
     assert_ne!(third.fingerprint, first.fingerprint);
 
+    // A certificate whose key is gone is replaced with a new pair, too.
+    std::fs::remove_file(&third.paths.key).expect("remove");
+    let fourth = selfsigned::ensure(data.path()).expect("remade");
+    assert!(fourth.created);
+    assert_ne!(fourth.fingerprint, third.fingerprint);
+    let third = fourth;
+
     // Files that are there but broken are not overwritten: the error names them.
     std::fs::write(&third.paths.cert, "edited by hand\n").expect("write");
     let error = selfsigned::ensure(data.path()).expect_err("broken");

@@ -8,7 +8,8 @@
 //!
 //! Written crash-safely: each file goes to a `.tmp` sibling, is fsynced and renamed, the key
 //! before the certificate, then the directory is fsynced. A crash between the renames leaves a
-//! key without a certificate, and a start that finds either file missing makes a new pair.
+//! key without a certificate, and a start that finds either file missing makes a new pair
+//! (removing a certificate left without its key first, so no crash pairs it with a new key).
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
@@ -98,6 +99,9 @@ pub fn ensure(data_dir: &Path) -> Result<SelfSigned, TlsError> {
     let created = !(paths.cert.exists() && paths.key.exists());
     if created {
         let (cert_pem, key_pem) = generate()?;
+        // A certificate whose key is gone goes first: a crash below must not leave it beside
+        // the new key (a pair that does not match), only a key without a certificate.
+        remove_if_present(&paths.cert)?;
         write_atomically(&paths.key, key_pem.as_bytes(), 0o600)?;
         write_atomically(&paths.cert, cert_pem.as_bytes(), 0o644)?;
         File::open(&dir).and_then(|d| d.sync_all()).map_err(|error| write_error(&dir, &error))?;
@@ -146,11 +150,7 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
     // A leftover from a crash may have other permissions: start from nothing.
-    match fs::remove_file(&temporary) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(write_error(&temporary, &error)),
-    }
+    remove_if_present(&temporary)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -161,6 +161,14 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError
         .and_then(|()| file.sync_all())
         .map_err(|error| write_error(&temporary, &error))?;
     fs::rename(&temporary, path).map_err(|error| write_error(path, &error))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), TlsError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(write_error(path, &error)),
+    }
 }
 
 fn write_error(path: &Path, error: &std::io::Error) -> TlsError {
