@@ -435,6 +435,20 @@ fn bad_files_are_named_in_the_error() {
     settings.client_ca = Some(garbage.clone());
     let error = TlsConfigs::load(settings).expect_err("bad client CA");
     assert!(error.to_string().contains(&garbage.display().to_string()), "{error}");
+    // More certificates than the bound: refused before any is read.
+    let mut settings = site.settings.clone();
+    settings.certificates = vec![good.clone(); skua_shard::tls::CERTIFICATES_MAX];
+    let error = TlsConfigs::load(settings).expect_err("too many");
+    assert!(
+        matches!(error, TlsError::TooManyCertificates { count } if count == skua_shard::tls::CERTIFICATES_MAX + 1),
+        "{error}"
+    );
+    let mut settings = site.settings.clone();
+    settings.certificates = vec![good.clone(); skua_shard::tls::CERTIFICATES_MAX - 1];
+    assert_eq!(
+        TlsConfigs::load(settings).expect("at the bound").current().certificates.len(),
+        skua_shard::tls::CERTIFICATES_MAX
+    );
     // Too large to be a certificate file: refused before parsing.
     let huge = dir.join("huge.pem");
     let file = std::fs::File::create(&huge).expect("create");
