@@ -21,7 +21,19 @@
 //!
 //! [imap]
 //! listen = ["127.0.0.1:1143"]
+//! tls_listen = ["127.0.0.1:1993"]  # implicit TLS (IMAPS); [] serves none
 //! plaintext_auth = "loopback"      # "loopback" | "always"
+//! require_tls = false              # true: before TLS only STARTTLS, CAPABILITY, LOGOUT
+//!
+//! [tls]                            # absent: a self-signed certificate in DATA_DIR/tls
+//! cert = "/etc/skua/mail.example.org.crt" # chain, end-entity first (PEM)
+//! key = "/etc/skua/mail.example.org.key"  # PKCS#8, RSA (PKCS#1) or EC (SEC1) PEM
+//! client_ca = "/etc/skua/users-ca.pem"    # ask for client certificates (SASL EXTERNAL)
+//! client_cert_user = "cn"          # "cn" | "email" | "dns": the field naming the user
+//!
+//! [[tls.certificates]]             # more certificates, chosen by SNI (their DNS names)
+//! cert = "/etc/skua/imap.example.net.crt"
+//! key = "/etc/skua/imap.example.net.key"
 //!
 //! [lmtp]
 //! listen = ["127.0.0.1:2424"]
@@ -29,6 +41,9 @@
 //! connections_per_shard = 256      # LMTP's own budget, carved out of connections_per_shard
 //!                                  # (at most half of it); IMAP gets the rest
 //! ```
+//!
+//! The `[tls]` files are read at start-up (an error names the file) and again on SIGHUP
+//! (a failed reload keeps the certificates loaded before).
 //!
 //! Every per-connection budget refuses politely: `* BYE [LIMIT]` (IMAP) or `421 4.7.0` (LMTP)
 //! and close; a deadline ends the connection with `* BYE` / `421 4.4.2` naming the reason.
@@ -42,9 +57,12 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 use skua_shard::ServerConfig;
+use skua_shard::tls::{CertificatePaths, ClientCertField, TlsSettings};
 
 /// Default IMAP listen address: loopback, unprivileged.
 pub const IMAP_LISTEN_DEFAULT: &str = "127.0.0.1:1143";
+/// Default implicit-TLS IMAP listen address: loopback, unprivileged (993 needs root).
+pub const IMAPS_LISTEN_DEFAULT: &str = "127.0.0.1:1993";
 /// Default LMTP listen address: loopback, unprivileged.
 pub const LMTP_LISTEN_DEFAULT: &str = "127.0.0.1:2424";
 /// Default data directory, relative to the working directory.
@@ -81,6 +99,36 @@ pub struct FileConfig {
     /// Admission limits and deadlines.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// Certificates.
+    #[serde(default)]
+    pub tls: TlsSection,
+}
+
+/// `[tls]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The default certificate chain (PEM); with `key`, or neither (self-signed).
+    pub cert: Option<PathBuf>,
+    /// The default certificate's private key (PEM).
+    pub key: Option<PathBuf>,
+    /// Further certificates, chosen by SNI.
+    #[serde(default)]
+    pub certificates: Vec<CertificateEntry>,
+    /// CA certificates that client certificates are verified against.
+    pub client_ca: Option<PathBuf>,
+    /// `"cn"` (default), `"email"` or `"dns"`.
+    pub client_cert_user: Option<String>,
+}
+
+/// `[[tls.certificates]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateEntry {
+    /// Chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
 }
 
 /// `[limits]`
@@ -105,8 +153,12 @@ pub struct LimitsSection {
 pub struct ImapSection {
     /// Listen addresses.
     pub listen: Option<Vec<SocketAddr>>,
+    /// Implicit-TLS listen addresses; `[]` turns IMAPS off.
+    pub tls_listen: Option<Vec<SocketAddr>>,
     /// `"loopback"` (default) or `"always"`.
     pub plaintext_auth: Option<String>,
+    /// Refuse everything but STARTTLS, CAPABILITY and LOGOUT before TLS.
+    pub require_tls: Option<bool>,
 }
 
 /// `[lmtp]`
@@ -147,6 +199,47 @@ impl FileConfig {
     #[must_use]
     pub fn passwd_file(&self, data_dir: &Path) -> PathBuf {
         self.passwd_file.clone().unwrap_or_else(|| data_dir.join("passwd"))
+    }
+
+    /// The TLS files to load: `[tls]`'s, with the certificate `self_signed` gives (made or
+    /// found in the data dir) when `[tls]` names no default one. The second value is true
+    /// when `self_signed` was used.
+    ///
+    /// # Errors
+    /// `cert` without `key` (or the reverse), an unknown `client_cert_user`, or
+    /// `client_cert_user` without `client_ca`; `self_signed`'s error.
+    pub fn tls_settings(
+        &self,
+        self_signed: impl FnOnce() -> anyhow::Result<CertificatePaths>,
+    ) -> anyhow::Result<(TlsSettings, bool)> {
+        let tls = &self.tls;
+        let (default_certificate, is_self_signed) = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => {
+                (CertificatePaths { cert: cert.clone(), key: key.clone() }, false)
+            }
+            (None, None) => (self_signed()?, true),
+            (Some(_), None) => anyhow::bail!("tls.cert is set but tls.key is not"),
+            (None, Some(_)) => anyhow::bail!("tls.key is set but tls.cert is not"),
+        };
+        let client_cert_user = match tls.client_cert_user.as_deref() {
+            None => ClientCertField::CommonName,
+            Some(_) if tls.client_ca.is_none() => {
+                anyhow::bail!("tls.client_cert_user needs tls.client_ca")
+            }
+            Some(text) => text.parse().map_err(|e: String| anyhow::anyhow!("tls.{e}"))?,
+        };
+        let certificates = tls
+            .certificates
+            .iter()
+            .map(|entry| CertificatePaths { cert: entry.cert.clone(), key: entry.key.clone() })
+            .collect();
+        let settings = TlsSettings {
+            default_certificate,
+            certificates,
+            client_ca: tls.client_ca.clone(),
+            client_cert_user,
+        };
+        Ok((settings, is_self_signed))
     }
 
     /// Sets the admission limits and deadlines of `[limits]` and `[lmtp]` on `config`; what
@@ -228,6 +321,64 @@ mod tests {
         assert_eq!(defaults.command_deadline, Duration::from_secs(300));
         assert_eq!(defaults.refusal_log_interval, Duration::from_secs(60));
         assert_eq!(defaults.lmtp_connections_per_shard_max, 256);
+    }
+
+    fn never_self_signed() -> anyhow::Result<CertificatePaths> {
+        panic!("a configured certificate needs no self-signed one")
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_file_or_the_self_signed_default() {
+        let text = "[imap]\n\
+                    tls_listen = []\n\
+                    require_tls = true\n\
+                    [tls]\n\
+                    cert = \"a.crt\"\n\
+                    key = \"a.key\"\n\
+                    client_ca = \"ca.pem\"\n\
+                    client_cert_user = \"email\"\n\
+                    [[tls.certificates]]\n\
+                    cert = \"b.crt\"\n\
+                    key = \"b.key\"\n";
+        let file: FileConfig = toml::from_str(text).expect("parses");
+        assert_eq!(file.imap.tls_listen, Some(vec![]));
+        assert_eq!(file.imap.require_tls, Some(true));
+        let (settings, self_signed) = file.tls_settings(never_self_signed).expect("valid");
+        assert!(!self_signed);
+        assert_eq!(settings.default_certificate.cert, PathBuf::from("a.crt"));
+        assert_eq!(settings.default_certificate.key, PathBuf::from("a.key"));
+        assert_eq!(settings.certificates.len(), 1);
+        assert_eq!(settings.certificates[0].cert, PathBuf::from("b.crt"));
+        assert_eq!(settings.client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(settings.client_cert_user, ClientCertField::Email);
+
+        let made = CertificatePaths { cert: "s.crt".into(), key: "s.key".into() };
+        let (settings, self_signed) =
+            FileConfig::default().tls_settings(|| Ok(made.clone())).expect("default");
+        assert!(self_signed);
+        assert_eq!(settings.default_certificate, made);
+        assert_eq!(settings.client_ca, None);
+    }
+
+    #[test]
+    fn half_tls_configurations_are_refused() {
+        for (text, expected) in [
+            ("[tls]\ncert = \"a.crt\"\n", "tls.key is not"),
+            ("[tls]\nkey = \"a.key\"\n", "tls.cert is not"),
+            (
+                "[tls]\ncert = \"a\"\nkey = \"b\"\nclient_cert_user = \"cn\"\n",
+                "needs tls.client_ca",
+            ),
+            (
+                "[tls]\ncert = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\nclient_cert_user = \"uid\"\n",
+                "uid",
+            ),
+        ] {
+            let file: FileConfig = toml::from_str(text).expect("parses");
+            let error = file.tls_settings(never_self_signed).expect_err(text);
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+        assert!(toml::from_str::<FileConfig>("[tls]\ncertificate = \"a\"\n").is_err());
     }
 
     #[test]

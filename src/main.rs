@@ -4,13 +4,15 @@ mod config;
 mod users;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use skua_core::lock::{DataDirLock, LockError};
+use skua_shard::tls::{self, SelfSigned, TlsConfigs};
 
 use crate::config::FileConfig;
 
@@ -61,6 +63,12 @@ struct ServeArgs {
     /// IMAP listen address (repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
     imap_listen: Vec<SocketAddr>,
+    /// Implicit-TLS IMAP listen address (repeatable; default 127.0.0.1:1993).
+    #[arg(long, value_name = "ADDR:PORT")]
+    imaps_listen: Vec<SocketAddr>,
+    /// Serve no implicit-TLS IMAP listener (STARTTLS stays available).
+    #[arg(long, conflicts_with = "imaps_listen")]
+    no_imaps: bool,
     /// LMTP listen address (repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
     lmtp_listen: Vec<SocketAddr>,
@@ -141,7 +149,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let passwd_file = file.passwd_file(&data_dir);
     let imap_listen = pick(args.imap_listen, file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
     let lmtp_listen = pick(args.lmtp_listen, file.lmtp.listen.clone(), config::LMTP_LISTEN_DEFAULT);
+    let imap_tls_listen = if args.no_imaps {
+        Vec::new()
+    } else {
+        pick(args.imaps_listen, file.imap.tls_listen.clone(), config::IMAPS_LISTEN_DEFAULT)
+    };
     users::ensure_demo_user(&passwd_file, &imap_listen, &lmtp_listen)?;
+    let tls = load_tls(&file, &data_dir)?;
+    // Kept until `serve` returns: SIGHUP re-reads the certificate files meanwhile.
+    let _reloader = tls::reload::reload_on_hangup(tls.clone())?;
     let shards = match args.shards.or(file.shards) {
         None | Some(0) => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         Some(n) => n,
@@ -157,6 +173,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         passwd_path: passwd_file,
         imap_listen,
         lmtp_listen,
+        imap_tls_listen,
+        tls: Some(tls),
+        require_tls: file.imap.require_tls.unwrap_or(false),
         shards,
         io_memory_bytes: file.io_memory_bytes.unwrap_or(config::IO_MEMORY_BYTES_DEFAULT),
         hostname: file.hostname.clone().unwrap_or_else(|| "localhost".to_owned()),
@@ -172,6 +191,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     file.apply_limits(&mut config)?;
     skua_shard::run(config).context("server failed")
+}
+
+/// Loads the `[tls]` certificates, or the self-signed one in the data dir (made on the first
+/// start), and prints the self-signed one's fingerprint for clients to pin.
+fn load_tls(file: &FileConfig, data_dir: &Path) -> anyhow::Result<Arc<TlsConfigs>> {
+    let mut self_signed: Option<SelfSigned> = None;
+    let (settings, _) = file.tls_settings(|| {
+        let made = tls::selfsigned::ensure(data_dir)?;
+        let paths = made.paths.clone();
+        self_signed = Some(made);
+        Ok(paths)
+    })?;
+    let configs = TlsConfigs::load(settings).context("loading the TLS certificates")?;
+    tracing::info!(
+        client_ca = ?configs.settings().client_ca,
+        "TLS certificates loaded (SIGHUP reloads them)"
+    );
+    tls::log_certificates(&configs.current());
+    if let Some(made) = self_signed {
+        let state = if made.created { "made now" } else { "made earlier" };
+        println!(
+            "skua: TLS certificate {} (self-signed for localhost, 127.0.0.1, ::1; {state})",
+            made.paths.cert.display()
+        );
+        println!("  SHA-256 fingerprint {}", made.fingerprint);
+    }
+    Ok(Arc::new(configs))
 }
 
 /// `skua reconstruct`: refuses a data dir a running server holds (it rewrites the indexes the

@@ -5,7 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::tls::TlsConfigs;
 
 /// The whole runtime configuration.
 #[derive(Clone, Debug)]
@@ -18,6 +21,14 @@ pub struct ServerConfig {
     pub imap_listen: Vec<SocketAddr>,
     /// LMTP listen addresses; every shard listens on each (SO_REUSEPORT).
     pub lmtp_listen: Vec<SocketAddr>,
+    /// Implicit-TLS IMAP listen addresses (`--imaps-listen`, `[imap] tls_listen`); empty: none.
+    /// Needs [`ServerConfig::tls`].
+    pub imap_tls_listen: Vec<SocketAddr>,
+    /// The certificates and rustls configurations for TLS (implicit and STARTTLS), swapped
+    /// on SIGHUP; `None`: no TLS at all (tests that do not need it).
+    pub tls: Option<Arc<TlsConfigs>>,
+    /// `[imap] require_tls`: before TLS, IMAP answers only STARTTLS, CAPABILITY and LOGOUT.
+    pub require_tls: bool,
     /// Number of shards; 0 means one per CPU this process may run on.
     pub shards: usize,
     /// Pin shard `i` to the `i`-th allowed CPU (wrapping when there are more shards than CPUs).
@@ -95,6 +106,11 @@ impl Default for ServerConfig {
             passwd_path: PathBuf::from("skua-data/passwd"),
             imap_listen: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
             lmtp_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2424))],
+            // The CLI's built-in config listens on 127.0.0.1:1993; the library default starts
+            // no TLS listener, so tests that set only the plain ports bind nothing else.
+            imap_tls_listen: Vec::new(),
+            tls: None,
+            require_tls: false,
             shards: 0,
             pin_to_cores: true,
             io_memory_bytes: 512 * 1024,

@@ -44,6 +44,7 @@ mod shard;
 pub mod shutdown;
 #[cfg(test)]
 mod testutil;
+pub mod tls;
 pub mod tracker;
 mod users;
 
