@@ -40,8 +40,11 @@ mod edit;
 mod error;
 mod file;
 mod hash;
+pub mod jwt;
 pub mod limits;
+pub mod master;
 pub mod scheme;
+pub mod scram;
 mod secret;
 
 pub use edit::{add_user, delete_user, list_users, set_password};
@@ -58,6 +61,7 @@ pub const DEFAULT_SCHEME: Scheme = Scheme::Sha512Crypt;
 use file::{Line, name_key, parse_line, strip_line_ending};
 use limits::PASSWD_FILE_BYTES_MAX;
 use scheme::Credential;
+use scram::{ScramAlgorithm, ScramKeys};
 
 /// One user from the passwd-file.
 #[derive(Clone)]
@@ -80,6 +84,17 @@ impl UserEntry {
     #[must_use]
     pub fn scheme(&self) -> Option<Scheme> {
         self.credential.scheme()
+    }
+
+    /// The user's SCRAM keys for `algorithm`, when the stored credential is SCRAM keys of that
+    /// hash (a SCRAM-SHA-256 line serves SCRAM-SHA-256(-PLUS) only; any other scheme, no
+    /// SCRAM at all, as the server cannot derive keys without the password).
+    #[must_use]
+    pub fn scram_keys(&self, algorithm: ScramAlgorithm) -> Option<&ScramKeys> {
+        match &self.credential {
+            Credential::Scram(keys) if keys.algorithm() == algorithm => Some(keys),
+            _ => None,
+        }
     }
 
     /// True when `password` is this user's password.
