@@ -115,7 +115,11 @@ impl Scram {
             HostAnswer::Unavailable => return Step::fail(FailureReason::Unavailable),
             HostAnswer::Accepted { .. } | HostAnswer::Refused(_) => return out_of_order(),
         };
-        let nonce = format!("{}{}", first.client_nonce, STANDARD.encode(context.server_nonce));
+        if !valid_nonce(&context.server_nonce) {
+            debug_assert!(false, "the host's server nonce is not SCRAM printable");
+            return Step::fail(FailureReason::OutOfOrder);
+        }
+        let nonce = format!("{}{}", first.client_nonce, context.server_nonce);
         let server_first =
             format!("r={nonce},s={},i={}", STANDARD.encode(keys.salt()), keys.iterations());
         let challenge = server_first.clone().into_bytes();
@@ -221,8 +225,7 @@ fn client_final(message: &[u8], sent: &Sent, context: &Context) -> Result<Step, 
     let binding =
         STANDARD.decode(binding).map_err(|_| FailureReason::Malformed("SCRAM c= base64"))?;
     let proof = STANDARD.decode(proof).map_err(|_| FailureReason::Malformed("SCRAM p= base64"))?;
-    let expected_nonce =
-        format!("{}{}", sent.first.client_nonce, STANDARD.encode(context.server_nonce));
+    let expected_nonce = format!("{}{}", sent.first.client_nonce, context.server_nonce);
     if nonce != expected_nonce {
         return Err(FailureReason::NonceMismatch);
     }

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use skua_core::users::Secret;
 use skua_core::users::scram::{ScramAlgorithm, ScramKeys};
 
@@ -115,9 +118,10 @@ pub enum SuccessData {
 /// session.
 #[derive(Clone, Debug)]
 pub struct Context {
-    /// Random bytes from the host's CSPRNG, one set per exchange: SCRAM's server nonce is
-    /// their base64. The exchange reads no randomness itself, so tests replay exactly.
-    pub server_nonce: [u8; SERVER_NONCE_BYTES],
+    /// SCRAM's server nonce part: printable ASCII without `,` (RFC 5802 `printable`), fresh
+    /// per exchange. [`Context::new`] makes it the base64 of random bytes the host drew from
+    /// its CSPRNG; the exchange reads no randomness itself, so tests replay exactly.
+    pub server_nonce: String,
     /// The server secret unknown SCRAM users' fake salts are derived from
     /// ([`ScramKeys::fake`]); the same across restarts keeps fakes stable.
     pub fake_secret: Secret<Vec<u8>>,
@@ -139,9 +143,9 @@ impl Context {
     /// A context without TLS: no channel binding, no `-PLUS` advertised, success data as a
     /// challenge.
     #[must_use]
-    pub fn new(server_nonce: [u8; SERVER_NONCE_BYTES], fake_secret: Secret<Vec<u8>>) -> Context {
+    pub fn new(random: [u8; SERVER_NONCE_BYTES], fake_secret: Secret<Vec<u8>>) -> Context {
         Context {
-            server_nonce,
+            server_nonce: STANDARD.encode(random),
             fake_secret,
             tls_exporter: None,
             plus_advertised: false,
