@@ -371,6 +371,16 @@ fn a_final_message_that_changes_the_header_fails_the_binding_check() {
     let tampered = honest.replacen("c=biws", &format!("c={}", STANDARD.encode("y,,")), 1);
     let reason = failure(exchange.respond(tampered.as_bytes()));
     assert_eq!(reason, FailureReason::ChannelBinding("c= does not match this connection"));
+    // The right header with binding data after it, on a mechanism without binding.
+    let mut exchange = Exchange::start(Mechanism::ScramSha256, tls_context());
+    let mut client = ScramClient::new(Hash::Sha256, "alice", "pencil", Binding::None);
+    let request = exchange.begin(Some(&client.first()));
+    let server_first = challenge(exchange.answer(host.answer(&request).unwrap()));
+    let honest = String::from_utf8(client.final_message(&server_first)).unwrap();
+    let with_data = [&b"n,,"[..], EXPORTER].concat();
+    let tampered = honest.replacen("c=biws", &format!("c={}", STANDARD.encode(with_data)), 1);
+    let reason = failure(exchange.respond(tampered.as_bytes()));
+    assert_eq!(reason, FailureReason::ChannelBinding("c= does not match this connection"));
 }
 
 #[test]
