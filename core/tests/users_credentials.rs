@@ -66,6 +66,9 @@ fn a_non_scram_user_has_no_scram_keys() {
 const USERS: &[u8] = b"alice:{PLAIN}alice-pw\nbob:{PLAIN}bob-pw\n";
 const MASTERS: &[u8] = b"Support:{PLAIN}master-pw\n";
 
+/// authcid, authzid, password, expected outcome.
+type Case = (&'static str, Option<&'static str>, &'static str, Result<LoginIdentity, LoginRefusal>);
+
 fn identity(user: &str, authenticated_as: &str, master: bool) -> LoginIdentity {
     LoginIdentity { user: user.into(), authenticated_as: authenticated_as.into(), master }
 }
@@ -76,7 +79,7 @@ fn master_users_log_in_as_anyone_with_one_verification_each() {
     let masters = UserDb::parse(MASTERS, "masters");
     let logins = Logins { users: &users, masters: Some(&masters) };
     let checks = || users.verifications() + masters.verifications();
-    let cases: [(&str, Option<&str>, &str, Result<LoginIdentity, LoginRefusal>); 11] = [
+    let cases: [Case; 11] = [
         ("alice", None, "alice-pw", Ok(identity("alice", "alice", false))),
         ("ALICE", Some("alice"), "alice-pw", Ok(identity("alice", "alice", false))),
         ("alice", None, "master-pw", Err(LoginRefusal::BadCredentials)),

@@ -112,7 +112,7 @@ impl Exchange {
     pub fn start(mechanism: Mechanism, context: Context) -> Exchange {
         let state = match mechanism {
             Mechanism::Plain => State::Plain(Plain::AwaitMessage),
-            Mechanism::Login => State::Login(Login::AwaitUser),
+            Mechanism::Login => State::Login(Login::User),
             Mechanism::External => State::External(External::AwaitMessage),
             Mechanism::OAuthBearer => State::OAuth(OAuth::AwaitMessage(Flavor::OAuthBearer)),
             Mechanism::XOAuth2 => State::OAuth(OAuth::AwaitMessage(Flavor::XOAuth2)),

@@ -110,9 +110,12 @@ impl Plain {
 /// LOGIN's state.
 #[derive(Debug)]
 pub(super) enum Login {
-    AwaitUser,
-    AwaitPassword(String),
-    AwaitVerdict(Pending),
+    /// Waiting for the user name.
+    User,
+    /// Waiting for the password of this user.
+    Password(String),
+    /// Waiting for the host's verdict.
+    Verdict(Pending),
 }
 
 impl Login {
@@ -125,16 +128,16 @@ impl Login {
     }
 
     pub(super) fn respond(&mut self, data: &[u8]) -> Step {
-        match std::mem::replace(self, Login::AwaitUser) {
-            Login::AwaitUser => match identity(data, "LOGIN user name") {
+        match std::mem::replace(self, Login::User) {
+            Login::User => match identity(data, "LOGIN user name") {
                 Ok(user) if !user.is_empty() => {
-                    *self = Login::AwaitPassword(user);
+                    *self = Login::Password(user);
                     Step::Challenge(PASSWORD_PROMPT.to_vec())
                 }
                 Ok(_) => Step::malformed("LOGIN user name (empty)"),
                 Err(step) => step,
             },
-            Login::AwaitPassword(authcid) => {
+            Login::Password(authcid) => {
                 let password = Secret::new(data.to_vec());
                 if password.expose().is_empty() || password.expose().contains(&0) {
                     return Step::malformed("LOGIN password");
@@ -143,16 +146,16 @@ impl Login {
                     return Step::malformed("LOGIN password (not UTF-8)");
                 };
                 let password = Secret::new(password);
-                *self = Login::AwaitVerdict(Pending { authcid: authcid.clone(), authzid: None });
+                *self = Login::Verdict(Pending { authcid: authcid.clone(), authzid: None });
                 Step::VerifyPassword { authcid, authzid: None, password }
             }
-            Login::AwaitVerdict(_) => out_of_order(),
+            Login::Verdict(_) => out_of_order(),
         }
     }
 
     pub(super) fn answer(&mut self, answer: HostAnswer) -> Step {
-        match std::mem::replace(self, Login::AwaitUser) {
-            Login::AwaitVerdict(pending) => pending.verdict(answer),
+        match std::mem::replace(self, Login::User) {
+            Login::Verdict(pending) => pending.verdict(answer),
             _ => out_of_order(),
         }
     }
