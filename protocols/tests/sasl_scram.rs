@@ -492,3 +492,15 @@ fn cancelling_ends_the_exchange() {
     assert_eq!(exchange.cancel().reason, FailureReason::Cancelled);
     assert!(exchange.is_finished());
 }
+
+#[test]
+fn unknown_users_pretend_to_have_the_iteration_count_the_host_names() {
+    let (users, _) = users();
+    let mut host = Host::new(Logins::new(&users));
+    let mut context = context();
+    context.scram_fake_iterations = std::num::NonZeroU32::new(10_000).unwrap();
+    let mut exchange = Exchange::start(Mechanism::ScramSha256, context);
+    let request = exchange.begin(Some(b"n,,n=nobody,r=abc"));
+    let server_first = challenge(exchange.answer(host.answer(&request).unwrap()));
+    assert!(server_first.ends_with(b",i=10000"), "{}", String::from_utf8_lossy(&server_first));
+}

@@ -178,11 +178,17 @@ impl ScramKeys {
     }
 
     /// Keys for a user who does not exist (or cannot use SCRAM): salt derived from `secret`
-    /// and `name` (the same on every attempt), [`SCRAM_ITERATIONS_DEFAULT`] iterations, and
-    /// random keys no proof can match. Cheap (two HMACs), so an unknown user's exchange costs
-    /// what a known one's does.
+    /// and `name` (the same on every attempt), `iterations` (what real users have: the host
+    /// passes its users' common count, [`SCRAM_ITERATIONS_DEFAULT`] unless it knows better),
+    /// and random keys no proof can match. Cheap (two HMACs), so an unknown user's exchange
+    /// costs what a known one's does.
     #[must_use]
-    pub fn fake(algorithm: ScramAlgorithm, secret: &[u8], name: &str) -> ScramKeys {
+    pub fn fake(
+        algorithm: ScramAlgorithm,
+        secret: &[u8],
+        name: &str,
+        iterations: NonZeroU32,
+    ) -> ScramKeys {
         let mut input = b"skua scram fake salt\0".to_vec();
         input.extend_from_slice(algorithm.name().as_bytes());
         input.push(0);
@@ -193,7 +199,7 @@ impl ScramKeys {
             || Secret::new((0..algorithm.output_bytes()).map(|_| rand::random::<u8>()).collect());
         ScramKeys {
             algorithm,
-            iterations: NonZeroU32::new(SCRAM_ITERATIONS_DEFAULT).expect("non-zero constant"),
+            iterations,
             salt,
             stored_key: random_key(),
             server_key: random_key(),
@@ -368,12 +374,14 @@ mod tests {
         assert!(ScramKeys::parse(ScramAlgorithm::Sha256, &extra).is_err());
     }
 
+    const DEFAULT: NonZeroU32 = NonZeroU32::new(SCRAM_ITERATIONS_DEFAULT).unwrap();
+
     #[test]
     fn fakes_are_stable_per_name_and_match_no_proof() {
-        let a = ScramKeys::fake(ScramAlgorithm::Sha256, b"server secret", "Nobody");
-        let b = ScramKeys::fake(ScramAlgorithm::Sha256, b"server secret", "nobody");
-        let c = ScramKeys::fake(ScramAlgorithm::Sha256, b"server secret", "someone");
-        let d = ScramKeys::fake(ScramAlgorithm::Sha256, b"other secret", "nobody");
+        let a = ScramKeys::fake(ScramAlgorithm::Sha256, b"server secret", "Nobody", DEFAULT);
+        let b = ScramKeys::fake(ScramAlgorithm::Sha256, b"server secret", "nobody", DEFAULT);
+        let c = ScramKeys::fake(ScramAlgorithm::Sha256, b"server secret", "someone", DEFAULT);
+        let d = ScramKeys::fake(ScramAlgorithm::Sha256, b"other secret", "nobody", DEFAULT);
         assert_eq!(a.salt(), b.salt());
         assert_ne!(a.salt(), c.salt());
         assert_ne!(a.salt(), d.salt());

@@ -110,7 +110,9 @@ impl Scram {
             }
             HostAnswer::ScramKeys(Some(_)) => return out_of_order(),
             HostAnswer::ScramKeys(None) => {
-                (ScramKeys::fake(algorithm, context.fake_secret.expose(), &first.authcid), None)
+                let secret = context.fake_secret.expose();
+                let iterations = context.scram_fake_iterations;
+                (ScramKeys::fake(algorithm, secret, &first.authcid, iterations), None)
             }
             HostAnswer::Unavailable => return Step::fail(FailureReason::Unavailable),
             HostAnswer::Accepted { .. } | HostAnswer::Refused(_) => return out_of_order(),

@@ -2,12 +2,13 @@
 //! the host fills, the steps the exchange asks for, the host's answers, and the outcome.
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use skua_core::users::Secret;
-use skua_core::users::scram::{ScramAlgorithm, ScramKeys};
+use skua_core::users::scram::{SCRAM_ITERATIONS_DEFAULT, ScramAlgorithm, ScramKeys};
 
 use super::limits::SERVER_NONCE_BYTES;
 
@@ -125,6 +126,10 @@ pub struct Context {
     /// The server secret unknown SCRAM users' fake salts are derived from
     /// ([`ScramKeys::fake`]); the same across restarts keeps fakes stable.
     pub fake_secret: Secret<Vec<u8>>,
+    /// The iteration count unknown SCRAM users pretend to have: set it to what the users file
+    /// mostly holds, or an unknown user stands out ([`Context::new`]:
+    /// [`SCRAM_ITERATIONS_DEFAULT`], Dovecot's and `skua user add`'s).
+    pub scram_fake_iterations: NonZeroU32,
     /// The connection's RFC 9266 `tls-exporter` channel-binding value (32 bytes from the
     /// `EXPORTER-Channel-Binding` label), or `None` when not on TLS.
     pub tls_exporter: Option<Secret<Vec<u8>>>,
@@ -147,6 +152,8 @@ impl Context {
         Context {
             server_nonce: STANDARD.encode(random),
             fake_secret,
+            scram_fake_iterations: NonZeroU32::new(SCRAM_ITERATIONS_DEFAULT)
+                .expect("a non-zero constant"),
             tls_exporter: None,
             plus_advertised: false,
             success_data: SuccessData::AsChallenge,
