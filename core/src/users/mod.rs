@@ -6,6 +6,15 @@
 //! when the file is rewritten, as are comments and blank lines. See [`scheme`] for the
 //! supported hashes.
 //!
+//! Beyond passwords, for SASL (the exchange itself is `skua_protocols::sasl`):
+//!
+//! - [`scram`]: SCRAM keys as Dovecot stores them (`{SCRAM-SHA-256}iter,salt,stored,server`),
+//!   the proof check, and fake keys for unknown users;
+//! - [`master`]: master users (a second passwd-file) and who a login is for
+//!   ([`master::Logins`]: password checks, SCRAM key lookups, authorization ids);
+//! - [`jwt`]: bearer tokens for OAUTHBEARER/XOAUTH2, checked against a JWKS file under a
+//!   [`jwt::TokenPolicy`].
+//!
 //! # Names compare ASCII case-insensitively
 //!
 //! Dovecot compares names exactly. skua lowercases ASCII letters on both sides instead,
