@@ -346,3 +346,11 @@ fn passwords_and_tokens_never_show_in_debug_output() {
     let step = exchange.begin(Some(b"n,,\x01auth=Bearer sekrit-token\x01\x01"));
     assert!(!format!("{step:?}").contains("sekrit"), "{step:?}");
 }
+
+#[test]
+fn an_exchange_can_travel_with_its_session_between_shards() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Exchange>();
+    assert_send::<Step>();
+    assert_send::<HostAnswer>();
+}

@@ -11,6 +11,10 @@
 //! Mechanisms: PLAIN, LOGIN, SCRAM-SHA-1(-PLUS), SCRAM-SHA-256(-PLUS) with `tls-exporter`
 //! channel binding, EXTERNAL, OAUTHBEARER and XOAUTH2 ([`Mechanism`]).
 //!
+//! Which mechanisms a connection offers: [`Offer`] (TLS or not, plain-text policy, SCRAM,
+//! client certificate, token policy); a client naming one outside the offer is refused before
+//! an exchange starts.
+//!
 //! # Calling order
 //!
 //! ```text
@@ -63,10 +67,12 @@
 mod gs2;
 pub mod limits;
 mod oauth;
+mod offer;
 mod password;
 mod scram;
 mod types;
 
+pub use offer::Offer;
 pub use types::{
     Context, Failure, FailureReason, HostAnswer, Mechanism, Step, Success, SuccessData,
 };
