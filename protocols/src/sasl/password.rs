@@ -78,7 +78,6 @@ impl Plain {
         else {
             return Step::malformed("PLAIN message");
         };
-        let password = Secret::new(password.to_vec());
         let (authzid, authcid) =
             match (identity(authzid, "PLAIN authzid"), identity(authcid, "PLAIN authcid")) {
                 (Ok(authzid), Ok(authcid)) => (authzid, authcid),
@@ -87,13 +86,14 @@ impl Plain {
         if authcid.is_empty() {
             return Step::malformed("PLAIN message (empty authcid)");
         }
-        let Ok(password) = String::from_utf8(password.expose().clone()) else {
+        let Ok(password) = std::str::from_utf8(password) else {
             return Step::malformed("PLAIN password (not UTF-8)");
         };
-        let password = Secret::new(password);
-        if password.expose().is_empty() {
+        if password.is_empty() {
             return Step::malformed("PLAIN message (empty password)");
         }
+        // The only copy the exchange makes, straight into a Secret.
+        let password = Secret::new(password.to_owned());
         let authzid = Some(authzid).filter(|z| !z.is_empty());
         *self = Plain::AwaitVerdict(Pending { authcid: authcid.clone(), authzid: authzid.clone() });
         Step::VerifyPassword { authcid, authzid, password }
@@ -138,14 +138,13 @@ impl Login {
                 Err(step) => step,
             },
             Login::Password(authcid) => {
-                let password = Secret::new(data.to_vec());
-                if password.expose().is_empty() || password.expose().contains(&0) {
+                if data.is_empty() || data.contains(&0) {
                     return Step::malformed("LOGIN password");
                 }
-                let Ok(password) = String::from_utf8(password.expose().clone()) else {
+                let Ok(password) = std::str::from_utf8(data) else {
                     return Step::malformed("LOGIN password (not UTF-8)");
                 };
-                let password = Secret::new(password);
+                let password = Secret::new(password.to_owned());
                 *self = Login::Verdict(Pending { authcid: authcid.clone(), authzid: None });
                 Step::VerifyPassword { authcid, authzid: None, password }
             }
