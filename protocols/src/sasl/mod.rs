@@ -57,6 +57,47 @@
 //! [`Success::final_data`]. OAUTHBEARER and XOAUTH2 answer a refused token with their JSON
 //! error challenge first; the client's acknowledgement then ends in the failure.
 //!
+//! # Replies
+//!
+//! | outcome | IMAP | SMTP/LMTP AUTH | counts as a failed login |
+//! | --- | --- | --- | --- |
+//! | `Success` | `OK` | `235 2.7.0` | no |
+//! | `BadProof`, `Refused` | `NO [AUTHENTICATIONFAILED]` | `535 5.7.8` | yes |
+//! | `Malformed`, `Oversize`, `Unsupported`, `NonceMismatch`, `ChannelBinding`, `Downgrade` | `NO [AUTHENTICATIONFAILED]` | `535 5.7.8` | yes (a guesser can send garbage) |
+//! | `Unavailable` | `NO [UNAVAILABLE]` | `454 4.7.0` | no |
+//! | `Cancelled` (client `*`) | `BAD` (RFC 9051 §6.2.2) | `501 5.7.0` | no |
+//!
+//! # Example: a host driving PLAIN
+//!
+//! ```
+//! use skua_core::users::master::Logins;
+//! use skua_core::users::{Secret, UserDb};
+//! use skua_protocols::sasl::{Context, Exchange, HostAnswer, Mechanism, Step};
+//!
+//! let users = UserDb::parse(b"alice:{PLAIN}wonderland\n", "example");
+//! let logins = Logins::new(&users);
+//! // Fresh random bytes and the server's long-lived secret, in a real host.
+//! let context = Context::new([0; 18], Secret::new(b"server secret".to_vec()));
+//! let mut exchange = Exchange::start(Mechanism::Plain, context);
+//! let mut step = exchange.begin(Some(b"\0alice\0wonderland")); // SASL-IR
+//! let user = loop {
+//!     step = match step {
+//!         Step::VerifyPassword { authcid, authzid, password } => {
+//!             // In the shard: on the blocking pool, through the failed-login brake.
+//!             let answer = match logins.check_password(&authcid, authzid.as_deref(), &password) {
+//!                 Ok(identity) => HostAnswer::Accepted { user: identity.user },
+//!                 Err(refusal) => HostAnswer::Refused(refusal.to_string()),
+//!             };
+//!             exchange.answer(answer)
+//!         }
+//!         Step::Success(success) => break Some(success.user),
+//!         Step::Failure(_) => break None,
+//!         other => unreachable!("PLAIN with an initial response: {other:?}"),
+//!     };
+//! };
+//! assert_eq!(user.as_deref(), Some("alice"));
+//! ```
+//!
 //! # Secrets
 //!
 //! Passwords and tokens leave the exchange only in [`Secret`](skua_core::users::Secret)s; keys
