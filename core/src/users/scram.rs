@@ -30,7 +30,10 @@
 //! A server must answer a SCRAM client-first message for an unknown user with a salt and
 //! iteration count that look like a real user's and stay the same on every attempt, or
 //! asking twice tells whether the user exists. [`ScramKeys::fake`] derives them from a server
-//! secret and the name with HMAC; its keys are random, so no proof ever matches them.
+//! secret ([`load_or_create_server_secret`](super::load_or_create_server_secret)) and the name
+//! with HMAC, with the iteration count most real users have
+//! ([`UserDb::scram_iterations_common`](super::UserDb::scram_iterations_common)); its keys are
+//! random, so no proof ever matches them.
 
 use std::fmt;
 use std::num::NonZeroU32;
