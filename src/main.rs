@@ -86,6 +86,11 @@ enum UserCommand {
     Add {
         /// User name (a login name or a full address).
         name: String,
+        /// What to store: SHA512-CRYPT (default), BLF-CRYPT, ARGON2ID, ARGON2I, PLAIN,
+        /// SCRAM-SHA-256 or SCRAM-SHA-1. A SCRAM scheme stores SCRAM keys (Dovecot's form),
+        /// which SCRAM logins need and PLAIN/LOGIN also accept.
+        #[arg(long, value_name = "NAME")]
+        scheme: Option<skua_core::users::Scheme>,
         #[command(flatten)]
         common: Common,
     },
@@ -93,6 +98,9 @@ enum UserCommand {
     Passwd {
         /// User name.
         name: String,
+        /// What to store (as for `user add`).
+        #[arg(long, value_name = "NAME")]
+        scheme: Option<skua_core::users::Scheme>,
         #[command(flatten)]
         common: Common,
     },

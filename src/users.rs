@@ -20,16 +20,18 @@ const DEMO_PASSWORD_LEN: usize = 16;
 /// Runs a `skua user` subcommand.
 pub fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::Add { name, common } => {
+        UserCommand::Add { name, scheme, common } => {
             let password = read_password()?;
-            let hash = users::hash_password(users::DEFAULT_SCHEME, password.as_bytes())?;
+            let scheme = scheme.unwrap_or(users::DEFAULT_SCHEME);
+            let hash = users::hash_password(scheme, password.as_bytes())?;
             users::add_user(&passwd_path(&common)?, &name, &hash)
                 .with_context(|| format!("adding user {name}"))?;
             eprintln!("added user {name}");
         }
-        UserCommand::Passwd { name, common } => {
+        UserCommand::Passwd { name, scheme, common } => {
             let password = read_password()?;
-            let hash = users::hash_password(users::DEFAULT_SCHEME, password.as_bytes())?;
+            let scheme = scheme.unwrap_or(users::DEFAULT_SCHEME);
+            let hash = users::hash_password(scheme, password.as_bytes())?;
             users::set_password(&passwd_path(&common)?, &name, &hash)
                 .with_context(|| format!("setting the password of {name}"))?;
             eprintln!("password of {name} changed");

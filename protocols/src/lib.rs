@@ -7,3 +7,4 @@
 pub mod imap;
 pub mod lmtp;
 pub mod mime;
+pub mod sasl;

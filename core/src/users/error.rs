@@ -39,6 +39,14 @@ pub enum UsersError {
     /// `add_user` for a name already present (names compare ASCII case-insensitively).
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// The server-secret file exists but does not hold a secret.
+    #[error("{path}: not a server secret (expected exactly {expected_bytes} bytes)")]
+    InvalidSecretFile {
+        /// The file.
+        path: PathBuf,
+        /// The length a secret file has.
+        expected_bytes: usize,
+    },
     /// `set_password` or `delete_user` for a name not present.
     #[error("no such user {0:?}")]
     NoSuchUser(String),

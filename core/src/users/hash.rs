@@ -1,7 +1,7 @@
 //! Hashing new passwords for the passwd-file, at production costs by default.
 //!
 //! New hashes are written in the forms Dovecot writes (`{SHA512-CRYPT}$6$...`,
-//! `{BLF-CRYPT}$2y$...`, `{ARGON2ID}$argon2id$...`), so the file stays usable by Dovecot.
+//! `{BLF-CRYPT}$2y$...`, `{ARGON2ID}$argon2id$...`, `{SCRAM-SHA-256}4096,salt,...`), so the file stays usable by Dovecot.
 //! Salts come from the thread's CSPRNG (`rand::random`, seeded from the OS).
 
 use argon2::password_hash::SaltString;
@@ -12,6 +12,7 @@ use super::limits::PASSWORD_BYTES_MAX;
 use super::scheme::{
     CRYPT_ALPHABET, SHA512_ROUNDS_DEFAULT, SHA512_SALT_CHARS_MAX, Scheme, sha512_digest,
 };
+use super::scram::{SCRAM_ITERATIONS_DEFAULT, SCRAM_SALT_BYTES, ScramAlgorithm, ScramKeys};
 
 /// The work factors for new hashes. [`HashCost::default`] is what a production server should
 /// use; tests use [`HashCost::low`] so they stay fast.
@@ -27,12 +28,14 @@ pub struct HashCost {
     pub argon2_iterations: u32,
     /// Argon2 lanes.
     pub argon2_lanes: u32,
+    /// SCRAM (PBKDF2) iterations.
+    pub scram_iterations: u32,
 }
 
 impl Default for HashCost {
     /// Production costs: SHA512-CRYPT 5000 rounds (glibc's default), bcrypt cost 10, Argon2
     /// 64 MiB × 3 passes × 1 lane (about 0.2–0.4 s of one core per check: logins are checked
-    /// off the reactor, on the shard's blocking pool).
+    /// off the reactor, on the shard's blocking pool), SCRAM 4096 iterations (Dovecot's).
     fn default() -> HashCost {
         HashCost {
             sha512_rounds: 5000,
@@ -40,6 +43,7 @@ impl Default for HashCost {
             argon2_memory_kib: 64 * 1024,
             argon2_iterations: 3,
             argon2_lanes: 1,
+            scram_iterations: SCRAM_ITERATIONS_DEFAULT,
         }
     }
 }
@@ -54,6 +58,7 @@ impl HashCost {
             argon2_memory_kib: 64,
             argon2_iterations: 1,
             argon2_lanes: 1,
+            scram_iterations: 1,
         }
     }
 }
@@ -94,6 +99,8 @@ pub fn hash_password_with(
         Scheme::Argon2id => argon2_hash(Algorithm::Argon2id, password, cost)?,
         Scheme::Argon2i => argon2_hash(Algorithm::Argon2i, password, cost)?,
         Scheme::Plain => plain_storable(password)?,
+        Scheme::ScramSha1 => scram_hash(ScramAlgorithm::Sha1, password, cost.scram_iterations)?,
+        Scheme::ScramSha256 => scram_hash(ScramAlgorithm::Sha256, password, cost.scram_iterations)?,
     };
     Ok(format!("{{{}}}{hash}", scheme.name()))
 }
@@ -106,6 +113,17 @@ fn plain_storable(password: &[u8]) -> Result<String, UsersError> {
     }
     Ok(text.to_owned())
 }
+fn scram_hash(
+    algorithm: ScramAlgorithm,
+    password: &[u8],
+    iterations: u32,
+) -> Result<String, UsersError> {
+    let salt: [u8; SCRAM_SALT_BYTES] = rand::random();
+    let keys = ScramKeys::derive(algorithm, password, &salt, iterations)
+        .map_err(|e| UsersError::Hash(e.into()))?;
+    Ok(keys.passwd_body())
+}
+
 fn sha512_hash(password: &[u8], rounds: u32) -> Result<String, UsersError> {
     let salt: String = (0..SHA512_SALT_CHARS_MAX)
         .map(|_| char::from(CRYPT_ALPHABET[usize::from(rand::random::<u8>() & 63)]))
@@ -145,6 +163,8 @@ mod tests {
             Scheme::Argon2id,
             Scheme::Argon2i,
             Scheme::Plain,
+            Scheme::ScramSha1,
+            Scheme::ScramSha256,
         ] {
             let stored = hash_password_with(scheme, b"pa55 word", &HashCost::low()).unwrap();
             assert!(stored.starts_with(&format!("{{{}}}", scheme.name())), "{stored}");

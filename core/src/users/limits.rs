@@ -1,4 +1,4 @@
-//! Bounds for the passwd-file, each enforced before memory is spent.
+//! Bounds for the passwd-file, SCRAM keys and tokens, each enforced before memory is spent.
 
 /// Largest passwd-file [`UserDb::load`](super::UserDb::load) reads. Ten million users at
 /// ~150 bytes a line fit; anything larger is more likely a wrong path than a user list.
@@ -27,6 +27,26 @@ pub const SHA512_CRYPT_ROUNDS_MAX: u32 = 10_000_000;
 
 /// Largest bcrypt cost a stored hash may ask for (2^20 rounds: seconds per login).
 pub const BCRYPT_COST_MAX: u32 = 20;
+
+/// Largest SCRAM iteration count a stored key may have. A PLAIN or LOGIN check against a SCRAM
+/// line runs PBKDF2 that many times (about 0.3 s of one core at this bound), and a SCRAM client
+/// is told to; Dovecot's default is 4096.
+pub const SCRAM_ITERATIONS_MAX: u32 = 1_000_000;
+
+/// Longest SCRAM salt a stored key may have (Dovecot writes 16 bytes).
+pub const SCRAM_SALT_BYTES_MAX: usize = 64;
+
+/// Longest token (JWT) [`TokenVerifier::verify`](super::jwt::TokenVerifier::verify) looks at:
+/// real access tokens are one or two KiB; a bound keeps base64 and JSON work small.
+pub const TOKEN_BYTES_MAX: usize = 8 * 1024;
+
+/// Largest JWKS file read, and most keys kept from it.
+pub const JWKS_FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// Most keys kept from a JWKS file (providers publish a handful while rotating).
+pub const JWKS_KEYS_MAX: usize = 64;
+
+/// Largest clock skew tolerated on `exp` and `nbf`, whatever the policy asks for.
+pub const TOKEN_SKEW_SECONDS_MAX: u64 = 600;
 
 const _: () = assert!(NAME_BYTES_MAX < LINE_BYTES_MAX);
 const _: () = assert!(PASSWORD_BYTES_MAX < LINE_BYTES_MAX);

@@ -6,6 +6,16 @@
 //! when the file is rewritten, as are comments and blank lines. See [`scheme`] for the
 //! supported hashes.
 //!
+//! Beyond passwords, for SASL (the exchange itself is `skua_protocols::sasl`):
+//!
+//! - [`scram`]: SCRAM keys as Dovecot stores them (`{SCRAM-SHA-256}iter,salt,stored,server`),
+//!   the proof check, and fake keys for unknown users;
+//! - [`master`]: master users (a second passwd-file) and who a login is for
+//!   ([`master::Logins`]: password checks, SCRAM key lookups, authorization ids);
+//! - [`jwt`]: bearer tokens for OAUTHBEARER/XOAUTH2, checked against a JWKS file under a
+//!   [`jwt::TokenPolicy`];
+//! - [`load_or_create_server_secret`]: the long-lived secret SCRAM fakes are derived from.
+//!
 //! # Names compare ASCII case-insensitively
 //!
 //! Dovecot compares names exactly. skua lowercases ASCII letters on both sides instead,
@@ -32,6 +42,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,15 +51,20 @@ mod edit;
 mod error;
 mod file;
 mod hash;
+pub mod jwt;
 pub mod limits;
+pub mod master;
 pub mod scheme;
+pub mod scram;
 mod secret;
+mod server_secret;
 
 pub use edit::{add_user, delete_user, list_users, set_password};
 pub use error::UsersError;
 pub use hash::{HashCost, hash_password, hash_password_with};
 pub use scheme::Scheme;
 pub use secret::{Secret, Wipe};
+pub use server_secret::{SERVER_SECRET_BYTES, load_or_create_server_secret};
 
 /// The scheme skua hashes new passwords with: SHA512-CRYPT verifies in a few milliseconds, so
 /// logins stay cheap for the shard's blocking pool, and every Dovecot-compatible tool reads
@@ -58,6 +74,7 @@ pub const DEFAULT_SCHEME: Scheme = Scheme::Sha512Crypt;
 use file::{Line, name_key, parse_line, strip_line_ending};
 use limits::PASSWD_FILE_BYTES_MAX;
 use scheme::Credential;
+use scram::{ScramAlgorithm, ScramKeys};
 
 /// One user from the passwd-file.
 #[derive(Clone)]
@@ -80,6 +97,17 @@ impl UserEntry {
     #[must_use]
     pub fn scheme(&self) -> Option<Scheme> {
         self.credential.scheme()
+    }
+
+    /// The user's SCRAM keys for `algorithm`, when the stored credential is SCRAM keys of that
+    /// hash (a SCRAM-SHA-256 line serves SCRAM-SHA-256(-PLUS) only; any other scheme, no
+    /// SCRAM at all, as the server cannot derive keys without the password).
+    #[must_use]
+    pub fn scram_keys(&self, algorithm: ScramAlgorithm) -> Option<&ScramKeys> {
+        match &self.credential {
+            Credential::Scram(keys) if keys.algorithm() == algorithm => Some(keys),
+            _ => None,
+        }
     }
 
     /// True when `password` is this user's password.
@@ -245,6 +273,20 @@ impl UserDb {
         self.lookup(local_part)
     }
 
+    /// The SCRAM iteration count most of this file's SCRAM users have (the larger on a tie),
+    /// or `None` when no user has SCRAM keys. The host makes unknown users pretend to have it
+    /// (`skua_protocols::sasl::Context::scram_fake_iterations`), so they do not stand out.
+    #[must_use]
+    pub fn scram_iterations_common(&self) -> Option<NonZeroU32> {
+        let mut counts: HashMap<NonZeroU32, usize> = HashMap::new();
+        for entry in &self.entries {
+            if let Credential::Scram(keys) = &entry.credential {
+                *counts.entry(keys.iterations()).or_default() += 1;
+            }
+        }
+        counts.into_iter().max_by_key(|&(iterations, count)| (count, iterations)).map(|(i, _)| i)
+    }
+
     /// Number of users.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -345,6 +387,21 @@ mod tests {
         assert_eq!(resolve("<>", true), None);
         assert_eq!(resolve("@example.org", true), None);
         assert_eq!(resolve("nobody@example.org", true), None);
+    }
+
+    #[test]
+    fn the_common_scram_iteration_count() {
+        let line = |name: &str, iterations: u32| {
+            let keys = ScramKeys::derive(ScramAlgorithm::Sha1, b"pw", b"salt", iterations).unwrap();
+            format!("{name}:{}\n", keys.to_passwd_field())
+        };
+        assert_eq!(UserDb::parse(FILE, "test").scram_iterations_common(), None);
+        let file = [line("a", 3), line("b", 2), line("c", 3), line("d", 5)].concat();
+        let common = UserDb::parse(file.as_bytes(), "test").scram_iterations_common();
+        assert_eq!(common.map(NonZeroU32::get), Some(3));
+        let tie = [line("a", 2), line("b", 7)].concat();
+        let common = UserDb::parse(tie.as_bytes(), "test").scram_iterations_common();
+        assert_eq!(common.map(NonZeroU32::get), Some(7));
     }
 
     #[test]

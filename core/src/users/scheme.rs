@@ -9,6 +9,7 @@
 //! | `BLF-CRYPT` | `$2y$NN$salt+hash` (also `$2a$`, `$2b$`, `$2x$`) | `bcrypt` |
 //! | `ARGON2ID`, `ARGON2I` | PHC string `$argon2id$v=19$m=..,t=..,p=..$salt$hash` | `argon2` |
 //! | `PLAIN` (alias `CLEAR`) | the password itself | fixed-time comparison |
+//! | `SCRAM-SHA-1`, `SCRAM-SHA-256` | `iterations,salt,storedkey,serverkey` (base64) | PBKDF2, keys compared in fixed time ([`scram`](super::scram)) |
 //! | `CRYPT` or no `{SCHEME}` | any of the crypt forms above, told apart by their prefix | |
 //!
 //! A stored hash is parsed once, when the file is loaded, so a malformed or unknown one is
@@ -25,6 +26,7 @@ use super::error::UsersError;
 use super::limits::{
     ARGON2_MEMORY_KIB_MAX, BCRYPT_COST_MAX, PASSWORD_BYTES_MAX, SHA512_CRYPT_ROUNDS_MAX,
 };
+use super::scram::{ScramAlgorithm, ScramKeys};
 
 /// A password scheme skua can verify and produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,6 +41,11 @@ pub enum Scheme {
     Argon2i,
     /// `PLAIN` (or `CLEAR`): the password stored as is. For tests and migrations only.
     Plain,
+    /// `SCRAM-SHA-1`: SCRAM keys (RFC 5802), usable by SCRAM-SHA-1(-PLUS) and by PLAIN/LOGIN.
+    ScramSha1,
+    /// `SCRAM-SHA-256`: SCRAM keys (RFC 7677), usable by SCRAM-SHA-256(-PLUS) and by
+    /// PLAIN/LOGIN.
+    ScramSha256,
 }
 
 impl Scheme {
@@ -51,6 +58,8 @@ impl Scheme {
             Scheme::Argon2id => "ARGON2ID",
             Scheme::Argon2i => "ARGON2I",
             Scheme::Plain => "PLAIN",
+            Scheme::ScramSha1 => "SCRAM-SHA-1",
+            Scheme::ScramSha256 => "SCRAM-SHA-256",
         }
     }
 }
@@ -72,6 +81,8 @@ impl FromStr for Scheme {
             "ARGON2ID" => Scheme::Argon2id,
             "ARGON2I" => Scheme::Argon2i,
             "PLAIN" | "CLEAR" => Scheme::Plain,
+            "SCRAM-SHA-1" => Scheme::ScramSha1,
+            "SCRAM-SHA-256" => Scheme::ScramSha256,
             _ => return Err(UsersError::InvalidHash("unknown password scheme")),
         };
         Ok(scheme)
@@ -110,6 +121,8 @@ pub(crate) enum Credential {
     Argon2 { scheme: Scheme, phc: String },
     /// The password itself.
     Plain(Vec<u8>),
+    /// SCRAM keys; their algorithm tells the scheme.
+    Scram(ScramKeys),
     /// Cannot be verified: nobody can log in with it. The reason is for the log.
     Unusable(String),
 }
@@ -147,6 +160,10 @@ impl Credential {
         let scheme = Scheme::from_str(name).map_err(|_| format!("unknown scheme {{{name}}}"))?;
         let credential = match scheme {
             Scheme::Plain => Credential::parse_plain(hash)?,
+            Scheme::ScramSha1 => Credential::Scram(ScramKeys::parse(ScramAlgorithm::Sha1, hash)?),
+            Scheme::ScramSha256 => {
+                Credential::Scram(ScramKeys::parse(ScramAlgorithm::Sha256, hash)?)
+            }
             _ => Credential::parse_crypt(hash)?,
         };
         if credential.scheme() != Some(scheme) {
@@ -188,6 +205,10 @@ impl Credential {
             Credential::BlfCrypt(_) => Some(Scheme::BlfCrypt),
             Credential::Argon2 { scheme, .. } => Some(*scheme),
             Credential::Plain(_) => Some(Scheme::Plain),
+            Credential::Scram(keys) => Some(match keys.algorithm() {
+                ScramAlgorithm::Sha1 => Scheme::ScramSha1,
+                ScramAlgorithm::Sha256 => Scheme::ScramSha256,
+            }),
             Credential::Unusable(_) => None,
         }
     }
@@ -206,6 +227,7 @@ impl Credential {
             Credential::Argon2 { phc, .. } => PasswordHash::new(phc)
                 .is_ok_and(|hash| Argon2::default().verify_password(password, &hash).is_ok()),
             Credential::Plain(stored) => equal_fixed_time(stored, password),
+            Credential::Scram(keys) => keys.verify_password(password),
             Credential::Unusable(_) => false,
         }
     }
@@ -261,7 +283,7 @@ fn parse_argon2(scheme: Scheme, phc: &str) -> Result<Credential, String> {
 /// Compares two byte strings of at most [`PASSWORD_BYTES_MAX`] bytes in time that depends on
 /// neither their contents nor their lengths: both are copied into zero-padded buffers of that
 /// fixed size, every byte of which is compared, and the lengths are compared alongside.
-fn equal_fixed_time(left: &[u8], right: &[u8]) -> bool {
+pub(super) fn equal_fixed_time(left: &[u8], right: &[u8]) -> bool {
     if left.len() > PASSWORD_BYTES_MAX || right.len() > PASSWORD_BYTES_MAX {
         return false;
     }
@@ -300,6 +322,8 @@ mod tests {
             Scheme::Argon2id,
             Scheme::Argon2i,
             Scheme::Plain,
+            Scheme::ScramSha1,
+            Scheme::ScramSha256,
         ] {
             assert_eq!(Scheme::from_str(scheme.name()).unwrap(), scheme);
         }

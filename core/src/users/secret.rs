@@ -48,6 +48,11 @@ impl<T: Wipe> Secret<T> {
     pub fn expose(&self) -> &T {
         &self.0
     }
+
+    /// The plain value, to fill it in place (so no unwrapped copy exists).
+    pub(crate) fn expose_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
 }
 
 impl<T: Wipe + Default> Secret<T> {
