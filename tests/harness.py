@@ -62,6 +62,7 @@ class Server:
         self.data_dir = data_dir
         self.imap_port = free_port()
         self.lmtp_port = free_port()
+        self.imaps_port = free_port()
         self.shards = shards
         self.extra_args = list(extra_args)
         self.process = None
@@ -80,6 +81,7 @@ class Server:
                 "--data-dir", self.data_dir,
                 "--imap-listen", f"{HOST}:{self.imap_port}",
                 "--lmtp-listen", f"{HOST}:{self.lmtp_port}",
+                "--imaps-listen", f"{HOST}:{self.imaps_port}",
                 "--shards", str(self.shards),
                 *self.extra_args,
             ],

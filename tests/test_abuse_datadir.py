@@ -63,6 +63,7 @@ class SecondProcess(unittest.TestCase):
                 BIN, "serve", "--data-dir", self.data,
                 "--imap-listen", f"{HOST}:{self.server.imap_port}",
                 "--lmtp-listen", f"{HOST}:{self.server.lmtp_port}",
+                "--imaps-listen", f"{HOST}:{self.server.imaps_port}",
                 "--shards", "1",
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

@@ -56,7 +56,8 @@ class Users(unittest.TestCase):
         imap_port, lmtp_port = free_port(), free_port()
         process = subprocess.Popen(
             [BIN, "serve", "--data-dir", self.data, "--imap-listen", f"{HOST}:{imap_port}",
-             "--lmtp-listen", f"{HOST}:{lmtp_port}", "--shards", "1"],
+             "--lmtp-listen", f"{HOST}:{lmtp_port}", "--imaps-listen", f"{HOST}:{free_port()}",
+             "--shards", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         try:

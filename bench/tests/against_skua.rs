@@ -54,6 +54,7 @@ fn start(name: &str) -> Server {
             &format!("127.0.0.1:{imap}"),
             "--lmtp-listen",
             &format!("127.0.0.1:{lmtp}"),
+            "--no-imaps",
         ])
         .args(["--shards", "2"])
         .stdout(Stdio::null())

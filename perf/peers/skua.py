@@ -79,6 +79,7 @@ class Skua(ProcessPeer):
                 "--data-dir", str(data),
                 "--imap-listen", f"{HOST}:{imap_port}",
                 "--lmtp-listen", f"{HOST}:{lmtp_port}",
+                "--no-imaps",
                 "--shards", str(self.shards),
             ],
             workdir / "skua.log",

@@ -37,7 +37,7 @@ use crate::conn::{Connection, ReadOutcome};
 use crate::event::Wait;
 use crate::guard::guarded;
 use crate::handoff::{self, DetachError, DetachedSocket};
-use crate::limits::SLOW_STEP_MS;
+use crate::limits::{SLOW_STEP_MS, TLS_HANDSHAKE_SECONDS_MAX};
 use crate::listen::open_files_limit;
 
 use crate::admission::{Refusal, SourceSlot, UserSlot};
@@ -85,9 +85,13 @@ struct Client {
 ///
 /// A plain function returning the task's future, so that the stream is not kept as an
 /// argument inside the long-lived future: it moves into the (boxed, short-lived) greeting.
-pub(crate) fn serve(shard: Rc<Shard>, stream: TcpStream) -> impl Future<Output = ()> {
+pub(crate) fn serve(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    implicit_tls: bool,
+) -> impl Future<Output = ()> {
     let pass = shard.connections.enter();
-    let greeting = Box::pin(welcome(shard.clone(), stream));
+    let greeting = Box::pin(welcome(shard.clone(), stream, implicit_tls));
     async move {
         let _pass = pass;
         if let Some(client) = greeting.await {
@@ -97,8 +101,10 @@ pub(crate) fn serve(shard: Rc<Shard>, stream: TcpStream) -> impl Future<Output =
 }
 
 /// Greets a new connection, or turns it away when the shard's IMAP budget or its source's
-/// budget is spent (see `admission.rs`).
-async fn welcome(shard: Rc<Shard>, stream: TcpStream) -> Option<Box<Client>> {
+/// budget is spent (see `admission.rs`). On an IMAPS listener the TLS handshake comes first
+/// (the refusal of an over-budget connection is then sent in plain text: it costs no
+/// handshake, and a TLS client just sees the connection close).
+async fn welcome(shard: Rc<Shard>, stream: TcpStream, implicit_tls: bool) -> Option<Box<Client>> {
     let accepted = Instant::now();
     let mut connection = Connection::new(stream, shard.config().timeout_after_login).ok()?;
     let peer = connection.peer().ip();
@@ -121,7 +127,13 @@ async fn welcome(shard: Rc<Shard>, stream: TcpStream) -> Option<Box<Client>> {
     } else {
         shard.imap_strict.clone()
     };
-    let session = ImapSession::new(config);
+    let mut session = ImapSession::new(config);
+    let login_deadline = accepted + shard.config().login_deadline;
+    if implicit_tls {
+        let tls = shard.config().tls.as_ref()?.imap();
+        handshake(&shard, &mut connection, tls, login_deadline).await?;
+        session.tls_started();
+    }
     connection.write_all(&session.greeting()).await.ok()?;
     Some(Box::new(Client {
         connection,
@@ -129,7 +141,7 @@ async fn welcome(shard: Rc<Shard>, stream: TcpStream) -> Option<Box<Client>> {
         user: None,
         user_slot: None,
         source,
-        login_deadline: accepted + shard.config().login_deadline,
+        login_deadline,
         command_started: None,
         slice_turn: None,
         slices_run: 0,
@@ -247,9 +259,7 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
                 Box::pin(authenticate(shard, &mut client, user, password)).await
             }
             Ok((Step::Close, _)) => Err(StepEnd::Close(None)),
-            // The shard's sessions are not offered STARTTLS yet (`ImapConfig::starttls` is
-            // off), so no session asks for it.
-            Ok((Step::StartTls, _)) => Err(StepEnd::Close(None)),
+            Ok((Step::StartTls, _)) => Box::pin(start_tls(shard, &mut client)).await,
         };
         match ended {
             Ok(()) => {}
@@ -556,6 +566,42 @@ impl Future for WaitInput<'_> {
             return Poll::Ready(Woken::Changed);
         }
         Poll::Pending
+    }
+}
+
+/// Runs the TLS handshake STARTTLS asked for; the session goes on over TLS, or the connection
+/// closes (nothing more can be said to a client whose handshake failed).
+async fn start_tls(shard: &Shard, client: &mut Client) -> Result<(), StepEnd> {
+    // Only a shard with certificates offers STARTTLS (`ImapConfig::starttls`).
+    let Some(tls) = shard.config().tls.as_ref().map(|tls| tls.imap()) else {
+        return Err(StepEnd::Close(None));
+    };
+    let deadline = client.login_deadline;
+    match handshake(shard, &mut client.connection, tls, deadline).await {
+        Some(()) => {
+            client.session.tls_started();
+            Ok(())
+        }
+        None => Err(StepEnd::Close(None)),
+    }
+}
+
+/// A TLS handshake as the server, within `deadline` (and [`TLS_HANDSHAKE_SECONDS_MAX`]);
+/// `None` when it failed (logged).
+async fn handshake(
+    shard: &Shard,
+    connection: &mut Connection,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    deadline: Instant,
+) -> Option<()> {
+    let deadline = deadline.min(Instant::now() + Duration::from_secs(TLS_HANDSHAKE_SECONDS_MAX));
+    match connection.start_tls(tls, deadline).await {
+        Ok(()) => Some(()),
+        Err(error) => {
+            let peer = connection.peer();
+            tracing::info!(shard = shard.id.0, %peer, %error, "TLS handshake failed");
+            None
+        }
     }
 }
 

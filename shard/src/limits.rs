@@ -123,3 +123,7 @@ pub const PAGE_IN_POLL_US: u64 = 500;
 /// Encrypted records a TLS connection may hold waiting for its socket; the writer sends them
 /// before it encrypts more (`conn_tls.rs`). rustls refuses more plaintext past it.
 pub const TLS_SENDABLE_BYTES_MAX: usize = 64 * 1024;
+
+/// The longest a TLS handshake may take (it also ends at the login deadline): a peer that
+/// stalls in it holds a connection no longer.
+pub const TLS_HANDSHAKE_SECONDS_MAX: u64 = 30;

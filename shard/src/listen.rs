@@ -47,6 +47,8 @@ pub struct Listener {
     pub protocol: Protocol,
     /// The configured address.
     pub address: SocketAddr,
+    /// Connections start with a TLS handshake (IMAPS) instead of plain text.
+    pub implicit_tls: bool,
     listener: TcpListener,
     /// A second descriptor of the same socket, to shut it down when accepting stops.
     control: socket2::Socket,
@@ -61,7 +63,7 @@ pub fn bind(protocol: Protocol, address: SocketAddr) -> Result<Listener, ServeEr
     let (control, socket) =
         bound.map_err(|source| ServeError::Bind { address, protocol: protocol.name(), source })?;
     let listener = crate::handoff::adopt_listener(socket);
-    Ok(Listener { protocol, address, listener, control })
+    Ok(Listener { protocol, address, implicit_tls: false, listener, control })
 }
 
 /// A TCP socket bound to `address` with SO_REUSEPORT, listening.
@@ -80,7 +82,7 @@ where
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
-    let protocol = listener.protocol.name();
+    let protocol = if listener.implicit_tls { "IMAPS" } else { listener.protocol.name() };
     loop {
         let accepted = future::or(
             async { Some(listener.listener.accept().await.map_err(io::Error::from)) },

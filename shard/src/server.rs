@@ -125,6 +125,12 @@ fn validate(config: &ServerConfig) -> Result<(), ServeError> {
     if config.imap_listen.is_empty() && config.lmtp_listen.is_empty() {
         return Err(ServeError::Config("no IMAP or LMTP listen address".to_owned()));
     }
+    if !config.imap_tls_listen.is_empty() && config.tls.is_none() {
+        return Err(ServeError::Config("an IMAPS listen address needs a TLS certificate".into()));
+    }
+    if config.require_tls && config.tls.is_none() {
+        return Err(ServeError::Config("require_tls needs a TLS certificate".to_owned()));
+    }
     if config.blocking_threads < 2 || config.blocking_threads > BLOCKING_THREADS_MAX {
         return Err(ServeError::Config(format!(
             "blocking_threads must be in 2..={BLOCKING_THREADS_MAX} (one is kept for flushes)"

@@ -279,6 +279,8 @@ fn new_shard(
 ) -> Shard {
     let mut imap_plaintext = ImapConfig::new(&shared.config.hostname);
     imap_plaintext.plaintext_login_allowed = true;
+    imap_plaintext.starttls = shared.config.tls.is_some();
+    imap_plaintext.require_tls = shared.config.require_tls;
     let mut imap_strict = imap_plaintext.clone();
     imap_strict.plaintext_login_allowed = shared.config.plaintext_auth_always;
     let lmtp_config = Arc::new(LmtpConfig::new(&shared.config.hostname));
@@ -307,16 +309,25 @@ fn new_shard(
 
 fn bind_all(config: &ServerConfig) -> Result<Vec<Listener>, ServeError> {
     let imap = config.imap_listen.iter().map(|&a| listen::bind(Protocol::Imap, a));
+    // `validate` refused IMAPS addresses without certificates.
+    let imaps = config.imap_tls_listen.iter().map(|&a| {
+        let mut listener = listen::bind(Protocol::Imap, a)?;
+        listener.implicit_tls = true;
+        Ok(listener)
+    });
     let lmtp = config.lmtp_listen.iter().map(|&a| listen::bind(Protocol::Lmtp, a));
-    imap.chain(lmtp).collect()
+    imap.chain(imaps).chain(lmtp).collect()
 }
 
 async fn accept(shard: Rc<Shard>, listener: Listener) {
     let stop = shard.stop.clone();
     match listener.protocol {
         Protocol::Imap => {
-            listen::accept_loop(listener, stop, 0, |stream| imap::serve(shard.clone(), stream))
-                .await;
+            let implicit_tls = listener.implicit_tls;
+            listen::accept_loop(listener, stop, 0, |stream| {
+                imap::serve(shard.clone(), stream, implicit_tls)
+            })
+            .await;
         }
         Protocol::Lmtp => {
             listen::accept_loop(listener, stop, 0, |stream| lmtp::serve(shard.clone(), stream))
