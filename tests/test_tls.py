@@ -11,6 +11,7 @@ working there, in IDLE too.
 import imaplib
 import os
 import shutil
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -163,6 +164,48 @@ class TlsTest(ServerTest):
                     pass
             finally:
                 client.logout()
+
+    def test_lmtp_starttls_delivers_and_drops_pipelined_commands(self):
+        lmtp = smtplib.LMTP(HOST, self.server.lmtp_port, timeout=30)
+        try:
+            lmtp.ehlo_or_helo_if_needed()
+            self.assertTrue(lmtp.has_extn("starttls"))
+            code, _ = lmtp.starttls(context=self.context())
+            self.assertEqual(code, 220)
+            lmtp.ehlo_or_helo_if_needed()
+            self.assertFalse(lmtp.has_extn("starttls"))
+            replies = lmtp_deliver(lmtp, "sender@example.org", ["dave@localhost"],
+                                   message("over tls", "body over tls"))
+            self.assertEqual(replies[0][0], 250, replies)
+        finally:
+            lmtp.quit()
+        client = self.imaps("dave")
+        try:
+            self.assertEqual(client.select("INBOX"), ("OK", [b"1"]))
+        finally:
+            client.logout()
+        # STARTTLS with a whole transaction pipelined behind it in plain text: none of it runs.
+        raw = socket.create_connection((HOST, self.server.lmtp_port), timeout=10)
+        try:
+            raw.recv(4096)
+            raw.sendall(b"LHLO test\r\n")
+            while b"250 " not in raw.recv(4096):
+                pass
+            raw.sendall(b"STARTTLS\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<dave@localhost>\r\n"
+                        b"DATA\r\nSubject: injected\r\n\r\nx\r\n.\r\n")
+            answer = raw.recv(4096)
+            self.assertTrue(answer.startswith(b"220 "), answer)
+            tls = self.context().wrap_socket(raw, server_hostname="localhost")
+            tls.sendall(b"QUIT\r\n")
+            self.assertTrue(tls.recv(4096).startswith(b"221"))
+            tls.close()
+        finally:
+            raw.close()
+        client = self.imaps("dave")
+        try:
+            self.assertEqual(client.select("INBOX"), ("OK", [b"1"]), "the injected DATA ran")
+        finally:
+            client.logout()
 
     @unittest.skipUnless(shutil.which("curl"), "curl is not installed")
     def test_curl_over_imaps_and_starttls(self):

@@ -55,6 +55,8 @@ impl Harness {
                     self.deliveries.push(Delivered { message, recipients, return_path });
                     self.session.delivery_done(results);
                 }
+                // As if the handshake succeeded (a config with STARTTLS on).
+                LmtpStep::StartTls => self.session.tls_started(),
                 LmtpStep::Close => {
                     self.closed = true;
                     break;
@@ -450,4 +452,36 @@ fn too_many_errors_close_the_session() {
 fn session_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<LmtpSession>();
+}
+
+/// STARTTLS (RFC 3207): announced when configured and not yet running, `220`, everything the
+/// client pipelined behind it discarded (never run as commands sent over TLS), and the session
+/// starts over: LHLO again, STARTTLS no longer announced, a second STARTTLS refused.
+#[test]
+fn starttls_discards_pipelined_commands_and_starts_over() {
+    let mut with_tls = config();
+    with_tls.starttls = true;
+    let mut h = Harness::new(with_tls);
+    let reply = h.exchange(b"LHLO mx.example.org\r\n");
+    assert!(reply.contains("250-STARTTLS\r\n"), "{reply}");
+    let reply =
+        h.exchange(b"STARTTLS\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<alice@example.com>\r\n");
+    assert_eq!(reply, "220 2.0.0 Ready to start TLS\r\n");
+    assert!(h.session.is_tls(), "the harness stands in for the handshake");
+    // The pipelined MAIL never ran, and LHLO is needed again.
+    let reply = h.exchange(b"RCPT TO:<alice@example.com>\r\nMAIL FROM:<a@example.org>\r\n");
+    assert!(reply.starts_with("503"), "{reply}");
+    let reply = h.exchange(b"LHLO mx.example.org\r\n");
+    assert!(!reply.contains("STARTTLS"), "{reply}");
+    let reply = h.exchange(b"STARTTLS\r\n");
+    assert!(reply.starts_with("503 5.5.1"), "{reply}");
+    assert!(h.deliveries.is_empty());
+}
+
+#[test]
+fn starttls_without_tls_configured_is_refused() {
+    let mut h = greeted();
+    let reply = h.exchange(b"STARTTLS\r\n");
+    assert!(reply.starts_with("502 5.5.1"), "{reply}");
+    assert!(!h.session.is_tls());
 }

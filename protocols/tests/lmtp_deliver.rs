@@ -31,7 +31,7 @@ fn run(root: &Path, users: &UserDb, input: &[u8]) -> (String, Vec<Rc<[u8]>>) {
     let mut messages = Vec::new();
     loop {
         match session.next() {
-            LmtpStep::NeedInput | LmtpStep::Close => break,
+            LmtpStep::NeedInput | LmtpStep::Close | LmtpStep::StartTls => break,
             LmtpStep::Write(bytes) => written.push_str(std::str::from_utf8(&bytes).unwrap()),
             LmtpStep::ResolveRecipient { address } => {
                 let entry = users.resolve_recipient(&address, true);

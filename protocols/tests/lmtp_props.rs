@@ -33,6 +33,8 @@ fn run(config: LmtpConfig, pieces: &[&[u8]]) -> Outcome {
                     session.delivery_done(recipients.iter().map(|_| Ok(())).collect());
                     outcome.delivered.push(message);
                 }
+                // As if the handshake succeeded (a config with STARTTLS on).
+                LmtpStep::StartTls => session.tls_started(),
                 LmtpStep::Close => {
                     outcome.closed = true;
                     return outcome;

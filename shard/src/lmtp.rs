@@ -17,7 +17,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::future;
 use glommio::net::TcpStream;
@@ -28,6 +28,7 @@ use crate::admission::Refusal;
 use crate::conn::{Connection, ReadOutcome};
 use crate::deliver;
 use crate::guard::guarded;
+use crate::limits::TLS_HANDSHAKE_SECONDS_MAX;
 use crate::listen::Protocol;
 use crate::reply::{Ending, lmtp_closing};
 use crate::shard::Shard;
@@ -121,6 +122,17 @@ async fn drive(
                 session.delivery_done(results);
             }
             LmtpStep::Close => return None,
+            LmtpStep::StartTls => {
+                // Only a shard with certificates offers STARTTLS (`LmtpConfig::starttls`).
+                let tls = shard.config().tls.as_ref()?.lmtp();
+                let deadline = Instant::now() + Duration::from_secs(TLS_HANDSHAKE_SECONDS_MAX);
+                if let Err(error) = connection.start_tls(tls, deadline).await {
+                    let peer = connection.peer();
+                    tracing::info!(shard = shard.id.0, %peer, %error, "LMTP TLS handshake failed");
+                    return None;
+                }
+                session.tls_started();
+            }
         }
     }
 }

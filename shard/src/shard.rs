@@ -283,7 +283,9 @@ fn new_shard(
     imap_plaintext.require_tls = shared.config.require_tls;
     let mut imap_strict = imap_plaintext.clone();
     imap_strict.plaintext_login_allowed = shared.config.plaintext_auth_always;
-    let lmtp_config = Arc::new(LmtpConfig::new(&shared.config.hostname));
+    let mut lmtp_config = LmtpConfig::new(&shared.config.hostname);
+    lmtp_config.starttls = shared.config.tls.is_some();
+    let lmtp_config = Arc::new(lmtp_config);
     // `validate` guarantees at least two blocking threads.
     let auth_slots = u64::try_from(shared.config.blocking_threads - 1).expect("bounded");
     Shard {

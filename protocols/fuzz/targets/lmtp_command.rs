@@ -57,6 +57,7 @@ fn emit(command: &Command) -> Option<String> {
         Command::Rset => "RSET".to_owned(),
         Command::Quit => "QUIT".to_owned(),
         Command::Noop => "NOOP".to_owned(),
+        Command::StartTls => "STARTTLS".to_owned(),
         Command::SmtpHello | Command::Vrfy => return None,
     })
 }

@@ -41,6 +41,8 @@ fn run(config: &LmtpConfig, input: &[u8], piece: usize) -> Outcome {
                     session.delivery_done(recipients.iter().map(|_| Ok(())).collect());
                     outcome.delivered.push(message);
                 }
+                // As if the handshake succeeded (a config with STARTTLS on).
+                LmtpStep::StartTls => session.tls_started(),
                 LmtpStep::Close => {
                     outcome.closed = true;
                     return outcome;

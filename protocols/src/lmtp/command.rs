@@ -23,6 +23,8 @@ pub enum Command {
     Lhlo(String),
     /// `HELO`/`EHLO`: SMTP's greetings, which LMTP refuses (RFC 2033 §4.1).
     SmtpHello,
+    /// `STARTTLS` (RFC 3207).
+    StartTls,
     /// `MAIL FROM:<reverse-path> [SIZE=n] [BODY=...]`; the path is empty for `<>`.
     Mail {
         /// The reverse path without angle brackets (and without a source route).
@@ -96,6 +98,7 @@ pub fn parse(line: &[u8], options: ParseOptions) -> Result<Command, ParseError> 
         "BDAT" => parse_bdat(arguments.unwrap_or("")),
         "RSET" => no_arguments(arguments, Command::Rset),
         "QUIT" => no_arguments(arguments, Command::Quit),
+        "STARTTLS" => no_arguments(arguments, Command::StartTls),
         "NOOP" => Ok(Command::Noop),
         "VRFY" => match arguments {
             Some(argument) if !argument.trim().is_empty() => Ok(Command::Vrfy),
@@ -312,6 +315,8 @@ mod tests {
         assert_eq!(strict("lhlo [127.0.0.1]"), Ok(Command::Lhlo("[127.0.0.1]".into())));
         assert!(matches!(strict("LHLO"), Err(ParseError::Syntax(_))));
         assert_eq!(strict("EHLO x"), Ok(Command::SmtpHello));
+        assert_eq!(strict("starttls"), Ok(Command::StartTls));
+        assert!(matches!(strict("STARTTLS now"), Err(ParseError::Syntax(_))));
         assert_eq!(strict("data"), Ok(Command::Data));
         assert!(matches!(strict("DATA now"), Err(ParseError::Syntax(_))));
         assert_eq!(strict("NOOP whatever"), Ok(Command::Noop));

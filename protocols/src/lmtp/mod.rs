@@ -50,6 +50,8 @@ pub struct LmtpConfig {
     pub command_line_bytes_max: usize,
     /// Parser leniencies (all off by default).
     pub parse_options: ParseOptions,
+    /// TLS can be started (STARTTLS is announced in the `LHLO` reply until it is).
+    pub starttls: bool,
 }
 
 impl LmtpConfig {
@@ -62,6 +64,7 @@ impl LmtpConfig {
             max_recipients: limits::RECIPIENTS_MAX,
             command_line_bytes_max: limits::COMMAND_LINE_BYTES_MAX,
             parse_options: ParseOptions::default(),
+            starttls: false,
         }
     }
 }

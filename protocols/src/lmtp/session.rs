@@ -57,6 +57,10 @@ pub enum LmtpStep {
         /// The reverse path of `MAIL FROM`, empty for `<>`; for logs.
         return_path: String,
     },
+    /// `220` to STARTTLS was written: run the TLS handshake as the server before reading
+    /// anything else, then call [`LmtpSession::tls_started`] (or close when it fails). Bytes
+    /// the client pipelined behind STARTTLS were discarded.
+    StartTls,
     /// Close the connection (after writing everything returned before).
     Close,
 }
@@ -104,6 +108,8 @@ enum Mode {
     AwaitResolve(String),
     /// Waiting for [`LmtpSession::delivery_done`].
     AwaitDelivery,
+    /// STARTTLS answered: once the `220` is written, `StartTls` until `tls_started`.
+    StartTls,
     /// Write what is pending, then close.
     Closing,
     /// Closed.
@@ -123,6 +129,8 @@ pub struct LmtpSession {
     greeted: bool,
     transaction: Option<Transaction>,
     errors: u32,
+    /// The connection is encrypted.
+    tls: bool,
 }
 
 impl LmtpSession {
@@ -137,6 +145,7 @@ impl LmtpSession {
             greeted: false,
             transaction: None,
             errors: 0,
+            tls: false,
         }
     }
 
@@ -167,6 +176,7 @@ impl LmtpSession {
             Mode::DeliverReady(_)
             | Mode::AwaitResolve(_)
             | Mode::AwaitDelivery
+            | Mode::StartTls
             | Mode::Closing
             | Mode::Closed => false,
         }
@@ -190,6 +200,7 @@ impl LmtpSession {
                 }
                 Mode::Closed => return LmtpStep::Close,
                 Mode::Closing => Some(self.next_closing()),
+                Mode::StartTls => Some(self.flush_or(LmtpStep::StartTls)),
                 Mode::DeliverReady(_) => Some(self.next_deliver()),
                 Mode::Command => self.next_command(),
                 Mode::DiscardLine => self.next_discard(),
@@ -234,6 +245,48 @@ impl LmtpSession {
             reply::delivery(&mut self.out, &recipient.address, result);
         }
         self.mode = Mode::Command;
+    }
+
+    /// The TLS handshake asked for by [`LmtpStep::StartTls`] succeeded: the session starts
+    /// over (RFC 3207 §4.2: the client must send LHLO again, and nothing learnt before counts).
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.greeted = false;
+        self.transaction = None;
+        if matches!(self.mode, Mode::StartTls) {
+            self.mode = Mode::Command;
+        }
+    }
+
+    /// True once the connection runs TLS.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// `STARTTLS`: `220`, and every byte already received behind it thrown away (bytes sent in
+    /// plain text must never be taken as commands sent over TLS).
+    pub(crate) fn start_tls(&mut self) {
+        if self.tls {
+            self.command_failed(("503", "5.5.1 TLS is already active"));
+            return;
+        }
+        if !self.config.starttls {
+            self.command_failed(("502", "5.5.1 STARTTLS is not available here"));
+            return;
+        }
+        let discarded = self.input.len() - self.input_start;
+        if discarded > 0 {
+            tracing::debug!(bytes = discarded, "discarded input pipelined after STARTTLS");
+        }
+        self.input_start = self.input.len();
+        reply::line(&mut self.out, "220", "2.0.0 Ready to start TLS");
+        self.mode = Mode::StartTls;
+    }
+
+    /// Pending replies first, then `step`.
+    fn flush_or(&mut self, step: LmtpStep) -> LmtpStep {
+        if self.out.is_empty() { step } else { LmtpStep::Write(std::mem::take(&mut self.out)) }
     }
 
     /// Hands out pending replies, or asks for input.

@@ -99,6 +99,7 @@ fn drive(session: &mut LmtpSession, stores: &mut [UserStore<OsDisk>]) -> Vec<u8>
                 session.delivery_done(results);
             }
             LmtpStep::Close => panic!("the session closed"),
+            LmtpStep::StartTls => panic!("the workload's config offers no STARTTLS"),
         }
     }
 }

@@ -14,6 +14,7 @@ impl LmtpSession {
         match command {
             Command::Lhlo(_) => self.lhlo(),
             Command::SmtpHello => self.command_failed(reply::USE_LHLO),
+            Command::StartTls => self.start_tls(),
             Command::Mail { reverse_path, size, body: _ } => self.mail(reverse_path, size),
             Command::Rcpt(address) => return self.rcpt(address),
             Command::Data => self.data(),
@@ -38,9 +39,10 @@ impl LmtpSession {
         self.greeted = true;
         self.transaction = None;
         self.errors = 0;
+        let starttls = if self.config.starttls && !self.tls { "250-STARTTLS\r\n" } else { "" };
         let capabilities = format!(
             "250-{}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n\
-             250-SIZE {}\r\n250 CHUNKING\r\n",
+             {starttls}250-SIZE {}\r\n250 CHUNKING\r\n",
             self.config.hostname, self.config.max_message_bytes
         );
         self.out.extend_from_slice(capabilities.as_bytes());
