@@ -8,9 +8,11 @@
 //! nonce back from its records if it can; otherwise the last segment is a torn creation and is
 //! removed, and an earlier one is left alone and skipped (its records cannot be verified).
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use super::codec::{SpoolPos, all_zero, file_len, nonce_seed, read_at, set_len, write_at};
+use super::opening::Budget;
 use super::record::{Head, RECORD_HEADER_BYTES, decode_header, tombstone_uids};
 use super::scan_repair::{recover_nonce, resync};
 use super::spool::{
@@ -18,7 +20,7 @@ use super::spool::{
 };
 use crate::disk::{Disk, DiskFile};
 use crate::error::StorageError;
-use crate::types::Uid;
+use crate::types::{MailboxId, Uid};
 
 /// Bytes read at once while checksumming a payload.
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
@@ -48,9 +50,33 @@ pub(crate) struct ScanResult {
     pub damaged_bytes: u64,
     /// The skipped spans, `[start, end)`, in spool order.
     pub damaged: Vec<(SpoolPos, SpoolPos)>,
+    /// For each mailbox, the positions in `records` of its records (messages and tombstones).
+    by_mailbox: BTreeMap<MailboxId, Vec<usize>>,
 }
 
 impl ScanResult {
+    /// Adds a good record (in spool order).
+    fn push(&mut self, scanned: Scanned) {
+        let mailbox = match scanned.head {
+            Head::Message(head) => head.mailbox,
+            Head::Tombstone { mailbox, .. } => mailbox,
+        };
+        debug_assert!(self.records.last().is_none_or(|r| r.spool.end() <= scanned.spool.pos()));
+        self.by_mailbox.entry(mailbox).or_default().push(self.records.len());
+        self.records.push(scanned);
+    }
+
+    /// The positions in `records` of the records of `mailbox`, in spool order.
+    pub(crate) fn of_mailbox(&self, mailbox: MailboxId) -> &[usize] {
+        self.by_mailbox.get(&mailbox).map_or(&[], Vec::as_slice)
+    }
+
+    /// The record that starts at `pos`, if one was found there.
+    pub(crate) fn at(&self, pos: SpoolPos) -> Option<&Scanned> {
+        let found = self.records.binary_search_by_key(&pos, |r| r.spool.pos());
+        found.ok().map(|i| &self.records[i])
+    }
+
     /// True when the record `spool` refers to lies wholly in a skipped damaged span. (A
     /// reference that runs past the span's end does not: the good record after the span sits
     /// where it claims its own bytes, so it was never written there; such an entry is
@@ -64,50 +90,149 @@ impl ScanResult {
 /// References the indexes hold into one segment, by offset (at most a few are used).
 pub(crate) type Hints<'a> = &'a dyn Fn(u32) -> Vec<SpoolRef>;
 
-/// Scans from `from` to the end of the spool (see the module docs). Segments before `from` only
-/// have their header checked (and repaired if damaged). `hints` gives, for a segment whose
-/// header is bad, the references the indexes hold into it.
+/// Scans from `from` to the end of the spool (see the module docs), in one piece. Segments
+/// before `from` only have their header checked (and repaired if damaged). `hints` gives, for
+/// a segment whose header is bad, the references the indexes hold into it.
 pub(crate) fn scan<D: Disk>(
     disk: &D,
     spool: &mut Spool<D>,
     from: SpoolPos,
     hints: Hints<'_>,
 ) -> Result<ScanResult, StorageError> {
-    let mut result = ScanResult::default();
-    let numbers = spool.segments().to_vec();
-    let last = numbers.last().copied();
-    for number in numbers {
+    let mut scanner = Scanner::new(spool.segments(), from);
+    scanner.step(disk, spool, hints, &mut Budget::unlimited())?;
+    assert!(scanner.is_done(), "an unlimited budget scans everything");
+    Ok(scanner.into_result())
+}
+
+/// A scan done in pieces: each [`Scanner::step`] checks records until its budget is spent
+/// (one unit per 4 KiB of record, at least one per record; a segment header is one unit).
+/// A record, a search for the next good record after a damaged one, and the repair of a
+/// segment header are each done whole within one step.
+pub(crate) struct Scanner<F> {
+    from: SpoolPos,
+    /// The segments present when the scan started, ascending.
+    numbers: Vec<u32>,
+    /// The next segment to start, in `numbers`.
+    next: usize,
+    /// The segment being scanned.
+    current: Option<Cursor<F>>,
+    result: ScanResult,
+    /// Spool bytes checked or skipped so far.
+    covered: u64,
+}
+
+/// Where a scan is in one segment.
+struct Cursor<F> {
+    number: u32,
+    file: F,
+    path: PathBuf,
+    nonce: u64,
+    /// The next record's offset: every record before it checked out or was skipped.
+    offset: u64,
+    len: u64,
+    /// A bad record with no good record after it was found at `offset`: the tail is cut.
+    torn: bool,
+}
+
+impl<F: DiskFile> Scanner<F> {
+    /// A scan of `segments` from `from`.
+    pub(crate) fn new(segments: &[u32], from: SpoolPos) -> Scanner<F> {
+        let numbers = segments.to_vec();
+        Scanner { from, numbers, next: 0, current: None, result: ScanResult::default(), covered: 0 }
+    }
+
+    /// True when every segment was scanned.
+    pub(crate) fn is_done(&self) -> bool {
+        self.current.is_none() && self.next == self.numbers.len()
+    }
+
+    /// What the scan found so far.
+    pub(crate) fn result(&self) -> &ScanResult {
+        &self.result
+    }
+
+    /// Spool bytes checked or skipped so far.
+    pub(crate) fn covered_bytes(&self) -> u64 {
+        self.covered
+    }
+
+    /// What the scan found.
+    pub(crate) fn into_result(self) -> ScanResult {
+        assert!(self.is_done(), "the scan is finished");
+        self.result
+    }
+
+    /// Scans until `budget` is spent or the spool is done.
+    pub(crate) fn step<D: Disk<File = F>>(
+        &mut self,
+        disk: &D,
+        spool: &mut Spool<D>,
+        hints: Hints<'_>,
+        budget: &mut Budget,
+    ) -> Result<(), StorageError> {
+        while budget.left() && !self.is_done() {
+            match &mut self.current {
+                None => self.start_segment(disk, spool, hints)?,
+                Some(cursor) if cursor.offset < cursor.len && !cursor.torn => {
+                    let before = cursor.offset;
+                    let covered = scan_record(cursor, &mut self.result)?;
+                    debug_assert!(cursor.torn || cursor.offset > before);
+                    self.covered += covered;
+                    budget.spend_bytes(covered);
+                    continue;
+                }
+                Some(cursor) => {
+                    if cursor.offset < cursor.len {
+                        let (path, offset, len) = (&cursor.path, cursor.offset, cursor.len);
+                        tracing::warn!(path = %path.display(), offset, len, "cutting torn spool tail");
+                        self.result.truncated_bytes += len - offset;
+                        set_len(&cursor.file, path, offset)?;
+                    }
+                    self.current = None;
+                }
+            }
+            budget.spend(1);
+        }
+        Ok(())
+    }
+
+    /// Checks the header of the next segment and starts its records (if it is at or past
+    /// `from`); removes a last segment whose header is bad beyond repair.
+    fn start_segment<D: Disk<File = F>>(
+        &mut self,
+        disk: &D,
+        spool: &mut Spool<D>,
+        hints: Hints<'_>,
+    ) -> Result<(), StorageError> {
+        let number = self.numbers[self.next];
+        self.next += 1;
         let file = spool.file(disk, number)?;
         let path = spool.path(number);
         let len = file_len(&file, &path)?;
-        let Some((nonce, start)) = segment_nonce(&file, &path, number, len, hints, &mut result)?
-        else {
-            if Some(number) == last {
+        let result = &mut self.result;
+        let Some((nonce, start)) = segment_nonce(&file, &path, number, len, hints, result)? else {
+            if Some(&number) == self.numbers.last() {
                 // A torn segment creation: nothing in it was acknowledged.
                 tracing::warn!(path = %path.display(), "removing a segment with a bad header");
-                result.truncated_bytes += len;
-                result.removed_segments.push(number);
+                self.result.truncated_bytes += len;
+                self.result.removed_segments.push(number);
                 spool.remove_after(disk, number - 1)?;
             } else {
                 tracing::error!(path = %path.display(), "segment header damaged beyond repair");
             }
-            continue;
+            return Ok(());
         };
-        if number < from.segment() {
-            continue;
+        if number < self.from.segment() {
+            return Ok(());
         }
         let mut offset = start;
-        if number == from.segment() {
-            offset = offset.max(u64::from(from.offset()));
+        if number == self.from.segment() {
+            offset = offset.max(u64::from(self.from.offset()));
         }
-        offset = scan_segment(&file, &path, nonce, number, offset, len, &mut result)?;
-        if offset < len {
-            tracing::warn!(path = %path.display(), offset, len, "cutting torn spool tail");
-            result.truncated_bytes += len - offset;
-            set_len(&file, &path, offset)?;
-        }
+        self.current = Some(Cursor { number, file, path, nonce, offset, len, torn: false });
+        Ok(())
     }
-    Ok(result)
 }
 
 /// The nonce of a segment and where its records start; a bad header is rewritten with a nonce
@@ -145,39 +270,35 @@ fn segment_nonce<F: DiskFile>(
     Ok(Some((nonce, SEGMENT_HEADER_BYTES)))
 }
 
-/// Checks the records of one segment from `offset`, skipping bad records that good ones
-/// follow. Returns where the good records end (the segment's length unless the tail is bad).
-fn scan_segment<F: DiskFile>(
-    file: &F,
-    path: &Path,
-    nonce: u64,
-    number: u32,
-    mut offset: u64,
-    len: u64,
+/// Checks the record at the cursor, or, if it is bad, skips to the next good record in the
+/// segment (marking the cursor torn when there is none). Returns the bytes it covered.
+fn scan_record<F: DiskFile>(
+    cursor: &mut Cursor<F>,
     result: &mut ScanResult,
 ) -> Result<u64, StorageError> {
-    while offset < len {
-        let scanned = match check_record(file, path, nonce, number, offset, len)? {
-            Some(scanned) => scanned,
-            None => match resync(file, path, nonce, number, offset + 8, len)? {
-                Some(next) => {
-                    let skipped = u64::from(next.spool.offset) - offset;
-                    tracing::error!(path = %path.display(), offset, skipped, "skipping a damaged spool record");
-                    result.damaged_bytes += skipped;
-                    let start = u32::try_from(offset).expect("segments < 4 GiB");
-                    result.damaged.push((
-                        SpoolPos::new(number, start),
-                        SpoolPos::new(number, next.spool.offset),
-                    ));
-                    next
-                }
-                None => break,
-            },
-        };
-        offset = u64::from(scanned.spool.offset) + u64::from(scanned.spool.len);
-        result.records.push(scanned);
-    }
-    Ok(offset)
+    let Cursor { number, ref file, ref path, nonce, offset, len, .. } = *cursor;
+    let scanned = match check_record(file, path, nonce, number, offset, len)? {
+        Some(scanned) => scanned,
+        None => match resync(file, path, nonce, number, offset + 8, len)? {
+            Some(next) => {
+                let skipped = u64::from(next.spool.offset) - offset;
+                tracing::error!(path = %path.display(), offset, skipped, "skipping a damaged spool record");
+                result.damaged_bytes += skipped;
+                let start = u32::try_from(offset).expect("segments < 4 GiB");
+                result
+                    .damaged
+                    .push((SpoolPos::new(number, start), SpoolPos::new(number, next.spool.offset)));
+                next
+            }
+            None => {
+                cursor.torn = true;
+                return Ok(len - offset);
+            }
+        },
+    };
+    cursor.offset = u64::from(scanned.spool.offset) + u64::from(scanned.spool.len);
+    result.push(scanned);
+    Ok(cursor.offset - offset)
 }
 
 /// Checks the record at `offset`; `None` if it is torn or damaged.
