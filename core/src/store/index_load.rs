@@ -20,7 +20,7 @@ pub(crate) enum LoadStart<F> {
     /// the flags of the records that still check out ([`Index::salvage_start`]).
     DamagedHeader,
     /// A valid header; the records are still to be read.
-    Header(IndexLoad<F>),
+    Header(Box<IndexLoad<F>>),
 }
 
 /// Index records read per unit of open work: 4 KiB of the file, checksummed and decoded.
@@ -194,7 +194,7 @@ impl<F: DiskFile> Index<F> {
             unsynced: UnsyncedRecords::default(),
         };
         let load = IndexLoad { index, len, records, next: 0, cut: false, good_after_cut: false };
-        Ok(LoadStart::Header(load))
+        Ok(LoadStart::Header(Box::new(load)))
     }
 
     /// Every record of an index file that checks out on its own, whatever the header or the

@@ -69,7 +69,7 @@ impl<F> Cursor<F> {
 /// An index file being read.
 pub(super) enum Loading<F> {
     /// Its header checked out: its records.
-    Records(IndexLoad<F>),
+    Records(Box<IndexLoad<F>>),
     /// Its header is damaged: the records that check out on their own.
     Salvage(SalvageLoad<F>),
 }

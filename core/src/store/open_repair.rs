@@ -142,7 +142,8 @@ pub(super) fn create_step<D: Disk>(
         parts.indexes.insert(id, index);
         parts.report.indexes_rebuilt += 1;
         parts.changed.insert(id);
-        budget.spend(1);
+        // A header write and a length.
+        budget.spend(2);
         cursor.next_mailbox();
     }
     Ok(parts.missing.len() == cursor.mailbox)

@@ -153,6 +153,11 @@ pub struct OpenWork {
 
 /// What [`Opening::step`] gives back.
 #[must_use]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per step and matched at once; boxing the store would cost every \
+              caller a deref for the store's whole life"
+)]
 pub enum OpenProgress<D: Disk> {
     /// Not open yet: call [`Opening::step`] again (after letting other work run).
     Pending(Opening<D>),
@@ -243,17 +248,19 @@ impl<D: Disk> Opening<D> {
     /// As [`UserStore::open`]. The opening is gone: a later attempt starts again.
     pub fn step(mut self, budget: u64) -> Result<OpenProgress<D>, OpenError> {
         let mut budget = Budget::new(budget);
-        let done = self.advance(&mut budget);
+        let done = self.advance(&mut budget)?;
         self.work.steps += 1;
-        self.work.units += budget.spent();
-        self.work.last_step_units = budget.spent();
-        if !done? {
+        if !done {
+            self.work.units += budget.spent();
+            self.work.last_step_units = budget.spent();
             self.work.stage = self.phase.stage();
             return Ok(OpenProgress::Pending(self));
         }
-        self.work.stage = OpenStage::Finish;
         let parts = self.parts.take().expect("an open that finished began");
-        let store = finish(self.disk, self.dir, *parts)?;
+        let store = finish(self.disk, self.dir, *parts, &mut budget)?;
+        self.work.units += budget.spent();
+        self.work.last_step_units = budget.spent();
+        self.work.stage = OpenStage::Finish;
         Ok(OpenProgress::Open { store, work: self.work })
     }
 
@@ -327,7 +334,8 @@ impl<D: Disk> Opening<D> {
                 Phase::Finish => Phase::Finish,
             };
         }
-        Ok(matches!(self.phase, Phase::Finish))
+        // The last step starts only with budget left, like any other piece of work.
+        Ok(matches!(self.phase, Phase::Finish) && budget.left())
     }
 }
 
@@ -388,12 +396,20 @@ fn begin<D: Disk>(disk: &D, dir: &Path, budget: &mut Budget) -> Result<Parts<D>,
 }
 
 /// The last step: dirty what recovery validated, build the store, create INBOX if missing.
-fn finish<D: Disk>(disk: Rc<D>, dir: PathBuf, parts: Parts<D>) -> Result<UserStore<D>, OpenError> {
+/// Costs a unit per file touched, and the writes of a new INBOX.
+fn finish<D: Disk>(
+    disk: Rc<D>,
+    dir: PathBuf,
+    parts: Parts<D>,
+    budget: &mut Budget,
+) -> Result<UserStore<D>, OpenError> {
     let Parts { log, catalog, report, mut deferred, spool, indexes, scan_start, .. } = parts;
     // What recovery validated may sit in the page cache only (left by a crashed process):
     // dirty it so the next flush round makes it durable before any checkpoint passes it.
     log.touch()?;
     spool.touch_from(&*disk, scan_start.segment())?;
+    let touched = spool.segments().iter().filter(|&&s| s >= scan_start.segment()).count();
+    budget.spend(1 + touched as u64);
     let now = disk.epoch_open();
     let mut checkpoints = Checkpoints::new(scan_start);
     checkpoints.note_write(now, spool.end_pos());
@@ -414,6 +430,7 @@ fn finish<D: Disk>(disk: Rc<D>, dir: PathBuf, parts: Parts<D>) -> Result<UserSto
         damaged_logged: std::cell::RefCell::default(),
     };
     if store.catalog.id(names::INBOX).is_none() {
+        budget.spend(3);
         store.create_mailbox(names::INBOX).map_err(|error| match error {
             crate::error::MailboxError::Storage(storage) => OpenError::Storage(storage),
             other => unreachable!("creating a missing INBOX: {other}"),
