@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use skua_core::disk::os::OsDisk;
-use skua_core::store::UserStore;
+use skua_core::store::{OpenProgress, OpenStage, UserStore};
 use skua_core::types::MailboxId;
 use store_support::{USER, World, append_many, flush};
 
@@ -59,6 +59,60 @@ fn timed_open(world: &World) -> (f64, UserStore<OsDisk>) {
     (started.elapsed().as_secs_f64() * 1000.0, store)
 }
 
+/// Opens the store in steps of `budget` units, timing each (wall clock: on a busy machine the
+/// longest steps include time other processes held the CPU); prints the total, the median,
+/// 99th percentile and longest steps, and the time per unit of each stage.
+fn timed_stepped_open(world: &World, budget: u64, label: &str) -> UserStore<OsDisk> {
+    let disk = Rc::new(OsDisk::new(world.dir.path()).expect("disk"));
+    let mut opening = UserStore::opening(disk, Path::new(USER));
+    let mut steps_ms: Vec<(f64, OpenStage)> = Vec::new();
+    let mut by_stage: Vec<(OpenStage, f64, u64)> = Vec::new();
+    let started = Instant::now();
+    loop {
+        let stage = opening.work().stage;
+        let step_started = Instant::now();
+        let progress = opening.step(budget).expect("open");
+        let ms = step_started.elapsed().as_secs_f64() * 1000.0;
+        steps_ms.push((ms, stage));
+        let units = match &progress {
+            OpenProgress::Pending(more) => more.work().last_step_units,
+            OpenProgress::Open { work, .. } => work.last_step_units,
+        };
+        match by_stage.last_mut() {
+            Some((last, total_ms, total_units)) if *last == stage => {
+                *total_ms += ms;
+                *total_units += units;
+            }
+            _ => by_stage.push((stage, ms, units)),
+        }
+        match progress {
+            OpenProgress::Pending(more) => opening = more,
+            OpenProgress::Open { store, work } => {
+                let total = started.elapsed().as_secs_f64() * 1000.0;
+                steps_ms.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let longest: Vec<String> = steps_ms
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .map(|(ms, stage)| format!("{ms:.2} ms ({stage:?})"))
+                    .collect();
+                let p50 = steps_ms[steps_ms.len() / 2].0;
+                let p99 = steps_ms[steps_ms.len() * 99 / 100].0;
+                println!(
+                    "{label}, budget {budget}: {total:.1} ms in {} steps ({} units), step p50 \
+                     {p50:.3} ms, p99 {p99:.3} ms, longest {longest:?}",
+                    work.steps, work.units
+                );
+                for (stage, ms, units) in by_stage {
+                    let ns = ms * 1e6 / units.max(1) as f64;
+                    println!("    {stage:?}: {ms:.1} ms, {units} units, {ns:.0} ns per unit");
+                }
+                return store;
+            }
+        }
+    }
+}
+
 fn check_counts(store: &UserStore<OsDisk>, counts: &[(MailboxId, usize)]) {
     for &(id, count) in counts {
         assert_eq!(store.messages(id).expect("listed").len(), count, "mailbox {id:?}");
@@ -77,6 +131,11 @@ fn open_a_large_store() {
         flush(store.disk());
         intact.push(ms);
     }
+    for budget in [256, 1024] {
+        let store = timed_stepped_open(&world, budget, "stepped open, indexes intact");
+        check_counts(&store, &counts);
+        flush(store.disk());
+    }
     let mut rebuilt = Vec::new();
     for _ in 0..3 {
         std::fs::remove_file(world.index_path(counts[0].0)).expect("remove the INBOX index");
@@ -85,6 +144,12 @@ fn open_a_large_store() {
         assert_eq!(store.recovery().indexes_rebuilt, 1);
         flush(store.disk());
         rebuilt.push(ms);
+    }
+    for budget in [256, 1024] {
+        std::fs::remove_file(world.index_path(counts[0].0)).expect("remove the INBOX index");
+        let store = timed_stepped_open(&world, budget, "stepped open, INBOX index deleted");
+        check_counts(&store, &counts);
+        flush(store.disk());
     }
     intact.sort_by(f64::total_cmp);
     rebuilt.sort_by(f64::total_cmp);

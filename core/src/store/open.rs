@@ -99,10 +99,10 @@ pub(super) fn load_step<D: Disk>(
                 }
             }
             Some(Loading::Records(load)) if !load.is_done() => {
-                budget.spend_entries(load.step(budget.room_entries())?);
+                budget.spend_records(load.step(budget.room_records())?);
             }
             Some(Loading::Salvage(load)) if !load.is_done() => {
-                budget.spend_entries(load.step(budget.room_entries())?);
+                budget.spend_records(load.step(budget.room_records())?);
             }
             Some(_) => {
                 match cursor.loading.take().expect("matched") {
@@ -242,7 +242,7 @@ pub(super) fn scan_step<D: Disk>(
     let indexes = &parts.indexes;
     let hints = |segment: u32| segment_references(indexes, segment);
     scanner.step(disk, &mut parts.spool, &hints, budget)?;
-    for record in &scanner.result().records[*floored..] {
+    for record in scanner.result().records.iter_from(*floored) {
         let mailbox = match record.head {
             Head::Message(head) => head.mailbox,
             Head::Tombstone { mailbox, .. } => mailbox,

@@ -163,7 +163,10 @@ pub(super) fn catch_up_step<D: Disk>(
             return Ok(true);
         };
         let index = parts.indexes.get_mut(&id).expect("every mailbox has an index by now");
-        let at = *cursor.at.get_or_insert(0);
+        let at = *cursor.at.get_or_insert_with(|| {
+            index.reserve(parts.scanned.of_mailbox(id).len());
+            0
+        });
         let Some(&position) = parts.scanned.of_mailbox(id).get(at) else {
             if cursor.changed || index.header_stale() {
                 parts.changed.insert(id);

@@ -13,10 +13,11 @@
 //!
 //! `UserStore::open` is the same loop with an unlimited budget, so the two cannot drift apart.
 //!
-//! *The unit of work* ([`Budget`]) is what checking one small spool record costs: reading and
-//! checksumming up to 4 KiB of any file ([`UNIT_BYTES`]), one write (an index record or
-//! header, a log record, a cut), or handling 64 index entries in memory ([`UNIT_ENTRIES`], as
-//! many as fill 4 KiB of index file). A step starts a piece of work only while it has budget
+//! *The unit of work* ([`Budget`]) is what checking one small spool record costs (about a
+//! microsecond or two): reading and checksumming up to 4 KiB of any file ([`UNIT_BYTES`]),
+//! one write (an index record or header, a log record, a cut), reading and decoding 8 index
+//! records ([`UNIT_RECORDS`]), or handling 64 index entries in memory ([`UNIT_ENTRIES`]).
+//! `limits::OPEN_STEP_UNITS` is the budget a shard gives one step. A step starts a piece of work only while it has budget
 //! left, so it passes its budget by less than one piece; pieces are one unit or less, except
 //! these, done whole: replaying `mailboxes.log` and sorting stray index files (the first
 //! step, bounded by `limits::MAILBOX_LOG_BYTES_MAX` and log compaction), checking one spool
@@ -57,9 +58,12 @@ use crate::types::MailboxId;
 
 /// Bytes read and checksummed per unit of work.
 pub(crate) const UNIT_BYTES: u64 = 4096;
-/// Index entries handled in memory per unit of work (4 KiB of index records).
-pub(crate) const UNIT_ENTRIES: u64 = super::index::RECORDS_PER_UNIT;
-const _: () = assert!(UNIT_ENTRIES * super::index::RECORD_BYTES as u64 == UNIT_BYTES);
+/// Index entries handled in memory per unit of work (a look-up, a mask, a bit set).
+pub(crate) const UNIT_ENTRIES: u64 = 64;
+/// Index records read and decoded per unit of work.
+const UNIT_RECORDS: u64 = super::index::RECORDS_PER_UNIT;
+const _: () = assert!(UNIT_ENTRIES.is_multiple_of(UNIT_RECORDS));
+const _: () = assert!(UNIT_RECORDS * super::index::RECORD_BYTES as u64 <= UNIT_BYTES);
 
 /// The work one step may do, in units (see the module docs), and what it did.
 #[derive(Debug)]
@@ -99,6 +103,16 @@ impl Budget {
     /// Counts `units` of work done.
     pub(crate) fn spend(&mut self, units: u64) {
         self.spent = self.spent.saturating_add(units);
+    }
+
+    /// Index records that may still be read and decoded.
+    pub(crate) fn room_records(&self) -> u64 {
+        (self.room_entries() / (UNIT_ENTRIES / UNIT_RECORDS)).max(1)
+    }
+
+    /// Counts `count` index records read and decoded: a unit per [`UNIT_RECORDS`].
+    pub(crate) fn spend_records(&mut self, count: u64) {
+        self.spend_entries(count.saturating_mul(UNIT_ENTRIES / UNIT_RECORDS));
     }
 
     /// Counts `bytes` read and checksummed: a unit per [`UNIT_BYTES`], at least one.

@@ -38,7 +38,7 @@ pub(crate) struct Scanned {
 #[derive(Debug, Default)]
 pub(crate) struct ScanResult {
     /// Good records in spool order.
-    pub records: Vec<Scanned>,
+    pub records: Records,
     /// Bytes cut (torn tail plus removed segments).
     pub truncated_bytes: u64,
     /// Segments removed (a torn creation: the last segment's header was bad and its nonce
@@ -73,8 +73,8 @@ impl ScanResult {
 
     /// The record that starts at `pos`, if one was found there.
     pub(crate) fn at(&self, pos: SpoolPos) -> Option<&Scanned> {
-        let found = self.records.binary_search_by_key(&pos, |r| r.spool.pos());
-        found.ok().map(|i| &self.records[i])
+        let at = self.records.partition_point(|r| r.spool.pos() < pos);
+        (at < self.records.len()).then(|| &self.records[at]).filter(|r| r.spool.pos() == pos)
     }
 
     /// True when the record `spool` refers to lies wholly in a skipped damaged span. (A
@@ -84,6 +84,66 @@ impl ScanResult {
     pub(crate) fn is_damaged(&self, spool: SpoolRef) -> bool {
         let (first, last) = (spool.pos(), spool.end());
         self.damaged.iter().any(|&(start, end)| start <= first && last <= end)
+    }
+}
+
+/// Records kept in chunks of [`RECORDS_CHUNK`], so that adding one never copies more than a
+/// chunk: a flat vector would copy every record found so far in whichever scan step passes a
+/// power of two (milliseconds for a large spool, inside one bounded step).
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    chunks: Vec<Vec<Scanned>>,
+    len: usize,
+}
+
+/// Records per chunk of [`Records`].
+const RECORDS_CHUNK: usize = 4096;
+
+impl Records {
+    fn push(&mut self, record: Scanned) {
+        if self.chunks.last().is_none_or(|chunk| chunk.len() == RECORDS_CHUNK) {
+            self.chunks.push(Vec::with_capacity(RECORDS_CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk with room").push(record);
+        self.len += 1;
+    }
+
+    /// How many.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The last one.
+    pub(crate) fn last(&self) -> Option<&Scanned> {
+        self.chunks.last().and_then(|chunk| chunk.last())
+    }
+
+    /// Every record from position `start` on, in spool order.
+    pub(crate) fn iter_from(&self, start: usize) -> impl Iterator<Item = &Scanned> {
+        let (chunk, skip) = (start / RECORDS_CHUNK, start % RECORDS_CHUNK);
+        let first = self.chunks.get(chunk).map_or(&[][..], |c| c.get(skip..).unwrap_or(&[]));
+        first.iter().chain(self.chunks.iter().skip(chunk + 1).flatten())
+    }
+
+    /// Every record, in spool order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Scanned> {
+        self.iter_from(0)
+    }
+
+    /// The position of the first record for which `before` is false (it must be true for a
+    /// prefix of the records and false for the rest).
+    pub(crate) fn partition_point(&self, before: impl Fn(&Scanned) -> bool) -> usize {
+        let chunk = self.chunks.partition_point(|c| c.last().is_some_and(&before));
+        let inside = self.chunks.get(chunk).map_or(0, |c| c.partition_point(&before));
+        chunk * RECORDS_CHUNK + inside
+    }
+}
+
+impl std::ops::Index<usize> for Records {
+    type Output = Scanned;
+
+    fn index(&self, position: usize) -> &Scanned {
+        &self.chunks[position / RECORDS_CHUNK][position % RECORDS_CHUNK]
     }
 }
 
