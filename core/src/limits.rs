@@ -95,7 +95,7 @@ pub const CHECKPOINT_INTERVAL_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Units of work one step of a store's open does (`store::UserStore::opening`): a unit is
 /// about what checking one small spool record costs (reading and checksumming up to 4 KiB,
-/// one write, decoding 8 index records, or handling 64 index entries in memory; see
+/// one write, decoding 16 index records, or handling 64 index entries in memory; see
 /// `store/opening.rs`), measured at 0.6 to 1.8 µs, so a step holds the shard's thread for
 /// about half a millisecond.
 pub const OPEN_STEP_UNITS: u64 = 256;

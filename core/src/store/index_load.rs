@@ -24,9 +24,9 @@ pub(crate) enum LoadStart<F> {
 }
 
 /// Index records read per unit of open work: decoding a record (checksum, checks, counters)
-/// costs about a tenth of a unit (measured: `core/tests/store_open_perf.rs`), far more than
-/// reading its 64 bytes.
-pub(crate) const RECORDS_PER_UNIT: u64 = 8;
+/// costs a few tens of nanoseconds, far more than reading its 64 bytes (measured with
+/// `core/tests/store_open_perf.rs`: a unit is about a microsecond).
+pub(crate) const RECORDS_PER_UNIT: u64 = 16;
 
 /// An index whose header checked out, its records being read in pieces ([`IndexLoad::step`]).
 /// Reading stops at the first bad record; the records after it are then only searched for

@@ -344,10 +344,8 @@ fn restore_one<F: DiskFile>(
 pub(super) fn headers_step<D: Disk>(
     parts: &mut Parts<D>,
     disk: &D,
-    cursor: &mut Cursor<D::File>,
     budget: &mut Budget,
 ) -> Result<bool, StorageError> {
-    let _ = cursor;
     while budget.left() {
         let Some(id) = parts.changed.pop_first() else {
             parts.spool.activate(disk)?;

@@ -15,7 +15,7 @@
 //!
 //! *The unit of work* ([`Budget`]) is what checking one small spool record costs (about a
 //! microsecond or two): reading and checksumming up to 4 KiB of any file ([`UNIT_BYTES`]),
-//! one write (an index record or header, a log record, a cut), reading and decoding 8 index
+//! one write (an index record or header, a log record, a cut), reading and decoding 16 index
 //! records ([`UNIT_RECORDS`]), or handling 64 index entries in memory ([`UNIT_ENTRIES`]).
 //! `limits::OPEN_STEP_UNITS` is the budget a shard gives one step. A step starts a piece of work only while it has budget
 //! left, so it passes its budget by less than one piece; pieces are one unit or less, except
@@ -231,7 +231,7 @@ enum Phase<F> {
     Create(Cursor<F>),
     CatchUp(Cursor<F>),
     Restore(Cursor<F>),
-    Headers(Cursor<F>),
+    Headers,
     Verify(Cursor<F>),
     Finish,
 }
@@ -332,15 +332,13 @@ impl<D: Disk> Opening<D> {
                     false => Phase::CatchUp(c),
                 },
                 Phase::Restore(mut c) => match open_repair::restore_step(parts, &mut c, budget)? {
-                    true => Phase::Headers(Cursor::default()),
+                    true => Phase::Headers,
                     false => Phase::Restore(c),
                 },
-                Phase::Headers(mut c) => {
-                    match open_repair::headers_step(parts, disk, &mut c, budget)? {
-                        true => Phase::Verify(Cursor::default()),
-                        false => Phase::Headers(c),
-                    }
-                }
+                Phase::Headers => match open_repair::headers_step(parts, disk, budget)? {
+                    true => Phase::Verify(Cursor::default()),
+                    false => Phase::Headers,
+                },
                 Phase::Verify(mut c) => match open_repair::verify_step(parts, &mut c, budget) {
                     true => Phase::Finish,
                     false => Phase::Verify(c),
@@ -364,7 +362,7 @@ impl<F> Phase<F> {
             | Phase::Create(_)
             | Phase::CatchUp(_)
             | Phase::Restore(_)
-            | Phase::Headers(_) => OpenStage::Repair,
+            | Phase::Headers => OpenStage::Repair,
             Phase::Verify(_) | Phase::Finish => OpenStage::Finish,
         }
     }
