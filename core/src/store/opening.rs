@@ -105,6 +105,11 @@ impl Budget {
         self.spent = self.spent.saturating_add(units);
     }
 
+    /// Bytes that may still be read and checksummed.
+    pub(crate) fn room_bytes(&self) -> u64 {
+        self.room().saturating_mul(UNIT_BYTES).max(1)
+    }
+
     /// Index records that may still be read and decoded.
     pub(crate) fn room_records(&self) -> u64 {
         (self.room_entries() / (UNIT_ENTRIES / UNIT_RECORDS)).max(1)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::codec::{SpoolPos, all_zero, file_len, nonce_seed, read_at, set_len, write_at};
 use super::opening::Budget;
-use super::record::{Head, RECORD_HEADER_BYTES, decode_header, tombstone_uids};
+use super::record::{Head, RECORD_HEADER_BYTES, RecordHeader, decode_header, tombstone_uids};
 use super::scan_repair::{recover_nonce, resync};
 use super::spool::{
     SEGMENT_HEADER_BYTES, Spool, SpoolRef, encode_segment_header, read_segment_header,
@@ -193,6 +193,8 @@ struct Cursor<F> {
     len: u64,
     /// A bad record with no good record after it was found at `offset`: the tail is cut.
     torn: bool,
+    /// The record at `offset`, while it is being checked in pieces.
+    check: Option<RecordCheck>,
 }
 
 impl<F: DiskFile> Scanner<F> {
@@ -235,9 +237,7 @@ impl<F: DiskFile> Scanner<F> {
             match &mut self.current {
                 None => self.start_segment(disk, spool, hints)?,
                 Some(cursor) if cursor.offset < cursor.len && !cursor.torn => {
-                    let before = cursor.offset;
-                    let covered = scan_record(cursor, &mut self.result)?;
-                    debug_assert!(cursor.torn || cursor.offset > before);
+                    let covered = scan_record(cursor, &mut self.result, budget.room_bytes())?;
                     self.covered += covered;
                     budget.spend_bytes(covered);
                     continue;
@@ -290,7 +290,8 @@ impl<F: DiskFile> Scanner<F> {
         if number == self.from.segment() {
             offset = offset.max(u64::from(self.from.offset()));
         }
-        self.current = Some(Cursor { number, file, path, nonce, offset, len, torn: false });
+        let check = None;
+        self.current = Some(Cursor { number, file, path, nonce, offset, len, torn: false, check });
         Ok(())
     }
 }
@@ -330,14 +331,33 @@ fn segment_nonce<F: DiskFile>(
     Ok(Some((nonce, SEGMENT_HEADER_BYTES)))
 }
 
-/// Checks the record at the cursor, or, if it is bad, skips to the next good record in the
-/// segment (marking the cursor torn when there is none). Returns the bytes it covered.
+/// Checks at most `bytes_max` more bytes of the record at the cursor (at least one); once it
+/// is checked, adds it, or, if it is bad, skips to the next good record in the segment
+/// (marking the cursor torn when there is none). Returns the bytes it covered.
 fn scan_record<F: DiskFile>(
     cursor: &mut Cursor<F>,
     result: &mut ScanResult,
+    bytes_max: u64,
 ) -> Result<u64, StorageError> {
     let Cursor { number, ref file, ref path, nonce, offset, len, .. } = *cursor;
-    let scanned = match check_record(file, path, nonce, number, offset, len)? {
+    // The header read that starts a check counts as checked bytes too.
+    let (check, header) = match cursor.check.as_mut() {
+        Some(check) => (Some(check), 0),
+        None => {
+            cursor.check = RecordCheck::start(file, path, nonce, number, offset, len)?;
+            (cursor.check.as_mut(), RECORD_HEADER_BYTES as u64)
+        }
+    };
+    let (checked, outcome) = match check {
+        Some(check) => check.advance(file, path, bytes_max.saturating_sub(header).max(1))?,
+        None => (0, Some(None)),
+    };
+    let checked = checked + header;
+    let Some(outcome) = outcome else {
+        return Ok(checked);
+    };
+    cursor.check = None;
+    let scanned = match outcome {
         Some(scanned) => scanned,
         None => match resync(file, path, nonce, number, offset + 8, len)? {
             Some(next) => {
@@ -356,12 +376,19 @@ fn scan_record<F: DiskFile>(
             }
         },
     };
+    let good = outcome_was_good(&scanned, offset);
     cursor.offset = u64::from(scanned.spool.offset) + u64::from(scanned.spool.len);
     result.push(scanned);
-    Ok(cursor.offset - offset)
+    // A skipped damaged span counts whole (its search read it).
+    Ok(if good { checked } else { cursor.offset - offset })
 }
 
-/// Checks the record at `offset`; `None` if it is torn or damaged.
+/// True when `scanned` is the record checked at `offset` (not one found after it).
+fn outcome_was_good(scanned: &Scanned, offset: u64) -> bool {
+    u64::from(scanned.spool.offset) == offset
+}
+
+/// Checks the record at `offset`, in one piece; `None` if it is torn or damaged.
 pub(super) fn check_record<F: DiskFile>(
     file: &F,
     path: &Path,
@@ -370,53 +397,106 @@ pub(super) fn check_record<F: DiskFile>(
     offset: u64,
     len: u64,
 ) -> Result<Option<Scanned>, StorageError> {
-    if len - offset < RECORD_HEADER_BYTES as u64 {
-        return Ok(None);
-    }
-    let mut head_bytes = [0u8; RECORD_HEADER_BYTES];
-    read_at(file, path, &mut head_bytes, offset)?;
-    let Some(header) = decode_header(&head_bytes) else {
+    let Some(mut check) = RecordCheck::start(file, path, nonce, segment, offset, len)? else {
         return Ok(None);
     };
-    let record_len = header.record_len();
-    if record_len > len - offset || offset + record_len > u64::from(u32::MAX) {
-        return Ok(None);
-    }
-    let unpadded = RECORD_HEADER_BYTES as u64 + u64::from(header.payload_len);
-    let mut crc = crc32c::crc32c_append(nonce_seed(nonce), &head_bytes[8..]);
-    let mut tombstone_bytes = Vec::new();
-    let mut buf = vec![0u8; SCAN_CHUNK_BYTES.min(usize::try_from(record_len).expect("bounded"))];
-    let mut at = RECORD_HEADER_BYTES as u64;
-    while at < record_len {
-        let n = usize::try_from((record_len - at).min(buf.len() as u64)).expect("bounded");
-        read_at(file, path, &mut buf[..n], offset + at)?;
-        // Split the chunk into payload (checksummed) and padding (must be zero).
-        let payload_n =
-            usize::try_from(unpadded.saturating_sub(at).min(n as u64)).expect("bounded");
-        crc = crc32c::crc32c_append(crc, &buf[..payload_n]);
-        if !all_zero(&buf[payload_n..n]) {
+    let (_, outcome) = check.advance(file, path, u64::MAX)?;
+    Ok(outcome.expect("an unlimited check finishes"))
+}
+
+/// A record being checked in pieces ([`RecordCheck::advance`]), so that a record of many
+/// megabytes is checksummed across several scan steps rather than inside one.
+pub(crate) struct RecordCheck {
+    segment: u32,
+    offset: u64,
+    header: RecordHeader,
+    /// Bytes of the record checked so far (its header first).
+    at: u64,
+    /// The checksum of those bytes (with the nonce; the header's bytes from 8 on).
+    crc: u32,
+    /// A tombstone's payload, gathered to decode its UIDs at the end.
+    tombstone_bytes: Vec<u8>,
+}
+
+impl RecordCheck {
+    /// Reads and decodes the header of the record at `offset`; `None` when it is torn or
+    /// damaged, or claims more bytes than the segment holds.
+    fn start<F: DiskFile>(
+        file: &F,
+        path: &Path,
+        nonce: u64,
+        segment: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<RecordCheck>, StorageError> {
+        if len - offset < RECORD_HEADER_BYTES as u64 {
             return Ok(None);
         }
-        if let Head::Tombstone { .. } = header.head {
-            tombstone_bytes.extend_from_slice(&buf[..payload_n]);
+        let mut head_bytes = [0u8; RECORD_HEADER_BYTES];
+        read_at(file, path, &mut head_bytes, offset)?;
+        let Some(header) = decode_header(&head_bytes) else {
+            return Ok(None);
+        };
+        let record_len = header.record_len();
+        if record_len > len - offset || offset + record_len > u64::from(u32::MAX) {
+            return Ok(None);
         }
-        at += n as u64;
+        let crc = crc32c::crc32c_append(nonce_seed(nonce), &head_bytes[8..]);
+        let at = RECORD_HEADER_BYTES as u64;
+        Ok(Some(RecordCheck { segment, offset, header, at, crc, tombstone_bytes: Vec::new() }))
     }
-    if crc != header.crc {
-        return Ok(None);
+
+    /// Checks at most `bytes_max` more bytes (at least one). Returns the bytes checked, and,
+    /// once the whole record was, whether it is good: `Some(Some(record))` or `Some(None)`.
+    fn advance<F: DiskFile>(
+        &mut self,
+        file: &F,
+        path: &Path,
+        bytes_max: u64,
+    ) -> Result<(u64, Option<Option<Scanned>>), StorageError> {
+        let record_len = self.header.record_len();
+        let unpadded = RECORD_HEADER_BYTES as u64 + u64::from(self.header.payload_len);
+        let until = record_len.min(self.at.saturating_add(bytes_max.max(1)));
+        let first = self.at;
+        let chunk = (SCAN_CHUNK_BYTES as u64).min(until - self.at);
+        let mut buf = vec![0u8; usize::try_from(chunk).expect("bounded")];
+        while self.at < until {
+            let n = usize::try_from((until - self.at).min(chunk)).expect("bounded");
+            read_at(file, path, &mut buf[..n], self.offset + self.at)?;
+            // Split the chunk into payload (checksummed) and padding (must be zero).
+            let payload_n =
+                usize::try_from(unpadded.saturating_sub(self.at).min(n as u64)).expect("bounded");
+            self.crc = crc32c::crc32c_append(self.crc, &buf[..payload_n]);
+            if !all_zero(&buf[payload_n..n]) {
+                return Ok((self.at + n as u64 - first, Some(None)));
+            }
+            if let Head::Tombstone { .. } = self.header.head {
+                self.tombstone_bytes.extend_from_slice(&buf[..payload_n]);
+            }
+            self.at += n as u64;
+        }
+        let checked = self.at - first;
+        if self.at < record_len {
+            return Ok((checked, None));
+        }
+        Ok((checked, Some(self.finish())))
     }
-    let uids = match header.head {
-        Head::Tombstone { .. } => match tombstone_uids(&tombstone_bytes) {
-            Some(uids) => uids,
-            None => return Ok(None),
-        },
-        Head::Message(_) => Vec::new(),
-    };
-    let spool_ref = SpoolRef {
-        segment,
-        offset: u32::try_from(offset).expect("checked above"),
-        len: u32::try_from(record_len).expect("checked above"),
-        crc: header.crc,
-    };
-    Ok(Some(Scanned { spool: spool_ref, head: header.head, uids }))
+
+    /// The record, once every byte was checked; `None` if its checksum fails.
+    fn finish(&mut self) -> Option<Scanned> {
+        if self.crc != self.header.crc {
+            return None;
+        }
+        let uids = match self.header.head {
+            Head::Tombstone { .. } => tombstone_uids(&self.tombstone_bytes)?,
+            Head::Message(_) => Vec::new(),
+        };
+        let spool = SpoolRef {
+            segment: self.segment,
+            offset: u32::try_from(self.offset).expect("checked at start"),
+            len: u32::try_from(self.header.record_len()).expect("checked at start"),
+            crc: self.header.crc,
+        };
+        Some(Scanned { spool, head: self.header.head, uids })
+    }
 }
