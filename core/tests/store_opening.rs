@@ -294,8 +294,11 @@ fn large_store() -> (SimDisk, u64) {
             serial += 1;
             // Records of at most 4 KiB (a unit each), and now and then one of 300 KB, which
             // is checked across several steps.
-            let len =
-                if serial % 500 == 0 { 300_000 } else { 100 + (serial as usize * 389) % 3900 };
+            let len = if serial.is_multiple_of(500) {
+                300_000
+            } else {
+                100 + (serial as usize * 389) % 3900
+            };
             let body = message(serial, len);
             let cache = format!("cache {serial}").into_bytes();
             let flags = Flags { system: SystemFlags(0), keywords: Keywords(0) };
