@@ -131,7 +131,7 @@ fn open_a_large_store() {
         flush(store.disk());
         intact.push(ms);
     }
-    for budget in [256, 1024] {
+    for budget in [skua_core::limits::OPEN_STEP_UNITS, 4 * skua_core::limits::OPEN_STEP_UNITS] {
         let store = timed_stepped_open(&world, budget, "stepped open, indexes intact");
         check_counts(&store, &counts);
         flush(store.disk());
@@ -145,7 +145,7 @@ fn open_a_large_store() {
         flush(store.disk());
         rebuilt.push(ms);
     }
-    for budget in [256, 1024] {
+    for budget in [skua_core::limits::OPEN_STEP_UNITS, 4 * skua_core::limits::OPEN_STEP_UNITS] {
         std::fs::remove_file(world.index_path(counts[0].0)).expect("remove the INBOX index");
         let store = timed_stepped_open(&world, budget, "stepped open, INBOX index deleted");
         check_counts(&store, &counts);

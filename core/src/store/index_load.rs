@@ -239,6 +239,8 @@ impl<F: DiskFile> Index<F> {
         let len = file_len(&file, path)?;
         load.records = (len.saturating_sub(HEADER_BYTES as u64) / RECORD_BYTES as u64)
             .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
+        // Reserved whole, like a loaded index's entries (no step copies them all).
+        load.entries.reserve(usize::try_from(load.records).expect("bounded"));
         load.file = Some(file);
         Ok(load)
     }

@@ -278,6 +278,11 @@ pub(super) fn restore_step<D: Disk>(
         let entries = index.entries().len();
         match cursor.sub {
             0 if at < salvaged.len() => {
+                if at == 0 {
+                    // Reserved whole: a rehash while growing would touch every entry in one
+                    // step.
+                    cursor.old.reserve(salvaged.len());
+                }
                 let end = salvaged.len().min(at.saturating_add(room));
                 cursor.old.extend(salvaged[at..end].iter().map(|e| (e.uid.get(), *e)));
                 budget.spend_entries((end - at) as u64);
