@@ -17,16 +17,19 @@
 //! microsecond or two): reading and checksumming up to 4 KiB of any file ([`UNIT_BYTES`]),
 //! one write (an index record or header, a log record, a cut), reading and decoding 16 index
 //! records ([`UNIT_RECORDS`]), or handling 64 index entries in memory ([`UNIT_ENTRIES`]).
-//! `limits::OPEN_STEP_UNITS` is the budget a shard gives one step. A step starts a piece of work only while it has budget
-//! left, so it passes its budget by less than one piece; pieces are one unit or less, except
-//! these, done whole: replaying `mailboxes.log` and sorting stray index files (the first
-//! step, bounded by `limits::MAILBOX_LOG_BYTES_MAX` and log compaction), checking one spool
-//! record (a unit per 4 KiB: up to `limits::MESSAGE_BYTES_MAX` of bytes), the search for the
-//! next good record after a damaged one (`limits::RESYNC_CHECKED_BYTES_MAX`), the repair of a
-//! segment header, and the last step (touching the files recovery checked, creating INBOX).
+//! `limits::OPEN_STEP_UNITS` is the budget a shard gives one step.
+//!
+//! A step starts a piece of work only while it has budget left, so it passes its budget by
+//! less than one piece. Pieces are one unit or less (a large spool record is checksummed a
+//! budget's worth of bytes per step), except these, done whole: replaying `mailboxes.log`
+//! and sorting stray index files (the first step; bounded by `limits::MAILBOX_LOG_BYTES_MAX`
+//! and kept small by log compaction), the search for the next good record after a damaged
+//! one (`limits::RESYNC_CHECKED_BYTES_MAX`), the repair of a segment header
+//! (`limits::NONCE_RECOVERY_RECORDS_MAX` records), and the last step (touching the files
+//! recovery checked, creating a missing INBOX): damage and a few writes, not the store's size.
 //!
 //! The phases, in order (`core/FORMAT.md`, "Recovery on open", gives the rules):
-//! log replay and stray index files; loading each index (records read 64 per unit); checking
+//! log replay and stray index files; loading each index (16 records per unit); checking
 //! the bounds of entries before each checkpoint; the spool scan; voiding stray keyword bits;
 //! dropping entries no record backs; creating missing indexes; catch-up (which rebuilds a
 //! missing index from a full scan); restoring the flags of damaged-header indexes; header

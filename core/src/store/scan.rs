@@ -166,9 +166,9 @@ pub(crate) fn scan<D: Disk>(
 }
 
 /// A scan done in pieces: each [`Scanner::step`] checks records until its budget is spent
-/// (one unit per 4 KiB of record, at least one per record; a segment header is one unit).
-/// A record, a search for the next good record after a damaged one, and the repair of a
-/// segment header are each done whole within one step.
+/// (one unit per 4 KiB of record, at least one per record; a segment header is one unit). A
+/// large record is checked across steps ([`RecordCheck`]); a search for the next good record
+/// after a damaged one, and the repair of a segment header, are each done whole in one step.
 pub(crate) struct Scanner<F> {
     from: SpoolPos,
     /// The segments present when the scan started, ascending.
