@@ -463,3 +463,40 @@ fn finish<D: Disk>(
     store.check_invariants();
     Ok(store)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_counts_units_bytes_records_and_entries() {
+        let mut budget = Budget::new(3);
+        assert!(budget.left());
+        assert_eq!(budget.room_bytes(), 3 * UNIT_BYTES);
+        budget.spend_bytes(1);
+        assert_eq!(budget.spent(), 1, "a record of a few bytes is a unit");
+        budget.spend_bytes(UNIT_BYTES + 1);
+        assert_eq!(budget.spent(), 3, "a unit per 4 KiB, rounded up");
+        assert!(!budget.left());
+        assert_eq!(budget.room_entries(), 1, "room for one piece while none is left");
+
+        let mut budget = Budget::new(2);
+        budget.spend_entries(UNIT_ENTRIES - 1);
+        assert_eq!(budget.spent(), 0, "entries short of a unit are not a unit yet");
+        assert_eq!(budget.room_entries(), UNIT_ENTRIES + 1);
+        budget.spend_entries(1);
+        assert_eq!(budget.spent(), 1);
+        assert_eq!(budget.room_records(), UNIT_RECORDS);
+        budget.spend_records(UNIT_RECORDS);
+        assert_eq!(budget.spent(), 2);
+        assert!(!budget.left());
+
+        assert_eq!(Budget::new(0).room(), 1, "every step does some work");
+        let mut unlimited = Budget::unlimited();
+        unlimited.spend(u64::MAX - 1);
+        unlimited.spend_entries(u64::MAX);
+        unlimited.spend_records(u64::MAX);
+        assert_eq!(unlimited.spent(), u64::MAX, "saturates, never wraps");
+        assert!(!unlimited.left());
+    }
+}
