@@ -76,6 +76,11 @@ pub(super) enum Loading<F> {
 
 type Indexes<F> = std::collections::BTreeMap<MailboxId, Index<F>>;
 
+/// Units an open of a file costs (the system calls to open it, take its length and read its
+/// header: a few microseconds), so a store of many small mailboxes still takes steps of
+/// about the same length.
+pub(super) const FILE_OPEN_UNITS: u64 = 4;
+
 /// Loads every mailbox's index, a piece at a time: a damaged header, a mailbox id or
 /// UIDVALIDITY that does not match the log, or no file makes the index missing (rebuilt from
 /// the spool); of a damaged header the records that check out are kept for their flags.
@@ -93,7 +98,7 @@ pub(super) fn load_step<D: Disk>(
         match cursor.loading.as_mut() {
             None => {
                 cursor.loading = load_start(parts, disk, dir, id)?;
-                budget.spend(1);
+                budget.spend(FILE_OPEN_UNITS);
                 if cursor.loading.is_none() {
                     cursor.next_mailbox();
                 }
@@ -193,7 +198,7 @@ pub(super) fn bounds_step<D: Disk>(
                 let file = file.map_err(|e| StorageError::io(&path, e))?;
                 let len = super::codec::file_len(&file, &path)?;
                 parts.segment_lengths.insert(segment, len);
-                budget.spend(1);
+                budget.spend(FILE_OPEN_UNITS);
                 Some(len)
             }
         };

@@ -142,8 +142,8 @@ pub(super) fn create_step<D: Disk>(
         parts.indexes.insert(id, index);
         parts.report.indexes_rebuilt += 1;
         parts.changed.insert(id);
-        // A header write and a length.
-        budget.spend(2);
+        // An open, a header write and a length.
+        budget.spend(super::open::FILE_OPEN_UNITS);
         cursor.next_mailbox();
     }
     Ok(parts.missing.len() == cursor.mailbox)
