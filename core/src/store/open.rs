@@ -97,8 +97,10 @@ pub(super) fn load_step<D: Disk>(
         };
         match cursor.loading.as_mut() {
             None => {
+                if !budget.start_piece(FILE_OPEN_UNITS) {
+                    break;
+                }
                 cursor.loading = load_start(parts, disk, dir, id)?;
-                budget.spend(FILE_OPEN_UNITS);
                 if cursor.loading.is_none() {
                     cursor.next_mailbox();
                 }
@@ -193,12 +195,14 @@ pub(super) fn bounds_step<D: Disk>(
             Some(&len) => Some(len),
             None if parts.spool.segments().binary_search(&segment).is_err() => None,
             None => {
+                if !budget.start_piece(FILE_OPEN_UNITS) {
+                    break;
+                }
                 let path = parts.spool.path(segment);
                 let file = disk.open(&path, crate::disk::OpenMode::Existing);
                 let file = file.map_err(|e| StorageError::io(&path, e))?;
                 let len = super::codec::file_len(&file, &path)?;
                 parts.segment_lengths.insert(segment, len);
-                budget.spend(FILE_OPEN_UNITS);
                 Some(len)
             }
         };

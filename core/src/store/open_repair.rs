@@ -129,6 +129,10 @@ pub(super) fn create_step<D: Disk>(
         let Some(&id) = parts.missing.get(cursor.mailbox) else {
             return Ok(true);
         };
+        // An open, a header write and a length.
+        if !budget.start_piece(super::open::FILE_OPEN_UNITS) {
+            break;
+        }
         let header = IndexHeader {
             mailbox: id,
             uid_validity: parts.catalog.mailboxes[&id].uid_validity,
@@ -142,8 +146,6 @@ pub(super) fn create_step<D: Disk>(
         parts.indexes.insert(id, index);
         parts.report.indexes_rebuilt += 1;
         parts.changed.insert(id);
-        // An open, a header write and a length.
-        budget.spend(super::open::FILE_OPEN_UNITS);
         cursor.next_mailbox();
     }
     Ok(parts.missing.len() == cursor.mailbox)

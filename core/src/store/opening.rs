@@ -20,7 +20,9 @@
 //! `limits::OPEN_STEP_UNITS` is the budget a shard gives one step.
 //!
 //! A step starts a piece of work only while it has budget left, so it passes its budget by
-//! less than one piece. Pieces are one unit or less (a large spool record is checksummed a
+//! less than one piece. Opening a file (an index, a segment) is a piece of four units that a
+//! step starts only if it fits (or if the step has done nothing yet). Other pieces are one
+//! unit or less (a large spool record is checksummed a
 //! budget's worth of bytes per step), except these, done whole: replaying `mailboxes.log`
 //! and sorting stray index files (the first step; bounded by `limits::MAILBOX_LOG_BYTES_MAX`
 //! and kept small by log compaction), the search for the next good record after a damaged
@@ -75,12 +77,14 @@ pub(crate) struct Budget {
     spent: u64,
     /// Entries handled that do not yet make a whole unit.
     entries: u64,
+    /// A piece did not fit in what was left: the step ends.
+    ended: bool,
 }
 
 impl Budget {
     /// A budget of `limit` units (at least one).
     pub(crate) fn new(limit: u64) -> Budget {
-        Budget { limit: limit.max(1), spent: 0, entries: 0 }
+        Budget { limit: limit.max(1), spent: 0, entries: 0, ended: false }
     }
 
     /// A budget that is never spent: the whole open in one step.
@@ -90,7 +94,19 @@ impl Budget {
 
     /// True while a new piece of work may start.
     pub(crate) fn left(&self) -> bool {
-        self.spent < self.limit
+        self.spent < self.limit && !self.ended
+    }
+
+    /// Starts a piece of `units` that cannot be split (opening a file): true, and counted,
+    /// when it fits in what is left or the step has done nothing yet (every step does some
+    /// work); otherwise false, and the step ends here.
+    pub(crate) fn start_piece(&mut self, units: u64) -> bool {
+        if self.spent > 0 && self.room() < units {
+            self.ended = true;
+            return false;
+        }
+        self.spend(units);
+        true
     }
 
     /// Units still to spend (at least one while [`Budget::left`]).
@@ -492,6 +508,14 @@ mod tests {
         assert!(!budget.left());
 
         assert_eq!(Budget::new(0).room(), 1, "every step does some work");
+        let mut small = Budget::new(2);
+        assert!(small.start_piece(4), "a step that did nothing does a piece larger than it");
+        assert_eq!(small.spent(), 4);
+        let mut partly = Budget::new(5);
+        partly.spend(2);
+        assert!(!partly.start_piece(4), "a piece that does not fit waits for the next step");
+        assert!(!partly.left(), "and the step ends");
+        assert_eq!(partly.spent(), 2);
         let mut unlimited = Budget::unlimited();
         unlimited.spend(u64::MAX - 1);
         unlimited.spend_entries(u64::MAX);
