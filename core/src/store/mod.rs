@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
-//! the user's home shard and used only there (it is not `Send`). It never fsyncs: every
+//! the user's home shard and used only there (it is not `Send`); [`UserStore::opening`] does
+//! that in bounded steps (`opening.rs`), so a long recovery never holds the shard's thread. It never fsyncs: every
 //! mutation lands in the disk's open epoch, and the caller's group commit
 //! ([`crate::disk::Disk::flush_begin`]) makes it durable before replying.
 //! An append costs one spool write and one index write; a flag change one index write.
