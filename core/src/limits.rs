@@ -96,9 +96,10 @@ pub const CHECKPOINT_INTERVAL_BYTES: u64 = 16 * 1024 * 1024;
 /// Units of work one step of a store's open does (`store::UserStore::opening`): a unit is
 /// about what checking one small spool record costs (reading and checksumming up to 4 KiB,
 /// one write, decoding 16 index records, or handling 64 index entries in memory; opening a
-/// file is four; see `store/opening.rs`). Measured at 0.2 to 1.5 µs a unit on a 240,000
-/// message store (`core/tests/store_open_perf.rs`): a step of 256 units held the thread for
-/// 0.15 to 0.25 ms (median), 0.4 ms at the 99th percentile on a quiet run.
+/// file is four; a mailbox visited by a phase of recovery one; see `store/opening.rs`).
+/// Measured at 0.2 to 2 µs a unit (`core/tests/store_open_perf.rs`: 240,000 messages, and
+/// 2,001 mailboxes): a step of 256 units held the thread for 0.15 to 0.3 ms (median), 0.4
+/// ms at the 99th percentile on a quiet run.
 pub const OPEN_STEP_UNITS: u64 = 256;
 
 /// Longest user name in bytes (see `paths::UserName`).

@@ -158,3 +158,32 @@ fn open_a_large_store() {
     println!("open, indexes intact: ms {intact:.1?} (median {:.1})", intact[intact.len() / 2]);
     println!("open, INBOX index deleted: ms {rebuilt:.1?} (median {:.1})", rebuilt[1]);
 }
+
+#[test]
+#[ignore = "a measurement, run by hand in release"]
+fn open_a_store_of_many_mailboxes() {
+    let mut world = World::new();
+    let mut store = world.open();
+    for n in 0..2000u32 {
+        let name = format!("folder/{n:04}");
+        store.create_mailbox(&name).expect("create");
+        let id = store.mailbox_id(&name).expect("created");
+        append_many(&mut store, id, n * 5 + 1, 5);
+        if n % 100 == 99 {
+            world.flush();
+            store.subscribe("INBOX").expect("housekeeping");
+            world.flush();
+        }
+    }
+    world.flush();
+    drop(store);
+    let (ms, store) = timed_open(&world);
+    assert_eq!(store.mailboxes().len(), 2001);
+    flush(store.disk());
+    println!("2,001 mailboxes of 5 messages: open in one piece {ms:.1} ms");
+    for budget in [skua_core::limits::OPEN_STEP_UNITS, 4 * skua_core::limits::OPEN_STEP_UNITS] {
+        let store = timed_stepped_open(&world, budget, "stepped open, 2,001 mailboxes");
+        assert_eq!(store.mailboxes().len(), 2001);
+        flush(store.disk());
+    }
+}

@@ -32,8 +32,11 @@ pub(super) fn drop_step<D: Disk>(
             continue;
         };
         let scanned = &parts.scanned;
-        let slot =
-            *cursor.at.get_or_insert_with(|| first_unchecked(index, parts.scan_start, scanned));
+        let slot = *cursor.at.get_or_insert_with(|| {
+            // A unit per mailbox: its look-ups.
+            budget.spend(1);
+            first_unchecked(index, parts.scan_start, scanned)
+        });
         let Some(&entry) = index.entries().get(slot) else {
             if cursor.changed {
                 parts.changed.insert(id);
@@ -166,6 +169,7 @@ pub(super) fn catch_up_step<D: Disk>(
         };
         let index = parts.indexes.get_mut(&id).expect("every mailbox has an index by now");
         let at = *cursor.at.get_or_insert_with(|| {
+            budget.spend(1);
             index.reserve(parts.scanned.of_mailbox(id).len());
             0
         });
@@ -383,7 +387,7 @@ pub(super) fn verify_step<D: Disk>(
         let index = &parts.indexes[&id];
         let scan_start = parts.scan_start;
         if cursor.at.is_none() {
-            budget.spend_entries(1);
+            budget.spend(1);
         }
         let first = *cursor
             .at

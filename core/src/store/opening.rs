@@ -16,7 +16,8 @@
 //! *The unit of work* ([`Budget`]) is what checking one small spool record costs (about a
 //! microsecond or two): reading and checksumming up to 4 KiB of any file ([`UNIT_BYTES`]),
 //! one write (an index record or header, a log record, a cut), reading and decoding 16 index
-//! records ([`UNIT_RECORDS`]), or handling 64 index entries in memory ([`UNIT_ENTRIES`]).
+//! records ([`UNIT_RECORDS`]), handling 64 index entries in memory ([`UNIT_ENTRIES`]), or
+//! a phase's look-ups for one mailbox.
 //! `limits::OPEN_STEP_UNITS` is the budget a shard gives one step.
 //!
 //! A step starts a piece of work only while it has budget left, so it passes its budget by
