@@ -411,3 +411,30 @@ pub(super) fn verify_step<D: Disk>(
     }
     parts.ids.len() == cursor.mailbox
 }
+
+/// Re-sets the length of every segment the scan covered, a unit each, which marks them dirty:
+/// what recovery validated may sit in the page cache only (left by a crashed process), and
+/// the next flush round must make it durable before any checkpoint passes it. `next` is a
+/// position in the spool's list of segments (`None`: the first the scan covered).
+pub(super) fn touch_step<D: Disk>(
+    parts: &mut Parts<D>,
+    disk: &D,
+    next: &mut Option<usize>,
+    budget: &mut Budget,
+) -> Result<bool, StorageError> {
+    let segments = parts.spool.segments();
+    let scan_start = parts.scan_start.segment();
+    let next = next.get_or_insert_with(|| segments.partition_point(|&s| s < scan_start));
+    while budget.left() {
+        let Some(&number) = segments.get(*next) else {
+            return Ok(true);
+        };
+        let file = parts.spool.file(disk, number)?;
+        let path = parts.spool.path(number);
+        let len = super::codec::file_len(&file, &path)?;
+        super::codec::set_len(&file, &path, len)?;
+        budget.spend(1);
+        *next += 1;
+    }
+    Ok(*next == segments.len())
+}

@@ -28,15 +28,16 @@
 //! first step; bounded by `limits::MAILBOX_LOG_BYTES_MAX` and kept small by log compaction),
 //! the search for the next good record after a damaged one
 //! (`limits::RESYNC_CHECKED_BYTES_MAX`), the repair of a segment header
-//! (`limits::NONCE_RECOVERY_RECORDS_MAX` records), and the last step (touching the files
-//! recovery checked, creating a missing INBOX): damage and a few writes, not the store's size.
+//! (`limits::NONCE_RECOVERY_RECORDS_MAX` records), and the last step (touching the log,
+//! creating a missing INBOX): damage and a few writes, not the store's size.
 //!
 //! The phases, in order (`core/FORMAT.md`, "Recovery on open", gives the rules):
 //! log replay and stray index files; loading each index (16 records per unit); checking
 //! the bounds of entries before each checkpoint; the spool scan; voiding stray keyword bits;
 //! dropping entries no record backs; creating missing indexes; catch-up (which rebuilds a
 //! missing index from a full scan); restoring the flags of damaged-header indexes; header
-//! rewrites; marking the scanned entries verified; and the last step.
+//! rewrites; marking the scanned entries verified; touching the scanned segments (so the next
+//! flush makes what recovery validated durable); and the last step.
 //!
 //! Between steps nothing else touches the store's files: the registry keeps one opening per
 //! user, and the data-dir lock keeps other processes out. Flush rounds of other users may run
@@ -258,6 +259,9 @@ enum Phase<F> {
     Restore(Cursor<F>),
     Headers,
     Verify(Cursor<F>),
+    /// Dirtying the segments the scan covered: the next, by position in the spool's list
+    /// (`None` before the first).
+    Touch(Option<usize>),
     Finish,
 }
 
@@ -365,9 +369,15 @@ impl<D: Disk> Opening<D> {
                     false => Phase::Headers,
                 },
                 Phase::Verify(mut c) => match open_repair::verify_step(parts, &mut c, budget) {
-                    true => Phase::Finish,
+                    true => Phase::Touch(None),
                     false => Phase::Verify(c),
                 },
+                Phase::Touch(mut next) => {
+                    match open_repair::touch_step(parts, disk, &mut next, budget)? {
+                        true => Phase::Finish,
+                        false => Phase::Touch(next),
+                    }
+                }
                 Phase::Finish => Phase::Finish,
             };
         }
@@ -388,7 +398,7 @@ impl<F> Phase<F> {
             | Phase::CatchUp(_)
             | Phase::Restore(_)
             | Phase::Headers => OpenStage::Repair,
-            Phase::Verify(_) | Phase::Finish => OpenStage::Finish,
+            Phase::Verify(_) | Phase::Touch(_) | Phase::Finish => OpenStage::Finish,
         }
     }
 }
@@ -433,7 +443,7 @@ fn begin<D: Disk>(disk: &D, dir: &Path, budget: &mut Budget) -> Result<Parts<D>,
 }
 
 /// The last step: dirty what recovery validated, build the store, create INBOX if missing.
-/// Costs a unit per file touched, and the writes of a new INBOX.
+/// Costs a unit, and the writes of a new INBOX.
 fn finish<D: Disk>(
     disk: Rc<D>,
     dir: PathBuf,
@@ -442,11 +452,10 @@ fn finish<D: Disk>(
 ) -> Result<UserStore<D>, OpenError> {
     let Parts { log, catalog, report, mut deferred, spool, indexes, scan_start, .. } = parts;
     // What recovery validated may sit in the page cache only (left by a crashed process):
-    // dirty it so the next flush round makes it durable before any checkpoint passes it.
+    // dirty it so the next flush round makes it durable before any checkpoint passes it (the
+    // segments were, by `touch_step`).
     log.touch()?;
-    spool.touch_from(&*disk, scan_start.segment())?;
-    let touched = spool.segments().iter().filter(|&&s| s >= scan_start.segment()).count();
-    budget.spend(1 + touched as u64);
+    budget.spend(1);
     let now = disk.epoch_open();
     let mut checkpoints = Checkpoints::new(scan_start);
     checkpoints.note_write(now, spool.end_pos());
