@@ -15,8 +15,8 @@
 //!   followed by a fresh open loses nothing acknowledged; so does an open abandoned after any
 //!   step without a crash (its writes all kept) and started again.
 //! - `no_step_passes_its_budget`: rebuilding a deleted index and salvaging a damaged one over
-//!   thousands of records (a few of them large, checked across steps), no step does more
-//!   than its budget and one unit, counted by the store and, independently, by a disk that
+//!   thousands of records (a few of them large, checked across steps, and one damaged, which
+//!   starts a search for the next good record), no step does more than its budget and one unit, counted by the store and, independently, by a disk that
 //!   counts the bytes read and the writes.
 //! - `a_deleted_index_is_rebuilt_in_many_steps`: the regression test: with a budget of one
 //!   unit, the rebuild takes at least a step per spool record (it took one call before).
@@ -330,13 +330,17 @@ fn no_step_passes_its_budget() {
     let inbox = index_path(&disk, "INBOX");
     let archive = index_path(&disk, "Archive");
     // The Archive index's header is damaged (rebuilt, flags salvaged from its records), the
-    // INBOX index is gone (rebuilt from the whole spool).
+    // INBOX index is gone (rebuilt from the whole spool), and a spool record is damaged (the
+    // scan searches for the next good record).
     disk.damage(&archive, Damage::Flip { offset: 30, mask: 0x10 }).expect("damage");
+    let segment = Path::new(USER_DIR).join("spool/00000001.seg");
+    disk.damage(&segment, Damage::Flip { offset: 2_000_003, mask: 0x40 }).expect("damage");
     disk.remove_file(&inbox).expect("remove");
     let whole_disk = disk.crash(0, CrashMode::KeepPending);
     let whole = UserStore::open(Rc::new(whole_disk.clone()), Path::new(USER_DIR)).expect("open");
     assert_eq!(whole.recovery().indexes_rebuilt, 2);
     assert_eq!(whole.recovery().index_headers_repaired, 1);
+    assert!(whole.recovery().spool_damaged_bytes > 0, "a damaged record was skipped");
     let whole = state(&whole, &whole_disk);
     for budget in [1, 2, 7, 64] {
         let counting = Rc::new(Counting::new(disk.crash(0, CrashMode::KeepPending)));

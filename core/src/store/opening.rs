@@ -23,13 +23,13 @@
 //! A step starts a piece of work only while it has budget left, so it passes its budget by
 //! less than one piece. Opening a file (an index, a segment) is a piece of four units that a
 //! step starts only if it fits (or if the step has done nothing yet). Other pieces are one
-//! unit or less (a large spool record is checksummed a budget's worth of bytes per step),
+//! unit or less (a large spool record is checksummed a budget's worth of bytes per step, and
+//! the search for the next good record after a damaged one goes on across steps too),
 //! except these, done whole: replaying `mailboxes.log` and sorting stray index files (the
 //! first step; bounded by `limits::MAILBOX_LOG_BYTES_MAX` and kept small by log compaction),
-//! the search for the next good record after a damaged one
-//! (`limits::RESYNC_CHECKED_BYTES_MAX`), the repair of a segment header
-//! (`limits::NONCE_RECOVERY_RECORDS_MAX` records), and the last step (touching the log,
-//! creating a missing INBOX): damage and a few writes, not the store's size.
+//! the repair of a segment header (`limits::NONCE_RECOVERY_RECORDS_MAX` records), and the
+//! last step (touching the log, creating a missing INBOX): damage and a few writes, not the
+//! store's size.
 //!
 //! The phases, in order (`core/FORMAT.md`, "Recovery on open", gives the rules):
 //! log replay and stray index files; loading each index (16 records per unit); checking

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::codec::{SpoolPos, all_zero, file_len, nonce_seed, read_at, set_len, write_at};
 use super::opening::Budget;
 use super::record::{Head, RECORD_HEADER_BYTES, RecordHeader, decode_header, tombstone_uids};
-use super::scan_repair::{recover_nonce, resync};
+use super::scan_repair::{Resync, recover_nonce};
 use super::spool::{
     SEGMENT_HEADER_BYTES, Spool, SpoolRef, encode_segment_header, read_segment_header,
 };
@@ -167,8 +167,8 @@ pub(crate) fn scan<D: Disk>(
 
 /// A scan done in pieces: each [`Scanner::step`] checks records until its budget is spent
 /// (one unit per 4 KiB of record, at least one per record; a segment header is one unit). A
-/// large record is checked across steps ([`RecordCheck`]); a search for the next good record
-/// after a damaged one, and the repair of a segment header, are each done whole in one step.
+/// large record is checked across steps ([`RecordCheck`]), and so is the search for the next
+/// good record after a damaged one (`Resync`); the repair of a segment header is done whole.
 pub(crate) struct Scanner<F> {
     from: SpoolPos,
     /// The segments present when the scan started, ascending.
@@ -195,6 +195,8 @@ struct Cursor<F> {
     torn: bool,
     /// The record at `offset`, while it is being checked in pieces.
     check: Option<RecordCheck>,
+    /// The search for the next good record after the bad one at `offset`, in pieces.
+    search: Option<Resync>,
 }
 
 impl<F: DiskFile> Scanner<F> {
@@ -290,8 +292,9 @@ impl<F: DiskFile> Scanner<F> {
         if number == self.from.segment() {
             offset = offset.max(u64::from(self.from.offset()));
         }
-        let check = None;
-        self.current = Some(Cursor { number, file, path, nonce, offset, len, torn: false, check });
+        let (check, search) = (None, None);
+        let torn = false;
+        self.current = Some(Cursor { number, file, path, nonce, offset, len, torn, check, search });
         Ok(())
     }
 }
@@ -331,61 +334,64 @@ fn segment_nonce<F: DiskFile>(
     Ok(Some((nonce, SEGMENT_HEADER_BYTES)))
 }
 
-/// Checks at most `bytes_max` more bytes of the record at the cursor (at least one); once it
-/// is checked, adds it, or, if it is bad, skips to the next good record in the segment
-/// (marking the cursor torn when there is none). Returns the bytes it covered.
+/// Checks at most about `bytes_max` more bytes of the record at the cursor (at least one);
+/// once it is checked, adds it, or, if it is bad, searches on for the next good record in the
+/// segment, in pieces too (marking the cursor torn when there is none). Returns the bytes it
+/// read and checksummed.
 fn scan_record<F: DiskFile>(
     cursor: &mut Cursor<F>,
     result: &mut ScanResult,
     bytes_max: u64,
 ) -> Result<u64, StorageError> {
     let Cursor { number, ref file, ref path, nonce, offset, len, .. } = *cursor;
-    // The header read that starts a check counts as checked bytes too.
-    let (check, header) = match cursor.check.as_mut() {
-        Some(check) => (Some(check), 0),
-        None => {
-            cursor.check = RecordCheck::start(file, path, nonce, number, offset, len)?;
-            (cursor.check.as_mut(), RECORD_HEADER_BYTES as u64)
-        }
-    };
-    let (checked, outcome) = match check {
-        Some(check) => check.advance(file, path, bytes_max.saturating_sub(header).max(1))?,
-        None => (0, Some(None)),
-    };
-    let checked = checked + header;
-    let Some(outcome) = outcome else {
-        return Ok(checked);
-    };
-    cursor.check = None;
-    let scanned = match outcome {
-        Some(scanned) => scanned,
-        None => match resync(file, path, nonce, number, offset + 8, len)? {
-            Some(next) => {
-                let skipped = u64::from(next.spool.offset) - offset;
-                tracing::error!(path = %path.display(), offset, skipped, "skipping a damaged spool record");
-                result.damaged_bytes += skipped;
-                let start = u32::try_from(offset).expect("segments < 4 GiB");
-                result
-                    .damaged
-                    .push((SpoolPos::new(number, start), SpoolPos::new(number, next.spool.offset)));
-                next
-            }
+    let mut covered = 0;
+    if cursor.search.is_none() {
+        // The header read that starts a check counts as checked bytes too.
+        let (check, header) = match cursor.check.as_mut() {
+            Some(check) => (Some(check), 0),
             None => {
-                cursor.torn = true;
-                return Ok(len - offset);
+                cursor.check = RecordCheck::start(file, path, nonce, number, offset, len)?;
+                (cursor.check.as_mut(), RECORD_HEADER_BYTES as u64)
             }
-        },
+        };
+        let (checked, outcome) = match check {
+            Some(check) => check.advance(file, path, bytes_max.saturating_sub(header).max(1))?,
+            None => (0, Some(None)),
+        };
+        covered = checked + header;
+        match outcome {
+            None => return Ok(covered),
+            Some(Some(scanned)) => {
+                cursor.check = None;
+                cursor.offset = u64::from(scanned.spool.offset) + u64::from(scanned.spool.len);
+                result.push(scanned);
+                return Ok(covered);
+            }
+            Some(None) => {
+                cursor.check = None;
+                cursor.search = Some(Resync::new(nonce, number, offset + 8));
+            }
+        }
+    }
+    let search = cursor.search.as_mut().expect("a bad record starts a search");
+    let (searched, outcome) = search.advance(file, path, len, bytes_max.saturating_sub(covered))?;
+    covered += searched;
+    let Some(outcome) = outcome else {
+        return Ok(covered);
     };
-    let good = outcome_was_good(&scanned, offset);
-    cursor.offset = u64::from(scanned.spool.offset) + u64::from(scanned.spool.len);
-    result.push(scanned);
-    // A skipped damaged span counts whole (its search read it).
-    Ok(if good { checked } else { cursor.offset - offset })
-}
-
-/// True when `scanned` is the record checked at `offset` (not one found after it).
-fn outcome_was_good(scanned: &Scanned, offset: u64) -> bool {
-    u64::from(scanned.spool.offset) == offset
+    cursor.search = None;
+    let Some(next) = outcome else {
+        cursor.torn = true;
+        return Ok(covered);
+    };
+    let skipped = u64::from(next.spool.offset) - offset;
+    tracing::error!(path = %path.display(), offset, skipped, "skipping a damaged spool record");
+    result.damaged_bytes += skipped;
+    let start = u32::try_from(offset).expect("segments < 4 GiB");
+    result.damaged.push((SpoolPos::new(number, start), SpoolPos::new(number, next.spool.offset)));
+    cursor.offset = u64::from(next.spool.offset) + u64::from(next.spool.len);
+    result.push(next);
+    Ok(covered)
 }
 
 /// Checks the record at `offset`, in one piece; `None` if it is torn or damaged.
@@ -421,7 +427,7 @@ pub(crate) struct RecordCheck {
 impl RecordCheck {
     /// Reads and decodes the header of the record at `offset`; `None` when it is torn or
     /// damaged, or claims more bytes than the segment holds.
-    fn start<F: DiskFile>(
+    pub(super) fn start<F: DiskFile>(
         file: &F,
         path: &Path,
         nonce: u64,
@@ -448,7 +454,7 @@ impl RecordCheck {
 
     /// Checks at most `bytes_max` more bytes (at least one). Returns the bytes checked, and,
     /// once the whole record was, whether it is good: `Some(Some(record))` or `Some(None)`.
-    fn advance<F: DiskFile>(
+    pub(super) fn advance<F: DiskFile>(
         &mut self,
         file: &F,
         path: &Path,
