@@ -20,6 +20,10 @@ use crate::types::{
     Epoch, Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid, UidValidity,
 };
 
+#[path = "index_load.rs"]
+mod load;
+pub(crate) use load::{IndexLoad, LoadStart, RECORDS_PER_UNIT, SalvageLoad};
+
 /// Directory of the index files inside the user directory.
 pub(crate) const INDEX_DIR: &str = "mbox";
 /// Bytes of the header.
@@ -221,17 +225,15 @@ impl Counts {
     }
 }
 
-/// What loading an index file found.
-pub(crate) enum Loaded<F> {
-    /// A valid header; records up to the first bad one (the file was cut there).
-    /// `good_after_cut`: a record after the cut decodes, so the cut record was damaged in the
-    /// middle of the file rather than torn at its tail.
-    Found { index: Index<F>, cut_records: u64, good_after_cut: bool },
-    /// Missing, or shorter than a header: rebuild from the spool.
-    Missing,
-    /// A whole header that is damaged (its checksum fails): rebuild from the spool, keeping
-    /// the flags of the records that still check out ([`Index::salvage`]).
-    DamagedHeader,
+/// An index file loaded ([`IndexLoad::finish`]).
+pub(crate) struct Loaded<F> {
+    /// The index: its records up to the first bad one (the file was cut there).
+    pub index: Index<F>,
+    /// Records cut.
+    pub cut_records: u64,
+    /// A record after the cut decodes, so the cut record was damaged in the middle of the
+    /// file rather than torn at its tail.
+    pub good_after_cut: bool,
 }
 
 /// One mailbox's index, in memory and on disk.
@@ -275,89 +277,6 @@ impl<F: DiskFile> Index<F> {
         })
     }
 
-    /// Loads an index, cutting the file at the first bad record.
-    pub(crate) fn load<D: Disk<File = F>>(
-        disk: &D,
-        path: PathBuf,
-    ) -> Result<Loaded<F>, StorageError> {
-        if !disk.exists(&path) {
-            return Ok(Loaded::Missing);
-        }
-        let file = disk.open(&path, OpenMode::Existing).map_err(|e| StorageError::io(&path, e))?;
-        let len = file_len(&file, &path)?;
-        if len < HEADER_BYTES as u64 {
-            return Ok(Loaded::Missing);
-        }
-        let mut header = [0u8; HEADER_BYTES];
-        read_at(&file, &path, &mut header, 0)?;
-        let Some(header) = IndexHeader::decode(&header, &path)? else {
-            return Ok(Loaded::DamagedHeader);
-        };
-        Self::load_records(file, path, len, header)
-    }
-
-    /// Reads the records after a header, cutting the file at the first bad one.
-    fn load_records(
-        file: F,
-        path: PathBuf,
-        len: u64,
-        header: IndexHeader,
-    ) -> Result<Loaded<F>, StorageError> {
-        let records = ((len - HEADER_BYTES as u64) / RECORD_BYTES as u64)
-            .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
-        let mut bytes = vec![0u8; usize::try_from(records).expect("bounded") * RECORD_BYTES];
-        read_at(&file, &path, &mut bytes, HEADER_BYTES as u64)?;
-        let mut index = Index {
-            file,
-            path,
-            header,
-            entries: Vec::with_capacity(bytes.len() / RECORD_BYTES),
-            counts: Counts::default(),
-            uid_next: header.uid_next,
-            highest_modseq: header.highest_modseq,
-            verified: std::cell::RefCell::new(Vec::new()),
-            unsynced: UnsyncedRecords::default(),
-        };
-        let mut out_of_order = false;
-        for chunk in bytes.chunks_exact(RECORD_BYTES) {
-            let Some(entry) = Entry::decode(chunk) else {
-                break;
-            };
-            if index.entries.last().is_some_and(|last| last.uid >= entry.uid) {
-                break;
-            }
-            // Spool order follows UID order. A record that checks out but points before the
-            // previous record's end (a misdirected or rewritten record: index records carry
-            // no nonce) leaves no telling which of the two is wrong: both go, and the cut
-            // makes recovery scan the spool from the last kept entry (`good_after_cut`).
-            if index.entries.last().is_some_and(|last| last.spool.end() > entry.spool.pos()) {
-                let dropped = index.entries.pop().expect("a last entry");
-                index.counts.remove(&dropped);
-                out_of_order = true;
-                break;
-            }
-            index.push_loaded(entry);
-        }
-        // Records past the checkpoint may sit in the page cache only (appended unsynced by a
-        // process that crashed): no header may claim them before a round has synced the file.
-        let past = index.entries.partition_point(|e| e.spool.pos() < header.checkpoint);
-        if let Some(first) = index.entries.get(past) {
-            index.unsynced.note_unsynced(first.spool.pos());
-        }
-        let good_after_cut = out_of_order
-            || bytes
-                .chunks_exact(RECORD_BYTES)
-                .skip(index.entries.len() + 1)
-                .any(|chunk| Entry::decode(chunk).is_some());
-        let keep = HEADER_BYTES as u64 + index.entries.len() as u64 * RECORD_BYTES as u64;
-        let cut_records = (len - keep).div_ceil(RECORD_BYTES as u64);
-        if len != keep {
-            tracing::warn!(path = %index.path.display(), cut_records, "cutting index tail");
-            set_len(&index.file, &index.path, keep)?;
-        }
-        Ok(Loaded::Found { index, cut_records, good_after_cut })
-    }
-
     fn push_loaded(&mut self, entry: Entry) {
         self.uid_next = self.uid_next.max(entry.uid.get().saturating_add(1));
         self.highest_modseq = self.highest_modseq.max(entry.modseq);
@@ -365,19 +284,19 @@ impl<F: DiskFile> Index<F> {
         self.entries.push(entry);
     }
 
-    /// Clears, in memory, keyword bits outside `valid` (the bits that name keywords). Records
-    /// on disk may carry bits from a keyword definition a crash lost; recovery makes those
-    /// bits void for good, so masking them on every load is enough (a rewrite of the record
-    /// writes the masked bits).
-    pub(crate) fn mask_keywords(&mut self, valid: u64) {
-        for entry in &mut self.entries {
+    /// Clears, in memory, keyword bits outside `valid` (the bits that name keywords) in the
+    /// entries of `slots`. Records on disk may carry bits from a keyword definition a crash
+    /// lost; recovery makes those bits void for good, so masking them on every load is enough
+    /// (a rewrite of the record writes the masked bits).
+    pub(crate) fn mask_keywords(&mut self, slots: std::ops::Range<usize>, valid: u64) {
+        for entry in &mut self.entries[slots] {
             entry.flags.keywords.0 &= valid;
         }
     }
 
-    /// Keyword bits set on any record outside `valid`.
-    pub(crate) fn stray_keywords(&self, valid: u64) -> u64 {
-        self.entries.iter().fold(0, |bits, e| bits | (e.flags.keywords.0 & !valid))
+    /// Keyword bits set on any entry of `slots` outside `valid`.
+    pub(crate) fn stray_keywords(&self, slots: std::ops::Range<usize>, valid: u64) -> u64 {
+        self.entries[slots].iter().fold(0, |bits, e| bits | (e.flags.keywords.0 & !valid))
     }
 
     /// The header as last written.
@@ -555,27 +474,6 @@ impl<F: DiskFile> Index<F> {
         let mut header = [0u8; HEADER_BYTES];
         read_at(&file, path, &mut header, 0)?;
         IndexHeader::decode(&header, path)
-    }
-
-    /// Every record of an index file that checks out on its own, whatever the header or the
-    /// records around it look like (reconstruct: keep what can be kept). Reads only.
-    pub(crate) fn salvage<D: Disk<File = F>>(
-        disk: &D,
-        path: &Path,
-    ) -> Result<Vec<Entry>, StorageError> {
-        if !disk.exists(path) {
-            return Ok(Vec::new());
-        }
-        let file = disk.open(path, OpenMode::Existing).map_err(|e| StorageError::io(path, e))?;
-        let len = file_len(&file, path)?;
-        let records = (len.saturating_sub(HEADER_BYTES as u64) / RECORD_BYTES as u64)
-            .min(u64::from(MESSAGES_PER_MAILBOX_MAX));
-        if records == 0 {
-            return Ok(Vec::new());
-        }
-        let mut bytes = vec![0u8; usize::try_from(records).expect("bounded") * RECORD_BYTES];
-        read_at(&file, path, &mut bytes, HEADER_BYTES as u64)?;
-        Ok(bytes.chunks_exact(RECORD_BYTES).filter_map(Entry::decode).collect())
     }
 
     /// Rewrites the header with the current UIDNEXT, HIGHESTMODSEQ and count, and `checkpoint`

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
-//! the user's home shard and used only there (it is not `Send`). It never fsyncs: every
+//! the user's home shard and used only there (it is not `Send`); [`UserStore::opening`] does
+//! that in bounded steps (`opening.rs`), so a long recovery never holds the shard's thread. It never fsyncs: every
 //! mutation lands in the disk's open epoch, and the caller's group commit
 //! ([`crate::disk::Disk::flush_begin`]) makes it durable before replying.
 //! An append costs one spool write and one index write; a flag change one index write.
@@ -35,6 +36,8 @@ mod mailboxes;
 mod messages;
 pub mod names;
 mod open;
+mod open_repair;
+mod opening;
 mod reconstruct;
 mod record;
 mod scan;
@@ -43,6 +46,7 @@ mod spool;
 #[cfg(test)]
 mod tests;
 
+pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
 
 use catalog::Catalog;
@@ -203,7 +207,22 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// The disk failed, or a file is damaged beyond repair or from a newer skua.
     pub fn open(disk: Rc<D>, dir: &Path) -> Result<UserStore<D>, OpenError> {
-        open::open(disk, dir)
+        let mut opening = UserStore::opening(disk, dir);
+        loop {
+            match opening.step(u64::MAX)? {
+                OpenProgress::Pending(more) => opening = more,
+                OpenProgress::Open { store, .. } => return Ok(store),
+            }
+        }
+    }
+
+    /// [`UserStore::open`] in bounded steps, for a caller that must not hold its thread for
+    /// the whole open (a shard serving other users): call [`Opening::step`] until it gives
+    /// the store. Nothing is read or written before the first step. Nothing else may touch
+    /// the store's directory until the store is open.
+    #[must_use]
+    pub fn opening(disk: Rc<D>, dir: &Path) -> Opening<D> {
+        Opening::new(disk, dir)
     }
 
     /// The disk the store writes to (for durability tickets: `disk().epoch_open()`).

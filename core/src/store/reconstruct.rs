@@ -103,7 +103,7 @@ pub fn reconstruct<D: Disk>(disk: Rc<D>, dir: &Path) -> Result<ReconstructReport
         let mut stray = Index::<D::File>::salvage(d, &path)?
             .iter()
             .fold(0, |bits, e| bits | (e.flags.keywords.0 & !defined));
-        for record in &scanned.records {
+        for record in scanned.records.iter() {
             if let Head::Message(head) = record.head
                 && head.mailbox == id
             {
@@ -164,7 +164,7 @@ fn rebuild<D: Disk>(
     }
     let mut entries: Vec<Entry> = Vec::new();
     let mut tombstoned = std::collections::HashSet::new();
-    for record in &scanned.records {
+    for record in scanned.records.iter() {
         match record.head {
             Head::Message(head) if head.mailbox == id => {
                 if entries.last().is_some_and(|last| last.uid >= head.uid) {

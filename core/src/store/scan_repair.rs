@@ -20,7 +20,7 @@ use std::path::Path;
 use super::codec::{get_u64, read_at};
 use super::crc_seed::{nonce_for, seed_for};
 use super::record::{RECORD_HEADER_BYTES, check_whole, decode_header};
-use super::scan::{Scanned, check_record};
+use super::scan::{RecordCheck, Scanned, check_record};
 use super::spool::{SEGMENT_HEADER_BYTES, SpoolRef};
 use crate::disk::DiskFile;
 use crate::error::StorageError;
@@ -151,10 +151,12 @@ fn any_checks<F: DiskFile>(
 }
 
 /// The first good record at an 8-byte-aligned position in `[from, len)` of a segment, if any
-/// is found before `limits::RESYNC_CHECKED_BYTES_MAX` bytes were checksummed.
+/// is found before `limits::RESYNC_CHECKED_BYTES_MAX` bytes were checksummed; in one piece
+/// (the scan uses [`Resync`] in pieces).
 ///
 /// # Errors
 /// The disk failed.
+#[cfg(test)]
 pub(crate) fn resync<F: DiskFile>(
     file: &F,
     path: &Path,
@@ -163,37 +165,134 @@ pub(crate) fn resync<F: DiskFile>(
     from: u64,
     len: u64,
 ) -> Result<Option<Scanned>, StorageError> {
-    assert!(from.is_multiple_of(8));
-    let head_bytes = RECORD_HEADER_BYTES as u64;
-    let mut chunk_start = from;
-    let mut chunk = Vec::new();
-    let mut checked = 0u64;
-    while chunk_start + head_bytes <= len {
-        // Chunks overlap by a header, so a header across a chunk boundary is seen whole.
-        let chunk_len = (len - chunk_start).min(RESYNC_CHUNK_BYTES);
-        chunk.resize(usize::try_from(chunk_len).expect("bounded"), 0);
-        read_at(file, path, &mut chunk, chunk_start)?;
-        let mut at = 0u64;
-        while at + head_bytes <= chunk_len {
-            let slice = &chunk[usize::try_from(at).expect("bounded")..];
-            if let Some(header) = decode_header(slice) {
-                let offset = chunk_start + at;
-                if offset + header.record_len() <= len {
-                    checked += header.record_len();
-                    if checked > RESYNC_CHECKED_BYTES_MAX {
-                        tracing::warn!(path = %path.display(), offset, "giving up the search for a good record");
-                        return Ok(None);
-                    }
-                    if let Some(found) = check_record(file, path, nonce, segment, offset, len)? {
-                        return Ok(Some(found));
+    let mut search = Resync::new(nonce, segment, from);
+    let (_, found) = search.advance(file, path, len, u64::MAX)?;
+    Ok(found.expect("an unlimited search finishes"))
+}
+
+/// The search for the next good record after a damaged one, done in pieces
+/// ([`Resync::advance`]): every 8-byte-aligned position is tried, in order; where a record
+/// header decodes and fits in the segment, the record is checked (in pieces too), and the
+/// first that checks out ends the search.
+pub(crate) struct Resync {
+    nonce: u64,
+    segment: u32,
+    /// The next position to try (or the one whose record is being checked).
+    at: u64,
+    /// Bytes of candidate records checksummed so far.
+    checked: u64,
+    /// The record at `at`, being checked.
+    candidate: Option<RecordCheck>,
+    /// Bytes read ahead from `window_start`, where headers are decoded.
+    window: Vec<u8>,
+    window_start: u64,
+}
+
+impl Resync {
+    /// A search from `from` (8-byte aligned).
+    pub(crate) fn new(nonce: u64, segment: u32, from: u64) -> Resync {
+        assert!(from.is_multiple_of(8));
+        let (candidate, window, window_start) = (None, Vec::new(), from);
+        Resync { nonce, segment, at: from, checked: 0, candidate, window, window_start }
+    }
+
+    /// Searches on, reading and checksumming at most about `bytes_max` bytes (at least one
+    /// position). Returns the bytes read and checksummed, and, once the search is over, its
+    /// outcome: `Some(Some(record))`, or `Some(None)` when no good record follows.
+    ///
+    /// # Errors
+    /// The disk failed.
+    pub(crate) fn advance<F: DiskFile>(
+        &mut self,
+        file: &F,
+        path: &Path,
+        len: u64,
+        bytes_max: u64,
+    ) -> Result<(u64, Option<Option<Scanned>>), StorageError> {
+        let head_bytes = RECORD_HEADER_BYTES as u64;
+        let mut spent = 0u64;
+        loop {
+            if let Some(check) = self.candidate.as_mut() {
+                let (bytes, outcome) =
+                    check.advance(file, path, bytes_max.saturating_sub(spent))?;
+                spent += bytes;
+                match outcome {
+                    None => return Ok((spent, None)),
+                    Some(Some(found)) => return Ok((spent, Some(Some(found)))),
+                    Some(None) => {
+                        self.candidate = None;
+                        self.at += 8;
                     }
                 }
             }
-            at += 8;
+            if self.at + head_bytes > len {
+                return Ok((spent, Some(None)));
+            }
+            if spent >= bytes_max {
+                return Ok((spent, None));
+            }
+            spent += self.fill_window(file, path, len, bytes_max.saturating_sub(spent))?;
+            if let Some(outcome) = self.try_window(file, path, len)? {
+                return Ok((spent, Some(outcome)));
+            }
         }
-        chunk_start += at;
     }
-    Ok(None)
+
+    /// Makes the window hold at least a header's bytes at `at`: reads from `at` (about
+    /// `bytes_max` bytes, from 4 KiB to `RESYNC_CHUNK_BYTES`) unless it does already.
+    /// Returns the bytes read.
+    fn fill_window<F: DiskFile>(
+        &mut self,
+        file: &F,
+        path: &Path,
+        len: u64,
+        bytes_max: u64,
+    ) -> Result<u64, StorageError> {
+        let head_bytes = RECORD_HEADER_BYTES as u64;
+        let window_end = self.window_start + self.window.len() as u64;
+        if self.at >= self.window_start && self.at + head_bytes <= window_end {
+            return Ok(0);
+        }
+        let wanted = bytes_max.clamp(4096, RESYNC_CHUNK_BYTES).max(head_bytes);
+        let window_len = (len - self.at).min(wanted);
+        self.window.resize(usize::try_from(window_len).expect("bounded"), 0);
+        read_at(file, path, &mut self.window, self.at)?;
+        self.window_start = self.at;
+        Ok(window_len)
+    }
+
+    /// Tries the positions from `at` whose header lies in the window; stops at the first
+    /// candidate record (kept in `candidate`), or when the checked bytes pass their bound
+    /// (`Some(None)`: the search gives up).
+    fn try_window<F: DiskFile>(
+        &mut self,
+        file: &F,
+        path: &Path,
+        len: u64,
+    ) -> Result<Option<Option<Scanned>>, StorageError> {
+        let head_bytes = RECORD_HEADER_BYTES as u64;
+        let window_end = self.window_start + self.window.len() as u64;
+        while self.at + head_bytes <= window_end {
+            let inside = usize::try_from(self.at - self.window_start).expect("bounded");
+            if let Some(header) = decode_header(&self.window[inside..])
+                && self.at + header.record_len() <= len
+            {
+                self.checked += header.record_len();
+                if self.checked > RESYNC_CHECKED_BYTES_MAX {
+                    let offset = self.at;
+                    tracing::warn!(path = %path.display(), offset, "giving up the search for a good record");
+                    return Ok(Some(None));
+                }
+                let start = RecordCheck::start(file, path, self.nonce, self.segment, self.at, len);
+                if let Some(check) = start? {
+                    self.candidate = Some(check);
+                    return Ok(None);
+                }
+            }
+            self.at += 8;
+        }
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
@@ -252,6 +351,32 @@ mod tests {
         assert!(resync(&file, path, NONCE, 1, last, len).unwrap().is_none(), "nothing after");
         let wrong_nonce = resync(&file, path, NONCE + 1, 1, 64, len).unwrap();
         assert!(wrong_nonce.is_none(), "records only count with the segment's nonce");
+    }
+
+    #[test]
+    fn a_search_in_pieces_finds_what_one_piece_finds() {
+        let disk = SimDisk::new();
+        let (file, refs) = segment(&disk);
+        let path = Path::new("s.seg");
+        let len = file.len().unwrap();
+        write_at(&file, path, &[0xff; 16], u64::from(refs[1].offset) + 100).unwrap();
+        for (from, nonce) in [(u64::from(refs[1].offset) + 8, NONCE), (64, NONCE + 1)] {
+            let whole = resync(&file, path, nonce, 1, from, len).unwrap().map(|r| r.spool);
+            for piece in [1, 7, 100, 4096] {
+                let mut search = Resync::new(nonce, 1, from);
+                let mut advances = 0;
+                let found = loop {
+                    advances += 1;
+                    let (bytes, outcome) = search.advance(&file, path, len, piece).unwrap();
+                    assert!(bytes <= piece.max(4096) + 4096, "{bytes} bytes for {piece}");
+                    if let Some(found) = outcome {
+                        break found.map(|r| r.spool);
+                    }
+                };
+                assert_eq!(found, whole, "pieces of {piece} bytes");
+                assert!(piece >= 4096 || advances > 1, "pieces of {piece} bytes: one advance");
+            }
+        }
     }
 
     #[test]
