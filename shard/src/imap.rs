@@ -167,7 +167,7 @@ async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Client>> {
         return None;
     }
     let peer = connection.peer().ip();
-    let (handle, user_slot) = log_in_here(shard, &mut session, &user, peer);
+    let (handle, user_slot) = log_in_here(shard, &mut session, &user, peer).await;
     Some(Box::new(Client {
         connection,
         session,
@@ -188,9 +188,9 @@ fn plaintext_allowed(shard: &Shard, peer: SocketAddr) -> bool {
 }
 
 /// Completes the login on this (the user's home) shard: takes a place in the user's session
-/// budget, then opens the user's store. Either failing answers the login with a tagged `NO`
-/// and leaves the session logged out.
-fn log_in_here(
+/// budget, then opens the user's store (in steps, see `registry.rs`). Either failing answers
+/// the login with a tagged `NO` and leaves the session logged out.
+async fn log_in_here(
     shard: &Shard,
     session: &mut ImapSession,
     user: &str,
@@ -202,7 +202,7 @@ fn log_in_here(
         session.auth_done(auth_outcome_of_user_cap());
         return (None, None);
     };
-    match shard.registry.open(user) {
+    match shard.registry.open(user, yield_to_reactor).await {
         Ok(handle) => {
             session.auth_done(AuthOutcome::Success);
             tracing::debug!(shard = shard.id.0, user, "logged in");
@@ -336,7 +336,7 @@ const LONG_SLICE_TIME: Duration = Duration::from_micros(50);
 /// away fires only from the reactor, so the task comes back after the reactor's next turn,
 /// behind every connection that had input. (A zero-length timer would not do: glommio answers
 /// an expired timer at once, without parking.)
-async fn yield_to_reactor() {
+pub(crate) async fn yield_to_reactor() {
     glommio::timer::sleep(YIELD_TIMER).await;
 }
 
@@ -617,7 +617,8 @@ async fn authenticate(
         Verdict::Accepted(canonical) => {
             let home = home_of(&canonical, shard.shared.count);
             if home == shard.id {
-                let (handle, slot) = log_in_here(shard, &mut client.session, &canonical, source);
+                let (handle, slot) =
+                    log_in_here(shard, &mut client.session, &canonical, source).await;
                 client.user = handle;
                 client.user_slot = slot;
                 Ok(())

@@ -1,6 +1,10 @@
 //! The open user stores of one shard, and each user's change event.
 //!
-//! A store is opened (and recovered) on first use by a session or a delivery. Once no session
+//! A store is opened (and recovered) on first use by a session or a delivery, in steps of
+//! bounded work (`UserStore::opening`, `OPEN_STEP_UNITS` each) with a pause between steps in
+//! which the shard's other sessions run: a recovery that rebuilds an index from a large spool
+//! no longer holds the core. Whoever asks for a store that is being opened waits for that
+//! open instead of starting another. Once no session
 //! or delivery holds it, it stays open for a while (reopening costs a recovery check) and is
 //! closed by [`Registry::sweep`] when it has been unused for the idle time, or earlier, least
 //! recently used first, when the shard holds more than its maximum of open stores (each holds
@@ -18,9 +22,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+
 use skua_core::disk::os::OsDisk;
+use skua_core::limits::OPEN_STEP_UNITS;
 use skua_core::paths::{UserName, user_dir};
-use skua_core::store::UserStore;
+use skua_core::store::{OpenProgress, UserStore};
 
 use crate::event::Event;
 use crate::guard::guarded;
@@ -92,27 +99,16 @@ pub enum RegistryError {
     },
 }
 
-/// Runs a store open (`open`) for `user` under the panic guard, and logs it when slow.
+/// Runs one step of a store open for `user` under the panic guard.
 ///
 /// A panic while opening or recovering (our bug, or a damaged store tripping an assertion)
 /// ends that login or delivery, not the shard: nothing was registered yet, so the next open
-/// starts again from the disk. An open taking [`SLOW_STORE_OPEN_MS`] or more is logged: it ran
-/// on the shard's thread, so the shard's other sessions waited as long.
+/// starts again from the disk.
 fn open_guarded<T, E: std::fmt::Display>(
     user: &str,
     open: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, RegistryError> {
-    let started = Instant::now();
-    let opened = guarded(open);
-    let took = started.elapsed();
-    if took >= Duration::from_millis(SLOW_STORE_OPEN_MS) {
-        tracing::warn!(
-            user,
-            took_ms = took.as_millis(),
-            "slow store open (recovery?): the shard's other sessions waited as long"
-        );
-    }
-    match opened {
+    match guarded(open) {
         Ok(Ok(store)) => Ok(store),
         Ok(Err(error)) => {
             Err(RegistryError::Open { user: user.to_owned(), detail: error.to_string() })
@@ -128,30 +124,82 @@ fn open_guarded<T, E: std::fmt::Display>(
 pub struct Registry {
     disk: Rc<OsDisk>,
     open: RefCell<HashMap<String, Rc<UserHandle>>>,
+    /// Stores being opened, each with the event notified when its open ends (either way).
+    opening: RefCell<HashMap<String, Rc<Event>>>,
+}
+
+/// Takes a user out of [`Registry::opening`] and wakes its waiters when its open ends, also
+/// when the opening task is dropped half-way (its connection went away).
+struct OpeningEntry<'a> {
+    registry: &'a Registry,
+    key: String,
+    done: Rc<Event>,
+}
+
+impl Drop for OpeningEntry<'_> {
+    fn drop(&mut self) {
+        self.registry.opening.borrow_mut().remove(&self.key);
+        self.done.notify();
+    }
 }
 
 impl Registry {
     /// An empty registry over the shard's disk.
     #[must_use]
     pub fn new(disk: Rc<OsDisk>) -> Registry {
-        Registry { disk, open: RefCell::new(HashMap::new()) }
+        Registry { disk, open: RefCell::new(HashMap::new()), opening: RefCell::default() }
     }
 
-    /// The open store of `user`, opening (and recovering) it if needed.
+    /// The open store of `user`, opening (and recovering) it if needed: in steps of
+    /// [`OPEN_STEP_UNITS`], awaiting `pause()` between them (the shard passes a yield through
+    /// its reactor). A second request for a store being opened waits for that open.
     ///
     /// # Errors
     /// See [`RegistryError`].
-    pub fn open(&self, user: &str) -> Result<Rc<UserHandle>, RegistryError> {
+    pub async fn open<F, P>(&self, user: &str, pause: F) -> Result<Rc<UserHandle>, RegistryError>
+    where
+        F: Fn() -> P,
+        P: Future<Output = ()>,
+    {
         let name = UserName::new(user)
             .map_err(|reason| RegistryError::BadName { user: user.to_owned(), reason })?;
         let key = name.as_str();
-        if let Some(handle) = self.open.borrow().get(key) {
-            if handle.is_poisoned() {
-                return Err(RegistryError::Resetting(key.to_owned()));
+        loop {
+            if let Some(handle) = self.open.borrow().get(key) {
+                if handle.is_poisoned() {
+                    return Err(RegistryError::Resetting(key.to_owned()));
+                }
+                return Ok(handle.clone());
             }
-            return Ok(handle.clone());
+            let Some(done) = self.opening.borrow().get(key).cloned() else { break };
+            let seen = done.generation();
+            done.wait_past(seen).await;
         }
-        let store = open_guarded(key, || UserStore::open(self.disk.clone(), &user_dir(&name)))?;
+        let done = Rc::new(Event::new());
+        self.opening.borrow_mut().insert(key.to_owned(), done.clone());
+        let _entry = OpeningEntry { registry: self, key: key.to_owned(), done };
+        let started = Instant::now();
+        let mut opening = Some(UserStore::opening(self.disk.clone(), &user_dir(&name)));
+        let (store, work) = loop {
+            let current = opening.take().expect("put back by every pending step");
+            match open_guarded(key, move || current.step(OPEN_STEP_UNITS))? {
+                OpenProgress::Pending(next) => {
+                    opening = Some(next);
+                    pause().await;
+                }
+                OpenProgress::Open { store, work } => break (store, work),
+            }
+        };
+        let took = started.elapsed();
+        if took >= Duration::from_millis(SLOW_STORE_OPEN_MS) {
+            tracing::info!(
+                user = key,
+                took_ms = took.as_millis(),
+                steps = work.steps,
+                units = work.units,
+                "slow store open (recovery?), done in steps between other sessions' work"
+            );
+        }
         let handle = Rc::new(UserHandle {
             name: key.to_owned(),
             store: RefCell::new(store),
@@ -219,6 +267,11 @@ impl Registry {
 mod tests {
     use super::*;
 
+    /// An open with nothing else to wait for: no other open runs, and the pause does nothing.
+    fn open_now(registry: &Registry, user: &str) -> Result<Rc<UserHandle>, RegistryError> {
+        futures_lite::future::block_on(registry.open(user, || async {}))
+    }
+
     fn registry(dir: &std::path::Path) -> Registry {
         Registry::new(Rc::new(OsDisk::new(dir).expect("disk")))
     }
@@ -240,26 +293,26 @@ mod tests {
         assert_eq!(open_guarded::<u8, String>("alice", || Ok(7)).ok(), Some(7));
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = registry(dir.path());
-        assert!(registry.open("alice").is_ok(), "the real open goes through the same guard");
+        assert!(open_now(&registry, "alice").is_ok(), "the real open goes through the same guard");
     }
 
     #[test]
     fn one_instance_per_user_whatever_the_case() {
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = registry(dir.path());
-        let first = registry.open("Alice").expect("open");
-        let second = registry.open("alice").expect("open again");
+        let first = open_now(&registry, "Alice").expect("open");
+        let second = open_now(&registry, "alice").expect("open again");
         assert!(Rc::ptr_eq(&first, &second));
         assert_eq!(first.name, "alice");
         assert_eq!(registry.len(), 1);
-        assert!(matches!(registry.open("../etc"), Err(RegistryError::BadName { .. })));
+        assert!(matches!(open_now(&registry, "../etc"), Err(RegistryError::BadName { .. })));
     }
 
     #[test]
     fn changes_notify_and_reads_do_not() {
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = registry(dir.path());
-        let handle = registry.open("bob").expect("open");
+        let handle = open_now(&registry, "bob").expect("open");
         let seen = handle.changed.generation();
         handle.with_store(|store| store.mailboxes().len());
         assert_eq!(handle.changed.generation(), seen, "a read is not a change");
@@ -271,9 +324,9 @@ mod tests {
     fn idle_and_surplus_stores_are_closed_but_never_held_ones() {
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = registry(dir.path());
-        let held = registry.open("held").expect("open");
+        let held = open_now(&registry, "held").expect("open");
         for name in ["a", "b", "c"] {
-            drop(registry.open(name).expect("open"));
+            drop(open_now(&registry, name).expect("open"));
         }
         let now = Instant::now();
         let idle = Duration::from_secs(60);
@@ -283,22 +336,76 @@ mod tests {
         let later = now + idle + Duration::from_secs(1);
         assert_eq!(registry.sweep(later, idle, 10), 1, "the last unheld one idled out");
         assert_eq!(registry.sweep(later, idle, 0), 0, "a held store is never closed");
-        assert!(Rc::ptr_eq(&held, &registry.open("held").expect("still open")));
+        assert!(Rc::ptr_eq(&held, &open_now(&registry, "held").expect("still open")));
     }
 
     #[test]
     fn a_poisoned_store_is_reopened_only_after_its_last_user_left() {
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = registry(dir.path());
-        let session = registry.open("carol").expect("open");
-        let other = registry.open("carol").expect("open");
+        let session = open_now(&registry, "carol").expect("open");
+        let other = open_now(&registry, "carol").expect("open");
         registry.poison(&session);
         assert!(other.is_poisoned(), "every holder sees the poison");
-        assert!(matches!(registry.open("carol"), Err(RegistryError::Resetting(_))));
+        assert!(matches!(open_now(&registry, "carol"), Err(RegistryError::Resetting(_))));
         registry.release(session);
-        assert!(matches!(registry.open("carol"), Err(RegistryError::Resetting(_))));
+        assert!(matches!(open_now(&registry, "carol"), Err(RegistryError::Resetting(_))));
         registry.release(other);
-        let fresh = registry.open("carol").expect("reopened from disk");
+        let fresh = open_now(&registry, "carol").expect("reopened from disk");
         assert!(!fresh.is_poisoned());
+    }
+
+    /// Issue 7: opening a store (recovery included) ran in one piece on the shard's thread,
+    /// however long a rebuild of a lost index from the spool took, and every other session of
+    /// the core waited. It now runs in steps with a pause between them, and a second request
+    /// for the same store waits for the first open instead of opening it twice.
+    #[test]
+    fn a_recovering_open_pauses_between_steps_and_is_shared_by_concurrent_requests() {
+        use skua_core::disk::{Disk, Flush};
+        use skua_core::types::{Flags, Keywords, SystemFlags};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let disk = Rc::new(OsDisk::new(dir.path()).expect("disk"));
+        let registry = Registry::new(disk.clone());
+        let handle = open_now(&registry, "dora").expect("open");
+        let inbox = handle.with_store(|store| {
+            let inbox = store.mailbox_id("INBOX").expect("INBOX");
+            let flags = Flags { system: SystemFlags(0), keywords: Keywords(0) };
+            for n in 0..2000 {
+                let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+                store.append(inbox, body.as_bytes(), b"cache", flags, None).expect("append");
+            }
+            inbox
+        });
+        if let Some(job) = disk.flush_begin() {
+            let epoch = job.epoch();
+            job.run().expect("flush");
+            disk.flush_end(epoch);
+        }
+        drop(handle);
+        assert_eq!(registry.sweep(Instant::now(), Duration::ZERO, 0), 1, "closed");
+        let name = UserName::new("dora").expect("a name");
+        let index =
+            dir.path().join(user_dir(&name)).join("mbox").join(format!("{:08}.idx", inbox.0));
+        std::fs::remove_file(index).expect("lose the INBOX index");
+
+        let pauses = Cell::new(0u32);
+        let first_open = registry.open("dora", || {
+            pauses.set(pauses.get() + 1);
+            futures_lite::future::yield_now()
+        });
+        let second_open = registry.open("DORA", || async {});
+        let (first, second) =
+            futures_lite::future::block_on(futures_lite::future::zip(first_open, second_open));
+        let (first, second) = (first.expect("first"), second.expect("second"));
+        assert!(Rc::ptr_eq(&first, &second), "one open, shared");
+        assert!(
+            pauses.get() > 10,
+            "the rebuild of 2,000 entries paused only {} times",
+            pauses.get()
+        );
+        let count = first.with_store(|store| store.messages(inbox).expect("INBOX").len());
+        assert_eq!(count, 2000, "every message recovered");
+        assert!(registry.opening.borrow().is_empty());
     }
 }
