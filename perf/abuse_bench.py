@@ -16,6 +16,7 @@ merged code by whoever runs it.
 
     python3 perf/abuse_bench.py                     # builds skua and skua-bench first
     python3 perf/abuse_bench.py --search-mb 256 --duration 10 --skip-build
+    python3 perf/abuse_bench.py --skip-build --server-cpus 0 --client-cpus 1   # as issue 12 asks
 
 Standard library only; it reuses the test harness (tests/harness.py) to start the server and
 for its raw IMAP client.
@@ -147,6 +148,24 @@ class Loop(threading.Thread):
             i += 1
 
 
+def cpu_set(text):
+    """'0', '0,2' or '0-3' as a set of CPU numbers."""
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def pin_process(pid, cpus):
+    """Pins every thread of `pid` (shards, blocking pool) to `cpus`."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            pass  # a thread that ended meanwhile
+
+
 def fmt_us(value):
     return "-" if value is None else f"{value / 1000:.2f}ms"
 
@@ -160,7 +179,11 @@ def main():
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--prefill", type=int, default=20, help="messages per normal user")
     parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--server-cpus", help="pin the server's threads to these CPUs (e.g. 0)")
+    parser.add_argument("--client-cpus", help="pin this script, its clients and skua-bench (e.g. 1)")
     args = parser.parse_args()
+    if args.client_cpus:
+        os.sched_setaffinity(0, cpu_set(args.client_cpus))
     if not args.skip_build:
         build()
     harness.BIN = str(REPO / "target" / "release" / "skua")
@@ -171,6 +194,8 @@ def main():
     loops = []
     try:
         server.start()
+        if args.server_cpus:
+            pin_process(server.process.pid, cpu_set(args.server_cpus))
         messages = setup_abusers(server, args.search_mb)
         bench(args, server.imap_port, server.lmtp_port, args.prefill)  # prefill and warm up
         quiet = bench(args, server.imap_port, server.lmtp_port, 0)
