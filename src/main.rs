@@ -38,6 +38,7 @@ struct Common {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start the server.
+    #[command(after_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
     /// Manage users in the passwd-file.
     User {
@@ -75,10 +76,26 @@ struct ServeArgs {
     /// Number of shards (default: one per online core).
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long)]
-    log_json: bool,
+    /// How log lines are written to stderr: `text` (colours only when stderr is a terminal)
+    /// or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
+
+/// See `ServeArgs::log_format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// After `skua serve --help`: what the log is and how to filter it.
+const SERVE_AFTER_HELP: &str = "\
+Logging: one line per connection opened and closed, per login and per LMTP recipient, at the
+default level (info), on stderr. SKUA_LOG sets the filter with tracing's syntax, e.g.
+SKUA_LOG=debug, or SKUA_LOG=info,skua_shard=debug; the default is \"info,rustls=error\".";
 
 #[derive(Subcommand, Debug)]
 enum UserCommand {
@@ -134,19 +151,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(json: bool) {
+/// The log filter when `SKUA_LOG` is not set: rustls reports each peer's bad alert as a
+/// warning, which the connection's own close line already says.
+const LOG_FILTER_DEFAULT: &str = "info,rustls=error";
+
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKUA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LOG_FILTER_DEFAULT));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_json);
+    init_logging(args.log_format);
     let file = FileConfig::load(args.common.config.as_deref())?;
     let data_dir = file.data_dir(args.common.data_dir.as_deref());
     std::fs::create_dir_all(&data_dir)

@@ -40,11 +40,23 @@ pub enum ReadOutcome {
     TimedOut,
 }
 
+/// What a connection carried, for its close line in the log; it moves with the hand-off.
+#[derive(Clone, Copy, Debug)]
+pub struct Traffic {
+    /// When the connection was accepted.
+    pub opened: std::time::Instant,
+    /// Bytes received from the socket (ciphertext on TLS).
+    pub bytes_in: u64,
+    /// Bytes sent to the socket (ciphertext on TLS).
+    pub bytes_out: u64,
+}
+
 /// A client connection owned by one shard.
 pub struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     buffer: Vec<u8>,
+    traffic: Traffic,
     /// The TLS session once one is started (boxed: most of a plain connection's life it is
     /// `None`, and the connection stays small).
     tls: Option<Box<TlsLayer>>,
@@ -77,7 +89,8 @@ impl Connection {
         // Small request/response exchanges: Nagle plus delayed ACKs would add ~40 ms.
         stream.set_nodelay(true).map_err(io::Error::from)?;
         stream.set_write_timeout(Some(write_timeout)).map_err(io::Error::from)?;
-        Ok(Connection { stream, peer, buffer: Vec::new(), tls: None })
+        let traffic = Traffic { opened: std::time::Instant::now(), bytes_in: 0, bytes_out: 0 };
+        Ok(Connection { stream, peer, buffer: Vec::new(), traffic, tls: None })
     }
 
     /// Wraps a handed-over stream together with the TLS session it was carrying, if any.
@@ -88,10 +101,37 @@ impl Connection {
         stream: TcpStream,
         write_timeout: Duration,
         tls: Option<Box<TlsLayer>>,
+        traffic: Traffic,
     ) -> io::Result<Connection> {
         let mut connection = Connection::new(stream, write_timeout)?;
         connection.tls = tls;
+        connection.traffic = traffic;
         Ok(connection)
+    }
+
+    /// What the connection carried so far, and since when.
+    #[must_use]
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    /// Logs the connection's end: one line per connection, at the default level, with what
+    /// an operator needs (peer, protocol, user, TLS parameters, duration, bytes each way).
+    pub fn log_closed(&self, shard: u32, protocol: &'static str, user: Option<&str>) {
+        let traffic = self.traffic;
+        let tls = self.tls_info();
+        tracing::info!(
+            shard,
+            peer = %self.peer,
+            protocol,
+            user = user.unwrap_or("-"),
+            tls = tls.as_ref().map_or("none", |info| info.version.as_str()),
+            cipher = tls.as_ref().map_or("-", |info| info.cipher.as_str()),
+            duration_ms = u64::try_from(traffic.opened.elapsed().as_millis()).unwrap_or(u64::MAX),
+            bytes_in = traffic.bytes_in,
+            bytes_out = traffic.bytes_out,
+            "connection closed"
+        );
     }
 
     /// True once a TLS session runs on this connection.
@@ -252,6 +292,7 @@ impl Connection {
             Poll::Ready(match received {
                 Ok(0) => Ok(ReadOutcome::Closed),
                 Ok(len) => {
+                    self.traffic.bytes_in += len as u64;
                     sink(&scratch[..len]);
                     Ok(ReadOutcome::Data(len))
                 }
@@ -302,7 +343,7 @@ impl Connection {
     /// Reads ciphertext from the socket into the thread's scratch buffer and gives it to the
     /// TLS layer. `Data(n)`: `n` bytes of ciphertext were taken (maybe no plaintext yet).
     fn poll_read_ciphertext(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ReadOutcome>> {
-        let Connection { stream, tls, .. } = self;
+        let Connection { stream, tls, traffic, .. } = self;
         let tls = tls.as_mut().expect("called with TLS only");
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
@@ -315,7 +356,10 @@ impl Connection {
             };
             Poll::Ready(match received {
                 Ok(0) => Ok(ReadOutcome::Closed),
-                Ok(len) => tls.receive(&scratch[..len]).map(|()| ReadOutcome::Data(len)),
+                Ok(len) => {
+                    traffic.bytes_in += len as u64;
+                    tls.receive(&scratch[..len]).map(|()| ReadOutcome::Data(len))
+                }
                 Err(error) if error.kind() == io::ErrorKind::TimedOut => Ok(ReadOutcome::TimedOut),
                 Err(error) => Err(error),
             })
@@ -335,18 +379,20 @@ impl Connection {
                 tls.write_records(&mut rest)?;
             }
         }
-        self.stream.write_all(&rest).await
+        self.stream.write_all(&rest).await?;
+        self.traffic.bytes_out += rest.len() as u64;
+        Ok(())
     }
 
     /// Sends waiting records while the socket takes them without blocking. True when nothing
     /// is left to send.
     fn flush_tls_nonblocking(&mut self) -> io::Result<bool> {
-        let Connection { stream, tls, .. } = self;
+        let Connection { stream, tls, traffic, .. } = self;
         let Some(tls) = tls.as_mut() else { return Ok(true) };
         let mut socket = NonBlocking(socket2::SockRef::from(&*stream));
         while tls.wants_write() {
             match tls.write_records(&mut socket) {
-                Ok(_) => {}
+                Ok(sent) => traffic.bytes_out += sent as u64,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(error) => return Err(error),
@@ -384,6 +430,7 @@ impl Connection {
                 }
                 Err(error) => return Err(error),
             };
+            self.traffic.bytes_out += sent as u64;
             cursor.advance(slices, sent);
         }
         Ok(())
@@ -423,10 +470,10 @@ impl Connection {
         let _ = stream.close().await;
     }
 
-    /// Gives the stream back, with its TLS session if any (for the hand-off).
+    /// Gives the stream back, with its TLS session and traffic (for the hand-off).
     #[must_use]
-    pub fn into_parts(self) -> (TcpStream, Option<Box<TlsLayer>>) {
-        (self.stream, self.tls)
+    pub fn into_parts(self) -> (TcpStream, Option<Box<TlsLayer>>, Traffic) {
+        (self.stream, self.tls, self.traffic)
     }
 }
 

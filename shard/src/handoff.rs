@@ -29,7 +29,7 @@ use std::os::unix::io::{FromRawFd, IntoRawFd};
 
 use glommio::net::{TcpListener, TcpStream};
 
-use crate::conn::Connection;
+use crate::conn::{Connection, Traffic};
 use crate::conn_tls::TlsLayer;
 
 /// A connection between two shards: the socket as an owned, `Send` descriptor.
@@ -39,6 +39,8 @@ pub struct DetachedSocket {
     peer: SocketAddr,
     /// The connection's TLS session, if it runs one: it moves with the socket.
     tls: Option<Box<TlsLayer>>,
+    /// What it carried so far (for its close line).
+    traffic: Traffic,
 }
 
 impl DetachedSocket {
@@ -76,9 +78,9 @@ pub fn detach(connection: Connection) -> Result<DetachedSocket, Box<DetachError>
         Err(error) => return Err(Box::new(DetachError { connection, error })),
     };
     // Dropping the stream closes the original descriptor only; the socket lives on in `socket`.
-    let (stream, tls) = connection.into_parts();
+    let (stream, tls, traffic) = connection.into_parts();
     drop(stream);
-    Ok(DetachedSocket { socket, peer, tls })
+    Ok(DetachedSocket { socket, peer, tls, traffic })
 }
 
 /// Puts a detached connection on the current shard, with its TLS session if it had one.
@@ -86,8 +88,8 @@ pub fn detach(connection: Connection) -> Result<DetachedSocket, Box<DetachError>
 /// # Errors
 /// The socket died meanwhile (see [`Connection::new`]).
 pub fn attach(detached: DetachedSocket, write_timeout: Duration) -> io::Result<Connection> {
-    let DetachedSocket { socket, tls, .. } = detached;
-    Connection::with_tls(TcpStream::from(socket), write_timeout, tls)
+    let DetachedSocket { socket, tls, traffic, .. } = detached;
+    Connection::with_tls(TcpStream::from(socket), write_timeout, tls, traffic)
 }
 
 /// Hands a bound, listening socket to glommio. The caller keeps a duplicate of the descriptor

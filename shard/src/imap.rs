@@ -122,6 +122,12 @@ async fn welcome(shard: Rc<Shard>, stream: TcpStream, implicit_tls: bool) -> Opt
             return None;
         }
     };
+    tracing::info!(
+        shard = shard.id.0,
+        peer = %connection.peer(),
+        protocol = if implicit_tls { "imaps" } else { "imap" },
+        "connection opened"
+    );
     let config = if plaintext_allowed(&shard, connection.peer()) {
         shard.imap_plaintext.clone()
     } else {
@@ -349,12 +355,13 @@ async fn finish(shard: &Shard, client: Box<Client>, bye: Option<&'static [u8]>) 
     let Client { mut connection, user, user_slot, source, .. } = *client;
     // The budgets are given back when the connection has closed, at the end of this function.
     let _budgets = (user_slot, source);
-    if let Some(handle) = user {
-        shard.registry.release(handle);
-    }
     if let Some(bye) = bye {
         // The peer may be gone already; the socket is closed either way.
         let _ = connection.write_all(bye).await;
+    }
+    connection.log_closed(shard.id.0, "imap", user.as_ref().map(|handle| handle.name.as_str()));
+    if let Some(handle) = user {
+        shard.registry.release(handle);
     }
     connection.close().await;
 }

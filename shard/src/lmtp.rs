@@ -22,7 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_lite::future;
 use glommio::net::TcpStream;
 use skua_core::types::InternalDate;
-use skua_protocols::lmtp::{LmtpSession, LmtpStep, ResolvedRecipient};
+use skua_protocols::lmtp::{
+    DeliveryFailure, LmtpSession, LmtpStep, ResolvedRecipient, delivery_code,
+};
 
 use crate::admission::Refusal;
 use crate::conn::{Connection, ReadOutcome};
@@ -56,6 +58,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             return;
         }
     };
+    tracing::info!(shard = shard.id.0, %peer, protocol = "lmtp", "connection opened");
     let mut session = LmtpSession::new(shard.lmtp_config.clone());
     let bye = match connection.write_all(&session.greeting()).await {
         Ok(()) => drive(&shard, &mut connection, &mut session).await,
@@ -65,6 +68,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         // The peer may be gone already; the socket is closed either way.
         let _ = connection.write_all(bye).await;
     }
+    connection.log_closed(shard.id.0, "lmtp", None);
     connection.close().await;
 }
 
@@ -109,6 +113,15 @@ async fn drive(
                     .get()
                     .resolve_recipient(&address, by_local_part)
                     .map(|entry| ResolvedRecipient { user: entry.name().to_owned() });
+                if resolved.is_none() {
+                    tracing::info!(
+                        shard = shard.id.0,
+                        peer = %connection.peer(),
+                        to = address.as_str(),
+                        code = "550 5.1.1",
+                        "lmtp recipient refused: user unknown"
+                    );
+                }
                 session.recipient_resolved(resolved);
             }
             LmtpStep::Deliver { message, recipients, return_path } => {
@@ -118,7 +131,31 @@ async fn drive(
                     bytes = message.len(),
                     "delivering"
                 );
-                let results = deliver_all(shard, message, recipients).await;
+                let started = Instant::now();
+                let message_id = skua_protocols::mime::search::message_id_for_log(&message);
+                let size = message.len();
+                let results = deliver_all(shard, message, recipients.clone()).await;
+                let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                for (user, result) in recipients.iter().zip(&results) {
+                    let (code, _) = delivery_code(result);
+                    let reason = match result {
+                        Err(DeliveryFailure::Temporary(reason)) => reason.as_str(),
+                        _ => "",
+                    };
+                    tracing::info!(
+                        shard = shard.id.0,
+                        peer = %connection.peer(),
+                        from = return_path.as_str(),
+                        to = user.as_str(),
+                        message_id = message_id.as_deref().unwrap_or("-"),
+                        size,
+                        outcome = if result.is_ok() { "delivered" } else { "refused" },
+                        code,
+                        reason,
+                        took_ms,
+                        "lmtp delivery"
+                    );
+                }
                 session.delivery_done(results);
             }
             LmtpStep::Close => return None,

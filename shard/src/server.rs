@@ -83,6 +83,7 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
     tracing::info!(
         shards = count,
         imap = ?shared.config.imap_listen,
+        imaps = ?shared.config.imap_tls_listen,
         lmtp = ?shared.config.lmtp_listen,
         data_dir = %shared.config.data_dir.display(),
         "starting"

@@ -32,7 +32,7 @@ mod session;
 mod workload;
 
 pub use deliver::deliver;
-pub use reply::DeliveryFailure;
+pub use reply::{DeliveryFailure, delivery_code};
 pub use session::{LmtpSession, LmtpStep, ResolvedRecipient};
 
 use command::ParseOptions;

@@ -42,18 +42,21 @@ impl fmt::Display for DeliveryFailure {
 
 /// Appends the reply for one recipient's delivery outcome.
 pub(crate) fn delivery(out: &mut Vec<u8>, address: &str, outcome: &Result<(), DeliveryFailure>) {
-    let line = match outcome {
-        Ok(()) => format!("250 2.0.0 <{address}> Delivered\r\n"),
-        Err(DeliveryFailure::OverQuota) => format!("452 4.2.2 <{address}> Mailbox over quota\r\n"),
-        Err(DeliveryFailure::TooLarge) => format!("552 5.3.4 <{address}> Message too big\r\n"),
-        Err(DeliveryFailure::StorageFull) => {
-            format!("452 4.3.1 <{address}> Insufficient system storage\r\n")
-        }
-        Err(DeliveryFailure::Temporary(_)) => {
-            format!("451 4.3.0 <{address}> Temporary failure, try again later\r\n")
-        }
-    };
-    out.extend_from_slice(line.as_bytes());
+    let (code, text) = delivery_code(outcome);
+    out.extend_from_slice(format!("{code} <{address}> {text}\r\n").as_bytes());
+}
+
+/// The reply code (with its enhanced status code) and text of a delivery's outcome: what the
+/// client is told, and what the shard's per-recipient log line says.
+#[must_use]
+pub fn delivery_code(outcome: &Result<(), DeliveryFailure>) -> (&'static str, &'static str) {
+    match outcome {
+        Ok(()) => ("250 2.0.0", "Delivered"),
+        Err(DeliveryFailure::OverQuota) => ("452 4.2.2", "Mailbox over quota"),
+        Err(DeliveryFailure::TooLarge) => ("552 5.3.4", "Message too big"),
+        Err(DeliveryFailure::StorageFull) => ("452 4.3.1", "Insufficient system storage"),
+        Err(DeliveryFailure::Temporary(_)) => ("451 4.3.0", "Temporary failure, try again later"),
+    }
 }
 
 /// Appends one single-line reply: `code SP text CRLF`.

@@ -114,6 +114,20 @@ pub fn header_contains(message: &[u8], field_name: &str, needle: &str) -> bool {
         .any(|field| needle.is_empty() || needle.found_in(&decoded_value(message, &field)))
 }
 
+/// The first `Message-ID` field's value in the message's own header, unfolded, at most
+/// [`MESSAGE_ID_LOG_BYTES_MAX`] bytes of it (lossy UTF-8): for log lines.
+#[must_use]
+pub fn message_id_for_log(message: &[u8]) -> Option<String> {
+    let (header, _) = header_block(message, 0);
+    let field = fields(message, header).find(|field| field.is(message, b"Message-ID"))?;
+    let value = field.unfolded(message);
+    let value = &value[..value.len().min(MESSAGE_ID_LOG_BYTES_MAX)];
+    Some(String::from_utf8_lossy(value).into_owned())
+}
+
+/// See [`message_id_for_log`].
+pub const MESSAGE_ID_LOG_BYTES_MAX: usize = 256;
+
 /// `FROM`, `TO`, `CC`, `BCC`: the address header's decoded text (display names decoded,
 /// addresses as written) contains `needle`, ignoring case.
 #[must_use]
@@ -252,6 +266,13 @@ mod tests {
             let expected = haystack.windows(folded.len()).any(|w| w.eq_ignore_ascii_case(folded.as_bytes()));
             prop_assert_eq!(ascii_contains_folded(&haystack, folded.as_bytes()), expected);
         }
+    }
+
+    #[test]
+    fn the_message_id_for_the_log_is_the_unfolded_first_one() {
+        let message = b"Return-Path: <a@b>\r\nMessage-ID:\r\n <x@y>\r\nMessage-ID: <z@w>\r\n\r\nb";
+        assert_eq!(message_id_for_log(message).as_deref(), Some("<x@y>"));
+        assert_eq!(message_id_for_log(b"Subject: none\r\n\r\nbody"), None);
     }
 
     #[test]
