@@ -8,6 +8,7 @@ itself made as its self-signed default on another data dir.
 """
 
 import hashlib
+import imaplib
 import os
 import re
 import shutil
@@ -78,8 +79,7 @@ class TlsConfig(unittest.TestCase):
 
     def server(self, name, config=None):
         data = os.path.join(self.tmp, name)
-        extra = ["--imaps-listen", f"127.0.0.1:{free_port()}"]
-        server = AbuseServer(data, {"alice": "alice-pw"}, config=config, extra_args=extra)
+        server = AbuseServer(data, {"alice": "alice-pw"}, config=config)
         self.servers.append(server)
         return server.start()
 
@@ -135,12 +135,24 @@ class TlsConfig(unittest.TestCase):
         self.assertIsNone(FINGERPRINT.search(log), "a configured certificate is not self-signed")
         self.assertFalse(os.path.exists(os.path.join(server.data_dir, "tls")))
 
+        # An IMAPS session open across the reload, trusting the first certificate.
+        open_session = imaplib.IMAP4_SSL(
+            "127.0.0.1", server.imaps_port,
+            ssl_context=ssl.create_default_context(cafile=cert_source))
+        open_session.login("alice", "alice-pw")
+
         # A new certificate (another data dir's self-signed one) and SIGHUP.
         new_cert, new_key = self.self_signed_pair("maker2")
         shutil.copy(new_cert, cert)
         shutil.copy(new_key, key)
         server.process.send_signal(signal.SIGHUP)
         self.wait_for_log(server, r"TLS certificates reloaded \(SIGHUP\) generation=2")
+        # The open session goes on; a new handshake gets the new certificate.
+        self.assertEqual(open_session.select("INBOX")[0], "OK")
+        open_session.logout()
+        served = ssl.get_server_certificate(("127.0.0.1", server.imaps_port))
+        self.assertEqual(ssl.PEM_cert_to_DER_cert(served),
+                         ssl.PEM_cert_to_DER_cert(open(new_cert, encoding="ascii").read()))
 
         with open(cert, "w", encoding="ascii") as f:
             f.write("not a certificate\n")
