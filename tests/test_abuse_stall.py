@@ -13,6 +13,7 @@ and FETCH in a loop by `OtherUserProbe`) shares the shard with the abuse.
 import os
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -200,7 +201,7 @@ class StuckReader(unittest.TestCase):
     def tearDown(self):
         self.server.stop_quietly()
 
-    def test_a_client_that_stops_reading_does_not_pin_the_response(self):
+    def fill(self):
         to = ", ".join(f"Person {k} <person{k:04d}@example.org>" for k in range(self.ADDRESSES))
 
         def deliver(worker):
@@ -215,24 +216,49 @@ class StuckReader(unittest.TestCase):
             t.start()
         for t in threads:
             t.join()
-        stuck = raw_login(self.server.imap_port, "alice", "alice-pw", rcvbuf=4096)
-        self.addCleanup(stuck.close)
-        _, tagged = stuck.command("s1", "SELECT INBOX", timeout=30)
-        self.assertTrue(tagged.startswith(b"s1 OK"), tagged)
+
+    def stall(self, send_fetch, what):
+        """Sends the FETCH through `send_fetch`, never reads, and checks what the server holds."""
         time.sleep(0.5)
         before = self.server.memory_kib()
         with OtherUserProbe(self.server, "bob", "bob-pw") as probe:
-            stuck.send(b"f1 FETCH 1:* (ENVELOPE)\r\n")
+            send_fetch()
             time.sleep(3.0)
             after = self.server.memory_kib()
-        probe.check(self, "a stuck FETCH reader")
+        probe.check(self, what)
         grown = {k: after[k] - before[k] for k in ("VmRSS", "RssAnon", "RssFile")}
-        print(f"\n  stuck reader: growth KiB {grown}")
+        print(f"\n  {what}: growth KiB {grown}")
         self.assertLess(
             grown["VmRSS"], self.GROWTH_MAX_KIB,
             f"a client that stopped reading made the server hold {grown['VmRSS'] / 1024:.1f} MiB "
             f"more (anonymous {grown['RssAnon'] / 1024:.1f} MiB, file {grown['RssFile'] / 1024:.1f})",
         )
+
+    def test_a_client_that_stops_reading_does_not_pin_the_response(self):
+        self.fill()
+        stuck = raw_login(self.server.imap_port, "alice", "alice-pw", rcvbuf=4096)
+        self.addCleanup(stuck.close)
+        _, tagged = stuck.command("s1", "SELECT INBOX", timeout=30)
+        self.assertTrue(tagged.startswith(b"s1 OK"), tagged)
+        self.stall(lambda: stuck.send(b"f1 FETCH 1:* (ENVELOPE)\r\n"), "stuck reader")
+
+    def test_a_tls_client_that_stops_reading_holds_no_more_than_a_plain_one(self):
+        # Issue 8: TLS adds no unbounded buffer (at most one buffer of records waits).
+        self.fill()
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", self.server.imaps_port))
+        context = ssl.create_default_context(
+            cafile=os.path.join(self.server.data_dir, "tls", "selfsigned.crt"))
+        stuck = context.wrap_socket(raw, server_hostname="localhost")
+        self.addCleanup(stuck.close)
+        reply = b""
+        stuck.sendall(b"l LOGIN alice alice-pw\r\ns SELECT INBOX\r\n")
+        while b"s OK" not in reply:
+            chunk = stuck.recv(65536)
+            self.assertTrue(chunk, reply[-300:])
+            reply += chunk
+        self.stall(lambda: stuck.sendall(b"f FETCH 1:* (ENVELOPE)\r\n"), "stuck TLS reader")
 
 
 if __name__ == "__main__":
