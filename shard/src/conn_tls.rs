@@ -255,20 +255,12 @@ mod tests {
         S: FnOnce(Connection) -> F + Send + 'static,
         F: std::future::Future<Output = ()> + 'static,
     {
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let shard = std::thread::spawn(move || {
-            crate::testutil::executor().run(async move {
-                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-                port_tx.send(listener.local_addr().expect("addr").port()).expect("port");
-                let stream = listener.accept().await.expect("accept");
+        crate::testutil::serve_one(
+            move |stream| async move {
                 server(Connection::new(stream, Duration::from_secs(5)).expect("conn")).await;
-            });
-        });
-        let port = port_rx.recv().expect("port");
-        let socket = StdStream::connect(("127.0.0.1", port)).expect("connect");
-        socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        client(socket);
-        shard.join().expect("server side");
+            },
+            client,
+        );
     }
 
     fn in_seconds(seconds: u64) -> Instant {

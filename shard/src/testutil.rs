@@ -13,3 +13,26 @@ pub(crate) fn executor() -> LocalExecutor {
         .make()
         .expect("test executor (io_uring) starts")
 }
+
+/// Runs `server` on a fresh executor (its own thread) over the one connection it accepts on a
+/// loopback port, while `client` runs in the calling thread on the connecting socket.
+pub(crate) fn serve_one<S, F>(server: S, client: impl FnOnce(std::net::TcpStream))
+where
+    S: FnOnce(glommio::net::TcpStream) -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + 'static,
+{
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let shard = std::thread::spawn(move || {
+        executor().run(async move {
+            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            port_tx.send(listener.local_addr().expect("addr").port()).expect("port");
+            let stream = listener.accept().await.expect("accept");
+            server(stream).await;
+        });
+    });
+    let port = port_rx.recv().expect("port");
+    let socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    client(socket);
+    shard.join().expect("server side");
+}
