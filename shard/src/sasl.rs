@@ -73,6 +73,12 @@ impl SaslSettings {
         token_policy: Option<TokenPolicy>,
         scram_fake_iterations: Option<NonZeroU32>,
     ) -> Result<SaslSettings, SaslSettingsError> {
+        // Named in the config, the master file must exist (`UserDb::load` takes a missing
+        // file for an empty one, right for the users file of a fresh install only).
+        if let Some(path) = master_passwd_file {
+            std::fs::metadata(path)
+                .map_err(|source| UsersError::Io { path: path.to_owned(), source })?;
+        }
         let masters = master_passwd_file.map(UserDb::load).transpose()?.map(Arc::new);
         let tokens = token_policy.map(TokenVerifier::load).transpose()?.map(Arc::new);
         std::fs::create_dir_all(data_dir)
@@ -221,6 +227,8 @@ mod tests {
         std::fs::write(&masters, "support:{PLAIN}pw\n").expect("write");
         let first = SaslSettings::load(dir.path(), Some(&masters), None, None).expect("load");
         let second = SaslSettings::load(dir.path(), None, None, None).expect("load");
+        let typo = dir.path().join("masterz");
+        assert!(SaslSettings::load(dir.path(), Some(&typo), None, None).is_err());
         assert_eq!(first.server_secret.expose(), second.server_secret.expose());
         assert_eq!(first.masters.as_ref().map(|m| m.len()), Some(1));
         assert!(second.masters.is_none());
