@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use glommio::net::TcpStream;
 use skua_core::types::Epoch;
+use skua_core::users::master::MASTER_SEPARATOR;
 use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapSession, OutChunk, Step};
 use skua_protocols::sasl::{HostAnswer, Mechanism};
 
@@ -720,8 +721,11 @@ fn log_login(
     let by_password_or_scram =
         mechanism != "EXTERNAL" && mechanism != "OAUTHBEARER" && mechanism != "XOAUTH2";
     if by_password_or_scram && !authcid.eq_ignore_ascii_case(user) {
+        // `target*master` names the master after the separator; an authorization id login
+        // authenticated as the authcid itself.
+        let master = authcid.rsplit_once(MASTER_SEPARATOR).map_or(authcid, |(_, master)| master);
         tracing::warn!(
-            shard = shard.id.0, %source, mechanism, user, authenticated_as = authcid,
+            shard = shard.id.0, %source, mechanism, user, authenticated_as = master,
             "master login"
         );
     } else {
