@@ -47,12 +47,12 @@ def b64url(data):
 class Scram:
     """A SCRAM-SHA-256 client from RFC 5802 section 3 (hashlib and hmac only)."""
 
-    def __init__(self, user, password, binding=None):
+    def __init__(self, user, password, binding=None, gs2=None):
         self.user = user
         self.password = password
         self.binding = binding  # tls-exporter bytes for -PLUS, or None
         self.nonce = b64(os.urandom(18))
-        self.gs2 = "p=tls-exporter,," if binding is not None else "n,,"
+        self.gs2 = gs2 or ("p=tls-exporter,," if binding is not None else "n,,")
         self.first_bare = f"n={user},r={self.nonce}"
         self.server_signature = None
 
@@ -236,6 +236,27 @@ class SaslTest(unittest.TestCase):
         binding = client.sock.get_channel_binding("tls-exporter")
         client.authenticate("SCRAM-SHA-256-PLUS",
                             Scram("carol", "carol-pw", binding).authobject())
+        client.logout()
+
+    def test_scram_channel_binding_failures_and_the_bye_after_three(self):
+        # Another connection's exporter value (what a relaying attacker would have).
+        client = self.imaps()
+        with self.assertRaisesRegex(imaplib.IMAP4.error, "AUTHENTICATIONFAILED"):
+            client.authenticate("SCRAM-SHA-256-PLUS",
+                                Scram("carol", "carol-pw", os.urandom(32)).authobject())
+        # "y": the client could bind but believes the server cannot, while -PLUS was offered
+        # on this connection: someone stripped the list (RFC 5802 section 6).
+        with self.assertRaisesRegex(imaplib.IMAP4.error, "AUTHENTICATIONFAILED"):
+            client.authenticate("SCRAM-SHA-256",
+                                Scram("carol", "carol-pw", gs2="y,,").authobject())
+        # The third failure on the connection ends it.
+        with self.assertRaises((imaplib.IMAP4.error, imaplib.IMAP4.abort)):
+            client.authenticate("SCRAM-SHA-256", Scram("carol", "guess").authobject())
+        with self.assertRaises((imaplib.IMAP4.abort, OSError)):
+            client.noop()
+        # Without TLS no -PLUS is offered, so "y" is honest there.
+        client = self.imap()
+        client.authenticate("SCRAM-SHA-256", Scram("carol", "carol-pw", gs2="y,,").authobject())
         client.logout()
 
     def test_external_with_a_client_certificate(self):

@@ -29,11 +29,8 @@ use std::time::{Duration, Instant};
 
 use glommio::net::TcpStream;
 use skua_core::types::Epoch;
-use skua_core::users::master::MASTER_SEPARATOR;
 use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapSession, OutChunk, Step};
-use skua_protocols::sasl::{HostAnswer, Mechanism};
 
-use crate::auth::{self, Verdict};
 use crate::conn::{Connection, ReadOutcome};
 use crate::event::Wait;
 use crate::guard::guarded;
@@ -612,143 +609,23 @@ async fn handshake(
     }
 }
 
-/// Answers one login request of the session (see `AuthRequest`): password checks off the
-/// reactor through the brake (`auth::check`), the cheap checks on the shard after the source's
-/// turn (`auth::gate`, `sasl.rs`), and at the end of an exchange the brake's count
-/// (`auth::settle`), the log line, and the login here or the hand-off to the home shard.
+/// Answers one login request of the session (`sasl::answer`); once an exchange succeeded,
+/// logs in here or asks for the hand-off to the user's home shard.
 async fn authenticate(
     shard: &Rc<Shard>,
     client: &mut Client,
     request: AuthRequest,
 ) -> Result<(), StepEnd> {
+    let answered = sasl::answer(shard, &client.connection, &mut client.session, request).await;
+    let Some(user) = answered else { return Ok(()) };
+    if home_of(&user, shard.shared.count) != shard.id {
+        return Err(StepEnd::HandOff(user));
+    }
     let source = client.connection.peer().ip();
-    let settings = &shard.config().sasl;
-    let session = &mut client.session;
-    match request {
-        AuthRequest::Context { .. } => {
-            let users = shard.shared.users.get();
-            match sasl::context(settings, &users, &client.connection) {
-                Some(context) => session.auth_context(context),
-                None => session.auth_done(AuthOutcome::Unavailable),
-            }
-        }
-        AuthRequest::Password { authcid, authzid, password, .. } => {
-            match auth::check(shard, source, authcid, authzid, password).await {
-                Verdict::Accepted(identity) => {
-                    session.auth_answer(HostAnswer::Accepted { user: identity.user });
-                }
-                Verdict::Rejected => {
-                    session.auth_answer(HostAnswer::Refused("bad credentials".into()))
-                }
-                Verdict::Unavailable => session.auth_answer(HostAnswer::Unavailable),
-                Verdict::Throttled => session.auth_done(AuthOutcome::Throttled),
-            }
-        }
-        AuthRequest::ScramCredentials { authcid, authzid, algorithm } => {
-            if let Err(verdict) = auth::gate(shard, source, &authcid).await {
-                session.auth_done(outcome_of_refused(&verdict));
-                return Ok(());
-            }
-            let users = shard.shared.users.get();
-            session.auth_answer(sasl::scram_keys(
-                settings,
-                &users,
-                &authcid,
-                authzid.as_deref(),
-                algorithm,
-            ));
-        }
-        AuthRequest::Token { token, authzid, .. } => {
-            if let Err(verdict) = auth::gate(shard, source, authzid.as_deref().unwrap_or("")).await
-            {
-                session.auth_done(outcome_of_refused(&verdict));
-                return Ok(());
-            }
-            let users = shard.shared.users.get();
-            session.auth_answer(sasl::token(settings, &users, &token, authzid.as_deref()));
-        }
-        AuthRequest::External { authzid } => {
-            if let Err(verdict) = auth::gate(shard, source, authzid.as_deref().unwrap_or("")).await
-            {
-                session.auth_done(outcome_of_refused(&verdict));
-                return Ok(());
-            }
-            let users = shard.shared.users.get();
-            let tls = shard.config().tls.as_deref();
-            let answer =
-                sasl::external(tls, settings, &users, &client.connection, authzid.as_deref());
-            session.auth_answer(answer);
-        }
-        AuthRequest::LogIn { mechanism, user, authcid, counted } => {
-            if !counted {
-                auth::settle(shard, source, &authcid, auth::Outcome::Success).await;
-            }
-            log_login(shard, source, mechanism, &user, &authcid);
-            return log_in_or_hand_off(shard, client, user, source);
-        }
-        AuthRequest::Failed { mechanism, authcid, reason, counted } => {
-            let mechanism = mechanism.map_or("LOGIN command", Mechanism::name);
-            let authcid = authcid.unwrap_or_default();
-            tracing::info!(%source, mechanism, user = authcid, %reason, "login failed");
-            if !counted {
-                auth::settle(shard, source, &authcid, auth::Outcome::Failure).await;
-            }
-            session.auth_done(AuthOutcome::Failure);
-        }
-    }
+    let (handle, slot) = log_in_here(shard, &mut client.session, &user, source);
+    client.user = handle;
+    client.user_slot = slot;
     Ok(())
-}
-
-/// The session's answer when the brake refused a check before it ran.
-fn outcome_of_refused(verdict: &Verdict) -> AuthOutcome {
-    match verdict {
-        Verdict::Throttled => AuthOutcome::Throttled,
-        Verdict::Accepted(_) | Verdict::Rejected | Verdict::Unavailable => AuthOutcome::Unavailable,
-    }
-}
-
-/// One line per successful login; a master user's (or any login whose name is not the
-/// session's user: `target*master`, a PLAIN/SCRAM authorization id) at `warn`, naming who
-/// logged in as whom, so support and migration access stands out in the log.
-fn log_login(
-    shard: &Shard,
-    source: IpAddr,
-    mechanism: Option<Mechanism>,
-    user: &str,
-    authcid: &str,
-) {
-    let mechanism = mechanism.map_or("LOGIN command", Mechanism::name);
-    let by_password_or_scram =
-        mechanism != "EXTERNAL" && mechanism != "OAUTHBEARER" && mechanism != "XOAUTH2";
-    if by_password_or_scram && !authcid.eq_ignore_ascii_case(user) {
-        // `target*master` names the master after the separator; an authorization id login
-        // authenticated as the authcid itself.
-        let master = authcid.rsplit_once(MASTER_SEPARATOR).map_or(authcid, |(_, master)| master);
-        tracing::warn!(
-            shard = shard.id.0, %source, mechanism, user, authenticated_as = master,
-            "master login"
-        );
-    } else {
-        tracing::info!(shard = shard.id.0, %source, mechanism, user, "login");
-    }
-}
-
-/// Logs in as `user` on this shard when it is the user's home, else asks for the hand-off.
-fn log_in_or_hand_off(
-    shard: &Rc<Shard>,
-    client: &mut Client,
-    user: String,
-    source: IpAddr,
-) -> Result<(), StepEnd> {
-    let home = home_of(&user, shard.shared.count);
-    if home == shard.id {
-        let (handle, slot) = log_in_here(shard, &mut client.session, &user, source);
-        client.user = handle;
-        client.user_slot = slot;
-        Ok(())
-    } else {
-        Err(StepEnd::HandOff(user))
-    }
 }
 
 /// Moves the connection to `user`'s home shard. The session's login completes there.

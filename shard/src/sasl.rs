@@ -14,6 +14,10 @@
 //!   (`auth::settle`), so guessing with these mechanisms costs what guessing passwords does.
 //!
 //! Password checks (PLAIN, LOGIN) stay in `auth::check`, off the reactor.
+//!
+//! [`answer`] carries out one login request of an IMAP session: the checks above, and at the
+//! end of an exchange the brake's count and the log line (one per login and per failed
+//! login; a master user's at `warn`, naming who logged in as whom).
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -21,15 +25,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::net::IpAddr;
+
 use ring::rand::SecureRandom as _;
 use skua_core::users::jwt::{JwksError, TokenPolicy, TokenVerifier};
-use skua_core::users::master::Logins;
+use skua_core::users::master::{Logins, MASTER_SEPARATOR};
 use skua_core::users::scram::{SCRAM_ITERATIONS_DEFAULT, ScramAlgorithm};
 use skua_core::users::{Secret, UserDb, UsersError, load_or_create_server_secret};
+use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapSession};
 use skua_protocols::sasl::limits::SERVER_NONCE_BYTES;
-use skua_protocols::sasl::{Context, HostAnswer};
+use skua_protocols::sasl::{Context, HostAnswer, Mechanism};
 
+use crate::auth::{self, Outcome, Verdict};
 use crate::conn::Connection;
+use crate::shard::Shard;
 use crate::tls::TlsConfigs;
 
 /// The file, in the data dir, holding the server secret.
@@ -213,6 +222,115 @@ fn authorized(
     match settings.logins(users).authorize(authenticated, authzid) {
         Ok(identity) => HostAnswer::Accepted { user: identity.user },
         Err(refusal) => HostAnswer::Refused(refusal.to_string()),
+    }
+}
+
+/// Carries out `request` for `session` on `connection` and answers the session (see
+/// `AuthRequest` for which call answers what), except for a successful login: then the user
+/// to log in as is returned, for the caller to log in here or hand the connection over.
+pub(crate) async fn answer(
+    shard: &Shard,
+    connection: &Connection,
+    session: &mut ImapSession,
+    request: AuthRequest,
+) -> Option<String> {
+    let source = connection.peer().ip();
+    let settings = &shard.config().sasl;
+    let users = shard.shared.users.get();
+    let answer = match request {
+        AuthRequest::Context { .. } => {
+            match context(settings, &users, connection) {
+                Some(context) => session.auth_context(context),
+                None => session.auth_done(AuthOutcome::Unavailable),
+            }
+            return None;
+        }
+        AuthRequest::Password { authcid, authzid, password, .. } => {
+            match auth::check(shard, source, authcid, authzid, password).await {
+                Verdict::Accepted(identity) => HostAnswer::Accepted { user: identity.user },
+                Verdict::Rejected => HostAnswer::Refused("bad credentials".into()),
+                Verdict::Unavailable => HostAnswer::Unavailable,
+                Verdict::Throttled => {
+                    session.auth_done(AuthOutcome::Throttled);
+                    return None;
+                }
+            }
+        }
+        AuthRequest::ScramCredentials { authcid, authzid, algorithm } => {
+            gated(shard, source, &authcid, session).await?;
+            scram_keys(settings, &users, &authcid, authzid.as_deref(), algorithm)
+        }
+        AuthRequest::Token { token: bearer, authzid, .. } => {
+            gated(shard, source, authzid.as_deref().unwrap_or(""), session).await?;
+            token(settings, &users, &bearer, authzid.as_deref())
+        }
+        AuthRequest::External { authzid } => {
+            gated(shard, source, authzid.as_deref().unwrap_or(""), session).await?;
+            let tls = shard.config().tls.as_deref();
+            external(tls, settings, &users, connection, authzid.as_deref())
+        }
+        AuthRequest::LogIn { mechanism, user, authcid, counted } => {
+            if !counted {
+                auth::settle(shard, source, &authcid, Outcome::Success).await;
+            }
+            log_login(shard, source, mechanism, &user, &authcid);
+            return Some(user);
+        }
+        AuthRequest::Failed { mechanism, authcid, reason, counted } => {
+            let mechanism = mechanism.map_or("LOGIN command", Mechanism::name);
+            let authcid = authcid.unwrap_or_default();
+            tracing::info!(%source, mechanism, user = authcid, %reason, "login failed");
+            if !counted {
+                auth::settle(shard, source, &authcid, Outcome::Failure).await;
+            }
+            session.auth_done(AuthOutcome::Failure);
+            return None;
+        }
+    };
+    session.auth_answer(answer);
+    None
+}
+
+/// Waits for the source's turn in the brake (`auth::gate`); `None` when the brake refused,
+/// after ending the session's login with that.
+async fn gated(shard: &Shard, source: IpAddr, user: &str, session: &mut ImapSession) -> Option<()> {
+    match auth::gate(shard, source, user).await {
+        Ok(()) => Some(()),
+        Err(verdict) => {
+            session.auth_done(match verdict {
+                Verdict::Throttled => AuthOutcome::Throttled,
+                Verdict::Accepted(_) | Verdict::Rejected | Verdict::Unavailable => {
+                    AuthOutcome::Unavailable
+                }
+            });
+            None
+        }
+    }
+}
+
+/// One line per successful login. A password or SCRAM login whose name is not the session's
+/// user (`target*master`, or a master user with an authorization id) is a master login: at
+/// `warn`, naming who logged in as whom, so support and migration access stands out.
+fn log_login(
+    shard: &Shard,
+    source: IpAddr,
+    mechanism: Option<Mechanism>,
+    user: &str,
+    authcid: &str,
+) {
+    let proved_by_identity = matches!(
+        mechanism,
+        Some(Mechanism::External | Mechanism::OAuthBearer | Mechanism::XOAuth2)
+    );
+    let mechanism = mechanism.map_or("LOGIN command", Mechanism::name);
+    if !proved_by_identity && !authcid.eq_ignore_ascii_case(user) {
+        let master = authcid.rsplit_once(MASTER_SEPARATOR).map_or(authcid, |(_, master)| master);
+        tracing::warn!(
+            shard = shard.id.0, %source, mechanism, user, authenticated_as = master,
+            "master login"
+        );
+    } else {
+        tracing::info!(shard = shard.id.0, %source, mechanism, user, "login");
     }
 }
 
