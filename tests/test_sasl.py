@@ -254,6 +254,7 @@ class SaslTest(unittest.TestCase):
             client.authenticate("SCRAM-SHA-256", Scram("carol", "guess").authobject())
         with self.assertRaises((imaplib.IMAP4.abort, OSError)):
             client.noop()
+        client.shutdown()
         # Without TLS no -PLUS is offered, so "y" is honest there.
         client = self.imap()
         client.authenticate("SCRAM-SHA-256", Scram("carol", "carol-pw", gs2="y,,").authobject())
