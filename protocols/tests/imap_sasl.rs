@@ -107,6 +107,11 @@ impl<'a> Shard<'a> {
     /// Sends `line` (CRLF added); everything the session wrote until it needs input.
     fn send(&mut self, line: &str) -> String {
         self.session.feed(format!("{line}\r\n").as_bytes());
+        self.run()
+    }
+
+    /// Everything the session writes until it needs input.
+    fn run(&mut self) -> String {
         let mut output = Vec::new();
         for _ in 0..100 {
             match self.session.next::<OsDisk>(None) {
@@ -296,8 +301,13 @@ fn scram_plus_binds_to_this_tls_connection() {
     let greeting = shard.greeting();
     assert!(greeting.contains("AUTH=SCRAM-SHA-256-PLUS AUTH=SCRAM-SHA-256 "), "{greeting}");
     let binding = Binding::Bound("tls-exporter", EXPORTER.to_vec());
-    let mut client = ScramClient::new(Hash::Sha256, "alice", "pencil", binding);
+    let mut client = ScramClient::new(Hash::Sha256, "alice", "pencil", binding.clone());
     assert!(scram(&mut shard, "SCRAM-SHA-256-PLUS", &mut client, true).starts_with("s OK "));
+    let mut shard = Shard::new(logins, strict_config());
+    shard.tls(None);
+    let mut client = ScramClient::new(Hash::Sha1, "sam", "pencil", binding);
+    assert!(scram(&mut shard, "SCRAM-SHA-1-PLUS", &mut client, false).starts_with("s OK "));
+    assert_eq!(shard.logged_in.as_deref(), Some("sam"));
 
     // Another connection's exporter value (a relayed exchange): refused.
     let mut shard = Shard::new(logins, strict_config());
@@ -439,4 +449,34 @@ fn mechanisms_not_offered_are_refused_before_an_exchange() {
     assert!(shard.send("b AUTHENTICATE GSSAPI").starts_with("b NO [CANNOT]"));
     assert!(shard.send("c AUTHENTICATE XOAUTH2").starts_with("c NO [PRIVACYREQUIRED]"));
     assert_eq!(shard.host.requests, 0, "nothing reached the shard");
+}
+
+#[test]
+fn the_shard_may_end_a_login_at_any_request() {
+    // A throttled source is answered at the SCRAM credentials request, before any check: the
+    // exchange ends there, and the refusal counts towards the BYE like a failure.
+    let (users, _) = users();
+    let mut shard = Shard::new(Logins::new(&users), strict_config());
+    for round in 1..=3 {
+        let mut client = ScramClient::new(Hash::Sha256, "alice", "pencil", Binding::None);
+        shard.session.feed(
+            format!("t{round} AUTHENTICATE SCRAM-SHA-256 {}\r\n", b64(&client.first())).as_bytes(),
+        );
+        let step = shard.session.next::<OsDisk>(None);
+        assert!(matches!(step, Step::Authenticate(AuthRequest::Context { .. })), "{step:?}");
+        shard.session.auth_context(context());
+        let step = shard.session.next::<OsDisk>(None);
+        assert!(
+            matches!(step, Step::Authenticate(AuthRequest::ScramCredentials { .. })),
+            "{step:?}"
+        );
+        shard.session.auth_done(AuthOutcome::Throttled);
+        let reply = shard.send("");
+        assert!(
+            reply.starts_with(&format!("t{round} NO [UNAVAILABLE] Too many failed")),
+            "{reply}"
+        );
+    }
+    assert!(shard.closed, "three refused logins end the connection");
+    assert!(shard.logged_in.is_none());
 }
