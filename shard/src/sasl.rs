@@ -1,6 +1,5 @@
 //! SASL on the shard: what the server knows for authentication besides the users file, and
-//! the answers to the IMAP session's login requests
-//! ([`AuthRequest`](skua_protocols::imap::session::AuthRequest)) that need no slow work.
+//! the answers to the IMAP session's login requests (`AuthRequest`).
 //!
 //! - [`SaslSettings`] (in [`ServerConfig`](crate::ServerConfig)): the master users file
 //!   (`[auth] master_passwd_file`), the token verifier (`[auth.oauth]`), the server secret
@@ -15,7 +14,7 @@
 //!
 //! Password checks (PLAIN, LOGIN) stay in `auth::check`, off the reactor.
 //!
-//! [`answer`] carries out one login request of an IMAP session: the checks above, and at the
+//! `answer` carries out one login request of an IMAP session: the checks above, and at the
 //! end of an exchange the brake's count and the log line (one per login and per failed
 //! login; a master user's at `warn`, naming who logged in as whom).
 
