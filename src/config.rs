@@ -35,6 +35,16 @@
 //! cert = "/etc/skua/imap.example.net.crt"
 //! key = "/etc/skua/imap.example.net.key"
 //!
+//! [auth]                           # logins beyond the passwd-file (README, "Authentication")
+//! master_passwd_file = "/etc/skua/masters" # master users: log in as anyone (logged)
+//! scram_fake_iterations = 4096     # what unknown SCRAM users claim; default: the passwd-file's
+//!
+//! [auth.oauth]                     # absent: no OAUTHBEARER / XOAUTH2
+//! jwks_file = "/etc/skua/provider.jwks"   # the identity provider's public keys (JWKS)
+//! issuer = "https://id.example.org"       # every token's `iss`
+//! audience = "skua"                       # every token's `aud` must name this
+//! user_claim = "email"             # the claim naming the user; default "sub"
+//!
 //! [lmtp]
 //! listen = ["127.0.0.1:2424"]
 //! recipient_by_local_part = true   # user1@any.domain reaches user "user1" if no exact match
@@ -56,7 +66,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use skua_core::users::jwt::TokenPolicy;
 use skua_shard::ServerConfig;
+use skua_shard::sasl::SaslSettings;
 use skua_shard::tls::{CertificatePaths, ClientCertField, TlsSettings};
 
 /// Default IMAP listen address: loopback, unprivileged.
@@ -102,6 +114,35 @@ pub struct FileConfig {
     /// Certificates.
     #[serde(default)]
     pub tls: TlsSection,
+    /// Authentication: master users, bearer tokens.
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+/// `[auth]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// A passwd-file of master users, who may log in as any user.
+    pub master_passwd_file: Option<PathBuf>,
+    /// The SCRAM iteration count unknown users claim (default: the passwd-file's most common).
+    pub scram_fake_iterations: Option<u32>,
+    /// Bearer tokens for OAUTHBEARER and XOAUTH2.
+    pub oauth: Option<OAuthSection>,
+}
+
+/// `[auth.oauth]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSection {
+    /// The provider's keys, as a JWKS file.
+    pub jwks_file: PathBuf,
+    /// The issuer every token must name.
+    pub issuer: String,
+    /// The audience every token must name.
+    pub audience: String,
+    /// The claim holding the user name (default `sub`).
+    pub user_claim: Option<String>,
 }
 
 /// `[tls]`
@@ -277,6 +318,39 @@ impl FileConfig {
     }
 }
 
+impl FileConfig {
+    /// Loads what `[auth]` names (the master users file, the JWKS file) and the server
+    /// secret for SCRAM fakes (`DATA_DIR/sasl-secret`, made on first start) into `config`.
+    ///
+    /// # Errors
+    /// A named file cannot be used, or `scram_fake_iterations` is zero.
+    pub fn apply_auth(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
+        let auth = &self.auth;
+        let iterations = positive(auth.scram_fake_iterations, "auth.scram_fake_iterations")?
+            .and_then(std::num::NonZeroU32::new);
+        let policy = auth.oauth.as_ref().map(|oauth| {
+            let mut policy = TokenPolicy::new(
+                oauth.jwks_file.clone(),
+                oauth.issuer.clone(),
+                oauth.audience.clone(),
+            );
+            if let Some(claim) = &oauth.user_claim {
+                policy.user_claim.clone_from(claim);
+            }
+            policy
+        });
+        let settings = SaslSettings::load(
+            &config.data_dir,
+            auth.master_passwd_file.as_deref(),
+            policy,
+            iterations,
+        )
+        .context("loading the [auth] settings")?;
+        config.sasl = std::sync::Arc::new(settings);
+        Ok(())
+    }
+}
+
 /// `value`, refused when zero.
 fn positive<T: Copy + PartialEq + Default>(
     value: Option<T>,
@@ -388,5 +462,29 @@ mod tests {
         let error = zero.apply_limits(&mut ServerConfig::default()).expect_err("zero");
         assert!(error.to_string().contains("limits.connections_per_source"), "{error}");
         assert!(toml::from_str::<FileConfig>("[limits]\nconnections_per_ip = 5\n").is_err());
+    }
+
+    #[test]
+    fn auth_section_parses_and_refuses_what_it_cannot_use() {
+        let text = "[auth]\n\
+                    master_passwd_file = \"/nonexistent/skua-masters\"\n\
+                    [auth.oauth]\n\
+                    jwks_file = \"/nonexistent/keys.jwks\"\n\
+                    issuer = \"https://id.example.org\"\n\
+                    audience = \"skua\"\n\
+                    user_claim = \"email\"\n";
+        let file: FileConfig = toml::from_str(text).expect("parses");
+        let oauth = file.auth.oauth.as_ref().expect("oauth");
+        assert_eq!(
+            (oauth.issuer.as_str(), oauth.user_claim.as_deref()),
+            ("https://id.example.org", Some("email"))
+        );
+        // The master file is read first: a missing one stops the start (and writes nothing).
+        let error = file.apply_auth(&mut ServerConfig::default()).expect_err("missing file");
+        assert!(format!("{error:#}").contains("skua-masters"), "{error:#}");
+        let zero: FileConfig =
+            toml::from_str("[auth]\nscram_fake_iterations = 0\n").expect("parses");
+        assert!(zero.apply_auth(&mut ServerConfig::default()).is_err());
+        assert!(toml::from_str::<FileConfig>("[auth]\nmaster = \"x\"\n").is_err());
     }
 }

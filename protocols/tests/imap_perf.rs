@@ -22,7 +22,7 @@ use skua_core::disk::os::OsDisk;
 use skua_core::disk::{Bytes, Disk, DiskFile, Flush, OpenMode};
 use skua_core::store::UserStore;
 use skua_core::types::{Epoch, Flags, InternalDate};
-use skua_protocols::imap::session::{AuthOutcome, ImapConfig, ImapSession, Step};
+use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapConfig, ImapSession, Step};
 use skua_protocols::mime::cache::build;
 
 /// Disk work done through a [`CountingDisk`].
@@ -201,7 +201,10 @@ impl Bench {
                         self.output.extend_from_slice(chunk.as_bytes());
                     }
                 }
-                Step::Authenticate { .. } => self.session.auth_done(AuthOutcome::Success),
+                Step::Authenticate(AuthRequest::Password { authcid, .. }) => self
+                    .session
+                    .auth_answer(skua_protocols::sasl::HostAnswer::Accepted { user: authcid }),
+                Step::Authenticate(_) => self.session.auth_done(AuthOutcome::Success),
             }
         }
         panic!("session did not settle");

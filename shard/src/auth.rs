@@ -1,5 +1,12 @@
 //! Password checks, off the reactor, and the brake on guessing.
 //!
+//! Every login goes through the brake, whatever its mechanism: [`check`] for passwords
+//! (PLAIN, LOGIN and the LOGIN command, master users included), and for the cheap checks
+//! that run on the shard (SCRAM keys, tokens, EXTERNAL) [`gate`] before the check (the
+//! source's turn: a throttled source is refused without a check) and [`settle`] once the
+//! exchange ended (a failure is counted and answered after the delay; a success clears what
+//! it disproves), so a guesser gains nothing by switching to SCRAM.
+//!
 //! Password hashes are slow on purpose (an Argon2id check takes ~0.4 s), so a check runs on
 //! the shard's blocking pool, at most `blocking_threads - 1` at a time per shard, so one
 //! thread is always free for the shard's flush round (durability never waits for a login).
@@ -45,7 +52,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use skua_core::users::{Secret, UserDb};
+use skua_core::users::Secret;
+use skua_core::users::master::{LoginIdentity, Logins};
 
 use crate::admission::source_key;
 use crate::guard::guarded;
@@ -59,8 +67,9 @@ use crate::shard::Shard;
 /// The verdict on a pair of credentials.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Right password; the canonical user name (as the passwd-file spells it).
-    Accepted(String),
+    /// Right password: whose session it opens (canonical name) and who proved it (a master
+    /// user, maybe).
+    Accepted(LoginIdentity),
     /// Unknown user or wrong password.
     Rejected,
     /// The check could not be made.
@@ -70,31 +79,19 @@ pub enum Verdict {
     Throttled,
 }
 
-/// Checks `password` for `user` (connecting from `source`) on the blocking pool, in the
-/// source's turn (see the module docs).
+/// Checks `password` for `authcid` (maybe `target*master`) acting as `authzid`, connecting
+/// from `source`, on the blocking pool, in the source's turn (see the module docs).
 pub async fn check(
     shard: &Shard,
     source: IpAddr,
-    user: String,
+    authcid: String,
+    authzid: Option<String>,
     password: impl Into<Secret<String>>,
 ) -> Verdict {
     let password = password.into();
-    let brake = &shard.shared.auth_brake;
-    let started = Instant::now();
-    let mut turn = loop {
-        match brake.reserve(source, &user, Instant::now()) {
-            Reservation::Turn(turn) => break turn,
-            // A burst of logins from a source with no failures: wait for one of its checks in
-            // flight to end (they take milliseconds), not for a failure delay.
-            Reservation::Busy if started.elapsed() < brake.queue_max() => {
-                glommio::timer::sleep(Duration::from_micros(AUTH_SLOT_POLL_US)).await;
-            }
-            Reservation::Busy | Reservation::Refused => {
-                tracing::debug!(%source, "login refused: the source's queue of checks is full");
-                glommio::timer::sleep(shard.config().auth_failure_delay).await;
-                return Verdict::Throttled;
-            }
-        }
+    let mut turn = match take_turn(shard, source, &authcid).await {
+        Ok(turn) => turn,
+        Err(verdict) => return verdict,
     };
     glommio::timer::sleep(turn.at.saturating_duration_since(Instant::now())).await;
     let outcome = {
@@ -102,21 +99,23 @@ pub async fn check(
             return Verdict::Unavailable;
         };
         let users = shard.shared.users.get();
+        let masters = shard.config().sasl.masters.clone();
         glommio::executor()
             .spawn_blocking(move || {
                 guarded(|| {
                     let started = Instant::now();
-                    let verdict = verify(&users, &user, &password);
+                    let logins = Logins { users: &users, masters: masters.as_deref() };
+                    let verdict = verify(&logins, &authcid, authzid.as_deref(), &password);
                     (verdict, started.elapsed())
                 })
             })
             .await
     };
     match outcome {
-        Ok((Some(name), took)) => {
+        Ok((Some(identity), took)) => {
             shard.shared.users.note_check(took);
             turn.finish(Outcome::Success, Instant::now());
-            Verdict::Accepted(name)
+            Verdict::Accepted(identity)
         }
         Ok((None, took)) => {
             shard.shared.users.note_check(took);
@@ -132,10 +131,60 @@ pub async fn check(
     }
 }
 
-/// The canonical name when `password` is `user`'s. One password verification whether or not
-/// the user exists (see the module docs). CPU-heavy: on the blocking pool only.
-fn verify(users: &UserDb, user: &str, password: &Secret<String>) -> Option<String> {
-    users.check_login(user, password).map(|entry| entry.name.clone())
+/// The source's turn for a check of `user` (see the module docs), or the verdict to give
+/// without a check.
+async fn take_turn<'a>(shard: &'a Shard, source: IpAddr, user: &str) -> Result<Turn<'a>, Verdict> {
+    let brake = &shard.shared.auth_brake;
+    let started = Instant::now();
+    let turn = loop {
+        match brake.reserve(source, user, Instant::now()) {
+            Reservation::Turn(turn) => break turn,
+            // A burst of logins from a source with no failures: wait for one of its checks in
+            // flight to end (they take milliseconds), not for a failure delay.
+            Reservation::Busy if started.elapsed() < brake.queue_max() => {
+                glommio::timer::sleep(Duration::from_micros(AUTH_SLOT_POLL_US)).await;
+            }
+            Reservation::Busy | Reservation::Refused => {
+                tracing::debug!(%source, "login refused: the source's queue of checks is full");
+                glommio::timer::sleep(shard.config().auth_failure_delay).await;
+                return Err(Verdict::Throttled);
+            }
+        }
+    };
+    glommio::timer::sleep(turn.at.saturating_duration_since(Instant::now())).await;
+    Ok(turn)
+}
+
+/// Waits for the source's turn before a cheap check (SCRAM keys, a token, a certificate);
+/// `Err(Verdict::Throttled)` when the source's queue is full. The turn is given back at once:
+/// the exchange may wait for its client for a long time, and must not hold a check slot
+/// meanwhile; its outcome is counted by [`settle`].
+///
+/// # Errors
+/// The verdict to answer without checking.
+pub async fn gate(shard: &Shard, source: IpAddr, user: &str) -> Result<(), Verdict> {
+    take_turn(shard, source, user).await.map(drop)
+}
+
+/// Counts how an exchange checked on the shard ended (see [`gate`]); a failure is answered
+/// only after the brake's delay, as a failed password check is.
+pub async fn settle(shard: &Shard, source: IpAddr, user: &str, outcome: Outcome) {
+    let delay = shard.shared.auth_brake.record(source, user, outcome, Instant::now());
+    if !delay.is_zero() {
+        glommio::timer::sleep(delay).await;
+    }
+}
+
+/// The identity when `password` proves `authcid` acting as `authzid`. One password
+/// verification whether or not the user exists, master users included (see the module docs).
+/// CPU-heavy: on the blocking pool only.
+fn verify(
+    logins: &Logins<'_>,
+    authcid: &str,
+    authzid: Option<&str>,
+    password: &Secret<String>,
+) -> Option<LoginIdentity> {
+    logins.check_password(authcid, authzid, password).ok()
 }
 
 /// How long a failed check that took `took` waits (besides the failure delay) so that it is
@@ -354,6 +403,34 @@ impl AuthBrake {
         delay
     }
 
+    /// Counts the outcome of a check that held no turn while it ran (the cheap checks on the
+    /// shard: see [`gate`]) exactly as a finished turn would; the delay before answering.
+    pub fn record(&self, source: IpAddr, user: &str, outcome: Outcome, now: Instant) -> Duration {
+        let source = source_key(source);
+        {
+            let mut tables = self.tables.lock().expect("auth brake lock");
+            let busy = |r: &SourceRecord| r.in_flight > 0 || r.failures.recent(now) > 0;
+            make_room(&mut tables.sources, &source, AUTH_FAILURE_SOURCES_MAX, busy);
+            let fresh = SourceRecord {
+                failures: Failures { count: 0, last: now },
+                in_flight: 0,
+                queued: 0,
+                next_turn: now,
+            };
+            // Counted as one check in flight, ended at once by `finish` below.
+            tables.sources.entry(source).or_insert(fresh).in_flight += 1;
+        }
+        let turn = Turn {
+            brake: self,
+            source,
+            user: user_key(user),
+            queued: false,
+            at: now,
+            finished: true,
+        };
+        self.finish(&turn, Some(outcome), now)
+    }
+
     /// Sources with recent failures or checks in flight.
     #[must_use]
     pub fn sources(&self) -> usize {
@@ -415,6 +492,7 @@ fn make_room<K: Eq + std::hash::Hash, V>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skua_core::users::UserDb;
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])
@@ -431,14 +509,48 @@ mod tests {
     #[test]
     fn an_unknown_user_costs_one_verification_like_a_wrong_password() {
         let users = UserDb::parse(b"alice:{PLAIN}right\n", "test");
+        let logins = Logins::new(&users);
         let secret = |p: &str| Secret::from(p);
-        assert_eq!(verify(&users, "ALICE", &secret("right")), Some("alice".to_owned()));
+        let user = |identity: Option<LoginIdentity>| identity.map(|i| i.user);
+        assert_eq!(user(verify(&logins, "ALICE", None, &secret("right"))), Some("alice".into()));
         assert_eq!(users.verifications(), 1);
-        assert_eq!(verify(&users, "alice", &secret("wrong")), None);
+        assert_eq!(verify(&logins, "alice", None, &secret("wrong")), None);
         assert_eq!(users.verifications(), 2);
-        assert_eq!(verify(&users, "mallory", &secret("right")), None);
+        assert_eq!(verify(&logins, "mallory", None, &secret("right")), None);
         assert_eq!(users.verifications(), 3, "the unknown user's password was verified too");
+        assert_eq!(verify(&logins, "alice", Some("bob"), &secret("right")), None);
+        assert_eq!(users.verifications(), 4, "a refused authorization id costs the same");
         assert_eq!(format!("{:?}", secret("right")), "<redacted>");
+    }
+
+    #[test]
+    fn a_master_user_logs_in_as_another_with_one_verification() {
+        let users = UserDb::parse(b"alice:{PLAIN}alice-pw\n", "users");
+        let masters = UserDb::parse(b"support:{PLAIN}master-pw\n", "masters");
+        let logins = Logins { users: &users, masters: Some(&masters) };
+        let pw = Secret::from("master-pw");
+        let by_separator = verify(&logins, "alice*support", None, &pw).expect("master login");
+        assert_eq!((by_separator.user.as_str(), by_separator.master), ("alice", true));
+        let by_authzid = verify(&logins, "support", Some("alice"), &pw).expect("master login");
+        assert_eq!(by_authzid, by_separator);
+        assert_eq!(masters.verifications() + users.verifications(), 2);
+        assert_eq!(verify(&logins, "nobody*support", None, &pw), None, "no such target");
+        assert_eq!(verify(&logins, "alice*support", None, &Secret::from("alice-pw")), None);
+    }
+
+    #[test]
+    fn recorded_outcomes_count_like_finished_turns() {
+        // SCRAM, token and EXTERNAL failures are counted without a turn held while the
+        // client answered; they must slow the source exactly as password failures do.
+        let brake = AuthBrake::new(BASE);
+        let now = Instant::now();
+        assert_eq!(brake.record(ip(1), "victim", Outcome::Failure, now), BASE);
+        assert_eq!(brake.record(ip(1), "victim", Outcome::Failure, now), BASE * 2);
+        let next = brake.reserve(ip(1), "victim", now).turn().expect("turn");
+        assert!(next.at >= now + BASE * 2, "the source's next check waits for the delay");
+        drop(next);
+        assert_eq!(brake.record(ip(1), "victim", Outcome::Success, now), Duration::ZERO);
+        assert_eq!(brake.sources(), 0, "the success cleared this source's failures");
     }
 
     #[test]

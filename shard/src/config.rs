@@ -97,6 +97,9 @@ pub struct ServerConfig {
     /// Turn on glommio's stall detector: a task that keeps a shard busy 10 ms past its
     /// preemption budget is logged with a backtrace (through the `log` facade). Uses SIGUSR1.
     pub detect_stalls: bool,
+    /// Authentication beyond the users file: master users, the token verifier, the server
+    /// secret for SCRAM fakes (`[auth]`; see `sasl.rs`).
+    pub sasl: Arc<crate::sasl::SaslSettings>,
 }
 
 impl Default for ServerConfig {
@@ -140,6 +143,7 @@ impl Default for ServerConfig {
             flush_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             detect_stalls: false,
+            sasl: Arc::new(crate::sasl::SaslSettings::default()),
         }
     }
 }

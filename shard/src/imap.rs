@@ -29,16 +29,15 @@ use std::time::{Duration, Instant};
 
 use glommio::net::TcpStream;
 use skua_core::types::Epoch;
-use skua_core::users::Secret;
-use skua_protocols::imap::session::{AuthOutcome, ImapSession, OutChunk, Step};
+use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapSession, OutChunk, Step};
 
-use crate::auth::{self, Verdict};
 use crate::conn::{Connection, ReadOutcome};
 use crate::event::Wait;
 use crate::guard::guarded;
 use crate::handoff::{self, DetachError, DetachedSocket};
 use crate::limits::{SLOW_STEP_MS, TLS_HANDSHAKE_SECONDS_MAX};
 use crate::listen::open_files_limit;
+use crate::sasl;
 
 use crate::admission::{Refusal, SourceSlot, UserSlot};
 use crate::listen::Protocol;
@@ -139,6 +138,8 @@ async fn welcome(shard: Rc<Shard>, stream: TcpStream, implicit_tls: bool) -> Opt
         let tls = shard.config().tls.as_ref()?.imap();
         handshake(&shard, &mut connection, tls, login_deadline).await?;
         session.tls_started();
+        let (binding, external) = sasl::tls_identity(shard.config().tls.as_deref(), &connection);
+        session.set_tls_identity(binding, external);
     }
     connection.write_all(&session.greeting()).await.ok()?;
     Some(Box::new(Client {
@@ -261,8 +262,8 @@ async fn drive(shard: &Rc<Shard>, mut client: Box<Client>) {
                 next_slice_turn(shard, &mut client).await;
                 Ok(())
             }
-            Ok((Step::Authenticate { user, password }, _)) => {
-                Box::pin(authenticate(shard, &mut client, user, password)).await
+            Ok((Step::Authenticate(request), _)) => {
+                Box::pin(authenticate(shard, &mut client, request)).await
             }
             Ok((Step::Close, _)) => Err(StepEnd::Close(None)),
             Ok((Step::StartTls, _)) => Box::pin(start_tls(shard, &mut client)).await,
@@ -587,6 +588,9 @@ async fn start_tls(shard: &Shard, client: &mut Client) -> Result<(), StepEnd> {
     match handshake(shard, &mut client.connection, tls, deadline).await {
         Some(()) => {
             client.session.tls_started();
+            let tls = shard.config().tls.as_deref();
+            let (binding, external) = sasl::tls_identity(tls, &client.connection);
+            client.session.set_tls_identity(binding, external);
             Ok(())
         }
         None => Err(StepEnd::Close(None)),
@@ -612,40 +616,23 @@ async fn handshake(
     }
 }
 
-/// Checks the credentials; logs in here or asks for a hand-off.
+/// Answers one login request of the session (`sasl::answer`); once an exchange succeeded,
+/// logs in here or asks for the hand-off to the user's home shard.
 async fn authenticate(
     shard: &Rc<Shard>,
     client: &mut Client,
-    name: String,
-    password: Secret<String>,
+    request: AuthRequest,
 ) -> Result<(), StepEnd> {
-    let source = client.connection.peer().ip();
-    match auth::check(shard, source, name, password).await {
-        Verdict::Accepted(canonical) => {
-            let home = home_of(&canonical, shard.shared.count);
-            if home == shard.id {
-                let (handle, slot) =
-                    log_in_here(shard, &mut client.session, &canonical, source).await;
-                client.user = handle;
-                client.user_slot = slot;
-                Ok(())
-            } else {
-                Err(StepEnd::HandOff(canonical))
-            }
-        }
-        Verdict::Rejected => {
-            client.session.auth_done(AuthOutcome::Failure);
-            Ok(())
-        }
-        Verdict::Unavailable => {
-            client.session.auth_done(AuthOutcome::Unavailable);
-            Ok(())
-        }
-        Verdict::Throttled => {
-            client.session.auth_done(AuthOutcome::Throttled);
-            Ok(())
-        }
+    let answered = sasl::answer(shard, &client.connection, &mut client.session, request).await;
+    let Some(user) = answered else { return Ok(()) };
+    if home_of(&user, shard.shared.count) != shard.id {
+        return Err(StepEnd::HandOff(user));
     }
+    let source = client.connection.peer().ip();
+    let (handle, slot) = log_in_here(shard, &mut client.session, &user, source).await;
+    client.user = handle;
+    client.user_slot = slot;
+    Ok(())
 }
 
 /// Moves the connection to `user`'s home shard. The session's login completes there.

@@ -39,6 +39,7 @@ mod pagein;
 pub mod placement;
 mod registry;
 mod reply;
+pub mod sasl;
 mod server;
 mod shard;
 pub mod shutdown;

@@ -19,8 +19,8 @@
 //!
 //! Calling order: `greeting()` once; then `feed(bytes)` whenever bytes arrive and `next(store)`
 //! until it returns [`Step::NeedInput`] (or [`Step::Idle`]: call again on input or when the
-//! user's store changed). After [`Step::Authenticate`], call [`ImapSession::auth_done`] before
-//! `next` again. `store` must be the authenticated user's store once logged in.
+//! user's store changed). After [`Step::Authenticate`], answer its [`AuthRequest`] (see there)
+//! before `next` again. `store` must be the authenticated user's store once logged in.
 //!
 //! Each [`Step::Write`] holds the output of one or more pipelined commands; when any of them
 //! mutated the store, `durable` carries the newest epoch the shard must see durable before
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 
-pub use api::{AuthOutcome, ImapConfig, OutChunk, Step};
+pub use api::{AuthOutcome, AuthRequest, ImapConfig, OutChunk, Step};
 
 use crate::imap::parser::{self, ParseOptions};
 use crate::imap::reply::{Code, Completion};
@@ -68,16 +68,11 @@ const BATCH_COMMANDS_MAX: u32 = 64;
 pub(crate) enum Phase {
     /// Before login.
     NotAuthenticated,
-    /// AUTHENTICATE sent `+ `; the next line is the client's SASL response.
-    SaslWaiting(Tag),
-    /// Credentials given to the shard; `request` is handed out once, then we wait for
-    /// `auth_done`.
-    AuthPending {
-        /// The command's tag.
-        tag: Tag,
-        /// Not yet returned as `Step::Authenticate`.
-        request: Option<(String, crate::imap::types::Secret<String>)>,
-    },
+    /// AUTHENTICATE sent a challenge (`+ ...`); the next line is the client's SASL response.
+    SaslWaiting(Box<login::Pending>),
+    /// A login is with the shard: `request` is handed out once as `Step::Authenticate`, then
+    /// the session waits for the answer (`auth_context`, `auth_answer` or `auth_done`).
+    AuthPending(Box<login::Pending>),
     /// Logged in (Selected when `Conn::selected` is set).
     Authenticated,
     /// In IDLE, waiting for `DONE`.
@@ -110,6 +105,11 @@ pub(crate) struct Conn {
     pub closing: bool,
     /// The connection is encrypted (implicit TLS, or after STARTTLS).
     pub tls: bool,
+    /// TLS 1.3 with an RFC 9266 `tls-exporter` value: the `-PLUS` SCRAM variants are offered.
+    pub channel_binding: bool,
+    /// The TLS client presented a verified certificate that maps to a user: EXTERNAL is
+    /// offered.
+    pub external: bool,
     /// Ends a paused command's slices early when other sessions wait (see
     /// [`ImapSession::set_interrupt`]).
     pub interrupt: Option<command::slice::Interrupt>,
@@ -144,6 +144,8 @@ impl ImapSession {
                 enabled: Enabled::default(),
                 closing: false,
                 tls: false,
+                channel_binding: false,
+                external: false,
                 interrupt: None,
             },
             pending: Vec::new(),
@@ -173,7 +175,7 @@ impl ImapSession {
     /// The greeting to send first: `* OK [CAPABILITY ...] skua ready`.
     #[must_use]
     pub fn greeting(&self) -> Vec<u8> {
-        let caps = caps::capabilities(&self.conn.config, false, self.conn.tls);
+        let caps = caps::capabilities(&self.conn, false);
         let mut out = Vec::new();
         Completion::ok(format!("{} skua ready", self.conn.config.hostname))
             .with(Code::Capability(caps))
@@ -234,12 +236,12 @@ impl ImapSession {
                 Phase::Logout => {
                     return if out.is_empty() { Step::Close } else { write(out) };
                 }
-                Phase::AuthPending { request, .. } => {
+                Phase::AuthPending(pending) => {
                     if !out.is_empty() {
                         return write(out);
                     }
-                    return match request.take() {
-                        Some((user, password)) => Step::Authenticate { user, password },
+                    return match pending.request.take() {
+                        Some(request) => Step::Authenticate(request),
                         None => Step::NeedInput,
                     };
                 }
@@ -301,8 +303,7 @@ impl ImapSession {
         let Command { tag, body } = command;
         let completion = match body {
             CommandBody::Capability => {
-                let caps =
-                    caps::capabilities(&self.conn.config, self.is_authenticated(), self.conn.tls);
+                let caps = caps::capabilities(&self.conn, self.is_authenticated());
                 out.put(format!("* CAPABILITY {caps}\r\n").as_bytes());
                 Some(Completion::ok("CAPABILITY completed"))
             }
@@ -313,7 +314,7 @@ impl ImapSession {
             }
             CommandBody::Login { user, password } => self.login(&tag, user, password),
             CommandBody::Authenticate { mechanism, initial_response } => {
-                self.authenticate(&tag, &mechanism, initial_response.as_ref(), out)
+                self.authenticate(&tag, &mechanism, initial_response.as_ref())
             }
             CommandBody::StartTls => self.start_tls(),
             ref body
@@ -500,10 +501,12 @@ mod tests {
 
     #[test]
     fn step_debug_redacts_the_password() {
-        let step = Step::Authenticate {
-            user: "alice".into(),
+        let step = Step::Authenticate(AuthRequest::Password {
+            mechanism: None,
+            authcid: "alice".into(),
+            authzid: None,
             password: crate::imap::types::Secret::from("hunter2"),
-        };
+        });
         let text = format!("{step:?}");
         assert!(!text.contains("hunter2"), "{text}");
     }

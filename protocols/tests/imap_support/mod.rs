@@ -17,7 +17,8 @@ use std::sync::Arc;
 use skua_core::disk::os::OsDisk;
 use skua_core::disk::{Disk, Flush};
 use skua_core::store::UserStore;
-use skua_protocols::imap::session::{AuthOutcome, ImapConfig, ImapSession, Step};
+use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapConfig, ImapSession, Step};
+use skua_protocols::sasl::{Context, HostAnswer};
 
 /// The only password the test "shard" accepts (for any user).
 pub const PASSWORD: &str = "secret";
@@ -173,17 +174,36 @@ impl Client {
                         self.take_output(chunk.as_bytes());
                     }
                 }
-                Step::Authenticate { user: _, password } => {
-                    let outcome = if password.expose() == PASSWORD {
-                        AuthOutcome::Success
-                    } else {
-                        AuthOutcome::Failure
-                    };
-                    self.session.auth_done(outcome);
-                }
+                Step::Authenticate(request) => self.authenticate(request),
             }
         }
         panic!("session did not settle");
+    }
+
+    /// Answers a login request the way the shard does, for a password check that accepts
+    /// [`PASSWORD`] for any user (and nothing else).
+    fn authenticate(&mut self, request: AuthRequest) {
+        match request {
+            AuthRequest::Context { .. } => self.session.auth_context(Context::new(
+                [1; 18],
+                skua_core::users::Secret::new(b"stand-in secret".to_vec()),
+            )),
+            AuthRequest::Password { authcid, password, .. } => {
+                self.session.auth_answer(if password.expose() == PASSWORD {
+                    HostAnswer::Accepted { user: authcid }
+                } else {
+                    HostAnswer::Refused("bad credentials".into())
+                });
+            }
+            AuthRequest::ScramCredentials { .. } => {
+                self.session.auth_answer(HostAnswer::ScramKeys(None));
+            }
+            AuthRequest::Token { .. } | AuthRequest::External { .. } => {
+                self.session.auth_answer(HostAnswer::Refused("no policy".into()));
+            }
+            AuthRequest::LogIn { .. } => self.session.auth_done(AuthOutcome::Success),
+            AuthRequest::Failed { .. } => self.session.auth_done(AuthOutcome::Failure),
+        }
     }
 
     /// Sends one command line (CRLF added) and returns every output line it produced.

@@ -11,7 +11,6 @@
 //! done; the sync and the tagged reply come after the last slice.
 
 pub(crate) mod append;
-pub(crate) mod auth;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;

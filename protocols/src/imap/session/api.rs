@@ -4,6 +4,9 @@
 use skua_core::disk::Bytes;
 use skua_core::types::Epoch;
 use skua_core::users::Secret;
+use skua_core::users::scram::ScramAlgorithm;
+
+use crate::sasl::{FailureReason, Mechanism};
 
 use crate::imap::limits::{FrameLimits, ParseLimits};
 
@@ -14,6 +17,12 @@ pub struct ImapConfig {
     pub hostname: String,
     /// LOGIN and AUTHENTICATE PLAIN are allowed (TLS or loopback; the shard decides).
     pub plaintext_login_allowed: bool,
+    /// Offer SCRAM-SHA-1 and SCRAM-SHA-256 (and their `-PLUS` variants on TLS 1.3). SCRAM
+    /// never shows the password to the network, so it is offered with or without TLS.
+    pub scram: bool,
+    /// A token policy is configured: offer OAUTHBEARER and XOAUTH2 where passwords may be
+    /// sent (a bearer token replays like a password, RFC 7628 §5).
+    pub tokens: bool,
     /// Announce and honour CONDSTORE (RFC 7162).
     pub condstore: bool,
     /// TLS can be started on this connection (STARTTLS is announced until it is).
@@ -34,6 +43,8 @@ impl ImapConfig {
         ImapConfig {
             hostname: hostname.to_owned(),
             plaintext_login_allowed: true,
+            scram: true,
+            tokens: false,
             condstore: true,
             starttls: false,
             require_tls: false,
@@ -80,13 +91,8 @@ pub enum Step {
     /// A long command did a bounded slice of its work and paused: let the shard's other
     /// sessions run (an unconditional yield), then call `next` again. No input is needed.
     Yield,
-    /// Check these credentials (off the reactor) and call [`ImapSession::auth_done`].
-    Authenticate {
-        /// The user name as sent.
-        user: String,
-        /// The password as sent (its Debug is redacted).
-        password: Secret<String>,
-    },
+    /// A login needs the shard: see [`AuthRequest`] for what to do and which call answers.
+    Authenticate(AuthRequest),
     /// In IDLE: call `next` again when bytes arrive or the user's store changed.
     Idle,
     /// STARTTLS was answered (the OK is already written): run the TLS handshake as the server
@@ -108,7 +114,7 @@ impl std::fmt::Debug for Step {
                 let bytes: usize = chunks.iter().map(|c| c.as_bytes().len()).sum();
                 write!(f, "Write({} chunks, {bytes} bytes, durable {durable:?})", chunks.len())
             }
-            Step::Authenticate { user, .. } => write!(f, "Authenticate({user:?}, <redacted>)"),
+            Step::Authenticate(request) => write!(f, "Authenticate({request:?})"),
             Step::Yield => f.write_str("Yield"),
             Step::Idle => f.write_str("Idle"),
             Step::StartTls => f.write_str("StartTls"),
@@ -117,7 +123,90 @@ impl std::fmt::Debug for Step {
     }
 }
 
-/// The shard's verdict on the credentials of a [`Step::Authenticate`].
+/// What a login asks of the shard ([`Step::Authenticate`]). Each request is answered by one
+/// call before `next` is called again: [`ImapSession::auth_context`] for `Context`,
+/// [`ImapSession::auth_answer`] for `Password`, `ScramCredentials`, `Token` and `External`,
+/// [`ImapSession::auth_done`] for `LogIn` and `Failed`. `auth_done` may also answer any
+/// request early (a throttled source, a shard shutting down): the login then ends with it.
+///
+/// [`ImapSession::auth_context`]: super::ImapSession::auth_context
+/// [`ImapSession::auth_answer`]: super::ImapSession::auth_answer
+/// [`ImapSession::auth_done`]: super::ImapSession::auth_done
+#[derive(Debug)]
+pub enum AuthRequest {
+    /// AUTHENTICATE named a mechanism this connection offers: give the exchange a fresh
+    /// [`Context`](crate::sasl::Context) (random nonce, server secret, the connection's
+    /// `tls-exporter` value).
+    Context {
+        /// The mechanism.
+        mechanism: Mechanism,
+    },
+    /// Check a password, off the reactor and through the failed-login brake
+    /// (`Logins::check_password`): LOGIN (`mechanism` `None`), AUTHENTICATE PLAIN and LOGIN.
+    Password {
+        /// The SASL mechanism, or `None` for the LOGIN command.
+        mechanism: Option<Mechanism>,
+        /// The login name, maybe `target*master`.
+        authcid: String,
+        /// PLAIN's authorization id, if any.
+        authzid: Option<String>,
+        /// The password (its Debug is redacted).
+        password: Secret<String>,
+    },
+    /// Look up SCRAM keys (`Logins::scram_credentials`); cheap, but the source's turn in the
+    /// brake comes first.
+    ScramCredentials {
+        /// The SCRAM user name, maybe `target*master`.
+        authcid: String,
+        /// The SCRAM `a=`, if any.
+        authzid: Option<String>,
+        /// The hash whose keys are needed.
+        algorithm: ScramAlgorithm,
+    },
+    /// Verify a bearer token and authorize its user as `authzid` (OAUTHBEARER, XOAUTH2).
+    Token {
+        /// Which of the two.
+        mechanism: Mechanism,
+        /// The token (its Debug is redacted).
+        token: Secret<String>,
+        /// OAUTHBEARER's `a=` or XOAUTH2's `user=`.
+        authzid: Option<String>,
+    },
+    /// Map the verified TLS client certificate to a user, authorized as `authzid` (EXTERNAL).
+    External {
+        /// The authorization id asked for, if any.
+        authzid: Option<String>,
+    },
+    /// The exchange succeeded: log in as `user` (here or on its home shard) and answer
+    /// [`AuthOutcome::Success`], or why not.
+    LogIn {
+        /// The mechanism, or `None` for the LOGIN command.
+        mechanism: Option<Mechanism>,
+        /// The user the session opens (canonical name).
+        user: String,
+        /// Who authenticated, as the client named it (differs from `user` for a master
+        /// login or a certificate/token mapping).
+        authcid: String,
+        /// False when no brake turn saw this login yet (SCRAM, tokens, EXTERNAL): the shard
+        /// counts the success so that it clears this source's failures against the user.
+        counted: bool,
+    },
+    /// The exchange failed in a way that counts as a failed login (see the table in
+    /// [`crate::sasl`]): log it, count it in the brake unless `counted`, wait the brake's
+    /// delay, then answer [`AuthOutcome::Failure`].
+    Failed {
+        /// The mechanism, or `None` for the LOGIN command.
+        mechanism: Option<Mechanism>,
+        /// The name the client tried, when it got that far.
+        authcid: Option<String>,
+        /// Why (safe for logs).
+        reason: FailureReason,
+        /// True when a password check already counted this failure in the brake.
+        counted: bool,
+    },
+}
+
+/// The shard's verdict on a login ([`Step::Authenticate`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthOutcome {
     /// The password is right; `next` will now be given the user's store.

@@ -4,7 +4,8 @@
 //! UIDPLUS, MOVE, IDLE, LITERAL-, SASL-IR, ENABLE, ID-like behaviour with it; rev1 clients need
 //! them named, so they are listed explicitly.
 
-use super::ImapConfig;
+use super::{Conn, ImapConfig};
+use crate::sasl::Offer;
 
 /// Capabilities every state announces.
 const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
@@ -12,10 +13,11 @@ const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
 /// Capabilities announced once authenticated.
 const AUTHENTICATED: &str = "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN ESEARCH";
 
-/// The capability list for the current state (without the `CAPABILITY` keyword); `tls`: the
-/// connection is encrypted.
+/// The capability list for the current state (without the `CAPABILITY` keyword).
 #[must_use]
-pub(crate) fn capabilities(config: &ImapConfig, authenticated: bool, tls: bool) -> String {
+pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
+    let config = &conn.config;
+    let tls = conn.tls;
     let mut caps = String::from(COMMON);
     if authenticated {
         caps.push(' ');
@@ -28,12 +30,36 @@ pub(crate) fn capabilities(config: &ImapConfig, authenticated: bool, tls: bool) 
     if config.starttls && !tls {
         caps.push_str(" STARTTLS");
     }
-    if login_allowed(config, tls) {
-        caps.push_str(" AUTH=PLAIN");
-    } else {
+    for mechanism in offer(conn).mechanisms() {
+        caps.push_str(" AUTH=");
+        caps.push_str(mechanism.name());
+    }
+    if !login_allowed(config, tls) {
         caps.push_str(" LOGINDISABLED");
     }
     caps
+}
+
+/// The SASL mechanisms this connection offers (RFC 9051 §11.1, RFC 5802 §9, RFC 7628 §5):
+///
+/// - PLAIN and LOGIN send the password itself: only where LOGIN is allowed (TLS, or the
+///   plain-text allowance), exactly like the LOGIN command and `LOGINDISABLED`;
+/// - OAUTHBEARER and XOAUTH2 send a bearer token, which replays like a password: the same
+///   rule, and only when a token policy is configured;
+/// - SCRAM never sends the password or anything that replays, so it is offered on every
+///   connection (unless `require_tls` holds it back until TLS); its `-PLUS` variants need a
+///   `tls-exporter` channel binding (TLS 1.3);
+/// - EXTERNAL only when the TLS client presented a verified certificate.
+pub(crate) fn offer(conn: &Conn) -> Offer {
+    let config = &conn.config;
+    let passwords = login_allowed(config, conn.tls);
+    Offer {
+        channel_binding: conn.tls && conn.channel_binding,
+        passwords,
+        scram: config.scram && (conn.tls || !config.require_tls),
+        external: conn.tls && conn.external,
+        tokens: config.tokens && passwords,
+    }
 }
 
 /// True when a password may be sent on this connection: it is encrypted, or the shard allows
@@ -45,6 +71,24 @@ pub(crate) fn login_allowed(config: &ImapConfig, tls: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn conn(config: &ImapConfig, tls: bool) -> Conn {
+        Conn {
+            config: Arc::new(config.clone()),
+            selected: None,
+            enabled: super::super::Enabled::default(),
+            closing: false,
+            tls,
+            channel_binding: tls,
+            external: false,
+            interrupt: None,
+        }
+    }
+
+    fn capabilities(config: &ImapConfig, authenticated: bool, tls: bool) -> String {
+        super::capabilities(&conn(config, tls), authenticated)
+    }
 
     #[test]
     fn login_disabled_without_plaintext() {
@@ -56,6 +100,8 @@ mod tests {
         config.plaintext_login_allowed = true;
         let caps = capabilities(&config, false, false);
         assert!(caps.contains("AUTH=PLAIN"));
+        assert!(caps.contains("AUTH=SCRAM-SHA-256 "), "{caps}");
+        assert!(!caps.contains("-PLUS"), "no channel binding without TLS: {caps}");
         assert!(!caps.contains("UIDPLUS"));
         assert!(capabilities(&config, true, false).contains("UIDPLUS MOVE"));
     }
@@ -72,6 +118,24 @@ mod tests {
         // require_tls overrides a loopback's plain-text allowance.
         config.plaintext_login_allowed = true;
         config.require_tls = true;
-        assert!(capabilities(&config, false, false).contains("LOGINDISABLED"));
+        let strict = capabilities(&config, false, false);
+        assert!(strict.contains("LOGINDISABLED") && !strict.contains("AUTH="), "{strict}");
+    }
+
+    #[test]
+    fn scram_is_offered_without_tls_but_passwords_and_tokens_are_not() {
+        let mut config = ImapConfig::new("mx.example.org");
+        config.plaintext_login_allowed = false;
+        config.tokens = true;
+        let plain = capabilities(&config, false, false);
+        assert!(plain.contains("AUTH=SCRAM-SHA-256 AUTH=SCRAM-SHA-1 LOGINDISABLED"), "{plain}");
+        assert!(!plain.contains("AUTH=PLAIN") && !plain.contains("OAUTHBEARER"), "{plain}");
+        let tls = capabilities(&config, false, true);
+        assert!(tls.contains("AUTH=SCRAM-SHA-256-PLUS AUTH=SCRAM-SHA-256 "), "{tls}");
+        assert!(tls.contains("AUTH=OAUTHBEARER AUTH=XOAUTH2 AUTH=PLAIN AUTH=LOGIN"), "{tls}");
+        assert!(!tls.contains("EXTERNAL") && !tls.contains("LOGINDISABLED"), "{tls}");
+        let mut with_cert = conn(&config, true);
+        with_cert.external = true;
+        assert!(super::capabilities(&with_cert, false).contains("AUTH=EXTERNAL"));
     }
 }
