@@ -70,6 +70,13 @@ class Logs(unittest.TestCase):
             self.assertRegex(delivered, field)
         self.assertRegex(text, r'lmtp recipient refused.*to="?nobody@localhost.*550 5\.1\.1')
         self.assertRegex(text, r'connection closed.*protocol="?lmtp')
+        self.assertRegex(text, r'INFO.* login .*source=127\.0\.0\.1.*mechanism="?LOGIN.*user="?alice')
+        # A failed login says why, in a form a log watcher (fail2ban) can match on the source.
+        client = imaplib.IMAP4(HOST, self.server.imap_port)
+        with self.assertRaises(imaplib.IMAP4.error):
+            client.login("alice", "wrong")
+        client.logout()
+        self.wait_for(r'login failed.*source=127\.0\.0\.1.*user="?alice.*reason=')
 
     def test_json_lines(self):
         self.start("--log-format", "json")
