@@ -12,6 +12,7 @@ check is pushed far out (`users_reload_interval` is not configurable from the CL
 import imaplib
 import os
 import shutil
+import socket
 import time
 import unittest
 
@@ -30,14 +31,31 @@ def user_cli(server, *args, password=None, check=True):
     return run_cli("user", *args, "--data-dir", server.data_dir, stdin=stdin, check=check)
 
 
-def can_login(server, user, password):
-    try:
-        client = imaplib.IMAP4("127.0.0.1", server.imap_port, timeout=30)
-    except OSError as error:
-        raise AssertionError(f"cannot connect: {error}") from None
+class SourcedIMAP(imaplib.IMAP4):
+    """An IMAP client connecting from a chosen loopback address. Failed logins are braked per
+    source address (and per user): each round of these tests fails from its own address and
+    at its own user, so the brake adds one base delay per failure, not a doubling one."""
+
+    def __init__(self, port, source):
+        self._source = source
+        super().__init__("127.0.0.1", port, timeout=30)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self._source, 0)
+        )
+
+
+def can_login(server, user, password, round=0):
+    """True when LOGIN succeeds, False when it is refused as a wrong login
+    (`NO [AUTHENTICATIONFAILED]`); anything else (the brake's `[UNAVAILABLE]`...) fails the
+    test instead of passing for a refusal."""
+    client = SourcedIMAP(server.imap_port, f"127.0.{1 + round // 200}.{1 + round % 200}")
     try:
         client.login(user, password)
-    except imaplib.IMAP4.error:
+    except imaplib.IMAP4.error as error:
+        if "AUTHENTICATIONFAILED" not in str(error):
+            raise AssertionError(f"login of {user} refused otherwise: {error}") from None
         return False
     finally:
         try:
@@ -74,13 +92,13 @@ class UsersLive(ServerTest):
             lmtp.quit()
 
     def test_user_passwd_old_password_fails_new_works_at_once(self):
-        old = "alice-pw"
         for round in range(ROUNDS):
-            new = f"alice-{round}"
-            self.confirmed(user_cli(self.server, "passwd", "alice", password=new))
-            self.assertTrue(can_login(self.server, "alice", new), round)
-            self.assertFalse(can_login(self.server, "alice", old), round)
-            old = new
+            name = f"pw{round}"
+            self.confirmed(user_cli(self.server, "add", name, password="old-pw"))
+            self.assertTrue(can_login(self.server, name, "old-pw", round), round)
+            self.confirmed(user_cli(self.server, "passwd", name, password="new-pw"))
+            self.assertTrue(can_login(self.server, name, "new-pw", round), round)
+            self.assertFalse(can_login(self.server, name, "old-pw", round), round)
 
     def test_user_del_then_login_fails_and_rcpt_is_550_at_once(self):
         lmtp = self.server.lmtp()
@@ -97,7 +115,7 @@ class UsersLive(ServerTest):
                 code, text = lmtp.rcpt(f"{name}@localhost")
                 self.assertEqual(code, 550, (round, text))
                 lmtp.rset()
-                self.assertFalse(can_login(self.server, name, "pw"), round)
+                self.assertFalse(can_login(self.server, name, "pw", round), round)
         finally:
             lmtp.quit()
 
