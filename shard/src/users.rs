@@ -25,12 +25,15 @@
 //! the slowest (see `auth.rs`), so a guesser cannot tell known users from unknown ones by
 //! timing. Users of one scheme may differ in cost (rounds, memory), so a slower check seen
 //! later raises the figure ([`Users::note_check`]). At start-up the figure is measured before
-//! serving. On a reload the new users are swapped in and acknowledged *first* and measured
-//! right after, on the same thread: the probes cost one check per scheme (tens of ms for the
-//! default scheme), which must not delay a user's arrival. Until the measurement ends the
+//! serving. On a reload the new users are swapped in and acknowledged *first*, and a second
+//! thread of the watcher measures them meanwhile: the probes cost one check per scheme (a
+//! few ms for the default scheme, far more in a debug build or for Argon2), which must not
+//! delay a user's arrival nor the next edit of a script adding users one by one. Requests to
+//! measure coalesce (a measurement takes the users in use when it starts). Until it ends the
 //! previous figure stays, raised by any slower check seen meanwhile; so a file that brings a
-//! slower scheme is under-padded for at most one measurement's time, never until the next
-//! reload, and a file that drops the slowest scheme lowers the figure only once measured.
+//! slower scheme is under-padded for at most two measurements' time (one under way for an
+//! older file, then its own), never until the next reload, and a file that drops the slowest
+//! scheme lowers the figure only once measured.
 
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
@@ -407,6 +410,7 @@ enum Wake {
 pub(crate) struct Watcher {
     stop: Arc<OwnedFd>,
     thread: std::thread::JoinHandle<()>,
+    measurer: std::thread::JoinHandle<()>,
 }
 
 impl Watcher {
@@ -427,28 +431,45 @@ impl Watcher {
                 None
             }
         };
+        // One pending request at most: requests made while one waits are the same request.
+        let (measure, requests) = std::sync::mpsc::sync_channel::<()>(1);
+        let measured = users.clone();
+        let measurer =
+            std::thread::Builder::new().name("skua-users-cost".to_owned()).spawn(move || {
+                // Ends when the watcher, the only sender, ends.
+                while requests.recv().is_ok() {
+                    if let Err(detail) = crate::guard::guarded(|| measured.measure()) {
+                        tracing::error!(detail, "failed-login cost measurement panicked");
+                    }
+                }
+            })?;
         let thread_stop = stop.clone();
         let thread =
             std::thread::Builder::new().name("skua-users".to_owned()).spawn(move || {
-                let mut watch = Watch { users, data_dir, period, inotify, stop: thread_stop };
+                let mut watch =
+                    Watch { users, measure, data_dir, period, inotify, stop: thread_stop };
                 if let Err(detail) = crate::guard::guarded(|| watch.run()) {
                     tracing::error!(detail, "passwd-file watcher panicked; reloads stop");
                 }
             })?;
-        Ok(Watcher { stop, thread })
+        Ok(Watcher { stop, thread, measurer })
     }
 
-    /// Tells the thread to stop and waits for it (at most one load attempt). Blocking.
+    /// Tells the threads to stop and waits for them (at most one load attempt and one
+    /// measurement). Blocking.
     pub(crate) fn stop(self) {
         // An eventfd write of a non-zero count cannot fail short of overflow (never here).
         let _ = rustix::io::write(&*self.stop, &1u64.to_ne_bytes());
         let _ = self.thread.join();
+        let _ = self.measurer.join();
     }
 }
 
 /// The watcher thread's state.
 struct Watch {
     users: Users,
+    /// Asks the measuring thread to measure the users in use (see the module docs).
+    measure: std::sync::mpsc::SyncSender<()>,
     data_dir: PathBuf,
     period: Duration,
     inotify: Option<Inotify>,
@@ -476,9 +497,11 @@ impl Watch {
                 }
             }
             if outcome == Reload::Loaded {
-                self.users.measure();
+                // Full: a measurement is pending already, and it measures the users in use
+                // when it starts, these included.
+                let _ = self.measure.try_send(());
             }
-            outcome = match self.wait() {
+            outcome = match self.wait(self.period) {
                 Wake::Stop => return,
                 Wake::Changed => self.users.reload(true),
                 Wake::Period => {
@@ -493,12 +516,12 @@ impl Watch {
         }
     }
 
-    /// Waits for an event on the file, the stop signal, or the period.
-    fn wait(&mut self) -> Wake {
+    /// Waits for an event on the file, the stop signal, or `timeout`.
+    fn wait(&mut self, timeout: Duration) -> Wake {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let timeout = Timespec {
-            tv_sec: i64::try_from(self.period.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(self.period.subsec_nanos()),
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
         };
         let watched = self.inotify.as_ref().filter(|i| i.watch.is_some()).map(|i| &i.fd);
         let mut fds = vec![PollFd::new(&*self.stop, PollFlags::IN)];
@@ -666,6 +689,14 @@ mod tests {
             let ack = wait_for_ack(dir.path(), |ack| ack.version == version);
             assert_eq!(ack.outcome, LoadOutcome::Loaded { users: round + 2, ignored_lines: 0 });
             assert!(users.get().lookup(&name).is_some(), "acknowledged means in use");
+            let db = users.get();
+            for _ in 0..2000 {
+                if db.verifications() >= 2 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(db.verifications(), 2, "measured after: PLAIN and the unknown user");
             skua_core::users::set_password(&path, &name, &hash("c")).expect("passwd");
             let version = FileVersion::of_file(&path);
             wait_for_ack(dir.path(), |ack| ack.version == version);
