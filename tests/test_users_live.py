@@ -142,9 +142,13 @@ class UsersLive(ServerTest):
 
         # A passwd-file the server cannot read at all: it keeps the users it had and says so;
         # the CLI, which cannot edit it either, fails at once instead of waiting.
+        # Swapped in by one rename (a symlink to a directory), so that no moment without a
+        # file (which means no users) comes between.
         saved = passwd + ".saved"
-        os.rename(passwd, saved)
-        os.mkdir(passwd)
+        shutil.copy(passwd, saved)
+        os.mkdir(os.path.join(self.tmp, "not-a-file"))
+        os.symlink(os.path.join(self.tmp, "not-a-file"), passwd + ".link")
+        os.rename(passwd + ".link", passwd)
         deadline = time.monotonic() + 10
         while "cannot be loaded; keeping the old users" not in self.server.log_text():
             self.assertLess(time.monotonic(), deadline, "the server did not report the file")
@@ -154,7 +158,6 @@ class UsersLive(ServerTest):
         result = user_cli(self.server, "add", "nobody", password="pw", check=False)
         self.assertLess(time.monotonic() - started, CLI_STUCK_S, result.stderr)
         self.assertNotEqual(result.returncode, 0, result.stderr)
-        os.rmdir(passwd)
         os.rename(saved, passwd)
         self.confirmed(user_cli(self.server, "add", "repaired", password="pw"))
         self.assertTrue(can_login(self.server, "repaired", "pw"))
