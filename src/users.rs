@@ -1,12 +1,19 @@
 //! `skua user ...`, `skua reconstruct`, and the demo user made on first start.
+//!
+//! `skua user add|passwd|del` return only once a server running on the data dir serves the
+//! edit: they read its acknowledgement (`DATA_DIR/users-loaded`, written by the server after
+//! each load attempt; `skua_core::lock::UsersAck`) until it names the file as written, for at
+//! most [`CONFIRM_WAIT`]. No server running: they return at once.
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rand::Rng;
+use skua_core::lock::{self, FileVersion, Holder, LoadOutcome, UsersAck};
 use skua_core::users;
 
 use crate::config::FileConfig;
@@ -17,6 +24,12 @@ const DEMO_USER: &str = "demo";
 /// Length of the demo user's random password.
 const DEMO_PASSWORD_LEN: usize = 16;
 
+/// Longest wait for a running server to confirm it serves an edit.
+const CONFIRM_WAIT: Duration = Duration::from_secs(10);
+/// How often the acknowledgement is read meanwhile (a small file; the server usually answers
+/// within a few milliseconds of the rename).
+const CONFIRM_POLL: Duration = Duration::from_millis(5);
+
 /// Runs a `skua user` subcommand.
 pub fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
@@ -24,25 +37,31 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
             let password = read_password()?;
             let scheme = scheme.unwrap_or(users::DEFAULT_SCHEME);
             let hash = users::hash_password(scheme, password.as_bytes())?;
-            users::add_user(&passwd_path(&common)?, &name, &hash)
+            let files = Files::of(&common)?;
+            users::add_user(&files.passwd, &name, &hash)
                 .with_context(|| format!("adding user {name}"))?;
             eprintln!("added user {name}");
+            confirm(&files)?;
         }
         UserCommand::Passwd { name, scheme, common } => {
             let password = read_password()?;
             let scheme = scheme.unwrap_or(users::DEFAULT_SCHEME);
             let hash = users::hash_password(scheme, password.as_bytes())?;
-            users::set_password(&passwd_path(&common)?, &name, &hash)
+            let files = Files::of(&common)?;
+            users::set_password(&files.passwd, &name, &hash)
                 .with_context(|| format!("setting the password of {name}"))?;
             eprintln!("password of {name} changed");
+            confirm(&files)?;
         }
         UserCommand::Del { name, common } => {
-            users::delete_user(&passwd_path(&common)?, &name)
+            let files = Files::of(&common)?;
+            users::delete_user(&files.passwd, &name)
                 .with_context(|| format!("deleting user {name}"))?;
             eprintln!("deleted user {name} (their mail stays in the data dir)");
+            confirm(&files)?;
         }
         UserCommand::List { common } => {
-            for name in users::list_users(&passwd_path(&common)?)? {
+            for name in users::list_users(&Files::of(&common)?.passwd)? {
                 println!("{name}");
             }
         }
@@ -50,15 +69,114 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn passwd_path(common: &Common) -> anyhow::Result<std::path::PathBuf> {
-    let file = FileConfig::load(common.config.as_deref())?;
-    let data_dir = file.data_dir(common.data_dir.as_deref());
-    let passwd = file.passwd_file(&data_dir);
-    if let Some(parent) = passwd.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+/// The files a `skua user` command works on.
+struct Files {
+    /// The passwd-file.
+    passwd: PathBuf,
+    /// The data dir, where a running server holds the lock and acknowledges loads.
+    data_dir: PathBuf,
+}
+
+impl Files {
+    fn of(common: &Common) -> anyhow::Result<Files> {
+        let file = FileConfig::load(common.config.as_deref())?;
+        let data_dir = file.data_dir(common.data_dir.as_deref());
+        let passwd = file.passwd_file(&data_dir);
+        if let Some(parent) = passwd.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        Ok(Files { passwd, data_dir })
     }
-    Ok(passwd)
+}
+
+/// After an edit: when a server runs on the data dir, waits until it acknowledges the file as
+/// it is now (which holds this edit: edits are serialized and each rewrites the whole file, so
+/// a later one by someone else includes ours). Returns at once when no server runs (the next
+/// one loads the file at start). After [`CONFIRM_WAIT`], warns and succeeds: the file is
+/// written and the server's periodic check will find it. A server that could not load the
+/// file is an error: the change is not in effect.
+fn confirm(files: &Files) -> anyhow::Result<()> {
+    let server = match lock::holder(&files.data_dir) {
+        Holder::Free => return Ok(()),
+        Holder::Held { pid } => Some(pid),
+        Holder::Unknown { pid } => pid,
+    };
+    let wanted = UsersAck::spell_path(&files.passwd);
+    let deadline = Instant::now() + CONFIRM_WAIT;
+    let mut seen = identity(&files.passwd);
+    let mut version = FileVersion::of_file(&files.passwd);
+    loop {
+        if let Ok(Some(ack)) = UsersAck::read(&files.data_dir)
+            && server.is_none_or(|pid| pid == ack.pid)
+        {
+            if ack.passwd != wanted {
+                eprintln!(
+                    "warning: the server running on {} (pid {}) serves the users of {}, not {}: \
+                     it will not see this change",
+                    files.data_dir.display(),
+                    ack.pid,
+                    ack.passwd,
+                    wanted
+                );
+                return Ok(());
+            }
+            if ack.version == version {
+                return report(&ack);
+            }
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "warning: the server has not confirmed yet that it loaded {} (waited {} s); \
+                 the change is written and the server checks the file periodically",
+                files.passwd.display(),
+                CONFIRM_WAIT.as_secs()
+            );
+            return Ok(());
+        }
+        if lock::holder(&files.data_dir) == Holder::Free {
+            // The server stopped meanwhile: the next one loads the file at start.
+            return Ok(());
+        }
+        std::thread::sleep(CONFIRM_POLL);
+        // Someone changed the file again: wait for that version (it holds ours).
+        let now = identity(&files.passwd);
+        if now != seen {
+            seen = now;
+            version = FileVersion::of_file(&files.passwd);
+        }
+    }
+}
+
+/// What the server said about the version we wait for.
+fn report(ack: &UsersAck) -> anyhow::Result<()> {
+    match &ack.outcome {
+        LoadOutcome::Loaded { ignored_lines, .. } => {
+            if *ignored_lines > 0 {
+                eprintln!(
+                    "warning: the server ignored {ignored_lines} line(s) of {} that are not \
+                     users (its log names them)",
+                    ack.passwd
+                );
+            }
+            eprintln!("in effect on the running server (pid {})", ack.pid);
+            Ok(())
+        }
+        LoadOutcome::Refused { reason } => bail!(
+            "the running server (pid {}) cannot load {}: {reason}; it keeps the users it had, \
+             so this change is not in effect",
+            ack.pid,
+            ack.passwd
+        ),
+    }
+}
+
+/// The passwd-file's identity: cheap to take, and it changes whenever the file is replaced
+/// or written (size, inode, modification and change times in nanoseconds).
+fn identity(path: &Path) -> Option<(u64, u64, i64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.ino(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
 }
 
 /// One line from stdin, without its line end; refuses an empty password.

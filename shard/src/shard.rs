@@ -384,22 +384,54 @@ async fn close_idle_stores(shard: Rc<Shard>) {
     }
 }
 
-/// Reloads the passwd-file when it changes (shard 0 only; the result is shared).
+/// Reloads the passwd-file when it changes (shard 0 only; the result is shared): starts the
+/// watcher thread (`users.rs`: inotify, the periodic check as a fallback, and the
+/// acknowledgement `skua user` waits for) and stops it at shutdown. Should the thread not
+/// start, checks the file every period from here instead (and still acknowledges).
 async fn reload_users(shard: Rc<Shard>) {
     let interval = shard.config().users_reload_interval;
+    let data_dir = shard.config().data_dir.clone();
+    match crate::users::Watcher::start(shard.shared.users.clone(), data_dir.clone(), interval) {
+        Ok(watcher) => {
+            shard.stop.wait_past(0).await;
+            // Joining waits for at most one load attempt: off the reactor.
+            let _ = glommio::executor().spawn_blocking(move || watcher.stop()).await;
+            return;
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot start the passwd-file watcher; polling instead");
+        }
+    }
+    let mut look = true;
     while !shard.is_stopping() {
-        glommio::timer::sleep(interval).await;
-        let shared = shard.shared.clone();
+        let users = shard.shared.users.clone();
+        let data_dir = data_dir.clone();
         let reloaded = glommio::executor()
-            .spawn_blocking(move || crate::guard::guarded(|| shared.users.reload_if_changed()))
+            .spawn_blocking(move || {
+                crate::guard::guarded(|| {
+                    let outcome = users.reload(look);
+                    if look || outcome != crate::users::Reload::Unchanged {
+                        let ack = users.acknowledgement(std::process::id());
+                        if let Err(error) = ack.write(&data_dir) {
+                            tracing::error!(%error, "cannot write the passwd-file acknowledgement");
+                        }
+                    }
+                    if outcome == crate::users::Reload::Loaded {
+                        users.measure();
+                    }
+                    outcome
+                })
+            })
             .await;
+        look = false;
         match reloaded {
-            Ok(true) => {
+            Ok(crate::users::Reload::Loaded) => {
                 tracing::info!(users = shard.shared.users.get().len(), "passwd-file reloaded")
             }
-            Ok(false) => {}
+            Ok(_) => {}
             Err(detail) => tracing::error!(detail, "passwd-file reload panicked"),
         }
+        glommio::timer::sleep(interval).await;
     }
 }
 
