@@ -1,0 +1,333 @@
+//! The transport under every bench connection: plain TCP, or TLS (rustls with the ring
+//! provider) started at once (implicit TLS, IMAPS) or after the protocol's STARTTLS.
+//!
+//! [`Endpoint`] is where a client connects and how: the address, and the TLS settings shared by
+//! every connection of a run ([`TlsClient`]: one `ClientConfig`, so one session cache, which is
+//! what lets the `handshake` scenario measure TLS 1.3 resumption). [`Stream`] is the connected
+//! socket, plain or encrypted, as one `AsyncRead + AsyncWrite` type the IMAP and LMTP clients
+//! read and write without knowing which.
+//!
+//! Certificates are checked against `--tls-ca` (PEM, one or more certificates: a CA, or the
+//! server's self-signed certificate itself). `--tls-insecure` accepts any certificate, for
+//! benchmarking only; signatures of the handshake are still verified, so the work the server
+//! does is the same.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::Resumption;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, ring};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::ClientError;
+
+/// When a connection starts TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Right after TCP connect (IMAPS).
+    Implicit,
+    /// After the protocol's STARTTLS command (IMAP `STARTTLS`, LMTP `STARTTLS`).
+    StartTls,
+}
+
+/// How certificates are checked.
+#[derive(Debug, Clone)]
+pub enum Trust<'a> {
+    /// Against the certificates of this PEM file.
+    CaFile(&'a Path),
+    /// Not at all (the handshake's signatures are still checked).
+    Insecure,
+}
+
+/// TLS settings shared by the connections of a run.
+#[derive(Clone)]
+pub struct TlsClient {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+    /// When connections start TLS.
+    pub start: Start,
+    /// Whether sessions are cached and resumed.
+    pub resume: bool,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("name", &self.name)
+            .field("start", &self.start)
+            .field("resume", &self.resume)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The CA file could not be read or holds no certificate.
+    #[error("--tls-ca {path}: {detail}")]
+    Ca {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The server name is neither a DNS name nor an IP address.
+    #[error("--tls-server-name {0:?} is not a DNS name or IP address")]
+    Name(String),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The ring provider: what the server uses, and buildable without cmake or nasm. rustls
+/// 0.23.48 deprecates it for lacking post-quantum key exchange; X25519 and the NIST curves
+/// remain, which is what the measured servers offer.
+#[allow(deprecated)]
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(ring::default_provider())
+}
+
+impl TlsClient {
+    /// Settings for connections that start TLS per `start`, check the certificate per `trust`
+    /// for `server_name` (DNS name or IP address), and cache sessions for resumption if
+    /// `resume`.
+    pub fn new(
+        start: Start,
+        trust: Trust<'_>,
+        server_name: &str,
+        resume: bool,
+    ) -> Result<Self, TlsSetupError> {
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| TlsSetupError::Name(server_name.to_owned()))?;
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?;
+        let mut config = match trust {
+            Trust::CaFile(path) => {
+                let ca =
+                    |detail: String| TlsSetupError::Ca { path: path.display().to_string(), detail };
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(path).map_err(|e| ca(e.to_string()))? {
+                    roots
+                        .add(cert.map_err(|e| ca(e.to_string()))?)
+                        .map_err(|e| ca(e.to_string()))?;
+                }
+                if roots.is_empty() {
+                    return Err(ca("no certificate in the file".into()));
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            Trust::Insecure => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+                .with_no_client_auth(),
+        };
+        config.resumption =
+            if resume { Resumption::in_memory_sessions(1024) } else { Resumption::disabled() };
+        Ok(Self { connector: TlsConnector::from(Arc::new(config)), name, start, resume })
+    }
+
+    /// Runs the client handshake on `tcp`, bounded by `timeout`.
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        timeout: Duration,
+    ) -> Result<Stream, ClientError> {
+        let tls = tokio::time::timeout(timeout, self.connector.connect(self.name.clone(), tcp))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+            .map_err(ClientError::Tls)?;
+        Ok(Stream::Tls(Box::new(tls)))
+    }
+}
+
+/// A verifier that accepts every certificate but checks the handshake signatures with the
+/// provider's algorithms (`--tls-insecure`).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Where clients connect, and whether and when they start TLS.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The server's address (loopback, checked by `target`).
+    pub addr: SocketAddr,
+    /// TLS settings, or `None` for plain text.
+    pub tls: Option<Arc<TlsClient>>,
+}
+
+impl Endpoint {
+    /// The TLS settings if this endpoint starts TLS at connect time.
+    pub fn implicit(&self) -> Option<&TlsClient> {
+        self.tls.as_deref().filter(|t| t.start == Start::Implicit)
+    }
+
+    /// The TLS settings if this endpoint starts TLS with STARTTLS.
+    pub fn starttls(&self) -> Option<&TlsClient> {
+        self.tls.as_deref().filter(|t| t.start == Start::StartTls)
+    }
+
+    /// Connects (TCP, then the TLS handshake for implicit TLS), each step bounded by `timeout`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Stream, ClientError> {
+        let tcp = super::connect(self.addr, timeout).await?;
+        match self.implicit() {
+            Some(tls) => tls.handshake(tcp, timeout).await,
+            None => Ok(Stream::Plain(tcp)),
+        }
+    }
+}
+
+/// A connected socket, plain or TLS.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP (boxed: the rustls state is large, and most runs are plain).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// How the TLS handshake went (full or resumed), or `None` on plain TCP.
+    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => s.get_ref().1.handshake_kind(),
+        }
+    }
+
+    /// The negotiated protocol version and cipher suite, e.g. `TLSv1_3/TLS13_AES_256_GCM_SHA384`.
+    pub fn tls_summary(&self) -> Option<String> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => {
+                let c = s.get_ref().1;
+                Some(format!(
+                    "{:?}/{:?}",
+                    c.protocol_version()?,
+                    c.negotiated_cipher_suite()?.suite()
+                ))
+            }
+        }
+    }
+
+    /// Starts TLS on a plain stream (after STARTTLS was accepted). Fails on a TLS stream.
+    pub async fn upgrade(self, tls: &TlsClient, timeout: Duration) -> Result<Self, ClientError> {
+        match self {
+            Stream::Plain(tcp) => tls.handshake(tcp, timeout).await,
+            Stream::Tls(_) => Err(ClientError::Unexpected("STARTTLS on a TLS connection".into())),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `handshake`: connect, TLS handshake, read the IMAP greeting, close (TLS close_notify and
+//! FIN), as fast as possible or at `--rate`. Measures what TLS session setup costs the server.
+//!
+//! Each connection is recorded as `full` or `resumed` by what the handshake actually was
+//! (rustls's `handshake_kind`), not by what was asked: with `--tls-resume` the client keeps one
+//! session cache for the run and offers a TLS 1.3 ticket when it has one, and a server that
+//! does not resume shows up as `full` connections. A failed connection counts as an error of
+//! `full`. With `--starttls` the figure includes the STARTTLS round trip.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use rustls::HandshakeKind;
+
+use super::BenchError;
+use crate::cli::{ChurnArgs, InvalidArgs};
+use crate::client::imap::ImapClient;
+use crate::client::tls::Endpoint;
+use crate::run::{Run, pause_before_retry, run_workers};
+use crate::stats::Recorder;
+use crate::stats::report::Report;
+
+/// Operations measured: one per connection, by the kind of handshake it made.
+pub const OPS: &[&str] = &["full", "resumed"];
+const FULL: usize = 0;
+const RESUMED: usize = 1;
+
+/// Runs the scenario against the IMAP server at `to`, which must use TLS.
+pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
+    let Some(tls) = to.tls.clone() else {
+        return Err(InvalidArgs("handshake needs --tls (IMAPS port) or --starttls".into()).into());
+    };
+    let run = Run::new(&args.common);
+    let open = run.open_loop();
+    let negotiated = Arc::new(OnceLock::new());
+    let shared = negotiated.clone();
+    let out = run_workers(&args.common, OPS, run, move |w, run, rec| {
+        worker(w, run, rec, to.clone(), shared.clone())
+    })
+    .await;
+    let mut report =
+        Report::new("handshake", &out.stats, out.elapsed, open, args.common.connections);
+    report.notes = out.notes;
+    report.extra("tls_resume", tls.resume);
+    report.extra("starttls", to_starttls(&tls));
+    if let Some(n) = negotiated.get() {
+        report.extra("negotiated", n.clone());
+    }
+    Ok(report)
+}
+
+fn to_starttls(tls: &crate::client::tls::TlsClient) -> bool {
+    tls.start == crate::client::tls::Start::StartTls
+}
+
+async fn worker(
+    w: usize,
+    run: Arc<Run>,
+    mut rec: Recorder,
+    to: Endpoint,
+    negotiated: Arc<OnceLock<String>>,
+) -> Recorder {
+    let mut pacer = run.pacer(w);
+    while let Some(tick) = pacer.tick(&run).await {
+        let start = tick.from(Instant::now());
+        match ImapClient::connect(&to, run.timeout).await {
+            Ok(c) => {
+                let elapsed = start.elapsed();
+                let op = match c.stream().handshake_kind() {
+                    Some(HandshakeKind::Resumed) => RESUMED,
+                    _ => FULL,
+                };
+                rec.record(op, elapsed);
+                if negotiated.get().is_none()
+                    && let Some(s) = c.stream().tls_summary()
+                {
+                    let _ = negotiated.set(s);
+                }
+                c.close().await;
+            }
+            Err(_) => {
+                rec.error(FULL);
+                pause_before_retry(&run).await;
+            }
+        }
+    }
+    rec
+}
