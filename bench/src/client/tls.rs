@@ -331,3 +331,256 @@ impl AsyncWrite for Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The transport against small TLS servers run in the test (tokio-rustls, a certificate
+    //! made with rcgen): verification, full and resumed handshakes, STARTTLS in IMAP and
+    //! LMTP, and clear text injected after a STARTTLS OK.
+
+    use std::io::Write;
+
+    use rustls::ServerConfig;
+    use rustls::pki_types::PrivateKeyDer;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+    use tokio_rustls::TlsAcceptor;
+
+    use super::*;
+    use crate::client::imap::ImapClient;
+    use crate::client::lmtp::LmtpClient;
+
+    const T: Duration = Duration::from_secs(10);
+
+    /// A certificate for localhost and 127.0.0.1 (in a PEM file) and a server config using it.
+    struct Pki {
+        ca: tempfile::NamedTempFile,
+        server: Arc<ServerConfig>,
+    }
+
+    fn pki(tickets: bool) -> Pki {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let mut ca = tempfile::NamedTempFile::new().unwrap();
+        ca.write_all(made.cert.pem().as_bytes()).unwrap();
+        let key = PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+        let mut server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .unwrap();
+        if tickets {
+            server.ticketer = ring::Ticketer::new().unwrap();
+        } else {
+            // No stateless tickets, and no server-side session cache either.
+            server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            server.send_tls13_tickets = 0;
+        }
+        Pki { ca, server: Arc::new(server) }
+    }
+
+    fn client(p: &Pki, start: Start, name: &str, resume: bool) -> Arc<TlsClient> {
+        Arc::new(TlsClient::new(start, Trust::CaFile(p.ca.path()), name, resume).unwrap())
+    }
+
+    /// A server that accepts `n` connections over TLS, sends `* OK hi`, then echoes one line
+    /// back upper-cased.
+    async fn implicit_server(p: &Pki, n: usize) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = TlsAcceptor::from(p.server.clone());
+        tokio::spawn(async move {
+            for _ in 0..n {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let Ok(tls) = acceptor.accept(tcp).await else { continue };
+                let mut tls = BufReader::new(tls);
+                tls.get_mut().write_all(b"* OK hi\r\n").await.unwrap();
+                tls.get_mut().flush().await.unwrap();
+                let mut line = String::new();
+                if tls.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let reply = line.to_uppercase();
+                    let _ = tls.get_mut().write_all(reply.as_bytes()).await;
+                    let _ = tls.get_mut().flush().await;
+                }
+            }
+        });
+        addr
+    }
+
+    async fn greet_and_echo(s: &mut Stream) -> String {
+        let mut buf = vec![0; 64];
+        let n = s.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"* OK hi\r\n");
+        crate::client::send(s, b"ping\r\n").await.unwrap();
+        let n = s.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn implicit_tls_verifies_the_certificate_and_carries_data() {
+        let p = pki(false);
+        let addr = implicit_server(&p, 1).await;
+        let to = Endpoint { addr, tls: Some(client(&p, Start::Implicit, "127.0.0.1", false)) };
+        let mut s = to.connect(T).await.unwrap();
+        assert_eq!(s.handshake_kind(), Some(HandshakeKind::Full));
+        assert!(s.tls_summary().unwrap().starts_with("TLSv1_3/"), "{:?}", s.tls_summary());
+        assert_eq!(greet_and_echo(&mut s).await, "PING\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_for_another_name_or_from_another_ca_is_refused() {
+        let p = pki(false);
+        let addr = implicit_server(&p, 2).await;
+        let wrong_name =
+            Endpoint { addr, tls: Some(client(&p, Start::Implicit, "mail.example.org", false)) };
+        assert!(matches!(wrong_name.connect(T).await, Err(ClientError::Tls(_))));
+        let other = pki(false);
+        let wrong_ca =
+            Endpoint { addr, tls: Some(client(&other, Start::Implicit, "localhost", false)) };
+        assert!(matches!(wrong_ca.connect(T).await, Err(ClientError::Tls(_))));
+    }
+
+    #[tokio::test]
+    async fn insecure_mode_accepts_a_certificate_from_any_ca() {
+        let p = pki(false);
+        let addr = implicit_server(&p, 1).await;
+        let tls = TlsClient::new(Start::Implicit, Trust::Insecure, "localhost", false).unwrap();
+        let mut s = Endpoint { addr, tls: Some(Arc::new(tls)) }.connect(T).await.unwrap();
+        assert_eq!(greet_and_echo(&mut s).await, "PING\r\n");
+    }
+
+    /// Kinds of `n` handshakes in a row, each connection reading the greeting (which comes
+    /// after the server's session tickets) before closing.
+    async fn kinds(tickets: bool, resume: bool, n: usize) -> Vec<HandshakeKind> {
+        let p = pki(tickets);
+        let addr = implicit_server(&p, n).await;
+        let to = Endpoint { addr, tls: Some(client(&p, Start::Implicit, "localhost", resume)) };
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut s = to.connect(T).await.unwrap();
+            greet_and_echo(&mut s).await;
+            out.push(s.handshake_kind().unwrap());
+            let _ = s.shutdown().await;
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn sessions_are_resumed_only_when_asked_and_offered() {
+        use HandshakeKind::{Full, Resumed};
+        assert_eq!(kinds(true, true, 3).await, [Full, Resumed, Resumed]);
+        assert_eq!(kinds(true, false, 2).await, [Full, Full], "resumption off in the client");
+        assert_eq!(kinds(false, true, 2).await, [Full, Full], "the server resumes no session");
+    }
+
+    /// A clear-text server speaking `greeting`, answering the client's first line with `ok`
+    /// (plus `extra`), then TLS; over TLS it answers every line with `reply`.
+    async fn starttls_server(
+        p: &Pki,
+        greeting: &'static [u8],
+        before: &'static [&'static [u8]],
+        ok: &'static [u8],
+        reply: &'static [u8],
+    ) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = TlsAcceptor::from(p.server.clone());
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tcp = BufReader::new(tcp);
+            tcp.get_mut().write_all(greeting).await.unwrap();
+            let mut line = String::new();
+            for answer in before {
+                line.clear();
+                tcp.read_line(&mut line).await.unwrap();
+                tcp.get_mut().write_all(answer).await.unwrap();
+            }
+            line.clear();
+            tcp.read_line(&mut line).await.unwrap();
+            assert!(line.ends_with("STARTTLS\r\n"), "{line:?}");
+            tcp.get_mut().write_all(ok).await.unwrap();
+            assert!(tcp.buffer().is_empty(), "the client sent nothing before the handshake");
+            let Ok(tls) = acceptor.accept(tcp.into_inner()).await else { return };
+            let mut tls = BufReader::new(tls);
+            loop {
+                line.clear();
+                if tls.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                tls.get_mut().write_all(reply).await.unwrap();
+                tls.get_mut().flush().await.unwrap();
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn imap_starttls_then_commands_over_tls() {
+        let p = pki(false);
+        let addr =
+            starttls_server(&p, b"* OK ready\r\n", &[], b"b1 OK begin TLS\r\n", b"b2 OK done\r\n")
+                .await;
+        let to = Endpoint { addr, tls: Some(client(&p, Start::StartTls, "localhost", false)) };
+        let mut c = ImapClient::connect(&to, T).await.unwrap();
+        assert_eq!(c.stream().handshake_kind(), Some(HandshakeKind::Full));
+        c.command("NOOP").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn clear_text_after_the_starttls_ok_is_refused() {
+        let p = pki(false);
+        let addr = starttls_server(
+            &p,
+            b"* OK ready\r\n",
+            &[],
+            b"b1 OK begin TLS\r\n* OK injected\r\n",
+            b"",
+        )
+        .await;
+        let to = Endpoint { addr, tls: Some(client(&p, Start::StartTls, "localhost", false)) };
+        let err = ImapClient::connect(&to, T).await.unwrap_err();
+        assert!(err.to_string().contains("clear-text data after the STARTTLS"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn lmtp_starttls_says_lhlo_again_over_tls() {
+        let p = pki(false);
+        let addr = starttls_server(
+            &p,
+            b"220 lmtp ready\r\n",
+            &[b"250-localhost\r\n250-PIPELINING\r\n250 STARTTLS\r\n"],
+            b"220 go ahead\r\n",
+            b"250-localhost\r\n250 PIPELINING\r\n",
+        )
+        .await;
+        let to = Endpoint { addr, tls: Some(client(&p, Start::StartTls, "localhost", false)) };
+        LmtpClient::connect(&to, T).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn lmtp_without_starttls_offered_is_an_error() {
+        let p = pki(false);
+        let addr = starttls_server(
+            &p,
+            b"220 lmtp ready\r\n",
+            &[b"250-localhost\r\n250 PIPELINING\r\n"],
+            b"",
+            b"",
+        )
+        .await;
+        let to = Endpoint { addr, tls: Some(client(&p, Start::StartTls, "localhost", false)) };
+        let err = LmtpClient::connect(&to, T).await.unwrap_err();
+        assert!(err.to_string().contains("offers no STARTTLS"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let err = TlsClient::new(Start::Implicit, Trust::CaFile(empty.path()), "localhost", false)
+            .unwrap_err();
+        assert!(err.to_string().contains("no certificate"), "{err}");
+        let err = TlsClient::new(Start::Implicit, Trust::Insecure, "bad name!", false).unwrap_err();
+        assert!(matches!(err, TlsSetupError::Name(_)), "{err}");
+    }
+}
