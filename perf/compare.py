@@ -127,12 +127,15 @@ def make_corpus(args, base: pathlib.Path) -> list[str]:
 
 
 def make_certificate(base: pathlib.Path) -> TlsFiles:
-    """A self-signed ECDSA P-256 certificate and key for localhost and 127.0.0.1, made with
-    openssl for this run and served by every peer (the bench verifies against it)."""
+    """A self-signed ECDSA P-256 end-entity certificate and key for localhost and 127.0.0.1,
+    made with openssl for this run and served by every peer (the bench verifies against it)."""
     cert, key = base / "tls.crt", base / "tls.key"
     cmd = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
            "-nodes", "-days", "30", "-subj", "/CN=localhost",
            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+           # openssl marks a self-signed certificate CA:TRUE by default, and a CA certificate
+           # is refused as a server's own (rustls/webpki: CaUsedAsEndEntity).
+           "-addext", "basicConstraints=critical,CA:FALSE",
            "-keyout", str(key), "-out", str(cert)]
     log(f"$ {shlex.join(cmd)}")
     subprocess.run(cmd, check=True, capture_output=True)
@@ -362,7 +365,7 @@ def tls_verdicts(results: dict) -> list[str]:
         held = compare_table.idle_figure(idle, "idle_connections")
         if idle is None:
             continue
-        ok = rss is not None and rss <= TLS_IDLE_KIB_GOAL
+        ok = bool(held) and rss is not None and rss <= TLS_IDLE_KIB_GOAL
         lines.append(
             f"{peer} idle TLS: {compare_table.fmt_num(held, 0)} held, RSS "
             f"{compare_table.fmt_num(rss, 2)} KiB, PSS {compare_table.fmt_num(pss, 2)} KiB per "

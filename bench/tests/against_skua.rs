@@ -297,4 +297,6 @@ fn tls_refuses_a_certificate_it_cannot_verify() {
     ]);
     assert_eq!(count(&r, "full"), 0, "{r}");
     assert!(op(&r, "full")["errors"].as_u64().unwrap() > 0, "{r}");
+    let note = r["notes"][0].as_str().unwrap();
+    assert!(note.starts_with("first failed connection: TLS handshake:"), "{r}");
 }

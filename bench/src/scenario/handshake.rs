@@ -32,8 +32,8 @@ pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
     };
     let run = Run::new(&args.common);
     let open = run.open_loop();
-    let negotiated = Arc::new(OnceLock::new());
-    let shared = negotiated.clone();
+    let seen = Arc::new(Seen::default());
+    let shared = seen.clone();
     let out = run_workers(&args.common, OPS, run, move |w, run, rec| {
         worker(w, run, rec, to.clone(), shared.clone())
     })
@@ -43,10 +43,22 @@ pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
     report.notes = out.notes;
     report.extra("tls_resume", tls.resume);
     report.extra("starttls", to_starttls(&tls));
-    if let Some(n) = negotiated.get() {
+    if let Some(n) = seen.negotiated.get() {
         report.extra("negotiated", n.clone());
     }
+    if let Some(e) = seen.first_error.get() {
+        report.notes.push(format!("first failed connection: {e}"));
+    }
     Ok(report)
+}
+
+/// What the workers note once for the report.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Protocol version and cipher suite of the first connection.
+    negotiated: OnceLock<String>,
+    /// Why the first failed connection failed (a refused certificate, most often).
+    first_error: OnceLock<String>,
 }
 
 fn to_starttls(tls: &crate::client::tls::TlsClient) -> bool {
@@ -58,7 +70,7 @@ async fn worker(
     run: Arc<Run>,
     mut rec: Recorder,
     to: Endpoint,
-    negotiated: Arc<OnceLock<String>>,
+    seen: Arc<Seen>,
 ) -> Recorder {
     let mut pacer = run.pacer(w);
     while let Some(tick) = pacer.tick(&run).await {
@@ -71,14 +83,15 @@ async fn worker(
                     _ => FULL,
                 };
                 rec.record(op, elapsed);
-                if negotiated.get().is_none()
+                if seen.negotiated.get().is_none()
                     && let Some(s) = c.stream().tls_summary()
                 {
-                    let _ = negotiated.set(s);
+                    let _ = seen.negotiated.set(s);
                 }
                 c.close().await;
             }
-            Err(_) => {
+            Err(e) => {
+                let _ = seen.first_error.set(e.to_string());
                 rec.error(FULL);
                 pause_before_retry(&run).await;
             }
