@@ -169,7 +169,7 @@ def bench_command(args, scenario, peer, imap, lmtp, message, pid, idle_k,
             if scenario.startswith("handshake-"):
                 resume = ["--tls-resume"] if scenario == "handshake-resumed" else []
                 return [str(BENCH), "handshake", "--port", str(imap), "--connections",
-                        str(args.connections), *common, *resume]
+                        str(args.connections), "--server-pid", str(pid), *common, *resume]
     if scenario == "imap-read-plain":
         scenario = "imap-read"
     if scenario == "lmtp":
@@ -353,10 +353,12 @@ def tls_verdicts(results: dict) -> list[str]:
             if report:
                 full = compare_table.op_row(report, "full")
                 resumed = compare_table.op_row(report, "resumed")
+                cpu = report["extra"].get("server_cpu_ms_per_connection")
                 lines.append(
                     f"{peer} {scenario}: {report['extra'].get('negotiated', '?')}, "
                     f"{full['count'] if full else 0} full and "
-                    f"{resumed['count'] if resumed else 0} resumed handshakes"
+                    f"{resumed['count'] if resumed else 0} resumed handshakes, server CPU "
+                    + ("?" if cpu is None else f"{cpu:.3f} ms") + " per connection"
                 )
     for peer, by_scenario in results.items():
         idle = by_scenario.get("idle")

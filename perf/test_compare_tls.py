@@ -48,6 +48,7 @@ class CommandTest(unittest.TestCase):
         self.assertIn("--tls", full)
         self.assertEqual(full[full.index("--tls-ca") + 1], "/r/tls.crt")
         self.assertNotIn("--tls-resume", full)
+        self.assertEqual(full[full.index("--server-pid") + 1], "7")
         self.assertIn("--tls-resume", self.cmd("handshake-resumed"))
 
     def test_imap_over_imaps_lmtp_over_starttls_plain_run_without_tls(self):
@@ -102,7 +103,8 @@ class VerdictTest(unittest.TestCase):
             "skua": {
                 "handshake-resumed": report("handshake", [("full", 8, 10.0),
                                                           ("resumed", 992, 99.0)],
-                                            {"negotiated": "TLSv1_3/X"}),
+                                            {"negotiated": "TLSv1_3/X",
+                                             "server_cpu_ms_per_connection": 0.4567}),
                 "imap-read": report("imap-read", [("fetch-body", 10, 900.0)]),
                 "imap-read-plain": report("imap-read", [("fetch-body", 10, 1000.0)]),
                 "idle": report("idle", [], {"idle_connections": 19000,
@@ -117,8 +119,8 @@ class VerdictTest(unittest.TestCase):
             },
         }
         lines = compare.tls_verdicts(results)
-        self.assertIn("skua handshake-resumed: TLSv1_3/X, 8 full and 992 resumed handshakes",
-                      lines)
+        self.assertIn("skua handshake-resumed: TLSv1_3/X, 8 full and 992 resumed handshakes, "
+                      "server CPU 0.457 ms per connection", lines)
         self.assertTrue(any(l.startswith("skua idle TLS: 19,000 held, RSS 6.10 KiB")
                             and l.endswith("NOT met") for l in lines), lines)
         results["dovecot"]["idle"]["extra"] = {"idle_connections": 0,

@@ -33,7 +33,7 @@ pub enum Scenario {
     Churn(ChurnArgs),
     /// TLS handshakes per second: connect, handshake, greeting, close (full handshakes, or
     /// resumed ones with --tls-resume).
-    Handshake(ChurnArgs),
+    Handshake(HandshakeArgs),
     /// Write a deterministic corpus of realistic messages to a directory.
     Corpus(CorpusArgs),
 }
@@ -211,6 +211,21 @@ pub struct ChurnArgs {
     /// IMAP port.
     #[arg(long, visible_alias = "imap-port", default_value_t = 143)]
     pub port: u16,
+}
+
+/// `handshake` options.
+#[derive(Debug, Clone, Args)]
+pub struct HandshakeArgs {
+    /// Common options (--tls or --starttls required).
+    #[command(flatten)]
+    pub common: Common,
+    /// IMAPS port (with --tls) or IMAP port (with --starttls).
+    #[arg(long, visible_alias = "imap-port", default_value_t = 993)]
+    pub port: u16,
+    /// Server process whose CPU time (with all its descendants) is read before and after, to
+    /// report server CPU per connection.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// `corpus` options.

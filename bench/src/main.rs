@@ -55,7 +55,8 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
         Scenario::Lmtp(a) => a.port,
         Scenario::ImapMixed(a) | Scenario::ImapRead(a) => a.port,
         Scenario::Idle(a) => a.port,
-        Scenario::Churn(a) | Scenario::Handshake(a) => a.port,
+        Scenario::Churn(a) => a.port,
+        Scenario::Handshake(a) => a.port,
         Scenario::Corpus(_) => unreachable!("handled in main"),
     };
     let addr = target::resolve_loopback(&common.host, port)
@@ -96,7 +97,8 @@ fn common_of(s: &Scenario) -> &Common {
         Scenario::Lmtp(a) => &a.common,
         Scenario::ImapMixed(a) | Scenario::ImapRead(a) => &a.common,
         Scenario::Idle(a) => &a.common,
-        Scenario::Churn(a) | Scenario::Handshake(a) => &a.common,
+        Scenario::Churn(a) => &a.common,
+        Scenario::Handshake(a) => &a.common,
         Scenario::Corpus(_) => unreachable!("corpus has no common options"),
     }
 }

@@ -235,8 +235,13 @@ fn tls_scenarios() {
     let tls = ["--tls", "--tls-ca", &ca];
     let starttls = ["--starttls", "--tls-ca", &ca];
 
-    let r = bench(&[&["handshake", "--port", &imaps, "--connections", "4"][..], &tls].concat());
+    let pid = s.child.id().to_string();
+    let r = bench(
+        &[&["handshake", "--port", &imaps, "--connections", "4", "--server-pid", &pid][..], &tls]
+            .concat(),
+    );
     assert_clean(&r, "full");
+    assert!(r["extra"]["server_cpu_ms_per_connection"].as_f64().unwrap() > 0.0, "{r}");
     assert_eq!(count(&r, "resumed"), 0, "no session cache without --tls-resume: {r}");
     assert!(r["extra"]["negotiated"].as_str().unwrap().starts_with("TLSv1_3"), "{r}");
     let r = bench(
@@ -265,7 +270,6 @@ fn tls_scenarios() {
     assert_clean(&r, "deliver");
     assert_clean(&r, "connect");
 
-    let pid = s.child.id().to_string();
     let r = bench(
         &[
             &["idle", "--port", &imaps, "--lmtp-port", &lmtp, "--connections", "40"][..],

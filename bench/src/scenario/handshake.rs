@@ -6,6 +6,11 @@
 //! session cache for the run and offers a TLS 1.3 ticket when it has one, and a server that
 //! does not resume shows up as `full` connections. A failed connection counts as an error of
 //! `full`. With `--starttls` the figure includes the STARTTLS round trip.
+//!
+//! With `--server-pid`, the CPU time the server's process tree used during the run is read
+//! before and after (see `memory::cpu_ticks`) and reported per connection: a figure that does
+//! not depend on how fast the client (which does the other half of every handshake on the
+//! same machine) keeps up.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -13,7 +18,7 @@ use std::time::Instant;
 use rustls::HandshakeKind;
 
 use super::BenchError;
-use crate::cli::{ChurnArgs, InvalidArgs};
+use crate::cli::{HandshakeArgs, InvalidArgs};
 use crate::client::imap::ImapClient;
 use crate::client::tls::Endpoint;
 use crate::run::{Run, pause_before_retry, run_workers};
@@ -26,10 +31,15 @@ const FULL: usize = 0;
 const RESUMED: usize = 1;
 
 /// Runs the scenario against the IMAP server at `to`, which must use TLS.
-pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
+pub async fn run(args: HandshakeArgs, to: Endpoint) -> Result<Report, BenchError> {
     let Some(tls) = to.tls.clone() else {
         return Err(InvalidArgs("handshake needs --tls (IMAPS port) or --starttls".into()).into());
     };
+    let cpu = |pid: u32| {
+        crate::memory::cpu_ticks(pid)
+            .map_err(|e| BenchError::Setup(format!("reading CPU time of --server-pid {pid}: {e}")))
+    };
+    let cpu_before = args.server_pid.map(cpu).transpose()?;
     let run = Run::new(&args.common);
     let open = run.open_loop();
     let seen = Arc::new(Seen::default());
@@ -41,6 +51,17 @@ pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
     let mut report =
         Report::new("handshake", &out.stats, out.elapsed, open, args.common.connections);
     report.notes = out.notes;
+    if let (Some(pid), Some(before)) = (args.server_pid, cpu_before) {
+        let used = cpu(pid)?.saturating_sub(before);
+        let ms = used as f64 * 1000.0 / crate::memory::USER_HZ as f64;
+        // Every connection attempted, made or failed: the server did work for each.
+        let connections: u64 = out.stats.ops.iter().map(|o| o.hist.len() + o.errors).sum();
+        report.extra("server_cpu_ms", ms);
+        if connections > 0 {
+            let per = ms / connections as f64;
+            report.extra("server_cpu_ms_per_connection", (per * 1000.0).round() / 1000.0);
+        }
+    }
     report.extra("tls_resume", tls.resume);
     report.extra("starttls", to_starttls(&tls));
     if let Some(n) = seen.negotiated.get() {
