@@ -2,6 +2,7 @@
 """Measures skua, Dovecot and Cyrus the same way in one run and prints them side by side.
 
     python3 perf/compare.py [--peers skua,dovecot,cyrus] [--duration 10] [--out NAME.md]
+    python3 perf/compare.py --tls --peers skua,dovecot [--out NAME.md]
 
 For every peer in turn and every scenario, on a fresh temporary directory and fresh random
 loopback ports: start the server (perf/peers/), prefill mailboxes over LMTP where the
@@ -9,7 +10,15 @@ scenario reads mail (the bench's own `--prefill`, identical for every peer), run
 with `--json`, stop the server. Then one table: per scenario and operation, ops/s, p50 and
 p99 for each peer and the ratios skua/peer, with issue 3's targets. `--out` writes the table,
 the machine, the commit, the exact command and every run's raw JSON into perf/results/.
-See perf/README.md.
+
+With `--tls` the servers serve TLS with one certificate made for the run (ECDSA P-256, by
+openssl, for localhost and 127.0.0.1; the bench verifies it with `--tls-ca`), and the
+scenarios are TLS ones: `handshake-full` and `handshake-resumed` (the bench's `handshake`
+scenario without and with `--tls-resume`), `imap-read` over implicit TLS, `imap-read-plain`
+(the same on a server started without TLS, for the plain-text lead in the same run) and
+`idle` over implicit TLS (server memory per idle TLS connection). `lmtp` (STARTTLS),
+`imap-mixed` and `churn` (implicit TLS) may be asked for too. Only skua and Dovecot are
+configured for TLS. See perf/README.md.
 """
 
 from __future__ import annotations
@@ -35,10 +44,17 @@ sys.path.insert(0, str(PERF))
 import compare_table  # noqa: E402
 import machine  # noqa: E402
 import peers  # noqa: E402
-from peers.base import PeerUnavailable, free_port  # noqa: E402
+from peers.base import PeerUnavailable, TlsFiles, free_port  # noqa: E402
 
 BENCH = REPO / "target" / "release" / "skua-bench"
 SCENARIOS = ["lmtp", "imap-mixed", "imap-read", "idle", "churn"]
+# --tls: the default scenarios, and every one allowed.
+TLS_SCENARIOS = ["handshake-full", "handshake-resumed", "imap-read", "imap-read-plain", "idle"]
+TLS_ALLOWED = TLS_SCENARIOS + ["lmtp", "imap-mixed", "churn"]
+# Scenarios of a --tls run that use no TLS.
+PLAIN_IN_TLS_RUN = {"imap-read-plain"}
+# The issue-8 goal: server memory per idle TLS connection, KiB.
+TLS_IDLE_KIB_GOAL = 4.0
 # Descriptors the bench keeps besides the idle sockets (stdio, runtime, LMTP, slack).
 FD_RESERVE = 200
 # Connections a server with a fixed limit keeps free for the idle scenario's LMTP connection
@@ -49,7 +65,9 @@ SERVER_RESERVE = 64
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--peers", default=",".join(peers.known()), help="comma-separated")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
+    p.add_argument("--scenarios", help="comma-separated (default: every scenario of the mode)")
+    p.add_argument("--tls", action="store_true",
+                   help="TLS scenarios with a certificate made for the run (skua and Dovecot)")
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--duration", type=int, default=10, help="seconds per scenario")
     p.add_argument("--connections", type=int, default=8, help="bench connections (not idle)")
@@ -73,10 +91,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", help="write a result file perf/results/NAME.md")
     args = p.parse_args(argv)
     args.peers = [x for x in args.peers.split(",") if x]
-    args.scenarios = [x for x in args.scenarios.split(",") if x]
-    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    known = TLS_ALLOWED if args.tls else SCENARIOS
+    default = TLS_SCENARIOS if args.tls else SCENARIOS
+    args.scenarios = [x for x in (args.scenarios or ",".join(default)).split(",") if x]
+    unknown = [s for s in args.scenarios if s not in known]
     if unknown:
-        p.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+        p.error(f"unknown scenarios {unknown}; known: {', '.join(known)}")
     if not 1 <= args.duration <= 3600:
         p.error("--duration must be 1..3600")
     return args
@@ -106,6 +126,23 @@ def make_corpus(args, base: pathlib.Path) -> list[str]:
     return ["--corpus", str(out)]
 
 
+def make_certificate(base: pathlib.Path) -> TlsFiles:
+    """A self-signed ECDSA P-256 end-entity certificate and key for localhost and 127.0.0.1,
+    made with openssl for this run and served by every peer (the bench verifies against it)."""
+    cert, key = base / "tls.crt", base / "tls.key"
+    cmd = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-days", "30", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+           # openssl marks a self-signed certificate CA:TRUE by default, and a CA certificate
+           # is refused as a server's own (rustls/webpki: CaUsedAsEndEntity).
+           "-addext", "basicConstraints=critical,CA:FALSE",
+           "-keyout", str(key), "-out", str(cert)]
+    log(f"$ {shlex.join(cmd)}")
+    subprocess.run(cmd, check=True, capture_output=True)
+    key.chmod(0o600)
+    return TlsFiles(cert=cert, key=key)
+
+
 def idle_limit(wanted: int) -> tuple[int, str | None]:
     """`wanted`, capped so the bench's sockets fit in its descriptor limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -116,10 +153,25 @@ def idle_limit(wanted: int) -> tuple[int, str | None]:
     return wanted, None
 
 
-def bench_command(args, scenario, peer, imap, lmtp, message, pid, idle_k) -> list[str]:
-    """The skua-bench command line of one run."""
+def bench_command(args, scenario, peer, imap, lmtp, message, pid, idle_k,
+                  tls: TlsFiles | None = None) -> list[str]:
+    """The skua-bench command line of one run; with `tls`, over TLS: IMAP to the IMAPS port,
+    LMTP with STARTTLS (the `lmtp` scenario only; prefills and idle deliveries stay plain)."""
     common = ["--users", str(args.users), "--duration", str(args.duration), "--json",
               "--quiet", "--seed", str(args.seed)]
+    if tls is not None:
+        ca = ["--tls-ca", str(tls.cert)]
+        if scenario == "lmtp":
+            common += ["--starttls", *ca]
+        else:
+            imap = tls.imaps_port
+            common += ["--tls", *ca]
+            if scenario.startswith("handshake-"):
+                resume = ["--tls-resume"] if scenario == "handshake-resumed" else []
+                return [str(BENCH), "handshake", "--port", str(imap), "--connections",
+                        str(args.connections), "--server-pid", str(pid), *common, *resume]
+    if scenario == "imap-read-plain":
+        scenario = "imap-read"
     if scenario == "lmtp":
         return [str(BENCH), "lmtp", "--port", str(lmtp), "--connections",
                 str(args.connections), *common, *message]
@@ -159,12 +211,15 @@ def run_bench(cmd: list[str], timeout_s: float) -> tuple[dict | None, str]:
         return None, f"bad JSON ({e}): {r.stdout[:500]}"
 
 
-def run_peer(args, name: str, message: list[str], base: pathlib.Path, record: dict) -> dict:
+def run_peer(args, name: str, message: list[str], base: pathlib.Path, record: dict,
+             tls: TlsFiles | None = None) -> dict:
     """Every scenario against one peer; returns scenario -> report (None on failure)."""
     options = {"shards": args.shards, "dovecot_hibernate": args.dovecot_hibernate,
                "max_connections": max(args.peer_idle_connections, args.connections) + 64}
     peer = peers.make(name, options)
     peer.install()
+    if tls is not None:
+        peer.configure_tls(tls)  # PeerUnavailable for a peer without TLS support here
     record["version"] = peer.version()
     wanted = args.idle_connections if name == "skua" else args.peer_idle_connections
     idle_k, note = idle_limit(wanted)
@@ -182,6 +237,11 @@ def run_peer(args, name: str, message: list[str], base: pathlib.Path, record: di
     for scenario in args.scenarios:
         workdir = pathlib.Path(tempfile.mkdtemp(prefix=f"compare-{name}-{scenario}-", dir=base))
         imap, lmtp = free_port(), free_port()
+        run_tls = None
+        if tls is not None and scenario not in PLAIN_IN_TLS_RUN:
+            run_tls = TlsFiles(tls.cert, tls.key, free_port())
+        if tls is not None:
+            peer.configure_tls(run_tls)
         run = {"scenario": scenario, "workdir": str(workdir), "loadavg_before": machine.loadavg()}
         try:
             peer.start(workdir, users, imap, lmtp)
@@ -193,7 +253,7 @@ def run_peer(args, name: str, message: list[str], base: pathlib.Path, record: di
             # is measured from rest, fresh; skua's share of opening the users' stores for the
             # first time is in its figure (100 users over thousands of connections).
             cmd = bench_command(args, scenario, peer, imap, lmtp, message,
-                                peer.main_pid(), idle_k)
+                                peer.main_pid(), idle_k, run_tls)
             report, error = run_bench(cmd, timeout)
             run.update(command=shlex.join(cmd), report=report, error=error or None)
             if error:
@@ -237,10 +297,11 @@ def main(argv: list[str]) -> int:
     results, records = {}, {}
     try:
         message = make_corpus(args, base)
+        tls = make_certificate(base) if args.tls else None
         for name in args.peers:
             record = records.setdefault(name, {})
             try:
-                results[name] = run_peer(args, name, message, base, record)
+                results[name] = run_peer(args, name, message, base, record, tls)
             except PeerUnavailable as e:
                 record["skipped"] = str(e)
                 log(f"{name}: skipped: {e}")
@@ -271,10 +332,69 @@ def summary(args, results: dict, records: dict) -> list[str]:
             if run.get("error"):
                 lines.append(f"{name} {run['scenario']}: failed: {run['error'].splitlines()[-1]}")
     lines.append("")
+    if args.tls:
+        lines.append("Issue 8 goals (TLS):")
+        lines += [f"  -> {v}" for v in tls_verdicts(results)]
+        return lines
     lines.append("Issue 3 targets:")
     lines += [f"  {t}" for t in compare_table.TARGETS_TEXT]
     lines += [f"  -> {v}" for v in compare_table.verdicts(results)]
     return lines
+
+
+def tls_verdicts(results: dict) -> list[str]:
+    """The issue-8 goals against a --tls run: the TLS parameters each peer negotiated, memory
+    per idle TLS connection (at most 4 KiB), and whether TLS keeps skua's lead over Dovecot
+    in imap-read (skua/Dovecot ops/s over TLS against the same ratio in plain text)."""
+    lines = []
+    for peer, by_scenario in results.items():
+        for scenario in ("handshake-full", "handshake-resumed"):
+            report = by_scenario.get(scenario)
+            if report:
+                full = compare_table.op_row(report, "full")
+                resumed = compare_table.op_row(report, "resumed")
+                cpu = report["extra"].get("server_cpu_ms_per_connection")
+                lines.append(
+                    f"{peer} {scenario}: {report['extra'].get('negotiated', '?')}, "
+                    f"{full['count'] if full else 0} full and "
+                    f"{resumed['count'] if resumed else 0} resumed handshakes, server CPU "
+                    + ("?" if cpu is None else f"{cpu:.3f} ms") + " per connection"
+                )
+    for peer, by_scenario in results.items():
+        idle = by_scenario.get("idle")
+        pss = compare_table.idle_figure(idle, "pss_per_connection_kib")
+        rss = compare_table.idle_figure(idle, "rss_per_connection_kib")
+        held = compare_table.idle_figure(idle, "idle_connections")
+        if idle is None:
+            continue
+        ok = bool(held) and rss is not None and rss <= TLS_IDLE_KIB_GOAL
+        lines.append(
+            f"{peer} idle TLS: {compare_table.fmt_num(held, 0)} held, RSS "
+            f"{compare_table.fmt_num(rss, 2)} KiB, PSS {compare_table.fmt_num(pss, 2)} KiB per "
+            f"connection (goal <= {TLS_IDLE_KIB_GOAL:.0f} KiB): "
+            + compare_table.met_text(ok)
+        )
+    skua, dovecot = results.get("skua") or {}, results.get("dovecot") or {}
+    for name in compare_table.operations(results, "imap-read"):
+        tls_ratio = compare_table.ratio(
+            per_sec(skua, "imap-read", name), per_sec(dovecot, "imap-read", name))
+        plain_ratio = compare_table.ratio(
+            per_sec(skua, "imap-read-plain", name), per_sec(dovecot, "imap-read-plain", name))
+        if tls_ratio is None or plain_ratio is None:
+            continue
+        lines.append(
+            f"imap-read {name}: skua/Dovecot {compare_table.fmt_ratio(tls_ratio)} over TLS, "
+            f"{compare_table.fmt_ratio(plain_ratio)} plain: lead "
+            + ("kept" if tls_ratio >= 1.0 else "LOST")
+            + (" (narrower over TLS)" if tls_ratio < plain_ratio else "")
+        )
+    return lines
+
+
+def per_sec(by_scenario: dict, scenario: str, name: str) -> float | None:
+    """ops/s of operation `name` in a peer's report of `scenario`, if it ran."""
+    row = compare_table.op_row(by_scenario.get(scenario), name)
+    return row["per_sec"] if row else None
 
 
 def write_result(args, argv, info, lines, records, started) -> pathlib.Path:
@@ -283,7 +403,8 @@ def write_result(args, argv, info, lines, records, started) -> pathlib.Path:
     path = PERF / "results" / pathlib.Path(name).name
     path.parent.mkdir(exist_ok=True)
     command = shlex.join(["python3", "perf/compare.py", *argv])
-    out = [f"# Comparison: {', '.join(args.peers)}", ""]
+    mode = " over TLS" if args.tls else ""
+    out = [f"# Comparison{mode}: {', '.join(args.peers)}", ""]
     out.append(f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
                f"took {time.time() - started:.0f}s")
     out += [f"- {k}: {v}" for k, v in info.items() if k != "load at start"]

@@ -1,9 +1,12 @@
 //! Command-line interface: one subcommand per scenario, common options flattened into each.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::client::tls::{Endpoint, Start, TlsClient, Trust};
 use crate::limits;
 
 /// Load generator for IMAP and LMTP servers (loopback targets only).
@@ -28,6 +31,9 @@ pub enum Scenario {
     Idle(IdleArgs),
     /// Connect, LOGIN, LOGOUT as fast as possible.
     Churn(ChurnArgs),
+    /// TLS handshakes per second: connect, handshake, greeting, close (full handshakes, or
+    /// resumed ones with --tls-resume).
+    Handshake(HandshakeArgs),
     /// Write a deterministic corpus of realistic messages to a directory.
     Corpus(CorpusArgs),
 }
@@ -75,6 +81,35 @@ pub struct Common {
     /// Longest wait for any one server response, seconds.
     #[arg(long, default_value_t = limits::DEFAULT_TIMEOUT.as_secs())]
     pub timeout: u64,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS options (every scenario).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Implicit TLS on IMAP connections (the port is an IMAPS port). LMTP connections of the
+    /// scenario (prefill, idle deliveries) stay plain: LMTP has no implicit-TLS port.
+    #[arg(long, conflicts_with = "starttls")]
+    pub tls: bool,
+    /// STARTTLS on every IMAP and LMTP connection, right after the greeting (LMTP: after LHLO).
+    #[arg(long)]
+    pub starttls: bool,
+    /// Verify the server's certificate against the certificates in this PEM file (a CA, or the
+    /// server's self-signed certificate).
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_insecure")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any server certificate (benchmarking only; handshake signatures are still checked).
+    #[arg(long)]
+    pub tls_insecure: bool,
+    /// Name the certificate is checked for (SNI too, if a DNS name); default: --host.
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// Cache TLS sessions and resume them (TLS 1.3 tickets) on later connections of the run.
+    /// Off by default: every connection makes a full handshake.
+    #[arg(long)]
+    pub tls_resume: bool,
 }
 
 /// What messages to send.
@@ -178,6 +213,21 @@ pub struct ChurnArgs {
     pub port: u16,
 }
 
+/// `handshake` options.
+#[derive(Debug, Clone, Args)]
+pub struct HandshakeArgs {
+    /// Common options (--tls or --starttls required).
+    #[command(flatten)]
+    pub common: Common,
+    /// IMAPS port (with --tls) or IMAP port (with --starttls).
+    #[arg(long, visible_alias = "imap-port", default_value_t = 993)]
+    pub port: u16,
+    /// Server process whose CPU time (with all its descendants) is read before and after, to
+    /// report server CPU per connection.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
 /// `corpus` options.
 #[derive(Debug, Clone, Args)]
 pub struct CorpusArgs {
@@ -228,6 +278,48 @@ impl Common {
             return bad("--timeout must be 1..=3600 seconds".into());
         }
         Ok(())
+    }
+
+    /// The TLS settings of connections that use TLS, built once per run (one session cache).
+    fn tls_client(&self) -> Result<Option<Arc<TlsClient>>, InvalidArgs> {
+        let t = &self.tls;
+        let start = match (t.tls, t.starttls) {
+            (false, false) => {
+                if t.tls_ca.is_some() || t.tls_insecure || t.tls_resume {
+                    return Err(InvalidArgs(
+                        "--tls-ca, --tls-insecure and --tls-resume need --tls or --starttls".into(),
+                    ));
+                }
+                return Ok(None);
+            }
+            (true, _) => Start::Implicit,
+            (false, true) => Start::StartTls,
+        };
+        let trust = match (&t.tls_ca, t.tls_insecure) {
+            (Some(path), false) => Trust::CaFile(path),
+            (None, true) => Trust::Insecure,
+            _ => {
+                return Err(InvalidArgs(
+                    "TLS needs --tls-ca FILE (verify) or --tls-insecure (accept any certificate)"
+                        .into(),
+                ));
+            }
+        };
+        let name = t.tls_server_name.as_deref().unwrap_or(&self.host);
+        TlsClient::new(start, trust, name, t.tls_resume)
+            .map(|c| Some(Arc::new(c)))
+            .map_err(|e| InvalidArgs(e.to_string()))
+    }
+
+    /// Where IMAP connections go: `addr`, with TLS as the options ask.
+    pub fn imap_endpoint(&self, addr: SocketAddr) -> Result<Endpoint, InvalidArgs> {
+        Ok(Endpoint { addr, tls: self.tls_client()? })
+    }
+
+    /// Where LMTP connections go: `addr`, with STARTTLS if asked (implicit TLS does not apply).
+    pub fn lmtp_endpoint(&self, addr: SocketAddr) -> Result<Endpoint, InvalidArgs> {
+        let tls = if self.tls.starttls { self.tls_client()? } else { None };
+        Ok(Endpoint { addr, tls })
     }
 
     /// The name of user `i`.

@@ -56,10 +56,21 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
         Scenario::ImapMixed(a) | Scenario::ImapRead(a) => a.port,
         Scenario::Idle(a) => a.port,
         Scenario::Churn(a) => a.port,
+        Scenario::Handshake(a) => a.port,
         Scenario::Corpus(_) => unreachable!("handled in main"),
     };
     let addr = target::resolve_loopback(&common.host, port)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let to = match &scenario {
+        Scenario::Lmtp(_) if common.tls.tls => {
+            return Err(cli::InvalidArgs(
+                "lmtp: LMTP has no implicit-TLS port; use --starttls".into(),
+            )
+            .into());
+        }
+        Scenario::Lmtp(_) => common.lmtp_endpoint(addr)?,
+        _ => common.imap_endpoint(addr)?,
+    };
     // Raise the soft fd limit to the hard one: the idle scenario holds many sockets.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -69,11 +80,12 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
         .map_err(|e| BenchError::Setup(format!("cannot start the runtime: {e}")))?;
     let report = runtime.block_on(async move {
         match scenario {
-            Scenario::Lmtp(a) => scenario::lmtp::run(a, addr).await,
-            Scenario::ImapMixed(a) => scenario::imap_mixed::run(a, addr).await,
-            Scenario::ImapRead(a) => scenario::imap_read::run(a, addr).await,
-            Scenario::Idle(a) => scenario::idle::run(a, addr).await,
-            Scenario::Churn(a) => scenario::churn::run(a, addr).await,
+            Scenario::Lmtp(a) => scenario::lmtp::run(a, to).await,
+            Scenario::ImapMixed(a) => scenario::imap_mixed::run(a, to).await,
+            Scenario::ImapRead(a) => scenario::imap_read::run(a, to).await,
+            Scenario::Idle(a) => scenario::idle::run(a, to).await,
+            Scenario::Churn(a) => scenario::churn::run(a, to).await,
+            Scenario::Handshake(a) => scenario::handshake::run(a, to).await,
             Scenario::Corpus(_) => unreachable!("handled in main"),
         }
     })?;
@@ -86,6 +98,7 @@ fn common_of(s: &Scenario) -> &Common {
         Scenario::ImapMixed(a) | Scenario::ImapRead(a) => &a.common,
         Scenario::Idle(a) => &a.common,
         Scenario::Churn(a) => &a.common,
+        Scenario::Handshake(a) => &a.common,
         Scenario::Corpus(_) => unreachable!("corpus has no common options"),
     }
 }

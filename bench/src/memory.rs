@@ -60,6 +60,41 @@ fn read_one(pid: u32) -> std::io::Result<Memory> {
     }
 }
 
+/// Clock ticks per second of the times in `/proc/PID/stat` (`USER_HZ`: 100 on every Linux
+/// architecture the bench runs on; the kernel's ABI keeps it fixed whatever `HZ` is).
+pub const USER_HZ: u64 = 100;
+
+/// CPU time, in clock ticks ([`USER_HZ`]), used so far by process `pid` and its descendants:
+/// user and system time of every live process of the tree, plus the time of children they
+/// have already reaped (`cutime`, `cstime`), so work done by a process that has since exited
+/// is counted once, in its parent.
+///
+/// # Errors
+/// When the root process itself cannot be read.
+pub fn cpu_ticks(pid: u32) -> std::io::Result<u64> {
+    let tree = descendants(pid, &parents()?);
+    let root = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let mut total =
+        ticks_of_stat(&root).ok_or_else(|| std::io::Error::other("unreadable /proc/PID/stat"))?;
+    for child in tree {
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) {
+            total += ticks_of_stat(&stat).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// utime + stime + cutime + cstime (fields 14-17) of a `/proc/PID/stat` line.
+pub fn ticks_of_stat(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after the command name start at field 3 (state): 14..=17 are at 11..=14 here.
+    let fields: Vec<&str> = rest.split_whitespace().skip(11).take(4).collect();
+    if fields.len() < 4 {
+        return None;
+    }
+    fields.iter().try_fold(0u64, |sum, f| Some(sum + f.parse::<i64>().ok()?.max(0) as u64))
+}
+
 /// Parent pid of every process now in /proc.
 fn parents() -> std::io::Result<HashMap<u32, u32>> {
     let mut map = HashMap::new();
@@ -153,6 +188,14 @@ Shared_Clean:       1000 kB
         assert_eq!(parent_of_stat("42 (a) b (c) R 9 1 1"), Some(9));
         assert_eq!(parent_of_stat("42 (x y) S"), None);
         assert_eq!(parent_of_stat("garbage"), None);
+    }
+
+    #[test]
+    fn cpu_ticks_of_a_stat_line() {
+        let stat = "42 (a) b) S 1 42 42 0 -1 4194560 100 0 0 0 700 50 3 2 20 0 1 0 5 0 0";
+        assert_eq!(ticks_of_stat(stat), Some(755));
+        assert_eq!(ticks_of_stat("42 (x) S 1 2 3"), None);
+        assert!(cpu_ticks(std::process::id()).is_ok());
     }
 
     #[test]

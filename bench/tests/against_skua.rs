@@ -1,5 +1,7 @@
 //! Runs every scenario for 2 seconds against the real skua binary: `$SKUA_BIN`, or
-//! `target/release/skua` of the workspace. Ignored by default (it needs the release build):
+//! `target/release/skua` of the workspace, in plain text and over TLS (IMAPS on its own port,
+//! STARTTLS on IMAP and LMTP, verified against the self-signed certificate skua makes in its
+//! data dir). Ignored by default (it needs the release build):
 //!
 //!     cargo build --release --bin skua && cargo test -p skua-bench -- --ignored
 
@@ -16,7 +18,16 @@ struct Server {
     child: Child,
     imap: u16,
     lmtp: u16,
+    /// The implicit-TLS port, if the server serves one.
+    imaps: Option<u16>,
     dir: PathBuf,
+}
+
+impl Server {
+    /// The certificate skua made for itself (what the bench verifies against).
+    fn ca(&self) -> String {
+        self.dir.join("data/tls/selfsigned.crt").to_str().unwrap().to_owned()
+    }
 }
 
 impl Drop for Server {
@@ -38,6 +49,10 @@ fn free_port() -> u16 {
 }
 
 fn start(name: &str) -> Server {
+    start_with(name, false)
+}
+
+fn start_with(name: &str, imaps: bool) -> Server {
     let bin = skua_bin();
     assert!(bin.exists(), "no skua binary at {} (set SKUA_BIN or build it)", bin.display());
     let dir = std::env::temp_dir().join(format!("skua-bench-it-{name}-{}", std::process::id()));
@@ -46,6 +61,11 @@ fn start(name: &str) -> Server {
     let passwd: String = (0..USERS).map(|i| format!("user{i}:{{PLAIN}}pw::::::\n")).collect();
     std::fs::write(dir.join("data/passwd"), passwd).unwrap();
     let (imap, lmtp) = (free_port(), free_port());
+    let imaps = imaps.then(free_port);
+    let tls_listener = match imaps {
+        Some(port) => vec!["--imaps-listen".to_owned(), format!("127.0.0.1:{port}")],
+        None => vec!["--no-imaps".to_owned()],
+    };
     let child = Command::new(bin)
         .args(["serve", "--data-dir"])
         .arg(dir.join("data"))
@@ -54,16 +74,16 @@ fn start(name: &str) -> Server {
             &format!("127.0.0.1:{imap}"),
             "--lmtp-listen",
             &format!("127.0.0.1:{lmtp}"),
-            "--no-imaps",
         ])
+        .args(&tls_listener)
         .args(["--shards", "2"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("skua.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut server = Server { child, imap, lmtp, dir };
+    let mut server = Server { child, imap, lmtp, imaps, dir };
     let deadline = Instant::now() + Duration::from_secs(30);
-    for port in [imap, lmtp] {
+    for port in [imap, lmtp].into_iter().chain(imaps) {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(server.child.try_wait().unwrap().is_none(), "skua exited early");
             assert!(Instant::now() < deadline, "skua did not listen on {port}");
@@ -99,6 +119,16 @@ fn op<'a>(report: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|o| o["name"] == name)
         .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+/// How many times operation `name` succeeded (a report leaves out operations that never ran).
+fn count(report: &Value, name: &str) -> u64 {
+    report["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .map_or(0, |o| o["count"].as_u64().unwrap())
 }
 
 fn assert_clean(report: &Value, name: &str) {
@@ -193,4 +223,84 @@ fn idle_memory_and_notify() {
     assert!(r["extra"]["rss_per_connection_kib"].is_number(), "{r}");
     assert_clean(&r, "notify");
     assert_clean(&r, "deliver");
+}
+
+#[test]
+#[ignore = "needs the release skua binary"]
+fn tls_scenarios() {
+    let s = start_with("tls", true);
+    let (imap, lmtp) = (s.imap.to_string(), s.lmtp.to_string());
+    let imaps = s.imaps.unwrap().to_string();
+    let ca = s.ca();
+    let tls = ["--tls", "--tls-ca", &ca];
+    let starttls = ["--starttls", "--tls-ca", &ca];
+
+    let pid = s.child.id().to_string();
+    let r = bench(
+        &[&["handshake", "--port", &imaps, "--connections", "4", "--server-pid", &pid][..], &tls]
+            .concat(),
+    );
+    assert_clean(&r, "full");
+    assert!(r["extra"]["server_cpu_ms_per_connection"].as_f64().unwrap() > 0.0, "{r}");
+    assert_eq!(count(&r, "resumed"), 0, "no session cache without --tls-resume: {r}");
+    assert!(r["extra"]["negotiated"].as_str().unwrap().starts_with("TLSv1_3"), "{r}");
+    let r = bench(
+        &[&["handshake", "--port", &imaps, "--connections", "4", "--tls-resume"][..], &tls]
+            .concat(),
+    );
+    assert_clean(&r, "resumed");
+    let (full, resumed) = (count(&r, "full"), count(&r, "resumed"));
+    assert!(resumed > full, "most handshakes resume with --tls-resume: {full} full, {resumed}");
+
+    // Over IMAPS (the prefill's LMTP stays plain), then over STARTTLS on both protocols.
+    let read = ["imap-read", "--lmtp-port", &lmtp, "--prefill", "3", "--connections", "4"];
+    for (port, how) in [(&imaps, &tls), (&imap, &starttls)] {
+        let r = bench(&[&read[..], &["--port", port], &how[..]].concat());
+        for name in ["login", "examine", "fetch-range", "fetch-body", "search", "noop"] {
+            assert_clean(&r, name);
+        }
+    }
+    let r = bench(&[&["imap-mixed", "--port", &imaps, "--connections", "4"][..], &tls].concat());
+    for name in ["login", "select", "fetch-body", "store", "append", "logout"] {
+        assert_clean(&r, name);
+    }
+    let r = bench(&[&["churn", "--port", &imap, "--connections", "4"][..], &starttls].concat());
+    assert_clean(&r, "session");
+    let r = bench(&[&["lmtp", "--port", &lmtp, "--connections", "4"][..], &starttls].concat());
+    assert_clean(&r, "deliver");
+    assert_clean(&r, "connect");
+
+    let r = bench(
+        &[
+            &["idle", "--port", &imaps, "--lmtp-port", &lmtp, "--connections", "40"][..],
+            &["--server-pid", &pid, "--settle", "1"],
+            &tls,
+        ]
+        .concat(),
+    );
+    assert_eq!(r["extra"]["idle_connections"], 40, "{r}");
+    assert!(r["extra"]["rss_per_connection_kib"].is_number(), "{r}");
+    assert_clean(&r, "notify");
+}
+
+#[test]
+#[ignore = "needs the release skua binary"]
+fn tls_refuses_a_certificate_it_cannot_verify() {
+    let s = start_with("tls-verify", true);
+    let imaps = s.imaps.unwrap().to_string();
+    let ca = s.ca();
+    let r = bench(&[
+        "handshake",
+        "--port",
+        &imaps,
+        "--tls",
+        "--tls-ca",
+        &ca,
+        "--tls-server-name",
+        "mail.example.org",
+    ]);
+    assert_eq!(count(&r, "full"), 0, "{r}");
+    assert!(op(&r, "full")["errors"].as_u64().unwrap() > 0, "{r}");
+    let note = r["notes"][0].as_str().unwrap();
+    assert!(note.starts_with("first failed connection: TLS handshake:"), "{r}");
 }

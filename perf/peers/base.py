@@ -8,6 +8,7 @@ installed, configured, started and measured the same way:
     peer.start(workdir, users, imap_port, lmtp_port)
     peer.main_pid()                     # memory is read over this process and its descendants
     peer.stop()                         # always, even after a failure
+    peer.configure_tls(TlsFiles(...))   # compare.py --tls: before start; skua and Dovecot only
 
 Every server listens on 127.0.0.1 only, on the ports it is given, with the users it is given
 (plain-text passwords, so that hashing cost decides nothing), and answers an LMTP 250 only
@@ -16,6 +17,7 @@ after the message is on stable storage.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import shutil
@@ -71,6 +73,23 @@ class Peer:
     def max_connections(self) -> int | None:
         """Client connections the server accepts at once, if it has a fixed limit (optional)."""
         return None
+
+    def configure_tls(self, tls: TlsFiles | None) -> None:
+        """Serves TLS with `tls` from the next `start` on: implicit TLS (IMAPS) on
+        `tls.imaps_port` and STARTTLS on the plain listeners; `None`: plain text, as without
+        the call. Peers without TLS support in compare.py raise PeerUnavailable."""
+        if tls is not None:
+            raise PeerUnavailable(f"{self.name}: compare.py does not configure TLS for it")
+
+
+@dataclasses.dataclass
+class TlsFiles:
+    """A certificate and key (PEM files) for a TLS run, and the IMAPS port of the next start
+    (set by compare.py before each `start`)."""
+
+    cert: pathlib.Path
+    key: pathlib.Path
+    imaps_port: int = 0
 
 
 class ProcessPeer(Peer):

@@ -13,7 +13,11 @@ makes Dovecot as comparable to skua as its settings allow:
 - users: the same names and passwords, `{PLAIN}` in a passwd-file; one static uid/gid owns
   every mailbox (a system user `vmail`, made if missing);
 - listeners on 127.0.0.1 only, on the ports given; no TLS (`ssl = no`), plain-text LOGIN
-  allowed (`disable_plaintext_auth = no`), as skua allows it on loopback;
+  allowed (`disable_plaintext_auth = no`), as skua allows it on loopback; with
+  `configure_tls` (compare.py --tls): `ssl = required` with the run's certificate and key
+  (`ssl_cert = <FILE`, `ssl_key = <FILE`), an `imaps` listener (`ssl = yes`) on the port
+  given and STARTTLS on the plain one, OpenSSL's defaults otherwise (TLS 1.2 and 1.3, session
+  tickets on);
 - LMTP delivers to INBOX only (`lmtp_save_to_detail_mailbox = no`);
 - process model: Dovecot's "high-performance" login mode (`service_count = 0`, one
   pre-started imap-login per core, each serving many clients), which its documentation
@@ -41,6 +45,7 @@ from .base import (
     HOST,
     PeerUnavailable,
     ProcessPeer,
+    TlsFiles,
     apt_install,
     stop_system_service,
 )
@@ -60,6 +65,10 @@ class Dovecot(ProcessPeer):
         self.connections_expected = max_connections
         super().__init__()
         self.inotify_before: int | None = None
+        self.tls: TlsFiles | None = None
+
+    def configure_tls(self, tls: TlsFiles | None) -> None:
+        self.tls = tls
 
     def install(self) -> None:
         apt_install(PACKAGES, "dovecot")
@@ -93,7 +102,7 @@ class Dovecot(ProcessPeer):
         config.write_text(
             config_text(
                 workdir, account.pw_uid, account.pw_gid, imap_port, lmtp_port,
-                self.connections_expected, self.hibernate,
+                self.connections_expected, self.hibernate, self.tls,
             )
         )
         self.raise_inotify(self.connections_expected + 512)
@@ -102,8 +111,8 @@ class Dovecot(ProcessPeer):
         )
         if check.returncode != 0:
             raise PeerUnavailable(f"dovecot: config refused: {check.stderr.strip()}")
-        self.launch(["dovecot", "-F", "-c", str(config)], workdir / "dovecot.stderr",
-                    [imap_port, lmtp_port])
+        ports = [imap_port, lmtp_port] + ([self.tls.imaps_port] if self.tls else [])
+        self.launch(["dovecot", "-F", "-c", str(config)], workdir / "dovecot.stderr", ports)
 
     def stop(self) -> None:
         super().stop()
@@ -129,7 +138,11 @@ class Dovecot(ProcessPeer):
             inotify = INOTIFY.read_text().strip()
         except OSError:
             inotify = "unknown"
+        tls = {} if self.tls is None else {
+            "ssl": "required; imaps listener + STARTTLS; the run's certificate (OpenSSL)",
+        }
         return {
+            **tls,
             "mail_fsync": "always",
             "mail_location": "mdbox",
             "passwords": "{PLAIN} in a passwd-file",
@@ -167,6 +180,7 @@ def config_text(
     lmtp_port: int,
     max_connections: int,
     hibernate: bool,
+    tls: TlsFiles | None = None,
 ) -> str:
     """The whole dovecot.conf for one run (Dovecot 2.3 syntax)."""
     cores = os.cpu_count() or 1
@@ -188,6 +202,13 @@ service imap-hibernate {{
   }}
 }}
 """ if hibernate else ""
+    if tls is None:
+        ssl = "ssl = no\ndisable_plaintext_auth = no"
+        imaps = "port = 0"
+    else:
+        ssl = (f"ssl = required\nssl_cert = <{tls.cert}\nssl_key = <{tls.key}\n"
+               "disable_plaintext_auth = yes")
+        imaps = f"address = {HOST}\n    port = {tls.imaps_port}\n    ssl = yes"
     return f"""# Written by perf/peers/dovecot.py for one comparison run; see its docstring.
 base_dir = {workdir}/run
 state_dir = {workdir}/state
@@ -196,8 +217,7 @@ log_path = {workdir}/dovecot.log
 info_log_path = /dev/null
 protocols = imap lmtp
 listen = {HOST}
-ssl = no
-disable_plaintext_auth = no
+{ssl}
 auth_mechanisms = plain login
 default_internal_user = dovecot
 default_internal_group = dovecot
@@ -237,7 +257,7 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
   service_count = 0
   process_min_avail = {cores}

@@ -12,7 +12,7 @@ import os
 import pathlib
 import subprocess
 
-from .base import HOST, PeerUnavailable, ProcessPeer
+from .base import HOST, PeerUnavailable, ProcessPeer, TlsFiles
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Client connections (IMAP and LMTP together) each shard serves at once, set explicitly in the
@@ -31,14 +31,26 @@ CONNECTIONS_PER_USER = 65536
 LMTP_CONNECTIONS_PER_SHARD = 64
 
 
-def config_text(connections_per_shard: int = CONNECTIONS_PER_SHARD) -> str:
-    """The skua config file of a run (everything else comes from the command line)."""
-    return (
+def config_text(
+    connections_per_shard: int = CONNECTIONS_PER_SHARD, tls: TlsFiles | None = None
+) -> str:
+    """The skua config file of a run (everything else comes from the command line); with
+    `tls`, its certificate and key (`[tls] cert/key`) instead of the self-signed pair skua
+    would make."""
+    text = (
         f"connections_per_shard = {connections_per_shard}\n"
         f"[limits]\nconnections_per_source = {CONNECTIONS_PER_SOURCE}\n"
         f"connections_per_user = {CONNECTIONS_PER_USER}\n"
         f"[lmtp]\nconnections_per_shard = {LMTP_CONNECTIONS_PER_SHARD}\n"
     )
+    if tls is not None:
+        text += f"[tls]\ncert = {toml_string(tls.cert)}\nkey = {toml_string(tls.key)}\n"
+    return text
+
+
+def toml_string(path) -> str:
+    """A path as a TOML basic string."""
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class Skua(ProcessPeer):
@@ -50,6 +62,10 @@ class Skua(ProcessPeer):
         super().__init__()
         self.binary = binary or REPO / "target" / "release" / "skua"
         self.shards = shards or os.cpu_count() or 1
+        self.tls: TlsFiles | None = None
+
+    def configure_tls(self, tls: TlsFiles | None) -> None:
+        self.tls = tls
 
     def install(self) -> None:
         if not self.binary.exists():
@@ -71,7 +87,13 @@ class Skua(ProcessPeer):
             "".join(f"{name}:{{PLAIN}}{password}::::::\n" for name, password in users)
         )
         config = workdir / "skua.toml"
-        config.write_text(config_text())
+        config.write_text(config_text(tls=self.tls))
+        if self.tls is None:
+            listeners = ["--no-imaps"]
+            ports = [imap_port, lmtp_port]
+        else:
+            listeners = ["--imaps-listen", f"{HOST}:{self.tls.imaps_port}"]
+            ports = [imap_port, lmtp_port, self.tls.imaps_port]
         self.launch(
             [
                 str(self.binary), "serve",
@@ -79,18 +101,22 @@ class Skua(ProcessPeer):
                 "--data-dir", str(data),
                 "--imap-listen", f"{HOST}:{imap_port}",
                 "--lmtp-listen", f"{HOST}:{lmtp_port}",
-                "--no-imaps",
+                *listeners,
                 "--shards", str(self.shards),
             ],
             workdir / "skua.log",
-            [imap_port, lmtp_port],
+            ports,
         )
 
     def max_connections(self) -> int:
         return self.shards * CONNECTIONS_PER_SHARD
 
     def settings(self) -> dict[str, str]:
+        tls = {} if self.tls is None else {
+            "tls": "IMAPS and STARTTLS, [tls] cert/key = the run's certificate (rustls, ring)",
+        }
         return {
+            **tls,
             "connections_per_shard": str(CONNECTIONS_PER_SHARD),
             "shards": str(self.shards),
             "durability": "LMTP 250 / APPEND OK after the group-commit fdatasync (always on)",

@@ -1,13 +1,10 @@
 //! The IMAP client: tagged commands, synchronizing literals for APPEND, IDLE, and the
 //! mailbox size kept up to date from `EXISTS`/`EXPUNGE` responses.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-use super::{ClientError, IDLE_READ_CHUNK, READ_CHUNK, connect, excerpt, read_some};
+use super::tls::{Endpoint, Stream, TlsClient};
+use super::{ClientError, IDLE_READ_CHUNK, READ_CHUNK, excerpt, read_some, send};
 use crate::wire::imap::{Framer, Response, Status};
 
 /// What a completed command produced, besides its OK.
@@ -26,7 +23,7 @@ pub struct Outcome {
 /// One IMAP connection.
 #[derive(Debug)]
 pub struct ImapClient {
-    stream: TcpStream,
+    stream: Stream,
     framer: Framer,
     chunk: Vec<u8>,
     next_tag: u32,
@@ -53,9 +50,10 @@ pub fn quote(s: &str) -> String {
 }
 
 impl ImapClient {
-    /// Connects and reads the greeting, which must be `* OK` or `* PREAUTH`.
-    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
-        let stream = connect(addr, timeout).await?;
+    /// Connects (with the TLS handshake first for implicit TLS) and reads the greeting, which
+    /// must be `* OK` or `* PREAUTH`; with STARTTLS, then starts TLS (RFC 9051 §6.2.1).
+    pub async fn connect(to: &Endpoint, timeout: Duration) -> Result<Self, ClientError> {
+        let stream = to.connect(timeout).await?;
         let mut c = Self {
             stream,
             framer: Framer::new(),
@@ -68,10 +66,39 @@ impl ImapClient {
         };
         let greeting = c.read_response(timeout).await?;
         match greeting.untagged_status() {
-            Some(Status::Ok) => Ok(c),
-            _ if greeting.bytes.starts_with(b"* PREAUTH") => Ok(c),
-            _ => Err(ClientError::Unexpected(excerpt(&greeting.bytes))),
+            Some(Status::Ok) => {}
+            _ if greeting.bytes.starts_with(b"* PREAUTH") => {}
+            _ => return Err(ClientError::Unexpected(excerpt(&greeting.bytes))),
         }
+        match to.starttls() {
+            Some(tls) => c.start_tls(tls).await,
+            None => Ok(c),
+        }
+    }
+
+    /// Sends STARTTLS and, on its OK, runs the TLS handshake. Anything the server sent after
+    /// the OK in clear text is an error (it would be read as if it came over TLS).
+    async fn start_tls(mut self, tls: &TlsClient) -> Result<Self, ClientError> {
+        self.command("STARTTLS").await?;
+        if !self.framer.is_empty() {
+            return Err(ClientError::Unexpected(
+                "clear-text data after the STARTTLS OK, before the handshake".into(),
+            ));
+        }
+        self.stream = self.stream.upgrade(tls, self.timeout).await?;
+        Ok(self)
+    }
+
+    /// The transport (for its TLS details).
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// Closes the connection without LOGOUT: TLS close_notify (if TLS) and TCP FIN, bounded by
+    /// the timeout; errors are ignored (the server may already be gone).
+    pub async fn close(mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = tokio::time::timeout(self.timeout, self.stream.shutdown()).await;
     }
 
     /// The next response from the server, waiting at most `timeout`.
@@ -97,7 +124,7 @@ impl ImapClient {
         let tag = self.tag();
         self.out.clear();
         self.out.extend_from_slice(format!("{tag} {command}\r\n").as_bytes());
-        self.stream.write_all(&self.out).await?;
+        send(&mut self.stream, &self.out).await?;
         self.finish(&tag).await
     }
 
@@ -116,7 +143,7 @@ impl ImapClient {
     ) -> Result<Outcome, ClientError> {
         let tag = self.tag();
         let head = format!("{tag} APPEND {} ({flags}) {{{}}}\r\n", quote(mailbox), message.len());
-        self.stream.write_all(head.as_bytes()).await?;
+        send(&mut self.stream, head.as_bytes()).await?;
         loop {
             let r = self.read_response(self.timeout).await?;
             if r.is_continuation() {
@@ -130,7 +157,7 @@ impl ImapClient {
         self.out.clear();
         self.out.extend_from_slice(message);
         self.out.extend_from_slice(b"\r\n");
-        self.stream.write_all(&self.out).await?;
+        send(&mut self.stream, &self.out).await?;
         self.finish(&tag).await
     }
 
@@ -139,7 +166,7 @@ impl ImapClient {
     /// gives back its large one and its output buffer.
     pub async fn idle(&mut self) -> Result<String, ClientError> {
         let tag = self.tag();
-        self.stream.write_all(format!("{tag} IDLE\r\n").as_bytes()).await?;
+        send(&mut self.stream, format!("{tag} IDLE\r\n").as_bytes()).await?;
         loop {
             let r = self.read_response(self.timeout).await?;
             if r.is_continuation() {
@@ -157,7 +184,7 @@ impl ImapClient {
 
     /// Ends an IDLE with `DONE` and reads its tagged response.
     pub async fn done(&mut self, tag: &str) -> Result<Outcome, ClientError> {
-        self.stream.write_all(b"DONE\r\n").await?;
+        send(&mut self.stream, b"DONE\r\n").await?;
         self.finish(tag).await
     }
 

@@ -1,13 +1,10 @@
 //! The LMTP client (RFC 2033): LHLO, then transactions of MAIL, RCPT..., DATA with one reply per
 //! accepted recipient. With PIPELINING advertised, MAIL, the RCPTs and DATA go in one write.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-use super::{ClientError, READ_CHUNK, connect, read_some};
+use super::tls::{Endpoint, Stream};
+use super::{ClientError, READ_CHUNK, read_some, send};
 use crate::wire::lmtp::{Reply, ReplyReader};
 
 /// The result of one transaction.
@@ -26,7 +23,7 @@ pub struct Delivery {
 /// One LMTP connection.
 #[derive(Debug)]
 pub struct LmtpClient {
-    stream: TcpStream,
+    stream: Stream,
     reader: ReplyReader,
     chunk: Vec<u8>,
     out: Vec<u8>,
@@ -52,9 +49,10 @@ pub fn stuff_message(message: &[u8], out: &mut Vec<u8>) {
 }
 
 impl LmtpClient {
-    /// Connects, reads the 220 greeting and says LHLO.
-    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
-        let stream = connect(addr, timeout).await?;
+    /// Connects, reads the 220 greeting and says LHLO; with STARTTLS, then starts TLS
+    /// (RFC 3207) and says LHLO again.
+    pub async fn connect(to: &Endpoint, timeout: Duration) -> Result<Self, ClientError> {
+        let stream = to.connect(timeout).await?;
         let mut c = Self {
             stream,
             reader: ReplyReader::new(),
@@ -64,8 +62,23 @@ impl LmtpClient {
             pipelining: false,
         };
         c.expect(220).await?;
-        c.stream.write_all(b"LHLO skua-bench.localhost\r\n").await?;
-        let lhlo = c.expect(250).await?;
+        send(&mut c.stream, b"LHLO skua-bench.localhost\r\n").await?;
+        let mut lhlo = c.expect(250).await?;
+        if let Some(tls) = to.starttls() {
+            if !lhlo.has_extension("STARTTLS") {
+                return Err(ClientError::Unexpected("the LMTP server offers no STARTTLS".into()));
+            }
+            send(&mut c.stream, b"STARTTLS\r\n").await?;
+            c.expect(220).await?;
+            if !c.reader.is_empty() {
+                return Err(ClientError::Unexpected(
+                    "clear-text data after the STARTTLS 220, before the handshake".into(),
+                ));
+            }
+            c.stream = c.stream.upgrade(tls, timeout).await?;
+            send(&mut c.stream, b"LHLO skua-bench.localhost\r\n").await?;
+            lhlo = c.expect(250).await?;
+        }
         c.pipelining = lhlo.has_extension("PIPELINING");
         Ok(c)
     }
@@ -112,27 +125,27 @@ impl LmtpClient {
             self.out.extend_from_slice(&envelope);
             self.out.extend_from_slice(b"DATA\r\n");
             let sent = Instant::now();
-            self.stream.write_all(&self.out).await?;
+            send(&mut self.stream, &self.out).await?;
             (self.envelope_replies(recipients.len()).await?, sent)
         } else {
-            self.stream.write_all(&self.out).await?;
+            send(&mut self.stream, &self.out).await?;
             self.step(250).await?;
             let mut accepted = 0;
             for line in envelope.split_inclusive(|&b| b == b'\n') {
-                self.stream.write_all(line).await?;
+                send(&mut self.stream, line).await?;
                 accepted += usize::from(self.reply().await?.is_positive());
             }
             if accepted == 0 {
                 return self.reset("no recipient accepted").await;
             }
             let sent = Instant::now();
-            self.stream.write_all(b"DATA\r\n").await?;
+            send(&mut self.stream, b"DATA\r\n").await?;
             self.step(354).await?;
             (accepted, sent)
         };
         self.out.clear();
         stuff_message(message, &mut self.out);
-        self.stream.write_all(&self.out).await?;
+        send(&mut self.stream, &self.out).await?;
         let mut delivered = 0;
         for _ in 0..accepted {
             delivered += usize::from(self.reply().await?.is_positive());
@@ -157,7 +170,7 @@ impl LmtpClient {
             // The server may start DATA even though MAIL failed or no RCPT was accepted (RFC 2920
             // §3.1 says it must not); end the data at once.
             if !mail.is_positive() || accepted == 0 {
-                self.stream.write_all(b".\r\n").await?;
+                send(&mut self.stream, b".\r\n").await?;
                 let _ = self.reply().await?;
                 return self.reset("transaction refused").await;
             }
@@ -176,14 +189,14 @@ impl LmtpClient {
     }
 
     async fn reset<T>(&mut self, why: &str) -> Result<T, ClientError> {
-        self.stream.write_all(b"RSET\r\n").await?;
+        send(&mut self.stream, b"RSET\r\n").await?;
         self.expect(250).await?;
         Err(ClientError::Refused(why.to_owned()))
     }
 
     /// Says QUIT and waits for the 221.
     pub async fn quit(mut self) -> Result<(), ClientError> {
-        self.stream.write_all(b"QUIT\r\n").await?;
+        send(&mut self.stream, b"QUIT\r\n").await?;
         self.expect(221).await.map(|_| ())
     }
 }

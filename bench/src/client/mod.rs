@@ -3,14 +3,16 @@
 
 pub mod imap;
 pub mod lmtp;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::wire::FrameError;
+use tls::Stream;
 
 /// What can go wrong talking to a server.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,9 @@ pub enum ClientError {
     /// A socket error.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS handshake failed (certificate refused, protocol error, connection lost).
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
     /// No response within the timeout.
     #[error("no response within {0:?}")]
     Timeout(Duration),
@@ -62,7 +67,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, C
 /// Reads at most `size` bytes once into `chunk` with a timeout, returning the bytes read
 /// (never 0).
 pub async fn read_some<'a>(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     chunk: &'a mut Vec<u8>,
     size: usize,
     timeout: Duration,
@@ -75,6 +80,14 @@ pub async fn read_some<'a>(
         return Err(ClientError::Closed);
     }
     Ok(&chunk[..n])
+}
+
+/// Writes all of `bytes` and flushes: over TLS, records can stay in the TLS layer until a
+/// flush, and a command left there would never reach the server.
+pub async fn send(stream: &mut Stream, bytes: &[u8]) -> Result<(), ClientError> {
+    stream.write_all(bytes).await?;
+    stream.flush().await?;
+    Ok(())
 }
 
 /// Lossy text of a server response, cut short for error messages.

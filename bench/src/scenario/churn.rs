@@ -2,7 +2,6 @@
 //! second). Measures what a connection costs the server: accept, greeting, authentication
 //! (and in skua, the hand-off to the user's shard) and teardown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +10,7 @@ use rand::Rng;
 use super::{BenchError, step, worker_rng};
 use crate::cli::ChurnArgs;
 use crate::client::imap::ImapClient;
+use crate::client::tls::Endpoint;
 use crate::run::{Run, pause_before_retry, run_workers};
 use crate::stats::Recorder;
 use crate::stats::report::Report;
@@ -23,12 +23,12 @@ const LOGIN: usize = 2;
 const LOGOUT: usize = 3;
 
 /// Runs the scenario against the IMAP server at `addr`.
-pub async fn run(args: ChurnArgs, addr: SocketAddr) -> Result<Report, BenchError> {
+pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
     let run = Run::new(&args.common);
     let open = run.open_loop();
     let common = Arc::new(args.common.clone());
     let out = run_workers(&args.common, OPS, run, move |w, run, rec| {
-        worker(w, run, rec, addr, common.clone())
+        worker(w, run, rec, to.clone(), common.clone())
     })
     .await;
     let mut report = Report::new("churn", &out.stats, out.elapsed, open, args.common.connections);
@@ -40,7 +40,7 @@ async fn worker(
     w: usize,
     run: Arc<Run>,
     mut rec: Recorder,
-    addr: SocketAddr,
+    to: Endpoint,
     common: Arc<crate::cli::Common>,
 ) -> Recorder {
     let mut rng = worker_rng(common.seed, w);
@@ -48,7 +48,7 @@ async fn worker(
     while let Some(tick) = pacer.tick(&run).await {
         let start = tick.from(Instant::now());
         let user = common.user(rng.gen_range(0..common.users));
-        if session(&mut rec, addr, &run, start, &user, &common.password).await.is_err() {
+        if session(&mut rec, &to, &run, start, &user, &common.password).await.is_err() {
             rec.error(SESSION);
             pause_before_retry(&run).await;
         }
@@ -58,13 +58,13 @@ async fn worker(
 
 async fn session(
     rec: &mut Recorder,
-    addr: SocketAddr,
+    to: &Endpoint,
     run: &Run,
     start: Instant,
     user: &str,
     password: &str,
 ) -> Result<(), crate::client::ClientError> {
-    let mut c = step(rec, CONNECT, start, ImapClient::connect(addr, run.timeout)).await?;
+    let mut c = step(rec, CONNECT, start, ImapClient::connect(to, run.timeout)).await?;
     step(rec, LOGIN, Instant::now(), c.login(user, password)).await?;
     step(rec, LOGOUT, Instant::now(), c.command("LOGOUT")).await?;
     rec.record(SESSION, start.elapsed());

@@ -10,7 +10,6 @@
 //!
 //! Connection i logs in as user i mod --users.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,7 @@ use super::{
 use crate::cli::{Common, IdleArgs};
 use crate::client::imap::ImapClient;
 use crate::client::lmtp::LmtpClient;
+use crate::client::tls::Endpoint;
 use crate::corpus::Source;
 use crate::memory::{self, Memory};
 use crate::run::Run;
@@ -40,11 +40,12 @@ const NOTIFY: usize = 5;
 type Event = (usize, Instant);
 
 /// Runs the scenario: IMAP at `addr`, LMTP at `--lmtp-port`.
-pub async fn run(args: IdleArgs, addr: SocketAddr) -> Result<Report, BenchError> {
+pub async fn run(args: IdleArgs, to: Endpoint) -> Result<Report, BenchError> {
     let common = &args.common;
     let source = message_source(&args.message)?;
     let lmtp = crate::target::resolve_loopback(&common.host, args.lmtp_port)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let lmtp = common.lmtp_endpoint(lmtp)?;
     let live = Live::new(OPS);
     let (stop_progress, progress_rx) = watch::channel(false);
     let progress =
@@ -52,7 +53,7 @@ pub async fn run(args: IdleArgs, addr: SocketAddr) -> Result<Report, BenchError>
     let before = read_memory(args.server_pid)?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (idlers, established) = start_idlers(&args, addr, &live, events_tx, stop_rx).await;
+    let (idlers, established) = start_idlers(&args, &to, &live, events_tx, stop_rx).await;
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let after = read_memory(args.server_pid)?;
 
@@ -60,7 +61,7 @@ pub async fn run(args: IdleArgs, addr: SocketAddr) -> Result<Report, BenchError>
     let run = Run::new(&Common { connections: 1, ..common.clone() });
     let rec = deliver_loop(
         &args,
-        lmtp,
+        &lmtp,
         &run,
         &source,
         &established,
@@ -123,7 +124,7 @@ type Idler = tokio::task::JoinHandle<Recorder>;
 /// idling or failed. Returns their tasks and which ones idle.
 async fn start_idlers(
     args: &IdleArgs,
-    addr: SocketAddr,
+    to: &Endpoint,
     live: &Arc<Live>,
     events: mpsc::UnboundedSender<Event>,
     stop: watch::Receiver<bool>,
@@ -136,12 +137,12 @@ async fn start_idlers(
         .map(|i| {
             let user = args.common.user((i % args.common.users as usize) as u32);
             let password = args.common.password.clone();
-            let (gate, ready_tx, events, stop) =
-                (gate.clone(), ready_tx.clone(), events.clone(), stop.clone());
+            let (gate, ready_tx, events, stop, to) =
+                (gate.clone(), ready_tx.clone(), events.clone(), stop.clone(), to.clone());
             let rec = Recorder::new(live.clone());
             tokio::spawn(async move {
                 let _permit = gate.acquire().await;
-                let held = setup(addr, timeout, &user, &password, rec).await;
+                let held = setup(&to, timeout, &user, &password, rec).await;
                 let ok = held.0.is_some();
                 let _ = ready_tx.send((i, ok)).await;
                 drop(ready_tx);
@@ -163,14 +164,13 @@ async fn start_idlers(
 }
 
 async fn setup(
-    addr: SocketAddr,
+    to: &Endpoint,
     timeout: Duration,
     user: &str,
     pw: &str,
     mut rec: Recorder,
 ) -> (Option<(ImapClient, String)>, Recorder) {
-    let spec =
-        SessionSpec { addr, timeout, user, password: pw, mailbox: "INBOX", read_only: false };
+    let spec = SessionSpec { to, timeout, user, password: pw, mailbox: "INBOX", read_only: false };
     let Ok(mut c) = open_session(spec, Instant::now(), SESSION, &mut rec).await else {
         return (None, rec);
     };
@@ -211,7 +211,7 @@ async fn hold(
 /// see it (or for the timeout, counted as a `notify` error per idler that did not).
 async fn deliver_loop(
     args: &IdleArgs,
-    lmtp: SocketAddr,
+    lmtp: &Endpoint,
     run: &Run,
     source: &Source,
     watched: &[bool],

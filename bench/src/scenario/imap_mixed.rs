@@ -6,7 +6,6 @@
 //! EXPUNGEs it was told about), so concurrent sessions on one mailbox never address a message
 //! the server has not told them about. An empty mailbox turns a FETCH or STORE into an APPEND.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand::Rng;
@@ -67,8 +66,8 @@ impl Commands for Mixed {
 }
 
 /// Runs the scenario against the IMAP server at `addr`.
-pub async fn run(args: ImapArgs, addr: SocketAddr) -> Result<Report, BenchError> {
-    sessions::run(args, addr, Mixed { nonce: run_nonce() }).await
+pub async fn run(args: ImapArgs, to: crate::client::tls::Endpoint) -> Result<Report, BenchError> {
+    sessions::run(args, to, Mixed { nonce: run_nonce() }).await
 }
 
 async fn command(

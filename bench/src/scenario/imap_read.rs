@@ -3,7 +3,6 @@
 //! and NOOP, then LOGOUT. Nothing is written: EXAMINE opens the mailbox read-only and bodies
 //! are fetched with BODY.PEEK, so a run leaves the mailboxes as it found them and runs compare.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand::Rng;
@@ -74,8 +73,8 @@ impl Commands for Read {
 }
 
 /// Runs the scenario against the IMAP server at `addr`.
-pub async fn run(args: ImapArgs, addr: SocketAddr) -> Result<Report, BenchError> {
-    let mut report = sessions::run(args, addr, Read).await?;
+pub async fn run(args: ImapArgs, to: crate::client::tls::Endpoint) -> Result<Report, BenchError> {
+    let mut report = sessions::run(args, to, Read).await?;
     if report.ops.iter().any(|o| o.name == "examine" && o.count > 0)
         && !report.ops.iter().any(|o| o.name.starts_with("fetch"))
     {

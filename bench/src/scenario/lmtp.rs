@@ -3,7 +3,6 @@
 //! DATA command (or, open loop, the transaction's intended start) to the last per-recipient
 //! reply of its transaction.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use rand::seq::index::sample;
 use super::{BenchError, message_source, run_nonce, worker_rng};
 use crate::cli::LmtpArgs;
 use crate::client::lmtp::LmtpClient;
+use crate::client::tls::Endpoint;
 use crate::corpus::Source;
 use crate::run::{Run, pause_before_retry, run_workers};
 use crate::stats::Recorder;
@@ -23,14 +23,14 @@ const DELIVER: usize = 0;
 const CONNECT: usize = 1;
 
 struct Plan {
-    addr: SocketAddr,
+    to: Endpoint,
     args: LmtpArgs,
     source: Source,
     nonce: u64,
 }
 
 /// Runs the scenario against `addr`.
-pub async fn run(args: LmtpArgs, addr: SocketAddr) -> Result<Report, BenchError> {
+pub async fn run(args: LmtpArgs, to: Endpoint) -> Result<Report, BenchError> {
     args.common.validate()?;
     let users = args.common.users as usize;
     if args.recipients == 0 || args.recipients > crate::limits::MAX_RECIPIENTS.min(users) {
@@ -41,7 +41,7 @@ pub async fn run(args: LmtpArgs, addr: SocketAddr) -> Result<Report, BenchError>
         .into());
     }
     let source = message_source(&args.message)?;
-    let plan = Arc::new(Plan { addr, args: args.clone(), source, nonce: run_nonce() });
+    let plan = Arc::new(Plan { to, args: args.clone(), source, nonce: run_nonce() });
     let run = Run::new(&args.common);
     let open = run.open_loop();
     let out =
@@ -73,7 +73,7 @@ async fn worker(w: usize, run: Arc<Run>, mut rec: Recorder, plan: Arc<Plan>) -> 
             Some(c) => c,
             None => {
                 let t = Instant::now();
-                let connected = LmtpClient::connect(plan.addr, run.timeout).await;
+                let connected = LmtpClient::connect(&plan.to, run.timeout).await;
                 match connected
                     .map(|c| if plan.args.no_pipelining { c.without_pipelining() } else { c })
                 {

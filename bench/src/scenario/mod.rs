@@ -2,6 +2,7 @@
 //! opening an IMAP session with each step measured.
 
 pub mod churn;
+pub mod handshake;
 pub mod idle;
 pub mod imap_mixed;
 pub mod imap_read;
@@ -9,7 +10,6 @@ pub mod lmtp;
 pub mod prefill;
 pub mod sessions;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::cli::{InvalidArgs, MessageArgs};
 use crate::client::ClientError;
 use crate::client::imap::ImapClient;
+use crate::client::tls::Endpoint;
 use crate::corpus::{CorpusError, Source};
 use crate::stats::Recorder;
 
@@ -101,7 +102,7 @@ pub struct SessionOps {
 #[derive(Debug, Clone, Copy)]
 pub struct SessionSpec<'a> {
     /// The IMAP server.
-    pub addr: SocketAddr,
+    pub to: &'a Endpoint,
     /// Longest wait for one response.
     pub timeout: Duration,
     /// User name.
@@ -122,7 +123,7 @@ pub async fn open_session(
     ops: SessionOps,
     rec: &mut Recorder,
 ) -> Result<ImapClient, ClientError> {
-    let mut c = step(rec, ops.connect, start, ImapClient::connect(s.addr, s.timeout)).await?;
+    let mut c = step(rec, ops.connect, start, ImapClient::connect(s.to, s.timeout)).await?;
     let t = Instant::now();
     step(rec, ops.login, t, c.login(s.user, s.password)).await?;
     let verb = if s.read_only { "EXAMINE" } else { "SELECT" };

@@ -3,12 +3,12 @@
 //! one recipient per transaction. Bounded by count (users x M); it stops early on the first
 //! refused delivery, since a server that refuses mail would make the measured phase meaningless.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{BenchError, run_nonce, worker_rng};
 use crate::cli::Common;
 use crate::client::lmtp::LmtpClient;
+use crate::client::tls::Endpoint;
 use crate::corpus::Source;
 use crate::limits::MAX_PREFILL;
 use crate::stats::{Live, Recorder, progress};
@@ -18,7 +18,7 @@ const OPS: &[&str] = &["prefill"];
 /// Delivers `per_user` messages from `source` to every user; returns the number delivered.
 pub async fn prefill(
     common: &Common,
-    lmtp: SocketAddr,
+    lmtp: Endpoint,
     per_user: u32,
     source: &Source,
 ) -> Result<u64, BenchError> {
@@ -39,10 +39,10 @@ pub async fn prefill(
     let timeout = Duration::from_secs(common.timeout);
     let tasks: Vec<_> = (0..workers)
         .map(|w| {
-            let (common, source, rec) =
-                (common.clone(), source.clone(), Recorder::new(live.clone()));
+            let (common, source, rec, lmtp) =
+                (common.clone(), source.clone(), Recorder::new(live.clone()), lmtp.clone());
             tokio::spawn(async move {
-                fill(w, workers, &common, lmtp, per_user, &source, nonce, timeout, rec).await
+                fill(w, workers, &common, &lmtp, per_user, &source, nonce, timeout, rec).await
             })
         })
         .collect();
@@ -72,14 +72,14 @@ async fn fill(
     w: usize,
     workers: usize,
     common: &Common,
-    lmtp: SocketAddr,
+    lmtp: &Endpoint,
     per_user: u32,
     source: &Source,
     nonce: u64,
     timeout: Duration,
     mut rec: Recorder,
 ) -> Result<u64, BenchError> {
-    let setup = |e| BenchError::Setup(format!("prefill over LMTP {lmtp}: {e}"));
+    let setup = |e| BenchError::Setup(format!("prefill over LMTP {}: {e}", lmtp.addr));
     let mut rng = worker_rng(common.seed ^ 0x5eed, w);
     let mut client = LmtpClient::connect(lmtp, timeout).await.map_err(setup)?;
     let mut message = Vec::new();

@@ -5,7 +5,6 @@
 //! how they send them ([`Commands`]).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +19,7 @@ use super::{
 use crate::cli::ImapArgs;
 use crate::client::ClientError;
 use crate::client::imap::ImapClient;
+use crate::client::tls::Endpoint;
 use crate::corpus::Source;
 use crate::run::{Run, Tick, pause_before_retry, run_workers};
 use crate::stats::Recorder;
@@ -62,7 +62,7 @@ pub trait Commands: Sized + Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Plan<S> {
     /// The IMAP server.
-    pub addr: SocketAddr,
+    pub to: Endpoint,
     /// The options.
     pub args: ImapArgs,
     /// Messages for APPEND (and the prefill).
@@ -76,14 +76,14 @@ pub struct Plan<S> {
 /// Runs scenario `S` against the IMAP server at `addr`: prefill if asked, then the workers.
 pub async fn run<S: Commands>(
     args: ImapArgs,
-    addr: SocketAddr,
+    to: Endpoint,
     scenario: S,
 ) -> Result<Report, BenchError> {
     let mix_spec = args.mix.clone().unwrap_or_else(|| S::DEFAULT_MIX.to_owned());
     let mix = sampler(&parse_mix(&mix_spec, S::MIXABLE)?);
     let source = message_source(&args.message)?;
     prefill_if_asked(&args, &source).await?;
-    let plan = Arc::new(Plan { addr, args, source, mix, scenario });
+    let plan = Arc::new(Plan { to, args, source, mix, scenario });
     let common = plan.args.common.clone();
     let run = Run::new(&common);
     let open = run.open_loop();
@@ -106,6 +106,7 @@ async fn prefill_if_asked(args: &ImapArgs, source: &Source) -> Result<(), BenchE
         .ok_or_else(|| crate::cli::InvalidArgs("--prefill needs --lmtp-port".into()))?;
     let lmtp = crate::target::resolve_loopback(&args.common.host, port)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let lmtp = args.common.lmtp_endpoint(lmtp)?;
     prefill::prefill(&args.common, lmtp, args.prefill, source).await.map(|_| ())
 }
 
@@ -123,7 +124,7 @@ async fn worker<S: Commands>(
     'sessions: while let Some(tick) = pacer.tick(&run).await {
         let user = common.user(rng.gen_range(0..common.users));
         let spec = SessionSpec {
-            addr: plan.addr,
+            to: &plan.to,
             timeout: run.timeout,
             user: &user,
             password: &common.password,

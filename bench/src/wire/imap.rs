@@ -130,7 +130,6 @@ impl Framer {
     }
 
     /// True when no partial response is buffered.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.start == self.buf.len()
     }

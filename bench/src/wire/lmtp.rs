@@ -60,7 +60,6 @@ impl ReplyReader {
     }
 
     /// True when nothing is buffered.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.start == self.buf.len() && self.partial.is_none()
     }
