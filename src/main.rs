@@ -183,7 +183,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         pick(args.imaps_listen, file.imap.tls_listen.clone(), config::IMAPS_LISTEN_DEFAULT)
     };
-    users::ensure_demo_user(&passwd_file, &imap_listen, &lmtp_listen)?;
+    users::ensure_demo_user(&passwd_file, &imap_listen, &imap_tls_listen, &lmtp_listen)?;
     let tls = load_tls(&file, &data_dir)?;
     // Kept until `serve` returns: SIGHUP re-reads the certificate files meanwhile.
     let _reloader = tls::reload::reload_on_hangup(tls.clone())?;

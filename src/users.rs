@@ -194,6 +194,7 @@ fn read_password() -> anyhow::Result<String> {
 pub fn ensure_demo_user(
     passwd_file: &Path,
     imap_listen: &[SocketAddr],
+    imaps_listen: &[SocketAddr],
     lmtp_listen: &[SocketAddr],
 ) -> anyhow::Result<()> {
     if !users::list_users(passwd_file)?.is_empty() {
@@ -211,6 +212,11 @@ pub fn ensure_demo_user(
     println!("skua: no users in {}; created a demo account:", passwd_file.display());
     println!("  user {DEMO_USER} password {password}");
     println!("  IMAP {imap}   (e.g. curl -u {DEMO_USER}:{password} imap://{imap}/INBOX)");
+    if let Some(imaps) = imaps_listen.first() {
+        println!(
+            "  IMAPS {imaps}  (implicit TLS with the certificate below; STARTTLS on IMAP too)"
+        );
+    }
     println!("  LMTP {lmtp}   (deliver to {DEMO_USER}@localhost)");
     Ok(())
 }
