@@ -155,19 +155,35 @@ fn main() -> ExitCode {
 /// warning, which the connection's own close line already says.
 const LOG_FILTER_DEFAULT: &str = "info,rustls=error";
 
-fn init_logging(format: LogFormat) {
+/// Sets up logging to stderr through a writer thread; keep the guard until the end of
+/// `main`: dropping it writes out the lines still queued.
+///
+/// The shards only format a line and queue it; the thread writes. When the queue is full
+/// ([`LOG_LINES_QUEUED_MAX`]) a logging shard waits rather than lose the line: an operator's
+/// record of connections and deliveries must be complete.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKUA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LOG_FILTER_DEFAULT));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_QUEUED_MAX)
+        .lossy(false)
+        .thread_name("skua-log")
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => builder.with_ansi(ansi).init(),
     }
+    guard
 }
 
+/// See [`init_logging`]: log lines waiting for the writer thread.
+const LOG_LINES_QUEUED_MAX: usize = 64 * 1024;
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    let _log = init_logging(args.log_format);
     let file = FileConfig::load(args.common.config.as_deref())?;
     let data_dir = file.data_dir(args.common.data_dir.as_deref());
     std::fs::create_dir_all(&data_dir)
