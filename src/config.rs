@@ -38,6 +38,7 @@
 //! [auth]                           # logins beyond the passwd-file (README, "Authentication")
 //! master_passwd_file = "/etc/skua/masters" # master users: log in as anyone (logged)
 //! scram_fake_iterations = 4096     # what unknown SCRAM users claim; default: the passwd-file's
+//! scram = "auto"                   # SCRAM offered when every user has keys; "always", "never"
 //!
 //! [auth.oauth]                     # absent: no OAUTHBEARER / XOAUTH2
 //! jwks_file = "/etc/skua/provider.jwks"   # the identity provider's public keys (JWKS)
@@ -127,6 +128,9 @@ pub struct AuthSection {
     pub master_passwd_file: Option<PathBuf>,
     /// The SCRAM iteration count unknown users claim (default: the passwd-file's most common).
     pub scram_fake_iterations: Option<u32>,
+    /// When SCRAM is offered: "auto" (each algorithm when every user has keys for it, the
+    /// default), "always" or "never".
+    pub scram: Option<String>,
     /// Bearer tokens for OAUTHBEARER and XOAUTH2.
     pub oauth: Option<OAuthSection>,
 }
@@ -346,6 +350,13 @@ impl FileConfig {
             iterations,
         )
         .context("loading the [auth] settings")?;
+        let mut settings = settings;
+        settings.scram = match auth.scram.as_deref() {
+            None | Some("auto") => skua_shard::sasl::ScramOffer::Auto,
+            Some("always") => skua_shard::sasl::ScramOffer::Always,
+            Some("never") => skua_shard::sasl::ScramOffer::Never,
+            Some(other) => anyhow::bail!("auth.scram: unknown value {other:?} (auto|always|never)"),
+        };
         config.sasl = std::sync::Arc::new(settings);
         Ok(())
     }

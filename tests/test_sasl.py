@@ -140,7 +140,8 @@ class SaslTest(unittest.TestCase):
                 stdin="carol-pw\n")
         self.ca = make_client_ca(self.tmp)
         self.provider = Provider(self.tmp) if Ed25519PrivateKey is not None else None
-        config = f'[auth]\nmaster_passwd_file = "{masters}"\n'
+        # alice and bob have PLAIN lines, carol SCRAM keys: SCRAM is offered only when told.
+        config = f'[auth]\nmaster_passwd_file = "{masters}"\nscram = "always"\n'
         if self.provider is not None:
             config += (f'[auth.oauth]\njwks_file = "{self.provider.jwks}"\n'
                        f'issuer = "{ISSUER}"\naudience = "{AUDIENCE}"\n')

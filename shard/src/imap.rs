@@ -133,6 +133,8 @@ async fn welcome(shard: Rc<Shard>, stream: TcpStream, implicit_tls: bool) -> Opt
         shard.imap_strict.clone()
     };
     let mut session = ImapSession::new(config);
+    let (sha1, sha256) = shard.config().sasl.scram.offered(&shard.shared.users.get());
+    session.set_scram(sha1, sha256);
     let login_deadline = accepted + shard.config().login_deadline;
     if implicit_tls {
         let tls = shard.config().tls.as_ref()?.imap();

@@ -55,6 +55,39 @@ pub struct SaslSettings {
     /// The iteration count unknown SCRAM users claim; `None`: the users file's most common
     /// count, else [`SCRAM_ITERATIONS_DEFAULT`].
     pub scram_fake_iterations: Option<NonZeroU32>,
+    /// When the SCRAM mechanisms are offered (`[auth] scram`).
+    pub scram: ScramOffer,
+}
+
+/// `[auth] scram`: when SCRAM-SHA-1 and SCRAM-SHA-256 (and their -PLUS forms) are offered.
+///
+/// A client picks its mechanism before it names the user, and many pick SCRAM when offered
+/// (mbsync does), so offering it to a user stored as a crypt hash, who can never pass it,
+/// turns a working login into a refusal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScramOffer {
+    /// Each algorithm when every user of the passwd-file has keys for it (the default).
+    #[default]
+    Auto,
+    /// Always (the operator knows their clients fall back, or every user has keys).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ScramOffer {
+    /// Whether SCRAM-SHA-1 and SCRAM-SHA-256 are offered now, with `users` current.
+    #[must_use]
+    pub fn offered(self, users: &UserDb) -> (bool, bool) {
+        match self {
+            ScramOffer::Auto => (
+                users.scram_for_everyone(ScramAlgorithm::Sha1),
+                users.scram_for_everyone(ScramAlgorithm::Sha256),
+            ),
+            ScramOffer::Always => (true, true),
+            ScramOffer::Never => (false, false),
+        }
+    }
 }
 
 /// Why [`SaslSettings::load`] failed.
@@ -92,7 +125,13 @@ impl SaslSettings {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| UsersError::Io { path: data_dir.to_owned(), source })?;
         let server_secret = load_or_create_server_secret(&data_dir.join(SERVER_SECRET_FILE))?;
-        Ok(SaslSettings { masters, tokens, server_secret, scram_fake_iterations })
+        Ok(SaslSettings {
+            masters,
+            tokens,
+            server_secret,
+            scram_fake_iterations,
+            scram: ScramOffer::default(),
+        })
     }
 
     /// The resolver for password and SCRAM logins: `users` and the master users.
@@ -113,6 +152,7 @@ impl Default for SaslSettings {
             tokens: None,
             server_secret: Secret::new(secret),
             scram_fake_iterations: None,
+            scram: ScramOffer::default(),
         }
     }
 }

@@ -141,6 +141,9 @@ pub struct UserDb {
     by_key: HashMap<String, usize>,
     /// Password verifications run by [`UserDb::check_login`].
     verifications: AtomicU64,
+    /// Users without SCRAM-SHA-1 keys, and without SCRAM-SHA-256 keys (see
+    /// [`UserDb::scram_for_everyone`]).
+    without_scram: [usize; 2],
 }
 
 /// The credential an unknown user's password is checked against: a hash of a random password
@@ -194,7 +197,26 @@ impl UserDb {
                 Line::User { name, password, .. } => db.insert(name, password, origin, line_number),
             }
         }
+        for (slot, algorithm) in
+            [ScramAlgorithm::Sha1, ScramAlgorithm::Sha256].into_iter().enumerate()
+        {
+            db.without_scram[slot] =
+                db.entries.iter().filter(|entry| entry.scram_keys(algorithm).is_none()).count();
+        }
         db
+    }
+
+    /// True when every user has SCRAM keys for `algorithm` (and there is a user): only then
+    /// may a server offer that SCRAM mechanism, since the mechanism is chosen before the user
+    /// is named, and a user stored as a crypt hash can never pass it (a client that prefers
+    /// SCRAM, as mbsync does, would be refused where PLAIN would have worked).
+    #[must_use]
+    pub fn scram_for_everyone(&self, algorithm: ScramAlgorithm) -> bool {
+        let slot = match algorithm {
+            ScramAlgorithm::Sha1 => 0,
+            ScramAlgorithm::Sha256 => 1,
+        };
+        !self.entries.is_empty() && self.without_scram[slot] == 0
     }
 
     fn insert(&mut self, name: &str, password: &str, origin: &str, line_number: usize) {
@@ -421,5 +443,22 @@ mod tests {
     fn debug_hides_passwords() {
         let db = UserDb::parse(FILE, "test");
         assert!(!format!("{db:?}").contains("alice-pw"));
+    }
+
+    /// A SCRAM-preferring client (mbsync) was refused for every user stored as a crypt or
+    /// plain hash, because SCRAM was offered to all: it is offered per algorithm only when every
+    /// user has keys for it.
+    #[test]
+    fn scram_is_for_everyone_only_when_every_user_has_keys() {
+        let sha256 = hash::hash_password_with(Scheme::ScramSha256, b"pw", &hash::HashCost::low())
+            .expect("hash");
+        let only_scram = format!("a:{sha256}\nb:{sha256}\n");
+        let db = UserDb::parse(only_scram.as_bytes(), "test");
+        assert!(db.scram_for_everyone(ScramAlgorithm::Sha256));
+        assert!(!db.scram_for_everyone(ScramAlgorithm::Sha1));
+        let mixed = format!("a:{sha256}\nb:{{PLAIN}}pw\n");
+        let db = UserDb::parse(mixed.as_bytes(), "test");
+        assert!(!db.scram_for_everyone(ScramAlgorithm::Sha256));
+        assert!(!UserDb::parse(b"", "test").scram_for_everyone(ScramAlgorithm::Sha256));
     }
 }

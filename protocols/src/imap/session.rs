@@ -110,6 +110,10 @@ pub(crate) struct Conn {
     /// The TLS client presented a verified certificate that maps to a user: EXTERNAL is
     /// offered.
     pub external: bool,
+    /// Every user can pass SCRAM-SHA-1 / SCRAM-SHA-256 (see [`ImapSession::set_scram`]).
+    pub scram_sha1: bool,
+    /// See `scram_sha1`.
+    pub scram_sha256: bool,
     /// Ends a paused command's slices early when other sessions wait (see
     /// [`ImapSession::set_interrupt`]).
     pub interrupt: Option<command::slice::Interrupt>,
@@ -146,6 +150,8 @@ impl ImapSession {
                 tls: false,
                 channel_binding: false,
                 external: false,
+                scram_sha1: true,
+                scram_sha256: true,
                 interrupt: None,
             },
             pending: Vec::new(),
@@ -170,6 +176,14 @@ impl ImapSession {
     /// interactive ones at once while ordinary commands are not cut into more pieces.
     pub fn set_interrupt(&mut self, interrupt: Option<fn() -> bool>) {
         self.conn.interrupt = interrupt;
+    }
+
+    /// Which SCRAM algorithms this connection offers, besides `ImapConfig::scram` (the host
+    /// knows whether every user has keys for them; both offered by default). Call before
+    /// [`ImapSession::greeting`].
+    pub fn set_scram(&mut self, sha1: bool, sha256: bool) {
+        self.conn.scram_sha1 = sha1;
+        self.conn.scram_sha256 = sha256;
     }
 
     /// The greeting to send first: `* OK [CAPABILITY ...] skua ready`.

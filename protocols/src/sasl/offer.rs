@@ -11,9 +11,12 @@ pub struct Offer {
     pub channel_binding: bool,
     /// PLAIN and LOGIN may be used here (TLS, loopback, or the config allows plain text).
     pub passwords: bool,
-    /// SCRAM is enabled (users with SCRAM keys can use it; others fail like a wrong
-    /// password, so enabling it reveals nothing).
+    /// SCRAM-SHA-256 is offered (users with SCRAM-SHA-256 keys can use it; others fail like a
+    /// wrong password, so offering it reveals nothing; whether to offer it is the host's call,
+    /// see the shard's `ScramOffer`).
     pub scram: bool,
+    /// SCRAM-SHA-1 is offered (as `scram`, for SHA-1 keys).
+    pub scram_sha1: bool,
     /// The TLS client presented a certificate the server accepts: offer EXTERNAL.
     pub external: bool,
     /// A token policy is configured: offer OAUTHBEARER and XOAUTH2.
@@ -33,10 +36,10 @@ impl Offer {
     pub fn allows(&self, mechanism: Mechanism) -> bool {
         match mechanism {
             Mechanism::Plain | Mechanism::Login => self.passwords,
-            Mechanism::ScramSha1 | Mechanism::ScramSha256 => self.scram,
-            Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus => {
-                self.scram && self.channel_binding
-            }
+            Mechanism::ScramSha256 => self.scram,
+            Mechanism::ScramSha1 => self.scram_sha1,
+            Mechanism::ScramSha256Plus => self.scram && self.channel_binding,
+            Mechanism::ScramSha1Plus => self.scram_sha1 && self.channel_binding,
             Mechanism::External => self.external,
             Mechanism::OAuthBearer | Mechanism::XOAuth2 => self.tokens,
         }
@@ -45,7 +48,7 @@ impl Offer {
     /// The value for [`Context::plus_advertised`](super::Context::plus_advertised).
     #[must_use]
     pub fn plus_advertised(&self) -> bool {
-        self.scram && self.channel_binding
+        (self.scram || self.scram_sha1) && self.channel_binding
     }
 }
 
@@ -56,10 +59,16 @@ mod tests {
     #[test]
     fn offers() {
         assert!(Offer::default().mechanisms().is_empty());
-        let plain_text = Offer { scram: true, ..Offer::default() };
+        let plain_text = Offer { scram: true, scram_sha1: true, ..Offer::default() };
         assert_eq!(plain_text.mechanisms(), [Mechanism::ScramSha256, Mechanism::ScramSha1]);
         assert!(!plain_text.plus_advertised());
-        let tls = Offer { channel_binding: true, passwords: true, scram: true, ..Offer::default() };
+        let tls = Offer {
+            channel_binding: true,
+            passwords: true,
+            scram: true,
+            scram_sha1: true,
+            ..Offer::default()
+        };
         assert_eq!(
             tls.mechanisms(),
             [

@@ -56,7 +56,8 @@ pub(crate) fn offer(conn: &Conn) -> Offer {
     Offer {
         channel_binding: conn.tls && conn.channel_binding,
         passwords,
-        scram: config.scram && (conn.tls || !config.require_tls),
+        scram: config.scram && conn.scram_sha256 && (conn.tls || !config.require_tls),
+        scram_sha1: config.scram && conn.scram_sha1 && (conn.tls || !config.require_tls),
         external: conn.tls && conn.external,
         tokens: config.tokens && passwords,
     }
@@ -82,6 +83,8 @@ mod tests {
             tls,
             channel_binding: tls,
             external: false,
+            scram_sha1: true,
+            scram_sha256: true,
             interrupt: None,
         }
     }
