@@ -311,15 +311,7 @@ impl AuthBrake {
         let source = source_key(source);
         let user = user_key(user);
         let mut tables = self.tables.lock().expect("auth brake lock");
-        let busy = |r: &SourceRecord| r.in_flight > 0 || r.failures.recent(now) > 0;
-        make_room(&mut tables.sources, &source, AUTH_FAILURE_SOURCES_MAX, busy);
-        let fresh = SourceRecord {
-            failures: Failures { count: 0, last: now },
-            in_flight: 0,
-            queued: 0,
-            next_turn: now,
-        };
-        let record = tables.sources.entry(source).or_insert(fresh);
+        let record = source_record(&mut tables, source, now);
         // The turn depends on the source alone: failures against a user slow the answers to
         // failed guesses (see `finish`), never a check, or guessing at a user would delay
         // that user's own logins.
@@ -409,16 +401,8 @@ impl AuthBrake {
         let source = source_key(source);
         {
             let mut tables = self.tables.lock().expect("auth brake lock");
-            let busy = |r: &SourceRecord| r.in_flight > 0 || r.failures.recent(now) > 0;
-            make_room(&mut tables.sources, &source, AUTH_FAILURE_SOURCES_MAX, busy);
-            let fresh = SourceRecord {
-                failures: Failures { count: 0, last: now },
-                in_flight: 0,
-                queued: 0,
-                next_turn: now,
-            };
             // Counted as one check in flight, ended at once by `finish` below.
-            tables.sources.entry(source).or_insert(fresh).in_flight += 1;
+            source_record(&mut tables, source, now).in_flight += 1;
         }
         let turn = Turn {
             brake: self,
@@ -474,6 +458,20 @@ fn user_key(user: &str) -> String {
 /// Before inserting `key` into a full map: drops the entries `keep` does not keep; if that
 /// frees nothing, drops everything but `key` (under a flood of sources or names, counting
 /// them all would cost unbounded memory; each then starts over at the base delay).
+/// The record of `source`, made (fresh, after room is made in the bounded table) if it has
+/// none.
+fn source_record(tables: &mut Tables, source: IpAddr, now: Instant) -> &mut SourceRecord {
+    let busy = |r: &SourceRecord| r.in_flight > 0 || r.failures.recent(now) > 0;
+    make_room(&mut tables.sources, &source, AUTH_FAILURE_SOURCES_MAX, busy);
+    let fresh = SourceRecord {
+        failures: Failures { count: 0, last: now },
+        in_flight: 0,
+        queued: 0,
+        next_turn: now,
+    };
+    tables.sources.entry(source).or_insert(fresh)
+}
+
 fn make_room<K: Eq + std::hash::Hash, V>(
     map: &mut HashMap<K, V>,
     key: &K,
