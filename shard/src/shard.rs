@@ -394,8 +394,15 @@ async fn reload_users(shard: Rc<Shard>) {
     match crate::users::Watcher::start(shard.shared.users.clone(), data_dir.clone(), interval) {
         Ok(watcher) => {
             shard.stop.wait_past(0).await;
-            // Joining waits for at most one load attempt: off the reactor.
-            let _ = glommio::executor().spawn_blocking(move || watcher.stop()).await;
+            // Joining waits for at most one load attempt, so not on the reactor; and not on
+            // glommio's blocking pool either: this task is not awaited at shutdown, and a pool
+            // job finishing after the executor is gone panics sending its answer.
+            let joiner = std::thread::Builder::new()
+                .name("skua-users-stop".to_owned())
+                .spawn(move || watcher.stop());
+            if let Err(error) = joiner {
+                tracing::warn!(%error, "cannot stop the passwd-file watcher cleanly");
+            }
             return;
         }
         Err(error) => {
