@@ -57,6 +57,37 @@ class SourceCase(unittest.TestCase):
         return c
 
 
+class PipelinedLmtpIsTimedPerCommand(SourceCase):
+    """Each answered command stops the command clock (the protocol driver's rule, shared by
+    IMAP and LMTP). Before the driver, LMTP restarted the clock only when nothing partial was
+    buffered, so an MTA that pipelines without pause, each packet ending in the middle of the
+    next command, was cut with 421 at the command deadline although every command was
+    answered."""
+
+    CONFIG = "[limits]\ncommand_deadline_seconds = 3\n"
+
+    def test_a_pipelining_client_whose_commands_are_answered_outlives_the_deadline(self):
+        c = self.raw("127.0.0.5", port=self.server.lmtp_port)
+        self.assertTrue(c.greeting().startswith(b"220"))
+        c.send(b"LHLO mta.example\r\n")
+        while not c.line(5).startswith(b"250 "):
+            pass
+        start = time.monotonic()
+        c.send(b"NO")
+        answered = 0
+        while time.monotonic() - start < 6.0:
+            # Ends the command begun in the last packet and begins the next one, so part of a
+            # command is buffered at every wait of the server.
+            c.send(b"OP\r\nNO")
+            line = c.line(5)
+            self.assertTrue(line.startswith(b"250"), f"after {answered} answers: {line!r}")
+            answered += 1
+            time.sleep(0.2)
+        c.send(b"OP\r\nQUIT\r\n")
+        self.assertTrue(c.line(5).startswith(b"250"))
+        self.assertTrue(c.line(5).startswith(b"221"))
+
+
 class PerSourceCap(SourceCase):
     CONFIG = "[limits]\nconnections_per_source = 50\n"
 

@@ -37,6 +37,7 @@ const GLOMMIO_FILES: &[&str] = &[
     "shard/src/auth.rs",
     "shard/src/commit.rs",
     "shard/src/conn.rs",
+    "shard/src/driver.rs",
     "shard/src/handoff.rs",
     "shard/src/imap.rs",
     "shard/src/listen.rs",

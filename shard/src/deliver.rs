@@ -141,7 +141,7 @@ async fn deliver_here(
     if shard.commit.is_failed() {
         return Err(reply::delivery_failure_of_commit(crate::commit::CommitError::Failed));
     }
-    let handle = match shard.registry.open(user, crate::imap::yield_to_reactor).await {
+    let handle = match shard.registry.open(user, crate::driver::yield_to_reactor).await {
         Ok(handle) => handle,
         Err(error) => {
             tracing::error!(%error, "delivery deferred: store unavailable");

@@ -26,6 +26,7 @@ pub mod config;
 pub mod conn;
 pub mod conn_tls;
 mod deliver;
+mod driver;
 pub mod error;
 pub mod event;
 pub mod guard;

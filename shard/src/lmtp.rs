@@ -1,14 +1,13 @@
-//! LMTP connections: feed the socket to an [`LmtpSession`] and carry out its steps.
+//! LMTP connections: run an [`LmtpSession`] on the protocol driver (`driver.rs`) and carry
+//! out the steps only LMTP has.
 //!
 //! ```text
-//!  accept ─ 220 ─┬─ NeedInput ──────── read (deadline; stop → 421) ─ feed ─┐
-//!                ├─ Write ──────────── write ───────────────────────────────┤
-//!                ├─ ResolveRecipient ─ UserDb::resolve_recipient ───────────┤
-//!                ├─ Deliver ────────── one delivery per recipient, each on  │
-//!                │                     its home shard, concurrently; results│
-//!                │                     in RCPT order ─ delivery_done ───────┤
-//!                └─ Close / error ──── close                                │
-//!                ◄─────────────────────────── next() ◄──────────────────────┘
+//!  accept ─ 220 ─ driver ─┬─ Own(ResolveRecipient) ─ UserDb::resolve_recipient ───────────┐
+//!                         ├─ Own(Deliver) ─────────── one delivery per recipient, each on  │
+//!                         │                           its home shard, concurrently; results│
+//!                         │                           in RCPT order ─ delivery_done ───────┤
+//!                         └─ End ─ finish                                                  │
+//!                         ◄─────────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! The connection never moves: the message goes to the recipients' shards instead (an
@@ -19,18 +18,18 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_lite::future;
 use glommio::net::TcpStream;
 use skua_core::types::InternalDate;
+use skua_protocols::imap::session::OutChunk;
 use skua_protocols::lmtp::{
     DeliveryFailure, LmtpSession, LmtpStep, ResolvedRecipient, delivery_code,
 };
 
-use crate::admission::Refusal;
-use crate::conn::{Connection, ReadOutcome};
+use crate::admission::{Refusal, SourceSlot};
+use crate::conn::Connection;
 use crate::deliver;
-use crate::guard::guarded;
-use crate::limits::TLS_HANDSHAKE_SECONDS_MAX;
+use crate::driver::{self, End, Feed, Link, Session, Step};
+use crate::event::Event;
 use crate::listen::Protocol;
 use crate::reply::{Ending, lmtp_closing};
 use crate::shard::Shard;
@@ -49,7 +48,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     } else {
         Err((Refusal::LmtpShardFull, Ending::TooManyConnections))
     };
-    let _source = match admitted {
+    let source = match admitted {
         Ok(source) => source,
         Err((refusal, ending)) => {
             shard.shared.refusals.note(peer, refusal, shard.id.0);
@@ -59,163 +58,188 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         }
     };
     tracing::info!(shard = shard.id.0, %peer, protocol = "lmtp", "connection opened");
-    let mut session = LmtpSession::new(shard.lmtp_config.clone());
-    let bye = match connection.write_all(&session.greeting()).await {
-        Ok(()) => drive(&shard, &mut connection, &mut session).await,
+    let session = LmtpSession::new(shard.lmtp_config.clone());
+    let greeting = session.greeting();
+    let mut link = Link::new(connection, Lmtp { session, _source: source });
+    let bye = match link.connection.write_all(&greeting).await {
+        Ok(()) => match driver::drive(&shard, &mut link).await {
+            End::Close(bye) => bye,
+            End::HandOff(_) => unreachable!("an LMTP connection never moves"),
+        },
         Err(_) => None,
     };
-    if let Some(bye) = bye {
-        // The peer may be gone already; the socket is closed either way.
-        let _ = connection.write_all(bye).await;
-    }
-    connection.log_closed(shard.id.0, "lmtp", None);
-    connection.close().await;
+    drop(driver::finish(&shard, link, bye).await);
 }
 
-/// Runs the session; returns the reply to send before closing, if any.
-async fn drive(
-    shard: &Rc<Shard>,
-    connection: &mut Connection,
-    session: &mut LmtpSession,
-) -> Option<&'static [u8]> {
-    // When the command now arriving (line, or message data) began, if one is.
-    let mut command_started: Option<Instant> = None;
-    loop {
-        let step = match guarded(|| session.next()) {
-            Ok(step) => step,
-            Err(detail) => {
-                shard.note_panic("lmtp step", &detail);
-                return Some(lmtp_closing(Ending::ServerBug));
-            }
-        };
-        match step {
-            LmtpStep::NeedInput => {
-                if session.has_partial_command() {
-                    command_started.get_or_insert_with(Instant::now);
-                } else {
-                    command_started = None;
-                }
-                match read(shard, connection, command_started).await {
-                    Ok(len) => session.feed(connection.input(len)),
-                    Err(bye) => return bye,
-                }
-            }
+/// One LMTP client's state on the shard: the sans-IO session and its place in its source's
+/// budget (given back when the connection has closed).
+struct Lmtp {
+    session: LmtpSession,
+    _source: SourceSlot,
+}
+
+/// The steps only LMTP has.
+enum LmtpOwn {
+    /// Look a recipient up.
+    Resolve(String),
+    /// Deliver a message to its recipients.
+    Deliver { message: Arc<[u8]>, recipients: Vec<String>, return_path: String },
+}
+
+impl Feed for LmtpSession {
+    fn feed(&mut self, bytes: &[u8]) {
+        LmtpSession::feed(self, bytes);
+    }
+}
+
+impl Session for Lmtp {
+    const NAME: &'static str = "lmtp";
+    type Own = LmtpOwn;
+    type Input = LmtpSession;
+
+    fn next(&mut self, _shard: &Shard) -> Result<Step<LmtpOwn>, End> {
+        Ok(match self.session.next() {
+            LmtpStep::NeedInput => Step::Read,
             LmtpStep::Write(bytes) => {
-                if connection.write_all(&bytes).await.is_err() {
-                    return None;
-                }
+                // `354` asks for the message: the DATA command goes on, its clock with it.
+                let answers = !bytes.starts_with(b"354");
+                Step::Write { chunks: vec![OutChunk::Owned(bytes)], durable: None, answers }
             }
-            LmtpStep::ResolveRecipient { address } => {
-                let by_local_part = shard.config().lmtp_recipient_by_local_part;
-                let resolved = shard
-                    .shared
-                    .users
-                    .get()
-                    .resolve_recipient(&address, by_local_part)
-                    .map(|entry| ResolvedRecipient { user: entry.name().to_owned() });
-                if resolved.is_none() {
-                    tracing::info!(
-                        shard = shard.id.0,
-                        peer = %connection.peer(),
-                        to = address.as_str(),
-                        code = "550 5.1.1",
-                        "lmtp recipient refused: user unknown"
-                    );
-                }
-                session.recipient_resolved(resolved);
-            }
+            LmtpStep::ResolveRecipient { address } => Step::Own(LmtpOwn::Resolve(address)),
             LmtpStep::Deliver { message, recipients, return_path } => {
-                tracing::debug!(
-                    from = return_path,
-                    recipients = recipients.len(),
-                    bytes = message.len(),
-                    "delivering"
-                );
-                let started = Instant::now();
-                let message_id = skua_protocols::mime::search::message_id_for_log(&message);
-                let size = message.len();
-                let results = deliver_all(shard, message, recipients.clone()).await;
-                let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                for (user, result) in recipients.iter().zip(&results) {
-                    let (code, _) = delivery_code(result);
-                    let reason = match result {
-                        Err(DeliveryFailure::Temporary(reason)) => reason.as_str(),
-                        _ => "",
-                    };
-                    tracing::info!(
-                        shard = shard.id.0,
-                        peer = %connection.peer(),
-                        from = return_path.as_str(),
-                        to = user.as_str(),
-                        message_id = message_id.as_deref().unwrap_or("-"),
-                        size,
-                        outcome = if result.is_ok() { "delivered" } else { "refused" },
-                        code,
-                        reason,
-                        took_ms,
-                        "lmtp delivery"
-                    );
-                }
-                session.delivery_done(results);
+                Step::Own(LmtpOwn::Deliver { message, recipients, return_path })
             }
-            LmtpStep::Close => return None,
-            LmtpStep::StartTls => {
-                // Only a shard with certificates offers STARTTLS (`LmtpConfig::starttls`).
-                let tls = shard.config().tls.as_ref()?.lmtp();
-                let deadline = Instant::now() + Duration::from_secs(TLS_HANDSHAKE_SECONDS_MAX);
-                if let Err(error) = connection.start_tls(tls, deadline).await {
-                    let peer = connection.peer();
-                    tracing::info!(shard = shard.id.0, %peer, %error, "LMTP TLS handshake failed");
-                    return None;
-                }
-                session.tls_started();
+            LmtpStep::StartTls => Step::StartTls,
+            LmtpStep::Close => Step::Close,
+        })
+    }
+
+    async fn act(
+        &mut self,
+        shard: &Rc<Shard>,
+        connection: &mut Connection,
+        own: LmtpOwn,
+    ) -> Result<(), End> {
+        match own {
+            LmtpOwn::Resolve(address) => self.resolve(shard, connection, &address),
+            LmtpOwn::Deliver { message, recipients, return_path } => {
+                let results =
+                    deliver_logged(shard, connection, message, &recipients, &return_path).await;
+                self.session.delivery_done(results);
             }
         }
+        Ok(())
+    }
+
+    fn input(&mut self) -> (&mut LmtpSession, Option<&Event>) {
+        (&mut self.session, None)
+    }
+
+    fn has_partial_command(&self) -> bool {
+        self.session.has_partial_command()
+    }
+
+    fn in_progress(&self) -> bool {
+        false // no LMTP step pauses
+    }
+
+    fn set_interrupt(&mut self, _interrupt: fn() -> bool) {
+        // Every LMTP step is bounded by the session's own output batch; none is sliced.
+    }
+
+    fn read_timeout(&self, shard: &Shard) -> Duration {
+        shard.config().timeout_lmtp
+    }
+
+    fn login_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    fn goodbye(ending: Ending) -> &'static [u8] {
+        lmtp_closing(ending)
+    }
+
+    fn panicked(&mut self, _shard: &Shard) {
+        // A session's own state is all a step can leave inconsistent; it goes with the
+        // connection. Deliveries run on the recipients' shards, outside the guarded step.
+    }
+
+    fn tls_config(shard: &Shard) -> Option<Arc<rustls::ServerConfig>> {
+        shard.config().tls.as_ref().map(|tls| tls.lmtp())
+    }
+
+    fn tls_started(&mut self, _shard: &Shard, _connection: &Connection) {
+        self.session.tls_started();
+    }
+
+    fn user(&self) -> Option<&str> {
+        None
     }
 }
 
-/// Reads input: the byte count, or the reply to close with. A command that began at
-/// `command_started` must be complete by `command_deadline` after it, however steadily its
-/// bytes trickle in: the read waits no longer than that, and past it the connection gets
-/// `421 4.4.2` and is closed.
-async fn read(
-    shard: &Shard,
-    connection: &mut Connection,
-    command_started: Option<Instant>,
-) -> Result<usize, Option<&'static [u8]>> {
-    let per_read = shard.config().timeout_lmtp;
-    let deadline = command_started.map(|started| started + shard.config().command_deadline);
-    let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-    let (timeout, ending) = match left {
-        Some(left) if left.is_zero() => {
-            shard.shared.refusals.note(
-                connection.peer().ip(),
-                Refusal::CommandDeadline,
-                shard.id.0,
+impl Lmtp {
+    /// Answers a recipient look-up; an unknown one is logged (it gets `550 5.1.1`).
+    fn resolve(&mut self, shard: &Shard, connection: &Connection, address: &str) {
+        let by_local_part = shard.config().lmtp_recipient_by_local_part;
+        let resolved = shard
+            .shared
+            .users
+            .get()
+            .resolve_recipient(address, by_local_part)
+            .map(|entry| ResolvedRecipient { user: entry.name().to_owned() });
+        if resolved.is_none() {
+            tracing::info!(
+                shard = shard.id.0,
+                peer = %connection.peer(),
+                to = address,
+                code = "550 5.1.1",
+                "lmtp recipient refused: user unknown"
             );
-            return Err(Some(lmtp_closing(Ending::CommandDeadline)));
         }
-        Some(left) if left < per_read => (left, Ending::CommandDeadline),
-        _ => (per_read, Ending::IdleTimeout),
-    };
-    let stop = shard.stop.clone();
-    let read = future::or(async { Some(connection.read(timeout).await) }, async {
-        stop.wait_past(0).await;
-        None
-    })
-    .await;
-    match read {
-        None => Err(Some(lmtp_closing(Ending::Shutdown))),
-        Some(Ok(ReadOutcome::Data(len))) => Ok(len),
-        Some(Ok(ReadOutcome::TimedOut)) => {
-            if ending == Ending::CommandDeadline {
-                let peer = connection.peer().ip();
-                shard.shared.refusals.note(peer, Refusal::CommandDeadline, shard.id.0);
-            }
-            Err(Some(lmtp_closing(ending)))
-        }
-        Some(Ok(ReadOutcome::Closed) | Err(_)) => Err(None),
+        self.session.recipient_resolved(resolved);
     }
+}
+
+/// Delivers a message to its recipients and logs one line per recipient.
+async fn deliver_logged(
+    shard: &Rc<Shard>,
+    connection: &Connection,
+    message: Arc<[u8]>,
+    recipients: &[String],
+    return_path: &str,
+) -> Vec<deliver::Outcome> {
+    tracing::debug!(
+        from = return_path,
+        recipients = recipients.len(),
+        bytes = message.len(),
+        "delivering"
+    );
+    let started = Instant::now();
+    let message_id = skua_protocols::mime::search::message_id_for_log(&message);
+    let size = message.len();
+    let results = deliver_all(shard, message, recipients.to_vec()).await;
+    let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    for (user, result) in recipients.iter().zip(&results) {
+        let (code, _) = delivery_code(result);
+        let reason = match result {
+            Err(DeliveryFailure::Temporary(reason)) => reason.as_str(),
+            _ => "",
+        };
+        tracing::info!(
+            shard = shard.id.0,
+            peer = %connection.peer(),
+            from = return_path,
+            to = user.as_str(),
+            message_id = message_id.as_deref().unwrap_or("-"),
+            size,
+            outcome = if result.is_ok() { "delivered" } else { "refused" },
+            code,
+            reason,
+            took_ms,
+            "lmtp delivery"
+        );
+    }
+    results
 }
 
 /// Delivers to every recipient concurrently (each on its home shard); results in RCPT order.
