@@ -86,6 +86,13 @@ pub enum NameError {
     /// `*` or `%`, which LIST would treat as wildcards.
     #[error("mailbox name contains a wildcard")]
     Wildcard,
+    /// A hierarchy level `.` or `..`: refused for new names, since every tool that maps
+    /// folders to files (Maildir, backups) would take it for a directory link.
+    #[error("mailbox name has a . or .. hierarchy level")]
+    DotLevel,
+    /// The client sent a name its encoding could not decode (not modified UTF-7).
+    #[error("mailbox name is not valid modified UTF-7")]
+    Undecodable,
 }
 
 /// Errors of CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE.

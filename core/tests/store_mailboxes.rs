@@ -67,7 +67,8 @@ fn rename_moves_children() {
     assert!(matches!(store.rename_mailbox("a", "ab"), Err(MailboxError::AlreadyExists)));
     assert!(matches!(store.rename_mailbox("zz", "yy"), Err(MailboxError::NotFound)));
     store.rename_mailbox("a", "z/y").unwrap();
-    assert_eq!(names(&store), vec!["INBOX", "ab", "z/y", "z/y/b", "z/y/b/c"]);
+    // The superior `z` the new name needs is created with the rename (RFC 9051 §6.3.6).
+    assert_eq!(names(&store), vec!["INBOX", "ab", "z", "z/y", "z/y/b", "z/y/b/c"]);
     assert_eq!(store.mailbox_id("z/y"), Some(a));
     assert_eq!(store.mailbox_id("z/y/b/c"), Some(grandchild));
     let after = store.mailbox_info(child).unwrap();
@@ -76,7 +77,7 @@ fn rename_moves_children() {
     world.flush();
     drop(store);
     let store = world.open();
-    assert_eq!(names(&store), vec!["INBOX", "ab", "z/y", "z/y/b", "z/y/b/c"]);
+    assert_eq!(names(&store), vec!["INBOX", "ab", "z", "z/y", "z/y/b", "z/y/b/c"]);
 }
 
 #[test]
@@ -126,4 +127,31 @@ fn subscriptions() {
     drop(store);
     let store = world.open();
     assert_eq!(store.subscriptions(), vec!["Does/Not/Exist", "INBOX"]);
+}
+
+/// Issue 9: `CREATE Top/Mid/Leaf` made only the leaf (RENAME of `Top` then failed), and `.` and
+/// `..` were accepted as names or levels.
+#[test]
+fn create_makes_superiors_in_one_batch_and_refuses_dot_levels() {
+    let mut world = World::new();
+    let mut store = world.open();
+    store.create_mailbox("Top/Mid/Leaf").unwrap();
+    store.create_mailbox("Top/Other").unwrap();
+    assert_eq!(names(&store), vec!["INBOX", "Top", "Top/Mid", "Top/Mid/Leaf", "Top/Other"]);
+    for bad in [".", "..", "Top/../Evil", "./x", "a/."] {
+        assert!(
+            matches!(
+                store.create_mailbox(bad),
+                Err(MailboxError::InvalidName(skua_core::error::NameError::DotLevel))
+            ),
+            "{bad}"
+        );
+        assert!(store.rename_mailbox("Top/Other", bad).is_err(), "rename to {bad}");
+    }
+    store.rename_mailbox("Top", "Top2").unwrap();
+    world.flush();
+    drop(store);
+    let store = world.open();
+    let expected = vec!["INBOX", "Top2", "Top2/Mid", "Top2/Mid/Leaf", "Top2/Other"];
+    assert_eq!(names(&store), expected, "the batch replays after a reopen");
 }

@@ -10,41 +10,90 @@ use super::{UserStore, names};
 use crate::disk::Disk;
 use crate::error::{KeywordError, MailboxError, StorageError};
 use crate::limits::{KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_PER_USER_MAX, SUBSCRIPTIONS_PER_USER_MAX};
-use crate::types::{Keywords, MailboxId};
+use crate::types::{Keywords, MailboxId, UidValidity};
 
 impl<D: Disk> UserStore<D> {
-    /// Creates a mailbox. Parents need not exist (LIST shows them as non-existent).
+    /// Creates a mailbox, and the superiors its name needs that do not exist yet (RFC 9051
+    /// §6.3.4), in one log batch.
     ///
     /// # Errors
     /// Invalid name, name taken, too many mailboxes, or the disk failed.
     pub fn create_mailbox(&mut self, name: &str) -> Result<MailboxId, MailboxError> {
         self.before_mutation()?;
-        let name = names::canonical(name)?;
+        let name = names::new_name(name)?;
         if self.catalog.id(&name).is_some() {
             return Err(MailboxError::AlreadyExists);
         }
-        let id = self.new_index()?;
-        self.log_and_apply(&[LogRecord::Create {
-            id,
-            uid_validity: self.indexes[&id].header().uid_validity,
-            name,
-        }])
-        .inspect_err(|_| self.drop_new_index(id))?;
-        self.change_counter += 1;
-        Ok(id)
+        let mut records = Vec::new();
+        let made = self.create_superiors(&name, &mut records).and_then(|()| {
+            let id = self.new_index(&records)?;
+            let uid_validity = self.indexes[&id].header().uid_validity;
+            records.push(LogRecord::Create { id, uid_validity, name });
+            self.log_and_apply(&records)?;
+            Ok(id)
+        });
+        self.settle(made, &records)
+    }
+
+    /// Makes the index files and `Create` records of `name`'s superiors that do not exist.
+    fn create_superiors(
+        &mut self,
+        name: &str,
+        records: &mut Vec<LogRecord>,
+    ) -> Result<(), MailboxError> {
+        let missing = names::superiors(name).filter(|superior| self.catalog.id(superior).is_none());
+        let missing: Vec<String> = missing.map(str::to_owned).collect();
+        for name in missing {
+            let id = self.new_index(records)?;
+            let uid_validity = self.indexes[&id].header().uid_validity;
+            records.push(LogRecord::Create { id, uid_validity, name });
+        }
+        Ok(())
+    }
+
+    /// After a change of the mailbox list made of `records`: counts it when it was made, or
+    /// removes the index files its `Create` records had made when it failed.
+    fn settle<T>(
+        &mut self,
+        made: Result<T, MailboxError>,
+        records: &[LogRecord],
+    ) -> Result<T, MailboxError> {
+        if made.is_ok() {
+            self.change_counter += 1;
+        } else {
+            for record in records {
+                if let LogRecord::Create { id, .. } = record {
+                    self.drop_new_index(*id);
+                }
+            }
+        }
+        made
     }
 
     /// Makes the index file of a mailbox about to be created (before its log record, so the
     /// log never names a mailbox without an index; a crash in between leaves a stray file that
     /// the next open removes).
-    fn new_index(&mut self) -> Result<MailboxId, MailboxError> {
-        let id = MailboxId(self.catalog.next_id);
-        if self.catalog.mailboxes.len() >= MAILBOXES_PER_USER_MAX || id.0 == u32::MAX {
+    ///
+    /// `pending` are the records of the same batch made so far: an id and a UIDVALIDITY are
+    /// taken past theirs, as the catalog will have them when the batch is applied.
+    fn new_index(&mut self, pending: &[LogRecord]) -> Result<MailboxId, MailboxError> {
+        let mut id = self.catalog.next_id;
+        let mut uid_validity = self.catalog.next_uid_validity(now_unix_seconds());
+        let mut count = self.catalog.mailboxes.len();
+        for record in pending {
+            if let LogRecord::Create { id: made, uid_validity: its, .. } = record {
+                id = id.max(made.0.saturating_add(1));
+                uid_validity = uid_validity.max(UidValidity(its.0.saturating_add(1)));
+                count += 1;
+            }
+        }
+        let id = MailboxId(id);
+        if count >= MAILBOXES_PER_USER_MAX || id.0 == u32::MAX {
             return Err(MailboxError::TooMany);
         }
         let header = IndexHeader {
             mailbox: id,
-            uid_validity: self.catalog.next_uid_validity(now_unix_seconds()),
+            uid_validity,
             uid_next: 1,
             highest_modseq: 1,
             checkpoint: self.checkpoints.current(),
@@ -106,45 +155,62 @@ impl<D: Disk> UserStore<D> {
     /// failed.
     pub fn rename_mailbox(&mut self, old: &str, new: &str) -> Result<(), MailboxError> {
         self.before_mutation()?;
-        let (old, new) = (names::canonical(old)?, names::canonical(new)?);
+        let (old, new) = (names::canonical(old)?, names::new_name(new)?);
         let id = self.catalog.id(&old).ok_or(MailboxError::NotFound)?;
         if self.catalog.id(&new).is_some() {
             return Err(MailboxError::AlreadyExists);
         }
-        if old == names::INBOX {
-            // INBOX's children do not move with it, so `INBOX/Old` is a fine target.
-            return self.rename_inbox(id, new);
-        }
-        if names::is_ancestor(&old, &new) {
+        // INBOX's children do not move with it, so `INBOX/Old` is a fine target.
+        if old != names::INBOX && names::is_ancestor(&old, &new) {
             return Err(MailboxError::RenameUnderItself);
         }
-        let mut records = vec![LogRecord::Rename { id, name: new.clone() }];
+        let mut records = Vec::new();
+        let made = self.create_superiors(&new, &mut records).and_then(|()| {
+            if old == names::INBOX {
+                self.rename_inbox_records(id, new, &mut records)?;
+            } else {
+                self.rename_records(id, &old, new, &mut records)?;
+            }
+            self.log_and_apply(&records)?;
+            Ok(())
+        });
+        self.settle(made, &records)
+    }
+
+    /// The records that rename `old` (`id`) and its children to `new`.
+    fn rename_records(
+        &self,
+        id: MailboxId,
+        old: &str,
+        new: String,
+        records: &mut Vec<LogRecord>,
+    ) -> Result<(), MailboxError> {
+        let mut renames = Vec::new();
         for (name, &child) in &self.catalog.by_name {
-            if names::is_ancestor(&old, name) {
+            if names::is_ancestor(old, name) {
                 let renamed = names::canonical(&format!("{new}{}", &name[old.len()..]))?;
                 if self.catalog.id(&renamed).is_some() {
                     return Err(MailboxError::AlreadyExists);
                 }
-                records.push(LogRecord::Rename { id: child, name: renamed });
+                renames.push(LogRecord::Rename { id: child, name: renamed });
             }
         }
-        self.log_and_apply(&records)?;
-        self.change_counter += 1;
+        records.push(LogRecord::Rename { id, name: new });
+        records.append(&mut renames);
         Ok(())
     }
 
-    fn rename_inbox(&mut self, id: MailboxId, new: String) -> Result<(), MailboxError> {
-        let fresh = self.new_index()?;
-        let records = [
-            LogRecord::Rename { id, name: new },
-            LogRecord::Create {
-                id: fresh,
-                uid_validity: self.indexes[&fresh].header().uid_validity,
-                name: names::INBOX.to_owned(),
-            },
-        ];
-        self.log_and_apply(&records).inspect_err(|_| self.drop_new_index(fresh))?;
-        self.change_counter += 1;
+    /// The records that rename INBOX (`id`) to `new` and make a new, empty INBOX.
+    fn rename_inbox_records(
+        &mut self,
+        id: MailboxId,
+        new: String,
+        records: &mut Vec<LogRecord>,
+    ) -> Result<(), MailboxError> {
+        let fresh = self.new_index(records)?;
+        let uid_validity = self.indexes[&fresh].header().uid_validity;
+        records.push(LogRecord::Rename { id, name: new });
+        records.push(LogRecord::Create { id: fresh, uid_validity, name: names::INBOX.to_owned() });
         Ok(())
     }
 

@@ -15,6 +15,12 @@ pub const SEPARATOR: char = '/';
 /// The name of the inbox, in its canonical spelling.
 pub const INBOX: &str = "INBOX";
 
+/// The first character of a name the protocol layer received but could not decode (a name
+/// that is not valid modified UTF-7): such a name names no mailbox, matches no mailbox in a
+/// LIST pattern, and cannot be made (`NameError::Undecodable`), while the command that carried
+/// it still gets a proper answer (NO) instead of a syntax error.
+pub const UNDECODABLE: char = '\u{7f}';
+
 /// Validates a mailbox name and returns its canonical form (`INBOX` uppercased).
 ///
 /// # Errors
@@ -22,6 +28,9 @@ pub const INBOX: &str = "INBOX";
 pub fn canonical(name: &str) -> Result<String, NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
+    }
+    if name.starts_with(UNDECODABLE) {
+        return Err(NameError::Undecodable);
     }
     if name.len() > MAILBOX_NAME_BYTES_MAX {
         return Err(NameError::TooLong);
@@ -44,6 +53,25 @@ pub fn canonical(name: &str) -> Result<String, NameError> {
         return Err(NameError::TooDeep);
     }
     Ok(canonical_inbox(name))
+}
+
+/// Validates the name of a mailbox about to be made (CREATE, the target of RENAME): the rules
+/// of [`canonical`], and no hierarchy level `.` or `..`. Existing names are only held to
+/// [`canonical`], so a mailbox made before this rule stays reachable.
+///
+/// # Errors
+/// Which rule the name breaks.
+pub fn new_name(name: &str) -> Result<String, NameError> {
+    let name = canonical(name)?;
+    if name.split(SEPARATOR).any(|level| level == "." || level == "..") {
+        return Err(NameError::DotLevel);
+    }
+    Ok(name)
+}
+
+/// The superiors of `name`, outermost first: `a` and `a/b` for `a/b/c`.
+pub fn superiors(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices(SEPARATOR).map(|(at, _)| &name[..at])
 }
 
 /// `name` with a first level of `inbox` (any case) spelled `INBOX`. Does not validate.

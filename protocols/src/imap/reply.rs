@@ -227,6 +227,8 @@ fn name_error(error: NameError) -> Completion {
         NameError::ControlCharacter => "Control character in mailbox name",
         NameError::EmptyLevel => "Empty hierarchy level in mailbox name",
         NameError::Wildcard => "Wildcard in mailbox name",
+        NameError::DotLevel => "A hierarchy level may not be . or ..",
+        NameError::Undecodable => "Mailbox name is not valid modified UTF-7",
     };
     Completion::no(text).with(Code::Cannot)
 }

@@ -127,7 +127,13 @@ fn write_name(task: &ListTask, name: &str, out: &mut Out) {
         return;
     }
     let mut attributes = Vec::new();
-    if !exists {
+    if options.lsub {
+        // LSUB's \Noselect: a name that is not subscribed itself (a parent implied by a
+        // subscribed child, RFC 3501 §6.3.9), or a subscribed name with no mailbox.
+        if !is_subscribed || !exists {
+            attributes.push("\\Noselect");
+        }
+    } else if !exists {
         // IMAP4rev2 and LIST-EXTENDED (RFC 5258) say \NonExistent for a name that is only
         // a hierarchy level or a subscription; plain rev1 LIST knows \Noselect.
         let extended = options.utf8_names || (options.subscribed_only && !options.lsub);

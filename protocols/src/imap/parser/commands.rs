@@ -248,7 +248,7 @@ pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 
 /// ```text
 /// append      = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP append-data
-/// append-data = literal / literal8                         ; literal8: RFC 9051 / RFC 3516
+/// append-data = literal / literal8       ; literal8 (RFC 3516) refused until BINARY is offered
 /// ```
 /// MULTIAPPEND, CATENATE and the UTF8 data item are not supported.
 pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
@@ -268,10 +268,15 @@ pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
     } else {
         None
     };
-    if !matches!(c.peek(), Some(b'{' | b'~')) {
+    if c.peek() == Some(b'~') {
+        // literal8 belongs to BINARY (RFC 3516), which is not offered yet: its NUL bytes could
+        // not be sent back in the plain literals FETCH answers with.
+        return fail(ParseErrorKind::Unsupported, "literal8 needs BINARY, which is not offered");
+    }
+    if c.peek() != Some(b'{') {
         return fail(ParseErrorKind::Unsupported, "APPEND needs a literal message");
     }
-    let message = c.literal(true)?;
+    let message = c.literal(false)?;
     let end = c.pos();
     if c.peek() == Some(b' ') {
         return fail(ParseErrorKind::Unsupported, "MULTIAPPEND is not supported");

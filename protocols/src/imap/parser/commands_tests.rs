@@ -115,8 +115,9 @@ fn append_forms() {
     assert_eq!(parts.flags, vec![Flag::Seen]);
     assert!(parts.date.is_some());
     assert_eq!(&input[parts.message.clone()], b"hello");
-    let parts = run(b" x ~{2}\r\na\0", append).unwrap();
-    assert_eq!(parts.message.len(), 2);
+    // literal8 is BINARY's, which is not offered (issue 9: its NULs were stored, then sent in
+    // a plain literal).
+    assert!(run(b" x ~{2}\r\na\0", append).is_err());
     assert!(run(b" x {1}\r\na {1}\r\nb", append).is_err());
     assert!(run(b" x \"hello\"", append).is_err());
     assert!(run(b" x (\\Seen) {3}\r\nab", append).is_err());

@@ -1,5 +1,6 @@
 //! Values shared by many commands: sequence sets, flags, mailbox names, dates.
 
+use skua_core::store::names::UNDECODABLE;
 use skua_core::types::InternalDate;
 
 use crate::imap::types::{Flag, SeqBound, SequenceSet};
@@ -144,7 +145,9 @@ pub(crate) fn name_from_wire(raw: &[u8], utf8_names: bool) -> PResult<String> {
     } else {
         match utf7::decode(raw) {
             Ok(name) => name,
-            Err(_) => return fail(ParseErrorKind::Encoding, "invalid modified UTF-7 name"),
+            // Well-formed, but no mailbox can have this name: marked, so that the command is
+            // answered (SELECT: NO, LIST: no match) rather than refused as bad syntax.
+            Err(_) => format!("{UNDECODABLE}{}", String::from_utf8_lossy(raw)),
         }
     };
     if name.eq_ignore_ascii_case("INBOX") { Ok("INBOX".to_owned()) } else { Ok(name) }
@@ -293,7 +296,7 @@ mod tests {
         assert_eq!(mailbox(&mut cursor(b"\"InBoX\"")).unwrap(), "INBOX");
         assert_eq!(mailbox(&mut cursor(b"Entw&APw-rfe")).unwrap(), "Entw\u{fc}rfe");
         assert_eq!(mailbox(&mut cursor("\"Entw\u{fc}rfe\"".as_bytes())).unwrap(), "Entw\u{fc}rfe");
-        assert!(mailbox(&mut cursor(b"a&b")).is_err());
+        assert_eq!(mailbox(&mut cursor(b"a&b")).unwrap(), format!("{UNDECODABLE}a&b"));
         let mut utf8 = Cursor::new(b"a&b", ParseLimits::default(), true);
         assert_eq!(mailbox(&mut utf8).unwrap(), "a&b");
         assert_eq!(list_mailbox(&mut cursor(b"%/*]")).unwrap(), "%/*]");
