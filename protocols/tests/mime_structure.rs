@@ -68,24 +68,26 @@ NIL NIL NIL NIL NIL)";
 
 #[test]
 fn multipart_mixed_with_attachment_and_message() {
+    // Text parts without a charset say US-ASCII, as a part without Content-Type does (issue 9:
+    // they said NIL).
     let (envelope, structure, body) = view_text(MIXED);
     assert_eq!(envelope, "(NIL \"mixed\" NIL NIL NIL NIL NIL NIL NIL NIL)");
     let expected = format!(
-        "((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 12 1 NIL NIL NIL NIL)\
+        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 12 1 NIL NIL NIL NIL)\
 (\"APPLICATION\" \"PDF\" (\"NAME\" \"doc.pdf\") \"<pdf1@x>\" \"the doc\" \"BASE64\" 18 NIL \
 (\"ATTACHMENT\" (\"FILENAME\" \"doc.pdf\")) NIL NIL)\
 (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 190 {INNER_ENVELOPE} \
 ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 10 1 NIL NIL NIL NIL)\
-(\"TEXT\" \"HTML\" NIL NIL NIL \"7BIT\" 8 1 NIL NIL NIL NIL) \"ALTERNATIVE\" (\"BOUNDARY\" \"inner\") NIL NIL NIL) \
+(\"TEXT\" \"HTML\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 8 1 NIL NIL NIL NIL) \"ALTERNATIVE\" (\"BOUNDARY\" \"inner\") NIL NIL NIL) \
 12 NIL NIL NIL NIL) \"MIXED\" (\"BOUNDARY\" \"outer\") NIL NIL NIL)"
     );
     assert_eq!(structure, expected);
     let expected_body = format!(
-        "((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 12 1)\
+        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 12 1)\
 (\"APPLICATION\" \"PDF\" (\"NAME\" \"doc.pdf\") \"<pdf1@x>\" \"the doc\" \"BASE64\" 18)\
 (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 190 {INNER_ENVELOPE} \
 ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 10 1)\
-(\"TEXT\" \"HTML\" NIL NIL NIL \"7BIT\" 8 1) \"ALTERNATIVE\") 12) \"MIXED\")"
+(\"TEXT\" \"HTML\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 8 1) \"ALTERNATIVE\") 12) \"MIXED\")"
     );
     assert_eq!(body, expected_body);
 }

@@ -171,6 +171,13 @@ impl View {
         })
     }
 
+    /// Every flag change with a modseq at or below this was reported to the client (or
+    /// predates SELECT).
+    #[must_use]
+    pub fn reported_modseq(&self) -> ModSeq {
+        self.reported_modseq
+    }
+
     /// Records a change this session made (and reported, or was asked not to report).
     pub fn own_change(&mut self, uid: Uid, modseq: ModSeq) {
         // Only changes past the reported modseq matter to the next sync; older ones were

@@ -185,6 +185,40 @@ fn delimited(value: &[u8], start: usize, open: u8, close: u8) -> (Vec<u8>, usize
     (content, position)
 }
 
+/// Calls `each` with every address of an address-list header value (unfolded) in its plain
+/// form, `local@domain` (the local part unquoted, no comments or spaces), or the local part
+/// alone when there is no domain. Group markers are skipped.
+pub(crate) fn for_each_plain_address(value: &[u8], mut each: impl FnMut(&[u8])) {
+    let mut plain = Vec::new();
+    parse(value, |found| {
+        let (Some(mailbox), Some(host)) = (found.mailbox, found.host) else { return };
+        if mailbox.as_ref() == MISSING_MAILBOX {
+            return;
+        }
+        plain.clear();
+        match mailbox.strip_prefix(b"\"").and_then(|rest| rest.strip_suffix(b"\"")) {
+            // A quoted local part, unquoted: `"user"@x` is `user@x`.
+            Some(quoted) => {
+                let mut escaped = false;
+                for &byte in quoted {
+                    if byte == b'\\' && !escaped {
+                        escaped = true;
+                        continue;
+                    }
+                    escaped = false;
+                    plain.push(byte);
+                }
+            }
+            None => plain.extend_from_slice(&mailbox),
+        }
+        if host.as_ref() != MISSING_HOST {
+            plain.push(b'@');
+            plain.extend_from_slice(&host);
+        }
+        each(&plain);
+    });
+}
+
 /// Parses an address-list header value (unfolded). Returns no addresses for an empty or
 /// unusable value; the caller reports that as NIL.
 #[cfg(test)]

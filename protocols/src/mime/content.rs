@@ -129,7 +129,14 @@ pub(crate) fn parse_media_type(value: &[u8]) -> Option<MediaType> {
     }
     tokens.skip_cfws();
     let sub = tokens.token()?.to_ascii_lowercase();
-    Some(MediaType { main, sub, parameters: tokens.parameters() })
+    let mut parameters = tokens.parameters();
+    if main == b"text" && !parameters.iter().any(|(name, _)| name.eq_ignore_ascii_case(b"charset"))
+    {
+        // RFC 2046 §4.1.2: text without a charset is US-ASCII, as with no Content-Type at all
+        // (`tree::default_media`); BODYSTRUCTURE says so the same way for both.
+        parameters.insert(0, (b"charset".to_vec(), b"US-ASCII".to_vec()));
+    }
+    Some(MediaType { main, sub, parameters })
 }
 
 /// Parses a Content-Disposition value (RFC 2183): `type *(";" parameter)`.

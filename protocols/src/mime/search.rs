@@ -129,10 +129,23 @@ pub fn message_id_for_log(message: &[u8]) -> Option<String> {
 pub const MESSAGE_ID_LOG_BYTES_MAX: usize = 256;
 
 /// `FROM`, `TO`, `CC`, `BCC`: the address header's decoded text (display names decoded,
-/// addresses as written) contains `needle`, ignoring case.
+/// addresses as written) contains `needle`, ignoring case, or one of its addresses does in
+/// its plain `local@domain` form: an address written with comments, spaces or quotes inside
+/// (`user (x) @ example.org`, `"user"@example.org`) is found by the address a user types.
 #[must_use]
 pub fn address_header_contains(message: &[u8], field_name: &str, needle: &str) -> bool {
-    header_contains(message, field_name, needle)
+    if header_contains(message, field_name, needle) {
+        return true;
+    }
+    let needle = Needle::new(needle);
+    let (header, _) = header_block(message, 0);
+    fields(message, header).filter(|field| field.is(message, field_name.as_bytes())).any(|field| {
+        let mut found = false;
+        super::address::for_each_plain_address(&field.unfolded(message), |address| {
+            found = found || needle.found_in(&String::from_utf8_lossy(address));
+        });
+        found
+    })
 }
 
 /// `BODY`: the decoded text of some `text/*` part contains `needle`, ignoring case.
@@ -235,6 +248,30 @@ fn is_ascii_superset(charset: &[u8]) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Issue 9: `SEARCH FROM user-from@domain.org` missed messages whose From wrote the address
+    /// with a comment, spaces or quotes inside it.
+    #[test]
+    fn an_address_is_found_however_it_is_written() {
+        for from in [
+            "\"User From\" <user-from@domain.org>",
+            "user-from@domain.org (User From)",
+            "User From <user-from (comment) @ domain.org>",
+            "user-from(comment)@domain.org",
+            "\"User From\" <\"user-from\"@domain.org>",
+            "=?utf-8?q?User_From?= <USER-FROM@Domain.Org>",
+            "friends: a@b.example, user-from @ domain.org;",
+        ] {
+            let message = format!("From: {from}\r\nTo: x@y.example\r\n\r\nbody\r\n");
+            let found = |needle| address_header_contains(message.as_bytes(), "From", needle);
+            assert!(found("user-from@domain.org"), "{from}");
+            assert!(found("domain.org"), "{from}");
+            assert!(!found("other@domain.org"), "{from}");
+            assert!(!address_header_contains(message.as_bytes(), "To", "domain.org"), "{from}");
+        }
+        let display = "From: =?utf-8?q?J=C3=B6rg?= <j@x.example>\r\n\r\n";
+        assert!(address_header_contains(display.as_bytes(), "From", "jörg"));
+    }
 
     proptest! {
         /// The in-place ASCII comparison answers exactly as folding both sides does.

@@ -72,7 +72,7 @@ pub(crate) fn fetch<D: Disk>(
         if !conn.config.condstore {
             return Progress::Done(Completion::bad("MODSEQ needs CONDSTORE"));
         }
-        conn.enabled.condstore = true;
+        super::enable_condstore(conn, out);
     }
     let attributes = effective_attributes(&mut request, conn.enabled.condstore);
     let selected = view(conn);

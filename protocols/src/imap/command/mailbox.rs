@@ -84,14 +84,18 @@ pub(crate) fn subscribe<D: Disk>(
 
 /// STATUS
 pub(crate) fn status<D: Disk>(
-    conn: &Conn,
+    conn: &mut Conn,
     store: &mut UserStore<D>,
     name: &str,
     attributes: &[StatusAttribute],
     out: &mut Out,
 ) -> Completion {
-    if !conn.config.condstore && attributes.contains(&StatusAttribute::HighestModSeq) {
-        return Completion::bad("HIGHESTMODSEQ needs CONDSTORE");
+    if attributes.contains(&StatusAttribute::HighestModSeq) {
+        if !conn.config.condstore {
+            return Completion::bad("HIGHESTMODSEQ needs CONDSTORE");
+        }
+        // A CONDSTORE enabling command (RFC 7162 §3.1).
+        super::enable_condstore(conn, out);
     }
     let Some(info) = store.mailbox_id(name).and_then(|id| store.mailbox_info(id)) else {
         return Completion::no("No such mailbox").with(Code::Nonexistent);

@@ -32,16 +32,18 @@ pub(crate) fn enable(conn: &mut Conn, names: &[String], out: &mut Out) -> Comple
             && conn.config.condstore
             && !conn.enabled.condstore
         {
-            conn.enabled.condstore = true;
             enabled.push("CONDSTORE");
         }
     }
     out.put(b"* ENABLED");
-    for name in enabled {
+    for name in &enabled {
         out.put(b" ");
         out.put(name.as_bytes());
     }
     out.put(b"\r\n");
+    if enabled.contains(&"CONDSTORE") {
+        super::enable_condstore(conn, out);
+    }
     Completion::ok("ENABLE completed")
 }
 

@@ -488,6 +488,21 @@ pub(crate) fn durable<D: Disk>(store: &UserStore<D>, out: &mut Out) {
     out.durable_at(store.disk().epoch_open());
 }
 
+/// A CONDSTORE enabling command ran (RFC 7162 §3.1): CONDSTORE is on for the rest of the
+/// session, and the first time, with a mailbox selected, the client learns its HIGHESTMODSEQ
+/// (the modseq up to which this session has been told of changes, so that a later
+/// CHANGEDSINCE from it misses nothing).
+pub(crate) fn enable_condstore(conn: &mut Conn, out: &mut Out) {
+    if conn.enabled.condstore {
+        return;
+    }
+    conn.enabled.condstore = true;
+    if let Some(view) = &conn.selected {
+        let highest = view.reported_modseq().0;
+        out.put(format!("* OK [HIGHESTMODSEQ {highest}] Highest\r\n").as_bytes());
+    }
+}
+
 /// The selected view; callers checked that there is one.
 pub(crate) fn view(conn: &mut Conn) -> &mut View {
     conn.selected.as_mut().expect("run_selected checked the selection")

@@ -89,7 +89,10 @@ pub(crate) struct SearchTask {
     position: usize,
     /// Matches so far (UIDs or sequence numbers), ascending.
     hits: Vec<u32>,
+    /// The highest modseq of all matches, of the first (MIN) and of the last (MAX).
     highest_modseq: u64,
+    first_modseq: u64,
+    last_modseq: u64,
 }
 
 /// SEARCH / UID SEARCH: checks the request and runs its first slice.
@@ -113,7 +116,7 @@ pub(crate) fn search<D: Disk>(
         if !conn.config.condstore {
             return Progress::Done(Completion::bad("MODSEQ needs CONDSTORE"));
         }
-        conn.enabled.condstore = true;
+        super::enable_condstore(conn, out);
     }
     let task = SearchTask {
         uid: request.uid,
@@ -124,6 +127,8 @@ pub(crate) fn search<D: Disk>(
         position: 0,
         hits: Vec::new(),
         highest_modseq: 0,
+        first_modseq: 0,
+        last_modseq: 0,
     };
     resume(conn, store, tag, task, out, slice)
 }
@@ -176,6 +181,10 @@ pub(crate) fn resume<D: Disk>(
             if search_eval::matches(&task.key, &candidate, &mut loader) {
                 task.hits.push(if task.uid { uid.get() } else { candidate.msn });
                 task.highest_modseq = task.highest_modseq.max(meta.modseq.0);
+                if task.hits.len() == 1 {
+                    task.first_modseq = meta.modseq.0;
+                }
+                task.last_modseq = meta.modseq.0;
             }
             slice.spend(1 + if loader.scanned > 0 { scan_units(loader.scanned) } else { 0 });
         }
@@ -186,7 +195,19 @@ pub(crate) fn resume<D: Disk>(
 
 /// The untagged SEARCH or ESEARCH response.
 fn write_result(task: &SearchTask, tag: &Tag, out: &mut Out) {
-    let modseq = task.uses_modseq.then_some(task.highest_modseq).filter(|&m| m > 0);
+    // RFC 4731 §3.2, RFC 7162 §3.1.5: the highest modseq of the messages the answer returns;
+    // with only MIN and/or MAX, those are the one or two messages it names.
+    let returned_only_ends = task
+        .esearch
+        .is_some_and(|options| (options.min || options.max) && !options.count && !options.all);
+    let highest = if returned_only_ends {
+        let min = if task.esearch.is_some_and(|o| o.min) { task.first_modseq } else { 0 };
+        let max = if task.esearch.is_some_and(|o| o.max) { task.last_modseq } else { 0 };
+        min.max(max)
+    } else {
+        task.highest_modseq
+    };
+    let modseq = task.uses_modseq.then_some(highest).filter(|&m| m > 0);
     match task.esearch {
         Some(options) => write_esearch(out, tag, task.uid, options, &task.hits, modseq),
         None if task.rev2 => {

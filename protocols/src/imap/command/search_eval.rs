@@ -88,10 +88,10 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, loader: &mut dyn Loader, depth: u32)
         SearchKey::SentBefore(day) => sent_day(c, loader) < *day,
         SearchKey::SentOn(day) => sent_day(c, loader) == *day,
         SearchKey::SentSince(day) => sent_day(c, loader) >= *day,
-        SearchKey::From(s) => header(loader, "From", s),
-        SearchKey::To(s) => header(loader, "To", s),
-        SearchKey::Cc(s) => header(loader, "Cc", s),
-        SearchKey::Bcc(s) => header(loader, "Bcc", s),
+        SearchKey::From(s) => address_header(loader, "From", s),
+        SearchKey::To(s) => address_header(loader, "To", s),
+        SearchKey::Cc(s) => address_header(loader, "Cc", s),
+        SearchKey::Bcc(s) => address_header(loader, "Bcc", s),
         SearchKey::Subject(s) => header(loader, "Subject", s),
         SearchKey::Header(name, s) => header(loader, name, s),
         SearchKey::Body(s) => {
@@ -104,6 +104,10 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, loader: &mut dyn Loader, depth: u32)
         SearchKey::Or(a, b) => eval(a, c, loader, depth + 1) || eval(b, c, loader, depth + 1),
         SearchKey::And(keys) => keys.iter().all(|k| eval(k, c, loader, depth + 1)),
     }
+}
+
+fn address_header(loader: &mut dyn Loader, name: &str, needle: &str) -> bool {
+    loader.body().is_some_and(|m| crate::mime::search::address_header_contains(&m, name, needle))
 }
 
 fn header(loader: &mut dyn Loader, name: &str, needle: &str) -> bool {

@@ -95,7 +95,7 @@ pub(crate) fn store<D: Disk>(
         if !conn.config.condstore {
             return Progress::Done(Completion::bad("UNCHANGEDSINCE needs CONDSTORE"));
         }
-        conn.enabled.condstore = true;
+        super::enable_condstore(conn, out);
     }
     let selected = view(conn);
     if selected.read_only {
