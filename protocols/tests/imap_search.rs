@@ -69,9 +69,11 @@ fn every_key() {
         ("UNFLAGGED", &[1, 3, 4]),
         ("SEEN", &[1]),
         ("UNSEEN", &[2, 3, 4]),
+        // Appended before this session's SELECT, which claimed them all as its \Recent: NEW is
+        // RECENT UNSEEN, OLD is NOT RECENT (RFC 3501 §6.4.4).
         ("NEW", &[2, 3, 4]),
-        ("OLD", &[1, 2, 3, 4]),
-        ("RECENT", &[]),
+        ("OLD", &[]),
+        ("RECENT", &[1, 2, 3, 4]),
         ("KEYWORD $Work", &[2]),
         ("UNKEYWORD $Work", &[1, 3, 4]),
         ("KEYWORD $Nothing", &[]),

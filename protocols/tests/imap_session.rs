@@ -45,9 +45,9 @@ fn bodies_go_out_as_spool_chunks_and_mark_seen() {
     let text = String::from_utf8_lossy(&client.transcript).into_owned();
     assert!(text.contains(&String::from_utf8_lossy(&raw).into_owned()));
     // BODY[] without PEEK set \Seen and reported it in the same response.
-    assert!(reply.iter().any(|l| l.contains("FLAGS (\\Seen)")), "{reply:?}");
+    assert!(reply.iter().any(|l| l.contains("FLAGS (\\Seen \\Recent)")), "{reply:?}");
     let reply = client.command(&mut world, "g FETCH 1 (FLAGS)");
-    assert_eq!(reply[0], "* 1 FETCH (FLAGS (\\Seen))");
+    assert_eq!(reply[0], "* 1 FETCH (FLAGS (\\Seen \\Recent))");
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn condstore_changedsince_and_unchangedsince() {
     let since = before.iter().max().unwrap();
     let reply = client.command(&mut world, &format!("c FETCH 1:* (FLAGS) (CHANGEDSINCE {since})"));
     assert_eq!(reply.len(), 2, "{reply:?}");
-    assert!(reply[0].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ("), "{reply:?}");
+    assert!(reply[0].starts_with("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ ("), "{reply:?}");
     // UNCHANGEDSINCE below message 2's modseq fails for it only.
     let reply = client
         .command(&mut world, &format!("u STORE 1:3 (UNCHANGEDSINCE {since}) +FLAGS (\\Seen)"));
@@ -176,7 +176,8 @@ fn idle_reports_other_sessions_changes() {
     append(&mut other, &mut world, &message("new", 3));
     // The shard calls next() when the store changed.
     idler.run(&mut world);
-    assert_eq!(idler.drain(), vec!["* 1 EXISTS".to_owned()]);
+    // The idler is the first session told of the new message: it is its \Recent.
+    assert_eq!(idler.drain(), vec!["* 1 EXISTS".to_owned(), "* 1 RECENT".to_owned()]);
     idler.run(&mut world);
     assert!(idler.drain().is_empty(), "nothing new, nothing said");
     let reply = idler.command(&mut world, "DONE");
@@ -284,13 +285,17 @@ fn own_changes_are_absorbed_but_foreign_ones_still_reported() {
     // B's change before A's next STORE is reported to A alongside A's own.
     tagged(&b.command(&mut world, "u STORE 1 +FLAGS (\\Answered)"), "u OK");
     let reply = a.command(&mut world, "t2 STORE 3 +FLAGS (\\Seen)");
-    assert!(reply.contains(&"* 1 FETCH (FLAGS (\\Answered) UID 1)".to_owned()), "{reply:?}");
-    assert!(reply.contains(&"* 3 FETCH (FLAGS (\\Seen) UID 3)".to_owned()), "{reply:?}");
+    // A selected first, so the three messages are A's \Recent.
+    assert!(
+        reply.contains(&"* 1 FETCH (FLAGS (\\Answered \\Recent) UID 1)".to_owned()),
+        "{reply:?}"
+    );
+    assert!(reply.contains(&"* 3 FETCH (FLAGS (\\Seen \\Recent) UID 3)".to_owned()), "{reply:?}");
     // And B's change after A's quiet STORE arrives with A's NOOP.
     tagged(&a.command(&mut world, "t3 STORE 2 -FLAGS (\\Flagged)"), "t3 OK");
     let b_reply = b.command(&mut world, "u2 STORE 3 +FLAGS (\\Deleted)");
     let reply = a.command(&mut world, "n2 NOOP");
-    assert_eq!(reply[0], "* 3 FETCH (FLAGS (\\Seen \\Deleted) UID 3)", "{reply:?}");
+    assert_eq!(reply[0], "* 3 FETCH (FLAGS (\\Seen \\Deleted \\Recent) UID 3)", "{reply:?}");
     // B heard about A's changes with its own STORE.
     assert!(b_reply.contains(&"* 2 FETCH (FLAGS () UID 2)".to_owned()), "{b_reply:?}");
     assert_eq!(b.command(&mut world, "n NOOP").len(), 1);

@@ -199,6 +199,7 @@ impl<D: Disk> UserStore<D> {
         for index in self.indexes.values_mut() {
             index.settle_unsynced(open, durable);
         }
+        self.write_recent_claims();
         let Some(checkpoint) = self.checkpoints.due(durable) else {
             self.catch_up_clamped_headers();
             return;
@@ -208,6 +209,22 @@ impl<D: Disk> UserStore<D> {
         match result {
             Ok(()) => self.checkpoints.written(checkpoint),
             Err(error) => tracing::warn!(%error, "cannot write spool checkpoint"),
+        }
+    }
+
+    /// Writes the header of each index whose `\Recent` claims (`Index::claim_recent`) moved
+    /// since it was written, keeping its checkpoint: a claim then becomes durable with the
+    /// next mutation's flush round, before any message arrives after it. Claims made since
+    /// the last mutation are lost by a crash (those messages are recent again). Failures only
+    /// mean the same.
+    fn write_recent_claims(&mut self) {
+        for index in self.indexes.values_mut() {
+            if index.header().first_recent_uid != index.first_recent_uid() {
+                let checkpoint = index.header().checkpoint;
+                if let Err(error) = index.write_header(checkpoint) {
+                    tracing::warn!(%error, "cannot write the recent claims");
+                }
+            }
         }
     }
 

@@ -31,7 +31,7 @@ pub(crate) const HEADER_BYTES: usize = 128;
 /// Bytes of a record.
 pub(crate) const RECORD_BYTES: usize = 64;
 const SECTOR_BYTES: usize = 512;
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKI\r\n\x1a\n", major: 1, minor: 0 };
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKI\r\n\x1a\n", major: 1, minor: 1 };
 // A record never straddles a sector, so a torn write never tears a record.
 const _: () = assert!(HEADER_BYTES.is_multiple_of(RECORD_BYTES));
 const _: () = assert!(SECTOR_BYTES.is_multiple_of(RECORD_BYTES));
@@ -64,6 +64,10 @@ pub(crate) struct IndexHeader {
     /// The mailbox's creation (its log record) is known durable: if the log ever lacks this
     /// mailbox, the log was damaged and the index is salvaged rather than removed.
     pub sealed: bool,
+    /// The first UID no session has been told of yet: messages from here on are `\Recent`
+    /// for the next session that learns of them (format_minor 1; a minor-0 header reads as
+    /// `uid_next`, nothing recent).
+    pub first_recent_uid: u32,
 }
 
 /// Bit of the header's `flags` field: see [`IndexHeader::sealed`].
@@ -81,6 +85,7 @@ impl IndexHeader {
         put_u64(&mut buf, 40, self.checkpoint.0);
         put_u32(&mut buf, 48, self.messages);
         put_u32(&mut buf, 52, if self.sealed { FLAG_SEALED } else { 0 });
+        put_u32(&mut buf, 56, self.first_recent_uid);
         let crc = crc32c::crc32c(&buf[..124]);
         put_u32(&mut buf, 124, crc);
         buf
@@ -94,6 +99,7 @@ impl IndexHeader {
         let Some(header_size) = PREAMBLE.check(buf, 124, path)? else {
             return Ok(None);
         };
+        let minor = get_u16(buf, 10);
         // Values read from disk are input: a checkpoint that is not a record boundary (8-byte
         // aligned) or a HIGHESTMODSEQ that leaves no room makes the header bad (rebuilt).
         let valid = header_size as usize == HEADER_BYTES
@@ -101,15 +107,19 @@ impl IndexHeader {
             && get_u64(buf, 32) <= MODSEQ_READ_MAX
             && SpoolPos(get_u64(buf, 40)).offset().is_multiple_of(8)
             && get_u32(buf, 52) & !FLAG_SEALED == 0
-            && all_zero(&buf[56..124]);
+            && all_zero(&buf[if minor >= 1 { 60 } else { 56 }..124]);
         let uid_validity = std::num::NonZeroU32::new(get_u32(buf, 24)).map(UidValidity);
         let (true, Some(uid_validity)) = (valid, uid_validity) else {
             return Ok(None);
         };
+        let uid_next = get_u32(buf, 28).max(1);
+        let first_recent_uid =
+            if minor >= 1 { get_u32(buf, 56).clamp(1, uid_next) } else { uid_next };
         Ok(Some(IndexHeader {
             mailbox: MailboxId(get_u32(buf, 20)),
             uid_validity,
-            uid_next: get_u32(buf, 28).max(1),
+            first_recent_uid,
+            uid_next,
             highest_modseq: get_u64(buf, 32),
             checkpoint: SpoolPos(get_u64(buf, 40)),
             messages: get_u32(buf, 48),
@@ -246,6 +256,8 @@ pub(crate) struct Index<F> {
     counts: Counts,
     uid_next: u32,
     highest_modseq: u64,
+    /// See [`IndexHeader::first_recent_uid`]; the header's copy is written at checkpoints.
+    first_recent_uid: u32,
     /// One bit per slot: the spool record's checksum was verified in this process (written
     /// here, checked by recovery, or checked on a first read), so reads need not check it.
     verified: std::cell::RefCell<Vec<u64>>,
@@ -272,6 +284,7 @@ impl<F: DiskFile> Index<F> {
             counts: Counts::default(),
             uid_next: header.uid_next,
             highest_modseq: header.highest_modseq,
+            first_recent_uid: header.first_recent_uid,
             verified: std::cell::RefCell::new(Vec::new()),
             unsynced: UnsyncedRecords::default(),
         })
@@ -486,6 +499,7 @@ impl<F: DiskFile> Index<F> {
             highest_modseq: self.highest_modseq,
             checkpoint,
             messages: self.counts.messages,
+            first_recent_uid: self.first_recent_uid,
             ..self.header
         };
         self.write(&header.encode(), 0)?;
@@ -503,7 +517,23 @@ impl<F: DiskFile> Index<F> {
 
     /// True when the header on disk lags what is in memory.
     pub(crate) fn header_stale(&self) -> bool {
-        self.header.uid_next != self.uid_next || self.header.highest_modseq != self.highest_modseq
+        self.header.uid_next != self.uid_next
+            || self.header.highest_modseq != self.highest_modseq
+            || self.header.first_recent_uid != self.first_recent_uid
+    }
+
+    /// The first UID no session has been told of yet (see [`IndexHeader::first_recent_uid`]).
+    pub(crate) fn first_recent_uid(&self) -> u32 {
+        self.first_recent_uid.min(self.uid_next)
+    }
+
+    /// Claims the messages no session has been told of yet: returns the first such UID (every
+    /// UID from it to UIDNEXT is the caller's `\Recent`), and from now on none is. In memory
+    /// until the next header write (a checkpoint): a crash before it makes them recent again.
+    pub(crate) fn claim_recent(&mut self) -> u32 {
+        let first = self.first_recent_uid();
+        self.first_recent_uid = self.uid_next;
+        first
     }
 
     /// O(n) consistency checks (tests and debug builds).
@@ -565,6 +595,7 @@ mod tests {
             checkpoint: SpoolPos::new(2, 640),
             messages: 12,
             sealed: true,
+            first_recent_uid: 15,
         };
         let bytes = header.encode();
         assert_eq!(IndexHeader::decode(&bytes, Path::new("x")).unwrap(), Some(header));

@@ -194,6 +194,7 @@ impl<F: DiskFile> Index<F> {
             counts: Counts::default(),
             uid_next: header.uid_next,
             highest_modseq: header.highest_modseq,
+            first_recent_uid: header.first_recent_uid,
             verified: std::cell::RefCell::new(Vec::new()),
             unsynced: UnsyncedRecords::default(),
         };

@@ -99,6 +99,7 @@ impl<D: Disk> UserStore<D> {
             checkpoint: self.checkpoints.current(),
             messages: 0,
             sealed: false,
+            first_recent_uid: 1,
         };
         let index = Index::create(&*self.disk, index::index_path(&self.dir, id), header)
             .map_err(|e| self.logged("create mailbox", e))?;

@@ -282,6 +282,28 @@ impl<D: Disk> UserStore<D> {
         })
     }
 
+    /// Claims `id`'s messages that no session has been told of yet, for a session that
+    /// selects the mailbox read-write or learns of new messages in it (`\Recent`, RFC 3501
+    /// §2.3.2): returns the first UID of them (every UID from it up to UIDNEXT is the
+    /// caller's `\Recent`), and no other session gets them. A claim is in memory until the
+    /// next checkpoint writes the index header: a crash before it makes them recent again.
+    pub fn claim_recent(&mut self, id: MailboxId) -> Option<Uid> {
+        let index = self.indexes.get_mut(&id)?;
+        Some(Uid::new(index.claim_recent()).expect("UIDs start at 1"))
+    }
+
+    /// Live messages of `id` that no session has been told of yet (STATUS RECENT, EXAMINE).
+    #[must_use]
+    pub fn unclaimed_recent(&self, id: MailboxId) -> Option<(Uid, u32)> {
+        let index = self.indexes.get(&id)?;
+        let first = index.first_recent_uid();
+        let entries = index.entries();
+        let from = entries.partition_point(|entry| entry.uid.get() < first);
+        let live = entries[from..].iter().filter(|entry| !entry.expunged).count();
+        let first = Uid::new(first).expect("UIDs start at 1");
+        Some((first, u32::try_from(live).unwrap_or(u32::MAX)))
+    }
+
     /// A mailbox's UIDNEXT, HIGHESTMODSEQ and message count, without allocating.
     ///
     /// Every message added to a mailbox (append, copy, recovery) takes the next UID and

@@ -144,6 +144,7 @@ pub(super) fn create_step<D: Disk>(
             checkpoint: SpoolPos::default(),
             messages: 0,
             sealed: false,
+            first_recent_uid: 1,
         };
         let index = Index::create(disk, index::index_path(dir, id), header)?;
         parts.indexes.insert(id, index);

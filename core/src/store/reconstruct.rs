@@ -243,6 +243,8 @@ fn write_rebuilt<D: Disk>(
         checkpoint: SpoolPos::default(),
         messages: 0,
         sealed: false,
+        // Who was told of what is not known after a rebuild: nothing is recent.
+        first_recent_uid: uid_next,
     };
     let mut bytes = Vec::with_capacity(index::HEADER_BYTES + entries.len() * index::RECORD_BYTES);
     let header = IndexHeader {

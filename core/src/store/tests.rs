@@ -326,12 +326,26 @@ mod golden {
             checkpoint: SpoolPos::new(1, 64),
             messages: 1,
             sealed: true,
+            first_recent_uid: 5,
         };
-        let expected_header = "89534b490d0a1a0a010000008000000040000000020000004d000000060000000900000000000000\
+        let expected_header = "89534b490d0a1a0a010001008000000040000000020000004d000000060000000900000000000000\
+             40000000010000000100000001000000050000000000000000000000000000000000000000000000\
+             00000000000000000000000000000000000000000000000000000000000000000000000000000000\
+             000000009254aa43";
+        assert_eq!(hex(&header.encode()), expected_header);
+        // A format_minor 0 header (before first_recent_uid; offset 56 reserved) reads with
+        // nothing recent: first_recent_uid = uid_next.
+        let minor_0 = "89534b490d0a1a0a010000008000000040000000020000004d000000060000000900000000000000\
              40000000010000000100000001000000000000000000000000000000000000000000000000000000\
              00000000000000000000000000000000000000000000000000000000000000000000000000000000\
              00000000a0d08432";
-        assert_eq!(hex(&header.encode()), expected_header);
+        let bytes: Vec<u8> = (0..minor_0.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&minor_0[i..i + 2], 16).unwrap())
+            .collect();
+        let bytes: [u8; 128] = bytes.try_into().unwrap();
+        let decoded = IndexHeader::decode(&bytes, std::path::Path::new("x")).unwrap().unwrap();
+        assert_eq!(decoded, IndexHeader { first_recent_uid: 6, ..header });
         let entry = Entry {
             uid: Uid::new(5).unwrap(),
             flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0b101) },

@@ -152,9 +152,10 @@ pub fn flag_list(out: &mut Vec<u8>, flags: &[Flag]) {
     out.push(b')');
 }
 
-/// A message's flags as a `flag-list`: system flags in bit order, then the keywords whose bits
-/// are set, named by the mailbox's keyword table (`keywords[i]` is bit `i`).
-pub fn flags(out: &mut Vec<u8>, flags: Flags, keywords: &[String]) {
+/// A message's flags as a `flag-list`: system flags in bit order, `\Recent` when `recent` (a
+/// session-only flag, IMAP4rev1), then the keywords whose bits are set, named by the
+/// mailbox's keyword table (`keywords[i]` is bit `i`).
+pub fn flags(out: &mut Vec<u8>, flags: Flags, keywords: &[String], recent: bool) {
     out.push(b'(');
     let mut first = true;
     let mut separate = |out: &mut Vec<u8>| {
@@ -168,6 +169,10 @@ pub fn flags(out: &mut Vec<u8>, flags: Flags, keywords: &[String]) {
             separate(out);
             out.extend_from_slice(name.as_bytes());
         }
+    }
+    if recent {
+        separate(out);
+        out.extend_from_slice(b"\\Recent");
     }
     for (i, name) in keywords.iter().enumerate().take(64) {
         if flags.keywords.0 & (1 << i) != 0 {

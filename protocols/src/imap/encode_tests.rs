@@ -46,8 +46,9 @@ fn flags_render() {
         keywords: Keywords(0b101),
     };
     let table = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
-    assert_eq!(written(|o| flags(o, message, &table)), "(\\Seen \\Deleted a c)");
-    assert_eq!(written(|o| flags(o, Flags::default(), &table)), "()");
+    assert_eq!(written(|o| flags(o, message, &table, false)), "(\\Seen \\Deleted a c)");
+    assert_eq!(written(|o| flags(o, message, &table, true)), "(\\Seen \\Deleted \\Recent a c)");
+    assert_eq!(written(|o| flags(o, Flags::default(), &table, false)), "()");
 }
 
 #[test]

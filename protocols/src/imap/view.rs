@@ -52,6 +52,9 @@ pub struct View {
     /// UIDs, every flag change reported): lets a sync tell "only appends since" cheaply.
     /// `None` while expunges are deferred or before the first mark.
     marks: Option<MailboxMarks>,
+    /// The UID ranges (`from..to`, ascending, disjoint) that are `\Recent` for this session:
+    /// IMAP4rev1 only, empty for a session that enabled IMAP4rev2.
+    recent: Vec<(u32, u32)>,
 }
 
 /// What `sync` found to report, already written to the output.
@@ -88,7 +91,42 @@ impl View {
             own_changes: Vec::new(),
             keywords_announced: 0,
             marks: None,
+            recent: Vec::new(),
         }
+    }
+
+    /// Makes the messages with UIDs in `from..to` `\Recent` for this session (a claim, or for
+    /// EXAMINE what no session has claimed). Ranges arrive in ascending order.
+    pub fn add_recent(&mut self, from: Uid, to: Uid) {
+        let (from, to) = (from.get(), to.get());
+        if from >= to {
+            return;
+        }
+        match self.recent.last_mut() {
+            Some(last) if last.1 >= from => last.1 = last.1.max(to),
+            _ => self.recent.push((from, to)),
+        }
+    }
+
+    /// True when `uid` is `\Recent` for this session.
+    #[must_use]
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        let uid = uid.get();
+        let after = self.recent.partition_point(|&(from, _)| from <= uid);
+        after > 0 && uid < self.recent[after - 1].1
+    }
+
+    /// How many messages the client knows are `\Recent` for this session (`* n RECENT`).
+    #[must_use]
+    pub fn recent_count(&self) -> usize {
+        self.recent
+            .iter()
+            .map(|&(from, to)| {
+                let start = self.uids.partition_point(|uid| uid.get() < from);
+                let end = self.uids.partition_point(|uid| uid.get() < to);
+                end - start
+            })
+            .sum()
     }
 
     /// Number of messages the client knows (`EXISTS`).
@@ -319,7 +357,8 @@ impl View {
                 continue;
             }
             if let Some(msn) = self.msn_of(message.uid) {
-                write_flags_fetch(out, msn, message, keywords, condstore);
+                let recent = self.is_recent(message.uid);
+                write_flags_fetch(out, msn, message, keywords, condstore, recent);
                 report.fetches += 1;
             }
         }
@@ -384,11 +423,12 @@ pub fn write_flags_fetch(
     message: &MessageMeta,
     keywords: &[String],
     condstore: bool,
+    recent: bool,
 ) {
     out.extend_from_slice(b"* ");
     encode::number(out, u64::from(msn));
     out.extend_from_slice(b" FETCH (FLAGS ");
-    encode::flags(out, message.flags, keywords);
+    encode::flags(out, message.flags, keywords, recent);
     if condstore {
         out.extend_from_slice(b" MODSEQ (");
         encode::number(out, message.modseq.0);

@@ -184,7 +184,8 @@ fn write_chunk<D: Disk>(
             // The client now knows these flags: the next sync need not repeat them.
             view(conn).own_change(uid, message.modseq);
         }
-        let item = FetchItem { msn, message, keywords, add_flags, condstore };
+        let recent = view(conn).is_recent(uid);
+        let item = FetchItem { msn, message, keywords, add_flags, condstore, recent };
         match write_message(store, mailbox, &item, &task.attributes, out) {
             Ok(()) => {}
             // Expunged between the lookup and the read (cannot happen within one slice, but
@@ -283,6 +284,8 @@ struct FetchItem<'a> {
     add_flags: bool,
     /// CONDSTORE is on for this session.
     condstore: bool,
+    /// The message is `\Recent` for this session.
+    recent: bool,
 }
 
 /// Writes `* msn FETCH (...)` for one message.
@@ -309,7 +312,7 @@ fn write_message<D: Disk>(
         match attribute {
             FetchAttribute::Flags => {
                 flags_written = true;
-                write_flags(out, message.flags, item.keywords);
+                write_flags(out, message.flags, item.keywords, item.recent);
             }
             FetchAttribute::Uid => {
                 out.put(b"UID ");
@@ -337,7 +340,7 @@ fn write_message<D: Disk>(
         if !first {
             out.put(b" ");
         }
-        write_flags(out, message.flags, item.keywords);
+        write_flags(out, message.flags, item.keywords, item.recent);
     }
     // RFC 7162 §3.1: with CONDSTORE on, a FETCH that set \Seen reports UID and MODSEQ too.
     if item.add_flags && item.condstore {
@@ -354,9 +357,9 @@ fn write_message<D: Disk>(
     Ok(())
 }
 
-fn write_flags(out: &mut Out, flags: Flags, keywords: &[String]) {
+fn write_flags(out: &mut Out, flags: Flags, keywords: &[String], recent: bool) {
     out.put(b"FLAGS ");
-    encode::flags(out.buf(), flags, keywords);
+    encode::flags(out.buf(), flags, keywords, recent);
 }
 
 fn write_modseq(out: &mut Out, modseq: ModSeq) {

@@ -100,6 +100,11 @@ pub(crate) fn status<D: Disk>(
     let Some(info) = store.mailbox_id(name).and_then(|id| store.mailbox_info(id)) else {
         return Completion::no("No such mailbox").with(Code::Nonexistent);
     };
+    // \Recent: the messages no session has been told of, and this session's own when the
+    // mailbox is the one it has selected.
+    let unclaimed = store.unclaimed_recent(info.id).map_or(0, |(_, count)| count);
+    let own = conn.selected.as_ref().filter(|view| view.mailbox == info.id);
+    let recent = u64::from(unclaimed) + own.map_or(0, |view| view.recent_count() as u64);
     let b = out.buf();
     b.extend_from_slice(b"* STATUS ");
     encode::mailbox(b, &info.name, conn.enabled.rev2);
@@ -115,7 +120,7 @@ pub(crate) fn status<D: Disk>(
             StatusAttribute::Unseen => ("UNSEEN", u64::from(info.unseen)),
             StatusAttribute::Deleted => ("DELETED", u64::from(info.deleted)),
             StatusAttribute::Size => ("SIZE", info.size),
-            StatusAttribute::Recent => ("RECENT", 0),
+            StatusAttribute::Recent => ("RECENT", recent),
             StatusAttribute::HighestModSeq => ("HIGHESTMODSEQ", info.highest_modseq.0),
         };
         b.extend_from_slice(label.as_bytes());

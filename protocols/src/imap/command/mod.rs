@@ -352,6 +352,7 @@ pub(crate) fn sync<D: Disk>(
         return;
     }
     let written = out.buffered();
+    let last_known = view.uids().last().copied();
     if sync_view(view, store, allow_expunge, condstore, out.buf()).is_err() {
         // The mailbox was deleted by another session. Its messages and numbers are gone and
         // IMAP has no way to tell the client so in the Selected state: say BYE, as Dovecot
@@ -360,6 +361,12 @@ pub(crate) fn sync<D: Disk>(
         conn.selected = None;
         conn.closing = true;
         return;
+    }
+    if !conn.enabled.rev2 && view.uids().last().copied() > last_known {
+        // New messages were announced: those no session was told of are this one's \Recent,
+        // and the count goes with the EXISTS (RFC 3501 §7.3.2).
+        select::take_recent(view, store);
+        out.put(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
     }
     if out.buffered() != written {
         // What is reported may be another session's change or a delivery that is not durable

@@ -168,8 +168,14 @@ pub(crate) fn resume<D: Disk>(
                 continue;
             };
             let meta = &messages[position];
-            let candidate =
-                Candidate { msn: msn_from_index(index), meta, keywords, msn_largest, uid_largest };
+            let candidate = Candidate {
+                msn: msn_from_index(index),
+                meta,
+                keywords,
+                msn_largest,
+                uid_largest,
+                recent: selected.is_recent(uid),
+            };
             let mut loader = LazyMessage {
                 store,
                 mailbox,

@@ -28,6 +28,8 @@ pub(crate) struct Candidate<'a> {
     pub msn_largest: u32,
     /// Largest UID in the view (`*` for UID sets).
     pub uid_largest: u32,
+    /// `\Recent` for this session (IMAP4rev1).
+    pub recent: bool,
 }
 
 /// Lazily loaded message data.
@@ -127,8 +129,8 @@ fn has_flag(c: &Candidate<'_>, flag: &Flag) -> bool {
             .iter()
             .position(|k| k.eq_ignore_ascii_case(name))
             .is_some_and(|i| i < 64 && c.meta.flags.keywords.0 & (1u64 << i) != 0),
-        // `\Recent` and other extensions are never set here.
-        Flag::Extension(_) => false,
+        // `\Recent` is the session's; other extension flags are never set here.
+        Flag::Extension(name) => name.eq_ignore_ascii_case("Recent") && c.recent,
     }
 }
 

@@ -38,11 +38,22 @@ pub(crate) fn select<D: Disk>(
             (None, _, _) => return Completion::no("No such mailbox").with(Code::Nonexistent),
             (_, Err(error), _) | (_, _, Err(error)) => return reply::read(&error),
         };
+    let mut selected = View::new(
+        id,
+        read_only,
+        info.uid_validity,
+        &messages,
+        info.highest_modseq,
+        store.change_counter(),
+    );
+    if !conn.enabled.rev2 {
+        take_recent(&mut selected, store);
+    }
     write_flags(&keywords, read_only, out.buf());
     let b = out.buf();
     b.extend_from_slice(format!("* {} EXISTS\r\n", messages.len()).as_bytes());
     if !conn.enabled.rev2 {
-        b.extend_from_slice(b"* 0 RECENT\r\n");
+        b.extend_from_slice(format!("* {} RECENT\r\n", selected.recent_count()).as_bytes());
         let unseen = messages.iter().position(|m| !m.flags.system.contains(SystemFlags::SEEN));
         if let Some(index) = unseen {
             b.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes());
@@ -64,14 +75,6 @@ pub(crate) fn select<D: Disk>(
         encode::mailbox(b, &info.name, true);
         b.extend_from_slice(b"\r\n");
     }
-    let mut selected = View::new(
-        id,
-        read_only,
-        info.uid_validity,
-        &messages,
-        info.highest_modseq,
-        store.change_counter(),
-    );
     selected.keywords_announced = keywords.len();
     selected.set_marks(MailboxMarks {
         uid_next: info.uid_next,
@@ -83,6 +86,20 @@ pub(crate) fn select<D: Disk>(
         Completion::ok("EXAMINE completed").with(Code::ReadOnly)
     } else {
         Completion::ok("SELECT completed").with(Code::ReadWrite)
+    }
+}
+
+/// Gives `view` (an IMAP4rev1 session's) the messages no session has been told of yet as
+/// `\Recent` (RFC 3501 §2.3.2): claimed for a read-write view, so that no other session gets
+/// them; only seen for a read-only one (EXAMINE leaves them recent for the next SELECT).
+pub(crate) fn take_recent<D: Disk>(view: &mut View, store: &mut UserStore<D>) {
+    let first = if view.read_only {
+        store.unclaimed_recent(view.mailbox).map(|(first, _)| first)
+    } else {
+        store.claim_recent(view.mailbox)
+    };
+    if let (Some(first), Some(marks)) = (first, store.mailbox_marks(view.mailbox)) {
+        view.add_recent(first, marks.uid_next);
     }
 }
 

@@ -200,7 +200,8 @@ fn store_chunk<D: Disk>(
             continue;
         };
         if !task.silent {
-            write_flags_fetch(out.buf(), msn, message, keywords, condstore);
+            let recent = selected.is_recent(message.uid);
+            write_flags_fetch(out.buf(), msn, message, keywords, condstore, recent);
         } else if condstore && outcome.changed.iter().any(|&(changed, _)| changed == *uid) {
             // RFC 7162 §3.1.3: even a silent STORE reports the new modseq of what it changed.
             let line = format!(

@@ -120,8 +120,7 @@ impl KeyParser {
             return Ok(key);
         }
         match word {
-            b"ALL" | b"OLD" => Ok(SearchKey::All),
-            b"RECENT" => Ok(SearchKey::Not(Box::new(SearchKey::All))),
+            b"ALL" => Ok(SearchKey::All),
             b"NOT" => {
                 c.sp()?;
                 Ok(SearchKey::Not(Box::new(self.key(c, depth + 1)?)))
@@ -150,6 +149,11 @@ impl KeyParser {
 }
 
 /// The keys that test a system flag and take no argument.
+/// The session flag `\Recent` (IMAP4rev1), as a search key's flag.
+fn recent() -> Flag {
+    Flag::Extension("Recent".into())
+}
+
 fn flag_key(word: &[u8]) -> Option<SearchKey> {
     let key = match word {
         b"ANSWERED" => SearchKey::Flag(Flag::Answered),
@@ -161,7 +165,11 @@ fn flag_key(word: &[u8]) -> Option<SearchKey> {
         b"UNDELETED" => SearchKey::NotFlag(Flag::Deleted),
         b"UNDRAFT" => SearchKey::NotFlag(Flag::Draft),
         b"UNFLAGGED" => SearchKey::NotFlag(Flag::Flagged),
-        b"UNSEEN" | b"NEW" => SearchKey::NotFlag(Flag::Seen),
+        b"UNSEEN" => SearchKey::NotFlag(Flag::Seen),
+        // RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT.
+        b"RECENT" => SearchKey::Flag(recent()),
+        b"OLD" => SearchKey::NotFlag(recent()),
+        b"NEW" => SearchKey::And(vec![SearchKey::Flag(recent()), SearchKey::NotFlag(Flag::Seen)]),
         _ => return None,
     };
     Some(key)

@@ -28,9 +28,15 @@ fn simple_keys() {
             SearchKey::Not(Box::new(SearchKey::From("Smith".into()))),
         ]
     );
-    assert_eq!(keys(b" new"), vec![SearchKey::NotFlag(Flag::Seen)]);
-    assert_eq!(keys(b" OLD"), vec![SearchKey::All]);
-    assert_eq!(keys(b" RECENT"), vec![SearchKey::Not(Box::new(SearchKey::All))]);
+    // Issue 9: NEW is RECENT UNSEEN and OLD is NOT RECENT (RFC 3501 §6.4.4); NEW was UNSEEN,
+    // RECENT nothing and OLD everything.
+    let recent = Flag::Extension("Recent".into());
+    assert_eq!(
+        keys(b" new"),
+        vec![SearchKey::And(vec![SearchKey::Flag(recent.clone()), SearchKey::NotFlag(Flag::Seen)])]
+    );
+    assert_eq!(keys(b" OLD"), vec![SearchKey::NotFlag(recent.clone())]);
+    assert_eq!(keys(b" RECENT"), vec![SearchKey::Flag(recent)]);
     assert_eq!(keys(b" LARGER 99999999999"), vec![SearchKey::Larger(u32::MAX)]);
     assert_eq!(
         keys(b" HEADER Message-ID {5}\r\n<a@b>"),
