@@ -1,7 +1,7 @@
 """SASL in IMAP AUTHENTICATE and LOGIN against the real binary (issue 8, item 4).
 
 Clients: imaplib's `authenticate` for PLAIN, LOGIN and EXTERNAL; the SCRAM-SHA-256 client of
-sasl_clients.py (written from RFC 5802 / RFC 7677 with hashlib and hmac); OAUTHBEARER with an
+sasl_support.py (written from RFC 5802 / RFC 7677 with hashlib and hmac); OAUTHBEARER with an
 Ed25519 token signed in the test (with the `cryptography` package when it is installed, else
 skipped); a client certificate from a CA made in the test with the openssl CLI (skipped without
 it); a master user logging in as another user. Each failure path once: wrong password, wrong
@@ -18,12 +18,11 @@ import re
 import shutil
 import ssl
 import subprocess
-import tempfile
 import time
 import unittest
 
 from harness import HOST, AbuseServer, RawImap, run_cli
-from sasl_clients import AUDIENCE, ISSUER, Provider, Scram
+from sasl_support import Provider, SaslServerTest, Scram, oauth_config
 
 
 def openssl(*args, cwd):
@@ -48,13 +47,12 @@ def make_client_ca(directory):
     return {name: os.path.join(directory, name) for name in ("ca.crt", "bob.crt", "bob.key")}
 
 
-class SaslTest(unittest.TestCase):
+class SaslTest(SaslServerTest):
     USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="skua-sasl-")
-        data = os.path.join(self.tmp, "data")
-        os.makedirs(data)
+        super().setUp()
+        data = self.data
         masters = os.path.join(self.tmp, "masters")
         with open(masters, "w", encoding="utf-8") as f:
             f.write("support:{PLAIN}master-pw\n")
@@ -64,19 +62,10 @@ class SaslTest(unittest.TestCase):
         self.provider = Provider(self.tmp) if Provider is not None else None
         # alice and bob have PLAIN lines, carol SCRAM keys: SCRAM is offered only when told.
         config = f'[auth]\nmaster_passwd_file = "{masters}"\nscram = "always"\n'
-        if self.provider is not None:
-            config += (f'[auth.oauth]\njwks_file = "{self.provider.jwks}"\n'
-                       f'issuer = "{ISSUER}"\naudience = "{AUDIENCE}"\n')
+        config += oauth_config(self.provider)
         if self.ca is not None:
             config += f'[tls]\nclient_ca = "{self.ca["ca.crt"]}"\n'
         self.server = AbuseServer(data, self.USERS, shards=2, config=config).start()
-
-    def tearDown(self):
-        try:
-            if self.server.process is not None:
-                self.assertEqual(self.server.stop(), 0, self.server.log_text()[-3000:])
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def imap(self):
         return imaplib.IMAP4(HOST, self.server.imap_port, timeout=30)

@@ -19,16 +19,14 @@ skipped without it.
 
 import base64
 import os
-import shutil
 import smtplib
 import socket
 import ssl
 import struct
-import tempfile
 import unittest
 
 from harness import HOST, AbuseServer, run_cli
-from sasl_clients import Scram, b64
+from sasl_support import SaslServerTest, Scram, b64
 
 try:
     from OpenSSL import SSL
@@ -158,24 +156,16 @@ def flipped(binding):
 
 
 @unittest.skipIf(SSL is None, "no pyOpenSSL (Debian's python3-openssl, or pip's pyopenssl)")
-class ScramPlus(unittest.TestCase):
+class ScramPlus(SaslServerTest):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="skua-plus-")
-        data = os.path.join(self.tmp, "data")
-        os.makedirs(data)
+        super().setUp()
         for mechanism, user, password, _ in (SHA256, SHA1):
-            run_cli("user", "add", "--scheme", mechanism, "--data-dir", data, user,
+            run_cli("user", "add", "--scheme", mechanism, "--data-dir", self.data, user,
                     stdin=password + "\n")
         # carol has SHA-256 keys only and dave SHA-1 keys only: `auto` would offer neither.
-        self.server = AbuseServer(data, shards=2, config='[auth]\nscram = "always"\n').start()
+        config = '[auth]\nscram = "always"\n'
+        self.server = AbuseServer(self.data, shards=2, config=config).start()
         self.sources = (f"127.0.0.{n}" for n in range(2, 250))
-
-    def tearDown(self):
-        try:
-            if self.server.process is not None:
-                self.assertEqual(self.server.stop(), 0, self.server.log_text()[-3000:])
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def connect(self, starttls, version=None):
         """A client from a loopback address of its own; TLS 1.3 unless told."""
@@ -205,9 +195,8 @@ class ScramPlus(unittest.TestCase):
                     self.assertIn(f"AUTH={algorithm[0]}-PLUS", capabilities)
                     self.assertIn(f"AUTH={algorithm[0]}", capabilities)
                     self.assert_plus_login(client, algorithm)
-        log = self.server.log_text()
         for mechanism in ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"):
-            self.assertEqual(log.count(f'mechanism="{mechanism}" user='), 2, log[-3000:])
+            self.wait_for_log(f'mechanism="{mechanism}" user=', 2)
 
     def test_a_changed_channel_binding_is_refused_and_the_connection_stays_usable(self):
         for starttls in (False, True):
@@ -218,7 +207,7 @@ class ScramPlus(unittest.TestCase):
                 self.assert_refused(client.authenticate(mechanism + "-PLUS", scram))
                 self.assertIn(b" OK", client.command("NOOP")[-1])
                 self.assert_plus_login(client, SHA256)
-        self.assertIn("c= does not match this connection", self.server.log_text())
+        self.wait_for_log("c= does not match this connection", 2)
 
     def test_a_client_only_flag_is_refused_where_plus_is_offered(self):
         for starttls, algorithm in ((False, SHA256), (True, SHA1)):

@@ -1,10 +1,15 @@
-"""SASL clients written for the tests from the RFCs, shared by the tests/test_sasl*.py files.
+"""What the tests/test_sasl*.py files share: SASL clients written from the RFCs, and a test
+case owning a temporary directory and the server started in it.
 
 - `Scram`: SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802 section 3, RFC 7677) with hashlib and hmac,
   with the `tls-exporter` channel binding of the -PLUS variants (RFC 9266) when given one.
 - `Provider`: an identity provider with an Ed25519 key and a JWKS file, signing bearer tokens
   for OAUTHBEARER (needs the `cryptography` package; `Provider` is None without it). Its key can
   be rotated: the JWKS file is then replaced by one holding only the new key.
+  `oauth_config` is the `[auth.oauth]` section that trusts it.
+- `SaslServerTest`: `self.tmp`, `self.data` (a data dir in it) and `self.server` (made by the
+  test), stopped with exit code 0 expected and removed after each test, and a bounded wait
+  for a line in the server's log.
 """
 
 import base64
@@ -12,7 +17,10 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
+import tempfile
 import time
+import unittest
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -103,6 +111,40 @@ class Provider:
 
 if Ed25519PrivateKey is None:  # pragma: no cover - depends on the machine
     Provider = None  # noqa: F811 - no signer without `cryptography`
+
+
+def oauth_config(provider):
+    """The `[auth.oauth]` section trusting `provider`'s keys; empty without a provider."""
+    if provider is None:
+        return ""
+    return (f'[auth.oauth]\njwks_file = "{provider.jwks}"\n'
+            f'issuer = "{ISSUER}"\naudience = "{AUDIENCE}"\n')
+
+
+class SaslServerTest(unittest.TestCase):
+    """A test with a temporary directory and the server it starts there (`self.server`)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="skua-sasl-")
+        self.data = os.path.join(self.tmp, "data")
+        os.makedirs(self.data)
+        self.server = None
+
+    def wait_for_log(self, text, count=1, timeout_s=10):
+        """Waits until `text` is in the server's log `count` times (lines reach the file from
+        a writer thread of the server: a line may follow what it tells of by a moment)."""
+        deadline = time.monotonic() + timeout_s
+        while self.server.log_text().count(text) < count:
+            self.assertLess(time.monotonic(), deadline,
+                            f"no {count}x {text!r}:\n{self.server.log_text()[-3000:]}")
+            time.sleep(0.02)
+
+    def tearDown(self):
+        try:
+            if self.server is not None and self.server.process is not None:
+                self.assertEqual(self.server.stop(), 0, self.server.log_text()[-3000:])
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def replace_file(path, text):
