@@ -175,11 +175,12 @@ fn jwks_file(
     let path = policy.jwks_path.clone();
     let parse = move |contents: Option<&[u8]>| {
         let Some(contents) = contents else {
-            let source = std::io::Error::from(std::io::ErrorKind::NotFound);
+            let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
             return Err(JwksError::Io { path: policy.jwks_path.clone(), source }.into());
         };
         let verifier = TokenVerifier::from_jwks(policy.clone(), contents)?;
-        tracing::info!(path = %policy.jwks_path.display(), keys = verifier.key_count(), "loaded JWKS file");
+        let keys = verifier.key_count();
+        tracing::info!(path = %policy.jwks_path.display(), keys, "loaded JWKS file");
         Ok(verifier)
     };
     WatchedFile::load(&path, JWKS_FILE, parse)

@@ -71,12 +71,12 @@ pub(crate) fn passwd_parser(
     let origin = path.display().to_string();
     move |contents| {
         let Some(contents) = contents else {
-            tracing::warn!(path = origin, "no {}: no {}", kind.what, kind.holds);
+            tracing::warn!(path = %origin, "no {}: no {}", kind.what, kind.holds);
             return Ok(UserDb::default());
         };
         let db = UserDb::parse(contents, &origin);
         let (users, ignored_lines) = (db.len(), db.ignored_lines());
-        tracing::info!(path = origin, users, ignored_lines, "loaded {}", kind.what);
+        tracing::info!(path = %origin, users, ignored_lines, "loaded {}", kind.what);
         Ok(db)
     }
 }

@@ -211,9 +211,13 @@ impl Watcher {
                 None
             }
         };
-        let hangup = Hangup::new()
-            .inspect_err(|error| tracing::warn!(%error, "SIGHUP will not reload the passwd, master users and JWKS files"))
-            .ok();
+        let hangup = match Hangup::new() {
+            Ok(hangup) => Some(hangup),
+            Err(error) => {
+                tracing::warn!(%error, "no SIGHUP handler: these files reload on change only");
+                None
+            }
+        };
         // One pending request at most: requests made while one waits are the same request.
         let (measure, requests) = std::sync::mpsc::sync_channel::<()>(1);
         let measured = users.clone();
