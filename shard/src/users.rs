@@ -215,16 +215,24 @@ impl Users {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use skua_core::lock::FileVersion;
 
     use super::*;
 
-    #[test]
-    fn a_changed_file_is_reloaded_and_an_unchanged_one_is_not() {
+    /// A passwd-file holding `text` in a new temporary directory, and its users loaded.
+    pub(super) fn passwd_with(text: &str) -> (tempfile::TempDir, PathBuf, Users) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("passwd");
-        std::fs::write(&path, "alice:{PLAIN}a::::::\n").expect("write");
+        std::fs::write(&path, text).expect("write");
         let users = Users::load(&path).expect("load");
+        (dir, path, users)
+    }
+
+    #[test]
+    fn a_changed_file_is_reloaded_and_an_unchanged_one_is_not() {
+        let (_dir, path, users) = passwd_with("alice:{PLAIN}a::::::\n");
         assert!(users.get().lookup("alice").is_some());
         assert!(users.get().lookup("bob").is_none());
         assert!(!users.reload_if_changed(), "nothing changed");
@@ -276,10 +284,7 @@ mod tests {
 
     #[test]
     fn a_reload_swaps_first_and_measures_after() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("passwd");
-        std::fs::write(&path, "a:{PLAIN}a::::::\n").expect("write");
-        let users = Users::load(&path).expect("load");
+        let (_dir, path, users) = passwd_with("a:{PLAIN}a::::::\n");
         std::fs::write(&path, "a:{PLAIN}a::::::\nb:{PLAIN}b::::::\n").expect("rewrite");
         assert_eq!(users.reload(false), Reload::Loaded);
         assert!(users.get().lookup("b").is_some(), "in use before any measurement");
@@ -290,10 +295,7 @@ mod tests {
 
     #[test]
     fn new_identity_with_the_same_content_reloads_nothing() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("passwd");
-        std::fs::write(&path, "a:{PLAIN}a\n").expect("write");
-        let users = Users::load(&path).expect("load");
+        let (dir, path, users) = passwd_with("a:{PLAIN}a\n");
         let before = users.get();
         let other = dir.path().join("other");
         std::fs::write(&other, "a:{PLAIN}a\n").expect("write");
@@ -305,10 +307,7 @@ mod tests {
 
     #[test]
     fn an_unloadable_file_is_refused_once_and_the_old_users_stay() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("passwd");
-        std::fs::write(&path, "a:{PLAIN}a\n").expect("write");
-        let users = Users::load(&path).expect("load");
+        let (_dir, path, users) = passwd_with("a:{PLAIN}a\n");
         std::fs::remove_file(&path).expect("remove");
         std::fs::create_dir(&path).expect("a directory where the file was");
         assert_eq!(users.reload(true), Reload::Refused);

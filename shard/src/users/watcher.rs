@@ -377,6 +377,7 @@ mod tests {
     use skua_core::users::{UserDb, UsersError};
 
     use super::*;
+    use crate::users::tests::passwd_with;
     use crate::users::{MASTERS_FILE, WatchedFile, passwd_parser};
 
     /// A watcher of `users` and `others` acknowledging into `dir`, with a period of an hour:
@@ -446,10 +447,7 @@ mod tests {
 
     #[test]
     fn the_watcher_acknowledges_a_refused_file_and_keeps_watching() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("passwd");
-        std::fs::write(&path, "a:{PLAIN}a\n").expect("write");
-        let users = Users::load(&path).expect("load");
+        let (dir, path, users) = passwd_with("a:{PLAIN}a\n");
         let watcher = watch(&users, Vec::new(), dir.path());
         wait_for_ack(dir.path(), |ack| ack.version == FileVersion::of_file(&path));
         std::fs::remove_file(&path).expect("remove");
@@ -482,10 +480,7 @@ mod tests {
 
     #[test]
     fn the_watcher_reloads_the_other_files_on_inotify_and_every_file_on_sighup() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let passwd = dir.path().join("passwd");
-        std::fs::write(&passwd, "alice:{PLAIN}a\n").expect("write");
-        let users = Users::load(&passwd).expect("load");
+        let (dir, passwd, users) = passwd_with("alice:{PLAIN}a\n");
         let watched = dir.path().join("masters");
         std::fs::write(&watched, "support:{PLAIN}s\n").expect("write");
         // A file reached through a link into a directory nobody watches: editing it there
