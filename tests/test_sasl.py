@@ -1,18 +1,16 @@
 """SASL in IMAP AUTHENTICATE and LOGIN against the real binary (issue 8, item 4).
 
-Clients: imaplib's `authenticate` for PLAIN, LOGIN and EXTERNAL; a SCRAM-SHA-256 client
-written here from RFC 5802 / RFC 7677 with hashlib and hmac; OAUTHBEARER with an Ed25519 token
-signed in the test (with the `cryptography` package when it is installed, else skipped); a
-client certificate from a CA made in the test with the openssl CLI (skipped without it); a
-master user logging in as another user. SCRAM-SHA-256-PLUS needs the RFC 9266 `tls-exporter`
-value on the client side, which Python's `ssl` module offers only in newer versions: skipped
-when it is missing. Each failure path once: wrong password, wrong SCRAM proof, `*` cancel,
-malformed base64, a mechanism not offered, a bad token, a master user's wrong password.
+Clients: imaplib's `authenticate` for PLAIN, LOGIN and EXTERNAL; the SCRAM-SHA-256 client of
+sasl_support.py (written from RFC 5802 / RFC 7677 with hashlib and hmac); OAUTHBEARER with an
+Ed25519 token signed in the test (with the `cryptography` package when it is installed, else
+skipped); a client certificate from a CA made in the test with the openssl CLI (skipped without
+it); a master user logging in as another user. Each failure path once: wrong password, wrong
+SCRAM proof, a channel binding from elsewhere, `*` cancel, malformed base64, a mechanism not
+offered, a bad token, a master user's wrong password. SCRAM-*-PLUS logins, which need the
+client's own `tls-exporter` value (Python's `ssl` has none), are in test_sasl_plus.py; reloading
+the master users and JWKS files in test_sasl_reload.py.
 """
 
-import base64
-import hashlib
-import hmac
 import imaplib
 import json
 import os
@@ -20,70 +18,11 @@ import re
 import shutil
 import ssl
 import subprocess
-import tempfile
 import time
 import unittest
 
 from harness import HOST, AbuseServer, RawImap, run_cli
-
-try:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives import serialization
-except ImportError:  # pragma: no cover - depends on the machine
-    Ed25519PrivateKey = None
-
-ISSUER = "https://id.example.org"
-AUDIENCE = "skua-test"
-
-
-def b64(data):
-    return base64.b64encode(data).decode()
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class Scram:
-    """A SCRAM-SHA-256 client from RFC 5802 section 3 (hashlib and hmac only)."""
-
-    def __init__(self, user, password, binding=None, gs2=None):
-        self.user = user
-        self.password = password
-        self.binding = binding  # tls-exporter bytes for -PLUS, or None
-        self.nonce = b64(os.urandom(18))
-        self.gs2 = gs2 or ("p=tls-exporter,," if binding is not None else "n,,")
-        self.first_bare = f"n={user},r={self.nonce}"
-        self.server_signature = None
-
-    def first(self):
-        return (self.gs2 + self.first_bare).encode()
-
-    def final(self, server_first):
-        attributes = dict(item.split("=", 1) for item in server_first.decode().split(","))
-        nonce, salt, iterations = attributes["r"], attributes["s"], int(attributes["i"])
-        assert nonce.startswith(self.nonce), "the server nonce extends the client's"
-        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(),
-                                     base64.b64decode(salt), iterations)
-        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-        stored_key = hashlib.sha256(client_key).digest()
-        channel = self.gs2.encode() + (self.binding or b"")
-        without_proof = f"c={b64(channel)},r={nonce}"
-        auth_message = f"{self.first_bare},{server_first.decode()},{without_proof}".encode()
-        signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
-        proof = bytes(k ^ s for k, s in zip(client_key, signature))
-        server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-        self.server_signature = hmac.new(server_key, auth_message, hashlib.sha256).digest()
-        return f"{without_proof},p={b64(proof)}".encode()
-
-    def authobject(self):
-        """An imaplib authobject: client-first, client-final, then an empty answer to v=."""
-        steps = iter([lambda _: self.first(), self.final, self.check_server_final])
-        return lambda challenge: next(steps)(challenge)
-
-    def check_server_final(self, server_final):
-        assert server_final == b"v=" + b64(self.server_signature).encode(), server_final
-        return b""
+from sasl_support import Provider, SaslServerTest, Scram, oauth_config
 
 
 def openssl(*args, cwd):
@@ -108,53 +47,25 @@ def make_client_ca(directory):
     return {name: os.path.join(directory, name) for name in ("ca.crt", "bob.crt", "bob.key")}
 
 
-class Provider:
-    """An identity provider with an Ed25519 key; None without the `cryptography` package."""
-
-    def __init__(self, directory):
-        self.key = Ed25519PrivateKey.generate()
-        raw = self.key.public_key().public_bytes(serialization.Encoding.Raw,
-                                                 serialization.PublicFormat.Raw)
-        self.jwks = os.path.join(directory, "provider.jwks")
-        with open(self.jwks, "w", encoding="utf-8") as f:
-            json.dump({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}]}, f)
-
-    def token(self, user, issuer=ISSUER):
-        header = b64url(json.dumps({"alg": "EdDSA"}).encode())
-        claims = {"iss": issuer, "aud": AUDIENCE, "sub": user, "exp": int(time.time()) + 600}
-        signed = f"{header}.{b64url(json.dumps(claims).encode())}"
-        return f"{signed}.{b64url(self.key.sign(signed.encode()))}"
-
-
-class SaslTest(unittest.TestCase):
+class SaslTest(SaslServerTest):
     USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="skua-sasl-")
-        data = os.path.join(self.tmp, "data")
-        os.makedirs(data)
+        super().setUp()
+        data = self.data
         masters = os.path.join(self.tmp, "masters")
         with open(masters, "w", encoding="utf-8") as f:
             f.write("support:{PLAIN}master-pw\n")
         run_cli("user", "add", "--scheme", "SCRAM-SHA-256", "--data-dir", data, "carol",
                 stdin="carol-pw\n")
         self.ca = make_client_ca(self.tmp)
-        self.provider = Provider(self.tmp) if Ed25519PrivateKey is not None else None
+        self.provider = Provider(self.tmp) if Provider is not None else None
         # alice and bob have PLAIN lines, carol SCRAM keys: SCRAM is offered only when told.
         config = f'[auth]\nmaster_passwd_file = "{masters}"\nscram = "always"\n'
-        if self.provider is not None:
-            config += (f'[auth.oauth]\njwks_file = "{self.provider.jwks}"\n'
-                       f'issuer = "{ISSUER}"\naudience = "{AUDIENCE}"\n')
+        config += oauth_config(self.provider)
         if self.ca is not None:
             config += f'[tls]\nclient_ca = "{self.ca["ca.crt"]}"\n'
         self.server = AbuseServer(data, self.USERS, shards=2, config=config).start()
-
-    def tearDown(self):
-        try:
-            if self.server.process is not None:
-                self.assertEqual(self.server.stop(), 0, self.server.log_text()[-3000:])
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def imap(self):
         return imaplib.IMAP4(HOST, self.server.imap_port, timeout=30)
@@ -232,17 +143,6 @@ class SaslTest(unittest.TestCase):
             took = time.monotonic() - started
             client.logout()
             self.assertGreaterEqual(took, 0.9 * 2 ** (failures - 1), (user, took))
-
-    def test_scram_sha256_plus_over_imaps(self):
-        if "tls-exporter" not in getattr(ssl, "CHANNEL_BINDING_TYPES", []):
-            self.skipTest("this Python's ssl module has no tls-exporter channel binding "
-                          f"(has {ssl.CHANNEL_BINDING_TYPES}); the -PLUS exchange is covered "
-                          "by protocols/tests/imap_sasl.rs")
-        client = self.imaps()
-        binding = client.sock.get_channel_binding("tls-exporter")
-        client.authenticate("SCRAM-SHA-256-PLUS",
-                            Scram("carol", "carol-pw", binding).authobject())
-        client.logout()
 
     def test_scram_channel_binding_failures_and_the_bye_after_three(self):
         # Another connection's exporter value (what a relaying attacker would have).

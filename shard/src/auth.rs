@@ -99,7 +99,7 @@ pub async fn check(
             return Verdict::Unavailable;
         };
         let users = shard.shared.users.get();
-        let masters = shard.config().sasl.masters.clone();
+        let masters = shard.config().sasl.masters();
         glommio::executor()
             .spawn_blocking(move || {
                 guarded(|| {

@@ -2,9 +2,12 @@
 //! the answers to the IMAP session's login requests (`AuthRequest`).
 //!
 //! - [`SaslSettings`] (in [`ServerConfig`](crate::ServerConfig)): the master users file
-//!   (`[auth] master_passwd_file`), the token verifier (`[auth.oauth]`), the server secret
-//!   unknown SCRAM users' fake keys derive from (`DATA_DIR/sasl-secret`, made on first start)
-//!   and the iteration count those fakes claim.
+//!   (`[auth] master_passwd_file`), the token verifier with the JWKS file's keys
+//!   (`[auth.oauth]`), the server secret unknown SCRAM users' fake keys derive from
+//!   (`DATA_DIR/sasl-secret`, made on first start) and the iteration count those fakes claim.
+//!   The master users and JWKS files are [`WatchedFile`]s: the passwd-file's watcher
+//!   (`users.rs`) reloads them when they change and on SIGHUP, each request takes the
+//!   contents in use then, and a version that cannot be loaded keeps the previous one.
 //! - [`context`]: a fresh exchange context: 18 random bytes from the OS for SCRAM's nonce,
 //!   the connection's RFC 9266 `tls-exporter` value when it is TLS 1.3.
 //! - [`scram_keys`], [`token`], [`external`]: the cheap checks, run on the shard (a lookup, a
@@ -28,6 +31,7 @@ use std::net::IpAddr;
 
 use ring::rand::SecureRandom as _;
 use skua_core::users::jwt::{JwksError, TokenPolicy, TokenVerifier};
+use skua_core::users::limits::JWKS_FILE_BYTES_MAX;
 use skua_core::users::master::{Logins, MASTER_SEPARATOR};
 use skua_core::users::scram::{SCRAM_ITERATIONS_DEFAULT, ScramAlgorithm};
 use skua_core::users::{Secret, UserDb, UsersError, load_or_create_server_secret};
@@ -39,17 +43,22 @@ use crate::auth::{self, Outcome, Verdict};
 use crate::conn::Connection;
 use crate::shard::Shard;
 use crate::tls::TlsConfigs;
+use crate::users::{FileKind, MASTERS_FILE, Reloadable, WatchedFile, passwd_parser};
 
 /// The file, in the data dir, holding the server secret.
 pub const SERVER_SECRET_FILE: &str = "sasl-secret";
+
+/// The JWKS file of `[auth.oauth]`.
+const JWKS_FILE: FileKind =
+    FileKind { what: "JWKS file", holds: "keys", bytes_max: JWKS_FILE_BYTES_MAX };
 
 /// Authentication settings beyond the users file.
 #[derive(Clone)]
 pub struct SaslSettings {
     /// Master users (may log in as anyone), from `[auth] master_passwd_file`.
-    pub masters: Option<Arc<UserDb>>,
+    pub(crate) masters: Option<WatchedFile<UserDb, UsersError>>,
     /// Checks OAUTHBEARER and XOAUTH2 tokens, from `[auth.oauth]`; `None`: not offered.
-    pub tokens: Option<Arc<TokenVerifier>>,
+    pub(crate) tokens: Option<WatchedFile<TokenVerifier, SaslSettingsError>>,
     /// The secret unknown SCRAM users' fake salts derive from (stable across restarts).
     pub server_secret: Secret<Vec<u8>>,
     /// The iteration count unknown SCRAM users claim; `None`: the users file's most common
@@ -103,7 +112,9 @@ pub enum SaslSettingsError {
 
 impl SaslSettings {
     /// Reads the master users file and the JWKS file when named, and the server secret from
-    /// `DATA_DIR/sasl-secret` (made on first start).
+    /// `DATA_DIR/sasl-secret` (made on first start). Once the server runs, a master users file
+    /// that goes away means no master users (as a missing passwd-file means no users), while
+    /// a JWKS file that goes away or has no usable key keeps the keys loaded before.
     ///
     /// # Errors
     /// A file named in the config cannot be used: the server should not start without what
@@ -120,8 +131,10 @@ impl SaslSettings {
             std::fs::metadata(path)
                 .map_err(|source| UsersError::Io { path: path.to_owned(), source })?;
         }
-        let masters = master_passwd_file.map(UserDb::load).transpose()?.map(Arc::new);
-        let tokens = token_policy.map(TokenVerifier::load).transpose()?.map(Arc::new);
+        let masters = master_passwd_file
+            .map(|path| WatchedFile::load(path, MASTERS_FILE, passwd_parser(path, MASTERS_FILE)))
+            .transpose()?;
+        let tokens = token_policy.map(jwks_file).transpose()?;
         std::fs::create_dir_all(data_dir)
             .map_err(|source| UsersError::Io { path: data_dir.to_owned(), source })?;
         let server_secret = load_or_create_server_secret(&data_dir.join(SERVER_SECRET_FILE))?;
@@ -134,11 +147,43 @@ impl SaslSettings {
         })
     }
 
-    /// The resolver for password and SCRAM logins: `users` and the master users.
+    /// The master users now, when configured.
     #[must_use]
-    pub fn logins<'a>(&'a self, users: &'a UserDb) -> Logins<'a> {
-        Logins { users, masters: self.masters.as_deref() }
+    pub fn masters(&self) -> Option<Arc<UserDb>> {
+        self.masters.as_ref().map(WatchedFile::get)
     }
+
+    /// The token verifier with the keys now, when configured.
+    #[must_use]
+    pub fn tokens(&self) -> Option<Arc<TokenVerifier>> {
+        self.tokens.as_ref().map(WatchedFile::get)
+    }
+
+    /// The files to reload when they change: the master users and JWKS files, when named.
+    #[must_use]
+    pub(crate) fn watched_files(&self) -> Vec<Arc<dyn Reloadable>> {
+        let masters = self.masters.clone().map(|file| Arc::new(file) as Arc<dyn Reloadable>);
+        let tokens = self.tokens.clone().map(|file| Arc::new(file) as Arc<dyn Reloadable>);
+        masters.into_iter().chain(tokens).collect()
+    }
+}
+
+/// The JWKS file of `policy`, loaded, and parsed with it on each reload.
+fn jwks_file(
+    policy: TokenPolicy,
+) -> Result<WatchedFile<TokenVerifier, SaslSettingsError>, SaslSettingsError> {
+    let path = policy.jwks_path.clone();
+    let parse = move |contents: Option<&[u8]>| {
+        let Some(contents) = contents else {
+            let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+            return Err(JwksError::Io { path: policy.jwks_path.clone(), source }.into());
+        };
+        let verifier = TokenVerifier::from_jwks(policy.clone(), contents)?;
+        let keys = verifier.key_count();
+        tracing::info!(path = %policy.jwks_path.display(), keys, "loaded JWKS file");
+        Ok(verifier)
+    };
+    WatchedFile::load(&path, JWKS_FILE, parse)
 }
 
 impl Default for SaslSettings {
@@ -160,8 +205,8 @@ impl Default for SaslSettings {
 impl fmt::Debug for SaslSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SaslSettings")
-            .field("masters", &self.masters.as_ref().map(|m| m.len()))
-            .field("tokens", &self.tokens.as_ref().map(|t| t.policy()))
+            .field("masters", &self.masters().map(|m| m.len()))
+            .field("tokens", &self.tokens().map(|t| t.policy().clone()))
             .field("server_secret", &self.server_secret)
             .field("scram_fake_iterations", &self.scram_fake_iterations)
             .finish()
@@ -210,7 +255,9 @@ pub fn scram_keys(
     authzid: Option<&str>,
     algorithm: ScramAlgorithm,
 ) -> HostAnswer {
-    let found = settings.logins(users).scram_credentials(authcid, authzid, algorithm);
+    let masters = settings.masters();
+    let logins = Logins { users, masters: masters.as_deref() };
+    let found = logins.scram_credentials(authcid, authzid, algorithm);
     HostAnswer::ScramKeys(found.map(|(keys, identity)| (keys, identity.user)))
 }
 
@@ -222,7 +269,7 @@ pub fn token(
     token: &Secret<String>,
     authzid: Option<&str>,
 ) -> HostAnswer {
-    let Some(verifier) = settings.tokens.as_deref() else {
+    let Some(verifier) = settings.tokens() else {
         // Not offered without a policy; a client naming it anyway is refused earlier.
         return HostAnswer::Unavailable;
     };
@@ -258,7 +305,8 @@ fn authorized(
     authenticated: &str,
     authzid: Option<&str>,
 ) -> HostAnswer {
-    match settings.logins(users).authorize(authenticated, authzid) {
+    let masters = settings.masters();
+    match (Logins { users, masters: masters.as_deref() }).authorize(authenticated, authzid) {
         Ok(identity) => HostAnswer::Accepted { user: identity.user },
         Err(refusal) => HostAnswer::Refused(refusal.to_string()),
     }
@@ -376,6 +424,7 @@ fn log_login(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::users::Reload;
 
     #[test]
     fn the_server_secret_survives_a_restart_and_masters_load() {
@@ -387,14 +436,43 @@ mod tests {
         let typo = dir.path().join("masterz");
         assert!(SaslSettings::load(dir.path(), Some(&typo), None, None).is_err());
         assert_eq!(first.server_secret.expose(), second.server_secret.expose());
-        assert_eq!(first.masters.as_ref().map(|m| m.len()), Some(1));
-        assert!(second.masters.is_none());
+        assert_eq!(first.masters().map(|m| m.len()), Some(1));
+        assert!(second.masters().is_none());
         let missing = dir.path().join("missing.jwks");
         let policy = TokenPolicy::new(missing, "issuer".into(), "audience".into());
         assert!(matches!(
             SaslSettings::load(dir.path(), None, Some(policy), None),
             Err(SaslSettingsError::Jwks(_))
         ));
+    }
+
+    /// A JWKS with the RFC 8037 (appendix A.2) Ed25519 public key, `count` times.
+    fn jwks(count: usize) -> String {
+        let key =
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        format!(r#"{{"keys":[{}]}}"#, vec![key; count].join(","))
+    }
+
+    #[test]
+    fn a_jwks_file_that_breaks_or_goes_keeps_its_keys_and_a_good_one_replaces_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("provider.jwks");
+        std::fs::write(&path, jwks(1)).expect("write");
+        let policy = TokenPolicy::new(path.clone(), "issuer".into(), "audience".into());
+        let settings = SaslSettings::load(dir.path(), None, Some(policy), None).expect("load");
+        let file = settings.tokens.clone().expect("configured");
+        let before = settings.tokens().expect("configured");
+        assert_eq!(settings.watched_files().len(), 1);
+        for broken in [&b"{not json"[..], br#"{"keys":[]}"#] {
+            std::fs::write(&path, broken).expect("write");
+            assert_eq!(file.reload(true), Reload::Refused);
+            assert!(Arc::ptr_eq(&before, &settings.tokens().expect("kept")));
+        }
+        std::fs::remove_file(&path).expect("remove");
+        assert_eq!(file.reload(true), Reload::Refused, "a JWKS file that goes keeps its keys");
+        std::fs::write(&path, jwks(2)).expect("write");
+        assert_eq!(file.reload(true), Reload::Loaded);
+        assert_eq!(settings.tokens().expect("configured").key_count(), 2);
     }
 
     #[test]

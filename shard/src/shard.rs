@@ -391,7 +391,8 @@ async fn close_idle_stores(shard: Rc<Shard>) {
 async fn reload_users(shard: Rc<Shard>) {
     let interval = shard.config().users_reload_interval;
     let data_dir = shard.config().data_dir.clone();
-    match crate::users::Watcher::start(shard.shared.users.clone(), data_dir.clone(), interval) {
+    let (users, others) = (shard.shared.users.clone(), shard.config().sasl.watched_files());
+    match crate::users::Watcher::start(users, others, data_dir.clone(), interval) {
         Ok(watcher) => {
             shard.stop.wait_past(0).await;
             // Joining waits for at most one load attempt, so not on the reactor; and not on

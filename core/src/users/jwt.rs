@@ -16,8 +16,9 @@
 //! 6. the user claim (default `sub`, often `email`) is a non-empty string: the user name.
 //!
 //! The host passes `now` (Unix seconds): nothing here reads a clock. Keys are loaded once;
-//! reloading means loading a new [`TokenVerifier`]. Verification is a signature check (RSA
-//! 2048 is ~50 µs): fine on a shard's reactor, though the host may move it off.
+//! reloading means making a new [`TokenVerifier`] (the server does when the file changes).
+//! Verification is a signature check (RSA 2048 is ~50 µs): fine on a shard's reactor, though
+//! the host may move it off.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -226,6 +227,12 @@ impl TokenVerifier {
     #[must_use]
     pub fn policy(&self) -> &TokenPolicy {
         &self.policy
+    }
+
+    /// How many keys of the JWKS file tokens can be signed with (at least one).
+    #[must_use]
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
     }
 
     /// Checks `token` at `now_unix_seconds` (see the module docs for the order of checks) and

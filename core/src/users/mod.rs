@@ -144,6 +144,8 @@ pub struct UserDb {
     /// Users without SCRAM-SHA-1 keys, and without SCRAM-SHA-256 keys (see
     /// [`UserDb::scram_for_everyone`]).
     without_scram: [usize; 2],
+    /// Lines that were neither users, comments nor blank, duplicate users included.
+    ignored_lines: usize,
 }
 
 /// The credential an unknown user's password is checked against: a hash of a random password
@@ -193,6 +195,7 @@ impl UserDb {
                 Line::Blank | Line::Comment => {}
                 Line::Invalid(reason) => {
                     tracing::warn!(origin, line = line_number, reason, "passwd-file: line ignored");
+                    db.ignored_lines += 1;
                 }
                 Line::User { name, password, .. } => db.insert(name, password, origin, line_number),
             }
@@ -223,6 +226,7 @@ impl UserDb {
         let key = name_key(name);
         if self.by_key.contains_key(&key) {
             tracing::warn!(origin, line = line_number, name, "passwd-file: duplicate user ignored");
+            self.ignored_lines += 1;
             return;
         }
         let credential = Credential::parse(password);
@@ -313,6 +317,13 @@ impl UserDb {
     #[must_use]
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Lines of the file that are neither users, comments nor blank (each logged as a
+    /// warning when parsed), duplicate users included.
+    #[must_use]
+    pub fn ignored_lines(&self) -> usize {
+        self.ignored_lines
     }
 
     /// True when there are no users.
