@@ -53,19 +53,51 @@ pub enum SeqBound {
 /// `sequence-set`: non-empty list of ranges; a single number is a range of one.
 /// Whether the numbers are sequence numbers or UIDs is decided by the command (`UID` prefix or
 /// the `UID` search key), not by the set.
+///
+/// Or `$` (SEARCHRES, RFC 5182): the messages the session's last `SEARCH RETURN (SAVE)` found,
+/// which only the session knows. It has no ranges: commands ask the selected view to resolve
+/// it ([`SequenceSet::is_saved`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SequenceSet {
     ranges: Vec<(SeqBound, SeqBound)>,
+    saved: bool,
 }
 
 impl SequenceSet {
     /// Builds a set; `None` if empty.
     #[must_use]
     pub fn new(ranges: Vec<(SeqBound, SeqBound)>) -> Option<SequenceSet> {
-        (!ranges.is_empty()).then_some(SequenceSet { ranges })
+        (!ranges.is_empty()).then_some(SequenceSet { ranges, saved: false })
     }
 
-    /// The ranges as given (each may be reversed, e.g. `5:2`).
+    /// `$`: the session's saved search result.
+    #[must_use]
+    pub fn saved_result() -> SequenceSet {
+        SequenceSet { ranges: Vec::new(), saved: true }
+    }
+
+    /// The set of these UIDs (ascending), as ranges of consecutive ones; `None` if empty.
+    #[must_use]
+    pub fn of_sorted(values: &[u32]) -> Option<SequenceSet> {
+        let mut ranges: Vec<(SeqBound, SeqBound)> = Vec::new();
+        for &value in values {
+            match ranges.last_mut() {
+                Some((_, SeqBound::Value(last))) if last.checked_add(1) == Some(value) => {
+                    *last = value;
+                }
+                _ => ranges.push((SeqBound::Value(value), SeqBound::Value(value))),
+            }
+        }
+        SequenceSet::new(ranges)
+    }
+
+    /// True for `$` (see the type's documentation).
+    #[must_use]
+    pub fn is_saved(&self) -> bool {
+        self.saved
+    }
+
+    /// The ranges as given (each may be reversed, e.g. `5:2`); none for `$`.
     #[must_use]
     pub fn ranges(&self) -> &[(SeqBound, SeqBound)] {
         &self.ranges
@@ -254,6 +286,8 @@ pub struct SearchReturn {
     pub all: bool,
     /// `COUNT`
     pub count: bool,
+    /// `SAVE` (SEARCHRES, RFC 5182): keep the result for `$`.
+    pub save: bool,
 }
 
 /// A parsed command. `uid` marks the `UID` prefix for FETCH/STORE/COPY/MOVE/SEARCH/EXPUNGE.

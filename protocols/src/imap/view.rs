@@ -55,6 +55,9 @@ pub struct View {
     /// The UID ranges (`from..to`, ascending, disjoint) that are `\Recent` for this session:
     /// IMAP4rev1 only, empty for a session that enabled IMAP4rev2.
     recent: Vec<(u32, u32)>,
+    /// The UIDs `$` stands for (SEARCHRES): the last `SEARCH RETURN (SAVE)` in this selection,
+    /// ascending. A new SELECT starts a new view, so the result is reset with it (RFC 5182).
+    saved: Vec<Uid>,
 }
 
 /// What `sync` found to report, already written to the output.
@@ -92,7 +95,31 @@ impl View {
             keywords_announced: 0,
             marks: None,
             recent: Vec::new(),
+            saved: Vec::new(),
         }
+    }
+
+    /// Saves a search result for `$` (SEARCHRES, RFC 5182): these UIDs, ascending.
+    pub fn save_result(&mut self, uids: Vec<Uid>) {
+        debug_assert!(uids.windows(2).all(|w| w[0] < w[1]));
+        self.saved = uids;
+    }
+
+    /// `set` with `$` replaced by the UIDs it stands for that are still in the view, as a UID
+    /// set (`None` when none is left): for commands that test membership by UID (SEARCH keys,
+    /// UID EXPUNGE). Any other set is returned as it is.
+    #[must_use]
+    pub fn concrete(&self, set: &SequenceSet) -> Option<SequenceSet> {
+        if !set.is_saved() {
+            return Some(set.clone());
+        }
+        let live: Vec<u32> = self
+            .saved
+            .iter()
+            .filter(|u| self.uids.binary_search(u).is_ok())
+            .map(|u| u.get())
+            .collect();
+        SequenceSet::of_sorted(&live)
     }
 
     /// Makes the messages with UIDs in `from..to` `\Recent` for this session (a claim, or for
@@ -157,6 +184,10 @@ impl View {
     /// With `uid`, the set holds UIDs (`*` = the largest UID known), otherwise MSNs.
     #[must_use]
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+        if set.is_saved() {
+            // `$`: the saved UIDs still in the view, whether the command is UID or not.
+            return self.saved.iter().filter_map(|u| self.uids.binary_search(u).ok()).collect();
+        }
         let len = self.uids.len();
         let largest = if uid {
             self.uids.last().map_or(0, |u| u.get())
@@ -202,6 +233,9 @@ impl View {
     /// mailbox) is accepted and simply matches what exists.
     #[must_use]
     pub fn msn_set_valid(&self, set: &SequenceSet) -> bool {
+        if set.is_saved() {
+            return true;
+        }
         let len = u32::try_from(self.uids.len()).unwrap_or(u32::MAX);
         set.ranges().iter().all(|&(a, b)| match (a, b) {
             (SeqBound::Value(a), SeqBound::Value(b)) => a <= len && b <= len,

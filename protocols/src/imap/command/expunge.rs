@@ -36,6 +36,12 @@ pub(crate) fn expunge<D: Disk>(
         return Progress::Done(Completion::no("Mailbox is read-only").with(Code::ReadOnly));
     }
     let largest = selected.uids().last().map_or(0, |u| u.get());
+    let uids = match uids.map(|set| selected.concrete(&set)) {
+        // `UID EXPUNGE $` with nothing saved (or all of it gone): nothing to expunge.
+        Some(None) => return Progress::Done(Completion::ok("EXPUNGE completed")),
+        Some(Some(set)) => Some(set),
+        None => None,
+    };
     let task = ExpungeTask { uids: uids.map(|set| (set, largest)), next_uid: 1 };
     resume(conn, store, task, out, slice)
 }

@@ -15,8 +15,8 @@ use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::types::{SearchKey, SearchReturn, Tag};
-use crate::imap::view::msn_from_index;
+use crate::imap::types::{SearchKey, SearchReturn, SequenceSet, Tag};
+use crate::imap::view::{View, msn_from_index};
 
 /// A parsed SEARCH.
 pub(crate) struct SearchRequest<'a> {
@@ -95,6 +95,24 @@ pub(crate) struct SearchTask {
     last_modseq: u64,
 }
 
+/// `key` with every `$` (SEARCHRES) replaced by the UIDs it stands for, so that evaluation
+/// needs no session state; `$` standing for nothing matches nothing.
+fn with_saved(key: &SearchKey, view: &View) -> SearchKey {
+    let saved = |set: &SequenceSet| match view.concrete(set) {
+        Some(set) => SearchKey::Uid(set),
+        None => SearchKey::Not(Box::new(SearchKey::All)),
+    };
+    match key {
+        SearchKey::SequenceSet(set) | SearchKey::Uid(set) if set.is_saved() => saved(set),
+        SearchKey::Not(inner) => SearchKey::Not(Box::new(with_saved(inner, view))),
+        SearchKey::Or(a, b) => {
+            SearchKey::Or(Box::new(with_saved(a, view)), Box::new(with_saved(b, view)))
+        }
+        SearchKey::And(keys) => SearchKey::And(keys.iter().map(|k| with_saved(k, view)).collect()),
+        other => other.clone(),
+    }
+}
+
 /// SEARCH / UID SEARCH: checks the request and runs its first slice.
 pub(crate) fn search<D: Disk>(
     conn: &mut Conn,
@@ -108,9 +126,14 @@ pub(crate) fn search<D: Disk>(
         && !charset.eq_ignore_ascii_case("US-ASCII")
         && !charset.eq_ignore_ascii_case("UTF-8")
     {
+        if request.esearch.is_some_and(|options| options.save) {
+            // RFC 5182 §2.1: a SEARCH with SAVE that fails leaves `$` empty.
+            view(conn).save_result(Vec::new());
+        }
         return Progress::Done(Completion::no("Unsupported charset").with(Code::BadCharset));
     }
-    let key = SearchKey::And(request.keys.to_vec());
+    let selected = view(conn);
+    let key = SearchKey::And(request.keys.iter().map(|key| with_saved(key, selected)).collect());
     let uses_modseq = search_eval::uses_modseq(&key);
     if uses_modseq {
         if !conn.config.condstore {
@@ -195,12 +218,46 @@ pub(crate) fn resume<D: Disk>(
             slice.spend(1 + if loader.scanned > 0 { scan_units(loader.scanned) } else { 0 });
         }
     }
+    if task.esearch.is_some_and(|options| options.save) {
+        save_result(&task, view(conn));
+    }
     write_result(&task, tag, out);
     Progress::Done(Completion::ok("SEARCH completed"))
 }
 
-/// The untagged SEARCH or ESEARCH response.
+/// Keeps what `SEARCH RETURN (SAVE ...)` found for `$` (RFC 5182 §2.4): with MIN and/or MAX
+/// and neither ALL nor COUNT, only the messages those name; otherwise every match.
+fn save_result(task: &SearchTask, view: &mut View) {
+    let Some(options) = task.esearch else { return };
+    let only_ends = (options.min || options.max) && !options.all && !options.count;
+    let picked: Vec<u32> = if only_ends {
+        let mut ends = Vec::new();
+        if options.min {
+            ends.extend(task.hits.first());
+        }
+        if options.max {
+            ends.extend(task.hits.last().filter(|last| Some(*last) != ends.first()));
+        }
+        ends
+    } else {
+        task.hits.clone()
+    };
+    // Hits are sequence numbers unless UID SEARCH: `$` keeps UIDs either way.
+    let mut uids: Vec<Uid> = if task.uid {
+        picked.into_iter().filter_map(Uid::new).collect()
+    } else {
+        picked.into_iter().filter_map(|msn| view.uids().get(msn as usize - 1).copied()).collect()
+    };
+    uids.sort_unstable();
+    uids.dedup();
+    view.save_result(uids);
+}
+
+/// The untagged SEARCH or ESEARCH response; none for `RETURN (SAVE)` alone (RFC 5182 §2.4).
 fn write_result(task: &SearchTask, tag: &Tag, out: &mut Out) {
+    if task.esearch.is_some_and(|o| o.save && !o.min && !o.max && !o.all && !o.count) {
+        return;
+    }
     // RFC 4731 §3.2, RFC 7162 §3.1.5: the highest modseq of the messages the answer returns;
     // with only MIN and/or MAX, those are the one or two messages it names.
     let returned_only_ends = task

@@ -16,7 +16,7 @@ use super::values::{date, sequence_set};
 /// ```text
 /// search             = "SEARCH" [search-return-opts] SP search-program
 /// search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"
-/// search-return-opt  = "MIN" / "MAX" / "ALL" / "COUNT"
+/// search-return-opt  = "MIN" / "MAX" / "ALL" / "COUNT" / "SAVE"   ; SAVE: RFC 5182
 /// search-program     = ["CHARSET" SP charset SP] search-key *(SP search-key)
 /// charset            = atom / quoted
 /// ```
@@ -52,7 +52,7 @@ fn return_options(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
                 b"MAX" => options.max = true,
                 b"ALL" => options.all = true,
                 b"COUNT" => options.count = true,
-                b"SAVE" => return fail(ParseErrorKind::Unsupported, "SAVE is not supported"),
+                b"SAVE" => options.save = true,
                 _ => return syntax("unknown search return option"),
             }
             if c.eat(b')') {

@@ -78,8 +78,12 @@ fn return_options_and_charset() {
     let body = parse_with(b" RETURN () ALL", ParseLimits::default()).unwrap();
     let CommandBody::Search { esearch, .. } = body else { panic!() };
     assert_eq!(esearch, Some(SearchReturn { all: true, ..SearchReturn::default() }));
-    let error = parse_with(b" RETURN (SAVE) ALL", ParseLimits::default()).unwrap_err();
-    assert_eq!(error.kind, ParseErrorKind::Unsupported);
+    let body = parse_with(b" RETURN (SAVE) $", ParseLimits::default()).unwrap();
+    let CommandBody::Search { esearch, keys, .. } = body else { panic!() };
+    assert_eq!(esearch, Some(SearchReturn { save: true, ..SearchReturn::default() }));
+    assert_eq!(keys, vec![SearchKey::SequenceSet(crate::imap::types::SequenceSet::saved_result())]);
+    let error = parse_with(b" RETURN (SORT) ALL", ParseLimits::default()).unwrap_err();
+    assert_eq!(error.kind, ParseErrorKind::Syntax);
 }
 
 #[test]

@@ -17,8 +17,8 @@ use super::date::{days_from_civil, month_from_name};
 /// ```
 /// The SEARCHRES reference `$` (RFC 5182) is not supported.
 pub(crate) fn sequence_set(c: &mut Cursor<'_>) -> PResult<SequenceSet> {
-    if c.peek() == Some(b'$') {
-        return fail(ParseErrorKind::Unsupported, "$ (SEARCHRES) is not supported");
+    if c.eat(b'$') {
+        return Ok(SequenceSet::saved_result());
     }
     let mut ranges = Vec::new();
     loop {
@@ -261,7 +261,7 @@ mod tests {
         );
         assert!(sequence_set(&mut cursor(b"0")).is_err());
         assert!(sequence_set(&mut cursor(b"1,")).is_err());
-        assert!(sequence_set(&mut cursor(b"$")).is_err());
+        assert!(sequence_set(&mut cursor(b"$")).unwrap().is_saved(), "SEARCHRES");
         assert!(sequence_set(&mut cursor(b"")).is_err());
     }
 

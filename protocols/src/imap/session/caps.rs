@@ -11,7 +11,7 @@ use crate::sasl::Offer;
 const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
 
 /// Capabilities announced once authenticated.
-const AUTHENTICATED: &str = "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN ESEARCH";
+const AUTHENTICATED: &str = "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN ESEARCH SEARCHRES";
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
 #[must_use]
