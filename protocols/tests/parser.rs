@@ -5,7 +5,7 @@
 use skua_core::types::FlagsOp;
 use skua_protocols::imap::framing::{Frame, Framed, Framer};
 use skua_protocols::imap::limits::FrameLimits;
-use skua_protocols::imap::parser::{ParseErrorKind, ParseOptions, parse_command, parse_frame};
+use skua_protocols::imap::parser::{ParseOptions, parse_command, parse_frame};
 use skua_protocols::imap::types::{
     CommandBody, FetchAttribute, Flag, SearchKey, SearchReturn, Section, SectionText,
     StatusAttribute,
@@ -93,8 +93,12 @@ fn rfc_9051_list_examples() {
         panic!()
     };
     assert_eq!(patterns, vec!["INBOX", "Drafts", "Sent/%"]);
-    let error = parse_command(b"A04 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"").unwrap_err();
-    assert_eq!(error.kind, ParseErrorKind::Unsupported);
+    let CommandBody::List { subscribed_only, recursive_match, .. } =
+        body("A04 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"")
+    else {
+        panic!()
+    };
+    assert!(subscribed_only && recursive_match);
 }
 
 #[test]

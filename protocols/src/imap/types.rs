@@ -351,8 +351,12 @@ pub enum CommandBody {
         patterns: Vec<String>,
         /// `(SUBSCRIBED)` selection option.
         subscribed_only: bool,
+        /// `(... RECURSIVEMATCH)` selection option (with SUBSCRIBED).
+        recursive_match: bool,
         /// `RETURN (SUBSCRIBED)`.
         return_subscribed: bool,
+        /// `RETURN (STATUS (...))` (LIST-STATUS, RFC 5819); empty when not asked.
+        return_status: Vec<StatusAttribute>,
     },
     /// `LSUB reference pattern`
     Lsub {

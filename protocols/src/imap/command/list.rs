@@ -15,6 +15,7 @@ use super::{Progress, Task};
 use crate::imap::encode;
 use crate::imap::reply::{Code, Completion};
 use crate::imap::session::out::Out;
+use crate::imap::types::StatusAttribute;
 
 /// The hierarchy separator.
 pub(crate) const SEPARATOR: char = '/';
@@ -24,6 +25,9 @@ pub(crate) const SEPARATOR: char = '/';
 pub(crate) struct ListOptions {
     /// Only subscribed names (`LIST (SUBSCRIBED)` or LSUB).
     pub subscribed_only: bool,
+    /// `LIST (SUBSCRIBED RECURSIVEMATCH)`: also a name with a subscribed descendant, with
+    /// `CHILDINFO ("SUBSCRIBED")` (RFC 5258 §3.5).
+    pub recursive_match: bool,
     /// Add `\Subscribed` (`RETURN (SUBSCRIBED)`).
     pub return_subscribed: bool,
     /// Reply with `* LSUB` lines.
@@ -46,6 +50,8 @@ pub(crate) struct ListTask {
     subscribed: BTreeSet<String>,
     /// Every name that may be listed (candidates and their implied parents), sorted.
     names: Vec<String>,
+    /// `RETURN (STATUS (...))`: a STATUS line after each listed mailbox that exists.
+    status: Vec<StatusAttribute>,
     /// The next name to consider.
     position: usize,
 }
@@ -56,6 +62,7 @@ pub(crate) fn list<D: Disk>(
     reference: &str,
     patterns: &[String],
     options: ListOptions,
+    status: Vec<StatusAttribute>,
     out: &mut Out,
     slice: &mut Slice,
 ) -> Progress {
@@ -88,12 +95,18 @@ pub(crate) fn list<D: Disk>(
     names.extend(parents);
     let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
     slice.spend(names.len() as u64 / 64 + 1);
-    let task = ListTask { options, patterns: compiled, existing, subscribed, names, position: 0 };
-    resume(task, out, slice)
+    let task =
+        ListTask { options, patterns: compiled, existing, subscribed, names, status, position: 0 };
+    resume(task, store, out, slice)
 }
 
 /// Runs one more slice of a LIST or LSUB.
-pub(crate) fn resume(mut task: ListTask, out: &mut Out, slice: &mut Slice) -> Progress {
+pub(crate) fn resume<D: Disk>(
+    mut task: ListTask,
+    store: &UserStore<D>,
+    out: &mut Out,
+    slice: &mut Slice,
+) -> Progress {
     let mut scratch = Scratch::default();
     while task.position < task.names.len() {
         if slice.spent(out) {
@@ -104,8 +117,14 @@ pub(crate) fn resume(mut task: ListTask, out: &mut Out, slice: &mut Slice) -> Pr
         // Matching costs a few words per name byte and pattern: 64 such words are one unit.
         let words: usize = task.patterns.iter().map(Pattern::words).sum();
         slice.spend(1 + (name.len() * words / 64) as u64);
-        if task.patterns.iter().any(|p| p.matches(name.as_bytes(), &mut scratch)) {
-            write_name(&task, name, out);
+        if task.patterns.iter().any(|p| p.matches(name.as_bytes(), &mut scratch))
+            && write_name(&task, name, out)
+            && !task.status.is_empty()
+            && let Some(info) = store.mailbox_id(name).and_then(|id| store.mailbox_info(id))
+        {
+            // LIST-STATUS (RFC 5819): the session's own \Recent is not counted here.
+            let utf8 = task.options.utf8_names;
+            super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8);
         }
     }
     Progress::Done(Completion::ok(format!("{} completed", verb(task.options))))
@@ -117,14 +136,18 @@ fn verb(options: ListOptions) -> &'static str {
 }
 
 /// Writes the `* LIST` / `* LSUB` line of one matching name (or nothing, for a parent that
-/// `LIST (SUBSCRIBED)` leaves out).
-fn write_name(task: &ListTask, name: &str, out: &mut Out) {
+/// `LIST (SUBSCRIBED)` leaves out); true when a line was written for a mailbox that exists.
+fn write_name(task: &ListTask, name: &str, out: &mut Out) -> bool {
     let options = task.options;
     let exists = task.existing.contains(name);
     let is_subscribed = task.subscribed.contains(name);
-    if options.subscribed_only && !is_subscribed && !options.lsub {
-        // A parent implied by a subscription: LIST (SUBSCRIBED) leaves it out.
-        return;
+    let prefix = format!("{name}{SEPARATOR}");
+    let subscribed_child = options.recursive_match
+        && task.subscribed.range(prefix.clone()..).next().is_some_and(|n| n.starts_with(&prefix));
+    if options.subscribed_only && !is_subscribed && !options.lsub && !subscribed_child {
+        // A parent implied by a subscription: LIST (SUBSCRIBED) leaves it out, unless
+        // RECURSIVEMATCH asks for it (with CHILDINFO, below).
+        return false;
     }
     let mut attributes = Vec::new();
     if options.lsub {
@@ -140,7 +163,6 @@ fn write_name(task: &ListTask, name: &str, out: &mut Out) {
         attributes.push(if extended { "\\NonExistent" } else { "\\Noselect" });
     }
     if !options.lsub {
-        let prefix = format!("{name}{SEPARATOR}");
         let children =
             task.existing.range(prefix.clone()..).next().is_some_and(|n| n.starts_with(&prefix));
         attributes.push(if children { "\\HasChildren" } else { "\\HasNoChildren" });
@@ -153,7 +175,12 @@ fn write_name(task: &ListTask, name: &str, out: &mut Out) {
         format!("* {} ({}) \"/\" ", verb(options), attributes.join(" ")).as_bytes(),
     );
     encode::mailbox(b, name, options.utf8_names);
+    if subscribed_child {
+        // RFC 5258 §3.5: a descendant meets the selection criteria.
+        b.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+    }
     b.extend_from_slice(b"\r\n");
+    exists
 }
 
 /// `a/b/c` → `a`, `a/b`.

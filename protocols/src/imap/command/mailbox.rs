@@ -2,7 +2,7 @@
 //! Name rules (INBOX, hierarchy, renaming INBOX) live in the store; this maps outcomes.
 
 use skua_core::disk::Disk;
-use skua_core::store::UserStore;
+use skua_core::store::{MailboxInfo, UserStore};
 
 use super::durable;
 use crate::imap::encode;
@@ -82,32 +82,20 @@ pub(crate) fn subscribe<D: Disk>(
     }
 }
 
-/// STATUS
-pub(crate) fn status<D: Disk>(
-    conn: &mut Conn,
-    store: &mut UserStore<D>,
-    name: &str,
+/// Writes `* STATUS name (...)` for `info`'s mailbox (STATUS, and LIST's `RETURN (STATUS)`).
+/// `own_recent`: the asking session's own `\Recent` messages in it, if it has it selected.
+pub(crate) fn write_status<D: Disk>(
+    b: &mut Vec<u8>,
+    store: &UserStore<D>,
+    info: &MailboxInfo,
     attributes: &[StatusAttribute],
-    out: &mut Out,
-) -> Completion {
-    if attributes.contains(&StatusAttribute::HighestModSeq) {
-        if !conn.config.condstore {
-            return Completion::bad("HIGHESTMODSEQ needs CONDSTORE");
-        }
-        // A CONDSTORE enabling command (RFC 7162 §3.1).
-        super::enable_condstore(conn, out);
-    }
-    let Some(info) = store.mailbox_id(name).and_then(|id| store.mailbox_info(id)) else {
-        return Completion::no("No such mailbox").with(Code::Nonexistent);
-    };
-    // \Recent: the messages no session has been told of, and this session's own when the
-    // mailbox is the one it has selected.
+    own_recent: u64,
+    utf8_names: bool,
+) {
     let unclaimed = store.unclaimed_recent(info.id).map_or(0, |(_, count)| count);
-    let own = conn.selected.as_ref().filter(|view| view.mailbox == info.id);
-    let recent = u64::from(unclaimed) + own.map_or(0, |view| view.recent_count() as u64);
-    let b = out.buf();
+    let recent = u64::from(unclaimed) + own_recent;
     b.extend_from_slice(b"* STATUS ");
-    encode::mailbox(b, &info.name, conn.enabled.rev2);
+    encode::mailbox(b, &info.name, utf8_names);
     b.extend_from_slice(b" (");
     for (i, attribute) in attributes.iter().enumerate() {
         if i > 0 {
@@ -128,5 +116,30 @@ pub(crate) fn status<D: Disk>(
         encode::number(b, value);
     }
     b.extend_from_slice(b")\r\n");
+}
+
+/// STATUS
+pub(crate) fn status<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    name: &str,
+    attributes: &[StatusAttribute],
+    out: &mut Out,
+) -> Completion {
+    if attributes.contains(&StatusAttribute::HighestModSeq) {
+        if !conn.config.condstore {
+            return Completion::bad("HIGHESTMODSEQ needs CONDSTORE");
+        }
+        // A CONDSTORE enabling command (RFC 7162 §3.1).
+        super::enable_condstore(conn, out);
+    }
+    let Some(info) = store.mailbox_id(name).and_then(|id| store.mailbox_info(id)) else {
+        return Completion::no("No such mailbox").with(Code::Nonexistent);
+    };
+    // \Recent: the messages no session has been told of, and this session's own when the
+    // mailbox is the one it has selected.
+    let own = conn.selected.as_ref().filter(|view| view.mailbox == info.id);
+    let own_recent = own.map_or(0, |view| view.recent_count() as u64);
+    write_status(out.buf(), store, &info, attributes, own_recent, conn.enabled.rev2);
     Completion::ok("STATUS completed")
 }

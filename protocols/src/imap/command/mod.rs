@@ -130,20 +130,32 @@ pub(crate) fn run<D: Disk>(
         CommandBody::Status { mailbox, attributes } => {
             Progress::Done(mailbox::status(conn, store, &mailbox, &attributes, out))
         }
-        CommandBody::List { reference, patterns, subscribed_only, return_subscribed } => {
-            let utf8_names = conn.enabled.rev2;
-            let options =
-                list::ListOptions { subscribed_only, return_subscribed, lsub: false, utf8_names };
-            list::list(store, &reference, &patterns, options, out, &mut slice)
+        CommandBody::List {
+            reference,
+            patterns,
+            subscribed_only,
+            recursive_match,
+            return_subscribed,
+            return_status,
+        } => {
+            let options = list::ListOptions {
+                subscribed_only,
+                recursive_match,
+                return_subscribed,
+                lsub: false,
+                utf8_names: conn.enabled.rev2,
+            };
+            list::list(store, &reference, &patterns, options, return_status, out, &mut slice)
         }
         CommandBody::Lsub { reference, pattern } => {
             let options = list::ListOptions {
                 subscribed_only: true,
+                recursive_match: false,
                 return_subscribed: false,
                 lsub: true,
                 utf8_names: conn.enabled.rev2,
             };
-            list::list(store, &reference, &[pattern], options, out, &mut slice)
+            list::list(store, &reference, &[pattern], options, Vec::new(), out, &mut slice)
         }
         CommandBody::Append { mailbox, flags, date, message } => {
             Progress::Done(append::append(conn, store, &mailbox, &flags, date, &message, out))
@@ -173,7 +185,7 @@ pub(crate) fn resume<D: Disk>(
     let progress = match task {
         Task::Fetch(task) => fetch::resume(conn, store, task, out, &mut slice),
         Task::Search(task) => search::resume(conn, store, &tag, task, out, &mut slice),
-        Task::List(task) => list::resume(task, out, &mut slice),
+        Task::List(task) => list::resume(task, store, out, &mut slice),
         Task::Store(task) => store::resume(conn, store, task, out, &mut slice),
         Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),

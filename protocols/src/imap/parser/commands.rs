@@ -125,46 +125,71 @@ pub(crate) fn rename(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// return-option    = "SUBSCRIBED" / "CHILDREN"
 /// ```
 /// `REMOTE` is accepted and means nothing (there are no remote mailboxes). `CHILDREN` is
-/// accepted: the session always reports `\HasChildren`/`\HasNoChildren`. The other RFC 5258
-/// options (`RECURSIVEMATCH`, `SPECIAL-USE`, `STATUS`) are refused as not supported.
+/// accepted: the session always reports `\HasChildren`/`\HasNoChildren`. `RECURSIVEMATCH`
+/// needs another selection option (RFC 5258 §3.1: SUBSCRIBED, the only one here).
+/// `RETURN (STATUS (...))` is LIST-STATUS (RFC 5819). `SPECIAL-USE` and `MYRIGHTS` are
+/// refused as not supported.
 pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
     let mut subscribed_only = false;
+    let mut recursive_match = false;
     if c.peek() == Some(b'(') {
         option_words(c, |option| match option {
             b"SUBSCRIBED" => {
                 subscribed_only = true;
                 Ok(())
             }
-            b"REMOTE" => Ok(()),
-            b"RECURSIVEMATCH" | b"SPECIAL-USE" => {
-                fail(ParseErrorKind::Unsupported, "LIST option not supported")
+            b"RECURSIVEMATCH" => {
+                recursive_match = true;
+                Ok(())
             }
+            b"REMOTE" => Ok(()),
+            b"SPECIAL-USE" => fail(ParseErrorKind::Unsupported, "LIST option not supported"),
             _ => syntax("unknown LIST selection option"),
         })?;
+        if recursive_match && !subscribed_only {
+            return syntax("RECURSIVEMATCH needs another selection option");
+        }
         c.sp()?;
     }
     let reference = mailbox(c)?;
     c.sp()?;
     let patterns = patterns(c)?;
     let mut return_subscribed = false;
+    let mut return_status = Vec::new();
     if c.eat(b' ') {
         if !c.eat_ignore_case(b"RETURN ") {
             return syntax("expected RETURN");
         }
-        option_words(c, |option| match option {
-            b"SUBSCRIBED" => {
-                return_subscribed = true;
-                Ok(())
+        c.expect(b'(', "expected (")?;
+        let mut first = true;
+        while !c.eat(b')') {
+            if !first {
+                c.sp()?;
             }
-            b"CHILDREN" => Ok(()),
-            b"STATUS" | b"SPECIAL-USE" | b"MYRIGHTS" => {
-                fail(ParseErrorKind::Unsupported, "LIST option not supported")
+            first = false;
+            match c.keyword()?.as_slice() {
+                b"SUBSCRIBED" => return_subscribed = true,
+                b"CHILDREN" => {}
+                b"STATUS" if return_status.is_empty() => {
+                    c.sp()?;
+                    return_status = status_attributes(c)?;
+                }
+                b"SPECIAL-USE" | b"MYRIGHTS" => {
+                    return fail(ParseErrorKind::Unsupported, "LIST option not supported");
+                }
+                _ => return syntax("unknown LIST return option"),
             }
-            _ => syntax("unknown LIST return option"),
-        })?;
+        }
     }
-    Ok(CommandBody::List { reference, patterns, subscribed_only, return_subscribed })
+    Ok(CommandBody::List {
+        reference,
+        patterns,
+        subscribed_only,
+        recursive_match,
+        return_subscribed,
+        return_status,
+    })
 }
 
 /// `mbox-or-pat = list-mailbox / patterns`
@@ -218,6 +243,12 @@ pub(crate) fn lsub(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let mailbox = one_mailbox(c)?;
     c.sp()?;
+    let attributes = status_attributes(c)?;
+    Ok(CommandBody::Status { mailbox, attributes })
+}
+
+/// `"(" status-att *(SP status-att) ")"`
+fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
     c.expect(b'(', "expected status items")?;
     let mut attributes = Vec::new();
     loop {
@@ -240,7 +271,7 @@ pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
             _ => return syntax("unknown status item"),
         });
         if c.eat(b')') {
-            return Ok(CommandBody::Status { mailbox, attributes });
+            return Ok(attributes);
         }
         c.sp()?;
     }

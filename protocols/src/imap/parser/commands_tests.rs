@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::imap::limits::ParseLimits;
-use crate::imap::types::Flag;
+use crate::imap::types::{Flag, StatusAttribute};
 
 fn run<T>(input: &[u8], f: impl Fn(&mut Cursor<'_>) -> PResult<T>) -> PResult<T> {
     let mut c = Cursor::new(input, ParseLimits::default(), false);
@@ -64,7 +64,9 @@ fn list_basic_and_extended() {
             reference: String::new(),
             patterns: vec!["*".into()],
             subscribed_only: false,
-            return_subscribed: false
+            recursive_match: false,
+            return_subscribed: false,
+            return_status: Vec::new(),
         }
     );
     let body =
@@ -78,8 +80,14 @@ fn list_basic_and_extended() {
     assert!(run(b" () \"\" *", list).is_ok());
     assert!(run(b" \"\" * RETURN ()", list).is_ok());
     assert!(run(b" (BOGUS) \"\" *", list).is_err());
+    let body = run(b" (SUBSCRIBED RECURSIVEMATCH) \"\" * RETURN (STATUS (MESSAGES SIZE))", list);
+    let CommandBody::List { recursive_match, return_status, .. } = body.unwrap() else { panic!() };
+    assert!(recursive_match);
+    assert_eq!(return_status, vec![StatusAttribute::Messages, StatusAttribute::Size]);
+    assert!(run(b" (RECURSIVEMATCH) \"\" *", list).is_err(), "needs another option");
+    assert!(run(b" \"\" * RETURN (STATUS ())", list).is_err());
     assert_eq!(
-        run(b" \"\" * RETURN (STATUS (MESSAGES))", list).unwrap_err().kind,
+        run(b" \"\" * RETURN (SPECIAL-USE)", list).unwrap_err().kind,
         ParseErrorKind::Unsupported
     );
     assert!(run(b" \"\"", list).is_err());
