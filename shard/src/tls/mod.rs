@@ -36,6 +36,7 @@
 //!   accept and ignore it). [`TlsConfigs::client_user`] maps a verified one to a user.
 //! - Errors name the file, so an operator sees `cert.pem: no CERTIFICATE block` at start-up.
 
+pub mod capture;
 pub mod client_cert;
 mod pem;
 pub mod reload;
@@ -401,6 +402,8 @@ fn build(
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.alpn_protocols = alpn.map(|id| vec![id.to_vec()]).unwrap_or_default();
         config.require_ems = true;
+        // SNI and the exporter secret for the unbuffered sessions of `conn_tls.rs`.
+        capture::install(&mut config);
         Ok(Arc::new(config))
     };
     Ok(TlsConfigSet { imap: make(Some(ALPN_IMAP))?, lmtp: make(None)?, generation, certificates })
