@@ -172,6 +172,10 @@ impl TlsLayer {
         if self.failed {
             return Err(invalid_data(rustls::Error::HandshakeNotComplete));
         }
+        if self.peer_closed {
+            // Nothing after close_notify is read (rustls would leave it in `incoming`).
+            return Ok(());
+        }
         self.incoming.extend_from_slice(ciphertext);
         let result = self.process().map(|_| ());
         self.settle_incoming();
