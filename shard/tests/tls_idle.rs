@@ -144,6 +144,35 @@ fn an_idle_tls_session_holds_no_record_buffer_and_stays_within_its_budget() {
     }
 }
 
+/// A TLS 1.3 client that offers only `suite`.
+fn client_with_suite(roots: &str, suite: rustls::SupportedCipherSuite) -> Arc<ClientConfig> {
+    let mut provider = skua_shard::tls::provider();
+    provider.cipher_suites = vec![suite];
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("versions")
+        .with_root_certificates(tls_support::root_store(roots))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+#[test]
+fn what_each_tls_1_3_suite_costs_idle() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let setup = setup();
+    for suite in skua_shard::tls::provider().cipher_suites {
+        if suite.version() != &rustls::version::TLS13 {
+            continue;
+        }
+        let client_config = client_with_suite(&setup.roots, suite);
+        let LayerPair { layer, .. } = idle_layer(&setup, &client_config);
+        assert_eq!(layer.info().cipher, format!("{:?}", suite.suite()));
+        let held = held_by(layer);
+        report(&format!("TlsLayer idle with {:?}", suite.suite()), held);
+        assert!(held.chunks <= TLS_SESSION_BUDGET_BYTES, "{:?}: {held:?}", suite.suite());
+    }
+}
+
 #[test]
 fn a_client_that_stops_reading_holds_one_buffer_of_records() {
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -95,11 +95,11 @@ fn no_binding_before_the_handshake_is_done() {
     assert_eq!(pair.layer.channel_binding(), None);
     // ClientHello in; the server's flight (to its Finished) out: the secret is known, but the
     // client's Finished has not come.
-    pair.to_server().expect("hello");
+    pair.deliver_to_server().expect("hello");
     assert!(pair.layer.is_handshaking());
     assert_eq!(pair.layer.channel_binding(), None);
-    pair.to_client().expect("server flight");
-    pair.to_server().expect("client finished");
+    pair.deliver_to_client().expect("server flight");
+    pair.deliver_to_server().expect("client finished");
     assert!(!pair.layer.is_handshaking());
     assert_eq!(pair.layer.channel_binding(), Some(client_export(&pair)));
 }
@@ -123,7 +123,7 @@ fn records_split_anywhere_or_many_in_one_read_are_all_processed() {
             for _ in 0..8 {
                 let bytes = pair.client_records();
                 feed_in_pieces(&mut pair, &bytes, piece);
-                pair.to_client().expect("client accepts");
+                pair.deliver_to_client().expect("client accepts");
                 if !pair.layer.is_handshaking() && !pair.client.is_handshaking() {
                     break;
                 }
@@ -149,11 +149,11 @@ fn a_command_sent_with_the_clients_finished_is_delivered_once() {
     let site = site();
     let config = client(&site.roots, Versions::Tls13, &[]);
     let mut pair = LayerPair::new(&config, site.configs.imap(), "mail.example.org");
-    pair.to_server().expect("hello");
-    pair.to_client().expect("server flight");
+    pair.deliver_to_server().expect("hello");
+    pair.deliver_to_client().expect("server flight");
     // The client's Finished and its first command go in one read.
     std::io::Write::write_all(&mut pair.client.writer(), b"a1 NOOP\r\n").expect("write");
-    pair.to_server().expect("finished and command");
+    pair.deliver_to_server().expect("finished and command");
     assert!(!pair.layer.is_handshaking());
     assert_eq!(pair.drain(), b"a1 NOOP\r\n");
     assert_eq!(pair.drain(), b"");
@@ -182,14 +182,14 @@ fn close_notify_goes_both_ways() {
     // The client's last command, then its close_notify, in one read.
     std::io::Write::write_all(&mut pair.client.writer(), b"a1 LOGOUT\r\n").expect("write");
     pair.client.send_close_notify();
-    pair.to_server().expect("receive");
+    pair.deliver_to_server().expect("receive");
     assert!(!pair.layer.peer_closed(), "the command first");
     assert_eq!(pair.drain(), b"a1 LOGOUT\r\n");
     assert!(pair.layer.peer_closed());
     // The server may still answer, then closes.
     pair.server_says(&[b"* BYE\r\n"]);
     pair.layer.close_notify();
-    let bytes = pair.to_client().expect("client accepts");
+    let bytes = pair.deliver_to_client().expect("client accepts");
     assert_eq!(records(&bytes).len(), 1, "one alert record");
     assert_eq!(pair.client_reads(7), b"* BYE\r\n");
     let state = pair.client.process_new_packets().expect("state");

@@ -48,8 +48,8 @@ impl LayerPair {
     /// Runs the handshake to its end (and hands the client the tickets after it).
     pub fn handshake(&mut self) {
         for _ in 0..HANDSHAKE_ROUNDS_MAX {
-            self.to_server().expect("server accepts the client's records");
-            self.to_client().expect("client accepts the server's records");
+            self.deliver_to_server().expect("server accepts the client's records");
+            self.deliver_to_client().expect("client accepts the server's records");
             if !self.layer.is_handshaking() && !self.client.is_handshaking() {
                 return;
             }
@@ -67,7 +67,7 @@ impl LayerPair {
     }
 
     /// Moves the client's records to the layer in one piece.
-    pub fn to_server(&mut self) -> std::io::Result<()> {
+    pub fn deliver_to_server(&mut self) -> std::io::Result<()> {
         let bytes = self.client_records();
         self.layer.receive(&bytes)
     }
@@ -82,7 +82,7 @@ impl LayerPair {
     }
 
     /// Moves the layer's records to the client; returns the bytes moved.
-    pub fn to_client(&mut self) -> Result<Vec<u8>, rustls::Error> {
+    pub fn deliver_to_client(&mut self) -> Result<Vec<u8>, rustls::Error> {
         let bytes = self.server_records();
         let mut slice = &bytes[..];
         while !slice.is_empty() {
@@ -105,7 +105,7 @@ impl LayerPair {
     /// The client sends `bytes`; returns the plaintext the layer then hands over.
     pub fn client_says(&mut self, bytes: &[u8]) -> Vec<u8> {
         self.client.writer().write_all(bytes).expect("client write");
-        self.to_server().expect("server accepts the client's records");
+        self.deliver_to_server().expect("server accepts the client's records");
         self.drain()
     }
 
@@ -137,7 +137,7 @@ impl LayerPair {
                     taken = 0;
                 }
             }
-            records.extend(self.to_client().expect("client accepts the server's records"));
+            records.extend(self.deliver_to_client().expect("client accepts the server's records"));
         }
         records
     }
