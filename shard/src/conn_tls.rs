@@ -108,14 +108,6 @@ pub struct TlsInfo {
     pub alpn: Option<String>,
 }
 
-/// Where a run of rustls stopped.
-enum Stop {
-    /// It needs more ciphertext (a handshake waiting for the peer, or an idle session).
-    NeedInput,
-    /// Both sides sent close_notify.
-    Closed,
-}
-
 impl TlsLayer {
     /// A server session that has not seen the ClientHello yet. The SNI name and the channel
     /// binding are only known when `config` has the hooks of [`capture::install`] (every
@@ -177,7 +169,7 @@ impl TlsLayer {
             return Ok(());
         }
         self.incoming.extend_from_slice(ciphertext);
-        let result = self.process().map(|_| ());
+        let result = self.process();
         self.settle_incoming();
         result.map_err(|error| self.fail(error))
     }
@@ -287,7 +279,7 @@ impl TlsLayer {
 
     /// Runs rustls over `incoming` until it needs more input: answers go to `outgoing`,
     /// plaintext to `plaintext`. During the handshake, what the config's hooks note is taken.
-    fn process(&mut self) -> Result<Stop, rustls::Error> {
+    fn process(&mut self) -> Result<(), rustls::Error> {
         let handshaking = self.session.is_handshaking();
         let client_random = if handshaking { client_hello_random(&self.incoming) } else { None };
         if handshaking {
@@ -300,11 +292,13 @@ impl TlsLayer {
         result
     }
 
-    fn process_records(&mut self) -> Result<Stop, rustls::Error> {
+    /// See [`TlsLayer::process`]; stops when rustls needs more input (a handshake waiting
+    /// for the peer, an idle session) or both sides closed.
+    fn process_records(&mut self) -> Result<(), rustls::Error> {
         let TlsLayer { session, incoming, plaintext, outgoing, peer_closed, .. } = self;
         loop {
             let UnbufferedStatus { discard, state } = session.process_tls_records(incoming);
-            let stop = match state {
+            let done = match state {
                 Err(error) => {
                     incoming.drain(..discard);
                     return Err(error);
@@ -313,35 +307,36 @@ impl TlsLayer {
                     while let Some(record) = traffic.next_record() {
                         plaintext.extend_from_slice(record?.payload);
                     }
-                    None
+                    false
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     encode_into(outgoing, &mut encode)
                         .map_err(|error| rustls::Error::General(error.to_string()))?;
-                    None
+                    false
                 }
                 // The records are in `outgoing`, which the connection sends.
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
                     transmit.done();
-                    None
+                    false
                 }
                 Ok(ConnectionState::PeerClosed) => {
                     *peer_closed = true;
-                    None
+                    false
                 }
-                Ok(ConnectionState::Closed) => Some(Stop::Closed),
-                Ok(ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_)) => {
-                    Some(Stop::NeedInput)
-                }
+                Ok(
+                    ConnectionState::Closed
+                    | ConnectionState::BlockedHandshake
+                    | ConnectionState::WriteTraffic(_),
+                ) => true,
                 // The configs never accept early data.
                 Ok(ConnectionState::ReadEarlyData(_)) => {
                     return Err(rustls::Error::General("unexpected early data".to_owned()));
                 }
-                Ok(_) => Some(Stop::NeedInput),
+                Ok(_) => true,
             };
             incoming.drain(..discard);
-            if let Some(stop) = stop {
-                return Ok(stop);
+            if done {
+                return Ok(());
             }
         }
     }
