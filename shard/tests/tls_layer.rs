@@ -5,7 +5,8 @@
 //! neither the SNI name nor the exporter: the layer learns them from hooks in the config. And
 //! the layer, not rustls, now owns the record buffers. Invariants: the SNI name, ALPN and
 //! version are reported; the `tls-exporter` channel binding equals the client's own export on
-//! TLS 1.3, full and resumed, and is absent on TLS 1.2; records split anywhere, or several in
+//! TLS 1.3, full and resumed, and is absent on TLS 1.2, also for handshakes interleaved on one
+//! thread; records split anywhere, or several in
 //! one read, are all processed, and between reads the layer keeps at most a partial record;
 //! a command the client sends with its Finished is delivered once; a client key update is
 //! answered; close_notify works both ways; garbage fails with an alert and the layer refuses
@@ -85,6 +86,38 @@ fn sni_alpn_and_the_channel_binding_are_what_the_client_sees() {
     assert_eq!(info.version, "TLSv1_2");
     assert_eq!(info.server_name.as_deref(), Some("localhost"));
     assert_eq!(pair.layer.channel_binding(), None);
+}
+
+#[test]
+fn handshakes_interleaved_on_one_thread_each_get_their_own_name_and_binding() {
+    // A shard runs many handshakes at once, a step of one between steps of others; the hooks
+    // note into one slot per thread.
+    let site = site();
+    let tls13 = client(&site.roots, Versions::Tls13, &[]);
+    let tls12 = client(&site.roots, Versions::Tls12, &[]);
+    let mut pairs = [
+        LayerPair::new(&tls13, site.configs.imap(), "mail.example.org"),
+        LayerPair::new(&tls12, site.configs.imap(), "localhost"),
+        LayerPair::new(&tls13, site.configs.lmtp(), "localhost"),
+        LayerPair::new(&tls13, site.configs.imap(), "127.0.0.1"),
+    ];
+    for _ in 0..8 {
+        for pair in &mut pairs {
+            pair.deliver_to_server().expect("server accepts");
+        }
+        for pair in pairs.iter_mut().rev() {
+            pair.deliver_to_client().expect("client accepts");
+        }
+    }
+    let names: Vec<Option<String>> =
+        pairs.iter().map(|pair| pair.layer.info().server_name).collect();
+    let expected = [Some("mail.example.org"), Some("localhost"), Some("localhost"), None];
+    assert_eq!(names, expected.map(|name| name.map(str::to_owned)));
+    for (index, pair) in pairs.iter().enumerate() {
+        assert!(!pair.layer.is_handshaking());
+        let expected = (index != 1).then(|| client_export(pair));
+        assert_eq!(pair.layer.channel_binding(), expected, "connection {index}");
+    }
 }
 
 #[test]
