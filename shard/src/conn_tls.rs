@@ -407,28 +407,41 @@ impl TlsLayer {
     /// Marks the session failed after a rustls error and queues the alert rustls prepared.
     fn fail(&mut self, error: rustls::Error) -> io::Error {
         self.failed = true;
-        self.incoming = Vec::new();
         self.plaintext = Vec::new();
-        // The alert waits in rustls's queue; an empty input turns it out as a record.
-        let TlsLayer { session, outgoing, .. } = self;
-        for _ in 0..ALERT_ROUNDS_MAX {
-            let UnbufferedStatus { state, .. } = session.process_tls_records(&mut []);
-            match state {
+        // What rustls queued (its alert last) comes out ahead of any input, so the calls below
+        // never parse `incoming` again: a second parse after an error would queue a second
+        // fatal alert, which rustls 0.23 asserts against. The buffer handed over is still
+        // `incoming`: rustls keeps offsets into it between calls, and another buffer, even an
+        // empty one, makes it index out of bounds.
+        let TlsLayer { session, incoming, outgoing, .. } = self;
+        for _ in 0..QUEUED_ROUNDS_MAX {
+            if !session.wants_write() {
+                break;
+            }
+            let UnbufferedStatus { discard, state } = session.process_tls_records(incoming);
+            let went_on = match state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    if encode_into(outgoing, &mut encode).is_err() {
-                        break;
-                    }
+                    encode_into(outgoing, &mut encode).is_ok()
                 }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-                _ => break,
+                // Plaintext decrypted before the error: dropped.
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    while traffic.next_record().is_some() {}
+                    true
+                }
+                _ => false,
+            };
+            incoming.drain(..discard);
+            if !went_on {
+                break;
             }
         }
+        self.incoming = Vec::new();
         invalid_data(error)
     }
 }
 
-/// rustls rounds spent turning out an alert after a failure (an alert is one record).
-const ALERT_ROUNDS_MAX: usize = 4;
+/// rustls calls spent turning out what it queued before failing (a flight and an alert).
+const QUEUED_ROUNDS_MAX: usize = 32;
 
 /// Why a write could not go on.
 enum Failure {

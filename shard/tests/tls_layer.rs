@@ -23,6 +23,7 @@ use tls_support::{TestCa, Versions, client, load};
 
 /// TLS record content types.
 const ALERT: u8 = 21;
+const HANDSHAKE: u8 = 22;
 const APPLICATION_DATA: u8 = 23;
 
 struct Site {
@@ -251,6 +252,82 @@ fn garbage_fails_with_an_alert_and_the_layer_goes_no_further() {
     let found = records(&pair.server_records());
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(pair.layer.encrypt(&[std::io::IoSlice::new(b"* OK\r\n")]).is_err());
+}
+
+#[test]
+fn a_handshake_message_too_long_or_random_bytes_fail_within_bounded_memory() {
+    let site = site();
+    // A ClientHello announced at 16 MB: refused at once.
+    let mut layer = skua_shard::conn_tls::TlsLayer::new(site.configs.imap()).expect("layer");
+    let mut record = vec![HANDSHAKE, 3, 1, 0x40, 0];
+    record.extend([1, 0xff, 0xff, 0xff]);
+    record.resize(5 + 0x4000, 0);
+    assert!(layer.receive(&record).is_err(), "a 16 MB handshake message");
+
+    // A ClientHello announced at 64 KiB minus one, sent in full records that never end it:
+    // what the layer keeps stays within one message and one read.
+    let mut layer = skua_shard::conn_tls::TlsLayer::new(site.configs.imap()).expect("layer");
+    let mut first = vec![HANDSHAKE, 3, 1, 0x40, 0, 1, 0, 0xff, 0xff];
+    first.resize(5 + 0x4000, 0x41);
+    let mut failed = layer.receive(&first).is_err();
+    let mut more = vec![HANDSHAKE, 3, 1, 0x40, 0];
+    more.resize(5 + 0x4000, 0x41);
+    for _ in 0..16 {
+        if failed {
+            break;
+        }
+        failed = layer.receive(&more).is_err();
+        assert!(layer.buffered_bytes() <= 2 * (0xffff + 5 * 0x4000), "{}", layer.buffered_bytes());
+    }
+    assert!(failed, "the message never ends: refused");
+
+    // Random bytes in random pieces: an error or more input wanted, never a panic, never
+    // plaintext.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..200 {
+        let mut layer = skua_shard::conn_tls::TlsLayer::new(site.configs.imap()).expect("layer");
+        let len = usize::try_from(next() % 3000).expect("small");
+        let mut bytes: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+        if next() % 2 == 0 && bytes.len() > 5 {
+            // A handshake record header in front, so the bytes go further into rustls.
+            bytes[..5].copy_from_slice(&[HANDSHAKE, 3, 1, 0, 200]);
+        }
+        for piece in bytes.chunks(1 + usize::try_from(next() % 700).expect("small")) {
+            if layer.receive(piece).is_err() {
+                break;
+            }
+        }
+        let mut plaintext = 0;
+        let _ = layer.drain_plaintext(&mut |bytes: &[u8]| plaintext += bytes.len());
+        assert_eq!(plaintext, 0);
+    }
+    // The same after a handshake, with application-data and handshake record headers.
+    let config = client(&site.roots, Versions::Tls13, &[]);
+    for round in 0..40 {
+        let mut pair = LayerPair::connected(&config, site.configs.imap(), "mail.example.org");
+        let len = 6 + usize::try_from(next() % 2000).expect("small");
+        let mut bytes: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+        let typ = if round % 2 == 0 { APPLICATION_DATA } else { HANDSHAKE };
+        bytes[..3].copy_from_slice(&[typ, 3, 3]);
+        let mut failed = false;
+        for piece in bytes.chunks(1 + usize::try_from(next() % 700).expect("small")) {
+            if pair.layer.receive(piece).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert_eq!(pair.drain(), b"", "no plaintext from random bytes");
+        if failed {
+            let found = records(&pair.server_records());
+            assert!(found.len() <= 1, "at most the alert: {found:?}");
+        }
+    }
 }
 
 /// A response of `pieces` short lines around a long body, as the FETCH writer hands it over.
