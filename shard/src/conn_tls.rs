@@ -228,6 +228,17 @@ impl TlsLayer {
         Ok(written)
     }
 
+    /// Takes every waiting record out of the layer, for a write that parks until the socket
+    /// takes them all (no copy of the records, unlike [`TlsLayer::write_records`] into a
+    /// `Vec`).
+    #[must_use]
+    pub fn take_records(&mut self) -> Vec<u8> {
+        let mut records = std::mem::take(&mut self.outgoing);
+        records.drain(..self.sent);
+        self.sent = 0;
+        records
+    }
+
     /// Queues a close_notify alert (sent by the next flush). Nothing is queued while the
     /// handshake runs or after a failure (the connection just closes).
     pub fn close_notify(&mut self) {

@@ -209,6 +209,32 @@ fn a_key_update_from_the_client_is_answered_and_traffic_goes_on() {
 }
 
 #[test]
+fn records_taken_whole_are_the_ones_written_in_pieces() {
+    let site = site();
+    let config = client(&site.roots, Versions::Tls13, &[]);
+    let mut pair = LayerPair::connected(&config, site.configs.imap(), "mail.example.org");
+    let body = vec![b'x'; 16_000];
+    let taken = pair.layer.encrypt(&[std::io::IoSlice::new(&body)]).expect("encrypt");
+    assert_eq!(taken, body.len());
+    // Part goes out through a socket that takes 1,000 bytes, the rest is taken whole.
+    let mut sent = vec![0u8; 1000];
+    let written = pair.layer.write_records(&mut &mut sent[..]).expect("write");
+    assert_eq!(written, 1000);
+    sent.extend(pair.layer.take_records());
+    assert!(!pair.layer.wants_write());
+    assert_eq!(pair.layer.buffered_bytes(), 0);
+    assert_eq!(records(&sent).len(), 1, "16,000 bytes: one record");
+    let mut slice = &sent[..];
+    while !slice.is_empty() {
+        pair.client.read_tls(&mut slice).expect("from memory");
+        pair.client.process_new_packets().expect("client accepts");
+    }
+    let mut got = vec![0; body.len()];
+    std::io::Read::read_exact(&mut pair.client.reader(), &mut got).expect("read");
+    assert_eq!(got, body);
+}
+
+#[test]
 fn close_notify_goes_both_ways() {
     let site = site();
     let config = client(&site.roots, Versions::Tls13, &[]);
