@@ -162,7 +162,7 @@ impl TlsLayer {
     /// queued to send before the connection is closed.
     pub fn receive(&mut self, ciphertext: &[u8]) -> io::Result<()> {
         if self.failed {
-            return Err(invalid_data(rustls::Error::HandshakeNotComplete));
+            return Err(invalid_data(rustls::Error::General("the TLS session failed".to_owned())));
         }
         if self.peer_closed {
             // Nothing after close_notify is read (rustls would leave it in `incoming`).
