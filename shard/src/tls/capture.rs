@@ -121,8 +121,9 @@ impl ResolvesServerCert for RecordingResolver {
 /// The key log label of the TLS 1.3 exporter master secret (NSS key log format).
 const EXPORTER_SECRET: &str = "EXPORTER_SECRET";
 
-/// A key log that notes the TLS 1.3 exporter master secret in the thread's slot; rustls does
-/// not compute the label of, nor hand over, any other secret.
+/// A key log that notes the TLS 1.3 exporter master secret in the thread's slot. `will_log`
+/// says no to every other label, so rustls hands over no other secret (no traffic secret, no
+/// TLS 1.2 master secret: nothing that decrypts a connection).
 #[derive(Debug)]
 pub struct ExporterKeyLog;
 
