@@ -373,12 +373,7 @@ impl Connection {
         }
         // The socket is full: take the rest out of rustls (at most its buffer limit) and let
         // glommio park this task until the socket takes it.
-        let mut rest = Vec::new();
-        if let Some(tls) = self.tls.as_mut() {
-            while tls.wants_write() {
-                tls.write_records(&mut rest)?;
-            }
-        }
+        let rest = self.tls.as_mut().map(|tls| tls.take_records()).unwrap_or_default();
         self.stream.write_all(&rest).await?;
         self.traffic.bytes_out += rest.len() as u64;
         Ok(())

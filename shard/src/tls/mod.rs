@@ -3,7 +3,7 @@
 //! The transport (`conn.rs`) does not read certificates. At each accept, and at each STARTTLS,
 //! it asks the process-wide [`TlsConfigs`] for the current `Arc<rustls::ServerConfig>` of its
 //! protocol ([`TlsConfigs::imap`] offers ALPN `imap`, [`TlsConfigs::lmtp`] none) and builds a
-//! `rustls::ServerConnection` from it. That connection owns its copy of the `Arc`, so a reload
+//! rustls unbuffered server connection from it. That connection owns its copy of the `Arc`, so a reload
 //! (SIGHUP, [`reload::reload_on_hangup`]) changes only the handshakes that start after it.
 //!
 //! ```text
@@ -34,8 +34,12 @@
 //! - **Client certificates** are asked for, never required, when `client_ca` is set; a
 //!   certificate that does not verify against that CA fails the handshake (rustls cannot
 //!   accept and ignore it). [`TlsConfigs::client_user`] maps a verified one to a user.
+//! - **Hooks for the unbuffered connection** ([`capture`]): every config notes the SNI name
+//!   and the TLS 1.3 exporter secret for the transport, which rustls 0.23's unbuffered API
+//!   does not report.
 //! - Errors name the file, so an operator sees `cert.pem: no CERTIFICATE block` at start-up.
 
+pub mod capture;
 pub mod client_cert;
 mod pem;
 pub mod reload;
@@ -401,6 +405,8 @@ fn build(
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.alpn_protocols = alpn.map(|id| vec![id.to_vec()]).unwrap_or_default();
         config.require_ems = true;
+        // SNI and the exporter secret for the unbuffered sessions of `conn_tls.rs`.
+        capture::install(&mut config);
         Ok(Arc::new(config))
     };
     Ok(TlsConfigSet { imap: make(Some(ALPN_IMAP))?, lmtp: make(None)?, generation, certificates })

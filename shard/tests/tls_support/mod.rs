@@ -1,6 +1,7 @@
 //! Test helpers for skua's TLS configuration: a CA made with rcgen in the test, certificate
 //! files on a temporary directory, and a rustls client and server joined by an in-memory pipe
-//! (no sockets, no executor: bytes go from one side's `write_tls` to the other's `read_tls`).
+//! (no sockets, no executor: bytes go from one side's `write_tls` to the other's `read_tls`);
+//! [`layer`] joins the same client to skua's own `TlsLayer`.
 
 #![allow(dead_code, missing_docs)]
 
@@ -17,6 +18,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, ServerConnection};
 use skua_shard::tls::{CertificatePaths, TlsConfigs, TlsSettings, provider};
+
+pub mod layer;
 
 /// A certificate authority made in the test.
 pub struct TestCa {
