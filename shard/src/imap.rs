@@ -64,6 +64,24 @@ pub(crate) struct Imap {
     login_deadline: Instant,
 }
 
+impl Imap {
+    /// UNAUTHENTICATE ran (RFC 8437): the user's store and place in the user's budget go, and
+    /// the connection has a new login deadline for whoever logs in next (who may live on
+    /// another shard: the next login hands the connection over as a first one does).
+    fn logged_out(&mut self, shard: &Shard) {
+        if let Some(handle) = self.user.take() {
+            tracing::info!(
+                shard = shard.id.0,
+                user = handle.name.as_str(),
+                "logged out, connection kept"
+            );
+            shard.registry.release(handle);
+        }
+        self.user_slot = None;
+        self.login_deadline = Instant::now() + shard.config().login_deadline;
+    }
+}
+
 impl Feed for ImapSession {
     fn feed(&mut self, bytes: &[u8]) {
         ImapSession::feed(self, bytes);
@@ -75,7 +93,7 @@ impl Session for Imap {
     type Own = AuthRequest;
     type Input = ImapSession;
 
-    fn next(&mut self, _shard: &Shard) -> Result<driver::Step<AuthRequest>, End> {
+    fn next(&mut self, shard: &Shard) -> Result<driver::Step<AuthRequest>, End> {
         if self.user.as_ref().is_some_and(|handle| handle.is_poisoned()) {
             return Err(End::Close(Some(imap_bye(Ending::StoreReset))));
         }
@@ -84,6 +102,9 @@ impl Session for Imap {
             Some(handle) => handle.with_store(|store| session.next(Some(store))),
             None => session.next::<skua_core::disk::os::OsDisk>(None),
         };
+        if self.session.take_unauthenticated() {
+            self.logged_out(shard);
+        }
         Ok(match step {
             Step::NeedInput => driver::Step::Read,
             Step::Idle => driver::Step::Idle,

@@ -133,6 +133,8 @@ pub struct ImapSession {
     /// A command paused between slices (FETCH, SEARCH, LIST over much data): it runs on before
     /// any further input is looked at.
     running: Option<Box<command::Running>>,
+    /// UNAUTHENTICATE ran since the runtime last asked ([`ImapSession::take_unauthenticated`]).
+    unauthenticated: bool,
 }
 
 impl ImapSession {
@@ -158,6 +160,7 @@ impl ImapSession {
             bad_commands: 0,
             auth_failures: 0,
             running: None,
+            unauthenticated: false,
         }
     }
 
@@ -331,6 +334,9 @@ impl ImapSession {
                 self.authenticate(&tag, &mechanism, initial_response.as_ref())
             }
             CommandBody::StartTls => self.start_tls(),
+            CommandBody::Unauthenticate if matches!(self.phase, Phase::Authenticated) => {
+                Some(self.unauthenticate())
+            }
             ref body
                 if self.conn.config.require_tls
                     && !self.conn.tls
@@ -368,6 +374,24 @@ impl ImapSession {
         }
         self.phase = Phase::StartTls;
         Some(Completion::ok("Begin TLS negotiation now"))
+    }
+
+    /// UNAUTHENTICATE (RFC 8437): back to the not-authenticated state on the same connection.
+    /// The selected mailbox is closed without expunging, and what ENABLE turned on is off
+    /// (it was the previous user's session); TLS and what it offers stay. The runtime learns
+    /// of it from [`ImapSession::take_unauthenticated`] and lets the user's store go.
+    fn unauthenticate(&mut self) -> Completion {
+        self.conn.selected = None;
+        self.conn.enabled = Enabled::default();
+        self.phase = Phase::NotAuthenticated;
+        self.unauthenticated = true;
+        Completion::ok("UNAUTHENTICATE completed")
+    }
+
+    /// True (once) after UNAUTHENTICATE: the session no longer needs the store it was given,
+    /// and the next login may be another user's.
+    pub fn take_unauthenticated(&mut self) -> bool {
+        std::mem::take(&mut self.unauthenticated)
     }
 
     /// The TLS handshake asked for by [`Step::StartTls`] succeeded (or the connection began with

@@ -389,6 +389,8 @@ pub enum CommandBody {
     Close,
     /// `UNSELECT`
     Unselect,
+    /// `UNAUTHENTICATE` (RFC 8437)
+    Unauthenticate,
     /// `EXPUNGE`, or `UID EXPUNGE set` when `uid` is given
     Expunge {
         /// `UID EXPUNGE` set.

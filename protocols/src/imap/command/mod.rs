@@ -332,6 +332,7 @@ fn run_selected<D: Disk>(
         | CommandBody::Append { .. }
         | CommandBody::Idle
         | CommandBody::Namespace
+        | CommandBody::Unauthenticate
         | CommandBody::Id => Completion::bad("Command not valid in this state"),
     };
     Progress::Done(completion)

@@ -249,6 +249,7 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"IDLE" => CommandBody::Idle,
         b"CLOSE" => CommandBody::Close,
         b"UNSELECT" => CommandBody::Unselect,
+        b"UNAUTHENTICATE" => CommandBody::Unauthenticate,
         b"NAMESPACE" => CommandBody::Namespace,
         b"EXPUNGE" => CommandBody::Expunge { uids: None },
         b"LOGIN" => commands::login(c)?,
