@@ -199,7 +199,7 @@ impl Probe {
     }
 
     /// Reads again and adds the figures to `report`, per operation over `ops` operations
-    /// (`unit` says which: "deliveries", "IMAP commands", ...).
+    /// (`unit` names one: "delivery", "IMAP command", ...).
     ///
     /// # Errors
     /// As [`Probe::usage`].
@@ -306,7 +306,7 @@ ctxt 999
             false,
             8,
         );
-        usage.add_to(&mut report, 2500, "deliveries");
+        usage.add_to(&mut report, 2500, "delivery");
         let get = |k: &str| report.extra[k].as_f64().unwrap();
         assert_eq!(get("server_cpu_busy_ms"), 7500.0);
         assert_eq!(get("server_cpu_us_per_op"), 3000.0); // 7.5 s / 2500
@@ -315,7 +315,7 @@ ctxt 999
         assert_eq!(report.extra["server_cpus"], "0");
         let mut none = report.clone();
         none.extra.clear();
-        usage.add_to(&mut none, 0, "deliveries");
+        usage.add_to(&mut none, 0, "delivery");
         assert!(!none.extra.contains_key("server_cpu_us_per_op"), "no operation, no ratio");
     }
 

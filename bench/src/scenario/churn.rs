@@ -36,7 +36,7 @@ pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
     let mut report = Report::new("churn", &out.stats, out.elapsed, open, args.common.connections);
     report.notes = out.notes;
     let ops = cpu::count_of(&report, &["session"]);
-    probe.finish(&mut report, ops, "sessions")?;
+    probe.finish(&mut report, ops, "session")?;
     Ok(report)
 }
 

@@ -55,7 +55,7 @@ pub async fn run(args: HandshakeArgs, to: Endpoint) -> Result<Report, BenchError
     report.notes = out.notes;
     // Every connection attempted, made or failed: the server did work for each.
     let connections: u64 = out.stats.ops.iter().map(|o| o.hist.len() + o.errors).sum();
-    probe.finish(&mut report, connections, "connections")?;
+    probe.finish(&mut report, connections, "connection")?;
     if let (Some(pid), Some(before)) = (args.common.server_pid, cpu_before) {
         let used = cpu(pid)?.saturating_sub(before);
         let ms = used as f64 * 1000.0 / crate::memory::USER_HZ as f64;

@@ -86,7 +86,7 @@ pub async fn run(args: IdleArgs, to: Endpoint) -> Result<Report, BenchError> {
     report.extra("idle_connections", held);
     if common.server_cpus.is_some() || common.server_pid.is_some() {
         let ops = cpu::count_of(&report, &["deliver"]);
-        usage.add_to(&mut report, ops, "deliveries");
+        usage.add_to(&mut report, ops, "delivery");
     }
     if let (Some(b), Some(a)) = (before, after) {
         memory_figures(&mut report, b, a, held);

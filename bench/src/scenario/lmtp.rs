@@ -52,7 +52,7 @@ pub async fn run(args: LmtpArgs, to: Endpoint) -> Result<Report, BenchError> {
     let mut report = Report::new("lmtp", &out.stats, out.elapsed, open, args.common.connections);
     report.notes = out.notes;
     let ops = cpu::count_of(&report, &["deliver"]);
-    probe.finish(&mut report, ops, "deliveries")?;
+    probe.finish(&mut report, ops, "delivery")?;
     report.extra("recipients_per_transaction", args.recipients);
     report.extra("pipelining", if args.no_pipelining { "off" } else { "when offered" });
     report.extra(

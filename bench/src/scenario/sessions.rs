@@ -96,7 +96,7 @@ pub async fn run<S: Commands>(
     report.notes = out.notes;
     // Every IMAP command (LOGIN, SELECT/EXAMINE and LOGOUT included); a connect is not one.
     let commands = cpu::count_except(&report, &["connect"]);
-    probe.finish(&mut report, commands, "IMAP commands")?;
+    probe.finish(&mut report, commands, "IMAP command")?;
     report.extra("mix", mix_spec);
     Ok(report)
 }
