@@ -570,7 +570,7 @@ def cpu_method(args) -> str:
                 "where every server process ran, over the measured phase / the scenario's "
                 "operations (its 'per' row): kernel time and exited processes included, and "
                 "anything else that ran there.")
-    return ("cpu/op (marked t) = CPU time of the server's process tree (/proc/PID/stat, with "
+    return ("cpu/op (marked (t)) = CPU time of the server's process tree (/proc/PID/stat, with "
             "reaped children) over the measured phase / the scenario's operations: unpinned, "
             "the CPUs' busy time would include the bench.")
 

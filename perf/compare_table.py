@@ -16,7 +16,7 @@ Server CPU per operation is one figure per scenario, on a row of its own under t
 operations (`per <unit>`: deliveries, IMAP commands, sessions, connections), with the ops/s of
 that unit: the busy time of the server's CPUs over the measured phase (`server_cpu_us_per_op`
 of skua-bench `--server-cpus`, when the run is pinned) divided by the operations, or, without
-it, the server process tree's CPU time (`server_tree_cpu_us_per_op`, marked `t`).
+it, the server process tree's CPU time (`server_tree_cpu_us_per_op`, marked `(t)`).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def cpu_line(results, scenario, peers, others, label=None) -> list[str] | None:
         value, method = cpu[p]
         line += [
             fmt_num(unit_per_sec(reports[p])),
-            fmt_us(value) + ("t" if method == "tree" and value is not None else ""),
+            fmt_us(value) + ("(t)" if method == "tree" and value is not None else ""),
             "", "", "",
         ]
     if "skua" in peers:

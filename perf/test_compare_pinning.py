@@ -246,7 +246,7 @@ class CpuTableTest(unittest.TestCase):
         results = {"skua": {"lmtp": skua}, "dovecot": self.RESULTS["dovecot"]}
         results["dovecot"] = {"lmtp": self.RESULTS["dovecot"]["lmtp:64"]}
         per = next(line for line in t.table(results, ["lmtp"]) if "per delivery" in line)
-        self.assertIn("50ust", per)
+        self.assertIn("50us(t)", per)
         cells = per.split()
         self.assertEqual(cells[-1], "-", "a tree figure against a CPU figure: no ratio")
         self.assertEqual(t.cpu_per_op(None), (None, ""))
