@@ -659,7 +659,13 @@ def write_result(args, argv, info, lines, records, started) -> pathlib.Path:
     out += [f"- {k}: {v}" for k, v in info.items() if k != "load at start"]
     out.append(f"- Command: `{command}`")
     out.append(f"- Placement: {args.placement_note}; skua --shards {args.shards}")
-    out += ["", "## Results", "", "```", *lines, "```", "", "## Peers", ""]
+    out += ["", "## Results", "", "```", *lines, "```", "", "## Summary", "",
+            "Per scenario: the unit's ops/s and the server's CPU per op, and skua against each "
+            "peer.", ""]
+    results = {peer: {run["scenario"]: run.get("report") for run in record.get("runs", [])}
+               for peer, record in records.items() if record.get("runs")}
+    out += compare_table.markdown(results, args.scenarios, getattr(args, "rates", None))
+    out += ["", "## Peers", ""]
     for peer, record in records.items():
         out.append(f"### {peer} {record.get('version', '')}".rstrip())
         if "skipped" in record:

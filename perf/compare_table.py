@@ -305,3 +305,36 @@ def verdicts(results: dict) -> list[str]:
 def met_text(ok: bool) -> str:
     """'met' or 'NOT met'."""
     return "met" if ok else "NOT met"
+
+
+def markdown(results: dict, scenarios: list[str], rates: dict | None = None) -> list[str]:
+    """The scenario-level summary as a Markdown table (the README's form): for each scenario
+    and peer, the unit's ops/s and server CPU per op, and against each other peer skua's
+    ops/s ratio and how many times less CPU per op skua used."""
+    peers = list(results)
+    others = [p for p in peers if p != "skua"] if "skua" in peers else []
+    header = ["scenario", *peers]
+    for p in others:
+        header += [f"ops/s vs {p}", f"CPU/op vs {p}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for scenario in scenarios:
+        reports = {p: results[p].get(scenario) for p in peers}
+        cpu = {p: cpu_per_op(reports[p]) for p in peers}
+        if not any(v is not None for v, _ in cpu.values()):
+            continue
+        unit = next((r["extra"].get("cpu_op_unit") for r in reports.values()
+                     if r and r.get("extra", {}).get("cpu_op_unit")), "op")
+        cells = [f"{scenario_label(scenario, rates)} ({unit})"]
+        for p in peers:
+            value, method = cpu[p]
+            rate = unit_per_sec(reports[p])
+            cells.append("-" if rate is None else
+                         f"{rate:,.0f}/s, {fmt_us(value)}/op" + (" (t)" if method == "tree"
+                                                                  else ""))
+        for p in others:
+            r = ratio(unit_per_sec(reports["skua"]), unit_per_sec(reports[p]))
+            less = ratio(cpu[p][0], cpu["skua"][0]) if cpu["skua"][1] == cpu[p][1] else None
+            cells += [fmt_ratio(r).replace("x", "×"),
+                      "-" if less is None else f"{less:.1f}× less"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

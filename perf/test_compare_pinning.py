@@ -265,6 +265,14 @@ class CpuTableTest(unittest.TestCase):
             "skua lmtp:64: CPU 0 busy 90.0% (9,000 ms, steal 0 ms): 83us/op; process tree "
             "8,100 ms: 80us/op (118,760 x delivery)")
 
+    def test_markdown_summary_reads_like_the_issue(self):
+        lines = t.markdown(self.RESULTS, ["lmtp:64", "nothing"])
+        self.assertEqual(lines[0], "| scenario | skua | dovecot | ops/s vs dovecot | "
+                                   "CPU/op vs dovecot |")
+        self.assertEqual(len(lines), 3, "a scenario without CPU figures has no row")
+        self.assertEqual(lines[2], "| lmtp:64 (delivery) | 11,876/s, 83us/op | "
+                                   "662/s, 1.52ms/op | 17.94× | 18.3× less |")
+
     def test_summary_states_placement_and_method(self):
         a = compare.parse_args(["--scenarios", "lmtp:64"])
         a.server_cpus, a.client_cpus, a.placement_note = [0], [1], "pinned: test"
