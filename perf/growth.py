@@ -357,15 +357,17 @@ def cpu_text(row: dict | None) -> str:
 
 
 def growth_note(values: dict[int, float | None]) -> str:
-    """How a figure grows across the sizes: the ratio of the largest size's value to the
-    smallest's, against the ratio of the sizes (linear growth has both equal)."""
-    known = {k: v for k, v in values.items() if v}
+    """How a figure grows across the sizes, step by step: each step's factor against the
+    step's size factor (linear growth has them equal). FASTER than linear when any step grows
+    more than 1.5 times its size factor; else about linear when the whole range grows more
+    than the square root of its size factor, sub-linear above 2x, flat below."""
+    known = sorted((k, v) for k, v in values.items() if v)
     if len(known) < 2:
         return ""
-    lo, hi = min(known), max(known)
-    factor = known[hi] / known[lo]
-    size_factor = hi / lo
-    if factor > size_factor * 1.5:
+    steps = [(b[1] / a[1], b[0] / a[0]) for a, b in zip(known, known[1:])]
+    factor = known[-1][1] / known[0][1]
+    size_factor = known[-1][0] / known[0][0]
+    if any(f > sf * 1.5 for f, sf in steps):
         shape = "FASTER than linear"
     elif factor > size_factor ** 0.5:
         shape = "about linear"
@@ -373,7 +375,8 @@ def growth_note(values: dict[int, float | None]) -> str:
         shape = "sub-linear"
     else:
         shape = "flat"
-    return f"x{factor:,.1f} for x{size_factor:,.0f} size: {shape}"
+    detail = ", ".join(f"x{f:,.1f} for x{sf:,.0f}" for f, sf in steps)
+    return f"{detail} in size: {shape}"
 
 
 def tables(args, results: dict) -> list[str]:
@@ -436,6 +439,13 @@ def tables(args, results: dict) -> list[str]:
                     f"{fmt_us(d and d['p99_us'])} | {cpu_text(d)} | "
                     f"{'-' if not f else format(f['mib_per_sec'], ',.1f')} | "
                     f"{fmt_us(f and f['p99_us'])} | {cpu_text(f)} |")
+        for peer, parts in results.items():
+            sizes = (parts.get("sizes") or {}).get("sizes", {})
+            for key, label in (("deliver", "CPU/delivery"), ("fetch-body", "CPU/FETCH")):
+                note = growth_note({int(size): (stage.get(key) or {}).get("cpu_us_per_op")
+                                    for size, stage in sizes.items()})
+                if note:
+                    lines.append(f"- {peer} {label}: {note}")
         lines.append("")
     return lines
 

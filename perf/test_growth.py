@@ -55,6 +55,9 @@ class GrowthTest(unittest.TestCase):
         self.assertIn("about linear", growth.growth_note({1000: 10.0, 100000: 900.0}))
         self.assertIn("sub-linear", growth.growth_note({1000: 10.0, 100000: 50.0}))
         self.assertIn("flat", growth.growth_note({1000: 10.0, 10000: 11.0, 100000: 12.0}))
+        # Sub-linear over the whole range, but one step grows faster than its size.
+        note = growth.growth_note({4096: 0.5, 262144: 1.4, 10485760: 90.0})
+        self.assertEqual(note, "x2.8 for x64, x64.3 for x40 in size: FASTER than linear")
         self.assertEqual(growth.growth_note({1000: 10.0, 100000: None}), "")
 
     def test_pss_of_rollup(self):
@@ -78,7 +81,7 @@ class GrowthTest(unittest.TestCase):
         }}
         text = "\n".join(growth.tables(args, results))
         self.assertIn("| skua | 100,000 | search-header | 100us | 900us | 500.00ms | 2.0 |", text)
-        self.assertIn("- skua search-header CPU/op: x500.0 for x100 size: FASTER than linear",
+        self.assertIn("- skua search-header CPU/op: x500.0 for x100 in size: FASTER than linear",
                       text)
         self.assertIn("| skua | 1,000 | 0.05 s | 9000 | 2.00 ms | 0.10 ms |", text)
         self.assertIn("| skua | 100,000 | failed: did not start", text)
