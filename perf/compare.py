@@ -11,6 +11,14 @@ with `--json`, stop the server. Then one table: per scenario and operation, ops/
 p99 for each peer and the ratios skua/peer, with issue 3's targets. `--out` writes the table,
 the machine, the commit, the exact command and every run's raw JSON into perf/results/.
 
+By default (issue 12) every server process runs on the server CPUs and skua-bench on the
+others (`--server-cpus`, `--client-cpus`; CPU 0 and CPU 1 on a 2-CPU machine; `--unpinned`:
+shared), and each scenario reports the server's CPU per operation: the busy time of the server
+CPUs in /proc/stat over the measured phase (and the server's process tree's CPU time). A
+scenario spec is NAME[:CONNECTIONS][@RATE|@auto]: the default run sweeps LMTP at 8, 64 and
+256 connections and IMAP at 8 and 64, then runs lmtp and imap-read open loop at half the
+slowest peer's closed-loop rate.
+
 With `--tls` the servers serve TLS with one certificate made for the run (ECDSA P-256, by
 openssl, for localhost and 127.0.0.1; the bench verifies it with `--tls-ca`), and the
 scenarios are TLS ones: `handshake-full` and `handshake-resumed` (the bench's `handshake`

@@ -31,6 +31,9 @@ THROUGHPUT_TARGETS = {
        ("fetch-range", "fetch-body", "search", "status", "list", "noop")},
 }
 IDLE_CONNECTIONS_TARGET = 19_000
+# A run whose server tree used less than this share of its CPUs' busy time is flagged: the
+# rest was other processes on those CPUs (or kernel work charged to no server process).
+NOISE_SHARE = 0.8
 IDLE_KIB_PER_CONNECTION_TARGET = 2.0
 IDLE_NOTIFY_P99_MS_TARGET = 5.0
 
@@ -218,6 +221,10 @@ def cpu_details(results: dict, scenarios: list[str], rates: dict | None = None) 
             if "server_tree_cpu_ms" in extra:
                 parts.append(f"process tree {extra['server_tree_cpu_ms']:,.0f} ms: "
                              f"{fmt_us(extra.get('server_tree_cpu_us_per_op'))}/op")
+            busy, tree = extra.get("server_cpu_busy_ms"), extra.get("server_tree_cpu_ms")
+            if busy and tree is not None and tree < NOISE_SHARE * busy:
+                parts.append(f"NOISY: {1 - tree / busy:.0%} of the CPUs' busy time was not the "
+                             "server tree's (other processes, or kernel work)")
             lines.append(f"{peer} {scenario_label(scenario, rates)}: " + "; ".join(parts)
                          + f" ({extra.get('cpu_ops', 0):,} x {extra.get('cpu_op_unit', 'op')})")
     return lines

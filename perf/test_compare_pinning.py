@@ -273,6 +273,15 @@ class CpuTableTest(unittest.TestCase):
         self.assertEqual(lines[2], "| lmtp:64 (delivery) | 11,876/s, 83us/op | "
                                    "662/s, 1.52ms/op | 17.94× | 18.3× less |")
 
+    def test_a_run_where_others_used_the_server_cpus_is_flagged(self):
+        busy = {"skua": {"lmtp": report("lmtp", [("deliver", 10.0)],
+                                        dict(cpu_extra(100, 90.0), server_tree_cpu_ms=4500.0,
+                                             server_tree_cpu_us_per_op=45.0))}}
+        line = t.cpu_details(busy, ["lmtp"])[0]
+        self.assertIn("NOISY: 50% of the CPUs' busy time was not the server tree's", line)
+        quiet = t.cpu_details(self.RESULTS, ["lmtp:64"])[0]  # tree 90% of busy
+        self.assertNotIn("NOISY", quiet)
+
     def test_summary_states_placement_and_method(self):
         a = compare.parse_args(["--scenarios", "lmtp:64"])
         a.server_cpus, a.client_cpus, a.placement_note = [0], [1], "pinned: test"
