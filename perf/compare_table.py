@@ -7,8 +7,16 @@ ops/s, p50 and p99, and for each peer other than skua the ratios
 - `ops x` = skua ops/s / peer ops/s: **higher is better** for skua;
 - `p99 x` = skua p99 / peer p99: **lower is better** for skua (below 1: skua is faster);
 
+- `cpu x` = skua server CPU per operation / peer's: **lower is better** for skua;
+
 and, for the idle scenario, memory per held connection (PSS and RSS, KiB; lower is better),
 with the same skua/peer ratio.
+
+Server CPU per operation is one figure per scenario, on a row of its own under the scenario's
+operations (`per <unit>`: deliveries, IMAP commands, sessions, connections), with the ops/s of
+that unit: the busy time of the server's CPUs over the measured phase (`server_cpu_us_per_op`
+of skua-bench `--server-cpus`, when the run is pinned) divided by the operations, or, without
+it, the server process tree's CPU time (`server_tree_cpu_us_per_op`, marked `(t)`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ THROUGHPUT_TARGETS = {
        ("fetch-range", "fetch-body", "search", "status", "list", "noop")},
 }
 IDLE_CONNECTIONS_TARGET = 19_000
+# A run whose server tree used less than this share of its CPUs' busy time is flagged: the
+# rest was other processes on those CPUs (or kernel work charged to no server process).
+NOISE_SHARE = 0.8
 IDLE_KIB_PER_CONNECTION_TARGET = 2.0
 IDLE_NOTIFY_P99_MS_TARGET = 5.0
 
@@ -85,33 +96,47 @@ def latency(row: dict | None, pct: str) -> float | None:
     return row["latency_us"][pct]
 
 
-def table(results: dict, scenarios: list[str]) -> list[str]:
-    """The comparison table, as lines."""
+def table(results: dict, scenarios: list[str], rates: dict | None = None) -> list[str]:
+    """The comparison table, as lines; `rates`: the rate of each open-loop scenario, shown in
+    its label."""
     peers = list(results)
     others = [p for p in peers if p != "skua"]
     header = ["scenario", "operation"]
     for p in peers:
-        header += [f"{p} ops/s", f"{p} p50", f"{p} p99", f"{p} err"]
+        header += [f"{p} ops/s", f"{p} cpu/op", f"{p} p50", f"{p} p99", f"{p} err"]
     if "skua" in peers:
         for p in others:
-            header += [f"ops x {p}", f"p99 x {p}"]
+            header += [f"ops x {p}", f"cpu x {p}", f"p99 x {p}"]
     rows = [header]
     for scenario in scenarios:
+        label = scenario_label(scenario, rates)
         for name in operations(results, scenario):
-            rows.append(op_line(results, scenario, name, peers, others))
+            rows.append(op_line(results, scenario, name, peers, others, label))
+        cpu = cpu_line(results, scenario, peers, others, label)
+        if cpu:
+            rows.append(cpu)
         if scenario == "idle":
             rows.extend(idle_lines(results, peers, others))
     return align(rows)
 
 
-def op_line(results, scenario, name, peers, others) -> list[str]:
+def scenario_label(scenario: str, rates: dict | None) -> str:
+    """`lmtp@auto` as `lmtp@350/s` once its rate is known."""
+    rate = (rates or {}).get(scenario)
+    if rate is None:
+        return scenario
+    return scenario.split("@")[0] + f"@{rate:g}/s"
+
+
+def op_line(results, scenario, name, peers, others, label=None) -> list[str]:
     """One operation's row."""
-    line = [scenario, name]
+    line = [label or scenario, name]
     rows = {p: op_row(results[p].get(scenario), name) for p in peers}
     for p in peers:
         r = rows[p]
         line += [
             fmt_num(r["per_sec"]) if r else "-",
+            "",
             fmt_us(latency(r, "p50")),
             fmt_us(latency(r, "p99")),
             str(r["errors"]) if r else "-",
@@ -122,9 +147,87 @@ def op_line(results, scenario, name, peers, others) -> list[str]:
             o = rows[p]
             line += [
                 fmt_ratio(ratio(s and s["per_sec"], o and o["per_sec"])),
+                "",
                 fmt_ratio(ratio(latency(s, "p99"), latency(o, "p99"))),
             ]
     return line
+
+
+def cpu_per_op(report: dict | None) -> tuple[float | None, str]:
+    """(server CPU µs per operation, method): 'cpus' from the pinned CPUs' busy time, 'tree'
+    from the server's process tree, or (None, '')."""
+    extra = (report or {}).get("extra") or {}
+    for key, method in (("server_cpu_us_per_op", "cpus"), ("server_tree_cpu_us_per_op", "tree")):
+        if isinstance(extra.get(key), (int, float)):
+            return float(extra[key]), method
+    return None, ""
+
+
+def unit_per_sec(report: dict | None) -> float | None:
+    """Operations per second of the unit CPU is counted in (`cpu_ops` over the phase)."""
+    extra = (report or {}).get("extra") or {}
+    ops, secs = extra.get("cpu_ops"), (report or {}).get("elapsed_s")
+    if not isinstance(ops, (int, float)) or not secs:
+        return None
+    return ops / secs
+
+
+def cpu_line(results, scenario, peers, others, label=None) -> list[str] | None:
+    """The scenario's server-CPU row: the unit's ops/s and CPU per op for each peer, and the
+    ratios; None when no peer reported CPU for it."""
+    reports = {p: results[p].get(scenario) for p in peers}
+    cpu = {p: cpu_per_op(reports[p]) for p in peers}
+    if not any(v is not None for v, _ in cpu.values()):
+        return None
+    unit = next((r["extra"].get("cpu_op_unit") for r in reports.values()
+                 if r and r.get("extra", {}).get("cpu_op_unit")), "operation")
+    line = [label or scenario, f"per {unit}"]
+    for p in peers:
+        value, method = cpu[p]
+        line += [
+            fmt_num(unit_per_sec(reports[p])),
+            fmt_us(value) + ("(t)" if method == "tree" and value is not None else ""),
+            "", "", "",
+        ]
+    if "skua" in peers:
+        for p in others:
+            line += [
+                fmt_ratio(ratio(unit_per_sec(reports["skua"]), unit_per_sec(reports[p]))),
+                fmt_ratio(ratio(cpu["skua"][0], cpu[p][0])) if cpu["skua"][1] == cpu[p][1]
+                else "-",
+                "",
+            ]
+    return line
+
+
+def cpu_details(results: dict, scenarios: list[str], rates: dict | None = None) -> list[str]:
+    """One line per peer and scenario: how busy the server's CPUs were, and both CPU figures.
+    The CPUs' busy share says whether the server was the bottleneck (near 100%) or waited on
+    the client; the process tree's time close to the CPUs' says little else ran there."""
+    lines = []
+    for scenario in scenarios:
+        for peer, by_scenario in results.items():
+            extra = (by_scenario.get(scenario) or {}).get("extra") or {}
+            if "server_cpu_busy_ms" not in extra and "server_tree_cpu_ms" not in extra:
+                continue
+            parts = []
+            if "server_cpu_busy_ms" in extra:
+                parts.append(
+                    f"CPU {extra.get('server_cpus', '?')} busy "
+                    f"{100 * extra.get('server_cpu_busy_share', 0):.1f}% "
+                    f"({extra['server_cpu_busy_ms']:,.0f} ms, steal "
+                    f"{extra.get('server_cpu_steal_ms', 0):,.0f} ms): "
+                    f"{fmt_us(extra.get('server_cpu_us_per_op'))}/op")
+            if "server_tree_cpu_ms" in extra:
+                parts.append(f"process tree {extra['server_tree_cpu_ms']:,.0f} ms: "
+                             f"{fmt_us(extra.get('server_tree_cpu_us_per_op'))}/op")
+            busy, tree = extra.get("server_cpu_busy_ms"), extra.get("server_tree_cpu_ms")
+            if busy and tree is not None and tree < NOISE_SHARE * busy:
+                parts.append(f"NOISY: {1 - tree / busy:.0%} of the CPUs' busy time was not the "
+                             "server tree's (other processes, or kernel work)")
+            lines.append(f"{peer} {scenario_label(scenario, rates)}: " + "; ".join(parts)
+                         + f" ({extra.get('cpu_ops', 0):,} x {extra.get('cpu_op_unit', 'op')})")
+    return lines
 
 
 def idle_figure(report: dict | None, key: str) -> float | None:
@@ -147,10 +250,10 @@ def idle_lines(results, peers, others) -> list[list[str]]:
         values = {p: idle_figure(results[p].get("idle"), key) for p in peers}
         for p in peers:
             digits = 0 if key == "idle_connections" else 2
-            line += [fmt_num(values[p], digits), "", "", ""]
+            line += [fmt_num(values[p], digits), "", "", "", ""]
         if "skua" in peers:
             for p in others:
-                line += [fmt_ratio(ratio(values["skua"], values[p])), ""]
+                line += [fmt_ratio(ratio(values["skua"], values[p])), "", ""]
         lines.append(line)
     return lines
 
@@ -209,3 +312,36 @@ def verdicts(results: dict) -> list[str]:
 def met_text(ok: bool) -> str:
     """'met' or 'NOT met'."""
     return "met" if ok else "NOT met"
+
+
+def markdown(results: dict, scenarios: list[str], rates: dict | None = None) -> list[str]:
+    """The scenario-level summary as a Markdown table (the README's form): for each scenario
+    and peer, the unit's ops/s and server CPU per op, and against each other peer skua's
+    ops/s ratio and how many times less CPU per op skua used."""
+    peers = list(results)
+    others = [p for p in peers if p != "skua"] if "skua" in peers else []
+    header = ["scenario", *peers]
+    for p in others:
+        header += [f"ops/s vs {p}", f"CPU/op vs {p}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for scenario in scenarios:
+        reports = {p: results[p].get(scenario) for p in peers}
+        cpu = {p: cpu_per_op(reports[p]) for p in peers}
+        if not any(v is not None for v, _ in cpu.values()):
+            continue
+        unit = next((r["extra"].get("cpu_op_unit") for r in reports.values()
+                     if r and r.get("extra", {}).get("cpu_op_unit")), "op")
+        cells = [f"{scenario_label(scenario, rates)} ({unit})"]
+        for p in peers:
+            value, method = cpu[p]
+            rate = unit_per_sec(reports[p])
+            cells.append("-" if rate is None else
+                         f"{rate:,.0f}/s, {fmt_us(value)}/op" + (" (t)" if method == "tree"
+                                                                  else ""))
+        for p in others:
+            r = ratio(unit_per_sec(reports["skua"]), unit_per_sec(reports[p]))
+            less = ratio(cpu[p][0], cpu["skua"][0]) if cpu["skua"][1] == cpu[p][1] else None
+            cells += [fmt_ratio(r).replace("x", "×"),
+                      "-" if less is None else f"{less:.1f}× less"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

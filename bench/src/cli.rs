@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::tls::{Endpoint, Start, TlsClient, Trust};
+use crate::cpu::CpuList;
 use crate::limits;
 
 /// Load generator for IMAP and LMTP servers (loopback targets only).
@@ -81,6 +82,15 @@ pub struct Common {
     /// Longest wait for any one server response, seconds.
     #[arg(long, default_value_t = limits::DEFAULT_TIMEOUT.as_secs())]
     pub timeout: u64,
+    /// CPUs the server is pinned to (`0`, `0,2`, `0-3`): their busy time in /proc/stat over
+    /// the measured phase is reported, and per operation (`server_cpu_us_per_op`).
+    #[arg(long, value_name = "LIST")]
+    pub server_cpus: Option<CpuList>,
+    /// The server's process: the CPU time of it and its descendants over the measured phase is
+    /// reported (`server_tree_cpu_us_per_op`); `idle` also reads its memory, `handshake` its
+    /// CPU per connection.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// TLS.
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -187,10 +197,6 @@ pub struct IdleArgs {
     /// LMTP port for the deliveries whose EXISTS the idlers wait for.
     #[arg(long, default_value_t = 24)]
     pub lmtp_port: u16,
-    /// Server process to read RSS/PSS of, with all its descendants (/proc/PID/smaps_rollup),
-    /// before and after.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
     /// Seconds to wait after all connections idle before reading memory.
     #[arg(long, default_value_t = 2)]
     pub settle: u64,
@@ -222,10 +228,6 @@ pub struct HandshakeArgs {
     /// IMAPS port (with --tls) or IMAP port (with --starttls).
     #[arg(long, visible_alias = "imap-port", default_value_t = 993)]
     pub port: u16,
-    /// Server process whose CPU time (with all its descendants) is read before and after, to
-    /// report server CPU per connection.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
 }
 
 /// `corpus` options.

@@ -10,6 +10,7 @@
 mod cli;
 mod client;
 mod corpus;
+mod cpu;
 mod limits;
 mod memory;
 mod run;

@@ -28,7 +28,9 @@ def make(name: str, options: dict) -> Peer:
     if name == "skua":
         from .skua import Skua
 
-        return Skua(shards=options.get("shards"))
+        return Skua(
+            shards=options.get("shards"), lmtp_connections=options.get("lmtp_connections", 0)
+        )
     if name == "dovecot":
         from .dovecot import Dovecot
 

@@ -39,6 +39,9 @@ class Peer:
     """One server under test. Subclasses set `name` and implement every method."""
 
     name: str = "?"
+    # CPUs the server runs on (compare.py sets it before `start`): every process the peer
+    # starts inherits them (`pinned`); None: wherever the kernel puts it.
+    cpus: list[int] | None = None
 
     def install(self) -> None:
         """Makes the server's binaries present (idempotent)."""
@@ -103,7 +106,7 @@ class ProcessPeer(Peer):
         """Starts `argv` with output to `log_path`; returns once every port answers."""
         self.log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            pinned(argv, self.cpus), stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
         try:
             wait_for_ports(ports, alive=lambda: self.process.poll() is None)
@@ -123,6 +126,53 @@ class ProcessPeer(Peer):
         if self.log is not None:
             self.log.close()
             self.log = None
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """'0', '0,2' or '0-3,6' (taskset's and the kernel's notation) as sorted CPU numbers."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or not (last or first).isdigit():
+            raise ValueError(f"{text!r} is not a CPU list (like 0 or 0,2 or 0-3)")
+        lo, hi = int(first), int(last or first)
+        if lo > hi:
+            raise ValueError(f"{part!r}: the range runs backwards")
+        cpus.update(range(lo, hi + 1))
+    return sorted(cpus)
+
+
+def cpu_list_text(cpus: list[int]) -> str:
+    """Sorted CPU numbers in their shortest list form ('0-3,6')."""
+    parts, run = [], []
+    for cpu in sorted(set(cpus)):
+        if run and cpu != run[-1] + 1:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(cpu)
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts)
+
+
+def pinned(argv: list[str], cpus: list[int] | None) -> list[str]:
+    """`argv` run on `cpus` only: `taskset -c LIST argv...` (taskset execs the command, so
+    the process keeps its pid and every process it forks inherits the set). No cpus: argv."""
+    if not cpus:
+        return list(argv)
+    return ["taskset", "-c", cpu_list_text(cpus), *argv]
+
+
+def allowed_cpus(pid: int) -> list[int] | None:
+    """The CPUs process `pid` may run on (`Cpus_allowed_list` of /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("Cpus_allowed_list:"):
+                    return parse_cpu_list(line.split(":", 1)[1].strip())
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def free_port() -> int:

@@ -35,11 +35,11 @@ import threading
 import time
 
 try:
-    from .base import Peer, PeerUnavailable
+    from .base import Peer, PeerUnavailable, pinned
 except ImportError:  # run as a script: perf/ is then not a package parent
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     try:
-        from peers.base import Peer, PeerUnavailable
+        from peers.base import Peer, PeerUnavailable, pinned
     except ImportError:  # base.py not written yet: the same interface, locally
 
         class PeerUnavailable(Exception):  # type: ignore[no-redef]
@@ -53,6 +53,10 @@ except ImportError:  # run as a script: perf/ is then not a package parent
             def settings(self) -> dict[str, str]:
                 """Settings worth recording with the results."""
                 return {}
+
+        def pinned(argv: list[str], cpus: list[int] | None) -> list[str]:
+            """`argv` under `taskset -c` (fallback copy of perf/peers/base.py's)."""
+            return list(argv) if not cpus else ["taskset", "-c", ",".join(map(str, cpus)), *argv]
 
 
 HOST = "127.0.0.1"
@@ -528,6 +532,8 @@ class CyrusPeer(Peer):
         argv = ["sh", str(script)]
         if log_socket is not None:
             argv = ["unshare", "--mount", "--propagation", "private", *argv]
+        # compare.py's --server-cpus: the master and everything it forks run on those CPUs.
+        argv = pinned(argv, getattr(self, "cpus", None))
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -62,6 +62,7 @@ class Dovecot(ProcessPeer):
 
     def __init__(self, hibernate: bool = False, max_connections: int = 1000):
         self.hibernate = hibernate
+        self.cpus: list[int] | None = None
         self.connections_expected = max_connections
         super().__init__()
         self.inotify_before: int | None = None
@@ -103,6 +104,7 @@ class Dovecot(ProcessPeer):
             config_text(
                 workdir, account.pw_uid, account.pw_gid, imap_port, lmtp_port,
                 self.connections_expected, self.hibernate, self.tls,
+                cores=len(self.cpus) if self.cpus else None,
             )
         )
         self.raise_inotify(self.connections_expected + 512)
@@ -146,7 +148,8 @@ class Dovecot(ProcessPeer):
             "mail_fsync": "always",
             "mail_location": "mdbox",
             "passwords": "{PLAIN} in a passwd-file",
-            "imap-login": "high-performance mode (service_count = 0), one per core",
+            "imap-login": "high-performance mode (service_count = 0), one per core"
+            + (f" of its {len(self.cpus)} CPU(s)" if self.cpus else ""),
             "imap": "one process per connection (Dovecot's default)",
             "imap_hibernate": "on (imap_hibernate_timeout = 2s)" if self.hibernate else "off",
             "fs.inotify.max_user_instances": inotify,
@@ -181,9 +184,11 @@ def config_text(
     max_connections: int,
     hibernate: bool,
     tls: TlsFiles | None = None,
+    cores: int | None = None,
 ) -> str:
-    """The whole dovecot.conf for one run (Dovecot 2.3 syntax)."""
-    cores = os.cpu_count() or 1
+    """The whole dovecot.conf for one run (Dovecot 2.3 syntax). `cores`: the CPUs Dovecot
+    runs on (its pinned set; default all), one pre-started imap-login process each."""
+    cores = cores or os.cpu_count() or 1
     processes = max_connections + 256
     group = grp.getgrgid(gid).gr_name
     # Hibernation hands idle connections back through imap-master, which dovecot's internal

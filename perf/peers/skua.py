@@ -16,8 +16,12 @@ from .base import HOST, PeerUnavailable, ProcessPeer, TlsFiles
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Client connections (IMAP and LMTP together) each shard serves at once, set explicitly in the
-# config file the run writes, so the idle scenario knows how many connections fit.
+# config file the run writes, so the idle scenario knows how many connections fit. With fewer
+# than two shards (compare.py pins skua to one CPU by default) a shard gets the whole
+# CONNECTIONS_TOTAL: the open-files limit (20,000 here), not the shard count, is then what
+# binds the idle scenario, as it does with two shards.
 CONNECTIONS_PER_SHARD = 16384
+CONNECTIONS_TOTAL = 2 * CONNECTIONS_PER_SHARD
 
 
 # The load generator connects from one address (127.0.0.1) as 100 users: the per-source cap
@@ -25,14 +29,22 @@ CONNECTIONS_PER_SHARD = 16384
 # not apply to it, as Dovecot's `mail_max_userip_connections` is raised for it (dovecot.py).
 CONNECTIONS_PER_SOURCE = 65536
 CONNECTIONS_PER_USER = 65536
-# LMTP's own budget per shard (256 by default) is carved out of the open-files budget too; the
+# LMTP's own budget per shard (256 by default) is carved out of the open-files budget too; most
 # scenarios use at most 64 LMTP connections in all, and the idle scenario needs every other
-# descriptor of the 20,000 for its IMAP connections.
+# descriptor of the 20,000 for its IMAP connections. A run with an LMTP sweep asks for more
+# (`lmtp_connections`): every connection of the sweep may land on one shard.
 LMTP_CONNECTIONS_PER_SHARD = 64
 
 
+def connections_per_shard(shards: int) -> int:
+    """IMAP + LMTP connections one of `shards` shards serves (see CONNECTIONS_TOTAL)."""
+    return max(CONNECTIONS_PER_SHARD, -(-CONNECTIONS_TOTAL // max(1, shards)))
+
+
 def config_text(
-    connections_per_shard: int = CONNECTIONS_PER_SHARD, tls: TlsFiles | None = None
+    connections_per_shard: int = CONNECTIONS_PER_SHARD,
+    tls: TlsFiles | None = None,
+    lmtp_per_shard: int = LMTP_CONNECTIONS_PER_SHARD,
 ) -> str:
     """The skua config file of a run (everything else comes from the command line); with
     `tls`, its certificate and key (`[tls] cert/key`) instead of the self-signed pair skua
@@ -41,7 +53,7 @@ def config_text(
         f"connections_per_shard = {connections_per_shard}\n"
         f"[limits]\nconnections_per_source = {CONNECTIONS_PER_SOURCE}\n"
         f"connections_per_user = {CONNECTIONS_PER_USER}\n"
-        f"[lmtp]\nconnections_per_shard = {LMTP_CONNECTIONS_PER_SHARD}\n"
+        f"[lmtp]\nconnections_per_shard = {lmtp_per_shard}\n"
     )
     if tls is not None:
         text += f"[tls]\ncert = {toml_string(tls.cert)}\nkey = {toml_string(tls.key)}\n"
@@ -58,10 +70,16 @@ class Skua(ProcessPeer):
 
     name = "skua"
 
-    def __init__(self, binary: pathlib.Path | None = None, shards: int | None = None):
+    def __init__(
+        self,
+        binary: pathlib.Path | None = None,
+        shards: int | None = None,
+        lmtp_connections: int = LMTP_CONNECTIONS_PER_SHARD,
+    ):
         super().__init__()
         self.binary = binary or REPO / "target" / "release" / "skua"
         self.shards = shards or os.cpu_count() or 1
+        self.lmtp_per_shard = max(LMTP_CONNECTIONS_PER_SHARD, lmtp_connections)
         self.tls: TlsFiles | None = None
 
     def configure_tls(self, tls: TlsFiles | None) -> None:
@@ -87,7 +105,9 @@ class Skua(ProcessPeer):
             "".join(f"{name}:{{PLAIN}}{password}::::::\n" for name, password in users)
         )
         config = workdir / "skua.toml"
-        config.write_text(config_text(tls=self.tls))
+        config.write_text(config_text(
+            connections_per_shard(self.shards), tls=self.tls, lmtp_per_shard=self.lmtp_per_shard
+        ))
         if self.tls is None:
             listeners = ["--no-imaps"]
             ports = [imap_port, lmtp_port]
@@ -109,7 +129,7 @@ class Skua(ProcessPeer):
         )
 
     def max_connections(self) -> int:
-        return self.shards * CONNECTIONS_PER_SHARD
+        return self.shards * connections_per_shard(self.shards)
 
     def settings(self) -> dict[str, str]:
         tls = {} if self.tls is None else {
@@ -117,7 +137,8 @@ class Skua(ProcessPeer):
         }
         return {
             **tls,
-            "connections_per_shard": str(CONNECTIONS_PER_SHARD),
+            "connections_per_shard": str(connections_per_shard(self.shards)),
+            "lmtp.connections_per_shard": str(self.lmtp_per_shard),
             "shards": str(self.shards),
             "durability": "LMTP 250 / APPEND OK after the group-commit fdatasync (always on)",
             "passwords": "{PLAIN} in a passwd-file",

@@ -11,6 +11,7 @@ use super::{BenchError, step, worker_rng};
 use crate::cli::ChurnArgs;
 use crate::client::imap::ImapClient;
 use crate::client::tls::Endpoint;
+use crate::cpu::{self, Probe};
 use crate::run::{Run, pause_before_retry, run_workers};
 use crate::stats::Recorder;
 use crate::stats::report::Report;
@@ -24,6 +25,7 @@ const LOGOUT: usize = 3;
 
 /// Runs the scenario against the IMAP server at `addr`.
 pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
+    let probe = Probe::start(&args.common)?;
     let run = Run::new(&args.common);
     let open = run.open_loop();
     let common = Arc::new(args.common.clone());
@@ -33,6 +35,8 @@ pub async fn run(args: ChurnArgs, to: Endpoint) -> Result<Report, BenchError> {
     .await;
     let mut report = Report::new("churn", &out.stats, out.elapsed, open, args.common.connections);
     report.notes = out.notes;
+    let ops = cpu::count_of(&report, &["session"]);
+    probe.finish(&mut report, ops, "session")?;
     Ok(report)
 }
 

@@ -21,6 +21,7 @@ use super::BenchError;
 use crate::cli::{HandshakeArgs, InvalidArgs};
 use crate::client::imap::ImapClient;
 use crate::client::tls::Endpoint;
+use crate::cpu::Probe;
 use crate::run::{Run, pause_before_retry, run_workers};
 use crate::stats::Recorder;
 use crate::stats::report::Report;
@@ -39,7 +40,8 @@ pub async fn run(args: HandshakeArgs, to: Endpoint) -> Result<Report, BenchError
         crate::memory::cpu_ticks(pid)
             .map_err(|e| BenchError::Setup(format!("reading CPU time of --server-pid {pid}: {e}")))
     };
-    let cpu_before = args.server_pid.map(cpu).transpose()?;
+    let cpu_before = args.common.server_pid.map(cpu).transpose()?;
+    let probe = Probe::start(&args.common)?;
     let run = Run::new(&args.common);
     let open = run.open_loop();
     let seen = Arc::new(Seen::default());
@@ -51,11 +53,12 @@ pub async fn run(args: HandshakeArgs, to: Endpoint) -> Result<Report, BenchError
     let mut report =
         Report::new("handshake", &out.stats, out.elapsed, open, args.common.connections);
     report.notes = out.notes;
-    if let (Some(pid), Some(before)) = (args.server_pid, cpu_before) {
+    // Every connection attempted, made or failed: the server did work for each.
+    let connections: u64 = out.stats.ops.iter().map(|o| o.hist.len() + o.errors).sum();
+    probe.finish(&mut report, connections, "connection")?;
+    if let (Some(pid), Some(before)) = (args.common.server_pid, cpu_before) {
         let used = cpu(pid)?.saturating_sub(before);
         let ms = used as f64 * 1000.0 / crate::memory::USER_HZ as f64;
-        // Every connection attempted, made or failed: the server did work for each.
-        let connections: u64 = out.stats.ops.iter().map(|o| o.hist.len() + o.errors).sum();
         report.extra("server_cpu_ms", ms);
         if connections > 0 {
             let per = ms / connections as f64;

@@ -24,6 +24,7 @@ use crate::client::imap::ImapClient;
 use crate::client::lmtp::LmtpClient;
 use crate::client::tls::Endpoint;
 use crate::corpus::Source;
+use crate::cpu::{self, Probe};
 use crate::memory::{self, Memory};
 use crate::run::Run;
 use crate::stats::report::Report;
@@ -50,14 +51,15 @@ pub async fn run(args: IdleArgs, to: Endpoint) -> Result<Report, BenchError> {
     let (stop_progress, progress_rx) = watch::channel(false);
     let progress =
         tokio::spawn(progress::run(live.clone(), Instant::now(), common.quiet, progress_rx));
-    let before = read_memory(args.server_pid)?;
+    let before = read_memory(common.server_pid)?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (idlers, established) = start_idlers(&args, &to, &live, events_tx, stop_rx).await;
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    let after = read_memory(args.server_pid)?;
+    let after = read_memory(common.server_pid)?;
 
     // One delivering driver: the pacer spreads --rate over one "connection".
+    let probe = Probe::start(common)?;
     let run = Run::new(&Common { connections: 1, ..common.clone() });
     let rec = deliver_loop(
         &args,
@@ -70,6 +72,7 @@ pub async fn run(args: IdleArgs, to: Endpoint) -> Result<Report, BenchError> {
     )
     .await;
     let elapsed = run.start.elapsed();
+    let usage = probe.usage()?;
     let _ = stop_tx.send(true);
     let mut stats = rec.into_stats();
     let mut notes = Vec::new();
@@ -81,6 +84,10 @@ pub async fn run(args: IdleArgs, to: Endpoint) -> Result<Report, BenchError> {
     let mut report = Report::new("idle", &stats, elapsed, run.open_loop(), common.connections);
     report.notes = notes;
     report.extra("idle_connections", held);
+    if common.server_cpus.is_some() || common.server_pid.is_some() {
+        let ops = cpu::count_of(&report, &["deliver"]);
+        usage.add_to(&mut report, ops, "delivery");
+    }
     if let (Some(b), Some(a)) = (before, after) {
         memory_figures(&mut report, b, a, held);
     }

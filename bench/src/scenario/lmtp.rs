@@ -13,6 +13,7 @@ use crate::cli::LmtpArgs;
 use crate::client::lmtp::LmtpClient;
 use crate::client::tls::Endpoint;
 use crate::corpus::Source;
+use crate::cpu::{self, Probe};
 use crate::run::{Run, pause_before_retry, run_workers};
 use crate::stats::Recorder;
 use crate::stats::report::Report;
@@ -42,6 +43,7 @@ pub async fn run(args: LmtpArgs, to: Endpoint) -> Result<Report, BenchError> {
     }
     let source = message_source(&args.message)?;
     let plan = Arc::new(Plan { to, args: args.clone(), source, nonce: run_nonce() });
+    let probe = Probe::start(&args.common)?;
     let run = Run::new(&args.common);
     let open = run.open_loop();
     let out =
@@ -49,6 +51,8 @@ pub async fn run(args: LmtpArgs, to: Endpoint) -> Result<Report, BenchError> {
             .await;
     let mut report = Report::new("lmtp", &out.stats, out.elapsed, open, args.common.connections);
     report.notes = out.notes;
+    let ops = cpu::count_of(&report, &["deliver"]);
+    probe.finish(&mut report, ops, "delivery")?;
     report.extra("recipients_per_transaction", args.recipients);
     report.extra("pipelining", if args.no_pipelining { "off" } else { "when offered" });
     report.extra(

@@ -21,6 +21,7 @@ use crate::client::ClientError;
 use crate::client::imap::ImapClient;
 use crate::client::tls::Endpoint;
 use crate::corpus::Source;
+use crate::cpu::{self, Probe};
 use crate::run::{Run, Tick, pause_before_retry, run_workers};
 use crate::stats::Recorder;
 use crate::stats::report::Report;
@@ -85,6 +86,7 @@ pub async fn run<S: Commands>(
     prefill_if_asked(&args, &source).await?;
     let plan = Arc::new(Plan { to, args, source, mix, scenario });
     let common = plan.args.common.clone();
+    let probe = Probe::start(&common)?;
     let run = Run::new(&common);
     let open = run.open_loop();
     let out =
@@ -92,6 +94,9 @@ pub async fn run<S: Commands>(
             .await;
     let mut report = Report::new(S::NAME, &out.stats, out.elapsed, open, common.connections);
     report.notes = out.notes;
+    // Every IMAP command (LOGIN, SELECT/EXAMINE and LOGOUT included); a connect is not one.
+    let commands = cpu::count_except(&report, &["connect"]);
+    probe.finish(&mut report, commands, "IMAP command")?;
     report.extra("mix", mix_spec);
     Ok(report)
 }
