@@ -92,8 +92,13 @@ pub(crate) fn write_status<D: Disk>(
     own_recent: u64,
     utf8_names: bool,
 ) {
-    let unclaimed = store.unclaimed_recent(info.id).map_or(0, |(_, count)| count);
-    let recent = u64::from(unclaimed) + own_recent;
+    // Counting the unclaimed messages walks them (O(unclaimed)): only when RECENT is asked.
+    let recent = if attributes.contains(&StatusAttribute::Recent) {
+        let unclaimed = store.unclaimed_recent(info.id).map_or(0, |(_, count)| count);
+        u64::from(unclaimed) + own_recent
+    } else {
+        0
+    };
     b.extend_from_slice(b"* STATUS ");
     encode::mailbox(b, &info.name, utf8_names);
     b.extend_from_slice(b" (");
