@@ -16,6 +16,7 @@ fn a_claim_takes_what_no_session_was_told_of_and_survives_the_next_mutation() {
     assert_eq!(store.claim_recent(inbox).unwrap().get(), 1, "the first claim takes 1..4");
     assert_eq!(store.claim_recent(inbox).unwrap().get(), 4, "a second claim gets nothing");
     assert_eq!(store.unclaimed_recent(inbox).map(|(uid, n)| (uid.get(), n)), Some((4, 0)));
+    assert_eq!(store.first_unclaimed_recent(inbox).map(|uid| uid.get()), Some(4));
     // The next mutation writes the claim; its flush makes it durable.
     append_many(&mut store, inbox, 3, 1);
     world.flush();

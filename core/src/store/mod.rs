@@ -292,7 +292,16 @@ impl<D: Disk> UserStore<D> {
         Some(Uid::new(index.claim_recent()).expect("UIDs start at 1"))
     }
 
-    /// Live messages of `id` that no session has been told of yet (STATUS RECENT, EXAMINE).
+    /// The first UID of `id` that no session has been told of yet, O(1) (EXAMINE: from it on,
+    /// messages are recent without being claimed).
+    #[must_use]
+    pub fn first_unclaimed_recent(&self, id: MailboxId) -> Option<Uid> {
+        let index = self.indexes.get(&id)?;
+        Some(Uid::new(index.first_recent_uid()).expect("UIDs start at 1"))
+    }
+
+    /// Live messages of `id` that no session has been told of yet, with the first such UID
+    /// (STATUS RECENT). Walks those messages: O(unclaimed).
     #[must_use]
     pub fn unclaimed_recent(&self, id: MailboxId) -> Option<(Uid, u32)> {
         let index = self.indexes.get(&id)?;

@@ -94,7 +94,7 @@ pub(crate) fn select<D: Disk>(
 /// them; only seen for a read-only one (EXAMINE leaves them recent for the next SELECT).
 pub(crate) fn take_recent<D: Disk>(view: &mut View, store: &mut UserStore<D>) {
     let first = if view.read_only {
-        store.unclaimed_recent(view.mailbox).map(|(first, _)| first)
+        store.first_unclaimed_recent(view.mailbox)
     } else {
         store.claim_recent(view.mailbox)
     };
