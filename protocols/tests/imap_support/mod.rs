@@ -73,6 +73,8 @@ pub struct Client {
     partial: Vec<u8>,
     /// Every byte written, for debugging.
     pub transcript: Vec<u8>,
+    /// Every byte the client sent.
+    pub sent: Vec<u8>,
     /// The session asked to close.
     pub closed: bool,
     /// The session is in IDLE.
@@ -105,6 +107,7 @@ impl Client {
             lines: VecDeque::new(),
             partial: Vec::new(),
             transcript: Vec::new(),
+            sent: Vec::new(),
             closed: false,
             idle: false,
             spool_chunks: 0,
@@ -128,6 +131,7 @@ impl Client {
 
     /// Sends bytes and runs the session until it needs input.
     pub fn send(&mut self, world: &mut World, bytes: &[u8]) {
+        self.sent.extend_from_slice(bytes);
         self.session.feed(bytes);
         self.run(world);
     }
@@ -232,8 +236,17 @@ pub fn tagged<'a>(lines: &'a [String], prefix: &str) -> &'a str {
     last
 }
 
-/// Runs a transcript (see the module docs) against fresh sessions on one fresh store.
-pub fn run_transcript(name: &str, text: &str) {
+/// What one session of a transcript sent and received, byte for byte.
+pub struct Exchange {
+    /// The client's bytes.
+    pub sent: Vec<u8>,
+    /// The server's bytes, greeting included.
+    pub received: Vec<u8>,
+}
+
+/// Runs a transcript (see the module docs) against fresh sessions on one fresh store, and
+/// returns what each session sent and received.
+pub fn run_transcript(name: &str, text: &str) -> Vec<Exchange> {
     let mut world = World::new();
     let mut clients: Vec<Client> = Vec::new();
     for (number, raw) in text.lines().enumerate() {
@@ -278,6 +291,7 @@ pub fn run_transcript(name: &str, text: &str) {
             client.drain()
         );
     }
+    clients.into_iter().map(|c| Exchange { sent: c.sent, received: c.transcript }).collect()
 }
 
 fn expect_line(client: &mut Client, world: &mut World, expected: &str, name: &str, line: usize) {
