@@ -8,6 +8,7 @@ import unittest
 
 from harness import HOST, ServerTest, lmtp_deliver, message
 from test_imap import fetch_uid_map
+from test_offlineimap import local_state, server_state
 
 MBSYNC = shutil.which("mbsync")
 
@@ -66,6 +67,8 @@ SyncState *
         c = self.server.imap("alice", "alice-pw")
         c.create("Projects")
         c.append("Projects", r"(\Flagged)", None, message("proj", "in a folder"))
+        c.create("Projects/2026/Q4")
+        c.append("Projects/2026/Q4", r"(\Seen)", None, message("q4", "deeper"))
         c.logout()
 
         maildir = os.path.join(self.tmp, "Mail")
@@ -90,6 +93,7 @@ SyncState *
         )
         self.assertEqual(len(projects), 1)
         self.assertIn("F", projects[0].split(":2,")[-1], "\\Flagged became the maildir F flag")
+        self.assertEqual(len(local_state(maildir)["Projects/2026/Q4"]), 1, "the tree came down")
 
         # Local changes go back up: a flag and a deletion on a synced message, and a new message.
         inbox = os.path.join(maildir, "INBOX")
@@ -102,7 +106,16 @@ SyncState *
         new_raw = message("from mbsync", "written locally")
         with open(os.path.join(inbox, "new", "1700000000.local.host"), "wb") as f:
             f.write(new_raw)
+        # A new local folder with a parent, made as a Maildir client makes them: the parent is a
+        # folder too (the server creates superiors of a new name, RFC 9051 §6.3.4).
+        made = os.path.join(maildir, "Local", "Made")
+        for folder in (os.path.join(maildir, "Local"), made):
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(folder, sub))
+        with open(os.path.join(made, "new", "1700000001.local.host"), "wb") as f:
+            f.write(message("made locally", "in a new folder"))
         self.mbsync(config)
+        self.assertEqual(len(server_state(self.server).get("Local/Made", [])), 1, "folder went up")
 
         c = self.server.imap("alice", "alice-pw")
         c.select("INBOX")
@@ -112,8 +125,10 @@ SyncState *
         typ, data = c.search(None, "FLAGGED")
         self.assertEqual(len(data[0].split()), 1, "the Maildir F flag became \\Flagged")
         c.logout()
-        # A second run with nothing changed is a no-op that still succeeds.
+        # A run with nothing changed succeeds and changes nothing on either side.
+        before = (server_state(self.server), local_state(maildir))
         self.mbsync(config)
+        self.assertEqual((server_state(self.server), local_state(maildir)), before)
 
 
 if __name__ == "__main__":
