@@ -252,6 +252,12 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
     /// `MODSEQ n` (RFC 7162)
     ModSeq(u64),
+    /// `OLDER n` (WITHIN, RFC 5032): the internal date is more than `n` seconds before the
+    /// search started.
+    Older(u32),
+    /// `YOUNGER n` (WITHIN, RFC 5032): the internal date is at most `n` seconds before the
+    /// search started (`NOT OLDER n`).
+    Younger(u32),
 }
 
 /// `STATUS` data items.
@@ -269,7 +275,7 @@ pub enum StatusAttribute {
     Deleted,
     /// `SIZE` (IMAP4rev2)
     Size,
-    /// `RECENT` (IMAP4rev1; always 0 here)
+    /// `RECENT` (IMAP4rev1)
     Recent,
     /// `HIGHESTMODSEQ` (RFC 7162)
     HighestModSeq,

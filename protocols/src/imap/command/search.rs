@@ -93,6 +93,9 @@ pub(crate) struct SearchTask {
     highest_modseq: u64,
     first_modseq: u64,
     last_modseq: u64,
+    /// When the command started, unix seconds: every slice measures WITHIN's intervals from
+    /// the same instant.
+    now: i64,
 }
 
 /// `key` with every `$` (SEARCHRES) replaced by the UIDs it stands for, so that evaluation
@@ -152,8 +155,16 @@ pub(crate) fn search<D: Disk>(
         highest_modseq: 0,
         first_modseq: 0,
         last_modseq: 0,
+        now: unix_now(),
     };
     resume(conn, store, tag, task, out, slice)
+}
+
+/// The wall clock in unix seconds (the only clock SEARCH reads: WITHIN, RFC 5032).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Runs one more slice of a SEARCH; the last one writes the result.
@@ -198,6 +209,7 @@ pub(crate) fn resume<D: Disk>(
                 msn_largest,
                 uid_largest,
                 recent: selected.is_recent(uid),
+                now: task.now,
             };
             let mut loader = LazyMessage {
                 store,

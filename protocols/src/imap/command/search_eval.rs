@@ -30,6 +30,8 @@ pub(crate) struct Candidate<'a> {
     pub uid_largest: u32,
     /// `\Recent` for this session (IMAP4rev1).
     pub recent: bool,
+    /// When the search started, unix seconds (WITHIN's OLDER and YOUNGER count back from it).
+    pub now: i64,
 }
 
 /// Lazily loaded message data.
@@ -84,6 +86,12 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, loader: &mut dyn Loader, depth: u32)
         SearchKey::Larger(n) => meta.size > *n,
         SearchKey::Smaller(n) => meta.size < *n,
         SearchKey::ModSeq(n) => meta.modseq.0 >= *n,
+        SearchKey::Older(n) => {
+            c.now.saturating_sub(meta.internal_date.unix_seconds) > i64::from(*n)
+        }
+        SearchKey::Younger(n) => {
+            c.now.saturating_sub(meta.internal_date.unix_seconds) <= i64::from(*n)
+        }
         SearchKey::Before(day) => local_day(meta.internal_date) < *day,
         SearchKey::On(day) => local_day(meta.internal_date) == *day,
         SearchKey::Since(day) => local_day(meta.internal_date) >= *day,

@@ -206,6 +206,8 @@ fn argument_key(c: &mut Cursor<'_>, word: &[u8]) -> PResult<SearchKey> {
         b"LARGER" => SearchKey::Larger(saturate(c.number64()?)),
         b"SMALLER" => SearchKey::Smaller(saturate(c.number64()?)),
         b"UID" => SearchKey::Uid(sequence_set(c)?),
+        b"OLDER" => SearchKey::Older(c.nz_number()?),
+        b"YOUNGER" => SearchKey::Younger(c.nz_number()?),
         _ => return syntax("unknown search key"),
     };
     Ok(key)
