@@ -147,8 +147,9 @@ class Damage(unittest.TestCase):
                 fetched[int(m.group(1))] = lines[i + 1]
         self.assertTrue(tagged, "the connection was dropped instead of a tagged NO")
         self.assertTrue(
-            tagged.startswith(b"f NO"),
-            f"FETCH 1:* over a damaged record must end in a tagged NO: {tagged!r}",
+            tagged.startswith(b"f NO [CORRUPTION]"),
+            f"FETCH 1:* over a damaged record must end in a tagged NO [CORRUPTION] (RFC 5530): "
+            f"{tagged!r}",
         )
         self.assertTrue(noop.startswith(b"n OK"), noop)
         self.assertEqual(

@@ -49,6 +49,8 @@ pub enum Code {
     Cannot,
     /// `[SERVERBUG]`
     ServerBug,
+    /// `[CORRUPTION]` (RFC 5530): data the command needs is damaged on disk.
+    Corruption,
     /// `[TOOBIG]`
     TooBig,
     /// `[LIMIT]`: a server limit was reached.
@@ -94,6 +96,7 @@ impl Code {
             Code::OverQuota => "OVERQUOTA".into(),
             Code::Cannot => "CANNOT".into(),
             Code::ServerBug => "SERVERBUG".into(),
+            Code::Corruption => "CORRUPTION".into(),
             Code::TooBig => "TOOBIG".into(),
             Code::Limit => "LIMIT".into(),
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
@@ -180,8 +183,14 @@ pub fn storage(error: &StorageError) -> Completion {
         StorageError::Io { .. } => {
             Completion::no("Server storage error, try later").with(Code::Unavailable)
         }
-        StorageError::Corrupt { .. } | StorageError::UnsupportedFormat { .. } => {
-            Completion::no("Mailbox data is damaged").with(Code::ServerBug)
+        // RFC 5530: CORRUPTION when the data is damaged; data of a format this version cannot
+        // read is not damaged, and no client action helps: SERVERBUG.
+        StorageError::Corrupt { .. } => {
+            Completion::no("Mailbox data is damaged").with(Code::Corruption)
+        }
+        StorageError::UnsupportedFormat { .. } => {
+            Completion::no("Mailbox data has a format this server cannot read")
+                .with(Code::ServerBug)
         }
     }
 }
@@ -306,7 +315,7 @@ mod tests {
         let full = StorageError::io("x", std::io::Error::from(std::io::ErrorKind::StorageFull));
         assert_eq!(storage(&full).code, Some(Code::Unavailable));
         let corrupt = StorageError::Corrupt { what: "x", path: "p".into(), offset: 0 };
-        assert_eq!(read(&ReadError::Storage(corrupt)).code, Some(Code::ServerBug));
+        assert_eq!(read(&ReadError::Storage(corrupt)).code, Some(Code::Corruption));
         assert_eq!(keywords(&KeywordError::Invalid).status, Status::Bad);
     }
 }
