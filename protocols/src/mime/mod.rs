@@ -12,6 +12,8 @@
 //! reported as well as it can be, never refused.
 
 pub mod cache;
+pub mod decode;
+pub mod preview;
 pub mod limits;
 pub mod search;
 
