@@ -78,7 +78,11 @@ fn fetch_attribute() -> impl Strategy<Value = FetchAttribute> {
             prop::option::of((any::<u32>(), 1..=u32::MAX)),
             any::<bool>()
         )
-            .prop_map(|(part, partial, peek)| FetchAttribute::Binary { part, partial, peek }),
+            .prop_map(|(part, partial, peek)| FetchAttribute::Binary {
+                part,
+                partial,
+                peek
+            }),
         prop::collection::vec(1..=u32::MAX, 0..4)
             .prop_map(|part| FetchAttribute::BinarySize { part }),
         any::<bool>().prop_map(|lazy| FetchAttribute::Preview { lazy }),

@@ -13,8 +13,8 @@
 
 pub mod cache;
 pub mod decode;
-pub mod preview;
 pub mod limits;
+pub mod preview;
 pub mod search;
 
 mod address;

@@ -82,7 +82,8 @@ fn text_part<'m>(message: &'m [u8], cache: &CacheView<'_>) -> Option<(&'m [u8], 
         }
         let fields = EntityFields::parse_with(message, header, |_| {});
         // No Content-Type: text/plain (the digest default only applies to message parts).
-        let text = fields.media.as_ref().is_none_or(|m| m.is(b"text", b"plain") || m.is(b"text", b"html"));
+        let text =
+            fields.media.as_ref().is_none_or(|m| m.is(b"text", b"plain") || m.is(b"text", b"html"));
         let attachment =
             fields.disposition.as_ref().is_some_and(|(kind, _)| kind.as_slice() == b"attachment");
         if text && !attachment {
@@ -244,7 +245,10 @@ mod tests {
 
     #[test]
     fn plain_text_is_folded_and_cut() {
-        assert_eq!(preview_of(b"Subject: s\r\n\r\n  Hello,\r\n\r\n\tworld!  \r\n"), "Hello, world!");
+        assert_eq!(
+            preview_of(b"Subject: s\r\n\r\n  Hello,\r\n\r\n\tworld!  \r\n"),
+            "Hello, world!"
+        );
         let long = format!("Subject: s\r\n\r\n{}\r\n", "word ".repeat(100));
         let text = preview_of(long.as_bytes());
         assert!(text.chars().count() <= PREVIEW_CHARS_MAX, "{text:?}");

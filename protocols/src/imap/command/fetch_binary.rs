@@ -31,9 +31,7 @@ use crate::imap::limits::SLICE_OUTPUT_BYTES_MAX;
 use crate::imap::session::out::Out;
 use crate::imap::types::SectionText;
 use crate::mime::cache::{CacheView, SectionBytes};
-use crate::mime::decode::{
-    Decoder, TransferEncoding, UnknownEncoding, measure, transfer_encoding,
-};
+use crate::mime::decode::{Decoder, TransferEncoding, UnknownEncoding, measure, transfer_encoding};
 
 /// Decoded literals up to this size are written in the message's response directly; larger
 /// ones are streamed (see the module doc).

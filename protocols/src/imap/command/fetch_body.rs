@@ -12,10 +12,10 @@ use skua_core::error::ReadError;
 use skua_core::store::UserStore;
 use skua_core::types::{MailboxId, Uid};
 
+use super::fetch_binary::{self, BinaryPlan};
 use crate::imap::encode;
 use crate::imap::limits::PREFETCH_AHEAD_MESSAGES;
 use crate::imap::session::out::Out;
-use super::fetch_binary::{self, BinaryPlan};
 use crate::imap::types::{FetchAttribute, Section, SectionText};
 use crate::mime::cache::{CacheView, SectionBytes};
 use crate::mime::decode::UnknownEncoding;
