@@ -10,9 +10,11 @@ use crate::sasl::Offer;
 /// Capabilities every state announces.
 const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
 
-/// Capabilities announced once authenticated.
+/// Capabilities announced once authenticated. BINARY (RFC 3516): FETCH BINARY[], BINARY.PEEK[]
+/// and BINARY.SIZE[] (`command/fetch_binary.rs`); `literal8` in APPEND is the APPEND side's.
+/// PREVIEW (RFC 8970): `mime/preview.rs`.
 const AUTHENTICATED: &str = "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES \
-     UNAUTHENTICATE";
+     UNAUTHENTICATE BINARY PREVIEW";
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
 #[must_use]
