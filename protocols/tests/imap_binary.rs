@@ -169,6 +169,22 @@ fn literal_after<'a>(output: &'a [u8], label: &[u8]) -> (&'a [u8], &'a [u8]) {
     (data, &rest[close + 3 + len..])
 }
 
+/// The size of a large part is measured over many slices, each decoding a bounded amount: the
+/// command pauses (yields) between them instead of decoding megabytes in one step.
+#[test]
+fn a_large_part_is_measured_in_bounded_steps() {
+    let data = noise(3 * 1024 * 1024);
+    let message = attachment_message(&data);
+    let (mut world, mut client) = selected(&[&message]);
+    let yields = client.yields;
+    let lines = client.command(&mut world, "f FETCH 1 BINARY.SIZE[2]");
+    assert_eq!(lines[0], format!("* 1 FETCH (BINARY.SIZE[2] {})", data.len()));
+    // About 4 MiB of base64 at 256 KiB of work per slice.
+    assert!(client.yields - yields >= 10, "paused {} times", client.yields - yields);
+    let lines = client.command(&mut world, "f FETCH 1 BINARY.SIZE[1]");
+    assert_eq!(lines[0], "* 1 FETCH (BINARY.SIZE[1] 13)");
+}
+
 #[test]
 fn a_large_attachment_is_streamed_in_bounded_slices() {
     let data = noise(3 * 1024 * 1024 + 17);

@@ -118,19 +118,74 @@ const SCRATCH_BYTES: usize = 8 * 1024;
 /// nothing. Identity content is only searched for NUL.
 #[must_use]
 pub fn measure(encoding: TransferEncoding, input: &[u8]) -> Measure {
-    if encoding == TransferEncoding::Identity {
-        return Measure { len: input.len() as u64, has_nul: memchr::memchr(0, input).is_some() };
-    }
-    let mut decoder = Decoder::new(encoding);
-    let mut scratch = [0u8; SCRATCH_BYTES];
-    let mut measure = Measure { len: 0, has_nul: false };
-    loop {
-        let n = decoder.read(input, &mut scratch);
-        if n == 0 {
-            return measure;
+    let mut measuring = Measuring::new(encoding);
+    let done = measuring.step(input, usize::MAX);
+    debug_assert!(done);
+    measuring.measure
+}
+
+/// [`measure`] in steps of a bounded number of input bytes, so a large part is measured over
+/// several slices of a command rather than in one long one. `Copy`: it keeps only its
+/// decoder's state; every step is given the same `input`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Measuring {
+    decoder: Decoder,
+    measure: Measure,
+    done: bool,
+}
+
+impl Measuring {
+    /// Measuring from the start of a part.
+    #[must_use]
+    pub fn new(encoding: TransferEncoding) -> Measuring {
+        Measuring {
+            decoder: Decoder::new(encoding),
+            measure: Measure { len: 0, has_nul: false },
+            done: false,
         }
-        measure.len += n as u64;
-        measure.has_nul = measure.has_nul || memchr::memchr(0, &scratch[..n]).is_some();
+    }
+
+    /// Measures about `input_bytes` more of `input` (a little more, to finish a decoded
+    /// buffer); true when the whole part is measured.
+    pub fn step(&mut self, input: &[u8], input_bytes: usize) -> bool {
+        if self.done {
+            return true;
+        }
+        let start = self.decoder.position();
+        let stop = start.saturating_add(input_bytes);
+        if self.decoder.encoding == TransferEncoding::Identity {
+            let end = stop.min(input.len());
+            let piece = input.get(start..end).unwrap_or_default();
+            self.measure.len += piece.len() as u64;
+            self.measure.has_nul = self.measure.has_nul || memchr::memchr(0, piece).is_some();
+            self.decoder.position = end.max(start);
+            self.done = self.decoder.position >= input.len();
+            return self.done;
+        }
+        let mut scratch = [0u8; SCRATCH_BYTES];
+        while self.decoder.position() < stop {
+            let n = self.decoder.read(input, &mut scratch);
+            if n == 0 {
+                self.done = true;
+                return true;
+            }
+            self.measure.len += n as u64;
+            self.measure.has_nul =
+                self.measure.has_nul || memchr::memchr(0, &scratch[..n]).is_some();
+        }
+        false
+    }
+
+    /// Input bytes looked at so far.
+    #[must_use]
+    pub fn position(&self) -> usize {
+        self.decoder.position()
+    }
+
+    /// The measure, once [`Measuring::step`] said the part is done.
+    #[must_use]
+    pub fn result(&self) -> Option<Measure> {
+        self.done.then_some(self.measure)
     }
 }
 

@@ -179,6 +179,15 @@ proptest! {
         let m = measure(encoding, &input);
         prop_assert_eq!(m.len, whole.len() as u64);
         prop_assert_eq!(m.has_nul, whole.contains(&0));
+        // Measuring in steps of any size gives the same answer.
+        let mut measuring = Measuring::new(encoding);
+        let step = sizes[0];
+        let mut steps = 0;
+        while !measuring.step(&input, step) {
+            steps += 1;
+            prop_assert!(steps <= input.len() + 1, "each step moves on");
+        }
+        prop_assert_eq!(measuring.result(), Some(m));
         let mut decoder = Decoder::new(encoding);
         let skipped = decoder.skip(&input, skip);
         prop_assert_eq!(skipped, skip.min(whole.len() as u64));

@@ -15,7 +15,10 @@ use skua_core::types::{Flags, FlagsOp, Keywords, MailboxId, ModSeq, SystemFlags,
 
 use skua_core::error::ReadError;
 
-use super::fetch_binary::{self, BINARY_INLINE_BYTES_MAX, BinaryStream};
+use super::fetch_binary::{
+    self, BINARY_INLINE_BYTES_MAX, BinaryStream, MEASURE_STEP_INPUT_BYTES, MessageMeasures,
+    PartPlan,
+};
 use super::fetch_body;
 use super::slice::Slice;
 use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, durable, lookup, view};
@@ -61,6 +64,8 @@ pub(crate) struct FetchTask {
     damaged: Vec<(Uid, ReadError)>,
     /// The large BINARY items of the message being answered, still being sent.
     stream: Option<BinaryStream>,
+    /// The large BINARY parts of the next message to answer, being measured first.
+    measures: Option<MessageMeasures>,
 }
 
 /// FETCH / UID FETCH: checks the request and runs its first slice.
@@ -98,6 +103,7 @@ pub(crate) fn fetch<D: Disk>(
         prefetched: 0,
         damaged: Vec::new(),
         stream: None,
+        measures: None,
     };
     resume(conn, store, task, out, slice)
 }
@@ -127,6 +133,13 @@ pub(crate) fn resume<D: Disk>(
                 task.damaged.push((stream.uid(), ReadError::NoSuchMessage));
             }
             task.stream = None;
+            continue;
+        }
+        if let Some(measures) = task.measures.as_mut().filter(|m| !m.done()) {
+            // Bounded steps; the message is answered once all its large parts are measured.
+            let message = store.body(mailbox, measures.uid()).ok();
+            let looked = measures.step(message.as_deref(), MEASURE_STEP_INPUT_BYTES);
+            slice.spend(super::slice::scan_units(looked));
             continue;
         }
         // One lookup-sized chunk: O(chunk × log n) to find its records, never O(mailbox).
@@ -206,8 +219,19 @@ fn write_chunk<D: Disk>(
         }
         let recent = view(conn).is_recent(uid);
         let item = FetchItem { msn, message, keywords, add_flags, condstore, recent };
-        match write_message(store, mailbox, &item, &task.attributes, out) {
+        let measured = task.measures.as_ref().filter(|m| m.uid() == uid && m.done());
+        let written = write_message(store, mailbox, &item, &task.attributes, measured, out);
+        if written.is_ok() || measured.is_some() {
+            task.measures = None;
+        }
+        match written {
             Ok(None) => {}
+            Err(MessageError::Unmeasured(parts)) => {
+                // Measured in steps by `resume`'s loop, then this message is answered again.
+                task.measures = Some(MessageMeasures::new(uid, parts));
+                task.position = position;
+                return Ok(());
+            }
             Ok(Some(stream)) => {
                 // The rest of this message's response goes out from `resume`'s loop.
                 task.stream = Some(stream);
@@ -328,6 +352,8 @@ enum MessageError {
     Read(ReadError),
     /// A BINARY item's part has a transfer encoding this server does not know.
     UnknownCte,
+    /// Large BINARY parts must be measured first: `(attribute index, input, encoding)`.
+    Unmeasured(Vec<(usize, std::ops::Range<usize>, crate::mime::decode::TransferEncoding)>),
 }
 
 /// What the BINARY items of one message send, planned before its response starts.
@@ -341,25 +367,42 @@ enum Planned {
 }
 
 /// Plans every BINARY item of `attributes` (in order), so that an unknown encoding fails the
-/// message before any byte of it is written.
+/// message before any byte of it is written. Large parts not in `measured` are collected as
+/// [`MessageError::Unmeasured`].
 fn plan_binary(
     sources: &fetch_body::Sources,
     attributes: &[FetchAttribute],
+    measured: Option<&MessageMeasures>,
 ) -> Result<Vec<Planned>, MessageError> {
-    let unknown = |_| MessageError::UnknownCte;
-    attributes
-        .iter()
-        .map(|attribute| match attribute {
-            FetchAttribute::Binary { part, partial, .. } => {
-                sources.binary_plan(part, *partial).map(Planned::Binary).map_err(unknown)
+    let mut planned = Vec::with_capacity(attributes.len());
+    let mut unmeasured = Vec::new();
+    for (index, attribute) in attributes.iter().enumerate() {
+        let (part, partial) = match attribute {
+            FetchAttribute::Binary { part, partial, .. } => (part, *partial),
+            FetchAttribute::BinarySize { part } => (part, None),
+            _ => {
+                planned.push(Planned::None);
+                continue;
             }
-            FetchAttribute::BinarySize { part } => sources
-                .binary_plan(part, None)
-                .map(|plan| Planned::Size(plan.map_or(0, |p| p.len)))
-                .map_err(unknown),
-            _ => Ok(Planned::None),
-        })
-        .collect()
+        };
+        let known = measured.and_then(|m| m.known(index));
+        let plan = sources
+            .binary_plan(part, partial, known, measured.is_none())
+            .map_err(|_| MessageError::UnknownCte)?;
+        let plan = match plan {
+            PartPlan::Missing => None,
+            PartPlan::Ready(plan) => Some(plan),
+            PartPlan::Unmeasured { input, encoding } => {
+                unmeasured.push((index, input, encoding));
+                None
+            }
+        };
+        planned.push(match attribute {
+            FetchAttribute::BinarySize { .. } => Planned::Size(plan.map_or(0, |p| p.len)),
+            _ => Planned::Binary(plan),
+        });
+    }
+    if unmeasured.is_empty() { Ok(planned) } else { Err(MessageError::Unmeasured(unmeasured)) }
 }
 
 /// Writes `* msn FETCH (...)` for one message. Returns the stream that sends the rest when
@@ -369,6 +412,7 @@ fn write_message<D: Disk>(
     mailbox: MailboxId,
     item: &FetchItem<'_>,
     attributes: &[FetchAttribute],
+    measured: Option<&MessageMeasures>,
     out: &mut Out,
 ) -> Result<Option<BinaryStream>, MessageError> {
     let message = item.message;
@@ -376,7 +420,7 @@ fn write_message<D: Disk>(
     // of the response is written.
     let sources = fetch_body::Sources::load(store, mailbox, message.uid, attributes)
         .map_err(MessageError::Read)?;
-    let mut planned = plan_binary(&sources, attributes)?;
+    let mut planned = plan_binary(&sources, attributes, measured)?;
     let mut streamed = Vec::new();
     out.put(b"* ");
     encode::number(out.buf(), u64::from(item.msn));

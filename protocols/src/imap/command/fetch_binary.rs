@@ -10,9 +10,12 @@
 //! empty string (size 0), as `BODY[...]` answers. An encoding the server does not know fails
 //! the FETCH with `NO [UNKNOWN-CTE]` before any byte of that message's response is written.
 //!
-//! Sizes are exact: a plan measures the decoded part once ([`measure`], a pass with a stack
-//! buffer) before the literal's length is written; the literal is a `literal8` (`~{n}`) exactly
-//! when the decoded bytes hold NUL (RFC 3516 §4.3: a string otherwise). The response echoes
+//! Sizes are exact: a plan measures the decoded part once (a pass with a stack buffer) before
+//! the literal's length is written; the literal is a `literal8` (`~{n}`) exactly when the
+//! decoded bytes hold NUL (RFC 3516 §4.3: a string otherwise). A part of more than
+//! [`MEASURE_INLINE_INPUT_BYTES`] is not measured on the spot: the FETCH measures it in steps
+//! ([`MessageMeasures`], [`MEASURE_STEP_INPUT_BYTES`] at a time, between which it may pause),
+//! then writes the message; no slice decodes more than a bounded amount. The response echoes
 //! `BINARY[part]` without the partial's origin, as RFC 9051's grammar (`msg-att-static`)
 //! writes it.
 //!
@@ -31,13 +34,23 @@ use crate::imap::limits::SLICE_OUTPUT_BYTES_MAX;
 use crate::imap::session::out::Out;
 use crate::imap::types::SectionText;
 use crate::mime::cache::{CacheView, SectionBytes};
-use crate::mime::decode::{Decoder, TransferEncoding, UnknownEncoding, measure, transfer_encoding};
+use crate::mime::decode::{
+    Decoder, Measure, Measuring, TransferEncoding, UnknownEncoding, measure, transfer_encoding,
+};
 
 /// Decoded literals up to this size are written in the message's response directly; larger
 /// ones are streamed (see the module doc).
 pub(crate) const BINARY_INLINE_BYTES_MAX: u64 = 64 * 1024;
 
 const _: () = assert!(BINARY_INLINE_BYTES_MAX as usize <= SLICE_OUTPUT_BYTES_MAX);
+
+/// Encoded parts up to this size are measured when the message is answered (about what a
+/// slice may decode); larger ones first by [`MessageMeasures`], over several slices.
+pub(crate) const MEASURE_INLINE_INPUT_BYTES: usize = 256 * 1024;
+
+/// Encoded bytes measured per step of [`MessageMeasures::step`]: a slice's work is counted in
+/// these (see `slice::scan_units`), so one slice measures a few of them at most.
+pub(crate) const MEASURE_STEP_INPUT_BYTES: usize = 64 * 1024;
 
 /// What one `BINARY[part]<partial>` item sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +84,25 @@ fn part_ranges(
     Some((Some(range(Some(&SectionText::Mime))?), range(None)?))
 }
 
-/// Plans `BINARY[part]<partial>` of `message`; `None` when the part does not exist.
+/// What planning one BINARY item found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PartPlan {
+    /// The part does not exist.
+    Missing,
+    /// Ready to send.
+    Ready(BinaryPlan),
+    /// The part is too large to measure now: measure `input` in steps first.
+    Unmeasured {
+        /// The part's encoded bytes in the message.
+        input: Range<usize>,
+        /// Its transfer encoding.
+        encoding: TransferEncoding,
+    },
+}
+
+/// Plans `BINARY[part]<partial>` of `message`. `known`: the part's measure, taken earlier by
+/// [`MessageMeasures`]; without it a part larger than [`MEASURE_INLINE_INPUT_BYTES`] is
+/// [`PartPlan::Unmeasured`] when `defer` allows, measured here otherwise.
 ///
 /// # Errors
 /// [`UnknownEncoding`]: the part's Content-Transfer-Encoding is not one this server decodes.
@@ -80,15 +111,23 @@ pub(crate) fn plan(
     message: &[u8],
     part: &[u32],
     partial: Option<(u32, u32)>,
-) -> Result<Option<BinaryPlan>, UnknownEncoding> {
+    known: Option<Measure>,
+    defer: bool,
+) -> Result<PartPlan, UnknownEncoding> {
     let Some((header, input)) = part_ranges(cache, message, part) else {
-        return Ok(None);
+        return Ok(PartPlan::Missing);
     };
     let encoding = match header {
         Some(header) => transfer_encoding(message, header)?,
         None => TransferEncoding::Identity,
     };
-    let measured = measure(encoding, &message[input.clone()]);
+    let measured = match known {
+        Some(known) => known,
+        None if defer && input.len() > MEASURE_INLINE_INPUT_BYTES => {
+            return Ok(PartPlan::Unmeasured { input, encoding });
+        }
+        None => measure(encoding, &message[input.clone()]),
+    };
     let (skip, len) = match partial {
         None => (0, measured.len),
         Some((origin, length)) => {
@@ -96,7 +135,56 @@ pub(crate) fn plan(
             (skip, u64::from(length).min(measured.len - skip))
         }
     };
-    Ok(Some(BinaryPlan { input, encoding, skip, len, literal8: measured.has_nul }))
+    Ok(PartPlan::Ready(BinaryPlan { input, encoding, skip, len, literal8: measured.has_nul }))
+}
+
+/// The measures of one message's large BINARY parts, taken in steps before its response is
+/// written (see the module doc).
+#[derive(Debug)]
+pub(crate) struct MessageMeasures {
+    uid: Uid,
+    /// `(attribute index, part input, progress)`, in attribute order.
+    items: Vec<(usize, Range<usize>, Measuring)>,
+}
+
+impl MessageMeasures {
+    /// Measures to take for message `uid`: `(attribute index, input, encoding)`.
+    pub(crate) fn new(uid: Uid, parts: Vec<(usize, Range<usize>, TransferEncoding)>) -> Self {
+        let items = parts
+            .into_iter()
+            .map(|(index, input, encoding)| (index, input, Measuring::new(encoding)))
+            .collect();
+        MessageMeasures { uid, items }
+    }
+
+    /// The message measured.
+    pub(crate) fn uid(&self) -> Uid {
+        self.uid
+    }
+
+    /// True when every part is measured.
+    pub(crate) fn done(&self) -> bool {
+        self.items.iter().all(|(_, _, m)| m.result().is_some())
+    }
+
+    /// Measures about `input_bytes` more of `message` (read again for this step; `None`: it
+    /// is gone, and the parts are given up as empty: answering the message will find it
+    /// gone). Returns the input bytes looked at.
+    pub(crate) fn step(&mut self, message: Option<&[u8]>, input_bytes: usize) -> usize {
+        let next = self.items.iter_mut().find(|(_, _, m)| m.result().is_none());
+        let Some((_, input, measuring)) = next else {
+            return 0;
+        };
+        let part = message.and_then(|m| m.get(input.clone())).unwrap_or_default();
+        let before = measuring.position();
+        measuring.step(part, input_bytes);
+        measuring.position() - before
+    }
+
+    /// The measure of the part of attribute `index`, if taken.
+    pub(crate) fn known(&self, index: usize) -> Option<Measure> {
+        self.items.iter().find(|(i, _, _)| *i == index).and_then(|(_, _, m)| m.result())
+    }
 }
 
 /// `BINARY[1.2]` / `BINARY.SIZE[1.2]`: `name` then `section-binary`.

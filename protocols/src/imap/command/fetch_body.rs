@@ -12,13 +12,13 @@ use skua_core::error::ReadError;
 use skua_core::store::UserStore;
 use skua_core::types::{MailboxId, Uid};
 
-use super::fetch_binary::{self, BinaryPlan};
+use super::fetch_binary::{self, PartPlan};
 use crate::imap::encode;
 use crate::imap::limits::PREFETCH_AHEAD_MESSAGES;
 use crate::imap::session::out::Out;
 use crate::imap::types::{FetchAttribute, Section, SectionText};
 use crate::mime::cache::{CacheView, SectionBytes};
-use crate::mime::decode::UnknownEncoding;
+use crate::mime::decode::{Measure, UnknownEncoding};
 use crate::mime::preview::preview;
 
 /// The message and cache blob of one message, read once per FETCH response as needed.
@@ -160,8 +160,8 @@ impl Sources {
         self.body.as_deref()
     }
 
-    /// Plans `BINARY[part]<partial>`; `None` when the part does not exist (or the message was
-    /// not read).
+    /// Plans `BINARY[part]<partial>` (see [`fetch_binary::plan`]); `Missing` when the part
+    /// does not exist (or the message was not read).
     ///
     /// # Errors
     /// [`UnknownEncoding`]: answered `NO [UNKNOWN-CTE]`.
@@ -169,10 +169,12 @@ impl Sources {
         &self,
         part: &[u32],
         partial: Option<(u32, u32)>,
-    ) -> Result<Option<BinaryPlan>, UnknownEncoding> {
-        let Some(body) = &self.body else { return Ok(None) };
+        known: Option<Measure>,
+        defer: bool,
+    ) -> Result<PartPlan, UnknownEncoding> {
+        let Some(body) = &self.body else { return Ok(PartPlan::Missing) };
         let cache = self.cache.as_deref().and_then(|blob| CacheView::parse(blob).ok());
-        fetch_binary::plan(cache.as_ref(), body, part, partial)
+        fetch_binary::plan(cache.as_ref(), body, part, partial, known, defer)
     }
 }
 
