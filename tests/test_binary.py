@@ -52,8 +52,11 @@ class Binary(ServerTest):
 
     def test_capabilities_name_binary_and_preview(self):
         c = self.server.imap("alice", "alice-pw")
-        self.assertIn("BINARY", c.capabilities)
-        self.assertIn("PREVIEW", c.capabilities)
+        typ, data = c.capability()
+        self.assertEqual(typ, "OK", data)
+        names = data[0].split()
+        self.assertIn(b"BINARY", names)
+        self.assertIn(b"PREVIEW", names)
         c.logout()
 
     def test_binary_part_is_the_original_bytes(self):
