@@ -7,7 +7,8 @@
 //!    not an attachment (`Content-Disposition: attachment`), outside encapsulated messages
 //!    (a forwarded message's text is not this message's). None: the preview is empty, as
 //!    RFC 8970 §3.1 asks when nothing meaningful can be shown.
-//! 2. At most [`PREVIEW_SOURCE_BYTES_MAX`] bytes of it, transfer encoding undone
+//! 2. Its first 4 KiB, or at most [`PREVIEW_SOURCE_BYTES_MAX`] bytes when those do not fill
+//!    a preview, transfer encoding undone
 //!    ([`super::decode`]), converted from its charset to UTF-8 (a character cut at the end is
 //!    dropped); a preview never reads a whole large part.
 //! 3. HTML is reduced to its text: tags and comments are removed, `script`, `style` and
@@ -31,6 +32,12 @@ pub const PREVIEW_CHARS_MAX: usize = 256;
 /// behind a good deal of HTML markup, small enough to read on every FETCH.
 pub const PREVIEW_SOURCE_BYTES_MAX: usize = 16 * 1024;
 
+/// Decoded bytes read first; [`PREVIEW_SOURCE_BYTES_MAX`] only when these give less than a
+/// full preview.
+const PREVIEW_SOURCE_BYTES_FIRST: usize = 4 * 1024;
+
+const _: () = assert!(PREVIEW_SOURCE_BYTES_FIRST < PREVIEW_SOURCE_BYTES_MAX);
+
 /// The most parts looked at to find the text part (the part table holds at most 1000).
 const PREVIEW_PARTS_MAX: usize = 64;
 
@@ -45,18 +52,25 @@ pub fn preview(message: &[u8], cache: &CacheView<'_>) -> String {
     let html = media.is_some_and(|m| m.is(b"text", b"html"));
     let encoding = TransferEncoding::from_field(fields.encoding.as_deref())
         .unwrap_or(TransferEncoding::Identity);
-    let mut decoded = Vec::new();
-    let mut decoder = Decoder::new(encoding);
-    decoder.read_into(body, &mut decoded, PREVIEW_SOURCE_BYTES_MAX);
-    let cut = decoder.read(body, &mut [0u8; 1]) > 0;
     let charset = media.and_then(|m| m.parameter(b"charset"));
-    let mut text = to_utf8(&decoded, charset);
-    if cut && text.ends_with('\u{fffd}') {
-        // A character split by the cut, not a bad byte of the message.
-        text.pop();
+    // Most parts give a full preview from their first few KiB; only then is more read.
+    let mut preview = String::new();
+    for limit in [PREVIEW_SOURCE_BYTES_FIRST, PREVIEW_SOURCE_BYTES_MAX] {
+        let mut decoded = Vec::new();
+        let mut decoder = Decoder::new(encoding);
+        decoder.read_into(body, &mut decoded, limit);
+        let cut = decoder.read(body, &mut [0u8; 1]) > 0;
+        let mut text = to_utf8(&decoded, charset);
+        if cut && text.ends_with('\u{fffd}') {
+            // A character split by the cut, not a bad byte of the message.
+            text.pop();
+        }
+        preview = fold(&if html { html_text(&text) } else { text });
+        if !cut || preview.chars().count() >= PREVIEW_CHARS_MAX {
+            break;
+        }
     }
-    let plain = if html { html_text(&text) } else { text };
-    fold(&plain)
+    preview
 }
 
 /// The body and MIME fields of the part the preview is made from.
@@ -135,26 +149,35 @@ fn fold(text: &str) -> String {
 
 /// The text of an HTML fragment: tags and comments removed (block elements and line breaks
 /// become spaces, folded later), `script`/`style`/`head` content skipped, character
-/// references resolved. A tag left open at the end (the source was cut) is dropped.
+/// references resolved. A tag left open at the end (the source was cut) is dropped. Stops
+/// once it has more visible text than a preview can hold.
 fn html_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len() / 2);
+    // Enough non-blank bytes for PREVIEW_CHARS_MAX characters of any width.
+    const VISIBLE_BYTES_ENOUGH: usize = 4 * PREVIEW_CHARS_MAX;
+    let mut out = String::with_capacity(html.len().min(2 * VISIBLE_BYTES_ENOUGH));
+    let mut visible = 0;
     let mut rest = html;
     let mut skip_until: Option<&'static str> = None;
+    let mut push = |out: &mut String, text: &str| {
+        visible += text.bytes().filter(|b| !b.is_ascii_whitespace()).count();
+        out.push_str(text);
+        visible >= VISIBLE_BYTES_ENOUGH
+    };
     while !rest.is_empty() {
         let Some(open) = rest.find(['<', '&']) else {
             if skip_until.is_none() {
-                out.push_str(rest);
+                push(&mut out, rest);
             }
             break;
         };
-        if skip_until.is_none() {
-            out.push_str(&rest[..open]);
+        if skip_until.is_none() && push(&mut out, &rest[..open]) {
+            break;
         }
         rest = &rest[open..];
         if rest.starts_with('&') {
             let (text, used) = character_reference(rest);
-            if skip_until.is_none() {
-                out.push_str(&text);
+            if skip_until.is_none() && push(&mut out, &text) {
+                break;
             }
             rest = &rest[used..];
             continue;
@@ -166,23 +189,17 @@ fn html_text(html: &str) -> String {
         let Some(close) = rest.find('>') else { break };
         let tag = &rest[1..close];
         rest = &rest[close + 1..];
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
+        let bare = tag.trim_start_matches('/');
+        let name = &bare[..bare.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(bare.len())];
         match skip_until {
-            Some(end) if tag.starts_with('/') && name == end => skip_until = None,
+            Some(end) if tag.starts_with('/') && name.eq_ignore_ascii_case(end) => {
+                skip_until = None;
+            }
             Some(_) => {}
             None if !tag.starts_with('/') && !tag.ends_with('/') => {
-                skip_until = match name.as_str() {
-                    "script" => Some("script"),
-                    "style" => Some("style"),
-                    "head" => Some("head"),
-                    "title" => Some("title"),
-                    _ => None,
-                };
+                skip_until = ["script", "style", "head", "title"]
+                    .into_iter()
+                    .find(|skipped| name.eq_ignore_ascii_case(skipped));
                 out.push(' ');
             }
             None => out.push(' '),
@@ -284,6 +301,19 @@ Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nforwarded text\r\n--b-
 <style>p{color:red}</style></head><body><!-- hidden --><p>Caf&eacute; &amp; <b>bar</b>\
 &#233;&#xE9;</p><script>alert(1)</script><br/>end &unknown; & more</body></html>\r\n";
         assert_eq!(preview_of(message), "Caf&eacute; & bar \u{e9}\u{e9} end &unknown; & more");
+    }
+
+    #[test]
+    fn text_after_a_long_blank_start_is_found_in_the_second_read() {
+        let mut message = b"Subject: s\r\n\r\n".to_vec();
+        message.extend(b" \r\n".repeat(2000));
+        message.extend_from_slice(b"late words\r\n");
+        assert_eq!(preview_of(&message), "late words");
+        let mut html = b"Content-Type: text/html\r\n\r\n".to_vec();
+        html.extend(b"<p>visible text</p>".repeat(5000));
+        let text = preview_of(&html);
+        assert!(text.starts_with("visible text visible text"), "{text:?}");
+        assert!(text.chars().count() <= PREVIEW_CHARS_MAX);
     }
 
     #[test]
