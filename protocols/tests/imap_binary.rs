@@ -127,6 +127,28 @@ fn an_unknown_transfer_encoding_is_no_unknown_cte() {
     assert_eq!(lines[0], "* 1 FETCH (BINARY.SIZE[1] 13)");
 }
 
+/// A BINARY FETCH that stops at a part it cannot decode sets `\Seen` only on the messages it
+/// answered before: the refused message and those after it stay unseen (they were marked
+/// with the whole chunk before).
+#[test]
+fn a_refused_binary_fetch_sets_no_seen_beyond_what_it_sent() {
+    let refused = attachment_message(b"abc");
+    let ok = String::from_utf8(refused.clone()).unwrap().replace("x-uuencode", "7bit").into_bytes();
+    let (mut world, mut client) = selected(&[&ok, &refused, &ok]);
+    let lines = client.command(&mut world, "f FETCH 1:3 BINARY[3]");
+    assert_eq!(lines[0], "* 1 FETCH (BINARY[3] {16}");
+    assert_eq!(lines[1], "begin 644 x");
+    assert_eq!(lines[2], "end FLAGS (\\Seen \\Recent))");
+    tagged(&lines, "f NO [UNKNOWN-CTE]");
+    let lines = client.command(&mut world, "f FETCH 1:3 FLAGS");
+    let expected = [
+        "* 1 FETCH (FLAGS (\\Seen \\Recent))",
+        "* 2 FETCH (FLAGS (\\Recent))",
+        "* 3 FETCH (FLAGS (\\Recent))",
+    ];
+    assert_eq!(lines[..3], expected);
+}
+
 #[test]
 fn binary_without_peek_sets_seen() {
     let (mut world, mut client) = selected(&[&attachment_message(b"abc")]);

@@ -145,7 +145,16 @@ pub(crate) fn resume<D: Disk>(
         // One lookup-sized chunk: O(chunk × log n) to find its records, never O(mailbox).
         let end = (task.position + LOOKUP_ONE_BY_ONE_MAX).min(task.targets.len());
         if task.sets_seen && task.seen_until < end {
-            let chunk = &task.targets[task.seen_until..end];
+            let mut chunk = &task.targets[task.seen_until..end];
+            // The FETCH stops at a message whose BINARY part cannot be decoded: neither it nor
+            // the messages after it get `\Seen`.
+            let decodable = fetch_body::binary_decodable_prefix(
+                store,
+                mailbox,
+                uids_of(chunk),
+                &task.attributes,
+            );
+            chunk = &chunk[..decodable];
             let messages = match lookup(store, mailbox, uids_of(chunk)) {
                 Ok(messages) => messages,
                 Err(error) => return Progress::Done(reply::read(&error)),

@@ -84,6 +84,15 @@ fn part_ranges(
     Some((Some(range(Some(&SectionText::Mime))?), range(None)?))
 }
 
+/// False when `part` of `message` exists and declares a transfer encoding this server does
+/// not decode (what [`plan`] refuses), without measuring anything.
+pub(crate) fn encoding_known(cache: &CacheView<'_>, message: &[u8], part: &[u32]) -> bool {
+    match part_ranges(Some(cache), message, part) {
+        Some((Some(header), _)) => transfer_encoding(message, header).is_ok(),
+        _ => true,
+    }
+}
+
 /// What planning one BINARY item found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum PartPlan {

@@ -178,6 +178,39 @@ impl Sources {
     }
 }
 
+/// How many of `uids`, from the first, have BINARY parts (the non-PEEK ones of `attributes`)
+/// in transfer encodings this server decodes: a FETCH answers `NO [UNKNOWN-CTE]` at the
+/// next one, so only these may get `\Seen`. A message that cannot be read counts as
+/// decodable (the FETCH reports it otherwise). Reads only part headers.
+pub(crate) fn binary_decodable_prefix<D: Disk>(
+    store: &UserStore<D>,
+    mailbox: MailboxId,
+    uids: impl ExactSizeIterator<Item = Uid>,
+    attributes: &[FetchAttribute],
+) -> usize {
+    let count = uids.len();
+    let parts: Vec<&[u32]> = attributes
+        .iter()
+        .filter_map(|a| match a {
+            FetchAttribute::Binary { part, peek: false, .. } if !part.is_empty() => Some(&part[..]),
+            _ => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        return count;
+    }
+    for (index, uid) in uids.enumerate() {
+        let (Ok(body), Ok(cache)) = (store.body(mailbox, uid), store.cache(mailbox, uid)) else {
+            continue;
+        };
+        let Ok(view) = CacheView::parse(&cache) else { continue };
+        if !parts.iter().all(|part| fetch_binary::encoding_known(&view, &body, part)) {
+            return index;
+        }
+    }
+    count
+}
+
 /// True for `BODY[]`: the whole message, as stored.
 fn is_whole(section: &Section) -> bool {
     section.part.is_empty() && section.text.is_none()
