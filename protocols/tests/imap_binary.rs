@@ -205,6 +205,12 @@ fn a_large_part_is_measured_in_bounded_steps() {
     assert!(client.yields - yields >= 10, "paused {} times", client.yields - yields);
     let lines = client.command(&mut world, "f FETCH 1 BINARY.SIZE[1]");
     assert_eq!(lines[0], "* 1 FETCH (BINARY.SIZE[1] 13)");
+    // The size of a part that needs no decoding (here the whole message) is its length: no
+    // pass over it, so no pause.
+    let yields = client.yields;
+    let lines = client.command(&mut world, "f FETCH 1 BINARY.SIZE[]");
+    assert_eq!(lines[0], format!("* 1 FETCH (BINARY.SIZE[] {})", message.len()));
+    assert_eq!(client.yields, yields);
 }
 
 #[test]

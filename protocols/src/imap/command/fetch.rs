@@ -386,9 +386,9 @@ fn plan_binary(
     let mut planned = Vec::with_capacity(attributes.len());
     let mut unmeasured = Vec::new();
     for (index, attribute) in attributes.iter().enumerate() {
-        let (part, partial) = match attribute {
-            FetchAttribute::Binary { part, partial, .. } => (part, *partial),
-            FetchAttribute::BinarySize { part } => (part, None),
+        let (part, partial, size_only) = match attribute {
+            FetchAttribute::Binary { part, partial, .. } => (part, *partial, false),
+            FetchAttribute::BinarySize { part } => (part, None, true),
             _ => {
                 planned.push(Planned::None);
                 continue;
@@ -396,7 +396,7 @@ fn plan_binary(
         };
         let known = measured.and_then(|m| m.known(index));
         let plan = sources
-            .binary_plan(part, partial, known, measured.is_none())
+            .binary_plan(part, partial, known, measured.is_none(), size_only)
             .map_err(|_| MessageError::UnknownCte)?;
         let plan = match plan {
             PartPlan::Missing => None,

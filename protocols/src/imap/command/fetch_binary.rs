@@ -111,7 +111,8 @@ pub(crate) enum PartPlan {
 
 /// Plans `BINARY[part]<partial>` of `message`. `known`: the part's measure, taken earlier by
 /// [`MessageMeasures`]; without it a part larger than [`MEASURE_INLINE_INPUT_BYTES`] is
-/// [`PartPlan::Unmeasured`] when `defer` allows, measured here otherwise.
+/// [`PartPlan::Unmeasured`] when `defer` allows, measured here otherwise. `size_only`: only
+/// the length is wanted (BINARY.SIZE), so a part that needs no decoding is not read at all.
 ///
 /// # Errors
 /// [`UnknownEncoding`]: the part's Content-Transfer-Encoding is not one this server decodes.
@@ -122,6 +123,7 @@ pub(crate) fn plan(
     partial: Option<(u32, u32)>,
     known: Option<Measure>,
     defer: bool,
+    size_only: bool,
 ) -> Result<PartPlan, UnknownEncoding> {
     let Some((header, input)) = part_ranges(cache, message, part) else {
         return Ok(PartPlan::Missing);
@@ -132,6 +134,10 @@ pub(crate) fn plan(
     };
     let measured = match known {
         Some(known) => known,
+        None if size_only && encoding == TransferEncoding::Identity => {
+            // The length is the part's; whether it holds NUL does not matter for a size.
+            Measure { len: input.len() as u64, has_nul: false }
+        }
         None if defer && input.len() > MEASURE_INLINE_INPUT_BYTES => {
             return Ok(PartPlan::Unmeasured { input, encoding });
         }

@@ -171,10 +171,11 @@ impl Sources {
         partial: Option<(u32, u32)>,
         known: Option<Measure>,
         defer: bool,
+        size_only: bool,
     ) -> Result<PartPlan, UnknownEncoding> {
         let Some(body) = &self.body else { return Ok(PartPlan::Missing) };
         let cache = self.cache.as_deref().and_then(|blob| CacheView::parse(blob).ok());
-        fetch_binary::plan(cache.as_ref(), body, part, partial, known, defer)
+        fetch_binary::plan(cache.as_ref(), body, part, partial, known, defer, size_only)
     }
 }
 
