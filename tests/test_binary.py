@@ -74,7 +74,7 @@ class Binary(ServerTest):
             typ, data = c.fetch(number, "(BINARY.PEEK[2])")
             self.assertEqual(typ, "OK", data)
             prefix, body = literal_of(data, b"BINARY[2]")
-            # NUL in the decoded bytes: a literal8 (RFC 3516 §4.3).
+            # NUL in the decoded bytes: a literal8 (RFC 3516).
             self.assertIn(b"BINARY[2] ~{", prefix)
             self.assertEqual(len(body), len(original))
             self.assertTrue(body == original, f"message {number}: decoded bytes differ")

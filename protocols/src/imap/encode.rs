@@ -6,7 +6,7 @@
 //! 7-bit TEXT-CHAR (no NUL, CR or LF) and it is short; a literal otherwise. Strings holding NUL
 //! cannot be sent as a literal either (`CHAR8` excludes NUL): [`literal`] writes each NUL as
 //! [`NUL_REPLACEMENT`], and so does FETCH for `BODY[...]` data (`command/fetch_body.rs`). Only
-//! `BINARY[...]` may carry NUL, in a `literal8` ([`literal8_header`], RFC 3516 §4.3).
+//! `BINARY[...]` may carry NUL, in a `literal8` ([`literal8_header`], RFC 3516).
 
 use skua_core::types::{Flags, InternalDate, SystemFlags};
 
@@ -84,7 +84,7 @@ pub fn extend_without_nul(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
-/// `literal8 = "~{" number64 "}" CRLF *OCTET` (RFC 3516 §4.2, RFC 9051): the caller writes
+/// `literal8 = "~{" number64 "}" CRLF *OCTET` (RFC 3516, RFC 9051): the caller writes
 /// the bytes, which may hold NUL.
 pub fn literal8_header(out: &mut Vec<u8>, len: u64) {
     out.extend_from_slice(b"~{");

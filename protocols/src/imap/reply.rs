@@ -81,7 +81,7 @@ pub enum Code {
     ExpungeIssued,
     /// `[BADCHARSET (US-ASCII UTF-8)]`
     BadCharset,
-    /// `[UNKNOWN-CTE]` (RFC 3516 §4.3): a BINARY fetch of a part whose
+    /// `[UNKNOWN-CTE]` (RFC 3516): a BINARY fetch of a part whose
     /// Content-Transfer-Encoding the server cannot decode.
     UnknownCte,
 }

@@ -6,7 +6,7 @@
 //! 1. The part: the first `text/plain` or `text/html` leaf in the message's part order that is
 //!    not an attachment (`Content-Disposition: attachment`), outside encapsulated messages
 //!    (a forwarded message's text is not this message's). None: the preview is empty, as
-//!    RFC 8970 §3.1 asks when nothing meaningful can be shown.
+//!    RFC 8970 asks when nothing meaningful can be shown.
 //! 2. Its first 4 KiB, or at most [`PREVIEW_SOURCE_BYTES_MAX`] bytes when those do not fill
 //!    a preview, transfer encoding undone
 //!    ([`super::decode`]), converted from its charset to UTF-8 (a character cut at the end is
@@ -25,7 +25,7 @@ use super::content::EntityFields;
 use super::decode::{Decoder, TransferEncoding};
 use mail_parser::decoders::charsets::map::charset_decoder;
 
-/// The most characters a preview holds (RFC 8970 §3.1: "no more than 256 characters").
+/// The most characters a preview holds (RFC 8970 sets 256 as the limit).
 pub const PREVIEW_CHARS_MAX: usize = 256;
 
 /// The most decoded bytes of the text part read to make a preview: enough for 256 characters

@@ -12,7 +12,7 @@
 //!
 //! Sizes are exact: a plan measures the decoded part once (a pass with a stack buffer) before
 //! the literal's length is written; the literal is a `literal8` (`~{n}`) exactly when the
-//! decoded bytes hold NUL (RFC 3516 §4.3: a string otherwise). A part of more than
+//! decoded bytes hold NUL (RFC 3516 asks for a string otherwise). A part of more than
 //! [`MEASURE_INLINE_INPUT_BYTES`] is not measured on the spot: the FETCH measures it in steps
 //! ([`MessageMeasures`], [`MEASURE_STEP_INPUT_BYTES`] at a time, between which it may pause),
 //! then writes the message; no slice decodes more than a bounded amount. The response echoes

@@ -102,7 +102,8 @@ pub(crate) fn attribute(c: &mut Cursor<'_>) -> PResult<FetchAttribute> {
 /// ```text
 /// fetch-att      =/ "BINARY" [".PEEK"] section-binary [partial] /
 ///                   "BINARY.SIZE" section-binary                 ; RFC 3516, RFC 9051
-/// fetch-att      =/ "PREVIEW" [SP "(" "LAZY" ")"]                ; RFC 8970 §7
+/// fetch-att      =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]   ; RFC 8970
+/// preview-mod     = "LAZY"
 /// section-binary  = "[" [section-part] "]"
 /// ```
 /// `word` is the upper-cased keyword already read.
@@ -112,7 +113,13 @@ fn binary_or_preview(c: &mut Cursor<'_>, word: &[u8]) -> PResult<FetchAttribute>
         // space followed by anything else belongs to the next item.
         // A `(` that does not open `(LAZY)` starts the FETCH modifiers (`CHANGEDSINCE`).
         let start = c.pos();
-        if c.eat(b' ') && c.eat(b'(') && c.keyword().is_ok_and(|m| m.as_slice() == b"LAZY") {
+        let is_lazy = |c: &mut Cursor<'_>| c.keyword().is_ok_and(|m| m.as_slice() == b"LAZY");
+        if c.eat(b' ') && c.eat(b'(') && is_lazy(c) {
+            while c.eat(b' ') {
+                if !is_lazy(c) {
+                    return syntax("unknown PREVIEW modifier");
+                }
+            }
             c.expect(b')', "expected ) after LAZY")?;
             return Ok(FetchAttribute::Preview { lazy: true });
         }
@@ -322,6 +329,11 @@ mod tests {
         assert_eq!(items[2], FetchAttribute::BinarySize { part: vec![3] });
         assert_eq!(items[3], FetchAttribute::Preview { lazy: false });
         assert_eq!(items[4], FetchAttribute::Preview { lazy: true });
+        assert_eq!(
+            attributes(b"1 PREVIEW (lazy LAZY)"),
+            vec![FetchAttribute::Preview { lazy: true }]
+        );
+        assert!(parse(b"1 PREVIEW (LAZY FUZZY)").is_err());
         assert_eq!(items[5], FetchAttribute::Uid);
         assert_eq!(attributes(b"1 PREVIEW"), vec![FetchAttribute::Preview { lazy: false }]);
         // section-binary holds part numbers only.
