@@ -246,7 +246,7 @@ fn a_damaged_record_fails_only_its_own_message() {
         .collect();
     assert_eq!(answered.len(), 4, "the healthy messages are sent: {answered:#?}");
     assert!(!answered.iter().any(|l| l.starts_with("* 2 ")), "{answered:?}");
-    let last = tagged(&reply, "g NO [SERVERBUG]");
+    let last = tagged(&reply, "g NO [CORRUPTION]");
     assert!(last.contains("UID 2"), "{last}");
     tagged(&client.command(&mut world, "n NOOP"), "n OK");
 }

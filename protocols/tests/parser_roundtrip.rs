@@ -73,6 +73,19 @@ fn fetch_attribute() -> impl Strategy<Value = FetchAttribute> {
         (section(), prop::option::of((any::<u32>(), 1..=u32::MAX)), any::<bool>()).prop_map(
             |(section, partial, peek)| FetchAttribute::BodySection { section, partial, peek }
         ),
+        (
+            prop::collection::vec(1..=u32::MAX, 0..4),
+            prop::option::of((any::<u32>(), 1..=u32::MAX)),
+            any::<bool>()
+        )
+            .prop_map(|(part, partial, peek)| FetchAttribute::Binary {
+                part,
+                partial,
+                peek
+            }),
+        prop::collection::vec(1..=u32::MAX, 0..4)
+            .prop_map(|part| FetchAttribute::BinarySize { part }),
+        any::<bool>().prop_map(|lazy| FetchAttribute::Preview { lazy }),
     ]
 }
 
@@ -161,8 +174,31 @@ fn render_fetch_attribute(out: &mut Vec<u8>, attribute: &FetchAttribute) {
             }
             return;
         }
+        FetchAttribute::Binary { part, partial, peek } => {
+            out.extend_from_slice(if *peek { b"BINARY.PEEK" } else { b"BINARY" });
+            render_part(out, part);
+            if let Some((offset, length)) = partial {
+                out.extend_from_slice(format!("<{offset}.{length}>").as_bytes());
+            }
+            return;
+        }
+        FetchAttribute::BinarySize { part } => {
+            out.extend_from_slice(b"BINARY.SIZE");
+            render_part(out, part);
+            return;
+        }
+        FetchAttribute::Preview { lazy } => {
+            out.extend_from_slice(if *lazy { b"PREVIEW (LAZY)" } else { b"PREVIEW" });
+            return;
+        }
     };
     out.extend_from_slice(name);
+}
+
+/// `section-binary = "[" [section-part] "]"`
+fn render_part(out: &mut Vec<u8>, part: &[u32]) {
+    let numbers: Vec<String> = part.iter().map(u32::to_string).collect();
+    out.extend_from_slice(format!("[{}]", numbers.join(".")).as_bytes());
 }
 
 fn render_search_key(out: &mut Vec<u8>, key: &SearchKey) {

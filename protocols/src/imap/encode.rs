@@ -4,8 +4,9 @@
 //!
 //! The choice of string form follows RFC 9051 §4.3: a quoted string when every byte is a
 //! 7-bit TEXT-CHAR (no NUL, CR or LF) and it is short; a literal otherwise. Strings holding NUL
-//! cannot be sent as a literal either (`CHAR8` excludes NUL): callers strip or replace NUL
-//! before writing such text.
+//! cannot be sent as a literal either (`CHAR8` excludes NUL): [`literal`] writes each NUL as
+//! [`NUL_REPLACEMENT`], and so does FETCH for `BODY[...]` data (`command/fetch_body.rs`). Only
+//! `BINARY[...]` may carry NUL, in a `literal8` ([`literal8_header`], RFC 3516).
 
 use skua_core::types::{Flags, InternalDate, SystemFlags};
 
@@ -56,10 +57,39 @@ pub fn quoted(out: &mut Vec<u8>, value: &[u8]) {
     out.push(b'"');
 }
 
-/// `literal = "{" number64 "}" CRLF *CHAR8`
+/// What a NUL byte becomes in a `literal` or quoted string, which cannot hold NUL
+/// (`CHAR8 = %x01-ff`): one byte for one, so lengths (and RFC822.SIZE) stay true. 0x80 is no
+/// character in any charset's ASCII range and is never valid UTF-8 on its own, so it reads as
+/// "a byte was here" rather than as text. The exact bytes are what `BINARY[]` is for.
+pub const NUL_REPLACEMENT: u8 = 0x80;
+
+/// `literal = "{" number64 "}" CRLF *CHAR8`; a NUL in `value` is written as
+/// [`NUL_REPLACEMENT`].
 pub fn literal(out: &mut Vec<u8>, value: &[u8]) {
     literal_header(out, value.len());
+    extend_without_nul(out, value);
+}
+
+/// Appends `value` with every NUL written as [`NUL_REPLACEMENT`] (a copy only when there is
+/// one).
+pub fn extend_without_nul(out: &mut Vec<u8>, value: &[u8]) {
+    let start = out.len();
     out.extend_from_slice(value);
+    if memchr::memchr(0, value).is_some() {
+        for byte in &mut out[start..] {
+            if *byte == 0 {
+                *byte = NUL_REPLACEMENT;
+            }
+        }
+    }
+}
+
+/// `literal8 = "~{" number64 "}" CRLF *OCTET` (RFC 3516, RFC 9051): the caller writes
+/// the bytes, which may hold NUL.
+pub fn literal8_header(out: &mut Vec<u8>, len: u64) {
+    out.extend_from_slice(b"~{");
+    number(out, len);
+    out.extend_from_slice(b"}\r\n");
 }
 
 /// `"{" number64 "}" CRLF`: the caller writes the bytes (or sends them as a spool chunk).

@@ -82,3 +82,18 @@ fn sections_render() {
     let s = Section { part: vec![], text: Some(SectionText::Text) };
     assert_eq!(written(|o| section(o, &s)), "[TEXT]");
 }
+
+/// Issue 9: NUL bytes stored by a `literal8` APPEND were later sent inside a plain `{n}`
+/// literal, which may not hold NUL (`CHAR8 = %x01-ff`).
+#[test]
+fn literals_never_carry_nul_and_literal8_may() {
+    let mut out = Vec::new();
+    literal(&mut out, b"a\0b\0");
+    assert_eq!(out, b"{4}\r\na\x80b\x80");
+    let mut out = Vec::new();
+    string(&mut out, b"x\0");
+    assert!(!out.contains(&0), "{out:?}");
+    let mut out = Vec::new();
+    literal8_header(&mut out, 12);
+    assert_eq!(out, b"~{12}\r\n");
+}

@@ -83,6 +83,9 @@ pub enum Code {
     ExpungeIssued,
     /// `[BADCHARSET (US-ASCII UTF-8)]`
     BadCharset,
+    /// `[UNKNOWN-CTE]` (RFC 3516): a BINARY fetch of a part whose
+    /// Content-Transfer-Encoding the server cannot decode.
+    UnknownCte,
 }
 
 impl Code {
@@ -109,6 +112,7 @@ impl Code {
             Code::Closed => "CLOSED".into(),
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::BadCharset => "BADCHARSET (US-ASCII UTF-8)".into(),
+            Code::UnknownCte => "UNKNOWN-CTE".into(),
             Code::Capability(caps) => format!("CAPABILITY {caps}").into(),
             Code::AppendUid(v, u) => format!("APPENDUID {} {}", v.get(), u.get()).into(),
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),

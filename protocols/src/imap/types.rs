@@ -196,6 +196,26 @@ pub enum FetchAttribute {
     Rfc822Text,
     /// `MODSEQ` (RFC 7162), accepted so CONDSTORE-aware clients work once it is announced.
     ModSeq,
+    /// `BINARY[part]<partial>` or `BINARY.PEEK[...]` (RFC 3516, RFC 9051 §6.4.5): the part's
+    /// content with its Content-Transfer-Encoding removed.
+    Binary {
+        /// `section-part` (empty: the whole message).
+        part: Vec<u32>,
+        /// `<offset.length>` in decoded bytes.
+        partial: Option<(u32, u32)>,
+        /// `.PEEK`: do not set `\Seen`.
+        peek: bool,
+    },
+    /// `BINARY.SIZE[part]` (RFC 3516): the decoded size of the part.
+    BinarySize {
+        /// `section-part` (empty: the whole message).
+        part: Vec<u32>,
+    },
+    /// `PREVIEW` or `PREVIEW (LAZY)` (RFC 8970).
+    Preview {
+        /// `(LAZY)`: the server may answer NIL rather than compute a preview now.
+        lazy: bool,
+    },
 }
 
 /// A SEARCH key (RFC 9051 §6.4.4). Nesting depth is bounded by the parser.

@@ -12,7 +12,9 @@
 //! reported as well as it can be, never refused.
 
 pub mod cache;
+pub mod decode;
 pub mod limits;
+pub mod preview;
 pub mod search;
 
 mod address;

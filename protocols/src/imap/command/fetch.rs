@@ -5,7 +5,9 @@
 //! BODYSTRUCTURE from the cache blob computed at append; body sections are slices of the mapped
 //! spool, emitted as [`OutChunk::Spool`](crate::imap::session::OutChunk) chunks after a literal
 //! header — never copied. Fetching a body section without `.PEEK` sets `\Seen` first (in one
-//! store call for all messages) and reports `FLAGS` with the data.
+//! store call for all messages) and reports `FLAGS` with the data. BINARY items (RFC 3516) are
+//! planned and, when large, streamed over several slices by `fetch_binary.rs`; PREVIEW
+//! (RFC 8970) is made by `mime::preview`.
 
 use skua_core::disk::Disk;
 use skua_core::store::{MessageMeta, UserStore};
@@ -13,11 +15,15 @@ use skua_core::types::{Flags, FlagsOp, Keywords, MailboxId, ModSeq, SystemFlags,
 
 use skua_core::error::ReadError;
 
+use super::fetch_binary::{
+    self, BINARY_INLINE_BYTES_MAX, BinaryStream, MEASURE_STEP_INPUT_BYTES, MessageMeasures,
+    PartPlan,
+};
 use super::fetch_body;
 use super::slice::Slice;
 use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, durable, lookup, view};
 use crate::imap::encode;
-use crate::imap::reply::{self, Completion};
+use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::{FetchAttribute, SequenceSet};
@@ -56,6 +62,10 @@ pub(crate) struct FetchTask {
     /// Messages whose data could not be read (damaged on disk): the rest are still answered,
     /// and the tagged reply is NO naming these.
     damaged: Vec<(Uid, ReadError)>,
+    /// The large BINARY items of the message being answered, still being sent.
+    stream: Option<BinaryStream>,
+    /// The large BINARY parts of the next message to answer, being measured first.
+    measures: Option<MessageMeasures>,
 }
 
 /// FETCH / UID FETCH: checks the request and runs its first slice.
@@ -92,6 +102,8 @@ pub(crate) fn fetch<D: Disk>(
         flags_changed: Vec::new(),
         prefetched: 0,
         damaged: Vec::new(),
+        stream: None,
+        measures: None,
     };
     resume(conn, store, task, out, slice)
 }
@@ -105,14 +117,44 @@ pub(crate) fn resume<D: Disk>(
     slice: &mut Slice,
 ) -> Progress {
     let mailbox = view(conn).mailbox;
-    while task.position < task.targets.len() {
+    while task.position < task.targets.len() || task.stream.is_some() {
         if slice.spent(out) {
             return Progress::Paused(Task::Fetch(task));
+        }
+        if let Some(stream) = &mut task.stream {
+            // Read again each slice: spool views cannot be kept in the (Send) task.
+            let message = store.body(mailbox, stream.uid()).ok();
+            let (decoded, done) = stream.pump(message.as_deref(), out);
+            slice.spend(super::slice::scan_units(usize::try_from(decoded).unwrap_or(usize::MAX)));
+            if !done {
+                return Progress::Paused(Task::Fetch(task));
+            }
+            if stream.lost() {
+                task.damaged.push((stream.uid(), ReadError::NoSuchMessage));
+            }
+            task.stream = None;
+            continue;
+        }
+        if let Some(measures) = task.measures.as_mut().filter(|m| !m.done()) {
+            // Bounded steps; the message is answered once all its large parts are measured.
+            let message = store.body(mailbox, measures.uid()).ok();
+            let looked = measures.step(message.as_deref(), MEASURE_STEP_INPUT_BYTES);
+            slice.spend(super::slice::scan_units(looked));
+            continue;
         }
         // One lookup-sized chunk: O(chunk × log n) to find its records, never O(mailbox).
         let end = (task.position + LOOKUP_ONE_BY_ONE_MAX).min(task.targets.len());
         if task.sets_seen && task.seen_until < end {
-            let chunk = &task.targets[task.seen_until..end];
+            let mut chunk = &task.targets[task.seen_until..end];
+            // The FETCH stops at a message whose BINARY part cannot be decoded: neither it nor
+            // the messages after it get `\Seen`.
+            let decodable = fetch_body::binary_decodable_prefix(
+                store,
+                mailbox,
+                uids_of(chunk),
+                &task.attributes,
+            );
+            chunk = &chunk[..decodable];
             let messages = match lookup(store, mailbox, uids_of(chunk)) {
                 Ok(messages) => messages,
                 Err(error) => return Progress::Done(reply::read(&error)),
@@ -186,13 +228,37 @@ fn write_chunk<D: Disk>(
         }
         let recent = view(conn).is_recent(uid);
         let item = FetchItem { msn, message, keywords, add_flags, condstore, recent };
-        match write_message(store, mailbox, &item, &task.attributes, out) {
-            Ok(()) => {}
+        let measured = task.measures.as_ref().filter(|m| m.uid() == uid && m.done());
+        let written = write_message(store, mailbox, &item, &task.attributes, measured, out);
+        if written.is_ok() || measured.is_some() {
+            task.measures = None;
+        }
+        match written {
+            Ok(None) => {}
+            Err(MessageError::Unmeasured(parts)) => {
+                // Measured in steps by `resume`'s loop, then this message is answered again.
+                task.measures = Some(MessageMeasures::new(uid, parts));
+                task.position = position;
+                return Ok(());
+            }
+            Ok(Some(stream)) => {
+                // The rest of this message's response goes out from `resume`'s loop.
+                task.stream = Some(stream);
+                return Ok(());
+            }
             // Expunged between the lookup and the read (cannot happen within one slice, but
             // costs nothing to handle): nothing to report.
-            Err(ReadError::NoSuchMessage) => {}
-            Err(ReadError::NoSuchMailbox) => return Err(reply::read(&ReadError::NoSuchMailbox)),
-            Err(error @ ReadError::Storage(_)) => task.damaged.push((uid, error)),
+            Err(MessageError::Read(ReadError::NoSuchMessage)) => {}
+            Err(MessageError::Read(ReadError::NoSuchMailbox)) => {
+                return Err(reply::read(&ReadError::NoSuchMailbox));
+            }
+            Err(MessageError::Read(error @ ReadError::Storage(_))) => {
+                task.damaged.push((uid, error));
+            }
+            Err(MessageError::UnknownCte) => {
+                return Err(Completion::no("Unknown Content-Transfer-Encoding in a BINARY part")
+                    .with(Code::UnknownCte));
+            }
         }
     }
     Ok(())
@@ -238,12 +304,13 @@ fn effective_attributes(request: &mut FetchRequest<'_>, condstore: bool) -> Vec<
     attributes
 }
 
-/// True for items that set `\Seen` (RFC 9051 §6.4.5: BODY[...] without PEEK, RFC822,
-/// RFC822.TEXT).
+/// True for items that set `\Seen` (RFC 9051 §6.4.5: BODY[...] and BINARY[...] without PEEK,
+/// RFC822, RFC822.TEXT).
 fn sets_seen_flag(attribute: &FetchAttribute) -> bool {
     matches!(
         attribute,
         FetchAttribute::BodySection { peek: false, .. }
+            | FetchAttribute::Binary { peek: false, .. }
             | FetchAttribute::Rfc822
             | FetchAttribute::Rfc822Text
     )
@@ -288,23 +355,96 @@ struct FetchItem<'a> {
     recent: bool,
 }
 
-/// Writes `* msn FETCH (...)` for one message.
+/// Why one message's response could not be written (nothing of it was).
+enum MessageError {
+    /// Its data could not be read.
+    Read(ReadError),
+    /// A BINARY item's part has a transfer encoding this server does not know.
+    UnknownCte,
+    /// Large BINARY parts must be measured first: `(attribute index, input, encoding)`.
+    Unmeasured(Vec<(usize, std::ops::Range<usize>, crate::mime::decode::TransferEncoding)>),
+}
+
+/// What the BINARY items of one message send, planned before its response starts.
+enum Planned {
+    /// Not a BINARY item.
+    None,
+    /// `BINARY[...]`: the plan (`None`: no such part).
+    Binary(Option<fetch_binary::BinaryPlan>),
+    /// `BINARY.SIZE[...]`: the decoded size.
+    Size(u64),
+}
+
+/// Plans every BINARY item of `attributes` (in order), so that an unknown encoding fails the
+/// message before any byte of it is written. Large parts not in `measured` are collected as
+/// [`MessageError::Unmeasured`].
+fn plan_binary(
+    sources: &fetch_body::Sources,
+    attributes: &[FetchAttribute],
+    measured: Option<&MessageMeasures>,
+) -> Result<Vec<Planned>, MessageError> {
+    let mut planned = Vec::with_capacity(attributes.len());
+    let mut unmeasured = Vec::new();
+    for (index, attribute) in attributes.iter().enumerate() {
+        let (part, partial, size_only) = match attribute {
+            FetchAttribute::Binary { part, partial, .. } => (part, *partial, false),
+            FetchAttribute::BinarySize { part } => (part, None, true),
+            _ => {
+                planned.push(Planned::None);
+                continue;
+            }
+        };
+        let known = measured.and_then(|m| m.known(index));
+        let plan = sources
+            .binary_plan(part, partial, known, measured.is_none(), size_only)
+            .map_err(|_| MessageError::UnknownCte)?;
+        let plan = match plan {
+            PartPlan::Missing => None,
+            PartPlan::Ready(plan) => Some(plan),
+            PartPlan::Unmeasured { input, encoding } => {
+                unmeasured.push((index, input, encoding));
+                None
+            }
+        };
+        planned.push(match attribute {
+            FetchAttribute::BinarySize { .. } => Planned::Size(plan.map_or(0, |p| p.len)),
+            _ => Planned::Binary(plan),
+        });
+    }
+    if unmeasured.is_empty() { Ok(planned) } else { Err(MessageError::Unmeasured(unmeasured)) }
+}
+
+/// Writes `* msn FETCH (...)` for one message. Returns the stream that sends the rest when
+/// large BINARY items remain (the response is then not closed yet).
 fn write_message<D: Disk>(
     store: &UserStore<D>,
     mailbox: MailboxId,
     item: &FetchItem<'_>,
     attributes: &[FetchAttribute],
+    measured: Option<&MessageMeasures>,
     out: &mut Out,
-) -> Result<(), ReadError> {
+) -> Result<Option<BinaryStream>, MessageError> {
     let message = item.message;
-    // Everything that can fail is read before the first byte of the response is written.
-    let sources = fetch_body::Sources::load(store, mailbox, message.uid, attributes)?;
+    // Everything that can fail is read (and every BINARY item planned) before the first byte
+    // of the response is written.
+    let sources = fetch_body::Sources::load(store, mailbox, message.uid, attributes)
+        .map_err(MessageError::Read)?;
+    let mut planned = plan_binary(&sources, attributes, measured)?;
+    let mut streamed = Vec::new();
     out.put(b"* ");
     encode::number(out.buf(), u64::from(item.msn));
     out.put(b" FETCH (");
     let mut first = true;
     let mut flags_written = false;
-    for attribute in attributes {
+    for (attribute, planned) in attributes.iter().zip(planned.iter_mut()) {
+        if let (FetchAttribute::Binary { part, .. }, Planned::Binary(Some(plan))) =
+            (attribute, &*planned)
+            && plan.len > BINARY_INLINE_BYTES_MAX
+        {
+            // Sent after the other items, over as many slices as it needs.
+            streamed.push((part.clone(), plan.clone()));
+            continue;
+        }
         if !first {
             out.put(b" ");
         }
@@ -327,13 +467,28 @@ fn write_message<D: Disk>(
                 encode::internal_date(out.buf(), message.internal_date);
             }
             FetchAttribute::ModSeq => write_modseq(out, message.modseq),
+            FetchAttribute::Binary { part, .. } => match (&*planned, sources.message()) {
+                (Planned::Binary(Some(plan)), Some(body)) => {
+                    fetch_binary::write_inline(out, body, part, plan);
+                }
+                _ => {
+                    fetch_binary::write_label(out, b"BINARY", part);
+                    out.put(b"\"\"");
+                }
+            },
+            FetchAttribute::BinarySize { part } => {
+                fetch_binary::write_label(out, b"BINARY.SIZE", part);
+                let size = if let Planned::Size(size) = planned { *size } else { 0 };
+                encode::number(out.buf(), size);
+            }
             FetchAttribute::Envelope
             | FetchAttribute::Body
             | FetchAttribute::BodyStructure
             | FetchAttribute::BodySection { .. }
             | FetchAttribute::Rfc822
             | FetchAttribute::Rfc822Header
-            | FetchAttribute::Rfc822Text => sources.write(attribute, out),
+            | FetchAttribute::Rfc822Text
+            | FetchAttribute::Preview { .. } => sources.write(attribute, out),
         }
     }
     if item.add_flags && !flags_written {
@@ -341,6 +496,7 @@ fn write_message<D: Disk>(
             out.put(b" ");
         }
         write_flags(out, message.flags, item.keywords, item.recent);
+        first = false;
     }
     // RFC 7162 §3.1: with CONDSTORE on, a FETCH that set \Seen reports UID and MODSEQ too.
     if item.add_flags && item.condstore {
@@ -353,8 +509,11 @@ fn write_message<D: Disk>(
             write_modseq(out, message.modseq);
         }
     }
+    if !streamed.is_empty() {
+        return Ok(Some(BinaryStream::new(message.uid, streamed, !first)));
+    }
     out.put(b")\r\n");
-    Ok(())
+    Ok(None)
 }
 
 fn write_flags(out: &mut Out, flags: Flags, keywords: &[String], recent: bool) {

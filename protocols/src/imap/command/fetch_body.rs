@@ -1,19 +1,25 @@
 //! The FETCH items that read the message itself or its cache blob: ENVELOPE, BODY,
-//! BODYSTRUCTURE, `BODY[section]<partial>`, RFC822, RFC822.HEADER, RFC822.TEXT.
+//! BODYSTRUCTURE, `BODY[section]<partial>`, RFC822, RFC822.HEADER, RFC822.TEXT, PREVIEW
+//! (RFC 8970), and the reading side of BINARY (planned in `fetch_binary.rs`).
 //!
 //! Byte ranges of the message go out as spool slices; only computed data (HEADER.FIELDS
-//! selections) is built in memory.
+//! selections) is built in memory. A `BODY[...]` literal cannot carry NUL (`CHAR8`), so a
+//! range holding NUL (a message appended with `literal8`) is copied with each NUL written as
+//! [`encode::NUL_REPLACEMENT`]; `BINARY[...]` sends the exact bytes.
 
 use skua_core::disk::{Bytes, Disk};
 use skua_core::error::ReadError;
 use skua_core::store::UserStore;
 use skua_core::types::{MailboxId, Uid};
 
+use super::fetch_binary::{self, PartPlan};
 use crate::imap::encode;
 use crate::imap::limits::PREFETCH_AHEAD_MESSAGES;
 use crate::imap::session::out::Out;
 use crate::imap::types::{FetchAttribute, Section, SectionText};
 use crate::mime::cache::{CacheView, SectionBytes};
+use crate::mime::decode::{Measure, UnknownEncoding};
+use crate::mime::preview::preview;
 
 /// The message and cache blob of one message, read once per FETCH response as needed.
 pub(crate) struct Sources {
@@ -41,6 +47,10 @@ impl Sources {
             // `BODY[]` is the whole message: no part table needed (the most common body fetch
             // then reads one spool record, not two).
             FetchAttribute::BodySection { section, .. } => !is_whole(section),
+            FetchAttribute::Binary { part, .. } | FetchAttribute::BinarySize { part } => {
+                !part.is_empty()
+            }
+            FetchAttribute::Preview { .. } => true,
             _ => false,
         });
         let needs_body = needs_body(attributes);
@@ -86,8 +96,20 @@ impl Sources {
                 out.put(b"RFC822.TEXT ");
                 self.write_section(cache.as_ref(), &TEXT, None, out);
             }
-            // Answered from the index by the caller.
-            FetchAttribute::Flags
+            FetchAttribute::Preview { .. } => {
+                out.put(b"PREVIEW ");
+                match (&self.body, cache.as_ref()) {
+                    (Some(body), Some(cache)) => {
+                        encode::string(out.buf(), preview(body, cache).as_bytes());
+                    }
+                    // Only a damaged blob gets here: LAZY's "not available now".
+                    _ => out.put(b"NIL"),
+                }
+            }
+            // Answered from the index, or planned, by the caller.
+            FetchAttribute::Binary { .. }
+            | FetchAttribute::BinarySize { .. }
+            | FetchAttribute::Flags
             | FetchAttribute::InternalDate
             | FetchAttribute::Rfc822Size
             | FetchAttribute::Uid
@@ -117,15 +139,77 @@ impl Sources {
             Some(SectionBytes::Range(range)) => {
                 let (start, end) = clip(range.start, range.end.min(body.len()), partial);
                 encode::literal_header(out.buf(), end - start);
-                out.spool(body.slice(start, end));
+                if memchr::memchr(0, &body[start..end]).is_some() {
+                    encode::extend_without_nul(out.buf(), &body[start..end]);
+                } else {
+                    out.spool(body.slice(start, end));
+                }
             }
             Some(SectionBytes::Owned(bytes)) => {
                 let (start, end) = clip(0, bytes.len(), partial);
                 encode::literal_header(out.buf(), end - start);
-                out.put(&bytes[start..end]);
+                encode::extend_without_nul(out.buf(), &bytes[start..end]);
             }
         }
     }
+}
+
+impl Sources {
+    /// The message, when it was read.
+    pub(crate) fn message(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    /// Plans `BINARY[part]<partial>` (see [`fetch_binary::plan`]); `Missing` when the part
+    /// does not exist (or the message was not read).
+    ///
+    /// # Errors
+    /// [`UnknownEncoding`]: answered `NO [UNKNOWN-CTE]`.
+    pub(crate) fn binary_plan(
+        &self,
+        part: &[u32],
+        partial: Option<(u32, u32)>,
+        known: Option<Measure>,
+        defer: bool,
+        size_only: bool,
+    ) -> Result<PartPlan, UnknownEncoding> {
+        let Some(body) = &self.body else { return Ok(PartPlan::Missing) };
+        let cache = self.cache.as_deref().and_then(|blob| CacheView::parse(blob).ok());
+        fetch_binary::plan(cache.as_ref(), body, part, partial, known, defer, size_only)
+    }
+}
+
+/// How many of `uids`, from the first, have BINARY parts (the non-PEEK ones of `attributes`)
+/// in transfer encodings this server decodes: a FETCH answers `NO [UNKNOWN-CTE]` at the
+/// next one, so only these may get `\Seen`. A message that cannot be read counts as
+/// decodable (the FETCH reports it otherwise). Reads only part headers.
+pub(crate) fn binary_decodable_prefix<D: Disk>(
+    store: &UserStore<D>,
+    mailbox: MailboxId,
+    uids: impl ExactSizeIterator<Item = Uid>,
+    attributes: &[FetchAttribute],
+) -> usize {
+    let count = uids.len();
+    let parts: Vec<&[u32]> = attributes
+        .iter()
+        .filter_map(|a| match a {
+            FetchAttribute::Binary { part, peek: false, .. } if !part.is_empty() => Some(&part[..]),
+            _ => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        return count;
+    }
+    for (index, uid) in uids.enumerate() {
+        let (Ok(body), Ok(cache)) = (store.body(mailbox, uid), store.cache(mailbox, uid)) else {
+            continue;
+        };
+        let Ok(view) = CacheView::parse(&cache) else { continue };
+        if !parts.iter().all(|part| fetch_binary::encoding_known(&view, &body, part)) {
+            return index;
+        }
+    }
+    count
 }
 
 /// True for `BODY[]`: the whole message, as stored.
@@ -142,6 +226,9 @@ pub(crate) fn needs_body(attributes: &[FetchAttribute]) -> bool {
                 | FetchAttribute::Rfc822
                 | FetchAttribute::Rfc822Header
                 | FetchAttribute::Rfc822Text
+                | FetchAttribute::Binary { .. }
+                | FetchAttribute::BinarySize { .. }
+                | FetchAttribute::Preview { .. }
         )
     })
 }

@@ -14,6 +14,7 @@ pub(crate) mod append;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
+mod fetch_binary;
 mod fetch_body;
 pub(crate) mod list;
 pub(crate) mod mailbox;

@@ -88,11 +88,67 @@ pub(crate) fn attribute(c: &mut Cursor<'_>) -> PResult<FetchAttribute> {
             let peek = word.as_slice().len() > 4;
             return Ok(FetchAttribute::BodySection { section, partial, peek });
         }
-        b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" | b"PREVIEW" | b"EMAILID" | b"THREADID"
-        | b"SAVEDATE" => return fail(ParseErrorKind::Unsupported, "fetch item not supported"),
+        b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" | b"PREVIEW" => {
+            return binary_or_preview(c, word.as_slice());
+        }
+        b"EMAILID" | b"THREADID" | b"SAVEDATE" => {
+            return fail(ParseErrorKind::Unsupported, "fetch item not supported");
+        }
         _ => return syntax("unknown fetch attribute"),
     };
     Ok(simple)
+}
+
+/// ```text
+/// fetch-att      =/ "BINARY" [".PEEK"] section-binary [partial] /
+///                   "BINARY.SIZE" section-binary                 ; RFC 3516, RFC 9051
+/// fetch-att      =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]   ; RFC 8970
+/// preview-mod     = "LAZY"
+/// section-binary  = "[" [section-part] "]"
+/// ```
+/// `word` is the upper-cased keyword already read.
+fn binary_or_preview(c: &mut Cursor<'_>, word: &[u8]) -> PResult<FetchAttribute> {
+    if word == b"PREVIEW" {
+        // `PREVIEW (LAZY)`: the modifier list follows after a space and a parenthesis; a
+        // space followed by anything else belongs to the next item.
+        // A `(` that does not open `(LAZY)` starts the FETCH modifiers (`CHANGEDSINCE`).
+        let start = c.pos();
+        let is_lazy = |c: &mut Cursor<'_>| c.keyword().is_ok_and(|m| m.as_slice() == b"LAZY");
+        if c.eat(b' ') && c.eat(b'(') && is_lazy(c) {
+            while c.eat(b' ') {
+                if !is_lazy(c) {
+                    return syntax("unknown PREVIEW modifier");
+                }
+            }
+            c.expect(b')', "expected ) after LAZY")?;
+            return Ok(FetchAttribute::Preview { lazy: true });
+        }
+        c.rewind(start);
+        return Ok(FetchAttribute::Preview { lazy: false });
+    }
+    let part = section_binary(c)?;
+    if word == b"BINARY.SIZE" {
+        return Ok(FetchAttribute::BinarySize { part });
+    }
+    let partial = if c.peek() == Some(b'<') { Some(partial(c)?) } else { None };
+    Ok(FetchAttribute::Binary { part, partial, peek: word == b"BINARY.PEEK" })
+}
+
+/// `section-binary = "[" [section-part] "]"`, `section-part = nz-number *("." nz-number)`.
+fn section_binary(c: &mut Cursor<'_>) -> PResult<Vec<u32>> {
+    c.expect(b'[', "expected [")?;
+    let mut part = Vec::new();
+    if c.peek() != Some(b']') {
+        part.push(c.nz_number()?);
+        while c.eat(b'.') {
+            if part.len() == c.limits.list_items_max {
+                return fail(ParseErrorKind::TooMany, "too many section parts");
+            }
+            part.push(c.nz_number()?);
+        }
+    }
+    c.expect(b']', "expected ] after section")?;
+    Ok(part)
 }
 
 /// ```text
@@ -227,7 +283,7 @@ mod tests {
         assert!(parse(b"1 ()").is_err());
         assert!(parse(b"1 (FLAGS ").is_err());
         assert!(parse(b"1 FOO").is_err());
-        assert_eq!(parse(b"1 BINARY[1]").unwrap_err().kind, ParseErrorKind::Unsupported);
+        assert_eq!(parse(b"1 EMAILID").unwrap_err().kind, ParseErrorKind::Unsupported);
     }
 
     #[test]
@@ -258,6 +314,39 @@ mod tests {
         assert!(parse(b"1 BODY[TEXT]<0.0>").is_err());
         assert!(parse(b"1 BODY.PEEK").is_err());
         assert!(parse(b"1 BODY[1.TEXT").is_err());
+    }
+
+    #[test]
+    fn binary_items_and_preview() {
+        let items = attributes(
+            b"1 (BINARY[] binary.peek[1.2]<0.10> BINARY.SIZE[3] PREVIEW PREVIEW (LAZY) UID)",
+        );
+        assert_eq!(items[0], FetchAttribute::Binary { part: vec![], partial: None, peek: false });
+        assert_eq!(
+            items[1],
+            FetchAttribute::Binary { part: vec![1, 2], partial: Some((0, 10)), peek: true }
+        );
+        assert_eq!(items[2], FetchAttribute::BinarySize { part: vec![3] });
+        assert_eq!(items[3], FetchAttribute::Preview { lazy: false });
+        assert_eq!(items[4], FetchAttribute::Preview { lazy: true });
+        assert_eq!(
+            attributes(b"1 PREVIEW (lazy LAZY)"),
+            vec![FetchAttribute::Preview { lazy: true }]
+        );
+        assert!(parse(b"1 PREVIEW (LAZY FUZZY)").is_err());
+        assert_eq!(items[5], FetchAttribute::Uid);
+        assert_eq!(attributes(b"1 PREVIEW"), vec![FetchAttribute::Preview { lazy: false }]);
+        // section-binary holds part numbers only.
+        assert!(parse(b"1 BINARY[1.MIME]").is_err());
+        assert!(parse(b"1 BINARY[TEXT]").is_err());
+        assert!(parse(b"1 BINARY[0]").is_err());
+        assert!(parse(b"1 BINARY.SIZE[1]<0.5>").is_err());
+        assert!(parse(b"1 BINARY").is_err());
+        assert!(parse(b"1 (PREVIEW (FUZZY))").is_err());
+        let body = parse(b"1 PREVIEW (CHANGEDSINCE 7)").unwrap();
+        let CommandBody::Fetch { attributes, changed_since, .. } = body else { panic!() };
+        assert_eq!((attributes.len(), changed_since), (1, Some(7)));
+        assert!(parse(b"1 (PREVIEW (LAZY)").is_err());
     }
 
     #[test]

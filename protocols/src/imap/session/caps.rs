@@ -10,9 +10,18 @@ use crate::sasl::Offer;
 /// Capabilities every state announces.
 const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
 
-/// Capabilities announced once authenticated.
-const AUTHENTICATED: &str = "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES \
-     UNAUTHENTICATE WITHIN STATUS=SIZE";
+/// Capabilities announced once authenticated, one extension (or family) per line, in the
+/// order they are announced. BINARY (RFC 3516): FETCH BINARY[], BINARY.PEEK[] and
+/// BINARY.SIZE[] (`command/fetch_binary.rs`); PREVIEW (RFC 8970): `mime/preview.rs`.
+const AUTHENTICATED: &[&str] = &[
+    "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN",
+    "LIST-EXTENDED LIST-STATUS",
+    "ESEARCH SEARCHRES",
+    "UNAUTHENTICATE",
+    "WITHIN STATUS=SIZE",
+    "BINARY",
+    "PREVIEW",
+];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
 #[must_use]
@@ -21,8 +30,10 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
     let tls = conn.tls;
     let mut caps = String::from(COMMON);
     if authenticated {
-        caps.push(' ');
-        caps.push_str(AUTHENTICATED);
+        for extension in AUTHENTICATED {
+            caps.push(' ');
+            caps.push_str(extension);
+        }
         if config.condstore {
             caps.push_str(" CONDSTORE");
         }
