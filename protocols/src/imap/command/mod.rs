@@ -157,8 +157,8 @@ pub(crate) fn run<D: Disk>(
             };
             list::list(store, &reference, &[pattern], options, Vec::new(), out, &mut slice)
         }
-        CommandBody::Append { mailbox, flags, date, message } => {
-            Progress::Done(append::append(conn, store, &mailbox, &flags, date, &message, out))
+        CommandBody::Append { mailbox, messages } => {
+            Progress::Done(append::append(conn, store, &mailbox, &messages, out))
         }
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };

@@ -120,15 +120,38 @@ fn append_forms() {
     let input = b" saved-messages (\\Seen) \"05-Jan-2026 10:00:00 +0000\" {5}\r\nhello";
     let parts = run(input, append).unwrap();
     assert_eq!(parts.mailbox, "saved-messages");
-    assert_eq!(parts.flags, vec![Flag::Seen]);
-    assert!(parts.date.is_some());
-    assert_eq!(&input[parts.message.clone()], b"hello");
-    // literal8 is BINARY's, which is not offered (issue 9: its NULs were stored, then sent in
-    // a plain literal).
-    assert!(run(b" x ~{2}\r\na\0", append).is_err());
-    assert!(run(b" x {1}\r\na {1}\r\nb", append).is_err());
+    let [message] = parts.messages.as_slice() else { panic!() };
+    assert_eq!(message.flags, vec![Flag::Seen]);
+    assert!(message.date.is_some());
+    let DataParts::Literal(range) = &message.data else { panic!() };
+    assert_eq!(&input[range.clone()], b"hello");
+    // literal8 (RFC 3516 §4.4) may carry NUL; a plain literal may not.
+    let input = b" x ~{2}\r\na\0";
+    let parts = run(input, append).unwrap();
+    let DataParts::Literal(range) = &parts.messages[0].data else { panic!() };
+    assert_eq!(&input[range.clone()], b"a\0");
+    assert!(run(b" x {2}\r\na\0", append).is_err());
+    // MULTIAPPEND (RFC 3502): several messages, each with its own options.
+    let parts = run(b" x {1}\r\na (\\Seen) {1}\r\nb", append).unwrap();
+    assert_eq!(parts.messages.len(), 2);
+    assert_eq!(parts.messages[1].flags, vec![Flag::Seen]);
+    assert!(run(b" x {1}\r\na ", append).is_err());
+    assert!(run(b" x", append).is_err());
     assert!(run(b" x \"hello\"", append).is_err());
     assert!(run(b" x (\\Seen) {3}\r\nab", append).is_err());
+    assert!(run(b" x (\\Seen) {3}\r\nabc (\\Seen)", append).is_err());
+}
+
+#[test]
+fn append_message_count_is_bounded() {
+    let limits = ParseLimits { append_messages_max: 2, ..ParseLimits::default() };
+    let parse = |input: &[u8]| {
+        let mut c = Cursor::new(input, limits, false);
+        append(&mut c).map(|parts| parts.messages.len())
+    };
+    assert_eq!(parse(b" x {1}\r\na {1}\r\nb").ok(), Some(2));
+    let error = parse(b" x {1}\r\na {1}\r\nb {1}\r\nc").expect_err("refused");
+    assert_eq!(error.kind, ParseErrorKind::TooMany);
 }
 
 #[test]

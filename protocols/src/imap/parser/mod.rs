@@ -131,10 +131,7 @@ pub fn parse_command_with(input: &[u8], options: &ParseOptions) -> Result<Comman
     let (tag, parsed) = parse_parts(input, options)?;
     let body = match parsed {
         Parsed::Body(body) => body,
-        Parsed::Append(parts) => {
-            let message = input[parts_range(&parts)].to_vec();
-            append_body(parts, message)
-        }
+        Parsed::Append(parts) => parts.into_body_copied(input),
     };
     Ok(Command { tag, body })
 }
@@ -147,13 +144,7 @@ pub fn parse_frame(frame: Frame, options: &ParseOptions) -> Result<Command, Pars
     let (tag, parsed) = parse_parts(frame.as_bytes(), options)?;
     let body = match parsed {
         Parsed::Body(body) => body,
-        Parsed::Append(parts) => {
-            let range = parts_range(&parts);
-            let mut bytes = frame.into_bytes();
-            bytes.truncate(range.end);
-            bytes.drain(..range.start);
-            append_body(parts, bytes)
-        }
+        Parsed::Append(parts) => parts.into_body(frame.into_bytes()),
     };
     Ok(Command { tag, body })
 }
@@ -208,14 +199,6 @@ pub(crate) fn is_base64(text: &[u8]) -> bool {
 enum Parsed {
     Body(CommandBody),
     Append(AppendParts),
-}
-
-fn parts_range(parts: &AppendParts) -> std::ops::Range<usize> {
-    parts.message.clone()
-}
-
-fn append_body(parts: AppendParts, message: Vec<u8>) -> CommandBody {
-    CommandBody::Append { mailbox: parts.mailbox, flags: parts.flags, date: parts.date, message }
 }
 
 /// `tag SP command-body`, then the end of input.
