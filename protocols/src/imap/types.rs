@@ -273,6 +273,8 @@ pub enum StatusAttribute {
     Recent,
     /// `HIGHESTMODSEQ` (RFC 7162)
     HighestModSeq,
+    /// `APPENDLIMIT` (RFC 7889): the largest message APPEND takes into the mailbox.
+    AppendLimit,
 }
 
 /// SEARCH return options (`RETURN (...)`, RFC 9051 ESEARCH form).

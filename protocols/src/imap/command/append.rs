@@ -26,9 +26,12 @@ pub(crate) fn append_limit(conn: &Conn) -> u64 {
     conn.config.frame_limits.append_literal_bytes_max.min(store_max)
 }
 
-/// Appends the APPEND extensions' capabilities (after login): MULTIAPPEND (RFC 3502).
-pub(crate) fn capabilities(_conn: &Conn, caps: &mut String) {
+/// Appends the APPEND extensions' capabilities (after login): MULTIAPPEND (RFC 3502), and
+/// APPENDLIMIT (RFC 7889) with its value, since one limit holds for every mailbox.
+pub(crate) fn capabilities(conn: &Conn, caps: &mut String) {
+    use std::fmt::Write as _;
     caps.push_str(" MULTIAPPEND");
+    write!(caps, " APPENDLIMIT={}", append_limit(conn)).expect("writing to a String");
 }
 
 /// True when literal8 messages are accepted: only while BINARY (RFC 3516) is announced, since

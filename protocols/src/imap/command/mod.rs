@@ -144,6 +144,7 @@ pub(crate) fn run<D: Disk>(
                 return_subscribed,
                 lsub: false,
                 utf8_names: conn.enabled.rev2,
+                append_limit: append::append_limit(conn),
             };
             list::list(store, &reference, &patterns, options, return_status, out, &mut slice)
         }
@@ -154,6 +155,7 @@ pub(crate) fn run<D: Disk>(
                 return_subscribed: false,
                 lsub: true,
                 utf8_names: conn.enabled.rev2,
+                append_limit: append::append_limit(conn),
             };
             list::list(store, &reference, &[pattern], options, Vec::new(), out, &mut slice)
         }

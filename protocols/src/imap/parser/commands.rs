@@ -310,7 +310,7 @@ pub(crate) fn lsub(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// ```text
 /// status     = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"
 /// status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE" /
-///              "RECENT" / "HIGHESTMODSEQ"
+///              "RECENT" / "HIGHESTMODSEQ" / "APPENDLIMIT"                    ; RFC 7889
 /// ```
 pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let mailbox = one_mailbox(c)?;
@@ -337,7 +337,8 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
             b"SIZE" => StatusAttribute::Size,
             b"RECENT" => StatusAttribute::Recent,
             b"HIGHESTMODSEQ" => StatusAttribute::HighestModSeq,
-            b"APPENDLIMIT" | b"MAILBOXID" | b"DELETED-STORAGE" => {
+            b"APPENDLIMIT" => StatusAttribute::AppendLimit,
+            b"MAILBOXID" | b"DELETED-STORAGE" => {
                 return fail(ParseErrorKind::Unsupported, "status item not supported");
             }
             _ => return syntax("unknown status item"),
