@@ -1,11 +1,13 @@
 //! APPEND (RFC 9051 §6.3.12) with UIDPLUS's `[APPENDUID]` (RFC 4315), MULTIAPPEND (RFC 3502:
 //! several messages, all or none), literal8 messages (RFC 3516 §4.4: stored as sent, NUL
-//! included) and APPENDLIMIT (RFC 7889). The cache blob (ENVELOPE, BODYSTRUCTURE, section
+//! included), APPENDLIMIT (RFC 7889) and CATENATE (RFC 4469, `catenate.rs`). The cache blob (ENVELOPE, BODYSTRUCTURE, section
 //! offsets) is computed here, once per message, and stored beside the body.
 //!
 //! All or none: every message is checked (size, flags) before the first is written, and the
 //! store writes the batch with [`UserStore::append_all`], which takes back what it wrote if a
 //! write fails part-way; see `core/src/store/append_batch.rs` for what holds across a crash.
+
+use std::borrow::Cow;
 
 use skua_core::disk::Disk;
 use skua_core::store::{NewMessage, UserStore};
@@ -26,11 +28,12 @@ pub(crate) fn append_limit(conn: &Conn) -> u64 {
     conn.config.frame_limits.append_literal_bytes_max.min(store_max)
 }
 
-/// Appends the APPEND extensions' capabilities (after login): MULTIAPPEND (RFC 3502), and
-/// APPENDLIMIT (RFC 7889) with its value, since one limit holds for every mailbox.
+/// Appends the APPEND extensions' capabilities (after login): MULTIAPPEND (RFC 3502),
+/// APPENDLIMIT (RFC 7889) with its value, since one limit holds for every mailbox, and
+/// CATENATE (RFC 4469, URLs into the user's own mailboxes).
 pub(crate) fn capabilities(conn: &Conn, caps: &mut String) {
     use std::fmt::Write as _;
-    caps.push_str(" MULTIAPPEND");
+    caps.push_str(" MULTIAPPEND CATENATE");
     write!(caps, " APPENDLIMIT={}", append_limit(conn)).expect("writing to a String");
 }
 
@@ -62,12 +65,15 @@ pub(crate) fn append<D: Disk>(
         return Completion::bad("literal8 needs BINARY, which is not offered");
     }
     let limit = append_limit(conn);
-    let mut bodies: Vec<&[u8]> = Vec::with_capacity(messages.len());
+    let mut bodies: Vec<Cow<'_, [u8]>> = Vec::with_capacity(messages.len());
     for message in messages {
         let body = match &message.data {
-            AppendData::Literal(bytes) => bytes.as_slice(),
-            AppendData::Catenate(_) => {
-                return Completion::no("CATENATE is not supported").with(Code::Cannot);
+            AppendData::Literal(bytes) => Cow::Borrowed(bytes.as_slice()),
+            AppendData::Catenate(parts) => {
+                match super::catenate::assemble(conn, store, parts, limit) {
+                    Ok(built) => Cow::Owned(built),
+                    Err(completion) => return completion,
+                }
             }
         };
         if body.is_empty() {
@@ -90,7 +96,7 @@ pub(crate) fn append<D: Disk>(
         .iter()
         .enumerate()
         .map(|(i, message)| NewMessage {
-            message: bodies[i],
+            message: &bodies[i],
             cache: &caches[i],
             flags: flags[i],
             date: message.date,

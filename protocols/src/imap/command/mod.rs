@@ -11,6 +11,7 @@
 //! done; the sync and the tagged reply come after the last slice.
 
 pub(crate) mod append;
+pub(crate) mod catenate;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;

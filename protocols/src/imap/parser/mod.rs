@@ -195,6 +195,19 @@ pub(crate) fn is_base64(text: &[u8]) -> bool {
     !text.is_empty() && base64::engine::general_purpose::STANDARD.decode(text).is_ok()
 }
 
+/// `section-spec` without its brackets, already %-decoded: an IMAP URL's `;SECTION=`
+/// (RFC 5092 `enc-section`), parsed as FETCH parses `BODY[...]`.
+pub(crate) fn parse_section_spec(spec: &[u8]) -> Option<crate::imap::types::Section> {
+    let mut input = Vec::with_capacity(spec.len() + 2);
+    input.push(b'[');
+    input.extend_from_slice(spec);
+    input.push(b']');
+    let mut c = Cursor::new(&input, ParseLimits::default(), false);
+    let section = fetch::section(&mut c).ok()?;
+    c.end().ok()?;
+    Some(section)
+}
+
 /// A parsed body, or an APPEND whose message is still a range of the input.
 enum Parsed {
     Body(CommandBody),
