@@ -113,6 +113,33 @@ fn status_items() {
     );
     assert!(run(b" x ()", status).is_err());
     assert!(run(b" x (FOO)", status).is_err());
+    // RFC 7889
+    let body = run(b" INBOX (APPENDLIMIT)", status).unwrap();
+    let expected = CommandBody::Status {
+        mailbox: "INBOX".into(),
+        attributes: vec![StatusAttribute::AppendLimit],
+    };
+    assert_eq!(body, expected);
+}
+
+#[test]
+fn catenate_forms() {
+    let input = b" Drafts (\\Draft) CATENATE (URL \"/Drafts/;UID=20/;section=HEADER\" TEXT {3}\r\n--\n url {6}\r\n;UID=1)";
+    let parts = run(input, append).unwrap();
+    let [message] = parts.messages.as_slice() else { panic!() };
+    assert_eq!(message.flags, vec![Flag::Draft]);
+    let DataParts::Catenate(cat) = &message.data else { panic!() };
+    assert!(matches!(&cat[0], CatenateRange::Url(u) if u == "/Drafts/;UID=20/;section=HEADER"));
+    assert!(matches!(&cat[1], CatenateRange::Text(r) if &input[r.clone()] == b"--\n"));
+    assert!(matches!(&cat[2], CatenateRange::Url(u) if u == ";UID=1"));
+    assert!(run(b" x CATENATE ()", append).is_err());
+    assert!(run(b" x CATENATE (TEXT \"quoted\")", append).is_err());
+    assert!(run(b" x CATENATE (TEXT ~{1}\r\na)", append).is_err());
+    assert!(run(b" x CATENATE (FOO {1}\r\na)", append).is_err());
+    assert!(run(b" x CATENATE (URL \"/x/;UID=1\"", append).is_err());
+    let limits = ParseLimits { catenate_parts_max: 2, ..ParseLimits::default() };
+    let mut c = Cursor::new(b" x CATENATE (URL a URL b URL c)", limits, false);
+    assert_eq!(append(&mut c).err().map(|e| e.kind), Some(ParseErrorKind::TooMany));
 }
 
 #[test]
