@@ -1,7 +1,11 @@
 //! APPEND (RFC 9051 §6.3.12) with UIDPLUS's `[APPENDUID]` (RFC 4315), MULTIAPPEND (RFC 3502:
 //! several messages, all or none), literal8 messages (RFC 3516 §4.4: stored as sent, NUL
-//! included), APPENDLIMIT (RFC 7889) and CATENATE (RFC 4469, `catenate.rs`). The cache blob (ENVELOPE, BODYSTRUCTURE, section
-//! offsets) is computed here, once per message, and stored beside the body.
+//! included), APPENDLIMIT (RFC 7889) and CATENATE (RFC 4469, `catenate.rs`). The cache blob
+//! (ENVELOPE, BODYSTRUCTURE, section offsets) is computed here, once per message, and stored
+//! beside the body.
+//!
+//! literal8 needs no `[UNKNOWN-CTE]` refusal (RFC 3516 §4.4): every mailbox stores a message's
+//! bytes as sent, binary content included.
 //!
 //! All or none: every message is checked (size, flags) before the first is written, and the
 //! store writes the batch with [`UserStore::append_all`], which takes back what it wrote if a
@@ -53,17 +57,17 @@ pub(crate) fn append<D: Disk>(
     messages: &[AppendMessage],
     out: &mut Out,
 ) -> Completion {
+    if messages.iter().any(|message| message.binary)
+        && !literal8_allowed(&caps::capabilities(conn, true))
+    {
+        return Completion::bad("literal8 needs BINARY, which is not offered");
+    }
     let Some(id) = store.mailbox_id(name) else {
         return Completion::no("No such mailbox").with(Code::TryCreate);
     };
     let Some(info) = store.mailbox_info(id) else {
         return Completion::no("No such mailbox").with(Code::TryCreate);
     };
-    if messages.iter().any(|message| message.binary)
-        && !literal8_allowed(&caps::capabilities(conn, true))
-    {
-        return Completion::bad("literal8 needs BINARY, which is not offered");
-    }
     let limit = append_limit(conn);
     let mut bodies: Vec<Cow<'_, [u8]>> = Vec::with_capacity(messages.len());
     for message in messages {
