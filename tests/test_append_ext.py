@@ -81,6 +81,19 @@ class AppendExtensions(ServerTest):
         self.assertTrue(tagged.startswith(b"t2 OK"), tagged)
         self.assertEqual(self.fetch_bodies(c, "t3"), [])
 
+    def test_a_multiappend_past_appendlimit_in_total_is_refused_before_its_last_literal(self):
+        c = self.connect()
+        limit = self.capability_limit(c)
+        half = limit // 2 + 1
+        first = msg("big", "x" * (half - len(msg("big", ""))))
+        self.assertEqual(len(first), half)
+        c.send(b"t1 APPEND INBOX {%d}\r\n" % half)
+        self.assertTrue(c.line().startswith(b"+"))
+        c.send(first + b" {%d}\r\n" % half)
+        # Each literal is within APPENDLIMIT; both together are not.
+        self.assertTrue(c.line().startswith(b"t1 NO [TOOBIG]"))
+        self.assertEqual(self.fetch_bodies(c, "t2"), [])
+
     def test_catenate_builds_a_message_from_a_stored_part_and_text(self):
         c = self.connect()
         original = msg("original", "the text to quote")

@@ -24,10 +24,11 @@ pub const COMMAND_BYTES_MAX: u64 = 1024 * 1024;
 
 /// Default largest sum of the literals of one `APPEND` command: the messages of a MULTIAPPEND
 /// (RFC 3502) and the `TEXT` parts of a CATENATE (RFC 4469) together. The whole command is
-/// held in memory before it runs (it is all or none), so this is what one connection may make
-/// the server hold; twice one message, so a client can still send a few large messages per
-/// command and many small ones.
-pub const APPEND_COMMAND_BYTES_MAX: u64 = 2 * APPEND_LITERAL_BYTES_MAX;
+/// held in memory before it runs (it is all or none), and its messages are analysed and
+/// written in one step of the shard; the same as one message, so MULTIAPPEND raises neither
+/// what a connection may make the server hold nor the longest step an APPEND takes. A client
+/// with more sends several commands.
+pub const APPEND_COMMAND_BYTES_MAX: u64 = APPEND_LITERAL_BYTES_MAX;
 
 /// Default most messages in one `APPEND` (MULTIAPPEND, RFC 3502). Each message costs one
 /// index record and one spool record written in the same command; a client with more sends
