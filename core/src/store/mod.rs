@@ -24,6 +24,7 @@ use crate::disk::{Bytes, Disk};
 use crate::error::{OpenError, ReadError};
 use crate::types::{Flags, InternalDate, MailboxId, ModSeq, Uid, UidValidity};
 
+mod append_batch;
 mod catalog;
 mod checkpoint;
 mod codec;
@@ -46,6 +47,7 @@ mod spool;
 #[cfg(test)]
 mod tests;
 
+pub use append_batch::NewMessage;
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
 

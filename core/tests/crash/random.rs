@@ -134,6 +134,16 @@ impl RandomWorkload {
     }
 
     fn append(&mut self, names: &[&String]) -> Action {
+        // One append in six is a MULTIAPPEND of two to four messages.
+        if self.rng.chance(1, 6) {
+            let count = 2 + self.rng.index(3);
+            return Action::AppendAll {
+                mailbox: self.pick_name(names),
+                sizes: (0..count).map(|_| SIZES[self.rng.index(SIZES.len())]).collect(),
+                system: self.system_flags(),
+                keywords: self.keywords(),
+            };
+        }
         Action::Append {
             mailbox: self.pick_name(names),
             size: SIZES[self.rng.index(SIZES.len())],

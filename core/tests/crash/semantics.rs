@@ -11,7 +11,7 @@ use crate::workload::{Action, pick_uids};
 /// Compares the live store before and after one action (never a flush).
 pub fn check_action(
     action: &Action,
-    appended: Option<&[u8]>,
+    appended: &[Vec<u8>],
     before: &Snapshot,
     after: &Snapshot,
     out: &mut Violations,
@@ -19,8 +19,26 @@ pub fn check_action(
     let mut problems = Vec::new();
     match action {
         Action::Append { mailbox, system, keywords, .. } => {
-            let body = appended.expect("an append wrote a body");
-            check_append(&before[mailbox], &after[mailbox], body, *system, keywords, &mut problems);
+            let [body] = appended else { panic!("an append wrote one body") };
+            let bodies = std::slice::from_ref(body);
+            check_append(
+                &before[mailbox],
+                &after[mailbox],
+                bodies,
+                *system,
+                keywords,
+                &mut problems,
+            );
+        }
+        Action::AppendAll { mailbox, system, keywords, .. } => {
+            check_append(
+                &before[mailbox],
+                &after[mailbox],
+                appended,
+                *system,
+                keywords,
+                &mut problems,
+            );
         }
         Action::Flags { mailbox, pick, op, system, keywords } => {
             let uids = pick_uids(before, mailbox, *pick);
@@ -103,26 +121,35 @@ fn check_rename(
     }
 }
 
+/// One append or a batch: exactly `bodies.len()` new messages, in order, with consecutive UIDs
+/// from at least the old UIDNEXT, each with the given flags.
 fn check_append(
     before: &MailboxState,
     after: &MailboxState,
-    body: &[u8],
+    bodies: &[Vec<u8>],
     system: u16,
     keywords: &[&str],
     problems: &mut Vec<String>,
 ) {
     let new: Vec<&(u32, MessageState)> =
         after.messages.iter().filter(|(uid, _)| before.message(*uid).is_none()).collect();
-    let [(uid, message)] = new.as_slice() else {
-        problems.push(format!("{} new messages instead of one", new.len()));
+    if new.len() != bodies.len() {
+        problems.push(format!("{} new messages instead of {}", new.len(), bodies.len()));
         return;
-    };
-    if *uid < before.uid_next {
-        problems.push(format!("new UID {uid} below the old UIDNEXT {}", before.uid_next));
     }
     let names: BTreeSet<String> = keywords.iter().map(|k| (*k).to_owned()).collect();
-    if *message.body != *body || message.system != system || message.keywords != names {
-        problems.push(format!("UID {uid} is not what was appended: {:?}", message.flags()));
+    let mut expected_uid = None;
+    for ((uid, message), body) in new.iter().map(|pair| (&pair.0, &pair.1)).zip(bodies) {
+        if *uid < before.uid_next {
+            problems.push(format!("new UID {uid} below the old UIDNEXT {}", before.uid_next));
+        }
+        if expected_uid.is_some_and(|expected| expected != *uid) {
+            problems.push(format!("batch UIDs not consecutive at {uid}"));
+        }
+        expected_uid = Some(uid + 1);
+        if *message.body != **body || message.system != system || message.keywords != names {
+            problems.push(format!("UID {uid} is not what was appended: {:?}", message.flags()));
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use skua_core::disk::sim::SimDisk;
-use skua_core::store::UserStore;
+use skua_core::store::{NewMessage, UserStore};
 use skua_core::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
 
 use crate::model::{MailboxState, MessageState, Snapshot};
@@ -85,6 +85,35 @@ impl Store {
             .append(id, body, cache, flags, Some(date))
             .map_err(|e| format!("append: {e}"))?;
         Ok(uid.get())
+    }
+
+    /// Appends `bodies` as one batch (MULTIAPPEND); each message's cache and date follow from
+    /// its serial (`first_serial`, then the next ones), as [`Store::append`] makes them.
+    pub fn append_all(
+        &mut self,
+        mailbox: &str,
+        bodies: &[Vec<u8>],
+        system: u16,
+        keywords: &[&str],
+        first_serial: u64,
+    ) -> Result<Vec<u32>, String> {
+        let id = self.id(mailbox)?;
+        let flags = self.flags(id, system, keywords)?;
+        let caches: Vec<Vec<u8>> = (0..bodies.len() as u64)
+            .map(|i| format!("cache of message {}", first_serial + i).into_bytes())
+            .collect();
+        let batch: Vec<NewMessage<'_>> = bodies
+            .iter()
+            .zip(&caches)
+            .enumerate()
+            .map(|(i, (body, cache))| {
+                let serial = i64::try_from(first_serial + i as u64).expect("small serial");
+                let date = InternalDate { unix_seconds: 1_700_000_000 + serial, zone_minutes: 60 };
+                NewMessage { message: body, cache, flags, date: Some(date) }
+            })
+            .collect();
+        let appended = self.inner.append_all(id, &batch).map_err(|e| format!("append_all: {e}"))?;
+        Ok(appended.into_iter().map(|(uid, _)| uid.get()).collect())
     }
 
     /// Changes flags.

@@ -75,6 +75,10 @@ pub enum Code {
     Capability(String),
     /// `[APPENDUID uidvalidity uid]` (RFC 4315)
     AppendUid(UidValidity, Uid),
+    /// `[APPENDUID uidvalidity uid-set]` (RFC 4315 with MULTIAPPEND), set already formatted.
+    AppendUidSet(UidValidity, String),
+    /// `[BADURL url]` (RFC 4469 §5): the CATENATE URL that could not be used, as sent.
+    BadUrl(String),
     /// `[COPYUID uidvalidity source-set target-set]` (RFC 4315), sets already formatted.
     CopyUid(UidValidity, String, String),
     /// `[MODIFIED set]` (RFC 7162), set already formatted.
@@ -115,6 +119,8 @@ impl Code {
             Code::UnknownCte => "UNKNOWN-CTE".into(),
             Code::Capability(caps) => format!("CAPABILITY {caps}").into(),
             Code::AppendUid(v, u) => format!("APPENDUID {} {}", v.get(), u.get()).into(),
+            Code::AppendUidSet(v, set) => format!("APPENDUID {} {set}", v.get()).into(),
+            Code::BadUrl(url) => format!("BADURL {url}").into(),
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),
             Code::Modified(set) => format!("MODIFIED {set}").into(),
         };

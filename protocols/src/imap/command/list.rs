@@ -34,6 +34,8 @@ pub(crate) struct ListOptions {
     pub lsub: bool,
     /// Names go out as UTF-8 (IMAP4rev2), not modified UTF-7.
     pub utf8_names: bool,
+    /// `APPENDLIMIT` for `RETURN (STATUS (APPENDLIMIT))` (RFC 7889).
+    pub append_limit: u64,
 }
 
 /// Compiled patterns of one LIST may hold at most this many u64 words (8 MiB): beyond it the
@@ -124,7 +126,8 @@ pub(crate) fn resume<D: Disk>(
         {
             // LIST-STATUS (RFC 5819): the session's own \Recent is not counted here.
             let utf8 = task.options.utf8_names;
-            super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8);
+            let limit = task.options.append_limit;
+            super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8, limit);
         }
     }
     Progress::Done(Completion::ok(format!("{} completed", verb(task.options))))

@@ -84,6 +84,7 @@ pub(crate) fn subscribe<D: Disk>(
 
 /// Writes `* STATUS name (...)` for `info`'s mailbox (STATUS, and LIST's `RETURN (STATUS)`).
 /// `own_recent`: the asking session's own `\Recent` messages in it, if it has it selected.
+/// `append_limit`: `APPENDLIMIT` (RFC 7889), the same for every mailbox here.
 pub(crate) fn write_status<D: Disk>(
     b: &mut Vec<u8>,
     store: &UserStore<D>,
@@ -91,6 +92,7 @@ pub(crate) fn write_status<D: Disk>(
     attributes: &[StatusAttribute],
     own_recent: u64,
     utf8_names: bool,
+    append_limit: u64,
 ) {
     // Counting the unclaimed messages walks them (O(unclaimed)): only when RECENT is asked.
     let recent = if attributes.contains(&StatusAttribute::Recent) {
@@ -115,6 +117,7 @@ pub(crate) fn write_status<D: Disk>(
             StatusAttribute::Size => ("SIZE", info.size),
             StatusAttribute::Recent => ("RECENT", recent),
             StatusAttribute::HighestModSeq => ("HIGHESTMODSEQ", info.highest_modseq.0),
+            StatusAttribute::AppendLimit => ("APPENDLIMIT", append_limit),
         };
         b.extend_from_slice(label.as_bytes());
         b.push(b' ');
@@ -145,6 +148,7 @@ pub(crate) fn status<D: Disk>(
     // mailbox is the one it has selected.
     let own = conn.selected.as_ref().filter(|view| view.mailbox == info.id);
     let own_recent = own.map_or(0, |view| view.recent_count() as u64);
-    write_status(out.buf(), store, &info, attributes, own_recent, conn.enabled.rev2);
+    let append_limit = super::append::append_limit(conn);
+    write_status(out.buf(), store, &info, attributes, own_recent, conn.enabled.rev2, append_limit);
     Completion::ok("STATUS completed")
 }

@@ -11,6 +11,7 @@
 //! done; the sync and the tagged reply come after the last slice.
 
 pub(crate) mod append;
+pub(crate) mod catenate;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
@@ -145,6 +146,7 @@ pub(crate) fn run<D: Disk>(
                 return_subscribed,
                 lsub: false,
                 utf8_names: conn.enabled.rev2,
+                append_limit: append::append_limit(conn),
             };
             list::list(store, &reference, &patterns, options, return_status, out, &mut slice)
         }
@@ -155,11 +157,12 @@ pub(crate) fn run<D: Disk>(
                 return_subscribed: false,
                 lsub: true,
                 utf8_names: conn.enabled.rev2,
+                append_limit: append::append_limit(conn),
             };
             list::list(store, &reference, &[pattern], options, Vec::new(), out, &mut slice)
         }
-        CommandBody::Append { mailbox, flags, date, message } => {
-            Progress::Done(append::append(conn, store, &mailbox, &flags, date, &message, out))
+        CommandBody::Append { mailbox, messages } => {
+            Progress::Done(append::append(conn, store, &mailbox, &messages, out))
         }
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };

@@ -4,20 +4,92 @@
 
 use std::ops::Range;
 
-use crate::imap::types::{CommandBody, Secret, StatusAttribute};
+use crate::imap::types::{
+    AppendData, AppendMessage, CatenatePart, CommandBody, Flag, Secret, StatusAttribute,
+};
 use skua_core::types::FlagsOp;
 
 use super::ParseErrorKind;
 use super::cursor::{Cursor, PResult, fail, syntax, utf8};
 use super::values::{date_time, flag_list, flags_bare, list_mailbox, mailbox, sequence_set};
 
-/// An APPEND whose message is still a range of the frame, so the caller can move it out of the
-/// frame's buffer instead of copying it.
+/// An APPEND whose messages are still ranges of the frame, so the caller can move a single
+/// message out of the frame's buffer instead of copying it.
 pub(crate) struct AppendParts {
     pub mailbox: String,
-    pub flags: Vec<crate::imap::types::Flag>,
+    pub messages: Vec<AppendMessageParts>,
+}
+
+/// One message of [`AppendParts`].
+pub(crate) struct AppendMessageParts {
+    pub flags: Vec<Flag>,
     pub date: Option<skua_core::types::InternalDate>,
-    pub message: Range<usize>,
+    pub data: DataParts,
+    pub binary: bool,
+}
+
+/// `append-data` with its literals as ranges of the frame.
+pub(crate) enum DataParts {
+    Literal(Range<usize>),
+    Catenate(Vec<CatenateRange>),
+}
+
+/// `cat-part` with a `TEXT` literal as a range of the frame.
+pub(crate) enum CatenateRange {
+    Text(Range<usize>),
+    Url(String),
+}
+
+impl AppendParts {
+    /// The command, its literals moved out of `frame` (the bytes the ranges point into). A
+    /// single literal message (the common APPEND) becomes the frame's own buffer, cut to it,
+    /// without a copy; several are copied out.
+    pub(crate) fn into_body(mut self, mut frame: Vec<u8>) -> CommandBody {
+        if let [AppendMessageParts { data: DataParts::Literal(range), .. }] =
+            self.messages.as_slice()
+        {
+            let range = range.clone();
+            let message = self.messages.pop().expect("one message");
+            frame.truncate(range.end);
+            frame.drain(..range.start);
+            let message = AppendMessage {
+                flags: message.flags,
+                date: message.date,
+                data: AppendData::Literal(frame),
+                binary: message.binary,
+            };
+            return CommandBody::Append { mailbox: self.mailbox, messages: vec![message] };
+        }
+        self.into_body_copied(&frame)
+    }
+
+    /// The command, its literals copied out of `input`.
+    pub(crate) fn into_body_copied(self, input: &[u8]) -> CommandBody {
+        let messages = self
+            .messages
+            .into_iter()
+            .map(|message| AppendMessage {
+                flags: message.flags,
+                date: message.date,
+                binary: message.binary,
+                data: match message.data {
+                    DataParts::Literal(range) => AppendData::Literal(input[range].to_vec()),
+                    DataParts::Catenate(parts) => AppendData::Catenate(
+                        parts
+                            .into_iter()
+                            .map(|part| match part {
+                                CatenateRange::Text(range) => {
+                                    CatenatePart::Text(input[range].to_vec())
+                                }
+                                CatenateRange::Url(url) => CatenatePart::Url(url),
+                            })
+                            .collect(),
+                    ),
+                },
+            })
+            .collect();
+        CommandBody::Append { mailbox: self.mailbox, messages }
+    }
 }
 
 /// `login = "LOGIN" SP userid SP password` with `userid = astring`, `password = astring`.
@@ -238,7 +310,7 @@ pub(crate) fn lsub(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// ```text
 /// status     = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"
 /// status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE" /
-///              "RECENT" / "HIGHESTMODSEQ"
+///              "RECENT" / "HIGHESTMODSEQ" / "APPENDLIMIT"                    ; RFC 7889
 /// ```
 pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let mailbox = one_mailbox(c)?;
@@ -265,7 +337,8 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
             b"SIZE" => StatusAttribute::Size,
             b"RECENT" => StatusAttribute::Recent,
             b"HIGHESTMODSEQ" => StatusAttribute::HighestModSeq,
-            b"APPENDLIMIT" | b"MAILBOXID" | b"DELETED-STORAGE" => {
+            b"APPENDLIMIT" => StatusAttribute::AppendLimit,
+            b"MAILBOXID" | b"DELETED-STORAGE" => {
                 return fail(ParseErrorKind::Unsupported, "status item not supported");
             }
             _ => return syntax("unknown status item"),
@@ -278,13 +351,36 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
 }
 
 /// ```text
-/// append      = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP append-data
-/// append-data = literal / literal8       ; literal8 (RFC 3516) refused until BINARY is offered
+/// append         = "APPEND" SP mailbox 1*append-message           ; RFC 3502
+/// append-message = append-opts SP append-data
+/// append-opts    = [SP flag-list] [SP date-time]
+/// append-data    = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"
+///                                                                  ; RFC 3516, RFC 4469
+/// cat-part       = text-literal / url
+/// text-literal   = "TEXT" SP literal
+/// url            = "URL" SP astring
 /// ```
-/// MULTIAPPEND, CATENATE and the UTF8 data item are not supported.
+/// (The `SP` before the first message's options is the one after the mailbox.) A literal8
+/// (`~{n}`, BINARY) may hold NUL; the message is stored as sent. At most
+/// `append_messages_max` messages and `catenate_parts_max` parts per CATENATE. The `UTF8`
+/// data item (RFC 6855) is not supported.
 pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
     let mailbox = one_mailbox(c)?;
-    c.sp()?;
+    let mut messages = Vec::new();
+    while c.eat(b' ') {
+        if messages.len() == c.limits.append_messages_max {
+            return fail(ParseErrorKind::TooMany, "too many messages in one APPEND");
+        }
+        messages.push(append_message(c)?);
+    }
+    if messages.is_empty() {
+        return syntax("APPEND needs a message");
+    }
+    Ok(AppendParts { mailbox, messages })
+}
+
+/// `append-opts SP append-data`, after the `SP` that precedes it.
+fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessageParts> {
     let flags = if c.peek() == Some(b'(') {
         let flags = flag_list(c)?;
         c.sp()?;
@@ -299,20 +395,43 @@ pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
     } else {
         None
     };
-    if c.peek() == Some(b'~') {
-        // literal8 belongs to BINARY (RFC 3516), which is not offered yet: its NUL bytes could
-        // not be sent back in the plain literals FETCH answers with.
-        return fail(ParseErrorKind::Unsupported, "literal8 needs BINARY, which is not offered");
+    let binary = c.peek() == Some(b'~');
+    let data = match c.peek() {
+        Some(b'{' | b'~') => DataParts::Literal(literal_range(c, true)?),
+        _ if c.eat_ignore_case(b"CATENATE ") => DataParts::Catenate(catenate(c)?),
+        Some(b'"') => return syntax("APPEND needs a literal message"),
+        _ => return syntax("expected a literal or CATENATE"),
+    };
+    Ok(AppendMessageParts { flags, date, data, binary })
+}
+
+/// `"(" cat-part *(SP cat-part) ")"` (RFC 4469 §5).
+fn catenate(c: &mut Cursor<'_>) -> PResult<Vec<CatenateRange>> {
+    c.expect(b'(', "expected ( after CATENATE")?;
+    let mut parts = Vec::new();
+    loop {
+        if parts.len() == c.limits.catenate_parts_max {
+            return fail(ParseErrorKind::TooMany, "too many CATENATE parts");
+        }
+        let word = c.keyword()?;
+        c.sp()?;
+        parts.push(match word.as_slice() {
+            b"TEXT" => CatenateRange::Text(literal_range(c, false)?),
+            b"URL" => CatenateRange::Url(utf8(c.astring()?, "URL is not UTF-8")?),
+            _ => return syntax("expected TEXT or URL"),
+        });
+        if c.eat(b')') {
+            return Ok(parts);
+        }
+        c.sp()?;
     }
-    if c.peek() != Some(b'{') {
-        return fail(ParseErrorKind::Unsupported, "APPEND needs a literal message");
-    }
-    let message = c.literal(false)?;
+}
+
+/// A literal (or, with `allow_literal8`, a literal8) as a range of the input.
+fn literal_range(c: &mut Cursor<'_>, allow_literal8: bool) -> PResult<Range<usize>> {
+    let data = c.literal(allow_literal8)?;
     let end = c.pos();
-    if c.peek() == Some(b' ') {
-        return fail(ParseErrorKind::Unsupported, "MULTIAPPEND is not supported");
-    }
-    Ok(AppendParts { mailbox, flags, date, message: end - message.len()..end })
+    Ok(end - data.len()..end)
 }
 
 /// ```text

@@ -37,6 +37,7 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
         if config.condstore {
             caps.push_str(" CONDSTORE");
         }
+        crate::imap::command::append::capabilities(conn, &mut caps);
         return caps;
     }
     if config.starttls && !tls {
