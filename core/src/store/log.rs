@@ -18,13 +18,16 @@ use crate::error::StorageError;
 use crate::limits::{MAILBOX_LOG_BYTES_MAX, MAILBOX_NAME_BYTES_MAX};
 use crate::types::{MailboxId, UidValidity};
 
+use super::special_use::SpecialUse;
+
 /// File name inside the user directory.
 pub(crate) const LOG_FILE: &str = "mailboxes.log";
 /// Where a log with a damaged header is moved.
 pub(crate) const BAD_LOG_FILE: &str = "mailboxes.log.bad";
-/// Major 2 added batch records (`log_batch.rs`): a major, because a 1.x reader would take a
-/// batch for a torn tail and cut it and everything after it. 1.x logs are upgraded on open.
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 2, minor: 0 };
+/// Major 2 added batch records (`log_batch.rs`), major 3 special-use and provisioned records:
+/// majors, because an older reader takes a record kind it does not know for a torn tail and
+/// cuts it and everything after it. Older logs are upgraded on open.
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 3, minor: 0 };
 /// Header bytes.
 pub(crate) const HEADER_BYTES: usize = 64;
 /// Fixed part of a record before the name.
@@ -55,6 +58,11 @@ pub(crate) enum LogRecord {
     /// Keyword `bit` of mailbox `id` is void: records may carry it from a keyword definition a
     /// crash lost, so it is never given to a keyword again (written by recovery).
     VoidKeyword { id: MailboxId, bit: u32 },
+    /// Mailbox `id`'s SPECIAL-USE attributes are now `uses` (replacing the earlier set).
+    SpecialUse { id: MailboxId, uses: SpecialUse },
+    /// The user's default folders were made (first login, `UserStore::provision`): they are
+    /// never made again, so a folder the user deleted stays deleted.
+    Provisioned,
 }
 
 impl LogRecord {
@@ -70,6 +78,8 @@ impl LogRecord {
                 (7, *next_id, *last_uid_validity, "")
             }
             LogRecord::VoidKeyword { id, bit } => (8, id.0, *bit, ""),
+            LogRecord::SpecialUse { id, uses } => (10, id.0, uses.bits(), ""),
+            LogRecord::Provisioned => (11, 0, 0, ""),
         }
     }
 
@@ -127,6 +137,10 @@ impl LogRecord {
             6 => LogRecord::Keyword { id, bit: value, name },
             7 if name.is_empty() => LogRecord::Floor { next_id: id.0, last_uid_validity: value },
             8 if name.is_empty() => LogRecord::VoidKeyword { id, bit: value },
+            10 if name.is_empty() => {
+                LogRecord::SpecialUse { id, uses: SpecialUse::from_bits(value)? }
+            }
+            11 if name.is_empty() && id.0 == 0 && value == 0 => LogRecord::Provisioned,
             _ => return None,
         };
         Some((record, padded))
@@ -347,6 +361,8 @@ mod tests {
             LogRecord::Keyword { id: MailboxId(0), bit: 5, name: "$Junk".into() },
             LogRecord::Floor { next_id: 9, last_uid_validity: 1234 },
             LogRecord::VoidKeyword { id: MailboxId(2), bit: 7 },
+            LogRecord::SpecialUse { id: MailboxId(4), uses: SpecialUse::SENT },
+            LogRecord::Provisioned,
         ]
     }
 
@@ -393,7 +409,7 @@ mod tests {
         assert_eq!(opened.truncated_bytes, 0);
         let mut upgraded = [0u8; HEADER_BYTES];
         read_at(&file, &path, &mut upgraded, 0).unwrap();
-        assert_eq!(get_u16(&upgraded, 8), 2);
+        assert_eq!(get_u16(&upgraded, 8), 3);
         assert_eq!(get_u64(&upgraded, 16), 42, "the nonce stays");
         assert_eq!(crc32c::crc32c(&upgraded[..60]), get_u32(&upgraded, 60));
     }
