@@ -102,9 +102,12 @@ class ConfiguredFolders(unittest.TestCase):
         self.assertIn("\\Archive", found["Old/Archive"])
         self.assertIn("\\Drafts", found["Drafts"])
         self.assertFalse({"\\Archive", "\\Sent"} & found["Old"], "a superior has none")
+        subscribed = listing(c, "LSUB")
+        # LSUB lists the unsubscribed parent of a subscribed name as \Noselect.
         self.assertEqual(
-            set(listing(c, "LSUB")), {"INBOX", "Drafts", "Sent Items", "Trash", "Old/Archive"}
+            set(subscribed), {"INBOX", "Drafts", "Sent Items", "Trash", "Old", "Old/Archive"}
         )
+        self.assertIn("\\Noselect", subscribed["Old"])
         c.logout()
 
     def test_an_invalid_name_stops_the_start(self):
