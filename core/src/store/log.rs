@@ -390,28 +390,36 @@ mod tests {
     }
 
     #[test]
-    fn a_major_1_log_is_upgraded_and_replays() {
-        let disk = crate::disk::sim::SimDisk::new();
-        disk.create_dir_all(Path::new("u")).unwrap();
-        let path = Path::new("u").join(LOG_FILE);
-        let file = disk.open(&path, OpenMode::CreateIfMissing).unwrap();
-        let mut header = encode_header(42);
-        put_u16(&mut header, 8, 1);
-        let crc = crc32c::crc32c(&header[..60]);
-        put_u32(&mut header, 60, crc);
-        let mut bytes = header.to_vec();
-        for record in &samples()[..2] {
-            bytes.extend_from_slice(&record.encode(42));
+    fn major_1_and_2_logs_are_upgraded_and_replay() {
+        for major in [1, 2] {
+            let disk = crate::disk::sim::SimDisk::new();
+            disk.create_dir_all(Path::new("u")).unwrap();
+            let path = Path::new("u").join(LOG_FILE);
+            let file = disk.open(&path, OpenMode::CreateIfMissing).unwrap();
+            let mut header = encode_header(42);
+            put_u16(&mut header, 8, major);
+            let crc = crc32c::crc32c(&header[..60]);
+            put_u32(&mut header, 60, crc);
+            let mut bytes = header.to_vec();
+            // What those majors could hold: plain records (and, from 2, batches).
+            for record in &samples()[..2] {
+                bytes.extend_from_slice(&record.encode(42));
+            }
+            write_at(&file, &path, &bytes, 0).unwrap();
+            let (mut opened, replayed) = open_replaying(&disk);
+            assert_eq!(replayed, samples()[..2]);
+            assert_eq!(opened.truncated_bytes, 0);
+            let mut upgraded = [0u8; HEADER_BYTES];
+            read_at(&file, &path, &mut upgraded, 0).unwrap();
+            assert_eq!(get_u16(&upgraded, 8), 3, "upgraded before a kind 10 can be written");
+            assert_eq!(get_u64(&upgraded, 16), 42, "the nonce stays");
+            assert_eq!(crc32c::crc32c(&upgraded[..60]), get_u32(&upgraded, 60));
+            // The new kinds written after the upgrade replay.
+            let new_kinds = samples()[8..].to_vec();
+            opened.log.append_all(&new_kinds, crate::types::Epoch(0)).unwrap();
+            let (_, replayed) = open_replaying(&disk);
+            assert_eq!(replayed[2..], new_kinds[..]);
         }
-        write_at(&file, &path, &bytes, 0).unwrap();
-        let (opened, replayed) = open_replaying(&disk);
-        assert_eq!(replayed, samples()[..2]);
-        assert_eq!(opened.truncated_bytes, 0);
-        let mut upgraded = [0u8; HEADER_BYTES];
-        read_at(&file, &path, &mut upgraded, 0).unwrap();
-        assert_eq!(get_u16(&upgraded, 8), 3);
-        assert_eq!(get_u64(&upgraded, 16), 42, "the nonce stays");
-        assert_eq!(crc32c::crc32c(&upgraded[..60]), get_u32(&upgraded, 60));
     }
 
     #[test]
