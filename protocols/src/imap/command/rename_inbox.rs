@@ -17,8 +17,8 @@ use super::{Progress, Task, durable};
 use crate::imap::reply::{self, Completion};
 use crate::imap::session::out::Out;
 
-/// Messages copied or expunged per store step.
-const STEP_MESSAGES: usize = 64;
+/// Messages copied or expunged per store step: with [`STEP_UNITS`], about one slice of work.
+const STEP_MESSAGES: usize = 16;
 /// Work units per step: a copied message costs about a few index records (reading, checking
 /// and writing its spool record).
 const STEP_UNITS: u64 = STEP_MESSAGES as u64 * 4;
