@@ -15,6 +15,11 @@
 //! never in neither. (In one flush round the disk may keep any subset of the writes, so an
 //! expunge in the same round as the copies could survive without them.) Messages that arrive
 //! in INBOX meanwhile (UID at or above the start's UIDNEXT) stay in INBOX.
+//!
+//! Between steps other sessions may change INBOX: a message expunged meanwhile is not copied
+//! (or, if copied already, stays in the target); a flag changed after its message was copied
+//! stays changed in INBOX only, and goes with the expunge. Two RENAME INBOX at once copy the
+//! same messages into both targets (nothing is lost, some are doubled).
 
 use super::UserStore;
 use crate::disk::Disk;
