@@ -101,7 +101,7 @@ impl RandomWorkload {
             }
             92..=96 => {
                 let made = self.fresh_number(live);
-                // INBOX now and then: its messages move, a new INBOX takes its place.
+                // INBOX now and then: its messages move to a new mailbox, INBOX stays.
                 let old = if others.is_empty() || self.rng.chance(1, 5) {
                     INBOX.to_owned()
                 } else {

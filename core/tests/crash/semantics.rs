@@ -92,6 +92,10 @@ fn check_rename(
     after: &Snapshot,
     problems: &mut Vec<String>,
 ) {
+    if old == INBOX {
+        check_rename_inbox(new, before, after, problems);
+        return;
+    }
     let moved = |name: &str| -> Option<String> {
         if name == old {
             Some(new.to_owned())
@@ -228,6 +232,37 @@ fn check_copy(
 
 fn uid_list(mailbox: &MailboxState) -> Vec<u32> {
     mailbox.messages.iter().map(|(uid, _)| *uid).collect()
+}
+
+/// RENAME INBOX keeps INBOX (its UIDVALIDITY, empty now) and moves its messages, bodies and
+/// flags, to a new mailbox (new UIDs); every other mailbox stays as it was.
+fn check_rename_inbox(new: &str, before: &Snapshot, after: &Snapshot, problems: &mut Vec<String>) {
+    let (Some(old), Some(inbox)) = (before.get(INBOX), after.get(INBOX)) else {
+        problems.push("INBOX missing".to_owned());
+        return;
+    };
+    if inbox.uid_validity != old.uid_validity || !inbox.messages.is_empty() {
+        problems.push("INBOX is not the same INBOX, emptied".to_owned());
+    }
+    let moved = |m: &MailboxState| -> Vec<(Vec<u8>, u16, BTreeSet<String>)> {
+        let flags = |s: &MessageState| (s.flags().0, s.flags().1.clone());
+        m.messages.iter().map(|(_, s)| (s.body.to_vec(), flags(s).0, flags(s).1)).collect()
+    };
+    match after.get(new) {
+        Some(target) if moved(target) == moved(old) => {}
+        _ => problems.push(format!("{new} does not hold INBOX's messages")),
+    }
+    for (name, mailbox) in before {
+        let same = after.get(name).is_some_and(|m| {
+            m.uid_validity == mailbox.uid_validity && same_messages(&m.messages, &mailbox.messages)
+        });
+        if name != INBOX && !same {
+            problems.push(format!("{name} changed"));
+        }
+    }
+    if after.len() != before.len() + 1 {
+        problems.push(format!("{} mailboxes after the rename, expected one more", after.len()));
+    }
 }
 
 fn same_messages(left: &[(u32, MessageState)], right: &[(u32, MessageState)]) -> bool {

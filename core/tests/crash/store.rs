@@ -7,10 +7,10 @@ use std::path::Path;
 use std::rc::Rc;
 
 use skua_core::disk::sim::SimDisk;
-use skua_core::store::{NewMessage, UserStore};
+use skua_core::store::{InboxRename, InboxStep, NewMessage, Renamed, UserStore};
 use skua_core::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
 
-use crate::model::{MailboxState, MessageState, Snapshot};
+use crate::model::{INBOX, MailboxState, MessageState, Snapshot};
 
 /// The user's directory on the simulated disk.
 const USER_DIR: &str = "users/crash-test";
@@ -157,9 +157,25 @@ impl Store {
         self.inner.create_mailbox(name).map(drop).map_err(|e| format!("create: {e}"))
     }
 
-    /// Renames a mailbox.
+    /// Renames a mailbox other than INBOX.
     pub fn rename(&mut self, old: &str, new: &str) -> Result<(), String> {
-        self.inner.rename_mailbox(old, new).map(drop).map_err(|e| format!("rename: {e}"))
+        match self.inner.rename_mailbox(old, new).map_err(|e| format!("rename: {e}"))? {
+            Renamed::Done => Ok(()),
+            Renamed::Inbox(_) => Err("INBOX goes through rename_inbox".to_owned()),
+        }
+    }
+
+    /// Starts RENAME INBOX: the target exists, the messages are still to move.
+    pub fn rename_inbox(&mut self, new: &str) -> Result<InboxRename, String> {
+        match self.inner.rename_mailbox(INBOX, new).map_err(|e| format!("rename: {e}"))? {
+            Renamed::Inbox(job) => Ok(job),
+            Renamed::Done => Err("INBOX was renamed, not moved".to_owned()),
+        }
+    }
+
+    /// One step of RENAME INBOX, two messages at a time (so a move takes several steps).
+    pub fn rename_inbox_step(&mut self, job: &mut InboxRename) -> Result<InboxStep, String> {
+        self.inner.rename_inbox_step(job, 2).map_err(|e| format!("rename INBOX: {e}"))
     }
 
     /// Subscribes or unsubscribes a name.

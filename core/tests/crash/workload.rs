@@ -240,9 +240,50 @@ impl Runner {
             _ => {}
         }
         let before = self.live().clone();
+        if let Action::Rename(old, new) = action
+            && old == INBOX
+        {
+            return self.rename_inbox(action, new, &before);
+        }
         let appended = self.perform(action, &before)?;
         let after = self.store.snapshot().map_err(Broken)?;
         crate::semantics::check_action(action, &appended, &before, &after, &mut self.live_errors);
+        self.in_flight.push(after);
+        Ok(true)
+    }
+
+    /// RENAME INBOX: the store copies INBOX's messages to `new`, waits until the copies are
+    /// durable, then expunges them from INBOX. The wait is a flush round of this runner (so
+    /// it acknowledges what it covers, or freezes the workload), and the state it makes
+    /// durable, both mailboxes full, is one more state in flight.
+    fn rename_inbox(
+        &mut self,
+        action: &Action,
+        new: &str,
+        before: &Snapshot,
+    ) -> Result<bool, Broken> {
+        let broken = |e: String| Broken(format!("{action:?}: {e}"));
+        let mut job = self.store.rename_inbox(new).map_err(broken)?;
+        loop {
+            match self.store.rename_inbox_step(&mut job).map_err(broken)? {
+                skua_core::store::InboxStep::More => {}
+                skua_core::store::InboxStep::WaitDurable(_) => {
+                    let copied = self.store.snapshot().map_err(Broken)?;
+                    self.in_flight.push(copied);
+                    self.flush_end();
+                    if !self.frozen {
+                        self.flush_begin();
+                        self.flush_end();
+                    }
+                    if self.frozen {
+                        return Ok(false);
+                    }
+                }
+                skua_core::store::InboxStep::Done => break,
+            }
+        }
+        let after = self.store.snapshot().map_err(Broken)?;
+        crate::semantics::check_action(action, &[], before, &after, &mut self.live_errors);
         self.in_flight.push(after);
         Ok(true)
     }

@@ -90,6 +90,8 @@ pub enum Code {
     /// `[UNKNOWN-CTE]` (RFC 3516): a BINARY fetch of a part whose
     /// Content-Transfer-Encoding the server cannot decode.
     UnknownCte,
+    /// `[USEATTR]`: a special-use attribute that cannot be given (RFC 6154 §3).
+    UseAttr,
 }
 
 impl Code {
@@ -117,6 +119,7 @@ impl Code {
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::BadCharset => "BADCHARSET (US-ASCII UTF-8)".into(),
             Code::UnknownCte => "UNKNOWN-CTE".into(),
+            Code::UseAttr => "USEATTR".into(),
             Code::Capability(caps) => format!("CAPABILITY {caps}").into(),
             Code::AppendUid(v, u) => format!("APPENDUID {} {}", v.get(), u.get()).into(),
             Code::AppendUidSet(v, set) => format!("APPENDUID {} {set}", v.get()).into(),

@@ -362,6 +362,13 @@ pub enum CommandBody {
     },
     /// `CREATE mailbox`
     Create(String),
+    /// `CREATE mailbox (USE (attributes))` (CREATE-SPECIAL-USE, RFC 6154 §3).
+    CreateSpecialUse {
+        /// Mailbox name.
+        mailbox: String,
+        /// The attributes as sent (`\Sent`, or an unknown `\atom`), maybe none.
+        uses: Vec<String>,
+    },
     /// `DELETE mailbox`
     Delete(String),
     /// `RENAME old new`
@@ -381,6 +388,8 @@ pub enum CommandBody {
         subscribed_only: bool,
         /// `(... RECURSIVEMATCH)` selection option (with SUBSCRIBED).
         recursive_match: bool,
+        /// `(SPECIAL-USE)` selection option: only mailboxes with special-use attributes.
+        special_use_only: bool,
         /// `RETURN (SUBSCRIBED)`.
         return_subscribed: bool,
         /// `RETURN (STATUS (...))` (LIST-STATUS, RFC 5819); empty when not asked.

@@ -21,6 +21,7 @@ pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod misc;
 mod pattern;
+pub(crate) mod rename_inbox;
 pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
@@ -55,6 +56,8 @@ pub(crate) enum Task {
     Expunge(expunge::ExpungeTask),
     /// COPY / MOVE and their UID forms
     Copy(copy_move::CopyTask),
+    /// RENAME INBOX (moving its messages)
+    RenameInbox(rename_inbox::RenameInboxTask),
 }
 
 /// Where a resumable command stands after a slice.
@@ -122,9 +125,12 @@ pub(crate) fn run<D: Disk>(
         CommandBody::Examine { mailbox, condstore } => {
             Progress::Done(select::select(conn, store, &mailbox, true, condstore, out))
         }
-        CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, out)),
+        CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, &[], out)),
+        CommandBody::CreateSpecialUse { mailbox, uses } => {
+            Progress::Done(mailbox::create(store, &mailbox, &uses, out))
+        }
         CommandBody::Delete(name) => Progress::Done(mailbox::delete(conn, store, &name, out)),
-        CommandBody::Rename(old, new) => Progress::Done(mailbox::rename(store, &old, &new, out)),
+        CommandBody::Rename(old, new) => mailbox::rename(store, &old, &new, out, &mut slice),
         CommandBody::Subscribe(name) => Progress::Done(mailbox::subscribe(store, &name, true, out)),
         CommandBody::Unsubscribe(name) => {
             Progress::Done(mailbox::subscribe(store, &name, false, out))
@@ -137,12 +143,14 @@ pub(crate) fn run<D: Disk>(
             patterns,
             subscribed_only,
             recursive_match,
+            special_use_only,
             return_subscribed,
             return_status,
         } => {
             let options = list::ListOptions {
                 subscribed_only,
                 recursive_match,
+                special_use_only,
                 return_subscribed,
                 lsub: false,
                 utf8_names: conn.enabled.rev2,
@@ -154,6 +162,7 @@ pub(crate) fn run<D: Disk>(
             let options = list::ListOptions {
                 subscribed_only: true,
                 recursive_match: false,
+                special_use_only: false,
                 return_subscribed: false,
                 lsub: true,
                 utf8_names: conn.enabled.rev2,
@@ -182,7 +191,7 @@ pub(crate) fn resume<D: Disk>(
     ending.quiet &= store.change_counter() == counter_seen;
     // Only the end of a command changes the selection, so a paused command that needs one
     // still has it; checked anyway, since `view()` would panic.
-    if !matches!(task, Task::List(_)) && conn.selected.is_none() {
+    if !matches!(task, Task::List(_) | Task::RenameInbox(_)) && conn.selected.is_none() {
         return Outcome::Done(Completion::bad("No mailbox selected"));
     }
     let mut slice = slice::Slice::new(conn.interrupt);
@@ -193,6 +202,7 @@ pub(crate) fn resume<D: Disk>(
         Task::Store(task) => store::resume(conn, store, task, out, &mut slice),
         Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
+        Task::RenameInbox(task) => rename_inbox::resume(task, store, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
 }
@@ -239,6 +249,7 @@ fn reports_own_changes(body: &CommandBody) -> bool {
             | CommandBody::Search { .. }
             | CommandBody::Noop
             | CommandBody::Create(_)
+            | CommandBody::CreateSpecialUse { .. }
             | CommandBody::Subscribe(_)
             | CommandBody::Unsubscribe(_)
     )
@@ -326,6 +337,7 @@ fn run_selected<D: Disk>(
         | CommandBody::Select { .. }
         | CommandBody::Examine { .. }
         | CommandBody::Create(_)
+        | CommandBody::CreateSpecialUse { .. }
         | CommandBody::Delete(_)
         | CommandBody::Rename(..)
         | CommandBody::Subscribe(_)

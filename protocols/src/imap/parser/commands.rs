@@ -179,6 +179,50 @@ pub(crate) fn one_mailbox(c: &mut Cursor<'_>) -> PResult<String> {
     mailbox(c)
 }
 
+/// ```text
+/// create        = "CREATE" SP mailbox [create-params]             ; RFC 4466
+/// create-params = SP "(" create-param *(SP create-param) ")"
+/// create-param  =/ "USE" SP "(" [use-attr *(SP use-attr)] ")"      ; RFC 6154
+/// use-attr      = "\All" / "\Archive" / ... / use-attr-ext
+/// use-attr-ext  = "\" atom
+/// ```
+/// USE is the only create parameter known (another is a syntax error); its attributes are
+/// kept as sent (with the `\`) and judged by the command (`NO [USEATTR]`).
+pub(crate) fn create(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    let mailbox = one_mailbox(c)?;
+    if !c.eat(b' ') {
+        return Ok(CommandBody::Create(mailbox));
+    }
+    c.expect(b'(', "expected create parameters")?;
+    let mut uses = None;
+    loop {
+        if c.keyword()?.as_slice() != b"USE" || uses.is_some() {
+            return syntax("unknown or repeated create parameter");
+        }
+        c.sp()?;
+        c.expect(b'(', "expected (")?;
+        let mut attributes = Vec::new();
+        while !c.eat(b')') {
+            if !attributes.is_empty() {
+                c.sp()?;
+            }
+            if attributes.len() == c.limits.list_items_max {
+                return fail(ParseErrorKind::TooMany, "too many attributes");
+            }
+            c.expect(b'\\', "expected a special-use attribute")?;
+            let atom = std::str::from_utf8(c.atom()?).expect("atoms are ASCII");
+            attributes.push(format!("\\{atom}"));
+        }
+        uses = Some(attributes);
+        if c.eat(b')') {
+            break;
+        }
+        c.sp()?;
+    }
+    let uses = uses.expect("the loop reads USE");
+    Ok(CommandBody::CreateSpecialUse { mailbox, uses })
+}
+
 /// `rename = "RENAME" SP mailbox SP mailbox`
 pub(crate) fn rename(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let old = one_mailbox(c)?;
@@ -190,21 +234,23 @@ pub(crate) fn rename(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// list             = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat
 ///                    [SP list-return-opts]
 /// list-select-opts = "(" [list-select-opt *(SP list-select-opt)] ")"
-/// list-select-opt  = "SUBSCRIBED" / "REMOTE"
+/// list-select-opt  = "SUBSCRIBED" / "REMOTE" / "SPECIAL-USE"          ; RFC 6154
 /// mbox-or-pat      = list-mailbox / patterns
 /// patterns         = "(" list-mailbox *(SP list-mailbox) ")"
 /// list-return-opts = "RETURN" SP "(" [return-option *(SP return-option)] ")"
-/// return-option    = "SUBSCRIBED" / "CHILDREN"
+/// return-option    = "SUBSCRIBED" / "CHILDREN" / "SPECIAL-USE"
 /// ```
 /// `REMOTE` is accepted and means nothing (there are no remote mailboxes). `CHILDREN` is
 /// accepted: the session always reports `\HasChildren`/`\HasNoChildren`. `RECURSIVEMATCH`
 /// needs another selection option (RFC 5258 §3.1: SUBSCRIBED, the only one here).
-/// `RETURN (STATUS (...))` is LIST-STATUS (RFC 5819). `SPECIAL-USE` and `MYRIGHTS` are
+/// `RETURN (STATUS (...))` is LIST-STATUS (RFC 5819). `RETURN (SPECIAL-USE)` is accepted:
+/// special-use attributes are always returned (RFC 6154 §2 allows it). `MYRIGHTS` is
 /// refused as not supported.
 pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
     let mut subscribed_only = false;
     let mut recursive_match = false;
+    let mut special_use_only = false;
     if c.peek() == Some(b'(') {
         option_words(c, |option| match option {
             b"SUBSCRIBED" => {
@@ -216,7 +262,10 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
                 Ok(())
             }
             b"REMOTE" => Ok(()),
-            b"SPECIAL-USE" => fail(ParseErrorKind::Unsupported, "LIST option not supported"),
+            b"SPECIAL-USE" => {
+                special_use_only = true;
+                Ok(())
+            }
             _ => syntax("unknown LIST selection option"),
         })?;
         if recursive_match && !subscribed_only {
@@ -247,7 +296,8 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
                     c.sp()?;
                     return_status = status_attributes(c)?;
                 }
-                b"SPECIAL-USE" | b"MYRIGHTS" => {
+                b"SPECIAL-USE" => {}
+                b"MYRIGHTS" => {
                     return fail(ParseErrorKind::Unsupported, "LIST option not supported");
                 }
                 _ => return syntax("unknown LIST return option"),
@@ -259,6 +309,7 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         patterns,
         subscribed_only,
         recursive_match,
+        special_use_only,
         return_subscribed,
         return_status,
     })

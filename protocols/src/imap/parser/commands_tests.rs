@@ -65,6 +65,7 @@ fn list_basic_and_extended() {
             patterns: vec!["*".into()],
             subscribed_only: false,
             recursive_match: false,
+            special_use_only: false,
             return_subscribed: false,
             return_status: Vec::new(),
         }
@@ -86,8 +87,12 @@ fn list_basic_and_extended() {
     assert_eq!(return_status, vec![StatusAttribute::Messages, StatusAttribute::Size]);
     assert!(run(b" (RECURSIVEMATCH) \"\" *", list).is_err(), "needs another option");
     assert!(run(b" \"\" * RETURN (STATUS ())", list).is_err());
+    assert!(run(b" \"\" * RETURN (SPECIAL-USE)", list).is_ok(), "always returned");
+    let body = run(b" (SPECIAL-USE) \"\" *", list);
+    let CommandBody::List { special_use_only, .. } = body.unwrap() else { panic!() };
+    assert!(special_use_only);
     assert_eq!(
-        run(b" \"\" * RETURN (SPECIAL-USE)", list).unwrap_err().kind,
+        run(b" \"\" * RETURN (MYRIGHTS)", list).unwrap_err().kind,
         ParseErrorKind::Unsupported
     );
     assert!(run(b" \"\"", list).is_err());
@@ -224,4 +229,26 @@ fn copy_move_expunge_id() {
     assert!(run(b" (\"name\")", id).is_err());
     let many = format!(" ({})", vec!["\"k\" \"v\""; 31].join(" "));
     assert_eq!(run(many.as_bytes(), id).unwrap_err().kind, ParseErrorKind::TooMany);
+}
+
+#[test]
+fn create_with_special_use() {
+    let create = super::create;
+    assert_eq!(run(b" Foo", create).unwrap(), CommandBody::Create("Foo".into()));
+    assert_eq!(
+        run(b" Foo (USE (\\Sent \\Important))", create).unwrap(),
+        CommandBody::CreateSpecialUse {
+            mailbox: "Foo".into(),
+            uses: vec!["\\Sent".into(), "\\Important".into()]
+        }
+    );
+    assert_eq!(
+        run(b" Foo (use ())", create).unwrap(),
+        CommandBody::CreateSpecialUse { mailbox: "Foo".into(), uses: Vec::new() }
+    );
+    assert!(run(b" Foo (USE (Sent))", create).is_err(), "an attribute starts with \\");
+    assert!(run(b" Foo (BOGUS (\\Sent))", create).is_err(), "unknown parameter");
+    assert!(run(b" Foo (USE (\\Sent) USE ())", create).is_err(), "repeated");
+    assert!(run(b" Foo (USE (\\Sent)", create).is_err(), "unclosed");
+    assert!(run(b" Foo ()", create).is_err(), "empty parameter list");
 }

@@ -253,7 +253,7 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"ENABLE" => commands::enable(c)?,
         b"SELECT" => commands::select(c, false)?,
         b"EXAMINE" => commands::select(c, true)?,
-        b"CREATE" => CommandBody::Create(commands::one_mailbox(c)?),
+        b"CREATE" => commands::create(c)?,
         b"DELETE" => CommandBody::Delete(commands::one_mailbox(c)?),
         b"RENAME" => commands::rename(c)?,
         b"SUBSCRIBE" => CommandBody::Subscribe(commands::one_mailbox(c)?),

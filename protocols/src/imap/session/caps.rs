@@ -21,6 +21,7 @@ const AUTHENTICATED: &[&str] = &[
     "WITHIN STATUS=SIZE",
     "BINARY",
     "PREVIEW",
+    "SPECIAL-USE CREATE-SPECIAL-USE",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
