@@ -7,7 +7,9 @@
 //!
 //! * `* n EXPUNGE` for messages gone from the store — only when the command allows it (not
 //!   during FETCH, STORE or SEARCH, where numbers must stay put); sent in descending order so
-//!   each number is right when the client applies it;
+//!   each number is right when the client applies it; once the session enabled QRESYNC
+//!   ([`View::vanished`]), one `* VANISHED uids` instead, at the same points (RFC 7162
+//!   §3.2.10);
 //! * `* n EXISTS` when new messages arrived;
 //! * `* n FETCH (FLAGS (...) UID u)` for messages whose modseq passed the reported one,
 //!   except changes this session made and already reported (or asked to be silent about).
@@ -58,6 +60,9 @@ pub struct View {
     /// The UIDs `$` stands for (SEARCHRES): the last `SEARCH RETURN (SAVE)` in this selection,
     /// ascending. A new SELECT starts a new view, so the result is reset with it (RFC 5182).
     saved: Vec<Uid>,
+    /// QRESYNC is on for this session: expunges go out as `* VANISHED uid-set` (RFC 7162
+    /// §3.2.10), never as `* n EXPUNGE`.
+    pub vanished: bool,
 }
 
 /// What `sync` found to report, already written to the output.
@@ -96,6 +101,7 @@ impl View {
             marks: None,
             recent: Vec::new(),
             saved: Vec::new(),
+            vanished: false,
         }
     }
 
@@ -335,7 +341,7 @@ impl View {
     }
 
     /// Removes `uids` from the view after this session expunged them itself, writing
-    /// `* n EXPUNGE` for each (descending, so the numbers stay right).
+    /// `* n EXPUNGE` for each (descending, so the numbers stay right), or one `* VANISHED`.
     pub fn expunged_by_self(&mut self, gone: &[Uid], out: &mut Vec<u8>) {
         let mut indexes: Vec<usize> =
             gone.iter().filter_map(|u| self.uids.binary_search(u).ok()).collect();
@@ -350,8 +356,17 @@ impl View {
     /// view, however many go: removing them one by one cost O(gone × view), seconds for a mass
     /// expunge in a big mailbox.
     fn remove_reporting(&mut self, indexes: &[usize], out: &mut Vec<u8>) {
-        for &i in indexes.iter().rev() {
-            write_expunge(out, msn_from_index(i));
+        if self.vanished {
+            if !indexes.is_empty() {
+                let uids: Vec<u32> = indexes.iter().map(|&i| self.uids[i].get()).collect();
+                out.extend_from_slice(b"* VANISHED ");
+                encode::sequence_set(out, &uids);
+                out.extend_from_slice(b"\r\n");
+            }
+        } else {
+            for &i in indexes.iter().rev() {
+                write_expunge(out, msn_from_index(i));
+            }
         }
         let mut doomed = indexes.iter().copied().peekable();
         let mut index = 0;

@@ -32,6 +32,8 @@ pub(crate) struct FetchRequest<'a> {
     pub attributes: Vec<FetchAttribute>,
     /// `CHANGEDSINCE`
     pub changed_since: Option<u64>,
+    /// `VANISHED` (RFC 7162 §3.2.6)
+    pub vanished: bool,
 }
 
 /// A FETCH between slices: everything it needs, owned (see `slice.rs`).
@@ -73,6 +75,17 @@ pub(crate) fn fetch<D: Disk>(
             return Progress::Done(Completion::bad("MODSEQ needs CONDSTORE"));
         }
         super::enable_condstore(conn, out);
+    }
+    if request.vanished {
+        if let Err(bad) =
+            super::qresync::check_fetch_modifier(conn, request.uid, request.changed_since)
+        {
+            return Progress::Done(bad);
+        }
+        let since = request.changed_since.unwrap_or(0);
+        if let Err(no) = super::qresync::fetch_vanished(conn, store, request.set, since, out) {
+            return Progress::Done(no);
+        }
     }
     let attributes = effective_attributes(&mut request, conn.enabled.condstore);
     let selected = view(conn);

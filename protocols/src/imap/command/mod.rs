@@ -19,6 +19,7 @@ pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod misc;
 mod pattern;
+pub(crate) mod qresync;
 pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
@@ -114,11 +115,13 @@ pub(crate) fn run<D: Disk>(
         body @ (CommandBody::Noop | CommandBody::Id) => Progress::Done(misc::stateless(&body, out)),
         CommandBody::Enable(names) => Progress::Done(misc::enable(conn, &names, out)),
         CommandBody::Namespace => Progress::Done(misc::namespace(out)),
-        CommandBody::Select { mailbox, condstore } => {
-            Progress::Done(select::select(conn, store, &mailbox, false, condstore, out))
+        CommandBody::Select { mailbox, condstore, qresync } => {
+            let params = select::SelectParams { condstore, qresync: qresync.as_deref() };
+            Progress::Done(select::select(conn, store, &mailbox, false, params, out))
         }
-        CommandBody::Examine { mailbox, condstore } => {
-            Progress::Done(select::select(conn, store, &mailbox, true, condstore, out))
+        CommandBody::Examine { mailbox, condstore, qresync } => {
+            let params = select::SelectParams { condstore, qresync: qresync.as_deref() };
+            Progress::Done(select::select(conn, store, &mailbox, true, params, out))
         }
         CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, out)),
         CommandBody::Delete(name) => Progress::Done(mailbox::delete(conn, store, &name, out)),
@@ -284,8 +287,9 @@ fn run_selected<D: Disk>(
             let request = search::SearchRequest { uid, esearch, charset, keys: &keys };
             return search::search(conn, store, tag, &request, out, slice);
         }
-        CommandBody::Fetch { uid, set, attributes, changed_since } => {
-            let request = fetch::FetchRequest { uid, set: &set, attributes, changed_since };
+        CommandBody::Fetch { uid, set, attributes, changed_since, vanished } => {
+            let request =
+                fetch::FetchRequest { uid, set: &set, attributes, changed_since, vanished };
             return fetch::fetch(conn, store, request, out, slice);
         }
         CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {

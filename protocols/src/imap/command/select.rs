@@ -1,4 +1,5 @@
-//! SELECT / EXAMINE (RFC 9051 §6.3.2-3, RFC 7162 §3.1.2) and CLOSE (§6.4.1).
+//! SELECT / EXAMINE (RFC 9051 §6.3.2-3, RFC 7162 §3.1.2, with QRESYNC §3.2.5) and CLOSE
+//! (§6.4.1).
 
 use skua_core::disk::Disk;
 use skua_core::store::{MailboxMarks, UserStore};
@@ -9,7 +10,17 @@ use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
+use crate::imap::types::QresyncParams;
 use crate::imap::view::View;
+
+/// SELECT/EXAMINE's parameters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SelectParams<'a> {
+    /// `(CONDSTORE)`
+    pub condstore: bool,
+    /// `(QRESYNC (...))`
+    pub qresync: Option<&'a QresyncParams>,
+}
 
 /// SELECT (`read_only == false`) or EXAMINE.
 pub(crate) fn select<D: Disk>(
@@ -17,9 +28,15 @@ pub(crate) fn select<D: Disk>(
     store: &mut UserStore<D>,
     name: &str,
     read_only: bool,
-    condstore: bool,
+    params: SelectParams<'_>,
     out: &mut Out,
 ) -> Completion {
+    // RFC 7162 §3.2.5: QRESYNC without ENABLE QRESYNC is BAD (and, being BAD, the current
+    // selection stays).
+    if params.qresync.is_some() && !conn.enabled.qresync {
+        return Completion::bad("QRESYNC needs ENABLE QRESYNC first");
+    }
+    let condstore = params.condstore;
     if conn.selected.take().is_some() {
         out.put(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
@@ -81,6 +98,12 @@ pub(crate) fn select<D: Disk>(
         highest_modseq: info.highest_modseq,
         messages: info.messages,
     });
+    selected.vanished = conn.enabled.qresync;
+    if let Some(qresync) = params.qresync
+        && let Err(completion) = super::qresync::after_select(&selected, store, qresync, out)
+    {
+        return completion;
+    }
     conn.selected = Some(selected);
     if read_only {
         Completion::ok("EXAMINE completed").with(Code::ReadOnly)
