@@ -68,6 +68,12 @@ pub(crate) fn fetch<D: Disk>(
     out: &mut Out,
     slice: &mut Slice,
 ) -> Progress {
+    if request.vanished
+        && let Err(bad) =
+            super::qresync::check_fetch_modifier(conn, request.uid, request.changed_since)
+    {
+        return Progress::Done(bad);
+    }
     let wants_modseq = request.changed_since.is_some()
         || request.attributes.iter().any(|a| matches!(a, FetchAttribute::ModSeq));
     if wants_modseq {
@@ -77,11 +83,6 @@ pub(crate) fn fetch<D: Disk>(
         super::enable_condstore(conn, out);
     }
     if request.vanished {
-        if let Err(bad) =
-            super::qresync::check_fetch_modifier(conn, request.uid, request.changed_since)
-        {
-            return Progress::Done(bad);
-        }
         let since = request.changed_since.unwrap_or(0);
         if let Err(no) = super::qresync::fetch_vanished(conn, store, request.set, since, out) {
             return Progress::Done(no);
