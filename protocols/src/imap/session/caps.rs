@@ -24,7 +24,7 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
         caps.push(' ');
         caps.push_str(AUTHENTICATED);
         if config.condstore {
-            caps.push_str(" CONDSTORE");
+            caps.push_str(" CONDSTORE QRESYNC");
         }
         return caps;
     }
