@@ -643,6 +643,21 @@ mod tests {
     }
 
     #[test]
+    fn qresync_views_report_vanished_uids_instead() {
+        let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0), meta(3, 3, 0), meta(4, 4, 0)], 4);
+        view.vanished = true;
+        let mut out = Vec::new();
+        view.expunged_by_self(&[Uid::new(1).unwrap(), Uid::new(3).unwrap()], &mut out);
+        assert_eq!(text(&out), "* VANISHED 1,3\r\n");
+        out.clear();
+        // Another session's expunges: one line, ranges joined.
+        let report = view.sync(&[], 9, true, &[], true, &mut out);
+        assert_eq!(report.expunged, 2);
+        assert_eq!(text(&out), "* VANISHED 2,4\r\n");
+        assert!(view.is_empty());
+    }
+
+    #[test]
     fn self_expunge_reports_descending() {
         let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0), meta(3, 3, 0)], 3);
         let mut out = Vec::new();
