@@ -81,6 +81,8 @@ pub enum Code {
     ExpungeIssued,
     /// `[BADCHARSET (US-ASCII UTF-8)]`
     BadCharset,
+    /// `[UIDREQUIRED]` (RFC 9586): sequence numbers used after ENABLE UIDONLY.
+    UidRequired,
 }
 
 impl Code {
@@ -106,6 +108,7 @@ impl Code {
             Code::Closed => "CLOSED".into(),
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::BadCharset => "BADCHARSET (US-ASCII UTF-8)".into(),
+            Code::UidRequired => "UIDREQUIRED".into(),
             Code::Capability(caps) => format!("CAPABILITY {caps}").into(),
             Code::AppendUid(v, u) => format!("APPENDUID {} {}", v.get(), u.get()).into(),
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),

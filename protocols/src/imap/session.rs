@@ -92,6 +92,8 @@ pub(crate) struct Enabled {
     pub condstore: bool,
     /// `ENABLE QRESYNC` (RFC 7162 §3.2.3): expunges are reported as `VANISHED`.
     pub qresync: bool,
+    /// `ENABLE UIDONLY` (RFC 9586): no message sequence numbers either way.
+    pub uidonly: bool,
 }
 
 /// The session state commands may read and change.

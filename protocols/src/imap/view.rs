@@ -63,6 +63,9 @@ pub struct View {
     /// QRESYNC is on for this session: expunges go out as `* VANISHED uid-set` (RFC 7162
     /// §3.2.10), never as `* n EXPUNGE`.
     pub vanished: bool,
+    /// UIDONLY is on for this session (RFC 9586): FETCH data goes out as
+    /// `* uid UIDFETCH (...)` ([`View::write_flags_update`]).
+    pub uid_only: bool,
 }
 
 /// What `sync` found to report, already written to the output.
@@ -102,6 +105,7 @@ impl View {
             recent: Vec::new(),
             saved: Vec::new(),
             vanished: false,
+            uid_only: false,
         }
     }
 
@@ -407,7 +411,7 @@ impl View {
             }
             if let Some(msn) = self.msn_of(message.uid) {
                 let recent = self.is_recent(message.uid);
-                write_flags_fetch(out, msn, message, keywords, condstore, recent);
+                self.write_flags_update(out, msn, message, keywords, condstore, recent);
                 report.fetches += 1;
             }
         }
@@ -428,6 +432,24 @@ impl View {
         // The caller knows the store's marks for `messages` (see `View::set_marks`).
         self.marks = None;
         report
+    }
+
+    /// Writes a message's flags (and modseq with `condstore`) as this session's client is told
+    /// of them: `* msn FETCH (FLAGS .. UID u)`, or `* u UIDFETCH (FLAGS ..)` under UIDONLY.
+    pub fn write_flags_update(
+        &self,
+        out: &mut Vec<u8>,
+        msn: u32,
+        message: &MessageMeta,
+        keywords: &[String],
+        condstore: bool,
+        recent: bool,
+    ) {
+        if self.uid_only {
+            write_flags_uidfetch(out, message, keywords, condstore, recent);
+        } else {
+            write_flags_fetch(out, msn, message, keywords, condstore, recent);
+        }
     }
 
     /// Drops UIDs no longer in the store; returns how many EXPUNGEs were written.
@@ -485,6 +507,26 @@ pub fn write_flags_fetch(
     }
     out.extend_from_slice(b" UID ");
     encode::number(out, u64::from(message.uid.get()));
+    out.extend_from_slice(b")\r\n");
+}
+
+/// Writes `* u UIDFETCH (FLAGS (...) [MODSEQ (n)])` (RFC 9586: the UID is the number).
+pub fn write_flags_uidfetch(
+    out: &mut Vec<u8>,
+    message: &MessageMeta,
+    keywords: &[String],
+    condstore: bool,
+    recent: bool,
+) {
+    out.extend_from_slice(b"* ");
+    encode::number(out, u64::from(message.uid.get()));
+    out.extend_from_slice(b" UIDFETCH (FLAGS ");
+    encode::flags(out, message.flags, keywords, recent);
+    if condstore {
+        out.extend_from_slice(b" MODSEQ (");
+        encode::number(out, message.modseq.0);
+        out.push(b')');
+    }
     out.extend_from_slice(b")\r\n");
 }
 

@@ -199,7 +199,8 @@ fn write_chunk<D: Disk>(
             view(conn).own_change(uid, message.modseq);
         }
         let recent = view(conn).is_recent(uid);
-        let item = FetchItem { msn, message, keywords, add_flags, condstore, recent };
+        let uid_only = view(conn).uid_only;
+        let item = FetchItem { msn, message, keywords, add_flags, condstore, recent, uid_only };
         match write_message(store, mailbox, &item, &task.attributes, out) {
             Ok(()) => {}
             // Expunged between the lookup and the read (cannot happen within one slice, but
@@ -300,9 +301,11 @@ struct FetchItem<'a> {
     condstore: bool,
     /// The message is `\Recent` for this session.
     recent: bool,
+    /// UIDONLY (RFC 9586): `* uid UIDFETCH (...)`, the UID not repeated as an item.
+    uid_only: bool,
 }
 
-/// Writes `* msn FETCH (...)` for one message.
+/// Writes `* msn FETCH (...)` (or `* uid UIDFETCH (...)`) for one message.
 fn write_message<D: Disk>(
     store: &UserStore<D>,
     mailbox: MailboxId,
@@ -314,11 +317,19 @@ fn write_message<D: Disk>(
     // Everything that can fail is read before the first byte of the response is written.
     let sources = fetch_body::Sources::load(store, mailbox, message.uid, attributes)?;
     out.put(b"* ");
-    encode::number(out.buf(), u64::from(item.msn));
-    out.put(b" FETCH (");
+    // Under UIDONLY the UID leads the line and is left out of the items, unless it is all
+    // that was asked (an item list may not be empty).
+    let skip_uid = item.uid_only && attributes.iter().any(|a| *a != FetchAttribute::Uid);
+    if item.uid_only {
+        encode::number(out.buf(), u64::from(message.uid.get()));
+        out.put(b" UIDFETCH (");
+    } else {
+        encode::number(out.buf(), u64::from(item.msn));
+        out.put(b" FETCH (");
+    }
     let mut first = true;
     let mut flags_written = false;
-    for attribute in attributes {
+    for attribute in attributes.iter().filter(|a| !(skip_uid && **a == FetchAttribute::Uid)) {
         if !first {
             out.put(b" ");
         }

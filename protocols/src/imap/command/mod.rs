@@ -27,6 +27,7 @@ pub(crate) mod slice;
 pub(crate) mod store;
 #[cfg(test)]
 mod sync_tests;
+pub(crate) mod uidonly;
 
 use skua_core::disk::Disk;
 use skua_core::error::ReadError;
@@ -110,6 +111,9 @@ pub(crate) fn run<D: Disk>(
         reports_own_changes: reports_own_changes(&body),
         quiet: conn.selected.as_ref().is_some_and(|v| v.change_counter() == store.change_counter()),
     };
+    if let Some(refused) = uidonly::refuse(conn, &body) {
+        return settle(conn, store, tag, ending, Progress::Done(refused), out);
+    }
     let mut slice = slice::Slice::new(conn.interrupt);
     let progress = match body {
         body @ (CommandBody::Noop | CommandBody::Id) => Progress::Done(misc::stateless(&body, out)),

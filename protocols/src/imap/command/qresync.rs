@@ -24,7 +24,7 @@ use crate::imap::reply::{self, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::{QresyncParams, SeqBound, SequenceSet};
-use crate::imap::view::{View, write_flags_fetch};
+use crate::imap::view::View;
 
 /// `ENABLE QRESYNC`: from now on expunges go out as VANISHED (the caller turns CONDSTORE on
 /// with it, RFC 7162 §3.2.3).
@@ -61,7 +61,7 @@ pub(crate) fn after_select<D: Disk>(
     for message in messages.filter(|m| m.modseq > since) {
         if let Some(msn) = view.msn_of(message.uid) {
             let recent = view.is_recent(message.uid);
-            write_flags_fetch(out.buf(), msn, &message, keywords, true, recent);
+            view.write_flags_update(out.buf(), msn, &message, keywords, true, recent);
         }
     }
     if out.buffered() != written {

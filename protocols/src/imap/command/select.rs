@@ -71,6 +71,9 @@ pub(crate) fn select<D: Disk>(
     b.extend_from_slice(format!("* {} EXISTS\r\n", messages.len()).as_bytes());
     if !conn.enabled.rev2 {
         b.extend_from_slice(format!("* {} RECENT\r\n", selected.recent_count()).as_bytes());
+    }
+    // `[UNSEEN n]` is a sequence number: not for a UIDONLY session (RFC 9586).
+    if !conn.enabled.rev2 && !conn.enabled.uidonly {
         let unseen = messages.iter().position(|m| !m.flags.system.contains(SystemFlags::SEEN));
         if let Some(index) = unseen {
             b.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes());
@@ -98,7 +101,8 @@ pub(crate) fn select<D: Disk>(
         highest_modseq: info.highest_modseq,
         messages: info.messages,
     });
-    selected.vanished = conn.enabled.qresync;
+    selected.vanished = conn.enabled.qresync || conn.enabled.uidonly;
+    selected.uid_only = conn.enabled.uidonly;
     if let Some(qresync) = params.qresync
         && let Err(completion) = super::qresync::after_select(&selected, store, qresync, out)
     {
