@@ -1,6 +1,7 @@
 //! A client model against real sessions: several sessions on one store, random deliveries,
 //! APPENDs, STOREs, EXPUNGEs, MOVEs, NOOP/IDLE syncs and reselects (QRESYNC ones included),
-//! with QRESYNC off and on per session. Each session has a model client that knows only what
+//! with QRESYNC and UIDONLY (RFC 9586: UID forms only, `UIDFETCH` back) off and on per
+//! session. Each session has a model client that knows only what
 //! the lines it received say (EXISTS, EXPUNGE, VANISHED, FETCH) and asks for new messages as
 //! a client does; after a final NOOP every model must hold exactly the server's UIDs, flags
 //! and modseqs. Along the way the lines must be coherent: a FETCH's UID matches the model's
@@ -30,6 +31,8 @@ struct Model {
     known: BTreeMap<u32, (FlagSet, u64)>,
     /// QRESYNC is enabled for this session.
     qresync: bool,
+    /// UIDONLY is enabled: only UID forms are sent, `UIDFETCH` comes back.
+    uid_only: bool,
     /// UIDVALIDITY and HIGHESTMODSEQ of the last SELECT.
     uid_validity: u32,
     highest_at_select: u64,
@@ -46,7 +49,7 @@ impl Model {
                     self.known.remove(&uid);
                 }
             } else if let Some(set) = rest.strip_prefix("VANISHED ") {
-                assert!(self.qresync, "VANISHED without QRESYNC: {line}");
+                assert!(self.qresync || self.uid_only, "VANISHED unasked for: {line}");
                 for uid in expand(set) {
                     let at = self.uids.iter().position(|&u| u == uid).unwrap_or_else(|| {
                         // A message only EXISTS told of (in IDLE the client cannot FETCH):
@@ -70,13 +73,37 @@ impl Model {
                     assert!(n >= self.uids.len(), "EXISTS went down: {line}");
                     self.uids.resize(n, 0);
                 } else if what == "EXPUNGE" {
-                    assert!(!self.qresync, "EXPUNGE with QRESYNC on: {line}");
+                    assert!(!self.qresync && !self.uid_only, "EXPUNGE, not VANISHED: {line}");
                     let uid = self.uids.remove(n - 1);
                     self.known.remove(&uid);
                 } else if let Some(items) = what.strip_prefix("FETCH (") {
+                    assert!(!self.uid_only, "FETCH under UIDONLY: {line}");
                     self.fetch(n, items.strip_suffix(')').unwrap_or(items), line);
+                } else if let Some(items) = what.strip_prefix("UIDFETCH (") {
+                    assert!(self.uid_only, "UIDFETCH without UIDONLY: {line}");
+                    let uid = u32::try_from(n).unwrap();
+                    self.uidfetch(uid, items.strip_suffix(')').unwrap_or(items), line);
                 }
             }
+        }
+    }
+
+    /// One `* uid UIDFETCH (...)`: a known message, or the first one only EXISTS told of.
+    fn uidfetch(&mut self, uid: u32, items: &str, line: &str) {
+        assert!(item(items, "UID ").is_none() || items == format!("UID {uid}"), "{line}");
+        if !self.uids.contains(&uid) {
+            let highest = self.uids.iter().copied().max().unwrap_or(0);
+            assert!(uid > highest, "UIDFETCH of an unknown, older UID: {line}");
+            let slot = self.uids.iter().position(|&u| u == 0);
+            let slot = slot.unwrap_or_else(|| panic!("UIDFETCH of a message not counted: {line}"));
+            self.uids[slot] = uid;
+        }
+        let entry = self.known.entry(uid).or_default();
+        if let Some(flags) = flags_of(items) {
+            entry.0 = flags;
+        }
+        if let Some(modseq) = item(items, "MODSEQ (") {
+            entry.1 = modseq.parse().unwrap();
         }
     }
 
@@ -161,14 +188,33 @@ impl Session {
 
     /// `FETCH a:b (UID FLAGS MODSEQ)` for the messages known only by number (by number, so no
     /// expunge moves them meanwhile).
+    /// Under UIDONLY: `UID FETCH n:* (FLAGS MODSEQ)` from the UID after the largest known.
     fn learn_new(&mut self, world: &mut World) {
-        while let Some(first) = self.model.uids.iter().position(|&u| u == 0) {
+        for _ in 0..4 {
+            let Some(first) = self.model.uids.iter().position(|&u| u == 0) else {
+                return;
+            };
             self.tags += 1;
             let tag = format!("t{}", self.tags);
-            let command = format!("{tag} FETCH {}:* (UID FLAGS MODSEQ)", first + 1);
+            let command = if self.model.uid_only {
+                let next = self.model.uids.iter().copied().max().unwrap_or(0) + 1;
+                format!("{tag} UID FETCH {next}:* (FLAGS MODSEQ)")
+            } else {
+                format!("{tag} FETCH {}:* (UID FLAGS MODSEQ)", first + 1)
+            };
             let lines = self.client.command(world, &command);
             tagged(&lines, &format!("{tag} OK"));
             self.model.apply(&lines[..lines.len() - 1]);
+        }
+        assert!(!self.model.uids.contains(&0), "new messages never named");
+    }
+
+    /// `STORE` of one message by number, or by UID under UIDONLY.
+    fn store(&mut self, world: &mut World, (msn, uid): (usize, u32), what: &str) {
+        if self.model.uid_only {
+            self.run(world, &format!("UID STORE {uid} {what}"));
+        } else {
+            self.run(world, &format!("STORE {msn} {what}"));
         }
     }
 
@@ -210,6 +256,11 @@ impl Session {
             let mut uids: BTreeSet<u32> = self.model.known.keys().copied().collect();
             for line in &rest {
                 if let Some(uid) = line.find("FETCH (").and_then(|at| item(&line[at..], "UID ")) {
+                    uids.insert(uid.parse().unwrap());
+                }
+                if let Some((uid, _)) =
+                    line.strip_prefix("* ").and_then(|r| r.split_once(" UIDFETCH "))
+                {
                     uids.insert(uid.parse().unwrap());
                 }
             }
@@ -310,14 +361,15 @@ fn apply(world: &mut World, sessions: &mut [Session], op: &Op, counter: &mut u32
             sessions[s].run(world, &command);
         }
         Op::Store { session, pick: p, flag, add } => {
-            if let Some((msn, _)) = pick(&sessions[session], p) {
+            if let Some(target) = pick(&sessions[session], p) {
                 let sign = if add { '+' } else { '-' };
-                sessions[session].run(world, &format!("STORE {msn} {sign}FLAGS ({})", FLAGS[flag]));
+                sessions[session].store(world, target, &format!("{sign}FLAGS ({})", FLAGS[flag]));
             }
         }
         Op::Expunge { session, pick: p, by_uid } => {
-            if let Some((msn, uid)) = pick(&sessions[session], p) {
-                sessions[session].run(world, &format!("STORE {msn} +FLAGS (\\Deleted)"));
+            if let Some(target) = pick(&sessions[session], p) {
+                let uid = target.1;
+                sessions[session].store(world, target, "+FLAGS (\\Deleted)");
                 if by_uid {
                     sessions[session].run(world, &format!("UID EXPUNGE {uid}"));
                 } else {
@@ -332,7 +384,11 @@ fn apply(world: &mut World, sessions: &mut [Session], op: &Op, counter: &mut u32
         }
         Op::FetchBySeq(s) => {
             if !sessions[s].model.uids.is_empty() {
-                sessions[s].run(world, "FETCH 1:* (FLAGS MODSEQ)");
+                if sessions[s].model.uid_only {
+                    sessions[s].run(world, "UID FETCH 1:* (FLAGS MODSEQ)");
+                } else {
+                    sessions[s].run(world, "FETCH 1:* (FLAGS MODSEQ)");
+                }
             }
         }
         Op::Noop(s) => {
@@ -346,9 +402,9 @@ fn apply(world: &mut World, sessions: &mut [Session], op: &Op, counter: &mut u32
             *counter += 1;
             deliver(world, *counter);
             if other != session
-                && let Some((msn, _)) = pick(&sessions[other], p)
+                && let Some(target) = pick(&sessions[other], p)
             {
-                sessions[other].run(world, &format!("STORE {msn} +FLAGS (\\Deleted)"));
+                sessions[other].store(world, target, "+FLAGS (\\Deleted)");
                 sessions[other].run(world, "EXPUNGE");
             }
             sessions[session].client.run(world);
@@ -393,7 +449,10 @@ fn server_state(world: &World) -> BTreeMap<u32, (FlagSet, u64)> {
     state
 }
 
-fn check_run(qresync: [bool; SESSIONS], prefill: u32, ops: &[Op]) {
+/// How a session's client runs: QRESYNC on or off, UIDONLY on or off.
+type Mode = (bool, bool);
+
+fn check_run(modes: [Mode; SESSIONS], prefill: u32, ops: &[Op]) {
     let mut world = World::new();
     let mut counter = 0;
     for _ in 0..prefill {
@@ -401,13 +460,17 @@ fn check_run(qresync: [bool; SESSIONS], prefill: u32, ops: &[Op]) {
         deliver(&mut world, counter);
     }
     let mut sessions: Vec<Session> = Vec::new();
-    for &on in &qresync {
+    for &(qresync, uid_only) in &modes {
         let mut client = Client::new();
         client.login(&mut world);
         let mut session = Session { client, model: Model::default(), tags: 0 };
-        let enable = if on { "ENABLE QRESYNC" } else { "ENABLE CONDSTORE" };
-        session.run(&mut world, enable);
-        session.model.qresync = on;
+        let mut enable = if qresync { "ENABLE QRESYNC" } else { "ENABLE CONDSTORE" }.to_string();
+        if uid_only {
+            enable.push_str(" UIDONLY");
+        }
+        session.run(&mut world, &enable);
+        session.model.qresync = qresync;
+        session.model.uid_only = uid_only;
         session.select(&mut world, false, false);
         sessions.push(session);
     }
@@ -431,16 +494,16 @@ proptest! {
 
     #[test]
     fn clients_end_with_the_servers_state(
-        qresync in proptest::array::uniform3(any::<bool>()),
+        modes in proptest::array::uniform3((any::<bool>(), any::<bool>())),
         prefill in 0u32..6,
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        check_run(qresync, prefill, &ops);
+        check_run(modes, prefill, &ops);
     }
 }
 
 #[test]
-fn every_session_with_qresync_and_without() {
+fn every_session_with_qresync_and_uidonly_and_without() {
     let ops = [
         Op::Deliver,
         Op::Store { session: 0, pick: 0, flag: 0, add: true },
@@ -453,8 +516,8 @@ fn every_session_with_qresync_and_without() {
         Op::Expunge { session: 0, pick: 0, by_uid: true },
         Op::Reselect { session: 0, known_uids: false },
     ];
-    check_run([true, false, true], 4, &ops);
-    check_run([false, true, false], 4, &ops);
+    check_run([(true, false), (false, false), (true, true)], 4, &ops);
+    check_run([(false, true), (true, false), (false, false)], 4, &ops);
 }
 
 /// RFC 7162 §3.2.5.2's example, adapted to a real store: after the usual SELECT responses,

@@ -12,7 +12,7 @@ const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
 
 /// Capabilities announced once authenticated.
 const AUTHENTICATED: &str = "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES \
-     UNAUTHENTICATE";
+     UNAUTHENTICATE UIDONLY";
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
 #[must_use]
