@@ -584,3 +584,33 @@ fn qresync_select_answers_in_the_rfc_order() {
     assert!(!lines.iter().any(|l| l.contains("VANISHED") || l.contains("FETCH")), "{lines:#?}");
     tagged(&lines, "s3 OK [READ-ONLY]");
 }
+
+/// A QRESYNC SELECT that owes many FETCHes answers them in slices (a write per slice, as for a
+/// long FETCH) and still sends each exactly once, in order, before the tagged OK.
+#[test]
+fn a_long_qresync_select_is_resumable() {
+    const N: u32 = 3000;
+    let mut world = World::new();
+    for n in 1..=N {
+        deliver(&mut world, n);
+    }
+    let mut client = Client::new();
+    client.login(&mut world);
+    tagged(&client.command(&mut world, "e ENABLE QRESYNC"), "e OK");
+    let mut model = Model::default();
+    model.apply(&client.command(&mut world, "s1 SELECT INBOX"));
+    let validity = model.uid_validity;
+    tagged(&client.command(&mut world, "u UNSELECT"), "u OK");
+    let before = client.writes;
+    let lines = client.command(&mut world, &format!("s2 SELECT INBOX (QRESYNC ({validity} 1))"));
+    // One write per slice: 64 changed messages make a slice.
+    let writes = client.writes - before;
+    assert!(writes > 40, "{writes} writes");
+    let uids: Vec<u32> = lines
+        .iter()
+        .filter(|l| l.contains(" FETCH "))
+        .map(|l| item(l, "UID ").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(uids, (1..=N).collect::<Vec<_>>());
+    tagged(&lines, "s2 OK [READ-WRITE] SELECT completed");
+}

@@ -6,7 +6,8 @@
 //! client's view up to date ([`sync`]) before the tagged reply, so a client learns about other
 //! sessions' changes at the points RFC 9051 §7.4.1 allows.
 //!
-//! FETCH, SEARCH, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE are resumable ([`slice`]): [`run`] may answer
+//! FETCH, SEARCH, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE (and a QRESYNC SELECT's
+//! FETCHes) are resumable ([`slice`]): [`run`] may answer
 //! [`Outcome::Paused`], and the session calls [`resume`] on its next turn until the command is
 //! done; the sync and the tagged reply come after the last slice.
 
@@ -55,6 +56,8 @@ pub(crate) enum Task {
     Expunge(expunge::ExpungeTask),
     /// COPY / MOVE and their UID forms
     Copy(copy_move::CopyTask),
+    /// The FETCHes of a SELECT / EXAMINE with QRESYNC
+    Resync(qresync::ResyncTask),
 }
 
 /// Where a resumable command stands after a slice.
@@ -121,11 +124,11 @@ pub(crate) fn run<D: Disk>(
         CommandBody::Namespace => Progress::Done(misc::namespace(out)),
         CommandBody::Select { mailbox, condstore, qresync } => {
             let params = select::SelectParams { condstore, qresync: qresync.as_deref() };
-            Progress::Done(select::select(conn, store, &mailbox, false, params, out))
+            select::select(conn, store, &mailbox, false, params, out, &mut slice)
         }
         CommandBody::Examine { mailbox, condstore, qresync } => {
             let params = select::SelectParams { condstore, qresync: qresync.as_deref() };
-            Progress::Done(select::select(conn, store, &mailbox, true, params, out))
+            select::select(conn, store, &mailbox, true, params, out, &mut slice)
         }
         CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, out)),
         CommandBody::Delete(name) => Progress::Done(mailbox::delete(conn, store, &name, out)),
@@ -196,6 +199,7 @@ pub(crate) fn resume<D: Disk>(
         Task::Store(task) => store::resume(conn, store, task, out, &mut slice),
         Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
+        Task::Resync(task) => qresync::resume(conn, store, task, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
 }

@@ -13,12 +13,16 @@
 //! still counts would leave its numbers wrong; such a message is reported by the next sync's
 //! plain `VANISHED` instead. `seq-match-data` is accepted and not used: it only lets a server
 //! shorten its answer, and skua's history is exact above the modseq anyway.
+//!
+//! A QRESYNC SELECT's FETCHes are resumable ([`ResyncTask`]): the VANISHED (EARLIER) line
+//! comes first, then the changed messages a slice at a time, then the tagged OK.
 
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 use skua_core::types::ModSeq;
 
-use super::{durable, view};
+use super::slice::Slice;
+use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, durable, lookup, view};
 use crate::imap::encode;
 use crate::imap::reply::{self, Completion};
 use crate::imap::session::Conn;
@@ -37,37 +41,95 @@ pub(crate) fn enable(conn: &mut Conn) {
 
 /// The QRESYNC part of a SELECT/EXAMINE (RFC 7162 §3.2.5.2), after its usual responses and
 /// with `view` just built: when the UIDVALIDITY matches, `* VANISHED (EARLIER)` for what the
-/// client knew and is gone since its modseq, then `* n FETCH (FLAGS .. MODSEQ .. UID ..)` for
-/// every message changed (or added) since. A UIDVALIDITY mismatch: nothing more (the client
-/// must resynchronise from scratch).
-pub(crate) fn after_select<D: Disk>(
+/// client knew and is gone since its modseq, and `Some(modseq)`: the FETCHes of every message
+/// changed (or added) since follow, a slice at a time ([`ResyncTask`]). A UIDVALIDITY
+/// mismatch: `None`, nothing more (the client must resynchronise from scratch).
+pub(crate) fn vanished_after_select<D: Disk>(
     view: &View,
     store: &UserStore<D>,
     params: &QresyncParams,
     out: &mut Out,
-) -> Result<(), Completion> {
+) -> Result<Option<ModSeq>, Completion> {
     if params.uid_validity != view.uid_validity.get() {
-        return Ok(());
+        return Ok(None);
     }
     let since = ModSeq(params.modseq);
     let vanished = store.vanished_since(view.mailbox, since).map_err(|e| reply::read(&e))?;
     let largest = store.mailbox_marks(view.mailbox).map_or(0, |m| m.uid_next.get() - 1);
     let known = params.known_uids.as_ref().map(|set| normalized(set, largest));
     let uids = visible_vanished(&vanished, known.as_deref(), view);
-    let written = out.buffered();
-    write_vanished_earlier(&uids, out.buf());
-    let keywords = store.keyword_table(view.mailbox).map_err(|e| reply::read(&e))?;
-    let messages = store.live_messages(view.mailbox).map_err(|e| reply::read(&e))?;
-    for message in messages.filter(|m| m.modseq > since) {
-        if let Some(msn) = view.msn_of(message.uid) {
-            let recent = view.is_recent(message.uid);
-            view.write_flags_update(out.buf(), msn, &message, keywords, true, recent);
-        }
-    }
-    if out.buffered() != written {
+    if !uids.is_empty() {
+        write_vanished_earlier(&uids, out.buf());
         durable(store, out);
     }
-    Ok(())
+    Ok(Some(since))
+}
+
+/// The FETCHes of a QRESYNC SELECT between slices: `* n FETCH (FLAGS .. MODSEQ .. UID ..)` for
+/// each message of the new view whose modseq passed the client's, walked by UID in
+/// lookup-sized chunks, so a resync after a long absence from a big mailbox neither holds
+/// the shard nor builds its whole answer at once. A message another session changes
+/// meanwhile is reported as it is now; one it expunges is skipped (the sync after the
+/// command reports it).
+#[derive(Debug)]
+pub(crate) struct ResyncTask {
+    /// The client's modseq.
+    since: ModSeq,
+    /// The view's UIDs below this one are done.
+    next_uid: u32,
+    /// The SELECT's tagged reply, for when the walk is done.
+    completion: Completion,
+}
+
+impl ResyncTask {
+    /// The walk of a SELECT that answers `completion`, for a client at modseq `since`.
+    pub(crate) fn new(since: ModSeq, completion: Completion) -> ResyncTask {
+        ResyncTask { since, next_uid: 1, completion }
+    }
+}
+
+/// Runs one more slice of a QRESYNC SELECT's FETCHes.
+pub(crate) fn resume<D: Disk>(
+    conn: &Conn,
+    store: &UserStore<D>,
+    mut task: ResyncTask,
+    out: &mut Out,
+    slice: &mut Slice,
+) -> Progress {
+    let Some(view) = conn.selected.as_ref() else {
+        return Progress::Done(Completion::bad("No mailbox selected"));
+    };
+    loop {
+        if slice.spent(out) {
+            return Progress::Paused(Task::Resync(task));
+        }
+        let from = view.uids().partition_point(|u| u.get() < task.next_uid);
+        let end = (from + LOOKUP_ONE_BY_ONE_MAX).min(view.len());
+        if from == end {
+            return Progress::Done(task.completion);
+        }
+        let chunk = &view.uids()[from..end];
+        task.next_uid = chunk[chunk.len() - 1].get().saturating_add(1);
+        // Checking a record's modseq is cheap: a unit per 16, and one per FETCH written.
+        slice.spend((chunk.len() as u64).div_ceil(16));
+        let messages = match lookup(store, view.mailbox, chunk.iter().copied()) {
+            Ok(messages) => messages,
+            Err(error) => return Progress::Done(reply::read(&error)),
+        };
+        let keywords = store.keyword_table(view.mailbox).unwrap_or_default();
+        let mut written = 0;
+        for message in messages.iter().filter(|m| m.modseq > task.since) {
+            if let Some(msn) = view.msn_of(message.uid) {
+                let recent = view.is_recent(message.uid);
+                view.write_flags_update(out.buf(), msn, message, keywords, true, recent);
+                written += 1;
+            }
+        }
+        if written > 0 {
+            slice.spend(written);
+            durable(store, out);
+        }
+    }
 }
 
 /// Checks a FETCH's `VANISHED` modifier (RFC 7162 §3.2.6): only with UID FETCH, with

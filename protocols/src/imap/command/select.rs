@@ -5,7 +5,8 @@ use skua_core::disk::Disk;
 use skua_core::store::{MailboxMarks, UserStore};
 use skua_core::types::{SystemFlags, Uid};
 
-use super::{durable, view};
+use super::slice::Slice;
+use super::{Progress, durable, qresync, view};
 use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
@@ -30,11 +31,12 @@ pub(crate) fn select<D: Disk>(
     read_only: bool,
     params: SelectParams<'_>,
     out: &mut Out,
-) -> Completion {
+    slice: &mut Slice,
+) -> Progress {
     // RFC 7162 §3.2.5: QRESYNC without ENABLE QRESYNC is BAD (and, being BAD, the current
     // selection stays).
     if params.qresync.is_some() && !conn.enabled.qresync {
-        return Completion::bad("QRESYNC needs ENABLE QRESYNC first");
+        return Progress::Done(Completion::bad("QRESYNC needs ENABLE QRESYNC first"));
     }
     let condstore = params.condstore;
     if conn.selected.take().is_some() {
@@ -42,18 +44,20 @@ pub(crate) fn select<D: Disk>(
     }
     if condstore {
         if !conn.config.condstore {
-            return Completion::bad("CONDSTORE is not supported");
+            return Progress::Done(Completion::bad("CONDSTORE is not supported"));
         }
         conn.enabled.condstore = true;
     }
     let Some(id) = store.mailbox_id(name) else {
-        return Completion::no("No such mailbox").with(Code::Nonexistent);
+        return Progress::Done(Completion::no("No such mailbox").with(Code::Nonexistent));
     };
     let (info, messages, keywords) =
         match (store.mailbox_info(id), store.messages(id), store.keywords(id)) {
             (Some(info), Ok(messages), Ok(keywords)) => (info, messages, keywords),
-            (None, _, _) => return Completion::no("No such mailbox").with(Code::Nonexistent),
-            (_, Err(error), _) | (_, _, Err(error)) => return reply::read(&error),
+            (None, _, _) => {
+                return Progress::Done(Completion::no("No such mailbox").with(Code::Nonexistent));
+            }
+            (_, Err(error), _) | (_, _, Err(error)) => return Progress::Done(reply::read(&error)),
         };
     let mut selected = View::new(
         id,
@@ -103,16 +107,25 @@ pub(crate) fn select<D: Disk>(
     });
     selected.vanished = conn.enabled.qresync || conn.enabled.uidonly;
     selected.uid_only = conn.enabled.uidonly;
-    if let Some(qresync) = params.qresync
-        && let Err(completion) = super::qresync::after_select(&selected, store, qresync, out)
-    {
-        return completion;
-    }
+    let resync = match params.qresync {
+        Some(qresync) => match qresync::vanished_after_select(&selected, store, qresync, out) {
+            Ok(since) => since,
+            Err(completion) => return Progress::Done(completion),
+        },
+        None => None,
+    };
     conn.selected = Some(selected);
-    if read_only {
+    let completion = if read_only {
         Completion::ok("EXAMINE completed").with(Code::ReadOnly)
     } else {
         Completion::ok("SELECT completed").with(Code::ReadWrite)
+    };
+    match resync {
+        Some(since) => {
+            let task = qresync::ResyncTask::new(since, completion);
+            qresync::resume(conn, store, task, out, slice)
+        }
+        None => Progress::Done(completion),
     }
 }
 
