@@ -19,7 +19,7 @@
 
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
-use skua_core::types::ModSeq;
+use skua_core::types::{ModSeq, Uid};
 
 use super::slice::Slice;
 use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, durable, lookup, view};
@@ -66,25 +66,36 @@ pub(crate) fn vanished_after_select<D: Disk>(
 }
 
 /// The FETCHes of a QRESYNC SELECT between slices: `* n FETCH (FLAGS .. MODSEQ .. UID ..)` for
-/// each message of the new view whose modseq passed the client's, walked by UID in
-/// lookup-sized chunks, so a resync after a long absence from a big mailbox neither holds
-/// the shard nor builds its whole answer at once. A message another session changes
-/// meanwhile is reported as it is now; one it expunges is skipped (the sync after the
-/// command reports it).
+/// each message of the new view whose modseq passed the client's. Which ones is found in one
+/// pass over the index records when the task starts (O(n), as SELECT itself is; four bytes per
+/// changed message kept), and the answers go out a lookup-sized chunk at a time, so a resync
+/// after a long absence from a big mailbox never builds its whole answer at once. A message
+/// another session changes meanwhile is reported as it is now; one it expunges is skipped
+/// (the sync after the command reports it).
 #[derive(Debug)]
 pub(crate) struct ResyncTask {
-    /// The client's modseq.
-    since: ModSeq,
-    /// The view's UIDs below this one are done.
-    next_uid: u32,
+    /// The changed messages, ascending; `position` is the next one to answer.
+    changed: Vec<Uid>,
+    position: usize,
     /// The SELECT's tagged reply, for when the walk is done.
     completion: Completion,
 }
 
 impl ResyncTask {
-    /// The walk of a SELECT that answers `completion`, for a client at modseq `since`.
-    pub(crate) fn new(since: ModSeq, completion: Completion) -> ResyncTask {
-        ResyncTask { since, next_uid: 1, completion }
+    /// The FETCHes a SELECT of `view` that answers `completion` owes a client at modseq
+    /// `since`.
+    ///
+    /// # Errors
+    /// The store's read error, as the tagged reply.
+    pub(crate) fn new<D: Disk>(
+        view: &View,
+        store: &UserStore<D>,
+        since: ModSeq,
+        completion: Completion,
+    ) -> Result<ResyncTask, Completion> {
+        let messages = store.live_messages(view.mailbox).map_err(|e| reply::read(&e))?;
+        let changed = messages.filter(|m| m.modseq > since).map(|m| m.uid).collect();
+        Ok(ResyncTask { changed, position: 0, completion })
     }
 }
 
@@ -99,37 +110,34 @@ pub(crate) fn resume<D: Disk>(
     let Some(view) = conn.selected.as_ref() else {
         return Progress::Done(Completion::bad("No mailbox selected"));
     };
-    loop {
+    let keywords = store.keyword_table(view.mailbox).unwrap_or_default();
+    while task.position < task.changed.len() {
         if slice.spent(out) {
             return Progress::Paused(Task::Resync(task));
         }
-        let from = view.uids().partition_point(|u| u.get() < task.next_uid);
-        let end = (from + LOOKUP_ONE_BY_ONE_MAX).min(view.len());
-        if from == end {
-            return Progress::Done(task.completion);
-        }
-        let chunk = &view.uids()[from..end];
-        task.next_uid = chunk[chunk.len() - 1].get().saturating_add(1);
-        // Checking a record's modseq is cheap: a unit per 16, and one per FETCH written.
-        slice.spend((chunk.len() as u64).div_ceil(16));
+        let end = (task.position + LOOKUP_ONE_BY_ONE_MAX).min(task.changed.len());
+        let chunk = &task.changed[task.position..end];
+        task.position = end;
+        slice.spend(chunk.len() as u64);
         let messages = match lookup(store, view.mailbox, chunk.iter().copied()) {
             Ok(messages) => messages,
             Err(error) => return Progress::Done(reply::read(&error)),
         };
-        let keywords = store.keyword_table(view.mailbox).unwrap_or_default();
-        let mut written = 0;
-        for message in messages.iter().filter(|m| m.modseq > task.since) {
-            if let Some(msn) = view.msn_of(message.uid) {
-                let recent = view.is_recent(message.uid);
-                view.write_flags_update(out.buf(), msn, message, keywords, true, recent);
-                written += 1;
+        let written = out.buffered();
+        for uid in chunk {
+            let Ok(index) = messages.binary_search_by_key(uid, |m| m.uid) else {
+                continue;
+            };
+            if let Some(msn) = view.msn_of(*uid) {
+                let recent = view.is_recent(*uid);
+                view.write_flags_update(out.buf(), msn, &messages[index], keywords, true, recent);
             }
         }
-        if written > 0 {
-            slice.spend(written);
+        if out.buffered() != written {
             durable(store, out);
         }
     }
+    Progress::Done(task.completion)
 }
 
 /// Checks a FETCH's `VANISHED` modifier (RFC 7162 §3.2.6): only with UID FETCH, with

@@ -122,8 +122,11 @@ pub(crate) fn select<D: Disk>(
     };
     match resync {
         Some(since) => {
-            let task = qresync::ResyncTask::new(since, completion);
-            qresync::resume(conn, store, task, out, slice)
+            let view = conn.selected.as_ref().expect("selected above");
+            match qresync::ResyncTask::new(view, store, since, completion) {
+                Ok(task) => qresync::resume(conn, store, task, out, slice),
+                Err(completion) => Progress::Done(completion),
+            }
         }
         None => Progress::Done(completion),
     }
