@@ -90,6 +90,10 @@ pub(crate) struct Enabled {
     pub rev2: bool,
     /// `ENABLE CONDSTORE` or a CONDSTORE-enabling command (RFC 7162 §3.1).
     pub condstore: bool,
+    /// `ENABLE QRESYNC` (RFC 7162 §3.2.3): expunges are reported as `VANISHED`.
+    pub qresync: bool,
+    /// `ENABLE UIDONLY` (RFC 9586): no message sequence numbers either way.
+    pub uidonly: bool,
 }
 
 /// The session state commands may read and change.

@@ -318,6 +318,21 @@ pub struct SearchReturn {
     pub save: bool,
 }
 
+/// SELECT/EXAMINE's `QRESYNC` parameter (RFC 7162 §3.2.5):
+/// `(uidvalidity modseq [known-uids [seq-match-data]])`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QresyncParams {
+    /// The UIDVALIDITY the client's cache is for.
+    pub uid_validity: u32,
+    /// The last HIGHESTMODSEQ the client knows of.
+    pub modseq: u64,
+    /// The UIDs the client knows (no `*`); `None`: all of them.
+    pub known_uids: Option<SequenceSet>,
+    /// `(known-sequence-set known-uid-set)`: message numbers and the UIDs the client has
+    /// for them (a hint; skua answers without it, see `command/qresync.rs`).
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
+}
+
 /// A parsed command. `uid` marks the `UID` prefix for FETCH/STORE/COPY/MOVE/SEARCH/EXPUNGE.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandBody {
@@ -352,6 +367,8 @@ pub enum CommandBody {
         mailbox: String,
         /// `(CONDSTORE)` parameter.
         condstore: bool,
+        /// `(QRESYNC (...))` parameter (RFC 7162 §3.2.5).
+        qresync: Option<Box<QresyncParams>>,
     },
     /// `EXAMINE mailbox`
     Examine {
@@ -359,6 +376,8 @@ pub enum CommandBody {
         mailbox: String,
         /// `(CONDSTORE)` parameter.
         condstore: bool,
+        /// `(QRESYNC (...))` parameter (RFC 7162 §3.2.5).
+        qresync: Option<Box<QresyncParams>>,
     },
     /// `CREATE mailbox`
     Create(String),
@@ -451,6 +470,8 @@ pub enum CommandBody {
         attributes: Vec<FetchAttribute>,
         /// `CHANGEDSINCE` modifier (RFC 7162).
         changed_since: Option<u64>,
+        /// `VANISHED` modifier (RFC 7162 §3.2.6).
+        vanished: bool,
     },
     /// `[UID] STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags`
     Store {

@@ -40,6 +40,7 @@ mod commands;
 mod cursor;
 pub(crate) mod date;
 mod fetch;
+mod qresync;
 mod search;
 mod values;
 

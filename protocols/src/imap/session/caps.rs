@@ -22,6 +22,7 @@ const AUTHENTICATED: &[&str] = &[
     "BINARY",
     "PREVIEW",
     "SPECIAL-USE CREATE-SPECIAL-USE",
+    "UIDONLY",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
@@ -36,7 +37,7 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
             caps.push_str(extension);
         }
         if config.condstore {
-            caps.push_str(" CONDSTORE");
+            caps.push_str(" CONDSTORE QRESYNC");
         }
         crate::imap::command::append::capabilities(conn, &mut caps);
         return caps;
