@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod limits;
 pub mod search;
+pub mod subject;
 
 mod address;
 mod content;

@@ -3,9 +3,10 @@
 
 use thiserror::Error;
 
+use super::keys::SortKeys;
 use super::{
     FIXED_SIZE, FLAG_NO_SEPARATOR, FLAG_SENT_DATE, FLAG_TRUNCATED, FLAGS_ALL, KIND_LEAF,
-    KIND_MESSAGE, KIND_MULTIPART, MAGIC, PART_MESSAGE_ROOT, PART_SIZE, VERSION,
+    KIND_MESSAGE, KIND_MULTIPART, MAGIC, PART_MESSAGE_ROOT, PART_SIZE, VERSION, VERSION_NO_KEYS,
 };
 use crate::mime::limits::PARTS_MAX;
 
@@ -31,6 +32,9 @@ pub enum CacheError {
     /// The part table is inconsistent.
     #[error("corrupt MIME part table")]
     PartTable,
+    /// A string of the key section is not UTF-8.
+    #[error("MIME cache key text is not UTF-8")]
+    KeyText,
 }
 
 /// A parsed cache blob, borrowing it.
@@ -44,6 +48,8 @@ pub struct CacheView<'a> {
     body_structure: &'a [u8],
     body: &'a [u8],
     parts: &'a [u8],
+    /// The key section (version 2); `None` in a version 1 blob.
+    keys: Option<&'a [u8]>,
 }
 
 /// One part table entry, decoded.
@@ -103,7 +109,7 @@ impl<'a> CacheView<'a> {
             return Err(CacheError::BadMagic);
         }
         let [version, flags, reserved] = reader.array()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_NO_KEYS {
             return Err(CacheError::UnsupportedVersion(version));
         }
         if reserved != 0 || flags & !FLAGS_ALL != 0 {
@@ -120,6 +126,13 @@ impl<'a> CacheView<'a> {
             return Err(CacheError::PartTable);
         }
         let parts = reader.take(count * PART_SIZE)?;
+        let keys = if version == VERSION {
+            // Checked when read (`sort_keys`): FETCH, which parses every blob it serves,
+            // never reads it.
+            Some(reader.length_prefixed()?)
+        } else {
+            None
+        };
         if !reader.bytes.is_empty() {
             return Err(CacheError::TrailingBytes);
         }
@@ -132,6 +145,7 @@ impl<'a> CacheView<'a> {
             body_structure,
             body,
             parts,
+            keys,
         };
         view.check_parts()?;
         Ok(view)
@@ -174,6 +188,15 @@ impl<'a> CacheView<'a> {
             ends.push(end);
         }
         Ok(())
+    }
+
+    /// The SORT and THREAD keys, or `None` for a version 1 blob (which has none: compute them
+    /// with [`SortKeys::extract`]).
+    ///
+    /// # Errors
+    /// [`CacheError`] when the key section is damaged.
+    pub fn sort_keys(&self) -> Result<Option<SortKeys>, CacheError> {
+        self.keys.map(SortKeys::decode).transpose()
     }
 
     /// The ENVELOPE response bytes (RFC 9051 §7.5.2).
@@ -296,12 +319,14 @@ mod tests {
         magic[0] = b'X';
         assert_eq!(CacheView::parse(&magic).err(), Some(CacheError::BadMagic));
         let mut version = blob.clone();
-        version[3] = 2;
-        assert_eq!(CacheView::parse(&version).err(), Some(CacheError::UnsupportedVersion(2)));
+        version[3] = 3;
+        assert_eq!(CacheView::parse(&version).err(), Some(CacheError::UnsupportedVersion(3)));
         let mut reserved = blob.clone();
         reserved[5] = 1;
         assert_eq!(CacheView::parse(&reserved).err(), Some(CacheError::Reserved));
-        let table = blob.len() - 4 * PART_SIZE;
+        let mut keys = Vec::new();
+        SortKeys::extract(MESSAGE).encode(&mut keys);
+        let table = blob.len() - keys.len() - 4 - 4 * PART_SIZE;
         let mut subtree = blob.clone();
         subtree[table + 12] = 9;
         assert_eq!(CacheView::parse(&subtree).err(), Some(CacheError::PartTable));
@@ -311,5 +336,27 @@ mod tests {
         let mut root = blob.clone();
         root[table + 3 * PART_SIZE + 15] = 0;
         assert_eq!(CacheView::parse(&root).err(), Some(CacheError::PartTable));
+        // A damaged key section fails only the key read, not FETCH's parse.
+        let mut flags = blob.clone();
+        flags[blob.len() - keys.len()] = 0x80;
+        let view = CacheView::parse(&flags).expect("the rest is intact");
+        assert_eq!(view.sort_keys(), Err(CacheError::Reserved));
+    }
+
+    #[test]
+    fn version_1_blobs_still_read_without_keys() {
+        let blob = build(MESSAGE);
+        let mut keys = Vec::new();
+        SortKeys::extract(MESSAGE).encode(&mut keys);
+        let view = CacheView::parse(&blob).expect("parses");
+        assert_eq!(view.sort_keys(), Ok(Some(SortKeys::extract(MESSAGE))));
+        // A version 1 blob is a version 2 blob without the key section and its length.
+        let mut old = blob[..blob.len() - keys.len() - 4].to_vec();
+        old[3] = 1;
+        let old_view = CacheView::parse(&old).expect("version 1 parses");
+        assert_eq!(old_view.sort_keys(), Ok(None));
+        assert_eq!(old_view.envelope(), view.envelope());
+        assert_eq!(old_view.body_structure(), view.body_structure());
+        assert_eq!(old_view.part_count(), view.part_count());
     }
 }
