@@ -6,7 +6,7 @@
 //! client's view up to date ([`sync`]) before the tagged reply, so a client learns about other
 //! sessions' changes at the points RFC 9051 §7.4.1 allows.
 //!
-//! FETCH, SEARCH, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE are resumable ([`slice`]): [`run`] may answer
+//! FETCH, SEARCH, SORT, THREAD, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE are resumable ([`slice`]): [`run`] may answer
 //! [`Outcome::Paused`], and the session calls [`resume`] on its next turn until the command is
 //! done; the sync and the tagged reply come after the last slice.
 
@@ -23,9 +23,11 @@ pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
 pub(crate) mod slice;
+pub(crate) mod sort;
 pub(crate) mod store;
 #[cfg(test)]
 mod sync_tests;
+mod thread;
 
 use skua_core::disk::Disk;
 use skua_core::error::ReadError;
@@ -53,6 +55,8 @@ pub(crate) enum Task {
     Expunge(expunge::ExpungeTask),
     /// COPY / MOVE and their UID forms
     Copy(copy_move::CopyTask),
+    /// SORT / THREAD and their UID forms
+    Sort(sort::SortTask),
 }
 
 /// Where a resumable command stands after a slice.
@@ -189,6 +193,7 @@ pub(crate) fn resume<D: Disk>(
         Task::Store(task) => store::resume(conn, store, task, out, &mut slice),
         Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
+        Task::Sort(task) => sort::resume(conn, store, &tag, task, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
 }
@@ -233,6 +238,8 @@ fn reports_own_changes(body: &CommandBody) -> bool {
             | CommandBody::Store { .. }
             | CommandBody::Expunge { .. }
             | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
             | CommandBody::Noop
             | CommandBody::Create(_)
             | CommandBody::Subscribe(_)
@@ -283,6 +290,16 @@ fn run_selected<D: Disk>(
         CommandBody::Search { uid, esearch, charset, keys } => {
             let request = search::SearchRequest { uid, esearch, charset, keys: &keys };
             return search::search(conn, store, tag, &request, out, slice);
+        }
+        CommandBody::Sort { uid, esearch, criteria, charset, keys } => {
+            let order = sort::Order::Sort { criteria, esearch };
+            let request = sort::OrderRequest { uid, order, charset: &charset, keys: &keys };
+            return sort::start(conn, store, tag, request, out, slice);
+        }
+        CommandBody::Thread { uid, algorithm, charset, keys } => {
+            let order = sort::Order::Thread(algorithm);
+            let request = sort::OrderRequest { uid, order, charset: &charset, keys: &keys };
+            return sort::start(conn, store, tag, request, out, slice);
         }
         CommandBody::Fetch { uid, set, attributes, changed_since } => {
             let request = fetch::FetchRequest { uid, set: &set, attributes, changed_since };
@@ -346,6 +363,8 @@ fn allows_expunge(body: &CommandBody) -> bool {
         CommandBody::Fetch { uid: false, .. }
             | CommandBody::Store { uid: false, .. }
             | CommandBody::Search { uid: false, .. }
+            | CommandBody::Sort { uid: false, .. }
+            | CommandBody::Thread { uid: false, .. }
     )
 }
 
