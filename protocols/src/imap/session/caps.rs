@@ -14,6 +14,11 @@ const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
 const AUTHENTICATED: &str = "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES \
      UNAUTHENTICATE";
 
+/// SORT (RFC 5256), SORT=DISPLAY (RFC 5957), ESORT (RFC 5267 §3) and the THREAD algorithms
+/// (RFC 5256, REFS of draft-ietf-morg-inthread): `command/sort.rs`, `command/thread.rs`.
+const ORDERING: &str =
+    " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS";
+
 /// The capability list for the current state (without the `CAPABILITY` keyword).
 #[must_use]
 pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
@@ -23,6 +28,7 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
     if authenticated {
         caps.push(' ');
         caps.push_str(AUTHENTICATED);
+        caps.push_str(ORDERING);
         if config.condstore {
             caps.push_str(" CONDSTORE");
         }

@@ -107,7 +107,7 @@ impl SortKeys {
     }
 
     /// Appends the key section (without its length prefix).
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+    pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(if self.subject_reply { KEY_FLAG_REPLY } else { 0 });
         let references = self.references.join(" ");
         for text in [
