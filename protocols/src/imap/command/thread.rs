@@ -172,11 +172,11 @@ fn references(items: &[Item], merge_subjects: bool) -> (Vec<Node>, Vec<usize>) {
     let mut roots = prune(&mut arena.nodes, &roots);
     // (4) and (6): siblings in date order everywhere, deepest first.
     sort_siblings(&mut arena, &roots);
-    roots.sort_by(|&a, &b| arena.date_of(a).cmp(&arena.date_of(b)));
+    roots.sort_by_key(|&node| arena.date_of(node));
     if merge_subjects {
         roots = merge_by_subject(&mut arena, &roots);
         sort_siblings(&mut arena, &roots);
-        roots.sort_by(|&a, &b| arena.date_of(a).cmp(&arena.date_of(b)));
+        roots.sort_by_key(|&node| arena.date_of(node));
     } else {
         // REFS: threads ordered by their newest message.
         let newest: HashMap<usize, (i64, u32)> =
@@ -275,7 +275,7 @@ fn sort_siblings(arena: &mut Arena<'_>, roots: &[usize]) {
     }
     for &node in post.iter().rev() {
         let mut children = std::mem::take(&mut arena.nodes[node].children);
-        children.sort_by(|&a, &b| arena.date_of(a).cmp(&arena.date_of(b)));
+        children.sort_by_key(|&child| arena.date_of(child));
         arena.nodes[node].children = children;
     }
 }
@@ -344,9 +344,8 @@ fn merge_by_subject<'a>(arena: &mut Arena<'a>, roots: &[usize]) -> Vec<usize> {
                 arena.nodes[child].parent = NONE;
                 arena.link(holder, child);
             }
-        } else if holder_dummy {
-            arena.link(holder, root);
-        } else if !reply(arena, holder) && reply(arena, root) {
+        } else if holder_dummy || (!reply(arena, holder) && reply(arena, root)) {
+            // Under the dummy, with the other replies; or a reply under its original.
             arena.link(holder, root);
         } else {
             // Both replies or neither: siblings under a new dummy in the holder's place.
