@@ -23,7 +23,7 @@ mod view;
 
 pub use keys::{KEY_BYTES_MAX, REFERENCES_MAX, SortKeys};
 pub use section::SectionBytes;
-pub use view::{CacheError, CacheView};
+pub use view::{CacheError, CacheView, OrderFields};
 
 use super::structure::write_body_structure;
 use super::tree::{Kind, Tree, default_media, scan};

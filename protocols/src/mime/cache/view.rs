@@ -52,6 +52,25 @@ pub struct CacheView<'a> {
     keys: Option<&'a [u8]>,
 }
 
+/// What SORT and THREAD read of a blob ([`CacheView::order_fields`]).
+#[derive(Clone, Copy, Debug)]
+pub struct OrderFields<'a> {
+    /// The Date: header as seconds since the epoch (UTC), if it parsed.
+    pub sent_date: Option<i64>,
+    /// The key section; `None` in a version 1 blob.
+    pub keys: Option<&'a [u8]>,
+}
+
+impl OrderFields<'_> {
+    /// The keys, or `None` for a version 1 blob.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the key section is damaged.
+    pub fn sort_keys(&self) -> Result<Option<SortKeys>, CacheError> {
+        self.keys.map(SortKeys::decode).transpose()
+    }
+}
+
 /// One part table entry, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PartEntry {
@@ -149,6 +168,42 @@ impl<'a> CacheView<'a> {
         };
         view.check_parts()?;
         Ok(view)
+    }
+
+    /// What SORT and THREAD read of a blob: the sent date and the key section (`None` in a
+    /// version 1 blob), found by skipping the other fields without checking the part table
+    /// (which they never read): about a tenth of [`CacheView::parse`]'s work.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the blob is truncated, of another version, or has trailing bytes.
+    pub fn order_fields(blob: &'a [u8]) -> Result<OrderFields<'a>, CacheError> {
+        let mut reader = Reader { bytes: blob };
+        if reader.array::<3>()? != MAGIC {
+            return Err(CacheError::BadMagic);
+        }
+        let [version, flags, reserved] = reader.array()?;
+        if version != VERSION && version != VERSION_NO_KEYS {
+            return Err(CacheError::UnsupportedVersion(version));
+        }
+        if reserved != 0 || flags & !FLAGS_ALL != 0 {
+            return Err(CacheError::Reserved);
+        }
+        let _zone: [u8; 2] = reader.array()?;
+        let sent = i64::from_le_bytes(reader.array()?);
+        let _header_len = reader.u32()?;
+        for _ in 0..3 {
+            reader.length_prefixed()?;
+        }
+        let count = usize::try_from(reader.u32()?).map_err(|_| CacheError::PartTable)?;
+        if count == 0 || count > PARTS_MAX {
+            return Err(CacheError::PartTable);
+        }
+        reader.take(count * PART_SIZE)?;
+        let keys = if version == VERSION { Some(reader.length_prefixed()?) } else { None };
+        if !reader.bytes.is_empty() {
+            return Err(CacheError::TrailingBytes);
+        }
+        Ok(OrderFields { sent_date: (flags & FLAG_SENT_DATE != 0).then_some(sent), keys })
     }
 
     /// Checks each entry's kind, flags and subtree size: every subtree stays inside the table
@@ -354,6 +409,16 @@ mod tests {
         let mut old = blob[..blob.len() - keys.len() - 4].to_vec();
         old[3] = 1;
         let old_view = CacheView::parse(&old).expect("version 1 parses");
+        let fields = CacheView::order_fields(&blob).expect("order fields");
+        assert_eq!(fields.sort_keys(), Ok(Some(SortKeys::extract(MESSAGE))));
+        assert_eq!(fields.sent_date, view.sent_date());
+        let old_fields = CacheView::order_fields(&old).expect("version 1 order fields");
+        assert_eq!(old_fields.sort_keys(), Ok(None));
+        assert_eq!(old_fields.sent_date, view.sent_date());
+        let mut longer = blob.clone();
+        longer.push(0);
+        assert_eq!(CacheView::order_fields(&longer).err(), Some(CacheError::TrailingBytes));
+        assert_eq!(CacheView::order_fields(&blob[..30]).err(), Some(CacheError::Truncated));
         assert_eq!(old_view.sort_keys(), Ok(None));
         assert_eq!(old_view.envelope(), view.envelope());
         assert_eq!(old_view.body_structure(), view.body_structure());
