@@ -183,8 +183,9 @@ fn decoded_text(message: &[u8], field: &Field) -> String {
     }
 }
 
-/// The `addr-mailbox` and the display text (RFC 5957: the decoded display name, or the
-/// address when the name is missing or empty) of the field's first address.
+/// The `addr-mailbox` and the display text (RFC 5957 §3: the decoded display name, or the
+/// address when the name is missing or empty) of the field's first address, as the ENVELOPE
+/// lists addresses.
 fn first_address(message: &[u8], field: &Field) -> (String, String) {
     let mut raw = message[field.value_start..field.next].to_vec();
     if field.next == field.value_end {
@@ -194,6 +195,15 @@ fn first_address(message: &[u8], field: &Field) -> (String, String) {
     let HeaderValue::Address(address) = value else {
         return (String::new(), String::new());
     };
+    // A group comes first as its start marker, whose addr-mailbox is the group's name and
+    // whose host is NIL: both keys are that name (RFC 5957 §3's third case). Addresses outside
+    // any group are a nameless group to mail-parser.
+    if let mail_parser::Address::Group(groups) = &address
+        && let Some(name) = groups.first().and_then(|g| g.name.as_deref()).map(str::trim)
+        && !name.is_empty()
+    {
+        return (bounded(name.to_owned()), bounded(name.to_owned()));
+    }
     let Some(first) = address.first() else {
         return (String::new(), String::new());
     };
@@ -266,6 +276,15 @@ mod tests {
         let mut section = Vec::new();
         keys.encode(&mut section);
         assert_eq!(SortKeys::decode(&section), Ok(keys));
+    }
+
+    #[test]
+    fn a_group_is_first_as_its_start_marker() {
+        let keys = SortKeys::extract(
+            b"To: Friends: a@x.org, B <b@x.org>;, c@x.org\r\nCc: d@x.org, Team: e@x.org;\r\n\r\n",
+        );
+        assert_eq!((keys.to_mailbox.as_str(), keys.to_display.as_str()), ("Friends", "Friends"));
+        assert_eq!(keys.cc_mailbox, "d");
     }
 
     #[test]
