@@ -510,6 +510,73 @@ pub enum CommandBody {
     Namespace,
     /// `ID (...)` / `ID NIL` (RFC 2971); parameters are not kept.
     Id,
+    /// `[UID] SORT [RETURN (...)] (criteria) charset keys` (RFC 5256, ESORT RFC 5267)
+    Sort {
+        /// `UID` prefix.
+        uid: bool,
+        /// `RETURN (...)`: answer with ESEARCH (ESORT).
+        esearch: Option<SearchReturn>,
+        /// Sort criteria, most significant first (never empty).
+        criteria: Vec<SortCriterion>,
+        /// Charset (only US-ASCII and UTF-8 are accepted).
+        charset: String,
+        /// Keys; all must match.
+        keys: Vec<SearchKey>,
+    },
+    /// `[UID] THREAD algorithm charset keys` (RFC 5256)
+    Thread {
+        /// `UID` prefix.
+        uid: bool,
+        /// The threading algorithm.
+        algorithm: ThreadAlgorithm,
+        /// Charset (only US-ASCII and UTF-8 are accepted).
+        charset: String,
+        /// Keys; all must match.
+        keys: Vec<SearchKey>,
+    },
+}
+
+/// A SORT key (RFC 5256 §3, RFC 5957 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    /// `ARRIVAL`: the internal date.
+    Arrival,
+    /// `CC`: `addr-mailbox` of the first Cc address.
+    Cc,
+    /// `DATE`: the sent date.
+    Date,
+    /// `FROM`: `addr-mailbox` of the first From address.
+    From,
+    /// `SIZE`: RFC822.SIZE.
+    Size,
+    /// `SUBJECT`: the base subject.
+    Subject,
+    /// `TO`: `addr-mailbox` of the first To address.
+    To,
+    /// `DISPLAYFROM` (RFC 5957)
+    DisplayFrom,
+    /// `DISPLAYTO` (RFC 5957)
+    DisplayTo,
+}
+
+/// `sort-criterion = ["REVERSE" SP] sort-key`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SortCriterion {
+    /// `REVERSE`
+    pub reverse: bool,
+    /// The key.
+    pub key: SortKey,
+}
+
+/// A THREAD algorithm (RFC 5256 §3, draft-ietf-morg-inthread's REFS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    /// `ORDEREDSUBJECT`
+    OrderedSubject,
+    /// `REFERENCES`
+    References,
+    /// `REFS`
+    Refs,
 }
 
 /// A whole command: tag and body.

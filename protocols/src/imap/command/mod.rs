@@ -6,8 +6,8 @@
 //! client's view up to date ([`sync`]) before the tagged reply, so a client learns about other
 //! sessions' changes at the points RFC 9051 §7.4.1 allows.
 //!
-//! FETCH, SEARCH, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE (and a QRESYNC SELECT's
-//! FETCHes) are resumable ([`slice`]): [`run`] may answer
+//! FETCH, SEARCH, SORT, THREAD, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE (and a QRESYNC
+//! SELECT's FETCHes) are resumable ([`slice`]): [`run`] may answer
 //! [`Outcome::Paused`], and the session calls [`resume`] on its next turn until the command is
 //! done; the sync and the tagged reply come after the last slice.
 
@@ -28,9 +28,11 @@ pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
 pub(crate) mod slice;
+pub(crate) mod sort;
 pub(crate) mod store;
 #[cfg(test)]
 mod sync_tests;
+mod thread;
 pub(crate) mod uidonly;
 
 use skua_core::disk::Disk;
@@ -63,6 +65,8 @@ pub(crate) enum Task {
     RenameInbox(rename_inbox::RenameInboxTask),
     /// The FETCHes of a SELECT / EXAMINE with QRESYNC
     Resync(qresync::ResyncTask),
+    /// SORT / THREAD and their UID forms
+    Sort(sort::SortTask),
 }
 
 /// Where a resumable command stands after a slice.
@@ -214,6 +218,7 @@ pub(crate) fn resume<D: Disk>(
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
         Task::RenameInbox(task) => rename_inbox::resume(task, store, out, &mut slice),
         Task::Resync(task) => qresync::resume(conn, store, task, out, &mut slice),
+        Task::Sort(task) => sort::resume(conn, store, &tag, task, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
 }
@@ -258,6 +263,8 @@ fn reports_own_changes(body: &CommandBody) -> bool {
             | CommandBody::Store { .. }
             | CommandBody::Expunge { .. }
             | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
             | CommandBody::Noop
             | CommandBody::Create(_)
             | CommandBody::CreateSpecialUse { .. }
@@ -309,6 +316,16 @@ fn run_selected<D: Disk>(
         CommandBody::Search { uid, esearch, charset, keys } => {
             let request = search::SearchRequest { uid, esearch, charset, keys: &keys };
             return search::search(conn, store, tag, &request, out, slice);
+        }
+        CommandBody::Sort { uid, esearch, criteria, charset, keys } => {
+            let order = sort::Order::Sort { criteria, esearch };
+            let request = sort::OrderRequest { uid, order, charset: &charset, keys: &keys };
+            return sort::start(conn, store, tag, request, out, slice);
+        }
+        CommandBody::Thread { uid, algorithm, charset, keys } => {
+            let order = sort::Order::Thread(algorithm);
+            let request = sort::OrderRequest { uid, order, charset: &charset, keys: &keys };
+            return sort::start(conn, store, tag, request, out, slice);
         }
         CommandBody::Fetch { uid, set, attributes, changed_since, vanished } => {
             let request =
@@ -374,6 +391,8 @@ fn allows_expunge(body: &CommandBody) -> bool {
         CommandBody::Fetch { uid: false, .. }
             | CommandBody::Store { uid: false, .. }
             | CommandBody::Search { uid: false, .. }
+            | CommandBody::Sort { uid: false, .. }
+            | CommandBody::Thread { uid: false, .. }
     )
 }
 

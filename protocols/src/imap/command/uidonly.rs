@@ -33,7 +33,9 @@ pub(crate) fn refuse(conn: &Conn, body: &CommandBody) -> Option<Completion> {
         | CommandBody::Store { uid, .. }
         | CommandBody::Copy { uid, .. }
         | CommandBody::Move { uid, .. } => !uid,
-        CommandBody::Search { uid, keys, .. } => !uid || keys.iter().any(names_numbers),
+        CommandBody::Search { uid, keys, .. }
+        | CommandBody::Sort { uid, keys, .. }
+        | CommandBody::Thread { uid, keys, .. } => !uid || keys.iter().any(names_numbers),
         CommandBody::Select { qresync: Some(params), .. }
         | CommandBody::Examine { qresync: Some(params), .. } => params.seq_match.is_some(),
         _ => false,

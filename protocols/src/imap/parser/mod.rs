@@ -42,6 +42,7 @@ pub(crate) mod date;
 mod fetch;
 mod qresync;
 mod search;
+mod sort;
 mod values;
 
 use base64::Engine as _;
@@ -270,7 +271,8 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
     Ok(Parsed::Body(body))
 }
 
-/// `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`
+/// `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`; `sort` and
+/// `thread` too (RFC 5256).
 fn uid_command(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
     let name = c.keyword()?;
@@ -289,6 +291,8 @@ fn select_command(c: &mut Cursor<'_>, name: &[u8], uid: bool) -> PResult<Command
         }
         b"STORE" => commands::store(c, uid),
         b"SEARCH" => search::search(c, uid),
+        b"SORT" => sort::sort(c, uid),
+        b"THREAD" => sort::thread(c, uid),
         b"COPY" => commands::copy_or_move(c, uid, false),
         b"MOVE" => commands::copy_or_move(c, uid, true),
         _ if uid => syntax("unknown UID command"),

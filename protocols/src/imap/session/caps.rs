@@ -23,6 +23,9 @@ const AUTHENTICATED: &[&str] = &[
     "PREVIEW",
     "SPECIAL-USE CREATE-SPECIAL-USE",
     "UIDONLY",
+    // SORT (RFC 5256), SORT=DISPLAY (RFC 5957), ESORT (RFC 5267 §3) and the THREAD algorithms
+    // (RFC 5256, REFS of draft-ietf-morg-inthread): `command/sort.rs`, `command/thread.rs`.
+    "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
