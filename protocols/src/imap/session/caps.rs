@@ -26,6 +26,8 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
         if config.condstore {
             caps.push_str(" CONDSTORE");
         }
+        // RFC 4978; the runtime's transport compresses (shard/src/conn_deflate.rs).
+        caps.push_str(" COMPRESS=DEFLATE");
         return caps;
     }
     if config.starttls && !tls {

@@ -1,0 +1,235 @@
+"""COMPRESS=DEFLATE (RFC 4978, issue 9) against the real binary: Python's imaplib with a raw
+DEFLATE stream each way (zlib with wbits=-15, as RFC 4978 asks: no zlib header), over plain
+TCP and over IMAPS (deflate under TLS). A session logs in, compresses, selects, fetches a large
+delivered message and appends another (its bytes read back exactly), and logs out; the
+server's bytes on the wire are counted to show they were compressed.
+
+Bad input: COMPRESS before login, with another algorithm, twice, and with a command pipelined
+behind it; a decompression bomb (a few hundred KiB that inflate to a 64 MiB line) ends in the
+line limit, not in the server's heap; invalid DEFLATE closes the connection.
+"""
+
+import imaplib
+import os
+import socket
+import ssl
+import time
+import unittest
+import zlib
+
+from harness import HOST, RawImap, ServerTest, lmtp_deliver, message, proc_memory_kib
+
+
+class DeflateMixin:
+    """imaplib with COMPRESS=DEFLATE: after the tagged OK, everything sent is compressed and
+    sync-flushed, and everything read is inflated."""
+
+    def compress(self):
+        typ, data = self._simple_command("COMPRESS", "DEFLATE")
+        if typ == "OK":
+            self._deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+            self._inflater = zlib.decompressobj(-15)
+            self._plain = b""
+            self.compressed_in = 0
+            self.plaintext_in = 0
+        return typ, data
+
+    def _compressing(self):
+        return getattr(self, "_deflater", None) is not None
+
+    def send(self, data):
+        if self._compressing():
+            data = self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
+        super().send(data)
+
+    def _fill(self):
+        # The OK was the last uncompressed line: nothing else was buffered behind it.
+        raw = self.file.read1(65536)
+        if not raw:
+            raise imaplib.IMAP4.abort("socket closed")
+        self.compressed_in += len(raw)
+        plain = self._inflater.decompress(raw)
+        self.plaintext_in += len(plain)
+        self._plain += plain
+
+    def read(self, size):
+        if not self._compressing():
+            return super().read(size)
+        while len(self._plain) < size:
+            self._fill()
+        data, self._plain = self._plain[:size], self._plain[size:]
+        return data
+
+    def readline(self):
+        if not self._compressing():
+            return super().readline()
+        while b"\n" not in self._plain:
+            self._fill()
+        end = self._plain.index(b"\n") + 1
+        line, self._plain = self._plain[:end], self._plain[end:]
+        return line
+
+
+class DeflateIMAP4(DeflateMixin, imaplib.IMAP4):
+    pass
+
+
+class DeflateIMAP4_SSL(DeflateMixin, imaplib.IMAP4_SSL):
+    pass
+
+
+def big_body(lines):
+    return "".join(f"line {i:06d} of a long message, mostly the same words\r\n"
+                   for i in range(lines))
+
+
+class CompressTest(ServerTest):
+    USERS = {"alice": "alice-pw", "bob": "bob-pw"}
+
+    def context(self):
+        cert = os.path.join(self.server.data_dir, "tls", "selfsigned.crt")
+        return ssl.create_default_context(cafile=cert)
+
+    def session(self, tls):
+        if tls:
+            return DeflateIMAP4_SSL(HOST, self.server.imaps_port, ssl_context=self.context(),
+                                    timeout=60)
+        return DeflateIMAP4(HOST, self.server.imap_port, timeout=60)
+
+    def round_trip(self, tls, user):
+        body = big_body(40000)  # about 2 MB
+        lmtp = self.server.lmtp()
+        try:
+            replies = lmtp_deliver(lmtp, "sender@example.org", [f"{user}@localhost"],
+                                   message("big", body, to=f"{user}@localhost"))
+            self.assertEqual(replies[0][0], 250, replies)
+        finally:
+            lmtp.quit()
+        client = self.session(tls)
+        try:
+            client.login(user, self.USERS[user])
+            self.assertIn("COMPRESS=DEFLATE", client.capabilities or ())
+            typ, _ = client._simple_command("CAPABILITY")
+            self.assertEqual(typ, "OK")
+            self.assertIn(b"COMPRESS=DEFLATE", client.untagged_responses["CAPABILITY"][-1])
+            typ, data = client.compress()
+            self.assertEqual((typ, data), ("OK", [b"DEFLATE active"]))
+            typ, data = client.select("INBOX")
+            self.assertEqual((typ, data), ("OK", [b"1"]))
+            typ, data = client.fetch("1", "(BODY.PEEK[TEXT])")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(data[0][1], (body + "\r\n").encode())
+            # Upload through the compressed stream, and read it back exactly.
+            appended = (f"From: {user}@localhost\r\nSubject: up\r\n\r\n" + big_body(20000))
+            typ, data = client.append("INBOX", None, None, appended.encode())
+            self.assertEqual(typ, "OK", data)
+            typ, data = client.fetch("2", "(BODY.PEEK[])")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(data[0][1], appended.encode())
+            typ, data = client._simple_command("COMPRESS", "DEFLATE")
+            self.assertEqual(typ, "NO")
+            self.assertIn(b"[COMPRESSIONACTIVE]", data[0])
+            typ, _ = client.noop()
+            self.assertEqual(typ, "OK")
+            # What came over the wire was compressed: far fewer bytes than the plaintext.
+            self.assertGreater(client.plaintext_in, 3_000_000)
+            self.assertLess(client.compressed_in, client.plaintext_in / 5,
+                            (client.compressed_in, client.plaintext_in))
+        finally:
+            typ, _ = client.logout()
+        self.assertEqual(typ, "BYE")
+
+    def test_plain_login_compress_select_fetch_append_logout(self):
+        self.round_trip(False, "alice")
+
+    def test_imaps_login_compress_select_fetch_append_logout(self):
+        # Two users over two shards: one of them moves to its home shard at login, before
+        # COMPRESS, with its TLS session.
+        self.round_trip(True, "alice")
+        self.round_trip(True, "bob")
+
+    def test_refusals_before_login_other_algorithms_and_pipelining(self):
+        c = RawImap(self.server.imap_port)
+        try:
+            self.assertTrue(c.greeting().startswith(b"* OK"))
+            _, tagged = c.command("a1", "COMPRESS DEFLATE")
+            self.assertTrue(tagged.startswith(b"a1 BAD"), tagged)
+            c.login("alice", "alice-pw")
+            _, tagged = c.command("a2", "COMPRESS LZMA")
+            self.assertTrue(tagged.startswith(b"a2 BAD"), tagged)
+            # A command pipelined behind COMPRESS: refused, and the NOOP runs uncompressed.
+            c.send(b"a3 COMPRESS DEFLATE\r\na4 NOOP\r\n")
+            self.assertTrue(c.read_tagged("a3")[1].startswith(b"a3 BAD"))
+            self.assertTrue(c.read_tagged("a4")[1].startswith(b"a4 OK"))
+            _, tagged = c.command("a5", "LOGOUT")
+            self.assertTrue(tagged.startswith(b"a5 OK"), tagged)
+        finally:
+            c.close()
+
+    def raw_compressed(self):
+        """A raw socket, logged in and compressed: (socket, compressor, inflater)."""
+        sock = socket.create_connection((HOST, self.server.imap_port), timeout=30)
+        sock.recv(4096)
+        sock.sendall(b"l LOGIN alice alice-pw\r\n")
+        reply = b""
+        while b"l OK" not in reply:
+            reply += sock.recv(4096)
+        sock.sendall(b"c COMPRESS DEFLATE\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            reply += sock.recv(4096)
+        self.assertEqual(reply, b"c OK DEFLATE active\r\n")
+        return sock, zlib.compressobj(9, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+
+    def read_until_closed(self, sock, inflater):
+        plain = b""
+        while True:
+            try:
+                raw = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not raw:
+                break
+            plain += inflater.decompress(raw)
+        return plain
+
+    def test_a_decompression_bomb_meets_the_line_limit_not_the_heap(self):
+        before = proc_memory_kib(self.server.process.pid)
+        sock, deflater, inflater = self.raw_compressed()
+        try:
+            chunk = b"a" * (1024 * 1024)
+            bomb = b"".join(deflater.compress(chunk) for _ in range(64))
+            bomb += deflater.flush(zlib.Z_SYNC_FLUSH)
+            self.assertLess(len(bomb), 1024 * 1024)
+            try:
+                sock.sendall(b"x NOOP " + bomb)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server may close before taking it all
+            answer = self.read_until_closed(sock, inflater)
+        finally:
+            sock.close()
+        self.assertIn(b"BAD", answer)
+        self.assertIn(b"* BYE", answer)
+        after = proc_memory_kib(self.server.process.pid)
+        # 64 MiB inflated would show; the server holds no more than a few MiB extra.
+        self.assertLess(after["VmRSS"] - before["VmRSS"], 16 * 1024, (before, after))
+        # And it goes on serving.
+        client = self.server.imap("alice", "alice-pw")
+        self.assertEqual(client.noop()[0], "OK")
+        client.logout()
+
+    def test_invalid_deflate_closes_the_connection(self):
+        sock, _, inflater = self.raw_compressed()
+        try:
+            # BTYPE 11 is reserved (RFC 1951 section 3.2.3).
+            sock.sendall(b"\xff\xff\xff\xff")
+            self.read_until_closed(sock, inflater)
+        finally:
+            sock.close()
+        client = self.server.imap("alice", "alice-pw")
+        self.assertEqual(client.noop()[0], "OK")
+        client.logout()
+
+
+if __name__ == "__main__":
+    unittest.main()
