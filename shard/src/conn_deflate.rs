@@ -25,6 +25,10 @@
 //!   the history and compresses as well as a compressor of its own would. An idle compressed
 //!   connection thus holds no compressor state at all: the compressor (about 300 KiB with
 //!   miniz_oxide's 32 KiB window and hash chains) is paid once per shard, not per connection.
+//!   A reset costs about 10 µs (it clears the hash tables), and the first block after it
+//!   carries its own Huffman tables; so a *short* write (under [`STORED_WRITE_BYTES_MAX`])
+//!   that would need a reset is sent as a stored block instead (RFC 1951 §3.2.4: 5 bytes of
+//!   header, no compression, no compressor), which the stream's alignment allows as well.
 //! - *Inflate state* is per connection and cannot be dropped while idle: the client's
 //!   compressor may refer back 32 KiB into what it sent before, whatever it chose as its
 //!   window. miniz_oxide's `InflateState` (the 32 KiB window and the Huffman tables) is the
@@ -58,7 +62,13 @@ pub const DEFLATE_WRITE_CHUNK_BYTES: usize = 64 * 1024;
 /// measurement behind it.
 pub const DEFLATE_LEVEL: u8 = 1;
 
+/// Writes shorter than this that would need the shared compressor reset go out as a stored
+/// block (see the module docs): a few hundred bytes compress by a few hundred bytes at most,
+/// not worth a reset and a fresh block's Huffman tables.
+pub const STORED_WRITE_BYTES_MAX: usize = 1024;
+
 const _: () = assert!(DEFLATE_LEVEL >= 1 && DEFLATE_LEVEL <= 9, "0 would only store");
+const _: () = assert!(STORED_WRITE_BYTES_MAX <= u16::MAX as usize, "one stored block");
 const _: () = assert!(DEFLATE_WRITE_CHUNK_BYTES >= INFLATE_OUTPUT_BYTES_MAX);
 
 /// The window the shard's compressor uses: RFC 1951's largest, 32 KiB. Its memory is paid
@@ -216,6 +226,11 @@ impl DeflateLayer {
     /// # Errors
     /// The compressor refused its input (not expected: it means a bug in its use here).
     pub fn compress(&mut self, slices: &[&[u8]], out: &mut Vec<u8>) -> io::Result<usize> {
+        let total: usize = slices.iter().map(|slice| slice.len()).sum();
+        if total < STORED_WRITE_BYTES_MAX && !holds_compressor(self.owner) {
+            store_into(slices, total, out);
+            return Ok(total);
+        }
         with_compressor(self.owner, |compressor| {
             let mut taken = 0;
             for slice in slices {
@@ -230,6 +245,26 @@ impl DeflateLayer {
             deflate_into(compressor, &[], TDEFLFlush::Sync, out)?;
             Ok(taken)
         })
+    }
+}
+
+/// True when the shard's compressor holds `owner`'s stream (no reset needed to use it).
+fn holds_compressor(owner: u64) -> bool {
+    COMPRESSOR.with(|shared| shared.borrow().as_ref().is_some_and(|shared| shared.owner == owner))
+}
+
+/// Appends `slices` (`total` bytes, under [`STORED_WRITE_BYTES_MAX`]) as one stored block:
+/// a byte with BFINAL 0 and BTYPE 00 (the rest of the byte is padding), LEN and its one's
+/// complement NLEN, little-endian, then the bytes (RFC 1951 §3.2.4). The stream is aligned
+/// before (every write ends aligned) and after.
+fn store_into(slices: &[&[u8]], total: usize, out: &mut Vec<u8>) {
+    let len = u16::try_from(total).expect("under STORED_WRITE_BYTES_MAX");
+    out.reserve(5 + total);
+    out.push(0);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    for slice in slices {
+        out.extend_from_slice(slice);
     }
 }
 
@@ -317,6 +352,11 @@ mod tests {
         let mut stream_first = Vec::new();
         let mut stream_second = Vec::new();
         let mut expected_first = Vec::new();
+        // A long first write takes the compressor; the first layer's short writes then go on
+        // with it, and the second layer's short ones go out stored.
+        let greeting = b"* OK [CAPABILITY IMAP4rev1 IMAP4rev2 COMPRESS=DEFLATE]\r\n".repeat(30);
+        first.compress(&[&greeting], &mut stream_first).expect("compress");
+        expected_first.extend_from_slice(&greeting);
         let resets_before = compressor_resets();
         for round in 0..4u32 {
             let line = format!("* {round} FETCH (FLAGS (\\Seen) UID {round})\r\n");
@@ -332,12 +372,36 @@ mod tests {
                 second.compress(&[b"b OK other\r\n"], &mut stream_second).expect("compress");
             }
         }
-        assert_eq!(stream_first.ends_with(&[0, 0, 0xff, 0xff]), true, "sync flush");
-        // first, second (reset), first (reset), first, second (reset), first (reset), first.
-        assert_eq!(compressor_resets() - resets_before, 4);
+        assert!(stream_first.ends_with(&[0, 0, 0xff, 0xff]), "sync flush");
+        // The second layer's short writes went out stored: the first kept its history.
+        assert_eq!(compressor_resets() - resets_before, 0);
+        assert_eq!(stream_second[..5], [0, 12, 0, !12, 0xff], "a stored block");
         let mut decoder = DeflateLayer::new();
         decoder.receive(&stream_second);
         assert_eq!(inflate_all(&mut decoder), b"b OK other\r\nb OK other\r\n");
+    }
+
+    #[test]
+    fn longer_writes_take_the_compressor_over_and_the_streams_stay_whole() {
+        let mut first = DeflateLayer::new();
+        let mut second = DeflateLayer::new();
+        let text: Vec<u8> =
+            (0..4000u32).map(|i| b"* FLAGS (\\Seen)\r\n"[(i % 17) as usize]).collect();
+        let (mut stream_first, mut stream_second) = (Vec::new(), Vec::new());
+        first.compress(&[&text], &mut stream_first).expect("compress");
+        let resets_before = compressor_resets();
+        second.compress(&[&text], &mut stream_second).expect("compress");
+        first.compress(&[&text], &mut stream_first).expect("compress");
+        first.compress(&[b"a OK\r\n"], &mut stream_first).expect("compress");
+        assert_eq!(compressor_resets() - resets_before, 2, "second took it, first took it back");
+        for (stream, expected) in
+            [(stream_first, [&text[..], &text, b"a OK\r\n"].concat()), (stream_second, text)]
+        {
+            let mut decoder = DeflateLayer::new();
+            decoder.receive(&stream);
+            assert!(inflate_all(&mut decoder) == expected, "bytes differ");
+            assert!(stream.len() < expected.len() / 4, "compressed: {}", stream.len());
+        }
     }
 
     #[test]
