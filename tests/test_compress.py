@@ -7,12 +7,23 @@ server's bytes on the wire are counted to show they were compressed.
 Bad input: COMPRESS before login, with another algorithm, twice, and with a command pipelined
 behind it; a decompression bomb (a few hundred KiB that inflate to a 64 MiB line) ends in the
 line limit, not in the server's heap; invalid DEFLATE closes the connection.
+
+A Debian client that speaks COMPRESS: offlineimap3 (imaplib2) with `usecompression = yes`
+syncs INBOX both ways over a compressed connection, and a second run changes nothing. Its
+messages stay under 32 KiB: imaplib2 3.05 inflates at most 32 KiB per wake-up of its reader
+and then waits on the socket with the rest in its decompressor (`unconsumed_tail`), so a
+larger response that compresses well stalls it until the server sends something else (any
+server: the rest is already in the client). (Debian
+bookworm's neomutt 20220429 is built without zlib: it has no `imap_deflate` and never sends
+COMPRESS; mbsync and curl do not implement it.)
 """
 
 import imaplib
 import os
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import unittest
 import zlib
@@ -95,10 +106,13 @@ class CompressTest(ServerTest):
         return ssl.create_default_context(cafile=cert)
 
     def session(self, tls):
-        if tls:
+        if tls == "imaps":
             return DeflateIMAP4_SSL(HOST, self.server.imaps_port, ssl_context=self.context(),
                                     timeout=60)
-        return DeflateIMAP4(HOST, self.server.imap_port, timeout=60)
+        client = DeflateIMAP4(HOST, self.server.imap_port, timeout=60)
+        if tls == "starttls":
+            self.assertEqual(client.starttls(ssl_context=self.context())[0], "OK")
+        return client
 
     def round_trip(self, tls, user):
         body = big_body(40000)  # about 2 MB
@@ -143,13 +157,16 @@ class CompressTest(ServerTest):
         self.assertEqual(typ, "BYE")
 
     def test_plain_login_compress_select_fetch_append_logout(self):
-        self.round_trip(False, "alice")
+        self.round_trip(None, "alice")
 
     def test_imaps_login_compress_select_fetch_append_logout(self):
         # Two users over two shards: one of them moves to its home shard at login, before
         # COMPRESS, with its TLS session.
-        self.round_trip(True, "alice")
-        self.round_trip(True, "bob")
+        self.round_trip("imaps", "alice")
+        self.round_trip("imaps", "bob")
+
+    def test_starttls_login_compress_select_fetch_append_logout(self):
+        self.round_trip("starttls", "alice")
 
     def test_refusals_before_login_other_algorithms_and_pipelining(self):
         c = RawImap(self.server.imap_port)
@@ -247,6 +264,72 @@ class CompressTest(ServerTest):
         client = self.server.imap("alice", "alice-pw")
         self.assertEqual(client.noop()[0], "OK")
         client.logout()
+
+    @unittest.skipUnless(shutil.which("offlineimap"), "offlineimap (offlineimap3) not installed")
+    def test_offlineimap_syncs_both_ways_over_a_compressed_connection(self):
+        client = self.server.imap("alice", "alice-pw")
+        client.append("INBOX", None, None, message("from the server", big_body(300)))
+        client.logout()
+        root = os.path.join(self.tmp, "offlineimap")
+        mail = os.path.join(root, "mail")
+        os.makedirs(os.path.join(root, "meta"))
+        config = os.path.join(root, "config")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(f"""[general]
+accounts = test
+metadata = {root}/meta
+[Account test]
+localrepository = local
+remoterepository = remote
+[Repository local]
+type = Maildir
+localfolders = {mail}
+[Repository remote]
+type = IMAP
+remotehost = {HOST}
+remoteport = {self.server.imap_port}
+remoteuser = alice
+remotepass = alice-pw
+ssl = no
+starttls = no
+usecompression = yes
+folderfilter = lambda folder: folder == 'INBOX'
+""")
+
+        def sync():
+            run = subprocess.run(["offlineimap", "-c", config, "-o", "-u", "basic"],
+                                 capture_output=True, text=True, timeout=120, check=False)
+            self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+            return run.stdout + run.stderr
+
+        out = sync()
+        self.assertIn("remote:INBOX -> local:INBOX", out)
+        files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(mail, "INBOX"))
+                 for f in fs]
+        self.assertEqual(len(files), 1, out)
+        with open(files[0], "rb") as f:
+            # Maildir holds LF line ends.
+            self.assertTrue(big_body(300).replace("\r\n", "\n").encode() in f.read())
+        upload = b"From: me@localhost\r\nSubject: up\r\nMessage-ID: <up@localhost>\r\n\r\n"
+        upload += big_body(1000).encode()
+        with open(os.path.join(mail, "INBOX", "new", "1800000000.up.localhost:2,"), "wb") as f:
+            f.write(upload)
+        out = sync()
+        self.assertIn("local:INBOX -> remote:INBOX", out)
+        out = sync()
+        self.assertNotIn("Copy message", out)
+        client = self.server.imap("alice", "alice-pw")
+        try:
+            self.assertEqual(client.select("INBOX"), ("OK", [b"2"]))
+            typ, data = client.fetch("2", "(BODY.PEEK[])")
+            self.assertEqual(typ, "OK")
+            self.assertTrue(data[0][1] == upload, "the uploaded message differs")
+        finally:
+            client.logout()
+        # Every offlineimap connection was compressed (the close line says so).
+        closes = [line for line in self.server.log_text().splitlines()
+                  if "connection closed" in line and 'user="alice"' in line]
+        self.assertGreaterEqual(sum("compress=true" in line for line in closes), 3, closes)
 
 
 if __name__ == "__main__":
