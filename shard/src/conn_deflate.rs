@@ -58,8 +58,9 @@ pub const INFLATE_OUTPUT_BYTES_MAX: usize = READ_SCRATCH_BYTES;
 /// one piece's compressed bytes, and other connections may use the shard's compressor in
 /// between.
 pub const DEFLATE_WRITE_CHUNK_BYTES: usize = 64 * 1024;
-/// The compressor's level (miniz_oxide: 1 fastest … 9 best). See `perf/results` for the
-/// measurement behind it.
+/// The compressor's level (miniz_oxide: 1 fastest … 9 best). Measured on synthetic
+/// mail-like text (miniz_oxide 0.9, release): level 1 kept 31% of the bytes at ~100-160 MB/s,
+/// level 6 23.5% at ~9 MB/s. A shard shares its core with every other session: speed wins.
 pub const DEFLATE_LEVEL: u8 = 1;
 
 /// Writes shorter than this that would need the shared compressor reset go out as a stored
