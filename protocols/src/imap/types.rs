@@ -444,6 +444,8 @@ pub enum CommandBody {
     Unselect,
     /// `UNAUTHENTICATE` (RFC 8437)
     Unauthenticate,
+    /// `COMPRESS DEFLATE` (RFC 4978; DEFLATE is the only algorithm defined).
+    Compress,
     /// `EXPUNGE`, or `UID EXPUNGE set` when `uid` is given
     Expunge {
         /// `UID EXPUNGE` set.

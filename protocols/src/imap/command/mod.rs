@@ -378,6 +378,7 @@ fn run_selected<D: Disk>(
         | CommandBody::Idle
         | CommandBody::Namespace
         | CommandBody::Unauthenticate
+        | CommandBody::Compress
         | CommandBody::Id => Completion::bad("Command not valid in this state"),
     };
     Progress::Done(completion)

@@ -584,3 +584,14 @@ pub(crate) fn id(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 #[cfg(test)]
 #[path = "commands_tests.rs"]
 mod tests;
+
+/// `compress = "COMPRESS" SP algorithm`, `algorithm = "DEFLATE"` (RFC 4978 §5). Any other
+/// algorithm is a syntax error (BAD, RFC 4978 §3).
+pub(crate) fn compress(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    c.sp()?;
+    let algorithm = c.atom()?;
+    if !algorithm.eq_ignore_ascii_case(b"DEFLATE") {
+        return syntax("unknown compression algorithm");
+    }
+    Ok(CommandBody::Compress)
+}

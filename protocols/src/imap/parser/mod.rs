@@ -266,6 +266,7 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"APPEND" => return commands::append(c).map(Parsed::Append),
         b"UID" => uid_command(c)?,
         b"ID" => commands::id(c)?,
+        b"COMPRESS" => commands::compress(c)?,
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))

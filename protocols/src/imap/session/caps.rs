@@ -26,6 +26,8 @@ const AUTHENTICATED: &[&str] = &[
     // SORT (RFC 5256), SORT=DISPLAY (RFC 5957), ESORT (RFC 5267 §3) and the THREAD algorithms
     // (RFC 5256, REFS of draft-ietf-morg-inthread): `command/sort.rs`, `command/thread.rs`.
     "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS",
+    // RFC 4978; the runtime's transport compresses (shard/src/conn_deflate.rs).
+    "COMPRESS=DEFLATE",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
