@@ -2,7 +2,12 @@
 //! `[COPYUID uidvalidity source-uids target-uids]` (RFC 4315).
 //!
 //! MOVE is copy, then expunge of the sources: `* OK [COPYUID ...]`, the `EXPUNGE`s, then the
-//! tagged OK (RFC 6851 §4.3), all released after the one group commit that covers both.
+//! tagged OK (RFC 6851 §4.3). The expunge of a chunk's sources waits until its copies are
+//! durable: the command pauses after the copies with the `OK [COPYUID ...]` line, which
+//! carries the durability ticket, and expunges on its next turn, after the shard wrote that
+//! line (so after the round). Were both in one round, a crash that kept part of the round's
+//! writes could keep the expunge and lose the copies: the messages would be in neither
+//! mailbox. A crash between the two leaves them in both, which loses nothing.
 
 use std::fmt::Write as _;
 
@@ -18,8 +23,9 @@ use crate::imap::session::out::Out;
 use crate::imap::types::SequenceSet;
 
 /// A COPY or MOVE between slices (see `slice.rs`). Each slice copies one chunk of messages;
-/// a MOVE also expunges the chunk's sources and reports them, after an untagged
-/// `OK [COPYUID ...]` for the chunk (RFC 6851 §4.3 allows one per batch). A COPY that fails
+/// a MOVE reports the chunk with an untagged `OK [COPYUID ...]` (RFC 6851 §4.3 allows one per
+/// batch), pauses until the copies are durable, and expunges and reports the chunk's sources
+/// on its next turn. A COPY that fails
 /// part way expunges what it already copied, so the target is as before (RFC 9051 §6.4.7).
 #[derive(Debug)]
 pub(crate) struct CopyTask {
@@ -32,6 +38,8 @@ pub(crate) struct CopyTask {
     position: usize,
     /// (source, target) of every message copied so far.
     pairs: Vec<(Uid, Uid)>,
+    /// MOVE: sources copied in the last slice, to expunge once the copies are durable.
+    to_expunge: Vec<Uid>,
 }
 
 /// A parsed COPY or MOVE.
@@ -75,6 +83,7 @@ pub(crate) fn copy<D: Disk>(
         wanted,
         position: 0,
         pairs: Vec::new(),
+        to_expunge: Vec::new(),
     };
     resume(conn, store, task, out, slice)
 }
@@ -87,6 +96,16 @@ pub(crate) fn resume<D: Disk>(
     out: &mut Out,
     slice: &mut Slice,
 ) -> Progress {
+    if !task.to_expunge.is_empty() {
+        // The copies went out with the last slice's write, which waited for them to be
+        // durable: the sources may go now.
+        let moved = std::mem::take(&mut task.to_expunge);
+        if let Err(error) = store.expunge(view(conn).mailbox, &moved) {
+            return Progress::Done(reply::update(&error));
+        }
+        durable(store, out);
+        view(conn).expunged_by_self(&moved, out.buf());
+    }
     while task.position < task.wanted.len() {
         if slice.spent(out) {
             return Progress::Paused(Task::Copy(task));
@@ -97,6 +116,10 @@ pub(crate) fn resume<D: Disk>(
             return Progress::Done(completion);
         }
         task.position = end;
+        if !task.to_expunge.is_empty() {
+            // Wait for the round that makes the copies durable (see the module docs).
+            return Progress::Paused(Task::Copy(task));
+        }
     }
     let verb = if task.move_messages { "MOVE" } else { "COPY" };
     if task.pairs.is_empty() {
@@ -112,8 +135,8 @@ pub(crate) fn resume<D: Disk>(
     Progress::Done(Completion::ok("COPY completed").with(copy_uid(&task, &task.pairs)))
 }
 
-/// Copies (and for MOVE, expunges and reports) the wanted messages from `task.position` to
-/// `end`.
+/// Copies the wanted messages from `task.position` to `end`; for MOVE, reports the chunk's
+/// COPYUID and notes its sources for the expunge of the next turn.
 fn copy_chunk<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
@@ -142,11 +165,10 @@ fn copy_chunk<D: Disk>(
     if !task.move_messages {
         return Ok(());
     }
-    let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
-    store.expunge(source, &moved).map_err(|e| reply::update(&e))?;
-    durable(store, out);
+    // The line goes out with the copies' durability ticket; the expunge waits for the next
+    // turn (see the module docs).
     Completion::ok("Moved").with(copy_uid(task, &pairs)).write("*", out.buf());
-    view(conn).expunged_by_self(&moved, out.buf());
+    task.to_expunge = pairs.iter().map(|p| p.0).collect();
     Ok(())
 }
 
