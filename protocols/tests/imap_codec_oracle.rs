@@ -28,10 +28,16 @@ const UNKNOWN_TO_ORACLE: &[(&str, &str, &str)] = &[
         " (\"CHILDINFO\" (",
         "mbox-list-extended (RFC 5258 §9): imap-types has the type, imap-codec no decoder",
     ),
+    ("* STATUS ", "MAILBOXID (", "status-att MAILBOXID (RFC 8474 §4.3): no decoder"),
 ];
 
 /// FETCH responses carrying an item imap-codec has no decoder for, with why.
-const FETCH_ITEMS_UNKNOWN_TO_ORACLE: &[(&str, &str)] = &[("PREVIEW ", "PREVIEW (RFC 8970)")];
+const FETCH_ITEMS_UNKNOWN_TO_ORACLE: &[(&str, &str)] = &[
+    ("PREVIEW ", "PREVIEW (RFC 8970)"),
+    ("EMAILID ", "EMAILID (RFC 8474 §5.1): no decoder"),
+    ("THREADID ", "THREADID (RFC 8474 §5.2): no decoder"),
+    ("SAVEDATE ", "SAVEDATE (RFC 8514 §4.2): no decoder"),
+];
 
 /// True when the response at `rest` is one imap-codec cannot decode (see UNKNOWN_TO_ORACLE
 /// and FETCH_ITEMS_UNKNOWN_TO_ORACLE).

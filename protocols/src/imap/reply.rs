@@ -86,6 +86,8 @@ pub enum Code {
     /// `[UNKNOWN-CTE]` (RFC 3516): a BINARY fetch of a part whose
     /// Content-Transfer-Encoding the server cannot decode.
     UnknownCte,
+    /// `[MAILBOXID (objectid)]` (RFC 8474 §4.1), the id already formatted.
+    MailboxId(String),
 }
 
 impl Code {
@@ -117,6 +119,7 @@ impl Code {
             Code::AppendUid(v, u) => format!("APPENDUID {} {}", v.get(), u.get()).into(),
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),
             Code::Modified(set) => format!("MODIFIED {set}").into(),
+            Code::MailboxId(id) => format!("MAILBOXID ({id})").into(),
         };
         out.extend_from_slice(text.as_bytes());
         out.push(b']');

@@ -19,6 +19,7 @@ mod fetch_body;
 pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod misc;
+mod objectid;
 mod pattern;
 pub(crate) mod search;
 mod search_eval;

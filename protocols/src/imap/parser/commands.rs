@@ -265,7 +265,8 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
             b"SIZE" => StatusAttribute::Size,
             b"RECENT" => StatusAttribute::Recent,
             b"HIGHESTMODSEQ" => StatusAttribute::HighestModSeq,
-            b"APPENDLIMIT" | b"MAILBOXID" | b"DELETED-STORAGE" => {
+            b"MAILBOXID" => StatusAttribute::MailboxId,
+            b"APPENDLIMIT" | b"DELETED-STORAGE" => {
                 return fail(ParseErrorKind::Unsupported, "status item not supported");
             }
             _ => return syntax("unknown status item"),
