@@ -46,6 +46,13 @@
 //! audience = "skua"                       # every token's `aud` must name this
 //! user_claim = "email"             # the claim naming the user; default "sub"
 //!
+//! [folders]                        # made on a user's first login, subscribed with INBOX
+//! drafts = "Drafts"                # with \Drafts (RFC 6154); "" makes no drafts folder
+//! sent = "Sent"                    # with \Sent
+//! trash = "Trash"                  # with \Trash
+//! junk = "Junk"                    # with \Junk
+//! archive = "Archive"              # with \Archive
+//!
 //! [lmtp]
 //! listen = ["127.0.0.1:2424"]
 //! recipient_by_local_part = true   # user1@any.domain reaches user "user1" if no exact match
@@ -67,6 +74,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use skua_core::store::DefaultFolder;
 use skua_core::users::jwt::TokenPolicy;
 use skua_shard::ServerConfig;
 use skua_shard::sasl::SaslSettings;
@@ -118,6 +126,55 @@ pub struct FileConfig {
     /// Authentication: master users, bearer tokens.
     #[serde(default)]
     pub auth: AuthSection,
+    /// Default folders of new users.
+    #[serde(default)]
+    pub folders: FoldersSection,
+}
+
+/// `[folders]`: the name of each default folder; `""` leaves it out.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FoldersSection {
+    /// `\Drafts`
+    pub drafts: Option<String>,
+    /// `\Sent`
+    pub sent: Option<String>,
+    /// `\Trash`
+    pub trash: Option<String>,
+    /// `\Junk`
+    pub junk: Option<String>,
+    /// `\Archive`
+    pub archive: Option<String>,
+}
+
+impl FileConfig {
+    /// Sets the default folders of `[folders]` on `config`: each key renames its folder, and
+    /// `""` leaves it out; the others keep their default names.
+    ///
+    /// # Errors
+    /// A name that is not a valid mailbox name, INBOX, or two folders with one name.
+    pub fn apply_folders(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
+        let f = &self.folders;
+        let chosen = [&f.drafts, &f.sent, &f.trash, &f.junk, &f.archive];
+        let mut folders = Vec::new();
+        for ((key, default, uses), name) in skua_shard::config::DEFAULT_FOLDERS.iter().zip(chosen) {
+            let name = name.as_deref().unwrap_or(default);
+            if name.is_empty() {
+                continue;
+            }
+            let canonical = skua_core::store::names::new_name(name)
+                .map_err(|e| anyhow::anyhow!("folders.{key}: {name:?}: {e}"))?;
+            if canonical.split('/').next() == Some("INBOX") {
+                anyhow::bail!("folders.{key}: {name:?} is INBOX or under it");
+            }
+            if folders.iter().any(|f: &DefaultFolder| f.name == canonical) {
+                anyhow::bail!("folders.{key}: {name:?} is named twice");
+            }
+            folders.push(DefaultFolder { name: canonical, uses: *uses });
+        }
+        config.default_folders = folders;
+        Ok(())
+    }
 }
 
 /// `[auth]`
@@ -497,5 +554,26 @@ mod tests {
             toml::from_str("[auth]\nscram_fake_iterations = 0\n").expect("parses");
         assert!(zero.apply_auth(&mut ServerConfig::default()).is_err());
         assert!(toml::from_str::<FileConfig>("[auth]\nmaster = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn folders_section_renames_and_leaves_out() {
+        use skua_core::store::SpecialUse;
+        let mut config = ServerConfig::default();
+        let names = |config: &ServerConfig| -> Vec<String> {
+            config.default_folders.iter().map(|f| f.name.clone()).collect()
+        };
+        assert_eq!(names(&config), ["Drafts", "Sent", "Trash", "Junk", "Archive"]);
+        let text = "[folders]\nsent = \"Sent Items\"\njunk = \"\"\narchive = \"Old/Archive\"\n";
+        let file: FileConfig = toml::from_str(text).expect("parses");
+        file.apply_folders(&mut config).expect("valid");
+        assert_eq!(names(&config), ["Drafts", "Sent Items", "Trash", "Old/Archive"]);
+        assert_eq!(config.default_folders[1].uses, SpecialUse::SENT);
+        assert_eq!(config.default_folders[3].uses, SpecialUse::ARCHIVE);
+        for bad in ["sent = \"a//b\"", "sent = \"inbox\"", "sent = \"Trash\"", "sent = \"..\""] {
+            let file: FileConfig = toml::from_str(&format!("[folders]\n{bad}\n")).expect("toml");
+            assert!(file.apply_folders(&mut ServerConfig::default()).is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<FileConfig>("[folders]\nspam = \"x\"\n").is_err());
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! Three tests:
 //! - `every_flush_point_of_the_scripted_workload`: crash between every pair of flushes, with
-//!   every crash mode (the random modes several times).
+//!   every crash mode (the random modes several times). The workloads include MULTIAPPEND
+//!   batches (`append_all`): an acknowledged batch must be whole.
 //! - `every_flush_point_across_a_checkpoint`: the same for a workload of 18 MiB, which carries
 //!   the store past its first index checkpoint (recovery then scans from it).
 //! - `random_workloads_crash_anywhere`: a random workload and crash per seed, then a second

@@ -4,6 +4,7 @@
 mod store_support;
 
 use skua_core::error::{MailboxError, NameError};
+use skua_core::store::Renamed;
 use store_support::{World, append_many, check};
 
 fn names(store: &skua_core::store::UserStore<skua_core::disk::os::OsDisk>) -> Vec<String> {
@@ -66,7 +67,7 @@ fn rename_moves_children() {
     assert!(matches!(store.rename_mailbox("a", "a/x"), Err(MailboxError::RenameUnderItself)));
     assert!(matches!(store.rename_mailbox("a", "ab"), Err(MailboxError::AlreadyExists)));
     assert!(matches!(store.rename_mailbox("zz", "yy"), Err(MailboxError::NotFound)));
-    store.rename_mailbox("a", "z/y").unwrap();
+    assert!(matches!(store.rename_mailbox("a", "z/y").unwrap(), Renamed::Done));
     // The superior `z` the new name needs is created with the rename (RFC 9051 §6.3.6).
     assert_eq!(names(&store), vec!["INBOX", "ab", "z", "z/y", "z/y/b", "z/y/b/c"]);
     assert_eq!(store.mailbox_id("z/y"), Some(a));
@@ -80,32 +81,57 @@ fn rename_moves_children() {
     assert_eq!(names(&store), vec!["INBOX", "ab", "z", "z/y", "z/y/b", "z/y/b/c"]);
 }
 
+/// Runs a RENAME INBOX to its end, flushing when it waits for durability; returns the
+/// number of waits.
+fn finish_inbox_rename(
+    world: &World,
+    store: &mut skua_core::store::UserStore<skua_core::disk::os::OsDisk>,
+    renamed: skua_core::store::Renamed,
+) -> usize {
+    use skua_core::store::{InboxStep, Renamed};
+    let Renamed::Inbox(mut job) = renamed else { panic!("INBOX is moved, not renamed") };
+    let mut waits = 0;
+    loop {
+        match store.rename_inbox_step(&mut job, 3).unwrap() {
+            InboxStep::More => {}
+            InboxStep::WaitDurable(_) => {
+                waits += 1;
+                world.flush();
+            }
+            InboxStep::Done => return waits,
+        }
+    }
+}
+
 #[test]
 fn rename_inbox_moves_its_messages() {
     let mut world = World::new();
     let mut store = world.open();
     let inbox = store.mailbox_id("INBOX").unwrap();
     store.create_mailbox("INBOX/Kept").unwrap();
-    append_many(&mut store, inbox, 0, 4);
+    append_many(&mut store, inbox, 0, 7);
     let old = store.mailbox_info(inbox).unwrap();
-    store.rename_mailbox("inbox", "Old Mail").unwrap();
-    assert_eq!(store.mailbox_id("Old Mail"), Some(inbox));
-    assert_eq!(store.mailbox_info(inbox).unwrap().messages, 4);
-    let fresh = store.mailbox_id("INBOX").unwrap();
-    assert_ne!(fresh, inbox);
-    let info = store.mailbox_info(fresh).unwrap();
-    assert_eq!(info.messages, 0);
-    assert!(info.uid_validity > old.uid_validity);
+    let renamed = store.rename_mailbox("inbox", "Old Mail").unwrap();
+    assert_eq!(finish_inbox_rename(&world, &mut store, renamed), 1, "one wait, before expunging");
+    // INBOX keeps its id and UIDVALIDITY: sessions on it see expunges and stay.
+    assert_eq!(store.mailbox_id("INBOX"), Some(inbox));
+    let info = store.mailbox_info(inbox).unwrap();
+    assert_eq!((info.messages, info.uid_validity), (0, old.uid_validity));
+    assert_eq!(info.uid_next, old.uid_next, "UIDs are never given again");
+    let moved = store.mailbox_id("Old Mail").unwrap();
+    assert_ne!(moved, inbox);
+    assert_eq!(store.mailbox_info(moved).unwrap().messages, 7);
     assert!(store.mailbox_id("INBOX/Kept").is_some(), "INBOX's children stay");
-    store.rename_mailbox("INBOX", "INBOX/Older").unwrap();
-    assert_eq!(store.mailbox_id("INBOX/Older"), Some(fresh));
-    let fresh = store.mailbox_id("INBOX").unwrap();
+    let renamed = store.rename_mailbox("INBOX", "INBOX/Older").unwrap();
+    assert_eq!(finish_inbox_rename(&world, &mut store, renamed), 0, "nothing to move");
+    assert_eq!(store.mailbox_info(store.mailbox_id("INBOX/Older").unwrap()).unwrap().messages, 0);
     check(&store);
     world.flush();
     drop(store);
     let store = world.open();
-    assert_eq!(store.mailbox_id("INBOX"), Some(fresh));
-    assert_eq!(store.mailbox_info(inbox).unwrap().messages, 4);
+    assert_eq!(store.mailbox_id("INBOX"), Some(inbox));
+    assert_eq!(store.mailbox_info(inbox).unwrap().messages, 0);
+    assert_eq!(store.mailbox_info(moved).unwrap().messages, 7);
 }
 
 #[test]
@@ -148,7 +174,7 @@ fn create_makes_superiors_in_one_batch_and_refuses_dot_levels() {
         );
         assert!(store.rename_mailbox("Top/Other", bad).is_err(), "rename to {bad}");
     }
-    store.rename_mailbox("Top", "Top2").unwrap();
+    assert!(matches!(store.rename_mailbox("Top", "Top2").unwrap(), Renamed::Done));
     world.flush();
     drop(store);
     let store = world.open();

@@ -7,7 +7,7 @@ use skua_protocols::imap::framing::{Frame, Framed, Framer};
 use skua_protocols::imap::limits::FrameLimits;
 use skua_protocols::imap::parser::{ParseOptions, parse_command, parse_frame};
 use skua_protocols::imap::types::{
-    CommandBody, FetchAttribute, Flag, SearchKey, SearchReturn, Section, SectionText,
+    AppendData, CommandBody, FetchAttribute, Flag, SearchKey, SearchReturn, Section, SectionText,
     StatusAttribute,
 };
 
@@ -233,12 +233,12 @@ fn rfc_9051_append_through_the_framer() {
         let (bodies, continuations) = run_transcript(transcript.as_bytes(), chunk);
         assert_eq!(continuations, 2, "chunk {chunk}");
         assert_eq!(bodies.len(), 3);
-        let CommandBody::Append { mailbox, flags, date, message: bytes } = &bodies[0] else {
-            panic!()
-        };
-        assert_eq!((mailbox.as_str(), flags.as_slice()), ("saved-messages", &[Flag::Seen][..]));
-        assert_eq!(date.unwrap().zone_minutes, -480);
-        assert_eq!(bytes, message.as_bytes());
+        let CommandBody::Append { mailbox, messages } = &bodies[0] else { panic!() };
+        let [appended] = messages.as_slice() else { panic!() };
+        let flags = appended.flags.as_slice();
+        assert_eq!((mailbox.as_str(), flags), ("saved-messages", &[Flag::Seen][..]));
+        assert_eq!(appended.date.unwrap().zone_minutes, -480);
+        assert_eq!(appended.data, AppendData::Literal(message.as_bytes().to_vec()));
         assert_eq!(
             bodies[1],
             CommandBody::Login { user: "fred ".into(), password: "secret".into() }

@@ -83,6 +83,7 @@ proptest! {
             line_bytes_max: 32,
             literal_bytes_max: 16,
             append_literal_bytes_max: 64,
+            append_command_bytes_max: 96,
             command_bytes_max: 128,
             literals_per_command_max: 3,
             discard_literal_bytes_max: 256,

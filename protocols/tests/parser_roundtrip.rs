@@ -8,8 +8,8 @@ use skua_core::types::{FlagsOp, InternalDate};
 use skua_protocols::imap::encode;
 use skua_protocols::imap::parser::{ParseOptions, parse_command, parse_command_with};
 use skua_protocols::imap::types::{
-    Command, CommandBody, FetchAttribute, Flag, SearchKey, Section, SectionText, SeqBound,
-    SequenceSet,
+    AppendData, AppendMessage, Command, CommandBody, FetchAttribute, Flag, SearchKey, Section,
+    SectionText, SeqBound, SequenceSet,
 };
 
 fn seq_bound() -> impl Strategy<Value = SeqBound> {
@@ -353,30 +353,48 @@ fn internal_date() -> impl Strategy<Value = InternalDate> {
         .prop_map(|(unix_seconds, zone_minutes)| InternalDate { unix_seconds, zone_minutes })
 }
 
-fn append() -> impl Strategy<Value = CommandBody> {
+fn append_message() -> impl Strategy<Value = AppendMessage> {
     let flags = prop::collection::vec(flag(), 0..4);
-    // No NUL: a NUL needs literal8, which is BINARY's and refused until BINARY is offered.
-    let message = prop::collection::vec(1..=u8::MAX, 0..200);
-    (mailbox_name(), flags, prop::option::of(internal_date()), message).prop_map(
-        |(mailbox, flags, date, message)| CommandBody::Append { mailbox, flags, date, message },
-    )
+    // A plain literal may not hold NUL; a literal8 (BINARY) may.
+    let data = prop_oneof![
+        prop::collection::vec(1..=u8::MAX, 0..200).prop_map(|m| (m, false)),
+        prop::collection::vec(any::<u8>(), 0..200).prop_map(|m| (m, true)),
+    ];
+    (flags, prop::option::of(internal_date()), data).prop_map(|(flags, date, (message, binary))| {
+        AppendMessage { flags, date, data: AppendData::Literal(message), binary }
+    })
+}
+
+fn append() -> impl Strategy<Value = CommandBody> {
+    // One message, or several (MULTIAPPEND).
+    let messages = prop::collection::vec(append_message(), 1..4);
+    (mailbox_name(), messages)
+        .prop_map(|(mailbox, messages)| CommandBody::Append { mailbox, messages })
 }
 
 /// APPEND, CREATE, RENAME and LOGIN, rendered with the mailbox-name encoding for `utf8_names`.
 fn render_with_names(body: &CommandBody, utf8_names: bool) -> Vec<u8> {
     let mut out = b"T2 ".to_vec();
     match body {
-        CommandBody::Append { mailbox, flags, date, message } => {
+        CommandBody::Append { mailbox, messages } => {
             out.extend_from_slice(b"APPEND ");
             encode::mailbox(&mut out, mailbox, utf8_names);
-            out.push(b' ');
-            encode::flag_list(&mut out, flags);
-            if let Some(date) = date {
+            for message in messages {
                 out.push(b' ');
-                encode::internal_date(&mut out, *date);
+                encode::flag_list(&mut out, &message.flags);
+                if let Some(date) = message.date {
+                    out.push(b' ');
+                    encode::internal_date(&mut out, date);
+                }
+                out.push(b' ');
+                let AppendData::Literal(bytes) = &message.data else { panic!("not generated") };
+                if message.binary {
+                    out.extend_from_slice(format!("~{{{}}}\r\n", bytes.len()).as_bytes());
+                    out.extend_from_slice(bytes);
+                } else {
+                    encode::literal(&mut out, bytes);
+                }
             }
-            out.push(b' ');
-            encode::literal(&mut out, message);
         }
         CommandBody::Rename(from, to) => {
             out.extend_from_slice(b"RENAME ");

@@ -8,7 +8,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use skua_core::store::{DefaultFolder, SpecialUse};
+
 use crate::tls::TlsConfigs;
+
+/// The default folders of a new user: Drafts, Sent, Trash, Junk and Archive, each with the
+/// SPECIAL-USE attribute of its name (RFC 6154), in the order `[folders]` lists them.
+#[must_use]
+pub fn default_folders() -> Vec<DefaultFolder> {
+    DEFAULT_FOLDERS
+        .iter()
+        .map(|&(_, name, uses)| DefaultFolder { name: name.to_owned(), uses })
+        .collect()
+}
+
+/// `[folders]` keys, the default name for each, and the attribute each gives.
+pub const DEFAULT_FOLDERS: [(&str, &str, SpecialUse); 5] = [
+    ("drafts", "Drafts", SpecialUse::DRAFTS),
+    ("sent", "Sent", SpecialUse::SENT),
+    ("trash", "Trash", SpecialUse::TRASH),
+    ("junk", "Junk", SpecialUse::JUNK),
+    ("archive", "Archive", SpecialUse::ARCHIVE),
+];
 
 /// The whole runtime configuration.
 #[derive(Clone, Debug)]
@@ -100,6 +121,10 @@ pub struct ServerConfig {
     /// Authentication beyond the users file: master users, the token verifier, the server
     /// secret for SCRAM fakes (`[auth]`; see `sasl.rs`).
     pub sasl: Arc<crate::sasl::SaslSettings>,
+    /// The folders a user's first login makes, with their SPECIAL-USE attributes, subscribed
+    /// with INBOX (`[folders]`; [`default_folders`]). Made once per user, in one log batch:
+    /// a folder the user deletes later does not come back (`UserStore::provision`).
+    pub default_folders: Vec<DefaultFolder>,
 }
 
 impl Default for ServerConfig {
@@ -144,6 +169,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             detect_stalls: false,
             sasl: Arc::new(crate::sasl::SaslSettings::default()),
+            default_folders: default_folders(),
         }
     }
 }

@@ -312,6 +312,7 @@ async fn log_in_here(
     };
     match shard.registry.open(user, driver::yield_to_reactor).await {
         Ok(handle) => {
+            provision(shard, &handle, user);
             session.auth_done(AuthOutcome::Success);
             tracing::debug!(shard = shard.id.0, user, "logged in");
             (Some(handle), Some(slot))
@@ -321,6 +322,19 @@ async fn log_in_here(
             session.auth_done(auth_outcome_of_registry(&error));
             (None, None)
         }
+    }
+}
+
+/// A user's first login: makes the configured default folders (`[folders]`), once, in one
+/// log batch (`UserStore::provision`: "first" is "no provisioned record in the log yet", so
+/// a crash before the batch is durable makes the next login try again). A failure is logged
+/// and the login goes on: the folders are a convenience, the mail is not at stake.
+fn provision(shard: &Shard, handle: &UserHandle, user: &str) {
+    let folders = &shard.config().default_folders;
+    match handle.with_store(|store| store.provision(folders)) {
+        Ok(true) => tracing::info!(shard = shard.id.0, user, "default folders made"),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(shard = shard.id.0, user, %error, "no default folders"),
     }
 }
 

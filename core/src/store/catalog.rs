@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 
 use super::log::LogRecord;
 use super::names;
+use super::special_use::SpecialUse;
 use crate::limits::{KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_PER_USER_MAX, SUBSCRIPTIONS_PER_USER_MAX};
 use crate::types::{MailboxId, UidValidity};
 
@@ -22,6 +23,8 @@ pub(crate) struct CatalogEntry {
     /// Void bits: never set on a message, never given to a keyword (see
     /// `LogRecord::VoidKeyword`).
     pub void: u64,
+    /// SPECIAL-USE attributes (RFC 6154).
+    pub special_use: SpecialUse,
 }
 
 impl CatalogEntry {
@@ -59,6 +62,8 @@ pub(crate) struct Catalog {
     pub next_id: u32,
     /// The largest UIDVALIDITY ever given (new ones are larger, so none is ever reused).
     pub last_uid_validity: u32,
+    /// The default folders were made (`LogRecord::Provisioned`).
+    pub provisioned: bool,
 }
 
 impl Catalog {
@@ -92,6 +97,17 @@ impl Catalog {
             LogRecord::Unsubscribe { name } => self.subscriptions.remove(name),
             LogRecord::Keyword { id, bit, name } => self.keyword(*id, *bit, name),
             LogRecord::VoidKeyword { id, bit } => self.void_keyword(*id, *bit),
+            LogRecord::SpecialUse { id, uses } => match self.mailboxes.get_mut(id) {
+                Some(entry) => {
+                    entry.special_use = *uses;
+                    true
+                }
+                None => false,
+            },
+            LogRecord::Provisioned => {
+                self.provisioned = true;
+                true
+            }
             LogRecord::Floor { next_id, last_uid_validity } => {
                 self.next_id = self.next_id.max(*next_id);
                 self.last_uid_validity = self.last_uid_validity.max(*last_uid_validity);
@@ -116,8 +132,13 @@ impl Catalog {
         self.next_id = next_id;
         self.last_uid_validity = uid_validity.get();
         self.by_name.insert(name.to_owned(), id);
-        let entry =
-            CatalogEntry { name: name.to_owned(), uid_validity, keywords: Vec::new(), void: 0 };
+        let entry = CatalogEntry {
+            name: name.to_owned(),
+            uid_validity,
+            keywords: Vec::new(),
+            void: 0,
+            special_use: SpecialUse::NONE,
+        };
         self.mailboxes.insert(id, entry);
         true
     }
@@ -246,5 +267,25 @@ mod tests {
         assert!(c.apply_unit(&[rename(2, "d"), rename(3, "d/c")]));
         assert_eq!((c.id("d"), c.id("d/c")), (Some(MailboxId(2)), Some(MailboxId(3))));
         assert_eq!(c.next_uid_validity(1_000_000), v(1_000_000));
+    }
+
+    #[test]
+    fn special_use_follows_the_id() {
+        let mut c = Catalog::default();
+        let sent = SpecialUse::SENT;
+        assert!(c.apply(&LogRecord::Create {
+            id: MailboxId(0),
+            uid_validity: v(1),
+            name: "S".into()
+        }));
+        assert!(!c.apply(&LogRecord::SpecialUse { id: MailboxId(1), uses: sent }), "unknown id");
+        assert!(c.apply(&LogRecord::SpecialUse { id: MailboxId(0), uses: sent }));
+        assert!(c.apply(&LogRecord::Rename { id: MailboxId(0), name: "T".into() }));
+        assert_eq!(c.mailboxes[&MailboxId(0)].special_use, sent, "kept by rename");
+        assert!(c.apply(&LogRecord::Delete { id: MailboxId(0) }));
+        assert!(!c.apply(&LogRecord::SpecialUse { id: MailboxId(0), uses: sent }), "deleted");
+        assert!(!c.provisioned);
+        assert!(c.apply(&LogRecord::Provisioned));
+        assert!(c.provisioned);
     }
 }

@@ -42,7 +42,8 @@ pub(crate) fn first_check(end: u64) -> u64 {
 
 /// The records that rebuild `catalog` as it is: every mailbox in id order (ids and
 /// UIDVALIDITYs both grow with creation order, so the replay rules hold), its keywords in bit
-/// order, the subscriptions, and the floor for ids and UIDVALIDITYs of deleted mailboxes.
+/// order, their SPECIAL-USE attributes, the subscriptions, the provisioned mark, and the floor
+/// for ids and UIDVALIDITYs of deleted mailboxes.
 pub(crate) fn compacted_records(catalog: &Catalog) -> Vec<LogRecord> {
     let mut records = Vec::new();
     for (&id, entry) in &catalog.mailboxes {
@@ -63,8 +64,16 @@ pub(crate) fn compacted_records(catalog: &Catalog) -> Vec<LogRecord> {
             });
         }
     }
+    for (&id, entry) in &catalog.mailboxes {
+        if !entry.special_use.is_empty() {
+            records.push(LogRecord::SpecialUse { id, uses: entry.special_use });
+        }
+    }
     for name in &catalog.subscriptions {
         records.push(LogRecord::Subscribe { name: name.clone() });
+    }
+    if catalog.provisioned {
+        records.push(LogRecord::Provisioned);
     }
     records.push(LogRecord::Floor {
         next_id: catalog.next_id,
@@ -163,11 +172,13 @@ fn replays_to(records: &[LogRecord], catalog: &Catalog) -> bool {
         && replayed.subscriptions == catalog.subscriptions
         && replayed.next_id == catalog.next_id
         && replayed.last_uid_validity == catalog.last_uid_validity
+        && replayed.provisioned == catalog.provisioned
         && replayed.mailboxes.iter().all(|(id, entry)| {
             catalog.mailboxes.get(id).is_some_and(|c| {
                 c.uid_validity == entry.uid_validity
                     && c.keywords == entry.keywords
                     && c.void == entry.void
+                    && c.special_use == entry.special_use
             })
         })
 }

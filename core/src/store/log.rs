@@ -18,13 +18,16 @@ use crate::error::StorageError;
 use crate::limits::{MAILBOX_LOG_BYTES_MAX, MAILBOX_NAME_BYTES_MAX};
 use crate::types::{MailboxId, UidValidity};
 
+use super::special_use::SpecialUse;
+
 /// File name inside the user directory.
 pub(crate) const LOG_FILE: &str = "mailboxes.log";
 /// Where a log with a damaged header is moved.
 pub(crate) const BAD_LOG_FILE: &str = "mailboxes.log.bad";
-/// Major 2 added batch records (`log_batch.rs`): a major, because a 1.x reader would take a
-/// batch for a torn tail and cut it and everything after it. 1.x logs are upgraded on open.
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 2, minor: 0 };
+/// Major 2 added batch records (`log_batch.rs`), major 3 special-use and provisioned records:
+/// majors, because an older reader takes a record kind it does not know for a torn tail and
+/// cuts it and everything after it. Older logs are upgraded on open.
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 3, minor: 0 };
 /// Header bytes.
 pub(crate) const HEADER_BYTES: usize = 64;
 /// Fixed part of a record before the name.
@@ -55,6 +58,11 @@ pub(crate) enum LogRecord {
     /// Keyword `bit` of mailbox `id` is void: records may carry it from a keyword definition a
     /// crash lost, so it is never given to a keyword again (written by recovery).
     VoidKeyword { id: MailboxId, bit: u32 },
+    /// Mailbox `id`'s SPECIAL-USE attributes are now `uses` (replacing the earlier set).
+    SpecialUse { id: MailboxId, uses: SpecialUse },
+    /// The user's default folders were made (first login, `UserStore::provision`): they are
+    /// never made again, so a folder the user deleted stays deleted.
+    Provisioned,
 }
 
 impl LogRecord {
@@ -70,6 +78,8 @@ impl LogRecord {
                 (7, *next_id, *last_uid_validity, "")
             }
             LogRecord::VoidKeyword { id, bit } => (8, id.0, *bit, ""),
+            LogRecord::SpecialUse { id, uses } => (10, id.0, uses.bits(), ""),
+            LogRecord::Provisioned => (11, 0, 0, ""),
         }
     }
 
@@ -127,6 +137,10 @@ impl LogRecord {
             6 => LogRecord::Keyword { id, bit: value, name },
             7 if name.is_empty() => LogRecord::Floor { next_id: id.0, last_uid_validity: value },
             8 if name.is_empty() => LogRecord::VoidKeyword { id, bit: value },
+            10 if name.is_empty() => {
+                LogRecord::SpecialUse { id, uses: SpecialUse::from_bits(value)? }
+            }
+            11 if name.is_empty() && id.0 == 0 && value == 0 => LogRecord::Provisioned,
             _ => return None,
         };
         Some((record, padded))
@@ -347,6 +361,8 @@ mod tests {
             LogRecord::Keyword { id: MailboxId(0), bit: 5, name: "$Junk".into() },
             LogRecord::Floor { next_id: 9, last_uid_validity: 1234 },
             LogRecord::VoidKeyword { id: MailboxId(2), bit: 7 },
+            LogRecord::SpecialUse { id: MailboxId(4), uses: SpecialUse::SENT },
+            LogRecord::Provisioned,
         ]
     }
 
@@ -374,28 +390,36 @@ mod tests {
     }
 
     #[test]
-    fn a_major_1_log_is_upgraded_and_replays() {
-        let disk = crate::disk::sim::SimDisk::new();
-        disk.create_dir_all(Path::new("u")).unwrap();
-        let path = Path::new("u").join(LOG_FILE);
-        let file = disk.open(&path, OpenMode::CreateIfMissing).unwrap();
-        let mut header = encode_header(42);
-        put_u16(&mut header, 8, 1);
-        let crc = crc32c::crc32c(&header[..60]);
-        put_u32(&mut header, 60, crc);
-        let mut bytes = header.to_vec();
-        for record in &samples()[..2] {
-            bytes.extend_from_slice(&record.encode(42));
+    fn major_1_and_2_logs_are_upgraded_and_replay() {
+        for major in [1, 2] {
+            let disk = crate::disk::sim::SimDisk::new();
+            disk.create_dir_all(Path::new("u")).unwrap();
+            let path = Path::new("u").join(LOG_FILE);
+            let file = disk.open(&path, OpenMode::CreateIfMissing).unwrap();
+            let mut header = encode_header(42);
+            put_u16(&mut header, 8, major);
+            let crc = crc32c::crc32c(&header[..60]);
+            put_u32(&mut header, 60, crc);
+            let mut bytes = header.to_vec();
+            // What those majors could hold: plain records (and, from 2, batches).
+            for record in &samples()[..2] {
+                bytes.extend_from_slice(&record.encode(42));
+            }
+            write_at(&file, &path, &bytes, 0).unwrap();
+            let (mut opened, replayed) = open_replaying(&disk);
+            assert_eq!(replayed, samples()[..2]);
+            assert_eq!(opened.truncated_bytes, 0);
+            let mut upgraded = [0u8; HEADER_BYTES];
+            read_at(&file, &path, &mut upgraded, 0).unwrap();
+            assert_eq!(get_u16(&upgraded, 8), 3, "upgraded before a kind 10 can be written");
+            assert_eq!(get_u64(&upgraded, 16), 42, "the nonce stays");
+            assert_eq!(crc32c::crc32c(&upgraded[..60]), get_u32(&upgraded, 60));
+            // The new kinds written after the upgrade replay.
+            let new_kinds = samples()[8..].to_vec();
+            opened.log.append_all(&new_kinds, crate::types::Epoch(0)).unwrap();
+            let (_, replayed) = open_replaying(&disk);
+            assert_eq!(replayed[2..], new_kinds[..]);
         }
-        write_at(&file, &path, &bytes, 0).unwrap();
-        let (opened, replayed) = open_replaying(&disk);
-        assert_eq!(replayed, samples()[..2]);
-        assert_eq!(opened.truncated_bytes, 0);
-        let mut upgraded = [0u8; HEADER_BYTES];
-        read_at(&file, &path, &mut upgraded, 0).unwrap();
-        assert_eq!(get_u16(&upgraded, 8), 2);
-        assert_eq!(get_u64(&upgraded, 16), 42, "the nonce stays");
-        assert_eq!(crc32c::crc32c(&upgraded[..60]), get_u32(&upgraded, 60));
     }
 
     #[test]

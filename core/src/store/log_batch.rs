@@ -1,8 +1,8 @@
 //! Batch records of `mailboxes.log`: several records that replay all together or not at all
 //! (byte layout: `core/FORMAT.md`, "mailboxes.log", batch records).
 //!
-//! A change made of several records (a subtree rename, RENAME INBOX = rename + create, several
-//! new keywords at once) is one write, but a write is atomic only per 512-byte sector: torn at
+//! A change made of several records (a subtree rename, a CREATE with its superiors and its
+//! special-use attributes, the default folders, several new keywords at once) is one write, but a write is atomic only per 512-byte sector: torn at
 //! a sector boundary, a plain sequence of records would keep its first records and lose the
 //! rest (a parent renamed without its children). A batch wraps the records in one outer record
 //! whose checksum covers all of them, so replay sees the whole change or none of it.

@@ -6,6 +6,7 @@
 use super::codec::now_unix_seconds;
 use super::index::{self, Index, IndexHeader};
 use super::log::LogRecord;
+use super::rename_inbox::Renamed;
 use super::{UserStore, names};
 use crate::disk::Disk;
 use crate::error::{KeywordError, MailboxError, StorageError};
@@ -19,29 +20,21 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// Invalid name, name taken, too many mailboxes, or the disk failed.
     pub fn create_mailbox(&mut self, name: &str) -> Result<MailboxId, MailboxError> {
-        self.before_mutation()?;
-        let name = names::new_name(name)?;
-        if self.catalog.id(&name).is_some() {
-            return Err(MailboxError::AlreadyExists);
-        }
-        let mut records = Vec::new();
-        let made = self.create_superiors(&name, &mut records).and_then(|()| {
-            let id = self.new_index(&records)?;
-            let uid_validity = self.indexes[&id].header().uid_validity;
-            records.push(LogRecord::Create { id, uid_validity, name });
-            self.log_and_apply(&records)?;
-            Ok(id)
-        });
-        self.settle(made, &records)
+        self.create_mailbox_with_use(name, super::SpecialUse::NONE)
     }
 
-    /// Makes the index files and `Create` records of `name`'s superiors that do not exist.
-    fn create_superiors(
+    /// Makes the index files and `Create` records of `name`'s superiors that neither exist nor
+    /// are among the `Create` records of `records` already.
+    pub(super) fn create_superiors(
         &mut self,
         name: &str,
         records: &mut Vec<LogRecord>,
     ) -> Result<(), MailboxError> {
-        let missing = names::superiors(name).filter(|superior| self.catalog.id(superior).is_none());
+        let pending = |superior: &str| {
+            records.iter().any(|r| matches!(r, LogRecord::Create { name, .. } if name == superior))
+        };
+        let missing = names::superiors(name)
+            .filter(|superior| self.catalog.id(superior).is_none() && !pending(superior));
         let missing: Vec<String> = missing.map(str::to_owned).collect();
         for name in missing {
             let id = self.new_index(records)?;
@@ -53,7 +46,7 @@ impl<D: Disk> UserStore<D> {
 
     /// After a change of the mailbox list made of `records`: counts it when it was made, or
     /// removes the index files its `Create` records had made when it failed.
-    fn settle<T>(
+    pub(super) fn settle<T>(
         &mut self,
         made: Result<T, MailboxError>,
         records: &[LogRecord],
@@ -76,7 +69,7 @@ impl<D: Disk> UserStore<D> {
     ///
     /// `pending` are the records of the same batch made so far: an id and a UIDVALIDITY are
     /// taken past theirs, as the catalog will have them when the batch is applied.
-    fn new_index(&mut self, pending: &[LogRecord]) -> Result<MailboxId, MailboxError> {
+    pub(super) fn new_index(&mut self, pending: &[LogRecord]) -> Result<MailboxId, MailboxError> {
         let mut id = self.catalog.next_id;
         let mut uid_validity = self.catalog.next_uid_validity(now_unix_seconds());
         let mut count = self.catalog.mailboxes.len();
@@ -117,7 +110,7 @@ impl<D: Disk> UserStore<D> {
     }
 
     /// Appends records to the log in one write (one batch if several), then applies them.
-    fn log_and_apply(&mut self, records: &[LogRecord]) -> Result<(), StorageError> {
+    pub(super) fn log_and_apply(&mut self, records: &[LogRecord]) -> Result<(), StorageError> {
         self.log
             .append_all(records, self.disk.epoch_open())
             .map_err(|e| self.logged("mailbox list change", e))?;
@@ -148,34 +141,35 @@ impl<D: Disk> UserStore<D> {
         Ok(())
     }
 
-    /// Renames a mailbox and its children. Renaming INBOX moves its messages to the new name
-    /// and leaves a new, empty INBOX (RFC 9051 §6.3.6); INBOX's children stay where they are.
+    /// Renames a mailbox and its children. Renaming INBOX (RFC 9051 §6.3.6) creates the new
+    /// name and returns the move of INBOX's messages into it, which the caller finishes with
+    /// [`UserStore::rename_inbox_step`] (`rename_inbox.rs`): INBOX keeps its id and
+    /// UIDVALIDITY and its children stay where they are.
     ///
     /// # Errors
     /// No such mailbox, target taken, target under the source, invalid name, or the disk
     /// failed.
-    pub fn rename_mailbox(&mut self, old: &str, new: &str) -> Result<(), MailboxError> {
+    pub fn rename_mailbox(&mut self, old: &str, new: &str) -> Result<Renamed, MailboxError> {
         self.before_mutation()?;
         let (old, new) = (names::canonical(old)?, names::new_name(new)?);
         let id = self.catalog.id(&old).ok_or(MailboxError::NotFound)?;
         if self.catalog.id(&new).is_some() {
             return Err(MailboxError::AlreadyExists);
         }
-        // INBOX's children do not move with it, so `INBOX/Old` is a fine target.
-        if old != names::INBOX && names::is_ancestor(&old, &new) {
+        if old == names::INBOX {
+            // INBOX's children do not move with it, so `INBOX/Old` is a fine target.
+            return self.rename_inbox_start(id, new).map(Renamed::Inbox);
+        }
+        if names::is_ancestor(&old, &new) {
             return Err(MailboxError::RenameUnderItself);
         }
         let mut records = Vec::new();
         let made = self.create_superiors(&new, &mut records).and_then(|()| {
-            if old == names::INBOX {
-                self.rename_inbox_records(id, new, &mut records)?;
-            } else {
-                self.rename_records(id, &old, new, &mut records)?;
-            }
+            self.rename_records(id, &old, new, &mut records)?;
             self.log_and_apply(&records)?;
             Ok(())
         });
-        self.settle(made, &records)
+        self.settle(made, &records).map(|()| Renamed::Done)
     }
 
     /// The records that rename `old` (`id`) and its children to `new`.
@@ -198,20 +192,6 @@ impl<D: Disk> UserStore<D> {
         }
         records.push(LogRecord::Rename { id, name: new });
         records.append(&mut renames);
-        Ok(())
-    }
-
-    /// The records that rename INBOX (`id`) to `new` and make a new, empty INBOX.
-    fn rename_inbox_records(
-        &mut self,
-        id: MailboxId,
-        new: String,
-        records: &mut Vec<LogRecord>,
-    ) -> Result<(), MailboxError> {
-        let fresh = self.new_index(records)?;
-        let uid_validity = self.indexes[&fresh].header().uid_validity;
-        records.push(LogRecord::Rename { id, name: new });
-        records.push(LogRecord::Create { id: fresh, uid_validity, name: names::INBOX.to_owned() });
         Ok(())
     }
 

@@ -62,7 +62,7 @@ impl<D: Disk> UserStore<D> {
     /// which no other record ever had (`core/FORMAT.md`, "Spool segments"). On failure the spool
     /// is cut back to where it ended before (`core/FORMAT.md`, "Write and flush order"), so no
     /// record of a refused append is left for recovery to bring back.
-    fn append_record(
+    pub(super) fn append_record(
         &mut self,
         id: MailboxId,
         message: &[u8],
@@ -320,7 +320,7 @@ impl<D: Disk> UserStore<D> {
     /// before): their index entries are cut from the target (UIDNEXT and HIGHESTMODSEQ stay
     /// past them) and their records from the spool, so recovery cannot bring them back. If the
     /// index cannot be cut, the copies are expunged instead (a tombstone).
-    fn undo_copy(
+    pub(super) fn undo_copy(
         &mut self,
         target: MailboxId,
         target_len: usize,

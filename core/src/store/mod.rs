@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! users/<hh>/<user>/
-//!     mailboxes.log        names, ids, UIDVALIDITY, subscriptions, keyword tables (log.rs)
+//!     mailboxes.log        names, ids, UIDVALIDITY, subscriptions, keywords, special use (log.rs)
 //!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
 //! ```
@@ -24,11 +24,13 @@ use crate::disk::{Bytes, Disk};
 use crate::error::{OpenError, ReadError};
 use crate::types::{Flags, InternalDate, MailboxId, ModSeq, Uid, UidValidity};
 
+mod append_batch;
 mod catalog;
 mod checkpoint;
 mod codec;
 mod compact;
 mod crc_seed;
+mod folders;
 mod index;
 mod log;
 mod log_batch;
@@ -40,14 +42,20 @@ mod open_repair;
 mod opening;
 mod reconstruct;
 mod record;
+mod rename_inbox;
 mod scan;
 mod scan_repair;
+mod special_use;
 mod spool;
 #[cfg(test)]
 mod tests;
 
+pub use append_batch::NewMessage;
+pub use folders::DefaultFolder;
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
+pub use rename_inbox::{InboxRename, InboxStep, Renamed};
+pub use special_use::SpecialUse;
 
 use catalog::Catalog;
 use checkpoint::Checkpoints;

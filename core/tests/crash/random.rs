@@ -101,7 +101,7 @@ impl RandomWorkload {
             }
             92..=96 => {
                 let made = self.fresh_number(live);
-                // INBOX now and then: its messages move, a new INBOX takes its place.
+                // INBOX now and then: its messages move to a new mailbox, INBOX stays.
                 let old = if others.is_empty() || self.rng.chance(1, 5) {
                     INBOX.to_owned()
                 } else {
@@ -134,6 +134,16 @@ impl RandomWorkload {
     }
 
     fn append(&mut self, names: &[&String]) -> Action {
+        // One append in six is a MULTIAPPEND of two to four messages.
+        if self.rng.chance(1, 6) {
+            let count = 2 + self.rng.index(3);
+            return Action::AppendAll {
+                mailbox: self.pick_name(names),
+                sizes: (0..count).map(|_| SIZES[self.rng.index(SIZES.len())]).collect(),
+                system: self.system_flags(),
+                keywords: self.keywords(),
+            };
+        }
         Action::Append {
             mailbox: self.pick_name(names),
             size: SIZES[self.rng.index(SIZES.len())],

@@ -11,7 +11,7 @@ use crate::workload::{Action, pick_uids};
 /// Compares the live store before and after one action (never a flush).
 pub fn check_action(
     action: &Action,
-    appended: Option<&[u8]>,
+    appended: &[Vec<u8>],
     before: &Snapshot,
     after: &Snapshot,
     out: &mut Violations,
@@ -19,8 +19,26 @@ pub fn check_action(
     let mut problems = Vec::new();
     match action {
         Action::Append { mailbox, system, keywords, .. } => {
-            let body = appended.expect("an append wrote a body");
-            check_append(&before[mailbox], &after[mailbox], body, *system, keywords, &mut problems);
+            let [body] = appended else { panic!("an append wrote one body") };
+            let bodies = std::slice::from_ref(body);
+            check_append(
+                &before[mailbox],
+                &after[mailbox],
+                bodies,
+                *system,
+                keywords,
+                &mut problems,
+            );
+        }
+        Action::AppendAll { mailbox, system, keywords, .. } => {
+            check_append(
+                &before[mailbox],
+                &after[mailbox],
+                appended,
+                *system,
+                keywords,
+                &mut problems,
+            );
         }
         Action::Flags { mailbox, pick, op, system, keywords } => {
             let uids = pick_uids(before, mailbox, *pick);
@@ -74,6 +92,10 @@ fn check_rename(
     after: &Snapshot,
     problems: &mut Vec<String>,
 ) {
+    if old == INBOX {
+        check_rename_inbox(new, before, after, problems);
+        return;
+    }
     let moved = |name: &str| -> Option<String> {
         if name == old {
             Some(new.to_owned())
@@ -103,32 +125,43 @@ fn check_rename(
     }
 }
 
+/// One append or a batch: exactly `bodies.len()` new messages, in order, with consecutive UIDs
+/// from at least the old UIDNEXT, each with the given flags.
 fn check_append(
     before: &MailboxState,
     after: &MailboxState,
-    body: &[u8],
+    bodies: &[Vec<u8>],
     system: u16,
     keywords: &[&str],
     problems: &mut Vec<String>,
 ) {
     let new: Vec<&(u32, MessageState)> =
         after.messages.iter().filter(|(uid, _)| before.message(*uid).is_none()).collect();
-    let [(uid, message)] = new.as_slice() else {
-        problems.push(format!("{} new messages instead of one", new.len()));
+    if new.len() != bodies.len() {
+        problems.push(format!("{} new messages instead of {}", new.len(), bodies.len()));
         return;
-    };
-    if *uid < before.uid_next {
-        problems.push(format!("new UID {uid} below the old UIDNEXT {}", before.uid_next));
     }
     let names: BTreeSet<String> = keywords.iter().map(|k| (*k).to_owned()).collect();
-    if *message.body != *body || message.system != system || message.keywords != names {
-        problems.push(format!("UID {uid} is not what was appended: {:?}", message.flags()));
-    }
-    if message.save_date.is_none() {
-        problems.push(format!("UID {uid} was appended without a save date"));
-    }
-    if before.messages.iter().any(|(_, m)| m.email_id == message.email_id) {
-        problems.push(format!("UID {uid} got the EMAILID of another message"));
+    let mut expected_uid = None;
+    for ((uid, message), body) in new.iter().map(|pair| (&pair.0, &pair.1)).zip(bodies) {
+        if *uid < before.uid_next {
+            problems.push(format!("new UID {uid} below the old UIDNEXT {}", before.uid_next));
+        }
+        if expected_uid.is_some_and(|expected| expected != *uid) {
+            problems.push(format!("batch UIDs not consecutive at {uid}"));
+        }
+        expected_uid = Some(uid + 1);
+        if *message.body != **body || message.system != system || message.keywords != names {
+            problems.push(format!("UID {uid} is not what was appended: {:?}", message.flags()));
+        }
+        if message.save_date.is_none() {
+            problems.push(format!("UID {uid} was appended without a save date"));
+        }
+        let mut others =
+            before.messages.iter().chain(after.messages.iter().filter(|(u, _)| u != uid));
+        if others.any(|(_, m)| m.email_id == message.email_id) {
+            problems.push(format!("UID {uid} got the EMAILID of another message"));
+        }
     }
 }
 
@@ -215,10 +248,40 @@ fn uid_list(mailbox: &MailboxState) -> Vec<u32> {
     mailbox.messages.iter().map(|(uid, _)| *uid).collect()
 }
 
+/// RENAME INBOX keeps INBOX (its UIDVALIDITY, empty now) and moves its messages, bodies and
+/// flags, to a new mailbox (new UIDs); every other mailbox stays as it was.
+fn check_rename_inbox(new: &str, before: &Snapshot, after: &Snapshot, problems: &mut Vec<String>) {
+    let (Some(old), Some(inbox)) = (before.get(INBOX), after.get(INBOX)) else {
+        problems.push("INBOX missing".to_owned());
+        return;
+    };
+    if inbox.uid_validity != old.uid_validity || !inbox.messages.is_empty() {
+        problems.push("INBOX is not the same INBOX, emptied".to_owned());
+    }
+    let moved = |m: &MailboxState| -> Vec<(Vec<u8>, u16, BTreeSet<String>)> {
+        let flags = |s: &MessageState| (s.flags().0, s.flags().1.clone());
+        m.messages.iter().map(|(_, s)| (s.body.to_vec(), flags(s).0, flags(s).1)).collect()
+    };
+    match after.get(new) {
+        Some(target) if moved(target) == moved(old) => {}
+        _ => problems.push(format!("{new} does not hold INBOX's messages")),
+    }
+    for (name, mailbox) in before {
+        let same = after.get(name).is_some_and(|m| {
+            m.uid_validity == mailbox.uid_validity && same_messages(&m.messages, &mailbox.messages)
+        });
+        if name != INBOX && !same {
+            problems.push(format!("{name} changed"));
+        }
+    }
+    if after.len() != before.len() + 1 {
+        problems.push(format!("{} mailboxes after the rename, expected one more", after.len()));
+    }
+}
+
 fn same_messages(left: &[(u32, MessageState)], right: &[(u32, MessageState)]) -> bool {
     left.len() == right.len()
-        && left
-            .iter()
-            .zip(right)
-            .all(|((lu, l), (ru, r))| lu == ru && l.body == r.body && l.flags() == r.flags())
+        && left.iter().zip(right).all(|((lu, l), (ru, r))| {
+            lu == ru && l.body == r.body && l.flags() == r.flags() && l.email_id == r.email_id
+        })
 }

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::rc::Rc;
 
 use skua_core::disk::sim::SimDisk;
-use skua_core::store::UserStore;
+use skua_core::store::{InboxRename, InboxStep, NewMessage, Renamed, UserStore};
 use skua_core::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
 
-use crate::model::{MailboxState, MessageState, Snapshot};
+use crate::model::{INBOX, MailboxState, MessageState, Snapshot};
 
 /// The user's directory on the simulated disk.
 const USER_DIR: &str = "users/crash-test";
@@ -87,6 +87,35 @@ impl Store {
         Ok(uid.get())
     }
 
+    /// Appends `bodies` as one batch (MULTIAPPEND); each message's cache and date follow from
+    /// its serial (`first_serial`, then the next ones), as [`Store::append`] makes them.
+    pub fn append_all(
+        &mut self,
+        mailbox: &str,
+        bodies: &[Vec<u8>],
+        system: u16,
+        keywords: &[&str],
+        first_serial: u64,
+    ) -> Result<Vec<u32>, String> {
+        let id = self.id(mailbox)?;
+        let flags = self.flags(id, system, keywords)?;
+        let caches: Vec<Vec<u8>> = (0..bodies.len() as u64)
+            .map(|i| format!("cache of message {}", first_serial + i).into_bytes())
+            .collect();
+        let batch: Vec<NewMessage<'_>> = bodies
+            .iter()
+            .zip(&caches)
+            .enumerate()
+            .map(|(i, (body, cache))| {
+                let serial = i64::try_from(first_serial + i as u64).expect("small serial");
+                let date = InternalDate { unix_seconds: 1_700_000_000 + serial, zone_minutes: 60 };
+                NewMessage { message: body, cache, flags, date: Some(date) }
+            })
+            .collect();
+        let appended = self.inner.append_all(id, &batch).map_err(|e| format!("append_all: {e}"))?;
+        Ok(appended.into_iter().map(|(uid, _)| uid.get()).collect())
+    }
+
     /// Changes flags.
     pub fn store_flags(
         &mut self,
@@ -128,9 +157,25 @@ impl Store {
         self.inner.create_mailbox(name).map(drop).map_err(|e| format!("create: {e}"))
     }
 
-    /// Renames a mailbox.
+    /// Renames a mailbox other than INBOX.
     pub fn rename(&mut self, old: &str, new: &str) -> Result<(), String> {
-        self.inner.rename_mailbox(old, new).map(drop).map_err(|e| format!("rename: {e}"))
+        match self.inner.rename_mailbox(old, new).map_err(|e| format!("rename: {e}"))? {
+            Renamed::Done => Ok(()),
+            Renamed::Inbox(_) => Err("INBOX goes through rename_inbox".to_owned()),
+        }
+    }
+
+    /// Starts RENAME INBOX: the target exists, the messages are still to move.
+    pub fn rename_inbox(&mut self, new: &str) -> Result<InboxRename, String> {
+        match self.inner.rename_mailbox(INBOX, new).map_err(|e| format!("rename: {e}"))? {
+            Renamed::Inbox(job) => Ok(job),
+            Renamed::Done => Err("INBOX was renamed, not moved".to_owned()),
+        }
+    }
+
+    /// One step of RENAME INBOX, two messages at a time (so a move takes several steps).
+    pub fn rename_inbox_step(&mut self, job: &mut InboxRename) -> Result<InboxStep, String> {
+        self.inner.rename_inbox_step(job, 2).map_err(|e| format!("rename INBOX: {e}"))
     }
 
     /// Subscribes or unsubscribes a name.

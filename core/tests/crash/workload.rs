@@ -43,6 +43,18 @@ pub enum Action {
         /// Keyword names.
         keywords: Vec<&'static str>,
     },
+    /// Appends several messages as one batch, all or none (IMAP MULTIAPPEND,
+    /// `UserStore::append_all`).
+    AppendAll {
+        /// Target mailbox.
+        mailbox: String,
+        /// Body sizes, one per message, in order.
+        sizes: Vec<usize>,
+        /// System flags of every message.
+        system: u16,
+        /// Keyword names of every message.
+        keywords: Vec<&'static str>,
+    },
     /// Changes flags (IMAP STORE).
     Flags {
         /// Mailbox.
@@ -95,6 +107,7 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Append { .. } => "append",
+            Action::AppendAll { .. } => "multiappend",
             Action::Flags { .. } => "store",
             Action::Expunge { .. } => "expunge",
             Action::Copy { .. } => "copy",
@@ -227,16 +240,56 @@ impl Runner {
             _ => {}
         }
         let before = self.live().clone();
+        if let Action::Rename(old, new) = action
+            && old == INBOX
+        {
+            return self.rename_inbox(action, new, &before);
+        }
         let appended = self.perform(action, &before)?;
         let after = self.store.snapshot().map_err(Broken)?;
-        let appended = appended.as_deref();
-        crate::semantics::check_action(action, appended, &before, &after, &mut self.live_errors);
+        crate::semantics::check_action(action, &appended, &before, &after, &mut self.live_errors);
         self.in_flight.push(after);
         Ok(true)
     }
 
-    /// Does the action; returns the body it appended, if any.
-    fn perform(&mut self, action: &Action, before: &Snapshot) -> Result<Option<Vec<u8>>, Broken> {
+    /// RENAME INBOX: the store copies INBOX's messages to `new`, waits until the copies are
+    /// durable, then expunges them from INBOX. The wait is a flush round of this runner (so
+    /// it acknowledges what it covers, or freezes the workload), and the state it makes
+    /// durable, both mailboxes full, is one more state in flight.
+    fn rename_inbox(
+        &mut self,
+        action: &Action,
+        new: &str,
+        before: &Snapshot,
+    ) -> Result<bool, Broken> {
+        let broken = |e: String| Broken(format!("{action:?}: {e}"));
+        let mut job = self.store.rename_inbox(new).map_err(broken)?;
+        loop {
+            match self.store.rename_inbox_step(&mut job).map_err(broken)? {
+                skua_core::store::InboxStep::More => {}
+                skua_core::store::InboxStep::WaitDurable(_) => {
+                    let copied = self.store.snapshot().map_err(Broken)?;
+                    self.in_flight.push(copied);
+                    self.flush_end();
+                    if !self.frozen {
+                        self.flush_begin();
+                        self.flush_end();
+                    }
+                    if self.frozen {
+                        return Ok(false);
+                    }
+                }
+                skua_core::store::InboxStep::Done => break,
+            }
+        }
+        let after = self.store.snapshot().map_err(Broken)?;
+        crate::semantics::check_action(action, &[], before, &after, &mut self.live_errors);
+        self.in_flight.push(after);
+        Ok(true)
+    }
+
+    /// Does the action; returns the bodies it appended, in order (none for most actions).
+    fn perform(&mut self, action: &Action, before: &Snapshot) -> Result<Vec<Vec<u8>>, Broken> {
         let store = &mut self.store;
         let result = match action {
             Action::Append { mailbox, size, system, keywords } => {
@@ -246,7 +299,21 @@ impl Runner {
                 let cache = format!("cache of message {}", self.serial).into_bytes();
                 let appended = store.append(mailbox, &body, &cache, *system, keywords, self.serial);
                 return appended
-                    .map(|_uid| Some(body))
+                    .map(|_uid| vec![body])
+                    .map_err(|e| Broken(format!("{action:?}: {e}")));
+            }
+            Action::AppendAll { mailbox, sizes, system, keywords } => {
+                let first_serial = self.serial + 1;
+                let mut bodies = Vec::with_capacity(sizes.len());
+                for size in sizes {
+                    self.serial += 1;
+                    let body = body_bytes(self.serial, *size);
+                    self.written.insert(body.clone());
+                    bodies.push(body);
+                }
+                let appended = store.append_all(mailbox, &bodies, *system, keywords, first_serial);
+                return appended
+                    .map(|_uids| bodies)
                     .map_err(|e| Broken(format!("{action:?}: {e}")));
             }
             Action::Flags { mailbox, pick, op, system, keywords } => {
@@ -265,7 +332,7 @@ impl Runner {
             Action::Subscribe(name, on) => store.subscribe(name, *on),
             Action::Flush | Action::FlushBegin | Action::FlushEnd => unreachable!("done by act"),
         };
-        result.map(|()| None).map_err(|e| Broken(format!("{action:?}: {e}")))
+        result.map(|()| Vec::new()).map_err(|e| Broken(format!("{action:?}: {e}")))
     }
 
     /// Begins a flush round covering every action so far.
@@ -338,8 +405,9 @@ pub fn body_bytes(serial: u64, size: usize) -> Vec<u8> {
 }
 
 /// The scripted workload: four mailboxes (one a child, renamed with its parent), deliveries
-/// (some sharing one flush, as group commit does), appends with flags and keywords, flag
-/// changes, expunges, a copy, renames (of a subtree, and of INBOX), and a tail of actions
+/// (some sharing one flush, as group commit does), appends with flags and keywords, two
+/// MULTIAPPEND batches (`append_all`: acknowledged whole; in part only if never acknowledged),
+/// flag changes, expunges, a copy, renames (of a subtree, and of INBOX), and a tail of actions
 /// never flushed.
 pub fn script() -> Vec<Action> {
     let append = |mailbox: &str, size: usize, system: u16, keywords: &[&'static str]| {
@@ -347,6 +415,14 @@ pub fn script() -> Vec<Action> {
     };
     let flags = |mailbox: &str, pick: Pick, op: FlagsOp, system: u16, keywords: &[&'static str]| {
         Action::Flags { mailbox: mailbox.to_owned(), pick, op, system, keywords: keywords.to_vec() }
+    };
+    let append_all = |mailbox: &str, sizes: &[usize], system: u16, keywords: &[&'static str]| {
+        Action::AppendAll {
+            mailbox: mailbox.to_owned(),
+            sizes: sizes.to_vec(),
+            system,
+            keywords: keywords.to_vec(),
+        }
     };
     let (seen, flagged, deleted) = (SystemFlags::SEEN, SystemFlags::FLAGGED, SystemFlags::DELETED);
     vec![
@@ -366,6 +442,12 @@ pub fn script() -> Vec<Action> {
         append("Work", 3000, seen, &["$Important"]),
         Action::Flush,
         append("Work", 90, seen | flagged, &["$Important", "project-x"]),
+        Action::Flush,
+        // A MULTIAPPEND, alone in its round and then sharing one with a delivery.
+        append_all("Work", &[600, 5000, 300], seen, &["batch"]),
+        Action::Flush,
+        append_all(INBOX, &[250, 250], 0, &[]),
+        append(INBOX, 400, 0, &[]),
         Action::Flush,
         flags(INBOX, Pick::First, FlagsOp::Add, flagged, &["urgent"]),
         Action::Flush,

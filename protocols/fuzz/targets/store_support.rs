@@ -91,7 +91,8 @@ fn build() -> SimDisk {
     store.store_flags(inbox, &uids(&[1, 4]), FlagsOp::Add, flagged, None).expect("store");
     store.expunge(inbox, &uids(&[2])).expect("expunge");
     store.copy(inbox, &uids(&[3]), work).expect("copy");
-    store.rename_mailbox("Old", "Archive/Old").expect("rename");
+    let renamed = store.rename_mailbox("Old", "Archive/Old").expect("rename");
+    assert!(matches!(renamed, skua_core::store::Renamed::Done));
     store.subscribe("Work").expect("subscribe");
     flush(&disk);
     drop(store);

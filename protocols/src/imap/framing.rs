@@ -20,7 +20,9 @@
 //! - A synchronizing literal that is too big (or a command over its limits at that point) is
 //!   refused *without reading it*: the client has not received `+`, so RFC 9051 §7.5 says it
 //!   will not send the bytes, and the framer resumes at the next line. For `APPEND` the session
-//!   answers `NO [TOOBIG]` ([`FrameError::is_append_too_big`]), otherwise `BAD`.
+//!   answers `NO [TOOBIG]` ([`FrameError::is_append_too_big`]), otherwise `BAD`. In an
+//!   `APPEND`, each literal is held to the message limit (`APPENDLIMIT`, RFC 7889) and all of
+//!   them together to [`FrameLimits::append_command_bytes_max`] (MULTIAPPEND, CATENATE).
 //! - A non-synchronizing literal (`{n+}`, RFC 7888) that is too big has already been sent by
 //!   the client: RFC 7888 §4 lets the server either read and discard it or close the
 //!   connection. The framer discards it (reading without keeping, so memory stays bounded),
@@ -145,7 +147,8 @@ pub enum FrameErrorKind {
         /// The limit in force.
         limit: usize,
     },
-    /// A literal announces more bytes than allowed.
+    /// A literal announces more bytes than allowed (in an `APPEND`: more than one message may
+    /// have, or more than the command's literals may have together).
     #[error("literal too big ({size} bytes, limit {limit})")]
     LiteralTooBig {
         /// The announced size.
@@ -242,8 +245,8 @@ struct CommandState {
     literals: u32,
     /// `Some(is_append)` once the first line has been looked at.
     append: Option<bool>,
-    /// The `APPEND` message literal (the one literal allowed past `literal_bytes_max`) seen.
-    message_seen: bool,
+    /// The literals of an `APPEND` so far (its messages and CATENATE parts).
+    append_bytes: u64,
 }
 
 /// The streaming framer. See the module documentation for the calling protocol.
@@ -424,9 +427,10 @@ impl Framer {
             let limit = self.limits.literals_per_command_max;
             return self.refuse_whole_line(line_end, lf, FrameErrorKind::TooManyLiterals { limit });
         }
-        let is_message =
-            append && !self.command.message_seen && header.size > self.limits.literal_bytes_max;
-        let limit = if is_message {
+        // In an APPEND every literal may be a message (MULTIAPPEND, RFC 3502) or a CATENATE
+        // part (RFC 4469): each is held to the message limit, and all of them together to the
+        // APPEND command limit, instead of the small limits of other commands.
+        let limit = if append {
             self.limits.append_literal_bytes_max
         } else {
             self.limits.literal_bytes_max
@@ -437,8 +441,17 @@ impl Framer {
                 FrameErrorKind::LiteralTooBig { size: header.size, limit, synchronizing, append };
             return self.refuse_whole_line(line_end, lf, kind);
         }
-        if is_message {
-            self.command.message_seen = true;
+        if append {
+            self.command.append_bytes += header.size;
+            if self.command.append_bytes > self.limits.append_command_bytes_max {
+                let kind = FrameErrorKind::LiteralTooBig {
+                    size: header.size,
+                    limit: self.limits.append_command_bytes_max,
+                    synchronizing: header.synchronizing,
+                    append,
+                };
+                return self.refuse_whole_line(line_end, lf, kind);
+            }
         } else {
             self.command.bytes += header.size;
             if self.command.bytes > self.limits.command_bytes_max {

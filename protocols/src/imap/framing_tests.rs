@@ -69,10 +69,11 @@ fn oversized_sync_literal_is_refused_without_reading() {
 }
 
 #[test]
-fn oversized_append_gets_toobig_and_append_limit_applies_once() {
+fn oversized_append_gets_toobig_and_append_limits_apply_per_literal_and_in_total() {
     let limits = FrameLimits {
         literal_bytes_max: 10,
         append_literal_bytes_max: 100,
+        append_command_bytes_max: 120,
         ..FrameLimits::default()
     };
     let mut f = Framer::new(limits);
@@ -85,12 +86,16 @@ fn oversized_append_gets_toobig_and_append_limit_applies_once() {
     f.feed(b"\r\n");
     let Framed::Frame(frame) = f.next() else { panic!() };
     assert_eq!(frame.as_bytes().len(), b"t2 APPEND INBOX {50}\r\n".len() + 50);
-    // A second big literal in the same APPEND is held to the ordinary limit.
-    f.feed(b"t3 APPEND {50+}\r\n");
+    // A second message (MULTIAPPEND) may be as big, until the command's total is passed.
+    f.feed(b"t3 APPEND x {50+}\r\n");
     f.feed(&[b'x'; 50]);
     f.feed(b" {50}\r\n");
+    assert_eq!(f.next(), Framed::SendContinuation);
+    f.feed(&[b'y'; 50]);
+    f.feed(b" {21}\r\n");
     let Framed::Rejected(error) = f.next() else { panic!() };
-    assert!(matches!(error.kind, FrameErrorKind::LiteralTooBig { limit: 10, .. }));
+    assert!(error.is_append_too_big());
+    assert!(matches!(error.kind, FrameErrorKind::LiteralTooBig { limit: 120, .. }));
 }
 
 #[test]

@@ -18,9 +18,25 @@ pub const LITERAL_BYTES_MAX: u64 = 64 * 1024;
 /// Default largest message literal in `APPEND`. Larger messages get `NO [TOOBIG]`.
 pub const APPEND_LITERAL_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
-/// Default largest command, lines and literals together, not counting an `APPEND` message
-/// literal (which [`APPEND_LITERAL_BYTES_MAX`] bounds on its own).
+/// Default largest command, lines and literals together, not counting an `APPEND` command's
+/// literals (which [`APPEND_LITERAL_BYTES_MAX`] and [`APPEND_COMMAND_BYTES_MAX`] bound).
 pub const COMMAND_BYTES_MAX: u64 = 1024 * 1024;
+
+/// Default largest sum of the literals of one `APPEND` command: the messages of a MULTIAPPEND
+/// (RFC 3502) and the `TEXT` parts of a CATENATE (RFC 4469) together. The whole command is
+/// held in memory before it runs (it is all or none), and its messages are analysed and
+/// written in one step of the shard; the same as one message, so MULTIAPPEND raises neither
+/// what a connection may make the server hold nor the longest step an APPEND takes. A client
+/// with more sends several commands.
+pub const APPEND_COMMAND_BYTES_MAX: u64 = APPEND_LITERAL_BYTES_MAX;
+
+/// Default most messages in one `APPEND` (MULTIAPPEND, RFC 3502). Each message costs one
+/// index record and one spool record written in the same command; a client with more sends
+/// several commands.
+pub const APPEND_MESSAGES_MAX: usize = 1000;
+
+/// Default most `TEXT` and `URL` parts in one CATENATE message (RFC 4469).
+pub const CATENATE_PARTS_MAX: usize = 256;
 
 /// Default largest number of literals in one command (LOGIN has two, a SEARCH may have a few).
 pub const LITERALS_PER_COMMAND_MAX: u32 = 32;
@@ -91,6 +107,8 @@ const _: () = assert!(LITERAL_BYTES_MAX <= COMMAND_BYTES_MAX);
 const _: () = assert!(LINE_BYTES_MAX as u64 <= COMMAND_BYTES_MAX);
 const _: () = assert!(LITERAL_BYTES_MAX <= APPEND_LITERAL_BYTES_MAX);
 const _: () = assert!(APPEND_LITERAL_BYTES_MAX <= DISCARD_LITERAL_BYTES_MAX);
+const _: () = assert!(APPEND_LITERAL_BYTES_MAX <= APPEND_COMMAND_BYTES_MAX);
+const _: () = assert!(APPEND_MESSAGES_MAX >= 1 && CATENATE_PARTS_MAX >= 1);
 const _: () = assert!(PRE_LOGIN_LITERAL_BYTES_MAX <= PRE_LOGIN_COMMAND_BYTES_MAX);
 const _: () = assert!(PRE_LOGIN_COMMAND_BYTES_MAX <= COMMAND_BYTES_MAX);
 const _: () = assert!(PRE_LOGIN_DISCARD_LITERAL_BYTES_MAX <= DISCARD_LITERAL_BYTES_MAX);
@@ -104,8 +122,10 @@ pub struct FrameLimits {
     pub line_bytes_max: usize,
     /// Largest literal outside `APPEND`.
     pub literal_bytes_max: u64,
-    /// Largest `APPEND` message literal.
+    /// Largest `APPEND` message literal (announced as `APPENDLIMIT`, RFC 7889).
     pub append_literal_bytes_max: u64,
+    /// Largest sum of the literals of one `APPEND` command (MULTIAPPEND, CATENATE).
+    pub append_command_bytes_max: u64,
     /// Largest command, lines and literals together, without the `APPEND` message literal.
     pub command_bytes_max: u64,
     /// Most literals in one command.
@@ -126,6 +146,7 @@ impl Default for FrameLimits {
             line_bytes_max: LINE_BYTES_MAX,
             literal_bytes_max: LITERAL_BYTES_MAX,
             append_literal_bytes_max: APPEND_LITERAL_BYTES_MAX,
+            append_command_bytes_max: APPEND_COMMAND_BYTES_MAX,
             command_bytes_max: COMMAND_BYTES_MAX,
             literals_per_command_max: LITERALS_PER_COMMAND_MAX,
             discard_literal_bytes_max: DISCARD_LITERAL_BYTES_MAX,
@@ -143,6 +164,7 @@ impl FrameLimits {
         FrameLimits {
             literal_bytes_max: self.literal_bytes_max.min(PRE_LOGIN_LITERAL_BYTES_MAX),
             append_literal_bytes_max: self.literal_bytes_max.min(PRE_LOGIN_LITERAL_BYTES_MAX),
+            append_command_bytes_max: self.command_bytes_max.min(PRE_LOGIN_COMMAND_BYTES_MAX),
             command_bytes_max: self.command_bytes_max.min(PRE_LOGIN_COMMAND_BYTES_MAX),
             discard_literal_bytes_max: self
                 .discard_literal_bytes_max
@@ -161,6 +183,10 @@ pub struct ParseLimits {
     pub list_items_max: usize,
     /// Most ranges in one sequence set.
     pub sequence_ranges_max: usize,
+    /// Most messages in one `APPEND` (MULTIAPPEND).
+    pub append_messages_max: usize,
+    /// Most parts in one CATENATE message.
+    pub catenate_parts_max: usize,
 }
 
 impl Default for ParseLimits {
@@ -169,6 +195,8 @@ impl Default for ParseLimits {
             search_depth_max: SEARCH_DEPTH_MAX,
             list_items_max: LIST_ITEMS_MAX,
             sequence_ranges_max: SEQUENCE_RANGES_MAX,
+            append_messages_max: APPEND_MESSAGES_MAX,
+            catenate_parts_max: CATENATE_PARTS_MAX,
         }
     }
 }

@@ -8,5 +8,6 @@ pub mod parser;
 pub mod reply;
 pub mod session;
 pub mod types;
+pub(crate) mod url;
 pub mod utf7;
 pub mod view;

@@ -75,6 +75,10 @@ pub enum Code {
     Capability(String),
     /// `[APPENDUID uidvalidity uid]` (RFC 4315)
     AppendUid(UidValidity, Uid),
+    /// `[APPENDUID uidvalidity uid-set]` (RFC 4315 with MULTIAPPEND), set already formatted.
+    AppendUidSet(UidValidity, String),
+    /// `[BADURL url]` (RFC 4469 §5): the CATENATE URL that could not be used, as sent.
+    BadUrl(String),
     /// `[COPYUID uidvalidity source-set target-set]` (RFC 4315), sets already formatted.
     CopyUid(UidValidity, String, String),
     /// `[MODIFIED set]` (RFC 7162), set already formatted.
@@ -86,6 +90,8 @@ pub enum Code {
     /// `[UNKNOWN-CTE]` (RFC 3516): a BINARY fetch of a part whose
     /// Content-Transfer-Encoding the server cannot decode.
     UnknownCte,
+    /// `[USEATTR]`: a special-use attribute that cannot be given (RFC 6154 §3).
+    UseAttr,
     /// `[MAILBOXID (objectid)]` (RFC 8474 §4.1), the id already formatted.
     MailboxId(String),
 }
@@ -115,8 +121,11 @@ impl Code {
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::BadCharset => "BADCHARSET (US-ASCII UTF-8)".into(),
             Code::UnknownCte => "UNKNOWN-CTE".into(),
+            Code::UseAttr => "USEATTR".into(),
             Code::Capability(caps) => format!("CAPABILITY {caps}").into(),
             Code::AppendUid(v, u) => format!("APPENDUID {} {}", v.get(), u.get()).into(),
+            Code::AppendUidSet(v, set) => format!("APPENDUID {} {set}", v.get()).into(),
+            Code::BadUrl(url) => format!("BADURL {url}").into(),
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),
             Code::Modified(set) => format!("MODIFIED {set}").into(),
             Code::MailboxId(id) => format!("MAILBOXID ({id})").into(),

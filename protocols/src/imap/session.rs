@@ -27,7 +27,7 @@
 //! sending the write.
 
 mod api;
-mod caps;
+pub(crate) mod caps;
 mod idle;
 mod input;
 mod login;

@@ -317,6 +317,8 @@ pub enum StatusAttribute {
     Recent,
     /// `HIGHESTMODSEQ` (RFC 7162)
     HighestModSeq,
+    /// `APPENDLIMIT` (RFC 7889): the largest message APPEND takes into the mailbox.
+    AppendLimit,
     /// `MAILBOXID` (RFC 8474 §4.3)
     MailboxId,
 }
@@ -380,6 +382,13 @@ pub enum CommandBody {
     },
     /// `CREATE mailbox`
     Create(String),
+    /// `CREATE mailbox (USE (attributes))` (CREATE-SPECIAL-USE, RFC 6154 §3).
+    CreateSpecialUse {
+        /// Mailbox name.
+        mailbox: String,
+        /// The attributes as sent (`\Sent`, or an unknown `\atom`), maybe none.
+        uses: Vec<String>,
+    },
     /// `DELETE mailbox`
     Delete(String),
     /// `RENAME old new`
@@ -399,6 +408,8 @@ pub enum CommandBody {
         subscribed_only: bool,
         /// `(... RECURSIVEMATCH)` selection option (with SUBSCRIBED).
         recursive_match: bool,
+        /// `(SPECIAL-USE)` selection option: only mailboxes with special-use attributes.
+        special_use_only: bool,
         /// `RETURN (SUBSCRIBED)`.
         return_subscribed: bool,
         /// `RETURN (STATUS (...))` (LIST-STATUS, RFC 5819); empty when not asked.
@@ -418,16 +429,13 @@ pub enum CommandBody {
         /// Requested items.
         attributes: Vec<StatusAttribute>,
     },
-    /// `APPEND mailbox [flags] [date] literal`
+    /// `APPEND mailbox 1*([flags] [date] data)`: one message, or several (MULTIAPPEND,
+    /// RFC 3502), each a literal, a literal8 (RFC 3516) or a CATENATE (RFC 4469).
     Append {
         /// Target mailbox.
         mailbox: String,
-        /// Initial flags.
-        flags: Vec<Flag>,
-        /// Internal date, if given.
-        date: Option<InternalDate>,
-        /// The message, exactly as sent in the literal.
-        message: Vec<u8>,
+        /// The messages, in the order sent (at least one).
+        messages: Vec<AppendMessage>,
     },
     /// `IDLE` (the session then waits for `DONE`)
     Idle,
@@ -510,4 +518,55 @@ pub struct Command {
     pub tag: Tag,
     /// What was asked.
     pub body: CommandBody,
+}
+
+/// One message of an `APPEND` (RFC 9051 §6.3.12; several with MULTIAPPEND, RFC 3502).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Initial flags.
+    pub flags: Vec<Flag>,
+    /// Internal date, if given.
+    pub date: Option<InternalDate>,
+    /// The message or how to build it.
+    pub data: AppendData,
+    /// The message was sent as a literal8 (`~{n}`, RFC 3516), which may hold NUL.
+    pub binary: bool,
+}
+
+/// `append-data = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"`
+#[derive(Clone, PartialEq, Eq)]
+pub enum AppendData {
+    /// The message, exactly as sent in the literal or literal8.
+    Literal(Vec<u8>),
+    /// The message is the concatenation of these parts (RFC 4469).
+    Catenate(Vec<CatenatePart>),
+}
+
+impl std::fmt::Debug for AppendData {
+    /// Only sizes: message bytes are the user's mail.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendData::Literal(bytes) => write!(f, "Literal(<{} bytes>)", bytes.len()),
+            AppendData::Catenate(parts) => f.debug_tuple("Catenate").field(parts).finish(),
+        }
+    }
+}
+
+/// `cat-part = text-literal / url` (RFC 4469 §5)
+#[derive(Clone, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `"TEXT" SP literal`: these bytes as they are.
+    Text(Vec<u8>),
+    /// `"URL" SP astring`: the message or part an IMAP URL (RFC 5092) points at.
+    Url(String),
+}
+
+impl std::fmt::Debug for CatenatePart {
+    /// Only sizes for text: message bytes are the user's mail.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CatenatePart::Text(bytes) => write!(f, "Text(<{} bytes>)", bytes.len()),
+            CatenatePart::Url(url) => f.debug_tuple("Url").field(url).finish(),
+        }
+    }
 }

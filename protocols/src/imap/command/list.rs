@@ -1,13 +1,16 @@
 //! LIST and LSUB (RFC 9051 §6.3.9, RFC 3501 §6.3.9): wildcard matching over the user's
-//! mailbox names, with `\HasChildren`/`\HasNoChildren` and `\Subscribed`.
+//! mailbox names, with `\HasChildren`/`\HasNoChildren`, `\Subscribed` and the special-use
+//! attributes (RFC 6154 §2: LIST shows them always, in rev1 and rev2 sessions alike, so
+//! `RETURN (SPECIAL-USE)` changes nothing; the `SPECIAL-USE` selection option lists only
+//! mailboxes that have one).
 //!
 //! Matching is a bit-parallel NFA walk (`pattern.rs`): linear in the name, no backtracking.
 //! A LIST over many mailboxes is resumable: it matches a slice of names at a time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use skua_core::disk::Disk;
-use skua_core::store::UserStore;
+use skua_core::store::{SpecialUse, UserStore};
 
 use super::pattern::{Pattern, Scratch};
 use super::slice::Slice;
@@ -28,12 +31,16 @@ pub(crate) struct ListOptions {
     /// `LIST (SUBSCRIBED RECURSIVEMATCH)`: also a name with a subscribed descendant, with
     /// `CHILDINFO ("SUBSCRIBED")` (RFC 5258 §3.5).
     pub recursive_match: bool,
+    /// `LIST (SPECIAL-USE)`: only mailboxes with special-use attributes (RFC 6154 §2).
+    pub special_use_only: bool,
     /// Add `\Subscribed` (`RETURN (SUBSCRIBED)`).
     pub return_subscribed: bool,
     /// Reply with `* LSUB` lines.
     pub lsub: bool,
     /// Names go out as UTF-8 (IMAP4rev2), not modified UTF-7.
     pub utf8_names: bool,
+    /// `APPENDLIMIT` for `RETURN (STATUS (APPENDLIMIT))` (RFC 7889).
+    pub append_limit: u64,
 }
 
 /// Compiled patterns of one LIST may hold at most this many u64 words (8 MiB): beyond it the
@@ -48,6 +55,8 @@ pub(crate) struct ListTask {
     patterns: Vec<Pattern>,
     existing: BTreeSet<String>,
     subscribed: BTreeSet<String>,
+    /// The special-use attributes of the mailboxes that have any.
+    uses: BTreeMap<String, SpecialUse>,
     /// Every name that may be listed (candidates and their implied parents), sorted.
     names: Vec<String>,
     /// `RETURN (STATUS (...))`: a STATUS line after each listed mailbox that exists.
@@ -86,7 +95,13 @@ pub(crate) fn list<D: Disk>(
         }
         compiled.push(pattern);
     }
-    let existing: BTreeSet<String> = store.mailboxes().into_iter().map(|m| m.name).collect();
+    let mailboxes = store.mailboxes();
+    let uses: BTreeMap<String, SpecialUse> = mailboxes
+        .iter()
+        .map(|m| (m.name.clone(), store.special_use(m.id)))
+        .filter(|(_, uses)| !uses.is_empty())
+        .collect();
+    let existing: BTreeSet<String> = mailboxes.into_iter().map(|m| m.name).collect();
     let subscribed: BTreeSet<String> = store.subscriptions().into_iter().collect();
     let candidates = if options.subscribed_only { &subscribed } else { &existing };
     let mut names: BTreeSet<&str> = candidates.iter().map(String::as_str).collect();
@@ -95,8 +110,16 @@ pub(crate) fn list<D: Disk>(
     names.extend(parents);
     let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
     slice.spend(names.len() as u64 / 64 + 1);
-    let task =
-        ListTask { options, patterns: compiled, existing, subscribed, names, status, position: 0 };
+    let task = ListTask {
+        options,
+        patterns: compiled,
+        existing,
+        subscribed,
+        uses,
+        names,
+        status,
+        position: 0,
+    };
     resume(task, store, out, slice)
 }
 
@@ -124,7 +147,8 @@ pub(crate) fn resume<D: Disk>(
         {
             // LIST-STATUS (RFC 5819): the session's own \Recent is not counted here.
             let utf8 = task.options.utf8_names;
-            super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8);
+            let limit = task.options.append_limit;
+            super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8, limit);
         }
     }
     Progress::Done(Completion::ok(format!("{} completed", verb(task.options))))
@@ -149,6 +173,10 @@ fn write_name(task: &ListTask, name: &str, out: &mut Out) -> bool {
         // RECURSIVEMATCH asks for it (with CHILDINFO, below).
         return false;
     }
+    let uses = task.uses.get(name).copied().unwrap_or_default();
+    if options.special_use_only && uses.is_empty() {
+        return false;
+    }
     let mut attributes = Vec::new();
     if options.lsub {
         // LSUB's \Noselect: a name that is not subscribed itself (a parent implied by a
@@ -163,6 +191,7 @@ fn write_name(task: &ListTask, name: &str, out: &mut Out) -> bool {
         attributes.push(if extended { "\\NonExistent" } else { "\\Noselect" });
     }
     if !options.lsub {
+        attributes.extend(uses.names());
         let children =
             task.existing.range(prefix.clone()..).next().is_some_and(|n| n.starts_with(&prefix));
         attributes.push(if children { "\\HasChildren" } else { "\\HasNoChildren" });

@@ -2,9 +2,11 @@
 //! Name rules (INBOX, hierarchy, renaming INBOX) live in the store; this maps outcomes.
 
 use skua_core::disk::Disk;
-use skua_core::store::{MailboxInfo, UserStore};
+use skua_core::store::{MailboxInfo, Renamed, SpecialUse, UserStore};
 
-use super::durable;
+use super::rename_inbox::RenameInboxTask;
+use super::slice::Slice;
+use super::{Progress, durable};
 use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
@@ -17,9 +19,30 @@ fn trim_separator(name: &str) -> &str {
     if trimmed.is_empty() { name } else { trimmed }
 }
 
-/// CREATE
-pub(crate) fn create<D: Disk>(store: &mut UserStore<D>, name: &str, out: &mut Out) -> Completion {
-    match store.create_mailbox(trim_separator(name)) {
+/// CREATE, and CREATE with `USE (...)` (CREATE-SPECIAL-USE, RFC 6154 §3): an attribute
+/// skua does not know, or one it never gives (`\All` and `\Flagged` describe virtual
+/// mailboxes), is refused with `NO [USEATTR]` and nothing is created.
+pub(crate) fn create<D: Disk>(
+    store: &mut UserStore<D>,
+    name: &str,
+    uses: &[String],
+    out: &mut Out,
+) -> Completion {
+    let mut set = SpecialUse::NONE;
+    for attribute in uses {
+        match SpecialUse::from_name(attribute) {
+            Some(one) if SpecialUse::ASSIGNABLE.contains(one) => set = set.union(one),
+            Some(_) => {
+                let text = format!("{attribute} is not given to real mailboxes");
+                return Completion::no(text).with(Code::UseAttr);
+            }
+            None => {
+                let text = format!("Unknown special-use attribute {attribute}");
+                return Completion::no(text).with(Code::UseAttr);
+            }
+        }
+    }
+    match store.create_mailbox_with_use(trim_separator(name), set) {
         Ok(id) => {
             durable(store, out);
             let done = Completion::ok("CREATE completed");
@@ -54,19 +77,24 @@ pub(crate) fn delete<D: Disk>(
     }
 }
 
-/// RENAME
+/// RENAME. Renaming INBOX moves its messages, in slices (`rename_inbox.rs`).
 pub(crate) fn rename<D: Disk>(
     store: &mut UserStore<D>,
     old: &str,
     new: &str,
     out: &mut Out,
-) -> Completion {
+    slice: &mut Slice,
+) -> Progress {
     match store.rename_mailbox(old, trim_separator(new)) {
-        Ok(()) => {
+        Ok(Renamed::Done) => {
             durable(store, out);
-            Completion::ok("RENAME completed")
+            Progress::Done(Completion::ok("RENAME completed"))
         }
-        Err(error) => reply::mailbox(&error),
+        Ok(Renamed::Inbox(job)) => {
+            durable(store, out);
+            super::rename_inbox::resume(RenameInboxTask::new(job), store, out, slice)
+        }
+        Err(error) => Progress::Done(reply::mailbox(&error)),
     }
 }
 
@@ -89,6 +117,7 @@ pub(crate) fn subscribe<D: Disk>(
 
 /// Writes `* STATUS name (...)` for `info`'s mailbox (STATUS, and LIST's `RETURN (STATUS)`).
 /// `own_recent`: the asking session's own `\Recent` messages in it, if it has it selected.
+/// `append_limit`: `APPENDLIMIT` (RFC 7889), the same for every mailbox here.
 pub(crate) fn write_status<D: Disk>(
     b: &mut Vec<u8>,
     store: &UserStore<D>,
@@ -96,6 +125,7 @@ pub(crate) fn write_status<D: Disk>(
     attributes: &[StatusAttribute],
     own_recent: u64,
     utf8_names: bool,
+    append_limit: u64,
 ) {
     // Counting the unclaimed messages walks them (O(unclaimed)): only when RECENT is asked.
     let recent = if attributes.contains(&StatusAttribute::Recent) {
@@ -120,6 +150,7 @@ pub(crate) fn write_status<D: Disk>(
             StatusAttribute::Size => ("SIZE", info.size),
             StatusAttribute::Recent => ("RECENT", recent),
             StatusAttribute::HighestModSeq => ("HIGHESTMODSEQ", info.highest_modseq.0),
+            StatusAttribute::AppendLimit => ("APPENDLIMIT", append_limit),
             StatusAttribute::MailboxId => {
                 // RFC 8474 §4.3: `MAILBOXID (objectid)`
                 b.extend_from_slice(b"MAILBOXID (");
@@ -157,6 +188,7 @@ pub(crate) fn status<D: Disk>(
     // mailbox is the one it has selected.
     let own = conn.selected.as_ref().filter(|view| view.mailbox == info.id);
     let own_recent = own.map_or(0, |view| view.recent_count() as u64);
-    write_status(out.buf(), store, &info, attributes, own_recent, conn.enabled.rev2);
+    let append_limit = super::append::append_limit(conn);
+    write_status(out.buf(), store, &info, attributes, own_recent, conn.enabled.rev2, append_limit);
     Completion::ok("STATUS completed")
 }

@@ -11,6 +11,7 @@
 //! done; the sync and the tagged reply come after the last slice.
 
 pub(crate) mod append;
+pub(crate) mod catenate;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
@@ -21,6 +22,7 @@ pub(crate) mod mailbox;
 pub(crate) mod misc;
 mod objectid;
 mod pattern;
+pub(crate) mod rename_inbox;
 pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
@@ -55,6 +57,8 @@ pub(crate) enum Task {
     Expunge(expunge::ExpungeTask),
     /// COPY / MOVE and their UID forms
     Copy(copy_move::CopyTask),
+    /// RENAME INBOX (moving its messages)
+    RenameInbox(rename_inbox::RenameInboxTask),
 }
 
 /// Where a resumable command stands after a slice.
@@ -122,9 +126,12 @@ pub(crate) fn run<D: Disk>(
         CommandBody::Examine { mailbox, condstore } => {
             Progress::Done(select::select(conn, store, &mailbox, true, condstore, out))
         }
-        CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, out)),
+        CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, &[], out)),
+        CommandBody::CreateSpecialUse { mailbox, uses } => {
+            Progress::Done(mailbox::create(store, &mailbox, &uses, out))
+        }
         CommandBody::Delete(name) => Progress::Done(mailbox::delete(conn, store, &name, out)),
-        CommandBody::Rename(old, new) => Progress::Done(mailbox::rename(store, &old, &new, out)),
+        CommandBody::Rename(old, new) => mailbox::rename(store, &old, &new, out, &mut slice),
         CommandBody::Subscribe(name) => Progress::Done(mailbox::subscribe(store, &name, true, out)),
         CommandBody::Unsubscribe(name) => {
             Progress::Done(mailbox::subscribe(store, &name, false, out))
@@ -137,15 +144,18 @@ pub(crate) fn run<D: Disk>(
             patterns,
             subscribed_only,
             recursive_match,
+            special_use_only,
             return_subscribed,
             return_status,
         } => {
             let options = list::ListOptions {
                 subscribed_only,
                 recursive_match,
+                special_use_only,
                 return_subscribed,
                 lsub: false,
                 utf8_names: conn.enabled.rev2,
+                append_limit: append::append_limit(conn),
             };
             list::list(store, &reference, &patterns, options, return_status, out, &mut slice)
         }
@@ -153,14 +163,16 @@ pub(crate) fn run<D: Disk>(
             let options = list::ListOptions {
                 subscribed_only: true,
                 recursive_match: false,
+                special_use_only: false,
                 return_subscribed: false,
                 lsub: true,
                 utf8_names: conn.enabled.rev2,
+                append_limit: append::append_limit(conn),
             };
             list::list(store, &reference, &[pattern], options, Vec::new(), out, &mut slice)
         }
-        CommandBody::Append { mailbox, flags, date, message } => {
-            Progress::Done(append::append(conn, store, &mailbox, &flags, date, &message, out))
+        CommandBody::Append { mailbox, messages } => {
+            Progress::Done(append::append(conn, store, &mailbox, &messages, out))
         }
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
@@ -180,7 +192,7 @@ pub(crate) fn resume<D: Disk>(
     ending.quiet &= store.change_counter() == counter_seen;
     // Only the end of a command changes the selection, so a paused command that needs one
     // still has it; checked anyway, since `view()` would panic.
-    if !matches!(task, Task::List(_)) && conn.selected.is_none() {
+    if !matches!(task, Task::List(_) | Task::RenameInbox(_)) && conn.selected.is_none() {
         return Outcome::Done(Completion::bad("No mailbox selected"));
     }
     let mut slice = slice::Slice::new(conn.interrupt);
@@ -191,6 +203,7 @@ pub(crate) fn resume<D: Disk>(
         Task::Store(task) => store::resume(conn, store, task, out, &mut slice),
         Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
+        Task::RenameInbox(task) => rename_inbox::resume(task, store, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
 }
@@ -237,6 +250,7 @@ fn reports_own_changes(body: &CommandBody) -> bool {
             | CommandBody::Search { .. }
             | CommandBody::Noop
             | CommandBody::Create(_)
+            | CommandBody::CreateSpecialUse { .. }
             | CommandBody::Subscribe(_)
             | CommandBody::Unsubscribe(_)
     )
@@ -324,6 +338,7 @@ fn run_selected<D: Disk>(
         | CommandBody::Select { .. }
         | CommandBody::Examine { .. }
         | CommandBody::Create(_)
+        | CommandBody::CreateSpecialUse { .. }
         | CommandBody::Delete(_)
         | CommandBody::Rename(..)
         | CommandBody::Subscribe(_)

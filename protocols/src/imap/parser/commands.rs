@@ -4,20 +4,92 @@
 
 use std::ops::Range;
 
-use crate::imap::types::{CommandBody, Secret, StatusAttribute};
+use crate::imap::types::{
+    AppendData, AppendMessage, CatenatePart, CommandBody, Flag, Secret, StatusAttribute,
+};
 use skua_core::types::FlagsOp;
 
 use super::ParseErrorKind;
 use super::cursor::{Cursor, PResult, fail, syntax, utf8};
 use super::values::{date_time, flag_list, flags_bare, list_mailbox, mailbox, sequence_set};
 
-/// An APPEND whose message is still a range of the frame, so the caller can move it out of the
-/// frame's buffer instead of copying it.
+/// An APPEND whose messages are still ranges of the frame, so the caller can move a single
+/// message out of the frame's buffer instead of copying it.
 pub(crate) struct AppendParts {
     pub mailbox: String,
-    pub flags: Vec<crate::imap::types::Flag>,
+    pub messages: Vec<AppendMessageParts>,
+}
+
+/// One message of [`AppendParts`].
+pub(crate) struct AppendMessageParts {
+    pub flags: Vec<Flag>,
     pub date: Option<skua_core::types::InternalDate>,
-    pub message: Range<usize>,
+    pub data: DataParts,
+    pub binary: bool,
+}
+
+/// `append-data` with its literals as ranges of the frame.
+pub(crate) enum DataParts {
+    Literal(Range<usize>),
+    Catenate(Vec<CatenateRange>),
+}
+
+/// `cat-part` with a `TEXT` literal as a range of the frame.
+pub(crate) enum CatenateRange {
+    Text(Range<usize>),
+    Url(String),
+}
+
+impl AppendParts {
+    /// The command, its literals moved out of `frame` (the bytes the ranges point into). A
+    /// single literal message (the common APPEND) becomes the frame's own buffer, cut to it,
+    /// without a copy; several are copied out.
+    pub(crate) fn into_body(mut self, mut frame: Vec<u8>) -> CommandBody {
+        if let [AppendMessageParts { data: DataParts::Literal(range), .. }] =
+            self.messages.as_slice()
+        {
+            let range = range.clone();
+            let message = self.messages.pop().expect("one message");
+            frame.truncate(range.end);
+            frame.drain(..range.start);
+            let message = AppendMessage {
+                flags: message.flags,
+                date: message.date,
+                data: AppendData::Literal(frame),
+                binary: message.binary,
+            };
+            return CommandBody::Append { mailbox: self.mailbox, messages: vec![message] };
+        }
+        self.into_body_copied(&frame)
+    }
+
+    /// The command, its literals copied out of `input`.
+    pub(crate) fn into_body_copied(self, input: &[u8]) -> CommandBody {
+        let messages = self
+            .messages
+            .into_iter()
+            .map(|message| AppendMessage {
+                flags: message.flags,
+                date: message.date,
+                binary: message.binary,
+                data: match message.data {
+                    DataParts::Literal(range) => AppendData::Literal(input[range].to_vec()),
+                    DataParts::Catenate(parts) => AppendData::Catenate(
+                        parts
+                            .into_iter()
+                            .map(|part| match part {
+                                CatenateRange::Text(range) => {
+                                    CatenatePart::Text(input[range].to_vec())
+                                }
+                                CatenateRange::Url(url) => CatenatePart::Url(url),
+                            })
+                            .collect(),
+                    ),
+                },
+            })
+            .collect();
+        CommandBody::Append { mailbox: self.mailbox, messages }
+    }
 }
 
 /// `login = "LOGIN" SP userid SP password` with `userid = astring`, `password = astring`.
@@ -107,6 +179,50 @@ pub(crate) fn one_mailbox(c: &mut Cursor<'_>) -> PResult<String> {
     mailbox(c)
 }
 
+/// ```text
+/// create        = "CREATE" SP mailbox [create-params]             ; RFC 4466
+/// create-params = SP "(" create-param *(SP create-param) ")"
+/// create-param  =/ "USE" SP "(" [use-attr *(SP use-attr)] ")"      ; RFC 6154
+/// use-attr      = "\All" / "\Archive" / ... / use-attr-ext
+/// use-attr-ext  = "\" atom
+/// ```
+/// USE is the only create parameter known (another is a syntax error); its attributes are
+/// kept as sent (with the `\`) and judged by the command (`NO [USEATTR]`).
+pub(crate) fn create(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    let mailbox = one_mailbox(c)?;
+    if !c.eat(b' ') {
+        return Ok(CommandBody::Create(mailbox));
+    }
+    c.expect(b'(', "expected create parameters")?;
+    let mut uses = None;
+    loop {
+        if c.keyword()?.as_slice() != b"USE" || uses.is_some() {
+            return syntax("unknown or repeated create parameter");
+        }
+        c.sp()?;
+        c.expect(b'(', "expected (")?;
+        let mut attributes = Vec::new();
+        while !c.eat(b')') {
+            if !attributes.is_empty() {
+                c.sp()?;
+            }
+            if attributes.len() == c.limits.list_items_max {
+                return fail(ParseErrorKind::TooMany, "too many attributes");
+            }
+            c.expect(b'\\', "expected a special-use attribute")?;
+            let atom = std::str::from_utf8(c.atom()?).expect("atoms are ASCII");
+            attributes.push(format!("\\{atom}"));
+        }
+        uses = Some(attributes);
+        if c.eat(b')') {
+            break;
+        }
+        c.sp()?;
+    }
+    let uses = uses.expect("the loop reads USE");
+    Ok(CommandBody::CreateSpecialUse { mailbox, uses })
+}
+
 /// `rename = "RENAME" SP mailbox SP mailbox`
 pub(crate) fn rename(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let old = one_mailbox(c)?;
@@ -118,21 +234,23 @@ pub(crate) fn rename(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// list             = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat
 ///                    [SP list-return-opts]
 /// list-select-opts = "(" [list-select-opt *(SP list-select-opt)] ")"
-/// list-select-opt  = "SUBSCRIBED" / "REMOTE"
+/// list-select-opt  = "SUBSCRIBED" / "REMOTE" / "SPECIAL-USE"          ; RFC 6154
 /// mbox-or-pat      = list-mailbox / patterns
 /// patterns         = "(" list-mailbox *(SP list-mailbox) ")"
 /// list-return-opts = "RETURN" SP "(" [return-option *(SP return-option)] ")"
-/// return-option    = "SUBSCRIBED" / "CHILDREN"
+/// return-option    = "SUBSCRIBED" / "CHILDREN" / "SPECIAL-USE"
 /// ```
 /// `REMOTE` is accepted and means nothing (there are no remote mailboxes). `CHILDREN` is
 /// accepted: the session always reports `\HasChildren`/`\HasNoChildren`. `RECURSIVEMATCH`
 /// needs another selection option (RFC 5258 §3.1: SUBSCRIBED, the only one here).
-/// `RETURN (STATUS (...))` is LIST-STATUS (RFC 5819). `SPECIAL-USE` and `MYRIGHTS` are
+/// `RETURN (STATUS (...))` is LIST-STATUS (RFC 5819). `RETURN (SPECIAL-USE)` is accepted:
+/// special-use attributes are always returned (RFC 6154 §2 allows it). `MYRIGHTS` is
 /// refused as not supported.
 pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
     let mut subscribed_only = false;
     let mut recursive_match = false;
+    let mut special_use_only = false;
     if c.peek() == Some(b'(') {
         option_words(c, |option| match option {
             b"SUBSCRIBED" => {
@@ -144,7 +262,10 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
                 Ok(())
             }
             b"REMOTE" => Ok(()),
-            b"SPECIAL-USE" => fail(ParseErrorKind::Unsupported, "LIST option not supported"),
+            b"SPECIAL-USE" => {
+                special_use_only = true;
+                Ok(())
+            }
             _ => syntax("unknown LIST selection option"),
         })?;
         if recursive_match && !subscribed_only {
@@ -175,7 +296,8 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
                     c.sp()?;
                     return_status = status_attributes(c)?;
                 }
-                b"SPECIAL-USE" | b"MYRIGHTS" => {
+                b"SPECIAL-USE" => {}
+                b"MYRIGHTS" => {
                     return fail(ParseErrorKind::Unsupported, "LIST option not supported");
                 }
                 _ => return syntax("unknown LIST return option"),
@@ -187,6 +309,7 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         patterns,
         subscribed_only,
         recursive_match,
+        special_use_only,
         return_subscribed,
         return_status,
     })
@@ -238,7 +361,7 @@ pub(crate) fn lsub(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// ```text
 /// status     = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"
 /// status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE" /
-///              "RECENT" / "HIGHESTMODSEQ"
+///              "RECENT" / "HIGHESTMODSEQ" / "APPENDLIMIT"                    ; RFC 7889
 /// ```
 pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let mailbox = one_mailbox(c)?;
@@ -266,7 +389,8 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
             b"RECENT" => StatusAttribute::Recent,
             b"HIGHESTMODSEQ" => StatusAttribute::HighestModSeq,
             b"MAILBOXID" => StatusAttribute::MailboxId,
-            b"APPENDLIMIT" | b"DELETED-STORAGE" => {
+            b"APPENDLIMIT" => StatusAttribute::AppendLimit,
+            b"DELETED-STORAGE" => {
                 return fail(ParseErrorKind::Unsupported, "status item not supported");
             }
             _ => return syntax("unknown status item"),
@@ -279,13 +403,36 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
 }
 
 /// ```text
-/// append      = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP append-data
-/// append-data = literal / literal8       ; literal8 (RFC 3516) refused until BINARY is offered
+/// append         = "APPEND" SP mailbox 1*append-message           ; RFC 3502
+/// append-message = append-opts SP append-data
+/// append-opts    = [SP flag-list] [SP date-time]
+/// append-data    = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"
+///                                                                  ; RFC 3516, RFC 4469
+/// cat-part       = text-literal / url
+/// text-literal   = "TEXT" SP literal
+/// url            = "URL" SP astring
 /// ```
-/// MULTIAPPEND, CATENATE and the UTF8 data item are not supported.
+/// (The `SP` before the first message's options is the one after the mailbox.) A literal8
+/// (`~{n}`, BINARY) may hold NUL; the message is stored as sent. At most
+/// `append_messages_max` messages and `catenate_parts_max` parts per CATENATE. The `UTF8`
+/// data item (RFC 6855) is not supported.
 pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
     let mailbox = one_mailbox(c)?;
-    c.sp()?;
+    let mut messages = Vec::new();
+    while c.eat(b' ') {
+        if messages.len() == c.limits.append_messages_max {
+            return fail(ParseErrorKind::TooMany, "too many messages in one APPEND");
+        }
+        messages.push(append_message(c)?);
+    }
+    if messages.is_empty() {
+        return syntax("APPEND needs a message");
+    }
+    Ok(AppendParts { mailbox, messages })
+}
+
+/// `append-opts SP append-data`, after the `SP` that precedes it.
+fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessageParts> {
     let flags = if c.peek() == Some(b'(') {
         let flags = flag_list(c)?;
         c.sp()?;
@@ -300,20 +447,43 @@ pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
     } else {
         None
     };
-    if c.peek() == Some(b'~') {
-        // literal8 belongs to BINARY (RFC 3516), which is not offered yet: its NUL bytes could
-        // not be sent back in the plain literals FETCH answers with.
-        return fail(ParseErrorKind::Unsupported, "literal8 needs BINARY, which is not offered");
+    let binary = c.peek() == Some(b'~');
+    let data = match c.peek() {
+        Some(b'{' | b'~') => DataParts::Literal(literal_range(c, true)?),
+        _ if c.eat_ignore_case(b"CATENATE ") => DataParts::Catenate(catenate(c)?),
+        Some(b'"') => return syntax("APPEND needs a literal message"),
+        _ => return syntax("expected a literal or CATENATE"),
+    };
+    Ok(AppendMessageParts { flags, date, data, binary })
+}
+
+/// `"(" cat-part *(SP cat-part) ")"` (RFC 4469 §5).
+fn catenate(c: &mut Cursor<'_>) -> PResult<Vec<CatenateRange>> {
+    c.expect(b'(', "expected ( after CATENATE")?;
+    let mut parts = Vec::new();
+    loop {
+        if parts.len() == c.limits.catenate_parts_max {
+            return fail(ParseErrorKind::TooMany, "too many CATENATE parts");
+        }
+        let word = c.keyword()?;
+        c.sp()?;
+        parts.push(match word.as_slice() {
+            b"TEXT" => CatenateRange::Text(literal_range(c, false)?),
+            b"URL" => CatenateRange::Url(utf8(c.astring()?, "URL is not UTF-8")?),
+            _ => return syntax("expected TEXT or URL"),
+        });
+        if c.eat(b')') {
+            return Ok(parts);
+        }
+        c.sp()?;
     }
-    if c.peek() != Some(b'{') {
-        return fail(ParseErrorKind::Unsupported, "APPEND needs a literal message");
-    }
-    let message = c.literal(false)?;
+}
+
+/// A literal (or, with `allow_literal8`, a literal8) as a range of the input.
+fn literal_range(c: &mut Cursor<'_>, allow_literal8: bool) -> PResult<Range<usize>> {
+    let data = c.literal(allow_literal8)?;
     let end = c.pos();
-    if c.peek() == Some(b' ') {
-        return fail(ParseErrorKind::Unsupported, "MULTIAPPEND is not supported");
-    }
-    Ok(AppendParts { mailbox, flags, date, message: end - message.len()..end })
+    Ok(end - data.len()..end)
 }
 
 /// ```text

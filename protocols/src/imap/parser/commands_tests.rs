@@ -65,6 +65,7 @@ fn list_basic_and_extended() {
             patterns: vec!["*".into()],
             subscribed_only: false,
             recursive_match: false,
+            special_use_only: false,
             return_subscribed: false,
             return_status: Vec::new(),
         }
@@ -86,8 +87,12 @@ fn list_basic_and_extended() {
     assert_eq!(return_status, vec![StatusAttribute::Messages, StatusAttribute::Size]);
     assert!(run(b" (RECURSIVEMATCH) \"\" *", list).is_err(), "needs another option");
     assert!(run(b" \"\" * RETURN (STATUS ())", list).is_err());
+    assert!(run(b" \"\" * RETURN (SPECIAL-USE)", list).is_ok(), "always returned");
+    let body = run(b" (SPECIAL-USE) \"\" *", list);
+    let CommandBody::List { special_use_only, .. } = body.unwrap() else { panic!() };
+    assert!(special_use_only);
     assert_eq!(
-        run(b" \"\" * RETURN (SPECIAL-USE)", list).unwrap_err().kind,
+        run(b" \"\" * RETURN (MYRIGHTS)", list).unwrap_err().kind,
         ParseErrorKind::Unsupported
     );
     assert!(run(b" \"\"", list).is_err());
@@ -113,6 +118,33 @@ fn status_items() {
     );
     assert!(run(b" x ()", status).is_err());
     assert!(run(b" x (FOO)", status).is_err());
+    // RFC 7889
+    let body = run(b" INBOX (APPENDLIMIT)", status).unwrap();
+    let expected = CommandBody::Status {
+        mailbox: "INBOX".into(),
+        attributes: vec![StatusAttribute::AppendLimit],
+    };
+    assert_eq!(body, expected);
+}
+
+#[test]
+fn catenate_forms() {
+    let input = b" Drafts (\\Draft) CATENATE (URL \"/Drafts/;UID=20/;section=HEADER\" TEXT {3}\r\n--\n url {6}\r\n;UID=1)";
+    let parts = run(input, append).unwrap();
+    let [message] = parts.messages.as_slice() else { panic!() };
+    assert_eq!(message.flags, vec![Flag::Draft]);
+    let DataParts::Catenate(cat) = &message.data else { panic!() };
+    assert!(matches!(&cat[0], CatenateRange::Url(u) if u == "/Drafts/;UID=20/;section=HEADER"));
+    assert!(matches!(&cat[1], CatenateRange::Text(r) if &input[r.clone()] == b"--\n"));
+    assert!(matches!(&cat[2], CatenateRange::Url(u) if u == ";UID=1"));
+    assert!(run(b" x CATENATE ()", append).is_err());
+    assert!(run(b" x CATENATE (TEXT \"quoted\")", append).is_err());
+    assert!(run(b" x CATENATE (TEXT ~{1}\r\na)", append).is_err());
+    assert!(run(b" x CATENATE (FOO {1}\r\na)", append).is_err());
+    assert!(run(b" x CATENATE (URL \"/x/;UID=1\"", append).is_err());
+    let limits = ParseLimits { catenate_parts_max: 2, ..ParseLimits::default() };
+    let mut c = Cursor::new(b" x CATENATE (URL a URL b URL c)", limits, false);
+    assert_eq!(append(&mut c).err().map(|e| e.kind), Some(ParseErrorKind::TooMany));
 }
 
 #[test]
@@ -120,15 +152,38 @@ fn append_forms() {
     let input = b" saved-messages (\\Seen) \"05-Jan-2026 10:00:00 +0000\" {5}\r\nhello";
     let parts = run(input, append).unwrap();
     assert_eq!(parts.mailbox, "saved-messages");
-    assert_eq!(parts.flags, vec![Flag::Seen]);
-    assert!(parts.date.is_some());
-    assert_eq!(&input[parts.message.clone()], b"hello");
-    // literal8 is BINARY's, which is not offered (issue 9: its NULs were stored, then sent in
-    // a plain literal).
-    assert!(run(b" x ~{2}\r\na\0", append).is_err());
-    assert!(run(b" x {1}\r\na {1}\r\nb", append).is_err());
+    let [message] = parts.messages.as_slice() else { panic!() };
+    assert_eq!(message.flags, vec![Flag::Seen]);
+    assert!(message.date.is_some());
+    let DataParts::Literal(range) = &message.data else { panic!() };
+    assert_eq!(&input[range.clone()], b"hello");
+    // literal8 (RFC 3516 §4.4) may carry NUL; a plain literal may not.
+    let input = b" x ~{2}\r\na\0";
+    let parts = run(input, append).unwrap();
+    let DataParts::Literal(range) = &parts.messages[0].data else { panic!() };
+    assert_eq!(&input[range.clone()], b"a\0");
+    assert!(run(b" x {2}\r\na\0", append).is_err());
+    // MULTIAPPEND (RFC 3502): several messages, each with its own options.
+    let parts = run(b" x {1}\r\na (\\Seen) {1}\r\nb", append).unwrap();
+    assert_eq!(parts.messages.len(), 2);
+    assert_eq!(parts.messages[1].flags, vec![Flag::Seen]);
+    assert!(run(b" x {1}\r\na ", append).is_err());
+    assert!(run(b" x", append).is_err());
     assert!(run(b" x \"hello\"", append).is_err());
     assert!(run(b" x (\\Seen) {3}\r\nab", append).is_err());
+    assert!(run(b" x (\\Seen) {3}\r\nabc (\\Seen)", append).is_err());
+}
+
+#[test]
+fn append_message_count_is_bounded() {
+    let limits = ParseLimits { append_messages_max: 2, ..ParseLimits::default() };
+    let parse = |input: &[u8]| {
+        let mut c = Cursor::new(input, limits, false);
+        append(&mut c).map(|parts| parts.messages.len())
+    };
+    assert_eq!(parse(b" x {1}\r\na {1}\r\nb").ok(), Some(2));
+    let error = parse(b" x {1}\r\na {1}\r\nb {1}\r\nc").expect_err("refused");
+    assert_eq!(error.kind, ParseErrorKind::TooMany);
 }
 
 #[test]
@@ -174,4 +229,26 @@ fn copy_move_expunge_id() {
     assert!(run(b" (\"name\")", id).is_err());
     let many = format!(" ({})", vec!["\"k\" \"v\""; 31].join(" "));
     assert_eq!(run(many.as_bytes(), id).unwrap_err().kind, ParseErrorKind::TooMany);
+}
+
+#[test]
+fn create_with_special_use() {
+    let create = super::create;
+    assert_eq!(run(b" Foo", create).unwrap(), CommandBody::Create("Foo".into()));
+    assert_eq!(
+        run(b" Foo (USE (\\Sent \\Important))", create).unwrap(),
+        CommandBody::CreateSpecialUse {
+            mailbox: "Foo".into(),
+            uses: vec!["\\Sent".into(), "\\Important".into()]
+        }
+    );
+    assert_eq!(
+        run(b" Foo (use ())", create).unwrap(),
+        CommandBody::CreateSpecialUse { mailbox: "Foo".into(), uses: Vec::new() }
+    );
+    assert!(run(b" Foo (USE (Sent))", create).is_err(), "an attribute starts with \\");
+    assert!(run(b" Foo (BOGUS (\\Sent))", create).is_err(), "unknown parameter");
+    assert!(run(b" Foo (USE (\\Sent) USE ())", create).is_err(), "repeated");
+    assert!(run(b" Foo (USE (\\Sent)", create).is_err(), "unclosed");
+    assert!(run(b" Foo ()", create).is_err(), "empty parameter list");
 }

@@ -131,10 +131,7 @@ pub fn parse_command_with(input: &[u8], options: &ParseOptions) -> Result<Comman
     let (tag, parsed) = parse_parts(input, options)?;
     let body = match parsed {
         Parsed::Body(body) => body,
-        Parsed::Append(parts) => {
-            let message = input[parts_range(&parts)].to_vec();
-            append_body(parts, message)
-        }
+        Parsed::Append(parts) => parts.into_body_copied(input),
     };
     Ok(Command { tag, body })
 }
@@ -147,13 +144,7 @@ pub fn parse_frame(frame: Frame, options: &ParseOptions) -> Result<Command, Pars
     let (tag, parsed) = parse_parts(frame.as_bytes(), options)?;
     let body = match parsed {
         Parsed::Body(body) => body,
-        Parsed::Append(parts) => {
-            let range = parts_range(&parts);
-            let mut bytes = frame.into_bytes();
-            bytes.truncate(range.end);
-            bytes.drain(..range.start);
-            append_body(parts, bytes)
-        }
+        Parsed::Append(parts) => parts.into_body(frame.into_bytes()),
     };
     Ok(Command { tag, body })
 }
@@ -204,18 +195,23 @@ pub(crate) fn is_base64(text: &[u8]) -> bool {
     !text.is_empty() && base64::engine::general_purpose::STANDARD.decode(text).is_ok()
 }
 
+/// `section-spec` without its brackets, already %-decoded: an IMAP URL's `;SECTION=`
+/// (RFC 5092 `enc-section`), parsed as FETCH parses `BODY[...]`.
+pub(crate) fn parse_section_spec(spec: &[u8]) -> Option<crate::imap::types::Section> {
+    let mut input = Vec::with_capacity(spec.len() + 2);
+    input.push(b'[');
+    input.extend_from_slice(spec);
+    input.push(b']');
+    let mut c = Cursor::new(&input, ParseLimits::default(), false);
+    let section = fetch::section(&mut c).ok()?;
+    c.end().ok()?;
+    Some(section)
+}
+
 /// A parsed body, or an APPEND whose message is still a range of the input.
 enum Parsed {
     Body(CommandBody),
     Append(AppendParts),
-}
-
-fn parts_range(parts: &AppendParts) -> std::ops::Range<usize> {
-    parts.message.clone()
-}
-
-fn append_body(parts: AppendParts, message: Vec<u8>) -> CommandBody {
-    CommandBody::Append { mailbox: parts.mailbox, flags: parts.flags, date: parts.date, message }
 }
 
 /// `tag SP command-body`, then the end of input.
@@ -257,7 +253,7 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"ENABLE" => commands::enable(c)?,
         b"SELECT" => commands::select(c, false)?,
         b"EXAMINE" => commands::select(c, true)?,
-        b"CREATE" => CommandBody::Create(commands::one_mailbox(c)?),
+        b"CREATE" => commands::create(c)?,
         b"DELETE" => CommandBody::Delete(commands::one_mailbox(c)?),
         b"RENAME" => commands::rename(c)?,
         b"SUBSCRIBE" => CommandBody::Subscribe(commands::one_mailbox(c)?),

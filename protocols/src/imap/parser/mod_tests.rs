@@ -1,7 +1,7 @@
 //! Unit tests for the entry points: tags, dispatch, continuation lines.
 
 use super::*;
-use crate::imap::types::FetchAttribute;
+use crate::imap::types::{AppendData, FetchAttribute};
 
 #[test]
 fn tags_are_reported_with_errors() {
@@ -56,12 +56,35 @@ fn uid_prefix_reaches_every_form() {
 fn parse_frame_moves_the_append_message() {
     let frame = Frame::from_bytes(b"A003 APPEND saved {9}\r\nSubject:x".to_vec());
     let command = parse_frame(frame, &ParseOptions::default()).unwrap();
-    let CommandBody::Append { message, mailbox, .. } = command.body else { panic!() };
-    assert_eq!(message, b"Subject:x");
+    let CommandBody::Append { messages, mailbox } = command.body else { panic!() };
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].data, AppendData::Literal(b"Subject:x".to_vec()));
     assert_eq!(mailbox, "saved");
     let copied = parse_command(b"A003 APPEND saved {9}\r\nSubject:x").unwrap();
-    assert!(
-        matches!(copied.body, CommandBody::Append { ref message, .. } if message == b"Subject:x")
+    let CommandBody::Append { messages, .. } = copied.body else { panic!() };
+    assert_eq!(messages[0].data, AppendData::Literal(b"Subject:x".to_vec()));
+}
+
+#[test]
+fn parse_frame_copies_each_multiappend_message() {
+    let input = b"A003 APPEND saved (\\Seen) {3}\r\none ~{4}\r\nt\0wo \"05-Jan-2026 10:00:00 +0000\" {1}\r\n3";
+    let command = parse_frame(Frame::from_bytes(input.to_vec()), &ParseOptions::default()).unwrap();
+    let CommandBody::Append { messages, .. } = command.body else { panic!() };
+    let data: Vec<&AppendData> = messages.iter().map(|m| &m.data).collect();
+    assert_eq!(
+        data,
+        [
+            &AppendData::Literal(b"one".to_vec()),
+            &AppendData::Literal(b"t\0wo".to_vec()),
+            &AppendData::Literal(b"3".to_vec())
+        ]
+    );
+    assert_eq!(messages[0].flags, vec![crate::imap::types::Flag::Seen]);
+    assert!(messages[1].flags.is_empty() && messages[1].date.is_none());
+    assert!(messages[2].date.is_some());
+    assert_eq!(
+        parse_command(input).unwrap().body,
+        CommandBody::Append { mailbox: "saved".into(), messages }
     );
 }
 

@@ -22,6 +22,7 @@ const AUTHENTICATED: &[&str] = &[
     "WITHIN STATUS=SIZE",
     "BINARY",
     "PREVIEW",
+    "SPECIAL-USE CREATE-SPECIAL-USE",
     "OBJECTID",
     "SAVEDATE",
 ];
@@ -40,6 +41,7 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
         if config.condstore {
             caps.push_str(" CONDSTORE");
         }
+        crate::imap::command::append::capabilities(conn, &mut caps);
         return caps;
     }
     if config.starttls && !tls {
