@@ -35,8 +35,8 @@ const UNKNOWN_TO_ORACLE: &[(&str, &str, &str)] = &[
 /// FETCH responses carrying an item imap-codec has no decoder for, with why.
 const FETCH_ITEMS_UNKNOWN_TO_ORACLE: &[(&str, &str)] = &[
     ("PREVIEW ", "PREVIEW (RFC 8970)"),
-    ("EMAILID ", "EMAILID (RFC 8474 §5.1): no decoder"),
-    ("THREADID ", "THREADID (RFC 8474 §5.2): no decoder"),
+    ("EMAILID ", "EMAILID (RFC 8474 §5.3): no decoder"),
+    ("THREADID ", "THREADID (RFC 8474 §5.3): no decoder"),
     ("SAVEDATE ", "SAVEDATE (RFC 8514 §4.2): no decoder"),
 ];
 

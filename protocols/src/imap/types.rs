@@ -216,9 +216,9 @@ pub enum FetchAttribute {
         /// `(LAZY)`: the server may answer NIL rather than compute a preview now.
         lazy: bool,
     },
-    /// `EMAILID` (RFC 8474 §5.1)
+    /// `EMAILID` (RFC 8474 §5.3)
     EmailId,
-    /// `THREADID` (RFC 8474 §5.2)
+    /// `THREADID` (RFC 8474 §5.3)
     ThreadId,
     /// `SAVEDATE` (RFC 8514 §4.2)
     SaveDate,

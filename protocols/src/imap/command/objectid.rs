@@ -6,8 +6,9 @@
 //!   differs for a store created anew under the same user name.
 //! - EMAILID is `E` and the 16 lowercase hex digits of the store's EMAILID (`UserStore::email_id`:
 //!   kept by COPY and MOVE, stored in the spool record).
-//! - THREADID is NIL: this server does not thread messages yet, which RFC 8474 §5.2 allows
-//!   ("NIL ... if the server does not support threading"); `SEARCH THREADID` matches nothing.
+//! - THREADID is NIL: this server does not thread messages yet. RFC 8474 §5.2 makes THREADID
+//!   optional: a server without it returns NIL to every FETCH of it, and a SEARCH THREADID
+//!   matches no message.
 //! - SAVEDATE is the index record's save date in UTC, NIL when the store does not know it (a
 //!   record rebuilt from the spool); the SAVED* search keys then use the internal date, as
 //!   RFC 8514 §4.3 asks of storage without save dates.
