@@ -59,7 +59,10 @@ BENCH = REPO / "target" / "release" / "skua-bench"
 # Scenario names; a scenario spec on the command line is NAME[:CONNECTIONS][@RATE], where
 # RATE is operations per second (open loop) or `auto`: OPEN_LOAD times the lowest ops/s any
 # peer reached in the closed-loop run of NAME[:CONNECTIONS] earlier in the same run.
-PLAIN_NAMES = ["lmtp", "imap-mixed", "imap-read", "idle", "churn"]
+PLAIN_NAMES = ["lmtp", "imap-mixed", "imap-read", "idle", "churn", "sort", "thread"]
+# Scenarios that order one user's whole mailbox (SORT, THREAD): asked for by name only, e.g.
+# `--scenarios sort:1,thread:1`; one user, filled with --prefill-order messages.
+ORDER_NAMES = {"sort", "thread"}
 # The default plain run: issue 12's sweeps (LMTP at 8, 64, 256 connections; imap-mixed and
 # imap-read at 8 and 64) and open-loop runs at a rate every peer sustains.
 SCENARIOS = ["lmtp", "lmtp:64", "lmtp:256", "imap-mixed", "imap-mixed:64", "imap-read",
@@ -102,6 +105,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="idle connections for Dovecot/Cyrus (a process each)")
     p.add_argument("--prefill-mixed", type=int, default=20, help="messages per user")
     p.add_argument("--prefill-read", type=int, default=50, help="messages per user")
+    p.add_argument("--prefill-order", type=int, default=100_000,
+                   help="messages in the one mailbox of the sort and thread scenarios")
     p.add_argument("--corpus-count", type=int, default=1000,
                    help="messages of the generated corpus; 0: synthetic 4 KiB messages")
     p.add_argument("--corpus-max-size", type=int, default=256 * 1024)
@@ -275,7 +280,8 @@ def bench_command(args, scenario, peer, imap, lmtp, message, pid, idle_k,
     spec = parse_spec(scenario, TLS_NAMES if args.tls else PLAIN_NAMES)
     name = spec.name
     connections = str(spec.connections or args.connections)
-    common = ["--users", str(args.users), "--duration", str(args.duration), "--json",
+    users = 1 if name in ORDER_NAMES else args.users
+    common = ["--users", str(users), "--duration", str(args.duration), "--json",
               "--quiet", "--seed", str(args.seed), "--server-pid", str(pid)]
     if getattr(args, "server_cpus", None):
         common += ["--server-cpus", peer_base.cpu_list_text(args.server_cpus)]
@@ -304,6 +310,10 @@ def bench_command(args, scenario, peer, imap, lmtp, message, pid, idle_k,
         prefill = args.prefill_mixed if name == "imap-mixed" else args.prefill_read
         return [str(BENCH), name, "--port", str(imap), "--lmtp-port", str(lmtp),
                 "--prefill", str(prefill), "--connections", connections,
+                *common, *message]
+    if name in ORDER_NAMES:
+        return [str(BENCH), name, "--port", str(imap), "--lmtp-port", str(lmtp),
+                "--prefill", str(args.prefill_order), "--connections", connections,
                 *common, *message]
     if name == "idle":
         return [str(BENCH), "idle", "--port", str(imap), "--lmtp-port", str(lmtp),

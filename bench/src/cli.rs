@@ -28,6 +28,11 @@ pub enum Scenario {
     ImapMixed(ImapArgs),
     /// Read-only IMAP sessions: FETCH ranges, SEARCH, STATUS, LIST, NOOP on filled mailboxes.
     ImapRead(ImapArgs),
+    /// Read-only IMAP sessions timing SORT (ARRIVAL), (DATE), (SUBJECT) over whole mailboxes.
+    Sort(ImapArgs),
+    /// Read-only IMAP sessions timing THREAD REFERENCES / REFS / ORDEREDSUBJECT over whole
+    /// mailboxes.
+    Thread(ImapArgs),
     /// Hold K connections in IDLE; measure server memory per connection and delivery-to-EXISTS.
     Idle(IdleArgs),
     /// Connect, LOGIN, LOGOUT as fast as possible.
@@ -156,7 +161,7 @@ pub struct LmtpArgs {
     pub message: MessageArgs,
 }
 
-/// `imap-mixed` and `imap-read` options.
+/// `imap-mixed`, `imap-read`, `sort` and `thread` options.
 #[derive(Debug, Clone, Args)]
 pub struct ImapArgs {
     /// Common options.

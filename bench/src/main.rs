@@ -55,6 +55,7 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
     let port = match &scenario {
         Scenario::Lmtp(a) => a.port,
         Scenario::ImapMixed(a) | Scenario::ImapRead(a) => a.port,
+        Scenario::Sort(a) | Scenario::Thread(a) => a.port,
         Scenario::Idle(a) => a.port,
         Scenario::Churn(a) => a.port,
         Scenario::Handshake(a) => a.port,
@@ -84,6 +85,8 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
             Scenario::Lmtp(a) => scenario::lmtp::run(a, to).await,
             Scenario::ImapMixed(a) => scenario::imap_mixed::run(a, to).await,
             Scenario::ImapRead(a) => scenario::imap_read::run(a, to).await,
+            Scenario::Sort(a) => scenario::ordering::run_sort(a, to).await,
+            Scenario::Thread(a) => scenario::ordering::run_thread(a, to).await,
             Scenario::Idle(a) => scenario::idle::run(a, to).await,
             Scenario::Churn(a) => scenario::churn::run(a, to).await,
             Scenario::Handshake(a) => scenario::handshake::run(a, to).await,
@@ -97,6 +100,7 @@ fn common_of(s: &Scenario) -> &Common {
     match s {
         Scenario::Lmtp(a) => &a.common,
         Scenario::ImapMixed(a) | Scenario::ImapRead(a) => &a.common,
+        Scenario::Sort(a) | Scenario::Thread(a) => &a.common,
         Scenario::Idle(a) => &a.common,
         Scenario::Churn(a) => &a.common,
         Scenario::Handshake(a) => &a.common,

@@ -38,11 +38,11 @@ fn rfc_9051_any_and_non_authenticated_state() {
 fn rfc_9051_authenticated_state() {
     assert_eq!(
         body("A142 SELECT INBOX"),
-        CommandBody::Select { mailbox: "INBOX".into(), condstore: false }
+        CommandBody::Select { mailbox: "INBOX".into(), condstore: false, qresync: None }
     );
     assert_eq!(
         body("A932 EXAMINE blurdybloop"),
-        CommandBody::Examine { mailbox: "blurdybloop".into(), condstore: false }
+        CommandBody::Examine { mailbox: "blurdybloop".into(), condstore: false, qresync: None }
     );
     assert_eq!(body("A003 CREATE owatagusiam/"), CommandBody::Create("owatagusiam/".into()));
     assert_eq!(body("A683 DELETE blurdybloop"), CommandBody::Delete("blurdybloop".into()));

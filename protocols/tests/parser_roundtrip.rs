@@ -94,12 +94,14 @@ fn fetch_attribute() -> impl Strategy<Value = FetchAttribute> {
 
 fn fetch() -> impl Strategy<Value = CommandBody> {
     let modseq = prop::option::of(0..=i64::MAX as u64);
-    (any::<bool>(), sequence_set(), prop::collection::vec(fetch_attribute(), 1..6), modseq)
-        .prop_map(|(uid, set, attributes, changed_since)| CommandBody::Fetch {
+    let modifiers = modseq.prop_flat_map(|m| (Just(m), any::<bool>()));
+    (any::<bool>(), sequence_set(), prop::collection::vec(fetch_attribute(), 1..6), modifiers)
+        .prop_map(|(uid, set, attributes, (changed_since, vanished))| CommandBody::Fetch {
             uid,
             set,
             attributes,
             changed_since,
+            vanished,
         })
 }
 
@@ -288,7 +290,7 @@ fn render(body: &CommandBody) -> Vec<u8> {
         }
     };
     match body {
-        CommandBody::Fetch { uid, set, attributes, changed_since } => {
+        CommandBody::Fetch { uid, set, attributes, changed_since, vanished } => {
             uid_prefix(&mut out, *uid);
             out.extend_from_slice(b"FETCH ");
             encode::sequence_set_ranges(&mut out, set);
@@ -300,8 +302,15 @@ fn render(body: &CommandBody) -> Vec<u8> {
                 render_fetch_attribute(&mut out, attribute);
             }
             out.push(b')');
-            if let Some(modseq) = changed_since {
-                out.extend_from_slice(format!(" (CHANGEDSINCE {modseq})").as_bytes());
+            match (changed_since, vanished) {
+                (Some(modseq), false) => {
+                    out.extend_from_slice(format!(" (CHANGEDSINCE {modseq})").as_bytes());
+                }
+                (Some(modseq), true) => {
+                    out.extend_from_slice(format!(" (CHANGEDSINCE {modseq} VANISHED)").as_bytes());
+                }
+                (None, true) => out.extend_from_slice(b" (VANISHED)"),
+                (None, false) => {}
             }
         }
         CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {

@@ -1,7 +1,9 @@
 //! One client socket on a shard: reads with a deadline, and vectored writes of response chunks
 //! (owned buffers and slices of mapped spools) without copying them together. The transport is
-//! plain TCP or TLS (`conn_tls.rs`, after [`Connection::start_tls`]); the protocol sessions see
-//! plaintext either way, through the same calls.
+//! plain TCP or TLS (`conn_tls.rs`, after [`Connection::start_tls`]), with DEFLATE optionally
+//! stacked on either (`conn_deflate.rs`, after [`Connection::start_deflate`]: plaintext →
+//! deflate → TLS → socket); the protocol sessions see plaintext in every case, through the
+//! same calls.
 //!
 //! glommio's `TcpStream` has no vectored write, so a write first tries `sendmsg` with every
 //! pending slice (non-blocking, through `socket2::SockRef`, no `unsafe`); when the socket is
@@ -19,6 +21,7 @@ use std::task::{Context, Poll};
 use futures_lite::{AsyncRead, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use crate::conn_deflate::DeflateLayer;
 use crate::conn_tls::{TlsInfo, TlsLayer};
 use crate::limits::{READ_SCRATCH_BYTES, WRITE_IOVECS_MAX};
 
@@ -60,6 +63,8 @@ pub struct Connection {
     /// The TLS session once one is started (boxed: most of a plain connection's life it is
     /// `None`, and the connection stays small).
     tls: Option<Box<TlsLayer>>,
+    /// The DEFLATE layer once COMPRESS started it (boxed for the same reason).
+    deflate: Option<Box<DeflateLayer>>,
 }
 
 /// Why [`Connection::start_tls`] failed. The connection is unusable afterwards.
@@ -90,21 +95,28 @@ impl Connection {
         stream.set_nodelay(true).map_err(io::Error::from)?;
         stream.set_write_timeout(Some(write_timeout)).map_err(io::Error::from)?;
         let traffic = Traffic { opened: std::time::Instant::now(), bytes_in: 0, bytes_out: 0 };
-        Ok(Connection { stream, peer, buffer: Vec::new(), traffic, tls: None })
+        Ok(Connection { stream, peer, buffer: Vec::new(), traffic, tls: None, deflate: None })
     }
 
-    /// Wraps a handed-over stream together with the TLS session it was carrying, if any.
+    /// Wraps a handed-over stream together with the layers it was carrying: its TLS session
+    /// and its DEFLATE layer, if any.
     ///
     /// # Errors
     /// See [`Connection::new`].
-    pub fn with_tls(
+    pub fn with_layers(
         stream: TcpStream,
         write_timeout: Duration,
-        tls: Option<Box<TlsLayer>>,
+        layers: Layers,
         traffic: Traffic,
     ) -> io::Result<Connection> {
         let mut connection = Connection::new(stream, write_timeout)?;
-        connection.tls = tls;
+        connection.tls = layers.tls;
+        connection.deflate = layers.deflate;
+        if let Some(deflate) = connection.deflate.as_mut() {
+            // The shard it came from may still hold this stream in its compressor; this
+            // shard's compressor must start afresh for it (see `DeflateLayer::moved`).
+            deflate.moved();
+        }
         connection.traffic = traffic;
         Ok(connection)
     }
@@ -127,6 +139,7 @@ impl Connection {
             user = user.unwrap_or("-"),
             tls = tls.as_ref().map_or("none", |info| info.version.as_str()),
             cipher = tls.as_ref().map_or("-", |info| info.cipher.as_str()),
+            compress = self.deflate.is_some(),
             duration_ms = u64::try_from(traffic.opened.elapsed().as_millis()).unwrap_or(u64::MAX),
             bytes_in = traffic.bytes_in,
             bytes_out = traffic.bytes_out,
@@ -138,6 +151,27 @@ impl Connection {
     #[must_use]
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// True once DEFLATE runs on this connection.
+    #[must_use]
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Starts DEFLATE (RFC 4978) both ways, over TLS if it runs: every byte written from here
+    /// on is compressed, every byte read is inflated. Called right after the COMPRESS answer
+    /// was written, with no plaintext left unread (the session refused COMPRESS with commands
+    /// pipelined behind it, and everything read was fed to it).
+    pub fn start_deflate(&mut self) {
+        debug_assert!(self.deflate.is_none(), "one DEFLATE layer per connection");
+        self.deflate = Some(Box::new(DeflateLayer::new()));
+    }
+
+    /// The DEFLATE layer, if any (for measurements).
+    #[must_use]
+    pub fn deflate(&self) -> Option<&DeflateLayer> {
+        self.deflate.as_deref()
     }
 
     /// The negotiated TLS parameters, for logs.
@@ -272,6 +306,43 @@ impl Connection {
     /// stream's own read timer (no timer future): it runs from the first wait after the last
     /// bytes received, so wake-ups that are not input (IDLE notifications) do not extend it.
     pub fn poll_read_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Poll<io::Result<ReadOutcome>> {
+        if self.deflate.is_some() {
+            return self.poll_read_inflated(cx, sink);
+        }
+        self.poll_read_transport(cx, sink)
+    }
+
+    /// The DEFLATE side of [`Connection::poll_read_with`]: what the layer can inflate goes
+    /// first (at most a read's worth); otherwise the transport below (TLS or plain) is read
+    /// and its bytes given to the layer, until some plaintext comes.
+    fn poll_read_inflated(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Poll<io::Result<ReadOutcome>> {
+        // Out of `self` while the transport is read into it; put back on every path.
+        let mut deflate = self.deflate.take().expect("called with DEFLATE only");
+        let polled = loop {
+            match deflate.inflate(sink) {
+                Ok(0) => {}
+                Ok(inflated) => break Poll::Ready(Ok(ReadOutcome::Data(inflated))),
+                Err(error) => break Poll::Ready(Err(error)),
+            }
+            match self.poll_read_transport(cx, &mut |bytes| deflate.receive(bytes)) {
+                Poll::Ready(Ok(ReadOutcome::Data(_))) => {}
+                other => break other,
+            }
+        };
+        self.deflate = Some(deflate);
+        polled
+    }
+
+    /// [`Connection::poll_read_with`] below DEFLATE: plaintext TCP or TLS.
+    fn poll_read_transport(
         &mut self,
         cx: &mut Context<'_>,
         sink: &mut impl FnMut(&[u8]),
@@ -411,6 +482,34 @@ impl Connection {
     pub async fn write_vectored_all(&mut self, slices: &[&[u8]]) -> io::Result<()> {
         let mut cursor = Cursor { index: 0, offset: 0 };
         cursor.skip_empty(slices);
+        if self.deflate.is_some() {
+            return self.write_deflated(slices, cursor).await;
+        }
+        self.write_transport(slices, cursor).await
+    }
+
+    /// The DEFLATE side of [`Connection::write_vectored_all`]: compresses the slices a chunk
+    /// at a time (each ending with a sync flush, so the client can decode all of it) and
+    /// writes each chunk's compressed bytes to the transport below before compressing more.
+    /// An empty write sends nothing (not even a flush marker).
+    async fn write_deflated(&mut self, slices: &[&[u8]], mut cursor: Cursor) -> io::Result<()> {
+        while cursor.index < slices.len() {
+            let mut pending: Vec<&[u8]> = Vec::with_capacity(slices.len() - cursor.index);
+            pending.push(&slices[cursor.index][cursor.offset..]);
+            pending.extend(slices[cursor.index + 1..].iter().filter(|s| !s.is_empty()).copied());
+            let mut compressed = Vec::new();
+            let deflate = self.deflate.as_mut().expect("called with DEFLATE only");
+            let taken = deflate.compress(&pending, &mut compressed)?;
+            cursor.advance(slices, taken);
+            let mut below = Cursor { index: 0, offset: 0 };
+            below.skip_empty(&[&compressed]);
+            self.write_transport(&[&compressed], below).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Connection::write_vectored_all`] below DEFLATE: plaintext TCP or TLS.
+    async fn write_transport(&mut self, slices: &[&[u8]], mut cursor: Cursor) -> io::Result<()> {
         if self.tls.is_some() {
             return self.write_tls(slices, cursor).await;
         }
@@ -465,11 +564,21 @@ impl Connection {
         let _ = stream.close().await;
     }
 
-    /// Gives the stream back, with its TLS session and traffic (for the hand-off).
+    /// Gives the stream back, with its layers and traffic (for the hand-off: a compressed
+    /// session moves after UNAUTHENTICATE and a login as a user of another shard).
     #[must_use]
-    pub fn into_parts(self) -> (TcpStream, Option<Box<TlsLayer>>, Traffic) {
-        (self.stream, self.tls, self.traffic)
+    pub fn into_parts(self) -> (TcpStream, Layers, Traffic) {
+        (self.stream, Layers { tls: self.tls, deflate: self.deflate }, self.traffic)
     }
+}
+
+/// The layers a connection runs over its socket, which move with it between shards.
+#[derive(Debug, Default)]
+pub struct Layers {
+    /// Its TLS session.
+    pub tls: Option<Box<TlsLayer>>,
+    /// Its DEFLATE layer (COMPRESS).
+    pub deflate: Option<Box<DeflateLayer>>,
 }
 
 /// A socket as an `io::Write` that never blocks (`WouldBlock` when full), for rustls to write

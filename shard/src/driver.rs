@@ -7,6 +7,7 @@
 //!                                   ├─ Write ──────── durability ticket ─ page-in ─ write ┤
 //!                                   ├─ Yield ──────── the shard's other sessions go first ┤
 //!                                   ├─ StartTls ───── handshake, then tls_started ────────┤
+//!                                   ├─ Compress ───── DEFLATE from here on, both ways ────┤
 //!                                   ├─ Own ────────── the protocol's own step (act) ──────┤
 //!                                   └─ Close / End ── return to the protocol's serve      │
 //!                                   ◄──────────────────────────────────────────────────────┘
@@ -75,6 +76,9 @@ pub(crate) enum Step<Own> {
     Yield,
     /// Run the TLS handshake as the server, then [`Session::tls_started`].
     StartTls,
+    /// Compress everything from here on both ways (RFC 4978 DEFLATE, over TLS if it runs);
+    /// the session's answer to COMPRESS is already written.
+    Compress,
     /// Close the connection.
     Close,
     /// A step only this protocol has: [`Session::act`] carries it out.
@@ -198,6 +202,10 @@ pub(crate) async fn drive<S: Session>(shard: &Rc<Shard>, link: &mut Link<S>) -> 
                 Ok(())
             }
             Ok(Step::StartTls) => Box::pin(start_tls(shard, link)).await,
+            Ok(Step::Compress) => {
+                link.connection.start_deflate();
+                Ok(())
+            }
             Ok(Step::Close) => Err(End::Close(None)),
             Ok(Step::Own(own)) => {
                 Box::pin(link.session.act(shard, &mut link.connection, own)).await

@@ -29,16 +29,16 @@ use std::os::unix::io::{FromRawFd, IntoRawFd};
 
 use glommio::net::{TcpListener, TcpStream};
 
-use crate::conn::{Connection, Traffic};
-use crate::conn_tls::TlsLayer;
+use crate::conn::{Connection, Layers, Traffic};
 
 /// A connection between two shards: the socket as an owned, `Send` descriptor.
 #[derive(Debug)]
 pub struct DetachedSocket {
     socket: socket2::Socket,
     peer: SocketAddr,
-    /// The connection's TLS session, if it runs one: it moves with the socket.
-    tls: Option<Box<TlsLayer>>,
+    /// The connection's TLS session and DEFLATE layer, if it runs them: they move with the
+    /// socket.
+    layers: Layers,
     /// What it carried so far (for its close line).
     traffic: Traffic,
 }
@@ -78,18 +78,19 @@ pub fn detach(connection: Connection) -> Result<DetachedSocket, Box<DetachError>
         Err(error) => return Err(Box::new(DetachError { connection, error })),
     };
     // Dropping the stream closes the original descriptor only; the socket lives on in `socket`.
-    let (stream, tls, traffic) = connection.into_parts();
+    let (stream, layers, traffic) = connection.into_parts();
     drop(stream);
-    Ok(DetachedSocket { socket, peer, tls, traffic })
+    Ok(DetachedSocket { socket, peer, layers, traffic })
 }
 
-/// Puts a detached connection on the current shard, with its TLS session if it had one.
+/// Puts a detached connection on the current shard, with its TLS session and DEFLATE layer if
+/// it had them.
 ///
 /// # Errors
 /// The socket died meanwhile (see [`Connection::new`]).
 pub fn attach(detached: DetachedSocket, write_timeout: Duration) -> io::Result<Connection> {
-    let DetachedSocket { socket, tls, traffic, .. } = detached;
-    Connection::with_tls(TcpStream::from(socket), write_timeout, tls, traffic)
+    let DetachedSocket { socket, layers, traffic, .. } = detached;
+    Connection::with_layers(TcpStream::from(socket), write_timeout, layers, traffic)
 }
 
 /// Hands a bound, listening socket to glommio. The caller keeps a duplicate of the descriptor

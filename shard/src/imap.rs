@@ -115,6 +115,7 @@ impl Session for Imap {
             Step::Yield => driver::Step::Yield,
             Step::Authenticate(request) => driver::Step::Own(request),
             Step::StartTls => driver::Step::StartTls,
+            Step::Compress => driver::Step::Compress,
             Step::Close => driver::Step::Close,
         })
     }

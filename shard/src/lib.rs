@@ -24,6 +24,7 @@ mod auth;
 pub mod commit;
 pub mod config;
 pub mod conn;
+pub mod conn_deflate;
 pub mod conn_tls;
 mod deliver;
 mod driver;

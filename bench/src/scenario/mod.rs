@@ -7,6 +7,7 @@ pub mod idle;
 pub mod imap_mixed;
 pub mod imap_read;
 pub mod lmtp;
+pub mod ordering;
 pub mod prefill;
 pub mod sessions;
 

@@ -167,6 +167,7 @@ async fn logout<S: Commands>(c: &mut ImapClient, rec: &mut Recorder) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::ordering::{Sort, Thread};
     use crate::scenario::{imap_mixed::Mixed, imap_read::Read};
 
     fn check<S: Commands>() {
@@ -180,6 +181,8 @@ mod tests {
     fn scenario_tables_agree() {
         check::<Mixed>();
         check::<Read>();
+        check::<Sort>();
+        check::<Thread>();
         assert_eq!(Mixed::OPS[SESSION.select], "select");
         assert_eq!(Read::OPS[SESSION.select], "examine");
     }

@@ -400,6 +400,52 @@ impl<D: Disk> UserStore<D> {
         Ok(expunged.map(|e| e.uid).collect())
     }
 
+    /// The UIDs a QRESYNC client that last synced at modseq `since` must be told are gone
+    /// (`VANISHED (EARLIER)`, RFC 7162 §3.2.5.2), as ascending, disjoint, non-adjacent
+    /// inclusive ranges: every UID expunged with a modseq above `since`, and every UID below
+    /// UIDNEXT that has no index entry at all, whatever `since` is.
+    ///
+    /// The second part is what keeps the answer a superset of the truth when history was
+    /// lost: an index entry disappears only when recovery or `reconstruct` could not find its
+    /// message again (a damaged spool record, a lost segment), and nobody knows when that
+    /// message went, so every client is told (RFC 7162 allows naming UIDs the client never
+    /// saw; it never allows leaving one out). A store with no loss has no such UID: UIDs are
+    /// given only to appended entries. See `core/FORMAT.md`, "Expunge history".
+    ///
+    /// O(entries) time, O(ranges) memory.
+    ///
+    /// # Errors
+    /// [`ReadError::NoSuchMailbox`].
+    pub fn vanished_since(
+        &self,
+        id: MailboxId,
+        since: ModSeq,
+    ) -> Result<Vec<std::ops::RangeInclusive<u32>>, ReadError> {
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let mut ranges: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
+        let mut push = |low: u32, high: u32| match ranges.last_mut() {
+            Some(last) if last.end().saturating_add(1) >= low => {
+                *last = *last.start()..=high.max(*last.end());
+            }
+            _ => ranges.push(low..=high),
+        };
+        let mut next = 1u32;
+        for entry in index.entries() {
+            let uid = entry.uid.get();
+            if uid > next {
+                push(next, uid - 1);
+            }
+            if entry.expunged && entry.modseq > since.0 {
+                push(uid, uid);
+            }
+            next = uid.saturating_add(1);
+        }
+        if index.uid_next() > next {
+            push(next, index.uid_next() - 1);
+        }
+        Ok(ranges)
+    }
+
     /// One live message's metadata; `None` if there is none with that UID.
     ///
     /// # Errors

@@ -50,13 +50,13 @@ fn emit(command: &Command, utf8_names: bool) -> Option<Vec<u8>> {
         CommandBody::Delete(name) => mailbox(&mut out, " DELETE ", name),
         CommandBody::Subscribe(name) => mailbox(&mut out, " SUBSCRIBE ", name),
         CommandBody::Unsubscribe(name) => mailbox(&mut out, " UNSUBSCRIBE ", name),
-        CommandBody::Select { mailbox: name, condstore } => {
+        CommandBody::Select { mailbox: name, condstore, qresync: None } => {
             mailbox(&mut out, " SELECT ", name);
             if *condstore {
                 out.extend_from_slice(b" (CONDSTORE)");
             }
         }
-        CommandBody::Examine { mailbox: name, condstore } => {
+        CommandBody::Examine { mailbox: name, condstore, qresync: None } => {
             mailbox(&mut out, " EXAMINE ", name);
             if *condstore {
                 out.extend_from_slice(b" (CONDSTORE)");

@@ -92,6 +92,8 @@ pub enum Code {
     UnknownCte,
     /// `[USEATTR]`: a special-use attribute that cannot be given (RFC 6154 §3).
     UseAttr,
+    /// `[UIDREQUIRED]` (RFC 9586): sequence numbers used after ENABLE UIDONLY.
+    UidRequired,
     /// `[MAILBOXID (objectid)]` (RFC 8474 §4.1), the id already formatted.
     MailboxId(String),
 }
@@ -122,6 +124,7 @@ impl Code {
             Code::BadCharset => "BADCHARSET (US-ASCII UTF-8)".into(),
             Code::UnknownCte => "UNKNOWN-CTE".into(),
             Code::UseAttr => "USEATTR".into(),
+            Code::UidRequired => "UIDREQUIRED".into(),
             Code::Capability(caps) => format!("CAPABILITY {caps}").into(),
             Code::AppendUid(v, u) => format!("APPENDUID {} {}", v.get(), u.get()).into(),
             Code::AppendUidSet(v, set) => format!("APPENDUID {} {set}", v.get()).into(),

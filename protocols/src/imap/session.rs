@@ -28,6 +28,7 @@
 
 mod api;
 pub(crate) mod caps;
+mod compress;
 mod idle;
 mod input;
 mod login;
@@ -79,6 +80,8 @@ pub(crate) enum Phase {
     Idle(Tag),
     /// STARTTLS answered: once its OK is written, `Step::StartTls` until `tls_started`.
     StartTls,
+    /// COMPRESS answered: once its OK is written, `Step::Compress` (then Authenticated).
+    Compress,
     /// LOGOUT or a fatal error: everything written, then `Step::Close`.
     Logout,
 }
@@ -90,6 +93,10 @@ pub(crate) struct Enabled {
     pub rev2: bool,
     /// `ENABLE CONDSTORE` or a CONDSTORE-enabling command (RFC 7162 §3.1).
     pub condstore: bool,
+    /// `ENABLE QRESYNC` (RFC 7162 §3.2.3): expunges are reported as `VANISHED`.
+    pub qresync: bool,
+    /// `ENABLE UIDONLY` (RFC 9586): no message sequence numbers either way.
+    pub uidonly: bool,
 }
 
 /// The session state commands may read and change.
@@ -135,6 +142,8 @@ pub struct ImapSession {
     running: Option<Box<command::Running>>,
     /// UNAUTHENTICATE ran since the runtime last asked ([`ImapSession::take_unauthenticated`]).
     unauthenticated: bool,
+    /// COMPRESS DEFLATE runs on this connection (`session/compress.rs`).
+    compressed: bool,
 }
 
 impl ImapSession {
@@ -161,6 +170,7 @@ impl ImapSession {
             auth_failures: 0,
             running: None,
             unauthenticated: false,
+            compressed: false,
         }
     }
 
@@ -223,7 +233,7 @@ impl ImapSession {
     /// True once logged in (the shard then passes the user's store to `next`).
     #[must_use]
     pub fn is_authenticated(&self) -> bool {
-        matches!(self.phase, Phase::Authenticated | Phase::Idle(_))
+        matches!(self.phase, Phase::Authenticated | Phase::Idle(_) | Phase::Compress)
     }
 
     /// Runs until there is output to send or input is needed. See the module docs.
@@ -264,6 +274,12 @@ impl ImapSession {
                 }
                 Phase::Idle(_) => return self.next_idle(store.as_deref_mut(), out),
                 Phase::StartTls => return flush_or(out, Step::StartTls),
+                Phase::Compress => {
+                    if !out.is_empty() {
+                        return write(out);
+                    }
+                    return self.compress_started();
+                }
                 Phase::SaslWaiting(_) => {
                     if !self.next_sasl(&mut out) {
                         return flush_or(out, Step::NeedInput);
@@ -336,6 +352,9 @@ impl ImapSession {
             CommandBody::StartTls => self.start_tls(),
             CommandBody::Unauthenticate if matches!(self.phase, Phase::Authenticated) => {
                 Some(self.unauthenticate())
+            }
+            CommandBody::Compress if matches!(self.phase, Phase::Authenticated) => {
+                self.compress(&tag, out)
             }
             ref body
                 if self.conn.config.require_tls

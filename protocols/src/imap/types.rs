@@ -338,6 +338,21 @@ pub struct SearchReturn {
     pub save: bool,
 }
 
+/// SELECT/EXAMINE's `QRESYNC` parameter (RFC 7162 §3.2.5):
+/// `(uidvalidity modseq [known-uids [seq-match-data]])`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QresyncParams {
+    /// The UIDVALIDITY the client's cache is for.
+    pub uid_validity: u32,
+    /// The last HIGHESTMODSEQ the client knows of.
+    pub modseq: u64,
+    /// The UIDs the client knows (no `*`); `None`: all of them.
+    pub known_uids: Option<SequenceSet>,
+    /// `(known-sequence-set known-uid-set)`: message numbers and the UIDs the client has
+    /// for them (a hint; skua answers without it, see `command/qresync.rs`).
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
+}
+
 /// A parsed command. `uid` marks the `UID` prefix for FETCH/STORE/COPY/MOVE/SEARCH/EXPUNGE.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandBody {
@@ -372,6 +387,8 @@ pub enum CommandBody {
         mailbox: String,
         /// `(CONDSTORE)` parameter.
         condstore: bool,
+        /// `(QRESYNC (...))` parameter (RFC 7162 §3.2.5).
+        qresync: Option<Box<QresyncParams>>,
     },
     /// `EXAMINE mailbox`
     Examine {
@@ -379,6 +396,8 @@ pub enum CommandBody {
         mailbox: String,
         /// `(CONDSTORE)` parameter.
         condstore: bool,
+        /// `(QRESYNC (...))` parameter (RFC 7162 §3.2.5).
+        qresync: Option<Box<QresyncParams>>,
     },
     /// `CREATE mailbox`
     Create(String),
@@ -445,6 +464,8 @@ pub enum CommandBody {
     Unselect,
     /// `UNAUTHENTICATE` (RFC 8437)
     Unauthenticate,
+    /// `COMPRESS DEFLATE` (RFC 4978; DEFLATE is the only algorithm defined).
+    Compress,
     /// `EXPUNGE`, or `UID EXPUNGE set` when `uid` is given
     Expunge {
         /// `UID EXPUNGE` set.
@@ -471,6 +492,8 @@ pub enum CommandBody {
         attributes: Vec<FetchAttribute>,
         /// `CHANGEDSINCE` modifier (RFC 7162).
         changed_since: Option<u64>,
+        /// `VANISHED` modifier (RFC 7162 §3.2.6).
+        vanished: bool,
     },
     /// `[UID] STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags`
     Store {
@@ -509,6 +532,73 @@ pub enum CommandBody {
     Namespace,
     /// `ID (...)` / `ID NIL` (RFC 2971); parameters are not kept.
     Id,
+    /// `[UID] SORT [RETURN (...)] (criteria) charset keys` (RFC 5256, ESORT RFC 5267)
+    Sort {
+        /// `UID` prefix.
+        uid: bool,
+        /// `RETURN (...)`: answer with ESEARCH (ESORT).
+        esearch: Option<SearchReturn>,
+        /// Sort criteria, most significant first (never empty).
+        criteria: Vec<SortCriterion>,
+        /// Charset (only US-ASCII and UTF-8 are accepted).
+        charset: String,
+        /// Keys; all must match.
+        keys: Vec<SearchKey>,
+    },
+    /// `[UID] THREAD algorithm charset keys` (RFC 5256)
+    Thread {
+        /// `UID` prefix.
+        uid: bool,
+        /// The threading algorithm.
+        algorithm: ThreadAlgorithm,
+        /// Charset (only US-ASCII and UTF-8 are accepted).
+        charset: String,
+        /// Keys; all must match.
+        keys: Vec<SearchKey>,
+    },
+}
+
+/// A SORT key (RFC 5256 §3, RFC 5957 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    /// `ARRIVAL`: the internal date.
+    Arrival,
+    /// `CC`: `addr-mailbox` of the first Cc address.
+    Cc,
+    /// `DATE`: the sent date.
+    Date,
+    /// `FROM`: `addr-mailbox` of the first From address.
+    From,
+    /// `SIZE`: RFC822.SIZE.
+    Size,
+    /// `SUBJECT`: the base subject.
+    Subject,
+    /// `TO`: `addr-mailbox` of the first To address.
+    To,
+    /// `DISPLAYFROM` (RFC 5957)
+    DisplayFrom,
+    /// `DISPLAYTO` (RFC 5957)
+    DisplayTo,
+}
+
+/// `sort-criterion = ["REVERSE" SP] sort-key`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SortCriterion {
+    /// `REVERSE`
+    pub reverse: bool,
+    /// The key.
+    pub key: SortKey,
+}
+
+/// A THREAD algorithm (RFC 5256 §3, draft-ietf-morg-inthread's REFS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    /// `ORDEREDSUBJECT`
+    OrderedSubject,
+    /// `REFERENCES`
+    References,
+    /// `REFS`
+    Refs,
 }
 
 /// A whole command: tag and body.

@@ -7,7 +7,9 @@
 //!
 //! * `* n EXPUNGE` for messages gone from the store — only when the command allows it (not
 //!   during FETCH, STORE or SEARCH, where numbers must stay put); sent in descending order so
-//!   each number is right when the client applies it;
+//!   each number is right when the client applies it; once the session enabled QRESYNC
+//!   ([`View::vanished`]), one `* VANISHED uids` instead, at the same points (RFC 7162
+//!   §3.2.10);
 //! * `* n EXISTS` when new messages arrived;
 //! * `* n FETCH (FLAGS (...) UID u)` for messages whose modseq passed the reported one,
 //!   except changes this session made and already reported (or asked to be silent about).
@@ -58,6 +60,12 @@ pub struct View {
     /// The UIDs `$` stands for (SEARCHRES): the last `SEARCH RETURN (SAVE)` in this selection,
     /// ascending. A new SELECT starts a new view, so the result is reset with it (RFC 5182).
     saved: Vec<Uid>,
+    /// QRESYNC is on for this session: expunges go out as `* VANISHED uid-set` (RFC 7162
+    /// §3.2.10), never as `* n EXPUNGE`.
+    pub vanished: bool,
+    /// UIDONLY is on for this session (RFC 9586): FETCH data goes out as
+    /// `* uid UIDFETCH (...)` ([`View::write_flags_update`]).
+    pub uid_only: bool,
 }
 
 /// What `sync` found to report, already written to the output.
@@ -96,6 +104,8 @@ impl View {
             marks: None,
             recent: Vec::new(),
             saved: Vec::new(),
+            vanished: false,
+            uid_only: false,
         }
     }
 
@@ -335,7 +345,7 @@ impl View {
     }
 
     /// Removes `uids` from the view after this session expunged them itself, writing
-    /// `* n EXPUNGE` for each (descending, so the numbers stay right).
+    /// `* n EXPUNGE` for each (descending, so the numbers stay right), or one `* VANISHED`.
     pub fn expunged_by_self(&mut self, gone: &[Uid], out: &mut Vec<u8>) {
         let mut indexes: Vec<usize> =
             gone.iter().filter_map(|u| self.uids.binary_search(u).ok()).collect();
@@ -350,8 +360,17 @@ impl View {
     /// view, however many go: removing them one by one cost O(gone × view), seconds for a mass
     /// expunge in a big mailbox.
     fn remove_reporting(&mut self, indexes: &[usize], out: &mut Vec<u8>) {
-        for &i in indexes.iter().rev() {
-            write_expunge(out, msn_from_index(i));
+        if self.vanished {
+            if !indexes.is_empty() {
+                let uids: Vec<u32> = indexes.iter().map(|&i| self.uids[i].get()).collect();
+                out.extend_from_slice(b"* VANISHED ");
+                encode::sequence_set(out, &uids);
+                out.extend_from_slice(b"\r\n");
+            }
+        } else {
+            for &i in indexes.iter().rev() {
+                write_expunge(out, msn_from_index(i));
+            }
         }
         let mut doomed = indexes.iter().copied().peekable();
         let mut index = 0;
@@ -392,7 +411,7 @@ impl View {
             }
             if let Some(msn) = self.msn_of(message.uid) {
                 let recent = self.is_recent(message.uid);
-                write_flags_fetch(out, msn, message, keywords, condstore, recent);
+                self.write_flags_update(out, msn, message, keywords, condstore, recent);
                 report.fetches += 1;
             }
         }
@@ -413,6 +432,24 @@ impl View {
         // The caller knows the store's marks for `messages` (see `View::set_marks`).
         self.marks = None;
         report
+    }
+
+    /// Writes a message's flags (and modseq with `condstore`) as this session's client is told
+    /// of them: `* msn FETCH (FLAGS .. UID u)`, or `* u UIDFETCH (FLAGS ..)` under UIDONLY.
+    pub fn write_flags_update(
+        &self,
+        out: &mut Vec<u8>,
+        msn: u32,
+        message: &MessageMeta,
+        keywords: &[String],
+        condstore: bool,
+        recent: bool,
+    ) {
+        if self.uid_only {
+            write_flags_uidfetch(out, message, keywords, condstore, recent);
+        } else {
+            write_flags_fetch(out, msn, message, keywords, condstore, recent);
+        }
     }
 
     /// Drops UIDs no longer in the store; returns how many EXPUNGEs were written.
@@ -470,6 +507,26 @@ pub fn write_flags_fetch(
     }
     out.extend_from_slice(b" UID ");
     encode::number(out, u64::from(message.uid.get()));
+    out.extend_from_slice(b")\r\n");
+}
+
+/// Writes `* u UIDFETCH (FLAGS (...) [MODSEQ (n)])` (RFC 9586: the UID is the number).
+pub fn write_flags_uidfetch(
+    out: &mut Vec<u8>,
+    message: &MessageMeta,
+    keywords: &[String],
+    condstore: bool,
+    recent: bool,
+) {
+    out.extend_from_slice(b"* ");
+    encode::number(out, u64::from(message.uid.get()));
+    out.extend_from_slice(b" UIDFETCH (FLAGS ");
+    encode::flags(out, message.flags, keywords, recent);
+    if condstore {
+        out.extend_from_slice(b" MODSEQ (");
+        encode::number(out, message.modseq.0);
+        out.push(b')');
+    }
     out.extend_from_slice(b")\r\n");
 }
 
@@ -626,6 +683,21 @@ mod tests {
         // A full sync forgets the marks until its caller sets them again.
         view.sync(&[meta(1, 1, 0)], 8, false, &[], false, &mut out);
         assert_eq!(view.appended_range(&marks(5, 4, 4)), None);
+    }
+
+    #[test]
+    fn qresync_views_report_vanished_uids_instead() {
+        let mut view = view_of(&[meta(1, 1, 0), meta(2, 2, 0), meta(3, 3, 0), meta(4, 4, 0)], 4);
+        view.vanished = true;
+        let mut out = Vec::new();
+        view.expunged_by_self(&[Uid::new(1).unwrap(), Uid::new(3).unwrap()], &mut out);
+        assert_eq!(text(&out), "* VANISHED 1,3\r\n");
+        out.clear();
+        // Another session's expunges: one line, ranges joined.
+        let report = view.sync(&[], 9, true, &[], true, &mut out);
+        assert_eq!(report.expunged, 2);
+        assert_eq!(text(&out), "* VANISHED 2,4\r\n");
+        assert!(view.is_empty());
     }
 
     #[test]

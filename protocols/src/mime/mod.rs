@@ -16,6 +16,7 @@ pub mod decode;
 pub mod limits;
 pub mod preview;
 pub mod search;
+pub mod subject;
 
 mod address;
 mod content;

@@ -90,6 +90,11 @@ pub struct Client {
     pub largest_write: usize,
     /// `Step::StartTls` seen: the test stands in for the handshake by calling `tls_started`.
     pub tls_handshakes: usize,
+    /// `Step::Compress` seen: the transport would compress from here on; the transcript goes
+    /// on in plaintext (what the session sees either way).
+    pub compressions: usize,
+    /// `writes` when the first `Step::Compress` came.
+    compressed_after_writes: Option<usize>,
 }
 
 impl Client {
@@ -115,6 +120,8 @@ impl Client {
             writes: 0,
             largest_write: 0,
             tls_handshakes: 0,
+            compressions: 0,
+            compressed_after_writes: None,
         };
         client.take_output(&greeting);
         client
@@ -154,6 +161,10 @@ impl Client {
                     return;
                 }
                 Step::Yield => self.yields += 1,
+                Step::Compress => {
+                    self.compressions += 1;
+                    self.compressed_after_writes.get_or_insert(self.writes);
+                }
                 Step::StartTls => {
                     // What the shard does after a successful handshake; input sent "inside"
                     // TLS arrives by later `send`s.
@@ -215,6 +226,11 @@ impl Client {
         self.lines.clear();
         self.send(world, format!("{line}\r\n").as_bytes());
         self.drain()
+    }
+
+    /// How many writes came before the first `Step::Compress`, if one came.
+    pub fn writes_before_compress(&self) -> Option<usize> {
+        self.compressed_after_writes
     }
 
     /// Takes every unchecked output line.

@@ -39,6 +39,8 @@ pub(crate) struct FetchRequest<'a> {
     pub attributes: Vec<FetchAttribute>,
     /// `CHANGEDSINCE`
     pub changed_since: Option<u64>,
+    /// `VANISHED` (RFC 7162 §3.2.6)
+    pub vanished: bool,
 }
 
 /// A FETCH between slices: everything it needs, owned (see `slice.rs`).
@@ -77,6 +79,12 @@ pub(crate) fn fetch<D: Disk>(
     out: &mut Out,
     slice: &mut Slice,
 ) -> Progress {
+    if request.vanished
+        && let Err(bad) =
+            super::qresync::check_fetch_modifier(conn, request.uid, request.changed_since)
+    {
+        return Progress::Done(bad);
+    }
     let wants_modseq = request.changed_since.is_some()
         || request.attributes.iter().any(|a| matches!(a, FetchAttribute::ModSeq));
     if wants_modseq {
@@ -84,6 +92,12 @@ pub(crate) fn fetch<D: Disk>(
             return Progress::Done(Completion::bad("MODSEQ needs CONDSTORE"));
         }
         super::enable_condstore(conn, out);
+    }
+    if request.vanished {
+        let since = request.changed_since.unwrap_or(0);
+        if let Err(no) = super::qresync::fetch_vanished(conn, store, request.set, since, out) {
+            return Progress::Done(no);
+        }
     }
     let attributes = effective_attributes(&mut request, conn.enabled.condstore);
     let selected = view(conn);
@@ -228,7 +242,8 @@ fn write_chunk<D: Disk>(
             view(conn).own_change(uid, message.modseq);
         }
         let recent = view(conn).is_recent(uid);
-        let item = FetchItem { msn, message, keywords, add_flags, condstore, recent };
+        let uid_only = view(conn).uid_only;
+        let item = FetchItem { msn, message, keywords, add_flags, condstore, recent, uid_only };
         let measured = task.measures.as_ref().filter(|m| m.uid() == uid && m.done());
         let written = write_message(store, mailbox, &item, &task.attributes, measured, out);
         if written.is_ok() || measured.is_some() {
@@ -354,6 +369,8 @@ struct FetchItem<'a> {
     condstore: bool,
     /// The message is `\Recent` for this session.
     recent: bool,
+    /// UIDONLY (RFC 9586): `* uid UIDFETCH (...)`, the UID not repeated as an item.
+    uid_only: bool,
 }
 
 /// Why one message's response could not be written (nothing of it was).
@@ -415,7 +432,7 @@ fn plan_binary(
     if unmeasured.is_empty() { Ok(planned) } else { Err(MessageError::Unmeasured(unmeasured)) }
 }
 
-/// Writes `* msn FETCH (...)` for one message. Returns the stream that sends the rest when
+/// Writes `* msn FETCH (...)` (or `* uid UIDFETCH (...)`) for one message. Returns the stream that sends the rest when
 /// large BINARY items remain (the response is then not closed yet).
 fn write_message<D: Disk>(
     store: &UserStore<D>,
@@ -438,11 +455,23 @@ fn write_message<D: Disk>(
     };
     let mut streamed = Vec::new();
     out.put(b"* ");
-    encode::number(out.buf(), u64::from(item.msn));
-    out.put(b" FETCH (");
+    // Under UIDONLY the UID leads the line and is left out of the items, unless it is all
+    // that was asked (an item list may not be empty).
+    let skip_uid = item.uid_only && attributes.iter().any(|a| *a != FetchAttribute::Uid);
+    if item.uid_only {
+        encode::number(out.buf(), u64::from(message.uid.get()));
+        out.put(b" UIDFETCH (");
+    } else {
+        encode::number(out.buf(), u64::from(item.msn));
+        out.put(b" FETCH (");
+    }
     let mut first = true;
     let mut flags_written = false;
-    for (attribute, planned) in attributes.iter().zip(planned.iter_mut()) {
+    for (attribute, planned) in attributes
+        .iter()
+        .zip(planned.iter_mut())
+        .filter(|(a, _)| !(skip_uid && **a == FetchAttribute::Uid))
+    {
         if let (FetchAttribute::Binary { part, .. }, Planned::Binary(Some(plan))) =
             (attribute, &*planned)
             && plan.len > BINARY_INLINE_BYTES_MAX

@@ -20,8 +20,9 @@ pub(crate) fn stateless(body: &CommandBody, out: &mut Out) -> Completion {
     }
 }
 
-/// ENABLE: turns on IMAP4rev2 and (when configured) CONDSTORE; anything else is ignored, as
-/// RFC 5161 requires, and only what was newly enabled is listed.
+/// ENABLE: turns on IMAP4rev2, UIDONLY (RFC 9586) and (when configured) CONDSTORE and
+/// QRESYNC (which implies CONDSTORE, RFC 7162 §3.2.3); anything else is ignored, as RFC 5161
+/// requires, and only what was newly enabled is listed.
 pub(crate) fn enable(conn: &mut Conn, names: &[String], out: &mut Out) -> Completion {
     let mut enabled = Vec::new();
     for name in names {
@@ -33,6 +34,15 @@ pub(crate) fn enable(conn: &mut Conn, names: &[String], out: &mut Out) -> Comple
             && !conn.enabled.condstore
         {
             enabled.push("CONDSTORE");
+        } else if name.eq_ignore_ascii_case("QRESYNC")
+            && conn.config.condstore
+            && !conn.enabled.qresync
+        {
+            super::qresync::enable(conn);
+            enabled.push("QRESYNC");
+        } else if name.eq_ignore_ascii_case("UIDONLY") && !conn.enabled.uidonly {
+            super::uidonly::enable(conn);
+            enabled.push("UIDONLY");
         }
     }
     out.put(b"* ENABLED");
@@ -41,7 +51,7 @@ pub(crate) fn enable(conn: &mut Conn, names: &[String], out: &mut Out) -> Comple
         out.put(name.as_bytes());
     }
     out.put(b"\r\n");
-    if enabled.contains(&"CONDSTORE") {
+    if enabled.contains(&"CONDSTORE") || enabled.contains(&"QRESYNC") {
         super::enable_condstore(conn, out);
     }
     Completion::ok("ENABLE completed")

@@ -6,7 +6,8 @@
 //! client's view up to date ([`sync`]) before the tagged reply, so a client learns about other
 //! sessions' changes at the points RFC 9051 §7.4.1 allows.
 //!
-//! FETCH, SEARCH, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE are resumable ([`slice`]): [`run`] may answer
+//! FETCH, SEARCH, SORT, THREAD, LIST, LSUB, STORE, EXPUNGE, COPY and MOVE (and a QRESYNC
+//! SELECT's FETCHes) are resumable ([`slice`]): [`run`] may answer
 //! [`Outcome::Paused`], and the session calls [`resume`] on its next turn until the command is
 //! done; the sync and the tagged reply come after the last slice.
 
@@ -22,14 +23,18 @@ pub(crate) mod mailbox;
 pub(crate) mod misc;
 mod objectid;
 mod pattern;
+pub(crate) mod qresync;
 pub(crate) mod rename_inbox;
 pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
 pub(crate) mod slice;
+pub(crate) mod sort;
 pub(crate) mod store;
 #[cfg(test)]
 mod sync_tests;
+mod thread;
+pub(crate) mod uidonly;
 
 use skua_core::disk::Disk;
 use skua_core::error::ReadError;
@@ -59,6 +64,10 @@ pub(crate) enum Task {
     Copy(copy_move::CopyTask),
     /// RENAME INBOX (moving its messages)
     RenameInbox(rename_inbox::RenameInboxTask),
+    /// The FETCHes of a SELECT / EXAMINE with QRESYNC
+    Resync(qresync::ResyncTask),
+    /// SORT / THREAD and their UID forms
+    Sort(sort::SortTask),
 }
 
 /// Where a resumable command stands after a slice.
@@ -115,16 +124,21 @@ pub(crate) fn run<D: Disk>(
         reports_own_changes: reports_own_changes(&body),
         quiet: conn.selected.as_ref().is_some_and(|v| v.change_counter() == store.change_counter()),
     };
+    if let Some(refused) = uidonly::refuse(conn, &body) {
+        return settle(conn, store, tag, ending, Progress::Done(refused), out);
+    }
     let mut slice = slice::Slice::new(conn.interrupt);
     let progress = match body {
         body @ (CommandBody::Noop | CommandBody::Id) => Progress::Done(misc::stateless(&body, out)),
         CommandBody::Enable(names) => Progress::Done(misc::enable(conn, &names, out)),
         CommandBody::Namespace => Progress::Done(misc::namespace(out)),
-        CommandBody::Select { mailbox, condstore } => {
-            Progress::Done(select::select(conn, store, &mailbox, false, condstore, out))
+        CommandBody::Select { mailbox, condstore, qresync } => {
+            let params = select::SelectParams { condstore, qresync: qresync.as_deref() };
+            select::select(conn, store, &mailbox, false, params, out, &mut slice)
         }
-        CommandBody::Examine { mailbox, condstore } => {
-            Progress::Done(select::select(conn, store, &mailbox, true, condstore, out))
+        CommandBody::Examine { mailbox, condstore, qresync } => {
+            let params = select::SelectParams { condstore, qresync: qresync.as_deref() };
+            select::select(conn, store, &mailbox, true, params, out, &mut slice)
         }
         CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, &[], out)),
         CommandBody::CreateSpecialUse { mailbox, uses } => {
@@ -204,6 +218,8 @@ pub(crate) fn resume<D: Disk>(
         Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
         Task::RenameInbox(task) => rename_inbox::resume(task, store, out, &mut slice),
+        Task::Resync(task) => qresync::resume(conn, store, task, out, &mut slice),
+        Task::Sort(task) => sort::resume(conn, store, &tag, task, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
 }
@@ -248,6 +264,8 @@ fn reports_own_changes(body: &CommandBody) -> bool {
             | CommandBody::Store { .. }
             | CommandBody::Expunge { .. }
             | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
             | CommandBody::Noop
             | CommandBody::Create(_)
             | CommandBody::CreateSpecialUse { .. }
@@ -300,8 +318,19 @@ fn run_selected<D: Disk>(
             let request = search::SearchRequest { uid, esearch, charset, keys: &keys };
             return search::search(conn, store, tag, &request, out, slice);
         }
-        CommandBody::Fetch { uid, set, attributes, changed_since } => {
-            let request = fetch::FetchRequest { uid, set: &set, attributes, changed_since };
+        CommandBody::Sort { uid, esearch, criteria, charset, keys } => {
+            let order = sort::Order::Sort { criteria, esearch };
+            let request = sort::OrderRequest { uid, order, charset: &charset, keys: &keys };
+            return sort::start(conn, store, tag, request, out, slice);
+        }
+        CommandBody::Thread { uid, algorithm, charset, keys } => {
+            let order = sort::Order::Thread(algorithm);
+            let request = sort::OrderRequest { uid, order, charset: &charset, keys: &keys };
+            return sort::start(conn, store, tag, request, out, slice);
+        }
+        CommandBody::Fetch { uid, set, attributes, changed_since, vanished } => {
+            let request =
+                fetch::FetchRequest { uid, set: &set, attributes, changed_since, vanished };
             return fetch::fetch(conn, store, request, out, slice);
         }
         CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {
@@ -350,6 +379,7 @@ fn run_selected<D: Disk>(
         | CommandBody::Idle
         | CommandBody::Namespace
         | CommandBody::Unauthenticate
+        | CommandBody::Compress
         | CommandBody::Id => Completion::bad("Command not valid in this state"),
     };
     Progress::Done(completion)
@@ -363,6 +393,8 @@ fn allows_expunge(body: &CommandBody) -> bool {
         CommandBody::Fetch { uid: false, .. }
             | CommandBody::Store { uid: false, .. }
             | CommandBody::Search { uid: false, .. }
+            | CommandBody::Sort { uid: false, .. }
+            | CommandBody::Thread { uid: false, .. }
     )
 }
 

@@ -104,7 +104,7 @@ pub(crate) struct SearchTask {
 
 /// `key` with every `$` (SEARCHRES) replaced by the UIDs it stands for, so that evaluation
 /// needs no session state; `$` standing for nothing matches nothing.
-fn with_saved(key: &SearchKey, view: &View) -> SearchKey {
+pub(crate) fn with_saved(key: &SearchKey, view: &View) -> SearchKey {
     let saved = |set: &SequenceSet| match view.concrete(set) {
         Some(set) => SearchKey::Uid(set),
         None => SearchKey::Not(Box::new(SearchKey::All)),
@@ -165,7 +165,7 @@ pub(crate) fn search<D: Disk>(
 }
 
 /// The wall clock in unix seconds (the only clock SEARCH reads: WITHIN, RFC 5032).
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

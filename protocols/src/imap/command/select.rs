@@ -1,15 +1,27 @@
-//! SELECT / EXAMINE (RFC 9051 §6.3.2-3, RFC 7162 §3.1.2) and CLOSE (§6.4.1).
+//! SELECT / EXAMINE (RFC 9051 §6.3.2-3, RFC 7162 §3.1.2, with QRESYNC §3.2.5) and CLOSE
+//! (§6.4.1).
 
 use skua_core::disk::Disk;
 use skua_core::store::{MailboxMarks, UserStore};
 use skua_core::types::{SystemFlags, Uid};
 
-use super::{durable, view};
+use super::slice::Slice;
+use super::{Progress, durable, qresync, view};
 use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
+use crate::imap::types::QresyncParams;
 use crate::imap::view::View;
+
+/// SELECT/EXAMINE's parameters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SelectParams<'a> {
+    /// `(CONDSTORE)`
+    pub condstore: bool,
+    /// `(QRESYNC (...))`
+    pub qresync: Option<&'a QresyncParams>,
+}
 
 /// SELECT (`read_only == false`) or EXAMINE.
 pub(crate) fn select<D: Disk>(
@@ -17,26 +29,35 @@ pub(crate) fn select<D: Disk>(
     store: &mut UserStore<D>,
     name: &str,
     read_only: bool,
-    condstore: bool,
+    params: SelectParams<'_>,
     out: &mut Out,
-) -> Completion {
+    slice: &mut Slice,
+) -> Progress {
+    // RFC 7162 §3.2.5: QRESYNC without ENABLE QRESYNC is BAD (and, being BAD, the current
+    // selection stays).
+    if params.qresync.is_some() && !conn.enabled.qresync {
+        return Progress::Done(Completion::bad("QRESYNC needs ENABLE QRESYNC first"));
+    }
+    let condstore = params.condstore;
     if conn.selected.take().is_some() {
         out.put(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
     if condstore {
         if !conn.config.condstore {
-            return Completion::bad("CONDSTORE is not supported");
+            return Progress::Done(Completion::bad("CONDSTORE is not supported"));
         }
         conn.enabled.condstore = true;
     }
     let Some(id) = store.mailbox_id(name) else {
-        return Completion::no("No such mailbox").with(Code::Nonexistent);
+        return Progress::Done(Completion::no("No such mailbox").with(Code::Nonexistent));
     };
     let (info, messages, keywords) =
         match (store.mailbox_info(id), store.messages(id), store.keywords(id)) {
             (Some(info), Ok(messages), Ok(keywords)) => (info, messages, keywords),
-            (None, _, _) => return Completion::no("No such mailbox").with(Code::Nonexistent),
-            (_, Err(error), _) | (_, _, Err(error)) => return reply::read(&error),
+            (None, _, _) => {
+                return Progress::Done(Completion::no("No such mailbox").with(Code::Nonexistent));
+            }
+            (_, Err(error), _) | (_, _, Err(error)) => return Progress::Done(reply::read(&error)),
         };
     let mut selected = View::new(
         id,
@@ -54,6 +75,9 @@ pub(crate) fn select<D: Disk>(
     b.extend_from_slice(format!("* {} EXISTS\r\n", messages.len()).as_bytes());
     if !conn.enabled.rev2 {
         b.extend_from_slice(format!("* {} RECENT\r\n", selected.recent_count()).as_bytes());
+    }
+    // `[UNSEEN n]` is a sequence number: not for a UIDONLY session (RFC 9586).
+    if !conn.enabled.rev2 && !conn.enabled.uidonly {
         let unseen = messages.iter().position(|m| !m.flags.system.contains(SystemFlags::SEEN));
         if let Some(index) = unseen {
             b.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes());
@@ -84,11 +108,30 @@ pub(crate) fn select<D: Disk>(
         highest_modseq: info.highest_modseq,
         messages: info.messages,
     });
+    selected.vanished = conn.enabled.qresync || conn.enabled.uidonly;
+    selected.uid_only = conn.enabled.uidonly;
+    let resync = match params.qresync {
+        Some(qresync) => match qresync::vanished_after_select(&selected, store, qresync, out) {
+            Ok(since) => since,
+            Err(completion) => return Progress::Done(completion),
+        },
+        None => None,
+    };
     conn.selected = Some(selected);
-    if read_only {
+    let completion = if read_only {
         Completion::ok("EXAMINE completed").with(Code::ReadOnly)
     } else {
         Completion::ok("SELECT completed").with(Code::ReadWrite)
+    };
+    match resync {
+        Some(since) => {
+            let view = conn.selected.as_ref().expect("selected above");
+            match qresync::ResyncTask::new(view, store, since, completion) {
+                Ok(task) => qresync::resume(conn, store, task, out, slice),
+                Err(completion) => Progress::Done(completion),
+            }
+        }
+        None => Progress::Done(completion),
     }
 }
 

@@ -15,7 +15,6 @@ use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::{Flag, SequenceSet};
-use crate::imap::view::write_flags_fetch;
 
 /// A parsed STORE.
 pub(crate) struct StoreRequest<'a> {
@@ -201,14 +200,18 @@ fn store_chunk<D: Disk>(
         };
         if !task.silent {
             let recent = selected.is_recent(message.uid);
-            write_flags_fetch(out.buf(), msn, message, keywords, condstore, recent);
+            selected.write_flags_update(out.buf(), msn, message, keywords, condstore, recent);
         } else if condstore && outcome.changed.iter().any(|&(changed, _)| changed == *uid) {
             // RFC 7162 §3.1.3: even a silent STORE reports the new modseq of what it changed.
-            let line = format!(
-                "* {msn} FETCH (UID {} MODSEQ ({}))\r\n",
-                message.uid.get(),
-                message.modseq.0
-            );
+            let line = if selected.uid_only {
+                format!("* {} UIDFETCH (MODSEQ ({}))\r\n", message.uid.get(), message.modseq.0)
+            } else {
+                format!(
+                    "* {msn} FETCH (UID {} MODSEQ ({}))\r\n",
+                    message.uid.get(),
+                    message.modseq.0
+                )
+            };
             out.put(line.as_bytes());
         }
     }

@@ -144,19 +144,23 @@ pub(crate) fn enable(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// examine       = "EXAMINE" SP mailbox [select-params]
 /// select-params = SP "(" select-param *(SP select-param) ")"
 /// select-param  = "CONDSTORE"                                      ; RFC 7162
+///               / "QRESYNC" SP "(" uidvalidity SP mod-sequence-value
+///                 [SP known-uids] [SP seq-match-data] ")"             ; RFC 7162 §7
 /// ```
 pub(crate) fn select(c: &mut Cursor<'_>, examine: bool) -> PResult<CommandBody> {
     c.sp()?;
     let mailbox = mailbox(c)?;
     let mut condstore = false;
+    let mut qresync = None;
     if c.eat(b' ') {
         c.expect(b'(', "expected select parameters")?;
         loop {
             let word = c.word()?;
             if word.eq_ignore_ascii_case(b"CONDSTORE") {
                 condstore = true;
-            } else if word.eq_ignore_ascii_case(b"QRESYNC") {
-                return fail(ParseErrorKind::Unsupported, "QRESYNC is not supported");
+            } else if word.eq_ignore_ascii_case(b"QRESYNC") && qresync.is_none() {
+                c.sp()?;
+                qresync = Some(Box::new(super::qresync::params(c)?));
             } else {
                 return syntax("unknown select parameter");
             }
@@ -167,9 +171,9 @@ pub(crate) fn select(c: &mut Cursor<'_>, examine: bool) -> PResult<CommandBody> 
         }
     }
     Ok(if examine {
-        CommandBody::Examine { mailbox, condstore }
+        CommandBody::Examine { mailbox, condstore, qresync }
     } else {
-        CommandBody::Select { mailbox, condstore }
+        CommandBody::Select { mailbox, condstore, qresync }
     })
 }
 
@@ -581,3 +585,14 @@ pub(crate) fn id(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 #[cfg(test)]
 #[path = "commands_tests.rs"]
 mod tests;
+
+/// `compress = "COMPRESS" SP algorithm`, `algorithm = "DEFLATE"` (RFC 4978 §5). Any other
+/// algorithm is a syntax error (BAD, RFC 4978 §3).
+pub(crate) fn compress(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    c.sp()?;
+    let algorithm = c.atom()?;
+    if !algorithm.eq_ignore_ascii_case(b"DEFLATE") {
+        return syntax("unknown compression algorithm");
+    }
+    Ok(CommandBody::Compress)
+}

@@ -47,12 +47,16 @@ fn enable_and_select_params() {
     assert_eq!(body, CommandBody::Enable(vec!["CONDSTORE".into(), "UTF8=ACCEPT".into()]));
     assert!(run(b"", enable).is_err());
     let body = run(b" inbox (CONDSTORE)", |c| select(c, false)).unwrap();
-    assert_eq!(body, CommandBody::Select { mailbox: "INBOX".into(), condstore: true });
+    let expected = CommandBody::Select { mailbox: "INBOX".into(), condstore: true, qresync: None };
+    assert_eq!(body, expected);
     let body = run(b" x", |c| select(c, true)).unwrap();
-    assert_eq!(body, CommandBody::Examine { mailbox: "x".into(), condstore: false });
+    let expected = CommandBody::Examine { mailbox: "x".into(), condstore: false, qresync: None };
+    assert_eq!(body, expected);
     assert!(run(b" x ()", |c| select(c, false)).is_err());
-    let error = run(b" x (QRESYNC (1 2))", |c| select(c, false)).unwrap_err();
-    assert_eq!(error.kind, ParseErrorKind::Unsupported);
+    let body = run(b" x (QRESYNC (1 2) CONDSTORE)", |c| select(c, false)).unwrap();
+    let CommandBody::Select { qresync: Some(params), condstore: true, .. } = body else { panic!() };
+    assert_eq!((params.uid_validity, params.modseq), (1, 2));
+    assert!(run(b" x (QRESYNC (1 2) QRESYNC (1 2))", |c| select(c, false)).is_err());
 }
 
 #[test]

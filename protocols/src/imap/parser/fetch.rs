@@ -12,6 +12,7 @@ use super::values::sequence_set;
 ///                   fetch-att / "(" fetch-att *(SP fetch-att) ")") [fetch-modifiers]
 /// fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"
 /// fetch-modifier  = "CHANGEDSINCE" SP mod-sequence-valzer        ; RFC 7162
+///                 / "VANISHED"                                   ; RFC 7162 §3.2.6
 /// ```
 /// Called after `FETCH SP`. Macros are expanded here.
 pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
@@ -29,8 +30,8 @@ pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
             }
         }
     };
-    let changed_since = if c.eat(b' ') { fetch_modifiers(c)? } else { None };
-    Ok(CommandBody::Fetch { uid, set, attributes, changed_since })
+    let (changed_since, vanished) = if c.eat(b' ') { fetch_modifiers(c)? } else { (None, false) };
+    Ok(CommandBody::Fetch { uid, set, attributes, changed_since, vanished })
 }
 
 /// `ALL`, `FAST` and `FULL`, expanded (RFC 9051 §6.4.5).
@@ -227,22 +228,24 @@ fn partial(c: &mut Cursor<'_>) -> PResult<(u32, u32)> {
     Ok((offset, length))
 }
 
-/// `"(" fetch-modifier *(SP fetch-modifier) ")"`, after the SP; returns CHANGEDSINCE.
-fn fetch_modifiers(c: &mut Cursor<'_>) -> PResult<Option<u64>> {
+/// `"(" fetch-modifier *(SP fetch-modifier) ")"`, after the SP; returns CHANGEDSINCE and
+/// whether VANISHED was given (whether it may be is the command's to say, RFC 7162 §3.2.6).
+fn fetch_modifiers(c: &mut Cursor<'_>) -> PResult<(Option<u64>, bool)> {
     c.expect(b'(', "expected fetch modifiers")?;
     let mut changed_since = None;
+    let mut vanished = false;
     loop {
         let word = c.word()?;
         if word.eq_ignore_ascii_case(b"CHANGEDSINCE") && changed_since.is_none() {
             c.sp()?;
             changed_since = Some(c.number64()?);
-        } else if word.eq_ignore_ascii_case(b"VANISHED") {
-            return fail(ParseErrorKind::Unsupported, "VANISHED needs QRESYNC");
+        } else if word.eq_ignore_ascii_case(b"VANISHED") && !vanished {
+            vanished = true;
         } else {
             return syntax("unknown fetch modifier");
         }
         if c.eat(b')') {
-            return Ok(changed_since);
+            return Ok((changed_since, vanished));
         }
         c.sp()?;
     }
@@ -361,7 +364,9 @@ mod tests {
         assert_eq!(changed_since, Some(12_345));
         assert_eq!(set.ranges()[1], (SeqBound::Value(5), SeqBound::Value(5)));
         assert!(parse(b"1 FLAGS (CHANGEDSINCE)").is_err());
-        assert!(parse(b"1 FLAGS (VANISHED)").is_err());
+        let body = parse(b"1 FLAGS (CHANGEDSINCE 5 VANISHED)").unwrap();
+        assert!(matches!(body, CommandBody::Fetch { vanished: true, changed_since: Some(5), .. }));
+        assert!(parse(b"1 FLAGS (VANISHED VANISHED)").is_err());
         assert!(parse(b"1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)").is_err());
     }
 }

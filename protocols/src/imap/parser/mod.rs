@@ -40,7 +40,9 @@ mod commands;
 mod cursor;
 pub(crate) mod date;
 mod fetch;
+mod qresync;
 mod search;
+mod sort;
 mod values;
 
 use base64::Engine as _;
@@ -264,12 +266,14 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"APPEND" => return commands::append(c).map(Parsed::Append),
         b"UID" => uid_command(c)?,
         b"ID" => commands::id(c)?,
+        b"COMPRESS" => commands::compress(c)?,
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))
 }
 
-/// `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`
+/// `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`; `sort` and
+/// `thread` too (RFC 5256).
 fn uid_command(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
     let name = c.keyword()?;
@@ -288,6 +292,8 @@ fn select_command(c: &mut Cursor<'_>, name: &[u8], uid: bool) -> PResult<Command
         }
         b"STORE" => commands::store(c, uid),
         b"SEARCH" => search::search(c, uid),
+        b"SORT" => sort::sort(c, uid),
+        b"THREAD" => sort::thread(c, uid),
         b"COPY" => commands::copy_or_move(c, uid, false),
         b"MOVE" => commands::copy_or_move(c, uid, true),
         _ if uid => syntax("unknown UID command"),

@@ -102,6 +102,11 @@ pub enum Step {
     ///
     /// [`ImapSession::tls_started`]: super::ImapSession::tls_started
     StartTls,
+    /// COMPRESS was answered (the OK is already written): compress everything written from
+    /// here on and inflate everything read (RFC 4978 DEFLATE, under TLS if it runs), then
+    /// call `next` again. The session saw no input after the command (it refuses COMPRESS
+    /// with commands pipelined behind it), so every byte read from now on is compressed.
+    Compress,
     /// Close the connection (after writing everything returned before).
     Close,
 }
@@ -118,6 +123,7 @@ impl std::fmt::Debug for Step {
             Step::Yield => f.write_str("Yield"),
             Step::Idle => f.write_str("Idle"),
             Step::StartTls => f.write_str("StartTls"),
+            Step::Compress => f.write_str("Compress"),
             Step::Close => f.write_str("Close"),
         }
     }

@@ -23,6 +23,12 @@ const AUTHENTICATED: &[&str] = &[
     "BINARY",
     "PREVIEW",
     "SPECIAL-USE CREATE-SPECIAL-USE",
+    "UIDONLY",
+    // SORT (RFC 5256), SORT=DISPLAY (RFC 5957), ESORT (RFC 5267 §3) and the THREAD algorithms
+    // (RFC 5256, REFS of draft-ietf-morg-inthread): `command/sort.rs`, `command/thread.rs`.
+    "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS",
+    // RFC 4978; the runtime's transport compresses (shard/src/conn_deflate.rs).
+    "COMPRESS=DEFLATE",
     "OBJECTID",
     "SAVEDATE",
 ];
@@ -39,7 +45,7 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
             caps.push_str(extension);
         }
         if config.condstore {
-            caps.push_str(" CONDSTORE");
+            caps.push_str(" CONDSTORE QRESYNC");
         }
         crate::imap::command::append::capabilities(conn, &mut caps);
         return caps;

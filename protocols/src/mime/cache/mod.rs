@@ -17,19 +17,24 @@
 //! assert_eq!(text.bytes(message), b"body\r\n");
 //! ```
 
+mod keys;
 mod section;
 mod view;
 
+pub use keys::{KEY_BYTES_MAX, REFERENCES_MAX, SortKeys};
 pub use section::SectionBytes;
-pub use view::{CacheError, CacheView};
+pub use view::{CacheError, CacheView, OrderFields};
 
 use super::structure::write_body_structure;
 use super::tree::{Kind, Tree, default_media, scan};
 
 /// First three bytes of every blob.
 pub(crate) const MAGIC: [u8; 3] = *b"SMC";
-/// The format version written by this code; [`CacheView::parse`] refuses any other.
-pub const VERSION: u8 = 1;
+/// The format version written by this code. [`CacheView::parse`] also reads
+/// [`VERSION_NO_KEYS`] blobs, and refuses any other.
+pub const VERSION: u8 = 2;
+/// The first format version, which has no key section (SORT and THREAD keys).
+pub const VERSION_NO_KEYS: u8 = 1;
 
 /// Flag bit: the Date: header parsed; the sent date fields are meaningful.
 pub(crate) const FLAG_SENT_DATE: u8 = 1 << 0;
@@ -65,7 +70,8 @@ const _: () = assert!(PART_SIZE == 16);
 #[must_use]
 pub fn build(message: &[u8]) -> Vec<u8> {
     let tree = scan(message);
-    encode(&tree).unwrap_or_else(|| {
+    let keys = SortKeys::extract(message);
+    encode(&tree, &keys).unwrap_or_else(|| {
         // Only a multi-gigabyte header can make a field overflow its u32 length: describe the
         // message as one leaf with an all-NIL envelope, which always fits.
         let mut root = tree.nodes[0].clone();
@@ -75,12 +81,12 @@ pub fn build(message: &[u8]) -> Vec<u8> {
         root.fields = Default::default();
         root.envelope = Some(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)".to_vec());
         let simple = Tree { nodes: vec![root], truncated: true, separator: tree.separator };
-        encode(&simple).expect("a one-leaf description with NIL fields is small")
+        encode(&simple, &keys).expect("a one-leaf description with NIL fields is small")
     })
 }
 
 /// Writes the blob; `None` when a length does not fit its u32 field.
-fn encode(tree: &Tree) -> Option<Vec<u8>> {
+fn encode(tree: &Tree, keys: &SortKeys) -> Option<Vec<u8>> {
     let root = &tree.nodes[0];
     let envelope = root.envelope.as_deref().unwrap_or_default();
     // One allocation in the common case: the two structures take about 128 bytes a part.
@@ -128,6 +134,12 @@ fn encode(tree: &Tree) -> Option<Vec<u8>> {
         });
         out.push(if node.message_root { PART_MESSAGE_ROOT } else { 0 });
     }
+    // The key section (version 2), length first.
+    let length_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    keys.encode(&mut out);
+    let length = u32::try_from(out.len() - length_at - 4).ok()?;
+    out[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
     Some(out)
 }
 
