@@ -30,10 +30,16 @@ const UNKNOWN_TO_ORACLE: &[(&str, &str, &str)] = &[
     ),
     ("* STATUS ", "APPENDLIMIT ", "the APPENDLIMIT status item (RFC 7889): no decoder"),
     ("* ", " UIDFETCH (", "UIDFETCH (RFC 9586, UIDONLY): no decoder"),
+    ("* STATUS ", "MAILBOXID (", "status-att MAILBOXID (RFC 8474 §4.3): no decoder"),
 ];
 
 /// FETCH responses carrying an item imap-codec has no decoder for, with why.
-const FETCH_ITEMS_UNKNOWN_TO_ORACLE: &[(&str, &str)] = &[("PREVIEW ", "PREVIEW (RFC 8970)")];
+const FETCH_ITEMS_UNKNOWN_TO_ORACLE: &[(&str, &str)] = &[
+    ("PREVIEW ", "PREVIEW (RFC 8970)"),
+    ("EMAILID ", "EMAILID (RFC 8474 §5.3): no decoder"),
+    ("THREADID ", "THREADID (RFC 8474 §5.3): no decoder"),
+    ("SAVEDATE ", "SAVEDATE (RFC 8514 §4.2): no decoder"),
+];
 
 /// True when the response at `rest` is one imap-codec cannot decode (see UNKNOWN_TO_ORACLE
 /// and FETCH_ITEMS_UNKNOWN_TO_ORACLE).

@@ -70,6 +70,9 @@ fn fetch_attribute() -> impl Strategy<Value = FetchAttribute> {
         Just(FetchAttribute::Rfc822Header),
         Just(FetchAttribute::Rfc822Text),
         Just(FetchAttribute::ModSeq),
+        Just(FetchAttribute::EmailId),
+        Just(FetchAttribute::ThreadId),
+        Just(FetchAttribute::SaveDate),
         (section(), prop::option::of((any::<u32>(), 1..=u32::MAX)), any::<bool>()).prop_map(
             |(section, partial, peek)| FetchAttribute::BodySection { section, partial, peek }
         ),
@@ -139,6 +142,9 @@ fn search_key() -> impl Strategy<Value = SearchKey> {
         days().prop_map(SearchKey::SentOn),
         any::<u32>().prop_map(SearchKey::Larger),
         (0..=i64::MAX as u64).prop_map(SearchKey::ModSeq),
+        "[A-Za-z0-9_-]{1,40}".prop_map(SearchKey::EmailId),
+        days().prop_map(SearchKey::SavedSince),
+        Just(SearchKey::SavedateSupported),
     ];
     leaf.prop_recursive(6, 48, 4, |inner| {
         prop_oneof![
@@ -168,6 +174,9 @@ fn render_fetch_attribute(out: &mut Vec<u8>, attribute: &FetchAttribute) {
         FetchAttribute::Rfc822Header => b"RFC822.HEADER",
         FetchAttribute::Rfc822Text => b"RFC822.TEXT",
         FetchAttribute::ModSeq => b"MODSEQ",
+        FetchAttribute::EmailId => b"EMAILID",
+        FetchAttribute::ThreadId => b"THREADID",
+        FetchAttribute::SaveDate => b"SAVEDATE",
         FetchAttribute::BodySection { section, partial, peek } => {
             out.extend_from_slice(if *peek { b"BODY.PEEK" } else { b"BODY" });
             encode::section(out, section);
@@ -239,6 +248,12 @@ fn render_search_key(out: &mut Vec<u8>, key: &SearchKey) {
         }
         SearchKey::Larger(n) => word(out, &format!("LARGER {n}")),
         SearchKey::ModSeq(n) => word(out, &format!("MODSEQ {n}")),
+        SearchKey::EmailId(id) => word(out, &format!("EMAILID {id}")),
+        SearchKey::SavedSince(days) => {
+            word(out, "SAVEDSINCE ");
+            encode::search_date(out, *days);
+        }
+        SearchKey::SavedateSupported => word(out, "SAVEDATESUPPORTED"),
         SearchKey::Not(inner) => {
             word(out, "NOT ");
             render_search_key(out, inner);

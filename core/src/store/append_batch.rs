@@ -82,7 +82,7 @@ impl<D: Disk> UserStore<D> {
         let mut done = Vec::with_capacity(messages.len());
         for new in messages {
             let date = new.date.unwrap_or(now);
-            match self.append_record(id, new.message, new.cache, new.flags, date) {
+            match self.append_record(id, new.message, new.cache, new.flags, date, None) {
                 Ok(appended) => done.push(appended),
                 Err(error) => {
                     let taken: Vec<(Uid, Uid)> = done.iter().map(|&(uid, _)| (uid, uid)).collect();

@@ -31,7 +31,7 @@ pub(crate) const HEADER_BYTES: usize = 128;
 /// Bytes of a record.
 pub(crate) const RECORD_BYTES: usize = 64;
 const SECTOR_BYTES: usize = 512;
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKI\r\n\x1a\n", major: 1, minor: 1 };
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKI\r\n\x1a\n", major: 1, minor: 2 };
 // A record never straddles a sector, so a torn write never tears a record.
 const _: () = assert!(HEADER_BYTES.is_multiple_of(RECORD_BYTES));
 const _: () = assert!(SECTOR_BYTES.is_multiple_of(RECORD_BYTES));
@@ -138,6 +138,9 @@ pub(crate) struct Entry {
     pub date: InternalDate,
     pub size: u32,
     pub spool: SpoolRef,
+    /// When the message was saved into this mailbox (RFC 8514 SAVEDATE), unix seconds; 0 when
+    /// unknown (records written before format 1.2, or rebuilt from the spool).
+    pub save_date: u32,
 }
 
 impl Entry {
@@ -156,6 +159,7 @@ impl Entry {
         put_u32(&mut buf, 44, self.spool.offset);
         put_u32(&mut buf, 48, self.spool.len);
         put_u32(&mut buf, 52, self.spool.crc);
+        put_u32(&mut buf, 56, self.save_date);
         let crc = crc32c::crc32c(&buf[..60]);
         put_u32(&mut buf, 60, crc);
         buf
@@ -173,8 +177,7 @@ impl Entry {
             && buf[7] == 0
             && get_u64(buf, 8) <= MODSEQ_READ_MAX
             && spool_reference_fits(get_u32(buf, 44), get_u32(buf, 48))
-            && all_zero(&buf[34..36])
-            && all_zero(&buf[56..60]);
+            && all_zero(&buf[34..36]);
         if !valid {
             return None;
         }
@@ -191,6 +194,7 @@ impl Entry {
                 len: get_u32(buf, 48),
                 crc: get_u32(buf, 52),
             },
+            save_date: get_u32(buf, 56),
         })
     }
 }
@@ -570,6 +574,7 @@ mod tests {
             date: InternalDate { unix_seconds: -5, zone_minutes: 120 },
             size: 1234,
             spool: SpoolRef { segment: 1, offset: 64, len: 1288, crc: 0xdead_beef },
+            save_date: 1_700_000_000,
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::codec::{SpoolPos, get_u32, now_unix_seconds, pad8};
 use super::index::Entry;
-use super::record::{self, Head, MessageHead, RECORD_HEADER_BYTES};
+use super::record::{self, EMAIL_ID_BYTES, Head, MessageHead, RECORD_HEADER_BYTES};
 use super::{StoreOutcome, UserStore};
 use crate::disk::Disk;
 use crate::error::{AppendError, CopyError, ReadError, StorageError, UpdateError};
@@ -48,15 +48,18 @@ impl<D: Disk> UserStore<D> {
         }
         let date =
             date.unwrap_or(InternalDate { unix_seconds: now_unix_seconds(), zone_minutes: 0 });
-        let result = self.append_record(id, message, cache, flags, date).map_err(|e| match e {
-            AppendError::Storage(error) => AppendError::Storage(self.logged("append", error)),
-            other => other,
-        })?;
+        let result =
+            self.append_record(id, message, cache, flags, date, None).map_err(|e| match e {
+                AppendError::Storage(error) => AppendError::Storage(self.logged("append", error)),
+                other => other,
+            })?;
         self.change_counter += 1;
         Ok(result)
     }
 
-    /// The shared body of APPEND and COPY: checks nothing but fullness. On failure the spool
+    /// The shared body of APPEND and COPY: checks nothing but fullness. `email_id` is the
+    /// EMAILID a copy keeps; `None` (a new message) gives it the record's own spool position,
+    /// which no other record ever had (`core/FORMAT.md`, "Spool segments"). On failure the spool
     /// is cut back to where it ended before (`core/FORMAT.md`, "Write and flush order"), so no
     /// record of a refused append is left for recovery to bring back.
     pub(super) fn append_record(
@@ -66,6 +69,7 @@ impl<D: Disk> UserStore<D> {
         cache: &[u8],
         flags: Flags,
         date: InternalDate,
+        email_id: Option<u64>,
     ) -> Result<(Uid, ModSeq), AppendError> {
         let index = self.indexes.get(&id).ok_or(AppendError::NoSuchMailbox)?;
         if index.is_full() {
@@ -79,9 +83,10 @@ impl<D: Disk> UserStore<D> {
             flags,
             message_len: u32::try_from(message.len()).expect("checked"),
             cache_len: u32::try_from(cache.len()).expect("checked"),
+            email_id_stored: true,
         };
         let mark = self.spool.end_pos();
-        self.append_record_writes(&head, message, cache).map_err(|error| {
+        self.append_record_writes(&head, message, cache, email_id).map_err(|error| {
             self.cut_spool_back(mark);
             AppendError::Storage(error)
         })
@@ -93,10 +98,14 @@ impl<D: Disk> UserStore<D> {
         head: &MessageHead,
         message: &[u8],
         cache: &[u8],
+        email_id: Option<u64>,
     ) -> Result<(Uid, ModSeq), StorageError> {
-        let record_len = pad8((RECORD_HEADER_BYTES + message.len() + cache.len()) as u64);
+        let record_len =
+            pad8((RECORD_HEADER_BYTES + message.len() + cache.len() + EMAIL_ID_BYTES) as u64);
         let nonce = self.spool.prepare(&self.disk, record_len)?;
-        let bytes = record::encode_message(nonce, head, message, cache);
+        // `prepare` made room: the record goes at the spool's end.
+        let email_id = email_id.unwrap_or(self.spool.end_pos().0);
+        let bytes = record::encode_message(nonce, head, message, cache, Some(email_id));
         let spool_ref = self.spool.write(&bytes, get_u32(&bytes, 4))?;
         let index = self.indexes.get_mut(&head.mailbox).expect("the caller found it");
         let modseq = index.next_modseq();
@@ -108,6 +117,7 @@ impl<D: Disk> UserStore<D> {
             date: head.date,
             size: head.message_len,
             spool: spool_ref,
+            save_date: save_date_now(),
         };
         // The spool record is this append's durable copy; the index record joins a flush
         // round later (see `Index::append_unsynced`).
@@ -352,6 +362,7 @@ impl<D: Disk> UserStore<D> {
         let start = RECORD_HEADER_BYTES;
         let middle = start + head.message_len as usize;
         let end = middle + head.cache_len as usize;
+        let email_id = record::email_id(&head, &bytes, entry.spool.pos().0);
         let mut keywords = 0u64;
         for (&from, &to) in translate {
             if entry.flags.keywords.0 & (1 << from) != 0 {
@@ -365,6 +376,7 @@ impl<D: Disk> UserStore<D> {
             &bytes[middle..end],
             flags,
             entry.date,
+            Some(email_id),
         );
         match appended {
             Ok((uid, _)) => Ok(uid),
@@ -426,4 +438,10 @@ fn combine(current: Flags, op: FlagsOp, given: Flags) -> Flags {
         }
     };
     Flags { system: SystemFlags(system), keywords: Keywords(keywords) }
+}
+
+/// The save date of a record written now (`core/FORMAT.md`, mailbox index records: a `u32` of
+/// unix seconds, 0 meaning unknown). A clock before 1970 or past 2106 gives 0 (unknown).
+fn save_date_now() -> u32 {
+    u32::try_from(now_unix_seconds()).unwrap_or(0)
 }

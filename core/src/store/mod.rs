@@ -113,6 +113,9 @@ pub struct MessageMeta {
     pub internal_date: InternalDate,
     /// RFC822.SIZE: the message's length in bytes.
     pub size: u32,
+    /// When it was saved into this mailbox (APPEND, delivery, COPY/MOVE target; RFC 8514
+    /// SAVEDATE), unix seconds; `None` when unknown (`core/FORMAT.md`, mailbox index records).
+    pub save_date: Option<i64>,
 }
 
 impl MessageMeta {
@@ -123,6 +126,7 @@ impl MessageMeta {
             flags: entry.flags,
             internal_date: entry.date,
             size: entry.size,
+            save_date: (entry.save_date != 0).then_some(i64::from(entry.save_date)),
         }
     }
 }
@@ -473,6 +477,22 @@ impl<D: Disk> UserStore<D> {
         let (_, bytes, message_len, cache_len) = self.record(id, uid)?;
         let start = record::RECORD_HEADER_BYTES + message_len;
         Ok(bytes.slice(start, start + cache_len))
+    }
+
+    /// The message's EMAILID (RFC 8474 §5.1) as a number: the same for a message and every
+    /// COPY/MOVE copy of it, different for every other message, and stored in its spool record
+    /// so that it never changes (`core/FORMAT.md`, "Spool segments"). Reads the spool record.
+    ///
+    /// # Errors
+    /// As [`UserStore::body`].
+    pub fn email_id(&self, id: MailboxId, uid: Uid) -> Result<u64, ReadError> {
+        let (header, bytes, _, _) = self.record(id, uid)?;
+        let record::Head::Message(head) = header.head else {
+            unreachable!("record() returns message records only");
+        };
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
+        Ok(record::email_id(&head, &bytes, index.entries()[slot].spool.pos().0))
     }
 
     /// Asks the disk to read a message's spool record ahead (madvise `WILLNEED` on the real

@@ -198,8 +198,16 @@ pub(super) fn catch_up_step<D: Disk>(
                     let date = head.date;
                     let size = head.message_len;
                     let spool = record.spool;
-                    let entry =
-                        Entry { uid: head.uid, flags, expunged: false, modseq, date, size, spool };
+                    let entry = Entry {
+                        uid: head.uid,
+                        flags,
+                        expunged: false,
+                        modseq,
+                        date,
+                        size,
+                        spool,
+                        save_date: 0,
+                    };
                     index.append(entry)?;
                     budget.spend(1);
                     parts.report.index_records_added += 1;
@@ -342,11 +350,12 @@ fn restore_one<F: DiskFile>(
     let mut flags = old.flags;
     flags.keywords.0 &= valid_keywords;
     let expunged = entry.expunged || old.expunged;
-    if flags == entry.flags && expunged == entry.expunged {
+    let save_date = if entry.save_date == 0 { old.save_date } else { entry.save_date };
+    if flags == entry.flags && expunged == entry.expunged && save_date == entry.save_date {
         return Ok(());
     }
     let modseq = index.next_modseq();
-    index.rewrite(slot, Entry { flags, expunged, modseq, ..entry })?;
+    index.rewrite(slot, Entry { flags, expunged, modseq, save_date, ..entry })?;
     budget.spend(1);
     Ok(())
 }

@@ -188,6 +188,7 @@ fn rebuild<D: Disk>(
                         date: head.date,
                         size: head.message_len,
                         spool: record.spool,
+                        save_date: 0,
                     }
                 };
                 highest = highest.max(entry.modseq);

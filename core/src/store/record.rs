@@ -12,8 +12,14 @@ use crate::types::{Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
 pub(crate) const RECORD_HEADER_BYTES: usize = 48;
 const KIND_MESSAGE: u8 = 1;
 const KIND_TOMBSTONE: u8 = 2;
+/// Bit of a message record's byte 1 (spool format 1.1): the payload ends with the message's
+/// EMAILID (`core/FORMAT.md`, "Spool segments").
+const FLAG_EMAIL_ID: u8 = 1;
+/// Bytes of the EMAILID trailer.
+pub(crate) const EMAIL_ID_BYTES: usize = 8;
 /// Largest payload of any record.
-pub(crate) const PAYLOAD_BYTES_MAX: u32 = MESSAGE_BYTES_MAX + CACHE_BYTES_MAX;
+pub(crate) const PAYLOAD_BYTES_MAX: u32 =
+    MESSAGE_BYTES_MAX + CACHE_BYTES_MAX + EMAIL_ID_BYTES as u32;
 const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(8));
 // Pinned by core/FORMAT.md ("Spool segments", records).
 const _: () = assert!(RECORD_HEADER_BYTES == 48);
@@ -29,6 +35,9 @@ pub(crate) struct MessageHead {
     pub flags: Flags,
     pub message_len: u32,
     pub cache_len: u32,
+    /// The payload ends with the message's EMAILID (records written before spool format 1.1
+    /// have none: their EMAILID is their own spool position, see [`email_id`]).
+    pub email_id_stored: bool,
 }
 
 /// A decoded record header.
@@ -55,22 +64,27 @@ impl RecordHeader {
     }
 }
 
-/// Encodes a message record: header, message, cache, padding.
+/// Encodes a message record: header, message, cache, the EMAILID trailer if `email_id` is
+/// given (it must be exactly when `head.email_id_stored`), padding.
 pub(crate) fn encode_message(
     nonce: u64,
     head: &MessageHead,
     message: &[u8],
     cache: &[u8],
+    email_id: Option<u64>,
 ) -> Vec<u8> {
     assert_eq!(head.message_len as usize, message.len());
     assert_eq!(head.cache_len as usize, cache.len());
     assert!(head.message_len <= MESSAGE_BYTES_MAX && head.cache_len <= CACHE_BYTES_MAX);
     assert_eq!(head.flags.system.0 & !SystemFlags::ALL, 0);
-    let payload_len = message.len() + cache.len();
+    assert_eq!(head.email_id_stored, email_id.is_some());
+    let trailer = if email_id.is_some() { EMAIL_ID_BYTES } else { 0 };
+    let payload_len = message.len() + cache.len() + trailer;
     let total = usize::try_from(pad8((RECORD_HEADER_BYTES + payload_len) as u64)).expect("bounded");
     let mut buf = Vec::with_capacity(total);
     buf.resize(RECORD_HEADER_BYTES, 0);
     buf[0] = KIND_MESSAGE;
+    buf[1] = if email_id.is_some() { FLAG_EMAIL_ID } else { 0 };
     put_u32(&mut buf, 8, u32::try_from(payload_len).expect("bounded"));
     put_u32(&mut buf, 12, head.mailbox.0);
     put_u32(&mut buf, 16, head.uid.get());
@@ -82,6 +96,9 @@ pub(crate) fn encode_message(
     put_u64(&mut buf, 40, head.flags.keywords.0);
     buf.extend_from_slice(message);
     buf.extend_from_slice(cache);
+    if let Some(email_id) = email_id {
+        buf.extend_from_slice(&email_id.to_le_bytes());
+    }
     seal(nonce, buf, total)
 }
 
@@ -121,7 +138,8 @@ fn seal(nonce: u64, mut buf: Vec<u8>, total: usize) -> Vec<u8> {
 /// Decodes and structurally checks a header (not the checksum, which covers the payload).
 pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
     let buf = buf.get(..RECORD_HEADER_BYTES)?;
-    if !all_zero(&buf[1..4]) {
+    let email_id_stored = buf[0] == KIND_MESSAGE && buf[1] == FLAG_EMAIL_ID;
+    if !all_zero(&buf[2..4]) || (buf[1] != 0 && !email_id_stored) {
         return None;
     }
     let crc = get_u32(buf, 4);
@@ -134,14 +152,25 @@ pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
             let system = get_u16(buf, 22);
             let sizes_ok = message_len <= MESSAGE_BYTES_MAX
                 && cache_len <= CACHE_BYTES_MAX
-                && u64::from(message_len) + u64::from(cache_len) == u64::from(payload_len);
+                && u64::from(message_len)
+                    + u64::from(cache_len)
+                    + if email_id_stored { EMAIL_ID_BYTES as u64 } else { 0 }
+                    == u64::from(payload_len);
             if !sizes_ok || system & !SystemFlags::ALL != 0 {
                 return None;
             }
             let date =
                 InternalDate { unix_seconds: get_i64(buf, 24), zone_minutes: get_i16(buf, 20) };
             let flags = Flags { system: SystemFlags(system), keywords: Keywords(get_u64(buf, 40)) };
-            Head::Message(MessageHead { mailbox, uid, date, flags, message_len, cache_len })
+            Head::Message(MessageHead {
+                mailbox,
+                uid,
+                date,
+                flags,
+                message_len,
+                cache_len,
+                email_id_stored,
+            })
         }
         KIND_TOMBSTONE => {
             let count = get_u32(buf, 16);
@@ -159,6 +188,17 @@ pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
         _ => return None,
     };
     Some(RecordHeader { head, crc, payload_len })
+}
+
+/// The EMAILID of the message record `record` (header and payload, as checked), which lies at
+/// spool position `pos`: the trailer's value, or for a record without one (spool format 1.0)
+/// its own position. Never zero (a record never starts at offset 0 of a segment).
+pub(crate) fn email_id(head: &MessageHead, record: &[u8], pos: u64) -> u64 {
+    if !head.email_id_stored {
+        return pos;
+    }
+    let at = RECORD_HEADER_BYTES + head.message_len as usize + head.cache_len as usize;
+    get_u64(record, at)
 }
 
 /// Checks a whole record held in memory (header, payload, padding); returns its header.
@@ -193,17 +233,39 @@ mod tests {
             flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(5) },
             message_len: 5,
             cache_len: 2,
+            email_id_stored: false,
         }
     }
 
     #[test]
     fn message_round_trip() {
-        let record = encode_message(7, &head(), b"hello", b"ca");
+        let record = encode_message(7, &head(), b"hello", b"ca", None);
         assert_eq!(record.len(), 56);
         let header = check_whole(7, &record).unwrap();
         assert_eq!(header.head, Head::Message(head()));
         assert_eq!(header.record_len(), 56);
         assert_eq!(&record[48..53], b"hello");
+    }
+
+    #[test]
+    fn message_with_email_id_round_trip() {
+        let stored = MessageHead { email_id_stored: true, ..head() };
+        let record = encode_message(7, &stored, b"hello", b"ca", Some(0x0102_0304_0506_0708));
+        assert_eq!(record.len(), 64, "48 + 5 + 2 + 8, padded");
+        assert_eq!(record[1], FLAG_EMAIL_ID);
+        let header = check_whole(7, &record).unwrap();
+        assert_eq!(header.head, Head::Message(stored));
+        assert_eq!(email_id(&stored, &record, 99), 0x0102_0304_0506_0708);
+        // A record without the trailer is its own EMAILID: its position.
+        let plain = encode_message(7, &head(), b"hello", b"ca", None);
+        assert_eq!(email_id(&head(), &plain, 99), 99);
+        // The flag without room for the trailer, or another bit in byte 1, is damage.
+        let mut bad = plain.clone();
+        bad[1] = FLAG_EMAIL_ID;
+        assert!(decode_header(&bad).is_none());
+        let mut bad = record.clone();
+        bad[1] = 2;
+        assert!(decode_header(&bad).is_none());
     }
 
     #[test]
@@ -217,7 +279,7 @@ mod tests {
 
     #[test]
     fn any_flipped_bit_is_caught() {
-        let record = encode_message(7, &head(), b"hello", b"ca");
+        let record = encode_message(7, &head(), b"hello", b"ca", None);
         assert!(check_whole(8, &record).is_none());
         for byte in 0..record.len() {
             for bit in 0..8 {

@@ -323,8 +323,9 @@ mod tests {
                 flags: Flags::default(),
                 message_len: u32::try_from(message.len()).unwrap(),
                 cache_len: 1,
+                email_id_stored: false,
             };
-            let record = encode_message(NONCE, &head, message.as_bytes(), b"c");
+            let record = encode_message(NONCE, &head, message.as_bytes(), b"c", None);
             write_at(&file, path, &record, offset).unwrap();
             let header = decode_header(&record).unwrap();
             references.push(SpoolRef {

@@ -303,9 +303,10 @@ mod golden {
             flags: Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0b101) },
             message_len: 3,
             cache_len: 1,
+            email_id_stored: false,
         };
         assert_eq!(
-            hex(&encode_message(9, &head, b"abc", b"z")),
+            hex(&encode_message(9, &head, b"abc", b"z", None)),
             "0100000073d96b80040000000200000005000000c4ff010044332211000000000300000001000000\
              05000000000000006162637a00000000"
         );
@@ -328,10 +329,10 @@ mod golden {
             sealed: true,
             first_recent_uid: 5,
         };
-        let expected_header = "89534b490d0a1a0a010001008000000040000000020000004d000000060000000900000000000000\
+        let expected_header = "89534b490d0a1a0a010002008000000040000000020000004d000000060000000900000000000000\
              40000000010000000100000001000000050000000000000000000000000000000000000000000000\
              00000000000000000000000000000000000000000000000000000000000000000000000000000000\
-             000000009254aa43";
+             00000000bd055f64";
         assert_eq!(hex(&header.encode()), expected_header);
         // A format_minor 0 header (before first_recent_uid; offset 56 reserved) reads with
         // nothing recent: first_recent_uid = uid_next.
@@ -354,11 +355,20 @@ mod golden {
             date: InternalDate { unix_seconds: 0x1122_3344, zone_minutes: -60 },
             size: 3,
             spool: SpoolRef { segment: 1, offset: 64, len: 56, crc: 0xaabb_ccdd },
+            save_date: 0x6655_4433,
         };
         assert_eq!(
             hex(&entry.encode()),
             "0500000001000000080000000000000005000000000000004433221100000000c4ff000003000000\
-             010000004000000038000000ddccbbaa0000000015d506aa"
+             010000004000000038000000ddccbbaa33445566fd674375"
         );
+        // A record written before format 1.2 (offset 56 zero) reads with an unknown save date.
+        let minor_1 = "0500000001000000080000000000000005000000000000004433221100000000c4ff000003000000\
+             010000004000000038000000ddccbbaa0000000015d506aa";
+        let bytes: Vec<u8> = (0..minor_1.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&minor_1[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(Entry::decode(&bytes), Some(Entry { save_date: 0, ..entry }));
     }
 }

@@ -26,6 +26,10 @@ pub struct MessageState {
     pub keywords: BTreeSet<String>,
     /// The message's MODSEQ.
     pub modseq: u64,
+    /// Its EMAILID (RFC 8474): kept by every copy, never changed by a crash.
+    pub email_id: u64,
+    /// Its save date (RFC 8514); recovery may forget it (rebuilt from the spool), never change it.
+    pub save_date: Option<i64>,
 }
 
 impl MessageState {
@@ -276,6 +280,12 @@ fn check_message(
     if known.iter().all(|k| k.cache != message.cache) {
         out.add(format!("{name}: UID {uid} cache blob differs"));
     }
+    if known.iter().all(|k| k.email_id != message.email_id) {
+        out.add(format!("{name}: UID {uid} EMAILID {:x} changed", message.email_id));
+    }
+    if message.save_date.is_some() && known.iter().all(|k| k.save_date != message.save_date) {
+        out.add(format!("{name}: UID {uid} save date {:?} changed", message.save_date));
+    }
     if !flags_possible(message, &known, in_flight) {
         let expected: Vec<_> = known.iter().map(|k| k.flags()).collect();
         out.add(format!("{name}: UID {uid} flags {:?} are none of {expected:?}", message.flags()));
@@ -315,6 +325,8 @@ mod tests {
             system,
             keywords: BTreeSet::new(),
             modseq: 1,
+            email_id: body.len() as u64 + 64,
+            save_date: Some(1_700_000_000),
         }
     }
 

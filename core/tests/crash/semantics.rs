@@ -154,6 +154,14 @@ fn check_append(
         if *message.body != **body || message.system != system || message.keywords != names {
             problems.push(format!("UID {uid} is not what was appended: {:?}", message.flags()));
         }
+        if message.save_date.is_none() {
+            problems.push(format!("UID {uid} was appended without a save date"));
+        }
+        let mut others =
+            before.messages.iter().chain(after.messages.iter().filter(|(u, _)| u != uid));
+        if others.any(|(_, m)| m.email_id == message.email_id) {
+            problems.push(format!("UID {uid} got the EMAILID of another message"));
+        }
     }
 }
 
@@ -194,6 +202,9 @@ fn check_changed(
     }
     for ((uid, old), (_, new)) in before.messages.iter().zip(&after.messages) {
         let want = if uids.contains(uid) { expected(old) } else { old.clone() };
+        if want.email_id != new.email_id || want.save_date != new.save_date {
+            problems.push(format!("UID {uid} changed its EMAILID or save date"));
+        }
         if want.flags() != new.flags() || want.body != new.body {
             problems.push(format!(
                 "UID {uid} has flags {:?}, expected {:?}",
@@ -223,7 +234,10 @@ fn check_copy(
     let originals: Vec<&MessageState> =
         uids.iter().filter_map(|uid| source.message(*uid)).collect();
     let same = copies.len() == originals.len()
-        && copies.iter().zip(&originals).all(|(c, o)| c.body == o.body && c.flags() == o.flags());
+        && copies
+            .iter()
+            .zip(&originals)
+            .all(|(c, o)| c.body == o.body && c.flags() == o.flags() && c.email_id == o.email_id);
     if !same {
         problems
             .push(format!("copy of {uids:?} made {} messages unlike the sources", copies.len()));
@@ -267,8 +281,7 @@ fn check_rename_inbox(new: &str, before: &Snapshot, after: &Snapshot, problems: 
 
 fn same_messages(left: &[(u32, MessageState)], right: &[(u32, MessageState)]) -> bool {
     left.len() == right.len()
-        && left
-            .iter()
-            .zip(right)
-            .all(|((lu, l), (ru, r))| lu == ru && l.body == r.body && l.flags() == r.flags())
+        && left.iter().zip(right).all(|((lu, l), (ru, r))| {
+            lu == ru && l.body == r.body && l.flags() == r.flags() && l.email_id == r.email_id
+        })
 }

@@ -231,6 +231,11 @@ impl Store {
                 system: meta.flags.system.0,
                 keywords,
                 modseq: meta.modseq.0,
+                email_id: self
+                    .inner
+                    .email_id(id, meta.uid)
+                    .map_err(|e| format!("email id: {e}"))?,
+                save_date: meta.save_date,
             };
             messages.push((meta.uid.get(), message));
         }

@@ -94,6 +94,8 @@ pub enum Code {
     UseAttr,
     /// `[UIDREQUIRED]` (RFC 9586): sequence numbers used after ENABLE UIDONLY.
     UidRequired,
+    /// `[MAILBOXID (objectid)]` (RFC 8474 §4.1), the id already formatted.
+    MailboxId(String),
 }
 
 impl Code {
@@ -129,6 +131,7 @@ impl Code {
             Code::BadUrl(url) => format!("BADURL {url}").into(),
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),
             Code::Modified(set) => format!("MODIFIED {set}").into(),
+            Code::MailboxId(id) => format!("MAILBOXID ({id})").into(),
         };
         out.extend_from_slice(text.as_bytes());
         out.push(b']');

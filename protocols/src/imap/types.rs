@@ -216,6 +216,12 @@ pub enum FetchAttribute {
         /// `(LAZY)`: the server may answer NIL rather than compute a preview now.
         lazy: bool,
     },
+    /// `EMAILID` (RFC 8474 §5.3)
+    EmailId,
+    /// `THREADID` (RFC 8474 §5.3)
+    ThreadId,
+    /// `SAVEDATE` (RFC 8514 §4.2)
+    SaveDate,
 }
 
 /// A SEARCH key (RFC 9051 §6.4.4). Nesting depth is bounded by the parser.
@@ -278,6 +284,18 @@ pub enum SearchKey {
     /// `YOUNGER n` (WITHIN, RFC 5032): the internal date is at most `n` seconds before the
     /// search started (`NOT OLDER n`).
     Younger(u32),
+    /// `EMAILID objectid` (RFC 8474 §6)
+    EmailId(String),
+    /// `THREADID objectid` (RFC 8474 §6)
+    ThreadId(String),
+    /// `SAVEDBEFORE date` (RFC 8514 §4.3): days since the epoch.
+    SavedBefore(i64),
+    /// `SAVEDON date`
+    SavedOn(i64),
+    /// `SAVEDSINCE date`
+    SavedSince(i64),
+    /// `SAVEDATESUPPORTED`: every message of a mailbox whose storage keeps save dates.
+    SavedateSupported,
 }
 
 /// `STATUS` data items.
@@ -301,6 +319,8 @@ pub enum StatusAttribute {
     HighestModSeq,
     /// `APPENDLIMIT` (RFC 7889): the largest message APPEND takes into the mailbox.
     AppendLimit,
+    /// `MAILBOXID` (RFC 8474 §4.3)
+    MailboxId,
 }
 
 /// SEARCH return options (`RETURN (...)`, RFC 9051 ESEARCH form).

@@ -543,6 +543,7 @@ mod tests {
             flags: Flags { system: SystemFlags(system), ..Flags::default() },
             internal_date: InternalDate { unix_seconds: 0, zone_minutes: 0 },
             size: 10,
+            save_date: None,
         }
     }
 

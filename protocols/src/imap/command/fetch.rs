@@ -20,6 +20,7 @@ use super::fetch_binary::{
     PartPlan,
 };
 use super::fetch_body;
+use super::objectid;
 use super::slice::Slice;
 use super::{LOOKUP_ONE_BY_ONE_MAX, Progress, Task, durable, lookup, view};
 use crate::imap::encode;
@@ -447,6 +448,11 @@ fn write_message<D: Disk>(
     let sources = fetch_body::Sources::load(store, mailbox, message.uid, attributes)
         .map_err(MessageError::Read)?;
     let mut planned = plan_binary(&sources, attributes, measured)?;
+    let email_id = if attributes.contains(&FetchAttribute::EmailId) {
+        Some(store.email_id(mailbox, message.uid).map_err(MessageError::Read)?)
+    } else {
+        None
+    };
     let mut streamed = Vec::new();
     out.put(b"* ");
     // Under UIDONLY the UID leads the line and is left out of the items, unless it is all
@@ -496,6 +502,11 @@ fn write_message<D: Disk>(
                 encode::internal_date(out.buf(), message.internal_date);
             }
             FetchAttribute::ModSeq => write_modseq(out, message.modseq),
+            FetchAttribute::EmailId => {
+                objectid::write_email_id(out.buf(), email_id.expect("read above"));
+            }
+            FetchAttribute::ThreadId => objectid::write_thread_id(out.buf()),
+            FetchAttribute::SaveDate => objectid::write_save_date(out.buf(), message),
             FetchAttribute::Binary { part, .. } => match (&*planned, sources.message()) {
                 (Planned::Binary(Some(plan)), Some(body)) => {
                     fetch_binary::write_inline(out, body, part, plan);

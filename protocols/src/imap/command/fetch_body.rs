@@ -113,7 +113,10 @@ impl Sources {
             | FetchAttribute::InternalDate
             | FetchAttribute::Rfc822Size
             | FetchAttribute::Uid
-            | FetchAttribute::ModSeq => {}
+            | FetchAttribute::ModSeq
+            | FetchAttribute::EmailId
+            | FetchAttribute::ThreadId
+            | FetchAttribute::SaveDate => {}
         }
     }
 

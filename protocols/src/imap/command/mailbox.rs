@@ -43,9 +43,14 @@ pub(crate) fn create<D: Disk>(
         }
     }
     match store.create_mailbox_with_use(trim_separator(name), set) {
-        Ok(_) => {
+        Ok(id) => {
             durable(store, out);
-            Completion::ok("CREATE completed")
+            let done = Completion::ok("CREATE completed");
+            // RFC 8474 §4.1: the tagged OK carries the new mailbox's MAILBOXID.
+            match store.mailbox_info(id) {
+                Some(info) => done.with(Code::MailboxId(super::objectid::mailbox_id(&info))),
+                None => done,
+            }
         }
         Err(error) => reply::mailbox(&error),
     }
@@ -146,6 +151,13 @@ pub(crate) fn write_status<D: Disk>(
             StatusAttribute::Recent => ("RECENT", recent),
             StatusAttribute::HighestModSeq => ("HIGHESTMODSEQ", info.highest_modseq.0),
             StatusAttribute::AppendLimit => ("APPENDLIMIT", append_limit),
+            StatusAttribute::MailboxId => {
+                // RFC 8474 §4.3: `MAILBOXID (objectid)`
+                b.extend_from_slice(b"MAILBOXID (");
+                b.extend_from_slice(super::objectid::mailbox_id(info).as_bytes());
+                b.push(b')');
+                continue;
+            }
         };
         b.extend_from_slice(label.as_bytes());
         b.push(b' ');

@@ -21,6 +21,7 @@ mod fetch_body;
 pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod misc;
+mod objectid;
 mod pattern;
 pub(crate) mod qresync;
 pub(crate) mod rename_inbox;

@@ -295,6 +295,7 @@ mod tests {
                 flags: Flags::default(),
                 internal_date: InternalDate { unix_seconds: 0, zone_minutes: 0 },
                 size: 1,
+                save_date: None,
             })
             .collect();
         let validity = UidValidity(NonZeroU32::new(1).unwrap());

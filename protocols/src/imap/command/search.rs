@@ -74,6 +74,10 @@ impl<D: Disk> Loader for LazyMessage<'_, D> {
         let (store, mailbox, uid) = (self.store, self.mailbox, self.uid);
         self.cache.get(|| store.cache(mailbox, uid).ok())
     }
+
+    fn email_id(&mut self) -> Option<u64> {
+        self.store.email_id(self.mailbox, self.uid).ok()
+    }
 }
 
 /// A SEARCH between slices (see `slice.rs`).

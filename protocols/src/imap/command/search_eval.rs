@@ -2,8 +2,8 @@
 //!
 //! Index keys (flags, sizes, dates, UIDs, sequence numbers, MODSEQ) read the message's record;
 //! header and text keys read the message from the spool through `mime::search`; SENT* keys read
-//! the Date: header's time from the cache blob. The message and blob are read only when a key
-//! needs them, at most once per message.
+//! the Date: header's time from the cache blob; EMAILID reads the spool record's EMAILID. The
+//! message and blob are read only when a key needs them, at most once per message.
 
 use skua_core::disk::Bytes;
 use skua_core::store::MessageMeta;
@@ -40,6 +40,8 @@ pub(crate) trait Loader {
     fn body(&mut self) -> Option<Bytes>;
     /// The cache blob.
     fn cache(&mut self) -> Option<Bytes>;
+    /// The message's EMAILID (RFC 8474), as the store numbers it.
+    fn email_id(&mut self) -> Option<u64>;
 }
 
 /// True when the key tree uses `MODSEQ` (the SEARCH reply then carries `(MODSEQ n)`).
@@ -110,6 +112,16 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, loader: &mut dyn Loader, depth: u32)
         SearchKey::Text(s) => {
             loader.body().is_some_and(|m| crate::mime::search::text_contains(&m, s))
         }
+        SearchKey::EmailId(id) => {
+            super::objectid::parse_email_id(id).is_some_and(|id| loader.email_id() == Some(id))
+        }
+        // No message has a THREADID (it is NIL: `objectid.rs`).
+        SearchKey::ThreadId(_) => false,
+        SearchKey::SavedBefore(day) => super::objectid::saved_day(meta) < *day,
+        SearchKey::SavedOn(day) => super::objectid::saved_day(meta) == *day,
+        SearchKey::SavedSince(day) => super::objectid::saved_day(meta) >= *day,
+        // Every mailbox keeps save dates (RFC 8514 §4.3).
+        SearchKey::SavedateSupported => true,
         SearchKey::Not(inner) => !eval(inner, c, loader, depth + 1),
         SearchKey::Or(a, b) => eval(a, c, loader, depth + 1) || eval(b, c, loader, depth + 1),
         SearchKey::And(keys) => keys.iter().all(|k| eval(k, c, loader, depth + 1)),

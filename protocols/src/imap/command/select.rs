@@ -94,6 +94,9 @@ pub(crate) fn select<D: Disk>(
             format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", info.highest_modseq.0).as_bytes(),
         );
     }
+    // RFC 8474 §4.2
+    let mailbox_id = super::objectid::mailbox_id(&info);
+    b.extend_from_slice(format!("* OK [MAILBOXID ({mailbox_id})] Ok\r\n").as_bytes());
     if conn.enabled.rev2 {
         b.extend_from_slice(b"* LIST () \"/\" ");
         encode::mailbox(b, &info.name, true);

@@ -443,6 +443,10 @@ impl<D: Disk> Loader for Message<'_, D> {
     fn cache(&mut self) -> Option<Bytes> {
         self.read_cache()
     }
+
+    fn email_id(&mut self) -> Option<u64> {
+        self.store.email_id(self.mailbox, self.uid).ok()
+    }
 }
 
 #[cfg(test)]

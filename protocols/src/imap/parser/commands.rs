@@ -392,8 +392,9 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
             b"SIZE" => StatusAttribute::Size,
             b"RECENT" => StatusAttribute::Recent,
             b"HIGHESTMODSEQ" => StatusAttribute::HighestModSeq,
+            b"MAILBOXID" => StatusAttribute::MailboxId,
             b"APPENDLIMIT" => StatusAttribute::AppendLimit,
-            b"MAILBOXID" | b"DELETED-STORAGE" => {
+            b"DELETED-STORAGE" => {
                 return fail(ParseErrorKind::Unsupported, "status item not supported");
             }
             _ => return syntax("unknown status item"),

@@ -68,6 +68,8 @@ fn attribute_list(c: &mut Cursor<'_>) -> PResult<Vec<FetchAttribute>> {
 /// fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" / "RFC822.SIZE" / "RFC822" /
 ///             "RFC822.HEADER" / "RFC822.TEXT" / "BODY" ["STRUCTURE"] / "UID" /
 ///             "BODY" section [partial] / "BODY.PEEK" section [partial] / "MODSEQ"
+/// fetch-att =/ "EMAILID" / "THREADID"     ; RFC 8474
+/// fetch-att =/ "SAVEDATE"                 ; RFC 8514
 /// ```
 pub(crate) fn attribute(c: &mut Cursor<'_>) -> PResult<FetchAttribute> {
     let word = c.keyword()?;
@@ -92,9 +94,9 @@ pub(crate) fn attribute(c: &mut Cursor<'_>) -> PResult<FetchAttribute> {
         b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" | b"PREVIEW" => {
             return binary_or_preview(c, word.as_slice());
         }
-        b"EMAILID" | b"THREADID" | b"SAVEDATE" => {
-            return fail(ParseErrorKind::Unsupported, "fetch item not supported");
-        }
+        b"EMAILID" => FetchAttribute::EmailId,
+        b"THREADID" => FetchAttribute::ThreadId,
+        b"SAVEDATE" => FetchAttribute::SaveDate,
         _ => return syntax("unknown fetch attribute"),
     };
     Ok(simple)
@@ -286,7 +288,10 @@ mod tests {
         assert!(parse(b"1 ()").is_err());
         assert!(parse(b"1 (FLAGS ").is_err());
         assert!(parse(b"1 FOO").is_err());
-        assert_eq!(parse(b"1 EMAILID").unwrap_err().kind, ParseErrorKind::Unsupported);
+        assert_eq!(
+            attributes(b"1 (emailid THREADID SaveDate)"),
+            vec![FetchAttribute::EmailId, FetchAttribute::ThreadId, FetchAttribute::SaveDate]
+        );
     }
 
     #[test]

@@ -121,6 +121,7 @@ impl KeyParser {
         }
         match word {
             b"ALL" => Ok(SearchKey::All),
+            b"SAVEDATESUPPORTED" => Ok(SearchKey::SavedateSupported),
             b"NOT" => {
                 c.sp()?;
                 Ok(SearchKey::Not(Box::new(self.key(c, depth + 1)?)))
@@ -208,6 +209,11 @@ fn argument_key(c: &mut Cursor<'_>, word: &[u8]) -> PResult<SearchKey> {
         b"UID" => SearchKey::Uid(sequence_set(c)?),
         b"OLDER" => SearchKey::Older(c.nz_number()?),
         b"YOUNGER" => SearchKey::Younger(c.nz_number()?),
+        b"EMAILID" => SearchKey::EmailId(objectid(c)?),
+        b"THREADID" => SearchKey::ThreadId(objectid(c)?),
+        b"SAVEDBEFORE" => SearchKey::SavedBefore(date(c)?),
+        b"SAVEDON" => SearchKey::SavedOn(date(c)?),
+        b"SAVEDSINCE" => SearchKey::SavedSince(date(c)?),
         _ => return syntax("unknown search key"),
     };
     Ok(key)
@@ -217,6 +223,17 @@ fn argument_key(c: &mut Cursor<'_>, word: &[u8]) -> PResult<SearchKey> {
 fn keyword(c: &mut Cursor<'_>) -> PResult<Flag> {
     let atom = c.atom()?;
     Ok(Flag::Keyword(std::str::from_utf8(atom).expect("atoms are ASCII").to_owned()))
+}
+
+/// `objectid = 1*255(ALPHA / DIGIT / "_" / "-")` (RFC 8474 §7).
+fn objectid(c: &mut Cursor<'_>) -> PResult<String> {
+    let atom = c.atom()?;
+    let valid = (1..=255).contains(&atom.len())
+        && atom.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return syntax("invalid objectid");
+    }
+    Ok(String::from_utf8(atom.to_vec()).expect("checked ASCII"))
 }
 
 fn saturate(value: u64) -> u32 {

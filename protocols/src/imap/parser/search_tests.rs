@@ -116,3 +116,27 @@ fn key_count_is_bounded() {
     let error = parse_with(b" SEEN SEEN (SEEN SEEN SEEN)", limits).unwrap_err();
     assert_eq!(error.kind, ParseErrorKind::TooMany);
 }
+
+#[test]
+fn objectid_and_savedate_keys() {
+    assert_eq!(
+        keys(b" EMAILID E0000000100000040 THREADID T_1-x"),
+        vec![SearchKey::EmailId("E0000000100000040".into()), SearchKey::ThreadId("T_1-x".into())]
+    );
+    assert_eq!(
+        keys(b" SAVEDBEFORE 1-Feb-1970 SAVEDON 2-Jan-1970 SAVEDSINCE 1-Jan-1970 SAVEDATESUPPORTED"),
+        vec![
+            SearchKey::SavedBefore(31),
+            SearchKey::SavedOn(1),
+            SearchKey::SavedSince(0),
+            SearchKey::SavedateSupported
+        ]
+    );
+    // objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+    assert!(parse_with(b" EMAILID E.1", ParseLimits::default()).is_err());
+    assert!(parse_with(b" EMAILID \"E1\"", ParseLimits::default()).is_err());
+    let long = format!(" EMAILID {}", "a".repeat(256));
+    assert!(parse_with(long.as_bytes(), ParseLimits::default()).is_err());
+    let longest = format!(" EMAILID {}", "a".repeat(255));
+    assert!(parse_with(longest.as_bytes(), ParseLimits::default()).is_ok());
+}

@@ -12,7 +12,8 @@ const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
 
 /// Capabilities announced once authenticated, one extension (or family) per line, in the
 /// order they are announced. BINARY (RFC 3516): FETCH BINARY[], BINARY.PEEK[] and
-/// BINARY.SIZE[] (`command/fetch_binary.rs`); PREVIEW (RFC 8970): `mime/preview.rs`.
+/// BINARY.SIZE[] (`command/fetch_binary.rs`); PREVIEW (RFC 8970): `mime/preview.rs`;
+/// OBJECTID (RFC 8474, THREADID NIL) and SAVEDATE (RFC 8514): `command/objectid.rs`.
 const AUTHENTICATED: &[&str] = &[
     "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN",
     "LIST-EXTENDED LIST-STATUS",
@@ -28,6 +29,8 @@ const AUTHENTICATED: &[&str] = &[
     "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS",
     // RFC 4978; the runtime's transport compresses (shard/src/conn_deflate.rs).
     "COMPRESS=DEFLATE",
+    "OBJECTID",
+    "SAVEDATE",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
