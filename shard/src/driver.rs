@@ -285,6 +285,8 @@ async fn write_step<S: Session>(
         }
     }
     crate::pagein::page_in(shard, &chunks, glommio::timer::sleep).await;
+    // In memory now: plain literals' spool bytes get their NUL check (`OutChunk::Spool`).
+    let chunks: Vec<OutChunk> = chunks.into_iter().map(OutChunk::without_nul).collect();
     write_chunks(&mut link.connection, &chunks).await.map_err(|_| End::Close(None))
 }
 

@@ -24,12 +24,12 @@ pub(crate) async fn page_in<F: Future<Output = ()>>(
     chunks: &[OutChunk],
     sleep: impl Fn(Duration) -> F,
 ) {
-    let cold = |chunk: &&OutChunk| matches!(chunk, OutChunk::Spool(bytes) if !bytes.is_resident());
+    let cold = |chunk: &&OutChunk| chunk.spool().is_some_and(|bytes| !bytes.is_resident());
     if !chunks.iter().any(|chunk| cold(&chunk)) {
         return;
     }
     for chunk in chunks.iter().filter(cold) {
-        if let OutChunk::Spool(bytes) = chunk {
+        if let Some(bytes) = chunk.spool() {
             bytes.will_need();
         }
     }

@@ -182,11 +182,12 @@ impl Client {
                     self.writes += 1;
                     let bytes: usize = chunks.iter().map(|c| c.as_bytes().len()).sum();
                     self.largest_write = self.largest_write.max(bytes);
-                    for chunk in &chunks {
+                    for chunk in chunks {
                         if matches!(chunk, skua_protocols::imap::session::OutChunk::Spool(_)) {
                             self.spool_chunks += 1;
                         }
-                        self.take_output(chunk.as_bytes());
+                        // What the shard does once the bytes are in memory.
+                        self.take_output(chunk.without_nul().as_bytes());
                     }
                 }
                 Step::Authenticate(request) => self.authenticate(request),

@@ -142,11 +142,9 @@ impl Sources {
             Some(SectionBytes::Range(range)) => {
                 let (start, end) = clip(range.start, range.end.min(body.len()), partial);
                 encode::literal_header(out.buf(), end - start);
-                if memchr::memchr(0, &body[start..end]).is_some() {
-                    encode::extend_without_nul(out.buf(), &body[start..end]);
-                } else {
-                    out.spool(body.slice(start, end));
-                }
+                // No NUL check here: it would read the whole range in this step, cold pages
+                // included; the host makes it after the page-in (`OutChunk::Spool`).
+                out.spool_text(body.slice(start, end));
             }
             Some(SectionBytes::Owned(bytes)) => {
                 let (start, end) = clip(0, bytes.len(), partial);

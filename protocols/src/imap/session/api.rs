@@ -59,7 +59,11 @@ impl ImapConfig {
 pub enum OutChunk {
     /// Response bytes.
     Owned(Vec<u8>),
-    /// Message bytes, straight from the spool.
+    /// Message bytes, straight from the spool, inside a plain `{n}` literal, which cannot hold
+    /// NUL: the host sends them through [`OutChunk::without_nul`] once they are in memory. Whether a
+    /// message holds NUL is not known without reading it all, and reading it in the session's
+    /// step could stall the shard on a cold page (issue 7); after the page-in, `memchr` over
+    /// resident bytes is cheap, and a copy is made only when a NUL is there.
     Spool(Bytes),
 }
 
@@ -70,6 +74,30 @@ impl OutChunk {
         match self {
             OutChunk::Owned(v) => v,
             OutChunk::Spool(b) => b,
+        }
+    }
+
+    /// The spool bytes of this chunk, if it has any (for the host's page-in).
+    #[must_use]
+    pub fn spool(&self) -> Option<&Bytes> {
+        match self {
+            OutChunk::Owned(_) => None,
+            OutChunk::Spool(b) => Some(b),
+        }
+    }
+
+    /// A [`OutChunk::Spool`] holding NUL as owned bytes with each NUL written as
+    /// [`NUL_REPLACEMENT`](crate::imap::encode::NUL_REPLACEMENT) (same length); every other
+    /// chunk as it is. Call once the bytes are in memory.
+    #[must_use]
+    pub fn without_nul(self) -> OutChunk {
+        match self {
+            OutChunk::Spool(bytes) if memchr::memchr(0, &bytes).is_some() => {
+                let mut owned = Vec::with_capacity(bytes.len());
+                crate::imap::encode::extend_without_nul(&mut owned, &bytes);
+                OutChunk::Owned(owned)
+            }
+            chunk => chunk,
         }
     }
 }

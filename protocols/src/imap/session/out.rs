@@ -64,10 +64,12 @@ impl Out {
         }
     }
 
-    /// Appends a slice of the spool, without copying it when it is large.
-    pub(crate) fn spool(&mut self, bytes: Bytes) {
+    /// Appends a slice of the spool that goes inside a plain `{n}` literal (no NUL allowed):
+    /// copied with NUL replaced when small, else an [`OutChunk::Spool`] chunk whose NUL
+    /// check the host makes after the page-in.
+    pub(crate) fn spool_text(&mut self, bytes: Bytes) {
         if bytes.len() < SPOOL_COPY_BELOW {
-            self.put(&bytes);
+            crate::imap::encode::extend_without_nul(self.buf(), &bytes);
             return;
         }
         if !self.buf.is_empty() {
@@ -121,15 +123,33 @@ mod tests {
     fn spool_slices_become_their_own_chunks() {
         let mut out = Out::default();
         out.put(b"* 1 FETCH (BODY[] {300}\r\n");
-        out.spool(Bytes::from_vec(vec![b'x'; 300]));
+        out.spool_text(Bytes::from_vec(vec![b'x'; 300]));
         out.put(b")\r\n");
-        out.spool(Bytes::from_vec(b"tiny".to_vec()));
+        out.spool_text(Bytes::from_vec(b"tiny".to_vec()));
         let (chunks, durable) = out.finish();
         assert_eq!(durable, None);
         assert_eq!(chunks.len(), 3);
         assert_eq!(chunks.iter().map(|c| c.as_bytes().len()).sum::<usize>(), 25 + 300 + 7);
         assert!(matches!(&chunks[1], OutChunk::Spool(b) if b.len() == 300));
         assert!(matches!(&chunks[2], OutChunk::Owned(b) if b == b")\r\ntiny"));
+    }
+
+    /// A plain literal may not hold NUL: small spool slices are copied with NUL replaced at
+    /// once, large ones are checked by the host after the page-in (`OutChunk::without_nul`).
+    #[test]
+    fn nul_in_a_plain_literal_is_replaced_small_or_large() {
+        let mut out = Out::default();
+        out.spool_text(Bytes::from_vec(b"a\0b".to_vec()));
+        let mut large = vec![b'x'; 300];
+        large[150] = 0;
+        out.spool_text(Bytes::from_vec(large));
+        out.spool_text(Bytes::from_vec(vec![b'y'; 300]));
+        let (chunks, _) = out.finish();
+        assert_eq!(chunks[0].as_bytes(), b"a\x80b");
+        assert!(matches!(&chunks[1], OutChunk::Spool(_)), "checked by the host, not here");
+        let sent: Vec<OutChunk> = chunks.into_iter().map(OutChunk::without_nul).collect();
+        assert!(matches!(&sent[1], OutChunk::Owned(b) if b.len() == 300 && b[150] == 0x80));
+        assert!(matches!(&sent[2], OutChunk::Spool(_)), "no NUL: still sent without a copy");
     }
 
     #[test]
