@@ -205,6 +205,13 @@ class SaslTest(SaslServerTest):
         client.logout()
         self.assertEqual(len(challenges), 2, challenges)
         self.assertEqual(json.loads(challenges[1])["status"], "invalid_token")
+        # A good token for alice asking to be bob: the token proved alice, who may not act
+        # as bob (RFC 5530 AUTHORIZATIONFAILED, not AUTHENTICATIONFAILED).
+        message = f"n,a=bob,\x01auth=Bearer {token}\x01\x01".encode()
+        client = self.imap()
+        with self.assertRaisesRegex(imaplib.IMAP4.error, "AUTHORIZATIONFAILED"):
+            client.authenticate("OAUTHBEARER", lambda c: b"\x01" if c else message)
+        client.logout()
 
     def test_master_user_logs_in_as_another_and_is_logged(self):
         client = self.imap()

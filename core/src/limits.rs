@@ -55,7 +55,8 @@ pub const MAILBOX_LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const LOG_COMPACT_MIN_BYTES: u64 = 256 * 1024;
 
 /// Most records in one batch record of `mailboxes.log` (one change written as several records
-/// that replay all or nothing): a subtree rename of every mailbox, or RENAME INBOX (2), or a
+/// that replay all or nothing): a subtree rename of every mailbox, the creation of a mailbox
+/// with its superiors, the default folders with their attributes and subscriptions, or a
 /// whole keyword table at once.
 pub const LOG_BATCH_RECORDS_MAX: usize = MAILBOXES_PER_USER_MAX + 1;
 

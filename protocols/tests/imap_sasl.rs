@@ -154,8 +154,13 @@ impl<'a> Shard<'a> {
                 return self.session.auth_done(AuthOutcome::Success);
             }
             AuthRequest::Failed { reason, counted, .. } => {
+                // What the shard answers (shard/src/sasl.rs).
+                let outcome = match reason {
+                    FailureReason::NotAuthorized(_) => AuthOutcome::NotAuthorized,
+                    _ => AuthOutcome::Failure,
+                };
                 self.failed.push((reason, counted));
-                return self.session.auth_done(AuthOutcome::Failure);
+                return self.session.auth_done(outcome);
             }
         };
         let answer = self.host.answer(&host_step).expect("a request");
@@ -352,11 +357,12 @@ fn external_needs_a_client_certificate() {
     assert!(shard.greeting().contains("AUTH=EXTERNAL"));
     assert!(shard.send("b AUTHENTICATE EXTERNAL =").starts_with("b OK "));
     assert_eq!(shard.logged_in.as_deref(), Some("bob"));
-    // Asking to be someone else than the certificate says.
+    // Asking to be someone else than the certificate says: the certificate proved bob, who
+    // may not act as alice (RFC 5530 AUTHORIZATIONFAILED; it was AUTHENTICATIONFAILED).
     let mut shard = Shard::new(logins, strict_config());
     shard.tls(Some("bob"));
     let reply = shard.send(&format!("c AUTHENTICATE EXTERNAL {}", b64(b"alice")));
-    assert!(reply.starts_with("c NO [AUTHENTICATIONFAILED]"), "{reply}");
+    assert!(reply.starts_with("c NO [AUTHORIZATIONFAILED]"), "{reply}");
 }
 
 #[test]
@@ -398,8 +404,10 @@ fn oauthbearer_and_xoauth2_with_a_signed_token() {
     let error = shard.send(&format!("d AUTHENTICATE OAUTHBEARER {}", b64(message.as_bytes())));
     let error: serde_json::Value = serde_json::from_slice(&challenge(&error)).unwrap();
     assert_eq!(error["status"], "invalid_token");
+    // The token proved alice; she may not act as bob: AUTHORIZATIONFAILED (RFC 5530), not
+    // AUTHENTICATIONFAILED (it was, before).
     let reply = shard.send(&b64(b"\x01"));
-    assert!(reply.starts_with("d NO [AUTHENTICATIONFAILED]"), "{reply}");
+    assert!(reply.starts_with("d NO [AUTHORIZATIONFAILED]"), "{reply}");
 }
 
 #[test]

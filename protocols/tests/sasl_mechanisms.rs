@@ -148,7 +148,7 @@ fn external_uses_the_certificate_user_and_checks_the_authzid() {
     assert_eq!(result, success("alice", "alice", Some("alice")));
     let (result, _) = run(Mechanism::External, Some(b"bob"), &[], &mut host);
     let not_authorized = "not authorized to act as the requested user";
-    assert_eq!(result, Err(FailureReason::Refused(not_authorized.into())));
+    assert_eq!(result, Err(FailureReason::NotAuthorized(not_authorized.into())));
     let (result, _) = run(Mechanism::External, Some(b"a\0b"), &[], &mut host);
     assert!(matches!(result, Err(FailureReason::Malformed(_))));
     host.certificate_user = None;
@@ -229,12 +229,13 @@ fn a_refused_token_gets_the_error_challenge_then_fails() {
     assert_eq!(result, Err(FailureReason::Refused("token expired".into())));
     let error: serde_json::Value = serde_json::from_slice(&challenges[0]).unwrap();
     assert_eq!(error, json!({"status": "invalid_token", "schemes": "bearer"}));
-    // Another user's token, for alice (authzid mismatch): refused the same way.
+    // Another user's token, for alice (authzid mismatch): the same error challenge, and a
+    // failure that says authorization (the token itself was good).
     let bobs = provider.token("bob", NOW + 60);
     let (result, _) =
         run(Mechanism::OAuthBearer, Some(&oauthbearer("alice", &bobs)), &[b"\x01"], &mut host);
     let not_authorized = "not authorized to act as the requested user";
-    assert_eq!(result, Err(FailureReason::Refused(not_authorized.into())));
+    assert_eq!(result, Err(FailureReason::NotAuthorized(not_authorized.into())));
     // A tampered token: a bad signature.
     let (signed, signature) = bobs.rsplit_once('.').unwrap();
     let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap();

@@ -32,12 +32,12 @@ use std::net::IpAddr;
 use ring::rand::SecureRandom as _;
 use skua_core::users::jwt::{JwksError, TokenPolicy, TokenVerifier};
 use skua_core::users::limits::JWKS_FILE_BYTES_MAX;
-use skua_core::users::master::{Logins, MASTER_SEPARATOR};
+use skua_core::users::master::{LoginRefusal, Logins, MASTER_SEPARATOR};
 use skua_core::users::scram::{SCRAM_ITERATIONS_DEFAULT, ScramAlgorithm};
 use skua_core::users::{Secret, UserDb, UsersError, load_or_create_server_secret};
 use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapSession};
 use skua_protocols::sasl::limits::SERVER_NONCE_BYTES;
-use skua_protocols::sasl::{Context, HostAnswer, Mechanism};
+use skua_protocols::sasl::{Context, FailureReason, HostAnswer, Mechanism};
 
 use crate::auth::{self, Outcome, Verdict};
 use crate::conn::Connection;
@@ -308,6 +308,9 @@ fn authorized(
     let masters = settings.masters();
     match (Logins { users, masters: masters.as_deref() }).authorize(authenticated, authzid) {
         Ok(identity) => HostAnswer::Accepted { user: identity.user },
+        Err(refusal @ LoginRefusal::NotAuthorized) => {
+            HostAnswer::NotAuthorized(refusal.to_string())
+        }
         Err(refusal) => HostAnswer::Refused(refusal.to_string()),
     }
 }
@@ -370,7 +373,10 @@ pub(crate) async fn answer(
             if !counted {
                 auth::settle(shard, source, &authcid, Outcome::Failure).await;
             }
-            session.auth_done(AuthOutcome::Failure);
+            session.auth_done(match reason {
+                FailureReason::NotAuthorized(_) => AuthOutcome::NotAuthorized,
+                _ => AuthOutcome::Failure,
+            });
             return None;
         }
     };

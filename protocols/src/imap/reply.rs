@@ -51,12 +51,17 @@ pub enum Code {
     ServerBug,
     /// `[CORRUPTION]` (RFC 5530): data the command needs is damaged on disk.
     Corruption,
+    /// `[COMPRESSIONACTIVE]` (RFC 4978): COMPRESS while compression is already on.
+    CompressionActive,
     /// `[TOOBIG]`
     TooBig,
     /// `[LIMIT]`: a server limit was reached.
     Limit,
     /// `[AUTHENTICATIONFAILED]`
     AuthenticationFailed,
+    /// `[AUTHORIZATIONFAILED]` (RFC 5530): the identity was proved but may not act as the
+    /// authorization identity asked for.
+    AuthorizationFailed,
     /// `[UNAVAILABLE]`: a temporary failure; try again later.
     Unavailable,
     /// `[PRIVACYREQUIRED]`: refused on an unencrypted connection.
@@ -110,9 +115,11 @@ impl Code {
             Code::Cannot => "CANNOT".into(),
             Code::ServerBug => "SERVERBUG".into(),
             Code::Corruption => "CORRUPTION".into(),
+            Code::CompressionActive => "COMPRESSIONACTIVE".into(),
             Code::TooBig => "TOOBIG".into(),
             Code::Limit => "LIMIT".into(),
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
+            Code::AuthorizationFailed => "AUTHORIZATIONFAILED".into(),
             Code::Unavailable => "UNAVAILABLE".into(),
             Code::PrivacyRequired => "PRIVACYREQUIRED".into(),
             Code::ClientBug => "CLIENTBUG".into(),

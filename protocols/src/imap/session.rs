@@ -354,7 +354,7 @@ impl ImapSession {
                 Some(self.unauthenticate())
             }
             CommandBody::Compress if matches!(self.phase, Phase::Authenticated) => {
-                self.compress(&tag, out)
+                Some(self.compress())
             }
             ref body
                 if self.conn.config.require_tls

@@ -76,6 +76,10 @@ impl OAuth {
                 *self = OAuth::AwaitAcknowledgement(FailureReason::Refused(reason));
                 Step::Challenge(error_challenge(flavor, context))
             }
+            HostAnswer::NotAuthorized(reason) => {
+                *self = OAuth::AwaitAcknowledgement(FailureReason::NotAuthorized(reason));
+                Step::Challenge(error_challenge(flavor, context))
+            }
             other => pending.verdict(other),
         }
     }

@@ -33,6 +33,7 @@ impl Pending {
                 Step::Success(Success { user, authcid, authzid: self.authzid, final_data: None })
             }
             HostAnswer::Refused(reason) => Step::fail(FailureReason::Refused(reason)),
+            HostAnswer::NotAuthorized(reason) => Step::fail(FailureReason::NotAuthorized(reason)),
             HostAnswer::Unavailable => Step::fail(FailureReason::Unavailable),
             HostAnswer::ScramKeys(_) => out_of_order(),
         }

@@ -115,7 +115,9 @@ impl Scram {
                 (ScramKeys::fake(algorithm, secret, &first.authcid, iterations), None)
             }
             HostAnswer::Unavailable => return Step::fail(FailureReason::Unavailable),
-            HostAnswer::Accepted { .. } | HostAnswer::Refused(_) => return out_of_order(),
+            HostAnswer::Accepted { .. } | HostAnswer::Refused(_) | HostAnswer::NotAuthorized(_) => {
+                return out_of_order();
+            }
         };
         if !valid_nonce(&context.server_nonce) {
             debug_assert!(false, "the host's server nonce is not SCRAM printable");

@@ -232,6 +232,10 @@ pub enum HostAnswer {
     /// To the same steps: refused; the reason goes into [`FailureReason::Refused`] (for
     /// logs; never a secret).
     Refused(String),
+    /// To [`Step::VerifyToken`] or [`Step::External`]: the identity was proved (a token, a
+    /// certificate) but may not act as the authorization identity the client asked for
+    /// (RFC 5530 `AUTHORIZATIONFAILED`); the reason as for `Refused`.
+    NotAuthorized(String),
     /// To any request: the check could not be made (overload, a failing file).
     Unavailable,
     /// To [`Step::ScramCredentials`]: the keys and the user they log in as, or `None` for an
@@ -288,6 +292,9 @@ pub enum FailureReason {
     /// The host refused the credentials; its reason.
     #[error("refused: {0}")]
     Refused(String),
+    /// The identity was proved but may not act as the authorization identity asked for.
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
     /// The host could not check.
     #[error("check unavailable")]
     Unavailable,

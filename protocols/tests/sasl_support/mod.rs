@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use ring::{digest, hmac, pbkdf2};
 use skua_core::users::Secret;
 use skua_core::users::jwt::TokenVerifier;
-use skua_core::users::master::Logins;
+use skua_core::users::master::{LoginRefusal, Logins};
 use skua_protocols::sasl::{Context, HostAnswer, Step};
 
 /// A fixed fake secret and nonce, so exchanges replay exactly.
@@ -173,6 +173,14 @@ impl<'a> Host<'a> {
             Ok(user) => HostAnswer::Accepted { user },
             Err(reason) => HostAnswer::Refused(reason),
         };
+        // A proved identity (token, certificate) asking to act as someone it may not.
+        let authorized = |result: Result<String, LoginRefusal>| match result {
+            Ok(user) => HostAnswer::Accepted { user },
+            Err(refusal @ LoginRefusal::NotAuthorized) => {
+                HostAnswer::NotAuthorized(refusal.to_string())
+            }
+            Err(refusal) => HostAnswer::Refused(refusal.to_string()),
+        };
         let answer = match step {
             Step::VerifyPassword { authcid, authzid, password } => verdict(
                 self.logins
@@ -187,26 +195,21 @@ impl<'a> Host<'a> {
             ),
             Step::VerifyToken { token, authzid } => {
                 let verifier = self.tokens.expect("a token verifier");
-                verdict(
-                    verifier
-                        .verify(token.expose(), self.now_unix_seconds)
-                        .map_err(|rejection| rejection.to_string())
-                        .and_then(|claim| {
-                            self.logins
-                                .authorize(&claim, authzid.as_deref())
-                                .map(|identity| identity.user)
-                                .map_err(|refusal| refusal.to_string())
-                        }),
-                )
+                match verifier.verify(token.expose(), self.now_unix_seconds) {
+                    Err(rejection) => HostAnswer::Refused(rejection.to_string()),
+                    Ok(claim) => authorized(
+                        self.logins
+                            .authorize(&claim, authzid.as_deref())
+                            .map(|identity| identity.user),
+                    ),
+                }
             }
-            Step::External { authzid } => verdict(match self.certificate_user {
-                None => Err("no client certificate".to_owned()),
-                Some(user) => self
-                    .logins
-                    .authorize(user, authzid.as_deref())
-                    .map(|identity| identity.user)
-                    .map_err(|refusal| refusal.to_string()),
-            }),
+            Step::External { authzid } => match self.certificate_user {
+                None => HostAnswer::Refused("no client certificate".to_owned()),
+                Some(user) => authorized(
+                    self.logins.authorize(user, authzid.as_deref()).map(|identity| identity.user),
+                ),
+            },
             Step::Challenge(_) | Step::Success(_) | Step::Failure(_) => return None,
         };
         self.requests += 1;

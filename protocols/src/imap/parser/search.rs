@@ -21,7 +21,7 @@ use super::values::{date, sequence_set};
 /// charset            = atom / quoted
 /// ```
 /// Called after `SEARCH`, before its `SP`. An empty `RETURN ()` means `RETURN (ALL)`
-/// (RFC 4731 §3.1). `SAVE` (SEARCHRES) is not supported.
+/// (RFC 4731 §3.1). `SAVE` keeps the result for `$` (SEARCHRES, RFC 5182).
 pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
     let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c)?) } else { None };

@@ -15,7 +15,7 @@ use super::date::{days_from_civil, month_from_name};
 /// seq-range    = seq-number ":" seq-number
 /// seq-number   = nz-number / "*"
 /// ```
-/// The SEARCHRES reference `$` (RFC 5182) is not supported.
+/// `$` is the SEARCHRES reference (RFC 5182) to the last saved SEARCH result.
 pub(crate) fn sequence_set(c: &mut Cursor<'_>) -> PResult<SequenceSet> {
     if c.eat(b'$') {
         return Ok(SequenceSet::saved_result());

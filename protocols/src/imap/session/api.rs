@@ -247,6 +247,9 @@ pub enum AuthOutcome {
     Success,
     /// Wrong user or password.
     Failure,
+    /// The identity was proved (a token, a certificate) but may not act as the user asked
+    /// for: `NO [AUTHORIZATIONFAILED]` (RFC 5530); a failed attempt like `Failure`.
+    NotAuthorized,
     /// The check could not be made (store unavailable, too many attempts...): try later.
     Unavailable,
     /// The password is right but the user has as many sessions as allowed: `NO [LIMIT]`.

@@ -14,33 +14,26 @@
 //!   is compressed both ways: "the server MUST compress starting immediately after the CRLF
 //!   which ends the tagged OK response" (RFC 4978 §3).
 
-use super::out::Out;
 use super::{ImapSession, Phase};
-use crate::imap::reply::Completion;
-use crate::imap::types::Tag;
+use crate::imap::reply::{Code, Completion};
 
 use super::api::Step;
 
 impl ImapSession {
-    /// `COMPRESS DEFLATE` in the authenticated (or selected) state. `None` when the answer is
-    /// already written.
-    pub(super) fn compress(&mut self, tag: &Tag, out: &mut Out) -> Option<Completion> {
+    /// `COMPRESS DEFLATE` in the authenticated (or selected) state.
+    pub(super) fn compress(&mut self) -> Completion {
         if self.compressed {
-            // A response code the shared `Code` enum does not have: written here. A NO
-            // ends a run of BADs like any other answer.
+            // A NO ends a run of BADs like any other answer.
             self.bad_commands = 0;
-            let line =
-                format!("{} NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n", tag.as_str());
-            out.put(line.as_bytes());
-            return None;
+            return Completion::no("DEFLATE is already active").with(Code::CompressionActive);
         }
         if !self.input.is_idle() {
-            return Some(Completion::bad(
+            return Completion::bad(
                 "COMPRESS must be the last command sent until its answer arrives",
-            ));
+            );
         }
         self.phase = Phase::Compress;
-        Some(Completion::ok("DEFLATE active"))
+        Completion::ok("DEFLATE active")
     }
 
     /// The OK of COMPRESS is written: from here on the transport compresses.

@@ -97,6 +97,7 @@ impl ImapSession {
                     final_data: None,
                 }),
                 HostAnswer::Refused(reason) => failure(FailureReason::Refused(reason)),
+                HostAnswer::NotAuthorized(reason) => failure(FailureReason::NotAuthorized(reason)),
                 HostAnswer::Unavailable | HostAnswer::ScramKeys(_) => {
                     failure(FailureReason::Unavailable)
                 }
@@ -139,6 +140,11 @@ impl ImapSession {
             AuthOutcome::Failure => {
                 self.auth_failures += 1;
                 Completion::no("Invalid credentials").with(Code::AuthenticationFailed)
+            }
+            AuthOutcome::NotAuthorized => {
+                self.auth_failures += 1;
+                Completion::no("Not authorized to log in as that user")
+                    .with(Code::AuthorizationFailed)
             }
             AuthOutcome::Unavailable => {
                 Completion::no("Authentication unavailable, try later").with(Code::Unavailable)
