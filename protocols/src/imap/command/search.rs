@@ -16,7 +16,7 @@ use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::{SearchKey, SearchReturn, SequenceSet, Tag};
-use crate::imap::view::{View, msn_from_index};
+use crate::imap::view::View;
 
 /// A parsed SEARCH.
 pub(crate) struct SearchRequest<'a> {
@@ -183,8 +183,6 @@ pub(crate) fn resume<D: Disk>(
     let selected = view(conn);
     let mailbox = selected.mailbox;
     let keywords = store.keyword_table(mailbox).unwrap_or_default();
-    let msn_largest = u32::try_from(selected.len()).unwrap_or(u32::MAX);
-    let uid_largest = selected.uids().last().map_or(0, |u| u.get());
     while task.position < selected.len() {
         if slice.spent(out) {
             return Progress::Paused(Task::Search(task));
@@ -206,15 +204,7 @@ pub(crate) fn resume<D: Disk>(
                 continue;
             };
             let meta = &messages[position];
-            let candidate = Candidate {
-                msn: msn_from_index(index),
-                meta,
-                keywords,
-                msn_largest,
-                uid_largest,
-                recent: selected.is_recent(uid),
-                now: task.now,
-            };
+            let candidate = Candidate::in_view(selected, index, meta, keywords, task.now);
             let mut loader = LazyMessage {
                 store,
                 mailbox,

@@ -34,6 +34,28 @@ pub(crate) struct Candidate<'a> {
     pub now: i64,
 }
 
+impl<'a> Candidate<'a> {
+    /// The message at `index` of `view` (its record `meta`), for a command that started at
+    /// `now` (unix seconds).
+    pub(crate) fn in_view(
+        view: &crate::imap::view::View,
+        index: usize,
+        meta: &'a MessageMeta,
+        keywords: &'a [String],
+        now: i64,
+    ) -> Candidate<'a> {
+        Candidate {
+            msn: crate::imap::view::msn_from_index(index),
+            meta,
+            keywords,
+            msn_largest: u32::try_from(view.len()).unwrap_or(u32::MAX),
+            uid_largest: view.uids().last().map_or(0, |u| u.get()),
+            recent: view.is_recent(meta.uid),
+            now,
+        }
+    }
+}
+
 /// Lazily loaded message data.
 pub(crate) trait Loader {
     /// The raw message.

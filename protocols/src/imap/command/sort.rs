@@ -33,7 +33,6 @@ use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::{SearchKey, SearchReturn, SortCriterion, SortKey, Tag, ThreadAlgorithm};
-use crate::imap::view::msn_from_index;
 use crate::mime::cache::{CacheView, SortKeys};
 
 /// What to do with the messages found.
@@ -214,8 +213,6 @@ fn gather<D: Disk>(
     let selected = view(conn);
     let mailbox = selected.mailbox;
     let keywords = store.keyword_table(mailbox).unwrap_or_default();
-    let msn_largest = u32::try_from(selected.len()).unwrap_or(u32::MAX);
-    let uid_largest = selected.uids().last().map_or(0, |u| u.get());
     while task.position < selected.len() && !slice.spent(out) {
         let end = (task.position + LOOKUP_ONE_BY_ONE_MAX).min(selected.len());
         let uids = &selected.uids()[task.position..end];
@@ -230,15 +227,7 @@ fn gather<D: Disk>(
                 continue;
             };
             let meta = &messages[found];
-            let candidate = Candidate {
-                msn: msn_from_index(index),
-                meta,
-                keywords,
-                msn_largest,
-                uid_largest,
-                recent: selected.is_recent(uid),
-                now: task.now,
-            };
+            let candidate = Candidate::in_view(selected, index, meta, keywords, task.now);
             let mut message = Message::new(store, mailbox, uid);
             if search_eval::matches(&task.key, &candidate, &mut message) {
                 let arrival = meta.internal_date.unix_seconds;

@@ -24,7 +24,7 @@ use super::values::{date, sequence_set};
 /// (RFC 4731 §3.1). `SAVE` keeps the result for `$` (SEARCHRES, RFC 5182).
 pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
-    let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c)?) } else { None };
+    let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c, true)?) } else { None };
     let charset = if c.eat_ignore_case(b"CHARSET ") {
         let raw = if c.peek() == Some(b'"') { c.quoted()? } else { c.atom()?.into() };
         c.sp()?;
@@ -40,8 +40,9 @@ pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     Ok(CommandBody::Search { uid, esearch, charset, keys })
 }
 
-/// `"(" [search-return-opt *(SP search-return-opt)] ")" SP`
-fn return_options(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
+/// `"(" [search-return-opt *(SP search-return-opt)] ")" SP`, for SEARCH and (without `SAVE`,
+/// `allow_save` false) for SORT's `sort-return-opt` (RFC 5267 §3).
+pub(crate) fn return_options(c: &mut Cursor<'_>, allow_save: bool) -> PResult<SearchReturn> {
     c.expect(b'(', "expected return options")?;
     let mut options = SearchReturn::default();
     if !c.eat(b')') {
@@ -52,8 +53,8 @@ fn return_options(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
                 b"MAX" => options.max = true,
                 b"ALL" => options.all = true,
                 b"COUNT" => options.count = true,
-                b"SAVE" => options.save = true,
-                _ => return syntax("unknown search return option"),
+                b"SAVE" if allow_save => options.save = true,
+                _ => return syntax("unknown return option"),
             }
             if c.eat(b')') {
                 break;

@@ -2,11 +2,11 @@
 //! THREAD (RFC 5256 §4). Their search criteria are SEARCH's keys (`search.rs`), with the
 //! charset mandatory.
 
-use crate::imap::types::{CommandBody, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm};
+use crate::imap::types::{CommandBody, SortCriterion, SortKey, ThreadAlgorithm};
 
 use super::ParseErrorKind;
 use super::cursor::{Cursor, PResult, fail, syntax, utf8};
-use super::search::KeyParser;
+use super::search::{KeyParser, return_options};
 
 /// Most sort criteria in one SORT: there are nine keys, each worth giving once.
 pub(crate) const SORT_CRITERIA_MAX: usize = 16;
@@ -24,7 +24,8 @@ pub(crate) const SORT_CRITERIA_MAX: usize = 16;
 /// §3.1 by way of RFC 4731).
 pub(crate) fn sort(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
-    let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c)?) } else { None };
+    let esearch =
+        if c.eat_ignore_case(b"RETURN ") { Some(return_options(c, false)?) } else { None };
     c.expect(b'(', "expected sort criteria")?;
     let mut criteria = Vec::new();
     loop {
@@ -92,32 +93,6 @@ fn search_criteria(c: &mut Cursor<'_>) -> PResult<(String, Vec<crate::imap::type
         keys.push(state.key(c, 0)?);
     }
     Ok((charset, keys))
-}
-
-/// `"(" [sort-return-opt *(SP sort-return-opt)] ")" SP`
-fn return_options(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
-    c.expect(b'(', "expected return options")?;
-    let mut options = SearchReturn::default();
-    if !c.eat(b')') {
-        loop {
-            match c.keyword()?.as_slice() {
-                b"MIN" => options.min = true,
-                b"MAX" => options.max = true,
-                b"ALL" => options.all = true,
-                b"COUNT" => options.count = true,
-                _ => return syntax("unknown sort return option"),
-            }
-            if c.eat(b')') {
-                break;
-            }
-            c.sp()?;
-        }
-    }
-    if options == SearchReturn::default() {
-        options.all = true;
-    }
-    c.sp()?;
-    Ok(options)
 }
 
 #[cfg(test)]
