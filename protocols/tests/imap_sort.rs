@@ -1,14 +1,14 @@
 //! SORT and THREAD on mailboxes big enough to need many slices: the answers match orders
 //! computed here from what was delivered, the work pauses between slices (`Step::Yield`), the
 //! response is written a bounded amount at a time, and messages whose cache blob is of format
-//! version 1 (no key section) sort exactly like the others.
+//! versions 1 (no key section) and 2 (key section last) sort exactly like the others.
 
 mod imap_support;
 
 use imap_support::{Client, World, tagged};
 use skua_core::types::{Flags, InternalDate};
 use skua_protocols::imap::limits::SLICE_OUTPUT_BYTES_MAX;
-use skua_protocols::mime::cache::{SortKeys, build};
+use skua_protocols::mime::cache::{CacheView, build};
 
 /// One generated message and the keys this test expects SORT to use.
 struct Generated {
@@ -71,16 +71,22 @@ fn generate(count: usize) -> Vec<Generated> {
         .collect()
 }
 
-/// `blob` as format version 1 wrote it: no key section.
-fn version_1(blob: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut keys = Vec::new();
-    SortKeys::extract(message).encode(&mut keys);
-    let mut old = blob[..blob.len() - keys.len() - 4].to_vec();
-    old[3] = 1;
+/// `blob` (version 3) as format version 2 wrote it (key section after the part table), or as
+/// version 1 did (no key section).
+fn older(blob: &[u8], version: u8) -> Vec<u8> {
+    let keys_len = u32::from_le_bytes(blob[20..24].try_into().expect("4 bytes")) as usize;
+    let mut old = blob[..20].to_vec();
+    old.extend_from_slice(&blob[24 + keys_len..]);
+    old[3] = version;
+    if version == 2 {
+        old.extend_from_slice(&blob[20..24 + keys_len]);
+    }
+    assert!(CacheView::parse(&old).is_ok(), "version {version} parses");
     old
 }
 
-/// A store with `messages` in INBOX (every seventh with a version 1 blob), selected.
+/// A store with `messages` in INBOX (every seventh with a version 1 blob, every seventh with a
+/// version 2 blob), selected.
 fn setup(messages: &[Generated]) -> (World, Client) {
     let mut world = World::new();
     let inbox = world.store.mailbox_id("INBOX").expect("INBOX");
@@ -88,7 +94,9 @@ fn setup(messages: &[Generated]) -> (World, Client) {
         let raw = message.raw.as_bytes();
         let mut blob = build(raw);
         if index % 7 == 3 {
-            blob = version_1(&blob, raw);
+            blob = older(&blob, 1);
+        } else if index % 7 == 5 {
+            blob = older(&blob, 2);
         }
         let date = InternalDate { unix_seconds: message.arrival, zone_minutes: 0 };
         world.store.append(inbox, raw, &blob, Flags::default(), Some(date)).expect("append");

@@ -33,7 +33,7 @@ use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::{SearchKey, SearchReturn, SortCriterion, SortKey, Tag, ThreadAlgorithm};
-use crate::mime::cache::{CacheView, SortKeys};
+use crate::mime::cache::{CacheView, KeyField, SortKeys};
 
 /// What to do with the messages found.
 #[derive(Clone, Debug)]
@@ -77,9 +77,41 @@ pub(crate) struct Item {
     pub sent: i64,
     /// Its mod-sequence (for CONDSTORE's `(MODSEQ n)`).
     pub modseq: u64,
-    /// The key section, display and address strings upper-cased (`i;ascii-casemap`); `None`
-    /// when the order does not need it.
+    /// THREAD's keys (the whole key section), the base subject upper-cased
+    /// (`i;ascii-casemap`); `None` for SORT.
     pub keys: Option<Box<SortKeys>>,
+    /// SORT: where this message's strings start in [`Texts::ranges`] (one per string
+    /// criterion).
+    pub text: u32,
+}
+
+/// The strings SORT compares, upper-cased (`i;ascii-casemap`): per message, one range per
+/// string criterion into one buffer, so that gathering allocates nothing per message.
+#[derive(Debug, Default)]
+pub(crate) struct Texts {
+    bytes: Vec<u8>,
+    ranges: Vec<(u32, u32)>,
+}
+
+impl Texts {
+    /// Appends one string, upper-cased, and its range.
+    fn push(&mut self, text: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend(text.iter().map(u8::to_ascii_uppercase));
+        let at = |n: usize| u32::try_from(n).expect("key strings of a SORT fit in 4 GiB");
+        self.ranges.push((at(start), at(self.bytes.len())));
+    }
+
+    /// Item `first`'s string number `slot`.
+    fn get(&self, first: u32, slot: usize) -> &[u8] {
+        let (start, end) = self.ranges[first as usize + slot];
+        &self.bytes[start as usize..end as usize]
+    }
+
+    /// The index the next item's first string gets.
+    fn next(&self) -> u32 {
+        u32::try_from(self.ranges.len()).expect("fewer than 2^32 strings")
+    }
 }
 
 impl Item {
@@ -87,16 +119,14 @@ impl Item {
     pub(crate) fn number(&self, uid: bool) -> u32 {
         if uid { self.uid } else { self.msn }
     }
-
-    fn keys(&self) -> &SortKeys {
-        self.keys.as_deref().expect("gathered when a key needs it")
-    }
 }
 
 /// What the order reads from the cache blob.
 #[derive(Clone, Copy, Debug)]
 struct Needs {
+    /// The sent date.
     sent: bool,
+    /// The whole key section (THREAD).
     keys: bool,
 }
 
@@ -108,6 +138,10 @@ pub(crate) struct SortTask {
     key: SearchKey,
     uses_modseq: bool,
     needs: Needs,
+    /// SORT: the key strings the criteria compare, in criterion order.
+    fields: Vec<KeyField>,
+    /// SORT: the gathered strings.
+    texts: Texts,
     /// Next position in the view to evaluate.
     position: usize,
     items: Vec<Item>,
@@ -142,14 +176,12 @@ pub(crate) fn start<D: Disk>(
         }
         super::enable_condstore(conn, out);
     }
-    let needs = match &request.order {
-        Order::Thread(_) => Needs { sent: true, keys: true },
-        Order::Sort { criteria, .. } => Needs {
-            sent: criteria.iter().any(|c| c.key == SortKey::Date),
-            keys: criteria
-                .iter()
-                .any(|c| !matches!(c.key, SortKey::Date | SortKey::Arrival | SortKey::Size)),
-        },
+    let (needs, fields) = match &request.order {
+        Order::Thread(_) => (Needs { sent: true, keys: true }, Vec::new()),
+        Order::Sort { criteria, .. } => (
+            Needs { sent: criteria.iter().any(|c| c.key == SortKey::Date), keys: false },
+            criteria.iter().filter_map(|c| text_field(c.key)).collect(),
+        ),
     };
     let task = SortTask {
         now: super::search::unix_now(),
@@ -158,6 +190,8 @@ pub(crate) fn start<D: Disk>(
         key,
         uses_modseq,
         needs,
+        fields,
+        texts: Texts::default(),
         position: 0,
         items: Vec::new(),
         emit: None,
@@ -185,6 +219,7 @@ pub(crate) fn resume<D: Disk>(
         // The order step is one step; count it so the slice ends after it.
         slice.spend(u64::try_from(task.items.len()).unwrap_or(u64::MAX) / 64);
         task.items = Vec::new();
+        task.texts = Texts::default();
         task.emit = Some((text, 0));
     }
     let (text, written) = task.emit.as_mut().expect("set above");
@@ -231,7 +266,9 @@ fn gather<D: Disk>(
             let mut message = Message::new(store, mailbox, uid);
             if search_eval::matches(&task.key, &candidate, &mut message) {
                 let arrival = meta.internal_date.unix_seconds;
-                let (sent, keys) = message.order_keys(task.needs, arrival);
+                let text = task.texts.next();
+                let (sent, keys) =
+                    message.order_keys(task.needs, &task.fields, &mut task.texts, arrival);
                 task.items.push(Item {
                     msn: candidate.msn,
                     uid: uid.get(),
@@ -240,6 +277,7 @@ fn gather<D: Disk>(
                     sent,
                     modseq: meta.modseq.0,
                     keys,
+                    text,
                 });
             }
             // Reading the blob's few hundred bytes of keys costs about what the record lookup
@@ -256,7 +294,8 @@ fn render(task: &mut SortTask, tag: &Tag) -> Vec<u8> {
     match &task.order {
         Order::Thread(algorithm) => thread::render(&mut task.items, *algorithm, task.uid),
         Order::Sort { criteria, esearch } => {
-            task.items.sort_unstable_by(|a, b| compare(a, b, criteria));
+            let texts = &task.texts;
+            task.items.sort_unstable_by(|a, b| compare(a, b, criteria, texts));
             let mut text = Vec::new();
             match esearch {
                 Some(options) => write_esearch(&mut text, tag, task, *options),
@@ -267,19 +306,31 @@ fn render(task: &mut SortTask, tag: &Tag) -> Vec<u8> {
     }
 }
 
+/// The key-section string a sort key compares, if it is one.
+fn text_field(key: SortKey) -> Option<KeyField> {
+    match key {
+        SortKey::Arrival | SortKey::Date | SortKey::Size => None,
+        SortKey::Cc => Some(KeyField::CcMailbox),
+        SortKey::From => Some(KeyField::FromMailbox),
+        SortKey::To => Some(KeyField::ToMailbox),
+        SortKey::Subject => Some(KeyField::BaseSubject),
+        SortKey::DisplayFrom => Some(KeyField::FromDisplay),
+        SortKey::DisplayTo => Some(KeyField::ToDisplay),
+    }
+}
+
 /// RFC 5256 §3: the criteria in turn, then the sequence number.
-fn compare(a: &Item, b: &Item, criteria: &[SortCriterion]) -> Ordering {
+fn compare(a: &Item, b: &Item, criteria: &[SortCriterion], texts: &Texts) -> Ordering {
+    let mut slot = 0;
     for criterion in criteria {
         let order = match criterion.key {
             SortKey::Arrival => a.arrival.cmp(&b.arrival),
             SortKey::Date => a.sent.cmp(&b.sent),
             SortKey::Size => a.size.cmp(&b.size),
-            SortKey::Cc => a.keys().cc_mailbox.cmp(&b.keys().cc_mailbox),
-            SortKey::From => a.keys().from_mailbox.cmp(&b.keys().from_mailbox),
-            SortKey::To => a.keys().to_mailbox.cmp(&b.keys().to_mailbox),
-            SortKey::Subject => a.keys().base_subject.cmp(&b.keys().base_subject),
-            SortKey::DisplayFrom => a.keys().from_display.cmp(&b.keys().from_display),
-            SortKey::DisplayTo => a.keys().to_display.cmp(&b.keys().to_display),
+            _ => {
+                slot += 1;
+                texts.get(a.text, slot - 1).cmp(texts.get(b.text, slot - 1))
+            }
         };
         let order = if criterion.reverse { order.reverse() } else { order };
         if order != Ordering::Equal {
@@ -391,34 +442,65 @@ impl<'a, D: Disk> Message<'a, D> {
         self.cache.get_or_insert_with(|| store.cache(mailbox, uid).ok()).clone()
     }
 
-    /// The sent date and the keys the order needs. A blob without a key section (version 1)
+    /// The sent date and what else the order needs: THREAD's keys (returned), or SORT's
+    /// strings (appended to `texts`, one per field). A blob without a key section (version 1)
     /// or a damaged one: the keys are computed from the message, as `build` would.
-    fn order_keys(&mut self, needs: Needs, arrival: i64) -> (i64, Option<Box<SortKeys>>) {
-        if !needs.sent && !needs.keys {
+    fn order_keys(
+        &mut self,
+        needs: Needs,
+        fields: &[KeyField],
+        texts: &mut Texts,
+        arrival: i64,
+    ) -> (i64, Option<Box<SortKeys>>) {
+        let wants_keys = needs.keys || !fields.is_empty();
+        if !needs.sent && !wants_keys {
             return (0, None);
         }
         let blob = self.read_cache();
-        let fields = blob.as_deref().and_then(|b| CacheView::order_fields(b).ok());
-        let sent = fields.and_then(|f| f.sent_date).unwrap_or(arrival);
-        if !needs.keys {
+        let fields_of = blob.as_deref().and_then(|b| CacheView::order_fields(b, wants_keys).ok());
+        let sent = fields_of.and_then(|f| f.sent_date).unwrap_or(arrival);
+        let section = fields_of.and_then(|f| f.keys);
+        if fields.is_empty() && !needs.keys {
             return (sent, None);
         }
-        let cached = fields.and_then(|f| f.sort_keys().ok().flatten());
+        if !needs.keys {
+            let read: Option<Vec<&[u8]>> =
+                section.and_then(|s| fields.iter().map(|f| f.read(s).ok()).collect());
+            match read {
+                Some(strings) => strings.into_iter().for_each(|text| texts.push(text)),
+                None => {
+                    let keys = self.extract_keys();
+                    for field in fields {
+                        texts.push(field_of(&keys, *field).as_bytes());
+                    }
+                }
+            }
+            return (sent, None);
+        }
+        let cached = section.and_then(|s| SortKeys::decode(s).ok());
         let mut keys = match cached {
             Some(keys) => keys,
-            None => self.read_body().map(|m| SortKeys::extract(&m)).unwrap_or_default(),
+            None => self.extract_keys(),
         };
-        for text in [
-            &mut keys.base_subject,
-            &mut keys.from_mailbox,
-            &mut keys.from_display,
-            &mut keys.to_mailbox,
-            &mut keys.to_display,
-            &mut keys.cc_mailbox,
-        ] {
-            text.make_ascii_uppercase();
-        }
+        keys.base_subject.make_ascii_uppercase();
         (sent, Some(Box::new(keys)))
+    }
+
+    /// The keys computed from the message itself (no usable key section).
+    fn extract_keys(&mut self) -> SortKeys {
+        self.read_body().map(|m| SortKeys::extract(&m)).unwrap_or_default()
+    }
+}
+
+/// One string of owned keys.
+fn field_of(keys: &SortKeys, field: KeyField) -> &str {
+    match field {
+        KeyField::BaseSubject => &keys.base_subject,
+        KeyField::FromMailbox => &keys.from_mailbox,
+        KeyField::FromDisplay => &keys.from_display,
+        KeyField::ToMailbox => &keys.to_mailbox,
+        KeyField::ToDisplay => &keys.to_display,
+        KeyField::CcMailbox => &keys.cc_mailbox,
     }
 }
 

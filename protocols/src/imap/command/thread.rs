@@ -433,6 +433,7 @@ mod tests {
             sent,
             modseq: 1,
             keys: Some(Box::new(keys)),
+            text: 0,
         }
     }
 

@@ -54,6 +54,48 @@ pub struct SortKeys {
     pub references: Vec<String>,
 }
 
+/// One string of the key section, in its order there (`CACHE-FORMAT.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyField {
+    /// The base subject.
+    BaseSubject = 0,
+    /// The first From address's `addr-mailbox`.
+    FromMailbox = 1,
+    /// The first From address's display text.
+    FromDisplay = 2,
+    /// The first To address's `addr-mailbox`.
+    ToMailbox = 3,
+    /// The first To address's display text.
+    ToDisplay = 4,
+    /// The first Cc address's `addr-mailbox`.
+    CcMailbox = 5,
+}
+
+impl KeyField {
+    /// The field's bytes in a key section, borrowed: what SORT copies for each message, with
+    /// no allocation and only the lengths before it read. Not checked as UTF-8 (SORT compares
+    /// octets); [`SortKeys::decode`] checks the whole section.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the section is truncated or has reserved flag bits set.
+    pub fn read(self, section: &[u8]) -> Result<&[u8], CacheError> {
+        let (&flags, mut rest) = section.split_first().ok_or(CacheError::Truncated)?;
+        if flags & !KEY_FLAG_REPLY != 0 {
+            return Err(CacheError::Reserved);
+        }
+        for index in 0..=self as usize {
+            let (length, tail) = rest.split_first_chunk::<2>().ok_or(CacheError::Truncated)?;
+            let length = usize::from(u16::from_le_bytes(*length));
+            let text = tail.get(..length).ok_or(CacheError::Truncated)?;
+            if index == self as usize {
+                return Ok(text);
+            }
+            rest = &tail[length..];
+        }
+        unreachable!("the loop returns at the field's index")
+    }
+}
+
 impl SortKeys {
     /// Reads the keys from the message's own header.
     #[must_use]
@@ -276,6 +318,25 @@ mod tests {
         let mut section = Vec::new();
         keys.encode(&mut section);
         assert_eq!(SortKeys::decode(&section), Ok(keys));
+    }
+
+    #[test]
+    fn one_field_is_read_without_decoding_the_section() {
+        let keys = SortKeys::extract(
+            b"Subject: Fwd: plans\r\nFrom: Ann <ann@x.org>\r\nTo: bob@y.org\r\nCc: c@z.org\r\n\r\n",
+        );
+        let mut section = Vec::new();
+        keys.encode(&mut section);
+        let read = |field: KeyField| KeyField::read(field, &section).map(<[u8]>::to_vec);
+        assert_eq!(read(KeyField::BaseSubject), Ok(b"plans".to_vec()));
+        assert_eq!(read(KeyField::FromMailbox), Ok(b"ann".to_vec()));
+        assert_eq!(read(KeyField::FromDisplay), Ok(b"Ann".to_vec()));
+        assert_eq!(read(KeyField::ToMailbox), Ok(b"bob".to_vec()));
+        assert_eq!(read(KeyField::ToDisplay), Ok(b"bob@y.org".to_vec()));
+        assert_eq!(read(KeyField::CcMailbox), Ok(b"c".to_vec()));
+        assert_eq!(KeyField::CcMailbox.read(&section[..8]), Err(CacheError::Truncated));
+        assert_eq!(KeyField::BaseSubject.read(&[4]), Err(CacheError::Reserved));
+        assert_eq!(KeyField::BaseSubject.read(&[]), Err(CacheError::Truncated));
     }
 
     #[test]

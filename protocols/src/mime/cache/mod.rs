@@ -21,7 +21,7 @@ mod keys;
 mod section;
 mod view;
 
-pub use keys::{KEY_BYTES_MAX, REFERENCES_MAX, SortKeys};
+pub use keys::{KEY_BYTES_MAX, KeyField, REFERENCES_MAX, SortKeys};
 pub use section::SectionBytes;
 pub use view::{CacheError, CacheView, OrderFields};
 
@@ -30,9 +30,12 @@ use super::tree::{Kind, Tree, default_media, scan};
 
 /// First three bytes of every blob.
 pub(crate) const MAGIC: [u8; 3] = *b"SMC";
-/// The format version written by this code. [`CacheView::parse`] also reads
-/// [`VERSION_NO_KEYS`] blobs, and refuses any other.
-pub const VERSION: u8 = 2;
+/// The format version written by this code: the key section right after the fixed header, so
+/// that SORT reads one or two cache lines of a blob. [`CacheView::parse`] also reads
+/// [`VERSION_KEYS_LAST`] and [`VERSION_NO_KEYS`] blobs, and refuses any other.
+pub const VERSION: u8 = 3;
+/// Format version 2: the key section after the part table.
+pub const VERSION_KEYS_LAST: u8 = 2;
 /// The first format version, which has no key section (SORT and THREAD keys).
 pub const VERSION_NO_KEYS: u8 = 1;
 
@@ -90,7 +93,8 @@ fn encode(tree: &Tree, keys: &SortKeys) -> Option<Vec<u8>> {
     let root = &tree.nodes[0];
     let envelope = root.envelope.as_deref().unwrap_or_default();
     // One allocation in the common case: the two structures take about 128 bytes a part.
-    let estimate = FIXED_SIZE + 16 + envelope.len() + (2 * 128 + PART_SIZE) * tree.nodes.len();
+    let estimate =
+        FIXED_SIZE + 16 + 256 + envelope.len() + (2 * 128 + PART_SIZE) * tree.nodes.len();
     let mut out = Vec::with_capacity(estimate);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
@@ -110,6 +114,12 @@ fn encode(tree: &Tree, keys: &SortKeys) -> Option<Vec<u8>> {
     out.extend_from_slice(&zone.to_le_bytes());
     out.extend_from_slice(&date.to_le_bytes());
     out.extend_from_slice(&u32::try_from(root.header.len()).ok()?.to_le_bytes());
+    // The key section (version 3: next to the fixed header), length first.
+    let length_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    keys.encode(&mut out);
+    let length = u32::try_from(out.len() - length_at - 4).ok()?;
+    out[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
     out.extend_from_slice(&u32::try_from(envelope.len()).ok()?.to_le_bytes());
     out.extend_from_slice(envelope);
     for extensible in [true, false] {
@@ -134,12 +144,6 @@ fn encode(tree: &Tree, keys: &SortKeys) -> Option<Vec<u8>> {
         });
         out.push(if node.message_root { PART_MESSAGE_ROOT } else { 0 });
     }
-    // The key section (version 2), length first.
-    let length_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    keys.encode(&mut out);
-    let length = u32::try_from(out.len() - length_at - 4).ok()?;
-    out[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
     Some(out)
 }
 
