@@ -59,10 +59,11 @@ BENCH = REPO / "target" / "release" / "skua-bench"
 # Scenario names; a scenario spec on the command line is NAME[:CONNECTIONS][@RATE], where
 # RATE is operations per second (open loop) or `auto`: OPEN_LOAD times the lowest ops/s any
 # peer reached in the closed-loop run of NAME[:CONNECTIONS] earlier in the same run.
-PLAIN_NAMES = ["lmtp", "imap-mixed", "imap-read", "idle", "churn", "sort", "thread"]
-# Scenarios that order one user's whole mailbox (SORT, THREAD): asked for by name only, e.g.
-# `--scenarios sort:1,thread:1`; one user, filled with --prefill-order messages.
-ORDER_NAMES = {"sort", "thread"}
+PLAIN_NAMES = ["lmtp", "imap-mixed", "imap-read", "idle", "churn", "sort", "thread", "qresync"]
+# Scenarios on one user's whole mailbox (SORT, THREAD, a QRESYNC resync after --changes
+# STOREs): asked for by name only, e.g. `--scenarios sort:1,thread:1,qresync:1`; one user,
+# filled with --prefill-order messages.
+ORDER_NAMES = {"sort", "thread", "qresync"}
 # The default plain run: issue 12's sweeps (LMTP at 8, 64, 256 connections; imap-mixed and
 # imap-read at 8 and 64) and open-loop runs at a rate every peer sustains.
 SCENARIOS = ["lmtp", "lmtp:64", "lmtp:256", "imap-mixed", "imap-mixed:64", "imap-read",

@@ -33,6 +33,9 @@ pub enum Scenario {
     /// Read-only IMAP sessions timing THREAD REFERENCES / REFS / ORDEREDSUBJECT over whole
     /// mailboxes.
     Thread(ImapArgs),
+    /// One session per user: STORE on --changes messages, then a QRESYNC SELECT (RFC 7162)
+    /// and, for comparison, FETCH 1:* (UID FLAGS).
+    Qresync(QresyncArgs),
     /// Hold K connections in IDLE; measure server memory per connection and delivery-to-EXISTS.
     Idle(IdleArgs),
     /// Connect, LOGIN, LOGOUT as fast as possible.
@@ -188,6 +191,17 @@ pub struct ImapArgs {
     /// Messages (for APPEND and --prefill).
     #[command(flatten)]
     pub message: MessageArgs,
+}
+
+/// `qresync` options.
+#[derive(Debug, Clone, Args)]
+pub struct QresyncArgs {
+    /// IMAP options (--ops-per-session counts rounds; --mix does not apply).
+    #[command(flatten)]
+    pub imap: ImapArgs,
+    /// Messages each round's STORE changes (at most the mailbox's).
+    #[arg(long, default_value_t = 1000)]
+    pub changes: u32,
 }
 
 /// `idle` options.

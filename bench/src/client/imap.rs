@@ -18,6 +18,12 @@ pub struct Outcome {
     pub response_bytes: usize,
     /// Hits of a `* SEARCH` response, if one came.
     pub search_hits: Option<usize>,
+    /// `* n FETCH` responses among them.
+    pub fetches: usize,
+    /// The last `[UIDVALIDITY n]` among them (SELECT, EXAMINE).
+    pub uid_validity: Option<u64>,
+    /// The last `[HIGHESTMODSEQ n]` among them (SELECT, EXAMINE with CONDSTORE/QRESYNC).
+    pub highest_modseq: Option<u64>,
 }
 
 /// One IMAP connection.
@@ -199,6 +205,12 @@ impl ImapClient {
             self.exists = self.exists.saturating_sub(1);
         } else if let Some(hits) = r.search_hits() {
             outcome.search_hits = Some(outcome.search_hits.unwrap_or(0) + hits);
+        } else if r.numbered(b"FETCH").is_some() {
+            outcome.fetches += 1;
+        } else if let Some(n) = r.code_number(b"UIDVALIDITY") {
+            outcome.uid_validity = Some(n);
+        } else if let Some(n) = r.code_number(b"HIGHESTMODSEQ") {
+            outcome.highest_modseq = Some(n);
         }
     }
 

@@ -102,7 +102,7 @@ pub async fn run<S: Commands>(
 }
 
 /// Runs `--prefill` over `--lmtp-port`, if asked.
-async fn prefill_if_asked(args: &ImapArgs, source: &Source) -> Result<(), BenchError> {
+pub(crate) async fn prefill_if_asked(args: &ImapArgs, source: &Source) -> Result<(), BenchError> {
     if args.prefill == 0 {
         return Ok(());
     }

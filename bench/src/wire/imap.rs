@@ -64,6 +64,19 @@ impl Response {
         word.eq_ignore_ascii_case(keyword).then_some(n)
     }
 
+    /// For `* OK [CODE n] ...` (UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT), the number n.
+    pub fn code_number(&self, code: &[u8]) -> Option<u64> {
+        let rest = self.bytes.strip_prefix(b"* ")?;
+        let (ok, rest) = rest.split_at_checked(3)?;
+        let (name, rest) = rest.strip_prefix(b"[")?.split_at_checked(code.len())?;
+        if !ok.eq_ignore_ascii_case(b"OK ") || !name.eq_ignore_ascii_case(code) {
+            return None;
+        }
+        let rest = rest.strip_prefix(b" ")?;
+        let end = rest.iter().position(|&b| b == b']')?;
+        std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+    }
+
     /// For `* SEARCH n n n`, the numbers found.
     pub fn search_hits(&self) -> Option<usize> {
         let rest = self.bytes.strip_prefix(b"* ")?;
@@ -192,6 +205,21 @@ impl Framer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_code_numbers() {
+        let r = |text: &[u8]| Response { bytes: text.to_vec(), literal_bytes: 0 };
+        let modseq = r(b"* OK [HIGHESTMODSEQ 715194045007] Highest");
+        assert_eq!(modseq.code_number(b"HIGHESTMODSEQ"), Some(715_194_045_007));
+        assert_eq!(modseq.code_number(b"UIDVALIDITY"), None);
+        assert_eq!(
+            r(b"* ok [uidvalidity 3857529045] x").code_number(b"UIDVALIDITY"),
+            Some(3_857_529_045)
+        );
+        assert_eq!(r(b"* NO [UIDVALIDITY 1] x").code_number(b"UIDVALIDITY"), None);
+        assert_eq!(r(b"* OK [UIDVALIDITYX 1] x").code_number(b"UIDVALIDITY"), None);
+        assert_eq!(r(b"* OK [UIDVALIDITY x] x").code_number(b"UIDVALIDITY"), None);
+    }
 
     fn frame_all(chunks: &[&[u8]]) -> Vec<Response> {
         let mut f = Framer::new();
