@@ -26,6 +26,7 @@ pub(crate) struct AppendMessageParts {
     pub date: Option<skua_core::types::InternalDate>,
     pub data: DataParts,
     pub binary: bool,
+    pub utf8: bool,
 }
 
 /// `append-data` with its literals as ranges of the frame.
@@ -57,6 +58,7 @@ impl AppendParts {
                 date: message.date,
                 data: AppendData::Literal(frame),
                 binary: message.binary,
+                utf8: message.utf8,
             };
             return CommandBody::Append { mailbox: self.mailbox, messages: vec![message] };
         }
@@ -72,6 +74,7 @@ impl AppendParts {
                 flags: message.flags,
                 date: message.date,
                 binary: message.binary,
+                utf8: message.utf8,
                 data: match message.data {
                     DataParts::Literal(range) => AppendData::Literal(input[range].to_vec()),
                     DataParts::Catenate(parts) => AppendData::Catenate(
@@ -411,7 +414,7 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
 /// append-message = append-opts SP append-data
 /// append-opts    = [SP flag-list] [SP date-time]
 /// append-data    = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"
-///                                                                  ; RFC 3516, RFC 4469
+///                  / "UTF8" SP "(" literal8 ")"          ; RFC 3516, RFC 4469, RFC 6855 §4
 /// cat-part       = text-literal / url
 /// text-literal   = "TEXT" SP literal
 /// url            = "URL" SP astring
@@ -419,7 +422,8 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
 /// (The `SP` before the first message's options is the one after the mailbox.) A literal8
 /// (`~{n}`, BINARY) may hold NUL; the message is stored as sent. At most
 /// `append_messages_max` messages and `catenate_parts_max` parts per CATENATE. The `UTF8`
-/// data item (RFC 6855) is not supported.
+/// data item is parsed in every state; it is refused (`BAD`) unless the client enabled
+/// UTF8=ACCEPT (`command/utf8.rs`).
 pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
     let mailbox = one_mailbox(c)?;
     let mut messages = Vec::new();
@@ -451,14 +455,24 @@ fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessageParts> {
     } else {
         None
     };
-    let binary = c.peek() == Some(b'~');
+    let mut binary = c.peek() == Some(b'~');
+    let mut utf8 = false;
     let data = match c.peek() {
         Some(b'{' | b'~') => DataParts::Literal(literal_range(c, true)?),
         _ if c.eat_ignore_case(b"CATENATE ") => DataParts::Catenate(catenate(c)?),
+        _ if c.eat_ignore_case(b"UTF8 (") => {
+            if c.peek() != Some(b'~') {
+                return syntax("UTF8 needs a literal8");
+            }
+            let range = literal_range(c, true)?;
+            c.expect(b')', "expected ) after the UTF8 literal8")?;
+            (binary, utf8) = (true, true);
+            DataParts::Literal(range)
+        }
         Some(b'"') => return syntax("APPEND needs a literal message"),
-        _ => return syntax("expected a literal or CATENATE"),
+        _ => return syntax("expected a literal, CATENATE or UTF8"),
     };
-    Ok(AppendMessageParts { flags, date, data, binary })
+    Ok(AppendMessageParts { flags, date, data, binary, utf8 })
 }
 
 /// `"(" cat-part *(SP cat-part) ")"` (RFC 4469 §5).
@@ -556,9 +570,11 @@ pub(crate) fn uid_expunge(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// id             = "ID" SP id-params-list                             ; RFC 2971
 /// id-params-list = "(" [string SP nstring *(SP string SP nstring)] ")" / nil
 /// ```
-/// The parameters are checked and dropped; at most 30 pairs (RFC 2971 §3.3).
+/// The parameters are checked and dropped: at most 30 pairs, field names of at most 30 bytes,
+/// values of at most 1024 bytes (RFC 2971 §3.3).
 pub(crate) fn id(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     const PAIRS_MAX: usize = 30;
+    const VALUE_BYTES_MAX: usize = 1024;
     c.sp()?;
     if c.eat_ignore_case(b"NIL") {
         return Ok(CommandBody::Id);
@@ -573,7 +589,9 @@ pub(crate) fn id(c: &mut Cursor<'_>) -> PResult<CommandBody> {
             return syntax("ID field name longer than 30 bytes");
         }
         c.sp()?;
-        c.nstring()?;
+        if c.nstring()?.is_some_and(|value| value.len() > VALUE_BYTES_MAX) {
+            return syntax("ID value longer than 1024 bytes");
+        }
         if c.eat(b')') {
             return Ok(CommandBody::Id);
         }
