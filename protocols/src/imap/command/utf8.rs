@@ -14,6 +14,9 @@
 //!   (`BAD` before: the syntax is the extension's), and stores the message as sent.
 //! - An APPEND with 8-bit bytes in the header section from a session that enabled neither
 //!   UTF8=ACCEPT nor IMAP4rev2 is `NO` (RFC 6855 §4).
+//! - CREATE and RENAME refuse names with U+2028 or U+2029 (`NO [CANNOT]`, RFC 6855 §3), in
+//!   every session. Names are not normalized to NFC (RFC 5198's Net-Unicode): a name is
+//!   stored as sent.
 //!
 //! Messages with UTF-8 header fields (RFC 6532) are served as stored to every session, whether
 //! or not it enabled UTF-8 (RFC 6855 §7 leaves the choice to the server; skua neither hides
@@ -22,7 +25,7 @@
 //! (`encode::string`), never as a quoted string, and ENVELOPE/BODYSTRUCTURE strings go
 //! through it. Such a client may still see raw UTF-8 inside those literals and in `BODY[]`.
 
-use crate::imap::reply::Completion;
+use crate::imap::reply::{Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::types::CommandBody;
 
@@ -45,8 +48,22 @@ pub(crate) fn refuse(conn: &Conn, body: &CommandBody) -> Option<Completion> {
         {
             Some(Completion::bad("APPEND UTF8 needs ENABLE UTF8=ACCEPT"))
         }
+        CommandBody::Create(name)
+        | CommandBody::CreateSpecialUse { mailbox: name, .. }
+        | CommandBody::Rename(_, name)
+            if has_line_separator(name) =>
+        {
+            Some(Completion::no("Mailbox names may not hold U+2028 or U+2029").with(Code::Cannot))
+        }
         _ => None,
     }
+}
+
+/// RFC 6855 §3: a mailbox name may not hold a line (U+2028) or paragraph (U+2029) separator;
+/// the store refuses the other characters it lists (controls and DEL) itself. In every
+/// session: a modified UTF-7 name can spell them too.
+fn has_line_separator(name: &str) -> bool {
+    name.contains(['\u{2028}', '\u{2029}'])
 }
 
 /// The `NO` RFC 6855 §4 asks for: an APPEND message with an 8-bit byte in its header
@@ -93,5 +110,11 @@ mod tests {
         assert!(header_has_8bit("Subject: caf\u{e9}".as_bytes()), "no body: all is header");
         assert!(!header_has_8bit(b"\r\n\xff"), "empty header section");
         assert!(!header_has_8bit(b""));
+    }
+
+    #[test]
+    fn line_and_paragraph_separators_are_refused_in_names() {
+        assert!(has_line_separator("a\u{2028}b") && has_line_separator("\u{2029}"));
+        assert!(!has_line_separator("Entw\u{fc}rfe/\u{65e5}\u{672c}"));
     }
 }
