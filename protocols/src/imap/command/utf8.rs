@@ -10,8 +10,9 @@
 //! - `SEARCH CHARSET ...` is `BAD` (RFC 6855 §3: the client must not label its strings once
 //!   they are UTF-8), and SORT/THREAD with a charset other than UTF-8 are too (RFC 6855
 //!   erratum 4029). Without UTF8=ACCEPT both keep their usual answers.
-//! - APPEND's `UTF8 (literal8)` data item (RFC 6855 §4) is accepted only after the ENABLE
-//!   (`BAD` before: the syntax is the extension's), and stores the message as sent.
+//! - APPEND's `UTF8 (literal8)` data item, and the same as a CATENATE part (RFC 6855 §4), is
+//!   accepted only after the ENABLE (`BAD` before: the syntax is the extension's), and stores
+//!   the message as sent.
 //! - An APPEND with 8-bit bytes in the header section from a session that enabled neither
 //!   UTF8=ACCEPT nor IMAP4rev2 is `NO` (RFC 6855 §4).
 //! - CREATE and RENAME refuse names with U+2028 or U+2029 (`NO [CANNOT]`, RFC 6855 §3), in

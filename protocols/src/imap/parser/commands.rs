@@ -414,8 +414,9 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
 /// append-message = append-opts SP append-data
 /// append-opts    = [SP flag-list] [SP date-time]
 /// append-data    = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"
-///                  / "UTF8" SP "(" literal8 ")"          ; RFC 3516, RFC 4469, RFC 6855 §4
-/// cat-part       = text-literal / url
+///                  / utf8-literal                         ; RFC 3516, RFC 4469, RFC 6855 §4
+/// cat-part       = text-literal / url / utf8-literal
+/// utf8-literal   = "UTF8" SP "(" literal8 ")"
 /// text-literal   = "TEXT" SP literal
 /// url            = "URL" SP astring
 /// ```
@@ -459,15 +460,14 @@ fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessageParts> {
     let mut utf8 = false;
     let data = match c.peek() {
         Some(b'{' | b'~') => DataParts::Literal(literal_range(c, true)?),
-        _ if c.eat_ignore_case(b"CATENATE ") => DataParts::Catenate(catenate(c)?),
-        _ if c.eat_ignore_case(b"UTF8 (") => {
-            if c.peek() != Some(b'~') {
-                return syntax("UTF8 needs a literal8");
-            }
-            let range = literal_range(c, true)?;
-            c.expect(b')', "expected ) after the UTF8 literal8")?;
+        _ if c.eat_ignore_case(b"CATENATE ") => {
+            let (parts, any_utf8) = catenate(c)?;
+            (binary, utf8) = (any_utf8, any_utf8);
+            DataParts::Catenate(parts)
+        }
+        _ if c.eat_ignore_case(b"UTF8 ") => {
             (binary, utf8) = (true, true);
-            DataParts::Literal(range)
+            DataParts::Literal(utf8_literal(c)?)
         }
         Some(b'"') => return syntax("APPEND needs a literal message"),
         _ => return syntax("expected a literal, CATENATE or UTF8"),
@@ -475,10 +475,12 @@ fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessageParts> {
     Ok(AppendMessageParts { flags, date, data, binary, utf8 })
 }
 
-/// `"(" cat-part *(SP cat-part) ")"` (RFC 4469 §5).
-fn catenate(c: &mut Cursor<'_>) -> PResult<Vec<CatenateRange>> {
+/// `"(" cat-part *(SP cat-part) ")"` (RFC 4469 §5), `cat-part =/ utf8-literal` (RFC 6855 §4);
+/// true when a part was a `UTF8` one.
+fn catenate(c: &mut Cursor<'_>) -> PResult<(Vec<CatenateRange>, bool)> {
     c.expect(b'(', "expected ( after CATENATE")?;
     let mut parts = Vec::new();
+    let mut any_utf8 = false;
     loop {
         if parts.len() == c.limits.catenate_parts_max {
             return fail(ParseErrorKind::TooMany, "too many CATENATE parts");
@@ -488,13 +490,28 @@ fn catenate(c: &mut Cursor<'_>) -> PResult<Vec<CatenateRange>> {
         parts.push(match word.as_slice() {
             b"TEXT" => CatenateRange::Text(literal_range(c, false)?),
             b"URL" => CatenateRange::Url(utf8(c.astring()?, "URL is not UTF-8")?),
-            _ => return syntax("expected TEXT or URL"),
+            b"UTF8" => {
+                any_utf8 = true;
+                CatenateRange::Text(utf8_literal(c)?)
+            }
+            _ => return syntax("expected TEXT, URL or UTF8"),
         });
         if c.eat(b')') {
-            return Ok(parts);
+            return Ok((parts, any_utf8));
         }
         c.sp()?;
     }
+}
+
+/// `utf8-literal = "UTF8" SP "(" literal8 ")"` (RFC 6855 §4), after `"UTF8" SP`.
+fn utf8_literal(c: &mut Cursor<'_>) -> PResult<Range<usize>> {
+    c.expect(b'(', "expected ( after UTF8")?;
+    if c.peek() != Some(b'~') {
+        return syntax("UTF8 needs a literal8");
+    }
+    let range = literal_range(c, true)?;
+    c.expect(b')', "expected ) after the UTF8 literal8")?;
+    Ok(range)
 }
 
 /// A literal (or, with `allow_literal8`, a literal8) as a range of the input.

@@ -239,7 +239,8 @@ fn copy_move_expunge_id() {
     assert!(run(value(1025).as_bytes(), id).is_err());
 }
 
-/// RFC 6855 §4: `UTF8 (literal8)` is an append-data item; a plain literal inside is not.
+/// RFC 6855 §4: `UTF8 (literal8)` is an append-data item and a CATENATE part; a plain literal
+/// inside is not.
 #[test]
 fn append_utf8_item() {
     let parts = run_append(b" INBOX UTF8 (~{3}\r\nabc)").expect("UTF8 item");
@@ -248,6 +249,11 @@ fn append_utf8_item() {
     let parts = run_append(b" INBOX (\\Seen) utf8 (~{1+}\r\nx) {1}\r\ny").expect("two messages");
     assert!(parts.messages[0].utf8 && !parts.messages[1].utf8);
     assert!(run_append(b" INBOX {1}\r\nx").is_ok_and(|parts| !parts.messages[0].utf8));
+    let parts = run_append(b" INBOX CATENATE (TEXT {1}\r\na UTF8 (~{1}\r\nb))").expect("cat-part");
+    assert!(parts.messages[0].utf8);
+    assert!(matches!(parts.messages[0].data, DataParts::Catenate(ref p) if p.len() == 2));
+    let parts = run_append(b" INBOX CATENATE (TEXT {1}\r\na)").expect("no UTF8 part");
+    assert!(!parts.messages[0].utf8);
     for bad in
         [&b" INBOX UTF8 ({3}\r\nabc)"[..], b" INBOX UTF8 (~{3}\r\nabc", b" INBOX UTF8 ~{1}\r\na"]
     {
