@@ -75,7 +75,10 @@ fn mailbox_name() -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
-    fn quoted_utf8_search_strings_parse_to_themselves(text in quotable_text(), utf8 in any::<bool>()) {
+    fn quoted_utf8_search_strings_parse_to_themselves(
+        text in quotable_text(),
+        utf8 in any::<bool>(),
+    ) {
         let line = command("a SEARCH SUBJECT ", &quoted(text.as_bytes()));
         let parsed = parse_command_with(&line, &options(utf8)).expect("valid UTF-8 quoted string");
         let CommandBody::Search { keys, .. } = parsed.body else { panic!("not a SEARCH") };
