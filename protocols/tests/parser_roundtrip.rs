@@ -370,7 +370,7 @@ fn append_message() -> impl Strategy<Value = AppendMessage> {
         prop::collection::vec(any::<u8>(), 0..200).prop_map(|m| (m, true)),
     ];
     (flags, prop::option::of(internal_date()), data).prop_map(|(flags, date, (message, binary))| {
-        AppendMessage { flags, date, data: AppendData::Literal(message), binary }
+        AppendMessage { flags, date, data: AppendData::Literal(message), binary, utf8: false }
     })
 }
 

@@ -43,9 +43,20 @@ pub fn string(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
+/// True when `value` can be a quoted string for a client that reads UTF-8 in quoted strings:
+/// short and without control characters (which no mailbox name has).
+fn is_quotable_utf8(value: &str) -> bool {
+    value.len() <= QUOTED_BYTES_MAX && !value.chars().any(char::is_control)
+}
+
 /// `quoted`: the caller guarantees [`is_quotable`]; `"` and `\` are escaped.
 pub fn quoted(out: &mut Vec<u8>, value: &[u8]) {
     debug_assert!(is_quotable(value));
+    quoted_unchecked(out, value);
+}
+
+/// `quoted` without the 7-bit check: `"` and `\` are escaped, nothing else is looked at.
+fn quoted_unchecked(out: &mut Vec<u8>, value: &[u8]) {
     out.reserve(value.len() + 2);
     out.push(b'"');
     for &b in value {
@@ -136,10 +147,15 @@ pub fn number(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// `mailbox`: the name modified-UTF-7-encoded unless the client enabled UTF-8 names, then
-/// written as an astring.
+/// `mailbox`: the name modified-UTF-7-encoded unless the client enabled UTF-8 names
+/// (IMAP4rev2 or UTF8=ACCEPT), then written as an astring whose quoted form may hold UTF-8
+/// (RFC 9051 `QUOTED-CHAR`, RFC 6855 §3; such a client reads both).
 pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8_names: bool) {
     let direct = name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'&');
+    if utf8_names && !name.is_ascii() && is_quotable_utf8(name) {
+        quoted_unchecked(out, name.as_bytes());
+        return;
+    }
     if utf8_names || direct {
         astring(out, name.as_bytes());
         return;

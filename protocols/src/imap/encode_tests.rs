@@ -67,8 +67,14 @@ fn mailboxes_render() {
     assert_eq!(rev1("Entw\u{fc}rfe"), "Entw&APw-rfe");
     assert_eq!(rev1("R&D stuff"), "\"R&-D stuff\"");
     assert_eq!(rev1("a\u{1}"), "a&AAE-");
-    let utf8 = written(|o| mailbox(o, "Entw\u{fc}rfe", true));
-    assert_eq!(utf8, "{9}\r\nEntw\u{fc}rfe");
+    // UTF-8 names (IMAP4rev2, UTF8=ACCEPT): quoted UTF-8, escaped like any quoted string.
+    let utf8 = |name: &str| written(|o| mailbox(o, name, true));
+    assert_eq!(utf8("Entw\u{fc}rfe"), "\"Entw\u{fc}rfe\"");
+    assert_eq!(utf8("\u{fc} \"q\" \\"), "\"\u{fc} \\\"q\\\" \\\\\"");
+    assert_eq!(utf8("R&D"), "R&D");
+    assert_eq!(utf8("a\u{1}\u{fc}"), "{4}\r\na\u{1}\u{fc}", "a control character: literal");
+    let long = "\u{fc}".repeat(600);
+    assert_eq!(utf8(&long), format!("{{1200}}\r\n{long}"), "long: literal");
 }
 
 #[test]

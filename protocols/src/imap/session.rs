@@ -97,6 +97,16 @@ pub(crate) struct Enabled {
     pub qresync: bool,
     /// `ENABLE UIDONLY` (RFC 9586): no message sequence numbers either way.
     pub uidonly: bool,
+    /// `ENABLE UTF8=ACCEPT` (RFC 6855, `command/utf8.rs`).
+    pub utf8_accept: bool,
+}
+
+impl Enabled {
+    /// Mailbox names are UTF-8 on the wire, both ways (IMAP4rev2 or UTF8=ACCEPT), not
+    /// modified UTF-7.
+    pub fn utf8_names(&self) -> bool {
+        self.rev2 || self.utf8_accept
+    }
 }
 
 /// The session state commands may read and change.
@@ -315,7 +325,7 @@ impl ImapSession {
     ) {
         let options = ParseOptions {
             limits: self.conn.config.parse_limits,
-            utf8_names: self.conn.enabled.rev2,
+            utf8_names: self.conn.enabled.utf8_names(),
         };
         match parser::parse_frame(frame, &options) {
             Ok(command) => self.command(command, store, out),

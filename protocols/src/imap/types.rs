@@ -621,6 +621,8 @@ pub struct AppendMessage {
     pub data: AppendData,
     /// The message was sent as a literal8 (`~{n}`, RFC 3516), which may hold NUL.
     pub binary: bool,
+    /// The message was sent in RFC 6855's `UTF8 (literal8)` data item (`command/utf8.rs`).
+    pub utf8: bool,
 }
 
 /// `append-data = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"`

@@ -37,8 +37,10 @@ pub(crate) struct ListOptions {
     pub return_subscribed: bool,
     /// Reply with `* LSUB` lines.
     pub lsub: bool,
-    /// Names go out as UTF-8 (IMAP4rev2), not modified UTF-7.
+    /// Names go out as UTF-8 (IMAP4rev2 or UTF8=ACCEPT), not modified UTF-7.
     pub utf8_names: bool,
+    /// IMAP4rev2 is enabled (LIST's `\NonExistent`).
+    pub rev2: bool,
     /// `APPENDLIMIT` for `RETURN (STATUS (APPENDLIMIT))` (RFC 7889).
     pub append_limit: u64,
 }
@@ -187,7 +189,7 @@ fn write_name(task: &ListTask, name: &str, out: &mut Out) -> bool {
     } else if !exists {
         // IMAP4rev2 and LIST-EXTENDED (RFC 5258) say \NonExistent for a name that is only
         // a hierarchy level or a subscription; plain rev1 LIST knows \Noselect.
-        let extended = options.utf8_names || (options.subscribed_only && !options.lsub);
+        let extended = options.rev2 || (options.subscribed_only && !options.lsub);
         attributes.push(if extended { "\\NonExistent" } else { "\\Noselect" });
     }
     if !options.lsub {

@@ -189,6 +189,14 @@ pub(crate) fn status<D: Disk>(
     let own = conn.selected.as_ref().filter(|view| view.mailbox == info.id);
     let own_recent = own.map_or(0, |view| view.recent_count() as u64);
     let append_limit = super::append::append_limit(conn);
-    write_status(out.buf(), store, &info, attributes, own_recent, conn.enabled.rev2, append_limit);
+    write_status(
+        out.buf(),
+        store,
+        &info,
+        attributes,
+        own_recent,
+        conn.enabled.utf8_names(),
+        append_limit,
+    );
     Completion::ok("STATUS completed")
 }

@@ -20,9 +20,9 @@ pub(crate) fn stateless(body: &CommandBody, out: &mut Out) -> Completion {
     }
 }
 
-/// ENABLE: turns on IMAP4rev2, UIDONLY (RFC 9586) and (when configured) CONDSTORE and
-/// QRESYNC (which implies CONDSTORE, RFC 7162 §3.2.3); anything else is ignored, as RFC 5161
-/// requires, and only what was newly enabled is listed.
+/// ENABLE: turns on IMAP4rev2, UIDONLY (RFC 9586), UTF8=ACCEPT (RFC 6855) and (when
+/// configured) CONDSTORE and QRESYNC (which implies CONDSTORE, RFC 7162 §3.2.3); anything else
+/// is ignored, as RFC 5161 requires, and only what was newly enabled is listed.
 pub(crate) fn enable(conn: &mut Conn, names: &[String], out: &mut Out) -> Completion {
     let mut enabled = Vec::new();
     for name in names {
@@ -43,6 +43,9 @@ pub(crate) fn enable(conn: &mut Conn, names: &[String], out: &mut Out) -> Comple
         } else if name.eq_ignore_ascii_case("UIDONLY") && !conn.enabled.uidonly {
             super::uidonly::enable(conn);
             enabled.push("UIDONLY");
+        } else if name.eq_ignore_ascii_case("UTF8=ACCEPT") && !conn.enabled.utf8_accept {
+            conn.enabled.utf8_accept = true;
+            enabled.push("UTF8=ACCEPT");
         }
     }
     out.put(b"* ENABLED");

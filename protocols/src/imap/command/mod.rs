@@ -35,6 +35,7 @@ pub(crate) mod store;
 mod sync_tests;
 mod thread;
 pub(crate) mod uidonly;
+mod utf8;
 
 use skua_core::disk::Disk;
 use skua_core::error::ReadError;
@@ -127,6 +128,9 @@ pub(crate) fn run<D: Disk>(
     if let Some(refused) = uidonly::refuse(conn, &body) {
         return settle(conn, store, tag, ending, Progress::Done(refused), out);
     }
+    if let Some(refused) = utf8::refuse(conn, &body) {
+        return settle(conn, store, tag, ending, Progress::Done(refused), out);
+    }
     let mut slice = slice::Slice::new(conn.interrupt);
     let progress = match body {
         body @ (CommandBody::Noop | CommandBody::Id) => Progress::Done(misc::stateless(&body, out)),
@@ -168,7 +172,8 @@ pub(crate) fn run<D: Disk>(
                 special_use_only,
                 return_subscribed,
                 lsub: false,
-                utf8_names: conn.enabled.rev2,
+                utf8_names: conn.enabled.utf8_names(),
+                rev2: conn.enabled.rev2,
                 append_limit: append::append_limit(conn),
             };
             list::list(store, &reference, &patterns, options, return_status, out, &mut slice)
@@ -180,7 +185,8 @@ pub(crate) fn run<D: Disk>(
                 special_use_only: false,
                 return_subscribed: false,
                 lsub: true,
-                utf8_names: conn.enabled.rev2,
+                utf8_names: conn.enabled.utf8_names(),
+                rev2: conn.enabled.rev2,
                 append_limit: append::append_limit(conn),
             };
             list::list(store, &reference, &[pattern], options, Vec::new(), out, &mut slice)

@@ -26,6 +26,7 @@ pub(crate) struct AppendMessageParts {
     pub date: Option<skua_core::types::InternalDate>,
     pub data: DataParts,
     pub binary: bool,
+    pub utf8: bool,
 }
 
 /// `append-data` with its literals as ranges of the frame.
@@ -57,6 +58,7 @@ impl AppendParts {
                 date: message.date,
                 data: AppendData::Literal(frame),
                 binary: message.binary,
+                utf8: message.utf8,
             };
             return CommandBody::Append { mailbox: self.mailbox, messages: vec![message] };
         }
@@ -72,6 +74,7 @@ impl AppendParts {
                 flags: message.flags,
                 date: message.date,
                 binary: message.binary,
+                utf8: message.utf8,
                 data: match message.data {
                     DataParts::Literal(range) => AppendData::Literal(input[range].to_vec()),
                     DataParts::Catenate(parts) => AppendData::Catenate(
@@ -411,15 +414,17 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
 /// append-message = append-opts SP append-data
 /// append-opts    = [SP flag-list] [SP date-time]
 /// append-data    = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"
-///                                                                  ; RFC 3516, RFC 4469
-/// cat-part       = text-literal / url
+///                  / utf8-literal                         ; RFC 3516, RFC 4469, RFC 6855 §4
+/// cat-part       = text-literal / url / utf8-literal
+/// utf8-literal   = "UTF8" SP "(" literal8 ")"
 /// text-literal   = "TEXT" SP literal
 /// url            = "URL" SP astring
 /// ```
 /// (The `SP` before the first message's options is the one after the mailbox.) A literal8
 /// (`~{n}`, BINARY) may hold NUL; the message is stored as sent. At most
 /// `append_messages_max` messages and `catenate_parts_max` parts per CATENATE. The `UTF8`
-/// data item (RFC 6855) is not supported.
+/// data item is parsed in every state; it is refused (`BAD`) unless the client enabled
+/// UTF8=ACCEPT (`command/utf8.rs`).
 pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<AppendParts> {
     let mailbox = one_mailbox(c)?;
     let mut messages = Vec::new();
@@ -451,20 +456,31 @@ fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessageParts> {
     } else {
         None
     };
-    let binary = c.peek() == Some(b'~');
+    let mut binary = c.peek() == Some(b'~');
+    let mut utf8 = false;
     let data = match c.peek() {
         Some(b'{' | b'~') => DataParts::Literal(literal_range(c, true)?),
-        _ if c.eat_ignore_case(b"CATENATE ") => DataParts::Catenate(catenate(c)?),
+        _ if c.eat_ignore_case(b"CATENATE ") => {
+            let (parts, any_utf8) = catenate(c)?;
+            (binary, utf8) = (any_utf8, any_utf8);
+            DataParts::Catenate(parts)
+        }
+        _ if c.eat_ignore_case(b"UTF8 ") => {
+            (binary, utf8) = (true, true);
+            DataParts::Literal(utf8_literal(c)?)
+        }
         Some(b'"') => return syntax("APPEND needs a literal message"),
-        _ => return syntax("expected a literal or CATENATE"),
+        _ => return syntax("expected a literal, CATENATE or UTF8"),
     };
-    Ok(AppendMessageParts { flags, date, data, binary })
+    Ok(AppendMessageParts { flags, date, data, binary, utf8 })
 }
 
-/// `"(" cat-part *(SP cat-part) ")"` (RFC 4469 §5).
-fn catenate(c: &mut Cursor<'_>) -> PResult<Vec<CatenateRange>> {
+/// `"(" cat-part *(SP cat-part) ")"` (RFC 4469 §5), `cat-part =/ utf8-literal` (RFC 6855 §4);
+/// true when a part was a `UTF8` one.
+fn catenate(c: &mut Cursor<'_>) -> PResult<(Vec<CatenateRange>, bool)> {
     c.expect(b'(', "expected ( after CATENATE")?;
     let mut parts = Vec::new();
+    let mut any_utf8 = false;
     loop {
         if parts.len() == c.limits.catenate_parts_max {
             return fail(ParseErrorKind::TooMany, "too many CATENATE parts");
@@ -474,13 +490,28 @@ fn catenate(c: &mut Cursor<'_>) -> PResult<Vec<CatenateRange>> {
         parts.push(match word.as_slice() {
             b"TEXT" => CatenateRange::Text(literal_range(c, false)?),
             b"URL" => CatenateRange::Url(utf8(c.astring()?, "URL is not UTF-8")?),
-            _ => return syntax("expected TEXT or URL"),
+            b"UTF8" => {
+                any_utf8 = true;
+                CatenateRange::Text(utf8_literal(c)?)
+            }
+            _ => return syntax("expected TEXT, URL or UTF8"),
         });
         if c.eat(b')') {
-            return Ok(parts);
+            return Ok((parts, any_utf8));
         }
         c.sp()?;
     }
+}
+
+/// `utf8-literal = "UTF8" SP "(" literal8 ")"` (RFC 6855 §4), after `"UTF8" SP`.
+fn utf8_literal(c: &mut Cursor<'_>) -> PResult<Range<usize>> {
+    c.expect(b'(', "expected ( after UTF8")?;
+    if c.peek() != Some(b'~') {
+        return syntax("UTF8 needs a literal8");
+    }
+    let range = literal_range(c, true)?;
+    c.expect(b')', "expected ) after the UTF8 literal8")?;
+    Ok(range)
 }
 
 /// A literal (or, with `allow_literal8`, a literal8) as a range of the input.
@@ -556,9 +587,11 @@ pub(crate) fn uid_expunge(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// id             = "ID" SP id-params-list                             ; RFC 2971
 /// id-params-list = "(" [string SP nstring *(SP string SP nstring)] ")" / nil
 /// ```
-/// The parameters are checked and dropped; at most 30 pairs (RFC 2971 §3.3).
+/// The parameters are checked and dropped: at most 30 pairs, field names of at most 30 bytes,
+/// values of at most 1024 bytes (RFC 2971 §3.3).
 pub(crate) fn id(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     const PAIRS_MAX: usize = 30;
+    const VALUE_BYTES_MAX: usize = 1024;
     c.sp()?;
     if c.eat_ignore_case(b"NIL") {
         return Ok(CommandBody::Id);
@@ -573,7 +606,9 @@ pub(crate) fn id(c: &mut Cursor<'_>) -> PResult<CommandBody> {
             return syntax("ID field name longer than 30 bytes");
         }
         c.sp()?;
-        c.nstring()?;
+        if c.nstring()?.is_some_and(|value| value.len() > VALUE_BYTES_MAX) {
+            return syntax("ID value longer than 1024 bytes");
+        }
         if c.eat(b')') {
             return Ok(CommandBody::Id);
         }

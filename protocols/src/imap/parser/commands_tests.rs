@@ -233,6 +233,36 @@ fn copy_move_expunge_id() {
     assert!(run(b" (\"name\")", id).is_err());
     let many = format!(" ({})", vec!["\"k\" \"v\""; 31].join(" "));
     assert_eq!(run(many.as_bytes(), id).unwrap_err().kind, ParseErrorKind::TooMany);
+    // RFC 2971 §3.3: values of at most 1024 bytes (issue 9: a longer one was accepted).
+    let value = |n: usize| format!(" (\"name\" \"{}\")", "v".repeat(n));
+    assert_eq!(run(value(1024).as_bytes(), id).unwrap(), CommandBody::Id);
+    assert!(run(value(1025).as_bytes(), id).is_err());
+}
+
+/// RFC 6855 §4: `UTF8 (literal8)` is an append-data item and a CATENATE part; a plain literal
+/// inside is not.
+#[test]
+fn append_utf8_item() {
+    let parts = run_append(b" INBOX UTF8 (~{3}\r\nabc)").expect("UTF8 item");
+    assert!(parts.messages[0].utf8 && parts.messages[0].binary);
+    assert!(matches!(parts.messages[0].data, DataParts::Literal(ref r) if r.len() == 3));
+    let parts = run_append(b" INBOX (\\Seen) utf8 (~{1+}\r\nx) {1}\r\ny").expect("two messages");
+    assert!(parts.messages[0].utf8 && !parts.messages[1].utf8);
+    assert!(run_append(b" INBOX {1}\r\nx").is_ok_and(|parts| !parts.messages[0].utf8));
+    let parts = run_append(b" INBOX CATENATE (TEXT {1}\r\na UTF8 (~{1}\r\nb))").expect("cat-part");
+    assert!(parts.messages[0].utf8);
+    assert!(matches!(parts.messages[0].data, DataParts::Catenate(ref p) if p.len() == 2));
+    let parts = run_append(b" INBOX CATENATE (TEXT {1}\r\na)").expect("no UTF8 part");
+    assert!(!parts.messages[0].utf8);
+    for bad in
+        [&b" INBOX UTF8 ({3}\r\nabc)"[..], b" INBOX UTF8 (~{3}\r\nabc", b" INBOX UTF8 ~{1}\r\na"]
+    {
+        assert!(run_append(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+    }
+}
+
+fn run_append(input: &[u8]) -> PResult<AppendParts> {
+    run(input, append)
 }
 
 #[test]

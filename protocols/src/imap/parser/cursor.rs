@@ -222,12 +222,15 @@ impl<'a> Cursor<'a> {
     ///                   / UTF8-2 / UTF8-3 / UTF8-4
     /// quoted-specials = DQUOTE / "\"
     /// ```
-    /// 8-bit bytes pass through here; callers that need text check UTF-8.
+    /// 8-bit bytes must form UTF-8 (RFC 9051's `QUOTED-CHAR`, RFC 6855 §3: anything else is
+    /// `BAD`), in every session: IMAP4rev1 has no 8-bit quoted strings at all, so nothing a
+    /// client may send is lost.
     pub fn quoted(&mut self) -> PResult<Cow<'a, [u8]>> {
         self.expect(b'"', "expected a quoted string")?;
         let start = self.pos;
         let plain = self.take_while(|b| !matches!(b, b'"' | b'\\' | b'\r' | b'\n' | 0));
         if self.eat(b'"') {
+            check_utf8(plain)?;
             return Ok(Cow::Borrowed(plain));
         }
         self.pos = start;
@@ -236,6 +239,7 @@ impl<'a> Cursor<'a> {
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
+                    check_utf8(&owned)?;
                     return Ok(Cow::Owned(owned));
                 }
                 Some(b'\\') => {
@@ -290,6 +294,16 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Fails unless the 8-bit bytes of a quoted string's content form UTF-8 (7-bit content,
+/// the common case, is one scan).
+fn check_utf8(content: &[u8]) -> PResult<()> {
+    if content.is_ascii() || std::str::from_utf8(content).is_ok() {
+        Ok(())
+    } else {
+        fail(ParseErrorKind::Encoding, "quoted string is not UTF-8")
+    }
+}
+
 /// Converts wire bytes to text, refusing invalid UTF-8.
 pub(crate) fn utf8(bytes: Cow<'_, [u8]>, message: &'static str) -> PResult<String> {
     match bytes {
@@ -314,6 +328,23 @@ mod tests {
         assert!(cursor(br#""a\nb""#).quoted().is_err());
         assert!(cursor(b"\"a\r\"").quoted().is_err());
         assert!(cursor(b"\"abc").quoted().is_err());
+    }
+
+    #[test]
+    fn quoted_strings_carry_utf8_only() {
+        let text = "\"Entw\u{fc}rfe \u{65e5}\u{672c} \u{1f600}\"";
+        assert_eq!(
+            cursor(text.as_bytes()).quoted().unwrap().as_ref(),
+            &text.as_bytes()[1..text.len() - 1]
+        );
+        let escaped = "\"\u{fc}\\\"\"";
+        assert_eq!(cursor(escaped.as_bytes()).quoted().unwrap().as_ref(), "\u{fc}\"".as_bytes());
+        for bad in
+            [&b"\"\xfc\""[..], b"\"\xc3\"", b"\"\xed\xa0\x80\"", b"\"\xc0\xaf\"", b"\"\\\"\xff\""]
+        {
+            let error = cursor(bad).quoted().unwrap_err();
+            assert_eq!(error.kind, ParseErrorKind::Encoding, "{bad:?}");
+        }
     }
 
     #[test]

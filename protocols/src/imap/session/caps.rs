@@ -31,6 +31,8 @@ const AUTHENTICATED: &[&str] = &[
     "COMPRESS=DEFLATE",
     "OBJECTID",
     "SAVEDATE",
+    // RFC 6855: `command/utf8.rs`.
+    "UTF8=ACCEPT",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
