@@ -4,8 +4,8 @@
 //! (ENVELOPE, BODYSTRUCTURE, section offsets) is computed here, once per message, and stored
 //! beside the body.
 //!
-//! RFC 6855's `UTF8 (literal8)` data item and the `NO` for 8-bit header fields from a session
-//! that accepts no UTF-8: `utf8.rs`.
+//! RFC 6855's `UTF8 (literal8)` data item: `utf8.rs` (8-bit header fields are stored as sent
+//! in every session: see there).
 //!
 //! literal8 needs no `[UNKNOWN-CTE]` refusal (RFC 3516 §4.4): every mailbox stores a message's
 //! bytes as sent, binary content included.
@@ -88,9 +88,6 @@ pub(crate) fn append<D: Disk>(
         }
         if body.len() as u64 > limit {
             return Completion::no("Message too large").with(Code::TooBig);
-        }
-        if let Some(refused) = super::utf8::refuse_8bit_header(conn, &body) {
-            return refused;
         }
         bodies.push(body);
     }

@@ -13,8 +13,10 @@
 //! - APPEND's `UTF8 (literal8)` data item, and the same as a CATENATE part (RFC 6855 §4), is
 //!   accepted only after the ENABLE (`BAD` before: the syntax is the extension's), and stores
 //!   the message as sent.
-//! - An APPEND with 8-bit bytes in the header section from a session that enabled neither
-//!   UTF8=ACCEPT nor IMAP4rev2 is `NO` (RFC 6855 §4).
+//! - An APPEND with 8-bit bytes in the header section is stored as sent in every session.
+//!   RFC 6855 §4 asks for `NO` when the session enabled no UTF-8; RFC 9755, which replaces it,
+//!   drops that rule, and mail being migrated (imapsync, mbsync) carries raw 8-bit headers
+//!   from before RFC 6532 that must not be refused.
 //! - CREATE and RENAME refuse names with U+2028 or U+2029 (`NO [CANNOT]`, RFC 6855 §3), in
 //!   every session. Names are not normalized to NFC (RFC 5198's Net-Unicode): a name is
 //!   stored as sent.
@@ -67,51 +69,9 @@ fn has_line_separator(name: &str) -> bool {
     name.contains(['\u{2028}', '\u{2029}'])
 }
 
-/// The `NO` RFC 6855 §4 asks for: an APPEND message with an 8-bit byte in its header
-/// section, from a session that accepts no UTF-8 (neither UTF8=ACCEPT nor IMAP4rev2).
-/// CATENATE messages are checked once assembled, by the caller.
-#[must_use]
-pub(crate) fn refuse_8bit_header(conn: &Conn, message: &[u8]) -> Option<Completion> {
-    (!conn.enabled.utf8_names() && header_has_8bit(message))
-        .then(|| Completion::no("8-bit header fields need ENABLE UTF8=ACCEPT (RFC 6855 section 4)"))
-}
-
-/// True when the header section of `message` (up to the first empty line, or all of it when
-/// there is none) holds a byte with the high bit set.
-#[must_use]
-pub(crate) fn header_has_8bit(message: &[u8]) -> bool {
-    let end = header_end(message);
-    message[..end].iter().any(|&byte| byte >= 0x80)
-}
-
-/// The length of the header section: up to and including the first empty line (`CRLF CRLF`
-/// or, leniently, `LF LF`).
-fn header_end(message: &[u8]) -> usize {
-    let mut at_line_start = true;
-    for (i, &byte) in message.iter().enumerate() {
-        match byte {
-            b'\n' if at_line_start => return i + 1,
-            b'\n' => at_line_start = true,
-            b'\r' => {}
-            _ => at_line_start = false,
-        }
-    }
-    message.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_header_section_counts() {
-        assert!(header_has_8bit("Subject: caf\u{e9}\r\n\r\nbody".as_bytes()));
-        assert!(!header_has_8bit("Subject: cafe\r\n\r\nbod\u{e9}".as_bytes()));
-        assert!(!header_has_8bit("Subject: cafe\n\nbod\u{e9}".as_bytes()));
-        assert!(header_has_8bit("Subject: caf\u{e9}".as_bytes()), "no body: all is header");
-        assert!(!header_has_8bit(b"\r\n\xff"), "empty header section");
-        assert!(!header_has_8bit(b""));
-    }
 
     #[test]
     fn line_and_paragraph_separators_are_refused_in_names() {
