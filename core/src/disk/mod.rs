@@ -30,6 +30,9 @@ pub enum OpenMode {
     Existing,
     /// Create it empty if missing (the parent directory is then marked dirty for the flush).
     CreateIfMissing,
+    /// As `CreateIfMissing`, but a file created is readable and writable by its owner only
+    /// (mode 0600 on the real disk): for secrets such as the URLAUTH access keys.
+    CreatePrivateIfMissing,
 }
 
 /// A disk rooted at one directory.

@@ -31,7 +31,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -179,9 +179,18 @@ impl Disk for OsDisk {
         let existing = OpenOptions::new().read(true).write(true).open(&absolute);
         let file = match (existing, mode) {
             (Ok(file), _) => file,
-            (Err(error), OpenMode::CreateIfMissing) if error.kind() == io::ErrorKind::NotFound => {
-                let file =
-                    OpenOptions::new().read(true).write(true).create_new(true).open(&absolute)?;
+            (Err(error), OpenMode::CreateIfMissing | OpenMode::CreatePrivateIfMissing)
+                if error.kind() == io::ErrorKind::NotFound =>
+            {
+                // 0o666 is std's default (the umask applies); private files are owner-only.
+                let permissions =
+                    if mode == OpenMode::CreatePrivateIfMissing { 0o600 } else { 0o666 };
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(permissions)
+                    .open(&absolute)?;
                 self.mark_parent_dirty(&absolute);
                 file
             }
