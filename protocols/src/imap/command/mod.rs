@@ -35,6 +35,7 @@ pub(crate) mod store;
 mod sync_tests;
 mod thread;
 pub(crate) mod uidonly;
+pub(crate) mod urlauth;
 
 use skua_core::disk::Disk;
 use skua_core::error::ReadError;
@@ -188,6 +189,13 @@ pub(crate) fn run<D: Disk>(
         CommandBody::Append { mailbox, messages } => {
             Progress::Done(append::append(conn, store, &mailbox, &messages, out))
         }
+        CommandBody::ResetKey { mailbox, mechanisms } => {
+            Progress::Done(urlauth::reset_key(store, mailbox.as_deref(), &mechanisms, out))
+        }
+        CommandBody::GenUrlAuth(urls) => {
+            Progress::Done(urlauth::gen_url_auth(conn, store, &urls, out))
+        }
+        CommandBody::UrlFetch(urls) => Progress::Done(urlauth::url_fetch(conn, store, &urls, out)),
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
     settle(conn, store, tag, ending, progress, out)
@@ -380,6 +388,9 @@ fn run_selected<D: Disk>(
         | CommandBody::Namespace
         | CommandBody::Unauthenticate
         | CommandBody::Compress
+        | CommandBody::ResetKey { .. }
+        | CommandBody::GenUrlAuth(_)
+        | CommandBody::UrlFetch(_)
         | CommandBody::Id => Completion::bad("Command not valid in this state"),
     };
     Progress::Done(completion)

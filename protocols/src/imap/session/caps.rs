@@ -48,6 +48,8 @@ pub(crate) fn capabilities(conn: &Conn, authenticated: bool) -> String {
             caps.push_str(" CONDSTORE QRESYNC");
         }
         crate::imap::command::append::capabilities(conn, &mut caps);
+        // RFC 4467: GENURLAUTH, URLFETCH, RESETKEY (command/urlauth.rs).
+        caps.push_str(" URLAUTH");
         return caps;
     }
     if config.starttls && !tls {
