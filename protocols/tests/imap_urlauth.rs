@@ -203,3 +203,37 @@ fn catenate_takes_an_authorized_url_and_refuses_a_tampered_one() {
         client.command(&mut world, &format!("b APPEND INBOX CATENATE (URL \"{tampered}\")"));
     assert_eq!(reply, [format!("b NO [BADURL {tampered}] CATENATE URL cannot be used")]);
 }
+
+/// A rump so long that the authorized URL would pass the longest URL accepted: GENURLAUTH
+/// refuses it rather than hand out a URL that URLFETCH could never fetch.
+#[test]
+fn genurlauth_never_makes_a_url_too_long_to_fetch() {
+    let mut world = World::new();
+    let mut client = Client::new();
+    client.login(&mut world);
+    append(&mut client, &mut world, "INBOX");
+    let rump_of = |fields: usize| {
+        let names: Vec<String> = (0..fields).map(|i| format!("X-{i:04}")).collect();
+        format!(
+            "imap://alice@test.example/INBOX/;UID=1/;SECTION=HEADER.FIELDS%20({});URLAUTH=anonymous",
+            names.join("%20")
+        )
+    };
+    // 4,096 bytes (the URL limit) fit a rump of up to 4,096 - 76.
+    let fits = (1..600).rev().map(rump_of).find(|rump| rump.len() + 76 <= 4096).unwrap();
+    // Too long for a quoted string: the URLs travel as literals both ways.
+    let reply = client.command(&mut world, &format!("g GENURLAUTH \"{fits}\" INTERNAL"));
+    assert_eq!(reply[0], format!("* GENURLAUTH {{{}}}", fits.len() + 76));
+    let full = reply[1].clone();
+    assert!(full.starts_with(&fits), "{reply:?}");
+    tagged(&reply, "g OK");
+    client.send(&mut world, format!("f URLFETCH {{{}+}}\r\n{full}\r\n", full.len()).as_bytes());
+    let reply = client.drain();
+    // No such fields: the header part is just its blank line. Fetched, not NIL.
+    assert!(reply[1] == format!("{full} {{2}}"), "{}", &reply[1][reply[1].len() - 8..]);
+    tagged(&reply, "f OK URLFETCH completed");
+    let over = (1..600).map(rump_of).find(|rump| rump.len() + 76 > 4096).unwrap();
+    assert!(over.len() <= 4096, "a URL the parser accepts on its own");
+    let reply = client.command(&mut world, &format!("g GENURLAUTH \"{over}\" INTERNAL"));
+    assert_eq!(reply, ["g BAD GENURLAUTH: the URL cannot be authorized here"]);
+}

@@ -23,7 +23,7 @@
 //! SEARCH's WITHIN does).
 
 use skua_core::disk::Disk;
-use skua_core::store::{UrlKeyError, UserStore};
+use skua_core::store::{URLAUTH_TOKEN_HEX_LEN, UrlKeyError, UserStore};
 use skua_core::types::MailboxId;
 
 use super::catenate::url_bytes;
@@ -33,10 +33,12 @@ use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::url::{self, Access, MessageUrl, UrlAuth, UrlServer};
+use crate::imap::url::{self, Access, MessageUrl, URL_BYTES_MAX, UrlAuth, UrlServer};
 
 /// The one mechanism (RFC 4467 §2.4.1), as `[URLMECH ...]` lists it.
 const INTERNAL: &str = "INTERNAL";
+/// What GENURLAUTH adds to a rump: `:internal:` and the token.
+const VERIFIER_BYTES: usize = ":internal:".len() + URLAUTH_TOKEN_HEX_LEN;
 
 /// The session's user: the last component of its store's directory, which the shard names
 /// after the canonical user name (`core/src/paths.rs`).
@@ -122,6 +124,10 @@ fn rump_target<D: Disk>(
     store: &UserStore<D>,
     text: &str,
 ) -> Option<(MailboxId, usize)> {
+    // The authorized URL must itself be one URLFETCH and CATENATE accept.
+    if text.len() + VERIFIER_BYTES > URL_BYTES_MAX {
+        return None;
+    }
     let parsed = url::parse(text).ok()?;
     let auth = parsed.auth.as_ref()?;
     if auth.verifier.is_some() || !owned_here(conn, store, parsed.server.as_ref()?) {
