@@ -31,6 +31,8 @@ const UNKNOWN_TO_ORACLE: &[(&str, &str, &str)] = &[
     ("* STATUS ", "APPENDLIMIT ", "the APPENDLIMIT status item (RFC 7889): no decoder"),
     ("* ", " UIDFETCH (", "UIDFETCH (RFC 9586, UIDONLY): no decoder"),
     ("* STATUS ", "MAILBOXID (", "status-att MAILBOXID (RFC 8474 §4.3): no decoder"),
+    ("* GENURLAUTH ", "", "genurlauth-data (RFC 4467 §9): no decoder"),
+    ("* URLFETCH ", "", "urlfetch-data (RFC 4467 §9): no decoder"),
 ];
 
 /// FETCH responses carrying an item imap-codec has no decoder for, with why.

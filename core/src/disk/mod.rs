@@ -29,6 +29,8 @@ pub enum OpenMode {
     /// The file must exist.
     Existing,
     /// Create it empty if missing (the parent directory is then marked dirty for the flush).
+    /// On the real disk every file created is the owner's alone (mode 0600, directories
+    /// 0700): mail, indexes and secrets such as the URLAUTH access keys.
     CreateIfMissing,
 }
 

@@ -31,7 +31,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -41,6 +41,11 @@ use super::os_sync::{SyncPool, SyncTarget};
 use super::{Bytes, Disk, DiskFile, Flush, OpenMode};
 use crate::mmap::{Map, MapWindow};
 use crate::types::Epoch;
+
+/// Mode of every file the store creates: mail and its indexes are the owner's alone.
+const PRIVATE_FILE_MODE: u32 = 0o600;
+/// Mode of every directory the store creates.
+const PRIVATE_DIR_MODE: u32 = 0o700;
 
 /// The smallest mapping made for a view; later maps double, so a growing file is remapped
 /// O(log size) times.
@@ -74,12 +79,12 @@ pub struct OsDisk {
 }
 
 impl OsDisk {
-    /// A disk rooted at `root`, which is created if missing.
+    /// A disk rooted at `root`, which is created (owner-only) if missing.
     ///
     /// # Errors
     /// The OS error creating the root.
     pub fn new(root: &Path) -> io::Result<OsDisk> {
-        fs::create_dir_all(root)?;
+        fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR_MODE).create(root)?;
         let state = State {
             epoch_open: 1,
             epoch_durable: 0,
@@ -180,8 +185,14 @@ impl Disk for OsDisk {
         let file = match (existing, mode) {
             (Ok(file), _) => file,
             (Err(error), OpenMode::CreateIfMissing) if error.kind() == io::ErrorKind::NotFound => {
-                let file =
-                    OpenOptions::new().read(true).write(true).create_new(true).open(&absolute)?;
+                // Mail is private: every file the store makes is owner-only, whatever the
+                // umask (which can only remove bits).
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(PRIVATE_FILE_MODE)
+                    .open(&absolute)?;
                 self.mark_parent_dirty(&absolute);
                 file
             }
@@ -222,7 +233,7 @@ impl Disk for OsDisk {
         let mut current = self.root.clone();
         for component in path.components() {
             current.push(component);
-            match fs::create_dir(&current) {
+            match fs::DirBuilder::new().mode(PRIVATE_DIR_MODE).create(&current) {
                 Ok(()) => self.mark_parent_dirty(&current),
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(error) => return Err(error),
@@ -669,6 +680,22 @@ mod tests {
         assert!(disk.open(Path::new("/etc/passwd"), OpenMode::Existing).is_err());
         assert!(disk.create_dir_all(Path::new("a/../../b")).is_err());
         assert!(!disk.exists(Path::new("..")));
+    }
+
+    #[test]
+    fn files_and_directories_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let disk = OsDisk::new(&root).unwrap();
+        disk.create_dir_all(Path::new("users/ab/alice")).unwrap();
+        disk.open(Path::new("users/ab/alice/spool.0"), OpenMode::CreateIfMissing).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        for d in ["users", "users/ab", "users/ab/alice"] {
+            assert_eq!(mode(&root.join(d)), 0o700, "{d}");
+        }
+        assert_eq!(mode(&root.join("users/ab/alice/spool.0")), 0o600);
     }
 
     #[test]

@@ -49,6 +49,7 @@ mod special_use;
 mod spool;
 #[cfg(test)]
 mod tests;
+mod urlauth;
 
 pub use append_batch::NewMessage;
 pub use folders::DefaultFolder;
@@ -56,6 +57,7 @@ pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
 pub use special_use::SpecialUse;
+pub use urlauth::{URLAUTH_RECORDS_MAX, URLAUTH_TOKEN_HEX_LEN, UrlKeyError};
 
 use catalog::Catalog;
 use checkpoint::Checkpoints;
@@ -209,6 +211,8 @@ pub struct UserStore<D: Disk> {
     pending_cut: Option<codec::SpoolPos>,
     /// Messages whose damaged record was already logged (see `UserStore::damaged`).
     damaged_logged: std::cell::RefCell<std::collections::BTreeSet<(MailboxId, Uid)>>,
+    /// URLAUTH access keys (`urlauth.keys`), read on first use (`urlauth.rs`).
+    url_keys: urlauth::UrlKeys<D::File>,
 }
 
 impl<D: Disk> UserStore<D> {

@@ -84,6 +84,8 @@ pub enum Code {
     AppendUidSet(UidValidity, String),
     /// `[BADURL url]` (RFC 4469 §5): the CATENATE URL that could not be used, as sent.
     BadUrl(String),
+    /// `[URLMECH INTERNAL ...]` (RFC 4467 §8): the URLAUTH mechanisms of a mailbox, formatted.
+    UrlMech(String),
     /// `[COPYUID uidvalidity source-set target-set]` (RFC 4315), sets already formatted.
     CopyUid(UidValidity, String, String),
     /// `[MODIFIED set]` (RFC 7162), set already formatted.
@@ -136,6 +138,7 @@ impl Code {
             Code::AppendUid(v, u) => format!("APPENDUID {} {}", v.get(), u.get()).into(),
             Code::AppendUidSet(v, set) => format!("APPENDUID {} {set}", v.get()).into(),
             Code::BadUrl(url) => format!("BADURL {url}").into(),
+            Code::UrlMech(mechanisms) => format!("URLMECH {mechanisms}").into(),
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),
             Code::Modified(set) => format!("MODIFIED {set}").into(),
             Code::MailboxId(id) => format!("MAILBOXID ({id})").into(),

@@ -530,6 +530,18 @@ pub enum CommandBody {
     },
     /// `NAMESPACE`
     Namespace,
+    /// `RESETKEY [mailbox *(mechanism)]` (RFC 4467 §7): mechanisms upper-cased.
+    ResetKey {
+        /// The mailbox whose access key is reset; `None`: all of the user's mailboxes.
+        mailbox: Option<String>,
+        /// Mechanisms asked for.
+        mechanisms: Vec<String>,
+    },
+    /// `GENURLAUTH 1*(url-rump mechanism)` (RFC 4467 §7): URLs as sent, mechanisms
+    /// upper-cased.
+    GenUrlAuth(Vec<(String, String)>),
+    /// `URLFETCH 1*url-full` (RFC 4467 §7): URLs as sent.
+    UrlFetch(Vec<String>),
     /// `ID (...)` / `ID NIL` (RFC 2971); parameters are not kept.
     Id,
     /// `[UID] SORT [RETURN (...)] (criteria) charset keys` (RFC 5256, ESORT RFC 5267)

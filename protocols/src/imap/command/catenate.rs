@@ -9,11 +9,17 @@
 //! `NO [TOOBIG]` as soon as it passes APPENDLIMIT, so a few URLs to large messages cannot
 //! make the server build more than the limit.
 //!
-//! Without URLAUTH (RFC 4467, not offered) only the user's own mailboxes can be named, and only
-//! in the relative forms; shared folders and other users' URLs come later.
+//! Absolute URLs (`imap://user@host/...`) are accepted when they name the session's own user
+//! on this server (its configured host name), with or without `;URLAUTH=` (RFC 4469 §3); with
+//! it, the URL must be one URLFETCH would serve (`urlauth.rs`). Other users' URLs need their
+//! store, on another shard (issue 10): BADURL until then.
 
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
+use skua_core::types::MailboxId;
+
+use super::search::unix_now;
+use super::urlauth;
 
 use crate::imap::reply::{Code, Completion};
 use crate::imap::session::Conn;
@@ -28,7 +34,7 @@ use crate::mime::cache::CacheView;
 /// the message would pass `limit`.
 pub(crate) fn assemble<D: Disk>(
     conn: &Conn,
-    store: &UserStore<D>,
+    store: &mut UserStore<D>,
     parts: &[CatenatePart],
     limit: u64,
 ) -> Result<Vec<u8>, Completion> {
@@ -54,31 +60,57 @@ fn push_bounded(message: &mut Vec<u8>, bytes: &[u8], limit: u64) -> Result<(), C
 }
 
 /// The bytes a URL points at, or `None` when it cannot be used.
-fn resolve<D: Disk>(conn: &Conn, store: &UserStore<D>, text: &str) -> Option<Vec<u8>> {
-    let MessageUrl { mailbox, uid_validity, uid, section, partial } = url::parse(text).ok()?;
-    let id = match &mailbox {
-        Some(name) => store.mailbox_id(name)?,
-        None => conn.selected.as_ref()?.mailbox,
+fn resolve<D: Disk>(conn: &Conn, store: &mut UserStore<D>, text: &str) -> Option<Vec<u8>> {
+    let parsed = url::parse(text).ok()?;
+    let id = match (&parsed.server, &parsed.mailbox) {
+        // An absolute URL: the session's own mailbox on this server; with URLAUTH, only if
+        // it would fetch (RFC 4469 §3), without, by the session's own access.
+        (Some(server), Some(name)) => {
+            if !urlauth::owned_here(conn, store, server) {
+                return None;
+            }
+            let id = store.mailbox_id(name)?;
+            if let Some(auth) = &parsed.auth
+                && !urlauth::authorized(store, id, text, auth, unix_now())
+            {
+                return None;
+            }
+            id
+        }
+        (Some(_), None) => return None,
+        (None, Some(name)) => store.mailbox_id(name)?,
+        (None, None) => conn.selected.as_ref()?.mailbox,
     };
+    url_bytes(store, id, &parsed)
+}
+
+/// The bytes `url` points at in mailbox `id` (its mailbox already resolved): `;UIDVALIDITY=`
+/// checked, the message by UID (an expunged one is gone), `;SECTION=` through the cache
+/// blob's part table, `;PARTIAL=` cut last. `None` when any of it does not hold.
+pub(crate) fn url_bytes<D: Disk>(
+    store: &UserStore<D>,
+    id: MailboxId,
+    url: &MessageUrl,
+) -> Option<Vec<u8>> {
     let info = store.mailbox_info(id)?;
-    if uid_validity.is_some_and(|validity| validity != info.uid_validity.get()) {
+    if url.uid_validity.is_some_and(|validity| validity != info.uid_validity.get()) {
         return None;
     }
-    store.message(id, uid).ok()??;
-    let body = store.body(id, uid).ok()?;
+    store.message(id, url.uid).ok()??;
+    let body = store.body(id, url.uid).ok()?;
     let whole: &[u8] = &body;
     let cache;
     let section_bytes;
-    let bytes: &[u8] = match &section {
+    let bytes: &[u8] = match &url.section {
         None => whole,
         Some(section) => {
-            cache = store.cache(id, uid).ok()?;
+            cache = store.cache(id, url.uid).ok()?;
             let view = CacheView::parse(&cache).ok()?;
             section_bytes = view.section(whole, &section.part, section.text.as_ref())?;
             section_bytes.bytes(whole)
         }
     };
-    Some(match partial {
+    Some(match url.partial {
         None => bytes.to_vec(),
         Some((offset, length)) => {
             let start = (offset as usize).min(bytes.len());

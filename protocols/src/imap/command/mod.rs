@@ -35,6 +35,7 @@ pub(crate) mod store;
 mod sync_tests;
 mod thread;
 pub(crate) mod uidonly;
+pub(crate) mod urlauth;
 mod utf8;
 
 use skua_core::disk::Disk;
@@ -194,6 +195,13 @@ pub(crate) fn run<D: Disk>(
         CommandBody::Append { mailbox, messages } => {
             Progress::Done(append::append(conn, store, &mailbox, &messages, out))
         }
+        CommandBody::ResetKey { mailbox, mechanisms } => {
+            Progress::Done(urlauth::reset_key(store, mailbox.as_deref(), &mechanisms, out))
+        }
+        CommandBody::GenUrlAuth(urls) => {
+            Progress::Done(urlauth::gen_url_auth(conn, store, &urls, out))
+        }
+        CommandBody::UrlFetch(urls) => Progress::Done(urlauth::url_fetch(conn, store, &urls, out)),
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
     settle(conn, store, tag, ending, progress, out)
@@ -386,6 +394,9 @@ fn run_selected<D: Disk>(
         | CommandBody::Namespace
         | CommandBody::Unauthenticate
         | CommandBody::Compress
+        | CommandBody::ResetKey { .. }
+        | CommandBody::GenUrlAuth(_)
+        | CommandBody::UrlFetch(_)
         | CommandBody::Id => Completion::bad("Command not valid in this state"),
     };
     Progress::Done(completion)

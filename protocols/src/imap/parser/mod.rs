@@ -43,6 +43,7 @@ mod fetch;
 mod qresync;
 mod search;
 mod sort;
+mod urlauth;
 mod values;
 
 use base64::Engine as _;
@@ -267,6 +268,9 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"UID" => uid_command(c)?,
         b"ID" => commands::id(c)?,
         b"COMPRESS" => commands::compress(c)?,
+        b"RESETKEY" => urlauth::resetkey(c)?,
+        b"GENURLAUTH" => urlauth::genurlauth(c)?,
+        b"URLFETCH" => urlauth::urlfetch(c)?,
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))

@@ -33,6 +33,8 @@ const AUTHENTICATED: &[&str] = &[
     "SAVEDATE",
     // RFC 6855: `command/utf8.rs`.
     "UTF8=ACCEPT",
+    // RFC 4467: GENURLAUTH, URLFETCH, RESETKEY (command/urlauth.rs).
+    "URLAUTH",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
