@@ -375,6 +375,12 @@ impl<D: Disk> UserStore<D> {
         })
     }
 
+    /// True when `name` (canonical: `INBOX` uppercase) is subscribed, O(log subscriptions).
+    #[must_use]
+    pub fn is_subscribed(&self, name: &str) -> bool {
+        self.catalog.subscriptions.contains(name)
+    }
+
     /// Subscribed names, sorted (they need not exist).
     #[must_use]
     pub fn subscriptions(&self) -> Vec<String> {

@@ -21,6 +21,7 @@ mod fetch_body;
 pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod misc;
+pub(crate) mod notify;
 mod objectid;
 mod pattern;
 pub(crate) mod qresync;
@@ -188,6 +189,7 @@ pub(crate) fn run<D: Disk>(
         CommandBody::Append { mailbox, messages } => {
             Progress::Done(append::append(conn, store, &mailbox, &messages, out))
         }
+        CommandBody::Notify(request) => notify::notify(conn, store, *request, out),
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
     settle(conn, store, tag, ending, progress, out)
@@ -380,6 +382,7 @@ fn run_selected<D: Disk>(
         | CommandBody::Namespace
         | CommandBody::Unauthenticate
         | CommandBody::Compress
+        | CommandBody::Notify(_)
         | CommandBody::Id => Completion::bad("Command not valid in this state"),
     };
     Progress::Done(completion)

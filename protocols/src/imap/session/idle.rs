@@ -24,6 +24,10 @@ impl ImapSession {
         let tag = tag.clone();
         if let Some(store) = store {
             command::sync(&mut self.conn, store, true, &mut out);
+            if !self.conn.closing {
+                // With NOTIFY set, IDLE carries its notifications too (RFC 5465 §3).
+                command::notify::report(&mut self.conn, store, &mut out);
+            }
             if self.conn.closing {
                 self.phase = Phase::Logout;
                 return write(out);
