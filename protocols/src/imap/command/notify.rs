@@ -327,7 +327,14 @@ fn list_changes<D: Disk>(
     out: &mut Out,
 ) -> Result<(), ()> {
     let now = store.list_position();
-    if now == state.list_position {
+    let listens = state
+        .groups
+        .iter()
+        .flat_map(|g| &g.events)
+        .any(|e| matches!(e, NotifyEvent::MailboxName | NotifyEvent::SubscriptionChange));
+    if now == state.list_position || !listens {
+        // A session that asked for no list events cannot overflow on them.
+        state.list_position = now;
         return Ok(());
     }
     let ListChanges::Since(changes) = store.list_changes_since(state.list_position) else {

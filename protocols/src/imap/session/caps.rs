@@ -31,6 +31,8 @@ const AUTHENTICATED: &[&str] = &[
     "COMPRESS=DEFLATE",
     "OBJECTID",
     "SAVEDATE",
+    // RFC 5465, within the user's shard: `command/notify.rs`, `session/notify.rs`.
+    "NOTIFY",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
