@@ -111,6 +111,7 @@ mod tests {
             scram_sha1: true,
             scram_sha256: true,
             interrupt: None,
+            notify: None,
         }
     }
 
