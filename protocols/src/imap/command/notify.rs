@@ -10,9 +10,12 @@
 //! one), O(mailboxes) once.
 //!
 //! *Notifications* ([`report`], each time the session would wait for input, and in IDLE):
-//! - the selected mailbox, with a `SELECTED` group: the usual sync (`EXISTS`, `EXPUNGE` or
-//!   `VANISHED`, `FETCH FLAGS`) at once; `SELECTED-DELAYED` holds expunges back for a command
-//!   that may report them. New messages get the `MessageNew` FETCH items, if any were given.
+//! - the selected mailbox, with a `SELECTED` group, when its messages changed (or its flags,
+//!   with `FlagChange`): the usual sync (`EXISTS`, `EXPUNGE` or `VANISHED`, `FETCH FLAGS`) at
+//!   once; `SELECTED-DELAYED` holds expunges back for a command that may report them. New
+//!   messages get the `MessageNew` FETCH items, if any were given. Without a `SELECTED` group
+//!   (or for flags without `FlagChange`) the selected mailbox is synced only at the end of
+//!   commands, as without NOTIFY.
 //! - other mailboxes: `* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n [UNSEEN n]
 //!   [HIGHESTMODSEQ n])` for each mailbox whose messages (`MessageNew`/`MessageExpunge`) or
 //!   flags (`FlagChange`; a mailbox watched for it gets `UNSEEN`) changed since the last
@@ -254,7 +257,7 @@ pub(crate) fn report<D: Disk>(conn: &mut Conn, store: &mut UserStore<D>, out: &m
         return;
     }
     let selected = state.groups.iter().find(|g| g.filter.is_selected()).cloned();
-    if let Some(group) = &selected {
+    if let Some(group) = selected.as_ref().filter(|g| selected_is_due(conn, store, &state, g)) {
         let delayed = matches!(group.filter, NotifyFilter::SelectedDelayed);
         let before = conn.selected.as_ref().map(|v| v.uids().last().copied());
         super::sync(conn, store, !delayed, out);
@@ -281,6 +284,25 @@ pub(crate) fn report<D: Disk>(conn: &mut Conn, store: &mut UserStore<D>, out: &m
         // Other sessions' changes may not be durable yet: as the sync, wait for them.
         super::durable(store, out);
     }
+}
+
+/// True when the selected mailbox changed in a way `group` asks to hear of now: messages
+/// added or expunged, or flags with `FlagChange`. Flag changes nobody asked for wait for the
+/// next command's sync, as without NOTIFY. O(mailboxes changed since the last report).
+fn selected_is_due<D: Disk>(
+    conn: &Conn,
+    store: &UserStore<D>,
+    state: &NotifyState,
+    group: &EventGroup,
+) -> bool {
+    let Some(view) = conn.selected.as_ref() else {
+        return false;
+    };
+    let flags = group.events.iter().any(|e| matches!(e, NotifyEvent::FlagChange));
+    store
+        .mailboxes_changed_since(state.generation)
+        .find(|(id, _)| *id == view.mailbox)
+        .is_some_and(|(_, change)| change.messages || (flags && change.flags))
 }
 
 /// STATUS for the mailboxes whose messages changed; `Err` past [`NOTIFICATIONS_MAX`].
