@@ -111,3 +111,23 @@ fn list_changes_do_not_overflow_a_session_that_did_not_ask_for_them() {
     assert!(client.drain().is_empty());
     assert!(client.idle, "still notifying");
 }
+
+#[test]
+fn notify_set_status_writes_many_mailboxes_in_slices() {
+    let mut world = World::new();
+    let count = 3000;
+    for i in 0..count {
+        world.store.create_mailbox(&format!("box{i:04}")).expect("create");
+    }
+    let mut client = Client::new();
+    client.login(&mut world);
+    let writes = client.writes;
+    let reply =
+        client.command(&mut world, "n1 NOTIFY SET STATUS (personal (MessageNew MessageExpunge))");
+    tagged(&reply, "n1 OK");
+    let statuses = reply.iter().filter(|l| l.starts_with("* STATUS ")).count();
+    assert_eq!(statuses, count + 1, "every mailbox, INBOX too (none is selected)");
+    assert!(client.yields + (client.writes - writes) > 1, "more than one slice");
+    let bytes: usize = reply.iter().map(|l| l.len() + 2).sum();
+    assert!(client.largest_write < bytes / 2, "{} of {bytes} in one write", client.largest_write);
+}

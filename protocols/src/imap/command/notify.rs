@@ -7,7 +7,7 @@
 //! `MessageNew` outside one. Refused with `NO [BADEVENT (...)]`, naming the events skua
 //! supports: `AnnotationChange`, the METADATA events and any unknown event. `STATUS` sends
 //! `* STATUS` now for every mailbox a group watches for message events (not the selected
-//! one), O(mailboxes) once.
+//! one): the mailboxes are picked in one pass (O(mailboxes)), the lines written in slices.
 //!
 //! *Notifications* ([`report`], each time the session would wait for input, and in IDLE):
 //! - the selected mailbox, with a `SELECTED` group, when its messages changed (or its flags,
@@ -51,12 +51,21 @@ pub(crate) const NOTIFICATIONS_MAX: usize = 1000;
 /// The events skua supports, as `[BADEVENT]` lists them.
 const SUPPORTED: &str = "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange";
 
+/// `NOTIFY SET STATUS`'s `* STATUS` lines, written over as many slices as their output
+/// needs: the mailboxes to report (and whether each gets UNSEEN), gathered when NOTIFY ran.
+#[derive(Debug)]
+pub(crate) struct StatusTask {
+    mailboxes: Vec<(skua_core::types::MailboxId, bool)>,
+    position: usize,
+}
+
 /// NOTIFY SET / NOTIFY NONE.
 pub(crate) fn notify<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
     request: NotifyRequest,
     out: &mut Out,
+    slice: &mut slice::Slice,
 ) -> Progress {
     let set = match request {
         NotifyRequest::None => {
@@ -76,10 +85,31 @@ pub(crate) fn notify<D: Disk>(
         fetch_mailbox: None,
         fetch: None,
     };
-    if status {
-        write_initial_status(conn, store, &state, out);
-    }
+    let task = status.then(|| initial_status(conn, store, &state));
     conn.notify = Some(Box::new(state));
+    match task {
+        Some(task) => resume_status(conn, store, task, out, slice),
+        None => Progress::Done(Completion::ok("NOTIFY completed")),
+    }
+}
+
+/// Writes `* STATUS` lines of a `NOTIFY SET STATUS` until the slice is spent.
+pub(crate) fn resume_status<D: Disk>(
+    conn: &Conn,
+    store: &UserStore<D>,
+    mut task: StatusTask,
+    out: &mut Out,
+    slice: &mut slice::Slice,
+) -> Progress {
+    while let Some(&(id, unseen)) = task.mailboxes.get(task.position) {
+        if slice.spent(out) {
+            return Progress::Paused(super::Task::NotifyStatus(task));
+        }
+        task.position += 1;
+        slice.spend(1);
+        // A mailbox deleted meanwhile has nothing to report.
+        write_status(conn, store, id, unseen, out);
+    }
     Progress::Done(Completion::ok("NOTIFY completed"))
 }
 
@@ -126,24 +156,21 @@ fn check(set: &NotifySet) -> Option<Completion> {
     None
 }
 
-/// `* STATUS` for every mailbox watched for message events, but the selected one.
-fn write_initial_status<D: Disk>(
-    conn: &Conn,
-    store: &UserStore<D>,
-    state: &NotifyState,
-    out: &mut Out,
-) {
+/// The mailboxes `NOTIFY SET STATUS` reports: every one watched for message events, but the
+/// selected one. One pass over the names, O(mailboxes); the lines go out in slices.
+fn initial_status<D: Disk>(conn: &Conn, store: &UserStore<D>, state: &NotifyState) -> StatusTask {
     let selected = conn.selected.as_ref().map(|view| view.mailbox);
     let wanted = MailboxChange { messages: true, flags: true };
-    for info in store.mailboxes() {
-        if Some(info.id) == selected {
-            continue;
-        }
-        let watched = watch(&state.groups, &info.name, store, wanted);
-        if watched.notify {
-            write_status(conn, store, &info.name, info.id, watched.unseen, out);
-        }
-    }
+    let mailboxes = store
+        .mailboxes()
+        .into_iter()
+        .filter(|info| Some(info.id) != selected)
+        .filter_map(|info| {
+            let watched = watch(&state.groups, &info.name, store, wanted);
+            watched.notify.then_some((info.id, watched.unseen))
+        })
+        .collect();
+    StatusTask { mailboxes, position: 0 }
 }
 
 /// Whether the groups ask to hear of `changed` in the mailbox `name` (not the selected one):
@@ -223,7 +250,6 @@ fn names<D: Disk>(filter: &NotifyFilter, name: &str, store: &UserStore<D>) -> bo
 fn write_status<D: Disk>(
     conn: &Conn,
     store: &UserStore<D>,
-    name: &str,
     id: skua_core::types::MailboxId,
     unseen: bool,
     out: &mut Out,
@@ -231,7 +257,6 @@ fn write_status<D: Disk>(
     let Some(info) = store.mailbox_info(id) else {
         return;
     };
-    debug_assert_eq!(info.name, name);
     let mut attributes =
         vec![StatusAttribute::Messages, StatusAttribute::UidNext, StatusAttribute::UidValidity];
     if unseen {
@@ -333,7 +358,7 @@ fn other_mailboxes<D: Disk>(
         if *lines > NOTIFICATIONS_MAX {
             return Err(());
         }
-        write_status(conn, store, &info.name, id, watched.unseen, out);
+        write_status(conn, store, id, watched.unseen, out);
     }
     state.generation = now;
     Ok(())
