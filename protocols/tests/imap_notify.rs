@@ -131,3 +131,23 @@ fn notify_set_status_writes_many_mailboxes_in_slices() {
     let bytes: usize = reply.iter().map(|l| l.len() + 2).sum();
     assert!(client.largest_write < bytes / 2, "{} of {bytes} in one write", client.largest_write);
 }
+
+#[test]
+fn selected_none_says_nothing_between_commands() {
+    let mut world = World::new();
+    let mut client = Client::new();
+    client.login(&mut world);
+    tagged(&client.command(&mut world, "s1 SELECT INBOX"), "s1 OK");
+    let reply = client.command(
+        &mut world,
+        "n1 NOTIFY SET (selected NONE) (personal (MessageNew MessageExpunge))",
+    );
+    tagged(&reply, "n1 OK");
+    append(&mut world, "INBOX");
+    client.run(&mut world);
+    assert!(client.drain().is_empty(), "no EXISTS between commands");
+    assert!(client.idle);
+    // The next command's sync still tells of it, as without NOTIFY.
+    let reply = client.command(&mut world, "n2 NOOP");
+    assert_eq!(reply[0], "* 1 EXISTS", "{reply:?}");
+}

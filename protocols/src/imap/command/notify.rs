@@ -323,6 +323,10 @@ fn selected_is_due<D: Disk>(
     let Some(view) = conn.selected.as_ref() else {
         return false;
     };
+    if group.events.is_empty() {
+        // `(SELECTED NONE)`: nothing about the selected mailbox between commands.
+        return false;
+    }
     let flags = group.events.iter().any(|e| matches!(e, NotifyEvent::FlagChange));
     store
         .mailboxes_changed_since(state.generation)
