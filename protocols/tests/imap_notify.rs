@@ -11,6 +11,15 @@ use skua_core::types::Flags;
 
 const OVERFLOW: &str = "* OK [NOTIFICATIONOVERFLOW] Too many changes: NOTIFY is off";
 
+/// A logged-in session that sent `NOTIFY SET <groups>` (answered OK).
+fn notifying(world: &mut World, groups: &str) -> Client {
+    let mut client = Client::new();
+    client.login(world);
+    let reply = client.command(world, &format!("n1 NOTIFY SET {groups}"));
+    tagged(&reply, "n1 OK");
+    client
+}
+
 fn append(world: &mut World, name: &str) {
     let id = world.store.mailbox_id(name).expect("mailbox");
     world
@@ -44,10 +53,7 @@ fn one_change_among_thousands_of_mailboxes_is_one_line() {
     for i in 0..2000 {
         world.store.create_mailbox(&format!("box{i}")).expect("create");
     }
-    let mut client = Client::new();
-    client.login(&mut world);
-    let reply = client.command(&mut world, "n1 NOTIFY SET (personal (MessageNew MessageExpunge))");
-    tagged(&reply, "n1 OK");
+    let mut client = notifying(&mut world, "(personal (MessageNew MessageExpunge))");
     append(&mut world, "box1234");
     client.run(&mut world);
     let lines = client.drain();
@@ -64,10 +70,7 @@ fn too_many_changed_mailboxes_overflow_and_notify_stops() {
     for i in 0..count {
         world.store.create_mailbox(&format!("box{i}")).expect("create");
     }
-    let mut client = Client::new();
-    client.login(&mut world);
-    let reply = client.command(&mut world, "n1 NOTIFY SET (personal (MessageNew MessageExpunge))");
-    tagged(&reply, "n1 OK");
+    let mut client = notifying(&mut world, "(personal (MessageNew MessageExpunge))");
     for i in 0..count {
         append(&mut world, &format!("box{i}"));
     }
@@ -85,10 +88,7 @@ fn too_many_changed_mailboxes_overflow_and_notify_stops() {
 #[test]
 fn a_session_behind_the_list_journal_overflows() {
     let mut world = World::new();
-    let mut client = Client::new();
-    client.login(&mut world);
-    let reply = client.command(&mut world, "n1 NOTIFY SET (personal (MailboxName))");
-    tagged(&reply, "n1 OK");
+    let mut client = notifying(&mut world, "(personal (MailboxName))");
     for i in 0..=LIST_CHANGES_MAX {
         world.store.create_mailbox(&format!("box{i}")).expect("create");
     }
@@ -100,10 +100,7 @@ fn a_session_behind_the_list_journal_overflows() {
 #[test]
 fn list_changes_do_not_overflow_a_session_that_did_not_ask_for_them() {
     let mut world = World::new();
-    let mut client = Client::new();
-    client.login(&mut world);
-    let reply = client.command(&mut world, "n1 NOTIFY SET (personal (MessageNew MessageExpunge))");
-    tagged(&reply, "n1 OK");
+    let mut client = notifying(&mut world, "(personal (MessageNew MessageExpunge))");
     for i in 0..=LIST_CHANGES_MAX {
         world.store.create_mailbox(&format!("box{i}")).expect("create");
     }

@@ -173,31 +173,15 @@ fn initial_status<D: Disk>(conn: &Conn, store: &UserStore<D>, state: &NotifyStat
     StatusTask { mailboxes, position: 0 }
 }
 
-/// Whether the groups ask to hear of `changed` in the mailbox `name` (not the selected one):
-/// for each kind, the first group whose filter names the mailbox and which lists that
-/// kind decides, and a group with `NONE` events stops the search.
+/// Whether the groups ask to hear of `changed` in the mailbox `name` (not the selected one).
 fn watch<D: Disk>(
     groups: &[EventGroup],
     name: &str,
     store: &UserStore<D>,
     changed: MailboxChange,
 ) -> Watched {
-    let wants = |kind: fn(&NotifyEvent) -> bool| {
-        for group in groups.iter().filter(|g| !g.filter.is_selected()) {
-            if !names(&group.filter, name, store) {
-                continue;
-            }
-            if group.events.is_empty() {
-                return false;
-            }
-            if group.events.iter().any(kind) {
-                return true;
-            }
-        }
-        false
-    };
-    let new = wants(|e| matches!(e, NotifyEvent::MessageNew(_)));
-    let flags = wants(|e| matches!(e, NotifyEvent::FlagChange));
+    let new = wants(groups, name, store, |e| matches!(e, NotifyEvent::MessageNew(_)));
+    let flags = wants(groups, name, store, |e| matches!(e, NotifyEvent::FlagChange));
     Watched { notify: (changed.messages && new) || (changed.flags && flags), unseen: flags }
 }
 
@@ -210,8 +194,10 @@ struct Watched {
     unseen: bool,
 }
 
-/// True when a group of the session asks for `kind` on the name (list events).
-fn wants_list_event<D: Disk>(
+/// True when the groups ask for events of `kind` on the mailbox `name`: the first group
+/// (other than a selected one) whose filter names the mailbox and which lists that kind
+/// decides, and a group with `NONE` events naming it first stops the search.
+fn wants<D: Disk>(
     groups: &[EventGroup],
     name: &str,
     store: &UserStore<D>,
@@ -395,7 +381,7 @@ fn list_changes<D: Disk>(
     let renamed = |e: &NotifyEvent| matches!(e, NotifyEvent::MailboxName);
     let subscription = |e: &NotifyEvent| matches!(e, NotifyEvent::SubscriptionChange);
     for (_, change) in changes {
-        let wants = |name: &str, kind| wants_list_event(&state.groups, name, store, kind);
+        let wants = |name: &str, kind| wants(&state.groups, name, store, kind);
         let line = match change {
             ListChange::Created(name) if wants(name, renamed) => Some(("", name, None)),
             ListChange::Deleted(name) if wants(name, renamed) => {

@@ -163,25 +163,21 @@ fn event_group(c: &mut Cursor<'_>) -> PResult<EventGroup> {
 
 fn filter(c: &mut Cursor<'_>) -> PResult<Filter> {
     let word = c.word()?;
-    let is = |name: &[u8]| word.eq_ignore_ascii_case(name);
-    Ok(if is(b"SELECTED") {
-        Filter::Selected
-    } else if is(b"SELECTED-DELAYED") {
-        Filter::SelectedDelayed
-    } else if is(b"INBOXES") {
-        Filter::Inboxes
-    } else if is(b"PERSONAL") {
-        Filter::Personal
-    } else if is(b"SUBSCRIBED") {
-        Filter::Subscribed
-    } else if is(b"SUBTREE") {
-        c.sp()?;
-        Filter::Subtree(one_or_more_mailbox(c)?)
-    } else if is(b"MAILBOXES") {
-        c.sp()?;
-        Filter::Mailboxes(one_or_more_mailbox(c)?)
-    } else {
-        return syntax("unknown mailbox filter");
+    Ok(match word.to_ascii_uppercase().as_slice() {
+        b"SELECTED" => Filter::Selected,
+        b"SELECTED-DELAYED" => Filter::SelectedDelayed,
+        b"INBOXES" => Filter::Inboxes,
+        b"PERSONAL" => Filter::Personal,
+        b"SUBSCRIBED" => Filter::Subscribed,
+        b"SUBTREE" => {
+            c.sp()?;
+            Filter::Subtree(one_or_more_mailbox(c)?)
+        }
+        b"MAILBOXES" => {
+            c.sp()?;
+            Filter::Mailboxes(one_or_more_mailbox(c)?)
+        }
+        _ => return syntax("unknown mailbox filter"),
     })
 }
 
@@ -189,17 +185,7 @@ fn one_or_more_mailbox(c: &mut Cursor<'_>) -> PResult<Vec<String>> {
     if !c.eat(b'(') {
         return Ok(vec![mailbox(c)?]);
     }
-    let mut names = Vec::new();
-    loop {
-        if names.len() == c.limits.list_items_max {
-            return fail(ParseErrorKind::TooMany, "too many mailboxes");
-        }
-        names.push(mailbox(c)?);
-        if c.eat(b')') {
-            return Ok(names);
-        }
-        c.sp()?;
-    }
+    list_rest(c, "too many mailboxes", mailbox)
 }
 
 fn events(c: &mut Cursor<'_>) -> PResult<Vec<Event>> {
@@ -210,14 +196,23 @@ fn events(c: &mut Cursor<'_>) -> PResult<Vec<Event>> {
         }
         return syntax("expected events or NONE");
     }
-    let mut events = Vec::new();
+    list_rest(c, "too many events", event)
+}
+
+/// `item *(SP item) ")"` (the `(` eaten), at most `list_items_max` items.
+fn list_rest<T>(
+    c: &mut Cursor<'_>,
+    too_many: &'static str,
+    item: fn(&mut Cursor<'_>) -> PResult<T>,
+) -> PResult<Vec<T>> {
+    let mut items = Vec::new();
     loop {
-        if events.len() == c.limits.list_items_max {
-            return fail(ParseErrorKind::TooMany, "too many events");
+        if items.len() == c.limits.list_items_max {
+            return fail(ParseErrorKind::TooMany, too_many);
         }
-        events.push(event(c)?);
+        items.push(item(c)?);
         if c.eat(b')') {
-            return Ok(events);
+            return Ok(items);
         }
         c.sp()?;
     }
@@ -225,47 +220,29 @@ fn events(c: &mut Cursor<'_>) -> PResult<Vec<Event>> {
 
 fn event(c: &mut Cursor<'_>) -> PResult<Event> {
     let word = c.atom()?;
-    let is = |name: &[u8]| word.eq_ignore_ascii_case(name);
-    Ok(if is(b"MessageNew") {
-        let start = c.pos();
-        if c.eat(b' ') && c.eat(b'(') {
-            Event::MessageNew(fetch_attributes(c)?)
-        } else {
-            c.rewind(start);
-            Event::MessageNew(Vec::new())
+    Ok(match word.to_ascii_uppercase().as_slice() {
+        b"MESSAGENEW" => {
+            let start = c.pos();
+            if c.eat(b' ') && c.eat(b'(') {
+                Event::MessageNew(list_rest(
+                    c,
+                    "too many fetch attributes",
+                    super::fetch::attribute,
+                )?)
+            } else {
+                c.rewind(start);
+                Event::MessageNew(Vec::new())
+            }
         }
-    } else if is(b"MessageExpunge") {
-        Event::MessageExpunge
-    } else if is(b"FlagChange") {
-        Event::FlagChange
-    } else if is(b"AnnotationChange") {
-        Event::AnnotationChange
-    } else if is(b"MailboxName") {
-        Event::MailboxName
-    } else if is(b"SubscriptionChange") {
-        Event::SubscriptionChange
-    } else if is(b"MailboxMetadataChange") {
-        Event::MailboxMetadataChange
-    } else if is(b"ServerMetadataChange") {
-        Event::ServerMetadataChange
-    } else {
-        Event::Other(String::from_utf8_lossy(word).into_owned())
+        b"MESSAGEEXPUNGE" => Event::MessageExpunge,
+        b"FLAGCHANGE" => Event::FlagChange,
+        b"ANNOTATIONCHANGE" => Event::AnnotationChange,
+        b"MAILBOXNAME" => Event::MailboxName,
+        b"SUBSCRIPTIONCHANGE" => Event::SubscriptionChange,
+        b"MAILBOXMETADATACHANGE" => Event::MailboxMetadataChange,
+        b"SERVERMETADATACHANGE" => Event::ServerMetadataChange,
+        _ => Event::Other(String::from_utf8_lossy(word).into_owned()),
     })
-}
-
-/// `fetch-att *(SP fetch-att) ")"` (the `(` eaten).
-fn fetch_attributes(c: &mut Cursor<'_>) -> PResult<Vec<FetchAttribute>> {
-    let mut attributes = Vec::new();
-    loop {
-        if attributes.len() == c.limits.list_items_max {
-            return fail(ParseErrorKind::TooMany, "too many fetch attributes");
-        }
-        attributes.push(super::fetch::attribute(c)?);
-        if c.eat(b')') {
-            return Ok(attributes);
-        }
-        c.sp()?;
-    }
 }
 
 #[cfg(test)]
