@@ -28,6 +28,11 @@ const UNKNOWN_TO_ORACLE: &[(&str, &str, &str)] = &[
         " (\"CHILDINFO\" (",
         "mbox-list-extended (RFC 5258 §9): imap-types has the type, imap-codec no decoder",
     ),
+    (
+        "* LIST ",
+        " (\"OLDNAME\" (",
+        "mbox-list-extended OLDNAME (RFC 9051 §7.3.1, NOTIFY's MailboxName): no decoder",
+    ),
     ("* STATUS ", "APPENDLIMIT ", "the APPENDLIMIT status item (RFC 7889): no decoder"),
     ("* ", " UIDFETCH (", "UIDFETCH (RFC 9586, UIDONLY): no decoder"),
     ("* STATUS ", "MAILBOXID (", "status-att MAILBOXID (RFC 8474 §4.3): no decoder"),

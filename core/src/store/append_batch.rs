@@ -99,6 +99,7 @@ impl<D: Disk> UserStore<D> {
             }
         }
         self.change_counter += 1;
+        self.changes.touch(id, super::changes::MailboxChange { messages: true, flags: false });
         Ok(done)
     }
 }

@@ -3,6 +3,7 @@
 //! as a subtree rename, is one batch record that replays whole or not at all), made before
 //! memory changes, so a failed write changes nothing.
 
+use super::changes::ListChange;
 use super::codec::now_unix_seconds;
 use super::index::{self, Index, IndexHeader};
 use super::log::LogRecord;
@@ -115,9 +116,36 @@ impl<D: Disk> UserStore<D> {
             .append_all(records, self.disk.epoch_open())
             .map_err(|e| self.logged("mailbox list change", e))?;
         for record in records {
+            let change = self.list_change_of(record);
             assert!(self.catalog.apply(record), "a record we wrote replays: {record:?}");
+            if let LogRecord::Delete { id } = record {
+                self.changes.forget(*id);
+            }
+            if let Some(change) = change {
+                self.changes.list_change(change);
+            }
         }
         Ok(())
+    }
+
+    /// What `record` changes in the mailbox list as NOTIFY reports it (read before it is
+    /// applied: a rename's or a delete's old name is still in the catalog).
+    fn list_change_of(&self, record: &LogRecord) -> Option<ListChange> {
+        let name_of = |id: &MailboxId| self.catalog.mailboxes.get(id).map(|e| e.name.clone());
+        match record {
+            LogRecord::Create { name, .. } => Some(ListChange::Created(name.clone())),
+            LogRecord::Delete { id } => name_of(id).map(ListChange::Deleted),
+            LogRecord::Rename { id, name } => {
+                name_of(id).map(|old| ListChange::Renamed { old, new: name.clone() })
+            }
+            LogRecord::Subscribe { name } => Some(ListChange::Subscribed(name.clone())),
+            LogRecord::Unsubscribe { name } => Some(ListChange::Unsubscribed(name.clone())),
+            LogRecord::Keyword { .. }
+            | LogRecord::Floor { .. }
+            | LogRecord::VoidKeyword { .. }
+            | LogRecord::SpecialUse { .. }
+            | LogRecord::Provisioned => None,
+        }
     }
 
     /// Deletes a mailbox and its messages. Its children, if any, stay.

@@ -54,6 +54,7 @@ impl<D: Disk> UserStore<D> {
                 other => other,
             })?;
         self.change_counter += 1;
+        self.changes.touch(id, super::changes::MailboxChange { messages: true, flags: false });
         Ok(result)
     }
 
@@ -211,6 +212,9 @@ impl<D: Disk> UserStore<D> {
             outcome.changed.push((uid, ModSeq(modseq)));
             self.change_counter += 1;
         }
+        if !outcome.changed.is_empty() {
+            self.changes.touch(id, super::changes::MailboxChange { messages: false, flags: true });
+        }
         Ok(outcome)
     }
 
@@ -241,6 +245,7 @@ impl<D: Disk> UserStore<D> {
         }
         self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
         self.change_counter += 1;
+        self.changes.touch(id, super::changes::MailboxChange { messages: true, flags: false });
         let index = self.indexes.get_mut(&id).expect("found above");
         for (slot, _) in live {
             let entry = index.entries()[slot];
@@ -313,6 +318,10 @@ impl<D: Disk> UserStore<D> {
             }
         }
         self.change_counter += 1;
+        if !pairs.is_empty() {
+            self.changes
+                .touch(target, super::changes::MailboxChange { messages: true, flags: false });
+        }
         Ok(pairs)
     }
 
@@ -331,6 +340,7 @@ impl<D: Disk> UserStore<D> {
             return;
         }
         self.change_counter += 1;
+        self.changes.touch(target, super::changes::MailboxChange { messages: true, flags: false });
         let index = self.indexes.get_mut(&target).expect("the copy found it");
         match index.truncate(target_len) {
             Ok(()) => self.cut_spool_back(mark),

@@ -26,6 +26,7 @@ use crate::types::{Flags, InternalDate, MailboxId, ModSeq, Uid, UidValidity};
 
 mod append_batch;
 mod catalog;
+mod changes;
 mod checkpoint;
 mod codec;
 mod compact;
@@ -52,6 +53,7 @@ mod tests;
 mod urlauth;
 
 pub use append_batch::NewMessage;
+pub use changes::{LIST_CHANGES_MAX, ListChange, ListChanges, MailboxChange};
 pub use folders::DefaultFolder;
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
@@ -204,6 +206,8 @@ pub struct UserStore<D: Disk> {
     checkpoints: Checkpoints,
     deferred: checkpoint::Deferred,
     change_counter: u64,
+    /// Which mailboxes and names changed, for NOTIFY sessions (`changes.rs`).
+    changes: changes::Changes,
     recovery: RecoveryReport,
     /// Set when a failed operation's spool records could not be cut away: the spool position
     /// to cut back to. Every mutation retries the cut first and is refused until it is made
@@ -264,6 +268,36 @@ impl<D: Disk> UserStore<D> {
     #[must_use]
     pub fn change_counter(&self) -> u64 {
         self.change_counter
+    }
+
+    /// The generation of the newest message change (append, expunge, flags) in any mailbox:
+    /// remember it, and [`UserStore::mailboxes_changed_since`] names what changed after it.
+    #[must_use]
+    pub fn mailbox_generation(&self) -> u64 {
+        self.changes.generation()
+    }
+
+    /// The mailboxes whose messages changed after `generation` (oldest change first), each
+    /// once, with the kinds of change: O(changed × log mailboxes), not O(mailboxes).
+    pub fn mailboxes_changed_since(
+        &self,
+        generation: u64,
+    ) -> impl Iterator<Item = (MailboxId, MailboxChange)> + '_ {
+        self.changes.since(generation)
+    }
+
+    /// The position of the newest change of the mailbox list (create, delete, rename,
+    /// subscription): see [`UserStore::list_changes_since`].
+    #[must_use]
+    pub fn list_position(&self) -> u64 {
+        self.changes.list_position()
+    }
+
+    /// The changes of the mailbox list after `position`, oldest first, or
+    /// [`ListChanges::Lost`] when more than [`LIST_CHANGES_MAX`] happened since.
+    #[must_use]
+    pub fn list_changes_since(&self, position: u64) -> ListChanges<'_> {
+        self.changes.list_since(position)
     }
 
     /// Every mailbox, sorted by name.
@@ -343,6 +377,12 @@ impl<D: Disk> UserStore<D> {
             highest_modseq: ModSeq(index.highest_modseq()),
             messages: index.counts().messages,
         })
+    }
+
+    /// True when `name` (canonical: `INBOX` uppercase) is subscribed, O(log subscriptions).
+    #[must_use]
+    pub fn is_subscribed(&self, name: &str) -> bool {
+        self.catalog.subscriptions.contains(name)
     }
 
     /// Subscribed names, sorted (they need not exist).

@@ -471,6 +471,7 @@ fn finish<D: Disk>(
         checkpoints,
         deferred,
         change_counter: 0,
+        changes: super::changes::Changes::default(),
         recovery: report,
         pending_cut: None,
         damaged_logged: std::cell::RefCell::default(),

@@ -103,6 +103,11 @@ pub enum Code {
     UidRequired,
     /// `[MAILBOXID (objectid)]` (RFC 8474 §4.1), the id already formatted.
     MailboxId(String),
+    /// `[BADEVENT (events)]` (RFC 5465 §5.9): NOTIFY named an event the server does not
+    /// support; the list names those it does.
+    BadEvent(&'static str),
+    /// `[NOTIFICATIONOVERFLOW]` (RFC 5465 §5.8): the server stopped notifying.
+    NotificationOverflow,
 }
 
 impl Code {
@@ -142,6 +147,8 @@ impl Code {
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),
             Code::Modified(set) => format!("MODIFIED {set}").into(),
             Code::MailboxId(id) => format!("MAILBOXID ({id})").into(),
+            Code::BadEvent(events) => format!("BADEVENT ({events})").into(),
+            Code::NotificationOverflow => "NOTIFICATIONOVERFLOW".into(),
         };
         out.extend_from_slice(text.as_bytes());
         out.push(b']');

@@ -32,6 +32,7 @@ mod compress;
 mod idle;
 mod input;
 mod login;
+pub(crate) mod notify;
 pub(crate) mod out;
 
 use std::sync::Arc;
@@ -134,6 +135,8 @@ pub(crate) struct Conn {
     /// Ends a paused command's slices early when other sessions wait (see
     /// [`ImapSession::set_interrupt`]).
     pub interrupt: Option<command::slice::Interrupt>,
+    /// What NOTIFY SET asked for (RFC 5465), `None` without NOTIFY or after NOTIFY NONE.
+    pub notify: Option<Box<notify::NotifyState>>,
 }
 
 /// One client connection's IMAP state machine. `Send`: it moves to the user's home shard.
@@ -174,6 +177,7 @@ impl ImapSession {
                 scram_sha1: true,
                 scram_sha256: true,
                 interrupt: None,
+                notify: None,
             },
             pending: Vec::new(),
             bad_commands: 0,
@@ -269,6 +273,13 @@ impl ImapSession {
                 self.resume(*running, store.as_deref_mut(), &mut out);
                 continue;
             }
+            if self.notify_fetch_pending()
+                && let Some(store) = store.as_deref_mut()
+            {
+                // NOTIFY's FETCH of new messages paused: it ends before the next command.
+                command::notify::report(&mut self.conn, store, &mut out);
+                return flush_or(out, Step::Yield);
+            }
             match &mut self.phase {
                 Phase::Logout => {
                     return if out.is_empty() { Step::Close } else { write(out) };
@@ -296,7 +307,7 @@ impl ImapSession {
                     }
                 }
                 Phase::NotAuthenticated | Phase::Authenticated => match self.input.next_frame() {
-                    Frame::NeedMore => return flush_or(out, Step::NeedInput),
+                    Frame::NeedMore => return self.wait_notifying(store.as_deref_mut(), out),
                     Frame::Continue => {
                         out.put(b"+ Ready for literal\r\n");
                         return write(out);
@@ -412,6 +423,7 @@ impl ImapSession {
     fn unauthenticate(&mut self) -> Completion {
         self.conn.selected = None;
         self.conn.enabled = Enabled::default();
+        self.conn.notify = None;
         self.phase = Phase::NotAuthenticated;
         self.unauthenticated = true;
         Completion::ok("UNAUTHENTICATE completed")

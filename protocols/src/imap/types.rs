@@ -466,6 +466,8 @@ pub enum CommandBody {
     Unauthenticate,
     /// `COMPRESS DEFLATE` (RFC 4978; DEFLATE is the only algorithm defined).
     Compress,
+    /// `NOTIFY SET ...` / `NOTIFY NONE` (RFC 5465)
+    Notify(Box<crate::imap::parser::NotifyRequest>),
     /// `EXPUNGE`, or `UID EXPUNGE set` when `uid` is given
     Expunge {
         /// `UID EXPUNGE` set.

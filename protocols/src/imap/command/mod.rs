@@ -21,6 +21,7 @@ mod fetch_body;
 pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod misc;
+pub(crate) mod notify;
 mod objectid;
 mod pattern;
 pub(crate) mod qresync;
@@ -70,6 +71,8 @@ pub(crate) enum Task {
     Resync(qresync::ResyncTask),
     /// SORT / THREAD and their UID forms
     Sort(sort::SortTask),
+    /// The `* STATUS` lines of NOTIFY SET STATUS
+    NotifyStatus(notify::StatusTask),
 }
 
 /// Where a resumable command stands after a slice.
@@ -202,6 +205,7 @@ pub(crate) fn run<D: Disk>(
             Progress::Done(urlauth::gen_url_auth(conn, store, &urls, out))
         }
         CommandBody::UrlFetch(urls) => Progress::Done(urlauth::url_fetch(conn, store, &urls, out)),
+        CommandBody::Notify(request) => notify::notify(conn, store, *request, out, &mut slice),
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
     settle(conn, store, tag, ending, progress, out)
@@ -220,7 +224,9 @@ pub(crate) fn resume<D: Disk>(
     ending.quiet &= store.change_counter() == counter_seen;
     // Only the end of a command changes the selection, so a paused command that needs one
     // still has it; checked anyway, since `view()` would panic.
-    if !matches!(task, Task::List(_) | Task::RenameInbox(_)) && conn.selected.is_none() {
+    if !matches!(task, Task::List(_) | Task::RenameInbox(_) | Task::NotifyStatus(_))
+        && conn.selected.is_none()
+    {
         return Outcome::Done(Completion::bad("No mailbox selected"));
     }
     let mut slice = slice::Slice::new(conn.interrupt);
@@ -234,6 +240,7 @@ pub(crate) fn resume<D: Disk>(
         Task::RenameInbox(task) => rename_inbox::resume(task, store, out, &mut slice),
         Task::Resync(task) => qresync::resume(conn, store, task, out, &mut slice),
         Task::Sort(task) => sort::resume(conn, store, &tag, task, out, &mut slice),
+        Task::NotifyStatus(task) => notify::resume_status(conn, store, task, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
 }
@@ -397,6 +404,7 @@ fn run_selected<D: Disk>(
         | CommandBody::ResetKey { .. }
         | CommandBody::GenUrlAuth(_)
         | CommandBody::UrlFetch(_)
+        | CommandBody::Notify(_)
         | CommandBody::Id => Completion::bad("Command not valid in this state"),
     };
     Progress::Done(completion)

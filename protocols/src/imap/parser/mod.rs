@@ -40,6 +40,7 @@ mod commands;
 mod cursor;
 pub(crate) mod date;
 mod fetch;
+mod notify;
 mod qresync;
 mod search;
 mod sort;
@@ -55,6 +56,9 @@ use crate::imap::types::{Command, CommandBody, Tag, is_astring_char};
 
 use commands::AppendParts;
 use cursor::{Cursor, Fail, PResult, fail, syntax};
+pub use notify::{
+    Event as NotifyEvent, EventGroup, Filter as NotifyFilter, NotifyRequest, NotifySet,
+};
 
 /// What kind of refusal a [`ParseError`] is; all of them are answered with `BAD`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,6 +275,7 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"RESETKEY" => urlauth::resetkey(c)?,
         b"GENURLAUTH" => urlauth::genurlauth(c)?,
         b"URLFETCH" => urlauth::urlfetch(c)?,
+        b"NOTIFY" => CommandBody::Notify(Box::new(notify::notify(c)?)),
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))

@@ -35,6 +35,8 @@ const AUTHENTICATED: &[&str] = &[
     "UTF8=ACCEPT",
     // RFC 4467: GENURLAUTH, URLFETCH, RESETKEY (command/urlauth.rs).
     "URLAUTH",
+    // RFC 5465, within the user's shard: `command/notify.rs`, `session/notify.rs`.
+    "NOTIFY",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
@@ -113,6 +115,7 @@ mod tests {
             scram_sha1: true,
             scram_sha256: true,
             interrupt: None,
+            notify: None,
         }
     }
 

@@ -23,7 +23,16 @@ impl ImapSession {
         };
         let tag = tag.clone();
         if let Some(store) = store {
-            command::sync(&mut self.conn, store, true, &mut out);
+            // With NOTIFY set, IDLE carries its notifications too (RFC 5465 §3), first, so
+            // that new messages get their MessageNew FETCH items; without NOTIFY a no-op.
+            command::notify::report(&mut self.conn, store, &mut out);
+            if self.conn.notify.as_ref().is_some_and(|n| n.fetch.is_some()) {
+                // That FETCH paused: it goes on after the others had a turn.
+                return flush_or(out, Step::Yield);
+            }
+            if !self.conn.closing {
+                command::sync(&mut self.conn, store, true, &mut out);
+            }
             if self.conn.closing {
                 self.phase = Phase::Logout;
                 return write(out);
