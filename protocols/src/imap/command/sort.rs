@@ -95,9 +95,56 @@ impl Item {
 
 /// What the order reads from the cache blob.
 #[derive(Clone, Copy, Debug)]
-struct Needs {
+pub(crate) struct Needs {
     sent: bool,
     keys: bool,
+}
+
+impl Needs {
+    /// Nothing (SEARCH).
+    pub(crate) const NOTHING: Needs = Needs { sent: false, keys: false };
+}
+
+/// What sorting by `criteria` reads from the cache blob.
+pub(crate) fn needs(criteria: &[SortCriterion]) -> Needs {
+    Needs {
+        sent: criteria.iter().any(|c| c.key == SortKey::Date),
+        keys: criteria
+            .iter()
+            .any(|c| !matches!(c.key, SortKey::Date | SortKey::Arrival | SortKey::Size)),
+    }
+}
+
+/// Evaluates `key` for one message (a kept context's re-evaluation, `context.rs`): its item,
+/// with the keys `needs` names, when it matches.
+pub(crate) fn evaluate<D: Disk>(
+    store: &UserStore<D>,
+    mailbox: MailboxId,
+    key: &SearchKey,
+    candidate: &Candidate<'_>,
+    needs: Needs,
+) -> Option<Item> {
+    let meta = candidate.meta;
+    let mut message = Message::new(store, mailbox, meta.uid);
+    if !search_eval::matches(key, candidate, &mut message) {
+        return None;
+    }
+    let arrival = meta.internal_date.unix_seconds;
+    let (sent, keys) = message.order_keys(needs, arrival);
+    Some(Item {
+        msn: candidate.msn,
+        uid: meta.uid.get(),
+        size: meta.size,
+        arrival,
+        sent,
+        modseq: meta.modseq.0,
+        keys,
+    })
+}
+
+/// Where `item` goes in `items` (sorted by `criteria`): after every item that sorts before it.
+pub(crate) fn position(items: &[Item], item: &Item, criteria: &[SortCriterion]) -> usize {
+    items.partition_point(|other| compare(other, item, criteria) == Ordering::Less)
 }
 
 /// A SORT or THREAD between slices.
@@ -115,6 +162,10 @@ pub(crate) struct SortTask {
     emit: Option<(Vec<u8>, usize)>,
     /// When the command started, unix seconds (WITHIN's keys count from it).
     now: i64,
+    /// `RETURN (UPDATE)` is honoured: the store's marks when the command started, and once
+    /// ordered the items the context keeps (`context.rs`).
+    update: Option<skua_core::store::MailboxMarks>,
+    kept: Vec<Item>,
 }
 
 /// SORT / THREAD and their UID forms: checks the request and runs the first slice.
@@ -126,9 +177,17 @@ pub(crate) fn start<D: Disk>(
     out: &mut Out,
     slice: &mut Slice,
 ) -> Progress {
+    let esearch = match &request.order {
+        Order::Sort { esearch, .. } => *esearch,
+        Order::Thread(_) => None,
+    };
     if !request.charset.eq_ignore_ascii_case("US-ASCII")
         && !request.charset.eq_ignore_ascii_case("UTF-8")
     {
+        if esearch.is_some_and(|options| options.save) {
+            // RFC 5182 §2.1: a searching command with SAVE that fails leaves `$` empty.
+            view(conn).save_result(Vec::new());
+        }
         return Progress::Done(Completion::no("Unsupported charset").with(Code::BadCharset));
     }
     let selected = view(conn);
@@ -144,13 +203,13 @@ pub(crate) fn start<D: Disk>(
     }
     let needs = match &request.order {
         Order::Thread(_) => Needs { sent: true, keys: true },
-        Order::Sort { criteria, .. } => Needs {
-            sent: criteria.iter().any(|c| c.key == SortKey::Date),
-            keys: criteria
-                .iter()
-                .any(|c| !matches!(c.key, SortKey::Date | SortKey::Arrival | SortKey::Size)),
-        },
+        Order::Sort { criteria, .. } => needs(criteria),
     };
+    let update =
+        match super::search::start_update(conn, store, tag, request.uid, esearch, &key, out) {
+            Ok(update) => update,
+            Err(completion) => return Progress::Done(completion),
+        };
     let task = SortTask {
         now: super::search::unix_now(),
         uid: request.uid,
@@ -161,6 +220,8 @@ pub(crate) fn start<D: Disk>(
         position: 0,
         items: Vec::new(),
         emit: None,
+        update,
+        kept: Vec::new(),
     };
     resume(conn, store, tag, task, out, slice)
 }
@@ -184,7 +245,15 @@ pub(crate) fn resume<D: Disk>(
         let text = render(&mut task, tag);
         // The order step is one step; count it so the slice ends after it.
         slice.spend(u64::try_from(task.items.len()).unwrap_or(u64::MAX) / 64);
-        task.items = Vec::new();
+        if let Order::Sort { esearch: Some(options), .. } = task.order
+            && options.save
+        {
+            save_sorted(&task.items, options, view(conn));
+        }
+        let items = std::mem::take(&mut task.items);
+        if task.update.is_some() {
+            task.kept = items;
+        }
         task.emit = Some((text, 0));
     }
     let (text, written) = task.emit.as_mut().expect("set above");
@@ -199,7 +268,24 @@ pub(crate) fn resume<D: Disk>(
         Order::Sort { .. } => "SORT completed",
         Order::Thread(_) => "THREAD completed",
     };
+    if let (Some(marks), Order::Sort { criteria, .. }) = (task.update, task.order) {
+        let kept = task.kept;
+        super::context::keep(view(conn), tag.as_str(), task.key, Some(criteria), kept, marks);
+    }
     Progress::Done(Completion::ok(done))
+}
+
+/// `SORT RETURN (SAVE ...)` (RFC 5182 §2.4 with RFC 5267 §3): `$` keeps the messages the
+/// answer names, MIN and MAX being the first and last in sort order; `$` is a set, so it is
+/// kept in UID order like any other saved result.
+fn save_sorted(items: &[Item], options: SearchReturn, view: &mut crate::imap::view::View) {
+    let mut uids: Vec<Uid> = match super::search::named_indexes(options, items.len()) {
+        Some(indexes) => indexes.into_iter().filter_map(|i| Uid::new(items[i].uid)).collect(),
+        None => items.iter().filter_map(|i| Uid::new(i.uid)).collect(),
+    };
+    uids.sort_unstable();
+    uids.dedup();
+    view.save_result(uids);
 }
 
 /// Evaluates and gathers messages until the view is done or the slice is spent.
@@ -259,6 +345,9 @@ fn render(task: &mut SortTask, tag: &Tag) -> Vec<u8> {
             task.items.sort_unstable_by(|a, b| compare(a, b, criteria));
             let mut text = Vec::new();
             match esearch {
+                // RFC 5182 §2.4: SAVE alone answers nothing.
+                Some(o)
+                    if o.save && !(o.min || o.max || o.all || o.count || o.partial.is_some()) => {}
                 Some(options) => write_esearch(&mut text, tag, task, *options),
                 None => write_sort(&mut text, task),
             }
@@ -329,14 +418,16 @@ fn write_esearch(text: &mut Vec<u8>, tag: &Tag, task: &SortTask, options: Search
         let numbers: Vec<u32> = items.iter().map(|i| i.number(task.uid)).collect();
         ordered_set(text, &numbers);
     }
+    if let Some(range) = options.partial {
+        let page = &items[super::search::partial_indexes(range, items.len())];
+        let numbers: Vec<u32> = page.iter().map(|i| i.number(task.uid)).collect();
+        super::search::write_partial(text, range, page.is_empty(), |b| ordered_set(b, &numbers));
+    }
     if task.uses_modseq && !items.is_empty() {
-        let only_ends = (options.min || options.max) && !options.all && !options.count;
-        let highest = if only_ends {
-            let min = first.filter(|_| options.min).map_or(0, |i| i.modseq);
-            let max = last.filter(|_| options.max).map_or(0, |i| i.modseq);
-            min.max(max)
-        } else {
-            items.iter().map(|i| i.modseq).max().unwrap_or(0)
+        // RFC 4731 §3.2: the highest modseq of the messages the answer names.
+        let highest = match super::search::named_indexes(options, items.len()) {
+            Some(indexes) => indexes.into_iter().map(|i| items[i].modseq).max().unwrap_or(0),
+            None => items.iter().map(|i| i.modseq).max().unwrap_or(0),
         };
         text.extend_from_slice(format!(" MODSEQ {highest}").as_bytes());
     }

@@ -24,8 +24,7 @@ pub(crate) const SORT_CRITERIA_MAX: usize = 16;
 /// §3.1 by way of RFC 4731).
 pub(crate) fn sort(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
-    let esearch =
-        if c.eat_ignore_case(b"RETURN ") { Some(return_options(c, false)?) } else { None };
+    let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c)?) } else { None };
     c.expect(b'(', "expected sort criteria")?;
     let mut criteria = Vec::new();
     loop {

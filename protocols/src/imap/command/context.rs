@@ -1,0 +1,363 @@
+//! Search contexts kept up to date (CONTEXT=SEARCH and CONTEXT=SORT, RFC 5267 §4.3):
+//! `UID SEARCH RETURN (UPDATE ...)` and `UID SORT RETURN (UPDATE ...)`.
+//!
+//! A context is owned data kept in the selected [`View`]: the command's tag, its search key
+//! (with `$` already replaced by UIDs), for SORT the criteria, the current result (UIDs in
+//! mailbox order for SEARCH; for SORT the gathered sort keys in sort order) and the store's
+//! marks of the mailbox when the result was last brought up to date. Nothing in it points into
+//! the store (DESIGN.md, "Seams").
+//!
+//! After every sync (`command::sync`: at the end of each command, and in IDLE), [`update`]
+//! compares each context's marks with the store's. Unchanged marks cost nothing. When only
+//! appends happened (the same arithmetic as `View::appended_range`) just the new messages are
+//! looked up; otherwise the mailbox's index records are walked once to find the messages whose
+//! modseq passed the context's and the members that were expunged. Only those changed messages
+//! are evaluated against the stored key (the key may read message text: that cost is paid for
+//! changed messages only). What changed goes out as one line per context after the sync's
+//! EXISTS / FETCH / EXPUNGE lines:
+//! `* ESEARCH (TAG "t") UID REMOVEFROM (pos uids) ADDTO (pos uids)`, position 0 for SEARCH
+//! (RFC 5267 §4.3.3 allows it; the sets are in mailbox order) and the 1-based position in the
+//! sort order for SORT, each pair applied in the order written.
+//!
+//! Limits and refusals (RFC 5267 §4.3.1: the search still completes, with
+//! `* NO [NOUPDATE "tag"]`): contexts are kept only for the UID forms, whose results do not
+//! shift when other messages are expunged; only for keys whose answer depends on the message
+//! alone (no message numbers, no `*`, no `\Recent`, no OLDER/YOUNGER, which change without any
+//! change to the mailbox); and at most [`CONTEXTS_MAX`] per selection. A tag already naming a
+//! live context cannot start another (BAD, RFC 5267 §4.3). A flag change does not move a
+//! message in a SORT order: no sort key reads flags.
+
+use skua_core::disk::Disk;
+use skua_core::store::{MailboxMarks, MessageMeta, UserStore};
+use skua_core::types::{ModSeq, Uid};
+
+use super::search_eval::Candidate;
+use super::sort::{self, Item, Needs};
+use super::{LOOKUP_ONE_BY_ONE_MAX, lookup};
+use crate::imap::encode;
+use crate::imap::session::Conn;
+use crate::imap::session::out::Out;
+use crate::imap::types::{Flag, SearchKey, SeqBound, SortCriterion};
+use crate::imap::view::View;
+
+/// Live contexts per selected mailbox (RFC 5267 §4.3.1: at least one, more are advised).
+pub(crate) const CONTEXTS_MAX: usize = 8;
+
+/// The live contexts of one selection.
+#[derive(Debug, Default)]
+pub(crate) struct Contexts {
+    list: Vec<Context>,
+}
+
+/// One context kept by `RETURN (UPDATE)`.
+#[derive(Debug)]
+pub(crate) struct Context {
+    /// The searching command's tag (the ESEARCH correlator).
+    tag: String,
+    /// The search key, `$` replaced by UIDs.
+    key: SearchKey,
+    /// SORT: the criteria; `None` for SEARCH.
+    criteria: Option<Vec<SortCriterion>>,
+    /// What the order reads from the cache blob.
+    needs: Needs,
+    /// The result: SEARCH in UID order, SORT in sort order. Each item's `msn` is its UID, so
+    /// the tie-break by sequence number (RFC 5256 §3) keeps working as numbers shift.
+    items: Vec<Item>,
+    /// The store's marks when `items` were last right.
+    marks: MailboxMarks,
+}
+
+/// Why a context is not kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The tag already names a live context: the command is BAD.
+    TagInUse,
+    /// The server does not keep this one: `* NO [NOUPDATE "tag"]`, the command goes on.
+    NoUpdate(&'static str),
+}
+
+impl Contexts {
+    /// Number of live contexts.
+    #[must_use]
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True when no context is live.
+    #[must_use]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Ends the contexts of these tags (CANCELUPDATE); returns how many ended.
+    pub(crate) fn cancel(&mut self, tags: &[String]) -> usize {
+        let before = self.list.len();
+        self.list.retain(|c| !tags.contains(&c.tag));
+        before - self.list.len()
+    }
+}
+
+/// Whether a search with `RETURN (UPDATE)` under `tag` may keep a context (checked before it
+/// runs, so a refused tag reuse does no work).
+pub(crate) fn check(view: &View, tag: &str, uid: bool, key: &SearchKey) -> Result<(), Refusal> {
+    if view.contexts.list.iter().any(|c| c.tag == tag) {
+        return Err(Refusal::TagInUse);
+    }
+    if !uid {
+        return Err(Refusal::NoUpdate("Updates are kept for UID SEARCH and UID SORT only"));
+    }
+    if !updatable(key) {
+        return Err(Refusal::NoUpdate("These search keys cannot be kept up to date"));
+    }
+    if view.contexts.len() >= CONTEXTS_MAX {
+        return Err(Refusal::NoUpdate("Too many contexts"));
+    }
+    Ok(())
+}
+
+/// `* NO [NOUPDATE "tag"] text` (RFC 5267 §4.3.1).
+pub(crate) fn write_noupdate(out: &mut Out, tag: &str, text: &str) {
+    let b = out.buf();
+    b.extend_from_slice(b"* NO [NOUPDATE ");
+    encode::string(b, tag.as_bytes());
+    b.extend_from_slice(b"] ");
+    b.extend_from_slice(text.as_bytes());
+    b.extend_from_slice(b"\r\n");
+}
+
+/// True when the key's answer for a message depends only on that message's record and text:
+/// no message numbers, no `*` (the largest UID moves), no `\Recent` (per session), no OLDER /
+/// YOUNGER (they change with the clock alone).
+fn updatable(key: &SearchKey) -> bool {
+    let mut stack = vec![key];
+    while let Some(key) = stack.pop() {
+        match key {
+            SearchKey::SequenceSet(_) | SearchKey::Older(_) | SearchKey::Younger(_) => {
+                return false;
+            }
+            SearchKey::Uid(set)
+                if set
+                    .ranges()
+                    .iter()
+                    .any(|&(a, b)| a == SeqBound::Largest || b == SeqBound::Largest) =>
+            {
+                return false;
+            }
+            SearchKey::Flag(Flag::Extension(_)) | SearchKey::NotFlag(Flag::Extension(_)) => {
+                return false;
+            }
+            SearchKey::Not(inner) => stack.push(inner),
+            SearchKey::Or(a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            SearchKey::And(keys) => stack.extend(keys.iter()),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Keeps a new context: `items` is the result the command just returned (its `msn` fields are
+/// replaced by UIDs), `marks` the store's marks when the command started, so that every change
+/// made while it ran is evaluated again by the next [`update`].
+pub(crate) fn keep(
+    view: &mut View,
+    tag: &str,
+    key: SearchKey,
+    criteria: Option<Vec<SortCriterion>>,
+    mut items: Vec<Item>,
+    marks: MailboxMarks,
+) {
+    for item in &mut items {
+        item.msn = item.uid;
+    }
+    let needs = criteria.as_deref().map_or(Needs::NOTHING, sort::needs);
+    view.contexts.list.push(Context { tag: tag.to_owned(), key, criteria, needs, items, marks });
+}
+
+/// Brings every context of the selected mailbox up to date, writing the ESEARCH updates.
+pub(crate) fn update<D: Disk>(conn: &mut Conn, store: &UserStore<D>, out: &mut Out) {
+    let Some(view) = conn.selected.as_mut() else {
+        return;
+    };
+    if view.contexts.is_empty() {
+        return;
+    }
+    let Some(marks) = store.mailbox_marks(view.mailbox) else {
+        return;
+    };
+    let mut contexts = std::mem::take(&mut view.contexts.list);
+    let mut wrote = false;
+    for context in &mut contexts {
+        if context.marks == marks {
+            continue;
+        }
+        // A read error leaves the context as it was: the next sync tries again.
+        if let Ok(line) = refresh(context, view, store, marks) {
+            if !line.is_empty() {
+                out.put(&line);
+                wrote = true;
+            }
+            context.marks = marks;
+        }
+    }
+    view.contexts.list = contexts;
+    if wrote {
+        super::durable(store, out);
+    }
+}
+
+/// The changes to one context since its marks, applied, and the line that tells them (empty
+/// when the result did not change).
+fn refresh<D: Disk>(
+    context: &mut Context,
+    view: &View,
+    store: &UserStore<D>,
+    marks: MailboxMarks,
+) -> Result<Vec<u8>, skua_core::error::ReadError> {
+    let mailbox = view.mailbox;
+    let (changed, gone) = changes(context, store, view, marks)?;
+    let keywords = store.keyword_table(mailbox)?;
+    let now = super::search::unix_now();
+    let mut removed: Vec<(usize, u32)> = Vec::new();
+    let mut added: Vec<(usize, u32)> = Vec::new();
+    for uid in gone {
+        if let Some(at) = context.items.iter().position(|i| i.uid == uid) {
+            context.items.remove(at);
+            removed.push((at + 1, uid));
+        }
+    }
+    for meta in &changed {
+        let uid = meta.uid.get();
+        let member = context.items.iter().position(|i| i.uid == uid);
+        let index = view.uids().binary_search(&meta.uid).unwrap_or(0);
+        let candidate = Candidate::in_view(view, index, meta, keywords, now);
+        let found = sort::evaluate(store, mailbox, &context.key, &candidate, context.needs);
+        match (member, found) {
+            (Some(at), None) => {
+                context.items.remove(at);
+                removed.push((at + 1, uid));
+            }
+            (None, Some(mut item)) => {
+                item.msn = item.uid;
+                let at = match &context.criteria {
+                    Some(criteria) => sort::position(&context.items, &item, criteria),
+                    None => context.items.partition_point(|i| i.uid < uid),
+                };
+                context.items.insert(at, item);
+                added.push((at + 1, uid));
+            }
+            _ => {}
+        }
+    }
+    if removed.is_empty() && added.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut line = b"* ESEARCH (TAG ".to_vec();
+    encode::string(&mut line, context.tag.as_bytes());
+    line.extend_from_slice(b") UID");
+    let ordered = context.criteria.is_some();
+    write_pairs(&mut line, b" REMOVEFROM (", &removed, ordered);
+    write_pairs(&mut line, b" ADDTO (", &added, ordered);
+    line.extend_from_slice(b"\r\n");
+    Ok(line)
+}
+
+/// ` NAME (pos uid pos uid ...)` for SORT, ` NAME (0 set)` for SEARCH; nothing when empty.
+fn write_pairs(line: &mut Vec<u8>, name: &[u8], pairs: &[(usize, u32)], ordered: bool) {
+    if pairs.is_empty() {
+        return;
+    }
+    line.extend_from_slice(name);
+    if ordered {
+        for (i, &(position, uid)) in pairs.iter().enumerate() {
+            if i > 0 {
+                line.push(b' ');
+            }
+            encode::number(line, position as u64);
+            line.push(b' ');
+            encode::number(line, u64::from(uid));
+        }
+    } else {
+        let mut uids: Vec<u32> = pairs.iter().map(|&(_, uid)| uid).collect();
+        uids.sort_unstable();
+        line.extend_from_slice(b"0 ");
+        encode::sequence_set(line, &uids);
+    }
+    line.push(b')');
+}
+
+/// The live messages whose modseq passed the context's marks (ascending UID), and the members
+/// no longer live. When the marks prove only appends happened and few of them, only the new
+/// UIDs are looked up; otherwise the index records are walked once.
+fn changes<D: Disk>(
+    context: &Context,
+    store: &UserStore<D>,
+    view: &View,
+    now: MailboxMarks,
+) -> Result<(Vec<MessageMeta>, Vec<u32>), skua_core::error::ReadError> {
+    let then = context.marks;
+    let since: ModSeq = then.highest_modseq;
+    if let Some(added) = now.uid_next.get().checked_sub(then.uid_next.get()) {
+        let only_added = now.highest_modseq.0.checked_sub(then.highest_modseq.0)
+            == Some(u64::from(added))
+            && u64::from(now.messages) == u64::from(then.messages) + u64::from(added);
+        if only_added && (added as usize) <= LOOKUP_ONE_BY_ONE_MAX {
+            let uids = (then.uid_next.get()..now.uid_next.get()).filter_map(Uid::new);
+            let found = lookup(store, view.mailbox, uids.collect::<Vec<_>>().into_iter())?;
+            return Ok((found, Vec::new()));
+        }
+    }
+    let mut members: Vec<u32> = context.items.iter().map(|i| i.uid).collect();
+    members.sort_unstable();
+    let mut changed = Vec::new();
+    let mut gone = Vec::new();
+    let mut next_member = members.iter().peekable();
+    for meta in store.live_messages(view.mailbox)? {
+        let uid = meta.uid.get();
+        while let Some(&&member) = next_member.peek() {
+            if member < uid {
+                gone.push(member);
+                next_member.next();
+            } else {
+                if member == uid {
+                    next_member.next();
+                }
+                break;
+            }
+        }
+        if meta.modseq > since {
+            changed.push(meta);
+        }
+    }
+    gone.extend(next_member.copied());
+    Ok((changed, gone))
+}
+
+/// CANCELUPDATE (RFC 5267 §4.3.5): ends the named contexts. Tags that name none are ignored.
+pub(crate) fn cancel(conn: &mut Conn, tags: &[String]) -> crate::imap::reply::Completion {
+    if let Some(view) = conn.selected.as_mut() {
+        view.contexts.cancel(tags);
+    }
+    crate::imap::reply::Completion::ok("CANCELUPDATE completed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::types::SequenceSet;
+
+    #[test]
+    fn keys_that_move_without_a_change_are_not_kept() {
+        let star = SequenceSet::new(vec![(SeqBound::Value(1), SeqBound::Largest)]).unwrap();
+        let uid_star = SearchKey::Uid(star);
+        assert!(!updatable(&uid_star));
+        assert!(!updatable(&SearchKey::Older(5)));
+        assert!(!updatable(&SearchKey::Not(Box::new(SearchKey::Flag(Flag::Extension(
+            "Recent".into()
+        ))))));
+        assert!(updatable(&SearchKey::NotFlag(Flag::Seen)));
+        assert!(updatable(&SearchKey::And(vec![SearchKey::All, SearchKey::Flag(Flag::Deleted)])));
+    }
+}
