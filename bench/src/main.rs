@@ -58,6 +58,7 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
         Scenario::Sort(a) | Scenario::Thread(a) => a.port,
         Scenario::Idle(a) => a.port,
         Scenario::Churn(a) => a.port,
+        Scenario::SearchContext(a) => a.port,
         Scenario::Handshake(a) => a.port,
         Scenario::Corpus(_) => unreachable!("handled in main"),
     };
@@ -89,6 +90,7 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
             Scenario::Thread(a) => scenario::ordering::run_thread(a, to).await,
             Scenario::Idle(a) => scenario::idle::run(a, to).await,
             Scenario::Churn(a) => scenario::churn::run(a, to).await,
+            Scenario::SearchContext(a) => scenario::search_context::run(a, to).await,
             Scenario::Handshake(a) => scenario::handshake::run(a, to).await,
             Scenario::Corpus(_) => unreachable!("handled in main"),
         }
@@ -103,6 +105,7 @@ fn common_of(s: &Scenario) -> &Common {
         Scenario::Sort(a) | Scenario::Thread(a) => &a.common,
         Scenario::Idle(a) => &a.common,
         Scenario::Churn(a) => &a.common,
+        Scenario::SearchContext(a) => &a.common,
         Scenario::Handshake(a) => &a.common,
         Scenario::Corpus(_) => unreachable!("corpus has no common options"),
     }

@@ -9,6 +9,7 @@ pub mod imap_read;
 pub mod lmtp;
 pub mod ordering;
 pub mod prefill;
+pub mod search_context;
 pub mod sessions;
 
 use std::time::{Duration, Instant};

@@ -220,12 +220,12 @@ fn refresh<D: Disk>(
     let (changed, gone) = changes(context, store, view, marks)?;
     let keywords = store.keyword_table(mailbox)?;
     let now = super::search::unix_now();
-    let mut removed: Vec<(usize, u32)> = Vec::new();
-    let mut added: Vec<(usize, u32)> = Vec::new();
+    // Each change as it was applied: (added, 1-based position, UID).
+    let mut applied: Vec<(bool, usize, u32)> = Vec::new();
     for uid in gone {
         if let Some(at) = context.items.iter().position(|i| i.uid == uid) {
             context.items.remove(at);
-            removed.push((at + 1, uid));
+            applied.push((false, at + 1, uid));
         }
     }
     for meta in &changed {
@@ -237,7 +237,7 @@ fn refresh<D: Disk>(
         match (member, found) {
             (Some(at), None) => {
                 context.items.remove(at);
-                removed.push((at + 1, uid));
+                applied.push((false, at + 1, uid));
             }
             (None, Some(mut item)) => {
                 item.msn = item.uid;
@@ -246,46 +246,47 @@ fn refresh<D: Disk>(
                     None => context.items.partition_point(|i| i.uid < uid),
                 };
                 context.items.insert(at, item);
-                added.push((at + 1, uid));
+                applied.push((true, at + 1, uid));
             }
             _ => {}
         }
     }
-    if removed.is_empty() && added.is_empty() {
+    if applied.is_empty() {
         return Ok(Vec::new());
     }
     let mut line = b"* ESEARCH (TAG ".to_vec();
     encode::string(&mut line, context.tag.as_bytes());
     line.extend_from_slice(b") UID");
-    let ordered = context.criteria.is_some();
-    write_pairs(&mut line, b" REMOVEFROM (", &removed, ordered);
-    write_pairs(&mut line, b" ADDTO (", &added, ordered);
-    line.extend_from_slice(b"\r\n");
-    Ok(line)
-}
-
-/// ` NAME (pos uid pos uid ...)` for SORT, ` NAME (0 set)` for SEARCH; nothing when empty.
-fn write_pairs(line: &mut Vec<u8>, name: &[u8], pairs: &[(usize, u32)], ordered: bool) {
-    if pairs.is_empty() {
-        return;
-    }
-    line.extend_from_slice(name);
-    if ordered {
-        for (i, &(position, uid)) in pairs.iter().enumerate() {
-            if i > 0 {
+    if context.criteria.is_some() {
+        // Positions depend on the changes before them: one item per run of one kind, in the
+        // order applied, which is the order the client applies them in (RFC 5267 §4.3.2).
+        for run in applied.chunk_by(|a, b| a.0 == b.0) {
+            line.extend_from_slice(if run[0].0 { b" ADDTO (" } else { b" REMOVEFROM (" });
+            for (i, &(_, position, uid)) in run.iter().enumerate() {
+                if i > 0 {
+                    line.push(b' ');
+                }
+                encode::number(&mut line, position as u64);
                 line.push(b' ');
+                encode::number(&mut line, u64::from(uid));
             }
-            encode::number(line, position as u64);
-            line.push(b' ');
-            encode::number(line, u64::from(uid));
+            line.push(b')');
         }
     } else {
-        let mut uids: Vec<u32> = pairs.iter().map(|&(_, uid)| uid).collect();
-        uids.sort_unstable();
-        line.extend_from_slice(b"0 ");
-        encode::sequence_set(line, &uids);
+        // Position 0: the sets commute, each in mailbox order.
+        for (added, name) in [(false, &b" REMOVEFROM (0 "[..]), (true, b" ADDTO (0 ")] {
+            let mut uids: Vec<u32> = applied.iter().filter(|a| a.0 == added).map(|a| a.2).collect();
+            if uids.is_empty() {
+                continue;
+            }
+            uids.sort_unstable();
+            line.extend_from_slice(name);
+            encode::sequence_set(&mut line, &uids);
+            line.push(b')');
+        }
     }
-    line.push(b')');
+    line.extend_from_slice(b"\r\n");
+    Ok(line)
 }
 
 /// The live messages whose modseq passed the context's marks (ascending UID), and the members

@@ -158,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn sort_takes_save_partial_and_update() {
+        let CommandBody::Sort { esearch: Some(options), .. } =
+            body(b"a UID SORT RETURN (SAVE UPDATE PARTIAL -5:-1) (DATE) UTF-8 ALL")
+        else {
+            panic!("not a SORT");
+        };
+        assert!(options.save && options.update && !options.all);
+        let range = options.partial.expect("partial");
+        assert_eq!((range.low, range.high, range.from_end, range.reversed), (1, 5, true, true));
+    }
+
+    #[test]
     fn malformed_sorts_and_threads_are_refused() {
         for line in [
             &b"a SORT () UTF-8 ALL"[..],
@@ -166,7 +178,8 @@ mod tests {
             b"a SORT DATE UTF-8 ALL",
             b"a SORT (REVERSE) UTF-8 ALL",
             b"a SORT (NAME) UTF-8 ALL",
-            b"a SORT RETURN (SAVE) (DATE) UTF-8 ALL",
+            b"a SORT RETURN (PARTIAL 1:2 ALL) (DATE) UTF-8 ALL",
+            b"a SORT RETURN (SAVE SAVE) (DATE) UTF-8 ALL",
             b"a THREAD UTF-8 ALL",
             b"a THREAD JWZ UTF-8 ALL",
             b"a THREAD REFS UTF-8",
