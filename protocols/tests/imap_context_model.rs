@@ -39,7 +39,7 @@ impl Contexts {
                 let (payload, tail) = tail.split_once(')').expect("item payload");
                 rest = tail.trim_start();
                 let words: Vec<&str> = payload.split(' ').collect();
-                assert!(words.len() % 2 == 0, "pairs: {line}");
+                assert!(words.len().is_multiple_of(2), "pairs: {line}");
                 for pair in words.chunks(2) {
                     let position: usize = pair[0].parse().expect("position");
                     let uids = expand(pair[1]);

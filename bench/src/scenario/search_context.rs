@@ -260,16 +260,15 @@ async fn deliver_loop(
                 continue;
             }
         }
-        if args.store_every > 0 && seq % u64::from(args.store_every) == 0 {
-            if let Some(Some(w)) = writers.get_mut(u as usize) {
-                let t = Instant::now();
-                let stored = async {
-                    w.command("NOOP").await?;
-                    w.command("STORE * +FLAGS.SILENT (\\Seen)").await
-                };
-                if step(&mut rec, STORE, t, stored).await.is_err() {
-                    writers[u as usize] = None;
-                }
+        let store_now = args.store_every > 0 && seq.is_multiple_of(u64::from(args.store_every));
+        if store_now && let Some(Some(w)) = writers.get_mut(u as usize) {
+            let t = Instant::now();
+            let stored = async {
+                w.command("NOOP").await?;
+                w.command("STORE * +FLAGS.SILENT (\\Seen)").await
+            };
+            if step(&mut rec, STORE, t, stored).await.is_err() {
+                writers[u as usize] = None;
             }
         }
     }
