@@ -426,3 +426,50 @@ fn write_esearch(
     }
     b.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(first: u32, second: u32, from_end: bool) -> PartialRange {
+        PartialRange {
+            low: first.min(second),
+            high: first.max(second),
+            from_end,
+            reversed: first > second,
+        }
+    }
+
+    #[test]
+    fn partial_ranges_count_from_either_end_and_stop_at_the_results() {
+        assert_eq!(partial_indexes(range(1, 2, false), 5), 0..2);
+        assert_eq!(partial_indexes(range(4, 9, false), 5), 3..5);
+        assert_eq!(partial_indexes(range(6, 9, false), 5), 5..5);
+        assert_eq!(partial_indexes(range(1, 2, true), 5), 3..5);
+        assert_eq!(partial_indexes(range(2, 100, true), 5), 0..4);
+        assert_eq!(partial_indexes(range(6, 9, true), 5), 0..0);
+        assert_eq!(partial_indexes(range(1, u32::MAX, true), 0), 0..0);
+    }
+
+    #[test]
+    fn save_keeps_the_page_and_the_ends_unless_count_or_all() {
+        let partial = Some(range(2, 3, false));
+        let only = |o: SearchReturn| named_indexes(o, 6);
+        assert_eq!(only(SearchReturn { partial, ..SearchReturn::default() }), Some(vec![1, 2]));
+        let with_max = SearchReturn { partial, max: true, ..SearchReturn::default() };
+        assert_eq!(only(with_max), Some(vec![1, 2, 5]));
+        let with_count = SearchReturn { partial, count: true, ..SearchReturn::default() };
+        assert_eq!(only(with_count), None);
+        assert_eq!(only(SearchReturn { save: true, ..SearchReturn::default() }), None);
+        let ends = SearchReturn { min: true, max: true, ..SearchReturn::default() };
+        assert_eq!(named_indexes(ends, 1), Some(vec![0]));
+    }
+
+    #[test]
+    fn partial_echoes_the_range_as_given() {
+        let mut b = Vec::new();
+        write_partial(&mut b, range(1, 100, true), false, |b| b.extend_from_slice(b"7:9"));
+        write_partial(&mut b, range(500, 400, false), true, |_| unreachable!());
+        assert_eq!(b, b" PARTIAL (-1:-100 7:9) PARTIAL (500:400 NIL)");
+    }
+}
