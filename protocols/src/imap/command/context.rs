@@ -97,6 +97,18 @@ impl Contexts {
     }
 }
 
+impl Context {
+    /// Where `uid` is in the result: a binary search for SEARCH (UID order), a scan of the
+    /// sort order for SORT.
+    fn find(&self, uid: u32) -> Option<usize> {
+        if self.criteria.is_none() {
+            self.items.binary_search_by_key(&uid, |i| i.uid).ok()
+        } else {
+            self.items.iter().position(|i| i.uid == uid)
+        }
+    }
+}
+
 /// Whether a search with `RETURN (UPDATE)` under `tag` may keep a context (checked before it
 /// runs, so a refused tag reuse does no work).
 pub(crate) fn check(view: &View, tag: &str, uid: bool, key: &SearchKey) -> Result<(), Refusal> {
@@ -223,14 +235,14 @@ fn refresh<D: Disk>(
     // Each change as it was applied: (added, 1-based position, UID).
     let mut applied: Vec<(bool, usize, u32)> = Vec::new();
     for uid in gone {
-        if let Some(at) = context.items.iter().position(|i| i.uid == uid) {
+        if let Some(at) = context.find(uid) {
             context.items.remove(at);
             applied.push((false, at + 1, uid));
         }
     }
     for meta in &changed {
         let uid = meta.uid.get();
-        let member = context.items.iter().position(|i| i.uid == uid);
+        let member = context.find(uid);
         let index = view.uids().binary_search(&meta.uid).unwrap_or(0);
         let candidate = Candidate::in_view(view, index, meta, keywords, now);
         let found = sort::evaluate(store, mailbox, &context.key, &candidate, context.needs);
