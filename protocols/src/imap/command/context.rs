@@ -361,6 +361,60 @@ mod tests {
     use super::*;
     use crate::imap::types::SequenceSet;
 
+    /// The work a change costs a kept search is the changed messages, whatever the mailbox
+    /// holds: counted as the messages [`changes`] hands to the evaluator.
+    #[test]
+    fn a_change_re_evaluates_only_the_changed_messages() {
+        use skua_core::types::{Flags, FlagsOp, Keywords, SystemFlags};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = std::rc::Rc::new(skua_core::disk::os::OsDisk::new(dir.path()).expect("disk"));
+        let mut store = UserStore::open(disk, std::path::Path::new("u")).expect("store");
+        let inbox = store.mailbox_id("INBOX").expect("inbox");
+        for _ in 0..500 {
+            store
+                .append(inbox, b"Subject: x\r\n\r\nbody\r\n", b"", Flags::default(), None)
+                .unwrap();
+        }
+        let info = store.mailbox_info(inbox).expect("info");
+        let messages = store.messages(inbox).expect("messages");
+        let view = View::new(inbox, false, info.uid_validity, &messages, info.highest_modseq, 0);
+        let items = messages
+            .iter()
+            .map(|m| Item {
+                msn: m.uid.get(),
+                uid: m.uid.get(),
+                size: 0,
+                arrival: 0,
+                sent: 0,
+                modseq: 0,
+                keys: None,
+            })
+            .collect();
+        let context = Context {
+            tag: "k".into(),
+            key: SearchKey::NotFlag(Flag::Seen),
+            criteria: None,
+            needs: Needs::NOTHING,
+            items,
+            marks: store.mailbox_marks(inbox).expect("marks"),
+        };
+        // A delivery: the new message alone.
+        store.append(inbox, b"Subject: y\r\n\r\nbody\r\n", b"", Flags::default(), None).unwrap();
+        let now = store.mailbox_marks(inbox).expect("marks");
+        let (changed, gone) = changes(&context, &store, &view, now).expect("changes");
+        let uids: Vec<u32> = changed.iter().map(|m| m.uid.get()).collect();
+        assert_eq!((uids, gone), (vec![501], vec![]));
+        // Then a flag change and an expunge: those two and the delivery, not the other 498.
+        let seen = Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords(0) };
+        let three = Uid::new(3).unwrap();
+        store.store_flags(inbox, &[three], FlagsOp::Add, seen, None).expect("store");
+        store.expunge(inbox, &[Uid::new(7).unwrap()]).expect("expunge");
+        let now = store.mailbox_marks(inbox).expect("marks");
+        let (changed, gone) = changes(&context, &store, &view, now).expect("changes");
+        let uids: Vec<u32> = changed.iter().map(|m| m.uid.get()).collect();
+        assert_eq!((uids, gone), (vec![3, 501], vec![7]));
+    }
+
     #[test]
     fn keys_that_move_without_a_change_are_not_kept() {
         let star = SequenceSet::new(vec![(SeqBound::Value(1), SeqBound::Largest)]).unwrap();
