@@ -40,6 +40,9 @@ pub enum Scenario {
     Idle(IdleArgs),
     /// Connect, LOGIN, LOGOUT as fast as possible.
     Churn(ChurnArgs),
+    /// K sessions keep `UID SEARCH RETURN (UPDATE) UNSEEN` live (CONTEXT=SEARCH) and IDLE while
+    /// LMTP deliveries and STOREs run; counts their update lines (`--plain`: no kept search).
+    SearchContext(SearchContextArgs),
     /// TLS handshakes per second: connect, handshake, greeting, close (full handshakes, or
     /// resumed ones with --tls-resume).
     Handshake(HandshakeArgs),
@@ -222,6 +225,29 @@ pub struct IdleArgs {
     /// Connections being set up at once.
     #[arg(long, default_value_t = 64)]
     pub setup_concurrency: usize,
+    /// Messages.
+    #[command(flatten)]
+    pub message: MessageArgs,
+}
+
+/// `search-context` options.
+#[derive(Debug, Clone, Args)]
+pub struct SearchContextArgs {
+    /// Common options (--connections is the number of watching sessions).
+    #[command(flatten)]
+    pub common: Common,
+    /// IMAP port.
+    #[arg(long, visible_alias = "imap-port", default_value_t = 143)]
+    pub port: u16,
+    /// LMTP port for the deliveries.
+    #[arg(long, default_value_t = 24)]
+    pub lmtp_port: u16,
+    /// After every N-th delivery, mark that user's newest message \Seen (0: never).
+    #[arg(long, default_value_t = 2)]
+    pub store_every: u32,
+    /// Watchers only IDLE, keeping no search: the baseline for the same load.
+    #[arg(long)]
+    pub plain: bool,
     /// Messages.
     #[command(flatten)]
     pub message: MessageArgs,

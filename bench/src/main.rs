@@ -59,6 +59,7 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
         Scenario::Qresync(a) => a.imap.port,
         Scenario::Idle(a) => a.port,
         Scenario::Churn(a) => a.port,
+        Scenario::SearchContext(a) => a.port,
         Scenario::Handshake(a) => a.port,
         Scenario::Corpus(_) => unreachable!("handled in main"),
     };
@@ -91,6 +92,7 @@ fn execute(scenario: Scenario) -> Result<(Report, bool), BenchError> {
             Scenario::Qresync(a) => scenario::qresync::run(a, to).await,
             Scenario::Idle(a) => scenario::idle::run(a, to).await,
             Scenario::Churn(a) => scenario::churn::run(a, to).await,
+            Scenario::SearchContext(a) => scenario::search_context::run(a, to).await,
             Scenario::Handshake(a) => scenario::handshake::run(a, to).await,
             Scenario::Corpus(_) => unreachable!("handled in main"),
         }
@@ -106,6 +108,7 @@ fn common_of(s: &Scenario) -> &Common {
         Scenario::Qresync(a) => &a.imap.common,
         Scenario::Idle(a) => &a.common,
         Scenario::Churn(a) => &a.common,
+        Scenario::SearchContext(a) => &a.common,
         Scenario::Handshake(a) => &a.common,
         Scenario::Corpus(_) => unreachable!("corpus has no common options"),
     }

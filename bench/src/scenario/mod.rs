@@ -10,6 +10,7 @@ pub mod lmtp;
 pub mod ordering;
 pub mod prefill;
 pub mod qresync;
+pub mod search_context;
 pub mod sessions;
 
 use std::time::{Duration, Instant};

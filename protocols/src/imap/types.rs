@@ -336,6 +336,26 @@ pub struct SearchReturn {
     pub count: bool,
     /// `SAVE` (SEARCHRES, RFC 5182): keep the result for `$`.
     pub save: bool,
+    /// `PARTIAL range` (RFC 9394 §3.1, RFC 5267 §4.4): one page of the results.
+    pub partial: Option<PartialRange>,
+    /// `UPDATE` (RFC 5267 §4.3): keep the result live with ADDTO / REMOVEFROM.
+    pub update: bool,
+    /// `CONTEXT` (RFC 5267 §4.2): a hint, accepted and otherwise ignored.
+    pub context: bool,
+}
+
+/// A PARTIAL range (RFC 9394 §4): `first:last` counts results from the lowest, `-first:-last`
+/// from the highest; both ends are at least 1 and `low <= high` (the parser orders them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialRange {
+    /// The lower end of the range, as given (1 is the first result from its side).
+    pub low: u32,
+    /// The higher end.
+    pub high: u32,
+    /// Negative form: counted from the last result (`-1` is the last one).
+    pub from_end: bool,
+    /// The ends were given high first (`500:400`): the answer echoes the range as sent.
+    pub reversed: bool,
 }
 
 /// SELECT/EXAMINE's `QRESYNC` parameter (RFC 7162 §3.2.5):
@@ -462,6 +482,8 @@ pub enum CommandBody {
     Close,
     /// `UNSELECT`
     Unselect,
+    /// `CANCELUPDATE "tag" ...` (RFC 5267 §4.3.5): the tags whose UPDATE contexts end.
+    CancelUpdate(Vec<String>),
     /// `UNAUTHENTICATE` (RFC 8437)
     Unauthenticate,
     /// `COMPRESS DEFLATE` (RFC 4978; DEFLATE is the only algorithm defined).

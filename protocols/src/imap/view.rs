@@ -66,6 +66,9 @@ pub struct View {
     /// UIDONLY is on for this session (RFC 9586): FETCH data goes out as
     /// `* uid UIDFETCH (...)` ([`View::write_flags_update`]).
     pub uid_only: bool,
+    /// Searches kept up to date by `RETURN (UPDATE)` (RFC 5267 §4.3, `command/context.rs`);
+    /// they end with the selection.
+    pub(crate) contexts: crate::imap::command::context::Contexts,
 }
 
 /// What `sync` found to report, already written to the output.
@@ -106,6 +109,7 @@ impl View {
             saved: Vec::new(),
             vanished: false,
             uid_only: false,
+            contexts: crate::imap::command::context::Contexts::default(),
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub(crate) mod append;
 pub(crate) mod catenate;
+pub(crate) mod context;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
@@ -334,6 +335,7 @@ fn run_selected<D: Disk>(
             conn.selected = None;
             Completion::ok("UNSELECT completed")
         }
+        CommandBody::CancelUpdate(tags) => context::cancel(conn, &tags),
         CommandBody::Expunge { uids } => return expunge::expunge(conn, store, uids, out, slice),
         CommandBody::Search { uid, esearch, charset, keys } => {
             let request = search::SearchRequest { uid, esearch, charset, keys: &keys };
@@ -425,6 +427,19 @@ fn allows_expunge(body: &CommandBody) -> bool {
 
 /// Brings the selected view up to date with the store, writing the untagged updates.
 pub(crate) fn sync<D: Disk>(
+    conn: &mut Conn,
+    store: &mut UserStore<D>,
+    allow_expunge: bool,
+    out: &mut Out,
+) {
+    sync_messages(conn, store, allow_expunge, out);
+    // Kept searches (RFC 5267 §4.3) follow the lines above, own changes included: the view
+    // skips those, a context does not.
+    context::update(conn, store, out);
+}
+
+/// [`sync`] of the view itself: EXISTS, EXPUNGE / VANISHED, FETCH, RECENT.
+fn sync_messages<D: Disk>(
     conn: &mut Conn,
     store: &mut UserStore<D>,
     allow_expunge: bool,

@@ -15,7 +15,7 @@ use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::types::{SearchKey, SearchReturn, SequenceSet, Tag};
+use crate::imap::types::{PartialRange, SearchKey, SearchReturn, SequenceSet, Tag};
 use crate::imap::view::View;
 
 /// A parsed SEARCH.
@@ -93,10 +93,11 @@ pub(crate) struct SearchTask {
     position: usize,
     /// Matches so far (UIDs or sequence numbers), ascending.
     hits: Vec<u32>,
-    /// The highest modseq of all matches, of the first (MIN) and of the last (MAX).
-    highest_modseq: u64,
-    first_modseq: u64,
-    last_modseq: u64,
+    /// With a MODSEQ key, the modseq of each hit (same order); empty otherwise.
+    modseqs: Vec<u64>,
+    /// `RETURN (UPDATE)` is honoured: the result becomes a context (`context.rs`) kept from
+    /// these marks of the store, taken when the command started.
+    update: Option<skua_core::store::MailboxMarks>,
     /// When the command started, unix seconds: every slice measures WITHIN's intervals from
     /// the same instant.
     now: i64,
@@ -148,6 +149,10 @@ pub(crate) fn search<D: Disk>(
         }
         super::enable_condstore(conn, out);
     }
+    let update = match start_update(conn, store, tag, request.uid, request.esearch, &key, out) {
+        Ok(update) => update,
+        Err(completion) => return Progress::Done(completion),
+    };
     let task = SearchTask {
         uid: request.uid,
         esearch: request.esearch,
@@ -156,9 +161,8 @@ pub(crate) fn search<D: Disk>(
         rev2: conn.enabled.rev2,
         position: 0,
         hits: Vec::new(),
-        highest_modseq: 0,
-        first_modseq: 0,
-        last_modseq: 0,
+        modseqs: Vec::new(),
+        update,
         now: unix_now(),
     };
     resume(conn, store, tag, task, out, slice)
@@ -215,11 +219,9 @@ pub(crate) fn resume<D: Disk>(
             };
             if search_eval::matches(&task.key, &candidate, &mut loader) {
                 task.hits.push(if task.uid { uid.get() } else { candidate.msn });
-                task.highest_modseq = task.highest_modseq.max(meta.modseq.0);
-                if task.hits.len() == 1 {
-                    task.first_modseq = meta.modseq.0;
+                if task.uses_modseq {
+                    task.modseqs.push(meta.modseq.0);
                 }
-                task.last_modseq = meta.modseq.0;
             }
             slice.spend(1 + if loader.scanned > 0 { scan_units(loader.scanned) } else { 0 });
         }
@@ -228,25 +230,122 @@ pub(crate) fn resume<D: Disk>(
         save_result(&task, view(conn));
     }
     write_result(&task, tag, out);
+    if let Some(marks) = task.update {
+        let items = task.hits.iter().map(|&uid| context_item(uid)).collect();
+        super::context::keep(
+            view(conn),
+            tag.as_str(),
+            task.key,
+            None,
+            (items, Default::default()),
+            marks,
+        );
+    }
     Progress::Done(Completion::ok("SEARCH completed"))
 }
 
-/// Keeps what `SEARCH RETURN (SAVE ...)` found for `$` (RFC 5182 §2.4): with MIN and/or MAX
-/// and neither ALL nor COUNT, only the messages those name; otherwise every match.
+/// A SEARCH result as a context keeps it: the UID alone (no order keys).
+fn context_item(uid: u32) -> super::sort::Item {
+    super::sort::Item {
+        msn: uid,
+        uid,
+        size: 0,
+        arrival: 0,
+        sent: 0,
+        modseq: 0,
+        keys: None,
+        text: 0,
+    }
+}
+
+/// `RETURN (UPDATE)` at the start of a SEARCH or SORT: `Ok(Some(marks))` when a context will be
+/// kept from the store's marks now, `Ok(None)` when none was asked for or it is refused with
+/// `* NO [NOUPDATE]` (the command goes on), `Err` for a tag already naming a context (BAD,
+/// RFC 5267 §4.3).
+pub(crate) fn start_update<D: Disk>(
+    conn: &mut Conn,
+    store: &UserStore<D>,
+    tag: &Tag,
+    uid: bool,
+    esearch: Option<SearchReturn>,
+    key: &SearchKey,
+    out: &mut Out,
+) -> Result<Option<skua_core::store::MailboxMarks>, Completion> {
+    if !esearch.is_some_and(|options| options.update) {
+        return Ok(None);
+    }
+    let selected = view(conn);
+    match super::context::check(selected, tag.as_str(), uid, key) {
+        Ok(()) => Ok(store.mailbox_marks(selected.mailbox)),
+        Err(super::context::Refusal::TagInUse) => Err(Completion::bad("Tag reuse")),
+        Err(super::context::Refusal::NoUpdate(text)) => {
+            super::context::write_noupdate(out, tag.as_str(), text);
+            Ok(None)
+        }
+    }
+}
+
+/// The results a `RETURN` names by position among `n` results in answer order (RFC 4731
+/// §3.2, RFC 9394 §3.2): `None` for every result (with ALL or COUNT, or when no MIN, MAX or
+/// PARTIAL narrows them), else the PARTIAL page with the MIN (first) and MAX (last) result.
+/// `$` keeps these (SAVE), and MODSEQ is the highest among them.
+pub(crate) fn named_indexes(options: SearchReturn, n: usize) -> Option<Vec<usize>> {
+    if options.all || options.count || !(options.min || options.max || options.partial.is_some()) {
+        return None;
+    }
+    let mut picked: Vec<usize> =
+        options.partial.map_or(Vec::new(), |r| partial_indexes(r, n).collect());
+    if options.min && n > 0 {
+        picked.push(0);
+    }
+    if options.max && n > 0 {
+        picked.push(n - 1);
+    }
+    picked.sort_unstable();
+    picked.dedup();
+    Some(picked)
+}
+
+/// The positions (0-based, in answer order) a PARTIAL range names among `n` results
+/// (RFC 9394 §3.1): `1:100` the first hundred, `-1:-100` the last hundred; past the end the
+/// range is cut short, possibly to nothing.
+pub(crate) fn partial_indexes(range: PartialRange, n: usize) -> std::ops::Range<usize> {
+    let (low, high) = (range.low as usize, range.high as usize);
+    let (start, end) = if range.from_end {
+        (n.saturating_sub(high), n.saturating_sub(low - 1))
+    } else {
+        ((low - 1).min(n), high.min(n))
+    };
+    start..end.max(start)
+}
+
+/// ` PARTIAL (range set)` or ` PARTIAL (range NIL)` (RFC 9394 §3.1), the range as the client
+/// gave it; `write_set` writes the page's numbers.
+pub(crate) fn write_partial(
+    b: &mut Vec<u8>,
+    range: PartialRange,
+    page_empty: bool,
+    write_set: impl FnOnce(&mut Vec<u8>),
+) {
+    let (first, second) =
+        if range.reversed { (range.high, range.low) } else { (range.low, range.high) };
+    let sign = if range.from_end { "-" } else { "" };
+    b.extend_from_slice(format!(" PARTIAL ({sign}{first}:{sign}{second} ").as_bytes());
+    if page_empty {
+        b.extend_from_slice(b"NIL");
+    } else {
+        write_set(b);
+    }
+    b.push(b')');
+}
+
+/// Keeps what `SEARCH RETURN (SAVE ...)` found for `$` (RFC 5182 §2.4, RFC 9394 §3.2): the
+/// results [`named_indexes`] names.
 fn save_result(task: &SearchTask, view: &mut View) {
     let Some(options) = task.esearch else { return };
-    let only_ends = (options.min || options.max) && !options.all && !options.count;
-    let picked: Vec<u32> = if only_ends {
-        let mut ends = Vec::new();
-        if options.min {
-            ends.extend(task.hits.first());
-        }
-        if options.max {
-            ends.extend(task.hits.last().filter(|last| Some(*last) != ends.first()));
-        }
-        ends
-    } else {
-        task.hits.clone()
+    let picked: Vec<u32> = match named_indexes(options, task.hits.len()) {
+        Some(indexes) => indexes.into_iter().map(|i| task.hits[i]).collect(),
+        None => task.hits.clone(),
     };
     // Hits are sequence numbers unless UID SEARCH: `$` keeps UIDs either way.
     let mut uids: Vec<Uid> = if task.uid {
@@ -261,20 +360,18 @@ fn save_result(task: &SearchTask, view: &mut View) {
 
 /// The untagged SEARCH or ESEARCH response; none for `RETURN (SAVE)` alone (RFC 5182 §2.4).
 fn write_result(task: &SearchTask, tag: &Tag, out: &mut Out) {
-    if task.esearch.is_some_and(|o| o.save && !o.min && !o.max && !o.all && !o.count) {
+    if task
+        .esearch
+        .is_some_and(|o| o.save && !o.min && !o.max && !o.all && !o.count && o.partial.is_none())
+    {
         return;
     }
     // RFC 4731 §3.2, RFC 7162 §3.1.5: the highest modseq of the messages the answer returns;
-    // with only MIN and/or MAX, those are the one or two messages it names.
-    let returned_only_ends = task
-        .esearch
-        .is_some_and(|options| (options.min || options.max) && !options.count && !options.all);
-    let highest = if returned_only_ends {
-        let min = if task.esearch.is_some_and(|o| o.min) { task.first_modseq } else { 0 };
-        let max = if task.esearch.is_some_and(|o| o.max) { task.last_modseq } else { 0 };
-        min.max(max)
-    } else {
-        task.highest_modseq
+    // with only MIN, MAX and/or PARTIAL, those are the ones it names.
+    let named = task.esearch.and_then(|options| named_indexes(options, task.modseqs.len()));
+    let highest = match named {
+        Some(indexes) => indexes.into_iter().map(|i| task.modseqs[i]).max().unwrap_or(0),
+        None => task.modseqs.iter().copied().max().unwrap_or(0),
     };
     let modseq = task.uses_modseq.then_some(highest).filter(|&m| m > 0);
     match task.esearch {
@@ -336,8 +433,59 @@ fn write_esearch(
         b.extend_from_slice(b" ALL ");
         encode::sequence_set(b, hits);
     }
+    if let Some(range) = options.partial {
+        let page = &hits[partial_indexes(range, hits.len())];
+        write_partial(b, range, page.is_empty(), |b| encode::sequence_set(b, page));
+    }
     if let (Some(modseq), false) = (modseq, hits.is_empty()) {
         b.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());
     }
     b.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(first: u32, second: u32, from_end: bool) -> PartialRange {
+        PartialRange {
+            low: first.min(second),
+            high: first.max(second),
+            from_end,
+            reversed: first > second,
+        }
+    }
+
+    #[test]
+    fn partial_ranges_count_from_either_end_and_stop_at_the_results() {
+        assert_eq!(partial_indexes(range(1, 2, false), 5), 0..2);
+        assert_eq!(partial_indexes(range(4, 9, false), 5), 3..5);
+        assert_eq!(partial_indexes(range(6, 9, false), 5), 5..5);
+        assert_eq!(partial_indexes(range(1, 2, true), 5), 3..5);
+        assert_eq!(partial_indexes(range(2, 100, true), 5), 0..4);
+        assert_eq!(partial_indexes(range(6, 9, true), 5), 0..0);
+        assert_eq!(partial_indexes(range(1, u32::MAX, true), 0), 0..0);
+    }
+
+    #[test]
+    fn save_keeps_the_page_and_the_ends_unless_count_or_all() {
+        let partial = Some(range(2, 3, false));
+        let only = |o: SearchReturn| named_indexes(o, 6);
+        assert_eq!(only(SearchReturn { partial, ..SearchReturn::default() }), Some(vec![1, 2]));
+        let with_max = SearchReturn { partial, max: true, ..SearchReturn::default() };
+        assert_eq!(only(with_max), Some(vec![1, 2, 5]));
+        let with_count = SearchReturn { partial, count: true, ..SearchReturn::default() };
+        assert_eq!(only(with_count), None);
+        assert_eq!(only(SearchReturn { save: true, ..SearchReturn::default() }), None);
+        let ends = SearchReturn { min: true, max: true, ..SearchReturn::default() };
+        assert_eq!(named_indexes(ends, 1), Some(vec![0]));
+    }
+
+    #[test]
+    fn partial_echoes_the_range_as_given() {
+        let mut b = Vec::new();
+        write_partial(&mut b, range(1, 100, true), false, |b| b.extend_from_slice(b"7:9"));
+        write_partial(&mut b, range(500, 400, false), true, |_| unreachable!());
+        assert_eq!(b, b" PARTIAL (-1:-100 7:9) PARTIAL (500:400 NIL)");
+    }
 }

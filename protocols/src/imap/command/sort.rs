@@ -80,13 +80,14 @@ pub(crate) struct Item {
     /// THREAD's keys (the whole key section), the base subject upper-cased
     /// (`i;ascii-casemap`); `None` for SORT.
     pub keys: Option<Box<SortKeys>>,
-    /// SORT: where this message's strings start in [`Texts::ranges`] (one per string
-    /// criterion).
+    /// SORT: where this message's strings start in its [`Texts`] (one per string criterion).
     pub text: u32,
 }
 
 /// The strings SORT compares, upper-cased (`i;ascii-casemap`): per message, one range per
-/// string criterion into one buffer, so that gathering allocates nothing per message.
+/// string criterion into one buffer, so that gathering allocates nothing per message. A kept
+/// context (`context.rs`) owns one too and appends the strings of messages that join it;
+/// [`Texts::compact`] drops those of messages that left.
 #[derive(Debug, Default)]
 pub(crate) struct Texts {
     bytes: Vec<u8>,
@@ -112,6 +113,28 @@ impl Texts {
     fn next(&self) -> u32 {
         u32::try_from(self.ranges.len()).expect("fewer than 2^32 strings")
     }
+
+    /// Keeps only the strings of `items` (`per_item` each), once more than half of what is
+    /// held belongs to messages no longer among them: a kept context's strings stay within
+    /// twice what its members need.
+    pub(crate) fn compact(&mut self, items: &mut [Item], per_item: usize) {
+        if per_item == 0 || self.ranges.len() <= 2 * per_item * items.len() + 64 {
+            return;
+        }
+        let mut kept = Texts::default();
+        for item in items {
+            let first = kept.next();
+            for slot in 0..per_item {
+                let (start, end) = self.ranges[item.text as usize + slot];
+                let at = kept.bytes.len();
+                kept.bytes.extend_from_slice(&self.bytes[start as usize..end as usize]);
+                let end_at = u32::try_from(kept.bytes.len()).expect("fits as before");
+                kept.ranges.push((u32::try_from(at).expect("fits as before"), end_at));
+            }
+            item.text = first;
+        }
+        *self = kept;
+    }
 }
 
 impl Item {
@@ -123,11 +146,64 @@ impl Item {
 
 /// What the order reads from the cache blob.
 #[derive(Clone, Copy, Debug)]
-struct Needs {
+pub(crate) struct Needs {
     /// The sent date.
     sent: bool,
     /// The whole key section (THREAD).
     keys: bool,
+}
+
+impl Needs {
+    /// Nothing (SEARCH).
+    pub(crate) const NOTHING: Needs = Needs { sent: false, keys: false };
+}
+
+/// What sorting by `criteria` reads from the cache blob: the sent date, and the key strings
+/// it compares, in criterion order.
+pub(crate) fn needs(criteria: &[SortCriterion]) -> (Needs, Vec<KeyField>) {
+    let sent = criteria.iter().any(|c| c.key == SortKey::Date);
+    (Needs { sent, keys: false }, criteria.iter().filter_map(|c| text_field(c.key)).collect())
+}
+
+/// Evaluates `key` for one message (a kept context's re-evaluation, `context.rs`): its item,
+/// with the keys `needs` names, when it matches.
+pub(crate) fn evaluate<D: Disk>(
+    store: &UserStore<D>,
+    mailbox: MailboxId,
+    key: &SearchKey,
+    candidate: &Candidate<'_>,
+    needs: Needs,
+    fields: &[KeyField],
+    texts: &mut Texts,
+) -> Option<Item> {
+    let meta = candidate.meta;
+    let mut message = Message::new(store, mailbox, meta.uid);
+    if !search_eval::matches(key, candidate, &mut message) {
+        return None;
+    }
+    let arrival = meta.internal_date.unix_seconds;
+    let text = texts.next();
+    let (sent, keys) = message.order_keys(needs, fields, texts, arrival);
+    Some(Item {
+        msn: candidate.msn,
+        uid: meta.uid.get(),
+        size: meta.size,
+        arrival,
+        sent,
+        modseq: meta.modseq.0,
+        keys,
+        text,
+    })
+}
+
+/// Where `item` goes in `items` (sorted by `criteria`): after every item that sorts before it.
+pub(crate) fn position(
+    items: &[Item],
+    item: &Item,
+    criteria: &[SortCriterion],
+    texts: &Texts,
+) -> usize {
+    items.partition_point(|other| compare(other, item, criteria, texts) == Ordering::Less)
 }
 
 /// A SORT or THREAD between slices.
@@ -149,6 +225,10 @@ pub(crate) struct SortTask {
     emit: Option<(Vec<u8>, usize)>,
     /// When the command started, unix seconds (WITHIN's keys count from it).
     now: i64,
+    /// `RETURN (UPDATE)` is honoured: the store's marks when the command started, and once
+    /// ordered the items the context keeps (`context.rs`).
+    update: Option<skua_core::store::MailboxMarks>,
+    kept: Vec<Item>,
 }
 
 /// SORT / THREAD and their UID forms: checks the request and runs the first slice.
@@ -160,9 +240,17 @@ pub(crate) fn start<D: Disk>(
     out: &mut Out,
     slice: &mut Slice,
 ) -> Progress {
+    let esearch = match &request.order {
+        Order::Sort { esearch, .. } => *esearch,
+        Order::Thread(_) => None,
+    };
     if !request.charset.eq_ignore_ascii_case("US-ASCII")
         && !request.charset.eq_ignore_ascii_case("UTF-8")
     {
+        if esearch.is_some_and(|options| options.save) {
+            // RFC 5182 §2.1: a searching command with SAVE that fails leaves `$` empty.
+            view(conn).save_result(Vec::new());
+        }
         return Progress::Done(Completion::no("Unsupported charset").with(Code::BadCharset));
     }
     let selected = view(conn);
@@ -178,11 +266,13 @@ pub(crate) fn start<D: Disk>(
     }
     let (needs, fields) = match &request.order {
         Order::Thread(_) => (Needs { sent: true, keys: true }, Vec::new()),
-        Order::Sort { criteria, .. } => (
-            Needs { sent: criteria.iter().any(|c| c.key == SortKey::Date), keys: false },
-            criteria.iter().filter_map(|c| text_field(c.key)).collect(),
-        ),
+        Order::Sort { criteria, .. } => needs(criteria),
     };
+    let update =
+        match super::search::start_update(conn, store, tag, request.uid, esearch, &key, out) {
+            Ok(update) => update,
+            Err(completion) => return Progress::Done(completion),
+        };
     let task = SortTask {
         now: super::search::unix_now(),
         uid: request.uid,
@@ -195,6 +285,8 @@ pub(crate) fn start<D: Disk>(
         position: 0,
         items: Vec::new(),
         emit: None,
+        update,
+        kept: Vec::new(),
     };
     resume(conn, store, tag, task, out, slice)
 }
@@ -218,8 +310,17 @@ pub(crate) fn resume<D: Disk>(
         let text = render(&mut task, tag);
         // The order step is one step; count it so the slice ends after it.
         slice.spend(u64::try_from(task.items.len()).unwrap_or(u64::MAX) / 64);
-        task.items = Vec::new();
-        task.texts = Texts::default();
+        if let Order::Sort { esearch: Some(options), .. } = task.order
+            && options.save
+        {
+            save_sorted(&task.items, options, view(conn));
+        }
+        let items = std::mem::take(&mut task.items);
+        if task.update.is_some() {
+            task.kept = items;
+        } else {
+            task.texts = Texts::default();
+        }
         task.emit = Some((text, 0));
     }
     let (text, written) = task.emit.as_mut().expect("set above");
@@ -234,7 +335,24 @@ pub(crate) fn resume<D: Disk>(
         Order::Sort { .. } => "SORT completed",
         Order::Thread(_) => "THREAD completed",
     };
+    if let (Some(marks), Order::Sort { criteria, .. }) = (task.update, task.order) {
+        let kept = (task.kept, task.texts);
+        super::context::keep(view(conn), tag.as_str(), task.key, Some(criteria), kept, marks);
+    }
     Progress::Done(Completion::ok(done))
+}
+
+/// `SORT RETURN (SAVE ...)` (RFC 5182 §2.4 with RFC 5267 §3): `$` keeps the messages the
+/// answer names, MIN and MAX being the first and last in sort order; `$` is a set, so it is
+/// kept in UID order like any other saved result.
+fn save_sorted(items: &[Item], options: SearchReturn, view: &mut crate::imap::view::View) {
+    let mut uids: Vec<Uid> = match super::search::named_indexes(options, items.len()) {
+        Some(indexes) => indexes.into_iter().filter_map(|i| Uid::new(items[i].uid)).collect(),
+        None => items.iter().filter_map(|i| Uid::new(i.uid)).collect(),
+    };
+    uids.sort_unstable();
+    uids.dedup();
+    view.save_result(uids);
 }
 
 /// Evaluates and gathers messages until the view is done or the slice is spent.
@@ -298,6 +416,9 @@ fn render(task: &mut SortTask, tag: &Tag) -> Vec<u8> {
             task.items.sort_unstable_by(|a, b| compare(a, b, criteria, texts));
             let mut text = Vec::new();
             match esearch {
+                // RFC 5182 §2.4: SAVE alone answers nothing.
+                Some(o)
+                    if o.save && !(o.min || o.max || o.all || o.count || o.partial.is_some()) => {}
                 Some(options) => write_esearch(&mut text, tag, task, *options),
                 None => write_sort(&mut text, task),
             }
@@ -380,14 +501,16 @@ fn write_esearch(text: &mut Vec<u8>, tag: &Tag, task: &SortTask, options: Search
         let numbers: Vec<u32> = items.iter().map(|i| i.number(task.uid)).collect();
         ordered_set(text, &numbers);
     }
+    if let Some(range) = options.partial {
+        let page = &items[super::search::partial_indexes(range, items.len())];
+        let numbers: Vec<u32> = page.iter().map(|i| i.number(task.uid)).collect();
+        super::search::write_partial(text, range, page.is_empty(), |b| ordered_set(b, &numbers));
+    }
     if task.uses_modseq && !items.is_empty() {
-        let only_ends = (options.min || options.max) && !options.all && !options.count;
-        let highest = if only_ends {
-            let min = first.filter(|_| options.min).map_or(0, |i| i.modseq);
-            let max = last.filter(|_| options.max).map_or(0, |i| i.modseq);
-            min.max(max)
-        } else {
-            items.iter().map(|i| i.modseq).max().unwrap_or(0)
+        // RFC 4731 §3.2: the highest modseq of the messages the answer names.
+        let highest = match super::search::named_indexes(options, items.len()) {
+            Some(indexes) => indexes.into_iter().map(|i| items[i].modseq).max().unwrap_or(0),
+            None => items.iter().map(|i| i.modseq).max().unwrap_or(0),
         };
         text.extend_from_slice(format!(" MODSEQ {highest}").as_bytes());
     }

@@ -302,6 +302,7 @@ fn select_command(c: &mut Cursor<'_>, name: &[u8], uid: bool) -> PResult<Command
         b"STORE" => commands::store(c, uid),
         b"SEARCH" => search::search(c, uid),
         b"SORT" => sort::sort(c, uid),
+        b"CANCELUPDATE" if !uid => search::cancel_update(c),
         b"THREAD" => sort::thread(c, uid),
         b"COPY" => commands::copy_or_move(c, uid, false),
         b"MOVE" => commands::copy_or_move(c, uid, true),

@@ -7,7 +7,7 @@
 //! heap can be driven without bound.
 
 use crate::imap::limits::SEARCH_DEPTH_CEILING;
-use crate::imap::types::{CommandBody, Flag, SearchKey, SearchReturn};
+use crate::imap::types::{CommandBody, Flag, PartialRange, SearchKey, SearchReturn};
 
 use super::ParseErrorKind;
 use super::cursor::{Cursor, PResult, fail, syntax, utf8};
@@ -24,7 +24,7 @@ use super::values::{date, sequence_set};
 /// (RFC 4731 §3.1). `SAVE` keeps the result for `$` (SEARCHRES, RFC 5182).
 pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
-    let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c, true)?) } else { None };
+    let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c)?) } else { None };
     let charset = if c.eat_ignore_case(b"CHARSET ") {
         let raw = if c.peek() == Some(b'"') { c.quoted()? } else { c.atom()?.into() };
         c.sp()?;
@@ -40,21 +40,43 @@ pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     Ok(CommandBody::Search { uid, esearch, charset, keys })
 }
 
-/// `"(" [search-return-opt *(SP search-return-opt)] ")" SP`, for SEARCH and (without `SAVE`,
-/// `allow_save` false) for SORT's `sort-return-opt` (RFC 5267 §3).
-pub(crate) fn return_options(c: &mut Cursor<'_>, allow_save: bool) -> PResult<SearchReturn> {
+/// `"(" [search-return-opt *(SP search-return-opt)] ")" SP`, for SEARCH and for SORT's
+/// `sort-return-opt` (RFC 5267 §3; SAVE with SORT: RFC 5182 §2.4).
+///
+/// ```text
+/// search-return-opt =/ "PARTIAL" SP partial-range / "UPDATE" / "CONTEXT"  ; RFC 9394, 5267
+/// partial-range     = nz-number ":" nz-number / "-" nz-number ":" "-" nz-number
+/// ```
+/// A single command may not have more than one PARTIAL or ALL (RFC 9394 §3.1), nor name an
+/// option twice. Without MIN, MAX, COUNT, ALL, PARTIAL or SAVE the answer is ALL (RFC 4731
+/// §3.1; UPDATE and CONTEXT return nothing by themselves).
+pub(crate) fn return_options(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
     c.expect(b'(', "expected return options")?;
     let mut options = SearchReturn::default();
     if !c.eat(b')') {
         loop {
             let word = c.keyword()?;
-            match word.as_slice() {
-                b"MIN" => options.min = true,
-                b"MAX" => options.max = true,
-                b"ALL" => options.all = true,
-                b"COUNT" => options.count = true,
-                b"SAVE" if allow_save => options.save = true,
-                _ => return syntax("unknown return option"),
+            if word.as_slice() == b"PARTIAL" {
+                if options.partial.is_some() {
+                    return syntax("PARTIAL given twice");
+                }
+                c.sp()?;
+                options.partial = Some(partial_range(c)?);
+            } else {
+                let flag = match word.as_slice() {
+                    b"MIN" => &mut options.min,
+                    b"MAX" => &mut options.max,
+                    b"ALL" => &mut options.all,
+                    b"COUNT" => &mut options.count,
+                    b"SAVE" => &mut options.save,
+                    b"UPDATE" => &mut options.update,
+                    b"CONTEXT" => &mut options.context,
+                    _ => return syntax("unknown return option"),
+                };
+                if *flag {
+                    return syntax("return option given twice");
+                }
+                *flag = true;
             }
             if c.eat(b')') {
                 break;
@@ -62,11 +84,52 @@ pub(crate) fn return_options(c: &mut Cursor<'_>, allow_save: bool) -> PResult<Se
             c.sp()?;
         }
     }
-    if options == SearchReturn::default() {
+    if options.partial.is_some() && options.all {
+        return syntax("PARTIAL and ALL together");
+    }
+    let returns = options.min
+        || options.max
+        || options.all
+        || options.count
+        || options.save
+        || options.partial.is_some();
+    if !returns {
         options.all = true;
     }
     c.sp()?;
     Ok(options)
+}
+
+/// `partial-range` (RFC 9394 §4): both ends non-zero 32-bit numbers of the same sign, no `*`.
+fn partial_range(c: &mut Cursor<'_>) -> PResult<PartialRange> {
+    let from_end = c.eat(b'-');
+    let first = c.nz_number()?;
+    c.expect(b':', "expected : in a PARTIAL range")?;
+    if from_end != c.eat(b'-') {
+        return syntax("PARTIAL range ends of different signs");
+    }
+    let second = c.nz_number()?;
+    Ok(PartialRange {
+        low: first.min(second),
+        high: first.max(second),
+        from_end,
+        reversed: first > second,
+    })
+}
+
+/// `"CANCELUPDATE" 1*(SP quoted)` (RFC 5267 §4.3.5), after the command name.
+pub(crate) fn cancel_update(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    let mut tags = Vec::new();
+    while c.eat(b' ') {
+        if tags.len() >= c.limits.list_items_max {
+            return fail(ParseErrorKind::TooMany, "too many tags");
+        }
+        tags.push(utf8(c.quoted()?, "tag is not UTF-8")?);
+    }
+    if tags.is_empty() {
+        return syntax("CANCELUPDATE needs a tag");
+    }
+    Ok(CommandBody::CancelUpdate(tags))
 }
 
 /// Counts keys and bounds depth across one search program.

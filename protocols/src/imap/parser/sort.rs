@@ -24,8 +24,7 @@ pub(crate) const SORT_CRITERIA_MAX: usize = 16;
 /// §3.1 by way of RFC 4731).
 pub(crate) fn sort(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
-    let esearch =
-        if c.eat_ignore_case(b"RETURN ") { Some(return_options(c, false)?) } else { None };
+    let esearch = if c.eat_ignore_case(b"RETURN ") { Some(return_options(c)?) } else { None };
     c.expect(b'(', "expected sort criteria")?;
     let mut criteria = Vec::new();
     loop {
@@ -159,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn sort_takes_save_partial_and_update() {
+        let CommandBody::Sort { esearch: Some(options), .. } =
+            body(b"a UID SORT RETURN (SAVE UPDATE PARTIAL -5:-1) (DATE) UTF-8 ALL")
+        else {
+            panic!("not a SORT");
+        };
+        assert!(options.save && options.update && !options.all);
+        let range = options.partial.expect("partial");
+        assert_eq!((range.low, range.high, range.from_end, range.reversed), (1, 5, true, true));
+    }
+
+    #[test]
     fn malformed_sorts_and_threads_are_refused() {
         for line in [
             &b"a SORT () UTF-8 ALL"[..],
@@ -167,7 +178,8 @@ mod tests {
             b"a SORT DATE UTF-8 ALL",
             b"a SORT (REVERSE) UTF-8 ALL",
             b"a SORT (NAME) UTF-8 ALL",
-            b"a SORT RETURN (SAVE) (DATE) UTF-8 ALL",
+            b"a SORT RETURN (PARTIAL 1:2 ALL) (DATE) UTF-8 ALL",
+            b"a SORT RETURN (SAVE SAVE) (DATE) UTF-8 ALL",
             b"a THREAD UTF-8 ALL",
             b"a THREAD JWZ UTF-8 ALL",
             b"a THREAD REFS UTF-8",

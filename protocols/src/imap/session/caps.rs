@@ -37,6 +37,10 @@ const AUTHENTICATED: &[&str] = &[
     "URLAUTH",
     // RFC 5465, within the user's shard: `command/notify.rs`, `session/notify.rs`.
     "NOTIFY",
+    // RFC 5267 §4: RETURN (UPDATE / CONTEXT / PARTIAL) for SEARCH and SORT, CANCELUPDATE
+    // (`command/context.rs`). PARTIAL itself (RFC 9394) also needs UID FETCH's PARTIAL
+    // modifier, not built yet: not announced.
+    "CONTEXT=SEARCH CONTEXT=SORT",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
