@@ -648,6 +648,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kept_strings_are_compacted_to_the_members_left() {
+        let mut texts = Texts::default();
+        let mut items: Vec<Item> = (0..100u32)
+            .map(|uid| {
+                let text = texts.next();
+                texts.push(format!("subject {uid}").as_bytes());
+                texts.push(format!("from{uid}").as_bytes());
+                Item { msn: uid, uid, size: 0, arrival: 0, sent: 0, modseq: 0, keys: None, text }
+            })
+            .collect();
+        // Below the bound nothing moves.
+        texts.compact(&mut items, 2);
+        assert_eq!(texts.ranges.len(), 200);
+        items.retain(|i| i.uid % 10 == 3);
+        texts.compact(&mut items, 2);
+        assert_eq!(texts.ranges.len(), 20, "only the members' strings are kept");
+        for item in &items {
+            assert_eq!(texts.get(item.text, 0), format!("SUBJECT {}", item.uid).as_bytes());
+            assert_eq!(texts.get(item.text, 1), format!("FROM{}", item.uid).as_bytes());
+        }
+    }
+
+    #[test]
     fn ordered_sets_keep_the_order_and_join_ascending_runs() {
         let mut text = Vec::new();
         ordered_set(&mut text, &[5, 3, 4, 1, 2]);
