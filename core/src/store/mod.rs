@@ -5,6 +5,7 @@
 //!     mailboxes.log        names, ids, UIDVALIDITY, subscriptions, keywords, special use (log.rs)
 //!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
+//!     metadata.log         METADATA entries (RFC 5464), replayed on first use (metadata.rs)
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
@@ -36,6 +37,8 @@ mod log;
 mod log_batch;
 mod mailboxes;
 mod messages;
+mod metadata;
+mod metadata_entries;
 pub mod names;
 mod open;
 mod open_repair;
@@ -52,6 +55,7 @@ mod tests;
 
 pub use append_batch::NewMessage;
 pub use folders::DefaultFolder;
+pub use metadata_entries::{MetadataError, MetadataOwner};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
@@ -209,6 +213,8 @@ pub struct UserStore<D: Disk> {
     pending_cut: Option<codec::SpoolPos>,
     /// Messages whose damaged record was already logged (see `UserStore::damaged`).
     damaged_logged: std::cell::RefCell<std::collections::BTreeSet<(MailboxId, Uid)>>,
+    /// `metadata.log` and its entries, replayed on first use (`metadata_entries.rs`).
+    metadata: Option<Box<metadata::MetadataLog<D::File>>>,
 }
 
 impl<D: Disk> UserStore<D> {

@@ -474,6 +474,7 @@ fn finish<D: Disk>(
         recovery: report,
         pending_cut: None,
         damaged_logged: std::cell::RefCell::default(),
+        metadata: None,
     };
     if store.catalog.id(names::INBOX).is_none() {
         budget.spend(3);
