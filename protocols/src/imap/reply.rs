@@ -101,6 +101,13 @@ pub enum Code {
     UidRequired,
     /// `[MAILBOXID (objectid)]` (RFC 8474 §4.1), the id already formatted.
     MailboxId(String),
+    /// `[METADATA LONGENTRIES n]` (RFC 5464 §4.2.1): values over MAXSIZE were left out; `n`
+    /// is the length of the longest.
+    MetadataLongEntries(u64),
+    /// `[METADATA MAXSIZE n]` (RFC 5464 §4.3): a value is over the `n` bytes accepted.
+    MetadataMaxSize(u32),
+    /// `[METADATA TOOMANY]` (RFC 5464 §4.3): no room for more entries.
+    MetadataTooMany,
 }
 
 impl Code {
@@ -139,6 +146,9 @@ impl Code {
             Code::CopyUid(v, s, t) => format!("COPYUID {} {s} {t}", v.get()).into(),
             Code::Modified(set) => format!("MODIFIED {set}").into(),
             Code::MailboxId(id) => format!("MAILBOXID ({id})").into(),
+            Code::MetadataLongEntries(n) => format!("METADATA LONGENTRIES {n}").into(),
+            Code::MetadataMaxSize(n) => format!("METADATA MAXSIZE {n}").into(),
+            Code::MetadataTooMany => "METADATA TOOMANY".into(),
         };
         out.extend_from_slice(text.as_bytes());
         out.push(b']');

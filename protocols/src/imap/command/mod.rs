@@ -20,6 +20,7 @@ mod fetch_binary;
 mod fetch_body;
 pub(crate) mod list;
 pub(crate) mod mailbox;
+pub(crate) mod metadata;
 pub(crate) mod misc;
 mod objectid;
 mod pattern;
@@ -161,6 +162,7 @@ pub(crate) fn run<D: Disk>(
             special_use_only,
             return_subscribed,
             return_status,
+            return_metadata,
         } => {
             let options = list::ListOptions {
                 subscribed_only,
@@ -171,7 +173,8 @@ pub(crate) fn run<D: Disk>(
                 utf8_names: conn.enabled.rev2,
                 append_limit: append::append_limit(conn),
             };
-            list::list(store, &reference, &patterns, options, return_status, out, &mut slice)
+            let returns = list::Returns { status: return_status, metadata: return_metadata };
+            list::list(store, &reference, &patterns, options, returns, out, &mut slice)
         }
         CommandBody::Lsub { reference, pattern } => {
             let options = list::ListOptions {
@@ -183,10 +186,17 @@ pub(crate) fn run<D: Disk>(
                 utf8_names: conn.enabled.rev2,
                 append_limit: append::append_limit(conn),
             };
-            list::list(store, &reference, &[pattern], options, Vec::new(), out, &mut slice)
+            let returns = list::Returns::default();
+            list::list(store, &reference, &[pattern], options, returns, out, &mut slice)
         }
         CommandBody::Append { mailbox, messages } => {
             Progress::Done(append::append(conn, store, &mailbox, &messages, out))
+        }
+        CommandBody::GetMetadata { mailbox, request } => {
+            Progress::Done(metadata::get(conn, store, &mailbox, &request, out))
+        }
+        CommandBody::SetMetadata { mailbox, entries } => {
+            Progress::Done(metadata::set(store, &mailbox, &entries, out))
         }
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
@@ -374,6 +384,8 @@ fn run_selected<D: Disk>(
         | CommandBody::Unsubscribe(_)
         | CommandBody::List { .. }
         | CommandBody::Lsub { .. }
+        | CommandBody::GetMetadata { .. }
+        | CommandBody::SetMetadata { .. }
         | CommandBody::Status { .. }
         | CommandBody::Append { .. }
         | CommandBody::Idle

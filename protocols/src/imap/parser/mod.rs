@@ -40,6 +40,7 @@ mod commands;
 mod cursor;
 pub(crate) mod date;
 mod fetch;
+mod metadata;
 mod qresync;
 mod search;
 mod sort;
@@ -267,6 +268,8 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"UID" => uid_command(c)?,
         b"ID" => commands::id(c)?,
         b"COMPRESS" => commands::compress(c)?,
+        b"GETMETADATA" => metadata::getmetadata(c)?,
+        b"SETMETADATA" => metadata::setmetadata(c)?,
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))

@@ -31,6 +31,7 @@ const AUTHENTICATED: &[&str] = &[
     "COMPRESS=DEFLATE",
     "OBJECTID",
     "SAVEDATE",
+    "METADATA METADATA-SERVER LIST-METADATA",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).

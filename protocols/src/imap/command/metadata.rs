@@ -1,0 +1,235 @@
+//! GETMETADATA and SETMETADATA (RFC 5464, METADATA and METADATA-SERVER) and the `* METADATA`
+//! lines of LIST's `RETURN (METADATA ...)` (RFC 9590, LIST-METADATA).
+//!
+//! Entries live in the user's store (`skua_core::store`, `metadata.log`): server entries
+//! (mailbox `""`) and per-mailbox entries, which follow RENAME and vanish with DELETE.
+//! `/private/...` and `/shared/...` are both the user's own until shared folders and ACLs
+//! come (issue 10): nobody else can read this store, so a shared entry is seen by the user's
+//! sessions only. Three entries are the server's, not stored:
+//!
+//! - `/shared/admin` on the server (RFC 5464 §3.2.1.1): the configured admin contact
+//!   (`ImapConfig::admin_contact`), read-only;
+//! - `/private/specialuse` on a mailbox (RFC 6154 §4): its SPECIAL-USE attributes, read-only
+//!   here (SETMETADATA answers NO, which RFC 6154 allows a server that does not support
+//!   setting them).
+//!
+//! A requested entry that does not exist is answered `NIL` (with DEPTH 1 or infinity only
+//! when it has no descendant either), so a GETMETADATA, and each mailbox a LIST-METADATA lists,
+//! always has its `* METADATA` line unless MAXSIZE left every value out. Values with a NUL go
+//! out as `literal8` (RFC 5464 `value = nstring / literal8`).
+
+use std::collections::BTreeMap;
+
+use skua_core::disk::Disk;
+use skua_core::store::{MetadataError, MetadataOwner, UserStore};
+use skua_core::types::MailboxId;
+
+use super::durable;
+use crate::imap::encode;
+use crate::imap::reply::{self, Code, Completion};
+use crate::imap::session::Conn;
+use crate::imap::session::out::Out;
+use crate::imap::types::{MetadataDepth, MetadataRequest};
+
+/// The server's admin contact entry.
+const ADMIN: &str = "/shared/admin";
+/// A mailbox's SPECIAL-USE attributes (RFC 6154 §4).
+const SPECIAL_USE: &str = "/private/specialuse";
+
+/// GETMETADATA: one `* METADATA` line, then OK (with `[METADATA LONGENTRIES n]` when MAXSIZE
+/// left values out).
+pub(crate) fn get<D: Disk>(
+    conn: &Conn,
+    store: &mut UserStore<D>,
+    mailbox: &str,
+    request: &MetadataRequest,
+    out: &mut Out,
+) -> Completion {
+    if let Err(error) = store.load_metadata() {
+        return reply::storage(&error);
+    }
+    let owner = match owner(store, mailbox) {
+        Some(owner) => owner,
+        None => return Completion::no("No such mailbox").with(Code::Nonexistent),
+    };
+    let utf8 = conn.enabled.rev2;
+    let longest = write(
+        out.buf(),
+        store,
+        owner,
+        mailbox,
+        request,
+        conn.config.admin_contact.as_deref(),
+        utf8,
+    );
+    completion("GETMETADATA completed", longest)
+}
+
+/// The tagged OK of a command that returned metadata: `[METADATA LONGENTRIES n]` when a value
+/// of `n` bytes (the longest) was left out for MAXSIZE.
+pub(crate) fn completion(text: &'static str, longest: u64) -> Completion {
+    let done = Completion::ok(text);
+    if longest > 0 { done.with(Code::MetadataLongEntries(longest)) } else { done }
+}
+
+/// SETMETADATA: every change or none; the reply waits for durability.
+pub(crate) fn set<D: Disk>(
+    store: &mut UserStore<D>,
+    mailbox: &str,
+    entries: &[(String, Option<Vec<u8>>)],
+    out: &mut Out,
+) -> Completion {
+    let Some(owner) = owner(store, mailbox) else {
+        return Completion::no("No such mailbox").with(Code::Nonexistent);
+    };
+    let read_only = |name: &str| match owner {
+        MetadataOwner::Server => name == ADMIN,
+        MetadataOwner::Mailbox(_) => name == SPECIAL_USE,
+    };
+    if let Some((name, _)) = entries.iter().find(|(name, _)| read_only(name)) {
+        return Completion::no(format!("{name} cannot be set here"));
+    }
+    match store.set_metadata(owner, entries) {
+        Ok(()) => {
+            durable(store, out);
+            Completion::ok("SETMETADATA completed")
+        }
+        Err(MetadataError::NoSuchMailbox) => {
+            Completion::no("No such mailbox").with(Code::Nonexistent)
+        }
+        Err(MetadataError::TooLarge { max }) => {
+            Completion::no("Value too long").with(Code::MetadataMaxSize(max))
+        }
+        Err(MetadataError::TooMany) => {
+            Completion::no("Too many metadata entries").with(Code::MetadataTooMany)
+        }
+        Err(MetadataError::BadName) => Completion::bad("Invalid entry name"),
+        Err(MetadataError::Storage(error)) => reply::storage(&error),
+    }
+}
+
+/// The owner a mailbox name stands for (`""`: the server), if it exists.
+fn owner<D: Disk>(store: &UserStore<D>, mailbox: &str) -> Option<MetadataOwner> {
+    if mailbox.is_empty() {
+        return Some(MetadataOwner::Server);
+    }
+    store.mailbox_id(mailbox).map(MetadataOwner::Mailbox)
+}
+
+/// The `* METADATA` line of a listed mailbox (LIST-METADATA). Returns the length of the
+/// longest value MAXSIZE left out (0: none). The store's metadata must be loaded.
+pub(crate) fn write_for_list<D: Disk>(
+    b: &mut Vec<u8>,
+    store: &UserStore<D>,
+    id: MailboxId,
+    name: &str,
+    request: &MetadataRequest,
+    utf8: bool,
+) -> u64 {
+    write(b, store, MetadataOwner::Mailbox(id), name, request, None, utf8)
+}
+
+/// Writes `* METADATA mailbox (entry value ...)` for `request`; returns the length of the
+/// longest value left out for MAXSIZE (0: none). No line when every value was left out.
+fn write<D: Disk>(
+    b: &mut Vec<u8>,
+    store: &UserStore<D>,
+    owner: MetadataOwner,
+    mailbox: &str,
+    request: &MetadataRequest,
+    admin: Option<&str>,
+    utf8: bool,
+) -> u64 {
+    let entries = view(store, owner, admin);
+    let mut items: Vec<(&str, Option<&[u8]>)> = Vec::new();
+    let mut longest = 0u64;
+    let mut seen = std::collections::BTreeSet::new();
+    for requested in &request.entries {
+        let mut found = false;
+        let prefix = format!("{requested}/");
+        let own = entries.get_key_value(requested.as_str());
+        let below = entries.range::<str, _>((
+            std::ops::Bound::Excluded(prefix.as_str()),
+            std::ops::Bound::Unbounded,
+        ));
+        let below =
+            below.take_while(|(n, _)| n.starts_with(&prefix)).filter(|(n, _)| {
+                match request.depth {
+                    MetadataDepth::Zero => false,
+                    MetadataDepth::One => !n[prefix.len()..].contains('/'),
+                    MetadataDepth::Infinity => true,
+                }
+            });
+        for (name, value) in own.into_iter().chain(below) {
+            found = true;
+            if !seen.insert(*name) {
+                continue;
+            }
+            match request.max_size {
+                Some(max) if value.len() > max as usize => {
+                    longest = longest.max(value.len() as u64);
+                }
+                _ => items.push((name, Some(value.as_ref()))),
+            }
+        }
+        if !found && seen.insert(requested.as_str()) {
+            items.push((requested, None));
+        }
+    }
+    if items.is_empty() {
+        return longest;
+    }
+    b.extend_from_slice(b"* METADATA ");
+    encode::mailbox(b, mailbox, utf8);
+    b.extend_from_slice(b" (");
+    for (i, (name, value)) in items.iter().enumerate() {
+        if i > 0 {
+            b.push(b' ');
+        }
+        encode::astring(b, name.as_bytes());
+        b.push(b' ');
+        value_out(b, *value);
+    }
+    b.extend_from_slice(b")\r\n");
+    longest
+}
+
+/// `value = nstring / literal8`: a literal8 when the bytes hold NUL, which no `string` may.
+fn value_out(b: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(bytes) if bytes.contains(&0) => {
+            encode::literal8_header(b, bytes.len() as u64);
+            b.extend_from_slice(bytes);
+        }
+        other => encode::nstring(b, other),
+    }
+}
+
+/// The entries of `owner` as a client sees them: the stored ones and the server's own.
+fn view<'a, D: Disk>(
+    store: &'a UserStore<D>,
+    owner: MetadataOwner,
+    admin: Option<&'a str>,
+) -> BTreeMap<&'a str, std::borrow::Cow<'a, [u8]>> {
+    let mut entries: BTreeMap<&str, std::borrow::Cow<'_, [u8]>> = store
+        .metadata(owner)
+        .iter()
+        .map(|(name, value)| (name.as_str(), std::borrow::Cow::Borrowed(value.as_slice())))
+        .collect();
+    match owner {
+        MetadataOwner::Server => {
+            entries.remove(ADMIN);
+            if let Some(admin) = admin {
+                entries.insert(ADMIN, std::borrow::Cow::Borrowed(admin.as_bytes()));
+            }
+        }
+        MetadataOwner::Mailbox(id) => {
+            entries.remove(SPECIAL_USE);
+            let uses: Vec<&str> = store.special_use(id).names().collect();
+            if !uses.is_empty() {
+                entries.insert(SPECIAL_USE, std::borrow::Cow::Owned(uses.join(" ").into_bytes()));
+            }
+        }
+    }
+    entries
+}
