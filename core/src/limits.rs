@@ -121,8 +121,10 @@ const _: () = assert!(TOMBSTONE_UIDS_MAX as u64 * 4 < MESSAGE_BYTES_MAX as u64);
 /// Longest METADATA entry name (RFC 5464) in bytes, `/private/` or `/shared/` included.
 pub const METADATA_ENTRY_NAME_BYTES_MAX: usize = 1024;
 
-/// Largest METADATA value in bytes (SETMETADATA beyond it: `NO [METADATA MAXSIZE n]`).
-pub const METADATA_VALUE_BYTES_MAX: u32 = 64 * 1024;
+/// Largest METADATA value in bytes (SETMETADATA beyond it: `NO [METADATA MAXSIZE n]`). Half
+/// the IMAP framer's literal limit (64 KiB outside APPEND), so a value one byte too long
+/// still reaches the command and gets that answer rather than the framer's BAD.
+pub const METADATA_VALUE_BYTES_MAX: u32 = 32 * 1024;
 
 /// Most METADATA entries on one mailbox, or on the server (the user's server entries).
 pub const METADATA_ENTRIES_PER_MAILBOX_MAX: usize = 256;

@@ -31,6 +31,13 @@ use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 use crate::imap::types::{MetadataDepth, MetadataRequest};
 
+// A value one byte over the store's limit must fit in a literal the framer lets through, so
+// that SETMETADATA answers `NO [METADATA MAXSIZE n]`, not BAD.
+const _: () = assert!(
+    skua_core::limits::METADATA_VALUE_BYTES_MAX as u64 * 2
+        <= crate::imap::limits::LITERAL_BYTES_MAX
+);
+
 /// The server's admin contact entry.
 const ADMIN: &str = "/shared/admin";
 /// A mailbox's SPECIAL-USE attributes (RFC 6154 §4).
