@@ -270,3 +270,21 @@ fn churn_is_compacted_and_replays_the_same() {
     assert_eq!(got.len(), 4);
     assert_eq!(got["/private/k0"], value.as_bytes());
 }
+
+#[test]
+fn special_use_set_through_metadata_is_the_mailbox_attribute() {
+    use skua_core::store::SpecialUse;
+    let disk = SimDisk::new();
+    let mut store = open(&disk);
+    store.create_mailbox("Bin").unwrap();
+    let id = store.mailbox_id("Bin").unwrap();
+    store.set_special_use(id, SpecialUse::TRASH).unwrap();
+    assert_eq!(store.special_use(id), SpecialUse::TRASH);
+    let refused = store.set_special_use(id, SpecialUse::ALL);
+    assert!(matches!(refused, Err(MetadataError::NotAssignable)), "{refused:?}");
+    flush(&disk);
+    let mut store = open(&disk.crash(0, CrashMode::DropPending));
+    assert_eq!(store.special_use(id), SpecialUse::TRASH, "kept in mailboxes.log");
+    store.set_special_use(id, SpecialUse::NONE).unwrap();
+    assert_eq!(store.special_use(id), SpecialUse::NONE);
+}

@@ -45,6 +45,10 @@ pub enum MetadataError {
     /// The change would pass a limit on entries or bytes (RFC 5464 `[METADATA TOOMANY]`).
     #[error("too many metadata entries")]
     TooMany,
+    /// A SPECIAL-USE attribute no real mailbox may carry (`\All`, `\Flagged`: RFC 6154
+    /// `[USEATTR]`).
+    #[error("special-use attribute not assignable")]
+    NotAssignable,
     /// The disk failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -128,6 +132,31 @@ impl<D: Disk> UserStore<D> {
         check_limits(&log.entries, key, changes)?;
         let changes: Vec<Change> = dedup(changes);
         log.append(key, changes, self.disk.epoch_open())?;
+        Ok(())
+    }
+
+    /// Gives mailbox `id` the SPECIAL-USE attributes `uses` (replacing its set; RFC 6154 §4:
+    /// a client sets the METADATA entry `/private/specialuse`). They are the same attributes
+    /// CREATE's `USE` gives, kept in `mailboxes.log` (a special-use record), not in
+    /// `metadata.log`.
+    ///
+    /// # Errors
+    /// [`MetadataError::NoSuchMailbox`]; [`MetadataError::NotAssignable`] for `\All` or
+    /// `\Flagged` (virtual mailboxes only); the disk failed.
+    pub fn set_special_use(
+        &mut self,
+        id: MailboxId,
+        uses: super::SpecialUse,
+    ) -> Result<(), MetadataError> {
+        if !self.catalog.mailboxes.contains_key(&id) {
+            return Err(MetadataError::NoSuchMailbox);
+        }
+        if !super::SpecialUse::ASSIGNABLE.contains(uses) {
+            return Err(MetadataError::NotAssignable);
+        }
+        self.before_mutation()?;
+        self.log_and_apply(&[super::log::LogRecord::SpecialUse { id, uses }])?;
+        self.change_counter += 1;
         Ok(())
     }
 

@@ -9,9 +9,9 @@
 //!
 //! - `/shared/admin` on the server (RFC 5464 §3.2.1.1): the configured admin contact
 //!   (`ImapConfig::admin_contact`), read-only;
-//! - `/private/specialuse` on a mailbox (RFC 6154 §4): its SPECIAL-USE attributes, read-only
-//!   here (SETMETADATA answers NO, which RFC 6154 allows a server that does not support
-//!   setting them).
+//! - `/private/specialuse` on a mailbox (RFC 6154 §4): its SPECIAL-USE attributes (the same
+//!   ones CREATE's `USE` gives); SETMETADATA replaces them (NIL clears them), and `\All`,
+//!   `\Flagged` or an unknown attribute is `NO [USEATTR]`.
 //!
 //! A requested entry that does not exist is answered `NIL` (with DEPTH 1 or infinity only
 //! when it has no descendant either), so a GETMETADATA, and each mailbox a LIST-METADATA lists,
@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use skua_core::disk::Disk;
-use skua_core::store::{MetadataError, MetadataOwner, UserStore};
+use skua_core::store::{MetadataError, MetadataOwner, SpecialUse, UserStore};
 use skua_core::types::MailboxId;
 
 use super::durable;
@@ -89,14 +89,28 @@ pub(crate) fn set<D: Disk>(
     let Some(owner) = owner(store, mailbox) else {
         return Completion::no("No such mailbox").with(Code::Nonexistent);
     };
-    let read_only = |name: &str| match owner {
-        MetadataOwner::Server => name == ADMIN,
-        MetadataOwner::Mailbox(_) => name == SPECIAL_USE,
-    };
-    if let Some((name, _)) = entries.iter().find(|(name, _)| read_only(name)) {
-        return Completion::no(format!("{name} cannot be set here"));
+    if owner == MetadataOwner::Server && entries.iter().any(|(name, _)| name == ADMIN) {
+        return Completion::no(format!("{ADMIN} is set by the administrator"));
     }
-    match store.set_metadata(owner, entries) {
+    // `/private/specialuse` of a mailbox is its SPECIAL-USE attributes (mailboxes.log), the
+    // rest goes to metadata.log. Every check of both runs before either is written; only a
+    // disk failure between the two writes can leave one without the other.
+    let (uses, rest): (Vec<_>, Vec<_>) = entries
+        .iter()
+        .cloned()
+        .partition(|(name, _)| matches!(owner, MetadataOwner::Mailbox(_)) && name == SPECIAL_USE);
+    let uses = match uses.last().map(|(_, value)| parse_uses(value.as_deref())) {
+        Some(Ok(uses)) => Some(uses),
+        Some(Err(())) => {
+            return Completion::no("Special-use attribute not supported").with(Code::UseAttr);
+        }
+        None => None,
+    };
+    let result = store.set_metadata(owner, &rest).and_then(|()| match (owner, uses) {
+        (MetadataOwner::Mailbox(id), Some(uses)) => store.set_special_use(id, uses),
+        _ => Ok(()),
+    });
+    match result {
         Ok(()) => {
             durable(store, out);
             Completion::ok("SETMETADATA completed")
@@ -110,9 +124,27 @@ pub(crate) fn set<D: Disk>(
         Err(MetadataError::TooMany) => {
             Completion::no("Too many metadata entries").with(Code::MetadataTooMany)
         }
+        Err(MetadataError::NotAssignable) => {
+            Completion::no("Special-use attribute not supported").with(Code::UseAttr)
+        }
         Err(MetadataError::BadName) => Completion::bad("Invalid entry name"),
         Err(MetadataError::Storage(error)) => reply::storage(&error),
     }
+}
+
+/// A `/private/specialuse` value: attribute names separated by spaces (RFC 6154 §4), NIL or
+/// empty for none. Only the attributes a real mailbox may carry (`[USEATTR]` otherwise).
+fn parse_uses(value: Option<&[u8]>) -> Result<SpecialUse, ()> {
+    let text = std::str::from_utf8(value.unwrap_or_default()).map_err(drop)?;
+    let mut uses = SpecialUse::NONE;
+    for name in text.split_ascii_whitespace() {
+        let one = SpecialUse::from_name(name).ok_or(())?;
+        if !SpecialUse::ASSIGNABLE.contains(one) {
+            return Err(());
+        }
+        uses = uses.union(one);
+    }
+    Ok(uses)
 }
 
 /// The owner a mailbox name stands for (`""`: the server), if it exists.
