@@ -22,6 +22,8 @@ use skua_core::store::{MetadataError, MetadataOwner, UserStore};
 const DIR: &str = "users/meta";
 
 type Entries = BTreeMap<String, Vec<u8>>;
+/// One SETMETADATA's changes.
+type Changes = Vec<(String, Option<Vec<u8>>)>;
 
 fn open(disk: &SimDisk) -> UserStore<SimDisk> {
     let mut store = UserStore::open(Rc::new(disk.clone()), Path::new(DIR)).expect("opens");
@@ -47,8 +49,8 @@ fn entries(store: &UserStore<SimDisk>, owner: MetadataOwner) -> Entries {
 }
 
 /// The workload: server and INBOX entries set, changed and removed; some two at once.
-fn step(i: usize) -> (bool, Vec<(String, Option<Vec<u8>>)>) {
-    let server = i % 3 == 0;
+fn step(i: usize) -> (bool, Changes) {
+    let server = i.is_multiple_of(3);
     let name = format!("/private/n{}", i % 5);
     let value =
         (i % 7 != 6).then(|| format!("value {i} {}", "x".repeat(i * 37 % 700)).into_bytes());
