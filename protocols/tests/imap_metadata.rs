@@ -5,6 +5,7 @@
 mod imap_support;
 
 use imap_support::{Client, World, tagged};
+use skua_core::disk::Disk;
 use skua_core::limits::{METADATA_ENTRIES_PER_MAILBOX_MAX, METADATA_VALUE_BYTES_MAX};
 use skua_protocols::imap::session::ImapConfig;
 
@@ -103,12 +104,17 @@ fn setmetadata_waits_for_durability_and_entries_survive_a_restart() {
     world.reopen();
     let mut client = Client::new();
     client.login(&mut world);
+    // The first metadata command of the store's life replays metadata.log. What it read may
+    // be in the page cache only (a crashed process wrote it, never synced): the replay marks
+    // the log dirty and the reply waits for the flush that syncs it.
+    let before = world.disk.epoch_durable();
     let reply = client
         .command(&mut world, "d GETMETADATA Lists (/shared/comment /private/vendor/skua/colour)");
     assert_eq!(
         reply[0],
         "* METADATA Lists (/shared/comment \"mailing lists\" /private/vendor/skua/colour \"#336699\")"
     );
+    assert!(world.disk.epoch_durable() > before, "the first GETMETADATA waited for no flush");
     let reply = client.command(&mut world, "e GETMETADATA \"\" /private/comment");
     assert_eq!(reply[0], "* METADATA \"\" (/private/comment \"mine\")");
 }

@@ -295,9 +295,12 @@ impl<F: DiskFile> MetadataLog<F> {
         let end = u64::from(header_size) + at as u64;
         let truncated_bytes = len - end;
         let mut next_sequence = last_sequence + 1;
+        // Cuts a torn tail; and always marks the file dirty, so that the next flush round
+        // makes durable what was just replayed (a crashed process may have left it in the
+        // page cache only, never synced).
+        set_len(&file, &path, end)?;
         if truncated_bytes > 0 {
             tracing::warn!(path = %path.display(), truncated_bytes, "cutting metadata log tail");
-            set_len(&file, &path, end)?;
             // The cut bytes hold at most one record per RECORD_BYTES_MIN, each numbered one
             // above the one before: start past all of them, so none can ever follow a new one.
             next_sequence += truncated_bytes / RECORD_BYTES_MIN + 1;

@@ -59,12 +59,15 @@ static NO_ENTRIES: BTreeMap<String, Vec<u8>> = BTreeMap::new();
 
 impl<D: Disk> UserStore<D> {
     /// Replays `metadata.log` (created if missing) the first time it is called; a no-op after.
-    /// Call it before [`UserStore::metadata`].
+    /// Call it before [`UserStore::metadata`]. Returns true when it replayed the log now: what
+    /// it read then may not be durable yet (a crashed process may have left it in the page
+    /// cache only), so a reply showing it waits for the disk's open epoch, like a mutation's.
     ///
     /// # Errors
     /// The disk failed, or the log is from a newer skua.
-    pub fn load_metadata(&mut self) -> Result<(), StorageError> {
-        if self.metadata.is_none() {
+    pub fn load_metadata(&mut self) -> Result<bool, StorageError> {
+        let loading = self.metadata.is_none();
+        if loading {
             let opened = MetadataLog::open(&*self.disk, &self.dir)?;
             if opened.replaced || opened.truncated_bytes > 0 {
                 tracing::warn!(
@@ -74,10 +77,9 @@ impl<D: Disk> UserStore<D> {
                     "metadata log recovered"
                 );
             }
-            // What recovery validated may sit in the page cache only: the next round syncs it.
             self.metadata = Some(Box::new(opened.log));
         }
-        Ok(())
+        Ok(loading)
     }
 
     /// The entries of `owner`, by name (names as they were set). Empty for a mailbox that

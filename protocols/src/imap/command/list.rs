@@ -111,10 +111,13 @@ pub(crate) fn list<D: Disk>(
         }
         compiled.push(pattern);
     }
-    if returns.metadata.is_some()
-        && let Err(error) = store.load_metadata()
-    {
-        return Progress::Done(crate::imap::reply::storage(&error));
+    if returns.metadata.is_some() {
+        match store.load_metadata() {
+            // Replayed just now: what it shows becomes durable with the open epoch.
+            Ok(true) => super::durable(store, out),
+            Ok(false) => {}
+            Err(error) => return Progress::Done(crate::imap::reply::storage(&error)),
+        }
     }
     let mailboxes = store.mailboxes();
     let uses: BTreeMap<String, SpecialUse> = mailboxes

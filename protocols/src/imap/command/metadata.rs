@@ -52,8 +52,11 @@ pub(crate) fn get<D: Disk>(
     request: &MetadataRequest,
     out: &mut Out,
 ) -> Completion {
-    if let Err(error) = store.load_metadata() {
-        return reply::storage(&error);
+    match store.load_metadata() {
+        // Replayed just now: what it shows becomes durable with the open epoch.
+        Ok(true) => durable(store, out),
+        Ok(false) => {}
+        Err(error) => return reply::storage(&error),
     }
     let owner = match owner(store, mailbox) {
         Some(owner) => owner,
