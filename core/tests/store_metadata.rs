@@ -290,3 +290,41 @@ fn special_use_set_through_metadata_is_the_mailbox_attribute() {
     store.set_special_use(id, SpecialUse::NONE).unwrap();
     assert_eq!(store.special_use(id), SpecialUse::NONE);
 }
+
+/// Not a check: prints what a user at the limits costs (log bytes, replay time on the real
+/// disk) for the record. `cargo test -p skua-core --features sim --release --test
+/// store_metadata -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement"]
+fn measure_a_user_at_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Rc::new(skua_core::disk::os::OsDisk::new(dir.path()).unwrap());
+    let mut store = UserStore::open(disk.clone(), Path::new("u")).unwrap();
+    let value = vec![b'v'; 900];
+    let per_mailbox = METADATA_ENTRIES_PER_MAILBOX_MAX;
+    for m in 0..METADATA_ENTRIES_PER_USER_MAX / per_mailbox {
+        store.create_mailbox(&format!("m{m}")).unwrap();
+        let owner = MetadataOwner::Mailbox(store.mailbox_id(&format!("m{m}")).unwrap());
+        for chunk in 0..per_mailbox / 16 {
+            let changes: Vec<_> = (0..16)
+                .map(|i| (format!("/private/vendor/x/e{}", chunk * 16 + i), Some(value.clone())))
+                .collect();
+            store.set_metadata(owner, &changes).unwrap();
+        }
+    }
+    let flush = |disk: &skua_core::disk::os::OsDisk| {
+        if let Some(job) = disk.flush_begin() {
+            let epoch = job.epoch();
+            job.run().unwrap();
+            disk.flush_end(epoch);
+        }
+    };
+    flush(&disk);
+    let log = std::fs::metadata(dir.path().join("u/metadata.log")).unwrap().len();
+    drop(store);
+    let mut store = UserStore::open(disk.clone(), Path::new("u")).unwrap();
+    let start = std::time::Instant::now();
+    store.load_metadata().unwrap();
+    let elapsed = start.elapsed();
+    println!("metadata.log {log} bytes for 4096 entries of 900 bytes; replay {elapsed:?}");
+}
