@@ -24,6 +24,7 @@
 //! tls_listen = ["127.0.0.1:1993"]  # implicit TLS (IMAPS); [] serves none
 //! plaintext_auth = "loopback"      # "loopback" | "always"
 //! require_tls = false              # true: before TLS only STARTTLS, CAPABILITY, LOGOUT
+//! admin_contact = "mailto:postmaster@example.org" # METADATA /shared/admin; absent: none
 //!
 //! [tls]                            # absent: a self-signed certificate in DATA_DIR/tls
 //! cert = "/etc/skua/mail.example.org.crt" # chain, end-entity first (PEM)
@@ -261,6 +262,9 @@ pub struct ImapSection {
     pub plaintext_auth: Option<String>,
     /// Refuse everything but STARTTLS, CAPABILITY and LOGOUT before TLS.
     pub require_tls: Option<bool>,
+    /// The server's METADATA entry `/shared/admin` (RFC 5464 §3.2.1.1): how to reach the
+    /// administrators, e.g. `mailto:postmaster@example.org`. Read-only for users.
+    pub admin_contact: Option<String>,
 }
 
 /// `[lmtp]`

@@ -118,6 +118,41 @@ const _: () = assert!(KEYWORD_BYTES_MAX <= MAILBOX_NAME_BYTES_MAX);
 const _: () = assert!(KEYWORD_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(TOMBSTONE_UIDS_MAX as u64 * 4 < MESSAGE_BYTES_MAX as u64);
 
+/// Longest METADATA entry name (RFC 5464) in bytes, `/private/` or `/shared/` included.
+pub const METADATA_ENTRY_NAME_BYTES_MAX: usize = 1024;
+
+/// Largest METADATA value in bytes (SETMETADATA beyond it: `NO [METADATA MAXSIZE n]`). Half
+/// the IMAP framer's literal limit (64 KiB outside APPEND), so a value one byte too long
+/// still reaches the command and gets that answer rather than the framer's BAD.
+pub const METADATA_VALUE_BYTES_MAX: u32 = 32 * 1024;
+
+/// Most METADATA entries on one mailbox, or on the server (the user's server entries).
+pub const METADATA_ENTRIES_PER_MAILBOX_MAX: usize = 256;
+
+/// Most METADATA entries of one user, all mailboxes and the server together.
+pub const METADATA_ENTRIES_PER_USER_MAX: usize = 4096;
+
+/// Most bytes of METADATA (entry names and values) one user may keep.
+pub const METADATA_BYTES_PER_USER_MAX: u64 = 4 * 1024 * 1024;
+
+/// Largest `metadata.log` the store replays. The live entries of a user fit in a fraction of
+/// it (compaction keeps the log under about four times them, `store/metadata.rs`).
+pub const METADATA_LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// `metadata.log` is considered for compaction once it reaches this size, and again each time
+/// it doubles; compacted when that at least halves it.
+pub const METADATA_LOG_COMPACT_MIN_BYTES: u64 = 256 * 1024;
+
+const _: () = assert!(METADATA_ENTRY_NAME_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(METADATA_ENTRIES_PER_MAILBOX_MAX <= METADATA_ENTRIES_PER_USER_MAX);
+const _: () = assert!((METADATA_VALUE_BYTES_MAX as u64) < METADATA_BYTES_PER_USER_MAX);
+// A compacted log (every live entry once, with its record overhead) fits 8 times over.
+const _: () = assert!(
+    (METADATA_BYTES_PER_USER_MAX + 48 * METADATA_ENTRIES_PER_USER_MAX as u64) * 8
+        <= METADATA_LOG_BYTES_MAX
+);
+const _: () = assert!(METADATA_LOG_COMPACT_MIN_BYTES * 4 <= METADATA_LOG_BYTES_MAX);
+
 /// Most sync threads per disk (each shard has its own disk). A round with more targets queues
 /// the rest; more threads would add little, as the file system batches the commits anyway.
 pub const SYNC_THREADS_MAX: usize = 16;

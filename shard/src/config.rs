@@ -125,6 +125,11 @@ pub struct ServerConfig {
     /// with INBOX (`[folders]`; [`default_folders`]). Made once per user, in one log batch:
     /// a folder the user deletes later does not come back (`UserStore::provision`).
     pub default_folders: Vec<DefaultFolder>,
+    /// `[imap] admin_contact`: the server's METADATA entry `/shared/admin` (RFC 5464
+    /// §3.2.1.1), how users reach the administrator, as a URI (`mailto:postmaster@...`);
+    /// read-only for users. `None`: the entry does not exist. Copied into every shard's
+    /// `ImapConfig::admin_contact`.
+    pub admin_contact: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -170,6 +175,7 @@ impl Default for ServerConfig {
             detect_stalls: false,
             sasl: Arc::new(crate::sasl::SaslSettings::default()),
             default_folders: default_folders(),
+            admin_contact: None,
         }
     }
 }

@@ -282,6 +282,7 @@ fn new_shard(
     imap_plaintext.starttls = shared.config.tls.is_some();
     imap_plaintext.require_tls = shared.config.require_tls;
     imap_plaintext.tokens = shared.config.sasl.tokens.is_some();
+    imap_plaintext.admin_contact = shared.config.admin_contact.clone();
     let mut imap_strict = imap_plaintext.clone();
     imap_strict.plaintext_login_allowed = shared.config.plaintext_auth_always;
     let mut lmtp_config = LmtpConfig::new(&shared.config.hostname);

@@ -5,6 +5,7 @@
 //!     mailboxes.log        names, ids, UIDVALIDITY, subscriptions, keywords, special use (log.rs)
 //!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
+//!     metadata.log         METADATA entries (RFC 5464), replayed on first use (metadata.rs)
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
@@ -37,6 +38,8 @@ mod log;
 mod log_batch;
 mod mailboxes;
 mod messages;
+mod metadata;
+mod metadata_entries;
 pub mod names;
 mod open;
 mod open_repair;
@@ -55,6 +58,7 @@ mod urlauth;
 pub use append_batch::NewMessage;
 pub use changes::{LIST_CHANGES_MAX, ListChange, ListChanges, MailboxChange};
 pub use folders::DefaultFolder;
+pub use metadata_entries::{MetadataError, MetadataOwner};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
@@ -217,6 +221,8 @@ pub struct UserStore<D: Disk> {
     damaged_logged: std::cell::RefCell<std::collections::BTreeSet<(MailboxId, Uid)>>,
     /// URLAUTH access keys (`urlauth.keys`), read on first use (`urlauth.rs`).
     url_keys: urlauth::UrlKeys<D::File>,
+    /// `metadata.log` and its entries, replayed on first use (`metadata_entries.rs`).
+    metadata: Option<Box<metadata::MetadataLog<D::File>>>,
 }
 
 impl<D: Disk> UserStore<D> {

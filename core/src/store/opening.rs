@@ -476,6 +476,7 @@ fn finish<D: Disk>(
         pending_cut: None,
         damaged_logged: std::cell::RefCell::default(),
         url_keys: super::urlauth::UrlKeys::Unread,
+        metadata: None,
     };
     if store.catalog.id(names::INBOX).is_none() {
         budget.spend(3);

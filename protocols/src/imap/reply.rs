@@ -108,6 +108,13 @@ pub enum Code {
     BadEvent(&'static str),
     /// `[NOTIFICATIONOVERFLOW]` (RFC 5465 §5.8): the server stopped notifying.
     NotificationOverflow,
+    /// `[METADATA LONGENTRIES n]` (RFC 5464 §4.2.1): values over MAXSIZE were left out; `n`
+    /// is the length of the longest.
+    MetadataLongEntries(u64),
+    /// `[METADATA MAXSIZE n]` (RFC 5464 §4.3): a value is over the `n` bytes accepted.
+    MetadataMaxSize(u32),
+    /// `[METADATA TOOMANY]` (RFC 5464 §4.3): no room for more entries.
+    MetadataTooMany,
 }
 
 impl Code {
@@ -149,6 +156,9 @@ impl Code {
             Code::MailboxId(id) => format!("MAILBOXID ({id})").into(),
             Code::BadEvent(events) => format!("BADEVENT ({events})").into(),
             Code::NotificationOverflow => "NOTIFICATIONOVERFLOW".into(),
+            Code::MetadataLongEntries(n) => format!("METADATA LONGENTRIES {n}").into(),
+            Code::MetadataMaxSize(n) => format!("METADATA MAXSIZE {n}").into(),
+            Code::MetadataTooMany => "METADATA TOOMANY".into(),
         };
         out.extend_from_slice(text.as_bytes());
         out.push(b']');

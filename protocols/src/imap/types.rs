@@ -373,6 +373,29 @@ pub struct QresyncParams {
     pub seq_match: Option<(SequenceSet, SequenceSet)>,
 }
 
+/// What GETMETADATA (RFC 5464 §4.2) and LIST's `RETURN (METADATA ...)` (RFC 9590) ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataRequest {
+    /// Entry names, lowercased (entry names are case-insensitive) and checked, at least one.
+    pub entries: Vec<String>,
+    /// `MAXSIZE n`: values longer than `n` bytes are left out (`[METADATA LONGENTRIES]`).
+    pub max_size: Option<u32>,
+    /// `DEPTH 0 / 1 / infinity`: also the entries one level / any levels below each one.
+    pub depth: MetadataDepth,
+}
+
+/// `scope-opt = "DEPTH" SP ("0" / "1" / "infinity")` (RFC 5464 §4.2.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetadataDepth {
+    /// The named entries only (the default).
+    #[default]
+    Zero,
+    /// And their children.
+    One,
+    /// And all their descendants.
+    Infinity,
+}
+
 /// A parsed command. `uid` marks the `UID` prefix for FETCH/STORE/COPY/MOVE/SEARCH/EXPUNGE.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandBody {
@@ -453,6 +476,22 @@ pub enum CommandBody {
         return_subscribed: bool,
         /// `RETURN (STATUS (...))` (LIST-STATUS, RFC 5819); empty when not asked.
         return_status: Vec<StatusAttribute>,
+        /// `RETURN (METADATA (...))` (LIST-METADATA, RFC 9590).
+        return_metadata: Option<Box<MetadataRequest>>,
+    },
+    /// `GETMETADATA [options] mailbox entries` (RFC 5464 §4.2); mailbox `""` is the server.
+    GetMetadata {
+        /// The mailbox (`""`: server entries).
+        mailbox: String,
+        /// Entries and options.
+        request: MetadataRequest,
+    },
+    /// `SETMETADATA mailbox (entry value ...)` (RFC 5464 §4.3); a `None` value removes.
+    SetMetadata {
+        /// The mailbox (`""`: server entries).
+        mailbox: String,
+        /// Entry names (lowercased, checked) with their new values, in the order sent.
+        entries: Vec<(String, Option<Vec<u8>>)>,
     },
     /// `LSUB reference pattern`
     Lsub {

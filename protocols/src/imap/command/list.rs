@@ -6,6 +6,8 @@
 //!
 //! Matching is a bit-parallel NFA walk (`pattern.rs`): linear in the name, no backtracking.
 //! A LIST over many mailboxes is resumable: it matches a slice of names at a time.
+//! `RETURN (STATUS ...)` (RFC 5819) and `RETURN (METADATA ...)` (RFC 9590, `metadata.rs`)
+//! follow each listed mailbox that exists with its STATUS and METADATA lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +20,7 @@ use super::{Progress, Task};
 use crate::imap::encode;
 use crate::imap::reply::{Code, Completion};
 use crate::imap::session::out::Out;
-use crate::imap::types::StatusAttribute;
+use crate::imap::types::{MetadataRequest, StatusAttribute};
 
 /// The hierarchy separator.
 pub(crate) const SEPARATOR: char = '/';
@@ -45,6 +47,16 @@ pub(crate) struct ListOptions {
     pub append_limit: u64,
 }
 
+/// What LIST returns beside the names (RFC 5258 `RETURN (...)`).
+#[derive(Debug, Default)]
+pub(crate) struct Returns {
+    /// `RETURN (STATUS (...))`: a STATUS line after each listed mailbox that exists.
+    pub status: Vec<StatusAttribute>,
+    /// `RETURN (METADATA (...))` (RFC 9590): a METADATA line after each listed mailbox that
+    /// exists.
+    pub metadata: Option<Box<MetadataRequest>>,
+}
+
 /// Compiled patterns of one LIST may hold at most this many u64 words (8 MiB): beyond it the
 /// command is refused rather than the memory spent. Real clients send one or two short
 /// patterns; only a hostile one comes near.
@@ -63,6 +75,10 @@ pub(crate) struct ListTask {
     names: Vec<String>,
     /// `RETURN (STATUS (...))`: a STATUS line after each listed mailbox that exists.
     status: Vec<StatusAttribute>,
+    /// `RETURN (METADATA (...))` (RFC 9590).
+    metadata: Option<Box<MetadataRequest>>,
+    /// The longest value `RETURN (METADATA (MAXSIZE n))` left out so far (0: none).
+    longest_left_out: u64,
     /// The next name to consider.
     position: usize,
 }
@@ -73,7 +89,7 @@ pub(crate) fn list<D: Disk>(
     reference: &str,
     patterns: &[String],
     options: ListOptions,
-    status: Vec<StatusAttribute>,
+    returns: Returns,
     out: &mut Out,
     slice: &mut Slice,
 ) -> Progress {
@@ -97,6 +113,14 @@ pub(crate) fn list<D: Disk>(
         }
         compiled.push(pattern);
     }
+    if returns.metadata.is_some() {
+        match store.load_metadata() {
+            // Replayed just now: what it shows becomes durable with the open epoch.
+            Ok(true) => super::durable(store, out),
+            Ok(false) => {}
+            Err(error) => return Progress::Done(crate::imap::reply::storage(&error)),
+        }
+    }
     let mailboxes = store.mailboxes();
     let uses: BTreeMap<String, SpecialUse> = mailboxes
         .iter()
@@ -119,7 +143,9 @@ pub(crate) fn list<D: Disk>(
         subscribed,
         uses,
         names,
-        status,
+        status: returns.status,
+        metadata: returns.metadata,
+        longest_left_out: 0,
         position: 0,
     };
     resume(task, store, out, slice)
@@ -144,14 +170,27 @@ pub(crate) fn resume<D: Disk>(
         slice.spend(1 + (name.len() * words / 64) as u64);
         if task.patterns.iter().any(|p| p.matches(name.as_bytes(), &mut scratch))
             && write_name(&task, name, out)
-            && !task.status.is_empty()
-            && let Some(info) = store.mailbox_id(name).and_then(|id| store.mailbox_info(id))
+            && let Some(id) = store.mailbox_id(name)
         {
-            // LIST-STATUS (RFC 5819): the session's own \Recent is not counted here.
             let utf8 = task.options.utf8_names;
-            let limit = task.options.append_limit;
-            super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8, limit);
+            if !task.status.is_empty()
+                && let Some(info) = store.mailbox_info(id)
+            {
+                // LIST-STATUS (RFC 5819): the session's own \Recent is not counted here.
+                let limit = task.options.append_limit;
+                super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8, limit);
+            }
+            if let Some(request) = &task.metadata {
+                // LIST-METADATA (RFC 9590): the METADATA line follows the mailbox's LIST line.
+                let b = out.buf();
+                let longest = super::metadata::write_for_list(b, store, id, name, request, utf8);
+                task.longest_left_out = task.longest_left_out.max(longest);
+            }
         }
+    }
+    if task.metadata.is_some() {
+        let text = if task.options.lsub { "LSUB completed" } else { "LIST completed" };
+        return Progress::Done(super::metadata::completion(text, task.longest_left_out));
     }
     Progress::Done(Completion::ok(format!("{} completed", verb(task.options))))
 }

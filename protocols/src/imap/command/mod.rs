@@ -21,6 +21,7 @@ mod fetch_binary;
 mod fetch_body;
 pub(crate) mod list;
 pub(crate) mod mailbox;
+pub(crate) mod metadata;
 pub(crate) mod misc;
 pub(crate) mod notify;
 mod objectid;
@@ -170,6 +171,7 @@ pub(crate) fn run<D: Disk>(
             special_use_only,
             return_subscribed,
             return_status,
+            return_metadata,
         } => {
             let options = list::ListOptions {
                 subscribed_only,
@@ -181,7 +183,8 @@ pub(crate) fn run<D: Disk>(
                 rev2: conn.enabled.rev2,
                 append_limit: append::append_limit(conn),
             };
-            list::list(store, &reference, &patterns, options, return_status, out, &mut slice)
+            let returns = list::Returns { status: return_status, metadata: return_metadata };
+            list::list(store, &reference, &patterns, options, returns, out, &mut slice)
         }
         CommandBody::Lsub { reference, pattern } => {
             let options = list::ListOptions {
@@ -194,7 +197,8 @@ pub(crate) fn run<D: Disk>(
                 rev2: conn.enabled.rev2,
                 append_limit: append::append_limit(conn),
             };
-            list::list(store, &reference, &[pattern], options, Vec::new(), out, &mut slice)
+            let returns = list::Returns::default();
+            list::list(store, &reference, &[pattern], options, returns, out, &mut slice)
         }
         CommandBody::Append { mailbox, messages } => {
             Progress::Done(append::append(conn, store, &mailbox, &messages, out))
@@ -207,6 +211,12 @@ pub(crate) fn run<D: Disk>(
         }
         CommandBody::UrlFetch(urls) => Progress::Done(urlauth::url_fetch(conn, store, &urls, out)),
         CommandBody::Notify(request) => notify::notify(conn, store, *request, out, &mut slice),
+        CommandBody::GetMetadata { mailbox, request } => {
+            Progress::Done(metadata::get(conn, store, &mailbox, &request, out))
+        }
+        CommandBody::SetMetadata { mailbox, entries } => {
+            Progress::Done(metadata::set(store, &mailbox, &entries, out))
+        }
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
     settle(conn, store, tag, ending, progress, out)
@@ -397,6 +407,8 @@ fn run_selected<D: Disk>(
         | CommandBody::Unsubscribe(_)
         | CommandBody::List { .. }
         | CommandBody::Lsub { .. }
+        | CommandBody::GetMetadata { .. }
+        | CommandBody::SetMetadata { .. }
         | CommandBody::Status { .. }
         | CommandBody::Append { .. }
         | CommandBody::Idle

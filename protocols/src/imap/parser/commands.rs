@@ -246,6 +246,7 @@ pub(crate) fn rename(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// patterns         = "(" list-mailbox *(SP list-mailbox) ")"
 /// list-return-opts = "RETURN" SP "(" [return-option *(SP return-option)] ")"
 /// return-option    = "SUBSCRIBED" / "CHILDREN" / "SPECIAL-USE"
+///                    / "METADATA" SP "(" entry *(SP entry) ")"    ; RFC 9590 (metadata.rs)
 /// ```
 /// `REMOTE` is accepted and means nothing (there are no remote mailboxes). `CHILDREN` is
 /// accepted: the session always reports `\HasChildren`/`\HasNoChildren`. `RECURSIVEMATCH`
@@ -285,6 +286,7 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let patterns = patterns(c)?;
     let mut return_subscribed = false;
     let mut return_status = Vec::new();
+    let mut return_metadata = None;
     if c.eat(b' ') {
         if !c.eat_ignore_case(b"RETURN ") {
             return syntax("expected RETURN");
@@ -304,6 +306,9 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
                     return_status = status_attributes(c)?;
                 }
                 b"SPECIAL-USE" => {}
+                b"METADATA" if return_metadata.is_none() => {
+                    return_metadata = Some(Box::new(super::metadata::list_return(c)?));
+                }
                 b"MYRIGHTS" => {
                     return fail(ParseErrorKind::Unsupported, "LIST option not supported");
                 }
@@ -319,6 +324,7 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         special_use_only,
         return_subscribed,
         return_status,
+        return_metadata,
     })
 }
 

@@ -72,6 +72,7 @@ fn list_basic_and_extended() {
             special_use_only: false,
             return_subscribed: false,
             return_status: Vec::new(),
+            return_metadata: None,
         }
     );
     let body =

@@ -40,6 +40,7 @@ mod commands;
 mod cursor;
 pub(crate) mod date;
 mod fetch;
+mod metadata;
 mod notify;
 mod qresync;
 mod search;
@@ -276,6 +277,8 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"GENURLAUTH" => urlauth::genurlauth(c)?,
         b"URLFETCH" => urlauth::urlfetch(c)?,
         b"NOTIFY" => CommandBody::Notify(Box::new(notify::notify(c)?)),
+        b"GETMETADATA" => metadata::getmetadata(c)?,
+        b"SETMETADATA" => metadata::setmetadata(c)?,
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))

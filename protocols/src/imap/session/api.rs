@@ -34,6 +34,9 @@ pub struct ImapConfig {
     pub frame_limits: FrameLimits,
     /// Parser limits (nesting, list lengths).
     pub parse_limits: ParseLimits,
+    /// The server's `/shared/admin` METADATA entry (RFC 5464 §3.2.1.1): how to reach the
+    /// administrator, a URI such as `mailto:postmaster@example.org`; `None`: not announced.
+    pub admin_contact: Option<String>,
 }
 
 impl ImapConfig {
@@ -50,6 +53,7 @@ impl ImapConfig {
             require_tls: false,
             frame_limits: FrameLimits::default(),
             parse_limits: ParseLimits::default(),
+            admin_contact: None,
         }
     }
 }

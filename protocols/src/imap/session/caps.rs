@@ -41,6 +41,7 @@ const AUTHENTICATED: &[&str] = &[
     // (`command/context.rs`). PARTIAL itself (RFC 9394) also needs UID FETCH's PARTIAL
     // modifier, not built yet: not announced.
     "CONTEXT=SEARCH CONTEXT=SORT",
+    "METADATA METADATA-SERVER LIST-METADATA",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
