@@ -304,9 +304,10 @@ mod golden {
             message_len: 3,
             cache_len: 1,
             email_id_stored: false,
+            thread_keys: None,
         };
         assert_eq!(
-            hex(&encode_message(9, &head, b"abc", b"z", None)),
+            hex(&encode_message(9, &head, b"abc", b"z", None, None)),
             "0100000073d96b80040000000200000005000000c4ff010044332211000000000300000001000000\
              05000000000000006162637a00000000"
         );
