@@ -3,6 +3,7 @@
 //! ```text
 //! users/<hh>/<user>/
 //!     mailboxes.log        names, ids, UIDVALIDITY, subscriptions, keywords, special use (log.rs)
+//!     threads.log          Message-ID → thread map for THREADID (threads.rs)
 //!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
 //! ```

@@ -97,8 +97,8 @@ impl ThreadKeys<'_> {
     }
 }
 
-/// The map, its log, and what waits to be logged (see the module docs).
-#[derive(Debug)]
+/// The map, its log, and what waits to be logged (see the module docs). Its `Debug` leaves
+/// the hash key out (a key in a log line would let its reader choose colliding ids).
 pub(crate) struct Threads<F> {
     file: F,
     path: PathBuf,
@@ -118,6 +118,20 @@ pub(crate) struct Threads<F> {
     /// A checkpoint whose entries were written in `Epoch`: `covered` moves there once it is
     /// durable.
     written: Option<(Epoch, SpoolPos)>,
+}
+
+impl<F> std::fmt::Debug for Threads<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Threads")
+            .field("path", &self.path)
+            .field("key_id", &self.key_id)
+            .field("covered", &self.covered)
+            .field("end", &self.end)
+            .field("ids", &self.map.len())
+            .field("pending", &self.pending.len())
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Teaches `threads` the scanned message records past its coverage, in spool order, from
@@ -412,5 +426,30 @@ impl<F: DiskFile> Threads<F> {
     #[cfg(any(test, feature = "sim"))]
     pub(crate) fn entries(&self) -> std::collections::BTreeMap<u64, u64> {
         self.map.iter().map(|(&k, &v)| (k, v)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ids_looked_up_are_distinct_bounded_and_in_order() {
+        let references: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let keys = ThreadKeys { message_id: "own", in_reply_to: "up", references: &references };
+        let ids = keys.ordered();
+        assert_eq!(ids.len(), THREAD_KEYS_MAX);
+        assert_eq!(&ids[..3], ["own", "r0", "r27"], "own, the root, then the nearest ancestors");
+        assert_eq!(ids[THREAD_KEYS_MAX - 2..], ["r39", "up"], "In-Reply-To last");
+        let repeated = ThreadKeys { in_reply_to: "r39", ..keys };
+        assert_eq!(
+            repeated.ordered().len(),
+            THREAD_KEYS_MAX - 1,
+            "an id named twice is looked up once"
+        );
+        let none = ThreadKeys::NONE.ordered();
+        assert!(none.is_empty(), "no ids: a thread of its own");
+        let irt = ThreadKeys { in_reply_to: "p", ..ThreadKeys::NONE };
+        assert_eq!(irt.ordered(), ["p"]);
     }
 }
