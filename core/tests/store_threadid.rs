@@ -10,7 +10,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::rc::Rc;
 
-use skua_core::disk::sim::{CrashMode, FailOp, SimDisk};
+use skua_core::disk::sim::{CrashMode, Damage, FailOp, SimDisk};
 use skua_core::disk::{Disk, DiskFile};
 use skua_core::store::{NewMessage, ThreadKeys, UserStore};
 use skua_core::types::{Flags, MailboxId, Uid};
@@ -196,6 +196,28 @@ fn a_lost_threads_log_keeps_every_thread_id() {
     // The hash key went with the file: old ids no longer link (a documented loss), new ones do.
     let fresh = put(&mut store, inbox, "fresh@x", "", &[]);
     let answer = put(&mut store, inbox, "answer@x", "fresh@x", &[]);
+    assert_eq!(thread(&store, inbox, answer), thread(&store, inbox, fresh));
+    agrees(&store);
+}
+
+#[test]
+fn a_damaged_threads_log_header_is_set_aside_and_a_new_map_started() {
+    let disk = SimDisk::new();
+    let mut store = open(&disk);
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    let root = put(&mut store, inbox, "root@x", "", &[]);
+    let t = thread(&store, inbox, root);
+    flush(&disk);
+    drop(store);
+    let disk = disk.crash(0, CrashMode::DropPending);
+    let log = Path::new(USER).join("threads.log");
+    // A flipped bit in the hash key: the header checksum fails, the key is lost.
+    disk.damage(&log, Damage::Flip { offset: 30, mask: 0x04 }).unwrap();
+    let mut store = open(&disk);
+    assert!(disk.exists(&Path::new(USER).join("threads.log.bad")), "kept for inspection");
+    assert_eq!(thread(&store, inbox, root), t, "stored in the spool record");
+    let fresh = put(&mut store, inbox, "fresh@x", "", &[]);
+    let answer = put(&mut store, inbox, "answer@x", "", &["fresh@x"]);
     assert_eq!(thread(&store, inbox, answer), thread(&store, inbox, fresh));
     agrees(&store);
 }
