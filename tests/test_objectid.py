@@ -32,7 +32,9 @@ class ObjectId(ServerTest):
             if line is None:
                 continue
             uid = int(re.search(rb"UID (\d+)", line).group(1))
-            self.assertIn(b"THREADID NIL", line)
+            # Each delivered message has a Message-ID of its own and no parent: its own thread
+            # (tests/test_threadid.py threads them).
+            self.assertRegex(line, rb"THREADID \(T[0-9a-f]{16}\)")
             found[uid] = (EMAILID.search(line).group(1), SAVEDATE.search(line).group(1))
         return found
 

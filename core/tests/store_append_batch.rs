@@ -17,7 +17,7 @@ use store_support::{flush, settle};
 
 use skua_core::disk::sim::{CrashMode, FailOp, SimDisk};
 use skua_core::error::AppendError;
-use skua_core::store::{NewMessage, UserStore};
+use skua_core::store::{NewMessage, ThreadKeys, UserStore};
 use skua_core::types::{Flags, MailboxId};
 
 const USER: &str = "users/aa/alice";
@@ -34,7 +34,13 @@ fn bodies(store: &UserStore<SimDisk>, id: MailboxId) -> Vec<Vec<u8>> {
 fn batch<'a>(messages: &'a [&'a [u8]]) -> Vec<NewMessage<'a>> {
     messages
         .iter()
-        .map(|message| NewMessage { message, cache: b"cache", flags: Flags::default(), date: None })
+        .map(|message| NewMessage {
+            message,
+            cache: b"cache",
+            flags: Flags::default(),
+            date: None,
+            thread: ThreadKeys::NONE,
+        })
         .collect()
 }
 

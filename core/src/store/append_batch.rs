@@ -21,6 +21,8 @@
 //!   the user runs between its records: they see all of it or none of it.
 
 use super::UserStore;
+use super::messages::Origin;
+use super::threads::ThreadKeys;
 use crate::disk::Disk;
 use crate::error::AppendError;
 use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX};
@@ -39,6 +41,8 @@ pub struct NewMessage<'a> {
     pub flags: Flags,
     /// Internal date; `None`: now.
     pub date: Option<InternalDate>,
+    /// The Message-IDs it names, which decide its THREADID (see [`UserStore::append_threaded`]).
+    pub thread: ThreadKeys<'a>,
 }
 
 impl<D: Disk> UserStore<D> {
@@ -82,7 +86,8 @@ impl<D: Disk> UserStore<D> {
         let mut done = Vec::with_capacity(messages.len());
         for new in messages {
             let date = new.date.unwrap_or(now);
-            match self.append_record(id, new.message, new.cache, new.flags, date, None) {
+            let origin = Origin::New(new.thread);
+            match self.append_record(id, new.message, new.cache, new.flags, date, origin) {
                 Ok(appended) => done.push(appended),
                 Err(error) => {
                     let taken: Vec<(Uid, Uid)> = done.iter().map(|&(uid, _)| (uid, uid)).collect();

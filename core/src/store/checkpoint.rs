@@ -200,10 +200,17 @@ impl<D: Disk> UserStore<D> {
             index.settle_unsynced(open, durable);
         }
         self.write_recent_claims();
+        if let Err(error) = self.threads.settle(durable) {
+            tracing::warn!(%error, "cannot write the threads.log header");
+        }
         let Some(checkpoint) = self.checkpoints.due(durable) else {
             self.catch_up_clamped_headers();
             return;
         };
+        // The map's entries of records before the checkpoint (durable) go to `threads.log`.
+        if let Err(error) = self.threads.checkpoint(checkpoint, open) {
+            tracing::warn!(%error, "cannot write threads.log");
+        }
         let result: Result<(), StorageError> =
             self.indexes.values_mut().try_for_each(|index| index.write_header(checkpoint));
         match result {

@@ -10,7 +10,11 @@ use std::collections::BTreeMap;
 
 use super::codec::{SpoolPos, get_u32, now_unix_seconds, pad8};
 use super::index::Entry;
-use super::record::{self, EMAIL_ID_BYTES, Head, MessageHead, RECORD_HEADER_BYTES};
+use super::record::{
+    self, EMAIL_ID_BYTES, Head, MessageHead, RECORD_HEADER_BYTES, THREAD_TRAILER_BYTES,
+    ThreadTrailer,
+};
+use super::threads::ThreadKeys;
 use super::{StoreOutcome, UserStore};
 use crate::disk::Disk;
 use crate::error::{AppendError, CopyError, ReadError, StorageError, UpdateError};
@@ -35,6 +39,26 @@ impl<D: Disk> UserStore<D> {
         flags: Flags,
         date: Option<InternalDate>,
     ) -> Result<(Uid, ModSeq), AppendError> {
+        self.append_threaded(id, message, cache, ThreadKeys::NONE, flags, date)
+    }
+
+    /// [`UserStore::append`] of a message naming the Message-IDs in `keys`, which decide its
+    /// THREADID (`store/threads.rs`): delivery and IMAP APPEND pass what they parsed.
+    ///
+    /// # Errors
+    /// As [`UserStore::append`].
+    ///
+    /// # Panics
+    /// As [`UserStore::append`].
+    pub fn append_threaded(
+        &mut self,
+        id: MailboxId,
+        message: &[u8],
+        cache: &[u8],
+        keys: ThreadKeys<'_>,
+        flags: Flags,
+        date: Option<InternalDate>,
+    ) -> Result<(Uid, ModSeq), AppendError> {
         self.before_mutation().map_err(|e| self.logged("append", e))?;
         let keywords =
             self.catalog.mailboxes.get(&id).ok_or(AppendError::NoSuchMailbox)?.valid_keywords();
@@ -48,8 +72,9 @@ impl<D: Disk> UserStore<D> {
         }
         let date =
             date.unwrap_or(InternalDate { unix_seconds: now_unix_seconds(), zone_minutes: 0 });
-        let result =
-            self.append_record(id, message, cache, flags, date, None).map_err(|e| match e {
+        let result = self
+            .append_record(id, message, cache, flags, date, Origin::New(keys))
+            .map_err(|e| match e {
                 AppendError::Storage(error) => AppendError::Storage(self.logged("append", error)),
                 other => other,
             })?;
@@ -58,9 +83,10 @@ impl<D: Disk> UserStore<D> {
         Ok(result)
     }
 
-    /// The shared body of APPEND and COPY: checks nothing but fullness. `email_id` is the
-    /// EMAILID a copy keeps; `None` (a new message) gives it the record's own spool position,
-    /// which no other record ever had (`core/FORMAT.md`, "Spool segments"). On failure the spool
+    /// The shared body of APPEND and COPY: checks nothing but fullness. A copy keeps its
+    /// source's EMAILID and THREADID; a new message gets the record's own spool position as
+    /// its EMAILID, which no other record ever had (`core/FORMAT.md`, "Spool segments"), and
+    /// the thread its keys decide (`store/threads.rs`). On failure the spool
     /// is cut back to where it ended before (`core/FORMAT.md`, "Write and flush order"), so no
     /// record of a refused append is left for recovery to bring back.
     pub(super) fn append_record(
@@ -70,7 +96,7 @@ impl<D: Disk> UserStore<D> {
         cache: &[u8],
         flags: Flags,
         date: InternalDate,
-        email_id: Option<u64>,
+        origin: Origin<'_>,
     ) -> Result<(Uid, ModSeq), AppendError> {
         let index = self.indexes.get(&id).ok_or(AppendError::NoSuchMailbox)?;
         if index.is_full() {
@@ -85,9 +111,10 @@ impl<D: Disk> UserStore<D> {
             message_len: u32::try_from(message.len()).expect("checked"),
             cache_len: u32::try_from(cache.len()).expect("checked"),
             email_id_stored: true,
+            thread_keys: None,
         };
         let mark = self.spool.end_pos();
-        self.append_record_writes(&head, message, cache, email_id).map_err(|error| {
+        self.append_record_writes(head, message, cache, origin).map_err(|error| {
             self.cut_spool_back(mark);
             AppendError::Storage(error)
         })
@@ -96,17 +123,38 @@ impl<D: Disk> UserStore<D> {
     /// The writes of one append: the spool record, then the index record.
     fn append_record_writes(
         &mut self,
-        head: &MessageHead,
+        mut head: MessageHead,
         message: &[u8],
         cache: &[u8],
-        email_id: Option<u64>,
+        origin: Origin<'_>,
     ) -> Result<(Uid, ModSeq), StorageError> {
+        let decision = match origin {
+            Origin::New(keys) => Some(self.threads.decide(&keys)),
+            Origin::Copy { .. } => None,
+        };
+        let key_count = decision.as_ref().map_or(0, |d| d.keys.len());
+        head.thread_keys = Some(u8::try_from(key_count).expect("at most THREAD_KEYS_MAX"));
+        let trailers = EMAIL_ID_BYTES + THREAD_TRAILER_BYTES + 8 * key_count;
         let record_len =
-            pad8((RECORD_HEADER_BYTES + message.len() + cache.len() + EMAIL_ID_BYTES) as u64);
+            pad8((RECORD_HEADER_BYTES + message.len() + cache.len() + trailers) as u64);
         let nonce = self.spool.prepare(&self.disk, record_len)?;
         // `prepare` made room: the record goes at the spool's end.
-        let email_id = email_id.unwrap_or(self.spool.end_pos().0);
-        let bytes = record::encode_message(nonce, head, message, cache, Some(email_id));
+        let pos = self.spool.end_pos();
+        let (email_id, trailer) = match (origin, decision) {
+            (Origin::Copy { email_id, thread_id }, _) => {
+                let trailer =
+                    ThreadTrailer { thread_id, key_id: self.threads.key_id(), keys: vec![] };
+                (email_id, trailer)
+            }
+            (Origin::New(_), decision) => {
+                let decision = decision.expect("decided above");
+                let thread_id = decision.thread_id.unwrap_or(pos.0);
+                let key_id = self.threads.key_id();
+                (pos.0, ThreadTrailer { thread_id, key_id, keys: decision.keys })
+            }
+        };
+        let bytes =
+            record::encode_message(nonce, &head, message, cache, Some(email_id), Some(&trailer));
         let spool_ref = self.spool.write(&bytes, get_u32(&bytes, 4))?;
         let index = self.indexes.get_mut(&head.mailbox).expect("the caller found it");
         let modseq = index.next_modseq();
@@ -124,6 +172,7 @@ impl<D: Disk> UserStore<D> {
         // round later (see `Index::append_unsynced`).
         index.append_unsynced(entry)?;
         self.spool.commit(spool_ref);
+        self.threads.learn(spool_ref.pos(), &trailer);
         assert!(spool_ref.end() <= self.spool.end_pos(), "no index entry past the spool end");
         self.checkpoints.note_write(self.disk.epoch_open(), self.spool.end_pos());
         Ok((head.uid, ModSeq(modseq)))
@@ -136,6 +185,7 @@ impl<D: Disk> UserStore<D> {
     ///
     /// [`Spool::cut_back`]: super::spool::Spool::cut_back
     pub(super) fn cut_spool_back(&mut self, mark: SpoolPos) {
+        self.threads.forget_from(mark);
         match self.spool.cut_back(&self.disk, mark) {
             Ok(()) => self.checkpoints.cut(mark),
             Err(error) => {
@@ -373,6 +423,7 @@ impl<D: Disk> UserStore<D> {
         let middle = start + head.message_len as usize;
         let end = middle + head.cache_len as usize;
         let email_id = record::email_id(&head, &bytes, entry.spool.pos().0);
+        let thread_id = record::thread(&head, &bytes).map_or(email_id, |t| t.thread_id);
         let mut keywords = 0u64;
         for (&from, &to) in translate {
             if entry.flags.keywords.0 & (1 << from) != 0 {
@@ -386,7 +437,7 @@ impl<D: Disk> UserStore<D> {
             &bytes[middle..end],
             flags,
             entry.date,
-            Some(email_id),
+            Origin::Copy { email_id, thread_id },
         );
         match appended {
             Ok((uid, _)) => Ok(uid),
@@ -454,4 +505,12 @@ fn combine(current: Flags, op: FlagsOp, given: Flags) -> Flags {
 /// unix seconds, 0 meaning unknown). A clock before 1970 or past 2106 gives 0 (unknown).
 fn save_date_now() -> u32 {
     u32::try_from(now_unix_seconds()).unwrap_or(0)
+}
+
+/// Where an appended record comes from: a new message and the ids it names, or a copy that
+/// keeps its source's EMAILID and THREADID.
+#[derive(Clone, Copy)]
+pub(super) enum Origin<'a> {
+    New(ThreadKeys<'a>),
+    Copy { email_id: u64, thread_id: u64 },
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! users/<hh>/<user>/
 //!     mailboxes.log        names, ids, UIDVALIDITY, subscriptions, keywords, special use (log.rs)
+//!     threads.log          Message-ID → thread map for THREADID (threads.rs)
 //!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
 //!     metadata.log         METADATA entries (RFC 5464), replayed on first use (metadata.rs)
@@ -53,6 +54,7 @@ mod special_use;
 mod spool;
 #[cfg(test)]
 mod tests;
+mod threads;
 mod urlauth;
 
 pub use append_batch::NewMessage;
@@ -63,6 +65,7 @@ pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
 pub use special_use::SpecialUse;
+pub use threads::ThreadKeys;
 pub use urlauth::{URLAUTH_RECORDS_MAX, URLAUTH_TOKEN_HEX_LEN, UrlKeyError};
 
 use catalog::Catalog;
@@ -217,6 +220,8 @@ pub struct UserStore<D: Disk> {
     /// to cut back to. Every mutation retries the cut first and is refused until it is made
     /// (see [`UserStore::cut_spool_back`]).
     pending_cut: Option<codec::SpoolPos>,
+    /// The Message-ID → thread map (THREADID, `threads.rs`).
+    threads: threads::Threads<D::File>,
     /// Messages whose damaged record was already logged (see `UserStore::damaged`).
     damaged_logged: std::cell::RefCell<std::collections::BTreeSet<(MailboxId, Uid)>>,
     /// URLAUTH access keys (`urlauth.keys`), read on first use (`urlauth.rs`).
@@ -543,6 +548,44 @@ impl<D: Disk> UserStore<D> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
         Ok(record::email_id(&head, &bytes, index.entries()[slot].spool.pos().0))
+    }
+
+    /// The message's THREADID (RFC 8474 §5.2) as a number: decided when the message was
+    /// stored and kept in its spool record, so it never changes; the same for every message
+    /// of a thread and every COPY/MOVE copy (`store/threads.rs`). A record written before
+    /// spool format 1.2 is a thread of its own (its EMAILID). Reads the spool record.
+    ///
+    /// # Errors
+    /// As [`UserStore::body`].
+    pub fn thread_id(&self, id: MailboxId, uid: Uid) -> Result<u64, ReadError> {
+        let (header, bytes, _, _) = self.record(id, uid)?;
+        let record::Head::Message(head) = header.head else {
+            unreachable!("record() returns message records only");
+        };
+        let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
+        let email_id = record::email_id(&head, &bytes, index.entries()[slot].spool.pos().0);
+        Ok(record::thread(&head, &bytes).map_or(email_id, |t| t.thread_id))
+    }
+
+    /// The Message-ID map as (keyed hash, thread id) pairs (tests: it must equal a replay of
+    /// the spool).
+    #[cfg(feature = "sim")]
+    #[must_use]
+    pub fn thread_map(&self) -> std::collections::BTreeMap<u64, u64> {
+        self.threads.entries()
+    }
+
+    /// The Message-ID map rebuilt from the spool alone (tests: [`UserStore::thread_map`] must
+    /// equal it).
+    ///
+    /// # Errors
+    /// The disk failed.
+    #[cfg(feature = "sim")]
+    pub fn thread_map_from_spool(
+        &self,
+    ) -> Result<std::collections::BTreeMap<u64, u64>, crate::error::StorageError> {
+        threads::replay_spool(&*self.disk, &self.dir, self.threads.key_id())
     }
 
     /// Asks the disk to read a message's spool record ahead (madvise `WILLNEED` on the real

@@ -235,6 +235,10 @@ pub(super) fn settle_scan_start<D: Disk>(parts: &mut Parts<D>, budget: &mut Budg
     } else {
         SpoolPos::default()
     };
+    // Message records past `threads.log`'s coverage teach the map on open (`store/threads.rs`).
+    if let Some(covered) = parts.threads.covered() {
+        parts.scan_start = parts.scan_start.min(covered);
+    }
 }
 
 /// Scans a piece of the spool. Records of a mailbox whose creation did not survive must never

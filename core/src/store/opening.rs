@@ -37,7 +37,8 @@
 //! dropping entries no record backs; creating missing indexes; catch-up (which rebuilds a
 //! missing index from a full scan); restoring the flags of damaged-header indexes; header
 //! rewrites; marking the scanned entries verified; touching the scanned segments (so the next
-//! flush makes what recovery validated durable); and the last step.
+//! flush makes what recovery validated durable); teaching the Message-ID map (THREADID,
+//! `threads.rs`) the scanned records past its coverage, a unit each; and the last step.
 //!
 //! Between steps nothing else touches the store's files: the registry keeps one opening per
 //! user, and the data-dir lock keeps other processes out. Flush rounds of other users may run
@@ -58,6 +59,7 @@ use super::open::{self, Cursor};
 use super::open_repair;
 use super::scan::{ScanResult, Scanner};
 use super::spool::{SPOOL_DIR, Spool};
+use super::threads::{self, Threads};
 use super::{RecoveryReport, UserStore, names};
 use crate::disk::Disk;
 use crate::error::{OpenError, StorageError};
@@ -223,6 +225,7 @@ pub struct Opening<D: Disk> {
 /// Everything recovery builds before the store exists.
 pub(super) struct Parts<D: Disk> {
     pub log: MailboxLog<D::File>,
+    pub threads: Threads<D::File>,
     pub catalog: Catalog,
     pub report: RecoveryReport,
     pub deferred: Deferred,
@@ -262,6 +265,9 @@ enum Phase<F> {
     /// Dirtying the segments the scan covered: the next, by position in the spool's list
     /// (`None` before the first).
     Touch(Option<usize>),
+    /// Teaching the Message-ID map what the scanned records past its coverage carry: the
+    /// next scanned record.
+    Threads(usize),
     Finish,
 }
 
@@ -374,8 +380,15 @@ impl<D: Disk> Opening<D> {
                 },
                 Phase::Touch(mut next) => {
                     match open_repair::touch_step(parts, disk, &mut next, budget)? {
-                        true => Phase::Finish,
+                        true => Phase::Threads(0),
                         false => Phase::Touch(next),
+                    }
+                }
+                Phase::Threads(mut next) => {
+                    let Parts { threads, scanned, spool, .. } = &mut **parts;
+                    match threads::learn_step(threads, scanned, spool, disk, &mut next, budget)? {
+                        true => Phase::Finish,
+                        false => Phase::Threads(next),
                     }
                 }
                 Phase::Finish => Phase::Finish,
@@ -398,7 +411,9 @@ impl<F> Phase<F> {
             | Phase::CatchUp(_)
             | Phase::Restore(_)
             | Phase::Headers => OpenStage::Repair,
-            Phase::Verify(_) | Phase::Touch(_) | Phase::Finish => OpenStage::Finish,
+            Phase::Verify(_) | Phase::Touch(_) | Phase::Threads(_) | Phase::Finish => {
+                OpenStage::Finish
+            }
         }
     }
 }
@@ -422,10 +437,13 @@ fn begin<D: Disk>(disk: &D, dir: &Path, budget: &mut Budget) -> Result<Parts<D>,
     let mut deferred = Deferred::default();
     open::sort_strays(disk, dir, &mut log, &mut catalog, &mut deferred, &mut report)?;
     let spool = Spool::list(disk, dir)?;
+    let threads = Threads::open(disk, dir)?;
+    budget.spend_bytes(threads.log_bytes());
     let ids: Vec<MailboxId> = catalog.mailboxes.keys().copied().collect();
     budget.spend_entries(ids.len() as u64 + spool.segments().len() as u64);
     Ok(Parts {
         log,
+        threads,
         catalog,
         report,
         deferred,
@@ -450,12 +468,16 @@ fn finish<D: Disk>(
     parts: Parts<D>,
     budget: &mut Budget,
 ) -> Result<UserStore<D>, OpenError> {
-    let Parts { log, catalog, report, mut deferred, spool, indexes, scan_start, .. } = parts;
+    let Parts {
+        log, mut threads, catalog, report, mut deferred, spool, indexes, scan_start, ..
+    } = parts;
+    threads.start_at(spool.end_pos())?;
     // What recovery validated may sit in the page cache only (left by a crashed process):
     // dirty it so the next flush round makes it durable before any checkpoint passes it (the
     // segments were, by `touch_step`).
     log.touch()?;
-    budget.spend(1);
+    threads.touch()?;
+    budget.spend(2);
     let now = disk.epoch_open();
     let mut checkpoints = Checkpoints::new(scan_start);
     checkpoints.note_write(now, spool.end_pos());
@@ -474,6 +496,7 @@ fn finish<D: Disk>(
         changes: super::changes::Changes::default(),
         recovery: report,
         pending_cut: None,
+        threads,
         damaged_logged: std::cell::RefCell::default(),
         url_keys: super::urlauth::UrlKeys::Unread,
         metadata: None,

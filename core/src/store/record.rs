@@ -17,9 +17,20 @@ const KIND_TOMBSTONE: u8 = 2;
 const FLAG_EMAIL_ID: u8 = 1;
 /// Bytes of the EMAILID trailer.
 pub(crate) const EMAIL_ID_BYTES: usize = 8;
+/// Bit of a message record's byte 1 (spool format 1.2): after the EMAILID the payload holds
+/// the THREADID trailer, whose key count is byte 2 (`core/FORMAT.md`, "Spool segments").
+const FLAG_THREAD: u8 = 2;
+/// Bytes of the THREADID trailer before its key hashes: thread id, key id, reserved.
+pub(crate) const THREAD_TRAILER_BYTES: usize = 16;
+/// Most key hashes a THREADID trailer holds (`core/FORMAT.md`; `store/threads.rs`).
+pub(crate) const THREAD_KEYS_MAX: usize = 16;
+const _: () = assert!(THREAD_KEYS_MAX <= u8::MAX as usize);
 /// Largest payload of any record.
-pub(crate) const PAYLOAD_BYTES_MAX: u32 =
-    MESSAGE_BYTES_MAX + CACHE_BYTES_MAX + EMAIL_ID_BYTES as u32;
+pub(crate) const PAYLOAD_BYTES_MAX: u32 = MESSAGE_BYTES_MAX
+    + CACHE_BYTES_MAX
+    + EMAIL_ID_BYTES as u32
+    + THREAD_TRAILER_BYTES as u32
+    + 8 * THREAD_KEYS_MAX as u32;
 const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(8));
 // Pinned by core/FORMAT.md ("Spool segments", records).
 const _: () = assert!(RECORD_HEADER_BYTES == 48);
@@ -38,6 +49,27 @@ pub(crate) struct MessageHead {
     /// The payload ends with the message's EMAILID (records written before spool format 1.1
     /// have none: their EMAILID is their own spool position, see [`email_id`]).
     pub email_id_stored: bool,
+    /// The payload ends with a THREADID trailer holding this many key hashes (records written
+    /// before spool format 1.2 have none: their THREADID is their EMAILID, see [`thread`]).
+    pub thread_keys: Option<u8>,
+}
+
+/// A message's THREADID trailer (spool format 1.2): its thread, and the keyed hashes of the
+/// Message-IDs it names (its own, then those it refers to), for `store/threads.rs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ThreadTrailer {
+    /// The thread id (the EMAILID of the thread's first message).
+    pub thread_id: u64,
+    /// Which hash key made `keys` (`threads.log`'s key id).
+    pub key_id: u32,
+    /// The key hashes, at most [`THREAD_KEYS_MAX`].
+    pub keys: Vec<u64>,
+}
+
+impl ThreadTrailer {
+    fn bytes(&self) -> usize {
+        THREAD_TRAILER_BYTES + 8 * self.keys.len()
+    }
 }
 
 /// A decoded record header.
@@ -72,19 +104,28 @@ pub(crate) fn encode_message(
     message: &[u8],
     cache: &[u8],
     email_id: Option<u64>,
+    thread: Option<&ThreadTrailer>,
 ) -> Vec<u8> {
     assert_eq!(head.message_len as usize, message.len());
     assert_eq!(head.cache_len as usize, cache.len());
     assert!(head.message_len <= MESSAGE_BYTES_MAX && head.cache_len <= CACHE_BYTES_MAX);
     assert_eq!(head.flags.system.0 & !SystemFlags::ALL, 0);
     assert_eq!(head.email_id_stored, email_id.is_some());
-    let trailer = if email_id.is_some() { EMAIL_ID_BYTES } else { 0 };
+    assert_eq!(head.thread_keys, thread.map(|t| u8::try_from(t.keys.len()).expect("bounded")));
+    assert!(thread.is_none() || email_id.is_some(), "the THREADID trailer follows the EMAILID");
+    assert!(thread.is_none_or(|t| t.keys.len() <= THREAD_KEYS_MAX));
+    let trailer = if email_id.is_some() { EMAIL_ID_BYTES } else { 0 }
+        + thread.map_or(0, ThreadTrailer::bytes);
     let payload_len = message.len() + cache.len() + trailer;
     let total = usize::try_from(pad8((RECORD_HEADER_BYTES + payload_len) as u64)).expect("bounded");
     let mut buf = Vec::with_capacity(total);
     buf.resize(RECORD_HEADER_BYTES, 0);
     buf[0] = KIND_MESSAGE;
     buf[1] = if email_id.is_some() { FLAG_EMAIL_ID } else { 0 };
+    if let Some(thread) = thread {
+        buf[1] |= FLAG_THREAD;
+        buf[2] = u8::try_from(thread.keys.len()).expect("bounded");
+    }
     put_u32(&mut buf, 8, u32::try_from(payload_len).expect("bounded"));
     put_u32(&mut buf, 12, head.mailbox.0);
     put_u32(&mut buf, 16, head.uid.get());
@@ -98,6 +139,14 @@ pub(crate) fn encode_message(
     buf.extend_from_slice(cache);
     if let Some(email_id) = email_id {
         buf.extend_from_slice(&email_id.to_le_bytes());
+    }
+    if let Some(thread) = thread {
+        buf.extend_from_slice(&thread.thread_id.to_le_bytes());
+        buf.extend_from_slice(&thread.key_id.to_le_bytes());
+        buf.extend_from_slice(&[0; 4]);
+        for key in &thread.keys {
+            buf.extend_from_slice(&key.to_le_bytes());
+        }
     }
     seal(nonce, buf, total)
 }
@@ -138,8 +187,18 @@ fn seal(nonce: u64, mut buf: Vec<u8>, total: usize) -> Vec<u8> {
 /// Decodes and structurally checks a header (not the checksum, which covers the payload).
 pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
     let buf = buf.get(..RECORD_HEADER_BYTES)?;
-    let email_id_stored = buf[0] == KIND_MESSAGE && buf[1] == FLAG_EMAIL_ID;
-    if !all_zero(&buf[2..4]) || (buf[1] != 0 && !email_id_stored) {
+    let message = buf[0] == KIND_MESSAGE;
+    let email_id_stored = message && buf[1] & FLAG_EMAIL_ID != 0;
+    let thread_stored = email_id_stored && buf[1] & FLAG_THREAD != 0;
+    let flags_known = buf[1] & !(FLAG_EMAIL_ID | FLAG_THREAD) == 0;
+    let thread_keys = thread_stored.then_some(buf[2]);
+    if buf[3] != 0
+        || (buf[1] != 0 && !email_id_stored)
+        || !flags_known
+        || (buf[1] & FLAG_THREAD != 0 && !thread_stored)
+        || (!thread_stored && buf[2] != 0)
+        || thread_keys.is_some_and(|n| usize::from(n) > THREAD_KEYS_MAX)
+    {
         return None;
     }
     let crc = get_u32(buf, 4);
@@ -155,6 +214,7 @@ pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
                 && u64::from(message_len)
                     + u64::from(cache_len)
                     + if email_id_stored { EMAIL_ID_BYTES as u64 } else { 0 }
+                    + thread_keys.map_or(0, |n| THREAD_TRAILER_BYTES as u64 + 8 * u64::from(n))
                     == u64::from(payload_len);
             if !sizes_ok || system & !SystemFlags::ALL != 0 {
                 return None;
@@ -170,6 +230,7 @@ pub(crate) fn decode_header(buf: &[u8]) -> Option<RecordHeader> {
                 message_len,
                 cache_len,
                 email_id_stored,
+                thread_keys,
             })
         }
         KIND_TOMBSTONE => {
@@ -199,6 +260,28 @@ pub(crate) fn email_id(head: &MessageHead, record: &[u8], pos: u64) -> u64 {
     }
     let at = RECORD_HEADER_BYTES + head.message_len as usize + head.cache_len as usize;
     get_u64(record, at)
+}
+
+/// The THREADID trailer of the message record `record` (header and payload, as checked), or
+/// `None` for a record without one (written before spool format 1.2: its THREADID is its
+/// EMAILID, a thread of its own).
+pub(crate) fn thread(head: &MessageHead, record: &[u8]) -> Option<ThreadTrailer> {
+    let (at, len) = thread_span(head)?;
+    Some(parse_thread(head, &record[at..at + len]))
+}
+
+/// Where a message record's THREADID trailer lies: (offset from the record's start, length).
+pub(crate) fn thread_span(head: &MessageHead) -> Option<(usize, usize)> {
+    let count = usize::from(head.thread_keys?);
+    let at = RECORD_HEADER_BYTES + head.message_len as usize + head.cache_len as usize;
+    Some((at + EMAIL_ID_BYTES, THREAD_TRAILER_BYTES + 8 * count))
+}
+
+/// Decodes the THREADID trailer bytes at [`thread_span`].
+pub(crate) fn parse_thread(head: &MessageHead, trailer: &[u8]) -> ThreadTrailer {
+    let count = usize::from(head.thread_keys.unwrap_or(0));
+    let keys = (0..count).map(|i| get_u64(trailer, THREAD_TRAILER_BYTES + 8 * i)).collect();
+    ThreadTrailer { thread_id: get_u64(trailer, 0), key_id: get_u32(trailer, 8), keys }
 }
 
 /// Checks a whole record held in memory (header, payload, padding); returns its header.
@@ -234,12 +317,13 @@ mod tests {
             message_len: 5,
             cache_len: 2,
             email_id_stored: false,
+            thread_keys: None,
         }
     }
 
     #[test]
     fn message_round_trip() {
-        let record = encode_message(7, &head(), b"hello", b"ca", None);
+        let record = encode_message(7, &head(), b"hello", b"ca", None, None);
         assert_eq!(record.len(), 56);
         let header = check_whole(7, &record).unwrap();
         assert_eq!(header.head, Head::Message(head()));
@@ -250,14 +334,14 @@ mod tests {
     #[test]
     fn message_with_email_id_round_trip() {
         let stored = MessageHead { email_id_stored: true, ..head() };
-        let record = encode_message(7, &stored, b"hello", b"ca", Some(0x0102_0304_0506_0708));
+        let record = encode_message(7, &stored, b"hello", b"ca", Some(0x0102_0304_0506_0708), None);
         assert_eq!(record.len(), 64, "48 + 5 + 2 + 8, padded");
         assert_eq!(record[1], FLAG_EMAIL_ID);
         let header = check_whole(7, &record).unwrap();
         assert_eq!(header.head, Head::Message(stored));
         assert_eq!(email_id(&stored, &record, 99), 0x0102_0304_0506_0708);
         // A record without the trailer is its own EMAILID: its position.
-        let plain = encode_message(7, &head(), b"hello", b"ca", None);
+        let plain = encode_message(7, &head(), b"hello", b"ca", None, None);
         assert_eq!(email_id(&head(), &plain, 99), 99);
         // The flag without room for the trailer, or another bit in byte 1, is damage.
         let mut bad = plain.clone();
@@ -266,6 +350,33 @@ mod tests {
         let mut bad = record.clone();
         bad[1] = 2;
         assert!(decode_header(&bad).is_none());
+    }
+
+    #[test]
+    fn message_with_thread_trailer_round_trip() {
+        let stored = MessageHead { email_id_stored: true, thread_keys: Some(2), ..head() };
+        let trailer = ThreadTrailer { thread_id: 0x40, key_id: 0xabcd, keys: vec![7, 9] };
+        let record = encode_message(7, &stored, b"hello", b"ca", Some(0x88), Some(&trailer));
+        assert_eq!(record.len(), 96, "48 + 5 + 2 + 8 + 16 + 16, padded");
+        assert_eq!((record[1], record[2]), (FLAG_EMAIL_ID | FLAG_THREAD, 2));
+        let header = check_whole(7, &record).unwrap();
+        assert_eq!(header.head, Head::Message(stored));
+        assert_eq!(email_id(&stored, &record, 99), 0x88);
+        assert_eq!(thread(&stored, &record), Some(trailer));
+        // Without the trailer a record has no thread of its own making.
+        let plain = MessageHead { email_id_stored: true, ..head() };
+        let record_1_1 = encode_message(7, &plain, b"hello", b"ca", Some(0x88), None);
+        assert_eq!(thread(&plain, &record_1_1), None);
+        // The thread bit without the EMAILID bit, a key count without the thread bit, or a
+        // count past the limit is damage.
+        for (byte, value) in [(1, FLAG_THREAD), (2, 1)] {
+            let mut bad = record_1_1.clone();
+            bad[byte] = value;
+            assert!(decode_header(&bad).is_none(), "byte {byte} = {value}");
+        }
+        let mut bad = record.clone();
+        bad[2] = 3;
+        assert!(decode_header(&bad).is_none(), "a count the payload has no room for");
     }
 
     #[test]
@@ -279,7 +390,7 @@ mod tests {
 
     #[test]
     fn any_flipped_bit_is_caught() {
-        let record = encode_message(7, &head(), b"hello", b"ca", None);
+        let record = encode_message(7, &head(), b"hello", b"ca", None, None);
         assert!(check_whole(8, &record).is_none());
         for byte in 0..record.len() {
             for bit in 0..8 {

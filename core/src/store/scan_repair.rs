@@ -324,8 +324,9 @@ mod tests {
                 message_len: u32::try_from(message.len()).unwrap(),
                 cache_len: 1,
                 email_id_stored: false,
+                thread_keys: None,
             };
-            let record = encode_message(NONCE, &head, message.as_bytes(), b"c", None);
+            let record = encode_message(NONCE, &head, message.as_bytes(), b"c", None, None);
             write_at(&file, path, &record, offset).unwrap();
             let header = decode_header(&record).unwrap();
             references.push(SpoolRef {

@@ -23,7 +23,7 @@ pub(crate) const SPOOL_DIR: &str = "spool";
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = 64;
 // Pinned by core/FORMAT.md ("Spool segments"); the header is one write inside one sector.
 const _: () = assert!(SEGMENT_HEADER_BYTES == 64);
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKS\r\n\x1a\n", major: 1, minor: 1 };
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKS\r\n\x1a\n", major: 1, minor: 2 };
 
 /// Where a record lives, and its checksum (kept by whatever refers to it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

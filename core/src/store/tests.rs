@@ -272,7 +272,7 @@ mod golden {
     use super::super::codec::SpoolPos;
     use super::super::index::{Entry, IndexHeader};
     use super::super::log::LogRecord;
-    use super::super::record::{MessageHead, encode_message, encode_tombstone};
+    use super::super::record::{MessageHead, ThreadTrailer, encode_message, encode_tombstone};
     use super::super::spool::SpoolRef;
     use crate::types::{Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid, UidValidity};
     use std::num::NonZeroU32;
@@ -304,11 +304,22 @@ mod golden {
             message_len: 3,
             cache_len: 1,
             email_id_stored: false,
+            thread_keys: None,
         };
         assert_eq!(
-            hex(&encode_message(9, &head, b"abc", b"z", None)),
+            hex(&encode_message(9, &head, b"abc", b"z", None, None)),
             "0100000073d96b80040000000200000005000000c4ff010044332211000000000300000001000000\
              05000000000000006162637a00000000"
+        );
+        // Spool 1.2: the EMAILID, then the THREADID trailer (thread id, key id, reserved, one
+        // key hash); byte 1 has bits 0 and 1, byte 2 the key count.
+        let threaded = MessageHead { email_id_stored: true, thread_keys: Some(1), ..head };
+        let trailer = ThreadTrailer { thread_id: 0x40, key_id: 0xa1b2_c3d4, keys: vec![0x77] };
+        assert_eq!(
+            hex(&encode_message(9, &threaded, b"abc", b"z", Some(0x1_0000_0040), Some(&trailer))),
+            "01030100e9030ec7240000000200000005000000c4ff010044332211000000000300000001000000\
+             05000000000000006162637a40000000010000004000000000000000d4c3b2a10000000077000000\
+             0000000000000000"
         );
         assert_eq!(
             hex(&encode_tombstone(9, MailboxId(2), 6, &[Uid::new(5).unwrap()])),

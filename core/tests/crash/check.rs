@@ -76,6 +76,9 @@ fn reopen_checked(
     let mut found = Violations::default();
     check_invariants(&snapshot, expected.written, &mut found);
     check_recovered(&snapshot, expected.acked, expected.in_flight, &mut found);
+    if let Err(violation) = store.thread_map_agrees() {
+        found.0.push(violation);
+    }
     if found.is_empty() {
         return Some((store, snapshot));
     }

@@ -28,6 +28,8 @@ pub struct MessageState {
     pub modseq: u64,
     /// Its EMAILID (RFC 8474): kept by every copy, never changed by a crash.
     pub email_id: u64,
+    /// Its THREADID (RFC 8474): decided at append, kept by every copy, never changed by a crash.
+    pub thread_id: u64,
     /// Its save date (RFC 8514); recovery may forget it (rebuilt from the spool), never change it.
     pub save_date: Option<i64>,
 }
@@ -283,6 +285,9 @@ fn check_message(
     if known.iter().all(|k| k.email_id != message.email_id) {
         out.add(format!("{name}: UID {uid} EMAILID {:x} changed", message.email_id));
     }
+    if known.iter().all(|k| k.thread_id != message.thread_id) {
+        out.add(format!("{name}: UID {uid} THREADID {:x} changed", message.thread_id));
+    }
     if message.save_date.is_some() && known.iter().all(|k| k.save_date != message.save_date) {
         out.add(format!("{name}: UID {uid} save date {:?} changed", message.save_date));
     }
@@ -326,6 +331,7 @@ mod tests {
             keywords: BTreeSet::new(),
             modseq: 1,
             email_id: body.len() as u64 + 64,
+            thread_id: 64,
             save_date: Some(1_700_000_000),
         }
     }

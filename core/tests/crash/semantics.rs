@@ -202,7 +202,10 @@ fn check_changed(
     }
     for ((uid, old), (_, new)) in before.messages.iter().zip(&after.messages) {
         let want = if uids.contains(uid) { expected(old) } else { old.clone() };
-        if want.email_id != new.email_id || want.save_date != new.save_date {
+        if want.email_id != new.email_id
+            || want.thread_id != new.thread_id
+            || want.save_date != new.save_date
+        {
             problems.push(format!("UID {uid} changed its EMAILID or save date"));
         }
         if want.flags() != new.flags() || want.body != new.body {
@@ -234,10 +237,12 @@ fn check_copy(
     let originals: Vec<&MessageState> =
         uids.iter().filter_map(|uid| source.message(*uid)).collect();
     let same = copies.len() == originals.len()
-        && copies
-            .iter()
-            .zip(&originals)
-            .all(|(c, o)| c.body == o.body && c.flags() == o.flags() && c.email_id == o.email_id);
+        && copies.iter().zip(&originals).all(|(c, o)| {
+            c.body == o.body
+                && c.flags() == o.flags()
+                && c.email_id == o.email_id
+                && c.thread_id == o.thread_id
+        });
     if !same {
         problems
             .push(format!("copy of {uids:?} made {} messages unlike the sources", copies.len()));
@@ -282,6 +287,10 @@ fn check_rename_inbox(new: &str, before: &Snapshot, after: &Snapshot, problems: 
 fn same_messages(left: &[(u32, MessageState)], right: &[(u32, MessageState)]) -> bool {
     left.len() == right.len()
         && left.iter().zip(right).all(|((lu, l), (ru, r))| {
-            lu == ru && l.body == r.body && l.flags() == r.flags() && l.email_id == r.email_id
+            lu == ru
+                && l.body == r.body
+                && l.flags() == r.flags()
+                && l.email_id == r.email_id
+                && l.thread_id == r.thread_id
         })
 }

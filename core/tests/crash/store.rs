@@ -7,7 +7,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use skua_core::disk::sim::SimDisk;
-use skua_core::store::{InboxRename, InboxStep, NewMessage, Renamed, UserStore};
+use skua_core::store::{InboxRename, InboxStep, NewMessage, Renamed, ThreadKeys, UserStore};
 use skua_core::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
 
 use crate::model::{INBOX, MailboxState, MessageState, Snapshot};
@@ -31,7 +31,29 @@ fn uids(values: &[u32]) -> Vec<Uid> {
     values.iter().map(|&v| Uid::new(v).expect("UIDs are never zero")).collect()
 }
 
+/// The Message-ID of the message of `serial`, and the one it replies to: two of every three
+/// messages reply to the one before, so workloads build threads (some joined across a crash).
+fn thread_ids(serial: u64) -> (String, Option<String>) {
+    let parent =
+        (!serial.is_multiple_of(3) && serial > 0).then(|| format!("m{}@crash", serial - 1));
+    (format!("m{serial}@crash"), parent)
+}
+
 impl Store {
+    /// The Message-ID map equals a replay of the spool (`core/FORMAT.md`, `threads.log`).
+    pub fn thread_map_agrees(&self) -> Result<(), String> {
+        let spool = self.inner.thread_map_from_spool().map_err(|e| format!("replay: {e}"))?;
+        let live = self.inner.thread_map();
+        if live == spool {
+            return Ok(());
+        }
+        Err(format!(
+            "the Message-ID map ({} ids) differs from the spool's ({})",
+            live.len(),
+            spool.len()
+        ))
+    }
+
     /// Opens (creating or recovering) the store on `disk`.
     pub fn open(disk: &SimDisk) -> Result<Store, String> {
         UserStore::open(Rc::new(disk.clone()), Path::new(USER_DIR))
@@ -80,9 +102,16 @@ impl Store {
         let flags = self.flags(id, system, keywords)?;
         let seconds = 1_700_000_000 + i64::try_from(serial).expect("small serial");
         let date = InternalDate { unix_seconds: seconds, zone_minutes: 60 };
+        let (message_id, parent) = thread_ids(serial);
+        let references = parent.iter().cloned().collect::<Vec<_>>();
+        let keys = ThreadKeys {
+            message_id: &message_id,
+            in_reply_to: parent.as_deref().unwrap_or(""),
+            references: &references,
+        };
         let (uid, _modseq) = self
             .inner
-            .append(id, body, cache, flags, Some(date))
+            .append_threaded(id, body, cache, keys, flags, Some(date))
             .map_err(|e| format!("append: {e}"))?;
         Ok(uid.get())
     }
@@ -109,7 +138,13 @@ impl Store {
             .map(|(i, (body, cache))| {
                 let serial = i64::try_from(first_serial + i as u64).expect("small serial");
                 let date = InternalDate { unix_seconds: 1_700_000_000 + serial, zone_minutes: 60 };
-                NewMessage { message: body, cache, flags, date: Some(date) }
+                NewMessage {
+                    message: body,
+                    cache,
+                    flags,
+                    date: Some(date),
+                    thread: ThreadKeys::NONE,
+                }
             })
             .collect();
         let appended = self.inner.append_all(id, &batch).map_err(|e| format!("append_all: {e}"))?;
@@ -235,6 +270,10 @@ impl Store {
                     .inner
                     .email_id(id, meta.uid)
                     .map_err(|e| format!("email id: {e}"))?,
+                thread_id: self
+                    .inner
+                    .thread_id(id, meta.uid)
+                    .map_err(|e| format!("thread id: {e}"))?,
                 save_date: meta.save_date,
             };
             messages.push((meta.uid.get(), message));

@@ -12,7 +12,8 @@ use crate::mime;
 /// Stores `message` (exactly these bytes: the session already prepended `Return-Path:`) in
 /// the INBOX of `store`, dated `date` (the shard's clock at delivery), with no flags.
 ///
-/// Computes the cache blob with [`mime::cache::build`] (CPU proportional to the message's
+/// Computes the cache blob with [`mime::cache::build_with_keys`], whose Message-IDs decide the
+/// message's THREADID in the store (CPU proportional to the message's
 /// header and MIME structure; bounded by the MIME limits). The append lands in the disk's
 /// open epoch: the caller must wait for the group commit before answering `250`.
 ///
@@ -28,8 +29,9 @@ pub fn deliver<D: Disk>(
     let Some(inbox) = store.mailbox_id("INBOX") else {
         return Err(DeliveryFailure::temporary("the store has no INBOX"));
     };
-    let cache = mime::cache::build(message);
-    match store.append(inbox, message, &cache, Flags::default(), Some(date)) {
+    let (cache, keys) = mime::cache::build_with_keys(message);
+    let thread = mime::cache::thread_keys(&keys);
+    match store.append_threaded(inbox, message, &cache, thread, Flags::default(), Some(date)) {
         Ok((uid, _modseq)) => Ok(uid),
         Err(error) => Err(failure_of(&error)),
     }

@@ -14,6 +14,7 @@
 //! store writes the batch with [`UserStore::append_all`], which takes back what it wrote if a
 //! write fails part-way; see `core/src/store/append_batch.rs` for what holds across a crash.
 
+use crate::mime::cache::{SortKeys, thread_keys};
 use std::borrow::Cow;
 
 use skua_core::disk::Disk;
@@ -98,15 +99,17 @@ pub(crate) fn append<D: Disk>(
             Err(completion) => return completion,
         }
     }
-    let caches: Vec<Vec<u8>> = bodies.iter().map(|body| crate::mime::cache::build(body)).collect();
+    let built: Vec<(Vec<u8>, SortKeys)> =
+        bodies.iter().map(|body| crate::mime::cache::build_with_keys(body)).collect();
     let batch: Vec<NewMessage<'_>> = messages
         .iter()
         .enumerate()
         .map(|(i, message)| NewMessage {
             message: &bodies[i],
-            cache: &caches[i],
+            cache: &built[i].0,
             flags: flags[i],
             date: message.date,
+            thread: thread_keys(&built[i].1),
         })
         .collect();
     let result = store.append_all(id, &batch);

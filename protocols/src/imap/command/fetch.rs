@@ -453,6 +453,11 @@ fn write_message<D: Disk>(
     } else {
         None
     };
+    let thread_id = if attributes.contains(&FetchAttribute::ThreadId) {
+        Some(store.thread_id(mailbox, message.uid).map_err(MessageError::Read)?)
+    } else {
+        None
+    };
     let mut streamed = Vec::new();
     out.put(b"* ");
     // Under UIDONLY the UID leads the line and is left out of the items, unless it is all
@@ -505,7 +510,9 @@ fn write_message<D: Disk>(
             FetchAttribute::EmailId => {
                 objectid::write_email_id(out.buf(), email_id.expect("read above"));
             }
-            FetchAttribute::ThreadId => objectid::write_thread_id(out.buf()),
+            FetchAttribute::ThreadId => {
+                objectid::write_thread_id(out.buf(), thread_id.expect("read above"));
+            }
             FetchAttribute::SaveDate => objectid::write_save_date(out.buf(), message),
             FetchAttribute::Binary { part, .. } => match (&*planned, sources.message()) {
                 (Planned::Binary(Some(plan)), Some(body)) => {

@@ -6,9 +6,11 @@
 //!   differs for a store created anew under the same user name.
 //! - EMAILID is `E` and the 16 lowercase hex digits of the store's EMAILID (`UserStore::email_id`:
 //!   kept by COPY and MOVE, stored in the spool record).
-//! - THREADID is NIL: this server does not thread messages yet. RFC 8474 §5.2 makes THREADID
-//!   optional: a server without it returns NIL to every FETCH of it, and a SEARCH THREADID
-//!   matches no message.
+//! - THREADID is `T` and the 16 lowercase hex digits of the store's thread id
+//!   (`UserStore::thread_id`: the EMAILID of the thread's first message, decided when the
+//!   message is stored from its Message-ID, References and In-Reply-To, per user across
+//!   mailboxes, kept by COPY and MOVE and never changed; `core/src/store/threads.rs`). A
+//!   message stored before threads existed is a thread of its own.
 //! - SAVEDATE is the index record's save date in UTC, NIL when the store does not know it (a
 //!   record rebuilt from the spool); the SAVED* search keys then use the internal date, as
 //!   RFC 8514 §4.3 asks of storage without save dates.
@@ -40,9 +42,15 @@ pub(crate) fn parse_email_id(objectid: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok().filter(|&id| id != 0)
 }
 
-/// Writes `THREADID NIL` (see the module docs).
-pub(crate) fn write_thread_id(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"THREADID NIL");
+/// Writes `THREADID (T...)`.
+pub(crate) fn write_thread_id(out: &mut Vec<u8>, thread_id: u64) {
+    out.extend_from_slice(format!("THREADID (T{thread_id:016x})").as_bytes());
+}
+
+/// The store's THREADID named by an `objectid` from a client; `None` for one this server
+/// never gives (such a key matches no message).
+pub(crate) fn parse_thread_id(objectid: &str) -> Option<u64> {
+    parse_email_id(&format!("E{}", objectid.strip_prefix('T')?))
 }
 
 /// Writes `SAVEDATE "date-time"` in UTC, or `SAVEDATE NIL` when the save date is unknown.
@@ -92,6 +100,17 @@ mod tests {
             assert_eq!(parse_email_id(foreign), None, "{foreign}");
         }
         assert_eq!(parse_email_id("E0000000000000000"), None, "no message has id 0");
+    }
+
+    #[test]
+    fn thread_ids_round_trip_and_foreign_ids_name_nothing() {
+        let mut out = Vec::new();
+        write_thread_id(&mut out, 0x1_0000_0040);
+        assert_eq!(out, b"THREADID (T0000000100000040)");
+        assert_eq!(parse_thread_id("T0000000100000040"), Some(0x1_0000_0040));
+        for foreign in ["E0000000100000040", "t0000000100000040", "T1", "TT0000000100000040", ""] {
+            assert_eq!(parse_thread_id(foreign), None, "{foreign}");
+        }
     }
 
     #[test]

@@ -78,6 +78,10 @@ impl<D: Disk> Loader for LazyMessage<'_, D> {
     fn email_id(&mut self) -> Option<u64> {
         self.store.email_id(self.mailbox, self.uid).ok()
     }
+
+    fn thread_id(&mut self) -> Option<u64> {
+        self.store.thread_id(self.mailbox, self.uid).ok()
+    }
 }
 
 /// A SEARCH between slices (see `slice.rs`).

@@ -64,6 +64,8 @@ pub(crate) trait Loader {
     fn cache(&mut self) -> Option<Bytes>;
     /// The message's EMAILID (RFC 8474), as the store numbers it.
     fn email_id(&mut self) -> Option<u64>;
+    /// The message's THREADID (RFC 8474), as the store numbers it.
+    fn thread_id(&mut self) -> Option<u64>;
 }
 
 /// True when the key tree uses `MODSEQ` (the SEARCH reply then carries `(MODSEQ n)`).
@@ -137,8 +139,9 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, loader: &mut dyn Loader, depth: u32)
         SearchKey::EmailId(id) => {
             super::objectid::parse_email_id(id).is_some_and(|id| loader.email_id() == Some(id))
         }
-        // No message has a THREADID (it is NIL: `objectid.rs`).
-        SearchKey::ThreadId(_) => false,
+        SearchKey::ThreadId(id) => {
+            super::objectid::parse_thread_id(id).is_some_and(|id| loader.thread_id() == Some(id))
+        }
         SearchKey::SavedBefore(day) => super::objectid::saved_day(meta) < *day,
         SearchKey::SavedOn(day) => super::objectid::saved_day(meta) == *day,
         SearchKey::SavedSince(day) => super::objectid::saved_day(meta) >= *day,

@@ -641,6 +641,10 @@ impl<D: Disk> Loader for Message<'_, D> {
     fn email_id(&mut self) -> Option<u64> {
         self.store.email_id(self.mailbox, self.uid).ok()
     }
+
+    fn thread_id(&mut self) -> Option<u64> {
+        self.store.thread_id(self.mailbox, self.uid).ok()
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ const COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
 /// Capabilities announced once authenticated, one extension (or family) per line, in the
 /// order they are announced. BINARY (RFC 3516): FETCH BINARY[], BINARY.PEEK[] and
 /// BINARY.SIZE[] (`command/fetch_binary.rs`); PREVIEW (RFC 8970): `mime/preview.rs`;
-/// OBJECTID (RFC 8474, THREADID NIL) and SAVEDATE (RFC 8514): `command/objectid.rs`.
+/// OBJECTID (RFC 8474) and SAVEDATE (RFC 8514): `command/objectid.rs`.
 const AUTHENTICATED: &[&str] = &[
     "UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN",
     "LIST-EXTENDED LIST-STATUS",

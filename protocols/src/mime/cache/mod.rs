@@ -72,9 +72,33 @@ const _: () = assert!(PART_SIZE == 16);
 /// `CACHE-FORMAT.md`, "Truncation").
 #[must_use]
 pub fn build(message: &[u8]) -> Vec<u8> {
+    build_with_keys(message).0
+}
+
+/// [`build`], also giving the keys it put in the key section: delivery and APPEND pass the
+/// Message-IDs on to the store, which threads the message (THREADID), without parsing the
+/// header twice.
+#[must_use]
+pub fn build_with_keys(message: &[u8]) -> (Vec<u8>, SortKeys) {
     let tree = scan(message);
     let keys = SortKeys::extract(message);
-    encode(&tree, &keys).unwrap_or_else(|| {
+    let blob = build_blob(&tree, &keys);
+    (blob, keys)
+}
+
+/// The ids of a message's header the store threads it by (THREADID, `core/FORMAT.md`), from
+/// the keys [`build_with_keys`] gave.
+#[must_use]
+pub fn thread_keys(keys: &SortKeys) -> skua_core::store::ThreadKeys<'_> {
+    skua_core::store::ThreadKeys {
+        message_id: &keys.message_id,
+        in_reply_to: &keys.in_reply_to,
+        references: &keys.references,
+    }
+}
+
+fn build_blob(tree: &Tree, keys: &SortKeys) -> Vec<u8> {
+    encode(tree, keys).unwrap_or_else(|| {
         // Only a multi-gigabyte header can make a field overflow its u32 length: describe the
         // message as one leaf with an all-NIL envelope, which always fits.
         let mut root = tree.nodes[0].clone();
@@ -84,7 +108,7 @@ pub fn build(message: &[u8]) -> Vec<u8> {
         root.fields = Default::default();
         root.envelope = Some(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)".to_vec());
         let simple = Tree { nodes: vec![root], truncated: true, separator: tree.separator };
-        encode(&simple, &keys).expect("a one-leaf description with NIL fields is small")
+        encode(&simple, keys).expect("a one-leaf description with NIL fields is small")
     })
 }
 
