@@ -18,8 +18,9 @@
 //!   drops that rule, and mail being migrated (imapsync, mbsync) carries raw 8-bit headers
 //!   from before RFC 6532 that must not be refused.
 //! - CREATE and RENAME refuse names with U+2028 or U+2029 (`NO [CANNOT]`, RFC 6855 §3), in
-//!   every session. Names are not normalized to NFC (RFC 5198's Net-Unicode): a name is
-//!   stored as sent.
+//!   every session. Every name is taken in Unicode Normalization Form C (RFC 5198's
+//!   Net-Unicode; `parser/values.rs`), so a decomposed spelling (macOS) and a composed one
+//!   name the same mailbox.
 //!
 //! Messages with UTF-8 header fields (RFC 6532) are served as stored to every session, whether
 //! or not it enabled UTF-8 (RFC 6855 §7 leaves the choice to the server; skua neither hides

@@ -150,7 +150,22 @@ pub(crate) fn name_from_wire(raw: &[u8], utf8_names: bool) -> PResult<String> {
             Err(_) => format!("{UNDECODABLE}{}", String::from_utf8_lossy(raw)),
         }
     };
-    if name.eq_ignore_ascii_case("INBOX") { Ok("INBOX".to_owned()) } else { Ok(name) }
+    if name.eq_ignore_ascii_case("INBOX") {
+        return Ok("INBOX".to_owned());
+    }
+    Ok(nfc(name))
+}
+
+/// `name` in Unicode Normalization Form C (RFC 5198's Net-Unicode, which RFC 6855 §3 and RFC
+/// 9051 §5.1 ask mailbox names to follow): a name typed on a system that composes (most) and
+/// one that decomposes (macOS file names: `u` + U+0308 for `ü`) are one mailbox. ASCII, and
+/// text already in NFC (the quick check), is returned as it is.
+fn nfc(name: String) -> String {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    if name.is_ascii() || is_nfc_quick(name.chars()) == IsNormalized::Yes {
+        return name;
+    }
+    name.nfc().collect()
 }
 
 /// ```text
@@ -241,6 +256,18 @@ fn digits(c: &mut Cursor<'_>, min: usize, max: usize) -> PResult<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_taken_in_normalization_form_c() {
+        let composed = "Entw\u{fc}rfe";
+        let decomposed = "Entwu\u{308}rfe";
+        assert_eq!(name_from_wire(decomposed.as_bytes(), true).unwrap(), composed);
+        assert_eq!(name_from_wire(composed.as_bytes(), true).unwrap(), composed);
+        // The same in modified UTF-7, as a rev1 client on a decomposing system sends it.
+        let wire = crate::imap::utf7::encode_to_string(decomposed);
+        assert_eq!(name_from_wire(wire.as_bytes(), false).unwrap(), composed);
+        assert_eq!(name_from_wire(b"Archive/2026", false).unwrap(), "Archive/2026");
+    }
     use crate::imap::limits::ParseLimits;
 
     fn cursor(input: &[u8]) -> Cursor<'_> {
