@@ -347,10 +347,12 @@ fn round_trip(body: CommandBody) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Mailbox names: any text without NUL, but not a case variant of INBOX (which the parser
-/// normalises to "INBOX").
+/// Mailbox names: any text without NUL, in Unicode NFC (the parser takes names in NFC), but
+/// not a case variant of INBOX (which the parser normalises to "INBOX").
 fn mailbox_name() -> impl Strategy<Value = String> {
+    use unicode_normalization::UnicodeNormalization;
     prop_oneof!["[ -~]{0,16}", "[^\\x00]{0,10}", Just("INBOX".to_owned())]
+        .prop_map(|n| n.nfc().collect::<String>())
         .prop_filter("inbox variants normalise", |n| {
             n == "INBOX" || !n.eq_ignore_ascii_case("inbox")
         })
