@@ -2,7 +2,7 @@
 real server: a session keeps `UID SEARCH RETURN (UPDATE) UNSEEN` and a `UID SORT` live and,
 while it idles, learns of an LMTP delivery, another session's STORE and an EXPUNGE through
 `* ESEARCH ... ADDTO` / `REMOVEFROM` lines; CANCELUPDATE ends a context; PARTIAL pages from
-either end."""
+either end, for SEARCH/SORT results and with UID FETCH's PARTIAL modifier."""
 
 import socket
 import time
@@ -96,6 +96,28 @@ class SearchContext(ServerTest):
         lines = self.ok(c, "s1", "UID SEARCH RETURN (ALL) UNSEEN")
         self.assertEqual(lines, [b'* ESEARCH (TAG "s1") UID ALL 3:5\r\n'])
         c.close()
+
+    def test_uid_fetch_partial_pages(self):
+        for subject in ("p1", "p2", "p3", "p4"):
+            self.deliver(subject)
+        c = self.server.imap("alice", "alice-pw")
+        typ, data = c.capability()
+        self.assertEqual(typ, "OK", data)
+        self.assertIn(b"PARTIAL", data[0].split())
+        typ, data = c.select("INBOX")
+        self.assertEqual((typ, data), ("OK", [b"4"]))
+        # The last two of the four, in mailbox order; this session holds \Recent (rev1).
+        typ, data = c.uid("FETCH", "1:*", "(FLAGS) (PARTIAL -1:-2)")
+        self.assertEqual(typ, "OK", data)
+        self.assertEqual(data, [b"3 (UID 3 FLAGS (\\Recent))", b"4 (UID 4 FLAGS (\\Recent))"])
+        typ, data = c.uid("FETCH", "2:*", "(UID) (PARTIAL 1:1)")
+        self.assertEqual((typ, data), ("OK", [b"2 (UID 2)"]))
+        # A page past the end: nothing, and OK.
+        typ, data = c.uid("FETCH", "1:*", "(UID) (PARTIAL 5:9)")
+        self.assertEqual((typ, data), ("OK", [None]))
+        with self.assertRaises(c.error):
+            c.uid("FETCH", "1:*", "(UID) (PARTIAL 0:2)")
+        c.logout()
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ use skua_core::types::{FlagsOp, InternalDate};
 use skua_protocols::imap::encode;
 use skua_protocols::imap::parser::{ParseOptions, parse_command, parse_command_with};
 use skua_protocols::imap::types::{
-    AppendData, AppendMessage, Command, CommandBody, FetchAttribute, Flag, SearchKey, Section,
-    SectionText, SeqBound, SequenceSet,
+    AppendData, AppendMessage, Command, CommandBody, FetchAttribute, Flag, PartialRange, SearchKey,
+    Section, SectionText, SeqBound, SequenceSet,
 };
 
 fn seq_bound() -> impl Strategy<Value = SeqBound> {
@@ -94,14 +94,23 @@ fn fetch_attribute() -> impl Strategy<Value = FetchAttribute> {
 
 fn fetch() -> impl Strategy<Value = CommandBody> {
     let modseq = prop::option::of(0..=i64::MAX as u64);
-    let modifiers = modseq.prop_flat_map(|m| (Just(m), any::<bool>()));
+    let partial = prop::option::of((1..=u32::MAX, 1..=u32::MAX, any::<bool>())).prop_map(|p| {
+        p.map(|(a, b, from_end)| PartialRange {
+            low: a.min(b),
+            high: a.max(b),
+            from_end,
+            reversed: a > b,
+        })
+    });
+    let modifiers = (modseq, any::<bool>(), partial);
     (any::<bool>(), sequence_set(), prop::collection::vec(fetch_attribute(), 1..6), modifiers)
-        .prop_map(|(uid, set, attributes, (changed_since, vanished))| CommandBody::Fetch {
+        .prop_map(|(uid, set, attributes, (changed_since, vanished, partial))| CommandBody::Fetch {
             uid,
             set,
             attributes,
             changed_since,
             vanished,
+            partial,
         })
 }
 
@@ -290,7 +299,7 @@ fn render(body: &CommandBody) -> Vec<u8> {
         }
     };
     match body {
-        CommandBody::Fetch { uid, set, attributes, changed_since, vanished } => {
+        CommandBody::Fetch { uid, set, attributes, changed_since, vanished, partial } => {
             uid_prefix(&mut out, *uid);
             out.extend_from_slice(b"FETCH ");
             encode::sequence_set_ranges(&mut out, set);
@@ -302,15 +311,21 @@ fn render(body: &CommandBody) -> Vec<u8> {
                 render_fetch_attribute(&mut out, attribute);
             }
             out.push(b')');
-            match (changed_since, vanished) {
-                (Some(modseq), false) => {
-                    out.extend_from_slice(format!(" (CHANGEDSINCE {modseq})").as_bytes());
-                }
-                (Some(modseq), true) => {
-                    out.extend_from_slice(format!(" (CHANGEDSINCE {modseq} VANISHED)").as_bytes());
-                }
-                (None, true) => out.extend_from_slice(b" (VANISHED)"),
-                (None, false) => {}
+            let mut modifiers = Vec::new();
+            if let Some(modseq) = changed_since {
+                modifiers.push(format!("CHANGEDSINCE {modseq}"));
+            }
+            if *vanished {
+                modifiers.push("VANISHED".to_owned());
+            }
+            if let Some(range) = partial {
+                let sign = if range.from_end { "-" } else { "" };
+                let (first, second) =
+                    if range.reversed { (range.high, range.low) } else { (range.low, range.high) };
+                modifiers.push(format!("PARTIAL {sign}{first}:{sign}{second}"));
+            }
+            if !modifiers.is_empty() {
+                out.extend_from_slice(format!(" ({})", modifiers.join(" ")).as_bytes());
             }
         }
         CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {

@@ -557,6 +557,8 @@ pub enum CommandBody {
         changed_since: Option<u64>,
         /// `VANISHED` modifier (RFC 7162 §3.2.6).
         vanished: bool,
+        /// `PARTIAL` modifier (RFC 9394 §3.3): only the messages at these positions.
+        partial: Option<PartialRange>,
     },
     /// `[UID] STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags`
     Store {

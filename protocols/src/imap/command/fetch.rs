@@ -7,7 +7,8 @@
 //! header — never copied. Fetching a body section without `.PEEK` sets `\Seen` first (in one
 //! store call for all messages) and reports `FLAGS` with the data. BINARY items (RFC 3516) are
 //! planned and, when large, streamed over several slices by `fetch_binary.rs`; PREVIEW
-//! (RFC 8970) is made by `mime::preview`.
+//! (RFC 8970) is made by `mime::preview`. The PARTIAL modifier (RFC 9394 §3.3) narrows the
+//! messages asked for to one page before anything is read (`fetch_partial.rs`).
 
 use skua_core::disk::Disk;
 use skua_core::store::{MessageMeta, UserStore};
@@ -27,7 +28,7 @@ use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
-use crate::imap::types::{FetchAttribute, SequenceSet};
+use crate::imap::types::{FetchAttribute, PartialRange, SequenceSet};
 
 /// A parsed FETCH.
 pub(crate) struct FetchRequest<'a> {
@@ -41,6 +42,8 @@ pub(crate) struct FetchRequest<'a> {
     pub changed_since: Option<u64>,
     /// `VANISHED` (RFC 7162 §3.2.6)
     pub vanished: bool,
+    /// `PARTIAL` (RFC 9394 §3.3)
+    pub partial: Option<PartialRange>,
 }
 
 /// A FETCH between slices: everything it needs, owned (see `slice.rs`).
@@ -101,8 +104,14 @@ pub(crate) fn fetch<D: Disk>(
     }
     let attributes = effective_attributes(&mut request, conn.enabled.condstore);
     let selected = view(conn);
-    let targets: Vec<(u32, Uid)> = selected
-        .resolve(request.set, request.uid)
+    // PARTIAL picks its page among the messages the set names; CHANGEDSINCE then filters the
+    // page as it would the whole set (RFC 9394 §3.3-3.4). VANISHED is not narrowed: it reports
+    // expunged UIDs of the set, not FETCH results.
+    let indexes = match request.partial {
+        Some(range) => super::fetch_partial::select(selected, request.set, request.uid, range),
+        None => selected.resolve(request.set, request.uid),
+    };
+    let targets: Vec<(u32, Uid)> = indexes
         .into_iter()
         .map(|i| (crate::imap::view::msn_from_index(i), selected.uids()[i]))
         .collect();

@@ -19,6 +19,7 @@ pub(crate) mod expunge;
 pub(crate) mod fetch;
 mod fetch_binary;
 mod fetch_body;
+mod fetch_partial;
 pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod metadata;
@@ -361,9 +362,15 @@ fn run_selected<D: Disk>(
             let request = sort::OrderRequest { uid, order, charset: &charset, keys: &keys };
             return sort::start(conn, store, tag, request, out, slice);
         }
-        CommandBody::Fetch { uid, set, attributes, changed_since, vanished } => {
-            let request =
-                fetch::FetchRequest { uid, set: &set, attributes, changed_since, vanished };
+        CommandBody::Fetch { uid, set, attributes, changed_since, vanished, partial } => {
+            let request = fetch::FetchRequest {
+                uid,
+                set: &set,
+                attributes,
+                changed_since,
+                vanished,
+                partial,
+            };
             return fetch::fetch(conn, store, request, out, slice);
         }
         CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {

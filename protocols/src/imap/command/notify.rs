@@ -464,6 +464,7 @@ fn new_message_items<D: Disk>(
         attributes,
         changed_since: None,
         vanished: false,
+        partial: None,
     };
     let mut slice = slice::Slice::new(conn.interrupt);
     if let Progress::Paused(super::Task::Fetch(task)) =

@@ -1,7 +1,8 @@
-//! FETCH: data items, body sections, partials and the CHANGEDSINCE modifier
-//! (RFC 9051 §6.4.5, RFC 3501 §6.4.5 for the RFC822 forms, RFC 7162 §3.1.4).
+//! FETCH: data items, body sections, partials and the CHANGEDSINCE, VANISHED and PARTIAL
+//! modifiers (RFC 9051 §6.4.5, RFC 3501 §6.4.5 for the RFC822 forms, RFC 7162 §3.1.4,
+//! RFC 9394 §3.3).
 
-use crate::imap::types::{CommandBody, FetchAttribute, Section, SectionText};
+use crate::imap::types::{CommandBody, FetchAttribute, PartialRange, Section, SectionText};
 
 use super::ParseErrorKind;
 use super::cursor::{Cursor, PResult, fail, syntax, utf8};
@@ -13,6 +14,7 @@ use super::values::sequence_set;
 /// fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"
 /// fetch-modifier  = "CHANGEDSINCE" SP mod-sequence-valzer        ; RFC 7162
 ///                 / "VANISHED"                                   ; RFC 7162 §3.2.6
+///                 / "PARTIAL" SP partial-range                   ; RFC 9394 §4
 /// ```
 /// Called after `FETCH SP`. Macros are expanded here.
 pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
@@ -30,8 +32,9 @@ pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
             }
         }
     };
-    let (changed_since, vanished) = if c.eat(b' ') { fetch_modifiers(c)? } else { (None, false) };
-    Ok(CommandBody::Fetch { uid, set, attributes, changed_since, vanished })
+    let Modifiers { changed_since, vanished, partial } =
+        if c.eat(b' ') { fetch_modifiers(c)? } else { Modifiers::default() };
+    Ok(CommandBody::Fetch { uid, set, attributes, changed_since, vanished, partial })
 }
 
 /// `ALL`, `FAST` and `FULL`, expanded (RFC 9051 §6.4.5).
@@ -228,24 +231,34 @@ fn partial(c: &mut Cursor<'_>) -> PResult<(u32, u32)> {
     Ok((offset, length))
 }
 
-/// `"(" fetch-modifier *(SP fetch-modifier) ")"`, after the SP; returns CHANGEDSINCE and
-/// whether VANISHED was given (whether it may be is the command's to say, RFC 7162 §3.2.6).
-fn fetch_modifiers(c: &mut Cursor<'_>) -> PResult<(Option<u64>, bool)> {
+/// The FETCH modifiers given, each at most once, in any order (RFC 9394 §3.4).
+#[derive(Default)]
+struct Modifiers {
+    changed_since: Option<u64>,
+    vanished: bool,
+    partial: Option<PartialRange>,
+}
+
+/// `"(" fetch-modifier *(SP fetch-modifier) ")"`, after the SP. Whether VANISHED may be given
+/// is the command's to say (RFC 7162 §3.2.6).
+fn fetch_modifiers(c: &mut Cursor<'_>) -> PResult<Modifiers> {
     c.expect(b'(', "expected fetch modifiers")?;
-    let mut changed_since = None;
-    let mut vanished = false;
+    let mut modifiers = Modifiers::default();
     loop {
         let word = c.word()?;
-        if word.eq_ignore_ascii_case(b"CHANGEDSINCE") && changed_since.is_none() {
+        if word.eq_ignore_ascii_case(b"CHANGEDSINCE") && modifiers.changed_since.is_none() {
             c.sp()?;
-            changed_since = Some(c.number64()?);
-        } else if word.eq_ignore_ascii_case(b"VANISHED") && !vanished {
-            vanished = true;
+            modifiers.changed_since = Some(c.number64()?);
+        } else if word.eq_ignore_ascii_case(b"VANISHED") && !modifiers.vanished {
+            modifiers.vanished = true;
+        } else if word.eq_ignore_ascii_case(b"PARTIAL") && modifiers.partial.is_none() {
+            c.sp()?;
+            modifiers.partial = Some(super::search::partial_range(c)?);
         } else {
             return syntax("unknown fetch modifier");
         }
         if c.eat(b')') {
-            return Ok((changed_since, vanished));
+            return Ok(modifiers);
         }
         c.sp()?;
     }
@@ -368,5 +381,43 @@ mod tests {
         assert!(matches!(body, CommandBody::Fetch { vanished: true, changed_since: Some(5), .. }));
         assert!(parse(b"1 FLAGS (VANISHED VANISHED)").is_err());
         assert!(parse(b"1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)").is_err());
+    }
+
+    #[test]
+    fn partial_modifier() {
+        let parts = |input: &[u8]| match parse(input).unwrap() {
+            CommandBody::Fetch { partial, changed_since, vanished, .. } => {
+                (partial, changed_since, vanished)
+            }
+            other => panic!("not a fetch: {other:?}"),
+        };
+        let range = |low, high, from_end, reversed| PartialRange { low, high, from_end, reversed };
+        assert_eq!(parts(b"1:* (FLAGS) (PARTIAL -1:-30)").0, Some(range(1, 30, true, false)));
+        assert_eq!(parts(b"1:* FLAGS (partial 10:1)").0, Some(range(1, 10, false, true)));
+        // With CHANGEDSINCE and VANISHED, in any order (RFC 9394 §3.4).
+        assert_eq!(
+            parts(b"1:* FLAGS (PARTIAL 1:5 CHANGEDSINCE 9 VANISHED)"),
+            (Some(range(1, 5, false, false)), Some(9), true)
+        );
+        assert_eq!(
+            parts(b"1:* FLAGS (CHANGEDSINCE 9 PARTIAL -2:-1)"),
+            (Some(range(1, 2, true, true)), Some(9), false)
+        );
+        assert_eq!(parts(b"1 FLAGS").0, None);
+        // partial-range: two non-zero 32-bit numbers of one sign, no "*"; PARTIAL once.
+        for bad in [
+            &b"1 FLAGS (PARTIAL)"[..],
+            b"1 FLAGS (PARTIAL 0:5)",
+            b"1 FLAGS (PARTIAL 1:*)",
+            b"1 FLAGS (PARTIAL -1:5)",
+            b"1 FLAGS (PARTIAL 1:-5)",
+            b"1 FLAGS (PARTIAL 5)",
+            b"1 FLAGS (PARTIAL \"1:5\")",
+            b"1 FLAGS (PARTIAL 1:4294967296)",
+            b"1 FLAGS (PARTIAL 1:2 PARTIAL 3:4)",
+            b"1 FLAGS (PARTIAL 1:2",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }

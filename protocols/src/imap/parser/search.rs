@@ -101,7 +101,7 @@ pub(crate) fn return_options(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
 }
 
 /// `partial-range` (RFC 9394 §4): both ends non-zero 32-bit numbers of the same sign, no `*`.
-fn partial_range(c: &mut Cursor<'_>) -> PResult<PartialRange> {
+pub(super) fn partial_range(c: &mut Cursor<'_>) -> PResult<PartialRange> {
     let from_end = c.eat(b'-');
     let first = c.nz_number()?;
     c.expect(b':', "expected : in a PARTIAL range")?;

@@ -38,9 +38,9 @@ const AUTHENTICATED: &[&str] = &[
     // RFC 5465, within the user's shard: `command/notify.rs`, `session/notify.rs`.
     "NOTIFY",
     // RFC 5267 §4: RETURN (UPDATE / CONTEXT / PARTIAL) for SEARCH and SORT, CANCELUPDATE
-    // (`command/context.rs`). PARTIAL itself (RFC 9394) also needs UID FETCH's PARTIAL
-    // modifier, not built yet: not announced.
-    "CONTEXT=SEARCH CONTEXT=SORT",
+    // (`command/context.rs`); RFC 9394: PARTIAL pages of SEARCH and SORT results and the
+    // FETCH / UID FETCH PARTIAL modifier (`command/fetch_partial.rs`).
+    "CONTEXT=SEARCH CONTEXT=SORT PARTIAL",
     "METADATA METADATA-SERVER LIST-METADATA",
 ];
 
