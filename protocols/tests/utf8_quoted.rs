@@ -67,9 +67,12 @@ fn invalid_utf8() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// A mailbox name: non-empty, no control characters, no separator at either end.
+/// A mailbox name: non-empty, no control characters, no separator at either end, in Unicode
+/// NFC (the parser takes names in NFC: `parser/values.rs`).
 fn mailbox_name() -> impl Strategy<Value = String> {
+    use unicode_normalization::UnicodeNormalization;
     "[^\\p{Cc}/]{1,8}(/[^\\p{Cc}/]{1,8}){0,2}"
+        .prop_map(|name| name.nfc().collect::<String>())
         .prop_filter("INBOX is case-folded", |name| !name.eq_ignore_ascii_case("INBOX"))
 }
 
