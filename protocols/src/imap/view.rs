@@ -203,6 +203,22 @@ impl View {
             return self.saved.iter().filter_map(|u| self.uids.binary_search(u).ok()).collect();
         }
         let len = self.uids.len();
+        let intervals = self.intervals(set, uid);
+        let total: usize = intervals.iter().map(|(start, end)| end - start).sum();
+        let mut indexes = Vec::with_capacity(total.min(len));
+        for (start, end) in intervals {
+            indexes.extend(start..end);
+        }
+        indexes
+    }
+
+    /// The view-index intervals `[start, end)` a (non-`$`) set names, sorted and disjoint:
+    /// each range becomes an interval (a binary search for UIDs), so this costs
+    /// O(ranges × log n), not a scan of the mailbox. What [`View::resolve`] and FETCH's
+    /// PARTIAL page (`command/fetch_partial.rs`) walk.
+    #[must_use]
+    pub(crate) fn intervals(&self, set: &SequenceSet, uid: bool) -> Vec<(usize, usize)> {
+        let len = self.uids.len();
         let largest = if uid {
             self.uids.last().map_or(0, |u| u.get())
         } else {
@@ -212,8 +228,6 @@ impl View {
             SeqBound::Value(v) => v,
             SeqBound::Largest => largest,
         };
-        // Each range becomes an index interval (binary search for UIDs), so a lookup costs
-        // O(ranges × log n) plus the output, not a scan of the mailbox.
         let interval = |&(a, b): &(SeqBound, SeqBound)| {
             let (low, high) = (value(a).min(value(b)), value(a).max(value(b)));
             let (start, end) = if uid {
@@ -226,20 +240,16 @@ impl View {
             };
             (start < end).then_some((start, end))
         };
-        // One range (the usual case) needs neither the interval list nor a growing result.
-        if let [range] = set.ranges() {
-            return interval(range).map_or_else(Vec::new, |(start, end)| (start..end).collect());
-        }
         let mut intervals: Vec<(usize, usize)> = set.ranges().iter().filter_map(interval).collect();
         intervals.sort_unstable();
-        let total: usize = intervals.iter().map(|(start, end)| end - start).sum();
-        let mut indexes = Vec::with_capacity(total.min(len));
-        let mut next = 0;
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(intervals.len());
         for (start, end) in intervals {
-            indexes.extend(start.max(next)..end);
-            next = next.max(end);
+            match merged.last_mut() {
+                Some((_, last_end)) if start <= *last_end => *last_end = (*last_end).max(end),
+                _ => merged.push((start, end)),
+            }
         }
-        indexes
+        merged
     }
 
     /// False when a sequence-number set names a message the client cannot know: a number

@@ -9,7 +9,7 @@
 //! costs). CHANGEDSINCE then filters the page as it would the whole set, which is how skua
 //! reads RFC 9394 §3.4: the page is chosen from the set, CHANGEDSINCE applies to it.
 
-use crate::imap::types::{PartialRange, SeqBound, SequenceSet};
+use crate::imap::types::{PartialRange, SequenceSet};
 use crate::imap::view::View;
 
 /// Indexes (0-based, ascending) of the messages `set` names that fall in `range`.
@@ -24,7 +24,7 @@ pub(crate) fn select(view: &View, set: &SequenceSet, uid: bool, range: PartialRa
     } else {
         (set.clone(), uid)
     };
-    let intervals = intervals(view, &set, uid);
+    let intervals = view.intervals(&set, uid);
     let total: usize = intervals.iter().map(|(start, end)| end - start).sum();
     let (low, high) = (range.low as usize, range.high as usize);
     if low > total {
@@ -53,47 +53,10 @@ pub(crate) fn select(view: &View, set: &SequenceSet, uid: bool, range: PartialRa
     indexes
 }
 
-/// The view-index intervals `[start, end)` the set's ranges name, sorted and disjoint.
-fn intervals(view: &View, set: &SequenceSet, uid: bool) -> Vec<(usize, usize)> {
-    let uids = view.uids();
-    let len = uids.len();
-    let largest = if uid {
-        uids.last().map_or(0, |u| u.get())
-    } else {
-        u32::try_from(len).unwrap_or(u32::MAX)
-    };
-    let value = |b: SeqBound| match b {
-        SeqBound::Value(v) => v,
-        SeqBound::Largest => largest,
-    };
-    let mut intervals: Vec<(usize, usize)> = set
-        .ranges()
-        .iter()
-        .filter_map(|&(a, b)| {
-            let (low, high) = (value(a).min(value(b)), value(a).max(value(b)));
-            let (start, end) = if uid {
-                (uids.partition_point(|u| u.get() < low), uids.partition_point(|u| u.get() <= high))
-            } else {
-                let start = (low.max(1) - 1) as usize;
-                (start.min(len), (high as usize).min(len))
-            };
-            (start < end).then_some((start, end))
-        })
-        .collect();
-    intervals.sort_unstable();
-    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(intervals.len());
-    for (start, end) in intervals {
-        match merged.last_mut() {
-            Some((_, last_end)) if start <= *last_end => *last_end = (*last_end).max(end),
-            _ => merged.push((start, end)),
-        }
-    }
-    merged
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::types::SeqBound;
     use skua_core::store::MessageMeta;
     use skua_core::types::{Flags, InternalDate, MailboxId, ModSeq, Uid, UidValidity};
     use std::num::NonZeroU32;
