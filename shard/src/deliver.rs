@@ -1,103 +1,51 @@
-//! Delivering one message to one user on the user's home shard, from any shard.
+//! Delivering one message to one user on the user's home shard, from any shard: a
+//! [`call::Request`] like every other piece of work on another user's store.
 //!
 //! ```text
 //!  LMTP shard                                   home shard of the recipient
 //!  ──────────                                   ───────────────────────────
-//!  deliver(user, message) ── home here? ──────► deliver_here
-//!        │ no: Request{id, user, Arc message}
-//!        └──── mesh ──────────────────────────► serve_request ─► deliver_here:
+//!  deliver(user, message) ── call ─────────────► Deliver::serve ─► deliver_here:
 //!                                                 open store, lmtp::deliver, notify IDLE,
 //!                                                 wait for the flush round (durable ticket)
-//!  Replies[id] ◄──────── mesh ◄── Reply{id, outcome}
+//!  Outcome ◄──────────────── answer ◄───────────
 //! ```
 //!
 //! The message is an immutable `Arc<[u8]>`: every recipient's shard reads the same bytes, and
-//! nothing `Rc` ever crosses. An outcome is [`Outcome::Delivered`] only after the shard's flush
-//! round made the message durable.
+//! nothing `Rc` ever crosses. An outcome is `Ok` only after the home shard's flush round made
+//! the message durable; a call that could not be made or answered is a temporary failure (the
+//! MTA retries).
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use skua_core::types::InternalDate;
 use skua_protocols::lmtp::DeliveryFailure;
 
-use crate::event::Event;
+use crate::call::{self, CallError};
 use crate::guard::guarded;
-use crate::placement::ShardId;
 use crate::reply;
-use crate::shard::{Shard, ShardMessage, home_of};
+use crate::shard::Shard;
 
 /// What happened to one recipient's copy: `Ok` only once it is durable.
 pub(crate) type Outcome = Result<(), DeliveryFailure>;
 
-/// A delivery asked of another shard.
-pub(crate) struct Request {
-    id: u64,
-    origin: ShardId,
+/// One recipient's copy of a message, for the recipient's home shard.
+pub(crate) struct Deliver {
     user: String,
     message: Arc<[u8]>,
     date: InternalDate,
 }
 
-/// The answer to a [`Request`].
-pub(crate) struct Reply {
-    id: u64,
-    outcome: Outcome,
-}
+impl call::Request for Deliver {
+    type Answer = Outcome;
+    const NAME: &'static str = "deliver";
 
-/// A delivery sent elsewhere: which shard has it, and its answer once there.
-struct Pending {
-    target: ShardId,
-    outcome: Option<Outcome>,
-}
-
-/// Deliveries this shard sent elsewhere, by request id.
-#[derive(Default)]
-pub(crate) struct Replies {
-    next_id: Cell<u64>,
-    waiting: RefCell<HashMap<u64, Pending>>,
-    arrived: Event,
-}
-
-impl Replies {
-    fn register(&self, target: ShardId) -> u64 {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        self.waiting.borrow_mut().insert(id, Pending { target, outcome: None });
-        id
+    fn user(&self) -> &str {
+        &self.user
     }
 
-    /// Records an answer (called by the mesh dispatcher; never waits).
-    pub(crate) fn complete(&self, reply: Reply) {
-        if let Some(pending) = self.waiting.borrow_mut().get_mut(&reply.id) {
-            pending.outcome = Some(reply.outcome);
-        }
-        self.arrived.notify();
-    }
-
-    /// The channel from `target` closed: its unanswered deliveries will never be answered,
-    /// so they fail (temporarily: the MTA retries).
-    pub(crate) fn target_gone(&self, target: ShardId) {
-        for pending in self.waiting.borrow_mut().values_mut() {
-            if pending.target == target && pending.outcome.is_none() {
-                pending.outcome = Some(Err(DeliveryFailure::temporary("home shard stopped")));
-            }
-        }
-        self.arrived.notify();
-    }
-
-    async fn wait(&self, id: u64) -> Outcome {
-        loop {
-            let seen = self.arrived.generation();
-            let ready = self.waiting.borrow().get(&id).is_some_and(|p| p.outcome.is_some());
-            if ready {
-                let pending = self.waiting.borrow_mut().remove(&id);
-                return pending.and_then(|p| p.outcome).expect("checked above");
-            }
-            self.arrived.wait_past(seen).await;
-        }
+    async fn serve(self, shard: Rc<Shard>) -> Outcome {
+        deliver_here(&shard, &self.user, &self.message, self.date).await
     }
 }
 
@@ -108,26 +56,17 @@ pub(crate) async fn deliver(
     message: Arc<[u8]>,
     date: InternalDate,
 ) -> Outcome {
-    let home = home_of(&user, shard.shared.count);
-    if home == shard.id {
-        return deliver_here(shard, &user, &message, date).await;
+    match call::call(shard, Deliver { user, message, date }).await {
+        Ok(outcome) => outcome,
+        Err(error) => Err(failure_of_call(error)),
     }
-    let id = shard.replies.register(home);
-    let request = Request { id, origin: shard.id, user, message, date };
-    if shard.mesh.send(home, ShardMessage::Deliver(Box::new(request))).await.is_err() {
-        shard.replies.waiting.borrow_mut().remove(&id);
-        return Err(DeliveryFailure::temporary("home shard unavailable"));
-    }
-    shard.replies.wait(id).await
 }
 
-/// Serves a delivery asked by another shard, then answers it.
-pub(crate) async fn serve_request(shard: Rc<Shard>, request: Request) {
-    let _pass = shard.work.enter();
-    let outcome = deliver_here(&shard, &request.user, &request.message, request.date).await;
-    let reply = ShardMessage::Delivered(Box::new(Reply { id: request.id, outcome }));
-    if shard.mesh.send(request.origin, reply).await.is_err() {
-        tracing::warn!(origin = request.origin.0, "delivery answer lost: origin shard is gone");
+/// A call that got no answer: the MTA should try again later.
+fn failure_of_call(error: CallError) -> DeliveryFailure {
+    match error {
+        CallError::Busy => DeliveryFailure::temporary("server busy"),
+        CallError::Unavailable => DeliveryFailure::temporary("home shard unavailable"),
     }
 }
 
@@ -177,33 +116,5 @@ async fn deliver_here(
             Ok(())
         }
         Err(error) => Err(reply::delivery_failure_of_commit(error)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_lite::future;
-
-    #[test]
-    fn answers_reach_their_waiter_and_a_lost_shard_fails_its_deliveries() {
-        let replies = Replies::default();
-        let to_one = replies.register(ShardId(1));
-        let to_two = replies.register(ShardId(2));
-        let also_two = replies.register(ShardId(2));
-        replies.complete(Reply { id: to_one, outcome: Ok(()) });
-        assert_eq!(future::block_on(replies.wait(to_one)), Ok(()));
-        replies.complete(Reply { id: also_two, outcome: Err(DeliveryFailure::OverQuota) });
-        replies.target_gone(ShardId(2));
-        assert!(matches!(
-            future::block_on(replies.wait(to_two)),
-            Err(DeliveryFailure::Temporary(_))
-        ));
-        assert_eq!(
-            future::block_on(replies.wait(also_two)),
-            Err(DeliveryFailure::OverQuota),
-            "an answer that arrived is kept"
-        );
-        assert!(replies.waiting.borrow().is_empty(), "nothing left behind");
     }
 }

@@ -21,6 +21,9 @@
 
 pub mod admission;
 mod auth;
+mod call;
+#[cfg(test)]
+mod call_tests;
 pub mod commit;
 pub mod config;
 pub mod conn;

@@ -12,6 +12,17 @@ pub const SHARDS_MAX: usize = 256;
 /// preallocates every slot: with 16-byte messages, 64 shards cost 64 * 63 * 256 * 16 B = 16 MiB.
 pub const MESH_CHANNEL_CAPACITY: usize = 256;
 
+/// Cross-shard calls (`call.rs`) one shard may have waiting on other shards at once. Each
+/// waiting call is an LMTP recipient or a session's command, whose connection holds it; past
+/// this the call fails at once with a temporary error. Four channels' worth of slots: enough for
+/// every LMTP connection of a busy shard to have a transaction in flight to each peer.
+pub const CALLS_OUT_MAX: usize = 4 * MESH_CHANNEL_CAPACITY;
+
+/// Cross-shard calls one shard serves at once (its own and its peers'). Each holds a user's
+/// store for a moment and waits for a flush round; past this, a call is answered with a
+/// temporary error instead of queueing without bound.
+pub const CALLS_SERVED_MAX: usize = 4 * MESH_CHANNEL_CAPACITY;
+
 /// Bytes one `recv` may take: the size of the one scratch buffer per shard thread that every
 /// read receives into (a waiting read owns no buffer). Large enough for a burst of pipelined
 /// commands or a good piece of a literal per system call.

@@ -37,16 +37,16 @@ use crate::server::{DrainCount, StartGate, StartupReport};
 use crate::shutdown::ShutdownHandle;
 use crate::tracker::Tracker;
 use crate::users::Users;
-use crate::{deliver, imap, lmtp};
+use crate::{call, imap, lmtp};
 
 /// Everything that crosses between shards. Owned data only.
 pub(crate) enum ShardMessage {
     /// An authenticated IMAP connection moving to its user's home shard.
     HandOff(Box<imap::HandOff>),
-    /// Deliver a message to a user on their home shard.
-    Deliver(Box<deliver::Request>),
-    /// The answer to a [`ShardMessage::Deliver`].
-    Delivered(Box<deliver::Reply>),
+    /// Work on a user's store, for that user's home shard (`call.rs`).
+    Call(Box<call::Envelope>),
+    /// The answer to a [`ShardMessage::Call`].
+    Answer(Box<call::Answer>),
 }
 
 // Channels preallocate `MESH_CHANNEL_CAPACITY` slots per ordered pair of shards: keep a slot
@@ -142,10 +142,10 @@ pub(crate) struct Shard {
     pub lmtp_connections: Rc<Tracker>,
     /// Logged-in IMAP sessions per user (this shard is their home).
     pub user_sessions: Rc<UserSessions>,
-    /// Work done here for other shards (deliveries).
+    /// Work done here for other shards (cross-shard calls served).
     pub work: Rc<Tracker>,
-    /// Deliveries sent to other shards, awaiting their answer.
-    pub replies: deliver::Replies,
+    /// Cross-shard calls: those waiting on other shards, and how many are served here.
+    pub calls: call::Calls,
     /// Bounds concurrent password checks to one less than the blocking threads, so a flush
     /// round never queues behind password hashes.
     pub auth_slots: glommio::sync::Semaphore,
@@ -304,7 +304,7 @@ fn new_shard(
         lmtp_connections: Tracker::new(),
         user_sessions: Rc::new(UserSessions::default()),
         work: Tracker::new(),
-        replies: deliver::Replies::default(),
+        calls: call::Calls::default(),
         auth_slots: glommio::sync::Semaphore::new(auth_slots),
         slice_turns: Rc::new(glommio::sync::Semaphore::new(1)),
         panics: Cell::new(0),
@@ -347,14 +347,14 @@ async fn dispatch(shard: Rc<Shard>, peer: ShardId, receiver: ConnectedReceiver<S
             ShardMessage::HandOff(handoff) => {
                 glommio::spawn_local(imap::arrive(shard.clone(), handoff)).detach();
             }
-            ShardMessage::Deliver(request) => {
-                glommio::spawn_local(deliver::serve_request(shard.clone(), *request)).detach();
+            ShardMessage::Call(envelope) => {
+                glommio::spawn_local(call::serve_envelope(shard.clone(), *envelope)).detach();
             }
-            ShardMessage::Delivered(reply) => shard.replies.complete(*reply),
+            ShardMessage::Answer(answer) => shard.calls.complete(*answer),
         }
     }
     tracing::debug!(shard = shard.id.0, peer = peer.0, "peer channel closed");
-    shard.replies.target_gone(peer);
+    shard.calls.target_gone(peer);
 }
 
 /// Turns the process-wide shutdown flag into this shard's stop event.
@@ -470,6 +470,13 @@ async fn drain(shard: &Rc<Shard>) {
         glommio::timer::sleep(Duration::from_millis(SHUTDOWN_POLL_MS)).await;
     }
     future::or(shard.work.wait_idle(), glommio::timer::sleep(grace)).await;
+    if shard.calls.refused() > 0 {
+        tracing::warn!(
+            shard = shard.id.0,
+            refused = shard.calls.refused(),
+            "cross-shard calls refused over their bound since start"
+        );
+    }
     shard.commit.round().await;
     if shard.commit.is_failed() {
         shard.shared.note_storage_failure(shard.id.index());
