@@ -156,3 +156,43 @@ const _: () = assert!(METADATA_LOG_COMPACT_MIN_BYTES * 4 <= METADATA_LOG_BYTES_M
 /// Most sync threads per disk (each shard has its own disk). A round with more targets queues
 /// the rest; more threads would add little, as the file system batches the commits anyway.
 pub const SYNC_THREADS_MAX: usize = 16;
+
+/// Longest reader name in a per-reader `\Seen` set (`store/seen.rs`): a user name.
+pub const SEEN_READER_BYTES_MAX: usize = USER_NAME_BYTES_MAX;
+
+/// Most readers with a `\Seen` set of their own on one mailbox (users other than the owner
+/// who marked a message seen there). One more is refused (`SeenError::TooManyReaders`).
+pub const SEEN_READERS_PER_MAILBOX_MAX: usize = 1024;
+
+/// Most UID ranges in one reader's `\Seen` set of one mailbox: an alternating pattern of
+/// 8,192 messages. A change that would pass it is refused (`SeenError::TooManyRanges`).
+pub const SEEN_RANGES_PER_READER_MAX: usize = 4096;
+
+/// Most reader `\Seen` sets (mailbox, reader) in one user's store, all mailboxes together.
+pub const SEEN_SETS_PER_USER_MAX: usize = 16 * 1024;
+
+/// Most UID ranges in all reader `\Seen` sets of one user's store together.
+pub const SEEN_RANGES_PER_USER_MAX: usize = 256 * 1024;
+
+/// Largest `seen.log` the store replays or writes (`store/seen_log.rs`).
+pub const SEEN_LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// `seen.log` is considered for compaction once it reaches this size, and again each time it
+/// doubles; compacted when that at least halves it.
+pub const SEEN_LOG_COMPACT_MIN_BYTES: u64 = 256 * 1024;
+
+const _: () = assert!(SEEN_READER_BYTES_MAX <= u8::MAX as usize);
+const _: () = assert!(SEEN_RANGES_PER_READER_MAX <= SEEN_RANGES_PER_USER_MAX);
+const _: () = assert!(SEEN_READERS_PER_MAILBOX_MAX <= SEEN_SETS_PER_USER_MAX);
+// A compacted log (one record per set: 32 bytes, the name padded, 8 bytes a range) fits 8
+// times over, so compaction always has room to run before the log is full.
+const _: () = assert!(
+    ((32 + SEEN_READER_BYTES_MAX as u64 + 8) * SEEN_SETS_PER_USER_MAX as u64
+        + 8 * SEEN_RANGES_PER_USER_MAX as u64)
+        * 8
+        <= SEEN_LOG_BYTES_MAX
+);
+const _: () = assert!(SEEN_LOG_COMPACT_MIN_BYTES * 4 <= SEEN_LOG_BYTES_MAX);
+// One record (the largest set, as a replacement) is far below the compaction threshold.
+const _: () =
+    assert!(32 + 256 + 8 * (SEEN_RANGES_PER_READER_MAX as u64) < SEEN_LOG_COMPACT_MIN_BYTES);

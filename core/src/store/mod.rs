@@ -7,6 +7,7 @@
 //!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
 //!     metadata.log         METADATA entries (RFC 5464), replayed on first use (metadata.rs)
+//!     seen.log             other users' \Seen on these mailboxes, replayed on first use (seen.rs)
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
@@ -50,6 +51,9 @@ mod record;
 mod rename_inbox;
 mod scan;
 mod scan_repair;
+mod seen;
+mod seen_log;
+mod seen_ranges;
 mod special_use;
 mod spool;
 #[cfg(test)]
@@ -64,6 +68,7 @@ pub use metadata_entries::{MetadataError, MetadataOwner};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
+pub use seen::{SeenError, SeenSet};
 pub use special_use::SpecialUse;
 pub use threads::ThreadKeys;
 pub use urlauth::{URLAUTH_RECORDS_MAX, URLAUTH_TOKEN_HEX_LEN, UrlKeyError};
@@ -228,6 +233,9 @@ pub struct UserStore<D: Disk> {
     url_keys: urlauth::UrlKeys<D::File>,
     /// `metadata.log` and its entries, replayed on first use (`metadata_entries.rs`).
     metadata: Option<Box<metadata::MetadataLog<D::File>>>,
+    /// `seen.log`: other users' `\Seen` sets on this store's mailboxes, replayed on first use
+    /// (`seen.rs`).
+    seen: Option<Box<seen_log::SeenLog<D::File>>>,
 }
 
 impl<D: Disk> UserStore<D> {
