@@ -451,4 +451,3 @@ proptest::proptest! {
         proptest::prop_assert_eq!(state(&mut store, inbox, &READERS), want);
     }
 }
-

@@ -145,7 +145,7 @@ impl<D: Disk> UserStore<D> {
             while ranges.get(next).is_some_and(|&(_, last)| last < uid) {
                 next += 1;
             }
-            if !ranges.get(next).is_some_and(|&(first, _)| first <= uid) {
+            if ranges.get(next).is_none_or(|&(first, _)| first > uid) {
                 unseen += 1;
             }
         }

@@ -29,7 +29,7 @@ use crate::disk::{Disk, DiskFile, OpenMode};
 use crate::error::StorageError;
 use crate::limits::{
     SEEN_LOG_BYTES_MAX, SEEN_LOG_COMPACT_MIN_BYTES, SEEN_RANGES_PER_READER_MAX,
-    SEEN_READER_BYTES_MAX, SEEN_READERS_PER_MAILBOX_MAX,
+    SEEN_READER_BYTES_MAX,
 };
 use crate::types::{Epoch, MailboxId};
 
@@ -187,25 +187,21 @@ fn encode_header(nonce: u64) -> [u8; HEADER_BYTES] {
 /// Every set, by mailbox, then by reader. No set is empty.
 pub(crate) type Sets = BTreeMap<Owner, BTreeMap<String, Ranges>>;
 
-/// Applies `record` to `sets`. `false` (and nothing applied) when the result would pass a
-/// bound no writer passes: the record is then damage and ends the replay.
-fn apply(sets: &mut Sets, record: &Record) -> bool {
-    let readers = sets.get(&record.owner);
-    let current = readers.and_then(|r| r.get(&record.reader)).map_or(&[][..], Vec::as_slice);
+/// Applies `record` to `sets`. Replay enforces no bound on sets (the writer does, before
+/// writing): a bound lowered by a later version must not cut a log written under the old one.
+/// Memory stays bounded by the file (`limits::SEEN_LOG_BYTES_MAX`): a record adds at most one
+/// range per 8 bytes it takes.
+fn apply(sets: &mut Sets, record: &Record) {
+    let current = sets
+        .get(&record.owner)
+        .and_then(|readers| readers.get(&record.reader))
+        .map_or(&[][..], Vec::as_slice);
     let next = match record.kind {
         Kind::Add => seen_ranges::union(current, &record.ranges),
         Kind::Remove => seen_ranges::difference(current, &record.ranges),
         Kind::Replace => record.ranges.clone(),
     };
-    if next.len() > SEEN_RANGES_PER_READER_MAX {
-        return false;
-    }
-    let is_new = current.is_empty() && !next.is_empty();
-    if is_new && readers.is_some_and(|r| r.len() >= SEEN_READERS_PER_MAILBOX_MAX) {
-        return false;
-    }
     set(sets, record.owner, &record.reader, next);
-    true
 }
 
 /// Puts `ranges` as `reader`'s set of `owner` (empty: removes it).
@@ -296,9 +292,10 @@ impl<F: DiskFile> SeenLog<F> {
         let mut at = 0usize;
         let mut last_sequence = 0u64;
         while let Some((record, len)) = Record::decode(&body[at..], nonce) {
-            if record.sequence <= last_sequence || !apply(&mut sets, &record) {
+            if record.sequence <= last_sequence {
                 break;
             }
+            apply(&mut sets, &record);
             last_sequence = record.sequence;
             at += len;
         }
@@ -352,8 +349,7 @@ impl<F: DiskFile> SeenLog<F> {
     /// The disk failed.
     ///
     /// # Panics
-    /// When the record does not fit ([`SeenLog::fits`] first) or would pass a bound (the
-    /// caller checks them).
+    /// When the record does not fit ([`SeenLog::fits`] first).
     pub(crate) fn append(
         &mut self,
         kind: Kind,
@@ -370,7 +366,7 @@ impl<F: DiskFile> SeenLog<F> {
         self.end += bytes.len() as u64;
         self.next_sequence += 1;
         self.staged_append(&record, now);
-        assert!(apply(&mut self.sets, &record), "the caller checked the bounds");
+        apply(&mut self.sets, &record);
         Ok(())
     }
 
