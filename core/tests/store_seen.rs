@@ -17,7 +17,7 @@ use skua_core::disk::{Disk, Flush};
 use skua_core::error::ReadError;
 use skua_core::limits::{SEEN_RANGES_PER_READER_MAX, SEEN_READERS_PER_MAILBOX_MAX};
 use skua_core::store::{SeenError, UserStore};
-use skua_core::types::{Flags, Keywords, MailboxId, SystemFlags, Uid};
+use skua_core::types::{Flags, Keywords, MailboxId, ModSeq, SystemFlags, Uid};
 
 /// The owner is "bob": his store's directory is named after him.
 const DIR: &str = "users/bob";
@@ -243,56 +243,165 @@ fn apply(model: &mut [BTreeSet<u32>], (reader, list, on): &(usize, Vec<u32>, boo
     }
 }
 
-#[test]
-fn every_crash_leaves_a_prefix_with_every_acknowledged_change() {
-    const STEPS: usize = 12;
+/// Runs one group-commit round; true when it made everything written before it durable
+/// (false once the disk is frozen: `SimDisk::freeze_after_flushes`).
+fn try_flush(disk: &SimDisk) -> bool {
+    let Some(job) = disk.flush_begin() else {
+        return true;
+    };
+    let epoch = job.epoch();
+    if job.run().is_err() {
+        return false;
+    }
+    disk.flush_end(epoch);
+    true
+}
+
+/// The reader sets after each prefix of `steps` (index 0: before any).
+fn states_of(steps: &[(usize, Vec<u32>, bool)]) -> Vec<Vec<BTreeSet<u32>>> {
     let mut states = vec![vec![BTreeSet::new(); 3]];
-    for i in 0..STEPS {
+    for step in steps {
         let mut next = states.last().unwrap().clone();
-        apply(&mut next, &step(i));
+        apply(&mut next, step);
         states.push(next);
     }
-    let mut checked = 0;
-    // Crash after `done` steps, of which the first `acked` were flushed.
-    for done in 1..=STEPS {
-        for acked in [done / 2, done - 1] {
-            let disk = SimDisk::new();
-            let mut store = open(&disk);
-            let inbox = store.mailbox_id("INBOX").unwrap();
-            fill(&mut store, inbox, 10);
-            flush(&disk);
-            let mut acked_modseqs = BTreeMap::new();
-            for i in 0..done {
-                let (reader, list, on) = step(i);
-                let changed = store.set_reader_seen(inbox, READERS[reader], &uids(list), on);
-                if i < acked {
-                    acked_modseqs.extend(changed.unwrap());
-                }
-                if i + 1 == acked {
-                    flush(&disk);
-                }
-            }
-            for mode in CrashMode::ALL {
-                for seed in 0..4 {
-                    let crashed = disk.crash(seed, mode);
-                    let mut store = open(&crashed);
-                    let got = state(&mut store, inbox, &READERS);
-                    let prefix = (acked..=done).find(|&j| states[j] == got);
-                    assert!(
-                        prefix.is_some(),
-                        "done {done} acked {acked} {mode:?} seed {seed}: not a prefix: {got:?}"
-                    );
-                    // The modseqs of acknowledged changes are durable.
-                    for (u, modseq) in &acked_modseqs {
-                        let meta = store.message(inbox, *u).unwrap().unwrap();
-                        assert!(meta.modseq >= *modseq, "{mode:?} {seed}: {u:?}");
-                    }
-                    checked += 1;
-                }
-            }
+    states
+}
+
+/// What a run frozen at one flush point left: the disk, how many steps were acknowledged,
+/// and the modseqs their changes gave.
+struct Frozen {
+    disk: SimDisk,
+    acked: usize,
+    acked_modseqs: BTreeMap<Uid, ModSeq>,
+}
+
+/// INBOX with `messages` messages (flushed), then `steps`, each acknowledged by a flush
+/// round, the disk frozen after `freeze` rounds of them; runs `extra` steps past the freeze
+/// (written, never acknowledged) and stops.
+fn run_frozen(
+    messages: u32,
+    steps: &[(usize, Vec<u32>, bool)],
+    freeze: usize,
+    extra: usize,
+) -> Frozen {
+    let disk = SimDisk::new();
+    let mut store = open(&disk);
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    fill(&mut store, inbox, messages);
+    assert!(try_flush(&disk));
+    disk.freeze_after_flushes(disk.flushes_done() + freeze as u64);
+    let mut acked = 0;
+    let mut acked_modseqs = BTreeMap::new();
+    let mut pending = BTreeMap::new();
+    // After a failed round nothing is acknowledged any more (a shard stops; the sim's next
+    // round may find nothing new to sync and "succeed").
+    let mut failed = false;
+    for (i, (reader, list, on)) in steps.iter().enumerate().take(freeze + extra) {
+        let changed = store.set_reader_seen(inbox, READERS[*reader], &uids(list.clone()), *on);
+        pending.extend(changed.unwrap());
+        failed = failed || !try_flush(&disk);
+        if !failed {
+            acked = i + 1;
+            acked_modseqs.append(&mut pending);
         }
     }
-    assert!(checked > 200, "{checked}");
+    Frozen { disk, acked, acked_modseqs }
+}
+
+/// Crashes `frozen` in every mode and checks the recovered sets are those after a prefix of
+/// the steps no shorter than the acknowledged ones, and the acknowledged modseqs durable.
+fn crash_and_check(frozen: &Frozen, states: &[Vec<BTreeSet<u32>>], done: usize) -> usize {
+    let mut checked = 0;
+    for mode in CrashMode::ALL {
+        for seed in 0..4 {
+            let mut store = open(&frozen.disk.crash(seed, mode));
+            let inbox = store.mailbox_id("INBOX").unwrap();
+            let got = state(&mut store, inbox, &READERS);
+            let acked = frozen.acked;
+            assert!(
+                (acked..=done).any(|j| states[j] == got),
+                "acked {acked} done {done} {mode:?} seed {seed}: not a prefix: {got:?}"
+            );
+            for (u, modseq) in &frozen.acked_modseqs {
+                let meta = store.message(inbox, *u).unwrap().unwrap();
+                assert!(meta.modseq >= *modseq, "{mode:?} {seed}: {u:?} lost its modseq");
+            }
+            // The recovered store takes a change and keeps it across a clean restart.
+            let disk = frozen.disk.crash(seed, mode);
+            let mut store = open(&disk);
+            store.set_reader_seen(inbox, "erin", &uids([1]), true).unwrap();
+            assert!(try_flush(&disk));
+            let mut store = open(&disk.crash(0, CrashMode::DropPending));
+            assert!(store.reader_seen(inbox, "erin").unwrap().contains(uid(1)));
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[test]
+fn every_flush_point_keeps_every_acknowledged_change_and_a_prefix() {
+    const STEPS: usize = 12;
+    let steps: Vec<_> = (0..STEPS).map(step).collect();
+    let states = states_of(&steps);
+    assert!(states.windows(2).filter(|w| w[0] != w[1]).count() >= STEPS - 2, "steps change");
+    let mut checked = 0;
+    for freeze in 0..=STEPS {
+        for extra in [0, 1, 3] {
+            let frozen = run_frozen(10, &steps, freeze, extra);
+            // A step that changes nothing writes nothing and needs no round.
+            assert!(frozen.acked >= freeze.min(STEPS), "flushes before the freeze succeed");
+            checked += crash_and_check(&frozen, &states, (freeze + extra).min(STEPS));
+        }
+    }
+    assert!(checked > 500, "{checked}");
+}
+
+#[test]
+fn every_flush_point_around_a_compaction() {
+    // Enough single-message changes to pass the compaction threshold, one flush round each.
+    let steps: Vec<(usize, Vec<u32>, bool)> = {
+        let mut model = vec![BTreeSet::new(); 3];
+        (0..6_000usize)
+            .map(|i| {
+                let reader = i % 3;
+                let n = u32::try_from(i * 7 % 40 + 1).unwrap();
+                let on = !model[reader].contains(&n);
+                apply(&mut model, &(reader, vec![n], on));
+                (reader, vec![n], on)
+            })
+            .collect()
+    };
+    let states = states_of(&steps);
+    // Where the compacted copy replaces the log: the first step after which the log shrank.
+    let disk = SimDisk::new();
+    let mut store = open(&disk);
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    fill(&mut store, inbox, 40);
+    assert!(try_flush(&disk));
+    let mut replaced_at = None;
+    let mut last = 0;
+    for (i, (reader, list, on)) in steps.iter().enumerate() {
+        store.set_reader_seen(inbox, READERS[*reader], &uids(list.clone()), *on).unwrap();
+        assert!(try_flush(&disk));
+        let now = store.seen_log_bytes().unwrap();
+        if now < last && replaced_at.is_none() {
+            replaced_at = Some(i);
+        }
+        last = now;
+    }
+    let replaced_at = replaced_at.expect("the log was compacted");
+    assert!(disk.exists(std::path::Path::new("users/bob/seen.log")));
+    let mut checked = 0;
+    // The copy was written one step before the rename and made durable by that step's round.
+    for freeze in replaced_at.saturating_sub(2)..=replaced_at + 1 {
+        for extra in [1, 2] {
+            let frozen = run_frozen(40, &steps, freeze, extra);
+            checked += crash_and_check(&frozen, &states, freeze + extra);
+        }
+    }
+    assert!(checked >= 160, "{checked}");
 }
 
 #[test]
