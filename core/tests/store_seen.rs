@@ -560,3 +560,33 @@ proptest::proptest! {
         proptest::prop_assert_eq!(state(&mut store, inbox, &READERS), want);
     }
 }
+
+#[test]
+fn a_failed_write_changes_nothing_a_reader_can_see() {
+    use skua_core::disk::sim::FailOp;
+    let disk = SimDisk::new();
+    let mut store = open(&disk);
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    fill(&mut store, inbox, 4);
+    store.set_reader_seen(inbox, "alice", &uids([1]), true).unwrap();
+    assert!(try_flush(&disk));
+    let counter = store.change_counter();
+    // The seen.log write fails: the set is as before; the modseq rise stays (allowed) and
+    // other sessions are told.
+    disk.fail_next(FailOp::Write, "seen.log", std::io::ErrorKind::StorageFull, 1);
+    let err = store.set_reader_seen(inbox, "alice", &uids([2, 3]), true);
+    assert!(matches!(err, Err(SeenError::Storage(_))), "{err:?}");
+    assert_eq!(state(&mut store, inbox, &["alice"]), vec![BTreeSet::from([1])]);
+    assert!(store.change_counter() > counter);
+    // The next change writes over the failed record's place and is kept.
+    store.set_reader_seen(inbox, "alice", &uids([4]), true).unwrap();
+    assert!(try_flush(&disk));
+    let disk = disk.crash(0, CrashMode::DropPending);
+    let mut store = open(&disk);
+    assert_eq!(state(&mut store, inbox, &["alice"]), vec![BTreeSet::from([1, 4])]);
+    // An index write failing first leaves no record at all.
+    disk.fail_next(FailOp::Write, ".idx", std::io::ErrorKind::StorageFull, 1);
+    let err = store.set_reader_seen(inbox, "alice", &uids([2]), true);
+    assert!(matches!(err, Err(SeenError::Storage(_))), "{err:?}");
+    assert!(!store.reader_seen(inbox, "alice").unwrap().contains(uid(2)));
+}

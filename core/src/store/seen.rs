@@ -211,6 +211,9 @@ impl<D: Disk> UserStore<D> {
         }
         // The modseqs first: alone (the record's write failing), they are a rise without a
         // change, which RFC 7162 allows.
+        // Sessions are told even when a write fails part-way: some modseqs rose.
+        self.change_counter += 1;
+        self.changes.touch(id, super::changes::MailboxChange { messages: false, flags: true });
         let mut modseqs = Vec::with_capacity(changed.len());
         let index = self.indexes.get_mut(&id).expect("found above");
         for uid in changed {
@@ -222,8 +225,6 @@ impl<D: Disk> UserStore<D> {
             }
             modseqs.push((uid, ModSeq(modseq)));
         }
-        self.change_counter += 1;
-        self.changes.touch(id, super::changes::MailboxChange { messages: false, flags: true });
         let log = self.seen.as_mut().expect("loaded above");
         let appended = log.append(kind, owner, reader, ranges, self.disk.epoch_open());
         appended.map_err(|error| self.logged("seen", error))?;
