@@ -174,6 +174,40 @@ impl<D: Disk> UserStore<D> {
         }
         self.before_mutation().map_err(|e| self.logged("seen", e))?;
         self.load_seen()?;
+        let Some(plan) = self.seen_plan(owner, reader, uids, on)? else {
+            return Ok(Vec::new());
+        };
+        // The modseqs first: alone (the record's write failing), they are a rise without a
+        // change, which breaks nothing. Sessions are told even when a write fails part-way.
+        self.change_counter += 1;
+        self.changes.touch(id, super::changes::MailboxChange { messages: false, flags: true });
+        let mut modseqs = Vec::with_capacity(plan.changed.len());
+        let index = self.indexes.get_mut(&id).expect("every mailbox has an index");
+        for uid in plan.changed {
+            let slot = index.find(uid).expect("a live message");
+            let entry = index.entries()[slot];
+            let modseq = index.next_modseq();
+            if let Err(error) = index.rewrite(slot, Entry { modseq, ..entry }) {
+                return Err(self.logged("seen", error).into());
+            }
+            modseqs.push((uid, ModSeq(modseq)));
+        }
+        let log = self.seen.as_mut().expect("loaded above");
+        let appended = log.append(plan.kind, owner, reader, plan.ranges, self.disk.epoch_open());
+        appended.map_err(|error| self.logged("seen", error))?;
+        Ok(modseqs)
+    }
+
+    /// What [`UserStore::set_reader_seen`] will write, checked against every bound; `None`
+    /// when no live message among `uids` changes state for `reader`. Runs the log's
+    /// housekeeping first (sets of mailboxes that are gone leave memory; compaction).
+    fn seen_plan(
+        &mut self,
+        owner: Owner,
+        reader: &str,
+        uids: &[Uid],
+        on: bool,
+    ) -> Result<Option<SeenPlan>, SeenError> {
         let durable = self.disk.epoch_durable();
         let catalog = &self.catalog;
         let live = |owner: Owner| {
@@ -182,10 +216,10 @@ impl<D: Disk> UserStore<D> {
                 .get(&owner.id)
                 .is_some_and(|m| m.uid_validity.get() == owner.uid_validity)
         };
-        let log = self.seen.as_mut().expect("loaded above");
+        let log = self.seen.as_mut().expect("loaded by the caller");
         log.housekeeping(&*self.disk, &self.dir, durable, live);
         let current = self.seen_ranges(owner, reader).to_vec();
-        let index = self.indexes.get(&id).expect("every mailbox has an index");
+        let index = self.indexes.get(&owner.id).expect("every mailbox has an index");
         let mut given: Vec<Uid> = uids.to_vec();
         given.sort_unstable();
         given.dedup();
@@ -195,7 +229,7 @@ impl<D: Disk> UserStore<D> {
             .filter(|&uid| seen_ranges::contains(&current, uid.get()) != on)
             .collect();
         if changed.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let delta = seen_ranges::from_sorted(changed.iter().map(|uid| uid.get()));
         let next = if on {
@@ -203,32 +237,12 @@ impl<D: Disk> UserStore<D> {
         } else {
             seen_ranges::difference(&current, &delta)
         };
-        self.seen_check_bounds(owner, reader, &current, &next)?;
+        self.seen_check_bounds(owner, &current, &next)?;
         let (kind, ranges) = record_for(on, &current, next);
-        let log = self.seen.as_ref().expect("loaded above");
-        if !log.fits(reader, ranges.len()) {
+        if !self.seen.as_ref().expect("loaded").fits(reader, ranges.len()) {
             return Err(SeenError::LogFull);
         }
-        // The modseqs first: alone (the record's write failing), they are a rise without a
-        // change, which RFC 7162 allows.
-        // Sessions are told even when a write fails part-way: some modseqs rose.
-        self.change_counter += 1;
-        self.changes.touch(id, super::changes::MailboxChange { messages: false, flags: true });
-        let mut modseqs = Vec::with_capacity(changed.len());
-        let index = self.indexes.get_mut(&id).expect("found above");
-        for uid in changed {
-            let slot = index.find(uid).expect("found above");
-            let entry = index.entries()[slot];
-            let modseq = index.next_modseq();
-            if let Err(error) = index.rewrite(slot, Entry { modseq, ..entry }) {
-                return Err(self.logged("seen", error).into());
-            }
-            modseqs.push((uid, ModSeq(modseq)));
-        }
-        let log = self.seen.as_mut().expect("loaded above");
-        let appended = log.append(kind, owner, reader, ranges, self.disk.epoch_open());
-        appended.map_err(|error| self.logged("seen", error))?;
-        Ok(modseqs)
+        Ok(Some(SeenPlan { changed, kind, ranges }))
     }
 
     /// Bytes `seen.log` holds, header included (`None` before it is loaded): tests of its
@@ -258,12 +272,11 @@ impl<D: Disk> UserStore<D> {
         !reader.is_empty() && reader.len() <= SEEN_READER_BYTES_MAX && owner != Some(reader)
     }
 
-    /// Refuses a change of `reader`'s set on `owner` from `current` to `next` that would pass
+    /// Refuses a change of a reader's set on `owner` from `current` to `next` that would pass
     /// a bound.
     fn seen_check_bounds(
         &self,
         owner: Owner,
-        reader: &str,
         current: &[(u32, u32)],
         next: &[(u32, u32)],
     ) -> Result<(), SeenError> {
@@ -285,9 +298,15 @@ impl<D: Disk> UserStore<D> {
                 return Err(SeenError::TooManyRanges);
             }
         }
-        debug_assert!(reader.len() <= SEEN_READER_BYTES_MAX);
         Ok(())
     }
+}
+
+/// A checked change: the messages whose state changes (ascending), and the record.
+struct SeenPlan {
+    changed: Vec<Uid>,
+    kind: Kind,
+    ranges: Ranges,
 }
 
 /// The record that turns `current` into `next`: the ranges added (`on`) or removed, or, when
