@@ -192,28 +192,21 @@ pub(crate) type Sets = BTreeMap<Owner, BTreeMap<String, Ranges>>;
 /// Memory stays bounded by the file (`limits::SEEN_LOG_BYTES_MAX`): a record adds at most one
 /// range per 8 bytes it takes.
 fn apply(sets: &mut Sets, record: &Record) {
-    let current = sets
-        .get(&record.owner)
-        .and_then(|readers| readers.get(&record.reader))
-        .map_or(&[][..], Vec::as_slice);
-    let next = match record.kind {
-        Kind::Add => seen_ranges::union(current, &record.ranges),
-        Kind::Remove => seen_ranges::difference(current, &record.ranges),
-        Kind::Replace => record.ranges.clone(),
+    let readers = sets.entry(record.owner).or_default();
+    let set = match readers.get_mut(&record.reader) {
+        Some(set) => set,
+        None => readers.entry(record.reader.clone()).or_default(),
     };
-    set(sets, record.owner, &record.reader, next);
-}
-
-/// Puts `ranges` as `reader`'s set of `owner` (empty: removes it).
-fn set(sets: &mut Sets, owner: Owner, reader: &str, ranges: Ranges) {
-    let readers = sets.entry(owner).or_default();
-    if ranges.is_empty() {
-        readers.remove(reader);
-    } else {
-        readers.insert(reader.to_owned(), ranges);
+    match record.kind {
+        Kind::Add => seen_ranges::add_into(set, &record.ranges),
+        Kind::Remove => seen_ranges::remove_from(set, &record.ranges),
+        Kind::Replace => set.clone_from(&record.ranges),
+    }
+    if set.is_empty() {
+        readers.remove(&record.reader);
     }
     if readers.is_empty() {
-        sets.remove(&owner);
+        sets.remove(&record.owner);
     }
 }
 

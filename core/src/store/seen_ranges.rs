@@ -91,6 +91,56 @@ pub(crate) fn difference(a: &[(u32, u32)], b: &[(u32, u32)]) -> Ranges {
     out
 }
 
+/// `set ∪= add`, in place: O(add · log set) comparisons and one move of the tail per range
+/// of `add` (a memmove), instead of a merge that copies the whole set. A replay applies many
+/// one-range records to one large set: this keeps each O(log set). Falls back to [`union`]
+/// when `add` is not small beside `set`.
+pub(crate) fn add_into(set: &mut Ranges, add: &[(u32, u32)]) {
+    if add.len() * 8 > set.len() {
+        *set = union(set, add);
+        return;
+    }
+    for &(first, last) in add {
+        // The ranges that overlap or touch `first..=last` merge with it.
+        let low = set.partition_point(|&(_, end)| u64::from(end) + 1 < u64::from(first));
+        let high = set.partition_point(|&(start, _)| u64::from(start) <= u64::from(last) + 1);
+        let merged = if low < high {
+            (set[low].0.min(first), set[high - 1].1.max(last))
+        } else {
+            (first, last)
+        };
+        set.splice(low..high, [merged]);
+    }
+    debug_assert!(is_canonical(set));
+}
+
+/// `set ∖= cut`, in place, as [`add_into`] (falls back to [`difference`]).
+pub(crate) fn remove_from(set: &mut Ranges, cut: &[(u32, u32)]) {
+    if cut.len() * 8 > set.len() {
+        *set = difference(set, cut);
+        return;
+    }
+    for &(first, last) in cut {
+        let low = set.partition_point(|&(_, end)| end < first);
+        let high = set.partition_point(|&(start, _)| start <= last);
+        if low >= high {
+            continue;
+        }
+        let mut kept = [(0, 0); 2];
+        let mut count = 0;
+        if set[low].0 < first {
+            kept[count] = (set[low].0, first - 1);
+            count += 1;
+        }
+        if set[high - 1].1 > last {
+            kept[count] = (last + 1, set[high - 1].1);
+            count += 1;
+        }
+        set.splice(low..high, kept[..count].iter().copied());
+    }
+    debug_assert!(is_canonical(set));
+}
+
 /// Appends `range` (starting at or after the last range's start) to `out`, merging it with the
 /// last range when they overlap or touch.
 fn push_merged(out: &mut Ranges, range: (u32, u32)) {
@@ -130,7 +180,7 @@ mod tests {
         #[test]
         fn union_and_difference_match_sets(
             a in proptest::collection::btree_set(1u32..60, 0..40),
-            b in proptest::collection::btree_set(1u32..60, 0..40),
+            b in proptest::collection::btree_set(1u32..60, 0..6),
         ) {
             let (ra, rb) = (of(&a), of(&b));
             proptest::prop_assert!(is_canonical(&ra));
@@ -139,6 +189,17 @@ mod tests {
                 difference(&ra, &rb),
                 of(&a.difference(&b).copied().collect())
             );
+            proptest::prop_assert_eq!(union(&rb, &ra), of(&a.union(&b).copied().collect()));
+            proptest::prop_assert_eq!(
+                difference(&rb, &ra),
+                of(&b.difference(&a).copied().collect())
+            );
+            let mut added = ra.clone();
+            add_into(&mut added, &rb);
+            proptest::prop_assert_eq!(&added, &union(&ra, &rb));
+            let mut removed = ra.clone();
+            remove_from(&mut removed, &rb);
+            proptest::prop_assert_eq!(&removed, &difference(&ra, &rb));
             for uid in 0..62 {
                 proptest::prop_assert_eq!(contains(&ra, uid), a.contains(&uid));
             }
@@ -152,5 +213,15 @@ mod tests {
         assert_eq!(difference(&all, &[(1, 1), (u32::MAX, u32::MAX)]), vec![(2, u32::MAX - 1)]);
         assert_eq!(difference(&all, &all), Vec::new());
         assert_eq!(difference(&[(4, 10)], &[(1, 5), (7, 7), (9, 20)]), vec![(6, 6), (8, 8)]);
+        let mut many: Ranges = (1..=40).map(|i| (i * 4, i * 4 + 1)).collect();
+        add_into(&mut many, &[(1, u32::MAX)]);
+        assert_eq!(many, all);
+        let mut many: Ranges = (1..=40).map(|i| (i * 4, i * 4 + 1)).collect();
+        add_into(&mut many, &[(6, 7)]);
+        assert_eq!(many[..2], [(4, 9), (12, 13)]);
+        remove_from(&mut many, &[(5, 5), (u32::MAX, u32::MAX)]);
+        assert_eq!(many[..3], [(4, 4), (6, 9), (12, 13)]);
+        remove_from(&mut many, &[(1, u32::MAX)]);
+        assert!(many.is_empty());
     }
 }
