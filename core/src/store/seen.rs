@@ -233,7 +233,13 @@ impl<D: Disk> UserStore<D> {
         }
         let delta = seen_ranges::from_sorted(changed.iter().map(|uid| uid.get()));
         let next = if on {
-            bridge(index.entries(), &seen_ranges::union(&current, &delta))
+            let merged = seen_ranges::union(&current, &delta);
+            // Every UID from 1 to the last entry live: every gap holds a live message, and
+            // bridging would change nothing.
+            let entries = index.entries();
+            let dense = index.counts().messages as usize == entries.len()
+                && entries.last().is_none_or(|last| last.uid.get() as usize == entries.len());
+            if dense { merged } else { bridge(entries, &merged) }
         } else {
             seen_ranges::difference(&current, &delta)
         };
