@@ -118,7 +118,9 @@ impl<D: Disk> UserStore<D> {
     }
 
     /// `reader`'s `\Seen` set of mailbox `id` (empty for a reader who never marked anything,
-    /// or a name no reader can have). Loads `seen.log` on first use.
+    /// or a name no reader can have). Loads `seen.log` on first use; a caller that must know
+    /// whether its reply waits for the disk (what a replay read may not be durable yet) calls
+    /// [`UserStore::load_seen`] first.
     ///
     /// # Errors
     /// [`ReadError::NoSuchMailbox`]; the disk failed loading the log.
