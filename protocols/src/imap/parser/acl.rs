@@ -134,4 +134,43 @@ mod tests {
         assert!(matches!(parse(b" x", myrights), Ok(CommandBody::MyRights(m)) if m == "x"));
         assert!(matches!(parse(b" x", getacl), Ok(CommandBody::GetAcl(m)) if m == "x"));
     }
+
+    mod props {
+        use super::*;
+        use crate::imap::encode;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Parse what we emit: an identifier and rights written with the response
+            /// encoder (`encode::astring`, as ACL and LISTRIGHTS write them) parse back to
+            /// the same values in a SETACL.
+            #[test]
+            fn setacl_parses_what_responses_write(
+                who in "(anyone|authenticated|[a-z0-9_+@][a-z0-9._+@-]{0,20})",
+                negative in any::<bool>(),
+                bits in 0u32..0x800,
+                sign in 0usize..3,
+            ) {
+                let identifier =
+                    Identifier::parse(&format!("{}{who}", if negative { "-" } else { "" }));
+                let identifier = identifier.unwrap();
+                let rights = Rights::from_bits(bits).unwrap();
+                let mut line = b" INBOX ".to_vec();
+                encode::astring(&mut line, identifier.to_string().as_bytes());
+                line.push(b' ');
+                let prefix = ["", "+", "-"][sign];
+                encode::astring(&mut line, format!("{prefix}{rights}").as_bytes());
+                let CommandBody::SetAcl { identifier: parsed, change, .. } =
+                    parse(&line, setacl).unwrap()
+                else {
+                    panic!()
+                };
+                prop_assert_eq!(parsed, identifier);
+                let shown = Rights::parse(&rights.to_string()).unwrap();
+                let want = [RightsChange::Replace(shown), RightsChange::Add(shown),
+                    RightsChange::Remove(shown)][sign];
+                prop_assert_eq!(change, want);
+            }
+        }
+    }
 }
