@@ -115,7 +115,7 @@ impl<D: Disk> UserStore<D> {
         let Some(entry) = self.catalog.mailboxes.get(&id) else {
             return Rights::NONE;
         };
-        let is_owner = user.eq_ignore_ascii_case(self.owner());
+        let is_owner = !user.is_empty() && user.eq_ignore_ascii_case(self.owner());
         match (&entry.acl, is_owner) {
             (Some(acl), true) => {
                 acl.effective_rights(user, authenticated).union(Rights::OWNER_FIXED)
