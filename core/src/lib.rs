@@ -10,6 +10,7 @@
 //! and lets a simulated disk (`disk::sim`) crash the store at every point in tests.
 #![allow(clippy::module_name_repetitions)]
 
+pub mod acl;
 pub mod disk;
 pub mod error;
 pub mod limits;

@@ -106,6 +106,13 @@ pub const OPEN_STEP_UNITS: u64 = 256;
 /// Longest user name in bytes (see `paths::UserName`).
 pub const USER_NAME_BYTES_MAX: usize = 255;
 
+/// Most entries in one mailbox's access control list (RFC 4314): an ACL is replayed into
+/// memory with the mailbox list, and each SETACL that adds an entry is one log record.
+pub const ACL_ENTRIES_MAX: usize = 64;
+
+/// Longest ACL identifier in bytes: a user name and the `-` of a negative entry.
+pub const ACL_IDENTIFIER_BYTES_MAX: usize = USER_NAME_BYTES_MAX + 1;
+
 const _: () = assert!(MESSAGE_BYTES_MAX as u64 + CACHE_BYTES_MAX as u64 + 4096 < u32::MAX as u64);
 const _: () = assert!(SEGMENT_BYTES_TARGET as u64 + MESSAGE_BYTES_MAX as u64 * 2 < u32::MAX as u64);
 const _: () = assert!(KEYWORDS_PER_MAILBOX_MAX <= 64);
@@ -116,6 +123,7 @@ const _: () = assert!(KEYWORDS_PER_MAILBOX_MAX <= LOG_BATCH_RECORDS_MAX);
 const _: () = assert!((LOG_BATCH_BYTES_MAX as u64) < MAILBOX_LOG_BYTES_MAX);
 const _: () = assert!(KEYWORD_BYTES_MAX <= MAILBOX_NAME_BYTES_MAX);
 const _: () = assert!(KEYWORD_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(ACL_IDENTIFIER_BYTES_MAX <= MAILBOX_NAME_BYTES_MAX);
 const _: () = assert!(TOMBSTONE_UIDS_MAX as u64 * 4 < MESSAGE_BYTES_MAX as u64);
 
 /// Longest METADATA entry name (RFC 5464) in bytes, `/private/` or `/shared/` included.

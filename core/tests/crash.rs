@@ -8,8 +8,8 @@
 //! checked: every acknowledged message present and byte-identical under its mailbox and UID,
 //! acknowledged flag changes and expunges in effect, UIDs unique and increasing, UIDVALIDITY
 //! kept, UIDNEXT and HIGHESTMODSEQ not lower than acknowledged, no message that was never
-//! written, a mailbox rename all or nothing. Then the recovered store must take one more
-//! append and flush and survive a clean restart.
+//! written, a mailbox rename all or nothing, each mailbox's ACL one it had (SETACL actions).
+//! Then the recovered store must take one more append and flush and survive a clean restart.
 //!
 //! Three tests:
 //! - `every_flush_point_of_the_scripted_workload`: crash between every pair of flushes, with

@@ -38,6 +38,9 @@ const UNKNOWN_TO_ORACLE: &[(&str, &str, &str)] = &[
     ("* STATUS ", "MAILBOXID (", "status-att MAILBOXID (RFC 8474 §4.3): no decoder"),
     ("* GENURLAUTH ", "", "genurlauth-data (RFC 4467 §9): no decoder"),
     ("* URLFETCH ", "", "urlfetch-data (RFC 4467 §9): no decoder"),
+    ("* ACL ", "", "acl-data (RFC 4314 §7): no decoder"),
+    ("* LISTRIGHTS ", "", "listrights-data (RFC 4314 §7): no decoder"),
+    ("* MYRIGHTS ", "", "myrights-data (RFC 4314 §7, RFC 8440): no decoder"),
 ];
 
 /// FETCH responses carrying an item imap-codec has no decoder for, with why.

@@ -8,6 +8,7 @@ use std::num::NonZeroU32;
 use super::log::LogRecord;
 use super::names;
 use super::special_use::SpecialUse;
+use crate::acl::{Acl, Identifier, Rights};
 use crate::limits::{KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_PER_USER_MAX, SUBSCRIPTIONS_PER_USER_MAX};
 use crate::types::{MailboxId, UidValidity};
 
@@ -25,6 +26,10 @@ pub(crate) struct CatalogEntry {
     pub void: u64,
     /// SPECIAL-USE attributes (RFC 6154).
     pub special_use: SpecialUse,
+    /// The access control list once any ACL record named the mailbox; `None` means the
+    /// default, the owner with every right (the catalog does not know the owner's name:
+    /// `store/acl.rs`).
+    pub acl: Option<Acl>,
 }
 
 impl CatalogEntry {
@@ -108,6 +113,7 @@ impl Catalog {
                 self.provisioned = true;
                 true
             }
+            LogRecord::Acl { id, identifier, rights } => self.acl(*id, identifier, *rights),
             LogRecord::Floor { next_id, last_uid_validity } => {
                 self.next_id = self.next_id.max(*next_id);
                 self.last_uid_validity = self.last_uid_validity.max(*last_uid_validity);
@@ -138,6 +144,7 @@ impl Catalog {
             keywords: Vec::new(),
             void: 0,
             special_use: SpecialUse::NONE,
+            acl: None,
         };
         self.mailboxes.insert(id, entry);
         true
@@ -180,6 +187,30 @@ impl Catalog {
             return false;
         }
         entry.keywords.push(name.to_owned());
+        true
+    }
+
+    /// An ACL record: the mailbox exists, the entry stays within `limits::ACL_ENTRIES_MAX`,
+    /// and a removal names an entry that is there (the writer writes no other).
+    fn acl(&mut self, id: MailboxId, identifier: &Identifier, rights: Rights) -> bool {
+        let Some(entry) = self.mailboxes.get_mut(&id) else {
+            return false;
+        };
+        let acl = entry.acl.get_or_insert_with(Acl::new);
+        if rights.is_empty() && acl.get(identifier).is_empty() {
+            if acl.entries().is_empty() {
+                entry.acl = None;
+            }
+            return false;
+        }
+        if acl.set(identifier, rights).is_err() {
+            return false;
+        }
+        // An ACL is never empty (the store keeps the owner's entry), so one that replays
+        // empty is the default again, as a compacted log (which writes no entry) would say.
+        if acl.entries().is_empty() {
+            entry.acl = None;
+        }
         true
     }
 
@@ -287,5 +318,38 @@ mod tests {
         assert!(!c.provisioned);
         assert!(c.apply(&LogRecord::Provisioned));
         assert!(c.provisioned);
+    }
+
+    #[test]
+    fn acl_follows_the_id_and_is_bounded() {
+        let mut c = Catalog::default();
+        let create = |id, uv, name: &str| LogRecord::Create {
+            id: MailboxId(id),
+            uid_validity: v(uv),
+            name: name.into(),
+        };
+        let acl = |id, who: &str, rights: &str| LogRecord::Acl {
+            id: MailboxId(id),
+            identifier: Identifier::parse(who).unwrap(),
+            rights: Rights::parse(rights).unwrap(),
+        };
+        assert!(c.apply(&create(0, 1, "A")));
+        assert!(!c.apply(&acl(1, "fred", "lr")), "unknown id");
+        assert!(!c.apply(&acl(0, "fred", "")), "removal of an entry that is not there");
+        assert!(c.mailboxes[&MailboxId(0)].acl.is_none(), "a refused record changes nothing");
+        assert!(c.apply(&acl(0, "fred", "lr")));
+        assert!(c.apply(&LogRecord::Rename { id: MailboxId(0), name: "B".into() }));
+        let kept = c.mailboxes[&MailboxId(0)].acl.clone().unwrap();
+        assert_eq!(kept.get(&Identifier::parse("fred").unwrap()).letters(), "lr", "kept");
+        assert!(c.apply(&acl(0, "fred", "")));
+        assert!(!c.apply(&acl(0, "fred", "")), "already removed");
+        for i in 0..crate::limits::ACL_ENTRIES_MAX {
+            assert!(c.apply(&acl(0, &format!("u{i}"), "l")));
+        }
+        assert!(!c.apply(&acl(0, "one-more", "l")), "over the limit");
+        assert!(c.apply(&LogRecord::Delete { id: MailboxId(0) }));
+        assert!(!c.apply(&acl(0, "u0", "r")), "deleted");
+        assert!(c.apply(&create(1, 2, "B")));
+        assert!(c.mailboxes[&MailboxId(1)].acl.is_none(), "a new mailbox has the default");
     }
 }

@@ -42,7 +42,7 @@ pub(crate) fn first_check(end: u64) -> u64 {
 
 /// The records that rebuild `catalog` as it is: every mailbox in id order (ids and
 /// UIDVALIDITYs both grow with creation order, so the replay rules hold), its keywords in bit
-/// order, their SPECIAL-USE attributes, the subscriptions, the provisioned mark, and the floor
+/// order, their SPECIAL-USE attributes, their ACL entries in order, the subscriptions, the provisioned mark, and the floor
 /// for ids and UIDVALIDITYs of deleted mailboxes.
 pub(crate) fn compacted_records(catalog: &Catalog) -> Vec<LogRecord> {
     let mut records = Vec::new();
@@ -67,6 +67,15 @@ pub(crate) fn compacted_records(catalog: &Catalog) -> Vec<LogRecord> {
     for (&id, entry) in &catalog.mailboxes {
         if !entry.special_use.is_empty() {
             records.push(LogRecord::SpecialUse { id, uses: entry.special_use });
+        }
+    }
+    for (&id, entry) in &catalog.mailboxes {
+        for acl_entry in entry.acl.iter().flat_map(crate::acl::Acl::entries) {
+            records.push(LogRecord::Acl {
+                id,
+                identifier: acl_entry.identifier.clone(),
+                rights: acl_entry.rights,
+            });
         }
     }
     for name in &catalog.subscriptions {
@@ -179,6 +188,7 @@ fn replays_to(records: &[LogRecord], catalog: &Catalog) -> bool {
                     && c.keywords == entry.keywords
                     && c.void == entry.void
                     && c.special_use == entry.special_use
+                    && c.acl == entry.acl
             })
         })
 }

@@ -19,15 +19,16 @@ use crate::limits::{MAILBOX_LOG_BYTES_MAX, MAILBOX_NAME_BYTES_MAX};
 use crate::types::{MailboxId, UidValidity};
 
 use super::special_use::SpecialUse;
+use crate::acl::{Identifier, Rights};
 
 /// File name inside the user directory.
 pub(crate) const LOG_FILE: &str = "mailboxes.log";
 /// Where a log with a damaged header is moved.
 pub(crate) const BAD_LOG_FILE: &str = "mailboxes.log.bad";
-/// Major 2 added batch records (`log_batch.rs`), major 3 special-use and provisioned records:
-/// majors, because an older reader takes a record kind it does not know for a torn tail and
+/// Major 2 added batch records (`log_batch.rs`), major 3 special-use and provisioned records,
+/// major 4 ACL records: majors, because an older reader takes a record kind it does not know for a torn tail and
 /// cuts it and everything after it. Older logs are upgraded on open.
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 3, minor: 0 };
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 4, minor: 0 };
 /// Header bytes.
 pub(crate) const HEADER_BYTES: usize = 64;
 /// Fixed part of a record before the name.
@@ -63,11 +64,14 @@ pub(crate) enum LogRecord {
     /// The user's default folders were made (first login, `UserStore::provision`): they are
     /// never made again, so a folder the user deleted stays deleted.
     Provisioned,
+    /// Mailbox `id`'s ACL entry for `identifier` now grants (or, negative, takes away)
+    /// exactly `rights`; empty rights remove the entry (RFC 4314, `core/src/acl.rs`).
+    Acl { id: MailboxId, identifier: Identifier, rights: Rights },
 }
 
 impl LogRecord {
-    fn parts(&self) -> (u8, u32, u32, &str) {
-        match self {
+    fn parts(&self) -> (u8, u32, u32, std::borrow::Cow<'_, str>) {
+        let (kind, id, value, name): (u8, u32, u32, &str) = match self {
             LogRecord::Create { id, uid_validity, name } => (1, id.0, uid_validity.get(), name),
             LogRecord::Rename { id, name } => (2, id.0, 0, name),
             LogRecord::Delete { id } => (3, id.0, 0, ""),
@@ -80,7 +84,11 @@ impl LogRecord {
             LogRecord::VoidKeyword { id, bit } => (8, id.0, *bit, ""),
             LogRecord::SpecialUse { id, uses } => (10, id.0, uses.bits(), ""),
             LogRecord::Provisioned => (11, 0, 0, ""),
-        }
+            LogRecord::Acl { id, identifier, rights } => {
+                return (12, id.0, rights.bits(), identifier.to_string().into());
+            }
+        };
+        (kind, id, value, name.into())
     }
 
     /// The record's bytes, padded, checksummed with `nonce`.
@@ -141,6 +149,12 @@ impl LogRecord {
                 LogRecord::SpecialUse { id, uses: SpecialUse::from_bits(value)? }
             }
             11 if name.is_empty() && id.0 == 0 && value == 0 => LogRecord::Provisioned,
+            // Only the canonical spelling (lowercase) is ever written.
+            12 => LogRecord::Acl {
+                id,
+                identifier: Identifier::parse(&name).ok().filter(|i| i.to_string() == name)?,
+                rights: Rights::from_bits(value)?,
+            },
             _ => return None,
         };
         Some((record, padded))
@@ -363,6 +377,16 @@ mod tests {
             LogRecord::VoidKeyword { id: MailboxId(2), bit: 7 },
             LogRecord::SpecialUse { id: MailboxId(4), uses: SpecialUse::SENT },
             LogRecord::Provisioned,
+            LogRecord::Acl {
+                id: MailboxId(4),
+                identifier: Identifier::parse("-fred").unwrap(),
+                rights: Rights::parse("lrs").unwrap(),
+            },
+            LogRecord::Acl {
+                id: MailboxId(4),
+                identifier: Identifier::parse("anyone").unwrap(),
+                rights: Rights::NONE,
+            },
         ]
     }
 
@@ -390,8 +414,8 @@ mod tests {
     }
 
     #[test]
-    fn major_1_and_2_logs_are_upgraded_and_replay() {
-        for major in [1, 2] {
+    fn major_1_2_and_3_logs_are_upgraded_and_replay() {
+        for major in [1, 2, 3] {
             let disk = crate::disk::sim::SimDisk::new();
             disk.create_dir_all(Path::new("u")).unwrap();
             let path = Path::new("u").join(LOG_FILE);
@@ -411,7 +435,7 @@ mod tests {
             assert_eq!(opened.truncated_bytes, 0);
             let mut upgraded = [0u8; HEADER_BYTES];
             read_at(&file, &path, &mut upgraded, 0).unwrap();
-            assert_eq!(get_u16(&upgraded, 8), 3, "upgraded before a kind 10 can be written");
+            assert_eq!(get_u16(&upgraded, 8), 4, "upgraded before a new kind can be written");
             assert_eq!(get_u64(&upgraded, 16), 42, "the nonce stays");
             assert_eq!(crc32c::crc32c(&upgraded[..60]), get_u32(&upgraded, 60));
             // The new kinds written after the upgrade replay.

@@ -144,6 +144,7 @@ impl<D: Disk> UserStore<D> {
             | LogRecord::Floor { .. }
             | LogRecord::VoidKeyword { .. }
             | LogRecord::SpecialUse { .. }
+            | LogRecord::Acl { .. }
             | LogRecord::Provisioned => None,
         }
     }

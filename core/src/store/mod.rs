@@ -27,6 +27,7 @@ use crate::disk::{Bytes, Disk};
 use crate::error::{OpenError, ReadError};
 use crate::types::{Flags, InternalDate, MailboxId, ModSeq, Uid, UidValidity};
 
+mod acl;
 mod append_batch;
 mod catalog;
 mod changes;
@@ -61,6 +62,7 @@ mod tests;
 mod threads;
 mod urlauth;
 
+pub use acl::AclError;
 pub use append_batch::NewMessage;
 pub use changes::{LIST_CHANGES_MAX, ListChange, ListChanges, MailboxChange};
 pub use folders::DefaultFolder;

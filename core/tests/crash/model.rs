@@ -56,6 +56,9 @@ pub struct MailboxState {
     pub unseen_deleted: (u32, u32),
     /// Whether the name is subscribed.
     pub subscribed: bool,
+    /// The ACL (RFC 4314) as `identifier rights` lines, in order: it belongs to the mailbox
+    /// (its UIDVALIDITY), so a crash leaves one a candidate of the same mailbox had.
+    pub acl: Vec<String>,
     /// Live messages by UID, in the order `messages()` gave them.
     pub messages: Vec<(u32, MessageState)>,
 }
@@ -226,6 +229,9 @@ fn check_mailbox(name: &str, mailbox: &MailboxState, known: &Known<'_>, out: &mu
         let state = if mailbox.subscribed { "subscribed" } else { "not subscribed" };
         out.add(format!("{name}: {state}, unlike every candidate state"));
     }
+    if !same.iter().any(|c| c.acl == mailbox.acl) {
+        out.add(format!("{name}: ACL {:?}, unlike every candidate state", mailbox.acl));
+    }
     let acked = acked.filter(|a| a.uid_validity == mailbox.uid_validity);
     if let Some(acked) = acked {
         check_counters(name, mailbox, acked, out);
@@ -345,6 +351,7 @@ mod tests {
                 u32::try_from(messages.iter().filter(|(_, m)| m.system & 8 != 0).count()).unwrap(),
             ),
             subscribed: false,
+            acl: Vec::new(),
             uid_validity,
             uid_next,
             highest_modseq: 5,

@@ -110,9 +110,17 @@ impl RandomWorkload {
                 Action::Rename(old, format!("Renamed{made}"))
             }
             97 if !others.is_empty() => Action::Delete(self.pick_name(&others)),
-            98..=99 => {
+            98 => {
                 let name = self.pick_name(&names);
                 Action::Subscribe(name, self.rng.chance(2, 3))
+            }
+            99 => {
+                const WHO: [&str; 4] = ["bob", "-bob", "anyone", "authenticated"];
+                const CHANGES: [&str; 6] = ["lrs", "+w", "-r", "", "d", "+c"];
+                let name = self.pick_name(&names);
+                let who = WHO[self.rng.index(WHO.len())];
+                let change = CHANGES[self.rng.index(CHANGES.len())];
+                Action::SetAcl(name, who, change)
             }
             _ => self.append(&names),
         }

@@ -69,6 +69,9 @@ pub fn check_action(
                 problems.push(format!("{name}: subscribed is not {on}"));
             }
         }
+        Action::SetAcl(name, identifier, change) => {
+            check_set_acl(name, identifier, change, before, after, &mut problems);
+        }
         Action::Delete(name) => {
             if after.contains_key(name) {
                 problems.push(format!("{name} not deleted"));
@@ -293,4 +296,37 @@ fn same_messages(left: &[(u32, MessageState)], right: &[(u32, MessageState)]) ->
                 && l.email_id == r.email_id
                 && l.thread_id == r.thread_id
         })
+}
+
+/// After a SETACL, the identifier's entry holds what the change gives from what it held (no
+/// entry when that is nothing), and no other entry changed (the first change of a mailbox
+/// makes the owner's default entry explicit, which shows the same).
+fn check_set_acl(
+    name: &str,
+    identifier: &str,
+    change: &str,
+    before: &Snapshot,
+    after: &Snapshot,
+    problems: &mut Vec<String>,
+) {
+    use skua_core::acl::{Rights, RightsChange};
+    let (Some(before), Some(after)) = (before.get(name), after.get(name)) else {
+        problems.push(format!("{name}: SETACL on a mailbox that is not there"));
+        return;
+    };
+    let entry = |acl: &[String]| -> Rights {
+        acl.iter()
+            .find_map(|line| line.strip_prefix(&format!("{identifier} ")))
+            .map_or(Rights::NONE, |letters| Rights::parse(letters).expect("stored rights"))
+    };
+    let want = RightsChange::parse(change).expect("workload rights").apply(entry(&before.acl));
+    if entry(&after.acl) != want {
+        problems.push(format!("{name}: SETACL {identifier} {change} left {:?}", after.acl));
+    }
+    let others = |acl: &[String]| -> Vec<String> {
+        acl.iter().filter(|l| !l.starts_with(&format!("{identifier} "))).cloned().collect()
+    };
+    if others(&before.acl) != others(&after.acl) {
+        problems.push(format!("{name}: SETACL {identifier} changed other entries"));
+    }
 }

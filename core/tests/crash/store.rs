@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 
+use skua_core::acl::{Identifier, RightsChange};
 use skua_core::disk::sim::SimDisk;
 use skua_core::store::{InboxRename, InboxStep, NewMessage, Renamed, ThreadKeys, UserStore};
 use skua_core::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
@@ -219,6 +220,14 @@ impl Store {
         result.map_err(|e| format!("subscribe {on}: {e}"))
     }
 
+    /// Changes an ACL entry (RFC 4314 SETACL): `change` is `mod-rights`.
+    pub fn set_acl(&mut self, name: &str, identifier: &str, change: &str) -> Result<(), String> {
+        let id = self.inner.mailbox_id(name).ok_or_else(|| format!("no mailbox {name}"))?;
+        let identifier = Identifier::parse(identifier).map_err(|e| format!("identifier: {e}"))?;
+        let change = RightsChange::parse(change).map_err(|e| format!("rights: {e}"))?;
+        self.inner.set_acl(id, &identifier, change).map(drop).map_err(|e| format!("setacl: {e}"))
+    }
+
     /// Deletes a mailbox.
     pub fn delete(&mut self, name: &str) -> Result<(), String> {
         self.inner.delete_mailbox(name).map(drop).map_err(|e| format!("delete: {e}"))
@@ -285,6 +294,14 @@ impl Store {
             count: info.messages,
             unseen_deleted: (info.unseen, info.deleted),
             subscribed: info.subscribed,
+            acl: self
+                .inner
+                .acl(id)
+                .map_err(|e| format!("acl: {e}"))?
+                .entries()
+                .iter()
+                .map(|e| format!("{} {}", e.identifier, e.rights.letters()))
+                .collect(),
             messages,
         })
     }

@@ -92,6 +92,9 @@ pub enum Action {
     Delete(String),
     /// Subscribes (`true`) or unsubscribes a name.
     Subscribe(String, bool),
+    /// Changes an ACL entry (RFC 4314 SETACL): mailbox, identifier, `mod-rights`. Never the
+    /// owner's own entry (whose fixed rights `semantics.rs` would have to model).
+    SetAcl(String, &'static str, &'static str),
     /// A flush round: everything before it is acknowledged if it succeeds.
     Flush,
     /// Closes the open epoch and starts a flush round; actions until [`Action::FlushEnd`] land
@@ -118,6 +121,7 @@ impl Action {
             Action::Delete(_) => "delete",
             Action::Subscribe(_, true) => "subscribe",
             Action::Subscribe(_, false) => "unsubscribe",
+            Action::SetAcl(..) => "setacl",
             Action::Flush => "flush",
             Action::FlushBegin | Action::FlushEnd => "overlapped-flush",
         }
@@ -330,6 +334,7 @@ impl Runner {
             Action::Rename(old, new) => store.rename(old, new),
             Action::Delete(name) => store.delete(name),
             Action::Subscribe(name, on) => store.subscribe(name, *on),
+            Action::SetAcl(name, identifier, change) => store.set_acl(name, identifier, change),
             Action::Flush | Action::FlushBegin | Action::FlushEnd => unreachable!("done by act"),
         };
         result.map(|()| Vec::new()).map_err(|e| Broken(format!("{action:?}: {e}")))
@@ -434,6 +439,11 @@ pub fn script() -> Vec<Action> {
         Action::Create("Work/2026".into()),
         Action::Subscribe("Work".into(), true),
         Action::Subscribe("Archive".into(), true),
+        // The first ACL change of a mailbox is a batch (owner entry and change).
+        Action::SetAcl("Work".into(), "bob", "lrs"),
+        Action::Flush,
+        Action::SetAcl("Work".into(), "-anyone", "w"),
+        Action::SetAcl(INBOX.into(), "anyone", "p"),
         Action::Flush,
         append(INBOX, 200, 0, &[]),
         Action::Flush,
@@ -461,6 +471,8 @@ pub fn script() -> Vec<Action> {
         Action::FlushEnd,
         Action::Flush,
         Action::Rename("Work".into(), "Projects".into()),
+        Action::Flush,
+        Action::SetAcl("Projects".into(), "bob", "+wd"),
         Action::Flush,
         Action::Subscribe("Archive".into(), false),
         Action::Flush,

@@ -478,6 +478,8 @@ pub enum CommandBody {
         return_status: Vec<StatusAttribute>,
         /// `RETURN (METADATA (...))` (LIST-METADATA, RFC 9590).
         return_metadata: Option<Box<MetadataRequest>>,
+        /// `RETURN (MYRIGHTS)` (LIST-MYRIGHTS, RFC 8440).
+        return_myrights: bool,
     },
     /// `GETMETADATA [options] mailbox entries` (RFC 5464 §4.2); mailbox `""` is the server.
     GetMetadata {
@@ -493,6 +495,35 @@ pub enum CommandBody {
         /// Entry names (lowercased, checked) with their new values, in the order sent.
         entries: Vec<(String, Option<Vec<u8>>)>,
     },
+    /// `GETACL mailbox` (RFC 4314 §3.3)
+    GetAcl(String),
+    /// `SETACL mailbox identifier mod-rights` (RFC 4314 §3.1)
+    SetAcl {
+        /// The mailbox.
+        mailbox: String,
+        /// Whose entry changes.
+        identifier: skua_core::acl::Identifier,
+        /// Replace, add or remove rights.
+        change: skua_core::acl::RightsChange,
+    },
+    /// `DELETEACL mailbox identifier` (RFC 4314 §3.2)
+    DeleteAcl {
+        /// The mailbox.
+        mailbox: String,
+        /// Whose entry goes.
+        identifier: skua_core::acl::Identifier,
+    },
+    /// `LISTRIGHTS mailbox identifier` (RFC 4314 §3.4)
+    ListRights {
+        /// The mailbox.
+        mailbox: String,
+        /// Whose rights.
+        identifier: skua_core::acl::Identifier,
+        /// The identifier as the client spelled it (the response repeats it).
+        spelled: String,
+    },
+    /// `MYRIGHTS mailbox` (RFC 4314 §3.5)
+    MyRights(String),
     /// `LSUB reference pattern`
     Lsub {
         /// Reference name.

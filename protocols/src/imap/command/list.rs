@@ -55,6 +55,8 @@ pub(crate) struct Returns {
     /// `RETURN (METADATA (...))` (RFC 9590): a METADATA line after each listed mailbox that
     /// exists.
     pub metadata: Option<Box<MetadataRequest>>,
+    /// `RETURN (MYRIGHTS)` (RFC 8440): a MYRIGHTS line after each listed mailbox that exists.
+    pub myrights: bool,
 }
 
 /// Compiled patterns of one LIST may hold at most this many u64 words (8 MiB): beyond it the
@@ -77,6 +79,8 @@ pub(crate) struct ListTask {
     status: Vec<StatusAttribute>,
     /// `RETURN (METADATA (...))` (RFC 9590).
     metadata: Option<Box<MetadataRequest>>,
+    /// `RETURN (MYRIGHTS)` (RFC 8440).
+    myrights: bool,
     /// The longest value `RETURN (METADATA (MAXSIZE n))` left out so far (0: none).
     longest_left_out: u64,
     /// The next name to consider.
@@ -145,6 +149,7 @@ pub(crate) fn list<D: Disk>(
         names,
         status: returns.status,
         metadata: returns.metadata,
+        myrights: returns.myrights,
         longest_left_out: 0,
         position: 0,
     };
@@ -179,6 +184,10 @@ pub(crate) fn resume<D: Disk>(
                 // LIST-STATUS (RFC 5819): the session's own \Recent is not counted here.
                 let limit = task.options.append_limit;
                 super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8, limit);
+            }
+            if task.myrights {
+                // LIST-MYRIGHTS (RFC 8440): the MYRIGHTS line follows the mailbox's LIST line.
+                super::acl::write_for_list(out.buf(), store, id, name, utf8);
             }
             if let Some(request) = &task.metadata {
                 // LIST-METADATA (RFC 9590): the METADATA line follows the mailbox's LIST line.

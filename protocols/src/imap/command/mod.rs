@@ -11,6 +11,7 @@
 //! [`Outcome::Paused`], and the session calls [`resume`] on its next turn until the command is
 //! done; the sync and the tagged reply come after the last slice.
 
+pub(crate) mod acl;
 pub(crate) mod append;
 pub(crate) mod catenate;
 pub(crate) mod context;
@@ -173,6 +174,7 @@ pub(crate) fn run<D: Disk>(
             return_subscribed,
             return_status,
             return_metadata,
+            return_myrights,
         } => {
             let options = list::ListOptions {
                 subscribed_only,
@@ -184,7 +186,11 @@ pub(crate) fn run<D: Disk>(
                 rev2: conn.enabled.rev2,
                 append_limit: append::append_limit(conn),
             };
-            let returns = list::Returns { status: return_status, metadata: return_metadata };
+            let returns = list::Returns {
+                status: return_status,
+                metadata: return_metadata,
+                myrights: return_myrights,
+            };
             list::list(store, &reference, &patterns, options, returns, out, &mut slice)
         }
         CommandBody::Lsub { reference, pattern } => {
@@ -217,6 +223,19 @@ pub(crate) fn run<D: Disk>(
         }
         CommandBody::SetMetadata { mailbox, entries } => {
             Progress::Done(metadata::set(store, &mailbox, &entries, out))
+        }
+        CommandBody::GetAcl(mailbox) => Progress::Done(acl::get_acl(conn, store, &mailbox, out)),
+        CommandBody::SetAcl { mailbox, identifier, change } => {
+            Progress::Done(acl::set_acl(store, &mailbox, &identifier, change, out))
+        }
+        CommandBody::DeleteAcl { mailbox, identifier } => {
+            Progress::Done(acl::delete_acl(store, &mailbox, &identifier, out))
+        }
+        CommandBody::ListRights { mailbox, identifier, spelled } => {
+            Progress::Done(acl::list_rights(conn, store, &mailbox, &identifier, &spelled, out))
+        }
+        CommandBody::MyRights(mailbox) => {
+            Progress::Done(acl::my_rights(conn, store, &mailbox, out))
         }
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
@@ -416,6 +435,11 @@ fn run_selected<D: Disk>(
         | CommandBody::Lsub { .. }
         | CommandBody::GetMetadata { .. }
         | CommandBody::SetMetadata { .. }
+        | CommandBody::GetAcl(_)
+        | CommandBody::SetAcl { .. }
+        | CommandBody::DeleteAcl { .. }
+        | CommandBody::ListRights { .. }
+        | CommandBody::MyRights(_)
         | CommandBody::Status { .. }
         | CommandBody::Append { .. }
         | CommandBody::Idle

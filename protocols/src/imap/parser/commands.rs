@@ -252,8 +252,8 @@ pub(crate) fn rename(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 /// accepted: the session always reports `\HasChildren`/`\HasNoChildren`. `RECURSIVEMATCH`
 /// needs another selection option (RFC 5258 §3.1: SUBSCRIBED, the only one here).
 /// `RETURN (STATUS (...))` is LIST-STATUS (RFC 5819). `RETURN (SPECIAL-USE)` is accepted:
-/// special-use attributes are always returned (RFC 6154 §2 allows it). `MYRIGHTS` is
-/// refused as not supported.
+/// special-use attributes are always returned (RFC 6154 §2 allows it). `RETURN (MYRIGHTS)` is
+/// LIST-MYRIGHTS (RFC 8440).
 pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
     let mut subscribed_only = false;
@@ -287,6 +287,7 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let mut return_subscribed = false;
     let mut return_status = Vec::new();
     let mut return_metadata = None;
+    let mut return_myrights = false;
     if c.eat(b' ') {
         if !c.eat_ignore_case(b"RETURN ") {
             return syntax("expected RETURN");
@@ -309,9 +310,7 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
                 b"METADATA" if return_metadata.is_none() => {
                     return_metadata = Some(Box::new(super::metadata::list_return(c)?));
                 }
-                b"MYRIGHTS" => {
-                    return fail(ParseErrorKind::Unsupported, "LIST option not supported");
-                }
+                b"MYRIGHTS" => return_myrights = true,
                 _ => return syntax("unknown LIST return option"),
             }
         }
@@ -325,6 +324,7 @@ pub(crate) fn list(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         return_subscribed,
         return_status,
         return_metadata,
+        return_myrights,
     })
 }
 

@@ -73,6 +73,7 @@ fn list_basic_and_extended() {
             return_subscribed: false,
             return_status: Vec::new(),
             return_metadata: None,
+            return_myrights: false,
         }
     );
     let body =
@@ -96,10 +97,9 @@ fn list_basic_and_extended() {
     let body = run(b" (SPECIAL-USE) \"\" *", list);
     let CommandBody::List { special_use_only, .. } = body.unwrap() else { panic!() };
     assert!(special_use_only);
-    assert_eq!(
-        run(b" \"\" * RETURN (MYRIGHTS)", list).unwrap_err().kind,
-        ParseErrorKind::Unsupported
-    );
+    let body = run(b" \"\" * RETURN (MYRIGHTS)", list);
+    let CommandBody::List { return_myrights, .. } = body.unwrap() else { panic!() };
+    assert!(return_myrights, "LIST-MYRIGHTS (RFC 8440)");
     assert!(run(b" \"\"", list).is_err());
     assert_eq!(
         run(b" foo %", lsub).unwrap(),

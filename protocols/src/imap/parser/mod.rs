@@ -36,6 +36,7 @@
 //! The grammar is recursive descent over one frame, with recursion only for SEARCH keys, whose
 //! depth is bounded (see `search.rs`). Every function documents the ABNF it accepts.
 
+mod acl;
 mod commands;
 mod cursor;
 pub(crate) mod date;
@@ -279,6 +280,11 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"NOTIFY" => CommandBody::Notify(Box::new(notify::notify(c)?)),
         b"GETMETADATA" => metadata::getmetadata(c)?,
         b"SETMETADATA" => metadata::setmetadata(c)?,
+        b"GETACL" => acl::getacl(c)?,
+        b"SETACL" => acl::setacl(c)?,
+        b"DELETEACL" => acl::deleteacl(c)?,
+        b"LISTRIGHTS" => acl::listrights(c)?,
+        b"MYRIGHTS" => acl::myrights(c)?,
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))

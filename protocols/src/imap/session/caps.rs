@@ -42,6 +42,9 @@ const AUTHENTICATED: &[&str] = &[
     // FETCH / UID FETCH PARTIAL modifier (`command/fetch_partial.rs`).
     "CONTEXT=SEARCH CONTEXT=SORT PARTIAL",
     "METADATA METADATA-SERVER LIST-METADATA",
+    // RFC 4314 (RIGHTS=texk: the t e x k rights, c and d obsolete) and RFC 8440:
+    // `command/acl.rs`.
+    "ACL RIGHTS=texk LIST-MYRIGHTS",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
