@@ -7,6 +7,7 @@
 //!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
 //!     metadata.log         METADATA entries (RFC 5464), replayed on first use (metadata.rs)
+//!     duplicates.log       recent deliveries by Message-ID, read on first use (duplicates.rs)
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
@@ -33,6 +34,7 @@ mod checkpoint;
 mod codec;
 mod compact;
 mod crc_seed;
+mod duplicates;
 mod folders;
 mod index;
 mod log;
@@ -59,6 +61,9 @@ mod urlauth;
 
 pub use append_batch::NewMessage;
 pub use changes::{LIST_CHANGES_MAX, ListChange, ListChanges, MailboxChange};
+pub use duplicates::{
+    DUPLICATES_RECORDS_MAX, duplicate_window_seconds, set_duplicate_window_seconds,
+};
 pub use folders::DefaultFolder;
 pub use metadata_entries::{MetadataError, MetadataOwner};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
@@ -228,6 +233,8 @@ pub struct UserStore<D: Disk> {
     url_keys: urlauth::UrlKeys<D::File>,
     /// `metadata.log` and its entries, replayed on first use (`metadata_entries.rs`).
     metadata: Option<Box<metadata::MetadataLog<D::File>>>,
+    /// `duplicates.log`: recent deliveries by Message-ID, read on first use (`duplicates.rs`).
+    duplicates: duplicates::Duplicates<D::File>,
 }
 
 impl<D: Disk> UserStore<D> {
