@@ -193,7 +193,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _lock = DataDirLock::acquire(&data_dir)?;
     let passwd_file = file.passwd_file(&data_dir);
     let imap_listen = pick(args.imap_listen, file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
-    let lmtp_listen = pick(args.lmtp_listen, file.lmtp.listen.clone(), config::LMTP_LISTEN_DEFAULT);
+    let lmtp_listen = pick(args.lmtp_listen, file.lmtp.tcp_listen(), config::LMTP_LISTEN_DEFAULT);
+    let lmtp_unix_listen = file.lmtp.unix_listen()?;
+    skua_core::store::set_duplicate_window_seconds(file.lmtp.duplicate_window_seconds()?);
     let imap_tls_listen = if args.no_imaps {
         Vec::new()
     } else {
@@ -218,6 +220,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         passwd_path: passwd_file,
         imap_listen,
         lmtp_listen,
+        lmtp_unix_listen,
         imap_tls_listen,
         tls: Some(tls),
         require_tls: file.imap.require_tls.unwrap_or(false),
