@@ -159,11 +159,22 @@ fn check_stale(path: &Path) -> Result<(), String> {
     if !meta.file_type().is_socket() {
         return Err("the path exists and is not a socket".to_owned());
     }
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err("another server is listening there".to_owned()),
-        Err(_) => Ok(()), // stale: replaced below
+    // A server killed a moment ago may still have its socket open for a few milliseconds
+    // (its io_uring is torn down after the process is gone), and that socket accepts: only a
+    // socket that keeps accepting for a while is taken as another server's.
+    for _ in 0..STALE_SOCKET_CHECKS {
+        if std::os::unix::net::UnixStream::connect(path).is_err() {
+            return Ok(()); // stale: replaced below
+        }
+        std::thread::sleep(Duration::from_millis(STALE_SOCKET_CHECK_INTERVAL_MS));
     }
+    Err("another server is listening there".to_owned())
 }
+
+/// How often, and how far apart, a socket file that accepts is tried before start-up is
+/// refused (about two seconds in all; only at start-up, before the shard serves anything).
+const STALE_SOCKET_CHECKS: u32 = 20;
+const STALE_SOCKET_CHECK_INTERVAL_MS: u64 = 100;
 
 /// A listening unix socket at `unix.path` with mode `unix.mode`, and its file.
 fn unix_socket(unix: &UnixListen) -> io::Result<(socket2::Socket, SocketFile)> {
