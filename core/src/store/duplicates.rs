@@ -168,13 +168,17 @@ fn encode(key_id: u32, hash: u64, mailbox: MailboxId, seen: Seen) -> [u8; RECORD
     record
 }
 
-/// Replays `bytes` (the file from offset 0): the valid prefix's record count and what it
-/// says under `key_id`; `None` when the header is damaged, torn or not ours.
+/// What a replay gives: the file's checksum seed, the valid prefix's record count, and the
+/// last record per (hash, mailbox) under the current key.
+type Replayed = (u32, u32, HashMap<(u64, MailboxId), Seen>);
+
+/// Replays `bytes` (the file from offset 0); `None` when the header is damaged, torn or not
+/// ours.
 fn replay(
     bytes: &[u8],
     key_id: u32,
     path: &std::path::Path,
-) -> Result<Option<(u32, u32, HashMap<(u64, MailboxId), Seen>)>, StorageError> {
+) -> Result<Option<Replayed>, StorageError> {
     if bytes.len() < HEADER_BYTES {
         return Ok(None);
     }
