@@ -386,6 +386,33 @@ mod tests {
     }
 
     #[test]
+    fn a_unix_socket_replaces_a_stale_file_keeps_its_mode_and_is_removed_if_ours() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lmtp.sock");
+        // A stale socket: bound, then its listener gone.
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        assert!(path.exists());
+        assert_eq!(check_stale(&path), Ok(()), "nobody answers: stale");
+        let unix = UnixListen { path: path.clone(), mode: 0o640 };
+        let (socket, file) = unix_socket(&unix).expect("made");
+        let meta = std::fs::symlink_metadata(&path).expect("there");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1, "no temporary left");
+        let client = std::os::unix::net::UnixStream::connect(&path);
+        assert!(client.is_ok(), "listening");
+        drop(socket);
+        file.remove();
+        assert!(!path.exists(), "ours: removed");
+
+        std::fs::write(&path, b"mail").expect("a regular file");
+        assert!(check_stale(&path).is_err(), "not a socket: refused");
+        let other = SocketFile { path: path.clone(), device: 0, inode: 0 };
+        other.remove();
+        assert_eq!(std::fs::read(&path).expect("kept"), b"mail", "not ours: kept");
+    }
+
+    #[test]
     fn proc_limits_are_readable() {
         let files = proc_limit("Max open files").expect("Linux has /proc/self/limits");
         let soft = files.split(' ').next().expect("a value");
