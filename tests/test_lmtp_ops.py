@@ -65,6 +65,24 @@ class LmtpOpsTest(unittest.TestCase):
         config = self.CONFIG.replace("SOCKET", self.socket_path)
         self.server = AbuseServer(os.path.join(self.tmp, "data"), USERS, 2, config)
         self.server.start()
+        if "SOCKET" in self.CONFIG:
+            self.wait_for_socket()
+
+    def connectable(self):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.connect(self.socket_path)
+            return True
+        except OSError:
+            return False
+
+    def wait_for_socket(self):
+        """Waits for shard 0's socket: start() returns once a TCP port answers, which the
+        other shard's listener may do first."""
+        deadline = time.monotonic() + 10
+        while not self.connectable():
+            self.assertLess(time.monotonic(), deadline, "no unix socket\n" + self.server.log_text())
+            time.sleep(0.02)
 
     def tearDown(self):
         if self.server.process is not None:
@@ -168,13 +186,27 @@ class UnixSocket(LmtpOpsTest):
         finally:
             client.quit()
 
-    def connectable(self):
+    def test_a_socket_another_server_serves_is_not_taken(self):
+        config = self.CONFIG.replace("SOCKET", self.socket_path)
+        second = AbuseServer(os.path.join(self.tmp, "data2"), USERS, 1, config)
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                probe.connect(self.socket_path)
-            return True
-        except OSError:
-            return False
+            # Its TCP listener may answer before the socket check (about 2 s) refuses it.
+            second.start()
+            code = second.process.wait(timeout=30)
+            second.process = None
+            second.log.close()
+            self.assertNotEqual(code, 0)
+            refusal = second.log_text()
+        except AssertionError as refused:
+            refusal = str(refused)
+        self.assertIn("another server is listening there", refusal)
+        client = smtplib.LMTP(self.socket_path, timeout=30)
+        try:
+            client.ehlo_or_helo_if_needed()
+            replies = lmtp_deliver(client, "s@example.org", ["alice@localhost"], message("x", "y"))
+            self.assertEqual([code for code, _ in replies], [250], "the first server keeps it")
+        finally:
+            client.quit()
 
     def test_a_path_that_is_not_a_socket_is_refused(self):
         self.assertEqual(self.server.stop(), 0)
