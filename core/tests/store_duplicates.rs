@@ -229,3 +229,44 @@ fn the_log_is_compacted_past_the_window_and_stays_bounded() {
     assert!(!deliver(&mut store, inbox, "0@x", 5_004, window).1, "past the window");
     assert_eq!(store.duplicate_records(), Some(kept + 2));
 }
+
+/// The same compaction on the real disk: the compacted copy is renamed over the open log (the
+/// disk follows the rename and orphans the old file), and a restart reads the copy.
+#[test]
+fn compaction_on_the_real_disk_renames_over_the_open_log() {
+    let mut world = store_support::World::new();
+    let mut store = world.open();
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    let window = 1_000;
+    let total = DUPLICATES_RECORDS_MAX / 4 * 3;
+    let mut put = |store: &mut UserStore<_>, id: &str, now: i64| -> bool {
+        if store.duplicate_of(inbox, id, now, window).is_some() {
+            return true;
+        }
+        let keys = ThreadKeys { message_id: id, in_reply_to: "", references: &[] };
+        let date = InternalDate { unix_seconds: now, zone_minutes: 0 };
+        let (uid, _) = store
+            .append_threaded(inbox, &body(id, 0), b"", keys, Flags::default(), Some(date))
+            .expect("append");
+        store.duplicate_note(inbox, id, uid, now, window);
+        false
+    };
+    for n in 0..total {
+        put(&mut store, &format!("{n}@x"), if n < total / 2 { 0 } else { 5_000 });
+    }
+    world.flush();
+    assert!(!put(&mut store, "trigger@x", 5_001));
+    world.flush();
+    assert!(!put(&mut store, "next@x", 5_002));
+    world.flush();
+    let kept = total - total / 2 + 1;
+    assert_eq!(store.duplicate_records(), Some(kept + 1), "replaced");
+    assert!(!world.path("duplicates.log.new").exists(), "renamed into place");
+    assert!(put(&mut store, &format!("{}@x", total - 1), 5_003), "kept a recent one");
+    drop(store);
+    let mut store = world.open();
+    assert!(put(&mut store, "next@x", 5_004), "after a restart");
+    assert!(put(&mut store, &format!("{}@x", total / 2), 5_004));
+    assert!(!put(&mut store, "0@x", 5_004), "dropped: past the window");
+    assert_eq!(store.duplicate_records(), Some(kept + 2));
+}
