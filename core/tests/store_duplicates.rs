@@ -239,7 +239,7 @@ fn compaction_on_the_real_disk_renames_over_the_open_log() {
     let inbox = store.mailbox_id("INBOX").unwrap();
     let window = 1_000;
     let total = DUPLICATES_RECORDS_MAX / 4 * 3;
-    let mut put = |store: &mut UserStore<_>, id: &str, now: i64| -> bool {
+    let put = |store: &mut UserStore<_>, id: &str, now: i64| -> bool {
         if store.duplicate_of(inbox, id, now, window).is_some() {
             return true;
         }
