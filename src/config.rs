@@ -55,7 +55,9 @@
 //! archive = "Archive"              # with \Archive
 //!
 //! [lmtp]
-//! listen = ["127.0.0.1:2424"]
+//! listen = ["127.0.0.1:2424"]      # or "unix:/run/skua/lmtp.sock" (served by shard 0), or both
+//! unix_mode = "0660"               # the unix socket file's mode (octal)
+//! duplicate_window = "24h"         # same Message-ID, same mailbox: stored once; 0 is off
 //! recipient_by_local_part = true   # user1@any.domain reaches user "user1" if no exact match
 //! connections_per_shard = 256      # LMTP's own budget, carved out of connections_per_shard
 //!                                  # (at most half of it); IMAP gets the rest
@@ -271,8 +273,12 @@ pub struct ImapSection {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LmtpSection {
-    /// Listen addresses.
-    pub listen: Option<Vec<SocketAddr>>,
+    /// Listen addresses: `IP:port` or `unix:/path`.
+    pub listen: Option<Vec<ListenAddress>>,
+    /// The mode of the unix sockets, in octal (`"0660"`, the default).
+    pub unix_mode: Option<String>,
+    /// Duplicate suppression window (`"24h"`, `"30m"`, `"90s"`, `"7d"` or seconds); 0 is off.
+    pub duplicate_window: Option<DurationSetting>,
     /// Look a recipient up by its local part when the whole address is not a user.
     pub recipient_by_local_part: Option<bool>,
     /// LMTP connections one shard serves at most, carved out of `connections_per_shard`.
@@ -423,6 +429,114 @@ impl FileConfig {
     }
 }
 
+/// An LMTP listen address: `IP:port`, or `unix:/path` for a unix-domain socket.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ListenAddress {
+    /// A TCP address, served by every shard.
+    Tcp(SocketAddr),
+    /// A unix-domain socket file, served by shard 0.
+    Unix(PathBuf),
+}
+
+impl TryFrom<String> for ListenAddress {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if !path.starts_with('/') {
+                return Err(format!("{text:?}: a unix socket path must be absolute"));
+            }
+            return Ok(ListenAddress::Unix(PathBuf::from(path)));
+        }
+        text.parse().map(ListenAddress::Tcp).map_err(|e| format!("{text:?}: {e}"))
+    }
+}
+
+/// A duration in the config: a number of seconds or a string with a unit (s, m, h, d).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum DurationSetting {
+    /// Seconds.
+    Seconds(u64),
+    /// `"24h"` and the like.
+    Text(String),
+}
+
+impl DurationSetting {
+    /// The duration in seconds.
+    ///
+    /// # Errors
+    /// A string that is not a number with an optional unit s, m, h or d.
+    pub fn seconds(&self, key: &str) -> anyhow::Result<u64> {
+        let text = match self {
+            DurationSetting::Seconds(seconds) => return Ok(*seconds),
+            DurationSetting::Text(text) => text.trim(),
+        };
+        let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+            Some(at) => text.split_at(at),
+            None => (text, "s"),
+        };
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            _ => anyhow::bail!("{key}: {text:?} is not a duration (e.g. \"24h\", \"30m\", \"0\")"),
+        };
+        let number: u64 = number.parse().with_context(|| format!("{key}: {text:?}"))?;
+        number.checked_mul(scale).with_context(|| format!("{key}: {text:?} is too long"))
+    }
+}
+
+/// Default duplicate suppression window: a day, what an MTA's retries and a list's
+/// duplicates fall within.
+pub const DUPLICATE_WINDOW_SECONDS_DEFAULT: u64 = 86_400;
+
+impl LmtpSection {
+    /// The TCP addresses of `listen` (`None` when `listen` is absent).
+    #[must_use]
+    pub fn tcp_listen(&self) -> Option<Vec<SocketAddr>> {
+        let listen = self.listen.as_ref()?;
+        let tcp = listen.iter().filter_map(|address| match address {
+            ListenAddress::Tcp(address) => Some(*address),
+            ListenAddress::Unix(_) => None,
+        });
+        Some(tcp.collect())
+    }
+
+    /// The unix sockets of `listen`, with `unix_mode`.
+    ///
+    /// # Errors
+    /// `unix_mode` is not an octal mode of at most 0777.
+    pub fn unix_listen(&self) -> anyhow::Result<Vec<skua_shard::listen::UnixListen>> {
+        let mode = match self.unix_mode.as_deref() {
+            None => skua_shard::listen::UNIX_MODE_DEFAULT,
+            Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+                Ok(mode) if mode <= 0o777 => mode,
+                _ => anyhow::bail!("lmtp.unix_mode: {text:?} is not an octal mode like \"0660\""),
+            },
+        };
+        let unix = self.listen.iter().flatten().filter_map(|address| match address {
+            ListenAddress::Unix(path) => {
+                Some(skua_shard::listen::UnixListen { path: path.clone(), mode })
+            }
+            ListenAddress::Tcp(_) => None,
+        });
+        Ok(unix.collect())
+    }
+
+    /// The duplicate window in seconds (default [`DUPLICATE_WINDOW_SECONDS_DEFAULT`]).
+    ///
+    /// # Errors
+    /// See [`DurationSetting::seconds`].
+    pub fn duplicate_window_seconds(&self) -> anyhow::Result<u64> {
+        self.duplicate_window
+            .as_ref()
+            .map_or(Ok(DUPLICATE_WINDOW_SECONDS_DEFAULT), |d| d.seconds("lmtp.duplicate_window"))
+    }
+}
+
 /// `value`, refused when zero.
 fn positive<T: Copy + PartialEq + Default>(
     value: Option<T>,
@@ -467,6 +581,41 @@ mod tests {
         assert_eq!(defaults.command_deadline, Duration::from_secs(300));
         assert_eq!(defaults.refusal_log_interval, Duration::from_secs(60));
         assert_eq!(defaults.lmtp_connections_per_shard_max, 256);
+    }
+
+    #[test]
+    fn lmtp_listens_on_tcp_and_unix_sockets_and_reads_its_window() {
+        let text = "[lmtp]\n\
+                    listen = [\"127.0.0.1:24\", \"unix:/run/skua/lmtp.sock\"]\n\
+                    unix_mode = \"0600\"\n\
+                    duplicate_window = \"2h\"\n";
+        let file: FileConfig = toml::from_str(text).expect("parses");
+        let tcp: SocketAddr = "127.0.0.1:24".parse().unwrap();
+        assert_eq!(file.lmtp.tcp_listen(), Some(vec![tcp]));
+        let unix = file.lmtp.unix_listen().expect("valid");
+        assert_eq!(unix.len(), 1);
+        assert_eq!((unix[0].path.to_str(), unix[0].mode), (Some("/run/skua/lmtp.sock"), 0o600));
+        assert_eq!(file.lmtp.duplicate_window_seconds().unwrap(), 7_200);
+
+        let only_unix: FileConfig =
+            toml::from_str("[lmtp]\nlisten = [\"unix:/s\"]\nduplicate_window = 0\n").unwrap();
+        assert_eq!(only_unix.lmtp.tcp_listen(), Some(vec![]), "instead of TCP");
+        assert_eq!(only_unix.lmtp.unix_listen().unwrap()[0].mode, 0o660, "the default mode");
+        assert_eq!(only_unix.lmtp.duplicate_window_seconds().unwrap(), 0, "off");
+        let defaults = FileConfig::default();
+        assert_eq!(defaults.lmtp.tcp_listen(), None);
+        assert_eq!(defaults.lmtp.duplicate_window_seconds().unwrap(), 86_400);
+
+        for bad in ["listen = [\"unix:relative\"]", "listen = [\"nowhere\"]"] {
+            assert!(toml::from_str::<FileConfig>(&format!("[lmtp]\n{bad}\n")).is_err(), "{bad}");
+        }
+        for bad in ["\"24x\"", "\"h\"", "\"-1h\"", "\"99999999999999999999d\""] {
+            let file: FileConfig =
+                toml::from_str(&format!("[lmtp]\nduplicate_window = {bad}\n")).unwrap();
+            assert!(file.lmtp.duplicate_window_seconds().is_err(), "{bad}");
+        }
+        let file: FileConfig = toml::from_str("[lmtp]\nunix_mode = \"0999\"\n").unwrap();
+        assert!(file.lmtp.unix_listen().is_err());
     }
 
     fn never_self_signed() -> anyhow::Result<CertificatePaths> {

@@ -1,6 +1,7 @@
 //! `skua`: the command line. Argument parsing and wiring only; the work is in the crates.
 
 mod config;
+mod deliver;
 mod users;
 
 use std::net::SocketAddr;
@@ -45,6 +46,9 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Deliver one message from stdin through the running server's LMTP (mailbox_command).
+    #[command(after_help = deliver::AFTER_HELP)]
+    Deliver(deliver::DeliverArgs),
     /// Rebuild a user's mailbox indexes from the spool segments.
     Reconstruct {
         /// The user whose store to rebuild.
@@ -136,8 +140,12 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let result = match cli.command {
+        Command::Deliver(args) => return deliver::run(&args),
         Command::Serve(args) => serve(args),
         Command::User { command } => users::run(command),
         Command::Reconstruct { user, common, json } => reconstruct(&user, &common, json),
@@ -149,6 +157,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command line clap refused (or `--help`): `skua deliver` exits with EX_USAGE (64), as
+/// an MTA expects of a delivery agent; everything else as clap does (2).
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let deliver = std::env::args().nth(1).is_some_and(|word| word == "deliver");
+    let shown = matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !deliver || shown {
+        error.exit();
+    }
+    let _ = error.print();
+    ExitCode::from(deliver::USAGE_EXIT)
 }
 
 /// The log filter when `SKUA_LOG` is not set: rustls reports each peer's bad alert as a
@@ -193,7 +214,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _lock = DataDirLock::acquire(&data_dir)?;
     let passwd_file = file.passwd_file(&data_dir);
     let imap_listen = pick(args.imap_listen, file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
-    let lmtp_listen = pick(args.lmtp_listen, file.lmtp.listen.clone(), config::LMTP_LISTEN_DEFAULT);
+    let lmtp_listen = pick(args.lmtp_listen, file.lmtp.tcp_listen(), config::LMTP_LISTEN_DEFAULT);
+    let lmtp_unix_listen = file.lmtp.unix_listen()?;
+    skua_core::store::set_duplicate_window_seconds(file.lmtp.duplicate_window_seconds()?);
     let imap_tls_listen = if args.no_imaps {
         Vec::new()
     } else {
@@ -218,6 +241,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         passwd_path: passwd_file,
         imap_listen,
         lmtp_listen,
+        lmtp_unix_listen,
         imap_tls_listen,
         tls: Some(tls),
         require_tls: file.imap.require_tls.unwrap_or(false),

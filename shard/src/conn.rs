@@ -84,6 +84,10 @@ pub enum HandshakeError {
     TimedOut,
 }
 
+/// The peer of a connection accepted on a unix-domain socket (it has no IP address).
+pub const LOCAL_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 impl Connection {
     /// Wraps an accepted (or handed-over) stream.
     ///
@@ -95,6 +99,19 @@ impl Connection {
         stream.set_nodelay(true).map_err(io::Error::from)?;
         stream.set_write_timeout(Some(write_timeout)).map_err(io::Error::from)?;
         let traffic = Traffic { opened: std::time::Instant::now(), bytes_in: 0, bytes_out: 0 };
+        Ok(Connection { stream, peer, buffer: Vec::new(), traffic, tls: None, deflate: None })
+    }
+
+    /// Wraps a stream accepted on a unix-domain listener (`listen::bind_unix`): no
+    /// TCP_NODELAY (not a TCP socket) and no peer address; [`Connection::peer`] gives
+    /// [`LOCAL_PEER`] (0.0.0.0:0), which logs show for such connections.
+    ///
+    /// # Errors
+    /// The write timeout cannot be set.
+    pub fn new_local(stream: TcpStream, write_timeout: Duration) -> io::Result<Connection> {
+        stream.set_write_timeout(Some(write_timeout)).map_err(io::Error::from)?;
+        let traffic = Traffic { opened: std::time::Instant::now(), bytes_in: 0, bytes_out: 0 };
+        let peer = LOCAL_PEER;
         Ok(Connection { stream, peer, buffer: Vec::new(), traffic, tls: None, deflate: None })
     }
 

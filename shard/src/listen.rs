@@ -1,14 +1,25 @@
 //! Listening sockets and accept loops.
 //!
-//! Every shard binds every configured address with SO_REUSEPORT (glommio's
+//! Every shard binds every configured TCP address with SO_REUSEPORT (glommio's
 //! `TcpListener::bind` sets it before `bind(2)`; checked in glommio 0.9.0
-//! `src/net/tcp_socket.rs`), so the kernel spreads new connections over the shards. An accept
+//! `src/net/tcp_socket.rs`), so the kernel spreads new connections over the shards.
+//!
+//! A unix-domain socket (`[lmtp] listen = "unix:/path"`, [`bind_unix`]) has no SO_REUSEPORT
+//! group: one shard (shard 0) binds it and accepts every connection on it, and they stay
+//! there. That costs nothing an LMTP connection needs: its deliveries go to each
+//! recipient's home shard anyway (`lmtp.rs`), and the per-shard LMTP budget still applies.
+//! The socket file is made under a temporary name, given its mode, then renamed into place
+//! (so no client ever sees it with the umask's mode, and a stale file left by a killed
+//! server is replaced); a path where a server still answers, or that is not a socket, is
+//! refused. It is removed at shutdown if it is still the one this server made. An accept
 //! error such as EMFILE (the fd table is full) is logged once per back-off period with the
 //! current limit, and the loop sleeps instead of spinning on the error.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +63,56 @@ pub struct Listener {
     listener: TcpListener,
     /// A second descriptor of the same socket, to shut it down when accepting stops.
     control: socket2::Socket,
+    /// For a unix-domain listener: the socket file, removed when accepting stops.
+    unix: Option<SocketFile>,
+}
+
+impl Listener {
+    /// True for a unix-domain listener: its peers have no IP address (no per-source cap).
+    #[must_use]
+    pub fn is_local(&self) -> bool {
+        self.unix.is_some()
+    }
+
+    /// The address for logs: `IP:port` or `unix:/path`.
+    fn name(&self) -> String {
+        match &self.unix {
+            Some(file) => format!("unix:{}", file.path.display()),
+            None => self.address.to_string(),
+        }
+    }
+}
+
+/// A unix-domain listen address from the config: `unix:/path` and the file's mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnixListen {
+    /// The socket file.
+    pub path: PathBuf,
+    /// Its permission bits (default [`UNIX_MODE_DEFAULT`]): who may connect.
+    pub mode: u32,
+}
+
+/// Owner and group may connect (the MTA runs in the socket's group).
+pub const UNIX_MODE_DEFAULT: u32 = 0o660;
+
+/// The socket file a unix listener made: removed at stop only if the path still names it.
+struct SocketFile {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl SocketFile {
+    fn remove(&self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| meta.dev() == self.device && meta.ino() == self.inode);
+        if !ours {
+            return; // replaced by someone else meanwhile: theirs now
+        }
+        if let Err(error) = std::fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), %error, "removing the socket file failed");
+        }
+    }
 }
 
 /// Binds `address` on the current shard (SO_REUSEPORT, as glommio's own `bind` does).
@@ -63,7 +124,81 @@ pub fn bind(protocol: Protocol, address: SocketAddr) -> Result<Listener, ServeEr
     let (control, socket) =
         bound.map_err(|source| ServeError::Bind { address, protocol: protocol.name(), source })?;
     let listener = crate::handoff::adopt_listener(socket);
-    Ok(Listener { protocol, address, implicit_tls: false, listener, control })
+    Ok(Listener { protocol, address, implicit_tls: false, listener, control, unix: None })
+}
+
+/// Binds the unix-domain socket `unix.path` (see the module docs: made under a temporary
+/// name with its mode, then renamed over a stale file). Call it on one shard only.
+///
+/// # Errors
+/// [`ServeError::Config`] naming the path: a server answers there, the path is not a
+/// socket, or the OS refused (directory missing, permissions).
+pub fn bind_unix(protocol: Protocol, unix: &UnixListen) -> Result<Listener, ServeError> {
+    let fail = |detail: String| {
+        ServeError::Config(format!(
+            "cannot listen on unix:{} ({}): {detail}",
+            unix.path.display(),
+            protocol.name()
+        ))
+    };
+    check_stale(&unix.path).map_err(fail)?;
+    let (socket, file) = unix_socket(unix).map_err(|e| fail(e.to_string()))?;
+    let control = socket.try_clone().map_err(|e| fail(e.to_string()))?;
+    let listener = crate::handoff::adopt_listener(socket);
+    let address = SocketAddr::from(([0, 0, 0, 0], 0));
+    Ok(Listener { protocol, address, implicit_tls: false, listener, control, unix: Some(file) })
+}
+
+/// Ok when `path` is free or a socket nobody answers on (left by a server that was killed).
+fn check_stale(path: &Path) -> Result<(), String> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error.to_string()),
+    };
+    if !meta.file_type().is_socket() {
+        return Err("the path exists and is not a socket".to_owned());
+    }
+    // A server killed a moment ago may still have its socket open for a few milliseconds
+    // (its io_uring is torn down after the process is gone), and that socket accepts: only a
+    // socket that keeps accepting for a while is taken as another server's.
+    for _ in 0..STALE_SOCKET_CHECKS {
+        if std::os::unix::net::UnixStream::connect(path).is_err() {
+            return Ok(()); // stale: replaced below
+        }
+        std::thread::sleep(Duration::from_millis(STALE_SOCKET_CHECK_INTERVAL_MS));
+    }
+    Err("another server is listening there".to_owned())
+}
+
+/// How often, and how far apart, a socket file that accepts is tried before start-up is
+/// refused (about two seconds in all; only at start-up, before the shard serves anything).
+const STALE_SOCKET_CHECKS: u32 = 20;
+const STALE_SOCKET_CHECK_INTERVAL_MS: u64 = 100;
+
+/// A listening unix socket at `unix.path` with mode `unix.mode`, and its file.
+fn unix_socket(unix: &UnixListen) -> io::Result<(socket2::Socket, SocketFile)> {
+    let name = unix.path.file_name().ok_or_else(|| io::Error::other("no file name"))?;
+    let mut temporary = std::ffi::OsString::from(".");
+    temporary.push(name);
+    temporary.push(format!(".{}.new", std::process::id()));
+    let temporary = unix.path.with_file_name(temporary);
+    match std::fs::remove_file(&temporary) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    socket.bind(&socket2::SockAddr::unix(&temporary)?)?;
+    let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(unix.mode))
+        .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        .and_then(|()| std::fs::rename(&temporary, &unix.path));
+    if let Err(error) = placed {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    let meta = std::fs::symlink_metadata(&unix.path)?;
+    let file = SocketFile { path: unix.path.clone(), device: meta.dev(), inode: meta.ino() };
+    Ok((socket, file))
 }
 
 /// A TCP socket bound to `address` with SO_REUSEPORT, listening.
@@ -83,6 +218,7 @@ where
     Fut: Future<Output = ()> + 'static,
 {
     let protocol = if listener.implicit_tls { "IMAPS" } else { listener.protocol.name() };
+    let name = listener.name();
     loop {
         let accepted = future::or(
             async { Some(listener.listener.accept().await.map_err(io::Error::from)) },
@@ -98,7 +234,7 @@ where
                 glommio::spawn_local(serve(stream)).detach();
             }
             Some(Err(error)) => {
-                log_accept_error(protocol, listener.address, &error);
+                log_accept_error(protocol, &name, &error);
                 glommio::timer::sleep(Duration::from_millis(ACCEPT_ERROR_BACKOFF_MS)).await;
             }
         }
@@ -112,10 +248,13 @@ where
     if let Err(error) = listener.control.shutdown(std::net::Shutdown::Read) {
         tracing::debug!(protocol, %error, "shutting the listener down failed");
     }
-    tracing::debug!(protocol, address = %listener.address, "stopped accepting");
+    if let Some(file) = &listener.unix {
+        file.remove();
+    }
+    tracing::debug!(protocol, address = %name, "stopped accepting");
 }
 
-fn log_accept_error(protocol: &str, address: SocketAddr, error: &io::Error) {
+fn log_accept_error(protocol: &str, address: &str, error: &io::Error) {
     match error.raw_os_error() {
         Some(libc::EMFILE | libc::ENFILE) => tracing::error!(
             protocol, %address, %error,
@@ -244,6 +383,33 @@ mod tests {
             fds_cover(limit, fds_counted(Protocol::Lmtp, imap_fills, reserve - 1, reserve)),
             "LMTP is still admitted when IMAP has used all of its share"
         );
+    }
+
+    #[test]
+    fn a_unix_socket_replaces_a_stale_file_keeps_its_mode_and_is_removed_if_ours() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lmtp.sock");
+        // A stale socket: bound, then its listener gone.
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        assert!(path.exists());
+        assert_eq!(check_stale(&path), Ok(()), "nobody answers: stale");
+        let unix = UnixListen { path: path.clone(), mode: 0o640 };
+        let (socket, file) = unix_socket(&unix).expect("made");
+        let meta = std::fs::symlink_metadata(&path).expect("there");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1, "no temporary left");
+        let client = std::os::unix::net::UnixStream::connect(&path);
+        assert!(client.is_ok(), "listening");
+        drop(socket);
+        file.remove();
+        assert!(!path.exists(), "ours: removed");
+
+        std::fs::write(&path, b"mail").expect("a regular file");
+        assert!(check_stale(&path).is_err(), "not a socket: refused");
+        let other = SocketFile { path: path.clone(), device: 0, inode: 0 };
+        other.remove();
+        assert_eq!(std::fs::read(&path).expect("kept"), b"mail", "not ours: kept");
     }
 
     #[test]

@@ -58,24 +58,49 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         }
     };
     tracing::info!(shard = shard.id.0, %peer, protocol = "lmtp", "connection opened");
+    run(&shard, connection, Some(source)).await;
+}
+
+/// Serves an LMTP connection accepted on the unix-domain socket (`listen::bind_unix`). The
+/// shard's LMTP budget applies; the per-source cap does not (such a peer has no IP address,
+/// and only local processes allowed by the socket file's mode can connect).
+pub(crate) async fn serve_local(shard: Rc<Shard>, stream: TcpStream) {
+    let _pass = shard.connections.enter();
+    let _lmtp_pass = shard.lmtp_connections.enter();
+    let Ok(mut connection) = Connection::new_local(stream, shard.config().timeout_lmtp) else {
+        return;
+    };
+    if !shard.admits(Protocol::Lmtp) {
+        let peer = connection.peer().ip();
+        shard.shared.refusals.note(peer, Refusal::LmtpShardFull, shard.id.0);
+        let _ = connection.write_all(lmtp_closing(Ending::TooManyConnections)).await;
+        connection.close().await;
+        return;
+    }
+    tracing::info!(shard = shard.id.0, peer = "unix", protocol = "lmtp", "connection opened");
+    run(&shard, connection, None).await;
+}
+
+/// The session on an admitted connection, until it closes.
+async fn run(shard: &Rc<Shard>, connection: Connection, source: Option<SourceSlot>) {
     let session = LmtpSession::new(shard.lmtp_config.clone());
     let greeting = session.greeting();
     let mut link = Link::new(connection, Lmtp { session, _source: source });
     let bye = match link.connection.write_all(&greeting).await {
-        Ok(()) => match driver::drive(&shard, &mut link).await {
+        Ok(()) => match driver::drive(shard, &mut link).await {
             End::Close(bye) => bye,
             End::HandOff(_) => unreachable!("an LMTP connection never moves"),
         },
         Err(_) => None,
     };
-    drop(driver::finish(&shard, link, bye).await);
+    drop(driver::finish(shard, link, bye).await);
 }
 
 /// One LMTP client's state on the shard: the sans-IO session and its place in its source's
-/// budget (given back when the connection has closed).
+/// budget (given back when the connection has closed; none on the unix socket).
 struct Lmtp {
     session: LmtpSession,
-    _source: SourceSlot,
+    _source: Option<SourceSlot>,
 }
 
 /// The steps only LMTP has.

@@ -228,7 +228,13 @@ pub(crate) async fn main(
     shared: Arc<Shared>,
     reports: mpsc::Sender<(usize, StartupReport)>,
 ) -> Result<(), ServeError> {
-    let setup = bind_all(&shared.config).and_then(|listeners| {
+    let setup = bind_all(&shared.config).and_then(|mut listeners| {
+        // A unix socket has no SO_REUSEPORT group: shard 0 alone accepts on it (listen.rs).
+        if index == 0 {
+            for unix in &shared.config.lmtp_unix_listen {
+                listeners.push(listen::bind_unix(Protocol::Lmtp, unix)?);
+            }
+        }
         let disk = OsDisk::new(&shared.config.data_dir).map_err(|source| ServeError::DataDir {
             path: shared.config.data_dir.clone(),
             source,
@@ -332,6 +338,10 @@ async fn accept(shard: Rc<Shard>, listener: Listener) {
                 imap::serve(shard.clone(), stream, implicit_tls)
             })
             .await;
+        }
+        Protocol::Lmtp if listener.is_local() => {
+            let serve = |stream| lmtp::serve_local(shard.clone(), stream);
+            listen::accept_loop(listener, stop, 0, serve).await;
         }
         Protocol::Lmtp => {
             listen::accept_loop(listener, stop, 0, |stream| lmtp::serve(shard.clone(), stream))

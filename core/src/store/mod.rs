@@ -8,6 +8,7 @@
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
 //!     metadata.log         METADATA entries (RFC 5464), replayed on first use (metadata.rs)
 //!     seen.log             other users' \Seen on these mailboxes, replayed on first use (seen.rs)
+//!     duplicates.log       recent deliveries by Message-ID, read on first use (duplicates.rs)
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
@@ -35,6 +36,7 @@ mod checkpoint;
 mod codec;
 mod compact;
 mod crc_seed;
+mod duplicates;
 mod folders;
 mod index;
 mod log;
@@ -65,6 +67,9 @@ mod urlauth;
 pub use acl::AclError;
 pub use append_batch::NewMessage;
 pub use changes::{LIST_CHANGES_MAX, ListChange, ListChanges, MailboxChange};
+pub use duplicates::{
+    DUPLICATES_RECORDS_MAX, duplicate_window_seconds, set_duplicate_window_seconds,
+};
 pub use folders::DefaultFolder;
 pub use metadata_entries::{MetadataError, MetadataOwner};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
@@ -238,6 +243,8 @@ pub struct UserStore<D: Disk> {
     /// `seen.log`: other users' `\Seen` sets on this store's mailboxes, replayed on first use
     /// (`seen.rs`).
     seen: Option<Box<seen_log::SeenLog<D::File>>>,
+    /// `duplicates.log`: recent deliveries by Message-ID, read on first use (`duplicates.rs`).
+    duplicates: duplicates::Duplicates<D::File>,
 }
 
 impl<D: Disk> UserStore<D> {

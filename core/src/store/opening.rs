@@ -501,6 +501,7 @@ fn finish<D: Disk>(
         url_keys: super::urlauth::UrlKeys::Unread,
         metadata: None,
         seen: None,
+        duplicates: super::duplicates::Duplicates::Unread,
     };
     if store.catalog.id(names::INBOX).is_none() {
         budget.spend(3);

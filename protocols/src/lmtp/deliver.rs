@@ -12,6 +12,10 @@ use crate::mime;
 /// Stores `message` (exactly these bytes: the session already prepended `Return-Path:`) in
 /// the INBOX of `store`, dated `date` (the shard's clock at delivery), with no flags.
 ///
+/// A message whose Message-ID was delivered to the same mailbox within the server's
+/// duplicate window (`core/src/store/duplicates.rs`) is not stored again: the earlier copy's
+/// UID is the answer.
+///
 /// Computes the cache blob with [`mime::cache::build_with_keys`], whose Message-IDs decide the
 /// message's THREADID in the store (CPU proportional to the message's
 /// header and MIME structure; bounded by the MIME limits). The append lands in the disk's
@@ -30,9 +34,17 @@ pub fn deliver<D: Disk>(
         return Err(DeliveryFailure::temporary("the store has no INBOX"));
     };
     let (cache, keys) = mime::cache::build_with_keys(message);
+    let (window, now) = (skua_core::store::duplicate_window_seconds(), date.unix_seconds);
+    if let Some(uid) = store.duplicate_of(inbox, &keys.message_id, now, window) {
+        tracing::info!(uid = uid.get(), message_id = %keys.message_id, "duplicate suppressed");
+        return Ok(uid);
+    }
     let thread = mime::cache::thread_keys(&keys);
     match store.append_threaded(inbox, message, &cache, thread, Flags::default(), Some(date)) {
-        Ok((uid, _modseq)) => Ok(uid),
+        Ok((uid, _modseq)) => {
+            store.duplicate_note(inbox, &keys.message_id, uid, now, window);
+            Ok(uid)
+        }
         Err(error) => Err(failure_of(&error)),
     }
 }
