@@ -25,6 +25,7 @@
 //! plaintext_auth = "loopback"      # "loopback" | "always"
 //! require_tls = false              # true: before TLS only STARTTLS, CAPABILITY, LOGOUT
 //! admin_contact = "mailto:postmaster@example.org" # METADATA /shared/admin; absent: none
+//! public_owner = "public"          # the user whose mailboxes are "Shared/..."; absent: none
 //!
 //! [tls]                            # absent: a self-signed certificate in DATA_DIR/tls
 //! cert = "/etc/skua/mail.example.org.crt" # chain, end-entity first (PEM)
@@ -267,6 +268,8 @@ pub struct ImapSection {
     /// The server's METADATA entry `/shared/admin` (RFC 5464 §3.2.1.1): how to reach the
     /// administrators, e.g. `mailto:postmaster@example.org`. Read-only for users.
     pub admin_contact: Option<String>,
+    /// The pseudo-user whose mailboxes are the public ones (`Shared/...`); absent: none.
+    pub public_owner: Option<String>,
 }
 
 /// `[lmtp]`

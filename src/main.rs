@@ -246,6 +246,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls: Some(tls),
         require_tls: file.imap.require_tls.unwrap_or(false),
         admin_contact: file.imap.admin_contact.clone(),
+        public_owner: file.imap.public_owner.clone(),
         shards,
         io_memory_bytes: file.io_memory_bytes.unwrap_or(config::IO_MEMORY_BYTES_DEFAULT),
         hostname: file.hostname.clone().unwrap_or_else(|| "localhost".to_owned()),

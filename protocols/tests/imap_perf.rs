@@ -189,7 +189,12 @@ impl Bench {
         for _ in 0..10_000 {
             let store = self.session.is_authenticated().then_some(&mut self.store);
             match self.session.next(store) {
-                Step::NeedInput | Step::Idle | Step::Close | Step::StartTls | Step::Compress => {
+                Step::NeedInput
+                | Step::Idle
+                | Step::Close
+                | Step::StartTls
+                | Step::Compress
+                | Step::Elsewhere { .. } => {
                     return String::from_utf8_lossy(&self.output).into_owned();
                 }
                 Step::Yield => {}

@@ -123,7 +123,7 @@ impl<'a> Shard<'a> {
                 Step::Write { chunks, .. } => {
                     chunks.iter().for_each(|c| output.extend_from_slice(c.as_bytes()));
                 }
-                Step::Yield | Step::StartTls | Step::Compress => {}
+                Step::Yield | Step::StartTls | Step::Compress | Step::Elsewhere { .. } => {}
                 Step::Authenticate(request) => self.answer(request),
             }
         }

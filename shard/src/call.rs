@@ -21,9 +21,10 @@
 //! the asker gets back exactly `R::Answer`.
 //!
 //! Bounds: a shard has at most [`CALLS_OUT_MAX`] calls of its own waiting on other shards and
-//! serves at most [`CALLS_SERVED_MAX`] at once (its own and others'); past either, the call
-//! fails at once with [`CallError::Busy`], which every caller turns into a temporary error
-//! (LMTP `451 4.3.2`, IMAP `NO [UNAVAILABLE]`). So a flood of work for one shard costs the
+//! serves at most [`CALLS_SERVED_MAX`] at once (its own and others'); past either, the request
+//! is answered at once by its own [`Request::refused`] (given [`CallError::Busy`]), which
+//! every request turns into a temporary error (LMTP `451 4.3.0`, IMAP `NO [UNAVAILABLE]`) and
+//! which hands back whatever the request carried. So a flood of work for one shard costs the
 //! others a bounded number of waiting slots, never an unbounded queue.
 //!
 //! A caller that goes away (its connection closed) leaves no slot behind; the answer, when it
@@ -52,6 +53,9 @@ pub(crate) trait Request: Send + 'static {
     fn user(&self) -> &str;
     /// Does the work, on the home shard (this is where the user's store lives).
     fn serve(self, shard: Rc<Shard>) -> impl Future<Output = Self::Answer> + 'static;
+    /// The answer when the request is not served (over a bound, or the home shard could not be
+    /// reached): it gets back whatever it carried (a session travelling with its request).
+    fn refused(self, error: CallError) -> Self::Answer;
 }
 
 /// Why a call got no answer. Always temporary: asking again later may succeed.
@@ -66,7 +70,9 @@ pub(crate) enum CallError {
 }
 
 type Boxed = Box<dyn Any + Send>;
-type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = Boxed>>> + Send>;
+/// Builds the request's future on the home shard: `serve`, or `refused` when given an error.
+type Job =
+    Box<dyn FnOnce(Rc<Shard>, Option<CallError>) -> Pin<Box<dyn Future<Output = Boxed>>> + Send>;
 
 /// A request on its way to its home shard.
 pub(crate) struct Envelope {
@@ -204,52 +210,65 @@ impl Drop for ServingGuard<'_> {
 }
 
 /// Serves `request` on the home shard of its user and returns its answer: in this task when
-/// that is this shard, else through the mesh.
+/// that is this shard, else through the mesh. A request over a bound (here or at the home
+/// shard) or that cannot reach its home shard is answered by [`Request::refused`].
 ///
 /// # Errors
-/// [`CallError`]: refused over a bound, or the home shard stopped. The request was not
-/// served, or (`Unavailable` after sending) its outcome is unknown; callers answer with a
-/// temporary failure either way.
+/// [`CallError::Unavailable`]: the home shard stopped after the request reached it; the
+/// request and its answer are gone, and whether it was served is unknown.
 pub(crate) async fn call<R: Request>(
     shard: &Rc<Shard>,
     request: R,
 ) -> Result<R::Answer, CallError> {
     let home = home_of(request.user(), shard.shared.count);
     if home == shard.id {
-        let _serving = shard.calls.start_serving()?;
+        let Ok(_serving) = shard.calls.start_serving() else {
+            return Ok(request.refused(CallError::Busy));
+        };
         note_served(R::NAME, request.user(), shard.id);
         return Ok(request.serve(shard.clone()).await);
     }
-    let id = shard.calls.register(home)?;
-    let job: Job = Box::new(move |shard: Rc<Shard>| {
+    let id = match shard.calls.register(home) {
+        Ok(id) => id,
+        Err(error) => return Ok(request.refused(error)),
+    };
+    let job: Job = Box::new(move |shard: Rc<Shard>, refusal: Option<CallError>| {
+        if let Some(error) = refusal {
+            return Box::pin(async move { Box::new(request.refused(error)) as Boxed });
+        }
         note_served(R::NAME, request.user(), shard.id);
         Box::pin(async move { Box::new(request.serve(shard).await) as Boxed })
     });
     let envelope = Envelope { id, origin: shard.id, name: R::NAME, job };
-    if shard.mesh.send(home, ShardMessage::Call(Box::new(envelope))).await.is_err() {
-        shard.calls.waiting.borrow_mut().remove(&id);
-        return Err(CallError::Unavailable);
-    }
-    let answer = shard.calls.wait(id).await?;
+    let answer = match shard.mesh.send(home, ShardMessage::Call(Box::new(envelope))).await {
+        Ok(()) => shard.calls.wait(id).await?,
+        Err(message) => {
+            shard.calls.waiting.borrow_mut().remove(&id);
+            let ShardMessage::Call(envelope) = message else { unreachable!("sent a call") };
+            (envelope.job)(shard.clone(), Some(CallError::Unavailable)).await
+        }
+    };
     Ok(*answer.downcast::<R::Answer>().expect("an answer has its request's type"))
 }
 
 /// Serves a call another shard sent here, then answers it. Spawned by the dispatcher, so the
-/// dispatcher itself never waits.
+/// dispatcher itself never waits. Over the bound, the request is refused (its `refused`
+/// answer goes back, so what it carried is not lost).
 pub(crate) async fn serve_envelope(shard: Rc<Shard>, envelope: Envelope) {
     let Envelope { id, origin, name, job } = envelope;
-    let value = match shard.calls.start_serving() {
+    let answer = match shard.calls.start_serving() {
         Ok(serving) => {
             let _pass = shard.work.enter();
-            let answer = job(shard.clone()).await;
+            let answer = job(shard.clone(), None).await;
             drop(serving);
-            Ok(answer)
+            answer
         }
         Err(error) => {
             tracing::warn!(origin = origin.0, request = name, "cross-shard call refused: busy");
-            Err(error)
+            job(shard.clone(), Some(error)).await
         }
     };
+    let value = Ok(answer);
     if shard.mesh.send(origin, ShardMessage::Answer(Box::new(Answer { id, value }))).await.is_err()
     {
         tracing::warn!(origin = origin.0, request = name, "answer lost: the asking shard is gone");

@@ -132,6 +132,9 @@ pub struct ServerConfig {
     /// read-only for users. `None`: the entry does not exist. Copied into every shard's
     /// `ImapConfig::admin_contact`.
     pub admin_contact: Option<String>,
+    /// `[imap] public_owner`: the pseudo-user whose mailboxes are the public ones, under
+    /// `Shared/` (`ImapConfig::namespaces`); `None`: no public namespace.
+    pub public_owner: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -179,6 +182,7 @@ impl Default for ServerConfig {
             sasl: Arc::new(crate::sasl::SaslSettings::default()),
             default_folders: default_folders(),
             admin_contact: None,
+            public_owner: None,
         }
     }
 }

@@ -47,6 +47,10 @@ impl call::Request for Deliver {
     async fn serve(self, shard: Rc<Shard>) -> Outcome {
         deliver_here(&shard, &self.user, &self.message, self.date).await
     }
+
+    fn refused(self, error: CallError) -> Outcome {
+        Err(failure_of_call(error))
+    }
 }
 
 /// Delivers `message` to `user` on the user's home shard and waits until it is durable.

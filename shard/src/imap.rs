@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::net::TcpStream;
-use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapSession, OutChunk, Step};
+use skua_protocols::imap::session::{
+    AuthOutcome, AuthRequest, ElsewhereFailure, ImapSession, OutChunk, Step,
+};
 
 use crate::conn::Connection;
 use crate::driver::{self, End, Feed, Link, Session};
@@ -37,6 +39,8 @@ use crate::listen::Protocol;
 use crate::registry::UserHandle;
 use crate::reply::{Ending, auth_outcome_of_registry, auth_outcome_of_user_cap, imap_bye};
 use crate::shard::{Shard, ShardMessage, home_of};
+use crate::shared_run::{Remote, RunAnswer, RunSession};
+use crate::watch::{WatchGuard, Watches};
 
 /// An authenticated connection on its way to the user's home shard.
 pub(crate) struct HandOff {
@@ -62,9 +66,101 @@ pub(crate) struct Imap {
     source: SourceSlot,
     /// Accept time plus `login_deadline`: until logged in, no wait goes past it.
     login_deadline: Instant,
+    /// A step the session took on another user's store, for the driver to carry out next.
+    remote: Option<Remote>,
+    /// The watch of the selected mailbox's owner when that is another user, and the watch
+    /// event's generation the session last ran on that store at.
+    watch: Option<(WatchGuard, u64)>,
+}
+
+/// The steps only IMAP has.
+pub(crate) enum ImapOwn {
+    /// A login request.
+    Auth(AuthRequest),
+    /// Run the session on this user's store (as the client spelled the user).
+    Elsewhere(String),
 }
 
 impl Imap {
+    fn new(session: ImapSession, source: SourceSlot, login_deadline: Instant) -> Imap {
+        Imap {
+            session,
+            user: None,
+            user_slot: None,
+            source,
+            login_deadline,
+            remote: None,
+            watch: None,
+        }
+    }
+
+    /// A step of the session as the driver's step.
+    fn driver_step(step: Step) -> driver::Step<ImapOwn> {
+        match step {
+            Step::NeedInput => driver::Step::Read,
+            Step::Idle => driver::Step::Idle,
+            Step::Write { chunks, durable } => {
+                let answers = !is_continuation_request(&chunks);
+                driver::Step::Write { chunks, durable, answers }
+            }
+            Step::Yield => driver::Step::Yield,
+            Step::Authenticate(request) => driver::Step::Own(ImapOwn::Auth(request)),
+            Step::StartTls => driver::Step::StartTls,
+            Step::Compress => driver::Step::Compress,
+            Step::Close => driver::Step::Close,
+            Step::Elsewhere { owner: Some(owner) } => driver::Step::Own(ImapOwn::Elsewhere(owner)),
+            // Only a session running on another user's store goes back to its own, and it
+            // runs there only inside `run_elsewhere`: here, the next `next` is at home.
+            Step::Elsewhere { owner: None } => driver::Step::Yield,
+        }
+    }
+
+    /// Runs the session on `owner`'s store, on `owner`'s home shard (`shared_run.rs`).
+    async fn run_elsewhere(&mut self, shard: &Rc<Shard>, owner: &str) -> Result<(), End> {
+        let public = shard.config().public_owner.as_deref();
+        let canonical = match public {
+            Some(public) if public.eq_ignore_ascii_case(owner) => Some(public.to_owned()),
+            _ => shard.shared.users.get().lookup(owner).map(|entry| entry.name.clone()),
+        };
+        let Some(owner) = canonical else {
+            self.session.elsewhere_failed(ElsewhereFailure::NoSuchUser);
+            return Ok(());
+        };
+        let placeholder = ImapSession::new(shard.imap_strict.clone());
+        let session = Box::new(std::mem::replace(&mut self.session, placeholder));
+        let answer = crate::call::call(shard, RunSession { owner, session }).await;
+        let RunAnswer { session, step } = match answer {
+            Ok(answer) => answer,
+            Err(_) => return Err(End::Close(Some(imap_bye(Ending::Shutdown)))),
+        };
+        let Some(session) = session else {
+            return Err(End::Close(Some(imap_bye(Ending::ServerBug))));
+        };
+        self.session = *session;
+        match step {
+            Remote::Failed(failure) => self.session.elsewhere_failed(failure),
+            Remote::End(ending) => return Err(End::Close(Some(imap_bye(ending)))),
+            step => self.remote = Some(step),
+        }
+        self.follow_selection(shard);
+        Ok(())
+    }
+
+    /// Watches the selected mailbox's owner when that is another user, so IDLE hears its
+    /// changes; the watch starts before the session's next command can run there.
+    fn follow_selection(&mut self, shard: &Rc<Shard>) {
+        match self.session.selected_owner() {
+            None => self.watch = None,
+            Some(owner) => {
+                let watching = self.watch.as_ref().is_some_and(|(watch, _)| watch.owner_is(owner));
+                if !watching {
+                    let watch = Watches::watch(shard, owner);
+                    let seen = watch.event.generation();
+                    self.watch = Some((watch, seen));
+                }
+            }
+        }
+    }
     /// UNAUTHENTICATE ran (RFC 8437): the user's store and place in the user's budget go, and
     /// the connection has a new login deadline for whoever logs in next (who may live on
     /// another shard: the next login hands the connection over as a first one does).
@@ -77,6 +173,7 @@ impl Imap {
             );
             shard.registry.release(handle);
         }
+        self.watch = None;
         self.user_slot = None;
         self.login_deadline = Instant::now() + shard.config().login_deadline;
     }
@@ -90,10 +187,29 @@ impl Feed for ImapSession {
 
 impl Session for Imap {
     const NAME: &'static str = "imap";
-    type Own = AuthRequest;
+    type Own = ImapOwn;
     type Input = ImapSession;
 
-    fn next(&mut self, shard: &Shard) -> Result<driver::Step<AuthRequest>, End> {
+    fn next(&mut self, shard: &Shard) -> Result<driver::Step<ImapOwn>, End> {
+        if let Some(remote) = self.remote.take() {
+            return Ok(match remote {
+                Remote::Write(bytes) => {
+                    let chunks: Vec<OutChunk> = bytes.into_iter().map(OutChunk::Owned).collect();
+                    let answers = !is_continuation_request(&chunks);
+                    driver::Step::Write { chunks, durable: None, answers }
+                }
+                Remote::Step(step) => Imap::driver_step(step.into_step()),
+                Remote::Failed(_) | Remote::End(_) => unreachable!("handled in run_elsewhere"),
+            });
+        }
+        if self.session.is_idling()
+            && let Some((watch, seen)) = self.watch.as_mut()
+            && watch.event.generation() != *seen
+        {
+            // The selected mailbox's owner changed something: IDLE reports it from there.
+            *seen = watch.event.generation();
+            return Ok(driver::Step::Own(ImapOwn::Elsewhere(watch.owner().to_owned())));
+        }
         if self.user.as_ref().is_some_and(|handle| handle.is_poisoned()) {
             return Err(End::Close(Some(imap_bye(Ending::StoreReset))));
         }
@@ -105,27 +221,19 @@ impl Session for Imap {
         if self.session.take_unauthenticated() {
             self.logged_out(shard);
         }
-        Ok(match step {
-            Step::NeedInput => driver::Step::Read,
-            Step::Idle => driver::Step::Idle,
-            Step::Write { chunks, durable } => {
-                let answers = !is_continuation_request(&chunks);
-                driver::Step::Write { chunks, durable, answers }
-            }
-            Step::Yield => driver::Step::Yield,
-            Step::Authenticate(request) => driver::Step::Own(request),
-            Step::StartTls => driver::Step::StartTls,
-            Step::Compress => driver::Step::Compress,
-            Step::Close => driver::Step::Close,
-        })
+        Ok(Imap::driver_step(step))
     }
 
     async fn act(
         &mut self,
         shard: &Rc<Shard>,
         connection: &mut Connection,
-        request: AuthRequest,
+        own: ImapOwn,
     ) -> Result<(), End> {
+        let request = match own {
+            ImapOwn::Auth(request) => request,
+            ImapOwn::Elsewhere(owner) => return self.run_elsewhere(shard, &owner).await,
+        };
         let answered = sasl::answer(shard, connection, &mut self.session, request).await;
         let Some(user) = answered else { return Ok(()) };
         if home_of(&user, shard.shared.count) != shard.id {
@@ -141,7 +249,12 @@ impl Session for Imap {
     }
 
     fn input(&mut self) -> (&mut ImapSession, Option<&Event>) {
-        (&mut self.session, self.user.as_ref().map(|handle| &handle.changed))
+        // With another user's mailbox selected, IDLE waits for that user's changes.
+        let event = match &self.watch {
+            Some((watch, _)) => Some(&*watch.event),
+            None => self.user.as_ref().map(|handle| &handle.changed),
+        };
+        (&mut self.session, event)
     }
 
     fn has_partial_command(&self) -> bool {
@@ -258,7 +371,7 @@ async fn welcome(
         driver::handshake::<Imap>(&shard, &mut connection, tls, Some(login_deadline)).await?;
     }
     let greeting = session.greeting();
-    let mut imap = Imap { session, user: None, user_slot: None, source, login_deadline };
+    let mut imap = Imap::new(session, source, login_deadline);
     if implicit_tls {
         imap.tls_started(&shard, &connection);
     }
@@ -286,7 +399,9 @@ async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Link<Imap>>>
     }
     let peer = connection.peer().ip();
     let (handle, user_slot) = log_in_here(shard, &mut session, &user, peer).await;
-    let imap = Imap { session, user: handle, user_slot, source, login_deadline };
+    let mut imap = Imap::new(session, source, login_deadline);
+    imap.user = handle;
+    imap.user_slot = user_slot;
     Some(Box::new(Link::new(connection, imap)))
 }
 
@@ -314,6 +429,7 @@ async fn log_in_here(
     match shard.registry.open(user, driver::yield_to_reactor).await {
         Ok(handle) => {
             provision(shard, &handle, user);
+            session.set_user(user);
             session.auth_done(AuthOutcome::Success);
             tracing::debug!(shard = shard.id.0, user, "logged in");
             (Some(handle), Some(slot))

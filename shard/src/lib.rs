@@ -47,12 +47,14 @@ mod reply;
 pub mod sasl;
 mod server;
 mod shard;
+mod shared_run;
 pub mod shutdown;
 #[cfg(test)]
 mod testutil;
 pub mod tls;
 pub mod tracker;
 mod users;
+mod watch;
 
 pub use config::ServerConfig;
 pub use error::ServeError;

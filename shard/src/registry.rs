@@ -32,6 +32,7 @@ use skua_core::store::{OpenProgress, UserStore};
 use crate::event::Event;
 use crate::guard::guarded;
 use crate::limits::SLOW_STORE_OPEN_MS;
+use crate::watch::Watchers;
 
 /// One user's open store with its change event.
 pub struct UserHandle {
@@ -41,6 +42,8 @@ pub struct UserHandle {
     pub store: RefCell<UserStore<OsDisk>>,
     /// Notified whenever a step changed the store (IDLE sessions wait on it).
     pub changed: Event,
+    /// Other shards' sessions that watch this user (`watch.rs`), told of every change too.
+    watchers: Rc<Watchers>,
     poisoned: Cell<bool>,
     last_used: Cell<Instant>,
 }
@@ -62,6 +65,7 @@ impl UserHandle {
         drop(store);
         if changed {
             self.changed.notify();
+            self.watchers.note_change(&self.name);
         }
         result
     }
@@ -126,6 +130,8 @@ pub struct Registry {
     open: RefCell<HashMap<String, Rc<UserHandle>>>,
     /// Stores being opened, each with the event notified when its open ends (either way).
     opening: RefCell<HashMap<String, Rc<Event>>>,
+    /// The shards watching this shard's users (`watch.rs`).
+    pub watchers: Rc<Watchers>,
 }
 
 /// Takes a user out of [`Registry::opening`] and wakes its waiters when its open ends, also
@@ -147,7 +153,12 @@ impl Registry {
     /// An empty registry over the shard's disk.
     #[must_use]
     pub fn new(disk: Rc<OsDisk>) -> Registry {
-        Registry { disk, open: RefCell::new(HashMap::new()), opening: RefCell::default() }
+        Registry {
+            disk,
+            open: RefCell::new(HashMap::new()),
+            opening: RefCell::default(),
+            watchers: Rc::default(),
+        }
     }
 
     /// The open store of `user`, opening (and recovering) it if needed: in steps of
@@ -204,6 +215,7 @@ impl Registry {
             name: key.to_owned(),
             store: RefCell::new(store),
             changed: Event::new(),
+            watchers: self.watchers.clone(),
             poisoned: Cell::new(false),
             last_used: Cell::new(Instant::now()),
         });

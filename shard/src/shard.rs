@@ -37,7 +37,7 @@ use crate::server::{DrainCount, StartGate, StartupReport};
 use crate::shutdown::ShutdownHandle;
 use crate::tracker::Tracker;
 use crate::users::Users;
-use crate::{call, imap, lmtp};
+use crate::{call, imap, lmtp, watch};
 
 /// Everything that crosses between shards. Owned data only.
 pub(crate) enum ShardMessage {
@@ -47,6 +47,10 @@ pub(crate) enum ShardMessage {
     Call(Box<call::Envelope>),
     /// The answer to a [`ShardMessage::Call`].
     Answer(Box<call::Answer>),
+    /// Whether the sending shard watches a user of the receiving one (`watch.rs`).
+    Watch(Box<watch::WatchState>),
+    /// A watched user's store changed.
+    Changed(Box<watch::Changed>),
 }
 
 // Channels preallocate `MESH_CHANNEL_CAPACITY` slots per ordered pair of shards: keep a slot
@@ -146,6 +150,8 @@ pub(crate) struct Shard {
     pub work: Rc<Tracker>,
     /// Cross-shard calls: those waiting on other shards, and how many are served here.
     pub calls: call::Calls,
+    /// Other shards' users whose changes this shard's sessions watch (`watch.rs`).
+    pub watches: watch::Watches,
     /// Bounds concurrent password checks to one less than the blocking threads, so a flush
     /// round never queues behind password hashes.
     pub auth_slots: glommio::sync::Semaphore,
@@ -262,6 +268,7 @@ pub(crate) async fn main(
     }
     glommio::spawn_local(watch_shutdown(shard.clone())).detach();
     glommio::spawn_local(close_idle_stores(shard.clone())).detach();
+    glommio::spawn_local(watch::fan_out(shard.clone())).detach();
     if index == 0 {
         glommio::spawn_local(reload_users(shard.clone())).detach();
     }
@@ -289,6 +296,7 @@ fn new_shard(
     imap_plaintext.require_tls = shared.config.require_tls;
     imap_plaintext.tokens = shared.config.sasl.tokens.is_some();
     imap_plaintext.admin_contact = shared.config.admin_contact.clone();
+    imap_plaintext.namespaces.public_owner = shared.config.public_owner.clone();
     let mut imap_strict = imap_plaintext.clone();
     imap_strict.plaintext_login_allowed = shared.config.plaintext_auth_always;
     let mut lmtp_config = LmtpConfig::new(&shared.config.hostname);
@@ -311,6 +319,7 @@ fn new_shard(
         user_sessions: Rc::new(UserSessions::default()),
         work: Tracker::new(),
         calls: call::Calls::default(),
+        watches: watch::Watches::default(),
         auth_slots: glommio::sync::Semaphore::new(auth_slots),
         slice_turns: Rc::new(glommio::sync::Semaphore::new(1)),
         panics: Cell::new(0),
@@ -361,6 +370,8 @@ async fn dispatch(shard: Rc<Shard>, peer: ShardId, receiver: ConnectedReceiver<S
                 glommio::spawn_local(call::serve_envelope(shard.clone(), *envelope)).detach();
             }
             ShardMessage::Answer(answer) => shard.calls.complete(*answer),
+            ShardMessage::Watch(state) => shard.registry.watchers.apply(*state),
+            ShardMessage::Changed(changed) => shard.watches.changed(&changed.user),
         }
     }
     tracing::debug!(shard = shard.id.0, peer = peer.0, "peer channel closed");

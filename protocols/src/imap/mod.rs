@@ -4,6 +4,7 @@ pub(crate) mod command;
 pub mod encode;
 pub mod framing;
 pub mod limits;
+pub mod namespace;
 pub mod parser;
 pub mod reply;
 pub mod session;

@@ -47,6 +47,8 @@ pub enum Code {
     OverQuota,
     /// `[CANNOT]`: the operation can never succeed (e.g. deleting INBOX).
     Cannot,
+    /// `NOPERM` (RFC 5530): the access control system refused.
+    NoPerm,
     /// `[SERVERBUG]`
     ServerBug,
     /// `[CORRUPTION]` (RFC 5530): data the command needs is damaged on disk.
@@ -127,6 +129,7 @@ impl Code {
             Code::AlreadyExists => "ALREADYEXISTS".into(),
             Code::OverQuota => "OVERQUOTA".into(),
             Code::Cannot => "CANNOT".into(),
+            Code::NoPerm => "NOPERM".into(),
             Code::ServerBug => "SERVERBUG".into(),
             Code::Corruption => "CORRUPTION".into(),
             Code::CompressionActive => "COMPRESSIONACTIVE".into(),

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 
-pub use api::{AuthOutcome, AuthRequest, ImapConfig, OutChunk, Step};
+pub use api::{AuthOutcome, AuthRequest, ElsewhereFailure, ImapConfig, OutChunk, Step};
 
 use crate::imap::parser::{self, ParseOptions};
 use crate::imap::reply::{Code, Completion};
@@ -137,6 +137,14 @@ pub(crate) struct Conn {
     pub interrupt: Option<command::slice::Interrupt>,
     /// What NOTIFY SET asked for (RFC 5465), `None` without NOTIFY or after NOTIFY NONE.
     pub notify: Option<Box<notify::NotifyState>>,
+    /// The logged-in user's canonical name (set by the runtime: [`ImapSession::set_user`]).
+    pub user: Option<String>,
+    /// Whose store this `next()` was given: `None` for the own user's, else another user's
+    /// (a command on a shared folder, `command/route.rs`).
+    pub store_owner: Option<String>,
+    /// The selected view while the store at hand is not its owner's: set aside for this
+    /// `next()`, so nothing compares its mailbox id with another store's.
+    pub parked: Option<View>,
 }
 
 /// One client connection's IMAP state machine. `Send`: it moves to the user's home shard.
@@ -153,6 +161,9 @@ pub struct ImapSession {
     /// A command paused between slices (FETCH, SEARCH, LIST over much data): it runs on before
     /// any further input is looked at.
     running: Option<Box<command::Running>>,
+    /// A command waiting for another user's store (`command/route.rs`): it runs when `next`
+    /// is given that store.
+    elsewhere: Option<Box<(Tag, CommandBody, Option<String>)>>,
     /// UNAUTHENTICATE ran since the runtime last asked ([`ImapSession::take_unauthenticated`]).
     unauthenticated: bool,
     /// COMPRESS DEFLATE runs on this connection (`session/compress.rs`).
@@ -178,11 +189,15 @@ impl ImapSession {
                 scram_sha256: true,
                 interrupt: None,
                 notify: None,
+                user: None,
+                store_owner: None,
+                parked: None,
             },
             pending: Vec::new(),
             bad_commands: 0,
             auth_failures: 0,
             running: None,
+            elsewhere: None,
             unauthenticated: false,
             compressed: false,
         }
@@ -250,8 +265,79 @@ impl ImapSession {
         matches!(self.phase, Phase::Authenticated | Phase::Idle(_) | Phase::Compress)
     }
 
-    /// Runs until there is output to send or input is needed. See the module docs.
-    pub fn next<D: Disk>(&mut self, mut store: Option<&mut UserStore<D>>) -> Step {
+    /// Runs until there is output to send or input is needed. See the module docs. `store` is
+    /// the session's own user's (once logged in).
+    pub fn next<D: Disk>(&mut self, store: Option<&mut UserStore<D>>) -> Step {
+        self.next_on(None, store)
+    }
+
+    /// [`ImapSession::next`] with the store of `owner` (`None`: the session's own user), as
+    /// [`Step::Elsewhere`] asked. Runs at most the commands that belong to that store: the
+    /// first one that needs another ends the step with `Elsewhere` again.
+    pub fn next_on<D: Disk>(
+        &mut self,
+        owner: Option<&str>,
+        store: Option<&mut UserStore<D>>,
+    ) -> Step {
+        self.conn.store_owner = owner.map(str::to_owned);
+        // The selected view goes with the store it belongs to (see `Conn::parked`).
+        let view = self.conn.selected.take().or_else(|| self.conn.parked.take());
+        match view {
+            Some(view) if command::route::same_owner(view.owner.as_deref(), owner) => {
+                self.conn.selected = Some(view);
+            }
+            view => self.conn.parked = view,
+        }
+        self.next_here(store)
+    }
+
+    /// The logged-in user's canonical name; the runtime sets it when a login succeeds, before
+    /// the next `next`. Names under `Other Users/<this user>/` are the user's own.
+    pub fn set_user(&mut self, user: &str) {
+        self.conn.user = Some(user.to_owned());
+    }
+
+    /// The owner of the selected mailbox when it is another user's (the runtime watches that
+    /// user's changes while the session idles).
+    #[must_use]
+    pub fn selected_owner(&self) -> Option<&str> {
+        self.conn.selected.as_ref().or(self.conn.parked.as_ref()).and_then(|v| v.owner.as_deref())
+    }
+
+    /// True while in IDLE (the runtime runs the session on the selected mailbox's store when
+    /// that store changes).
+    #[must_use]
+    pub fn is_idling(&self) -> bool {
+        matches!(self.phase, Phase::Idle(_))
+    }
+
+    /// The store asked for by [`Step::Elsewhere`] cannot be had: the command that waited for it
+    /// is answered (`NO [NONEXISTENT]` for a user that does not exist, `NO [UNAVAILABLE]` when
+    /// the owner's shard is busy or stopping) and nothing else changes.
+    pub fn elsewhere_failed(&mut self, failure: ElsewhereFailure) {
+        let completion = match failure {
+            ElsewhereFailure::NoSuchUser => {
+                Completion::no("No such mailbox").with(Code::Nonexistent)
+            }
+            ElsewhereFailure::Unavailable => {
+                Completion::no("Mailbox unavailable, try again later").with(Code::Unavailable)
+            }
+        };
+        let tag = match (self.elsewhere.take(), self.running.take()) {
+            (Some(waiting), running) => {
+                self.running = running;
+                waiting.0
+            }
+            (None, Some(running)) => running.tag,
+            (None, None) => return,
+        };
+        let mut out = Out::starting_with(std::mem::take(&mut self.pending));
+        self.complete(&tag, &completion, &mut out);
+        self.pending = std::mem::take(out.buf());
+    }
+
+    /// The body of `next_on`, with the store at hand (`conn.store_owner`'s).
+    fn next_here<D: Disk>(&mut self, mut store: Option<&mut UserStore<D>>) -> Step {
         let mut out = Out::starting_with(std::mem::take(&mut self.pending));
         // Pipelined commands share one write, and mutations one durability ticket (the newest
         // epoch): a burst of APPENDs waits for one flush, not one flush each. Replies are
@@ -262,7 +348,25 @@ impl ImapSession {
                 // Not NeedInput: more commands may be buffered; the shard calls again.
                 return write(out);
             }
+            if let Some(waiting) = self.elsewhere.take() {
+                let (tag, body, owner) = *waiting;
+                if !command::route::same_owner(owner.as_deref(), self.conn.store_owner.as_deref()) {
+                    self.elsewhere = Some(Box::new((tag, body, owner.clone())));
+                    return flush_or(out, Step::Elsewhere { owner });
+                }
+                commands += 1;
+                self.command(Command { tag, body }, store.as_deref_mut(), &mut out);
+                continue;
+            }
             if let Some(running) = self.running.take() {
+                if !command::route::same_owner(
+                    running.owner.as_deref(),
+                    self.conn.store_owner.as_deref(),
+                ) {
+                    let owner = running.owner.clone();
+                    self.running = Some(running);
+                    return flush_or(out, Step::Elsewhere { owner });
+                }
                 if commands > 0 {
                     // A command paused in this turn: its next slice waits for the next turn,
                     // after the shard wrote this one's output and let others run.
@@ -274,6 +378,7 @@ impl ImapSession {
                 continue;
             }
             if self.notify_fetch_pending()
+                && self.conn.store_owner.is_none()
                 && let Some(store) = store.as_deref_mut()
             {
                 // NOTIFY's FETCH of new messages paused: it ends before the next command.
@@ -355,6 +460,15 @@ impl ImapSession {
         out: &mut Out,
     ) {
         let Command { tag, body } = command;
+        if self.conn.store_owner.is_some()
+            && let command::route::Route::Elsewhere(owner) =
+                command::route::route(&self.conn, &body)
+        {
+            // On another user's store only the commands that belong to it run; this one (a
+            // CAPABILITY, a LOGOUT, a command on the own store...) waits for its own store.
+            self.elsewhere = Some(Box::new((tag, body, owner)));
+            return;
+        }
         let completion = match body {
             CommandBody::Capability => {
                 let caps = caps::capabilities(&self.conn, self.is_authenticated());
@@ -422,6 +536,8 @@ impl ImapSession {
     /// of it from [`ImapSession::take_unauthenticated`] and lets the user's store go.
     fn unauthenticate(&mut self) -> Completion {
         self.conn.selected = None;
+        self.conn.parked = None;
+        self.conn.user = None;
         self.conn.enabled = Enabled::default();
         self.conn.notify = None;
         self.phase = Phase::NotAuthenticated;
@@ -490,6 +606,15 @@ impl ImapSession {
             debug_assert!(false, "next() without a store after login");
             return Some(Completion::no("Store unavailable").with(Code::ServerBug));
         };
+        match command::route::route(&self.conn, &body) {
+            command::route::Route::Here => {}
+            command::route::Route::Refuse(completion) => return Some(completion),
+            command::route::Route::Elsewhere(owner) => {
+                // `next_here` asks for the store before it runs anything else.
+                self.elsewhere = Some(Box::new((tag.clone(), body, owner)));
+                return None;
+            }
+        }
         if matches!(body, CommandBody::Idle) {
             out.put(b"+ idling\r\n");
             self.phase = Phase::Idle(tag.clone());

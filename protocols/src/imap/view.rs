@@ -36,6 +36,10 @@ use crate::imap::types::{SeqBound, SequenceSet};
 pub struct View {
     /// The mailbox.
     pub mailbox: MailboxId,
+    /// Whose store `mailbox` is in: `None` for the session's own user, else the owner's
+    /// canonical name (a shared folder, `namespace.rs`). A mailbox id means nothing in any
+    /// other store: the session only ever uses the view with its owner's store.
+    pub owner: Option<String>,
     /// Selected with EXAMINE (or not writable).
     pub read_only: bool,
     /// UIDVALIDITY at selection (fixed for the mailbox id).
@@ -97,6 +101,7 @@ impl View {
         debug_assert!(uids.windows(2).all(|w| w[0] < w[1]));
         View {
             mailbox,
+            owner: None,
             read_only,
             uid_validity,
             uids,

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use skua_core::disk::os::OsDisk;
 use skua_core::disk::{Disk, Flush};
 use skua_core::store::UserStore;
-use skua_protocols::imap::session::{AuthOutcome, AuthRequest, ImapConfig, ImapSession, Step};
+use skua_protocols::imap::session::{
+    AuthOutcome, AuthRequest, ElsewhereFailure, ImapConfig, ImapSession, Step,
+};
 use skua_protocols::sasl::{Context, HostAnswer};
 
 /// The only password the test "shard" accepts (for any user).
@@ -31,7 +33,13 @@ pub struct World {
     pub disk: Rc<OsDisk>,
     /// The user's store.
     pub store: UserStore<OsDisk>,
+    /// Other users' stores (shared folders), by canonical name, opened on first use; only the
+    /// names in [`OTHER_USERS`] exist.
+    pub others: Vec<(String, UserStore<OsDisk>)>,
 }
+
+/// The users besides the session's own whose stores a shared-folder test may reach.
+pub const OTHER_USERS: [&str; 2] = ["bob", "public"];
 
 impl World {
     /// A fresh, empty store.
@@ -39,7 +47,19 @@ impl World {
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = Rc::new(OsDisk::new(dir.path()).expect("disk"));
         let store = UserStore::open(disk.clone(), Path::new("alice")).expect("store");
-        World { dir, disk, store }
+        World { dir, disk, store, others: Vec::new() }
+    }
+
+    /// The store of user `name` (case-insensitive, as the passwd-file matches), if such a user
+    /// exists: what the shard's user look-up and the owner's registry give.
+    pub fn other(&mut self, name: &str) -> Option<(&str, &mut UserStore<OsDisk>)> {
+        let canonical = OTHER_USERS.into_iter().find(|u| u.eq_ignore_ascii_case(name))?;
+        if !self.others.iter().any(|(n, _)| n == canonical) {
+            let store = UserStore::open(self.disk.clone(), Path::new(canonical)).expect("store");
+            self.others.push((canonical.to_owned(), store));
+        }
+        let (name, store) = self.others.iter_mut().find(|(n, _)| n == canonical)?;
+        Some((name.as_str(), store))
     }
 
     /// Closes the store and opens it again, as a restart would.
@@ -145,9 +165,29 @@ impl Client {
 
     /// Runs the session until it waits (for input, or in IDLE for a change).
     pub fn run(&mut self, world: &mut World) {
+        // Whose store the session asked for last (`Step::Elsewhere`): `None` is its own.
+        let mut owner: Option<String> = None;
         for _ in 0..100_000 {
-            let store = self.session.is_authenticated().then_some(&mut world.store);
-            match self.session.next(store) {
+            let step = match owner.as_deref() {
+                None => {
+                    let store = self.session.is_authenticated().then_some(&mut world.store);
+                    self.session.next(store)
+                }
+                Some(name) => {
+                    let (name, store) = world.other(name).expect("checked at Elsewhere");
+                    let name = name.to_owned();
+                    self.session.next_on(Some(&name), Some(store))
+                }
+            };
+            match step {
+                Step::Elsewhere { owner: None } => owner = None,
+                Step::Elsewhere { owner: Some(name) } => match world.other(&name) {
+                    Some((canonical, _)) => owner = Some(canonical.to_owned()),
+                    None => {
+                        self.session.elsewhere_failed(ElsewhereFailure::NoSuchUser);
+                        owner = None;
+                    }
+                },
                 Step::NeedInput => {
                     self.idle = false;
                     return;
@@ -217,7 +257,10 @@ impl Client {
             AuthRequest::Token { .. } | AuthRequest::External { .. } => {
                 self.session.auth_answer(HostAnswer::Refused("no policy".into()));
             }
-            AuthRequest::LogIn { .. } => self.session.auth_done(AuthOutcome::Success),
+            AuthRequest::LogIn { user, .. } => {
+                self.session.set_user(&user);
+                self.session.auth_done(AuthOutcome::Success);
+            }
             AuthRequest::Failed { .. } => self.session.auth_done(AuthOutcome::Failure),
         }
     }

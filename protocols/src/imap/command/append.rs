@@ -66,9 +66,13 @@ pub(crate) fn append<D: Disk>(
     {
         return Completion::bad("literal8 needs BINARY, which is not offered");
     }
-    let Some(id) = store.mailbox_id(name) else {
+    let Some(id) = store.mailbox_id(super::route::local_name(conn, name)) else {
         return Completion::no("No such mailbox").with(Code::TryCreate);
     };
+    let access = super::rights::of(conn, store, id);
+    if !access.insert {
+        return access.refusal();
+    }
     let Some(info) = store.mailbox_info(id) else {
         return Completion::no("No such mailbox").with(Code::TryCreate);
     };

@@ -63,13 +63,17 @@ pub(crate) fn copy<D: Disk>(
     slice: &mut Slice,
 ) -> Progress {
     let CopyRequest { uid, set, target_name, move_messages } = *request;
+    let Some(target) = store.mailbox_id(super::route::local_name(conn, target_name)) else {
+        return Progress::Done(Completion::no("No such mailbox").with(Code::TryCreate));
+    };
+    let target_access = super::rights::of(conn, store, target);
+    if !target_access.insert {
+        return Progress::Done(target_access.refusal());
+    }
     let selected = view(conn);
     if move_messages && selected.read_only {
         return Progress::Done(Completion::no("Mailbox is read-only").with(Code::ReadOnly));
     }
-    let Some(target) = store.mailbox_id(target_name) else {
-        return Progress::Done(Completion::no("No such mailbox").with(Code::TryCreate));
-    };
     let Some(target_info) = store.mailbox_info(target) else {
         return Progress::Done(Completion::no("No such mailbox").with(Code::TryCreate));
     };

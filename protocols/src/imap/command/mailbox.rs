@@ -181,9 +181,18 @@ pub(crate) fn status<D: Disk>(
         // A CONDSTORE enabling command (RFC 7162 §3.1).
         super::enable_condstore(conn, out);
     }
-    let Some(info) = store.mailbox_id(name).and_then(|id| store.mailbox_info(id)) else {
+    let local = super::route::local_name(conn, name);
+    let Some(mut info) = store.mailbox_id(local).and_then(|id| store.mailbox_info(id)) else {
         return Completion::no("No such mailbox").with(Code::Nonexistent);
     };
+    let access = super::rights::of(conn, store, info.id);
+    if !access.read {
+        return access.refusal();
+    }
+    if conn.store_owner.is_some() {
+        // Answered under the name the client used.
+        name.clone_into(&mut info.name);
+    }
     // \Recent: the messages no session has been told of, and this session's own when the
     // mailbox is the one it has selected.
     let own = conn.selected.as_ref().filter(|view| view.mailbox == info.id);

@@ -61,7 +61,7 @@ pub(crate) fn enable(conn: &mut Conn, names: &[String], out: &mut Out) -> Comple
 }
 
 /// NAMESPACE: one personal namespace with `/` as separator, no others.
-pub(crate) fn namespace(out: &mut Out) -> Completion {
-    out.put(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+pub(crate) fn namespace(conn: &Conn, out: &mut Out) -> Completion {
+    out.put(conn.config.namespaces.response().as_bytes());
     Completion::ok("NAMESPACE completed")
 }

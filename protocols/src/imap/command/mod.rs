@@ -30,6 +30,8 @@ mod objectid;
 mod pattern;
 pub(crate) mod qresync;
 pub(crate) mod rename_inbox;
+pub(crate) mod rights;
+pub(crate) mod route;
 pub(crate) mod search;
 mod search_eval;
 pub(crate) mod select;
@@ -97,6 +99,8 @@ pub(crate) struct Running {
     ending: Ending,
     /// The store's change counter when the last slice ended.
     counter_seen: u64,
+    /// Whose store the command runs on (`None`: the session's own): its slices need it.
+    pub owner: Option<String>,
 }
 
 /// What a command's end (the sync before its tagged reply) needs to know of its start.
@@ -143,7 +147,7 @@ pub(crate) fn run<D: Disk>(
     let progress = match body {
         body @ (CommandBody::Noop | CommandBody::Id) => Progress::Done(misc::stateless(&body, out)),
         CommandBody::Enable(names) => Progress::Done(misc::enable(conn, &names, out)),
-        CommandBody::Namespace => Progress::Done(misc::namespace(out)),
+        CommandBody::Namespace => Progress::Done(misc::namespace(conn, out)),
         CommandBody::Select { mailbox, condstore, qresync } => {
             let params = select::SelectParams { condstore, qresync: qresync.as_deref() };
             select::select(conn, store, &mailbox, false, params, out, &mut slice)
@@ -249,7 +253,7 @@ pub(crate) fn resume<D: Disk>(
     running: Running,
     out: &mut Out,
 ) -> Outcome {
-    let Running { tag, task, mut ending, counter_seen } = running;
+    let Running { tag, task, mut ending, counter_seen, owner: _ } = running;
     // Another session (or a delivery) changed the store while this command was paused: its
     // changes are for the sync to report, not to be absorbed as this command's own.
     ending.quiet &= store.change_counter() == counter_seen;
@@ -292,6 +296,7 @@ fn settle<D: Disk>(
             task,
             ending,
             counter_seen: store.change_counter(),
+            owner: conn.store_owner.clone(),
         })),
         Progress::Done(completion) => {
             if ending.quiet && ending.reports_own_changes {

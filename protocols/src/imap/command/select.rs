@@ -6,7 +6,7 @@ use skua_core::store::{MailboxMarks, UserStore};
 use skua_core::types::{SystemFlags, Uid};
 
 use super::slice::Slice;
-use super::{Progress, durable, qresync, view};
+use super::{Progress, durable, qresync, route, view};
 use crate::imap::encode;
 use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
@@ -39,7 +39,7 @@ pub(crate) fn select<D: Disk>(
         return Progress::Done(Completion::bad("QRESYNC needs ENABLE QRESYNC first"));
     }
     let condstore = params.condstore;
-    if conn.selected.take().is_some() {
+    if conn.selected.take().is_some() | conn.parked.take().is_some() {
         out.put(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
     if condstore {
@@ -48,9 +48,14 @@ pub(crate) fn select<D: Disk>(
         }
         conn.enabled.condstore = true;
     }
-    let Some(id) = store.mailbox_id(name) else {
+    let Some(id) = store.mailbox_id(route::local_name(conn, name)) else {
         return Progress::Done(Completion::no("No such mailbox").with(Code::Nonexistent));
     };
+    let access = super::rights::of(conn, store, id);
+    if !access.read {
+        return Progress::Done(access.refusal());
+    }
+    let read_only = read_only || !access.writable();
     let (info, messages, keywords) =
         match (store.mailbox_info(id), store.messages(id), store.keywords(id)) {
             (Some(info), Ok(messages), Ok(keywords)) => (info, messages, keywords),
@@ -117,6 +122,7 @@ pub(crate) fn select<D: Disk>(
         },
         None => None,
     };
+    selected.owner = conn.store_owner.clone();
     conn.selected = Some(selected);
     let completion = if read_only {
         Completion::ok("EXAMINE completed").with(Code::ReadOnly)

@@ -37,6 +37,9 @@ pub struct ImapConfig {
     /// The server's `/shared/admin` METADATA entry (RFC 5464 §3.2.1.1): how to reach the
     /// administrator, a URI such as `mailto:postmaster@example.org`; `None`: not announced.
     pub admin_contact: Option<String>,
+    /// The namespaces other than the personal one (RFC 2342): other users' mailboxes and the
+    /// public ones (`namespace.rs`).
+    pub namespaces: crate::imap::namespace::Namespaces,
 }
 
 impl ImapConfig {
@@ -54,6 +57,7 @@ impl ImapConfig {
             frame_limits: FrameLimits::default(),
             parse_limits: ParseLimits::default(),
             admin_contact: None,
+            namespaces: crate::imap::namespace::Namespaces::default(),
         }
     }
 }
@@ -141,6 +145,17 @@ pub enum Step {
     Compress,
     /// Close the connection (after writing everything returned before).
     Close,
+    /// The next command needs another store (a shared folder: `command/route.rs`): call
+    /// [`ImapSession::next_on`] with `owner`'s store on `owner`'s home shard, or, for `None`,
+    /// `next` with the session's own store. Output the session had is returned first (as a
+    /// `Write`); this step comes with none.
+    ///
+    /// [`ImapSession::next_on`]: super::ImapSession::next_on
+    Elsewhere {
+        /// The user whose store is needed (as the client spelled it: the shard resolves it),
+        /// or `None` for the session's own.
+        owner: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for Step {
@@ -157,8 +172,19 @@ impl std::fmt::Debug for Step {
             Step::StartTls => f.write_str("StartTls"),
             Step::Compress => f.write_str("Compress"),
             Step::Close => f.write_str("Close"),
+            Step::Elsewhere { owner } => write!(f, "Elsewhere({owner:?})"),
         }
     }
+}
+
+/// Why the store a [`Step::Elsewhere`] asked for cannot be had
+/// ([`ImapSession::elsewhere_failed`](super::ImapSession::elsewhere_failed)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElsewhereFailure {
+    /// No user of that name.
+    NoSuchUser,
+    /// The owner's shard refused (busy) or is stopping.
+    Unavailable,
 }
 
 /// What a login asks of the shard ([`Step::Authenticate`]). Each request is answered by one

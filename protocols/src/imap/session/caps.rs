@@ -124,6 +124,9 @@ mod tests {
             scram_sha256: true,
             interrupt: None,
             notify: None,
+            user: None,
+            store_owner: None,
+            parked: None,
         }
     }
 

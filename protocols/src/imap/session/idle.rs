@@ -25,7 +25,9 @@ impl ImapSession {
         if let Some(store) = store {
             // With NOTIFY set, IDLE carries its notifications too (RFC 5465 §3), first, so
             // that new messages get their MessageNew FETCH items; without NOTIFY a no-op.
-            command::notify::report(&mut self.conn, store, &mut out);
+            if self.conn.store_owner.is_none() {
+                command::notify::report(&mut self.conn, store, &mut out);
+            }
             if self.conn.notify.as_ref().is_some_and(|n| n.fetch.is_some()) {
                 // That FETCH paused: it goes on after the others had a turn.
                 return flush_or(out, Step::Yield);

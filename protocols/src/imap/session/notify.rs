@@ -52,7 +52,8 @@ impl ImapSession {
         store: Option<&mut UserStore<D>>,
         mut out: Out,
     ) -> Step {
-        if !self.notifying() {
+        if !self.notifying() || self.conn.store_owner.is_some() {
+            // NOTIFY follows the own store; another user's is only at hand for one command.
             return flush_or(out, Step::NeedInput);
         }
         let Some(store) = store else {

@@ -1,0 +1,128 @@
+//! Which user's store a command runs on (shared folders, `namespace.rs`).
+//!
+//! A session is given one store per `next()`: its own user's on its home shard, or, while a
+//! command on another user's mailbox runs, that user's store on the user's home shard (the
+//! shard carries the session there: `Step::Elsewhere`). Before a command runs, [`route`] says
+//! whether the store at hand is the right one; if not, the command waits, unrun, and the
+//! session asks for the store it needs. So one command costs one trip to the owner's shard,
+//! and the store a command sees is always the one its names and mailbox ids belong to.
+//!
+//! What runs where:
+//! - SELECT, EXAMINE, STATUS and APPEND: the store of the mailbox they name.
+//! - Commands on the selected mailbox (FETCH, STORE, SEARCH, SORT, THREAD, EXPUNGE, COPY,
+//!   MOVE, CLOSE, UNSELECT, IDLE, NOOP, CANCELUPDATE): the selected mailbox's store.
+//! - COPY/MOVE into another user's store than the source's: refused for now (`[CANNOT]`),
+//!   as are CREATE, DELETE, RENAME, METADATA and RESETKEY on another user's mailboxes.
+//! - Everything else (LIST, LSUB, SUBSCRIBE, ENABLE, NAMESPACE, NOTIFY, ...): the own store.
+
+use crate::imap::namespace::Place;
+use crate::imap::reply::{Code, Completion};
+use crate::imap::session::Conn;
+use crate::imap::types::CommandBody;
+
+/// Where a command must run.
+#[derive(Debug)]
+pub(crate) enum Route {
+    /// On the store at hand.
+    Here,
+    /// On this user's store (`None`: the session's own user).
+    Elsewhere(Option<String>),
+    /// Not at all: answer this.
+    Refuse(Completion),
+}
+
+/// Whose store `body` needs, compared with the store at hand (`conn.store_owner`).
+pub(crate) fn route(conn: &Conn, body: &CommandBody) -> Route {
+    let needed = match needed_owner(conn, body) {
+        Ok(needed) => needed,
+        Err(refusal) => return Route::Refuse(refusal),
+    };
+    if same_owner(needed, conn.store_owner.as_deref()) {
+        Route::Here
+    } else {
+        Route::Elsewhere(needed.map(str::to_owned))
+    }
+}
+
+/// True when two store owners (`None`: the session's own user) are the same user.
+pub(crate) fn same_owner(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    }
+}
+
+/// The owner of the store `body` needs (`None`: own), or why it cannot run.
+fn needed_owner<'a>(conn: &'a Conn, body: &'a CommandBody) -> Result<Option<&'a str>, Completion> {
+    let selected =
+        || conn.selected.as_ref().or(conn.parked.as_ref()).and_then(|view| view.owner.as_deref());
+    let is_selected = conn.selected.is_some() || conn.parked.is_some();
+    Ok(match body {
+        CommandBody::Select { mailbox, .. }
+        | CommandBody::Examine { mailbox, .. }
+        | CommandBody::Status { mailbox, .. }
+        | CommandBody::Append { mailbox, .. } => owner_of_name(conn, mailbox)?,
+        CommandBody::Create(name) | CommandBody::Delete(name) => own_only(conn, name)?,
+        CommandBody::CreateSpecialUse { mailbox, .. } => own_only(conn, mailbox)?,
+        CommandBody::Rename(old, new) => {
+            own_only(conn, old)?;
+            own_only(conn, new)?
+        }
+        CommandBody::GetMetadata { mailbox, .. } | CommandBody::SetMetadata { mailbox, .. } => {
+            own_only(conn, mailbox)?
+        }
+        CommandBody::ResetKey { mailbox: Some(mailbox), .. } => own_only(conn, mailbox)?,
+        CommandBody::Copy { mailbox, .. } | CommandBody::Move { mailbox, .. } => {
+            let source = selected();
+            let target = owner_of_name(conn, mailbox)?;
+            if is_selected && !same_owner(source, target) {
+                return Err(Completion::no("Copying between users' mailboxes is not supported")
+                    .with(Code::Cannot));
+            }
+            source
+        }
+        CommandBody::Fetch { .. }
+        | CommandBody::Store { .. }
+        | CommandBody::Search { .. }
+        | CommandBody::Sort { .. }
+        | CommandBody::Thread { .. }
+        | CommandBody::Expunge { .. }
+        | CommandBody::Close
+        | CommandBody::Unselect
+        | CommandBody::Idle
+        | CommandBody::Noop
+        | CommandBody::CancelUpdate(_) => selected(),
+        _ => None,
+    })
+}
+
+/// The owner of the store a named mailbox is in.
+fn owner_of_name<'a>(conn: &'a Conn, name: &'a str) -> Result<Option<&'a str>, Completion> {
+    match conn.config.namespaces.place(conn.user.as_deref().unwrap_or(""), name) {
+        Place::Own(_) => Ok(None),
+        Place::Foreign { owner, .. } => Ok(Some(owner)),
+        Place::Root => Err(Completion::no("Not a mailbox").with(Code::Nonexistent)),
+    }
+}
+
+/// Commands that only work on the session's own mailboxes.
+/// Names inside the other namespaces (even the session's own `Other Users/<self>/...`
+/// spelling) are refused, so no mailbox of the personal namespace ever shadows them.
+fn own_only<'a>(conn: &'a Conn, name: &'a str) -> Result<Option<&'a str>, Completion> {
+    match owner_of_name(conn, name)? {
+        None if local_name(conn, name).len() == name.len() => Ok(None),
+        _ => Err(Completion::no("Not permitted in another user's namespace").with(Code::NoPerm)),
+    }
+}
+
+/// The name of `name` inside the store at hand: the part after the owner's prefix when the
+/// store is another user's, else the name itself.
+pub(crate) fn local_name<'a>(conn: &Conn, name: &'a str) -> &'a str {
+    let local_len = match conn.config.namespaces.place(conn.user.as_deref().unwrap_or(""), name) {
+        Place::Own(local) | Place::Foreign { name: local, .. } => local.len(),
+        Place::Root => name.len(),
+    };
+    // The local name is always the end of the client's name.
+    &name[name.len() - local_len..]
+}
