@@ -6,6 +6,7 @@
 mod imap_support;
 
 use imap_support::{Client, World, tagged};
+use skua_core::acl::{Identifier, RightsChange};
 use skua_protocols::imap::session::ImapConfig;
 
 fn alice(world: &mut World) -> Client {
@@ -68,4 +69,66 @@ fn no_spelling_reaches_a_mailbox_without_rights() {
     assert!(world.others.iter().all(|(name, _)| name == "bob" || name == "public"));
     let bob = world.other("bob").expect("bob").1;
     assert_eq!(bob.mailboxes().len(), 1, "bob's store unchanged");
+}
+
+/// Bob gives alice rights on his INBOX (as his SETACL would).
+fn grant(world: &mut World, rights: &str) {
+    let bob = world.other("bob").expect("bob").1;
+    let inbox = bob.mailbox_id("INBOX").expect("INBOX");
+    let alice = Identifier::user("alice").expect("identifier");
+    bob.set_acl(inbox, &alice, RightsChange::parse(rights).expect("rights")).expect("setacl");
+}
+
+#[test]
+fn bobs_acl_decides_what_alice_may_do_in_his_inbox() {
+    let mut world = World::new();
+    let mut client = alice(&mut world);
+    let bobs = "\"Other Users/bob/INBOX\"";
+
+    // `l r i`: she sees it, reads it, adds to it; everything else is NOPERM.
+    grant(&mut world, "lri");
+    let reply = client.command(&mut world, &format!("a APPEND {bobs} {{10+}}\r\nSubject: x"));
+    tagged(&reply, "a OK");
+    let reply = client.command(&mut world, &format!("b STATUS {bobs} (MESSAGES)"));
+    assert_eq!(reply[0], format!("* STATUS {bobs} (MESSAGES 1)"));
+    let reply = client.command(&mut world, &format!("c MYRIGHTS {bobs}"));
+    assert_eq!(reply[0], format!("* MYRIGHTS {bobs} lri"));
+    tagged(&client.command(&mut world, &format!("d GETACL {bobs}")), "d NO [NOPERM]");
+    let reply = client.command(&mut world, &format!("e SELECT {bobs}"));
+    assert!(reply.contains(&"* 1 EXISTS".to_owned()), "{reply:?}");
+    tagged(&reply, "e OK [READ-WRITE]");
+    let reply = client.command(&mut world, "f FETCH 1 (FLAGS BODY[])");
+    assert!(reply[0].starts_with("* 1 FETCH (FLAGS (\\Recent) BODY[] {10}"), "{reply:?}");
+    tagged(&reply, "f OK");
+    tagged(&client.command(&mut world, "g STORE 1 +FLAGS (\\Flagged)"), "g NO [NOPERM]");
+    tagged(&client.command(&mut world, "h EXPUNGE"), "h NO [NOPERM]");
+    // `\Seen` stays the owner's: a reader does not change it (per-reader sets come later).
+    let bob = world.other("bob").expect("bob").1;
+    let inbox = bob.mailbox_id("INBOX").expect("INBOX");
+    assert_eq!(bob.mailbox_info(inbox).expect("info").unseen, 1);
+
+    // `w t e` too: flags and expunge; the selection sees bob's changes.
+    grant(&mut world, "+wte");
+    let reply = client.command(&mut world, &format!("i SELECT {bobs}"));
+    tagged(&reply, "i OK [READ-WRITE]");
+    let reply = client.command(&mut world, "j STORE 1 +FLAGS (\\Flagged \\Deleted)");
+    assert!(reply[0].starts_with("* 1 FETCH (FLAGS (\\Flagged \\Deleted)"), "{reply:?}");
+    tagged(&client.command(&mut world, "k STORE 1 +FLAGS (\\Seen)"), "k NO [NOPERM]");
+    let reply = client.command(&mut world, "l EXPUNGE");
+    assert_eq!(reply[0], "* 1 EXPUNGE");
+    tagged(&reply, "l OK");
+
+    // Her own INBOX is still hers, between commands on bob's.
+    let reply = client.command(&mut world, "m STATUS INBOX (MESSAGES)");
+    assert_eq!(reply[0], "* STATUS INBOX (MESSAGES 0)");
+    tagged(&client.command(&mut world, "n NOOP"), "n OK");
+    let reply = client.command(&mut world, "o SELECT INBOX");
+    assert!(reply.contains(&"* OK [CLOSED] Previous mailbox closed".to_owned()), "{reply:?}");
+    tagged(&reply, "o OK [READ-WRITE]");
+
+    // Read only without write rights: `l r` gives EXAMINE-like access.
+    grant(&mut world, "lr");
+    tagged(&client.command(&mut world, &format!("p SELECT {bobs}")), "p OK [READ-ONLY]");
+    grant(&mut world, "l");
+    tagged(&client.command(&mut world, &format!("q SELECT {bobs}")), "q NO [NOPERM]");
 }

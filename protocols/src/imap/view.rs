@@ -40,6 +40,8 @@ pub struct View {
     /// canonical name (a shared folder, `namespace.rs`). A mailbox id means nothing in any
     /// other store: the session only ever uses the view with its owner's store.
     pub owner: Option<String>,
+    /// The session's rights in the mailbox, read at SELECT (everything on an own mailbox).
+    pub(crate) access: crate::imap::command::rights::Access,
     /// Selected with EXAMINE (or not writable).
     pub read_only: bool,
     /// UIDVALIDITY at selection (fixed for the mailbox id).
@@ -102,6 +104,7 @@ impl View {
         View {
             mailbox,
             owner: None,
+            access: crate::imap::command::rights::Access::ALL,
             read_only,
             uid_validity,
             uids,

@@ -27,10 +27,13 @@ use crate::imap::reply::{self, Code, Completion};
 use crate::imap::session::Conn;
 use crate::imap::session::out::Out;
 
-/// The user the session acts as. Every mailbox a session names is its own user's store
-/// today, so it is the store's owner; namespaces (issue 10) pass the logged-in user instead.
-pub(crate) fn acting_user<D: Disk>(store: &UserStore<D>) -> &str {
-    store.owner()
+/// The user the session acts as: the logged-in user on another user's store (a shared
+/// folder), the store's owner on its own.
+pub(crate) fn acting_user<'a, D: Disk>(conn: &'a Conn, store: &'a UserStore<D>) -> &'a str {
+    match (&conn.store_owner, &conn.user) {
+        (Some(_), Some(user)) => user,
+        _ => store.owner(),
+    }
 }
 
 /// The one rights check: what `user` (an authenticated session's user) may do in mailbox
@@ -52,26 +55,31 @@ enum Needs {
 /// there is no such mailbox or the user may neither see it nor do what is asked (its
 /// existence stays hidden, RFC 4314 §6), NO when they see it but lack the right.
 fn allowed<D: Disk>(
+    conn: &Conn,
     store: &UserStore<D>,
     name: &str,
     needs: Needs,
 ) -> Result<(MailboxId, Rights), Completion> {
     let nonexistent = || Completion::no("No such mailbox").with(Code::Nonexistent);
-    let id = store.mailbox_id(name).ok_or_else(nonexistent)?;
-    let rights = rights(store, id, acting_user(store));
+    let id = store.mailbox_id(super::route::local_name(conn, name)).ok_or_else(nonexistent)?;
+    let rights = rights(store, id, acting_user(conn, store));
     let granted = match needs {
         Needs::Administer => rights.has(Right::Administer),
         Needs::Any => !rights.is_empty(),
     };
     match (granted, rights.has(Right::Lookup)) {
         (true, _) => Ok((id, rights)),
-        (false, true) => Err(Completion::no("Permission denied")),
+        (false, true) => Err(Completion::no("Permission denied").with(Code::NoPerm)),
         (false, false) => Err(nonexistent()),
     }
 }
 
-/// The mailbox's canonical name, as responses echo it.
-fn name_of<D: Disk>(store: &UserStore<D>, id: MailboxId) -> String {
+/// The mailbox's name as responses echo it: the store's canonical name for an own mailbox,
+/// the client's name (with its namespace prefix) for another user's.
+fn name_of<D: Disk>(conn: &Conn, store: &UserStore<D>, id: MailboxId, asked: &str) -> String {
+    if conn.store_owner.is_some() {
+        return asked.to_owned();
+    }
     store.mailbox_info(id).map(|info| info.name).unwrap_or_default()
 }
 
@@ -82,7 +90,7 @@ pub(crate) fn get_acl<D: Disk>(
     name: &str,
     out: &mut Out,
 ) -> Completion {
-    let id = match allowed(store, name, Needs::Administer) {
+    let id = match allowed(conn, store, name, Needs::Administer) {
         Ok((id, _)) => id,
         Err(refusal) => return refusal,
     };
@@ -92,7 +100,7 @@ pub(crate) fn get_acl<D: Disk>(
     };
     let b = out.buf();
     b.extend_from_slice(b"* ACL ");
-    encode::mailbox(b, &name_of(store, id), conn.enabled.utf8_names());
+    encode::mailbox(b, &name_of(conn, store, id, name), conn.enabled.utf8_names());
     for entry in acl.entries() {
         b.push(b' ');
         encode::astring(b, entry.identifier.to_string().as_bytes());
@@ -105,27 +113,30 @@ pub(crate) fn get_acl<D: Disk>(
 
 /// `SETACL mailbox identifier mod-rights`; the reply waits for durability.
 pub(crate) fn set_acl<D: Disk>(
+    conn: &Conn,
     store: &mut UserStore<D>,
     name: &str,
     identifier: &Identifier,
     change: RightsChange,
     out: &mut Out,
 ) -> Completion {
-    change_acl(store, name, identifier, change, out, "SETACL completed")
+    change_acl(conn, store, name, identifier, change, out, "SETACL completed")
 }
 
 /// `DELETEACL mailbox identifier`: SETACL with no rights (RFC 4314 §3.2).
 pub(crate) fn delete_acl<D: Disk>(
+    conn: &Conn,
     store: &mut UserStore<D>,
     name: &str,
     identifier: &Identifier,
     out: &mut Out,
 ) -> Completion {
     let change = RightsChange::Replace(Rights::NONE);
-    change_acl(store, name, identifier, change, out, "DELETEACL completed")
+    change_acl(conn, store, name, identifier, change, out, "DELETEACL completed")
 }
 
 fn change_acl<D: Disk>(
+    conn: &Conn,
     store: &mut UserStore<D>,
     name: &str,
     identifier: &Identifier,
@@ -133,7 +144,7 @@ fn change_acl<D: Disk>(
     out: &mut Out,
     done: &'static str,
 ) -> Completion {
-    let id = match allowed(store, name, Needs::Administer) {
+    let id = match allowed(conn, store, name, Needs::Administer) {
         Ok((id, _)) => id,
         Err(refusal) => return refusal,
     };
@@ -157,7 +168,7 @@ pub(crate) fn list_rights<D: Disk>(
     spelled: &str,
     out: &mut Out,
 ) -> Completion {
-    let id = match allowed(store, name, Needs::Administer) {
+    let id = match allowed(conn, store, name, Needs::Administer) {
         Ok((id, _)) => id,
         Err(refusal) => return refusal,
     };
@@ -165,7 +176,7 @@ pub(crate) fn list_rights<D: Disk>(
         if identifier.is_user(store.owner()) { Rights::OWNER_FIXED } else { Rights::NONE };
     let b = out.buf();
     b.extend_from_slice(b"* LISTRIGHTS ");
-    encode::mailbox(b, &name_of(store, id), conn.enabled.utf8_names());
+    encode::mailbox(b, &name_of(conn, store, id, name), conn.enabled.utf8_names());
     b.push(b' ');
     encode::astring(b, spelled.as_bytes());
     b.push(b' ');
@@ -190,11 +201,11 @@ pub(crate) fn my_rights<D: Disk>(
     name: &str,
     out: &mut Out,
 ) -> Completion {
-    let (id, rights) = match allowed(store, name, Needs::Any) {
+    let (id, rights) = match allowed(conn, store, name, Needs::Any) {
         Ok(found) => found,
         Err(refusal) => return refusal,
     };
-    write_my_rights(out.buf(), &name_of(store, id), rights, conn.enabled.utf8_names());
+    write_my_rights(out.buf(), &name_of(conn, store, id, name), rights, conn.enabled.utf8_names());
     Completion::ok("MYRIGHTS completed")
 }
 
@@ -215,7 +226,7 @@ pub(crate) fn write_for_list<D: Disk>(
     name: &str,
     utf8_names: bool,
 ) {
-    let rights = rights(store, id, acting_user(store));
+    let rights = rights(store, id, store.owner());
     if !rights.is_empty() {
         write_my_rights(b, name, rights, utf8_names);
     }

@@ -35,6 +35,9 @@ pub(crate) fn expunge<D: Disk>(
     if selected.read_only {
         return Progress::Done(Completion::no("Mailbox is read-only").with(Code::ReadOnly));
     }
+    if !selected.access.expunge {
+        return Progress::Done(Completion::no("Permission denied").with(Code::NoPerm));
+    }
     let largest = selected.uids().last().map_or(0, |u| u.get());
     let uids = match uids.map(|set| selected.concrete(&set)) {
         // `UID EXPUNGE $` with nothing saved (or all of it gone): nothing to expunge.

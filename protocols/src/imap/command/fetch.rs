@@ -115,7 +115,8 @@ pub(crate) fn fetch<D: Disk>(
         .into_iter()
         .map(|i| (crate::imap::view::msn_from_index(i), selected.uids()[i]))
         .collect();
-    let sets_seen = !selected.read_only && attributes.iter().any(sets_seen_flag);
+    let sets_seen =
+        !selected.read_only && selected.access.seen && attributes.iter().any(sets_seen_flag);
     let task = FetchTask {
         attributes,
         changed_since: request.changed_since,

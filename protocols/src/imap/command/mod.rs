@@ -230,10 +230,10 @@ pub(crate) fn run<D: Disk>(
         }
         CommandBody::GetAcl(mailbox) => Progress::Done(acl::get_acl(conn, store, &mailbox, out)),
         CommandBody::SetAcl { mailbox, identifier, change } => {
-            Progress::Done(acl::set_acl(store, &mailbox, &identifier, change, out))
+            Progress::Done(acl::set_acl(conn, store, &mailbox, &identifier, change, out))
         }
         CommandBody::DeleteAcl { mailbox, identifier } => {
-            Progress::Done(acl::delete_acl(store, &mailbox, &identifier, out))
+            Progress::Done(acl::delete_acl(conn, store, &mailbox, &identifier, out))
         }
         CommandBody::ListRights { mailbox, identifier, spelled } => {
             Progress::Done(acl::list_rights(conn, store, &mailbox, &identifier, &spelled, out))

@@ -1,9 +1,10 @@
 //! What the session may do on a mailbox of the store at hand (RFC 4314 §4): everything on its
 //! own user's mailboxes, what the owner's ACL grants on another user's.
 
+use skua_core::acl::Right;
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
-use skua_core::types::MailboxId;
+use skua_core::types::{Flags, FlagsOp, MailboxId, SystemFlags};
 
 use crate::imap::reply::{Code, Completion};
 use crate::imap::session::Conn;
@@ -39,20 +40,25 @@ impl Access {
         expunge: true,
     };
 
-    /// Nothing.
-    pub(crate) const NONE: Access = Access {
-        lookup: false,
-        read: false,
-        seen: false,
-        write: false,
-        insert: false,
-        delete: false,
-        expunge: false,
-    };
-
     /// SELECT opens read-write only with a right that changes the mailbox.
     pub(crate) fn writable(self) -> bool {
         self.seen || self.write || self.insert || self.delete || self.expunge
+    }
+
+    /// STORE of `flags` with `op`: `\Seen` needs `s`, `\Deleted` `t`, any other flag `w`;
+    /// replacing every flag needs all three. A STORE the rights do not cover is refused whole
+    /// (`NO [NOPERM]`), never half done.
+    pub(crate) fn may_store(self, op: FlagsOp, flags: &Flags) -> bool {
+        let others = flags.system.0 & !(SystemFlags::SEEN | SystemFlags::DELETED) != 0
+            || flags.keywords.0 != 0;
+        match op {
+            FlagsOp::Replace => self.seen && self.delete && self.write,
+            _ => {
+                (self.seen || !flags.system.contains(SystemFlags::SEEN))
+                    && (self.delete || !flags.system.contains(SystemFlags::DELETED))
+                    && (self.write || !others)
+            }
+        }
     }
 
     /// The refusal for a missing right: a mailbox the user may not even see does not exist
@@ -71,7 +77,18 @@ pub(crate) fn of<D: Disk>(conn: &Conn, store: &UserStore<D>, id: MailboxId) -> A
     if conn.store_owner.is_none() {
         return Access::ALL;
     }
-    // Another user's mailbox: its ACL decides (wired when ACLs land; until then nothing).
-    let _ = (store, id);
-    Access::NONE
+    // Another user's mailbox: its ACL decides.
+    let rights = store.rights_of(id, conn.user.as_deref().unwrap_or(""), true);
+    Access {
+        lookup: rights.has(Right::Lookup),
+        read: rights.has(Right::Read),
+        // `\Seen` on another user's mailbox is the reader's own (`seen.log` in the owner's
+        // store); until sessions read and write those sets, a reader cannot change it, so the
+        // owner's `\Seen` is never changed by someone else.
+        seen: false,
+        write: rights.has(Right::Write),
+        insert: rights.has(Right::Insert),
+        delete: rights.has(Right::DeleteMessages),
+        expunge: rights.has(Right::Expunge),
+    }
 }

@@ -8,7 +8,7 @@
 //! and the store a command sees is always the one its names and mailbox ids belong to.
 //!
 //! What runs where:
-//! - SELECT, EXAMINE, STATUS and APPEND: the store of the mailbox they name.
+//! - SELECT, EXAMINE, STATUS, APPEND and the ACL commands: the store of the mailbox they name.
 //! - Commands on the selected mailbox (FETCH, STORE, SEARCH, SORT, THREAD, EXPUNGE, COPY,
 //!   MOVE, CLOSE, UNSELECT, IDLE, NOOP, CANCELUPDATE): the selected mailbox's store.
 //! - COPY/MOVE into another user's store than the source's: refused for now (`[CANNOT]`),
@@ -62,7 +62,12 @@ fn needed_owner<'a>(conn: &'a Conn, body: &'a CommandBody) -> Result<Option<&'a 
         CommandBody::Select { mailbox, .. }
         | CommandBody::Examine { mailbox, .. }
         | CommandBody::Status { mailbox, .. }
-        | CommandBody::Append { mailbox, .. } => owner_of_name(conn, mailbox)?,
+        | CommandBody::Append { mailbox, .. }
+        | CommandBody::GetAcl(mailbox)
+        | CommandBody::SetAcl { mailbox, .. }
+        | CommandBody::DeleteAcl { mailbox, .. }
+        | CommandBody::ListRights { mailbox, .. }
+        | CommandBody::MyRights(mailbox) => owner_of_name(conn, mailbox)?,
         CommandBody::Create(name) | CommandBody::Delete(name) => own_only(conn, name)?,
         CommandBody::CreateSpecialUse { mailbox, .. } => own_only(conn, mailbox)?,
         CommandBody::Rename(old, new) => {

@@ -123,6 +123,7 @@ pub(crate) fn select<D: Disk>(
         None => None,
     };
     selected.owner = conn.store_owner.clone();
+    selected.access = access;
     conn.selected = Some(selected);
     let completion = if read_only {
         Completion::ok("EXAMINE completed").with(Code::ReadOnly)
@@ -185,7 +186,8 @@ pub(crate) fn close<D: Disk>(
     out: &mut Out,
 ) -> Completion {
     let selected = view(conn);
-    let (mailbox, read_only) = (selected.mailbox, selected.read_only);
+    // Without `e` nothing is expunged (RFC 4314 §4), and CLOSE still succeeds.
+    let (mailbox, read_only) = (selected.mailbox, selected.read_only || !selected.access.expunge);
     conn.selected = None;
     if read_only {
         return Completion::ok("CLOSE completed");

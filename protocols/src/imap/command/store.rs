@@ -109,10 +109,14 @@ pub(crate) fn store<D: Disk>(
     if named.is_empty() {
         return Progress::Done(Completion::ok("STORE completed"));
     }
+    let access = selected.access;
     let flags = match flags_for(store, mailbox, request.flags) {
         Ok(flags) => flags,
         Err(completion) => return Progress::Done(completion),
     };
+    if !access.may_store(request.op, &flags) {
+        return Progress::Done(Completion::no("Permission denied").with(Code::NoPerm));
+    }
     let task = StoreTask {
         uid: request.uid,
         op: request.op,
