@@ -52,6 +52,9 @@ mod scan;
 mod scan_repair;
 mod special_use;
 mod spool;
+mod spool_compact;
+mod spool_gap;
+mod spool_usage;
 #[cfg(test)]
 mod tests;
 mod threads;
@@ -65,6 +68,8 @@ pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
 pub use special_use::SpecialUse;
+pub use spool_compact::{CompactProgress, CompactionPolicy, CompactionStats};
+pub use spool_usage::{DiskUsage, ExpungedMessage};
 pub use threads::ThreadKeys;
 pub use urlauth::{URLAUTH_RECORDS_MAX, URLAUTH_TOKEN_HEX_LEN, UrlKeyError};
 
@@ -228,6 +233,8 @@ pub struct UserStore<D: Disk> {
     url_keys: urlauth::UrlKeys<D::File>,
     /// `metadata.log` and its entries, replayed on first use (`metadata_entries.rs`).
     metadata: Option<Box<metadata::MetadataLog<D::File>>>,
+    /// Spool compaction's state (`spool_compact.rs`).
+    spool_compaction: spool_compact::SpoolCompaction<D::File>,
 }
 
 impl<D: Disk> UserStore<D> {
@@ -612,10 +619,15 @@ impl<D: Disk> UserStore<D> {
         let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
         let entry = index.entries()[slot];
         let verify = !index.is_verified(slot);
-        let (header, bytes) = self
-            .spool
-            .view_record(&self.disk, entry.spool, verify)
-            .map_err(|error| self.damaged(id, uid, error))?;
+        let (header, bytes) = match self.spool.view_record(&self.disk, entry.spool, verify) {
+            Ok(record) => record,
+            // An expunged message's record may be gone on purpose (spool compaction, past
+            // retention): the message is gone, nothing is damaged.
+            Err(crate::error::StorageError::Corrupt { .. }) if entry.expunged => {
+                return Err(ReadError::NoSuchMessage);
+            }
+            Err(error) => return Err(self.damaged(id, uid, error).into()),
+        };
         let record::Head::Message(head) = header.head else {
             return Err(self.damaged(id, uid, self.misdirected(entry)).into());
         };

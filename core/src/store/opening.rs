@@ -500,6 +500,7 @@ fn finish<D: Disk>(
         damaged_logged: std::cell::RefCell::default(),
         url_keys: super::urlauth::UrlKeys::Unread,
         metadata: None,
+        spool_compaction: super::spool_compact::SpoolCompaction::default(),
     };
     if store.catalog.id(names::INBOX).is_none() {
         budget.spend(3);
