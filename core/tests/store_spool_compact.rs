@@ -217,3 +217,40 @@ fn retained_messages_can_be_restored_with_new_uids_and_the_same_ids() {
     assert_eq!(usage.retained_bytes, 0, "{usage:?}");
     assert!(store.unexpunge(inbox, &[Uid::new(1).unwrap()]).unwrap().is_empty());
 }
+
+#[test]
+fn a_full_scan_after_compaction_keeps_the_expunge_history_in_gaps() {
+    //! Regression guard: recovery's check of index entries against scanned records (step 5)
+    //! used to cut an index at its first entry with no record; an expunged entry whose
+    //! record compaction replaced with a gap has none, on purpose, and must stay (QRESYNC
+    //! history), with every later message and its flags.
+    let (disk, inbox) = base(|n| n % 2 == 0);
+    let mut store = open(&disk);
+    let seen = Flags {
+        system: skua_core::types::SystemFlags(skua_core::types::SystemFlags::SEEN),
+        ..Flags::default()
+    };
+    store
+        .store_flags(inbox, &[Uid::new(33).unwrap()], skua_core::types::FlagsOp::Add, seen, None)
+        .unwrap();
+    settle(&mut store, &disk);
+    run(&mut store, &disk, &policy(0), |_| true);
+    assert_eq!(store.compaction_stats().segments_rewritten, 1);
+    let other = store.create_mailbox("Other").unwrap();
+    store.append(other, b"Subject: x\r\n\r\nx\r\n", b"", Flags::default(), None).unwrap();
+    settle(&mut store, &disk);
+    let before = known(&store, inbox);
+    let history = store.vanished_since(inbox, skua_core::types::ModSeq(0)).unwrap();
+    drop(store);
+    // A missing index makes the next open scan the whole spool, gaps included.
+    let crashed = disk.crash(0, CrashMode::DropPending);
+    crashed.remove_file(&Path::new(USER).join(format!("mbox/{:08}.idx", other.0))).unwrap();
+    flush(&crashed);
+    let store = open(&crashed);
+    assert_eq!(store.recovery().indexes_rebuilt, 1, "{:?}", store.recovery());
+    assert_eq!(store.recovery().index_records_dropped, 0, "{:?}", store.recovery());
+    assert_eq!(known(&store, inbox), before);
+    assert_eq!(store.vanished_since(inbox, skua_core::types::ModSeq(0)).unwrap(), history);
+    let flags = store.message(inbox, Uid::new(33).unwrap()).unwrap().unwrap().flags;
+    assert_eq!(flags, seen, "flags after the gaps are kept");
+}

@@ -130,6 +130,8 @@ pub struct ServerConfig {
     /// read-only for users. `None`: the entry does not exist. Copied into every shard's
     /// `ImapConfig::admin_contact`.
     pub admin_contact: Option<String>,
+    /// `[compaction]`: background spool compaction and delayed expunge (`compaction.rs`).
+    pub compaction: crate::compaction::CompactionSettings,
 }
 
 impl Default for ServerConfig {
@@ -176,6 +178,7 @@ impl Default for ServerConfig {
             sasl: Arc::new(crate::sasl::SaslSettings::default()),
             default_folders: default_folders(),
             admin_contact: None,
+            compaction: crate::compaction::CompactionSettings::default(),
         }
     }
 }

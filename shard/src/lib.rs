@@ -22,6 +22,7 @@
 pub mod admission;
 mod auth;
 pub mod commit;
+pub mod compaction;
 pub mod config;
 pub mod conn;
 pub mod conn_deflate;

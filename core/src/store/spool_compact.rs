@@ -196,10 +196,10 @@ impl<D: Disk> UserStore<D> {
                 || i64::from(entry.save_date).saturating_add(retention) <= policy.now_unix_seconds)
     }
 
-    /// Picks the segment with the most newly free bytes, if any has `free_bytes_min`: free
-    /// bytes are the segment's length less its header and the records live or retained
-    /// entries point at (so expunged records past retention, orphans, tombstones and gaps).
-    fn plan_compaction(&mut self, policy: &CompactionPolicy) -> Option<Job<D::File>> {
+    /// The spool position below which a segment may be rewritten: the smallest index
+    /// checkpoint, `threads.log`'s coverage, and the active segment's start (a recovery scan
+    /// never starts below it).
+    fn compaction_floor(&self) -> SpoolPos {
         let active = self.spool.end_pos().segment();
         let mut floor = SpoolPos::new(active, 0);
         for index in self.indexes.values() {
@@ -208,6 +208,15 @@ impl<D: Disk> UserStore<D> {
         if let Some(covered) = self.threads.covered() {
             floor = floor.min(covered);
         }
+        floor
+    }
+
+    /// Picks the segment with the most newly free bytes, if any has `free_bytes_min`: free
+    /// bytes are the segment's length less its header and the records live or retained
+    /// entries point at (so expunged records past retention, orphans, tombstones and gaps).
+    fn plan_compaction(&mut self, policy: &CompactionPolicy) -> Option<Job<D::File>> {
+        let active = self.spool.end_pos().segment();
+        let floor = self.compaction_floor();
         let mut kept: BTreeMap<u32, u64> = BTreeMap::new();
         for index in self.indexes.values() {
             for entry in index.entries().iter().filter(|e| !Self::entry_dead(e, policy)) {
@@ -282,6 +291,16 @@ impl<D: Disk> UserStore<D> {
                 Phase::Synced(epoch) => {
                     if self.disk.epoch_durable() < epoch {
                         return Ok(Some(CompactProgress::Waiting(epoch)));
+                    }
+                    // Checkpoints only grow; should one not have (a bug), the rewrite is
+                    // dropped rather than put where a recovery scan may start.
+                    if SpoolPos::new(job.segment + 1, 0) > self.compaction_floor() {
+                        tracing::warn!(segment = job.segment, "spool compaction abandoned");
+                        self.disk
+                            .remove_file(&job.tmp)
+                            .map_err(|e| StorageError::io(&job.tmp, e))?;
+                        self.spool_compaction.seen.insert(job.segment, job.free);
+                        return Ok(None);
                     }
                     let target = self.spool.path(job.segment);
                     self.disk
