@@ -12,6 +12,7 @@
 //! commit where the rewrite needs a durable epoch. A step that panics poisons the store, as a
 //! session's would.
 
+use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -74,25 +75,31 @@ impl CompactionSettings {
     }
 }
 
-/// The shard's compaction task (see the module docs); returns at shutdown.
-pub(crate) async fn run(shard: Rc<Shard>) {
+/// The shard's compaction task (see the module docs), sleeping with `sleep` (the runtime's
+/// timer); returns at shutdown.
+pub(crate) async fn run<F: Future<Output = ()>>(shard: Rc<Shard>, sleep: impl Fn(Duration) -> F) {
     let settings = shard.config().compaction.clone();
     if !settings.enabled {
         return;
     }
     while !shard.is_stopping() {
-        glommio::timer::sleep(settings.interval).await;
+        sleep(settings.interval).await;
         for handle in shard.registry.open_stores() {
             if shard.is_stopping() {
                 return;
             }
-            compact_store(&shard, &handle, &settings).await;
+            compact_store(&shard, &handle, &settings, &sleep).await;
         }
     }
 }
 
 /// Compacts one store until it has nothing worth doing, stops, or fails.
-async fn compact_store(shard: &Rc<Shard>, handle: &Rc<UserHandle>, settings: &CompactionSettings) {
+async fn compact_store<F: Future<Output = ()>>(
+    shard: &Rc<Shard>,
+    handle: &Rc<UserHandle>,
+    settings: &CompactionSettings,
+    sleep: &impl Fn(Duration) -> F,
+) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let policy = settings.policy(i64::try_from(now).unwrap_or(i64::MAX));
     while !shard.is_stopping() && !handle.is_poisoned() {
@@ -103,7 +110,7 @@ async fn compact_store(shard: &Rc<Shard>, handle: &Rc<UserHandle>, settings: &Co
         match step {
             Ok(Ok(CompactProgress::Idle)) => return,
             Ok(Ok(CompactProgress::Working)) => {
-                glommio::timer::sleep(settings.pause_after(settings.step_units)).await;
+                sleep(settings.pause_after(settings.step_units)).await;
             }
             Ok(Ok(CompactProgress::Waiting(epoch))) => {
                 if shard.commit.wait_durable(epoch).await.is_err() {
