@@ -399,8 +399,19 @@ fn scan_record<F: DiskFile>(
     let Some(outcome) = outcome else {
         return Ok(covered);
     };
+    let gap = search.gap();
     cursor.search = None;
     let Some(next) = outcome else {
+        // A gap after the damage: the damage is skipped, the gap stepped over next.
+        if let Some(gap) = gap {
+            tracing::error!(path = %path.display(), offset, "skipping a damaged spool record");
+            result.damaged_bytes += gap - offset;
+            let (start, end) = (u32::try_from(offset), u32::try_from(gap));
+            let (start, end) = (start.expect("segments < 4 GiB"), end.expect("segments < 4 GiB"));
+            result.damaged.push((SpoolPos::new(number, start), SpoolPos::new(number, end)));
+            cursor.offset = gap;
+            return Ok(covered);
+        }
         cursor.torn = true;
         return Ok(covered);
     };

@@ -84,4 +84,69 @@ mod tests {
         }
         assert_eq!(decode_gap(7, &encode_gap(7, 48)), Some(48), "a bare header");
     }
+
+    /// A segment: record 1, a damaged record 2, a gap of 1 MiB (its body a hole), record 3.
+    /// Returns the disk and the offsets of record 2, the gap and record 3.
+    fn damaged_before_a_gap() -> (crate::disk::sim::SimDisk, u64, u64, u64) {
+        use crate::disk::{Disk, OpenMode};
+        use crate::store::codec::write_at;
+        use crate::store::record::{MessageHead, encode_message};
+        use crate::store::spool::encode_segment_header;
+        use crate::types::{Flags, InternalDate, MailboxId, Uid};
+        const NONCE: u64 = 0x0123_4567_89ab_cdef;
+        let disk = crate::disk::sim::SimDisk::new();
+        disk.create_dir_all(Path::new("u/spool")).unwrap();
+        let path = Path::new("u/spool/00000001.seg");
+        let file = disk.open(path, OpenMode::CreateIfMissing).unwrap();
+        write_at(&file, path, &encode_segment_header(1, NONCE), 0).unwrap();
+        let record = |uid: u32| {
+            let head = MessageHead {
+                mailbox: MailboxId(0),
+                uid: Uid::new(uid).unwrap(),
+                date: InternalDate { unix_seconds: 1, zone_minutes: 0 },
+                flags: Flags::default(),
+                message_len: 2000,
+                cache_len: 0,
+                email_id_stored: false,
+                thread_keys: None,
+            };
+            encode_message(NONCE, &head, &[b'x'; 2000], b"", None, None)
+        };
+        let first = record(1);
+        let mut second = record(2);
+        second[100] ^= 1;
+        let damaged = 64 + first.len() as u64;
+        let gap = damaged + second.len() as u64;
+        let third = gap + (1 << 20);
+        write_at(&file, path, &first, 64).unwrap();
+        write_at(&file, path, &second, damaged).unwrap();
+        write_at(&file, path, &encode_gap(NONCE, 1 << 20), gap).unwrap();
+        write_at(&file, path, &record(3), third).unwrap();
+        (disk, damaged, gap, third)
+    }
+
+    #[test]
+    fn damage_right_before_a_gap_does_not_cut_the_records_after_it() {
+        //! A damaged record followed by a gap: the search for the next good record used to
+        //! find none (a gap is no record, and its body is zeros), so the scan took the rest of
+        //! the segment for a torn tail and cut it, with record 3. It stops at the gap now.
+        use crate::store::codec::SpoolPos;
+        let (disk, damaged, gap, third) = damaged_before_a_gap();
+        let mut spool = crate::store::spool::Spool::list(&disk, Path::new("u")).unwrap();
+        let scanned =
+            crate::store::scan::scan(&disk, &mut spool, SpoolPos(0), &|_| Vec::new()).unwrap();
+        let uids: Vec<u32> = scanned
+            .records
+            .iter()
+            .map(|r| match r.head {
+                crate::store::record::Head::Message(h) => h.uid.get(),
+                crate::store::record::Head::Tombstone { .. } => 0,
+            })
+            .collect();
+        assert_eq!(uids, [1, 3]);
+        assert_eq!(scanned.truncated_bytes, 0);
+        assert_eq!(scanned.damaged_bytes, gap - damaged);
+        let at = |offset: u64| SpoolPos::new(1, u32::try_from(offset).unwrap());
+        assert_eq!(scanned.gaps, [(at(gap), at(third))]);
+    }
 }
