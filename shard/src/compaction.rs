@@ -103,10 +103,16 @@ async fn compact_store<F: Future<Output = ()>>(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let policy = settings.policy(i64::try_from(now).unwrap_or(i64::MAX));
     while !shard.is_stopping() && !handle.is_poisoned() {
-        let step = guarded(|| {
-            let mut store = handle.store.borrow_mut();
-            store.compact_step(&policy, settings.step_units)
-        });
+        // Sessions borrow the store only inside a synchronous step, so it is free here; were
+        // it not, this turn is skipped rather than the store poisoned.
+        let step = match handle.store.try_borrow_mut() {
+            Ok(mut store) => Some(guarded(|| store.compact_step(&policy, settings.step_units))),
+            Err(_) => None,
+        };
+        let Some(step) = step else {
+            sleep(settings.pause_after(settings.step_units)).await;
+            continue;
+        };
         match step {
             Ok(Ok(CompactProgress::Idle)) => return,
             Ok(Ok(CompactProgress::Working)) => {
