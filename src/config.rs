@@ -55,6 +55,13 @@
 //! junk = "Junk"                    # with \Junk
 //! archive = "Archive"              # with \Archive
 //!
+//! [compaction]                     # expunged mail's space comes back (README, "Space comes back")
+//! enabled = true
+//! retention = "7d"                 # expunged mail stays restorable this long; "0": not at all
+//! interval_seconds = 60            # each shard looks at its open stores this often
+//! bytes_per_second = 33554432      # copy rate ceiling per shard
+//! free_bytes_min = 16777216        # a segment is rewritten once this much of it is free
+//!
 //! [lmtp]
 //! listen = ["127.0.0.1:2424"]      # or "unix:/run/skua/lmtp.sock" (served by shard 0), or both
 //! unix_mode = "0660"               # the unix socket file's mode (octal)
@@ -133,6 +140,84 @@ pub struct FileConfig {
     /// Default folders of new users.
     #[serde(default)]
     pub folders: FoldersSection,
+    /// Spool compaction and delayed expunge.
+    #[serde(default)]
+    pub compaction: CompactionSection,
+}
+
+/// `[compaction]`: background spool compaction and delayed expunge (README, "Space comes
+/// back").
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompactionSection {
+    /// False turns background compaction off (expunged mail then stays on disk).
+    pub enabled: Option<bool>,
+    /// How long expunged mail stays restorable: a number and a unit, `s`, `m`, `h` or `d`
+    /// (`"7d"`, the default); `"0"` lets compaction take it at once.
+    pub retention: Option<String>,
+    /// How often each shard looks for work, in seconds.
+    pub interval_seconds: Option<u64>,
+    /// Copy rate ceiling per shard.
+    pub bytes_per_second: Option<u64>,
+    /// A segment is rewritten once this many of its bytes are free.
+    pub free_bytes_min: Option<u64>,
+}
+
+/// Parses a duration such as `7d`, `12h`, `30m`, `90s` or `0`.
+///
+/// # Errors
+/// Anything else.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 =
+        number.parse().map_err(|_| anyhow::anyhow!("{text:?}: expected a number and s/m/h/d"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => anyhow::bail!("{text:?}: the unit must be s, m, h or d"),
+    };
+    let seconds = number
+        .checked_mul(scale)
+        .filter(|&s| s <= 100 * 365 * 86_400)
+        .ok_or_else(|| anyhow::anyhow!("{text:?}: longer than a century"))?;
+    Ok(Duration::from_secs(seconds))
+}
+
+impl FileConfig {
+    /// Sets `[compaction]` on `config`; what the file leaves out keeps its default.
+    ///
+    /// # Errors
+    /// A malformed retention, or a zero interval or rate.
+    pub fn apply_compaction(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
+        let section = &self.compaction;
+        let settings = &mut config.compaction;
+        if let Some(enabled) = section.enabled {
+            settings.enabled = enabled;
+        }
+        if let Some(retention) = &section.retention {
+            settings.retention = parse_duration(retention)
+                .map_err(|e| anyhow::anyhow!("compaction.retention: {e}"))?;
+        }
+        let interval = positive(section.interval_seconds, "compaction.interval_seconds")?;
+        if let Some(seconds) = interval {
+            settings.interval = Duration::from_secs(seconds);
+        }
+        let rate = positive(section.bytes_per_second, "compaction.bytes_per_second")?;
+        if let Some(rate) = rate {
+            settings.bytes_per_second = rate;
+        }
+        if let Some(bytes) = section.free_bytes_min {
+            settings.free_bytes_min = bytes;
+        }
+        Ok(())
+    }
 }
 
 /// `[folders]`: the name of each default folder; `""` leaves it out.
@@ -554,6 +639,29 @@ fn positive<T: Copy + PartialEq + Default>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compaction_keys_and_retention_durations() {
+        let text = "[compaction]\nretention = \"12h\"\ninterval_seconds = 5\nenabled = false\n";
+        let file: FileConfig = toml::from_str(text).expect("parses");
+        let mut config = ServerConfig::default();
+        file.apply_compaction(&mut config).unwrap();
+        assert_eq!(config.compaction.retention, Duration::from_secs(12 * 3600));
+        assert_eq!(config.compaction.interval, Duration::from_secs(5));
+        assert!(!config.compaction.enabled);
+        let defaults = ServerConfig::default().compaction;
+        assert_eq!(defaults.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.compaction.bytes_per_second, defaults.bytes_per_second);
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        for bad in ["", "7", "d", "7w", "-1d", "1.5d", "99999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let zero = "[compaction]\ninterval_seconds = 0\n";
+        let file: FileConfig = toml::from_str(zero).expect("parses");
+        assert!(file.apply_compaction(&mut ServerConfig::default()).is_err());
+    }
 
     #[test]
     fn limits_come_from_the_file_and_default_otherwise() {

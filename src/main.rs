@@ -125,10 +125,14 @@ enum UserCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Delete a user from the passwd-file (their mail stays on disk).
+    /// Delete a user from the passwd-file; asks (on a terminal) whether to remove their mail
+    /// too, which `--purge` does without asking. Removing mail needs the server stopped.
     Del {
         /// User name.
         name: String,
+        /// Also remove the user's mail directory, without asking.
+        #[arg(long)]
+        purge: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -263,6 +267,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     file.apply_limits(&mut config)?;
     file.apply_folders(&mut config)?;
     file.apply_auth(&mut config)?;
+    file.apply_compaction(&mut config)?;
     skua_shard::run(config).context("server failed")
 }
 

@@ -53,11 +53,26 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
             eprintln!("password of {name} changed");
             confirm(&files)?;
         }
-        UserCommand::Del { name, common } => {
+        UserCommand::Del { name, purge, common } => {
             let files = Files::of(&common)?;
+            let purge = purge || ask_purge(&name)?;
+            // Held until the mail is gone, so no server starts and opens the store meanwhile.
+            let lock = if purge { Some(lock_for_purge(&files.data_dir, &name)?) } else { None };
             users::delete_user(&files.passwd, &name)
                 .with_context(|| format!("deleting user {name}"))?;
-            eprintln!("deleted user {name} (their mail stays in the data dir)");
+            if purge {
+                match purge_mail(&files.data_dir, &name)? {
+                    Some(dir) => {
+                        eprintln!("deleted user {name} and their mail ({})", dir.display())
+                    }
+                    None => eprintln!("deleted user {name} (they had no mail directory)"),
+                }
+            } else {
+                eprintln!(
+                    "deleted user {name} (their mail stays in the data dir; --purge removes it)"
+                );
+            }
+            drop(lock);
             confirm(&files)?;
         }
         UserCommand::List { common } => {
@@ -67,6 +82,65 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// On a terminal, asks whether `user del` should remove the user's mail too; elsewhere
+/// (scripts) the answer is no: only `--purge` removes mail without a person saying so.
+fn ask_purge(name: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("Also remove all mail of {name}? This cannot be undone. [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().take(64).read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Takes the data-dir lock for removing a user's mail: a running server keeps the user's
+/// store open and would write over a removed directory. Refused while one runs: removing the
+/// mail of a running server's user goes through its admin socket (issue 11), not done yet.
+fn lock_for_purge(data_dir: &Path, name: &str) -> anyhow::Result<lock::DataDirLock> {
+    lock::DataDirLock::acquire(data_dir).map_err(|error| match error {
+        lock::LockError::Held { pid, .. } => anyhow::anyhow!(
+            "not deleting {name}: a skua server ({}) runs on {}, and removing a user's mail \
+             needs it stopped (a running server will do it through its admin socket, issue \
+             11); nothing was changed",
+            pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}")),
+            data_dir.display()
+        ),
+        other => anyhow::Error::new(other).context(format!("locking {}", data_dir.display())),
+    })
+}
+
+/// Removes a user's mail directory (the data-dir lock must be held): the name goes through
+/// `paths::UserName`, the only mapping from user names to directories, and the directory is
+/// first renamed into `DATA_DIR/deleting/` (so a crash never leaves half a store under the
+/// user's name), then removed. Returns the directory removed, `None` when there was none.
+///
+/// # Errors
+/// The name cannot name a store, or the file system refused.
+pub fn purge_mail(data_dir: &Path, name: &str) -> anyhow::Result<Option<PathBuf>> {
+    let user = skua_core::paths::UserName::new(name)
+        .map_err(|e| anyhow::anyhow!("user name {name:?} names no mail directory: {e}"))?;
+    let dir = data_dir.join(skua_core::paths::user_dir(&user));
+    let trash = data_dir.join("deleting");
+    // Leftovers of an earlier purge a crash interrupted.
+    if let Ok(entries) = std::fs::read_dir(&trash) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    if !dir.exists() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&trash).with_context(|| format!("creating {}", trash.display()))?;
+    let aside = trash.join(format!("{:016x}", rand::thread_rng().r#gen::<u64>()));
+    std::fs::rename(&dir, &aside)
+        .with_context(|| format!("moving {} to {}", dir.display(), aside.display()))?;
+    std::fs::remove_dir_all(&aside).with_context(|| format!("removing {}", aside.display()))?;
+    Ok(Some(dir))
 }
 
 /// The files a `skua user` command works on.
@@ -273,4 +347,61 @@ fn flush_now(disk: &skua_core::disk::os::OsDisk) -> anyhow::Result<()> {
         disk.flush_end(epoch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary directory, removed at the end.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let name = format!("skua-{tag}-{}-{:x}", std::process::id(), rand::random::<u64>());
+            let dir = std::env::temp_dir().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn purge_removes_only_the_users_mail_directory() {
+        let scratch = Scratch::new("purge");
+        let data = &scratch.0;
+        let name = skua_core::paths::UserName::new("alice").unwrap();
+        let mine = data.join(skua_core::paths::user_dir(&name));
+        let theirs =
+            data.join(skua_core::paths::user_dir(&skua_core::paths::UserName::new("bob").unwrap()));
+        for dir in [&mine, &theirs] {
+            std::fs::create_dir_all(dir.join("spool")).unwrap();
+            std::fs::write(dir.join("spool/00000001.seg"), b"mail").unwrap();
+        }
+        assert_eq!(purge_mail(data, "alice").unwrap(), Some(mine.clone()));
+        assert!(!mine.exists());
+        assert!(theirs.join("spool/00000001.seg").exists(), "another user's mail stays");
+        assert_eq!(purge_mail(data, "alice").unwrap(), None, "nothing left to remove");
+        assert_eq!(std::fs::read_dir(data.join("deleting")).unwrap().count(), 0);
+        for bad in ["../bob", "", "a/b", ".."] {
+            assert!(purge_mail(data, bad).is_err(), "{bad:?}");
+        }
+        assert!(theirs.exists());
+    }
+
+    #[test]
+    fn purge_is_refused_while_a_server_holds_the_data_dir() {
+        let scratch = Scratch::new("purge-lock");
+        let server = lock::DataDirLock::acquire(&scratch.0).unwrap();
+        let error = lock_for_purge(&scratch.0, "alice").unwrap_err().to_string();
+        assert!(error.contains("admin socket") && error.contains("nothing was changed"), "{error}");
+        drop(server);
+        let ours = lock_for_purge(&scratch.0, "alice").expect("free once the server is gone");
+        drop(ours);
+    }
 }

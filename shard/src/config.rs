@@ -135,6 +135,8 @@ pub struct ServerConfig {
     /// `[imap] public_owner`: the pseudo-user whose mailboxes are the public ones, under
     /// `Shared/` (`ImapConfig::namespaces`); `None`: no public namespace.
     pub public_owner: Option<String>,
+    /// `[compaction]`: background spool compaction and delayed expunge (`compaction.rs`).
+    pub compaction: crate::compaction::CompactionSettings,
 }
 
 impl Default for ServerConfig {
@@ -183,6 +185,7 @@ impl Default for ServerConfig {
             default_folders: default_folders(),
             admin_contact: None,
             public_owner: None,
+            compaction: crate::compaction::CompactionSettings::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ mod call;
 #[cfg(test)]
 mod call_tests;
 pub mod commit;
+pub mod compaction;
 pub mod config;
 pub mod conn;
 pub mod conn_deflate;

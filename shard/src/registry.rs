@@ -244,6 +244,12 @@ impl Registry {
         }
     }
 
+    /// The open stores nobody reset (for background work such as spool compaction).
+    #[must_use]
+    pub fn open_stores(&self) -> Vec<Rc<UserHandle>> {
+        self.open.borrow().values().filter(|h| !h.is_poisoned()).cloned().collect()
+    }
+
     /// Number of open stores.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -269,6 +269,7 @@ pub(crate) async fn main(
     glommio::spawn_local(watch_shutdown(shard.clone())).detach();
     glommio::spawn_local(close_idle_stores(shard.clone())).detach();
     glommio::spawn_local(watch::fan_out(shard.clone())).detach();
+    glommio::spawn_local(crate::compaction::run(shard.clone(), glommio::timer::sleep)).detach();
     if index == 0 {
         glommio::spawn_local(reload_users(shard.clone())).detach();
     }

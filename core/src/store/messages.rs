@@ -301,7 +301,10 @@ impl<D: Disk> UserStore<D> {
             let entry = index.entries()[slot];
             // Once a record is marked the tombstone must stay (recovery finishes the
             // expunge from it); a failure here leaves the rest to recovery.
-            if let Err(error) = index.rewrite(slot, Entry { expunged: true, modseq, ..entry }) {
+            // An expunged record's save date is the time of its expunge: delayed expunge
+            // keeps it restorable for the retention from then (`spool_compact.rs`).
+            let expunged = Entry { expunged: true, modseq, save_date: save_date_now(), ..entry };
+            if let Err(error) = index.rewrite(slot, expunged) {
                 return Err(self.logged("expunge", error).into());
             }
         }
@@ -404,7 +407,7 @@ impl<D: Disk> UserStore<D> {
         }
     }
 
-    fn copy_one(
+    pub(super) fn copy_one(
         &mut self,
         source: MailboxId,
         entry: &Entry,

@@ -59,6 +59,9 @@ mod seen_log;
 mod seen_ranges;
 mod special_use;
 mod spool;
+mod spool_compact;
+mod spool_gap;
+mod spool_usage;
 #[cfg(test)]
 mod tests;
 mod threads;
@@ -77,6 +80,8 @@ pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
 pub use seen::{SeenError, SeenSet};
 pub use special_use::SpecialUse;
+pub use spool_compact::{CompactProgress, CompactionPolicy, CompactionStats};
+pub use spool_usage::{DiskUsage, ExpungedMessage};
 pub use threads::ThreadKeys;
 pub use urlauth::{URLAUTH_RECORDS_MAX, URLAUTH_TOKEN_HEX_LEN, UrlKeyError};
 
@@ -245,6 +250,8 @@ pub struct UserStore<D: Disk> {
     seen: Option<Box<seen_log::SeenLog<D::File>>>,
     /// `duplicates.log`: recent deliveries by Message-ID, read on first use (`duplicates.rs`).
     duplicates: duplicates::Duplicates<D::File>,
+    /// Spool compaction's state (`spool_compact.rs`).
+    spool_compaction: spool_compact::SpoolCompaction<D::File>,
 }
 
 impl<D: Disk> UserStore<D> {
@@ -629,10 +636,15 @@ impl<D: Disk> UserStore<D> {
         let slot = index.find(uid).ok_or(ReadError::NoSuchMessage)?;
         let entry = index.entries()[slot];
         let verify = !index.is_verified(slot);
-        let (header, bytes) = self
-            .spool
-            .view_record(&self.disk, entry.spool, verify)
-            .map_err(|error| self.damaged(id, uid, error))?;
+        let (header, bytes) = match self.spool.view_record(&self.disk, entry.spool, verify) {
+            Ok(record) => record,
+            // An expunged message's record may be gone on purpose (spool compaction, past
+            // retention): the message is gone, nothing is damaged.
+            Err(crate::error::StorageError::Corrupt { .. }) if entry.expunged => {
+                return Err(ReadError::NoSuchMessage);
+            }
+            Err(error) => return Err(self.damaged(id, uid, error).into()),
+        };
         let record::Head::Message(head) = header.head else {
             return Err(self.damaged(id, uid, self.misdirected(entry)).into());
         };

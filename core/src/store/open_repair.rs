@@ -50,6 +50,12 @@ pub(super) fn drop_step<D: Disk>(
             cursor.at = Some(slot + 1);
             continue;
         }
+        // An expunged message whose record spool compaction replaced with a gap: the entry
+        // stays as the expunge's history (QRESYNC), its record is gone on purpose.
+        if !removed && entry.expunged && scanned.in_gap(entry.spool) {
+            cursor.at = Some(slot + 1);
+            continue;
+        }
         // Expunged in place only where the index stays in spool order (a stale entry left
         // by an earlier crash may not be).
         let in_order = slot == 0 || index.entries()[slot - 1].spool.end() <= entry.spool.pos();

@@ -502,6 +502,7 @@ fn finish<D: Disk>(
         metadata: None,
         seen: None,
         duplicates: super::duplicates::Duplicates::Unread,
+        spool_compaction: super::spool_compact::SpoolCompaction::default(),
     };
     if store.catalog.id(names::INBOX).is_none() {
         budget.spend(3);

@@ -50,6 +50,8 @@ pub(crate) struct ScanResult {
     pub damaged_bytes: u64,
     /// The skipped spans, `[start, end)`, in spool order.
     pub damaged: Vec<(SpoolPos, SpoolPos)>,
+    /// Gap records stepped over (spool compaction's, `spool_gap.rs`), `[start, end)`.
+    pub gaps: Vec<(SpoolPos, SpoolPos)>,
     /// For each mailbox, the positions in `records` of its records (messages and tombstones).
     by_mailbox: BTreeMap<MailboxId, Vec<usize>>,
 }
@@ -75,6 +77,13 @@ impl ScanResult {
     pub(crate) fn at(&self, pos: SpoolPos) -> Option<&Scanned> {
         let at = self.records.partition_point(|r| r.spool.pos() < pos);
         (at < self.records.len()).then(|| &self.records[at]).filter(|r| r.spool.pos() == pos)
+    }
+
+    /// True when the record `spool` refers to lies wholly inside a gap record (spool
+    /// compaction took it away).
+    pub(crate) fn in_gap(&self, spool: SpoolRef) -> bool {
+        let (first, last) = (spool.pos(), spool.end());
+        self.gaps.iter().any(|&(start, end)| start <= first && last <= end)
     }
 
     /// True when the record `spool` refers to lies wholly in a skipped damaged span. (A
@@ -351,6 +360,17 @@ fn scan_record<F: DiskFile>(
             Some(check) => (Some(check), 0),
             None => {
                 cursor.check = RecordCheck::start(file, path, nonce, number, offset, len)?;
+                // Not a record: a gap spool compaction left is stepped over whole (looked
+                // for only here, so the common path reads each header once).
+                if cursor.check.is_none()
+                    && let Some(gap) = super::spool_gap::gap_at(file, path, nonce, offset, len)?
+                {
+                    let start = u32::try_from(offset).expect("segments < 4 GiB");
+                    let end = u32::try_from(offset + gap).expect("segments < 4 GiB");
+                    result.gaps.push((SpoolPos::new(number, start), SpoolPos::new(number, end)));
+                    cursor.offset = offset + gap;
+                    return Ok(RECORD_HEADER_BYTES as u64);
+                }
                 (cursor.check.as_mut(), RECORD_HEADER_BYTES as u64)
             }
         };
@@ -379,8 +399,19 @@ fn scan_record<F: DiskFile>(
     let Some(outcome) = outcome else {
         return Ok(covered);
     };
+    let gap = search.gap();
     cursor.search = None;
     let Some(next) = outcome else {
+        // A gap after the damage: the damage is skipped, the gap stepped over next.
+        if let Some(gap) = gap {
+            tracing::error!(path = %path.display(), offset, "skipping a damaged spool record");
+            result.damaged_bytes += gap - offset;
+            let (start, end) = (u32::try_from(offset), u32::try_from(gap));
+            let (start, end) = (start.expect("segments < 4 GiB"), end.expect("segments < 4 GiB"));
+            result.damaged.push((SpoolPos::new(number, start), SpoolPos::new(number, end)));
+            cursor.offset = gap;
+            return Ok(covered);
+        }
         cursor.torn = true;
         return Ok(covered);
     };

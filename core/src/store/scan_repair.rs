@@ -186,6 +186,9 @@ pub(crate) struct Resync {
     /// Bytes read ahead from `window_start`, where headers are decoded.
     window: Vec<u8>,
     window_start: u64,
+    /// A gap record (spool compaction's) found before any good record: the search ended
+    /// there, and the scan steps over the gap rather than cutting the segment.
+    gap: Option<u64>,
 }
 
 impl Resync {
@@ -193,7 +196,13 @@ impl Resync {
     pub(crate) fn new(nonce: u64, segment: u32, from: u64) -> Resync {
         assert!(from.is_multiple_of(8));
         let (candidate, window, window_start) = (None, Vec::new(), from);
-        Resync { nonce, segment, at: from, checked: 0, candidate, window, window_start }
+        let gap = None;
+        Resync { nonce, segment, at: from, checked: 0, candidate, window, window_start, gap }
+    }
+
+    /// Where a gap record ended the search without a good record before it.
+    pub(crate) fn gap(&self) -> Option<u64> {
+        self.gap
     }
 
     /// Searches on, reading and checksumming at most about `bytes_max` bytes (at least one
@@ -274,6 +283,11 @@ impl Resync {
         let window_end = self.window_start + self.window.len() as u64;
         while self.at + head_bytes <= window_end {
             let inside = usize::try_from(self.at - self.window_start).expect("bounded");
+            let gap = super::spool_gap::decode_gap(self.nonce, &self.window[inside..]);
+            if gap.is_some_and(|gap| self.at + gap <= len) {
+                self.gap = Some(self.at);
+                return Ok(Some(None));
+            }
             if let Some(header) = decode_header(&self.window[inside..])
                 && self.at + header.record_len() <= len
             {

@@ -171,6 +171,13 @@ impl<D: Disk> Spool<D> {
         Ok(file)
     }
 
+    /// Forgets the open file of a segment, so the next read opens it by name again (spool
+    /// compaction renamed a rewritten file over it; views of the old file keep their maps).
+    pub(crate) fn forget_file(&self, number: u32) {
+        assert!(self.active.as_ref().is_none_or(|a| a.number != number), "not the active one");
+        self.files.borrow_mut().remove(&number);
+    }
+
     /// Removes segments after `number` (recovery: they were written after a torn record).
     pub(crate) fn remove_after(&mut self, disk: &D, number: u32) -> Result<(), StorageError> {
         while let Some(&last) = self.segments.last().filter(|&&last| last > number) {
