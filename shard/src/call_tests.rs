@@ -1,6 +1,7 @@
-//! The cross-shard call on a real server of three shards in this process: LMTP deliveries to
-//! many users, accepted on whichever shard the kernel picks, are each served on the recipient's
-//! home shard (`call::SERVED` records where), and every copy is stored.
+//! The cross-shard call on a real server in this process: LMTP deliveries to many users (three
+//! shards), accepted on whichever shard the kernel picks, are each served on the recipient's
+//! home shard (`call::SERVED` records where), and every copy is stored; and a command on
+//! another user's mailbox (two shards) costs exactly one call to that user's home shard.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -111,4 +112,94 @@ fn every_request_is_served_on_the_shard_that_owns_its_user() {
         let inbox = store.mailbox_id("INBOX").expect("INBOX");
         assert_eq!(store.mailbox_info(inbox).expect("info").messages, 4, "{user}");
     }
+}
+
+/// Sends one IMAP command and reads up to its tagged reply.
+fn imap(stream: &mut BufReader<TcpStream>, tag: &str, command: &str) -> Vec<String> {
+    stream.get_mut().write_all(format!("{tag} {command}\r\n").as_bytes()).expect("write");
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).expect("read");
+        assert!(!line.is_empty(), "connection closed after {lines:?}");
+        let done = line.starts_with(&format!("{tag} "));
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+fn log_in(address: SocketAddr, user: &str) -> BufReader<TcpStream> {
+    let mut stream = BufReader::new(connect(address));
+    let mut greeting = String::new();
+    stream.read_line(&mut greeting).expect("greeting");
+    let reply = imap(&mut stream, "l", &format!("LOGIN {user} pw"));
+    assert!(reply.last().expect("tagged").starts_with("l OK"), "{reply:?}");
+    stream
+}
+
+/// Calls served for `user`'s store as shared-folder commands so far.
+fn shared_calls(user: &str) -> usize {
+    SERVED.lock().expect("served").iter().filter(|(n, u, _)| *n == "imap-shared" && u == user).count()
+}
+
+#[test]
+fn a_command_on_another_users_mailbox_is_one_call_to_the_owners_shard() {
+    let shards = 2;
+    let owner = "sharer0";
+    let reader = (0..)
+        .map(|i| format!("reader{i}"))
+        .find(|name| home_of(name, shards) != home_of(owner, shards))
+        .expect("some name lives on the other shard");
+    let reader = reader.as_str();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let passwd = format!("{owner}:{{PLAIN}}pw::::::\n{reader}:{{PLAIN}}pw::::::\n");
+    std::fs::write(dir.path().join("passwd"), passwd).expect("passwd-file");
+    let (imap_address, lmtp) = (free_address(), free_address());
+    let config = ServerConfig {
+        data_dir: dir.path().join("data"),
+        passwd_path: dir.path().join("passwd"),
+        imap_listen: vec![imap_address],
+        lmtp_listen: vec![lmtp],
+        shards,
+        io_memory_bytes: 256 * 1024,
+        shutdown_grace: Duration::from_secs(5),
+        ..ServerConfig::default()
+    };
+    let shutdown = ShutdownHandle::new();
+    let handle = shutdown.clone();
+    let server = std::thread::spawn(move || run_with_shutdown(config, handle));
+
+    assert!(deliver(lmtp, &[owner.to_owned()])[0].starts_with("250"));
+    let mut sharer = log_in(imap_address, owner);
+    let reply = imap(&mut sharer, "a", &format!("SETACL INBOX {reader} lr"));
+    assert!(reply.last().expect("tagged").starts_with("a OK"), "{reply:?}");
+
+    let mut session = log_in(imap_address, reader);
+    let shared = "\"Other Users/sharer0/INBOX\"";
+    for (tag, command, calls) in [
+        ("b", format!("SELECT {shared}"), 1),
+        ("c", "FETCH 1 (FLAGS BODY.PEEK[])".to_owned(), 1),
+        ("d", "UID SEARCH ALL".to_owned(), 1),
+        ("e", "STATUS INBOX (MESSAGES)".to_owned(), 0),
+        ("f", format!("STATUS {shared} (MESSAGES)"), 1),
+        ("g", "NOOP".to_owned(), 1),
+    ] {
+        let before = shared_calls(owner);
+        let reply = imap(&mut session, tag, &command);
+        assert!(reply.last().expect("tagged").starts_with(&format!("{tag} OK")), "{reply:?}");
+        assert_eq!(shared_calls(owner) - before, calls, "{command}: {reply:?}");
+    }
+    let served_on: Vec<ShardId> = SERVED
+        .lock()
+        .expect("served")
+        .iter()
+        .filter(|(n, u, _)| *n == "imap-shared" && u == owner)
+        .map(|(_, _, shard)| *shard)
+        .collect();
+    assert!(served_on.iter().all(|&shard| shard == home_of(owner, shards)));
+    drop((session, sharer));
+    shutdown.shutdown();
+    server.join().expect("server thread").expect("clean stop");
 }

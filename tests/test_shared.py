@@ -1,0 +1,112 @@
+"""Shared folders across shards with imaplib: user0 (home shard 1) lets alice (home shard 0)
+read his INBOX; alice lists the namespaces, selects `Other Users/user0/INBOX`, reads it, is
+refused what the ACL does not give, and an IDLE on it hears a delivery to user0 on the other
+shard. Every name trick for reaching his other mailboxes answers NONEXISTENT or NOPERM."""
+
+import threading
+import unittest
+
+from harness import ServerTest, lmtp_deliver, message
+
+SHARED = '"Other Users/user0/INBOX"'
+
+
+class SharedFolderTest(ServerTest):
+    # alice's home is shard 0 and user0's shard 1 (placement is stable; two shards).
+    USERS = {"alice": "alice-pw", "user0": "pw0"}
+
+    def deliver_to_user0(self, subject):
+        lmtp = self.server.lmtp()
+        replies = lmtp_deliver(lmtp, "s@example.org", ["user0@localhost"], message(subject, "hi"))
+        lmtp.quit()
+        self.assertEqual(replies[0][0], 250, replies)
+
+    def grant(self, rights):
+        owner = self.server.imap("user0", "pw0")
+        typ, data = owner._simple_command("SETACL", "INBOX", "alice", rights)
+        self.assertEqual(typ, "OK", data)
+        owner.logout()
+
+    def test_namespace_select_fetch_and_rights(self):
+        self.deliver_to_user0("first")
+        alice = self.server.imap("alice", "alice-pw")
+        typ, data = alice.namespace()
+        self.assertEqual(typ, "OK")
+        self.assertIn(b'(("Other Users/" "/"))', data[0])
+        # No rights yet: the mailbox does not exist for her.
+        typ, data = alice.select(SHARED)
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"NONEXISTENT", data[0])
+
+        self.grant("lr")
+        # `l r` only: SELECT opens it read-only (RFC 4314 §4).
+        typ, data = alice._simple_command("SELECT", SHARED)
+        self.assertEqual(typ, "OK", data)
+        self.assertIn(b"[READ-ONLY]", data[0])
+        alice.state = "SELECTED"
+        self.assertEqual(alice.untagged_responses.pop("EXISTS"), [b"1"])
+        typ, data = alice.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"Subject: first", data[0][1])
+        typ, data = alice.store("1", "+FLAGS", r"(\Flagged)")
+        self.assertEqual(typ, "NO")
+        typ, data = alice._simple_command("MYRIGHTS", SHARED)
+        self.assertEqual(typ, "OK")
+        self.assertEqual(alice.untagged_responses.pop("MYRIGHTS"), [b'"Other Users/user0/INBOX" lr'])
+        typ, data = alice._simple_command("GETACL", SHARED)
+        self.assertEqual(typ, "NO")
+        # Her own INBOX is hers, in between.
+        typ, data = alice.status("INBOX", "(MESSAGES)")
+        self.assertEqual(data, [b'"INBOX" (MESSAGES 0)'])
+        alice.logout()
+
+    def test_name_tricks_reach_nothing(self):
+        self.grant("lr")
+        alice = self.server.imap("alice", "alice-pw")
+        owner = self.server.imap("user0", "pw0")
+        owner.create("Private")
+        owner.logout()
+        for name in ['"Other Users/user0/Private"', '"Other Users/USER0/Private"',
+                     '"Other Users/../user0/INBOX"', '"Other Users/user0/../Private"',
+                     '"Other Users/nobody/INBOX"', '"Other Users/user0"', '"Other Users"',
+                     '"other users/user0/INBOX"', '"Other Users/user0/INBOX/../Private"']:
+            typ, data = alice.select(name)
+            self.assertEqual(typ, "NO", name)
+            self.assertIn(b"NONEXISTENT", data[0], name)
+        for command, args in [("CREATE", ['"Other Users/user0/Mine"']),
+                              ("DELETE", [SHARED]),
+                              ("RENAME", ['"Other Users/user0/INBOX"', "Taken"])]:
+            typ, data = alice._simple_command(command, *args)
+            self.assertEqual(typ, "NO", command)
+            self.assertIn(b"NOPERM", data[0], command)
+        typ, _ = alice.select(SHARED)
+        self.assertEqual(typ, "OK", "the granted one still opens")
+        alice.logout()
+
+    def test_idle_on_the_shared_folder_hears_the_owners_delivery(self):
+        self.grant("lr")
+        alice = self.server.imap("alice", "alice-pw")
+        typ, data = alice.select(SHARED)
+        self.assertEqual((typ, data), ("OK", [b"0"]))
+        tag = alice._new_tag().decode()
+        alice.send(f"{tag} IDLE\r\n".encode())
+        self.assertTrue(alice.readline().startswith(b"+"))
+        sender = threading.Thread(target=self.deliver_to_user0, args=("while idling",))
+        sender.start()
+        alice.sock.settimeout(20)
+        line = alice.readline()
+        sender.join()
+        self.assertEqual(line, b"* 1 EXISTS\r\n")
+        alice.send(b"DONE\r\n")
+        while True:
+            line = alice.readline()
+            if line.startswith(tag.encode()):
+                break
+        self.assertIn(b"OK", line)
+        typ, data = alice.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(b"while idling", data[0][1])
+        alice.logout()
+
+
+if __name__ == "__main__":
+    unittest.main()
