@@ -7,6 +7,7 @@
 //!     spool/NNNNNNNN.seg   append-only message and tombstone records (spool.rs, record.rs)
 //!     mbox/NNNNNNNN.idx    one fixed-record index per mailbox (index.rs)
 //!     metadata.log         METADATA entries (RFC 5464), replayed on first use (metadata.rs)
+//!     quota.limits         limits set by SETQUOTA (RFC 9208), read on first use (quota.rs)
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
@@ -45,6 +46,7 @@ pub mod names;
 mod open;
 mod open_repair;
 mod opening;
+mod quota;
 mod reconstruct;
 mod record;
 mod rename_inbox;
@@ -62,6 +64,10 @@ pub use changes::{LIST_CHANGES_MAX, ListChange, ListChanges, MailboxChange};
 pub use folders::DefaultFolder;
 pub use metadata_entries::{MetadataError, MetadataOwner};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
+pub use quota::{
+    QUOTA_RESERVATIONS_MAX, QuotaLimits, QuotaReservation, QuotaSource, QuotaUsage,
+    effective_limits,
+};
 pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
 pub use special_use::SpecialUse;
@@ -228,6 +234,8 @@ pub struct UserStore<D: Disk> {
     url_keys: urlauth::UrlKeys<D::File>,
     /// `metadata.log` and its entries, replayed on first use (`metadata_entries.rs`).
     metadata: Option<Box<metadata::MetadataLog<D::File>>>,
+    /// Usage totals, limits and reservations (`quota.rs`).
+    quota: quota::Quota<D::File>,
 }
 
 impl<D: Disk> UserStore<D> {
@@ -677,5 +685,6 @@ impl<D: Disk> UserStore<D> {
                 assert!(entry.spool.end() <= end, "no index entry past the spool end");
             }
         }
+        assert_eq!(self.quota_usage(), self.quota_recount(), "quota usage is exact");
     }
 }
