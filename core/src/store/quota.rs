@@ -383,6 +383,18 @@ impl<D: Disk> UserStore<D> {
         self.quota.apply(counts, Counts::default());
     }
 
+    /// The bytes an EXPUNGE of mailbox `id` would free: the sizes of its live messages
+    /// flagged `\Deleted` (STATUS `DELETED-STORAGE`, RFC 9208 §4.2). Walks the mailbox:
+    /// O(messages), only when asked.
+    #[must_use]
+    pub fn deleted_storage_bytes(&self, id: MailboxId) -> Option<u64> {
+        let index = self.indexes.get(&id)?;
+        let deleted = index.entries().iter().filter(|entry| {
+            !entry.expunged && entry.flags.system.contains(crate::types::SystemFlags::DELETED)
+        });
+        Some(deleted.map(|entry| u64::from(entry.size)).sum())
+    }
+
     /// The totals recounted from every index (tests and `check_invariants`).
     #[must_use]
     pub fn quota_recount(&self) -> QuotaUsage {

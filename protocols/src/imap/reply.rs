@@ -45,6 +45,8 @@ pub enum Code {
     AlreadyExists,
     /// `[OVERQUOTA]`
     OverQuota,
+    /// `[NOPERM]` (RFC 5530): the user may not do this (SETQUOTA by a non-administrator).
+    NoPerm,
     /// `[CANNOT]`: the operation can never succeed (e.g. deleting INBOX).
     Cannot,
     /// `[SERVERBUG]`
@@ -126,6 +128,7 @@ impl Code {
             Code::Nonexistent => "NONEXISTENT".into(),
             Code::AlreadyExists => "ALREADYEXISTS".into(),
             Code::OverQuota => "OVERQUOTA".into(),
+            Code::NoPerm => "NOPERM".into(),
             Code::Cannot => "CANNOT".into(),
             Code::ServerBug => "SERVERBUG".into(),
             Code::Corruption => "CORRUPTION".into(),

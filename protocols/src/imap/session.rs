@@ -137,6 +137,8 @@ pub(crate) struct Conn {
     pub interrupt: Option<command::slice::Interrupt>,
     /// What NOTIFY SET asked for (RFC 5465), `None` without NOTIFY or after NOTIFY NONE.
     pub notify: Option<Box<notify::NotifyState>>,
+    /// The logged-in user is one of `ImapConfig::admins` (SETQUOTA, `command/quota.rs`).
+    pub admin: bool,
 }
 
 /// One client connection's IMAP state machine. `Send`: it moves to the user's home shard.
@@ -178,6 +180,7 @@ impl ImapSession {
                 scram_sha256: true,
                 interrupt: None,
                 notify: None,
+                admin: false,
             },
             pending: Vec::new(),
             bad_commands: 0,
@@ -423,6 +426,7 @@ impl ImapSession {
     fn unauthenticate(&mut self) -> Completion {
         self.conn.selected = None;
         self.conn.enabled = Enabled::default();
+        self.conn.admin = false;
         self.conn.notify = None;
         self.phase = Phase::NotAuthenticated;
         self.unauthenticated = true;

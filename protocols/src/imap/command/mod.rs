@@ -28,6 +28,7 @@ pub(crate) mod notify;
 mod objectid;
 mod pattern;
 pub(crate) mod qresync;
+mod quota;
 pub(crate) mod rename_inbox;
 pub(crate) mod search;
 mod search_eval;
@@ -217,6 +218,13 @@ pub(crate) fn run<D: Disk>(
         }
         CommandBody::SetMetadata { mailbox, entries } => {
             Progress::Done(metadata::set(store, &mailbox, &entries, out))
+        }
+        CommandBody::GetQuota(root) => Progress::Done(quota::get_quota(store, &root, out)),
+        CommandBody::GetQuotaRoot(mailbox) => {
+            Progress::Done(quota::get_quota_root(conn, store, &mailbox, out))
+        }
+        CommandBody::SetQuota { root, limits } => {
+            Progress::Done(quota::set_quota(conn, store, &root, &limits, out))
         }
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
@@ -416,6 +424,9 @@ fn run_selected<D: Disk>(
         | CommandBody::Lsub { .. }
         | CommandBody::GetMetadata { .. }
         | CommandBody::SetMetadata { .. }
+        | CommandBody::GetQuota(_)
+        | CommandBody::GetQuotaRoot(_)
+        | CommandBody::SetQuota { .. }
         | CommandBody::Status { .. }
         | CommandBody::Append { .. }
         | CommandBody::Idle

@@ -43,6 +43,7 @@ mod fetch;
 mod metadata;
 mod notify;
 mod qresync;
+mod quota;
 mod search;
 mod sort;
 mod urlauth;
@@ -279,6 +280,9 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"NOTIFY" => CommandBody::Notify(Box::new(notify::notify(c)?)),
         b"GETMETADATA" => metadata::getmetadata(c)?,
         b"SETMETADATA" => metadata::setmetadata(c)?,
+        b"GETQUOTA" => quota::getquota(c)?,
+        b"GETQUOTAROOT" => quota::getquotaroot(c)?,
+        b"SETQUOTA" => quota::setquota(c)?,
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))

@@ -37,6 +37,9 @@ pub struct ImapConfig {
     /// The server's `/shared/admin` METADATA entry (RFC 5464 §3.2.1.1): how to reach the
     /// administrator, a URI such as `mailto:postmaster@example.org`; `None`: not announced.
     pub admin_contact: Option<String>,
+    /// `[imap] admins`: users who may SETQUOTA (RFC 9208), compared ASCII case-insensitively
+    /// with the user a login opens.
+    pub admins: Vec<String>,
 }
 
 impl ImapConfig {
@@ -54,6 +57,7 @@ impl ImapConfig {
             frame_limits: FrameLimits::default(),
             parse_limits: ParseLimits::default(),
             admin_contact: None,
+            admins: Vec::new(),
         }
     }
 }

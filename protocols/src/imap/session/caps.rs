@@ -42,6 +42,9 @@ const AUTHENTICATED: &[&str] = &[
     // FETCH / UID FETCH PARTIAL modifier (`command/fetch_partial.rs`).
     "CONTEXT=SEARCH CONTEXT=SORT PARTIAL",
     "METADATA METADATA-SERVER LIST-METADATA",
+    // RFC 9208: GETQUOTA, GETQUOTAROOT, SETQUOTA (administrators), STATUS DELETED and
+    // DELETED-STORAGE (`command/quota.rs`; the store enforces, `core/src/store/quota.rs`).
+    "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE QUOTA=RES-MAILBOX QUOTASET",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
@@ -121,6 +124,7 @@ mod tests {
             scram_sha256: true,
             interrupt: None,
             notify: None,
+            admin: false,
         }
     }
 
