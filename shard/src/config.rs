@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skua_core::store::{DefaultFolder, SpecialUse};
+use skua_core::store::{DefaultFolder, QuotaLimits, SpecialUse};
 
 use crate::tls::TlsConfigs;
 
@@ -130,6 +130,11 @@ pub struct ServerConfig {
     /// read-only for users. `None`: the entry does not exist. Copied into every shard's
     /// `ImapConfig::admin_contact`.
     pub admin_contact: Option<String>,
+    /// `[quota]`: the limits of a user whose passwd-file line names none (per resource) and
+    /// whose store holds no SETQUOTA'd set (`UserStore::set_default_quota`).
+    pub quota_default: QuotaLimits,
+    /// `[imap] admins`: users who may SETQUOTA; copied into `ImapConfig::admins`.
+    pub imap_admins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -176,6 +181,8 @@ impl Default for ServerConfig {
             sasl: Arc::new(crate::sasl::SaslSettings::default()),
             default_folders: default_folders(),
             admin_contact: None,
+            quota_default: QuotaLimits::UNLIMITED,
+            imap_admins: Vec::new(),
         }
     }
 }

@@ -93,6 +93,16 @@ fn parse_rule(rule: &str) -> Result<UserQuota, String> {
     Ok(quota)
 }
 
+/// A storage size as the config's `[quota] storage` takes it (`"1G"`, `"500M"`, `"0"`): a
+/// number with an optional unit B/K/M/G/T (any case, powers of 1024; none: KiB, as Dovecot's
+/// `storage=`), in KiB rounded up; `0` is no limit.
+///
+/// # Errors
+/// Not such a size.
+pub fn parse_storage_kib(value: &str) -> Result<Option<u64>, String> {
+    storage_kib(value, 1024)
+}
+
 /// A storage value in KiB (rounded up): `unitless` is the size of a unit-less number.
 fn storage_kib(value: &str, unitless: u64) -> Result<Option<u64>, String> {
     let (digits, multiplier) = match value.as_bytes().last().map(u8::to_ascii_uppercase) {
