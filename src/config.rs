@@ -26,6 +26,12 @@
 //! require_tls = false              # true: before TLS only STARTTLS, CAPABILITY, LOGOUT
 //! admin_contact = "mailto:postmaster@example.org" # METADATA /shared/admin; absent: none
 //! public_owner = "public"          # the user whose mailboxes are "Shared/..."; absent: none
+//! admins = ["postmaster"]          # users who may SETQUOTA (RFC 9208); default: none
+//!
+//! [quota]                          # default limits (RFC 9208); absent: none. The passwd-file's
+//! storage = "1G"                   # userdb_quota_rule (Dovecot) and SETQUOTA override them
+//! messages = 100000                # live messages
+//! mailboxes = 1000                 # mailboxes, INBOX included
 //!
 //! [tls]                            # absent: a self-signed certificate in DATA_DIR/tls
 //! cert = "/etc/skua/mail.example.org.crt" # chain, end-entity first (PEM)
@@ -143,6 +149,9 @@ pub struct FileConfig {
     /// Spool compaction and delayed expunge.
     #[serde(default)]
     pub compaction: CompactionSection,
+    /// Default quota limits.
+    #[serde(default)]
+    pub quota: QuotaSection,
 }
 
 /// `[compaction]`: background spool compaction and delayed expunge (README, "Space comes
@@ -220,6 +229,18 @@ impl FileConfig {
     }
 }
 
+/// `[quota]`: the limits of users whose passwd-file line and store name none.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSection {
+    /// STORAGE: a size with a unit (`"1G"`, `"500M"`; none: KiB); `"0"`: no limit.
+    pub storage: Option<String>,
+    /// MESSAGE: live messages; 0: no limit.
+    pub messages: Option<u64>,
+    /// MAILBOX: mailboxes, INBOX included; 0: no limit.
+    pub mailboxes: Option<u64>,
+}
+
 /// `[folders]`: the name of each default folder; `""` leaves it out.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -237,6 +258,26 @@ pub struct FoldersSection {
 }
 
 impl FileConfig {
+    /// Sets `[quota]`'s default limits and `[imap] admins` on `config`.
+    ///
+    /// # Errors
+    /// `storage` is not a size.
+    pub fn apply_quota(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
+        let q = &self.quota;
+        let storage_kib = match q.storage.as_deref() {
+            None => None,
+            Some(text) => skua_core::users::quota_rule::parse_storage_kib(text)
+                .map_err(|e| anyhow::anyhow!("quota.storage: {e}"))?,
+        };
+        config.quota_default = skua_core::store::QuotaLimits {
+            storage_kib,
+            messages: q.messages.filter(|&n| n != 0),
+            mailboxes: q.mailboxes.filter(|&n| n != 0),
+        };
+        config.imap_admins = self.imap.admins.clone().unwrap_or_default();
+        Ok(())
+    }
+
     /// Sets the default folders of `[folders]` on `config`: each key renames its folder, and
     /// `""` leaves it out; the others keep their default names.
     ///
@@ -355,6 +396,8 @@ pub struct ImapSection {
     pub admin_contact: Option<String>,
     /// The pseudo-user whose mailboxes are the public ones (`Shared/...`); absent: none.
     pub public_owner: Option<String>,
+    /// Users who may SETQUOTA (RFC 9208).
+    pub admins: Option<Vec<String>>,
 }
 
 /// `[lmtp]`
@@ -818,6 +861,29 @@ mod tests {
             toml::from_str("[auth]\nscram_fake_iterations = 0\n").expect("parses");
         assert!(zero.apply_auth(&mut ServerConfig::default()).is_err());
         assert!(toml::from_str::<FileConfig>("[auth]\nmaster = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn quota_section_and_admins() {
+        let text = "[quota]\nstorage = \"1G\"\nmessages = 10\nmailboxes = 0\n\
+                    [imap]\nadmins = [\"root\"]\n";
+        let file: FileConfig = toml::from_str(text).expect("toml");
+        let mut config = ServerConfig::default();
+        file.apply_quota(&mut config).expect("valid");
+        let expected = skua_core::store::QuotaLimits {
+            storage_kib: Some(1 << 20),
+            messages: Some(10),
+            mailboxes: None,
+        };
+        assert_eq!(config.quota_default, expected);
+        assert_eq!(config.imap_admins, ["root"]);
+        let mut config = ServerConfig::default();
+        FileConfig::default().apply_quota(&mut config).expect("valid");
+        assert_eq!(config.quota_default, skua_core::store::QuotaLimits::UNLIMITED);
+        for bad in ["storage = \"1X\"", "storage = \"-1G\"", "storage = \"\"", "bogus = 1"] {
+            let parsed = toml::from_str::<FileConfig>(&format!("[quota]\n{bad}\n"));
+            assert!(parsed.map_or(true, |f| f.apply_quota(&mut config).is_err()), "{bad}");
+        }
     }
 
     #[test]

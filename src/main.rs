@@ -266,6 +266,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     file.apply_limits(&mut config)?;
     file.apply_folders(&mut config)?;
+    file.apply_quota(&mut config)?;
     file.apply_auth(&mut config)?;
     file.apply_compaction(&mut config)?;
     skua_shard::run(config).context("server failed")

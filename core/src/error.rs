@@ -116,6 +116,9 @@ pub enum MailboxError {
     /// Too many mailboxes or subscriptions (`limits::MAILBOXES_PER_USER_MAX`, ...).
     #[error("too many mailboxes or subscriptions")]
     TooMany,
+    /// The user's MAILBOX quota (RFC 9208) has no room for the mailboxes a CREATE makes.
+    #[error(transparent)]
+    OverQuota(OverQuota),
     /// The disk failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -136,6 +139,9 @@ pub enum AppendError {
     /// The mailbox cannot take more messages (UIDs or records exhausted).
     #[error("mailbox is full")]
     MailboxFull,
+    /// The user's quota (RFC 9208) has no room for the message(s); nothing was written.
+    #[error(transparent)]
+    OverQuota(OverQuota),
     /// The disk failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -210,7 +216,42 @@ pub enum CopyError {
     /// The target cannot take more messages.
     #[error("target mailbox is full")]
     MailboxFull,
+    /// The user's quota (RFC 9208) has no room for the copies; nothing was written.
+    #[error(transparent)]
+    OverQuota(OverQuota),
     /// The disk failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// A quota resource (RFC 9208 §5): what an [`OverQuota`] refusal ran out of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum QuotaResource {
+    /// `STORAGE`: the sum of the live messages' sizes (limits in units of 1024 octets).
+    Storage,
+    /// `MESSAGE`: the number of live messages.
+    Message,
+    /// `MAILBOX`: the number of mailboxes.
+    Mailbox,
+}
+
+impl QuotaResource {
+    /// The resource's name as RFC 9208 spells it on the wire.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            QuotaResource::Storage => "STORAGE",
+            QuotaResource::Message => "MESSAGE",
+            QuotaResource::Mailbox => "MAILBOX",
+        }
+    }
+}
+
+/// An operation was refused because it would take the user past a quota limit (usage plus
+/// what is reserved plus what the operation adds would exceed the limit). Nothing was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("over quota: {} limit reached", .resource.name())]
+pub struct OverQuota {
+    /// The resource without room.
+    pub resource: QuotaResource,
 }

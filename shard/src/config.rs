@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skua_core::store::{DefaultFolder, SpecialUse};
+use skua_core::store::{DefaultFolder, QuotaLimits, SpecialUse};
 
 use crate::tls::TlsConfigs;
 
@@ -137,6 +137,11 @@ pub struct ServerConfig {
     pub public_owner: Option<String>,
     /// `[compaction]`: background spool compaction and delayed expunge (`compaction.rs`).
     pub compaction: crate::compaction::CompactionSettings,
+    /// `[quota]`: the limits of a user whose passwd-file line names none (per resource) and
+    /// whose store holds no SETQUOTA'd set (`UserStore::set_default_quota`).
+    pub quota_default: QuotaLimits,
+    /// `[imap] admins`: users who may SETQUOTA; copied into `ImapConfig::admins`.
+    pub imap_admins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -186,6 +191,8 @@ impl Default for ServerConfig {
             admin_contact: None,
             public_owner: None,
             compaction: crate::compaction::CompactionSettings::default(),
+            quota_default: QuotaLimits::UNLIMITED,
+            imap_admins: Vec::new(),
         }
     }
 }

@@ -27,7 +27,7 @@ use std::future::Future;
 use skua_core::disk::os::OsDisk;
 use skua_core::limits::OPEN_STEP_UNITS;
 use skua_core::paths::{UserName, user_dir};
-use skua_core::store::{OpenProgress, UserStore};
+use skua_core::store::{OpenProgress, QuotaLimits, UserStore};
 
 use crate::event::Event;
 use crate::guard::guarded;
@@ -132,7 +132,14 @@ pub struct Registry {
     opening: RefCell<HashMap<String, Rc<Event>>>,
     /// The shards watching this shard's users (`watch.rs`).
     pub watchers: Rc<Watchers>,
+    /// A user's quota limits when the store holds none of its own (the passwd-file's rules
+    /// over `[quota]`); given to the store on every [`Registry::open`], so a reloaded
+    /// passwd-file applies at the user's next login or delivery. `None`: no limits.
+    quota: Option<QuotaSource>,
 }
+
+/// See [`Registry::with_quota`].
+pub type QuotaSource = Box<dyn Fn(&str) -> QuotaLimits>;
 
 /// Takes a user out of [`Registry::opening`] and wakes its waiters when its open ends, also
 /// when the opening task is dropped half-way (its connection went away).
@@ -158,6 +165,22 @@ impl Registry {
             open: RefCell::new(HashMap::new()),
             opening: RefCell::default(),
             watchers: Rc::default(),
+            quota: None,
+        }
+    }
+
+    /// The registry with `source` deciding each user's quota limits (see the field).
+    #[must_use]
+    pub fn with_quota(mut self, source: QuotaSource) -> Registry {
+        self.quota = Some(source);
+        self
+    }
+
+    /// Gives the store of `handle` its user's current limits.
+    fn apply_quota(&self, handle: &UserHandle) {
+        if let Some(source) = &self.quota {
+            let limits = source(&handle.name);
+            handle.store.borrow_mut().set_default_quota(limits);
         }
     }
 
@@ -180,6 +203,7 @@ impl Registry {
                 if handle.is_poisoned() {
                     return Err(RegistryError::Resetting(key.to_owned()));
                 }
+                self.apply_quota(handle);
                 return Ok(handle.clone());
             }
             let Some(done) = self.opening.borrow().get(key).cloned() else { break };
@@ -219,6 +243,7 @@ impl Registry {
             poisoned: Cell::new(false),
             last_used: Cell::new(Instant::now()),
         });
+        self.apply_quota(&handle);
         self.open.borrow_mut().insert(key.to_owned(), handle.clone());
         tracing::debug!(user = key, "store opened");
         Ok(handle)
@@ -292,6 +317,27 @@ mod tests {
 
     fn registry(dir: &std::path::Path) -> Registry {
         Registry::new(Rc::new(OsDisk::new(dir).expect("disk")))
+    }
+
+    /// Every open, of a new store or of one already open, gives the store its user's limits
+    /// as the source says now (a passwd-file reload applies at the next login or delivery).
+    #[test]
+    fn opens_give_the_store_its_users_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let messages = Rc::new(Cell::new(5u64));
+        let source = messages.clone();
+        let registry = registry(dir.path()).with_quota(Box::new(move |user| QuotaLimits {
+            messages: (user == "erin").then(|| source.get()),
+            ..QuotaLimits::UNLIMITED
+        }));
+        let limits = |handle: &UserHandle| handle.with_store(|s| s.quota_limits().unwrap().0);
+        let erin = open_now(&registry, "erin").unwrap();
+        assert_eq!(limits(&erin).messages, Some(5));
+        messages.set(7);
+        let again = open_now(&registry, "erin").unwrap();
+        assert_eq!(limits(&again).messages, Some(7));
+        let frank = open_now(&registry, "frank").unwrap();
+        assert_eq!(limits(&frank), QuotaLimits::UNLIMITED);
     }
 
     /// Issue 7, defect 9: a panic while opening a store (outside the session guard) would

@@ -285,6 +285,17 @@ pub(crate) async fn main(
     Ok(())
 }
 
+/// Which limits apply to a user whose store holds no SETQUOTA'd set: the passwd-file's
+/// `userdb_quota_rule` (read when the file is loaded) for the resources it names, `[quota]`
+/// for the others (`skua_core::users::quota_rule`).
+fn quota_source(shared: &Arc<Shared>) -> crate::registry::QuotaSource {
+    let shared = shared.clone();
+    Box::new(move |user| {
+        let default = shared.config.quota_default;
+        shared.users.get().lookup(user).map_or(default, |entry| entry.quota().over(default))
+    })
+}
+
 fn new_shard(
     index: usize,
     shared: Arc<Shared>,
@@ -298,6 +309,7 @@ fn new_shard(
     imap_plaintext.tokens = shared.config.sasl.tokens.is_some();
     imap_plaintext.admin_contact = shared.config.admin_contact.clone();
     imap_plaintext.namespaces.public_owner = shared.config.public_owner.clone();
+    imap_plaintext.admins = shared.config.imap_admins.clone();
     let mut imap_strict = imap_plaintext.clone();
     imap_strict.plaintext_login_allowed = shared.config.plaintext_auth_always;
     let mut lmtp_config = LmtpConfig::new(&shared.config.hostname);
@@ -305,13 +317,14 @@ fn new_shard(
     let lmtp_config = Arc::new(lmtp_config);
     // `validate` guarantees at least two blocking threads.
     let auth_slots = u64::try_from(shared.config.blocking_threads - 1).expect("bounded");
+    let quota = quota_source(&shared);
     Shard {
         id: ShardId(u32::try_from(index).expect("shard count is bounded")),
         shared,
         imap_plaintext: Arc::new(imap_plaintext),
         imap_strict: Arc::new(imap_strict),
         lmtp_config,
-        registry: Registry::new(disk.clone()),
+        registry: Registry::new(disk.clone()).with_quota(quota),
         commit: GroupCommit::new(disk),
         mesh,
         stop: Rc::new(Event::new()),

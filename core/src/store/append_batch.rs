@@ -20,9 +20,9 @@
 //! - *Sessions.* The batch is written in one step of the user's shard, so no other session of
 //!   the user runs between its records: they see all of it or none of it.
 
-use super::UserStore;
 use super::messages::Origin;
 use super::threads::ThreadKeys;
+use super::{UserStore, quota};
 use crate::disk::Disk;
 use crate::error::AppendError;
 use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX};
@@ -62,6 +62,23 @@ impl<D: Disk> UserStore<D> {
         messages: &[NewMessage<'_>],
     ) -> Result<Vec<(Uid, ModSeq)>, AppendError> {
         assert!(!messages.is_empty(), "an empty batch");
+        if self.catalog.mailboxes.contains_key(&id) {
+            let bytes = messages.iter().map(|new| new.message.len() as u64).sum();
+            let adds = quota::Adds { bytes, messages: messages.len() as u64, mailboxes: 0 };
+            self.quota_check(adds).map_err(quota::QuotaRefusal::into_append)?;
+        }
+        let before = self.quota_mark(id);
+        let result = self.append_all_counted(id, messages);
+        self.quota_settle(id, before);
+        result
+    }
+
+    /// [`UserStore::append_all`] after its quota check (`store/quota.rs`).
+    fn append_all_counted(
+        &mut self,
+        id: MailboxId,
+        messages: &[NewMessage<'_>],
+    ) -> Result<Vec<(Uid, ModSeq)>, AppendError> {
         self.before_mutation().map_err(|e| self.logged("append", e))?;
         let keywords =
             self.catalog.mailboxes.get(&id).ok_or(AppendError::NoSuchMailbox)?.valid_keywords();

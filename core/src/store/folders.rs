@@ -56,6 +56,13 @@ impl<D: Disk> UserStore<D> {
         if self.catalog.id(&name).is_some() {
             return Err(MailboxError::AlreadyExists);
         }
+        if name != super::names::INBOX {
+            let missing = super::names::superiors(&name)
+                .filter(|superior| self.catalog.id(superior).is_none())
+                .count();
+            let adds = super::quota::Adds { mailboxes: 1 + missing as u64, ..Default::default() };
+            self.quota_check(adds).map_err(super::quota::QuotaRefusal::into_mailbox)?;
+        }
         let mut records = Vec::new();
         let made = self.create_records(name, uses, &mut records).and_then(|id| {
             self.log_and_apply(&records)?;

@@ -161,7 +161,9 @@ impl<D: Disk> UserStore<D> {
         }
         let id = self.catalog.id(&name).ok_or(MailboxError::NotFound)?;
         self.log_and_apply(&[LogRecord::Delete { id }])?;
-        self.indexes.remove(&id);
+        if let Some(index) = self.indexes.remove(&id) {
+            self.quota_forget(index.counts());
+        }
         // The file goes once the delete record is durable: removed earlier, a crash that lost
         // the record would leave a mailbox without its index (the next open also removes it).
         let path = index::index_path(&self.dir, id);

@@ -15,7 +15,7 @@ use super::record::{
     ThreadTrailer,
 };
 use super::threads::ThreadKeys;
-use super::{StoreOutcome, UserStore};
+use super::{StoreOutcome, UserStore, quota};
 use crate::disk::Disk;
 use crate::error::{AppendError, CopyError, ReadError, StorageError, UpdateError};
 use crate::limits::{CACHE_BYTES_MAX, MESSAGE_BYTES_MAX, TOMBSTONE_UIDS_MAX};
@@ -51,6 +51,26 @@ impl<D: Disk> UserStore<D> {
     /// # Panics
     /// As [`UserStore::append`].
     pub fn append_threaded(
+        &mut self,
+        id: MailboxId,
+        message: &[u8],
+        cache: &[u8],
+        keys: ThreadKeys<'_>,
+        flags: Flags,
+        date: Option<InternalDate>,
+    ) -> Result<(Uid, ModSeq), AppendError> {
+        if self.catalog.mailboxes.contains_key(&id) {
+            let adds = quota::Adds { bytes: message.len() as u64, messages: 1, mailboxes: 0 };
+            self.quota_check(adds).map_err(quota::QuotaRefusal::into_append)?;
+        }
+        let before = self.quota_mark(id);
+        let result = self.append_threaded_counted(id, message, cache, keys, flags, date);
+        self.quota_settle(id, before);
+        result
+    }
+
+    /// [`UserStore::append_threaded`] after its quota check (`store/quota.rs`).
+    fn append_threaded_counted(
         &mut self,
         id: MailboxId,
         message: &[u8],
@@ -275,6 +295,15 @@ impl<D: Disk> UserStore<D> {
     /// # Errors
     /// No such mailbox, or the disk failed.
     pub fn expunge(&mut self, id: MailboxId, uids: &[Uid]) -> Result<ModSeq, UpdateError> {
+        let before = self.quota_mark(id);
+        let result = self.expunge_uncounted(id, uids);
+        self.quota_settle(id, before);
+        result
+    }
+
+    /// [`UserStore::expunge`] without the quota bookkeeping, for callers that do their own
+    /// (`store/quota.rs`).
+    fn expunge_uncounted(&mut self, id: MailboxId, uids: &[Uid]) -> Result<ModSeq, UpdateError> {
         self.before_mutation().map_err(|e| self.logged("expunge", e))?;
         let index = self.indexes.get_mut(&id).ok_or(UpdateError::NoSuchMailbox)?;
         let live: Vec<(usize, Uid)> = sorted_unique(uids)
@@ -341,6 +370,32 @@ impl<D: Disk> UserStore<D> {
         uids: &[Uid],
         target: MailboxId,
     ) -> Result<Vec<(Uid, Uid)>, CopyError> {
+        if self.catalog.mailboxes.contains_key(&target) {
+            self.quota_check_copy(source, uids)?;
+        }
+        self.copy_counted(source, uids, target)
+    }
+
+    /// [`UserStore::copy`] without its quota check, for RENAME INBOX (a move: the copies are
+    /// expunged from INBOX right after), with the usage bookkeeping (`store/quota.rs`).
+    pub(super) fn copy_counted(
+        &mut self,
+        source: MailboxId,
+        uids: &[Uid],
+        target: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, CopyError> {
+        let before = self.quota_mark(target);
+        let result = self.copy_uncounted(source, uids, target);
+        self.quota_settle(target, before);
+        result
+    }
+
+    fn copy_uncounted(
+        &mut self,
+        source: MailboxId,
+        uids: &[Uid],
+        target: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, CopyError> {
         self.before_mutation().map_err(|e| self.logged("copy", e))?;
         let entries: Vec<Entry> = {
             let index = self.indexes.get(&source).ok_or(CopyError::NoSuchMailbox)?;
@@ -400,7 +455,7 @@ impl<D: Disk> UserStore<D> {
             Err(error) => {
                 tracing::warn!(%error, "cannot cut a failed COPY from the target index");
                 let copied: Vec<Uid> = pairs.iter().map(|&(_, new)| new).collect();
-                if let Err(undo) = self.expunge(target, &copied) {
+                if let Err(undo) = self.expunge_uncounted(target, &copied) {
                     tracing::warn!(%undo, "cannot undo a failed COPY");
                 }
             }
@@ -447,6 +502,7 @@ impl<D: Disk> UserStore<D> {
             Err(AppendError::MailboxFull) => Err(CopyError::MailboxFull),
             Err(AppendError::NoSuchMailbox) => Err(CopyError::NoSuchTarget),
             Err(AppendError::TooLarge { .. }) => unreachable!("a stored message fits"),
+            Err(AppendError::OverQuota(over)) => Err(CopyError::OverQuota(over)),
             Err(AppendError::Storage(error)) => Err(CopyError::Storage(error)),
         }
     }

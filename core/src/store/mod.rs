@@ -9,6 +9,7 @@
 //!     metadata.log         METADATA entries (RFC 5464), replayed on first use (metadata.rs)
 //!     seen.log             other users' \Seen on these mailboxes, replayed on first use (seen.rs)
 //!     duplicates.log       recent deliveries by Message-ID, read on first use (duplicates.rs)
+//!     quota.limits         limits set by SETQUOTA (RFC 9208), read on first use (quota.rs)
 //! ```
 //!
 //! Every byte is described in `core/FORMAT.md`. A [`UserStore`] is opened, and recovered, on
@@ -49,6 +50,7 @@ pub mod names;
 mod open;
 mod open_repair;
 mod opening;
+mod quota;
 mod reconstruct;
 mod record;
 mod rename_inbox;
@@ -76,6 +78,10 @@ pub use duplicates::{
 pub use folders::DefaultFolder;
 pub use metadata_entries::{MetadataError, MetadataOwner};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
+pub use quota::{
+    QUOTA_RESERVATIONS_MAX, QuotaLimits, QuotaReservation, QuotaSource, QuotaUsage,
+    effective_limits,
+};
 pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
 pub use seen::{SeenError, SeenSet};
@@ -252,6 +258,8 @@ pub struct UserStore<D: Disk> {
     duplicates: duplicates::Duplicates<D::File>,
     /// Spool compaction's state (`spool_compact.rs`).
     spool_compaction: spool_compact::SpoolCompaction<D::File>,
+    /// Usage totals, limits and reservations (`quota.rs`).
+    quota: quota::Quota<D::File>,
 }
 
 impl<D: Disk> UserStore<D> {
@@ -706,5 +714,6 @@ impl<D: Disk> UserStore<D> {
                 assert!(entry.spool.end() <= end, "no index entry past the spool end");
             }
         }
+        assert_eq!(self.quota_usage(), self.quota_recount(), "quota usage is exact");
     }
 }

@@ -483,7 +483,9 @@ fn finish<D: Disk>(
     checkpoints.note_write(now, spool.end_pos());
     let unsealed = indexes.iter().filter(|(_, i)| !i.header().sealed);
     deferred.unsealed.extend(unsealed.map(|(&id, _)| (now, id)));
+    let quota = super::quota::Quota::counted(indexes.values().map(super::index::Index::counts));
     let mut store = UserStore {
+        quota,
         disk,
         dir,
         log,

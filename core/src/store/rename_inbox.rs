@@ -109,9 +109,10 @@ impl<D: Disk> UserStore<D> {
                     job.phase = Phase::Settling { epoch };
                     return Ok(InboxStep::WaitDurable(epoch));
                 };
-                self.copy(job.inbox, &uids, job.target).map_err(|error| match error {
+                self.copy_counted(job.inbox, &uids, job.target).map_err(|error| match error {
                     CopyError::NoSuchMailbox | CopyError::NoSuchTarget => MailboxError::NotFound,
                     CopyError::MailboxFull => MailboxError::TooMany,
+                    CopyError::OverQuota(over) => MailboxError::OverQuota(over),
                     CopyError::Storage(error) => MailboxError::Storage(error),
                 })?;
                 job.phase = Phase::Copying { next: last.get() + 1 };

@@ -136,11 +136,15 @@ impl<D: Disk> UserStore<D> {
         let mark = self.spool.end_pos();
         let index_len = self.indexes[&id].entries().len();
         let mut pairs = Vec::with_capacity(entries.len());
+        // Restored mail counts again (an administrator's restore is not refused by quota,
+        // like RENAME INBOX's copies; `store/quota.rs`).
+        let before = self.quota_mark(id);
         for entry in &entries {
             match self.copy_one(id, entry, id, &same) {
                 Ok(uid) => pairs.push((entry.uid, uid)),
                 Err(error) => {
                     self.undo_copy(id, index_len, mark, &pairs);
+                    self.quota_settle(id, before);
                     return Err(match error {
                         CopyError::Storage(e) => CopyError::Storage(self.logged("unexpunge", e)),
                         other => other,
@@ -148,6 +152,7 @@ impl<D: Disk> UserStore<D> {
                 }
             }
         }
+        self.quota_settle(id, before);
         if !pairs.is_empty() {
             self.change_counter += 1;
             self.changes.touch(id, super::changes::MailboxChange { messages: true, flags: false });

@@ -54,6 +54,7 @@ mod hash;
 pub mod jwt;
 pub mod limits;
 pub mod master;
+pub mod quota_rule;
 pub mod scheme;
 pub mod scram;
 mod secret;
@@ -83,6 +84,8 @@ pub struct UserEntry {
     /// placement, store paths and logs.
     pub name: String,
     credential: Credential,
+    /// Quota limits from the line's `userdb_quota_rule` extra fields (`quota_rule.rs`).
+    quota: quota_rule::UserQuota,
 }
 
 impl UserEntry {
@@ -90,6 +93,13 @@ impl UserEntry {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The quota limits the user's passwd-file line names (`userdb_quota_rule`); the config
+    /// default fills the rest ([`quota_rule::UserQuota::over`]).
+    #[must_use]
+    pub fn quota(&self) -> quota_rule::UserQuota {
+        self.quota
     }
 
     /// The scheme of the stored password; `None` when the user cannot log in (no password, an
@@ -129,6 +139,12 @@ impl fmt::Debug for UserEntry {
             .field("credential", &self.credential)
             .finish()
     }
+}
+
+/// The extra fields of a line, from the fields after the password (`:uid:gid:gecos:home:shell:
+/// extra`): everything after the sixth `:` (extra fields may hold `:` themselves).
+fn extra_fields(rest: &str) -> &str {
+    rest.splitn(7, ':').nth(6).unwrap_or("")
 }
 
 /// The users of one passwd-file, loaded once. Cheap to share: `Send + Sync`, never mutated
@@ -191,13 +207,18 @@ impl UserDb {
         let mut db = UserDb::default();
         for (index, raw) in contents.split_inclusive(|&b| b == b'\n').enumerate() {
             let line_number = index + 1;
-            match parse_line(strip_line_ending(raw)) {
+            let line = strip_line_ending(raw);
+            match parse_line(line) {
                 Line::Blank | Line::Comment => {}
                 Line::Invalid(reason) => {
                     tracing::warn!(origin, line = line_number, reason, "passwd-file: line ignored");
                     db.ignored_lines += 1;
                 }
-                Line::User { name, password, .. } => db.insert(name, password, origin, line_number),
+                Line::User { name, password, rest_offset } => {
+                    let text = std::str::from_utf8(line).expect("a user line is UTF-8");
+                    let extra = extra_fields(&text[rest_offset..]);
+                    db.insert(name, password, extra, origin, line_number);
+                }
             }
         }
         for (slot, algorithm) in
@@ -222,7 +243,14 @@ impl UserDb {
         !self.entries.is_empty() && self.without_scram[slot] == 0
     }
 
-    fn insert(&mut self, name: &str, password: &str, origin: &str, line_number: usize) {
+    fn insert(
+        &mut self,
+        name: &str,
+        password: &str,
+        extra: &str,
+        origin: &str,
+        line_number: usize,
+    ) {
         let key = name_key(name);
         if self.by_key.contains_key(&key) {
             tracing::warn!(origin, line = line_number, name, "passwd-file: duplicate user ignored");
@@ -239,8 +267,18 @@ impl UserDb {
                 "passwd-file: user cannot log in"
             );
         }
+        let (quota, warnings) = quota_rule::parse_extra(extra);
+        for warning in warnings {
+            tracing::warn!(
+                origin,
+                line = line_number,
+                name,
+                warning,
+                "passwd-file: quota rule ignored"
+            );
+        }
         self.by_key.insert(key, self.entries.len());
-        self.entries.push(UserEntry { name: name.to_owned(), credential });
+        self.entries.push(UserEntry { name: name.to_owned(), credential, quota });
     }
 
     /// Checks a login: the user's entry when `name` is a user (ASCII case-insensitive) and

@@ -79,6 +79,9 @@ fn reopen_checked(
     if let Err(violation) = store.thread_map_agrees() {
         found.0.push(violation);
     }
+    if let Err(violation) = store.quota_agrees(&snapshot) {
+        found.0.push(violation);
+    }
     if found.is_empty() {
         return Some((store, snapshot));
     }
@@ -160,6 +163,9 @@ fn check_healthy(
     let Ok(live) = store.snapshot() else {
         return out.0.push("store unreadable after the appends after recovery".to_owned());
     };
+    if let Err(violation) = store.quota_agrees(&live) {
+        return out.0.push(format!("after recovery and an append per mailbox: {violation}"));
+    }
     let mut in_flight = runner.in_flight.clone();
     in_flight.extend([recovered.clone(), live.clone()]);
     let expected = Expected { written: &written, acked: &runner.acked, in_flight: &in_flight };

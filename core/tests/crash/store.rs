@@ -55,6 +55,26 @@ impl Store {
         ))
     }
 
+    /// The store's quota usage (kept incrementally since open) equals a recount of
+    /// `snapshot`, which was read message by message: live messages, their bytes, mailboxes.
+    pub fn quota_agrees(&self, snapshot: &Snapshot) -> Result<(), String> {
+        let usage = self.inner.quota_usage();
+        let messages = snapshot.values().map(|m| m.messages.len() as u64).sum::<u64>();
+        let bytes = snapshot
+            .values()
+            .flat_map(|m| m.messages.iter())
+            .map(|(_, message)| message.body.len() as u64)
+            .sum::<u64>();
+        let mailboxes = snapshot.len() as u64;
+        if (usage.messages, usage.storage_bytes, usage.mailboxes) == (messages, bytes, mailboxes) {
+            return Ok(());
+        }
+        Err(format!(
+            "quota usage {usage:?} differs from the recount ({messages} messages, {bytes} \
+             bytes, {mailboxes} mailboxes)"
+        ))
+    }
+
     /// Opens (creating or recovering) the store on `disk`.
     pub fn open(disk: &SimDisk) -> Result<Store, String> {
         UserStore::open(Rc::new(disk.clone()), Path::new(USER_DIR))

@@ -252,6 +252,9 @@ impl Runner {
         let appended = self.perform(action, &before)?;
         let after = self.store.snapshot().map_err(Broken)?;
         crate::semantics::check_action(action, &appended, &before, &after, &mut self.live_errors);
+        if let Err(violation) = self.store.quota_agrees(&after) {
+            self.live_errors.0.push(format!("{action:?}: {violation}"));
+        }
         self.in_flight.push(after);
         Ok(true)
     }
@@ -288,6 +291,9 @@ impl Runner {
         }
         let after = self.store.snapshot().map_err(Broken)?;
         crate::semantics::check_action(action, &[], before, &after, &mut self.live_errors);
+        if let Err(violation) = self.store.quota_agrees(&after) {
+            self.live_errors.0.push(format!("{action:?}: {violation}"));
+        }
         self.in_flight.push(after);
         Ok(true)
     }

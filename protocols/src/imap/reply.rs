@@ -8,8 +8,8 @@
 use std::borrow::Cow;
 
 use skua_core::error::{
-    AppendError, CopyError, KeywordError, MailboxError, NameError, ReadError, StorageError,
-    UpdateError,
+    AppendError, CopyError, KeywordError, MailboxError, NameError, OverQuota, QuotaResource,
+    ReadError, StorageError, UpdateError,
 };
 use skua_core::types::{Uid, UidValidity};
 
@@ -45,10 +45,11 @@ pub enum Code {
     AlreadyExists,
     /// `[OVERQUOTA]`
     OverQuota,
+    /// `[NOPERM]` (RFC 5530): the access control system refused (an ACL right missing on a
+    /// shared folder, SETQUOTA by a non-administrator).
+    NoPerm,
     /// `[CANNOT]`: the operation can never succeed (e.g. deleting INBOX).
     Cannot,
-    /// `NOPERM` (RFC 5530): the access control system refused.
-    NoPerm,
     /// `[SERVERBUG]`
     ServerBug,
     /// `[CORRUPTION]` (RFC 5530): data the command needs is damaged on disk.
@@ -128,8 +129,8 @@ impl Code {
             Code::Nonexistent => "NONEXISTENT".into(),
             Code::AlreadyExists => "ALREADYEXISTS".into(),
             Code::OverQuota => "OVERQUOTA".into(),
-            Code::Cannot => "CANNOT".into(),
             Code::NoPerm => "NOPERM".into(),
+            Code::Cannot => "CANNOT".into(),
             Code::ServerBug => "SERVERBUG".into(),
             Code::Corruption => "CORRUPTION".into(),
             Code::CompressionActive => "COMPRESSIONACTIVE".into(),
@@ -272,6 +273,7 @@ pub fn mailbox(error: &MailboxError) -> Completion {
             Completion::no("A mailbox cannot move under itself").with(Code::Cannot)
         }
         MailboxError::TooMany => Completion::no("Too many mailboxes").with(Code::Limit),
+        MailboxError::OverQuota(over) => over_quota(*over),
         MailboxError::Storage(inner) => storage(inner),
     }
 }
@@ -298,6 +300,7 @@ pub fn append(error: &AppendError) -> Completion {
         AppendError::NoSuchMailbox => Completion::no("No such mailbox").with(Code::TryCreate),
         AppendError::TooLarge { .. } => Completion::no("Message too large").with(Code::TooBig),
         AppendError::MailboxFull => Completion::no("Mailbox is full").with(Code::Limit),
+        AppendError::OverQuota(over) => over_quota(*over),
         AppendError::Storage(inner) => storage(inner),
     }
 }
@@ -329,8 +332,20 @@ pub fn copy(error: &CopyError) -> Completion {
         CopyError::NoSuchMailbox => Completion::no("No such mailbox").with(Code::Nonexistent),
         CopyError::NoSuchTarget => Completion::no("No such mailbox").with(Code::TryCreate),
         CopyError::MailboxFull => Completion::no("Target mailbox is full").with(Code::Limit),
+        CopyError::OverQuota(over) => over_quota(*over),
         CopyError::Storage(inner) => storage(inner),
     }
+}
+
+/// Over a quota limit (RFC 9208 §4.3, `[OVERQUOTA]`), naming the resource.
+#[must_use]
+pub fn over_quota(over: OverQuota) -> Completion {
+    let text = match over.resource {
+        QuotaResource::Storage => "Quota exceeded: STORAGE",
+        QuotaResource::Message => "Quota exceeded: MESSAGE",
+        QuotaResource::Mailbox => "Quota exceeded: MAILBOX",
+    };
+    Completion::no(text).with(Code::OverQuota)
 }
 
 #[cfg(test)]

@@ -145,6 +145,8 @@ pub(crate) struct Conn {
     /// The selected view while the store at hand is not its owner's: set aside for this
     /// `next()`, so nothing compares its mailbox id with another store's.
     pub parked: Option<View>,
+    /// The logged-in user is one of `ImapConfig::admins` (SETQUOTA, `command/quota.rs`).
+    pub admin: bool,
 }
 
 /// One client connection's IMAP state machine. `Send`: it moves to the user's home shard.
@@ -192,6 +194,7 @@ impl ImapSession {
                 user: None,
                 store_owner: None,
                 parked: None,
+                admin: false,
             },
             pending: Vec::new(),
             bad_commands: 0,
@@ -539,6 +542,7 @@ impl ImapSession {
         self.conn.parked = None;
         self.conn.user = None;
         self.conn.enabled = Enabled::default();
+        self.conn.admin = false;
         self.conn.notify = None;
         self.phase = Phase::NotAuthenticated;
         self.unauthenticated = true;

@@ -321,6 +321,8 @@ pub enum StatusAttribute {
     AppendLimit,
     /// `MAILBOXID` (RFC 8474 §4.3)
     MailboxId,
+    /// `DELETED-STORAGE` (RFC 9208 §4.2)
+    DeletedStorage,
 }
 
 /// SEARCH return options (`RETURN (...)`, RFC 9051 ESEARCH form).
@@ -480,6 +482,18 @@ pub enum CommandBody {
         return_metadata: Option<Box<MetadataRequest>>,
         /// `RETURN (MYRIGHTS)` (LIST-MYRIGHTS, RFC 8440).
         return_myrights: bool,
+    },
+    /// `GETQUOTA quota-root-name` (RFC 9208 §4.1.1).
+    GetQuota(String),
+    /// `GETQUOTAROOT mailbox` (RFC 9208 §4.1.2).
+    GetQuotaRoot(String),
+    /// `SETQUOTA quota-root-name (resource limit ...)` (RFC 9208 §4.1.3); resource names
+    /// uppercased, in the order sent.
+    SetQuota {
+        /// The quota root.
+        root: String,
+        /// The new limits.
+        limits: Vec<(String, u64)>,
     },
     /// `GETMETADATA [options] mailbox entries` (RFC 5464 §4.2); mailbox `""` is the server.
     GetMetadata {

@@ -53,7 +53,7 @@ pub fn deliver<D: Disk>(
 fn failure_of(error: &AppendError) -> DeliveryFailure {
     match error {
         AppendError::TooLarge { .. } => DeliveryFailure::TooLarge,
-        AppendError::MailboxFull => DeliveryFailure::OverQuota,
+        AppendError::MailboxFull | AppendError::OverQuota(_) => DeliveryFailure::OverQuota,
         AppendError::NoSuchMailbox => DeliveryFailure::temporary("INBOX vanished"),
         AppendError::Storage(storage) => storage_failure(storage),
     }

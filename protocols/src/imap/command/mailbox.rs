@@ -151,6 +151,11 @@ pub(crate) fn write_status<D: Disk>(
             StatusAttribute::Recent => ("RECENT", recent),
             StatusAttribute::HighestModSeq => ("HIGHESTMODSEQ", info.highest_modseq.0),
             StatusAttribute::AppendLimit => ("APPENDLIMIT", append_limit),
+            StatusAttribute::DeletedStorage => {
+                // RFC 9208 §4.2, in the STORAGE resource's units (1024 octets, rounded up).
+                let bytes = store.deleted_storage_bytes(info.id).unwrap_or(0);
+                ("DELETED-STORAGE", bytes.div_ceil(1024))
+            }
             StatusAttribute::MailboxId => {
                 // RFC 8474 §4.3: `MAILBOXID (objectid)`
                 b.extend_from_slice(b"MAILBOXID (");

@@ -29,6 +29,7 @@ pub(crate) mod notify;
 mod objectid;
 mod pattern;
 pub(crate) mod qresync;
+mod quota;
 pub(crate) mod rename_inbox;
 pub(crate) mod rights;
 pub(crate) mod route;
@@ -241,6 +242,13 @@ pub(crate) fn run<D: Disk>(
         CommandBody::MyRights(mailbox) => {
             Progress::Done(acl::my_rights(conn, store, &mailbox, out))
         }
+        CommandBody::GetQuota(root) => Progress::Done(quota::get_quota(store, &root, out)),
+        CommandBody::GetQuotaRoot(mailbox) => {
+            Progress::Done(quota::get_quota_root(conn, store, &mailbox, out))
+        }
+        CommandBody::SetQuota { root, limits } => {
+            Progress::Done(quota::set_quota(conn, store, &root, &limits, out))
+        }
         body => run_selected(conn, store, tag, body, out, &mut slice),
     };
     settle(conn, store, tag, ending, progress, out)
@@ -445,6 +453,9 @@ fn run_selected<D: Disk>(
         | CommandBody::DeleteAcl { .. }
         | CommandBody::ListRights { .. }
         | CommandBody::MyRights(_)
+        | CommandBody::GetQuota(_)
+        | CommandBody::GetQuotaRoot(_)
+        | CommandBody::SetQuota { .. }
         | CommandBody::Status { .. }
         | CommandBody::Append { .. }
         | CommandBody::Idle

@@ -403,9 +403,7 @@ fn status_attributes(c: &mut Cursor<'_>) -> PResult<Vec<StatusAttribute>> {
             b"HIGHESTMODSEQ" => StatusAttribute::HighestModSeq,
             b"MAILBOXID" => StatusAttribute::MailboxId,
             b"APPENDLIMIT" => StatusAttribute::AppendLimit,
-            b"DELETED-STORAGE" => {
-                return fail(ParseErrorKind::Unsupported, "status item not supported");
-            }
+            b"DELETED-STORAGE" => StatusAttribute::DeletedStorage,
             _ => return syntax("unknown status item"),
         });
         if c.eat(b')') {

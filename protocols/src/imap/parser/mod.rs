@@ -44,6 +44,7 @@ mod fetch;
 mod metadata;
 mod notify;
 mod qresync;
+mod quota;
 mod search;
 mod sort;
 mod urlauth;
@@ -285,6 +286,9 @@ fn command_body(c: &mut Cursor<'_>) -> PResult<Parsed> {
         b"DELETEACL" => acl::deleteacl(c)?,
         b"LISTRIGHTS" => acl::listrights(c)?,
         b"MYRIGHTS" => acl::myrights(c)?,
+        b"GETQUOTA" => quota::getquota(c)?,
+        b"GETQUOTAROOT" => quota::getquotaroot(c)?,
+        b"SETQUOTA" => quota::setquota(c)?,
         _ => select_command(c, name.as_slice(), false)?,
     };
     Ok(Parsed::Body(body))

@@ -40,6 +40,9 @@ pub struct ImapConfig {
     /// The namespaces other than the personal one (RFC 2342): other users' mailboxes and the
     /// public ones (`namespace.rs`).
     pub namespaces: crate::imap::namespace::Namespaces,
+    /// `[imap] admins`: users who may SETQUOTA (RFC 9208), compared ASCII case-insensitively
+    /// with the user a login opens.
+    pub admins: Vec<String>,
 }
 
 impl ImapConfig {
@@ -58,6 +61,7 @@ impl ImapConfig {
             parse_limits: ParseLimits::default(),
             admin_contact: None,
             namespaces: crate::imap::namespace::Namespaces::default(),
+            admins: Vec::new(),
         }
     }
 }

@@ -45,6 +45,9 @@ const AUTHENTICATED: &[&str] = &[
     // RFC 4314 (RIGHTS=texk: the t e x k rights, c and d obsolete) and RFC 8440:
     // `command/acl.rs`.
     "ACL RIGHTS=texk LIST-MYRIGHTS",
+    // RFC 9208: GETQUOTA, GETQUOTAROOT, SETQUOTA (administrators), STATUS DELETED and
+    // DELETED-STORAGE (`command/quota.rs`; the store enforces, `core/src/store/quota.rs`).
+    "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE QUOTA=RES-MAILBOX QUOTASET",
 ];
 
 /// The capability list for the current state (without the `CAPABILITY` keyword).
@@ -127,6 +130,7 @@ mod tests {
             user: None,
             store_owner: None,
             parked: None,
+            admin: false,
         }
     }
 

@@ -49,6 +49,8 @@ pub(crate) struct Pending {
     authcid: Option<String>,
     /// A password check (which goes through the brake itself) answered in this exchange.
     counted: bool,
+    /// The user the exchange logs in as is one of `ImapConfig::admins`.
+    admin: bool,
 }
 
 impl ImapSession {
@@ -112,6 +114,7 @@ impl ImapSession {
     pub fn auth_done(&mut self, outcome: AuthOutcome) {
         let Some(pending) = self.take_pending() else { return };
         self.end_login(&pending.tag, outcome);
+        self.conn.admin = pending.admin && self.is_authenticated();
     }
 
     /// The pending login, leaving the session not authenticated; `None` (and a debug assert)
@@ -192,6 +195,7 @@ impl ImapSession {
             request: Some(request),
             authcid: Some(user),
             counted: true,
+            admin: false,
         }));
         None
     }
@@ -237,6 +241,7 @@ impl ImapSession {
             request: Some(AuthRequest::Context { mechanism }),
             authcid: None,
             counted: false,
+            admin: false,
         }));
         None
     }
@@ -318,12 +323,17 @@ impl ImapSession {
                 authzid,
             },
             SaslStep::External { authzid } => AuthRequest::External { authzid },
-            SaslStep::Success(success) => AuthRequest::LogIn {
-                mechanism: pending.mechanism,
-                user: success.user,
-                authcid: success.authcid,
-                counted: pending.counted,
-            },
+            SaslStep::Success(success) => {
+                // Decided where the user is known; applied on `AuthOutcome::Success`.
+                let admins = &self.conn.config.admins;
+                pending.admin = admins.iter().any(|a| a.eq_ignore_ascii_case(&success.user));
+                AuthRequest::LogIn {
+                    mechanism: pending.mechanism,
+                    user: success.user,
+                    authcid: success.authcid,
+                    counted: pending.counted,
+                }
+            }
             SaslStep::Failure(failure) => match failure.reason {
                 FailureReason::Cancelled => {
                     Completion::bad("Authentication cancelled").write(pending.tag.as_str(), out);
