@@ -3,16 +3,17 @@
 //! ```text
 //!  LMTP shard                                   home shard of the recipient
 //!  ──────────                                   ───────────────────────────
-//!  deliver(user, message) ── home here? ──────► deliver_here
-//!        │ no: Request{id, user, Arc message}
+//!  deliver(delivery, copy) ─ home here? ──────► deliver_here
+//!        │ no: Request{id, Arc delivery, copy}
 //!        └──── mesh ──────────────────────────► serve_request ─► deliver_here:
 //!                                                 open store, lmtp::deliver, notify IDLE,
 //!                                                 wait for the flush round (durable ticket)
 //!  Replies[id] ◄──────── mesh ◄── Reply{id, outcome}
 //! ```
 //!
-//! The message is an immutable `Arc<[u8]>`: every recipient's shard reads the same bytes, and
-//! nothing `Rc` ever crosses. An outcome is [`Outcome::Delivered`] only after the shard's flush
+//! The delivery is an immutable `Arc<Delivery>` (the message, the envelope, the trace data and
+//! every user's copy): every recipient's shard reads the same bytes, and nothing `Rc` ever
+//! crosses. An outcome is [`Outcome::Delivered`] only after the shard's flush
 //! round made the message durable.
 
 use std::cell::{Cell, RefCell};
@@ -21,7 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use skua_core::types::InternalDate;
-use skua_protocols::lmtp::DeliveryFailure;
+use skua_protocols::lmtp::{Delivery, DeliveryFailure};
 
 use crate::event::Event;
 use crate::guard::guarded;
@@ -36,8 +37,9 @@ pub(crate) type Outcome = Result<(), DeliveryFailure>;
 pub(crate) struct Request {
     id: u64,
     origin: ShardId,
-    user: String,
-    message: Arc<[u8]>,
+    /// The transaction; `copy` indexes the user's copy in it.
+    delivery: Arc<Delivery>,
+    copy: usize,
     date: InternalDate,
 }
 
@@ -101,19 +103,19 @@ impl Replies {
     }
 }
 
-/// Delivers `message` to `user` on the user's home shard and waits until it is durable.
+/// Delivers copy `copy` of `delivery` on its user's home shard and waits until it is durable.
 pub(crate) async fn deliver(
     shard: &Rc<Shard>,
-    user: String,
-    message: Arc<[u8]>,
+    delivery: Arc<Delivery>,
+    copy: usize,
     date: InternalDate,
 ) -> Outcome {
-    let home = home_of(&user, shard.shared.count);
+    let home = home_of(&delivery.copies[copy].user, shard.shared.count);
     if home == shard.id {
-        return deliver_here(shard, &user, &message, date).await;
+        return deliver_here(shard, &delivery, copy, date).await;
     }
     let id = shard.replies.register(home);
-    let request = Request { id, origin: shard.id, user, message, date };
+    let request = Request { id, origin: shard.id, delivery, copy, date };
     if shard.mesh.send(home, ShardMessage::Deliver(Box::new(request))).await.is_err() {
         shard.replies.waiting.borrow_mut().remove(&id);
         return Err(DeliveryFailure::temporary("home shard unavailable"));
@@ -124,7 +126,7 @@ pub(crate) async fn deliver(
 /// Serves a delivery asked by another shard, then answers it.
 pub(crate) async fn serve_request(shard: Rc<Shard>, request: Request) {
     let _pass = shard.work.enter();
-    let outcome = deliver_here(&shard, &request.user, &request.message, request.date).await;
+    let outcome = deliver_here(&shard, &request.delivery, request.copy, request.date).await;
     let reply = ShardMessage::Delivered(Box::new(Reply { id: request.id, outcome }));
     if shard.mesh.send(request.origin, reply).await.is_err() {
         tracing::warn!(origin = request.origin.0, "delivery answer lost: origin shard is gone");
@@ -134,10 +136,11 @@ pub(crate) async fn serve_request(shard: Rc<Shard>, request: Request) {
 /// The delivery itself, on the home shard.
 async fn deliver_here(
     shard: &Rc<Shard>,
-    user: &str,
-    message: &[u8],
+    delivery: &Delivery,
+    copy: usize,
     date: InternalDate,
 ) -> Outcome {
+    let user = delivery.copies[copy].user.as_str();
     if shard.commit.is_failed() {
         return Err(reply::delivery_failure_of_commit(crate::commit::CommitError::Failed));
     }
@@ -148,8 +151,9 @@ async fn deliver_here(
             return Err(reply::delivery_failure_of_registry(&error));
         }
     };
-    let result =
-        guarded(|| handle.with_store(|store| skua_protocols::lmtp::deliver(store, message, date)));
+    let result = guarded(|| {
+        handle.with_store(|store| skua_protocols::lmtp::deliver(store, delivery, copy, date))
+    });
     let appended = match result {
         Ok(appended) => appended,
         Err(detail) => {
@@ -163,8 +167,8 @@ async fn deliver_here(
     // A refusal waits for it too: a refused append cut the spool back, and that cut must be
     // durable before the MTA hears 452, or a crash could revive what it will send again.
     let ticket = shard.commit.ticket();
-    let uid = match appended {
-        Ok(uid) => uid,
+    let uids = match appended {
+        Ok(uids) => uids,
         Err(failure) => {
             // If the round itself fails, the refusal stands; the shard stops acknowledging.
             let _ = shard.commit.wait_durable(ticket).await;
@@ -173,7 +177,7 @@ async fn deliver_here(
     };
     match shard.commit.wait_durable(ticket).await {
         Ok(()) => {
-            tracing::debug!(user, uid = uid.get(), "delivered");
+            tracing::debug!(user, uids = ?uids, "delivered");
             Ok(())
         }
         Err(error) => Err(reply::delivery_failure_of_commit(error)),

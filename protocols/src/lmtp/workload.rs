@@ -85,15 +85,15 @@ fn drive(session: &mut LmtpSession, stores: &mut [UserStore<OsDisk>]) -> Vec<u8>
             LmtpStep::NeedInput => return out,
             LmtpStep::Write(bytes) => out.extend_from_slice(&bytes),
             LmtpStep::ResolveRecipient { address } => {
-                let user = address.split('@').next().unwrap_or_default().to_owned();
-                session.recipient_resolved(Some(ResolvedRecipient { user }));
+                let user = address.split('@').next().unwrap_or_default();
+                session.recipient_resolved(Some(ResolvedRecipient::user(user)));
             }
-            LmtpStep::Deliver { message, recipients, .. } => {
-                let results = recipients
-                    .iter()
-                    .map(|user| {
+            LmtpStep::Deliver(delivery) => {
+                let results = (0..delivery.copies.len())
+                    .map(|copy| {
+                        let user = &delivery.copies[copy].user;
                         let index: usize = user.trim_start_matches("user").parse().expect("ours");
-                        deliver(&mut stores[index], &message, date()).map(|_| ())
+                        deliver(&mut stores[index], &delivery, copy, date()).map(|_| ())
                     })
                     .collect();
                 session.delivery_done(results);
@@ -167,7 +167,16 @@ mod tests {
         let inbox = store.mailbox_id("INBOX").expect("inbox");
         assert_eq!(store.messages(inbox).expect("messages").len(), 4);
         let body = store.body(inbox, store.messages(inbox).unwrap()[0].uid).unwrap();
-        assert!(body.starts_with(b"Return-Path: <sender@workload.invalid>\r\nMessage-ID: <"));
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.starts_with(
+                "Return-Path: <sender@workload.invalid>\r\n\
+                 Delivered-To: user1@workload.invalid\r\n\
+                 Received: from workload.invalid\r\n\tby workload.invalid (skua) with LMTP id 0-"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(" +0000\r\nMessage-ID: <"), "{text}");
     }
 
     #[test]
