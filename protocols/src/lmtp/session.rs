@@ -284,7 +284,8 @@ impl LmtpSession {
     pub fn delivery_done(&mut self, results: Vec<Result<(), DeliveryFailure>>) {
         assert!(matches!(self.mode, Mode::AwaitDelivery), "delivery_done without a Deliver");
         let transaction = self.transaction.take().expect("a delivery belongs to a transaction");
-        assert_eq!(results.len(), transaction.copies.len(), "one result per copy");
+        let copies = transaction.recipients.iter().map(|r| r.copy + 1).max().unwrap_or(0);
+        assert_eq!(results.len(), copies, "one result per copy");
         for recipient in &transaction.recipients {
             reply::delivery(&mut self.out, &recipient.address, &results[recipient.copy]);
         }
@@ -372,13 +373,14 @@ impl LmtpSession {
             received: self.config.received_header,
             delivered_to: self.config.delivered_to_header,
         };
-        let transaction = self.transaction.as_ref().expect("a delivery belongs to a transaction");
+        let transaction = self.transaction.as_mut().expect("a delivery belongs to a transaction");
+        // The copies go with the delivery; the recipients stay to be answered in order.
         LmtpStep::Deliver(Arc::new(Delivery {
             message,
             return_path: transaction.return_path.clone(),
             mail: transaction.mail.clone(),
             trace,
-            copies: transaction.copies.clone(),
+            copies: std::mem::take(&mut transaction.copies),
         }))
     }
 
