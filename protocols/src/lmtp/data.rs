@@ -96,48 +96,64 @@ impl MessageBuffer {
         }
     }
 
-    /// Copies `data` with every line ending made CRLF, a run of plain bytes at a time.
+    /// Copies `data` with every line ending made CRLF. CRLF pairs stay inside the run being
+    /// copied, so a message that is all CRLF is copied in one piece after one word-at-a-time
+    /// scan (a byte loop here cost ~10 instructions a byte, a quarter of a 4 KiB delivery).
     fn push_normalized(&mut self, data: &[u8]) {
         let mut position = 0;
-        while position < data.len() {
-            if self.pending_cr {
-                self.pending_cr = false;
-                self.bytes.extend_from_slice(b"\r\n");
-                if data[position] == b'\n' {
-                    position += 1;
-                    continue;
-                }
-                self.bare_line_ending = true;
-            }
-            let rest = &data[position..];
-            let Some(end) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
-                self.bytes.extend_from_slice(rest);
-                return;
-            };
-            self.bytes.extend_from_slice(&rest[..end]);
-            if rest[end] == b'\r' {
-                self.pending_cr = true;
+        if self.pending_cr && !data.is_empty() {
+            self.pending_cr = false;
+            self.bytes.extend_from_slice(b"\r\n");
+            if data[0] == b'\n' {
+                position = 1;
             } else {
                 self.bare_line_ending = true;
-                self.bytes.extend_from_slice(b"\r\n");
             }
-            position += end + 1;
         }
+        let mut copied = position;
+        while let Some(offset) = find_line_break(&data[position..]) {
+            let at = position + offset;
+            if data[at] == b'\r' && data.get(at + 1) == Some(&b'\n') {
+                position = at + 2;
+                continue;
+            }
+            self.bytes.extend_from_slice(&data[copied..at]);
+            if data[at] == b'\r' && at + 1 == data.len() {
+                // Its LF, if any, comes with the next push.
+                self.pending_cr = true;
+                return;
+            }
+            self.bare_line_ending = true;
+            self.bytes.extend_from_slice(b"\r\n");
+            position = at + 1;
+            copied = position;
+        }
+        self.bytes.extend_from_slice(&data[copied..]);
     }
 
     /// Notes whether `data` (following what came before) holds a bare LF or a lone CR.
     fn note_bare_line_endings(&mut self, data: &[u8]) {
-        for &b in data {
-            match (self.pending_cr, b) {
-                (true, b'\n') => self.pending_cr = false,
-                (true, b'\r') => self.bare_line_ending = true,
-                (true, _) => {
-                    self.bare_line_ending = true;
-                    self.pending_cr = false;
+        let mut position = 0;
+        if self.pending_cr && !data.is_empty() {
+            self.pending_cr = false;
+            if data[0] == b'\n' {
+                position = 1;
+            } else {
+                self.bare_line_ending = true;
+            }
+        }
+        while let Some(offset) = find_line_break(&data[position..]) {
+            let at = position + offset;
+            match (data[at], data.get(at + 1)) {
+                (b'\r', Some(b'\n')) => position = at + 2,
+                (b'\r', None) => {
+                    self.pending_cr = true;
+                    return;
                 }
-                (false, b'\r') => self.pending_cr = true,
-                (false, b'\n') => self.bare_line_ending = true,
-                (false, _) => {}
+                _ => {
+                    self.bare_line_ending = true;
+                    position = at + 1;
+                }
             }
         }
     }
@@ -249,6 +265,28 @@ fn plain_run(bytes: &[u8]) -> usize {
     bytes.len()
 }
 
+/// The index of the first CR or LF in `bytes`, eight bytes at a time (as [`find_newline`];
+/// the lowest flag of either pattern is exact, so the lowest of both is).
+fn find_line_break(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let cr = ONES * u64::from(b'\r');
+    let lf = ONES * u64::from(b'\n');
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let (x, y) = (word ^ cr, word ^ lf);
+        let zero = (x.wrapping_sub(ONES) & !x | y.wrapping_sub(ONES) & !y) & HIGH;
+        if zero != 0 {
+            return Some(offset + (zero.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = chunks.remainder().iter().position(|&b| b == b'\r' || b == b'\n');
+    tail.map(|index| offset + index)
+}
+
 /// The index of the first LF in `bytes`, eight bytes at a time (a byte loop cost ~4
 /// instructions a byte). Word-at-a-time in safe code: XOR makes each LF a zero byte, and
 /// `(x - 0x01..) & !x & 0x80..` flags zero bytes; its lowest flag is always exact (a borrow
@@ -299,6 +337,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn finds_the_first_line_break(bytes in proptest::collection::vec(prop_oneof![any::<u8>(), Just(b'\n'), Just(b'\r')], 0..100)) {
+            prop_assert_eq!(find_line_break(&bytes), bytes.iter().position(|&b| b == b'\r' || b == b'\n'));
+        }
+
         #[test]
         fn finds_the_first_newline(bytes in proptest::collection::vec(prop_oneof![any::<u8>(), Just(b'\n')], 0..100)) {
             prop_assert_eq!(find_newline(&bytes), bytes.iter().position(|&b| b == b'\n'));

@@ -10,7 +10,8 @@
 //! the users, one flush round every `connections` deliveries (as a shard batches them).
 //! Settings come from the environment so the same test binary serves every run:
 //! `SKUA_WORKLOAD_DELIVERIES` (default 2000), `SKUA_WORKLOAD_USERS` (100),
-//! `SKUA_WORKLOAD_SIZE` (4096), `SKUA_WORKLOAD_BATCH` (4).
+//! `SKUA_WORKLOAD_SIZE` (4096), `SKUA_WORKLOAD_BATCH` (4), `SKUA_WORKLOAD_TRACE` (1: write
+//! `Received:` and `Delivered-To:`; 0: only `Return-Path:`, to count what they cost).
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -29,6 +30,7 @@ struct Settings {
     users: usize,
     size: usize,
     batch: usize,
+    trace: bool,
 }
 
 impl Settings {
@@ -41,6 +43,7 @@ impl Settings {
             users: get("SKUA_WORKLOAD_USERS", 100),
             size: get("SKUA_WORKLOAD_SIZE", 4096),
             batch: get("SKUA_WORKLOAD_BATCH", 4),
+            trace: std::env::var("SKUA_WORKLOAD_TRACE").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -124,7 +127,12 @@ fn run(settings: &Settings, root: &Path) -> usize {
         .map(|i| UserStore::open(disk.clone(), &PathBuf::from(format!("user{i}"))).expect("open"))
         .collect();
     flush(&disk);
-    let mut session = LmtpSession::new(Arc::new(LmtpConfig::new("workload.invalid")));
+    let config = LmtpConfig {
+        received_header: settings.trace,
+        delivered_to_header: settings.trace,
+        ..LmtpConfig::new("workload.invalid")
+    };
+    let mut session = LmtpSession::new(Arc::new(config));
     let mut accepted = 0;
     session.feed(b"LHLO workload.invalid\r\n");
     drive(&mut session, &mut stores);
@@ -159,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_small_workload_delivers_every_message() {
-        let settings = Settings { deliveries: 12, users: 3, size: 4096, batch: 4 };
+        let settings = Settings { deliveries: 12, users: 3, size: 4096, batch: 4, trace: true };
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(run(&settings, dir.path()), 12);
         let disk = Rc::new(OsDisk::new(dir.path()).expect("disk"));
