@@ -75,6 +75,11 @@
 //! recipient_by_local_part = true   # user1@any.domain reaches user "user1" if no exact match
 //! connections_per_shard = 256      # LMTP's own budget, carved out of connections_per_shard
 //!                                  # (at most half of it); IMAP gets the rest
+//! max_message_size = 67108864      # bytes, announced in SIZE; at most 64 MiB (the store's limit)
+//! detail_separator = "+"           # user+Folder@domain delivers into Folder; "" turns it off
+//! received_header = true           # prepend Received: (RFC 5321 §4.4) to each stored message
+//! delivered_to_header = true       # prepend Delivered-To: (RFC 9228)
+//! bare_line_endings = "normalize"  # bare LF / lone CR: "normalize" to CRLF | "refuse" (550 5.6.2)
 //! ```
 //!
 //! The `[tls]` files are read at start-up (an error names the file) and again on SIGHUP
@@ -93,6 +98,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use skua_core::store::DefaultFolder;
 use skua_core::users::jwt::TokenPolicy;
+use skua_protocols::lmtp::BareLineEndings;
 use skua_shard::ServerConfig;
 use skua_shard::sasl::SaslSettings;
 use skua_shard::tls::{CertificatePaths, ClientCertField, TlsSettings};
@@ -414,6 +420,16 @@ pub struct LmtpSection {
     pub recipient_by_local_part: Option<bool>,
     /// LMTP connections one shard serves at most, carved out of `connections_per_shard`.
     pub connections_per_shard: Option<usize>,
+    /// Largest message, in bytes (announced in `SIZE`).
+    pub max_message_size: Option<u64>,
+    /// The `+detail` separator: one character, or empty for none.
+    pub detail_separator: Option<String>,
+    /// Prepend `Received:`.
+    pub received_header: Option<bool>,
+    /// Prepend `Delivered-To:`.
+    pub delivered_to_header: Option<bool>,
+    /// `"normalize"` or `"refuse"`.
+    pub bare_line_endings: Option<String>,
 }
 
 impl FileConfig {
@@ -516,6 +532,55 @@ impl FileConfig {
         if let Some(max) = lmtp {
             config.lmtp_connections_per_shard_max = max;
         }
+        self.apply_lmtp(config)
+    }
+
+    /// Sets the message settings of `[lmtp]` on `config`; what the file leaves out keeps
+    /// `config`'s value.
+    ///
+    /// # Errors
+    /// `max_message_size` zero or over the store's limit, a `detail_separator` of more than
+    /// one character (or one that is part of ordinary addresses: `@`, `"`, a space or a
+    /// control character), an unknown `bare_line_endings`.
+    pub fn apply_lmtp(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
+        let lmtp = &self.lmtp;
+        if let Some(size) = positive(lmtp.max_message_size, "lmtp.max_message_size")? {
+            let store_max = u64::from(skua_core::limits::MESSAGE_BYTES_MAX);
+            if size > store_max {
+                anyhow::bail!(
+                    "lmtp.max_message_size must be at most {store_max} (the store's limit)"
+                );
+            }
+            config.lmtp.max_message_bytes = size;
+        }
+        if let Some(separator) = &lmtp.detail_separator {
+            let mut chars = separator.chars();
+            config.lmtp.detail_separator = match (chars.next(), chars.next()) {
+                (None, _) => None,
+                (Some(c), None)
+                    if !(c == '@' || c == '"' || c.is_whitespace() || c.is_control()) =>
+                {
+                    Some(c)
+                }
+                _ => anyhow::bail!(
+                    "lmtp.detail_separator must be one character (not @, \" or a space) or empty"
+                ),
+            };
+        }
+        if let Some(on) = lmtp.received_header {
+            config.lmtp.received_header = on;
+        }
+        if let Some(on) = lmtp.delivered_to_header {
+            config.lmtp.delivered_to_header = on;
+        }
+        config.lmtp.bare_line_endings = match lmtp.bare_line_endings.as_deref() {
+            None => config.lmtp.bare_line_endings,
+            Some("normalize") => BareLineEndings::Normalize,
+            Some("refuse") => BareLineEndings::Refuse,
+            Some(other) => {
+                anyhow::bail!("lmtp.bare_line_endings: unknown value {other:?} (normalize|refuse)")
+            }
+        };
         Ok(())
     }
 }
@@ -770,6 +835,45 @@ mod tests {
         }
         let file: FileConfig = toml::from_str("[lmtp]\nunix_mode = \"0999\"\n").unwrap();
         assert!(file.lmtp.unix_listen().is_err());
+    }
+
+    #[test]
+    fn lmtp_message_settings_come_from_the_file_and_are_checked() {
+        let text = "[lmtp]\n\
+                    max_message_size = 1000\n\
+                    detail_separator = \"-\"\n\
+                    received_header = false\n\
+                    delivered_to_header = false\n\
+                    bare_line_endings = \"refuse\"\n";
+        let file: FileConfig = toml::from_str(text).expect("parses");
+        let mut config = ServerConfig::default();
+        file.apply_limits(&mut config).expect("valid");
+        assert_eq!(config.lmtp.max_message_bytes, 1000);
+        assert_eq!(config.lmtp.detail_separator, Some('-'));
+        assert!(!config.lmtp.received_header);
+        assert!(!config.lmtp.delivered_to_header);
+        assert_eq!(config.lmtp.bare_line_endings, BareLineEndings::Refuse);
+
+        let mut defaults = ServerConfig::default();
+        FileConfig::default().apply_limits(&mut defaults).expect("valid");
+        assert_eq!(defaults.lmtp.max_message_bytes, 64 * 1024 * 1024);
+        assert_eq!(defaults.lmtp.detail_separator, Some('+'));
+        assert!(defaults.lmtp.received_header && defaults.lmtp.delivered_to_header);
+        assert_eq!(defaults.lmtp.bare_line_endings, BareLineEndings::Normalize);
+
+        let off: FileConfig = toml::from_str("[lmtp]\ndetail_separator = \"\"\n").unwrap();
+        off.apply_limits(&mut defaults).expect("valid");
+        assert_eq!(defaults.lmtp.detail_separator, None);
+        for bad in [
+            "max_message_size = 0",
+            "max_message_size = 67108865",
+            "detail_separator = \"++\"",
+            "detail_separator = \"@\"",
+            "bare_line_endings = \"keep\"",
+        ] {
+            let file: FileConfig = toml::from_str(&format!("[lmtp]\n{bad}\n")).unwrap();
+            assert!(file.apply_limits(&mut ServerConfig::default()).is_err(), "{bad}");
+        }
     }
 
     fn never_self_signed() -> anyhow::Result<CertificatePaths> {

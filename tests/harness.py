@@ -166,6 +166,18 @@ def message(subject, body, message_id=None, sender="sender@example.org", to="ali
     return "\r\n".join(lines).encode("utf-8")
 
 
+def without_trace_fields(stored):
+    """A message as LMTP stored it, without the trace fields skua prepends at the top
+    (Return-Path, Delivered-To, Received with its folded lines): the client's message."""
+    trace = (b"return-path:", b"delivered-to:", b"received:")
+    rest = stored
+    while True:
+        line, sep, after = rest.partition(b"\r\n")
+        if not sep or not (line.lower().startswith(trace) or line[:1] in (b" ", b"\t")):
+            return rest
+        rest = after
+
+
 def lmtp_deliver(client, sender, recipients, data):
     """One LMTP transaction; returns one (code, text) reply per accepted recipient, in order.
 

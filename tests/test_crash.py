@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from harness import Server, lmtp_deliver, message
+from harness import Server, lmtp_deliver, message, without_trace_fields
 from test_imap import fetch_uid_map
 
 USERS = {f"user{i}": f"pw{i}" for i in range(4)}
@@ -62,7 +62,7 @@ class KillNineUnderLoad(unittest.TestCase):
                 c = server.imap(name, USERS[name])
                 _, exists = c.select("INBOX")
                 stored = list(fetch_uid_map(c).values()) if exists != [b"0"] else []
-                stored_payloads = [b.split(b"\r\n", 1)[1] for b in stored]
+                stored_payloads = [without_trace_fields(b) for b in stored]
                 for raw in expected:
                     self.assertIn(raw, stored_payloads, f"acknowledged message lost for {name}")
                 c.logout()

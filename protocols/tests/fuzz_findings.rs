@@ -4,6 +4,11 @@
 //! `protocols/fuzz/README.md`, "Findings").
 
 use skua_protocols::lmtp::command::{Command, ParseOptions, parse};
+use skua_protocols::lmtp::envelope::RcptParameters;
+
+fn rcpt(path: &str) -> Command {
+    Command::Rcpt { forward_path: path.to_owned(), parameters: RcptParameters::default() }
+}
 
 /// Bug (found by the `lmtp_command` target): `RCPT TO:<@route,:@r2:user@example.com>` has a
 /// source route whose second domain is empty. The strict parser accepts it and strips only up
@@ -17,13 +22,13 @@ fn lmtp_path_with_an_empty_route_domain() {
     // A well-formed route is still accepted and ignored.
     let routed =
         parse(b"RCPT TO:<@a.example,@[192.0.2.1]:user@example.com>", ParseOptions::default());
-    assert_eq!(routed, Ok(Command::Rcpt("user@example.com".to_owned())));
+    assert_eq!(routed, Ok(rcpt("user@example.com")));
     match parse(line, ParseOptions::default()) {
         Err(_) => {}
-        Ok(Command::Rcpt(path)) => {
+        Ok(Command::Rcpt { forward_path: path, .. }) => {
             assert!(!path.starts_with('@'), "the path {path:?} is no Mailbox");
             let again = parse(format!("RCPT TO:<{path}>").as_bytes(), ParseOptions::default());
-            assert_eq!(again, Ok(Command::Rcpt(path)));
+            assert_eq!(again, Ok(rcpt(&path)));
         }
         Ok(other) => panic!("{other:?}"),
     }

@@ -5,8 +5,7 @@
 //! CRLF; then the session runs until it needs input, and everything it wrote must equal the
 //! `S:` lines that follow.
 
-use std::sync::Arc;
-
+use skua_core::types::InternalDate;
 use skua_core::users::UserDb;
 use skua_protocols::lmtp::{DeliveryFailure, LmtpConfig, LmtpSession, LmtpStep, ResolvedRecipient};
 
@@ -15,7 +14,10 @@ const USERS: &[u8] = b"alice@example.com:{PLAIN}a\nbob:{PLAIN}b\nfull@example.co
 /// A delivery the harness was asked for.
 #[derive(Debug)]
 struct Delivered {
-    message: Arc<[u8]>,
+    /// The message stored for the first recipient (the config writes no `Received:` or
+    /// `Delivered-To:`, so this is `Return-Path:` and the client's bytes).
+    message: Vec<u8>,
+    /// The users, one per copy.
     recipients: Vec<String>,
     return_path: String,
 }
@@ -47,11 +49,16 @@ impl Harness {
                 LmtpStep::Write(bytes) => written.extend_from_slice(&bytes),
                 LmtpStep::ResolveRecipient { address } => {
                     let entry = self.users.resolve_recipient(&address, true);
-                    let resolved = entry.map(|e| ResolvedRecipient { user: e.name.clone() });
+                    let resolved = entry.map(|e| ResolvedRecipient::user(e.name.clone()));
                     self.session.recipient_resolved(resolved);
                 }
-                LmtpStep::Deliver { message, recipients, return_path } => {
+                LmtpStep::Deliver(delivery) => {
+                    let recipients: Vec<String> =
+                        delivery.copies.iter().map(|copy| copy.user.clone()).collect();
                     let results = recipients.iter().map(|user| outcome(user)).collect();
+                    let date = InternalDate { unix_seconds: 0, zone_minutes: 0 };
+                    let message = delivery.message_for(&delivery.copies[0].targets[0], date);
+                    let return_path = delivery.return_path.clone();
                     self.deliveries.push(Delivered { message, recipients, return_path });
                     self.session.delivery_done(results);
                 }
@@ -92,7 +99,11 @@ fn outcome(user: &str) -> Result<(), DeliveryFailure> {
 }
 
 fn config() -> LmtpConfig {
-    LmtpConfig::new("lmtp.example")
+    LmtpConfig {
+        received_header: false,
+        delivered_to_header: false,
+        ..LmtpConfig::new("lmtp.example")
+    }
 }
 
 fn greeted() -> Harness {
@@ -105,6 +116,9 @@ fn greeted() -> Harness {
          S: 250-ENHANCEDSTATUSCODES
          S: 250-8BITMIME
          S: 250-SIZE 67108864
+         S: 250-DSN
+         S: 250-SMTPUTF8
+         S: 250-BINARYMIME
          S: 250 CHUNKING",
     );
     harness
@@ -216,6 +230,9 @@ fn oversize_message_is_read_to_the_end_then_refused_per_recipient() {
          S: 250-ENHANCEDSTATUSCODES
          S: 250-8BITMIME
          S: 250-SIZE 16
+         S: 250-DSN
+         S: 250-SMTPUTF8
+         S: 250-BINARYMIME
          S: 250 CHUNKING
          C: MAIL FROM:<s@example.org> SIZE=17
          S: 552 5.3.4 Message too big for system

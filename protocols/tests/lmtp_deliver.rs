@@ -25,7 +25,12 @@ fn flush(disk: &OsDisk) {
 /// Runs `input` through a session, delivering into the users' stores under `root`.
 fn run(root: &Path, users: &UserDb, input: &[u8]) -> (String, Vec<Rc<[u8]>>) {
     let disk = Rc::new(OsDisk::new(root).expect("disk"));
-    let mut session = LmtpSession::new(LmtpConfig::new("lmtp.example"));
+    let config = LmtpConfig {
+        received_header: false,
+        delivered_to_header: false,
+        ..LmtpConfig::new("lmtp.example")
+    };
+    let mut session = LmtpSession::new(config);
     session.feed(input);
     let mut written = String::new();
     let mut messages = Vec::new();
@@ -35,20 +40,20 @@ fn run(root: &Path, users: &UserDb, input: &[u8]) -> (String, Vec<Rc<[u8]>>) {
             LmtpStep::Write(bytes) => written.push_str(std::str::from_utf8(&bytes).unwrap()),
             LmtpStep::ResolveRecipient { address } => {
                 let entry = users.resolve_recipient(&address, true);
-                session
-                    .recipient_resolved(entry.map(|e| ResolvedRecipient { user: e.name.clone() }));
+                session.recipient_resolved(entry.map(|e| ResolvedRecipient::user(e.name.clone())));
             }
-            LmtpStep::Deliver { message, recipients, .. } => {
-                let results = recipients
-                    .iter()
-                    .map(|user| {
+            LmtpStep::Deliver(delivery) => {
+                let results = (0..delivery.copies.len())
+                    .map(|copy| {
+                        let user = &delivery.copies[copy].user;
                         let mut store = UserStore::open(disk.clone(), Path::new(user)).unwrap();
-                        lmtp::deliver(&mut store, &message, DATE).map(|_| ())
+                        lmtp::deliver(&mut store, &delivery, copy, DATE).map(|_| ())
                     })
                     .collect();
                 flush(&disk);
                 session.delivery_done(results);
-                messages.push(Rc::from(&*message));
+                let first = &delivery.copies[0].targets[0];
+                messages.push(Rc::from(delivery.message_for(first, DATE)));
             }
         }
     }

@@ -141,7 +141,12 @@ fn log_in(address: SocketAddr, user: &str) -> BufReader<TcpStream> {
 
 /// Calls served for `user`'s store as shared-folder commands so far.
 fn shared_calls(user: &str) -> usize {
-    SERVED.lock().expect("served").iter().filter(|(n, u, _)| *n == "imap-shared" && u == user).count()
+    SERVED
+        .lock()
+        .expect("served")
+        .iter()
+        .filter(|(n, u, _)| *n == "imap-shared" && u == user)
+        .count()
 }
 
 #[test]

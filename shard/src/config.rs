@@ -102,6 +102,9 @@ pub struct ServerConfig {
     pub hostname: String,
     /// LMTP: a recipient whose whole address is not a user is looked up by its local part.
     pub lmtp_recipient_by_local_part: bool,
+    /// LMTP message settings (`[lmtp]`: size limit, `+detail`, trace header fields, bare line
+    /// endings), copied into every shard's `LmtpConfig` (`lmtp::session_config`).
+    pub lmtp: LmtpSettings,
     /// Allow plain-text passwords on unencrypted connections from any peer (default: only
     /// from loopback).
     pub plaintext_auth_always: bool,
@@ -178,6 +181,7 @@ impl Default for ServerConfig {
             open_stores_per_shard_max: 1024,
             hostname: "localhost".to_owned(),
             lmtp_recipient_by_local_part: true,
+            lmtp: LmtpSettings::default(),
             plaintext_auth_always: false,
             timeout_before_login: Duration::from_secs(60),
             timeout_after_login: Duration::from_secs(30 * 60),
@@ -193,6 +197,35 @@ impl Default for ServerConfig {
             compaction: crate::compaction::CompactionSettings::default(),
             quota_default: QuotaLimits::UNLIMITED,
             imap_admins: Vec::new(),
+        }
+    }
+}
+
+/// The `[lmtp]` settings of the messages an LMTP session takes (see `skua_protocols::lmtp::
+/// LmtpConfig` for each one's meaning).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LmtpSettings {
+    /// `max_message_size`: largest message, in bytes, announced in `SIZE`.
+    pub max_message_bytes: u64,
+    /// `detail_separator`: `None` turns `+detail` addressing off.
+    pub detail_separator: Option<char>,
+    /// `received_header`.
+    pub received_header: bool,
+    /// `delivered_to_header`.
+    pub delivered_to_header: bool,
+    /// `bare_line_endings`.
+    pub bare_line_endings: skua_protocols::lmtp::BareLineEndings,
+}
+
+impl Default for LmtpSettings {
+    fn default() -> LmtpSettings {
+        let defaults = skua_protocols::lmtp::LmtpConfig::new("");
+        LmtpSettings {
+            max_message_bytes: defaults.max_message_bytes,
+            detail_separator: defaults.detail_separator,
+            received_header: defaults.received_header,
+            delivered_to_header: defaults.delivered_to_header,
+            bare_line_endings: defaults.bare_line_endings,
         }
     }
 }

@@ -4,14 +4,15 @@
 //! ```text
 //!  LMTP shard                                   home shard of the recipient
 //!  ──────────                                   ───────────────────────────
-//!  deliver(user, message) ── call ─────────────► Deliver::serve ─► deliver_here:
+//!  deliver(delivery, copy) ─ call ────────────► Deliver::serve ─► deliver_here:
 //!                                                 open store, lmtp::deliver, notify IDLE,
 //!                                                 wait for the flush round (durable ticket)
 //!  Outcome ◄──────────────── answer ◄───────────
 //! ```
 //!
-//! The message is an immutable `Arc<[u8]>`: every recipient's shard reads the same bytes, and
-//! nothing `Rc` ever crosses. An outcome is `Ok` only after the home shard's flush round made
+//! The delivery is an immutable `Arc<Delivery>` (the message, the envelope, the trace data and
+//! every user's copy): every recipient's shard reads the same bytes, and nothing `Rc` ever
+//! crosses. An outcome is `Ok` only after the home shard's flush round made
 //! the message durable; a call that could not be made or answered is a temporary failure (the
 //! MTA retries).
 
@@ -19,7 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use skua_core::types::InternalDate;
-use skua_protocols::lmtp::DeliveryFailure;
+use skua_protocols::lmtp::{Delivery, DeliveryFailure};
 
 use crate::call::{self, CallError};
 use crate::guard::guarded;
@@ -29,10 +30,11 @@ use crate::shard::Shard;
 /// What happened to one recipient's copy: `Ok` only once it is durable.
 pub(crate) type Outcome = Result<(), DeliveryFailure>;
 
-/// One recipient's copy of a message, for the recipient's home shard.
+/// One user's copy of a transaction's message, for the user's home shard.
 pub(crate) struct Deliver {
-    user: String,
-    message: Arc<[u8]>,
+    /// The transaction; `copy` indexes the user's copy in it.
+    delivery: Arc<Delivery>,
+    copy: usize,
     date: InternalDate,
 }
 
@@ -41,11 +43,11 @@ impl call::Request for Deliver {
     const NAME: &'static str = "deliver";
 
     fn user(&self) -> &str {
-        &self.user
+        &self.delivery.copies[self.copy].user
     }
 
     async fn serve(self, shard: Rc<Shard>) -> Outcome {
-        deliver_here(&shard, &self.user, &self.message, self.date).await
+        deliver_here(&shard, &self.delivery, self.copy, self.date).await
     }
 
     fn refused(self, error: CallError) -> Outcome {
@@ -53,14 +55,14 @@ impl call::Request for Deliver {
     }
 }
 
-/// Delivers `message` to `user` on the user's home shard and waits until it is durable.
+/// Delivers copy `copy` of `delivery` on its user's home shard and waits until it is durable.
 pub(crate) async fn deliver(
     shard: &Rc<Shard>,
-    user: String,
-    message: Arc<[u8]>,
+    delivery: Arc<Delivery>,
+    copy: usize,
     date: InternalDate,
 ) -> Outcome {
-    match call::call(shard, Deliver { user, message, date }).await {
+    match call::call(shard, Deliver { delivery, copy, date }).await {
         Ok(outcome) => outcome,
         Err(error) => Err(failure_of_call(error)),
     }
@@ -77,10 +79,11 @@ fn failure_of_call(error: CallError) -> DeliveryFailure {
 /// The delivery itself, on the home shard.
 async fn deliver_here(
     shard: &Rc<Shard>,
-    user: &str,
-    message: &[u8],
+    delivery: &Delivery,
+    copy: usize,
     date: InternalDate,
 ) -> Outcome {
+    let user = delivery.copies[copy].user.as_str();
     if shard.commit.is_failed() {
         return Err(reply::delivery_failure_of_commit(crate::commit::CommitError::Failed));
     }
@@ -91,8 +94,9 @@ async fn deliver_here(
             return Err(reply::delivery_failure_of_registry(&error));
         }
     };
-    let result =
-        guarded(|| handle.with_store(|store| skua_protocols::lmtp::deliver(store, message, date)));
+    let result = guarded(|| {
+        handle.with_store(|store| skua_protocols::lmtp::deliver(store, delivery, copy, date))
+    });
     let appended = match result {
         Ok(appended) => appended,
         Err(detail) => {
@@ -106,8 +110,8 @@ async fn deliver_here(
     // A refusal waits for it too: a refused append cut the spool back, and that cut must be
     // durable before the MTA hears 452, or a crash could revive what it will send again.
     let ticket = shard.commit.ticket();
-    let uid = match appended {
-        Ok(uid) => uid,
+    let uids = match appended {
+        Ok(uids) => uids,
         Err(failure) => {
             // If the round itself fails, the refusal stands; the shard stops acknowledging.
             let _ = shard.commit.wait_durable(ticket).await;
@@ -116,7 +120,7 @@ async fn deliver_here(
     };
     match shard.commit.wait_durable(ticket).await {
         Ok(()) => {
-            tracing::debug!(user, uid = uid.get(), "delivered");
+            tracing::debug!(user, uids = ?uids, "delivered");
             Ok(())
         }
         Err(error) => Err(reply::delivery_failure_of_commit(error)),

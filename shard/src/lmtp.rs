@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  accept ─ 220 ─ driver ─┬─ Own(ResolveRecipient) ─ UserDb::resolve_recipient ───────────┐
-//!                         ├─ Own(Deliver) ─────────── one delivery per recipient, each on  │
+//!                         │                           (whole address, then without +detail)│
+//!                         ├─ Own(Deliver) ─────────── one delivery per user's copy, each on│
 //!                         │                           its home shard, concurrently; results│
 //!                         │                           in RCPT order ─ delivery_done ───────┤
 //!                         └─ End ─ finish                                                  │
@@ -11,21 +12,25 @@
 //! ```
 //!
 //! The connection never moves: the message goes to the recipients' shards instead (an
-//! `Arc<[u8]>`, so each shard reads the same bytes). Each recipient's `250` is given only
+//! `Arc<Delivery>`, so each shard reads the same bytes). Each recipient's `250` is given only
 //! after its copy is durable on its shard.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::net::TcpStream;
 use skua_core::types::InternalDate;
 use skua_protocols::imap::session::OutChunk;
 use skua_protocols::lmtp::{
-    DeliveryFailure, LmtpSession, LmtpStep, ResolvedRecipient, delivery_code,
+    Delivery, DeliveryFailure, LmtpConfig, LmtpSession, LmtpStep, ResolvedRecipient, address,
+    delivery_code,
 };
 
 use crate::admission::{Refusal, SourceSlot};
+use crate::config::ServerConfig;
 use crate::conn::Connection;
 use crate::deliver;
 use crate::driver::{self, End, Feed, Link, Session, Step};
@@ -58,7 +63,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         }
     };
     tracing::info!(shard = shard.id.0, %peer, protocol = "lmtp", "connection opened");
-    run(&shard, connection, Some(source)).await;
+    run(&shard, connection, Some(source), Some(peer)).await;
 }
 
 /// Serves an LMTP connection accepted on the unix-domain socket (`listen::bind_unix`). The
@@ -78,12 +83,19 @@ pub(crate) async fn serve_local(shard: Rc<Shard>, stream: TcpStream) {
         return;
     }
     tracing::info!(shard = shard.id.0, peer = "unix", protocol = "lmtp", "connection opened");
-    run(&shard, connection, None).await;
+    run(&shard, connection, None, None).await;
 }
 
-/// The session on an admitted connection, until it closes.
-async fn run(shard: &Rc<Shard>, connection: Connection, source: Option<SourceSlot>) {
-    let session = LmtpSession::new(shard.lmtp_config.clone());
+/// The session on an admitted connection, until it closes. `peer`: the client's address for
+/// the trace header, `None` on the unix socket.
+async fn run(
+    shard: &Rc<Shard>,
+    connection: Connection,
+    source: Option<SourceSlot>,
+    peer: Option<IpAddr>,
+) {
+    let session =
+        LmtpSession::new(shard.lmtp_config.clone()).with_connection(peer, &session_id(shard.id.0));
     let greeting = session.greeting();
     let mut link = Link::new(connection, Lmtp { session, _source: source });
     let bye = match link.connection.write_all(&greeting).await {
@@ -108,7 +120,31 @@ enum LmtpOwn {
     /// Look a recipient up.
     Resolve(String),
     /// Deliver a message to its recipients.
-    Deliver { message: Arc<[u8]>, recipients: Vec<String>, return_path: String },
+    Deliver(Arc<Delivery>),
+}
+
+/// The LMTP settings of every session of this server, from `[lmtp]` and the host name.
+pub(crate) fn session_config(config: &ServerConfig) -> LmtpConfig {
+    let mut lmtp = LmtpConfig::new(&config.hostname);
+    lmtp.starttls = config.tls.is_some();
+    lmtp.max_message_bytes = config.lmtp.max_message_bytes;
+    lmtp.detail_separator = config.lmtp.detail_separator;
+    lmtp.received_header = config.lmtp.received_header;
+    lmtp.delivered_to_header = config.lmtp.delivered_to_header;
+    lmtp.bare_line_endings = config.lmtp.bare_line_endings;
+    lmtp
+}
+
+/// Sessions opened by this process, for [`session_id`].
+static SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// An id for a new session's `Received:` fields (`id` clause, an RFC 5322 atom): the start
+/// time, the shard and a process-wide counter, in hex, so no two sessions of this process
+/// (nor, barring a clock set back, of any earlier one) share it.
+fn session_id(shard: u32) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    format!("{now:x}-{shard:x}-{n:x}")
 }
 
 impl Feed for LmtpSession {
@@ -131,9 +167,7 @@ impl Session for Lmtp {
                 Step::Write { chunks: vec![OutChunk::Owned(bytes)], durable: None, answers }
             }
             LmtpStep::ResolveRecipient { address } => Step::Own(LmtpOwn::Resolve(address)),
-            LmtpStep::Deliver { message, recipients, return_path } => {
-                Step::Own(LmtpOwn::Deliver { message, recipients, return_path })
-            }
+            LmtpStep::Deliver(delivery) => Step::Own(LmtpOwn::Deliver(delivery)),
             LmtpStep::StartTls => Step::StartTls,
             LmtpStep::Close => Step::Close,
         })
@@ -147,9 +181,8 @@ impl Session for Lmtp {
     ) -> Result<(), End> {
         match own {
             LmtpOwn::Resolve(address) => self.resolve(shard, connection, &address),
-            LmtpOwn::Deliver { message, recipients, return_path } => {
-                let results =
-                    deliver_logged(shard, connection, message, &recipients, &return_path).await;
+            LmtpOwn::Deliver(delivery) => {
+                let results = deliver_logged(shard, connection, delivery).await;
                 self.session.delivery_done(results);
             }
         }
@@ -203,15 +236,21 @@ impl Session for Lmtp {
 }
 
 impl Lmtp {
-    /// Answers a recipient look-up; an unknown one is logged (it gets `550 5.1.1`).
+    /// Answers a recipient look-up: the whole address first, then (with a `+detail`) the
+    /// address without its detail. An unknown one is logged (it gets `550 5.1.1`).
     fn resolve(&mut self, shard: &Shard, connection: &Connection, address: &str) {
         let by_local_part = shard.config().lmtp_recipient_by_local_part;
-        let resolved = shard
-            .shared
-            .users
-            .get()
+        let users = shard.shared.users.get();
+        let whole = users
             .resolve_recipient(address, by_local_part)
-            .map(|entry| ResolvedRecipient { user: entry.name().to_owned() });
+            .map(|entry| ResolvedRecipient::user(entry.name()));
+        let without_detail = || {
+            let separator = shard.lmtp_config.detail_separator?;
+            let (base, detail) = address::split_detail(address, separator)?;
+            let entry = users.resolve_recipient(&base, by_local_part)?;
+            Some(ResolvedRecipient { user: entry.name().to_owned(), detail })
+        };
+        let resolved = whole.or_else(without_detail);
         if resolved.is_none() {
             tracing::info!(
                 shard = shard.id.0,
@@ -225,61 +264,73 @@ impl Lmtp {
     }
 }
 
-/// Delivers a message to its recipients and logs one line per recipient.
+/// Delivers a message to its recipients and logs one line per recipient, with the envelope
+/// parameters (`BODY`, `SMTPUTF8`, `RET`, `ENVID`, `NOTIFY`, `ORCPT`); one result per copy.
 async fn deliver_logged(
     shard: &Rc<Shard>,
     connection: &Connection,
-    message: Arc<[u8]>,
-    recipients: &[String],
-    return_path: &str,
+    delivery: Arc<Delivery>,
 ) -> Vec<deliver::Outcome> {
+    let return_path = delivery.return_path.as_str();
     tracing::debug!(
         from = return_path,
-        recipients = recipients.len(),
-        bytes = message.len(),
+        copies = delivery.copies.len(),
+        bytes = delivery.message.len(),
         "delivering"
     );
     let started = Instant::now();
-    let message_id = skua_protocols::mime::search::message_id_for_log(&message);
-    let size = message.len();
-    let results = deliver_all(shard, message, recipients.to_vec()).await;
+    let message_id = skua_protocols::mime::search::message_id_for_log(&delivery.message);
+    let size = delivery.message.len();
+    let results = deliver_all(shard, delivery.clone()).await;
     let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    for (user, result) in recipients.iter().zip(&results) {
+    let mail = &delivery.mail;
+    let envid = mail.envid.as_deref().unwrap_or("");
+    let ret = mail.ret.map(|ret| ret.to_string()).unwrap_or_default();
+    for (copy, result) in delivery.copies.iter().zip(&results) {
         let (code, _) = delivery_code(result);
         let reason = match result {
             Err(DeliveryFailure::Temporary(reason)) => reason.as_str(),
             _ => "",
         };
-        tracing::info!(
-            shard = shard.id.0,
-            peer = %connection.peer(),
-            from = return_path,
-            to = user.as_str(),
-            message_id = message_id.as_deref().unwrap_or("-"),
-            size,
-            outcome = if result.is_ok() { "delivered" } else { "refused" },
-            code,
-            reason,
-            took_ms,
-            "lmtp delivery"
-        );
+        for target in &copy.targets {
+            let notify = target.parameters.notify.map(|n| n.to_string()).unwrap_or_default();
+            let orcpt = target.parameters.orcpt.as_ref().map(|o| o.to_string()).unwrap_or_default();
+            tracing::info!(
+                shard = shard.id.0,
+                peer = %connection.peer(),
+                from = return_path,
+                to = copy.user.as_str(),
+                rcpt = target.address.as_str(),
+                detail = target.detail.as_deref().unwrap_or(""),
+                message_id = message_id.as_deref().unwrap_or("-"),
+                size,
+                body = %mail.body,
+                smtputf8 = mail.smtputf8,
+                ret = ret.as_str(),
+                envid,
+                notify = notify.as_str(),
+                orcpt = orcpt.as_str(),
+                outcome = if result.is_ok() { "delivered" } else { "refused" },
+                code,
+                reason,
+                took_ms,
+                "lmtp delivery"
+            );
+        }
     }
     results
 }
 
-/// Delivers to every recipient concurrently (each on its home shard); results in RCPT order.
-async fn deliver_all(
-    shard: &Rc<Shard>,
-    message: Arc<[u8]>,
-    recipients: Vec<String>,
-) -> Vec<deliver::Outcome> {
+/// Delivers every copy concurrently (each on its user's home shard); results in copy order.
+async fn deliver_all(shard: &Rc<Shard>, delivery: Arc<Delivery>) -> Vec<deliver::Outcome> {
     let date = delivery_date();
-    let tasks: Vec<_> = recipients
-        .into_iter()
-        .map(|user| {
+    let tasks: Vec<_> = (0..delivery.copies.len())
+        .map(|copy| {
             let shard = shard.clone();
-            let message = message.clone();
-            glommio::spawn_local(async move { deliver::deliver(&shard, user, message, date).await })
+            let delivery = delivery.clone();
+            glommio::spawn_local(
+                async move { deliver::deliver(&shard, delivery, copy, date).await },
+            )
         })
         .collect();
     let mut results = Vec::with_capacity(tasks.len());

@@ -312,9 +312,7 @@ fn new_shard(
     imap_plaintext.admins = shared.config.imap_admins.clone();
     let mut imap_strict = imap_plaintext.clone();
     imap_strict.plaintext_login_allowed = shared.config.plaintext_auth_always;
-    let mut lmtp_config = LmtpConfig::new(&shared.config.hostname);
-    lmtp_config.starttls = shared.config.tls.is_some();
-    let lmtp_config = Arc::new(lmtp_config);
+    let lmtp_config = Arc::new(crate::lmtp::session_config(&shared.config));
     // `validate` guarantees at least two blocking threads.
     let auth_slots = u64::try_from(shared.config.blocking_threads - 1).expect("bounded");
     let quota = quota_source(&shared);

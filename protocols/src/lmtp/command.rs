@@ -5,16 +5,9 @@
 //! It is strict; the one leniency real clients need (a space after `FROM:`/`TO:`) is the
 //! named option [`ParseOptions::quirk_space_after_colon`].
 
+pub use crate::lmtp::envelope::Body;
+use crate::lmtp::envelope::{self, MailParameters, RcptParameters};
 use crate::lmtp::limits::ADDRESS_BYTES_MAX;
-
-/// `BODY=` of `MAIL` (RFC 6152).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Body {
-    /// `BODY=7BIT` or no parameter.
-    SevenBit,
-    /// `BODY=8BITMIME`.
-    EightBitMime,
-}
 
 /// One client command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,17 +18,20 @@ pub enum Command {
     SmtpHello,
     /// `STARTTLS` (RFC 3207).
     StartTls,
-    /// `MAIL FROM:<reverse-path> [SIZE=n] [BODY=...]`; the path is empty for `<>`.
+    /// `MAIL FROM:<reverse-path> [parameters]`; the path is empty for `<>`.
     Mail {
         /// The reverse path without angle brackets (and without a source route).
         reverse_path: String,
-        /// `SIZE=` (RFC 1870), the client's estimate of the message size.
-        size: Option<u64>,
-        /// `BODY=` (RFC 6152).
-        body: Body,
+        /// `SIZE`, `BODY`, `SMTPUTF8`, `RET`, `ENVID`.
+        parameters: MailParameters,
     },
-    /// `RCPT TO:<forward-path>`
-    Rcpt(String),
+    /// `RCPT TO:<forward-path> [parameters]`
+    Rcpt {
+        /// The forward path without angle brackets.
+        forward_path: String,
+        /// `NOTIFY`, `ORCPT`.
+        parameters: RcptParameters,
+    },
     /// `DATA`
     Data,
     /// `BDAT chunk-size [LAST]` (RFC 3030).
@@ -64,6 +60,8 @@ pub enum ParseError {
     Syntax(&'static str),
     /// A `MAIL`/`RCPT` parameter we do not support: `555 5.5.4`.
     Parameter(&'static str),
+    /// A non-ASCII reverse path without `SMTPUTF8` (RFC 6531 §3.4): `553 5.6.7`.
+    NeedsSmtpUtf8,
 }
 
 /// Parser options.
@@ -129,26 +127,11 @@ fn parse_lhlo(arguments: Option<&str>) -> Result<Command, ParseError> {
 fn parse_mail(arguments: &str, options: ParseOptions) -> Result<Command, ParseError> {
     let rest = strip_keyword(arguments, "FROM:", options)?;
     let (reverse_path, parameters) = parse_path(rest)?;
-    let mut size = None;
-    let mut body = Body::SevenBit;
-    for (keyword, value) in parameters {
-        match (keyword.to_ascii_uppercase().as_str(), value) {
-            ("SIZE", Some(value)) if size.is_none() => {
-                let valid = !value.is_empty() && value.len() <= 20;
-                let number = value.parse::<u64>().ok().filter(|_| valid);
-                size = Some(number.ok_or(ParseError::Syntax("bad SIZE value"))?);
-            }
-            ("BODY", Some(value)) => {
-                body = match value.to_ascii_uppercase().as_str() {
-                    "7BIT" => Body::SevenBit,
-                    "8BITMIME" => Body::EightBitMime,
-                    _ => return Err(ParseError::Parameter("unsupported BODY value")),
-                };
-            }
-            _ => return Err(ParseError::Parameter("unsupported MAIL parameter")),
-        }
+    let parameters = envelope::mail_parameters(&parameters)?;
+    if !parameters.smtputf8 && !reverse_path.is_ascii() {
+        return Err(ParseError::NeedsSmtpUtf8);
     }
-    Ok(Command::Mail { reverse_path, size, body })
+    Ok(Command::Mail { reverse_path, parameters })
 }
 
 /// `rcpt = "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" / Forward-path )
@@ -159,11 +142,8 @@ fn parse_rcpt(arguments: &str, options: ParseOptions) -> Result<Command, ParseEr
     if forward_path.is_empty() {
         return Err(ParseError::Syntax("empty recipient"));
     }
-    if parameters.is_empty() {
-        Ok(Command::Rcpt(forward_path))
-    } else {
-        Err(ParseError::Parameter("unsupported RCPT parameter"))
-    }
+    let parameters = envelope::rcpt_parameters(&parameters)?;
+    Ok(Command::Rcpt { forward_path, parameters })
 }
 
 /// `bdat = "BDAT" SP chunk-size [ SP end-marker ] CRLF`, `chunk-size = 1*DIGIT`,
@@ -328,32 +308,31 @@ mod tests {
         assert!(matches!(parse(b"NOOP \xff", ParseOptions::default()), Err(ParseError::Syntax(_))));
     }
 
+    fn mail_command(reverse_path: &str, parameters: MailParameters) -> Command {
+        Command::Mail { reverse_path: reverse_path.into(), parameters }
+    }
+
+    fn rcpt_command(forward_path: &str) -> Command {
+        Command::Rcpt { forward_path: forward_path.into(), parameters: RcptParameters::default() }
+    }
+
     #[test]
     fn mail_from() {
+        let size_and_body =
+            MailParameters { size: Some(1000), body: Body::EightBitMime, ..Default::default() };
         assert_eq!(
             strict("MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME"),
-            Ok(Command::Mail {
-                reverse_path: "a@b.example".into(),
-                size: Some(1000),
-                body: Body::EightBitMime
-            })
+            Ok(mail_command("a@b.example", size_and_body))
         );
-        assert_eq!(
-            strict("mail from:<>"),
-            Ok(Command::Mail { reverse_path: String::new(), size: None, body: Body::SevenBit })
-        );
+        assert_eq!(strict("mail from:<>"), Ok(mail_command("", MailParameters::default())));
         assert_eq!(
             strict("MAIL FROM:<@relay.example,@r2.example:a@b.example>"),
-            Ok(Command::Mail {
-                reverse_path: "a@b.example".into(),
-                size: None,
-                body: Body::SevenBit
-            })
+            Ok(mail_command("a@b.example", MailParameters::default()))
         );
         assert!(matches!(strict("MAIL FROM:<a@b> SIZE=x"), Err(ParseError::Syntax(_))));
-        assert!(matches!(strict("MAIL FROM:<a@b> SIZE=1 SIZE=2"), Err(ParseError::Parameter(_))));
-        assert!(matches!(strict("MAIL FROM:<a@b> BODY=BINARYMIME"), Err(ParseError::Parameter(_))));
-        assert!(matches!(strict("MAIL FROM:<a@b> SMTPUTF8"), Err(ParseError::Parameter(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b> SIZE=1 SIZE=2"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b> BODY=9BIT"), Err(ParseError::Parameter(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b> AUTH=<>"), Err(ParseError::Parameter(_))));
         assert!(matches!(strict("MAIL FROM:<a@b>  SIZE=1"), Err(ParseError::Syntax(_))));
         assert!(matches!(strict("MAIL FROM:a@b"), Err(ParseError::Syntax(_))));
         assert!(matches!(strict("MAIL FROM:<a@b"), Err(ParseError::Syntax(_))));
@@ -364,19 +343,44 @@ mod tests {
     }
 
     #[test]
-    fn rcpt_to() {
+    fn mail_from_with_extensions() {
+        let all = MailParameters {
+            size: None,
+            body: Body::BinaryMime,
+            smtputf8: true,
+            ret: Some(crate::lmtp::envelope::Ret::Full),
+            envid: Some("id 1".into()),
+        };
         assert_eq!(
-            strict("RCPT TO:<alice@example.com>"),
-            Ok(Command::Rcpt("alice@example.com".into()))
+            strict(
+                "MAIL FROM:<j\u{f6}rg@b.example> BODY=BINARYMIME SMTPUTF8 RET=FULL ENVID=id+201"
+            ),
+            Ok(mail_command("j\u{f6}rg@b.example", all))
         );
-        assert_eq!(strict("rcpt to:<Postmaster>"), Ok(Command::Rcpt("Postmaster".into())));
+        assert_eq!(strict("MAIL FROM:<j\u{f6}rg@b.example>"), Err(ParseError::NeedsSmtpUtf8));
+        assert!(matches!(strict("MAIL FROM:<a@b> RET=NONE"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("MAIL FROM:<a@b> ENVID=a+zz"), Err(ParseError::Syntax(_))));
+    }
+
+    #[test]
+    fn rcpt_to() {
+        assert_eq!(strict("RCPT TO:<alice@example.com>"), Ok(rcpt_command("alice@example.com")));
+        assert_eq!(strict("rcpt to:<Postmaster>"), Ok(rcpt_command("Postmaster")));
         assert_eq!(
             strict("RCPT TO:<\"odd > name\"@example.com>"),
-            Ok(Command::Rcpt("\"odd > name\"@example.com".into()))
+            Ok(rcpt_command("\"odd > name\"@example.com"))
         );
         assert!(matches!(strict("RCPT TO:<>"), Err(ParseError::Syntax(_))));
         assert!(matches!(strict("RCPT TO:<a b@c>"), Err(ParseError::Syntax(_))));
-        assert!(matches!(strict("RCPT TO:<a@b> NOTIFY=NEVER"), Err(ParseError::Parameter(_))));
+        let Ok(Command::Rcpt { parameters, .. }) =
+            strict("RCPT TO:<a@b> NOTIFY=NEVER ORCPT=rfc822;a@b")
+        else {
+            panic!("DSN parameters are accepted");
+        };
+        assert_eq!(parameters.notify.map(|n| n.to_string()).as_deref(), Some("NEVER"));
+        assert!(matches!(strict("RCPT TO:<a@b> NOTIFY=ALWAYS"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("RCPT TO:<a@b> ORCPT=a@b"), Err(ParseError::Syntax(_))));
+        assert!(matches!(strict("RCPT TO:<a@b> FOO=1"), Err(ParseError::Parameter(_))));
         let long = format!("RCPT TO:<{}@example.com>", "a".repeat(ADDRESS_BYTES_MAX));
         assert!(matches!(strict(&long), Err(ParseError::Syntax(_))));
     }

@@ -59,6 +59,13 @@ pub fn delivery_code(outcome: &Result<(), DeliveryFailure>) -> (&'static str, &'
     }
 }
 
+/// Appends one recipient's reply that is not a delivery outcome: `code SP status SP <address>
+/// SP text CRLF`, with `reply.1` as `"status text"`.
+pub(crate) fn recipient_line(out: &mut Vec<u8>, reply: (&str, &str), address: &str) {
+    let (status, text) = reply.1.split_once(' ').expect("a status and a text");
+    out.extend_from_slice(format!("{} {status} <{address}> {text}\r\n", reply.0).as_bytes());
+}
+
 /// Appends one single-line reply: `code SP text CRLF`.
 pub(crate) fn line(out: &mut Vec<u8>, code: &str, text: &str) {
     out.extend_from_slice(code.as_bytes());
@@ -99,6 +106,16 @@ pub(crate) const TRANSACTION_FAILED: (&str, &str) =
     ("503", "5.5.1 Transaction failed earlier; send RSET");
 /// A `SIZE=` or a chunk over the limit.
 pub(crate) const TOO_BIG: (&str, &str) = ("552", "5.3.4 Message too big for system");
+/// A non-ASCII address in a transaction without `SMTPUTF8` (RFC 6531 §3.6.2).
+pub(crate) const NEEDS_SMTPUTF8: (&str, &str) = ("553", "5.6.7 Non-ASCII address needs SMTPUTF8");
+/// `DATA` in a `BODY=BINARYMIME` transaction (RFC 3030 §3: `BDAT` only).
+pub(crate) const BINARYMIME_NEEDS_BDAT: (&str, &str) =
+    ("503", "5.5.1 BODY=BINARYMIME requires BDAT");
+/// Per recipient, a message with a bare CR or LF under `bare_line_endings = "refuse"`: the
+/// message would need a conversion the config forbids (RFC 3463 X.6.2); a policy refusal after
+/// the data, which RFC 5321 §4.3.2 answers with 550.
+pub(crate) const BARE_LINE_ENDING: (&str, &str) =
+    ("550", "5.6.2 Bare CR or LF in the message is not allowed");
 /// Recipient limit reached.
 pub(crate) const TOO_MANY_RECIPIENTS: (&str, &str) = ("452", "4.5.3 Too many recipients");
 

@@ -8,6 +8,7 @@
 //!                 │ BDAT ──► Chunk (raw n octets) ──┤ LAST / end of data │
 //!                 │                                 ▼                    │
 //!                 │              Step::Deliver ─ delivery_done ──────────┘
+//!                 │       (one Delivery: the message once, one copy per user)
 //!                 │ QUIT / too many errors
 //!                 ▼
 //!              Step::Close
@@ -23,11 +24,14 @@
 //! pending replies are always written before the session waits for input, asks for a
 //! delivery or closes, so a client that waits for a reply always gets it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::lmtp::LmtpConfig;
 use crate::lmtp::command::{self, ParseError};
 use crate::lmtp::data::{DotReader, MessageBuffer};
+use crate::lmtp::delivery::Delivery;
+use crate::lmtp::envelope::{MailParameters, RcptParameters};
 use crate::lmtp::limits::{ERRORS_MAX, OUTPUT_BATCH_BYTES_MAX};
 use crate::lmtp::reply::{self, DeliveryFailure};
 
@@ -45,18 +49,11 @@ pub enum LmtpStep {
         /// The address, without angle brackets.
         address: String,
     },
-    /// Deliver `message` to each user (each on its home shard), wait until each copy is
-    /// durable, and answer with [`LmtpSession::delivery_done`], one result per user, in order.
-    Deliver {
-        /// The message to store: a `Return-Path: <return_path>` line (we are the final
-        /// delivery agent, RFC 5321 §4.4) followed by the client's bytes exactly as
-        /// received (dot-unstuffed for `DATA`, CRLF line ends kept). Shared by every copy.
-        message: Arc<[u8]>,
-        /// The canonical user names, in `RCPT` order (a user named twice is listed twice).
-        recipients: Vec<String>,
-        /// The reverse path of `MAIL FROM`, empty for `<>`; for logs.
-        return_path: String,
-    },
+    /// Store each of the delivery's copies (each on its user's home shard, with
+    /// `lmtp::deliver`), wait until each is durable, and answer with
+    /// [`LmtpSession::delivery_done`], one result per copy, in order. A user is in one copy
+    /// however many `RCPT`s reached it (see `delivery.rs`).
+    Deliver(Arc<Delivery>),
     /// `220` to STARTTLS was written: run the TLS handshake as the server before reading
     /// anything else, then call [`LmtpSession::tls_started`] (or close when it fails). Bytes
     /// the client pipelined behind STARTTLS were discarded.
@@ -70,21 +67,40 @@ pub enum LmtpStep {
 pub struct ResolvedRecipient {
     /// The canonical user name (as the passwd-file spells it).
     pub user: String,
+    /// The `+detail` the address carried (see `address::split_detail`), if any.
+    pub detail: Option<String>,
 }
 
-/// An accepted recipient.
+impl ResolvedRecipient {
+    /// An address that reaches `user` with no detail.
+    #[must_use]
+    pub fn user(user: impl Into<String>) -> ResolvedRecipient {
+        ResolvedRecipient { user: user.into(), detail: None }
+    }
+}
+
+/// An accepted recipient: its address and the copy it joined.
 #[derive(Debug)]
 struct Recipient {
     address: String,
-    user: String,
+    copy: usize,
+}
+
+/// A `RCPT` waiting for its look-up.
+#[derive(Debug)]
+pub(super) struct PendingRecipient {
+    address: String,
+    parameters: RcptParameters,
 }
 
 /// A mail transaction, from `MAIL` to the end of the message or `RSET`.
 #[derive(Debug)]
 struct Transaction {
     return_path: String,
-    size_hint: Option<u64>,
+    mail: MailParameters,
     recipients: Vec<Recipient>,
+    /// One per distinct user, in the order of their first `RCPT`.
+    copies: Vec<crate::lmtp::delivery::UserCopy>,
     /// Set by the first `BDAT`.
     message: Option<MessageBuffer>,
     /// A `BDAT` chunk failed: later chunks are read and refused until `RSET` (RFC 3030 §2).
@@ -105,7 +121,7 @@ enum Mode {
     /// A delivery is ready; it is handed out once pending replies are written.
     DeliverReady(Arc<[u8]>),
     /// Waiting for [`LmtpSession::recipient_resolved`].
-    AwaitResolve(String),
+    AwaitResolve(Box<PendingRecipient>),
     /// Waiting for [`LmtpSession::delivery_done`].
     AwaitDelivery,
     /// STARTTLS answered: once the `220` is written, `StartTls` until `tls_started`.
@@ -131,6 +147,14 @@ pub struct LmtpSession {
     errors: u32,
     /// The connection is encrypted.
     tls: bool,
+    /// The `LHLO` argument, for `Received:`.
+    lhlo: String,
+    /// The client's address, for `Received:`, when the shard gave it.
+    peer: Option<IpAddr>,
+    /// The session's id (from the shard), for `Received:`'s `id` clause.
+    id: String,
+    /// Transactions handed out for delivery so far (numbers each one's `id`).
+    deliveries: u64,
 }
 
 impl LmtpSession {
@@ -146,7 +170,25 @@ impl LmtpSession {
             transaction: None,
             errors: 0,
             tls: false,
+            lhlo: String::new(),
+            peer: None,
+            id: "0".to_owned(),
+            deliveries: 0,
         }
+    }
+
+    /// Sets what `Received:` says about the connection: the client's address and an id
+    /// unique to this session (an RFC 5322 `atom`; the transaction's number is appended).
+    ///
+    /// # Panics
+    /// If `id` is not an atom (empty, or holding a space, a special or a control character).
+    #[must_use]
+    pub fn with_connection(mut self, peer: Option<IpAddr>, id: &str) -> LmtpSession {
+        let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+        assert!(!id.is_empty() && id.bytes().all(atext), "a session id is an atom");
+        self.peer = peer;
+        id.clone_into(&mut self.id);
+        self
     }
 
     /// The `220` greeting, to send when the connection opens.
@@ -218,12 +260,14 @@ impl LmtpSession {
     /// # Panics
     /// If no resolution was asked for.
     pub fn recipient_resolved(&mut self, resolved: Option<ResolvedRecipient>) {
-        let Mode::AwaitResolve(address) = std::mem::replace(&mut self.mode, Mode::Command) else {
+        let Mode::AwaitResolve(pending) = std::mem::replace(&mut self.mode, Mode::Command) else {
             panic!("recipient_resolved without a pending ResolveRecipient");
         };
+        let PendingRecipient { address, parameters } = *pending;
         let transaction = self.transaction.as_mut().expect("RCPT is resolved inside a transaction");
-        if let Some(ResolvedRecipient { user }) = resolved {
-            transaction.recipients.push(Recipient { address, user });
+        if let Some(ResolvedRecipient { user, detail }) = resolved {
+            let copy = transaction.join_copy(user, address.clone(), detail, parameters);
+            transaction.recipients.push(Recipient { address, copy });
             reply::fixed(&mut self.out, reply::RECIPIENT_OK);
         } else {
             // A normal outcome, not a client error: it does not count towards `ERRORS_MAX`.
@@ -232,17 +276,18 @@ impl LmtpSession {
         }
     }
 
-    /// Answers [`LmtpStep::Deliver`] with one result per recipient, in the order given.
+    /// Answers [`LmtpStep::Deliver`] with one result per copy, in the order given; each
+    /// recipient is answered, in `RCPT` order, with its copy's result.
     ///
     /// # Panics
-    /// If no delivery was asked for, or the number of results is not the number of
-    /// recipients.
+    /// If no delivery was asked for, or the number of results is not the number of copies.
     pub fn delivery_done(&mut self, results: Vec<Result<(), DeliveryFailure>>) {
         assert!(matches!(self.mode, Mode::AwaitDelivery), "delivery_done without a Deliver");
         let transaction = self.transaction.take().expect("a delivery belongs to a transaction");
-        assert_eq!(results.len(), transaction.recipients.len(), "one result per recipient");
-        for (recipient, result) in transaction.recipients.iter().zip(&results) {
-            reply::delivery(&mut self.out, &recipient.address, result);
+        let copies = transaction.recipients.iter().map(|r| r.copy + 1).max().unwrap_or(0);
+        assert_eq!(results.len(), copies, "one result per copy");
+        for recipient in &transaction.recipients {
+            reply::delivery(&mut self.out, &recipient.address, &results[recipient.copy]);
         }
         self.mode = Mode::Command;
     }
@@ -318,12 +363,25 @@ impl LmtpSession {
         else {
             unreachable!("checked by the caller");
         };
-        let transaction = self.transaction.as_ref().expect("a delivery belongs to a transaction");
-        LmtpStep::Deliver {
+        self.deliveries += 1;
+        let trace = crate::lmtp::delivery::Trace {
+            lhlo: self.lhlo.clone(),
+            peer: self.peer,
+            hostname: self.config.hostname.clone(),
+            tls: self.tls,
+            id: format!("{}-{}", self.id, self.deliveries),
+            received: self.config.received_header,
+            delivered_to: self.config.delivered_to_header,
+        };
+        let transaction = self.transaction.as_mut().expect("a delivery belongs to a transaction");
+        // The copies go with the delivery; the recipients stay to be answered in order.
+        LmtpStep::Deliver(Arc::new(Delivery {
             message,
-            recipients: transaction.recipients.iter().map(|r| r.user.clone()).collect(),
             return_path: transaction.return_path.clone(),
-        }
+            mail: transaction.mail.clone(),
+            trace,
+            copies: std::mem::take(&mut transaction.copies),
+        }))
     }
 
     fn next_command(&mut self) -> Option<LmtpStep> {
@@ -356,6 +414,7 @@ impl LmtpSession {
             Err(ParseError::Parameter(detail)) => {
                 self.command_failed(("555", &format!("5.5.4 {detail}")));
             }
+            Err(ParseError::NeedsSmtpUtf8) => self.command_failed(reply::NEEDS_SMTPUTF8),
         }
         None
     }
@@ -442,7 +501,7 @@ mod tests {
                 LmtpStep::NeedInput => return,
                 LmtpStep::Write(_) => {}
                 LmtpStep::ResolveRecipient { .. } => {
-                    session.recipient_resolved(Some(ResolvedRecipient { user: "u".to_owned() }));
+                    session.recipient_resolved(Some(ResolvedRecipient::user("u")));
                 }
                 other => panic!("unexpected {other:?}"),
             }

@@ -10,7 +10,8 @@
 //! the users, one flush round every `connections` deliveries (as a shard batches them).
 //! Settings come from the environment so the same test binary serves every run:
 //! `SKUA_WORKLOAD_DELIVERIES` (default 2000), `SKUA_WORKLOAD_USERS` (100),
-//! `SKUA_WORKLOAD_SIZE` (4096), `SKUA_WORKLOAD_BATCH` (4).
+//! `SKUA_WORKLOAD_SIZE` (4096), `SKUA_WORKLOAD_BATCH` (4), `SKUA_WORKLOAD_TRACE` (1: write
+//! `Received:` and `Delivered-To:`; 0: only `Return-Path:`, to count what they cost).
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -29,6 +30,7 @@ struct Settings {
     users: usize,
     size: usize,
     batch: usize,
+    trace: bool,
 }
 
 impl Settings {
@@ -41,6 +43,7 @@ impl Settings {
             users: get("SKUA_WORKLOAD_USERS", 100),
             size: get("SKUA_WORKLOAD_SIZE", 4096),
             batch: get("SKUA_WORKLOAD_BATCH", 4),
+            trace: std::env::var("SKUA_WORKLOAD_TRACE").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -85,15 +88,15 @@ fn drive(session: &mut LmtpSession, stores: &mut [UserStore<OsDisk>]) -> Vec<u8>
             LmtpStep::NeedInput => return out,
             LmtpStep::Write(bytes) => out.extend_from_slice(&bytes),
             LmtpStep::ResolveRecipient { address } => {
-                let user = address.split('@').next().unwrap_or_default().to_owned();
-                session.recipient_resolved(Some(ResolvedRecipient { user }));
+                let user = address.split('@').next().unwrap_or_default();
+                session.recipient_resolved(Some(ResolvedRecipient::user(user)));
             }
-            LmtpStep::Deliver { message, recipients, .. } => {
-                let results = recipients
-                    .iter()
-                    .map(|user| {
+            LmtpStep::Deliver(delivery) => {
+                let results = (0..delivery.copies.len())
+                    .map(|copy| {
+                        let user = &delivery.copies[copy].user;
                         let index: usize = user.trim_start_matches("user").parse().expect("ours");
-                        deliver(&mut stores[index], &message, date()).map(|_| ())
+                        deliver(&mut stores[index], &delivery, copy, date()).map(|_| ())
                     })
                     .collect();
                 session.delivery_done(results);
@@ -124,7 +127,12 @@ fn run(settings: &Settings, root: &Path) -> usize {
         .map(|i| UserStore::open(disk.clone(), &PathBuf::from(format!("user{i}"))).expect("open"))
         .collect();
     flush(&disk);
-    let mut session = LmtpSession::new(Arc::new(LmtpConfig::new("workload.invalid")));
+    let config = LmtpConfig {
+        received_header: settings.trace,
+        delivered_to_header: settings.trace,
+        ..LmtpConfig::new("workload.invalid")
+    };
+    let mut session = LmtpSession::new(Arc::new(config));
     let mut accepted = 0;
     session.feed(b"LHLO workload.invalid\r\n");
     drive(&mut session, &mut stores);
@@ -159,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_small_workload_delivers_every_message() {
-        let settings = Settings { deliveries: 12, users: 3, size: 4096, batch: 4 };
+        let settings = Settings { deliveries: 12, users: 3, size: 4096, batch: 4, trace: true };
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(run(&settings, dir.path()), 12);
         let disk = Rc::new(OsDisk::new(dir.path()).expect("disk"));
@@ -167,7 +175,16 @@ mod tests {
         let inbox = store.mailbox_id("INBOX").expect("inbox");
         assert_eq!(store.messages(inbox).expect("messages").len(), 4);
         let body = store.body(inbox, store.messages(inbox).unwrap()[0].uid).unwrap();
-        assert!(body.starts_with(b"Return-Path: <sender@workload.invalid>\r\nMessage-ID: <"));
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.starts_with(
+                "Return-Path: <sender@workload.invalid>\r\n\
+                 Delivered-To: user1@workload.invalid\r\n\
+                 Received: from workload.invalid\r\n\tby workload.invalid (skua) with LMTP id 0-"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(" +0000\r\nMessage-ID: <"), "{text}");
     }
 
     #[test]
