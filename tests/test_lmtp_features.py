@@ -35,8 +35,13 @@ class LmtpFeatures(ServerTest):
     def test_detail_goes_to_an_existing_folder_else_inbox(self):
         c = self.server.imap("alice", "alice-pw")
         self.assertEqual(c.create("Work")[0], "OK")
+        self.assertEqual(c.create("Private")[0], "OK")
+        # Anyone may post to Work (ACL `p`); nobody but alice to Private.
+        self.assertEqual(c._simple_command("SETACL", "Work", "anyone", "p")[0], "OK")
         c.logout()
         lmtp = self.server.lmtp()
+        self.assertEqual(lmtp_deliver(lmtp, "s@example.org", ["alice+Private@localhost"],
+                                      message("private", "not posted here"))[0][0], 250)
         raw = message("detail", "for work")
         self.assertEqual(lmtp_deliver(lmtp, "s@example.org", ["alice+Work@localhost"], raw)[0][0], 250)
         raw2 = message("missing", "no such folder")
@@ -48,8 +53,9 @@ class LmtpFeatures(ServerTest):
         self.assertTrue(work[0].endswith(raw))
         self.assertIn(b"\r\nDelivered-To: alice+Work@localhost\r\n", work[0])
         inbox = self.bodies("alice", "INBOX")
-        self.assertEqual(len(inbox), 1)
-        self.assertTrue(inbox[0].endswith(raw2))
+        self.assertEqual(len(inbox), 2, "alice+Nowhere and alice+Private")
+        self.assertTrue(any(body.endswith(raw2) for body in inbox))
+        self.assertEqual(self.bodies("alice", "Private"), [])
         c = self.server.imap("alice", "alice-pw")
         typ, listed = c.list()
         c.logout()

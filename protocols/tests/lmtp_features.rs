@@ -6,6 +6,7 @@
 //! real [`UserDb`], then the address without its `+detail`. Each copy goes through
 //! [`lmtp::deliver`] into a real store on a temporary directory.
 
+use skua_core::acl::{Identifier, RightsChange};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -45,11 +46,18 @@ impl Server {
             users: UserDb::parse(USERS, "test"),
             config: LmtpConfig::new("store.example"),
         };
-        // user1 has `Work` and `Lists/rust`.
+        // user1 has `Work` and `Lists/rust`, which anyone may post to (ACL `p`), and `Lists`
+        // and `Private`, which nobody but user1 may.
         let mut store = server.store("user1");
-        store.create_mailbox("Work").unwrap();
-        store.create_mailbox("Lists").unwrap();
-        store.create_mailbox("Lists/rust").unwrap();
+        let anyone = Identifier::parse("anyone").unwrap();
+        for (name, post) in
+            [("Work", true), ("Lists", false), ("Lists/rust", true), ("Private", false)]
+        {
+            let id = store.create_mailbox(name).unwrap();
+            if post {
+                store.set_acl(id, &anyone, RightsChange::parse("+p").unwrap()).unwrap();
+            }
+        }
         drop(store);
         server.flush();
         server
@@ -177,6 +185,7 @@ fn a_detail_delivers_into_its_folder_or_inbox() {
         "user1+inbox@example.org",
         "user1+work@example.org",
         "user1+../Work@example.org",
+        "user1+Private@example.org",
     ];
     let input = transaction(&recipients, "Subject: detail\r\n\r\nx\r\n");
     let run = server.run(&[&input]);
@@ -184,7 +193,8 @@ fn a_detail_delivers_into_its_folder_or_inbox() {
     assert_eq!(replies.len(), recipients.len() + 1);
     assert!(replies[..recipients.len()].iter().all(|r| r.starts_with("250 2.0.0 <user1+")));
     // Work (exact name); Lists/rust (by `/` and by `.`), once; INBOX for the rest
-    // (`Missing`, `inbox`, `work` is not `Work`, `../Work` names nothing), once.
+    // (`Missing`, `inbox`, `work` is not `Work`, `../Work` names nothing, nobody may post
+    // to `Private`), once.
     let work = server.bodies("user1", "Work");
     assert_eq!(work.len(), 1);
     assert!(work[0].contains("Delivered-To: user1+Work@example.org\r\n"), "{}", work[0]);
@@ -198,6 +208,7 @@ fn a_detail_delivers_into_its_folder_or_inbox() {
     let store = server.store("user1");
     assert!(store.mailbox_id("Missing").is_none(), "a detail never creates a mailbox");
     assert!(store.mailbox_id("../Work").is_none());
+    assert_eq!(server.bodies("user1", "Private").len(), 0, "no `p` for anyone: INBOX");
 }
 
 #[test]
