@@ -79,6 +79,7 @@
 //! detail_separator = "+"           # user+Folder@domain delivers into Folder; "" turns it off
 //! received_header = true           # prepend Received: (RFC 5321 §4.4) to each stored message
 //! delivered_to_header = true       # prepend Delivered-To: (RFC 9228)
+//! overquota_temporary = false     # over quota: 552 5.2.2 (bounce); true: 452 4.2.2 (retry)
 //! bare_line_endings = "normalize"  # bare LF / lone CR: "normalize" to CRLF | "refuse" (550 5.6.2)
 //! ```
 //!
@@ -430,6 +431,8 @@ pub struct LmtpSection {
     pub delivered_to_header: Option<bool>,
     /// `"normalize"` or `"refuse"`.
     pub bare_line_endings: Option<String>,
+    /// Over quota: `452 4.2.2` (true) instead of `552 5.2.2`.
+    pub overquota_temporary: Option<bool>,
 }
 
 impl FileConfig {
@@ -572,6 +575,9 @@ impl FileConfig {
         }
         if let Some(on) = lmtp.delivered_to_header {
             config.lmtp.delivered_to_header = on;
+        }
+        if let Some(on) = lmtp.overquota_temporary {
+            config.lmtp.overquota_temporary = on;
         }
         config.lmtp.bare_line_endings = match lmtp.bare_line_endings.as_deref() {
             None => config.lmtp.bare_line_endings,

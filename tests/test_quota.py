@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import unittest
 
 from harness import AbuseServer, lmtp_deliver, message
@@ -32,6 +33,8 @@ class Quota(unittest.TestCase):
         with open(os.path.join(data, "passwd"), "a", encoding="utf-8") as f:
             f.write("carol:{PLAIN}carol-pw::::::userdb_quota_rule=*:messages=1 "
                     "userdb_quota_rule2=*:storage=1M\n")
+            f.write("dave:{PLAIN}dave-pw::::::userdb_quota_rule=*:storage=1M "
+                    "userdb_quota_rule2=*:messages=100\n")
         self.server.start()
 
     def tearDown(self):
@@ -87,13 +90,62 @@ class Quota(unittest.TestCase):
         replies = lmtp_deliver(lmtp, "s@example.org", ["carol@localhost"],
                                message("two", "second"))
         code, text = replies[0]
-        # DeliveryFailure::OverQuota's reply (protocols/src/lmtp/reply.rs) is the temporary
-        # 452 4.2.2 today; the permanent 552 5.2.2 with `overquota_temporary` needs that file.
-        self.assertEqual((code, text[:5]), (452, b"4.2.2"), replies)
+        # Permanent by default (`[lmtp] overquota_temporary = true` makes it 452 4.2.2).
+        self.assertEqual((code, text[:5]), (552, b"5.2.2"), replies)
         lmtp.quit()
         c.select("INBOX")
         self.assertEqual(c.search(None, "ALL")[1], [b"1"])
         c.logout()
+
+    def test_rcpt_reserves_the_declared_size_so_concurrent_deliveries_never_overshoot(self):
+        limit = 1024 * 1024  # dave: storage=1M
+
+        def transaction(size):
+            lmtp = self.server.lmtp()
+            self.assertEqual(lmtp.mail("s@example.org", [f"SIZE={size}"])[0], 250)
+            return lmtp, lmtp.rcpt("dave@localhost")
+
+        def body(size):
+            head = b"Subject: big\r\n\r\n"
+            line = b"x" * 998 + b"\r\n"
+            text = head + line * ((size - len(head)) // len(line))
+            return text + b"y" * (size - len(text) - 2) + b"\r\n"
+
+        a, reply = transaction(600_000)
+        self.assertEqual(reply[0], 250, reply)
+        # A holds 600 000 bytes of dave's 1 MiB: a second 600 000 does not fit, at RCPT.
+        b, reply = transaction(600_000)
+        self.assertEqual((reply[0], reply[1][:5]), (552, b"5.2.2"), reply)
+        b.rset()
+        self.assertEqual(b.mail("s@example.org", ["SIZE=300000"])[0], 250)
+        self.assertEqual(b.rcpt("dave@localhost")[0], 250)
+        # A reservation given back by RSET makes room again.
+        d, reply = transaction(100_000)
+        self.assertEqual(reply[0], 250, reply)
+        d.rset()
+        self.assertEqual(a.data(body(600_000))[0], 250)
+        self.assertEqual(b.data(body(300_000))[0], 250)
+        # D's RSET gave its 100 000 back (in the background, right after the reply).
+        for _ in range(50):
+            e, reply = transaction(140_000)
+            if reply[0] == 250:
+                break
+            e.quit()
+            time.sleep(0.05)
+        self.assertEqual(reply[0], 250, "900 000 + 140 000 fits once D's 100 000 is back")
+        e.rset()
+        c, reply = transaction(200_000)
+        self.assertEqual(reply[0], 552, "900 000 stored + 200 000 does not fit")
+        for lmtp in (a, b, c, d, e):
+            lmtp.quit()
+        imap = self.server.imap("dave", "dave-pw")
+        _, resources = self.quota_of(imap)
+        used_kib, limit_kib = resources["STORAGE"]
+        self.assertLessEqual(used_kib * 1024, limit + 1023)
+        self.assertEqual(limit_kib, 1024)
+        imap.select("INBOX")
+        self.assertEqual(len(imap.search(None, "ALL")[1][0].split()), 2)
+        imap.logout()
 
     def test_setquota_needs_an_administrator_and_is_kept(self):
         bob = self.server.imap("bob", "bob-pw")

@@ -145,7 +145,7 @@ fn reservations_count_against_every_other_check() {
         .append_reserved(first, inbox, &message, b"", ThreadKeys::NONE, Flags::default(), None)
         .unwrap();
     assert_eq!(store.quota_reserved(), (1024, 1));
-    store.release(second);
+    assert!(store.release(second));
     assert_eq!(store.quota_reserved(), (0, 0));
     append(&mut store, inbox, 10).unwrap();
     assert_eq!(over_append(append(&mut store, inbox, 10)), QuotaResource::Message);

@@ -146,7 +146,7 @@ fn one_transaction_three_recipients_one_unknown() {
          C: .
          S: 250 2.0.0 <alice@example.com> Delivered
          S: 250 2.0.0 <Bob@example.net> Delivered
-         S: 452 4.2.2 <full@example.com> Mailbox over quota
+         S: 552 5.2.2 <full@example.com> Mailbox over quota
          C: QUIT
          S: 221 2.0.0 lmtp.example closing connection",
     );
@@ -271,7 +271,7 @@ fn bdat_chunks() {
          S: 250 2.1.5 Recipient ok
          S: 250 2.0.0 12 octets received
          S: 250 2.0.0 <alice@example.com> Delivered
-         S: 452 4.2.2 <full@example.com> Mailbox over quota
+         S: 552 5.2.2 <full@example.com> Mailbox over quota
          C: MAIL FROM:<s@example.org>
          C: RCPT TO:<bob>
          C: BDAT 0 LAST

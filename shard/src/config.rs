@@ -215,6 +215,8 @@ pub struct LmtpSettings {
     pub delivered_to_header: bool,
     /// `bare_line_endings`.
     pub bare_line_endings: skua_protocols::lmtp::BareLineEndings,
+    /// `overquota_temporary`: over quota is `452 4.2.2` instead of `552 5.2.2`.
+    pub overquota_temporary: bool,
 }
 
 impl Default for LmtpSettings {
@@ -226,6 +228,7 @@ impl Default for LmtpSettings {
             received_header: defaults.received_header,
             delivered_to_header: defaults.delivered_to_header,
             bare_line_endings: defaults.bare_line_endings,
+            overquota_temporary: defaults.overquota_temporary,
         }
     }
 }

@@ -19,6 +19,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use skua_core::store::QuotaReservation;
 use skua_core::types::InternalDate;
 use skua_protocols::lmtp::{Delivery, DeliveryFailure};
 
@@ -36,6 +37,8 @@ pub(crate) struct Deliver {
     delivery: Arc<Delivery>,
     copy: usize,
     date: InternalDate,
+    /// The room `RCPT` reserved for this copy (`reserve.rs`), consumed by the append.
+    reservation: Option<QuotaReservation>,
 }
 
 impl call::Request for Deliver {
@@ -47,7 +50,7 @@ impl call::Request for Deliver {
     }
 
     async fn serve(self, shard: Rc<Shard>) -> Outcome {
-        deliver_here(&shard, &self.delivery, self.copy, self.date).await
+        deliver_here(&shard, &self.delivery, self.copy, self.date, self.reservation).await
     }
 
     fn refused(self, error: CallError) -> Outcome {
@@ -61,8 +64,9 @@ pub(crate) async fn deliver(
     delivery: Arc<Delivery>,
     copy: usize,
     date: InternalDate,
+    reservation: Option<QuotaReservation>,
 ) -> Outcome {
-    match call::call(shard, Deliver { delivery, copy, date }).await {
+    match call::call(shard, Deliver { delivery, copy, date, reservation }).await {
         Ok(outcome) => outcome,
         Err(error) => Err(failure_of_call(error)),
     }
@@ -82,6 +86,7 @@ async fn deliver_here(
     delivery: &Delivery,
     copy: usize,
     date: InternalDate,
+    reservation: Option<QuotaReservation>,
 ) -> Outcome {
     let user = delivery.copies[copy].user.as_str();
     if shard.commit.is_failed() {
@@ -95,7 +100,15 @@ async fn deliver_here(
         }
     };
     let result = guarded(|| {
-        handle.with_store(|store| skua_protocols::lmtp::deliver(store, delivery, copy, date))
+        handle.with_store(|store| {
+            // The reserved room becomes the message's: released and appended in one step, so
+            // nothing else takes it in between, and the append is checked with every other
+            // reservation counted.
+            if let Some(reservation) = reservation {
+                let _ = store.release(reservation);
+            }
+            skua_protocols::lmtp::deliver(store, delivery, copy, date)
+        })
     });
     let appended = match result {
         Ok(appended) => appended,

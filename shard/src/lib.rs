@@ -45,6 +45,7 @@ mod pagein;
 pub mod placement;
 mod registry;
 mod reply;
+mod reserve;
 pub mod sasl;
 mod server;
 mod shard;

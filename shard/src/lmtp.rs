@@ -29,7 +29,10 @@ use skua_protocols::lmtp::{
     delivery_code,
 };
 
+use skua_core::store::QuotaReservation;
+
 use crate::admission::{Refusal, SourceSlot};
+use crate::call;
 use crate::config::ServerConfig;
 use crate::conn::Connection;
 use crate::deliver;
@@ -37,6 +40,7 @@ use crate::driver::{self, End, Feed, Link, Session, Step};
 use crate::event::Event;
 use crate::listen::Protocol;
 use crate::reply::{Ending, lmtp_closing};
+use crate::reserve::{Held, NotReserved, Reserve};
 use crate::shard::Shard;
 
 /// Serves an accepted LMTP connection until it closes. It is turned away (`421 4.7.0`) when
@@ -97,7 +101,8 @@ async fn run(
     let session =
         LmtpSession::new(shard.lmtp_config.clone()).with_connection(peer, &session_id(shard.id.0));
     let greeting = session.greeting();
-    let mut link = Link::new(connection, Lmtp { session, _source: source });
+    let mut link =
+        Link::new(connection, Lmtp { session, _source: source, held: Held::new(shard.clone()) });
     let bye = match link.connection.write_all(&greeting).await {
         Ok(()) => match driver::drive(shard, &mut link).await {
             End::Close(bye) => bye,
@@ -105,7 +110,8 @@ async fn run(
         },
         Err(_) => None,
     };
-    drop(driver::finish(shard, link, bye).await);
+    let mut lmtp = driver::finish(shard, link, bye).await;
+    lmtp.held.give_back();
 }
 
 /// One LMTP client's state on the shard: the sans-IO session and its place in its source's
@@ -113,6 +119,8 @@ async fn run(
 struct Lmtp {
     session: LmtpSession,
     _source: Option<SourceSlot>,
+    /// Quota reservations made at `RCPT` (`reserve.rs`), used or given back.
+    held: Held,
 }
 
 /// The steps only LMTP has.
@@ -132,6 +140,7 @@ pub(crate) fn session_config(config: &ServerConfig) -> LmtpConfig {
     lmtp.received_header = config.lmtp.received_header;
     lmtp.delivered_to_header = config.lmtp.delivered_to_header;
     lmtp.bare_line_endings = config.lmtp.bare_line_endings;
+    lmtp.overquota_temporary = config.lmtp.overquota_temporary;
     lmtp
 }
 
@@ -159,7 +168,10 @@ impl Session for Lmtp {
     type Input = LmtpSession;
 
     fn next(&mut self, _shard: &Shard) -> Result<Step<LmtpOwn>, End> {
-        Ok(match self.session.next() {
+        let step = self.session.next();
+        // What an ended transaction (RSET, a new MAIL, a delivery) reserved goes back now.
+        self.held.settle(self.session.transaction());
+        Ok(match step {
             LmtpStep::NeedInput => Step::Read,
             LmtpStep::Write(bytes) => {
                 // `354` asks for the message: the DATA command goes on, its clock with it.
@@ -180,9 +192,15 @@ impl Session for Lmtp {
         own: LmtpOwn,
     ) -> Result<(), End> {
         match own {
-            LmtpOwn::Resolve(address) => self.resolve(shard, connection, &address),
+            LmtpOwn::Resolve(address) => self.resolve(shard, connection, &address).await,
             LmtpOwn::Deliver(delivery) => {
-                let results = deliver_logged(shard, connection, delivery).await;
+                let transaction = self.session.transaction().unwrap_or(0);
+                let reservations: Vec<Option<QuotaReservation>> = delivery
+                    .copies
+                    .iter()
+                    .map(|copy| self.held.take(transaction, &copy.user))
+                    .collect();
+                let results = deliver_logged(shard, connection, delivery, reservations).await;
                 self.session.delivery_done(results);
             }
         }
@@ -238,7 +256,7 @@ impl Session for Lmtp {
 impl Lmtp {
     /// Answers a recipient look-up: the whole address first, then (with a `+detail`) the
     /// address without its detail. An unknown one is logged (it gets `550 5.1.1`).
-    fn resolve(&mut self, shard: &Shard, connection: &Connection, address: &str) {
+    async fn resolve(&mut self, shard: &Rc<Shard>, connection: &Connection, address: &str) {
         let by_local_part = shard.config().lmtp_recipient_by_local_part;
         let users = shard.shared.users.get();
         let whole = users
@@ -260,6 +278,28 @@ impl Lmtp {
                 "lmtp recipient refused: user unknown"
             );
         }
+        // `SIZE=` declared: hold that much of the user's quota now (`reserve.rs`).
+        if let (Some(found), Some(bytes), Some(transaction)) =
+            (&resolved, self.session.declared_size(), self.session.transaction())
+            && !self.held.holds(transaction, &found.user)
+        {
+            let user = found.user.clone();
+            match call::call(shard, Reserve { user: user.clone(), bytes }).await {
+                Ok(Ok(reservation)) => self.held.keep(transaction, user, reservation),
+                Ok(Err(NotReserved::OverQuota)) => {
+                    tracing::info!(
+                        shard = shard.id.0,
+                        peer = %connection.peer(),
+                        to = address,
+                        bytes,
+                        "lmtp recipient refused: over quota"
+                    );
+                    self.session.recipient_over_quota();
+                    return;
+                }
+                Ok(Err(NotReserved::Unavailable)) | Err(_) => {}
+            }
+        }
         self.session.recipient_resolved(resolved);
     }
 }
@@ -270,6 +310,7 @@ async fn deliver_logged(
     shard: &Rc<Shard>,
     connection: &Connection,
     delivery: Arc<Delivery>,
+    reservations: Vec<Option<QuotaReservation>>,
 ) -> Vec<deliver::Outcome> {
     let return_path = delivery.return_path.as_str();
     tracing::debug!(
@@ -281,13 +322,13 @@ async fn deliver_logged(
     let started = Instant::now();
     let message_id = skua_protocols::mime::search::message_id_for_log(&delivery.message);
     let size = delivery.message.len();
-    let results = deliver_all(shard, delivery.clone()).await;
+    let results = deliver_all(shard, delivery.clone(), reservations).await;
     let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mail = &delivery.mail;
     let envid = mail.envid.as_deref().unwrap_or("");
     let ret = mail.ret.map(|ret| ret.to_string()).unwrap_or_default();
     for (copy, result) in delivery.copies.iter().zip(&results) {
-        let (code, _) = delivery_code(result);
+        let (code, _) = delivery_code(result, shard.config().lmtp.overquota_temporary);
         let reason = match result {
             Err(DeliveryFailure::Temporary(reason)) => reason.as_str(),
             _ => "",
@@ -322,15 +363,21 @@ async fn deliver_logged(
 }
 
 /// Delivers every copy concurrently (each on its user's home shard); results in copy order.
-async fn deliver_all(shard: &Rc<Shard>, delivery: Arc<Delivery>) -> Vec<deliver::Outcome> {
+async fn deliver_all(
+    shard: &Rc<Shard>,
+    delivery: Arc<Delivery>,
+    reservations: Vec<Option<QuotaReservation>>,
+) -> Vec<deliver::Outcome> {
     let date = delivery_date();
-    let tasks: Vec<_> = (0..delivery.copies.len())
-        .map(|copy| {
+    let tasks: Vec<_> = reservations
+        .into_iter()
+        .enumerate()
+        .map(|(copy, reservation)| {
             let shard = shard.clone();
             let delivery = delivery.clone();
-            glommio::spawn_local(
-                async move { deliver::deliver(&shard, delivery, copy, date).await },
-            )
+            glommio::spawn_local(async move {
+                deliver::deliver(&shard, delivery, copy, date, reservation).await
+            })
         })
         .collect();
     let mut results = Vec::with_capacity(tasks.len());

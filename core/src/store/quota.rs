@@ -119,6 +119,9 @@ impl QuotaUsage {
     }
 }
 
+/// The next reservation number (see `UserStore::reserve`).
+static RESERVATION_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Room held for one message not stored yet (see the module docs). Give it back with
 /// [`UserStore::release`] or use it with [`UserStore::append_reserved`]; dropping it keeps the
 /// room held until the store is closed.
@@ -153,7 +156,6 @@ pub(crate) struct Quota<F> {
     stored: StoredLimits<F>,
     reservations: BTreeMap<u64, u64>,
     reserved_bytes: u64,
-    next_reservation: u64,
 }
 
 impl<F> Quota<F> {
@@ -171,7 +173,6 @@ impl<F> Quota<F> {
             stored: StoredLimits::Unread,
             reservations: BTreeMap::new(),
             reserved_bytes: 0,
-            next_reservation: 1,
         }
     }
 
@@ -279,21 +280,25 @@ impl<D: Disk> UserStore<D> {
         }
         self.quota_check(Adds { bytes, messages: 1, mailboxes: 0 })
             .map_err(|error| error.into_append())?;
-        let id = self.quota.next_reservation;
-        self.quota.next_reservation += 1;
+        // Numbered process-wide, so a reservation of a closed instance of this store never
+        // names one of a later instance.
+        let id = RESERVATION_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.quota.reservations.insert(id, bytes);
         self.quota.reserved_bytes += bytes;
         Ok(QuotaReservation { id, bytes })
     }
 
-    /// Gives a reservation's room back.
-    ///
-    /// # Panics
-    /// If the reservation is not this store's (a bug).
-    pub fn release(&mut self, reservation: QuotaReservation) {
-        let bytes = self.quota.reservations.remove(&reservation.id).expect("this store's");
-        assert_eq!(bytes, reservation.bytes);
-        self.quota.reserved_bytes -= bytes;
+    /// Gives a reservation's room back; false when this store does not hold it (it was made
+    /// by an earlier instance of the store, closed since, whose reservations went with it).
+    pub fn release(&mut self, reservation: QuotaReservation) -> bool {
+        match self.quota.reservations.get(&reservation.id) {
+            Some(&bytes) if bytes == reservation.bytes => {
+                self.quota.reservations.remove(&reservation.id);
+                self.quota.reserved_bytes -= bytes;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// [`UserStore::append_threaded`] of the message `reservation` was made for: the
@@ -305,7 +310,7 @@ impl<D: Disk> UserStore<D> {
     /// As [`UserStore::append`].
     ///
     /// # Panics
-    /// As [`UserStore::append`], and if the reservation is not this store's.
+    /// As [`UserStore::append`].
     #[allow(clippy::too_many_arguments)]
     pub fn append_reserved(
         &mut self,
@@ -317,7 +322,7 @@ impl<D: Disk> UserStore<D> {
         flags: Flags,
         date: Option<InternalDate>,
     ) -> Result<(Uid, ModSeq), AppendError> {
-        self.release(reservation);
+        let _ = self.release(reservation);
         self.append_threaded(id, message, cache, keys, flags, date)
     }
 

@@ -80,6 +80,9 @@ pub struct LmtpConfig {
     pub delivered_to_header: bool,
     /// Bare CR / LF in `DATA` and non-BINARYMIME `BDAT` (`[lmtp] bare_line_endings`).
     pub bare_line_endings: BareLineEndings,
+    /// A recipient over quota gets `452 4.2.2` (the MTA retries) instead of `552 5.2.2` (it
+    /// bounces) (`[lmtp] overquota_temporary`).
+    pub overquota_temporary: bool,
 }
 
 impl LmtpConfig {
@@ -97,6 +100,7 @@ impl LmtpConfig {
             received_header: true,
             delivered_to_header: true,
             bare_line_endings: BareLineEndings::Normalize,
+            overquota_temporary: false,
         }
     }
 }

@@ -9,8 +9,8 @@ use std::fmt;
 /// the session turns it into that recipient's reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeliveryFailure {
-    /// The user's quota is exhausted: `452 4.2.2` (temporary, so the MTA retries after the
-    /// user cleaned up, as Dovecot's `quota_full_tempfail` does).
+    /// The user's quota is exhausted: `552 5.2.2` (the MTA bounces), or `452 4.2.2` when
+    /// `LmtpConfig::overquota_temporary` asks the MTA to retry after the user made room.
     OverQuota,
     /// The message is larger than this user's store accepts: `552 5.3.4`.
     TooLarge,
@@ -41,18 +41,31 @@ impl fmt::Display for DeliveryFailure {
 }
 
 /// Appends the reply for one recipient's delivery outcome.
-pub(crate) fn delivery(out: &mut Vec<u8>, address: &str, outcome: &Result<(), DeliveryFailure>) {
-    let (code, text) = delivery_code(outcome);
+pub(crate) fn delivery(
+    out: &mut Vec<u8>,
+    address: &str,
+    outcome: &Result<(), DeliveryFailure>,
+    overquota_temporary: bool,
+) {
+    let (code, text) = delivery_code(outcome, overquota_temporary);
     out.extend_from_slice(format!("{code} <{address}> {text}\r\n").as_bytes());
 }
 
 /// The reply code (with its enhanced status code) and text of a delivery's outcome: what the
-/// client is told, and what the shard's per-recipient log line says.
+/// client is told, and what the shard's per-recipient log line says. Over quota is permanent
+/// (`552 5.2.2`: the MTA bounces) unless the config asks for a temporary failure (`452
+/// 4.2.2`: the MTA keeps the message and retries, for sites that expect users to make room).
 #[must_use]
-pub fn delivery_code(outcome: &Result<(), DeliveryFailure>) -> (&'static str, &'static str) {
+pub fn delivery_code(
+    outcome: &Result<(), DeliveryFailure>,
+    overquota_temporary: bool,
+) -> (&'static str, &'static str) {
     match outcome {
         Ok(()) => ("250 2.0.0", "Delivered"),
-        Err(DeliveryFailure::OverQuota) => ("452 4.2.2", "Mailbox over quota"),
+        Err(DeliveryFailure::OverQuota) if overquota_temporary => {
+            ("452 4.2.2", "Mailbox over quota")
+        }
+        Err(DeliveryFailure::OverQuota) => ("552 5.2.2", "Mailbox over quota"),
         Err(DeliveryFailure::TooLarge) => ("552 5.3.4", "Message too big"),
         Err(DeliveryFailure::StorageFull) => ("452 4.3.1", "Insufficient system storage"),
         Err(DeliveryFailure::Temporary(_)) => ("451 4.3.0", "Temporary failure, try again later"),
@@ -131,13 +144,15 @@ mod tests {
     #[test]
     fn delivery_replies() {
         let mut out = Vec::new();
-        delivery(&mut out, "a@b", &Ok(()));
-        delivery(&mut out, "a@b", &Err(DeliveryFailure::OverQuota));
-        delivery(&mut out, "a@b", &Err(DeliveryFailure::temporary("disk on fire")));
+        delivery(&mut out, "a@b", &Ok(()), false);
+        delivery(&mut out, "a@b", &Err(DeliveryFailure::OverQuota), false);
+        delivery(&mut out, "a@b", &Err(DeliveryFailure::OverQuota), true);
+        delivery(&mut out, "a@b", &Err(DeliveryFailure::temporary("disk on fire")), false);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "250 2.0.0 <a@b> Delivered\r\n452 4.2.2 <a@b> Mailbox over quota\r\n\
+            "250 2.0.0 <a@b> Delivered\r\n552 5.2.2 <a@b> Mailbox over quota\r\n\
+             452 4.2.2 <a@b> Mailbox over quota\r\n\
              451 4.3.0 <a@b> Temporary failure, try again later\r\n"
         );
     }

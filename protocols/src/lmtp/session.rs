@@ -155,6 +155,8 @@ pub struct LmtpSession {
     id: String,
     /// Transactions handed out for delivery so far (numbers each one's `id`).
     deliveries: u64,
+    /// Transactions begun (`MAIL`) so far: the shard ties quota reservations to one.
+    transactions: u64,
 }
 
 impl LmtpSession {
@@ -174,6 +176,7 @@ impl LmtpSession {
             peer: None,
             id: "0".to_owned(),
             deliveries: 0,
+            transactions: 0,
         }
     }
 
@@ -276,6 +279,36 @@ impl LmtpSession {
         }
     }
 
+    /// The message size `MAIL ... SIZE=` declared for the open transaction (RFC 1870), if any:
+    /// the shard reserves that much of each recipient's quota at `RCPT`.
+    #[must_use]
+    pub fn declared_size(&self) -> Option<u64> {
+        self.transaction.as_ref().and_then(|transaction| transaction.mail.size)
+    }
+
+    /// The open transaction's number (a new one at each `MAIL`), `None` outside one: what the
+    /// shard reserved for a transaction that is no longer open is given back.
+    #[must_use]
+    pub fn transaction(&self) -> Option<u64> {
+        self.transaction.as_ref().map(|_| self.transactions)
+    }
+
+    /// Answers a pending [`LmtpStep::ResolveRecipient`]: the user exists but the declared size
+    /// does not fit their quota (`552 5.2.2`, or `452 4.2.2` with
+    /// `LmtpConfig::overquota_temporary`). The recipient is not added.
+    ///
+    /// # Panics
+    /// If no look-up is pending.
+    pub fn recipient_over_quota(&mut self) {
+        let Mode::AwaitResolve(pending) = std::mem::replace(&mut self.mode, Mode::Command) else {
+            panic!("recipient_over_quota without a pending ResolveRecipient");
+        };
+        let (code, status) =
+            if self.config.overquota_temporary { ("452", "4.2.2") } else { ("552", "5.2.2") };
+        let text = format!("{status} <{}>: mailbox over quota", pending.address);
+        reply::line(&mut self.out, code, &text);
+    }
+
     /// Answers [`LmtpStep::Deliver`] with one result per copy, in the order given; each
     /// recipient is answered, in `RCPT` order, with its copy's result.
     ///
@@ -287,7 +320,8 @@ impl LmtpSession {
         let copies = transaction.recipients.iter().map(|r| r.copy + 1).max().unwrap_or(0);
         assert_eq!(results.len(), copies, "one result per copy");
         for recipient in &transaction.recipients {
-            reply::delivery(&mut self.out, &recipient.address, &results[recipient.copy]);
+            let temporary = self.config.overquota_temporary;
+            reply::delivery(&mut self.out, &recipient.address, &results[recipient.copy], temporary);
         }
         self.mode = Mode::Command;
     }

@@ -87,6 +87,7 @@ impl LmtpSession {
             // Not the client's mistake: a limit, so it does not count as an error.
             return reply::fixed(&mut self.out, reply::TOO_BIG);
         }
+        self.transactions += 1;
         self.transaction = Some(Transaction {
             return_path,
             mail,
@@ -221,7 +222,7 @@ impl LmtpSession {
                 tracing::info!(data_bytes, "LMTP message over the size limit refused");
                 let too_large = Err(DeliveryFailure::TooLarge);
                 for recipient in &transaction.recipients {
-                    reply::delivery(&mut self.out, &recipient.address, &too_large);
+                    reply::delivery(&mut self.out, &recipient.address, &too_large, false);
                 }
             }
             Unacceptable::BareLineEnding => {
