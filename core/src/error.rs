@@ -182,6 +182,9 @@ pub enum UpdateError {
     /// The mailbox does not exist (any more).
     #[error("no such mailbox")]
     NoSuchMailbox,
+    /// A reader's `\Seen` set cannot take the change (a bound of `seen.log`, `seen.rs`).
+    #[error("{0}")]
+    ReaderSeen(String),
     /// The disk failed.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -132,3 +132,46 @@ fn bobs_acl_decides_what_alice_may_do_in_his_inbox() {
     grant(&mut world, "l");
     tagged(&client.command(&mut world, &format!("q SELECT {bobs}")), "q NO [NOPERM]");
 }
+
+#[test]
+fn seen_on_another_users_mailbox_is_the_readers_own() {
+    let mut world = World::new();
+    let mut client = alice(&mut world);
+    let bobs = "\"Other Users/bob/INBOX\"";
+    grant(&mut world, "lrsi");
+    for subject in ["one", "two"] {
+        let line = format!("Subject: {subject}");
+        let reply =
+            client.command(&mut world, &format!("a APPEND {bobs} {{{}+}}\r\n{line}", line.len()));
+        tagged(&reply, "a OK");
+    }
+    let reply = client.command(&mut world, &format!("b SELECT {bobs}"));
+    tagged(&reply, "b OK [READ-WRITE]");
+    // Reading marks it seen for alice only.
+    let reply = client.command(&mut world, "c FETCH 1 BODY[]");
+    assert!(reply.concat().contains("FLAGS (\\Seen"), "{reply:?}");
+    let reply = client.command(&mut world, "d STORE 2 +FLAGS (\\Seen)");
+    assert!(reply[0].starts_with("* 2 FETCH (FLAGS (\\Seen"), "{reply:?}");
+    let reply = client.command(&mut world, &format!("e STATUS {bobs} (UNSEEN)"));
+    assert_eq!(reply[0], format!("* STATUS {bobs} (UNSEEN 0)"));
+    let reply = client.command(&mut world, "f SEARCH UNSEEN");
+    assert_eq!(reply[0], "* SEARCH");
+    // Bob's own \Seen is untouched: as he sees it, both are unseen.
+    let bob = world.other("bob").expect("bob").1;
+    let inbox = bob.mailbox_id("INBOX").expect("INBOX");
+    assert_eq!(bob.mailbox_info(inbox).expect("info").unseen, 2);
+    assert!(bob.messages(inbox).expect("messages").iter().all(|m| m.flags.system.0 & 1 == 0));
+    // And alice can take it back.
+    let reply = client.command(&mut world, "g STORE 1 -FLAGS (\\Seen)");
+    tagged(&reply, "g OK");
+    let reply = client.command(&mut world, "h SEARCH UNSEEN");
+    assert_eq!(reply[0], "* SEARCH 1");
+    // Flags other than \Seen are shared: with `w` her \Flagged is bob's too.
+    grant(&mut world, "+w");
+    tagged(&client.command(&mut world, &format!("i SELECT {bobs}")), "i OK");
+    tagged(&client.command(&mut world, "j STORE 1 FLAGS (\\Flagged)"), "j NO [NOPERM]");
+    tagged(&client.command(&mut world, "k STORE 1 +FLAGS (\\Flagged)"), "k OK");
+    let bob = world.other("bob").expect("bob").1;
+    let first = bob.messages(inbox).expect("messages")[0];
+    assert_eq!(first.flags.system.0, skua_core::types::SystemFlags::FLAGGED);
+}

@@ -252,7 +252,24 @@ impl<D: Disk> UserStore<D> {
         flags: Flags,
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreOutcome, UpdateError> {
+        if let Some(reader) = self.reader.clone() {
+            return self.store_flags_as_reader(&reader, id, uids, op, flags, unchanged_since);
+        }
+        self.store_flags_keeping_seen(id, uids, op, flags, unchanged_since)
+    }
+
+    /// [`UserStore::store_flags`] of the owner's flags; with a reader set, a replace keeps the
+    /// owner's `\Seen` bit (the reader's is in `seen.log`, `reader.rs`).
+    pub(super) fn store_flags_keeping_seen(
+        &mut self,
+        id: MailboxId,
+        uids: &[Uid],
+        op: FlagsOp,
+        flags: Flags,
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<StoreOutcome, UpdateError> {
         self.before_mutation().map_err(|e| self.logged("store", e))?;
+        let keep_seen = self.reader.is_some();
         let keywords =
             self.catalog.mailboxes.get(&id).ok_or(UpdateError::NoSuchMailbox)?.valid_keywords();
         assert_eq!(flags.system.0 & !SystemFlags::ALL, 0, "unknown system flag bits");
@@ -271,7 +288,11 @@ impl<D: Disk> UserStore<D> {
                 outcome.modified.push(uid);
                 continue;
             }
-            let combined = combine(entry.flags, op, flags);
+            let mut combined = combine(entry.flags, op, flags);
+            if keep_seen {
+                let owners = entry.flags.system.0 & SystemFlags::SEEN;
+                combined.system.0 = (combined.system.0 & !SystemFlags::SEEN) | owners;
+            }
             if combined == entry.flags {
                 continue;
             }

@@ -51,6 +51,7 @@ mod open;
 mod open_repair;
 mod opening;
 mod quota;
+mod reader;
 mod reconstruct;
 mod record;
 mod rename_inbox;
@@ -258,6 +259,8 @@ pub struct UserStore<D: Disk> {
     duplicates: duplicates::Duplicates<D::File>,
     /// Spool compaction's state (`spool_compact.rs`).
     spool_compaction: spool_compact::SpoolCompaction<D::File>,
+    /// The user whose view reads and flag changes take, when not the owner (`reader.rs`).
+    reader: Option<String>,
     /// Usage totals, limits and reservations (`quota.rs`).
     quota: quota::Quota<D::File>,
 }
@@ -368,7 +371,9 @@ impl<D: Disk> UserStore<D> {
             uid_next: Uid::new(index.uid_next()).expect("uid_next >= 1"),
             highest_modseq: ModSeq(index.highest_modseq()),
             messages: counts.messages,
-            unseen: counts.unseen,
+            unseen: self
+                .reader_ranges(id)
+                .map_or(counts.unseen, |ranges| self.reader_unseen_of(id, ranges)),
             deleted: counts.deleted,
             size: counts.size,
             subscribed: self.catalog.subscriptions.contains(&entry.name),
@@ -459,7 +464,8 @@ impl<D: Disk> UserStore<D> {
     pub fn messages(&self, id: MailboxId) -> Result<Vec<MessageMeta>, ReadError> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         let live = index.entries().iter().filter(|e| !e.expunged);
-        Ok(live.map(MessageMeta::of).collect())
+        let ranges = self.reader_ranges(id);
+        Ok(live.map(|e| self.as_read(ranges, MessageMeta::of(e))).collect())
     }
 
     /// Live messages in UID order, without copying them all: for callers that only scan.
@@ -472,7 +478,8 @@ impl<D: Disk> UserStore<D> {
     ) -> Result<impl Iterator<Item = MessageMeta> + '_, ReadError> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         let live = index.entries().iter().filter(|e| !e.expunged);
-        Ok(live.map(MessageMeta::of))
+        let ranges = self.reader_ranges(id);
+        Ok(live.map(move |e| self.as_read(ranges, MessageMeta::of(e))))
     }
 
     /// UIDs expunged with a modseq above `since`, ascending: what QRESYNC reports as
@@ -540,7 +547,8 @@ impl<D: Disk> UserStore<D> {
     pub fn message(&self, id: MailboxId, uid: Uid) -> Result<Option<MessageMeta>, ReadError> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         let entry = index.find(uid).map(|slot| &index.entries()[slot]);
-        Ok(entry.filter(|e| !e.expunged).map(MessageMeta::of))
+        let ranges = self.reader_ranges(id);
+        Ok(entry.filter(|e| !e.expunged).map(|e| self.as_read(ranges, MessageMeta::of(e))))
     }
 
     /// The message's bytes, straight from the spool (a memory map on the real disk). A message

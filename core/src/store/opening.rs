@@ -505,6 +505,7 @@ fn finish<D: Disk>(
         seen: None,
         duplicates: super::duplicates::Duplicates::Unread,
         spool_compaction: super::spool_compact::SpoolCompaction::default(),
+        reader: None,
     };
     if store.catalog.id(names::INBOX).is_none() {
         budget.spend(3);

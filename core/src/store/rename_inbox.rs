@@ -135,7 +135,9 @@ impl<D: Disk> UserStore<D> {
                     return Ok(InboxStep::Done);
                 };
                 self.expunge(job.inbox, &uids).map_err(|error| match error {
-                    UpdateError::NoSuchMailbox => MailboxError::NotFound,
+                    UpdateError::NoSuchMailbox | UpdateError::ReaderSeen(_) => {
+                        MailboxError::NotFound
+                    }
                     UpdateError::Storage(error) => MailboxError::Storage(error),
                 })?;
                 job.phase = Phase::Expunging { next: last.get() + 1 };

@@ -262,13 +262,13 @@ impl<D: Disk> UserStore<D> {
     }
 
     /// The owner key of mailbox `id`, if it exists.
-    fn seen_owner(&self, id: MailboxId) -> Option<Owner> {
+    pub(super) fn seen_owner(&self, id: MailboxId) -> Option<Owner> {
         let entry = self.catalog.mailboxes.get(&id)?;
         Some(Owner { id, uid_validity: entry.uid_validity.get() })
     }
 
     /// The loaded set of `reader` on `owner` (empty if none).
-    fn seen_ranges(&self, owner: Owner, reader: &str) -> &[(u32, u32)] {
+    pub(super) fn seen_ranges(&self, owner: Owner, reader: &str) -> &[(u32, u32)] {
         let log = self.seen.as_ref().expect("loaded by the caller");
         log.sets.get(&owner).and_then(|readers| readers.get(reader)).map_or(&[], Vec::as_slice)
     }

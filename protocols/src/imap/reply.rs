@@ -310,6 +310,7 @@ pub fn append(error: &AppendError) -> Completion {
 pub fn update(error: &UpdateError) -> Completion {
     match error {
         UpdateError::NoSuchMailbox => Completion::no("No such mailbox").with(Code::Nonexistent),
+        UpdateError::ReaderSeen(why) => Completion::no(why.clone()).with(Code::Limit),
         UpdateError::Storage(inner) => storage(inner),
     }
 }

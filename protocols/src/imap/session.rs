@@ -280,6 +280,31 @@ impl ImapSession {
     pub fn next_on<D: Disk>(
         &mut self,
         owner: Option<&str>,
+        mut store: Option<&mut UserStore<D>>,
+    ) -> Step {
+        // On another user's store the session reads and writes `\Seen` as its own user's
+        // (the owner's `seen.log`, `UserStore::set_reader`).
+        let reader = owner.and(self.conn.user.clone());
+        if let (Some(reader), Some(store)) = (reader.as_deref(), store.as_deref_mut())
+            && let Err(error) = store.set_reader(Some(reader))
+        {
+            tracing::warn!(%error, "another user's seen.log cannot be read");
+            self.elsewhere_failed(ElsewhereFailure::Unavailable);
+            return Step::Elsewhere { owner: None };
+        }
+        let step = self.next_on_store(owner, store.as_deref_mut());
+        if reader.is_some()
+            && let Some(store) = store
+        {
+            let _ = store.set_reader(None);
+        }
+        step
+    }
+
+    /// `next_on` once the store's reader is set.
+    fn next_on_store<D: Disk>(
+        &mut self,
+        owner: Option<&str>,
         store: Option<&mut UserStore<D>>,
     ) -> Step {
         self.conn.store_owner = owner.map(str::to_owned);

@@ -82,10 +82,8 @@ pub(crate) fn of<D: Disk>(conn: &Conn, store: &UserStore<D>, id: MailboxId) -> A
     Access {
         lookup: rights.has(Right::Lookup),
         read: rights.has(Right::Read),
-        // `\Seen` on another user's mailbox is the reader's own (`seen.log` in the owner's
-        // store); until sessions read and write those sets, a reader cannot change it, so the
-        // owner's `\Seen` is never changed by someone else.
-        seen: false,
+        // `\Seen` here is the reader's own (the owner's `seen.log`, `UserStore::set_reader`).
+        seen: rights.has(Right::Seen),
         write: rights.has(Right::Write),
         insert: rights.has(Right::Insert),
         delete: rights.has(Right::DeleteMessages),
