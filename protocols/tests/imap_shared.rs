@@ -175,3 +175,41 @@ fn seen_on_another_users_mailbox_is_the_readers_own() {
     let first = bob.messages(inbox).expect("messages")[0];
     assert_eq!(first.flags.system.0, skua_core::types::SystemFlags::FLAGGED);
 }
+
+#[test]
+fn list_under_a_users_prefix_shows_what_they_may_see() {
+    let mut world = World::new();
+    let mut client = alice(&mut world);
+    {
+        let bob = world.other("bob").expect("bob").1;
+        let alice = Identifier::user("alice").expect("identifier");
+        for (name, rights) in [("Projects", "lr"), ("Projects/2026", "l"), ("Private", "")] {
+            let id = bob.create_mailbox(name).expect("create");
+            if !rights.is_empty() {
+                bob.set_acl(id, &alice, RightsChange::parse(rights).unwrap()).expect("setacl");
+            }
+        }
+    }
+    let reply = client.command(&mut world, "a LIST \"\" \"Other Users/bob/*\"");
+    assert_eq!(
+        reply,
+        [
+            "* LIST (\\HasChildren) \"/\" \"Other Users/bob/Projects\"",
+            "* LIST (\\HasNoChildren) \"/\" \"Other Users/bob/Projects/2026\"",
+            "a OK LIST completed",
+        ]
+    );
+    let reply = client.command(&mut world, "b LIST \"Other Users/bob/\" \"%\"");
+    assert_eq!(reply[0], "* LIST (\\HasChildren) \"/\" \"Other Users/bob/Projects\"");
+    tagged(&reply, "b OK");
+    let reply = client.command(&mut world, "c LIST \"\" \"Other Users/bob/Private\"");
+    assert_eq!(reply, ["c OK LIST completed"], "nothing without `l`");
+    // STATUS can come back for what may be read.
+    let reply = client
+        .command(&mut world, "d LIST \"\" \"Other Users/bob/Projects\" RETURN (STATUS (MESSAGES))");
+    assert_eq!(reply[1], "* STATUS \"Other Users/bob/Projects\" (MESSAGES 0)");
+    // Every user at once needs an index of grants: a wildcard in the user's place lists the
+    // own store, where nothing lives under the prefix.
+    let reply = client.command(&mut world, "e LIST \"\" \"Other Users/*\"");
+    assert_eq!(reply, ["e OK LIST completed"]);
+}

@@ -522,6 +522,18 @@ pub(crate) async fn yield_to_reactor() {
     glommio::timer::sleep(YIELD_TIMER).await;
 }
 
+/// Runs `work` on this shard in the background; nobody waits for it (the runtime's spawn, so
+/// files outside the runtime need not name the executor).
+pub(crate) fn spawn_detached(work: impl Future<Output = ()> + 'static) {
+    glommio::spawn_local(work).detach();
+}
+
+/// Waits until every spool slice of `chunks` is in memory, on the runtime's timer
+/// (`pagein.rs`).
+pub(crate) async fn page_in(shard: &Shard, chunks: &[OutChunk]) {
+    crate::pagein::page_in(shard, chunks, glommio::timer::sleep).await;
+}
+
 /// See [`yield_to_reactor`]: long enough to be unexpired when first polled, short next to a
 /// slice of work (hundreds of microseconds).
 const YIELD_TIMER: Duration = Duration::from_micros(20);

@@ -147,10 +147,9 @@ impl Held {
     pub(crate) fn give_back(&mut self) {
         for (user, reservation) in self.by_user.drain(..) {
             let shard = self.shard.clone();
-            glommio::spawn_local(async move {
+            crate::driver::spawn_detached(async move {
                 let _ = call::call(&shard, Release { user, reservation }).await;
-            })
-            .detach();
+            });
         }
         self.transaction = None;
     }

@@ -132,7 +132,7 @@ impl call::Request for RunSession {
                         step: Remote::End(Ending::Storage),
                     };
                 }
-                crate::pagein::page_in(&shard, &chunks, glommio::timer::sleep).await;
+                crate::driver::page_in(&shard, &chunks).await;
                 let owned = chunks
                     .into_iter()
                     .map(|chunk| chunk.without_nul().as_bytes().to_vec())

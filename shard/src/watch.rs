@@ -133,12 +133,11 @@ fn send_state(shard: &Rc<Shard>, owner: &str, on: bool) {
         return;
     }
     let shard = shard.clone();
-    glommio::spawn_local(async move {
+    crate::driver::spawn_detached(async move {
         if shard.mesh.send(home, ShardMessage::Watch(Box::new(state))).await.is_err() {
             tracing::debug!(shard = shard.id.0, "watch state not sent: the owner's shard is gone");
         }
-    })
-    .detach();
+    });
 }
 
 /// Per watching shard: whether it watches, and the epoch of that decision.

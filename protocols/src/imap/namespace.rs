@@ -75,7 +75,6 @@ impl Namespaces {
     }
 
     /// The name a client uses for `owner`'s mailbox `name` (the inverse of [`Self::place`]).
-    #[cfg(test)]
     pub(crate) fn client_name(&self, owner: &str, name: &str) -> String {
         match self.public_owner.as_deref() {
             Some(public) if public.eq_ignore_ascii_case(owner) => format!("{}{name}", self.shared),

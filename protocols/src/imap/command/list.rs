@@ -9,6 +9,7 @@
 //! `RETURN (STATUS ...)` (RFC 5819) and `RETURN (METADATA ...)` (RFC 9590, `metadata.rs`)
 //! follow each listed mailbox that exists with its STATUS and METADATA lines.
 
+use crate::imap::session::Conn;
 use std::collections::{BTreeMap, BTreeSet};
 
 use skua_core::disk::Disk;
@@ -85,15 +86,38 @@ pub(crate) struct ListTask {
     longest_left_out: u64,
     /// The next name to consider.
     position: usize,
+    /// Listing another user's mailboxes: the namespace prefix every listed name carries
+    /// (`Other Users/bob/`), empty for the own store.
+    prefix: String,
+}
+
+/// Another user's store at hand (a LIST under `Other Users/<owner>/` or `Shared/`): the names
+/// are listed with `prefix`, and only mailboxes `user` may see (`l`).
+pub(crate) struct Foreign<'a> {
+    /// The namespace prefix of the owner's mailboxes.
+    pub prefix: String,
+    /// The session's user.
+    pub user: &'a str,
+}
+
+/// The foreign listing of a session whose store at hand is another user's.
+pub(crate) fn foreign(conn: &Conn) -> Option<Foreign<'_>> {
+    let owner = conn.store_owner.as_deref()?;
+    Some(Foreign {
+        prefix: conn.config.namespaces.client_name(owner, ""),
+        user: conn.user.as_deref().unwrap_or(""),
+    })
 }
 
 /// LIST / LSUB: gathers the names and runs the first slice of matching.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn list<D: Disk>(
     store: &mut UserStore<D>,
     reference: &str,
     patterns: &[String],
     options: ListOptions,
     returns: Returns,
+    foreign: Option<Foreign<'_>>,
     out: &mut Out,
     slice: &mut Slice,
 ) -> Progress {
@@ -125,6 +149,9 @@ pub(crate) fn list<D: Disk>(
             Err(error) => return Progress::Done(crate::imap::reply::storage(&error)),
         }
     }
+    if let Some(foreign) = foreign {
+        return list_foreign(store, compiled, options, returns, &foreign, out, slice);
+    }
     let mailboxes = store.mailboxes();
     let uses: BTreeMap<String, SpecialUse> = mailboxes
         .iter()
@@ -152,6 +179,48 @@ pub(crate) fn list<D: Disk>(
         myrights: returns.myrights,
         longest_left_out: 0,
         position: 0,
+        prefix: String::new(),
+    };
+    resume(task, store, out, slice)
+}
+
+/// LIST of another user's store: the mailboxes `foreign.user` may see (`l`), under the
+/// owner's namespace prefix, with their implied parents (the prefix's levels included).
+/// Subscriptions are the session user's own (in their own store), so none show here; STATUS
+/// may be returned, MYRIGHTS and METADATA are not (yet) for another user's mailboxes.
+fn list_foreign<D: Disk>(
+    store: &UserStore<D>,
+    patterns: Vec<Pattern>,
+    options: ListOptions,
+    returns: Returns,
+    foreign: &Foreign<'_>,
+    out: &mut Out,
+    slice: &mut Slice,
+) -> Progress {
+    let visible = store
+        .mailboxes()
+        .into_iter()
+        .filter(|m| store.rights_of(m.id, foreign.user, true).has(skua_core::acl::Right::Lookup));
+    let existing: BTreeSet<String> =
+        visible.map(|m| format!("{}{}", foreign.prefix, m.name)).collect();
+    let candidates = if options.subscribed_only { BTreeSet::new() } else { existing.clone() };
+    let mut names: BTreeSet<&str> = candidates.iter().map(String::as_str).collect();
+    names.extend(candidates.iter().flat_map(|n| parents_of(n)));
+    let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    slice.spend(names.len() as u64 / 64 + 1);
+    let task = ListTask {
+        options,
+        patterns,
+        existing,
+        subscribed: BTreeSet::new(),
+        uses: BTreeMap::new(),
+        names,
+        status: returns.status,
+        metadata: None,
+        myrights: false,
+        longest_left_out: 0,
+        position: 0,
+        prefix: foreign.prefix.clone(),
     };
     resume(task, store, out, slice)
 }
@@ -175,12 +244,14 @@ pub(crate) fn resume<D: Disk>(
         slice.spend(1 + (name.len() * words / 64) as u64);
         if task.patterns.iter().any(|p| p.matches(name.as_bytes(), &mut scratch))
             && write_name(&task, name, out)
-            && let Some(id) = store.mailbox_id(name)
+            && let Some(local) = name.strip_prefix(task.prefix.as_str())
+            && let Some(id) = store.mailbox_id(local)
         {
             let utf8 = task.options.utf8_names;
             if !task.status.is_empty()
-                && let Some(info) = store.mailbox_info(id)
+                && let Some(mut info) = store.mailbox_info(id)
             {
+                name.clone_into(&mut info.name);
                 // LIST-STATUS (RFC 5819): the session's own \Recent is not counted here.
                 let limit = task.options.append_limit;
                 super::mailbox::write_status(out.buf(), store, &info, &task.status, 0, utf8, limit);

@@ -196,7 +196,8 @@ pub(crate) fn run<D: Disk>(
                 metadata: return_metadata,
                 myrights: return_myrights,
             };
-            list::list(store, &reference, &patterns, options, returns, out, &mut slice)
+            let foreign = list::foreign(conn);
+            list::list(store, &reference, &patterns, options, returns, foreign, out, &mut slice)
         }
         CommandBody::Lsub { reference, pattern } => {
             let options = list::ListOptions {
@@ -210,7 +211,8 @@ pub(crate) fn run<D: Disk>(
                 append_limit: append::append_limit(conn),
             };
             let returns = list::Returns::default();
-            list::list(store, &reference, &[pattern], options, returns, out, &mut slice)
+            let foreign = list::foreign(conn);
+            list::list(store, &reference, &[pattern], options, returns, foreign, out, &mut slice)
         }
         CommandBody::Append { mailbox, messages } => {
             Progress::Done(append::append(conn, store, &mailbox, &messages, out))

@@ -37,10 +37,10 @@ pub(crate) fn route(conn: &Conn, body: &CommandBody) -> Route {
         Ok(needed) => needed,
         Err(refusal) => return Route::Refuse(refusal),
     };
-    if same_owner(needed, conn.store_owner.as_deref()) {
+    if same_owner(needed.as_deref(), conn.store_owner.as_deref()) {
         Route::Here
     } else {
-        Route::Elsewhere(needed.map(str::to_owned))
+        Route::Elsewhere(needed)
     }
 }
 
@@ -54,10 +54,12 @@ pub(crate) fn same_owner(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 /// The owner of the store `body` needs (`None`: own), or why it cannot run.
-fn needed_owner<'a>(conn: &'a Conn, body: &'a CommandBody) -> Result<Option<&'a str>, Completion> {
+fn needed_owner(conn: &Conn, body: &CommandBody) -> Result<Option<String>, Completion> {
     let selected =
         || conn.selected.as_ref().or(conn.parked.as_ref()).and_then(|view| view.owner.as_deref());
     let is_selected = conn.selected.is_some() || conn.parked.is_some();
+    let named = |name| owner_of_name(conn, name).map(|owner| owner.map(str::to_owned));
+    let own_only = |name| own_only(conn, name).map(|owner| owner.map(str::to_owned));
     Ok(match body {
         CommandBody::Select { mailbox, .. }
         | CommandBody::Examine { mailbox, .. }
@@ -67,17 +69,21 @@ fn needed_owner<'a>(conn: &'a Conn, body: &'a CommandBody) -> Result<Option<&'a 
         | CommandBody::SetAcl { mailbox, .. }
         | CommandBody::DeleteAcl { mailbox, .. }
         | CommandBody::ListRights { mailbox, .. }
-        | CommandBody::MyRights(mailbox) => owner_of_name(conn, mailbox)?,
-        CommandBody::Create(name) | CommandBody::Delete(name) => own_only(conn, name)?,
-        CommandBody::CreateSpecialUse { mailbox, .. } => own_only(conn, mailbox)?,
+        | CommandBody::MyRights(mailbox) => named(mailbox)?,
+        CommandBody::Create(name) | CommandBody::Delete(name) => own_only(name)?,
+        CommandBody::CreateSpecialUse { mailbox, .. } => own_only(mailbox)?,
         CommandBody::Rename(old, new) => {
-            own_only(conn, old)?;
-            own_only(conn, new)?
+            own_only(old)?;
+            own_only(new)?
         }
         CommandBody::GetMetadata { mailbox, .. } | CommandBody::SetMetadata { mailbox, .. } => {
-            own_only(conn, mailbox)?
+            own_only(mailbox)?
         }
-        CommandBody::ResetKey { mailbox: Some(mailbox), .. } => own_only(conn, mailbox)?,
+        CommandBody::ResetKey { mailbox: Some(mailbox), .. } => own_only(mailbox)?,
+        CommandBody::List { reference, patterns, .. } => list_owner(conn, reference, patterns),
+        CommandBody::Lsub { reference, pattern } => {
+            list_owner(conn, reference, std::slice::from_ref(pattern))
+        }
         CommandBody::Copy { mailbox, .. } | CommandBody::Move { mailbox, .. } => {
             let source = selected();
             let target = owner_of_name(conn, mailbox)?;
@@ -85,7 +91,7 @@ fn needed_owner<'a>(conn: &'a Conn, body: &'a CommandBody) -> Result<Option<&'a 
                 return Err(Completion::no("Copying between users' mailboxes is not supported")
                     .with(Code::Cannot));
             }
-            source
+            source.map(str::to_owned)
         }
         CommandBody::Fetch { .. }
         | CommandBody::Store { .. }
@@ -97,9 +103,31 @@ fn needed_owner<'a>(conn: &'a Conn, body: &'a CommandBody) -> Result<Option<&'a 
         | CommandBody::Unselect
         | CommandBody::Idle
         | CommandBody::Noop
-        | CommandBody::CancelUpdate(_) => selected(),
+        | CommandBody::CancelUpdate(_) => selected().map(str::to_owned),
         _ => None,
     })
+}
+
+/// The owner a LIST is about: another user when every pattern (with the reference) lies
+/// inside that one user's namespace (`Other Users/bob/...`, `Shared/...`), else the own
+/// store. A wildcard in the user's place (`Other Users/*`) names no one user: listing every
+/// user's shared mailboxes at once needs an index of grants (not yet), so such a LIST lists
+/// the own store, where nothing lives under the prefix.
+fn list_owner(conn: &Conn, reference: &str, patterns: &[String]) -> Option<String> {
+    let user = conn.user.as_deref().unwrap_or("");
+    let mut owner: Option<String> = None;
+    for pattern in patterns {
+        let full = format!("{reference}{pattern}");
+        let found = match conn.config.namespaces.place(user, &full) {
+            Place::Foreign { owner, .. } if !owner.contains(['*', '%']) => owner.to_owned(),
+            _ => return None,
+        };
+        match &owner {
+            Some(seen) if !seen.eq_ignore_ascii_case(&found) => return None,
+            _ => owner = Some(found),
+        }
+    }
+    owner
 }
 
 /// The owner of the store a named mailbox is in.
