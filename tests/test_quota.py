@@ -2,7 +2,9 @@
 config's default limits and GETQUOTAROOT, an APPEND over quota answered NO [OVERQUOTA] with
 nothing stored, EXPUNGE freeing quota at once, a passwd-file `userdb_quota_rule` (as Dovecot
 writes it) winning over the default, LMTP DATA over quota refused, and SETQUOTA: NO [NOPERM]
-for a user who is not in `[imap] admins`, honoured (and kept across a restart) for one who is.
+for a user who is not in `[imap] admins`, honoured (and kept across a restart) for one who is,
+on their own root `""` and on another user's root named by the user (run on that user's
+shard). RCPT with SIZE= reserves room so that concurrent deliveries never overshoot.
 """
 
 import os
@@ -161,8 +163,10 @@ class Quota(unittest.TestCase):
         typ, data = alice.create("Two")
         self.assertEqual(typ, "NO")
         self.assertIn(b"[OVERQUOTA]", data[0])
-        # Another user's root is not reachable from this session yet.
-        self.assertEqual(alice.setquota('"bob"', "(STORAGE 1)")[0], "NO")
+        # An administrator names another user's root by the user (on that user's shard).
+        typ, data = alice.setquota('"bob"', "(STORAGE 1 MESSAGE 2)")
+        self.assertEqual(typ, "OK", data)
+        self.assertEqual(alice.setquota('"nobody"', "(STORAGE 1)")[0], "NO")
         alice.logout()
         self.assertEqual(self.server.stop(), 0)
         self.server.start()
@@ -170,6 +174,10 @@ class Quota(unittest.TestCase):
         _, resources = self.quota_of(alice)
         self.assertEqual(resources, {"STORAGE": (0, 100), "MAILBOX": (7, 7)})
         alice.logout()
+        bob = self.server.imap("bob", "bob-pw")
+        _, resources = self.quota_of(bob)
+        self.assertEqual(resources, {"STORAGE": (0, 1), "MESSAGE": (0, 2)})
+        bob.logout()
 
 
 if __name__ == "__main__":

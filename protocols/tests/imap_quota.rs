@@ -78,7 +78,7 @@ fn setquota_refusals_and_clearing() {
     let mut client = admin();
     client.login(&mut world);
     let reply = client.command(&mut world, "a SETQUOTA \"user/bob\" (STORAGE 1)");
-    tagged(&reply, "a NO [NONEXISTENT] Only the own quota root");
+    tagged(&reply, "a NO [NONEXISTENT]");
     let reply = client.command(&mut world, "b SETQUOTA \"\" (ANNOTATION-STORAGE 1)");
     assert_eq!(reply, ["b NO Unsupported quota resource ANNOTATION-STORAGE"]);
     let reply = client.command(&mut world, "c SETQUOTA \"\" (STORAGE 1 storage 2)");

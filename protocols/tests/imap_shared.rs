@@ -213,3 +213,28 @@ fn list_under_a_users_prefix_shows_what_they_may_see() {
     let reply = client.command(&mut world, "e LIST \"\" \"Other Users/*\"");
     assert_eq!(reply, ["e OK LIST completed"]);
 }
+
+#[test]
+fn an_administrator_sets_another_users_quota_on_that_users_store() {
+    let mut world = World::new();
+    let mut config = ImapConfig::new("test.example");
+    config.admins = vec!["alice".to_owned()];
+    let mut admin = Client::with_config(config);
+    admin.login(&mut world);
+    let reply = admin.command(&mut world, "a SETQUOTA bob (STORAGE 10 MESSAGE 5)");
+    assert_eq!(reply[0], "* QUOTA bob (STORAGE 0 10 MESSAGE 0 5)");
+    tagged(&reply, "a OK");
+    let reply = admin.command(&mut world, "b GETQUOTA BOB");
+    assert_eq!(reply[0], "* QUOTA bob (STORAGE 0 10 MESSAGE 0 5)", "the canonical name");
+    let bob = world.other("bob").expect("bob").1;
+    let (limits, _) = bob.quota_limits().expect("limits");
+    assert_eq!((limits.storage_kib, limits.messages), (Some(10), Some(5)), "kept in bob's store");
+    tagged(&admin.command(&mut world, "c SETQUOTA nobody (STORAGE 1)"), "c NO [NONEXISTENT]");
+    // Her own root is still "".
+    tagged(&admin.command(&mut world, "d SETQUOTA \"\" (STORAGE 100)"), "d OK");
+
+    // Not an administrator: another user's root does not exist, and nothing can be set.
+    let mut user = alice(&mut world);
+    tagged(&user.command(&mut world, "e GETQUOTA bob"), "e NO [NONEXISTENT]");
+    tagged(&user.command(&mut world, "f SETQUOTA bob (STORAGE 1)"), "f NO [NOPERM]");
+}

@@ -244,7 +244,7 @@ pub(crate) fn run<D: Disk>(
         CommandBody::MyRights(mailbox) => {
             Progress::Done(acl::my_rights(conn, store, &mailbox, out))
         }
-        CommandBody::GetQuota(root) => Progress::Done(quota::get_quota(store, &root, out)),
+        CommandBody::GetQuota(root) => Progress::Done(quota::get_quota(conn, store, &root, out)),
         CommandBody::GetQuotaRoot(mailbox) => {
             Progress::Done(quota::get_quota_root(conn, store, &mailbox, out))
         }

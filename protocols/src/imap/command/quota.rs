@@ -8,10 +8,10 @@
 //! `* QUOTAROOT` line naming no root. The `* QUOTA` response lists the resources that have a
 //! limit, STORAGE in units of 1024 octets (usage rounded up).
 //!
-//! SETQUOTA is for administrators (`ImapConfig::admins`), on their own root only for now:
-//! another user's root lives in that user's store, on that user's home shard, which a session
-//! can reach only through the cross-shard call (issue 10); until then it is answered NO. The
-//! limits set replace the root's whole set (resources not named lose their limit) and are
+//! SETQUOTA is for administrators (`ImapConfig::admins`). An administrator names another
+//! user's root by the user's name (`SETQUOTA "bob" (STORAGE 1048576)`, `GETQUOTA "bob"`): the
+//! command runs on bob's store, on bob's home shard (`command/route.rs`); for everyone else
+//! such a root does not exist. The limits set replace the root's whole set (resources not named lose their limit) and are
 //! kept in `quota.limits`, so they win over the passwd-file and the config; the reply waits
 //! for them to be durable.
 
@@ -26,13 +26,28 @@ use crate::imap::session::out::Out;
 /// The one quota root of every user (see the module docs).
 pub(crate) const ROOT: &str = "";
 
+/// The name of the store's root as the session calls it: `""` for its own user's, the owner's
+/// name for another user's (an administrator's GETQUOTA/SETQUOTA, routed to that store).
+fn root_name(conn: &Conn) -> &str {
+    conn.store_owner.as_deref().unwrap_or(ROOT)
+}
+
+/// True when `root` names the store at hand's root.
+fn is_root(conn: &Conn, root: &str) -> bool {
+    match conn.store_owner.as_deref() {
+        None => root == ROOT,
+        Some(owner) => root.eq_ignore_ascii_case(owner),
+    }
+}
+
 /// GETQUOTA: `* QUOTA "" (...)` for the user's root.
 pub(crate) fn get_quota<D: Disk>(
+    conn: &Conn,
     store: &mut UserStore<D>,
     root: &str,
     out: &mut Out,
 ) -> Completion {
-    if root != ROOT {
+    if !is_root(conn, root) {
         return Completion::no("No such quota root").with(Code::Nonexistent);
     }
     let limits = match store.quota_limits() {
@@ -42,7 +57,7 @@ pub(crate) fn get_quota<D: Disk>(
     if limits == QuotaLimits::UNLIMITED {
         return Completion::no("No quota applies to this user").with(Code::Nonexistent);
     }
-    write_quota(out.buf(), store, limits);
+    write_quota(out.buf(), store, root_name(conn), limits);
     Completion::ok("GETQUOTA completed")
 }
 
@@ -70,7 +85,7 @@ pub(crate) fn get_quota_root<D: Disk>(
     }
     b.extend_from_slice(b"\r\n");
     if limits != QuotaLimits::UNLIMITED {
-        write_quota(b, store, limits);
+        write_quota(b, store, ROOT, limits);
     }
     Completion::ok("GETQUOTAROOT completed")
 }
@@ -86,12 +101,8 @@ pub(crate) fn set_quota<D: Disk>(
     if !conn.admin {
         return Completion::no("Only administrators may set quotas").with(Code::NoPerm);
     }
-    if root != ROOT {
-        return Completion::no(
-            "Only the own quota root \"\" can be set here: other users' roots need the \
-             cross-shard call, not built yet",
-        )
-        .with(Code::Nonexistent);
+    if !is_root(conn, root) {
+        return Completion::no("No such quota root").with(Code::Nonexistent);
     }
     let mut limits = QuotaLimits::UNLIMITED;
     for (name, limit) in resources {
@@ -111,16 +122,16 @@ pub(crate) fn set_quota<D: Disk>(
     }
     super::durable(store, out);
     if limits != QuotaLimits::UNLIMITED {
-        write_quota(out.buf(), store, limits);
+        write_quota(out.buf(), store, root_name(conn), limits);
     }
     Completion::ok("SETQUOTA completed")
 }
 
 /// `* QUOTA "" (resource usage limit ...)` for the resources `limits` limits.
-fn write_quota<D: Disk>(b: &mut Vec<u8>, store: &UserStore<D>, limits: QuotaLimits) {
+fn write_quota<D: Disk>(b: &mut Vec<u8>, store: &UserStore<D>, root: &str, limits: QuotaLimits) {
     let usage = store.quota_usage();
     b.extend_from_slice(b"* QUOTA ");
-    encode::astring(b, ROOT.as_bytes());
+    encode::astring(b, root.as_bytes());
     b.extend_from_slice(b" (");
     let resources = [
         ("STORAGE", usage.storage_kib(), limits.storage_kib),

@@ -81,6 +81,7 @@ fn needed_owner(conn: &Conn, body: &CommandBody) -> Result<Option<String>, Compl
         }
         CommandBody::ResetKey { mailbox: Some(mailbox), .. } => own_only(mailbox)?,
         CommandBody::List { reference, patterns, .. } => list_owner(conn, reference, patterns),
+        CommandBody::GetQuota(root) | CommandBody::SetQuota { root, .. } => quota_owner(conn, root),
         CommandBody::Lsub { reference, pattern } => {
             list_owner(conn, reference, std::slice::from_ref(pattern))
         }
@@ -128,6 +129,13 @@ fn list_owner(conn: &Conn, reference: &str, patterns: &[String]) -> Option<Strin
         }
     }
     owner
+}
+
+/// An administrator's GETQUOTA/SETQUOTA of another user's root (named by the user) runs on
+/// that user's store; every other quota root is the own store's (`command/quota.rs`).
+fn quota_owner(conn: &Conn, root: &str) -> Option<String> {
+    let own = conn.user.as_deref().is_some_and(|user| user.eq_ignore_ascii_case(root));
+    (conn.admin && !root.is_empty() && !own).then(|| root.to_owned())
 }
 
 /// The owner of the store a named mailbox is in.
