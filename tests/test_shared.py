@@ -1,7 +1,8 @@
 """Shared folders across shards with imaplib: user0 (home shard 1) lets alice (home shard 0)
 read his INBOX; alice lists the namespaces, selects `Other Users/user0/INBOX`, reads it, is
 refused what the ACL does not give, and an IDLE on it hears a delivery to user0 on the other
-shard. Every name trick for reaching his other mailboxes answers NONEXISTENT or NOPERM."""
+shard. Every name trick for reaching his other mailboxes answers NONEXISTENT or NOPERM, and
+`\Seen` on his mailbox is alice's own."""
 
 import threading
 import unittest
@@ -108,6 +109,26 @@ class SharedFolderTest(ServerTest):
         typ, data = alice.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         self.assertIn(b"while idling", data[0][1])
         alice.logout()
+
+    def test_seen_is_the_readers_own_across_shards(self):
+        self.deliver_to_user0("read me")
+        self.grant("lrs")
+        alice = self.server.imap("alice", "alice-pw")
+        typ, data = alice.select(SHARED)
+        self.assertEqual((typ, data), ("OK", [b"1"]))
+        typ, data = alice.fetch("1", "(BODY[])")
+        self.assertEqual(typ, "OK")
+        typ, data = alice.fetch("1", "(FLAGS)")
+        self.assertIn(rb"\Seen", data[0])
+        typ, data = alice.search(None, "UNSEEN")
+        self.assertEqual(data, [b""])
+        alice.logout()
+        # The owner has not read it: his \Seen is his own.
+        owner = self.server.imap("user0", "pw0")
+        owner.select("INBOX", readonly=True)
+        typ, data = owner.fetch("1", "(FLAGS)")
+        self.assertNotIn(rb"\Seen", data[0])
+        owner.logout()
 
 
 if __name__ == "__main__":
