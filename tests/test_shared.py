@@ -2,7 +2,7 @@
 read his INBOX; alice lists the namespaces, selects `Other Users/user0/INBOX`, reads it, is
 refused what the ACL does not give, and an IDLE on it hears a delivery to user0 on the other
 shard. Every name trick for reaching his other mailboxes answers NONEXISTENT or NOPERM, and
-`\Seen` on his mailbox is alice's own."""
+`\\Seen` on his mailbox is alice's own."""
 
 import threading
 import unittest
