@@ -130,6 +130,35 @@ class SharedFolderTest(ServerTest):
         self.assertNotIn(rb"\Seen", data[0])
         owner.logout()
 
+    def test_copy_and_move_between_users_on_two_shards(self):
+        self.deliver_to_user0("his")
+        self.grant("lrsitew")
+        alice = self.server.imap("alice", "alice-pw")
+        alice.append("INBOX", r"(\Flagged)", None, message("hers", "x"))
+        # Her INBOX (shard 0) into his (shard 1): the copy keeps \Flagged.
+        alice.select("INBOX")
+        typ, data = alice.copy("1", SHARED)
+        self.assertEqual(typ, "OK", data)
+        self.assertIn(b"COPYUID", data[0])
+        # MOVE his first message into her INBOX: gone from his, in hers.
+        typ, data = alice.select(SHARED)
+        self.assertEqual((typ, data), ("OK", [b"2"]))
+        typ, data = alice._simple_command("MOVE", "1", "INBOX")
+        self.assertEqual(typ, "OK", data)
+        typ, data = alice.status("INBOX", "(MESSAGES)")
+        self.assertEqual(data, [b"INBOX (MESSAGES 2)"])
+        typ, data = alice.fetch("1", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(rb"\Flagged", data[0][0])
+        self.assertIn(b"Subject: hers", data[0][1])
+        alice.logout()
+        owner = self.server.imap("user0", "pw0")
+        owner.select("INBOX", readonly=True)
+        typ, data = owner.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects = [part[1] for part in data if isinstance(part, tuple)]
+        self.assertEqual(len(subjects), 1, data)
+        self.assertIn(b"Subject: hers", subjects[0])
+        owner.logout()
+
 
 if __name__ == "__main__":
     unittest.main()

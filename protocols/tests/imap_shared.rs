@@ -238,3 +238,152 @@ fn an_administrator_sets_another_users_quota_on_that_users_store() {
     tagged(&user.command(&mut world, "e GETQUOTA bob"), "e NO [NONEXISTENT]");
     tagged(&user.command(&mut world, "f SETQUOTA bob (STORAGE 1)"), "f NO [NOPERM]");
 }
+
+/// Appends `count` messages to alice's own INBOX, with `flags`.
+fn fill_own_inbox(world: &mut World, client: &mut Client, count: usize, flags: &str) {
+    for n in 0..count {
+        let line = format!("Subject: message {n}");
+        let command = format!("x APPEND INBOX ({flags}) {{{}+}}\r\n{line}", line.len());
+        tagged(&client.command(world, &command), "x OK");
+    }
+}
+
+/// Bob's INBOX: its messages as bob sees them.
+fn bobs_inbox(world: &mut World) -> Vec<skua_core::store::MessageMeta> {
+    let bob = world.other("bob").expect("bob").1;
+    let inbox = bob.mailbox_id("INBOX").expect("INBOX");
+    bob.messages(inbox).expect("messages")
+}
+
+#[test]
+fn copy_and_move_go_between_two_users_stores() {
+    use skua_core::types::SystemFlags;
+    let mut world = World::new();
+    let mut client = alice(&mut world);
+    let bobs = "\"Other Users/bob/INBOX\"";
+    fill_own_inbox(&mut world, &mut client, 3, "\\Seen \\Flagged");
+    tagged(&client.command(&mut world, "a SELECT INBOX"), "a OK");
+
+    // No rights on bob's INBOX: it does not exist for her, and nothing moved.
+    tagged(&client.command(&mut world, &format!("b COPY 1 {bobs}")), "b NO [NONEXISTENT]");
+    // `l r` only: visible, but nothing may be inserted.
+    grant(&mut world, "lr");
+    tagged(&client.command(&mut world, &format!("c COPY 1 {bobs}")), "c NO [NOPERM]");
+    assert!(bobs_inbox(&mut world).is_empty());
+
+    // `i`: the copy goes in, with only the flags her rights cover (none of these).
+    grant(&mut world, "+i");
+    let reply = client.command(&mut world, &format!("d COPY 1 {bobs}"));
+    tagged(&reply, "d OK [COPYUID ");
+    assert!(reply.last().unwrap().contains(" 1 1] COPY completed"), "{reply:?}");
+    let copied = bobs_inbox(&mut world);
+    assert_eq!(copied.len(), 1);
+    assert_eq!(copied[0].flags.system.0, 0, "no `s` or `w`: no flags");
+
+    // `s w` too: \Flagged is shared, \Seen is hers alone.
+    grant(&mut world, "+sw");
+    let reply = client.command(&mut world, &format!("e UID COPY 2:3 {bobs}"));
+    assert!(reply.last().unwrap().contains(" 2:3 2:3] COPY completed"), "{reply:?}");
+    let copied = bobs_inbox(&mut world);
+    assert_eq!(copied.len(), 3);
+    assert_eq!(copied[2].flags.system.0, SystemFlags::FLAGGED, "bob's \\Seen is not set");
+    let reply = client.command(&mut world, &format!("f STATUS {bobs} (UNSEEN)"));
+    assert_eq!(reply[0], format!("* STATUS {bobs} (UNSEEN 1)"), "alice saw the two she copied");
+
+    // MOVE from her INBOX: copied into bob's, then gone from hers.
+    let reply = client.command(&mut world, &format!("g MOVE 1 {bobs}"));
+    assert!(reply[0].starts_with("* OK [COPYUID ") && reply[0].contains(" 1 4]"), "{reply:?}");
+    assert_eq!(reply[1], "* 1 EXPUNGE");
+    tagged(&reply, "g OK MOVE completed");
+    assert_eq!(bobs_inbox(&mut world).len(), 4);
+    let reply = client.command(&mut world, "h STATUS INBOX (MESSAGES)");
+    assert_eq!(reply[0], "* STATUS INBOX (MESSAGES 2)");
+    // A name in nobody's namespace, or a mailbox bob does not have: nothing happens.
+    let reply = client.command(&mut world, "i COPY 1 \"Other Users/bob/Missing\"");
+    tagged(&reply, "i NO [TRYCREATE]");
+    tagged(&client.command(&mut world, "j COPY 1 \"Other Users/\""), "j NO [NONEXISTENT]");
+    tagged(&client.command(&mut world, "k NOOP"), "k OK");
+}
+
+#[test]
+fn copy_and_move_out_of_another_users_mailbox() {
+    let mut world = World::new();
+    let mut client = alice(&mut world);
+    let bobs = "\"Other Users/bob/INBOX\"";
+    grant(&mut world, "lrsi");
+    for subject in ["one", "two"] {
+        let line = format!("Subject: {subject}");
+        let command = format!("a APPEND {bobs} (\\Seen) {{{}+}}\r\n{line}", line.len());
+        tagged(&client.command(&mut world, &command), "a OK");
+    }
+    tagged(&client.command(&mut world, &format!("b SELECT {bobs}")), "b OK [READ-WRITE]");
+    // Into her own INBOX, with \Seen as she sees it.
+    let reply = client.command(&mut world, "c COPY 1:2 INBOX");
+    tagged(&reply, "c OK [COPYUID ");
+    let own = world.store.mailbox_id("INBOX").expect("INBOX");
+    let mine = world.store.messages(own).expect("messages");
+    assert_eq!(mine.len(), 2);
+    assert!(mine.iter().all(|m| m.flags.system.0 & 1 == 1), "her \\Seen came along");
+    assert_eq!(bobs_inbox(&mut world).len(), 2, "COPY leaves bob's");
+    // MOVE needs `t` and `e` on the source, into her store or within bob's.
+    tagged(&client.command(&mut world, "d MOVE 1 INBOX"), "d NO [NOPERM]");
+    {
+        let bob = world.other("bob").expect("bob").1;
+        let archive = bob.create_mailbox("Archive").expect("create");
+        let alice = Identifier::user("alice").expect("identifier");
+        bob.set_acl(archive, &alice, RightsChange::parse("lri").unwrap()).expect("setacl");
+    }
+    let reply = client.command(&mut world, "d MOVE 1 \"Other Users/bob/Archive\"");
+    tagged(&reply, "d NO [NOPERM]");
+    assert_eq!(bobs_inbox(&mut world).len(), 2, "nothing expunged without `e`");
+    grant(&mut world, "+te");
+    tagged(&client.command(&mut world, &format!("e SELECT {bobs}")), "e OK [READ-WRITE]");
+    let reply = client.command(&mut world, "f MOVE 1 INBOX");
+    assert!(reply[0].starts_with("* OK [COPYUID "), "{reply:?}");
+    assert_eq!(reply[1], "* 1 EXPUNGE");
+    tagged(&reply, "f OK MOVE completed");
+    assert_eq!(bobs_inbox(&mut world).len(), 1);
+    assert_eq!(world.store.messages(own).expect("messages").len(), 3);
+    // Still on bob's mailbox, which is still selected.
+    let reply = client.command(&mut world, "g FETCH 1 (FLAGS)");
+    assert!(reply[0].starts_with("* 1 FETCH (FLAGS (\\Seen"), "{reply:?}");
+    // Read-only: no MOVE.
+    grant(&mut world, "lr");
+    tagged(&client.command(&mut world, &format!("h EXAMINE {bobs}")), "h OK [READ-ONLY]");
+    tagged(&client.command(&mut world, "i MOVE 1 INBOX"), "i NO [READ-ONLY]");
+}
+
+#[test]
+fn a_copy_that_fails_part_way_leaves_the_target_as_it_was() {
+    let mut world = World::new();
+    let mut client = alice(&mut world);
+    let bobs = "\"Other Users/bob/INBOX\"";
+    // More than one batch of messages; bob's quota takes the first batch but not the second.
+    fill_own_inbox(&mut world, &mut client, 70, "");
+    grant(&mut world, "lri");
+    {
+        let bob = world.other("bob").expect("bob").1;
+        let limits = skua_core::store::QuotaLimits { messages: Some(66), ..Default::default() };
+        bob.set_quota(limits).expect("quota");
+    }
+    tagged(&client.command(&mut world, "a SELECT INBOX"), "a OK");
+    tagged(&client.command(&mut world, &format!("b COPY 1:* {bobs}")), "b NO [OVERQUOTA]");
+    assert!(bobs_inbox(&mut world).is_empty(), "the first batch was taken back");
+    // What fits goes in.
+    let reply = client.command(&mut world, &format!("c COPY 1:66 {bobs}"));
+    tagged(&reply, "c OK [COPYUID ");
+    assert_eq!(bobs_inbox(&mut world).len(), 66);
+    // A MOVE that fails part way keeps what it moved (reported), and the rest stays.
+    grant(&mut world, "+te");
+    {
+        let bob = world.other("bob").expect("bob").1;
+        let limits = skua_core::store::QuotaLimits { messages: Some(130), ..Default::default() };
+        bob.set_quota(limits).expect("quota");
+    }
+    let reply = client.command(&mut world, &format!("d MOVE 1:* {bobs}"));
+    tagged(&reply, "d NO [OVERQUOTA]");
+    assert_eq!(reply.iter().filter(|l| l.ends_with(" EXPUNGE")).count(), 64, "{reply:?}");
+    assert_eq!(bobs_inbox(&mut world).len(), 130);
+    let reply = client.command(&mut world, "e STATUS INBOX (MESSAGES)");
+    assert_eq!(reply[0], "* STATUS INBOX (MESSAGES 6)");
+}

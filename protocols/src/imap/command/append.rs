@@ -97,9 +97,14 @@ pub(crate) fn append<D: Disk>(
         bodies.push(body);
     }
     let mut flags: Vec<Flags> = Vec::with_capacity(messages.len());
+    let mut reader_seen: Vec<bool> = Vec::with_capacity(messages.len());
     for message in messages {
         match super::store::flags_for(store, id, &message.flags) {
-            Ok(bits) => flags.push(bits),
+            Ok(asked) => {
+                let (kept, seen) = super::rights::flags_to_add(conn, access, asked);
+                flags.push(kept);
+                reader_seen.push(seen);
+            }
             Err(completion) => return completion,
         }
     }
@@ -123,6 +128,14 @@ pub(crate) fn append<D: Disk>(
     match result {
         Ok(appended) => {
             let uids: Vec<Uid> = appended.iter().map(|&(uid, _)| uid).collect();
+            let seen: Vec<Uid> = uids
+                .iter()
+                .zip(&reader_seen)
+                .filter(|(_, seen)| **seen)
+                .map(|(&uid, _)| uid)
+                .collect();
+            super::rights::mark_seen_by_reader(store, id, &seen);
+            durable(store, out);
             Completion::ok("APPEND completed").with(append_uid(info.uid_validity, &uids))
         }
         Err(error) => reply::append(&error),

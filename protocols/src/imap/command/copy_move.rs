@@ -63,6 +63,22 @@ pub(crate) fn copy<D: Disk>(
     slice: &mut Slice,
 ) -> Progress {
     let CopyRequest { uid, set, target_name, move_messages } = *request;
+    let selected = view(conn);
+    if move_messages && selected.read_only {
+        return Progress::Done(Completion::no("Mailbox is read-only").with(Code::ReadOnly));
+    }
+    if move_messages && !(selected.access.delete && selected.access.expunge) {
+        // MOVE deletes and expunges the sources: `t` and `e` on the source (RFC 4314 §4).
+        return Progress::Done(Completion::no("Permission denied").with(Code::NoPerm));
+    }
+    let target_owner = match super::route::owner_of_name(conn, target_name) {
+        Ok(owner) => owner.map(str::to_owned),
+        Err(completion) => return Progress::Done(completion),
+    };
+    if !super::route::same_owner(target_owner.as_deref(), conn.store_owner.as_deref()) {
+        // The target is in another user's store: the command travels (`transfer.rs`).
+        return super::transfer::start(conn, store, request, target_owner, out, slice);
+    }
     let Some(target) = store.mailbox_id(super::route::local_name(conn, target_name)) else {
         return Progress::Done(Completion::no("No such mailbox").with(Code::TryCreate));
     };
@@ -70,13 +86,10 @@ pub(crate) fn copy<D: Disk>(
     if !target_access.insert {
         return Progress::Done(target_access.refusal());
     }
-    let selected = view(conn);
-    if move_messages && selected.read_only {
-        return Progress::Done(Completion::no("Mailbox is read-only").with(Code::ReadOnly));
-    }
     let Some(target_info) = store.mailbox_info(target) else {
         return Progress::Done(Completion::no("No such mailbox").with(Code::TryCreate));
     };
+    let selected = view(conn);
     let wanted: Vec<Uid> =
         selected.resolve(set, uid).into_iter().map(|i| selected.uids()[i]).collect();
     let task = CopyTask {
@@ -136,7 +149,9 @@ pub(crate) fn resume<D: Disk>(
     if task.move_messages {
         return Progress::Done(Completion::ok("MOVE completed"));
     }
-    Progress::Done(Completion::ok("COPY completed").with(copy_uid(&task, &task.pairs)))
+    Progress::Done(
+        Completion::ok("COPY completed").with(copy_uid(task.target_validity, &task.pairs)),
+    )
 }
 
 /// Copies the wanted messages from `task.position` to `end`; for MOVE, reports the chunk's
@@ -171,7 +186,7 @@ fn copy_chunk<D: Disk>(
     }
     // The line goes out with the copies' durability ticket; the expunge waits for the next
     // turn (see the module docs).
-    Completion::ok("Moved").with(copy_uid(task, &pairs)).write("*", out.buf());
+    Completion::ok("Moved").with(copy_uid(task.target_validity, &pairs)).write("*", out.buf());
     task.to_expunge = pairs.iter().map(|p| p.0).collect();
     Ok(())
 }
@@ -190,10 +205,10 @@ fn undo_copies<D: Disk>(store: &mut UserStore<D>, task: &CopyTask) {
 }
 
 /// `[COPYUID validity sources targets]` for `pairs`.
-fn copy_uid(task: &CopyTask, pairs: &[(Uid, Uid)]) -> Code {
+pub(crate) fn copy_uid(validity: UidValidity, pairs: &[(Uid, Uid)]) -> Code {
     let source_set = run_set(pairs.iter().map(|p| p.0.get()));
     let target_set = run_set(pairs.iter().map(|p| p.1.get()));
-    Code::CopyUid(task.target_validity, source_set, target_set)
+    Code::CopyUid(validity, source_set, target_set)
 }
 
 /// Numbers in the given order as a set, runs of consecutive values joined: `1:3,7`. The order

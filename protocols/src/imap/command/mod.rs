@@ -42,6 +42,7 @@ pub(crate) mod store;
 #[cfg(test)]
 mod sync_tests;
 mod thread;
+mod transfer;
 pub(crate) mod uidonly;
 pub(crate) mod urlauth;
 mod utf8;
@@ -72,6 +73,8 @@ pub(crate) enum Task {
     Expunge(expunge::ExpungeTask),
     /// COPY / MOVE and their UID forms
     Copy(copy_move::CopyTask),
+    /// COPY / MOVE into another user's store (`transfer.rs`)
+    Transfer(transfer::TransferTask),
     /// RENAME INBOX (moving its messages)
     RenameInbox(rename_inbox::RenameInboxTask),
     /// The FETCHes of a SELECT / EXAMINE with QRESYNC
@@ -269,8 +272,14 @@ pub(crate) fn resume<D: Disk>(
     ending.quiet &= store.change_counter() == counter_seen;
     // Only the end of a command changes the selection, so a paused command that needs one
     // still has it; checked anyway, since `view()` would panic.
-    if !matches!(task, Task::List(_) | Task::RenameInbox(_) | Task::NotifyStatus(_))
-        && conn.selected.is_none()
+    if matches!(task, Task::Transfer(_)) {
+        // Its steps run on two stores: one's change counter says nothing of the other's.
+        ending.quiet = false;
+    }
+    if !matches!(
+        task,
+        Task::List(_) | Task::RenameInbox(_) | Task::NotifyStatus(_) | Task::Transfer(_)
+    ) && conn.selected.is_none()
     {
         return Outcome::Done(Completion::bad("No mailbox selected"));
     }
@@ -282,6 +291,7 @@ pub(crate) fn resume<D: Disk>(
         Task::Store(task) => store::resume(conn, store, task, out, &mut slice),
         Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
+        Task::Transfer(task) => transfer::resume(conn, store, task, out, &mut slice),
         Task::RenameInbox(task) => rename_inbox::resume(task, store, out, &mut slice),
         Task::Resync(task) => qresync::resume(conn, store, task, out, &mut slice),
         Task::Sort(task) => sort::resume(conn, store, &tag, task, out, &mut slice),
@@ -301,13 +311,21 @@ fn settle<D: Disk>(
     out: &mut Out,
 ) -> Outcome {
     match progress {
-        Progress::Paused(task) => Outcome::Paused(Box::new(Running {
-            tag: tag.clone(),
-            task,
-            ending,
-            counter_seen: store.change_counter(),
-            owner: conn.store_owner.clone(),
-        })),
+        Progress::Paused(task) => {
+            // A paused command's next slice runs on the store at hand, except a transfer's,
+            // which names the store its next step needs.
+            let owner = match &task {
+                Task::Transfer(transfer) => transfer.next_owner(),
+                _ => conn.store_owner.clone(),
+            };
+            Outcome::Paused(Box::new(Running {
+                tag: tag.clone(),
+                task,
+                ending,
+                counter_seen: store.change_counter(),
+                owner,
+            }))
+        }
         Progress::Done(completion) => {
             if ending.quiet && ending.reports_own_changes {
                 absorb_own_changes(conn, store);

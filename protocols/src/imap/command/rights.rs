@@ -4,7 +4,7 @@
 use skua_core::acl::Right;
 use skua_core::disk::Disk;
 use skua_core::store::UserStore;
-use skua_core::types::{Flags, FlagsOp, MailboxId, SystemFlags};
+use skua_core::types::{Flags, FlagsOp, Keywords, MailboxId, SystemFlags, Uid};
 
 use crate::imap::reply::{Code, Completion};
 use crate::imap::session::Conn;
@@ -61,6 +61,23 @@ impl Access {
         }
     }
 
+    /// The system flags of `system` the session may set on a message it adds (APPEND, COPY
+    /// into the mailbox): `\Seen` with `s`, `\Deleted` with `t`, the others with `w`. Flags
+    /// without the right are dropped, not refused (RFC 4314 §4, APPEND and COPY).
+    pub(crate) fn keep(self, system: SystemFlags) -> SystemFlags {
+        let mut kept = system.0;
+        if !self.seen {
+            kept &= !SystemFlags::SEEN;
+        }
+        if !self.delete {
+            kept &= !SystemFlags::DELETED;
+        }
+        if !self.write {
+            kept &= SystemFlags::SEEN | SystemFlags::DELETED;
+        }
+        SystemFlags(kept)
+    }
+
     /// The refusal for a missing right: a mailbox the user may not even see does not exist
     /// for them (RFC 4314 §4), one they may see says NOPERM.
     pub(crate) fn refusal(self) -> Completion {
@@ -69,6 +86,37 @@ impl Access {
         } else {
             Completion::no("No such mailbox").with(Code::Nonexistent)
         }
+    }
+}
+
+/// The flags a message the session adds (APPEND, COPY/MOVE into the mailbox) starts with,
+/// given the flags asked for and the session's `access`: what the rights do not cover is
+/// dropped (`Access::keep`; keywords need `w`). On another user's mailbox `\Seen` is the
+/// reader's own, so it is not among the message's flags: the second value says to set it in
+/// the reader's set once the message is there ([`mark_seen_by_reader`]).
+pub(crate) fn flags_to_add(conn: &Conn, access: Access, asked: Flags) -> (Flags, bool) {
+    let mut system = access.keep(asked.system);
+    let keywords = if access.write { asked.keywords } else { Keywords::default() };
+    let reader_seen = conn.store_owner.is_some() && system.contains(SystemFlags::SEEN);
+    if reader_seen {
+        system = SystemFlags(system.0 & !SystemFlags::SEEN);
+    }
+    (Flags { system, keywords }, reader_seen)
+}
+
+/// Sets `\Seen` on `uids` of `mailbox` in the reader's set (see [`flags_to_add`]). The
+/// messages are there whatever happens; a failure only loses the reader's `\Seen`.
+pub(crate) fn mark_seen_by_reader<D: Disk>(
+    store: &mut UserStore<D>,
+    mailbox: MailboxId,
+    uids: &[Uid],
+) {
+    if uids.is_empty() {
+        return;
+    }
+    let seen = Flags { system: SystemFlags(SystemFlags::SEEN), keywords: Keywords::default() };
+    if let Err(error) = store.store_flags(mailbox, uids, FlagsOp::Add, seen, None) {
+        tracing::warn!(%error, "could not set the reader's \\Seen on added messages");
     }
 }
 

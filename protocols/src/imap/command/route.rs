@@ -11,8 +11,9 @@
 //! - SELECT, EXAMINE, STATUS, APPEND and the ACL commands: the store of the mailbox they name.
 //! - Commands on the selected mailbox (FETCH, STORE, SEARCH, SORT, THREAD, EXPUNGE, COPY,
 //!   MOVE, CLOSE, UNSELECT, IDLE, NOOP, CANCELUPDATE): the selected mailbox's store.
-//! - COPY/MOVE into another user's store than the source's: refused for now (`[CANNOT]`),
-//!   as are CREATE, DELETE, RENAME, METADATA and RESETKEY on another user's mailboxes.
+//! - COPY/MOVE into another user's store than the source's start on the source's store and
+//!   travel between the two (`transfer.rs`).
+//! - CREATE, DELETE, RENAME, METADATA and RESETKEY on another user's mailboxes are refused.
 //! - Everything else (LIST, LSUB, SUBSCRIBE, ENABLE, NAMESPACE, NOTIFY, ...): the own store.
 
 use crate::imap::namespace::Place;
@@ -57,7 +58,6 @@ pub(crate) fn same_owner(a: Option<&str>, b: Option<&str>) -> bool {
 fn needed_owner(conn: &Conn, body: &CommandBody) -> Result<Option<String>, Completion> {
     let selected =
         || conn.selected.as_ref().or(conn.parked.as_ref()).and_then(|view| view.owner.as_deref());
-    let is_selected = conn.selected.is_some() || conn.parked.is_some();
     let named = |name| owner_of_name(conn, name).map(|owner| owner.map(str::to_owned));
     let own_only = |name| own_only(conn, name).map(|owner| owner.map(str::to_owned));
     Ok(match body {
@@ -85,17 +85,10 @@ fn needed_owner(conn: &Conn, body: &CommandBody) -> Result<Option<String>, Compl
         CommandBody::Lsub { reference, pattern } => {
             list_owner(conn, reference, std::slice::from_ref(pattern))
         }
-        CommandBody::Copy { mailbox, .. } | CommandBody::Move { mailbox, .. } => {
-            let source = selected();
-            let target = owner_of_name(conn, mailbox)?;
-            if is_selected && !same_owner(source, target) {
-                return Err(Completion::no("Copying between users' mailboxes is not supported")
-                    .with(Code::Cannot));
-            }
-            source.map(str::to_owned)
-        }
         CommandBody::Fetch { .. }
         | CommandBody::Store { .. }
+        | CommandBody::Copy { .. }
+        | CommandBody::Move { .. }
         | CommandBody::Search { .. }
         | CommandBody::Sort { .. }
         | CommandBody::Thread { .. }
@@ -138,8 +131,11 @@ fn quota_owner(conn: &Conn, root: &str) -> Option<String> {
     (conn.admin && !root.is_empty() && !own).then(|| root.to_owned())
 }
 
-/// The owner of the store a named mailbox is in.
-fn owner_of_name<'a>(conn: &'a Conn, name: &'a str) -> Result<Option<&'a str>, Completion> {
+/// The owner of the store a named mailbox is in (`None`: the session's own).
+pub(crate) fn owner_of_name<'a>(
+    conn: &'a Conn,
+    name: &'a str,
+) -> Result<Option<&'a str>, Completion> {
     match conn.config.namespaces.place(conn.user.as_deref().unwrap_or(""), name) {
         Place::Own(_) => Ok(None),
         Place::Foreign { owner, .. } => Ok(Some(owner)),
