@@ -7,7 +7,7 @@ shard. Every name trick for reaching his other mailboxes answers NONEXISTENT or 
 import threading
 import unittest
 
-from harness import ServerTest, lmtp_deliver, message
+from harness import Server, ServerTest, lmtp_deliver, message
 
 SHARED = '"Other Users/user0/INBOX"'
 
@@ -158,6 +158,30 @@ class SharedFolderTest(ServerTest):
         self.assertEqual(len(subjects), 1, data)
         self.assertIn(b"Subject: hers", subjects[0])
         owner.logout()
+
+
+    def test_list_shows_what_others_share_after_a_crash_too(self):
+        owner = self.server.imap("user0", "pw0")
+        owner.create("Projects")
+        typ, data = owner._simple_command("SETACL", "Projects", "alice", "lr")
+        self.assertEqual(typ, "OK", data)
+        owner.logout()
+        alice = self.server.imap("alice", "alice-pw")
+        typ, data = alice.list('""', '*')
+        self.assertEqual(typ, "OK")
+        self.assertIn(b'(\\HasNoChildren) "/" "Other Users/user0/Projects"', data)
+        alice.logout()
+        # SETACL noted the grant in alice's store, durably, before answering.
+        self.server.kill9()
+        # A new process on the same data directory, as after a crash (new ports: the old
+        # ones may linger).
+        self.server = Server(self.server.data_dir, None, self.SHARDS).start()
+        alice = self.server.imap("alice", "alice-pw")
+        typ, data = alice.list('""', '"Other Users/*"')
+        self.assertEqual(typ, "OK")
+        self.assertIn(b'(\\HasNoChildren) "/" "Other Users/user0/Projects"', data)
+        self.assertNotIn(b"INBOX", b" ".join(d for d in data if d), "his INBOX is not shared")
+        alice.logout()
 
 
 if __name__ == "__main__":

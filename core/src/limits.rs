@@ -110,6 +110,11 @@ pub const USER_NAME_BYTES_MAX: usize = 255;
 /// memory with the mailbox list, and each SETACL that adds an entry is one log record.
 pub const ACL_ENTRIES_MAX: usize = 64;
 
+/// Most users one user's grant index names (`store/grants.rs`): a LIST across every user
+/// visits each of them, one cross-shard step each. A grant past it still works; only LIST
+/// across every user does not show it (a LIST under that user's prefix does).
+pub const GRANTS_RECEIVED_MAX: usize = 1024;
+
 /// Longest ACL identifier in bytes: a user name and the `-` of a negative entry.
 pub const ACL_IDENTIFIER_BYTES_MAX: usize = USER_NAME_BYTES_MAX + 1;
 

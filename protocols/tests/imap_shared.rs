@@ -208,10 +208,65 @@ fn list_under_a_users_prefix_shows_what_they_may_see() {
     let reply = client
         .command(&mut world, "d LIST \"\" \"Other Users/bob/Projects\" RETURN (STATUS (MESSAGES))");
     assert_eq!(reply[1], "* STATUS \"Other Users/bob/Projects\" (MESSAGES 0)");
-    // Every user at once needs an index of grants: a wildcard in the user's place lists the
-    // own store, where nothing lives under the prefix.
+    // Every user at once: nothing yet, since alice's grant index does not name bob (his
+    // grants above were made behind SETACL's back).
     let reply = client.command(&mut world, "e LIST \"\" \"Other Users/*\"");
     assert_eq!(reply, ["e OK LIST completed"]);
+    // As bob's SETACL would have: alice's store notes him.
+    world.store.note_grant("bob").expect("note");
+    let listed = [
+        "* LIST (\\Noselect \\HasChildren) \"/\" \"Other Users\"",
+        "* LIST (\\Noselect \\HasChildren) \"/\" \"Other Users/bob\"",
+        "* LIST (\\HasChildren) \"/\" \"Other Users/bob/Projects\"",
+        "* LIST (\\HasNoChildren) \"/\" \"Other Users/bob/Projects/2026\"",
+    ];
+    let reply = client.command(&mut world, "f LIST \"\" \"Other Users/*\"");
+    assert_eq!(reply[..3], listed[1..], "{reply:?}");
+    tagged(&reply, "f OK LIST completed");
+    let reply = client.command(&mut world, "g LIST \"\" \"*\"");
+    assert_eq!(reply[0], "* LIST (\\HasNoChildren) \"/\" INBOX");
+    assert_eq!(reply[1..5], listed, "{reply:?}");
+    tagged(&reply, "g OK LIST completed");
+    let reply = client.command(&mut world, "h LIST \"\" \"Other Users/%\"");
+    assert_eq!(reply[..1], listed[1..2], "{reply:?}");
+    tagged(&reply, "h OK");
+    // Own names only: nobody is visited.
+    let reply = client.command(&mut world, "i LIST \"\" \"%\"");
+    assert_eq!(reply, ["* LIST (\\HasNoChildren) \"/\" INBOX", "i OK LIST completed"]);
+    // A user in the index who is gone, or who took the grant back, shows nothing.
+    world.store.note_grant("nobody").expect("note");
+    {
+        let bob = world.other("bob").expect("bob").1;
+        let alice = Identifier::user("alice").expect("identifier");
+        let projects = bob.mailbox_id("Projects").expect("Projects");
+        bob.delete_acl(projects, &alice).expect("deleteacl");
+        let child = bob.mailbox_id("Projects/2026").expect("child");
+        bob.delete_acl(child, &alice).expect("deleteacl");
+    }
+    let reply = client.command(&mut world, "j LIST \"\" \"*\"");
+    assert_eq!(reply, ["* LIST (\\HasNoChildren) \"/\" INBOX", "j OK LIST completed"]);
+}
+
+#[test]
+fn setacl_notes_the_grant_in_the_grantees_store_first() {
+    let mut world = World::new();
+    let mut client = alice(&mut world);
+    tagged(&client.command(&mut world, "a SETACL INBOX bob lr"), "a OK SETACL completed");
+    assert_eq!(world.other("bob").expect("bob").1.granted_by(), ["alice"]);
+    // No user of that name: nothing to note, the entry is set all the same.
+    tagged(&client.command(&mut world, "b SETACL INBOX carol lr"), "b OK SETACL completed");
+    // Nothing is noted for anyone, a negative entry, a removal, or the owner.
+    for line in ["SETACL INBOX anyone lr", "SETACL INBOX -bob w", "DELETEACL INBOX bob"] {
+        tagged(&client.command(&mut world, &format!("c {line}")), "c OK");
+    }
+    let reply = client.command(&mut world, "d GETACL INBOX");
+    assert_eq!(reply[0], "* ACL INBOX alice lrswipkxteacd carol lr anyone lr -bob w", "{reply:?}");
+    assert_eq!(world.other("bob").expect("bob").1.granted_by(), ["alice"]);
+    assert!(world.store.granted_by().is_empty());
+    // The note survives a restart of bob's store (it was flushed before the ACL changed).
+    world.flush();
+    let bob = world.other("bob").expect("bob").1;
+    assert_eq!(bob.granted_by(), ["alice"]);
 }
 
 #[test]

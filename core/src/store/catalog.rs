@@ -69,6 +69,9 @@ pub(crate) struct Catalog {
     pub last_uid_validity: u32,
     /// The default folders were made (`LogRecord::Provisioned`).
     pub provisioned: bool,
+    /// Users who gave this user rights on a mailbox of theirs (`LogRecord::Granted`,
+    /// `store/grants.rs`), lowercase.
+    pub granted_by: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -114,6 +117,12 @@ impl Catalog {
                 true
             }
             LogRecord::Acl { id, identifier, rights } => self.acl(*id, identifier, *rights),
+            LogRecord::Granted { owner } => {
+                // A repeat changes nothing; past the bound is corruption (the writer stops).
+                self.granted_by.contains(owner)
+                    || (self.granted_by.len() < crate::limits::GRANTS_RECEIVED_MAX
+                        && self.granted_by.insert(owner.clone()))
+            }
             LogRecord::Floor { next_id, last_uid_validity } => {
                 self.next_id = self.next_id.max(*next_id);
                 self.last_uid_validity = self.last_uid_validity.max(*last_uid_validity);

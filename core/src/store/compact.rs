@@ -84,6 +84,9 @@ pub(crate) fn compacted_records(catalog: &Catalog) -> Vec<LogRecord> {
     if catalog.provisioned {
         records.push(LogRecord::Provisioned);
     }
+    for owner in &catalog.granted_by {
+        records.push(LogRecord::Granted { owner: owner.clone() });
+    }
     records.push(LogRecord::Floor {
         next_id: catalog.next_id,
         last_uid_validity: catalog.last_uid_validity,

@@ -26,9 +26,9 @@ pub(crate) const LOG_FILE: &str = "mailboxes.log";
 /// Where a log with a damaged header is moved.
 pub(crate) const BAD_LOG_FILE: &str = "mailboxes.log.bad";
 /// Major 2 added batch records (`log_batch.rs`), major 3 special-use and provisioned records,
-/// major 4 ACL records: majors, because an older reader takes a record kind it does not know for a torn tail and
+/// major 4 ACL records, major 5 grant records: majors, because an older reader takes a record kind it does not know for a torn tail and
 /// cuts it and everything after it. Older logs are upgraded on open.
-const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 4, minor: 0 };
+const PREAMBLE: Preamble = Preamble { magic: *b"\x89SKL\r\n\x1a\n", major: 5, minor: 0 };
 /// Header bytes.
 pub(crate) const HEADER_BYTES: usize = 64;
 /// Fixed part of a record before the name.
@@ -67,6 +67,10 @@ pub(crate) enum LogRecord {
     /// Mailbox `id`'s ACL entry for `identifier` now grants (or, negative, takes away)
     /// exactly `rights`; empty rights remove the entry (RFC 4314, `core/src/acl.rs`).
     Acl { id: MailboxId, identifier: Identifier, rights: Rights },
+    /// User `owner` (a canonical user name, lowercase) gave this store's user rights on one
+    /// of their mailboxes: the grant index LIST follows to list other users' mailboxes
+    /// (`store/grants.rs`). Never removed but by compaction of a forgotten grant.
+    Granted { owner: String },
 }
 
 impl LogRecord {
@@ -87,6 +91,7 @@ impl LogRecord {
             LogRecord::Acl { id, identifier, rights } => {
                 return (12, id.0, rights.bits(), identifier.to_string().into());
             }
+            LogRecord::Granted { owner } => (13, 0, 0, owner),
         };
         (kind, id, value, name.into())
     }
@@ -155,6 +160,9 @@ impl LogRecord {
                 identifier: Identifier::parse(&name).ok().filter(|i| i.to_string() == name)?,
                 rights: Rights::from_bits(value)?,
             },
+            13 if id.0 == 0 && value == 0 && super::grants::valid_owner(&name) => {
+                LogRecord::Granted { owner: name }
+            }
             _ => return None,
         };
         Some((record, padded))
@@ -387,6 +395,7 @@ mod tests {
                 identifier: Identifier::parse("anyone").unwrap(),
                 rights: Rights::NONE,
             },
+            LogRecord::Granted { owner: "bob".into() },
         ]
     }
 
@@ -414,8 +423,8 @@ mod tests {
     }
 
     #[test]
-    fn major_1_2_and_3_logs_are_upgraded_and_replay() {
-        for major in [1, 2, 3] {
+    fn major_1_to_4_logs_are_upgraded_and_replay() {
+        for major in [1, 2, 3, 4] {
             let disk = crate::disk::sim::SimDisk::new();
             disk.create_dir_all(Path::new("u")).unwrap();
             let path = Path::new("u").join(LOG_FILE);
@@ -435,7 +444,7 @@ mod tests {
             assert_eq!(opened.truncated_bytes, 0);
             let mut upgraded = [0u8; HEADER_BYTES];
             read_at(&file, &path, &mut upgraded, 0).unwrap();
-            assert_eq!(get_u16(&upgraded, 8), 4, "upgraded before a new kind can be written");
+            assert_eq!(get_u16(&upgraded, 8), 5, "upgraded before a new kind can be written");
             assert_eq!(get_u64(&upgraded, 16), 42, "the nonce stays");
             assert_eq!(crc32c::crc32c(&upgraded[..60]), get_u32(&upgraded, 60));
             // The new kinds written after the upgrade replay.

@@ -145,6 +145,7 @@ impl<D: Disk> UserStore<D> {
             | LogRecord::VoidKeyword { .. }
             | LogRecord::SpecialUse { .. }
             | LogRecord::Acl { .. }
+            | LogRecord::Granted { .. }
             | LogRecord::Provisioned => None,
         }
     }

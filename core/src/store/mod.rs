@@ -39,6 +39,7 @@ mod compact;
 mod crc_seed;
 mod duplicates;
 mod folders;
+mod grants;
 mod index;
 mod log;
 mod log_batch;
@@ -77,6 +78,7 @@ pub use duplicates::{
     DUPLICATES_RECORDS_MAX, duplicate_window_seconds, set_duplicate_window_seconds,
 };
 pub use folders::DefaultFolder;
+pub use grants::Noted;
 pub use metadata_entries::{MetadataError, MetadataOwner};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use quota::{

@@ -356,7 +356,14 @@ impl ImapSession {
                 self.running = running;
                 waiting.0
             }
-            (None, Some(running)) => running.tag,
+            (None, Some(mut running)) => {
+                if command::carry_on_without(&mut running, failure) {
+                    // The paused command can do without that store (`carry_on_without`).
+                    self.running = Some(running);
+                    return;
+                }
+                running.tag
+            }
             (None, None) => return,
         };
         let mut out = Out::starting_with(std::mem::take(&mut self.pending));
@@ -380,7 +387,7 @@ impl ImapSession {
                 let (tag, body, owner) = *waiting;
                 if !command::route::same_owner(owner.as_deref(), self.conn.store_owner.as_deref()) {
                     self.elsewhere = Some(Box::new((tag, body, owner.clone())));
-                    return flush_or(out, Step::Elsewhere { owner });
+                    return flush_or_leave(out, owner);
                 }
                 commands += 1;
                 self.command(Command { tag, body }, store.as_deref_mut(), &mut out);
@@ -393,7 +400,7 @@ impl ImapSession {
                 ) {
                     let owner = running.owner.clone();
                     self.running = Some(running);
-                    return flush_or(out, Step::Elsewhere { owner });
+                    return flush_or_leave(out, owner);
                 }
                 if commands > 0 {
                     // A command paused in this turn: its next slice waits for the next turn,
@@ -700,6 +707,13 @@ fn write(out: Out) -> Step {
 /// `out` as a write if it holds anything, else `otherwise`.
 fn flush_or(out: Out, otherwise: Step) -> Step {
     if out.is_empty() { otherwise } else { write(out) }
+}
+
+/// [`flush_or`] before the session leaves the store at hand (`Step::Elsewhere`): a write
+/// also when `out` holds only a durability ticket, so that what the store wrote is durable
+/// before a step on another store relies on it (a grant note, `command/acl_grant.rs`).
+fn flush_or_leave(out: Out, owner: Option<String>) -> Step {
+    if out.is_empty() && out.durable.is_none() { Step::Elsewhere { owner } } else { write(out) }
 }
 
 #[cfg(test)]

@@ -111,7 +111,9 @@ pub(crate) fn get_acl<D: Disk>(
     Completion::ok("GETACL completed")
 }
 
-/// `SETACL mailbox identifier mod-rights`; the reply waits for durability.
+/// `SETACL mailbox identifier mod-rights`; the reply waits for durability. A change that
+/// gives another user a right first notes the grant in that user's store
+/// (`acl_grant.rs`): the command then pauses and comes back.
 pub(crate) fn set_acl<D: Disk>(
     conn: &Conn,
     store: &mut UserStore<D>,
@@ -119,8 +121,23 @@ pub(crate) fn set_acl<D: Disk>(
     identifier: &Identifier,
     change: RightsChange,
     out: &mut Out,
-) -> Completion {
-    change_acl(conn, store, name, identifier, change, out, "SETACL completed")
+) -> super::Progress {
+    let id = match allowed(conn, store, name, Needs::Administer) {
+        Ok((id, _)) => id,
+        Err(refusal) => return super::Progress::Done(refusal),
+    };
+    if let Some(task) = super::acl_grant::needed(conn, store, id, name, identifier, change) {
+        return super::Progress::Paused(super::Task::Grant(task));
+    }
+    super::Progress::Done(change_acl(
+        conn,
+        store,
+        name,
+        identifier,
+        change,
+        out,
+        "SETACL completed",
+    ))
 }
 
 /// `DELETEACL mailbox identifier`: SETACL with no rights (RFC 4314 §3.2).
@@ -135,7 +152,9 @@ pub(crate) fn delete_acl<D: Disk>(
     change_acl(conn, store, name, identifier, change, out, "DELETEACL completed")
 }
 
-fn change_acl<D: Disk>(
+/// SETACL or DELETEACL on the store at hand (checked again: a SETACL that visited the
+/// grantee's store comes back here).
+pub(crate) fn change_acl<D: Disk>(
     conn: &Conn,
     store: &mut UserStore<D>,
     name: &str,

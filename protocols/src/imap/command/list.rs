@@ -98,6 +98,9 @@ pub(crate) struct Foreign<'a> {
     pub prefix: String,
     /// The session's user.
     pub user: &'a str,
+    /// Names listed already by an earlier store of the same LIST (the namespace's root,
+    /// `Other Users`, on every owner after the first: `list_across.rs`).
+    pub skip: Vec<String>,
 }
 
 /// The foreign listing of a session whose store at hand is another user's.
@@ -106,6 +109,7 @@ pub(crate) fn foreign(conn: &Conn) -> Option<Foreign<'_>> {
     Some(Foreign {
         prefix: conn.config.namespaces.client_name(owner, ""),
         user: conn.user.as_deref().unwrap_or(""),
+        skip: Vec::new(),
     })
 }
 
@@ -206,6 +210,7 @@ fn list_foreign<D: Disk>(
     let candidates = if options.subscribed_only { BTreeSet::new() } else { existing.clone() };
     let mut names: BTreeSet<&str> = candidates.iter().map(String::as_str).collect();
     names.extend(candidates.iter().flat_map(|n| parents_of(n)));
+    names.retain(|name| !foreign.skip.iter().any(|skip| skip == name));
     let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
     slice.spend(names.len() as u64 / 64 + 1);
     let task = ListTask {
@@ -334,7 +339,7 @@ fn write_name(task: &ListTask, name: &str, out: &mut Out) -> bool {
 }
 
 /// `a/b/c` → `a`, `a/b`.
-fn parents_of(name: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn parents_of(name: &str) -> impl Iterator<Item = &str> {
     name.match_indices(SEPARATOR).map(move |(i, _)| &name[..i]).filter(|p| !p.is_empty())
 }
 

@@ -12,6 +12,7 @@
 //! done; the sync and the tagged reply come after the last slice.
 
 pub(crate) mod acl;
+mod acl_grant;
 pub(crate) mod append;
 pub(crate) mod catenate;
 pub(crate) mod context;
@@ -22,6 +23,7 @@ mod fetch_binary;
 mod fetch_body;
 mod fetch_partial;
 pub(crate) mod list;
+mod list_across;
 pub(crate) mod mailbox;
 pub(crate) mod metadata;
 pub(crate) mod misc;
@@ -75,6 +77,10 @@ pub(crate) enum Task {
     Copy(copy_move::CopyTask),
     /// COPY / MOVE into another user's store (`transfer.rs`)
     Transfer(transfer::TransferTask),
+    /// SETACL noting its grant in the grantee's store (`acl_grant.rs`)
+    Grant(acl_grant::GrantTask),
+    /// LIST across every user (`list_across.rs`)
+    ListAcross(Box<list_across::AcrossTask>),
     /// RENAME INBOX (moving its messages)
     RenameInbox(rename_inbox::RenameInboxTask),
     /// The FETCHes of a SELECT / EXAMINE with QRESYNC
@@ -200,7 +206,19 @@ pub(crate) fn run<D: Disk>(
                 myrights: return_myrights,
             };
             let foreign = list::foreign(conn);
-            list::list(store, &reference, &patterns, options, returns, foreign, out, &mut slice)
+            let across = if foreign.is_none() {
+                list_across::owners(conn, store, &reference, &patterns, options)
+            } else {
+                Vec::new()
+            };
+            if across.is_empty() {
+                list::list(store, &reference, &patterns, options, returns, foreign, out, &mut slice)
+            } else {
+                let (reference, patterns) = (reference.as_str(), patterns.as_slice());
+                list_across::start(
+                    store, reference, patterns, options, returns, across, out, &mut slice,
+                )
+            }
         }
         CommandBody::Lsub { reference, pattern } => {
             let options = list::ListOptions {
@@ -236,7 +254,7 @@ pub(crate) fn run<D: Disk>(
         }
         CommandBody::GetAcl(mailbox) => Progress::Done(acl::get_acl(conn, store, &mailbox, out)),
         CommandBody::SetAcl { mailbox, identifier, change } => {
-            Progress::Done(acl::set_acl(conn, store, &mailbox, &identifier, change, out))
+            acl::set_acl(conn, store, &mailbox, &identifier, change, out)
         }
         CommandBody::DeleteAcl { mailbox, identifier } => {
             Progress::Done(acl::delete_acl(conn, store, &mailbox, &identifier, out))
@@ -272,13 +290,18 @@ pub(crate) fn resume<D: Disk>(
     ending.quiet &= store.change_counter() == counter_seen;
     // Only the end of a command changes the selection, so a paused command that needs one
     // still has it; checked anyway, since `view()` would panic.
-    if matches!(task, Task::Transfer(_)) {
+    if matches!(task, Task::Transfer(_) | Task::Grant(_) | Task::ListAcross(_)) {
         // Its steps run on two stores: one's change counter says nothing of the other's.
         ending.quiet = false;
     }
     if !matches!(
         task,
-        Task::List(_) | Task::RenameInbox(_) | Task::NotifyStatus(_) | Task::Transfer(_)
+        Task::List(_)
+            | Task::RenameInbox(_)
+            | Task::NotifyStatus(_)
+            | Task::Transfer(_)
+            | Task::Grant(_)
+            | Task::ListAcross(_)
     ) && conn.selected.is_none()
     {
         return Outcome::Done(Completion::bad("No mailbox selected"));
@@ -292,12 +315,42 @@ pub(crate) fn resume<D: Disk>(
         Task::Expunge(task) => expunge::resume(conn, store, task, out, &mut slice),
         Task::Copy(task) => copy_move::resume(conn, store, task, out, &mut slice),
         Task::Transfer(task) => transfer::resume(conn, store, task, out, &mut slice),
+        Task::Grant(task) if task.noted => {
+            Progress::Done(acl_grant::finish(conn, store, &task, out))
+        }
+        Task::Grant(task) => acl_grant::note(store, task, out),
+        Task::ListAcross(task) => list_across::resume(conn, store, *task, out, &mut slice),
         Task::RenameInbox(task) => rename_inbox::resume(task, store, out, &mut slice),
         Task::Resync(task) => qresync::resume(conn, store, task, out, &mut slice),
         Task::Sort(task) => sort::resume(conn, store, &tag, task, out, &mut slice),
         Task::NotifyStatus(task) => notify::resume_status(conn, store, task, out, &mut slice),
     };
     settle(conn, store, &tag, ending, progress, out)
+}
+
+/// The store a paused command asked for cannot be had (`ImapSession::elsewhere_failed`):
+/// true when the command can do without it and carries on (its `owner` names the store of
+/// its next step), false when it is to be answered with the failure. A SETACL whose grantee
+/// is no user has no index to keep (`acl_grant.rs`).
+pub(crate) fn carry_on_without(
+    running: &mut Running,
+    failure: crate::imap::session::ElsewhereFailure,
+) -> bool {
+    use crate::imap::session::ElsewhereFailure;
+    match (&mut running.task, failure) {
+        (Task::Grant(grant), ElsewhereFailure::NoSuchUser) if !grant.noted => {
+            grant.grantee_missing();
+            running.owner = grant.next_owner();
+            true
+        }
+        (Task::ListAcross(list), _) => {
+            // That user's mailboxes are left out of the answer.
+            list.skip_next();
+            running.owner = list.next_owner();
+            true
+        }
+        _ => false,
+    }
 }
 
 /// After a slice: keeps a paused command, or finishes a done one (own changes absorbed, the
@@ -316,6 +369,8 @@ fn settle<D: Disk>(
             // which names the store its next step needs.
             let owner = match &task {
                 Task::Transfer(transfer) => transfer.next_owner(),
+                Task::Grant(grant) => grant.next_owner(),
+                Task::ListAcross(list) => list.next_owner(),
                 _ => conn.store_owner.clone(),
             };
             Outcome::Paused(Box::new(Running {
