@@ -442,3 +442,54 @@ fn a_copy_that_fails_part_way_leaves_the_target_as_it_was() {
     let reply = client.command(&mut world, "e STATUS INBOX (MESSAGES)");
     assert_eq!(reply[0], "* STATUS INBOX (MESSAGES 6)");
 }
+
+#[test]
+fn create_delete_and_rename_in_another_users_namespace_follow_k_and_x() {
+    let mut world = World::new();
+    let mut client = alice(&mut world);
+    {
+        let bob = world.other("bob").expect("bob").1;
+        let projects = bob.create_mailbox("Projects").expect("create");
+        let alice = Identifier::user("alice").expect("identifier");
+        bob.set_acl(projects, &alice, RightsChange::parse("lr").unwrap()).expect("setacl");
+    }
+    // `l r` only: nothing made below it, nothing deleted.
+    let new = "\"Other Users/bob/Projects/2027\"";
+    tagged(&client.command(&mut world, &format!("a CREATE {new}")), "a NO [NOPERM]");
+    let reply = client.command(&mut world, "b DELETE \"Other Users/bob/Projects\"");
+    tagged(&reply, "b NO [NOPERM]");
+    // `k`: she makes a child, which takes the parent's ACL (hers included).
+    {
+        let bob = world.other("bob").expect("bob").1;
+        let projects = bob.mailbox_id("Projects").unwrap();
+        let alice = Identifier::user("alice").expect("identifier");
+        bob.set_acl(projects, &alice, RightsChange::parse("+k").unwrap()).expect("setacl");
+    }
+    tagged(&client.command(&mut world, &format!("c CREATE {new}")), "c OK [MAILBOXID (");
+    let reply = client.command(&mut world, &format!("d MYRIGHTS {new}"));
+    assert_eq!(reply[0], format!("* MYRIGHTS {new} lrkc"), "c: the obsolete name of k");
+    let bob = world.other("bob").expect("bob").1;
+    assert!(bob.mailbox_id("Projects/2027").is_some(), "in bob's store");
+    // Without `x` on it she cannot delete or rename it; with `x` she can.
+    let renamed = "\"Other Users/bob/Projects/2028\"";
+    let reply = client.command(&mut world, &format!("e RENAME {new} {renamed}"));
+    tagged(&reply, "e NO [NOPERM]");
+    {
+        let bob = world.other("bob").expect("bob").1;
+        let child = bob.mailbox_id("Projects/2027").unwrap();
+        let alice = Identifier::user("alice").expect("identifier");
+        bob.set_acl(child, &alice, RightsChange::parse("+x").unwrap()).expect("setacl");
+    }
+    let reply = client.command(&mut world, &format!("f RENAME {new} {renamed}"));
+    tagged(&reply, "f OK RENAME completed");
+    // Not between two users' namespaces, nor the owner's top level or INBOX.
+    let reply = client.command(&mut world, &format!("g RENAME {renamed} Mine"));
+    tagged(&reply, "g NO [NOPERM]");
+    let reply = client.command(&mut world, &format!("h RENAME {renamed} \"Other Users/bob/Top\""));
+    tagged(&reply, "h NO [NOPERM]");
+    tagged(&client.command(&mut world, "i DELETE \"Other Users/bob/INBOX\""), "i NO [NOPERM]");
+    tagged(&client.command(&mut world, &format!("j DELETE {renamed}")), "j OK DELETE completed");
+    let bob = world.other("bob").expect("bob").1;
+    assert!(bob.mailbox_id("Projects/2028").is_none());
+    assert!(bob.mailbox_id("Projects").is_some(), "the parent stays");
+}

@@ -3,6 +3,7 @@
 
 use skua_core::disk::Disk;
 use skua_core::store::{MailboxInfo, Renamed, SpecialUse, UserStore};
+use skua_core::types::MailboxId;
 
 use super::rename_inbox::RenameInboxTask;
 use super::slice::Slice;
@@ -43,16 +44,19 @@ pub(crate) fn create<D: Disk>(
         }
     }
     match store.create_mailbox_with_use(trim_separator(name), set) {
-        Ok(id) => {
-            durable(store, out);
-            let done = Completion::ok("CREATE completed");
-            // RFC 8474 §4.1: the tagged OK carries the new mailbox's MAILBOXID.
-            match store.mailbox_info(id) {
-                Some(info) => done.with(Code::MailboxId(super::objectid::mailbox_id(&info))),
-                None => done,
-            }
-        }
+        Ok(id) => created(store, id, out),
         Err(error) => reply::mailbox(&error),
+    }
+}
+
+/// CREATE's OK for the new mailbox `id`, once durable: RFC 8474 §4.1's tagged OK carries the
+/// new mailbox's MAILBOXID.
+pub(crate) fn created<D: Disk>(store: &UserStore<D>, id: MailboxId, out: &mut Out) -> Completion {
+    durable(store, out);
+    let done = Completion::ok("CREATE completed");
+    match store.mailbox_info(id) {
+        Some(info) => done.with(Code::MailboxId(super::objectid::mailbox_id(&info))),
+        None => done,
     }
 }
 

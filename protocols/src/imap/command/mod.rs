@@ -25,6 +25,7 @@ mod fetch_partial;
 pub(crate) mod list;
 mod list_across;
 pub(crate) mod mailbox;
+mod mailbox_foreign;
 pub(crate) mod metadata;
 pub(crate) mod misc;
 pub(crate) mod notify;
@@ -166,11 +167,20 @@ pub(crate) fn run<D: Disk>(
             let params = select::SelectParams { condstore, qresync: qresync.as_deref() };
             select::select(conn, store, &mailbox, true, params, out, &mut slice)
         }
+        CommandBody::Create(name) if conn.store_owner.is_some() => {
+            Progress::Done(mailbox_foreign::create(conn, store, &name, out))
+        }
         CommandBody::Create(name) => Progress::Done(mailbox::create(store, &name, &[], out)),
         CommandBody::CreateSpecialUse { mailbox, uses } => {
             Progress::Done(mailbox::create(store, &mailbox, &uses, out))
         }
+        CommandBody::Delete(name) if conn.store_owner.is_some() => {
+            Progress::Done(mailbox_foreign::delete(conn, store, &name, out))
+        }
         CommandBody::Delete(name) => Progress::Done(mailbox::delete(conn, store, &name, out)),
+        CommandBody::Rename(old, new) if conn.store_owner.is_some() => {
+            mailbox_foreign::rename(conn, store, &old, &new, out, &mut slice)
+        }
         CommandBody::Rename(old, new) => mailbox::rename(store, &old, &new, out, &mut slice),
         CommandBody::Subscribe(name) => Progress::Done(mailbox::subscribe(store, &name, true, out)),
         CommandBody::Unsubscribe(name) => {

@@ -13,7 +13,9 @@
 //!   MOVE, CLOSE, UNSELECT, IDLE, NOOP, CANCELUPDATE): the selected mailbox's store.
 //! - COPY/MOVE into another user's store than the source's start on the source's store and
 //!   travel between the two (`transfer.rs`).
-//! - CREATE, DELETE, RENAME, METADATA and RESETKEY on another user's mailboxes are refused.
+//! - CREATE, DELETE and RENAME: the store of the mailbox they name (`mailbox_foreign.rs`
+//!   checks `k` and `x`); RENAME between two users' stores is refused (`[NOPERM]`), as are
+//!   CREATE with special-use attributes, METADATA and RESETKEY on another user's mailboxes.
 //! - Everything else (LIST, LSUB, SUBSCRIBE, ENABLE, NAMESPACE, NOTIFY, ...): the own store.
 
 use crate::imap::namespace::Place;
@@ -70,11 +72,16 @@ fn needed_owner(conn: &Conn, body: &CommandBody) -> Result<Option<String>, Compl
         | CommandBody::DeleteAcl { mailbox, .. }
         | CommandBody::ListRights { mailbox, .. }
         | CommandBody::MyRights(mailbox) => named(mailbox)?,
-        CommandBody::Create(name) | CommandBody::Delete(name) => own_only(name)?,
+        CommandBody::Create(name) | CommandBody::Delete(name) => managed(conn, name)?,
         CommandBody::CreateSpecialUse { mailbox, .. } => own_only(mailbox)?,
         CommandBody::Rename(old, new) => {
-            own_only(old)?;
-            own_only(new)?
+            let owner = managed(conn, old)?;
+            if !same_owner(owner.as_deref(), managed(conn, new)?.as_deref()) {
+                return Err(
+                    Completion::no("Not permitted between users' namespaces").with(Code::NoPerm)
+                );
+            }
+            owner
         }
         CommandBody::GetMetadata { mailbox, .. } | CommandBody::SetMetadata { mailbox, .. } => {
             own_only(mailbox)?
@@ -140,6 +147,18 @@ pub(crate) fn owner_of_name<'a>(
         Place::Own(_) => Ok(None),
         Place::Foreign { owner, .. } => Ok(Some(owner)),
         Place::Root => Err(Completion::no("Not a mailbox").with(Code::Nonexistent)),
+    }
+}
+
+/// CREATE, DELETE, RENAME: the owner of the store a name is in, where a name in another
+/// user's namespace runs on that user's store (with its rights), and the session's own names
+/// only in their plain spelling ([`own_only`]).
+fn managed(conn: &Conn, name: &str) -> Result<Option<String>, Completion> {
+    match owner_of_name(conn, name)? {
+        Some(owner) if !owner.eq_ignore_ascii_case(conn.user.as_deref().unwrap_or("")) => {
+            Ok(Some(owner.to_owned()))
+        }
+        _ => own_only(conn, name).map(|owner| owner.map(str::to_owned)),
     }
 }
 
