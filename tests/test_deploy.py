@@ -8,6 +8,7 @@
   MONOTONIC_USEC then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM, each from the
   server's own pid as systemd's NotifyAccess=main demands; a server that cannot start sends
   no READY=1.
+* dist/skua.toml, the example production config, starts and serves (with local ports).
 * `skua man` writes a page per command and subcommand (found from `--help`), each rendered
   by man(1) without warnings.
 * The ansible role applied to this machine (local connection, temporary prefix, no service
@@ -132,6 +133,60 @@ class UnitFileTest(unittest.TestCase):
         match = re.search(r"Overall exposure level for skua\.service: ([0-9.]+)", result.stdout)
         self.assertIsNotNone(match, result.stdout + result.stderr)
         self.assertLessEqual(float(match.group(1)), EXPOSURE_MAX, result.stdout)
+
+
+class ExampleConfigTest(unittest.TestCase):
+    """dist/skua.toml, with this machine's ports and paths, starts and serves IMAPS."""
+
+    def setUp(self):
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl is not installed: no certificate for the example config")
+        self.tmp = tempfile.mkdtemp(prefix="skua-example-")
+        self.process = None
+
+    def tearDown(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_the_example_config_serves(self):
+        cert, key = self_signed(self.tmp)
+        imap, imaps, lmtp = free_port(), free_port(), free_port()
+        with open(os.path.join(REPO, "dist", "skua.toml"), encoding="utf-8") as f:
+            text = f.read()
+        replacements = {
+            '"/var/lib/skua"': json.dumps(os.path.join(self.tmp, "data")),
+            '"/etc/skua/tls/mail.example.org.crt"': json.dumps(cert),
+            '"/etc/skua/tls/mail.example.org.key"': json.dumps(key),
+            '"[::]:143"': f'"{HOST}:{imap}"',
+            '"[::]:993"': f'"{HOST}:{imaps}"',
+            '"127.0.0.1:24"': f'"{HOST}:{lmtp}"',
+            '"unix:/run/skua/lmtp.sock"': json.dumps("unix:" + os.path.join(self.tmp, "lmtp")),
+            # What an unprivileged user may lock; the unit's LimitMEMLOCK allows the example's.
+            "io_memory_bytes = 4194304": "io_memory_bytes = 524288",
+            "shards = 0": "shards = 2",
+        }
+        for old, new in replacements.items():
+            self.assertIn(old, text)
+            text = text.replace(old, new)
+        config = os.path.join(self.tmp, "skua.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(text)
+        added = subprocess.run([BIN, "user", "add", "alice", "--config", config],
+                               input="alice-pw\n", capture_output=True, text=True, timeout=60)
+        self.assertEqual(added.returncode, 0, added.stderr)
+        with open(os.path.join(self.tmp, "skua.log"), "ab") as log:
+            self.process = subprocess.Popen([BIN, "serve", "--config", config],
+                                            stdout=log, stderr=subprocess.STDOUT)
+            wait_for_port(imaps, self.process)
+            context = ssl.create_default_context(cafile=cert)
+            client = imaplib.IMAP4_SSL(HOST, imaps, ssl_context=context, timeout=30)
+            self.assertEqual(client.login("alice", "alice-pw")[0], "OK")
+            client.logout()
+            self.assertTrue(os.path.exists(os.path.join(self.tmp, "lmtp")))
+            self.process.send_signal(signal.SIGTERM)
+            self.assertEqual(self.process.wait(timeout=30), 0)
 
 
 class NotifySocket:
@@ -375,6 +430,14 @@ class AnsibleRoleTest(unittest.TestCase):
         first = self.playbook(extra_vars)
         self.assertRegex(first, r"localhost\s*: ok=\d+\s+changed=[1-9]")
         self.check_files()
+        if shutil.which("systemd-analyze") is not None:
+            verified = subprocess.run(
+                ["systemd-analyze", "verify",
+                 os.path.join(self.prefix, "etc/systemd/system/skua.service")],
+                env={**os.environ, "MANPATH": os.path.join(self.prefix, "usr/local/share/man")},
+                capture_output=True, text=True, timeout=60)
+            self.assertEqual(verified.returncode, 0, verified.stdout + verified.stderr)
+            self.assertNotIn("skua.service:", verified.stdout + verified.stderr)
 
         again = self.playbook(extra_vars)
         self.assertRegex(again, r"localhost\s*: ok=\d+\s+changed=0\s", again)
