@@ -12,8 +12,8 @@
 * `skua man` writes a page per command and subcommand (found from `--help`), each rendered
   by man(1) without warnings.
 * The ansible role applied to this machine (local connection, temporary prefix, no service
-  management) installs a binary and config that start, and a login over TLS with the
-  certificate it installed works; a second run changes nothing.
+  management) installs a binary and config that start, and the user it added logs in over
+  TLS with the certificate it installed; a second run changes nothing.
 """
 
 import imaplib
@@ -381,7 +381,24 @@ class AnsibleRoleTest(unittest.TestCase):
             self.process.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def playbook(self, extra_vars):
+    def test_role_refuses_to_start_a_server_without_users(self):
+        import grp
+        import pwd
+        user = pwd.getpwuid(os.getuid()).pw_name
+        group = grp.getgrgid(os.getgid()).gr_name
+        extra_vars = {
+            "skua_binary_src": os.path.abspath(BIN), "skua_prefix": self.prefix,
+            "skua_create_user": False, "skua_user": user, "skua_group": group,
+            "skua_admin_user": user, "skua_admin_group": group, "skua_apply_sysctl": False,
+            # Service management on: the play must stop before it reaches systemd.
+            "skua_manage_service": True,
+        }
+        output = self.playbook(extra_vars, expect_failure=True)
+        self.assertIn("No users: give skua_users", output)
+        self.assertNotIn("TASK [skua : Start skua", output)
+        self.assertFalse(os.path.exists(os.path.join(self.prefix, "var/lib/skua/passwd")))
+
+    def playbook(self, extra_vars, expect_failure=False):
         # The modules run with Debian's python3, which Debian's ansible supports, if there is one.
         python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
         inventory = os.path.join(self.tmp, "inventory")
@@ -399,7 +416,10 @@ class AnsibleRoleTest(unittest.TestCase):
             ["ansible-playbook", "-c", "local", "-i", inventory,
              os.path.join(ANSIBLE, "site.yml"), "-e", "@" + vars_file],
             env=env, capture_output=True, text=True, timeout=300)
-        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        if expect_failure:
+            self.assertNotEqual(result.returncode, 0, result.stdout + result.stderr)
+        else:
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         return result.stdout
 
     def test_role_installs_a_server_that_serves_tls(self):
@@ -426,6 +446,7 @@ class AnsibleRoleTest(unittest.TestCase):
             "skua_lmtp_listen": [f"{HOST}:{ports['lmtp']}",
                                  f"unix:{os.path.join(self.tmp, 'lmtp.sock')}"],
             "skua_tls_cert_src": cert, "skua_tls_key_src": key,
+            "skua_users": [{"name": "alice", "password": "alice-pw"}],
         }
         first = self.playbook(extra_vars)
         self.assertRegex(first, r"localhost\s*: ok=\d+\s+changed=[1-9]")
@@ -444,9 +465,6 @@ class AnsibleRoleTest(unittest.TestCase):
 
         skua = os.path.join(self.prefix, "usr/local/bin/skua")
         config = os.path.join(self.prefix, "etc/skua/skua.toml")
-        added = subprocess.run([skua, "user", "add", "alice", "--config", config],
-                               input="alice-pw\n", capture_output=True, text=True, timeout=60)
-        self.assertEqual(added.returncode, 0, added.stderr)
         log = open(os.path.join(self.tmp, "skua.log"), "ab")
         try:
             self.process = subprocess.Popen([skua, "serve", "--config", config],
