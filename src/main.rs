@@ -2,6 +2,8 @@
 
 mod config;
 mod deliver;
+mod man;
+mod notify;
 mod users;
 
 use std::net::SocketAddr;
@@ -59,6 +61,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
+    Man(man::ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::User { command } => users::run(command),
         Command::Reconstruct { user, common, json } => reconstruct(&user, &common, json),
+        Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -228,8 +233,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     users::ensure_demo_user(&passwd_file, &imap_listen, &imap_tls_listen, &lmtp_listen)?;
     let tls = load_tls(&file, &data_dir)?;
-    // Kept until `serve` returns: SIGHUP re-reads the certificate files meanwhile.
-    let _reloader = tls::reload::reload_on_hangup(tls.clone())?;
+    // systemd's Type=notify (dist/systemd/skua.service); nothing is sent outside systemd.
+    let notifier = Arc::new(notify::Notifier::from_env()?);
+    if notifier.is_active() {
+        tracing::info!("NOTIFY_SOCKET set: readiness, reloads and stopping go to the manager");
+    }
+    // Kept until `serve` returns: SIGHUP re-reads the certificate files meanwhile (between
+    // RELOADING=1 and READY=1), SIGTERM/SIGINT say STOPPING=1.
+    let _signals = notify::ServiceSignals::install(tls.clone(), notifier.clone())
+        .context("installing the SIGHUP/SIGTERM handlers")?;
     let shards = match args.shards.or(file.shards) {
         None | Some(0) => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         Some(n) => n,
@@ -269,7 +281,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     file.apply_quota(&mut config)?;
     file.apply_auth(&mut config)?;
     file.apply_compaction(&mut config)?;
-    skua_shard::run(config).context("server failed")
+    let shutdown = skua_shard::ShutdownHandle::new();
+    let _stop = skua_shard::shutdown::install_signal_handlers(&shutdown)?;
+    let result = skua_shard::run_with_ready(config, shutdown, || notifier.ready());
+    notifier.stopping();
+    result.context("server failed")
 }
 
 /// Loads the `[tls]` certificates, or the self-signed one in the data dir (made on the first

@@ -17,7 +17,8 @@
 //! touches nothing else.
 //!
 //! Entry points: [`run`] (installs SIGTERM/SIGINT handlers) and [`run_with_shutdown`] (stopped
-//! through a [`ShutdownHandle`]), both configured by a [`ServerConfig`].
+//! through a [`ShutdownHandle`]; [`run_with_ready`] also says when it is up), all configured by
+//! a [`ServerConfig`].
 
 pub mod admission;
 mod auth;
@@ -61,5 +62,5 @@ mod watch;
 pub use config::ServerConfig;
 pub use error::ServeError;
 pub use placement::{ShardId, shard_for};
-pub use server::{run, run_with_shutdown};
+pub use server::{run, run_with_ready, run_with_shutdown};
 pub use shutdown::ShutdownHandle;

@@ -77,6 +77,21 @@ pub fn run(config: ServerConfig) -> Result<(), ServeError> {
 /// # Errors
 /// As [`run`].
 pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Result<(), ServeError> {
+    run_with_ready(config, shutdown, || {})
+}
+
+/// As [`run_with_shutdown`], calling `on_ready` (on this thread) once every shard has made its
+/// executor, bound every listener and been let go to serve: from then on the kernel accepts
+/// connections on every configured address. Not called when start-up fails. `skua serve`
+/// tells systemd `READY=1` here.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with_ready(
+    config: ServerConfig,
+    shutdown: ShutdownHandle,
+    on_ready: impl FnOnce(),
+) -> Result<(), ServeError> {
     validate(&config)?;
     let count = config.shard_count();
     let shared = Arc::new(Shared::load(config, shutdown, count)?);
@@ -110,6 +125,9 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
     drop(report_sender);
     let first_error = collect_reports(&reports, count);
     shared.start_gate.decide(first_error.is_none());
+    if first_error.is_none() {
+        on_ready();
+    }
     let results = join_all(threads);
     if let Some(error) = first_error {
         return Err(error);
