@@ -85,6 +85,7 @@ pub fn run_with_shutdown(config: ServerConfig, shutdown: ShutdownHandle) -> Resu
         imap = ?shared.config.imap_listen,
         imaps = ?shared.config.imap_tls_listen,
         lmtp = ?shared.config.lmtp_listen,
+        socketmap = ?shared.config.socketmap_listen,
         data_dir = %shared.config.data_dir.display(),
         "starting"
     );
