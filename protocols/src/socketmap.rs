@@ -201,6 +201,12 @@ impl SocketmapSession {
         !self.buffer.is_empty()
     }
 
+    /// Bytes buffered now: at most one request plus what the last read brought.
+    #[must_use]
+    pub fn buffered_len(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// The next step.
     ///
     /// # Panics
