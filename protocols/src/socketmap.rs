@@ -264,12 +264,17 @@ impl SocketmapSession {
 /// See [`FramingError`]; a length over [`REQUEST_BYTES_MAX`] is refused as soon as its digits
 /// say so.
 pub fn frame(buffer: &[u8]) -> Result<Option<(usize, usize)>, FramingError> {
+    // A leading zero is known from the first two bytes, a length too long only from the
+    // fifth digit: checked in that order, the error does not depend on how the bytes came
+    // in (the fuzz target's finding `a_leading_zero_is_named_however_the_bytes_arrive`).
+    if let [b'0', second, ..] = buffer
+        && second.is_ascii_digit()
+    {
+        return Err(FramingError::LeadingZero);
+    }
     let digits = buffer.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits > LENGTH_DIGITS_MAX {
         return Err(FramingError::TooLong);
-    }
-    if digits > 1 && buffer[0] == b'0' {
-        return Err(FramingError::LeadingZero);
     }
     let Some(&after) = buffer.get(digits) else {
         return Ok(None);
@@ -414,6 +419,29 @@ mod tests {
         assert!(matches!(session.next(), SocketmapStep::Write(_)));
         assert_eq!(session.next(), SocketmapStep::Close);
         assert_eq!(frame(b"0:,"), Ok(Some((2, 2))), "the empty string");
+    }
+
+    /// Fuzz finding (`socketmap` target, input `04096:,`): fed whole, the five digits were
+    /// refused as too long; fed three bytes at a time, `040` was refused for its leading
+    /// zero. The reply must not depend on how the client's bytes were cut.
+    #[test]
+    fn a_leading_zero_is_named_however_the_bytes_arrive() {
+        let perm = Reply::Perm(FramingError::LeadingZero.to_string()).encode();
+        for read in 1..=7 {
+            let mut session = SocketmapSession::new();
+            let mut first = None;
+            for chunk in b"04096:,".chunks(read) {
+                session.feed(chunk);
+                match session.next() {
+                    SocketmapStep::NeedInput => continue,
+                    step => {
+                        first = Some(step);
+                        break;
+                    }
+                }
+            }
+            assert_eq!(first, Some(SocketmapStep::Write(perm.clone())), "reads of {read}");
+        }
     }
 
     #[test]
