@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import time
 
@@ -45,9 +46,14 @@ postlog    unix-dgram n - n - 1 postlogd
 """
 
 
+def program(name):
+    """The path of a Postfix program (they live in /usr/sbin, not always on PATH)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin") or name
+
+
 def available():
     """None when a private instance can run here, else the reason to skip."""
-    if shutil.which("postfix") is None or shutil.which("postqueue") is None:
+    if not all(os.path.isabs(program(name)) for name in ("postfix", "postqueue", "postmap")):
         return ("postfix is not installed "
                 "(DEBIAN_FRONTEND=noninteractive apt-get install -y postfix; .ci/run does)")
     if os.geteuid() != 0:
@@ -108,12 +114,12 @@ maillog_file_prefixes = {root}
 
     def command(self, *args, check=True):
         """Runs a Postfix command with `-c CONF` (the program first, then its arguments)."""
-        program, rest = args[0], args[1:]
-        result = subprocess.run([program, "-c", self.conf, *rest], capture_output=True,
-                                text=True, timeout=60)
+        name, rest = args[0], args[1:]
+        result = subprocess.run([program(name), "-c", self.conf, *rest],
+                                capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(
-                f"{program} {' '.join(rest)} exited {result.returncode}:\n"
+                f"{name} {' '.join(rest)} exited {result.returncode}:\n"
                 f"{result.stdout}{result.stderr}\n{self.log_text()[-3000:]}")
         return result
 
@@ -160,7 +166,6 @@ maillog_file_prefixes = {root}
         self._wait(predicate, timeout_s, what)
 
     def _connectable(self):
-        import socket
         try:
             with socket.create_connection((HOST, self.smtp_port), timeout=0.5):
                 return True

@@ -55,7 +55,9 @@ class PostfixTest(unittest.TestCase):
         os.chmod(self.tmp, 0o755)
         self.lmtp_socket = os.path.join(self.tmp, "lmtp.sock")
         self.socketmap_port = free_port()
+        self.socketmap_socket = os.path.join(self.tmp, "socketmap.sock")
         config = (self.SKUA_CONFIG.replace("LMTP_SOCKET", self.lmtp_socket)
+                  .replace("SOCKETMAP_SOCKET", self.socketmap_socket)
                   .replace("SOCKETMAP_PORT", str(self.socketmap_port)))
         self.skua = AbuseServer(os.path.join(self.tmp, "data"), USERS, 2, config)
         with open(os.path.join(self.skua.data_dir, "passwd"), "a", encoding="utf-8") as f:
@@ -76,7 +78,7 @@ class PostfixTest(unittest.TestCase):
         if "LMTP_SOCKET" in self.SKUA_CONFIG:
             # start() returns once a TCP port answers; shard 0 binds the unix socket.
             deadline = time.monotonic() + POLL_S
-            while not connectable_unix(self.lmtp_socket):
+            while not connectable_unix(self.lmtp_socket):  # the socketmap's comes with it
                 self.assertLess(time.monotonic(), deadline, "no LMTP socket\n" + self.skua_log())
                 time.sleep(0.02)
 
@@ -183,7 +185,7 @@ smtpd_recipient_restrictions =
     def postmap(self, key, table, stderr=False):
         """`postmap -q` (Postfix's own socketmap client): (exit code, output[, errors])."""
         result = subprocess.run(
-            ["postmap", "-c", self.postfix.conf, "-q", key,
+            [postfix_support.program("postmap"), "-c", self.postfix.conf, "-q", key,
              f"socketmap:inet:{HOST}:{self.socketmap_port}:{table}"],
             capture_output=True, text=True, timeout=60)
         if stderr:
@@ -242,7 +244,8 @@ class LmtpUnixWithoutSocketmap(PostfixTest):
     # The test's skua and Postfix run as different users: the socket is world-connectable
     # here; an operator keeps 0660 and puts the postfix user in skua's group (README).
     SKUA_CONFIG = ('[lmtp]\nlisten = ["unix:LMTP_SOCKET"]\nunix_mode = "0666"\n'
-                   'duplicate_window = 0\n')
+                   'duplicate_window = 0\n'
+                   '[socketmap]\nlisten = ["unix:SOCKETMAP_SOCKET"]\n')
 
     def main_cf(self):
         return f"""\
@@ -253,6 +256,18 @@ virtual_transport = lmtp:unix:{self.lmtp_socket}
     def test_smtp_to_lmtp_over_the_unix_socket_to_imap(self):
         self.assert_arrives_intact("bob@example.org", "bob")
         self.assertIn(f"relay=mx.skua.test[{self.lmtp_socket}]", self.postfix.log_text())
+
+    def test_the_socketmap_answers_on_a_unix_socket_too(self):
+        # Not in this instance's main.cf: asked with Postfix's own client, as root.
+        table = f"socketmap:unix:{self.socketmap_socket}"
+        for key, map_name, expected in [("carol+x@example.org", "user", (0, "carol")),
+                                        ("nobody@example.org", "user", (1, "")),
+                                        ("carol@example.org", "quota", (1, ""))]:
+            result = subprocess.run(
+                [postfix_support.program("postmap"), "-c", self.postfix.conf, "-q", key,
+                 f"{table}:{map_name}"], capture_output=True, text=True, timeout=60)
+            self.assertEqual((result.returncode, result.stdout.strip()), expected,
+                             result.stderr)
 
     def test_an_unknown_recipient_bounces_to_the_sender(self):
         code, text = self.rcpt_reply("nobody@example.org")

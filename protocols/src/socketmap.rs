@@ -207,11 +207,13 @@ impl SocketmapSession {
         self.buffer.len()
     }
 
-    /// The next step.
+    /// The next step. (Named like the other sessions' `next`; not an iterator: a step may
+    /// need an answer before the following one.)
     ///
     /// # Panics
     /// A [`SocketmapStep::Lookup`] handed out earlier has no [`answer`](Self::answer) yet
     /// (a bug in the caller).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> SocketmapStep {
         assert!(self.state != State::Answering, "a lookup is waiting for its answer");
         if let Some(reply) = self.pending.take() {
