@@ -47,7 +47,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream, local: bool) {
         return;
     };
     let peer = connection.peer().ip();
-    if !shard.admits(Protocol::Lmtp) {
+    if !shard.admits(Protocol::Socketmap) {
         shard.shared.refusals.note(peer, Refusal::LmtpShardFull, shard.id.0);
         connection.close().await;
         return;
