@@ -81,6 +81,10 @@
 //! delivered_to_header = true       # prepend Delivered-To: (RFC 9228)
 //! overquota_temporary = false     # over quota: 552 5.2.2 (bounce); true: 452 4.2.2 (retry)
 //! bare_line_endings = "normalize"  # bare LF / lone CR: "normalize" to CRLF | "refuse" (550 5.6.2)
+//!
+//! [socketmap]                      # Postfix look-ups at RCPT (README, "Postfix"); absent: none
+//! listen = ["127.0.0.1:2425"]      # or "unix:/var/spool/postfix/private/skua-map" (shard 0)
+//! unix_mode = "0660"               # the unix socket file's mode (octal)
 //! ```
 //!
 //! The `[tls]` files are read at start-up (an error names the file) and again on SIGHUP
@@ -103,6 +107,9 @@ use skua_protocols::lmtp::BareLineEndings;
 use skua_shard::ServerConfig;
 use skua_shard::sasl::SaslSettings;
 use skua_shard::tls::{CertificatePaths, ClientCertField, TlsSettings};
+
+mod socketmap;
+pub use socketmap::SocketmapSection;
 
 /// Default IMAP listen address: loopback, unprivileged.
 pub const IMAP_LISTEN_DEFAULT: &str = "127.0.0.1:1143";
@@ -159,6 +166,9 @@ pub struct FileConfig {
     /// Default quota limits.
     #[serde(default)]
     pub quota: QuotaSection,
+    /// The socketmap service for Postfix.
+    #[serde(default)]
+    pub socketmap: SocketmapSection,
 }
 
 /// `[compaction]`: background spool compaction and delayed expunge (README, "Space comes
@@ -535,7 +545,9 @@ impl FileConfig {
         if let Some(max) = lmtp {
             config.lmtp_connections_per_shard_max = max;
         }
-        self.apply_lmtp(config)
+        self.apply_lmtp(config)?;
+        // Here rather than in `serve`, so every caller of `apply_limits` gets it too.
+        self.apply_socketmap(config)
     }
 
     /// Sets the message settings of `[lmtp]` on `config`; what the file leaves out keeps
@@ -712,20 +724,7 @@ impl LmtpSection {
     /// # Errors
     /// `unix_mode` is not an octal mode of at most 0777.
     pub fn unix_listen(&self) -> anyhow::Result<Vec<skua_shard::listen::UnixListen>> {
-        let mode = match self.unix_mode.as_deref() {
-            None => skua_shard::listen::UNIX_MODE_DEFAULT,
-            Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
-                Ok(mode) if mode <= 0o777 => mode,
-                _ => anyhow::bail!("lmtp.unix_mode: {text:?} is not an octal mode like \"0660\""),
-            },
-        };
-        let unix = self.listen.iter().flatten().filter_map(|address| match address {
-            ListenAddress::Unix(path) => {
-                Some(skua_shard::listen::UnixListen { path: path.clone(), mode })
-            }
-            ListenAddress::Tcp(_) => None,
-        });
-        Ok(unix.collect())
+        unix_sockets(self.listen.as_deref(), self.unix_mode.as_deref(), "lmtp")
     }
 
     /// The duplicate window in seconds (default [`DUPLICATE_WINDOW_SECONDS_DEFAULT`]).
@@ -737,6 +736,29 @@ impl LmtpSection {
             .as_ref()
             .map_or(Ok(DUPLICATE_WINDOW_SECONDS_DEFAULT), |d| d.seconds("lmtp.duplicate_window"))
     }
+}
+
+/// The unix sockets of a section's `listen`, with its `unix_mode` (`section` names it in
+/// errors).
+fn unix_sockets(
+    listen: Option<&[ListenAddress]>,
+    unix_mode: Option<&str>,
+    section: &str,
+) -> anyhow::Result<Vec<skua_shard::listen::UnixListen>> {
+    let mode = match unix_mode {
+        None => skua_shard::listen::UNIX_MODE_DEFAULT,
+        Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+            Ok(mode) if mode <= 0o777 => mode,
+            _ => anyhow::bail!("{section}.unix_mode: {text:?} is not an octal mode like \"0660\""),
+        },
+    };
+    let unix = listen.into_iter().flatten().filter_map(|address| match address {
+        ListenAddress::Unix(path) => {
+            Some(skua_shard::listen::UnixListen { path: path.clone(), mode })
+        }
+        ListenAddress::Tcp(_) => None,
+    });
+    Ok(unix.collect())
 }
 
 /// `value`, refused when zero.

@@ -92,6 +92,29 @@ fn lmtp_listens_on_tcp_and_unix_sockets_and_reads_its_window() {
 }
 
 #[test]
+fn socketmap_listens_on_tcp_and_unix_sockets_through_apply_limits() {
+    let text = "[socketmap]\n\
+                listen = [\"127.0.0.1:2425\", \"unix:/run/skua/socketmap.sock\"]\n\
+                unix_mode = \"0640\"\n";
+    let file: FileConfig = toml::from_str(text).expect("parses");
+    let mut config = ServerConfig::default();
+    file.apply_limits(&mut config).expect("valid");
+    let tcp: SocketAddr = "127.0.0.1:2425".parse().unwrap();
+    assert_eq!(config.socketmap_listen, vec![tcp]);
+    let unix = &config.socketmap_unix_listen;
+    assert_eq!(unix.len(), 1);
+    assert_eq!((unix[0].path.to_str(), unix[0].mode), (Some("/run/skua/socketmap.sock"), 0o640));
+
+    let mut defaults = ServerConfig::default();
+    FileConfig::default().apply_limits(&mut defaults).expect("valid");
+    assert!(defaults.socketmap_listen.is_empty() && defaults.socketmap_unix_listen.is_empty());
+    let bad: FileConfig = toml::from_str("[socketmap]\nunix_mode = \"0999\"\n").unwrap();
+    let error = bad.apply_limits(&mut ServerConfig::default()).expect_err("bad mode");
+    assert!(error.to_string().starts_with("socketmap.unix_mode"), "{error}");
+    assert!(toml::from_str::<FileConfig>("[socketmap]\nport = 1\n").is_err(), "unknown key");
+}
+
+#[test]
 fn lmtp_message_settings_come_from_the_file_and_are_checked() {
     let text = "[lmtp]\n\
                 max_message_size = 1000\n\

@@ -45,6 +45,7 @@ const GLOMMIO_FILES: &[&str] = &[
     "shard/src/mesh.rs",
     "shard/src/server.rs",
     "shard/src/shard.rs",
+    "shard/src/socketmap.rs",
     "shard/src/testutil.rs",
 ];
 

@@ -8,3 +8,4 @@ pub mod imap;
 pub mod lmtp;
 pub mod mime;
 pub mod sasl;
+pub mod socketmap;

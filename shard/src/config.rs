@@ -44,6 +44,11 @@ pub struct ServerConfig {
     pub lmtp_listen: Vec<SocketAddr>,
     /// LMTP unix-domain sockets (`[lmtp] listen = "unix:/path"`), served by shard 0.
     pub lmtp_unix_listen: Vec<crate::listen::UnixListen>,
+    /// Socketmap (Postfix look-ups, `socketmap.rs`) TCP addresses; every shard listens on
+    /// each. Empty (the default): no socketmap service.
+    pub socketmap_listen: Vec<SocketAddr>,
+    /// Socketmap unix-domain sockets (`[socketmap] listen = "unix:/path"`), served by shard 0.
+    pub socketmap_unix_listen: Vec<crate::listen::UnixListen>,
     /// Implicit-TLS IMAP listen addresses (`--imaps-listen`, `[imap] tls_listen`); empty: none.
     /// Needs [`ServerConfig::tls`].
     pub imap_tls_listen: Vec<SocketAddr>,
@@ -155,6 +160,8 @@ impl Default for ServerConfig {
             imap_listen: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
             lmtp_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2424))],
             lmtp_unix_listen: Vec::new(),
+            socketmap_listen: Vec::new(),
+            socketmap_unix_listen: Vec::new(),
             // The CLI's built-in config listens on 127.0.0.1:1993; the library default starts
             // no TLS listener, so tests that set only the plain ports bind nothing else.
             imap_tls_listen: Vec::new(),

@@ -52,6 +52,7 @@ mod server;
 mod shard;
 mod shared_run;
 pub mod shutdown;
+mod socketmap;
 #[cfg(test)]
 mod testutil;
 pub mod tls;

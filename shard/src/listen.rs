@@ -39,6 +39,8 @@ pub enum Protocol {
     Imap,
     /// LMTP.
     Lmtp,
+    /// Postfix's socketmap look-ups (`socketmap.rs`).
+    Socketmap,
 }
 
 impl Protocol {
@@ -48,6 +50,7 @@ impl Protocol {
         match self {
             Protocol::Imap => "IMAP",
             Protocol::Lmtp => "LMTP",
+            Protocol::Socketmap => "socketmap",
         }
     }
 }
@@ -338,7 +341,8 @@ pub fn fds_to_spare(shard: usize, protocol: Protocol, usage: FdUse, lmtp_reserve
 fn fds_counted(protocol: Protocol, imap: usize, lmtp: usize, lmtp_reserve: usize) -> usize {
     match protocol {
         Protocol::Imap => imap + lmtp.max(lmtp_reserve),
-        Protocol::Lmtp => imap + lmtp,
+        // Socketmap connections come from the MTA and count as LMTP's (`socketmap.rs`).
+        Protocol::Lmtp | Protocol::Socketmap => imap + lmtp,
     }
 }
 

@@ -257,18 +257,7 @@ impl Lmtp {
     /// Answers a recipient look-up: the whole address first, then (with a `+detail`) the
     /// address without its detail. An unknown one is logged (it gets `550 5.1.1`).
     async fn resolve(&mut self, shard: &Rc<Shard>, connection: &Connection, address: &str) {
-        let by_local_part = shard.config().lmtp_recipient_by_local_part;
-        let users = shard.shared.users.get();
-        let whole = users
-            .resolve_recipient(address, by_local_part)
-            .map(|entry| ResolvedRecipient::user(entry.name()));
-        let without_detail = || {
-            let separator = shard.lmtp_config.detail_separator?;
-            let (base, detail) = address::split_detail(address, separator)?;
-            let entry = users.resolve_recipient(&base, by_local_part)?;
-            Some(ResolvedRecipient { user: entry.name().to_owned(), detail })
-        };
-        let resolved = whole.or_else(without_detail);
+        let resolved = resolve_recipient(shard, address);
         if resolved.is_none() {
             tracing::info!(
                 shard = shard.id.0,
@@ -302,6 +291,24 @@ impl Lmtp {
         }
         self.session.recipient_resolved(resolved);
     }
+}
+
+/// The user `address` reaches, as `RCPT` resolves it: the whole address first, then (with a
+/// `+detail`) the address without its detail. Also the socketmap's `user` and `quota` maps
+/// (`socketmap.rs`), so Postfix's answer at its own `RCPT` is the one LMTP would give.
+pub(crate) fn resolve_recipient(shard: &Shard, address: &str) -> Option<ResolvedRecipient> {
+    let by_local_part = shard.config().lmtp_recipient_by_local_part;
+    let users = shard.shared.users.get();
+    let whole = users
+        .resolve_recipient(address, by_local_part)
+        .map(|entry| ResolvedRecipient::user(entry.name()));
+    let without_detail = || {
+        let separator = shard.lmtp_config.detail_separator?;
+        let (base, detail) = address::split_detail(address, separator)?;
+        let entry = users.resolve_recipient(&base, by_local_part)?;
+        Some(ResolvedRecipient { user: entry.name().to_owned(), detail })
+    };
+    whole.or_else(without_detail)
 }
 
 /// Delivers a message to its recipients and logs one line per recipient, with the envelope

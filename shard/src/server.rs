@@ -100,6 +100,7 @@ pub fn run_with_ready(
         imap = ?shared.config.imap_listen,
         imaps = ?shared.config.imap_tls_listen,
         lmtp = ?shared.config.lmtp_listen,
+        socketmap = ?shared.config.socketmap_listen,
         data_dir = %shared.config.data_dir.display(),
         "starting"
     );

@@ -182,7 +182,7 @@ impl Shard {
         let imap = self.connections.live() - lmtp;
         let within = match protocol {
             Protocol::Imap => imap <= budget.imap,
-            Protocol::Lmtp => lmtp <= budget.lmtp,
+            Protocol::Lmtp | Protocol::Socketmap => lmtp <= budget.lmtp,
         };
         let usage = crate::listen::FdUse { imap, lmtp };
         let lmtp_reserve = budget.lmtp * self.shared.count;
@@ -239,6 +239,9 @@ pub(crate) async fn main(
         if index == 0 {
             for unix in &shared.config.lmtp_unix_listen {
                 listeners.push(listen::bind_unix(Protocol::Lmtp, unix)?);
+            }
+            for unix in &shared.config.socketmap_unix_listen {
+                listeners.push(listen::bind_unix(Protocol::Socketmap, unix)?);
             }
         }
         let disk = OsDisk::new(&shared.config.data_dir).map_err(|source| ServeError::DataDir {
@@ -347,7 +350,8 @@ fn bind_all(config: &ServerConfig) -> Result<Vec<Listener>, ServeError> {
         Ok(listener)
     });
     let lmtp = config.lmtp_listen.iter().map(|&a| listen::bind(Protocol::Lmtp, a));
-    imap.chain(imaps).chain(lmtp).collect()
+    let socketmap = config.socketmap_listen.iter().map(|&a| listen::bind(Protocol::Socketmap, a));
+    imap.chain(imaps).chain(lmtp).chain(socketmap).collect()
 }
 
 async fn accept(shard: Rc<Shard>, listener: Listener) {
@@ -367,6 +371,11 @@ async fn accept(shard: Rc<Shard>, listener: Listener) {
         Protocol::Lmtp => {
             listen::accept_loop(listener, stop, 0, |stream| lmtp::serve(shard.clone(), stream))
                 .await;
+        }
+        Protocol::Socketmap => {
+            let local = listener.is_local();
+            let serve = |stream| crate::socketmap::serve(shard.clone(), stream, local);
+            listen::accept_loop(listener, stop, 0, serve).await;
         }
     }
 }
