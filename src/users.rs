@@ -264,7 +264,9 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// On a data dir with no users, adds `demo` with a random password and prints how to connect.
+/// On a data dir with no users, adds `demo` with a random password and prints how to connect:
+/// only while every listener is on loopback, so a server reachable from elsewhere never starts
+/// with an account whose password went to its log.
 pub fn ensure_demo_user(
     passwd_file: &Path,
     imap_listen: &[SocketAddr],
@@ -272,6 +274,14 @@ pub fn ensure_demo_user(
     lmtp_listen: &[SocketAddr],
 ) -> anyhow::Result<()> {
     if !users::list_users(passwd_file)?.is_empty() {
+        return Ok(());
+    }
+    if let Some(exposed) = not_loopback(&[imap_listen, imaps_listen, lmtp_listen]) {
+        println!(
+            "skua: no users in {}; no demo account is made since the server listens on \
+             {exposed}, which is not loopback: add users with `skua user add`",
+            passwd_file.display()
+        );
         return Ok(());
     }
     let password: String = rand::thread_rng()
@@ -293,6 +303,12 @@ pub fn ensure_demo_user(
     }
     println!("  LMTP {lmtp}   (deliver to {DEMO_USER}@localhost)");
     Ok(())
+}
+
+/// The first listener address that is not on loopback (unspecified addresses such as
+/// `0.0.0.0` included: they listen on every interface).
+fn not_loopback(listeners: &[&[SocketAddr]]) -> Option<SocketAddr> {
+    listeners.iter().flat_map(|addresses| addresses.iter()).copied().find(|a| !a.ip().is_loopback())
 }
 
 /// `skua reconstruct USER`: rebuilds the user's indexes from the spool. Run it with the server
@@ -369,6 +385,24 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// Regression: `skua serve` made the demo account (its password printed to the log) on a
+    /// server listening on every interface, where anyone could log in with it.
+    #[test]
+    fn no_demo_account_on_a_server_reachable_from_elsewhere() {
+        let scratch = Scratch::new("demo");
+        let passwd = scratch.0.join("passwd");
+        let local: SocketAddr = "127.0.0.1:143".parse().unwrap();
+        let everywhere: SocketAddr = "0.0.0.0:143".parse().unwrap();
+        let public: SocketAddr = "[2001:db8::1]:24".parse().unwrap();
+        for exposed in [everywhere, public] {
+            ensure_demo_user(&passwd, &[local], &[], &[exposed]).unwrap();
+            assert!(users::list_users(&passwd).unwrap().is_empty(), "{exposed}");
+        }
+        let local6: SocketAddr = "[::1]:993".parse().unwrap();
+        ensure_demo_user(&passwd, &[local], &[local6], &[local]).unwrap();
+        assert_eq!(users::list_users(&passwd).unwrap().len(), 1, "loopback only: the demo");
     }
 
     #[test]
