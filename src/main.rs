@@ -2,6 +2,7 @@
 
 mod config;
 mod deliver;
+mod import;
 mod man;
 mod notify;
 mod users;
@@ -63,6 +64,11 @@ enum Command {
     },
     /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
     Man(man::ManArgs),
+    /// Import mail from a Maildir++ tree or an mbox file into a user's store (server stopped).
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +164,7 @@ fn main() -> ExitCode {
         Command::User { command } => users::run(command),
         Command::Reconstruct { user, common, json } => reconstruct(&user, &common, json),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
+        Command::Import { command } => import::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

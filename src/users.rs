@@ -355,7 +355,7 @@ pub fn reconstruct(user: &str, common: &Common, json: bool) -> anyhow::Result<()
 }
 
 /// Runs one flush round in place (the CLI has no group-commit driver).
-fn flush_now(disk: &skua_core::disk::os::OsDisk) -> anyhow::Result<()> {
+pub(crate) fn flush_now(disk: &skua_core::disk::os::OsDisk) -> anyhow::Result<()> {
     use skua_core::disk::{Disk, Flush};
     if let Some(flush) = disk.flush_begin() {
         let epoch = flush.epoch();

@@ -40,6 +40,7 @@ mod crc_seed;
 mod duplicates;
 mod folders;
 mod grants;
+mod import;
 mod index;
 mod log;
 mod log_batch;

@@ -1,0 +1,114 @@
+"""`skua import maildir` and `skua import mbox` (migration in): a Dovecot-style Maildir++ tree
+(dovecot-uidlist UIDs, dovecot-keywords, flags in file names, folders) and an mbox file go
+into a user's store with their UIDs, flags, keywords and internal dates; a second run
+changes nothing; a running server refuses the import (the admin socket is not there yet)."""
+
+import imaplib
+import os
+import re
+import time
+import unittest
+
+from harness import ServerTest, run_cli
+
+MAILDIR_UIDLIST = """3 V1700000000 N12 Gabcdef
+3 :1700000001.M1.host
+7 W120 :1700000002.M2.host
+11 :1700000003.M3.host
+"""
+
+
+def write(path, data, mtime=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+def mail(subject):
+    return f"From: a@example.org\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n".encode()
+
+
+class ImportTest(ServerTest):
+    def maildir(self):
+        root = os.path.join(self.tmp, "Maildir")
+        write(os.path.join(root, "cur", "1700000001.M1.host:2,S"), mail("one"), 1_700_000_001)
+        write(os.path.join(root, "cur", "1700000002.M2.host:2,FRa"), mail("two"), 1_700_000_002)
+        write(os.path.join(root, "new", "1700000003.M3.host"), mail("three"), 1_700_000_003)
+        write(os.path.join(root, "dovecot-uidlist"), MAILDIR_UIDLIST.encode())
+        write(os.path.join(root, "dovecot-keywords"), b"0 Work\n1 Home\n")
+        write(os.path.join(root, ".Archive.2026", "cur", "1600000000.M9.host:2,ST"), mail("old"))
+        os.makedirs(os.path.join(root, ".Archive.2026", "new"))
+        write(os.path.join(root, ".Entw&APw-rfe", "cur", "1600000001.M8.host:2,D"), mail("draft"))
+        return root
+
+    def cli(self, *args, check=True):
+        return run_cli(*args, "--data-dir", self.server.data_dir, check=check)
+
+    def test_maildir_keeps_uids_flags_keywords_dates_and_runs_twice(self):
+        root = self.maildir()
+        # A running server owns the store: the import says so and changes nothing.
+        refused = self.cli("import", "maildir", root, "--user", "alice", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("running skua server", refused.stderr)
+        self.server.stop()
+        done = self.cli("import", "maildir", root, "--user", "alice", "--json")
+        report = __import__("json").loads(done.stdout)
+        self.assertEqual(report["messages_imported"], 5)
+        self.assertEqual(report["uids_kept"], 3)
+        self.assertEqual(report["mailboxes_created"], 2)
+        again = self.cli("import", "maildir", root, "--user", "alice", "--json")
+        report = __import__("json").loads(again.stdout)
+        self.assertEqual((report["messages_imported"], report["messages_skipped"]), (0, 5))
+        self.server.start()
+        imap = self.server.imap("alice", "alice-pw")
+        typ, data = imap.select("INBOX")
+        self.assertEqual(data, [b"3"])
+        typ, data = imap.uid("FETCH", "1:*", "(FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        lines = [part[0] for part in data if isinstance(part, tuple)]
+        self.assertEqual(len(lines), 3)
+        self.assertIn(b"UID 3 ", lines[0])
+        self.assertIn(rb"\Seen", lines[0])
+        self.assertIn(b"UID 7 ", lines[1])
+        for flag in (rb"\Flagged", rb"\Answered", b"Work"):
+            self.assertIn(flag, lines[1])
+        self.assertIn(b"UID 11 ", lines[2])
+        self.assertNotIn(rb"\Seen", lines[2])
+        self.assertIn(b'"14-Nov-2023 22:13:21 +0000"', lines[0])
+        typ, data = imap.list('""', "*")
+        names = b" ".join(data)
+        self.assertIn(b'"/" Archive/2026', names)
+        self.assertIn(b'"/" Entw&APw-rfe', names, "Entwürfe, in modified UTF-7 on the wire")
+        imap.select("Archive/2026")
+        typ, data = imap.fetch("1", "(FLAGS)")
+        self.assertIn(rb"\Deleted", data[0])
+        imap.logout()
+
+    def test_mbox_into_a_mailbox_once(self):
+        path = os.path.join(self.tmp, "mbox")
+        write(path, b"From a@example.org Mon Dec  7 10:00:00 2026\n"
+                    b"Subject: first\nStatus: RO\nX-Status: F\n\nbody\n>From escaped\n\n"
+                    b"From b@example.org Tue Dec  8 10:00:00 2026\nSubject: second\n\nsecond\n")
+        self.server.stop()
+        out = self.cli("import", "mbox", path, "--user", "bob", "--mailbox", "Old").stdout
+        self.assertIn("imported 2 messages", out)
+        out = self.cli("import", "mbox", path, "--user", "bob", "--mailbox", "Old").stdout
+        self.assertIn("imported 0 messages into bob (2 skipped", out)
+        bad = self.cli("import", "mbox", path, "--user", "nobody", check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("no user nobody", bad.stderr)
+        self.server.start()
+        imap = self.server.imap("bob", "bob-pw")
+        typ, data = imap.select("Old")
+        self.assertEqual(data, [b"2"])
+        typ, data = imap.fetch("1", "(FLAGS INTERNALDATE BODY[TEXT])")
+        self.assertIn(rb"\Seen", data[0][0])
+        self.assertIn(rb"\Flagged", data[0][0])
+        self.assertIn(b'"07-Dec-2026 10:00:00 +0000"', data[0][0])
+        self.assertEqual(data[0][1], b"body\nFrom escaped\n")
+        imap.logout()
+
+
+if __name__ == "__main__":
+    unittest.main()
