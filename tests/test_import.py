@@ -9,7 +9,7 @@ import re
 import time
 import unittest
 
-from harness import ServerTest, run_cli
+from harness import Server, ServerTest, run_cli
 
 MAILDIR_UIDLIST = """3 V1700000000 N12 Gabcdef
 3 :1700000001.M1.host
@@ -107,6 +107,49 @@ class ImportTest(ServerTest):
         self.assertIn(rb"\Flagged", data[0][0])
         self.assertIn(b'"07-Dec-2026 10:00:00 +0000"', data[0][0])
         self.assertEqual(data[0][1], b"body\nFrom escaped\n")
+        imap.logout()
+
+    def test_imap_account_from_another_server(self):
+        source = Server(os.path.join(self.tmp, "source"), {"old": "old-pw"}).start()
+        try:
+            imap = source.imap("old", "old-pw")
+            imap.create("Projects/2026")
+            date = imaplib.Time2Internaldate(1_790_000_000)
+            for subject, flags in [("a", r"(\Seen)"), ("b", "()"), ("c", r"(\Flagged $Work)")]:
+                imap.append("INBOX", flags, date, mail(subject))
+            imap.append("Projects/2026", r"(\Answered)", date, mail("plan"))
+            imap.select("INBOX")
+            imap.store("2", "+FLAGS", r"(\Deleted)")
+            imap.expunge()
+            imap.logout()
+            self.server.stop()
+            url = f"imap://old:old-pw@127.0.0.1:{source.imap_port}"
+            out = self.cli("import", "imap", url, "--user", "carol").stdout
+            self.assertIn("imported", out)
+            again = self.cli("import", "imap", url, "--user", "carol", "--json").stdout
+            self.assertEqual(__import__("json").loads(again)["messages_imported"], 0)
+            wrong = self.cli("import", "imap", url.replace("old-pw", "nope"), "--user", "carol",
+                             check=False)
+            self.assertNotEqual(wrong.returncode, 0)
+            self.assertIn("logging in", wrong.stderr)
+        finally:
+            source.stop()
+        self.server.start()
+        imap = self.server.imap("carol", "carol-pw")
+        imap.select("INBOX")
+        typ, data = imap.uid("FETCH", "1:*", "(FLAGS INTERNALDATE)")
+        self.assertEqual(len(data), 2, data)
+        self.assertTrue(data[0].startswith(b"1 (UID 1 ") or b"UID 1 " in data[0], data)
+        self.assertIn(rb"\Seen", data[0])
+        self.assertIn(b"UID 3 ", data[1], "the source's UIDs, gap included")
+        self.assertIn(rb"\Flagged", data[1])
+        self.assertIn(b"$Work", data[1])
+        expected_date = imaplib.Time2Internaldate(1_790_000_000).strip('"')[:20].encode()
+        self.assertIn(expected_date, data[0])
+        typ, data = imap.select("Projects/2026")
+        self.assertEqual((typ, data), ("OK", [b"1"]))
+        typ, data = imap.fetch("1", "(FLAGS)")
+        self.assertIn(rb"\Answered", data[0])
         imap.logout()
 
 

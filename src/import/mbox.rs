@@ -105,9 +105,7 @@ fn from_line_date(line: &[u8]) -> Option<InternalDate> {
     let [month, day, time, year] = words.get(words.len().checked_sub(4)?..)? else {
         return None;
     };
-    let months =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let month = months.iter().position(|m| m == month)? as u32 + 1;
+    let month = self::month(month)?;
     let day: u32 = day.parse().ok()?;
     let year: i64 = year.parse().ok()?;
     let mut hms = time.split(':').map(str::parse::<i64>);
@@ -116,8 +114,16 @@ fn from_line_date(line: &[u8]) -> Option<InternalDate> {
     Some(InternalDate { unix_seconds: days * 86_400 + h * 3600 + m * 60 + s, zone_minutes: 0 })
 }
 
+/// `Jan`..`Dec` → 1..12.
+pub(crate) fn month(name: &str) -> Option<u32> {
+    let months =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let at = months.iter().position(|m| m.eq_ignore_ascii_case(name))?;
+    Some(u32::try_from(at).expect("twelve") + 1)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

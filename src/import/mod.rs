@@ -14,6 +14,7 @@
 //! Today the server must be stopped (the data-dir lock decides); importing into a running
 //! server needs the admin socket.
 
+pub(crate) mod imap;
 pub(crate) mod maildir;
 pub(crate) mod mbox;
 
@@ -51,6 +52,14 @@ pub(crate) enum ImportCommand {
         /// The mailbox to import into.
         #[arg(long, default_value = "INBOX")]
         mailbox: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Another IMAP server's account: its folder tree, flags, keywords and internal dates
+    /// (`imap://user:password@host:port`, or `imaps://` with --ca-file).
+    Imap {
+        #[command(flatten)]
+        remote: imap::Remote,
         #[command(flatten)]
         target: Target,
     },
@@ -105,11 +114,24 @@ pub(crate) struct Report {
     pub uids_kept: usize,
 }
 
+/// Where the messages come from.
+enum From {
+    /// Read whole first (a Maildir tree, an mbox file).
+    Read(Source),
+    /// Streamed from a server, folder by folder, batch by batch.
+    Imap(Box<imap::Client>),
+}
+
 /// Runs `skua import ...`.
 pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
-    let (source, target) = match command {
-        ImportCommand::Maildir { dir, target } => (maildir::read(&dir)?, target),
-        ImportCommand::Mbox { file, mailbox, target } => (mbox::read(&file, &mailbox)?, target),
+    let (from, target) = match command {
+        ImportCommand::Maildir { dir, target } => (From::Read(maildir::read(&dir)?), target),
+        ImportCommand::Mbox { file, mailbox, target } => {
+            (From::Read(mbox::read(&file, &mailbox)?), target)
+        }
+        ImportCommand::Imap { remote, target } => {
+            (From::Imap(Box::new(imap::Client::connect(&remote)?)), target)
+        }
     };
     let file = FileConfig::load(target.common.config.as_deref())?;
     let data_dir = file.data_dir(target.common.data_dir.as_deref());
@@ -140,7 +162,20 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
         Rc::new(OsDisk::new(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?);
     let mut store = UserStore::open(disk.clone(), &skua_core::paths::user_dir(&name))
         .with_context(|| format!("opening {user}'s store"))?;
-    let report = import(&mut store, &source)?;
+    let mut importer = Importer { store: &mut store, report: Report::default() };
+    match from {
+        From::Read(source) => {
+            for folder in &source.folders {
+                importer.folder(&folder.name, &folder.messages)?;
+            }
+        }
+        From::Imap(mut client) => {
+            for (name, wire) in client.folders()? {
+                client.messages(&wire, |batch| importer.folder(&name, &batch))?;
+            }
+        }
+    }
+    let report = importer.report;
     crate::users::flush_now(&disk)?;
     if target.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -157,24 +192,27 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `source` into `store` (see the module docs).
-pub(crate) fn import<D: skua_core::disk::Disk>(
-    store: &mut UserStore<D>,
-    source: &Source,
-) -> anyhow::Result<Report> {
-    let mut report = Report::default();
-    for folder in &source.folders {
-        let id = match store.mailbox_id(&folder.name) {
+/// Writes folders into a store (see the module docs), one folder or batch at a time.
+struct Importer<'a, D: skua_core::disk::Disk> {
+    store: &'a mut UserStore<D>,
+    report: Report,
+}
+
+impl<D: skua_core::disk::Disk> Importer<'_, D> {
+    /// Imports `messages` into the mailbox `name` (made when missing).
+    fn folder(&mut self, name: &str, messages: &[Message]) -> anyhow::Result<()> {
+        let store = &mut *self.store;
+        let report = &mut self.report;
+        let id = match store.mailbox_id(name) {
             Some(id) => id,
             None => {
                 report.mailboxes_created += 1;
-                store
-                    .create_mailbox(&folder.name)
-                    .with_context(|| format!("creating mailbox {}", folder.name))?
+                store.create_mailbox(name).with_context(|| format!("creating mailbox {name}"))?
             }
         };
+        // Reading the mailbox per batch costs O(mailbox) each time; batches are of 100.
         let mut present = hashes_in(store, id)?;
-        let mut messages: Vec<&Message> = folder.messages.iter().collect();
+        let mut messages: Vec<&Message> = messages.iter().collect();
         // Source UIDs ascending (kept where they can be), then the ones without.
         messages.sort_by_key(|m| m.uid.map_or((1, 0), |uid| (0, uid)));
         for message in messages {
@@ -188,11 +226,11 @@ pub(crate) fn import<D: skua_core::disk::Disk>(
                 report.uids_kept += 1;
             }
             append(store, id, message)
-                .with_context(|| format!("importing a message into {}", folder.name))?;
+                .with_context(|| format!("importing a message into {name}"))?;
             report.messages_imported += 1;
         }
+        Ok(())
     }
-    Ok(report)
 }
 
 /// Appends one message with its flags and keywords.
