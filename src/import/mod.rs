@@ -162,7 +162,8 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
         Rc::new(OsDisk::new(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?);
     let mut store = UserStore::open(disk.clone(), &skua_core::paths::user_dir(&name))
         .with_context(|| format!("opening {user}'s store"))?;
-    let mut importer = Importer { store: &mut store, report: Report::default() };
+    let mut importer =
+        Importer { store: &mut store, report: Report::default(), present: Default::default() };
     match from {
         From::Read(source) => {
             for folder in &source.folders {
@@ -196,6 +197,8 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
 struct Importer<'a, D: skua_core::disk::Disk> {
     store: &'a mut UserStore<D>,
     report: Report,
+    /// The digests of each mailbox written to, read once (not once per batch).
+    present: std::collections::HashMap<MailboxId, HashSet<[u8; 32]>>,
 }
 
 impl<D: skua_core::disk::Disk> Importer<'_, D> {
@@ -210,8 +213,10 @@ impl<D: skua_core::disk::Disk> Importer<'_, D> {
                 store.create_mailbox(name).with_context(|| format!("creating mailbox {name}"))?
             }
         };
-        // Reading the mailbox per batch costs O(mailbox) each time; batches are of 100.
-        let mut present = hashes_in(store, id)?;
+        let present = match self.present.entry(id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => new.insert(hashes_in(store, id)?),
+        };
         let mut messages: Vec<&Message> = messages.iter().collect();
         // Source UIDs ascending (kept where they can be), then the ones without.
         messages.sort_by_key(|m| m.uid.map_or((1, 0), |uid| (0, uid)));
