@@ -1,5 +1,6 @@
 //! `skua`: the command line. Argument parsing and wiring only; the work is in the crates.
 
+mod admin;
 mod config;
 mod deliver;
 mod man;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use skua_core::lock::{DataDirLock, LockError};
+use skua_core::lock::DataDirLock;
 use skua_shard::tls::{self, SelfSigned, TlsConfigs};
 
 use crate::config::FileConfig;
@@ -51,16 +52,21 @@ enum Command {
     /// Deliver one message from stdin through the running server's LMTP (mailbox_command).
     #[command(after_help = deliver::AFTER_HELP)]
     Deliver(deliver::DeliverArgs),
-    /// Rebuild a user's mailbox indexes from the spool segments.
-    Reconstruct {
-        /// The user whose store to rebuild.
-        user: String,
-        #[command(flatten)]
-        common: Common,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Rebuild users' mailbox indexes from the spool segments (the server must be stopped).
+    Reconstruct(admin::ReconstructArgs),
+    /// Verify users' stores: every checksum, index against spool, counters (chk_cyrus).
+    #[command(after_help = admin::CHECK_AFTER_HELP)]
+    Check(admin::CheckArgs),
+    /// Show users' quota usage and limits; `--fix` recounts.
+    Quota(admin::QuotaArgs),
+    /// Print the directory of a user's store.
+    Mbpath(admin::MbPathArgs),
+    /// Show a mailbox's header fields and every index record.
+    Mbexamine(admin::MbExamineArgs),
+    /// Show the disk space each user's store takes, and the total.
+    Df(admin::DfArgs),
+    /// Print the version; `--build` also says how this binary was built.
+    Version(admin::VersionArgs),
     /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
     Man(man::ManArgs),
 }
@@ -156,7 +162,13 @@ fn main() -> ExitCode {
         Command::Deliver(args) => return deliver::run(&args),
         Command::Serve(args) => serve(args),
         Command::User { command } => users::run(command),
-        Command::Reconstruct { user, common, json } => reconstruct(&user, &common, json),
+        Command::Reconstruct(args) => return tool(admin::reconstruct(&args)),
+        Command::Check(args) => return tool(admin::check(&args)),
+        Command::Quota(args) => return tool(admin::quota(&args)),
+        Command::Mbpath(args) => return tool(admin::mbpath(&args)),
+        Command::Mbexamine(args) => return tool(admin::mbexamine(&args)),
+        Command::Df(args) => return tool(admin::df(&args)),
+        Command::Version(args) => return tool(admin::build_version(&args)),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
     };
     match result {
@@ -315,30 +327,12 @@ fn load_tls(file: &FileConfig, data_dir: &Path) -> anyhow::Result<Arc<TlsConfigs
     Ok(Arc::new(configs))
 }
 
-/// `skua reconstruct`: refuses a data dir a running server holds (it rewrites the indexes the
-/// server has open), and holds the lock itself so that no server starts meanwhile.
-fn reconstruct(user: &str, common: &Common, json: bool) -> anyhow::Result<()> {
-    let file = FileConfig::load(common.config.as_deref())?;
-    let data_dir = file.data_dir(common.data_dir.as_deref());
-    // A missing data dir holds no store: `users::reconstruct` says so.
-    let _lock = if data_dir.is_dir() {
-        match DataDirLock::acquire(&data_dir) {
-            Ok(lock) => Some(lock),
-            Err(LockError::Held { dir, pid }) => {
-                let holder = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
-                anyhow::bail!(
-                    "data dir {} is in use by a running skua server ({holder}); reconstruct \
-                     rewrites the indexes the server holds open: stop the server first \
-                     (running it through the live server needs the admin socket, issue 8)",
-                    dir.display()
-                );
-            }
-            Err(error) => return Err(error.into()),
-        }
-    } else {
-        None
-    };
-    users::reconstruct(user, common, json)
+/// An admin tool's outcome as the exit status (its own, or 1 with the error on stderr).
+fn tool(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|error| {
+        eprintln!("skua: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Flags win over the file, the file over the default.
