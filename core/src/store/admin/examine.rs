@@ -18,7 +18,7 @@ pub struct ExamineReport {
     pub user: String,
     /// The mailbox's canonical name.
     pub mailbox: String,
-    /// Its id (the index file is `mbox/<id as 8 hex digits>.idx`).
+    /// Its id (the index file is `mbox/<id as 8 decimal digits>.idx`).
     pub id: u32,
     /// UIDVALIDITY.
     pub uid_validity: u32,
