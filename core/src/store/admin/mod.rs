@@ -157,3 +157,6 @@ pub fn check<D: Disk>(store: &mut UserStore<D>, user: &str) -> Result<CheckRepor
     store.check_counters(&mut report)?;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;
