@@ -34,7 +34,9 @@ use futures_lite::future;
 use glommio::net::TcpStream;
 use skua_core::store::admin::{self, AdminError};
 
-use crate::admin_proto::{AdminRequest, ErrorReply, Op, Progress, Reply, parse_request, reply_line};
+use crate::admin_proto::{
+    AdminRequest, ErrorReply, Op, Progress, Reply, parse_request, reply_line,
+};
 use crate::call::{self, CallError};
 use crate::conn::{Connection, ReadOutcome};
 use crate::guard::guarded;
@@ -336,7 +338,8 @@ mod tests {
 
     #[test]
     fn connection_slots_are_bounded_and_given_back() {
-        let slots: Vec<Slot> = (0..ADMIN_CONNECTIONS_MAX).map(|_| Slot::take().expect("room")).collect();
+        let slots: Vec<Slot> =
+            (0..ADMIN_CONNECTIONS_MAX).map(|_| Slot::take().expect("room")).collect();
         assert!(Slot::take().is_none(), "one past the bound");
         drop(slots);
         assert!(Slot::take().is_some(), "room again");

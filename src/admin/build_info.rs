@@ -59,7 +59,8 @@ pub fn run(args: &VersionArgs) -> anyhow::Result<ExitCode> {
             println!("  rustc       {}", info.rustc);
             println!("  target      {}", info.target);
             println!("  profile     {}", info.profile);
-            let features = if info.features.is_empty() { "none".to_owned() } else { info.features.join(",") };
+            let features =
+                if info.features.is_empty() { "none".to_owned() } else { info.features.join(",") };
             println!("  features    {features}");
         }
     }

@@ -46,8 +46,9 @@ pub fn ask(
         if read == 0 {
             bail!("the server closed the connection without an answer");
         }
-        let reply: Reply = serde_json::from_slice(&line)
-            .with_context(|| format!("the server's line is not a reply: {:?}", String::from_utf8_lossy(&line)))?;
+        let reply: Reply = serde_json::from_slice(&line).with_context(|| {
+            format!("the server's line is not a reply: {:?}", String::from_utf8_lossy(&line))
+        })?;
         match reply {
             Reply::Progress(step) => progress(&step),
             Reply::Ok(value) => return Ok(Ok(value)),

@@ -119,14 +119,15 @@ pub fn quota(args: &QuotaArgs) -> anyhow::Result<ExitCode> {
     let target = Target::of(&args.tool.common)?;
     let config = settings(&target)?;
     let passwd = target.file.passwd_file(&target.data_dir);
-    let users_db = if passwd.is_file() { Some(skua_core::users::UserDb::load(&passwd)?) } else { None };
+    let users_db =
+        if passwd.is_file() { Some(skua_core::users::UserDb::load(&passwd)?) } else { None };
     let mut request = request(Op::Quota, &args.users);
     request.fix = args.fix;
     let reports: Vec<QuotaReport> = per_user(&target, &request, |store, user| {
-        let given = users_db.as_ref().and_then(|db| db.lookup(user)).map_or(
-            config.quota_default,
-            |entry| entry.quota().over(config.quota_default),
-        );
+        let given = users_db
+            .as_ref()
+            .and_then(|db| db.lookup(user))
+            .map_or(config.quota_default, |entry| entry.quota().over(config.quota_default));
         store.set_default_quota(given);
         Ok(store.quota_report(user)?)
     })?;
@@ -191,8 +192,14 @@ pub fn mbexamine(args: &MbExamineArgs) -> anyhow::Result<ExitCode> {
     }
     let r = &report;
     println!("user {} mailbox {} (id {})", r.user, r.mailbox, r.id);
-    println!("  uidvalidity {}  uidnext {}  highestmodseq {}", r.uid_validity, r.uid_next, r.highest_modseq);
-    println!("  messages {}  unseen {}  deleted {}  size {} bytes", r.messages, r.unseen, r.deleted, r.size_bytes);
+    println!(
+        "  uidvalidity {}  uidnext {}  highestmodseq {}",
+        r.uid_validity, r.uid_next, r.highest_modseq
+    );
+    println!(
+        "  messages {}  unseen {}  deleted {}  size {} bytes",
+        r.messages, r.unseen, r.deleted, r.size_bytes
+    );
     println!(
         "  first recent uid {}  checkpoint {}:{}  sealed {}",
         r.first_recent_uid, r.checkpoint_segment, r.checkpoint_offset, r.sealed
@@ -222,9 +229,10 @@ pub fn mbexamine(args: &MbExamineArgs) -> anyhow::Result<ExitCode> {
 pub fn df(args: &DfArgs) -> anyhow::Result<ExitCode> {
     let target = Target::of(&args.tool.common)?;
     let policy = settings(&target)?.compaction.policy(now_unix_seconds());
-    let reports: Vec<UsageReport> = per_user(&target, &request(Op::Df, &args.users), |store, user| {
-        Ok(store.usage_report(user, &policy)?)
-    })?;
+    let reports: Vec<UsageReport> =
+        per_user(&target, &request(Op::Df, &args.users), |store, user| {
+            Ok(store.usage_report(user, &policy)?)
+        })?;
     let mut total = UsageReport { user: "total".to_owned(), ..UsageReport::default() };
     for r in &reports {
         total.spool_bytes += r.spool_bytes;
@@ -248,7 +256,13 @@ pub fn df(args: &DfArgs) -> anyhow::Result<ExitCode> {
     for r in reports.iter().chain(std::iter::once(&total)) {
         println!(
             "{:<24} {:>14} {:>14} {:>14} {:>12} {:>12} {:>10}",
-            r.user, r.total_bytes, r.spool_bytes, r.live_bytes, r.retained_bytes, r.index_bytes, r.messages
+            r.user,
+            r.total_bytes,
+            r.spool_bytes,
+            r.live_bytes,
+            r.retained_bytes,
+            r.index_bytes,
+            r.messages
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -199,7 +199,8 @@ fn ask_server(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let server = pid.map_or_else(|| "a skua server".to_owned(), |p| format!("the skua server (pid {p})"));
+    let server =
+        pid.map_or_else(|| "a skua server".to_owned(), |p| format!("the skua server (pid {p})"));
     match answer {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => bail!("{server}: {} ({})", error.message, error.kind),

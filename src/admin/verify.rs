@@ -113,11 +113,8 @@ pub struct ReconstructArgs {
 /// As [`check`]; a running server.
 pub fn reconstruct(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     if args.check {
-        let check_args = CheckArgs {
-            users: args.users.clone(),
-            all: args.all,
-            tool: args.tool.clone(),
-        };
+        let check_args =
+            CheckArgs { users: args.users.clone(), all: args.all, tool: args.tool.clone() };
         return check(&check_args);
     }
     let target = Target::of(&args.tool.common)?;

@@ -33,11 +33,7 @@ const RECORDS_PER_READ: usize = 4096;
 ///
 /// # Errors
 /// The disk failed reading a directory or a file that exists; damage is a finding.
-pub fn check_files<D: Disk>(
-    disk: &D,
-    dir: &Path,
-    user: &str,
-) -> Result<CheckReport, StorageError> {
+pub fn check_files<D: Disk>(disk: &D, dir: &Path, user: &str) -> Result<CheckReport, StorageError> {
     let mut report = CheckReport { user: user.to_owned(), ..CheckReport::default() };
     let spool_dir = dir.join(super::super::spool::SPOOL_DIR);
     let spool = if disk.exists(&spool_dir) { Some(Spool::<D>::list(disk, dir)?) } else { None };
@@ -77,7 +73,10 @@ fn check_index<D: Disk>(
     match IndexHeader::decode(&header, path) {
         Ok(Some(header)) if header.mailbox != id => report.find(
             path,
-            format!("index header names mailbox {} in the file of mailbox {}", header.mailbox.0, id.0),
+            format!(
+                "index header names mailbox {} in the file of mailbox {}",
+                header.mailbox.0, id.0
+            ),
         ),
         Ok(Some(_)) => {}
         Ok(None) => report.find(path, "index header fails its checksum".to_owned()),
@@ -112,7 +111,10 @@ fn check_index<D: Disk>(
             if previous.is_some_and(|p| p.uid >= entry.uid) {
                 report.find(
                     path,
-                    format!("index record {here} has UID {}, not above the one before", entry.uid.get()),
+                    format!(
+                        "index record {here} has UID {}, not above the one before",
+                        entry.uid.get()
+                    ),
                 );
             }
             previous = Some(entry);
@@ -143,7 +145,9 @@ fn check_spool_record<D: Disk>(
     match spool.view_record(disk, entry.spool, true) {
         Ok((header, _)) => match header.head {
             Head::Message(head)
-                if head.mailbox == id && head.uid == entry.uid && head.message_len == entry.size =>
+                if head.mailbox == id
+                    && head.uid == entry.uid
+                    && head.message_len == entry.size =>
             {
                 report.spool_records += 1;
             }
@@ -193,7 +197,8 @@ impl<D: Disk> UserStore<D> {
             let mut recount = index::Counts::default();
             for entry in index.entries() {
                 if entry.spool.end() > end {
-                    report.find(&path, format!("UID {} points past the spool end", entry.uid.get()));
+                    report
+                        .find(&path, format!("UID {} points past the spool end", entry.uid.get()));
                 }
                 if entry.uid.get() >= index.uid_next() {
                     report.find(&path, format!("UID {} is not below UIDNEXT", entry.uid.get()));
@@ -204,8 +209,7 @@ impl<D: Disk> UserStore<D> {
                 if !entry.expunged {
                     recount.messages += 1;
                     recount.unseen += u32::from(!entry.flags.system.contains(SystemFlags::SEEN));
-                    recount.deleted +=
-                        u32::from(entry.flags.system.contains(SystemFlags::DELETED));
+                    recount.deleted += u32::from(entry.flags.system.contains(SystemFlags::DELETED));
                     recount.size += u64::from(entry.size);
                 }
             }
@@ -217,21 +221,31 @@ impl<D: Disk> UserStore<D> {
             }
         }
         for id in self.catalog.mailboxes.keys().filter(|id| !self.indexes.contains_key(id)) {
-            report.find(&index::index_path(&self.dir, *id), format!("mailbox {} has no index", id.0));
+            report
+                .find(&index::index_path(&self.dir, *id), format!("mailbox {} has no index", id.0));
         }
         let (usage, recount) = (self.quota_usage(), self.quota_recount());
         if usage != recount {
-            report.find(&self.dir, format!("quota usage {usage:?} differs from a recount {recount:?}"));
+            report.find(
+                &self.dir,
+                format!("quota usage {usage:?} differs from a recount {recount:?}"),
+            );
         }
         if self.disk.exists(&self.dir.join(super::super::metadata::METADATA_FILE))
             && let Err(error) = self.load_metadata()
         {
-            report.find(&self.dir.join(super::super::metadata::METADATA_FILE), format!("unreadable: {error}"));
+            report.find(
+                &self.dir.join(super::super::metadata::METADATA_FILE),
+                format!("unreadable: {error}"),
+            );
         }
         if self.disk.exists(&self.dir.join(super::super::seen_log::SEEN_FILE))
             && let Err(error) = self.load_seen()
         {
-            report.find(&self.dir.join(super::super::seen_log::SEEN_FILE), format!("unreadable: {error}"));
+            report.find(
+                &self.dir.join(super::super::seen_log::SEEN_FILE),
+                format!("unreadable: {error}"),
+            );
         }
         Ok(())
     }

@@ -135,10 +135,7 @@ pub fn store_users<D: Disk>(disk: &D) -> Result<Vec<String>, StorageError> {
 ///
 /// # Errors
 /// [`AdminError::NoSuchUser`]: the name names no store, or the store does not exist.
-pub fn existing_store_dir<D: Disk>(
-    disk: &D,
-    user: &str,
-) -> Result<std::path::PathBuf, AdminError> {
+pub fn existing_store_dir<D: Disk>(disk: &D, user: &str) -> Result<std::path::PathBuf, AdminError> {
     let name = UserName::new(user).map_err(|_| AdminError::NoSuchUser(user.to_owned()))?;
     let dir = crate::paths::user_dir(&name);
     if !disk.exists(&dir) {

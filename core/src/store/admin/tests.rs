@@ -6,9 +6,9 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::*;
-use crate::store::index;
 use crate::disk::sim::SimDisk;
 use crate::disk::{DiskFile, OpenMode};
+use crate::store::index;
 use crate::types::{Flags, Keywords, SystemFlags};
 
 const DIR: &str = "users/8e/alice";
@@ -112,10 +112,7 @@ fn examine_and_quota_report_the_store() {
     assert!(examined.records.iter().all(|r| r.flags == ["\\Seen"]));
     assert_eq!(examined.messages, 3);
     assert_eq!(examined.unseen, 0);
-    assert!(matches!(
-        store.examine("alice", "Nowhere"),
-        Err(AdminError::NoSuchMailbox { .. })
-    ));
+    assert!(matches!(store.examine("alice", "Nowhere"), Err(AdminError::NoSuchMailbox { .. })));
     let quota = store.quota_report("alice").unwrap();
     assert!(quota.counters_exact());
     assert_eq!(quota.messages, 3);
