@@ -67,6 +67,8 @@ enum Command {
     Df(admin::DfArgs),
     /// Print the version; `--build` also says how this binary was built.
     Version(admin::VersionArgs),
+    /// Print the settings `skua serve` would run with that differ from the defaults.
+    Info(admin::InfoArgs),
     /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
     Man(man::ManArgs),
 }
@@ -169,6 +171,7 @@ fn main() -> ExitCode {
         Command::Mbexamine(args) => return tool(admin::mbexamine(&args)),
         Command::Df(args) => return tool(admin::df(&args)),
         Command::Version(args) => return tool(admin::build_version(&args)),
+        Command::Info(args) => return tool(admin::info(&args)),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
     };
     match result {
@@ -233,18 +236,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Held until `serve` returns: a second server on the same data dir would append over
     // records this one acknowledged (issue 7, defect 1).
     let _lock = DataDirLock::acquire(&data_dir)?;
-    let passwd_file = file.passwd_file(&data_dir);
-    let imap_listen = pick(args.imap_listen, file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
-    let lmtp_listen = pick(args.lmtp_listen, file.lmtp.tcp_listen(), config::LMTP_LISTEN_DEFAULT);
-    let lmtp_unix_listen = file.lmtp.unix_listen()?;
+    let mut config = server_config(&file, &args, data_dir)?;
     skua_core::store::set_duplicate_window_seconds(file.lmtp.duplicate_window_seconds()?);
-    let imap_tls_listen = if args.no_imaps {
-        Vec::new()
-    } else {
-        pick(args.imaps_listen, file.imap.tls_listen.clone(), config::IMAPS_LISTEN_DEFAULT)
-    };
-    users::ensure_demo_user(&passwd_file, &imap_listen, &imap_tls_listen, &lmtp_listen)?;
-    let tls = load_tls(&file, &data_dir)?;
+    users::ensure_demo_user(
+        &config.passwd_path,
+        &config.imap_listen,
+        &config.imap_tls_listen,
+        &config.lmtp_listen,
+    )?;
+    let tls = load_tls(&file, &config.data_dir)?;
+    config.tls = Some(tls.clone());
     // systemd's Type=notify (dist/systemd/skua.service); nothing is sent outside systemd.
     let notifier = Arc::new(notify::Notifier::from_env()?);
     if notifier.is_active() {
@@ -252,8 +253,37 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Kept until `serve` returns: SIGHUP re-reads the certificate files meanwhile (between
     // RELOADING=1 and READY=1), SIGTERM/SIGINT say STOPPING=1.
-    let _signals = notify::ServiceSignals::install(tls.clone(), notifier.clone())
+    let _signals = notify::ServiceSignals::install(tls, notifier.clone())
         .context("installing the SIGHUP/SIGTERM handlers")?;
+    let shutdown = skua_shard::ShutdownHandle::new();
+    let _stop = skua_shard::shutdown::install_signal_handlers(&shutdown)?;
+    let result = skua_shard::run_with_ready(config, shutdown, || notifier.ready());
+    notifier.stopping();
+    result.context("server failed")
+}
+
+/// The configuration `skua serve` runs with, from its flags, the config file and the
+/// defaults; TLS is left to `load_tls` (it may make a certificate). `skua info` shows it.
+///
+/// # Errors
+/// A setting of the file is invalid.
+fn server_config(
+    file: &FileConfig,
+    args: &ServeArgs,
+    data_dir: PathBuf,
+) -> anyhow::Result<skua_shard::ServerConfig> {
+    let passwd_file = file.passwd_file(&data_dir);
+    let imap_listen =
+        pick(args.imap_listen.clone(), file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
+    let lmtp_listen =
+        pick(args.lmtp_listen.clone(), file.lmtp.tcp_listen(), config::LMTP_LISTEN_DEFAULT);
+    let lmtp_unix_listen = file.lmtp.unix_listen()?;
+    let imap_tls_listen = if args.no_imaps {
+        Vec::new()
+    } else {
+        let flag = args.imaps_listen.clone();
+        pick(flag, file.imap.tls_listen.clone(), config::IMAPS_LISTEN_DEFAULT)
+    };
     let shards = match args.shards.or(file.shards) {
         None | Some(0) => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         Some(n) => n,
@@ -271,7 +301,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lmtp_listen,
         lmtp_unix_listen,
         imap_tls_listen,
-        tls: Some(tls),
+        tls: None,
         require_tls: file.imap.require_tls.unwrap_or(false),
         admin_contact: file.imap.admin_contact.clone(),
         public_owner: file.imap.public_owner.clone(),
@@ -293,11 +323,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     file.apply_quota(&mut config)?;
     file.apply_auth(&mut config)?;
     file.apply_compaction(&mut config)?;
-    let shutdown = skua_shard::ShutdownHandle::new();
-    let _stop = skua_shard::shutdown::install_signal_handlers(&shutdown)?;
-    let result = skua_shard::run_with_ready(config, shutdown, || notifier.ready());
-    notifier.stopping();
-    result.context("server failed")
+    Ok(config)
 }
 
 /// Loads the `[tls]` certificates, or the self-signed one in the data dir (made on the first

@@ -331,6 +331,32 @@ class AdminTest(unittest.TestCase):
         self.assertIn("uid 65534", reply["error"]["message"])
 
 
+class InfoTest(unittest.TestCase):
+    def test_info_shows_what_the_config_and_flags_change(self):
+        tmp = tempfile.mkdtemp(prefix="skua-info-")
+        try:
+            config = os.path.join(tmp, "skua.toml")
+            with open(config, "w", encoding="utf-8") as f:
+                f.write('hostname = "mail.example.org"\n[quota]\nstorage = "1G"\n')
+            bare = json.loads(run_cli("info", "--json").stdout)
+            self.assertEqual(sorted(bare), ["tls"], "nothing differs from the defaults")
+            shown = json.loads(run_cli("info", "--json", "--config", config, "--shards", "3").stdout)
+            self.assertEqual(shown["hostname"], '"mail.example.org"')
+            self.assertEqual(shown["shards"], "3")
+            self.assertIn("storage_kib: Some(\n        1048576,", shown["quota_default"])
+            self.assertNotIn("imap_listen", shown)
+            everything = run_cli("info", "--all").stdout
+            self.assertIn("imap_listen = [", everything)
+            self.assertIn("server_secret: <redacted>", everything)
+            with open(config, "a", encoding="utf-8") as f:
+                f.write("[tls]\ncert = \"/x.pem\"\n")
+            result = run_cli("info", "--config", config, check=False)
+            self.assertEqual(result.returncode, 1)
+            self.assertIn("tls.cert is set but tls.key is not", result.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class VersionTest(unittest.TestCase):
     def test_version_build_says_how_the_binary_was_made(self):
         info = json.loads(run_cli("version", "--build", "--json").stdout)

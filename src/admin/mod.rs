@@ -19,6 +19,7 @@
 mod build_info;
 mod client;
 mod examine;
+mod info;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ use crate::config::FileConfig;
 
 pub use build_info::{VersionArgs, run as build_version};
 pub use examine::{DfArgs, MbExamineArgs, MbPathArgs, QuotaArgs, df, mbexamine, mbpath, quota};
+pub use info::{InfoArgs, run as info};
 pub use verify::{CHECK_AFTER_HELP, CheckArgs, ReconstructArgs, check, reconstruct};
 
 /// Options every admin tool takes.
