@@ -31,7 +31,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future;
-use glommio::net::TcpStream;
 use skua_core::store::admin::{self, AdminError};
 
 use crate::admin_proto::{
@@ -77,19 +76,28 @@ pub(crate) fn peer_allowed(peer_uid: u32, own_uid: u32) -> bool {
     peer_uid == own_uid || peer_uid == 0
 }
 
-/// The peer's uid, from SO_PEERCRED on a duplicate of the socket (no `unsafe`).
-fn peer_uid(stream: &TcpStream) -> std::io::Result<u32> {
+/// The peer's uid, from SO_PEERCRED on a duplicate of the accepted socket (no `unsafe`).
+///
+/// # Errors
+/// The socket could not be duplicated or has no peer credentials.
+pub(crate) fn peer_uid(stream: &impl std::os::fd::AsRawFd) -> std::io::Result<u32> {
     let socket = socket2::SockRef::from(stream).try_clone()?;
     let unix: std::os::unix::net::UnixStream = socket.into();
     let credentials = rustix::net::sockopt::socket_peercred(&unix)?;
     Ok(credentials.uid.as_raw())
 }
 
-/// Serves one admin connection: checks the peer, reads one request, answers it, closes.
-pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one admin connection (`accepted`, whose peer runs as `peer`; the runtime made both
+/// from the accepted socket): checks the peer, reads one request, answers it, closes.
+/// `sleep` is the runtime's timer (the request's deadline).
+pub(crate) async fn serve<F: std::future::Future<Output = ()>>(
+    shard: Rc<Shard>,
+    accepted: std::io::Result<Connection>,
+    peer: std::io::Result<u32>,
+    sleep: impl Fn(Duration) -> F,
+) {
     let io_timeout = Duration::from_millis(ADMIN_IO_TIMEOUT_MS);
-    let peer = peer_uid(&stream);
-    let Ok(mut connection) = Connection::new_local(stream, io_timeout) else {
+    let Ok(mut connection) = accepted else {
         return;
     };
     let own = rustix::process::getuid().as_raw();
@@ -117,7 +125,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 tracing::info!(op = ?request.op, users = request.users.len(), all = request.all, "admin request");
                 let deadline = Duration::from_millis(ADMIN_REQUEST_DEADLINE_MS);
                 future::or(run(&shard, &mut connection, request), async {
-                    glommio::timer::sleep(deadline).await;
+                    sleep(deadline).await;
                     Reply::Error(ErrorReply::new("timeout", "the request took too long"))
                 })
                 .await

@@ -388,7 +388,12 @@ async fn accept(shard: Rc<Shard>, listener: Listener) {
             listen::accept_loop(listener, stop, 0, serve).await;
         }
         Protocol::Admin => {
-            let serve = |stream| crate::admin::serve(shard.clone(), stream);
+            let serve = |stream: glommio::net::TcpStream| {
+                let peer = crate::admin::peer_uid(&stream);
+                let timeout = Duration::from_millis(crate::limits::ADMIN_IO_TIMEOUT_MS);
+                let accepted = crate::conn::Connection::new_local(stream, timeout);
+                crate::admin::serve(shard.clone(), accepted, peer, glommio::timer::sleep)
+            };
             listen::accept_loop(listener, stop, 0, serve).await;
         }
     }

@@ -103,12 +103,14 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
+    #[allow(dead_code)] // read through `Debug` only
     #[derive(Debug, Default)]
     struct Inner {
         a: u32,
         b: Vec<u32>,
     }
 
+    #[allow(dead_code)] // read through `Debug` only
     #[derive(Debug, Default)]
     struct Outer {
         name: String,

@@ -86,7 +86,7 @@ fn check_index<D: Disk>(
         }
     }
     let body = len - HEADER_BYTES as u64;
-    if body % RECORD_BYTES as u64 != 0 {
+    if !body.is_multiple_of(RECORD_BYTES as u64) {
         report.find(path, format!("index file ends in a partial record ({len} bytes)"));
     }
     let records = body / RECORD_BYTES as u64;
