@@ -298,6 +298,28 @@ class AdminTest(unittest.TestCase):
         self.assertEqual(ask(b"x" * (70 * 1024) + b"\n")[-1]["error"]["kind"], "bad-request")
         self.assertEqual(ask(b'{"op":"ping"}\n')[-1]["ok"]["pid"], self.server.process.pid)
 
+    def test_connections_past_the_bound_are_told_busy(self):
+        idle = []
+        try:
+            for _ in range(8):  # ADMIN_CONNECTIONS_MAX (shard/src/limits.rs)
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.socket_path)
+                idle.append(s)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(30)
+                s.connect(self.socket_path)
+                s.sendall(b'{"op":"ping"}\n')
+                reply = json.loads(s.makefile().readline())
+            self.assertEqual(reply["error"]["kind"], "busy", reply)
+        finally:
+            for s in idle:
+                s.close()
+        for _ in range(100):  # the server notices the closes
+            result = self.cli("df", "--json", check=False)
+            if result.returncode == 0:
+                break
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     @unittest.skipUnless(os.geteuid() == 0, "needs root to connect as another uid")
     def test_a_peer_of_another_uid_is_refused(self):
         # Let the kernel pass the other uid to the socket: SO_PEERCRED must refuse it.
