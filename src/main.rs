@@ -237,6 +237,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // records this one acknowledged (issue 7, defect 1).
     let _lock = DataDirLock::acquire(&data_dir)?;
     let mut config = server_config(&file, &args, data_dir)?;
+    // Not in `server_config`: it makes DATA_DIR/sasl-secret on first start.
+    file.apply_auth(&mut config)?;
     skua_core::store::set_duplicate_window_seconds(file.lmtp.duplicate_window_seconds()?);
     users::ensure_demo_user(
         &config.passwd_path,
@@ -263,7 +265,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The configuration `skua serve` runs with, from its flags, the config file and the
-/// defaults; TLS is left to `load_tls` (it may make a certificate). `skua info` shows it.
+/// defaults; TLS and `[auth]` are left to `load_tls` and `apply_auth` (they may make a
+/// certificate and the SCRAM secret: `skua info`, which shows this, must make nothing).
 ///
 /// # Errors
 /// A setting of the file is invalid.
@@ -321,7 +324,6 @@ fn server_config(
     file.apply_limits(&mut config)?;
     file.apply_folders(&mut config)?;
     file.apply_quota(&mut config)?;
-    file.apply_auth(&mut config)?;
     file.apply_compaction(&mut config)?;
     Ok(config)
 }

@@ -360,7 +360,13 @@ class InfoTest(unittest.TestCase):
             config = os.path.join(tmp, "skua.toml")
             with open(config, "w", encoding="utf-8") as f:
                 f.write('hostname = "mail.example.org"\n[quota]\nstorage = "1G"\n')
-            bare = json.loads(run_cli("info", "--json").stdout)
+            cwd = os.getcwd()
+            os.chdir(tmp)  # the default data dir, ./skua-data, must not be made
+            try:
+                bare = json.loads(run_cli("info", "--json").stdout)
+                self.assertEqual(os.listdir(tmp), ["skua.toml"], "info made nothing")
+            finally:
+                os.chdir(cwd)
             self.assertEqual(sorted(bare), ["tls"], "nothing differs from the defaults")
             shown = json.loads(run_cli("info", "--json", "--config", config, "--shards", "3").stdout)
             self.assertEqual(shown["hostname"], '"mail.example.org"')
@@ -369,7 +375,7 @@ class InfoTest(unittest.TestCase):
             self.assertNotIn("imap_listen", shown)
             everything = run_cli("info", "--all").stdout
             self.assertIn("imap_listen = [", everything)
-            self.assertIn("server_secret: <redacted>", everything)
+            self.assertIn("auth = AuthSection", everything)
             with open(config, "a", encoding="utf-8") as f:
                 f.write("[tls]\ncert = \"/x.pem\"\n")
             result = run_cli("info", "--config", config, check=False)

@@ -89,6 +89,11 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         Err(error) => return Err(error),
     };
     shown.insert("tls".to_owned(), tls);
+    // `[auth]` as the file says: loading it makes DATA_DIR/sasl-secret on first use.
+    let auth = format!("{:#?}", file.auth);
+    if args.all || auth != format!("{:#?}", empty.auth) {
+        shown.insert("auth".to_owned(), auth);
+    }
     if args.json {
         println!("{}", serde_json::to_string(&shown)?);
     } else {
