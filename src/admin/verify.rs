@@ -142,7 +142,8 @@ pub fn reconstruct(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(users.len() as u64);
     for (user, _) in users {
         bar.set_message(user.clone());
-        crate::users::reconstruct_on(&disk, &user, args.tool.json)?;
+        // Its report is printed as each user is done: keep the bar off those lines.
+        bar.suspend(|| crate::users::reconstruct_on(&disk, &user, args.tool.json))?;
         bar.inc(1);
     }
     bar.finish_and_clear();
