@@ -27,8 +27,10 @@ pub struct CheckArgs {
 pub const CHECK_AFTER_HELP: &str = "\
 Reads every index record and, for each live message, its whole spool record, each against its
 checksum; then recounts each mailbox's counters and the quota totals. Changes nothing. With the
-server stopped, a store whose files are damaged is not opened (opening repairs); with the
-server running, the check runs on the user's home shard through DATA_DIR/admin.sock.
+server stopped, a store whose files are damaged is not opened (opening repairs); a sound one is
+opened for the recount, which after an unclean stop runs the crash recovery the server's next
+start would run. With the server running, the check runs on the user's home shard through
+DATA_DIR/admin.sock.
 Exit status: 0 when nothing was found, 1 when something was found or the check could not run
 (the message on stderr says which). `skua reconstruct USER` rebuilds damaged indexes.";
 
