@@ -1,5 +1,6 @@
 //! `skua`: the command line. Argument parsing and wiring only; the work is in the crates.
 
+mod admin;
 mod config;
 mod deliver;
 mod import;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use skua_core::lock::{DataDirLock, LockError};
+use skua_core::lock::DataDirLock;
 use skua_shard::tls::{self, SelfSigned, TlsConfigs};
 
 use crate::config::FileConfig;
@@ -52,16 +53,23 @@ enum Command {
     /// Deliver one message from stdin through the running server's LMTP (mailbox_command).
     #[command(after_help = deliver::AFTER_HELP)]
     Deliver(deliver::DeliverArgs),
-    /// Rebuild a user's mailbox indexes from the spool segments.
-    Reconstruct {
-        /// The user whose store to rebuild.
-        user: String,
-        #[command(flatten)]
-        common: Common,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Rebuild users' mailbox indexes from the spool segments (the server must be stopped).
+    Reconstruct(admin::ReconstructArgs),
+    /// Verify users' stores: every checksum, index against spool, counters (chk_cyrus).
+    #[command(after_help = admin::CHECK_AFTER_HELP)]
+    Check(admin::CheckArgs),
+    /// Show users' quota usage and limits; `--fix` recounts.
+    Quota(admin::QuotaArgs),
+    /// Print the directory of a user's store.
+    Mbpath(admin::MbPathArgs),
+    /// Show a mailbox's header fields and every index record.
+    Mbexamine(admin::MbExamineArgs),
+    /// Show the disk space each user's store takes, and the total.
+    Df(admin::DfArgs),
+    /// Print the version; `--build` also says how this binary was built.
+    Version(admin::VersionArgs),
+    /// Print the settings `skua serve` would run with that differ from the defaults.
+    Info(admin::InfoArgs),
     /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
     Man(man::ManArgs),
     /// Import mail from a Maildir++ tree or an mbox file into a user's store (server stopped).
@@ -162,7 +170,14 @@ fn main() -> ExitCode {
         Command::Deliver(args) => return deliver::run(&args),
         Command::Serve(args) => serve(args),
         Command::User { command } => users::run(command),
-        Command::Reconstruct { user, common, json } => reconstruct(&user, &common, json),
+        Command::Reconstruct(args) => return tool(admin::reconstruct(&args)),
+        Command::Check(args) => return tool(admin::check(&args)),
+        Command::Quota(args) => return tool(admin::quota(&args)),
+        Command::Mbpath(args) => return tool(admin::mbpath(&args)),
+        Command::Mbexamine(args) => return tool(admin::mbexamine(&args)),
+        Command::Df(args) => return tool(admin::df(&args)),
+        Command::Version(args) => return tool(admin::build_version(&args)),
+        Command::Info(args) => return tool(admin::info(&args)),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
         Command::Import { command } => import::run(command),
     };
@@ -228,18 +243,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Held until `serve` returns: a second server on the same data dir would append over
     // records this one acknowledged (issue 7, defect 1).
     let _lock = DataDirLock::acquire(&data_dir)?;
-    let passwd_file = file.passwd_file(&data_dir);
-    let imap_listen = pick(args.imap_listen, file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
-    let lmtp_listen = pick(args.lmtp_listen, file.lmtp.tcp_listen(), config::LMTP_LISTEN_DEFAULT);
-    let lmtp_unix_listen = file.lmtp.unix_listen()?;
+    let mut config = server_config(&file, &args, data_dir)?;
+    // Not in `server_config`: it makes DATA_DIR/sasl-secret on first start.
+    file.apply_auth(&mut config)?;
     skua_core::store::set_duplicate_window_seconds(file.lmtp.duplicate_window_seconds()?);
-    let imap_tls_listen = if args.no_imaps {
-        Vec::new()
-    } else {
-        pick(args.imaps_listen, file.imap.tls_listen.clone(), config::IMAPS_LISTEN_DEFAULT)
-    };
-    users::ensure_demo_user(&passwd_file, &imap_listen, &imap_tls_listen, &lmtp_listen)?;
-    let tls = load_tls(&file, &data_dir)?;
+    users::ensure_demo_user(
+        &config.passwd_path,
+        &config.imap_listen,
+        &config.imap_tls_listen,
+        &config.lmtp_listen,
+    )?;
+    let tls = load_tls(&file, &config.data_dir)?;
+    config.tls = Some(tls.clone());
     // systemd's Type=notify (dist/systemd/skua.service); nothing is sent outside systemd.
     let notifier = Arc::new(notify::Notifier::from_env()?);
     if notifier.is_active() {
@@ -247,8 +262,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Kept until `serve` returns: SIGHUP re-reads the certificate files meanwhile (between
     // RELOADING=1 and READY=1), SIGTERM/SIGINT say STOPPING=1.
-    let _signals = notify::ServiceSignals::install(tls.clone(), notifier.clone())
+    let _signals = notify::ServiceSignals::install(tls, notifier.clone())
         .context("installing the SIGHUP/SIGTERM handlers")?;
+    let shutdown = skua_shard::ShutdownHandle::new();
+    let _stop = skua_shard::shutdown::install_signal_handlers(&shutdown)?;
+    let result = skua_shard::run_with_ready(config, shutdown, || notifier.ready());
+    notifier.stopping();
+    result.context("server failed")
+}
+
+/// The configuration `skua serve` runs with, from its flags, the config file and the
+/// defaults; TLS and `[auth]` are left to `load_tls` and `apply_auth` (they may make a
+/// certificate and the SCRAM secret: `skua info`, which shows this, must make nothing).
+///
+/// # Errors
+/// A setting of the file is invalid.
+fn server_config(
+    file: &FileConfig,
+    args: &ServeArgs,
+    data_dir: PathBuf,
+) -> anyhow::Result<skua_shard::ServerConfig> {
+    let passwd_file = file.passwd_file(&data_dir);
+    let imap_listen =
+        pick(args.imap_listen.clone(), file.imap.listen.clone(), config::IMAP_LISTEN_DEFAULT);
+    let lmtp_listen =
+        pick(args.lmtp_listen.clone(), file.lmtp.tcp_listen(), config::LMTP_LISTEN_DEFAULT);
+    let lmtp_unix_listen = file.lmtp.unix_listen()?;
+    let imap_tls_listen = if args.no_imaps {
+        Vec::new()
+    } else {
+        let flag = args.imaps_listen.clone();
+        pick(flag, file.imap.tls_listen.clone(), config::IMAPS_LISTEN_DEFAULT)
+    };
     let shards = match args.shards.or(file.shards) {
         None | Some(0) => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         Some(n) => n,
@@ -266,7 +311,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lmtp_listen,
         lmtp_unix_listen,
         imap_tls_listen,
-        tls: Some(tls),
+        tls: None,
         require_tls: file.imap.require_tls.unwrap_or(false),
         admin_contact: file.imap.admin_contact.clone(),
         public_owner: file.imap.public_owner.clone(),
@@ -286,13 +331,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     file.apply_limits(&mut config)?;
     file.apply_folders(&mut config)?;
     file.apply_quota(&mut config)?;
-    file.apply_auth(&mut config)?;
     file.apply_compaction(&mut config)?;
-    let shutdown = skua_shard::ShutdownHandle::new();
-    let _stop = skua_shard::shutdown::install_signal_handlers(&shutdown)?;
-    let result = skua_shard::run_with_ready(config, shutdown, || notifier.ready());
-    notifier.stopping();
-    result.context("server failed")
+    Ok(config)
 }
 
 /// Loads the `[tls]` certificates, or the self-signed one in the data dir (made on the first
@@ -322,30 +362,12 @@ fn load_tls(file: &FileConfig, data_dir: &Path) -> anyhow::Result<Arc<TlsConfigs
     Ok(Arc::new(configs))
 }
 
-/// `skua reconstruct`: refuses a data dir a running server holds (it rewrites the indexes the
-/// server has open), and holds the lock itself so that no server starts meanwhile.
-fn reconstruct(user: &str, common: &Common, json: bool) -> anyhow::Result<()> {
-    let file = FileConfig::load(common.config.as_deref())?;
-    let data_dir = file.data_dir(common.data_dir.as_deref());
-    // A missing data dir holds no store: `users::reconstruct` says so.
-    let _lock = if data_dir.is_dir() {
-        match DataDirLock::acquire(&data_dir) {
-            Ok(lock) => Some(lock),
-            Err(LockError::Held { dir, pid }) => {
-                let holder = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
-                anyhow::bail!(
-                    "data dir {} is in use by a running skua server ({holder}); reconstruct \
-                     rewrites the indexes the server holds open: stop the server first \
-                     (running it through the live server needs the admin socket, issue 8)",
-                    dir.display()
-                );
-            }
-            Err(error) => return Err(error.into()),
-        }
-    } else {
-        None
-    };
-    users::reconstruct(user, common, json)
+/// An admin tool's outcome as the exit status (its own, or 1 with the error on stderr).
+fn tool(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|error| {
+        eprintln!("skua: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Flags win over the file, the file over the default.

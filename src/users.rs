@@ -76,7 +76,14 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
             confirm(&files)?;
         }
         UserCommand::List { common } => {
-            for name in users::list_users(&Files::of(&common)?.passwd)? {
+            // A wrong data dir or passwd-file must not read as "no users" (issue 11), and
+            // listing creates nothing.
+            let (file, data_dir) = crate::admin::data_dir_of(&common)?;
+            let passwd = file.passwd_file(&data_dir);
+            if !passwd.is_file() {
+                bail!("no passwd-file at {}", passwd.display());
+            }
+            for name in users::list_users(&passwd)? {
                 println!("{name}");
             }
         }
@@ -311,24 +318,22 @@ fn not_loopback(listeners: &[&[SocketAddr]]) -> Option<SocketAddr> {
     listeners.iter().flat_map(|addresses| addresses.iter()).copied().find(|a| !a.ip().is_loopback())
 }
 
-/// `skua reconstruct USER`: rebuilds the user's indexes from the spool. Run it with the server
-/// stopped (the server owns the store while it runs).
-pub fn reconstruct(user: &str, common: &Common, json: bool) -> anyhow::Result<()> {
-    let file = FileConfig::load(common.config.as_deref())?;
-    let data_dir = file.data_dir(common.data_dir.as_deref());
+/// `skua reconstruct USER`: rebuilds the user's indexes from the spool, on `disk` (the data
+/// dir, whose lock the caller holds: the server owns the store while it runs).
+///
+/// # Errors
+/// The user has no store, or the rebuild or its flush failed.
+pub fn reconstruct_on(
+    disk: &Rc<skua_core::disk::os::OsDisk>,
+    user: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let dir = skua_core::store::admin::existing_store_dir(&**disk, user)?;
     let name = skua_core::paths::UserName::new(user)
         .map_err(|e| anyhow::anyhow!("invalid user name {user:?}: {e}"))?;
-    let dir = skua_core::paths::user_dir(&name);
-    if !data_dir.join(&dir).exists() {
-        bail!("user {user} has no store in {}", data_dir.display());
-    }
-    let disk = Rc::new(
-        skua_core::disk::os::OsDisk::new(&data_dir)
-            .with_context(|| format!("opening {}", data_dir.display()))?,
-    );
     let report = skua_core::store::reconstruct(disk.clone(), &dir)
         .with_context(|| format!("reconstructing {user}"))?;
-    flush_now(&disk)?;
+    flush_now(disk)?;
     let fields = [
         ("mailboxes", report.mailboxes),
         ("messages", report.messages),

@@ -55,6 +55,16 @@ def run_cli(*args, stdin=None, check=True):
     return result
 
 
+def check_all(test, data_dir):
+    """Runs `skua check --all --json` on `data_dir` (server running or stopped) and fails
+    `test` unless it exits 0 with no findings (issue 11: every test may end with this)."""
+    result = run_cli("check", "--all", "--json", "--data-dir", data_dir, check=False)
+    test.assertEqual(
+        result.returncode, 0, f"skua check --all found damage:\n{result.stdout}\n{result.stderr}"
+    )
+    return result
+
+
 class Server:
     """One skua process. `users` maps names to PLAIN passwords written to the passwd-file."""
 

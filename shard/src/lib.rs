@@ -20,6 +20,8 @@
 //! through a [`ShutdownHandle`]; [`run_with_ready`] also says when it is up), all configured by
 //! a [`ServerConfig`].
 
+mod admin;
+pub mod admin_proto;
 pub mod admission;
 mod auth;
 mod call;

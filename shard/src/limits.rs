@@ -138,3 +138,21 @@ pub const TLS_SENDABLE_BYTES_MAX: usize = 64 * 1024;
 /// The longest a TLS handshake may take (it also ends at the login deadline): a peer that
 /// stalls in it holds a connection no longer.
 pub const TLS_HANDSHAKE_SECONDS_MAX: u64 = 30;
+
+/// Admin socket connections served at once (`admin.rs`): operators' tools, one request each;
+/// past this a connection is answered `busy` and closed.
+pub const ADMIN_CONNECTIONS_MAX: usize = 8;
+
+/// Bytes of one admin request line (`admin_proto.rs`): a request names users and a mailbox,
+/// so 64 KiB holds thousands of names.
+pub const ADMIN_REQUEST_BYTES_MAX: usize = 64 * 1024;
+
+/// Longest wait for an admin client's request line, and for each reply write.
+pub const ADMIN_IO_TIMEOUT_MS: u64 = 10_000;
+
+/// Longest an admin request may take from its line to its answer (a check of every user of
+/// a large server reads every live message); past it the client gets `timeout` (work under
+/// way on a home shard finishes, its answer is dropped).
+pub const ADMIN_REQUEST_DEADLINE_MS: u64 = 3_600_000;
+const _: () = assert!(ADMIN_IO_TIMEOUT_MS < ADMIN_REQUEST_DEADLINE_MS);
+const _: () = assert!(ADMIN_CONNECTIONS_MAX >= 1);

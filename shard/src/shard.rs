@@ -183,6 +183,8 @@ impl Shard {
         let within = match protocol {
             Protocol::Imap => imap <= budget.imap,
             Protocol::Lmtp | Protocol::Socketmap => lmtp <= budget.lmtp,
+            // Bounded by its own count (`admin.rs`), outside the client budgets.
+            Protocol::Admin => true,
         };
         let usage = crate::listen::FdUse { imap, lmtp };
         let lmtp_reserve = budget.lmtp * self.shared.count;
@@ -242,6 +244,14 @@ pub(crate) async fn main(
             }
             for unix in &shared.config.socketmap_unix_listen {
                 listeners.push(listen::bind_unix(Protocol::Socketmap, unix)?);
+            }
+            // The admin socket (`admin.rs`): the data-dir lock is held by now. Without it the
+            // server still serves mail (a data dir path too long for a socket address, say);
+            // the tools then say the server does not answer.
+            let path = shared.config.data_dir.join(crate::admin_proto::ADMIN_SOCKET_FILE);
+            match listen::bind_unix(Protocol::Admin, &listen::UnixListen { path, mode: 0o600 }) {
+                Ok(listener) => listeners.push(listener),
+                Err(error) => tracing::error!(%error, "no admin socket: skua's tools cannot reach this server"),
             }
         }
         let disk = OsDisk::new(&shared.config.data_dir).map_err(|source| ServeError::DataDir {
@@ -375,6 +385,15 @@ async fn accept(shard: Rc<Shard>, listener: Listener) {
         Protocol::Socketmap => {
             let local = listener.is_local();
             let serve = |stream| crate::socketmap::serve(shard.clone(), stream, local);
+            listen::accept_loop(listener, stop, 0, serve).await;
+        }
+        Protocol::Admin => {
+            let serve = |stream: glommio::net::TcpStream| {
+                let peer = crate::admin::peer_uid(&stream);
+                let timeout = Duration::from_millis(crate::limits::ADMIN_IO_TIMEOUT_MS);
+                let accepted = crate::conn::Connection::new_local(stream, timeout);
+                crate::admin::serve(shard.clone(), accepted, peer, glommio::timer::sleep)
+            };
             listen::accept_loop(listener, stop, 0, serve).await;
         }
     }

@@ -30,6 +30,7 @@ use crate::error::{OpenError, ReadError};
 use crate::types::{Flags, InternalDate, MailboxId, ModSeq, Uid, UidValidity};
 
 mod acl;
+pub mod admin;
 mod append_batch;
 mod catalog;
 mod changes;

@@ -1,0 +1,217 @@
+//! The admin socket's protocol (`ARCHITECTURE.md`, "Admin socket"): one JSON object per line
+//! each way. Pure data and parsing, shared by the server (`admin.rs`) and the `skua` CLI, so
+//! both sides agree on every field by construction.
+//!
+//! ```text
+//!  client                                   server (shard 0, then each user's home shard)
+//!  {"op":"check","users":["alice"]}\n ───►
+//!                                      ◄─── {"progress":{"done":0,"total":1,"user":"alice"}}\n
+//!                                      ◄─── {"ok":[{...report...}]}\n      (exactly one of
+//!                                      ◄─── {"error":{"kind":"…","message":"…"}}\n   these)
+//! ```
+//!
+//! One request per connection; the server closes after its final line.
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::ADMIN_REQUEST_BYTES_MAX;
+
+/// The socket's file name in the data dir.
+pub const ADMIN_SOCKET_FILE: &str = "admin.sock";
+
+/// What to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// Is the server there? Answers its pid and version.
+    Ping,
+    /// `skua check`: a `CheckReport` per user.
+    Check,
+    /// `skua quota`: a `QuotaReport` per user.
+    Quota,
+    /// `skua mbexamine`: one `ExamineReport` (one user, `mailbox` required).
+    Examine,
+    /// `skua df`: a `UsageReport` per user.
+    Df,
+    /// `skua reconstruct`: refused while the server runs (see `admin.rs`).
+    Reconstruct,
+}
+
+/// A request line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRequest {
+    /// What to do.
+    pub op: Op,
+    /// The users, as given (empty with `all`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Every user with a store.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub all: bool,
+    /// The mailbox (`examine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
+    /// `quota --fix`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fix: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// A line from the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reply {
+    /// Work under way (for a progress bar): zero or more before the last line.
+    Progress(Progress),
+    /// The last line: the operation's report.
+    Ok(serde_json::Value),
+    /// The last line: why there is no report.
+    Error(ErrorReply),
+}
+
+/// How far a request got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Users done.
+    pub done: u64,
+    /// Users in all.
+    pub total: u64,
+    /// The user being worked on now.
+    pub user: String,
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// `bad-request`, `no-such-user`, `no-such-mailbox`, `storage`, `busy`, `unavailable`,
+    /// `refused`, `timeout`, `server-bug`.
+    pub kind: String,
+    /// For a person.
+    pub message: String,
+}
+
+impl ErrorReply {
+    /// An error of `kind`.
+    #[must_use]
+    pub fn new(kind: &str, message: impl Into<String>) -> ErrorReply {
+        ErrorReply { kind: kind.to_owned(), message: message.into() }
+    }
+}
+
+/// Parses one request line (without its line end) and checks it makes sense.
+///
+/// # Errors
+/// A `bad-request` [`ErrorReply`] saying what is wrong.
+pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
+    let bad = |message: String| ErrorReply::new("bad-request", message);
+    if line.len() > ADMIN_REQUEST_BYTES_MAX {
+        return Err(bad(format!("request longer than {ADMIN_REQUEST_BYTES_MAX} bytes")));
+    }
+    let request: AdminRequest =
+        serde_json::from_slice(line).map_err(|e| bad(format!("not a request: {e}")))?;
+    match request.op {
+        Op::Ping => {}
+        Op::Examine => {
+            if request.users.len() != 1 || request.all {
+                return Err(bad("examine takes exactly one user".to_owned()));
+            }
+            if request.mailbox.is_none() {
+                return Err(bad("examine needs a mailbox".to_owned()));
+            }
+        }
+        Op::Check | Op::Quota | Op::Df | Op::Reconstruct => {
+            if request.all && !request.users.is_empty() {
+                return Err(bad("give users or all, not both".to_owned()));
+            }
+            if !request.all && request.users.is_empty() && request.op != Op::Df {
+                return Err(bad("no users (give users, or all)".to_owned()));
+            }
+        }
+    }
+    if request.mailbox.is_some() && request.op != Op::Examine {
+        return Err(bad("only examine takes a mailbox".to_owned()));
+    }
+    if request.fix && request.op != Op::Quota {
+        return Err(bad("only quota takes fix".to_owned()));
+    }
+    Ok(request)
+}
+
+/// A reply as one line, with its line end.
+#[must_use]
+pub fn reply_line(reply: &Reply) -> Vec<u8> {
+    let mut line = serde_json::to_vec(reply).expect("a reply serializes");
+    line.push(b'\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_nonsense_is_refused() {
+        let check = parse_request(br#"{"op":"check","users":["alice","bob"]}"#).expect("ok");
+        assert_eq!(check.op, Op::Check);
+        assert_eq!(check.users, ["alice", "bob"]);
+        let all = parse_request(br#"{"op":"df","all":true}"#).expect("ok");
+        assert!(all.all);
+        assert!(parse_request(br#"{"op":"df"}"#).is_ok(), "df defaults to every user");
+        let examine =
+            parse_request(br#"{"op":"examine","users":["a"],"mailbox":"INBOX"}"#).expect("ok");
+        assert_eq!(examine.mailbox.as_deref(), Some("INBOX"));
+        for bad in [
+            &br#"{"op":"check"}"#[..],
+            br#"{"op":"check","users":["a"],"all":true}"#,
+            br#"{"op":"examine","users":["a"]}"#,
+            br#"{"op":"examine","users":["a","b"],"mailbox":"INBOX"}"#,
+            br#"{"op":"check","users":["a"],"mailbox":"INBOX"}"#,
+            br#"{"op":"check","users":["a"],"fix":true}"#,
+            br#"{"op":"format","users":["a"]}"#,
+            br#"{"op":"check","users":["a"],"extra":1}"#,
+            br#"{"op":"check","users":"a"}"#,
+            b"not json",
+            b"",
+        ] {
+            let error = parse_request(bad).expect_err(&String::from_utf8_lossy(bad));
+            assert_eq!(error.kind, "bad-request");
+        }
+    }
+
+    #[test]
+    fn a_request_over_the_bound_is_refused_before_parsing() {
+        let mut line = br#"{"op":"check","users":["#.to_vec();
+        while line.len() <= ADMIN_REQUEST_BYTES_MAX {
+            line.extend_from_slice(br#""alice","#);
+        }
+        line.extend_from_slice(br#""bob"]}"#);
+        let error = parse_request(&line).expect_err("too long");
+        assert!(error.message.contains("longer than"), "{}", error.message);
+    }
+
+    #[test]
+    fn replies_are_one_line_each_and_read_back() {
+        let replies = [
+            Reply::Progress(Progress { done: 1, total: 2, user: "alice".to_owned() }),
+            Reply::Ok(serde_json::json!([{"user": "alice"}])),
+            Reply::Error(ErrorReply::new("no-such-user", "user x has no store")),
+        ];
+        let expected = [
+            r#"{"progress":{"done":1,"total":2,"user":"alice"}}"#,
+            r#"{"ok":[{"user":"alice"}]}"#,
+            r#"{"error":{"kind":"no-such-user","message":"user x has no store"}}"#,
+        ];
+        for (reply, text) in replies.iter().zip(expected) {
+            let line = reply_line(reply);
+            assert_eq!(line.last(), Some(&b'\n'));
+            assert_eq!(&line[..line.len() - 1], text.as_bytes());
+            let back: Reply = serde_json::from_slice(&line).expect("reads back");
+            assert_eq!(&back, reply);
+        }
+    }
+}
