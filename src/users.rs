@@ -76,12 +76,15 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
             confirm(&files)?;
         }
         UserCommand::List { common } => {
-            // A wrong data dir or passwd-file must not read as "no users" (issue 11), and
-            // listing creates nothing.
+            // A wrong data dir must not read as "no users" (issue 11), and listing creates
+            // nothing. A data dir without a passwd-file yet (a fresh install, before the
+            // first `user add` or `serve`) has no users: said on stderr, exit 0, so that
+            // provisioning (the ansible role) can ask before adding any.
             let (file, data_dir) = crate::admin::data_dir_of(&common)?;
             let passwd = file.passwd_file(&data_dir);
-            if !passwd.is_file() {
-                bail!("no passwd-file at {}", passwd.display());
+            if !passwd.exists() {
+                eprintln!("skua: no passwd-file at {} yet: no users", passwd.display());
+                return Ok(());
             }
             for name in users::list_users(&passwd)? {
                 println!("{name}");
