@@ -281,6 +281,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     file.apply_quota(&mut config)?;
     file.apply_auth(&mut config)?;
     file.apply_compaction(&mut config)?;
+    file.apply_metrics(&mut config)?;
     let shutdown = skua_shard::ShutdownHandle::new();
     let _stop = skua_shard::shutdown::install_signal_handlers(&shutdown)?;
     let result = skua_shard::run_with_ready(config, shutdown, || notifier.ready());

@@ -41,6 +41,8 @@ pub enum Protocol {
     Lmtp,
     /// Postfix's socketmap look-ups (`socketmap.rs`).
     Socketmap,
+    /// The Prometheus endpoint (`metrics_http.rs`, shard 0 only).
+    Metrics,
 }
 
 impl Protocol {
@@ -51,6 +53,7 @@ impl Protocol {
             Protocol::Imap => "IMAP",
             Protocol::Lmtp => "LMTP",
             Protocol::Socketmap => "socketmap",
+            Protocol::Metrics => "metrics",
         }
     }
 }
@@ -343,6 +346,8 @@ fn fds_counted(protocol: Protocol, imap: usize, lmtp: usize, lmtp_reserve: usize
         Protocol::Imap => imap + lmtp.max(lmtp_reserve),
         // Socketmap connections come from the MTA and count as LMTP's (`socketmap.rs`).
         Protocol::Lmtp | Protocol::Socketmap => imap + lmtp,
+        // At most `METRICS_CONNECTIONS_MAX`, within the reserve.
+        Protocol::Metrics => imap,
     }
 }
 
