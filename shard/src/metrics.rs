@@ -228,6 +228,13 @@ impl HistogramSnapshot {
 
 type Fmt = Result<(), std::fmt::Error>;
 
+/// Picks one per-protocol counter array of a shard (for a loop over families).
+type PerProtocol = fn(&ShardMetrics) -> &[AtomicU64; 4];
+/// Reads one gauge of a shard.
+type GaugeRead = fn(&ShardMetrics) -> i64;
+/// Picks one counter of a shard.
+type CounterPick = fn(&ShardMetrics) -> &AtomicU64;
+
 /// Adds one to a counter.
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -532,7 +539,7 @@ impl Scrape {
     }
 
     fn encode_traffic(&self, encoder: &mut DescriptorEncoder) -> Fmt {
-        let kinds: [(&str, &str, fn(&ShardMetrics) -> &[AtomicU64; 4]); 2] = [
+        let kinds: [(&str, &str, PerProtocol); 2] = [
             ("skua_received_bytes", "Bytes read from clients (after TLS and DEFLATE).", |s| {
                 &s.bytes_in
             }),
@@ -637,7 +644,7 @@ impl Scrape {
     }
 
     fn encode_runtime(&self, encoder: &mut DescriptorEncoder) -> Fmt {
-        let gauges: [(&str, &str, fn(&ShardMetrics) -> i64); 2] = [
+        let gauges: [(&str, &str, GaugeRead); 2] = [
             ("skua_calls_waiting", "Cross-shard calls of a shard waiting on other shards.", |s| {
                 s.calls_waiting.load(Ordering::Relaxed).max(0)
             }),
@@ -652,7 +659,7 @@ impl Scrape {
                 family.encode_family(&[("shard", index.as_str())])?.encode_gauge(&read(shard))?;
             }
         }
-        let counters: [(&str, &str, fn(&ShardMetrics) -> &AtomicU64); 3] = [
+        let counters: [(&str, &str, CounterPick); 3] = [
             ("skua_calls_refused", "Cross-shard calls refused over a bound.", |s| &s.calls_refused),
             ("skua_stalls", "Session steps that held a shard's thread 10 ms or more.", |s| {
                 &s.stalls

@@ -229,6 +229,30 @@ mod tests {
     }
 
     #[test]
+    fn a_session_names_each_answered_command_with_its_parse_time() {
+        use crate::imap::session::{ImapConfig, Step};
+        use std::sync::Arc;
+        let mut session = ImapSession::new(Arc::new(ImapConfig::new("mail.example.org")));
+        let _ = session.greeting();
+        let now = Instant::now();
+        session.set_step_time(now);
+        // Pipelined: two commands, a line that does not parse (tagged BAD), an untagged one.
+        session.feed(b"a1 CAPABILITY\r\na2 NOOP\r\na3 FROB\r\n* NOOP\r\n");
+        let step = session.next::<skua_core::disk::os::OsDisk>(None);
+        assert!(matches!(step, Step::Write { .. }), "{step:?}");
+        let names: Vec<&str> = session
+            .take_answered()
+            .iter()
+            .map(|&(index, at)| {
+                assert_eq!(at, now, "timed from the step that parsed it");
+                COMMAND_NAMES[index]
+            })
+            .collect();
+        assert_eq!(names, ["CAPABILITY", "NOOP", "other"], "an untagged BAD answers nothing");
+        assert!(session.take_answered().is_empty(), "taken once");
+    }
+
+    #[test]
     fn only_a_command_parsed_with_a_time_is_answered_once() {
         let mut clock = CommandClock::default();
         clock.started(at("NOOP"));
