@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::future;
-use glommio::net::TcpStream;
 
 use crate::conn::{Connection, ReadOutcome};
 use crate::metrics::{Exposition, ProcessFigures};
@@ -38,7 +37,7 @@ pub(crate) const REQUEST_BYTES_MAX: usize = 8 * 1024;
 pub(crate) const METRICS_CONNECTIONS_MAX: usize = 8;
 
 /// The whole request must arrive within this.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a request head asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,9 +182,14 @@ impl Endpoint {
         Rc::new(Endpoint { exposition: Exposition::new(metrics), open: Cell::new(0) })
     }
 
-    /// Serves one connection: one request, one response, close.
-    pub(crate) async fn serve(self: Rc<Self>, shard: Rc<Shard>, stream: TcpStream) {
-        let Ok(connection) = Connection::new(stream, REQUEST_TIMEOUT) else {
+    /// Serves one accepted connection (made with [`REQUEST_TIMEOUT`]): one request, one
+    /// response, close.
+    pub(crate) async fn serve(
+        self: Rc<Self>,
+        shard: Rc<Shard>,
+        connection: std::io::Result<Connection>,
+    ) {
+        let Ok(connection) = connection else {
             return;
         };
         if self.open.get() >= METRICS_CONNECTIONS_MAX {

@@ -398,7 +398,11 @@ async fn accept(shard: Rc<Shard>, listener: Listener) {
         }
         Protocol::Metrics => {
             let endpoint = crate::metrics_http::Endpoint::new(&shard);
-            let serve = |stream| endpoint.clone().serve(shard.clone(), stream);
+            let timeout = crate::metrics_http::REQUEST_TIMEOUT;
+            let serve = |stream| {
+                let connection = crate::conn::Connection::new(stream, timeout);
+                endpoint.clone().serve(shard.clone(), connection)
+            };
             listen::accept_loop(listener, stop, 0, serve).await;
         }
     }
