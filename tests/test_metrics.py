@@ -167,6 +167,9 @@ class MetricsOn(ServerTest):
             raw_request(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 404 Not Found"
         )
         self.assertEqual(
+            raw_request(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 200 OK"
+        )
+        self.assertEqual(
             raw_request(port, b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
             "HTTP/1.1 405 Method Not Allowed",
         )

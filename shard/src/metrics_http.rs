@@ -1,10 +1,10 @@
-//! The Prometheus endpoint (`[metrics] listen`): plain HTTP/1.1, `GET /metrics` only, one
+//! The Prometheus endpoint (`[metrics] listen`): plain HTTP/1.1, `GET /metrics` (and HEAD), one
 //! request per connection, served by shard 0 alone (`shard.rs` binds it there).
 //!
 //! ```text
 //!  accept (shard 0) ─ over METRICS_CONNECTIONS_MAX? close
 //!      read until the head ends (CRLF CRLF), at most REQUEST_BYTES_MAX, within the timeout
-//!      ─ parse_request ─► GET /metrics: 200, the exposition (metrics.rs)
+//!      ─ parse_request ─► GET /metrics: 200, the exposition (metrics.rs); HEAD: its head
 //!                         other path:   404      other method on /metrics: 405 + Allow
 //!                         malformed or too long: 400
 //!      ─ write, close
@@ -46,6 +46,8 @@ pub(crate) enum Request {
     NeedMore,
     /// `GET /metrics` (a query string is ignored).
     Metrics,
+    /// `HEAD /metrics`: the same header fields, no body (RFC 9110 §9.3.2).
+    MetricsHead,
     /// Another path: 404.
     NotFound,
     /// `/metrics` with a method other than GET: 405.
@@ -88,6 +90,7 @@ pub(crate) fn parse_request(received: &[u8]) -> Request {
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     match (path, method) {
         ("/metrics", "GET") => Request::Metrics,
+        ("/metrics", "HEAD") => Request::MetricsHead,
         ("/metrics", _) => Request::MethodNotAllowed,
         _ => Request::NotFound,
     }
@@ -108,16 +111,16 @@ fn head_end(received: &[u8]) -> Option<usize> {
 }
 
 /// The whole response to `request` (never [`Request::NeedMore`]); `body` is the exposition
-/// for [`Request::Metrics`], `now` the `Date` (RFC 9110 §6.6.1: an origin server with a clock
+/// for [`Request::Metrics`] (and its length for [`Request::MetricsHead`]), `now` the `Date` (RFC 9110 §6.6.1: an origin server with a clock
 /// sends it in every 2xx and 4xx response).
 pub(crate) fn response(request: Request, body: &str, now: SystemTime) -> Vec<u8> {
     let (status, content_type, body, allow) = match request {
-        Request::Metrics => {
+        Request::Metrics | Request::MetricsHead => {
             ("200 OK", prometheus_client::encoding::prometheus_text::CONTENT_TYPE, body, "")
         }
         Request::NotFound => ("404 Not Found", TEXT, "not found: try /metrics\n", ""),
         Request::MethodNotAllowed => {
-            ("405 Method Not Allowed", TEXT, "method not allowed\n", "Allow: GET\r\n")
+            ("405 Method Not Allowed", TEXT, "method not allowed\n", "Allow: GET, HEAD\r\n")
         }
         Request::Bad | Request::NeedMore => ("400 Bad Request", TEXT, "bad request\n", ""),
     };
@@ -128,7 +131,9 @@ pub(crate) fn response(request: Request, body: &str, now: SystemTime) -> Vec<u8>
         body.len()
     )
     .into_bytes();
-    out.extend_from_slice(body.as_bytes());
+    if request != Request::MetricsHead {
+        out.extend_from_slice(body.as_bytes());
+    }
     out
 }
 
@@ -206,7 +211,7 @@ impl Endpoint {
         })
         .await;
         if let Some(request) = request {
-            let body = if request == Request::Metrics {
+            let body = if matches!(request, Request::Metrics | Request::MetricsHead) {
                 self.exposition.render(ProcessFigures::read())
             } else {
                 tracing::debug!(peer = %connection.peer(), ?request, "metrics request refused");
@@ -260,7 +265,8 @@ mod tests {
         assert_eq!(parse_request(b"GET / HTTP/1.1\r\n\r\n"), Request::NotFound);
         assert_eq!(parse_request(b"GET /metricsx HTTP/1.1\r\n\r\n"), Request::NotFound);
         assert_eq!(parse_request(b"POST /metrics HTTP/1.1\r\n\r\n"), Request::MethodNotAllowed);
-        assert_eq!(parse_request(b"HEAD /metrics HTTP/1.1\r\n\r\n"), Request::MethodNotAllowed);
+        assert_eq!(parse_request(b"HEAD /metrics HTTP/1.1\r\n\r\n"), Request::MetricsHead);
+        assert_eq!(parse_request(b"PUT /metrics HTTP/1.1\r\n\r\n"), Request::MethodNotAllowed);
     }
 
     #[test]
@@ -307,7 +313,9 @@ mod tests {
         );
         let refused = String::from_utf8(response(Request::MethodNotAllowed, "", date)).expect("");
         assert!(refused.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{refused}");
-        assert!(refused.contains("\r\nAllow: GET\r\n"), "RFC 9110 §15.5.6: {refused}");
+        assert!(refused.contains("\r\nAllow: GET, HEAD\r\n"), "RFC 9110 §15.5.6: {refused}");
+        let head = String::from_utf8(response(Request::MetricsHead, "a 1\n", date)).expect("");
+        assert!(head.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"), "{head}");
         let missing = String::from_utf8(response(Request::NotFound, "", date)).expect("");
         assert!(missing.starts_with("HTTP/1.1 404 Not Found\r\n"), "{missing}");
         let bad = String::from_utf8(response(Request::Bad, "", date)).expect("");
