@@ -76,9 +76,6 @@ pub(crate) struct Imap {
     watch: Option<(WatchGuard, u64)>,
     /// The connection in the shard's open-connections gauge.
     open: OpenConnection,
-    /// Commands whose tagged reply is in the write under way, with their parse step's time
-    /// (`metrics.rs`: observed once the write is done).
-    answered: Vec<(usize, Instant)>,
 }
 
 /// The steps only IMAP has.
@@ -105,7 +102,6 @@ impl Imap {
             remote: None,
             watch: None,
             open,
-            answered: Vec::new(),
         }
     }
 
@@ -194,9 +190,20 @@ impl Imap {
     }
 }
 
-impl Imap {
-    /// The session's next step (see [`Session::next`]).
-    fn next_step(&mut self, shard: &Shard) -> Result<driver::Step<ImapOwn>, End> {
+impl Feed for ImapSession {
+    fn feed(&mut self, bytes: &[u8]) {
+        ImapSession::feed(self, bytes);
+    }
+}
+
+impl Session for Imap {
+    const NAME: &'static str = "imap";
+    type Own = ImapOwn;
+    type Input = ImapSession;
+
+    fn next(&mut self, shard: &Shard) -> Result<driver::Step<ImapOwn>, End> {
+        // Commands parsed in this step count their latency from here (`metrics.rs`).
+        self.session.set_step_time(Instant::now());
         if let Some(remote) = self.remote.take() {
             return Ok(match remote {
                 Remote::Write(bytes) => {
@@ -228,32 +235,6 @@ impl Imap {
             self.logged_out(shard);
         }
         Ok(Imap::driver_step(step))
-    }
-}
-
-impl Feed for ImapSession {
-    fn feed(&mut self, bytes: &[u8]) {
-        ImapSession::feed(self, bytes);
-    }
-}
-
-impl Session for Imap {
-    const NAME: &'static str = "imap";
-    type Own = ImapOwn;
-    type Input = ImapSession;
-
-    fn next(&mut self, shard: &Shard) -> Result<driver::Step<ImapOwn>, End> {
-        self.session.set_step_time(Instant::now());
-        let step = self.next_step(shard);
-        self.answered.extend(self.session.take_answered());
-        step
-    }
-
-    fn written(&mut self, shard: &Shard) {
-        let now = Instant::now();
-        for (command, parsed) in self.answered.drain(..) {
-            shard.metrics().command(command, now.saturating_duration_since(parsed));
-        }
     }
 
     async fn act(
@@ -335,6 +316,15 @@ impl Session for Imap {
 
     fn user(&self) -> Option<&str> {
         self.user.as_ref().map(|handle| handle.name.as_str())
+    }
+
+    fn written(&mut self, shard: &Shard) {
+        // Every tagged reply the session wrote so far was in this write (or an earlier one):
+        // each step's output goes out before the next step.
+        let now = Instant::now();
+        for (command, parsed) in self.session.take_answered() {
+            shard.metrics().command(command, now.saturating_duration_since(parsed));
+        }
     }
 }
 
