@@ -85,6 +85,9 @@
 //! [socketmap]                      # Postfix look-ups at RCPT (README, "Postfix"); absent: none
 //! listen = ["127.0.0.1:2425"]      # or "unix:/var/spool/postfix/private/skua-map" (shard 0)
 //! unix_mode = "0660"               # the unix socket file's mode (octal)
+//!
+//! [metrics]                        # Prometheus endpoint (README, "Metrics"); absent: none
+//! listen = ["127.0.0.1:9100"]      # plain HTTP, GET /metrics, served by shard 0; no auth
 //! ```
 //!
 //! The `[tls]` files are read at start-up (an error names the file) and again on SIGHUP
@@ -108,7 +111,9 @@ use skua_shard::ServerConfig;
 use skua_shard::sasl::SaslSettings;
 use skua_shard::tls::{CertificatePaths, ClientCertField, TlsSettings};
 
+mod metrics;
 mod socketmap;
+pub use metrics::MetricsSection;
 pub use socketmap::SocketmapSection;
 
 /// Default IMAP listen address: loopback, unprivileged.
@@ -169,6 +174,9 @@ pub struct FileConfig {
     /// The socketmap service for Postfix.
     #[serde(default)]
     pub socketmap: SocketmapSection,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSection,
 }
 
 /// `[compaction]`: background spool compaction and delayed expunge (README, "Space comes

@@ -332,6 +332,7 @@ fn server_config(
     file.apply_folders(&mut config)?;
     file.apply_quota(&mut config)?;
     file.apply_compaction(&mut config)?;
+    file.apply_metrics(&mut config)?;
     Ok(config)
 }
 

@@ -103,9 +103,32 @@ pub(crate) struct Calls {
     serving: Cell<usize>,
     /// Calls refused for being over a bound (both directions), for logs and tests.
     refused: Cell<u64>,
+    /// The shard's counters: in-flight gauges and refusals mirrored for the scrape.
+    metrics: std::cell::OnceCell<std::sync::Arc<crate::metrics::ShardMetrics>>,
 }
 
 impl Calls {
+    /// Mirrors this shard's calls into `metrics` from now on (the first set stays).
+    pub(crate) fn set_metrics(&self, metrics: std::sync::Arc<crate::metrics::ShardMetrics>) {
+        let _ = self.metrics.set(metrics);
+        self.publish();
+    }
+
+    /// Copies the in-flight counts into the metrics' gauges.
+    fn publish(&self) {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.set_calls(self.waiting.borrow().len(), self.serving.get());
+        }
+    }
+
+    /// Counts a refusal.
+    fn note_refused(&self) {
+        self.refused.set(self.refused.get() + 1);
+        if let Some(metrics) = self.metrics.get() {
+            metrics.call_refused();
+        }
+    }
+
     /// Calls this shard is serving now.
     #[cfg(test)]
     pub(crate) fn serving(&self) -> usize {
@@ -126,23 +149,27 @@ impl Calls {
     fn register(&self, target: ShardId) -> Result<u64, CallError> {
         let mut waiting = self.waiting.borrow_mut();
         if waiting.len() >= CALLS_OUT_MAX {
-            self.refused.set(self.refused.get() + 1);
+            drop(waiting);
+            self.note_refused();
             return Err(CallError::Busy);
         }
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         waiting.insert(id, Slot { target, value: None, waker: None });
+        drop(waiting);
+        self.publish();
         Ok(id)
     }
 
     /// A serving slot, if one is free: released when the returned guard drops.
     fn start_serving(&self) -> Result<ServingGuard<'_>, CallError> {
         if self.serving.get() >= CALLS_SERVED_MAX {
-            self.refused.set(self.refused.get() + 1);
+            self.note_refused();
             return Err(CallError::Busy);
         }
         self.serving.set(self.serving.get() + 1);
-        Ok(ServingGuard(&self.serving))
+        self.publish();
+        Ok(ServingGuard(self))
     }
 
     /// Records an answer (called by the mesh dispatcher; never waits). An answer nobody waits
@@ -197,15 +224,17 @@ struct Forget<'a> {
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
         self.calls.waiting.borrow_mut().remove(&self.id);
+        self.calls.publish();
     }
 }
 
 /// Holds one of [`CALLS_SERVED_MAX`] serving slots.
-struct ServingGuard<'a>(&'a Cell<usize>);
+struct ServingGuard<'a>(&'a Calls);
 
 impl Drop for ServingGuard<'_> {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        self.0.serving.set(self.0.serving.get() - 1);
+        self.0.publish();
     }
 }
 
@@ -244,6 +273,7 @@ pub(crate) async fn call<R: Request>(
         Ok(()) => shard.calls.wait(id).await?,
         Err(message) => {
             shard.calls.waiting.borrow_mut().remove(&id);
+            shard.calls.publish();
             let ShardMessage::Call(envelope) = message else { unreachable!("sent a call") };
             (envelope.job)(shard.clone(), Some(CallError::Unavailable)).await
         }

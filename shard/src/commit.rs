@@ -63,6 +63,8 @@ pub struct GroupCommit<D: Disk> {
     wanted: Event,
     durable: Event,
     rounds: Cell<u64>,
+    /// The shard's counters (flush round latency), once set.
+    metrics: std::cell::OnceCell<std::sync::Arc<crate::metrics::ShardMetrics>>,
 }
 
 impl<D: Disk + 'static> GroupCommit<D> {
@@ -80,7 +82,13 @@ impl<D: Disk + 'static> GroupCommit<D> {
             wanted: Event::new(),
             durable: Event::new(),
             rounds: Cell::new(0),
+            metrics: std::cell::OnceCell::new(),
         })
+    }
+
+    /// Counts every finished round's latency into `metrics` (the first set stays).
+    pub(crate) fn set_metrics(&self, metrics: std::sync::Arc<crate::metrics::ShardMetrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// The disk this driver flushes.
@@ -220,6 +228,7 @@ impl<D: Disk + 'static> GroupCommit<D> {
     // `in_flight` and `finish_sequence` would stay put and the shard would stop acknowledging,
     // which is safe.
     async fn finish_round(self: Rc<Self>, flush: D::Flush, sequence: u64) {
+        let started = std::time::Instant::now();
         let epoch = flush.epoch();
         let result = run_flush_off_reactor(flush).await;
         while self.finish_sequence.get() != sequence {
@@ -230,6 +239,9 @@ impl<D: Disk + 'static> GroupCommit<D> {
             Ok(()) if !self.failed.get() => {
                 self.disk.flush_end(epoch);
                 self.rounds.set(self.rounds.get() + 1);
+                if let Some(metrics) = self.metrics.get() {
+                    metrics.flush_round(started.elapsed());
+                }
             }
             Ok(()) => {}
             Err(error) => {

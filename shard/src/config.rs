@@ -150,6 +150,9 @@ pub struct ServerConfig {
     pub quota_default: QuotaLimits,
     /// `[imap] admins`: users who may SETQUOTA; copied into `ImapConfig::admins`.
     pub imap_admins: Vec<String>,
+    /// `[metrics] listen`: the Prometheus endpoint's addresses (plain HTTP, `GET /metrics`),
+    /// served by shard 0 alone (`metrics_http.rs`). Empty (the default): no endpoint.
+    pub metrics_listen: Vec<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -204,6 +207,7 @@ impl Default for ServerConfig {
             compaction: crate::compaction::CompactionSettings::default(),
             quota_default: QuotaLimits::UNLIMITED,
             imap_admins: Vec::new(),
+            metrics_listen: Vec::new(),
         }
     }
 }

@@ -25,6 +25,7 @@ use skua_protocols::lmtp::{Delivery, DeliveryFailure};
 
 use crate::call::{self, CallError};
 use crate::guard::guarded;
+use crate::metrics::{DeliveryOutcome, ShardMetrics};
 use crate::reply;
 use crate::shard::Shard;
 
@@ -39,6 +40,9 @@ pub(crate) struct Deliver {
     date: InternalDate,
     /// The room `RCPT` reserved for this copy (`reserve.rs`), consumed by the append.
     reservation: Option<QuotaReservation>,
+    /// The asking shard's counters: a call refused over a bound counts there as failed (a
+    /// served one counts on the home shard, in `deliver_here`).
+    metrics: Arc<ShardMetrics>,
 }
 
 impl call::Request for Deliver {
@@ -50,10 +54,14 @@ impl call::Request for Deliver {
     }
 
     async fn serve(self, shard: Rc<Shard>) -> Outcome {
-        deliver_here(&shard, &self.delivery, self.copy, self.date, self.reservation).await
+        let (outcome, kind) =
+            deliver_here(&shard, &self.delivery, self.copy, self.date, self.reservation).await;
+        shard.metrics().delivery(kind);
+        outcome
     }
 
     fn refused(self, error: CallError) -> Outcome {
+        self.metrics.delivery(DeliveryOutcome::Failed);
         Err(failure_of_call(error))
     }
 }
@@ -66,9 +74,13 @@ pub(crate) async fn deliver(
     date: InternalDate,
     reservation: Option<QuotaReservation>,
 ) -> Outcome {
-    match call::call(shard, Deliver { delivery, copy, date, reservation }).await {
+    let metrics = shard.metrics().clone();
+    match call::call(shard, Deliver { delivery, copy, date, reservation, metrics }).await {
         Ok(outcome) => outcome,
-        Err(error) => Err(failure_of_call(error)),
+        Err(error) => {
+            shard.metrics().delivery(DeliveryOutcome::Failed);
+            Err(failure_of_call(error))
+        }
     }
 }
 
@@ -80,13 +92,37 @@ fn failure_of_call(error: CallError) -> DeliveryFailure {
     }
 }
 
-/// The delivery itself, on the home shard.
+/// The delivery itself, on the home shard, with what it counts as in the metrics.
 async fn deliver_here(
     shard: &Rc<Shard>,
     delivery: &Delivery,
     copy: usize,
     date: InternalDate,
     reservation: Option<QuotaReservation>,
+) -> (Outcome, DeliveryOutcome) {
+    let stored = std::cell::Cell::new(false);
+    let outcome = deliver_stored(shard, delivery, copy, date, reservation, &stored).await;
+    let kind = match &outcome {
+        Ok(()) if stored.get() => DeliveryOutcome::Delivered,
+        Ok(()) => DeliveryOutcome::Duplicate,
+        Err(DeliveryFailure::OverQuota) => DeliveryOutcome::OverQuota,
+        Err(DeliveryFailure::TooLarge) => DeliveryOutcome::Refused,
+        Err(DeliveryFailure::StorageFull | DeliveryFailure::Temporary(_)) => {
+            DeliveryOutcome::Failed
+        }
+    };
+    (outcome, kind)
+}
+
+/// [`deliver_here`]'s work; `stored` is set when the store changed (a suppressed duplicate
+/// is acknowledged without a change).
+async fn deliver_stored(
+    shard: &Rc<Shard>,
+    delivery: &Delivery,
+    copy: usize,
+    date: InternalDate,
+    reservation: Option<QuotaReservation>,
+    stored: &std::cell::Cell<bool>,
 ) -> Outcome {
     let user = delivery.copies[copy].user.as_str();
     if shard.commit.is_failed() {
@@ -107,7 +143,10 @@ async fn deliver_here(
             if let Some(reservation) = reservation {
                 let _ = store.release(reservation);
             }
-            skua_protocols::lmtp::deliver(store, delivery, copy, date)
+            let before = store.change_counter();
+            let delivered = skua_protocols::lmtp::deliver(store, delivery, copy, date);
+            stored.set(store.change_counter() != before);
+            delivered
         })
     });
     let appended = match result {

@@ -50,6 +50,7 @@ use crate::conn::{Connection, ReadOutcome};
 use crate::event::{Event, Wait};
 use crate::guard::guarded;
 use crate::limits::{SLOW_STEP_MS, TLS_HANDSHAKE_SECONDS_MAX};
+use crate::metrics::Protocol;
 use crate::reply::Ending;
 use crate::shard::Shard;
 
@@ -142,6 +143,8 @@ pub(crate) trait Session {
     fn tls_started(&mut self, shard: &Shard, connection: &Connection);
     /// The logged-in user, for the close line.
     fn user(&self) -> Option<&str>;
+    /// A [`Step::Write`] went out whole (command latency metrics: `metrics.rs`).
+    fn written(&mut self, _shard: &Shard) {}
 }
 
 /// A connection and the session the driver runs on it. Boxed by its owner: the connection's
@@ -191,6 +194,9 @@ pub(crate) async fn drive<S: Session>(shard: &Rc<Shard>, link: &mut Link<S>) -> 
                     link.command_started = None;
                 }
                 let written = Box::pin(write_step::<S>(shard, link, chunks, durable)).await;
+                if written.is_ok() {
+                    link.session.written(shard);
+                }
                 if written.is_ok() && link.session.in_progress() {
                     // A paused command: the others on this core go first.
                     next_slice_turn(shard, link).await;
@@ -252,6 +258,7 @@ fn next_step<S: Session>(shard: &Shard, session: &mut S) -> Result<Step<S::Own>,
 fn note_slow<S: Session>(shard: &Shard, started: Instant) {
     let took = started.elapsed();
     if took >= Duration::from_millis(SLOW_STEP_MS) {
+        shard.metrics().stall();
         tracing::warn!(
             shard = shard.id.0,
             protocol = S::NAME,
@@ -287,7 +294,10 @@ async fn write_step<S: Session>(
     crate::pagein::page_in(shard, &chunks, glommio::timer::sleep).await;
     // In memory now: plain literals' spool bytes get their NUL check (`OutChunk::Spool`).
     let chunks: Vec<OutChunk> = chunks.into_iter().map(OutChunk::without_nul).collect();
-    write_chunks(&mut link.connection, &chunks).await.map_err(|_| End::Close(None))
+    let bytes = chunks.iter().map(|chunk| chunk.as_bytes().len()).sum();
+    write_chunks(&mut link.connection, &chunks).await.map_err(|_| End::Close(None))?;
+    shard.metrics().bytes_out(Protocol::of_session(S::NAME), bytes);
+    Ok(())
 }
 
 /// Writes chunks, vectored.
@@ -335,7 +345,10 @@ async fn wait_input<S: Session>(
     match woken {
         Woken::Changed => Ok(()), // `next` reports what changed
         Woken::Stop => Err(End::Close(Some(S::goodbye(Ending::Shutdown)))),
-        Woken::Read(Ok(ReadOutcome::Data(_))) => Ok(()),
+        Woken::Read(Ok(ReadOutcome::Data(bytes))) => {
+            shard.metrics().bytes_in(Protocol::of_session(S::NAME), bytes);
+            Ok(())
+        }
         Woken::Read(Ok(ReadOutcome::TimedOut)) => {
             if let Some((refusal, _)) = ending {
                 shard.shared.refusals.note(peer, refusal, shard.id.0);

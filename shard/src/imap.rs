@@ -36,6 +36,7 @@ use crate::sasl;
 
 use crate::admission::{Refusal, SourceSlot, UserSlot};
 use crate::listen::Protocol;
+use crate::metrics::{OpenConnection, Protocol as MetricProtocol};
 use crate::registry::UserHandle;
 use crate::reply::{Ending, auth_outcome_of_registry, auth_outcome_of_user_cap, imap_bye};
 use crate::shard::{Shard, ShardMessage, home_of};
@@ -51,6 +52,8 @@ pub(crate) struct HandOff {
     source: SourceSlot,
     /// When the connection must have logged in (the login may still fail on arrival).
     login_deadline: Instant,
+    /// The connection's place in the open-connections gauge, moved to the new shard's.
+    open: OpenConnection,
 }
 
 /// One client's IMAP state on the shard: the sans-IO session, and once logged in the user's
@@ -71,6 +74,8 @@ pub(crate) struct Imap {
     /// The watch of the selected mailbox's owner when that is another user, and the watch
     /// event's generation the session last ran on that store at.
     watch: Option<(WatchGuard, u64)>,
+    /// The connection in the shard's open-connections gauge.
+    open: OpenConnection,
 }
 
 /// The steps only IMAP has.
@@ -82,7 +87,12 @@ pub(crate) enum ImapOwn {
 }
 
 impl Imap {
-    fn new(session: ImapSession, source: SourceSlot, login_deadline: Instant) -> Imap {
+    fn new(
+        session: ImapSession,
+        source: SourceSlot,
+        login_deadline: Instant,
+        open: OpenConnection,
+    ) -> Imap {
         Imap {
             session,
             user: None,
@@ -91,6 +101,7 @@ impl Imap {
             login_deadline,
             remote: None,
             watch: None,
+            open,
         }
     }
 
@@ -191,6 +202,8 @@ impl Session for Imap {
     type Input = ImapSession;
 
     fn next(&mut self, shard: &Shard) -> Result<driver::Step<ImapOwn>, End> {
+        // Commands parsed in this step count their latency from here (`metrics.rs`).
+        self.session.set_step_time(Instant::now());
         if let Some(remote) = self.remote.take() {
             return Ok(match remote {
                 Remote::Write(bytes) => {
@@ -304,6 +317,15 @@ impl Session for Imap {
     fn user(&self) -> Option<&str> {
         self.user.as_ref().map(|handle| handle.name.as_str())
     }
+
+    fn written(&mut self, shard: &Shard) {
+        // Every tagged reply the session wrote so far was in this write (or an earlier one):
+        // each step's output goes out before the next step.
+        let now = Instant::now();
+        for (command, parsed) in self.session.take_answered() {
+            shard.metrics().command(command, now.saturating_duration_since(parsed));
+        }
+    }
 }
 
 /// Serves a freshly accepted connection.
@@ -335,6 +357,8 @@ async fn welcome(
     implicit_tls: bool,
 ) -> Option<Box<Link<Imap>>> {
     let accepted = Instant::now();
+    let protocol = if implicit_tls { MetricProtocol::Imaps } else { MetricProtocol::Imap };
+    let open = shard.metrics().connection_opened(protocol);
     let mut connection = Connection::new(stream, shard.config().timeout_after_login).ok()?;
     let peer = connection.peer().ip();
     let admitted = if shard.admits(Protocol::Imap) {
@@ -371,7 +395,7 @@ async fn welcome(
         driver::handshake::<Imap>(&shard, &mut connection, tls, Some(login_deadline)).await?;
     }
     let greeting = session.greeting();
-    let mut imap = Imap::new(session, source, login_deadline);
+    let mut imap = Imap::new(session, source, login_deadline, open);
     if implicit_tls {
         imap.tls_started(&shard, &connection);
     }
@@ -389,7 +413,8 @@ pub(crate) async fn arrive(shard: Rc<Shard>, handoff: Box<HandOff>) {
 
 /// Takes over a handed-over connection and completes its login here.
 async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Link<Imap>>> {
-    let HandOff { socket, mut session, user, source, login_deadline } = *handoff;
+    let HandOff { socket, mut session, user, source, login_deadline, open } = *handoff;
+    let open = open.moved_to(shard.metrics());
     let mut connection = handoff::attach(socket, shard.config().timeout_after_login).ok()?;
     if shard.is_stopping() {
         session.auth_done(AuthOutcome::Unavailable);
@@ -399,7 +424,7 @@ async fn settle(shard: &Shard, handoff: Box<HandOff>) -> Option<Box<Link<Imap>>>
     }
     let peer = connection.peer().ip();
     let (handle, user_slot) = log_in_here(shard, &mut session, &user, peer).await;
-    let mut imap = Imap::new(session, source, login_deadline);
+    let mut imap = Imap::new(session, source, login_deadline, open);
     imap.user = handle;
     imap.user_slot = user_slot;
     Some(Box::new(Link::new(connection, imap)))
@@ -478,7 +503,9 @@ fn is_continuation_request(chunks: &[OutChunk]) -> bool {
 
 /// Moves the connection to `user`'s home shard. The session's login completes there.
 async fn hand_off(shard: &Shard, link: Box<Link<Imap>>, user: String) {
-    let Link { connection, session: Imap { mut session, source, login_deadline, .. }, .. } = *link;
+    let Link {
+        connection, session: Imap { mut session, source, login_deadline, open, .. }, ..
+    } = *link;
     let home = home_of(&user, shard.shared.count);
     let socket = match handoff::detach(connection) {
         Ok(socket) => socket,
@@ -503,7 +530,7 @@ async fn hand_off(shard: &Shard, link: Box<Link<Imap>>, user: String) {
     };
     let peer = socket.peer();
     tracing::debug!(%peer, source = shard.id.0, target = home.0, "handing connection over");
-    let handoff = HandOff { socket, session, user, source, login_deadline };
+    let handoff = HandOff { socket, session, user, source, login_deadline, open };
     let message = ShardMessage::HandOff(Box::new(handoff));
     if let Err(message) = shard.mesh.send(home, message).await {
         tracing::error!(%peer, target = home.0, "hand-off failed: target shard is gone");

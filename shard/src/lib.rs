@@ -44,6 +44,8 @@ pub mod limits;
 pub mod listen;
 mod lmtp;
 pub mod mesh;
+mod metrics;
+mod metrics_http;
 mod pagein;
 pub mod placement;
 mod registry;

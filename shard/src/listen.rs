@@ -43,6 +43,8 @@ pub enum Protocol {
     Socketmap,
     /// The operators' admin socket (`admin.rs`).
     Admin,
+    /// The Prometheus endpoint (`metrics_http.rs`, shard 0 only).
+    Metrics,
 }
 
 impl Protocol {
@@ -54,6 +56,7 @@ impl Protocol {
             Protocol::Lmtp => "LMTP",
             Protocol::Socketmap => "socketmap",
             Protocol::Admin => "admin",
+            Protocol::Metrics => "metrics",
         }
     }
 }
@@ -348,6 +351,8 @@ fn fds_counted(protocol: Protocol, imap: usize, lmtp: usize, lmtp_reserve: usize
         Protocol::Lmtp | Protocol::Socketmap => imap + lmtp,
         // A handful at most (`limits::ADMIN_CONNECTIONS_MAX`), bounded by their own count.
         Protocol::Admin => imap + lmtp,
+        // At most `METRICS_CONNECTIONS_MAX`, within the reserve.
+        Protocol::Metrics => imap,
     }
 }
 

@@ -39,6 +39,7 @@ use crate::deliver;
 use crate::driver::{self, End, Feed, Link, Session, Step};
 use crate::event::Event;
 use crate::listen::Protocol;
+use crate::metrics::DeliveryOutcome;
 use crate::reply::{Ending, lmtp_closing};
 use crate::reserve::{Held, NotReserved, Reserve};
 use crate::shard::Shard;
@@ -48,6 +49,7 @@ use crate::shard::Shard;
 pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _pass = shard.connections.enter();
     let _lmtp_pass = shard.lmtp_connections.enter();
+    let _open = shard.metrics().connection_opened(crate::metrics::Protocol::Lmtp);
     let Ok(mut connection) = Connection::new(stream, shard.config().timeout_lmtp) else {
         return;
     };
@@ -76,6 +78,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 pub(crate) async fn serve_local(shard: Rc<Shard>, stream: TcpStream) {
     let _pass = shard.connections.enter();
     let _lmtp_pass = shard.lmtp_connections.enter();
+    let _open = shard.metrics().connection_opened(crate::metrics::Protocol::Lmtp);
     let Ok(mut connection) = Connection::new_local(stream, shard.config().timeout_lmtp) else {
         return;
     };
@@ -259,6 +262,7 @@ impl Lmtp {
     async fn resolve(&mut self, shard: &Rc<Shard>, connection: &Connection, address: &str) {
         let resolved = resolve_recipient(shard, address);
         if resolved.is_none() {
+            shard.metrics().delivery(DeliveryOutcome::Refused);
             tracing::info!(
                 shard = shard.id.0,
                 peer = %connection.peer(),
@@ -276,6 +280,7 @@ impl Lmtp {
             match call::call(shard, Reserve { user: user.clone(), bytes }).await {
                 Ok(Ok(reservation)) => self.held.keep(transaction, user, reservation),
                 Ok(Err(NotReserved::OverQuota)) => {
+                    shard.metrics().delivery(DeliveryOutcome::OverQuota);
                     tracing::info!(
                         shard = shard.id.0,
                         peer = %connection.peer(),

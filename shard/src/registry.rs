@@ -136,6 +136,8 @@ pub struct Registry {
     /// over `[quota]`); given to the store on every [`Registry::open`], so a reloaded
     /// passwd-file applies at the user's next login or delivery. `None`: no limits.
     quota: Option<QuotaSource>,
+    /// The shard's counters: the open-stores gauge follows every change of `open`.
+    metrics: Option<std::sync::Arc<crate::metrics::ShardMetrics>>,
 }
 
 /// See [`Registry::with_quota`].
@@ -166,6 +168,24 @@ impl Registry {
             opening: RefCell::default(),
             watchers: Rc::default(),
             quota: None,
+            metrics: None,
+        }
+    }
+
+    /// The registry with the open-stores gauge of `metrics` kept current.
+    #[must_use]
+    pub(crate) fn with_metrics(
+        mut self,
+        metrics: std::sync::Arc<crate::metrics::ShardMetrics>,
+    ) -> Registry {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sets the open-stores gauge to `open`.
+    fn note_open(&self, open: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.set_open_stores(open);
         }
     }
 
@@ -244,7 +264,12 @@ impl Registry {
             last_used: Cell::new(Instant::now()),
         });
         self.apply_quota(&handle);
-        self.open.borrow_mut().insert(key.to_owned(), handle.clone());
+        let open = {
+            let mut open = self.open.borrow_mut();
+            open.insert(key.to_owned(), handle.clone());
+            open.len()
+        };
+        self.note_open(open);
         tracing::debug!(user = key, "store opened");
         Ok(handle)
     }
@@ -265,6 +290,7 @@ impl Registry {
         let mut open = self.open.borrow_mut();
         if open.get(&name).is_some_and(|h| Rc::strong_count(h) == 1) {
             open.remove(&name);
+            self.note_open(open.len());
             tracing::warn!(user = name, "poisoned store closed; it will be reopened from disk");
         }
     }
@@ -302,6 +328,7 @@ impl Registry {
                 open.remove(&name);
             }
         }
+        self.note_open(open.len());
         before - open.len()
     }
 }

@@ -41,6 +41,7 @@ use skua_protocols::sasl::{Context, FailureReason, HostAnswer, Mechanism};
 
 use crate::auth::{self, Outcome, Verdict};
 use crate::conn::Connection;
+use crate::metrics::{LoginMechanism, LoginResult};
 use crate::shard::Shard;
 use crate::tls::TlsConfigs;
 use crate::users::{FileKind, MASTERS_FILE, Reloadable, WatchedFile, passwd_parser};
@@ -335,31 +336,42 @@ pub(crate) async fn answer(
             }
             return None;
         }
-        AuthRequest::Password { authcid, authzid, password, .. } => {
+        AuthRequest::Password { authcid, authzid, password, mechanism } => {
             match auth::check(shard, source, authcid, authzid, password).await {
                 Verdict::Accepted(identity) => HostAnswer::Accepted { user: identity.user },
                 Verdict::Rejected => HostAnswer::Refused("bad credentials".into()),
-                Verdict::Unavailable => HostAnswer::Unavailable,
+                Verdict::Unavailable => {
+                    shard.metrics().login(LoginResult::Refused, LoginMechanism(mechanism));
+                    HostAnswer::Unavailable
+                }
                 Verdict::Throttled => {
+                    shard.metrics().login(LoginResult::Refused, LoginMechanism(mechanism));
                     session.auth_done(AuthOutcome::Throttled);
                     return None;
                 }
             }
         }
         AuthRequest::ScramCredentials { authcid, authzid, algorithm } => {
-            gated(shard, source, &authcid, session).await?;
+            // The `-PLUS` variants count as their base mechanism here (refusals only).
+            let mechanism = match algorithm {
+                ScramAlgorithm::Sha1 => Mechanism::ScramSha1,
+                ScramAlgorithm::Sha256 => Mechanism::ScramSha256,
+            };
+            gated(shard, source, &authcid, session, mechanism).await?;
             scram_keys(settings, &users, &authcid, authzid.as_deref(), algorithm)
         }
-        AuthRequest::Token { token: bearer, authzid, .. } => {
-            gated(shard, source, authzid.as_deref().unwrap_or(""), session).await?;
+        AuthRequest::Token { token: bearer, authzid, mechanism } => {
+            gated(shard, source, authzid.as_deref().unwrap_or(""), session, mechanism).await?;
             token(settings, &users, &bearer, authzid.as_deref())
         }
         AuthRequest::External { authzid } => {
-            gated(shard, source, authzid.as_deref().unwrap_or(""), session).await?;
+            let user = authzid.as_deref().unwrap_or("");
+            gated(shard, source, user, session, Mechanism::External).await?;
             let tls = shard.config().tls.as_deref();
             external(tls, settings, &users, connection, authzid.as_deref())
         }
         AuthRequest::LogIn { mechanism, user, authcid, counted } => {
+            shard.metrics().login(LoginResult::Ok, LoginMechanism(mechanism));
             if !counted {
                 auth::settle(shard, source, &authcid, Outcome::Success).await;
             }
@@ -367,6 +379,7 @@ pub(crate) async fn answer(
             return Some(user);
         }
         AuthRequest::Failed { mechanism, authcid, reason, counted } => {
+            shard.metrics().login(LoginResult::Failed, LoginMechanism(mechanism));
             let mechanism = mechanism.map_or("LOGIN command", Mechanism::name);
             let authcid = authcid.unwrap_or_default();
             tracing::info!(%source, mechanism, user = authcid, %reason, "login failed");
@@ -386,10 +399,17 @@ pub(crate) async fn answer(
 
 /// Waits for the source's turn in the brake (`auth::gate`); `None` when the brake refused,
 /// after ending the session's login with that.
-async fn gated(shard: &Shard, source: IpAddr, user: &str, session: &mut ImapSession) -> Option<()> {
+async fn gated(
+    shard: &Shard,
+    source: IpAddr,
+    user: &str,
+    session: &mut ImapSession,
+    mechanism: Mechanism,
+) -> Option<()> {
     match auth::gate(shard, source, user).await {
         Ok(()) => Some(()),
         Err(verdict) => {
+            shard.metrics().login(LoginResult::Refused, LoginMechanism(Some(mechanism)));
             session.auth_done(match verdict {
                 Verdict::Throttled => AuthOutcome::Throttled,
                 Verdict::Accepted(_) | Verdict::Rejected | Verdict::Unavailable => {

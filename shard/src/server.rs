@@ -93,6 +93,7 @@ pub fn run_with_ready(
     on_ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
     validate(&config)?;
+    skua_core::disk::os::observe_syncs(crate::metrics::observe_fdatasync);
     let count = config.shard_count();
     let shared = Arc::new(Shared::load(config, shutdown, count)?);
     tracing::info!(

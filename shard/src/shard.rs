@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     pub refusals: RefusalLog,
     /// Failed logins per source and per user, across shards (see `auth.rs`).
     pub auth_brake: AuthBrake,
+    /// Every shard's counters for the Prometheus endpoint (`metrics.rs`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     storage_failed: Mutex<Option<usize>>,
 }
 
@@ -100,6 +102,7 @@ impl Shared {
             sources: SourceTable::new(config.connections_per_source_max),
             refusals: RefusalLog::new(config.refusal_log_interval),
             auth_brake: AuthBrake::new(config.auth_failure_delay),
+            metrics: Arc::new(crate::metrics::Metrics::new(count)),
             config,
             users,
             shutdown,
@@ -173,6 +176,11 @@ impl Shard {
         &self.shared.config
     }
 
+    /// This shard's counters (`metrics.rs`).
+    pub(crate) fn metrics(&self) -> &Arc<crate::metrics::ShardMetrics> {
+        self.shared.metrics.shard(self.id.index())
+    }
+
     /// True while this shard can take the connection of `protocol` it just counted (in
     /// [`Shard::connections`], and for LMTP in [`Shard::lmtp_connections`]): within the
     /// protocol's share of the shard's connections and of the process's open files.
@@ -185,6 +193,7 @@ impl Shard {
             Protocol::Lmtp | Protocol::Socketmap => lmtp <= budget.lmtp,
             // Bounded by its own count (`admin.rs`), outside the client budgets.
             Protocol::Admin => true,
+            Protocol::Metrics => true, // its own bound (`metrics_http.rs`)
         };
         let usage = crate::listen::FdUse { imap, lmtp };
         let lmtp_reserve = budget.lmtp * self.shared.count;
@@ -194,6 +203,7 @@ impl Shard {
     /// Counts a caught panic and logs it.
     pub(crate) fn note_panic(&self, what: &str, detail: &str) {
         self.panics.set(self.panics.get() + 1);
+        self.metrics().panic();
         tracing::error!(
             shard = self.id.0,
             panics = self.panics.get(),
@@ -252,6 +262,10 @@ pub(crate) async fn main(
             match listen::bind_unix(Protocol::Admin, &listen::UnixListen { path, mode: 0o600 }) {
                 Ok(listener) => listeners.push(listener),
                 Err(error) => tracing::error!(%error, "no admin socket: skua's tools cannot reach this server"),
+            }
+            // One shard serves the Prometheus endpoint: it reads every shard's counters.
+            for &address in &shared.config.metrics_listen {
+                listeners.push(listen::bind(Protocol::Metrics, address)?);
             }
         }
         let disk = OsDisk::new(&shared.config.data_dir).map_err(|source| ServeError::DataDir {
@@ -329,21 +343,26 @@ fn new_shard(
     // `validate` guarantees at least two blocking threads.
     let auth_slots = u64::try_from(shared.config.blocking_threads - 1).expect("bounded");
     let quota = quota_source(&shared);
+    let metrics = shared.metrics.shard(index).clone();
+    let commit = GroupCommit::new(disk.clone());
+    commit.set_metrics(metrics.clone());
+    let calls = call::Calls::default();
+    calls.set_metrics(metrics.clone());
     Shard {
         id: ShardId(u32::try_from(index).expect("shard count is bounded")),
         shared,
         imap_plaintext: Arc::new(imap_plaintext),
         imap_strict: Arc::new(imap_strict),
         lmtp_config,
-        registry: Registry::new(disk.clone()).with_quota(quota),
-        commit: GroupCommit::new(disk),
+        registry: Registry::new(disk).with_quota(quota).with_metrics(metrics),
+        commit,
         mesh,
         stop: Rc::new(Event::new()),
         connections: Tracker::new(),
         lmtp_connections: Tracker::new(),
         user_sessions: Rc::new(UserSessions::default()),
         work: Tracker::new(),
-        calls: call::Calls::default(),
+        calls,
         watches: watch::Watches::default(),
         auth_slots: glommio::sync::Semaphore::new(auth_slots),
         slice_turns: Rc::new(glommio::sync::Semaphore::new(1)),
@@ -393,6 +412,15 @@ async fn accept(shard: Rc<Shard>, listener: Listener) {
                 let timeout = Duration::from_millis(crate::limits::ADMIN_IO_TIMEOUT_MS);
                 let accepted = crate::conn::Connection::new_local(stream, timeout);
                 crate::admin::serve(shard.clone(), accepted, peer, glommio::timer::sleep)
+            };
+            listen::accept_loop(listener, stop, 0, serve).await;
+        }
+        Protocol::Metrics => {
+            let endpoint = crate::metrics_http::Endpoint::new(&shard);
+            let timeout = crate::metrics_http::REQUEST_TIMEOUT;
+            let serve = |stream| {
+                let connection = crate::conn::Connection::new(stream, timeout);
+                endpoint.clone().serve(shard.clone(), connection)
             };
             listen::accept_loop(listener, stop, 0, serve).await;
         }

@@ -37,6 +37,7 @@ use crate::shard::Shard;
 pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream, local: bool) {
     let _pass = shard.connections.enter();
     let _mta_pass = shard.lmtp_connections.enter();
+    let _open = shard.metrics().connection_opened(crate::metrics::Protocol::Socketmap);
     let timeout = shard.config().timeout_lmtp;
     let made = if local {
         Connection::new_local(stream, timeout)
@@ -79,7 +80,10 @@ async fn run(shard: &Rc<Shard>, mut connection: Connection) {
                 })
                 .await;
                 match read {
-                    Some(Ok(ReadOutcome::Data(len))) => session.feed(connection.input(len)),
+                    Some(Ok(ReadOutcome::Data(len))) => {
+                        shard.metrics().bytes_in(crate::metrics::Protocol::Socketmap, len);
+                        session.feed(connection.input(len));
+                    }
                     // Stopping, closed, idle too long or failed: Postfix reconnects when it
                     // next needs a look-up.
                     None | Some(Ok(ReadOutcome::Closed | ReadOutcome::TimedOut) | Err(_)) => {
@@ -102,6 +106,7 @@ async fn run(shard: &Rc<Shard>, mut connection: Connection) {
                 if connection.write_all(&bytes).await.is_err() {
                     break;
                 }
+                shard.metrics().bytes_out(crate::metrics::Protocol::Socketmap, bytes.len());
             }
             SocketmapStep::Close => break,
         }

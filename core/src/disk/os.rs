@@ -37,6 +37,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use super::os_sync::observe_syncs;
 use super::os_sync::{SyncPool, SyncTarget};
 use super::{Bytes, Disk, DiskFile, Flush, OpenMode};
 use crate::mmap::{Map, MapWindow};

@@ -35,11 +35,26 @@ pub(crate) enum SyncTarget {
 
 impl SyncTarget {
     fn sync(&self) -> io::Result<()> {
-        match self {
+        let started = std::time::Instant::now();
+        let synced = match self {
             SyncTarget::Data(file) => file.sync_data(),
             SyncTarget::Dir(path) => open_dir(path)?.sync_all(),
+        };
+        if let Some(observe) = SYNC_OBSERVER.get() {
+            observe(started.elapsed());
         }
+        synced
     }
+}
+
+/// Told how long each `fdatasync`/`fsync` of a flush round took (the runtime's metrics).
+static SYNC_OBSERVER: std::sync::OnceLock<fn(std::time::Duration)> = std::sync::OnceLock::new();
+
+/// Has `observer` told the duration of every sync of every real disk's flush rounds, on the
+/// sync thread that ran it (so it must be cheap and thread-safe: an atomic add). The first
+/// observer set stays.
+pub fn observe_syncs(observer: fn(std::time::Duration)) {
+    let _ = SYNC_OBSERVER.set(observer);
 }
 
 /// Attempts to open a directory while the process is out of descriptors, and the pause

@@ -34,6 +34,7 @@ mod input;
 mod login;
 pub(crate) mod notify;
 pub(crate) mod out;
+mod timing;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ use skua_core::disk::Disk;
 use skua_core::store::UserStore;
 
 pub use api::{AuthOutcome, AuthRequest, ElsewhereFailure, ImapConfig, OutChunk, Step};
+pub use timing::{COMMAND_NAMES, COMMAND_OTHER, command_index};
 
 use crate::imap::parser::{self, ParseOptions};
 use crate::imap::reply::{Code, Completion};
@@ -170,6 +172,8 @@ pub struct ImapSession {
     unauthenticated: bool,
     /// COMPRESS DEFLATE runs on this connection (`session/compress.rs`).
     compressed: bool,
+    /// Commands answered and since when they ran, for the runtime's latency metrics.
+    clock: timing::CommandClock,
 }
 
 impl ImapSession {
@@ -203,6 +207,7 @@ impl ImapSession {
             elsewhere: None,
             unauthenticated: false,
             compressed: false,
+            clock: timing::CommandClock::default(),
         }
     }
 
@@ -478,7 +483,9 @@ impl ImapSession {
             limits: self.conn.config.parse_limits,
             utf8_names: self.conn.enabled.utf8_names(),
         };
-        match parser::parse_frame(frame, &options) {
+        let parsed = parser::parse_frame(frame, &options);
+        self.clock.started(parsed.as_ref().map_or(COMMAND_OTHER, |c| command_index(&c.body)));
+        match parsed {
             Ok(command) => self.command(command, store, out),
             Err(error) => {
                 let completion = Completion::bad(error.message);
@@ -678,12 +685,18 @@ impl ImapSession {
             self.bad(tag, completion, out);
         } else {
             self.bad_commands = 0;
+            if tag.is_some() {
+                self.clock.answered();
+            }
             completion.write(tag.map_or("*", Tag::as_str), out.buf());
         }
     }
 
     /// Writes a BAD (tagged, or untagged without a tag); too many in a row end the session.
     fn bad(&mut self, tag: Option<&Tag>, completion: &Completion, out: &mut Out) {
+        if tag.is_some() {
+            self.clock.answered();
+        }
         completion.write(tag.map_or("*", Tag::as_str), out.buf());
         self.bad_commands += 1;
         if self.bad_commands >= BAD_COMMANDS_MAX {

@@ -161,6 +161,7 @@ impl ImapSession {
                 Completion::no("Too many sessions for this user").with(Code::Limit)
             }
         };
+        self.clock.answered();
         completion.write(tag.as_str(), &mut self.pending);
         if self.auth_failures >= AUTH_FAILURES_MAX {
             self.pending.extend_from_slice(b"* BYE Too many failed authentications\r\n");
@@ -336,10 +337,12 @@ impl ImapSession {
             }
             SaslStep::Failure(failure) => match failure.reason {
                 FailureReason::Cancelled => {
+                    self.clock.answered();
                     Completion::bad("Authentication cancelled").write(pending.tag.as_str(), out);
                     return;
                 }
                 FailureReason::Unavailable => {
+                    self.clock.answered();
                     Completion::no("Authentication unavailable, try later")
                         .with(Code::Unavailable)
                         .write(pending.tag.as_str(), out);
