@@ -12,7 +12,7 @@
 //!   an import again changes nothing, and an interrupted one can simply be run again.
 //!
 //! Today the server must be stopped (the data-dir lock decides); importing into a running
-//! server needs the admin socket.
+//! server needs the admin socket to carry message bytes (its JSON lines stop at 64 KiB).
 
 pub(crate) mod imap;
 pub(crate) mod maildir;
@@ -144,7 +144,7 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
             let holder = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
             bail!(
                 "data dir {} is in use by a running skua server ({holder}): stop it to import \
-                 (importing into a running server needs the admin socket, not there yet)",
+                 (importing through the admin socket is not there yet)",
                 dir.display()
             );
         }
