@@ -15,7 +15,7 @@ use crate::imap::session::out::Out;
 use crate::imap::types::StatusAttribute;
 
 /// A name without the trailing hierarchy separator RFC 9051 §6.3.4 lets CREATE carry.
-fn trim_separator(name: &str) -> &str {
+pub(crate) fn trim_separator(name: &str) -> &str {
     let trimmed = name.trim_end_matches('/');
     if trimmed.is_empty() { name } else { trimmed }
 }

@@ -51,9 +51,7 @@ fn parent_allowing_create<D: Disk>(
 
 /// The owner's mailbox name of the client's `name`, without a trailing separator.
 fn local<'a>(conn: &Conn, name: &'a str) -> &'a str {
-    let local = super::route::local_name(conn, name);
-    let trimmed = local.trim_end_matches(super::list::SEPARATOR);
-    if trimmed.is_empty() { local } else { trimmed }
+    super::mailbox::trim_separator(super::route::local_name(conn, name))
 }
 
 /// CREATE in another user's namespace.
