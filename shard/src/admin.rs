@@ -289,6 +289,12 @@ impl call::Request for AdminCall {
             }
         };
         shard.registry.release(handle);
+        // Whatever the operation wrote (or opening the store recovered) is durable before the
+        // tool hears `ok`: a write tool's answer is an acknowledgement like any other.
+        let ticket = shard.commit.ticket();
+        if let Err(error) = shard.commit.wait_durable(ticket).await {
+            return Err(ErrorReply::new("storage", error.to_string()));
+        }
         answer
     }
 
