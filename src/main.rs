@@ -53,7 +53,7 @@ enum Command {
     /// Deliver one message from stdin through the running server's LMTP (mailbox_command).
     #[command(after_help = deliver::AFTER_HELP)]
     Deliver(deliver::DeliverArgs),
-    /// Rebuild users' mailbox indexes from the spool segments (the server must be stopped).
+    /// Rebuild users' mailbox indexes from the spool segments (server running or stopped).
     Reconstruct(admin::ReconstructArgs),
     /// Verify users' stores: every checksum, index against spool, counters (chk_cyrus).
     #[command(after_help = admin::CHECK_AFTER_HELP)]

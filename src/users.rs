@@ -8,7 +8,6 @@
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -319,58 +318,6 @@ pub fn ensure_demo_user(
 /// `0.0.0.0` included: they listen on every interface).
 fn not_loopback(listeners: &[&[SocketAddr]]) -> Option<SocketAddr> {
     listeners.iter().flat_map(|addresses| addresses.iter()).copied().find(|a| !a.ip().is_loopback())
-}
-
-/// `skua reconstruct USER`: rebuilds the user's indexes from the spool, on `disk` (the data
-/// dir, whose lock the caller holds: the server owns the store while it runs).
-///
-/// # Errors
-/// The user has no store, or the rebuild or its flush failed.
-pub fn reconstruct_on(
-    disk: &Rc<skua_core::disk::os::OsDisk>,
-    user: &str,
-    json: bool,
-) -> anyhow::Result<()> {
-    let dir = skua_core::store::admin::existing_store_dir(&**disk, user)?;
-    let name = skua_core::paths::UserName::new(user)
-        .map_err(|e| anyhow::anyhow!("invalid user name {user:?}: {e}"))?;
-    let report = skua_core::store::reconstruct(disk.clone(), &dir)
-        .with_context(|| format!("reconstructing {user}"))?;
-    flush_now(disk)?;
-    let fields = [
-        ("mailboxes", report.mailboxes),
-        ("messages", report.messages),
-        ("expunged", report.expunged),
-        ("flags_kept", report.flags_kept),
-        ("flags_reset", report.flags_reset),
-        ("index_records_dropped", report.index_records_dropped),
-        ("orphaned_records", report.orphaned_records),
-        ("spool_records", report.spool_records),
-        ("spool_truncated_bytes", report.spool_truncated_bytes),
-        ("log_truncated_bytes", report.log_truncated_bytes),
-        ("mailboxes_salvaged", report.mailboxes_salvaged),
-    ];
-    if json {
-        let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-        println!("{{\"user\":\"{}\",{}}}", name.as_str(), body.join(","));
-    } else {
-        println!("reconstructed {}:", name.as_str());
-        for (key, value) in fields {
-            println!("  {key:<24} {value}");
-        }
-    }
-    Ok(())
-}
-
-/// Runs one flush round in place (the CLI has no group-commit driver).
-pub(crate) fn flush_now(disk: &skua_core::disk::os::OsDisk) -> anyhow::Result<()> {
-    use skua_core::disk::{Disk, Flush};
-    if let Some(flush) = disk.flush_begin() {
-        let epoch = flush.epoch();
-        flush.run().context("flushing the rebuilt indexes")?;
-        disk.flush_end(epoch);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ Bug pinned: `skua user list --data-dir /nonexistent` printed nothing and exited 
 import fcntl
 import glob
 import hashlib
+import imaplib
 import json
 import os
 import shutil
@@ -95,6 +96,8 @@ class AdminTest(unittest.TestCase):
             "check": json.loads(self.cli("check", "--all", "--json").stdout),
             "check-one": json.loads(self.cli("check", "bob", "--json").stdout),
             "quota": json.loads(self.cli("quota", "alice", "bob", "--json").stdout),
+            # exact counters: --fix finds nothing to set, online (in place) and offline alike
+            "quota-fix": json.loads(self.cli("quota", "alice", "--fix", "--json").stdout),
             "mbexamine": json.loads(self.cli("mbexamine", "alice", "inbox", "--json").stdout),
             "mbexamine-archive": json.loads(
                 self.cli("mbexamine", "alice", "Archive", "--json").stdout
@@ -133,6 +136,7 @@ class AdminTest(unittest.TestCase):
         self.assertEqual(quota["bob"]["mailboxes"], 1, "bob never logged in: INBOX only")
         self.assertEqual(quota["bob"]["messages"], 2)
         self.assertEqual(quota["alice"]["storage_bytes"], quota["alice"]["recount_storage_bytes"])
+        self.assertFalse(stopped["quota-fix"][0]["fixed"], "nothing differed")
         df = stopped["df"]
         self.assertEqual([u["user"] for u in df["users"]], ["alice", "bob"])
         self.assertEqual(df["total"]["messages"], 6)
@@ -229,17 +233,50 @@ class AdminTest(unittest.TestCase):
             if state == "running":
                 self.assertEqual(self.server.stop(), 0)
 
-    def test_reconstruct_is_refused_online_and_runs_offline_for_every_user(self):
-        self.deliver("alice", 2)
+    def test_reconstruct_online_rebuilds_a_damaged_index_and_its_sessions_reconnect(self):
+        self.deliver("alice", 3, tag="rebuild")
         self.deliver("bob", 1)
-        result = self.cli("reconstruct", "alice", check=False)
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn("in use", result.stderr)
-        self.assertIn("stop the server", result.stderr)
+        c = self.server.imap("alice", "alice-pw")
+        c.select("INBOX")
+        self.assertEqual(c.store("1", "+FLAGS", r"(\Flagged)")[0], "OK")
+        inbox = json.loads(self.cli("mbexamine", "alice", "INBOX", "--json").stdout)
+        index = os.path.join(user_dir(self.data, "alice"), "mbox", f"{inbox['id']:08d}.idx")
+        with open(index, "r+b") as f:  # the second record's size field, under the server
+            f.seek(128 + 64 + 36)
+            byte = f.read(1)
+            f.seek(128 + 64 + 36)
+            f.write(bytes([byte[0] ^ 0x01]))
+        result = self.cli("check", "alice", check=False)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("fails its checksum", result.stdout)
+
+        out = self.cli("reconstruct", "alice", "--json").stdout.splitlines()
+        report = json.loads(out[0])
+        self.assertEqual((report["user"], report["messages"]), ("alice", 3), report)
+        self.assertEqual(report["flags_kept"], 2, "the damaged record's flags come from the spool")
+        # The selected session was told at once, without sending anything.
+        with self.assertRaises(imaplib.IMAP4.abort) as told:
+            c.noop()
+        self.assertIn("reset", str(told.exception))
+        check_all(self, self.data)
+        c = self.server.imap("alice", "alice-pw")
+        c.select("INBOX")
+        typ, data = c.fetch("1:*", "FLAGS")
+        self.assertEqual(len(data), 3, data)
+        self.assertIn(rb"\Flagged", data[0], "flags kept")
+        c.logout()
+        self.deliver("alice", 1, tag="after")
+        self.assertEqual(
+            json.loads(self.cli("quota", "alice", "--json").stdout)[0]["messages"], 4
+        )
+        with self.subTest("an unknown user is an error, online too"):
+            result = self.cli("reconstruct", "nobody", check=False)
+            self.assertEqual(result.returncode, 1)
+            self.assertIn("nobody has no store", result.stderr)
         self.assertEqual(self.server.stop(), 0)
         out = self.cli("reconstruct", "--all", "--json").stdout.splitlines()
         self.assertEqual([json.loads(line)["user"] for line in out], ["alice", "bob"])
-        self.assertEqual([json.loads(line)["messages"] for line in out], [2, 1])
+        self.assertEqual([json.loads(line)["messages"] for line in out], [4, 1])
         check_all(self, self.data)
 
     def test_a_server_that_does_not_answer_is_an_error(self):

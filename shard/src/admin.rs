@@ -22,9 +22,8 @@
 //!
 //! The operations are the ones the offline CLI runs (`skua_core::store::admin`), run on the
 //! user's home shard through the one cross-shard call (`call.rs`), so online and offline
-//! reports are the same. Reconstruct is refused here: it rewrites every index the open store
-//! holds, and quiescing a live store (its sessions, deliveries and flush rounds) for that is
-//! not built; `skua reconstruct` says to stop the server.
+//! reports are the same. Reconstruct rewrites the store's files, so it is not an operation on
+//! the open store: `maintenance.rs` closes the store first and rebuilds it off the reactor.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -190,14 +189,7 @@ async fn run_users(
                 "shards": shard.shared.count,
             }));
         }
-        Op::Reconstruct => {
-            return Err(ErrorReply::new(
-                "refused",
-                "reconstruct rewrites the indexes a running server holds open; stop the \
-                 server and run it again (nothing was changed)",
-            ));
-        }
-        Op::Check | Op::Quota | Op::Examine | Op::Df => {}
+        Op::Reconstruct | Op::Check | Op::Quota | Op::Examine | Op::Df => {}
     }
     let users = users_of(shard, &request)?;
     let total = users.len() as u64;
@@ -206,8 +198,12 @@ async fn run_users(
         let progress = Progress { done: done as u64, total, user: user.clone() };
         // A client that went away is found out at the final write; the work goes on.
         let _ = connection.write_all(&reply_line(&Reply::Progress(progress))).await;
-        let call = AdminCall { user, request: request.clone() };
-        let report = match call::call(shard, call).await {
+        let answer = if request.op == Op::Reconstruct {
+            call::call(shard, crate::maintenance::ReconstructCall { user }).await
+        } else {
+            call::call(shard, AdminCall { user, request: request.clone() }).await
+        };
+        let report = match answer {
             Ok(answer) => answer?,
             Err(error) => return Err(call_error(error)),
         };
@@ -314,17 +310,9 @@ fn operate(
     let value = match request.op {
         Op::Check => serde_json::to_value(admin::check(store, user).map_err(storage)?),
         Op::Quota => {
-            let report = store.quota_report(user).map_err(storage)?;
-            if request.fix && !report.counters_exact() {
-                return Err(ErrorReply::new(
-                    "refused",
-                    format!(
-                        "the quota counters of {user} differ from a recount; a running server \
-                         cannot correct them in place yet: restart it (counters are recounted \
-                         when a store opens)"
-                    ),
-                ));
-            }
+            let fixed = request.fix && store.quota_fix();
+            let mut report = store.quota_report(user).map_err(storage)?;
+            report.fixed = fixed;
             serde_json::to_value(report)
         }
         Op::Examine => {
@@ -332,7 +320,8 @@ fn operate(
             serde_json::to_value(store.examine(user, mailbox).map_err(|e| admin_error(&e))?)
         }
         Op::Df => serde_json::to_value(store.usage_report(user, policy).map_err(storage)?),
-        Op::Ping | Op::Reconstruct => unreachable!("answered before any call"),
+        Op::Ping => unreachable!("answered before any call"),
+        Op::Reconstruct => unreachable!("a ReconstructCall, not an AdminCall"),
     };
     Ok(value.expect("a report serializes"))
 }

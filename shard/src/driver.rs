@@ -101,6 +101,16 @@ pub(crate) trait Feed {
     fn feed(&mut self, bytes: &[u8]);
 }
 
+/// The events besides input that end a session's wait for input.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Wakers<'a> {
+    /// What an [`Step::Idle`] wait also wakes on: the watched store changed.
+    pub(crate) changes: Option<&'a Event>,
+    /// What every wait wakes on: the session's store was reset (`UserHandle::reset`), so the
+    /// session's next step ends it even if the client says nothing.
+    pub(crate) reset: Option<&'a Event>,
+}
+
 /// A protocol session as the driver runs it.
 pub(crate) trait Session {
     /// The protocol's name in logs: `imap`, `lmtp`.
@@ -119,8 +129,8 @@ pub(crate) trait Session {
         connection: &mut Connection,
         own: Self::Own,
     ) -> impl Future<Output = Result<(), End>>;
-    /// What takes input, and the event an [`Step::Idle`] wait also wakes on (if any).
-    fn input(&mut self) -> (&mut Self::Input, Option<&Event>);
+    /// What takes input, and the events a wait for it also wakes on.
+    fn input(&mut self) -> (&mut Self::Input, Wakers<'_>);
     /// True while part of a command has arrived (the command deadline runs).
     fn has_partial_command(&self) -> bool;
     /// True while a command is paused between slices.
@@ -179,7 +189,7 @@ pub(crate) async fn drive<S: Session>(shard: &Rc<Shard>, link: &mut Link<S>) -> 
         let budget = if long { LONG_SLICE_TIME } else { SLICE_TIME };
         SLICE_DEADLINE.with(|deadline| deadline.set(Instant::now() + budget));
         link.session.set_interrupt(slice_time_spent);
-        let change_seen = link.session.input().1.map_or(0, Event::generation);
+        let change_seen = link.session.input().1.changes.map_or(0, Event::generation);
         let step = next_step(shard, &mut link.session);
         // A slice of a paused command ran (or none did): its turn goes to the next one.
         link.slice_turn = None;
@@ -336,14 +346,17 @@ async fn wait_input<S: Session>(
     if connection.set_read_timeout(timeout).is_err() {
         return Err(End::Close(None));
     }
-    let (input, changes) = session.input();
-    let changed = match (idle_change_seen, changes) {
+    let (input, wakers) = session.input();
+    let changed = match (idle_change_seen, wakers.changes) {
         (Some(seen), Some(event)) => Some(event.wait_past(seen)),
         _ => None,
     };
-    let woken = WaitInput { connection, input, stop: shard.stop.wait_past(0), changed }.await;
+    // A reset before this wait was seen by the step just run, which ended the session.
+    let reset = wakers.reset.map(|event| event.wait_past(event.generation()));
+    let woken =
+        WaitInput { connection, input, stop: shard.stop.wait_past(0), changed, reset }.await;
     match woken {
-        Woken::Changed => Ok(()), // `next` reports what changed
+        Woken::Changed => Ok(()), // `next` reports what changed (or that the store is gone)
         Woken::Stop => Err(End::Close(Some(S::goodbye(Ending::Shutdown)))),
         Woken::Read(Ok(ReadOutcome::Data(bytes))) => {
             shard.metrics().bytes_in(Protocol::of_session(S::NAME), bytes);
@@ -404,6 +417,7 @@ struct WaitInput<'a, I> {
     input: &'a mut I,
     stop: Wait<'a>,
     changed: Option<Wait<'a>>,
+    reset: Option<Wait<'a>>,
 }
 
 impl<I: Feed> Future for WaitInput<'_, I> {
@@ -420,10 +434,10 @@ impl<I: Feed> Future for WaitInput<'_, I> {
         if Pin::new(&mut this.stop).poll(cx).is_ready() {
             return Poll::Ready(Woken::Stop);
         }
-        if let Some(changed) = &mut this.changed
-            && Pin::new(changed).poll(cx).is_ready()
-        {
-            return Poll::Ready(Woken::Changed);
+        for wait in [&mut this.changed, &mut this.reset].into_iter().flatten() {
+            if Pin::new(wait).poll(cx).is_ready() {
+                return Poll::Ready(Woken::Changed);
+            }
         }
         Poll::Pending
     }
@@ -533,6 +547,19 @@ const LONG_SLICE_TIME: Duration = Duration::from_micros(50);
 /// an expired timer at once, without parking.)
 pub(crate) async fn yield_to_reactor() {
     glommio::timer::sleep(YIELD_TIMER).await;
+}
+
+/// Waits `duration` on the runtime's timer.
+pub(crate) async fn sleep(duration: Duration) {
+    glommio::timer::sleep(duration).await;
+}
+
+/// Runs `work` on the shard's blocking pool (a thread off the reactor) and gives its result;
+/// a panic in `work` is an `Err` with its message.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    glommio::executor().spawn_blocking(move || crate::guard::guarded(work)).await
 }
 
 /// Runs `work` on this shard in the background; nobody waits for it (the runtime's spawn, so

@@ -28,7 +28,6 @@ use skua_protocols::imap::session::{
 
 use crate::conn::Connection;
 use crate::driver::{self, End, Feed, Link, Session};
-use crate::event::Event;
 use crate::guard::guarded;
 use crate::handoff::{self, DetachError, DetachedSocket};
 use crate::listen::open_files_limit;
@@ -261,13 +260,14 @@ impl Session for Imap {
         Ok(())
     }
 
-    fn input(&mut self) -> (&mut ImapSession, Option<&Event>) {
+    fn input(&mut self) -> (&mut ImapSession, driver::Wakers<'_>) {
         // With another user's mailbox selected, IDLE waits for that user's changes.
-        let event = match &self.watch {
+        let changes = match &self.watch {
             Some((watch, _)) => Some(&*watch.event),
             None => self.user.as_ref().map(|handle| &handle.changed),
         };
-        (&mut self.session, event)
+        let reset = self.user.as_ref().map(|handle| &handle.reset);
+        (&mut self.session, driver::Wakers { changes, reset })
     }
 
     fn has_partial_command(&self) -> bool {

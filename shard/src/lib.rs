@@ -43,6 +43,7 @@ mod imap;
 pub mod limits;
 pub mod listen;
 mod lmtp;
+mod maintenance;
 pub mod mesh;
 mod metrics;
 mod metrics_http;

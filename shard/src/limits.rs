@@ -155,4 +155,10 @@ pub const ADMIN_IO_TIMEOUT_MS: u64 = 10_000;
 /// way on a home shard finishes, its answer is dropped).
 pub const ADMIN_REQUEST_DEADLINE_MS: u64 = 3_600_000;
 const _: () = assert!(ADMIN_IO_TIMEOUT_MS < ADMIN_REQUEST_DEADLINE_MS);
+
+/// Longest a tool that rewrites a store on a running server (`maintenance.rs`) waits for the
+/// store's sessions to let go after they were told to reconnect (a session in the middle of
+/// sending a large response lets go when that write ends).
+pub const MAINTENANCE_CLOSE_MS: u64 = 10_000;
+const _: () = assert!(MAINTENANCE_CLOSE_MS < ADMIN_REQUEST_DEADLINE_MS);
 const _: () = assert!(ADMIN_CONNECTIONS_MAX >= 1);

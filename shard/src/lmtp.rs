@@ -37,7 +37,6 @@ use crate::config::ServerConfig;
 use crate::conn::Connection;
 use crate::deliver;
 use crate::driver::{self, End, Feed, Link, Session, Step};
-use crate::event::Event;
 use crate::listen::Protocol;
 use crate::metrics::DeliveryOutcome;
 use crate::reply::{Ending, lmtp_closing};
@@ -210,8 +209,8 @@ impl Session for Lmtp {
         Ok(())
     }
 
-    fn input(&mut self) -> (&mut LmtpSession, Option<&Event>) {
-        (&mut self.session, None)
+    fn input(&mut self) -> (&mut LmtpSession, crate::driver::Wakers<'_>) {
+        (&mut self.session, crate::driver::Wakers::default())
     }
 
     fn has_partial_command(&self) -> bool {

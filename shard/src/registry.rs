@@ -16,9 +16,14 @@
 //! is *poisoned*: everybody using it is told to go away, and the registry drops it as soon as
 //! the last user lets go; the next open reads it back from disk. Two live instances of one
 //! store never exist.
+//!
+//! An operator's tool that rewrites a store's files (`skua reconstruct` on a running server,
+//! `maintenance.rs`) first *holds* the user ([`Registry::hold`]): opens are refused as while a
+//! poisoned store is reset, the open store is poisoned (its sessions are told to reconnect,
+//! idle or not: [`UserHandle::reset`]) and closed once its last user lets go.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +47,9 @@ pub struct UserHandle {
     pub store: RefCell<UserStore<OsDisk>>,
     /// Notified whenever a step changed the store (IDLE sessions wait on it).
     pub changed: Event,
+    /// Notified when the store is poisoned: every session waiting for input wakes (idle or
+    /// not) and finds the store gone.
+    pub reset: Event,
     /// Other shards' sessions that watch this user (`watch.rs`), told of every change too.
     watchers: Rc<Watchers>,
     poisoned: Cell<bool>,
@@ -130,6 +138,8 @@ pub struct Registry {
     open: RefCell<HashMap<String, Rc<UserHandle>>>,
     /// Stores being opened, each with the event notified when its open ends (either way).
     opening: RefCell<HashMap<String, Rc<Event>>>,
+    /// Users whose store must stay closed while a tool rewrites its files ([`Registry::hold`]).
+    held: RefCell<HashSet<String>>,
     /// The shards watching this shard's users (`watch.rs`).
     pub watchers: Rc<Watchers>,
     /// A user's quota limits when the store holds none of its own (the passwd-file's rules
@@ -138,6 +148,25 @@ pub struct Registry {
     quota: Option<QuotaSource>,
     /// The shard's counters: the open-stores gauge follows every change of `open`.
     metrics: Option<std::sync::Arc<crate::metrics::ShardMetrics>>,
+}
+
+/// A user kept closed ([`Registry::hold`]); opens are allowed again when it is dropped.
+pub(crate) struct Held<'a> {
+    registry: &'a Registry,
+    key: String,
+}
+
+impl Held<'_> {
+    /// The user, as the store directory spells it.
+    pub(crate) fn user(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.registry.held.borrow_mut().remove(&self.key);
+    }
 }
 
 /// See [`Registry::with_quota`].
@@ -166,6 +195,7 @@ impl Registry {
             disk,
             open: RefCell::new(HashMap::new()),
             opening: RefCell::default(),
+            held: RefCell::default(),
             watchers: Rc::default(),
             quota: None,
             metrics: None,
@@ -219,6 +249,9 @@ impl Registry {
             .map_err(|reason| RegistryError::BadName { user: user.to_owned(), reason })?;
         let key = name.as_str();
         loop {
+            if self.held.borrow().contains(key) {
+                return Err(RegistryError::Resetting(key.to_owned()));
+            }
             if let Some(handle) = self.open.borrow().get(key) {
                 if handle.is_poisoned() {
                     return Err(RegistryError::Resetting(key.to_owned()));
@@ -259,6 +292,7 @@ impl Registry {
             name: key.to_owned(),
             store: RefCell::new(store),
             changed: Event::new(),
+            reset: Event::new(),
             watchers: self.watchers.clone(),
             poisoned: Cell::new(false),
             last_used: Cell::new(Instant::now()),
@@ -278,6 +312,59 @@ impl Registry {
     pub fn poison(&self, handle: &UserHandle) {
         handle.poisoned.set(true);
         handle.changed.notify();
+        handle.reset.notify();
+    }
+
+    /// Keeps `user`'s store closed until the returned guard is dropped: every open meanwhile
+    /// is refused with [`RegistryError::Resetting`] (a delivery is deferred, a login told to
+    /// try again). `None` when the user is held already. The store, if open, stays open until
+    /// [`Registry::close_held`].
+    pub(crate) fn hold(&self, user: &str) -> Option<Held<'_>> {
+        let key = UserName::new(user).ok()?.as_str().to_owned();
+        self.held.borrow_mut().insert(key.clone()).then_some(Held { registry: self, key })
+    }
+
+    /// Closes the store `held` keeps closed: waits for an open under way, poisons the open
+    /// store (its sessions are told to reconnect) and waits until its last user let go,
+    /// checking every `poll` (awaited between looks) until `deadline`. True once no instance
+    /// of the store is left; false at the deadline (the store then closes when its last user
+    /// lets go, as after a panic).
+    pub(crate) async fn close_held<F, P>(&self, held: &Held<'_>, poll: F, deadline: Instant) -> bool
+    where
+        F: Fn() -> P,
+        P: Future<Output = ()>,
+    {
+        let key = held.key.as_str();
+        loop {
+            let opening = self.opening.borrow().get(key).cloned();
+            if let Some(done) = opening {
+                let seen = done.generation();
+                done.wait_past(seen).await;
+                continue;
+            }
+            let handle = self.open.borrow().get(key).cloned();
+            let Some(handle) = handle else { return true };
+            if !handle.is_poisoned() {
+                tracing::info!(user = key, "closing the store for maintenance");
+                self.poison(&handle);
+            }
+            // Ours and the map's: nobody else holds it.
+            if Rc::strong_count(&handle) == 2 {
+                drop(handle);
+                let open = {
+                    let mut open = self.open.borrow_mut();
+                    open.remove(key);
+                    open.len()
+                };
+                self.note_open(open);
+                return true;
+            }
+            drop(handle);
+            if Instant::now() >= deadline {
+                return false;
+            }
+            poll().await;
+        }
     }
 
     /// Gives back a handle; a poisoned store is dropped once nobody else holds it.

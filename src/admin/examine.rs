@@ -16,9 +16,8 @@ pub struct QuotaArgs {
     /// The users (default: every user with a store).
     #[arg(value_name = "USER")]
     users: Vec<String>,
-    /// Recount usage from every index record and correct the counters. With the server
-    /// stopped the counters are recounted as each store opens; a running server whose
-    /// counters differ from the recount refuses (restart it).
+    /// Recount usage from every index record and set the counters to the recount (on a
+    /// running server, in place; with it stopped, each store counts afresh as it opens).
     #[arg(long)]
     fix: bool,
     #[command(flatten)]
@@ -129,7 +128,10 @@ pub fn quota(args: &QuotaArgs) -> anyhow::Result<ExitCode> {
             .and_then(|db| db.lookup(user))
             .map_or(config.quota_default, |entry| entry.quota().over(config.quota_default));
         store.set_default_quota(given);
-        Ok(store.quota_report(user)?)
+        let fixed = args.fix && store.quota_fix();
+        let mut report = store.quota_report(user)?;
+        report.fixed = fixed;
+        Ok(report)
     })?;
     if args.tool.json {
         println!("{}", serde_json::to_string(&reports)?);
@@ -147,6 +149,9 @@ pub fn quota(args: &QuotaArgs) -> anyhow::Result<ExitCode> {
             limit(r.limit_mailboxes),
             r.limits_from
         );
+        if r.fixed {
+            println!("{}: counters differed from a recount and were set to it", r.user);
+        }
         if !r.counters_exact() {
             println!(
                 "{}: counters differ from a recount: {} bytes, {} messages",

@@ -172,7 +172,7 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 
 /// Runs one flush round in place (an offline tool has no group-commit driver), so whatever
 /// opening a store wrote is durable before the tool says it is done.
-fn flush_now(disk: &OsDisk) -> anyhow::Result<()> {
+pub(crate) fn flush_now(disk: &OsDisk) -> anyhow::Result<()> {
     use skua_core::disk::{Disk, Flush};
     if let Some(flush) = disk.flush_begin() {
         let epoch = flush.epoch();

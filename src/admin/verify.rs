@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use skua_core::store::UserStore;
 use skua_core::store::admin::{self, CheckReport};
+use skua_core::store::{ReconstructReport, UserStore};
 use skua_shard::admin_proto::{AdminRequest, Op};
 
 use super::{Mode, Target, ToolCommon, ask_server, flush_now, progress_bar};
@@ -108,11 +108,12 @@ pub struct ReconstructArgs {
     tool: ToolCommon,
 }
 
-/// Runs `skua reconstruct`: refuses a data dir a running server holds (it rewrites the
-/// indexes the server has open), and holds the lock itself so that no server starts meanwhile.
+/// Runs `skua reconstruct`: offline under the data-dir lock (so no server starts meanwhile);
+/// online through the admin socket, where the server closes the store first (its sessions
+/// are told to reconnect, deliveries are deferred) and rebuilds it on the user's home shard.
 ///
 /// # Errors
-/// As [`check`]; a running server.
+/// As [`check`]; an unknown user; a server that does not answer or could not close the store.
 pub fn reconstruct(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     if args.check {
         let check_args =
@@ -120,8 +121,21 @@ pub fn reconstruct(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
         return check(&check_args);
     }
     let target = Target::of(&args.tool.common)?;
-    let disk = match &target.mode {
-        Mode::Offline { disk, .. } => disk.clone(),
+    match &target.mode {
+        Mode::Offline { disk, .. } => {
+            let users = Target::offline_users(disk, &args.users, args.all, false)?;
+            let bar = progress_bar(users.len() as u64);
+            for (user, dir) in users {
+                bar.set_message(user.clone());
+                let report = skua_core::store::reconstruct(disk.clone(), &dir)
+                    .with_context(|| format!("reconstructing {user}"))?;
+                flush_now(disk)?;
+                // Each report is printed as its user is done: keep the bar off those lines.
+                bar.suspend(|| print_reconstructed(&user, &report, args.tool.json));
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+        }
         Mode::Online { socket, pid } => {
             let request = AdminRequest {
                 op: Op::Reconstruct,
@@ -130,24 +144,33 @@ pub fn reconstruct(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
                 mailbox: None,
                 fix: false,
             };
-            let holder = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
-            let answer = ask_server(socket, *pid, &request);
-            let why = answer.err().map(|e| format!("{e:#}")).unwrap_or_default();
-            bail!(
-                "data dir {} is in use by a running skua server ({holder}); reconstruct \
-                 rewrites the indexes the server holds open: stop the server first ({why})",
-                target.data_dir.display()
-            );
+            let reports: Vec<serde_json::Value> =
+                serde_json::from_value(ask_server(socket, *pid, &request)?)?;
+            for value in reports {
+                let user = value["user"].as_str().unwrap_or_default().to_owned();
+                let report: ReconstructReport = serde_json::from_value(value)?;
+                print_reconstructed(&user, &report, args.tool.json);
+            }
         }
-    };
-    let users = Target::offline_users(&disk, &args.users, args.all, false)?;
-    let bar = progress_bar(users.len() as u64);
-    for (user, _) in users {
-        bar.set_message(user.clone());
-        // Its report is printed as each user is done: keep the bar off those lines.
-        bar.suspend(|| crate::users::reconstruct_on(&disk, &user, args.tool.json))?;
-        bar.inc(1);
     }
-    bar.finish_and_clear();
     Ok(ExitCode::SUCCESS)
+}
+
+/// One user's reconstruct report: a JSON line, or a block of text.
+fn print_reconstructed(user: &str, report: &ReconstructReport, json: bool) {
+    if json {
+        let mut value = serde_json::to_value(report).expect("a report serializes");
+        value["user"] = serde_json::Value::String(user.to_owned());
+        println!("{value}");
+        return;
+    }
+    println!("reconstructed {user}:");
+    let serde_json::Value::Object(fields) =
+        serde_json::to_value(report).expect("a report serializes")
+    else {
+        unreachable!("a struct serializes as an object")
+    };
+    for (key, value) in fields {
+        println!("  {key:<24} {value}");
+    }
 }

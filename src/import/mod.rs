@@ -177,7 +177,7 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
         }
     }
     let report = importer.report;
-    crate::users::flush_now(&disk)?;
+    crate::admin::flush_now(&disk)?;
     if target.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -331,6 +331,25 @@ impl<F: DiskFile> Index<F> {
         self.counts
     }
 
+    /// Recounts the counters from the entries; true when they differed (`skua quota --fix`
+    /// on a running server). O(entries).
+    pub(crate) fn recount(&mut self) -> bool {
+        let mut counts = Counts::default();
+        for entry in &self.entries {
+            counts.add(entry);
+        }
+        let differed = counts != self.counts;
+        self.counts = counts;
+        differed
+    }
+
+    /// Skews the counters (tests of the recount only).
+    #[cfg(test)]
+    pub(crate) fn skew_counts_for_test(&mut self) {
+        self.counts.messages += 1;
+        self.counts.size += 7;
+    }
+
     /// The next UID to give.
     pub(crate) fn uid_next(&self) -> u32 {
         self.uid_next

@@ -413,6 +413,31 @@ impl<D: Disk> UserStore<D> {
         usage
     }
 
+    /// Recounts every mailbox's counters from its index records and sets the quota totals to
+    /// their sum (`skua quota --fix` on a running server; a store that opens counts afresh, so
+    /// nothing is persisted). True when anything differed. O(messages).
+    pub fn quota_fix(&mut self) -> bool {
+        let mut differed = false;
+        let (mut messages, mut storage_bytes) = (0u64, 0u64);
+        for index in self.indexes.values_mut() {
+            differed |= index.recount();
+            let counts = index.counts();
+            messages += u64::from(counts.messages);
+            storage_bytes += counts.size;
+        }
+        differed |= messages != self.quota.messages || storage_bytes != self.quota.storage_bytes;
+        self.quota.messages = messages;
+        self.quota.storage_bytes = storage_bytes;
+        differed
+    }
+
+    /// Skews the counters of mailbox `id` and the totals (tests of [`Self::quota_fix`]).
+    #[cfg(test)]
+    pub(crate) fn skew_quota_for_test(&mut self, id: MailboxId) {
+        self.indexes.get_mut(&id).expect("mailbox").skew_counts_for_test();
+        self.quota.storage_bytes += 1000;
+    }
+
     fn limits_path(&self) -> PathBuf {
         self.dir.join(LIMITS_FILE)
     }

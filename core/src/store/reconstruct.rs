@@ -21,7 +21,7 @@ use crate::error::{OpenError, StorageError};
 use crate::types::{MailboxId, UidValidity};
 
 /// What [`reconstruct`] found and wrote.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReconstructReport {
     /// Mailboxes whose index was rebuilt.
     pub mailboxes: u64,

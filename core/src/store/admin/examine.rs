@@ -102,6 +102,9 @@ pub struct QuotaReport {
     pub limits_from: String,
     /// Bytes held by deliveries in flight.
     pub reserved_bytes: u64,
+    /// `--fix` found counters that differed from the recount and set them to it.
+    #[serde(default)]
+    pub fixed: bool,
 }
 
 impl QuotaReport {
@@ -233,6 +236,7 @@ impl<D: Disk> UserStore<D> {
             }
             .to_owned(),
             reserved_bytes: self.quota_reserved().0,
+            fixed: false,
         })
     }
 

@@ -121,6 +121,27 @@ fn examine_and_quota_report_the_store() {
 }
 
 #[test]
+fn quota_fix_sets_the_counters_to_a_recount() {
+    let disk = Rc::new(SimDisk::new());
+    let mut store = store_with_mail(&disk);
+    assert!(!store.quota_fix(), "a fresh store's counters are exact");
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    store.skew_quota_for_test(inbox);
+    assert!(!store.quota_report("alice").unwrap().counters_exact());
+    let mut findings = CheckReport { user: "alice".to_owned(), ..CheckReport::default() };
+    store.check_counters(&mut findings).unwrap();
+    assert_eq!(findings.findings.len(), 2, "the mailbox counters and the totals: {findings:?}");
+    assert!(store.quota_fix(), "they differed");
+    let quota = store.quota_report("alice").unwrap();
+    assert!(quota.counters_exact(), "{quota:?}");
+    assert_eq!((quota.messages, quota.storage_bytes), (3, quota.recount_storage_bytes));
+    let mut findings = CheckReport { user: "alice".to_owned(), ..CheckReport::default() };
+    store.check_counters(&mut findings).unwrap();
+    assert!(findings.is_clean(), "{findings:?}");
+    assert!(!store.quota_fix(), "nothing left to correct");
+}
+
+#[test]
 fn store_users_lists_only_stores_in_their_own_bucket() {
     let disk = SimDisk::new();
     assert!(store_users(&disk).unwrap().is_empty(), "no users/ at all");
