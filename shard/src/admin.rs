@@ -197,7 +197,7 @@ async fn run_users(
                  server and run it again (nothing was changed)",
             ));
         }
-        Op::Check | Op::Quota | Op::Examine | Op::Df => {}
+        Op::Check | Op::Quota | Op::Examine | Op::Df | Op::Ipurge | Op::Unexpunge => {}
     }
     let users = users_of(shard, &request)?;
     let total = users.len() as u64;
@@ -332,6 +332,10 @@ fn operate(
             serde_json::to_value(store.examine(user, mailbox).map_err(|e| admin_error(&e))?)
         }
         Op::Df => serde_json::to_value(store.usage_report(user, policy).map_err(storage)?),
+        Op::Ipurge | Op::Unexpunge => {
+            return crate::admin_purge::operate(store, user, request, policy)
+                .map_err(|e| admin_error(&e));
+        }
         Op::Ping | Op::Reconstruct => unreachable!("answered before any call"),
     };
     Ok(value.expect("a report serializes"))
