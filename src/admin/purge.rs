@@ -156,12 +156,16 @@ pub fn unexpunge(args: &UnexpungeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_list(r: &ExpungedReport) {
+    let retention = if r.retention_seconds > 0 && r.retention_seconds.is_multiple_of(86_400) {
+        format!("{} days", r.retention_seconds / 86_400)
+    } else {
+        format!("{} s", r.retention_seconds)
+    };
     println!(
-        "{} {}: {} expunged messages restorable (kept {} s after their expunge)",
+        "{} {}: {} expunged messages still on disk (each kept {retention} after its expunge)",
         r.user,
         r.mailbox,
         r.messages.len(),
-        r.retention_seconds
     );
     if r.messages.is_empty() {
         return;

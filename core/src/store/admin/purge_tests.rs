@@ -9,20 +9,12 @@ use std::rc::Rc;
 use super::*;
 use crate::disk::sim::{CrashMode, SimDisk};
 use crate::store::admin::check;
+use crate::store::tests::flush;
 use crate::types::InternalDate;
 
 const DIR: &str = "users/8e/alice";
 const NOW: i64 = 2_000_000_000;
 const DAY: i64 = 86_400;
-
-fn flush(disk: &SimDisk) {
-    use crate::disk::{Disk as _, Flush};
-    if let Some(flush) = disk.flush_begin() {
-        let epoch = flush.epoch();
-        flush.run().unwrap();
-        disk.flush_end(epoch);
-    }
-}
 
 fn open(disk: &SimDisk) -> UserStore<SimDisk> {
     UserStore::open(Rc::new(disk.clone()), Path::new(DIR)).unwrap()
