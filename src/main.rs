@@ -66,6 +66,12 @@ enum Command {
     Mbexamine(admin::MbExamineArgs),
     /// Show the disk space each user's store takes, and the total.
     Df(admin::DfArgs),
+    /// Expunge users' messages older than N days and/or larger than a size (Cyrus's ipurge).
+    #[command(after_help = admin::IPURGE_AFTER_HELP)]
+    Ipurge(admin::IpurgeArgs),
+    /// List or restore a mailbox's expunged messages still on disk (Cyrus's unexpunge).
+    #[command(after_help = admin::UNEXPUNGE_AFTER_HELP)]
+    Unexpunge(admin::UnexpungeArgs),
     /// Print the version; `--build` also says how this binary was built.
     Version(admin::VersionArgs),
     /// Print the settings `skua serve` would run with that differ from the defaults.
@@ -176,6 +182,8 @@ fn main() -> ExitCode {
         Command::Mbpath(args) => return tool(admin::mbpath(&args)),
         Command::Mbexamine(args) => return tool(admin::mbexamine(&args)),
         Command::Df(args) => return tool(admin::df(&args)),
+        Command::Ipurge(args) => return tool(admin::ipurge(&args)),
+        Command::Unexpunge(args) => return tool(admin::unexpunge(&args)),
         Command::Version(args) => return tool(admin::build_version(&args)),
         Command::Info(args) => return tool(admin::info(&args)),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),

@@ -189,7 +189,13 @@ async fn run_users(
                 "shards": shard.shared.count,
             }));
         }
-        Op::Reconstruct | Op::Check | Op::Quota | Op::Examine | Op::Df => {}
+        Op::Reconstruct
+        | Op::Check
+        | Op::Quota
+        | Op::Examine
+        | Op::Df
+        | Op::Ipurge
+        | Op::Unexpunge => {}
     }
     let users = users_of(shard, &request)?;
     let total = users.len() as u64;
@@ -320,6 +326,10 @@ fn operate(
             serde_json::to_value(store.examine(user, mailbox).map_err(|e| admin_error(&e))?)
         }
         Op::Df => serde_json::to_value(store.usage_report(user, policy).map_err(storage)?),
+        Op::Ipurge | Op::Unexpunge => {
+            return crate::admin_purge::operate(store, user, request, policy)
+                .map_err(|e| admin_error(&e));
+        }
         Op::Ping => unreachable!("answered before any call"),
         Op::Reconstruct => unreachable!("a ReconstructCall, not an AdminCall"),
     };

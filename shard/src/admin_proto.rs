@@ -35,6 +35,12 @@ pub enum Op {
     Df,
     /// `skua reconstruct`: refused while the server runs (see `admin.rs`).
     Reconstruct,
+    /// `skua ipurge`: a `PurgeReport` per user (`older_than_days` and/or
+    /// `larger_than_bytes`; `mailbox`, `dry_run` optional).
+    Ipurge,
+    /// `skua unexpunge`: one user and `mailbox`; an `ExpungedReport`, or with `restore` /
+    /// `restore_all` a `RestoreReport` (in a list of one).
+    Unexpunge,
 }
 
 /// A request line.
@@ -55,6 +61,40 @@ pub struct AdminRequest {
     /// `quota --fix`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub fix: bool,
+    /// `ipurge --days`: messages whose internal date is more than this many days old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub older_than_days: Option<u32>,
+    /// `ipurge --size`: messages larger than this many bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub larger_than_bytes: Option<u64>,
+    /// `ipurge --dry-run`: report what would go, change nothing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+    /// `unexpunge --restore`: the expunged messages' UIDs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore: Vec<u32>,
+    /// `unexpunge --all-expunged`: restore every one still in the spool.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub restore_all: bool,
+}
+
+impl AdminRequest {
+    /// A request for `op` with every other field empty.
+    #[must_use]
+    pub fn new(op: Op) -> AdminRequest {
+        AdminRequest {
+            op,
+            users: Vec::new(),
+            all: false,
+            mailbox: None,
+            fix: false,
+            older_than_days: None,
+            larger_than_bytes: None,
+            dry_run: false,
+            restore: Vec::new(),
+            restore_all: false,
+        }
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -88,8 +128,8 @@ pub struct Progress {
 /// Why a request failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
-    /// `bad-request`, `no-such-user`, `no-such-mailbox`, `storage`, `busy`, `unavailable`,
-    /// `refused`, `timeout`, `server-bug`.
+    /// `bad-request`, `no-such-user`, `no-such-mailbox`, `not-restorable`, `mailbox-full`,
+    /// `storage`, `busy`, `unavailable`, `refused`, `timeout`, `server-bug`.
     pub kind: String,
     /// For a person.
     pub message: String,
@@ -124,6 +164,7 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
                 return Err(bad("examine needs a mailbox".to_owned()));
             }
         }
+        Op::Ipurge | Op::Unexpunge => check_purge(&request).map_err(|m| bad(m.to_owned()))?,
         Op::Check | Op::Quota | Op::Df | Op::Reconstruct => {
             if request.all && !request.users.is_empty() {
                 return Err(bad("give users or all, not both".to_owned()));
@@ -133,13 +174,54 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
             }
         }
     }
-    if request.mailbox.is_some() && request.op != Op::Examine {
-        return Err(bad("only examine takes a mailbox".to_owned()));
+    if request.mailbox.is_some() && !matches!(request.op, Op::Examine | Op::Ipurge | Op::Unexpunge)
+    {
+        return Err(bad("only examine, ipurge and unexpunge take a mailbox".to_owned()));
     }
     if request.fix && request.op != Op::Quota {
         return Err(bad("only quota takes fix".to_owned()));
     }
+    let purge_fields = request.older_than_days.is_some()
+        || request.larger_than_bytes.is_some()
+        || request.dry_run
+        || !request.restore.is_empty()
+        || request.restore_all;
+    if purge_fields && !matches!(request.op, Op::Ipurge | Op::Unexpunge) {
+        return Err(bad("only ipurge and unexpunge take their fields".to_owned()));
+    }
     Ok(request)
+}
+
+/// The rules of the `ipurge` and `unexpunge` fields (each other op must leave them empty).
+fn check_purge(request: &AdminRequest) -> Result<(), &'static str> {
+    let purging = request.older_than_days.is_some() || request.larger_than_bytes.is_some();
+    let restoring = !request.restore.is_empty() || request.restore_all;
+    if request.op == Op::Ipurge {
+        let has_users = !request.users.is_empty();
+        if request.all && has_users || !request.all && !has_users {
+            return Err("ipurge takes users or all (one of them)");
+        }
+        if !purging {
+            return Err("ipurge needs older_than_days or larger_than_bytes");
+        }
+        if restoring {
+            return Err("only unexpunge takes restore");
+        }
+        return Ok(());
+    }
+    if request.users.len() != 1 || request.all || request.mailbox.is_none() {
+        return Err("unexpunge takes exactly one user and a mailbox");
+    }
+    if purging || request.dry_run {
+        return Err("only ipurge takes older_than_days, larger_than_bytes and dry_run");
+    }
+    if !request.restore.is_empty() && request.restore_all {
+        return Err("give restore or restore_all, not both");
+    }
+    if request.restore.contains(&0) {
+        return Err("a UID is at least 1");
+    }
+    Ok(())
 }
 
 /// A reply as one line, with its line end.
@@ -181,6 +263,43 @@ mod tests {
             let error = parse_request(bad).expect_err(&String::from_utf8_lossy(bad));
             assert_eq!(error.kind, "bad-request");
         }
+    }
+
+    #[test]
+    fn ipurge_and_unexpunge_requests_parse_and_nonsense_is_refused() {
+        let purge =
+            parse_request(br#"{"op":"ipurge","all":true,"older_than_days":30,"dry_run":true}"#)
+                .expect("ok");
+        assert_eq!((purge.older_than_days, purge.dry_run), (Some(30), true));
+        let sized = br#"{"op":"ipurge","users":["a"],"larger_than_bytes":9,"mailbox":"Junk"}"#;
+        assert_eq!(parse_request(sized).expect("ok").larger_than_bytes, Some(9));
+        let list = parse_request(br#"{"op":"unexpunge","users":["a"],"mailbox":"INBOX"}"#);
+        assert!(list.expect("ok").restore.is_empty());
+        let restore = br#"{"op":"unexpunge","users":["a"],"mailbox":"INBOX","restore":[3,4]}"#;
+        assert_eq!(parse_request(restore).expect("ok").restore, [3, 4]);
+        for bad in [
+            &br#"{"op":"ipurge","users":["a"]}"#[..],
+            br#"{"op":"ipurge","older_than_days":1}"#,
+            br#"{"op":"ipurge","users":["a"],"all":true,"older_than_days":1}"#,
+            br#"{"op":"ipurge","users":["a"],"older_than_days":-1}"#,
+            br#"{"op":"ipurge","users":["a"],"older_than_days":1,"restore_all":true}"#,
+            br#"{"op":"unexpunge","users":["a"]}"#,
+            br#"{"op":"unexpunge","users":["a","b"],"mailbox":"INBOX"}"#,
+            br#"{"op":"unexpunge","all":true,"mailbox":"INBOX"}"#,
+            br#"{"op":"unexpunge","users":["a"],"mailbox":"I","restore":[1],"restore_all":true}"#,
+            br#"{"op":"unexpunge","users":["a"],"mailbox":"I","restore":[0]}"#,
+            br#"{"op":"unexpunge","users":["a"],"mailbox":"I","dry_run":true}"#,
+            br#"{"op":"check","users":["a"],"older_than_days":1}"#,
+            br#"{"op":"df","restore":[1]}"#,
+        ] {
+            let error = parse_request(bad).expect_err(&String::from_utf8_lossy(bad));
+            assert_eq!(error.kind, "bad-request");
+        }
+        let mut request = AdminRequest::new(Op::Ipurge);
+        request.users.push("alice".to_owned());
+        request.larger_than_bytes = Some(1 << 20);
+        let line = serde_json::to_vec(&request).expect("serializes");
+        assert_eq!(parse_request(&line).expect("reads back"), request);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 
 mod admin;
 pub mod admin_proto;
+pub mod admin_purge;
 pub mod admission;
 mod auth;
 mod call;

@@ -56,7 +56,7 @@ pub struct DfArgs {
 
 /// The server settings the tools need from the config file (quota and compaction), as
 /// `skua serve` would apply them.
-fn settings(target: &Target) -> anyhow::Result<skua_shard::ServerConfig> {
+pub(super) fn settings(target: &Target) -> anyhow::Result<skua_shard::ServerConfig> {
     let mut config = skua_shard::ServerConfig::default();
     target.file.apply_quota(&mut config)?;
     target.file.apply_compaction(&mut config)?;
@@ -64,14 +64,14 @@ fn settings(target: &Target) -> anyhow::Result<skua_shard::ServerConfig> {
 }
 
 /// Unix seconds now.
-fn now_unix_seconds() -> i64 {
+pub(super) fn now_unix_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Runs `op` on each user's store offline (opened, then dropped), or asks the server.
-fn per_user<T: serde::de::DeserializeOwned>(
+pub(super) fn per_user<T: serde::de::DeserializeOwned>(
     target: &Target,
     request: &AdminRequest,
     mut op: impl FnMut(&mut UserStore<skua_core::disk::os::OsDisk>, &str) -> anyhow::Result<T>,
@@ -103,7 +103,7 @@ fn per_user<T: serde::de::DeserializeOwned>(
 }
 
 fn request(op: Op, users: &[String]) -> AdminRequest {
-    AdminRequest { op, users: users.to_vec(), all: false, mailbox: None, fix: false }
+    AdminRequest { users: users.to_vec(), ..AdminRequest::new(op) }
 }
 
 fn limit(value: Option<u64>) -> String {

@@ -1,5 +1,5 @@
 //! The operators' tools (issue 11): `skua check`, `reconstruct`, `quota`, `mbpath`,
-//! `mbexamine`, `df`, `version --build`.
+//! `mbexamine`, `df`, `ipurge`, `unexpunge`, `version --build`.
 //!
 //! Each tool works in one of two modes, chosen by the data-dir lock (`skua_core::lock`):
 //!
@@ -20,6 +20,7 @@ mod build_info;
 mod client;
 mod examine;
 mod info;
+mod purge;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,9 @@ use crate::config::FileConfig;
 pub use build_info::{VersionArgs, run as build_version};
 pub use examine::{DfArgs, MbExamineArgs, MbPathArgs, QuotaArgs, df, mbexamine, mbpath, quota};
 pub use info::{InfoArgs, run as info};
+pub use purge::{
+    IPURGE_AFTER_HELP, IpurgeArgs, UNEXPUNGE_AFTER_HELP, UnexpungeArgs, ipurge, unexpunge,
+};
 pub use verify::{CHECK_AFTER_HELP, CheckArgs, ReconstructArgs, check, reconstruct};
 
 /// Options every admin tool takes.

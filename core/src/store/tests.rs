@@ -83,8 +83,8 @@ fn flags_expunge_copy() {
     assert_eq!(info.size, 30);
 }
 
-/// Runs one flush round of the simulated disk.
-fn flush(disk: &SimDisk) {
+/// Runs one flush round of the simulated disk (also for `admin/purge_tests.rs`).
+pub(super) fn flush(disk: &SimDisk) {
     use crate::disk::{Disk, Flush};
     if let Some(flush) = disk.flush_begin() {
         let epoch = flush.epoch();

@@ -21,9 +21,14 @@ use crate::paths::{UserName, user_bucket};
 
 mod check;
 mod examine;
+mod purge;
 
 pub use check::check_files;
 pub use examine::{ExamineRecord, ExamineReport, QuotaReport, UsageReport};
+pub use purge::{
+    ExpungedListed, ExpungedReport, PURGE_BATCH_UIDS, PurgeCriteria, PurgeReport, PurgedMailbox,
+    RestoreReport, Restored,
+};
 
 /// Why an operation could not give its report.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +44,34 @@ pub enum AdminError {
         /// The name asked for.
         mailbox: String,
     },
+    /// UIDs that name no expunged message still in the spool (`unexpunge`); nothing was
+    /// restored.
+    #[error("user {user}'s mailbox {mailbox:?} has no restorable expunged message with UID {}",
+        uid_list(.uids))]
+    NotRestorable {
+        /// The user.
+        user: String,
+        /// The mailbox.
+        mailbox: String,
+        /// Every UID asked for that cannot be restored.
+        uids: Vec<u32>,
+    },
+    /// The mailbox cannot take the restored messages (no UIDs left); nothing was restored.
+    #[error("user {user}'s mailbox {mailbox:?} cannot take more messages")]
+    MailboxFull {
+        /// The user.
+        user: String,
+        /// The mailbox.
+        mailbox: String,
+    },
     /// The disk failed, or a file is damaged beyond what the operation reads around.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// `1, 5, 7`.
+fn uid_list(uids: &[u32]) -> String {
+    uids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
 
 impl AdminError {
@@ -51,6 +81,8 @@ impl AdminError {
         match self {
             AdminError::NoSuchUser(_) => "no-such-user",
             AdminError::NoSuchMailbox { .. } => "no-such-mailbox",
+            AdminError::NotRestorable { .. } => "not-restorable",
+            AdminError::MailboxFull { .. } => "mailbox-full",
             AdminError::Storage(_) => "storage",
         }
     }
