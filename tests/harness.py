@@ -65,6 +65,32 @@ def check_all(test, data_dir):
     return result
 
 
+def check_at_end(test, data_dir):
+    """Makes `test` end with `skua check --all` on `data_dir` (see [`check_all`]): a cleanup,
+    so call it after registering the cleanup that removes the directory (cleanups run last
+    registered first) and it runs after `tearDown`, on the stopped server's data dir. A data dir
+    the test never made is skipped, and so is a test that sets `CHECK_AT_END = False` on itself
+    (it leaves damage on purpose)."""
+
+    def check():
+        if os.path.isdir(data_dir) and getattr(test, "CHECK_AT_END", True):
+            check_all(test, data_dir)
+
+    test.addCleanup(check)
+
+
+def check_at_class_end(cls, data_dir):
+    """[`check_at_end`] for a server shared by a test class (a class cleanup)."""
+
+    def check():
+        if os.path.isdir(data_dir):
+            result = run_cli("check", "--all", "--json", "--data-dir", data_dir, check=False)
+            if result.returncode != 0:
+                raise AssertionError(f"skua check --all found damage:\n{result.stdout}\n{result.stderr}")
+
+    cls.addClassCleanup(check)
+
+
 class Server:
     """One skua process. `users` maps names to PLAIN passwords written to the passwd-file."""
 

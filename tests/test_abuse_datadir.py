@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN, HOST, AbuseServer, OtherUserProbe, lmtp_deliver, message
+from harness import BIN, HOST, AbuseServer, check_at_end, lmtp_deliver, message, OtherUserProbe
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 SECOND_SERVER_EXIT_S = 5.0
@@ -48,6 +48,7 @@ class SecondProcess(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-dir-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.data = os.path.join(self.tmp, "data")
         self.server = AbuseServer(self.data, USERS).start()
         self.others = []
@@ -59,11 +60,12 @@ class SecondProcess(unittest.TestCase):
                 process.wait()
         self.server.stop_quietly()
 
-    def second_serve(self):
-        """`skua serve` on the same data dir and the same listen addresses as the first."""
+    def second_serve(self, data=None):
+        """`skua serve` on the same listen addresses as the first, on the same data dir or on
+        `data`."""
         process = subprocess.Popen(
             [
-                BIN, "serve", "--data-dir", self.data,
+                BIN, "serve", "--data-dir", data or self.data,
                 "--imap-listen", f"{HOST}:{self.server.imap_port}",
                 "--lmtp-listen", f"{HOST}:{self.server.lmtp_port}",
                 "--imaps-listen", f"{HOST}:{self.server.imaps_port}",
@@ -73,6 +75,25 @@ class SecondProcess(unittest.TestCase):
         )
         self.others.append(process)
         return process
+
+    def test_second_serve_on_another_data_dir_but_the_same_ports_exits_nonzero(self):
+        """Before the fix SO_REUSEPORT let a second server with its own data dir join the
+        first one's ports, and the kernel split the connections between two mail stores."""
+        other = os.path.join(self.tmp, "other-data")
+        with OtherUserProbe(self.server, "bob", "bob-pw") as probe:
+            second = self.second_serve(other)
+            try:
+                code = second.wait(timeout=SECOND_SERVER_EXIT_S)
+            except subprocess.TimeoutExpired:
+                self.fail("a second server on the same ports is still running")
+            stderr = second.stderr.read()
+            self.assertNotEqual(code, 0)
+            self.assertIn(f"cannot listen on {HOST}:{self.server.imap_port}", stderr)
+            self.assertIn("in use", stderr)
+        probe.check(self, "a second server's start on the same ports")
+        for _ in range(20):  # every connection still reaches the first server
+            c = self.server.imap("alice", "alice-pw")
+            c.logout()
 
     def test_second_serve_on_the_same_data_dir_exits_nonzero_saying_in_use(self):
         with OtherUserProbe(self.server, "bob", "bob-pw") as probe:

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import AbuseServer, OtherUserProbe, lmtp_deliver, message
+from harness import AbuseServer, OtherUserProbe, check_at_end, lmtp_deliver, message
 
 TARGETS = {"alice": "alice-pw", "carol": "carol-pw", "dave": "dave-pw", "erin": "erin-pw"}
 USERS = {**TARGETS, "bob": "bob-pw"}
@@ -93,6 +93,7 @@ class DiskFull(unittest.TestCase):
         if why is not None:
             self.skipTest(f"cannot mount a small tmpfs for the disk-full test ({why})")
         self.addCleanup(subprocess.run, ["umount", self.mount], capture_output=True, timeout=30)
+        check_at_end(self, os.path.join(self.mount, "data"))
         self.data = os.path.join(self.mount, "data")
         self.server = AbuseServer(self.data, USERS)
         # The server's log lives outside the small filesystem.

@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from harness import AbuseServer, OtherUserProbe, RawImap, raw_login
+from harness import AbuseServer, check_at_end, OtherUserProbe, raw_login, RawImap
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 HUGE = 62914560  # 60 MiB
@@ -35,6 +35,7 @@ class AbuseCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-lit-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.server = AbuseServer(os.path.join(self.tmp, "data"), USERS, config=self.CONFIG)
         self.clients = []
         self.server.start()

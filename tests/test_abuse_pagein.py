@@ -16,7 +16,7 @@ import tempfile
 import smtplib
 import unittest
 
-from harness import AbuseServer, RawImap, lmtp_deliver
+from harness import AbuseServer, check_at_end, lmtp_deliver, RawImap
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -58,6 +58,7 @@ class ColdBodies(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-pagein-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.data = os.path.join(self.tmp, "data")
         self.server = AbuseServer(self.data, users={"alice": "pw"})
         self.server.start()

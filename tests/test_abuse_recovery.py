@@ -15,7 +15,7 @@ import tempfile
 import threading
 import unittest
 
-from harness import AbuseServer, OtherUserProbe, message, raw_login
+from harness import AbuseServer, check_at_end, message, OtherUserProbe, raw_login
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 MESSAGES = 6000
@@ -25,6 +25,7 @@ class Recovery(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-recovery-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.data = os.path.join(self.tmp, "data")
         self.server = AbuseServer(self.data, users=USERS)
         self.server.start()

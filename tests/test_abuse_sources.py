@@ -24,6 +24,7 @@ import time
 import unittest
 
 from harness import (
+    check_at_end,
     AbuseServer, OtherUserProbe, RawImap, lmtp_raw_greeting, raw_login, run_cli,
 )
 
@@ -38,6 +39,7 @@ class SourceCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-src-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.clients = []
         self.server = AbuseServer(
             os.path.join(self.tmp, "data"), USERS, shards=self.SHARDS, config=self.CONFIG
@@ -301,6 +303,7 @@ class TimingDoesNotTellUsersApart(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-timing-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         data = os.path.join(self.tmp, "data")
         os.makedirs(data)
         run_cli("user", "add", "shauser", "--data-dir", data, stdin="sha-secret\n")

@@ -19,7 +19,7 @@ import threading
 import time
 import unittest
 
-from harness import AbuseServer, OtherUserProbe, lmtp_deliver, message, raw_login
+from harness import AbuseServer, check_at_class_end, check_at_end, lmtp_deliver, message, OtherUserProbe, raw_login
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 MAILBOXES = 2000
@@ -68,6 +68,7 @@ class ServerPerClass(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="skua-abuse-stall-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        check_at_class_end(cls, os.path.join(cls.tmp, "data"))
         cls.server = AbuseServer(os.path.join(cls.tmp, "data"), USERS).start()
         # A cleanup, not tearDownClass: it runs even when the rest of a setUpClass fails.
         cls.addClassCleanup(cls.server.stop_quietly)
@@ -196,6 +197,7 @@ class StuckReader(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-abuse-stuck-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.server = AbuseServer(os.path.join(self.tmp, "data"), USERS).start()
 
     def tearDown(self):

@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from harness import Server, lmtp_deliver, message, without_trace_fields
+from harness import Server, check_at_end, lmtp_deliver, message, without_trace_fields
 from test_imap import fetch_uid_map
 
 USERS = {f"user{i}": f"pw{i}" for i in range(4)}
@@ -16,10 +16,9 @@ USERS = {f"user{i}": f"pw{i}" for i in range(4)}
 class KillNineUnderLoad(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-crash-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.data = os.path.join(self.tmp, "data")
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        check_at_end(self, self.data)
 
     def test_acknowledged_deliveries_survive_kill9(self):
         server = Server(self.data, USERS, shards=2).start()

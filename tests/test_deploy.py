@@ -31,7 +31,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, HOST, REPO, free_port, wait_for_port
+from harness import BIN, HOST, REPO, check_at_end, free_port, wait_for_port
 
 UNIT = os.path.join(REPO, "dist", "systemd", "skua.service")
 ANSIBLE = os.path.join(REPO, "ansible")
@@ -142,13 +142,14 @@ class ExampleConfigTest(unittest.TestCase):
         if shutil.which("openssl") is None:
             self.skipTest("openssl is not installed: no certificate for the example config")
         self.tmp = tempfile.mkdtemp(prefix="skua-example-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.process = None
 
     def tearDown(self):
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_the_example_config_serves(self):
         cert, key = self_signed(self.tmp)
@@ -231,7 +232,9 @@ class NotifySocket:
 class NotifyTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-notify-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.data = os.path.join(self.tmp, "data")
+        check_at_end(self, self.data)
         os.makedirs(self.data)
         with open(os.path.join(self.data, "passwd"), "w", encoding="utf-8") as f:
             f.write("alice:{PLAIN}alice-pw::::::\n")
@@ -244,7 +247,6 @@ class NotifyTest(unittest.TestCase):
             self.process.kill()
             self.process.wait()
         self.log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def start(self, notify_socket, ports=None):
         ports = ports or self.ports

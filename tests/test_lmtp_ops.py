@@ -22,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, AbuseServer, lmtp_deliver, message
+from harness import BIN, AbuseServer, check_at_end, lmtp_deliver, message
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 
@@ -61,6 +61,7 @@ class LmtpOpsTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-lmtp-ops-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.socket_path = os.path.join(self.tmp, "lmtp.sock")
         config = self.CONFIG.replace("SOCKET", self.socket_path)
         self.server = AbuseServer(os.path.join(self.tmp, "data"), USERS, 2, config)

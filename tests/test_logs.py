@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import HOST, Server, lmtp_deliver, message
+from harness import HOST, Server, check_at_end, lmtp_deliver, message
 
 ANSI = re.compile(rb"\x1b\[")
 # Polls of the log for a line before giving up (a bound on polls, not a timing assertion).
@@ -25,6 +25,7 @@ class Logs(unittest.TestCase):
     def start(self, *extra):
         self.tmp = tempfile.mkdtemp(prefix="skua-logs-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         self.server = Server(os.path.join(self.tmp, "data"), {"alice": "alice-pw"}, 1,
                              extra_args=list(extra)).start()
         self.addCleanup(self.server.stop)

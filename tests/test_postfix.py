@@ -30,7 +30,7 @@ import time
 import unittest
 
 import postfix_support
-from harness import HOST, AbuseServer, free_port, message, without_trace_fields
+from harness import HOST, AbuseServer, check_at_end, free_port, message, without_trace_fields
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 # dave may keep one message (the passwd-file's Dovecot-style quota rule).
@@ -51,6 +51,7 @@ class PostfixTest(unittest.TestCase):
             self.skipTest(reason)
         self.tmp = tempfile.mkdtemp(prefix="skua-postfix-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         # Postfix's daemons run as the postfix user: they must reach the queue and the socket.
         os.chmod(self.tmp, 0o755)
         self.lmtp_socket = os.path.join(self.tmp, "lmtp.sock")

@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import AbuseServer, lmtp_deliver, message
+from harness import AbuseServer, check_at_end, lmtp_deliver, message
 
 CONFIG = """
 [imap]
@@ -29,7 +29,9 @@ messages = 3
 class Quota(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-quota-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         data = os.path.join(self.tmp, "data")
+        check_at_end(self, data)
         users = {"alice": "alice-pw", "bob": "bob-pw"}
         self.server = AbuseServer(data, users, shards=2, config=CONFIG)
         with open(os.path.join(data, "passwd"), "a", encoding="utf-8") as f:
@@ -40,11 +42,8 @@ class Quota(unittest.TestCase):
         self.server.start()
 
     def tearDown(self):
-        try:
-            if self.server.process is not None:
-                self.assertEqual(self.server.stop(), 0, self.server.log_text())
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.server.process is not None:
+            self.assertEqual(self.server.stop(), 0, self.server.log_text())
 
     def quota_of(self, client, mailbox="INBOX"):
         """GETQUOTAROOT: (roots, {resource: (usage, limit)})."""

@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from harness import AbuseServer, lmtp_deliver, message, run_cli
+from harness import AbuseServer, check_at_end, lmtp_deliver, message, run_cli
 
 MIB = 1 << 20
 
@@ -24,16 +24,15 @@ def spool_blocks(user_dir):
 class Compaction(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-space-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        check_at_end(self, os.path.join(self.tmp, "data"))
         config = ("[compaction]\nretention = \"0\"\ninterval_seconds = 1\n"
                   "free_bytes_min = 1048576\nbytes_per_second = 268435456\n")
         self.server = AbuseServer(os.path.join(self.tmp, "data"), {"alice": "pw"}, config=config)
         self.server.start()
 
     def tearDown(self):
-        try:
-            self.assertEqual(self.server.stop(), 0, self.server.log_text()[-3000:])
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(self.server.stop(), 0, self.server.log_text()[-3000:])
 
     def test_expunged_mail_leaves_the_disk_and_the_rest_reads_the_same(self):
         # 70 messages of 1 MiB: the first 64 MiB segment fills and a second one starts.
@@ -78,10 +77,9 @@ class Compaction(unittest.TestCase):
 class UserDelPurge(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-purge-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.data = os.path.join(self.tmp, "data")
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        check_at_end(self, self.data)
 
     def test_purge_removes_the_mail_and_is_refused_while_a_server_runs(self):
         server = AbuseServer(self.data, {"alice": "pw", "bob": "pw"}).start()

@@ -20,7 +20,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, AbuseServer, free_port, run_cli, write_config
+from harness import BIN, AbuseServer, check_at_end, free_port, run_cli, write_config
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FINGERPRINT = re.compile(r"SHA-256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})")
@@ -70,15 +70,16 @@ def openssl_handshake(cert, key, server_hostname):
 class TlsConfig(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="skua-tls-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.servers = []
 
     def tearDown(self):
         for server in self.servers:
             server.stop_quietly()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def server(self, name, config=None):
         data = os.path.join(self.tmp, name)
+        check_at_end(self, data)
         server = AbuseServer(data, {"alice": "alice-pw"}, config=config)
         self.servers.append(server)
         return server.start()

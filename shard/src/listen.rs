@@ -210,6 +210,27 @@ fn unix_socket(unix: &UnixListen) -> io::Result<(socket2::Socket, SocketFile)> {
     Ok((socket, file))
 }
 
+/// Refuses `address` when another process listens on it. SO_REUSEPORT would let this server
+/// join that process's group (same uid), and the kernel would split new connections between
+/// two servers with different data dirs without a word. The probe binds without SO_REUSEPORT,
+/// which fails while any socket listens on the port, and with SO_REUSEADDR, so connections a
+/// previous run left in TIME_WAIT do not count. Run before any shard binds (`server.rs`).
+///
+/// # Errors
+/// [`ServeError::Bind`] naming the address (e.g. address in use).
+pub fn probe_unclaimed(protocol: Protocol, address: SocketAddr) -> Result<(), ServeError> {
+    if address.port() == 0 {
+        return Ok(()); // the OS picks a free port per socket
+    }
+    let probe = || -> io::Result<()> {
+        let domain = if address.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&address.into())
+    };
+    probe().map_err(|source| ServeError::Bind { address, protocol: protocol.name(), source })
+}
+
 /// A TCP socket bound to `address` with SO_REUSEPORT, listening.
 fn listening_socket(address: SocketAddr) -> io::Result<socket2::Socket> {
     let domain = if address.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };

@@ -22,7 +22,7 @@ use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use crate::config::{ServerConfig, allowed_cpus};
 use crate::error::ServeError;
 use crate::limits::BLOCKING_THREADS_MAX;
-use crate::listen::proc_limit;
+use crate::listen::{Protocol, proc_limit};
 use crate::mesh::{self, MeshEnds};
 use crate::shard::{self, ShardMessage, Shared};
 use crate::shutdown::{ShutdownHandle, install_signal_handlers};
@@ -93,6 +93,18 @@ pub fn run_with_ready(
     on_ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
     validate(&config)?;
+    let addresses = [
+        (Protocol::Imap, &config.imap_listen),
+        (Protocol::Imap, &config.imap_tls_listen),
+        (Protocol::Lmtp, &config.lmtp_listen),
+        (Protocol::Socketmap, &config.socketmap_listen),
+        (Protocol::Metrics, &config.metrics_listen),
+    ];
+    for (protocol, list) in addresses {
+        for &address in list {
+            crate::listen::probe_unclaimed(protocol, address)?;
+        }
+    }
     skua_core::disk::os::observe_syncs(crate::metrics::observe_fdatasync);
     let count = config.shard_count();
     let shared = Arc::new(Shared::load(config, shutdown, count)?);
