@@ -68,6 +68,9 @@ enum Command {
     Df(admin::DfArgs),
     /// Print the version; `--build` also says how this binary was built.
     Version(admin::VersionArgs),
+    /// Refuse users IMAP logins (and LMTP delivery), or lift that, or list it (cyr_deny).
+    #[command(after_help = admin::DENY_AFTER_HELP)]
+    Deny(admin::DenyArgs),
     /// Print the settings `skua serve` would run with that differ from the defaults.
     Info(admin::InfoArgs),
     /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
@@ -178,6 +181,7 @@ fn main() -> ExitCode {
         Command::Df(args) => return tool(admin::df(&args)),
         Command::Version(args) => return tool(admin::build_version(&args)),
         Command::Info(args) => return tool(admin::info(&args)),
+        Command::Deny(args) => return tool(admin::deny(&args)),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
         Command::Import { command } => import::run(command),
     };

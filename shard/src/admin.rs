@@ -197,6 +197,9 @@ async fn run_users(
                  server and run it again (nothing was changed)",
             ));
         }
+        Op::Deny | Op::DenyAllow | Op::DenyList => {
+            return crate::deny::admin(shard, &request).await;
+        }
         Op::Check | Op::Quota | Op::Examine | Op::Df => {}
     }
     let users = users_of(shard, &request)?;
@@ -332,7 +335,9 @@ fn operate(
             serde_json::to_value(store.examine(user, mailbox).map_err(|e| admin_error(&e))?)
         }
         Op::Df => serde_json::to_value(store.usage_report(user, policy).map_err(storage)?),
-        Op::Ping | Op::Reconstruct => unreachable!("answered before any call"),
+        Op::Ping | Op::Reconstruct | Op::Deny | Op::DenyAllow | Op::DenyList => {
+            unreachable!("answered before any call")
+        }
     };
     Ok(value.expect("a report serializes"))
 }

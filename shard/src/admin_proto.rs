@@ -35,6 +35,13 @@ pub enum Op {
     Df,
     /// `skua reconstruct`: refused while the server runs (see `admin.rs`).
     Reconstruct,
+    /// `skua deny USER…`: deny `users` the `services` (default imap) with `message`; the
+    /// entries made (served on shard 0, `deny.rs`).
+    Deny,
+    /// `skua deny --allow USER…`: lift `users`' entries; the entries lifted.
+    DenyAllow,
+    /// `skua deny --list`: every entry.
+    DenyList,
 }
 
 /// A request line.
@@ -55,6 +62,28 @@ pub struct AdminRequest {
     /// `quota --fix`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub fix: bool,
+    /// `deny --services` (names as given; empty: imap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// `deny --message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl AdminRequest {
+    /// A request for `op` with every other field empty.
+    #[must_use]
+    pub fn new(op: Op) -> AdminRequest {
+        AdminRequest {
+            op,
+            users: Vec::new(),
+            all: false,
+            mailbox: None,
+            fix: false,
+            services: Vec::new(),
+            message: None,
+        }
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -116,6 +145,16 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
         serde_json::from_slice(line).map_err(|e| bad(format!("not a request: {e}")))?;
     match request.op {
         Op::Ping => {}
+        Op::DenyList => {
+            if request.all || !request.users.is_empty() {
+                return Err(bad("deny-list takes no users".to_owned()));
+            }
+        }
+        Op::Deny | Op::DenyAllow => {
+            if request.all || request.users.is_empty() {
+                return Err(bad("deny takes users (not all)".to_owned()));
+            }
+        }
         Op::Examine => {
             if request.users.len() != 1 || request.all {
                 return Err(bad("examine takes exactly one user".to_owned()));
@@ -138,6 +177,9 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
     }
     if request.fix && request.op != Op::Quota {
         return Err(bad("only quota takes fix".to_owned()));
+    }
+    if (!request.services.is_empty() || request.message.is_some()) && request.op != Op::Deny {
+        return Err(bad("only deny takes services and a message".to_owned()));
     }
     Ok(request)
 }
@@ -165,6 +207,14 @@ mod tests {
         let examine =
             parse_request(br#"{"op":"examine","users":["a"],"mailbox":"INBOX"}"#).expect("ok");
         assert_eq!(examine.mailbox.as_deref(), Some("INBOX"));
+        let deny =
+            parse_request(br#"{"op":"deny","users":["a"],"services":["lmtp"],"message":"m"}"#)
+                .expect("ok");
+        assert_eq!(
+            (deny.op, &deny.services[..], deny.message.as_deref()),
+            (Op::Deny, &["lmtp".to_owned()][..], Some("m"))
+        );
+        assert_eq!(parse_request(br#"{"op":"deny-list"}"#).expect("ok").op, Op::DenyList);
         for bad in [
             &br#"{"op":"check"}"#[..],
             br#"{"op":"check","users":["a"],"all":true}"#,
@@ -172,6 +222,11 @@ mod tests {
             br#"{"op":"examine","users":["a","b"],"mailbox":"INBOX"}"#,
             br#"{"op":"check","users":["a"],"mailbox":"INBOX"}"#,
             br#"{"op":"check","users":["a"],"fix":true}"#,
+            br#"{"op":"deny"}"#,
+            br#"{"op":"deny","all":true}"#,
+            br#"{"op":"deny-allow","users":["a"],"services":["imap"]}"#,
+            br#"{"op":"deny-list","users":["a"]}"#,
+            br#"{"op":"check","users":["a"],"message":"x"}"#,
             br#"{"op":"format","users":["a"]}"#,
             br#"{"op":"check","users":["a"],"extra":1}"#,
             br#"{"op":"check","users":"a"}"#,

@@ -34,6 +34,7 @@ pub mod conn;
 pub mod conn_deflate;
 pub mod conn_tls;
 mod deliver;
+pub mod deny;
 mod driver;
 pub mod error;
 pub mod event;

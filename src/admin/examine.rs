@@ -104,7 +104,9 @@ fn per_user<T: serde::de::DeserializeOwned>(
 }
 
 fn request(op: Op, users: &[String]) -> AdminRequest {
-    AdminRequest { op, users: users.to_vec(), all: false, mailbox: None, fix: false }
+    let mut request = AdminRequest::new(op);
+    request.users = users.to_vec();
+    request
 }
 
 fn limit(value: Option<u64>) -> String {

@@ -18,6 +18,7 @@
 
 mod build_info;
 mod client;
+mod deny;
 mod examine;
 mod info;
 mod verify;
@@ -35,6 +36,7 @@ use crate::Common;
 use crate::config::FileConfig;
 
 pub use build_info::{VersionArgs, run as build_version};
+pub use deny::{DENY_AFTER_HELP, DenyArgs, run as deny};
 pub use examine::{DfArgs, MbExamineArgs, MbPathArgs, QuotaArgs, df, mbexamine, mbpath, quota};
 pub use info::{InfoArgs, run as info};
 pub use verify::{CHECK_AFTER_HELP, CheckArgs, ReconstructArgs, check, reconstruct};

@@ -63,11 +63,9 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         }
         Mode::Online { socket, pid } => {
             let request = AdminRequest {
-                op: Op::Check,
                 users: args.users.clone(),
                 all: args.all,
-                mailbox: None,
-                fix: false,
+                ..AdminRequest::new(Op::Check)
             };
             serde_json::from_value(ask_server(socket, *pid, &request)?)
                 .context("reading the server's report")?
@@ -124,11 +122,9 @@ pub fn reconstruct(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
         Mode::Offline { disk, .. } => disk.clone(),
         Mode::Online { socket, pid } => {
             let request = AdminRequest {
-                op: Op::Reconstruct,
                 users: args.users.clone(),
                 all: args.all,
-                mailbox: None,
-                fix: false,
+                ..AdminRequest::new(Op::Reconstruct)
             };
             let holder = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
             let answer = ask_server(socket, *pid, &request);
