@@ -71,6 +71,13 @@ enum Command {
     /// Refuse users IMAP logins (and LMTP delivery), or lift that, or list it (cyr_deny).
     #[command(after_help = admin::DENY_AFTER_HELP)]
     Deny(admin::DenyArgs),
+    /// Dump every mailbox as JSON lines, or make the mailboxes of a dump (ctl_mboxlist).
+    Mboxlist {
+        #[command(subcommand)]
+        command: admin::MboxlistCommand,
+    },
+    /// Show the readers of each shared mailbox (arbitron).
+    Arbitron(admin::ArbitronArgs),
     /// Print the settings `skua serve` would run with that differ from the defaults.
     Info(admin::InfoArgs),
     /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
@@ -182,6 +189,8 @@ fn main() -> ExitCode {
         Command::Version(args) => return tool(admin::build_version(&args)),
         Command::Info(args) => return tool(admin::info(&args)),
         Command::Deny(args) => return tool(admin::deny(&args)),
+        Command::Mboxlist { command } => return tool(admin::mboxlist(&command)),
+        Command::Arbitron(args) => return tool(admin::arbitron(&args)),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
         Command::Import { command } => import::run(command),
     };

@@ -42,6 +42,12 @@ pub enum Op {
     DenyAllow,
     /// `skua deny --list`: every entry.
     DenyList,
+    /// `skua mboxlist dump`: a list of `MailboxLine`s per user.
+    MboxlistDump,
+    /// `skua mboxlist undump`: one user's `lines` made (an `UndumpReport`).
+    MboxlistUndump,
+    /// `skua arbitron`: an `ArbitronReport` per user.
+    Arbitron,
 }
 
 /// A request line.
@@ -68,6 +74,15 @@ pub struct AdminRequest {
     /// `deny --message`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `mboxlist undump`: the dump's lines of the one user named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<skua_core::store::admin::MailboxLine>,
+    /// `mboxlist undump --dry-run`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+    /// `arbitron --days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
 }
 
 impl AdminRequest {
@@ -82,6 +97,9 @@ impl AdminRequest {
             fix: false,
             services: Vec::new(),
             message: None,
+            lines: Vec::new(),
+            dry_run: false,
+            days: None,
         }
     }
 }
@@ -163,11 +181,17 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
                 return Err(bad("examine needs a mailbox".to_owned()));
             }
         }
-        Op::Check | Op::Quota | Op::Df | Op::Reconstruct => {
+        Op::MboxlistUndump => {
+            if request.all || request.users.len() != 1 {
+                return Err(bad("mboxlist-undump takes exactly one user".to_owned()));
+            }
+        }
+        Op::Check | Op::Quota | Op::Df | Op::Reconstruct | Op::MboxlistDump | Op::Arbitron => {
             if request.all && !request.users.is_empty() {
                 return Err(bad("give users or all, not both".to_owned()));
             }
-            if !request.all && request.users.is_empty() && request.op != Op::Df {
+            let empty_means_all = matches!(request.op, Op::Df | Op::MboxlistDump | Op::Arbitron);
+            if !request.all && request.users.is_empty() && !empty_means_all {
                 return Err(bad("no users (give users, or all)".to_owned()));
             }
         }
@@ -180,6 +204,12 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
     }
     if (!request.services.is_empty() || request.message.is_some()) && request.op != Op::Deny {
         return Err(bad("only deny takes services and a message".to_owned()));
+    }
+    if (!request.lines.is_empty() || request.dry_run) && request.op != Op::MboxlistUndump {
+        return Err(bad("only mboxlist-undump takes lines and dry_run".to_owned()));
+    }
+    if request.days.is_some() && request.op != Op::Arbitron {
+        return Err(bad("only arbitron takes days".to_owned()));
     }
     Ok(request)
 }
@@ -223,6 +253,9 @@ mod tests {
             br#"{"op":"check","users":["a"],"mailbox":"INBOX"}"#,
             br#"{"op":"check","users":["a"],"fix":true}"#,
             br#"{"op":"deny"}"#,
+            br#"{"op":"mboxlist-undump","users":["a","b"]}"#,
+            br#"{"op":"mboxlist-dump","dry_run":true}"#,
+            br#"{"op":"check","users":["a"],"days":3}"#,
             br#"{"op":"deny","all":true}"#,
             br#"{"op":"deny-allow","users":["a"],"services":["imap"]}"#,
             br#"{"op":"deny-list","users":["a"]}"#,

@@ -21,6 +21,7 @@
 //! a [`ServerConfig`].
 
 mod admin;
+mod admin_mboxlist;
 pub mod admin_proto;
 pub mod admission;
 mod auth;

@@ -72,7 +72,7 @@ fn now_unix_seconds() -> i64 {
 }
 
 /// Runs `op` on each user's store offline (opened, then dropped), or asks the server.
-fn per_user<T: serde::de::DeserializeOwned>(
+pub(super) fn per_user<T: serde::de::DeserializeOwned>(
     target: &Target,
     request: &AdminRequest,
     mut op: impl FnMut(&mut UserStore<skua_core::disk::os::OsDisk>, &str) -> anyhow::Result<T>,

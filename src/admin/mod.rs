@@ -16,11 +16,13 @@
 //! as text. A wrong data dir, an unknown user or a server that does not answer is an error
 //! (exit 1, message on stderr).
 
+mod arbitron;
 mod build_info;
 mod client;
 mod deny;
 mod examine;
 mod info;
+mod mboxlist;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -35,10 +37,12 @@ use skua_core::store::admin;
 use crate::Common;
 use crate::config::FileConfig;
 
+pub use arbitron::{ArbitronArgs, run as arbitron};
 pub use build_info::{VersionArgs, run as build_version};
 pub use deny::{DENY_AFTER_HELP, DenyArgs, run as deny};
 pub use examine::{DfArgs, MbExamineArgs, MbPathArgs, QuotaArgs, df, mbexamine, mbpath, quota};
 pub use info::{InfoArgs, run as info};
+pub use mboxlist::{MboxlistCommand, run as mboxlist};
 pub use verify::{CHECK_AFTER_HELP, CheckArgs, ReconstructArgs, check, reconstruct};
 
 /// Options every admin tool takes.

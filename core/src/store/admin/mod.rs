@@ -19,11 +19,15 @@ use crate::disk::Disk;
 use crate::error::StorageError;
 use crate::paths::{UserName, user_bucket};
 
+mod arbitron;
 mod check;
 mod examine;
+mod mboxlist;
 
+pub use arbitron::{ArbitronReport, Reader, SharedMailbox};
 pub use check::check_files;
 pub use examine::{ExamineRecord, ExamineReport, QuotaReport, UsageReport};
+pub use mboxlist::{MailboxLine, UndumpReport, grantees, undump_dry_without_store};
 
 /// Why an operation could not give its report.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,9 @@ pub enum AdminError {
         /// The name asked for.
         mailbox: String,
     },
+    /// The input is not acceptable (`mboxlist undump`: a bad line), said in a sentence.
+    #[error("{0}")]
+    Invalid(String),
     /// The disk failed, or a file is damaged beyond what the operation reads around.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -51,6 +58,7 @@ impl AdminError {
         match self {
             AdminError::NoSuchUser(_) => "no-such-user",
             AdminError::NoSuchMailbox { .. } => "no-such-mailbox",
+            AdminError::Invalid(_) => "bad-request",
             AdminError::Storage(_) => "storage",
         }
     }
@@ -157,3 +165,5 @@ pub fn check<D: Disk>(store: &mut UserStore<D>, user: &str) -> Result<CheckRepor
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mboxlist;
