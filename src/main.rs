@@ -74,6 +74,16 @@ enum Command {
     Unexpunge(admin::UnexpungeArgs),
     /// Print the version; `--build` also says how this binary was built.
     Version(admin::VersionArgs),
+    /// Refuse users IMAP logins (and LMTP delivery), or lift that, or list it (cyr_deny).
+    #[command(after_help = admin::DENY_AFTER_HELP)]
+    Deny(admin::DenyArgs),
+    /// Dump every mailbox as JSON lines, or make the mailboxes of a dump (ctl_mboxlist).
+    Mboxlist {
+        #[command(subcommand)]
+        command: admin::MboxlistCommand,
+    },
+    /// Show the readers of each shared mailbox (arbitron).
+    Arbitron(admin::ArbitronArgs),
     /// Print the settings `skua serve` would run with that differ from the defaults.
     Info(admin::InfoArgs),
     /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
@@ -186,6 +196,9 @@ fn main() -> ExitCode {
         Command::Unexpunge(args) => return tool(admin::unexpunge(&args)),
         Command::Version(args) => return tool(admin::build_version(&args)),
         Command::Info(args) => return tool(admin::info(&args)),
+        Command::Deny(args) => return tool(admin::deny(&args)),
+        Command::Mboxlist { command } => return tool(admin::mboxlist(&command)),
+        Command::Arbitron(args) => return tool(admin::arbitron(&args)),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
         Command::Import { command } => import::run(command),
     };

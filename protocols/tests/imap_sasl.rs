@@ -77,6 +77,8 @@ struct Shard<'a> {
     /// `LogIn` requests whose success the brake still had to count.
     uncounted_logins: usize,
     closed: bool,
+    /// Users the operator denied (`skua deny`), with their message.
+    denied: Option<(&'static str, &'static str)>,
 }
 
 impl<'a> Shard<'a> {
@@ -89,6 +91,7 @@ impl<'a> Shard<'a> {
             failed: Vec::new(),
             uncounted_logins: 0,
             closed: false,
+            denied: None,
         }
     }
 
@@ -149,6 +152,11 @@ impl<'a> Shard<'a> {
             AuthRequest::Token { token, authzid, .. } => SaslStep::VerifyToken { token, authzid },
             AuthRequest::External { authzid } => SaslStep::External { authzid },
             AuthRequest::LogIn { user, counted, .. } => {
+                if let Some((denied, message)) = self.denied
+                    && denied == user
+                {
+                    return self.session.auth_disabled(message);
+                }
                 self.logged_in = Some(user);
                 self.uncounted_logins += usize::from(!counted);
                 return self.session.auth_done(AuthOutcome::Success);
@@ -487,4 +495,26 @@ fn the_shard_may_end_a_login_at_any_request() {
     }
     assert!(shard.closed, "three refused logins end the connection");
     assert!(shard.logged_in.is_none());
+}
+
+/// `skua deny`: right credentials of a denied user get `NO [CONTACTADMIN]` with the operator's
+/// message (only printable ASCII of it), whatever the mechanism; the session stays logged out
+/// and the refusal is not a failed attempt (no BYE after several).
+#[test]
+fn a_denied_user_is_refused_with_contactadmin_and_stays_logged_out() {
+    let (users, masters) = users();
+    let logins = Logins { users: &users, masters: Some(&masters) };
+    let mut shard = Shard::new(logins, plaintext_config());
+    shard.denied = Some(("bob", "Suspended\r\n: call 555"));
+    for round in 0..5 {
+        let reply = shard.send(&format!("a{round} LOGIN bob bob-pw"));
+        assert_eq!(reply, format!("a{round} NO [CONTACTADMIN] Suspended: call 555\r\n"));
+    }
+    let reply = shard.send(&format!("b AUTHENTICATE PLAIN {}", b64(b"\0bob\0bob-pw")));
+    assert_eq!(reply, "b NO [CONTACTADMIN] Suspended: call 555\r\n");
+    assert!(!shard.session.is_authenticated());
+    assert!(!shard.closed);
+    assert!(shard.send("c SELECT INBOX").starts_with("c BAD"), "still not logged in");
+    shard.denied = None;
+    assert!(shard.send("d LOGIN bob bob-pw").starts_with("d OK "), "lifted");
 }

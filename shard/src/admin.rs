@@ -189,15 +189,28 @@ async fn run_users(
                 "shards": shard.shared.count,
             }));
         }
+        Op::Deny | Op::DenyAllow | Op::DenyList => {
+            return crate::deny::admin(shard, &request).await;
+        }
         Op::Reconstruct
         | Op::Check
         | Op::Quota
         | Op::Examine
         | Op::Df
         | Op::Ipurge
-        | Op::Unexpunge => {}
+        | Op::Unexpunge
+        | Op::MboxlistDump
+        | Op::Arbitron
+        | Op::MboxlistUndump => {}
     }
-    let users = users_of(shard, &request)?;
+    let users = if request.op == Op::MboxlistUndump {
+        if let Some(report) = crate::admin_mboxlist::undump_dry_here(shard, &request)? {
+            return Ok(report);
+        }
+        crate::admin_mboxlist::undump_users(shard, &request)?
+    } else {
+        users_of(shard, &request)?
+    };
     let total = users.len() as u64;
     let mut reports = Vec::with_capacity(users.len());
     for (done, user) in users.into_iter().enumerate() {
@@ -215,8 +228,8 @@ async fn run_users(
         };
         reports.push(report);
     }
-    if request.op == Op::Examine {
-        return Ok(reports.pop().expect("examine names one user"));
+    if matches!(request.op, Op::Examine | Op::MboxlistUndump) {
+        return Ok(reports.pop().expect("examine and undump name one user, last"));
     }
     Ok(serde_json::Value::Array(reports))
 }
@@ -281,7 +294,9 @@ impl call::Request for AdminCall {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let policy = shard.config().compaction.policy(now);
         let (user, request) = (self.user.as_str(), &self.request);
-        let result = guarded(|| handle.with_store(|store| operate(store, user, request, &policy)));
+        let public = shard.config().public_owner.as_deref();
+        let result =
+            guarded(|| handle.with_store(|store| operate(store, user, request, &policy, public)));
         let answer = match result {
             Ok(answer) => answer,
             Err(detail) => {
@@ -311,6 +326,7 @@ fn operate(
     user: &str,
     request: &AdminRequest,
     policy: &skua_core::store::CompactionPolicy,
+    public_owner: Option<&str>,
 ) -> Result<serde_json::Value, ErrorReply> {
     let storage = |e: skua_core::error::StorageError| ErrorReply::new("storage", e.to_string());
     let value = match request.op {
@@ -330,7 +346,12 @@ fn operate(
             return crate::admin_purge::operate(store, user, request, policy)
                 .map_err(|e| admin_error(&e));
         }
-        Op::Ping => unreachable!("answered before any call"),
+        Op::MboxlistDump | Op::MboxlistUndump | Op::Arbitron => {
+            return crate::admin_mboxlist::operate(store, user, request, public_owner);
+        }
+        Op::Ping | Op::Deny | Op::DenyAllow | Op::DenyList => {
+            unreachable!("answered before any call")
+        }
         Op::Reconstruct => unreachable!("a ReconstructCall, not an AdminCall"),
     };
     Ok(value.expect("a report serializes"))

@@ -41,6 +41,19 @@ pub enum Op {
     /// `skua unexpunge`: one user and `mailbox`; an `ExpungedReport`, or with `restore` /
     /// `restore_all` a `RestoreReport` (in a list of one).
     Unexpunge,
+    /// `skua deny USER…`: deny `users` the `services` (default imap) with `message`; the
+    /// entries made (served on shard 0, `deny.rs`).
+    Deny,
+    /// `skua deny --allow USER…`: lift `users`' entries; the entries lifted.
+    DenyAllow,
+    /// `skua deny --list`: every entry.
+    DenyList,
+    /// `skua mboxlist dump`: a list of `MailboxLine`s per user.
+    MboxlistDump,
+    /// `skua mboxlist undump`: one user's `lines` made (an `UndumpReport`).
+    MboxlistUndump,
+    /// `skua arbitron`: an `ArbitronReport` per user.
+    Arbitron,
 }
 
 /// A request line.
@@ -76,6 +89,18 @@ pub struct AdminRequest {
     /// `unexpunge --all-expunged`: restore every one still in the spool.
     #[serde(default, skip_serializing_if = "is_false")]
     pub restore_all: bool,
+    /// `deny --services` (names as given; empty: imap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// `deny --message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `mboxlist undump`: the dump's lines of the one user named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<skua_core::store::admin::MailboxLine>,
+    /// `arbitron --days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
 }
 
 impl AdminRequest {
@@ -93,6 +118,10 @@ impl AdminRequest {
             dry_run: false,
             restore: Vec::new(),
             restore_all: false,
+            services: Vec::new(),
+            message: None,
+            lines: Vec::new(),
+            days: None,
         }
     }
 }
@@ -156,6 +185,16 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
         serde_json::from_slice(line).map_err(|e| bad(format!("not a request: {e}")))?;
     match request.op {
         Op::Ping => {}
+        Op::DenyList => {
+            if request.all || !request.users.is_empty() {
+                return Err(bad("deny-list takes no users".to_owned()));
+            }
+        }
+        Op::Deny | Op::DenyAllow => {
+            if request.all || request.users.is_empty() {
+                return Err(bad("deny takes users (not all)".to_owned()));
+            }
+        }
         Op::Examine => {
             if request.users.len() != 1 || request.all {
                 return Err(bad("examine takes exactly one user".to_owned()));
@@ -165,11 +204,17 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
             }
         }
         Op::Ipurge | Op::Unexpunge => check_purge(&request).map_err(|m| bad(m.to_owned()))?,
-        Op::Check | Op::Quota | Op::Df | Op::Reconstruct => {
+        Op::MboxlistUndump => {
+            if request.all || request.users.len() != 1 {
+                return Err(bad("mboxlist-undump takes exactly one user".to_owned()));
+            }
+        }
+        Op::Check | Op::Quota | Op::Df | Op::Reconstruct | Op::MboxlistDump | Op::Arbitron => {
             if request.all && !request.users.is_empty() {
                 return Err(bad("give users or all, not both".to_owned()));
             }
-            if !request.all && request.users.is_empty() && request.op != Op::Df {
+            let empty_means_all = matches!(request.op, Op::Df | Op::MboxlistDump | Op::Arbitron);
+            if !request.all && request.users.is_empty() && !empty_means_all {
                 return Err(bad("no users (give users, or all)".to_owned()));
             }
         }
@@ -183,11 +228,22 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
     }
     let purge_fields = request.older_than_days.is_some()
         || request.larger_than_bytes.is_some()
-        || request.dry_run
         || !request.restore.is_empty()
         || request.restore_all;
     if purge_fields && !matches!(request.op, Op::Ipurge | Op::Unexpunge) {
         return Err(bad("only ipurge and unexpunge take their fields".to_owned()));
+    }
+    if request.dry_run && !matches!(request.op, Op::Ipurge | Op::MboxlistUndump) {
+        return Err(bad("only ipurge and mboxlist-undump take dry_run".to_owned()));
+    }
+    if (!request.services.is_empty() || request.message.is_some()) && request.op != Op::Deny {
+        return Err(bad("only deny takes services and a message".to_owned()));
+    }
+    if !request.lines.is_empty() && request.op != Op::MboxlistUndump {
+        return Err(bad("only mboxlist-undump takes lines".to_owned()));
+    }
+    if request.days.is_some() && request.op != Op::Arbitron {
+        return Err(bad("only arbitron takes days".to_owned()));
     }
     Ok(request)
 }
@@ -247,6 +303,14 @@ mod tests {
         let examine =
             parse_request(br#"{"op":"examine","users":["a"],"mailbox":"INBOX"}"#).expect("ok");
         assert_eq!(examine.mailbox.as_deref(), Some("INBOX"));
+        let deny =
+            parse_request(br#"{"op":"deny","users":["a"],"services":["lmtp"],"message":"m"}"#)
+                .expect("ok");
+        assert_eq!(
+            (deny.op, &deny.services[..], deny.message.as_deref()),
+            (Op::Deny, &["lmtp".to_owned()][..], Some("m"))
+        );
+        assert_eq!(parse_request(br#"{"op":"deny-list"}"#).expect("ok").op, Op::DenyList);
         for bad in [
             &br#"{"op":"check"}"#[..],
             br#"{"op":"check","users":["a"],"all":true}"#,
@@ -254,6 +318,14 @@ mod tests {
             br#"{"op":"examine","users":["a","b"],"mailbox":"INBOX"}"#,
             br#"{"op":"check","users":["a"],"mailbox":"INBOX"}"#,
             br#"{"op":"check","users":["a"],"fix":true}"#,
+            br#"{"op":"deny"}"#,
+            br#"{"op":"mboxlist-undump","users":["a","b"]}"#,
+            br#"{"op":"mboxlist-dump","dry_run":true}"#,
+            br#"{"op":"check","users":["a"],"days":3}"#,
+            br#"{"op":"deny","all":true}"#,
+            br#"{"op":"deny-allow","users":["a"],"services":["imap"]}"#,
+            br#"{"op":"deny-list","users":["a"]}"#,
+            br#"{"op":"check","users":["a"],"message":"x"}"#,
             br#"{"op":"format","users":["a"]}"#,
             br#"{"op":"check","users":["a"],"extra":1}"#,
             br#"{"op":"check","users":"a"}"#,

@@ -35,6 +35,9 @@ pub enum ServeError {
         /// The loader's error.
         detail: String,
     },
+    /// The deny list (`<data_dir>/deny.list`) cannot be read or does not parse.
+    #[error("cannot load the deny list: {0}")]
+    DenyList(String),
     /// The data directory could not be opened.
     #[error("cannot open the data directory {path}: {source}")]
     DataDir {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::net::TcpStream;
+use skua_core::deny::Service;
 use skua_protocols::imap::session::{
     AuthOutcome, AuthRequest, ElsewhereFailure, ImapSession, OutChunk, Step,
 };
@@ -75,6 +76,9 @@ pub(crate) struct Imap {
     watch: Option<(WatchGuard, u64)>,
     /// The connection in the shard's open-connections gauge.
     open: OpenConnection,
+    /// The deny list's generation this session last checked its user against (`deny.rs`);
+    /// 0: not yet, so a session's first command after its login checks once.
+    deny_seen: u64,
 }
 
 /// The steps only IMAP has.
@@ -101,7 +105,28 @@ impl Imap {
             remote: None,
             watch: None,
             open,
+            deny_seen: 0,
         }
+    }
+
+    /// True when the deny list changed since this session last looked and now refuses its
+    /// user IMAP (`skua deny`): the session is ended. One atomic load when nothing changed.
+    fn denied_since(&mut self, shard: &Shard) -> bool {
+        let Some(handle) = self.user.as_ref() else { return false };
+        let generation = shard.shared.deny.generation();
+        if generation == self.deny_seen {
+            return false;
+        }
+        self.deny_seen = generation;
+        let denied = shard.shared.deny.refusal(&handle.name, Service::Imap).is_some();
+        if denied {
+            tracing::warn!(
+                shard = shard.id.0,
+                user = handle.name.as_str(),
+                "session ended: user denied"
+            );
+        }
+        denied
     }
 
     /// A step of the session as the driver's step.
@@ -224,6 +249,9 @@ impl Session for Imap {
         }
         if self.user.as_ref().is_some_and(|handle| handle.is_poisoned()) {
             return Err(End::Close(Some(imap_bye(Ending::StoreReset))));
+        }
+        if self.denied_since(shard) {
+            return Err(End::Close(Some(imap_bye(Ending::Denied))));
         }
         let session = &mut self.session;
         let step = match self.user.as_deref() {

@@ -21,6 +21,7 @@
 //! a [`ServerConfig`].
 
 mod admin;
+mod admin_mboxlist;
 pub mod admin_proto;
 pub mod admin_purge;
 pub mod admission;
@@ -35,6 +36,7 @@ pub mod conn;
 pub mod conn_deflate;
 pub mod conn_tls;
 mod deliver;
+pub mod deny;
 mod driver;
 pub mod error;
 pub mod event;

@@ -236,6 +236,9 @@ fn listening_socket(address: SocketAddr) -> io::Result<socket2::Socket> {
     let domain = if address.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_port(true)?;
+    // Its accepted connections inherit SO_REUSEADDR: one still closing after a stop does not
+    // keep the next run's probe ([`probe_unclaimed`]) from binding the port.
+    socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket)

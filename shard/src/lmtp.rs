@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::net::TcpStream;
+use skua_core::deny::Service;
 use skua_core::types::InternalDate;
 use skua_protocols::imap::session::OutChunk;
 use skua_protocols::lmtp::{
@@ -269,6 +270,20 @@ impl Lmtp {
                 code = "550 5.1.1",
                 "lmtp recipient refused: user unknown"
             );
+        }
+        if let Some(found) = &resolved
+            && shard.shared.deny.refusal(&found.user, Service::Lmtp).is_some()
+        {
+            shard.metrics().delivery(DeliveryOutcome::Refused);
+            tracing::info!(
+                shard = shard.id.0,
+                peer = %connection.peer(),
+                to = address,
+                code = "550 5.2.1",
+                "lmtp recipient refused: user denied (skua deny)"
+            );
+            self.session.recipient_disabled();
+            return;
         }
         // `SIZE=` declared: hold that much of the user's quota now (`reserve.rs`).
         if let (Some(found), Some(bytes), Some(transaction)) =

@@ -34,6 +34,8 @@ pub(crate) enum Ending {
     LoginDeadline,
     /// A command still unfinished at the command deadline.
     CommandDeadline,
+    /// The operator denied the logged-in user (`skua deny`).
+    Denied,
 }
 
 /// The untagged `BYE` for an IMAP connection (RFC 9051 §7.1.5, codes from RFC 5530).
@@ -50,6 +52,7 @@ pub(crate) fn imap_bye(ending: Ending) -> &'static [u8] {
         }
         Ending::LoginDeadline => b"* BYE Autologout; no login within the time allowed\r\n",
         Ending::CommandDeadline => b"* BYE Autologout; command took too long to arrive\r\n",
+        Ending::Denied => b"* BYE [CONTACTADMIN] Access disabled; contact your administrator\r\n",
     }
 }
 
@@ -68,6 +71,7 @@ pub(crate) fn lmtp_closing(ending: Ending) -> &'static [u8] {
         }
         Ending::LoginDeadline => b"421 4.4.2 Session took too long, closing connection\r\n",
         Ending::CommandDeadline => b"421 4.4.2 Command took too long, closing connection\r\n",
+        Ending::Denied => b"421 4.7.1 Access disabled, closing connection\r\n",
     }
 }
 

@@ -30,6 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::net::IpAddr;
 
 use ring::rand::SecureRandom as _;
+use skua_core::deny::Service;
 use skua_core::users::jwt::{JwksError, TokenPolicy, TokenVerifier};
 use skua_core::users::limits::JWKS_FILE_BYTES_MAX;
 use skua_core::users::master::{LoginRefusal, Logins, MASTER_SEPARATOR};
@@ -371,10 +372,18 @@ pub(crate) async fn answer(
             external(tls, settings, &users, connection, authzid.as_deref())
         }
         AuthRequest::LogIn { mechanism, user, authcid, counted } => {
-            shard.metrics().login(LoginResult::Ok, LoginMechanism(mechanism));
             if !counted {
                 auth::settle(shard, source, &authcid, Outcome::Success).await;
             }
+            // Right credentials, but the operator shut the user out (`deny.rs`).
+            if let Some(message) = shard.shared.deny.refusal(&user, Service::Imap) {
+                shard.metrics().login(LoginResult::Refused, LoginMechanism(mechanism));
+                let mechanism = mechanism.map_or("LOGIN command", Mechanism::name);
+                tracing::warn!(%source, mechanism, user, "login refused: user denied (skua deny)");
+                session.auth_disabled(&message);
+                return None;
+            }
+            shard.metrics().login(LoginResult::Ok, LoginMechanism(mechanism));
             log_login(shard, source, mechanism, &user, &authcid);
             return Some(user);
         }

@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     pub auth_brake: AuthBrake,
     /// Every shard's counters for the Prometheus endpoint (`metrics.rs`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Who is refused at login and RCPT (`deny.rs`).
+    pub deny: Arc<crate::deny::DenyState>,
     storage_failed: Mutex<Option<usize>>,
 }
 
@@ -86,7 +88,7 @@ impl Shared {
     /// Loads the users and checks the data directory.
     ///
     /// # Errors
-    /// [`ServeError::Users`] or [`ServeError::DataDir`].
+    /// [`ServeError::Users`], [`ServeError::DenyList`] or [`ServeError::DataDir`].
     pub(crate) fn load(
         config: ServerConfig,
         shutdown: ShutdownHandle,
@@ -98,7 +100,10 @@ impl Shared {
             path: config.passwd_path.clone(),
             detail: error.to_string(),
         })?;
+        let deny = crate::deny::DenyState::load(config.data_dir.clone())
+            .map_err(|error| ServeError::DenyList(error.to_string()))?;
         Ok(Shared {
+            deny: Arc::new(deny),
             sources: SourceTable::new(config.connections_per_source_max),
             refusals: RefusalLog::new(config.refusal_log_interval),
             auth_brake: AuthBrake::new(config.auth_failure_delay),
@@ -231,6 +236,14 @@ impl Budget {
         let lmtp = config.lmtp_connections_per_shard_max.min(total / 2);
         Budget { imap: total - lmtp, lmtp }
     }
+}
+
+/// Runs blocking `work` (a file written with fsync, ...) on the shard's blocking pool, so
+/// the reactor goes on serving meanwhile; a panic in it is an `Err` with its message.
+pub(crate) async fn off_reactor<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    glommio::executor().spawn_blocking(move || crate::guard::guarded(work)).await
 }
 
 /// The home shard of a user: placement hashes the ASCII-lowercased name, because user names

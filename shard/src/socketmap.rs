@@ -121,6 +121,12 @@ async fn answer(shard: &Rc<Shard>, lookup: &Lookup) -> Reply {
     };
     match lookup.map {
         MapName::User => Reply::Ok(found.user),
+        // Denied mail (`skua deny --services lmtp`): refused at Postfix's RCPT as LMTP would.
+        MapName::Quota
+            if shard.shared.deny.refusal(&found.user, skua_core::deny::Service::Lmtp).is_some() =>
+        {
+            Reply::Ok("550 5.2.1 Mailbox disabled".to_owned())
+        }
         MapName::Quota => match call::call(shard, QuotaRoom { user: found.user }).await {
             Ok(Room::Fits) => Reply::NotFound,
             Ok(Room::Full) => Reply::Ok(over_quota_action(shard.config().lmtp.overquota_temporary)),

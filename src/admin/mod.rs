@@ -16,10 +16,13 @@
 //! as text. A wrong data dir, an unknown user or a server that does not answer is an error
 //! (exit 1, message on stderr).
 
+mod arbitron;
 mod build_info;
 mod client;
+mod deny;
 mod examine;
 mod info;
+mod mboxlist;
 mod purge;
 mod verify;
 
@@ -35,9 +38,12 @@ use skua_core::store::admin;
 use crate::Common;
 use crate::config::FileConfig;
 
+pub use arbitron::{ArbitronArgs, run as arbitron};
 pub use build_info::{VersionArgs, run as build_version};
+pub use deny::{DENY_AFTER_HELP, DenyArgs, run as deny};
 pub use examine::{DfArgs, MbExamineArgs, MbPathArgs, QuotaArgs, df, mbexamine, mbpath, quota};
 pub use info::{InfoArgs, run as info};
+pub use mboxlist::{MboxlistCommand, run as mboxlist};
 pub use purge::{
     IPURGE_AFTER_HELP, IpurgeArgs, UNEXPUNGE_AFTER_HELP, UnexpungeArgs, ipurge, unexpunge,
 };

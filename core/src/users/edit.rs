@@ -162,7 +162,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Write temp, fsync, rename over, fsync the directory. The new file keeps the old one's
 /// permission bits, or gets 0600 (hashes are secrets) when there was none.
-fn replace_file(path: &Path, contents: &[u8]) -> Result<(), UsersError> {
+pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<(), UsersError> {
     let mode = fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
     let temp_path =
         sibling(path, &format!(".tmp.{}.{:08x}", std::process::id(), rand::random::<u32>()));

@@ -60,6 +60,7 @@ pub mod scram;
 mod secret;
 mod server_secret;
 
+pub(crate) use edit::replace_file;
 pub use edit::{add_user, delete_user, list_users, set_password};
 pub use error::UsersError;
 pub use hash::{HashCost, hash_password, hash_password_with};

@@ -65,6 +65,8 @@ pub enum Code {
     /// `[AUTHORIZATIONFAILED]` (RFC 5530): the identity was proved but may not act as the
     /// authorization identity asked for.
     AuthorizationFailed,
+    /// `[CONTACTADMIN]` (RFC 5530): the user must contact the administrator (denied access).
+    ContactAdmin,
     /// `[UNAVAILABLE]`: a temporary failure; try again later.
     Unavailable,
     /// `[PRIVACYREQUIRED]`: refused on an unencrypted connection.
@@ -138,6 +140,7 @@ impl Code {
             Code::Limit => "LIMIT".into(),
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
             Code::AuthorizationFailed => "AUTHORIZATIONFAILED".into(),
+            Code::ContactAdmin => "CONTACTADMIN".into(),
             Code::Unavailable => "UNAVAILABLE".into(),
             Code::PrivacyRequired => "PRIVACYREQUIRED".into(),
             Code::ClientBug => "CLIENTBUG".into(),

@@ -309,6 +309,20 @@ impl LmtpSession {
         reply::line(&mut self.out, code, &text);
     }
 
+    /// Answers a pending [`LmtpStep::ResolveRecipient`]: the user exists but the operator
+    /// denied them mail (`skua deny --services lmtp`): `550 5.2.1` mailbox disabled (RFC
+    /// 3463). The recipient is not added.
+    ///
+    /// # Panics
+    /// If no resolution was asked for.
+    pub fn recipient_disabled(&mut self) {
+        let Mode::AwaitResolve(pending) = std::mem::replace(&mut self.mode, Mode::Command) else {
+            panic!("recipient_disabled without a pending ResolveRecipient");
+        };
+        let text = format!("5.2.1 <{}>: mailbox disabled", pending.address);
+        reply::line(&mut self.out, "550", &text);
+    }
+
     /// Answers [`LmtpStep::Deliver`] with one result per copy, in the order given; each
     /// recipient is answered, in `RCPT` order, with its copy's result.
     ///
@@ -559,5 +573,35 @@ mod tests {
         session.feed(b"Subject: x\r\n\r\nbody\r\n");
         drain(&mut session);
         assert!(session.has_partial_command(), "no final dot yet");
+    }
+
+    /// `skua deny --services lmtp`: a denied recipient gets `550 5.2.1`, is not added, and
+    /// the transaction goes on for the others.
+    #[test]
+    fn a_disabled_recipient_is_refused_and_the_others_go_on() {
+        let mut session = LmtpSession::new(LmtpConfig::new("test"));
+        drain(&mut session);
+        session.feed(b"LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<off@b>\r\n");
+        let mut written = Vec::new();
+        loop {
+            match session.next() {
+                LmtpStep::Write(bytes) => written.extend(bytes),
+                LmtpStep::ResolveRecipient { .. } => session.recipient_disabled(),
+                LmtpStep::NeedInput => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let text = String::from_utf8(written).unwrap();
+        assert!(text.ends_with("550 5.2.1 <off@b>: mailbox disabled\r\n"), "{text}");
+        session.feed(b"DATA\r\n");
+        let mut written = Vec::new();
+        while let LmtpStep::Write(bytes) = session.next() {
+            written.extend(bytes);
+        }
+        assert!(
+            written.starts_with(b"503"),
+            "no valid recipients: {:?}",
+            String::from_utf8_lossy(&written)
+        );
     }
 }

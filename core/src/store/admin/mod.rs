@@ -19,12 +19,16 @@ use crate::disk::Disk;
 use crate::error::StorageError;
 use crate::paths::{UserName, user_bucket};
 
+mod arbitron;
 mod check;
 mod examine;
+mod mboxlist;
 mod purge;
 
+pub use arbitron::{ArbitronReport, Reader, SharedMailbox};
 pub use check::check_files;
 pub use examine::{ExamineRecord, ExamineReport, QuotaReport, UsageReport};
+pub use mboxlist::{MailboxLine, UndumpReport, grantees, undump_dry_without_store};
 pub use purge::{
     ExpungedListed, ExpungedReport, PURGE_BATCH_UIDS, PurgeCriteria, PurgeReport, PurgedMailbox,
     RestoreReport, Restored,
@@ -64,6 +68,9 @@ pub enum AdminError {
         /// The mailbox.
         mailbox: String,
     },
+    /// The input is not acceptable (`mboxlist undump`: a bad line), said in a sentence.
+    #[error("{0}")]
+    Invalid(String),
     /// The disk failed, or a file is damaged beyond what the operation reads around.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -83,6 +90,7 @@ impl AdminError {
             AdminError::NoSuchMailbox { .. } => "no-such-mailbox",
             AdminError::NotRestorable { .. } => "not-restorable",
             AdminError::MailboxFull { .. } => "mailbox-full",
+            AdminError::Invalid(_) => "bad-request",
             AdminError::Storage(_) => "storage",
         }
     }
@@ -189,3 +197,5 @@ pub fn check<D: Disk>(store: &mut UserStore<D>, user: &str) -> Result<CheckRepor
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mboxlist;

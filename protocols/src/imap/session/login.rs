@@ -117,6 +117,18 @@ impl ImapSession {
         self.conn.admin = pending.admin && self.is_authenticated();
     }
 
+    /// Answers a pending login whose credentials were right but whose user the operator
+    /// denied (`skua deny`): `NO [CONTACTADMIN] message` (RFC 5530), the session stays not
+    /// authenticated. Not counted as a failed attempt: the client proved who it is.
+    pub fn auth_disabled(&mut self, message: &str) {
+        let Some(pending) = self.take_pending() else { return };
+        self.clock.answered();
+        let text: String = message.chars().filter(|c| (' '..='~').contains(c)).collect();
+        Completion::no(text)
+            .with(Code::ContactAdmin)
+            .write(pending.tag.as_str(), &mut self.pending);
+    }
+
     /// The pending login, leaving the session not authenticated; `None` (and a debug assert)
     /// when there is none: an answer without a request is the caller's bug, and is ignored
     /// rather than allowed to log somebody in.
