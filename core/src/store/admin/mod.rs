@@ -19,9 +19,11 @@ use crate::disk::Disk;
 use crate::error::StorageError;
 use crate::paths::{UserName, user_bucket};
 
+mod backup;
 mod check;
 mod examine;
 
+pub use backup::SnapshotSource;
 pub use check::check_files;
 pub use examine::{ExamineRecord, ExamineReport, QuotaReport, UsageReport};
 
