@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod imap;
+pub mod import;
 pub mod lmtp;
 pub mod mime;
 pub mod sasl;

@@ -235,6 +235,9 @@ impl Decoder {
                     if m.mailbox >= mailboxes || m.uid == 0 {
                         return Err(self.damaged("a message names no mailbox or UID 0".to_owned()));
                     }
+                    if m.system & !crate::types::SystemFlags::ALL != 0 {
+                        return Err(self.damaged("a message with unknown system flags".to_owned()));
+                    }
                     if m.size > crate::limits::MESSAGE_BYTES_MAX {
                         return Err(self.damaged("a message larger than the bound".to_owned()));
                     }
