@@ -8,5 +8,6 @@ pub mod imap;
 pub mod import;
 pub mod lmtp;
 pub mod mime;
+pub mod restore;
 pub mod sasl;
 pub mod socketmap;

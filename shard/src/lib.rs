@@ -22,6 +22,7 @@
 
 mod admin;
 pub mod admin_proto;
+mod admin_stream;
 pub mod admission;
 mod auth;
 mod call;

@@ -1,5 +1,5 @@
 //! The operators' tools (issue 11): `skua check`, `reconstruct`, `quota`, `mbpath`,
-//! `mbexamine`, `df`, `version --build`.
+//! `mbexamine`, `df`, `version --build`, `backup`, `restore`.
 //!
 //! Each tool works in one of two modes, chosen by the data-dir lock (`skua_core::lock`):
 //!
@@ -16,10 +16,13 @@
 //! as text. A wrong data dir, an unknown user or a server that does not answer is an error
 //! (exit 1, message on stderr).
 
+mod backup;
 mod build_info;
 mod client;
 mod examine;
 mod info;
+mod restore;
+mod stream;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -34,9 +37,11 @@ use skua_core::store::admin;
 use crate::Common;
 use crate::config::FileConfig;
 
+pub use backup::{BACKUP_AFTER_HELP, BackupArgs, run as backup};
 pub use build_info::{VersionArgs, run as build_version};
 pub use examine::{DfArgs, MbExamineArgs, MbPathArgs, QuotaArgs, df, mbexamine, mbpath, quota};
 pub use info::{InfoArgs, run as info};
+pub use restore::{RESTORE_AFTER_HELP, RestoreArgs, run as restore};
 pub use verify::{CHECK_AFTER_HELP, CheckArgs, ReconstructArgs, check, reconstruct};
 
 /// Options every admin tool takes.
@@ -201,6 +206,18 @@ fn ask_server(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    server_answer(answer, socket, pid)
+}
+
+/// A server's answer as the tool's result: its report, or an error naming the server.
+///
+/// # Errors
+/// The server refused, or did not answer.
+fn server_answer(
+    answer: anyhow::Result<Result<serde_json::Value, skua_shard::admin_proto::ErrorReply>>,
+    socket: &Path,
+    pid: Option<u32>,
+) -> anyhow::Result<serde_json::Value> {
     let server =
         pid.map_or_else(|| "a skua server".to_owned(), |p| format!("the skua server (pid {p})"));
     match answer {
