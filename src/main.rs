@@ -88,6 +88,12 @@ enum Command {
     Info(admin::InfoArgs),
     /// Write a man page for skua and for each subcommand (skua.1, skua-serve.1, ...).
     Man(man::ManArgs),
+    /// Append a snapshot of a user's store to a backup archive (only new bodies are written).
+    #[command(after_help = admin::BACKUP_AFTER_HELP)]
+    Backup(admin::BackupArgs),
+    /// Restore a snapshot of a backup archive into a user's store, or list the snapshots.
+    #[command(after_help = admin::RESTORE_AFTER_HELP)]
+    Restore(admin::RestoreArgs),
     /// Import mail from a Maildir++ tree or an mbox file into a user's store (server stopped).
     Import {
         #[command(subcommand)]
@@ -201,6 +207,8 @@ fn main() -> ExitCode {
         Command::Arbitron(args) => return tool(admin::arbitron(&args)),
         Command::Man(args) => man::run(&args, <Cli as clap::CommandFactory>::command()),
         Command::Import { command } => import::run(command),
+        Command::Backup(args) => return tool(admin::backup(&args)),
+        Command::Restore(args) => return tool(admin::restore(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@
 #![allow(clippy::module_name_repetitions)]
 
 pub mod acl;
+pub mod backup;
 pub mod deny;
 pub mod disk;
 pub mod error;

@@ -254,3 +254,25 @@ fn a_full_scan_after_compaction_keeps_the_expunge_history_in_gaps() {
     let flags = store.message(inbox, Uid::new(33).unwrap()).unwrap().unwrap().flags;
     assert_eq!(flags, seen, "flags after the gaps are kept");
 }
+
+#[test]
+fn a_backups_pin_holds_compaction_off_until_its_last_body_is_read() {
+    let (disk, inbox) = base(|_| false);
+    let mut store = open(&disk);
+    let mut source = store.backup_begin("alice", 1);
+    let uids: Vec<Uid> = store.messages(inbox).unwrap().iter().map(|m| m.uid).collect();
+    store.expunge(inbox, &uids[..60]).unwrap();
+    settle(&mut store, &disk);
+    assert_eq!(run(&mut store, &disk, &policy(0), |_| true), 0, "pinned: nothing planned");
+    assert_eq!(store.compaction_stats().segments_rewritten, 0);
+    let mut bodies = 0;
+    while !source.is_done() {
+        let batch = source.next_records(&store, 8 << 20).expect("every body still reads");
+        bodies +=
+            batch.iter().filter(|r| matches!(r, skua_core::backup::Record::Body { .. })).count();
+    }
+    assert_eq!(bodies, MESSAGES as usize);
+    drop(source);
+    run(&mut store, &disk, &policy(0), |_| true);
+    assert_eq!(store.compaction_stats().segments_rewritten, 1, "unpinned: the space comes back");
+}

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod imap;
+pub mod import;
 pub mod lmtp;
 pub mod mime;
+pub mod restore;
 pub mod sasl;
 pub mod socketmap;

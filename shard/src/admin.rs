@@ -120,10 +120,10 @@ pub(crate) async fn serve<F: std::future::Future<Output = ()>>(
         )),
         (None, Some(_)) => match read_request(&mut connection, io_timeout).await {
             Err(error) => Reply::Error(error),
-            Ok(request) => {
+            Ok((request, rest)) => {
                 tracing::info!(op = ?request.op, users = request.users.len(), all = request.all, "admin request");
                 let deadline = Duration::from_millis(ADMIN_REQUEST_DEADLINE_MS);
-                future::or(run(&shard, &mut connection, request), async {
+                future::or(run(&shard, &mut connection, request, rest), async {
                     sleep(deadline).await;
                     Reply::Error(ErrorReply::new("timeout", "the request took too long"))
                 })
@@ -136,18 +136,21 @@ pub(crate) async fn serve<F: std::future::Future<Output = ()>>(
     drop(slot);
 }
 
-/// Reads one request line of at most [`ADMIN_REQUEST_BYTES_MAX`] bytes.
+/// Reads one request line of at most [`ADMIN_REQUEST_BYTES_MAX`] bytes; gives it with the
+/// bytes read after it (a restore's first frames).
 async fn read_request(
     connection: &mut Connection,
     timeout: Duration,
-) -> Result<AdminRequest, ErrorReply> {
+) -> Result<(AdminRequest, Vec<u8>), ErrorReply> {
     let mut line = Vec::new();
+    let mut rest = Vec::new();
     loop {
         match connection.read(timeout).await {
             Ok(ReadOutcome::Data(len)) => {
                 let input = connection.input(len);
                 if let Some(end) = input.iter().position(|&b| b == b'\n') {
                     line.extend_from_slice(&input[..end]);
+                    rest.extend_from_slice(&input[end + 1..]);
                     break;
                 }
                 line.extend_from_slice(input);
@@ -165,12 +168,17 @@ async fn read_request(
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    parse_request(&line)
+    Ok((parse_request(&line)?, rest))
 }
 
 /// Runs a parsed request; writes progress lines and returns the final reply.
-async fn run(shard: &Rc<Shard>, connection: &mut Connection, request: AdminRequest) -> Reply {
-    match run_users(shard, connection, request).await {
+async fn run(
+    shard: &Rc<Shard>,
+    connection: &mut Connection,
+    request: AdminRequest,
+    rest: Vec<u8>,
+) -> Reply {
+    match run_users(shard, connection, request, rest).await {
         Ok(value) => Reply::Ok(value),
         Err(error) => Reply::Error(error),
     }
@@ -180,6 +188,7 @@ async fn run_users(
     shard: &Rc<Shard>,
     connection: &mut Connection,
     request: AdminRequest,
+    rest: Vec<u8>,
 ) -> Result<serde_json::Value, ErrorReply> {
     match request.op {
         Op::Ping => {
@@ -191,6 +200,9 @@ async fn run_users(
         }
         Op::Deny | Op::DenyAllow | Op::DenyList => {
             return crate::deny::admin(shard, &request).await;
+        }
+        Op::Backup | Op::Restore => {
+            return crate::admin_stream::run(shard, connection, &request, rest).await;
         }
         Op::Reconstruct
         | Op::Check
@@ -236,7 +248,10 @@ async fn run_users(
 
 /// The users a request names: every user with a store for `all` (and `df` without users),
 /// else the names given, each of which must have a store.
-fn users_of(shard: &Rc<Shard>, request: &AdminRequest) -> Result<Vec<String>, ErrorReply> {
+pub(crate) fn users_of(
+    shard: &Rc<Shard>,
+    request: &AdminRequest,
+) -> Result<Vec<String>, ErrorReply> {
     let disk = skua_core::disk::os::OsDisk::new(&shard.config().data_dir)
         .map_err(|e| ErrorReply::new("storage", e.to_string()))?;
     if request.all || request.users.is_empty() {
@@ -251,11 +266,11 @@ fn users_of(shard: &Rc<Shard>, request: &AdminRequest) -> Result<Vec<String>, Er
     Ok(users)
 }
 
-fn admin_error(error: &AdminError) -> ErrorReply {
+pub(crate) fn admin_error(error: &AdminError) -> ErrorReply {
     ErrorReply::new(error.kind(), error.to_string())
 }
 
-fn call_error(error: CallError) -> ErrorReply {
+pub(crate) fn call_error(error: CallError) -> ErrorReply {
     match error {
         CallError::Busy => ErrorReply::new("busy", error.to_string()),
         CallError::Unavailable => ErrorReply::new("unavailable", error.to_string()),
@@ -349,7 +364,7 @@ fn operate(
         Op::MboxlistDump | Op::MboxlistUndump | Op::Arbitron => {
             return crate::admin_mboxlist::operate(store, user, request, public_owner);
         }
-        Op::Ping | Op::Deny | Op::DenyAllow | Op::DenyList => {
+        Op::Ping | Op::Deny | Op::DenyAllow | Op::DenyList | Op::Backup | Op::Restore => {
             unreachable!("answered before any call")
         }
         Op::Reconstruct => unreachable!("a ReconstructCall, not an AdminCall"),

@@ -11,10 +11,27 @@
 //! ```
 //!
 //! One request per connection; the server closes after its final line.
+//!
+//! `backup` and `restore` carry an archive stream (`skua_core::backup`) as *frames*: a line
+//! `{"data":N}` followed by exactly N raw bytes (1 ≤ N ≤ [`ADMIN_DATA_BYTES_MAX`]), as many as
+//! needed, then `{"end":{"bytes":T}}` with T the stream's total. A backup's frames go server
+//! to client between the request and the final line; a restore's go client to server right
+//! after the request line, and the server answers once it has read the end frame:
+//!
+//! ```text
+//!  {"op":"backup","users":["alice"]}\n ──►
+//!                      ◄── {"data":1048576}\n<1 MiB> … {"end":{"bytes":T}}\n {"ok":{…}}\n
+//!  {"op":"restore","users":["bob"]}\n{"data":N}\n<N bytes>…{"end":{"bytes":T}}\n ──►
+//!                                                                ◄── {"ok":{…}}\n
+//! ```
+//!
+//! Each side produces the next frame only once the previous one was written (a socket write
+//! waits while the peer does not read), so a peer that stops reading holds at most one frame
+//! and one step's records of the other side's memory, until the write times out.
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::ADMIN_REQUEST_BYTES_MAX;
+use crate::limits::{ADMIN_DATA_BYTES_MAX, ADMIN_FRAME_LINE_BYTES_MAX, ADMIN_REQUEST_BYTES_MAX};
 
 /// The socket's file name in the data dir.
 pub const ADMIN_SOCKET_FILE: &str = "admin.sock";
@@ -54,6 +71,12 @@ pub enum Op {
     MboxlistUndump,
     /// `skua arbitron`: an `ArbitronReport` per user.
     Arbitron,
+    /// `skua backup`: one user; the server sends a snapshot of the store as frames, then a
+    /// `BackupReport` (`admin_stream.rs`).
+    Backup,
+    /// `skua restore`: one user (the target); the client sends one snapshot as frames, then
+    /// the server answers a `RestoreReport` (`admin_stream.rs`).
+    Restore,
 }
 
 /// A request line.
@@ -209,6 +232,11 @@ pub fn parse_request(line: &[u8]) -> Result<AdminRequest, ErrorReply> {
                 return Err(bad("mboxlist-undump takes exactly one user".to_owned()));
             }
         }
+        Op::Backup | Op::Restore => {
+            if request.users.len() != 1 || request.all {
+                return Err(bad(format!("{:?} takes exactly one user", request.op)));
+            }
+        }
         Op::Check | Op::Quota | Op::Df | Op::Reconstruct | Op::MboxlistDump | Op::Arbitron => {
             if request.all && !request.users.is_empty() {
                 return Err(bad("give users or all, not both".to_owned()));
@@ -280,10 +308,97 @@ fn check_purge(request: &AdminRequest) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// What `skua restore` did (the same report online, from the server, and offline).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreReport {
+    /// The target user.
+    pub user: String,
+    /// The snapshot restored: when it was taken, unix milliseconds.
+    pub snapshot_unix_millis: i64,
+    /// Mailboxes made.
+    pub mailboxes_created: u64,
+    /// Messages written.
+    pub messages_restored: u64,
+    /// Messages the target already held (the same bytes in the same mailbox): skipped.
+    pub messages_skipped: u64,
+    /// Of those written, those that kept their UID.
+    pub uids_kept: u64,
+    /// Subscriptions added.
+    pub subscriptions_added: u64,
+    /// ACL entries set on mailboxes the restore made.
+    pub acl_entries_set: u64,
+}
+
+impl RestoreReport {
+    /// The report of `counts`, for `user`.
+    #[must_use]
+    pub fn of(user: &str, counts: &skua_protocols::restore::RestoreCounts) -> RestoreReport {
+        RestoreReport {
+            user: user.to_owned(),
+            snapshot_unix_millis: counts.snapshot_unix_millis,
+            mailboxes_created: counts.mailboxes_created as u64,
+            messages_restored: counts.messages_restored as u64,
+            messages_skipped: counts.messages_skipped as u64,
+            uids_kept: counts.uids_kept as u64,
+            subscriptions_added: counts.subscriptions_added as u64,
+            acl_entries_set: counts.acl_entries_set as u64,
+        }
+    }
+}
+
+/// A frame line of a byte stream (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Frame {
+    /// N raw bytes follow the line.
+    Data(u64),
+    /// The stream is over.
+    End(StreamEnd),
+}
+
+/// The last frame of a stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamEnd {
+    /// Bytes the stream carried in all (the data frames' sum).
+    pub bytes: u64,
+}
+
+/// Parses a frame line (without its line end) and checks its bounds.
+///
+/// # Errors
+/// A `bad-request` [`ErrorReply`]: not a frame, or a data frame of 0 or more than
+/// [`ADMIN_DATA_BYTES_MAX`] bytes.
+pub fn parse_frame(line: &[u8]) -> Result<Frame, ErrorReply> {
+    let bad = |message: String| ErrorReply::new("bad-request", message);
+    if line.len() > ADMIN_FRAME_LINE_BYTES_MAX {
+        return Err(bad(format!("frame line longer than {ADMIN_FRAME_LINE_BYTES_MAX} bytes")));
+    }
+    let frame: Frame =
+        serde_json::from_slice(line).map_err(|e| bad(format!("not a frame: {e}")))?;
+    if let Frame::Data(len) = frame
+        && (len == 0 || len > ADMIN_DATA_BYTES_MAX as u64)
+    {
+        return Err(bad(format!("data frame of {len} bytes (1 to {ADMIN_DATA_BYTES_MAX})")));
+    }
+    Ok(frame)
+}
+
+/// A frame as one line, with its line end.
+#[must_use]
+pub fn frame_line(frame: &Frame) -> Vec<u8> {
+    json_line(frame)
+}
+
 /// A reply as one line, with its line end.
 #[must_use]
 pub fn reply_line(reply: &Reply) -> Vec<u8> {
-    let mut line = serde_json::to_vec(reply).expect("a reply serializes");
+    json_line(reply)
+}
+
+/// `value` as one JSON line, with its line end.
+fn json_line(value: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).expect("protocol types serialize");
     line.push(b'\n');
     line
 }
@@ -383,6 +498,38 @@ mod tests {
         line.extend_from_slice(br#""bob"]}"#);
         let error = parse_request(&line).expect_err("too long");
         assert!(error.message.contains("longer than"), "{}", error.message);
+    }
+
+    #[test]
+    fn frames_read_back_and_their_bounds_hold() {
+        for frame in [
+            Frame::Data(1),
+            Frame::Data(ADMIN_DATA_BYTES_MAX as u64),
+            Frame::End(StreamEnd { bytes: 7 }),
+        ] {
+            let line = frame_line(&frame);
+            assert_eq!(parse_frame(&line[..line.len() - 1]).expect("reads back"), frame);
+        }
+        assert_eq!(frame_line(&Frame::Data(5)), b"{\"data\":5}\n");
+        assert_eq!(frame_line(&Frame::End(StreamEnd { bytes: 5 })), b"{\"end\":{\"bytes\":5}}\n");
+        let too_big = format!("{{\"data\":{}}}", ADMIN_DATA_BYTES_MAX + 1);
+        for bad in [
+            &b"{\"data\":0}"[..],
+            too_big.as_bytes(),
+            br#"{"ok":1}"#,
+            br#"{"end":{}}"#,
+            b"",
+            &[b' '; 300],
+        ] {
+            assert_eq!(
+                parse_frame(bad).expect_err(&String::from_utf8_lossy(bad)).kind,
+                "bad-request"
+            );
+        }
+        let backup = parse_request(br#"{"op":"backup","users":["a"]}"#).expect("ok");
+        assert_eq!(backup.op, Op::Backup);
+        assert!(parse_request(br#"{"op":"restore","users":["a","b"]}"#).is_err());
+        assert!(parse_request(br#"{"op":"backup","all":true}"#).is_err());
     }
 
     #[test]

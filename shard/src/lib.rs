@@ -24,6 +24,7 @@ mod admin;
 mod admin_mboxlist;
 pub mod admin_proto;
 pub mod admin_purge;
+mod admin_stream;
 pub mod admission;
 mod auth;
 mod call;

@@ -161,4 +161,13 @@ const _: () = assert!(ADMIN_IO_TIMEOUT_MS < ADMIN_REQUEST_DEADLINE_MS);
 /// sending a large response lets go when that write ends).
 pub const MAINTENANCE_CLOSE_MS: u64 = 10_000;
 const _: () = assert!(MAINTENANCE_CLOSE_MS < ADMIN_REQUEST_DEADLINE_MS);
+/// Bytes of one data frame on the admin socket (`{"data":N}` then N bytes, `admin_proto.rs`),
+/// and about the bytes of records a backup produces per step on the home shard: what a
+/// stream holds in shard memory at once, besides one record being assembled (a message is
+/// at most `skua_core::limits::MESSAGE_BYTES_MAX`).
+pub const ADMIN_DATA_BYTES_MAX: usize = 1 << 20;
+
+/// Longest frame line (`{"data":N}` or `{"end":{...}}`) a stream's reader accepts.
+pub const ADMIN_FRAME_LINE_BYTES_MAX: usize = 256;
+const _: () = assert!(ADMIN_FRAME_LINE_BYTES_MAX < ADMIN_DATA_BYTES_MAX);
 const _: () = assert!(ADMIN_CONNECTIONS_MAX >= 1);

@@ -1,8 +1,7 @@
 //! The admin socket's client side: one request, progress lines, one answer
 //! (`skua_shard::admin_proto`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,13 +28,7 @@ pub fn ask(
     request: &AdminRequest,
     progress: &mut dyn FnMut(&Progress),
 ) -> anyhow::Result<Result<serde_json::Value, ErrorReply>> {
-    let stream = UnixStream::connect(socket)
-        .with_context(|| format!("connecting to {}", socket.display()))?;
-    stream.set_write_timeout(Some(SEND_TIMEOUT))?;
-    stream.set_read_timeout(Some(LINE_TIMEOUT))?;
-    let mut line = serde_json::to_vec(request).expect("a request serializes");
-    line.push(b'\n');
-    (&stream).write_all(&line).context("sending the request")?;
+    let stream = super::stream::connect(socket, request, SEND_TIMEOUT, LINE_TIMEOUT)?;
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = Vec::new();

@@ -1,5 +1,5 @@
 //! The operators' tools (issue 11): `skua check`, `reconstruct`, `quota`, `mbpath`,
-//! `mbexamine`, `df`, `ipurge`, `unexpunge`, `version --build`.
+//! `mbexamine`, `df`, `ipurge`, `unexpunge`, `version --build`, `backup`, `restore`.
 //!
 //! Each tool works in one of two modes, chosen by the data-dir lock (`skua_core::lock`):
 //!
@@ -17,6 +17,7 @@
 //! (exit 1, message on stderr).
 
 mod arbitron;
+mod backup;
 mod build_info;
 mod client;
 mod deny;
@@ -24,6 +25,8 @@ mod examine;
 mod info;
 mod mboxlist;
 mod purge;
+mod restore;
+mod stream;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +42,7 @@ use crate::Common;
 use crate::config::FileConfig;
 
 pub use arbitron::{ArbitronArgs, run as arbitron};
+pub use backup::{BACKUP_AFTER_HELP, BackupArgs, run as backup};
 pub use build_info::{VersionArgs, run as build_version};
 pub use deny::{DENY_AFTER_HELP, DenyArgs, run as deny};
 pub use examine::{DfArgs, MbExamineArgs, MbPathArgs, QuotaArgs, df, mbexamine, mbpath, quota};
@@ -47,6 +51,7 @@ pub use mboxlist::{MboxlistCommand, run as mboxlist};
 pub use purge::{
     IPURGE_AFTER_HELP, IpurgeArgs, UNEXPUNGE_AFTER_HELP, UnexpungeArgs, ipurge, unexpunge,
 };
+pub use restore::{RESTORE_AFTER_HELP, RestoreArgs, run as restore};
 pub use verify::{CHECK_AFTER_HELP, CheckArgs, ReconstructArgs, check, reconstruct};
 
 /// Options every admin tool takes.
@@ -211,6 +216,18 @@ fn ask_server(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    server_answer(answer, socket, pid)
+}
+
+/// A server's answer as the tool's result: its report, or an error naming the server.
+///
+/// # Errors
+/// The server refused, or did not answer.
+fn server_answer(
+    answer: anyhow::Result<Result<serde_json::Value, skua_shard::admin_proto::ErrorReply>>,
+    socket: &Path,
+    pid: Option<u32>,
+) -> anyhow::Result<serde_json::Value> {
     let server =
         pid.map_or_else(|| "a skua server".to_owned(), |p| format!("the skua server (pid {p})"));
     match answer {

@@ -2,8 +2,9 @@
 //! `dovecot-uidlist` UIDs and `dovecot-keywords`) or an mbox file (`mbox.rs`).
 //!
 //! Both read the source into [`Source`]: folders, each with messages (bytes, flags, keyword
-//! names, internal date, and the source's UID where it has one), and hand it to [`import`],
-//! which writes it into the user's store:
+//! names, internal date, and the source's UID where it has one), and hand it to the
+//! `Importer` (`skua_protocols::import`, shared with `skua restore`), which writes it into the
+//! user's store:
 //!
 //! - a folder becomes the mailbox of the same name (made when missing; `INBOX` is INBOX);
 //! - a message keeps its source UID when the target mailbox never had that UID or a larger
@@ -12,13 +13,13 @@
 //!   an import again changes nothing, and an interrupted one can simply be run again.
 //!
 //! Today the server must be stopped (the data-dir lock decides); importing into a running
-//! server needs the admin socket to carry message bytes (its JSON lines stop at 64 KiB).
+//! server can use the admin socket's byte frames (`skua_shard::admin_proto`, as `skua
+//! restore` does) and the same `Importer` on the home shard, which is not built yet.
 
 pub(crate) mod imap;
 pub(crate) mod maildir;
 pub(crate) mod mbox;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -26,9 +27,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use skua_core::disk::os::OsDisk;
 use skua_core::lock::{DataDirLock, LockError};
-use skua_core::store::{NewMessage, UserStore};
-use skua_core::types::{Flags, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
-use skua_protocols::mime::cache::{build_with_keys, thread_keys};
+use skua_core::store::UserStore;
+use skua_protocols::import::{ImportCounts, Importer};
 
 use crate::Common;
 use crate::config::FileConfig;
@@ -92,18 +92,9 @@ pub(crate) struct Folder {
     pub messages: Vec<Message>,
 }
 
-/// One message of a source.
-#[derive(Debug)]
-pub(crate) struct Message {
-    pub bytes: Vec<u8>,
-    pub system: SystemFlags,
-    pub keywords: Vec<String>,
-    pub date: Option<InternalDate>,
-    /// The source's UID, when it has one.
-    pub uid: Option<u32>,
-}
+pub(crate) use skua_protocols::import::Message;
 
-/// What an import did.
+/// What an import did (`skua_protocols::import::ImportCounts`, as `--json` prints it).
 #[derive(Debug, Default, serde::Serialize)]
 pub(crate) struct Report {
     pub mailboxes_created: usize,
@@ -112,6 +103,17 @@ pub(crate) struct Report {
     pub messages_skipped: usize,
     /// Imported with their source UID.
     pub uids_kept: usize,
+}
+
+impl std::convert::From<ImportCounts> for Report {
+    fn from(counts: ImportCounts) -> Report {
+        Report {
+            mailboxes_created: counts.mailboxes_created,
+            messages_imported: counts.messages_imported,
+            messages_skipped: counts.messages_skipped,
+            uids_kept: counts.uids_kept,
+        }
+    }
 }
 
 /// Where the messages come from.
@@ -162,21 +164,20 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
         Rc::new(OsDisk::new(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?);
     let mut store = UserStore::open(disk.clone(), &skua_core::paths::user_dir(&name))
         .with_context(|| format!("opening {user}'s store"))?;
-    let mut importer =
-        Importer { store: &mut store, report: Report::default(), present: Default::default() };
+    let mut importer = Importer::default();
     match from {
         From::Read(source) => {
             for folder in &source.folders {
-                importer.folder(&folder.name, &folder.messages)?;
+                importer.folder(&mut store, &folder.name, &folder.messages)?;
             }
         }
         From::Imap(mut client) => {
             for (name, wire) in client.folders()? {
-                client.messages(&wire, |batch| importer.folder(&name, &batch))?;
+                client.messages(&wire, |batch| Ok(importer.folder(&mut store, &name, &batch)?))?;
             }
         }
     }
-    let report = importer.report;
+    let report = Report::from(importer.counts);
     crate::admin::flush_now(&disk)?;
     if target.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -191,90 +192,4 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Writes folders into a store (see the module docs), one folder or batch at a time.
-struct Importer<'a, D: skua_core::disk::Disk> {
-    store: &'a mut UserStore<D>,
-    report: Report,
-    /// The digests of each mailbox written to, read once (not once per batch).
-    present: std::collections::HashMap<MailboxId, HashSet<[u8; 32]>>,
-}
-
-impl<D: skua_core::disk::Disk> Importer<'_, D> {
-    /// Imports `messages` into the mailbox `name` (made when missing).
-    fn folder(&mut self, name: &str, messages: &[Message]) -> anyhow::Result<()> {
-        let store = &mut *self.store;
-        let report = &mut self.report;
-        let id = match store.mailbox_id(name) {
-            Some(id) => id,
-            None => {
-                report.mailboxes_created += 1;
-                store.create_mailbox(name).with_context(|| format!("creating mailbox {name}"))?
-            }
-        };
-        let present = match self.present.entry(id) {
-            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-            std::collections::hash_map::Entry::Vacant(new) => new.insert(hashes_in(store, id)?),
-        };
-        let mut messages: Vec<&Message> = messages.iter().collect();
-        // Source UIDs ascending (kept where they can be), then the ones without.
-        messages.sort_by_key(|m| m.uid.map_or((1, 0), |uid| (0, uid)));
-        for message in messages {
-            if !present.insert(digest(&message.bytes)) {
-                report.messages_skipped += 1;
-                continue;
-            }
-            if let Some(uid) = message.uid.and_then(Uid::new)
-                && store.next_uid_at_least(id, uid)
-            {
-                report.uids_kept += 1;
-            }
-            append(store, id, message)
-                .with_context(|| format!("importing a message into {name}"))?;
-            report.messages_imported += 1;
-        }
-        Ok(())
-    }
-}
-
-/// Appends one message with its flags and keywords.
-fn append<D: skua_core::disk::Disk>(
-    store: &mut UserStore<D>,
-    id: MailboxId,
-    message: &Message,
-) -> anyhow::Result<()> {
-    let names: Vec<&str> = message.keywords.iter().map(String::as_str).collect();
-    let keywords = if names.is_empty() {
-        Keywords::default()
-    } else {
-        store.keyword_bits(id, &names).map_err(|e| anyhow::anyhow!("keywords: {e}"))?
-    };
-    let (cache, keys) = build_with_keys(&message.bytes);
-    let new = NewMessage {
-        message: &message.bytes,
-        cache: &cache,
-        flags: Flags { system: message.system, keywords },
-        date: message.date,
-        thread: thread_keys(&keys),
-    };
-    store.append_all(id, std::slice::from_ref(&new))?;
-    Ok(())
-}
-
-/// The SHA-256 of every live message of mailbox `id`.
-fn hashes_in<D: skua_core::disk::Disk>(
-    store: &UserStore<D>,
-    id: MailboxId,
-) -> anyhow::Result<HashSet<[u8; 32]>> {
-    let mut hashes = HashSet::new();
-    for meta in store.messages(id)? {
-        hashes.insert(digest(&store.body(id, meta.uid)?));
-    }
-    Ok(hashes)
-}
-
-fn digest(bytes: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }

@@ -91,7 +91,7 @@ pub use reconstruct::{ReconstructReport, reconstruct};
 pub use rename_inbox::{InboxRename, InboxStep, Renamed};
 pub use seen::{SeenError, SeenSet};
 pub use special_use::SpecialUse;
-pub use spool_compact::{CompactProgress, CompactionPolicy, CompactionStats};
+pub use spool_compact::{CompactProgress, CompactionPolicy, CompactionStats, SpoolPin};
 pub use spool_usage::{DiskUsage, ExpungedMessage};
 pub use threads::ThreadKeys;
 pub use urlauth::{URLAUTH_RECORDS_MAX, URLAUTH_TOKEN_HEX_LEN, UrlKeyError};

@@ -82,6 +82,21 @@ pub(super) struct SpoolCompaction<F> {
     seen: BTreeMap<u32, u64>,
     leftovers_removed: bool,
     stats: CompactionStats,
+    /// Spool pins held ([`SpoolPin`]): while any is, no new rewrite is planned.
+    pins: std::rc::Rc<std::cell::Cell<u32>>,
+}
+
+/// Holds spool compaction off a store while it lives: no segment rewrite is planned, so
+/// every message record the store had when the pin was taken stays readable by its reference
+/// (a rewrite already under way keeps every record an index entry named when it was planned,
+/// and those include every message live now). A backup holds one between reading a store's
+/// metadata and reading the last body it named. Dropping it gives it back.
+pub struct SpoolPin(std::rc::Rc<std::cell::Cell<u32>>);
+
+impl Drop for SpoolPin {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 impl<F> Default for SpoolCompaction<F> {
@@ -91,6 +106,7 @@ impl<F> Default for SpoolCompaction<F> {
             seen: BTreeMap::new(),
             leftovers_removed: false,
             stats: CompactionStats::default(),
+            pins: std::rc::Rc::default(),
         }
     }
 }
@@ -145,6 +161,9 @@ impl<D: Disk> UserStore<D> {
             budget = budget.saturating_sub(4);
         }
         if self.spool_compaction.job.is_none() {
+            if self.spool_compaction.pins.get() > 0 {
+                return Ok(CompactProgress::Idle);
+            }
             let Some(job) = self.plan_compaction(policy) else {
                 return Ok(CompactProgress::Idle);
             };
@@ -167,6 +186,14 @@ impl<D: Disk> UserStore<D> {
                 Err(error)
             }
         }
+    }
+
+    /// A [`SpoolPin`] on this store.
+    #[must_use]
+    pub fn pin_spool(&self) -> SpoolPin {
+        let pins = &self.spool_compaction.pins;
+        pins.set(pins.get() + 1);
+        SpoolPin(pins.clone())
     }
 
     /// What compaction did in this process.

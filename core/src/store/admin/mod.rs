@@ -20,12 +20,14 @@ use crate::error::StorageError;
 use crate::paths::{UserName, user_bucket};
 
 mod arbitron;
+mod backup;
 mod check;
 mod examine;
 mod mboxlist;
 mod purge;
 
 pub use arbitron::{ArbitronReport, Reader, SharedMailbox};
+pub use backup::SnapshotSource;
 pub use check::check_files;
 pub use examine::{ExamineRecord, ExamineReport, QuotaReport, UsageReport};
 pub use mboxlist::{MailboxLine, UndumpReport, grantees, undump_dry_without_store};

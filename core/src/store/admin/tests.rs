@@ -155,3 +155,87 @@ fn store_users_lists_only_stores_in_their_own_bucket() {
     assert!(matches!(existing_store_dir(&disk, "carol"), Err(AdminError::NoSuchUser(_))));
     assert!(matches!(existing_store_dir(&disk, "../x"), Err(AdminError::NoSuchUser(_))));
 }
+
+/// Every record a snapshot of `store` gives, read in batches of at most `bytes_max`.
+fn snapshot_records(store: &UserStore<SimDisk>, bytes_max: usize) -> Vec<crate::backup::Record> {
+    let mut source = store.backup_begin("alice", 1_000);
+    let mut records = Vec::new();
+    while !source.is_done() {
+        let batch = source.next_records(store, bytes_max).unwrap();
+        assert!(!batch.is_empty(), "a batch until the end");
+        records.extend(batch);
+    }
+    assert!(source.next_records(store, bytes_max).unwrap().is_empty(), "nothing after the end");
+    records
+}
+
+#[test]
+fn a_snapshot_holds_the_stores_mailboxes_flags_and_bytes_and_reads_back_from_an_archive() {
+    use crate::backup::{Appender, Record, Scan, sha256};
+    let disk = Rc::new(SimDisk::new());
+    let mut store = store_with_mail(&disk);
+    let work = store.create_mailbox("Work").unwrap();
+    store.subscribe("Work").unwrap();
+    let flagged = store.keyword_bits(work, &["project"]).unwrap();
+    let flags = Flags { system: SystemFlags(SystemFlags::FLAGGED), keywords: flagged };
+    let date = crate::types::InternalDate { unix_seconds: 1_600_000_000, zone_minutes: 60 };
+    store.append(work, b"Subject: w\r\n\r\nwork", b"", flags, Some(date)).unwrap();
+    // The same bytes twice: the archive keeps one body.
+    store.append(work, b"Subject: 0\r\n\r\nbody number 0", b"", Flags::default(), None).unwrap();
+    let records = snapshot_records(&store, 1);
+    let Record::Start(start) = &records[0] else { panic!("{:?}", records[0]) };
+    assert_eq!((start.mailboxes, start.messages, start.time_unix_millis), (2, 5, 1_000));
+    let Record::Mailbox(work_state) = &records[2] else { panic!("{:?}", records[2]) };
+    assert_eq!(work_state.name, "Work");
+    assert_eq!(work_state.keywords, ["project"]);
+    assert_eq!(records[3], Record::Subscriptions(vec!["Work".to_owned()]));
+    let Record::Messages(messages) = &records[4] else { panic!("{:?}", records[4]) };
+    assert_eq!(messages[3].system, SystemFlags::FLAGGED);
+    assert_eq!(messages[3].keywords, 1);
+    assert_eq!((messages[3].date_unix_seconds, messages[3].zone_minutes), (1_600_000_000, 60));
+    let bodies: Vec<&Vec<u8>> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Body { digest, bytes } => {
+                assert_eq!(*digest, sha256(bytes));
+                Some(bytes)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bodies.len(), 5);
+    assert_eq!(
+        bodies[0].as_slice(),
+        &store
+            .body(store.mailbox_id("INBOX").unwrap(), crate::types::Uid::new(1).unwrap())
+            .unwrap()[..]
+    );
+    let mut appender = Appender::new(Vec::new(), None, 1).unwrap();
+    for record in &records {
+        appender.push(record).unwrap();
+    }
+    let file = appender.into_inner();
+    let scan = Scan::read(std::io::Cursor::new(&file)).unwrap();
+    assert!(scan.damage.is_none(), "{:?}", scan.damage);
+    assert_eq!(scan.snapshots[0].bodies_added, 4, "the repeated body once");
+}
+
+#[test]
+fn a_snapshot_reads_the_bytes_of_its_metadata_step_after_an_expunge_and_a_delete() {
+    let disk = Rc::new(SimDisk::new());
+    let mut store = store_with_mail(&disk);
+    let other = store.create_mailbox("Other").unwrap();
+    store.append(other, b"Subject: o\r\n\r\nother", b"", Flags::default(), None).unwrap();
+    let inbox = store.mailbox_id("INBOX").unwrap();
+    let mut source = store.backup_begin("alice", 1);
+    let uids: Vec<_> = store.messages(inbox).unwrap().iter().map(|m| m.uid).collect();
+    store.expunge(inbox, &uids).unwrap();
+    store.delete_mailbox("Other").unwrap();
+    let mut bodies = 0;
+    while !source.is_done() {
+        for record in source.next_records(&store, 1 << 20).unwrap() {
+            bodies += usize::from(matches!(record, crate::backup::Record::Body { .. }));
+        }
+    }
+    assert_eq!(bodies, 4, "three expunged and one of a deleted mailbox, as they were");
+}

@@ -26,7 +26,7 @@ fn month_days(year: i64, month: u32) -> u32 {
 }
 
 /// Days from 1970-01-01 to `year-month-day`; `None` if no such day exists.
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
     if !(1..=12).contains(&month) || day == 0 || day > month_days(year, month) {
         return None;
     }
@@ -41,7 +41,7 @@ pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
 }
 
 /// The inverse of [`days_from_civil`]: `(year, month, day)`.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;

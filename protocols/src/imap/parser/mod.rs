@@ -39,7 +39,7 @@
 mod acl;
 mod commands;
 mod cursor;
-pub(crate) mod date;
+pub mod date;
 mod fetch;
 mod metadata;
 mod notify;
