@@ -1,7 +1,11 @@
 """`skua import maildir` and `skua import mbox` (migration in): a Dovecot-style Maildir++ tree
 (dovecot-uidlist UIDs, dovecot-keywords, flags in file names, folders) and an mbox file go
 into a user's store with their UIDs, flags, keywords and internal dates; a second run
-changes nothing; a running server refuses the import (the admin socket is not there yet)."""
+changes nothing. Each works with the server running (the messages go through the admin socket
+and the server writes them) and stopped, and a run in one mode after a run in the other changes
+nothing: both modes keep the same UIDs and skip the same messages."""
+
+import json
 
 import imaplib
 import os
@@ -46,23 +50,37 @@ class ImportTest(ServerTest):
     def cli(self, *args, check=True):
         return run_cli(*args, "--data-dir", self.server.data_dir, check=check)
 
+    def import_json(self, *args):
+        return json.loads(self.cli("import", *args, "--json").stdout)
+
     def test_maildir_keeps_uids_flags_keywords_dates_and_runs_twice(self):
         root = self.maildir()
-        # A running server owns the store: the import says so and changes nothing.
-        refused = self.cli("import", "maildir", root, "--user", "alice", check=False)
-        self.assertNotEqual(refused.returncode, 0)
-        self.assertIn("running skua server", refused.stderr)
-        self.server.stop()
-        done = self.cli("import", "maildir", root, "--user", "alice", "--json")
-        report = __import__("json").loads(done.stdout)
+        # alice: into the running server, then again with it stopped; bob the other way round.
+        watcher = self.server.imap("alice", "alice-pw")
+        watcher.select("INBOX")
+        report = self.import_json("maildir", root, "--user", "alice")
         self.assertEqual(report["messages_imported"], 5)
         self.assertEqual(report["uids_kept"], 3)
         self.assertEqual(report["mailboxes_created"], 2)
-        again = self.cli("import", "maildir", root, "--user", "alice", "--json")
-        report = __import__("json").loads(again.stdout)
+        watcher.noop()
+        self.assertEqual(watcher.response("EXISTS")[1][-1], b"3", "a selected session sees them")
+        watcher.logout()
+        report = self.import_json("maildir", root, "--user", "alice")
         self.assertEqual((report["messages_imported"], report["messages_skipped"]), (0, 5))
+        self.server.stop()
+        report = self.import_json("maildir", root, "--user", "alice")
+        self.assertEqual((report["messages_imported"], report["messages_skipped"]), (0, 5))
+        report = self.import_json("maildir", root, "--user", "bob")
+        self.assertEqual((report["messages_imported"], report["uids_kept"]), (5, 3))
         self.server.start()
-        imap = self.server.imap("alice", "alice-pw")
+        report = self.import_json("maildir", root, "--user", "bob")
+        self.assertEqual((report["messages_imported"], report["messages_skipped"]), (0, 5))
+        for user in ("alice", "bob"):
+            with self.subTest(user=user):
+                self.check_maildir_import(user)
+
+    def check_maildir_import(self, user):
+        imap = self.server.imap(user, f"{user}-pw")
         typ, data = imap.select("INBOX")
         self.assertEqual(data, [b"3"])
         typ, data = imap.uid("FETCH", "1:*", "(FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
@@ -90,14 +108,15 @@ class ImportTest(ServerTest):
         write(path, b"From a@example.org Mon Dec  7 10:00:00 2026\n"
                     b"Subject: first\nStatus: RO\nX-Status: F\n\nbody\n>From escaped\n\n"
                     b"From b@example.org Tue Dec  8 10:00:00 2026\nSubject: second\n\nsecond\n")
-        self.server.stop()
+        # Into the running server (no UIDs in this mbox: each gets the next), then stopped.
         out = self.cli("import", "mbox", path, "--user", "bob", "--mailbox", "Old").stdout
         self.assertIn("imported 2 messages", out)
-        out = self.cli("import", "mbox", path, "--user", "bob", "--mailbox", "Old").stdout
-        self.assertIn("imported 0 messages into bob (2 skipped", out)
         bad = self.cli("import", "mbox", path, "--user", "nobody", check=False)
         self.assertNotEqual(bad.returncode, 0)
         self.assertIn("no user nobody", bad.stderr)
+        self.server.stop()
+        out = self.cli("import", "mbox", path, "--user", "bob", "--mailbox", "Old").stdout
+        self.assertIn("imported 0 messages into bob (2 skipped", out)
         self.server.start()
         imap = self.server.imap("bob", "bob-pw")
         typ, data = imap.select("Old")
@@ -122,12 +141,12 @@ class ImportTest(ServerTest):
             imap.store("2", "+FLAGS", r"(\Deleted)")
             imap.expunge()
             imap.logout()
-            self.server.stop()
             url = f"imap://old:old-pw@127.0.0.1:{source.imap_port}"
-            out = self.cli("import", "imap", url, "--user", "carol").stdout
-            self.assertIn("imported", out)
-            again = self.cli("import", "imap", url, "--user", "carol", "--json").stdout
-            self.assertEqual(__import__("json").loads(again)["messages_imported"], 0)
+            out = self.cli("import", "imap", url, "--user", "carol").stdout  # server running
+            self.assertIn("imported 3 messages", out)
+            self.server.stop()
+            again = self.import_json("imap", url, "--user", "carol")
+            self.assertEqual((again["messages_imported"], again["messages_skipped"]), (0, 3))
             wrong = self.cli("import", "imap", url.replace("old-pw", "nope"), "--user", "carol",
                              check=False)
             self.assertNotEqual(wrong.returncode, 0)

@@ -34,6 +34,13 @@ pub struct Message {
     pub uid: Option<u32>,
 }
 
+/// The order a folder's messages are written in: source UIDs ascending (kept where they can
+/// be), then the messages without one, as they came (a stable sort by this key).
+#[must_use]
+pub fn import_order(message: &Message) -> (u8, u32) {
+    message.uid.map_or((1, 0), |uid| (0, uid))
+}
+
 /// What an import did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportCounts {
@@ -124,8 +131,7 @@ impl Importer {
             ),
         };
         let mut messages: Vec<&Message> = messages.iter().collect();
-        // Source UIDs ascending (kept where they can be), then the ones without.
-        messages.sort_by_key(|m| m.uid.map_or((1, 0), |uid| (0, uid)));
+        messages.sort_by_key(|m| import_order(m));
         for message in messages {
             if !present.insert(sha256(&message.bytes)) {
                 counts.messages_skipped += 1;

@@ -200,6 +200,8 @@ fn message_of(state: &MessageState, mailbox: &MailboxState, bytes: Vec<u8>) -> M
             unix_seconds: state.date_unix_seconds,
             zone_minutes: state.zone_minutes,
         }),
-        uid: Some(state.uid),
+        // UID 0: the message has no UID of its own (only a stream carries that, for `skua
+        // import` into a running server): it gets the mailbox's next.
+        uid: (state.uid != 0).then_some(state.uid),
     }
 }

@@ -105,7 +105,7 @@ fn open_archive(path: &Path) -> anyhow::Result<Opened> {
 }
 
 /// Unix milliseconds now.
-pub(super) fn now_unix_millis() -> i64 {
+pub(crate) fn now_unix_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -26,7 +26,7 @@ mod info;
 mod mboxlist;
 mod purge;
 mod restore;
-mod stream;
+pub(crate) mod stream;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +42,7 @@ use crate::Common;
 use crate::config::FileConfig;
 
 pub use arbitron::{ArbitronArgs, run as arbitron};
+pub(crate) use backup::now_unix_millis;
 pub use backup::{BACKUP_AFTER_HELP, BackupArgs, run as backup};
 pub use build_info::{VersionArgs, run as build_version};
 pub use deny::{DENY_AFTER_HELP, DenyArgs, run as deny};
@@ -223,7 +224,7 @@ fn ask_server(
 ///
 /// # Errors
 /// The server refused, or did not answer.
-fn server_answer(
+pub(crate) fn server_answer(
     answer: anyhow::Result<Result<serde_json::Value, skua_shard::admin_proto::ErrorReply>>,
     socket: &Path,
     pid: Option<u32>,

@@ -12,13 +12,14 @@
 //! - a message already in the target mailbox (the same bytes: SHA-256) is skipped, so running
 //!   an import again changes nothing, and an interrupted one can simply be run again.
 //!
-//! Today the server must be stopped (the data-dir lock decides); importing into a running
-//! server can use the admin socket's byte frames (`skua_shard::admin_proto`, as `skua
-//! restore` does) and the same `Importer` on the home shard, which is not built yet.
+//! The data-dir lock decides where the writing happens: with the server stopped, here (the
+//! lock held meanwhile); with it running, on the user's home shard, the messages sent over the
+//! admin socket as `skua restore` sends a snapshot (`online.rs`).
 
 pub(crate) mod imap;
 pub(crate) mod maildir;
 pub(crate) mod mbox;
+mod online;
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -124,6 +125,32 @@ enum From {
     Imap(Box<imap::Client>),
 }
 
+/// Writes `from` into `user`'s store with the data-dir lock held (no server runs).
+fn offline(data_dir: &std::path::Path, user: &str, from: From) -> anyhow::Result<Report> {
+    let name = skua_core::paths::UserName::new(user)
+        .map_err(|e| anyhow::anyhow!("invalid user name {user:?}: {e}"))?;
+    let disk =
+        Rc::new(OsDisk::new(data_dir).with_context(|| format!("opening {}", data_dir.display()))?);
+    let mut store = UserStore::open(disk.clone(), &skua_core::paths::user_dir(&name))
+        .with_context(|| format!("opening {user}'s store"))?;
+    let mut importer = Importer::default();
+    match from {
+        From::Read(source) => {
+            for folder in &source.folders {
+                importer.folder(&mut store, &folder.name, &folder.messages)?;
+            }
+        }
+        From::Imap(mut client) => {
+            for (name, wire) in client.folders()? {
+                client.messages(&wire, |batch| Ok(importer.folder(&mut store, &name, &batch)?))?;
+            }
+        }
+    }
+    drop(store);
+    crate::admin::flush_now(&disk)?;
+    Ok(Report::from(importer.counts))
+}
+
 /// Runs `skua import ...`.
 pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
     let (from, target) = match command {
@@ -140,45 +167,39 @@ pub(crate) fn run(command: ImportCommand) -> anyhow::Result<()> {
     if !data_dir.is_dir() {
         bail!("no data dir at {}", data_dir.display());
     }
-    let _lock = match DataDirLock::acquire(&data_dir) {
-        Ok(lock) => lock,
-        Err(LockError::Held { dir, pid }) => {
-            let holder = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
-            bail!(
-                "data dir {} is in use by a running skua server ({holder}): stop it to import \
-                 (importing through the admin socket is not there yet)",
-                dir.display()
-            );
-        }
+    // Lock free: write the store here. Held by a server: send it the messages.
+    let lock = match DataDirLock::acquire(&data_dir) {
+        Ok(lock) => Ok(lock),
+        Err(LockError::Held { pid, .. }) => Err(pid),
         Err(error) => return Err(error.into()),
     };
-    let passwd = data_dir.join("passwd");
+    let passwd = file.passwd_file(&data_dir);
     let known = skua_core::users::list_users(&passwd)
         .with_context(|| format!("reading {}", passwd.display()))?;
     let Some(user) = known.iter().find(|u| u.eq_ignore_ascii_case(&target.user)) else {
         bail!("no user {} in {}", target.user, passwd.display());
     };
-    let name = skua_core::paths::UserName::new(user)
-        .map_err(|e| anyhow::anyhow!("invalid user name {user:?}: {e}"))?;
-    let disk =
-        Rc::new(OsDisk::new(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?);
-    let mut store = UserStore::open(disk.clone(), &skua_core::paths::user_dir(&name))
-        .with_context(|| format!("opening {user}'s store"))?;
-    let mut importer = Importer::default();
-    match from {
-        From::Read(source) => {
-            for folder in &source.folders {
-                importer.folder(&mut store, &folder.name, &folder.messages)?;
+    let report = match lock {
+        Ok(_lock) => offline(&data_dir, user, from)?,
+        Err(pid) => {
+            let socket = data_dir.join(skua_shard::admin_proto::ADMIN_SOCKET_FILE);
+            let report = Report::default();
+            let mut online = online::Online { socket, pid, user: user.clone(), report };
+            match from {
+                From::Read(source) => {
+                    for folder in &source.folders {
+                        online.folder(&folder.name, &folder.messages)?;
+                    }
+                }
+                From::Imap(mut client) => {
+                    for (name, wire) in client.folders()? {
+                        client.messages(&wire, |batch| online.folder(&name, &batch))?;
+                    }
+                }
             }
+            online.report
         }
-        From::Imap(mut client) => {
-            for (name, wire) in client.folders()? {
-                client.messages(&wire, |batch| Ok(importer.folder(&mut store, &name, &batch)?))?;
-            }
-        }
-    }
-    let report = Report::from(importer.counts);
-    crate::admin::flush_now(&disk)?;
+    };
     if target.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -232,7 +232,8 @@ impl Decoder {
                     return Err(self.damaged("more messages than the snapshot said".to_owned()));
                 }
                 for m in messages {
-                    if m.mailbox >= mailboxes || m.uid == 0 {
+                    // UID 0 ("none of its own") only in a stream: an import's source message.
+                    if m.mailbox >= mailboxes || (m.uid == 0 && self.refs_allowed) {
                         return Err(self.damaged("a message names no mailbox or UID 0".to_owned()));
                     }
                     if m.system & !crate::types::SystemFlags::ALL != 0 {
