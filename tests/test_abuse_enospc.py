@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import AbuseServer, OtherUserProbe, check_at_end, lmtp_deliver, message
@@ -187,14 +188,22 @@ class DiskFull(unittest.TestCase):
         self.assertGreater(total_acked, 0)
         self.assertGreater(total_refused, 0, "the disk never filled")
         self.assertFalse(other_codes, f"refusals must be 452 (temporary): {other_codes[:3]}")
-        log = self.server.log_text()
+        # The log is written by a background writer: give the refusal's line a moment.
+        def logged(log):
+            return any(re.search(r"no space|enospc", line, re.I) and any(u in line for u in TARGETS)
+                       for line in log.splitlines())
+
+        for _ in range(100):
+            log = self.server.log_text()
+            if logged(log):
+                break
+            time.sleep(0.05)
         for path in fillers:
             if os.path.exists(path):
                 os.unlink(path)
         self.check_after_restart(acked, refused, "LMTP")
         self.assertTrue(
-            any(re.search(r"no space|enospc", line, re.I) and any(u in line for u in TARGETS)
-                for line in log.splitlines()),
+            logged(log),
             "a disk-full refusal must be logged with the user (and the file)",
         )
 
