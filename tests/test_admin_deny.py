@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import unittest
 
-from harness import HOST, Server, check_all, lmtp_deliver, message, run_cli
+from harness import HOST, Server, check_all, lmtp_deliver, message, raw_login, run_cli
 
 
 class DenyTest(unittest.TestCase):
@@ -76,6 +76,22 @@ class DenyTest(unittest.TestCase):
         lmtp.rset()
         lmtp.quit()
         return code, text.decode()
+
+    def test_a_session_waiting_in_idle_or_between_commands_is_ended_at_once(self):
+        idling = raw_login(self.server.imap_port, "alice", "alice-pw")
+        idling.command("s", "SELECT INBOX")
+        idling.send(b"i IDLE\r\n")
+        self.assertTrue(idling.line().startswith(b"+ "))
+        quiet = raw_login(self.server.imap_port, "alice", "alice-pw")
+        other = raw_login(self.server.imap_port, "bob", "bob-pw")
+        self.cli("deny", "alice")
+        for session in (idling, quiet):  # neither sends anything
+            _, lines = session.wait_closed(10)
+            self.assertTrue(any(b"* BYE [CONTACTADMIN]" in line for line in lines), lines)
+        _, tagged = other.command("n", "NOOP")
+        self.assertTrue(tagged.startswith(b"n OK"), tagged)
+        for session in (idling, quiet, other):
+            session.close()
 
     def test_deny_online_refuses_logins_ends_sessions_and_is_lifted(self):
         session = self.server.imap("alice", "alice-pw")

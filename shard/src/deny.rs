@@ -12,8 +12,10 @@
 //!   (`lmtp.rs`) read the snapshot.
 //! - **Sessions already logged in** compare the generation (one atomic load) before each
 //!   command; when it moved, they look their user up and end with `* BYE [CONTACTADMIN]` if
-//!   now denied (`imap.rs`). A session waiting in IDLE is ended when its client next sends
-//!   something (DONE, or any command).
+//!   now denied (`imap.rs`). A session waiting for input (in IDLE, or between commands) is
+//!   woken at once: after a change that denies users, shard 0 asks each one's home shard to
+//!   notify the open store's `reset` event, which every session's wait watches
+//!   ([`WakeSessions`]), so it looks now rather than at its client's next command.
 //! - **Changes** come through the admin socket on shard 0 ([`DenyState::change`], run off the
 //!   reactor: it fsyncs): the file is loaded, changed, written durably, and only then swapped
 //!   in, under one mutex so two tools at once do not lose each other's change.
@@ -27,6 +29,7 @@ use skua_core::deny::{self, DenyChange, DenyEntry, DenyError, DenyList, Service}
 use skua_core::paths::{UserName, user_dir};
 
 use crate::admin_proto::{AdminRequest, ErrorReply, Op};
+use crate::call::{self, CallError};
 use crate::shard::{Shard, off_reactor};
 
 /// The deny list in force, shared by every shard.
@@ -142,13 +145,43 @@ pub(crate) async fn admin(
     })
     .await;
     match done {
-        Ok(Ok(report)) => Ok(serde_json::to_value(report).expect("entries serialize")),
+        Ok(Ok(report)) => {
+            if request.op == Op::Deny {
+                for user in &request.users {
+                    // Best effort: a session that is not woken still looks at its next command.
+                    let _ = call::call(shard, WakeSessions { user: user.clone() }).await;
+                }
+            }
+            Ok(serde_json::to_value(report).expect("entries serialize"))
+        }
         Ok(Err(error)) => Err(ErrorReply::new(error.kind(), error.to_string())),
         Err(detail) => {
             shard.note_panic("deny list change", &detail);
             Err(ErrorReply::new("server-bug", format!("the change panicked: {detail}")))
         }
     }
+}
+
+/// Wakes every session of `user` waiting for input on its home shard (see the module docs).
+struct WakeSessions {
+    user: String,
+}
+
+impl call::Request for WakeSessions {
+    type Answer = ();
+    const NAME: &'static str = "deny-wake";
+
+    fn user(&self) -> &str {
+        &self.user
+    }
+
+    async fn serve(self, shard: Rc<Shard>) {
+        if let Some(handle) = shard.registry.open_handle(&self.user) {
+            handle.reset.notify();
+        }
+    }
+
+    fn refused(self, _error: CallError) {}
 }
 
 #[cfg(test)]

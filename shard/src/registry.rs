@@ -47,8 +47,9 @@ pub struct UserHandle {
     pub store: RefCell<UserStore<OsDisk>>,
     /// Notified whenever a step changed the store (IDLE sessions wait on it).
     pub changed: Event,
-    /// Notified when the store is poisoned: every session waiting for input wakes (idle or
-    /// not) and finds the store gone.
+    /// Notified when every session of the user must look at its standing at once, idle or
+    /// not: the store was poisoned (the sessions find it gone), or the user was denied
+    /// (`deny.rs`).
     pub reset: Event,
     /// Other shards' sessions that watch this user (`watch.rs`), told of every change too.
     watchers: Rc<Watchers>,
@@ -380,6 +381,13 @@ impl Registry {
             self.note_open(open.len());
             tracing::warn!(user = name, "poisoned store closed; it will be reopened from disk");
         }
+    }
+
+    /// The store of `user` if it is open (nothing is opened).
+    #[must_use]
+    pub(crate) fn open_handle(&self, user: &str) -> Option<Rc<UserHandle>> {
+        let name = UserName::new(user).ok()?;
+        self.open.borrow().get(name.as_str()).cloned()
     }
 
     /// The open stores nobody reset (for background work such as spool compaction).
