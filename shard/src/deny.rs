@@ -30,7 +30,8 @@ use skua_core::paths::{UserName, user_dir};
 
 use crate::admin_proto::{AdminRequest, ErrorReply, Op};
 use crate::call::{self, CallError};
-use crate::shard::{Shard, off_reactor};
+use crate::driver::run_blocking;
+use crate::shard::Shard;
 
 /// The deny list in force, shared by every shard.
 pub(crate) struct DenyState {
@@ -138,7 +139,7 @@ pub(crate) async fn admin(
     let change = change_of(request)?;
     let state = shard.shared.deny.clone();
     let users = shard.shared.users.get();
-    let done = off_reactor(move || {
+    let done = run_blocking(move || {
         let data_dir = state.data_dir.clone();
         let known = |user: &str| is_known(&data_dir, user, users.lookup(user).is_some());
         state.change(&change, known)

@@ -238,14 +238,6 @@ impl Budget {
     }
 }
 
-/// Runs blocking `work` (a file written with fsync, ...) on the shard's blocking pool, so
-/// the reactor goes on serving meanwhile; a panic in it is an `Err` with its message.
-pub(crate) async fn off_reactor<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    glommio::executor().spawn_blocking(move || crate::guard::guarded(work)).await
-}
-
 /// The home shard of a user: placement hashes the ASCII-lowercased name, because user names
 /// compare case-insensitively (`UserDb::lookup`) and the store directory is lowercased.
 pub(crate) fn home_of(user: &str, shard_count: usize) -> ShardId {
