@@ -18,8 +18,8 @@ CPUs in /proc/stat over the measured phase (and the server's process tree's CPU 
 also serves its Prometheus endpoint, which the bench scrapes around each measured phase
 (`--server-metrics`): fdatasync calls and flush rounds per operation, flush-round
 percentiles (peers: n/a). A scenario spec is NAME[:CONNECTIONS][@RATE|@auto]: the default
-run sweeps LMTP at 8, 64 and 256 connections and IMAP at 8 and 64, then runs lmtp and imap-read open loop at half the
-slowest peer's closed-loop rate.
+run sweeps LMTP at 8, 64 and 256 connections and IMAP at 8 and 64, then runs lmtp and
+imap-read open loop at half the slowest peer's closed-loop rate.
 
 With `--tls` the servers serve TLS with one certificate made for the run (ECDSA P-256, by
 openssl, for localhost and 127.0.0.1; the bench verifies it with `--tls-ca`), and the
