@@ -334,13 +334,17 @@ fn scrape(to: &Endpoint) -> Result<Reading, String> {
 impl Before {
     /// Scrapes `to` now; a failure is kept for the report.
     pub fn take(to: Endpoint) -> Self {
-        let reading = scrape(&to);
+        let reading = scrape(&to).map_err(|e| format!("scrape at the start: {e}"));
         Self { to, reading }
     }
 
     /// Scrapes again: the phase's two readings, or why there are none.
     pub fn after(&self) -> Phase {
-        Phase(self.reading.clone().and_then(|before| Ok((before, scrape(&self.to)?))))
+        let after = |before| match scrape(&self.to) {
+            Ok(after) => Ok((before, after)),
+            Err(e) => Err(format!("scrape at the end: {e}")),
+        };
+        Phase(self.reading.clone().and_then(after))
     }
 }
 

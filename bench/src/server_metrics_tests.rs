@@ -186,11 +186,14 @@ fn a_failed_scrape_is_reported_not_fatal() {
     let (report, requests) = phase(&["other_metric 1\n"]);
     assert_eq!(requests.len(), 1);
     let why = report.extra["server_metrics"].as_str().unwrap();
-    assert!(why.starts_with("unavailable (no skua_flush_round_seconds_bucket"), "{why}");
+    assert!(
+        why.starts_with("unavailable (scrape at the start: no skua_flush_round_seconds_bucket"),
+        "{why}"
+    );
     assert!(report.to_table().contains("server_metrics: unavailable ("));
     assert!(!report.extra.contains_key("server_fdatasyncs"));
     // The first scrape works, but nothing listens any more for the second.
     let (report, _) = phase(&[BEFORE]);
     let why = report.extra["server_metrics"].as_str().unwrap();
-    assert!(why.starts_with("unavailable (connecting to 127.0.0.1:"), "{why}");
+    assert!(why.starts_with("unavailable (scrape at the end: connecting to 127.0.0.1:"), "{why}");
 }
