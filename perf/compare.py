@@ -14,10 +14,12 @@ the machine, the commit, the exact command and every run's raw JSON into perf/re
 By default (issue 12) every server process runs on the server CPUs and skua-bench on the
 others (`--server-cpus`, `--client-cpus`; CPU 0 and CPU 1 on a 2-CPU machine; `--unpinned`:
 shared), and each scenario reports the server's CPU per operation: the busy time of the server
-CPUs in /proc/stat over the measured phase (and the server's process tree's CPU time). A
-scenario spec is NAME[:CONNECTIONS][@RATE|@auto]: the default run sweeps LMTP at 8, 64 and
-256 connections and IMAP at 8 and 64, then runs lmtp and imap-read open loop at half the
-slowest peer's closed-loop rate.
+CPUs in /proc/stat over the measured phase (and the server's process tree's CPU time). skua
+also serves its Prometheus endpoint, which the bench scrapes around each measured phase
+(`--server-metrics`): fdatasync calls and flush rounds per operation, flush-round
+percentiles (peers: n/a). A scenario spec is NAME[:CONNECTIONS][@RATE|@auto]: the default
+run sweeps LMTP at 8, 64 and 256 connections and IMAP at 8 and 64, then runs lmtp and
+imap-read open loop at half the slowest peer's closed-loop rate.
 
 With `--tls` the servers serve TLS with one certificate made for the run (ECDSA P-256, by
 openssl, for localhost and 127.0.0.1; the bench verifies it with `--tls-ca`), and the
@@ -277,7 +279,9 @@ def bench_command(args, scenario, peer, imap, lmtp, message, pid, idle_k,
     (or STARTTLS on the plain port for the `*-starttls` scenarios), LMTP with STARTTLS (the
     `lmtp` scenario only; prefills and idle deliveries stay plain). It measures the server's
     CPU over the measured phase: its process tree (`--server-pid`) always, the busy time of
-    its CPUs (`--server-cpus`) when pinned. The caller runs it on the bench's CPUs."""
+    its CPUs (`--server-cpus`) when pinned, and the storage work of the phase
+    (`--server-metrics`) when the peer exports metrics (skua). The caller runs it on the
+    bench's CPUs."""
     spec = parse_spec(scenario, TLS_NAMES if args.tls else PLAIN_NAMES)
     name = spec.name
     connections = str(spec.connections or args.connections)
@@ -286,6 +290,9 @@ def bench_command(args, scenario, peer, imap, lmtp, message, pid, idle_k,
               "--quiet", "--seed", str(args.seed), "--server-pid", str(pid)]
     if getattr(args, "server_cpus", None):
         common += ["--server-cpus", peer_base.cpu_list_text(args.server_cpus)]
+    metrics = getattr(peer, "metrics_url", lambda: None)()
+    if metrics:
+        common += ["--server-metrics", metrics]
     if getattr(args, "bench_threads", 1) != 1:
         common += ["--threads", str(args.bench_threads)]
     if spec.rate is not None:
@@ -564,6 +571,10 @@ def summary(args, results: dict, records: dict) -> list[str]:
     details = compare_table.cpu_details(results, args.scenarios, rates)
     if details:
         lines += ["", "Server CPU over each measured phase:"] + [f"  {d}" for d in details]
+    storage = compare_table.storage_details(results, args.scenarios, rates)
+    if storage:
+        lines += ["", "Server storage over each measured phase (skua's metrics endpoint; "
+                  "peers export none: n/a):"] + [f"  {d}" for d in storage]
     sustained = open_loop_lines(results, rates, getattr(args, "rate_notes", []))
     if sustained:
         lines += ["", "Open loop (fixed arrival rate; latency from each intended start):"]
@@ -688,6 +699,10 @@ def write_result(args, argv, info, lines, records, started) -> pathlib.Path:
     results = {peer: {run["scenario"]: run.get("report") for run in record.get("runs", [])}
                for peer, record in records.items() if record.get("runs")}
     out += compare_table.markdown(results, args.scenarios, getattr(args, "rates", None))
+    storage = compare_table.storage_markdown(results, args.scenarios, getattr(args, "rates", None))
+    if storage:
+        out += ["", "Storage work per operation (skua-bench --server-metrics; flush-round "
+                "percentiles estimated from the server's histogram buckets):", "", *storage]
     out += ["", "## Peers", ""]
     for peer, record in records.items():
         out.append(f"### {peer} {record.get('version', '')}".rstrip())

@@ -345,3 +345,89 @@ def markdown(results: dict, scenarios: list[str], rates: dict | None = None) -> 
                       "-" if less is None else f"{less:.1f}× less"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+# Storage figures of skua-bench `--server-metrics` (skua only: the peers export no such
+# metrics, so their cells read n/a): fdatasync calls and flush rounds per operation of each
+# unit the report names, and flush-round percentiles estimated from the histogram buckets.
+SYNCS_PREFIX = "server_fdatasyncs_per_"
+ROUNDS_PREFIX = "server_flush_rounds_per_"
+
+
+def storage_units(extra: dict) -> list[str]:
+    """The units a report has storage figures per (`delivery`, `imap_command`,
+    `write_command`, ...), in the report's order."""
+    return [k[len(SYNCS_PREFIX):] for k in extra if k.startswith(SYNCS_PREFIX)]
+
+
+def storage_text(extra: dict) -> str:
+    """One report's storage figures as a phrase, `n/a` without any, or why they are missing."""
+    if "server_fdatasyncs" not in extra:
+        why = extra.get("server_metrics")
+        return f"server metrics {why}" if why else "n/a (no metrics endpoint)"
+    per = [f"{extra[SYNCS_PREFIX + u]:.2f} fdatasyncs, {extra.get(ROUNDS_PREFIX + u, 0):.2f} "
+           f"flush rounds per {u.replace('_', ' ')}" for u in storage_units(extra)]
+    text = "; ".join(per + [f"{extra['server_fdatasyncs']:,} fdatasyncs and "
+                            f"{extra.get('server_flush_rounds', 0):,} rounds in all"])
+    if "server_flush_round_p50_us" in extra:
+        text += "; flush round " + flush_percentiles(extra) + (
+            f", mean {fmt_us(extra.get('server_flush_round_mean_us'))}"
+            " (percentiles estimated from the histogram buckets)")
+    return text
+
+
+def flush_percentiles(extra: dict) -> str:
+    """`p50 566us, p90 972us, p99 4.37ms`, or `-` without rounds."""
+    if "server_flush_round_p50_us" not in extra:
+        return "-"
+    return ", ".join(f"{p} {fmt_us(extra.get(f'server_flush_round_{p}_us'))}"
+                     for p in ("p50", "p90", "p99"))
+
+
+def has_storage(results: dict, scenario: str) -> bool:
+    """Whether any peer's report of `scenario` asked for server metrics (got them or not)."""
+    return any(((by.get(scenario) or {}).get("extra") or {}).keys()
+               & {"server_fdatasyncs", "server_metrics"} for by in results.values())
+
+
+def storage_details(results: dict, scenarios: list[str], rates: dict | None = None) -> list[str]:
+    """One line per peer and scenario with a report, where some peer measured storage."""
+    lines = []
+    for scenario in scenarios:
+        if not has_storage(results, scenario):
+            continue
+        for peer, by_scenario in results.items():
+            report = by_scenario.get(scenario)
+            if report:
+                lines.append(f"{peer} {scenario_label(scenario, rates)}: "
+                             + storage_text(report.get("extra") or {}))
+    return lines
+
+
+def storage_markdown(results: dict, scenarios: list[str], rates: dict | None = None) -> list[str]:
+    """The storage figures as a Markdown table, one row per scenario and peer (empty when no
+    run measured them)."""
+    rows = []
+    for scenario in scenarios:
+        if not has_storage(results, scenario):
+            continue
+        for peer, by_scenario in results.items():
+            extra = (by_scenario.get(scenario) or {}).get("extra")
+            if extra is None:
+                continue
+            units = storage_units(extra)
+            cells = [scenario_label(scenario, rates), peer]
+            if "server_fdatasyncs" not in extra:
+                cells += ["n/a" if "server_metrics" not in extra else "unavailable"] * 3
+            else:
+                cells.append("; ".join(
+                    f"{extra[SYNCS_PREFIX + u]:.2f} / {extra.get(ROUNDS_PREFIX + u, 0):.2f} "
+                    f"per {u.replace('_', ' ')}" for u in units) or "-")
+                cells.append(f"{extra['server_fdatasyncs']:,} / "
+                             f"{extra.get('server_flush_rounds', 0):,}")
+                cells.append(flush_percentiles(extra))
+            rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["| scenario | peer | fdatasyncs / flush rounds per op | in all | flush round "
+            "(estimated) |", "|" + " --- |" * 5, *rows]

@@ -84,6 +84,75 @@ class TableTest(unittest.TestCase):
         self.assertTrue(t.verdicts(slow)[0].endswith("NOT met"), "higher p99 fails")
 
 
+# What skua-bench --server-metrics adds to a report's extras (bench/src/server_metrics.rs).
+STORAGE = {
+    "server_fdatasyncs": 11106, "server_flush_rounds": 2776,
+    "server_fdatasyncs_per_imap_command": 0.52, "server_flush_rounds_per_imap_command": 0.25,
+    "server_fdatasyncs_per_write_command": 1.21, "server_flush_rounds_per_write_command": 0.58,
+    "server_flush_round_p50_us": 566.155, "server_flush_round_p90_us": 972.0,
+    "server_flush_round_p99_us": 4374.6, "server_flush_round_mean_us": 678.4,
+}
+
+
+class StorageTest(unittest.TestCase):
+    results = {
+        "skua": {"imap-mixed": report("imap-mixed", [("store", 900.0, 500, 900, 0)], STORAGE),
+                 "lmtp": report("lmtp", [("deliver", 10.0, 1, 1, 0)],
+                                {"server_metrics": "unavailable (HTTP status \"404\")"}),
+                 "churn": report("churn", [("session", 10.0, 1, 1, 0)])},
+        "dovecot": {"imap-mixed": report("imap-mixed", [("store", 90.0, 900, 9000, 0)]),
+                    "lmtp": None},
+    }
+
+    def test_details_per_unit_with_peers_as_na(self):
+        lines = t.storage_details(self.results, ["imap-mixed", "lmtp", "churn"])
+        self.assertEqual(len(lines), 3, lines)  # churn: nobody measured; dovecot lmtp failed
+        skua, dovecot, unavailable = lines
+        self.assertTrue(skua.startswith("skua imap-mixed: 0.52 fdatasyncs, 0.25 flush rounds "
+                                        "per imap command; 1.21 fdatasyncs, 0.58 flush rounds "
+                                        "per write command; 11,106 fdatasyncs and 2,776 rounds"),
+                        skua)
+        self.assertIn("p50 566us, p90 972us, p99 4.37ms, mean 678us", skua)
+        self.assertEqual(dovecot, "dovecot imap-mixed: n/a (no metrics endpoint)")
+        self.assertEqual(unavailable, 'skua lmtp: server metrics unavailable (HTTP status "404")')
+
+    def test_markdown_rows(self):
+        rows = t.storage_markdown(self.results, ["imap-mixed", "lmtp", "churn"])
+        self.assertEqual(len(rows), 2 + 3, rows)
+        self.assertEqual(rows[2], "| imap-mixed | skua | 0.52 / 0.25 per imap command; 1.21 / "
+                                  "0.58 per write command | 11,106 / 2,776 | p50 566us, "
+                                  "p90 972us, p99 4.37ms |")
+        self.assertEqual(rows[3], "| imap-mixed | dovecot | n/a | n/a | n/a |")
+        self.assertIn("unavailable", rows[4])
+        self.assertEqual(t.storage_markdown(RESULTS, ["lmtp", "idle"]), [])
+
+    def test_summary_has_the_section_only_when_measured(self):
+        args = compare.parse_args(["--scenarios", "imap-mixed", "--peers", "skua,dovecot"])
+        lines = compare.summary(args, self.results, {})
+        at = lines.index("Server storage over each measured phase (skua's metrics endpoint; "
+                         "peers export none: n/a):")
+        self.assertTrue(lines[at + 1].startswith("  skua imap-mixed: 0.52 fdatasyncs"))
+        self.assertEqual(lines[at + 2], "  dovecot imap-mixed: n/a (no metrics endpoint)")
+        args = compare.parse_args(["--scenarios", "lmtp"])
+        lines = compare.summary(args, RESULTS, {})
+        self.assertFalse(any("Server storage" in x for x in lines))
+
+    def test_skua_is_scraped_and_the_peers_are_not(self):
+        from peers.skua import Skua, config_text
+        self.assertTrue(config_text(16384, metrics_port=9).endswith(
+            '[metrics]\nlisten = ["127.0.0.1:9"]\n'))
+        skua = Skua()
+        self.assertIsNone(skua.metrics_url(), "not started")
+        skua.metrics_port = 9
+        args = compare.parse_args(["--peers", "skua,dovecot"])
+        cmd = compare.bench_command(args, "imap-mixed", skua, 1, 2, [], 42, 500)
+        self.assertEqual(cmd[cmd.index("--server-metrics") + 1], "http://127.0.0.1:9/metrics")
+        dovecot = peers.make("dovecot", {"max_connections": 600})
+        self.assertIsNone(dovecot.metrics_url())
+        cmd = compare.bench_command(args, "imap-mixed", dovecot, 1, 2, [], 42, 500)
+        self.assertNotIn("--server-metrics", cmd)
+
+
 class ProcessTreeTest(unittest.TestCase):
     def test_parent_of_stat(self):
         self.assertEqual(base.parent_of_stat("7 (imap) S 3 7 7"), 3)

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::tls::{Endpoint, Start, TlsClient, Trust};
 use crate::cpu::CpuList;
 use crate::limits;
+use crate::server_metrics;
 
 /// Load generator for IMAP and LMTP servers (loopback targets only).
 #[derive(Debug, Parser)]
@@ -102,6 +103,12 @@ pub struct Common {
     /// CPU per connection.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// The server's Prometheus endpoint (`http://127.0.0.1:PORT/metrics`, loopback only):
+    /// scraped right before and after the measured phase for the fdatasync calls and flush
+    /// rounds of the phase, per operation, and flush-round latency percentiles estimated from
+    /// its histogram buckets. A failed scrape is reported, not fatal.
+    #[arg(long, value_name = "URL")]
+    pub server_metrics: Option<String>,
     /// TLS.
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -324,7 +331,17 @@ impl Common {
         if !(1..=3600).contains(&self.timeout) {
             return bad("--timeout must be 1..=3600 seconds".into());
         }
+        self.metrics_endpoint()?;
         Ok(())
+    }
+
+    /// The parsed `--server-metrics` URL, if given.
+    pub fn metrics_endpoint(&self) -> Result<Option<server_metrics::Endpoint>, InvalidArgs> {
+        self.server_metrics
+            .as_deref()
+            .map(server_metrics::parse_url)
+            .transpose()
+            .map_err(InvalidArgs)
     }
 
     /// The TLS settings of connections that use TLS, built once per run (one session cache).

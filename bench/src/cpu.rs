@@ -23,6 +23,7 @@ use std::str::FromStr;
 use crate::cli::Common;
 use crate::memory;
 use crate::scenario::BenchError;
+use crate::server_metrics;
 use crate::stats::report::Report;
 
 /// Most CPUs a list may name: far above any machine the bench runs on, and it bounds parsing.
@@ -145,6 +146,7 @@ fn read_tree(pid: u32) -> Result<u64, BenchError> {
 pub struct Probe {
     cpus: Option<(CpuList, Ticks)>,
     tree: Option<(u32, u64)>,
+    metrics: Option<server_metrics::Before>,
 }
 
 /// What the measured phase cost, from two readings.
@@ -161,11 +163,16 @@ fn ticks_ms(ticks: u64) -> f64 {
 }
 
 impl Probe {
-    /// Reads what `--server-cpus` and `--server-pid` ask for (nothing when neither is given).
+    /// Reads what `--server-cpus` and `--server-pid` ask for, and scrapes `--server-metrics`
+    /// (nothing when none is given).
     ///
     /// # Errors
-    /// When a reading fails (no such CPU or process): the run would have no figure.
+    /// When a CPU reading fails (no such CPU or process): the run would have no figure. A
+    /// failed scrape is not an error: the report says so.
     pub fn start(common: &Common) -> Result<Self, BenchError> {
+        // The scrape first, the CPU readings last (and the other way round in `finish`): the
+        // server's CPU figures leave out the work of serving the scrapes.
+        let metrics = common.metrics_endpoint()?.map(server_metrics::Before::take);
         let cpus = match &common.server_cpus {
             Some(list) => Some((list.clone(), read_cpus(list)?)),
             None => None,
@@ -174,7 +181,7 @@ impl Probe {
             Some(pid) => Some((pid, read_tree(pid)?)),
             None => None,
         };
-        Ok(Self { cpus, tree })
+        Ok(Self { cpus, tree, metrics })
     }
 
     /// Reads again and returns the difference.
@@ -204,11 +211,40 @@ impl Probe {
     /// # Errors
     /// As [`Probe::usage`].
     pub fn finish(&self, report: &mut Report, ops: u64, unit: &str) -> Result<(), BenchError> {
-        if self.cpus.is_none() && self.tree.is_none() {
-            return Ok(());
+        self.finish_units(report, &[(unit, ops)])
+    }
+
+    /// As [`Probe::finish`] with more than one unit: CPU per operation of the first, server
+    /// metrics per operation of each (imap-mixed: per IMAP command and per write command).
+    ///
+    /// # Errors
+    /// As [`Probe::usage`].
+    pub fn finish_units(
+        &self,
+        report: &mut Report,
+        units: &[(&str, u64)],
+    ) -> Result<(), BenchError> {
+        let usage =
+            if self.cpus.is_none() && self.tree.is_none() { None } else { Some(self.usage()?) };
+        self.finish_metrics(report, units);
+        if let Some(usage) = usage {
+            let (unit, ops) = units.first().copied().unwrap_or(("operation", 0));
+            usage.add_to(report, ops, unit);
         }
-        self.usage()?.add_to(report, ops, unit);
         Ok(())
+    }
+
+    /// Scrapes `--server-metrics` again, if given, and adds its figures per operation of each
+    /// unit (or why there are none).
+    pub fn finish_metrics(&self, report: &mut Report, units: &[(&str, u64)]) {
+        if let Some(phase) = self.metrics_after() {
+            phase.add_to(report, units);
+        }
+    }
+
+    /// Scrapes `--server-metrics` again, if given, for figures added to the report later.
+    pub fn metrics_after(&self) -> Option<server_metrics::Phase> {
+        self.metrics.as_ref().map(server_metrics::Before::after)
     }
 }
 

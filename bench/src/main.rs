@@ -15,6 +15,7 @@ mod limits;
 mod memory;
 mod run;
 mod scenario;
+mod server_metrics;
 mod stats;
 mod target;
 mod wire;

@@ -21,6 +21,8 @@ struct Server {
     /// The implicit-TLS port, if the server serves one.
     imaps: Option<u16>,
     dir: PathBuf,
+    /// The Prometheus endpoint's port, if `[metrics] listen` was configured.
+    metrics: Option<u16>,
 }
 
 impl Server {
@@ -53,6 +55,11 @@ fn start(name: &str) -> Server {
 }
 
 fn start_with(name: &str, imaps: bool) -> Server {
+    start_opts(name, imaps, false)
+}
+
+/// A server; with `metrics`, its Prometheus endpoint on a port of its own.
+fn start_opts(name: &str, imaps: bool, metrics: bool) -> Server {
     let bin = skua_bin();
     assert!(bin.exists(), "no skua binary at {} (set SKUA_BIN or build it)", bin.display());
     let dir = std::env::temp_dir().join(format!("skua-bench-it-{name}-{}", std::process::id()));
@@ -66,8 +73,16 @@ fn start_with(name: &str, imaps: bool) -> Server {
         Some(port) => vec!["--imaps-listen".to_owned(), format!("127.0.0.1:{port}")],
         None => vec!["--no-imaps".to_owned()],
     };
+    let metrics = metrics.then(free_port);
+    let config = dir.join("skua.toml");
+    let listen =
+        metrics.map_or(String::new(), |p| format!("[metrics]\nlisten = [\"127.0.0.1:{p}\"]\n"));
+    std::fs::write(&config, listen).unwrap();
     let child = Command::new(bin)
-        .args(["serve", "--data-dir"])
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
         .arg(dir.join("data"))
         .args([
             "--imap-listen",
@@ -81,9 +96,9 @@ fn start_with(name: &str, imaps: bool) -> Server {
         .stderr(std::fs::File::create(dir.join("skua.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut server = Server { child, imap, lmtp, imaps, dir };
+    let mut server = Server { child, imap, lmtp, imaps, dir, metrics };
     let deadline = Instant::now() + Duration::from_secs(30);
-    for port in [imap, lmtp].into_iter().chain(imaps) {
+    for port in [imap, lmtp].into_iter().chain(imaps).chain(metrics) {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(server.child.try_wait().unwrap().is_none(), "skua exited early");
             assert!(Instant::now() < deadline, "skua did not listen on {port}");
@@ -170,6 +185,43 @@ fn lmtp_fixed_and_corpus() {
     assert_eq!(r["mode"], "open");
     let n = op(&r, "deliver")["count"].as_u64().unwrap();
     assert!((300..=420).contains(&n), "about 400 deliveries at 200/s for 2 s, got {n}");
+}
+
+/// Figure `key` of a report's extras as a number.
+fn extra(report: &Value, key: &str) -> f64 {
+    report["extra"][key].as_f64().unwrap_or_else(|| panic!("no {key} in {report}"))
+}
+
+#[test]
+#[ignore = "needs the release skua binary"]
+fn server_metrics_around_the_phase() {
+    let s = start_opts("metrics", false, true);
+    let url = format!("http://127.0.0.1:{}/metrics", s.metrics.unwrap());
+    let port = s.lmtp.to_string();
+    let r = bench(&["lmtp", "--port", &port, "--connections", "2", "--server-metrics", &url]);
+    let delivered = op(&r, "deliver")["count"].as_f64().unwrap();
+    // The server counts a delivery as it answers it: the last ones may race the scrape.
+    let seen = extra(&r, "server_lmtp_delivered");
+    assert!(seen <= delivered && seen >= delivered - 2.0, "{r}");
+    let syncs = extra(&r, "server_fdatasyncs");
+    assert!(syncs >= 1.0 && extra(&r, "server_flush_rounds") >= 1.0, "{r}");
+    assert!((extra(&r, "server_fdatasyncs_per_delivery") - syncs / delivered).abs() < 1e-3);
+    let (p50, p90, p99) = (
+        extra(&r, "server_flush_round_p50_us"),
+        extra(&r, "server_flush_round_p90_us"),
+        extra(&r, "server_flush_round_p99_us"),
+    );
+    assert!(0.0 < p50 && p50 <= p90 && p90 <= p99, "{r}");
+    let imap = s.imap.to_string();
+    let r = bench(&["imap-mixed", "--port", &imap, "--connections", "2", "--server-metrics", &url]);
+    let writes = ["append", "store", "expunge"].iter().map(|n| count(&r, n)).sum::<u64>();
+    let per_write = extra(&r, "server_fdatasyncs_per_write_command");
+    assert!((per_write - extra(&r, "server_fdatasyncs") / writes as f64).abs() < 1e-3, "{r}");
+    assert!(per_write > extra(&r, "server_fdatasyncs_per_imap_command"), "{r}");
+    drop(s);
+    // The same URL with no server behind it: the run succeeds and says why there are no figures.
+    let r = bench(&["lmtp", "--port", &port, "--max-ops", "1", "--server-metrics", &url]);
+    assert!(r["extra"]["server_metrics"].as_str().unwrap().starts_with("unavailable ("), "{r}");
 }
 
 #[test]

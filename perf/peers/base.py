@@ -77,6 +77,11 @@ class Peer:
         """Client connections the server accepts at once, if it has a fixed limit (optional)."""
         return None
 
+    def metrics_url(self) -> str | None:
+        """The running server's Prometheus endpoint for skua-bench `--server-metrics`
+        (optional); None: the server exports none."""
+        return None
+
     def configure_tls(self, tls: TlsFiles | None) -> None:
         """Serves TLS with `tls` from the next `start` on: implicit TLS (IMAPS) on
         `tls.imaps_port` and STARTTLS on the plain listeners; `None`: plain text, as without

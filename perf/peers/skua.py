@@ -12,7 +12,7 @@ import os
 import pathlib
 import subprocess
 
-from .base import HOST, PeerUnavailable, ProcessPeer, TlsFiles
+from .base import HOST, PeerUnavailable, ProcessPeer, TlsFiles, free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Client connections (IMAP and LMTP together) each shard serves at once, set explicitly in the
@@ -45,10 +45,11 @@ def config_text(
     connections_per_shard: int = CONNECTIONS_PER_SHARD,
     tls: TlsFiles | None = None,
     lmtp_per_shard: int = LMTP_CONNECTIONS_PER_SHARD,
+    metrics_port: int | None = None,
 ) -> str:
     """The skua config file of a run (everything else comes from the command line); with
     `tls`, its certificate and key (`[tls] cert/key`) instead of the self-signed pair skua
-    would make."""
+    would make; with `metrics_port`, the Prometheus endpoint on that loopback port."""
     text = (
         f"connections_per_shard = {connections_per_shard}\n"
         f"[limits]\nconnections_per_source = {CONNECTIONS_PER_SOURCE}\n"
@@ -57,6 +58,8 @@ def config_text(
     )
     if tls is not None:
         text += f"[tls]\ncert = {toml_string(tls.cert)}\nkey = {toml_string(tls.key)}\n"
+    if metrics_port is not None:
+        text += f'[metrics]\nlisten = ["{HOST}:{metrics_port}"]\n'
     return text
 
 
@@ -81,6 +84,9 @@ class Skua(ProcessPeer):
         self.shards = shards or os.cpu_count() or 1
         self.lmtp_per_shard = max(LMTP_CONNECTIONS_PER_SHARD, lmtp_connections)
         self.tls: TlsFiles | None = None
+        # The Prometheus endpoint of the running server (a fresh port per start), scraped by
+        # skua-bench --server-metrics around each measured phase.
+        self.metrics_port: int | None = None
 
     def configure_tls(self, tls: TlsFiles | None) -> None:
         self.tls = tls
@@ -105,15 +111,17 @@ class Skua(ProcessPeer):
             "".join(f"{name}:{{PLAIN}}{password}::::::\n" for name, password in users)
         )
         config = workdir / "skua.toml"
+        self.metrics_port = free_port()
         config.write_text(config_text(
-            connections_per_shard(self.shards), tls=self.tls, lmtp_per_shard=self.lmtp_per_shard
+            connections_per_shard(self.shards), tls=self.tls, lmtp_per_shard=self.lmtp_per_shard,
+            metrics_port=self.metrics_port,
         ))
         if self.tls is None:
             listeners = ["--no-imaps"]
-            ports = [imap_port, lmtp_port]
+            ports = [imap_port, lmtp_port, self.metrics_port]
         else:
             listeners = ["--imaps-listen", f"{HOST}:{self.tls.imaps_port}"]
-            ports = [imap_port, lmtp_port, self.tls.imaps_port]
+            ports = [imap_port, lmtp_port, self.metrics_port, self.tls.imaps_port]
         self.launch(
             [
                 str(self.binary), "serve",
@@ -128,6 +136,9 @@ class Skua(ProcessPeer):
             ports,
         )
 
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_port is None else f"http://{HOST}:{self.metrics_port}/metrics"
+
     def max_connections(self) -> int:
         return self.shards * connections_per_shard(self.shards)
 
@@ -141,6 +152,8 @@ class Skua(ProcessPeer):
             "lmtp.connections_per_shard": str(self.lmtp_per_shard),
             "shards": str(self.shards),
             "durability": "LMTP 250 / APPEND OK after the group-commit fdatasync (always on)",
+            "metrics": "[metrics] listen on a loopback port, scraped by skua-bench "
+                       "--server-metrics before and after each measured phase",
             "passwords": "{PLAIN} in a passwd-file",
             "process model": "one process, one pinned thread per shard",
         }

@@ -73,6 +73,7 @@ pub async fn run(args: IdleArgs, to: Endpoint) -> Result<Report, BenchError> {
     .await;
     let elapsed = run.start.elapsed();
     let usage = probe.usage()?;
+    let metrics = probe.metrics_after();
     let _ = stop_tx.send(true);
     let mut stats = rec.into_stats();
     let mut notes = Vec::new();
@@ -87,6 +88,10 @@ pub async fn run(args: IdleArgs, to: Endpoint) -> Result<Report, BenchError> {
     if common.server_cpus.is_some() || common.server_pid.is_some() {
         let ops = cpu::count_of(&report, &["deliver"]);
         usage.add_to(&mut report, ops, "delivery");
+    }
+    if let Some(phase) = metrics {
+        let ops = cpu::count_of(&report, &["deliver"]);
+        phase.add_to(&mut report, &[("delivery", ops)]);
     }
     if let (Some(b), Some(a)) = (before, after) {
         memory_figures(&mut report, b, a, held);

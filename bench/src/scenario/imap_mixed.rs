@@ -51,6 +51,7 @@ impl Commands for Mixed {
     const FIRST_MIXABLE: usize = FETCH_HEADERS;
     const LOGOUT: usize = 8;
     const READ_ONLY: bool = false;
+    const WRITES: &'static [&'static str] = &["append", "store", "expunge"];
 
     async fn command(
         plan: &Plan<Self>,

@@ -25,6 +25,7 @@ use crate::cli::{Common, SearchContextArgs};
 use crate::client::imap::ImapClient;
 use crate::client::lmtp::LmtpClient;
 use crate::client::tls::Endpoint;
+use crate::cpu::Probe;
 use crate::run::Run;
 use crate::stats::report::Report;
 use crate::stats::{Live, Recorder, progress};
@@ -69,10 +70,13 @@ pub async fn run(args: SearchContextArgs, to: Endpoint) -> Result<Report, BenchE
         writers.push(writer);
     }
 
+    // `--server-metrics` only: the CPU options are not read by this scenario.
+    let probe = Probe::start(&Common { server_cpus: None, server_pid: None, ..common.clone() })?;
     let run = Run::new(&Common { connections: 1, ..common.clone() });
     let rec =
         deliver_loop(&args, &lmtp, &run, &source, &mut writers, Recorder::new(live.clone())).await;
     let elapsed = run.start.elapsed();
+    let metrics = probe.metrics_after();
     // Let the last updates arrive before counting them.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(true);
@@ -99,6 +103,9 @@ pub async fn run(args: SearchContextArgs, to: Endpoint) -> Result<Report, BenchE
     report.extra("watchers", held);
     report.extra("kept_search", !args.plain);
     report.extra("update_lines", lines);
+    if let Some(phase) = metrics {
+        phase.add_to(&mut report, &[("change", changes)]);
+    }
     if changes > 0 {
         report.extra(
             "update_lines_per_change",

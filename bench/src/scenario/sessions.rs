@@ -45,6 +45,9 @@ pub trait Commands: Sized + Send + Sync + 'static {
     const LOGOUT: usize;
     /// EXAMINE instead of SELECT.
     const READ_ONLY: bool;
+    /// Operations that change the mailbox (a write command each): `--server-metrics` reports
+    /// fdatasync calls and flush rounds per one of these too, when there are any.
+    const WRITES: &'static [&'static str] = &[];
 
     /// Sends command `op` (an index in `OPS`) on `c`, recording it; `id` is unique per command
     /// in the run.
@@ -96,7 +99,11 @@ pub async fn run<S: Commands>(
     report.notes = out.notes;
     // Every IMAP command (LOGIN, SELECT/EXAMINE and LOGOUT included); a connect is not one.
     let commands = cpu::count_except(&report, &["connect"]);
-    probe.finish(&mut report, commands, "IMAP command")?;
+    let mut units = vec![("IMAP command", commands)];
+    if !S::WRITES.is_empty() {
+        units.push(("write command", cpu::count_of(&report, S::WRITES)));
+    }
+    probe.finish_units(&mut report, &units)?;
     report.extra("mix", mix_spec);
     Ok(report)
 }
