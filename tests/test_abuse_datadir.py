@@ -83,7 +83,8 @@ class SecondProcess(unittest.TestCase):
         with OtherUserProbe(self.server, "bob", "bob-pw") as probe:
             second = self.second_serve(other)
             try:
-                code = second.wait(timeout=SECOND_SERVER_EXIT_S)
+                # It gives a port in use 5 s to come free (a killed run's sockets linger).
+                code = second.wait(timeout=SECOND_SERVER_EXIT_S + 10)
             except subprocess.TimeoutExpired:
                 self.fail("a second server on the same ports is still running")
             stderr = second.stderr.read()

@@ -216,6 +216,11 @@ fn unix_socket(unix: &UnixListen) -> io::Result<(socket2::Socket, SocketFile)> {
 /// which fails while any socket listens on the port, and with SO_REUSEADDR, so connections a
 /// previous run left in TIME_WAIT do not count. Run before any shard binds (`server.rs`).
 ///
+/// A previous run that was killed may hold its listeners for a moment after it died (its
+/// io_uring instances are torn down asynchronously, and with them the sockets they reference),
+/// so a port in use is probed again every [`PORT_PROBE_RETRY_MS`] for up to
+/// [`PORT_PROBE_WAIT_MS`] before the start fails.
+///
 /// # Errors
 /// [`ServeError::Bind`] naming the address (e.g. address in use).
 pub fn probe_unclaimed(protocol: Protocol, address: SocketAddr) -> Result<(), ServeError> {
@@ -228,8 +233,31 @@ pub fn probe_unclaimed(protocol: Protocol, address: SocketAddr) -> Result<(), Se
         socket.set_reuse_address(true)?;
         socket.bind(&address.into())
     };
-    probe().map_err(|source| ServeError::Bind { address, protocol: protocol.name(), source })
+    let deadline = std::time::Instant::now() + Duration::from_millis(PORT_PROBE_WAIT_MS);
+    loop {
+        match probe() {
+            Err(error)
+                if error.kind() == io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(PORT_PROBE_RETRY_MS));
+            }
+            done => {
+                return done.map_err(|source| ServeError::Bind {
+                    address,
+                    protocol: protocol.name(),
+                    source,
+                });
+            }
+        }
+    }
 }
+
+/// How long a start waits for a port in use to come free ([`probe_unclaimed`]).
+const PORT_PROBE_WAIT_MS: u64 = 5_000;
+
+/// How often [`probe_unclaimed`] looks again.
+const PORT_PROBE_RETRY_MS: u64 = 50;
 
 /// A TCP socket bound to `address` with SO_REUSEPORT, listening.
 fn listening_socket(address: SocketAddr) -> io::Result<socket2::Socket> {
