@@ -122,15 +122,13 @@ pub(crate) fn month(name: &str) -> Option<u32> {
     Some(u32::try_from(at).expect("twelve") + 1)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
+/// Days since 1970-01-01 of a proleptic Gregorian date (month 1..=12).
 pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    skua_protocols::imap::parser::date::days_from_civil_unchecked(
+        year,
+        i64::from(month),
+        i64::from(day),
+    )
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! Unix epoch, for SENTBEFORE/SENTON/SENTSINCE. Lenient: day of week, comments and unknown
 //! zone names are ignored; two-digit years follow §4.3 (`< 50` is 20xx).
 
+use crate::imap::parser::date::days_from_civil_unchecked as days_from_civil;
+
 /// A parsed Date: header: the instant (UTC seconds) and the zone it was written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SentDate {
@@ -143,17 +145,6 @@ fn zone_name(word: &[u8]) -> Option<i16> {
         _ => return None,
     };
     Some(hours * 60)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]

@@ -30,14 +30,22 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
     if !(1..=12).contains(&month) || day == 0 || day > month_days(year, month) {
         return None;
     }
+    Some(days_from_civil_unchecked(year, i64::from(month), i64::from(day)))
+}
+
+/// Days from 1970-01-01 to `year-month-day` of the proleptic Gregorian calendar, for a month
+/// in 1..=12 and a day the caller vouches for (a day past the month's end runs on into the
+/// next: the callers that parse looser date forms rely on that, as they always have).
+#[must_use]
+pub fn days_from_civil_unchecked(year: i64, month: i64, day: i64) -> i64 {
     // Count from March so the leap day is the last of the "year" (a well-known method).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let year_of_era = y - era * 400;
-    let shifted_month = i64::from((month + 9) % 12);
-    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
+    let shifted_month = (month + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * 146_097 + day_of_era - 719_468)
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// The inverse of [`days_from_civil`]: `(year, month, day)`.
