@@ -30,13 +30,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future;
-use skua_core::disk::{Disk, Flush};
+use skua_core::disk::os::observed_sync;
+use skua_core::disk::{Disk, Flush, FlushTargets};
 use skua_core::types::Epoch;
 
 use crate::event::Event;
 use crate::limits::ROUNDS_IN_FLIGHT_MAX;
 
 const _: () = assert!(ROUNDS_IN_FLIGHT_MAX >= 1);
+/// Rounds of at most this many files sync through the ring; larger ones on the disk's sync
+/// threads, which ran many syncs at once faster here (ARCHITECTURE.md, "Group commit").
+const RING_SYNC_FILES_MAX: usize = 1;
 
 /// Why a durability wait failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -52,8 +56,11 @@ pub struct GroupCommit<D: Disk> {
     /// A waiter holds a ticket of the open epoch: the open epoch must be closed (or seen clean).
     round_wanted: Cell<bool>,
     failed: Cell<bool>,
-    /// Rounds begun and not yet finished.
+    /// Rounds begun and not yet finished, and the most allowed at once.
     in_flight: Cell<usize>,
+    in_flight_max: usize,
+    /// The most rounds ever in flight at once (for tests and stats).
+    in_flight_peak: Cell<usize>,
     /// Sequence number the next round to begin gets.
     next_sequence: Cell<u64>,
     /// Sequence number of the next round allowed to finish (rounds finish in order).
@@ -63,6 +70,8 @@ pub struct GroupCommit<D: Disk> {
     wanted: Event,
     durable: Event,
     rounds: Cell<u64>,
+    /// Rounds whose syncs were submitted through the ring.
+    rounds_on_ring: Cell<u64>,
     /// The shard's counters (flush round latency), once set.
     metrics: std::cell::OnceCell<std::sync::Arc<crate::metrics::ShardMetrics>>,
 }
@@ -71,17 +80,26 @@ impl<D: Disk + 'static> GroupCommit<D> {
     /// A driver for `disk`; start its loop with [`GroupCommit::run`].
     #[must_use]
     pub fn new(disk: Rc<D>) -> Rc<GroupCommit<D>> {
+        GroupCommit::with_rounds_in_flight(disk, ROUNDS_IN_FLIGHT_MAX)
+    }
+
+    /// A driver that runs up to `in_flight_max` rounds at once (at least one).
+    #[must_use]
+    pub fn with_rounds_in_flight(disk: Rc<D>, in_flight_max: usize) -> Rc<GroupCommit<D>> {
         Rc::new(GroupCommit {
             disk,
             round_wanted: Cell::new(false),
             failed: Cell::new(false),
             in_flight: Cell::new(0),
+            in_flight_max: in_flight_max.max(1),
+            in_flight_peak: Cell::new(0),
             next_sequence: Cell::new(0),
             finish_sequence: Cell::new(0),
             clean_observations: Cell::new(0),
             wanted: Event::new(),
             durable: Event::new(),
             rounds: Cell::new(0),
+            rounds_on_ring: Cell::new(0),
             metrics: std::cell::OnceCell::new(),
         })
     }
@@ -113,6 +131,18 @@ impl<D: Disk + 'static> GroupCommit<D> {
     #[must_use]
     pub fn rounds(&self) -> u64 {
         self.rounds.get()
+    }
+
+    /// Rounds begun so far whose syncs went through the ring (the rest ran on threads).
+    #[must_use]
+    pub fn rounds_on_ring(&self) -> u64 {
+        self.rounds_on_ring.get()
+    }
+
+    /// The most rounds that were in flight at once so far.
+    #[must_use]
+    pub fn in_flight_peak(&self) -> usize {
+        self.in_flight_peak.get()
     }
 
     /// Waits until everything written up to `ticket` is on stable storage.
@@ -148,7 +178,7 @@ impl<D: Disk + 'static> GroupCommit<D> {
             }
             if self.round_wanted.get() {
                 let seen = self.durable.generation();
-                if self.in_flight.get() < ROUNDS_IN_FLIGHT_MAX {
+                if self.in_flight.get() < self.in_flight_max {
                     // Let the rest of this executor turn's writes join the round.
                     glommio::executor().yield_now().await;
                     if self.begin_round() {
@@ -172,7 +202,7 @@ impl<D: Disk + 'static> GroupCommit<D> {
                 },
             )
             .await;
-            if !woken && self.in_flight.get() < ROUNDS_IN_FLIGHT_MAX {
+            if !woken && self.in_flight.get() < self.in_flight_max {
                 // Periodic round for writes nobody waits on; free when nothing was written.
                 self.begin_round();
             }
@@ -188,7 +218,7 @@ impl<D: Disk + 'static> GroupCommit<D> {
                 return;
             }
             let seen = self.durable.generation();
-            if self.in_flight.get() < ROUNDS_IN_FLIGHT_MAX && self.begin_round() {
+            if self.in_flight.get() < self.in_flight_max && self.begin_round() {
                 break;
             }
             self.durable.wait_past(seen).await;
@@ -217,6 +247,7 @@ impl<D: Disk + 'static> GroupCommit<D> {
                 let sequence = self.next_sequence.get();
                 self.next_sequence.set(sequence + 1);
                 self.in_flight.set(self.in_flight.get() + 1);
+                self.in_flight_peak.set(self.in_flight_peak.get().max(self.in_flight.get()));
                 glommio::spawn_local(self.clone().finish_round(flush, sequence)).detach();
                 true
             }
@@ -230,7 +261,7 @@ impl<D: Disk + 'static> GroupCommit<D> {
     async fn finish_round(self: Rc<Self>, flush: D::Flush, sequence: u64) {
         let started = std::time::Instant::now();
         let epoch = flush.epoch();
-        let result = run_flush_off_reactor(flush).await;
+        let result = run_flush(flush, &self.rounds_on_ring).await;
         while self.finish_sequence.get() != sequence {
             let seen = self.durable.generation();
             self.durable.wait_past(seen).await;
@@ -257,6 +288,89 @@ impl<D: Disk + 'static> GroupCommit<D> {
         self.in_flight.set(self.in_flight.get() - 1);
         self.durable.notify();
     }
+}
+
+/// Runs one round's syncs: through the shard's io_uring when the disk hands out descriptors
+/// ([`Flush::targets`]: the real disk), else on the blocking pool ([`Flush::run`]: the
+/// simulated disk, or a real one out of descriptors).
+async fn run_flush<F: Flush>(flush: F, on_ring: &Cell<u64>) -> std::io::Result<()> {
+    match flush.targets() {
+        Some(Ok(targets)) if targets.files.len() <= RING_SYNC_FILES_MAX => {
+            on_ring.set(on_ring.get() + 1);
+            sync_on_ring(targets).await
+        }
+        Some(Ok(_)) => run_flush_off_reactor(flush).await,
+        Some(Err(error)) => {
+            tracing::debug!(%error, "no descriptors for the ring; this round syncs on threads");
+            run_flush_off_reactor(flush).await
+        }
+        None => run_flush_off_reactor(flush).await,
+    }
+}
+
+/// `fdatasync` of every file submitted through the ring at once (the kernel runs them
+/// concurrently, and the file system folds them into few journal commits), then, only once
+/// every one succeeded, `fsync` of the directories. glommio's ring offers only `fdatasync`,
+/// and a directory's entries need `fsync`: those run on the blocking pool, and only rounds
+/// that created, renamed or removed a file have any. Every file is synced even if another
+/// fails; the first error is returned.
+async fn sync_on_ring(targets: FlushTargets) -> std::io::Result<()> {
+    let syncs = targets.files.into_iter().map(|fd| async move {
+        let file = crate::handoff::ring_file(fd);
+        let started = std::time::Instant::now();
+        let synced = file.fdatasync().await;
+        observed_sync(started.elapsed());
+        glommio::spawn_local(async move { drop(file.close().await) }).detach();
+        synced.map_err(std::io::Error::from)
+    });
+    let mut first_error = None;
+    for result in join_all(syncs.collect()).await {
+        if let (Err(error), None) = (result, &first_error) {
+            first_error = Some(error);
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    if targets.dirs.is_empty() {
+        return Ok(());
+    }
+    let dirs = targets.dirs;
+    glommio::executor()
+        .spawn_blocking(move || {
+            let mut result = Ok(());
+            for dir in dirs {
+                let started = std::time::Instant::now();
+                let synced = std::fs::File::from(dir).sync_all();
+                observed_sync(started.elapsed());
+                result = result.and(synced);
+            }
+            result
+        })
+        .await
+}
+
+/// Polls every future until all are done; their outputs in order.
+async fn join_all<T, F: std::future::Future<Output = T>>(futures: Vec<F>) -> Vec<T> {
+    let mut futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|output| output.expect("every future finished")).collect()
 }
 
 /// Runs a flush on the shard's blocking pool. A panic inside the flush is an error, not UB:
@@ -407,6 +521,67 @@ mod tests {
     }
 
     #[test]
+    fn two_rounds_really_in_flight_finish_in_order() {
+        crate::testutil::executor().run(async {
+            let disk = Rc::new(SimDisk::new());
+            disk.delay_flushes(Duration::from_millis(100));
+            let commit = GroupCommit::with_rounds_in_flight(disk.clone(), 2);
+            glommio::spawn_local(commit.clone().run(Duration::from_secs(60))).detach();
+            let first = write(&disk, "a");
+            let first_waiter = {
+                let commit = commit.clone();
+                glommio::spawn_local(async move {
+                    commit.wait_durable(first).await.expect("first round");
+                    commit.disk().epoch_durable()
+                })
+            };
+            // Let the first round begin (its flush now sleeps on a thread), then write more.
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+            assert_eq!(commit.rounds(), 0, "the first round is still syncing");
+            let second = write(&disk, "b");
+            assert!(second > first);
+            assert_eq!(commit.wait_durable(second).await, Ok(()));
+            assert_eq!(commit.in_flight_peak(), 2, "the second round began before the first ended");
+            assert!(first_waiter.await >= first);
+            assert_eq!(commit.rounds(), 2);
+            assert_eq!(disk.durable_contents(Path::new("b")), Some(b"mail".to_vec()));
+            assert_eq!(disk.epoch_durable(), second, "both epochs durable, in order");
+        });
+    }
+
+    #[test]
+    fn a_real_disk_round_of_one_file_syncs_through_the_ring() {
+        use skua_core::disk::os::OsDisk;
+        let dir = tempfile::tempdir().expect("temp dir");
+        crate::testutil::executor().run(async move {
+            let disk = Rc::new(OsDisk::new(dir.path()).expect("disk"));
+            let commit = GroupCommit::new(disk.clone());
+            glommio::spawn_local(commit.clone().run(Duration::from_secs(60))).detach();
+            // A new directory and files: a round with files and directories.
+            disk.create_dir_all(Path::new("d")).expect("dir");
+            let tickets: Vec<Epoch> = (0..6)
+                .map(|i| {
+                    let name = format!("d/f{i}");
+                    let file =
+                        disk.open(Path::new(&name), OpenMode::CreateIfMissing).expect("open");
+                    file.write_all_at(b"mail", 0).expect("write");
+                    disk.epoch_open()
+                })
+                .collect();
+            for ticket in tickets {
+                assert_eq!(commit.wait_durable(ticket).await, Ok(()));
+            }
+            // Then a round of file syncs only.
+            let file = disk.open(Path::new("d/f0"), OpenMode::Existing).expect("open");
+            file.write_all_at(b"more", 4).expect("write");
+            assert_eq!(commit.wait_durable(disk.epoch_open()).await, Ok(()));
+            assert_eq!(commit.rounds(), 2);
+            assert_eq!(commit.rounds_on_ring(), 1, "six files on threads, then one on the ring");
+            assert_eq!(std::fs::read(dir.path().join("d/f0")).expect("read"), b"mailmore");
+        });
+    }
+
+    #[test]
     fn unwaited_writes_are_flushed_by_the_interval() {
         crate::testutil::executor().run(async {
             let disk = Rc::new(SimDisk::new());
@@ -415,6 +590,51 @@ mod tests {
             write(&disk, "quiet");
             glommio::timer::sleep(Duration::from_millis(200)).await;
             assert_eq!(disk.durable_contents(Path::new("quiet")), Some(b"mail".to_vec()));
+        });
+    }
+}
+
+#[cfg(test)]
+mod ring_timing {
+    use super::*;
+    use skua_core::disk::os::OsDisk;
+    use skua_core::disk::{DiskFile, OpenMode};
+    use std::path::Path;
+
+    /// How long a round of `PROBE_FILES` (default 8) appended files takes with its syncs
+    /// through the ring and on the sync threads, alternately: the figures behind
+    /// [`RING_SYNC_FILES_MAX`] (ARCHITECTURE.md, "Group commit"). Run on an idle machine:
+    /// `PROBE_FILES=1 cargo test -p skua-shard --lib ring_timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing probe, not a test"]
+    fn ring_against_threads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        crate::testutil::executor().run(async move {
+            let disk = Rc::new(OsDisk::new(dir.path()).expect("disk"));
+            let count: usize = std::env::var("PROBE_FILES").map_or(8, |v| v.parse().unwrap());
+            let files: Vec<_> = (0..count)
+                .map(|i| disk.open(Path::new(&format!("f{i}")), OpenMode::CreateIfMissing).unwrap())
+                .collect();
+            let flush = disk.flush_begin().unwrap();
+            flush.run().unwrap();
+            for mode in ["ring", "threads", "ring", "threads"] {
+                let mut times = Vec::new();
+                for round in 0..200u64 {
+                    for file in &files {
+                        file.write_all_at(&[7u8; 4096], round * 4096).unwrap();
+                    }
+                    let flush = disk.flush_begin().unwrap();
+                    let started = std::time::Instant::now();
+                    if mode == "ring" {
+                        sync_on_ring(flush.targets().unwrap().unwrap()).await.unwrap();
+                    } else {
+                        run_flush_off_reactor(flush).await.unwrap();
+                    }
+                    times.push(started.elapsed().as_micros());
+                }
+                times.sort_unstable();
+                println!("{mode}: p50 {} us p90 {} us", times[100], times[180]);
+            }
         });
     }
 }

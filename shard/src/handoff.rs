@@ -11,7 +11,8 @@
 //! This is the room the design reserves for `unsafe` in this crate. The hand-off needs none,
 //! because socket2 (the same 0.4 release glommio uses) does the descriptor work behind safe
 //! calls; [`adopt_listener`] needs one block, because glommio builds a listener from a
-//! descriptor only through `FromRawFd`.
+//! descriptor only through `FromRawFd`, and so does [`ring_file`], which hands a duplicate of a
+//! store file's descriptor to glommio for a flush round's `fdatasync` on the ring.
 //! Invariants the hand-off relies on:
 //! - no read or write future on the source stream is alive when [`detach`] runs (the caller
 //!   owns the `Connection` by value, so the borrow checker guarantees it);
@@ -91,6 +92,17 @@ pub fn detach(connection: Connection) -> Result<DetachedSocket, Box<DetachError>
 pub fn attach(detached: DetachedSocket, write_timeout: Duration) -> io::Result<Connection> {
     let DetachedSocket { socket, layers, traffic, .. } = detached;
     Connection::with_layers(TcpStream::from(socket), write_timeout, layers, traffic)
+}
+
+/// Hands a descriptor of a store file (or directory) to glommio, so that its flush round's
+/// `fdatasync` is submitted through the shard's io_uring (`commit.rs`). The file owns the
+/// descriptor and closes it (through the ring) when closed or dropped.
+#[must_use]
+pub(crate) fn ring_file(fd: std::os::fd::OwnedFd) -> glommio::io::BufferedFile {
+    let fd = fd.into_raw_fd();
+    // SAFETY: `fd` comes from `into_raw_fd` of an `OwnedFd`, so it is open and nothing else
+    // owns it: the glommio file becomes its only owner and closes it when dropped.
+    unsafe { glommio::io::BufferedFile::from_raw_fd(fd) }
 }
 
 /// Hands a bound, listening socket to glommio. The caller keeps a duplicate of the descriptor

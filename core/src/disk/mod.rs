@@ -91,6 +91,27 @@ pub trait Flush: Send + 'static {
     /// Any fsync error. An fsync error is fatal for the store: the caller must not call
     /// `flush_end` and must stop acknowledging (see ARCHITECTURE.md, "fsync errors").
     fn run(self) -> io::Result<()>;
+    /// The descriptors a runtime needs to make this round durable itself, without [`run`]:
+    /// `fdatasync` each of [`FlushTargets::files`] (concurrently, in any order), and only once
+    /// all of them succeeded, `fsync` each of [`FlushTargets::dirs`] (files before directories,
+    /// so a new name never becomes durable pointing at data that is not). The runtime then owns
+    /// the descriptors (duplicates: closing them closes nothing of the disk's). `None` when only
+    /// [`run`] can do it (the simulated disk); `Some(Err)` when the descriptors cannot be had
+    /// now (e.g. the process is out of descriptors), and the runtime falls back to [`run`].
+    ///
+    /// [`run`]: Flush::run
+    fn targets(&self) -> Option<io::Result<FlushTargets>> {
+        None
+    }
+}
+
+/// What a flush round syncs, as descriptors a runtime can hand to io_uring ([`Flush::targets`]).
+#[derive(Debug, Default)]
+pub struct FlushTargets {
+    /// Files to `fdatasync`.
+    pub files: Vec<std::os::fd::OwnedFd>,
+    /// Directories to `fsync`, after every file.
+    pub dirs: Vec<std::os::fd::OwnedFd>,
 }
 
 /// An open file. Positioned I/O only; no cursor.

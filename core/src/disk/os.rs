@@ -31,15 +31,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use super::os_sync::observe_syncs;
 use super::os_sync::{SyncPool, SyncTarget};
-use super::{Bytes, Disk, DiskFile, Flush, OpenMode};
+pub use super::os_sync::{observe_syncs, observed_sync};
+use super::{Bytes, Disk, DiskFile, Flush, FlushTargets, OpenMode};
 use crate::mmap::{Map, MapWindow};
 use crate::types::Epoch;
 
@@ -343,6 +344,20 @@ impl Flush for OsFlush {
         self.sync.sync_all(files)?;
         let dirs = self.dirs.into_iter().map(SyncTarget::Dir).collect();
         self.sync.sync_all(dirs)
+    }
+
+    /// Duplicates of the files' handles (`F_DUPFD_CLOEXEC`) and each directory opened. Never
+    /// waits: out of descriptors, it fails and the runtime runs the round with [`Flush::run`],
+    /// whose syncs need no new descriptor for files and wait one out for directories.
+    fn targets(&self) -> Option<io::Result<FlushTargets>> {
+        let duplicated = |handle: &Arc<Handle>| handle.as_fd().try_clone_to_owned();
+        let opened = |dir: &PathBuf| File::open(dir).map(OwnedFd::from);
+        let targets = || {
+            let files = self.files.iter().map(duplicated).collect::<io::Result<Vec<_>>>()?;
+            let dirs = self.dirs.iter().map(opened).collect::<io::Result<Vec<_>>>()?;
+            Ok(FlushTargets { files, dirs })
+        };
+        Some(targets())
     }
 }
 

@@ -40,10 +40,16 @@ impl SyncTarget {
             SyncTarget::Data(file) => file.sync_data(),
             SyncTarget::Dir(path) => open_dir(path)?.sync_all(),
         };
-        if let Some(observe) = SYNC_OBSERVER.get() {
-            observe(started.elapsed());
-        }
+        observed_sync(started.elapsed());
         synced
+    }
+}
+
+/// Tells the observer set with [`observe_syncs`] that a sync took `took`: for syncs a runtime
+/// issues itself ([`super::Flush::targets`]).
+pub fn observed_sync(took: std::time::Duration) {
+    if let Some(observe) = SYNC_OBSERVER.get() {
+        observe(took);
     }
 }
 

@@ -75,6 +75,8 @@ struct State {
     /// Operations to refuse (`fault.rs`).
     fail: Vec<fault::FailRule>,
     failures_injected: u64,
+    /// How long each flush run sleeps first ([`SimDisk::delay_flushes`]).
+    flush_delay: std::time::Duration,
 }
 
 impl State {
@@ -92,6 +94,7 @@ impl State {
             frozen: false,
             fail: Vec::new(),
             failures_injected: 0,
+            flush_delay: std::time::Duration::ZERO,
         }
     }
 
@@ -156,6 +159,12 @@ impl SimDisk {
         if state.flushes_done >= flushes {
             state.frozen = true;
         }
+    }
+
+    /// Makes every later [`Flush::run`] sleep this long before it syncs anything: a slow
+    /// device, for tests of rounds that overlap.
+    pub fn delay_flushes(&self, delay: std::time::Duration) {
+        lock(&self.state).flush_delay = delay;
     }
 
     /// True once a flush run failed because of [`SimDisk::freeze_after_flushes`].
@@ -270,6 +279,10 @@ impl Flush for SimFlush {
     }
 
     fn run(self) -> io::Result<()> {
+        let delay = lock(&self.state).flush_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let mut state = lock(&self.state);
         if state.frozen || state.freeze_after == Some(state.flushes_done) {
             state.frozen = true;

@@ -77,7 +77,8 @@ pub use acl::AclError;
 pub use append_batch::NewMessage;
 pub use changes::{LIST_CHANGES_MAX, ListChange, ListChanges, MailboxChange};
 pub use duplicates::{
-    DUPLICATES_RECORDS_MAX, duplicate_window_seconds, set_duplicate_window_seconds,
+    DUPLICATES_RECORDS_MAX, DUPLICATES_SYNC_EVERY, duplicate_window_seconds,
+    set_duplicate_window_seconds,
 };
 pub use folders::DefaultFolder;
 pub use grants::Noted;
