@@ -323,7 +323,9 @@ impl View {
         self.synced = Some(marks.highest_modseq);
     }
 
-    /// See [`View::synced`]: the modseq to ask the store's journal about.
+    /// The modseq up to which the view follows the store (every expunge at or below it
+    /// reported, every other change reported or own): what a sync asks the store's journal
+    /// about (`View::sync_changes`). `None` before the first mark.
     #[must_use]
     pub fn synced_modseq(&self) -> Option<ModSeq> {
         self.synced
@@ -375,8 +377,9 @@ impl View {
 
     /// Removes `uids` from the view after this session expunged them itself, writing
     /// `* n EXPUNGE` for each (descending, so the numbers stay right), or one `* VANISHED`.
-    /// The view no longer matches its marks, but still follows the store up to
-    /// [`View::synced`]: the journal will name these UIDs, which are no longer in the view.
+    /// The view no longer matches its marks, but still follows the store up to its synced
+    /// modseq ([`View::synced_modseq`]): the journal will name these UIDs, no longer in the
+    /// view.
     pub fn expunged_by_self(&mut self, gone: &[Uid], out: &mut Vec<u8>) {
         let indexes = self.indexes_of(gone);
         self.marks = None;
@@ -421,8 +424,9 @@ impl View {
     /// Compares the view with the store's `messages` (live, UID order) and writes the updates
     /// the client is owed. `allow_expunge` is false during FETCH, STORE and SEARCH.
     /// `keywords` names the mailbox's keyword bits; `condstore` adds `MODSEQ` to FETCH updates.
-    /// Leaves [`View::synced`] as it was: the caller knows whether the sync was complete and
-    /// so whether the view matches the store's marks (`View::set_marks`).
+    /// Leaves the synced modseq ([`View::synced_modseq`]) as it was: the caller knows whether
+    /// the sync was complete and so whether the view matches the store's marks
+    /// (`View::set_marks`).
     pub fn sync(
         &mut self,
         messages: &[MessageMeta],
