@@ -1,12 +1,16 @@
 //! Selected sessions that learn of another session's random appends, copies, flag changes and
 //! expunges (in IDLE, by NOOP, or by FETCH that must defer expunges) must end, after a final
 //! NOOP, with exactly the messages and flags a fresh SELECT shows. Appends alone take the
-//! sessions' cheap sync path, everything else the full comparison; both must agree with it.
+//! sessions' append-only sync, other changes the store's modseq journal (the full comparison
+//! only when the journal does not reach back far enough); all must agree with it. And the
+//! work another session's STORE or EXPUNGE costs each selected session is the change, not the
+//! mailbox.
 
 mod imap_support;
 
 use imap_support::{Client, World, tagged};
 use proptest::prelude::*;
+use skua_core::types::Flags;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -120,4 +124,54 @@ fn idlers_see_each_delivery_once() {
     append(&mut writer, &mut world);
     idler.run(&mut world);
     assert_eq!(idler.drain(), ["* 6 EXISTS", "* 0 RECENT"]);
+}
+
+/// Issue 13: on a big mailbox selected by eight sessions (four in IDLE, four sending NOOP),
+/// one session's STORE and EXPUNGE cost each of the others the changed messages, not the
+/// mailbox: counted as message records the store hands out while they learn of it.
+#[test]
+fn a_change_costs_other_sessions_the_change_not_the_mailbox() {
+    const MESSAGES: usize = 3000;
+    let mut world = World::new();
+    let inbox = world.store.mailbox_id("INBOX").expect("INBOX");
+    for _ in 0..MESSAGES {
+        let raw = b"Subject: x\r\n\r\nbody\r\n";
+        world.store.append(inbox, raw, b"", Flags::default(), None).expect("append");
+    }
+    world.flush();
+    let mut writer = client(&mut world, "SELECT INBOX");
+    let mut observers: Vec<Client> = (0..8).map(|_| client(&mut world, "SELECT INBOX")).collect();
+    for idler in &mut observers[..4] {
+        idler.command(&mut world, "i IDLE");
+        assert!(idler.idle);
+    }
+    let look = |world: &mut World, observers: &mut [Client]| {
+        let before = world.store.metas_handed_out();
+        let mut seen = Vec::new();
+        for (i, observer) in observers.iter_mut().enumerate() {
+            if i < 4 {
+                observer.run(world);
+                seen.push(observer.drain());
+            } else {
+                let mut lines = observer.command(world, "n NOOP");
+                lines.pop();
+                seen.push(lines);
+            }
+        }
+        (world.store.metas_handed_out() - before, seen)
+    };
+    tagged(&writer.command(&mut world, "f UID STORE 1234 +FLAGS (\\Flagged)"), "f OK");
+    let (metas, seen) = look(&mut world, &mut observers);
+    for lines in &seen {
+        assert_eq!(lines, &["* 1234 FETCH (FLAGS (\\Flagged) UID 1234)"]);
+    }
+    assert_eq!(metas, 8, "one record per observer");
+    tagged(&writer.command(&mut world, "e UID STORE 7 +FLAGS (\\Deleted)"), "e OK");
+    tagged(&writer.command(&mut world, "e UID EXPUNGE 7"), "e OK");
+    let (metas, seen) = look(&mut world, &mut observers);
+    for lines in &seen {
+        // Expunged by the time they look: no FETCH for its flags, only the EXPUNGE.
+        assert_eq!(lines, &["* 7 EXPUNGE"]);
+    }
+    assert_eq!(metas, 0, "an expunge is named, no record handed out");
 }

@@ -12,6 +12,7 @@ use super::codec::{
     Preamble, SpoolPos, all_zero, file_len, get_i16, get_i64, get_u16, get_u32, get_u64, put_i16,
     put_i64, put_u16, put_u32, put_u64, read_at, set_len, write_at,
 };
+use super::modseq_journal::ModSeqJournal;
 use super::spool::SpoolRef;
 use crate::disk::{Disk, DiskFile, OpenMode};
 use crate::error::StorageError;
@@ -267,6 +268,8 @@ pub(crate) struct Index<F> {
     verified: std::cell::RefCell<Vec<u64>>,
     /// Appended records that may not be durable yet (see [`Index::append_unsynced`]).
     unsynced: UnsyncedRecords,
+    /// Which UIDs took which modseq since the index was loaded (`modseq_journal.rs`).
+    journal: ModSeqJournal,
 }
 
 impl<F: DiskFile> Index<F> {
@@ -291,6 +294,7 @@ impl<F: DiskFile> Index<F> {
             first_recent_uid: header.first_recent_uid,
             verified: std::cell::RefCell::new(Vec::new()),
             unsynced: UnsyncedRecords::default(),
+            journal: ModSeqJournal::new(header.highest_modseq),
         })
     }
 
@@ -324,6 +328,16 @@ impl<F: DiskFile> Index<F> {
     /// Every entry, expunged ones included, in UID order.
     pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// Which UIDs took which modseq (`modseq_journal.rs`).
+    pub(crate) fn journal(&self) -> &ModSeqJournal {
+        &self.journal
+    }
+
+    /// Starts the journal afresh above every modseq given so far (a load just finished).
+    pub(crate) fn journal_restart(&mut self) {
+        self.journal = ModSeqJournal::new(self.highest_modseq);
     }
 
     /// Live counters.
@@ -404,6 +418,7 @@ impl<F: DiskFile> Index<F> {
         let offset = Self::slot_offset(self.entries.len());
         self.write(&entry.encode(), offset)?;
         self.push_loaded(entry);
+        self.journal.note(entry.modseq, entry.uid, self.entries.len());
         // Its spool record was just written (or checked, on catch-up) by this process.
         self.mark_verified(self.entries.len() - 1);
         Ok(())
@@ -427,6 +442,7 @@ impl<F: DiskFile> Index<F> {
             .map_err(|e| StorageError::io(&self.path, e))?;
         self.unsynced.note_unsynced(entry.spool.pos());
         self.push_loaded(entry);
+        self.journal.note(entry.modseq, entry.uid, self.entries.len());
         self.mark_verified(self.entries.len() - 1);
         Ok(())
     }
@@ -474,6 +490,9 @@ impl<F: DiskFile> Index<F> {
         self.counts.remove(&old);
         self.counts.add(&entry);
         self.entries[slot] = entry;
+        if entry.modseq != old.modseq {
+            self.journal.note(entry.modseq, entry.uid, self.entries.len());
+        }
         Ok(())
     }
 
@@ -485,6 +504,7 @@ impl<F: DiskFile> Index<F> {
         for entry in self.entries.drain(slot..) {
             self.counts.remove(&entry);
         }
+        self.journal.reset(self.highest_modseq);
         let mut verified = self.verified.borrow_mut();
         verified.truncate(slot.div_ceil(64));
         if !slot.is_multiple_of(64)
@@ -574,6 +594,7 @@ impl<F: DiskFile> Index<F> {
             counts.add(entry);
         }
         assert_eq!(counts, self.counts);
+        self.journal.check(&self.entries);
         assert!(self.uid_next >= self.header.uid_next);
         assert!(self.highest_modseq >= self.header.highest_modseq);
     }

@@ -106,6 +106,8 @@ impl<F: DiskFile> IndexLoad<F> {
     pub(crate) fn finish(self) -> Result<Loaded<F>, StorageError> {
         assert!(self.is_done(), "every record was read");
         let IndexLoad { mut index, len, good_after_cut, .. } = self;
+        // What was loaded is the past: the journal describes changes from here on.
+        index.journal_restart();
         // Records past the checkpoint may sit in the page cache only (appended unsynced by a
         // process that crashed): no header may claim them before a round has synced the file.
         let checkpoint = index.header.checkpoint;
@@ -197,6 +199,7 @@ impl<F: DiskFile> Index<F> {
             first_recent_uid: header.first_recent_uid,
             verified: std::cell::RefCell::new(Vec::new()),
             unsynced: UnsyncedRecords::default(),
+            journal: super::ModSeqJournal::new(header.highest_modseq),
         };
         let load = IndexLoad { index, len, records, next: 0, cut: false, good_after_cut: false };
         Ok(LoadStart::Header(Box::new(load)))

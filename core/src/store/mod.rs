@@ -49,6 +49,7 @@ mod mailboxes;
 mod messages;
 mod metadata;
 mod metadata_entries;
+mod modseq_journal;
 pub mod names;
 mod open;
 mod open_repair;
@@ -83,6 +84,7 @@ pub use duplicates::{
 pub use folders::DefaultFolder;
 pub use grants::Noted;
 pub use metadata_entries::{MetadataError, MetadataOwner};
+pub use modseq_journal::{JOURNAL_MESSAGES_PER_RECORD, JOURNAL_RECORDS_MIN, MailboxChanges};
 pub use opening::{OpenProgress, OpenStage, OpenWork, Opening};
 pub use quota::{
     QUOTA_RESERVATIONS_MAX, QuotaLimits, QuotaReservation, QuotaSource, QuotaUsage,
@@ -268,6 +270,8 @@ pub struct UserStore<D: Disk> {
     reader: Option<String>,
     /// Usage totals, limits and reservations (`quota.rs`).
     quota: quota::Quota<D::File>,
+    /// See [`UserStore::metas_handed_out`].
+    metas_handed_out: std::cell::Cell<u64>,
 }
 
 impl<D: Disk> UserStore<D> {
@@ -470,7 +474,10 @@ impl<D: Disk> UserStore<D> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         let live = index.entries().iter().filter(|e| !e.expunged);
         let ranges = self.reader_ranges(id);
-        Ok(live.map(|e| self.as_read(ranges, MessageMeta::of(e))).collect())
+        let messages: Vec<MessageMeta> =
+            live.map(|e| self.as_read(ranges, MessageMeta::of(e))).collect();
+        self.count_metas(messages.len());
+        Ok(messages)
     }
 
     /// Live messages in UID order, without copying them all: for callers that only scan.
@@ -484,17 +491,24 @@ impl<D: Disk> UserStore<D> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         let live = index.entries().iter().filter(|e| !e.expunged);
         let ranges = self.reader_ranges(id);
-        Ok(live.map(move |e| self.as_read(ranges, MessageMeta::of(e))))
+        Ok(live.map(move |e| {
+            self.count_metas(1);
+            self.as_read(ranges, MessageMeta::of(e))
+        }))
     }
 
     /// UIDs expunged with a modseq above `since`, ascending: what QRESYNC reports as
     /// `VANISHED (EARLIER)` (RFC 7162 §3.2.5.2). Expunged records stay in the index until
-    /// compaction, so this history is complete until then.
+    /// compaction, so this history is complete until then. O(changes since × log n) when
+    /// `since` is within the modseq journal's reach (`modseq_journal.rs`), else O(n).
     ///
     /// # Errors
     /// [`ReadError::NoSuchMailbox`].
     pub fn expunged_since(&self, id: MailboxId, since: ModSeq) -> Result<Vec<Uid>, ReadError> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
+        if let Some(expunged) = self.expunged_since_journal(id, since) {
+            return Ok(expunged);
+        }
         let expunged = index.entries().iter().filter(|e| e.expunged && e.modseq > since.0);
         Ok(expunged.map(|e| e.uid).collect())
     }
@@ -553,7 +567,9 @@ impl<D: Disk> UserStore<D> {
         let index = self.indexes.get(&id).ok_or(ReadError::NoSuchMailbox)?;
         let entry = index.find(uid).map(|slot| &index.entries()[slot]);
         let ranges = self.reader_ranges(id);
-        Ok(entry.filter(|e| !e.expunged).map(|e| self.as_read(ranges, MessageMeta::of(e))))
+        let meta = entry.filter(|e| !e.expunged).map(|e| self.as_read(ranges, MessageMeta::of(e)));
+        self.count_metas(usize::from(meta.is_some()));
+        Ok(meta)
     }
 
     /// The message's bytes, straight from the spool (a memory map on the real disk). A message

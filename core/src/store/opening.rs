@@ -506,6 +506,7 @@ fn finish<D: Disk>(
         duplicates: super::duplicates::Duplicates::Unread,
         spool_compaction: super::spool_compact::SpoolCompaction::default(),
         reader: None,
+        metas_handed_out: std::cell::Cell::new(0),
     };
     if store.catalog.id(names::INBOX).is_none() {
         budget.spend(3);

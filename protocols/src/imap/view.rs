@@ -21,7 +21,9 @@
 //! HIGHESTMODSEQ, count) from when it last matched the store, and when the marks show that
 //! only appends happened since ([`View::appended_range`]), a sync needs only the new records
 //! ([`View::sync_appended`]), not the whole mailbox: a delivery costs each IDLE session
-//! O(new × log n), not O(n).
+//! O(new × log n), not O(n). Any other change (another session's STORE or EXPUNGE) is read
+//! from the store's modseq journal, what changed since the modseq the view last matched
+//! ([`View::sync_changes`], `view_changes.rs`): O(changes × log n) as well.
 
 use std::ops::Range;
 
@@ -30,6 +32,9 @@ use skua_core::types::{MailboxId, ModSeq, Uid, UidValidity};
 
 use crate::imap::encode;
 use crate::imap::types::{SeqBound, SequenceSet};
+
+#[path = "view_changes.rs"]
+mod changes;
 
 /// The state of a selected mailbox as this session's client knows it.
 #[derive(Debug)]
@@ -60,6 +65,10 @@ pub struct View {
     /// UIDs, every flag change reported): lets a sync tell "only appends since" cheaply.
     /// `None` while expunges are deferred or before the first mark.
     marks: Option<MailboxMarks>,
+    /// A modseq up to which the view follows the store: every expunge at or below it was
+    /// reported, and every other change was reported (or is this session's own). What
+    /// [`View::sync_changes`] asks the store's journal about; `None` before the first mark.
+    synced: Option<ModSeq>,
     /// The UID ranges (`from..to`, ascending, disjoint) that are `\Recent` for this session:
     /// IMAP4rev1 only, empty for a session that enabled IMAP4rev2.
     recent: Vec<(u32, u32)>,
@@ -113,6 +122,7 @@ impl View {
             own_changes: Vec::new(),
             keywords_announced: 0,
             marks: None,
+            synced: None,
             recent: Vec::new(),
             saved: Vec::new(),
             vanished: false,
@@ -301,7 +311,7 @@ impl View {
         self.own_changes.clear();
         // The command reported its own expunges too (`expunged_by_self`), so the view
         // matches the store again.
-        self.marks = Some(marks);
+        self.set_marks(marks);
     }
 
     /// Notes that the view matches the store's mailbox exactly now (same live UIDs, every
@@ -310,6 +320,15 @@ impl View {
     /// [`View::absorb_own_changes`]) may call it.
     pub fn set_marks(&mut self, marks: MailboxMarks) {
         self.marks = Some(marks);
+        self.synced = Some(marks.highest_modseq);
+    }
+
+    /// The modseq up to which the view follows the store (every expunge at or below it
+    /// reported, every other change reported or own): what a sync asks the store's journal
+    /// about (`View::sync_changes`). `None` before the first mark.
+    #[must_use]
+    pub fn synced_modseq(&self) -> Option<ModSeq> {
+        self.synced
     }
 
     /// The UIDs that may have been appended since the view last matched the store, when the
@@ -342,21 +361,11 @@ impl View {
         debug_assert!(
             self.uids.last().is_none_or(|&max| added.first().is_none_or(|m| m.uid > max))
         );
-        let mut highest = self.reported_modseq;
-        self.uids.reserve(added.len());
-        for message in added {
-            highest = highest.max(message.modseq);
-            self.uids.push(message.uid);
-        }
         let mut report = SyncReport::default();
-        if !added.is_empty() {
-            write_exists(out, self.uids.len());
-            report.exists_sent = true;
-        }
-        self.reported_modseq = highest;
-        self.own_changes.clear();
+        // All new: no FETCH, so no keyword names are needed.
+        self.report_live(added, &[], false, out, &mut report);
         self.change_counter = change_counter;
-        self.marks = Some(now);
+        self.set_marks(now);
         report
     }
 
@@ -368,13 +377,22 @@ impl View {
 
     /// Removes `uids` from the view after this session expunged them itself, writing
     /// `* n EXPUNGE` for each (descending, so the numbers stay right), or one `* VANISHED`.
+    /// The view no longer matches its marks, but still follows the store up to its synced
+    /// modseq ([`View::synced_modseq`]): the journal will name these UIDs, no longer in the
+    /// view.
     pub fn expunged_by_self(&mut self, gone: &[Uid], out: &mut Vec<u8>) {
-        let mut indexes: Vec<usize> =
-            gone.iter().filter_map(|u| self.uids.binary_search(u).ok()).collect();
-        indexes.sort_unstable();
-        indexes.dedup();
+        let indexes = self.indexes_of(gone);
         self.marks = None;
         self.remove_reporting(&indexes, out);
+    }
+
+    /// The view indexes of those of `uids` the view holds, ascending and distinct.
+    fn indexes_of(&self, uids: &[Uid]) -> Vec<usize> {
+        let mut indexes: Vec<usize> =
+            uids.iter().filter_map(|u| self.uids.binary_search(u).ok()).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes
     }
 
     /// Removes the messages at `indexes` (ascending, distinct), writing `* n EXPUNGE` for each,
@@ -406,6 +424,9 @@ impl View {
     /// Compares the view with the store's `messages` (live, UID order) and writes the updates
     /// the client is owed. `allow_expunge` is false during FETCH, STORE and SEARCH.
     /// `keywords` names the mailbox's keyword bits; `condstore` adds `MODSEQ` to FETCH updates.
+    /// Leaves the synced modseq ([`View::synced_modseq`]) as it was: the caller knows whether
+    /// the sync was complete and so whether the view matches the store's marks
+    /// (`View::set_marks`).
     pub fn sync(
         &mut self,
         messages: &[MessageMeta],
@@ -419,34 +440,7 @@ impl View {
         if allow_expunge {
             report.expunged = self.sync_expunges(messages, out);
         }
-        let known_max = self.uids.last().copied();
-        let first_new = known_max.map_or(0, |max| messages.partition_point(|m| m.uid <= max));
-        let mut highest = self.reported_modseq;
-        // Sorted, so each message costs a binary search, not a scan of a long list.
-        self.own_changes.sort_unstable();
-        for message in &messages[..first_new] {
-            highest = highest.max(message.modseq);
-            if message.modseq <= self.reported_modseq
-                || self.own_changes.binary_search(&(message.uid, message.modseq)).is_ok()
-            {
-                continue;
-            }
-            if let Some(msn) = self.msn_of(message.uid) {
-                let recent = self.is_recent(message.uid);
-                self.write_flags_update(out, msn, message, keywords, condstore, recent);
-                report.fetches += 1;
-            }
-        }
-        for message in &messages[first_new..] {
-            highest = highest.max(message.modseq);
-            self.uids.push(message.uid);
-        }
-        if first_new < messages.len() {
-            write_exists(out, self.uids.len());
-            report.exists_sent = true;
-        }
-        self.reported_modseq = highest;
-        self.own_changes.clear();
+        self.report_live(messages, keywords, condstore, out, &mut report);
         // With expunges deferred the view still differs from the store: sync again next time.
         if self.uids.len() == messages.len() {
             self.change_counter = change_counter;

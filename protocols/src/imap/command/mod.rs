@@ -43,6 +43,8 @@ pub(crate) mod slice;
 pub(crate) mod sort;
 pub(crate) mod store;
 #[cfg(test)]
+mod sync_changes_tests;
+#[cfg(test)]
 mod sync_tests;
 mod thread;
 mod transfer;
@@ -629,14 +631,20 @@ pub(crate) enum SyncPath {
     /// Only appends (or nothing in this mailbox) since the last sync: just the new records
     /// were looked up, O(new × log n).
     Appended,
+    /// The store's modseq journal named what changed since the view's synced modseq:
+    /// O(changes × log n).
+    Changed,
     /// The whole mailbox was compared, O(n).
     Full,
 }
 
 /// Brings `view` up to date with the store's mailbox, writing the updates to `out`: through
-/// the new records only when the store's marks prove nothing but appends happened, otherwise
-/// through the whole mailbox. Both ways write the same bytes. A view in IDLE on a big mailbox
-/// thus pays per delivery for the delivery, not for the mailbox.
+/// the new records only when the store's marks prove nothing but appends happened, else
+/// through what the store's journal says changed since the view's synced modseq, and through
+/// the whole mailbox only when the journal does not reach back that far (the store was
+/// reopened, or more changes happened than it keeps). All ways write the same bytes. A view in
+/// IDLE on a big mailbox thus pays for a delivery or another session's STORE or EXPUNGE in
+/// proportion to the change, not to the mailbox.
 ///
 /// # Errors
 /// [`ReadError::NoSuchMailbox`] when the mailbox is gone.
@@ -653,6 +661,15 @@ pub(crate) fn sync_view<D: Disk>(
     if let Some(added) = appended(view, store, &marks)? {
         view.sync_appended(&added, store.change_counter(), marks, out);
         return Ok(SyncPath::Appended);
+    }
+    let changes = match view.synced_modseq() {
+        Some(since) => store.changes_since(view.mailbox, since)?,
+        None => None,
+    };
+    if let Some(changes) = changes {
+        let counter = store.change_counter();
+        view.sync_changes(&changes, counter, marks, allow_expunge, keywords, condstore, out);
+        return Ok(SyncPath::Changed);
     }
     sync_full(view, store, allow_expunge, condstore, out)?;
     Ok(SyncPath::Full)

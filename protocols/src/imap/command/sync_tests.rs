@@ -1,6 +1,7 @@
-//! The append-only sync ([`super::sync_view`]) against the full comparison
-//! ([`super::sync_full`]): two views of one mailbox, synced after the same random changes by
-//! other sessions, must write the same bytes and end with the same UIDs.
+//! The cheap syncs ([`super::sync_view`]: append-only, or from the store's modseq journal)
+//! against the full comparison ([`super::sync_full`]): two views of one mailbox, synced after
+//! the same random changes by other sessions, must write the same bytes and end with the same
+//! UIDs. More of the journal path: `sync_changes_tests.rs`.
 
 use std::path::Path;
 use std::rc::Rc;
@@ -13,35 +14,35 @@ use skua_core::types::{Flags, FlagsOp, Keywords, MailboxId, SystemFlags, Uid};
 use super::{SyncPath, announce_new_keywords, sync_full, sync_view};
 use crate::imap::view::View;
 
-struct World {
-    _dir: tempfile::TempDir,
-    store: UserStore<OsDisk>,
-    inbox: MailboxId,
-    other: MailboxId,
+pub(super) struct World {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) store: UserStore<OsDisk>,
+    pub(super) inbox: MailboxId,
+    pub(super) other: MailboxId,
 }
 
 impl World {
-    fn new(prefill: usize) -> World {
+    pub(super) fn new(prefill: usize) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = Rc::new(OsDisk::new(dir.path()).expect("disk"));
         let mut store = UserStore::open(disk, Path::new("u")).expect("store");
         let inbox = store.mailbox_id("INBOX").expect("inbox");
         let other = store.create_mailbox("Other").expect("create");
-        let mut world = World { _dir: dir, store, inbox, other };
+        let mut world = World { dir, store, inbox, other };
         for _ in 0..prefill {
             world.append(inbox, 0);
         }
         world
     }
 
-    fn append(&mut self, id: MailboxId, system: u16) {
+    pub(super) fn append(&mut self, id: MailboxId, system: u16) {
         let flags = Flags { system: SystemFlags(system), keywords: Keywords(0) };
         let message = b"Subject: x\r\n\r\nbody\r\n";
         self.store.append(id, message, b"", flags, None).expect("append");
     }
 
     /// A view as SELECT makes it.
-    fn select(&self) -> View {
+    pub(super) fn select(&self) -> View {
         let info = self.store.mailbox_info(self.inbox).expect("info");
         let messages = self.store.messages(self.inbox).expect("messages");
         let mut view = View::new(
@@ -58,12 +59,12 @@ impl World {
     }
 
     /// The `pick`-th live UID of INBOX (modulo), if any.
-    fn live(&self, pick: usize) -> Option<Uid> {
+    pub(super) fn live(&self, pick: usize) -> Option<Uid> {
         let messages = self.store.messages(self.inbox).expect("messages");
         (!messages.is_empty()).then(|| messages[pick % messages.len()].uid)
     }
 
-    fn apply(&mut self, op: &Op) {
+    pub(super) fn apply(&mut self, op: &Op) {
         match *op {
             Op::Append(system) => self.append(self.inbox, system),
             Op::AppendElsewhere => self.append(self.other, 0),
@@ -97,7 +98,7 @@ impl World {
 }
 
 #[derive(Clone, Debug)]
-enum Op {
+pub(super) enum Op {
     Append(u16),
     AppendElsewhere,
     Expunge(usize),
@@ -106,7 +107,7 @@ enum Op {
     Sync { allow_expunge: bool, condstore: bool },
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(super) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u16..32).prop_map(Op::Append),
         1 => Just(Op::AppendElsewhere),
@@ -120,7 +121,13 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// What a session does after a command: nothing when the store did not change.
-fn sync_both(world: &World, fast: &mut View, slow: &mut View, allow: bool, condstore: bool) {
+pub(super) fn sync_both(
+    world: &World,
+    fast: &mut View,
+    slow: &mut View,
+    allow: bool,
+    condstore: bool,
+) {
     let store = &world.store;
     let counter = store.change_counter();
     assert_eq!(fast.change_counter() == counter, slow.change_counter() == counter);
@@ -168,7 +175,7 @@ proptest! {
 }
 
 #[test]
-fn deliveries_take_the_append_path_and_other_changes_the_full_one() {
+fn deliveries_take_the_append_path_and_other_changes_the_journal() {
     let mut world = World::new(3);
     let mut view = world.select();
     let mut out = Vec::new();
@@ -184,18 +191,19 @@ fn deliveries_take_the_append_path_and_other_changes_the_full_one() {
     world.append(world.other, 0);
     assert_eq!(sync(&world, &mut view, &mut out), SyncPath::Appended);
     assert!(out.is_empty());
-    // A flag change needs the full comparison, and the next delivery is cheap again.
+    // A flag change is read from the store's journal, and the next delivery is cheap again.
     world.apply(&Op::Flag(0, SystemFlags::FLAGGED, None));
-    assert_eq!(sync(&world, &mut view, &mut out), SyncPath::Full);
+    assert_eq!(sync(&world, &mut view, &mut out), SyncPath::Changed);
     assert_eq!(out, b"* 1 FETCH (FLAGS (\\Flagged) UID 1)\r\n");
     world.append(world.inbox, 0);
     assert_eq!(sync(&world, &mut view, &mut out), SyncPath::Appended);
     assert_eq!(out, b"* 6 EXISTS\r\n");
-    // An expunge that may not be reported yet leaves the view unmarked until it is.
+    // An expunge that may not be reported yet leaves the view unmarked until it is; the
+    // journal still names it on the next sync.
     world.apply(&Op::Expunge(0));
     out.clear();
     sync_view(&mut view, &world.store, false, false, &mut out).expect("sync");
     world.append(world.inbox, 0);
-    assert_eq!(sync(&world, &mut view, &mut out), SyncPath::Full);
+    assert_eq!(sync(&world, &mut view, &mut out), SyncPath::Changed);
     assert_eq!(out, b"* 1 EXPUNGE\r\n* 6 EXISTS\r\n");
 }
