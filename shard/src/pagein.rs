@@ -3,21 +3,24 @@
 //! A FETCH answers with slices of the mapped spool ([`OutChunk::Spool`]). The send copies them
 //! into the socket; if a page is not in memory, that copy waits for the disk inside the system
 //! call, on the shard's thread, and every other session of the shard waits too. So just before
-//! the write each spool chunk is checked with `mincore` (cheap), and the file ranges under the
-//! cold ones are *read* through the runtime's I/O (the shard's io_uring: `driver.rs`,
-//! [`crate::driver::page_in`]). A buffered read brings the pages into the page cache, and its
-//! completion wakes the write at once: the send then copies from the map with every page in
-//! memory. The bytes read are dropped (the map already has them, and keeping them would hold a
-//! buffer per cold body); reads are bounded in size and number in flight, so a write holds at
-//! most [`PAGE_IN_READS_IN_FLIGHT_MAX`] x [`crate::limits::PAGE_IN_READ_BYTES_MAX`] of buffers.
+//! the write each spool chunk is checked with `mincore` (cheap). The cold ones are read ahead
+//! (madvise `WILLNEED`: the kernel starts all their disk reads at once, in large requests, with
+//! no buffer of ours), and their file ranges are *read* through the runtime's I/O (the shard's
+//! io_uring: [`crate::driver::page_in`]). A buffered read completes once its pages are in the
+//! page cache, and its completion wakes the write at once (no timer): the send then copies from
+//! the map with every page in memory. The bytes read are dropped (the map already has them,
+//! and keeping them would hold a buffer per cold body); reads are bounded in size and number in
+//! flight, so a write holds at most [`PAGE_IN_READS_IN_FLIGHT_MAX`] x
+//! [`crate::limits::PAGE_IN_READ_BYTES_MAX`] of buffers.
 //!
 //! ```text
 //!  chunks ─ mincore ─┬─ all resident ─────────────────────────────────────────────► send
-//!                    └─ cold ranges (merged) ─ ring reads ─┬─ done ─ mincore ─┬─ resident ► send
-//!                                                          │                  └─ cold ─┐
-//!                       (failed: renamed over, removed,    └─ failed/hung ─────────────┤
-//!                        no file: not the real disk)          madvise WILLNEED, poll ◄─┘
-//!                                                             until resident or 2 s ──► send
+//!                    └─ cold: WILLNEED; their ranges (merged) read through the ring
+//!                         ├─ read ─ mincore ─┬─ resident ─────────────────────────► send
+//!                         │                  └─ cold again ─┐
+//!                         └─ failed (renamed over, removed, │
+//!                            no file) or hung ──────────────┴─ WILLNEED, poll until
+//!                                                              resident or 2 s ───► send
 //! ```
 //!
 //! A view does not hold a descriptor (`skua_core::disk::os`, "Descriptors are a budget"): it
@@ -27,8 +30,8 @@
 //! [`PAGE_IN_READS_IN_FLIGHT_MAX`] per writing session.
 //!
 //! What the ring cannot read (a read that fails, a file renamed over, bytes that are not a
-//! view of the real disk, pages evicted again at once) falls back to read-ahead (madvise
-//! `WILLNEED`) and a timer that looks again every [`PAGE_IN_POLL_US`] until the pages are in.
+//! view of the real disk, pages evicted again at once) falls back to the read-ahead alone and a
+//! timer that looks again every [`PAGE_IN_POLL_US`] until the pages are in.
 //! The whole page-in, ring reads included, is bounded by [`PAGE_IN_WAIT_MAX_MS`]: a chunk
 //! still cold after that is sent anyway (the disk is failing or far too slow; the wait is
 //! logged).
@@ -93,6 +96,13 @@ where
         return PageIn::default();
     }
     let started = Instant::now();
+    // Read-ahead first: the kernel starts every cold range's disk reads at once, in large
+    // requests and with no buffer of ours, where the ring's reads go one bounded piece after
+    // another; those reads then find the pages arriving and complete as soon as they are in,
+    // which is what wakes the write (no timer).
+    for bytes in &cold {
+        bytes.will_need();
+    }
     let ring_reads = Cell::new(0);
     let ranges = merged(cold.iter().filter_map(|bytes| bytes.file_range()).collect());
     let reads = async {
@@ -112,7 +122,7 @@ where
     futures_lite::future::or(reads, sleep(bounds.wait_max)).await;
     let still_cold = |bytes: &&&Bytes| !bytes.is_resident();
     for bytes in cold.iter().filter(still_cold) {
-        bytes.will_need();
+        bytes.will_need(); // again: pages dropped once more while the reads ran
     }
     while cold.iter().any(|bytes| still_cold(&bytes)) {
         if started.elapsed() >= bounds.wait_max {
