@@ -1,11 +1,12 @@
 """Issue 7: a cold message body is read in before it is sent, never by a major page fault
 inside the send on the shard's thread (every other session of the shard would wait for the
-disk).
+disk). Issue 13: it is read in through the shard's io_uring (shard/src/pagein.rs).
 
 The bodies are evicted from the page cache after the server opened the store (posix_fadvise
 DONTNEED on the spool segments, checked with mincore), then fetched; the server's major page
-faults (/proc/PID/stat) must not grow while it sends them. Skipped where the page cache keeps
-the files (tmpfs)."""
+faults (/proc/PID/stat) must not grow while it sends them, the bodies must arrive whole, and
+`skua_pagein_ring_reads_total` must have counted reads through the ring. Skipped where the
+page cache keeps the files (tmpfs)."""
 
 import ctypes
 import glob
@@ -16,7 +17,8 @@ import tempfile
 import smtplib
 import unittest
 
-from harness import AbuseServer, check_at_end, lmtp_deliver, RawImap
+from harness import HOST, AbuseServer, check_at_end, free_port, lmtp_deliver, RawImap, wait_for_port
+from test_metrics import scrape, total
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -60,9 +62,16 @@ class ColdBodies(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         check_at_end(self, os.path.join(self.tmp, "data"))
         self.data = os.path.join(self.tmp, "data")
-        self.server = AbuseServer(self.data, users={"alice": "pw"})
+        self.metrics_port = free_port()
+        config = f'[metrics]\nlisten = ["{HOST}:{self.metrics_port}"]\n'
+        self.server = AbuseServer(self.data, users={"alice": "pw"}, config=config)
         self.server.start()
         self.addCleanup(self.server.stop_quietly)
+
+    def ring_reads(self):
+        wait_for_port(self.metrics_port, self.server.process)
+        _, _, samples = scrape(self.metrics_port)
+        return total(samples, "skua_pagein_ring_reads_total")
 
     def test_cold_bodies_are_read_in_before_the_send(self):
         body = ("cold body line\r\n" * 65536)  # 1 MiB
@@ -90,6 +99,7 @@ class ColdBodies(unittest.TestCase):
         total = sum(resident_pages(p)[1] for p in segments)
         if resident > total // 2:
             self.skipTest(f"the page cache keeps the spool here ({resident}/{total} pages)")
+        reads_before = self.ring_reads()
         before = major_faults(self.server.process.pid)
         lines, tagged = c.command("f", "FETCH 2:12 BODY.PEEK[]", timeout=60)
         after = major_faults(self.server.process.pid)
@@ -97,6 +107,13 @@ class ColdBodies(unittest.TestCase):
         self.assertEqual(
             after - before, 0,
             f"{after - before} major page faults while sending 11 MiB of cold bodies",
+        )
+        received = b"".join(line for line in lines if isinstance(line, bytes))
+        for i in range(1, 12):
+            expected = f"Subject: cold {i}\r\n\r\n{body}".encode()
+            self.assertIn(expected, received, f"message {i + 1} not sent whole")
+        self.assertGreater(
+            self.ring_reads() - reads_before, 0, "no cold body was read through the ring"
         )
         c.close()
 

@@ -23,8 +23,9 @@
 //!   (from a command's first byte until it is answered); see [`nearest_deadline`]. Past one,
 //!   the protocol's goodbye for it is sent and the source is noted (`admission.rs`).
 //! - *Shutdown.* Every wait for input also waits on the shard's stop event.
-//! - *Writes.* Output waits for its durability ticket (group commit), its mapped spool pages
-//!   are paged in off the thread (`pagein.rs`), and it goes out vectored (`conn.rs`).
+//! - *Writes.* Output waits for its durability ticket (group commit), its cold mapped spool
+//!   pages are read in through the ring (`pagein.rs`, [`page_in_read`]), and it goes out
+//!   vectored (`conn.rs`).
 //! - *Slices.* Every step runs with an interrupt that ends it after [`SLICE_TIME`] (a long
 //!   command's after [`LONG_SLICE_TIME`]); a paused command gives the shard to the other
 //!   sessions before its next slice ([`next_slice_turn`]).
@@ -36,12 +37,14 @@
 //! of the loop is boxed while it runs, so a connection's task stays a few hundred bytes.
 
 use std::future::Future;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use skua_core::disk::FileRange;
 use skua_core::types::Epoch;
 use skua_protocols::imap::session::OutChunk;
 
@@ -49,8 +52,9 @@ use crate::admission::Refusal;
 use crate::conn::{Connection, ReadOutcome};
 use crate::event::{Event, Wait};
 use crate::guard::guarded;
-use crate::limits::{SLOW_STEP_MS, TLS_HANDSHAKE_SECONDS_MAX};
+use crate::limits::{PAGE_IN_READ_BYTES_MAX, SLOW_STEP_MS, TLS_HANDSHAKE_SECONDS_MAX};
 use crate::metrics::Protocol;
+use crate::pagein::{self, Bounds};
 use crate::reply::Ending;
 use crate::shard::Shard;
 
@@ -301,7 +305,7 @@ async fn write_step<S: Session>(
             );
         }
     }
-    crate::pagein::page_in(shard, &chunks, glommio::timer::sleep).await;
+    page_in(shard, &chunks).await;
     // In memory now: plain literals' spool bytes get their NUL check (`OutChunk::Spool`).
     let chunks: Vec<OutChunk> = chunks.into_iter().map(OutChunk::without_nul).collect();
     let bytes = chunks.iter().map(|chunk| chunk.as_bytes().len()).sum();
@@ -568,12 +572,85 @@ pub(crate) fn spawn_detached(work: impl Future<Output = ()> + 'static) {
     glommio::spawn_local(work).detach();
 }
 
-/// Waits until every spool slice of `chunks` is in memory, on the runtime's timer
-/// (`pagein.rs`).
+/// Brings every spool slice of `chunks` into memory (`pagein.rs`): cold ones are read through
+/// the shard's io_uring ([`page_in_read`]), the rest read ahead, on the runtime's timer.
 pub(crate) async fn page_in(shard: &Shard, chunks: &[OutChunk]) {
-    crate::pagein::page_in(shard, chunks, glommio::timer::sleep).await;
+    let sleep = glommio::timer::sleep;
+    let done = pagein::page_in(shard.id, chunks, sleep, page_in_read, Bounds::SERVER).await;
+    shard.metrics().pagein_ring_reads(done.ring_reads);
+}
+
+/// Reads `range` through the ring (open, read, close: no descriptor outlives the read), so its
+/// pages are in the page cache when the send copies them from the map; the bytes read are
+/// dropped. A file under the name that is not the range's inode (renamed over since the view
+/// was made) is not read.
+async fn page_in_read(range: FileRange) -> std::io::Result<()> {
+    let file = glommio::io::BufferedFile::open(&range.file.path).await?;
+    let read = page_in_read_open(&file, &range).await;
+    let closed = file.close().await;
+    read?;
+    Ok(closed?)
+}
+
+/// [`page_in_read`] on the opened file, in pieces of at most `PAGE_IN_READ_BYTES_MAX`.
+async fn page_in_read_open(
+    file: &glommio::io::BufferedFile,
+    range: &FileRange,
+) -> std::io::Result<()> {
+    let stat = nix::sys::stat::fstat(file.as_raw_fd())?;
+    if (stat.st_dev, stat.st_ino) != (range.file.device, range.file.inode) {
+        return Err(std::io::Error::other("another file under the name now"));
+    }
+    let end = range.offset + range.len;
+    let mut at = range.offset;
+    while at < end {
+        let want = usize::try_from(end - at).unwrap_or(usize::MAX).min(PAGE_IN_READ_BYTES_MAX);
+        let read = file.read_at(at, want).await?;
+        if read.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        at += read.len() as u64;
+    }
+    Ok(())
 }
 
 /// See [`yield_to_reactor`]: long enough to be unexpired when first polled, short next to a
 /// slice of work (hundreds of microseconds).
 const YIELD_TIMER: Duration = Duration::from_micros(20);
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use skua_core::disk::os::OsDisk;
+    use skua_core::disk::{Disk, DiskFile, OpenMode};
+
+    use super::page_in_read;
+
+    /// The ring's read brings a cold file range into the page cache, and refuses a file that
+    /// was renamed over since the view was made (the name is another inode now).
+    #[test]
+    fn ring_read_pages_in_and_checks_the_inode() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("temporary directory");
+        std::fs::write(dir.path().join("seg"), vec![5u8; 1 << 20]).expect("write");
+        let file = std::fs::File::open(dir.path().join("seg")).expect("open");
+        file.sync_all().expect("sync");
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+        let disk = OsDisk::new(dir.path()).expect("disk");
+        let seg = disk.open(Path::new("seg"), OpenMode::Existing).expect("seg");
+        let view = seg.view(4096, 900_000).expect("view");
+        if view.is_resident() {
+            eprintln!("the page cache kept the file: residency not observable here");
+            return;
+        }
+        let range = view.file_range().expect("a view of the real disk");
+        crate::testutil::executor().run(async move {
+            page_in_read(range.clone()).await.expect("read through the ring");
+            assert!(view.is_resident(), "paged in by the ring's read");
+            std::fs::write(dir.path().join("new"), b"other").expect("write");
+            std::fs::rename(dir.path().join("new"), dir.path().join("seg")).expect("rename");
+            let refused = page_in_read(range).await.expect_err("another file now");
+            assert_eq!(refused.to_string(), "another file under the name now");
+        });
+    }
+}

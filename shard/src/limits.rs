@@ -123,13 +123,27 @@ pub const REFUSAL_LOG_SOURCES_MAX: usize = 4096;
 /// a device with a deep flush queue may gain from two.
 pub const ROUNDS_IN_FLIGHT_MAX: usize = 1;
 
-/// How long a write of cold message bodies waits for their read-ahead (`pagein.rs`) before it
-/// sends anyway. Far above a disk read (0.1-10 ms); reached only by a failing or saturated disk.
+/// How long a write of cold message bodies waits for their reads through the ring and their
+/// read-ahead (`pagein.rs`) before it sends anyway. Far above a disk read (0.1-10 ms); reached
+/// only by a failing or saturated disk.
 pub const PAGE_IN_WAIT_MAX_MS: u64 = 2000;
 
-/// How often a write waiting for read-ahead looks again (`mincore`, one system call per
-/// chunk). Short next to a disk read, long next to the call.
+/// How often a write waiting for read-ahead (the fallback when a ring read could not be made)
+/// looks again (`mincore`, one system call per chunk). Short next to a disk read, long next to
+/// the call.
 pub const PAGE_IN_POLL_US: u64 = 500;
+
+/// The largest single read of a cold body through the ring (`driver.rs`): its buffer, dropped
+/// once read. The kernel's default read-ahead window: a longer range is read in pieces this
+/// size, one after another (the kernel reads ahead of them).
+pub const PAGE_IN_READ_BYTES_MAX: usize = 128 * 1024;
+
+/// Cold file ranges a write reads through the ring at once: the reads run in parallel on the
+/// disk, and a write holds at most this many descriptors and read buffers (512 KiB).
+pub const PAGE_IN_READS_IN_FLIGHT_MAX: usize = 4;
+
+const _: () = assert!(PAGE_IN_POLL_US < PAGE_IN_WAIT_MAX_MS * 1000);
+const _: () = assert!(PAGE_IN_READS_IN_FLIGHT_MAX >= 1 && PAGE_IN_READ_BYTES_MAX >= 4096);
 
 /// Encrypted records a TLS connection may hold waiting for its socket; the writer sends them
 /// before it encrypts more (`conn_tls.rs`). rustls refuses more plaintext past it.

@@ -259,6 +259,7 @@ pub(crate) struct ShardMetrics {
     calls_refused: AtomicU64,
     stalls: AtomicU64,
     panics: AtomicU64,
+    pagein_ring_reads: AtomicU64,
 }
 
 impl Default for ShardMetrics {
@@ -278,6 +279,7 @@ impl Default for ShardMetrics {
             calls_refused: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             panics: AtomicU64::new(0),
+            pagein_ring_reads: AtomicU64::new(0),
         }
     }
 }
@@ -351,6 +353,13 @@ impl ShardMetrics {
     /// A session step panicked (caught).
     pub(crate) fn panic(&self) {
         bump(&self.panics);
+    }
+
+    /// `reads` cold file ranges were read in through the ring before a write (`pagein.rs`).
+    pub(crate) fn pagein_ring_reads(&self, reads: u64) {
+        if reads > 0 {
+            self.pagein_ring_reads.fetch_add(reads, Ordering::Relaxed);
+        }
     }
 }
 
@@ -659,12 +668,15 @@ impl Scrape {
                 family.encode_family(&[("shard", index.as_str())])?.encode_gauge(&read(shard))?;
             }
         }
-        let counters: [(&str, &str, CounterPick); 3] = [
+        let counters: [(&str, &str, CounterPick); 4] = [
             ("skua_calls_refused", "Cross-shard calls refused over a bound.", |s| &s.calls_refused),
             ("skua_stalls", "Session steps that held a shard's thread 10 ms or more.", |s| {
                 &s.stalls
             }),
             ("skua_session_panics", "Session panics caught (connection closed).", |s| &s.panics),
+            ("skua_pagein_ring_reads", "Cold body ranges read in through the ring.", |s| {
+                &s.pagein_ring_reads
+            }),
         ];
         for (name, help, pick) in counters {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;

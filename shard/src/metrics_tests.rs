@@ -26,6 +26,8 @@ fn counters_are_summed_over_shards_and_labelled() {
     zero.bytes_in(Protocol::Imap, 10);
     one.bytes_in(Protocol::Imap, 5);
     one.bytes_out(Protocol::Lmtp, 3);
+    one.pagein_ring_reads(2);
+    one.pagein_ring_reads(0);
     let text = render(&metrics);
     let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
     assert_eq!(value(r#"skua_logins_total{result="ok",mechanism="LOGIN-COMMAND"}"#), 2.0);
@@ -35,6 +37,8 @@ fn counters_are_summed_over_shards_and_labelled() {
     assert_eq!(value(r#"skua_lmtp_deliveries_total{outcome="over-quota"}"#), 1.0);
     assert_eq!(value(r#"skua_received_bytes_total{protocol="imap"}"#), 15.0);
     assert_eq!(value(r#"skua_sent_bytes_total{protocol="lmtp"}"#), 3.0);
+    assert_eq!(value(r#"skua_pagein_ring_reads_total{shard="0"}"#), 0.0);
+    assert_eq!(value(r#"skua_pagein_ring_reads_total{shard="1"}"#), 2.0);
     assert_eq!(value("skua_resident_memory_bytes"), 4096.0);
     assert_eq!(value("skua_open_fds"), 7.0);
     assert!(!text.contains("skua_max_fds"), "an unknown figure is left out:\n{text}");

@@ -18,10 +18,13 @@ use std::rc::Rc;
 
 use crate::types::Epoch;
 
+mod origin;
 pub mod os;
 mod os_sync;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+
+pub use origin::{FileIdentity, FileRange};
 
 /// How [`Disk::open`] treats a missing file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +177,9 @@ pub struct Bytes {
     backing: Rc<dyn AsRef<[u8]>>,
     start: usize,
     end: usize,
+    /// The file the backing maps, and the file offset of the backing's first byte (views of
+    /// the real disk only; [`Bytes::file_range`]).
+    origin: Option<(Rc<FileIdentity>, u64)>,
 }
 
 impl Bytes {
@@ -185,7 +191,26 @@ impl Bytes {
     pub fn new(backing: Rc<dyn AsRef<[u8]>>, start: usize, end: usize) -> Bytes {
         assert!(start <= end);
         assert!(end <= (*backing).as_ref().len());
-        Bytes { backing, start, end }
+        Bytes { backing, start, end, origin: None }
+    }
+
+    /// These bytes, recorded as mapped from `file`, whose byte `backing_offset` is the
+    /// backing's first byte.
+    #[must_use]
+    pub fn with_origin(self, file: Rc<FileIdentity>, backing_offset: u64) -> Bytes {
+        Bytes { origin: Some((file, backing_offset)), ..self }
+    }
+
+    /// The file range these bytes were mapped from, if they were (views of the real disk):
+    /// what a runtime reads to bring them into memory (`origin.rs`).
+    #[must_use]
+    pub fn file_range(&self) -> Option<FileRange> {
+        let (file, backing_offset) = self.origin.as_ref()?;
+        Some(FileRange {
+            file: file.clone(),
+            offset: backing_offset + self.start as u64,
+            len: (self.end - self.start) as u64,
+        })
     }
 
     /// Bytes owned by a fresh buffer.
@@ -215,7 +240,12 @@ impl Bytes {
     #[must_use]
     pub fn slice(&self, start: usize, end: usize) -> Bytes {
         assert!(start <= end && end <= self.end - self.start);
-        Bytes { backing: self.backing.clone(), start: self.start + start, end: self.start + end }
+        Bytes {
+            backing: self.backing.clone(),
+            start: self.start + start,
+            end: self.start + end,
+            origin: self.origin.clone(),
+        }
     }
 }
 

@@ -24,6 +24,8 @@
 //! A released file is reopened by name, so the disk keeps each open file's name current across
 //! renames; a file whose name was removed or renamed over keeps its handle for good (it cannot
 //! be found again), and a reopen that finds another file under the name is refused.
+//! A view records its file's current name and (device, inode) (`origin.rs`), so the runtime can
+//! read a cold view's range in without a descriptor held for it.
 //!
 //! One disk per shard thread: the state is `Rc<RefCell<..>>`, not shared between threads.
 
@@ -40,7 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::os_sync::{SyncPool, SyncTarget};
 pub use super::os_sync::{observe_syncs, observed_sync};
-use super::{Bytes, Disk, DiskFile, Flush, FlushTargets, OpenMode};
+use super::{Bytes, Disk, DiskFile, FileIdentity, Flush, FlushTargets, OpenMode};
 use crate::mmap::{Map, MapWindow};
 use crate::types::Epoch;
 
@@ -220,6 +222,7 @@ impl Disk for OsDisk {
             len: Cell::new(metadata.len()),
             viewed_len: Cell::new(0),
             map: RefCell::new(None),
+            origin: RefCell::new(None),
         });
         {
             let mut state = self.state.borrow_mut();
@@ -381,6 +384,8 @@ struct FileInner {
     /// The largest end of any view handed out: the file may never shrink below it.
     viewed_len: Cell<u64>,
     map: RefCell<Option<Rc<Map>>>,
+    /// What views record as their file (`origin.rs`), made again after a rename.
+    origin: RefCell<Option<Rc<FileIdentity>>>,
 }
 
 impl Drop for FileInner {
@@ -456,6 +461,25 @@ fn handle(inner: &Rc<FileInner>) -> io::Result<Arc<Handle>> {
 }
 
 impl FileInner {
+    /// The file's name and identity for its views; `None` once the name is gone (removed or
+    /// renamed over), since nothing could be read under it.
+    fn origin(&self) -> Option<Rc<FileIdentity>> {
+        if self.orphaned.get() {
+            return None;
+        }
+        let path = self.path.borrow();
+        let mut origin = self.origin.borrow_mut();
+        if let Some(known) = origin.as_ref()
+            && known.path == *path
+        {
+            return Some(known.clone());
+        }
+        let (device, inode) = self.identity;
+        let made = Rc::new(FileIdentity { path: path.clone(), device, inode });
+        *origin = Some(made.clone());
+        Some(made)
+    }
+
     fn mark_dirty(&self, file: &Arc<Handle>) {
         let mut state = self.state.borrow_mut();
         state.files.entry(self.id).or_insert_with(|| file.clone());
@@ -545,7 +569,12 @@ impl DiskFile for OsFile {
         let size = usize::try_from(len).expect("below a mapped length");
         let window = MapWindow::new(map, start, size, self.inner.len.get());
         self.inner.viewed_len.set(self.inner.viewed_len.get().max(end));
-        Ok(Bytes::new(Rc::new(window), 0, size))
+        let bytes = Bytes::new(Rc::new(window), 0, size);
+        // The window's first byte is the file's byte `offset`.
+        Ok(match self.inner.origin() {
+            Some(origin) => bytes.with_origin(origin, offset),
+            None => bytes,
+        })
     }
 
     /// madvise `WILLNEED` on the mapped range.
