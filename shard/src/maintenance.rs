@@ -50,7 +50,7 @@ impl call::Request for ReconstructCall {
 
     async fn serve(self, shard: Rc<Shard>) -> Self::Answer {
         if shard.is_stopping() {
-            return Err(refusal(CallError::Unavailable));
+            return Err(crate::admin::call_error(CallError::Unavailable));
         }
         let Some(held) = shard.registry.hold(&self.user) else {
             return Err(ErrorReply::new(
@@ -95,14 +95,7 @@ impl call::Request for ReconstructCall {
     }
 
     fn refused(self, error: CallError) -> Self::Answer {
-        Err(refusal(error))
-    }
-}
-
-fn refusal(error: CallError) -> ErrorReply {
-    match error {
-        CallError::Busy => ErrorReply::new("busy", error.to_string()),
-        CallError::Unavailable => ErrorReply::new("unavailable", error.to_string()),
+        Err(crate::admin::call_error(error))
     }
 }
 
