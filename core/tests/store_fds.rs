@@ -58,8 +58,11 @@ fn an_idle_open_store_holds_at_most_one_descriptor() {
         store.append(inbox, &message(9, 500), b"late", Flags::default(), None).unwrap();
     }
     flush(&*disk);
-    // A handle used in a round is kept through the next round begin, and closed at the one
-    // after if unused meanwhile (here a round with nothing to sync: it releases too).
+    // A handle used in a round is kept through the round begins of the next
+    // HANDLE_IDLE_MS, and closed at the first one after if unused meanwhile (here a round with
+    // nothing to sync: it releases too).
+    flush(&*disk);
+    std::thread::sleep(std::time::Duration::from_millis(skua_core::limits::HANDLE_IDLE_MS));
     flush(&*disk);
     let idle = open_fds().saturating_sub(baseline);
     println!(

@@ -17,9 +17,10 @@
 //!
 //! Descriptors are a budget (issue 7): an idle open store must not hold one per file. A file's
 //! OS handle is opened when an operation needs it and closed again by a later
-//! [`Disk::flush_begin`] once a whole round interval passed without using it (so a store busy
-//! in every round keeps its few handles, and an idle one holds none), or at once by
-//! [`OsDisk::release_handles`]. A map outlives its descriptor, so a view needs a handle only
+//! [`Disk::flush_begin`] once the rounds of [`HANDLE_IDLE_MS`] passed without using it (so a
+//! store used every few rounds keeps its few handles instead of opening and closing them for
+//! every delivery, and an idle one holds none: the periodic round runs even with nothing to
+//! sync), or at once by [`OsDisk::release_handles`]. A map outlives its descriptor, so a view needs a handle only
 //! while a map is made, and a round's sync holds handles of its own.
 //! A released file is reopened by name, so the disk keeps each open file's name current across
 //! renames; a file whose name was removed or renamed over keeps its handle for good (it cannot
@@ -43,6 +44,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::os_sync::{SyncPool, SyncTarget};
 pub use super::os_sync::{observe_syncs, observed_sync};
 use super::{Bytes, Disk, DiskFile, FileIdentity, Flush, FlushTargets, OpenMode};
+use crate::limits::HANDLE_IDLE_MS;
 use crate::mmap::{Map, MapWindow};
 use crate::types::Epoch;
 
@@ -131,17 +133,31 @@ impl OsDisk {
         self.release(false);
     }
 
-    /// Closes the handles not used since the last call (`keep_used`), or all of them.
+    /// Closes the handles that every call for [`HANDLE_IDLE_MS`] found unused since the call
+    /// before (`keep_used`), or all of them.
     fn release(&self, keep_used: bool) {
         let opened = std::mem::take(&mut self.state.borrow_mut().handles_open);
         let mut kept = Vec::new();
+        let now = std::time::Instant::now();
+        let idle_max = std::time::Duration::from_millis(HANDLE_IDLE_MS);
         for inner in opened.iter().filter_map(Weak::upgrade) {
             if inner.orphaned.get() || inner.handle.borrow().is_none() {
                 continue;
             }
-            if keep_used && inner.used.replace(false) {
+            let keep = if !keep_used {
+                false
+            } else if inner.used.replace(false) {
+                inner.idle_since.set(None);
+                true
+            } else {
+                let since = inner.idle_since.get().unwrap_or(now);
+                inner.idle_since.set(Some(since));
+                now.duration_since(since) < idle_max
+            };
+            if keep {
                 kept.push(Rc::downgrade(&inner));
             } else {
+                inner.idle_since.set(None);
                 inner.handle.borrow_mut().take();
             }
         }
@@ -218,6 +234,7 @@ impl Disk for OsDisk {
             identity: (metadata.dev(), metadata.ino()),
             orphaned: Cell::new(false),
             used: Cell::new(true),
+            idle_since: Cell::new(None),
             state: self.state.clone(),
             len: Cell::new(metadata.len()),
             viewed_len: Cell::new(0),
@@ -378,6 +395,8 @@ struct FileInner {
     orphaned: Cell<bool>,
     /// The handle was used since the last `flush_begin` (see `OsDisk::release`).
     used: Cell<bool>,
+    /// When a `flush_begin` first found the handle unused (none while it is used).
+    idle_since: Cell<Option<std::time::Instant>>,
     state: Rc<RefCell<State>>,
     /// The file's length as this process wrote it (the only writer; see `crate::mmap`).
     len: Cell<u64>,
@@ -674,9 +693,12 @@ mod tests {
         file.write_all_at(b"one", 0).unwrap();
         let view = file.view(0, 3).unwrap();
         let _ = disk.flush_begin();
-        assert!(file.inner.handle.borrow().is_some(), "used in this round: kept one more");
+        assert!(file.inner.handle.borrow().is_some(), "used in this round: kept");
         let _ = disk.flush_begin();
-        assert!(file.inner.handle.borrow().is_none(), "idle for a round: released");
+        assert!(file.inner.handle.borrow().is_some(), "unused since: kept for a while");
+        std::thread::sleep(std::time::Duration::from_millis(HANDLE_IDLE_MS));
+        let _ = disk.flush_begin();
+        assert!(file.inner.handle.borrow().is_none(), "idle for HANDLE_IDLE_MS: released");
         assert_eq!(&*view, b"one", "a view outlives the handle");
         disk.rename(Path::new("a"), Path::new("b")).unwrap();
         file.write_all_at(b"two", 3).unwrap();
