@@ -256,7 +256,9 @@ virtual_transport = lmtp:unix:{self.lmtp_socket}
 
     def test_smtp_to_lmtp_over_the_unix_socket_to_imap(self):
         self.assert_arrives_intact("bob@example.org", "bob")
-        self.assertIn(f"relay=mx.skua.test[{self.lmtp_socket}]", self.postfix.log_text())
+        relay = f"relay=mx.skua.test[{self.lmtp_socket}]"
+        # Postfix logs the delivery after skua stored it: wait for the line, not just the mail.
+        self.postfix.wait_for(lambda: relay in self.postfix.log_text(), "the relay= line", 10)
 
     def test_the_socketmap_answers_on_a_unix_socket_too(self):
         # Not in this instance's main.cf: asked with Postfix's own client, as root.
@@ -283,7 +285,8 @@ virtual_transport = lmtp:unix:{self.lmtp_socket}
         self.assertIn(b"550 5.1.1", bounce, "skua's LMTP reply is quoted")
         self.assertIn(b"Subject: to nobody", bounce, "the original is returned")
         self.wait_for_empty_queue()
-        self.assertIn("status=bounced", self.postfix.log_text())
+        self.postfix.wait_for(lambda: "status=bounced" in self.postfix.log_text(),
+                              "the status=bounced line", 10)
 
     def test_skua_stopped_postfix_defers_then_delivers_once_after_restart(self):
         self.assertEqual(self.skua.stop(), 0, self.skua_log())
@@ -308,6 +311,8 @@ virtual_transport = lmtp:unix:{self.lmtp_socket}
         [stored] = self.wait_for_inbox("alice", 1)
         self.assertEqual(without_trace_fields(stored), raw)
         self.assertEqual(len(self.inbox("alice")), 1, "exactly once")
+        self.postfix.wait_for(lambda: "status=sent" in self.postfix.log_text(),
+                              "the status=sent line", 10)
         self.assertEqual(self.postfix.log_text().count("status=sent"), 1)
 
 
