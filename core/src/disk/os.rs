@@ -20,8 +20,8 @@
 //! [`Disk::flush_begin`] once the rounds of [`HANDLE_IDLE_MS`] passed without using it (so a
 //! store used every few rounds keeps its few handles instead of opening and closing them for
 //! every delivery, and an idle one holds none: the periodic round runs even with nothing to
-//! sync), or at once by [`OsDisk::release_handles`]. A map outlives its descriptor, so a view needs a handle only
-//! while a map is made, and a round's sync holds handles of its own.
+//! sync), or at once by [`OsDisk::release_handles`]. A map outlives its descriptor, so a view
+//! needs a handle only while a map is made, and a round's sync holds handles of its own.
 //! A released file is reopened by name, so the disk keeps each open file's name current across
 //! renames; a file whose name was removed or renamed over keeps its handle for good (it cannot
 //! be found again), and a reopen that finds another file under the name is refused.
@@ -281,6 +281,8 @@ impl Disk for OsDisk {
             let moved = self.files_named(&source);
             for inner in &moved {
                 *inner.path.borrow_mut() = target.clone();
+                // Views made from now on record the new name.
+                inner.origin.borrow_mut().take();
             }
             let mut state = self.state.borrow_mut();
             state.by_path.remove(&source);
@@ -486,17 +488,14 @@ impl FileInner {
         if self.orphaned.get() {
             return None;
         }
-        let path = self.path.borrow();
+        // Made once per name: a rename clears it (`OsDisk::rename`), so a view costs a clone of
+        // the `Rc`, not a comparison of paths.
         let mut origin = self.origin.borrow_mut();
-        if let Some(known) = origin.as_ref()
-            && known.path == *path
-        {
-            return Some(known.clone());
-        }
         let (device, inode) = self.identity;
-        let made = Rc::new(FileIdentity { path: path.clone(), device, inode });
-        *origin = Some(made.clone());
-        Some(made)
+        let made = origin.get_or_insert_with(|| {
+            Rc::new(FileIdentity { path: self.path.borrow().clone(), device, inode })
+        });
+        Some(made.clone())
     }
 
     fn mark_dirty(&self, file: &Arc<Handle>) {
