@@ -1,7 +1,8 @@
 //! Robustness: thousands of truncated, mutated and generated messages go through
 //! `mime::cache::build`, `CacheView::parse`, every section and the search helpers. Nothing may
 //! panic, every blob must parse, the response texts must be well-formed IMAP (balanced lists,
-//! exact literal lengths), and every section must lie inside the message.
+//! exact literal lengths), every section must lie inside the message, and SEARCH BODY/TEXT
+//! answer the same with the blob as by scanning the message.
 //! Deterministic: a fixed-seed xorshift generator, so a failure replays exactly.
 
 mod mime_fixtures;
@@ -243,8 +244,13 @@ fn check(message: &[u8]) {
         }
     }
     let _ = search::header_contains(message, "subject", "x");
-    let _ = search::body_contains(message, "text");
-    let _ = search::text_contains(message, "ü");
+    // SEARCH BODY/TEXT from the blob's part table answer as the scan of the message.
+    for needle in ["text", "ü", "b", "--", "Subject"] {
+        let body = search::body_contains(message, needle);
+        assert_eq!(search::body_contains_cached(message, &blob, needle), body, "{needle}");
+        let text = search::text_contains(message, needle);
+        assert_eq!(search::text_contains_cached(message, &blob, needle), text, "{needle}");
+    }
 }
 
 #[test]
@@ -284,6 +290,7 @@ fn mutated_blobs_never_panic() {
         if random.below(4) == 0 {
             corrupt.truncate(random.below(corrupt.len()));
         }
+        let _ = search::body_contains_cached(MIXED, &corrupt, "text");
         if let Ok(view) = CacheView::parse(&corrupt) {
             for part in [&[][..], &[1], &[3], &[3, 1], &[3, 2], &[2, 1]] {
                 for spec in [

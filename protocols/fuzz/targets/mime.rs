@@ -101,10 +101,13 @@ pub fn target(data: &[u8]) {
     sections_inside(&view, data);
     let _ = search::header_contains(data, "subject", "x");
     let _ = search::address_header_contains(data, "from", "a@b");
-    let _ = search::body_contains(data, "text");
-    let _ = search::text_contains(data, "ü");
+    let body = search::body_contains(data, "text");
+    assert_eq!(search::body_contains_cached(data, &blob, "text"), body);
+    let text = search::text_contains(data, "ü");
+    assert_eq!(search::text_contains_cached(data, &blob, "ü"), text);
 
     if let Ok(view) = CacheView::parse(data) {
         sections_inside(&view, FIXED_MESSAGE);
     }
+    let _ = search::body_contains_cached(FIXED_MESSAGE, data, "text");
 }

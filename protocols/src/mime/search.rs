@@ -4,16 +4,21 @@
 //! Matching is a case-insensitive substring test (Unicode simple lower-casing on both sides)
 //! over decoded text: header values with RFC 2047 encoded words decoded, and the bodies of
 //! `text/*` parts with their transfer encoding undone and their charset converted to UTF-8
-//! (by mail-parser's decoders). Parts are found with the same scanner as the FETCH cache, so
-//! SEARCH and BODYSTRUCTURE agree on what the parts are, and the same limits apply.
+//! (by mail-parser's decoders). Parts are read from the message's cache blob when the caller
+//! has it (`*_cached`: the part table, each text part's own header parsed, attachments never
+//! read; `cache/text_leaves.rs`), or else found with the scanner that builds the blob: either
+//! way SEARCH and BODYSTRUCTURE agree on what the parts are, and the same limits apply.
+
+use std::borrow::Cow;
 
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::parsers::MessageStream;
 
+use super::cache::{TextLeaf, for_each_text_leaf};
 use super::header::{Field, fields, header_block};
-use super::tree::{Kind, Node, scan};
+use super::tree::{Kind, scan};
 
 /// Lower-cases `text` for matching.
 fn fold(text: &str) -> String {
@@ -23,11 +28,15 @@ fn fold(text: &str) -> String {
 /// A search key, lower-cased once and then matched against many texts.
 struct Needle {
     folded: String,
+    /// The folded key is ASCII (whatever the key was: KELVIN SIGN folds to `k`).
+    ascii: bool,
 }
 
 impl Needle {
     fn new(text: &str) -> Self {
-        Self { folded: fold(text) }
+        let folded = fold(text);
+        let ascii = folded.is_ascii();
+        Self { folded, ascii }
     }
 
     fn is_empty(&self) -> bool {
@@ -36,18 +45,33 @@ impl Needle {
 
     /// True when the lower-cased `haystack` contains the key. Most mail text is ASCII, whose
     /// lower-casing is ASCII and byte for byte, so that case is compared in place without
-    /// building a folded copy (which cost more than the rest of SEARCH together).
+    /// building a folded copy (which cost more than the rest of SEARCH together). So is an
+    /// ASCII key in any text without a character that lower-cases to ASCII
+    /// ([`has_char_folding_to_ascii`]): every other character folds to non-ASCII ones only,
+    /// so an ASCII match in the folded text is a match of the text's own ASCII bytes.
     fn found_in(&self, haystack: &str) -> bool {
         if self.folded.is_empty() {
             return true;
         }
         if haystack.is_ascii() {
             // A folded ASCII text holds no non-ASCII character, so such a key cannot match.
-            return self.folded.is_ascii()
+            return self.ascii
                 && ascii_contains_folded(haystack.as_bytes(), self.folded.as_bytes());
+        }
+        if self.ascii && !has_char_folding_to_ascii(haystack) {
+            return ascii_contains_folded(haystack.as_bytes(), self.folded.as_bytes());
         }
         fold(haystack).contains(&self.folded)
     }
+}
+
+/// True when `text` holds one of the two non-ASCII characters whose lower-case form holds an
+/// ASCII one: U+0130 (to `i` and a combining dot) and U+212A KELVIN SIGN (to `k`). A test walks
+/// every `char` to keep this list whole.
+fn has_char_folding_to_ascii(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    memchr::memmem::find(bytes, "\u{130}".as_bytes()).is_some()
+        || memchr::memmem::find(bytes, "\u{212A}".as_bytes()).is_some()
 }
 
 /// True when `haystack`, ASCII-lower-cased, contains `needle` (lower-case ASCII, not empty).
@@ -148,47 +172,77 @@ pub fn address_header_contains(message: &[u8], field_name: &str, needle: &str) -
     })
 }
 
-/// `BODY`: the decoded text of some `text/*` part contains `needle`, ignoring case.
+/// `BODY`: the decoded text of some `text/*` part contains `needle`, ignoring case. The parts
+/// are found by scanning the message; [`body_contains_cached`] reads them from its cache blob.
 #[must_use]
 pub fn body_contains(message: &[u8], needle: &str) -> bool {
-    body_contains_needle(message, &Needle::new(needle))
+    body_contains_needle(message, None, &Needle::new(needle))
 }
 
-fn body_contains_needle(message: &[u8], needle: &Needle) -> bool {
+/// [`body_contains`], the parts read from `blob`, the message's cache blob
+/// ([`cache::build`](super::cache::build)), so only the headers and bodies of the text parts
+/// are read. The same answer in every case: a blob that does not fit the message, or whose
+/// structure was truncated at a limit, is not used and the message is scanned.
+#[must_use]
+pub fn body_contains_cached(message: &[u8], blob: &[u8], needle: &str) -> bool {
+    body_contains_needle(message, Some(blob), &Needle::new(needle))
+}
+
+fn body_contains_needle(message: &[u8], blob: Option<&[u8]>, needle: &Needle) -> bool {
     if needle.is_empty() {
         return true;
     }
+    let mut found_in_leaf = |leaf: &TextLeaf<'_>| needle.found_in(&decoded_text(message, leaf));
+    if let Some(found) = blob.and_then(|blob| for_each_text_leaf(message, blob, &mut found_in_leaf))
+    {
+        return found;
+    }
     let tree = scan(message);
-    tree.nodes
-        .iter()
-        .filter(|node| node.kind == Kind::Leaf && node.media.main == b"text")
-        .any(|node| needle.found_in(&decoded_text(message, node)))
+    tree.nodes.iter().filter(|node| node.kind == Kind::Leaf && node.media.main == b"text").any(
+        |node| {
+            found_in_leaf(&TextLeaf {
+                body: node.body(),
+                encoding: node.fields.encoding.as_deref(),
+                charset: node.media.parameter(b"charset"),
+            })
+        },
+    )
 }
 
 /// `TEXT`: the message header (raw or with encoded words decoded) or its body contains
 /// `needle`, ignoring case.
 #[must_use]
 pub fn text_contains(message: &[u8], needle: &str) -> bool {
-    let needle = Needle::new(needle);
+    text_contains_needle(message, None, &Needle::new(needle))
+}
+
+/// [`text_contains`], the body's parts read from the cache blob as [`body_contains_cached`]
+/// does; the same answer.
+#[must_use]
+pub fn text_contains_cached(message: &[u8], blob: &[u8], needle: &str) -> bool {
+    text_contains_needle(message, Some(blob), &Needle::new(needle))
+}
+
+fn text_contains_needle(message: &[u8], blob: Option<&[u8]>, needle: &Needle) -> bool {
     let (header, _) = header_block(message, 0);
     if needle.found_in(&String::from_utf8_lossy(&message[header.clone()])) {
         return true;
     }
     fields(message, header).any(|field| needle.found_in(&decoded_value(message, &field)))
-        || body_contains_needle(message, &needle)
+        || body_contains_needle(message, blob, needle)
 }
 
 /// A text part's body: transfer encoding undone, converted to UTF-8 from its charset. Borrowed
 /// from the message when it needs neither (most 8-bit and 7-bit text), so searching it copies
-/// nothing.
-fn decoded_text<'m>(message: &'m [u8], node: &Node) -> std::borrow::Cow<'m, str> {
-    let raw = message.get(node.body()).unwrap_or_default();
-    let decoded = match node.fields.encoding.as_deref() {
+/// nothing; decoded UTF-8 is kept in the buffer it was decoded into.
+fn decoded_text<'m>(message: &'m [u8], leaf: &TextLeaf<'_>) -> Cow<'m, str> {
+    let raw = message.get(leaf.body.clone()).unwrap_or_default();
+    let decoded = match leaf.encoding {
         Some(b"base64") => base64_decode(raw),
         Some(b"quoted-printable") => quoted_printable_decode(raw),
         _ => None,
     };
-    let charset = node.media.parameter(b"charset");
+    let charset = leaf.charset;
     let bytes = decoded.as_deref().unwrap_or(raw);
     if charset.is_none_or(is_utf8_or_ascii)
         || (bytes.is_ascii() && charset.is_some_and(is_ascii_superset))
@@ -197,7 +251,9 @@ fn decoded_text<'m>(message: &'m [u8], node: &Node) -> std::borrow::Cow<'m, str>
         // extends ASCII (a per-character decoder took three quarters of a SEARCH TEXT).
         return match decoded {
             None => utf8_lossy(raw),
-            Some(decoded) => utf8_lossy(&decoded).into_owned().into(),
+            Some(decoded) => String::from_utf8(decoded)
+                .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+                .into(),
         };
     }
     match charset.and_then(charset_decoder) {
@@ -209,7 +265,7 @@ fn decoded_text<'m>(message: &'m [u8], node: &Node) -> std::borrow::Cow<'m, str>
 /// `bytes` as UTF-8, invalid sequences replaced. Valid text (nearly all) is checked by the
 /// standard library's fast validator and borrowed; the lossy conversion's chunk iterator, far
 /// slower, runs only on text that needs it.
-fn utf8_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(text) => text.into(),
         Err(_) => String::from_utf8_lossy(bytes),
@@ -245,6 +301,10 @@ fn is_ascii_superset(charset: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[path = "search_cache_tests.rs"]
+pub(crate) mod cache_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -277,8 +337,8 @@ mod tests {
         /// The in-place ASCII comparison answers exactly as folding both sides does.
         #[test]
         fn ascii_fast_path_agrees_with_full_folding(
-            haystack in "[a-zA-Z0-9 K\u{212A}\u{130}\u{e9}\u{c9}]{0,40}",
-            needle in "[a-zA-Z K\u{212A}\u{130}\u{e9}]{0,5}",
+            haystack in "[a-zA-Z0-9 K\u{212A}\u{130}\u{e9}\u{c9}\u{1E9E}\u{3A3}\u{307}]{0,40}",
+            needle in "[a-zA-Z K\u{212A}\u{130}\u{e9}\u{307}]{0,5}",
         ) {
             let slow = fold(&haystack).contains(&fold(&needle));
             prop_assert_eq!(Needle::new(&needle).found_in(&haystack), slow);
@@ -335,6 +395,32 @@ mod tests {
             assert!(ascii_contains_folded(&haystack, b"needle"), "offset {offset}");
         }
         assert!(!ascii_contains_folded(&[b'-'; 3 * FOLD_CHUNK_BYTES], b"needle"));
+    }
+
+    /// [`has_char_folding_to_ascii`] names every character outside ASCII whose lower-case
+    /// form holds an ASCII one: the in-place comparison of an ASCII key relies on it.
+    #[test]
+    fn only_two_non_ascii_characters_fold_to_ascii() {
+        let folding: Vec<char> = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .filter(|c| !c.is_ascii() && c.to_lowercase().any(|l| l.is_ascii()))
+            .collect();
+        assert_eq!(folding, vec!['\u{130}', '\u{212A}']);
+        for c in folding {
+            assert!(has_char_folding_to_ascii(&format!("x{c}y")));
+        }
+        assert!(!has_char_folding_to_ascii("\u{e9}t\u{e9} \u{131}"));
+    }
+
+    #[test]
+    fn an_ascii_key_is_found_in_text_with_other_characters() {
+        assert!(Needle::new("CAFE AU").found_in("caf\u{e9} cafe au lait"));
+        assert!(!Needle::new("cafe au").found_in("caf\u{e9} au lait"));
+        // U+0130 folds to `i` and a combining dot, U+212A to `k`.
+        assert!(Needle::new("k b").found_in("\u{e9}\u{212A} B"));
+        assert!(Needle::new("i").found_in("\u{130}\u{e9}"));
+        assert!(!Needle::new("ik").found_in("\u{130}\u{212A}"));
+        assert!(Needle::new("i\u{307}k").found_in("\u{130}\u{212A}"));
     }
 
     #[test]

@@ -361,7 +361,7 @@ impl Scanner<'_> {
 /// container at the depth limit, is reported as `text/plain`; an encoded message/rfc822 (not
 /// parseable in place) as `application/octet-stream`. Moves the parsed Content-Type out of
 /// `fields` (it lives on in the node's `media`) rather than copying it.
-fn classify(
+pub(crate) fn classify(
     fields: &mut EntityFields,
     container_allowed: bool,
     in_digest: bool,

@@ -1,9 +1,10 @@
 //! Evaluation of one SEARCH key tree against one message.
 //!
 //! Index keys (flags, sizes, dates, UIDs, sequence numbers, MODSEQ) read the message's record;
-//! header and text keys read the message from the spool through `mime::search`; SENT* keys read
-//! the Date: header's time from the cache blob; EMAILID reads the spool record's EMAILID. The
-//! message and blob are read only when a key needs them, at most once per message.
+//! header and text keys read the message from the spool through `mime::search` (BODY and TEXT
+//! find its text parts in the cache blob's part table); SENT* keys read the Date: header's
+//! time from the cache blob; EMAILID reads the spool record's EMAILID. The message and blob are
+//! read only when a key needs them, at most once per message.
 
 use skua_core::disk::Bytes;
 use skua_core::store::MessageMeta;
@@ -130,12 +131,8 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, loader: &mut dyn Loader, depth: u32)
         SearchKey::Bcc(s) => address_header(loader, "Bcc", s),
         SearchKey::Subject(s) => header(loader, "Subject", s),
         SearchKey::Header(name, s) => header(loader, name, s),
-        SearchKey::Body(s) => {
-            loader.body().is_some_and(|m| crate::mime::search::body_contains(&m, s))
-        }
-        SearchKey::Text(s) => {
-            loader.body().is_some_and(|m| crate::mime::search::text_contains(&m, s))
-        }
+        SearchKey::Body(s) => body_text(loader, s, false),
+        SearchKey::Text(s) => body_text(loader, s, true),
         SearchKey::EmailId(id) => {
             super::objectid::parse_email_id(id).is_some_and(|id| loader.email_id() == Some(id))
         }
@@ -159,6 +156,20 @@ fn address_header(loader: &mut dyn Loader, name: &str, needle: &str) -> bool {
 
 fn header(loader: &mut dyn Loader, name: &str, needle: &str) -> bool {
     loader.body().is_some_and(|m| crate::mime::search::header_contains(&m, name, needle))
+}
+
+/// `BODY` (`text` false) or `TEXT`: the text parts are read from the message's cache blob
+/// (`mime::cache::for_each_text_leaf`) rather than found by scanning the whole message, its
+/// attachments included; without a blob the message is scanned. The answer is the same.
+fn body_text(loader: &mut dyn Loader, needle: &str, text: bool) -> bool {
+    use crate::mime::search;
+    let Some(message) = loader.body() else { return false };
+    match (loader.cache(), text) {
+        (Some(blob), false) => search::body_contains_cached(&message, &blob, needle),
+        (Some(blob), true) => search::text_contains_cached(&message, &blob, needle),
+        (None, false) => search::body_contains(&message, needle),
+        (None, true) => search::text_contains(&message, needle),
+    }
 }
 
 fn has_flag(c: &Candidate<'_>, flag: &Flag) -> bool {

@@ -19,11 +19,14 @@
 
 mod keys;
 mod section;
+mod text_leaves;
 mod view;
 
 pub use keys::{KEY_BYTES_MAX, KeyField, REFERENCES_MAX, SortKeys};
 pub use section::SectionBytes;
 pub use view::{CacheError, CacheView, OrderFields};
+
+pub(crate) use text_leaves::{TextLeaf, for_each_text_leaf};
 
 use super::structure::write_body_structure;
 use super::tree::{Kind, Tree, default_media, scan};
