@@ -217,3 +217,11 @@ const _: () = assert!(SEEN_LOG_COMPACT_MIN_BYTES * 4 <= SEEN_LOG_BYTES_MAX);
 // One record (the largest set, as a replacement) is far below the compaction threshold.
 const _: () =
     assert!(32 + 256 + 8 * (SEEN_RANGES_PER_READER_MAX as u64) < SEEN_LOG_COMPACT_MIN_BYTES);
+
+/// The shard journal's size bound (FORMAT.md, "The shard journal"): when the next batch would
+/// pass it, a checkpoint round syncs the users' files and the journal restarts from its start.
+/// Bodies pass through it, so it bounds how much mail a checkpoint syncs at once.
+pub const JOURNAL_BYTES_MAX: u64 = 128 * 1024 * 1024;
+
+/// The journal grows in zero-filled steps of this many bytes (its syncs then change no size).
+pub const JOURNAL_GROW_BYTES: u64 = 4 * 1024 * 1024;

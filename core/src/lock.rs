@@ -53,6 +53,15 @@ pub enum LockError {
         /// The holder's pid as its lock file says, if it could be read.
         pid: Option<u32>,
     },
+    /// The shard journals could not be replayed (FORMAT.md, "The shard journal").
+    #[error("cannot replay the journals of data dir {}: {source}", .dir.display())]
+    Journal {
+        /// The data directory.
+        dir: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// The lock file could not be opened, locked or written.
     #[error("cannot lock data dir {}: {source}", .path.display())]
     Io {
@@ -104,6 +113,10 @@ impl DataDirLock {
         file.set_len(0).map_err(io_error)?;
         file.seek(SeekFrom::Start(0)).map_err(io_error)?;
         writeln!(file, "{}", std::process::id()).map_err(io_error)?;
+        // Whoever owns the data dir first brings the files up to what the journals acknowledged,
+        // before any store can be read (FORMAT.md, "The shard journal").
+        crate::disk::journal::replay_data_dir(dir)
+            .map_err(|source| LockError::Journal { dir: dir.to_path_buf(), source })?;
         Ok(DataDirLock { file, path })
     }
 
@@ -484,7 +497,9 @@ mod tests {
                 assert_eq!(held, dir.path());
                 assert_eq!(*pid, Some(std::process::id()));
             }
-            LockError::Io { .. } => panic!("expected Held, got {refused}"),
+            LockError::Io { .. } | LockError::Journal { .. } => {
+                panic!("expected Held, got {refused}")
+            }
         }
         let message = refused.to_string();
         assert!(message.contains("in use by another skua process"), "{message}");

@@ -474,6 +474,9 @@ impl DiskFile for CountingFile {
         self.writes.set(self.writes.get() + 1);
         self.inner.write_all_at_unsynced(buf, offset)
     }
+    fn mark_dirty(&self) -> io::Result<()> {
+        self.inner.mark_dirty()
+    }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.writes.set(self.writes.get() + 1);
         self.inner.set_len(len)

@@ -130,6 +130,9 @@ impl DiskFile for CountingFile {
         count(&self.work, |work| work.bytes_written += buf.len() as u64);
         self.inner.write_all_at_unsynced(buf, offset)
     }
+    fn mark_dirty(&self) -> io::Result<()> {
+        self.inner.mark_dirty()
+    }
     fn set_len(&self, len: u64) -> io::Result<()> {
         count(&self.work, |_| {});
         self.inner.set_len(len)

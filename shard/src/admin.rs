@@ -337,7 +337,7 @@ impl call::Request for AdminCall {
 
 /// The operation itself, on the home shard (the same core functions the offline CLI calls).
 fn operate(
-    store: &mut skua_core::store::UserStore<skua_core::disk::os::OsDisk>,
+    store: &mut skua_core::store::UserStore<crate::shard::ShardDisk>,
     user: &str,
     request: &AdminRequest,
     policy: &skua_core::store::CompactionPolicy,

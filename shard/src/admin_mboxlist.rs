@@ -10,7 +10,7 @@
 
 use std::rc::Rc;
 
-use skua_core::disk::os::OsDisk;
+use crate::shard::ShardDisk;
 use skua_core::store::UserStore;
 use skua_core::store::admin::{self, AdminError};
 
@@ -75,7 +75,7 @@ pub(crate) fn undump_dry_here(
 
 /// The per-user work of the three ops, on `user`'s store (`public_owner`: the config's).
 pub(crate) fn operate(
-    store: &mut UserStore<OsDisk>,
+    store: &mut UserStore<ShardDisk>,
     user: &str,
     request: &AdminRequest,
     public_owner: Option<&str>,

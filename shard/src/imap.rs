@@ -256,7 +256,7 @@ impl Session for Imap {
         let session = &mut self.session;
         let step = match self.user.as_deref() {
             Some(handle) => handle.with_store(|store| session.next(Some(store))),
-            None => session.next::<skua_core::disk::os::OsDisk>(None),
+            None => session.next::<crate::shard::ShardDisk>(None),
         };
         if self.session.take_unauthenticated() {
             self.logged_out(shard);
@@ -547,7 +547,7 @@ async fn hand_off(shard: &Shard, link: Box<Link<Imap>>, user: String) {
             // The tagged `NO [UNAVAILABLE]`, then `BYE [LIMIT]`: the process is out of
             // descriptors, so this connection should not stay either.
             session.auth_done(AuthOutcome::Unavailable);
-            let answer = guarded(|| session.next::<skua_core::disk::os::OsDisk>(None));
+            let answer = guarded(|| session.next::<crate::shard::ShardDisk>(None));
             if let Ok(Step::Write { chunks, .. }) = answer {
                 let _ = driver::write_chunks(&mut connection, &chunks).await;
             }

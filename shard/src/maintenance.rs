@@ -75,6 +75,11 @@ impl call::Request for ReconstructCall {
         if let Err(error) = shard.commit.wait_durable(ticket).await {
             return Err(ErrorReply::new("storage", error.to_string()));
         }
+        // The rewrite renames the user's files on a disk of its own: the shard's journal must
+        // hold no record naming them first, or a replay would write into the new files.
+        if let Err(error) = shard.commit.disk().checkpoint_now() {
+            return Err(ErrorReply::new("storage", error.to_string()));
+        }
         let data_dir = shard.config().data_dir.clone();
         let user = held.user().to_owned();
         tracing::info!(user, "reconstruct on a running server");

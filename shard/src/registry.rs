@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use std::future::Future;
 
-use skua_core::disk::os::OsDisk;
+use crate::shard::ShardDisk;
 use skua_core::limits::OPEN_STEP_UNITS;
 use skua_core::paths::{UserName, user_dir};
 use skua_core::store::{OpenProgress, QuotaLimits, UserStore};
@@ -44,7 +44,7 @@ pub struct UserHandle {
     /// The user name as the store directory spells it (ASCII-lowercased).
     pub name: String,
     /// The store. Borrowed only for the length of one synchronous step.
-    pub store: RefCell<UserStore<OsDisk>>,
+    pub store: RefCell<UserStore<ShardDisk>>,
     /// Notified whenever a step changed the store (IDLE sessions wait on it).
     pub changed: Event,
     /// Notified when every session of the user must look at its standing at once, idle or
@@ -65,7 +65,7 @@ impl UserHandle {
     }
 
     /// Runs `step` on the store and notifies the change event if the store changed.
-    pub fn with_store<T>(&self, step: impl FnOnce(&mut UserStore<OsDisk>) -> T) -> T {
+    pub fn with_store<T>(&self, step: impl FnOnce(&mut UserStore<ShardDisk>) -> T) -> T {
         self.last_used.set(Instant::now());
         let mut store = self.store.borrow_mut();
         let before = store.change_counter();
@@ -135,7 +135,7 @@ fn open_guarded<T, E: std::fmt::Display>(
 
 /// The shard's open stores.
 pub struct Registry {
-    disk: Rc<OsDisk>,
+    disk: Rc<ShardDisk>,
     open: RefCell<HashMap<String, Rc<UserHandle>>>,
     /// Stores being opened, each with the event notified when its open ends (either way).
     opening: RefCell<HashMap<String, Rc<Event>>>,
@@ -191,7 +191,7 @@ impl Drop for OpeningEntry<'_> {
 impl Registry {
     /// An empty registry over the shard's disk.
     #[must_use]
-    pub fn new(disk: Rc<OsDisk>) -> Registry {
+    pub fn new(disk: Rc<ShardDisk>) -> Registry {
         Registry {
             disk,
             open: RefCell::new(HashMap::new()),
@@ -438,7 +438,7 @@ mod tests {
     }
 
     fn registry(dir: &std::path::Path) -> Registry {
-        Registry::new(Rc::new(OsDisk::new(dir).expect("disk")))
+        Registry::new(Rc::new(crate::shard::open_shard_disk(dir, 0).expect("disk")))
     }
 
     /// Every open, of a new store or of one already open, gives the store its user's limits
@@ -551,7 +551,7 @@ mod tests {
         use skua_core::types::{Flags, Keywords, SystemFlags};
 
         let dir = tempfile::tempdir().expect("temp dir");
-        let disk = Rc::new(OsDisk::new(dir.path()).expect("disk"));
+        let disk = Rc::new(crate::shard::open_shard_disk(dir.path(), 0).expect("disk"));
         let registry = Registry::new(disk.clone());
         let handle = open_now(&registry, "dora").expect("open");
         let inbox = handle.with_store(|store| {

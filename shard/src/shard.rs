@@ -39,6 +39,26 @@ use crate::tracker::Tracker;
 use crate::users::Users;
 use crate::{call, imap, lmtp, watch};
 
+/// The disk a shard's stores live on: the real disk under the shard's journal, so a flush
+/// round syncs one file (FORMAT.md, "The shard journal").
+pub type ShardDisk = skua_core::disk::journal::Journaled<OsDisk>;
+
+/// Opens shard `index`'s disk over `data_dir`, replaying its journal (a server's start has
+/// replayed every journal already, when it took the data-dir lock).
+///
+/// # Errors
+/// The OS error opening the data dir or replaying.
+pub fn open_shard_disk(data_dir: &std::path::Path, index: usize) -> std::io::Result<ShardDisk> {
+    use skua_core::disk::journal::{Journaled, shard_journal_path};
+    let path = shard_journal_path(index);
+    let limit = skua_core::limits::JOURNAL_BYTES_MAX;
+    let (disk, replayed) = Journaled::open(OsDisk::new(data_dir)?, &path, limit)?;
+    if replayed.batches > 0 {
+        tracing::info!(shard = index, batches = replayed.batches, "journal replayed");
+    }
+    Ok(disk)
+}
+
 /// Everything that crosses between shards. Owned data only.
 pub(crate) enum ShardMessage {
     /// An authenticated IMAP connection moving to its user's home shard.
@@ -143,7 +163,7 @@ pub(crate) struct Shard {
     /// Open user stores.
     pub registry: Registry,
     /// The group commit of this shard's disk.
-    pub commit: Rc<GroupCommit<OsDisk>>,
+    pub commit: Rc<GroupCommit<ShardDisk>>,
     /// Channels to the other shards.
     pub mesh: MeshSenders<ShardMessage>,
     /// Fires once, when shutdown starts.
@@ -273,7 +293,7 @@ pub(crate) async fn main(
                 listeners.push(listen::bind(Protocol::Metrics, address)?);
             }
         }
-        let disk = OsDisk::new(&shared.config.data_dir).map_err(|source| ServeError::DataDir {
+        let disk = open_shard_disk(&shared.config.data_dir, index).map_err(|source| ServeError::DataDir {
             path: shared.config.data_dir.clone(),
             source,
         })?;
@@ -332,7 +352,7 @@ fn new_shard(
     index: usize,
     shared: Arc<Shared>,
     mesh: MeshSenders<ShardMessage>,
-    disk: Rc<OsDisk>,
+    disk: Rc<ShardDisk>,
 ) -> Shard {
     let mut imap_plaintext = ImapConfig::new(&shared.config.hostname);
     imap_plaintext.plaintext_login_allowed = true;

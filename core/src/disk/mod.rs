@@ -18,6 +18,7 @@ use std::rc::Rc;
 
 use crate::types::Epoch;
 
+pub mod journal;
 mod origin;
 pub mod os;
 mod os_sync;
@@ -148,6 +149,12 @@ pub trait DiskFile: Clone {
     fn write_all_at_unsynced(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.write_all_at(buf, offset)
     }
+    /// Marks the file dirty in the open epoch without writing: that epoch's round syncs it,
+    /// and with it every earlier write, unsynced ones included (a journal's checkpoint).
+    ///
+    /// # Errors
+    /// The OS error (e.g. reopening a released handle).
+    fn mark_dirty(&self) -> io::Result<()>;
     /// Truncates or extends the file; marks it dirty.
     ///
     /// # Errors

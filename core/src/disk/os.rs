@@ -560,6 +560,12 @@ impl DiskFile for OsFile {
         Ok(())
     }
 
+    fn mark_dirty(&self) -> io::Result<()> {
+        let file = handle(&self.inner)?;
+        self.inner.mark_dirty(&file);
+        Ok(())
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         if len < self.inner.viewed_len.get() {
             return Err(io::Error::new(
