@@ -17,6 +17,11 @@
 //! a failure prints `SEED=<n>`, and `SKUA_CORRUPT_SEED=<n>` replays one.
 #![cfg(feature = "sim")]
 
+/// The disk under the crash harness's modules: the bare simulated disk.
+type TestDisk = skua_core::disk::sim::SimDisk;
+
+#[path = "crash/disk.rs"]
+mod disk;
 #[path = "crash/model.rs"]
 #[allow(dead_code)]
 mod model;

@@ -39,6 +39,9 @@
 //!     changed meaning. Invariant: a record recovery cut never replays.
 #![cfg(feature = "sim")]
 
+/// The disk under the crash harness's modules: the bare simulated disk.
+type TestDisk = skua_core::disk::sim::SimDisk;
+
 #[path = "crash/model.rs"]
 #[allow(dead_code)]
 mod model;

@@ -22,6 +22,11 @@
 //!   unit, the rebuild takes at least a step per spool record (it took one call before).
 #![cfg(feature = "sim")]
 
+/// The disk under the crash harness's modules: the bare simulated disk.
+type TestDisk = skua_core::disk::sim::SimDisk;
+
+#[path = "crash/disk.rs"]
+mod disk;
 #[path = "crash/model.rs"]
 #[allow(dead_code)]
 mod model;

@@ -42,6 +42,14 @@ pub struct Journaled<D: Disk> {
     state: Rc<RefCell<State<D::File>>>,
 }
 
+impl<D: Disk + Clone> Clone for Journaled<D> {
+    /// Another handle on the same disk and journal (the simulated disk's crash tests share
+    /// one disk between the store and the harness).
+    fn clone(&self) -> Self {
+        Journaled { inner: self.inner.clone(), state: self.state.clone() }
+    }
+}
+
 /// A file's current name, shared by the handles opened under it so renames follow it.
 #[derive(Debug)]
 struct Name {
@@ -124,7 +132,10 @@ impl<D: Disk> Journaled<D> {
             inner.create_dir_all(parent)?;
         }
         let journal = inner.open(path, OpenMode::CreateIfMissing)?;
-        let (nonce, next_seq, replayed) = replay(&inner, &journal)?;
+        let (_, next_seq, replayed) = replay(&inner, &journal)?;
+        // A new nonce: batches a crash left intact past a lost one would otherwise check out
+        // once the new chain's seqs reach theirs, and replay stale writes.
+        let nonce = rand::random();
         let len = journal.len()?;
         let state = State {
             journal,
@@ -525,16 +536,17 @@ impl<D: Disk> Disk for Journaled<D> {
         let epoch = self.inner.epoch_open();
         {
             let mut state = self.state.borrow_mut();
-            if state.failed {
-                return self.inner.flush_begin().map(|flush| JournalFlush::Failed(flush.epoch()));
-            }
-            if state.batch_records > 0
+            if !state.failed
+                && state.batch_records > 0
                 && let Err(error) = self.write_batch(&mut state, epoch.0)
             {
-                // The batch could not be written: nothing of this epoch may be acknowledged.
                 tracing::error!(%error, "journal: writing a batch failed");
                 state.failed = true;
-                return self.inner.flush_begin().map(|flush| JournalFlush::Failed(flush.epoch()));
+            }
+            if state.failed {
+                // Every round fails from now on, even one with nothing dirty in the inner disk:
+                // `None` would tell the caller that every ticket so far is durable.
+                return Some(JournalFlush::Failed(epoch));
             }
         }
         self.inner.flush_begin().map(JournalFlush::Inner)
@@ -677,11 +689,12 @@ pub fn replay_all<D: Disk>(inner: &D) -> io::Result<Replayed> {
     };
     for name in names.iter().filter(|name| name.ends_with(".wal")) {
         let journal = inner.open(&Path::new("journal").join(name), OpenMode::Existing)?;
-        let (nonce, next_seq, replayed) = replay(inner, &journal)?;
+        let (_, next_seq, replayed) = replay(inner, &journal)?;
         total.batches += replayed.batches;
         total.records += replayed.records;
         if replayed.batches > 0 {
-            write_header_of(&journal, nonce, next_seq)?;
+            // A new nonce, as in `Journaled::open`.
+            write_header_of(&journal, rand::random(), next_seq)?;
             sync_now(inner)?;
         }
     }

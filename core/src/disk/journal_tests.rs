@@ -255,3 +255,19 @@ fn every_crash_point_of_random_workloads_keeps_what_was_acknowledged() {
     assert!(crashes > 1000, "{crashes} crashes");
     assert!(full_rounds > 10, "{full_rounds} checkpoints of a full journal");
 }
+
+#[test]
+fn after_a_failed_checkpoint_every_round_fails_even_one_with_nothing_dirty() {
+    // Regression (found by `crash_journal`): a failed blocking checkpoint used to let a later
+    // round with nothing dirty in the disk below return `None`, which tells the caller that
+    // every ticket so far is durable, and the store's writes since were acknowledged.
+    let (disk, _) = open(SimDisk::new(), 64 * 1024);
+    disk.create_dir_all(Path::new("u")).unwrap();
+    let file = disk.open(Path::new("u/a"), OpenMode::CreateIfMissing).unwrap();
+    file.write_all_at(b"journaled", 0).unwrap();
+    round(&disk).unwrap();
+    disk.inner().freeze_after_flushes(disk.inner().flushes_done());
+    assert!(disk.rename(Path::new("u/a"), Path::new("u/b")).is_err(), "the checkpoint failed");
+    let flush = disk.flush_begin().expect("a round, not `None`");
+    assert!(flush.run().is_err());
+}

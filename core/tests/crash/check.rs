@@ -4,7 +4,10 @@
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use skua_core::disk::sim::{CrashMode, SimDisk};
+use skua_core::disk::sim::CrashMode;
+
+use crate::TestDisk;
+use crate::disk::CrashDisk;
 use skua_core::disk::{Disk, Flush};
 use skua_core::types::SystemFlags;
 
@@ -22,9 +25,9 @@ const HEALTH_KEYWORD: &str = "health-check";
 /// A panic inside the store counts as a violation.
 pub fn crash_and_check(runner: &Runner, seed: u64, mode: CrashMode) -> Violations {
     let mut out = Violations::default();
-    let (disk, report) = runner.disk.crash_with_report(seed, mode);
+    let (disk, report) = runner.disk.crashed_with_report(seed, mode);
     // The same crash again, for `skua reconstruct` instead of the recovery on open.
-    let for_reconstruct = runner.disk.crash(seed, mode);
+    let for_reconstruct = runner.disk.crashed(seed, mode);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         recover_and_check(runner, &disk, seed, &mut out);
         if out.is_empty() {
@@ -60,7 +63,7 @@ struct Expected<'a> {
 /// Opens the store on `disk` and checks it; its snapshot, or `None` after a violation (each
 /// prefixed with `label`).
 fn reopen_checked(
-    disk: &SimDisk,
+    disk: &TestDisk,
     label: &str,
     expected: &Expected<'_>,
     out: &mut Violations,
@@ -89,7 +92,7 @@ fn reopen_checked(
     None
 }
 
-fn recover_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Violations) {
+fn recover_and_check(runner: &Runner, disk: &TestDisk, seed: u64, out: &mut Violations) {
     let expected =
         Expected { written: &runner.written, acked: &runner.acked, in_flight: &runner.in_flight };
     let Some((mut store, recovered)) = reopen_checked(disk, "after the crash", &expected, out)
@@ -97,8 +100,8 @@ fn recover_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Viola
         return;
     };
     // Recovery's own repairs are unflushed writes too: crash again right after it.
-    if disk.pending_ops() > 0 {
-        let again = disk.crash(seed.rotate_left(17), CrashMode::TornSubset);
+    if disk.sim().pending_ops() > 0 {
+        let again = disk.crashed(seed.rotate_left(17), CrashMode::TornSubset);
         if reopen_checked(&again, "after a crash in recovery", &expected, out).is_none() {
             return;
         }
@@ -109,13 +112,13 @@ fn recover_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Viola
 /// Runs `skua reconstruct` on the crashed disk instead of the recovery on open: the rebuilt
 /// indexes must pass the same checks, and so must the store after a crash in the middle of
 /// the rebuild (its new indexes are renamed over the old ones, unflushed).
-fn reconstruct_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut Violations) {
+fn reconstruct_and_check(runner: &Runner, disk: &TestDisk, seed: u64, out: &mut Violations) {
     if let Err(error) = Store::reconstruct(disk) {
         return out.0.push(format!("reconstruct after the crash failed: {error}"));
     }
     let expected =
         Expected { written: &runner.written, acked: &runner.acked, in_flight: &runner.in_flight };
-    let (torn, report) = disk.crash_with_report(seed.rotate_left(41), CrashMode::TornSubset);
+    let (torn, report) = disk.crashed_with_report(seed.rotate_left(41), CrashMode::TornSubset);
     if reopen_checked(&torn, "after a crash in reconstruct", &expected, out).is_none() {
         if std::env::var_os("SKUA_CRASH_VERBOSE").is_some() {
             out.0.push("  the crash in reconstruct:".to_owned());
@@ -130,7 +133,7 @@ fn reconstruct_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut V
         }
         disk.flush_end(epoch);
     }
-    let clean = disk.crash(0, CrashMode::DropPending);
+    let clean = disk.crashed(0, CrashMode::DropPending);
     let _opened = reopen_checked(&clean, "after reconstruct and a restart", &expected, out);
 }
 
@@ -141,7 +144,7 @@ fn reconstruct_and_check(runner: &Runner, disk: &SimDisk, seed: u64, out: &mut V
 /// must not come back under a new name).
 fn check_healthy(
     store: &mut Store,
-    disk: &SimDisk,
+    disk: &TestDisk,
     seed: u64,
     recovered: &Snapshot,
     runner: &Runner,
@@ -169,7 +172,7 @@ fn check_healthy(
     let mut in_flight = runner.in_flight.clone();
     in_flight.extend([recovered.clone(), live.clone()]);
     let expected = Expected { written: &written, acked: &runner.acked, in_flight: &in_flight };
-    let unflushed = disk.crash(seed.rotate_left(29), CrashMode::TornSubset);
+    let unflushed = disk.crashed(seed.rotate_left(29), CrashMode::TornSubset);
     let label = "after recovery, an append per mailbox and a crash before its flush";
     if reopen_checked(&unflushed, label, &expected, out).is_none() {
         return;
@@ -184,7 +187,7 @@ fn check_healthy(
     // Everything was flushed: a restart must find exactly the live state.
     let expected = Expected { written: &written, acked: &live, in_flight: &[] };
     let label = "after recovery, an acknowledged append per mailbox and a clean restart";
-    let clean = disk.crash(0, CrashMode::DropPending);
+    let clean = disk.crashed(0, CrashMode::DropPending);
     let Some((_, after)) = reopen_checked(&clean, label, &expected, out) else {
         return;
     };

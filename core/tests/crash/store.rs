@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 
+use crate::TestDisk;
 use skua_core::acl::{Identifier, RightsChange};
-use skua_core::disk::sim::SimDisk;
 use skua_core::store::{InboxRename, InboxStep, NewMessage, Renamed, ThreadKeys, UserStore};
 use skua_core::types::{Flags, FlagsOp, InternalDate, Keywords, MailboxId, SystemFlags, Uid};
 
@@ -21,7 +21,7 @@ type BodyAndCache = (Rc<[u8]>, Rc<[u8]>);
 
 /// A user's store on the simulated disk.
 pub struct Store {
-    inner: UserStore<SimDisk>,
+    inner: UserStore<TestDisk>,
     /// Bodies and cache blobs already read, by mailbox id and UID: they never change (ids
     /// and UIDs are never reused), so snapshots after each action share them instead of
     /// reading and copying every message again. A new `Store` (a reopen) starts empty.
@@ -76,7 +76,7 @@ impl Store {
     }
 
     /// Opens (creating or recovering) the store on `disk`.
-    pub fn open(disk: &SimDisk) -> Result<Store, String> {
+    pub fn open(disk: &TestDisk) -> Result<Store, String> {
         UserStore::open(Rc::new(disk.clone()), Path::new(USER_DIR))
             .map(|inner| Store { inner, read: RefCell::default() })
             .map_err(|e| format!("{e} ({e:?})"))
@@ -84,7 +84,7 @@ impl Store {
 
     /// Rebuilds every index from the spool and the log (`skua reconstruct`); the store must
     /// not be open.
-    pub fn reconstruct(disk: &SimDisk) -> Result<(), String> {
+    pub fn reconstruct(disk: &TestDisk) -> Result<(), String> {
         skua_core::store::reconstruct(Rc::new(disk.clone()), Path::new(USER_DIR))
             .map(drop)
             .map_err(|e| format!("{e} ({e:?})"))

@@ -9,7 +9,10 @@
 
 use std::collections::BTreeSet;
 
-use skua_core::disk::sim::{SimDisk, SimFlush, SimRng};
+use skua_core::disk::sim::SimRng;
+
+use crate::TestDisk;
+use crate::disk::CrashDisk;
 use skua_core::disk::{Disk, Flush};
 use skua_core::types::{FlagsOp, SystemFlags};
 
@@ -138,7 +141,9 @@ impl Action {
 /// A workload in progress, or stopped at its crash point.
 pub struct Runner {
     /// The disk under the store.
-    pub disk: SimDisk,
+    pub disk: TestDisk,
+    /// The disk's flush runs before the workload began (a journal's open flushes).
+    base_flushes: u64,
     /// The store.
     pub store: Store,
     /// The state acknowledged by the last successful flush round.
@@ -152,7 +157,7 @@ pub struct Runner {
     /// True once a flush failed: the crash point.
     pub frozen: bool,
     /// A flush round begun and not ended, with how many in-flight snapshots it covers.
-    round: Option<(SimFlush, usize)>,
+    round: Option<(<TestDisk as Disk>::Flush, usize)>,
     /// Wrong answers of the live store (not crash related, but bugs all the same).
     pub live_errors: Violations,
     serial: u64,
@@ -167,10 +172,11 @@ impl Runner {
     ///
     /// # Errors
     /// If the store does not open.
-    pub fn start(disk: SimDisk) -> Result<Runner, Broken> {
+    pub fn start(disk: TestDisk) -> Result<Runner, Broken> {
         let store = Store::open(&disk).map_err(|e| Broken(format!("first open: {e}")))?;
         let first = store.snapshot().map_err(Broken)?;
         Ok(Runner {
+            base_flushes: disk.sim().flushes_done(),
             disk,
             store,
             acked: Snapshot::new(),
@@ -190,11 +196,12 @@ impl Runner {
     ///
     /// # Errors
     /// If the store does not open.
-    pub fn resume(disk: SimDisk, before: &Runner) -> Result<Runner, Broken> {
+    pub fn resume(disk: TestDisk, before: &Runner) -> Result<Runner, Broken> {
         let store = Store::open(&disk).map_err(|e| Broken(format!("reopen: {e}")))?;
         let mut in_flight = before.in_flight.clone();
         in_flight.push(store.snapshot().map_err(Broken)?);
         Ok(Runner {
+            base_flushes: disk.sim().flushes_done(),
             disk,
             store,
             acked: before.acked.clone(),
@@ -206,6 +213,12 @@ impl Runner {
             live_errors: Violations::default(),
             serial: before.serial,
         })
+    }
+
+    /// Flush runs of the disk since the workload began: the crash points there are (more than
+    /// [`Runner::flushes`] on a journaled disk, whose renames sync).
+    pub fn disk_flushes(&self) -> u64 {
+        self.disk.sim().flushes_done() - self.base_flushes
     }
 
     /// The live state now.
@@ -249,7 +262,20 @@ impl Runner {
         {
             return self.rename_inbox(action, new, &before);
         }
-        let appended = self.perform(action, &before)?;
+        let appended = match self.perform(action, &before) {
+            Ok(appended) => appended,
+            // A journaled disk syncs inside a rename or removal (a blocking checkpoint): the
+            // disk froze there, so this is the crash point. What the action did so far is as
+            // unacknowledged as the rest in flight.
+            Err(_) if self.disk.sim().is_frozen() => {
+                self.frozen = true;
+                if let Ok(partial) = self.store.snapshot() {
+                    self.in_flight.push(partial);
+                }
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
+        };
         let after = self.store.snapshot().map_err(Broken)?;
         crate::semantics::check_action(action, &appended, &before, &after, &mut self.live_errors);
         if let Err(violation) = self.store.quota_agrees(&after) {
