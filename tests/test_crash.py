@@ -70,5 +70,54 @@ class KillNineUnderLoad(unittest.TestCase):
         print(f"\nkill -9 test: {total} acknowledged deliveries checked after restart")
 
 
+class JournalAcrossRestarts(unittest.TestCase):
+    """The shard journals (core/FORMAT.md, "The shard journal"): a killed server leaves
+    batches that the next start replays before it serves; a clean stop checkpoints, so the
+    next start replays nothing. Either way the mail is all there."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="skua-journal-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.data = os.path.join(self.tmp, "data")
+        check_at_end(self, self.data)
+
+    def deliver(self, server, count, tag):
+        lmtp = server.lmtp()
+        raws = [message(f"{tag}-{i}", f"journal test {tag} {i}\r\n") for i in range(count)]
+        for raw in raws:
+            replies = lmtp_deliver(lmtp, "s@example.org", ["user0@localhost"], raw)
+            self.assertEqual(replies[0][0], 250, replies)
+        lmtp.quit()
+        return raws
+
+    def assert_stored(self, server, raws):
+        c = server.imap("user0", USERS["user0"])
+        c.select("INBOX")
+        stored = [without_trace_fields(b) for b in fetch_uid_map(c).values()]
+        for raw in raws:
+            self.assertIn(raw, stored)
+        c.logout()
+
+    def test_a_kill_leaves_batches_to_replay_and_a_clean_stop_none(self):
+        server = Server(self.data, USERS, shards=2).start()
+        raws = self.deliver(server, 5, "before-kill")
+        server.kill9()
+        self.assertEqual(sorted(os.listdir(os.path.join(self.data, "journal"))),
+                         ["00.wal", "01.wal"])
+        server = Server(self.data, None, shards=2).start()
+        self.assertIn("journals replayed", server.log_text())
+        self.assert_stored(server, raws)
+        raws += self.deliver(server, 3, "before-stop")
+        self.assertEqual(server.stop(), 0)
+        # A start with fewer shards replays every journal there is, and here there is none.
+        server = Server(self.data, None, shards=1).start()
+        try:
+            self.assertNotIn("journals replayed", server.log_text())
+            self.assertNotIn("journal replayed", server.log_text())
+            self.assert_stored(server, raws)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -272,6 +272,9 @@ impl<D: Disk + 'static> GroupCommit<D> {
                 self.rounds.set(self.rounds.get() + 1);
                 if let Some(metrics) = self.metrics.get() {
                     metrics.flush_round(started.elapsed());
+                    if let Some(stats) = self.disk.journal_stats() {
+                        metrics.journal(stats);
+                    }
                 }
             }
             Ok(()) => {}

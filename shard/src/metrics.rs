@@ -260,6 +260,9 @@ pub(crate) struct ShardMetrics {
     stalls: AtomicU64,
     panics: AtomicU64,
     pagein_ring_reads: AtomicU64,
+    journal_checkpoints: AtomicU64,
+    journal_blocking_checkpoints: AtomicU64,
+    journal_bytes: AtomicU64,
 }
 
 impl Default for ShardMetrics {
@@ -280,6 +283,9 @@ impl Default for ShardMetrics {
             stalls: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             pagein_ring_reads: AtomicU64::new(0),
+            journal_checkpoints: AtomicU64::new(0),
+            journal_blocking_checkpoints: AtomicU64::new(0),
+            journal_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -353,6 +359,13 @@ impl ShardMetrics {
     /// A session step panicked (caught).
     pub(crate) fn panic(&self) {
         bump(&self.panics);
+    }
+
+    /// The shard journal's counters after a round (they only grow).
+    pub(crate) fn journal(&self, stats: skua_core::disk::JournalStats) {
+        self.journal_checkpoints.store(stats.checkpoints, Ordering::Relaxed);
+        self.journal_blocking_checkpoints.store(stats.blocking_checkpoints, Ordering::Relaxed);
+        self.journal_bytes.store(stats.bytes_written, Ordering::Relaxed);
     }
 
     /// `reads` cold file ranges were read in through the ring before a write (`pagein.rs`).
@@ -668,7 +681,7 @@ impl Scrape {
                 family.encode_family(&[("shard", index.as_str())])?.encode_gauge(&read(shard))?;
             }
         }
-        let counters: [(&str, &str, CounterPick); 4] = [
+        let counters: [(&str, &str, CounterPick); 7] = [
             ("skua_calls_refused", "Cross-shard calls refused over a bound.", |s| &s.calls_refused),
             ("skua_stalls", "Session steps that held a shard's thread 10 ms or more.", |s| {
                 &s.stalls
@@ -676,6 +689,17 @@ impl Scrape {
             ("skua_session_panics", "Session panics caught (connection closed).", |s| &s.panics),
             ("skua_pagein_ring_reads", "Cold body ranges read in through the ring.", |s| {
                 &s.pagein_ring_reads
+            }),
+            ("skua_journal_checkpoints", "Journal checkpoints (users' files synced).", |s| {
+                &s.journal_checkpoints
+            }),
+            (
+                "skua_journal_blocking_checkpoints",
+                "Journal checkpoints run inside a rename or removal, on the shard's thread.",
+                |s| &s.journal_blocking_checkpoints,
+            ),
+            ("skua_journal_bytes", "Bytes of batches written to the shard journal.", |s| {
+                &s.journal_bytes
             }),
         ];
         for (name, help, pick) in counters {

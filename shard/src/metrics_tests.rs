@@ -28,6 +28,13 @@ fn counters_are_summed_over_shards_and_labelled() {
     one.bytes_out(Protocol::Lmtp, 3);
     one.pagein_ring_reads(2);
     one.pagein_ring_reads(0);
+    let stats = |checkpoints, blocking_checkpoints, bytes_written| skua_core::disk::JournalStats {
+        checkpoints,
+        blocking_checkpoints,
+        bytes_written,
+    };
+    zero.journal(stats(1, 0, 512));
+    zero.journal(stats(3, 1, 4096));
     let text = render(&metrics);
     let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
     assert_eq!(value(r#"skua_logins_total{result="ok",mechanism="LOGIN-COMMAND"}"#), 2.0);
@@ -39,6 +46,10 @@ fn counters_are_summed_over_shards_and_labelled() {
     assert_eq!(value(r#"skua_sent_bytes_total{protocol="lmtp"}"#), 3.0);
     assert_eq!(value(r#"skua_pagein_ring_reads_total{shard="0"}"#), 0.0);
     assert_eq!(value(r#"skua_pagein_ring_reads_total{shard="1"}"#), 2.0);
+    assert_eq!(value(r#"skua_journal_checkpoints_total{shard="0"}"#), 3.0);
+    assert_eq!(value(r#"skua_journal_blocking_checkpoints_total{shard="0"}"#), 1.0);
+    assert_eq!(value(r#"skua_journal_bytes_total{shard="0"}"#), 4096.0);
+    assert_eq!(value(r#"skua_journal_bytes_total{shard="1"}"#), 0.0);
     assert_eq!(value("skua_resident_memory_bytes"), 4096.0);
     assert_eq!(value("skua_open_fds"), 7.0);
     assert!(!text.contains("skua_max_fds"), "an unknown figure is left out:\n{text}");

@@ -21,7 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 
-use super::{Bytes, Disk, DiskFile, Flush, FlushTargets, OpenMode};
+use super::{Bytes, Disk, DiskFile, Flush, FlushTargets, JournalStats, OpenMode};
 use crate::limits::JOURNAL_GROW_BYTES;
 use crate::types::Epoch;
 
@@ -87,6 +87,7 @@ struct State<F> {
     /// Counters for tests and metrics.
     checkpoints: u64,
     blocking_checkpoints: u64,
+    bytes_written: u64,
 }
 
 impl<F> State<F> {
@@ -155,6 +156,7 @@ impl<D: Disk> Journaled<D> {
             names: HashMap::new(),
             checkpoints: 0,
             blocking_checkpoints: 0,
+            bytes_written: 0,
         };
         let disk = Journaled { inner, state: Rc::new(RefCell::new(state)) };
         {
@@ -260,6 +262,7 @@ impl<D: Disk> Journaled<D> {
                 self.grow(state, want)?;
             }
             state.journal.write_all_at(&state.batch, state.head)?;
+            state.bytes_written += padded;
             state.head = end;
             state.next_seq += 1;
             let files = std::mem::take(&mut state.batch_files);
@@ -550,6 +553,15 @@ impl<D: Disk> Disk for Journaled<D> {
             }
         }
         self.inner.flush_begin().map(JournalFlush::Inner)
+    }
+
+    fn journal_stats(&self) -> Option<JournalStats> {
+        let state = self.state.borrow();
+        Some(JournalStats {
+            checkpoints: state.checkpoints,
+            blocking_checkpoints: state.blocking_checkpoints,
+            bytes_written: state.bytes_written,
+        })
     }
 
     fn flush_end(&self, epoch: Epoch) {

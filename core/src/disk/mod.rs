@@ -82,6 +82,22 @@ pub trait Disk {
     fn flush_begin(&self) -> Option<Self::Flush>;
     /// Records that `flush` ran successfully: its epoch is now durable.
     fn flush_end(&self, epoch: Epoch);
+    /// The counters of the disk's journal, when it has one (for the server's metrics).
+    fn journal_stats(&self) -> Option<JournalStats> {
+        None
+    }
+}
+
+/// What a journaled disk ([`journal::Journaled`]) did since it opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Checkpoints: rounds that synced the users' files because the journal was full, and
+    /// blocking ones.
+    pub checkpoints: u64,
+    /// Of those, blocking checkpoints (a rename or removal of a file with records).
+    pub blocking_checkpoints: u64,
+    /// Bytes of batches written to the journal.
+    pub bytes_written: u64,
 }
 
 /// One flush round: fdatasync of every file and fsync of every directory written in an epoch.
