@@ -262,6 +262,7 @@ pub(crate) struct ShardMetrics {
     pagein_ring_reads: AtomicU64,
     journal_checkpoints: AtomicU64,
     journal_blocking_checkpoints: AtomicU64,
+    journal_barriers: AtomicU64,
     journal_bytes: AtomicU64,
 }
 
@@ -285,6 +286,7 @@ impl Default for ShardMetrics {
             pagein_ring_reads: AtomicU64::new(0),
             journal_checkpoints: AtomicU64::new(0),
             journal_blocking_checkpoints: AtomicU64::new(0),
+            journal_barriers: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
         }
     }
@@ -365,6 +367,7 @@ impl ShardMetrics {
     pub(crate) fn journal(&self, stats: skua_core::disk::JournalStats) {
         self.journal_checkpoints.store(stats.checkpoints, Ordering::Relaxed);
         self.journal_blocking_checkpoints.store(stats.blocking_checkpoints, Ordering::Relaxed);
+        self.journal_barriers.store(stats.barriers, Ordering::Relaxed);
         self.journal_bytes.store(stats.bytes_written, Ordering::Relaxed);
     }
 
@@ -681,7 +684,7 @@ impl Scrape {
                 family.encode_family(&[("shard", index.as_str())])?.encode_gauge(&read(shard))?;
             }
         }
-        let counters: [(&str, &str, CounterPick); 7] = [
+        let counters: [(&str, &str, CounterPick); 8] = [
             ("skua_calls_refused", "Cross-shard calls refused over a bound.", |s| &s.calls_refused),
             ("skua_stalls", "Session steps that held a shard's thread 10 ms or more.", |s| {
                 &s.stalls
@@ -697,6 +700,11 @@ impl Scrape {
                 "skua_journal_blocking_checkpoints",
                 "Journal checkpoints run inside a rename or removal, on the shard's thread.",
                 |s| &s.journal_blocking_checkpoints,
+            ),
+            (
+                "skua_journal_barriers",
+                "Syncs of a file and a forget batch before its rename or removal.",
+                |s| &s.journal_barriers,
             ),
             ("skua_journal_bytes", "Bytes of batches written to the shard journal.", |s| {
                 &s.journal_bytes

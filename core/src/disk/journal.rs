@@ -35,6 +35,8 @@ const BATCH_HEADER_BYTES: usize = 32;
 const RECORD_HEADER_BYTES: usize = 16;
 const KIND_WRITE: u8 = 1;
 const KIND_SET_LEN: u8 = 2;
+/// Voids the records of its path before it (a rename or removal of that name follows).
+const KIND_FORGET: u8 = 3;
 
 /// A disk whose rounds sync one journal file; see the module documentation.
 pub struct Journaled<D: Disk> {
@@ -87,10 +89,31 @@ struct State<F> {
     /// Counters for tests and metrics.
     checkpoints: u64,
     blocking_checkpoints: u64,
+    barriers: u64,
     bytes_written: u64,
 }
 
 impl<F> State<F> {
+    /// Appends a record to the open epoch's batch.
+    fn push_record(&mut self, kind: u8, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+        let name = path.to_str().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "journal: a path that is not UTF-8")
+        })?;
+        let path_len = u16::try_from(name.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "journal: path too long"))?;
+        let data_len = u32::try_from(data.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "journal: write too large"))?;
+        let batch = &mut self.batch;
+        batch.extend_from_slice(&[kind, 0]);
+        batch.extend_from_slice(&path_len.to_le_bytes());
+        batch.extend_from_slice(&data_len.to_le_bytes());
+        batch.extend_from_slice(&offset.to_le_bytes());
+        batch.extend_from_slice(name.as_bytes());
+        batch.extend_from_slice(data);
+        self.batch_records += 1;
+        Ok(())
+    }
+
     fn is_live(&self, path: &Path) -> bool {
         self.live.contains_key(path)
             || self.batch_files.contains_key(path)
@@ -156,6 +179,7 @@ impl<D: Disk> Journaled<D> {
             names: HashMap::new(),
             checkpoints: 0,
             blocking_checkpoints: 0,
+            barriers: 0,
             bytes_written: 0,
         };
         let disk = Journaled { inner, state: Rc::new(RefCell::new(state)) };
@@ -235,6 +259,22 @@ impl<D: Disk> Journaled<D> {
     /// Writes the open epoch's batch at the head, restarting the journal first if a checkpoint
     /// allows it; or, when it does not fit, makes this round a checkpoint round.
     fn write_batch(&self, state: &mut State<D::File>, epoch: u64) -> io::Result<()> {
+        if !self.append_batch(state, epoch)? {
+            // Full: sync every file instead (the records stay replayable until the restart).
+            mark_all_dirty(state)?;
+            let files = std::mem::take(&mut state.batch_files);
+            state.live.extend(files);
+            state.checkpoint_epoch = Some(epoch);
+            state.checkpoints += 1;
+            clear_batch(state);
+        }
+        Ok(())
+    }
+
+    /// Appends the batch gathered so far at the head (restarting the journal first if a
+    /// checkpoint allows it) and starts a new one; false, with the batch kept, if it does not
+    /// fit.
+    fn append_batch(&self, state: &mut State<D::File>, epoch: u64) -> io::Result<bool> {
         let padded = pad(state.batch.len() as u64);
         if state.restart_due && HEADER_BYTES + padded <= state.capacity {
             let old = std::mem::take(&mut state.live);
@@ -244,42 +284,98 @@ impl<D: Disk> Journaled<D> {
             write_header(state)?;
         }
         if state.head + padded > state.capacity {
-            // Full: sync every file instead (the records stay replayable until the restart).
-            mark_all_dirty(state)?;
-            let files = std::mem::take(&mut state.batch_files);
-            state.live.extend(files);
-            state.checkpoint_epoch = Some(epoch);
-            state.checkpoints += 1;
-        } else {
-            let seq = state.next_seq;
-            let records = state.batch_records;
-            let nonce = state.nonce;
-            seal_batch(&mut state.batch, seq, epoch, records, nonce);
-            state.batch.resize(padded as usize, 0);
-            let end = state.head + padded;
-            if end > state.len {
-                let want = end.max(state.len + JOURNAL_GROW_BYTES).min(state.capacity);
-                self.grow(state, want)?;
-            }
-            state.journal.write_all_at(&state.batch, state.head)?;
-            state.bytes_written += padded;
-            state.head = end;
-            state.next_seq += 1;
-            let files = std::mem::take(&mut state.batch_files);
-            state.live.extend(files);
+            return Ok(false);
         }
-        if state.batch.capacity() as u64 > JOURNAL_GROW_BYTES {
-            state.batch = Vec::new(); // a huge write's buffer is not kept
+        let seq = state.next_seq;
+        let records = state.batch_records;
+        let nonce = state.nonce;
+        seal_batch(&mut state.batch, seq, epoch, records, nonce);
+        state.batch.resize(padded as usize, 0);
+        let end = state.head + padded;
+        if end > state.len {
+            let want = end.max(state.len + JOURNAL_GROW_BYTES).min(state.capacity);
+            self.grow(state, want)?;
         }
-        state.batch.clear();
-        state.batch.resize(BATCH_HEADER_BYTES, 0);
-        state.batch_records = 0;
-        Ok(())
+        state.journal.write_all_at(&state.batch, state.head)?;
+        state.bytes_written += padded;
+        state.head = end;
+        state.next_seq += 1;
+        let files = std::mem::take(&mut state.batch_files);
+        state.live.extend(files);
+        clear_batch(state);
+        Ok(true)
     }
 
-    /// Runs a blocking checkpoint if `path` has records the journal could replay.
-    fn before_name_change(&self, path: &Path) -> io::Result<()> {
-        if self.state.borrow().is_live(path) { self.checkpoint_now() } else { Ok(()) }
+    /// Before a rename or removal: no record the journal could replay may name `paths` once
+    /// the name changes. A *barrier*, on this thread: the batch so far goes to the journal and
+    /// the files named `paths` are synced (one round of the disk below), then a batch of
+    /// forget records is written and synced (a second round), so a replay skips their earlier
+    /// records. Two rounds of a few files, where a checkpoint would sync every file written
+    /// since the restart (it still does when the names have records in the chain before a
+    /// restart not yet durable, or the journal is full).
+    fn before_name_change(&self, paths: &[&Path]) -> io::Result<()> {
+        let (live, old_chain) = {
+            let state = self.state.borrow();
+            let live = paths.iter().any(|path| state.is_live(path));
+            let retiring = state.retiring.as_ref();
+            let old_chain = paths
+                .iter()
+                .any(|path| retiring.is_some_and(|(_, files)| files.contains_key(*path)));
+            (live, old_chain)
+        };
+        if !live {
+            return Ok(());
+        }
+        if old_chain {
+            return self.checkpoint_now();
+        }
+        let result = self.try_barrier(paths);
+        if result.is_err() {
+            self.state.borrow_mut().failed = true;
+        }
+        match result {
+            Ok(true) => Ok(()),
+            Ok(false) => self.checkpoint_now(),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// [`Journaled::before_name_change`]'s barrier; false when the journal has no room.
+    fn try_barrier(&self, paths: &[&Path]) -> io::Result<bool> {
+        let epoch = self.inner.epoch_open().0;
+        {
+            let mut state = self.state.borrow_mut();
+            if state.failed {
+                return Err(failed());
+            }
+            for path in paths {
+                if let Some(file) = state.live.get(*path).or(state.batch_files.get(*path)) {
+                    file.mark_dirty()?;
+                }
+            }
+            // Everything written so far goes with this round: it closes the open epoch, which
+            // is then durable as a whole.
+            if state.batch_records > 0 && !self.append_batch(&mut state, epoch)? {
+                return Ok(false);
+            }
+        }
+        // The files' data first: only once it is durable may their records be voided.
+        sync_now(&self.inner)?;
+        let epoch = self.inner.epoch_open().0;
+        let mut state = self.state.borrow_mut();
+        for path in paths {
+            state.push_record(KIND_FORGET, path, 0, &[])?;
+        }
+        if !self.append_batch(&mut state, epoch)? {
+            return Ok(false);
+        }
+        for path in paths {
+            state.live.remove(*path);
+        }
+        state.barriers += 1;
+        drop(state);
+        sync_now(&self.inner)?;
+        Ok(true)
     }
 
     /// Marks the open files named `path` orphaned (their name is gone).
@@ -288,6 +384,16 @@ impl<D: Disk> Journaled<D> {
             name.orphaned.set(true);
         }
     }
+}
+
+/// Empties the batch for the next epoch (a huge write's buffer is not kept).
+fn clear_batch<F>(state: &mut State<F>) {
+    if state.batch.capacity() as u64 > JOURNAL_GROW_BYTES {
+        state.batch = Vec::new();
+    }
+    state.batch.clear();
+    state.batch.resize(BATCH_HEADER_BYTES, 0);
+    state.batch_records = 0;
 }
 
 /// Every file with records marked dirty in the inner disk's open epoch.
@@ -368,50 +474,84 @@ fn read_header<F: DiskFile>(journal: &F) -> io::Result<Option<(u64, u64)>> {
 }
 
 /// Replays the chain of batches onto the files and syncs them; the nonce to keep and the next
-/// seq. A journal without a whole header gets a new nonce and replays nothing.
+/// seq. A journal without a whole header gets a new nonce and replays nothing. Two passes:
+/// the first finds the chain and where each path was last forgotten, the second applies
+/// every write and length change not voided by a later forget record of its path.
 fn replay<D: Disk>(inner: &D, journal: &D::File) -> io::Result<(u64, u64, Replayed)> {
     let Some((nonce, start_seq)) = read_header(journal)? else {
         return Ok((rand::random(), 1, Replayed::default()));
     };
-    let len = journal.len()?;
-    let mut replayed = Replayed::default();
+    let mut chain = Vec::new();
+    let mut forgotten: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut at = HEADER_BYTES;
+    while let Some(batch) = read_batch(journal, nonce, at, start_seq + chain.len() as u64)? {
+        for (index, record) in records(&batch)?.iter().enumerate() {
+            if record.kind == KIND_FORGET {
+                forgotten.insert(record.path.to_owned(), (chain.len(), index));
+            }
+        }
+        chain.push(at);
+        at = pad(at + batch.len() as u64);
+    }
+    let mut replayed = Replayed { batches: chain.len() as u64, records: 0 };
     let mut touched: HashMap<PathBuf, D::File> = HashMap::new();
-    let (mut at, mut seq) = (HEADER_BYTES, start_seq);
-    while at + BATCH_HEADER_BYTES as u64 <= len {
-        let mut head = [0u8; BATCH_HEADER_BYTES];
-        journal.read_exact_at(&mut head, at)?;
-        let payload = u64::from(u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")));
-        let end = at + BATCH_HEADER_BYTES as u64 + payload;
-        if end > len || u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")) != seq {
-            break;
+    for (number, &at) in chain.iter().enumerate() {
+        let seq = start_seq + number as u64;
+        let batch = read_batch(journal, nonce, at, seq)?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "journal: a batch changed during replay")
+        })?;
+        for (index, record) in records(&batch)?.into_iter().enumerate() {
+            let voided = forgotten.get(record.path).is_some_and(|&last| (number, index) <= last);
+            if !voided && apply(inner, &record, &mut touched)? {
+                replayed.records += 1;
+            }
         }
-        let mut batch = vec![0u8; (end - at) as usize];
-        journal.read_exact_at(&mut batch, at)?;
-        let crc = u32::from_le_bytes(batch[0..4].try_into().expect("4 bytes"));
-        if crc32c::crc32c_append(crc_seed(nonce), &batch[4..]) != crc {
-            break;
-        }
-        replayed.records += apply_batch(inner, &batch[BATCH_HEADER_BYTES..], &mut touched)?;
-        replayed.batches += 1;
-        seq += 1;
-        at = pad(end);
     }
     for file in touched.values() {
         file.mark_dirty()?;
     }
     sync_now(inner)?;
-    Ok((nonce, seq, replayed))
+    Ok((nonce, start_seq + chain.len() as u64, replayed))
 }
 
-/// Applies one batch's records in order; the count applied.
-fn apply_batch<D: Disk>(
-    inner: &D,
-    mut payload: &[u8],
-    touched: &mut HashMap<PathBuf, D::File>,
-) -> io::Result<u64> {
-    let mut applied = 0;
+/// The batch at `at` if it is whole, carries `seq` and checks out with `nonce`.
+fn read_batch<F: DiskFile>(
+    journal: &F,
+    nonce: u64,
+    at: u64,
+    seq: u64,
+) -> io::Result<Option<Vec<u8>>> {
+    let len = journal.len()?;
+    if at + BATCH_HEADER_BYTES as u64 > len {
+        return Ok(None);
+    }
+    let mut head = [0u8; BATCH_HEADER_BYTES];
+    journal.read_exact_at(&mut head, at)?;
+    let payload = u64::from(u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")));
+    let end = at + BATCH_HEADER_BYTES as u64 + payload;
+    if end > len || u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")) != seq {
+        return Ok(None);
+    }
+    let mut batch = vec![0u8; (end - at) as usize];
+    journal.read_exact_at(&mut batch, at)?;
+    let crc = u32::from_le_bytes(batch[0..4].try_into().expect("4 bytes"));
+    Ok((crc32c::crc32c_append(crc_seed(nonce), &batch[4..]) == crc).then_some(batch))
+}
+
+/// One record of a batch.
+struct Record<'b> {
+    kind: u8,
+    path: &'b str,
+    offset: u64,
+    data: &'b [u8],
+}
+
+/// The records of a whole batch (header included), in order.
+fn records(batch: &[u8]) -> io::Result<Vec<Record<'_>>> {
+    let damaged = || io::Error::new(io::ErrorKind::InvalidData, "journal: damaged record");
+    let mut payload = &batch[BATCH_HEADER_BYTES..];
+    let mut out = Vec::new();
     while !payload.is_empty() {
-        let damaged = || io::Error::new(io::ErrorKind::InvalidData, "journal: damaged record");
         if payload.len() < RECORD_HEADER_BYTES {
             return Err(damaged());
         }
@@ -420,31 +560,43 @@ fn apply_batch<D: Disk>(
         let data_len = u32::from_le_bytes(payload[4..8].try_into().expect("4 bytes")) as usize;
         let offset = u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes"));
         let total = RECORD_HEADER_BYTES + path_len + data_len;
-        if payload.len() < total {
+        if payload.len() < total || !matches!(kind, KIND_WRITE | KIND_SET_LEN | KIND_FORGET) {
             return Err(damaged());
         }
         let path = std::str::from_utf8(&payload[RECORD_HEADER_BYTES..][..path_len])
             .map_err(|_| damaged())?;
         let data = &payload[RECORD_HEADER_BYTES + path_len..total];
+        out.push(Record { kind, path, offset, data });
         payload = &payload[total..];
-        let path = PathBuf::from(path);
-        let file = match touched.get(&path) {
-            Some(file) => file.clone(),
-            None => match inner.open(&path, OpenMode::Existing) {
-                Ok(file) => touched.entry(path).or_insert(file).clone(),
-                // Its creation never became durable, so neither did this round.
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(error),
-            },
-        };
-        match kind {
-            KIND_WRITE => file.write_all_at_unsynced(data, offset)?,
-            KIND_SET_LEN => file.set_len(offset)?,
-            _ => return Err(damaged()),
-        }
-        applied += 1;
     }
-    Ok(applied)
+    Ok(out)
+}
+
+/// Applies a write or length change to its file; false when there is nothing to apply (a
+/// forget record, or a file that does not exist: its creation never became durable, so
+/// neither did the round that wrote it).
+fn apply<D: Disk>(
+    inner: &D,
+    record: &Record<'_>,
+    touched: &mut HashMap<PathBuf, D::File>,
+) -> io::Result<bool> {
+    if record.kind == KIND_FORGET {
+        return Ok(false);
+    }
+    let path = PathBuf::from(record.path);
+    let file = match touched.get(&path) {
+        Some(file) => file.clone(),
+        None => match inner.open(&path, OpenMode::Existing) {
+            Ok(file) => touched.entry(path).or_insert(file).clone(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error),
+        },
+    };
+    match record.kind {
+        KIND_WRITE => file.write_all_at_unsynced(record.data, record.offset)?,
+        _ => file.set_len(record.offset)?,
+    }
+    Ok(true)
 }
 
 /// A round of a [`Journaled`] disk: the inner disk's, or a refusal once a checkpoint failed.
@@ -497,15 +649,14 @@ impl<D: Disk> Disk for Journaled<D> {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.before_name_change(path)?;
+        self.before_name_change(&[path])?;
         self.inner.remove_file(path)?;
         self.orphan(path);
         Ok(())
     }
 
     fn rename(&self, source: &Path, target: &Path) -> io::Result<()> {
-        self.before_name_change(source)?;
-        self.before_name_change(target)?;
+        self.before_name_change(&[source, target])?;
         self.inner.rename(source, target)?;
         self.orphan(target);
         let mut state = self.state.borrow_mut();
@@ -560,6 +711,7 @@ impl<D: Disk> Disk for Journaled<D> {
         Some(JournalStats {
             checkpoints: state.checkpoints,
             blocking_checkpoints: state.blocking_checkpoints,
+            barriers: state.barriers,
             bytes_written: state.bytes_written,
         })
     }
@@ -603,22 +755,8 @@ impl<F: DiskFile> JournaledFile<F> {
     /// Appends a record of this file to the open epoch's batch.
     fn record(&self, kind: u8, offset: u64, data: &[u8]) -> io::Result<()> {
         let path = self.name.path.borrow();
-        let name = path.to_str().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "journal: a path that is not UTF-8")
-        })?;
-        let path_len = u16::try_from(name.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "journal: path too long"))?;
-        let data_len = u32::try_from(data.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "journal: write too large"))?;
         let mut state = self.state.borrow_mut();
-        let batch = &mut state.batch;
-        batch.extend_from_slice(&[kind, 0]);
-        batch.extend_from_slice(&path_len.to_le_bytes());
-        batch.extend_from_slice(&data_len.to_le_bytes());
-        batch.extend_from_slice(&offset.to_le_bytes());
-        batch.extend_from_slice(name.as_bytes());
-        batch.extend_from_slice(data);
-        state.batch_records += 1;
+        state.push_record(kind, &path, offset, data)?;
         if !state.batch_files.contains_key(path.as_path()) {
             state.batch_files.insert(path.clone(), self.inner.clone());
         }

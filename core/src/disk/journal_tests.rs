@@ -79,7 +79,7 @@ fn a_full_journal_checkpoints_and_restarts() {
 }
 
 #[test]
-fn a_rename_of_a_journaled_file_checkpoints_first_and_orphans_write_around_the_journal() {
+fn a_rename_of_a_journaled_file_syncs_it_and_voids_its_records_first() {
     let (disk, _) = open(SimDisk::new(), 64 * 1024);
     disk.create_dir_all(Path::new("u")).unwrap();
     let old = disk.open(Path::new("u/a"), OpenMode::CreateIfMissing).unwrap();
@@ -89,7 +89,8 @@ fn a_rename_of_a_journaled_file_checkpoints_first_and_orphans_write_around_the_j
     tmp.write_all_at(b"new", 0).unwrap();
     round(&disk).unwrap();
     disk.rename(Path::new("u/a.tmp"), Path::new("u/a")).unwrap();
-    assert_eq!(disk.checkpoints().1, 1, "the rename checkpointed first");
+    let stats = disk.journal_stats().unwrap();
+    assert_eq!((stats.barriers, stats.blocking_checkpoints), (1, 0), "a barrier, not a checkpoint");
     // The old file lost its name: its writes must not reach the new `u/a` through replay.
     old.write_all_at(b"XXXXXXXXXXXXXXXXXXXXXXXX", 0).unwrap();
     tmp.write_all_at(b"!", 3).unwrap();
@@ -97,6 +98,12 @@ fn a_rename_of_a_journaled_file_checkpoints_first_and_orphans_write_around_the_j
     let (disk, _) = open(disk.inner().crash(5, CrashMode::DropPending), 64 * 1024);
     assert_eq!(contents(&disk, "u/a").as_deref(), Some(&b"new!"[..]));
     assert_eq!(contents(&disk, "u/a.tmp"), None);
+}
+
+/// Barriers and blocking checkpoints so far: each makes everything written durable.
+fn synced_names(disk: &Journaled<SimDisk>) -> u64 {
+    let stats = disk.journal_stats().unwrap();
+    stats.barriers + stats.blocking_checkpoints
 }
 
 /// One random workload: appends, rounds, files replaced by a renamed copy, removals.
@@ -139,10 +146,10 @@ impl Workload {
                 17 => self.replace(disk, name),
                 _ => {
                     if self.live.contains_key(name) {
-                        let before = (self.live.clone(), disk.checkpoints().1);
+                        let before = (self.live.clone(), synced_names(disk));
                         disk.remove_file(Path::new(name)).map(|()| {
-                            // A checkpoint before it acknowledged everything written.
-                            if disk.checkpoints().1 > before.1 {
+                            // A barrier or checkpoint before it made everything durable.
+                            if synced_names(disk) > before.1 {
                                 self.acked = before.0;
                             }
                             self.live.remove(name);
@@ -270,4 +277,21 @@ fn after_a_failed_checkpoint_every_round_fails_even_one_with_nothing_dirty() {
     assert!(disk.rename(Path::new("u/a"), Path::new("u/b")).is_err(), "the checkpoint failed");
     let flush = disk.flush_begin().expect("a round, not `None`");
     assert!(flush.run().is_err());
+}
+
+#[test]
+fn records_voided_by_a_barrier_never_reach_a_new_file_of_the_same_name() {
+    let (disk, _) = open(SimDisk::new(), 64 * 1024);
+    disk.create_dir_all(Path::new("u")).unwrap();
+    let old = disk.open(Path::new("u/a"), OpenMode::CreateIfMissing).unwrap();
+    old.write_all_at(b"the old file's longer contents", 0).unwrap();
+    round(&disk).unwrap();
+    disk.rename(Path::new("u/a"), Path::new("u/b")).unwrap();
+    let new = disk.open(Path::new("u/a"), OpenMode::CreateIfMissing).unwrap();
+    new.write_all_at(b"new", 0).unwrap();
+    round(&disk).unwrap();
+    let (disk, replayed) = open(disk.inner().crash(6, CrashMode::DropPending), 64 * 1024);
+    assert!(replayed.batches >= 3, "{replayed:?}");
+    assert_eq!(contents(&disk, "u/a").as_deref(), Some(&b"new"[..]));
+    assert_eq!(contents(&disk, "u/b").as_deref(), Some(&b"the old file's longer contents"[..]));
 }

@@ -94,8 +94,11 @@ pub struct JournalStats {
     /// Checkpoints: rounds that synced the users' files because the journal was full, and
     /// blocking ones.
     pub checkpoints: u64,
-    /// Of those, blocking checkpoints (a rename or removal of a file with records).
+    /// Of those, blocking checkpoints (a rename or removal that a barrier could not serve).
     pub blocking_checkpoints: u64,
+    /// Barriers: the syncs on the shard's thread before a rename or removal of a file with
+    /// records (its data, then a batch voiding its records).
+    pub barriers: u64,
     /// Bytes of batches written to the journal.
     pub bytes_written: u64,
 }
