@@ -276,6 +276,7 @@ impl<D: Disk + 'static> GroupCommit<D> {
                         metrics.journal(stats);
                     }
                 }
+                self.start_checkpoint_job();
             }
             Ok(()) => {}
             Err(error) => {
@@ -290,6 +291,39 @@ impl<D: Disk + 'static> GroupCommit<D> {
         self.finish_sequence.set(sequence + 1);
         self.in_flight.set(self.in_flight.get() - 1);
         self.durable.notify();
+    }
+}
+
+impl<D: Disk + 'static> GroupCommit<D> {
+    /// Hands the disk's background work (a journal's checkpoint: its users' files synced
+    /// while rounds go on) to the blocking pool, one job at a time, asking for the next when
+    /// one ends. A failed job is an fsync error: the shard stops acknowledging, as after a
+    /// failed round.
+    fn start_checkpoint_job(self: &Rc<Self>) {
+        let Some(job) = self.disk.checkpoint_job() else { return };
+        let commit = self.clone();
+        glommio::spawn_local(async move {
+            let (id, run) = (job.id, job.run);
+            let result = glommio::executor()
+                .spawn_blocking(move || {
+                    crate::guard::guarded(run).unwrap_or_else(|detail| {
+                        Err(std::io::Error::other(format!("checkpoint panicked: {detail}")))
+                    })
+                })
+                .await;
+            if let Err(error) = &result {
+                tracing::error!(
+                    %error,
+                    "CHECKPOINT FAILED: this shard stops acknowledging writes; restart the \
+                     server after fixing the disk (the journal's replay repairs the files)"
+                );
+                commit.failed.set(true);
+                commit.durable.notify();
+            }
+            commit.disk.checkpoint_done(id, result);
+            commit.start_checkpoint_job();
+        })
+        .detach();
     }
 }
 
@@ -581,6 +615,42 @@ mod tests {
             assert_eq!(commit.rounds(), 2);
             assert_eq!(commit.rounds_on_ring(), 1, "six files on threads, then one on the ring");
             assert_eq!(std::fs::read(dir.path().join("d/f0")).expect("read"), b"mailmore");
+        });
+    }
+
+    #[test]
+    fn a_journaled_disk_checkpoints_in_the_background_while_rounds_go_on() {
+        use skua_core::disk::journal::{Journaled, shard_journal_path};
+        use skua_core::disk::os::OsDisk;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().to_path_buf();
+        crate::testutil::executor().run(async move {
+            let os = OsDisk::new(&root).expect("disk");
+            let (journaled, _) =
+                Journaled::open(os, &shard_journal_path(0), 64 * 1024).expect("journal");
+            let disk = Rc::new(journaled);
+            let commit = GroupCommit::new(disk.clone());
+            glommio::spawn_local(commit.clone().run(Duration::from_secs(60))).detach();
+            disk.create_dir_all(Path::new("d")).expect("dir");
+            for round in 0..200u32 {
+                let name = format!("d/f{}", round % 7);
+                let file = disk.open(Path::new(&name), OpenMode::CreateIfMissing).expect("open");
+                let at = file.len().expect("len");
+                file.write_all_at(&[b'a' + (round % 26) as u8; 1000], at).expect("write");
+                assert_eq!(commit.wait_durable(disk.epoch_open()).await, Ok(()));
+                if round % 20 == 0 {
+                    // Give the blocking pool's checkpoint a moment between bursts.
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            let stats = disk.journal_stats().expect("a journal");
+            assert!(stats.background_checkpoints > 0, "{stats:?}");
+            assert!(stats.bytes_written > 4 * 64 * 1024, "the journal wrapped: {stats:?}");
+            assert!(!commit.is_failed());
+            let total: u64 = (0..7)
+                .map(|i| std::fs::metadata(root.join(format!("d/f{i}"))).expect("file").len())
+                .sum();
+            assert_eq!(total, 200 * 1000);
         });
     }
 

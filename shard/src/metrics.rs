@@ -263,6 +263,7 @@ pub(crate) struct ShardMetrics {
     journal_checkpoints: AtomicU64,
     journal_blocking_checkpoints: AtomicU64,
     journal_barriers: AtomicU64,
+    journal_background_checkpoints: AtomicU64,
     journal_bytes: AtomicU64,
 }
 
@@ -287,6 +288,7 @@ impl Default for ShardMetrics {
             journal_checkpoints: AtomicU64::new(0),
             journal_blocking_checkpoints: AtomicU64::new(0),
             journal_barriers: AtomicU64::new(0),
+            journal_background_checkpoints: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
         }
     }
@@ -368,6 +370,7 @@ impl ShardMetrics {
         self.journal_checkpoints.store(stats.checkpoints, Ordering::Relaxed);
         self.journal_blocking_checkpoints.store(stats.blocking_checkpoints, Ordering::Relaxed);
         self.journal_barriers.store(stats.barriers, Ordering::Relaxed);
+        self.journal_background_checkpoints.store(stats.background_checkpoints, Ordering::Relaxed);
         self.journal_bytes.store(stats.bytes_written, Ordering::Relaxed);
     }
 
@@ -684,7 +687,7 @@ impl Scrape {
                 family.encode_family(&[("shard", index.as_str())])?.encode_gauge(&read(shard))?;
             }
         }
-        let counters: [(&str, &str, CounterPick); 8] = [
+        let counters: [(&str, &str, CounterPick); 9] = [
             ("skua_calls_refused", "Cross-shard calls refused over a bound.", |s| &s.calls_refused),
             ("skua_stalls", "Session steps that held a shard's thread 10 ms or more.", |s| {
                 &s.stalls
@@ -698,8 +701,13 @@ impl Scrape {
             }),
             (
                 "skua_journal_blocking_checkpoints",
-                "Journal checkpoints run inside a rename or removal, on the shard's thread.",
+                "Journal checkpoints run on the shard's thread (a full journal, a stop).",
                 |s| &s.journal_blocking_checkpoints,
+            ),
+            (
+                "skua_journal_background_checkpoints",
+                "Journal checkpoints synced on other threads while rounds went on.",
+                |s| &s.journal_background_checkpoints,
             ),
             (
                 "skua_journal_barriers",

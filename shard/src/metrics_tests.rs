@@ -30,6 +30,7 @@ fn counters_are_summed_over_shards_and_labelled() {
     one.pagein_ring_reads(0);
     let stats = |checkpoints, blocking_checkpoints, bytes_written| skua_core::disk::JournalStats {
         checkpoints,
+        background_checkpoints: checkpoints - blocking_checkpoints,
         blocking_checkpoints,
         barriers: checkpoints * 2,
         bytes_written,
@@ -51,6 +52,7 @@ fn counters_are_summed_over_shards_and_labelled() {
     assert_eq!(value(r#"skua_journal_blocking_checkpoints_total{shard="0"}"#), 1.0);
     assert_eq!(value(r#"skua_journal_bytes_total{shard="0"}"#), 4096.0);
     assert_eq!(value(r#"skua_journal_barriers_total{shard="0"}"#), 6.0);
+    assert_eq!(value(r#"skua_journal_background_checkpoints_total{shard="0"}"#), 2.0);
     assert_eq!(value(r#"skua_journal_bytes_total{shard="1"}"#), 0.0);
     assert_eq!(value("skua_resident_memory_bytes"), 4096.0);
     assert_eq!(value("skua_open_fds"), 7.0);

@@ -86,14 +86,46 @@ pub trait Disk {
     fn journal_stats(&self) -> Option<JournalStats> {
         None
     }
+    /// A job that `fdatasync`s `files` (their data, whichever epoch wrote it; not their names),
+    /// to run on any thread, outside the epochs: a journal's background checkpoint. The
+    /// default cannot.
+    ///
+    /// # Errors
+    /// `Unsupported` by default; the OS error reopening a released file.
+    fn sync_files(&self, files: &[Self::File]) -> io::Result<SyncJob> {
+        let _ = files;
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this disk syncs in rounds only"))
+    }
+    /// Work the disk wants run off the round path, if any now: the runtime runs `run` on
+    /// another thread and reports with [`Disk::checkpoint_done`], then asks again.
+    fn checkpoint_job(&self) -> Option<CheckpointJob> {
+        None
+    }
+    /// How the job [`Disk::checkpoint_job`] handed out with `id` ended. An error is an fsync
+    /// error: fatal, as a failed round is.
+    fn checkpoint_done(&self, id: u64, result: io::Result<()>) {
+        let _ = (id, result);
+    }
+}
+
+/// Blocking work on another thread ([`Disk::sync_files`]).
+pub type SyncJob = Box<dyn FnOnce() -> io::Result<()> + Send>;
+
+/// A disk's background work ([`Disk::checkpoint_job`]).
+pub struct CheckpointJob {
+    /// Names the job in [`Disk::checkpoint_done`].
+    pub id: u64,
+    /// Runs it, blocking.
+    pub run: SyncJob,
 }
 
 /// What a journaled disk ([`journal::Journaled`]) did since it opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JournalStats {
-    /// Checkpoints: rounds that synced the users' files because the journal was full, and
-    /// blocking ones.
+    /// Checkpoints of every kind: the users' files synced so the journal's space is reused.
     pub checkpoints: u64,
+    /// Of those, background ones (synced on other threads while rounds went on).
+    pub background_checkpoints: u64,
     /// Of those, blocking checkpoints (a rename or removal that a barrier could not serve).
     pub blocking_checkpoints: u64,
     /// Barriers: the syncs on the shard's thread before a rename or removal of a file with

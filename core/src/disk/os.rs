@@ -339,6 +339,12 @@ impl Disk for OsDisk {
         flush
     }
 
+    fn sync_files(&self, files: &[OsFile]) -> io::Result<super::SyncJob> {
+        let files = files.iter().map(|file| handle(&file.inner)).collect::<io::Result<_>>()?;
+        let flush = OsFlush { epoch: 0, files, dirs: Vec::new(), sync: self.sync.clone() };
+        Ok(Box::new(move || flush.run()))
+    }
+
     fn flush_end(&self, epoch: Epoch) {
         let mut state = self.state.borrow_mut();
         assert!(epoch.0 < state.epoch_open, "flush_end of an epoch never closed");

@@ -257,6 +257,32 @@ impl Disk for SimDisk {
         Some(SimFlush { state: self.state.clone(), epoch: open })
     }
 
+    fn sync_files(&self, files: &[SimFile]) -> io::Result<super::SyncJob> {
+        let inodes: std::collections::HashSet<InodeId> = files.iter().map(|f| f.inode).collect();
+        let shared = self.state.clone();
+        Ok(Box::new(move || {
+            let mut state = lock(&shared);
+            if state.frozen || state.freeze_after == Some(state.flushes_done) {
+                state.frozen = true;
+                return Err(io::Error::other("sim disk: frozen, the crash point was reached"));
+            }
+            // Like fdatasync of each file: every pending write and resize of those inodes, in
+            // order, whatever epoch made it; their names (creates, renames) stay pending.
+            let ours = |p: &Pending| {
+                matches!(p.op, Op::Write { inode, .. } | Op::SetLen { inode, .. }
+                    if inodes.contains(&inode))
+            };
+            let (synced, kept): (Vec<Pending>, Vec<Pending>) =
+                std::mem::take(&mut state.pending).into_iter().partition(ours);
+            state.pending = kept;
+            for pending in &synced {
+                state.durable.apply(&pending.op).expect("a write replays onto the durable image");
+            }
+            state.flushes_done += 1;
+            Ok(())
+        }))
+    }
+
     fn flush_end(&self, epoch: Epoch) {
         let mut state = lock(&self.state);
         assert!(epoch.0 < state.epoch_open, "flush_end of an epoch never closed");

@@ -13,7 +13,7 @@ use skua_core::disk::sim::{CrashMode, CrashReport, SimDisk};
 /// The journal's path and size in the journaled tests: small, so workloads fill it and it
 /// restarts many times.
 const JOURNAL: &str = "journal/00.wal";
-const JOURNAL_BYTES: u64 = 256 * 1024;
+const JOURNAL_BYTES: u64 = 64 * 1024;
 
 /// What the crash harness needs of its disk beyond [`Disk`].
 pub trait CrashDisk: Disk + Clone {

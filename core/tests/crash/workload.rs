@@ -398,6 +398,20 @@ impl Runner {
         // The durability ticket of the last covered action was the epoch this round closed.
         assert!(self.disk.epoch_durable() >= epoch, "the round made its epoch durable");
         self.acknowledge(covered);
+        // A journaled disk's background checkpoints run between rounds, as the server's
+        // runtime runs them beside its rounds; each sync is a crash point of its own.
+        while let Some(job) = self.disk.checkpoint_job() {
+            let result = (job.run)();
+            if std::env::var_os("CJ").is_some() {
+                eprintln!("CJ job");
+            }
+            let failed = result.is_err();
+            self.disk.checkpoint_done(job.id, result);
+            if failed {
+                self.frozen = true;
+                return;
+            }
+        }
     }
 
     /// The first `covered` in-flight snapshots are durable: the last one is acknowledged.
